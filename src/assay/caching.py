@@ -1,0 +1,484 @@
+"""Cachers: how a stage's outputs are written to disk and read back.
+
+Give a stage one cacher per output::
+
+    @assay.stage(inputs=["data"], outputs=["model", "table"],
+                 cachers=[PickleCacher, PandasParquetCacher])
+
+A cacher is a small object with ``save(obj)`` and ``load()`` that writes to,
+and reads from, ``self.get_path()``. assay decides *where* that path is (a
+folder per stage run in the cache, see :mod:`assay.cache`), writes there
+atomically, records a checksum of every file the cacher wrote, and refuses to
+load a file whose checksum no longer matches.
+
+Write your own by subclassing :class:`Cacheable`::
+
+    class TorchCacher(Cacheable):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, extension=".pt", **kwargs)
+
+        def save(self, obj):
+            torch.save(obj, self.get_path())
+
+        def load(self):
+            return torch.load(self.get_path())
+
+A cacher can also be used by hand in a notebook with a fixed path:
+``PickleCacher("results/model.pkl").save(model)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from assay.staging import Lazy
+
+__all__ = [
+    "Cacheable",
+    "FileReferenceCacher",
+    "JsonCacher",
+    "Lazy",
+    "NumpyCacher",
+    "PandasCacher",
+    "PandasCsvCacher",
+    "PandasJsonCacher",
+    "PandasParquetCacher",
+    "PathRef",
+    "PickleCacher",
+]
+
+# Attributes set while a cacher is in use; they are not part of its identity.
+_RUNTIME_ATTRIBUTES = {
+    "record",
+    "name",
+    "stage",
+    "cache_paths",
+    "metadata",
+    "extra_metadata",
+    "track",
+    "_dir",
+}
+
+
+class Cacheable:
+    """Base class of every cacher: subclass it and define ``save`` and ``load``.
+
+    Args:
+        path_override: a fixed path to write to instead of the cache folder.
+            It may use the templates ``{params.FIELD}``, ``{hash}``,
+            ``{stage}``, ``{name}``, ``{experiment}`` and ``{cache}``, e.g.
+            ``"results/{params.seed}/{stage}_{name}.csv"``.
+        name: the artifact's name (set by the stage to the output's name).
+        subdir: a sub-folder of the stage's cache folder to write into.
+        prefix: a prefix for the file name.
+        extension: the file extension, with its dot (``".pkl"``).
+        record: the record whose artifact this is (set by the stage).
+        track: kept for compatibility with Curifactory; assay tracks every
+            file a cacher writes.
+
+    While ``save`` and ``load`` run, ``self.record`` and ``self.stage`` tell
+    whose artifact this is, and ``self.extra_metadata`` (a JSON-able dict) is
+    stored in the artifact's metadata sidecar and restored before ``load``.
+    """
+
+    def __init__(
+        self,
+        path_override: str | None = None,
+        name: str | None = None,
+        subdir: str | None = None,
+        prefix: str | None = None,
+        extension: str | None = None,
+        record: Any = None,
+        track: bool = True,
+    ):
+        self.path_override = path_override
+        self.name = name
+        self.subdir = subdir
+        self.prefix = prefix
+        self.extension = extension
+        self.record = record
+        self.track = track
+        self.stage: str | None = None
+        self.cache_paths: list[str] = []
+        """Every path ``get_path`` handed out: the files this cacher wrote or read."""
+        self.metadata: dict | None = None
+        """The artifact's metadata sidecar, available in ``load()``."""
+        self.extra_metadata: dict = {}
+        """Anything JSON-able to keep beside the artifact (saved after ``save``)."""
+        self._dir: Path | None = None
+
+    # -- the two methods a cacher defines -------------------------------------------
+
+    def save(self, obj: Any) -> Any:
+        """Write ``obj`` to ``self.get_path()`` (subclasses define this)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define save(obj).")
+
+    def load(self) -> Any:
+        """Read the object back from ``self.get_path()`` (subclasses define this)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define load().")
+
+    # -- paths ------------------------------------------------------------------------
+
+    def get_path(self, suffix: str | None = None) -> str:
+        """The path to write to or read from; ``suffix`` replaces the extension.
+
+        ``get_path("_labels.json")`` gives a second file beside the main one,
+        for cachers that write several files.
+        """
+        if self.path_override is not None:
+            path = self._resolve_override()
+            if suffix is not None:
+                if self.extension and path.endswith(self.extension):
+                    path = path[: -len(self.extension)]
+                path += suffix
+        else:
+            if self._dir is None:
+                raise RuntimeError(
+                    f"{type(self).__name__} has no place to write yet: use it in a stage, "
+                    "or give it a path (path_override)."
+                )
+            if self.name is None:
+                raise RuntimeError(f"{type(self).__name__} needs a name to build a path.")
+            ending = suffix if suffix is not None else (self.extension or "")
+            stem = self.name
+            if suffix is None and ending and stem.endswith(ending):
+                ending = ""
+            filename = f"{self.prefix}_{stem}{ending}" if self.prefix else f"{stem}{ending}"
+            folder = self._dir / self.subdir if self.subdir else self._dir
+            folder.mkdir(parents=True, exist_ok=True)
+            path = str(folder / filename)
+        if path not in self.cache_paths:
+            self.cache_paths.append(path)
+        return path
+
+    def get_dir(self, suffix: str | None = None) -> str:
+        """A folder (created if needed) for cachers that write many files."""
+        path = self.get_path(suffix if suffix is not None else "")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def _resolve_override(self) -> str:
+        template = str(self.path_override)
+        if self.record is None or "{" not in template:
+            return template
+        manager = self.record.manager
+        return template.format(
+            params=self.record.params,
+            hash=self.record.get_hash(),
+            stage=self.stage,
+            name=self.name,
+            experiment=manager.experiment_name,
+            cache=str(manager.cache_path).rstrip("/"),
+        )
+
+    # -- checks and metadata ---------------------------------------------------------
+
+    def check(self) -> bool:
+        """Whether the artifact's main file exists (assay also verifies its checksum)."""
+        return os.path.exists(self.get_path())
+
+    def save_metadata(self) -> None:
+        """Write ``extra_metadata`` beside a hand-used cacher's file.
+
+        Inside a stage assay writes the full metadata sidecar itself after
+        ``save``, so calling this there is harmless and unnecessary.
+        """
+        if self._dir is not None:
+            return
+        with open(self.get_path("_metadata.json"), "w") as handle:
+            json.dump({"extra": self.extra_metadata}, handle, indent=2, default=str)
+
+    def load_metadata(self) -> dict | None:
+        """The artifact's metadata (``self.metadata``), reading it if needed."""
+        if self.metadata is None and self._dir is None:
+            path = self.get_path("_metadata.json")
+            if os.path.exists(path):
+                with open(path) as handle:
+                    self.metadata = json.load(handle)
+        if self.metadata is not None:
+            self.extra_metadata = self.metadata.get("extra", {})
+        return self.metadata
+
+    def identity(self) -> dict:
+        """What makes two cachers write the same thing; part of the cache key."""
+        config = {}
+        for attr, value in sorted(vars(self).items()):
+            if attr in _RUNTIME_ATTRIBUTES:
+                continue
+            if isinstance(value, (str, int, float, bool, type(None), list, tuple, dict)):
+                config[attr] = value
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", **config}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class PickleCacher(Cacheable):
+    """Any picklable Python object, as a ``.pkl`` file."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("extension", ".pkl")
+        super().__init__(*args, **kwargs)
+
+    def save(self, obj: Any) -> str:
+        path = self.get_path()
+        with open(path, "wb") as handle:
+            pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        return path
+
+    def load(self) -> Any:
+        with open(self.get_path(), "rb") as handle:
+            return pickle.load(handle)
+
+
+class JsonCacher(Cacheable):
+    """Dicts, lists, numbers and strings, as a readable ``.json`` file."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("extension", ".json")
+        super().__init__(*args, **kwargs)
+
+    def save(self, obj: Any) -> str:
+        path = self.get_path()
+        with open(path, "w") as handle:
+            json.dump(obj, handle, indent=2, default=_json_default)
+        return path
+
+    def load(self) -> Any:
+        with open(self.get_path()) as handle:
+            return json.load(handle)
+
+
+_PANDAS_EXTENSIONS = {
+    "csv": ".csv",
+    "json": ".json",
+    "parquet": ".parquet",
+    "pickle": ".pkl",
+    "orc": ".orc",
+    "hdf5": ".h5",
+    "excel": ".xlsx",
+    "xml": ".xml",
+    "feather": ".feather",
+}
+_PANDAS_WRITERS = {"hdf5": "to_hdf", "pickle": "to_pickle"}
+_PANDAS_READERS = {"hdf5": "read_hdf", "pickle": "read_pickle"}
+
+
+class PandasCacher(Cacheable):
+    """A pandas DataFrame or Series in one of pandas' formats.
+
+    Args:
+        format: ``"csv"``, ``"json"``, ``"parquet"``, ``"pickle"`` (default),
+            ``"feather"``, ``"orc"``, ``"hdf5"``, ``"excel"`` or ``"xml"``.
+        to_args: keyword arguments for ``DataFrame.to_<format>``.
+        read_args: keyword arguments for ``pandas.read_<format>``.
+    """
+
+    def __init__(
+        self,
+        path_override: str | None = None,
+        format: str = "pickle",
+        to_args: dict | None = None,
+        read_args: dict | None = None,
+        **kwargs: Any,
+    ):
+        if format not in _PANDAS_EXTENSIONS:
+            raise ValueError(
+                f"PandasCacher format {format!r} is not supported; use one of "
+                f"{', '.join(sorted(_PANDAS_EXTENSIONS))}."
+            )
+        kwargs.setdefault("extension", _PANDAS_EXTENSIONS[format])
+        super().__init__(path_override, **kwargs)
+        self.format = format
+        defaults_to = {"json": {"double_precision": 15}, "hdf5": {"key": "df"}}
+        defaults_read = {"csv": {"index_col": 0}, "excel": {"index_col": 0}}
+        self.to_args = dict(to_args) if to_args is not None else defaults_to.get(format, {})
+        self.read_args = dict(read_args) if read_args is not None else defaults_read.get(format, {})
+
+    def save(self, obj: Any) -> str:
+        import pandas as pd
+
+        if not isinstance(obj, (pd.DataFrame, pd.Series)):
+            raise TypeError(
+                f"{type(self).__name__} saves pandas DataFrames and Series, not "
+                f"{type(obj).__name__}."
+            )
+        path = self.get_path()
+        writer = getattr(obj, _PANDAS_WRITERS.get(self.format, f"to_{self.format}"))
+        writer(path, **self.to_args)
+        self.extra_metadata.update(
+            {"pandas_version": pd.__version__, "format": self.format, "kind": type(obj).__name__}
+        )
+        return path
+
+    def load(self) -> Any:
+        import pandas as pd
+
+        reader = getattr(pd, _PANDAS_READERS.get(self.format, f"read_{self.format}"))
+        result = reader(self.get_path(), **self.read_args)
+        if self.extra_metadata.get("kind") == "Series" and isinstance(result, pd.DataFrame):
+            result = result.iloc[:, 0] if result.shape[1] == 1 else result
+        return result
+
+
+class PandasCsvCacher(PandasCacher):
+    """A pandas DataFrame as a ``.csv`` file (index kept in the first column)."""
+
+    def __init__(
+        self,
+        path_override: str | None = None,
+        to_csv_args: dict | None = None,
+        read_csv_args: dict | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            path_override,
+            format="csv",
+            to_args=to_csv_args if to_csv_args is not None else {},
+            read_args=read_csv_args if read_csv_args is not None else {"index_col": 0},
+            **kwargs,
+        )
+
+
+class PandasJsonCacher(PandasCacher):
+    """A pandas DataFrame as a ``.json`` file (15 significant digits for floats)."""
+
+    def __init__(
+        self,
+        path_override: str | None = None,
+        to_json_args: dict | None = None,
+        read_json_args: dict | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            path_override,
+            format="json",
+            to_args=to_json_args if to_json_args is not None else {"double_precision": 15},
+            read_args=read_json_args if read_json_args is not None else {},
+            **kwargs,
+        )
+
+
+class PandasParquetCacher(PandasCacher):
+    """A pandas DataFrame as a ``.parquet`` file: fast, compact, typed (needs pyarrow)."""
+
+    def __init__(
+        self,
+        path_override: str | None = None,
+        to_parquet_args: dict | None = None,
+        read_parquet_args: dict | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            path_override,
+            format="parquet",
+            to_args=to_parquet_args if to_parquet_args is not None else {},
+            read_args=read_parquet_args if read_parquet_args is not None else {},
+            **kwargs,
+        )
+
+
+class NumpyCacher(Cacheable):
+    """A numpy array as a ``.npy`` file (no pickled objects: safe to load)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("extension", ".npy")
+        super().__init__(*args, **kwargs)
+
+    def save(self, obj: Any) -> str:
+        import numpy as np
+
+        if not isinstance(obj, np.ndarray):
+            raise TypeError(f"NumpyCacher saves numpy arrays, not {type(obj).__name__}.")
+        if obj.dtype.hasobject:
+            raise TypeError(
+                "NumpyCacher does not save arrays of Python objects (dtype=object); "
+                "use PickleCacher for those."
+            )
+        path = self.get_path()
+        with open(path, "wb") as handle:
+            np.save(handle, obj, allow_pickle=False)
+        return path
+
+    def load(self) -> Any:
+        import numpy as np
+
+        return np.load(self.get_path(), allow_pickle=False)
+
+
+class FileReferenceCacher(Cacheable):
+    """For stages that write their own files: caches the *paths* they return.
+
+    The stage writes files (usually under ``record.get_dir("plots")``) and
+    returns a path or a list of paths; this cacher stores the list, and
+    ``load()`` gives the path(s) back. The cached entry counts only while
+    every referenced file still exists with the content it had.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("extension", ".json")
+        super().__init__(*args, **kwargs)
+
+    def save(self, files: str | os.PathLike | list) -> str:
+        single = isinstance(files, (str, os.PathLike))
+        paths = [str(files)] if single else [str(f) for f in files]
+        missing = [p for p in paths if not os.path.exists(p)]
+        if missing:
+            raise FileNotFoundError(f"the stage returned paths that do not exist: {missing}")
+        with open(self.get_path(), "w") as handle:
+            json.dump(paths[0] if single else paths, handle, indent=2)
+        self.extra_metadata["referenced_files"] = paths
+        return self.get_path()
+
+    def load(self) -> str | list[str]:
+        with open(self.get_path()) as handle:
+            return json.load(handle)
+
+    def check(self) -> bool:
+        if not super().check():
+            return False
+        loaded = self.load()
+        return all(os.path.exists(p) for p in ([loaded] if isinstance(loaded, str) else loaded))
+
+
+class PathRef(Cacheable):
+    """The artifact *is* a file or folder the stage writes at ``get_path()``.
+
+    For tools that insist on writing files themselves (a model checkpoint
+    folder, a database): inside the stage, ask for the path with
+    ``record.get_path("checkpoint")`` (the name of the output), write there,
+    and return that path. assay checksums the file or folder like any other
+    artifact; ``load()`` returns the path.
+    """
+
+    writes_in_place = True
+    """The stage writes the artifact straight into its cache folder."""
+
+    def save(self, obj: Any) -> str:
+        path = self.get_path()
+        if os.path.abspath(str(obj)) != os.path.abspath(path):
+            raise ValueError(
+                f"the stage returned {obj!r}, but PathRef output {self.name!r} must be written "
+                f"to, and returned as, {path} (ask for it with record.get_path({self.name!r}))."
+            )
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"the stage did not write {path}")
+        return path
+
+    def load(self) -> str:
+        return self.get_path()
+
+
+def _json_default(obj: Any) -> Any:
+    """Make numpy numbers and arrays, paths and sets JSON-able."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=repr)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")

@@ -1,0 +1,95 @@
+"""Every error assay raises on purpose, and what it means.
+
+Errors caused by the researcher's input (a broken parameter file, a stage
+whose outputs do not match its declaration, a corrupt cache file, ...) derive
+from :class:`AssayError`. The command line prints their message as one
+paragraph without a traceback (unless ``--debug`` is given)::
+
+    AssayError
+    ├── ConfigError               bad project configuration or layout
+    ├── ProjectError              an experiment or parameter file cannot be used
+    ├── ParameterError            bad parameter sets, overrides or grids
+    ├── StageError                a stage is declared or called wrongly
+    │   ├── InputSignatureError   an input no earlier stage produced
+    │   ├── OutputSignatureError  outputs returned do not match ``outputs``
+    │   ├── CachersMismatchError  ``cachers`` and ``outputs`` differ in length
+    │   ├── EmptyCachersError     ``cachers=[]`` given with outputs
+    │   └── PlanningError         the experiment reads stage outputs while planning
+    ├── StageFailed               a stage raised while it ran (wraps the original)
+    ├── CacheError                an artifact cannot be saved, found or loaded
+    │   └── CorruptArtifactError  a cache file does not match its recorded checksum
+    └── RunStoreError             the run store (``assay.db``) cannot be read
+
+The Curifactory names (``InputSignatureError`` and the like) keep their meaning,
+so ``except`` clauses written for Curifactory keep working.
+"""
+
+from __future__ import annotations
+
+
+class AssayError(Exception):
+    """Base class of every error assay raises about the researcher's input."""
+
+
+class ConfigError(AssayError):
+    """The project's configuration (``assay.toml`` / ``[tool.assay]``) is invalid."""
+
+
+class ProjectError(AssayError):
+    """An experiment or parameter file is missing, broken, or lacks what it needs."""
+
+
+class ParameterError(AssayError):
+    """Parameter sets are invalid: duplicate names, unknown fields, bad overrides."""
+
+
+class StageError(AssayError):
+    """A stage is declared or called in a way that cannot work."""
+
+
+class InputSignatureError(StageError):
+    """A stage needs an input that no earlier stage on the record produced."""
+
+
+class OutputSignatureError(StageError):
+    """A stage returned a different number of values than it declared in ``outputs``."""
+
+
+class CachersMismatchError(StageError):
+    """A stage's ``cachers`` list does not have one entry per output."""
+
+
+class EmptyCachersError(StageError):
+    """A stage was given ``cachers=[]`` although it has outputs."""
+
+
+class PlanningError(StageError):
+    """The experiment's ``run()`` tried to use a stage's output before execution."""
+
+
+class StageFailed(AssayError):
+    """A stage raised an exception while running.
+
+    Attributes:
+        stage: the stage's name.
+        record_name: the parameter set's name (or ``"aggregate"``).
+        original: the exception the stage raised.
+    """
+
+    def __init__(self, message: str, *, stage: str, record_name: str, original: BaseException):
+        super().__init__(message)
+        self.stage = stage
+        self.record_name = record_name
+        self.original = original
+
+
+class CacheError(AssayError):
+    """An artifact could not be saved to, found in, or loaded from the cache."""
+
+
+class CorruptArtifactError(CacheError):
+    """A cache file's checksum or size differs from its metadata sidecar."""
+
+
+class RunStoreError(AssayError):
+    """The run store (``assay.db``) is missing, locked, or not an assay run store."""

@@ -1,0 +1,56 @@
+"""Executors decide *where* a stage run executes; the runner decides *when*.
+
+An executor has three methods: :meth:`Executor.submit` hands it a callable
+and returns a :class:`concurrent.futures.Future`; :meth:`Executor.as_completed`
+yields futures as they finish; :meth:`Executor.shutdown` releases workers.
+Executors are registered by dotted path, so a backend's heavy imports happen
+only when it is chosen.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+from assay.errors import ConfigError
+
+EXECUTORS: dict[str, str] = {
+    "serial": "assay.executors.serial:SerialExecutor",
+}
+"""Executor name → ``module:Class``."""
+
+
+class Executor:
+    """Base class of executors (see the module documentation)."""
+
+    name = "executor"
+
+    def start(self) -> None:
+        """Acquire workers (called before the first ``submit``)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Run ``fn(*args)`` somewhere; the future holds its result or exception."""
+        raise NotImplementedError
+
+    def as_completed(self, futures: Iterable[Future]) -> Iterator[Future]:
+        """Yield ``futures`` as they finish."""
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        """Release workers."""
+
+
+def get_executor(name: str, **options: Any) -> Executor:
+    """The executor registered as ``name``, constructed with ``options``."""
+    try:
+        target = EXECUTORS[name]
+    except KeyError:
+        raise ConfigError(
+            f"Unknown executor {name!r}; available: {', '.join(sorted(EXECUTORS))}."
+        ) from None
+    module_name, _, class_name = target.partition(":")
+    executor = getattr(importlib.import_module(module_name), class_name)(**options)
+    executor.start()
+    return executor

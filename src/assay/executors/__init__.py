@@ -1,0 +1,1 @@
+"""Built-in executors: where stage runs execute (see :mod:`assay.executor`)."""

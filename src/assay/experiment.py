@@ -1,0 +1,312 @@
+"""Running a whole experiment: what ``assay run`` does, as one function call.
+
+::
+
+    import assay
+    manager = assay.run_experiment("iris", ["grid"])        # like `assay run iris -p grid`
+    manager.records[0].state["score"]
+
+The steps: load the experiment and its parameter sets, apply ``--names`` /
+``--indices`` / ``--set``, open a run in the run store and a log file, let the
+experiment's ``run()`` *plan* every stage call, decide from the cache what
+must execute, execute it, and record the outcome (completed, failed or
+interrupted) with every stage's timing and every artifact's key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from assay.config import ProjectConfig
+from assay.errors import AssayError, ParameterError, StageFailed
+from assay.manager import ArtifactManager
+from assay.params import apply_overrides, check_unique_names, describe
+from assay.project import load_experiment, load_param_sets
+from assay.runlog import run_log
+from assay.runner import Observer
+from assay.store import ArtifactInfo, ParamSetInfo, RunStore, StageRunInfo
+
+log = logging.getLogger("assay")
+
+
+def run_experiment(
+    experiment: str | ModuleType,
+    param_files: Sequence[str] | None = None,
+    *,
+    param_sets: Sequence[Any] | None = None,
+    names: Sequence[str] | None = None,
+    indices: Sequence[int] | None = None,
+    overrides: Sequence[str] | None = None,
+    overwrite: bool = False,
+    overwrite_stages: Sequence[str] | None = None,
+    dry: bool = False,
+    dry_cache: bool = False,
+    prefix: str | None = None,
+    cache_dir: str | Path | None = None,
+    lazy: bool = False,
+    ignore_lazy: bool = False,
+    notes: str | None = None,
+    log_file: bool = True,
+    project_root: str | Path | None = None,
+    command: str | None = None,
+    observer: Observer | None = None,
+    verbose: bool = False,
+) -> ArtifactManager:
+    """Run an experiment end to end and return its manager.
+
+    Args:
+        experiment: a module name in ``experiments/``, a path to a ``.py``
+            file, or an imported module with a ``run(param_sets, manager)``.
+        param_files: parameter files (names in ``params/`` or paths); without
+            them the experiment's own ``get_params()`` is used.
+        param_sets: parameter sets to use directly instead of files.
+        names: run only the parameter sets with these names.
+        indices: run only the parameter sets at these positions.
+        overrides: ``"field=value"`` strings applied to every set (``--set``).
+        overwrite: recompute every stage.
+        overwrite_stages: names of stages to recompute.
+        dry: plan and decide only; nothing is executed or written.
+        dry_cache: execute, read the cache, but never write to it.
+        prefix: file artifacts under this name in ``by-name/``.
+        cache_dir: use another cache folder.
+        lazy: treat every output as ``Lazy``.
+        ignore_lazy: treat ``Lazy`` outputs as ordinary ones.
+        notes: free text recorded with the run.
+        log_file: write the run's console log to ``logs/``.
+        project_root: the project folder (default: found from the cwd).
+        command: the command line to record (default: ``sys.argv``).
+        observer: progress hooks (see :class:`assay.runner.Observer`).
+        verbose: log every stage run.
+
+    Returns:
+        The :class:`~assay.ArtifactManager`: ``.records`` with their states,
+        ``.plan`` with every stage run's status, ``.run_info`` (the run-store
+        entry; ``None`` for a dry run) and ``.results`` (what ``run()``
+        returned).
+
+    Raises:
+        AssayError: bad input (its message says what and where); a stage's own
+            exception arrives as :class:`~assay.errors.StageFailed`.
+    """
+    config = ProjectConfig.load(project_root).with_cache_dir(cache_dir)
+    module = (
+        experiment if isinstance(experiment, ModuleType) else load_experiment(experiment, config)
+    )
+    experiment_name = _experiment_name(experiment, module)
+    if param_sets is None:
+        param_sets = load_param_sets(list(param_files or []), module, config)
+    selected = select(list(param_sets), names=names, indices=indices)
+    if overrides:
+        selected = apply_overrides(selected, list(overrides))
+    check_unique_names(selected)
+
+    manager = ArtifactManager(
+        experiment_name,
+        dry=dry,
+        dry_cache=dry_cache,
+        prefix=prefix,
+        lazy=lazy,
+        ignore_lazy=ignore_lazy,
+        notes=notes,
+        overwrite=overwrite,
+        overwrite_stages=list(overwrite_stages or ()),
+        run_line=command or shlex.join(sys.argv),
+        config=config,
+    )
+    if observer is not None:
+        manager.runner.observer = observer
+    if dry:
+        _plan(manager, module, selected)
+        return manager
+
+    store = RunStore(config.store_path)
+    manager.run_info = store.begin_run(
+        experiment_name,
+        command=manager.run_line,
+        notes=notes,
+        param_names=[p.name for p in selected],
+        config={
+            "overrides": list(overrides or []),
+            "overwrite": overwrite,
+            "overwrite_stages": sorted(overwrite_stages or []),
+            "dry_cache": dry_cache,
+            "lazy": lazy,
+            "prefix": manager.prefix,
+            "cache_dir": str(config.cache_dir),
+            "experiment_file": getattr(module, "__file__", None),
+        },
+    )
+    store.record_param_sets(
+        manager.run_id,
+        [ParamSetInfo(p.name, p.params_hash(), _qualified(type(p)), describe(p)) for p in selected],
+    )
+    log_path = config.logs_dir / f"{manager.run_id}.log" if log_file else None
+    status, error = "failed", None
+    with run_log(log_path, verbose=verbose):
+        log.info(
+            "Run %d (%s): experiment %s, %d parameter set(s)",
+            manager.run_number,
+            manager.run_id,
+            experiment_name,
+            len(selected),
+        )
+        try:
+            _plan(manager, module, selected)
+            manager.runner.execute(manager.plan.nodes)
+            status = "completed"
+        except KeyboardInterrupt:
+            status, error = "interrupted", "Interrupted by the user (Ctrl-C)."
+            log.warning("Run %d interrupted; finished artifacts stay cached.", manager.run_number)
+            raise
+        except StageFailed as exc:
+            error = str(exc)
+            log.error("%s", exc, exc_info=exc.original)
+            raise
+        except AssayError as exc:
+            error = str(exc)
+            log.error("%s", exc)
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("The run failed")
+            raise
+        finally:
+            _record_outcome(store, manager, status, error)
+            log.info("Run %d %s: %s", manager.run_number, status, summarize(manager.plan.nodes))
+            store.close()
+    return manager
+
+
+def _plan(manager: ArtifactManager, module: ModuleType, param_sets: list) -> None:
+    """Let the experiment plan its stage calls, then decide what must execute."""
+    runner = manager.runner
+    runner.planning = True
+    try:
+        manager.results = module.run(param_sets, manager)
+    finally:
+        runner.planning = False
+    runner.decide(manager.plan.nodes)
+    runner.observer.planned(manager.plan)
+
+
+def select(
+    param_sets: list, names: Sequence[str] | None = None, indices: Sequence[int] | None = None
+) -> list:
+    """The parameter sets picked by ``--names`` and ``--indices`` (all if neither is given)."""
+    if not names and not indices:
+        return param_sets
+    chosen: list = []
+    by_name = {p.name: p for p in param_sets}
+    for name in names or ():
+        if name not in by_name:
+            close = difflib.get_close_matches(name, list(by_name), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ParameterError(
+                f"No parameter set named {name!r}.{hint} Available: {', '.join(list(by_name)[:20])}"
+                + (" ..." if len(by_name) > 20 else "")
+            )
+        chosen.append(by_name[name])
+    for index in indices or ():
+        if not -len(param_sets) <= index < len(param_sets):
+            raise ParameterError(
+                f"--indices {index} is out of range: there are {len(param_sets)} parameter sets "
+                f"(0 to {len(param_sets) - 1})."
+            )
+        chosen.append(param_sets[index])
+    unique: dict[int, Any] = {}
+    for p in chosen:
+        unique.setdefault(id(p), p)
+    return list(unique.values())
+
+
+def summarize(nodes: list) -> str:
+    """``"12 executed, 30 cached, 2 unneeded"``: a one-line account of a run's stages."""
+    counts: dict[str, int] = {}
+    for node in nodes:
+        counts[node.status] = counts.get(node.status, 0) + 1
+    order = ["executed", "cached", "unneeded", "failed", "run", "running", "planned"]
+    words = {"run": "not started", "planned": "not started", "running": "interrupted"}
+    parts = [f"{counts[s]} {words.get(s, s)}" for s in order if counts.get(s)]
+    return ", ".join(parts) or "no stages"
+
+
+_STAGE_STATUS = {"executed": "executed", "cached": "cached", "failed": "failed"}
+
+
+def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, error: str | None):
+    stages, artifacts = [], []
+    loaded = {id(a) for a in manager.runner.loaded}
+    root = manager.config.root
+    for node in manager.plan.nodes:
+        params_name = node.record_label
+        started = (
+            datetime.fromtimestamp(node.started, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if node.started
+            else None
+        )
+        stages.append(
+            StageRunInfo(
+                params_name,
+                node.spec.name,
+                _STAGE_STATUS.get(node.status, "skipped"),
+                key=node.key,
+                started=started,
+                duration_s=node.duration,
+            )
+        )
+        for artifact in node.outputs:
+            if artifact.cacher is None or not artifact.cached:
+                continue
+            meta = artifact.meta or {}
+            files = meta.get("files") or [{}]
+            folder = manager.cache.stage_dir(node.key)
+            path = folder / files[0]["path"] if files[0].get("path") else folder
+            computed = node.status == "executed" and id(artifact) not in loaded
+            artifacts.append(
+                ArtifactInfo(
+                    artifact.key,
+                    artifact.name,
+                    node.spec.name,
+                    params_name,
+                    _relative(path, root),
+                    files[0].get("checksum"),
+                    meta.get("size"),
+                    "computed" if computed else "reused",
+                    f"{type(artifact.cacher).__module__}.{type(artifact.cacher).__qualname__}",
+                )
+            )
+    store.record_stages(manager.run_id, stages)
+    store.record_artifacts(manager.run_id, artifacts)
+    store.finish_run(manager.run_id, status, error=error)
+    manager.run_info = store.get_run(manager.run_number)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _experiment_name(ref: str | ModuleType, module: ModuleType) -> str:
+    if isinstance(ref, ModuleType):
+        return module.__name__.rsplit(".", 1)[-1]
+    return Path(str(ref)).stem
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def elapsed(start: float) -> str:
+    """Seconds since ``start`` (a ``time.perf_counter()`` value), formatted."""
+    return f"{time.perf_counter() - start:.2f}s"

@@ -1,0 +1,755 @@
+"""Stable hashing of parameter values, for cache keys that survive restarts.
+
+A parameter set's hash decides which cached artifacts a run may reuse, so it must
+be *stable*: the same values give the same hash in every process, on every
+machine and under every ``PYTHONHASHSEED``, and different values give different
+hashes. :func:`hash_value` gets there by walking an object the way a pickler
+does and feeding a type-tagged, length-prefixed description of it into one
+streaming xxh3-128 hasher. Nothing depends on ``id()``, ``hash()`` or the order
+in which a dict or set was filled.
+
+What is understood out of the box: ``None``, booleans, numbers, strings, bytes,
+tuples, lists, dicts, sets, enums, paths, dates and times, ``Decimal``,
+``Fraction``, ``UUID``, ranges, slices, classes and functions (by qualified
+name and source code), ``functools.partial``, dataclasses (including assay
+parameter sets), numpy arrays and scalars, and pandas frames, series and
+indexes. Anything else is hashed through its ``__getstate__`` or ``__dict__``,
+or can say how it wants to be hashed by defining ``__assay_hash__``::
+
+    class Tokenizer:
+        def __assay_hash__(self):
+            return (self.vocabulary_file, self.lowercase)
+
+numpy and pandas are never imported by this module: an object can only be a
+numpy array if numpy is already loaded, so the check costs nothing otherwise.
+
+The exact bytes fed to the hasher are a compatibility contract: changing them
+changes every hash and silently invalidates every user's cache. The test
+``test_hashes_stay_the_same`` pins them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import enum
+import fractions
+import functools
+import inspect
+import pathlib
+import struct
+import sys
+import textwrap
+import types
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import xxhash
+
+__all__ = [
+    "Hasher",
+    "args_hash",
+    "file_checksum",
+    "hash_value",
+    "set_hash_functions",
+]
+
+_FORMAT_VERSION = b"assay-hash-1\x00"
+"""Written first into every hash; bump it only to invalidate every cache on purpose."""
+
+_HINT = (
+    "Tell assay how to hash it: in the parameter set, add an entry to "
+    "`hash_representations` (e.g. `hash_representations: dict = "
+    "set_hash_functions(my_field=lambda self, value: repr(value))`), or declare the "
+    "field as `field(default=..., metadata={'hash': repr})` (or `{'hash': False}` to "
+    "leave it out of the hash); or define `__assay_hash__(self)` on the class."
+)
+
+_BUILTIN_CALLABLES = (
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.MethodWrapperType,
+    types.ClassMethodDescriptorType,
+)
+_BUILTIN_VALUE_TYPES = (
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    bytearray,
+    tuple,
+    list,
+    dict,
+    set,
+    frozenset,
+)
+_OBJECT_GETSTATE = getattr(object, "__getstate__", None)  # Python >= 3.11 only
+
+
+class _WalkError(Exception):
+    """Internal: an error raised while walking, which collects where it happened."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.path: list[str] = []
+
+
+class _Unhashable(_WalkError, TypeError):
+    pass
+
+
+class _Cyclic(_WalkError, ValueError):
+    pass
+
+
+def _u64(n: int) -> bytes:
+    return struct.pack("<Q", n)
+
+
+def _type_name(cls: type) -> str:
+    return cls.__qualname__
+
+
+def _module_name(obj: Any) -> str:
+    module = getattr(obj, "__module__", None)
+    if module is None:
+        module = getattr(getattr(obj, "__objclass__", None), "__module__", None)
+    # A script re-imported by a spawned worker process is called "__mp_main__" there.
+    return "__main__" if module == "__mp_main__" else str(module)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_source(_filename: str | None, target: Any) -> str | None:
+    try:
+        lines, _ = inspect.getsourcelines(target)
+    except (OSError, TypeError):
+        return None
+    text = textwrap.dedent("".join(lines))
+    kept = [
+        line.rstrip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    return "\n".join(kept)
+
+
+def _normalized_source(obj: Any) -> str | None:
+    """Source of a class or function without blank lines, comments or indentation."""
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        return _cached_source(code.co_filename, code)
+    return _cached_source(None, obj)
+
+
+def _code_fingerprint(code: types.CodeType) -> tuple:
+    consts = tuple(
+        _code_fingerprint(c) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return (code.co_code, code.co_names, code.co_varnames, consts)
+
+
+class _Walker:
+    """Feeds the type-tagged serialization of objects into one xxh3-128 stream."""
+
+    def __init__(self, active: set[int] | None = None) -> None:
+        self._h = xxhash.xxh3_128()
+        self._w = self._h.update
+        self._active: set[int] = set() if active is None else active
+
+    # -- primitives -------------------------------------------------------------------
+
+    def _len(self, n: int) -> None:
+        self._w(_u64(n))
+
+    def _blob(self, data: bytes | bytearray | memoryview) -> None:
+        self._w(_u64(len(data)))
+        self._w(data)
+
+    def _text(self, s: str) -> None:
+        self._blob(s.encode("utf-8", "surrogatepass"))
+
+    def _sub_digest(self, obj: Any) -> bytes:
+        sub = _Walker(self._active)
+        sub.walk(obj)
+        return sub._h.digest()
+
+    def _child(self, obj: Any, where: str) -> None:
+        try:
+            self.walk(obj)
+        except _WalkError as exc:
+            exc.path.insert(0, where)
+            raise
+
+    def _enter(self, obj: Any, kind: str) -> int:
+        key = id(obj)
+        if key in self._active:
+            raise _Cyclic(f"a {kind} that contains itself cannot be hashed")
+        self._active.add(key)
+        return key
+
+    # -- dispatch ---------------------------------------------------------------------
+
+    def walk(self, obj: Any) -> None:
+        exact = _EXACT.get(type(obj))
+        if exact is not None:
+            exact(self, obj)
+        elif not (
+            self._declared(obj)
+            or ("numpy" in sys.modules and self._numpy(obj))
+            or ("pandas" in sys.modules and self._pandas(obj))
+            or self._structured(obj)
+            or self._stdlib_value(obj)
+            or self._callable(obj)
+        ):
+            self._object_state(obj)
+
+    def _declared(self, obj: Any) -> bool:
+        """Objects that say how to hash them, enum members and classes."""
+        cls = type(obj)
+        if isinstance(obj, type):
+            self._type(obj)
+        elif getattr(cls, "__assay_hash__", None) is not None:
+            self._w(b"x")
+            self._text(_type_name(cls))
+            self._child(obj.__assay_hash__(), ".__assay_hash__()")
+        elif isinstance(obj, enum.Enum):
+            self._w(b"e")
+            self._text(_type_name(cls))
+            if obj.name is not None:
+                self._text(obj.name)
+            else:  # a combination of flags without a name of its own
+                self._child(obj.value, ".value")
+        else:
+            return False
+        return True
+
+    def _structured(self, obj: Any) -> bool:
+        """Dataclass instances, and subclasses of builtin types (e.g. namedtuples)."""
+        cls = type(obj)
+        if dataclasses.is_dataclass(obj):
+            self._dataclass(obj)
+        elif isinstance(obj, _BUILTIN_VALUE_TYPES):
+            self._w(b"K")
+            self._text(_type_name(cls))
+            base = next(b for b in cls.__mro__ if b in _EXACT)
+            _EXACT[base](self, obj)
+        else:
+            return False
+        return True
+
+    # -- builtin values ---------------------------------------------------------------
+
+    def _none(self, obj: None) -> None:
+        self._w(b"N")
+
+    def _singleton(self, obj: Any) -> None:
+        self._w(b"E" if obj is Ellipsis else b"X")
+
+    def _bool(self, obj: bool) -> None:
+        self._w(b"?\x01" if obj else b"?\x00")
+
+    def _int(self, obj: int) -> None:
+        self._w(b"i")
+        self._blob(int(obj).to_bytes(obj.bit_length() // 8 + 1, "little", signed=True))
+
+    def _float(self, obj: float) -> None:
+        self._w(b"f")
+        self._w(b"nan" if obj != obj else struct.pack("<d", obj))
+
+    def _complex(self, obj: complex) -> None:
+        self._w(b"c")
+        self._float(obj.real)
+        self._float(obj.imag)
+
+    def _str(self, obj: str) -> None:
+        self._w(b"s")
+        self._text(obj)
+
+    def _bytes(self, obj: bytes) -> None:
+        self._w(b"b")
+        self._blob(obj)
+
+    def _bytearray(self, obj: bytearray) -> None:
+        self._w(b"B")
+        self._blob(obj)
+
+    def _memoryview(self, obj: memoryview) -> None:
+        self._w(b"m")
+        self._blob(obj.cast("B") if obj.c_contiguous else obj.tobytes())
+
+    def _tuple(self, obj: tuple) -> None:
+        self._w(b"t")
+        self._len(len(obj))
+        for i, item in enumerate(obj):
+            self._child(item, f"[{i}]")
+
+    def _list(self, obj: list) -> None:
+        key = self._enter(obj, "list")
+        self._w(b"l")
+        self._len(len(obj))
+        for i, item in enumerate(obj):
+            self._child(item, f"[{i}]")
+        self._active.discard(key)
+
+    def _dict(self, obj: dict) -> None:
+        key = self._enter(obj, "dict")
+        self._w(b"d")
+        self._len(len(obj))
+        items = []
+        for k, v in obj.items():
+            try:
+                items.append((self._sub_digest(k), k, v))
+            except _WalkError as exc:
+                exc.path.insert(0, f" (a key {_short_repr(k)})")
+                raise
+        items.sort(key=lambda item: item[0])
+        for digest, k, v in items:
+            self._w(digest)
+            self._child(v, f"[{_short_repr(k)}]")
+        self._active.discard(key)
+
+    def _set(self, obj: set | frozenset) -> None:
+        self._w(b"S" if isinstance(obj, set) else b"F")
+        self._len(len(obj))
+        digests = []
+        for item in obj:
+            try:
+                digests.append(self._sub_digest(item))
+            except _WalkError as exc:
+                exc.path.insert(0, f" (an element {_short_repr(item)})")
+                raise
+        for digest in sorted(digests):
+            self._w(digest)
+
+    # -- standard library values ------------------------------------------------------
+
+    def _stdlib_value(self, obj: Any) -> bool:
+        if isinstance(obj, pathlib.PurePath):
+            self._w(b"p")
+            self._text(obj.as_posix())
+        elif isinstance(obj, _dt.datetime):
+            self._w(b"D")
+            self._text(obj.isoformat())
+        elif isinstance(obj, _dt.date):
+            self._w(b"a")
+            self._text(obj.isoformat())
+        elif isinstance(obj, _dt.time):
+            self._w(b"h")
+            self._text(obj.isoformat())
+        elif isinstance(obj, _dt.timedelta):
+            self._w(b"r")
+            self._int(obj.days)
+            self._int(obj.seconds)
+            self._int(obj.microseconds)
+        elif isinstance(obj, Decimal):
+            self._w(b"$")
+            self._text(str(obj))
+        elif isinstance(obj, fractions.Fraction):
+            self._w(b"q")
+            self._int(obj.numerator)
+            self._int(obj.denominator)
+        elif isinstance(obj, uuid.UUID):
+            self._w(b"u")
+            self._text(obj.hex)
+        elif isinstance(obj, range):
+            self._w(b"R")
+            self._int(obj.start)
+            self._int(obj.stop)
+            self._int(obj.step)
+        elif isinstance(obj, slice):
+            self._w(b"L")
+            self._child((obj.start, obj.stop, obj.step), "")
+        else:
+            return False
+        return True
+
+    # -- classes and callables --------------------------------------------------------
+
+    def _type(self, obj: type) -> None:
+        self._w(b"y")
+        self._text(_module_name(obj))
+        self._text(obj.__qualname__)
+        source = _normalized_source(obj)
+        self._text("" if source is None else source)
+
+    def _callable(self, obj: Any) -> bool:
+        if isinstance(obj, types.FunctionType):
+            self._function(obj)
+        elif isinstance(obj, types.MethodType):
+            self._w(b"M")
+            self._child(obj.__func__, ".__func__")
+            self._child(obj.__self__, ".__self__")
+        elif isinstance(obj, functools.partial):
+            self._w(b"P")
+            self._child(obj.func, ".func")
+            self._child(obj.args, ".args")
+            self._child(obj.keywords, ".keywords")
+        elif isinstance(obj, _BUILTIN_CALLABLES):
+            self._w(b"j")
+            self._text(_module_name(obj))
+            self._text(getattr(obj, "__qualname__", getattr(obj, "__name__", "")))
+            bound_to = getattr(obj, "__self__", None)
+            if bound_to is None or isinstance(bound_to, types.ModuleType):
+                self._w(b"N")
+            else:
+                self._child(bound_to, ".__self__")
+        elif isinstance(obj, types.ModuleType):
+            self._w(b"o")
+            self._text(obj.__name__)
+        else:
+            return False
+        return True
+
+    def _function(self, obj: types.FunctionType) -> None:
+        module, qualname = _module_name(obj), obj.__qualname__
+        if id(obj) in self._active:  # e.g. a nested function that calls itself
+            self._w(b"H")
+            self._text(module)
+            self._text(qualname)
+            return
+        key = self._enter(obj, "function")
+        self._w(b"g")
+        self._text(module)
+        self._text(qualname)
+        source = _normalized_source(obj)
+        self._text("" if source is None else source)
+        if source is None or obj.__name__ == "<lambda>":
+            # Several lambdas on one line share their source line; the code tells them apart.
+            self._child(_code_fingerprint(obj.__code__), ".__code__")
+        self._child(obj.__defaults__, ".__defaults__")
+        self._child(obj.__kwdefaults__, ".__kwdefaults__")
+        cells = []
+        for cell in obj.__closure__ or ():
+            try:
+                cells.append(cell.cell_contents)
+            except ValueError:  # a cell not filled yet
+                cells.append(None)
+        self._child(tuple(cells), ".__closure__")
+        self._active.discard(key)
+
+    # -- dataclasses and other objects ------------------------------------------------
+
+    def _dataclass(self, obj: Any) -> None:
+        key = self._enter(obj, "dataclass instance")
+        hash_fields = getattr(obj, "_hash_fields", None)
+        if callable(hash_fields):  # an assay ExperimentParameters
+            self._w(b"Q")
+            pairs = hash_fields()
+        else:
+            self._w(b"C")
+            pairs = _dataclass_hash_fields(obj)
+        self._text(_type_name(type(obj)))
+        self._len(len(pairs))
+        for name, value in pairs:
+            self._text(name)
+            self._child(value, f".{name}")
+        self._active.discard(key)
+
+    def _object_state(self, obj: Any) -> None:
+        cls = type(obj)
+        getstate = getattr(cls, "__getstate__", None)
+        if getstate is not None and getstate is not _OBJECT_GETSTATE:
+            state = obj.__getstate__()
+        elif hasattr(obj, "__dict__"):
+            state = vars(obj)
+        else:
+            raise _Unhashable(
+                f"assay does not know how to hash an object of type "
+                f"'{_module_name(cls)}.{cls.__qualname__}'. {_HINT}"
+            )
+        key = self._enter(obj, f"'{cls.__qualname__}' object")
+        self._w(b"O")
+        self._text(_type_name(cls))
+        self._child(state, "")
+        self._active.discard(key)
+
+    # -- numpy ------------------------------------------------------------------------
+
+    def _numpy(self, obj: Any) -> bool:
+        import numpy as np
+
+        if isinstance(obj, np.ndarray):
+            self._ndarray(obj)
+        elif isinstance(obj, np.generic):
+            self._w(b"k")
+            self._dtype(obj.dtype)
+            if obj.dtype.hasobject:
+                self._child(obj.item(), ".item()")
+            else:
+                self._blob(obj.tobytes())
+        elif isinstance(obj, np.dtype):
+            self._w(b"z")
+            self._dtype(obj)
+        elif isinstance(obj, np.ufunc):
+            self._w(b"U")
+            self._text(obj.__name__)
+        else:
+            return False
+        return True
+
+    def _dtype(self, dtype: Any) -> None:
+        self._text(dtype.str)
+        self._text("" if dtype.fields is None else repr(dtype.descr))
+
+    def _ndarray(self, arr: Any) -> None:
+        import numpy as np
+
+        self._w(b"n")
+        self._text("" if type(arr) is np.ndarray else _type_name(type(arr)))
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        self._dtype(arr.dtype)
+        self._len(arr.ndim)
+        for n in arr.shape:
+            self._len(n)
+        if arr.dtype.hasobject:
+            key = self._enter(arr, "object array")
+            for i, item in enumerate(arr.ravel(order="C")):
+                self._child(item, f".flat[{i}]")
+            self._active.discard(key)
+        else:
+            flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+            self._len(flat.size)
+            self._w(flat)  # the array's memory itself: no copy when already contiguous
+        if isinstance(arr, np.ma.MaskedArray):
+            self._ndarray(np.ma.getmaskarray(arr))
+
+    # -- pandas -----------------------------------------------------------------------
+
+    def _pandas(self, obj: Any) -> bool:
+        import pandas as pd
+
+        if isinstance(obj, pd.DataFrame):
+            self._w(b"1")
+            self._pd_index(obj.columns)
+            self._pd_index(obj.index)
+            for i in range(obj.shape[1]):
+                self._pd_values(obj.iloc[:, i], f".iloc[:, {i}]")
+        elif isinstance(obj, pd.Series):
+            self._w(b"2")
+            self._child(obj.name, ".name")
+            self._pd_index(obj.index)
+            self._pd_values(obj, ".values")
+        elif isinstance(obj, pd.Index):
+            self._pd_index(obj)
+        else:
+            return False
+        return True
+
+    def _pd_index(self, index: Any) -> None:
+        import pandas as pd
+
+        self._w(b"3")
+        self._text(_type_name(type(index)))
+        self._child(list(index.names), ".names")
+        if isinstance(index, pd.RangeIndex):
+            self._child(range(index.start, index.stop, index.step), "")
+        elif isinstance(index, pd.MultiIndex):
+            self._child([str(d) for d in index.dtypes], ".dtypes")
+            self._ndarray(pd.util.hash_pandas_object(index, index=False).to_numpy())
+        else:
+            self._pd_values(index, ".index")
+
+    def _pd_values(self, values: Any, where: str) -> None:
+        """Hash a Series' or Index's dtype and values, at memory speed where possible."""
+        import numpy as np
+        import pandas as pd
+
+        dtype = values.dtype
+        self._text(str(dtype))
+        if isinstance(dtype, np.dtype) and not dtype.hasobject:
+            self._ndarray(values.to_numpy())
+            return
+        if isinstance(dtype, np.dtype):  # object: only all-string data takes the fast path
+            kind = pd.api.types.infer_dtype(values, skipna=False)
+            if kind not in ("string", "bytes", "empty"):
+                self._child(np.asarray(values, dtype=object), where)
+                return
+        self._ndarray(pd.util.hash_pandas_object(values, index=False).to_numpy())
+
+
+_EXACT: dict[type, Callable[[_Walker, Any], None]] = {
+    type(None): _Walker._none,
+    type(Ellipsis): _Walker._singleton,
+    type(NotImplemented): _Walker._singleton,
+    bool: _Walker._bool,
+    int: _Walker._int,
+    float: _Walker._float,
+    complex: _Walker._complex,
+    str: _Walker._str,
+    bytes: _Walker._bytes,
+    bytearray: _Walker._bytearray,
+    memoryview: _Walker._memoryview,
+    tuple: _Walker._tuple,
+    list: _Walker._list,
+    dict: _Walker._dict,
+    set: _Walker._set,
+    frozenset: _Walker._set,
+}
+
+
+def _short_repr(obj: Any, limit: int = 40) -> str:
+    try:
+        text = repr(obj)
+    except Exception:  # a broken __repr__ must not hide the real error
+        text = f"<{type(obj).__qualname__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _dataclass_hash_fields(obj: Any) -> list[tuple[str, Any]]:
+    """(name, value) pairs of a plain dataclass, as they enter its hash.
+
+    Fields declared with ``metadata={"hash": False}`` are left out, those with
+    ``metadata={"hash": func}`` enter as ``func(value)``, and fields whose value is
+    ``None`` are skipped so that adding a ``None``-default field keeps old hashes.
+    """
+    pairs = []
+    for f in sorted(dataclasses.fields(obj), key=lambda f: f.name):
+        value = getattr(obj, f.name)
+        if value is None:
+            continue
+        how = f.metadata.get("hash", True)
+        if how is False:
+            continue
+        if callable(how):
+            value = how(value)
+            if value is None:
+                continue
+        pairs.append((f.name, value))
+    return pairs
+
+
+def _root_label(obj: Any) -> str:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return type(obj).__qualname__
+    return "value"
+
+
+class Hasher:
+    """Accumulate several values into one stable hash.
+
+    ``Hasher().update(a).update(b).hexdigest()`` hashes the sequence ``a, b``; it
+    is the streaming form of :func:`hash_value`, useful when the parts of a key
+    are produced one at a time::
+
+        h = Hasher()
+        h.update("train")
+        h.update(params)
+        key = h.hexdigest()
+    """
+
+    def __init__(self) -> None:
+        self._walker = _Walker()
+        self._walker._w(_FORMAT_VERSION)
+
+    def update(self, obj: Any) -> Hasher:
+        """Add ``obj`` to the hash and return the hasher (so calls can be chained).
+
+        Raises:
+            TypeError: an object inside ``obj`` cannot be hashed; the message says
+                where it sits and how to tell assay to hash it.
+            ValueError: ``obj`` contains itself (e.g. a list appended to itself).
+        """
+        try:
+            self._walker.walk(obj)
+        except _WalkError as exc:
+            where = _root_label(obj) + "".join(exc.path)
+            public = TypeError if isinstance(exc, TypeError) else ValueError
+            raise public(f"Cannot hash {where}: {exc.detail}") from None
+        finally:
+            self._walker._active.clear()
+        return self
+
+    def hexdigest(self) -> str:
+        """The hash so far, as 32 lowercase hexadecimal characters."""
+        return self._walker._h.hexdigest()
+
+
+def hash_value(obj: Any) -> str:
+    """Return a stable 32-character hex hash of any parameter value.
+
+    Equal values give equal hashes in every process and on every machine;
+    values that differ in type or content give different hashes::
+
+        >>> a = hash_value({"lr": 0.1, "layers": [64, 64]})
+        >>> a == hash_value({"layers": [64, 64], "lr": 0.1})
+        True
+        >>> hash_value(1) == hash_value(1.0) or hash_value(1) == hash_value("1")
+        False
+
+    Large numpy arrays and pandas frames are hashed straight from memory.
+    Functions and classes are hashed by qualified name and source code, so
+    editing a function passed as a parameter changes the hash.
+    """
+    return Hasher().update(obj).hexdigest()
+
+
+def file_checksum(path: str | pathlib.Path, chunk: int = 8 * 1024 * 1024) -> str:
+    """Return the xxh3-128 hex checksum of a file's bytes, reading it in chunks.
+
+    Used to notice a cache file that was truncated or changed after it was
+    written; memory use stays at ``chunk`` bytes whatever the file size.
+    """
+    h = xxhash.xxh3_128()
+    buffer = bytearray(chunk)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buffer):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def set_hash_functions(*args: dict[str, Any], **kwargs: Any) -> Any:
+    """Declare how some fields of a parameter set enter its hash (Curifactory API).
+
+    Use it as the default of the ``hash_representations`` field. Each keyword
+    names a field and gives either a function ``(params, value) -> representation``
+    (the representation is hashed instead of the value) or ``None`` to leave
+    the field out of the hash entirely, e.g. for settings that do not change
+    results, such as the number of worker processes::
+
+        @dataclass
+        class Params(assay.ExperimentParameters):
+            dataset: pd.DataFrame = None
+            n_jobs: int = 4
+            hash_representations: dict = set_hash_functions(
+                dataset=lambda self, df: df.attrs["source_file"],
+                n_jobs=None,
+            )
+
+    A dict may also be passed as the single positional argument; keywords are
+    added to it.
+    """
+    if len(args) > 1 or (args and not isinstance(args[0], dict)):
+        raise ValueError(
+            "set_hash_functions() takes at most one positional argument, a dict of "
+            "field name -> function; pass the other functions as keywords."
+        )
+    functions = {**(args[0] if args else {}), **kwargs}
+    return dataclasses.field(default_factory=lambda: dict(functions), repr=False)
+
+
+def args_hash(
+    param_set: Any,
+    store_in_registry: bool = False,
+    registry_path: str | None = None,
+    dry: bool = False,
+) -> str | dict[str, Any]:
+    """Return a parameter set's hash (Curifactory API), or with ``dry=True`` what is hashed.
+
+    Same as ``param_set.params_hash()``: the user-supplied ``hash`` field when
+    set, otherwise the hash of the class name and the hashed fields. With
+    ``dry=True`` returns ``{field name: representation}`` for every field that
+    enters the hash, which helps to debug ``hash_representations``.
+    ``store_in_registry`` and ``registry_path`` are accepted for compatibility
+    and ignored: assay records every parameter set in its run store.
+    """
+    del store_in_registry, registry_path
+    if dry:
+        return dict(param_set._hash_fields())
+    return param_set.params_hash()

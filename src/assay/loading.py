@@ -1,0 +1,164 @@
+"""``assay.load``: get any cached artifact back, in a notebook or a script.
+
+::
+
+    model = assay.load("model", param_set="trees_10", stage="train", experiment="iris")
+    table = assay.load(path="data/cache/by-name/iris/trees_10/train/table.parquet")
+
+The artifact's checksum is verified before it is loaded, with the cacher that
+wrote it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from assay.cache import CacheStore
+from assay.config import ProjectConfig
+from assay.errors import CacheError
+
+
+def load(
+    output: str | None = None,
+    *,
+    param_set: str | None = None,
+    stage: str | None = None,
+    experiment: str | None = None,
+    path: str | os.PathLike | None = None,
+    key: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    project_root: str | os.PathLike | None = None,
+) -> Any:
+    """Load a cached artifact by name, by path, or by key.
+
+    Args:
+        output: the output's name (as in the stage's ``outputs``).
+        param_set: the parameter set's name (``"aggregate"`` for aggregates).
+        stage: the stage's name.
+        experiment: the experiment (or ``--prefix``) it was filed under.
+        path: a path to the artifact's file, or to its stage folder (with
+            ``output``), e.g. under ``data/cache/by-name/``.
+        key: the artifact's key, ``"<stage run key>.<output>"``.
+        cache_dir: the cache folder (default: the project's).
+        project_root: the project folder (default: found from the cwd).
+
+    Leave out what is unambiguous: ``assay.load("model", param_set="a")``
+    works if only one stage of one experiment made a ``model`` for ``a``.
+
+    Raises:
+        CacheError: nothing matches, several artifacts match (they are
+            listed), or the artifact cannot be read.
+        CorruptArtifactError: the file does not match its checksum.
+    """
+    config = ProjectConfig.load(project_root).with_cache_dir(cache_dir)
+    cache = CacheStore(config.cache_dir)
+    if key is not None:
+        stage_key, _, output = key.rpartition(".")
+        meta = cache.read_meta(stage_key, output)
+        if meta is None:
+            raise CacheError(f"No cached artifact has key {key!r} in {cache.root}.")
+    elif path is not None:
+        meta = _meta_for_path(cache, Path(path), output)
+    else:
+        meta = _meta_by_name(cache, output, param_set, stage, experiment)
+    return load_artifact(cache, meta)
+
+
+def load_artifact(cache: CacheStore, meta: dict) -> Any:
+    """Load the artifact a sidecar describes, with a cacher like the one that saved it."""
+    cacher = make_cacher(meta["cacher"])
+    cacher.name = meta["output"]
+    cacher.stage = meta.get("stage")
+    return cache.load(cacher, meta["key"], meta["output"])
+
+
+def make_cacher(identity: dict) -> Any:
+    """Re-create a cacher from the identity recorded in a sidecar."""
+    module_name, _, class_name = identity["class"].rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise CacheError(
+            f"The artifact was saved with {identity['class']}, which cannot be imported here "
+            f"({exc}). Run from the project folder, or install the package that defines it."
+        ) from exc
+    try:
+        cacher = cls()
+    except TypeError:
+        from assay.caching import Cacheable
+
+        cacher = cls.__new__(cls)
+        Cacheable.__init__(cacher)
+    for attr, value in identity.items():
+        if attr != "class":
+            setattr(cacher, attr, value)
+    return cacher
+
+
+def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
+    path = path.resolve()
+    folder, name = (path, output) if path.is_dir() else (path.parent, None)
+    metas = []
+    for sidecar in sorted(folder.glob("*.meta.json")):
+        meta = cache.read_meta(folder.name, sidecar.name[: -len(".meta.json")])
+        if meta is None:
+            continue
+        files = {f["path"] for f in meta["files"]}
+        if name is None and path.is_dir() or path.name in files or meta["output"] == name:
+            metas.append(meta)
+    if output is not None:
+        metas = [m for m in metas if m["output"] == output]
+    return _one(metas, f"path {path}")
+
+
+def _meta_by_name(cache, output, param_set, stage, experiment) -> dict:
+    if not cache.by_name.is_dir():
+        raise CacheError(f"The cache {cache.root} holds no artifacts yet.")
+    pattern = "/".join(
+        [_glob(experiment), _glob(param_set), _glob(stage), f"{output or '*'}.meta.json"]
+    )
+    metas = []
+    for sidecar in sorted(cache.by_name.glob(pattern)):
+        folder = sidecar.parent.resolve()
+        meta = cache.read_meta(folder.name, sidecar.name[: -len(".meta.json")])
+        if meta is not None:
+            metas.append(meta)
+    wanted = ", ".join(
+        f"{k}={v!r}"
+        for k, v in [
+            ("output", output),
+            ("param_set", param_set),
+            ("stage", stage),
+            ("experiment", experiment),
+        ]
+        if v is not None
+    )
+    return _one(metas, wanted or "anything")
+
+
+def _one(metas: list[dict], wanted: str) -> dict:
+    unique = {(m["key"], m["output"]): m for m in metas}
+    if len(unique) == 1:
+        return next(iter(unique.values()))
+    if not unique:
+        raise CacheError(f"No cached artifact matches {wanted}.")
+    listed = "; ".join(
+        f"{m['output']} (experiment {m.get('experiment')}, parameter set {m.get('param_set')}, "
+        f"stage {m.get('stage')})"
+        for m in list(unique.values())[:10]
+    )
+    raise CacheError(
+        f"{len(unique)} cached artifacts match {wanted}: {listed}. Name the output, "
+        "param_set, stage or experiment to pick one."
+    )
+
+
+def _glob(value: str | None) -> str:
+    if value is None:
+        return "*"
+    from assay.cache import _safe
+
+    return _safe(value)

@@ -1,0 +1,131 @@
+"""The artifact manager: one run of an experiment, or one notebook session.
+
+The command line creates a manager for every ``assay run``; in a notebook you
+create one yourself and call stages on records directly, which then execute
+at once (reusing the cache exactly as a full run would)::
+
+    manager = assay.ArtifactManager("scratch")
+    record = assay.Record(manager, Params(name="try", n_trees=10))
+    train(load_data(record))
+    record.state["score"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assay.cache import CacheStore
+from assay.config import ProjectConfig
+from assay.runner import Runner
+
+if TYPE_CHECKING:
+    from assay.executor import Executor
+    from assay.plan import Plan, StageNode
+    from assay.record import Record
+    from assay.reporting import Reportable
+    from assay.store import RunInfo
+
+
+class ArtifactManager:
+    """Configuration and state of one run: records, cache, plan, run-store entry.
+
+    Args:
+        experiment_name: names the run; artifacts are filed under it in
+            ``data/cache/by-name/`` (unless ``prefix`` is given).
+        dry: plan only; execute and write nothing.
+        dry_cache: execute, read the cache, but never write to it.
+        prefix: file artifacts under this name instead of the experiment's.
+        lazy: treat every output as ``Lazy`` (outputs without a cacher get a
+            ``PickleCacher``), to keep memory low.
+        ignore_lazy: treat ``Lazy`` outputs as ordinary ones.
+        notes: free text recorded with the run.
+        cache_path: the cache folder (default: the project's ``data/cache``).
+        overwrite: recompute every stage.
+        overwrite_stages: names of stages to recompute.
+        project_root: the project folder (default: found from the cwd).
+        run_line: the command line that started the run, for provenance.
+        executor: where stage runs execute (default: serially, here).
+    """
+
+    def __init__(
+        self,
+        experiment_name: str | None = None,
+        dry: bool = False,
+        dry_cache: bool = False,
+        prefix: str | None = None,
+        lazy: bool = False,
+        ignore_lazy: bool = False,
+        notes: str | None = None,
+        cache_path: str | Path | None = None,
+        overwrite: bool = False,
+        overwrite_stages: list[str] | None = None,
+        project_root: str | Path | None = None,
+        run_line: str = "",
+        config: ProjectConfig | None = None,
+        executor: Executor | None = None,
+    ):
+        self.config = config or ProjectConfig.load(project_root)
+        if cache_path is not None:
+            self.config = self.config.with_cache_dir(cache_path)
+        self.experiment_name = experiment_name or "interactive"
+        self.prefix = prefix or self.experiment_name
+        self.dry = dry
+        self.dry_cache = dry_cache
+        self.lazy = lazy
+        self.ignore_lazy = ignore_lazy
+        self.notes = notes
+        self.overwrite = overwrite
+        self.overwrite_stages = set(overwrite_stages or ())
+        self.run_line = run_line
+        self.cache = CacheStore(self.config.cache_dir)
+        self.cache_path = str(self.config.cache_dir)
+        self.records: list[Record] = []
+        """Every record created on this manager, in order."""
+        self.reportables: list[Reportable] = []
+        """Everything stages reported, in order."""
+        self.current_stage_name = ""
+        """The stage executing right now ("" between stages)."""
+        self.run_info: RunInfo | None = None
+        """The run-store entry, once the run is recorded (``None`` in a notebook)."""
+        self.results: Any = None
+        """What the experiment's ``run()`` returned."""
+        self.runner = Runner(self, executor)
+
+    @property
+    def plan(self) -> Plan:
+        """Every stage run so far (see :mod:`assay.plan`)."""
+        return self.runner.plan
+
+    @property
+    def run_id(self) -> str | None:
+        """The run's id in the run store, or ``None`` if it is not recorded."""
+        return self.run_info.id if self.run_info is not None else None
+
+    @property
+    def run_number(self) -> int | None:
+        """The run's number in the run store, or ``None`` if it is not recorded."""
+        return self.run_info.number if self.run_info is not None else None
+
+    def _call_stage(self, spec, record, args, kwargs, records):
+        return self.runner.call_stage(spec, record, args, kwargs, records)
+
+    def provenance(self, node: StageNode) -> dict:
+        """What an artifact's sidecar records about the stage run that made it."""
+        params = node.record.params
+        return {
+            "stage": node.spec.name,
+            "experiment": self.experiment_name,
+            "param_set": node.record_label,
+            "params_hash": node.record.get_hash(),
+            "params_class": type(params).__qualname__ if params is not None else None,
+            "run_id": self.run_id,
+            "run_number": self.run_number,
+            "ingredients": node.ingredients,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"ArtifactManager({self.experiment_name!r}, records={len(self.records)}, "
+            f"stages={len(self.plan.nodes)})"
+        )

@@ -1,0 +1,505 @@
+"""Parameter sets: the dataclasses that configure an experiment, and tools to vary them.
+
+A parameter set is an instance of a dataclass deriving from
+:class:`ExperimentParameters`. Its *name* is a label for people; its *hash*,
+computed from every other field, is its identity for the cache::
+
+    from dataclasses import dataclass, field
+    import assay
+
+    @dataclass
+    class Params(assay.ExperimentParameters):
+        seed: int = 42
+        n_trees: int = 100
+        n_jobs: int = field(default=4, metadata={"hash": False})  # never changes results
+
+    def get_params():
+        base = Params(name="forest")
+        return assay.grid(base, n_trees=[10, 100], seed=[1, 2])  # 4 parameter sets
+
+Composition and inheritance are plain Python: subclass a parameter class to add
+fields, nest one dataclass in another, or import another parameter file and
+``dataclasses.replace`` its sets.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import enum
+import itertools
+import math
+import pathlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from assay.errors import ParameterError
+from assay.hashing import hash_value
+
+__all__ = [
+    "ExperimentParameters",
+    "Params",
+    "apply_overrides",
+    "check_unique_names",
+    "describe",
+    "diff_fields",
+    "grid",
+]
+
+RESERVED_FIELDS = ("name", "hash", "overwrite", "hash_representations")
+"""Fields of :class:`ExperimentParameters` that are bookkeeping, never part of the hash."""
+
+_MAX_REPR = 200
+
+
+@dataclass
+class ExperimentParameters:
+    """Base class of every parameter set; subclass it with ``@dataclass``.
+
+    Example::
+
+        @dataclass
+        class Params(assay.ExperimentParameters):
+            seed: int = 42
+            model: ModelParams = field(default_factory=ModelParams)
+
+    Every field except the four below enters the parameter set's hash, which
+    decides which cached results a run may reuse. To keep a field out of the
+    hash, or hash it through a representation of your choice, declare it with
+    ``field(metadata={"hash": False})`` or ``field(metadata={"hash": func})``
+    (``func(value)`` is hashed instead of the value), or use
+    ``hash_representations``. Fields whose value is ``None`` do not enter the
+    hash, so adding a new field that defaults to ``None`` keeps old caches valid.
+    """
+
+    name: str = "UNNAMED"
+    """A label for this parameter set, shown in reports and used to pick sets with
+    ``--names``. Not part of the hash; should be unique within a run."""
+
+    hash: str | None = None
+    """Leave as ``None`` to let assay compute the hash from the fields. Set it only to
+    pin this set's cache identity by hand: it then replaces the computed hash."""
+
+    overwrite: bool = False
+    """When true, cached results of this parameter set are recomputed instead of reused."""
+
+    hash_representations: dict[str, Callable[[Any, Any], Any] | None] = field(
+        default_factory=dict, repr=False
+    )
+    """Field name -> ``function(params, value)`` whose result is hashed instead of the
+    value, or -> ``None`` to leave the field out of the hash. Usually filled with
+    :func:`assay.hashing.set_hash_functions`."""
+
+    def _hash_fields(self) -> list[tuple[str, Any]]:
+        """(field name, representation) pairs that enter the hash, sorted by name.
+
+        Reserved fields and fields excluded by ``hash_representations`` or
+        ``metadata={"hash": False}`` are left out; ``None`` values are skipped.
+        """
+        fields_by_name = {f.name: f for f in dataclasses.fields(self)}
+        unknown = sorted(set(self.hash_representations) - set(fields_by_name))
+        if unknown:
+            cls = type(self).__qualname__
+            raise ParameterError(
+                f"{cls}.hash_representations names {_quoted(unknown)}, but {cls} has no "
+                f"such field.{_did_you_mean(unknown[0], fields_by_name)} "
+                f"Valid fields: {', '.join(_settable_fields(self))}"
+            )
+        pairs = []
+        for name in sorted(fields_by_name):
+            if name in RESERVED_FIELDS:
+                continue
+            value = getattr(self, name)
+            if name in self.hash_representations:
+                represent = self.hash_representations[name]
+                if represent is None:
+                    continue
+                value = represent(self, value)
+            elif value is not None:
+                how = fields_by_name[name].metadata.get("hash", True)
+                if how is False:
+                    continue
+                if callable(how):
+                    value = how(value)
+            if value is not None:
+                pairs.append((name, value))
+        return pairs
+
+    def params_hash(self) -> str:
+        """This parameter set's hash: the ``hash`` field if set, else computed.
+
+        The computed hash covers the class name and every hashed field, so two
+        parameter classes with identical fields still hash differently. It is
+        recomputed on every call: change a field and the hash follows.
+        """
+        if self.hash is not None:
+            return self.hash
+        return hash_value(self)
+
+    def args_hash(self, dry: bool = False) -> str | dict[str, Any]:
+        """Curifactory name of :meth:`params_hash`; ``dry=True`` shows what is hashed."""
+        if dry:
+            return dict(self._hash_fields())
+        return self.params_hash()
+
+
+Params = ExperimentParameters
+"""Short alias of :class:`ExperimentParameters`."""
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
+
+
+def _did_you_mean(wrong: str, valid: Iterable[str]) -> str:
+    close = difflib.get_close_matches(wrong, list(valid), n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _settable_fields(obj: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(obj) if f.name not in RESERVED_FIELDS]
+
+
+def _check_path(base: Any, dotted: str) -> str | None:
+    """Return a message if ``dotted`` does not name a field reachable from ``base``."""
+    obj, walked = base, []
+    for part in dotted.split("."):
+        owner = ".".join([type(base).__qualname__, *walked])
+        if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+            return (
+                f"'{owner}' is a {type(obj).__qualname__}, not a dataclass, "
+                f"so it has no field '{part}'"
+            )
+        valid = [f.name for f in dataclasses.fields(obj)]
+        if walked == [] and part in RESERVED_FIELDS:
+            return f"'{part}' is a reserved field and cannot be set this way"
+        if part not in valid:
+            shown = valid if walked else _settable_fields(obj)
+            return (
+                f"{owner} has no field '{part}'.{_did_you_mean(part, shown)} "
+                f"Valid fields: {', '.join(shown)}"
+            )
+        obj = getattr(obj, part)
+        walked.append(part)
+    return None
+
+
+def _replace_path(obj: Any, parts: Sequence[str], value: Any) -> Any:
+    """Copy of ``obj`` with the field at ``parts`` set to ``value``; ``obj`` is untouched."""
+    head = parts[0]
+    if len(parts) > 1:
+        value = _replace_path(getattr(obj, head), parts[1:], value)
+    try:
+        return dataclasses.replace(obj, **{head: value})
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"Cannot set '{head}' on {type(obj).__qualname__}: {exc}") from exc
+
+
+def _with_values(params: Any, values: dict[str, Any]) -> Any:
+    """Copy of ``params`` with the (possibly dotted) fields in ``values`` replaced.
+
+    A hand-set ``hash`` is dropped, since it no longer describes the new values.
+    """
+    new = params
+    for dotted, value in values.items():
+        new = _replace_path(new, dotted.split("."), value)
+    if isinstance(new, ExperimentParameters) and new.hash is not None and "hash" not in values:
+        new = dataclasses.replace(new, hash=None)
+    return new
+
+
+def _short(value: Any) -> str:
+    """A compact text form of a value, for generated parameter-set names."""
+    if isinstance(value, enum.Enum):
+        return str(value.name)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (type, Callable)) and hasattr(value, "__qualname__"):
+        return value.__qualname__
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# -- public functions ---------------------------------------------------------------------
+
+
+def grid(base: Any, **axes: Iterable[Any]) -> list[Any]:
+    """Every combination of the given values, applied to copies of ``base``.
+
+    Each keyword names a field and lists its values; the result is the cartesian
+    product, the first axis varying slowest. Nested dataclass fields are named
+    with dots (pass them with ``**``). Names are generated from the base name::
+
+        >>> sets = grid(Params(name="rf"), n_trees=[10, 100], seed=[1, 2])
+        >>> [p.name for p in sets][:3]
+        ['rf-n_trees=10-seed=1', 'rf-n_trees=10-seed=2', 'rf-n_trees=100-seed=1']
+        >>> grid(Params(name="rf"), **{"model.depth": [3, 5]})[1].model.depth
+        5
+
+    ``base`` itself is never modified.
+
+    Raises:
+        ParameterError: an axis names no field of ``base`` (with the valid names
+            and the closest match), or is not a non-empty list of values.
+    """
+    problems = []
+    values: dict[str, list[Any]] = {}
+    for axis, options in axes.items():
+        problem = _check_path(base, axis)
+        if problem is None and (isinstance(options, (str, bytes)) or not _iterable(options)):
+            problem = f"expected a list of values, got {options!r}"
+        if problem is None:
+            values[axis] = list(options)
+            if not values[axis]:
+                problem = "the list of values is empty"
+        if problem is not None:
+            problems.append(f"axis '{axis}': {problem}")
+    if problems:
+        raise ParameterError(
+            f"grid() over {type(base).__qualname__} '{getattr(base, 'name', '')}': "
+            + "; ".join(problems)
+        )
+    result = []
+    for combo in itertools.product(*values.values()):
+        chosen = dict(zip(values, combo))
+        new = _with_values(base, chosen)
+        label = "-".join(f"{axis}={_short(v)}" for axis, v in chosen.items())
+        if hasattr(new, "name"):
+            new = dataclasses.replace(new, name=f"{base.name}-{label}" if label else base.name)
+        result.append(new)
+    return result
+
+
+def _iterable(obj: Any) -> bool:
+    try:
+        iter(obj)
+    except TypeError:
+        return False
+    return True
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return raw
+
+
+def _coerce(raw: str, current: Any) -> Any:
+    """Turn the text of an override into a value of the current value's type.
+
+    Raises ``ValueError`` with an explanation when that is impossible.
+    """
+    parsed = _parse_value(raw)
+    if isinstance(current, bool):
+        if isinstance(parsed, bool):
+            return parsed
+        if raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise ValueError(f"expected a boolean (true/false, 1/0), got {raw!r}")
+    if isinstance(current, enum.Enum):
+        members = type(current).__members__
+        if raw.strip() in members:
+            return members[raw.strip()]
+        raise ValueError(f"expected one of {', '.join(members)}, got {raw!r}")
+    if isinstance(current, int):
+        if isinstance(parsed, float) and parsed.is_integer():
+            parsed = int(parsed)
+        if isinstance(parsed, int) and not isinstance(parsed, bool):
+            return type(current)(parsed)
+        raise ValueError(f"expected an integer, got {raw!r}")
+    if isinstance(current, float):
+        if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+            return float(parsed)
+        raise ValueError(f"expected a number, got {raw!r}")
+    if isinstance(current, str):
+        return parsed if isinstance(parsed, str) else raw
+    if isinstance(current, pathlib.PurePath):
+        return type(current)(parsed if isinstance(parsed, str) else raw)
+    return parsed
+
+
+def _split_override(text: str) -> tuple[str, str]:
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ParameterError(
+            f"Cannot understand the override {text!r}: write it as FIELD=VALUE, "
+            f"e.g. --set n_trees=500 or --set model.depth=3."
+        )
+    return key, raw
+
+
+def _get_path(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list[Any]:
+    """Apply command-line overrides such as ``--set n_trees=500`` to every parameter set.
+
+    Each override is ``FIELD=VALUE``; nested dataclass fields use dots
+    (``model.depth=3``). The value is read as a Python literal (``3``, ``0.5``,
+    ``[1, 2]``, ``'text'``), or kept as text when it is not one, and converted
+    to the type of the field's current value when that is a bool, int, float,
+    str, enum or path (``true``/``false``/``1``/``0`` for booleans). Returns new
+    parameter sets; the given ones are not modified. A hand-set ``hash`` is
+    dropped from the new sets, since it no longer describes their values.
+
+    Raises:
+        ParameterError: an override is malformed, names an unknown field (with
+            the closest match), or has a value of the wrong type. All problems
+            are reported at once.
+    """
+    param_sets = list(param_sets)
+    parsed = [_split_override(text) for text in overrides]
+    problems: list[str] = []
+    result = []
+    for params in param_sets:
+        values: dict[str, Any] = {}
+        for (key, raw), text in zip(parsed, overrides):
+            problem = _check_path(params, key)
+            if problem is None:
+                try:
+                    values[key] = _coerce(raw, _get_path(params, key))
+                except ValueError as exc:
+                    problem = f"{type(params).__qualname__}.{key}: {exc}"
+            if problem is not None:
+                message = f"--set {text}: {problem}"
+                if message not in problems:
+                    problems.append(message)
+        if not problems:
+            result.append(_with_values(params, values))
+    if problems:
+        raise ParameterError("Cannot apply overrides: " + "; ".join(problems))
+    return result
+
+
+def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
+    """{dotted field name: value}, descending into nested dataclasses.
+
+    Reserved fields are left out, except the top-level ``name``.
+    """
+    flat: dict[str, Any] = {}
+    for f in dataclasses.fields(params):
+        if f.name in RESERVED_FIELDS and (prefix or f.name != "name"):
+            continue
+        value = getattr(params, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            flat.update(_flatten(value, f"{prefix}{f.name}."))
+        else:
+            flat[f"{prefix}{f.name}"] = value
+    return flat
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return hash_value(a) == hash_value(b)
+    except (TypeError, ValueError):
+        return _display(a) == _display(b)
+
+
+_MISSING = object()
+
+
+def diff_fields(param_sets: Sequence[Any]) -> list[str]:
+    """Names of the fields whose values differ between parameter sets.
+
+    Nested dataclass fields are named with dots (``model.depth``); ``name``,
+    ``hash``, ``overwrite`` and ``hash_representations`` are not compared. Fields
+    appear in the order they are declared (fields that only some sets have come
+    after those of the first set). ``assay params`` uses it to show how a run's
+    parameter sets differ::
+
+        >>> diff_fields(grid(Params(), seed=[1, 2]))
+        ['seed']
+    """
+    flats = []
+    for params in param_sets:
+        flat = _flatten(params)
+        flat.pop("name", None)
+        flats.append(flat)
+    if len(flats) < 2:
+        return []
+    order = list(dict.fromkeys(key for flat in flats for key in flat))
+    differing = []
+    for key in order:
+        first = flats[0].get(key, _MISSING)
+        for other in flats[1:]:
+            value = other.get(key, _MISSING)
+            if (first is _MISSING) != (value is _MISSING) or not _same(first, value):
+                differing.append(key)
+                break
+    return differing
+
+
+def _display(value: Any) -> Any:
+    """A JSON-safe, readable form of one parameter value."""
+    if isinstance(value, enum.Enum):
+        text = f"{type(value).__qualname__}.{value.name}"
+    elif value is None or isinstance(value, (bool, int)):
+        return value
+    elif isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
+        kind = "class" if isinstance(value, type) else "function"
+        text = f"<{kind} {getattr(value, '__module__', '?')}.{value.__qualname__}>"
+    elif hasattr(value, "shape") and hasattr(value, "dtype"):  # numpy array or similar
+        text = f"{type(value).__name__}(shape={tuple(value.shape)}, dtype={value.dtype})"
+    elif hasattr(value, "shape") and hasattr(value, "dtypes"):  # pandas DataFrame
+        text = f"{type(value).__name__}(shape={tuple(value.shape)})"
+    else:
+        try:
+            text = repr(value)
+        except Exception:  # a broken __repr__ must not break provenance
+            text = f"<{type(value).__qualname__}>"
+    return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
+
+
+def describe(params: Any) -> dict[str, Any]:
+    """A flat, JSON-safe description of a parameter set, for provenance and display.
+
+    Keys are field names (dotted for nested dataclasses, ``name`` first); values
+    are kept when they are plain JSON values and otherwise shown as short text:
+    arrays as ``ndarray(shape=(100, 3), dtype=float64)``, functions by qualified
+    name, anything else by ``repr`` cut at 200 characters::
+
+        >>> describe(Params(name="rf", seed=1))
+        {'name': 'rf', 'seed': 1, 'n_trees': 100}
+    """
+    return {key: _display(value) for key, value in _flatten(params).items()}
+
+
+def check_unique_names(param_sets: Iterable[Any]) -> None:
+    """Raise :class:`ParameterError` if two parameter sets share a name.
+
+    Names select parameter sets (``--names``) and label their results, so they
+    must be unique within a run. The message lists each duplicated name with
+    the positions where it occurs.
+    """
+    names = [getattr(p, "name", None) for p in param_sets]
+    counts = Counter(names)
+    duplicates = [n for n in counts if counts[n] > 1]
+    if duplicates:
+        details = "; ".join(
+            f"'{n}' at positions {', '.join(str(i) for i, m in enumerate(names) if m == n)}"
+            for n in duplicates
+        )
+        raise ParameterError(
+            f"Parameter-set names must be unique, but {len(duplicates)} "
+            f"{'name is' if len(duplicates) == 1 else 'names are'} used more than once: "
+            f"{details}. Give each parameter set its own `name=`."
+        )

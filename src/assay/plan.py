@@ -1,0 +1,253 @@
+"""The plan of a run: which stage runs exist, what they consume, and their keys.
+
+While an experiment's ``run(param_sets, manager)`` executes, each stage call
+adds a :class:`StageNode` to the manager's :class:`Plan` instead of running
+the stage, and puts one :class:`Artifact` per output into the record's state.
+An ``Artifact`` is a handle: it knows its producing node (hence its cache key)
+before any value exists. When ``run()`` returns the whole DAG is known, so
+the runner can decide what to execute, what to load, and what to leave alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from assay.errors import InputSignatureError, PlanningError
+from assay.hashing import hash_value
+from assay.keys import artifact_key, code_fingerprint, stage_key
+from assay.staging import Lazy, StageSpec, producers_of
+
+if TYPE_CHECKING:
+    from assay.record import Record
+
+MISSING: Any = object()
+"""Marks an artifact whose value is not in memory."""
+
+
+class Artifact:
+    """One output of one stage run: its value in memory, or where to load it from."""
+
+    __slots__ = ("node", "name", "index", "value", "cacher", "cached", "meta", "_handle")
+
+    def __init__(self, node: StageNode, name: str, index: int):
+        self.node = node
+        self.name = name
+        self.index = index
+        self.value: Any = MISSING
+        self.cacher = None
+        """This record's cacher instance for the output (``None``: not cached)."""
+        self.cached = False
+        """Whether a complete cache entry exists for it."""
+        self.meta: dict | None = None
+        """The cache sidecar, once read."""
+        self._handle: Lazy | None = None
+
+    @property
+    def key(self) -> str:
+        """The artifact's cache key: ``<stage run key>.<output name>``."""
+        return artifact_key(self.node.key, self.name)
+
+    @property
+    def lazy(self) -> bool:
+        """Whether the value is dropped from memory once cached."""
+        plan = self.node.plan
+        return plan.all_lazy or (self.node.spec.is_lazy(self.index) and not plan.ignore_lazy)
+
+    def get(self) -> Any:
+        """The value: from memory, from the cache, or by running what produces it."""
+        if self.value is not MISSING:
+            return self.value
+        if not self.node.spec.lazy_resolves(self.index):
+            return self.handle()
+        return self.node.plan.runner.value_of(self)
+
+    def handle(self) -> Lazy:
+        """A :class:`~assay.Lazy` for this record's value (``resolve=False`` outputs)."""
+        if self._handle is None:
+            self.node.plan.runner.value_of(self, want_handle=True)
+            self._handle = Lazy(self.name, resolve=False)
+            self._handle.cacher = self.cacher
+        return self._handle
+
+    def __repr__(self) -> str:
+        record = self.node.record_label
+        return f"<artifact {self.name!r} of stage {self.node.spec.name!r} for {record}>"
+
+
+class StageNode:
+    """One call of a stage on a record: a node of the run's DAG."""
+
+    __slots__ = (
+        "index",
+        "plan",
+        "spec",
+        "record",
+        "records",
+        "args",
+        "kwargs",
+        "inputs",
+        "outputs",
+        "deps",
+        "consumers",
+        "key",
+        "ingredients",
+        "status",
+        "reason",
+        "started",
+        "duration",
+        "reportables",
+        "volatile",
+    )
+
+    def __init__(self, plan: Plan, spec: StageSpec, record: Record, records, args, kwargs):
+        self.index = len(plan.nodes)
+        self.plan = plan
+        self.spec = spec
+        self.record = record
+        self.records = records
+        self.args = args
+        self.kwargs = kwargs
+        self.inputs: dict[str, Any] = {}
+        self.outputs = [Artifact(self, name, i) for i, name in enumerate(spec.output_names)]
+        self.deps: list[StageNode] = []
+        self.consumers: list[StageNode] = []
+        self.key = ""
+        self.ingredients: dict | None = None
+        self.status = "planned"
+        """``planned`` → ``cached`` / ``unneeded`` / ``executed`` / ``failed``."""
+        self.reason = ""
+        self.started: float | None = None
+        self.duration: float | None = None
+        self.reportables: list = []
+        self.volatile: list[str] = []
+        """What could not be hashed; a volatile stage run always executes and is not cached."""
+
+    @property
+    def record_label(self) -> str:
+        """The parameter set's name, or ``aggregate`` for an aggregate without one."""
+        params = self.record.params
+        if params is not None:
+            return params.name
+        return "aggregate" if self.spec.is_aggregate else "no parameters"
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether every output has a cacher (and there is at least one output)."""
+        return bool(self.outputs) and all(a.cacher is not None for a in self.outputs)
+
+    def __repr__(self) -> str:
+        return f"<stage {self.spec.name!r} for {self.record_label} ({self.status})>"
+
+
+class Plan:
+    """Every stage run of one manager, in the order the experiment called them."""
+
+    def __init__(self, runner: Any, all_lazy: bool = False, ignore_lazy: bool = False):
+        self.runner = runner
+        self.all_lazy = all_lazy
+        self.ignore_lazy = ignore_lazy
+        self.nodes: list[StageNode] = []
+
+    def add(
+        self,
+        spec: StageSpec,
+        record: Record,
+        args: tuple,
+        kwargs: dict,
+        records: list | None,
+        cachers: list,
+    ) -> StageNode:
+        """Plan one stage call: bind its inputs, make its outputs, compute its key."""
+        node = StageNode(self, spec, record, records, args, kwargs)
+        upstream = _bind_inputs(node)
+        for artifact, cacher in zip(node.outputs, cachers):
+            artifact.cacher = cacher
+        identities = [
+            (a.name, a.cacher.identity() if a.cacher is not None else None) for a in node.outputs
+        ]
+        if spec.is_aggregate:
+            params_part: Any = [record.get_hash(), sorted(r.get_hash() for r in records)]
+        else:
+            params_part = record.get_hash()
+        extra_args = [_value_hash(a, node, "a positional argument") for a in args]
+        node.key, node.ingredients = stage_key(
+            stage=spec.name,
+            code=code_fingerprint(spec.func),
+            params=params_part,
+            upstream=upstream + ([("*args", extra_args)] if extra_args else []),
+            outputs=identities,
+        )
+        for dep in node.deps:
+            dep.consumers.append(node)
+        self.nodes.append(node)
+        return node
+
+
+def _bind_inputs(node: StageNode) -> list[tuple]:
+    """Take the node's inputs from its record's state; return the upstream ingredients."""
+    spec, record, kwargs = node.spec, node.record, node.kwargs
+    upstream: list[tuple] = []
+    deps: dict[int, StageNode] = {}
+    for name in spec.inputs:
+        if name in kwargs:
+            continue
+        if spec.is_aggregate:
+            per_record = {}
+            for other in node.records:
+                if name in other.state:
+                    value = dict.__getitem__(other.state, name)
+                    per_record[other] = value
+                    upstream.append((name, other.get_hash(), _ingredient(value, node, name, deps)))
+            node.inputs[name] = per_record
+            continue
+        if name not in record.state:
+            if spec.suppress_missing_inputs:
+                continue
+            raise _missing_input(node, name)
+        value = dict.__getitem__(record.state, name)
+        node.inputs[name] = value
+        upstream.append((name, _ingredient(value, node, name, deps)))
+    for name in sorted(kwargs):
+        upstream.append((name, _value_hash(kwargs[name], node, f"argument {name!r}")))
+    node.deps = list(deps.values())
+    return upstream
+
+
+def _ingredient(value: Any, node: StageNode, name: str, deps: dict[int, StageNode]) -> str:
+    if isinstance(value, Artifact):
+        deps[id(value.node)] = value.node
+        return value.key
+    return _value_hash(value, node, f"input {name!r}")
+
+
+def _value_hash(value: Any, node: StageNode, what: str) -> str:
+    """Hash a value passed in directly; if it cannot be hashed the run becomes volatile."""
+    try:
+        return hash_value(value)
+    except (TypeError, ValueError) as exc:
+        node.volatile.append(f"{what}: {exc}")
+        return "volatile"
+
+
+def _missing_input(node: StageNode, name: str) -> InputSignatureError:
+    available = sorted(dict.keys(node.record.state))
+    could = producers_of(name)
+    message = (
+        f"Stage {node.spec.name!r} needs input {name!r}, but no earlier stage on the record "
+        f"for parameter set {node.record_label!r} produced it"
+    )
+    message += f" (the record holds: {', '.join(available)})." if available else "."
+    if could:
+        message += f" Stages that output {name!r}: {', '.join(sorted(set(could)))}; call one first."
+    message += " Or pass it directly: " + f"{node.spec.name}(record, {name}=...)."
+    return InputSignatureError(message)
+
+
+def planning_error(artifact: Artifact) -> PlanningError:
+    """The error for reading a stage's output while the run is being planned."""
+    return PlanningError(
+        f"The experiment read {artifact.name!r} (output of stage {artifact.node.spec.name!r} "
+        f"for {artifact.node.record_label!r}) while its run() was still being planned. assay "
+        "plans the whole run before executing any stage, so run() may chain stages but not "
+        "use their results; move that logic into a stage (or an aggregate stage)."
+    )

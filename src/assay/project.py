@@ -1,0 +1,162 @@
+"""Finding and importing a project's experiment and parameter files.
+
+``assay run iris -p grid`` imports ``experiments/iris.py`` as the module
+``experiments.iris`` and ``params/grid.py`` as ``params.grid``, with the project
+root on ``sys.path``, so parameter files can ``from experiments.iris import
+Params`` and get the very same class the experiment uses. A path to a ``.py``
+file works too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+from assay.config import ProjectConfig
+from assay.errors import ParameterError, ProjectError
+
+
+def load_experiment(ref: str, config: ProjectConfig) -> ModuleType:
+    """Import the experiment ``ref`` (a name in ``experiments/`` or a path) and check it."""
+    module = _import(ref, config.experiments_dir, config, "experiment")
+    if not callable(getattr(module, "run", None)):
+        raise ProjectError(
+            f"Experiment {module.__file__} has no run(param_sets, manager) function. "
+            "Add one that calls your stages on assay.Record objects."
+        )
+    return module
+
+
+def load_param_sets(refs: list[str], experiment: ModuleType, config: ProjectConfig) -> list:
+    """The parameter sets of every file in ``refs``, in order.
+
+    With no ``refs`` the experiment's own ``get_params()`` supplies them.
+    """
+    sources = [_import(r, config.params_dir, config, "parameter file") for r in refs] or [
+        experiment
+    ]
+    param_sets: list = []
+    for module in sources:
+        param_sets.extend(call_get_params(module))
+    return param_sets
+
+
+def call_get_params(module: ModuleType) -> list:
+    """Call ``module.get_params()`` and check that it returned parameter sets."""
+    from assay.params import ExperimentParameters
+
+    where = module.__file__
+    get_params = getattr(module, "get_params", None)
+    if not callable(get_params):
+        raise ParameterError(
+            f"{where} has no get_params() function. A parameter file must define "
+            "get_params() returning a list of parameter sets (ExperimentParameters instances)."
+        )
+    try:
+        result = get_params()
+    except Exception as exc:
+        raise ProjectError(f"get_params() in {where} raised {_describe(exc)}") from exc
+    if isinstance(result, ExperimentParameters):
+        result = [result]
+    if not isinstance(result, (list, tuple)):
+        raise ParameterError(
+            f"get_params() in {where} returned {type(result).__name__}; "
+            "it must return a list of parameter sets."
+        )
+    wrong = [
+        (i, type(p).__name__)
+        for i, p in enumerate(result)
+        if not isinstance(p, ExperimentParameters)
+    ]
+    if wrong:
+        items = ", ".join(f"item {i} is a {name}" for i, name in wrong[:5])
+        raise ParameterError(
+            f"get_params() in {where} must return ExperimentParameters instances, but {items}. "
+            "Derive your parameter class from assay.ExperimentParameters and decorate it with @dataclass."
+        )
+    return list(result)
+
+
+def _import(ref: str, folder: Path, config: ProjectConfig, kind: str) -> ModuleType:
+    root = str(config.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    path = _resolve(ref, folder, kind)
+    module_name = _module_name(path, config.root)
+    try:
+        if module_name is not None:
+            module = importlib.import_module(module_name)
+            if Path(module.__file__ or "").resolve() != path:
+                # A different module of that name was imported earlier; load ours.
+                module = _import_path(path, module_name)
+        else:
+            module = _import_path(path, f"assay_user_{path.stem}")
+    except ProjectError:
+        raise
+    except SyntaxError as exc:
+        raise ProjectError(
+            f"The {kind} {exc.filename}, line {exc.lineno}, has a syntax error: {exc.msg}."
+        ) from exc
+    except Exception as exc:
+        raise ProjectError(f"Importing the {kind} {path} failed: {_describe(exc)}") from exc
+    return module
+
+
+def _resolve(ref: str, folder: Path, kind: str) -> Path:
+    candidate = Path(ref)
+    if candidate.suffix == ".py" or candidate.parent != Path("."):
+        path = candidate if candidate.suffix == ".py" else candidate.with_suffix(".py")
+        if path.is_file():
+            return path.resolve()
+        raise ProjectError(f"The {kind} file {path} does not exist.")
+    path = folder / f"{ref.replace('.', '/')}.py"
+    if path.is_file():
+        return path.resolve()
+    available = sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+    hint = difflib.get_close_matches(ref, available, n=1)
+    message = f"No {kind} named {ref!r}: {path} does not exist."
+    if hint:
+        message += f" Did you mean {hint[0]!r}?"
+    elif available:
+        message += f" Available in {folder}: {', '.join(available)}."
+    else:
+        message += f" {folder} has no .py files; create one or give a path to a .py file."
+    raise ProjectError(message)
+
+
+def _module_name(path: Path, root: Path) -> str | None:
+    try:
+        relative = path.with_suffix("").relative_to(root)
+    except ValueError:
+        return None
+    parts = relative.parts
+    if not all(part.isidentifier() for part in parts):
+        return None
+    return ".".join(parts)
+
+
+def _import_path(path: Path, module_name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ProjectError(f"{path} cannot be imported as a Python module.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def _describe(exc: BaseException) -> str:
+    """``ValueError: bad value (at params/grid.py, line 12)`` for the innermost user frame."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    user = [f for f in frames if "importlib" not in f.filename and "/assay/" not in f.filename]
+    where = f" (at {user[-1].filename}, line {user[-1].lineno})" if user else ""
+    return f"{type(exc).__name__}: {exc}{where}."

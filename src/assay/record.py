@@ -1,0 +1,228 @@
+"""Records: the state of one parameter set as it moves through the stages.
+
+``record = assay.Record(manager, params)`` starts an empty record; every stage
+called on it reads its inputs from ``record.state`` and writes its outputs
+there. ``record.state`` behaves like a dict of artifact name → value; values
+that live only in the cache are loaded when read, not before.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from assay.plan import MISSING, Artifact
+
+if TYPE_CHECKING:
+    from assay.manager import ArtifactManager
+    from assay.params import ExperimentParameters
+    from assay.reporting import Reportable
+
+
+class State(dict):
+    """A record's artifacts by name; reading an entry loads it if needed.
+
+    Reading ``state["model"]`` gives the value: from memory, from the cache
+    (verified against its checksum), or for a ``Lazy(..., resolve=False)``
+    output, the ``Lazy`` object. You may also put plain values in
+    (``record.state["data"] = df``) for later stages to use.
+    """
+
+    def __getitem__(self, name: str) -> Any:
+        value = dict.__getitem__(self, name)
+        return value.get() if type(value) is Artifact else value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """``state[name]`` if present, else ``default``."""
+        return self[name] if name in self else default
+
+    def values(self):  # type: ignore[override]
+        """Every value, loading those that live only in the cache."""
+        return [self[name] for name in self]
+
+    def items(self):  # type: ignore[override]
+        """``(name, value)`` pairs, loading values that live only in the cache."""
+        return [(name, self[name]) for name in self]
+
+    def is_loaded(self, name: str) -> bool:
+        """Whether ``name``'s value is in memory (``False``: it would be loaded)."""
+        value = dict.__getitem__(self, name)
+        return type(value) is not Artifact or value.value is not MISSING
+
+    def __repr__(self) -> str:
+        parts = []
+        for name in self:
+            value = dict.__getitem__(self, name)
+            if type(value) is Artifact and value.value is MISSING:
+                parts.append(f"{name!r}: <{'cached' if value.cached else 'not computed'}>")
+            else:
+                shown = value.value if type(value) is Artifact else value
+                text = repr(shown)
+                parts.append(f"{name!r}: {text[:60] + '...' if len(text) > 60 else text}")
+        return "State({" + ", ".join(parts) + "})"
+
+
+class Record:
+    """The pipeline state of one parameter set: its artifacts and reportables.
+
+    Args:
+        manager: the run this record belongs to.
+        params: the parameter set, or ``None`` (for instance for an aggregate).
+        hide: do not list the record in ``manager.records`` (aggregates called
+            without ``records`` then do not see it).
+
+    Example, in a notebook::
+
+        manager = assay.ArtifactManager("scratch")
+        record = assay.Record(manager, Params(name="small", n_trees=10))
+        train(load_data(record))
+        record.state["score"]
+    """
+
+    def __init__(
+        self,
+        manager: ArtifactManager,
+        params: ExperimentParameters | None,
+        hide: bool = False,
+    ):
+        self.manager = manager
+        self.params = params
+        self.state = State()
+        """Artifacts by name (see :class:`State`)."""
+        self.stages: list[str] = []
+        """Names of the stages called on this record, in order."""
+        self.input_records: list[Record] = []
+        """For aggregates and copies: the records this one was built from."""
+        self.is_aggregate = False
+        self.reportables: list[Reportable] = []
+        """What stages reported on this record with :meth:`report`."""
+        self.stage_cachers: list | None = None
+        """While a stage runs: its cachers, one per output."""
+        self.combo_hash: str | None = None
+        self._hash = params.params_hash() if params is not None else None
+        self._node = None
+        self._nodes: list = []
+        if not hide:
+            manager.records.append(self)
+
+    # -- identity ---------------------------------------------------------------------
+
+    def get_hash(self) -> str:
+        """The parameter set's hash (fixed when the record is created), or the aggregate's."""
+        if self.is_aggregate and self.combo_hash is not None:
+            return self.combo_hash
+        return self._hash if self._hash is not None else "None"
+
+    @property
+    def name(self) -> str:
+        """The parameter set's name (``"aggregate"`` / ``"none"`` without one)."""
+        if self.params is not None:
+            return self.params.name
+        return "aggregate" if self.is_aggregate else "none"
+
+    def get_reference_name(self) -> str:
+        """``"Record 3 (trees_10)"``: how logs and reports refer to this record."""
+        try:
+            index = self.manager.records.index(self)
+        except ValueError:
+            index = -1
+        return f"Record {index} ({self.params.name if self.params is not None else None})"
+
+    @property
+    def output(self) -> Any:
+        """The last stage's output(s): one value, or a tuple for several (Curifactory API)."""
+        node = self._last_node()
+        if node is None or not node.outputs:
+            return [] if node is not None else None
+        values = tuple(a.get() for a in node.outputs)
+        return values[0] if len(values) == 1 else values
+
+    # -- reporting --------------------------------------------------------------------
+
+    def report(self, reportable: Reportable) -> None:
+        """Add a reportable (a table, a figure, some JSON, ...) to the run's report."""
+        node = self._node or self._last_node()
+        stage_name = node.spec.name if node is not None else ""
+        reportable.record = self
+        reportable.stage = stage_name
+        prefix = "(Aggregate)_" if self.is_aggregate else ""
+        if self.params is not None:
+            prefix += f"{self.params.name}_"
+        suffix = (
+            reportable.name if reportable.name is not None else str(len(self.manager.reportables))
+        )
+        reportable.qualified_name = f"{prefix}{stage_name}_{suffix}"
+        self.reportables.append(reportable)
+        self.manager.reportables.append(reportable)
+        if node is not None:
+            node.reportables.append(reportable)
+
+    # -- files stages write themselves --------------------------------------------------
+
+    def get_path(
+        self,
+        obj_name: str,
+        subdir: str | None = None,
+        prefix: str | None = None,
+        stage_name: str | None = None,
+        track: bool = True,
+    ) -> str:
+        """A path in the running stage's cache folder for a file the stage writes itself.
+
+        Use it with :class:`~assay.caching.FileReferenceCacher` or
+        :class:`~assay.caching.PathRef`: the file lives beside the stage's other
+        cached outputs and is checksummed with them.
+        """
+        folder = self._stage_folder(stage_name)
+        if subdir:
+            folder = os.path.join(folder, subdir)
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, f"{prefix}_{obj_name}" if prefix else obj_name)
+
+    def get_dir(
+        self,
+        dir_name_suffix: str,
+        subdir: str | None = None,
+        prefix: str | None = None,
+        stage_name: str | None = None,
+        track: bool = True,
+    ) -> str:
+        """Like :meth:`get_path`, but creates the folder and returns it."""
+        path = self.get_path(dir_name_suffix, subdir, prefix, stage_name, track)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def _stage_folder(self, stage_name: str | None) -> str:
+        node = self._node
+        if stage_name is not None or node is None:
+            candidates = [n for n in self._nodes if stage_name in (None, n.spec.name)]
+            node = candidates[-1] if candidates else None
+        if node is None:
+            raise RuntimeError(
+                "record.get_path() gives a path in a stage's cache folder; call it inside a "
+                "stage (or name a stage that ran on this record with stage_name=...)."
+            )
+        return str(self.manager.cache.ensure_dir(self.manager.cache.stage_dir(node.key)))
+
+    def _last_node(self):
+        return self._nodes[-1] if self._nodes else None
+
+    # -- copies -----------------------------------------------------------------------
+
+    def make_copy(self, param_set: Any = None, add_to_manager: bool = True) -> Record:
+        """A new record starting from this one's state (e.g. to branch a pipeline).
+
+        The copy shares the artifacts computed so far (they are not duplicated
+        in memory) and gets ``param_set`` (default: the same parameters).
+        """
+        copy = Record(
+            self.manager,
+            param_set if param_set is not None else self.params,
+            hide=not add_to_manager,
+        )
+        copy.input_records = [self]
+        dict.update(copy.state, self.state)
+        return copy
+
+    def __repr__(self) -> str:
+        return f"Record({self.name!r}, stages={self.stages})"

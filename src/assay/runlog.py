@@ -1,0 +1,80 @@
+"""A run's log: everything the run printed and logged, kept in ``logs/RUN_ID.log``.
+
+While a run executes, messages of Python's ``logging`` (assay's and the
+researcher's own ``logging.info(...)``) and anything written to
+``sys.stdout`` / ``sys.stderr`` (``print`` in a stage) also go to the log
+file, with their console output left as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class _Tee:
+    """A text stream that writes to the console and to the log file."""
+
+    def __init__(self, console: IO[str], log: IO[str]):
+        self._console = console
+        self._log = log
+
+    def write(self, text: str) -> int:
+        self._log.write(text)
+        return self._console.write(text)
+
+    def flush(self) -> None:
+        self._log.flush()
+        self._console.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._console, name)
+
+
+@contextmanager
+def run_log(path: Path | None, verbose: bool = False) -> Iterator[None]:
+    """Copy the run's logging and console output into ``path`` (``None``: no file).
+
+    assay's own per-stage messages are logged at DEBUG level; they reach the
+    file (and the console) only with ``verbose``.
+    """
+    assay_logger = logging.getLogger("assay")
+    root = logging.getLogger()
+    previous_levels = (assay_logger.level, root.level)
+    assay_logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    handler = None
+    console = None
+    if not root.handlers:
+        # Nobody configured logging (a script or notebook): show warnings on stderr.
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.DEBUG if verbose else logging.WARNING)
+        root.addHandler(console)
+    stdout, stderr = sys.stdout, sys.stderr
+    log_file = None
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        handler = logging.StreamHandler(log_file)
+        handler.setFormatter(logging.Formatter(_FORMAT, "%Y-%m-%d %H:%M:%S"))
+        root.addHandler(handler)
+        sys.stdout = _Tee(stdout, log_file)
+        sys.stderr = _Tee(stderr, log_file)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        for added in (handler, console):
+            if added is not None:
+                root.removeHandler(added)
+        if log_file is not None:
+            log_file.close()
+        assay_logger.setLevel(previous_levels[0])
+        root.setLevel(previous_levels[1])

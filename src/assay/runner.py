@@ -1,0 +1,308 @@
+"""The runner: turns a plan into work — decide, look up, submit, record.
+
+Three steps, always in this order:
+
+1. **plan** — every stage call becomes a :class:`~assay.plan.StageNode` with
+   its cache key; its outputs are looked up in the cache (a ``stat``, no load).
+2. **decide** — walking the DAG backwards, a stage run executes when it has
+   no outputs, is forced (``--overwrite``, ``--overwrite-stage``, a parameter
+   set with ``overwrite=True``), or some output is not cached *and* something
+   needs it (a stage that executes, or nothing downstream at all). Everything
+   else is ``cached`` or ``unneeded``, and is never loaded unless read.
+3. **execute** — stage runs are handed to an executor (:mod:`assay.executor`)
+   as their dependencies finish. Inputs come from memory, or from the cache
+   when their producer was skipped. A cache file that fails its checksum is
+   reported, thrown away and recomputed by running its producer.
+
+In a notebook (no ``run()`` being planned) each stage call is planned,
+decided and executed at once, through the same code.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from assay.caching import Cacheable, PickleCacher
+from assay.errors import CorruptArtifactError, StageFailed
+from assay.executor import Executor, get_executor
+from assay.plan import MISSING, Artifact, Plan, StageNode, planning_error
+from assay.staging import StageSpec
+
+if TYPE_CHECKING:
+    from assay.manager import ArtifactManager
+    from assay.record import Record
+
+log = logging.getLogger("assay")
+
+
+class Observer:
+    """Hooks for progress displays; the default does nothing."""
+
+    def planned(self, plan: Plan) -> None:
+        """The plan is decided: ``node.status`` says what will happen to each stage run."""
+
+    def stage_started(self, node: StageNode) -> None:
+        """A stage run starts executing."""
+
+    def stage_finished(self, node: StageNode) -> None:
+        """A stage run finished (``node.status`` is ``executed`` or ``failed``)."""
+
+
+class Runner:
+    """Plans and executes the stage runs of one manager."""
+
+    def __init__(self, manager: ArtifactManager, executor: Executor | None = None):
+        self.manager = manager
+        self.plan = Plan(self, all_lazy=manager.lazy, ignore_lazy=manager.ignore_lazy)
+        self.executor = executor or get_executor("serial")
+        self.observer: Observer = Observer()
+        self.planning = False
+        """True while an experiment's ``run()`` is being planned."""
+        self.loaded: list[Artifact] = []
+        """Artifacts read from the cache during this run."""
+
+    # -- 1. plan ----------------------------------------------------------------------
+
+    def call_stage(self, spec: StageSpec, record: Record, args, kwargs, records) -> Record:
+        """What a decorated stage does when called: plan it, and run it unless planning."""
+        manager = self.manager
+        if record.manager is not manager:
+            raise ValueError("The record belongs to another manager.")
+        if spec.is_aggregate:
+            if records is None:
+                records = [r for r in manager.records if r is not record]
+            record.is_aggregate = True
+            record.input_records = list(records)
+            from assay.hashing import hash_value
+
+            record.combo_hash = hash_value(
+                ["aggregate", record._hash, sorted(r.get_hash() for r in records)]
+            )
+        node = self.plan.add(spec, record, args, kwargs, records, self._cachers(spec, record))
+        record.stages.append(spec.name)
+        record._nodes.append(node)
+        for artifact in node.outputs:
+            dict.__setitem__(record.state, artifact.name, artifact)
+        self._look_up(node)
+        if not self.planning:
+            self.decide([node])
+            self.execute([node])
+        return record
+
+    def _cachers(self, spec: StageSpec, record: Record) -> list:
+        declared = spec.cachers
+        if declared is None:
+            declared = [PickleCacher if self.manager.lazy else None] * len(spec.outputs)
+        cachers = []
+        for entry, name in zip(declared, spec.output_names):
+            if entry is None:
+                cachers.append(None)
+                continue
+            cacher = entry() if isinstance(entry, type) else copy.deepcopy(entry)
+            if not spec.is_aggregate or (cacher.name is None and cacher.path_override is None):
+                cacher.name = name
+            cacher.record = record
+            cacher.stage = spec.name
+            cachers.append(cacher)
+        return cachers
+
+    def _look_up(self, node: StageNode) -> None:
+        if not node.cacheable or node.volatile:
+            return
+        cache = self.manager.cache
+        for artifact in node.outputs:
+            cacher = artifact.cacher
+            artifact.cached = cache.has(node.key, artifact.name)
+            if artifact.cached and type(cacher).check is not _BASE_CHECK:
+                cacher._dir = cache.stage_dir(node.key)
+                artifact.cached = bool(cacher.check())
+
+    # -- 2. decide --------------------------------------------------------------------
+
+    def decide(self, nodes: list[StageNode]) -> None:
+        """Mark each planned node ``run``, ``cached`` or ``unneeded`` (see module docs)."""
+        manager = self.manager
+        overwrite_stages = manager.overwrite_stages
+        for node in reversed(nodes):
+            params = node.record.params
+            if not node.outputs:
+                node.status, node.reason = "run", "has no outputs"
+            elif manager.overwrite:
+                node.status, node.reason = "run", "--overwrite"
+            elif node.spec.name in overwrite_stages:
+                node.status, node.reason = "run", f"--overwrite-stage {node.spec.name}"
+            elif params is not None and params.overwrite:
+                node.status, node.reason = (
+                    "run",
+                    f"parameter set {params.name!r} has overwrite=True",
+                )
+            elif node.volatile:
+                node.status, node.reason = "run", "an input cannot be hashed: " + node.volatile[0]
+            elif all(a.cached for a in node.outputs):
+                node.status, node.reason = "cached", ""
+            elif not node.consumers or self._needed(node):
+                missing = [a.name for a in node.outputs if not a.cached]
+                uncached = [a.name for a in node.outputs if a.cacher is None]
+                node.status = "run"
+                node.reason = (
+                    f"output(s) {uncached} have no cacher"
+                    if uncached
+                    else f"no cached {', '.join(missing)}"
+                )
+            else:
+                node.status, node.reason = "unneeded", "nothing that runs needs its outputs"
+
+    @staticmethod
+    def _needed(node: StageNode) -> bool:
+        """Whether a consumer that will run needs an output of ``node`` that is not cached."""
+        uncached = {id(a) for a in node.outputs if not a.cached}
+        for consumer in node.consumers:
+            if consumer.status != "run":
+                continue
+            for value in consumer.inputs.values():
+                values = value.values() if isinstance(value, dict) else (value,)
+                if any(id(v) in uncached for v in values):
+                    return True
+        return False
+
+    # -- 3. execute -------------------------------------------------------------------
+
+    def execute(self, nodes: list[StageNode]) -> None:
+        """Run every node marked ``run``, each once its dependencies have run."""
+        pending = [n for n in nodes if n.status == "run"]
+        waiting_on = {id(n): sum(1 for d in n.deps if d.status == "run") for n in pending}
+        ready = [n for n in pending if waiting_on[id(n)] == 0]
+        in_flight: dict[Any, StageNode] = {}
+        while ready or in_flight:
+            for node in ready:
+                in_flight[self.executor.submit(self._execute_node, node)] = node
+            ready = []
+            for future in self.executor.as_completed(list(in_flight)):
+                node = in_flight.pop(future)
+                future.result()  # re-raises a stage's failure
+                for consumer in node.consumers:
+                    if id(consumer) in waiting_on:
+                        waiting_on[id(consumer)] -= 1
+                        if waiting_on[id(consumer)] == 0:
+                            ready.append(consumer)
+                if ready:
+                    break
+
+    def _execute_node(self, node: StageNode) -> None:
+        """Execute one stage run in this process: inputs, call, outputs, cache."""
+        if node.status in ("executed", "failed", "running"):
+            return
+        manager, spec, record = self.manager, node.spec, node.record
+        inputs = self._resolve_inputs(node)
+        node.status = "running"
+        cache = manager.cache
+        for artifact in node.outputs:
+            if getattr(artifact.cacher, "writes_in_place", False):
+                cache.prepare_in_place(node.key, artifact.name)
+        previous = (manager.current_stage_name, record._node, record.stage_cachers)
+        manager.current_stage_name = spec.name
+        record._node = node
+        record.stage_cachers = [a.cacher for a in node.outputs]
+        self.observer.stage_started(node)
+        node.started = time.time()
+        start = time.perf_counter()
+        try:
+            if spec.is_aggregate:
+                returned = spec.func(record, node.records, **inputs)
+            else:
+                returned = spec.func(record, *node.args, **inputs)
+            values = spec.split_outputs(returned)
+        except BaseException as exc:
+            node.duration = time.perf_counter() - start
+            node.status = "failed"
+            self.observer.stage_finished(node)
+            if not isinstance(exc, Exception):
+                raise
+            raise StageFailed(
+                f"Stage {spec.name!r} failed for parameter set {node.record_label!r}: "
+                f"{type(exc).__name__}: {exc}",
+                stage=spec.name,
+                record_name=node.record_label,
+                original=exc,
+            ) from exc
+        finally:
+            manager.current_stage_name, record._node, record.stage_cachers = previous
+        node.duration = time.perf_counter() - start
+        for artifact, value in zip(node.outputs, values):
+            artifact.value = value
+        if not manager.dry_cache and not node.volatile:
+            self._save_outputs(node)
+        node.status = "executed"
+        self.observer.stage_finished(node)
+
+    def _resolve_inputs(self, node: StageNode) -> dict:
+        inputs = {}
+        for name, value in node.inputs.items():
+            if isinstance(value, dict):
+                inputs[name] = {
+                    r: (v.get() if type(v) is Artifact else v) for r, v in value.items()
+                }
+            else:
+                inputs[name] = value.get() if type(value) is Artifact else value
+        inputs.update(node.kwargs)
+        return inputs
+
+    def _save_outputs(self, node: StageNode) -> None:
+        manager, cache = self.manager, self.manager.cache
+        base = None
+        for artifact in node.outputs:
+            if artifact.cacher is None:
+                continue
+            if base is None:
+                base = manager.provenance(node)
+            meta = dict(base, duration_s=round(node.duration or 0.0, 6))
+            artifact.meta = cache.save(
+                artifact.cacher, artifact.value, key=node.key, output=artifact.name, meta=meta
+            )
+            artifact.cached = True
+            if artifact.lazy:
+                artifact.value = MISSING
+        if base is not None:
+            cache.link(manager.prefix, node.record_label, node.spec.name, node.key)
+
+    # -- values on demand -------------------------------------------------------------
+
+    def value_of(self, artifact: Artifact, want_handle: bool = False) -> Any:
+        """Load an artifact from the cache, or compute it; recompute a corrupt one."""
+        if self.planning:
+            raise planning_error(artifact)
+        node = artifact.node
+        for _attempt in range(3):
+            if artifact.value is not MISSING and not want_handle:
+                return artifact.value
+            if artifact.cached and node.status != "running":
+                if want_handle:
+                    artifact.cacher._dir = self.manager.cache.stage_dir(node.key)
+                    return None
+                try:
+                    value = self.manager.cache.load(artifact.cacher, node.key, artifact.name)
+                except CorruptArtifactError as exc:
+                    log.warning("%s Recomputing it.", exc)
+                    self.manager.cache.discard(node.key, artifact.name)
+                    artifact.cached = False
+                    node.status = "planned"
+                    continue
+                artifact.meta = artifact.cacher.metadata
+                self.loaded.append(artifact)
+                if not artifact.lazy:
+                    artifact.value = value
+                return value
+            if node.status == "running":
+                break
+            node.reason = node.reason or "its output was needed"
+            self._execute_node(node)
+            if artifact.value is MISSING and not artifact.cached:
+                break
+        raise RuntimeError(f"{artifact!r} could not be computed or loaded.")
+
+
+_BASE_CHECK: Callable = Cacheable.check

@@ -1,0 +1,256 @@
+"""Stages: the ``@stage`` and ``@aggregate`` decorators and ``Lazy`` outputs.
+
+A stage is a plain function that takes a :class:`~assay.Record` and the
+artifacts it needs, and returns the artifacts it makes::
+
+    @assay.stage(inputs=["data"], outputs=["model", "score"],
+                 cachers=[PickleCacher, JsonCacher])
+    def train(record, data):
+        model = fit(data, n_trees=record.params.n_trees)
+        return model, model.score(data)
+
+Calling ``train(record)`` takes ``data`` from ``record.state``, and puts
+``model`` and ``score`` back; it returns the record, so calls chain:
+``train(load_data(record))``. Whether the function actually runs is the
+cache's decision (see :mod:`assay.cache`): a stage whose outputs are all
+cached is skipped, and its outputs are loaded only if a running stage needs
+them. The decorators only describe the stage; the manager plans and runs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from assay.errors import (
+    CachersMismatchError,
+    EmptyCachersError,
+    InputSignatureError,
+    OutputSignatureError,
+)
+
+
+class Lazy:
+    """Mark an output as too big to keep in memory: ``outputs=[Lazy("model")]``.
+
+    A lazy output is written to its cacher as soon as its stage returns and
+    then dropped from memory; whoever needs it later (a running stage, or you
+    reading ``record.state["model"]``) loads it from the cache again.
+
+    With ``resolve=False``, stages and ``record.state`` get the ``Lazy`` object
+    itself instead of the value, so a stage can work with the file directly
+    (``big.cacher.get_path()``) or call ``big.load()``.
+
+    Each record gets its own ``Lazy`` object in its state; the one in the
+    decorator is only a declaration.
+    """
+
+    def __init__(self, name: str, resolve: bool = True):
+        self.name = name
+        self.resolve = resolve
+        self.cacher = None
+        """The cacher holding this record's value (set once the value is cached)."""
+
+    def load(self) -> Any:
+        """Load the value from its cacher."""
+        if self.cacher is None:
+            raise ValueError(f"Lazy output {self.name!r} has no cached value yet.")
+        return self.cacher.load()
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f'Lazy("{self.name}")'
+
+
+@dataclass
+class StageSpec:
+    """What the decorators know about one stage; the planner's view of it."""
+
+    func: Callable
+    name: str
+    inputs: list[str]
+    outputs: list[str | Lazy]
+    cachers: list | None
+    suppress_missing_inputs: bool = False
+    is_aggregate: bool = False
+    output_names: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.output_names = [str(o) for o in self.outputs]
+
+    def is_lazy(self, index: int) -> bool:
+        """Whether output ``index`` is declared ``Lazy``."""
+        return isinstance(self.outputs[index], Lazy)
+
+    def lazy_resolves(self, index: int) -> bool:
+        """Whether readers of lazy output ``index`` get its value (not the ``Lazy``)."""
+        out = self.outputs[index]
+        return not isinstance(out, Lazy) or out.resolve
+
+    def split_outputs(self, returned: Any) -> tuple:
+        """The values a stage returned, one per declared output, or a clear error."""
+        count = len(self.outputs)
+        if count == 0:
+            return ()
+        values = returned if isinstance(returned, tuple) else (returned,)
+        if len(values) != count:
+            got = f"a tuple of {len(values)}" if isinstance(returned, tuple) else "1 value"
+            if returned is None:
+                got = "None"
+            raise OutputSignatureError(
+                f"Stage {self.name!r} returned {got}, but it declares {count} output(s) "
+                f"{self.output_names}. Return exactly one value per output "
+                "(several outputs as a tuple: `return a, b`)."
+            )
+        return values
+
+
+# Every stage defined in this process, by output name; used to suggest which
+# stage could produce a missing input.
+_PRODUCERS: dict[str, list[str]] = {}
+
+
+def producers_of(name: str) -> list[str]:
+    """Names of the stages defined so far that declare an output called ``name``."""
+    return list(_PRODUCERS.get(name, []))
+
+
+def stage(
+    inputs: Sequence[str] | None = None,
+    outputs: Sequence[str | Lazy] | None = None,
+    cachers: Sequence | None = None,
+    suppress_missing_inputs: bool = False,
+) -> Callable[[Callable], Callable]:
+    """Turn a function ``f(record, *inputs)`` into a stage of an experiment.
+
+    Args:
+        inputs: names of artifacts to take from ``record.state``; each is
+            passed to the function as the keyword argument of that name.
+            A keyword given at the call overrides the state:
+            ``train(record, data=other_data)``.
+        outputs: names (or :class:`Lazy` names) of what the function returns;
+            several outputs are returned as a tuple.
+        cachers: one cacher class or instance per output (``None`` entries
+            are not cached), or ``None`` to cache nothing.
+        suppress_missing_inputs: let the stage run when an input is missing
+            from the state; the function's default for it is used.
+
+    The decorated function returns the record, so stages chain.
+    """
+    return _decorate(inputs, outputs, cachers, suppress_missing_inputs, is_aggregate=False)
+
+
+def aggregate(
+    inputs: Sequence[str] | None = None,
+    outputs: Sequence[str | Lazy] | None = None,
+    cachers: Sequence | None = None,
+) -> Callable[[Callable], Callable]:
+    """Turn ``f(record, records, *inputs)`` into a stage that combines many records.
+
+    Call it as ``compare(assay.Record(manager, None), records)``; with
+    ``records`` left out it receives every other record of the run created so
+    far. Each input arrives as a ``dict[Record, value]`` over the records that
+    have that artifact::
+
+        @assay.aggregate(inputs=["score"], outputs=["best"])
+        def pick_best(record, records, score):
+            return max(score, key=score.get).params.name
+    """
+    return _decorate(inputs, outputs, cachers, False, is_aggregate=True)
+
+
+def _decorate(inputs, outputs, cachers, suppress_missing_inputs, *, is_aggregate):
+    def decorator(func: Callable) -> Callable:
+        spec = StageSpec(
+            func=func,
+            name=func.__name__,
+            inputs=list(inputs or []),
+            outputs=list(outputs or []),
+            cachers=list(cachers) if cachers is not None else None,
+            suppress_missing_inputs=suppress_missing_inputs,
+            is_aggregate=is_aggregate,
+        )
+        _validate(spec)
+        for out in spec.output_names:
+            _PRODUCERS.setdefault(out, []).append(spec.name)
+
+        if is_aggregate:
+
+            @functools.wraps(func)
+            def wrapper(record, records=None, **kwargs):
+                return record.manager._call_stage(spec, record, (), kwargs, records)
+
+        else:
+
+            @functools.wraps(func)
+            def wrapper(record, *args, **kwargs):
+                return record.manager._call_stage(spec, record, args, kwargs, None)
+
+        wrapper.__assay_stage__ = spec
+        return wrapper
+
+    return decorator
+
+
+def _validate(spec: StageSpec) -> None:
+    """Check a stage's declaration when it is defined, not halfway through a run."""
+    kind = "aggregate" if spec.is_aggregate else "stage"
+    if spec.cachers is not None:
+        if len(spec.cachers) == 0 and len(spec.outputs) == 0:
+            raise EmptyCachersError(
+                f"Stage {spec.name!r} has cachers=[]; with no outputs there is nothing to cache. "
+                "Use cachers=None (the default)."
+            )
+        if len(spec.cachers) != len(spec.outputs):
+            raise CachersMismatchError(
+                f"Stage {spec.name!r} declares {len(spec.outputs)} output(s) "
+                f"{spec.output_names} but {len(spec.cachers)} cacher(s). Give one cacher per "
+                "output (None for an output that should not be cached), or cachers=None."
+            )
+    if spec.cachers is None and any(isinstance(o, Lazy) for o in spec.outputs):
+        raise OutputSignatureError(
+            f"Stage {spec.name!r} has Lazy outputs but no cachers: a Lazy output is "
+            "reloaded from its cacher, so give it one (for instance PickleCacher)."
+        )
+    duplicates = {n for n in spec.output_names if spec.output_names.count(n) > 1}
+    if duplicates:
+        raise OutputSignatureError(
+            f"Stage {spec.name!r} declares the output(s) {sorted(duplicates)} more than once."
+        )
+    params = inspect.signature(spec.func).parameters
+    positional = [
+        p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    needed = 2 if spec.is_aggregate else 1
+    if len(positional) < needed and not any(p.kind == p.VAR_POSITIONAL for p in params.values()):
+        first = "(record, records, ...)" if spec.is_aggregate else "(record, ...)"
+        raise InputSignatureError(
+            f"The {kind} {spec.name!r} must accept {first} as its first parameter(s)."
+        )
+    missing = [name for name in spec.inputs if name not in params]
+    if missing:
+        raise InputSignatureError(
+            f"The {kind} {spec.name!r} declares inputs {missing} that its function does not "
+            f"accept. Add parameters named {', '.join(missing)} to "
+            f"def {spec.name}{inspect.signature(spec.func)}."
+        )
+    if spec.suppress_missing_inputs:
+        no_default = [n for n in spec.inputs if params[n].default is inspect.Parameter.empty]
+        if no_default:
+            raise InputSignatureError(
+                f"Stage {spec.name!r} suppresses missing inputs, so inputs {no_default} need "
+                "default values in its function signature."
+            )
+
+
+def get_spec(func: Callable) -> StageSpec:
+    """The :class:`StageSpec` of a decorated stage, or a clear error."""
+    spec = getattr(func, "__assay_stage__", None)
+    if spec is None:
+        raise TypeError(f"{func!r} is not an assay stage; decorate it with @assay.stage(...).")
+    return spec

@@ -1,0 +1,793 @@
+"""The run store: every run's provenance in one SQLite file, ``assay.db``.
+
+Each time an experiment runs, assay writes down what happened in the run
+store, which lives in the project root. You can look at it through the command
+line (``assay ls``, ``assay show 7``, ``assay lineage KEY``), in the dashboard,
+or from Python::
+
+    from assay.store import RunStore
+
+    with RunStore("assay.db") as store:
+        for run in store.list_runs(experiment="iris", status="completed", limit=5):
+            print(run.number, run.id, run.duration_s)
+        latest = store.get_run("latest")
+        for stage in store.stages(latest.id):
+            print(stage.param_set, stage.stage, stage.status)
+
+What is kept, as plain records (dataclasses you can print, compare and turn
+into JSON with :func:`dataclasses.asdict`):
+
+- :class:`RunInfo`: one run (number, id, status, times, host, command, ...);
+- :class:`ParamSetInfo`: each parameter set the run used, with its hash;
+- :class:`StageRunInfo`: each stage of each parameter set and what happened
+  to it (executed, taken from the cache, failed, skipped);
+- :class:`ArtifactInfo`: each artifact the run computed or reused, with its
+  cache key and checksum.
+
+Several runs, in several processes, may write to one store at the same time:
+the file is in SQLite's WAL mode, writers wait up to 30 s for each other, and
+run numbers are handed out inside a write lock, so they are unique and
+consecutive.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import platform
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from assay.errors import RunStoreError
+
+__all__ = [
+    "ARTIFACT_ACTIONS",
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+    "STAGE_STATUSES",
+    "ArtifactInfo",
+    "ArtifactRun",
+    "ParamSetInfo",
+    "RunInfo",
+    "RunStore",
+    "StageRunInfo",
+]
+
+SCHEMA_VERSION = 1
+"""Version of the table layout, kept in the file's ``PRAGMA user_version``."""
+
+RUN_STATUSES = ("running", "completed", "failed", "interrupted")
+"""What a run's ``status`` can be; all but ``"running"`` are final."""
+
+STAGE_STATUSES = ("executed", "cached", "failed", "skipped")
+"""What a stage's ``status`` can be in a run."""
+
+ARTIFACT_ACTIONS = ("computed", "reused")
+"""Whether a run computed an artifact or took it from the cache."""
+
+BUSY_TIMEOUT_S = 30.0
+"""How long a writer waits for another process's write to finish."""
+
+_FINAL_STATUSES = RUN_STATUSES[1:]
+_TABLES = ("runs", "param_sets", "stages", "artifacts")
+_SUGGESTIONS = 5  # runs listed when a reference matches nothing
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    number           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    experiment       TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    started          TEXT NOT NULL,
+    ended            TEXT,
+    host             TEXT NOT NULL,
+    user             TEXT NOT NULL,
+    platform         TEXT NOT NULL,
+    python           TEXT NOT NULL,
+    command          TEXT NOT NULL,
+    notes            TEXT,
+    param_names_json TEXT NOT NULL,
+    error            TEXT,
+    config_json      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, number);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, number);
+
+CREATE TABLE IF NOT EXISTS param_sets (
+    run         INTEGER NOT NULL REFERENCES runs (number),
+    name        TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    cls         TEXT NOT NULL,
+    values_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS param_sets_by_run ON param_sets (run);
+
+CREATE TABLE IF NOT EXISTS stages (
+    run        INTEGER NOT NULL REFERENCES runs (number),
+    param_set  TEXT,
+    stage      TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    key        TEXT,
+    started    TEXT,
+    duration_s REAL
+);
+CREATE INDEX IF NOT EXISTS stages_by_run ON stages (run);
+
+CREATE TABLE IF NOT EXISTS artifacts (
+    run       INTEGER NOT NULL REFERENCES runs (number),
+    key       TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    stage     TEXT NOT NULL,
+    param_set TEXT,
+    path      TEXT NOT NULL,
+    checksum  TEXT,
+    size      INTEGER,
+    action    TEXT NOT NULL,
+    cacher    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS artifacts_by_run ON artifacts (run);
+CREATE INDEX IF NOT EXISTS artifacts_by_key ON artifacts (key);
+"""
+
+_RUN_COLUMN_NAMES = (
+    "number", "id", "experiment", "status", "started", "ended", "host", "user", "platform",
+    "python", "command", "notes", "param_names_json", "error", "config_json",
+)  # fmt: skip
+_RUN_COLUMNS = ", ".join(_RUN_COLUMN_NAMES)
+
+
+# ---------------------------------------------------------------------------
+# Records
+
+
+@dataclass
+class RunInfo:
+    """One run of an experiment, as recorded in the run store.
+
+    Returned by :meth:`RunStore.begin_run`, :meth:`RunStore.get_run` and
+    :meth:`RunStore.list_runs`. Example::
+
+        run = store.get_run("latest")
+        print(f"run {run.number} of {run.experiment}: {run.status}, {run.duration_s} s")
+    """
+
+    id: str
+    """Readable unique id: experiment, zero-padded number, UTC start, e.g.
+    ``"iris-0007-20261125T184512"``."""
+    number: int
+    """Sequential number within the project, starting at 1 and never reused."""
+    experiment: str
+    """Name of the experiment that ran, e.g. ``"iris"``."""
+    status: str
+    """``"running"``, ``"completed"``, ``"failed"`` or ``"interrupted"``."""
+    started: str
+    """Start time, ISO 8601 in UTC to the second, e.g. ``"2026-11-25T18:45:12Z"``."""
+    ended: str | None
+    """End time in the same format, or ``None`` while the run is (or was left) running."""
+    host: str
+    """Name of the machine the run ran on."""
+    user: str
+    """Login name of the person who started the run."""
+    platform: str
+    """Operating system, e.g. ``"Linux-6.5.0-x86_64-with-glibc2.35"``."""
+    python: str
+    """Python implementation and version, e.g. ``"CPython 3.11.7"``."""
+    command: str
+    """The exact command line that started the run."""
+    notes: str | None
+    """Free text given with ``--notes``, if any."""
+    param_names: list[str]
+    """Names of the parameter sets the run used, in order."""
+    error: str | None
+    """One-paragraph message saying why a failed or interrupted run stopped."""
+    config: dict[str, Any]
+    """Free-form settings of the run: flags, ``--set`` overrides, cache folder, ..."""
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to end, or ``None`` if the run has not ended."""
+        if self.ended is None:
+            return None
+        return (_parse_stamp(self.ended) - _parse_stamp(self.started)).total_seconds()
+
+
+@dataclass
+class ParamSetInfo:
+    """One parameter set a run used, with the hash that identifies it.
+
+    Example: ``ParamSetInfo("trees_100", "3f1c...", "experiments.iris.Params",
+    {"seed": 42, "n_trees": 100})``.
+    """
+
+    name: str
+    """The set's label (``params.name``); not part of its identity."""
+    hash: str
+    """The set's stable hash, as used in cache keys."""
+    cls: str
+    """Qualified name of the parameter class, e.g. ``"experiments.iris.Params"``."""
+    values: dict[str, Any]
+    """Field values as JSON-friendly data. Values JSON cannot hold are stored as
+    their ``repr()``."""
+
+
+@dataclass
+class StageRunInfo:
+    """What happened to one stage of one parameter set during a run.
+
+    Example: ``StageRunInfo("trees_100", "train", "cached", key="train-9a0b...")``.
+    """
+
+    param_set: str | None
+    """Name of the parameter set, or ``None`` for an aggregate stage."""
+    stage: str
+    """The stage's name."""
+    status: str
+    """``"executed"``, ``"cached"`` (outputs taken from the cache), ``"failed"`` or
+    ``"skipped"``."""
+    key: str | None = None
+    """Cache key of the stage's outputs, if it has any."""
+    started: str | None = None
+    """When the stage began executing (ISO 8601 UTC), or ``None`` if it did not run."""
+    duration_s: float | None = None
+    """How long it executed, in seconds, or ``None`` if it did not run."""
+
+
+@dataclass
+class ArtifactInfo:
+    """One artifact a run computed or took from the cache.
+
+    Example: ``ArtifactInfo("train-9a0b...", "model", "train", "trees_100",
+    "data/cache/iris/trees_100/train/model.pkl", "xxh3:5e1f...", 20480,
+    "computed", "assay.caching.PickleCacher")``.
+    """
+
+    key: str
+    """The artifact's cache key."""
+    name: str
+    """The output's name, as declared in the stage's ``outputs``."""
+    stage: str
+    """The stage that produces it."""
+    param_set: str | None
+    """Name of the parameter set, or ``None`` for an aggregate stage's output."""
+    path: str
+    """Where the artifact lives in the cache (a path or URL)."""
+    checksum: str | None
+    """Checksum of the cached file(s), if known."""
+    size: int | None
+    """Size in bytes, if known."""
+    action: str
+    """``"computed"`` by this run, or ``"reused"`` from the cache."""
+    cacher: str
+    """Qualified name of the cacher that saves and loads it."""
+
+
+class ArtifactRun(NamedTuple):
+    """A run that computed or reused an artifact (see :meth:`RunStore.find_artifact_runs`)."""
+
+    run_number: int
+    """The run's number."""
+    run_id: str
+    """The run's id."""
+    action: str
+    """``"computed"`` or ``"reused"``."""
+
+
+# ---------------------------------------------------------------------------
+# The store
+
+
+class RunStore:
+    """The project's run store, a SQLite file (``assay.db`` in the project root).
+
+    Creating a ``RunStore`` touches nothing; the file is opened (and created
+    with empty tables if it does not exist) on first use, so a store can be
+    handed to worker processes, which each open their own connection. Use it
+    as a context manager, or call :meth:`close`, to release the file::
+
+        with RunStore(project_root / "assay.db") as store:
+            run = store.begin_run("iris", command="assay run iris")
+            ...
+            store.finish_run(run.id, "completed")
+
+    Every problem with the file (not a SQLite database, written by a newer
+    assay, locked for too long, ...) raises :class:`~assay.errors.RunStoreError`
+    naming the file and what to do.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        """Location of the SQLite file."""
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self._inherited: list[sqlite3.Connection] = []
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r})"
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        RunStore.__init__(self, state["path"])
+
+    def close(self) -> None:
+        """Close the connection to the file. The store reopens it if used again."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    # -- runs ----------------------------------------------------------------
+
+    def begin_run(
+        self,
+        experiment: str,
+        *,
+        command: str,
+        notes: str | None = None,
+        param_names: Iterable[str] = (),
+        config: dict[str, Any] | None = None,
+        started: datetime | None = None,
+    ) -> RunInfo:
+        """Record the start of a run and give it the next run number.
+
+        The host, user, platform and Python version are filled in from the
+        current process; ``started`` defaults to now (a naive datetime is read
+        as local time). The run is recorded as ``"running"`` until
+        :meth:`finish_run` is called. Numbers are unique and consecutive even
+        when several processes start runs at the same moment.
+
+        Example::
+
+            run = store.begin_run("iris", command="assay run iris -p small",
+                                  param_names=["trees_10", "trees_100"],
+                                  config={"overrides": {"n_trees": 500}})
+            run.number, run.id   # (7, "iris-0007-20261125T184512")
+        """
+        if not isinstance(experiment, str) or not experiment:
+            raise RunStoreError(
+                f"Cannot record a run without an experiment name (got {experiment!r})."
+            )
+        moment = _utc(started)
+        names = list(param_names)
+        settings = dict(config or {})
+        fields = (
+            experiment,
+            "running",
+            _stamp(moment),
+            socket.gethostname(),
+            _user(),
+            platform.platform(),
+            f"{platform.python_implementation()} {platform.python_version()}",
+            command,
+            notes,
+            _dumps(names),
+            _dumps(settings),
+        )
+        with self._writing() as db:
+            # AUTOINCREMENT keeps the highest number ever given in sqlite_sequence,
+            # so a number is never reused even if its run were deleted.
+            (last,) = db.execute(
+                "SELECT MAX(n) FROM (SELECT MAX(number) AS n FROM runs"
+                " UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'runs')"
+            ).fetchone()
+            number = (last or 0) + 1
+            run_id = f"{experiment}-{number:04d}-{moment.strftime('%Y%m%dT%H%M%S')}"
+            db.execute(
+                "INSERT INTO runs (number, id, experiment, status, started, host, user,"
+                " platform, python, command, notes, param_names_json, config_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (number, run_id, *fields),
+            )
+            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE number = ?", (number,))
+            return _run_from_row(row.fetchone())
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        ended: datetime | None = None,
+    ) -> RunInfo:
+        """Record how a run ended and return its updated record.
+
+        ``status`` is ``"completed"``, ``"failed"`` or ``"interrupted"``; give
+        ``error`` (one paragraph) for the last two. ``ended`` defaults to now.
+
+        Example: ``store.finish_run(run.id, "failed", error="Stage 'train' ...")``.
+        """
+        if status not in _FINAL_STATUSES:
+            raise RunStoreError(
+                f"Cannot finish run {run_id!r} with status {status!r}: "
+                f"expected one of {', '.join(_FINAL_STATUSES)}."
+            )
+        with self._writing() as db:
+            number = self._number(db, run_id)
+            db.execute(
+                "UPDATE runs SET status = ?, ended = ?, error = ? WHERE number = ?",
+                (status, _stamp(_utc(ended)), error, number),
+            )
+            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE number = ?", (number,))
+            return _run_from_row(row.fetchone())
+
+    def get_run(self, ref: int | str) -> RunInfo:
+        """Find one run from the way a person refers to it.
+
+        ``ref`` may be the run number (``7`` or ``"7"``), the full id, the start
+        of an id that only one run has (``"iris-0007"``), ``"latest"`` or
+        ``"-1"`` for the newest run, ``"-2"`` for the one before, and so on.
+        A reference that matches nothing raises
+        :class:`~assay.errors.RunStoreError` listing the most recent runs.
+        """
+        with self._reading() as db:
+            return _run_from_row(self._resolve(db, ref))
+
+    def list_runs(
+        self,
+        *,
+        experiment: str | None = None,
+        status: str | None = None,
+        limit: int | None = 50,
+        offset: int = 0,
+    ) -> list[RunInfo]:
+        """Return runs, newest first, optionally of one experiment and/or status.
+
+        ``limit=None`` returns them all; ``offset`` skips that many of the
+        newest, for paging. Example: the second page of failed runs of iris
+        is ``store.list_runs(experiment="iris", status="failed", limit=20, offset=20)``.
+        """
+        if status is not None and status not in RUN_STATUSES:
+            raise RunStoreError(
+                f"Unknown run status {status!r}: expected one of {', '.join(RUN_STATUSES)}."
+            )
+        conditions, args = [], []
+        for column, value in (("experiment", experiment), ("status", status)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                args.append(value)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        args += [-1 if limit is None else limit, offset]
+        with self._reading() as db:
+            rows = db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY number DESC LIMIT ? OFFSET ?",
+                args,
+            ).fetchall()
+        return [_run_from_row(row) for row in rows]
+
+    # -- what a run did ------------------------------------------------------
+
+    def record_param_sets(self, run_id: str, sets: Iterable[ParamSetInfo]) -> None:
+        """Add the parameter sets a run used, in one write (cheap for 10,000 sets)."""
+        rows = [(s.name, s.hash, s.cls, _dumps(s.values)) for s in sets]
+        self._append(
+            run_id,
+            "INSERT INTO param_sets (run, name, hash, cls, values_json) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def record_stages(self, run_id: str, stages: Iterable[StageRunInfo]) -> None:
+        """Add what happened to stages during a run, in one write.
+
+        May be called several times per run (say, once per finished parameter
+        set); earlier rows are never rewritten.
+        """
+        stages = list(stages)
+        labels = [(f"{s.param_set}/{s.stage}", s.status) for s in stages]
+        _check_choices("stage rows", "status", labels, STAGE_STATUSES)
+        rows = [(s.param_set, s.stage, s.status, s.key, s.started, s.duration_s) for s in stages]
+        self._append(
+            run_id,
+            "INSERT INTO stages (run, param_set, stage, status, key, started, duration_s)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def record_artifacts(self, run_id: str, artifacts: Iterable[ArtifactInfo]) -> None:
+        """Add the artifacts a run computed or reused, in one write."""
+        artifacts = list(artifacts)
+        _check_choices(
+            "artifacts", "action", [(a.key, a.action) for a in artifacts], ARTIFACT_ACTIONS
+        )
+        rows = [
+            (a.key, a.name, a.stage, a.param_set, a.path, a.checksum, a.size, a.action, a.cacher)
+            for a in artifacts
+        ]
+        self._append(
+            run_id,
+            "INSERT INTO artifacts (run, key, name, stage, param_set, path, checksum, size,"
+            " action, cacher) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def param_sets(self, run_id: str) -> list[ParamSetInfo]:
+        """The parameter sets recorded for a run (by full id), in the order recorded."""
+        rows = self._rows_of(run_id, "SELECT name, hash, cls, values_json FROM param_sets")
+        return [ParamSetInfo(name, h, cls, json.loads(values)) for name, h, cls, values in rows]
+
+    def stages(self, run_id: str) -> list[StageRunInfo]:
+        """The stage records of a run (by full id), in the order recorded."""
+        rows = self._rows_of(
+            run_id, "SELECT param_set, stage, status, key, started, duration_s FROM stages"
+        )
+        return [StageRunInfo(*row) for row in rows]
+
+    def artifacts(self, run_id: str) -> list[ArtifactInfo]:
+        """The artifacts of a run (by full id), in the order recorded."""
+        rows = self._rows_of(
+            run_id,
+            "SELECT key, name, stage, param_set, path, checksum, size, action, cacher"
+            " FROM artifacts",
+        )
+        return [ArtifactInfo(*row) for row in rows]
+
+    def find_artifact_runs(self, key: str) -> list[ArtifactRun]:
+        """Which runs computed or reused the artifact with this cache key, oldest first.
+
+        Example: ``[(3, "iris-0003-...", "computed"), (7, "iris-0007-...", "reused")]``.
+        """
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT DISTINCT runs.number, runs.id, artifacts.action"
+                " FROM artifacts JOIN runs ON runs.number = artifacts.run"
+                " WHERE artifacts.key = ? ORDER BY runs.number, artifacts.action",
+                (key,),
+            ).fetchall()
+        return [ArtifactRun(*row) for row in rows]
+
+    # -- internals -----------------------------------------------------------
+
+    def _append(self, run_id: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` for one run with a single executemany in one transaction."""
+        with self._writing() as db:
+            number = self._number(db, run_id)
+            db.executemany(sql, ((number, *row) for row in rows))
+
+    def _rows_of(self, run_id: str, select: str) -> list[tuple[Any, ...]]:
+        with self._reading() as db:
+            number = self._number(db, run_id)
+            return db.execute(f"{select} WHERE run = ? ORDER BY rowid", (number,)).fetchall()
+
+    def _number(self, db: sqlite3.Connection, run_id: str) -> int:
+        row = db.execute("SELECT number FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunStoreError(
+                f"No run with id {run_id!r} in the run store {self.path}. This needs a full "
+                "run id; find one from a number, prefix or 'latest' with get_run()."
+            )
+        return row[0]
+
+    def _resolve(self, db: sqlite3.Connection, ref: int | str) -> tuple[Any, ...]:
+        text = str(ref).strip() if isinstance(ref, (int, str)) else ""
+        if text.lower() == "latest":
+            text = "-1"
+        select = f"SELECT {_RUN_COLUMNS} FROM runs"
+        row = None
+        if text[:1] == "-" and _is_number(text[1:]) and int(text[1:]) >= 1:
+            query = f"{select} ORDER BY number DESC LIMIT 1 OFFSET ?"
+            row = db.execute(query, (int(text[1:]) - 1,)).fetchone()
+        elif _is_number(text):
+            row = db.execute(f"{select} WHERE number = ?", (int(text),)).fetchone()
+        elif text:
+            row = db.execute(f"{select} WHERE id = ?", (text,)).fetchone()
+            if row is None:
+                matches = db.execute(
+                    f"{select} WHERE substr(id, 1, length(?)) = ? ORDER BY number DESC LIMIT ?",
+                    (text, text, _SUGGESTIONS + 1),
+                ).fetchall()
+                if len(matches) > 1:
+                    shown = ", ".join(m[1] for m in matches[:_SUGGESTIONS])
+                    more = ", ..." if len(matches) > _SUGGESTIONS else ""
+                    raise RunStoreError(
+                        f"Run reference {ref!r} is ambiguous: it starts the ids of several runs "
+                        f"({shown}{more}). Give more of the id, or the run number."
+                    )
+                row = matches[0] if matches else None
+        if row is None:
+            raise self._no_such_run(db, ref)
+        return row
+
+    def _no_such_run(self, db: sqlite3.Connection, ref: object) -> RunStoreError:
+        recent = db.execute(
+            "SELECT number, id, status, started FROM runs ORDER BY number DESC LIMIT ?",
+            (_SUGGESTIONS,),
+        ).fetchall()
+        if not recent:
+            return RunStoreError(
+                f"No run {ref!r}: the run store {self.path} has no runs yet. "
+                "Start one with `assay run EXPERIMENT`."
+            )
+        listing = "\n".join(
+            f"  {number:>5}  {run_id}  {status}  {started}"
+            for number, run_id, status, started in recent
+        )
+        return RunStoreError(
+            f"No run {ref!r} in the run store {self.path}. The most recent runs are:\n"
+            f"{listing}\n"
+            f"Refer to a run by its number (e.g. {recent[0][0]}), its id or a unique start of "
+            "it, or by 'latest', -1, -2, ..."
+        )
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under this store's thread lock, with SQLite errors explained."""
+        with self._lock:
+            db = self._connection()
+            try:
+                yield db
+            except sqlite3.Error as exc:
+                raise self._explain(exc) from exc
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds SQLite's write lock from its start."""
+        with self._reading() as db, _transaction(db):
+            yield db
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        if self._conn is not None:
+            # Opened before this process was forked: SQLite must not close it here.
+            self._inherited.append(self._conn)
+        self._conn, self._pid = None, os.getpid()
+        if not self.path.parent.is_dir():
+            raise RunStoreError(
+                f"Cannot open the run store {self.path}: the folder {self.path.parent} "
+                "does not exist. Run assay from the project root, or create the folder."
+            )
+        try:
+            db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._explain(exc) from exc
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            self._prepare(db)
+        except sqlite3.OperationalError as exc:
+            db.close()
+            raise self._explain(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise RunStoreError(
+                f"{self.path} is not an assay run store: SQLite cannot read it ({exc}). "
+                "If it holds something else, move it away (assay creates a new, empty run "
+                "store there on the next run) or configure a different run store path."
+            ) from exc
+        except BaseException:
+            db.close()
+            raise
+        self._conn = db
+        return db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """Check the file holds a run store we can read; create the tables in a new one."""
+        if self._check_schema(db):
+            return
+        with _transaction(db):  # another process may be creating the tables right now
+            if not self._check_schema(db):
+                # One statement at a time: executescript() would commit our transaction.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _check_schema(self, db: sqlite3.Connection) -> bool:
+        """True if the tables are there, False if the database is empty; else raise."""
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise RunStoreError(
+                f"The run store {self.path} was written by a newer version of assay (schema "
+                f"version {version}; this assay reads up to {SCHEMA_VERSION}). Upgrade assay "
+                "(pip install -U assay) to use it."
+            )
+        tables = {
+            name
+            for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        if version == 0 and not tables:
+            return False
+        missing = [t for t in _TABLES if t not in tables]
+        if version == SCHEMA_VERSION and not missing:
+            return True
+        found = ", ".join(sorted(tables)) or "none"
+        raise RunStoreError(
+            f"{self.path} is a SQLite database but not an assay run store (schema version "
+            f"{version}, tables: {found}; missing: {', '.join(missing) or 'none'}). Move it "
+            "away (assay creates a new run store there on the next run) or configure a "
+            "different run store path."
+        )
+
+    def _explain(self, exc: sqlite3.Error) -> RunStoreError:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return RunStoreError(
+                f"The run store {self.path} is locked ({exc}): another process kept it busy "
+                f"for more than {BUSY_TIMEOUT_S:.0f} s, or its filesystem does not support "
+                "SQLite's locks (some network filesystems). Try again, check that no stuck "
+                "assay process keeps it open, or keep the run store on a local disk."
+            )
+        return RunStoreError(f"The run store {self.path} could not be used: {exc}.")
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+
+def _run_from_row(row: tuple[Any, ...]) -> RunInfo:
+    values = dict(zip(_RUN_COLUMN_NAMES, row))
+    values["param_names"] = json.loads(values.pop("param_names_json"))
+    values["config"] = json.loads(values.pop("config_json"))
+    return RunInfo(**values)
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """Hold SQLite's write lock from the start; commit on success, else roll back."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _check_choices(
+    what: str, attribute: str, items: list[tuple[str, str]], allowed: tuple[str, ...]
+) -> None:
+    """Raise once, naming every item whose ``attribute`` is not one of ``allowed``."""
+    bad = [f"{label}: {value!r}" for label, value in items if value not in allowed]
+    if bad:
+        more = ", ..." if len(bad) > _SUGGESTIONS else ""
+        raise RunStoreError(
+            f"{len(bad)} {what} have an unknown {attribute} ({', '.join(bad[:_SUGGESTIONS])}"
+            f"{more}); expected one of {', '.join(allowed)}. Nothing was recorded."
+        )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=repr, ensure_ascii=False)
+
+
+def _utc(moment: datetime | None) -> datetime:
+    return datetime.now(timezone.utc) if moment is None else moment.astimezone(timezone.utc)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_stamp(text: str) -> datetime:
+    # datetime.fromisoformat only accepts a trailing "Z" from Python 3.11 on.
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError, ImportError):  # no login name, e.g. in some containers
+        return "unknown"

@@ -1,0 +1,386 @@
+"""Tests of assay.params: parameter sets, their hashes, grids and overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import pathlib
+
+import numpy as np
+import pytest
+
+from assay.errors import AssayError, ParameterError
+from assay.hashing import hash_value, set_hash_functions
+from assay.params import (
+    ExperimentParameters,
+    Params,
+    apply_overrides,
+    check_unique_names,
+    describe,
+    diff_fields,
+    grid,
+)
+
+
+class Optimizer(enum.Enum):
+    SGD = "sgd"
+    ADAM = "adam"
+
+
+@dataclasses.dataclass
+class Model:
+    depth: int = 3
+    kind: str = "forest"
+
+
+@dataclasses.dataclass
+class Basic(ExperimentParameters):
+    seed: int = 42
+    n_trees: int = 100
+    lr: float = 0.1
+    verbose: bool = False
+    tag: str = "base"
+    data_dir: pathlib.Path = pathlib.Path("data")
+    optimizer: Optimizer = Optimizer.SGD
+    model: Model = dataclasses.field(default_factory=Model)
+    n_jobs: int = dataclasses.field(default=4, metadata={"hash": False})
+    weights: list = dataclasses.field(default_factory=list, metadata={"hash": sum})
+
+
+@dataclasses.dataclass
+class Extended(Basic):
+    dropout: float = 0.5
+
+
+@dataclasses.dataclass
+class Twin(ExperimentParameters):
+    seed: int = 42
+
+
+@dataclasses.dataclass
+class Sibling(ExperimentParameters):
+    seed: int = 42
+
+
+# -- the base class -----------------------------------------------------------------------
+
+
+def test_defaults_follow_curifactory():
+    params = Basic()
+    assert params.name == "UNNAMED"
+    assert params.hash is None
+    assert params.overwrite is False
+    assert params.hash_representations == {}
+    assert "hash_representations" not in repr(params)
+    assert Params is ExperimentParameters
+
+
+def test_inheritance_adds_fields_and_changes_the_hash():
+    child = Extended(seed=1)
+    assert child.seed == 1
+    assert child.dropout == 0.5
+    assert isinstance(child, ExperimentParameters)
+    assert child.params_hash() != Basic(seed=1).params_hash()
+    assert child.params_hash() != Extended(seed=1, dropout=0.2).params_hash()
+
+
+def test_classes_with_the_same_fields_hash_differently():
+    assert Twin().params_hash() != Sibling().params_hash()
+
+
+def test_hash_is_a_stable_hex_string_that_follows_values():
+    params = Basic()
+    first = params.params_hash()
+    assert len(first) == 32
+    assert int(first, 16) >= 0
+    assert Basic().params_hash() == first
+    params.seed = 7  # instances are mutable and nothing is memoised
+    assert params.params_hash() != first
+    assert params.params_hash() == Basic(seed=7).params_hash()
+
+
+def test_bookkeeping_fields_are_not_hashed():
+    reference = Basic().params_hash()
+    assert Basic(name="other").params_hash() == reference
+    assert Basic(overwrite=True).params_hash() == reference
+    assert Basic(hash_representations={"seed": None}).params_hash() != reference
+
+
+def test_nested_dataclass_values_are_hashed():
+    assert Basic(model=Model(depth=4)).params_hash() != Basic().params_hash()
+    assert Basic(model=Model(depth=3)).params_hash() == Basic().params_hash()
+
+
+def test_none_fields_do_not_change_the_hash():
+    @dataclasses.dataclass
+    class Before(ExperimentParameters):
+        seed: int = 1
+
+    @dataclasses.dataclass
+    class After(ExperimentParameters):
+        seed: int = 1
+        new_option: str | None = None
+
+    After.__qualname__ = Before.__qualname__  # the same class after an edit
+    assert After().params_hash() == Before().params_hash()
+    assert After(new_option="x").params_hash() != Before().params_hash()
+
+
+def test_field_metadata_excludes_or_represents():
+    reference = Basic().params_hash()
+    assert Basic(n_jobs=32).params_hash() == reference
+    assert Basic(weights=[1, 2]).params_hash() == Basic(weights=[3]).params_hash()
+    assert Basic(weights=[1, 2]).params_hash() != Basic(weights=[1, 3]).params_hash()
+
+
+def test_hash_representations():
+    @dataclasses.dataclass
+    class WithReps(ExperimentParameters):
+        data: list = dataclasses.field(default_factory=list)
+        gpus: int = 1
+        scale: float | None = None
+        hash_representations: dict = set_hash_functions(
+            data=lambda self, value: len(value),
+            gpus=None,
+            scale=lambda self, value: "default" if value is None else value,
+        )
+
+    reference = WithReps(data=[1, 2]).params_hash()
+    assert WithReps(data=[8, 9]).params_hash() == reference
+    assert WithReps(data=[1]).params_hash() != reference
+    assert WithReps(data=[1, 2], gpus=8).params_hash() == reference
+    assert dict(WithReps(data=[1, 2])._hash_fields()) == {"data": 2, "scale": "default"}
+
+
+def test_hash_representations_with_a_typo_is_an_error():
+    @dataclasses.dataclass
+    class Typo(ExperimentParameters):
+        n_gpus: int = 1
+        hash_representations: dict = set_hash_functions(n_gpu=None)
+
+    with pytest.raises(ParameterError, match="Did you mean 'n_gpus'"):
+        Typo().params_hash()
+
+
+def test_user_hash_overrides_the_computed_one():
+    assert Basic(hash="my-hash").params_hash() == "my-hash"
+    assert Basic(hash="my-hash").args_hash() == "my-hash"
+    assert Basic().args_hash() == Basic().params_hash()
+
+
+def test_hash_fields_are_sorted_and_filtered():
+    names = [name for name, _ in Basic()._hash_fields()]
+    assert names == sorted(names)
+    assert "n_jobs" not in names
+    assert not {"name", "hash", "overwrite", "hash_representations"} & set(names)
+    assert Basic().args_hash(dry=True)["model"] == Model()
+
+
+def test_params_hash_equals_hash_value_of_the_set():
+    assert Basic().params_hash() == hash_value(Basic())
+    # A parameter set nested in another is hashed through its own fields.
+    assert hash_value([Basic(name="a")]) == hash_value([Basic(name="b")])
+
+
+# -- grid ---------------------------------------------------------------------------------
+
+
+def test_grid_is_the_cartesian_product_with_readable_names():
+    base = Basic(name="rf")
+    sets = grid(base, n_trees=[10, 100], lr=[0.1, 1e-3])
+    assert [(p.n_trees, p.lr) for p in sets] == [(10, 0.1), (10, 0.001), (100, 0.1), (100, 0.001)]
+    assert [p.name for p in sets] == [
+        "rf-n_trees=10-lr=0.1",
+        "rf-n_trees=10-lr=0.001",
+        "rf-n_trees=100-lr=0.1",
+        "rf-n_trees=100-lr=0.001",
+    ]
+    assert all(type(p) is Basic for p in sets)
+    assert len({p.params_hash() for p in sets}) == 4
+    assert base.name == "rf"
+    assert base.n_trees == 100
+
+
+def test_grid_formats_names_shortly():
+    sets = grid(Basic(name="b"), optimizer=[Optimizer.ADAM], tag=["x y"], verbose=[True])
+    assert sets[0].name == "b-optimizer=ADAM-tag=x y-verbose=True"
+
+
+def test_grid_with_nested_dotted_axes_never_mutates_base():
+    base = Basic(name="rf")
+    sets = grid(base, **{"model.depth": [1, 2], "model.kind": ["tree"]})
+    assert [p.model.depth for p in sets] == [1, 2]
+    assert [p.model.kind for p in sets] == ["tree", "tree"]
+    assert sets[0].name == "rf-model.depth=1-model.kind=tree"
+    assert base.model == Model()
+    assert sets[0].model is not sets[1].model
+
+
+def test_grid_unknown_field_lists_valid_fields_and_suggests():
+    with pytest.raises(ParameterError) as info:
+        grid(Basic(), n_tres=[1, 2])
+    message = str(info.value)
+    assert "n_tres" in message
+    assert "Did you mean 'n_trees'" in message
+    assert "seed, n_trees, lr" in message
+    assert isinstance(info.value, AssayError)
+
+
+def test_grid_reports_every_bad_axis_at_once():
+    with pytest.raises(ParameterError) as info:
+        grid(Basic(), **{"model.dept": [1], "seed": 5, "lr": []})
+    message = str(info.value)
+    assert "Did you mean 'depth'" in message
+    assert "axis 'seed': expected a list of values" in message
+    assert "axis 'lr': the list of values is empty" in message
+
+
+def test_grid_rejects_reserved_fields():
+    with pytest.raises(ParameterError, match="reserved"):
+        grid(Basic(), name=["a", "b"])
+
+
+def test_grid_drops_a_hand_set_hash():
+    sets = grid(Basic(hash="pinned"), seed=[1, 2])
+    assert [p.hash for p in sets] == [None, None]
+    assert sets[0].params_hash() != sets[1].params_hash()
+
+
+# -- overrides ----------------------------------------------------------------------------
+
+
+def test_apply_overrides_coerces_to_the_current_type():
+    original = Basic(name="a")
+    (new,) = apply_overrides(
+        [original],
+        [
+            "seed=7",
+            "lr=3",
+            "verbose=true",
+            "tag=42",
+            "data_dir=/tmp/x",
+            "optimizer=ADAM",
+            "weights=[1, 2]",
+            "model.depth=5",
+        ],
+    )
+    assert new.seed == 7
+    assert new.lr == 3.0 and isinstance(new.lr, float)
+    assert new.verbose is True
+    assert new.tag == "42"
+    assert new.data_dir == pathlib.Path("/tmp/x")
+    assert new.optimizer is Optimizer.ADAM
+    assert new.weights == [1, 2]
+    assert new.model.depth == 5
+    assert original == Basic(name="a")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("1", True), ("0", False), ("False", False), ("yes", True)]
+)
+def test_apply_overrides_booleans(text, expected):
+    (new,) = apply_overrides([Basic()], [f"verbose={text}"])
+    assert new.verbose is expected
+
+
+def test_apply_overrides_to_several_sets_of_several_classes():
+    sets = apply_overrides([Basic(name="a"), Twin(name="b")], ["seed=5"])
+    assert [(type(p), p.name, p.seed) for p in sets] == [(Basic, "a", 5), (Twin, "b", 5)]
+
+
+def test_apply_overrides_quoted_strings_and_values_with_equals():
+    (new,) = apply_overrides([Basic()], ["tag='a=b'"])
+    assert new.tag == "a=b"
+    (new,) = apply_overrides([Basic()], ["tag=x=y"])
+    assert new.tag == "x=y"
+
+
+def test_apply_overrides_without_equals_sign():
+    with pytest.raises(ParameterError, match="FIELD=VALUE"):
+        apply_overrides([Basic()], ["seed"])
+
+
+def test_apply_overrides_unknown_field():
+    with pytest.raises(ParameterError) as info:
+        apply_overrides([Basic()], ["sede=1"])
+    message = str(info.value)
+    assert "--set sede=1" in message
+    assert "Basic" in message
+    assert "Did you mean 'seed'" in message
+
+
+def test_apply_overrides_unknown_for_one_class_only():
+    with pytest.raises(ParameterError, match="Twin has no field 'lr'"):
+        apply_overrides([Basic(), Twin()], ["lr=0.5"])
+
+
+def test_apply_overrides_bad_values_are_reported_together():
+    with pytest.raises(ParameterError) as info:
+        apply_overrides([Basic()], ["seed=abc", "verbose=maybe", "optimizer=RMS"])
+    message = str(info.value)
+    assert "Basic.seed: expected an integer" in message
+    assert "Basic.verbose: expected a boolean" in message
+    assert "expected one of SGD, ADAM" in message
+
+
+def test_apply_overrides_drops_a_hand_set_hash():
+    (new,) = apply_overrides([Basic(hash="pinned")], ["seed=1"])
+    assert new.hash is None
+
+
+# -- diff, describe, names ----------------------------------------------------------------
+
+
+def test_diff_fields():
+    sets = grid(Basic(), **{"n_trees": [1, 2], "model.depth": [1, 2]})
+    assert diff_fields(sets) == ["n_trees", "model.depth"]
+    assert diff_fields([Basic(name="a"), Basic(name="b")]) == []
+    assert diff_fields([Basic()]) == []
+    assert diff_fields([Basic(), Basic(n_jobs=2)]) == ["n_jobs"]
+
+
+def test_diff_fields_across_classes_and_arrays():
+    assert diff_fields([Basic(), Extended()]) == ["dropout"]
+
+    @dataclasses.dataclass
+    class WithArray(ExperimentParameters):
+        weights: np.ndarray | None = None
+
+    a = WithArray(weights=np.zeros(5))
+    b = WithArray(weights=np.zeros(5))
+    assert diff_fields([a, b]) == []
+    b.weights[2] = 1.0
+    assert diff_fields([a, b]) == ["weights"]
+
+
+def test_describe_is_flat_and_json_safe():
+    import json
+
+    @dataclasses.dataclass
+    class Rich(ExperimentParameters):
+        model: Model = dataclasses.field(default_factory=Model)
+        weights: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((3, 2)))
+        scorer: object = len
+        long_text: list = dataclasses.field(default_factory=lambda: list(range(500)))
+        missing: float = float("nan")
+
+    shown = describe(Rich(name="r"))
+    assert list(shown)[0] == "name"
+    assert shown["name"] == "r"
+    assert shown["model.depth"] == 3
+    assert shown["model.kind"] == "forest"
+    assert shown["weights"] == "ndarray(shape=(3, 2), dtype=float64)"
+    assert shown["scorer"] == "<function builtins.len>"
+    assert len(shown["long_text"]) == 200
+    assert shown["missing"] == "nan"
+    assert "hash" not in shown and "hash_representations" not in shown
+    json.dumps(shown)
+
+
+def test_check_unique_names():
+    check_unique_names([Basic(name="a"), Basic(name="b")])
+    with pytest.raises(ParameterError) as info:
+        check_unique_names([Basic(name="a"), Basic(name="b"), Basic(name="a")])
+    message = str(info.value)
+    assert "'a' at positions 0, 2" in message
+    assert "'b'" not in message
