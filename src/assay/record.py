@@ -34,7 +34,7 @@ class State(dict):
 
     def get(self, name: str, default: Any = None) -> Any:
         """``state[name]`` if present, else ``default``."""
-        return self[name] if name in self else default
+        return self[name] if name in self else default  # noqa: SIM401
 
     def values(self):  # type: ignore[override]
         """Every value, loading those that live only in the cache."""

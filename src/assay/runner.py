@@ -237,6 +237,14 @@ class Runner:
         if not manager.dry_cache and not node.volatile:
             self._save_outputs(node)
         node.status = "executed"
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s [%s] executed in %.3fs (%s)",
+                spec.name,
+                node.record_label,
+                node.duration,
+                node.reason,
+            )
         self.observer.stage_finished(node)
 
     def _resolve_inputs(self, node: StageNode) -> dict:

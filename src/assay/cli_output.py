@@ -1,0 +1,296 @@
+"""What the command line prints: progress, plans, run listings — all with rich."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from assay.runner import Observer
+
+_STATUS_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "interrupted": "yellow",
+    "running": "cyan",
+    "executed": "green",
+    "run": "green",
+    "cached": "blue",
+    "unneeded": "dim",
+}
+
+
+class ProgressObserver(Observer):
+    """A progress bar over the stage runs that execute."""
+
+    def __init__(self, console: Console, quiet: bool = False):
+        self.console = console
+        self.quiet = quiet
+        self.progress: Progress | None = None
+        self.task = None
+
+    def planned(self, plan: Any) -> None:
+        total = sum(1 for n in plan.nodes if n.status == "run")
+        if self.quiet or total == 0 or not self.console.is_terminal:
+            return
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[current]}"),
+            console=self.console,
+            transient=True,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("stages", total=total, current="")
+
+    def stage_started(self, node: Any) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, current=f"{node.spec.name} [{node.record_label}]")
+
+    def stage_finished(self, node: Any) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task)
+
+    def close(self) -> None:
+        """Stop the progress display (safe to call twice)."""
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def print_run_result(console: Console, manager: Any, quiet: bool = False) -> None:
+    """The closing lines of ``assay run``."""
+    from assay.experiment import summarize
+
+    run = manager.run_info
+    style = _STATUS_STYLE.get(run.status, "")
+    console.print(
+        f"Run [bold]{run.number}[/] ({escape(run.id)}) [{style}]{run.status}[/] in "
+        f"{run.duration_s or 0:.1f}s: {summarize(manager.plan.nodes)}."
+    )
+    if not quiet:
+        log_path = manager.config.logs_dir / f"{run.id}.log"
+        if log_path.exists():
+            console.print(f"Log: {escape(str(_rel(log_path, manager.config.root)))}", style="dim")
+
+
+def print_stage_failure(console: Console, exc: Any, command: str) -> None:
+    """A failed stage: its own traceback (user code only), the message, how to resume."""
+    original = exc.original
+    frames = traceback.extract_tb(original.__traceback__)
+    user_frames = [f for f in frames if "/assay/" not in f.filename.replace("\\", "/")]
+    if user_frames:
+        console.print("[dim]Traceback (the stage's code):[/]")
+        for line in traceback.format_list(user_frames):
+            console.print(escape(line.rstrip()), style="dim")
+    console.print(f"[bold red]Error:[/] {escape(str(exc))}")
+    console.print(
+        "Stages that finished are cached. Fix the problem and run the same command again "
+        f"to continue: [bold]{escape(command)}[/]"
+    )
+
+
+def print_plan(console: Console, manager: Any) -> None:
+    """The plan of a ``--dry`` run: every stage run and what will happen to it."""
+    table = Table(title=f"Plan of {escape(manager.experiment_name)} (dry run: nothing executed)")
+    for column in ("parameter set", "stage", "plan", "why / from"):
+        table.add_column(column)
+    for node in manager.plan.nodes:
+        status = node.status
+        label = {"run": "execute", "cached": "cached", "unneeded": "skip"}.get(status, status)
+        detail = node.reason
+        if status == "cached":
+            meta = manager.cache.read_meta(node.key, node.outputs[0].name) if node.outputs else None
+            number = (meta or {}).get("run_number")
+            detail = f"run {number}" if number is not None else "cache"
+        table.add_row(
+            escape(node.record_label),
+            escape(node.spec.name),
+            f"[{_STATUS_STYLE.get(status, '')}]{label}[/]",
+            escape(detail),
+        )
+    console.print(table)
+    counts: dict[str, int] = {}
+    for node in manager.plan.nodes:
+        counts[node.status] = counts.get(node.status, 0) + 1
+    console.print(
+        f"{counts.get('run', 0)} to execute, {counts.get('cached', 0)} cached, "
+        f"{counts.get('unneeded', 0)} not needed."
+    )
+
+
+def print_paths(console: Console, manager: Any) -> None:
+    """Where each artifact of the run is (or would be) cached."""
+    root = manager.config.root
+    for node in manager.plan.nodes:
+        folder = manager.cache.stage_dir(node.key)
+        for artifact in node.outputs:
+            if artifact.cacher is None:
+                continue
+            state = "cached" if artifact.cached else "missing"
+            console.print(
+                f"{escape(node.record_label)}\t{escape(node.spec.name)}\t{escape(artifact.name)}"
+                f"\t{state}\t{escape(str(_rel(folder, root)))}",
+                soft_wrap=True,
+            )
+
+
+def print_params(console: Console, param_sets: list, all_fields: bool = False) -> None:
+    """``assay params``: names, hashes and the fields that differ."""
+    from assay.params import describe, diff_fields
+
+    values = [describe(p) for p in param_sets]
+    if all_fields:
+        fields = [k for k in values[0] if k != "name"] if values else []
+    else:
+        fields = diff_fields(param_sets)
+    table = Table(title=f"{len(param_sets)} parameter set(s)")
+    table.add_column("#", justify="right")
+    table.add_column("name")
+    table.add_column("class")
+    table.add_column("hash")
+    for field in fields:
+        table.add_column(escape(field))
+    for index, (params, described) in enumerate(zip(param_sets, values)):
+        row = [
+            str(index),
+            escape(params.name),
+            type(params).__qualname__,
+            params.params_hash()[:12],
+        ]
+        row += [escape(str(described.get(f, ""))) for f in fields]
+        table.add_row(*row)
+    console.print(table)
+    if len(param_sets) > 1 and not all_fields:
+        shown = ", ".join(fields) if fields else "none: the sets differ only in their names"
+        console.print(f"Fields that differ: {escape(shown)}")
+
+
+def print_runs(console: Console, runs: list) -> None:
+    """``assay ls``."""
+    if not runs:
+        console.print("No runs match.")
+        return
+    table = Table()
+    for column in (
+        "#",
+        "experiment",
+        "status",
+        "started (UTC)",
+        "duration",
+        "parameter sets",
+        "notes",
+    ):
+        table.add_column(column)
+    for run in runs:
+        names = ", ".join(run.param_names[:4]) + (" ..." if len(run.param_names) > 4 else "")
+        table.add_row(
+            str(run.number),
+            escape(run.experiment),
+            f"[{_STATUS_STYLE.get(run.status, '')}]{run.status}[/]",
+            run.started.replace("T", " ").rstrip("Z"),
+            f"{run.duration_s:.1f}s" if run.duration_s is not None else "",
+            escape(names),
+            escape(run.notes or ""),
+        )
+    console.print(table)
+
+
+def print_run(console: Console, store: Any, run: Any) -> None:
+    """``assay show RUN``."""
+    style = _STATUS_STYLE.get(run.status, "")
+    console.print(f"[bold]Run {run.number}[/]  {escape(run.id)}  [{style}]{run.status}[/]")
+    rows = [
+        ("experiment", run.experiment),
+        ("started", run.started),
+        ("ended", run.ended or ""),
+        ("duration", f"{run.duration_s:.2f}s" if run.duration_s is not None else ""),
+        ("command", run.command),
+        ("host / user", f"{run.host} / {run.user}"),
+        ("python", run.python),
+        ("platform", run.platform),
+        ("notes", run.notes or ""),
+    ]
+    if run.error:
+        rows.append(("error", run.error))
+    overrides = run.config.get("overrides") if isinstance(run.config, dict) else None
+    if overrides:
+        rows.append(("overrides", " ".join(overrides)))
+    for name, value in rows:
+        console.print(f"  {name:<12} {escape(str(value))}")
+    sets = store.param_sets(run.id)
+    if sets:
+        table = Table(title="parameter sets")
+        table.add_column("name")
+        table.add_column("hash")
+        table.add_column("values")
+        for p in sets:
+            shown = ", ".join(f"{k}={v}" for k, v in p.values.items() if k != "name")
+            table.add_row(escape(p.name), p.hash[:12], escape(shown[:120]))
+        console.print(table)
+    stages = store.stages(run.id)
+    if stages:
+        table = Table(title="stages")
+        for column in ("parameter set", "stage", "status", "seconds"):
+            table.add_column(column)
+        for s in stages[:200]:
+            table.add_row(
+                escape(s.param_set or ""),
+                escape(s.stage),
+                f"[{_STATUS_STYLE.get(s.status, '')}]{s.status}[/]",
+                f"{s.duration_s:.3f}" if s.duration_s is not None else "",
+            )
+        console.print(table)
+        if len(stages) > 200:
+            console.print(f"... and {len(stages) - 200} more stage runs.")
+    artifacts = store.artifacts(run.id)
+    if artifacts:
+        computed = sum(1 for a in artifacts if a.action == "computed")
+        console.print(
+            f"artifacts: {computed} computed, {len(artifacts) - computed} reused from the cache"
+        )
+
+
+def print_cache_entries(console: Console, entries: list[dict]) -> None:
+    """``assay cache ls``."""
+    if not entries:
+        console.print("The cache is empty.")
+        return
+    table = Table()
+    for column in ("experiment", "parameter set", "stage", "output", "size", "created", "run"):
+        table.add_column(column)
+    total = 0
+    for entry in entries:
+        total += entry.get("size") or 0
+        table.add_row(
+            escape(str(entry.get("experiment"))),
+            escape(str(entry.get("param_set"))),
+            escape(str(entry.get("stage"))),
+            escape(str(entry.get("output"))),
+            _size(entry.get("size") or 0),
+            str(entry.get("created", "")),
+            str(entry.get("run_number") or ""),
+        )
+    console.print(table)
+    console.print(f"{len(entries)} artifact(s), {_size(total)}")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _rel(path: Any, root: Any) -> Any:
+    try:
+        return path.relative_to(root)
+    except ValueError:
+        return path
