@@ -322,7 +322,7 @@ def cache_verify(remove, cache_dir):
 
     console = _console()
     checked, bad = verify_all(_cache(cache_dir), remove=remove)
-    for meta, problem in bad:
+    for _meta, problem in bad:
         console.print(f"[red]FAILED[/] {problem}")
     console.print(
         f"{checked} artifact(s) checked, {len(bad)} failed"
