@@ -24,9 +24,11 @@ mismatch, so a truncated or edited file is never loaded silently.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -46,6 +48,8 @@ class CacheStore:
         self.root = Path(root)
         self.objects = self.root / "objects"
         self.by_name = self.root / "by-name"
+        self._objects = str(self.objects)
+        self._by_name = str(self.by_name)
         self._made_dirs: set[Path] = set()
 
     # -- where things are --------------------------------------------------------------
@@ -54,9 +58,9 @@ class CacheStore:
         """The folder holding every file of the stage run with cache key ``key``."""
         return self.objects / key[:2] / key
 
-    def meta_path(self, key: str, output: str) -> Path:
+    def meta_path(self, key: str, output: str) -> str:
         """The sidecar of output ``output`` of stage run ``key``."""
-        return self.objects / key[:2] / key / f"{output}{_META_SUFFIX}"
+        return f"{self._objects}/{key[:2]}/{key}/{output}{_META_SUFFIX}"
 
     def name_link(self, experiment: str, param_set: str, stage: str) -> Path:
         """The human-readable link to a stage run's folder."""
@@ -98,30 +102,35 @@ class CacheStore:
         """
         final = self.ensure_dir(self.stage_dir(key))
         in_place = getattr(cacher, "writes_in_place", False) or cacher.path_override is not None
-        staging = final if in_place else final / f".tmp-{output}-{uuid.uuid4().hex[:12]}"
-        if not in_place:
-            staging.mkdir()
+        tag = None if in_place else f".tmp-{uuid.uuid4().hex[:12]}."
         self.discard(key, output, keep_files=True)
-        cacher._dir = staging
+        cacher._dir = final
+        cacher._tmp_tag = tag
         cacher.cache_paths = []
         try:
             cacher.save(obj)
-            files = self._describe_files(cacher, staging, final, in_place)
-            if not in_place:
-                for entry in files:
-                    if not os.path.isabs(entry["path"]):
-                        _replace(staging / entry["path"], final / entry["path"])
-                shutil.rmtree(staging, ignore_errors=True)
+            paths = [Path(p) for p in cacher.cache_paths]
+            if tag is not None:
+                written = [Path(e.path) for e in os.scandir(final) if e.name.startswith(tag)]
+                for path in written:
+                    _replace(path, path.with_name(path.name[len(tag) :]))
+                paths = [p.with_name(p.name[len(tag) :]) for p in written] + [
+                    p for p in paths if not p.name.startswith(tag) and p.parent != final
+                ]
+            files = self._describe_files(cacher, paths, final)
         except Exception as exc:
-            if not in_place:
-                shutil.rmtree(staging, ignore_errors=True)
+            if tag is not None:
+                for entry in os.scandir(final):
+                    if entry.name.startswith(tag):
+                        _remove(Path(entry.path))
             raise CacheError(
                 f"Could not save output {output!r} of stage {meta.get('stage')!r} "
                 f"(parameter set {meta.get('param_set')!r}) with {type(cacher).__name__}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
         finally:
-            cacher._dir = final
+            cacher._tmp_tag = None
+            cacher.cache_paths = []
         sidecar = {
             "format": META_FORMAT,
             "key": key,
@@ -160,24 +169,32 @@ class CacheStore:
 
     def link(self, experiment: str, param_set: str, stage: str, key: str) -> None:
         """Point ``by-name/experiment/param_set/stage`` at stage run ``key``."""
-        link = self.name_link(experiment, param_set, stage)
-        target = os.path.relpath(self.stage_dir(key), link.parent)
+        folder = f"{self._by_name}/{_safe(experiment)}/{_safe(param_set)}"
+        link = f"{folder}/{_safe(stage)}"
+        target = f"../../../objects/{key[:2]}/{key}"  # links are always 3 levels down
         try:
             if os.readlink(link) == target:
                 return
+        except FileNotFoundError:
+            try:
+                os.symlink(target, link)
+                return
+            except FileNotFoundError:
+                self.ensure_dir(Path(folder))
+                return self.link(experiment, param_set, stage, key)
+            except OSError:
+                pass
         except OSError:
             pass
-        self.ensure_dir(link.parent)
-        temporary = link.parent / f".{link.name}.{uuid.uuid4().hex[:8]}"
+        temporary = f"{folder}/.{_safe(stage)}.{uuid.uuid4().hex[:8]}"
         try:
             os.symlink(target, temporary)
             os.replace(temporary, link)
         except OSError:
             # No symlinks here (some Windows and network filesystems): a text pointer.
-            temporary.unlink(missing_ok=True)
-            if link.is_dir() and not link.is_symlink():
-                shutil.rmtree(link)
-            link.write_text(target)
+            _remove(Path(temporary))
+            _remove(Path(link))
+            Path(link).write_text(target)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -225,31 +242,25 @@ class CacheStore:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _describe_files(self, cacher: Any, staging: Path, final: Path, in_place: bool) -> list:
-        paths: list[Path] = []
-        if in_place:
-            paths = [Path(p) for p in cacher.cache_paths if os.path.exists(p)]
-        else:
-            paths = sorted(p for p in staging.rglob("*") if p.is_file())
-            paths += [
-                Path(p)
-                for p in cacher.cache_paths
-                if not Path(p).is_relative_to(staging) and os.path.exists(p)
-            ]
-        paths += [Path(p) for p in cacher.extra_metadata.get("referenced_files", [])]
+    def _describe_files(self, cacher: Any, paths: list[Path], final: Path) -> list[dict]:
+        paths = paths + [Path(p) for p in cacher.extra_metadata.get("referenced_files", [])]
         files, seen = [], set()
+        prefix = f"{final}{os.sep}"
         for path in paths:
-            resolved = path.resolve()
-            if resolved in seen:
+            text = os.path.abspath(path)
+            if text in seen:
                 continue
-            seen.add(resolved)
-            if path.is_relative_to(staging):
-                name = path.relative_to(staging).as_posix()
-            elif path.is_relative_to(final):
-                name = path.relative_to(final).as_posix()
+            try:
+                status = os.stat(text)
+            except FileNotFoundError:
+                continue
+            seen.add(text)
+            name = text[len(prefix) :].replace(os.sep, "/") if text.startswith(prefix) else text
+            if stat.S_ISDIR(status.st_mode):
+                size, checksum = _size(Path(text)), _checksum(Path(text))
             else:
-                name = str(resolved)
-            files.append({"path": name, "size": _size(path), "checksum": _checksum(path)})
+                size, checksum = status.st_size, file_checksum(text)
+            files.append({"path": name, "size": size, "checksum": checksum})
         if not files:
             raise CacheError(f"{type(cacher).__name__}.save() wrote no file at {cacher.get_path()}")
         return files
@@ -274,19 +285,29 @@ def _size(path: Path) -> int:
 
 
 def _replace(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_dir() and not target.is_symlink():
-        shutil.rmtree(target)
-    os.replace(source, target)
+    try:
+        os.replace(source, target)
+    except OSError:  # the target is a non-empty folder (an older copy)
+        _remove(target)
+        os.replace(source, target)
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _write_json_atomic(path: str, data: dict) -> None:
+    folder, name = os.path.split(path)
+    temporary = f"{folder}/.{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     with open(temporary, "w") as handle:
-        json.dump(data, handle, indent=1, default=str)
+        handle.write(json.dumps(data, default=str))
     os.replace(temporary, path)
 
 
+@functools.lru_cache(maxsize=65536)
 def _safe(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "-_.=+,@" else "_" for c in str(name))
     return cleaned.strip(".") or "_"

@@ -61,6 +61,7 @@ _RUNTIME_ATTRIBUTES = {
     "extra_metadata",
     "track",
     "_dir",
+    "_tmp_tag",
 }
 
 
@@ -110,6 +111,7 @@ class Cacheable:
         self.extra_metadata: dict = {}
         """Anything JSON-able to keep beside the artifact (saved after ``save``)."""
         self._dir: Path | None = None
+        self._tmp_tag: str | None = None
 
     # -- the two methods a cacher defines -------------------------------------------
 
@@ -148,9 +150,13 @@ class Cacheable:
             if suffix is None and ending and stem.endswith(ending):
                 ending = ""
             filename = f"{self.prefix}_{stem}{ending}" if self.prefix else f"{stem}{ending}"
-            folder = self._dir / self.subdir if self.subdir else self._dir
-            folder.mkdir(parents=True, exist_ok=True)
-            path = str(folder / filename)
+            if self.subdir:
+                # The sub-folder is written under a temporary name, then renamed whole.
+                folder = self._dir / f"{self._tmp_tag or ''}{self.subdir}"
+                folder.mkdir(parents=True, exist_ok=True)
+                path = str(folder / filename)
+            else:
+                path = f"{self._dir}/{self._tmp_tag or ''}{filename}"
         if path not in self.cache_paths:
             self.cache_paths.append(path)
         return path

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import shlex
 import sys
 import time
@@ -147,7 +148,10 @@ def run_experiment(
     )
     store.record_param_sets(
         manager.run_id,
-        [ParamSetInfo(p.name, p.params_hash(), _qualified(type(p)), describe(p)) for p in selected],
+        [
+            ParamSetInfo(p.name, manager.params_hash(p), _qualified(type(p)), describe(p))
+            for p in selected
+        ],
     )
     log_path = config.logs_dir / f"{manager.run_id}.log" if log_file else None
     status, error = "failed", None
@@ -245,7 +249,7 @@ _STAGE_STATUS = {"executed": "executed", "cached": "cached", "failed": "failed"}
 def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, error: str | None):
     stages, artifacts = [], []
     loaded = {id(a) for a in manager.runner.loaded}
-    root = manager.config.root
+    cache_folder = os.path.relpath(manager.cache.objects, manager.config.root)
     for node in manager.plan.nodes:
         params_name = node.record_label
         started = (
@@ -268,8 +272,9 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
                 continue
             meta = artifact.meta or {}
             files = meta.get("files") or [{}]
-            folder = manager.cache.stage_dir(node.key)
-            path = folder / files[0]["path"] if files[0].get("path") else folder
+            path = f"{cache_folder}/{node.key[:2]}/{node.key}"
+            if files[0].get("path"):
+                path = os.path.join(path, files[0]["path"])
             computed = node.status == "executed" and id(artifact) not in loaded
             artifacts.append(
                 ArtifactInfo(
@@ -277,7 +282,7 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
                     artifact.name,
                     node.spec.name,
                     params_name,
-                    _relative(path, root),
+                    path,
                     files[0].get("checksum"),
                     meta.get("size"),
                     "computed" if computed else "reused",
@@ -288,13 +293,6 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
     store.record_artifacts(manager.run_id, artifacts)
     store.finish_run(manager.run_id, status, error=error)
     manager.run_info = store.get_run(manager.run_number)
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 def _experiment_name(ref: str | ModuleType, module: ModuleType) -> str:

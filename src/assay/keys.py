@@ -24,6 +24,8 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
+import xxhash
+
 from assay.hashing import hash_value
 
 KEY_SCHEME = "assay-key-1"
@@ -83,7 +85,8 @@ def stage_key(
             aggregates a sorted list of the aggregated records' hashes.
         upstream: ``(input name, [record hash,] artifact key or value hash)``
             tuples, in a stable order.
-        outputs: ``(output name, cacher identity or None)`` per output.
+        outputs: ``(output name, cacher identity digest or None)`` per output
+            (see :func:`outputs_identity`).
     """
     ingredients = {
         "scheme": KEY_SCHEME,
@@ -93,7 +96,18 @@ def stage_key(
         "upstream": upstream,
         "outputs": outputs,
     }
-    return hash_value(ingredients), ingredients
+    # Every ingredient is made of strings, None, tuples and lists, whose repr()
+    # is exact and stable; that keeps the key cheap to compute for every stage run.
+    text = repr((KEY_SCHEME, stage, code, params, upstream, outputs))
+    return xxhash.xxh3_128_hexdigest(text.encode()), ingredients
+
+
+def outputs_identity(names: list[str], cachers: list) -> list[tuple[str, str | None]]:
+    """``(output name, digest of its cacher's identity)`` per output."""
+    return [
+        (name, hash_value(c.identity()) if c is not None else None)
+        for name, c in zip(names, cachers)
+    ]
 
 
 def artifact_key(stage_run_key: str, output: str) -> str:

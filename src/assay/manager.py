@@ -91,6 +91,14 @@ class ArtifactManager:
         self.results: Any = None
         """What the experiment's ``run()`` returned."""
         self.runner = Runner(self, executor)
+        self._hashes: dict[int, tuple[Any, str]] = {}
+
+    def params_hash(self, params: Any) -> str:
+        """A parameter set's hash, computed once per object for this manager."""
+        found = self._hashes.get(id(params))
+        if found is None or found[0] is not params:
+            found = self._hashes[id(params)] = (params, params.params_hash())
+        return found[1]
 
     @property
     def plan(self) -> Plan:

@@ -97,6 +97,7 @@ class StageNode:
         "duration",
         "reportables",
         "volatile",
+        "cacheable",
     )
 
     def __init__(self, plan: Plan, spec: StageSpec, record: Record, records, args, kwargs):
@@ -119,6 +120,7 @@ class StageNode:
         self.started: float | None = None
         self.duration: float | None = None
         self.reportables: list = []
+        self.cacheable = False
         self.volatile: list[str] = []
         """What could not be hashed; a volatile stage run always executes and is not cached."""
 
@@ -129,11 +131,6 @@ class StageNode:
         if params is not None:
             return params.name
         return "aggregate" if self.spec.is_aggregate else "no parameters"
-
-    @property
-    def cacheable(self) -> bool:
-        """Whether every output has a cacher (and there is at least one output)."""
-        return bool(self.outputs) and all(a.cacher is not None for a in self.outputs)
 
     def __repr__(self) -> str:
         return f"<stage {self.spec.name!r} for {self.record_label} ({self.status})>"
@@ -162,9 +159,9 @@ class Plan:
         upstream = _bind_inputs(node)
         for artifact, cacher in zip(node.outputs, cachers):
             artifact.cacher = cacher
-        identities = [
-            (a.name, a.cacher.identity() if a.cacher is not None else None) for a in node.outputs
-        ]
+        node.cacheable = bool(cachers) and None not in cachers
+        """Whether every output has a cacher (and there is at least one output)."""
+        identities = spec.output_identities(cachers)
         if spec.is_aggregate:
             params_part: Any = [record.get_hash(), sorted(r.get_hash() for r in records)]
         else:

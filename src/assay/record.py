@@ -99,7 +99,7 @@ class Record:
         self.stage_cachers: list | None = None
         """While a stage runs: its cachers, one per output."""
         self.combo_hash: str | None = None
-        self._hash = params.params_hash() if params is not None else None
+        self._hash = manager.params_hash(params) if params is not None else None
         self._node = None
         self._nodes: list = []
         if not hide:

@@ -23,7 +23,9 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from assay.caching import Cacheable, PickleCacher
@@ -172,25 +174,58 @@ class Runner:
     # -- 3. execute -------------------------------------------------------------------
 
     def execute(self, nodes: list[StageNode]) -> None:
-        """Run every node marked ``run``, each once its dependencies have run."""
+        """Run every node marked ``run``, each once its dependencies have run.
+
+        Ready nodes are submitted one at a time, and finished ones collected
+        after each submission; a node made ready by a finished one goes to the
+        front of the queue, so a serial run finishes one record's chain before
+        it starts the next (depth first: fewer values held in memory).
+        """
+        if not self.manager.dry_cache:
+            self._link_cached(nodes)
         pending = [n for n in nodes if n.status == "run"]
-        waiting_on = {id(n): sum(1 for d in n.deps if d.status == "run") for n in pending}
-        ready = [n for n in pending if waiting_on[id(n)] == 0]
-        in_flight: dict[Any, StageNode] = {}
+        waiting_on = {}
+        ready: deque[StageNode] = deque()
+        for node in pending:
+            count = sum(1 for d in node.deps if d.status == "run")
+            waiting_on[id(node)] = count
+            if count == 0:
+                ready.append(node)
+        finished: SimpleQueue = SimpleQueue()
+        in_flight = 0
         while ready or in_flight:
-            for node in ready:
-                in_flight[self.executor.submit(self._execute_node, node)] = node
-            ready = []
-            for future in self.executor.as_completed(list(in_flight)):
-                node = in_flight.pop(future)
+            if ready:
+                node = ready.popleft()
+                future = self.executor.submit(self._execute_node, node)
+                future.node = node
+                future.add_done_callback(finished.put)
+                in_flight += 1
+                if finished.empty() and ready:
+                    continue
+            while in_flight:
+                try:
+                    future = finished.get(block=not ready)
+                except Empty:
+                    break
+                in_flight -= 1
                 future.result()  # re-raises a stage's failure
-                for consumer in node.consumers:
-                    if id(consumer) in waiting_on:
-                        waiting_on[id(consumer)] -= 1
-                        if waiting_on[id(consumer)] == 0:
-                            ready.append(consumer)
+                newly_ready = []
+                for consumer in future.node.consumers:
+                    count = waiting_on.get(id(consumer))
+                    if count is not None:
+                        waiting_on[id(consumer)] = count - 1
+                        if count == 1:
+                            newly_ready.append(consumer)
+                ready.extendleft(reversed(newly_ready))
                 if ready:
                     break
+
+    def _link_cached(self, nodes: list[StageNode]) -> None:
+        """File reused stage runs under this experiment's name too (``by-name/``)."""
+        cache, prefix = self.manager.cache, self.manager.prefix
+        for node in nodes:
+            if node.status == "cached":
+                cache.link(prefix, node.record_label, node.spec.name, node.key)
 
     def _execute_node(self, node: StageNode) -> None:
         """Execute one stage run in this process: inputs, call, outputs, cache."""

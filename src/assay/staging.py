@@ -79,9 +79,21 @@ class StageSpec:
     suppress_missing_inputs: bool = False
     is_aggregate: bool = False
     output_names: list[str] = field(init=False)
+    _identities: dict = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.output_names = [str(o) for o in self.outputs]
+
+    def output_identities(self, cachers: list) -> list:
+        """``(output, cacher identity digest)`` pairs for the cache key, computed once."""
+        signature = tuple(map(type, cachers))
+        found = self._identities.get(signature)
+        if found is None:
+            from assay.keys import outputs_identity
+
+            # Cachers come from the same declaration for every call of the stage.
+            found = self._identities[signature] = outputs_identity(self.output_names, cachers)
+        return found
 
     def is_lazy(self, index: int) -> bool:
         """Whether output ``index`` is declared ``Lazy``."""

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Run every example project end to end with the assay command line.
+#
+#   bash examples/run_all.sh
+#
+# Each example is copied to a temporary folder first, so the repository stays
+# clean. The `assay` used is, in order: $ASSAY if set, the repository's
+# .venv/bin/assay if it exists, or the one on PATH. Exits non-zero as soon as
+# any command fails, or if a repeated run executes anything instead of using
+# the cache.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+if [[ -n "${ASSAY:-}" ]]; then
+    assay="$ASSAY"
+elif [[ -x "$repo/.venv/bin/assay" ]]; then
+    assay="$repo/.venv/bin/assay"
+elif command -v assay >/dev/null; then
+    assay="$(command -v assay)"
+else
+    echo "run_all.sh: no 'assay' command found. Install it first:" >&2
+    echo "  python3 -m venv .venv && .venv/bin/pip install -e '.[examples]'" >&2
+    exit 1
+fi
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+step() {
+    echo
+    echo "==> $*"
+    "$@"
+}
+
+# Run the same experiment again and check that every stage came from the cache.
+rerun_cached() {
+    echo
+    echo "==> $* (again: everything must be cached)"
+    local output
+    output="$("$@")"
+    echo "$output"
+    if grep -q " executed" <<<"$output"; then
+        echo "run_all.sh: the repeated run executed stages instead of using the cache" >&2
+        exit 1
+    fi
+}
+
+# -- the project `assay init` creates ----------------------------------------------
+step "$assay" init "$tmp/new-project"
+cd "$tmp/new-project"
+step "$assay" run example -p example
+rerun_cached "$assay" run example -p example
+
+# -- examples/iris: scikit-learn on the iris flowers --------------------------------
+cp -r "$here/iris" "$tmp/"
+cd "$tmp/iris"
+step "$assay" run iris -p grid
+rerun_cached "$assay" run iris -p grid
+step "$assay" run iris -p quick
+step "$assay" ls
+step "$assay" show latest
+step "$assay" params iris -p grid
+step "$assay" cache verify
+
+echo
+echo "All examples ran."

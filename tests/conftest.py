@@ -1,0 +1,162 @@
+"""Shared fixtures: temporary copies of the test projects, and ways to run them.
+
+The projects live in ``tests/resources/projects/`` and are copied into
+``tmp_path`` for every test, so a test may edit, corrupt or delete anything.
+
+``basic`` holds experiments named after the DAG shape they exercise:
+
+- ``diamond``: fan-out / fan-in (``load -> double, square -> combine``) per
+  parameter set, then an aggregate ``summarize`` over every record;
+- ``lazy``: ``Lazy`` outputs, one with ``resolve=False``, and an aggregate
+  reading a lazy output of every record;
+- ``aggregates``: aggregates with and without explicit ``records``;
+- ``nocacher``: a stage without a cacher feeding a cached one, and a stage
+  without outputs;
+- ``flaky``: a chain whose middle stage fails or is interrupted on demand;
+- ``crashing``: a cacher that dies halfway through writing.
+
+Every stage of ``basic`` appends ``stage:parameter-set`` to ``calls.txt`` in
+the project root when it really executes (see ``tracking.py``), in this
+process or in a CLI subprocess alike; :class:`Calls` reads it.
+
+``bad`` holds one broken experiment or parameter file per bad input of
+SPEC section 10, around the working ``experiments/good.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECTS = Path(__file__).parent / "resources" / "projects"
+
+_PROJECT_PACKAGES = ("experiments", "params", "tracking")
+
+
+def _is_project_module(name: str) -> bool:
+    top = name.split(".", 1)[0]
+    return top in _PROJECT_PACKAGES or top.startswith("assay_user_")
+
+
+def forget_project_modules() -> None:
+    """Drop the test projects' modules, so the next import reads the files again."""
+    for name in [n for n in sys.modules if _is_project_module(n)]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch):
+    """No ASSAY_* settings from the environment; no project modules leak between tests."""
+    for name in list(os.environ):
+        if name.startswith("ASSAY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("COLUMNS", "400")
+    saved_path = list(sys.path)
+    forget_project_modules()
+    yield
+    sys.path[:] = saved_path
+    forget_project_modules()
+
+
+def copy_project(name: str, destination: Path) -> Path:
+    """A fresh copy of ``tests/resources/projects/NAME`` at ``destination / NAME``."""
+    target = destination / name
+    shutil.copytree(PROJECTS / name, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+@pytest.fixture
+def tmp_project(tmp_path: Path) -> Path:
+    """A copy of the ``basic`` project."""
+    return copy_project("basic", tmp_path)
+
+
+@pytest.fixture
+def bad_project(tmp_path: Path) -> Path:
+    """A copy of the ``bad`` project."""
+    return copy_project("bad", tmp_path)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace ``old`` (which must occur once) by ``new`` in a project file.
+
+    The file's modification time moves forward, stale bytecode is removed and
+    the project's modules are forgotten, so both this process and a subprocess
+    see the new code.
+    """
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {path}"
+    stat = path.stat()
+    path.write_text(text.replace(old, new))
+    later = max(stat.st_mtime, time.time()) + 2
+    os.utime(path, (later, later))
+    for cache in path.parent.parent.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+    forget_project_modules()
+
+
+class Calls:
+    """The stage calls noted in a project's ``calls.txt`` since the last :meth:`take`."""
+
+    def __init__(self, root: Path):
+        self.file = root / "calls.txt"
+
+    def take(self) -> list[str]:
+        """Every ``stage:parameter-set`` noted since the last call, in order; then forget them."""
+        if not self.file.exists():
+            return []
+        lines = self.file.read_text().splitlines()
+        self.file.unlink()
+        return lines
+
+    def take_counts(self) -> Counter:
+        return Counter(self.take())
+
+
+@pytest.fixture
+def calls(tmp_project: Path) -> Calls:
+    return Calls(tmp_project)
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def text(self) -> str:
+        """Both streams with every run of whitespace made one space (rich wraps lines)."""
+        return " ".join(self.output.split())
+
+    def __str__(self) -> str:
+        return f"exit code {self.code}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+
+
+def run_cli(*args: object, cwd: Path, timeout: float = 120) -> CliResult:
+    """Run ``python -m assay ARGS`` in ``cwd``, as a user would from a shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TERM="dumb")
+    proc = subprocess.run(
+        [sys.executable, "-m", "assay", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,14 @@
+"""show has no outputs but cachers=[]: an error as soon as the module is imported."""
+
+import assay
+from experiments.good import get_params  # noqa: F401
+
+
+@assay.stage(inputs=None, outputs=None, cachers=[])
+def show(record):
+    print(record.params)
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        show(assay.Record(manager, params))

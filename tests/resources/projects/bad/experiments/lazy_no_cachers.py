@@ -1,0 +1,14 @@
+"""make has a Lazy output but no cachers: an error as soon as the module is imported."""
+
+import assay
+from experiments.good import get_params  # noqa: F401
+
+
+@assay.stage(outputs=[assay.Lazy("big")])
+def make(record):
+    return list(range(10))
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        make(assay.Record(manager, params))

@@ -1,0 +1,15 @@
+"""fit declares two outputs but returns one value."""
+
+import assay
+from assay.caching import JsonCacher, PickleCacher
+from experiments.good import get_params  # noqa: F401
+
+
+@assay.stage(outputs=["model", "score"], cachers=[PickleCacher, JsonCacher])
+def fit(record):
+    return {"weights": [1, 2]}
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        fit(assay.Record(manager, params))

@@ -1,0 +1,5 @@
+"""A parameter file without get_params()."""
+
+from experiments.good import Params
+
+SETS = [Params(name="one")]
