@@ -61,7 +61,7 @@ def test_begin_run_fills_in_the_record_and_it_survives_reopening(db_path: Path) 
     assert run.number == 1
     assert run.experiment == "iris"
     assert run.status == "running"
-    assert run.started == "2026-11-25T18:45:12Z"
+    assert run.started == "2026-11-25T18:45:12.000Z"
     assert run.ended is None and run.duration_s is None and run.error is None
     assert run.host == socket.gethostname()
     assert run.user
@@ -79,7 +79,7 @@ def test_begin_run_fills_in_the_record_and_it_survives_reopening(db_path: Path) 
 def test_started_is_converted_to_utc(store: RunStore) -> None:
     plus_two = timezone(timedelta(hours=2))
     run = store.begin_run("iris", command="c", started=datetime(2026, 1, 2, 3, 4, 5, 0, plus_two))
-    assert run.started == "2026-01-02T01:04:05Z"
+    assert run.started == "2026-01-02T01:04:05.000Z"
     assert run.id.endswith("-20260102T010405")
 
 
@@ -90,7 +90,7 @@ def test_finish_run_records_status_end_and_error(store: RunStore) -> None:
     )
 
     assert finished.status == "failed"
-    assert finished.ended == "2026-11-25T18:46:42Z"
+    assert finished.ended == "2026-11-25T18:46:42.000Z"
     assert finished.duration_s == 90.0
     assert finished.error == "Stage 'train' raised ValueError."
     assert store.get_run(run.id) == finished

@@ -19,6 +19,9 @@ See the README for a tour. The public API is exactly what this module exports.
 
 from __future__ import annotations
 
+# -- submodules researchers reach through the package (as in Curifactory) ---------
+from assay import caching, hashing, reporting
+
 # -- errors -----------------------------------------------------------------------
 from assay.errors import (
     AssayError,
@@ -59,8 +62,11 @@ __all__ = [
     "Procedure",
     "Record",
     "aggregate",
+    "caching",
     "grid",
+    "hashing",
     "load",
+    "reporting",
     "run_experiment",
     "set_hash_functions",
     "stage",

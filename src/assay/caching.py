@@ -137,6 +137,9 @@ class Cacheable:
                 if self.extension and path.endswith(self.extension):
                     path = path[: -len(self.extension)]
                 path += suffix
+            folder = os.path.dirname(path)
+            if folder:
+                os.makedirs(folder, exist_ok=True)
         else:
             if self._dir is None:
                 raise RuntimeError(

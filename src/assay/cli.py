@@ -67,7 +67,9 @@ def _fail(exc: BaseException, code: int = 1) -> None:
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    # Bind the real streams now: during a run they are teed into the log file,
+    # which should not receive the progress bar's redraws.
+    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False)
 
 
 @click.group(cls=_Group, context_settings=_CONTEXT)
@@ -270,7 +272,7 @@ def ls_runs(experiment, status, limit):
         print_runs(_console(), runs)
 
 
-@main.command(context_settings=_CONTEXT)
+@main.command(context_settings={**_CONTEXT, "ignore_unknown_options": True})
 @click.argument("run_ref", metavar="RUN", default="latest")
 def show(run_ref):
     """Show one run: RUN is its number, id (or a prefix), or 'latest' / -1, -2 ..."""

@@ -194,7 +194,7 @@ def print_runs(console: Console, runs: list) -> None:
             str(run.number),
             escape(run.experiment),
             f"[{_STATUS_STYLE.get(run.status, '')}]{run.status}[/]",
-            run.started.replace("T", " ").rstrip("Z"),
+            run.started[:19].replace("T", " "),
             f"{run.duration_s:.1f}s" if run.duration_s is not None else "",
             escape(names),
             escape(run.notes or ""),

@@ -37,6 +37,7 @@ from assay.runner import Observer
 from assay.store import ArtifactInfo, ParamSetInfo, RunStore, StageRunInfo
 
 log = logging.getLogger("assay")
+_FILE_ONLY = {"console": False}  # the caller shows these errors itself
 
 
 def run_experiment(
@@ -166,6 +167,7 @@ def run_experiment(
         try:
             _plan(manager, module, selected)
             manager.runner.execute(manager.plan.nodes)
+            manager.runner.restore_reportables(manager.plan.nodes)
             status = "completed"
         except KeyboardInterrupt:
             status, error = "interrupted", "Interrupted by the user (Ctrl-C)."
@@ -173,11 +175,11 @@ def run_experiment(
             raise
         except StageFailed as exc:
             error = str(exc)
-            log.error("%s", exc, exc_info=exc.original)
+            log.error("%s", exc, exc_info=exc.original, extra=_FILE_ONLY)
             raise
         except AssayError as exc:
             error = str(exc)
-            log.error("%s", exc)
+            log.error("%s", exc, extra=_FILE_ONLY)
             raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -243,7 +245,12 @@ def summarize(nodes: list) -> str:
     return ", ".join(parts) or "no stages"
 
 
-_STAGE_STATUS = {"executed": "executed", "cached": "cached", "failed": "failed"}
+_STAGE_STATUS = {
+    "executed": "executed",
+    "cached": "cached",
+    "failed": "failed",
+    "running": "failed",
+}
 
 
 def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, error: str | None):

@@ -18,6 +18,26 @@ from typing import IO
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+class _ConsoleFormatter(logging.Formatter):
+    """Console lines without tracebacks: those go to the log file (and show with --debug)."""
+
+    def formatException(self, ei) -> str:  # noqa: N802 - logging's API
+        return ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_text
+        record.exc_text = None
+        try:
+            return super().format(record).rstrip()
+        finally:
+            record.exc_text = saved
+
+
+def _not_for_console(record: logging.LogRecord) -> bool:
+    """Messages the command line prints itself (marked ``extra={"console": False}``)."""
+    return getattr(record, "console", True)
+
+
 class _Tee:
     """A text stream that writes to the console and to the log file."""
 
@@ -56,6 +76,8 @@ def run_log(path: Path | None, verbose: bool = False) -> Iterator[None]:
         # Nobody configured logging (a script or notebook): show warnings on stderr.
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(logging.DEBUG if verbose else logging.WARNING)
+        console.setFormatter(_ConsoleFormatter("%(levelname)s: %(message)s"))
+        console.addFilter(_not_for_console)
         root.addHandler(console)
     stdout, stderr = sys.stdout, sys.stderr
     log_file = None

@@ -29,7 +29,7 @@ from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from assay.caching import Cacheable, PickleCacher
-from assay.errors import CorruptArtifactError, StageFailed
+from assay.errors import CacheError, CorruptArtifactError, StageFailed
 from assay.executor import Executor, get_executor
 from assay.plan import MISSING, Artifact, Plan, StageNode, planning_error
 from assay.staging import StageSpec
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from assay.record import Record
 
 log = logging.getLogger("assay")
+
+REPORTABLES = "_reportables"
+"""The cache entry holding a stage run's reportables, beside its outputs."""
 
 
 class Observer:
@@ -93,6 +96,8 @@ class Runner:
         if not self.planning:
             self.decide([node])
             self.execute([node])
+            if node.status == "cached":
+                self.restore_reportables([node])
         return record
 
     def _cachers(self, spec: StageSpec, record: Record) -> list:
@@ -310,7 +315,55 @@ class Runner:
             if artifact.lazy:
                 artifact.value = MISSING
         if base is not None:
+            if node.reportables:
+                self._save_reportables(node, base)
             cache.link(manager.prefix, node.record_label, node.spec.name, node.key)
+
+    def _save_reportables(self, node: StageNode, meta: dict) -> None:
+        """Keep a cached stage's reportables with its outputs, so a reuse reports them too."""
+        records = [r.record for r in node.reportables]
+        for reportable in node.reportables:
+            reportable.record = None
+        cacher = PickleCacher(name=REPORTABLES)
+        try:
+            self.manager.cache.save(
+                cacher, node.reportables, key=node.key, output=REPORTABLES, meta=meta
+            )
+        except Exception as exc:  # a reportable that cannot be pickled costs only a warning
+            log.warning(
+                "The reportables of stage %r (%s) could not be cached, so a later run that "
+                "reuses this stage will not show them: %s",
+                node.spec.name,
+                node.record_label,
+                exc,
+            )
+        finally:
+            for reportable, record in zip(node.reportables, records):
+                reportable.record = record
+
+    def restore_reportables(self, nodes: list[StageNode]) -> None:
+        """Give reused stage runs their cached reportables; keep the run's order."""
+        manager, cache = self.manager, self.manager.cache
+        touched = set()
+        for node in nodes:
+            if node.status != "cached" or node.reportables or not cache.has(node.key, REPORTABLES):
+                continue
+            cacher = PickleCacher(name=REPORTABLES)
+            try:
+                node.reportables = cache.load(cacher, node.key, REPORTABLES)
+            except CacheError as exc:
+                log.warning("Cached reportables of stage %r not restored: %s", node.spec.name, exc)
+                continue
+            for reportable in node.reportables:
+                reportable.record = node.record
+                reportable.stage = node.spec.name
+            touched.add(id(node.record))
+        if not touched:
+            return
+        manager.reportables = [r for n in self.plan.nodes for r in n.reportables]
+        for record in manager.records:
+            if id(record) in touched:
+                record.reportables = [r for n in record._nodes for r in n.reportables]
 
     # -- values on demand -------------------------------------------------------------
 

@@ -169,7 +169,7 @@ class RunInfo:
     status: str
     """``"running"``, ``"completed"``, ``"failed"`` or ``"interrupted"``."""
     started: str
-    """Start time, ISO 8601 in UTC to the second, e.g. ``"2026-11-25T18:45:12Z"``."""
+    """Start time, ISO 8601 in UTC to the millisecond, e.g. ``"2026-11-25T18:45:12.345Z"``."""
     ended: str | None
     """End time in the same format, or ``None`` while the run is (or was left) running."""
     host: str
@@ -774,7 +774,8 @@ def _utc(moment: datetime | None) -> datetime:
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO 8601 in UTC with milliseconds, e.g. ``2026-11-25T18:45:12.345Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _parse_stamp(text: str) -> datetime:
