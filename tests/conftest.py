@@ -144,7 +144,9 @@ class CliResult:
         return " ".join(self.output.split())
 
     def __str__(self) -> str:
-        return f"exit code {self.code}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        return (
+            f"exit code {self.code}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
 
 
 def run_cli(*args: object, cwd: Path, timeout: float = 120) -> CliResult:

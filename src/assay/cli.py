@@ -135,6 +135,22 @@ def main(ctx: click.Context, debug: bool) -> None:
     "--paths", is_flag=True, help="List where every artifact of the run is cached, and stop."
 )
 @click.option("--no-log", is_flag=True, help="Do not write the run's log file.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Run stages on N local worker processes.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["serial", "process", "dask"]),
+    help="Where stages run (default: serial; --parallel selects process).",
+)
+@click.option(
+    "--dask-address",
+    metavar="ADDR",
+    help="Use the Dask scheduler at ADDR (tcp://HOST:8786) with --executor dask.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Log every stage run.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final line.")
 def run(
@@ -154,6 +170,9 @@ def run(
     notes,
     paths,
     no_log,
+    parallel,
+    executor,
+    dask_address,
     verbose,
     quiet,
 ):
@@ -188,6 +207,9 @@ def run(
             log_file=not no_log,
             observer=observer,
             verbose=verbose,
+            parallel=parallel,
+            executor=executor,
+            dask_address=dask_address,
             command=_command_line(),
         )
     except StageFailed as exc:

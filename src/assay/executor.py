@@ -18,6 +18,8 @@ from assay.errors import ConfigError
 
 EXECUTORS: dict[str, str] = {
     "serial": "assay.executors.serial:SerialExecutor",
+    "process": "assay.executors.process:ProcessExecutor",
+    "dask": "assay.executors.dask:DaskExecutor",
 }
 """Executor name → ``module:Class``."""
 
@@ -26,6 +28,8 @@ class Executor:
     """Base class of executors (see the module documentation)."""
 
     name = "executor"
+    remote = False
+    """Whether stage runs execute in other processes (they then get a picklable task)."""
 
     def start(self) -> None:
         """Acquire workers (called before the first ``submit``)."""
@@ -39,7 +43,11 @@ class Executor:
         raise NotImplementedError
 
     def shutdown(self) -> None:
-        """Release workers."""
+        """Release workers, after the work submitted so far is done."""
+
+    def abort(self) -> None:
+        """Stop at once (Ctrl-C, a failure): cancel what has not started, stop workers."""
+        self.shutdown()
 
 
 def get_executor(name: str, **options: Any) -> Executor:

@@ -28,7 +28,8 @@ from types import ModuleType
 from typing import Any
 
 from assay.config import ProjectConfig
-from assay.errors import AssayError, ParameterError, StageFailed
+from assay.errors import AssayError, ConfigError, ParameterError, StageFailed
+from assay.executor import get_executor
 from assay.manager import ArtifactManager
 from assay.params import apply_overrides, check_unique_names, describe
 from assay.project import load_experiment, load_param_sets
@@ -62,6 +63,9 @@ def run_experiment(
     command: str | None = None,
     observer: Observer | None = None,
     verbose: bool = False,
+    parallel: int | None = None,
+    executor: str | None = None,
+    dask_address: str | None = None,
 ) -> ArtifactManager:
     """Run an experiment end to end and return its manager.
 
@@ -88,6 +92,11 @@ def run_experiment(
         command: the command line to record (default: ``sys.argv``).
         observer: progress hooks (see :class:`assay.runner.Observer`).
         verbose: log every stage run.
+        parallel: run stages on this many local worker processes.
+        executor: ``"serial"`` (default), ``"process"`` (what ``parallel``
+            selects) or ``"dask"``.
+        dask_address: the scheduler of an existing Dask cluster (with
+            ``executor="dask"``); without it a local cluster is started.
 
     Returns:
         The :class:`~assay.ArtifactManager`: ``.records`` with their states,
@@ -129,6 +138,9 @@ def run_experiment(
     if dry:
         _plan(manager, module, selected)
         return manager
+    executor_name = executor or ("process" if parallel else "serial")
+    if dask_address and executor_name != "dask":
+        raise ConfigError("--dask-address needs --executor dask.")
 
     store = RunStore(config.store_path)
     manager.run_info = store.begin_run(
@@ -138,6 +150,8 @@ def run_experiment(
         param_names=[p.name for p in selected],
         config={
             "overrides": list(overrides or []),
+            "executor": executor_name,
+            "parallel": parallel,
             "overwrite": overwrite,
             "overwrite_stages": sorted(overwrite_stages or []),
             "dry_cache": dry_cache,
@@ -166,6 +180,11 @@ def run_experiment(
         )
         try:
             _plan(manager, module, selected)
+            if executor_name != "serial" and any(n.status == "run" for n in manager.plan.nodes):
+                options = {"workers": parallel} if parallel else {}
+                if executor_name == "dask":
+                    options["address"] = dask_address
+                manager.runner.executor = get_executor(executor_name, **options)
             manager.runner.execute(manager.plan.nodes)
             manager.runner.restore_reportables(manager.plan.nodes)
             status = "completed"
@@ -186,6 +205,7 @@ def run_experiment(
             log.exception("The run failed")
             raise
         finally:
+            manager.runner.executor.shutdown()
             _record_outcome(store, manager, status, error)
             log.info("Run %d %s: %s", manager.run_number, status, summarize(manager.plan.nodes))
             store.close()
@@ -258,7 +278,6 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
     loaded = {id(a) for a in manager.runner.loaded}
     cache_folder = os.path.relpath(manager.cache.objects, manager.config.root)
     for node in manager.plan.nodes:
-        params_name = node.record_label
         started = (
             datetime.fromtimestamp(node.started, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             if node.started
@@ -266,7 +285,7 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
         )
         stages.append(
             StageRunInfo(
-                params_name,
+                node.record_label,
                 node.spec.name,
                 _STAGE_STATUS.get(node.status, "skipped"),
                 key=node.key,
@@ -275,29 +294,39 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
             )
         )
         for artifact in node.outputs:
-            if artifact.cacher is None or not artifact.cached:
-                continue
-            meta = artifact.meta or {}
-            files = meta.get("files") or [{}]
-            path = f"{cache_folder}/{node.key[:2]}/{node.key}"
-            if files[0].get("path"):
-                path = os.path.join(path, files[0]["path"])
-            computed = node.status == "executed" and id(artifact) not in loaded
-            artifacts.append(
-                ArtifactInfo(
-                    artifact.key,
-                    artifact.name,
-                    node.spec.name,
-                    params_name,
-                    path,
-                    files[0].get("checksum"),
-                    meta.get("size"),
-                    "computed" if computed else "reused",
-                    f"{type(artifact.cacher).__module__}.{type(artifact.cacher).__qualname__}",
-                )
+            if artifact.cacher is not None and artifact.cached:
+                computed = node.status == "executed" and id(artifact) not in loaded
+                artifacts.append((node, artifact, computed))
+    # Reused artifacts that were never loaded: their checksums are in the run store
+    # (from the run that computed them), or else in their sidecars.
+    unknown = [a.key for _, a, _ in artifacts if a.meta is None]
+    known = store.known_checksums(unknown) if unknown else {}
+    rows = []
+    for node, artifact, computed in artifacts:
+        meta = artifact.meta
+        if meta is None and artifact.key not in known:
+            meta = manager.cache.read_meta(node.key, artifact.name)
+        if meta is not None:
+            first = (meta.get("files") or [{}])[0]
+            checksum, size, filename = first.get("checksum"), meta.get("size"), first.get("path")
+        else:
+            (checksum, size), filename = known[artifact.key], None
+        path = f"{cache_folder}/{node.key[:2]}/{node.key}"
+        rows.append(
+            ArtifactInfo(
+                artifact.key,
+                artifact.name,
+                node.spec.name,
+                node.record_label,
+                os.path.join(path, filename) if filename else path,
+                checksum,
+                size,
+                "computed" if computed else "reused",
+                f"{type(artifact.cacher).__module__}.{type(artifact.cacher).__qualname__}",
             )
+        )
     store.record_stages(manager.run_id, stages)
-    store.record_artifacts(manager.run_id, artifacts)
+    store.record_artifacts(manager.run_id, rows)
     store.finish_run(manager.run_id, status, error=error)
     manager.run_info = store.get_run(manager.run_number)
 

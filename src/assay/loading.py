@@ -72,6 +72,9 @@ def load_artifact(cache: CacheStore, meta: dict) -> Any:
     cacher = make_cacher(meta["cacher"])
     cacher.name = meta["output"]
     cacher.stage = meta.get("stage")
+    if cacher.path_override and "{" in str(cacher.path_override):
+        # The template was filled in from the producing record; the sidecar has the result.
+        cacher.path_override = meta["files"][0]["path"]
     return cache.load(cacher, meta["key"], meta["output"])
 
 

@@ -29,7 +29,7 @@ from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from assay.caching import Cacheable, PickleCacher
-from assay.errors import CacheError, CorruptArtifactError, StageFailed
+from assay.errors import AssayError, CacheError, CorruptArtifactError, StageFailed
 from assay.executor import Executor, get_executor
 from assay.plan import MISSING, Artifact, Plan, StageNode, planning_error
 from assay.staging import StageSpec
@@ -42,6 +42,10 @@ log = logging.getLogger("assay")
 
 REPORTABLES = "_reportables"
 """The cache entry holding a stage run's reportables, beside its outputs."""
+
+
+class WorkerLost(AssayError):
+    """A worker process died (killed, out of memory) while it ran a stage."""
 
 
 class Observer:
@@ -198,32 +202,139 @@ class Runner:
                 ready.append(node)
         finished: SimpleQueue = SimpleQueue()
         in_flight = 0
-        while ready or in_flight:
-            if ready:
-                node = ready.popleft()
-                future = self.executor.submit(self._execute_node, node)
-                future.node = node
-                future.add_done_callback(finished.put)
-                in_flight += 1
-                if finished.empty() and ready:
-                    continue
-            while in_flight:
-                try:
-                    future = finished.get(block=not ready)
-                except Empty:
-                    break
-                in_flight -= 1
-                future.result()  # re-raises a stage's failure
-                newly_ready = []
-                for consumer in future.node.consumers:
-                    count = waiting_on.get(id(consumer))
-                    if count is not None:
-                        waiting_on[id(consumer)] = count - 1
-                        if count == 1:
-                            newly_ready.append(consumer)
-                ready.extendleft(reversed(newly_ready))
+        remote = self.executor.remote
+        try:
+            while ready or in_flight:
                 if ready:
-                    break
+                    node = ready.popleft()
+                    future = (
+                        self._submit(node)
+                        if remote
+                        else self.executor.submit(self._execute_node, node)
+                    )
+                    future.node = node
+                    future.add_done_callback(finished.put)
+                    in_flight += 1
+                    if finished.empty() and ready:
+                        continue
+                while in_flight:
+                    try:
+                        future = finished.get(block=not ready)
+                    except Empty:
+                        break
+                    in_flight -= 1
+                    node = future.node
+                    if remote:
+                        if not self._collect(node, future):
+                            ready.appendleft(node)  # an input was corrupt: run it again
+                            continue
+                    else:
+                        future.result()  # re-raises a stage's failure
+                    newly_ready = []
+                    for consumer in node.consumers:
+                        count = waiting_on.get(id(consumer))
+                        if count is not None:
+                            waiting_on[id(consumer)] = count - 1
+                            if count == 1:
+                                newly_ready.append(consumer)
+                    ready.extendleft(reversed(newly_ready))
+                    if ready:
+                        break
+        except BaseException:
+            if remote and in_flight:
+                self.executor.abort()
+            raise
+
+    # -- remote execution -------------------------------------------------------------
+
+    def _submit(self, node: StageNode) -> Any:
+        """Send one stage run to a worker process (see :mod:`assay.remote`)."""
+        import pickle
+
+        from assay import remote
+
+        task = remote.make_task(node, self.manager)
+        try:
+            payload = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            remote.check_picklable(task)
+            raise
+        node.status = "running"
+        node.started = time.time()
+        self.observer.stage_started(node)
+        return self.executor.submit(remote.run_task, payload, *remote.task_module(task))
+
+    def _collect(self, node: StageNode, future: Any) -> bool:
+        """Apply a worker's result to ``node``; False if it must be submitted again."""
+        import pickle
+        import sys
+
+        from assay import remote
+
+        try:
+            result = pickle.loads(future.result())
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            node.status = "failed"
+            raise WorkerLost(
+                f"The worker running stage {node.spec.name!r} for parameter set "
+                f"{node.record_label!r} stopped ({type(exc).__name__}: {exc}). It may have been "
+                "killed or run out of memory. Stages that finished are cached: run the same "
+                "command again to continue."
+            ) from exc
+        for level, name, message in result.log:
+            logging.getLogger(name).log(level, "%s", message)
+        if result.output:
+            sys.stdout.write(result.output)
+        error = result.error
+        if error and error.get("corrupt"):
+            self._repair_inputs(node)
+            node.status = "run"
+            return False
+        node.duration = result.duration
+        if error:
+            node.status = "failed"
+            self.observer.stage_finished(node)
+            original = remote.RemoteStageError(error["kind"], error["message"], error["traceback"])
+            raise StageFailed(
+                error["summary"],
+                stage=node.spec.name,
+                record_name=node.record_label,
+                original=original,
+            )
+        for artifact in node.outputs:
+            meta = result.metas.get(artifact.name)
+            if meta is not None:
+                artifact.meta, artifact.cached = meta, True
+            if artifact.name in result.values:
+                artifact.value = result.values[artifact.name]
+        if result.reportables:
+            node.reportables = pickle.loads(result.reportables)
+            for reportable in node.reportables:
+                reportable.record = node.record
+            node.record.reportables.extend(node.reportables)
+            self.manager.reportables.extend(node.reportables)
+        node.status = "executed"
+        self.observer.stage_finished(node)
+        return True
+
+    def _repair_inputs(self, node: StageNode) -> None:
+        """A worker found a corrupt input: recompute the producers of bad entries here."""
+        cache = self.manager.cache
+        for dep in node.deps:
+            for artifact in dep.outputs:
+                meta = cache.read_meta(dep.key, artifact.name) if artifact.cached else None
+                if meta is None:
+                    continue
+                try:
+                    cache.verify(meta)
+                except CorruptArtifactError as exc:
+                    log.warning("%s Recomputing it.", exc)
+                    cache.discard(dep.key, artifact.name)
+                    artifact.cached = False
+                    dep.status = "planned"
+                    self._execute_node(dep)
 
     def _link_cached(self, nodes: list[StageNode]) -> None:
         """File reused stage runs under this experiment's name too (``by-name/``)."""
@@ -358,11 +469,11 @@ class Runner:
                 reportable.record = node.record
                 reportable.stage = node.spec.name
             touched.add(id(node.record))
-        if not touched:
+        if not touched and not self.executor.remote:
             return
         manager.reportables = [r for n in self.plan.nodes for r in n.reportables]
         for record in manager.records:
-            if id(record) in touched:
+            if id(record) in touched or self.executor.remote:
                 record.reportables = [r for n in record._nodes for r in n.reportables]
 
     # -- values on demand -------------------------------------------------------------
@@ -382,6 +493,8 @@ class Runner:
                 try:
                     value = self.manager.cache.load(artifact.cacher, node.key, artifact.name)
                 except CorruptArtifactError as exc:
+                    if node.status == "external":  # produced elsewhere: the caller repairs it
+                        raise
                     log.warning("%s Recomputing it.", exc)
                     self.manager.cache.discard(node.key, artifact.name)
                     artifact.cached = False

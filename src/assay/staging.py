@@ -80,6 +80,8 @@ class StageSpec:
     is_aggregate: bool = False
     output_names: list[str] = field(init=False)
     _identities: dict = field(init=False, default_factory=dict, repr=False)
+    wrapper: Callable | None = field(init=False, default=None, repr=False)
+    """The decorated function, as its module exposes it (how workers find the stage)."""
 
     def __post_init__(self) -> None:
         self.output_names = [str(o) for o in self.outputs]
@@ -204,6 +206,7 @@ def _decorate(inputs, outputs, cachers, suppress_missing_inputs, *, is_aggregate
                 return record.manager._call_stage(spec, record, args, kwargs, None)
 
         wrapper.__assay_stage__ = spec
+        spec.wrapper = wrapper
         return wrapper
 
     return decorator

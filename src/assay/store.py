@@ -515,6 +515,22 @@ class RunStore:
             rows,
         )
 
+    def known_checksums(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]:
+        """``{key: (checksum, size)}`` for the artifact keys any earlier run recorded."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, tuple[str, int | None]] = {}
+        with self._reading() as db:
+            for start in range(0, len(keys), 500):
+                batch = keys[start : start + 500]
+                marks = ", ".join("?" * len(batch))
+                for key, checksum, size in db.execute(
+                    f"SELECT key, checksum, size FROM artifacts WHERE key IN ({marks})"
+                    " AND checksum IS NOT NULL",
+                    batch,
+                ):
+                    found[key] = (checksum, size)
+        return found
+
     def param_sets(self, run_id: str) -> list[ParamSetInfo]:
         """The parameter sets recorded for a run (by full id), in the order recorded."""
         rows = self._rows_of(run_id, "SELECT name, hash, cls, values_json FROM param_sets")

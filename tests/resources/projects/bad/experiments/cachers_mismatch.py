@@ -1,8 +1,9 @@
 """fit declares two outputs but one cacher: an error as soon as the module is imported."""
 
+from experiments.good import get_params  # noqa: F401
+
 import assay
 from assay.caching import PickleCacher
-from experiments.good import get_params  # noqa: F401
 
 
 @assay.stage(outputs=["model", "score"], cachers=[PickleCacher])

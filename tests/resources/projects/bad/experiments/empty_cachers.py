@@ -1,7 +1,8 @@
 """show has no outputs but cachers=[]: an error as soon as the module is imported."""
 
-import assay
 from experiments.good import get_params  # noqa: F401
+
+import assay
 
 
 @assay.stage(inputs=None, outputs=None, cachers=[])

@@ -1,8 +1,9 @@
 """explode raises: the run fails after load has been cached."""
 
+from experiments.good import get_params, load  # noqa: F401
+
 import assay
 from assay.caching import JsonCacher
-from experiments.good import get_params, load  # noqa: F401
 
 
 @assay.stage(inputs=["data"], outputs=["result"], cachers=[JsonCacher])

@@ -1,7 +1,8 @@
 """make has a Lazy output but no cachers: an error as soon as the module is imported."""
 
-import assay
 from experiments.good import get_params  # noqa: F401
+
+import assay
 
 
 @assay.stage(outputs=[assay.Lazy("big")])

@@ -1,8 +1,9 @@
 """fit needs 'data', but run() never calls load_data (the stage that makes it)."""
 
+from experiments.good import get_params  # noqa: F401
+
 import assay
 from assay.caching import JsonCacher, PickleCacher
-from experiments.good import get_params  # noqa: F401
 
 
 @assay.stage(outputs=["data"], cachers=[PickleCacher])

@@ -1,8 +1,9 @@
 """make_array returns a list, which NumpyCacher cannot save."""
 
+from experiments.good import get_params  # noqa: F401
+
 import assay
 from assay.caching import NumpyCacher
-from experiments.good import get_params  # noqa: F401
 
 
 @assay.stage(outputs=["array"], cachers=[NumpyCacher])

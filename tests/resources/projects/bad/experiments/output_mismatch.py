@@ -1,8 +1,9 @@
 """fit declares two outputs but returns one value."""
 
+from experiments.good import get_params  # noqa: F401
+
 import assay
 from assay.caching import JsonCacher, PickleCacher
-from experiments.good import get_params  # noqa: F401
 
 
 @assay.stage(outputs=["model", "score"], cachers=[PickleCacher, JsonCacher])

@@ -1,7 +1,8 @@
 """run() branches on a stage's output, which does not exist yet while the run is planned."""
 
-import assay
 from experiments.good import get_params, load, train  # noqa: F401
+
+import assay
 
 
 def run(param_sets, manager):

@@ -1,8 +1,9 @@
 """make_scorer returns a lambda, which PickleCacher cannot save; prepare works fine."""
 
+from experiments.good import get_params  # noqa: F401
+
 import assay
 from assay.caching import PickleCacher
-from experiments.good import get_params  # noqa: F401
 
 
 @assay.stage(outputs=["numbers"], cachers=[PickleCacher])

@@ -1,6 +1,6 @@
 """Aggregates with and without explicit records.
 
-    score (x, y, z) -> collect(all records)   and   collect([x, y])
+score (x, y, z) -> collect(all records)   and   collect([x, y])
 """
 
 from dataclasses import dataclass

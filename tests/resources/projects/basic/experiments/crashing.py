@@ -1,6 +1,6 @@
 """A cacher that dies halfway through writing (crash.flag: os._exit, raise.flag: an error).
 
-    produce (HalfWritingCacher) -> consume
+produce (HalfWritingCacher) -> consume
 """
 
 import os

@@ -1,8 +1,7 @@
 """Fan-out / fan-in, then an aggregate over every parameter set.
 
-    load -> double ---\
-         \-> square ---> combine      (per parameter set)
-    summarize(every record's combined)  (aggregate)
+    load -> double, square -> combine     (per parameter set)
+    summarize(every record's combined)      (aggregate)
 
 Values for the default sets (n=3): a (scale 1) combines to 11, b (scale 2) to 32.
 """

@@ -1,6 +1,6 @@
 """A chain whose middle stage fails or is interrupted while a flag file exists.
 
-    first -> second -> third      (interrupt.flag: KeyboardInterrupt, fail.flag: ValueError)
+first -> second -> third      (interrupt.flag: KeyboardInterrupt, fail.flag: ValueError)
 """
 
 from dataclasses import dataclass

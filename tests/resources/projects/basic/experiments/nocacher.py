@@ -1,6 +1,6 @@
 """A stage without a cacher feeding a cached one, and a stage without outputs.
 
-    source (no cacher) -> process (cached) -> announce (no outputs: always runs)
+source (no cacher) -> process (cached) -> announce (no outputs: always runs)
 """
 
 from dataclasses import dataclass

@@ -1,0 +1,402 @@
+"""Running one stage run in another process: what travels there and back.
+
+An executor that runs stages elsewhere (a process pool, a Dask cluster) gets a
+:class:`StageTask` per stage run: plain, picklable data naming the stage (by
+its importable decorated function), the parameter set, and each input — as a
+reference to a cached artifact, or as a value when the producer has no
+cacher. The worker rebuilds a record, re-plans the single stage call (its
+cache key must come out the same as the planner's, which catches a worker
+running other code), executes it with the very code a serial run uses, and
+writes the outputs to the shared cache itself. Only what the caller cannot
+read from the cache travels back: timings, sidecars, reportables, log lines,
+and the values of outputs that have no cacher.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import io
+import logging
+import pickle
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assay.errors import AssayError, CorruptArtifactError, StageFailed
+from assay.plan import Artifact
+
+if TYPE_CHECKING:
+    from assay.plan import StageNode
+
+
+@dataclass
+class InputRef:
+    """One input value for a remote stage run: where to get it, and its key."""
+
+    stage_wrapper: Any
+    """The producing stage (for its Lazy settings)."""
+    stage_key: str
+    output: str
+    index: int
+    cacher: Any = None
+    """Load it with this cacher from the cache ..."""
+    value: Any = None
+    """... or here is the value itself (its producer has no cacher)."""
+    has_value: bool = False
+    record: int = 0
+    """For aggregates: which of ``StageTask.records`` the value belongs to."""
+
+
+@dataclass
+class StageTask:
+    """Everything a worker needs to execute one stage run."""
+
+    project_root: str
+    module_name: str
+    module_file: str | None
+    stage_wrapper: Any
+    params: Any
+    params_hash: str | None
+    records: list[tuple[Any, str | None]]
+    inputs: dict[str, Any]
+    args: tuple
+    kwargs: dict
+    cachers: list
+    expected_key: str
+    return_values: list[str]
+    provenance: dict
+    experiment: str
+    prefix: str
+    cache_dir: str
+    dry_cache: bool
+    label: str = ""
+
+
+@dataclass
+class StageResult:
+    """What comes back from a worker."""
+
+    key: str
+    started: float
+    duration: float
+    metas: dict[str, dict] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    reportables: bytes = b""
+    log: list[tuple[int, str, str]] = field(default_factory=list)
+    output: str = ""
+    error: dict | None = None
+
+
+class RemoteStageError(Exception):
+    """A stage's exception in a worker, with its original traceback as text."""
+
+    def __init__(self, kind: str, message: str, traceback_text: str):
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.traceback_text = traceback_text
+
+
+def make_task(node: StageNode, manager: Any) -> StageTask:
+    """The task that lets a worker execute ``node``."""
+    spec, record = node.spec, node.record
+    module = sys.modules[spec.func.__module__]
+    records: list[tuple[Any, str | None]] = []
+    if spec.is_aggregate:
+        records = [(r.params, r._hash) for r in node.records]
+        index = {id(r): i for i, r in enumerate(node.records)}
+    inputs: dict[str, Any] = {}
+    for name, value in node.inputs.items():
+        if spec.is_aggregate:
+            inputs[name] = [_ref(v, index[id(r)]) for r, v in value.items()]
+        else:
+            inputs[name] = _ref(value, 0)
+    needed = {id(a) for c in node.consumers for a in _artifacts_of(c)}
+    return StageTask(
+        project_root=str(manager.config.root),
+        module_name=module.__name__,
+        module_file=getattr(module, "__file__", None),
+        stage_wrapper=spec.wrapper,
+        params=record.params,
+        params_hash=record._hash,
+        records=records,
+        inputs=inputs,
+        args=node.args,
+        kwargs=node.kwargs,
+        cachers=[_detached(a.cacher) for a in node.outputs],
+        expected_key=node.key,
+        return_values=[
+            a.name
+            for a in node.outputs
+            if id(a) in needed and (a.cacher is None or manager.dry_cache)
+        ],
+        provenance=manager.provenance(node),
+        experiment=manager.experiment_name,
+        prefix=manager.prefix,
+        cache_dir=str(manager.config.cache_dir),
+        dry_cache=manager.dry_cache,
+        label=node.record_label,
+    )
+
+
+def _ref(value: Any, record: int) -> Any:
+    if type(value) is not Artifact:
+        return value
+    cacher = _detached(value.cacher) if value.cached else None
+    return InputRef(
+        stage_wrapper=value.node.spec.wrapper,
+        stage_key=value.node.key,
+        output=value.name,
+        index=value.index,
+        cacher=cacher,
+        value=None if cacher is not None else value.value,
+        has_value=cacher is None,
+        record=record,
+    )
+
+
+def _artifacts_of(node: StageNode):
+    for value in node.inputs.values():
+        for item in value.values() if isinstance(value, dict) else (value,):
+            if type(item) is Artifact:
+                yield item
+
+
+def _detached(cacher: Any) -> Any:
+    """A copy of a cacher without its record (records stay in the main process)."""
+    if cacher is None:
+        return None
+    copy = object.__new__(type(cacher))
+    copy.__dict__.update(cacher.__dict__)
+    copy.record = None
+    copy.metadata = None
+    return copy
+
+
+def check_picklable(task: StageTask) -> None:
+    """Raise a clear error naming what in a task cannot travel to a worker."""
+    try:
+        pickle.dumps(task)
+        return
+    except Exception as whole:
+        culprit = _find_unpicklable(task)
+        stage = getattr(task.stage_wrapper, "__name__", "?")
+        raise AssayError(
+            f"Stage {stage!r} for parameter set {task.label!r} cannot be sent to a worker "
+            f"process: {culprit or whole}. Values sent to workers must be picklable: use "
+            "importable functions and classes (not lambdas or objects defined in a notebook), "
+            "or run without --parallel."
+        ) from whole
+
+
+def _find_unpicklable(task: StageTask) -> str | None:
+    candidates: list[tuple[str, Any]] = []
+    params = task.params
+    if params is not None and hasattr(params, "__dataclass_fields__"):
+        for name in params.__dataclass_fields__:
+            candidates.append((f"parameter field {name!r}", getattr(params, name)))
+    candidates += [(f"input {k!r}", v) for k, v in task.inputs.items()]
+    candidates += [(f"argument {k!r}", v) for k, v in task.kwargs.items()]
+    candidates += [(f"cacher of output {i}", c) for i, c in enumerate(task.cachers)]
+    candidates.append(("the stage function", task.stage_wrapper))
+    for what, value in candidates:
+        try:
+            pickle.dumps(value)
+        except Exception as exc:
+            return f"{what} ({type(value).__name__}) cannot be pickled: {exc}"
+    return None
+
+
+# -- the worker side -------------------------------------------------------------------
+
+_MANAGERS: dict[tuple, Any] = {}
+
+
+def run_task(task_bytes: bytes, module_name: str, module_file: str | None, root: str) -> bytes:
+    """Worker entry point: execute one pickled :class:`StageTask`, return a pickled result."""
+    _import_project(module_name, module_file, root)
+    task: StageTask = pickle.loads(task_bytes)
+    started = time.time()
+    lines: list[tuple[int, str, str]] = []
+    handler = _ListHandler(lines)
+    root_logger = logging.getLogger()
+    root_logger.addHandler(handler)
+    previous_level = root_logger.level
+    root_logger.setLevel(min(previous_level or logging.INFO, logging.INFO))
+    stdout, stderr = sys.stdout, sys.stderr
+    captured = io.StringIO()
+    sys.stdout = sys.stderr = captured
+    try:
+        result = _execute(task, started)
+    except StageFailed as exc:
+        original = exc.original
+        result = StageResult(
+            key=task.expected_key,
+            started=started,
+            duration=time.time() - started,
+            error={
+                "kind": type(original).__name__,
+                "message": str(original),
+                "traceback": "".join(
+                    traceback.format_exception(type(original), original, original.__traceback__)
+                ),
+                "summary": str(exc),
+            },
+        )
+    except CorruptArtifactError as exc:
+        result = StageResult(
+            key=task.expected_key,
+            started=started,
+            duration=0.0,
+            error={"kind": "CorruptArtifactError", "message": str(exc), "corrupt": True},
+        )
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        root_logger.removeHandler(handler)
+        root_logger.setLevel(previous_level)
+    result.log = lines
+    result.output = captured.getvalue()
+    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _execute(task: StageTask, started: float) -> StageResult:
+    from assay.config import ProjectConfig
+    from assay.manager import ArtifactManager
+    from assay.record import Record
+
+    key = (task.project_root, task.cache_dir, task.experiment, task.prefix, task.dry_cache)
+    manager = _MANAGERS.get(key)
+    if manager is None:
+        config = ProjectConfig.load(task.project_root).with_cache_dir(task.cache_dir)
+        manager = ArtifactManager(
+            task.experiment, prefix=task.prefix, dry_cache=task.dry_cache, config=config
+        )
+        _MANAGERS[key] = manager
+    manager.provenance = lambda node: task.provenance  # the planner's record of this run
+    spec = task.stage_wrapper.__assay_stage__
+    record = Record(manager, None, hide=True)
+    record.params, record._hash = task.params, task.params_hash
+    records = []
+    for params, params_hash in task.records:
+        other = Record(manager, None, hide=True)
+        other.params, other._hash = params, params_hash
+        records.append(other)
+    for name, ref in task.inputs.items():
+        if spec.is_aggregate:
+            for item in ref:
+                _place(manager, records[item.record], name, item)
+        else:
+            _place(manager, record, name, ref)
+    runner = manager.runner
+    if spec.is_aggregate:
+        from assay.hashing import hash_value
+
+        record.is_aggregate = True
+        record.input_records = records
+        record.combo_hash = hash_value(
+            ["aggregate", record._hash, sorted(r.get_hash() for r in records)]
+        )
+    node = runner.plan.add(spec, record, task.args, task.kwargs, records or None, task.cachers)
+    for cacher in task.cachers:
+        if cacher is not None:
+            cacher.record = record
+    record._nodes.append(node)
+    if node.key != task.expected_key:
+        raise AssayError(
+            f"Stage {spec.name!r} for {task.label!r} has another cache key in the worker than in "
+            "the main process: the worker runs different code or parameters. Make sure every "
+            "worker sees the same project files and package versions."
+        )
+    node.status = "run"
+    runner._execute_node(node)
+    runner.plan.nodes.clear()
+    values = {}
+    for artifact in node.outputs:
+        if artifact.name in task.return_values:
+            values[artifact.name] = artifact.value
+    for reportable in node.reportables:
+        reportable.record = None
+    return StageResult(
+        key=node.key,
+        started=node.started or started,
+        duration=node.duration or 0.0,
+        metas={a.name: a.meta for a in node.outputs if a.meta is not None},
+        values=values,
+        reportables=pickle.dumps(node.reportables) if node.reportables else b"",
+    )
+
+
+class _ExternalNode:
+    """Stands for a stage run that happened elsewhere; its outputs are in the cache."""
+
+    status = "external"
+    reason = ""
+
+    def __init__(self, plan: Any, spec: Any, key: str):
+        self.plan, self.spec, self.key = plan, spec, key
+        self.consumers: list = []
+        self.record_label = "upstream"
+        self.volatile: list = []
+
+
+def _place(manager: Any, record: Any, name: str, ref: Any) -> None:
+    if not isinstance(ref, InputRef):
+        dict.__setitem__(record.state, name, ref)
+        return
+    node = _ExternalNode(manager.runner.plan, ref.stage_wrapper.__assay_stage__, ref.stage_key)
+    artifact = Artifact(node, ref.output, ref.index)
+    artifact.cacher = ref.cacher
+    artifact.cached = ref.cacher is not None
+    if ref.cacher is not None:
+        ref.cacher.record = record
+    if ref.has_value:
+        artifact.value = ref.value
+    dict.__setitem__(record.state, name, artifact)
+
+
+def _import_project(module_name: str, module_file: str | None, root: str) -> None:
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    if module_name in sys.modules:
+        return
+    try:
+        importlib.import_module(module_name)
+    except ImportError:
+        if module_file is None:
+            raise
+        spec = importlib.util.spec_from_file_location(module_name, module_file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, lines: list):
+        super().__init__(logging.DEBUG)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append((record.levelno, record.name, record.getMessage()))
+        except Exception:  # a broken log call must not fail the stage
+            pass
+
+
+def worker_id() -> str:
+    """A short label of the current process, for logs."""
+    import os
+
+    return f"pid {os.getpid()}"
+
+
+def task_module(task: StageTask) -> tuple[str, str | None, str]:
+    """What a worker must import before it can unpickle ``task``."""
+    return task.module_name, task.module_file, task.project_root
+
+
+def project_path(task: StageTask) -> Path:
+    """The project folder of a task."""
+    return Path(task.project_root)

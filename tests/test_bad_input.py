@@ -1,0 +1,303 @@
+"""SPEC section 10: every bad input gets a clear message and loses nothing cached.
+
+Each test runs the real command line (``python -m assay``) on a copy of
+``tests/resources/projects/bad`` (or ``basic``) and checks that it exits
+non-zero, prints no Python traceback (unless ``--debug``), and names the file,
+stage, parameter set or artifact at fault.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import assay
+from assay.caching import PickleCacher
+from assay.errors import CachersMismatchError, EmptyCachersError, OutputSignatureError
+from assay.store import RunStore
+from conftest import Calls, run_cli
+
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def fails(result, *fragments: str):
+    """Assert a clean failure whose message contains every fragment."""
+    assert result.code not in (0, None), result
+    assert TRACEBACK not in result.output, result
+    assert "Error" in result.output, result
+    for fragment in fragments:
+        assert fragment in result.text, f"{fragment!r} not in the message:\n{result}"
+    return result
+
+
+def stage_statuses(root, run="latest") -> dict[str, str]:
+    with RunStore(root / "assay.db") as store:
+        info = store.get_run(run)
+        return {f"{s.stage}:{s.param_set}": s.status for s in store.stages(info.id)}
+
+
+# -- experiments and parameter files ----------------------------------------------------------
+
+
+def test_a_missing_experiment_suggests_the_closest_name(bad_project):
+    fails(
+        run_cli("run", "god", cwd=bad_project), "No experiment named 'god'", "Did you mean 'good'?"
+    )
+
+
+def test_an_experiment_with_a_syntax_error_names_file_and_line(bad_project):
+    (bad_project / "experiments" / "syntax_error.py").write_text(
+        '"""An experiment with a syntax error on line 5."""\n'
+        "import assay\n"
+        "\n"
+        "\n"
+        "def run(param_sets, manager)\n"
+        "    pass\n"
+    )
+    fails(
+        run_cli("run", "syntax_error", cwd=bad_project),
+        "syntax_error.py",
+        "line 5",
+        "syntax error",
+    )
+
+
+def test_an_experiment_without_run_says_what_is_missing(bad_project):
+    fails(run_cli("run", "no_run", cwd=bad_project), "no_run.py", "run(param_sets, manager)")
+
+
+def test_a_missing_parameter_file_is_named(bad_project):
+    fails(
+        run_cli("run", "good", "-p", "duplicate", cwd=bad_project),
+        "No parameter file named 'duplicate'",
+        "Did you mean 'duplicates'?",
+    )
+
+
+def test_a_parameter_file_that_raises_on_import_names_file_and_line(bad_project):
+    fails(
+        run_cli("run", "good", "-p", "broken", cwd=bad_project),
+        "broken.py",
+        "line 6",
+        "RuntimeError",
+        "the parameter file is broken on purpose",
+    )
+
+
+def test_a_parameter_file_without_get_params(bad_project):
+    fails(
+        run_cli("run", "good", "-p", "no_get_params", cwd=bad_project),
+        "no_get_params.py",
+        "no get_params() function",
+    )
+
+
+def test_get_params_returning_something_else_than_a_list(bad_project):
+    fails(
+        run_cli("run", "good", "-p", "returns_dict", cwd=bad_project),
+        "returns_dict.py",
+        "returned dict",
+        "list of parameter sets",
+    )
+
+
+def test_get_params_returning_items_that_are_not_parameter_sets(bad_project):
+    fails(
+        run_cli("run", "good", "-p", "wrong_items", cwd=bad_project),
+        "wrong_items.py",
+        "item 1 is a dict",
+        "ExperimentParameters",
+    )
+
+
+def test_duplicate_parameter_set_names(bad_project):
+    fails(
+        run_cli("run", "good", "-p", "duplicates", cwd=bad_project),
+        "'same' at positions 0, 2",
+        "unique",
+    )
+    assert not (bad_project / "data" / "cache" / "objects").exists()
+
+
+def test_an_unknown_name_in_names_suggests_the_closest(bad_project):
+    fails(
+        run_cli("run", "good", "--names", "alpah", cwd=bad_project),
+        "No parameter set named 'alpah'",
+        "Did you mean 'alpha'?",
+    )
+
+
+def test_set_with_an_unknown_field_suggests_the_closest(bad_project):
+    fails(
+        run_cli("run", "good", "--set", "sead=3", cwd=bad_project),
+        "--set sead=3",
+        "no field 'sead'",
+        "Did you mean 'seed'?",
+    )
+
+
+def test_set_without_an_equals_sign_shows_the_form(bad_project):
+    fails(run_cli("run", "good", "--set", "seed", cwd=bad_project), "'seed'", "FIELD=VALUE")
+
+
+# -- stages declared or chained wrongly -------------------------------------------------------
+
+
+def test_an_input_no_earlier_stage_produced_lists_the_stages_that_could(bad_project):
+    fails(
+        run_cli("run", "missing_input", cwd=bad_project),
+        "Stage 'fit' needs input 'data'",
+        "parameter set 'alpha'",
+        "Stages that output 'data':",
+        "load_data",
+    )
+
+
+def test_an_output_count_mismatch_names_stage_and_parameter_set(bad_project):
+    result = fails(
+        run_cli("run", "output_mismatch", cwd=bad_project),
+        "'fit'",
+        "'alpha'",
+        "2 output(s)",
+        "['model', 'score']",
+    )
+    assert "/assay/" not in result.output
+
+
+def test_a_cachers_list_of_the_wrong_length_fails_when_the_stage_is_defined(bad_project):
+    with pytest.raises(CachersMismatchError, match=r"'fit' declares 2 output\(s\)"):
+
+        @assay.stage(outputs=["model", "score"], cachers=[PickleCacher])
+        def fit(record):
+            return 1, 2
+
+    fails(
+        run_cli("run", "cachers_mismatch", cwd=bad_project),
+        "cachers_mismatch.py",
+        "'fit'",
+        "2 output(s)",
+        "1 cacher(s)",
+    )
+
+
+def test_empty_cachers_without_outputs_fails_when_the_stage_is_defined(bad_project):
+    with pytest.raises(EmptyCachersError, match="'show'"):
+
+        @assay.stage(inputs=None, outputs=None, cachers=[])
+        def show(record):
+            pass
+
+    fails(
+        run_cli("run", "empty_cachers", cwd=bad_project), "empty_cachers.py", "'show'", "cachers=[]"
+    )
+
+
+def test_a_lazy_output_without_cachers_fails_when_the_stage_is_defined(bad_project):
+    with pytest.raises(OutputSignatureError, match="'make'.*Lazy"):
+
+        @assay.stage(outputs=[assay.Lazy("big")])
+        def make(record):
+            return 1
+
+    fails(
+        run_cli("run", "lazy_no_cachers", cwd=bad_project), "lazy_no_cachers.py", "'make'", "Lazy"
+    )
+
+
+@pytest.mark.parametrize(
+    ("experiment", "fragments", "kept"),
+    [
+        ("unpicklable", ["'scorer'", "'make_scorer'", "PickleCacher", "'alpha'"], "prepare"),
+        ("numpy_list", ["'array'", "'make_array'", "NumpyCacher", "list"], None),
+    ],
+    ids=["lambda-with-PickleCacher", "list-with-NumpyCacher"],
+)
+def test_an_output_the_cacher_cannot_save(bad_project, experiment, fragments, kept):
+    fails(run_cli("run", experiment, cwd=bad_project), *fragments)
+    with RunStore(bad_project / "assay.db") as store:
+        assert store.get_run("latest").status == "failed"
+
+    if kept is not None:  # what was cached before the failure stays cached
+        again = fails(run_cli("run", experiment, cwd=bad_project), *fragments)
+        assert again.code != 0
+        assert stage_statuses(bad_project)[f"{kept}:alpha"] == "cached"
+        assert assay.load("numbers", param_set="alpha", project_root=bad_project) == [1, 2, 3]
+
+
+def test_reading_a_stage_output_while_planning(bad_project):
+    fails(
+        run_cli("run", "reads_while_planning", cwd=bad_project),
+        "'data'",
+        "'load'",
+        "'alpha'",
+        "planned",
+    )
+
+
+# -- failures while running -------------------------------------------------------------------
+
+
+def test_a_stage_that_raises_shows_its_own_traceback_and_how_to_resume(bad_project):
+    result = fails(
+        run_cli("run", "failing", cwd=bad_project),
+        "Stage 'explode' failed for parameter set 'alpha'",
+        "ValueError: cannot handle 3 numbers",
+        "failing.py",
+        'raise ValueError(f"cannot handle {len(data)} numbers")',
+        "return helper(data)",
+        "assay run failing",
+    )
+    assert "/assay/" not in result.output.replace("projects/bad", "")
+
+    again = fails(run_cli("run", "failing", cwd=bad_project), "'explode'")
+    assert again.code != 0
+    assert stage_statuses(bad_project)["load:alpha"] == "cached"
+
+
+def test_debug_shows_the_full_traceback(bad_project):
+    for args in (["run", "failing"], ["run", "god"]):
+        result = run_cli("--debug", *args, cwd=bad_project)
+        assert result.code != 0, result
+        assert TRACEBACK in result.output, result
+
+
+def test_a_corrupt_cache_file_is_reported_and_recomputed(bad_project):
+    run_cli("run", "good", cwd=bad_project)
+    data = bad_project / "data" / "cache" / "by-name" / "good" / "alpha" / "load" / "data.pkl"
+    data.write_bytes(b"definitely not a pickle")
+
+    result = run_cli("run", "good", "--overwrite-stage", "train", cwd=bad_project)
+
+    assert result.code == 0, result
+    assert TRACEBACK not in result.output
+    for fragment in ("'data'", "'load'", "'alpha'", "Recomputing"):
+        assert fragment in result.text, result
+    assert stage_statuses(bad_project)["load:alpha"] == "executed"
+    assert assay.load("total", param_set="alpha", project_root=bad_project) == 4
+    assert assay.load("data", param_set="alpha", project_root=bad_project) == [0, 1, 2]
+
+
+def test_a_run_store_that_is_not_sqlite_is_named_and_left_alone(bad_project):
+    store = bad_project / "assay.db"
+    garbage = b"this is not a database\n" * 200
+    store.write_bytes(garbage)
+
+    for args in (["run", "good"], ["ls"], ["show", "latest"]):
+        fails(run_cli(*args, cwd=bad_project), "assay.db")
+
+    assert store.read_bytes() == garbage
+
+
+def test_ctrl_c_records_an_interrupted_run_and_keeps_the_cache(tmp_project, calls: Calls):
+    (tmp_project / "interrupt.flag").touch()
+
+    result = run_cli("run", "flaky", cwd=tmp_project)
+
+    assert result.code == 130, result
+    assert TRACEBACK not in result.output
+    assert "Interrupted" in result.text
+    assert "interrupted" in run_cli("ls", cwd=tmp_project).text
+    assert "first:a" in calls.take()
+
+    (tmp_project / "interrupt.flag").unlink()
+    assert run_cli("run", "flaky", cwd=tmp_project).code == 0
+    assert "first:a" not in calls.take()

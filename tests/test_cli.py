@@ -1,0 +1,348 @@
+"""End to end: the real ``assay`` command line on temporary projects.
+
+Each test drives ``python -m assay`` in a subprocess from the project folder,
+as a researcher would from a shell, and checks what it printed, what it
+recorded in ``assay.db`` and which stages really executed (``calls.txt``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from assay.cli import main
+from assay.config import ProjectConfig
+from assay.project import load_experiment, load_param_sets
+from assay.store import RunStore
+from conftest import Calls, edit, run_cli
+
+DIAMOND = sorted(
+    [f"{stage}:{p}" for p in ("a", "b") for stage in ("load", "double", "square", "combine")]
+    + ["summarize:aggregate"]
+)
+
+
+def ok(result):
+    assert result.code == 0, result
+    assert "Traceback" not in result.output, result
+    return result
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The body rows of the tables rich printed, as lists of cell texts."""
+    return [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in text.splitlines()
+        if line.strip().startswith("│")
+    ]
+
+
+def stage_rows(root: Path, run: int | str = "latest") -> dict[str, str]:
+    """``{"stage:param_set": status}`` of one run, from the run store."""
+    with RunStore(root / "assay.db") as store:
+        info = store.get_run(run)
+        return {f"{s.stage}:{s.param_set}": s.status for s in store.stages(info.id)}
+
+
+def executed(root: Path, run: int | str = "latest") -> list[str]:
+    return sorted(k for k, v in stage_rows(root, run).items() if v == "executed")
+
+
+# -- a new project ----------------------------------------------------------------------------
+
+
+def test_init_then_run_the_example_twice(tmp_path: Path):
+    project = tmp_path / "study"
+    project.mkdir()
+
+    ok(run_cli("init", cwd=project))
+    assert (project / "experiments" / "example.py").is_file()
+    assert (project / "params" / "example.py").is_file()
+
+    first = ok(run_cli("run", "example", "-p", "example", cwd=project))
+    second = ok(run_cli("run", "example", "-p", "example", cwd=project))
+
+    one, two = stage_rows(project, 1), stage_rows(project, 2)
+    assert one and set(one.values()) == {"executed"}
+    assert two.keys() == one.keys()
+    assert set(two.values()) == {"cached"}
+    assert re.search(rf"\b{len(one)} executed\b", first.text), first
+    assert re.search(rf"\b{len(one)} cached\b", second.text), second
+    with RunStore(project / "assay.db") as store:
+        assert {a.action for a in store.artifacts(store.get_run(2).id)} == {"reused"}
+
+
+def test_python_dash_m_assay_and_the_assay_script_list_every_command(tmp_path: Path):
+    commands = sorted(main.commands)
+    assert {"run", "params", "ls", "show", "cache", "init"} <= set(commands)
+    helps = [ok(run_cli("--help", cwd=tmp_path)).stdout]
+    script = Path(sys.executable).with_name("assay")
+    if script.exists():
+        proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        helps.append(proc.stdout)
+    for text in helps:
+        assert text.startswith("Usage:")
+        listed = re.findall(r"^  (\w+)\s", text.split("Commands:")[1], flags=re.M)
+        assert sorted(listed) == commands
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run"],
+        ["params"],
+        ["ls"],
+        ["show"],
+        ["init"],
+        ["cache"],
+        ["cache", "ls"],
+        ["cache", "verify"],
+        ["cache", "gc"],
+    ],  # fmt: skip
+    ids=" ".join,
+)
+def test_every_command_has_help(command: list[str]):
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage:")
+    assert " ".join(command) in result.output.splitlines()[0]
+
+
+# -- assay run ----------------------------------------------------------------------------------
+
+
+def test_run_twice_executes_then_reuses_everything(tmp_project: Path, calls: Calls):
+    first = ok(run_cli("run", "diamond", cwd=tmp_project))
+    assert sorted(calls.take()) == DIAMOND
+    assert "9 executed" in first.text
+
+    second = ok(run_cli("run", "diamond", cwd=tmp_project))
+    assert calls.take() == []
+    assert "9 cached" in second.text
+    assert set(stage_rows(tmp_project).values()) == {"cached"}
+
+
+def test_editing_a_stage_recomputes_it_and_its_downstream_only(tmp_project: Path, calls: Calls):
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+    edit(
+        tmp_project / "experiments" / "diamond.py",
+        "return [x * x for x in data]",
+        "return [x * x * x for x in data]",
+    )
+    calls.take()
+
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+
+    recomputed = ["combine:a", "combine:b", "square:a", "square:b", "summarize:aggregate"]
+    assert sorted(calls.take()) == recomputed
+    assert executed(tmp_project) == recomputed
+    assert stage_rows(tmp_project)["double:a"] == "cached"
+
+
+def test_names_and_indices_pick_parameter_sets(tmp_project: Path, calls: Calls):
+    ok(run_cli("run", "diamond", "--names", "b", cwd=tmp_project))
+    assert sorted(calls.take()) == [
+        "combine:b",
+        "double:b",
+        "load:b",
+        "square:b",
+        "summarize:aggregate",
+    ]
+
+    ok(
+        run_cli(
+            "run", "diamond", "-p", "three", "--indices", "0", "--indices", "2", cwd=tmp_project
+        )
+    )
+    assert sorted(c for c in calls.take() if not c.startswith("summarize")) == [
+        "combine:a",
+        "combine:c",
+        "double:a",
+        "double:c",
+        "load:a",
+        "load:c",
+        "square:a",
+        "square:c",
+    ]
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.get_run(1).param_names == ["b"]
+        assert store.get_run(2).param_names == ["a", "c"]
+
+
+def test_set_overrides_a_parameter_and_show_records_it(tmp_project: Path, calls: Calls):
+    ok(run_cli("run", "diamond", "--set", "offset=5", cwd=tmp_project))
+    assert sorted(calls.take()) == DIAMOND
+
+    shown = ok(run_cli("show", "latest", cwd=tmp_project))
+    assert re.search(r"overrides\s+offset=5", shown.stdout), shown
+    assert "offset=5" in shown.text.split("parameter sets", 1)[1]
+
+    ok(run_cli("run", "diamond", cwd=tmp_project))  # without the override: other hashes
+    assert sorted(calls.take()) == DIAMOND
+
+
+def test_dry_prints_the_plan_and_which_run_made_the_cached_artifacts(
+    tmp_project: Path, calls: Calls
+):
+    before = ok(run_cli("run", "diamond", "--dry", cwd=tmp_project))
+    assert "9 to execute, 0 cached" in before.text
+    assert len(re.findall(r"\bexecute\b", before.stdout)) >= 9
+    assert calls.take() == []
+    assert not (tmp_project / "assay.db").exists()
+
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+    ok(run_cli("run", "diamond", "--names", "a", cwd=tmp_project))
+    calls.take()
+    after = ok(run_cli("run", "diamond", "--dry", cwd=tmp_project))
+
+    assert "0 to execute, 9 cached" in after.text
+    rows = [line for line in after.stdout.splitlines() if "cached" in line and "run 1" in line]
+    assert len(rows) == 9, after.stdout
+    assert calls.take() == []
+    with RunStore(tmp_project / "assay.db") as store:
+        assert len(store.list_runs()) == 2
+
+
+def test_paths_lists_where_every_artifact_is_cached(tmp_project: Path):
+    def listing(result):
+        rows = [line.split() for line in result.stdout.splitlines() if line.strip()]
+        return {(r[0], r[1], r[2]): (r[3], tmp_project / r[4]) for r in rows if len(r) == 5}
+
+    before = listing(ok(run_cli("run", "diamond", "--paths", cwd=tmp_project)))
+    assert len(before) == 9
+    assert {state for state, _ in before.values()} == {"missing"}
+
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+    after = listing(ok(run_cli("run", "diamond", "--paths", cwd=tmp_project)))
+
+    assert after.keys() == before.keys()
+    assert {state for state, _ in after.values()} == {"cached"}
+    state, folder = after[("b", "double", "doubled")]
+    assert (folder / "doubled.pkl").is_file()
+    assert (folder / "doubled.meta.json").is_file()
+
+
+def test_overwrite_stage_recomputes_only_that_stage(tmp_project: Path, calls: Calls):
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+    calls.take()
+
+    ok(run_cli("run", "diamond", "--overwrite-stage", "square", cwd=tmp_project))
+
+    assert sorted(calls.take()) == ["square:a", "square:b"]
+    assert executed(tmp_project) == ["square:a", "square:b"]
+
+
+def test_no_log_writes_no_log_file(tmp_project: Path):
+    logs = tmp_project / "logs"
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+    assert len(list(logs.glob("*.log"))) == 1
+    assert "doubling for a" in next(logs.glob("*.log")).read_text()
+
+    ok(run_cli("run", "diamond", "--overwrite", "--no-log", cwd=tmp_project))
+
+    assert len(list(logs.glob("*.log"))) == 1
+
+
+# -- assay params, ls, show ---------------------------------------------------------------------
+
+
+def test_params_lists_names_hashes_and_the_fields_that_differ(tmp_project: Path):
+    result = ok(run_cli("params", "diamond", "-p", "three", cwd=tmp_project))
+
+    config = ProjectConfig.load(tmp_project)
+    sets = load_param_sets(["three"], load_experiment("diamond", config), config)
+    for params in sets:
+        line = next(line for line in result.stdout.splitlines() if f" {params.name} " in line)
+        assert params.params_hash()[:12] in line
+    assert "Fields that differ: scale, offset" in result.text
+    assert "workers" not in result.text.split("Fields that differ", 1)[1]
+
+
+def test_ls_and_show_describe_past_runs(tmp_project: Path):
+    ok(run_cli("run", "diamond", "--notes", "first try", cwd=tmp_project))
+    ok(run_cli("run", "nocacher", cwd=tmp_project))
+
+    listing = ok(run_cli("ls", cwd=tmp_project))
+    rows = [r[:3] for r in table_rows(listing.stdout)]
+    assert rows == [["2", "nocacher", "completed"], ["1", "diamond", "completed"]]
+    assert "first try" in listing.text
+
+    latest = ok(run_cli("show", "latest", cwd=tmp_project))
+    assert latest.stdout.startswith("Run 2")
+    assert "nocacher" in latest.text
+
+    first = ok(run_cli("show", "1", cwd=tmp_project))
+    assert first.stdout.startswith("Run 1")
+    assert re.search(r"experiment\s+diamond", first.stdout)
+    assert re.search(r"command\s+assay run diamond --notes", first.stdout)
+    assert "artifacts: 9 computed, 0 reused from the cache" in first.text
+    for name in ("load", "double", "square", "combine", "summarize"):
+        assert name in first.text
+
+
+# -- assay cache --------------------------------------------------------------------------------
+
+
+def test_cache_ls_lists_every_artifact(tmp_project: Path):
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+
+    result = ok(run_cli("cache", "ls", cwd=tmp_project))
+
+    assert "9 artifact(s)" in result.text
+    rows = [tuple(r[:4]) for r in table_rows(result.stdout)]
+    assert len(rows) == 9
+    assert ("diamond", "a", "double", "doubled") in rows
+    assert ("diamond", "aggregate", "summarize", "summary") in rows
+
+
+def test_cache_verify_finds_a_tampered_file_and_remove_fixes_it(tmp_project: Path):
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+    assert "9 artifact(s) checked, 0 failed" in ok(run_cli("cache", "verify", cwd=tmp_project)).text
+    link = tmp_project / "data" / "cache" / "by-name" / "diamond" / "a" / "double"
+    tampered = link / "doubled.pkl"
+    tampered.write_bytes(tampered.read_bytes()[:-3] + b"xyz")
+
+    failed = run_cli("cache", "verify", cwd=tmp_project)
+
+    assert failed.code == 1, failed
+    assert "FAILED" in failed.text and "'doubled'" in failed.text and "'double'" in failed.text
+    assert "1 failed" in failed.text
+    removed = ok(run_cli("cache", "verify", "--remove", cwd=tmp_project))
+    assert "(removed)" in removed.text
+    assert not (link / "doubled.meta.json").exists()
+    assert "8 artifact(s) checked, 0 failed" in ok(run_cli("cache", "verify", cwd=tmp_project)).text
+
+
+def test_cache_gc_removes_what_no_run_links_to_any_more(tmp_project: Path):
+    objects = tmp_project / "data" / "cache" / "objects"
+
+    def stage_folders():
+        return {d.name for shard in objects.iterdir() for d in shard.iterdir()}
+
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+    old = stage_folders()
+    edit(
+        tmp_project / "experiments" / "diamond.py",
+        "return [2 * x for x in data]",
+        "return [2 * x + 1 for x in data]",
+    )
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+    assert len(stage_folders()) == 14
+
+    dry = ok(run_cli("cache", "gc", "--dry", cwd=tmp_project))
+    assert "Would remove 5 entries" in dry.text
+    assert len(stage_folders()) == 14
+    result = ok(run_cli("cache", "gc", cwd=tmp_project))
+
+    assert "Removed 5 entries" in result.text
+    remaining = stage_folders()
+    assert len(remaining) == 9
+    assert len(old - remaining) == 5  # double, combine (a and b) and summarize
+    assert "9 artifact(s) checked, 0 failed" in ok(run_cli("cache", "verify", cwd=tmp_project)).text
+    assert "9 cached" in ok(run_cli("run", "diamond", cwd=tmp_project)).text

@@ -1,0 +1,1004 @@
+"""The engine through the Python API: planning, caching decisions, cachers, provenance.
+
+Most tests run the experiments of ``tests/resources/projects/basic`` (see
+``conftest.py``) with :func:`assay.run_experiment` and read what happened from
+the returned manager, the cache folder, the run store, and ``calls.txt`` (the
+stages that really executed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import assay
+from assay.caching import (
+    Cacheable,
+    FileReferenceCacher,
+    JsonCacher,
+    NumpyCacher,
+    PandasCacher,
+    PandasCsvCacher,
+    PandasJsonCacher,
+    PandasParquetCacher,
+    PathRef,
+    PickleCacher,
+)
+from assay.config import ProjectConfig
+from assay.errors import CacheError, CorruptArtifactError, StageFailed
+from assay.hashing import file_checksum
+from assay.plan import MISSING
+from assay.project import load_experiment
+from assay.store import RunStore
+from conftest import Calls, edit, run_cli
+
+DIAMOND = [
+    *(f"{stage}:{p}" for p in ("a", "b") for stage in ("load", "double", "square", "combine")),
+    "summarize:aggregate",
+]
+"""Every stage run of the ``diamond`` experiment with its two parameter sets."""
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def run(root: Path, experiment: str = "diamond", *param_files: str, **options: Any):
+    return assay.run_experiment(experiment, list(param_files), project_root=root, **options)
+
+
+def node_of(manager, stage: str, param_set: str):
+    (node,) = [
+        n for n in manager.plan.nodes if n.spec.name == stage and n.record_label == param_set
+    ]
+    return node
+
+
+def record_of(manager, name: str):
+    (record,) = [r for r in manager.records if r.name == name]
+    return record
+
+
+def by_status(manager, status: str) -> list[str]:
+    return sorted(
+        f"{n.spec.name}:{n.record_label}" for n in manager.plan.nodes if n.status == status
+    )
+
+
+def loaded(manager) -> list[str]:
+    return sorted(f"{a.name}:{a.node.record_label}" for a in manager.runner.loaded)
+
+
+def import_experiment(root: Path, name: str):
+    return load_experiment(name, ProjectConfig.load(root))
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file of a project (but bytecode and calls.txt) with a hash of its content."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and p.name != "calls.txt"
+    }
+
+
+def sidecars(root: Path) -> list[Path]:
+    cache = root / "data" / "cache"
+    return sorted(cache.rglob("*.meta.json")) if cache.exists() else []
+
+
+# -- deciding what runs -------------------------------------------------------------------
+
+
+def test_first_run_executes_every_stage_and_keeps_the_values(tmp_project: Path, calls: Calls):
+    manager = run(tmp_project)
+
+    assert sorted(calls.take()) == sorted(DIAMOND)
+    assert by_status(manager, "executed") == sorted(DIAMOND)
+    a, b = record_of(manager, "a"), record_of(manager, "b")
+    assert a.state["data"] == [0, 1, 2]
+    assert a.state["doubled"] == [0, 2, 4]
+    assert a.state["squared"] == [0, 1, 4]
+    assert a.state["combined"] == {"sum": 11, "n": 3}
+    assert b.state["combined"] == {"sum": 32, "n": 3}
+    assert record_of(manager, "aggregate").state["summary"] == {"a": 11, "b": 32}
+    assert manager.runner.loaded == []
+
+
+def test_a_rerun_executes_nothing_and_loads_nothing(tmp_project: Path, calls: Calls):
+    run(tmp_project)
+    calls.take()
+
+    manager = run(tmp_project)
+
+    assert calls.take() == []
+    assert by_status(manager, "cached") == sorted(DIAMOND)
+    assert manager.runner.loaded == []
+    for record in manager.records:
+        for name in dict.keys(record.state):
+            assert not record.state.is_loaded(name), (record.name, name)
+    # Reading a value afterwards loads it from the cache, and only it.
+    assert record_of(manager, "b").state["combined"] == {"sum": 32, "n": 3}
+    assert loaded(manager) == ["combined:b"]
+
+
+def test_a_stage_that_executes_loads_only_the_inputs_it_needs(tmp_project: Path, calls: Calls):
+    run(tmp_project)
+    calls.take()
+
+    manager = run(tmp_project, overwrite_stages=["combine"])
+
+    assert sorted(calls.take()) == ["combine:a", "combine:b"]
+    assert loaded(manager) == ["doubled:a", "doubled:b", "squared:a", "squared:b"]
+    a = record_of(manager, "a")
+    assert not a.state.is_loaded("data")
+    assert a.state.is_loaded("combined")
+    assert node_of(manager, "summarize", "aggregate").status == "cached"
+
+
+def test_editing_a_stage_recomputes_it_and_its_downstream_only(tmp_project: Path, calls: Calls):
+    run(tmp_project)
+    calls.take()
+    edit(
+        tmp_project / "experiments" / "diamond.py",
+        "return [2 * x for x in data]",
+        "return [3 * x for x in data]",
+    )
+
+    manager = run(tmp_project)
+
+    recomputed = ["combine:a", "combine:b", "double:a", "double:b", "summarize:aggregate"]
+    assert sorted(calls.take()) == recomputed
+    assert by_status(manager, "executed") == recomputed
+    assert by_status(manager, "cached") == ["load:a", "load:b", "square:a", "square:b"]
+    assert loaded(manager) == ["data:a", "data:b", "squared:a", "squared:b"]
+    assert record_of(manager, "aggregate").state["summary"] == {"a": 14, "b": 38}
+
+
+def test_comment_docstring_and_layout_edits_recompute_nothing(tmp_project: Path, calls: Calls):
+    run(tmp_project)
+    calls.take()
+    experiment = tmp_project / "experiments" / "diamond.py"
+    edit(experiment, '"""Fan-out', '# A new first line moves every function down.\n"""Fan-out')
+    edit(experiment, '"""Make the numbers."""', '"""Make the numbers (now documented better)."""')
+    edit(
+        experiment,
+        '    note(record, "double")\n',
+        '    # Only a comment was added here.\n    note(record, "double")\n',
+    )
+    edit(experiment, "return [x * x for x in data]", "return [x*x  for x in data]  # same")
+
+    manager = run(tmp_project)
+
+    assert calls.take() == []
+    assert by_status(manager, "cached") == sorted(DIAMOND)
+
+
+def test_a_parameter_change_recomputes_only_the_sets_whose_hash_changed(
+    tmp_project: Path, calls: Calls
+):
+    run(tmp_project, "diamond", "two")
+    calls.take()
+    edit(
+        tmp_project / "params" / "two.py", 'Params(name="b", scale=2)', 'Params(name="b", scale=3)'
+    )
+
+    manager = run(tmp_project, "diamond", "two")
+
+    changed = ["combine:b", "double:b", "load:b", "square:b", "summarize:aggregate"]
+    assert sorted(calls.take()) == changed
+    assert by_status(manager, "cached") == ["combine:a", "double:a", "load:a", "square:a"]
+    assert record_of(manager, "aggregate").state["summary"] == {"a": 11, "b": 63}
+
+
+def test_a_field_left_out_of_the_hash_recomputes_nothing(tmp_project: Path, calls: Calls):
+    run(tmp_project, "diamond", "two")
+    calls.take()
+    edit(
+        tmp_project / "params" / "two.py",
+        'Params(name="b", scale=2)',
+        'Params(name="b", scale=2, workers=8)',
+    )
+
+    manager = run(tmp_project, "diamond", "two")
+
+    assert calls.take() == []
+    assert record_of(manager, "b").params.workers == 8
+    assert by_status(manager, "cached") == sorted(DIAMOND)
+
+
+def test_overwrite_recomputes_everything(tmp_project: Path, calls: Calls):
+    run(tmp_project)
+    calls.take()
+
+    manager = run(tmp_project, overwrite=True)
+
+    assert sorted(calls.take()) == sorted(DIAMOND)
+    assert by_status(manager, "executed") == sorted(DIAMOND)
+
+
+def test_overwrite_stages_recomputes_only_the_named_stages(tmp_project: Path, calls: Calls):
+    run(tmp_project)
+    calls.take()
+
+    manager = run(tmp_project, overwrite_stages=["double", "square"])
+
+    assert sorted(calls.take()) == ["double:a", "double:b", "square:a", "square:b"]
+    assert node_of(manager, "combine", "a").status == "cached"
+    assert loaded(manager) == ["data:a", "data:b"]
+
+
+def test_a_parameter_set_with_overwrite_true_recomputes_only_itself(
+    tmp_project: Path, calls: Calls
+):
+    run(tmp_project)
+    calls.take()
+    Params = import_experiment(tmp_project, "diamond").Params
+
+    run(
+        tmp_project,
+        param_sets=[Params(name="a", scale=1), Params(name="b", scale=2, overwrite=True)],
+    )
+
+    assert sorted(calls.take()) == ["combine:b", "double:b", "load:b", "square:b"]
+
+
+def test_a_dry_run_executes_nothing_and_writes_nothing(tmp_project: Path, calls: Calls):
+    before = snapshot(tmp_project)
+
+    manager = run(tmp_project, dry=True)
+
+    assert by_status(manager, "run") == sorted(DIAMOND)
+    assert calls.take() == []
+    assert manager.run_info is None
+    assert snapshot(tmp_project) == before
+    assert not (tmp_project / "assay.db").exists()
+    assert sidecars(tmp_project) == []
+
+
+def test_a_dry_run_after_a_run_sees_the_cache_and_records_no_run(tmp_project: Path, calls: Calls):
+    first = run(tmp_project)
+    calls.take()
+    before = snapshot(tmp_project)
+
+    manager = run(tmp_project, dry=True)
+
+    assert by_status(manager, "cached") == sorted(DIAMOND)
+    assert calls.take() == []
+    assert manager.runner.loaded == []
+    assert snapshot(tmp_project) == before
+    with RunStore(tmp_project / "assay.db") as store:
+        assert [r.number for r in store.list_runs()] == [first.run_number]
+
+
+def test_dry_cache_executes_but_never_writes_the_cache(tmp_project: Path, calls: Calls):
+    manager = run(tmp_project, dry_cache=True)
+
+    assert sorted(calls.take()) == sorted(DIAMOND)
+    assert record_of(manager, "aggregate").state["summary"] == {"a": 11, "b": 32}
+    assert sidecars(tmp_project) == []
+    assert not (tmp_project / "data" / "cache" / "by-name").exists()
+
+    run(tmp_project)  # nothing was cached, so everything executes again
+    assert sorted(calls.take()) == sorted(DIAMOND)
+    cached = snapshot(tmp_project)
+
+    manager = run(tmp_project, dry_cache=True)
+    assert calls.take() == []
+    assert by_status(manager, "cached") == sorted(DIAMOND)
+    after = snapshot(tmp_project)
+    assert {k: v for k, v in after.items() if "cache" in k} == {
+        k: v for k, v in cached.items() if "cache" in k
+    }
+
+
+# -- lazy outputs -------------------------------------------------------------------------
+
+
+def test_a_lazy_value_is_dropped_from_memory_and_read_back_from_the_cache(
+    tmp_project: Path, calls: Calls
+):
+    manager = run(tmp_project, "lazy")
+
+    for name, size in (("small", 3), ("large", 5)):
+        artifact = node_of(manager, "make_big", name).outputs[0]
+        assert artifact.value is MISSING
+        record = record_of(manager, name)
+        assert not record.state.is_loaded("big")
+        assert record.state["big"] == {"owner": name, "values": list(range(size))}
+        assert not record.state.is_loaded("big"), "a lazy value must not stay in memory"
+        assert record.state["total"] == sum(range(size))
+
+
+def test_each_record_gets_its_own_lazy_value_in_an_aggregate(tmp_project: Path, calls: Calls):
+    manager = run(tmp_project, "lazy")
+
+    assert record_of(manager, "aggregate").state["owners"] == {
+        "small": "small",
+        "large": "large",
+    }
+    small, large = record_of(manager, "small"), record_of(manager, "large")
+    assert dict.__getitem__(small.state, "big") is not dict.__getitem__(large.state, "big")
+    assert small.state["blob"] is not large.state["blob"]
+
+    # And again when the aggregate re-executes from cached lazy values.
+    calls.take()
+    manager = run(tmp_project, "lazy", overwrite_stages=["owners"])
+    assert calls.take() == ["owners:aggregate"]
+    assert record_of(manager, "aggregate").state["owners"] == {
+        "small": "small",
+        "large": "large",
+    }
+
+
+def test_lazy_with_resolve_false_gives_the_lazy_object(tmp_project: Path, calls: Calls):
+    manager = run(tmp_project, "lazy")
+
+    small = record_of(manager, "small")
+    assert small.state["blob_info"] == {"type": "Lazy", "loaded": ["blob of", "small"]}
+    handle = small.state["blob"]
+    assert isinstance(handle, assay.Lazy)
+    assert handle.load() == ["blob of", "small"]
+    assert record_of(manager, "large").state["blob"].load() == ["blob of", "large"]
+
+    # A consumer that re-executes from the cache gets a Lazy too.
+    calls.take()
+    manager = run(tmp_project, "lazy", overwrite_stages=["inspect_blob"])
+    assert sorted(calls.take()) == ["inspect_blob:large", "inspect_blob:small"]
+    assert record_of(manager, "large").state["blob_info"] == {
+        "type": "Lazy",
+        "loaded": ["blob of", "large"],
+    }
+
+
+def test_ignore_lazy_keeps_lazy_values_in_memory(tmp_project: Path):
+    manager = run(tmp_project, "lazy", ignore_lazy=True)
+
+    artifact = node_of(manager, "make_big", "small").outputs[0]
+    assert artifact.value == {"owner": "small", "values": [0, 1, 2]}
+    assert record_of(manager, "small").state["blob_info"] == {
+        "type": "list",
+        "loaded": ["blob of", "small"],
+    }
+
+
+# -- aggregates, copies, procedures, keyword inputs -----------------------------------------
+
+
+def test_aggregates_with_and_without_explicit_records(tmp_project: Path, calls: Calls):
+    manager = run(tmp_project, "aggregates")
+
+    everything, first_two = manager.results["all"], manager.results["first_two"]
+    assert everything.state["scores"] == [["x", 10], ["y", 20], ["z", 30]]
+    assert first_two.state["scores"] == [["x", 10], ["y", 20]]
+    assert [r.name for r in first_two.input_records] == ["x", "y"]
+    keys = {n.key for n in manager.plan.nodes if n.spec.name == "collect"}
+    assert len(keys) == 2
+
+    calls.take()
+    manager = run(tmp_project, "aggregates")
+    assert calls.take() == []
+    assert manager.results["first_two"].state["scores"] == [["x", 10], ["y", 20]]
+
+
+def test_an_uncached_stage_whose_consumers_are_cached_is_unneeded_and_no_output_stages_run(
+    tmp_project: Path, calls: Calls
+):
+    first = run(tmp_project, "nocacher")
+    assert calls.take() == ["source:one", "process:one", "announce:one"]
+    assert by_status(first, "executed") == ["announce:one", "process:one", "source:one"]
+
+    manager = run(tmp_project, "nocacher")
+
+    assert calls.take() == ["announce:one"]
+    assert node_of(manager, "source", "one").status == "unneeded"
+    assert node_of(manager, "process", "one").status == "cached"
+    assert node_of(manager, "announce", "one").status == "executed"
+    assert loaded(manager) == ["processed:one"]
+
+
+def test_make_copy_branches_a_record(tmp_project: Path, calls: Calls):
+    diamond = import_experiment(tmp_project, "diamond")
+    manager = assay.ArtifactManager("copies", project_root=tmp_project)
+    original = diamond.load(assay.Record(manager, diamond.Params(name="a")))
+
+    branch = original.make_copy(diamond.Params(name="a3", scale=3))
+    diamond.double(branch)
+    hidden = original.make_copy(add_to_manager=False)
+
+    assert branch.params.name == "a3"
+    assert branch.state["doubled"] == [0, 2, 4]  # from the original's data
+    assert "doubled" not in original.state
+    assert dict.__getitem__(branch.state, "data") is dict.__getitem__(original.state, "data")
+    assert branch.input_records == [original]
+    assert branch in manager.records
+    assert hidden not in manager.records
+    assert calls.take() == ["load:a", "double:a3"]
+
+
+def test_a_procedure_runs_its_stages_in_order(tmp_project: Path, calls: Calls):
+    diamond = import_experiment(tmp_project, "diamond")
+    manager = assay.ArtifactManager("procedures", project_root=tmp_project)
+    steps = assay.Procedure(
+        [diamond.load, diamond.double, diamond.square, diamond.combine], manager
+    )
+
+    a = steps.run(diamond.Params(name="a"))
+    b = steps.run(diamond.Params(name="b", scale=2))
+    summary = assay.Procedure([diamond.summarize], manager, previous_proc=steps).run(None)
+
+    assert steps.records == [a, b]
+    assert a.stages == ["load", "double", "square", "combine"]
+    assert b.state["combined"] == {"sum": 32, "n": 3}
+    assert summary.state["summary"] == {"a": 11, "b": 32}
+    assert sorted(calls.take()) == sorted(DIAMOND)
+
+
+def test_a_keyword_argument_overrides_an_input(tmp_project: Path, calls: Calls):
+    diamond = import_experiment(tmp_project, "diamond")
+    manager = assay.ArtifactManager("kwargs", project_root=tmp_project)
+    record = assay.Record(manager, diamond.Params(name="a"))
+
+    diamond.double(record, data=[5, 6])
+    assert record.state["doubled"] == [10, 12]
+
+    other = diamond.double(diamond.load(assay.Record(manager, diamond.Params(name="b"))), data=[1])
+    assert other.state["doubled"] == [2]
+    assert calls.take() == ["double:a", "load:b", "double:b"]
+
+    again = assay.ArtifactManager("kwargs", project_root=tmp_project)
+    same = diamond.double(assay.Record(again, diamond.Params(name="a")), data=[5, 6])
+    changed = diamond.double(assay.Record(again, diamond.Params(name="a")), data=[7])
+    assert same._nodes[-1].status == "cached"
+    assert same.state["doubled"] == [10, 12]
+    assert changed._nodes[-1].status == "executed"
+    assert changed.state["doubled"] == [14]
+    assert calls.take() == ["double:a"]
+
+
+def test_notebook_use_executes_at_once_and_a_new_manager_reuses_the_cache(
+    tmp_project: Path, calls: Calls
+):
+    diamond = import_experiment(tmp_project, "diamond")
+    manager = assay.ArtifactManager("nb", project_root=tmp_project)
+    record = assay.Record(manager, diamond.Params(name="a"))
+
+    diamond.load(record)
+    assert calls.take() == ["load:a"]
+    assert record.state["data"] == [0, 1, 2]
+    diamond.combine(diamond.square(diamond.double(record)))
+    assert calls.take() == ["double:a", "square:a", "combine:a"]
+    assert record.state["combined"] == {"sum": 11, "n": 3}
+    diamond.summarize(assay.Record(manager, None))
+    assert calls.take() == ["summarize:aggregate"]
+
+    later = assay.ArtifactManager("nb", project_root=tmp_project)
+    again = assay.Record(later, diamond.Params(name="a"))
+    diamond.combine(diamond.square(diamond.double(diamond.load(again))))
+    assert calls.take() == []
+    assert [n.status for n in later.plan.nodes] == ["cached"] * 4
+    assert later.runner.loaded == []
+    assert again.state["combined"] == {"sum": 11, "n": 3}
+    assert loaded(later) == ["combined:a"]
+
+
+# -- assay.load -----------------------------------------------------------------------------
+
+
+def test_load_finds_an_artifact_by_name_path_and_key(tmp_project: Path):
+    manager = run(tmp_project)
+    by_name = tmp_project / "data" / "cache" / "by-name" / "diamond"
+
+    assert assay.load(
+        "doubled", param_set="a", stage="double", experiment="diamond", project_root=tmp_project
+    ) == [0, 2, 4]
+    assert assay.load("summary", project_root=tmp_project) == {"a": 11, "b": 32}
+    assert assay.load(path=by_name / "b" / "double" / "doubled.pkl", project_root=tmp_project) == [
+        0,
+        4,
+        8,
+    ]
+    assert assay.load("squared", path=by_name / "b" / "square", project_root=tmp_project) == [
+        0,
+        4,
+        16,
+    ]
+    key = node_of(manager, "combine", "b").outputs[0].key
+    assert assay.load(key=key, project_root=tmp_project) == {"sum": 32, "n": 3}
+
+
+def test_load_refuses_to_guess_between_several_artifacts(tmp_project: Path):
+    run(tmp_project)
+
+    with pytest.raises(CacheError) as info:
+        assay.load("doubled", project_root=tmp_project)
+    message = str(info.value)
+    assert "2 cached artifacts" in message
+    assert "parameter set a" in message and "parameter set b" in message
+
+    with pytest.raises(CacheError, match="No cached artifact"):
+        assay.load("no_such_output", project_root=tmp_project)
+
+
+def test_load_never_unpickles_a_corrupt_file(tmp_project: Path):
+    manager = run(tmp_project)
+    folder = manager.cache.stage_dir(node_of(manager, "double", "a").key)
+    (folder / "doubled.pkl").write_bytes(b"garbage")
+
+    with pytest.raises(CorruptArtifactError, match="doubled"):
+        assay.load("doubled", param_set="a", project_root=tmp_project)
+
+
+# -- cachers: one contract for all ------------------------------------------------------------
+
+
+@dataclass
+class ContractParams(assay.ExperimentParameters):
+    seed: int = 7
+
+
+class TextCacher(Cacheable):
+    """A user-written cacher: text in a file, its length kept in the metadata."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("extension", ".txt")
+        super().__init__(*args, **kwargs)
+
+    def save(self, obj):
+        Path(self.get_path()).write_text(obj)
+        self.extra_metadata["length"] = len(obj)
+
+    def load(self):
+        text = Path(self.get_path()).read_text()
+        if self.extra_metadata.get("length") != len(text):
+            raise ValueError(f"extra metadata not restored: {self.extra_metadata}")
+        return text
+
+
+FRAME = pd.DataFrame(
+    {"x": [1, 2, 3], "y": [0.5, 1.25, -2.0], "label": ["p", "q", "r"]},
+    index=["i", "j", "k"],
+)
+SERIES = pd.Series([3, 1, 2], index=["u", "v", "w"], name="counts")
+
+
+def _same_frame(value, root):
+    pd.testing.assert_frame_equal(value, FRAME)
+
+
+def _same_array(value, root):
+    np.testing.assert_array_equal(value, np.arange(12.0).reshape(3, 4))
+    assert value.dtype == np.float64
+
+
+def _write_files(record):
+    folder = Path(record.get_dir("texts"))
+    paths = []
+    for name, text in (("one.txt", "first"), ("two.txt", "second")):
+        (folder / name).write_text(text)
+        paths.append(str(folder / name))
+    return paths
+
+
+def _check_files(value, root):
+    assert [Path(p).name for p in value] == ["one.txt", "two.txt"]
+    assert [Path(p).read_text() for p in value] == ["first", "second"]
+
+
+def _write_in_place(record):
+    path = Path(record.get_path("out"))
+    path.write_text("written by the stage itself")
+    return str(path)
+
+
+def _check_in_place(value, root):
+    assert Path(value).read_text() == "written by the stage itself"
+
+
+def _check_override(value, root):
+    assert value == {"seed": 7}
+    assert pickle.loads((root / "exported" / "7" / "make-out.pkl").read_bytes()) == {"seed": 7}
+
+
+def _check_override_file(value, root):
+    assert value == {"seed": 7}
+    assert pickle.loads((root / "exported-7-make-out.pkl").read_bytes()) == {"seed": 7}
+
+
+@dataclass
+class CacherCase:
+    cacher: Callable[[Path], Any]
+    produce: Callable[[Any], Any]
+    check: Callable[[Any, Path], None]
+
+
+def _equals(expected):
+    def check(value, root):
+        assert value == expected
+
+    return check
+
+
+CACHER_CASES = {
+    "pickle": CacherCase(
+        lambda root: PickleCacher,
+        lambda record: {"tuple": (1, 2), "set": {3}, "bytes": b"x"},
+        _equals({"tuple": (1, 2), "set": {3}, "bytes": b"x"}),
+    ),
+    "json": CacherCase(
+        lambda root: JsonCacher,
+        lambda record: {"list": [1, 2], "nested": {"b": "c"}, "f": 0.25},
+        _equals({"list": [1, 2], "nested": {"b": "c"}, "f": 0.25}),
+    ),
+    "pandas-csv": CacherCase(
+        lambda root: PandasCacher(format="csv"), lambda record: FRAME, _same_frame
+    ),
+    "pandas-parquet": CacherCase(
+        lambda root: PandasCacher(format="parquet"), lambda record: FRAME, _same_frame
+    ),
+    "pandas-pickle": CacherCase(
+        lambda root: PandasCacher(format="pickle"), lambda record: FRAME, _same_frame
+    ),
+    "pandas-json": CacherCase(
+        lambda root: PandasCacher(format="json"), lambda record: FRAME, _same_frame
+    ),
+    "pandas-csv-series": CacherCase(
+        lambda root: PandasCacher(format="csv"),
+        lambda record: SERIES,
+        lambda value, root: pd.testing.assert_series_equal(value, SERIES),
+    ),
+    "PandasCsvCacher": CacherCase(lambda root: PandasCsvCacher, lambda record: FRAME, _same_frame),
+    "PandasJsonCacher": CacherCase(
+        lambda root: PandasJsonCacher, lambda record: FRAME, _same_frame
+    ),
+    "PandasParquetCacher": CacherCase(
+        lambda root: PandasParquetCacher, lambda record: FRAME, _same_frame
+    ),
+    "numpy": CacherCase(
+        lambda root: NumpyCacher,
+        lambda record: np.arange(12.0).reshape(3, 4),
+        _same_array,
+    ),
+    "file-reference": CacherCase(lambda root: FileReferenceCacher, _write_files, _check_files),
+    "path-ref": CacherCase(lambda root: PathRef, _write_in_place, _check_in_place),
+    "custom-cacheable": CacherCase(
+        lambda root: TextCacher(),
+        lambda record: "some text\nover two lines",
+        _equals("some text\nover two lines"),
+    ),
+    "path-override-template": CacherCase(
+        lambda root: PickleCacher(
+            path_override=str(root / "exported" / "{params.seed}" / "{stage}-{name}.pkl")
+        ),
+        lambda record: {"seed": record.params.seed},
+        _check_override,
+    ),
+    "path-override-file-name": CacherCase(
+        lambda root: PickleCacher(
+            path_override=str(root / "exported-{params.seed}-{stage}-{name}.pkl")
+        ),
+        lambda record: {"seed": record.params.seed},
+        _check_override_file,
+    ),
+}
+
+
+def _contract_stage(cacher, produce, produced: list):
+    @assay.stage(outputs=["out"], cachers=[cacher])
+    def make(record):
+        produced.append(record.name)
+        return produce(record)
+
+    return make
+
+
+@pytest.mark.parametrize("case", list(CACHER_CASES.values()), ids=list(CACHER_CASES))
+def test_every_cacher_round_trips(case: CacherCase, tmp_project: Path):
+    produced: list[str] = []
+    make = _contract_stage(case.cacher(tmp_project), case.produce, produced)
+    params = ContractParams(name="p")
+
+    first = assay.ArtifactManager("contract", project_root=tmp_project)
+    record = make(assay.Record(first, params))
+    assert first.plan.nodes[0].status == "executed"
+    case.check(record.state["out"], tmp_project)
+
+    second = assay.ArtifactManager("contract", project_root=tmp_project)
+    again = make(assay.Record(second, params))
+    node = second.plan.nodes[0]
+    assert node.status == "cached"
+    assert not again.state.is_loaded("out")
+    case.check(again.state["out"], tmp_project)
+    assert loaded(second) == ["out:p"]
+    assert produced == ["p"]
+
+    meta = second.cache.read_meta(node.key, "out")
+    assert meta["files"], "the sidecar lists the files the cacher wrote"
+    assert meta["size"] == sum(f["size"] for f in meta["files"]) > 0
+    second.cache.verify(meta)
+    case.check(assay.load(key=node.outputs[0].key, project_root=tmp_project), tmp_project)
+
+
+def test_files_a_stage_writes_under_get_dir_are_checked_with_its_file_reference(
+    tmp_project: Path,
+):
+    produced: list[str] = []
+    make = _contract_stage(FileReferenceCacher, _write_files, produced)
+    params = ContractParams(name="p")
+    first = assay.ArtifactManager("files", project_root=tmp_project)
+    paths = make(assay.Record(first, params)).state["out"]
+    folder = first.cache.stage_dir(first.plan.nodes[0].key)
+    assert all(Path(p).parent.parent == folder for p in paths)
+    sidecar = first.cache.read_meta(first.plan.nodes[0].key, "out")
+    assert {"texts/one.txt", "texts/two.txt"} <= {f["path"] for f in sidecar["files"]}
+
+    Path(paths[1]).unlink()
+    second = assay.ArtifactManager("files", project_root=tmp_project)
+    again = make(assay.Record(second, params))
+    assert second.plan.nodes[0].status == "executed"
+    assert Path(again.state["out"][1]).read_text() == "second"
+    assert produced == ["p", "p"]
+
+
+# -- the cache on disk ----------------------------------------------------------------------
+
+
+def test_the_sidecar_records_key_checksum_size_and_provenance(tmp_project: Path):
+    manager = run(tmp_project)
+    node = node_of(manager, "double", "a")
+    folder = manager.cache.stage_dir(node.key)
+    file = folder / "doubled.pkl"
+
+    meta = json.loads((folder / "doubled.meta.json").read_text())
+
+    assert pickle.loads(file.read_bytes()) == [0, 2, 4]
+    assert meta["key"] == node.key
+    assert meta["output"] == "doubled"
+    assert meta["stage"] == "double"
+    assert meta["param_set"] == "a"
+    assert meta["experiment"] == "diamond"
+    assert meta["params_hash"] == record_of(manager, "a").params.params_hash()
+    assert meta["run_id"] == manager.run_id
+    assert meta["run_number"] == manager.run_number == 1
+    assert meta["files"] == [
+        {"path": "doubled.pkl", "size": file.stat().st_size, "checksum": file_checksum(file)}
+    ]
+    assert meta["size"] == file.stat().st_size
+    assert meta["cacher"]["class"] == "assay.caching.PickleCacher"
+    upstream = node_of(manager, "load", "a").outputs[0].key
+    assert upstream in json.dumps(meta["ingredients"]["upstream"])
+    assert meta["duration_s"] >= 0
+
+
+def test_artifacts_are_found_by_experiment_parameter_set_and_stage(tmp_project: Path):
+    manager = run(tmp_project)
+
+    link = tmp_project / "data" / "cache" / "by-name" / "diamond" / "b" / "double"
+    assert pickle.loads((link / "doubled.pkl").read_bytes()) == [0, 4, 8]
+    assert link.resolve() == manager.cache.stage_dir(node_of(manager, "double", "b").key).resolve()
+
+
+def test_a_shared_artifact_is_stored_once_and_found_from_each_name(tmp_project: Path):
+    Params = import_experiment(tmp_project, "diamond").Params
+    first = run(tmp_project, param_sets=[Params(name="a")])
+
+    second = run(tmp_project, param_sets=[Params(name="twin")], prefix="again")
+
+    assert by_status(second, "cached") == [
+        "combine:twin",
+        "double:twin",
+        "load:twin",
+        "square:twin",
+        "summarize:aggregate",
+    ]
+    assert node_of(second, "double", "twin").key == node_of(first, "double", "a").key
+    objects = tmp_project / "data" / "cache" / "objects"
+    assert len([d for shard in objects.iterdir() for d in shard.iterdir()]) == 5
+    assert assay.load("doubled", param_set="a", experiment="diamond", project_root=tmp_project) == [
+        0,
+        2,
+        4,
+    ]
+    assert assay.load(
+        "doubled", param_set="twin", experiment="again", project_root=tmp_project
+    ) == [
+        0,
+        2,
+        4,
+    ]
+
+
+def test_a_save_that_fails_halfway_leaves_no_artifact_and_the_next_run_recomputes(
+    tmp_project: Path, calls: Calls
+):
+    (tmp_project / "raise.flag").touch()
+
+    with pytest.raises(CacheError) as info:
+        run(tmp_project, "crashing")
+
+    message = str(info.value)
+    assert "'payload'" in message and "'produce'" in message
+    assert "HalfWritingCacher" in message and "the disk went away" in message
+    cache = tmp_project / "data" / "cache"
+    assert list(cache.rglob("*payload*")) == []  # no sidecar, no partial or temporary file
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.get_run("latest").status == "failed"
+
+    (tmp_project / "raise.flag").unlink()
+    calls.take()
+    manager = run(tmp_project, "crashing")
+    assert calls.take() == ["produce:only", "consume:only"]
+    assert record_of(manager, "only").state["length"] == 50
+    assert assay.load("payload", project_root=tmp_project) == {"numbers": list(range(50))}
+
+
+def test_a_process_killed_while_saving_leaves_nothing_a_later_run_loads(
+    tmp_project: Path, calls: Calls
+):
+    (tmp_project / "crash.flag").touch()
+
+    killed = run_cli("run", "crashing", cwd=tmp_project)
+
+    assert killed.code == 3, killed
+    cache = tmp_project / "data" / "cache"
+    assert list(cache.rglob("payload.meta.json")) == []
+    # At most a partial file under a temporary name, which no lookup considers.
+    partial = list(cache.rglob("*payload*"))
+    assert all(".tmp" in str(p.relative_to(cache)) for p in partial), partial
+
+    (tmp_project / "crash.flag").unlink()
+    calls.take()
+    manager = run(tmp_project, "crashing")
+    assert calls.take() == ["produce:only", "consume:only"]
+    assert record_of(manager, "only").state["length"] == 50
+    assert assay.load("payload", project_root=tmp_project) == {"numbers": list(range(50))}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "edited"])
+def test_a_corrupt_cache_file_is_never_loaded_but_recomputed(
+    damage: str, tmp_project: Path, calls: Calls, caplog
+):
+    first = run(tmp_project)
+    calls.take()
+    file = first.cache.stage_dir(node_of(first, "load", "a").key) / "data.pkl"
+    original = file.read_bytes()
+    # Either way, unpickling the damaged file would raise and fail the run.
+    file.write_bytes(
+        original[: len(original) // 2] if damage == "truncated" else b"X" * len(original)
+    )
+
+    with caplog.at_level(logging.WARNING):
+        manager = run(tmp_project, overwrite_stages=["double"])
+
+    assert sorted(calls.take()) == ["double:a", "double:b", "load:a"]
+    assert record_of(manager, "a").state["doubled"] == [0, 2, 4]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("'data'" in w and "'load'" in w and "'a'" in w for w in warnings), warnings
+    assert pickle.loads(file.read_bytes()) == [0, 1, 2]
+
+
+# -- the run store and the log --------------------------------------------------------------
+
+
+def _sidecar_for(root: Path, artifact_key: str) -> dict:
+    stage_key, _, output = artifact_key.rpartition(".")
+    return json.loads(
+        (
+            root / "data" / "cache" / "objects" / stage_key[:2] / stage_key / f"{output}.meta.json"
+        ).read_text()
+    )
+
+
+def test_the_run_store_records_runs_stages_and_artifacts(tmp_project: Path):
+    first = run(tmp_project, notes="first try")
+    second = run(tmp_project)
+
+    with RunStore(tmp_project / "assay.db") as store:
+        run1, run2 = store.get_run(first.run_number), store.get_run(second.run_number)
+        assert (run1.number, run2.number) == (1, 2)
+        assert run1.status == run2.status == "completed"
+        assert run1.experiment == "diamond" and run1.notes == "first try"
+        assert run1.param_names == ["a", "b"]
+        assert [(p.name, p.hash) for p in store.param_sets(run1.id)] == [
+            ("a", record_of(first, "a").params.params_hash()),
+            ("b", record_of(first, "b").params.params_hash()),
+        ]
+        for info, status, action in ((run1, "executed", "computed"), (run2, "cached", "reused")):
+            stages = store.stages(info.id)
+            assert sorted(f"{s.stage}:{s.param_set}" for s in stages) == sorted(DIAMOND)
+            assert {s.status for s in stages} == {status}
+            artifacts = store.artifacts(info.id)
+            assert sorted(a.name for a in artifacts) == sorted(
+                ["data", "doubled", "squared", "combined"] * 2 + ["summary"]
+            )
+            assert {a.action for a in artifacts} == {action}
+            for artifact in artifacts:
+                meta = _sidecar_for(tmp_project, artifact.key)
+                assert artifact.checksum == meta["files"][0]["checksum"], (action, artifact)
+                assert artifact.size == meta["size"], (action, artifact)
+
+
+def test_a_failed_run_is_recorded_and_the_next_run_resumes(tmp_project: Path, calls: Calls):
+    (tmp_project / "fail.flag").touch()
+
+    with pytest.raises(StageFailed) as info:
+        run(tmp_project, "flaky")
+
+    assert (info.value.stage, info.value.record_name) == ("second", "a")
+    assert isinstance(info.value.original, ValueError)
+    with RunStore(tmp_project / "assay.db") as store:
+        failed = store.get_run("latest")
+        assert failed.status == "failed"
+        assert "second" in failed.error and "cannot handle 1" in failed.error
+        rows = {(s.param_set, s.stage): s.status for s in store.stages(failed.id)}
+        assert rows[("a", "first")] == "executed"
+        assert rows[("a", "second")] == "failed"
+        assert rows[("a", "third")] not in ("executed", "cached")
+        computed = {(a.param_set, a.name) for a in store.artifacts(failed.id)}
+        assert ("a", "first_out") in computed
+
+    (tmp_project / "fail.flag").unlink()
+    calls.take()
+    manager = run(tmp_project, "flaky")
+    resumed = calls.take()
+    assert "first:a" not in resumed
+    assert {"second:a", "third:a", "second:b", "third:b"} <= set(resumed)
+    assert record_of(manager, "a").state["third_out"] == 4
+    assert record_of(manager, "b").state["third_out"] == 22
+
+
+def test_an_interrupted_run_is_recorded_keeps_its_artifacts_and_resumes(
+    tmp_project: Path, calls: Calls
+):
+    (tmp_project / "interrupt.flag").touch()
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_project, "flaky")
+
+    done = calls.take()
+    assert "first:a" in done and "third:a" not in done
+    with RunStore(tmp_project / "assay.db") as store:
+        interrupted = store.get_run("latest")
+        assert interrupted.status == "interrupted"
+        assert interrupted.ended is not None
+    assert assay.load("first_out", param_set="a", project_root=tmp_project) == 1
+
+    (tmp_project / "interrupt.flag").unlink()
+    manager = run(tmp_project, "flaky")
+    resumed = calls.take()
+    assert "first:a" not in resumed
+    assert sorted(resumed) == sorted(
+        {"second:a", "second:b", "third:a", "third:b"} | ({"first:b"} - set(done))
+    )
+    assert record_of(manager, "b").state["third_out"] == 22
+
+
+def test_the_run_log_keeps_what_stages_print(tmp_project: Path):
+    manager = run(tmp_project)
+
+    log = tmp_project / "logs" / f"{manager.run_id}.log"
+    text = log.read_text()
+    assert "doubling for a" in text and "doubling for b" in text
+
+    quiet = run(tmp_project, overwrite=True, log_file=False)
+    assert not (tmp_project / "logs" / f"{quiet.run_id}.log").exists()
+
+
+def test_import_assay_does_not_import_heavy_libraries():
+    code = (
+        "import sys, assay\n"
+        "print(','.join(m for m in ('pandas', 'numpy', 'matplotlib', 'dask') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""
