@@ -30,6 +30,8 @@ class Executor:
     name = "executor"
     remote = False
     """Whether stage runs execute in other processes (they then get a picklable task)."""
+    inline = False
+    """Whether ``submit`` runs the work at once in the caller (the runner then skips futures)."""
 
     def start(self) -> None:
         """Acquire workers (called before the first ``submit``)."""

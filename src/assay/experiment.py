@@ -22,7 +22,6 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -279,9 +278,7 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
     cache_folder = os.path.relpath(manager.cache.objects, manager.config.root)
     for node in manager.plan.nodes:
         started = (
-            datetime.fromtimestamp(node.started, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            if node.started
-            else None
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(node.started)) if node.started else None
         )
         stages.append(
             StageRunInfo(

@@ -193,6 +193,11 @@ class Runner:
         if not self.manager.dry_cache:
             self._link_cached(nodes)
         pending = [n for n in nodes if n.status == "run"]
+        if self.executor.inline:
+            # Plan order is a topological order: the experiment called stages in it.
+            for node in pending:
+                self._execute_node(node)
+            return
         waiting_on = {}
         ready: deque[StageNode] = deque()
         for node in pending:

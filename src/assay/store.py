@@ -372,7 +372,7 @@ class RunStore:
             _stamp(moment),
             socket.gethostname(),
             _user(),
-            platform.platform(),
+            _platform(),
             f"{platform.python_implementation()} {platform.python_version()}",
             command,
             notes,
@@ -801,6 +801,14 @@ def _parse_stamp(text: str) -> datetime:
 
 def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
+
+
+def _platform() -> str:
+    """``Linux-6.5.0-x86_64``: like ``platform.platform()`` without its slow subprocess."""
+    uname = os.uname() if hasattr(os, "uname") else None
+    if uname is None:  # Windows
+        return f"{platform.system()}-{platform.release()}-{platform.machine()}"
+    return f"{uname.sysname}-{uname.release}-{uname.machine}"
 
 
 def _user() -> str:

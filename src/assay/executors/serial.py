@@ -17,6 +17,7 @@ class SerialExecutor(Executor):
     """
 
     name = "serial"
+    inline = True
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         future: Future = Future()
