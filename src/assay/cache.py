@@ -25,6 +25,7 @@ mismatch, so a truncated or edited file is never loaded silently.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import shutil
@@ -91,32 +92,30 @@ class CacheStore:
 
     # -- writing -----------------------------------------------------------------------
 
-    def save(self, cacher: Any, obj: Any, *, key: str, output: str, meta: dict) -> dict:
+    def save(
+        self, cacher: Any, obj: Any, *, key: str, output: str, meta: dict, replace: bool = True
+    ) -> dict:
         """Save ``obj`` with ``cacher`` as output ``output`` of stage run ``key``.
 
         ``meta`` holds the provenance to record (stage, parameter set, run,
         upstream keys, ...); the store adds files, sizes, checksums and the
         cacher. Returns the complete sidecar. Any failure of the cacher is
         raised as :class:`CacheError` with the artifact named, and leaves no
-        entry behind.
+        entry behind. ``replace=False`` promises there is no entry yet (saves a
+        system call per artifact on the hot path).
         """
         final = self.ensure_dir(self.stage_dir(key))
         in_place = getattr(cacher, "writes_in_place", False) or cacher.path_override is not None
-        tag = None if in_place else f".tmp-{uuid.uuid4().hex[:12]}."
-        self.discard(key, output, keep_files=True)
+        tag = None if in_place else f".tmp-{_unique()}."
+        if replace:
+            self.discard(key, output, keep_files=True)
         cacher._dir = final
         cacher._tmp_tag = tag
         cacher.cache_paths = []
+        cacher._checksums = {}
         try:
             cacher.save(obj)
-            paths = [Path(p) for p in cacher.cache_paths]
-            if tag is not None:
-                written = [Path(e.path) for e in os.scandir(final) if e.name.startswith(tag)]
-                for path in written:
-                    _replace(path, path.with_name(path.name[len(tag) :]))
-                paths = [p.with_name(p.name[len(tag) :]) for p in written] + [
-                    p for p in paths if not p.name.startswith(tag) and p.parent != final
-                ]
+            paths = self._commit_files(cacher, final, tag)
             files = self._describe_files(cacher, paths, final)
         except Exception as exc:
             if tag is not None:
@@ -172,6 +171,7 @@ class CacheStore:
         folder = f"{self._by_name}/{_safe(experiment)}/{_safe(param_set)}"
         link = f"{folder}/{_safe(stage)}"
         target = f"../../../objects/{key[:2]}/{key}"  # links are always 3 levels down
+        self.ensure_dir(Path(folder))
         try:
             if os.readlink(link) == target:
                 return
@@ -242,24 +242,59 @@ class CacheStore:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _describe_files(self, cacher: Any, paths: list[Path], final: Path) -> list[dict]:
-        paths = paths + [Path(p) for p in cacher.extra_metadata.get("referenced_files", [])]
+    @staticmethod
+    def _commit_files(cacher: Any, final: Path, tag: str | None) -> list[str]:
+        """Rename what the cacher wrote under temporary names into place; return the paths.
+
+        Every file a cacher writes comes from ``get_path``: inside the stage
+        folder under a temporary name (renamed here, atomically), or outside it
+        for a ``path_override`` (written in place).
+        """
+        if tag is None:
+            return list(cacher.cache_paths)
+        prefix = f"{final}{os.sep}"
+        tops: dict[str, None] = {}
+        paths: list[str] = []
+        for path in cacher.cache_paths:
+            if path.startswith(prefix):
+                first = path[len(prefix) :].split(os.sep, 1)[0]
+                if first.startswith(tag):
+                    tops[first] = None
+            else:
+                paths.append(path)
+        checksums = cacher._checksums
+        for first in tops:
+            source, target = f"{prefix}{first}", f"{prefix}{first[len(tag) :]}"
+            if not os.path.lexists(source):
+                continue
+            _replace(source, target)
+            if source in checksums:
+                checksums[target] = checksums.pop(source)
+            paths.append(target)
+        return paths
+
+    def _describe_files(self, cacher: Any, paths: list[str], final: Path) -> list[dict]:
+        paths = paths + list(cacher.extra_metadata.get("referenced_files", []))
+        known = cacher._checksums
         files, seen = [], set()
         prefix = f"{final}{os.sep}"
         for path in paths:
             text = os.path.abspath(path)
             if text in seen:
                 continue
-            try:
-                status = os.stat(text)
-            except FileNotFoundError:
-                continue
             seen.add(text)
             name = text[len(prefix) :].replace(os.sep, "/") if text.startswith(prefix) else text
-            if stat.S_ISDIR(status.st_mode):
-                size, checksum = _size(Path(text)), _checksum(Path(text))
+            if text in known:  # the cacher hashed the bytes as it wrote them
+                size, checksum = known[text]
             else:
-                size, checksum = status.st_size, file_checksum(text)
+                try:
+                    status = os.stat(text)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(status.st_mode):
+                    size, checksum = _size(Path(text)), _checksum(Path(text))
+                else:
+                    size, checksum = status.st_size, file_checksum(text)
             files.append({"path": name, "size": size, "checksum": checksum})
         if not files:
             raise CacheError(f"{type(cacher).__name__}.save() wrote no file at {cacher.get_path()}")
@@ -284,7 +319,18 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
-def _replace(source: Path, target: Path) -> None:
+_COUNTER = itertools.count()
+
+
+def _unique() -> str:
+    """A name part no other writer uses: host-wide by pid, process-wide by counter."""
+    return f"{os.getpid()}-{next(_COUNTER)}-{_RANDOM}"
+
+
+_RANDOM = uuid.uuid4().hex[:6]
+
+
+def _replace(source: str | Path, target: str | Path) -> None:
     try:
         os.replace(source, target)
     except OSError:  # the target is a non-empty folder (an older copy)
@@ -292,7 +338,8 @@ def _replace(source: Path, target: Path) -> None:
         os.replace(source, target)
 
 
-def _remove(path: Path) -> None:
+def _remove(path: str | Path) -> None:
+    path = Path(path)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -301,9 +348,9 @@ def _remove(path: Path) -> None:
 
 def _write_json_atomic(path: str, data: dict) -> None:
     folder, name = os.path.split(path)
-    temporary = f"{folder}/.{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    with open(temporary, "w") as handle:
-        handle.write(json.dumps(data, default=str))
+    temporary = f"{folder}/.{name}.{_unique()}"
+    with open(temporary, "wb", buffering=0) as handle:
+        handle.write(json.dumps(data, default=str).encode())
     os.replace(temporary, path)
 
 

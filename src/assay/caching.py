@@ -35,6 +35,8 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 from assay.staging import Lazy
 
 __all__ = [
@@ -62,6 +64,7 @@ _RUNTIME_ATTRIBUTES = {
     "track",
     "_dir",
     "_tmp_tag",
+    "_checksums",
 }
 
 
@@ -112,6 +115,7 @@ class Cacheable:
         """Anything JSON-able to keep beside the artifact (saved after ``save``)."""
         self._dir: Path | None = None
         self._tmp_tag: str | None = None
+        self._checksums: dict[str, tuple[int, str]] = {}
 
     # -- the two methods a cacher defines -------------------------------------------
 
@@ -163,6 +167,15 @@ class Cacheable:
         if path not in self.cache_paths:
             self.cache_paths.append(path)
         return path
+
+    def checksummed_file(self, path: str) -> _ChecksummedFile:
+        """Open ``path`` for binary writing, hashing the bytes on the way.
+
+        assay records a checksum of every file a cacher writes; a cacher that
+        writes through this file spares assay reading the file back to
+        compute it. ``with self.checksummed_file(self.get_path()) as f: ...``
+        """
+        return _ChecksummedFile(path, self._checksums)
 
     def get_dir(self, suffix: str | None = None) -> str:
         """A folder (created if needed) for cachers that write many files."""
@@ -235,7 +248,7 @@ class PickleCacher(Cacheable):
 
     def save(self, obj: Any) -> str:
         path = self.get_path()
-        with open(path, "wb") as handle:
+        with self.checksummed_file(path) as handle:
             pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
         return path
 
@@ -253,8 +266,8 @@ class JsonCacher(Cacheable):
 
     def save(self, obj: Any) -> str:
         path = self.get_path()
-        with open(path, "w") as handle:
-            json.dump(obj, handle, indent=2, default=_json_default)
+        with self.checksummed_file(path) as handle:
+            handle.write(json.dumps(obj, indent=2, default=_json_default).encode())
         return path
 
     def load(self) -> Any:
@@ -409,7 +422,7 @@ class NumpyCacher(Cacheable):
                 "use PickleCacher for those."
             )
         path = self.get_path()
-        with open(path, "wb") as handle:
+        with self.checksummed_file(path) as handle:
             np.save(handle, obj, allow_pickle=False)
         return path
 
@@ -480,6 +493,34 @@ class PathRef(Cacheable):
 
     def load(self) -> str:
         return self.get_path()
+
+
+class _ChecksummedFile:
+    """A binary file being written whose size and xxh3-128 are kept as it goes."""
+
+    def __init__(self, path: str, into: dict):
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in __exit__
+        self._hash = xxhash.xxh3_128()
+        self._size = 0
+        self._path = os.path.abspath(path)
+        self._into = into
+
+    def write(self, data: Any) -> int:
+        self._hash.update(data)
+        written = self._file.write(data)
+        self._size += written
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def __enter__(self) -> _ChecksummedFile:
+        return self
+
+    def __exit__(self, kind: Any, *rest: Any) -> None:
+        self._file.close()
+        if kind is None:
+            self._into[self._path] = (self._size, self._hash.hexdigest())
 
 
 def _json_default(obj: Any) -> Any:

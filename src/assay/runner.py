@@ -208,6 +208,10 @@ class Runner:
         finished: SimpleQueue = SimpleQueue()
         in_flight = 0
         remote = self.executor.remote
+        if remote and pending:
+            from assay.remote import check_sendable
+
+            check_sendable(pending)
         try:
             while ready or in_flight:
                 if ready:
@@ -283,10 +287,10 @@ class Runner:
                 raise
             node.status = "failed"
             raise WorkerLost(
-                f"The worker running stage {node.spec.name!r} for parameter set "
-                f"{node.record_label!r} stopped ({type(exc).__name__}: {exc}). It may have been "
-                "killed or run out of memory. Stages that finished are cached: run the same "
-                "command again to continue."
+                f"A worker process stopped while stage {node.spec.name!r} for parameter set "
+                f"{node.record_label!r} was running or waiting for it ({type(exc).__name__}: "
+                f"{exc}). It may have been killed or run out of memory. Stages that finished "
+                "are cached: run the same command again to continue."
             ) from exc
         for level, name, message in result.log:
             logging.getLogger(name).log(level, "%s", message)
@@ -301,13 +305,15 @@ class Runner:
         if error:
             node.status = "failed"
             self.observer.stage_finished(node)
-            original = remote.RemoteStageError(error["kind"], error["message"], error["traceback"])
+            original = remote.RemoteStageError(
+                error["kind"], error["message"], error["traceback"], error.get("frames", ())
+            )
             raise StageFailed(
                 error["summary"],
                 stage=node.spec.name,
                 record_name=node.record_label,
                 original=original,
-            )
+            ) from original
         for artifact in node.outputs:
             meta = result.metas.get(artifact.name)
             if meta is not None:
@@ -425,7 +431,12 @@ class Runner:
                 base = manager.provenance(node)
             meta = dict(base, duration_s=round(node.duration or 0.0, 6))
             artifact.meta = cache.save(
-                artifact.cacher, artifact.value, key=node.key, output=artifact.name, meta=meta
+                artifact.cacher,
+                artifact.value,
+                key=node.key,
+                output=artifact.name,
+                meta=meta,
+                replace=artifact.cached or node.spec.name in manager.overwrite_stages,
             )
             artifact.cached = True
             if artifact.lazy:
