@@ -51,6 +51,8 @@ class CacheStore:
         self.by_name = self.root / "by-name"
         self._objects = str(self.objects)
         self._by_name = str(self.by_name)
+        self._reads: dict[str, dict[str, list]] = {}
+        self._texts_written: set[str] = set()
         self._made_dirs: set[Path] = set()
 
     # -- where things are --------------------------------------------------------------
@@ -196,6 +198,78 @@ class CacheStore:
             _remove(Path(link))
             Path(link).write_text(target)
 
+    # -- what stages read, and their code ------------------------------------------------
+
+    def known_reads(self, stage: str, base: str) -> list:
+        """The parameter-field sets stage runs with key base ``base`` read, newest first.
+
+        The read index is one append-only file per stage name
+        (``reads/STAGE.jsonl``), loaded once per process.
+        """
+        index = self._reads.get(stage)
+        if index is None:
+            index = self._reads[stage] = {}
+            try:
+                with open(self._reads_file(stage), "rb") as handle:
+                    for line in handle:
+                        try:
+                            entry = json.loads(line)
+                        except ValueError:  # a line cut short by a crash
+                            continue
+                        found = index.setdefault(entry["base"], [])
+                        reads = _reads_value(entry["reads"])
+                        if reads in found:
+                            found.remove(reads)
+                        found.insert(0, reads)
+            except FileNotFoundError:
+                pass
+        return index.get(base, [])
+
+    def add_reads(self, stage: str, base: str, reads: frozenset | str) -> None:
+        """Remember that a stage run with key base ``base`` read ``reads``."""
+        self.known_reads(stage, base)  # loads the index
+        known = self._reads[stage].setdefault(base, [])
+        if known and known[0] == reads:
+            return
+        if reads in known:
+            known.remove(reads)
+        known.insert(0, reads)
+        line = json.dumps({"base": base, "reads": _reads_json(reads)}) + "\n"
+        path = self._reads_file(stage)
+        self.ensure_dir(Path(path).parent)
+        # One short write with O_APPEND: concurrent runs append whole lines.
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, line.encode())
+        finally:
+            os.close(descriptor)
+
+    def _reads_file(self, stage: str) -> str:
+        return f"{self.root}/reads/{_safe(stage)}.jsonl"
+
+    def store_texts(self, parts: dict[str, dict]) -> None:
+        """Keep the source of each code part by digest, for ``assay why`` to diff later."""
+        for part in parts.values():
+            text = part.get("source")
+            digest = part["digest"]
+            if not text or digest in self._texts_written:
+                continue
+            self._texts_written.add(digest)
+            path = Path(f"{self.root}/code/{digest[:2]}/{digest}.py")
+            if path.exists():
+                continue
+            self.ensure_dir(path.parent)
+            temporary = path.with_name(f".{path.name}.{_unique()}")
+            temporary.write_text(text)
+            os.replace(temporary, path)
+
+    def code_text(self, digest: str) -> str | None:
+        """The source kept for a code part's digest, if any."""
+        try:
+            return Path(f"{self.root}/code/{digest[:2]}/{digest}.py").read_text()
+        except OSError:
+            return None
+
     # -- reading -----------------------------------------------------------------------
 
     def load(self, cacher: Any, key: str, output: str) -> Any:
@@ -299,6 +373,14 @@ class CacheStore:
         if not files:
             raise CacheError(f"{type(cacher).__name__}.save() wrote no file at {cacher.get_path()}")
         return files
+
+
+def _reads_json(reads: frozenset | str) -> list | str:
+    return reads if isinstance(reads, str) else sorted(reads)
+
+
+def _reads_value(value: list | str) -> frozenset | str:
+    return value if isinstance(value, str) else frozenset(value)
 
 
 def _checksum(path: Path) -> str:

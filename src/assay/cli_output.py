@@ -78,6 +78,10 @@ def print_run_result(console: Console, manager: Any, quiet: bool = False) -> Non
         log_path = manager.config.logs_dir / f"{run.id}.log"
         if log_path.exists():
             console.print(f"Log: {escape(str(_rel(log_path, manager.config.root)))}", style="dim")
+        report_path = manager.config.reports_dir / run.id / "index.html"
+        if report_path.exists():
+            shown = escape(str(_rel(report_path, manager.config.root)))
+            console.print(f"Report: {shown}", style="dim", soft_wrap=True)
 
 
 def print_stage_failure(console: Console, exc: Any, command: str) -> None:
@@ -106,7 +110,11 @@ def print_plan(console: Console, manager: Any) -> None:
         label = {"run": "execute", "cached": "cached", "unneeded": "skip"}.get(status, status)
         detail = node.reason
         if status == "cached":
-            meta = manager.cache.read_meta(node.key, node.outputs[0].name) if node.outputs else None
+            meta = (
+                manager.cache.read_meta(node.key, node.outputs[0].name)
+                if node.outputs and node.key
+                else None
+            )
             number = (meta or {}).get("run_number")
             detail = f"run {number}" if number is not None else "cache"
         table.add_row(
@@ -129,14 +137,17 @@ def print_paths(console: Console, manager: Any) -> None:
     """Where each artifact of the run is (or would be) cached."""
     root = manager.config.root
     for node in manager.plan.nodes:
-        folder = manager.cache.stage_dir(node.key)
+        if node.key is None:
+            where = "(unknown-until-upstream-runs)"
+        else:
+            where = str(_rel(manager.cache.stage_dir(node.key), root))
         for artifact in node.outputs:
             if artifact.cacher is None:
                 continue
             state = "cached" if artifact.cached else "missing"
             console.print(
                 f"{escape(node.record_label)}\t{escape(node.spec.name)}\t{escape(artifact.name)}"
-                f"\t{state}\t{escape(str(_rel(folder, root)))}",
+                f"\t{state}\t{escape(where)}",
                 soft_wrap=True,
             )
 
@@ -222,6 +233,9 @@ def print_run(console: Console, store: Any, run: Any) -> None:
     overrides = run.config.get("overrides") if isinstance(run.config, dict) else None
     if overrides:
         rows.append(("overrides", " ".join(overrides)))
+    from assay.cli_provenance import provenance_rows
+
+    rows += provenance_rows(run, store.provenance(run.id))
     for name, value in rows:
         console.print(f"  {name:<12} {escape(str(value))}")
     sets = store.param_sets(run.id)

@@ -32,6 +32,7 @@ from assay.executor import get_executor
 from assay.manager import ArtifactManager
 from assay.params import apply_overrides, check_unique_names, describe
 from assay.project import load_experiment, load_param_sets
+from assay.run_record import record_provenance, write_run_record
 from assay.runlog import run_log
 from assay.runner import Observer
 from assay.store import ArtifactInfo, ParamSetInfo, RunStore, StageRunInfo
@@ -65,6 +66,9 @@ def run_experiment(
     parallel: int | None = None,
     executor: str | None = None,
     dask_address: str | None = None,
+    report: bool = True,
+    store_full: bool = False,
+    store_full_include: Sequence[str] = (),
 ) -> ArtifactManager:
     """Run an experiment end to end and return its manager.
 
@@ -96,6 +100,12 @@ def run_experiment(
             selects) or ``"dask"``.
         dask_address: the scheduler of an existing Dask cluster (with
             ``executor="dask"``); without it a local cluster is started.
+        report: write the run's HTML report in ``reports/`` and rebuild the
+            index of runs (also after a failure); ``False`` is ``--no-report``.
+        store_full: after a completed run, export it to ``data/runs/RUN_ID/``
+            (see :mod:`assay.export.full`); ``--store-full``.
+        store_full_include: glob patterns of files to put in that export's code
+            snapshot although git ignores them or they look like secrets.
 
     Returns:
         The :class:`~assay.ArtifactManager`: ``.records`` with their states,
@@ -112,6 +122,7 @@ def run_experiment(
         experiment if isinstance(experiment, ModuleType) else load_experiment(experiment, config)
     )
     experiment_name = _experiment_name(experiment, module)
+    sets_given = param_sets is not None
     if param_sets is None:
         param_sets = load_param_sets(list(param_files or []), module, config)
     selected = select(list(param_sets), names=names, indices=indices)
@@ -158,8 +169,14 @@ def run_experiment(
             "prefix": manager.prefix,
             "cache_dir": str(config.cache_dir),
             "experiment_file": getattr(module, "__file__", None),
+            "experiment": experiment if isinstance(experiment, str) else None,
+            "param_files": list(param_files or []),
+            "param_sets_given": sets_given,
+            "names": list(names or []),
+            "indices": list(indices or []),
         },
     )
+    manager.run_info = record_provenance(store, manager.run_info, config)
     store.record_param_sets(
         manager.run_id,
         [
@@ -206,8 +223,17 @@ def run_experiment(
         finally:
             manager.runner.executor.shutdown()
             _record_outcome(store, manager, status, error)
+            write_run_record(store, config, manager.run_id)
             log.info("Run %d %s: %s", manager.run_number, status, summarize(manager.plan.nodes))
             store.close()
+            if report:
+                from assay.report import write_report
+
+                write_report(manager)
+    if store_full:
+        from assay.export.full import export_run
+
+        export_run(config, manager.run_id, include=store_full_include)
     return manager
 
 
@@ -291,7 +317,7 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
             )
         )
         for artifact in node.outputs:
-            if artifact.cacher is not None and artifact.cached:
+            if artifact.cacher is not None and artifact.cached and node.key is not None:
                 computed = node.status == "executed" and id(artifact) not in loaded
                 artifacts.append((node, artifact, computed))
     # Reused artifacts that were never loaded: their checksums are in the run store

@@ -1,109 +1,80 @@
 """Cache keys: the one place that decides when a stage's cached outputs still hold.
 
-A stage run's key is the stable hash of its *ingredients*:
+A stage run's key is built in two steps.
+
+The **base** covers everything known before the stage runs:
 
 - the stage's name;
-- a fingerprint of its code (the function's syntax tree, so comments,
-  docstrings and formatting do not count);
-- the parameter values that matter to it (today: the parameter set's hash;
-  for aggregates, the hashes of every record aggregated);
-- the keys of its upstream artifacts, by input name (so a change upstream
-  flows downstream), or the hash of a value passed in directly;
-- its outputs and their cachers.
+- the fingerprint of its code *and of everything it uses* — project helpers,
+  module constants, package versions (:mod:`assay.codeprint`);
+- the keys of its upstream artifacts, by input name (a change upstream flows
+  downstream), or the hash of a value passed in directly;
+- its outputs and their cachers;
+- for aggregates, the hashes and names of the records they combine.
 
-Add a new ingredient here and nowhere else. The ingredient list is written
-into every artifact's sidecar, so ``assay why`` can later say which one
-changed.
+The **key** adds the values of the parameter fields the stage *read* while it
+ran (:mod:`assay.tracking`): ``key = hash(base, {field: value hash})``. Which
+fields a stage reads is learned on its first run and remembered per base in
+the cache's read index, so later runs can compute the key before running the
+stage. A stage that changes nothing but an unread parameter keeps its key; a
+grid over a parameter only a late stage reads shares every early stage.
+
+Add a new ingredient here and nowhere else. The ingredients are written into
+every artifact's sidecar, so ``assay why`` can say which one changed.
 """
 
 from __future__ import annotations
 
-import ast
-import inspect
-import textwrap
-from collections.abc import Callable
 from typing import Any
 
 import xxhash
 
-from assay.hashing import hash_value
-
-KEY_SCHEME = "assay-key-1"
+KEY_SCHEME = "assay-key-2"
 """Bump to invalidate every cache on purpose (a changed ingredient format)."""
 
-_FINGERPRINTS: dict[Callable, str] = {}
+ALL = "*"
+"""The read set of a stage keyed on its whole parameter set."""
 
 
-def code_fingerprint(func: Callable) -> str:
-    """A hash of a function's code that ignores comments, docstrings and layout.
-
-    Falls back to the compiled code when the source cannot be read (a
-    function typed into an interactive prompt).
-    """
-    cached = _FINGERPRINTS.get(func)
-    if cached is not None:
-        return cached
-    try:
-        source = textwrap.dedent(inspect.getsource(func))
-        tree = ast.parse(source)
-        _strip_docstrings(tree)
-        fingerprint = hash_value(("ast", ast.dump(tree, annotate_fields=False)))
-    except (OSError, TypeError, SyntaxError):
-        code = func.__code__
-        fingerprint = hash_value(("code", code.co_code, repr(code.co_consts), code.co_names))
-    _FINGERPRINTS[func] = fingerprint
-    return fingerprint
+def _digest(value: Any) -> str:
+    # Every ingredient is made of strings, None, tuples and lists, whose repr()
+    # is exact and stable; that keeps keys cheap to compute for every stage run.
+    return xxhash.xxh3_128_hexdigest(repr(value).encode())
 
 
-def _strip_docstrings(tree: ast.AST) -> None:
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
-            body = node.body
-            if (
-                body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):
-                node.body = body[1:] or [ast.Pass()]
-
-
-def stage_key(
+def stage_base(
     *,
     stage: str,
     code: str,
     params: Any,
     upstream: list[tuple],
-    outputs: list[tuple[str, dict | None]],
-) -> tuple[str, dict]:
-    """The cache key of one stage run, and the ingredients it was made from.
+    outputs: list[tuple[str, str | None]],
+) -> str:
+    """The base of a stage run's key: everything but the parameter fields it reads.
 
     Args:
         stage: the stage's name.
-        code: :func:`code_fingerprint` of its function.
-        params: the parameter hash(es) that matter: a string, ``None``, or for
-            aggregates a sorted list of the aggregated records' hashes.
+        code: the code fingerprint (:meth:`assay.codeprint.Fingerprinter.fingerprint`).
+        params: what of the parameters is known in advance: ``None`` for a
+            record with parameters (their fields enter through the read set),
+            or for aggregates the aggregated records' hashes and names.
         upstream: ``(input name, [record hash,] artifact key or value hash)``
             tuples, in a stable order.
         outputs: ``(output name, cacher identity digest or None)`` per output
             (see :func:`outputs_identity`).
     """
-    ingredients = {
-        "scheme": KEY_SCHEME,
-        "stage": stage,
-        "code": code,
-        "params": params,
-        "upstream": upstream,
-        "outputs": outputs,
-    }
-    # Every ingredient is made of strings, None, tuples and lists, whose repr()
-    # is exact and stable; that keeps the key cheap to compute for every stage run.
-    text = repr((KEY_SCHEME, stage, code, params, upstream, outputs))
-    return xxhash.xxh3_128_hexdigest(text.encode()), ingredients
+    return _digest((KEY_SCHEME, stage, code, params, upstream, outputs))
+
+
+def read_key(base: str, fields: list[tuple[str, str]]) -> str:
+    """The key of a stage run that read ``fields`` (``(name, value hash)``, sorted)."""
+    return _digest((base, fields))
 
 
 def outputs_identity(names: list[str], cachers: list) -> list[tuple[str, str | None]]:
     """``(output name, digest of its cacher's identity)`` per output."""
+    from assay.hashing import hash_value
+
     return [
         (name, hash_value(c.identity()) if c is not None else None)
         for name, c in zip(names, cachers)

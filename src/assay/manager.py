@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from assay.cache import CacheStore
 from assay.config import ProjectConfig
+from assay.plan import ingredients_of
 from assay.runner import Runner
 
 if TYPE_CHECKING:
@@ -129,8 +130,14 @@ class ArtifactManager:
             "params_class": type(params).__qualname__ if params is not None else None,
             "run_id": self.run_id,
             "run_number": self.run_number,
-            "ingredients": node.ingredients,
+            "ingredients": ingredients_of(node),
         }
+
+    def _repr_svg_(self) -> str:
+        """Jupyter's display: the DAG of every stage run so far (see :mod:`assay.report.dag`)."""
+        from assay.report.notebook import dag_svg
+
+        return dag_svg(self)
 
     def __repr__(self) -> str:
         return (

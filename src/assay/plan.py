@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from assay.errors import InputSignatureError, PlanningError
 from assay.hashing import hash_value
-from assay.keys import artifact_key, code_fingerprint, stage_key
+from assay.keys import artifact_key, stage_base
 from assay.staging import Lazy, StageSpec, producers_of
 
 if TYPE_CHECKING:
@@ -98,6 +98,15 @@ class StageNode:
         "reportables",
         "volatile",
         "cacheable",
+        "upstream",
+        "code",
+        "code_parts",
+        "params_part",
+        "identities",
+        "base",
+        "reads",
+        "tracks_reads",
+        "forced",
     )
 
     def __init__(self, plan: Plan, spec: StageSpec, record: Record, records, args, kwargs):
@@ -112,7 +121,20 @@ class StageNode:
         self.outputs = [Artifact(self, name, i) for i, name in enumerate(spec.output_names)]
         self.deps: list[StageNode] = []
         self.consumers: list[StageNode] = []
-        self.key = ""
+        self.key: str | None = None
+        """The cache key; ``None`` while it depends on what has not run yet."""
+        self.base: str | None = None
+        """The key's base: everything but the parameter fields read (see :mod:`assay.keys`)."""
+        self.reads: frozenset | str | None = None
+        """The parameter fields the key covers (``"*"``: all of them)."""
+        self.tracks_reads = False
+        """Whether the key covers only the fields the stage reads (else all, or none)."""
+        self.forced = False
+        self.upstream: list[tuple] = []
+        self.code = ""
+        self.code_parts: dict = {}
+        self.params_part: Any = None
+        self.identities: list = []
         self.ingredients: dict | None = None
         self.status = "planned"
         """``planned`` → ``cached`` / ``unneeded`` / ``executed`` / ``failed``."""
@@ -153,31 +175,95 @@ class Plan:
         kwargs: dict,
         records: list | None,
         cachers: list,
+        code: tuple[str, dict],
     ) -> StageNode:
-        """Plan one stage call: bind its inputs, make its outputs, compute its key."""
+        """Plan one stage call: bind its inputs, make its outputs, gather its key's parts."""
         node = StageNode(self, spec, record, records, args, kwargs)
-        upstream = _bind_inputs(node)
+        node.upstream = _bind_inputs(node)
         for artifact, cacher in zip(node.outputs, cachers):
             artifact.cacher = cacher
         node.cacheable = bool(cachers) and None not in cachers
-        """Whether every output has a cacher (and there is at least one output)."""
-        identities = spec.output_identities(cachers)
+        node.identities = spec.output_identities(cachers)
+        node.code, node.code_parts = code
+        params = record.params
         if spec.is_aggregate:
-            params_part: Any = [record.get_hash(), sorted(r.get_hash() for r in records)]
+            node.params_part = [
+                record.get_hash(),
+                sorted((r.get_hash(), r.name) for r in records),
+            ]
         else:
-            params_part = record.get_hash()
-        extra_args = [_value_hash(a, node, "a positional argument") for a in args]
-        node.key, node.ingredients = stage_key(
-            stage=spec.name,
-            code=code_fingerprint(spec.func),
-            params=params_part,
-            upstream=upstream + ([("*args", extra_args)] if extra_args else []),
-            outputs=identities,
-        )
+            node.params_part = type(params).__qualname__ if params is not None else None
+            node.tracks_reads = (
+                params is not None
+                and params.hash is None
+                and not any(_keyed_on_all(c) for c in cachers)
+            )
+        if args:
+            node.upstream.append(
+                ("*args", [_value_hash(a, node, "a positional argument") for a in args])
+            )
+        node.base = self.base_of(node)
         for dep in node.deps:
             dep.consumers.append(node)
         self.nodes.append(node)
         return node
+
+    @staticmethod
+    def base_of(node: StageNode) -> str | None:
+        """The base of ``node``'s key, or ``None`` while an upstream key is unknown."""
+        upstream = []
+        for item in node.upstream:
+            last = item[-1]
+            if type(last) is Artifact:
+                if last.node.key is None:
+                    return None
+                item = (*item[:-1], artifact_key(last.node.key, last.name))
+            upstream.append(item)
+        return stage_base(
+            stage=node.spec.name,
+            code=node.code,
+            params=node.params_part,
+            upstream=upstream,
+            outputs=node.identities,
+        )
+
+    def _repr_svg_(self) -> str:
+        """Jupyter's display: the DAG picture (see :mod:`assay.report.dag`)."""
+        from assay.report.notebook import dag_svg
+
+        return dag_svg(self.runner.manager)
+
+
+def ingredients_of(node: StageNode) -> dict:
+    """What went into a stage run's key, for its artifacts' sidecars and ``assay why``."""
+    from assay.keys import KEY_SCHEME
+
+    params = node.record.params
+    reads: Any = node.reads
+    if isinstance(reads, frozenset) and params is not None:
+        reads = {f: _short(getattr(params, f, None)) for f in sorted(reads)}
+    upstream = []
+    for item in node.upstream:
+        last = item[-1]
+        if type(last) is Artifact:
+            item = (*item[:-1], last.key)
+        upstream.append(list(item))
+    return {
+        "scheme": KEY_SCHEME,
+        "base": node.base,
+        "stage": node.spec.name,
+        "code": node.code,
+        "code_parts": {name: part["digest"] for name, part in node.code_parts.items()},
+        "params": node.params_part,
+        "reads": reads,
+        "upstream": upstream,
+        "outputs": node.identities,
+    }
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _bind_inputs(node: StageNode) -> list[tuple]:
@@ -210,11 +296,20 @@ def _bind_inputs(node: StageNode) -> list[tuple]:
     return upstream
 
 
-def _ingredient(value: Any, node: StageNode, name: str, deps: dict[int, StageNode]) -> str:
+def _ingredient(value: Any, node: StageNode, name: str, deps: dict[int, StageNode]) -> Any:
     if isinstance(value, Artifact):
         deps[id(value.node)] = value.node
-        return value.key
+        return value  # its key is read when the base is computed (it may not be known yet)
     return _value_hash(value, node, f"input {name!r}")
+
+
+def _keyed_on_all(cacher: Any) -> bool:
+    """Cachers that need the stage's folder before it runs, or name files by parameters."""
+    if cacher is None:
+        return False
+    if getattr(cacher, "writes_in_place", False):
+        return True
+    return "{params" in str(cacher.path_override or "")
 
 
 def _value_hash(value: Any, node: StageNode, what: str) -> str:

@@ -102,6 +102,7 @@ class Record:
         self._hash = manager.params_hash(params) if params is not None else None
         self._node = None
         self._nodes: list = []
+        self._fields: dict[str, str | None] | None = None
         if not hide:
             manager.records.append(self)
 
@@ -113,11 +114,48 @@ class Record:
             return self.combo_hash
         return self._hash if self._hash is not None else "None"
 
+    def field_hashes(self) -> dict[str, str | None]:
+        """The hash of each parameter field's value, for keys (computed once).
+
+        Fields left out of the hash (``hash_representations``, field metadata)
+        are absent; ``None`` values map to ``None``. A parameter set with a
+        hand-set ``hash`` has the single entry ``"__hash__"``.
+        """
+        if self._fields is None:
+            from dataclasses import fields
+
+            from assay.hashing import hash_value
+            from assay.params import RESERVED_FIELDS
+
+            params = self.params
+            if params is None:
+                self._fields = {}
+            elif params.hash is not None:
+                self._fields = {"__hash__": params.hash}
+            else:
+                represented = dict(params._hash_fields())
+                # The name is no part of a parameter set's identity, but a stage
+                # that reads it (to label a result, say) is keyed on it.
+                found: dict[str, str | None] = {"name": hash_value(("name", params.name))}
+                for f in fields(params):
+                    if f.name in represented:
+                        found[f.name] = hash_value(represented[f.name])
+                    elif f.name not in RESERVED_FIELDS and getattr(params, f.name) is None:
+                        found[f.name] = None
+                self._fields = found
+        return self._fields
+
     @property
     def name(self) -> str:
-        """The parameter set's name (``"aggregate"`` / ``"none"`` without one)."""
+        """The parameter set's name (``"aggregate"`` / ``"none"`` without one), as a label.
+
+        Reading ``record.name`` in a stage does not count as reading a
+        parameter: use it for logs and messages. A stage whose *result*
+        depends on the name should read ``record.params.name``, which does
+        count (so the result is not reused for another name).
+        """
         if self.params is not None:
-            return self.params.name
+            return object.__getattribute__(self.params, "__dict__").get("name", "")
         return "aggregate" if self.is_aggregate else "none"
 
     def get_reference_name(self) -> str:
@@ -202,6 +240,9 @@ class Record:
                 "record.get_path() gives a path in a stage's cache folder; call it inside a "
                 "stage (or name a stage that ran on this record with stage_name=...)."
             )
+        if node.key is None or (node is self._node and node.tracks_reads):
+            # The folder is named by the key: fix it now, on the whole parameter set.
+            self.manager.runner.key_on_all(node)
         return str(self.manager.cache.ensure_dir(self.manager.cache.stage_dir(node.key)))
 
     def _last_node(self):
@@ -226,3 +267,9 @@ class Record:
 
     def __repr__(self) -> str:
         return f"Record({self.name!r}, stages={self.stages})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the record's reportables, inline."""
+        from assay.report.notebook import record_html
+
+        return record_html(self)

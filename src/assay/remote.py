@@ -22,6 +22,8 @@ import pickle
 import sys
 import time
 import traceback
+import types
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,13 +68,14 @@ class StageTask:
     args: tuple
     kwargs: dict
     cachers: list
-    expected_key: str
+    expected_base: str
     return_values: list[str]
     provenance: dict
     experiment: str
     prefix: str
     cache_dir: str
     dry_cache: bool
+    forced: bool = False
     label: str = ""
 
 
@@ -80,9 +83,11 @@ class StageTask:
 class StageResult:
     """What comes back from a worker."""
 
-    key: str
+    key: str | None
     started: float
     duration: float
+    status: str = "executed"
+    reads: Any = None
     metas: dict[str, dict] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     reportables: bytes = b""
@@ -92,12 +97,43 @@ class StageResult:
 
 
 class RemoteStageError(Exception):
-    """A stage's exception in a worker, with its original traceback as text."""
+    """A stage's exception in a worker, with its original traceback.
 
-    def __init__(self, kind: str, message: str, traceback_text: str):
+    ``traceback_text`` is the worker's formatted traceback; ``frames`` (file,
+    line, function) are also rebuilt into this exception's ``__traceback__``,
+    so whatever shows tracebacks here (the command line, the run's log,
+    ``--debug``) shows the lines of the stage's code that failed in the worker.
+    """
+
+    def __init__(self, kind: str, message: str, traceback_text: str, frames: Sequence[tuple] = ()):
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.traceback_text = traceback_text
+        self.frames = [tuple(f) for f in frames]
+        self.__traceback__ = _rebuilt_traceback(self, self.frames)
+
+
+def _rebuilt_traceback(exc: BaseException, frames: list[tuple]) -> types.TracebackType | None:
+    """A traceback whose entries point at ``frames``' files and lines (as jinja2 does)."""
+
+    def reraise():
+        raise exc.with_traceback(None)
+
+    tb = None
+    for filename, lineno, name in reversed(frames):
+        if not lineno:
+            continue
+        # A call spanning two lines: tracebacks then show the whole line, no column marks.
+        source = "\n" * (lineno - 1) + "_reraise(\n)"
+        try:
+            code = compile(source, filename, "exec").replace(co_name=name)
+            exec(code, {"__name__": "assay_remote_frame", "_reraise": reraise})
+        except BaseException as raised:
+            entry = raised.__traceback__.tb_next if raised.__traceback__ else None
+            if entry is None:
+                continue
+            tb = types.TracebackType(tb, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return tb
 
 
 def make_task(node: StageNode, manager: Any) -> StageTask:
@@ -114,7 +150,6 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
             inputs[name] = [_ref(v, index[id(r)]) for r, v in value.items()]
         else:
             inputs[name] = _ref(value, 0)
-    needed = {id(a) for c in node.consumers for a in _artifacts_of(c)}
     return StageTask(
         project_root=str(manager.config.root),
         module_name=module.__name__,
@@ -127,17 +162,17 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         args=node.args,
         kwargs=node.kwargs,
         cachers=[_detached(a.cacher) for a in node.outputs],
-        expected_key=node.key,
+        expected_base=node.base,
+        # Values the cache will not hold come back, as a serial run keeps them in memory.
         return_values=[
-            a.name
-            for a in node.outputs
-            if id(a) in needed and (a.cacher is None or manager.dry_cache)
+            a.name for a in node.outputs if a.cacher is None or manager.dry_cache or node.volatile
         ],
         provenance=manager.provenance(node),
         experiment=manager.experiment_name,
         prefix=manager.prefix,
         cache_dir=str(manager.config.cache_dir),
         dry_cache=manager.dry_cache,
+        forced=node.forced,
         label=node.record_label,
     )
 
@@ -158,13 +193,6 @@ def _ref(value: Any, record: int) -> Any:
     )
 
 
-def _artifacts_of(node: StageNode):
-    for value in node.inputs.values():
-        for item in value.values() if isinstance(value, dict) else (value,):
-            if type(item) is Artifact:
-                yield item
-
-
 def _detached(cacher: Any) -> Any:
     """A copy of a cacher without its record (records stay in the main process)."""
     if cacher is None:
@@ -174,6 +202,67 @@ def _detached(cacher: Any) -> Any:
     copy.record = None
     copy.metadata = None
     return copy
+
+
+def is_worker_loss(exc: BaseException) -> bool:
+    """Whether ``exc`` (from a task's future) says its worker died, not that the task failed.
+
+    A process pool breaks when one of its processes dies; Dask gives up on a
+    task whose workers died ``allowed-failures`` times (``KilledWorker``), and
+    cancels the futures of a client that lost its scheduler.
+    """
+    from concurrent.futures import BrokenExecutor, CancelledError
+
+    if isinstance(exc, (BrokenExecutor, CancelledError)):
+        return True
+    return type(exc).__name__ in ("KilledWorker", "CommClosedError")
+
+
+def check_sendable(nodes: Iterable[StageNode]) -> None:
+    """Before a remote run starts, name every value of ``nodes`` that cannot travel.
+
+    Parameter sets, stage arguments and stage functions are pickled for the
+    workers; one that cannot be would fail the run halfway, after other stages
+    ran. This checks them all first and raises one :class:`AssayError` that
+    lists every offender (parameter set and field, or stage and argument).
+    """
+    problems: list[str] = []
+    seen: set[int] = set()
+
+    def check(what: str, value: Any) -> None:
+        try:
+            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            problems.append(f"{what} ({type(value).__name__}): {exc}")
+
+    for node in nodes:
+        for record in [node.record, *(node.records or ())]:
+            params = record.params
+            if params is None or id(params) in seen:
+                continue
+            seen.add(id(params))
+            fields = getattr(params, "__dataclass_fields__", None)
+            if fields is None:
+                check(f"parameter set {record.name!r}", params)
+            for name in fields or ():
+                check(f"parameter set {record.name!r}, field {name!r}", getattr(params, name))
+        where = f"stage {node.spec.name!r} for {node.record_label!r}"
+        for i, value in enumerate(node.args):
+            check(f"{where}, argument {i}", value)
+        for name, value in node.kwargs.items():
+            check(f"{where}, argument {name!r}", value)
+        if id(node.spec) not in seen:
+            seen.add(id(node.spec))
+            check(f"stage function {node.spec.name!r}", node.spec.wrapper)
+    if problems:
+        listed = "\n".join(f"  - {p}" for p in problems)
+        raise AssayError(
+            f"{len(problems)} value(s) cannot be sent to worker processes, so nothing was run:\n"
+            f"{listed}\nValues sent to workers must be picklable: use importable functions and "
+            "classes (not lambdas, functions defined inside other functions, or objects defined "
+            "in a notebook), leave out locks, open files and connections, or run without "
+            "--parallel / --executor."
+        )
 
 
 def check_picklable(task: StageTask) -> None:
@@ -234,7 +323,7 @@ def run_task(task_bytes: bytes, module_name: str, module_file: str | None, root:
     except StageFailed as exc:
         original = exc.original
         result = StageResult(
-            key=task.expected_key,
+            key=None,
             started=started,
             duration=time.time() - started,
             error={
@@ -244,11 +333,15 @@ def run_task(task_bytes: bytes, module_name: str, module_file: str | None, root:
                     traceback.format_exception(type(original), original, original.__traceback__)
                 ),
                 "summary": str(exc),
+                "frames": [
+                    (f.filename, f.lineno, f.name)
+                    for f in traceback.extract_tb(original.__traceback__)
+                ],
             },
         )
     except CorruptArtifactError as exc:
         result = StageResult(
-            key=task.expected_key,
+            key=None,
             started=started,
             duration=0.0,
             error={"kind": "CorruptArtifactError", "message": str(exc), "corrupt": True},
@@ -275,7 +368,11 @@ def _execute(task: StageTask, started: float) -> StageResult:
             task.experiment, prefix=task.prefix, dry_cache=task.dry_cache, config=config
         )
         _MANAGERS[key] = manager
-    manager.provenance = lambda node: task.provenance  # the planner's record of this run
+    run_fields = {k: task.provenance.get(k) for k in ("run_id", "run_number", "experiment")}
+    manager.provenance = lambda node: {  # this worker's view, under the main run's name
+        **ArtifactManager.provenance(manager, node),
+        **run_fields,
+    }
     spec = task.stage_wrapper.__assay_stage__
     record = Record(manager, None, hide=True)
     record.params, record._hash = task.params, task.params_hash
@@ -299,18 +396,21 @@ def _execute(task: StageTask, started: float) -> StageResult:
         record.combo_hash = hash_value(
             ["aggregate", record._hash, sorted(r.get_hash() for r in records)]
         )
-    node = runner.plan.add(spec, record, task.args, task.kwargs, records or None, task.cachers)
+    node = runner.plan.add(
+        spec, record, task.args, task.kwargs, records or None, task.cachers, runner.code_of(spec)
+    )
     for cacher in task.cachers:
         if cacher is not None:
             cacher.record = record
     record._nodes.append(node)
-    if node.key != task.expected_key:
+    if node.base != task.expected_base:
         raise AssayError(
             f"Stage {spec.name!r} for {task.label!r} has another cache key in the worker than in "
             "the main process: the worker runs different code or parameters. Make sure every "
             "worker sees the same project files and package versions."
         )
     node.status = "run"
+    node.forced = task.forced
     runner._execute_node(node)
     runner.plan.nodes.clear()
     values = {}
@@ -319,13 +419,26 @@ def _execute(task: StageTask, started: float) -> StageResult:
             values[artifact.name] = artifact.value
     for reportable in node.reportables:
         reportable.record = None
+    try:
+        reportables = pickle.dumps(node.reportables) if node.reportables else b""
+    except Exception as exc:  # as in a serial run, this costs a warning, not the run
+        logging.getLogger("assay").warning(
+            "The reportables of stage %r (%s) cannot be sent back from the worker, so the "
+            "report will not show them: %s",
+            spec.name,
+            task.label,
+            exc,
+        )
+        reportables = b""
     return StageResult(
         key=node.key,
+        status=node.status,
+        reads=node.reads,
         started=node.started or started,
         duration=node.duration or 0.0,
         metas={a.name: a.meta for a in node.outputs if a.meta is not None},
         values=values,
-        reportables=pickle.dumps(node.reportables) if node.reportables else b"",
+        reportables=reportables,
     )
 
 

@@ -25,14 +25,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from assay.caching import Cacheable, PickleCacher
 from assay.errors import AssayError, CacheError, CorruptArtifactError, StageFailed
 from assay.executor import Executor, get_executor
+from assay.keys import ALL, read_key
 from assay.plan import MISSING, Artifact, Plan, StageNode, planning_error
 from assay.staging import StageSpec
+from assay.tracking import tracking_copy
 
 if TYPE_CHECKING:
     from assay.manager import ArtifactManager
@@ -73,6 +76,8 @@ class Runner:
         """True while an experiment's ``run()`` is being planned."""
         self.loaded: list[Artifact] = []
         """Artifacts read from the cache during this run."""
+        self._code: dict = {}
+        self._fingerprinter = None
 
     # -- 1. plan ----------------------------------------------------------------------
 
@@ -91,12 +96,14 @@ class Runner:
             record.combo_hash = hash_value(
                 ["aggregate", record._hash, sorted(r.get_hash() for r in records)]
             )
-        node = self.plan.add(spec, record, args, kwargs, records, self._cachers(spec, record))
+        node = self.plan.add(
+            spec, record, args, kwargs, records, self._cachers(spec, record), self.code_of(spec)
+        )
         record.stages.append(spec.name)
         record._nodes.append(node)
         for artifact in node.outputs:
             dict.__setitem__(record.state, artifact.name, artifact)
-        self._look_up(node)
+        self.resolve(node)
         if not self.planning:
             self.decide([node])
             self.execute([node])
@@ -121,9 +128,59 @@ class Runner:
             cachers.append(cacher)
         return cachers
 
-    def _look_up(self, node: StageNode) -> None:
+    def code_of(self, spec: StageSpec) -> tuple[str, dict]:
+        """The fingerprint of a stage's code and what it uses, once per run."""
+        found = self._code.get(spec.func)
+        if found is None:
+            if self._fingerprinter is None:
+                from assay.codeprint import Fingerprinter
+
+                self._fingerprinter = Fingerprinter(self.manager.config.root)
+            found = self._code[spec.func] = self._fingerprinter.fingerprint(spec.func)
+        return found
+
+    def resolve(self, node: StageNode) -> bool:
+        """Find ``node``'s key and whether its outputs are cached; True on a full hit.
+
+        A node whose key covers only the fields it reads tries each read set
+        recorded for its base (newest first); the first whose outputs are all
+        cached wins. Without a hit the newest read set gives a predicted key
+        (for downstream look-ups); it is replaced by the real one once the
+        stage has run.
+        """
+        node.base = base = self.plan.base_of(node)
+        node.key = None
+        for artifact in node.outputs:
+            artifact.cached = False
+        if base is None:
+            return False
+        if not node.tracks_reads:
+            reads = ALL if node.record.params is not None and not node.spec.is_aggregate else ""
+            node.key, node.reads = read_key(base, _fields(node.record, reads)), reads
+            return self._look_up(node)
+        first = None
+        for reads in self.manager.cache.known_reads(node.spec.name, base):
+            node.key, node.reads = read_key(base, _fields(node.record, reads)), reads
+            if self._look_up(node):
+                return True
+            first = first or (node.key, reads)
+        if first is not None:
+            node.key, node.reads = first
+            for artifact in node.outputs:
+                artifact.cached = False
+        return False
+
+    def key_on_all(self, node: StageNode) -> None:
+        """Key a running stage on its whole parameter set (it asked for its folder)."""
+        if node.base is None:
+            node.base = self.plan.base_of(node)
+        node.tracks_reads = False
+        node.reads = ALL if node.record.params is not None and not node.spec.is_aggregate else ""
+        node.key = read_key(node.base, _fields(node.record, node.reads))
+
+    def _look_up(self, node: StageNode) -> bool:
         if not node.cacheable or node.volatile:
-            return
+            return False
         cache = self.manager.cache
         for artifact in node.outputs:
             cacher = artifact.cacher
@@ -131,6 +188,9 @@ class Runner:
             if artifact.cached and type(cacher).check is not _BASE_CHECK:
                 cacher._dir = cache.stage_dir(node.key)
                 artifact.cached = bool(cacher.check())
+            if not artifact.cached:
+                return False
+        return True
 
     # -- 2. decide --------------------------------------------------------------------
 
@@ -140,6 +200,11 @@ class Runner:
         overwrite_stages = manager.overwrite_stages
         for node in reversed(nodes):
             params = node.record.params
+            node.forced = bool(
+                manager.overwrite
+                or node.spec.name in overwrite_stages
+                or (params is not None and params.overwrite)
+            )
             if not node.outputs:
                 node.status, node.reason = "run", "has no outputs"
             elif manager.overwrite:
@@ -262,6 +327,12 @@ class Runner:
 
         from assay import remote
 
+        # Upstream keys are final now; a sibling may even have made this run's outputs.
+        if self.resolve(node) and not node.forced and not node.volatile:
+            self._reuse(node)
+            done: Future = Future()
+            done.set_result(None)
+            return done
         task = remote.make_task(node, self.manager)
         try:
             payload = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
@@ -281,11 +352,23 @@ class Runner:
         from assay import remote
 
         try:
-            result = pickle.loads(future.result())
+            outcome = future.result()
+            if outcome is None:  # found cached when it was about to be submitted
+                return True
+            result = pickle.loads(outcome)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             node.status = "failed"
+            if isinstance(exc, AssayError):
+                raise  # the worker says what is wrong (for instance: it runs other code)
+            if not remote.is_worker_loss(exc):
+                raise AssayError(
+                    f"Stage {node.spec.name!r} for parameter set {node.record_label!r} could not "
+                    f"run in a worker ({type(exc).__name__}: {exc}). Workers must see the project "
+                    "folder and the cache at the same paths and use the same Python environment; "
+                    "`assay --debug run ...` shows the traceback."
+                ) from exc
             raise WorkerLost(
                 f"A worker process stopped while stage {node.spec.name!r} for parameter set "
                 f"{node.record_label!r} was running or waiting for it ({type(exc).__name__}: "
@@ -302,6 +385,10 @@ class Runner:
             node.status = "run"
             return False
         node.duration = result.duration
+        node.key, node.reads = result.key or node.key, result.reads
+        if result.status == "cached":
+            self._reuse(node)
+            return True
         if error:
             node.status = "failed"
             self.observer.stage_finished(node)
@@ -356,16 +443,28 @@ class Runner:
 
     def _execute_node(self, node: StageNode) -> None:
         """Execute one stage run in this process: inputs, call, outputs, cache."""
-        if node.status in ("executed", "failed", "running"):
+        if node.status in ("executed", "failed", "running", "cached"):
             return
         manager, spec, record = self.manager, node.spec, node.record
+        # Upstream keys are final now; a sibling may even have made this run's outputs.
+        if self.resolve(node) and not node.forced and not node.volatile:
+            self._reuse(node)
+            return
         inputs = self._resolve_inputs(node)
         node.status = "running"
         cache = manager.cache
         for artifact in node.outputs:
             if getattr(artifact.cacher, "writes_in_place", False):
                 cache.prepare_in_place(node.key, artifact.name)
-        previous = (manager.current_stage_name, record._node, record.stage_cachers)
+        previous = (
+            manager.current_stage_name,
+            record._node,
+            record.stage_cachers,
+            record.params,
+        )
+        reads = None
+        if node.tracks_reads:
+            record.params, reads = tracking_copy(record.params)
         manager.current_stage_name = spec.name
         record._node = node
         record.stage_cachers = [a.cacher for a in node.outputs]
@@ -392,8 +491,20 @@ class Runner:
                 original=exc,
             ) from exc
         finally:
-            manager.current_stage_name, record._node, record.stage_cachers = previous
+            (
+                manager.current_stage_name,
+                record._node,
+                record.stage_cachers,
+                record.params,
+            ) = previous
         node.duration = time.perf_counter() - start
+        if reads is not None:
+            if node.tracks_reads:
+                node.reads = frozenset(reads)
+                node.key = read_key(node.base, _fields(record, node.reads))
+            # else the stage asked for its folder and was keyed on every field (ALL)
+            if not node.volatile:
+                cache.add_reads(spec.name, node.base, node.reads)
         for artifact, value in zip(node.outputs, values):
             artifact.value = value
         if not manager.dry_cache and not node.volatile:
@@ -407,6 +518,14 @@ class Runner:
                 node.duration,
                 node.reason,
             )
+        self.observer.stage_finished(node)
+
+    def _reuse(self, node: StageNode) -> None:
+        """A stage run found cached at the last moment: skip it like a planned hit."""
+        node.status, node.reason = "cached", ""
+        if not self.manager.dry_cache:
+            self._link_cached([node])
+        self.restore_reportables([node])
         self.observer.stage_finished(node)
 
     def _resolve_inputs(self, node: StageNode) -> dict:
@@ -442,6 +561,7 @@ class Runner:
             if artifact.lazy:
                 artifact.value = MISSING
         if base is not None:
+            cache.store_texts(node.code_parts)
             if node.reportables:
                 self._save_reportables(node, base)
             cache.link(manager.prefix, node.record_label, node.spec.name, node.key)
@@ -531,3 +651,15 @@ class Runner:
 
 
 _BASE_CHECK: Callable = Cacheable.check
+
+
+def _fields(record: Record, reads: frozenset | str) -> list[tuple[str, str | None]]:
+    """``(field, value hash)`` for the fields a key covers, sorted."""
+    if not reads:
+        return []
+    hashes = record.field_hashes()
+    if "__hash__" in hashes:
+        return [("__hash__", hashes["__hash__"])]
+    if reads == ALL:  # the whole parameter set, as its hash sees it: no name, no Nones
+        return sorted((k, v) for k, v in hashes.items() if v is not None and k != "name")
+    return sorted((k, hashes[k]) for k in reads if k in hashes)

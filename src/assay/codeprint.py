@@ -1,0 +1,375 @@
+"""Code fingerprints: everything a stage's result depends on, as code.
+
+A stage's cache key includes a fingerprint of its code that reaches past the
+stage function itself, so that no edit can leave a stale result behind:
+
+- the stage function's syntax tree (comments, docstrings and layout do not
+  count, so editing them recomputes nothing);
+- every function and class *of the project* it uses, through globals,
+  ``module.attribute`` chains, closures and default values, recursively;
+- the value of every module-level constant it reads;
+- for code of installed packages, the package's name and version (not its
+  source: upgrading scikit-learn recomputes, reading its code does not).
+
+The fingerprint also keeps a readable description of each part (a function's
+normalized source, a constant's value, a package's version), written into the
+artifact's sidecar so ``assay why`` can say exactly what changed.
+
+A :class:`Fingerprinter` is made per run: each function is fingerprinted once
+per run, however many records call it.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import datetime
+import decimal
+import enum
+import fractions
+import functools
+import importlib.metadata
+import inspect
+import os
+import sys
+import textwrap
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from assay.hashing import hash_value
+
+_STDLIB = set(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
+_SITE_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+_SOURCE_LIMIT = 20_000
+"""Longest source text kept in a sidecar per function (the digest covers all of it)."""
+_VALUE_LIMIT = 200
+
+
+class Fingerprinter:
+    """Fingerprints stage functions and what they use, caching results for one run.
+
+    Args:
+        project_root: code in files under this folder (outside virtual
+            environments and site-packages) is the project's own and is
+            fingerprinted by source; other code by package version.
+    """
+
+    def __init__(self, project_root: str | Path):
+        self.root = os.path.abspath(project_root) + os.sep
+        self._parts: dict[int, tuple[str, dict]] = {}
+        self._kept: list[Any] = []  # keeps fingerprinted objects alive, so ids stay unique
+        self._distributions: dict[str, list[str]] | None = None
+
+    def fingerprint(self, func: Callable) -> tuple[str, dict[str, dict]]:
+        """The digest of ``func``'s code and of everything it uses, and the parts.
+
+        The parts map a qualified name (``"experiments.iris.train"``,
+        ``"experiments.iris.SCALE"``, ``"package sklearn"``) to a description:
+        ``{"kind": ..., "digest": ..., "source" | "value" | "version": ...}``.
+        """
+        parts: dict[str, dict] = {}
+        self._visit(func, parts, set())
+        digest = hash_value(sorted((name, part["digest"]) for name, part in parts.items()))
+        return digest, parts
+
+    # -- walking ----------------------------------------------------------------------
+
+    def _visit(self, obj: Any, parts: dict, active: set) -> None:
+        cached = self._parts.get(id(obj))
+        if cached is not None:
+            parts.update(cached[1])
+            return
+        if id(obj) in active:
+            return
+        active.add(id(obj))
+        own: dict[str, dict] = {}
+        self._describe(obj, own, active)
+        active.discard(id(obj))
+        self._parts[id(obj)] = ("", own)
+        self._kept.append(obj)
+        parts.update(own)
+
+    def _describe(self, obj: Any, parts: dict, active: set) -> None:
+        if isinstance(obj, types.MethodType):
+            obj = obj.__func__
+        wrapped = getattr(obj, "__assay_stage__", None)
+        if wrapped is not None:  # a stage calling another stage's function
+            obj = wrapped.func
+        if isinstance(obj, types.FunctionType):
+            if not self._is_project(obj):
+                self._package(obj, parts)
+                return
+            self._function(obj, parts, active)
+        elif isinstance(obj, type):
+            if not self._is_project(obj):
+                self._package(obj, parts)
+                return
+            self._class(obj, parts, active)
+        elif (
+            isinstance(obj, types.ModuleType)
+            or callable(obj)
+            and not isinstance(obj, type)
+            and hasattr(obj, "__module__")
+        ):
+            self._package(obj, parts)
+
+    def _function(self, func: types.FunctionType, parts: dict, active: set) -> None:
+        name = f"{func.__module__}.{func.__qualname__}"
+        source, tree = _normalized(func)
+        parts[name] = {
+            "kind": "function",
+            "digest": hash_value(("function", source)),
+            "source": source[:_SOURCE_LIMIT],
+        }
+        for dependency_name, value in self._dependencies(func, tree):
+            self._use(dependency_name, value, parts, active)
+
+    def _class(self, cls: type, parts: dict, active: set) -> None:
+        name = f"{cls.__module__}.{cls.__qualname__}"
+        try:
+            source, tree = _normalized(cls)
+        except (OSError, TypeError):
+            parts[name] = {"kind": "class", "digest": hash_value(("class", name)), "source": ""}
+            return
+        parts[name] = {
+            "kind": "class",
+            "digest": hash_value(("class", source)),
+            "source": source[:_SOURCE_LIMIT],
+        }
+        for base in cls.__mro__[1:]:
+            if base is not object:
+                self._visit(base, parts, active)
+        module = sys.modules.get(cls.__module__)
+        namespace = vars(module) if module is not None else {}
+        for dependency_name, value in _referenced(tree, namespace):
+            self._use(dependency_name, value, parts, active)
+
+    def _use(self, name: str, value: Any, parts: dict, active: set) -> None:
+        """Account for one thing a function or class reads from outside itself."""
+        if isinstance(value, (types.FunctionType, types.MethodType, type, types.ModuleType)) or (
+            hasattr(value, "__assay_stage__")
+        ):
+            self._visit(value, parts, active)
+        elif isinstance(value, (types.BuiltinFunctionType, types.BuiltinMethodType)):
+            return
+        else:
+            digest = None
+            if _is_plain_data(value):
+                try:
+                    digest = hash_value(value)
+                except (TypeError, ValueError):
+                    digest = None
+            if digest is None:
+                # Objects with runtime state (loggers, connections, ...) would change
+                # their hash on every run; they count by type only.
+                digest = hash_value(("object", type(value).__module__, type(value).__qualname__))
+            text = repr(value)
+            parts[name] = {
+                "kind": "value",
+                "digest": digest,
+                "value": text[:_VALUE_LIMIT] + ("..." if len(text) > _VALUE_LIMIT else ""),
+            }
+
+    def _dependencies(self, func: types.FunctionType, tree: ast.AST | None):
+        """``(qualified name, value)`` of the globals, closures and defaults ``func`` uses."""
+        namespace = func.__globals__
+        module = func.__module__
+        if tree is not None:
+            yield from _referenced(tree, namespace, module)
+        else:
+            for name in _code_names(func.__code__):
+                if name in namespace:
+                    yield f"{module}.{name}", namespace[name]
+        if func.__closure__:
+            for var, cell in zip(func.__code__.co_freevars, func.__closure__):
+                try:
+                    value = cell.cell_contents
+                except ValueError:  # an empty cell
+                    continue
+                if isinstance(value, (list, dict, set, bytearray)):
+                    # A mutable container closed over is state the function keeps
+                    # (a list it appends to), not configuration: it is not keyed.
+                    continue
+                yield f"{func.__module__}.{func.__qualname__}.<{var}>", value
+        for index, default in enumerate(func.__defaults__ or ()):
+            yield f"{func.__module__}.{func.__qualname__}.<default {index}>", default
+        for key, default in (func.__kwdefaults__ or {}).items():
+            yield f"{func.__module__}.{func.__qualname__}.<default {key}>", default
+
+    # -- what is the project's, what is a package's -----------------------------------------
+
+    def _is_project(self, obj: Any) -> bool:
+        try:
+            path = inspect.getsourcefile(obj) or inspect.getfile(obj)
+        except (TypeError, OSError):
+            return False
+        path = os.path.abspath(path)
+        if any(marker in path for marker in _SITE_MARKERS):
+            return False
+        if path.startswith(self.root):
+            return f"{os.sep}.venv" not in path[len(self.root) - 1 :]
+        # Code outside the project and outside any installed package (PYTHONPATH,
+        # a sibling checkout): nothing else would notice it change, so follow it.
+        top = (getattr(obj, "__module__", "") or "").split(".")[0]
+        return top not in _STDLIB and not self._distributions_of(top)
+
+    def _package(self, obj: Any, parts: dict) -> None:
+        module_name = obj.__name__ if isinstance(obj, types.ModuleType) else obj.__module__
+        top = (module_name or "").split(".")[0]
+        if not top or top in _STDLIB or top == "assay":
+            return
+        names = self._distributions_of(top)
+        versions = {}
+        for dist in names:
+            try:
+                versions[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        if not versions:
+            return
+        label = ", ".join(f"{d} {v}" for d, v in sorted(versions.items()))
+        parts[f"package {top}"] = {
+            "kind": "package",
+            "digest": hash_value(("package", sorted(versions.items()))),
+            "version": label,
+        }
+
+    def _distributions_of(self, top: str) -> list[str]:
+        if self._distributions is None:
+            self._distributions = importlib.metadata.packages_distributions()
+        return self._distributions.get(top, [])
+
+
+def _normalized(obj: Any) -> tuple[str, ast.AST | None]:
+    """``obj``'s source without comments, docstrings or layout, and its syntax tree."""
+    try:
+        source = textwrap.dedent(inspect.getsource(obj))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError):
+        code = getattr(obj, "__code__", None)
+        if code is None:
+            raise
+        return repr((code.co_code, code.co_consts, code.co_names)), None
+    _strip_docstrings(tree)
+    _strip_decorator_of_stage(tree)
+    return ast.unparse(tree), tree
+
+
+def _strip_docstrings(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+
+
+def _strip_decorator_of_stage(tree: ast.AST) -> None:
+    """The ``@stage(...)`` line is not code: inputs/outputs/cachers are keyed on their own."""
+    for node in tree.body if isinstance(tree, ast.Module) else ():
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.decorator_list = [d for d in node.decorator_list if not _is_stage_decorator(d)]
+
+
+def _is_stage_decorator(node: ast.expr) -> bool:
+    target = node.func if isinstance(node, ast.Call) else node
+    name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+    return name in ("stage", "aggregate")
+
+
+def _referenced(tree: ast.AST, namespace: dict, module: str | None = None):
+    """Globals a syntax tree reads: plain names, and ``module.attr`` chains on modules."""
+    bound = _locally_bound(tree)
+    module = module or namespace.get("__name__", "?")
+    seen: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            chain = _chain(node)
+            if chain is None or chain[0] in bound or chain[0] not in namespace:
+                continue
+            value = namespace[chain[0]]
+            path = [chain[0]]
+            for attr in chain[1:]:
+                if not isinstance(value, (types.ModuleType, type)):
+                    break
+                try:
+                    value = getattr(value, attr)
+                except AttributeError:
+                    break
+                path.append(attr)
+            qualified = f"{module}.{'.'.join(path)}"
+            if len(path) > 1 and qualified not in seen:
+                seen.add(qualified)
+                yield qualified, value
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            name = node.id
+            if name in bound or name not in namespace or name in seen:
+                continue
+            value = namespace[name]
+            if isinstance(value, types.ModuleType):
+                continue  # modules count through the attributes used on them
+            seen.add(name)
+            yield f"{module}.{name}", value
+
+
+def _chain(node: ast.Attribute) -> list[str] | None:
+    parts = []
+    current: ast.expr = node
+    while isinstance(current, ast.Attribute):
+        parts.append(current.attr)
+        current = current.value
+    if not isinstance(current, ast.Name):
+        return None
+    parts.append(current.id)
+    return parts[::-1]
+
+
+def _locally_bound(tree: ast.AST) -> set[str]:
+    """Names a function binds itself (parameters, assignments, imports inside it)."""
+    bound: set[str] = set()
+    top = tree.body[0] if isinstance(tree, ast.Module) and tree.body else tree
+    for node in ast.walk(top):
+        if isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                bound.add((alias.asname or alias.name).split(".")[0])
+        elif (
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and node is not top
+        ):
+            bound.add(node.name)
+    return bound
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+_PLAIN = (
+    type(None), bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset,
+    range, Path, enum.Enum, decimal.Decimal, fractions.Fraction, datetime.date,
+    datetime.time, datetime.timedelta, functools.partial,
+)  # fmt: skip
+
+
+def _is_plain_data(value: Any) -> bool:
+    """Values whose content is what matters: constants, containers, arrays, frames."""
+    if isinstance(value, _PLAIN):
+        return True
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return True
+    module = type(value).__module__.split(".")[0]
+    return module in ("numpy", "pandas")

@@ -1,0 +1,82 @@
+"""Which parameter fields a stage reads while it runs.
+
+While a stage executes, ``record.params`` is a *tracking copy* of the
+parameter set: an instance of a subclass of the researcher's class (so
+``isinstance`` checks and methods work unchanged) that notes every field
+read, also inside helper functions the stage hands ``record.params`` to.
+Anything that reads the parameters wholesale — ``dataclasses.asdict``,
+``replace``, ``copy``, ``pickle``, ``vars()``, ``==``, ``repr`` — counts as
+reading every field. The stage's cache key then covers only the fields it
+read, so changing a parameter that only a later stage uses does not
+recompute this one.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+_TRACKERS: dict[type, type] = {}
+_WHOLESALE = frozenset(
+    {"__dict__", "__reduce__", "__reduce_ex__", "__getstate__", "__eq__", "__repr__", "__copy__"}
+)
+
+
+def tracking_copy(params: Any) -> tuple[Any, set[str]]:
+    """A copy of ``params`` that records the fields read into the returned set."""
+    cls = type(params)
+    tracker = _TRACKERS.get(cls)
+    if tracker is None:
+        tracker = _TRACKERS[cls] = _make_tracker(cls)
+    reads: set[str] = set()
+    tracked = object.__new__(tracker)
+    object.__getattribute__(tracked, "__dict__").update(params.__dict__)
+    object.__setattr__(tracked, "_assay_reads", reads)
+    return tracked, reads
+
+
+def all_fields(params: Any) -> set[str]:
+    """The names of every field of a parameter set."""
+    return {f.name for f in dataclasses.fields(params)}
+
+
+def _make_tracker(cls: type) -> type:
+    names = frozenset(f.name for f in dataclasses.fields(cls))
+
+    def __getattribute__(self, name):  # noqa: N807 - the hook being defined
+        if name in names:
+            object.__getattribute__(self, "_assay_reads").add(name)
+        elif name in _WHOLESALE:
+            object.__getattribute__(self, "_assay_reads").update(names)
+        return object.__getattribute__(self, name)
+
+    def __reduce_ex__(self, protocol):  # noqa: N807
+        """Pickling or copying gives an ordinary parameter set (and reads everything)."""
+        object.__getattribute__(self, "_assay_reads").update(names)
+        state = dict(object.__getattribute__(self, "__dict__"))
+        state.pop("_assay_reads", None)
+        return (_rebuild, (cls, state))
+
+    def __deepcopy__(self, memo):  # noqa: N807
+        object.__getattribute__(self, "_assay_reads").update(names)
+        state = dict(object.__getattribute__(self, "__dict__"))
+        state.pop("_assay_reads", None)
+        return _rebuild(cls, copy.deepcopy(state, memo))
+
+    namespace = {
+        "__getattribute__": __getattribute__,
+        "__reduce_ex__": __reduce_ex__,
+        "__deepcopy__": __deepcopy__,
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__,
+        "__assay_tracking__": True,
+    }
+    return type(cls.__name__, (cls,), namespace)
+
+
+def _rebuild(cls: type, state: dict) -> Any:
+    instance = object.__new__(cls)
+    instance.__dict__.update(state)
+    return instance
