@@ -12,15 +12,52 @@ the record::
 
 Write your own by subclassing :class:`Reportable` and defining ``html()``
 (and ``render()`` if it writes files, such as images, beside the report).
+
+The built-in reportables (all take ``name=`` and ``group=``):
+
+=====================  ==============================================================
+``JsonReporter``       a dict, list or number, as indented JSON
+``DFReporter``         a pandas DataFrame (or Series) as a table; long ones truncated
+``FigureReporter``     a matplotlib figure, saved as PNG (or SVG) beside the report
+``LinePlotReporter``   line plots of a list, or a dict of lists (needs matplotlib)
+``ImageReporter``      an image file (PNG, JPEG, SVG, ...) copied beside the report
+``LatexTableReporter`` a DataFrame as a LaTeX table, shown and saved as ``.tex``
+``HTMLReporter``       raw HTML, inserted as is (**not** escaped: only trusted HTML)
+=====================  ==============================================================
+
+Everything but ``HTMLReporter`` escapes the text it shows, so values such as
+``"<b>"`` appear literally. A subclass must escape user text itself
+(``html.escape``): the report inserts ``html()``'s result unchanged.
+
+Files: the report calls ``render()`` once, with ``self.path`` set to an empty
+folder reserved for this reportable, then calls ``html()`` with ``self.path``
+set to that same folder *relative to the report page*, so
+``f'<img src="{self.path}/plot.png">'`` works in both (use
+:meth:`Reportable.file_url`, which also quotes the name for a URL).
 """
 
 from __future__ import annotations
 
 import html as _html
+import io
 import json
+import os
+import posixpath
+import re
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-__all__ = ["JsonReporter", "Reportable"]
+__all__ = [
+    "DFReporter",
+    "FigureReporter",
+    "HTMLReporter",
+    "ImageReporter",
+    "JsonReporter",
+    "LatexTableReporter",
+    "LinePlotReporter",
+    "Reportable",
+]
 
 
 class Reportable:
@@ -53,6 +90,23 @@ class Reportable:
     def render(self) -> None:
         """Write any files the HTML refers to into ``self.path`` (optional)."""
 
+    def file_name(self, extension: str) -> str:
+        """A safe file name for a file this reportable writes: ``"<name>.<extension>"``."""
+        stem = self.name if self.name is not None else self.qualified_name
+        stem = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", str(stem or type(self).__name__)).strip("._")
+        return f"{stem[:80] or 'file'}.{extension.lstrip('.')}"
+
+    def file_url(self, file_name: str) -> str:
+        """The ``src``/``href`` of a file written by :meth:`render`, escaped for an attribute."""
+        path = posixpath.join(Path(self.path).as_posix(), file_name) if self.path else file_name
+        return _html.escape(quote(path, safe="/:._-~"), quote=True)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the HTML, with any files it renders inlined as data URLs."""
+        from assay.report.notebook import inline_html
+
+        return inline_html(self)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, stage={self.stage!r})"
 
@@ -70,3 +124,277 @@ class JsonReporter(Reportable):
     def html(self) -> str:
         text = json.dumps(self.data, indent=4, default=str)
         return f"<pre>{_html.escape(text)}</pre>"
+
+
+class HTMLReporter(Reportable):
+    """Raw HTML, inserted into the report as it is.
+
+    ``record.report(HTMLReporter("<h3>Notes</h3><p>All folds converged.</p>"))``
+
+    The HTML is **not escaped**: it can change the whole page, run scripts, or
+    load things from the network. Give it only HTML you wrote yourself, and
+    escape any data you put in it (``html.escape(text)``). For text, use
+    :class:`JsonReporter`; for tables, :class:`DFReporter`.
+
+    Args:
+        html_string: the HTML, as one string or a list of lines.
+    """
+
+    def __init__(
+        self, html_string: str | list[str], name: str | None = None, group: str | None = None
+    ):
+        super().__init__(name=name, group=group)
+        self.html_string = html_string
+
+    def html(self) -> str | list[str]:
+        return self.html_string
+
+
+class DFReporter(Reportable):
+    """A pandas DataFrame (or Series) as an HTML table.
+
+    ``record.report(DFReporter(results, name="results", float_prec=3))``
+
+    Args:
+        df: the DataFrame or Series.
+        float_prec: digits after the decimal point for floats (Curifactory's name).
+        float_format: instead of ``float_prec``, a format spec (``".2e"``), a
+            format string (``"{:.1%}"``) or a function of one float.
+        max_rows: show at most this many rows (the first ones) and say how many
+            there are; the report stays small for big tables.
+
+    Cell values, column and index labels are escaped. Only the rows shown are
+    kept once the stage ends (a reused stage reports the same table).
+    """
+
+    def __init__(
+        self,
+        df: Any,
+        name: str | None = None,
+        group: str | None = None,
+        float_prec: int | None = 4,
+        float_format: Any = None,
+        max_rows: int = 200,
+    ):
+        super().__init__(name=name, group=group)
+        self.df = df
+        self.float_prec = float_prec
+        self.float_format = float_format
+        self.max_rows = max_rows
+        self.total_rows = len(df)
+
+    def _formatter(self) -> Any:
+        spec = self.float_format
+        if callable(spec):
+            return spec
+        if isinstance(spec, str):
+            return (lambda v: spec.format(v)) if "{" in spec else (lambda v: format(v, spec))
+        if self.float_prec is not None:
+            digits = self.float_prec
+            return lambda v: f"{v:.{digits}f}"
+        return None
+
+    def html(self) -> str:
+        frame = self.df.to_frame() if hasattr(self.df, "to_frame") else self.df
+        shown = frame.head(self.max_rows)
+        table = shown.to_html(
+            escape=True, float_format=self._formatter(), border=0, classes="assay-table"
+        )
+        if self.total_rows > len(shown):
+            columns = len(frame.columns)
+            table += (
+                f'<p class="note">The first {len(shown):,} of {self.total_rows:,} rows '
+                f"({columns:,} column{'' if columns == 1 else 's'}).</p>"
+            )
+        return f'<div class="table-wrap">{table}</div>'
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if state.get("df") is not None and len(state["df"]) > self.max_rows:
+            state["df"] = state["df"].head(self.max_rows)
+        return state
+
+
+class LatexTableReporter(Reportable):
+    """A DataFrame as a LaTeX table: shown in the report and saved as a ``.tex`` file.
+
+    ``record.report(LatexTableReporter(results, name="table1", float_format="%.3f"))``
+
+    Args:
+        df: the DataFrame.
+        **to_latex_kwargs: passed to ``df.to_latex()`` (``caption=``, ``label=``,
+            ``float_format=``, ``index=``, ...).
+    """
+
+    def __init__(
+        self, df: Any, name: str | None = None, group: str | None = None, **to_latex_kwargs: Any
+    ):
+        super().__init__(name=name, group=group)
+        self.latex: str = df.to_latex(**to_latex_kwargs)
+
+    def render(self) -> None:
+        Path(self.path, self.file_name("tex")).write_text(self.latex, encoding="utf-8")
+
+    def html(self) -> str:
+        link = self.file_url(self.file_name("tex"))
+        return (
+            f"<pre>{_html.escape(self.latex)}</pre>"
+            f'<p class="note"><a href="{link}">{_html.escape(self.file_name("tex"))}</a></p>'
+        )
+
+
+class FigureReporter(Reportable):
+    """A matplotlib figure, saved as an image beside the report.
+
+    ``record.report(FigureReporter(fig, name="loss"))``
+
+    The figure is drawn into memory at once, so you may change or close it
+    afterwards, and a stage reused from the cache reports it without
+    matplotlib having to unpickle the figure. Nothing is closed for you.
+
+    Args:
+        fig: a ``matplotlib.figure.Figure`` (anything with ``savefig``).
+        kwargs: passed to ``fig.savefig()``; ``format`` is ``"png"`` unless
+            given (``"svg"`` works too). Extra keyword arguments are added to
+            it (Curifactory's way of passing them).
+    """
+
+    def __init__(
+        self,
+        fig: Any,
+        name: str | None = None,
+        group: str | None = None,
+        kwargs: dict | None = None,
+        **savefig_kwargs: Any,
+    ):
+        super().__init__(name=name, group=group)
+        self.kwargs = {"format": "png", "bbox_inches": "tight", **(kwargs or {}), **savefig_kwargs}
+        self.format = str(self.kwargs["format"]).lower()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, **self.kwargs)
+        self.data = buffer.getvalue()
+
+    def render(self) -> None:
+        Path(self.path, self.file_name(self.format)).write_bytes(self.data)
+
+    def html(self) -> str:
+        alt = _html.escape(str(self.name or "figure"), quote=True)
+        return (
+            f'<img src="{self.file_url(self.file_name(self.format))}" alt="{alt}" '
+            'loading="lazy" class="figure">'
+        )
+
+
+class LinePlotReporter(FigureReporter):
+    """Line plots of a series, or of several series in a dict, as a figure.
+
+    ::
+
+        record.report(LinePlotReporter({"train": train_loss, "test": test_loss}, name="loss"))
+        record.report(LinePlotReporter(y=accuracy, x=epochs, name="accuracy"))
+
+    Args:
+        y: one sequence of values, or a dict of label -> sequence (one line
+            each, with a legend).
+        x: the x values: one sequence, or (with a dict ``y``) a dict with the
+            same keys; default 0, 1, 2, ...
+        plot_kwargs: passed to each ``Axes.plot()`` call.
+        savefig_kwargs: passed to ``Figure.savefig()``.
+        title, xlabel, ylabel: text for the axes.
+
+    Needs matplotlib (``pip install 'assay[plots]'``); it draws without a
+    display and never touches ``pyplot``'s current figure.
+    """
+
+    def __init__(
+        self,
+        y: Any,
+        x: Any = None,
+        name: str | None = None,
+        group: str | None = None,
+        plot_kwargs: dict | None = None,
+        savefig_kwargs: dict | None = None,
+        title: str | None = None,
+        xlabel: str | None = None,
+        ylabel: str | None = None,
+    ):
+        self.y = y
+        self.x = x
+        self.plot_kwargs = dict(plot_kwargs or {})
+        self.savefig_kwargs = dict(savefig_kwargs or {})
+        figure = _new_figure()
+        axes = figure.subplots()
+        if isinstance(y, dict):
+            for label, values in y.items():
+                xs = x[label] if isinstance(x, dict) else x
+                args = (values,) if xs is None else (xs, values)
+                axes.plot(*args, label=str(label), **self.plot_kwargs)
+            if y:
+                axes.legend()
+        else:
+            axes.plot(*((y,) if x is None else (x, y)), **self.plot_kwargs)
+        axes.grid(True, alpha=0.3)
+        for setter, text in ((axes.set_title, title), (axes.set_xlabel, xlabel)):
+            if text:
+                setter(text)
+        if ylabel:
+            axes.set_ylabel(ylabel)
+        super().__init__(figure, name=name, group=group, kwargs=self.savefig_kwargs)
+        self.y = self.x = None  # drawn: keep only the image
+
+
+def _new_figure() -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(
+            "LinePlotReporter draws with matplotlib, which is not installed. "
+            "Install it with: pip install 'assay[plots]'"
+        ) from exc
+    return Figure(figsize=(6.4, 4.0), dpi=100, facecolor="white")
+
+
+_IMAGE_TYPES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".bmp", ".avif"}
+
+
+class ImageReporter(Reportable):
+    """An image file (PNG, JPEG, SVG, ...), copied beside the report.
+
+    ``record.report(ImageReporter(record.get_path("confusion.png"), name="confusion"))``
+
+    The file is read at once, so it may be deleted afterwards and a reused
+    stage still reports it.
+
+    Args:
+        path: the image file.
+        alt: text shown when the image cannot be (default: the name).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        name: str | None = None,
+        group: str | None = None,
+        alt: str | None = None,
+    ):
+        super().__init__(name=name, group=group)
+        source = Path(path)
+        self.extension = source.suffix.lower() or ".png"
+        if self.extension not in _IMAGE_TYPES:
+            raise ValueError(
+                f"ImageReporter: {source} does not look like an image (known types: "
+                f"{', '.join(sorted(_IMAGE_TYPES))}). Use FigureReporter for a matplotlib figure."
+            )
+        self.source = str(source)
+        self.data = source.read_bytes()
+        self.alt = alt
+
+    def render(self) -> None:
+        Path(self.path, self.file_name(self.extension)).write_bytes(self.data)
+
+    def html(self) -> str:
+        alt = _html.escape(str(self.alt or self.name or Path(self.source).name), quote=True)
+        return (
+            f'<img src="{self.file_url(self.file_name(self.extension))}" alt="{alt}" '
+            'loading="lazy" class="figure">'
+        )

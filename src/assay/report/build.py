@@ -1,0 +1,383 @@
+"""Building the HTML pages from plain run records (never from live objects).
+
+- :func:`build_run_page` turns ``reports/<run_id>/run.json`` and the
+  reportables' HTML fragments beside it into ``reports/<run_id>/index.html``
+  (and ``dag.svg``);
+- :func:`build_index` lists every run of the run store, newest first, in
+  ``reports/index.html``.
+
+Pages are rendered with Jinja2 with autoescaping on: every string from the
+run record (names, parameter values, paths, errors) is escaped. Reportable
+fragments are the one exception: they are HTML already, made by each
+reportable's ``html()``, which escapes its own text.
+
+The pages need no server, network or script: sections fold with
+``<details>``, the DAG is inline SVG with native tooltips, and the CSS is
+inlined so a report folder can be copied anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from assay.report.collect import FRAGMENT_LIMIT
+from assay.report.dag import STATUS_STYLES, render_svg
+
+HERE = Path(__file__).parent
+
+INLINE_SVG_LIMIT = 1_000_000
+"""A DAG picture bigger than this (bytes) is linked (``dag.svg``) instead of inlined."""
+
+OPEN_REPORTABLES = 20
+"""Up to this many reportables in a run, every record's section starts unfolded."""
+
+OPEN_ARTIFACTS = 60
+"""Up to this many artifacts, the artifacts table starts unfolded."""
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        when=format_time, seconds=format_duration, size=format_size, value=format_value
+    )
+    env.globals["css"] = _markup(_css())
+    return env
+
+
+def _markup(text: str) -> Any:
+    from markupsafe import Markup
+
+    return Markup(text)
+
+
+@lru_cache(maxsize=1)
+def _css() -> str:
+    return (HERE / "static" / "report.css").read_text(encoding="utf-8")
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+def format_time(stamp: str | None) -> str:
+    """``2026-11-25T18:45:12.345Z`` -> ``2026-11-25 18:45:12 UTC``."""
+    if not stamp:
+        return ""
+    text = str(stamp).replace("T", " ")
+    if text.endswith("Z"):
+        text = text[:-1].split(".")[0] + " UTC"
+    return text
+
+
+def format_duration(seconds: float | None) -> str:
+    """``0.042`` -> ``0.04 s``; ``75`` -> ``1 min 15 s``; ``None`` -> ``""``."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def format_size(n: int | None) -> str:
+    """``20480`` -> ``20.5 kB``."""
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def format_value(value: Any) -> str:
+    """A parameter value as text (strings as they are, the rest as Python shows them)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+# -- the run page -------------------------------------------------------------------------
+
+
+def load_record(run_dir: Path) -> dict:
+    """The run record ``run_dir/run.json``."""
+    return json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+
+
+def build_run_page(run_dir: str | os.PathLike, record: dict | None = None) -> Path:
+    """Write ``run_dir/index.html`` (and ``dag.svg``) from ``run_dir/run.json``."""
+    run_dir = Path(run_dir)
+    record = record if record is not None else load_record(run_dir)
+    context = run_context(record, run_dir)
+    svg = context.pop("_svg")
+    write_atomic(run_dir / "dag.svg", svg)
+    page = _environment().get_template("run.html.j2").render(**context)
+    path = run_dir / "index.html"
+    write_atomic(path, page)
+    return path
+
+
+def run_context(record: dict, run_dir: Path) -> dict:
+    """Everything the run page's template shows, computed from the run record."""
+    run = record["run"]
+    records = {r["id"]: r for r in record.get("records", [])}
+    nodes = record.get("nodes", [])
+    label = lambda rid: str(records[rid]["label"]) if rid in records else "(no record)"  # noqa: E731
+    counts: dict[str, int] = {}
+    for node in nodes:
+        counts[node["status"]] = counts.get(node["status"], 0) + 1
+    title = f"Run {run.get('number')} of {run.get('experiment')}"
+    svg = render_svg(record.get("records", []), nodes, title=f"DAG of {title}")
+    failure = record.get("failure")
+    if failure:
+        failure = dict(
+            failure,
+            record_label=label(failure["record"]) if failure["record"] is not None else None,
+        )
+    return {
+        "title": title,
+        "run": run,
+        "git": record.get("git"),
+        "record": record,
+        "failure": failure,
+        "metadata": _metadata(record),
+        "counts": [
+            (status, counts[status], STATUS_STYLES.get(status, {}).get("label", status))
+            for status in STATUS_STYLES
+            if counts.get(status)
+        ],
+        "params": _params(record.get("param_sets", [])),
+        "reportable_sections": _reportable_sections(record, run_dir, label),
+        "reportables_total": len(record.get("reportables", [])),
+        "dag_svg": _markup(svg) if len(svg) <= INLINE_SVG_LIMIT else None,
+        "dag_size": len(svg),
+        "n_nodes": len(nodes),
+        "n_records": len(records),
+        "artifacts": _artifacts(record, run_dir, label),
+        "open_artifacts": OPEN_ARTIFACTS,
+        "status_styles": STATUS_STYLES,
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "version": _version(),
+        "_svg": svg,
+    }
+
+
+def _metadata(record: dict) -> list[tuple[str, Any, str]]:
+    """(label, value, kind) rows of the metadata block; kind: text, code, link, missing."""
+    run = record["run"]
+    config = run.get("config") if isinstance(run.get("config"), dict) else {}
+    git = record.get("git")
+    rows: list[tuple[str, Any, str]] = [
+        ("Run", f"{run.get('number')} \u00b7 {run.get('id')}", "text"),
+        ("Experiment", run.get("experiment"), "text"),
+        ("Status", run.get("status"), "status"),
+        ("Started", format_time(run.get("started")), "text"),
+        ("Ended", format_time(run.get("ended")) or "not recorded", "text"),
+        ("Duration", format_duration(run.get("duration_s")) or "not recorded", "text"),
+        ("Host", run.get("host"), "text"),
+        ("User", run.get("user"), "text"),
+        ("Python", run.get("python"), "text"),
+        ("Platform", run.get("platform"), "text"),
+        ("Command", run.get("command"), "code"),
+    ]
+    if git and git.get("commit"):
+        rows.append(("Git commit", git, "git"))
+    elif git and git.get("error"):
+        rows.append(("Git commit", f"unknown: {git['error']}", "missing"))
+    else:
+        rows.append(("Git commit", "not recorded", "missing"))
+    if config.get("overrides"):
+        rows.append(("Overrides", " ".join(f"--set {o}" for o in config["overrides"]), "code"))
+    if run.get("notes"):
+        rows.append(("Notes", run["notes"], "text"))
+    if config.get("cache_dir"):
+        rows.append(("Cache", config["cache_dir"], "code"))
+    if record.get("log"):
+        rows.append(("Log", record["log"], "link"))
+    else:
+        rows.append(("Log", "not written (--no-log)", "missing"))
+    return rows
+
+
+def _params(param_sets: list[dict]) -> dict:
+    """The parameter sets, the fields in which they differ, and every field."""
+    values = [p.get("values") or {} for p in param_sets]
+    order = list(dict.fromkeys(k for v in values for k in v if k != "name"))
+    missing = object()
+    differing = []
+    if len(values) > 1:
+        for key in order:
+            seen = {json.dumps(v.get(key, missing), sort_keys=True, default=repr) for v in values}
+            if len(seen) > 1:
+                differing.append(key)
+    return {"sets": param_sets, "differing": differing, "fields": order, "values": values}
+
+
+def _reportable_sections(record: dict, run_dir: Path, label: Any) -> list[dict]:
+    """Reportables by record (in the order records appear), grouped by ``group`` inside."""
+    entries = record.get("reportables", [])
+    total = len(entries)
+    sections: dict[Any, dict] = {}
+    for entry in entries:
+        rid = entry.get("record")
+        section = sections.get(rid)
+        if section is None:
+            section = sections[rid] = {
+                "label": label(rid) if rid is not None else "Not attached to a record",
+                "anchor": f"record-{rid if rid is not None else 'none'}",
+                "aggregate": bool(record.get("records", [{}])[rid].get("aggregate"))
+                if rid is not None and rid < len(record.get("records", []))
+                else False,
+                "groups": {},
+                "count": 0,
+                "open": total <= OPEN_REPORTABLES,
+            }
+        group = entry.get("group")
+        section["groups"].setdefault(group, []).append(_reportable_item(entry, run_dir))
+        section["count"] += 1
+    result = []
+    for section in sections.values():
+        section["groups"] = [
+            {"name": name, "items": items} for name, items in section["groups"].items()
+        ]
+        result.append(section)
+    return result
+
+
+def _reportable_item(entry: dict, run_dir: Path) -> dict:
+    title = entry.get("name") or entry.get("qualified_name") or f"#{entry['index']}"
+    item = {
+        "title": title,
+        "stage": entry.get("stage") or "",
+        "type": entry.get("type") or "",
+        "anchor": f"reportable-{entry['index']}",
+        "error": entry.get("error"),
+        "html": None,
+        "link": None,
+        "size": entry.get("size"),
+    }
+    path = run_dir / entry["fragment"]
+    try:
+        size = path.stat().st_size
+    except OSError:
+        item["error"] = item["error"] or f"Its HTML ({entry['fragment']}) is missing."
+        return item
+    if size > FRAGMENT_LIMIT:
+        item["link"] = entry["fragment"]
+        item["size"] = size
+    else:
+        item["html"] = _markup(path.read_text(encoding="utf-8", errors="replace"))
+    return item
+
+
+def _artifacts(record: dict, run_dir: Path, label: Any) -> list[dict]:
+    root = Path(record.get("project_root") or run_dir)
+    rows = []
+    for node in record.get("nodes", []):
+        for output in node.get("outputs", []):
+            path = output.get("path")
+            href = None
+            if path:
+                target = Path(path) if Path(path).is_absolute() else root / path
+                try:
+                    href = Path(os.path.relpath(target, run_dir)).as_posix()
+                except ValueError:
+                    href = target.as_uri()
+            rows.append(
+                {
+                    "record": label(node["record"]),
+                    "stage": node["stage"],
+                    "name": output["name"],
+                    "cacher": output.get("cacher") or "",
+                    "path": path or "",
+                    "href": href,
+                    "size": output.get("size"),
+                    "action": output.get("action") or "",
+                }
+            )
+    return rows
+
+
+def _version() -> str:
+    try:
+        from assay import __version__
+
+        return __version__
+    except ImportError:  # pragma: no cover
+        return ""
+
+
+# -- the index of runs --------------------------------------------------------------------
+
+
+def build_index(reports_dir: str | os.PathLike, runs: list[Any]) -> Path:
+    """Write ``reports_dir/index.html`` listing ``runs`` (run store RunInfos, newest first)."""
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for run in runs:
+        has_page = (reports_dir / run.id / "index.html").exists()
+        names = list(run.param_names or [])
+        rows.append(
+            {
+                "number": run.number,
+                "id": run.id,
+                "experiment": run.experiment,
+                "status": run.status,
+                "started": format_time(run.started),
+                "duration": format_duration(run.duration_s),
+                "params": ", ".join(names[:6])
+                + (f" and {len(names) - 6} more" if len(names) > 6 else ""),
+                "n_params": len(names),
+                "notes": run.notes or "",
+                "href": f"{run.id}/index.html" if has_page else None,
+            }
+        )
+    page = (
+        _environment()
+        .get_template("index.html.j2")
+        .render(
+            title="assay runs",
+            rows=rows,
+            generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            version=_version(),
+        )
+    )
+    path = reports_dir / "index.html"
+    write_atomic(path, page)
+    return path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file, so readers never see half a page."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def write_record(run_dir: Path, record: dict) -> Path:
+    """Write the run record as ``run_dir/run.json``."""
+    path = Path(run_dir) / "run.json"
+    write_atomic(path, json.dumps(record, indent=1, default=str, ensure_ascii=False))
+    return path

@@ -1,0 +1,458 @@
+"""From live objects to plain records: the one part of reporting that sees a manager.
+
+At the end of a run, :func:`collect_run` turns the manager (its plan, records
+and reportables) and the run store's entry into a plain, JSON-able dict, the
+*run record* kept as ``reports/<run_id>/run.json``. Every page is built from
+such records only (see :mod:`assay.report.build`), so a report can be rebuilt
+from disk long after the run's objects are gone. :func:`record_from_store`
+makes a (poorer) run record from the run store alone, for runs that have none.
+
+The run record (``"format": "assay-run-record/1"``)::
+
+    run          the run store's RunInfo fields, plus duration_s
+    git          {"commit", "dirty", "branch", "error"} if the run recorded them, else null
+    param_sets   [{"name", "hash", "cls", "values": describe(params)}]
+    records      [{"id", "label", "params", "aggregate", "joins": [record id]}]
+    nodes        [{"index", "stage", "record", "status", "reason", "key", "started",
+                   "duration_s", "error", "aggregate", "joins", "deps": [node index],
+                   "inputs": [[node index, output name]],
+                   "outputs": [{"name", "cacher", "path" (relative to the project root),
+                                "size", "cached", "action"}]}]
+    reportables  [{"index", "name", "qualified_name", "group", "stage", "record",
+                   "type", "fragment", "size", "error"}]
+    failure      {"stage", "record", "error"} or null
+    log          path of the log relative to the report folder, or null
+    source       "run" (written at the end of the run) or "store" (rebuilt)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("assay")
+
+FORMAT = "assay-run-record/1"
+
+FRAGMENT_LIMIT = 1_000_000
+"""Reportable HTML larger than this (bytes) is linked from the page, not inlined."""
+
+NODE_STATUSES = ("executed", "cached", "unneeded", "failed", "interrupted", "not run")
+"""How a stage run ends up in a report (``"skipped"`` too, for runs rebuilt from the store)."""
+
+
+def collect_run(manager: Any, run_dir: Path, param_sets: list[dict]) -> dict:
+    """The run record of a finished (or failed) run; writes its reportables' files.
+
+    ``param_sets`` come from the run store (name, hash, cls, values). The
+    reportables are rendered into ``run_dir/files/<n>/`` and their HTML into
+    ``run_dir/reportables/<n>.html``.
+    """
+    run = run_info_dict(manager.run_info)
+    dag = dag_of(manager, run_status=run.get("status"), run_error=run.get("error"))
+    reportables = render_reportables(manager, run_dir, dag["_record_ids"])
+    root = Path(manager.config.root)
+    log_file = Path(manager.config.logs_dir) / f"{run['id']}.log"
+    return {
+        "format": FORMAT,
+        "source": "run",
+        "run": run,
+        "git": git_info(run, log_file.with_suffix(".json")),
+        "project_root": str(root),
+        "log": _relative(log_file, run_dir) if log_file.exists() else None,
+        "param_sets": param_sets,
+        "records": dag["records"],
+        "nodes": dag["nodes"],
+        "reportables": reportables,
+        "failure": failure_of(dag["nodes"], run),
+    }
+
+
+def run_info_dict(run_info: Any) -> dict:
+    """A run store :class:`~assay.store.RunInfo` as a plain dict, with ``duration_s``."""
+    data = dataclasses.asdict(run_info)
+    data["duration_s"] = run_info.duration_s
+    return data
+
+
+def git_info(run: dict, metadata_file: Path | None = None) -> dict | None:
+    """The git state a run recorded, or ``None`` if it recorded none.
+
+    Looked for in the run-store entry (``git_commit``/``git_dirty`` fields, or a
+    ``git`` dict in its ``provenance`` or ``config``), then in the run's
+    metadata file beside its log (``logs/RUN_ID.json``). Returns
+    ``{"commit", "dirty", "branch", "error"}``; ``error`` says why git's state
+    is unknown (no git, not a repository).
+    """
+    sources: list[dict] = [run]
+    for name in ("provenance", "config"):
+        if isinstance(run.get(name), dict):
+            sources.append(run[name])
+    if metadata_file is not None:
+        try:
+            data = json.loads(Path(metadata_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+        if isinstance(data, dict):
+            sources += [
+                data,
+                data.get("provenance") if isinstance(data.get("provenance"), dict) else {},
+            ]
+    for source in sources:
+        nested = source.get("git") if isinstance(source.get("git"), dict) else {}
+        git = {
+            "commit": nested.get("commit") or source.get("git_commit"),
+            "dirty": _first(nested.get("dirty"), source.get("git_dirty")),
+            "branch": nested.get("branch") or source.get("git_branch"),
+            "error": nested.get("error") or source.get("git_error"),
+        }
+        if git["commit"] or git["error"]:
+            return git
+    return None
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def failure_of(nodes: list[dict], run: dict) -> dict | None:
+    """Where a failed or interrupted run stopped: the stage, the record, the error."""
+    if run.get("status") not in ("failed", "interrupted"):
+        return None
+    failed = [n for n in nodes if n["status"] in ("failed", "interrupted")]
+    first = failed[0] if failed else None
+    return {
+        "stage": first["stage"] if first else None,
+        "record": first["record"] if first else None,
+        "error": run.get("error") or "",
+    }
+
+
+# -- the DAG ------------------------------------------------------------------------------
+
+
+def dag_of(manager: Any, run_status: str | None = None, run_error: str | None = None) -> dict:
+    """The records and stage runs of a manager's plan, as plain dicts.
+
+    Also usable on a notebook's manager, before or without a run-store entry.
+    """
+    from assay.plan import Artifact
+
+    plan = manager.plan
+    root = Path(manager.config.root)
+    record_ids: dict[int, int] = {}
+    records: list[dict] = []
+
+    def record_id(record: Any) -> int:
+        found = record_ids.get(id(record))
+        if found is None:
+            found = record_ids[id(record)] = len(records)
+            params = record.params
+            records.append(
+                {
+                    "id": found,
+                    "label": record.name,
+                    "params": params.name if params is not None else None,
+                    "aggregate": bool(record.is_aggregate),
+                    "joins": [],
+                }
+            )
+        return found
+
+    loaded = {id(a) for a in getattr(manager.runner, "loaded", [])}
+    nodes = []
+    for node in plan.nodes:
+        rid = record_id(node.record)
+        inputs: list[list] = []
+        for value in node.inputs.values():
+            values = value.values() if isinstance(value, dict) else (value,)
+            for item in values:
+                if type(item) is Artifact:
+                    inputs.append([item.node.index, item.name])
+        joins = [record_id(r) for r in node.records] if node.spec.is_aggregate else []
+        if joins:
+            records[rid]["joins"] = sorted(set(records[rid]["joins"]) | set(joins))
+        status = _node_status(node.status, run_status)
+        nodes.append(
+            {
+                "index": node.index,
+                "stage": node.spec.name,
+                "record": rid,
+                "status": status,
+                "reason": node.reason or "",
+                "key": node.key,
+                "started": node.started,
+                "duration_s": node.duration,
+                "error": run_error if status in ("failed", "interrupted") else None,
+                "aggregate": bool(node.spec.is_aggregate),
+                "joins": joins,
+                "deps": [dep.index for dep in node.deps],
+                "inputs": inputs,
+                "outputs": [_output(manager, node, a, root, loaded) for a in node.outputs],
+            }
+        )
+    return {"records": records, "nodes": nodes, "_record_ids": record_ids}
+
+
+def _node_status(status: str, run_status: str | None) -> str:
+    if status == "running" or (status == "failed" and run_status == "interrupted"):
+        return "interrupted"
+    if status in ("run", "planned"):
+        return "not run"
+    return status
+
+
+def _output(manager: Any, node: Any, artifact: Any, root: Path, loaded: set) -> dict:
+    cacher = artifact.cacher
+    entry: dict[str, Any] = {
+        "name": artifact.name,
+        "cacher": type(cacher).__name__ if cacher is not None else None,
+        "path": None,
+        "size": None,
+        "cached": bool(artifact.cached),
+        "action": "not cached",
+    }
+    if cacher is None:
+        entry["action"] = "not cached (no cacher)"
+        return entry
+    if not node.key:  # its key depends on something that never ran
+        return entry
+    folder = manager.cache.stage_dir(node.key)
+    meta = artifact.meta
+    if meta is None and artifact.cached:
+        meta = manager.cache.read_meta(node.key, artifact.name)
+    files = (meta or {}).get("files") or []
+    path = Path(folder, files[0]["path"]) if files and files[0].get("path") else folder
+    entry["path"] = _relative(path, root)
+    entry["size"] = (meta or {}).get("size")
+    if artifact.cached:
+        computed = node.status == "executed" and id(artifact) not in loaded
+        entry["action"] = "computed" if computed else "reused"
+    elif node.status == "unneeded":
+        entry["action"] = "not needed"
+    return entry
+
+
+def _relative(path: Path | str, start: Path | str) -> str:
+    """``path`` relative to ``start`` (POSIX separators), or absolute if on another drive."""
+    try:
+        return Path(os.path.relpath(path, start)).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+# -- reportables --------------------------------------------------------------------------
+
+
+def ordered_reportables(manager: Any) -> list[tuple[Any, Any]]:
+    """Every reportable of the run as ``(reportable, record)``, in the order they were made.
+
+    Stage runs come in plan order (reused stages with the reportables restored
+    from the cache); reportables added outside any stage follow.
+    """
+    seen: set[int] = set()
+    ordered = []
+    for node in manager.plan.nodes:
+        for reportable in node.reportables:
+            if id(reportable) not in seen:
+                seen.add(id(reportable))
+                ordered.append((reportable, node.record))
+    for reportable in manager.reportables:
+        if id(reportable) not in seen:
+            seen.add(id(reportable))
+            ordered.append((reportable, reportable.record))
+    return ordered
+
+
+def render_reportables(manager: Any, run_dir: Path, record_ids: dict[int, int]) -> list[dict]:
+    """Render every reportable into ``run_dir``; describe each as a plain dict.
+
+    A reportable whose ``render()`` or ``html()`` raises is reported as such in
+    the page (with the error), not lost, and does not stop the report.
+    """
+    fragments, files = run_dir / "reportables", run_dir / "files"
+    for folder in (fragments, files):
+        shutil.rmtree(folder, ignore_errors=True)
+    fragments.mkdir(parents=True, exist_ok=True)
+    from assay.reporting import Reportable
+
+    entries = []
+    for index, (reportable, record) in enumerate(ordered_reportables(manager)):
+        folder = files / str(index)
+        writes_files = type(reportable).render is not Reportable.render
+        if writes_files:  # only then: folders cost time on some filesystems
+            folder.mkdir(parents=True, exist_ok=True)
+        error = None
+        body = ""
+        try:
+            reportable.path = str(folder)
+            reportable.render()
+            reportable.rendered = True
+            reportable.path = f"files/{index}"
+            body = as_text(reportable.html())
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "Reportable %r of stage %r could not be rendered: %s",
+                reportable.name,
+                reportable.stage,
+                error,
+            )
+        finally:
+            reportable.path = str(folder)
+        if writes_files:
+            try:
+                folder.rmdir()  # nothing was written
+            except OSError:
+                pass
+        data = body.encode("utf-8", "replace")
+        if len(data) > FRAGMENT_LIMIT:  # opened on its own: make it a page of the run folder
+            data = b'<!doctype html><meta charset="utf-8"><base href="../">\n' + data
+        (fragments / f"{index}.html").write_bytes(data)
+        rid = record_ids.get(id(record)) if record is not None else None
+        entries.append(
+            {
+                "index": index,
+                "name": _text(reportable.name),
+                "qualified_name": _text(reportable.qualified_name),
+                "group": _text(reportable.group),
+                "stage": _text(reportable.stage),
+                "record": rid,
+                "type": type(reportable).__name__,
+                "fragment": f"reportables/{index}.html",
+                "size": len(data),
+                "error": error,
+            }
+        )
+    return entries
+
+
+def as_text(html: Any) -> str:
+    """``html()``'s result (a string, a list of lines, or ``None``) as one string."""
+    if html is None:
+        return ""
+    if isinstance(html, (list, tuple)):
+        return "\n".join(str(line) for line in html)
+    return str(html)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# -- from the run store alone -----------------------------------------------------------
+
+
+def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> dict:
+    """A run record made from the run store (and the cache's sidecars, for the edges).
+
+    For runs without a ``run.json`` (made with ``--no-report``, or by an older
+    assay). Reportables are not in the run store, so the record has none.
+    """
+    run = run_info_dict(run_info)
+    cache_dir = Path(run.get("config", {}).get("cache_dir") or config.cache_dir)
+    stages = store.stages(run_info.id)
+    artifacts = store.artifacts(run_info.id)
+    labels: dict[str, int] = {}
+    records: list[dict] = []
+    nodes: list[dict] = []
+    by_key: dict[str, int] = {}
+    for index, row in enumerate(stages):
+        label = row.param_set if row.param_set is not None else "aggregate"
+        if label not in labels:
+            labels[label] = len(records)
+            records.append(
+                {"id": labels[label], "label": label, "params": label, "aggregate": False}
+            )
+            records[-1]["joins"] = []
+        status = {"skipped": "skipped"}.get(row.status, row.status)
+        if status == "failed" and run.get("status") == "interrupted":
+            status = "interrupted"
+        nodes.append(
+            {
+                "index": index,
+                "stage": row.stage,
+                "record": labels[label],
+                "status": status,
+                "reason": "",
+                "key": row.key,
+                "started": row.started,
+                "duration_s": row.duration_s,
+                "error": run.get("error") if status in ("failed", "interrupted") else None,
+                "aggregate": False,
+                "joins": [],
+                "deps": [],
+                "inputs": [],
+                "outputs": [],
+            }
+        )
+        if row.key:
+            by_key[row.key] = index
+    for artifact in artifacts:
+        stage_key, _, output = artifact.key.partition(".")
+        index = by_key.get(stage_key)
+        if index is None:
+            continue
+        nodes[index]["outputs"].append(
+            {
+                "name": artifact.name,
+                "cacher": artifact.cacher.rsplit(".", 1)[-1],
+                "path": artifact.path,
+                "size": artifact.size,
+                "cached": True,
+                "action": artifact.action,
+            }
+        )
+    _edges_from_sidecars(nodes, records, by_key, cache_dir)
+    log_file = Path(config.logs_dir) / f"{run['id']}.log"
+    return {
+        "format": FORMAT,
+        "source": "store",
+        "run": run,
+        "git": git_info(run, log_file.with_suffix(".json")),
+        "project_root": str(config.root),
+        "log": _relative(log_file, run_dir) if log_file.exists() else None,
+        "param_sets": [dataclasses.asdict(p) for p in store.param_sets(run_info.id)],
+        "records": records,
+        "nodes": nodes,
+        "reportables": [],
+        "failure": failure_of(nodes, run),
+    }
+
+
+def _edges_from_sidecars(nodes: list[dict], records: list[dict], by_key: dict, cache_dir: Path):
+    """Recover the DAG's edges from the upstream keys each artifact's sidecar lists."""
+    for node in nodes:
+        if not node["outputs"] or not node["key"]:
+            continue
+        key, output = node["key"], node["outputs"][0]["name"]
+        meta_path = cache_dir / "objects" / key[:2] / key / f"{output}.meta.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        upstream = (meta.get("ingredients") or {}).get("upstream") or []
+        for entry in upstream:
+            if not isinstance(entry, list) or len(entry) < 2:
+                continue
+            producer_key, _, produced = str(entry[-1]).partition(".")
+            producer = by_key.get(producer_key)
+            if producer is None or not produced:
+                continue
+            node["inputs"].append([producer, produced])
+            if producer not in node["deps"]:
+                node["deps"].append(producer)
+            if len(entry) == 3:  # (input, record hash, key): an aggregate's input
+                node["aggregate"] = True
+                joined = nodes[producer]["record"]
+                if joined not in node["joins"]:
+                    node["joins"].append(joined)
+        if node["aggregate"]:
+            record = records[node["record"]]
+            record["aggregate"] = True
+            record["joins"] = sorted(set(record["joins"]) | set(node["joins"]))

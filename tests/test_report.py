@@ -1,0 +1,453 @@
+"""Static HTML reports of real runs: content, failures, --no-report, `assay report`, the index.
+
+The runs use ``tests/resources/projects/reporting`` (``showcase``: every
+built-in reportable; ``evil``: hostile text everywhere) and ``basic``
+(``flaky``: a stage that fails or is interrupted on demand). Pages are read
+back and checked for what a researcher would look for, not only for
+existence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from html import unescape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+import assay
+from assay.errors import StageFailed
+from assay.report.build import build_run_page
+from assay.store import RunStore
+from conftest import copy_project, run_cli
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def reporting(tmp_path: Path) -> Path:
+    return copy_project("reporting", tmp_path)
+
+
+def run(root: Path, experiment: str, **options):
+    return assay.run_experiment(experiment, [], project_root=root, **options)
+
+
+def page_of(manager) -> tuple[Path, str]:
+    path = manager.config.reports_dir / manager.run_id / "index.html"
+    return path, path.read_text()
+
+
+def section(html: str, name: str) -> str:
+    """The HTML of ``<section id="NAME">``."""
+    match = re.search(rf'<section[^>]*id="{name}".*?</section>', html, re.DOTALL)
+    assert match, f"no section {name!r}"
+    return match.group(0)
+
+
+def metadata(html: str) -> dict[str, str]:
+    """The metadata block as {label: text}."""
+    block = section(html, "metadata")
+    pairs = re.findall(r"<dt>(.*?)</dt>\s*<dd>(.*?)</dd>", block, re.DOTALL)
+    return {unescape(k): unescape(re.sub(r"<[^>]+>", "", v)).strip() for k, v in pairs}
+
+
+def table_rows(html: str) -> list[list[str]]:
+    """Every body row of the first table in ``html``, as cell texts."""
+    body = re.search(r"<tbody>(.*?)</tbody>", html, re.DOTALL)
+    assert body
+    rows = []
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body.group(1), re.DOTALL):
+        cells = re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.DOTALL)
+        rows.append([unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in cells])
+    return rows
+
+
+def header(html: str) -> list[str]:
+    head = re.search(r"<thead>(.*?)</thead>", html, re.DOTALL)
+    assert head
+    return [unescape(c) for c in re.findall(r"<th>(.*?)</th>", head.group(1))]
+
+
+def links(html: str) -> list[str]:
+    return [unescape(h) for h in re.findall(r'(?:src|href)="([^"#]+)"', html)]
+
+
+# -- a completed run ----------------------------------------------------------------------
+
+
+def test_a_run_report_shows_metadata_parameters_reportables_dag_and_artifacts(reporting: Path):
+    manager = run(reporting, "showcase", notes="first try")
+    path, html = page_of(manager)
+    run_dir = path.parent
+    info = manager.run_info
+
+    meta = metadata(html)
+    assert meta["Run"] == f"1 · {info.id}"
+    assert meta["Experiment"] == "showcase"
+    assert meta["Status"] == "completed"
+    assert meta["Host"] == info.host and meta["User"] == info.user
+    assert meta["Python"] == info.python
+    assert meta["Command"] == info.command
+    assert meta["Git commit"].endswith("is not in a git repository")  # a tmp folder
+    assert meta["Notes"] == "first try"
+    assert meta["Started"] == info.started.replace("T", " ").split(".")[0] + " UTC"
+    assert meta["Duration"].endswith(" s")
+    assert meta["Stage runs"] == "7 executed"
+    assert meta["Log"] == f"../../logs/{info.id}.log"
+    assert (run_dir / meta["Log"]).is_file()
+
+    params = section(html, "parameters")
+    with RunStore(manager.config.store_path) as store:
+        hashes = {p.name: p.hash for p in store.param_sets(info.id)}
+    assert header(params) == ["#", "name", "hash", "scale", "label"]  # n is the same in both
+    assert table_rows(params) == [
+        ["0", "one", hashes["one"][:12], "1.0", "plain"],
+        ["1", "two", hashes["two"][:12], "2.0", "doubled"],
+    ]
+
+    reportables = section(html, "reportables")
+    records = re.findall(r'<span class="record-name">(.*?)</span>', reportables)
+    assert records == ["one", "two", "aggregate"]
+    titles = re.findall(r"<h4>(.*?) <span", reportables)
+    assert titles.count("curve") == 2 and titles.count("bars") == 2
+    assert "table plain" in titles and "table doubled" in titles and "totals" in titles
+    assert len(titles) == 15
+    assert "&#34;total&#34;: 30.0" in reportables or "&quot;total&quot;: 30.0" in reportables
+    assert re.search(r"<td>16\.0000</td>", reportables)  # the DataFrame, float_prec=4
+    assert "\\begin{tabular}" in reportables
+    assert '<p class="trusted-html">written by the stage</p>' in reportables
+    assert re.findall(r'<h3 class="group-name">(.*?)</h3>', reportables) == [
+        "tables", "plain", "tables", "doubled",
+    ]  # fmt: skip
+    files = [link for link in links(reportables) if link.startswith("files/")]
+    assert len(files) == 8  # 2 x (curve, latex.tex, bars, image)
+    for link in files:
+        data = (run_dir / link).read_bytes()
+        assert data.startswith(b"\x89PNG") if link.endswith(".png") else b"tabular" in data
+    assert reportables.count('loading="lazy"') == 6
+
+    dag = section(html, "dag")
+    assert dag.count('<g class="stage') == 7
+    assert dag.count('<g class="record"') == 3
+    assert dag.count('<g class="artifact"') == 7
+    assert dag.count("status-executed") == 7
+    assert "aggregate of 2 records" in dag
+    assert dag.count('marker-end="url(#assay-arrow)"') == 6  # 2 x 2 chain edges + 2 into totals
+    assert (run_dir / "dag.svg").read_text().startswith("<svg")
+
+    artifacts = section(html, "artifacts")
+    rows = table_rows(artifacts)
+    assert [r[:3] for r in rows] == [
+        ["one", "make", "series"], ["one", "tabulate", "table"], ["one", "draw", "drawn"],
+        ["two", "make", "series"], ["two", "tabulate", "table"], ["two", "draw", "drawn"],
+        ["aggregate", "totals", "totals"],
+    ]  # fmt: skip
+    assert {r[5] for r in rows} == {"computed"}
+    assert all(r[3].startswith("data/cache/objects/") for r in rows)
+    for link in links(artifacts):
+        assert (run_dir / link).is_file(), link
+
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["format"] == "assay-run-record/1"
+    assert len(record["nodes"]) == 7 and len(record["reportables"]) == 15
+    assert record["records"][2] == {
+        "id": 2, "label": "aggregate", "params": None, "aggregate": True, "joins": [0, 1],
+    }  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
+def test_the_report_shows_the_git_commit_and_a_dirty_marker(tmp_project: Path):
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(tmp_project), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
+    commit = git("rev-parse", "HEAD")
+    manager = run(tmp_project, "diamond")
+    assert metadata(page_of(manager)[1])["Git commit"].startswith(commit)
+    assert "dirty" not in metadata(page_of(manager)[1])["Git commit"]
+    (tmp_project / "experiments" / "diamond.py").write_text(
+        (tmp_project / "experiments" / "diamond.py").read_text() + "\n# edited\n"
+    )
+    manager = run(tmp_project, "diamond")
+    shown = metadata(page_of(manager)[1])["Git commit"]
+    assert shown.startswith(commit) and "* dirty (uncommitted changes)" in shown
+
+
+def test_a_reused_run_reports_cached_stages_and_their_restored_reportables(reporting: Path):
+    run(reporting, "showcase")
+    manager = run(reporting, "showcase")
+    path, html = page_of(manager)
+    assert metadata(html)["Stage runs"] == "7 reused from the cache"
+    assert section(html, "dag").count("status-cached") == 7
+    assert {r[5] for r in table_rows(section(html, "artifacts"))} == {"reused"}
+    reportables = section(html, "reportables")
+    assert len(re.findall(r"<h4>", reportables)) == 15
+    for link in links(reportables):
+        assert (path.parent / link).is_file()
+
+
+def test_a_failing_run_gets_a_report_that_shows_the_failed_stage_and_error(tmp_project: Path):
+    (tmp_project / "fail.flag").touch()
+    with pytest.raises(StageFailed):
+        run(tmp_project, "flaky")
+    with RunStore(tmp_project / "assay.db") as store:
+        info = store.get_run("latest")
+    html = (tmp_project / "reports" / info.id / "index.html").read_text()
+    failure = section(html, "failure")
+    assert "The run failed" in failure
+    assert "<code>second</code>" in failure and "<code>a</code>" in failure
+    assert "ValueError: second cannot handle 1" in failure
+    assert metadata(html)["Status"] == "failed"
+    dag = section(html, "dag")
+    assert dag.count("status-failed") == 1 and dag.count("status-not-run") == 4
+    assert re.search(r'<g class="stage status-failed"><title>second — a\n', dag)
+    index = (tmp_project / "reports" / "index.html").read_text()
+    assert table_rows(index)[0][3] == "failed"
+
+
+def test_an_interrupted_run_gets_a_report(tmp_project: Path):
+    (tmp_project / "interrupt.flag").touch()
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_project, "flaky")
+    with RunStore(tmp_project / "assay.db") as store:
+        info = store.get_run("latest")
+    html = (tmp_project / "reports" / info.id / "index.html").read_text()
+    assert "The run was interrupted" in section(html, "failure")
+    assert "Interrupted by the user" in section(html, "failure")
+    assert section(html, "dag").count("status-interrupted") == 1
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_assay_run_prints_the_report_path_and_no_report_skips_it(tmp_project: Path):
+    result = run_cli("run", "diamond", "--no-report", cwd=tmp_project)
+    assert result.code == 0, result
+    assert "Report:" not in result.output
+    assert not (tmp_project / "reports").exists()
+
+    result = run_cli("run", "diamond", cwd=tmp_project)
+    assert result.code == 0, result
+    with RunStore(tmp_project / "assay.db") as store:
+        latest = store.get_run("latest")
+    assert f"Report: reports/{latest.id}/index.html" in result.text
+    assert (tmp_project / "reports" / latest.id / "index.html").is_file()
+    rows = table_rows((tmp_project / "reports" / "index.html").read_text())
+    assert rows[0][1] == latest.id
+    assert rows[1][1].endswith("(no report)")  # the --no-report run is listed, unlinked
+
+
+def test_run_experiment_report_false_writes_nothing(tmp_project: Path):
+    run(tmp_project, "diamond", report=False)
+    assert not (tmp_project / "reports").exists()
+
+
+def test_assay_report_rebuilds_a_page_from_its_run_record(reporting: Path):
+    manager = run(reporting, "showcase")
+    path, original = page_of(manager)
+    path.unlink()
+    (path.parent / "dag.svg").unlink()
+    result = run_cli("report", cwd=reporting)
+    assert result.code == 0, result
+    assert f"reports/{manager.run_id}/index.html" in result.text
+    assert "reports/index.html" in result.text
+    rebuilt = path.read_text()
+    strip = lambda text: re.sub(r"on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "", text)  # noqa: E731
+    assert strip(rebuilt) == strip(original)
+    assert (path.parent / "dag.svg").is_file()
+
+
+def test_assay_report_makes_a_page_from_the_run_store_for_a_run_without_one(tmp_project: Path):
+    run(tmp_project, "diamond", report=False)
+    result = run_cli("report", "1", cwd=tmp_project)
+    assert result.code == 0, result
+    with RunStore(tmp_project / "assay.db") as store:
+        info = store.get_run(1)
+    html = (tmp_project / "reports" / info.id / "index.html").read_text()
+    assert "rebuilt from the run store" in html
+    assert metadata(html)["Stage runs"] == "9 executed"
+    assert [r[1] for r in table_rows(section(html, "parameters"))] == ["a", "b"]
+    dag = section(html, "dag")
+    assert dag.count('<g class="stage') == 9
+    # load -> double, square -> combine for a and b, and both combines -> summarize:
+    assert dag.count('marker-end="url(#assay-arrow)"') == 2 * 4 + 2
+    assert "aggregate of 2 records" in dag
+    assert len(table_rows(section(html, "artifacts"))) == 9
+
+
+def test_assay_report_all_and_the_index_lists_runs_newest_first(tmp_project: Path):
+    run(tmp_project, "diamond")
+    (tmp_project / "fail.flag").touch()
+    with pytest.raises(StageFailed):
+        run(tmp_project, "flaky")
+    (tmp_project / "fail.flag").unlink()
+    run(tmp_project, "flaky", notes="after the fix")
+    index_path = tmp_project / "reports" / "index.html"
+    rows = table_rows(index_path.read_text())
+    assert [(r[0], r[2], r[3]) for r in rows] == [
+        ("3", "flaky", "completed"), ("2", "flaky", "failed"), ("1", "diamond", "completed"),
+    ]  # fmt: skip
+    assert rows[0][6] == "2 a, b" and rows[0][7] == "after the fix"
+    hrefs = re.findall(r'<a href="([^"]+/index.html)">', index_path.read_text())
+    assert len(hrefs) == 3 and all((index_path.parent / h).is_file() for h in hrefs)
+
+    for page in (tmp_project / "reports").glob("*/index.html"):
+        page.unlink()
+    result = run_cli("report", "--all", cwd=tmp_project)
+    assert result.code == 0, result
+    assert len(list((tmp_project / "reports").glob("*/index.html"))) == 3
+
+
+def test_assay_report_explains_a_project_without_runs(tmp_project: Path):
+    result = run_cli("report", cwd=tmp_project)
+    assert result.code == 1
+    assert "no experiment has run in this project yet" in result.text
+    assert "Traceback" not in result.output
+
+
+# -- escaping -----------------------------------------------------------------------------
+
+
+class _Elements(HTMLParser):
+    """Every start tag of a page, with its attributes, as a browser would parse it."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.found: list[tuple[str, dict]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.found.append((tag, dict(attrs)))
+
+
+def _no_foreign_markup(html: str) -> None:
+    """No script, event handler or element that came from user text."""
+    elements = _Elements(html).found
+    assert not re.search(r"<\s*script", html, re.IGNORECASE)
+    assert [tag for tag, _ in elements if tag in ("script", "iframe", "object", "embed")] == []
+    assert [(t, a) for t, a in elements if any(name.startswith("on") for name in a)] == []
+    assert [a for t, a in elements if t == "img" and a.get("src") == "x"] == []
+
+
+def test_every_user_string_is_escaped(reporting: Path):
+    manager = run(reporting, "evil", notes="<script>alert('notes')</script>")
+    path, html = page_of(manager)
+    _no_foreign_markup(html)
+    escaped = "&lt;script&gt;"
+    assert escaped in section(html, "parameters")  # names and values
+    assert escaped in metadata(html).get("Notes", "").replace("<", "&lt;").replace(">", "&gt;")
+    reportables = section(html, "reportables")
+    assert re.search(r"<h4>&lt;script&gt;", reportables)  # reportable names
+    assert re.search(r'<h3 class="group-name">&lt;script&gt;', reportables)  # groups
+    assert re.search(r"<td>&lt;script&gt;", reportables)  # DataFrame cells
+    assert re.search(r"<th>&lt;script&gt;", reportables)  # column and index labels
+    assert "shout&lt;script&gt;" in section(html, "dag")  # the stage's name
+    assert "evil&lt;script&gt;" in section(html, "dag")  # record labels
+    assert "shout&lt;script&gt;" in section(html, "artifacts")
+    for page in (path.parent / "reportables").glob("*.html"):
+        _no_foreign_markup(page.read_text())
+    _no_foreign_markup((path.parent / "dag.svg").read_text())
+    index = (reporting / "reports" / "index.html").read_text()
+    _no_foreign_markup(index)
+    assert "evil&lt;script&gt;" in index and "&lt;script&gt;alert(&#39;notes&#39;)" in index
+
+    with pytest.raises(StageFailed):
+        run(reporting, "evil", overrides=["explode=True"])
+    with RunStore(reporting / "assay.db") as store:
+        failed = store.get_run("latest")
+    html = (reporting / "reports" / failed.id / "index.html").read_text()
+    _no_foreign_markup(html)
+    assert "exploded on &lt;script&gt;" in section(html, "failure")
+
+
+# -- big runs -----------------------------------------------------------------------------
+
+
+def synthetic_record(run_dir: Path, n_sets: int = 100, n_reportables: int = 1000) -> dict:
+    """A run record like a real one's, with ``n_sets`` x 3 stages, an aggregate and fragments."""
+    fragments = run_dir / "reportables"
+    fragments.mkdir(parents=True)
+    records, nodes, reportables = [], [], []
+    for i in range(n_sets):
+        records.append({"id": i, "label": f"set-{i:03d}", "params": f"set-{i:03d}",
+                        "aggregate": False, "joins": []})  # fmt: skip
+        for j, stage in enumerate(("load", "fit", "score")):
+            index = len(nodes)
+            nodes.append({
+                "index": index, "stage": stage, "record": i, "status": "executed", "reason": "",
+                "key": f"{index:032x}", "started": None, "duration_s": 0.5, "error": None,
+                "aggregate": False, "joins": [], "deps": [index - 1] if j else [],
+                "inputs": [[index - 1, "out"]] if j else [],
+                "outputs": [{"name": "out", "cacher": "PickleCacher", "path": f"data/cache/{index}.pkl",
+                             "size": 1000, "cached": True, "action": "computed"}],
+            })  # fmt: skip
+    records.append({"id": n_sets, "label": "aggregate", "params": None, "aggregate": True,
+                    "joins": list(range(n_sets))})  # fmt: skip
+    nodes.append({
+        "index": len(nodes), "stage": "compare", "record": n_sets, "status": "executed",
+        "reason": "", "key": "f" * 32, "started": None, "duration_s": 1.0, "error": None,
+        "aggregate": True, "joins": list(range(n_sets)), "deps": [3 * i + 2 for i in range(n_sets)],
+        "inputs": [[3 * i + 2, "out"] for i in range(n_sets)], "outputs": [],
+    })  # fmt: skip
+    row = "".join(f"<tr><td>{k}</td><td>{k * 0.5:.4f}</td></tr>" for k in range(20))
+    for n in range(n_reportables):
+        body = f'<table class="assay-table"><tbody>{row}</tbody></table>'
+        if n == 0:
+            body = "<pre>" + "x" * 1_200_000 + "</pre>"  # too big to inline
+        (fragments / f"{n}.html").write_text(body)
+        reportables.append({"index": n, "name": f"metrics {n}", "qualified_name": f"m{n}",
+                            "group": "scores" if n % 2 else None, "stage": "score",
+                            "record": n % n_sets, "type": "DFReporter",
+                            "fragment": f"reportables/{n}.html", "size": len(body), "error": None})  # fmt: skip
+    values = [{"name": f"set-{i:03d}", "seed": i, "model": "forest", "depth": i % 7}
+              for i in range(n_sets)]  # fmt: skip
+    return {
+        "format": "assay-run-record/1", "source": "run",
+        "run": {"number": 12, "id": "big-0012-20260101T000000", "experiment": "big",
+                "status": "completed", "started": "2026-01-01T00:00:00.000Z",
+                "ended": "2026-01-01T01:00:00.000Z", "host": "h", "user": "u", "platform": "p",
+                "python": "CPython 3.11", "command": "assay run big", "notes": None,
+                "param_names": [v["name"] for v in values], "error": None, "config": {},
+                "duration_s": 3600.0},
+        "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": True, "branch": "main"},
+        "project_root": str(run_dir.parent.parent), "log": None,
+        "param_sets": [{"name": v["name"], "hash": f"{i:032x}", "cls": "experiments.big.Params",
+                        "values": v} for i, v in enumerate(values)],
+        "records": records, "nodes": nodes, "reportables": reportables, "failure": None,
+    }  # fmt: skip
+
+
+def test_a_run_with_100_parameter_sets_and_1000_reportables_renders_and_stays_usable(
+    tmp_path: Path,
+):
+    run_dir = tmp_path / "reports" / "big-0012-20260101T000000"
+    record = synthetic_record(run_dir)
+    start = time.perf_counter()
+    page = build_run_page(run_dir, record)
+    elapsed = time.perf_counter() - start
+    html = page.read_text()
+    assert elapsed < 30  # a few seconds in practice; generous for slow machines
+    assert len(html) < 8_000_000
+    assert len(re.findall(r'<details class="record"', html)) == 100
+    assert " open>" not in re.sub(r'<details class="artifacts".*?>', "", html)  # all folded
+    assert len(re.findall(r'<article class="reportable"', html)) == 1000
+    assert "x" * 1_200_000 not in html  # the big fragment is linked, not inlined
+    assert 'href="reportables/0.html"' in html
+    biggest_inline = max(len(m) for m in re.findall(r"<svg.*?</svg>", html, re.DOTALL))
+    assert biggest_inline < 1_000_000
+    assert section(html, "dag").count('<g class="stage') == 301
+    meta = metadata(html)
+    assert meta["Git commit"].startswith("0123456789abcdef0123456789abcdef01234567")
+    assert "dirty" in meta["Git commit"]
+    assert meta["Duration"] == "1 h 0 min"
+    assert header(section(html, "parameters")) == ["#", "name", "hash", "seed", "depth"]
