@@ -250,12 +250,12 @@ class CacheStore:
     def store_texts(self, parts: dict[str, dict]) -> None:
         """Keep the source of each code part by digest, for ``assay why`` to diff later."""
         for part in parts.values():
-            text = part.get("source")
+            text = part.get("source") or part.get("value") or part.get("version")
             digest = part["digest"]
             if not text or digest in self._texts_written:
                 continue
             self._texts_written.add(digest)
-            path = Path(f"{self.root}/code/{digest[:2]}/{digest}.py")
+            path = Path(f"{self.root}/code/{digest[:2]}/{digest}.txt")
             if path.exists():
                 continue
             self.ensure_dir(path.parent)
@@ -266,7 +266,7 @@ class CacheStore:
     def code_text(self, digest: str) -> str | None:
         """The source kept for a code part's digest, if any."""
         try:
-            return Path(f"{self.root}/code/{digest[:2]}/{digest}.py").read_text()
+            return Path(f"{self.root}/code/{digest[:2]}/{digest}.txt").read_text()
         except OSError:
             return None
 

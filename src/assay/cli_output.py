@@ -27,13 +27,18 @@ _STATUS_STYLE = {
 class ProgressObserver(Observer):
     """A progress bar over the stage runs that execute."""
 
-    def __init__(self, console: Console, quiet: bool = False):
+    def __init__(self, console: Console, quiet: bool = False, explain: bool = False):
         self.console = console
         self.quiet = quiet
+        self.explain = explain
         self.progress: Progress | None = None
         self.task = None
 
     def planned(self, plan: Any) -> None:
+        if self.explain:
+            from assay.why import explain
+
+            print_explanations(self.console, explain(plan.runner.manager))
         total = sum(1 for n in plan.nodes if n.status == "run")
         if self.quiet or total == 0 or not self.console.is_terminal:
             return
@@ -131,6 +136,26 @@ def print_plan(console: Console, manager: Any) -> None:
         f"{counts.get('run', 0)} to execute, {counts.get('cached', 0)} cached, "
         f"{counts.get('unneeded', 0)} not needed."
     )
+
+
+def print_explanations(console: Console, explanations: list) -> None:
+    """``assay why``: every stage run, and why it executes or is reused."""
+    labels = {
+        "run": "[green]executes[/]",
+        "cached": "[blue]reused[/]",
+        "unneeded": "[dim]skipped[/]",
+    }
+    for item in explanations:
+        head = escape(f"{item.stage} [{item.param_set}]")
+        label = labels.get(item.status, item.status)
+        console.print(f"{label} {head}: {escape(item.reasons[0])}", soft_wrap=True)
+        for reason in item.reasons[1:]:
+            console.print(f"    {escape(reason)}", soft_wrap=True)
+        for line in item.details:
+            style = "red" if line.startswith("-") else "green" if line.startswith("+") else "dim"
+            console.print(f"      {escape(line)}", style=style, soft_wrap=True, highlight=False)
+    runs = sum(1 for i in explanations if i.status == "run")
+    console.print(f"{runs} of {len(explanations)} stage runs execute.")
 
 
 def print_paths(console: Console, manager: Any) -> None:

@@ -76,6 +76,8 @@ class StageTask:
     cache_dir: str
     dry_cache: bool
     forced: bool = False
+    nonce: Any = None
+    """A non-deterministic stage's per-run key part, as the planner drew it."""
     label: str = ""
 
 
@@ -173,6 +175,7 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         cache_dir=str(manager.config.cache_dir),
         dry_cache=manager.dry_cache,
         forced=node.forced,
+        nonce=next((i for i in node.upstream if i[0] == "non-deterministic"), None),
         label=node.record_label,
     )
 
@@ -403,6 +406,9 @@ def _execute(task: StageTask, started: float) -> StageResult:
         if cacher is not None:
             cacher.record = record
     record._nodes.append(node)
+    if task.nonce is not None:
+        node.upstream = [i for i in node.upstream if i[0] != "non-deterministic"] + [task.nonce]
+        node.base = runner.plan.base_of(node)
     if node.base != task.expected_base:
         raise AssayError(
             f"Stage {spec.name!r} for {task.label!r} has another cache key in the worker than in "

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from assay.caching import Cacheable, PickleCacher
 from assay.errors import AssayError, CacheError, CorruptArtifactError, StageFailed
 from assay.executor import Executor, get_executor
+from assay.hashing import hash_value
 from assay.keys import ALL, read_key
 from assay.plan import MISSING, Artifact, Plan, StageNode, planning_error
 from assay.staging import StageSpec
@@ -91,8 +92,6 @@ class Runner:
                 records = [r for r in manager.records if r is not record]
             record.is_aggregate = True
             record.input_records = list(records)
-            from assay.hashing import hash_value
-
             record.combo_hash = hash_value(
                 ["aggregate", record._hash, sorted(r.get_hash() for r in records)]
             )
@@ -131,6 +130,10 @@ class Runner:
     def code_of(self, spec: StageSpec) -> tuple[str, dict]:
         """The fingerprint of a stage's code and what it uses, once per run."""
         found = self._code.get(spec.func)
+        if found is None and spec.version is not None:
+            part = {"kind": "version", "digest": hash_value(("version", spec.version))}
+            part["value"] = f"version {spec.version}"
+            found = self._code[spec.func] = (part["digest"], {f"{spec.name} (pinned)": part})
         if found is None:
             if self._fingerprinter is None:
                 from assay.codeprint import Fingerprinter
@@ -204,6 +207,7 @@ class Runner:
                 manager.overwrite
                 or node.spec.name in overwrite_stages
                 or (params is not None and params.overwrite)
+                or not node.spec.deterministic
             )
             if not node.outputs:
                 node.status, node.reason = "run", "has no outputs"
@@ -216,6 +220,8 @@ class Runner:
                     "run",
                     f"parameter set {params.name!r} has overwrite=True",
                 )
+            elif not node.spec.deterministic:
+                node.status, node.reason = "run", "the stage is marked non-deterministic"
             elif node.volatile:
                 node.status, node.reason = "run", "an input cannot be hashed: " + node.volatile[0]
             elif all(a.cached for a in node.outputs):

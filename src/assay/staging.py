@@ -78,6 +78,10 @@ class StageSpec:
     cachers: list | None
     suppress_missing_inputs: bool = False
     is_aggregate: bool = False
+    version: str | None = None
+    """Set: the stage's code is out of its cache key; bump it to recompute."""
+    deterministic: bool = True
+    """False: the stage's outputs are never reused (it runs every time)."""
     output_names: list[str] = field(init=False)
     _identities: dict = field(init=False, default_factory=dict, repr=False)
     wrapper: Callable | None = field(init=False, default=None, repr=False)
@@ -139,6 +143,9 @@ def stage(
     outputs: Sequence[str | Lazy] | None = None,
     cachers: Sequence | None = None,
     suppress_missing_inputs: bool = False,
+    *,
+    version: str | int | None = None,
+    deterministic: bool = True,
 ) -> Callable[[Callable], Callable]:
     """Turn a function ``f(record, *inputs)`` into a stage of an experiment.
 
@@ -153,16 +160,33 @@ def stage(
             are not cached), or ``None`` to cache nothing.
         suppress_missing_inputs: let the stage run when an input is missing
             from the state; the function's default for it is used.
+        version: pin the stage's code: with a version, editing the function
+            (or helpers it uses) no longer recomputes it; change the version
+            to recompute. For edits you know do not change results.
+        deterministic: ``False`` for stages whose results vary from run to
+            run (unseeded randomness, timing): they execute every time, and
+            so does everything downstream of them.
 
     The decorated function returns the record, so stages chain.
     """
-    return _decorate(inputs, outputs, cachers, suppress_missing_inputs, is_aggregate=False)
+    return _decorate(
+        inputs,
+        outputs,
+        cachers,
+        suppress_missing_inputs,
+        is_aggregate=False,
+        version=version,
+        deterministic=deterministic,
+    )
 
 
 def aggregate(
     inputs: Sequence[str] | None = None,
     outputs: Sequence[str | Lazy] | None = None,
     cachers: Sequence | None = None,
+    *,
+    version: str | int | None = None,
+    deterministic: bool = True,
 ) -> Callable[[Callable], Callable]:
     """Turn ``f(record, records, *inputs)`` into a stage that combines many records.
 
@@ -174,11 +198,23 @@ def aggregate(
         @assay.aggregate(inputs=["score"], outputs=["best"])
         def pick_best(record, records, score):
             return max(score, key=score.get).params.name
+
+    ``version`` and ``deterministic`` work as for :func:`stage`.
     """
-    return _decorate(inputs, outputs, cachers, False, is_aggregate=True)
+    return _decorate(
+        inputs,
+        outputs,
+        cachers,
+        False,
+        is_aggregate=True,
+        version=version,
+        deterministic=deterministic,
+    )
 
 
-def _decorate(inputs, outputs, cachers, suppress_missing_inputs, *, is_aggregate):
+def _decorate(
+    inputs, outputs, cachers, suppress_missing_inputs, *, is_aggregate, version, deterministic
+):
     def decorator(func: Callable) -> Callable:
         spec = StageSpec(
             func=func,
@@ -188,6 +224,8 @@ def _decorate(inputs, outputs, cachers, suppress_missing_inputs, *, is_aggregate
             cachers=list(cachers) if cachers is not None else None,
             suppress_missing_inputs=suppress_missing_inputs,
             is_aggregate=is_aggregate,
+            version=None if version is None else str(version),
+            deterministic=deterministic,
         )
         _validate(spec)
         for out in spec.output_names:

@@ -1,0 +1,193 @@
+"""``assay why``: for every stage run of a planned run, why it executes or is reused.
+
+A stage that will execute is compared with the artifact last filed under its
+name (``data/cache/by-name/EXPERIMENT/PARAMETER-SET/STAGE``): what differs
+in its ingredients is the reason — its code or a helper it uses (with a
+short diff), a module constant, a package version, a parameter it reads
+(old → new), an upstream artifact, its cachers — or there is no earlier
+artifact at all, or a flag forces it. A stage that is reused names the run
+that produced its artifact.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+_DIFF_LINES = 12
+
+
+@dataclass
+class Explanation:
+    """Why one stage run of a plan executes, is reused, or is skipped."""
+
+    stage: str
+    param_set: str
+    status: str
+    """``run``, ``cached`` or ``unneeded``."""
+    reasons: list[str] = field(default_factory=list)
+    """One line per reason."""
+    details: list[str] = field(default_factory=list)
+    """Extra lines (diffs) supporting the reasons."""
+
+
+def explain(manager: Any) -> list[Explanation]:
+    """Explain every stage run of a manager whose plan has been decided (e.g. a dry run)."""
+    return [_explain(manager, node) for node in manager.plan.nodes]
+
+
+def _explain(manager: Any, node: Any) -> Explanation:
+    found = Explanation(node.spec.name, node.record_label, node.status)
+    if node.status == "cached":
+        meta = manager.cache.read_meta(node.key, node.outputs[0].name) if node.outputs else None
+        found.reasons.append(_produced_by(meta))
+        return found
+    if node.status == "unneeded":
+        found.reasons.append("skipped: nothing that executes needs its outputs")
+        return found
+    if node.forced or not node.outputs or node.volatile:
+        found.reasons.append(node.reason)
+        return found
+    running_deps = [d for d in node.deps if d.status == "run"]
+    previous = _previous(manager, node)
+    if previous is None:
+        found.reasons.append("no cached artifact: it was never computed for this parameter set")
+        if running_deps:
+            found.reasons.append(_upstream_line(running_deps))
+        return found
+    before = previous.get("ingredients") or {}
+    _compare_code(manager, node, before, found)
+    _compare_params(node, before, found)
+    _compare_upstream(node, before, running_deps, found)
+    if before.get("outputs") is not None and [list(o) for o in node.identities] != [
+        list(o) for o in before["outputs"]
+    ]:
+        found.reasons.append("its outputs or their cachers changed")
+    if not found.reasons:
+        found.reasons.append(
+            "no cached artifact with these ingredients (it was removed from the cache, "
+            "or was never computed with them)"
+        )
+    return found
+
+
+def _previous(manager: Any, node: Any) -> dict | None:
+    """The sidecar of the artifact last filed under this stage and parameter set's name."""
+    if not node.outputs:
+        return None
+    link = manager.cache.name_link(manager.prefix, node.record_label, node.spec.name)
+    try:
+        target = os.path.realpath(link)
+    except OSError:
+        return None
+    if not os.path.isdir(target):
+        return None
+    return manager.cache.read_meta(os.path.basename(target), node.outputs[0].name)
+
+
+def _produced_by(meta: dict | None) -> str:
+    if not meta:
+        return "reused from the cache"
+    run = meta.get("run_number")
+    when = meta.get("created", "")
+    if run is None:
+        return f"reused: artifact made {when} outside a recorded run (a notebook)"
+    return f"reused: artifact made by run {run} ({meta.get('run_id')}, {when})"
+
+
+def _compare_code(manager: Any, node: Any, before: dict, found: Explanation) -> None:
+    old = before.get("code_parts") or {}
+    new = node.code_parts
+    if before.get("code") == node.code:
+        return
+    for name in sorted(set(old) | set(new)):
+        old_digest = old.get(name)
+        part = new.get(name)
+        new_digest = part["digest"] if part else None
+        if old_digest == new_digest:
+            continue
+        kind = (part or {}).get("kind", "code")
+        if part is None:
+            found.reasons.append(f"it no longer uses {name}")
+            continue
+        if old_digest is None:
+            found.reasons.append(f"it now uses {_kind_word(kind)} {name}")
+            continue
+        old_text = manager.cache.code_text(old_digest)
+        if kind == "package":
+            found.reasons.append(
+                f"package version changed: {name[len('package ') :]} "
+                f"{old_text or '?'} -> {part.get('version')}"
+            )
+        elif kind in ("value", "version"):
+            found.reasons.append(
+                f"{_kind_word(kind)} {name} changed: {old_text or '?'} -> {part.get('value')}"
+            )
+        else:
+            found.reasons.append(f"its code changed: {_kind_word(kind)} {name}")
+            if old_text is not None:
+                found.details.extend(_diff(old_text, part.get("source", ""), name))
+
+
+def _kind_word(kind: str) -> str:
+    return {
+        "function": "function",
+        "class": "class",
+        "value": "constant",
+        "package": "package",
+    }.get(kind, kind)
+
+
+def _diff(old: str, new: str, name: str) -> list[str]:
+    lines = list(
+        difflib.unified_diff(
+            old.splitlines(),
+            new.splitlines(),
+            f"{name} (before)",
+            f"{name} (now)",
+            lineterm="",
+            n=1,
+        )
+    )
+    if len(lines) > _DIFF_LINES:
+        lines = lines[:_DIFF_LINES] + [f"... ({len(lines) - _DIFF_LINES} more diff lines)"]
+    return lines
+
+
+def _compare_params(node: Any, before: dict, found: Explanation) -> None:
+    old_reads = before.get("reads")
+    params = node.record.params
+    if params is None or not isinstance(old_reads, dict):
+        if old_reads == "*" and params is not None and before.get("code") == node.code:
+            found.reasons.append("a parameter changed (the stage is keyed on all of them)")
+        return
+    for name, old_value in sorted(old_reads.items()):
+        try:
+            value = object.__getattribute__(params, name)
+        except AttributeError:
+            found.reasons.append(f"parameter {name} no longer exists")
+            continue
+        now = repr(value)
+        now = now if len(now) <= 200 else now[:197] + "..."
+        if now != old_value:
+            found.reasons.append(f"a parameter it reads changed: {name} {old_value} -> {now}")
+
+
+def _compare_upstream(node: Any, before: dict, running: list, found: Explanation) -> None:
+    if running:
+        found.reasons.append(_upstream_line(running))
+        return
+    old = {tuple(item[:-1]): item[-1] for item in before.get("upstream") or []}
+    for item in node.upstream:
+        last = item[-1]
+        key = last.key if hasattr(last, "node") else last
+        label = item[0]
+        if tuple(item[:-1]) in old and old[tuple(item[:-1])] != key:
+            found.reasons.append(f"its input {label!r} changed upstream")
+
+
+def _upstream_line(running: list) -> str:
+    names = sorted({f"{d.spec.name} [{d.record_label}]" for d in running})
+    return "an upstream stage executes first: " + ", ".join(names)
