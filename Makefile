@@ -26,3 +26,7 @@ format:  ## Format the code and apply safe lint fixes
 
 example:  ## Run every example end to end (examples/run_all.sh)
 	ASSAY=$(BIN)/assay bash examples/run_all.sh
+
+.PHONY: bench
+bench:  ## Benchmarks against Curifactory and joblib; writes benchmarks/RESULTS.md (ARGS=--quick for the short run)
+	$(BIN)/python -m benchmarks $(ARGS)

@@ -62,6 +62,8 @@ step "$assay" ls
 step "$assay" show latest
 step "$assay" params iris -p grid
 step "$assay" cache verify
+step "$assay" report --all
+test -s reports/index.html
 
 echo
 echo "All examples ran."

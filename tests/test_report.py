@@ -183,6 +183,34 @@ def test_the_report_shows_the_git_commit_and_a_dirty_marker(tmp_project: Path):
     assert shown.startswith(commit) and "* dirty (uncommitted changes)" in shown
 
 
+def test_the_iris_example_report(tmp_path: Path):
+    """The report of the README's example: scores per set, the leaderboard table, the DAG."""
+    pytest.importorskip("sklearn")
+    root = tmp_path / "iris"
+    shutil.copytree(Path(__file__).parents[1] / "examples" / "iris", root)
+    manager = assay.run_experiment("iris", ["quick"], project_root=root)
+    path, html = page_of(manager)
+    assert metadata(html)["Experiment"] == "iris"
+    params = section(html, "parameters")
+    assert header(params) == ["#", "name", "hash", "model", "n_estimators", "max_depth"]
+    assert [r[1] for r in table_rows(params)] == ["quick-logistic", "quick-forest"]
+    reportables = section(html, "reportables")
+    names = re.findall(r'<span class="record-name">(.*?)</span>', reportables)
+    assert names == ["quick-logistic", "quick-forest", "aggregate"]
+    scores = {r.record.name: r.data for r in manager.reportables if r.name == "scores"}
+    for record_scores in scores.values():
+        assert f"&#34;accuracy&#34;: {record_scores['accuracy']}" in reportables or (
+            f"&quot;accuracy&quot;: {record_scores['accuracy']}" in reportables
+        )
+    leaderboard = reportables[reportables.index("<h4>leaderboard") :]
+    assert [row[1] for row in table_rows(leaderboard)] == list(
+        manager.records[-1].state["leaderboard"]["param_set"]
+    )
+    dag = section(html, "dag")
+    assert dag.count('<g class="stage') == 9 and "aggregate of 2 records" in dag
+    assert len(table_rows(section(html, "artifacts"))) == 2 * (1 + 4 + 1 + 1) + 1
+
+
 def test_a_reused_run_reports_cached_stages_and_their_restored_reportables(reporting: Path):
     run(reporting, "showcase")
     manager = run(reporting, "showcase")

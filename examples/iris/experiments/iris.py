@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 import assay
 from assay.caching import JsonCacher, PandasCsvCacher, PandasParquetCacher, PickleCacher
-from assay.reporting import JsonReporter
+from assay.reporting import DFReporter, JsonReporter
 
 MODELS = ("logistic", "random_forest")
 
@@ -115,7 +115,7 @@ def leaderboard(record, records, scores):
         ["f1_macro", "accuracy", "param_set"], ascending=[False, False, True]
     )
     table = table.reset_index(drop=True)
-    record.report(JsonReporter(table.to_dict(orient="records"), name="leaderboard"))
+    record.report(DFReporter(table, name="leaderboard"))
     return table
 
 

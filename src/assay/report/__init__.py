@@ -30,7 +30,7 @@ from typing import Any
 
 log = logging.getLogger("assay")
 
-__all__ = ["build_index", "build_run_page", "rebuild_reports", "report_dir", "write_report"]
+__all__ = ["rebuild_reports", "report_dir", "write_report"]
 
 
 def report_dir(config: Any, run_id: str) -> Path:
@@ -169,15 +169,3 @@ def _fresh_run(recorded: dict, run: Any) -> dict:
 
     fresh = run_info_dict(run)
     return {**recorded, **fresh}
-
-
-def build_run_page(run_dir: str | Path) -> Path:
-    """Rebuild one run's page from its ``run.json`` (see :mod:`assay.report.build`)."""
-    from assay.report.build import build_run_page as build
-
-    return build(run_dir)
-
-
-def build_index(config: Any) -> Path:
-    """Rebuild ``reports/index.html`` from the run store."""
-    return _rebuild_index(config)

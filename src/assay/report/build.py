@@ -168,7 +168,7 @@ def run_context(record: dict, run_dir: Path) -> dict:
             if counts.get(status)
         ],
         "params": _params(record.get("param_sets", [])),
-        "reportable_sections": _reportable_sections(record, run_dir, label),
+        "reportable_sections": _reportable_sections(record, run_dir, records),
         "reportables_total": len(record.get("reportables", [])),
         "dag_svg": _markup(svg) if len(svg) <= INLINE_SVG_LIMIT else None,
         "dag_size": len(svg),
@@ -234,7 +234,7 @@ def _params(param_sets: list[dict]) -> dict:
     return {"sets": param_sets, "differing": differing, "fields": order, "values": values}
 
 
-def _reportable_sections(record: dict, run_dir: Path, label: Any) -> list[dict]:
+def _reportable_sections(record: dict, run_dir: Path, records: dict) -> list[dict]:
     """Reportables by record (in the order records appear), grouped by ``group`` inside."""
     entries = record.get("reportables", [])
     total = len(entries)
@@ -243,12 +243,11 @@ def _reportable_sections(record: dict, run_dir: Path, label: Any) -> list[dict]:
         rid = entry.get("record")
         section = sections.get(rid)
         if section is None:
+            owner = records.get(rid, {"label": "Not attached to a record"})
             section = sections[rid] = {
-                "label": label(rid) if rid is not None else "Not attached to a record",
+                "label": str(owner["label"]),
                 "anchor": f"record-{rid if rid is not None else 'none'}",
-                "aggregate": bool(record.get("records", [{}])[rid].get("aggregate"))
-                if rid is not None and rid < len(record.get("records", []))
-                else False,
+                "aggregate": bool(owner.get("aggregate")),
                 "groups": {},
                 "count": 0,
                 "open": total <= OPEN_REPORTABLES,
