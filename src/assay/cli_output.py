@@ -12,6 +12,14 @@ from rich.table import Table
 
 from assay.runner import Observer
 
+
+def _styled(status: str, label: str | None = None) -> str:
+    """``status`` in its colour (rich markup), escaped."""
+    style = _STATUS_STYLE.get(status)
+    text = escape(label if label is not None else status)
+    return f"[{style}]{text}[/]" if style else text
+
+
 _STATUS_STYLE = {
     "completed": "green",
     "failed": "red",
@@ -21,6 +29,7 @@ _STATUS_STYLE = {
     "run": "green",
     "cached": "blue",
     "unneeded": "dim",
+    "skipped": "dim",
 }
 
 
@@ -74,9 +83,8 @@ def print_run_result(console: Console, manager: Any, quiet: bool = False) -> Non
     from assay.experiment import summarize
 
     run = manager.run_info
-    style = _STATUS_STYLE.get(run.status, "")
     console.print(
-        f"Run [bold]{run.number}[/] ({escape(run.id)}) [{style}]{run.status}[/] in "
+        f"Run [bold]{run.number}[/] ({escape(run.id)}) {_styled(run.status)} in "
         f"{run.duration_s or 0:.1f}s: {summarize(manager.plan.nodes)}."
     )
     if not quiet:
@@ -125,7 +133,7 @@ def print_plan(console: Console, manager: Any) -> None:
         table.add_row(
             escape(node.record_label),
             escape(node.spec.name),
-            f"[{_STATUS_STYLE.get(status, '')}]{label}[/]",
+            _styled(status, label),
             escape(detail),
         )
     console.print(table)
@@ -229,7 +237,7 @@ def print_runs(console: Console, runs: list) -> None:
         table.add_row(
             str(run.number),
             escape(run.experiment),
-            f"[{_STATUS_STYLE.get(run.status, '')}]{run.status}[/]",
+            _styled(run.status),
             run.started[:19].replace("T", " "),
             f"{run.duration_s:.1f}s" if run.duration_s is not None else "",
             escape(names),
@@ -240,8 +248,7 @@ def print_runs(console: Console, runs: list) -> None:
 
 def print_run(console: Console, store: Any, run: Any) -> None:
     """``assay show RUN``."""
-    style = _STATUS_STYLE.get(run.status, "")
-    console.print(f"[bold]Run {run.number}[/]  {escape(run.id)}  [{style}]{run.status}[/]")
+    console.print(f"[bold]Run {run.number}[/]  {escape(run.id)}  {_styled(run.status)}")
     rows = [
         ("experiment", run.experiment),
         ("started", run.started),
@@ -282,7 +289,7 @@ def print_run(console: Console, store: Any, run: Any) -> None:
             table.add_row(
                 escape(s.param_set or ""),
                 escape(s.stage),
-                f"[{_STATUS_STYLE.get(s.status, '')}]{s.status}[/]",
+                _styled(s.status),
                 f"{s.duration_s:.3f}" if s.duration_s is not None else "",
             )
         console.print(table)

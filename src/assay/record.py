@@ -185,10 +185,13 @@ class Record:
         reportable.stage = stage_name
         prefix = "(Aggregate)_" if self.is_aggregate else ""
         if self.params is not None:
-            prefix += f"{self.params.name}_"
-        suffix = (
-            reportable.name if reportable.name is not None else str(len(self.manager.reportables))
-        )
+            prefix += f"{self.name}_"  # a label: not a parameter read
+        if reportable.name is not None:
+            suffix = reportable.name
+        elif node is not None:  # numbered within the stage run: the same wherever it ran
+            suffix = str(len(node.reportables))
+        else:
+            suffix = str(len(self.manager.reportables))
         reportable.qualified_name = f"{prefix}{stage_name}_{suffix}"
         self.reportables.append(reportable)
         self.manager.reportables.append(reportable)

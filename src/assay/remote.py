@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import linecache
 import logging
 import pickle
 import sys
@@ -125,11 +126,18 @@ def _rebuilt_traceback(exc: BaseException, frames: list[tuple]) -> types.Traceba
     for filename, lineno, name in reversed(frames):
         if not lineno:
             continue
-        # A call spanning two lines: tracebacks then show the whole line, no column marks.
-        source = "\n" * (lineno - 1) + "_reraise(\n)"
+        # A call covering exactly the line's text (same indent, same length in bytes), so
+        # tracebacks show the line without column marks under part of it.
+        line = linecache.getline(filename, lineno)
+        indent = len(line) - len(line.lstrip())
+        call = "r(" + " " * max(len(line.strip().encode()) - 3, 0) + ")"
+        if indent and lineno > 1:
+            source = "\n" * (lineno - 2) + "if 1:\n" + " " * indent + call
+        else:
+            source = "\n" * (lineno - 1) + call
         try:
             code = compile(source, filename, "exec").replace(co_name=name)
-            exec(code, {"__name__": "assay_remote_frame", "_reraise": reraise})
+            exec(code, {"__name__": "assay_remote_frame", "r": reraise})
         except BaseException as raised:
             entry = raised.__traceback__.tb_next if raised.__traceback__ else None
             if entry is None:

@@ -49,6 +49,9 @@ class DaskExecutor(Executor):
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                # The scheduler's HTTP server (health, metrics) still wants a port: take a
+                # free one, so another Dask cluster holding 8787 costs no warning.
+                scheduler_kwargs={"dashboard_address": ":0"},
             )
             self.client = Client(self.cluster)
         self._executor = self.client.get_executor(pure=False)

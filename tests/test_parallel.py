@@ -1,0 +1,511 @@
+"""Stage runs on other processes: ``--parallel N`` and ``--executor dask``.
+
+Every test uses real worker processes: a ``spawn`` process pool, or a
+``distributed.LocalCluster`` whose workers are separate processes. Most run
+the ``scaled`` experiment of ``tests/resources/projects/basic`` (four
+parameter sets through ``prepare -> fit -> evaluate -> wait``, then the
+aggregate ``leaderboard``; see its docstring for the flag files that make a
+stage fail, kill its worker, or wait). Each of its stages notes
+``stage:set:pid`` in ``pids.txt``, so a test can tell which process ran it.
+
+A parallel run must leave exactly what a serial run leaves: the
+``serial`` fixture runs the experiment once, serially, in its own project
+copy; the tests compare artifacts byte for byte, sidecars, statuses,
+reportables and values with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import assay
+from assay.errors import AssayError, StageFailed
+from assay.remote import RemoteStageError
+from assay.runner import Observer, WorkerLost
+from assay.store import RunStore
+from conftest import Calls, copy_project, forget_project_modules, run_cli
+
+SETS = ("a", "b", "c", "d")
+SCALED = sorted(
+    [f"{stage}:{p}" for p in SETS for stage in ("prepare", "fit", "evaluate", "wait")]
+    + ["leaderboard:aggregate"]
+)
+"""Every stage run of the ``scaled`` experiment."""
+
+REMOTE = [
+    pytest.param({"parallel": 2}, id="process"),
+    pytest.param({"executor": "dask", "parallel": 2}, id="dask", marks=pytest.mark.slow),
+]
+"""The executors that run stages elsewhere, with two workers each."""
+
+VOLATILE_META = {"run_id", "created", "duration_s"}
+"""Sidecar fields that differ between any two runs."""
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def run(root: Path, experiment: str = "scaled", **options: Any):
+    return assay.run_experiment(experiment, [], project_root=root, **options)
+
+
+def cache_files(root: Path) -> dict[str, Any]:
+    """Every file under ``data/cache/objects`` (and ``by-name`` link), comparable across copies.
+
+    Artifact files map to their sha256, sidecars to their content without
+    the fields that name the run or its timing, links to their targets.
+    """
+    cache = root / "data" / "cache"
+    found: dict[str, Any] = {}
+    for path in sorted((cache / "objects").rglob("*")):
+        if not path.is_file():
+            continue
+        name = str(path.relative_to(cache))
+        if path.name.endswith(".meta.json"):
+            meta = json.loads(path.read_text())
+            found[name] = {k: v for k, v in meta.items() if k not in VOLATILE_META}
+        else:
+            found[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for path in sorted((cache / "by-name").rglob("*")):
+        if path.is_symlink():
+            found[str(path.relative_to(cache))] = os.readlink(path)
+    return found
+
+
+def statuses(manager) -> dict[str, str]:
+    return {f"{n.spec.name}:{n.record_label}": n.status for n in manager.plan.nodes}
+
+
+def reportables(manager) -> list[tuple[str, str, str, Any]]:
+    return [(r.qualified_name, r.stage, r.record.name, r.data) for r in manager.reportables]
+
+
+def values(manager) -> dict[str, dict[str, Any]]:
+    """Every record's state, read as a researcher would (loading from the cache)."""
+    return {r.name: dict(r.state.items()) for r in manager.records}
+
+
+def stage_rows(root: Path, run_ref: int | str = "latest") -> dict[str, str]:
+    with RunStore(root / "assay.db") as store:
+        info = store.get_run(run_ref)
+        return {f"{s.stage}:{s.param_set}": s.status for s in store.stages(info.id)}
+
+
+def worker_pids(root: Path) -> dict[str, int]:
+    """``{"stage:set": pid}`` of the last execution of each stage run."""
+    pids = {}
+    for line in (root / "pids.txt").read_text().splitlines():
+        stage, param_set, pid = line.split(":")
+        pids[f"{stage}:{param_set}"] = int(pid)
+    return pids
+
+
+def assert_ran_elsewhere(root: Path) -> None:
+    """Stages ran in at least two processes, none of them this one."""
+    pids = set(worker_pids(root).values())
+    assert os.getpid() not in pids
+    assert len(pids) >= 2, pids
+
+
+class Progress(Observer):
+    """Notes the stage runs a progress display hears of."""
+
+    def __init__(self):
+        self.started: list[str] = []
+        self.finished: list[str] = []
+
+    def stage_started(self, node) -> None:
+        self.started.append(f"{node.spec.name}:{node.record_label}")
+
+    def stage_finished(self, node) -> None:
+        self.finished.append(f"{node.spec.name}:{node.record_label}")
+
+
+@dataclass
+class Outcome:
+    files: dict[str, Any]
+    statuses: dict[str, str]
+    reportables: list
+    values: dict[str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory) -> Outcome:
+    """The ``scaled`` experiment run serially once, in a project copy of its own."""
+    root = copy_project("basic", tmp_path_factory.mktemp("serial"))
+    saved_path = list(sys.path)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name in [n for n in os.environ if n.startswith("ASSAY_")]:
+                patch.delenv(name)
+            manager = run(root)
+            outcome = Outcome(
+                cache_files(root), statuses(manager), reportables(manager), values(manager)
+            )
+    finally:
+        sys.path[:] = saved_path
+        forget_project_modules()
+    assert set(outcome.statuses.values()) == {"executed"}
+    assert set(worker_pids(root).values()) == {os.getpid()}
+    return outcome
+
+
+# -- the same results as a serial run -----------------------------------------------------
+
+
+@pytest.mark.parametrize("options", REMOTE)
+def test_a_parallel_run_leaves_what_a_serial_run_leaves_byte_for_byte(
+    tmp_project: Path, calls: Calls, serial: Outcome, options
+):
+    progress = Progress()
+    manager = run(tmp_project, observer=progress, **options)
+
+    assert sorted(calls.take()) == SCALED
+    assert_ran_elsewhere(tmp_project)
+    assert sorted(progress.started) == sorted(progress.finished) == SCALED
+    files = cache_files(tmp_project)
+    assert any(name.endswith("model.pkl") for name in files)  # the Lazy output is cached
+    assert any(name.endswith("_reportables.pkl") for name in files)
+    assert files == serial.files
+    assert statuses(manager) == serial.statuses
+    assert reportables(manager) == serial.reportables
+    for record in manager.records:
+        assert record.reportables == [r for r in manager.reportables if r.record is record]
+    assert values(manager) == serial.values
+    assert manager.records[-1].state["ranking"] == ["c", "b", "a", "d"]
+
+    with RunStore(tmp_project / "assay.db") as store:
+        (only,) = store.list_runs()
+        assert only.status == "completed"
+        assert only.config["executor"] == options.get("executor", "process")
+        assert stage_rows(tmp_project) == dict.fromkeys(SCALED, "executed")
+        artifacts = store.artifacts(only.id)
+    sidecars = {  # a stage's reportables are cached beside its outputs, but are no artifact
+        k: v for k, v in files.items() if k.endswith(".meta.json") and "_reportables" not in k
+    }
+    assert len(artifacts) == len(sidecars)
+    by_key = {f"{m['key']}.{m['output']}": m for m in sidecars.values()}
+    for artifact in artifacts:
+        meta = by_key[artifact.key]
+        assert (artifact.checksum, artifact.size) == (meta["files"][0]["checksum"], meta["size"])
+        assert artifact.action == "computed"
+
+
+def test_unnamed_reportables_are_numbered_as_in_a_serial_run(tmp_path: Path):
+    numbered = []
+    for options in ({}, {"parallel": 2}):
+        root = copy_project("basic", tmp_path / str(len(numbered)))
+        (root / "unnamed.flag").touch()
+        numbered.append([r.qualified_name for r in run(root, **options).reportables])
+        forget_project_modules()
+
+    assert numbered[0] == numbered[1]
+
+
+def test_dry_cache_values_travel_back_instead_of_through_the_cache(
+    tmp_project: Path, calls: Calls, serial: Outcome
+):
+    manager = run(tmp_project, parallel=2, dry_cache=True)
+
+    assert sorted(calls.take()) == SCALED
+    assert_ran_elsewhere(tmp_project)
+    assert not (tmp_project / "data" / "cache" / "objects").exists()
+    assert statuses(manager) == serial.statuses
+    assert values(manager) == serial.values
+    assert reportables(manager) == serial.reportables
+
+
+def test_a_reportable_that_cannot_travel_back_costs_a_warning_not_the_run(tmp_project: Path):
+    (tmp_project / "unpicklable-report.flag").touch()
+
+    manager = run(tmp_project, parallel=2)
+
+    assert manager.run_info.status == "completed"
+    log = (tmp_project / "logs" / f"{manager.run_id}.log").read_text()
+    assert "WARNING assay: The reportables of stage 'evaluate' (a) cannot be sent back" in log
+    assert [r.qualified_name for r in manager.reportables] == ["(Aggregate)_leaderboard_best"]
+
+
+# -- through the command line -------------------------------------------------------------
+
+
+def test_cli_parallel_run_then_a_rerun_executes_nothing(tmp_project: Path, calls: Calls):
+    first = run_cli("run", "scaled", "--parallel", "2", cwd=tmp_project)
+
+    assert first.code == 0, first
+    assert "completed" in first.text and "17 executed" in first.text, first
+    assert sorted(calls.take()) == SCALED
+    assert_ran_elsewhere(tmp_project)
+
+    again = run_cli("run", "scaled", "--parallel", "2", cwd=tmp_project)
+
+    assert again.code == 0, again
+    assert calls.take() == []
+    assert set(stage_rows(tmp_project).values()) == {"cached", "skipped"}
+    assert "13 cached, 4 unneeded" in again.text, again
+
+
+# -- failures -----------------------------------------------------------------------------
+
+
+def test_a_killed_worker_fails_the_run_cleanly_and_a_rerun_completes_from_the_cache(
+    tmp_project: Path, calls: Calls
+):
+    kill = tmp_project / "kill-b.flag"
+    kill.touch()
+
+    result = run_cli("run", "scaled", "--parallel", "2", cwd=tmp_project)
+
+    assert result.code != 0, result
+    assert "Traceback" not in result.output, result
+    for fragment in ("worker process stopped", "run the same command again"):
+        assert fragment in result.text, result
+    assert not kill.exists()  # evaluate:b did kill its worker
+    first = stage_rows(tmp_project)
+    with RunStore(tmp_project / "assay.db") as store:
+        failed = store.get_run("latest")
+        assert failed.status == "failed"
+        assert "worker process stopped" in failed.error
+    calls.take()
+
+    rerun = run_cli("run", "scaled", "--parallel", "2", cwd=tmp_project)
+
+    assert rerun.code == 0, rerun
+    second = stage_rows(tmp_project)
+    finished = [s for s, status in first.items() if status == "executed"]
+    assert finished, first
+    for stage_run in finished:
+        # prepare has no cacher: it runs again when fit must
+        assert second[stage_run] in ("cached", "skipped"), (stage_run, first, second)
+    resumed = calls.take()
+    assert "evaluate:b" in resumed
+    assert not set(resumed) & {s for s in finished if not s.startswith("prepare")}
+    assert assay.load("ranking", param_set="aggregate", project_root=tmp_project) == list("cbad")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("allowed_failures", "expected"), [(3, "retried"), (0, "failed")], ids=["retry", "no-retry"]
+)
+def test_a_killed_dask_worker_is_retried_or_fails_cleanly(
+    tmp_project: Path, calls: Calls, allowed_failures: int, expected: str
+):
+    """Dask reschedules a task whose worker died, up to ``allowed-failures`` times."""
+    import dask
+
+    (tmp_project / "kill-b.flag").touch()
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
+        try:
+            manager = run(tmp_project, executor="dask", parallel=2)
+            outcome = "retried"
+        except WorkerLost as exc:
+            outcome = "failed"
+            # Every task on the dead worker fails with it, so the stage named may be another.
+            assert "worker process stopped" in str(exc) and "KilledWorker" in str(exc)
+            assert "run the same command again" in str(exc)
+
+    assert outcome == expected
+    assert calls.take().count("evaluate:b") == (2 if outcome == "retried" else 1)
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.get_run("latest").status == ("completed" if outcome == "retried" else "failed")
+    if outcome == "failed":
+        first = stage_rows(tmp_project)
+        manager = run(tmp_project)  # serially: the cache is the same wherever stages run
+        finished = {s for s, status in first.items() if status == "executed"}
+        assert not set(calls.take()) & {s for s in finished if not s.startswith("prepare")}
+    assert manager.records[-1].state["ranking"] == list("cbad")
+
+
+def test_parameter_fields_that_cannot_be_pickled_are_named_before_anything_runs(
+    tmp_project: Path, calls: Calls
+):
+    assert len(run(tmp_project, "unsendable", dry_cache=True).plan.nodes) == 3  # fine serially
+    calls.take()
+
+    with pytest.raises(AssayError) as info:
+        run(tmp_project, "unsendable", parallel=2)
+
+    message = str(info.value)
+    for fragment in (
+        "parameter set 'lambda', field 'transform'",
+        "parameter set 'locked', field 'guard'",
+        "<lambda>",
+        "lock",
+        "nothing was run",
+        "picklable",
+    ):
+        assert fragment in message, message
+    assert "'plain'" not in message
+    assert calls.take() == []
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.get_run("latest").status == "failed"
+
+
+def test_a_stage_failing_in_a_worker_shows_its_traceback_and_how_to_resume(
+    tmp_project: Path, calls: Calls
+):
+    (tmp_project / "fail-c.flag").touch()
+
+    result = run_cli("run", "scaled", "--parallel", "2", cwd=tmp_project)
+
+    assert result.code == 1, result
+    for fragment in (
+        "Stage 'evaluate' failed for parameter set 'c'",
+        "ValueError: evaluate refuses parameter set c",
+        'scaled.py", line',
+        "in evaluate",
+        'raise ValueError(f"evaluate refuses parameter set {name}")',
+        "run the same command again to continue: assay run scaled --parallel 2",
+    ):
+        assert fragment in result.text, result
+    assert "/assay/" not in result.output.replace("projects/basic", ""), result
+    assert "^^^" not in result.output, result  # the rebuilt frames carry no column marks
+    log = next((tmp_project / "logs").glob("*.log")).read_text()
+    assert 'raise ValueError(f"evaluate refuses parameter set {name}")' in log
+
+    forget_project_modules()
+    with pytest.raises(StageFailed) as info:
+        run(tmp_project, parallel=2)
+
+    assert (info.value.stage, info.value.record_name) == ("evaluate", "c")
+    original = info.value.original
+    assert isinstance(original, RemoteStageError) and original.kind == "ValueError"
+    assert "evaluate refuses parameter set c" in original.traceback_text
+    assert info.value.__cause__ is original
+
+
+@pytest.mark.parametrize("options", REMOTE)
+def test_worker_logs_and_prints_end_up_in_the_run_log(tmp_project: Path, options):
+    manager = run(tmp_project, **options)
+
+    log = (tmp_project / "logs" / f"{manager.run_id}.log").read_text()
+    for name in SETS:
+        assert f"INFO    experiments.scaled: evaluating {name} in a worker" in log, log
+        assert f"printed while evaluating {name}" in log, log
+
+
+@pytest.mark.slow
+def test_a_local_dask_cluster_starts_while_another_holds_the_dashboard_port(tmp_project: Path):
+    """With ``filterwarnings = error``, Dask's "Port 8787 is already in use" would fail this."""
+    taken = socket.socket()
+    try:
+        taken.bind(("", 8787))
+        taken.listen()
+    except OSError:
+        pass  # another Dask cluster holds it already: the same situation
+    try:
+        manager = run(tmp_project, "nocacher", executor="dask", parallel=1)
+    finally:
+        taken.close()
+
+    assert statuses(manager) == dict.fromkeys(
+        ["source:one", "process:one", "announce:one"], "executed"
+    )
+
+
+# -- Ctrl-C -------------------------------------------------------------------------------
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes started by ``pid``, and theirs."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with dask[distributed]
+        parents = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        found, frontier = [], [pid]
+        while frontier:
+            children = [p for p, parent in parents.items() if parent in frontier]
+            found += children
+            frontier = children
+        return found
+    return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, waiting to be reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("whole_group", [True, False], ids=["ctrl-c", "kill-main-only"])
+def test_ctrl_c_stops_the_workers_records_interrupted_and_keeps_the_cache(
+    tmp_project: Path, calls: Calls, whole_group: bool
+):
+    """A terminal's Ctrl-C signals the whole process group; ``kill -INT`` only the main one."""
+    slow = tmp_project / "slow.flag"
+    slow.touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TERM="dumb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assay", "run", "scaled", "--parallel", "2"],
+        cwd=tmp_project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_project / "waiting.txt").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        workers = descendants(proc.pid)
+        assert workers
+        if whole_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    assert "Interrupted" in stderr
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in workers if alive(p)]
+    with RunStore(tmp_project / "assay.db") as store:
+        interrupted = store.get_run("latest")
+        assert interrupted.status == "interrupted"
+    first = stage_rows(tmp_project)
+    finished = {s for s, status in first.items() if status == "executed"}
+    waited = (tmp_project / "waiting.txt").read_text().split()[0]  # its wait was running
+    assert {f"fit:{waited}", f"evaluate:{waited}"} <= finished, first
+    calls.take()
+
+    slow.unlink()
+    rerun = run_cli("run", "scaled", "--parallel", "2", cwd=tmp_project)
+
+    assert rerun.code == 0, rerun
+    second = stage_rows(tmp_project)
+    assert all(second[s] in ("cached", "skipped") for s in finished), (first, second)
+    assert not set(calls.take()) & {s for s in finished if not s.startswith("prepare")}
+    assert second[f"wait:{waited}"] == "executed"
