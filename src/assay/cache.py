@@ -52,6 +52,7 @@ class CacheStore:
         self._objects = str(self.objects)
         self._by_name = str(self.by_name)
         self._reads: dict[str, dict[str, list]] = {}
+        self._latest_reads: dict[str, frozenset | str] = {}
         self._texts_written: set[str] = set()
         self._made_dirs: set[Path] = set()
 
@@ -218,6 +219,7 @@ class CacheStore:
                             continue
                         found = index.setdefault(entry["base"], [])
                         reads = _reads_value(entry["reads"])
+                        self._latest_reads[stage] = reads
                         if reads in found:
                             found.remove(reads)
                         found.insert(0, reads)
@@ -234,6 +236,7 @@ class CacheStore:
         if reads in known:
             known.remove(reads)
         known.insert(0, reads)
+        self._latest_reads[stage] = reads
         line = json.dumps({"base": base, "reads": _reads_json(reads)}) + "\n"
         path = self._reads_file(stage)
         self.ensure_dir(Path(path).parent)
@@ -243,6 +246,12 @@ class CacheStore:
             os.write(descriptor, line.encode())
         finally:
             os.close(descriptor)
+
+    def latest_reads(self, stage: str) -> frozenset | str | None:
+        """The read set recorded last for a stage, whatever its base: a good guess
+        for a stage whose code or inputs just changed."""
+        self.known_reads(stage, "")
+        return self._latest_reads.get(stage)
 
     def _reads_file(self, stage: str) -> str:
         return f"{self.root}/reads/{_safe(stage)}.jsonl"

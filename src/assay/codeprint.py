@@ -28,6 +28,7 @@ import decimal
 import enum
 import fractions
 import functools
+import importlib
 import importlib.metadata
 import inspect
 import os
@@ -61,6 +62,7 @@ class Fingerprinter:
         self._parts: dict[int, tuple[str, dict]] = {}
         self._kept: list[Any] = []  # keeps fingerprinted objects alive, so ids stay unique
         self._distributions: dict[str, list[str]] | None = None
+        self._quick: dict[str, list[str]] = {}
 
     def fingerprint(self, func: Callable) -> tuple[str, dict[str, dict]]:
         """The digest of ``func``'s code and of everything it uses, and the parts.
@@ -148,6 +150,10 @@ class Fingerprinter:
 
     def _use(self, name: str, value: Any, parts: dict, active: set) -> None:
         """Account for one thing a function or class reads from outside itself."""
+        wrapped = getattr(value, "__wrapped__", None)
+        if callable(value) and wrapped is not None and not hasattr(value, "__assay_stage__"):
+            # functools.cache, lru_cache, wraps-style decorators: the code is underneath.
+            value = inspect.unwrap(value)
         if isinstance(value, (types.FunctionType, types.MethodType, type, types.ModuleType)) or (
             hasattr(value, "__assay_stage__")
         ):
@@ -177,7 +183,10 @@ class Fingerprinter:
         namespace = func.__globals__
         module = func.__module__
         if tree is not None:
-            yield from _referenced(tree, namespace, module)
+            local_imports = _imports_inside(tree, module)
+            if local_imports:
+                namespace = {**namespace, **local_imports}
+            yield from _referenced(tree, namespace, module, exclude_bound=set(local_imports))
         else:
             for name in _code_names(func.__code__):
                 if name in namespace:
@@ -237,9 +246,18 @@ class Fingerprinter:
         }
 
     def _distributions_of(self, top: str) -> list[str]:
-        if self._distributions is None:
-            self._distributions = importlib.metadata.packages_distributions()
-        return self._distributions.get(top, [])
+        found = self._quick.get(top)
+        if found is not None:
+            return found
+        try:  # most distributions are named like their module: a cheap look-up
+            importlib.metadata.distribution(top)
+            found = [top]
+        except importlib.metadata.PackageNotFoundError:
+            if self._distributions is None:  # ~0.2 s: only when a name differs (sklearn)
+                self._distributions = importlib.metadata.packages_distributions()
+            found = self._distributions.get(top, [])
+        self._quick[top] = found
+        return found
 
 
 def _normalized(obj: Any) -> tuple[str, ast.AST | None]:
@@ -283,9 +301,11 @@ def _is_stage_decorator(node: ast.expr) -> bool:
     return name in ("stage", "aggregate")
 
 
-def _referenced(tree: ast.AST, namespace: dict, module: str | None = None):
+def _referenced(
+    tree: ast.AST, namespace: dict, module: str | None = None, exclude_bound: set | None = None
+):
     """Globals a syntax tree reads: plain names, and ``module.attr`` chains on modules."""
-    bound = _locally_bound(tree)
+    bound = _locally_bound(tree) - (exclude_bound or set())
     module = module or namespace.get("__name__", "?")
     seen: set[str] = set()
     for node in ast.walk(tree):
@@ -316,6 +336,51 @@ def _referenced(tree: ast.AST, namespace: dict, module: str | None = None):
                 continue  # modules count through the attributes used on them
             seen.add(name)
             yield f"{module}.{name}", value
+
+
+def _imports_inside(tree: ast.AST, module: str) -> dict[str, Any]:
+    """What ``import`` statements inside a function bind, resolved now (not executed code)."""
+    found: dict[str, Any] = {}
+    package = module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                target = _import_quietly(alias.name)
+                if target is None:
+                    continue
+                if alias.asname:
+                    found[alias.asname] = target
+                else:
+                    top = alias.name.split(".")[0]
+                    found[top] = sys.modules.get(top, target)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            source = _import_quietly(base)
+            for alias in node.names:
+                if alias.name == "*":
+                    continue
+                value = getattr(source, alias.name, None) if source is not None else None
+                if value is None:
+                    value = _import_quietly(f"{base}.{alias.name}")
+                if value is not None:
+                    found[alias.asname or alias.name] = value
+    return found
+
+
+def _import_quietly(name: str) -> Any:
+    """The module ``name`` if it is imported or importable, else ``None``."""
+    if not name:
+        return None
+    found = sys.modules.get(name)
+    if found is not None:
+        return found
+    try:
+        return importlib.import_module(name)
+    except Exception:  # importing must never fail a run's planning
+        return None
 
 
 def _chain(node: ast.Attribute) -> list[str] | None:

@@ -36,6 +36,7 @@ import enum
 import fractions
 import functools
 import inspect
+import linecache
 import pathlib
 import struct
 import sys
@@ -144,6 +145,34 @@ def _normalized_source(obj: Any) -> str | None:
     if code is not None:
         return _cached_source(code.co_filename, code)
     return _cached_source(None, obj)
+
+
+def _lambda_source(obj: Any) -> str | None:
+    """A lambda's own expression, not the whole line it sits on (Python 3.11+).
+
+    Editing the rest of the line (another argument of the call the lambda is
+    passed to, say) then leaves its hash alone. Before 3.11 code objects do
+    not record columns, and the line is used.
+    """
+    code = obj.__code__
+    positions = getattr(code, "co_positions", None)
+    if positions is None:
+        return _normalized_source(obj)
+    spans = [p for p in positions() if None not in p and p[2:] != (0, 0)]
+    lines = linecache.getlines(code.co_filename)
+    if not spans or not lines:
+        return _normalized_source(obj)
+    first_line, _, first_col, _ = min(spans, key=lambda p: (p[0], p[2]))
+    last_line = max(p[1] for p in spans)
+    last_col = max(p[3] for p in spans if p[1] == last_line)
+    if last_line > len(lines):
+        return _normalized_source(obj)
+    if first_line == last_line:
+        return lines[first_line - 1][first_col:last_col]
+    parts = [lines[first_line - 1][first_col:]]
+    parts += lines[first_line : last_line - 1]
+    parts.append(lines[last_line - 1][:last_col])
+    return " ".join(part.strip() for part in parts)
 
 
 def _code_fingerprint(code: types.CodeType) -> tuple:
@@ -416,9 +445,10 @@ class _Walker:
         self._w(b"g")
         self._text(module)
         self._text(qualname)
-        source = _normalized_source(obj)
+        is_lambda = obj.__name__ == "<lambda>"
+        source = _lambda_source(obj) if is_lambda else _normalized_source(obj)
         self._text("" if source is None else source)
-        if source is None or obj.__name__ == "<lambda>":
+        if source is None or is_lambda:
             # Several lambdas on one line share their source line; the code tells them apart.
             self._child(_code_fingerprint(obj.__code__), ".__code__")
         self._child(obj.__defaults__, ".__defaults__")

@@ -10,6 +10,7 @@ the runner can decide what to execute, what to load, and what to leave alone.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import InputSignatureError, PlanningError
@@ -107,6 +108,7 @@ class StageNode:
         "reads",
         "tracks_reads",
         "forced",
+        "shared_with",
     )
 
     def __init__(self, plan: Plan, spec: StageSpec, record: Record, records, args, kwargs):
@@ -130,6 +132,8 @@ class StageNode:
         self.tracks_reads = False
         """Whether the key covers only the fields the stage reads (else all, or none)."""
         self.forced = False
+        self.shared_with: StageNode | None = None
+        """Planned: an earlier stage run of this run expected to have the same key."""
         self.upstream: list[tuple] = []
         self.code = ""
         self.code_parts: dict = {}
@@ -202,6 +206,9 @@ class Plan:
             node.upstream.append(
                 ("*args", [_value_hash(a, node, "a positional argument") for a in args])
             )
+        if not spec.deterministic:
+            # A fresh key every time: nothing downstream reuses results of an earlier draw.
+            node.upstream.append(("non-deterministic", uuid.uuid4().hex))
         node.base = self.base_of(node)
         for dep in node.deps:
             dep.consumers.append(node)

@@ -162,7 +162,13 @@ class Runner:
             node.key, node.reads = read_key(base, _fields(node.record, reads)), reads
             return self._look_up(node)
         first = None
-        for reads in self.manager.cache.known_reads(node.spec.name, base):
+        cache = self.manager.cache
+        candidates = cache.known_reads(node.spec.name, base)
+        if not candidates:
+            # New code or inputs: the stage most likely reads what it read last time.
+            latest = cache.latest_reads(node.spec.name)
+            candidates = [latest] if latest is not None else []
+        for reads in candidates:
             node.key, node.reads = read_key(base, _fields(node.record, reads)), reads
             if self._look_up(node):
                 return True
@@ -201,6 +207,15 @@ class Runner:
         """Mark each planned node ``run``, ``cached`` or ``unneeded`` (see module docs)."""
         manager = self.manager
         overwrite_stages = manager.overwrite_stages
+        first_with_key: dict[str, StageNode] = {}
+        for node in nodes:
+            # Stage runs that will have the same key: only the first computes it.
+            node.shared_with = None
+            if node.key is None or not node.outputs or all(a.cached for a in node.outputs):
+                continue
+            earlier = first_with_key.setdefault(node.key, node)
+            if earlier is not node:
+                node.shared_with = earlier
         for node in reversed(nodes):
             params = node.record.params
             node.forced = bool(

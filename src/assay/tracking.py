@@ -45,10 +45,16 @@ def _make_tracker(cls: type) -> type:
     names = frozenset(f.name for f in dataclasses.fields(cls))
 
     def __getattribute__(self, name):  # noqa: N807 - the hook being defined
-        if name in names:
-            object.__getattribute__(self, "_assay_reads").add(name)
-        elif name in _WHOLESALE:
-            object.__getattribute__(self, "_assay_reads").update(names)
+        if name == "__class__":
+            # The researcher's class: `replace()` builds one of those, and the
+            # dataclass `==` compares classes before it compares fields.
+            return cls
+        reads = object.__getattribute__(self, "__dict__").get("_assay_reads")
+        if reads is not None:
+            if name in names:
+                reads.add(name)
+            elif name in _WHOLESALE:
+                reads.update(names)
         return object.__getattribute__(self, name)
 
     def __reduce_ex__(self, protocol):  # noqa: N807

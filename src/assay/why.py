@@ -26,7 +26,8 @@ class Explanation:
     stage: str
     param_set: str
     status: str
-    """``run``, ``cached`` or ``unneeded``."""
+    """``run``, ``cached``, ``shared`` (made by an earlier stage run of this run) or
+    ``unneeded``."""
     reasons: list[str] = field(default_factory=list)
     """One line per reason."""
     details: list[str] = field(default_factory=list)
@@ -49,6 +50,14 @@ def _explain(manager: Any, node: Any) -> Explanation:
         return found
     if node.forced or not node.outputs or node.volatile:
         found.reasons.append(node.reason)
+        return found
+    if node.shared_with is not None:
+        other = node.shared_with
+        found.status = "shared"
+        found.reasons.append(
+            f"reused: same inputs as {other.spec.name} [{other.record_label}], "
+            "which executes earlier in this run"
+        )
         return found
     running_deps = [d for d in node.deps if d.status == "run"]
     previous = _previous(manager, node)
@@ -118,8 +127,7 @@ def _compare_code(manager: Any, node: Any, before: dict, found: Explanation) -> 
         old_text = manager.cache.code_text(old_digest)
         if kind == "package":
             found.reasons.append(
-                f"package version changed: {name[len('package ') :]} "
-                f"{old_text or '?'} -> {part.get('version')}"
+                f"package version changed: {old_text or '?'} -> {part.get('version')}"
             )
         elif kind in ("value", "version"):
             found.reasons.append(

@@ -1,0 +1,1 @@
+"""The project's own library: helpers the stages import."""

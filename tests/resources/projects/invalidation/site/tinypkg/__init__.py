@@ -1,0 +1,5 @@
+"""A stand-in for an installed third-party package."""
+
+
+def triple(x):
+    return 3 * x

@@ -1,0 +1,649 @@
+"""Stale-result cases (issue 7): every edit recomputes exactly what it must, and no more.
+
+Each test copies ``tests/resources/projects/invalidation`` into ``tmp_path``:
+``lab/`` is the project and ``site/`` holds ``tinypkg``, a stand-in for an
+installed package (it has a ``tinypkg-1.0.dist-info``) that is put on
+``PYTHONPATH``. Every run is ``python -m assay run ...`` in a fresh
+subprocess, as a researcher's next ``assay run`` would be, so edited sources
+are read by a new interpreter. Stages append ``stage:set`` to ``calls.txt``
+when they really execute; each case asserts exactly which stage runs executed
+on the re-run (zero needless recomputations) and that every cached value is
+the one the current code and parameters compute (zero stale results).
+
+The ``chain`` experiment (see ``lab/experiments/chain.py``)::
+
+    load -> transform (lib.features.scale, imported by name; reads `factor` in it)
+         -> enrich    (lib.features.shift through `import lib.features as f`; SHIFT)
+         -> fit       (the project class lib.models.Model; the constant RATE)
+         -> pack      (tinypkg.triple, an installed package)
+    -> combine (the module's helper `total`) -> report (reads the late parameter `offset`)
+
+Smaller experiments beside it: ``pooled`` (the chain plus an aggregate),
+``named`` (``record.params.name`` against ``record.name``), ``wholesale``
+(``dataclasses.asdict``), ``replacing`` (``dataclasses.replace``),
+``equality`` (``==``), ``lambdas`` (functions held in parameters),
+``reach`` (helpers reached indirectly), ``pinned`` (``version=``) and
+``noisy`` (``deterministic=False``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pytest
+
+import assay
+from conftest import PROJECTS, Calls, edit, run_cli
+
+CHAIN = ("load", "transform", "enrich", "fit", "pack", "combine", "report")
+SETS = {"a": {"n": 3, "factor": 2, "offset": 0}, "b": {"n": 4, "factor": 3, "offset": 5}}
+"""The parameter sets of ``params/base.py`` (and of ``chain.get_params()``)."""
+
+
+class Lab:
+    """A fresh copy of the fixture, and ways to run, edit and inspect it."""
+
+    def __init__(self, tmp_path: Path):
+        self.base = tmp_path / "invalidation"
+        shutil.copytree(
+            PROJECTS / "invalidation", self.base, ignore=shutil.ignore_patterns("__pycache__")
+        )
+        self.root = self.base / "lab"
+        self.site = self.base / "site"
+        self.calls = Calls(self.root)
+
+    def run(self, *args: str, code: int = 0) -> list[str]:
+        """Run ``assay run ARGS`` in a new process; the stage runs that executed, sorted."""
+        result = run_cli("run", *args, "--no-report", cwd=self.root)
+        assert result.code == code, str(result)
+        return sorted(self.calls.take())
+
+    def edit(self, path: str, old: str, new: str) -> None:
+        """Replace ``old`` by ``new`` in ``path`` (relative to the fixture copy)."""
+        edit(self.base / path, old, new)
+
+    def value(self, output: str, param_set: str, experiment: str = "chain"):
+        return assay.load(
+            output, param_set=param_set, experiment=experiment, project_root=self.root
+        )
+
+    def check_chain(
+        self, experiment: str = "chain", sets: dict | None = None, **code: Callable
+    ) -> None:
+        """Every artifact of the chain equals what the current code would compute."""
+        for name, params in (sets or SETS).items():
+            expected = chain_values(**params, **code)
+            found = {output: self.value(output, name, experiment) for output in expected}
+            assert found == expected, f"parameter set {name!r}"
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    made = Lab(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(made.site))
+    return made
+
+
+def chain_values(
+    n: int,
+    factor: int,
+    offset: int,
+    *,
+    scale: Callable = lambda x, k: x * k,
+    shift: Callable = lambda x: x + 10,
+    predict: Callable = lambda x: 2 * x - 1,
+    pack: Callable = lambda x: 3 * x,
+    total: Callable = sum,
+) -> dict:
+    """What ``chain`` computes for one parameter set; keywords stand for edited code."""
+    data = [i + 1 for i in range(n)]
+    values = {
+        "data": data,
+        "scaled": [scale(x, factor) for x in data],
+        "shifted": [shift(x) for x in data],
+        "predicted": [predict(x) for x in data],
+        "packed": [pack(x) for x in data],
+    }
+    combined = sum(total(values[k]) for k in ("scaled", "shifted", "predicted", "packed"))
+    return {**values, "combined": combined, "final": combined + offset}
+
+
+def executed(stages: Iterable[str], sets: Iterable[str] = SETS) -> list[str]:
+    """``stage:set`` for every stage and set, sorted like :meth:`Lab.run`'s result."""
+    return sorted(f"{stage}:{name}" for name in sets for stage in stages)
+
+
+def baseline(lab: Lab) -> None:
+    assert lab.run("chain", "-p", "base") == executed(CHAIN)
+    lab.check_chain()
+
+
+# -- code ---------------------------------------------------------------------------------
+
+SCALE = ("lab/lib/features.py", "[x * params.factor for x in values]")
+"""Where ``scale`` computes; tests edit it."""
+
+CODE_EDITS = [
+    pytest.param(
+        "lab/experiments/chain.py",
+        "return sum(values)",
+        "return sum(values) + 1",
+        ("combine", "report"),
+        {"total": lambda v: sum(v) + 1},
+        id="helper-in-experiment-module",
+    ),
+    pytest.param(
+        *SCALE,
+        "[x * params.factor + 1 for x in values]",
+        ("transform", "combine", "report"),
+        {"scale": lambda x, k: x * k + 1},
+        id="other-module-from-import",
+    ),
+    pytest.param(
+        "lab/lib/features.py",
+        "[x + SHIFT for x in values]",
+        "[x - SHIFT for x in values]",
+        ("enrich", "combine", "report"),
+        {"shift": lambda x: x - 10},
+        id="other-module-attribute-chain",
+    ),
+    pytest.param(
+        "lab/lib/features.py",
+        "SHIFT = 10",
+        "SHIFT = 20",
+        ("enrich", "combine", "report"),
+        {"shift": lambda x: x + 20},
+        id="constant-in-other-module",
+    ),
+    pytest.param(
+        "lab/experiments/chain.py",
+        "RATE = 2",
+        "RATE = 5",
+        ("fit", "combine", "report"),
+        {"predict": lambda x: 5 * x - 1},
+        id="constant-in-experiment-module",
+    ),
+    pytest.param(
+        "lab/lib/models.py",
+        "[self.rate * x - 1 for x in values]",
+        "[self.rate * x + 1 for x in values]",
+        ("fit", "combine", "report"),
+        {"predict": lambda x: 2 * x + 1},
+        id="method-of-project-class",
+    ),
+    pytest.param(
+        "site/tinypkg-1.0.dist-info/METADATA",
+        "Version: 1.0",
+        "Version: 1.1",
+        ("pack", "combine", "report"),
+        {},
+        id="package-version",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "old", "new", "stages", "code"), CODE_EDITS)
+def test_code_edit_recomputes_its_stage_and_downstream_and_a_revert_reuses_the_old_results(
+    lab: Lab, path: str, old: str, new: str, stages: tuple, code: dict
+):
+    baseline(lab)
+    lab.edit(path, old, new)
+    assert lab.run("chain", "-p", "base") == executed(stages)
+    lab.check_chain(**code)
+
+    lab.edit(path, new, old)
+    assert lab.run("chain", "-p", "base") == [], "the artifacts from before the edit are kept"
+    lab.check_chain()
+
+
+NO_OP_EDITS = [
+    pytest.param(
+        [
+            (
+                "lab/experiments/chain.py",
+                '    note(record, "combine")\n',
+                '    # sum it all\n    note(record, "combine")\n',
+            ),
+            ("lab/lib/features.py", "    return [x + SHIFT", "    # shift\n    return [x + SHIFT"),
+            ("lab/lib/models.py", "x - 1 for x in values]", "x - 1 for x in values]  # note"),
+            ("lab/experiments/chain.py", "RATE = 2", "RATE = 2  # tuned by hand"),
+        ],
+        id="comments-only",
+    ),
+    pytest.param(
+        [
+            ("lab/lib/features.py", "by the parameter set's factor", "by `params.factor`"),
+            ("lab/experiments/chain.py", "Scale the data", "Scale every value of the data"),
+            ("lab/lib/models.py", '"""One prediction per value."""', '"""Predict."""'),
+            (
+                "lab/experiments/chain.py",
+                "def total(values):\n",
+                'def total(values):\n    """Sum."""\n',
+            ),
+            ("lab/experiments/chain.py", '"""A chain whose', '"""The chain whose'),
+        ],
+        id="docstrings-only",
+    ),
+    pytest.param(
+        [
+            (
+                "lab/experiments/chain.py",
+                "def total(values):\n    return sum(values)",
+                "def total( values ):\n\n    return sum(\n        values,\n    )",
+            ),
+            ("lab/lib/features.py", "[x + SHIFT for x in values]", "[(x+SHIFT)  for x in values]"),
+            (
+                "lab/lib/models.py",
+                "[self.rate * x - 1 for x in values]",
+                "[\n            self.rate*x-1\n            for x in values\n        ]",
+            ),
+            (
+                "lab/experiments/chain.py",
+                '    note(record, "fit")\n',
+                "\n    note(record, 'fit');\n",
+            ),
+        ],
+        id="formatting-only",
+    ),
+    pytest.param(
+        [
+            ("lab/lib/features.py", "top = max(values)", "top = max(values) or 1"),
+            ("lab/experiments/chain.py", 'TITLE = "Scores"', 'TITLE = "Totals"'),
+            (
+                "lab/experiments/chain.py",
+                "def title():",
+                "def subtitle():\n    return 1\n\n\ndef title():",
+            ),
+        ],
+        id="code-no-stage-uses",
+    ),
+]
+
+
+@pytest.mark.parametrize("edits", NO_OP_EDITS)
+def test_edit_that_changes_no_used_code_recomputes_nothing(lab: Lab, edits: list):
+    baseline(lab)
+    for path, old, new in edits:
+        lab.edit(path, old, new)
+    assert lab.run("chain", "-p", "base") == []
+    lab.check_chain()
+
+
+def test_reverting_several_edits_finds_every_earlier_artifact(lab: Lab):
+    baseline(lab)
+    lab.edit(*SCALE, "[x * params.factor * 2 for x in values]")
+    lab.edit("lab/experiments/chain.py", "RATE = 2", "RATE = 3")
+    assert lab.run("chain", "-p", "base") == executed(["transform", "fit", "combine", "report"])
+    lab.check_chain(scale=lambda x, k: x * k * 2, predict=lambda x: 3 * x - 1)
+    assert lab.run("chain", "-p", "base", "--set", "offset=9") == executed(["report"])
+
+    lab.edit("lab/experiments/chain.py", "RATE = 3", "RATE = 2")
+    lab.edit(*SCALE[:1], "[x * params.factor * 2 for x in values]", SCALE[1])
+    assert lab.run("chain", "-p", "base") == []
+    lab.check_chain()
+
+
+def test_package_source_is_not_keyed_only_its_version(lab: Lab):
+    """Packages count by name and version: editing one in place goes unnoticed (documented)."""
+    baseline(lab)
+    lab.edit("site/tinypkg/__init__.py", "return 3 * x", "return 4 * x")
+    assert lab.run("chain", "-p", "base") == []
+    lab.check_chain()  # the results of tinypkg 1.0 as installed before: by design
+
+    lab.edit("site/tinypkg-1.0.dist-info/METADATA", "Version: 1.0", "Version: 1.1")
+    assert lab.run("chain", "-p", "base") == executed(["pack", "combine", "report"])
+    lab.check_chain(pack=lambda x: 4 * x)
+
+
+def test_overwrite_stage_still_forces_that_stage_only(lab: Lab):
+    baseline(lab)
+    assert lab.run("chain", "-p", "base", "--overwrite-stage", "transform") == executed(
+        ["transform"]
+    )
+    lab.check_chain()
+    assert lab.run("chain", "-p", "base") == []
+
+
+REACH = ("local", "memo", "decorated", "dispatch", "nested", "methods")
+"""The stages of ``reach``: one per way of reaching a helper of ``lib/extras.py``."""
+
+
+def reach_values(n: int, **changed: Callable) -> dict:
+    helpers = {
+        "local": lambda x: x + 1,
+        "memo": lambda x: x * 10,
+        "decorated": lambda x: x**3,
+        "dispatch": lambda x: -x,
+        "nested": lambda x: x / 2,
+        "methods": lambda x: x + 7 + 2 * x,
+        **changed,
+    }
+    return {stage: helper(n) for stage, helper in helpers.items()}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "stage", "helper"),
+    [
+        pytest.param("x + 1", "x + 2", "local", lambda x: x + 2, id="imported-inside-the-stage"),
+        pytest.param("x * 10", "x * 20", "memo", lambda x: x * 20, id="functools-cache"),
+        pytest.param("x**3", "x**2", "decorated", lambda x: x**2, id="project-decorator"),
+        pytest.param(
+            "return -x", "return -2 * x", "dispatch", lambda x: -2 * x, id="dict-of-functions"
+        ),
+        pytest.param("x / 2", "x / 4", "nested", lambda x: x / 4, id="nested-function"),
+        pytest.param("x + 7", "x + 8", "methods", lambda x: x + 8 + 2 * x, id="classmethod"),
+        pytest.param("2 * x", "3 * x", "methods", lambda x: x + 7 + 3 * x, id="staticmethod"),
+    ],
+)
+def test_helper_reached_indirectly_recomputes_its_stage_only(
+    lab: Lab, old: str, new: str, stage: str, helper: Callable
+):
+    assert lab.run("reach", "-p", "base") == executed(REACH)
+    lab.edit("lab/lib/extras.py", old, new)
+    assert lab.run("reach", "-p", "base") == executed([stage])
+    for name, params in SETS.items():
+        found = {output: lab.value(output, name, "reach") for output in REACH}
+        assert found == reach_values(params["n"], **{stage: helper}), name
+
+
+def test_version_takes_code_out_of_the_key(lab: Lab):
+    """``@stage(version=...)``: edits do not recompute (by design), a new version does."""
+    # neither stage reads a parameter: set b reuses what set a computed
+    assert lab.run("pinned", "-p", "base") == ["add:a", "make:a"]
+    lab.edit("lab/experiments/pinned.py", "return [1, 2, 3]", "return [1, 2, 3, 4]")
+    assert lab.run("pinned", "-p", "base") == []
+    assert lab.value("total", "b", "pinned") == 6  # pinned: the edit is ignored on purpose
+    lab.edit("lab/experiments/pinned.py", 'version="1"', 'version="2"')
+    assert lab.run("pinned", "-p", "base") == ["add:a", "make:a"]
+    assert lab.value("base", "b", "pinned") == [1, 2, 3, 4]
+    assert lab.value("total", "b", "pinned") == 10
+
+
+def test_non_deterministic_stage_executes_every_time_and_so_does_its_downstream(lab: Lab):
+    assert lab.run("noisy", "-p", "base", "-n", "a") == ["average:a", "sample:a"]
+    assert lab.run("noisy", "-p", "base", "-n", "a") == ["average:a", "sample:a"]
+    noise = lab.value("noise", "a", "noisy")
+    assert lab.value("mean", "a", "noisy") == pytest.approx(sum(noise) / len(noise))
+
+
+# -- parameters ---------------------------------------------------------------------------
+
+PARAMETER_CHANGES = [
+    pytest.param(
+        ["offset=7"], None, ("report",), ("a", "b"), {"offset": 7}, id="late-parameter-override"
+    ),
+    pytest.param(
+        [],
+        ("offset=5", "offset=6"),
+        ("report",),
+        ("b",),
+        {"offset": 6},
+        id="late-parameter-one-set",
+    ),
+    pytest.param(
+        [],
+        ("factor=3", "factor=4"),
+        ("transform", "combine", "report"),
+        ("b",),
+        {"factor": 4},
+        id="parameter-read-inside-helper",
+    ),
+    pytest.param(["unused=1"], None, (), (), {}, id="parameter-read-by-no-stage"),
+    pytest.param(["workers=8"], None, (), (), {}, id="read-but-excluded-by-field-metadata"),
+    pytest.param(
+        ["verbose=True"], None, (), (), {}, id="read-but-excluded-by-hash-representations"
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "file_edit", "stages", "sets", "changed"), PARAMETER_CHANGES)
+def test_parameter_change_recomputes_only_the_stages_that_read_it(
+    lab: Lab, overrides: list, file_edit: tuple | None, stages: tuple, sets: tuple, changed: dict
+):
+    baseline(lab)
+    args = [arg for override in overrides for arg in ("--set", override)]
+    if file_edit:
+        lab.edit("lab/params/base.py", *file_edit)
+    assert lab.run("chain", "-p", "base", *args) == executed(stages, sets)
+    lab.check_chain(sets={k: {**v, **changed} if k in sets else v for k, v in SETS.items()})
+
+    if file_edit:
+        lab.edit("lab/params/base.py", *reversed(file_edit))
+    assert lab.run("chain", "-p", "base") == []
+    lab.check_chain()
+
+
+def test_grid_over_a_late_parameter_computes_the_shared_stages_once(lab: Lab):
+    grid = [f"g-offset={k}" for k in range(3)]
+    calls = lab.run("chain", "-p", "grid")
+    assert Counter(call.split(":")[0] for call in calls) == {
+        "load": 1,
+        "transform": 1,
+        "enrich": 1,
+        "fit": 1,
+        "pack": 1,
+        "combine": 1,
+        "report": 3,
+    }
+    assert calls == sorted(
+        [f"{stage}:{grid[0]}" for stage in CHAIN[:-1]] + executed(["report"], grid)
+    )
+    lab.check_chain(sets={name: {"n": 3, "factor": 2, "offset": k} for k, name in enumerate(grid)})
+    assert lab.run("chain", "-p", "grid") == []
+
+
+def test_interrupted_grid_relaunched_finishes_only_the_missing_points(lab: Lab):
+    grid = [f"g-offset={k}" for k in range(3)]
+    flag = lab.root / f"interrupt-{grid[1]}.flag"
+    flag.touch()
+    calls = lab.run("chain", "-p", "grid", code=130)
+    assert calls == executed(CHAIN, grid[:1])
+    flag.unlink()
+    assert lab.run("chain", "-p", "grid") == executed(["report"], grid[1:])
+    lab.check_chain(sets={name: {"n": 3, "factor": 2, "offset": k} for k, name in enumerate(grid)})
+
+
+def test_asdict_reads_every_field(lab: Lab):
+    everything = executed(["load", "snapshot"])
+    assert lab.run("wholesale", "-p", "base") == everything
+    assert lab.run("wholesale", "-p", "base", "--set", "unused=7") == executed(["snapshot"])
+    assert lab.value("fields", "a", "wholesale") == {"n": 3, "unused": 7}
+    assert lab.value("data", "b", "wholesale") == [1, 2, 3, 4]
+    # asdict read them too, but excluded fields never enter a key
+    assert lab.run("wholesale", "-p", "base", "--set", "verbose=true") == []
+    assert lab.run("wholesale", "-p", "base", "--set", "workers=3") == []
+    # both sets now have n=5: `load` (it reads only n) runs once and b reuses it
+    assert lab.run("wholesale", "-p", "base", "--set", "n=5") == [
+        "load:a",
+        "snapshot:a",
+        "snapshot:b",
+    ]
+    assert lab.value("fields", "b", "wholesale") == {"n": 5, "unused": 0}
+    assert lab.value("data", "b", "wholesale") == [1, 2, 3, 4, 5]
+    assert lab.run("wholesale", "-p", "base") == []
+    assert lab.value("fields", "b", "wholesale") == {"n": 4, "unused": 0}
+
+
+def test_replace_makes_a_usable_variant_and_reads_every_field(lab: Lab):
+    assert lab.run("replacing", "-p", "base") == executed(["vary"])
+    assert lab.value("doubled", "a", "replacing") == [4, 8]
+    assert lab.value("doubled", "b", "replacing") == [6, 12]
+    assert lab.run("replacing", "-p", "base", "--set", "unused=7") == executed(["vary"])
+
+
+def test_equality_compares_values_and_reads_every_field(lab: Lab):
+    assert lab.run("equality", "-p", "base") == executed(["compare"])
+    assert lab.value("is_reference", "a", "equality") is True
+    assert lab.value("is_reference", "b", "equality") is False
+    assert lab.run("equality", "-p", "base", "--set", "unused=7") == executed(["compare"])
+    assert lab.value("is_reference", "a", "equality") is False
+
+
+def test_params_name_is_a_read_record_name_is_a_label(lab: Lab):
+    assert lab.run("named", "-p", "base") == executed(["count", "tag", "double"])
+    lab.edit("lab/params/base.py", 'name="a"', 'name="alpha"')
+    assert lab.run("named", "-p", "base") == ["tag:alpha"]
+    assert lab.value("tag", "alpha", "named") == "alpha:3"
+    assert lab.value("doubled", "alpha", "named") == 6
+    assert lab.value("tag", "b", "named") == "b:4"
+
+
+# -- functions held in parameters ---------------------------------------------------------
+
+CALLABLES = {"lam": [2, 4, 6], "part": [1, 4, 9], "clo": [4, 5, 6]}
+"""What ``apply`` makes of [1, 2, 3] for each set of ``params/callables.py``."""
+
+
+def check_callables(lab: Lab, **changed: list) -> None:
+    for name, expected in {**CALLABLES, **changed}.items():
+        assert lab.value("applied", name, "lambdas") == expected, name
+        assert lab.value("summed", name, "lambdas") == sum(expected), name
+
+
+def test_functions_in_parameters_stay_cached_across_processes(lab: Lab):
+    first = lab.run("lambdas", "-p", "callables")
+    assert first == sorted(["numbers:lam", *executed(["apply", "add_up"], CALLABLES)])
+    assert lab.run("lambdas", "-p", "callables") == []
+    lab.edit("lab/params/callables.py", "import functools\n", "import functools  # std\n\n\n")
+    lab.edit(
+        "lab/params/callables.py",
+        "def get_params():",
+        "def other():\n    pass\n\n\ndef get_params():",
+    )
+    assert lab.run("lambdas", "-p", "callables") == []
+    check_callables(lab)
+
+
+def test_editing_next_to_a_lambda_recomputes_nothing(lab: Lab):
+    """The lambda is the same function; only the text around it on its line changed."""
+    lab.run("lambdas", "-p", "callables")
+    lab.edit("lab/params/callables.py", "fn=lambda x: x * 2)", "fn=lambda x: x * 2, size=3)")
+    assert lab.run("lambdas", "-p", "callables") == []
+    check_callables(lab)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "name", "applied"),
+    [
+        pytest.param("lambda x: x * 2", "lambda x: x * 5", "lam", [5, 10, 15], id="lambda-body"),
+        pytest.param("exponent=2", "exponent=3", "part", [1, 8, 27], id="partial-argument"),
+        pytest.param(
+            "return x**exponent",
+            "return x**exponent + 1",
+            "part",
+            [2, 5, 10],
+            id="partial-function-body",
+        ),
+        pytest.param("make_adder(3)", "make_adder(4)", "clo", [5, 6, 7], id="closure-value"),
+        pytest.param("return x + step", "return x - step", "clo", [-2, -1, 0], id="closure-body"),
+    ],
+)
+def test_function_in_parameters_edited_recomputes_the_stages_reading_it(
+    lab: Lab, old: str, new: str, name: str, applied: list
+):
+    lab.run("lambdas", "-p", "callables")
+    lab.edit("lab/params/callables.py", old, new)
+    assert lab.run("lambdas", "-p", "callables") == executed(["apply", "add_up"], [name])
+    check_callables(lab, **{name: applied})
+    lab.edit("lab/params/callables.py", new, old)
+    assert lab.run("lambdas", "-p", "callables") == []
+    check_callables(lab)
+
+
+# -- aggregates ---------------------------------------------------------------------------
+
+
+def finals(**offsets: int) -> dict:
+    sets = {k: {**v, **({"offset": offsets[k]} if k in offsets else {})} for k, v in SETS.items()}
+    return {name: chain_values(**params)["final"] for name, params in sets.items()}
+
+
+def test_aggregate_recomputes_when_any_input_changes(lab: Lab):
+    assert lab.run("pooled", "-p", "base") == sorted([*executed(CHAIN), "collect:aggregate"])
+    assert lab.value("finals", "aggregate", "pooled") == finals()
+
+    lab.edit("lab/params/base.py", "offset=5", "offset=6")
+    assert lab.run("pooled", "-p", "base") == ["collect:aggregate", "report:b"]
+    assert lab.value("finals", "aggregate", "pooled") == finals(b=6)
+
+    lab.edit(*SCALE, "[x * params.factor + 1 for x in values]")
+    stages = ["transform", "combine", "report"]
+    assert lab.run("pooled", "-p", "base") == sorted([*executed(stages), "collect:aggregate"])
+    lab.check_chain(
+        "pooled",
+        sets={"a": SETS["a"], "b": {**SETS["b"], "offset": 6}},
+        scale=lambda x, k: x * k + 1,
+    )
+
+    lab.edit(*SCALE[:1], "[x * params.factor + 1 for x in values]", SCALE[1])
+    lab.edit("lab/params/base.py", "offset=6", "offset=5")
+    assert lab.run("pooled", "-p", "base") == []
+    assert lab.value("finals", "aggregate", "pooled") == finals()
+
+
+def test_aggregate_is_keyed_on_the_whole_parameter_sets_it_combines(lab: Lab):
+    """Documented rule: an aggregate may read any field of any record it combines.
+
+    Those reads are not tracked, so an aggregate is keyed on the hashes of the
+    parameter sets it combines: a field no stage reads still recomputes the
+    aggregate (and nothing else).
+    """
+    lab.run("pooled", "-p", "base")
+    assert lab.run("pooled", "-p", "base", "--set", "unused=1") == ["collect:aggregate"]
+    assert lab.value("finals", "aggregate", "pooled") == finals()
+
+
+# -- assay why ----------------------------------------------------------------------------
+
+
+def will_execute(why_output: str) -> list[str]:
+    """``stage:set`` of every ``executes STAGE [SET]: ...`` line of ``assay why``, sorted."""
+    lines = re.findall(r"^executes (\S+) \[([^\]]+)\]", why_output, re.M)
+    return sorted(f"{stage}:{name}" for stage, name in lines)
+
+
+def test_why_explains_what_will_execute_and_what_is_reused(lab: Lab):
+    if run_cli("why", "--help", cwd=lab.root).code != 0:
+        pytest.skip("assay why not implemented yet")
+    baseline(lab)
+    lab.edit(*SCALE, "[x * params.factor + 1 for x in values]")
+    lab.edit("lab/params/base.py", "offset=5", "offset=6")
+    lab.edit("site/tinypkg-1.0.dist-info/METADATA", "Version: 1.0", "Version: 1.1")
+    result = run_cli("why", "chain", "-p", "base", cwd=lab.root)
+    assert result.code == 0, str(result)
+    assert lab.calls.take() == [], "assay why executes nothing"
+    text = result.text
+    for expected in (
+        "executes transform [a]: its code changed: function lib.features.scale",
+        "- return [x * params.factor for x in values]",
+        "+ return [x * params.factor + 1 for x in values]",
+        "executes pack [b]: package version changed",
+        "1.0 -> tinypkg 1.1",
+        "executes report [b]: a parameter it reads changed: offset 5 -> 6",
+        "reused load [a]: reused: artifact made by run 1",
+        "8 of 14 stage runs execute",
+    ):
+        assert expected in text, f"{expected!r} missing from:\n{result.output}"
+    explained = will_execute(result.output)
+    assert explained == executed(["transform", "pack", "combine", "report"])
+    assert lab.run("chain", "-p", "base") == explained, "assay why predicted the run"
+
+
+def test_why_predicts_that_grid_points_share_a_recomputed_early_stage(lab: Lab):
+    if run_cli("why", "--help", cwd=lab.root).code != 0:
+        pytest.skip("assay why not implemented yet")
+    lab.run("chain", "-p", "grid")
+    lab.edit(*SCALE, "[x * params.factor + 1 for x in values]")
+    result = run_cli("why", "chain", "-p", "grid", cwd=lab.root)
+    assert result.code == 0, str(result)
+    explained = will_execute(result.output)
+    ran = lab.run("chain", "-p", "grid")
+    grid = [f"g-offset={k}" for k in range(3)]
+    assert ran == sorted(
+        ["combine:g-offset=0", "transform:g-offset=0", *executed(["report"], grid)]
+    )
+    assert explained == ran, f"assay why said:\n{result.output}"
