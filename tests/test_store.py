@@ -15,6 +15,7 @@ import pytest
 
 from assay.errors import RunStoreError
 from assay.store import (
+    SCHEMA_VERSION,
     ArtifactInfo,
     ArtifactRun,
     ParamSetInfo,
@@ -168,7 +169,7 @@ def test_store_uses_wal_and_records_its_schema_version(store: RunStore, db_path:
     other = sqlite3.connect(db_path)
     try:
         assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert other.execute("PRAGMA user_version").fetchone() == (1,)
+        assert other.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     finally:
         other.close()
 
@@ -419,7 +420,7 @@ def test_a_store_from_a_newer_assay_is_refused(db_path: Path) -> None:
     with RunStore(db_path) as store:
         begin(store)
     with sqlite3.connect(db_path) as other:
-        other.execute("PRAGMA user_version = 2")
+        other.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     other.close()
     with RunStore(db_path) as store, pytest.raises(RunStoreError) as caught:
         store.list_runs()

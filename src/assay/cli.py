@@ -132,9 +132,13 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--ignore-lazy", is_flag=True, help="Treat Lazy outputs as ordinary ones.")
 @click.option("--notes", help="A note recorded with the run.")
 @click.option(
+    "--explain", is_flag=True, help="Say why each stage executes or is reused (see `assay why`)."
+)
+@click.option(
     "--paths", is_flag=True, help="List where every artifact of the run is cached, and stop."
 )
 @click.option("--no-log", is_flag=True, help="Do not write the run's log file.")
+@click.option("--no-report", is_flag=True, help="Do not write the run's HTML report.")
 @click.option(
     "--parallel",
     type=click.IntRange(min=1),
@@ -153,6 +157,25 @@ def main(ctx: click.Context, debug: bool) -> None:
 )
 @click.option("--verbose", "-v", is_flag=True, help="Log every stage run.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final line.")
+@click.option(
+    "--store-full",
+    is_flag=True,
+    help="Export the run to data/runs/RUN_ID/: record, log, report, artifacts, environment, code.",
+)
+@click.option(
+    "--store-full-include",
+    multiple=True,
+    metavar="GLOB",
+    help="Put files matching GLOB in the code snapshot although git ignores them or they "
+    "look like secrets (.env, keys).",
+)
+@click.option("--notebook", is_flag=True, help="Write a notebook that reloads the run's artifacts.")
+@click.option(
+    "--docker",
+    is_flag=True,
+    help="Write a Docker build context for the run (implies --store-full); build it if "
+    "Docker runs.",
+)
 def run(
     experiment,
     param_files,
@@ -168,13 +191,19 @@ def run(
     lazy,
     ignore_lazy,
     notes,
+    explain,
     paths,
     no_log,
+    no_report,
     parallel,
     executor,
     dask_address,
     verbose,
     quiet,
+    store_full,
+    store_full_include,
+    notebook,
+    docker,
 ):
     """Run EXPERIMENT (a module in experiments/ or a path to a .py file).
 
@@ -186,7 +215,7 @@ def run(
     from assay.experiment import run_experiment
 
     console = _console()
-    observer = ProgressObserver(console, quiet=quiet)
+    observer = ProgressObserver(console, quiet=quiet, explain=explain and not dry)
     planning_only = dry or paths
     try:
         manager = run_experiment(
@@ -205,12 +234,15 @@ def run(
             ignore_lazy=ignore_lazy,
             notes=notes,
             log_file=not no_log,
+            report=not no_report,
             observer=observer,
             verbose=verbose,
             parallel=parallel,
             executor=executor,
             dask_address=dask_address,
             command=_command_line(),
+            store_full=(store_full or docker) and not planning_only,
+            store_full_include=list(store_full_include),
         )
     except StageFailed as exc:
         observer.close()
@@ -225,10 +257,19 @@ def run(
         observer.close()
     if paths:
         print_paths(console, manager)
+    elif dry and explain:
+        from assay.cli_output import print_explanations
+        from assay.why import explain as explain_plan
+
+        print_explanations(console, explain_plan(manager))
     elif dry:
         print_plan(console, manager)
     else:
         print_run_result(console, manager, quiet=quiet)
+        if store_full or notebook or docker:
+            from assay.cli_provenance import print_exports
+
+            print_exports(console, manager, notebook=notebook, docker=docker)
 
 
 def _command_line() -> str:
@@ -271,6 +312,62 @@ def params(experiment, param_files, overrides, all_fields):
     check_unique_names(sets)
 
 
+@main.command(context_settings=_CONTEXT)
+@click.argument("experiment", shell_complete=_complete_modules("experiments_dir"))
+@click.option(
+    "-p",
+    "--params",
+    "param_files",
+    multiple=True,
+    metavar="PARAMFILE",
+    shell_complete=_complete_modules("params_dir"),
+    help="A parameter file; repeat to combine.",
+)
+@click.option("--names", "-n", multiple=True, metavar="NAME", help="Only these parameter sets.")
+@click.option(
+    "--indices",
+    "-i",
+    multiple=True,
+    type=int,
+    metavar="I",
+    help="Only the sets at these positions.",
+)
+@click.option(
+    "--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Apply an override first."
+)
+@click.option("--overwrite", is_flag=True, help="As `assay run --overwrite` would.")
+@click.option(
+    "--overwrite-stage",
+    "overwrite_stages",
+    multiple=True,
+    metavar="STAGE",
+    help="As `assay run --overwrite-stage` would.",
+)
+@click.option("--prefix", help="The name artifacts are filed under (default: the experiment's).")
+def why(experiment, param_files, names, indices, overrides, overwrite, overwrite_stages, prefix):
+    """Say, for every stage run, why it would execute or which run's artifact it reuses.
+
+    Nothing is executed or written: this is `assay run --dry --explain`.
+    """
+    from assay.cli_output import print_explanations
+    from assay.experiment import run_experiment
+    from assay.why import explain
+
+    manager = run_experiment(
+        experiment,
+        list(param_files),
+        names=list(names),
+        indices=list(indices),
+        overrides=list(overrides),
+        overwrite=overwrite,
+        overwrite_stages=list(overwrite_stages),
+        prefix=prefix,
+        dry=True,
+        command=_command_line(),
+    )
+    print_explanations(_console(), explain(manager))
+
+
 # -- the run store ----------------------------------------------------------------------
 
 
@@ -304,6 +401,34 @@ def show(run_ref):
         print_run(_console(), store, store.get_run(run_ref))
 
 
+@main.command(context_settings={**_CONTEXT, "ignore_unknown_options": True})
+@click.argument("run_refs", metavar="[RUN]...", nargs=-1)
+@click.option("--all", "all_runs", is_flag=True, help="Rebuild the report of every run.")
+def report(run_refs, all_runs):
+    """Rebuild HTML reports and the index of runs (reports/index.html).
+
+    RUN is a number, an id (or a unique start of it), or 'latest' / -1, -2 ...
+    (default: latest). A run's page is rebuilt from its reports/RUN_ID/run.json,
+    or, for a run without one (--no-report), from the run store.
+    """
+    from assay.config import ProjectConfig
+    from assay.report import rebuild_reports
+
+    _store().close()  # a clear message when there is no run store yet
+    config = ProjectConfig.load()
+    pages = rebuild_reports(config, list(run_refs), all_runs=all_runs)
+    console = _console()
+    for page in pages:
+        console.print(str(_relative(page, config.root)), soft_wrap=True)
+
+
+def _relative(path: Path, root: Path) -> Path:
+    try:
+        return path.relative_to(root)
+    except ValueError:
+        return path
+
+
 def _store():
     from assay.config import ProjectConfig
     from assay.errors import RunStoreError
@@ -316,6 +441,137 @@ def _store():
             "(or you are in another folder). Run one with `assay run EXPERIMENT`."
         )
     return RunStore(config.store_path)
+
+
+# -- provenance: compare, lineage, reproduce, export -------------------------------------
+
+
+@main.command(context_settings={**_CONTEXT, "ignore_unknown_options": True})
+@click.argument("run_a", metavar="RUN")
+@click.argument("run_b", metavar="RUN", default="latest")
+def compare(run_a, run_b):
+    """Show what differs between two runs: parameters, code, packages, artifacts, metrics.
+
+    RUN is a number, an id (or a unique start of it), or 'latest' / -1, -2 ...
+    (the second RUN defaults to latest).
+    """
+    from assay.cli_output import print_metric_changes
+    from assay.cli_provenance import print_comparison
+    from assay.compare import compare_runs
+    from assay.metrics import compare_metrics
+
+    with _store() as store:
+        diff = compare_runs(store, run_a, run_b)
+        print_comparison(_console(), diff)
+        changes = compare_metrics(store.path, diff.a.number, diff.b.number)
+        print_metric_changes(_console(), changes)
+
+
+@main.command(context_settings=_CONTEXT)
+@click.argument("artifact")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="The cache folder.")
+def lineage(artifact, cache_dir):
+    """Show how ARTIFACT was made: run, stage code, parameters and upstream artifacts.
+
+    ARTIFACT is EXPERIMENT/PARAMETER-SET/STAGE/OUTPUT (as under data/cache/by-name/),
+    a path to a cached file or stage folder, or an artifact key (<stage key>.<output>).
+    """
+    from assay.cli_provenance import lineage_tree
+    from assay.lineage import lineage as find_lineage
+
+    _console().print(lineage_tree(find_lineage(artifact, cache_dir=cache_dir)))
+
+
+@main.command(context_settings=_CONTEXT)
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--workdir",
+    type=click.Path(),
+    help="Re-run in this new folder (default: FOLDER/reproductions/<time>/).",
+)
+@click.option(
+    "--reuse",
+    is_flag=True,
+    help="Start from the exported cache: recompute only what changed (default: recompute all).",
+)
+@click.option(
+    "--equivalent-ok",
+    is_flag=True,
+    help="Count artifacts with other bytes but equal values when loaded as reproduced.",
+)
+def reproduce(folder, workdir, reuse, equivalent_ok):
+    """Re-run an exported run (--store-full) and check every artifact comes out identical.
+
+    Exits with status 0 only if every artifact is identical (same checksum).
+    """
+    from assay.cli_provenance import print_reproduction
+    from assay.export.reproduce import reproduce as run_reproduction
+
+    result = run_reproduction(folder, workdir=workdir, reuse=reuse, equivalent_ok=equivalent_ok)
+    print_reproduction(_console(), result)
+    sys.exit(0 if result.exact else 1)
+
+
+@main.group(context_settings=_CONTEXT)
+def export():
+    """Export a run: a full folder, a Docker build context, or a Jupyter notebook."""
+
+
+@export.command("full", context_settings={**_CONTEXT, "ignore_unknown_options": True})
+@click.argument("run_ref", metavar="RUN", default="latest")
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="The folder to write.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Also snapshot these files.")
+def export_full(run_ref, output, include):
+    """Write RUN's self-contained folder (what --store-full writes) to data/runs/RUN_ID/."""
+    from assay.cli_provenance import print_written
+    from assay.config import ProjectConfig
+    from assay.export.full import export_run
+
+    _store().close()
+    config = ProjectConfig.load()
+    folder = export_run(config, run_ref, destination=output, include=list(include))
+    print_written(_console(), "Exported to", folder, config.root)
+
+
+@export.command("docker", context_settings={**_CONTEXT, "ignore_unknown_options": True})
+@click.argument("run_ref", metavar="RUN", default="latest")
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="The context folder.")
+@click.option("--tag", help="The image's name (default: assay-RUN_ID).")
+@click.option("--no-build", is_flag=True, help="Only write the context; do not build.")
+def export_docker(run_ref, output, tag, no_build):
+    """Write a Dockerfile and build context that re-create RUN; build it if Docker runs.
+
+    The context holds the code, the pinned environment, the run's cache and a
+    wheel of assay (default: data/runs/RUN_ID/docker/).
+    """
+    from assay.config import ProjectConfig
+    from assay.export.docker import build_image, export_docker_context
+
+    _store().close()
+    config = ProjectConfig.load()
+    context = export_docker_context(config, run_ref, destination=output, tag=tag)
+    console = _console()
+    console.print(f"Docker build context: {context.folder}", soft_wrap=True)
+    if no_build:
+        console.print(f"Build it with: {context.build_command}", soft_wrap=True)
+        return
+    built, message = build_image(context)
+    console.print(message, soft_wrap=True)
+
+
+@export.command("notebook", context_settings={**_CONTEXT, "ignore_unknown_options": True})
+@click.argument("run_ref", metavar="RUN", default="latest")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="The .ipynb to write.")
+def export_notebook(run_ref, output):
+    """Write a Jupyter notebook that loads RUN's artifacts and can re-run it."""
+    from assay.cli_provenance import print_written
+    from assay.config import ProjectConfig
+    from assay.export.notebook import write_notebook
+
+    _store().close()
+    config = ProjectConfig.load()
+    path = write_notebook(config, run_ref, destination=output)
+    print_written(_console(), "Notebook", path, config.root)
 
 
 # -- cache ------------------------------------------------------------------------------
@@ -385,6 +641,31 @@ def _cache(cache_dir):
     from assay.config import ProjectConfig
 
     return CacheStore(ProjectConfig.load().with_cache_dir(cache_dir).cache_dir)
+
+
+# -- ui ---------------------------------------------------------------------------------
+
+
+@main.command(context_settings=_CONTEXT)
+@click.option("--port", type=int, help="Port to listen on (default: a free one).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but 127.0.0.1/localhost prints a token to use.",
+)
+@click.option(
+    "--project", type=click.Path(file_okay=False, exists=True), help="The project folder."
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the dashboard in a browser.")
+def ui(port, host, project, open_browser):
+    """Serve a live dashboard of the runs: browse, compare, sweep, trace artifacts.
+
+    Read-only; needs `pip install 'assay[ui]'`. Stop it with Ctrl-C.
+    """
+    from assay.ui import serve
+
+    serve(project, host=host, port=port, open_browser=open_browser, echo=click.echo)
 
 
 # -- init -------------------------------------------------------------------------------

@@ -340,3 +340,28 @@ def _rel(path: Any, root: Any) -> Any:
         return path.relative_to(root)
     except ValueError:
         return path
+
+
+def print_metric_changes(console: Console, changes: list) -> None:
+    """``assay compare``: the final value of each metric in run A and run B."""
+    if not changes:
+        return
+    table = Table(title="metrics (final values)")
+    for column in ("parameter set", "stage", "metric", "A", "B", "B - A"):
+        table.add_column(column, overflow="fold")
+    for change in changes:
+        a, b = change.a, change.b
+        delta = f"{b - a:+.6g}" if a is not None and b is not None else "-"
+        style = "yellow" if change.changed else "dim"
+        table.add_row(
+            escape(change.param_set or "-"),
+            escape(change.stage or "-"),
+            escape(change.name),
+            "-" if a is None else f"{a:.6g}",
+            "-" if b is None else f"{b:.6g}",
+            delta,
+            style=style,
+        )
+    console.print(table)
+    changed = sum(1 for c in changes if c.changed)
+    console.print(f"{changed} of {len(changes)} metric(s) differ.")

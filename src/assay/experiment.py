@@ -222,6 +222,9 @@ def run_experiment(
             raise
         finally:
             manager.runner.executor.shutdown()
+            from assay.metrics import record_run_metrics
+
+            record_run_metrics(store, manager)
             _record_outcome(store, manager, status, error)
             write_run_record(store, config, manager.run_id)
             log.info("Run %d %s: %s", manager.run_number, status, summarize(manager.plan.nodes))

@@ -198,6 +198,17 @@ class Record:
         if node is not None:
             node.reportables.append(reportable)
 
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        """Log a scalar metric (``record.log_metric("loss", 0.31, step=5)``).
+
+        Kept in the run store (``assay compare``, ``assay ui``) and shown in the
+        report; a stage taken from the cache brings back the metrics it logged.
+        See :mod:`assay.metrics`.
+        """
+        from assay.metrics import log_metric
+
+        log_metric(self, name, value, step)
+
     # -- files stages write themselves --------------------------------------------------
 
     def get_path(

@@ -22,7 +22,9 @@ into JSON with :func:`dataclasses.asdict`):
 - :class:`StageRunInfo`: each stage of each parameter set and what happened
   to it (executed, taken from the cache, failed, skipped);
 - :class:`ArtifactInfo`: each artifact the run computed or reused, with its
-  cache key and checksum.
+  cache key and checksum;
+- the run's provenance (git commit, dirty flag and diff, installed packages,
+  conda; see :mod:`assay.provenance`), through :meth:`RunStore.provenance`.
 
 Several runs, in several processes, may write to one store at the same time:
 the file is in SQLite's WAL mode, writers wait up to 30 s for each other, and
@@ -39,6 +41,7 @@ import platform
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,8 +64,11 @@ __all__ = [
     "StageRunInfo",
 ]
 
-SCHEMA_VERSION = 1
-"""Version of the table layout, kept in the file's ``PRAGMA user_version``."""
+SCHEMA_VERSION = 2
+"""Version of the table layout, kept in the file's ``PRAGMA user_version``.
+
+Version 2 added the git columns of ``runs`` and the ``provenance`` table; a
+version-1 store is upgraded in place the first time it is opened."""
 
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 """What a run's ``status`` can be; all but ``"running"`` are final."""
@@ -77,7 +83,8 @@ BUSY_TIMEOUT_S = 30.0
 """How long a writer waits for another process's write to finish."""
 
 _FINAL_STATUSES = RUN_STATUSES[1:]
-_TABLES = ("runs", "param_sets", "stages", "artifacts")
+_TABLES = ("runs", "param_sets", "stages", "artifacts", "provenance")
+_V1_TABLES = _TABLES[:4]
 _SUGGESTIONS = 5  # runs listed when a reference matches nothing
 
 _SCHEMA = """
@@ -96,7 +103,10 @@ CREATE TABLE IF NOT EXISTS runs (
     notes            TEXT,
     param_names_json TEXT NOT NULL,
     error            TEXT,
-    config_json      TEXT NOT NULL
+    config_json      TEXT NOT NULL,
+    git_commit       TEXT,
+    git_branch       TEXT,
+    git_dirty        INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, number);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, number);
@@ -135,11 +145,27 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 CREATE INDEX IF NOT EXISTS artifacts_by_run ON artifacts (run);
 CREATE INDEX IF NOT EXISTS artifacts_by_key ON artifacts (key);
+
+CREATE TABLE IF NOT EXISTS provenance (
+    run       INTEGER PRIMARY KEY REFERENCES runs (number),
+    data_json TEXT NOT NULL
+);
+"""
+
+_MIGRATE_1_TO_2 = """
+ALTER TABLE runs ADD COLUMN git_commit TEXT;
+ALTER TABLE runs ADD COLUMN git_branch TEXT;
+ALTER TABLE runs ADD COLUMN git_dirty INTEGER;
+CREATE TABLE IF NOT EXISTS provenance (
+    run       INTEGER PRIMARY KEY REFERENCES runs (number),
+    data_json TEXT NOT NULL
+)
 """
 
 _RUN_COLUMN_NAMES = (
     "number", "id", "experiment", "status", "started", "ended", "host", "user", "platform",
     "python", "command", "notes", "param_names_json", "error", "config_json",
+    "git_commit", "git_branch", "git_dirty",
 )  # fmt: skip
 _RUN_COLUMNS = ", ".join(_RUN_COLUMN_NAMES)
 
@@ -190,6 +216,13 @@ class RunInfo:
     """One-paragraph message saying why a failed or interrupted run stopped."""
     config: dict[str, Any]
     """Free-form settings of the run: flags, ``--set`` overrides, cache folder, ..."""
+    git_commit: str | None = None
+    """The full git commit of the project's code (40 hex digits), if it is in git."""
+    git_branch: str | None = None
+    """The checked-out branch, or ``None`` (detached HEAD, no git)."""
+    git_dirty: bool | None = None
+    """Whether the code differed from ``git_commit`` (see :meth:`RunStore.provenance`
+    for the diff), or ``None`` if unknown."""
 
     @property
     def duration_s(self) -> float | None:
@@ -515,6 +548,33 @@ class RunStore:
             rows,
         )
 
+    def record_provenance(self, run_id: str, provenance: dict[str, Any]) -> RunInfo:
+        """Keep a run's provenance (see :mod:`assay.provenance`); return the updated run.
+
+        ``provenance`` is :meth:`assay.provenance.Provenance.to_dict` output. Its
+        git commit, branch and dirty flag also go into the run's own row, so
+        :class:`RunInfo` carries them.
+        """
+        git = provenance.get("git") or {}
+        dirty = git.get("dirty") if git.get("error") is None else None
+        with self._writing() as db:
+            number = self._number(db, run_id)
+            db.execute(
+                "UPDATE runs SET git_commit = ?, git_branch = ?, git_dirty = ? WHERE number = ?",
+                (git.get("commit"), git.get("branch"), dirty, number),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO provenance (run, data_json) VALUES (?, ?)",
+                (number, _dumps(provenance)),
+            )
+            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE number = ?", (number,))
+            return _run_from_row(row.fetchone())
+
+    def provenance(self, run_id: str) -> dict[str, Any] | None:
+        """The provenance recorded for a run (by full id), or ``None`` (runs before it existed)."""
+        rows = self._rows_of(run_id, "SELECT data_json FROM provenance")
+        return json.loads(rows[0][0]) if rows else None
+
     def known_checksums(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]:
         """``{key: (checksum, size)}`` for the artifact keys any earlier run recorded."""
         keys = list(dict.fromkeys(keys))
@@ -674,7 +734,7 @@ class RunStore:
         except sqlite3.Error as exc:
             raise self._explain(exc) from exc
         try:
-            db.execute("PRAGMA journal_mode = WAL")
+            _set_wal(db)
             db.execute("PRAGMA foreign_keys = ON")
             self._prepare(db)
         except sqlite3.OperationalError as exc:
@@ -694,13 +754,16 @@ class RunStore:
         return db
 
     def _prepare(self, db: sqlite3.Connection) -> None:
-        """Check the file holds a run store we can read; create the tables in a new one."""
+        """Check the file holds a run store we can read; create the tables in a new one,
+        or upgrade a version-1 store (adding the git columns and the provenance table)."""
         if self._check_schema(db):
             return
         with _transaction(db):  # another process may be creating the tables right now
             if not self._check_schema(db):
+                (version,) = db.execute("PRAGMA user_version").fetchone()
+                script = _MIGRATE_1_TO_2 if version == 1 else _SCHEMA
                 # One statement at a time: executescript() would commit our transaction.
-                for statement in _SCHEMA.split(";"):
+                for statement in script.split(";"):
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -722,6 +785,8 @@ class RunStore:
         }
         if version == 0 and not tables:
             return False
+        if version == 1 and all(t in tables for t in _V1_TABLES):
+            return False  # an older layout: _prepare upgrades it
         missing = [t for t in _TABLES if t not in tables]
         if version == SCHEMA_VERSION and not missing:
             return True
@@ -752,7 +817,26 @@ def _run_from_row(row: tuple[Any, ...]) -> RunInfo:
     values = dict(zip(_RUN_COLUMN_NAMES, row))
     values["param_names"] = json.loads(values.pop("param_names_json"))
     values["config"] = json.loads(values.pop("config_json"))
+    if values["git_dirty"] is not None:
+        values["git_dirty"] = bool(values["git_dirty"])
     return RunInfo(**values)
+
+
+def _set_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL mode, waiting while another process holds the lock this needs.
+
+    SQLite answers "database is locked" at once, without its busy timeout, when
+    several processes open a new run store at the same moment.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager

@@ -1,0 +1,231 @@
+"""What the provenance commands print: show's provenance lines, compare, lineage, exports.
+
+Kept apart from :mod:`assay.cli_output` so each command's printing sits with
+its kind; every function takes a rich ``Console`` and plain library results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+_STATUS_STYLE = {
+    "identical": "green",
+    "equivalent": "cyan",
+    "different": "red",
+    "missing": "yellow",
+    "damaged": "red",
+}
+
+
+def provenance_rows(run: Any, provenance: dict | None) -> list[tuple[str, str]]:
+    """The ``assay show`` lines about code and environment: git, packages, conda."""
+    if provenance is None:
+        return [("provenance", "not recorded (a run from before assay recorded it)")]
+    git = provenance.get("git") or {}
+    if git.get("error"):
+        code = f"unknown: {git['error']}"
+    elif git.get("commit"):
+        code = git["commit"] + (" (dirty: uncommitted changes)" if git.get("dirty") else "")
+        code += f" on {git['branch']}" if git.get("branch") else " (detached HEAD)"
+    else:
+        code = "a git repository without commits"
+    rows = [("git commit", code)]
+    changed = len(git.get("modified") or []) + len(git.get("untracked") or [])
+    if git.get("dirty"):
+        rows.append(
+            ("changes", f"{len(git.get('modified') or [])} modified, "
+                        f"{len(git.get('untracked') or [])} untracked file(s)")
+        )  # fmt: skip
+    elif changed:
+        rows.append(("changes", f"{changed} file(s)"))
+    packages = provenance.get("packages") or {}
+    editable = provenance.get("editable") or {}
+    rows.append(
+        (
+            "packages",
+            f"{len(packages)} installed" + (f", {len(editable)} editable" if editable else ""),
+        )
+    )
+    conda = provenance.get("conda")
+    if conda:
+        rows.append(("conda", f"{conda.get('name')} ({conda.get('prefix')}), "
+                              f"{len(conda.get('packages') or {})} packages"))  # fmt: skip
+    return rows
+
+
+def print_comparison(console: Console, diff: Any) -> None:
+    """``assay compare A B``."""
+    a, b = diff.a, diff.b
+    console.print(f"[bold]A[/] run {a.number} ({escape(a.id)})  vs  [bold]B[/] run {b.number} "
+                  f"({escape(b.id)})")  # fmt: skip
+    if diff.identical:
+        console.print(
+            f"No differences in parameters, code, packages or artifacts "
+            f"({diff.same_artifacts} artifact(s) identical)."
+        )
+        return
+    table = Table(title="differences", show_lines=False)
+    for column in ("what", "where", "A", "B"):
+        table.add_column(column, overflow="fold")
+    for name, x, y in diff.settings:
+        table.add_row("setting", name, _text(x), _text(y))
+    for name in diff.sets_only_a:
+        table.add_row("parameter set", escape(name), "used", "-")
+    for name in diff.sets_only_b:
+        table.add_row("parameter set", escape(name), "-", "used")
+    for change in diff.params:
+        table.add_row(
+            "parameter", f"{escape(change.param_set)}: {escape(change.field)}",
+            _text(change.a), _text(change.b),
+        )  # fmt: skip
+    for name, (x, y) in diff.code.items():
+        if name == "diff":
+            table.add_row("code", "uncommitted diff", f"{x} chars", f"{y} chars")
+        else:
+            table.add_row("code", name, _text(x), _text(y))
+    packages = diff.packages
+    if packages.recorded != (True, True):
+        shown = ["recorded" if r else "not recorded" for r in packages.recorded]
+        table.add_row("packages", "(list)", *shown)
+    for name, version in packages.added.items():
+        table.add_row("package", escape(name), "-", version)
+    for name, version in packages.removed.items():
+        table.add_row("package", escape(name), version, "-")
+    for name, (x, y) in packages.changed.items():
+        table.add_row("package", escape(name), x, y)
+    for change in diff.artifacts:
+        where = f"{change.param_set or '-'} / {change.stage} / {change.name}"
+        what = {"key": "artifact key", "checksum": "artifact checksum"}.get(change.what, "artifact")
+        table.add_row(what, escape(where), change.a or "-", change.b or "-")
+    console.print(table)
+    console.print(
+        f"{len(diff.params)} parameter difference(s), {len(diff.code)} in code, "
+        f"{len(packages.added) + len(packages.removed) + len(packages.changed)} in packages, "
+        f"{len(diff.artifacts)} artifact(s) changed, {diff.same_artifacts} identical."
+    )
+
+
+def lineage_tree(node: Any) -> Tree:
+    """A rich Tree of an :class:`assay.lineage.LineageNode`."""
+    tree = Tree(_artifact_label(node))
+    _fill(tree, node)
+    return tree
+
+
+def _fill(tree: Tree, node: Any) -> None:
+    if node.problem:
+        tree.add(f"[yellow]{escape(node.problem)}[/]")
+    if node.stage is None:
+        return
+    if node.seen:
+        tree.add("[dim](made as shown above)[/]")
+        return
+    if node.run:
+        run = node.run
+        text = f"run {run.get('number')} ({escape(str(run.get('id')))})"
+        if run.get("started"):
+            text += f", {run['started'][:19].replace('T', ' ')} UTC"
+        if run.get("git_commit"):
+            text += f", commit {run['git_commit']}" + (
+                " [red](dirty)[/]" if run.get("git_dirty") else ""
+            )
+        tree.add(text)
+    else:
+        tree.add("made outside a recorded run (a notebook)")
+    stage = f"stage [bold]{escape(node.stage)}[/]"
+    if node.code:
+        stage += f", code fingerprint {node.code[:16]}"
+    tree.add(stage)
+    label = f"parameter set [bold]{escape(str(node.param_set))}[/]"
+    if node.aggregated is not None:
+        label += f" (aggregates {node.aggregated} record(s))"
+    if node.params:
+        shown = ", ".join(f"{k}={v}" for k, v in node.params.items() if k != "name")
+        label += f": {escape(shown[:300])}"
+    elif node.params_hash:
+        label += f", hash {node.params_hash[:16]}"
+    if node.reads is not None:
+        label += f" [dim](the stage read: {escape(', '.join(node.reads) or 'no field')})[/]"
+    tree.add(label)
+    for item in node.inputs:
+        if item.node is not None:
+            branch = tree.add(f"input [bold]{escape(item.name)}[/] ← " + _artifact_label(item.node))
+            _fill(branch, item.node)
+        else:
+            tree.add(f"input [bold]{escape(item.name)}[/]: a value passed in (hash "
+                     f"{escape(str(item.value_hash))[:16]})")  # fmt: skip
+
+
+def _artifact_label(node: Any) -> str:
+    size = f", {node.size} B" if node.size is not None else ""
+    checksum = f", checksum {node.checksum}" if node.checksum else ""
+    return f"[bold cyan]{escape(node.output)}[/]  key {escape(node.key)}{checksum}{size}"
+
+
+def print_reproduction(console: Console, result: Any) -> None:
+    """``assay reproduce``: one row per artifact, then the verdict."""
+    table = Table(title=f"reproduction of {escape(result.folder.name)}")
+    for column in ("status", "parameter set", "stage", "output", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in result.checks:
+        style = _STATUS_STYLE.get(check.status, "yellow")
+        table.add_row(
+            f"[{style}]{check.status}[/]",
+            escape(check.param_set or "-"),
+            escape(check.stage),
+            escape(check.name),
+            escape(check.detail),
+        )
+    console.print(table)
+    counts = result.counts()
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    console.print(f"Re-ran in {escape(str(result.workdir))} (run {escape(str(result.run_id))}).",
+                  soft_wrap=True)  # fmt: skip
+    if result.new:
+        console.print(f"{len(result.new)} artifact(s) the original run did not have.")
+    if result.returncode != 0:
+        console.print(f"[red]The re-run failed (exit status {result.returncode}).[/]")
+    verdict = "[green]exact[/]" if result.exact else "[red]not exact[/]"
+    if result.exact and counts.get("equivalent"):
+        verdict = "[green]exact in values[/] (some saved bytes differ)"
+    console.print(f"{summary or 'no artifacts'}: the reproduction is {verdict}.")
+
+
+def print_exports(console: Console, manager: Any, notebook: bool, docker: bool) -> None:
+    """After ``assay run --store-full / --notebook / --docker``: write and name the exports."""
+    config, run_id = manager.config, manager.run_id
+    folder = Path(config.runs_dir) / str(run_id)
+    if folder.is_dir():
+        print_written(console, "Exported to", folder, config.root)
+    if notebook:
+        from assay.export.notebook import write_notebook
+
+        print_written(console, "Notebook", write_notebook(config, run_id), config.root)
+    if docker:
+        from assay.export.docker import build_image, export_docker_context
+
+        context = export_docker_context(config, run_id)
+        print_written(console, "Docker build context", context.folder, config.root)
+        console.print(escape(build_image(context)[1]), soft_wrap=True)
+
+
+def print_written(console: Console, what: str, path: Path, root: Path) -> None:
+    console.print(f"{what}: {escape(_rel(path, root))}", soft_wrap=True)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _text(value: Any) -> str:
+    text = "-" if value is None else str(value)
+    return escape(text if len(text) <= 200 else text[:197] + "...")

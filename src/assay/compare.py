@@ -1,0 +1,191 @@
+"""``assay compare RUN RUN``: what differs between two runs, from the run store alone.
+
+::
+
+    from assay.compare import compare_runs
+    from assay.store import RunStore
+
+    with RunStore("assay.db") as store:
+        diff = compare_runs(store, 6, 7)
+    diff.params      # [ParamChange("trees_100", "n_trees", 100, 200), ...]
+    diff.code        # {"commit": ("3f1c...", "9a0b..."), "dirty": (False, True), ...}
+    diff.packages    # PackageChanges(added={...}, removed={...}, changed={"numpy": ("1.26.3", "1.26.4")})
+    diff.artifacts   # [ArtifactChange("trees_100", "train", "model", "checksum", ...), ...]
+
+Parameter sets are matched by name and compared field by field (nested
+fields with dots, as ``assay params`` shows them). Artifacts are matched by
+parameter set, stage and output name; one *changed* when its key differs
+(different code, parameters or inputs) or, with the same key, its checksum
+(a non-deterministic stage, or the cache entry was recomputed).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+__all__ = ["ArtifactChange", "PackageChanges", "ParamChange", "RunComparison", "compare_runs"]
+
+_MISSING: Any = "(not set)"
+
+
+class ParamChange(NamedTuple):
+    """One field of one parameter set with different values in the two runs."""
+
+    param_set: str
+    field: str
+    a: Any
+    b: Any
+
+
+class ArtifactChange(NamedTuple):
+    """One artifact that differs: ``what`` is ``"key"``, ``"checksum"``, ``"only in A"`` or
+    ``"only in B"``; ``a`` and ``b`` are the differing keys or checksums (or ``None``)."""
+
+    param_set: str | None
+    stage: str
+    name: str
+    what: str
+    a: str | None
+    b: str | None
+
+
+@dataclass
+class PackageChanges:
+    """How the installed Python packages differ (``None`` fields: a run recorded none)."""
+
+    added: dict[str, str] = field(default_factory=dict)
+    """Packages only run B had, with their versions."""
+    removed: dict[str, str] = field(default_factory=dict)
+    """Packages only run A had."""
+    changed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Packages both had, in different versions: name → (A's, B's)."""
+    recorded: tuple[bool, bool] = (True, True)
+    """Whether each run recorded its packages at all."""
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
+@dataclass
+class RunComparison:
+    """Everything that differs between run A and run B (see :func:`compare_runs`)."""
+
+    a: Any
+    """Run A's :class:`~assay.store.RunInfo`."""
+    b: Any
+    """Run B's :class:`~assay.store.RunInfo`."""
+    settings: list[tuple[str, Any, Any]] = field(default_factory=list)
+    """Run-level differences: ``(what, A's, B's)`` for experiment, overrides, python, ..."""
+    sets_only_a: list[str] = field(default_factory=list)
+    """Parameter sets only run A used."""
+    sets_only_b: list[str] = field(default_factory=list)
+    """Parameter sets only run B used."""
+    params: list[ParamChange] = field(default_factory=list)
+    """Fields that differ between parameter sets of the same name."""
+    code: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    """Differences in the code's git state: ``commit``, ``dirty``, ``branch``, ``diff``."""
+    packages: PackageChanges = field(default_factory=PackageChanges)
+    """Differences in installed packages."""
+    artifacts: list[ArtifactChange] = field(default_factory=list)
+    """Artifacts whose key or checksum differ, or that only one run has."""
+    same_artifacts: int = 0
+    """Artifacts with the same key and checksum in both runs."""
+
+    @property
+    def identical(self) -> bool:
+        """Whether nothing but times and numbers differ."""
+        return not (
+            self.settings or self.sets_only_a or self.sets_only_b or self.params
+            or self.code or self.packages or self.artifacts
+        )  # fmt: skip
+
+
+def compare_runs(store: Any, ref_a: int | str, ref_b: int | str) -> RunComparison:
+    """Compare two runs of the run store (references as for :meth:`RunStore.get_run`)."""
+    a, b = store.get_run(ref_a), store.get_run(ref_b)
+    result = RunComparison(a, b)
+    _compare_settings(a, b, result)
+    _compare_params(store.param_sets(a.id), store.param_sets(b.id), result)
+    prov_a, prov_b = store.provenance(a.id) or {}, store.provenance(b.id) or {}
+    _compare_code(prov_a.get("git"), prov_b.get("git"), result)
+    result.packages = _compare_packages(prov_a.get("packages"), prov_b.get("packages"))
+    _compare_artifacts(store.artifacts(a.id), store.artifacts(b.id), result)
+    return result
+
+
+def _compare_settings(a: Any, b: Any, result: RunComparison) -> None:
+    pairs = [
+        ("experiment", a.experiment, b.experiment),
+        ("python", a.python, b.python),
+        ("platform", a.platform, b.platform),
+        ("host", a.host, b.host),
+        ("status", a.status, b.status),
+    ]
+    for name in ("overrides", "param_files", "names", "indices", "prefix", "lazy"):
+        pairs.append((name, a.config.get(name), b.config.get(name)))
+    result.settings = [(name, x, y) for name, x, y in pairs if x != y]
+
+
+def _compare_params(sets_a: list, sets_b: list, result: RunComparison) -> None:
+    by_a = {p.name: p for p in sets_a}
+    by_b = {p.name: p for p in sets_b}
+    result.sets_only_a = [n for n in by_a if n not in by_b]
+    result.sets_only_b = [n for n in by_b if n not in by_a]
+    for name in by_a:
+        if name not in by_b or by_a[name].values == by_b[name].values:
+            continue
+        values_a, values_b = by_a[name].values, by_b[name].values
+        for key in dict.fromkeys([*values_a, *values_b]):
+            x, y = values_a.get(key, _MISSING), values_b.get(key, _MISSING)
+            if key != "name" and x != y:
+                result.params.append(ParamChange(name, key, x, y))
+        if by_a[name].cls != by_b[name].cls:
+            result.params.append(ParamChange(name, "(class)", by_a[name].cls, by_b[name].cls))
+
+
+def _compare_code(git_a: dict | None, git_b: dict | None, result: RunComparison) -> None:
+    git_a, git_b = git_a or {}, git_b or {}
+    for name in ("commit", "dirty", "branch"):
+        x, y = git_a.get(name), git_b.get(name)
+        if x != y:
+            result.code[name] = (x, y)
+    if (git_a.get("dirty") or git_b.get("dirty")) and git_a.get("diff") != git_b.get("diff"):
+        result.code["diff"] = (len(git_a.get("diff") or ""), len(git_b.get("diff") or ""))
+
+
+def _compare_packages(a: dict | None, b: dict | None) -> PackageChanges:
+    changes = PackageChanges(recorded=(a is not None, b is not None))
+    if a is None or b is None:
+        return changes
+    changes.added = {n: v for n, v in b.items() if n not in a}
+    changes.removed = {n: v for n, v in a.items() if n not in b}
+    changes.changed = {n: (a[n], b[n]) for n in a if n in b and a[n] != b[n]}
+    return changes
+
+
+def _compare_artifacts(arts_a: list, arts_b: list, result: RunComparison) -> None:
+    def labelled(artifacts: list) -> dict[tuple, Any]:
+        seen: dict[tuple, int] = defaultdict(int)
+        out = {}
+        for art in artifacts:
+            label = (art.param_set, art.stage, art.name)
+            out[(*label, seen[label])] = art
+            seen[label] += 1
+        return out
+
+    by_a, by_b = labelled(arts_a), labelled(arts_b)
+    for label in dict.fromkeys([*by_a, *by_b]):
+        x, y = by_a.get(label), by_b.get(label)
+        where = label[:3]
+        if y is None:
+            result.artifacts.append(ArtifactChange(*where, "only in A", x.key, None))
+        elif x is None:
+            result.artifacts.append(ArtifactChange(*where, "only in B", None, y.key))
+        elif x.key != y.key:
+            result.artifacts.append(ArtifactChange(*where, "key", x.key, y.key))
+        elif x.checksum and y.checksum and x.checksum != y.checksum:
+            result.artifacts.append(ArtifactChange(*where, "checksum", x.checksum, y.checksum))
+        else:
+            result.same_artifacts += 1

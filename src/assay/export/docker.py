@@ -1,0 +1,242 @@
+"""``assay export docker RUN``: a Docker build context that re-creates a run.
+
+::
+
+    data/runs/RUN_ID/docker/          (or -o DIR)
+        Dockerfile                    python:<the run's major.minor>-slim, pinned packages
+        .dockerignore
+        README.md                     how to build, run, reproduce, explore
+        wheels/assay-<v>-py3-none-any.whl   the assay that made the run
+        run/                          the run's full export (code, cache, run.json,
+                                      requirements.txt; see assay.export.full)
+
+The image installs the run's pinned packages (``run/requirements.txt``) and
+this assay, puts the code snapshot in ``/project`` and the exported run
+(record and cache) in ``/project/data/runs/RUN_ID``. Its default command runs
+the experiment again as recorded, taking every result from the run's cache;
+``assay reproduce data/runs/RUN_ID`` inside it recomputes everything and
+compares; ``docker run -it IMAGE bash`` opens a shell to explore.
+
+When the run was exported with ``--store-full``, that export is used as it
+is (the code as it was then); otherwise the run is exported now, and the code
+snapshot is the project's code as it is now (``run.json`` then says whether
+it matches the run's commit, in ``export.code.same_as_run``).
+
+:func:`build_image` builds the image when a Docker engine answers
+(``docker info``); otherwise it returns the exact command to run elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assay.errors import AssayError
+from assay.export.full import export_run
+from assay.export.reproduce import rerun_spec
+from assay.export.wheel import build_wheel
+from assay.run_record import read_run_record
+from assay.store import RunStore
+
+__all__ = ["DockerContext", "build_image", "export_docker_context"]
+
+MARKER = "# Written by `assay export docker`"
+"""The Dockerfile's first line; a folder whose Dockerfile has it may be replaced."""
+
+DOCKERIGNORE = """\
+# Only what the Dockerfile copies belongs in the build context.
+run/reproductions/
+run/docker/
+**/__pycache__/
+**/*.pyc
+"""
+
+
+@dataclass
+class DockerContext:
+    """A written build context."""
+
+    folder: Path
+    """The context folder (holds the Dockerfile)."""
+    tag: str
+    """The image name to build, e.g. ``assay-iris-0007-20261125t184512``."""
+    run_id: str
+    """The run it re-creates."""
+
+    @property
+    def build_command(self) -> str:
+        """``docker build -t TAG FOLDER``."""
+        return f"docker build -t {self.tag} {shlex.quote(str(self.folder))}"
+
+
+def export_docker_context(
+    config: Any,
+    run_ref: int | str,
+    *,
+    destination: str | Path | None = None,
+    tag: str | None = None,
+) -> DockerContext:
+    """Write the build context of a run (see the module docs) and return it."""
+    with RunStore(config.store_path) as store:
+        run = store.get_run(run_ref)
+    full = Path(config.runs_dir) / run.id
+    folder = Path(destination) if destination else full / "docker"
+    _clear(folder)
+    if (full / "run.json").is_file():
+        shutil.copytree(
+            full,
+            folder / "run",
+            symlinks=True,
+            ignore=shutil.ignore_patterns("docker", "reproductions"),
+        )
+    else:
+        export_run(config, run.id, destination=folder / "run")
+    record = read_run_record(folder / "run" / "run.json")
+    wheel = build_wheel(folder / "wheels")
+    context = DockerContext(folder, tag or _tag(run.id), run.id)
+    (folder / "Dockerfile").write_text(dockerfile(record, wheel.name), encoding="utf-8")
+    (folder / ".dockerignore").write_text(DOCKERIGNORE, encoding="utf-8")
+    (folder / "README.md").write_text(_readme(record, context), encoding="utf-8")
+    return context
+
+
+def dockerfile(record: dict, wheel_name: str) -> str:
+    """The Dockerfile text for a run record and the name of the assay wheel."""
+    run = record["run"]
+    spec = rerun_spec(record)
+    version = (record.get("provenance") or {}).get("python_version") or run["python"].split()[-1]
+    major_minor = ".".join(version.split(".")[:2])
+    image = "pypy" if run["python"].lower().startswith("pypy") else "python"
+    home = f"/project/data/runs/{run['id']}"
+    command = json.dumps(["assay", *spec.cli_args()])
+    return f"""\
+{MARKER} for run {run["id"]}
+# (experiment {run["experiment"]}, run {run["number"]}, recorded with {run["python"]} on
+# {run["platform"]}). Build: docker build -t IMAGE .   See README.md.
+FROM {image}:{major_minor}-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \\
+    PYTHONUNBUFFERED=1 \\
+    PIP_NO_CACHE_DIR=1 \\
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# The run's Python packages, pinned, then the assay that made the run.
+COPY run/requirements.txt /tmp/assay-export/requirements.txt
+RUN pip install -r /tmp/assay-export/requirements.txt
+COPY wheels/{wheel_name} /tmp/assay-export/{wheel_name}
+RUN pip install --no-deps /tmp/assay-export/{wheel_name}
+
+# The code, and the exported run (record, code, cache) for `assay reproduce`.
+WORKDIR /project
+COPY run/code/ /project/
+COPY run/run.json {home}/run.json
+COPY run/code/ {home}/code/
+COPY run/cache/ {home}/cache/
+ENV ASSAY_CACHE_DIR={home}/cache
+
+# Re-run the experiment as recorded (results come from the run's cache).
+CMD {command}
+"""
+
+
+def build_image(context: DockerContext, timeout_s: float = 3600) -> tuple[bool, str]:
+    """Build the image if a Docker engine answers; ``(built, message)``.
+
+    Without an engine (no ``docker`` command, or ``docker info`` fails) nothing
+    is run and the message gives the exact command to build it elsewhere.
+    """
+    docker = shutil.which("docker")
+    if docker is None or not _engine_answers(docker):
+        why = "no `docker` command" if docker is None else "no Docker engine answers `docker info`"
+        return False, (
+            f"Not built: {why} here. Build the image where Docker runs (copy the folder "
+            f"there first if needed):\n  {context.build_command}"
+        )
+    proc = subprocess.run(
+        [docker, "build", "-t", context.tag, str(context.folder)],
+        stdin=subprocess.DEVNULL,
+        timeout=timeout_s,
+    )
+    if proc.returncode != 0:
+        raise AssayError(
+            f"`{context.build_command}` failed (exit status {proc.returncode}); its output is "
+            "above. A package in run/requirements.txt may not install on Linux: edit the file "
+            "and build again."
+        )
+    return True, f"Built image {context.tag}. Run it with: docker run --rm {context.tag}"
+
+
+def _engine_answers(docker: str) -> bool:
+    try:
+        proc = subprocess.run(
+            [docker, "info"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
+def _clear(folder: Path) -> None:
+    """Make ``folder`` empty; refuse to empty a folder this module did not write."""
+    if folder.exists():
+        dockerfile_path = folder / "Dockerfile"
+        ours = dockerfile_path.is_file() and dockerfile_path.read_text().startswith(MARKER)
+        if any(folder.iterdir()) and not ours:
+            raise AssayError(
+                f"{folder} exists and is not a build context written by assay; choose another "
+                "folder with -o, or remove it."
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def _tag(run_id: str) -> str:
+    return "assay-" + re.sub(r"[^a-z0-9_.-]+", "-", run_id.lower()).strip("-.")[:100]
+
+
+def _readme(record: dict, context: DockerContext) -> str:
+    run = record["run"]
+    spec = rerun_spec(record)
+    rerun = shlex.join(["assay", *spec.cli_args()])
+    editable = sorted(
+        n for n in ((record.get("provenance") or {}).get("editable") or {}) if n != "assay"
+    )
+    note = (
+        f"\nPackages the run had in editable mode are not in the image: {', '.join(editable)}. "
+        "Add them to the code or to run/requirements.txt.\n"
+        if editable
+        else ""
+    )
+    conda = (
+        "\nThe run used a conda environment; its packages are listed in "
+        "run/environment.yml. This image installs the Python packages with pip.\n"
+        if (record.get("provenance") or {}).get("conda")
+        else ""
+    )
+    return f"""\
+# Docker image for assay run {run["id"]}
+
+Build (needs Docker):
+
+    {context.build_command}
+
+Re-run the experiment as recorded (everything comes from the run's cache):
+
+    docker run --rm {context.tag}
+
+Recompute everything and compare each artifact with the run's:
+
+    docker run --rm {context.tag} assay reproduce data/runs/{run["id"]}
+
+Explore (the code is in /project, the run in /project/data/runs/{run["id"]}):
+
+    docker run --rm -it {context.tag} bash
+
+The command the image runs: `{rerun}`.
+{note}{conda}"""

@@ -1,0 +1,322 @@
+"""``assay run ... --store-full``: one self-contained folder per run.
+
+::
+
+    data/runs/diamond-0007-20261125T184512/
+        run.json            the full run record (see assay.run_record) + what the export holds
+        run.log             the run's console log
+        report/             the run's HTML report (when it has one)
+        cache/objects/...   every cache entry the run computed or reused, laid out like
+        cache/by-name/...   data/cache: the folder serves as a cache (--cache .../cache)
+        requirements.txt    the run's Python packages, pinned
+        environment.yml     the conda environment (only for runs under conda)
+        code/               the project's code (see assay.export.snapshot)
+        README.md           what all this is and how to re-run it
+
+Everything inside refers to other things inside by relative paths, so the
+folder can be copied anywhere. ``assay reproduce FOLDER`` re-runs it;
+``assay export docker RUN`` and ``assay export notebook RUN`` build on it.
+
+From Python (for a run that did not use ``--store-full``)::
+
+    from assay.config import ProjectConfig
+    from assay.export.full import export_run
+    folder = export_run(ProjectConfig.load(), "latest")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from assay.cache import CacheStore
+from assay.errors import AssayError, CorruptArtifactError
+from assay.export.snapshot import (
+    environment_yml,
+    plan_snapshot,
+    requirements_txt,
+    write_snapshot,
+)
+from assay.run_record import build_run_record, write_json
+from assay.store import RunStore
+
+log = logging.getLogger("assay")
+
+__all__ = ["export_run", "portable"]
+
+README = """\
+# Exported assay run {run_id}
+
+Experiment `{experiment}`, run {number}, {status}, started {started} on {host}.
+Command: `{command}`
+Code: {code}
+
+- `run.json`: everything recorded about the run (parameters, packages, git state,
+  stage timings, every artifact with its key and checksum).
+- `code/`: the project's code; `cache/`: the artifacts the run used (a usable assay cache).
+- `requirements.txt` (and `environment.yml` under conda): the run's environment, pinned.
+
+Re-run it and check that every artifact comes out identical:
+
+    assay reproduce {folder_name}
+
+Load an artifact here, from Python: `assay.load(key="<key from run.json>", cache_dir="cache")`.
+"""
+
+
+def export_run(
+    config: Any,
+    run_ref: int | str,
+    *,
+    destination: str | os.PathLike | None = None,
+    include: list[str] | tuple[str, ...] = (),
+) -> Path:
+    """Export a run to one self-contained folder and return it.
+
+    Args:
+        config: the project's :class:`~assay.config.ProjectConfig`.
+        run_ref: the run (number, id, unique id prefix, ``"latest"``, ``-1`` ...).
+        destination: the folder to write (default ``data/runs/RUN_ID``); it is
+            replaced if it exists.
+        include: glob patterns of files the code snapshot takes although git
+            ignores them or they look like secrets.
+
+    The folder is written under a temporary name and renamed into place, so
+    an interrupted export never leaves a half-written folder behind.
+    """
+    with RunStore(config.store_path) as store:
+        record = build_run_record(store, run_ref)
+    run = record["run"]
+    target = Path(destination) if destination else Path(config.runs_dir) / run["id"]
+    work = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    work.mkdir(parents=True)
+    try:
+        contents = _fill(work, config, record, list(include))
+        record = portable(record, Path(config.root))
+        record["export"] = contents
+        write_json(work / "run.json", record)
+        (work / "README.md").write_text(
+            README.format(
+                run_id=run["id"],
+                experiment=run["experiment"],
+                number=run["number"],
+                status=run["status"],
+                started=run["started"],
+                host=run["host"],
+                command=run["command"],
+                code=_code_line(record),
+                folder_name=target.name,
+            ),
+            encoding="utf-8",
+        )
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(work, target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return target
+
+
+def _fill(folder: Path, config: Any, record: dict, include: list[str]) -> dict:
+    """Write everything but ``run.json`` and the README; return the ``export`` section."""
+    run = record["run"]
+    contents: dict[str, Any] = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "assay_version": _assay_version(),
+        "files": {"record": "run.json", "cache": "cache", "code": "code"},
+    }
+    contents["artifacts"] = _copy_artifacts(config, record, folder / "cache")
+    log_file = Path(config.logs_dir) / f"{run['id']}.log"
+    if log_file.is_file():
+        shutil.copy2(log_file, folder / "run.log")
+        contents["files"]["log"] = "run.log"
+    report = Path(config.reports_dir) / run["id"]
+    if report.is_dir():
+        shutil.copytree(report, folder / "report", symlinks=True)
+        contents["files"]["report"] = "report"
+    provenance = record.get("provenance")
+    title = f"Python packages of assay run {run['id']} ({run['python']})"
+    (folder / "requirements.txt").write_text(requirements_txt(provenance, title), encoding="utf-8")
+    contents["files"]["requirements"] = "requirements.txt"
+    environment = environment_yml(provenance)
+    if environment is not None:
+        (folder / "environment.yml").write_text(environment, encoding="utf-8")
+        contents["files"]["environment"] = "environment.yml"
+    snapshot = plan_snapshot(config.root, config, include)
+    size = write_snapshot(config.root, snapshot, folder / "code")
+    contents["code"] = {
+        "source": snapshot.source,
+        "files": len(snapshot.files),
+        "bytes": size,
+        "left_out": snapshot.left_out,
+        "included_on_request": include,
+        "same_as_run": _same_code(record),
+    }
+    return contents
+
+
+def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
+    """Copy the stage folders of every artifact the run used; check each copy."""
+    source = CacheStore(record["run"]["config"].get("cache_dir") or config.cache_dir)  # --cache
+    target = CacheStore(cache_folder)
+    copied, missing, changed, external = 0, [], [], []
+    done: set[str] = set()
+    code_parts: set[str] = set()
+    for artifact in record["artifacts"]:
+        stage_key, _, output = artifact["key"].rpartition(".")
+        meta = source.read_meta(stage_key, output)
+        if meta is None:
+            missing.append(artifact["key"])
+            continue
+        if stage_key not in done:
+            done.add(stage_key)
+            destination = target.stage_dir(stage_key)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(source.stage_dir(stage_key), destination, symlinks=True)
+        code_parts.update((meta.get("ingredients") or {}).get("code_parts", {}).values())
+        if any(Path(f["path"]).is_absolute() for f in meta["files"]):
+            external.append(artifact["key"])  # path_override / file references: not portable
+            continue
+        try:
+            target.verify(meta)
+        except CorruptArtifactError as exc:
+            changed.append({"key": artifact["key"], "problem": str(exc)})
+            continue
+        recorded = artifact.get("checksum")
+        if recorded and recorded != meta["files"][0]["checksum"]:
+            changed.append(
+                {"key": artifact["key"], "problem": "recomputed by a later run since this one"}
+            )
+            continue
+        copied += 1
+    _copy_key_helpers(source.root, cache_folder, {s["stage"] for s in record["stages"]}, code_parts)
+    prefix = record["run"]["config"].get("prefix") or record["run"]["experiment"]
+    for stage in record["stages"]:
+        if stage.get("key") in done:
+            target.link(prefix, stage["param_set"] or "aggregate", stage["stage"], stage["key"])
+    if missing or changed or external:
+        log.warning(
+            "Export of run %s: %d artifact(s) copied; %d no longer in the cache, %d changed "
+            "since the run, %d outside the cache (path_override / file references; not "
+            "exported). See export.artifacts in run.json.",
+            record["run"]["id"],
+            copied,
+            len(missing),
+            len(changed),
+            len(external),
+        )
+    return {"copied": copied, "missing": missing, "changed": changed, "external": external}
+
+
+def _copy_key_helpers(source: Path, target: Path, stages: set[str], digests: set[str]) -> None:
+    """Copy what the cache keeps beside its objects to compute and explain keys.
+
+    The read index (``reads/STAGE.jsonl``: which parameter fields each stage
+    read) lets a run using the exported cache find its entries; the code texts
+    (``code/``) let ``assay why`` show code differences.
+    """
+    from assay.cache import _safe
+
+    for stage in stages:
+        index = source / "reads" / f"{_safe(stage)}.jsonl"
+        if index.is_file():
+            (target / "reads").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(index, target / "reads" / index.name)
+    for digest in digests:
+        if not isinstance(digest, str) or len(digest) < 3:
+            continue
+        for text in (source / "code" / digest[:2]).glob(f"{digest}.*"):
+            (target / "code" / digest[:2]).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(text, target / "code" / digest[:2] / text.name)
+
+
+def portable(record: dict, root: Path) -> dict:
+    """The record with paths inside the project made relative, and secrets kept out.
+
+    Cache paths point into the export's ``cache/``; the git diff loses the
+    sections of files that look like secrets (see :mod:`assay.export.snapshot`).
+    """
+    from assay.export.snapshot import _secret
+
+    prefixes = sorted({str(root), str(root.resolve())}, key=len, reverse=True)
+
+    def relative(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: relative(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [relative(v) for v in value]
+        if isinstance(value, str):
+            for prefix in prefixes:
+                if value == prefix:
+                    return "."
+                if value.startswith(prefix + os.sep):
+                    return value[len(prefix) + 1 :].replace(os.sep, "/")
+        return value
+
+    record = relative(record)
+    record["run"]["config"]["cache_dir"] = "cache"
+    for artifact in record["artifacts"]:
+        stage_key = artifact["key"].rpartition(".")[0]
+        parts = artifact["path"].replace(os.sep, "/").split(f"/{stage_key}", 1)
+        rest = parts[1] if len(parts) == 2 else ""
+        artifact["path"] = f"cache/objects/{stage_key[:2]}/{stage_key}{rest}"
+    git = (record.get("provenance") or {}).get("git") or {}
+    if git.get("diff"):
+        sections = re.split(r"(?m)^(?=diff --git )", git["diff"])
+        kept = [s for s in sections if not _secret_section(s, _secret)]
+        if len(kept) != len(sections):
+            kept.append("(changes to files that may hold secrets were left out of this export)\n")
+        git["diff"] = "".join(kept)
+    return record
+
+
+def _secret_section(section: str, is_secret: Any) -> bool:
+    match = re.match(r"diff --git a/(\S+) b/(\S+)", section)
+    return bool(match) and (is_secret(match.group(1)) or is_secret(match.group(2)))
+
+
+def _same_code(record: dict) -> bool | None:
+    """Whether the code exported now is the code the run used (same commit, clean)."""
+    from assay.provenance import capture_git
+
+    git = (record.get("provenance") or {}).get("git") or {}
+    if not git.get("commit"):
+        return None
+    now = capture_git(git.get("root") or ".")
+    return now.commit == git["commit"] and now.diff == (git.get("diff") or "")
+
+
+def _code_line(record: dict) -> str:
+    git = (record.get("provenance") or {}).get("git") or {}
+    if git.get("commit"):
+        return f"git commit {git['commit']}" + (
+            " with uncommitted changes" if git.get("dirty") else ""
+        )
+    return "not in git"
+
+
+def _assay_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("assay")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def require_export(folder: str | os.PathLike) -> Path:
+    """``folder`` if it holds an exported run (a ``run.json``), else a clear error."""
+    folder = Path(folder)
+    if not (folder / "run.json").is_file():
+        raise AssayError(
+            f"{folder} is not an exported assay run: it has no run.json. Export a run with "
+            "`assay run EXPERIMENT --store-full`; exports are in data/runs/."
+        )
+    return folder

@@ -1,0 +1,192 @@
+"""``assay export notebook RUN``: a Jupyter notebook that reloads a run and can re-run it.
+
+The notebook (default ``data/runs/RUN_ID/RUN_ID.ipynb``) has:
+
+1. the run's record: experiment, command, git commit, status;
+2. a setup cell that finds the project folder (from the notebook's folder
+   upwards) and makes it importable, so pickled objects of your own classes load;
+3. the parameter sets, and one cell per artifact loading it with
+   ``assay.load(key=...)`` (checksum verified) and showing it — up to
+   :data:`SHOWN_ARTIFACTS`; every artifact is in the ``ARTIFACTS`` table;
+4. a cell re-running the experiment with ``assay.run_experiment`` exactly as
+   recorded (same parameter files, names, indices, overrides), reusing the
+   cache unless you set ``overwrite=True``, and a cell comparing the new
+   run's artifacts with the recorded ones.
+
+Needs ``nbformat`` to write (``pip install 'assay[notebook]'``) and Jupyter to open.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from assay.errors import AssayError
+from assay.export.reproduce import rerun_spec
+from assay.run_record import build_run_record
+from assay.store import RunStore
+
+__all__ = ["SHOWN_ARTIFACTS", "notebook_cells", "write_notebook"]
+
+SHOWN_ARTIFACTS = 40
+"""Artifacts that get a cell of their own; the rest are loaded from ``ARTIFACTS`` on demand."""
+
+_SETUP = """\
+import json
+import os
+import sys
+
+import assay
+from assay.config import ProjectConfig, find_project_root
+from assay.store import RunStore
+
+PROJECT = find_project_root()  # the folder with experiments/: this one or one above it
+os.chdir(PROJECT)
+if str(PROJECT) not in sys.path:
+    sys.path.insert(0, str(PROJECT))  # so your own classes (in pickles) can be imported
+CONFIG = ProjectConfig.load(PROJECT)
+CACHE = {cache!r}  # None: the project's cache; or the `cache` folder of an exported run
+RUN_ID = {run_id!r}
+print("project:", PROJECT)"""
+
+_COMPARE = """\
+recorded = {{a["key"]: a["checksum"] for a in RECORDED}}
+with RunStore(CONFIG.store_path) as store:
+    again = {{a.key: a.checksum for a in store.artifacts(manager.run_id)}}
+same = [key for key, checksum in recorded.items() if again.get(key) == checksum]
+print(f"{{len(same)}} of {{len(recorded)}} artifacts of {run_id} came out with the same key and checksum")"""
+
+
+def write_notebook(
+    config: Any, run_ref: int | str, *, destination: str | Path | None = None
+) -> Path:
+    """Write the notebook of a run and return its path (see the module docs)."""
+    try:
+        import nbformat
+    except ImportError as exc:  # pragma: no cover - nbformat is in the dev and notebook extras
+        raise AssayError(
+            "Writing a notebook needs nbformat: pip install 'assay[notebook]' (or nbformat)."
+        ) from exc
+    with RunStore(config.store_path) as store:
+        record = build_run_record(store, run_ref)
+    run_id = record["run"]["id"]
+    path = Path(destination) if destination else Path(config.runs_dir) / run_id / f"{run_id}.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    notebook.metadata["language_info"] = {"name": "python"}
+    for kind, source in notebook_cells(record, root=config.root, default_cache=config.cache_dir):
+        make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
+        notebook.cells.append(make(source))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, str(path))
+    return path
+
+
+def notebook_cells(
+    record: dict, root: Any = None, default_cache: Any = None
+) -> list[tuple[str, str]]:
+    """The notebook's cells as ``("markdown" | "code", source)`` pairs.
+
+    ``root`` makes absolute project paths relative; a run that used a cache
+    other than ``default_cache`` (``--cache DIR``) loads its artifacts from there.
+    """
+    run = record["run"]
+    git = (record.get("provenance") or {}).get("git") or {}
+    commit = git.get("commit") or "not in git"
+    if git.get("dirty"):
+        commit += " (with uncommitted changes; the diff is in the run record)"
+    cells = [
+        ("markdown", f"# assay run {run['id']}\n\n"
+                     f"Experiment **{run['experiment']}**, run {run['number']}, {run['status']}, "
+                     f"started {run['started']} on {run['host']} with {run['python']}.\n\n"
+                     f"- command: `{run['command']}`\n- code: {commit}\n\n"
+                     "Run this notebook from the project folder or any folder inside it."),
+        ("code", _SETUP.format(run_id=run["id"], cache=_cache_dir(run, default_cache))),
+        ("markdown", "## Parameter sets"),
+        ("code", f"PARAM_SETS = {_literal(record['param_sets'])}\n"
+                 "{p['name']: p['values'] for p in PARAM_SETS}"),
+    ]  # fmt: skip
+    artifacts = record["artifacts"]
+    table = {_label(a): a["key"] for a in artifacts}
+    recorded = [{"key": a["key"], "checksum": a["checksum"]} for a in artifacts]
+    cells += [
+        ("markdown", f"## Artifacts\n\nThe run used {len(artifacts)} artifacts. Each is loaded "
+                     "with its checksum verified, by the cacher that saved it."),
+        ("code", f"ARTIFACTS = {_literal(table)}\nRECORDED = {_literal(recorded)}\n\n\n"
+                 "def load(label):\n"
+                 "    \"\"\"Load an artifact by its label in ARTIFACTS.\"\"\"\n"
+                 "    return assay.load(key=ARTIFACTS[label], cache_dir=CACHE)\n\n\n"
+                 "list(ARTIFACTS)"),
+    ]  # fmt: skip
+    names = {"json", "os", "sys", "assay", "load", "manager", "store", "recorded", "again", "same"}
+    for artifact in artifacts[:SHOWN_ARTIFACTS]:
+        variable = _variable(artifact, names)
+        cells.append(("markdown", f"### {_label(artifact)}"))
+        cells.append(
+            (
+                "code",
+                f"{variable} = assay.load(key={artifact['key']!r}, cache_dir=CACHE)\n{variable}",
+            )
+        )
+    if len(artifacts) > SHOWN_ARTIFACTS:
+        cells.append(("markdown", f"The other {len(artifacts) - SHOWN_ARTIFACTS} artifacts: "
+                                  "`load(label)` with a label from `ARTIFACTS`."))  # fmt: skip
+    cells.append(("markdown", "## Re-run"))
+    try:
+        spec = rerun_spec(record, root=root)
+    except AssayError as exc:
+        cells.append(("markdown", f"This run cannot be re-run from its files: {exc}"))
+        return cells
+    call = [repr(spec.experiment), repr(spec.param_files)]
+    for name in ("names", "indices", "overrides"):
+        if getattr(spec, name):
+            call.append(f"{name}={getattr(spec, name)!r}")
+    if spec.prefix:
+        call.append(f"prefix={spec.prefix!r}")
+    if spec.lazy:
+        call.append("lazy=True")
+    call += ["overwrite=False", f"notes={'re-run of ' + run['id'] + ' from its notebook'!r}",
+             "project_root=PROJECT"]  # fmt: skip
+    arguments = "".join(f"    {a},\n" for a in call)
+    cells += [
+        ("markdown", "The experiment again, as recorded. Stages whose results are cached are "
+                     "reused; set `overwrite=True` to recompute everything."),
+        ("code", f"manager = assay.run_experiment(\n{arguments})\nmanager.run_info"),
+        ("code", _COMPARE.format(run_id=run["id"])),
+    ]  # fmt: skip
+    return cells
+
+
+def _cache_dir(run: dict, default: Any) -> str | None:
+    """The run's cache if it is not the project's (``--cache DIR``), else ``None``."""
+    cache = (run.get("config") or {}).get("cache_dir")
+    if not cache or default is None or not Path(cache).is_absolute():
+        return None
+    return None if Path(cache).resolve() == Path(default).resolve() else cache
+
+
+def _label(artifact: dict) -> str:
+    return f"{artifact['param_set'] or 'aggregate'} / {artifact['stage']} / {artifact['name']}"
+
+
+def _variable(artifact: dict, taken: set[str]) -> str:
+    base = re.sub(r"\W+", "_", f"{artifact['name']}_{artifact['param_set'] or 'aggregate'}")
+    base = base.strip("_").lower() or "artifact"
+    if base[0].isdigit():
+        base = f"a_{base}"
+    name, number = base, 2
+    while name in taken:
+        name, number = f"{base}_{number}", number + 1
+    taken.add(name)
+    return name
+
+
+def _literal(value: Any) -> str:
+    """Python source for JSON-like data (via JSON, so it holds no code)."""
+    return f"json.loads({json.dumps(json.dumps(value, default=str))})"

@@ -1,0 +1,395 @@
+"""``assay reproduce FOLDER``: re-run an exported run and check every artifact.
+
+Given a folder written by ``--store-full`` (see :mod:`assay.export.full`),
+possibly copied to another machine::
+
+    from assay.export.reproduce import reproduce
+
+    result = reproduce("data/runs/iris-0007-20261125T184512")
+    result.exact                   # True if every artifact came out identical
+    for check in result.checks:
+        print(check.status, check.stage, check.name, check.detail)
+
+What happens:
+
+1. The code snapshot is copied to a fresh working folder
+   (``FOLDER/reproductions/<time>/`` unless ``workdir`` is given), which gets
+   its own empty cache, run store, logs and reports.
+2. The experiment runs there in a new Python process, exactly as recorded:
+   same parameter files, ``--names``, ``--indices``, ``--set`` overrides and
+   ``--prefix``, with ``--overwrite`` so every stage is recomputed (with
+   ``reuse=True`` the exported cache is copied in first and nothing is forced,
+   so only stages whose code or parameters changed recompute).
+3. Each artifact of the exported run is compared with the new one: identical
+   (same checksum), different (with a description for tables, arrays and
+   JSON; see :mod:`assay.export.differences`), or missing. Artifacts are
+   loaded for that description only after their checksum is verified, so a
+   tampered file is never unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assay.cache import CacheStore
+from assay.errors import AssayError, CorruptArtifactError
+from assay.export.differences import describe_difference, values_equal
+from assay.export.full import require_export
+from assay.run_record import read_run_record
+
+__all__ = ["ArtifactCheck", "RerunSpec", "Reproduction", "reproduce", "rerun_spec"]
+
+STATUSES = ("identical", "equivalent", "different", "missing", "damaged", "not exported")
+"""What an artifact check can find. Only ``identical`` (same checksum) counts as
+reproduced exactly; ``equivalent`` (equal values when loaded, other bytes, as a
+pickle can be) counts too with ``equivalent_ok``."""
+
+
+@dataclass
+class ArtifactCheck:
+    """How one artifact of the exported run compares with the reproduction's."""
+
+    param_set: str | None
+    """The parameter set (``"aggregate"`` for aggregates)."""
+    stage: str
+    """The stage that produced it."""
+    name: str
+    """The output's name."""
+    key: str
+    """Its key in the exported run."""
+    status: str
+    """One of :data:`STATUSES`."""
+    detail: str = ""
+    """How it differs, or why it is missing."""
+
+
+@dataclass
+class Reproduction:
+    """The outcome of :func:`reproduce`."""
+
+    folder: Path
+    """The exported run."""
+    workdir: Path
+    """Where it was re-run (code, cache, run store)."""
+    command: list[str]
+    """The command that re-ran it."""
+    returncode: int
+    """The re-run's exit status (0: it completed)."""
+    run_id: str | None
+    """The new run's id in the working folder's run store, if it started."""
+    checks: list[ArtifactCheck] = field(default_factory=list)
+    """One per artifact of the exported run."""
+    new: list[str] = field(default_factory=list)
+    """Keys of artifacts the new run made that the exported run did not have."""
+
+    equivalent_ok: bool = False
+    """Whether ``equivalent`` artifacts count as reproduced (see :data:`STATUSES`)."""
+
+    @property
+    def exact(self) -> bool:
+        """Whether the run completed and every artifact came out identical (or equivalent,
+        with ``equivalent_ok``)."""
+        accepted = ("identical", "equivalent") if self.equivalent_ok else ("identical",)
+        return self.returncode == 0 and all(c.status in accepted for c in self.checks)
+
+    def counts(self) -> dict[str, int]:
+        """``{status: number of artifacts}``."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for check in self.checks:
+            counts[check.status] += 1
+        return counts
+
+
+@dataclass
+class RerunSpec:
+    """How to start a recorded run again: the pieces of its ``assay run`` command."""
+
+    experiment: str
+    param_files: list[str]
+    names: list[str]
+    indices: list[int]
+    overrides: list[str]
+    prefix: str | None
+    lazy: bool
+
+    def cli_args(self) -> list[str]:
+        """``["run", EXPERIMENT, "-p", ...]``: the arguments after ``assay``."""
+        args = ["run", self.experiment]
+        for flag, values in (
+            ("-p", self.param_files),
+            ("--names", self.names),
+            ("--indices", self.indices),
+            ("--set", self.overrides),
+        ):
+            for value in values:
+                args += [flag, str(value)]
+        if self.prefix:
+            args += ["--prefix", self.prefix]
+        if self.lazy:
+            args.append("--lazy")
+        return args
+
+
+def rerun_spec(record: dict, root: str | os.PathLike | None = None) -> RerunSpec:
+    """The :class:`RerunSpec` of a run record; ``root`` makes absolute project paths relative.
+
+    Raises :class:`~assay.errors.AssayError` when the run cannot be started
+    from files (its parameter sets were passed in from Python, or a file lies
+    outside the project).
+    """
+    run = record["run"]
+    config = run.get("config") or {}
+    if config.get("param_sets_given"):
+        raise AssayError(
+            f"Run {run['id']} got its parameter sets from Python (run_experiment(param_sets=...)), "
+            "not from parameter files, so it cannot be started again from its files. Put the "
+            "sets in a parameter file's get_params() and run it with -p."
+        )
+    experiment = config.get("experiment")
+    if not experiment or "/" in experiment or os.sep in experiment or experiment.endswith(".py"):
+        experiment = _inside(config.get("experiment_file") or experiment, root, "experiment")
+    prefix = config.get("prefix")
+    if "param_files" not in config:  # recorded before assay kept them: read the command line
+        config = {**config, **_from_command(run.get("command") or "")}
+    return RerunSpec(
+        experiment=experiment,
+        param_files=[_inside(p, root, "parameter file") for p in config.get("param_files") or []],
+        names=list(config.get("names") or []),
+        indices=[int(i) for i in config.get("indices") or []],
+        overrides=list(config.get("overrides") or []),
+        prefix=prefix if prefix and prefix != run["experiment"] else None,
+        lazy=bool(config.get("lazy")),
+    )
+
+
+def reproduce(
+    folder: str | os.PathLike,
+    *,
+    workdir: str | os.PathLike | None = None,
+    reuse: bool = False,
+    python: str | None = None,
+    quiet: bool = False,
+    equivalent_ok: bool = False,
+) -> Reproduction:
+    """Re-run the exported run in ``folder`` and compare its artifacts (see the module docs).
+
+    Args:
+        folder: a folder written by ``--store-full``.
+        workdir: where to re-run it (created; must not exist yet).
+        reuse: start from the exported cache and recompute only what changed,
+            instead of recomputing everything.
+        python: the Python interpreter to run it with (default: this one).
+        quiet: capture the re-run's console output instead of showing it.
+        equivalent_ok: count artifacts whose bytes differ but whose loaded values
+            are equal (a pickled model can be) as reproduced.
+    """
+    folder = require_export(folder).resolve()
+    record = read_run_record(folder / "run.json")
+    spec = rerun_spec(record)
+    workdir = Path(workdir) if workdir else _new_workdir(folder)
+    if workdir.exists():
+        raise AssayError(f"The working folder {workdir} exists already; give another one.")
+    code = folder / ((record.get("export") or {}).get("files") or {}).get("code", "code")
+    if not code.is_dir():
+        raise AssayError(f"{folder} has no code snapshot ({code} is missing).")
+    shutil.copytree(code, workdir, symlinks=True)
+    if not any((workdir / n).exists() for n in ("assay.toml", "experiments", "pyproject.toml")):
+        (workdir / "assay.toml").write_text("# Made by `assay reproduce`: the project root.\n")
+    cache = workdir / "data" / "cache"
+    if reuse:
+        shutil.copytree(folder / "cache", cache, symlinks=True)
+    command = [python or sys.executable, "-m", "assay", *spec.cli_args()]
+    command += ["--cache", str(cache), "--notes", f"reproduction of {record['run']['id']}"]
+    if not reuse:
+        command.append("--overwrite")
+    proc = subprocess.run(
+        command,
+        cwd=workdir,
+        env=_environment(workdir),
+        stdin=subprocess.DEVNULL,
+        capture_output=quiet,
+        text=True,
+    )
+    result = Reproduction(folder, workdir, command, proc.returncode, None)
+    result.equivalent_ok = equivalent_ok
+    new_artifacts = _new_artifacts(workdir / "assay.db", result)
+    _compare(record, CacheStore(folder / "cache"), CacheStore(cache), new_artifacts, result)
+    return result
+
+
+# -- comparing ----------------------------------------------------------------------------
+
+
+def _compare(record: dict, old: CacheStore, new: CacheStore, made: list, result: Reproduction):
+    by_key = {a.key: a for a in made}
+    by_label: dict[tuple, list] = defaultdict(list)
+    for artifact in made:
+        by_label[(artifact.param_set, artifact.stage, artifact.name)].append(artifact)
+    used: set[str] = set()
+    not_exported = set((record.get("export") or {}).get("artifacts", {}).get("missing", []))
+    not_exported |= set((record.get("export") or {}).get("artifacts", {}).get("external", []))
+    saved_path = list(sys.path)
+    sys.path.insert(0, str(result.workdir))  # classes of pickled values live in the code
+    try:
+        for artifact in record["artifacts"]:
+            label = (artifact["param_set"], artifact["stage"], artifact["name"])
+            check = ArtifactCheck(*label, key=artifact["key"], status="missing")
+            result.checks.append(check)
+            match = by_key.get(artifact["key"])
+            if match is None:  # the key changed (other code or parameters): same place then
+                candidates = by_label[label]
+                match = next((a for a in candidates if a.key not in used), None)
+                match = match or (candidates[0] if candidates else None)
+            old_meta = old.read_meta(*_split(artifact["key"]))
+            if artifact["key"] in not_exported or old_meta is None:
+                check.status, check.detail = "not exported", "the export holds no copy to compare"
+                continue
+            if match is not None:
+                used.add(match.key)
+            damage = _damage(artifact, old, old_meta)
+            if damage:
+                check.status, check.detail = "damaged", damage
+                continue
+            if match is None:
+                check.detail = "the reproduction did not produce it"
+                continue
+            new_meta = new.read_meta(*_split(match.key))
+            if new_meta is None:
+                check.detail = "the reproduction recorded it, but its cache entry is missing"
+                continue
+            if _files(old_meta) == _files(new_meta):
+                check.status = "identical"
+                continue
+            check.status, check.detail = _describe(old, old_meta, new, new_meta)
+    finally:
+        sys.path[:] = saved_path
+    result.new = list(dict.fromkeys(a.key for a in made if a.key not in used))
+
+
+def _damage(artifact: dict, cache: CacheStore, meta: dict) -> str | None:
+    """Why the exported copy cannot be trusted (it is then never loaded), or ``None``."""
+    recorded = artifact.get("checksum")
+    if recorded and recorded != meta["files"][0]["checksum"]:
+        return "the exported copy's sidecar does not match run.json; not loaded"
+    try:
+        cache.verify(meta)
+    except CorruptArtifactError as exc:
+        return f"the exported copy is damaged; not loaded: {exc}"
+    return None
+
+
+def _describe(old: CacheStore, old_meta: dict, new: CacheStore, new_meta: dict):
+    """``(status, detail)`` for two versions whose bytes differ: different or equivalent."""
+    from assay.loading import load_artifact
+
+    sizes = f"{old_meta.get('size')} → {new_meta.get('size')} bytes"
+    try:
+        before = load_artifact(old, old_meta)  # verifies the checksum before loading
+        after = load_artifact(new, new_meta)
+    except CorruptArtifactError as exc:
+        return "different", f"checksums differ ({sizes}); not loaded: {exc}"
+    except Exception as exc:  # a missing package, a cacher that cannot load here, ...
+        return "different", f"checksums differ ({sizes}); could not be loaded to compare: {exc}"
+    try:
+        if values_equal(before, after):
+            return "equivalent", "equal values when loaded, but the saved bytes differ"
+        return "different", describe_difference(before, after)
+    except Exception as exc:
+        return "different", f"checksums differ ({sizes}); {type(exc).__name__} comparing: {exc}"
+
+
+def _files(meta: dict) -> list[tuple[str, str]]:
+    return sorted((Path(f["path"]).name, f["checksum"]) for f in meta["files"])
+
+
+def _split(key: str) -> tuple[str, str]:
+    stage_key, _, output = key.rpartition(".")
+    return stage_key, output
+
+
+def _new_artifacts(store_path: Path, result: Reproduction) -> list:
+    from assay.store import RunStore
+
+    if not store_path.exists():
+        return []
+    with RunStore(store_path) as store:
+        runs = store.list_runs(limit=1)
+        if not runs:
+            return []
+        result.run_id = runs[0].id
+        return store.artifacts(runs[0].id)
+
+
+# -- the working folder -------------------------------------------------------------------
+
+
+def _new_workdir(folder: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    candidate = folder / "reproductions" / stamp
+    number = 1
+    while candidate.exists():
+        number += 1
+        candidate = folder / "reproductions" / f"{stamp}-{number}"
+    candidate.parent.mkdir(parents=True, exist_ok=True)
+    return candidate
+
+
+def _environment(workdir: Path) -> dict[str, str]:
+    """The re-run's environment: everything of its own inside ``workdir``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(
+        ASSAY_STORE_PATH=str(workdir / "assay.db"),
+        ASSAY_LOGS_DIR=str(workdir / "logs"),
+        ASSAY_REPORTS_DIR=str(workdir / "reports"),
+        ASSAY_RUNS_DIR=str(workdir / "data" / "runs"),
+        GIT_CEILING_DIRECTORIES=str(workdir.parent),  # not the repository around the export
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+def _from_command(command: str) -> dict[str, list[str]]:
+    """``-p``, ``--names`` and ``--indices`` from a recorded ``assay run`` command line."""
+    import shlex
+
+    flags = {"-p": "param_files", "--params": "param_files", "-n": "names",
+             "--names": "names", "-i": "indices", "--indices": "indices"}  # fmt: skip
+    found: dict[str, list[str]] = {"param_files": [], "names": [], "indices": []}
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = []
+    if words[:2] != ["assay", "run"]:
+        raise AssayError(
+            f"The run record does not say which parameter files the run used, and its command "
+            f"({command!r}) is not an `assay run` command to read them from."
+        )
+    for flag, value in zip(words, words[1:]):
+        if flag in flags:
+            found[flags[flag]].append(value)
+    return found
+
+
+def _inside(path: str | None, root: Any, what: str) -> str:
+    """A project path as a relative one (the snapshot has only the project's files)."""
+    if not path:
+        raise AssayError(f"The run record does not say which {what} the run used.")
+    if not os.path.isabs(path):
+        return path
+    if root is not None:
+        try:
+            return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            pass
+    raise AssayError(
+        f"The run used the {what} {path}, which is outside the project, so it is not in the "
+        "code snapshot. Move it into the project (e.g. params/) and run again."
+    )

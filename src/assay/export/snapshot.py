@@ -1,0 +1,301 @@
+"""What goes into an export: the code snapshot and the pinned environment.
+
+The **code snapshot** is the project's code as it is now, meant to be run
+elsewhere. In a git repository it holds what git would give a colleague plus
+your uncommitted work: every tracked file and every untracked file that git
+does not ignore (``git ls-files --cached --others --exclude-standard``).
+Outside git, it holds the project's source-like files (``.py``, ``.toml``,
+``.cfg``, ``.ini``, ``.txt``, ``.md``, ``.yml``/``.yaml``, ``.json``,
+``.ipynb``) outside ``data/``.
+
+Always left out, so an export never carries secrets or results by accident:
+
+- anything git ignores (ask for some with ``include`` patterns, e.g.
+  ``--store-full-include 'data/raw/*.csv'``);
+- files that look like secrets: ``.env`` and ``.env.*``, private keys
+  (``*.pem``, ``*.key``, ``id_rsa`` ...), ``.netrc``, ``.pypirc``,
+  ``credentials.json``, ``secrets.*`` and the contents of ``.ssh/``,
+  ``.aws/``, ``.gnupg/`` — even when they are tracked (``include`` them by
+  name if you really mean to);
+- assay's own outputs (the cache, exported runs, reports, logs, the run
+  store), ``.git`` and virtual environments.
+
+Every file left out for being a secret or ignored is named in the export's
+``run.json`` (``export.code.left_out``), so you can see what is missing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SECRET_PATTERNS",
+    "Snapshot",
+    "environment_yml",
+    "plan_snapshot",
+    "requirements_txt",
+    "write_snapshot",
+]
+
+SECRET_PATTERNS = (
+    ".env",
+    ".env.*",
+    "*.env",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.kdbx",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".netrc",
+    "_netrc",
+    ".pgpass",
+    ".pypirc",
+    ".npmrc",
+    ".git-credentials",
+    ".htpasswd",
+    "credentials.json",
+    "credentials.y*ml",
+    "secrets.*",
+    "service-account*.json",
+)
+"""File names (matched against the base name) that are never copied unless included."""
+
+SECRET_FOLDERS = (".ssh", ".aws", ".gnupg", ".azure", ".kube")
+"""Folders whose contents are never copied unless included."""
+
+SOURCE_SUFFIXES = (
+    ".py", ".pyi", ".toml", ".cfg", ".ini", ".txt", ".md", ".rst",
+    ".yml", ".yaml", ".json", ".ipynb", ".sh",
+)  # fmt: skip
+"""What a snapshot holds outside git."""
+
+_NEVER = ("__pycache__", ".git", ".hg", ".svn", ".venv", "venv", "node_modules", ".tox", ".nox")
+_NEVER_SUFFIXES = (".pyc", ".pyo")
+
+
+@dataclass
+class Snapshot:
+    """The files chosen for a code snapshot (paths relative to the project root)."""
+
+    source: str
+    """``"git"`` (tracked + untracked-but-not-ignored files) or ``"folder"`` (no git)."""
+    files: list[str] = field(default_factory=list)
+    """The files to copy, as POSIX paths relative to the project root."""
+    left_out: list[dict[str, str]] = field(default_factory=list)
+    """``{"path", "reason"}`` for every file left out as a secret or as ignored by git."""
+
+
+def plan_snapshot(root: str | os.PathLike, config: Any, include: list[str] = ()) -> Snapshot:
+    """Choose the files of a code snapshot of the project at ``root`` (see the module docs).
+
+    ``include`` holds glob patterns (matched against the relative path and
+    the base name); a file matching one is taken even if git ignores it or it
+    looks like a secret.
+    """
+    root = Path(root)
+    outputs = _output_prefixes(root, config)
+    listed = _git_files(root)
+    if listed is None:
+        snapshot = Snapshot("folder")
+        candidates = _walk(root, outputs + ("data/",))
+    else:
+        snapshot = Snapshot("git")
+        candidates = listed
+        if include:
+            ignored = _git_ls(root, "--others", "--ignored", "--exclude-standard") or []
+            candidates += [p for p in ignored if _matches(p, include)]
+        for path in (
+            _git_ls(root, "--others", "--ignored", "--exclude-standard", "--directory") or []
+        ):
+            if not path.startswith(outputs) and not _never(path):
+                snapshot.left_out.append({"path": path, "reason": "ignored by git"})
+    seen = set()
+    for path in candidates:
+        if path in seen or path.startswith(outputs) or _never(path):
+            continue
+        seen.add(path)
+        full = root / path
+        if not full.is_file():  # deleted but still tracked, or a link to a folder
+            continue
+        if _secret(path) and not _matches(path, include):
+            snapshot.left_out.append({"path": path, "reason": "may hold secrets"})
+            continue
+        snapshot.files.append(path)
+    snapshot.files.sort()
+    return snapshot
+
+
+def write_snapshot(root: str | os.PathLike, snapshot: Snapshot, destination: Path) -> int:
+    """Copy the snapshot's files into ``destination``; return the bytes copied."""
+    root = Path(root)
+    total = 0
+    for path in snapshot.files:
+        target = destination / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / path, target)
+        total += target.stat().st_size
+    return total
+
+
+def requirements_txt(provenance: dict | None, title: str) -> str:
+    """A pinned ``requirements.txt`` (``name==version``) of the packages a run recorded.
+
+    assay itself, pip and packages installed in editable mode (your own
+    projects, installed with ``pip install -e``) are left out, each named in
+    a comment. Without a recorded environment (a run from before assay
+    recorded one) the packages installed now are used, and the file says so.
+    """
+    from assay.provenance import installed_packages
+
+    lines = [f"# {title}", "# Pinned by assay: install with `pip install -r requirements.txt`."]
+    if provenance and provenance.get("packages"):
+        packages, editable = provenance["packages"], provenance.get("editable") or {}
+    else:
+        packages, editable = installed_packages()
+        lines.append("# The run recorded no packages: these are the versions installed now.")
+    left = [name for name in ("assay", "pip") if name in packages]
+    if left:
+        lines.append(f"# Left out: {', '.join(left)} (installed separately).")
+    for name, location in sorted(editable.items()):
+        if name != "assay":
+            lines.append(f"# Left out, installed in editable mode: {name} {packages.get(name, '')}"
+                         f" from {location}")  # fmt: skip
+    for name, version in sorted(packages.items()):
+        if name in ("assay", "pip") or name in editable:
+            continue
+        lines.append(f"{name}=={version}")
+    return "\n".join(lines) + "\n"
+
+
+def environment_yml(provenance: dict | None, timeout_s: float = 120.0) -> str | None:
+    """An ``environment.yml`` for a run under conda, or ``None`` if it had no conda env.
+
+    When the run's environment is the active one and ``conda`` is installed,
+    ``conda env export`` writes it; otherwise it is made from what the run
+    recorded (conda packages, then the other Python packages under ``pip:``).
+    """
+    conda = (provenance or {}).get("conda")
+    if not conda:
+        return None
+    executable = os.environ.get("CONDA_EXE") or shutil.which("conda")
+    prefix = conda.get("prefix")
+    if executable and prefix and os.environ.get("CONDA_PREFIX") == prefix:
+        try:
+            proc = subprocess.run(
+                [executable, "env", "export", "--prefix", prefix],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                stdin=subprocess.DEVNULL,
+            )
+            if proc.returncode == 0 and proc.stdout.strip():
+                return proc.stdout.replace(f"prefix: {prefix}\n", "")
+        except (OSError, subprocess.SubprocessError):
+            pass
+    conda_packages = conda.get("packages") or {}
+    lines = [f"name: {conda.get('name') or 'assay-run'}", "dependencies:"]
+    lines += [f"  - {name}={version}" for name, version in sorted(conda_packages.items())]
+    pip_only = {
+        name: version
+        for name, version in (provenance.get("packages") or {}).items()
+        if name not in conda_packages and name not in ("assay", "pip")
+        and name not in (provenance.get("editable") or {})
+    }  # fmt: skip
+    if pip_only:
+        lines += ["  - pip", "  - pip:"]
+        lines += [f"    - {name}=={version}" for name, version in sorted(pip_only.items())]
+    return "\n".join(lines) + "\n"
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _output_prefixes(root: Path, config: Any) -> tuple[str, ...]:
+    """assay's own outputs as root-relative prefixes (``"data/cache/"``, ``"assay.db"``)."""
+    prefixes = []
+    for name in ("cache_dir", "runs_dir", "reports_dir", "logs_dir"):
+        relative = _relative(root, Path(getattr(config, name)))
+        if relative:
+            prefixes.append(relative + "/")
+    store = _relative(root, Path(config.store_path))
+    if store:
+        prefixes.append(store)  # also assay.db-wal, assay.db-shm
+    return tuple(prefixes)
+
+
+def _relative(root: Path, path: Path) -> str | None:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError):
+        return None
+
+
+def _git_files(root: Path) -> list[str] | None:
+    """Tracked and untracked-not-ignored files under ``root``, or ``None`` outside git."""
+    return _git_ls(root, "--cached", "--others", "--exclude-standard")
+
+
+def _git_ls(root: Path, *args: str) -> list[str] | None:
+    if shutil.which("git") is None:
+        return None
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "-z", *args],
+            capture_output=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    return [p for p in proc.stdout.decode("utf-8", "replace").split("\0") if p]
+
+
+def _walk(root: Path, excluded: tuple[str, ...]) -> list[str]:
+    found = []
+    for folder, dirs, files in os.walk(root):
+        relative = Path(folder).relative_to(root).as_posix()
+        prefix = "" if relative == "." else relative + "/"
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and d not in _NEVER
+            and not (Path(folder, d) / "pyvenv.cfg").exists()
+            and not (prefix + d + "/").startswith(excluded)
+        )
+        for name in sorted(files):
+            if name.endswith(SOURCE_SUFFIXES) and not (prefix + name).startswith(excluded):
+                found.append(prefix + name)
+    return found
+
+
+def _never(path: str) -> bool:
+    parts = path.rstrip("/").split("/")
+    return any(p in _NEVER for p in parts) or path.endswith(_NEVER_SUFFIXES)
+
+
+def _secret(path: str) -> bool:
+    parts = path.split("/")
+    if any(p in SECRET_FOLDERS for p in parts[:-1]):
+        return True
+    return any(fnmatch.fnmatch(parts[-1], pattern) for pattern in SECRET_PATTERNS)
+
+
+def _matches(path: str, patterns: list[str]) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(name, p) for p in patterns)

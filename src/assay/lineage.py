@@ -1,0 +1,256 @@
+"""Where an artifact came from: its run, stage, parameters and upstream artifacts.
+
+::
+
+    from assay.lineage import lineage
+
+    tree = lineage("diamond/a/combine/combined")       # EXPERIMENT/PARAMSET/STAGE/OUTPUT
+    tree = lineage("data/cache/objects/3f/3fa4.../combined.json")   # a path into the cache
+    tree = lineage("3fa4...e1.combined")               # a key: <stage run key>.<output>
+    tree.run["number"], tree.params, [i.name for i in tree.inputs]
+
+The answer is a plain tree of :class:`LineageNode` (``assay lineage`` draws
+it). Each node is read from the artifact's sidecar in the cache (key,
+checksum, size, stage, parameter set, the code fingerprint and the keys of
+its inputs); the producing run (its number, start, git commit) and the
+parameter values come from the run store. Inputs are followed back to the
+first stage. A stage run met twice (a diamond-shaped pipeline) is expanded
+the first time only; later it is marked ``seen``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assay.cache import CacheStore
+from assay.errors import AssayError, CacheError
+
+__all__ = ["LineageInput", "LineageNode", "find_artifact", "lineage"]
+
+_ARTIFACT_KEY = re.compile(r"^[0-9a-f]{16,64}\.[^/\\\s]+$")
+_MAX_DEPTH = 200
+
+
+@dataclass
+class LineageInput:
+    """One input of a stage run: an upstream artifact, or a value passed in directly."""
+
+    name: str
+    """The input's name, as in the stage's ``inputs``."""
+    key: str | None = None
+    """The upstream artifact's key, or ``None`` for a value passed directly."""
+    value_hash: str | None = None
+    """The hash of a value passed directly (``stage(record, x=...)``)."""
+    record_hash: str | None = None
+    """For an aggregate: the hash of the record the input came from."""
+    node: LineageNode | None = None
+    """The upstream artifact's own lineage."""
+
+
+@dataclass
+class LineageNode:
+    """One artifact and how it was made."""
+
+    key: str
+    """The artifact's key, ``<stage run key>.<output>``."""
+    output: str
+    """The output's name."""
+    stage: str | None = None
+    """The stage that produced it."""
+    experiment: str | None = None
+    """The experiment (or prefix) it was filed under."""
+    param_set: str | None = None
+    """The parameter set's name (``"aggregate"`` for aggregates)."""
+    params_hash: str | None = None
+    """The parameter set's hash."""
+    params: dict[str, Any] | None = None
+    """The parameter values, from the run store (``None`` if it does not know them)."""
+    reads: list[str] | None = None
+    """The parameter fields the stage read, when the cache key records them (only
+    these can change the artifact); ``None`` if unknown."""
+    aggregated: int | None = None
+    """For an aggregate: how many records it combined."""
+    checksum: str | None = None
+    """Checksum of its (first) file."""
+    size: int | None = None
+    """Size in bytes of its files."""
+    path: str | None = None
+    """Its stage folder in the cache."""
+    created: str | None = None
+    """When it was written (UTC)."""
+    code: str | None = None
+    """Fingerprint of the stage function's code when it was made."""
+    run: dict[str, Any] | None = None
+    """The run that made it: ``number``, ``id``, ``started``, ``status``, ``git_commit``,
+    ``git_dirty``, ``command`` (just ``id`` and ``number`` when the run store lacks it)."""
+    inputs: list[LineageInput] = field(default_factory=list)
+    """Its inputs, each with the upstream artifact's lineage."""
+    seen: bool = False
+    """Already shown higher up in the tree (its inputs are not repeated)."""
+    problem: str | None = None
+    """Why it could not be followed further (e.g. no longer in the cache)."""
+
+
+def lineage(
+    ref: str,
+    *,
+    config: Any = None,
+    cache_dir: str | os.PathLike | None = None,
+    store_path: str | os.PathLike | None = None,
+) -> LineageNode:
+    """The lineage tree of the artifact ``ref`` (a by-name path, a cache path, or a key).
+
+    ``config`` is the project's :class:`~assay.config.ProjectConfig` (found
+    from the current folder if not given); ``cache_dir`` and ``store_path``
+    override its cache and run store.
+    """
+    from assay.config import ProjectConfig
+
+    config = config or ProjectConfig.load()
+    cache, meta = find_artifact(ref, CacheStore(cache_dir or config.cache_dir))
+    store_file = Path(store_path or config.store_path)
+    store = None
+    if store_file.exists():
+        from assay.store import RunStore
+
+        store = RunStore(store_file)
+    try:
+        return _Walker(cache, store).node(meta, depth=0)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def find_artifact(ref: str, cache: CacheStore) -> tuple[CacheStore, dict]:
+    """The cache holding ``ref`` and its sidecar. Raises :class:`CacheError` with the reason."""
+    from assay.loading import _meta_by_name, _meta_for_path
+
+    text = str(ref).strip()
+    if _ARTIFACT_KEY.match(text):
+        stage_key, _, output = text.rpartition(".")
+        meta = cache.read_meta(stage_key, output)
+        if meta is None:
+            raise CacheError(f"No artifact with key {text!r} in the cache {cache.root}.")
+        return cache, meta
+    path = Path(text)
+    if path.exists():
+        resolved = path.resolve()
+        folder = resolved if resolved.is_dir() else resolved.parent
+        if folder.parent.parent.name == "objects":
+            cache = CacheStore(folder.parent.parent.parent)
+        return cache, _meta_for_path(cache, path, None)
+    parts = text.strip("/").split("/")
+    if len(parts) == 4:
+        experiment, param_set, stage, output = parts
+        return cache, _meta_by_name(cache, output, param_set, stage, experiment)
+    raise AssayError(
+        f"Cannot tell which artifact {text!r} is. Give EXPERIMENT/PARAMETER-SET/STAGE/OUTPUT "
+        "(as under data/cache/by-name/, e.g. iris/trees_10/train/model), a path to a cached "
+        "file or stage folder, or an artifact key (<stage run key>.<output>, as in its "
+        "sidecar's key and output)."
+    )
+
+
+class _Walker:
+    """Builds the tree, reading each sidecar and each run once."""
+
+    def __init__(self, cache: CacheStore, store: Any):
+        self.cache = cache
+        self.store = store
+        self.done: set[str] = set()
+        self.runs: dict[str, dict | None] = {}
+        self.param_sets: dict[str, list] = {}
+
+    def node(self, meta: dict, depth: int) -> LineageNode:
+        key = f"{meta['key']}.{meta['output']}"
+        files = meta.get("files") or [{}]
+        ingredients = meta.get("ingredients") or {}
+        node = LineageNode(
+            key=key,
+            output=meta["output"],
+            stage=meta.get("stage"),
+            experiment=meta.get("experiment"),
+            param_set=meta.get("param_set"),
+            params_hash=meta.get("params_hash"),
+            checksum=files[0].get("checksum"),
+            size=meta.get("size"),
+            path=str(self.cache.stage_dir(meta["key"])),
+            created=meta.get("created"),
+            code=ingredients.get("code"),
+        )
+        if isinstance(ingredients.get("reads"), dict):
+            node.reads = sorted(ingredients["reads"])
+        params = ingredients.get("params")
+        if isinstance(params, list) and len(params) == 2 and isinstance(params[1], list):
+            node.aggregated = len(params[1])
+        node.run = self._run(meta.get("run_id"), meta.get("run_number"))
+        node.params = self._params(meta.get("run_id"), node.param_set, node.params_hash)
+        if key in self.done:
+            node.seen = True
+            return node
+        self.done.add(key)
+        if depth >= _MAX_DEPTH:
+            node.problem = f"not followed further (deeper than {_MAX_DEPTH} stages)"
+            return node
+        for entry in ingredients.get("upstream") or []:
+            node.inputs.append(self._input(entry, depth))
+        return node
+
+    def _input(self, entry: Any, depth: int) -> LineageInput:
+        if not isinstance(entry, (list, tuple)) or not entry:
+            return LineageInput(name=str(entry))
+        name, last = str(entry[0]), entry[-1]
+        found = LineageInput(name=name, record_hash=entry[1] if len(entry) == 3 else None)
+        if isinstance(last, str) and _ARTIFACT_KEY.match(last):
+            found.key = last
+            stage_key, _, output = last.rpartition(".")
+            meta = self.cache.read_meta(stage_key, output)
+            if meta is None:
+                found.node = LineageNode(key=last, output=output, problem="no longer in the cache")
+            else:
+                found.node = self.node(meta, depth + 1)
+        else:
+            found.value_hash = str(last)
+        return found
+
+    def _run(self, run_id: str | None, number: int | None) -> dict | None:
+        if run_id is None:
+            return None
+        if run_id not in self.runs:
+            info = None
+            if self.store is not None:
+                try:
+                    run = self.store.get_run(run_id)
+                    info = {
+                        "number": run.number,
+                        "id": run.id,
+                        "started": run.started,
+                        "status": run.status,
+                        "git_commit": run.git_commit,
+                        "git_dirty": run.git_dirty,
+                        "command": run.command,
+                    }
+                except AssayError:
+                    info = None
+            self.runs[run_id] = info or {"number": number, "id": run_id}
+        return self.runs[run_id]
+
+    def _params(self, run_id: str | None, name: str | None, params_hash: str | None):
+        if run_id is None or self.store is None:
+            return None
+        if run_id not in self.param_sets:
+            try:
+                self.param_sets[run_id] = self.store.param_sets(run_id)
+            except AssayError:
+                self.param_sets[run_id] = []
+        for match in (lambda p: p.name == name and p.hash == params_hash,
+                      lambda p: p.hash == params_hash,
+                      lambda p: p.name == name):  # fmt: skip
+            for params in self.param_sets[run_id]:
+                if match(params):
+                    return params.values
+        return None

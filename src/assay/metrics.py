@@ -1,0 +1,387 @@
+"""Scalar metrics: ``record.log_metric(name, value, step=None)`` and where they are kept.
+
+A stage logs numbers it wants to compare across runs::
+
+    @assay.stage(inputs=["model", "x_test", "y_test"], outputs=["scores"])
+    def evaluate(record, model, x_test, y_test):
+        for epoch, loss in enumerate(history):
+            record.log_metric("loss", loss, step=epoch)    # a curve
+        record.log_metric("accuracy", accuracy)            # one number
+        ...
+
+Where they go:
+
+- into the stage run, as one :class:`Metrics` reportable (so the run's report
+  shows them, as a table with a small curve per stepped metric). Reportables
+  are cached with the stage's outputs, so a later run that takes the stage
+  from the cache gets its metrics back, exactly like its other reportables,
+  and a stage that runs in a worker process sends them back with them;
+- into the run store, at the end of the run, in one write: the ``metrics``
+  table of ``assay.db`` (created here, ``CREATE TABLE IF NOT EXISTS``), one
+  row per logged value::
+
+      run        the run's number
+      param_set  the parameter set's name ("aggregate" for an aggregate stage)
+      stage      the stage that logged it
+      name       the metric's name
+      value      the number (NULL for NaN)
+      step       the step given, or NULL
+      key        the stage run's cache key
+      reused     1 if the run took the stage from the cache (the value was
+                 logged when it executed in an earlier run)
+
+``assay compare`` shows how the final values differ between two runs, and the
+dashboard (``assay ui``) tabulates, compares and plots them. Read them with
+:func:`read_metrics` or plain SQL.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import numbers
+import operator
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assay.reporting import Reportable
+
+log = logging.getLogger("assay")
+
+__all__ = [
+    "MetricChange",
+    "MetricRow",
+    "Metrics",
+    "compare_metrics",
+    "final_values",
+    "log_metric",
+    "read_metrics",
+    "record_run_metrics",
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS metrics (
+    run       INTEGER NOT NULL,
+    param_set TEXT,
+    stage     TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    value     REAL,
+    step      INTEGER,
+    key       TEXT,
+    reused    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run);
+CREATE INDEX IF NOT EXISTS metrics_by_name ON metrics (name, run)
+"""
+
+MAX_NAME = 200
+"""The longest metric name accepted."""
+
+_BUSY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One logged value, as the run store keeps it (see the module docs)."""
+
+    run: int
+    """The run's number."""
+    param_set: str | None
+    """The parameter set's name (``"aggregate"`` for an aggregate stage)."""
+    stage: str
+    """The stage that logged it."""
+    name: str
+    """The metric's name."""
+    value: float | None
+    """The value (``None`` for NaN)."""
+    step: int | None = None
+    """The step given to ``log_metric``, or ``None``."""
+    key: str | None = None
+    """The cache key of the stage run that logged it."""
+    reused: bool = False
+    """Whether the run took the stage from the cache."""
+
+
+# -- logging ------------------------------------------------------------------------------
+
+
+class Metrics(Reportable):
+    """The metrics one stage run logged, shown in the report as a table.
+
+    Made by the first ``record.log_metric`` of a stage run; later calls add to
+    it. ``entries`` holds ``(name, value, step)`` in the order logged. A metric
+    logged with steps gets a small line chart (inline SVG, no script).
+    """
+
+    def __init__(self, name: str = "metrics", group: str | None = "metrics"):
+        super().__init__(name=name, group=group)
+        self.entries: list[tuple[str, float, int | None]] = []
+
+    def add(self, name: str, value: float, step: int | None) -> None:
+        """Add one value (already checked by :func:`log_metric`)."""
+        self.entries.append((name, value, step))
+
+    def series(self) -> dict[str, list[tuple[int | None, float]]]:
+        """``{name: [(step, value), ...]}`` in the order logged."""
+        found: dict[str, list[tuple[int | None, float]]] = {}
+        for name, value, step in self.entries:
+            found.setdefault(name, []).append((step, value))
+        return found
+
+    def html(self) -> str:
+        rows = []
+        for name, points in self.series().items():
+            values = [v for _, v in points if not math.isnan(v)]
+            last = points[-1][1]
+            stepped = len(points) > 1 or points[0][0] is not None
+            extra = (
+                f"{len(points)} values, min {_number(min(values))}, max {_number(max(values))}"
+                if stepped and values
+                else ""
+            )
+            chart = _sparkline(points) if stepped and len(values) > 1 else ""
+            rows.append(
+                f'<tr><td>{html.escape(name)}</td><td class="num">{_number(last)}</td>'
+                f"<td>{extra}</td><td>{chart}</td></tr>"
+            )
+        return (
+            '<table class="metrics"><thead><tr><th>metric</th><th>last value</th>'
+            "<th>over steps</th><th></th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        )
+
+
+def log_metric(record: Any, name: str, value: Any, step: int | None = None) -> None:
+    """Log a scalar metric on ``record`` (what ``record.log_metric`` does).
+
+    Called inside a stage, the value belongs to that stage run; outside any
+    stage, to the record's last stage run (or to the record alone). Raises
+    ``TypeError`` / ``ValueError`` for a name that is not a short string, a
+    value that is not a real number, or a step that is not an integer.
+    """
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+        raise ValueError(
+            f"A metric's name must be a non-empty string of at most {MAX_NAME} characters, "
+            f"got {name!r}."
+        )
+    number = _as_float(name, value)
+    if step is not None:
+        try:
+            step = operator.index(step)
+        except TypeError:
+            raise TypeError(
+                f"The step of metric {name!r} must be an integer (or None), got "
+                f"{type(step).__name__} {step!r}."
+            ) from None
+    node = record._node or record._last_node()
+    owner = node.reportables if node is not None else record.reportables
+    metrics = next((r for r in owner if type(r) is Metrics), None)
+    if metrics is None:
+        metrics = Metrics()
+        record.report(metrics)
+    metrics.add(name, number, step)
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(
+            f"Metric {name!r} must be a real number, got {type(value).__name__} {value!r}. "
+            "Log each number of a structure separately, or report it with record.report(...)."
+        )
+    if isinstance(value, numbers.Real):
+        return float(value)
+    item = getattr(value, "item", None)  # numpy / torch scalars, one-element arrays
+    try:
+        return float(item() if callable(item) else value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"Metric {name!r} must be a real number, got {type(value).__name__} {value!r}."
+        ) from None
+
+
+# -- the run store ------------------------------------------------------------------------
+
+
+def record_run_metrics(store: Any, manager: Any) -> int:
+    """Write every metric of a run that ended into the run store, in one write.
+
+    Called by :func:`assay.run_experiment` before the run is marked finished.
+    Stage runs taken from the cache first get their cached reportables (and
+    with them their metrics) back. A problem is logged as a warning and does
+    not fail the run. Returns the number of rows written.
+    """
+    try:
+        manager.runner.restore_reportables(manager.plan.nodes)
+    except Exception as exc:  # the metrics of executed stages are still written
+        log.debug("Cached metrics not restored: %s", exc)
+    rows = []
+    run_number = manager.run_number
+    seen: set[int] = set()
+    for node in manager.plan.nodes:
+        for reportable in node.reportables:
+            if type(reportable) is Metrics and id(reportable) not in seen:
+                seen.add(id(reportable))
+                reused = node.status == "cached"
+                for name, value, step in reportable.entries:
+                    rows.append(
+                        (run_number, node.record_label, node.spec.name, name,
+                         _finite_or_nan(value), step, node.key, int(reused))
+                    )  # fmt: skip
+    for reportable in manager.reportables:  # logged outside any stage
+        if type(reportable) is Metrics and id(reportable) not in seen:
+            record = reportable.record
+            label = record.name if record is not None else None
+            for name, value, step in reportable.entries:
+                rows.append((run_number, label, "", name, _finite_or_nan(value), step, None, 0))
+    if not rows:
+        return 0
+    try:
+        write_rows(Path(store.path), rows)
+    except (sqlite3.Error, OSError) as exc:
+        log.warning(
+            "The metrics of run %s could not be written to the run store %s: %s. They are "
+            "still in the run's report.",
+            manager.run_id,
+            store.path,
+            exc,
+        )
+        return 0
+    return len(rows)
+
+
+def write_rows(path: Path, rows: list[tuple]) -> None:
+    """Insert metric rows ``(run, param_set, stage, name, value, step, key, reused)``.
+
+    One transaction, one ``executemany``; creates the table on first use. The
+    run store's own tables must exist already (they do once a run has begun).
+    """
+    db = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            ensure_schema(db)
+            db.executemany(
+                "INSERT INTO metrics (run, param_set, stage, name, value, step, key, reused)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    finally:
+        db.close()
+
+
+def ensure_schema(db: sqlite3.Connection) -> None:
+    """Create the ``metrics`` table and its indexes if they are missing."""
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def has_table(db: sqlite3.Connection) -> bool:
+    """Whether the run store behind ``db`` has a ``metrics`` table (no run logged any)."""
+    row = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'metrics'"
+    ).fetchone()
+    return row is not None
+
+
+def connect_readonly(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to the run store (it is never written through it)."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_S, check_same_thread=False)
+    db.execute("PRAGMA query_only = ON")
+    return db
+
+
+def read_metrics(path: str | Path, runs: Iterable[int]) -> list[MetricRow]:
+    """Every metric row of the given runs (by number), in the order logged."""
+    numbers_ = sorted({int(r) for r in runs})
+    if not numbers_ or not Path(path).exists():
+        return []
+    db = connect_readonly(path)
+    try:
+        if not has_table(db):
+            return []
+        found = []
+        for start in range(0, len(numbers_), 500):
+            batch = numbers_[start : start + 500]
+            marks = ", ".join("?" * len(batch))
+            found += db.execute(
+                "SELECT run, param_set, stage, name, value, step, key, reused FROM metrics"
+                f" WHERE run IN ({marks}) ORDER BY run, rowid",
+                batch,
+            ).fetchall()
+    finally:
+        db.close()
+    return [MetricRow(*row[:7], reused=bool(row[7])) for row in found]
+
+
+def final_values(rows: Iterable[MetricRow]) -> dict[tuple, float | None]:
+    """``{(run, param_set, stage, name): value}``: the last value logged of each series."""
+    last: dict[tuple, float | None] = {}
+    for row in rows:
+        last[(row.run, row.param_set, row.stage, row.name)] = row.value
+    return last
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """A metric's final value in run A and run B (``None``: not logged there)."""
+
+    param_set: str | None
+    stage: str
+    name: str
+    a: float | None
+    b: float | None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the two values differ."""
+        return self.a != self.b
+
+
+def compare_metrics(path: str | Path, run_a: int, run_b: int) -> list[MetricChange]:
+    """The final value of every metric in two runs, matched by parameter set, stage and name."""
+    last = final_values(read_metrics(path, [run_a, run_b]))
+    labels = dict.fromkeys(k[1:] for k in last)
+    return [
+        MetricChange(*label, last.get((run_a, *label)), last.get((run_b, *label)))
+        for label in labels
+    ]
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _finite_or_nan(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _number(value: float) -> str:
+    return html.escape(f"{value:.6g}")
+
+
+def _sparkline(points: list[tuple[int | None, float]], width: int = 160, height: int = 36) -> str:
+    """A small SVG line of a metric over its steps (or over the order logged)."""
+    data = [
+        (float(step if step is not None else i), v)
+        for i, (step, v) in enumerate(points)
+        if math.isfinite(v)
+    ]
+    xs, ys = [x for x, _ in data], [y for _, y in data]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    sx = (width - 4) / ((x1 - x0) or 1)
+    sy = (height - 4) / ((y1 - y0) or 1)
+    path = " ".join(f"{2 + (x - x0) * sx:.1f},{height - 2 - (y - y0) * sy:.1f}" for x, y in data)
+    return (
+        f'<svg class="sparkline" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
+        ' role="img"><polyline fill="none" stroke="#1f5fbf" stroke-width="1.5" '
+        f'points="{path}"/></svg>'
+    )

@@ -1,0 +1,382 @@
+"""What a run was made with: the code's git state, the installed packages, conda.
+
+assay captures this once per run, right after the run is opened in the run
+store, and keeps it there and in the run's metadata file (``logs/RUN_ID.json``)::
+
+    from assay.provenance import capture
+
+    prov = capture(project_root)
+    prov.git.commit         # "3f1c9a0e..." (all 40 hex digits), or None
+    prov.git.dirty          # True if the working tree differs from that commit
+    prov.git.diff           # the uncommitted changes, as `git diff HEAD` prints them
+    prov.packages["numpy"]  # "1.26.4"
+
+Nothing here can fail a run: without git, outside a repository, on a detached
+HEAD or in a repository without commits, the git part says so in
+``git.error`` / ``git.detached`` and the rest is recorded as usual.
+
+What counts as *dirty*: a tracked file changed (staged or not), or a file git
+does not know and does not ignore (it would be missing from a checkout of the
+commit). assay's own outputs (the cache, reports, logs, the run store) never
+count. Such untracked files are listed in ``git.untracked``; the diff covers
+tracked files only.
+
+The cost is a few milliseconds: two or three ``git`` processes and a listing of
+the ``*.dist-info`` folders on ``sys.path`` (no ``pip freeze``). See
+``docs/provenance.md`` for the measured figure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DIFF_LIMIT",
+    "CondaInfo",
+    "GitInfo",
+    "Provenance",
+    "capture",
+    "capture_git",
+    "conda_info",
+    "installed_packages",
+]
+
+DIFF_LIMIT = 2_000_000
+"""Characters of ``git diff`` kept; a longer diff is cut and marked ``diff_truncated``."""
+
+GIT_TIMEOUT_S = 20.0
+"""How long one ``git`` command may take before provenance gives up on git."""
+
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_NEVER_DIRTY = re.compile(r"(^|/)(__pycache__|\.ipynb_checkpoints)(/|$)|\.py[co]$")
+"""Untracked files Python and Jupyter make by themselves: never a reason to call a tree dirty."""
+
+
+@dataclass
+class GitInfo:
+    """The state of the project's git working tree when a run started."""
+
+    commit: str | None = None
+    """The full commit id of ``HEAD`` (40 hex digits, never shortened), or ``None``."""
+    branch: str | None = None
+    """The checked-out branch, or ``None`` on a detached HEAD or outside git."""
+    detached: bool = False
+    """Whether ``HEAD`` pointed at a commit rather than a branch."""
+    dirty: bool = False
+    """Whether the tree differs from ``commit`` (changed tracked files or untracked files)."""
+    modified: list[str] = field(default_factory=list)
+    """Tracked files with uncommitted changes, relative to the repository root."""
+    untracked: list[str] = field(default_factory=list)
+    """Files (or whole folders, ending in ``/``) git neither tracks nor ignores."""
+    diff: str = ""
+    """``git diff HEAD``: every uncommitted change to tracked files."""
+    diff_truncated: bool = False
+    """Whether ``diff`` was cut at :data:`DIFF_LIMIT` characters."""
+    remote: str | None = None
+    """The ``origin`` remote's URL (any user name or token in it removed), if any."""
+    root: str | None = None
+    """The repository's top folder."""
+    error: str | None = None
+    """Why the git state is unknown: no git, not a repository, ... (``None`` if known)."""
+
+
+@dataclass
+class CondaInfo:
+    """The active conda environment (from ``CONDA_PREFIX`` / ``CONDA_DEFAULT_ENV``)."""
+
+    name: str | None = None
+    """The environment's name, e.g. ``"base"`` or ``"study"``."""
+    prefix: str | None = None
+    """Its folder."""
+    packages: dict[str, str] = field(default_factory=dict)
+    """Conda packages installed in it (from ``conda-meta/``), name → version."""
+
+
+@dataclass
+class Provenance:
+    """Everything a run records about its code and environment (beyond :class:`RunInfo`)."""
+
+    git: GitInfo = field(default_factory=GitInfo)
+    """The git state of the project."""
+    packages: dict[str, str] = field(default_factory=dict)
+    """Installed Python distributions, name → version, sorted by name."""
+    editable: dict[str, str] = field(default_factory=dict)
+    """Distributions installed in editable / development mode, name → source location."""
+    conda: CondaInfo | None = None
+    """The active conda environment, or ``None``."""
+    python_executable: str = ""
+    """The Python interpreter that ran the run."""
+    python_version: str = ""
+    """Its full version, e.g. ``"3.11.7"``."""
+    capture_s: float = 0.0
+    """How long capturing all this took, in seconds."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (see :meth:`from_dict`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Provenance:
+        """Rebuild a record from :meth:`to_dict` output; unknown keys are ignored."""
+        data = dict(data or {})
+        git = _known(GitInfo, data.get("git") or {})
+        conda = _known(CondaInfo, data["conda"]) if data.get("conda") else None
+        rest = {k: v for k, v in data.items() if k not in ("git", "conda")}
+        return _known(cls, {**rest, "git": git, "conda": conda})
+
+
+def capture(project_root: str | os.PathLike | None = None, ignore: list[str] = ()) -> Provenance:
+    """Capture the provenance of a run started now in ``project_root``.
+
+    ``ignore`` lists folders and files (relative to the project root, or
+    absolute) that never make the tree dirty, such as assay's own cache and
+    run store. Never raises for a git problem; the problem is kept in
+    ``git.error``.
+    """
+    start = time.perf_counter()
+    root = Path(project_root or Path.cwd())
+    packages, editable = installed_packages()
+    result = Provenance(
+        git=capture_git(root, ignore=ignore),
+        packages=packages,
+        editable=editable,
+        conda=conda_info(),
+        python_executable=sys.executable,
+        python_version=".".join(map(str, sys.version_info[:3])),
+    )
+    result.capture_s = round(time.perf_counter() - start, 6)
+    return result
+
+
+# -- git ---------------------------------------------------------------------------------
+
+
+def capture_git(root: str | os.PathLike, ignore: list[str] = ()) -> GitInfo:
+    """The git state of the working tree holding ``root`` (see :class:`GitInfo`)."""
+    if shutil.which("git") is None:
+        return GitInfo(error="git is not installed (no `git` on PATH)")
+    root = Path(root)
+    # Three independent questions, asked at once (each git process takes milliseconds).
+    out, top, remote = _git(
+        root,
+        ["status", "--porcelain=v2", "-z", "--branch", "--untracked-files=normal"],
+        ["rev-parse", "--show-toplevel"],
+        ["remote", "get-url", "origin"],
+    )
+    if isinstance(out, _GitFailed):
+        text = str(out)
+        if "not a git repository" in text.lower():
+            return GitInfo(error=f"{root} is not in a git repository")
+        return GitInfo(error=text)
+    info = GitInfo()
+    entries = out.split("\0")
+    for entry in entries:
+        if entry.startswith("# branch.oid "):
+            oid = entry.split(" ", 2)[2]
+            info.commit = oid if _SHA.match(oid) else None
+        elif entry.startswith("# branch.head "):
+            head = entry.split(" ", 2)[2]
+            info.detached = head == "(detached)"
+            info.branch = None if info.detached else head
+    info.root = None if isinstance(top, _GitFailed) else top.strip() or None
+    info.remote = None if isinstance(remote, _GitFailed) else _without_credentials(remote.strip())
+    skipped = _ignored_prefixes(root, info.root, ignore)
+    modified, untracked = _changed_paths(entries)
+    info.modified = modified
+    info.untracked = [
+        p for p in untracked if not p.startswith(skipped) and not _NEVER_DIRTY.search(p)
+    ]
+    info.dirty = bool(info.modified or info.untracked)
+    if info.modified and info.commit:
+        (diff,) = _git(root, ["diff", "HEAD", "--no-color", "--no-ext-diff", "--"])
+        if isinstance(diff, _GitFailed):
+            diff = f"(the diff could not be recorded: {diff})"
+        info.diff_truncated = len(diff) > DIFF_LIMIT
+        info.diff = diff[:DIFF_LIMIT]
+    elif info.modified:
+        info.diff = "(the repository has no commit yet: every tracked file is new)"
+    return info
+
+
+def _changed_paths(entries: list[str]) -> tuple[list[str], list[str]]:
+    """Tracked paths with changes, and untracked paths, from ``status --porcelain=v2 -z``."""
+    modified, untracked = [], []
+    skip_next = False
+    for entry in entries:
+        if skip_next:  # the original path of a rename or copy
+            skip_next = False
+            continue
+        kind = entry[:2]
+        if kind == "1 ":
+            modified.append(entry.split(" ", 8)[8])
+        elif kind == "2 ":
+            modified.append(entry.split(" ", 9)[9])
+            skip_next = True
+        elif kind == "u ":
+            modified.append(entry.split(" ", 10)[10])
+        elif kind == "? ":
+            untracked.append(entry[2:])
+    return modified, untracked
+
+
+def _ignored_prefixes(root: Path, top: str | None, ignore: list[str]) -> tuple[str, ...]:
+    """Repository-relative prefixes of paths that never make the tree dirty."""
+    if top is None:
+        return ()
+    prefixes = []
+    for item in ignore:
+        path = Path(item) if Path(item).is_absolute() else root / item
+        try:
+            relative = path.resolve().relative_to(Path(top).resolve()).as_posix()
+        except (ValueError, OSError):
+            continue
+        prefixes.append(relative)
+    # "data/cache" hides "data/cache/..." and "data/" (the folder listed whole).
+    expanded = set()
+    for prefix in prefixes:
+        expanded.add(prefix)
+        parts = prefix.split("/")
+        expanded.update("/".join(parts[: i + 1]) + "/" for i in range(len(parts) - 1))
+    return tuple(p for p in expanded if p not in ("", "./"))
+
+
+class _GitFailed(Exception):
+    pass
+
+
+def _git(root: Path, *commands: list[str]) -> list[str | _GitFailed]:
+    """Run git commands in ``root`` side by side; each one's output, or its failure."""
+    env = {
+        **os.environ,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_OPTIONAL_LOCKS": "0",  # `git status` must not take the index lock
+        "LC_ALL": "C",
+    }
+    started: list[subprocess.Popen | _GitFailed] = []
+    for args in commands:
+        try:
+            started.append(
+                subprocess.Popen(
+                    ["git", "-C", str(root), *args],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                )
+            )
+        except OSError as exc:
+            started.append(_GitFailed(f"git could not be run: {exc}"))
+    results: list[str | _GitFailed] = []
+    for args, proc in zip(commands, started):
+        if isinstance(proc, _GitFailed):
+            results.append(proc)
+            continue
+        try:
+            out, err = proc.communicate(timeout=GIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            results.append(_GitFailed(f"git {args[0]} took more than {GIT_TIMEOUT_S:.0f} s"))
+            continue
+        if proc.returncode != 0:
+            lines = err.decode("utf-8", "replace").strip().splitlines()
+            reason = lines[0] if lines else f"exit status {proc.returncode}"
+            results.append(_GitFailed(f"git {args[0]} failed: {reason}"))
+        else:
+            results.append(out.decode("utf-8", "replace"))
+    return results
+
+
+def _without_credentials(url: str) -> str | None:
+    """``https://user:token@host/repo`` → ``https://host/repo``."""
+    if not url:
+        return None
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url, flags=re.I)
+
+
+# -- packages ----------------------------------------------------------------------------
+
+
+def installed_packages() -> tuple[dict[str, str], dict[str, str]]:
+    """``({name: version}, {editable name: source location})`` of the installed distributions.
+
+    Reads the ``*.dist-info`` folder names on ``sys.path`` (as Python's
+    import system sees them, first one wins), which is far cheaper than
+    ``pip freeze``; anything else is read through :mod:`importlib.metadata`.
+    """
+    from importlib import metadata
+
+    packages: dict[str, str] = {}
+    editable: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name, version = _name_version(dist)
+        if not name or name in packages:
+            continue
+        packages[name] = version
+        try:
+            direct = dist.read_text("direct_url.json")
+        except OSError:
+            direct = None
+        if direct and '"editable"' in direct:
+            try:
+                data = json.loads(direct)
+            except ValueError:
+                continue
+            if (data.get("dir_info") or {}).get("editable"):
+                editable[name] = str(data.get("url", ""))
+    return dict(sorted(packages.items(), key=lambda kv: kv[0].lower())), editable
+
+
+def _name_version(dist: Any) -> tuple[str | None, str]:
+    path = getattr(dist, "_path", None)
+    folder = getattr(path, "name", "")
+    stem = folder[: -len(".dist-info")] if folder.endswith(".dist-info") else ""
+    if stem.count("-") == 1:  # NAME-VERSION.dist-info, as installers name it
+        name, version = stem.split("-")
+        return _normalize(name), version
+    try:
+        return _normalize(dist.metadata["Name"] or ""), dist.version or ""
+    except Exception:  # a broken installation must not fail the run
+        return None, ""
+
+
+def _normalize(name: str) -> str:
+    """Names as pip writes them in ``requirements.txt``: ``typing_extensions`` → ``typing-extensions``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# -- conda -------------------------------------------------------------------------------
+
+
+def conda_info() -> CondaInfo | None:
+    """The active conda environment, or ``None`` outside conda (reads no subprocess)."""
+    prefix = os.environ.get("CONDA_PREFIX")
+    name = os.environ.get("CONDA_DEFAULT_ENV")
+    if not prefix and not name:
+        return None
+    packages: dict[str, str] = {}
+    meta = Path(prefix) / "conda-meta" if prefix else None
+    if meta is not None and meta.is_dir():
+        for entry in sorted(os.listdir(meta)):
+            if entry.endswith(".json") and entry.count("-") >= 2:
+                # NAME-VERSION-BUILD.json; NAME may itself contain dashes
+                package, version, _build = entry[: -len(".json")].rsplit("-", 2)
+                packages[package] = version
+    return CondaInfo(
+        name=name or (Path(prefix).name if prefix else None), prefix=prefix, packages=packages
+    )
+
+
+def _known(cls: type, data: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})

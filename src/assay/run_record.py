@@ -1,0 +1,129 @@
+"""A run's full record, as one JSON file beside its log: ``logs/RUN_ID.json``.
+
+At the end of every run (completed, failed or interrupted) assay writes what
+the run store knows about it into one self-describing file, so the record
+travels with the log and can be read without assay::
+
+    {
+      "format": "assay-run/1",
+      "run":         {number, id, experiment, status, started, ended, duration_s,
+                      host, user, platform, python, command, notes, error, config,
+                      git_commit, git_branch, git_dirty},
+      "provenance":  {git: {commit, branch, detached, dirty, modified, untracked,
+                            diff, remote, ...},
+                      packages: {name: version}, editable, conda, python_*, capture_s},
+      "param_sets":  [{name, hash, cls, values}],
+      "stages":      [{param_set, stage, status, key, started, duration_s}],
+      "artifacts":   [{key, name, stage, param_set, path, checksum, size, action, cacher}]
+    }
+
+``run.config`` holds how the run was started (parameter files, ``--names``,
+``--indices``, ``--set`` overrides, flags), which is what ``assay reproduce``
+and ``assay export`` use to run it again. The same record can be rebuilt from
+the run store at any time with :func:`build_run_record`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from assay.errors import AssayError
+
+log = logging.getLogger("assay")
+
+__all__ = [
+    "FORMAT",
+    "build_run_record",
+    "read_run_record",
+    "record_path",
+    "record_provenance",
+    "write_run_record",
+]
+
+FORMAT = "assay-run/1"
+"""The ``format`` field of a run record."""
+
+
+def record_path(config: Any, run_id: str) -> Path:
+    """Where a run's record is kept: ``logs/RUN_ID.json``."""
+    return Path(config.logs_dir) / f"{run_id}.json"
+
+
+def build_run_record(store: Any, run_ref: int | str) -> dict[str, Any]:
+    """The full record of a run, from the run store (see the module docs for its fields)."""
+    run = store.get_run(run_ref)
+    return {
+        "format": FORMAT,
+        "run": {**dataclasses.asdict(run), "duration_s": run.duration_s},
+        "provenance": store.provenance(run.id),
+        "param_sets": [dataclasses.asdict(p) for p in store.param_sets(run.id)],
+        "stages": [dataclasses.asdict(s) for s in store.stages(run.id)],
+        "artifacts": [dataclasses.asdict(a) for a in store.artifacts(run.id)],
+    }
+
+
+def write_run_record(store: Any, config: Any, run_id: str) -> Path | None:
+    """Write ``logs/RUN_ID.json`` (atomically). A problem is logged, never raised."""
+    path = record_path(config, run_id)
+    try:
+        record = build_run_record(store, run_id)
+        write_json(path, record)
+    except (OSError, AssayError, TypeError, ValueError) as exc:
+        log.warning("The run record %s could not be written: %s", path, exc)
+        return None
+    return path
+
+
+def read_run_record(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a run record (``logs/RUN_ID.json`` or an export's ``run.json``) and check it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise AssayError(f"There is no run record at {path}.") from exc
+    except (OSError, ValueError) as exc:
+        raise AssayError(f"{path} is not a readable run record: {exc}.") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise AssayError(
+            f"{path} is not an assay run record (format {found!r}, expected {FORMAT!r})."
+        )
+    return data
+
+
+def record_provenance(store: Any, run_info: Any, config: Any) -> Any:
+    """Capture the provenance of a run that just started and keep it in the run store.
+
+    Returns the updated :class:`~assay.store.RunInfo`. Capturing never fails a
+    run: any problem is logged as a warning and the run goes on without it.
+    """
+    from assay.provenance import capture
+
+    ignore = [
+        config.cache_dir,
+        config.runs_dir,
+        config.reports_dir,
+        config.logs_dir,
+        config.store_path,
+    ]
+    try:
+        provenance = capture(config.root, ignore=[str(p) for p in ignore])
+        return store.record_provenance(run_info.id, provenance.to_dict())
+    except Exception as exc:  # provenance is a record of the run, never a reason to stop it
+        log.warning("The run's provenance (git, packages) could not be recorded: %s", exc)
+        return run_info
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path`` atomically (temporary name, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(
+        json.dumps(data, indent=1, default=str, ensure_ascii=False), encoding="utf-8"
+    )
+    os.replace(temporary, path)

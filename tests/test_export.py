@@ -1,0 +1,467 @@
+"""Taking runs elsewhere: --store-full, assay reproduce, Docker and notebook exports."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import assay
+from assay import run_experiment
+from assay.config import ProjectConfig
+from assay.errors import AssayError
+from assay.export.differences import describe_difference
+from assay.export.docker import DockerContext, build_image, export_docker_context
+from assay.store import RunStore
+from conftest import copy_project, run_cli
+from git_helpers import GITIGNORE, git, init_repo
+
+
+@pytest.fixture(autouse=True)
+def _no_outer_repository(tmp_path, monkeypatch):
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+
+
+def ok(result):
+    assert result.code == 0, result
+    return result
+
+
+def exported(project: Path) -> Path:
+    (folder,) = [p for p in (project / "data" / "runs").iterdir() if not p.name.startswith(".")]
+    return folder
+
+
+# -- --store-full --------------------------------------------------------------------------
+
+
+def test_store_full_writes_a_self_contained_folder(tmp_project: Path) -> None:
+    init_repo(tmp_project, GITIGNORE)
+    (tmp_project / "keys").mkdir()
+    (tmp_project / "keys" / "id_rsa").write_text("PRIVATE KEY")
+    git(tmp_project, "add", "keys/id_rsa")  # tracked, and still never exported
+    git(tmp_project, "commit", "-q", "-m", "a key, by mistake")
+    (tmp_project / ".env").write_text("TOKEN=secret\n")  # ignored by git
+    (tmp_project / ".env.local").write_text("TOKEN=secret\n")  # not ignored, looks secret
+    (tmp_project / "notes").mkdir()
+    (tmp_project / "notes" / "plan.md").write_text("untracked, not ignored\n")
+    (tmp_project / "data").mkdir()
+    (tmp_project / "data" / "raw.csv").write_text("a,b\n")  # ignored by git
+
+    ok(run_cli("run", "diamond", "-p", "two", "--set", "offset=1", "--store-full",
+               cwd=tmp_project))  # fmt: skip
+    folder = exported(tmp_project)
+    record = json.loads((folder / "run.json").read_text())
+    run_id = record["run"]["id"]
+    assert folder.name == run_id
+    assert (folder / "run.log").read_text() == (tmp_project / "logs" / f"{run_id}.log").read_text()
+    if (tmp_project / "reports" / run_id).is_dir():
+        assert (folder / "report").is_dir() and record["export"]["files"]["report"] == "report"
+    assert "assay reproduce" in (folder / "README.md").read_text()
+
+    code = {p.relative_to(folder / "code").as_posix() for p in (folder / "code").rglob("*")
+            if p.is_file()}  # fmt: skip
+    assert {"experiments/diamond.py", "params/two.py", "tracking.py", ".gitignore",
+            "notes/plan.md"} <= code  # fmt: skip
+    for secret in (".env", ".env.local", "keys/id_rsa", "data/raw.csv", "calls.txt", "assay.db"):
+        assert secret not in code, secret
+    assert not any(p.startswith(("data/", "logs/", "reports/")) for p in code)
+    left_out = {item["path"]: item["reason"] for item in record["export"]["code"]["left_out"]}
+    assert left_out["keys/id_rsa"] == left_out[".env.local"] == "may hold secrets"
+    assert left_out[".env"] == "ignored by git" and left_out["data/"] == "ignored by git"
+    assert record["export"]["code"]["same_as_run"] is True  # same commit, no tracked change
+
+    text = (folder / "run.json").read_text()
+    assert str(tmp_project) not in text and str(tmp_project.resolve()) not in text
+    assert record["run"]["config"]["experiment_file"] == "experiments/diamond.py"
+    assert record["provenance"]["git"]["root"] == "."
+
+    assert record["export"]["artifacts"]["copied"] == len(record["artifacts"]) == 9
+    for artifact in record["artifacts"]:
+        assert (folder / artifact["path"]).is_file(), artifact["path"]
+        value = assay.load(
+            key=artifact["key"], cache_dir=folder / "cache", project_root=tmp_project
+        )
+        assert value is not None
+    summary = assay.load("summary", experiment="diamond", cache_dir=folder / "cache",
+                         project_root=tmp_project)  # fmt: skip
+    assert summary == {"a": 12, "b": 33}
+
+    lines = (folder / "requirements.txt").read_text().splitlines()
+    pins = [line for line in lines if line and not line.startswith("#")]
+    assert pins and all(re.fullmatch(r"[a-z0-9][a-z0-9._-]*==[^\s=]+", line) for line in pins)
+    assert f"click=={metadata.version('click')}" in pins
+    assert not any(line.startswith(("assay==", "pip==")) for line in pins)
+    assert not (folder / "environment.yml").exists()
+
+
+def test_secrets_and_ignored_files_are_exported_only_when_asked(tmp_project: Path) -> None:
+    init_repo(tmp_project, GITIGNORE)
+    (tmp_project / ".env").write_text("TOKEN=secret\n")
+    (tmp_project / "data").mkdir()
+    (tmp_project / "data" / "raw.csv").write_text("a,b\n")
+    ok(run_cli("run", "diamond", "-p", "two", "--store-full", "--store-full-include", ".env",
+               "--store-full-include", "data/*.csv", cwd=tmp_project))  # fmt: skip
+    code = exported(tmp_project) / "code"
+    assert (code / ".env").read_text() == "TOKEN=secret\n"
+    assert (code / "data" / "raw.csv").exists()
+
+
+def test_store_full_outside_git_snapshots_the_source_files(tmp_project: Path) -> None:
+    (tmp_project / ".env").write_text("TOKEN=secret\n")
+    (tmp_project / "data").mkdir()
+    (tmp_project / "data" / "helper.py").write_text("# in data/: left out\n")
+    (tmp_project / "README.md").write_text("# study\n")
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="t", store_full=True)
+    folder = exported(tmp_project)
+    record = json.loads((folder / "run.json").read_text())
+    assert record["export"]["code"]["source"] == "folder"
+    assert "not in a git repository" in record["provenance"]["git"]["error"]
+    code = {p.relative_to(folder / "code").as_posix() for p in (folder / "code").rglob("*")
+            if p.is_file()}  # fmt: skip
+    assert {"README.md", "tracking.py", "experiments/diamond.py", "params/two.py"} <= code
+    assert not any(p.startswith(("data/", "logs/", "reports/", ".")) for p in code)
+    assert "assay.db" not in code and all(p.endswith((".py", ".md", ".txt")) for p in code)
+
+
+def test_store_full_under_conda_writes_environment_yml(tmp_project: Path, monkeypatch) -> None:
+    prefix = tmp_project.parent / "envs" / "study"
+    (prefix / "conda-meta").mkdir(parents=True)
+    (prefix / "conda-meta" / "numpy-1.26.4-py311h64a7726_0.json").write_text("{}")
+    monkeypatch.setenv("CONDA_PREFIX", str(prefix))
+    monkeypatch.setenv("CONDA_DEFAULT_ENV", "study")
+    monkeypatch.delenv("CONDA_EXE", raising=False)
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="t", store_full=True)
+    environment = (exported(tmp_project) / "environment.yml").read_text()
+    assert environment.startswith("name: study\ndependencies:\n  - numpy=1.26.4\n")
+    assert f"    - click=={metadata.version('click')}" in environment
+
+
+# -- assay reproduce -------------------------------------------------------------------------
+
+
+def test_reproduce_elsewhere_is_exact_then_finds_a_non_deterministic_stage(tmp_path: Path) -> None:
+    project = copy_project("repro", tmp_path)
+    init_repo(project, GITIGNORE)
+    ok(run_cli("run", "tables", "-p", "small", "--store-full", cwd=project))
+    elsewhere = tmp_path / "elsewhere" / "export"
+    shutil.copytree(exported(project), elsewhere, symlinks=True)
+    shutil.rmtree(project)  # the original cache, code and run store are gone
+
+    result = run_cli("reproduce", elsewhere, cwd=tmp_path)
+    assert result.code == 0, result
+    assert result.text.count("identical") >= 7 and "the reproduction is exact" in result.text
+    (workdir,) = (elsewhere / "reproductions").iterdir()
+    with RunStore(workdir / "assay.db") as store:
+        stages = store.stages(store.get_run("latest").id)
+    assert {s.status for s in stages} == {"executed"}  # recomputed, not reloaded
+
+    reused = run_cli(
+        "reproduce", elsewhere, "--reuse", "--workdir", tmp_path / "reuse", cwd=tmp_path
+    )
+    assert reused.code == 0 and "7 identical" in reused.text
+    with RunStore(tmp_path / "reuse" / "assay.db") as store:
+        stages = store.stages(store.get_run("latest").id)
+    assert {s.status for s in stages} == {"cached"}
+
+    module = elsewhere / "code" / "experiments" / "tables.py"
+    module.write_text(module.read_text().replace("NOISE = False", "NOISE = True"))
+    result = run_cli("reproduce", elsewhere, cwd=tmp_path)
+    assert result.code == 1, result
+    text = result.text
+    assert "not exact" in text and "7 different" in text
+    assert re.search(r"table: \d of 9 cells differ \(in y\), max abs diff", text)
+    assert re.search(r"array: 6 of 6 values differ \(max abs diff", text)
+    assert "JSON: 2 values differ: y_sum" in text
+
+
+def test_reproduce_reports_missing_artifacts_and_a_failed_rerun(tmp_path: Path) -> None:
+    project = copy_project("repro", tmp_path)
+    run_experiment("tables", ["small"], project_root=project, command="t", store_full=True)
+    folder = exported(project)
+    module = folder / "code" / "experiments" / "tables.py"
+    module.write_text(
+        module.read_text().replace("    leaderboard(assay.Record(manager, None))\n", "")
+    )
+    result = run_cli("reproduce", folder, cwd=tmp_path)
+    assert result.code == 1 and "missing" in result.text and "6 identical, 1 missing" in result.text
+
+    module.write_text(module.read_text().replace("def make_array(record):\n",
+                                                 "def make_array(record):\n    1 / 0\n"))  # fmt: skip
+    result = run_cli("reproduce", folder, cwd=tmp_path)
+    assert result.code == 1 and "The re-run failed" in result.text
+
+
+class _Marker:
+    """Unpickling this writes a file: proof that a pickle was loaded."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.path), "unpickled!"))
+
+
+def test_a_tampered_exported_artifact_is_never_unpickled(tmp_project: Path) -> None:
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="t", store_full=True)
+    folder = exported(tmp_project)
+    record = json.loads((folder / "run.json").read_text())
+    data = next(a for a in record["artifacts"] if a["name"] == "data" and a["param_set"] == "a")
+    marker = tmp_project.parent / "marker.txt"
+    (folder / data["path"]).write_bytes(pickle.dumps(_Marker(str(marker))))
+    result = run_cli("reproduce", folder, cwd=tmp_project.parent)
+    assert result.code == 1
+    assert "damaged" in result.text and "not loaded" in result.text
+    assert re.search(r"bytes instead of \d+|does not match its recorded checksum", result.text)
+    assert not marker.exists()
+
+
+def test_reproduce_needs_an_exported_folder(tmp_path: Path) -> None:
+    result = run_cli("reproduce", tmp_path, cwd=tmp_path)
+    assert result.code == 1 and "not an exported assay run" in result.text
+
+
+def test_differences_are_described_for_tables_arrays_and_json() -> None:
+    old = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["a", "b", "c"]})
+    new = old.assign(x=[1.0, 2.5, 3.0])
+    assert describe_difference(old, new) == "table: 1 of 6 cells differ (in x), max abs diff 0.5"
+    assert "columns added: z" in describe_difference(old, old.assign(z=1))
+    assert "shape (3, 2) → (2, 2)" in describe_difference(old, old.head(2))
+    assert describe_difference(np.zeros((2, 3)), np.ones((2, 3))) == (
+        "array: 6 of 6 values differ (max abs diff 1)"
+    )
+    assert "shape (2, 3) → (3, 2)" in describe_difference(np.zeros((2, 3)), np.zeros((3, 2)))
+    assert "dtype float64 → int64" in describe_difference(np.zeros(2), np.zeros(2, dtype=int))
+    assert describe_difference({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": 0}) == (
+        "JSON: 2 values differ: b.c (2 → 3); d added"
+    )
+    assert (
+        describe_difference([1, 2], [1, 2, 3])
+        == "JSON: 1 value differs: list has 3 items instead of 2"
+    )
+    assert describe_difference({1, 2}, {1, 3}) == "set: contents differ"
+    assert "equal values" in describe_difference(np.arange(3), np.arange(3))
+
+
+class _Model:
+    def __init__(self, weights, name):
+        self.weights = weights
+        self.name = name
+
+
+def test_loaded_values_are_compared_all_the_way_down() -> None:
+    from assay.export.differences import values_equal
+
+    shared = np.arange(4.0)
+    same_values = _Model([shared, shared], "m")  # pickled with one array, shared
+    copies = _Model([np.arange(4.0), np.arange(4.0)], "m")  # pickled with two arrays
+    assert pickle.dumps(same_values) != pickle.dumps(copies)
+    assert values_equal(same_values, copies)
+    assert describe_difference(same_values, copies) == (
+        "_Model: equal attributes, but the saved bytes differ"
+    )
+    other = _Model([np.arange(4.0), np.ones(4)], "m")
+    assert not values_equal(same_values, other)
+    assert describe_difference(same_values, other) == "_Model: attributes differ: weights"
+    assert values_equal({"a": [1, float("nan")]}, {"a": [1, float("nan")]})  # NaN stays NaN
+    assert values_equal({"t": pd.DataFrame({"x": [1]})}, {"t": pd.DataFrame({"x": [1]})})
+
+
+# -- assay export docker ---------------------------------------------------------------------
+
+INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
+                "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK",
+                "SHELL"}  # fmt: skip
+
+
+def parse_dockerfile(text: str) -> list[tuple[str, str]]:
+    """``(INSTRUCTION, arguments)`` per instruction; raises on anything Docker would refuse."""
+    instructions, pending = [], ""
+    for line in text.splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        words = (pending + line).split(None, 1)
+        pending = ""
+        assert words[0] in INSTRUCTIONS and words[0].isupper(), f"bad instruction {words[0]!r}"
+        assert len(words) == 2, f"{words[0]} without arguments"
+        instructions.append((words[0], words[1].strip()))
+    assert not pending, "a continuation line ends the file"
+    assert instructions and instructions[0][0] == "FROM"
+    return instructions
+
+
+def check_context(context: Path) -> list[tuple[str, str]]:
+    """Parse the Dockerfile and check it against its build context."""
+    instructions = parse_dockerfile((context / "Dockerfile").read_text())
+    ignored = [line.strip() for line in (context / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]  # fmt: skip
+    image = instructions[0][1]
+    assert image == f"python:{sys.version_info.major}.{sys.version_info.minor}-slim"
+    for instruction, arguments in instructions:
+        if instruction == "COPY":
+            *sources, _target = arguments.split()
+            for source in sources:
+                assert not source.startswith(("/", "..")), source
+                assert (context / source).exists(), f"COPY {source}: not in the context"
+                assert not any(fnmatch.fnmatch(source, p.rstrip("/")) for p in ignored), source
+        if instruction == "CMD":
+            assert json.loads(arguments)[:2] == ["assay", "run"]
+        if instruction == "RUN" and " -r " in arguments:
+            requirement_file = context / "run" / "requirements.txt"
+            pins = [line for line in requirement_file.read_text().splitlines()
+                    if line and not line.startswith("#")]  # fmt: skip
+            assert pins and all("==" in pin for pin in pins)
+    return instructions
+
+
+def test_export_docker_writes_a_context_that_parses_and_is_pinned(tmp_project: Path) -> None:
+    init_repo(tmp_project, GITIGNORE)
+    ok(run_cli("run", "diamond", "-p", "two", "--names", "a", "--set", "offset=2", "-q",
+               cwd=tmp_project))  # fmt: skip
+    result = run_cli("export", "docker", "latest", cwd=tmp_project)
+    assert result.code == 0, result
+    with RunStore(tmp_project / "assay.db") as store:
+        run_id = store.get_run("latest").id
+    context = tmp_project / "data" / "runs" / run_id / "docker"
+    assert f"docker build -t assay-{run_id.lower()} {context}" in result.text
+    if shutil.which("docker") is None or "Not built" in result.text:
+        assert "Not built" in result.text
+    instructions = check_context(context)
+    cmd = json.loads(dict(instructions)["CMD"])
+    assert cmd == ["assay", "run", "diamond", "-p", "two", "--names", "a", "--set", "offset=2"]
+    copies = [args for name, args in instructions if name == "COPY"]
+    assert any(args.startswith("wheels/assay-") for args in copies)
+    assert (context / "run" / "code" / "experiments" / "diamond.py").exists()
+    assert (context / "run" / "cache" / "objects").is_dir()
+    assert "docker run --rm -it" in (context / "README.md").read_text()
+
+    target = tmp_project.parent / "site"
+    (wheel,) = (context / "wheels").glob("*.whl")
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
+         "--target", str(target), str(wheel)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import assay.cli, "
+         "assay.export.docker; print(assay.__file__)", str(target)],
+        capture_output=True, text=True, cwd=tmp_project.parent,
+    )  # fmt: skip
+    assert check.returncode == 0 and check.stdout.startswith(str(target)), check.stderr
+
+
+def test_export_docker_builds_when_an_engine_answers(tmp_project: Path, monkeypatch) -> None:
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="t", store_full=True)
+    bin_dir = tmp_project.parent / "bin"
+    bin_dir.mkdir()
+    calls = tmp_project.parent / "docker-calls.txt"
+    fake = bin_dir / "docker"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 0\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    config = ProjectConfig.load(tmp_project)
+    context = export_docker_context(config, "latest", destination=tmp_project.parent / "ctx")
+    assert isinstance(context, DockerContext)
+    check_context(context.folder)
+    built, message = build_image(context)
+    assert built and context.tag in message
+    assert calls.read_text().splitlines() == ["info", f"build -t {context.tag} {context.folder}"]
+    # Exported with --store-full: the context holds that export, code as it was then.
+    assert (context.folder / "run" / "run.json").read_text() == (
+        exported(tmp_project) / "run.json"
+    ).read_text()
+    with pytest.raises(AssayError, match="not a build context written by assay"):
+        export_docker_context(config, "latest", destination=tmp_project / "experiments")
+
+
+# -- assay export notebook -------------------------------------------------------------------
+
+
+def test_the_exported_notebook_runs_in_a_copy_of_the_project(tmp_path: Path, monkeypatch) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    project = copy_project("basic", tmp_path)
+    ok(run_cli("run", "diamond", "-p", "two", "--set", "offset=1", "-q", cwd=project))
+    result = ok(run_cli("export", "notebook", "latest", cwd=project))
+    with RunStore(project / "assay.db") as store:
+        run_id = store.get_run("latest").id
+    assert f"data/runs/{run_id}/{run_id}.ipynb" in result.text
+
+    copy = tmp_path / "colleague" / "basic"
+    shutil.copytree(project, copy, symlinks=True)
+    path = copy / "data" / "runs" / run_id / f"{run_id}.ipynb"
+    notebook = nbformat.read(str(path), as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=180, kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )  # fmt: skip
+    client.execute()  # raises CellExecutionError if any cell fails
+    outputs = []
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.execution_count is not None
+            assert not [o for o in cell.outputs if o.output_type == "error"]
+            for output in cell.outputs:
+                outputs.append(output.get("text") or output.get("data", {}).get("text/plain", ""))
+    text = "\n".join(outputs)
+    assert f"project: {copy}" in text
+    assert "{'sum': 12, 'n': 3}" in text and "{'a': 12, 'b': 33}" in text
+    assert f"9 of 9 artifacts of {run_id} came out with the same key and checksum" in text
+    with RunStore(copy / "assay.db") as store:
+        again = store.get_run("latest")
+    assert again.number == 2 and again.status == "completed" and again.notes.startswith("re-run")
+
+
+def test_run_flags_and_export_full_write_the_exports(tmp_project: Path) -> None:
+    result = ok(run_cli("run", "diamond", "-p", "two", "--notebook", "--docker", cwd=tmp_project))
+    folder = exported(tmp_project)  # --docker implies --store-full
+    run_id = folder.name
+    assert f"Notebook: data/runs/{run_id}/{run_id}.ipynb" in result.text
+    assert f"Docker build context: data/runs/{run_id}/docker" in result.text
+    assert (folder / f"{run_id}.ipynb").is_file() and (folder / "docker" / "Dockerfile").is_file()
+    check_context(folder / "docker")
+
+    ok(run_cli("run", "diamond", "-p", "two", "-q", cwd=tmp_project))  # run 2: no export
+    target = tmp_project.parent / "run2"
+    result = ok(run_cli("export", "full", "2", "-o", target, cwd=tmp_project))
+    record = json.loads((target / "run.json").read_text())
+    assert record["run"]["number"] == 2 and {a["action"] for a in record["artifacts"]} == {"reused"}
+    assert (target / "code" / "experiments" / "diamond.py").is_file()
+    missing = run_cli("export", "full", "9", cwd=tmp_project)
+    assert missing.code == 1 and "No run '9'" in missing.text
+
+
+def test_how_a_recorded_run_is_started_again() -> None:
+    from assay.export.reproduce import rerun_spec
+
+    record = {"run": {"id": "x-0001", "experiment": "x", "command": "t", "config": {
+        "experiment": "x", "param_files": ["grid", "/p/params/more.py"], "names": ["a"],
+        "indices": [2], "overrides": ["seed=7"], "prefix": "other", "lazy": True}}}  # fmt: skip
+    spec = rerun_spec(record, root="/p")
+    assert spec.cli_args() == ["run", "x", "-p", "grid", "-p", "params/more.py", "--names", "a",
+                               "--indices", "2", "--set", "seed=7", "--prefix", "other", "--lazy"]  # fmt: skip
+    with pytest.raises(AssayError, match="outside the project"):
+        rerun_spec(record, root="/elsewhere")
+    # A run recorded before the parameter files were kept: read from its command line.
+    record["run"]["config"] = {"experiment": "x", "overrides": []}
+    record["run"]["command"] = "assay run x -p grid --names a -q"
+    assert rerun_spec(record).cli_args() == ["run", "x", "-p", "grid", "--names", "a"]
+    record["run"]["config"]["param_sets_given"] = True
+    with pytest.raises(AssayError, match="from Python"):
+        rerun_spec(record)

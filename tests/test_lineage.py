@@ -1,0 +1,115 @@
+"""``assay lineage``: which run, code, parameters and upstream artifacts made an artifact."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assay import run_experiment
+from assay.config import ProjectConfig
+from assay.errors import AssayError, CacheError
+from assay.lineage import LineageNode, lineage
+from conftest import run_cli
+from git_helpers import GITIGNORE, init_repo
+
+
+@pytest.fixture
+def diamond(tmp_project: Path, monkeypatch) -> Path:
+    """The diamond experiment run once (run 1) in a clean git repository."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_project.parent))
+    init_repo(tmp_project, GITIGNORE)
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="assay run diamond")
+    monkeypatch.chdir(tmp_project)
+    return tmp_project
+
+
+def walk(node: LineageNode):
+    yield node
+    for item in node.inputs:
+        if item.node is not None:
+            yield from walk(item.node)
+
+
+def test_lineage_by_name_goes_back_to_the_first_stage(diamond: Path) -> None:
+    tree = lineage("diamond/aggregate/summarize/summary")
+    assert (tree.output, tree.stage, tree.param_set, tree.aggregated) == (
+        "summary", "summarize", "aggregate", 2
+    )  # fmt: skip
+    assert tree.run["number"] == 1 and len(tree.run["git_commit"]) == 40
+    assert tree.run["git_dirty"] is False
+    assert tree.checksum and tree.size and tree.code
+    assert [i.name for i in tree.inputs] == ["combined", "combined"]
+    assert all(i.record_hash for i in tree.inputs)  # aggregates: one input per record
+    combined_a = next(i.node for i in tree.inputs if i.node.param_set == "a")
+    assert combined_a.params == {"name": "a", "n": 3, "scale": 1, "offset": 0, "workers": 1}
+    assert [i.name for i in combined_a.inputs] == ["doubled", "squared"]
+    assert combined_a.reads in (None, ["offset"])  # keys that record the fields read
+    doubled, squared = (i.node for i in combined_a.inputs)
+    assert [i.name for i in doubled.inputs] == ["data"]
+    first = doubled.inputs[0].node
+    assert (first.stage, first.inputs, first.seen) == ("load", [], False)
+    again = squared.inputs[0].node  # the same load, met a second time: not expanded again
+    assert again.key == first.key and again.seen
+    stages = {n.stage for n in walk(tree)}
+    assert stages == {"summarize", "combine", "double", "square", "load"}
+
+
+def test_lineage_by_path_and_by_key_find_the_same_artifact(diamond: Path) -> None:
+    by_name = lineage("diamond/b/combine/combined")
+    by_link = lineage("data/cache/by-name/diamond/b/combine/combined.json")
+    folder = Path(by_name.path)
+    by_file = lineage(str(folder / "combined.json"))
+    by_key = lineage(by_name.key)
+    assert by_name.key == by_link.key == by_file.key == by_key.key
+    assert by_key.params["scale"] == 2
+    config = ProjectConfig.load(diamond)
+    assert folder.parent.parent == config.cache_dir / "objects"
+
+
+def test_a_value_passed_in_directly_is_shown_with_its_hash(diamond: Path) -> None:
+    (diamond / "experiments" / "direct.py").write_text(
+        "import assay\n"
+        "from experiments.diamond import double, get_params\n\n\n"
+        "def run(param_sets, manager):\n"
+        "    double(assay.Record(manager, param_sets[0]), data=[5, 6])\n"
+    )
+    run_experiment("direct", project_root=diamond, command="assay run direct")
+    tree = lineage("direct/a/double/doubled")
+    assert [(i.name, i.key, bool(i.value_hash)) for i in tree.inputs] == [("data", None, True)]
+    result = run_cli("lineage", "direct/a/double/doubled", cwd=diamond)
+    assert "input data: a value passed in" in result.text
+
+
+def test_a_missing_upstream_is_shown(diamond: Path) -> None:
+    tree = lineage("diamond/a/double/doubled")
+    data = tree.inputs[0].node
+    shutil.rmtree(Path(data.path))
+    tree = lineage("diamond/a/double/doubled")
+    assert tree.inputs[0].node.problem == "no longer in the cache"
+    result = run_cli("lineage", "diamond/a/double/doubled", cwd=diamond)
+    assert result.code == 0 and "no longer in the cache" in result.text
+
+
+def test_unknown_or_ambiguous_references_are_explained(diamond: Path) -> None:
+    with pytest.raises(AssayError, match="EXPERIMENT/PARAMETER-SET/STAGE/OUTPUT"):
+        lineage("summary")
+    with pytest.raises(CacheError, match="No cached artifact"):
+        lineage("diamond/a/combine/nothing")
+    with pytest.raises(CacheError, match="No artifact with key"):
+        lineage("0123456789abcdef0123456789abcdef.model")
+
+
+def test_the_lineage_command_draws_a_tree(diamond: Path) -> None:
+    result = run_cli("lineage", "diamond/aggregate/summarize/summary", cwd=diamond)
+    assert result.code == 0, result
+    text = result.text
+    for part in ("summary", "run 1", "stage summarize", "aggregates 2 record(s)",
+                 "input combined", "stage combine", "parameter set a", "scale=2",
+                 "input data", "stage load", "commit", "made as shown above", "├──"):  # fmt: skip
+        assert part in text, part
+    bad = run_cli("lineage", "nonsense", cwd=diamond)
+    assert (
+        bad.code == 1 and "Cannot tell which artifact" in bad.text and "Traceback" not in bad.output
+    )
