@@ -109,6 +109,7 @@ class StageNode:
         "tracks_reads",
         "forced",
         "shared_with",
+        "stale",
     )
 
     def __init__(self, plan: Plan, spec: StageSpec, record: Record, records, args, kwargs):
@@ -132,6 +133,8 @@ class StageNode:
         self.tracks_reads = False
         """Whether the key covers only the fields the stage reads (else all, or none)."""
         self.forced = False
+        self.stale = False
+        """An upstream key changed since this node's key was computed."""
         self.shared_with: StageNode | None = None
         """Planned: an earlier stage run of this run expected to have the same key."""
         self.upstream: list[tuple] = []
@@ -209,7 +212,6 @@ class Plan:
         if not spec.deterministic:
             # A fresh key every time: nothing downstream reuses results of an earlier draw.
             node.upstream.append(("non-deterministic", uuid.uuid4().hex))
-        node.base = self.base_of(node)
         for dep in node.deps:
             dep.consumers.append(node)
         self.nodes.append(node)

@@ -416,7 +416,7 @@ def _execute(task: StageTask, started: float) -> StageResult:
     record._nodes.append(node)
     if task.nonce is not None:
         node.upstream = [i for i in node.upstream if i[0] != "non-deterministic"] + [task.nonce]
-        node.base = runner.plan.base_of(node)
+    node.base = runner.plan.base_of(node)
     if node.base != task.expected_base:
         raise AssayError(
             f"Stage {spec.name!r} for {task.label!r} has another cache key in the worker than in "

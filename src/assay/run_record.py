@@ -61,9 +61,10 @@ def build_run_record(store: Any, run_ref: int | str) -> dict[str, Any]:
         "format": FORMAT,
         "run": {**dataclasses.asdict(run), "duration_s": run.duration_s},
         "provenance": store.provenance(run.id),
-        "param_sets": [dataclasses.asdict(p) for p in store.param_sets(run.id)],
-        "stages": [dataclasses.asdict(s) for s in store.stages(run.id)],
-        "artifacts": [dataclasses.asdict(a) for a in store.artifacts(run.id)],
+        # The records hold plain JSON values already: a shallow copy is enough (and fast).
+        "param_sets": [dict(vars(p)) for p in store.param_sets(run.id)],
+        "stages": [dict(vars(s)) for s in store.stages(run.id)],
+        "artifacts": [dict(vars(a)) for a in store.artifacts(run.id)],
     }
 
 
@@ -123,7 +124,10 @@ def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` atomically (temporary name, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Indented for people to read; large records compact (json's fast C encoder).
+    big = sum(len(v) for v in data.values() if isinstance(v, list)) > 2000
     temporary.write_text(
-        json.dumps(data, indent=1, default=str, ensure_ascii=False), encoding="utf-8"
+        json.dumps(data, indent=None if big else 1, default=str, ensure_ascii=False),
+        encoding="utf-8",
     )
     os.replace(temporary, path)

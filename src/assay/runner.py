@@ -153,6 +153,7 @@ class Runner:
         """
         node.base = base = self.plan.base_of(node)
         node.key = None
+        node.stale = False
         for artifact in node.outputs:
             artifact.cached = False
         if base is None:
@@ -406,6 +407,9 @@ class Runner:
             node.status = "run"
             return False
         node.duration = result.duration
+        if result.key != node.key:
+            for consumer in node.consumers:
+                consumer.stale = True
         node.key, node.reads = result.key or node.key, result.reads
         if result.status == "cached":
             self._reuse(node)
@@ -468,9 +472,14 @@ class Runner:
             return
         manager, spec, record = self.manager, node.spec, node.record
         # Upstream keys are final now; a sibling may even have made this run's outputs.
-        if self.resolve(node) and not node.forced and not node.volatile:
+        if node.key is None or node.stale:
+            hit = self.resolve(node)
+        else:
+            hit = node.cacheable and self._look_up(node)
+        if hit and not node.forced and not node.volatile:
             self._reuse(node)
             return
+        planned_key = node.key
         inputs = self._resolve_inputs(node)
         node.status = "running"
         cache = manager.cache
@@ -526,6 +535,9 @@ class Runner:
             # else the stage asked for its folder and was keyed on every field (ALL)
             if not node.volatile:
                 cache.add_reads(spec.name, node.base, node.reads)
+        if node.key != planned_key:
+            for consumer in node.consumers:
+                consumer.stale = True
         for artifact, value in zip(node.outputs, values):
             artifact.value = value
         if not manager.dry_cache and not node.volatile:
