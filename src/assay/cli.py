@@ -84,44 +84,56 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.meta["assay.debug"] = debug
 
 
+def _run_selection(command):
+    """The options that choose what a run covers, shared by `run` and `why`."""
+    options = [
+        click.argument("experiment", shell_complete=_complete_modules("experiments_dir")),
+        click.option(
+            "-p",
+            "--params",
+            "param_files",
+            multiple=True,
+            metavar="PARAMFILE",
+            shell_complete=_complete_modules("params_dir"),
+            help="A parameter file (name in params/ or path); repeat to combine several.",
+        ),
+        click.option(
+            "--names", "-n", multiple=True, metavar="NAME", help="Only these parameter sets."
+        ),
+        click.option(
+            "--indices",
+            "-i",
+            multiple=True,
+            type=int,
+            metavar="I",
+            help="Only the sets at these positions.",
+        ),
+        click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="FIELD=VALUE",
+            help="Override a parameter for this run (e.g. --set n_trees=500).",
+        ),
+        click.option("--overwrite", is_flag=True, help="Recompute every stage."),
+        click.option(
+            "--overwrite-stage",
+            "overwrite_stages",
+            multiple=True,
+            metavar="STAGE",
+            help="Recompute the named stage(s).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 # -- run --------------------------------------------------------------------------------
 
 
 @main.command(context_settings=_CONTEXT)
-@click.argument("experiment", shell_complete=_complete_modules("experiments_dir"))
-@click.option(
-    "-p",
-    "--params",
-    "param_files",
-    multiple=True,
-    metavar="PARAMFILE",
-    shell_complete=_complete_modules("params_dir"),
-    help="A parameter file (name in params/ or path); repeat to combine several.",
-)
-@click.option("--names", "-n", multiple=True, metavar="NAME", help="Run only these parameter sets.")
-@click.option(
-    "--indices",
-    "-i",
-    multiple=True,
-    type=int,
-    metavar="I",
-    help="Run only the sets at these positions.",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="FIELD=VALUE",
-    help="Override a parameter for this run (e.g. --set n_trees=500).",
-)
-@click.option("--overwrite", is_flag=True, help="Recompute every stage.")
-@click.option(
-    "--overwrite-stage",
-    "overwrite_stages",
-    multiple=True,
-    metavar="STAGE",
-    help="Recompute the named stage(s).",
-)
+@_run_selection
 @click.option("--dry", is_flag=True, help="Show the plan (what executes, what is cached) and stop.")
 @click.option("--dry-cache", is_flag=True, help="Read the cache but never write to it.")
 @click.option("--prefix", help="File artifacts under this name instead of the experiment's.")
@@ -313,36 +325,7 @@ def params(experiment, param_files, overrides, all_fields):
 
 
 @main.command(context_settings=_CONTEXT)
-@click.argument("experiment", shell_complete=_complete_modules("experiments_dir"))
-@click.option(
-    "-p",
-    "--params",
-    "param_files",
-    multiple=True,
-    metavar="PARAMFILE",
-    shell_complete=_complete_modules("params_dir"),
-    help="A parameter file; repeat to combine.",
-)
-@click.option("--names", "-n", multiple=True, metavar="NAME", help="Only these parameter sets.")
-@click.option(
-    "--indices",
-    "-i",
-    multiple=True,
-    type=int,
-    metavar="I",
-    help="Only the sets at these positions.",
-)
-@click.option(
-    "--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Apply an override first."
-)
-@click.option("--overwrite", is_flag=True, help="As `assay run --overwrite` would.")
-@click.option(
-    "--overwrite-stage",
-    "overwrite_stages",
-    multiple=True,
-    metavar="STAGE",
-    help="As `assay run --overwrite-stage` would.",
-)
+@_run_selection
 @click.option("--prefix", help="The name artifacts are filed under (default: the experiment's).")
 def why(experiment, param_files, names, indices, overrides, overwrite, overwrite_stages, prefix):
     """Say, for every stage run, why it would execute or which run's artifact it reuses.

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from assay.humanize import format_size
 from assay.runner import Observer
 
 
@@ -319,20 +320,12 @@ def print_cache_entries(console: Console, entries: list[dict]) -> None:
             escape(str(entry.get("param_set"))),
             escape(str(entry.get("stage"))),
             escape(str(entry.get("output"))),
-            _size(entry.get("size") or 0),
+            format_size(entry.get("size") or 0),
             str(entry.get("created", "")),
             str(entry.get("run_number") or ""),
         )
     console.print(table)
-    console.print(f"{len(entries)} artifact(s), {_size(total)}")
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
+    console.print(f"{len(entries)} artifact(s), {format_size(total)}")
 
 
 def _rel(path: Any, root: Any) -> Any:

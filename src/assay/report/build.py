@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from assay.humanize import format_duration, format_size
 from assay.report.collect import FRAGMENT_LIMIT
 from assay.report.dag import STATUS_STYLES, render_svg
 
@@ -81,31 +82,6 @@ def format_time(stamp: str | None) -> str:
     if text.endswith("Z"):
         text = text[:-1].split(".")[0] + " UTC"
     return text
-
-
-def format_duration(seconds: float | None) -> str:
-    """``0.042`` -> ``0.04 s``; ``75`` -> ``1 min 15 s``; ``None`` -> ``""``."""
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {rest} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
-
-
-def format_size(n: int | None) -> str:
-    """``20480`` -> ``20.5 kB``."""
-    if n is None:
-        return ""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
 
 
 def format_value(value: Any) -> str:

@@ -33,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
+from assay.humanize import format_size
+
 STATUS_STYLES: dict[str, dict[str, str]] = {
     "executed": {"fill": "#dcf3d8", "stroke": "#2e7d32", "label": "executed"},
     "cached": {"fill": "#dce9fb", "stroke": "#1f5fbf", "label": "reused from the cache"},
@@ -219,17 +221,6 @@ def _fit(text: str, width: float, char_w: float) -> str:
     return text if len(text) <= room else text[: max(1, room - 1)] + "\u2026"
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "size unknown"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
-
-
 def _attrs(style: dict[str, str], outline: str | None = None) -> str:
     parts = [f'fill="{style["fill"]}" stroke="{outline or style["stroke"]}"']
     parts.append(f'stroke-width="{style.get("width", "1.3")}"')
@@ -386,7 +377,7 @@ def _node_svg(node: dict, lay: Layout, by_record: dict) -> str:
         if output.get("path"):
             detail.append(str(output["path"]))
         if output.get("size") is not None:
-            detail.append(_size(output["size"]))
+            detail.append(format_size(output["size"]) or "size unknown")
         detail.append(str(output.get("action") or ""))
         if output.get("cacher"):
             detail.append(f"cacher: {output['cacher']}")
