@@ -34,7 +34,7 @@ from assay.params import apply_overrides, check_unique_names, describe
 from assay.project import load_experiment, load_param_sets
 from assay.run_record import record_provenance, write_run_record
 from assay.runlog import run_log
-from assay.runner import Observer
+from assay.runner import Observer, ProgressFile
 from assay.store import ArtifactInfo, ParamSetInfo, RunStore, StageRunInfo
 
 log = logging.getLogger("assay")
@@ -185,6 +185,11 @@ def run_experiment(
         ],
     )
     log_path = config.logs_dir / f"{manager.run_id}.log" if log_file else None
+    config.logs_dir.mkdir(parents=True, exist_ok=True)
+    progress = ProgressFile(
+        config.logs_dir / f"{manager.run_id}.progress.json", manager.runner.observer
+    )
+    manager.runner.observer = progress
     status, error = "failed", None
     with run_log(log_path, verbose=verbose):
         log.info(
@@ -222,6 +227,8 @@ def run_experiment(
             raise
         finally:
             manager.runner.executor.shutdown()
+            manager.runner.observer = progress.inner
+            progress.close()
             from assay.metrics import record_run_metrics
 
             record_run_metrics(store, manager)

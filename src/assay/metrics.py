@@ -133,24 +133,30 @@ class Metrics(Reportable):
         return found
 
     def html(self) -> str:
+        series = self.series()
+        stepped = {
+            name: len(points) > 1 or points[0][0] is not None for name, points in series.items()
+        }
+        curves = any(stepped.values())
         rows = []
-        for name, points in self.series().items():
-            values = [v for _, v in points if not math.isnan(v)]
-            last = points[-1][1]
-            stepped = len(points) > 1 or points[0][0] is not None
-            extra = (
-                f"{len(points)} values, min {_number(min(values))}, max {_number(max(values))}"
-                if stepped and values
-                else ""
-            )
-            chart = _sparkline(points) if stepped and len(values) > 1 else ""
-            rows.append(
-                f'<tr><td>{html.escape(name)}</td><td class="num">{_number(last)}</td>'
-                f"<td>{extra}</td><td>{chart}</td></tr>"
-            )
+        for name, points in series.items():
+            cells = f'<td>{html.escape(name)}</td><td class="num">{_number(points[-1][1])}</td>'
+            if curves:
+                values = [v for _, v in points if not math.isnan(v)]
+                shown = stepped[name] and values
+                spread = (
+                    f"{min(values):.4g} \u2013 {max(values):.4g} ({len(points)})" if shown else ""
+                )
+                chart = _sparkline(points) if stepped[name] and len(values) > 1 else ""
+                cells += f'<td class="nowrap">{html.escape(spread)}</td><td>{chart}</td>'
+            rows.append(f"<tr>{cells}</tr>")
+        head = "<th>metric</th><th>last value</th>"
+        if curves:
+            head += "<th>range (values)</th><th>curve</th>"
         return (
-            '<table class="metrics"><thead><tr><th>metric</th><th>last value</th>'
-            "<th>over steps</th><th></th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            f'<table class="metrics"><thead><tr>{head}</tr></thead><tbody>'
+            + "".join(rows)
+            + "</tbody></table>"
         )
 
 
@@ -368,7 +374,7 @@ def _number(value: float) -> str:
     return html.escape(f"{value:.6g}")
 
 
-def _sparkline(points: list[tuple[int | None, float]], width: int = 160, height: int = 36) -> str:
+def _sparkline(points: list[tuple[int | None, float]], width: int = 100, height: int = 28) -> str:
     """A small SVG line of a metric over its steps (or over the order logged)."""
     data = [
         (float(step if step is not None else i), v)

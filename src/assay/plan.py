@@ -156,9 +156,8 @@ class StageNode:
     @property
     def record_label(self) -> str:
         """The parameter set's name, or ``aggregate`` for an aggregate without one."""
-        params = self.record.params
-        if params is not None:
-            return params.name
+        if self.record.params is not None:
+            return self.record.name  # a label: reading it is no parameter read
         return "aggregate" if self.spec.is_aggregate else "no parameters"
 
     def __repr__(self) -> str:

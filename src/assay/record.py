@@ -164,7 +164,7 @@ class Record:
             index = self.manager.records.index(self)
         except ValueError:
             index = -1
-        return f"Record {index} ({self.params.name if self.params is not None else None})"
+        return f"Record {index} ({self.name if self.params is not None else None})"
 
     @property
     def output(self) -> Any:

@@ -65,6 +65,77 @@ class Observer:
         """A stage run finished (``node.status`` is ``executed`` or ``failed``)."""
 
 
+class ProgressFile(Observer):
+    """Keeps ``logs/RUN_ID.progress.json`` up to date for the dashboard, then removes it.
+
+    A background thread writes it (atomically) twice a second while something
+    changed, so stages pay nothing for it; it wraps the observer the caller
+    gave (a progress bar, say).
+    """
+
+    def __init__(self, path: Any, inner: Observer):
+        import threading
+
+        self.path = path
+        self.inner = inner
+        self.total = 0
+        self.done = 0
+        self.current: dict[int, str] = {}
+        self._changed = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep_writing, daemon=True)
+        self._thread.start()
+
+    def planned(self, plan: Plan) -> None:
+        self.total = sum(1 for n in plan.nodes if n.status == "run")
+        self._changed.set()
+        self.inner.planned(plan)
+
+    def stage_started(self, node: StageNode) -> None:
+        self.current[id(node)] = f"{node.spec.name} [{node.record_label}]"
+        self._changed.set()
+        self.inner.stage_started(node)
+
+    def stage_finished(self, node: StageNode) -> None:
+        self.current.pop(id(node), None)
+        self.done += 1
+        self._changed.set()
+        self.inner.stage_finished(node)
+
+    def close(self) -> None:
+        """The run is over (the run store has the rest): stop writing, remove the file."""
+        import contextlib
+        import os
+
+        self._stop.set()
+        self._changed.set()
+        self._thread.join(timeout=5)
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+    def _keep_writing(self) -> None:
+        while not self._stop.is_set():
+            self._changed.wait()
+            if self._stop.is_set():
+                return
+            self._changed.clear()
+            self._write()
+            self._stop.wait(0.5)
+
+    def _write(self) -> None:
+        import json
+        import os
+
+        data = {"total": self.total, "done": self.done, "current": list(self.current.values())}
+        temporary = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            with open(temporary, "w") as handle:
+                handle.write(json.dumps(data))
+            os.replace(temporary, self.path)
+        except (OSError, RuntimeError):  # a courtesy: never a reason to stop a run
+            pass
+
+
 class Runner:
     """Plans and executes the stage runs of one manager."""
 
@@ -364,7 +435,15 @@ class Runner:
         node.status = "running"
         node.started = time.time()
         self.observer.stage_started(node)
-        return self.executor.submit(remote.run_task, payload, *remote.task_module(task))
+        try:
+            return self.executor.submit(remote.run_task, payload, *remote.task_module(task))
+        except RuntimeError as exc:  # BrokenProcessPool & co: a worker died earlier
+            node.status = "failed"
+            raise WorkerLost(
+                f"The workers stopped before stage {node.spec.name!r} for parameter set "
+                f"{node.record_label!r} could start ({type(exc).__name__}: {exc}). Stages that "
+                "finished are cached: run the same command again to continue."
+            ) from exc
 
     def _collect(self, node: StageNode, future: Any) -> bool:
         """Apply a worker's result to ``node``; False if it must be submitted again."""
@@ -412,6 +491,8 @@ class Runner:
                 consumer.stale = True
         node.key, node.reads = result.key or node.key, result.reads
         if result.status == "cached":
+            for artifact in node.outputs:  # the worker found them in the shared cache
+                artifact.cached = artifact.cacher is not None
             self._reuse(node)
             return True
         if error:

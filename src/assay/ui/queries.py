@@ -1,0 +1,333 @@
+"""The dashboard's read-only SQL over the run store (``assay.db``).
+
+Every query runs on a connection opened with ``mode=ro`` and
+``PRAGMA query_only``: the dashboard cannot change the store. Filtering,
+sorting and paging happen in SQL (``LIMIT``/``OFFSET``, the store's indexes
+on experiment, status and run number, and the ``metrics`` table's index on
+name and run), so the runs table answers as fast with 10,000 runs as with 10.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assay.metrics import connect_readonly, has_table
+
+SORTS = {
+    "number": "runs.number",
+    "experiment": "runs.experiment",
+    "status": "runs.status",
+    "started": "runs.started",
+    "duration": "duration",
+}
+"""Columns the runs table sorts by (also ``metric:NAME``: a metric's largest final value)."""
+
+PER_PAGE = 50
+MAX_PER_PAGE = 500
+KEY_METRICS = 4
+"""How many metric columns the runs table shows."""
+
+_FILTER = re.compile(r"^\s*([^=<>!\s][^=<>!]*?)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
+_STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+@dataclass
+class RunQuery:
+    """What the runs table shows: filters, order and page (parsed from the URL's query)."""
+
+    experiment: str | None = None
+    status: str | None = None
+    q: str | None = None
+    """Text searched in the id, experiment, notes, parameter-set names and command."""
+    params: list[str] = field(default_factory=list)
+    """Parameter filters such as ``lr=0.1``, ``model!=tree``, ``epochs>=10``: a run
+    matches when one of its parameter sets satisfies every one."""
+    sort: str = "number"
+    order: str = "desc"
+    page: int = 1
+    per_page: int = PER_PAGE
+
+    @classmethod
+    def parse(cls, args: Mapping[str, Any], multi: dict[str, list[str]]) -> RunQuery:
+        """From query-string values (``multi``: every value of repeated keys)."""
+        sort = str(args.get("sort") or "number")
+        if sort not in SORTS and not (sort.startswith("metric:") and len(sort) > 7):
+            sort = "number"
+        status = args.get("status") or None
+        return cls(
+            experiment=args.get("experiment") or None,
+            status=status if status in _STATUSES else None,
+            q=(args.get("q") or "").strip() or None,
+            params=[p for p in multi.get("param", []) if p.strip()],
+            sort=sort,
+            order="asc" if args.get("order") == "asc" else "desc",
+            page=max(1, _int(args.get("page"), 1)),
+            per_page=min(MAX_PER_PAGE, max(1, _int(args.get("per_page"), PER_PAGE))),
+        )
+
+    def as_params(self, **changes: Any) -> list[tuple[str, str]]:
+        """This query as URL parameters, with ``changes`` (for links: sort, next page)."""
+        values = {
+            "experiment": self.experiment, "status": self.status, "q": self.q,
+            "sort": self.sort, "order": self.order, "page": self.page,
+            "per_page": self.per_page if self.per_page != PER_PAGE else None,
+        }  # fmt: skip
+        values.update(changes)
+        pairs = [(k, str(v)) for k, v in values.items() if v not in (None, "")]
+        pairs += [("param", p) for p in self.params]
+        return pairs
+
+
+def connect(store_path: Path) -> sqlite3.Connection:
+    """A read-only connection (raises ``sqlite3.Error`` if the file cannot be opened)."""
+    return connect_readonly(store_path)
+
+
+def run_columns(db: sqlite3.Connection) -> set[str]:
+    """The columns of the ``runs`` table (older stores lack the git columns)."""
+    return {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+
+
+def list_runs(db: sqlite3.Connection, query: RunQuery) -> dict[str, Any]:
+    """One page of the runs table: ``{"total", "runs", "metric_names", "errors"}``."""
+    where, args, errors = _conditions(query)
+    columns = run_columns(db)
+    git = (
+        "runs.git_commit, runs.git_dirty"
+        if {"git_commit", "git_dirty"} <= columns
+        else "NULL, NULL"
+    )
+    join, join_args, order_sql = _order(db, query)
+    (total,) = db.execute(f"SELECT COUNT(*) FROM runs {where}", args).fetchone()
+    rows = db.execute(
+        "SELECT runs.number, runs.id, runs.experiment, runs.status, runs.started, runs.ended,"
+        " runs.notes, runs.param_names_json, runs.error, " + git + ","
+        " (julianday(runs.ended) - julianday(runs.started)) * 86400.0 AS duration"
+        f" FROM runs {join} {where} ORDER BY {order_sql} LIMIT ? OFFSET ?",
+        [*join_args, *args, query.per_page, (query.page - 1) * query.per_page],
+    ).fetchall()
+    runs = [
+        {
+            "number": r[0],
+            "id": r[1],
+            "experiment": r[2],
+            "status": r[3],
+            "started": r[4],
+            "ended": r[5],
+            "notes": r[6],
+            "param_names": _names(r[7]),
+            "error": r[8],
+            "git_commit": r[9],
+            "git_dirty": None if r[10] is None else bool(r[10]),
+            "duration_s": None if r[11] is None else round(r[11], 3),
+        }  # fmt: skip
+        for r in rows
+    ]
+    summary = metric_summary(db, [r["number"] for r in runs])
+    names = _key_metric_names(summary, query)
+    for run in runs:
+        run["metrics"] = summary.get(run["number"], {})
+    return {"total": total, "runs": runs, "metric_names": names, "errors": errors}
+
+
+def _conditions(query: RunQuery) -> tuple[str, list, list[str]]:
+    conditions: list[str] = []
+    args: list[Any] = []
+    errors: list[str] = []
+    if query.experiment:
+        conditions.append("runs.experiment = ?")
+        args.append(query.experiment)
+    if query.status:
+        conditions.append("runs.status = ?")
+        args.append(query.status)
+    if query.q:
+        needle = query.q.lower()
+        conditions.append(
+            "(instr(lower(runs.id), ?) OR instr(lower(runs.experiment), ?)"
+            " OR instr(lower(coalesce(runs.notes, '')), ?)"
+            " OR instr(lower(runs.param_names_json), ?) OR instr(lower(runs.command), ?))"
+        )
+        args += [needle] * 5
+    tests = []
+    for text in query.params:
+        parsed = parse_filter(text)
+        if parsed is None:
+            errors.append(
+                f"Parameter filter {text!r} is not FIELD=VALUE (or !=, <, <=, >, >=); ignored."
+            )
+            continue
+        path, operator, value = parsed
+        if operator in ("=", "!="):
+            test = "(json_extract(p.values_json, ?) = ? OR CAST(json_extract(p.values_json, ?) AS TEXT) = ?)"
+            tests.append(test if operator == "=" else f"NOT {test}")
+            args += [path, value, path, str(value)]
+        else:
+            tests.append(f"json_extract(p.values_json, ?) {operator} ?")
+            args += [path, value]
+    if tests:
+        conditions.append(
+            "runs.number IN (SELECT p.run FROM param_sets p WHERE " + " AND ".join(tests) + ")"
+        )
+    return ("WHERE " + " AND ".join(conditions)) if conditions else "", args, errors
+
+
+def parse_filter(text: str) -> tuple[str, str, Any] | None:
+    """``"model.C>=0.5"`` -> ``('$."model.C"', ">=", 0.5)``; ``None`` if malformed."""
+    match = _FILTER.match(text)
+    if not match or '"' in match.group(1):
+        return None
+    name, operator, raw = match.groups()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    if isinstance(value, bool):
+        value = int(value)
+    elif not isinstance(value, (int, float, str)):
+        value = raw
+    return f'$."{name}"', operator, value
+
+
+def _order(db: sqlite3.Connection, query: RunQuery) -> tuple[str, list, str]:
+    """``(join, its arguments, ORDER BY clause)``; newest first among equals."""
+    direction = "ASC" if query.order == "asc" else "DESC"
+    if query.sort.startswith("metric:"):
+        if not has_table(db):
+            return "", [], f"runs.number {direction}"
+        join = (
+            "LEFT JOIN (SELECT run, MAX(value) AS best FROM metrics WHERE name = ?"
+            " GROUP BY run) AS sorted_by ON sorted_by.run = runs.number"
+        )
+        order = f"sorted_by.best IS NULL, sorted_by.best {direction}, runs.number DESC"
+        return join, [query.sort[7:]], order
+    return "", [], f"{SORTS[query.sort]} {direction}, runs.number DESC"
+
+
+def metric_summary(db: sqlite3.Connection, runs: list[int]) -> dict[int, dict[str, dict]]:
+    """``{run: {metric: {"min", "max", "n", "stepped"}}}`` over each series' final value."""
+    if not runs or not has_table(db):
+        return {}
+    marks = ", ".join("?" * len(runs))
+    rows = db.execute(
+        "SELECT m.run, m.name, MIN(m.value), MAX(m.value), COUNT(*), MAX(m.step IS NOT NULL)"
+        f" FROM metrics m WHERE m.rowid IN (SELECT MAX(rowid) FROM metrics WHERE run IN ({marks})"
+        " GROUP BY run, param_set, stage, name) GROUP BY m.run, m.name",
+        runs,
+    ).fetchall()
+    found: dict[int, dict[str, dict]] = {}
+    for run, name, low, high, count, stepped in rows:
+        found.setdefault(run, {})[name] = {
+            "min": low, "max": high, "n": count, "stepped": bool(stepped)
+        }  # fmt: skip
+    return found
+
+
+def _key_metric_names(summary: dict[int, dict[str, dict]], query: RunQuery) -> list[str]:
+    """The metric columns: single values first (accuracy), then curves (loss); most common."""
+    counts: dict[str, list[int]] = {}
+    for metrics in summary.values():
+        for name, info in metrics.items():
+            entry = counts.setdefault(name, [0, 0])
+            entry[0] += 1
+            entry[1] += int(info["stepped"])
+    names = sorted(counts, key=lambda n: (counts[n][1] > 0, -counts[n][0], n))[:KEY_METRICS]
+    if query.sort.startswith("metric:") and query.sort[7:] not in names:
+        names = [query.sort[7:], *names[: KEY_METRICS - 1]]
+    return names
+
+
+def experiments(db: sqlite3.Connection) -> list[str]:
+    """Every experiment with a run, by name."""
+    return [row[0] for row in db.execute("SELECT DISTINCT experiment FROM runs ORDER BY 1")]
+
+
+def metric_names(db: sqlite3.Connection, experiment: str | None = None) -> list[str]:
+    """Names of the metrics logged (by runs of ``experiment``), by name."""
+    if not has_table(db):
+        return []
+    if experiment is None:
+        return [r[0] for r in db.execute("SELECT DISTINCT name FROM metrics ORDER BY 1")]
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT m.name FROM metrics m JOIN runs ON runs.number = m.run"
+            " WHERE runs.experiment = ? ORDER BY 1",
+            (experiment,),
+        )
+    ]
+
+
+def sweep_points(
+    db: sqlite3.Connection, experiment: str, metric: str, all_runs: bool = False, limit: int = 5000
+) -> list[dict[str, Any]]:
+    """A metric's final value for each parameter set of an experiment's runs, with its values.
+
+    One point per parameter set and run, newest runs first; unless ``all_runs``,
+    a parameter set (by hash) met in several runs counts once, from its newest run.
+    """
+    if not has_table(db):
+        return []
+    rows = db.execute(
+        "SELECT m.run, m.param_set, m.value, p.hash, p.values_json FROM metrics m"
+        " JOIN runs ON runs.number = m.run"
+        " JOIN param_sets p ON p.run = m.run AND p.name = m.param_set"
+        " WHERE runs.experiment = ? AND m.name = ? AND m.rowid IN ("
+        "   SELECT MAX(metrics.rowid) FROM metrics JOIN runs r ON r.number = metrics.run"
+        "   WHERE r.experiment = ? AND metrics.name = ? GROUP BY metrics.run, metrics.param_set)"
+        " ORDER BY m.run DESC LIMIT ?",
+        (experiment, metric, experiment, metric, limit * 4),
+    ).fetchall()
+    points, seen = [], set()
+    for run, param_set, value, params_hash, values in rows:
+        if not all_runs and params_hash in seen:
+            continue
+        seen.add(params_hash)
+        points.append(
+            {
+                "run": run,
+                "param_set": param_set,
+                "value": value,
+                "hash": params_hash,
+                "params": json.loads(values),
+            }  # fmt: skip
+        )
+        if len(points) >= limit:
+            break
+    return points
+
+
+def stage_metrics(db: sqlite3.Connection, run: int, stage_key: str) -> list[dict[str, Any]]:
+    """The metrics a stage run (by cache key) logged, as recorded by run ``run``."""
+    if not has_table(db):
+        return []
+    rows = db.execute(
+        "SELECT name, value, step FROM metrics WHERE run = ? AND key = ? ORDER BY rowid",
+        (run, stage_key),
+    ).fetchall()
+    found: dict[str, dict[str, Any]] = {}
+    for name, value, step in rows:
+        entry = found.setdefault(name, {"name": name, "value": value, "steps": 0})
+        entry["value"] = value
+        entry["steps"] += step is not None
+    return list(found.values())
+
+
+def _names(text: str | None) -> list[str]:
+    try:
+        names = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return default
