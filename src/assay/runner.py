@@ -440,9 +440,10 @@ class Runner:
         except RuntimeError as exc:  # BrokenProcessPool & co: a worker died earlier
             node.status = "failed"
             raise WorkerLost(
-                f"The workers stopped before stage {node.spec.name!r} for parameter set "
-                f"{node.record_label!r} could start ({type(exc).__name__}: {exc}). Stages that "
-                "finished are cached: run the same command again to continue."
+                f"A worker process stopped before stage {node.spec.name!r} for parameter set "
+                f"{node.record_label!r} could start ({type(exc).__name__}: {exc}); it may have "
+                "been killed or run out of memory. Stages that finished are cached: run the "
+                "same command again to continue."
             ) from exc
 
     def _collect(self, node: StageNode, future: Any) -> bool:
