@@ -72,7 +72,12 @@ class Fingerprinter:
         ``{"kind": ..., "digest": ..., "source" | "value" | "version": ...}``.
         """
         parts: dict[str, dict] = {}
-        self._visit(func, parts, set())
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20_000))  # long helper chains recurse deeply
+        try:
+            self._visit(func, parts, set())
+        finally:
+            sys.setrecursionlimit(limit)
         digest = hash_value(sorted((name, part["digest"]) for name, part in parts.items()))
         return digest, parts
 
