@@ -77,6 +77,9 @@ class StageTask:
     cache_dir: str
     dry_cache: bool
     forced: bool = False
+    code: tuple = ()
+    """The planner's code fingerprint of the stage (digest, parts): module state a
+    worker holds (a counter a stage bumps) must not give it another key."""
     nonce: Any = None
     """A non-deterministic stage's per-run key part, as the planner drew it."""
     label: str = ""
@@ -173,6 +176,7 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         kwargs=node.kwargs,
         cachers=[_detached(a.cacher) for a in node.outputs],
         expected_base=node.base,
+        code=(node.code, node.code_parts),
         # Values the cache will not hold come back, as a serial run keeps them in memory.
         return_values=[
             a.name for a in node.outputs if a.cacher is None or manager.dry_cache or node.volatile
@@ -407,8 +411,9 @@ def _execute(task: StageTask, started: float) -> StageResult:
         record.combo_hash = hash_value(
             ["aggregate", record._hash, sorted(r.get_hash() for r in records)]
         )
+    _check_same_code(spec, task)
     node = runner.plan.add(
-        spec, record, task.args, task.kwargs, records or None, task.cachers, runner.code_of(spec)
+        spec, record, task.args, task.kwargs, records or None, task.cachers, task.code
     )
     for cacher in task.cachers:
         if cacher is not None:
@@ -454,6 +459,27 @@ def _execute(task: StageTask, started: float) -> StageResult:
         values=values,
         reportables=reportables,
     )
+
+
+def _check_same_code(spec: Any, task: StageTask) -> None:
+    """The worker's stage function must be the planner's (a stale copy of the project?)."""
+    from assay.codeprint import _normalized
+    from assay.hashing import hash_value
+
+    name = f"{spec.func.__module__}.{spec.func.__qualname__}"
+    planned = task.code[1].get(name)
+    if planned is None or planned.get("kind") != "function":
+        return  # a pinned version, or code without source: nothing to compare
+    try:
+        source, _ = _normalized(spec.func)
+    except (OSError, TypeError):
+        return
+    if hash_value(("function", source)) != planned["digest"]:
+        raise AssayError(
+            f"Stage {spec.name!r} for {task.label!r}: the worker has other code for "
+            f"{name} than the main process. Make sure every worker sees the same project "
+            "files and package versions."
+        )
 
 
 class _ExternalNode:
