@@ -20,6 +20,12 @@ complete; a run killed at any moment leaves at worst an orphan temporary
 folder, never a file that passes for an artifact. Loading re-checks the size
 and checksum of every file and raises :class:`CorruptArtifactError` on a
 mismatch, so a truncated or edited file is never loaded silently.
+
+A cache at an fsspec URL (``s3://bucket/cache``) is a :class:`CacheStore` too:
+:func:`open_cache` gives :class:`assay.caches.fsspec.FsspecCacheStore` for
+it, which keeps the same layout at the URL and local copies in a folder.
+Everything outside this module (the runner, ``assay cache``, ``assay.load``,
+lineage, exports) goes through the methods below, never through paths.
 """
 
 from __future__ import annotations
@@ -32,18 +38,55 @@ import shutil
 import stat
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay.errors import CacheError, CorruptArtifactError
 from assay.hashing import file_checksum, hash_value
+
+if TYPE_CHECKING:
+    from assay.config import ProjectConfig
 
 META_FORMAT = "assay-artifact/1"
 _META_SUFFIX = ".meta.json"
 
 
+def open_cache(config: ProjectConfig) -> CacheStore:
+    """The cache a project's configuration names: a folder, or a store at an fsspec URL."""
+    if config.cache_url is None:
+        return CacheStore(config.cache_dir)
+    from assay.caches.fsspec import FsspecCacheStore
+
+    return FsspecCacheStore(config.cache_url, config.cache_dir, config.cache_options)
+
+
+def open_cache_at(location: str | os.PathLike | None, config: ProjectConfig) -> CacheStore:
+    """The cache at ``location`` (a folder or URL, as a run recorded it), else the project's."""
+    return open_cache(config.with_cache_dir(location) if location else config)
+
+
+@dataclass
+class StageFolder:
+    """One stage run's entry in the cache, as ``assay cache`` sees it."""
+
+    key: str
+    outputs: list[str]
+    """The outputs with a complete sidecar."""
+    modified: float
+    """When a file of it was last written (seconds since the epoch)."""
+    size: int
+    """Bytes of every file in it."""
+    leftovers: list[tuple[str, float, int]] = field(default_factory=list)
+    """Unfinished writes: ``(name, modified, size)``."""
+
+
 class CacheStore:
     """The cache folder of a project (``data/cache`` unless configured)."""
+
+    remote = False
+    """Whether the entries live elsewhere and this machine keeps local copies."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -70,6 +113,28 @@ class CacheStore:
         """The human-readable link to a stage run's folder."""
         return self.by_name / _safe(experiment) / _safe(param_set) / _safe(stage)
 
+    def where(self, key: str, filename: str | None = None) -> str:
+        """Where a stage run's folder (or one of its files) is, for people to read."""
+        folder = str(self.stage_dir(key))
+        return f"{folder}/{filename}" if filename else folder
+
+    @property
+    def location(self) -> str:
+        """The cache as the configuration names it (its folder, or its URL)."""
+        return str(self.root)
+
+    def check_usable(self, write: bool = True) -> None:
+        """Fail early, with a clear message, if the cache cannot be read (or written)."""
+        if not write:
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(
+                f"The cache folder {self.root} cannot be created ({exc}). Give a folder you can "
+                "write to with --cache DIR or cache_dir in [tool.assay]."
+            ) from exc
+
     # -- lookups -----------------------------------------------------------------------
 
     def has(self, key: str, output: str) -> bool:
@@ -85,6 +150,84 @@ class CacheStore:
             return None
         except (OSError, ValueError):
             return None
+
+    def remember(self, meta: dict) -> None:
+        """A sidecar another process just wrote (a worker's): spares a remote store a read."""
+
+    def forget(self) -> None:
+        """Drop what this object remembers of the entries (a worker, between tasks)."""
+
+    def outputs_of(self, key: str) -> list[str]:
+        """The outputs of stage run ``key`` that have a complete entry."""
+        try:
+            names = os.listdir(self.stage_dir(key))
+        except OSError:
+            return []
+        return sorted(_outputs(names))
+
+    def stage_folders(self) -> list[StageFolder]:
+        """Every stage run's entry, complete or not (for ``assay cache``)."""
+        found = []
+        for shard in _scan(self._objects):
+            for folder in _scan(shard.path):
+                entries = list(_scan(folder.path))
+                times = [_mtime(e) for e in entries] or [_mtime(folder)]
+                leftovers = [
+                    (e.name, _mtime(e), _size(Path(e.path))) for e in entries if e.name[0] == "."
+                ]
+                size = sum(_size(Path(e.path)) for e in entries)
+                outputs = sorted(_outputs(e.name for e in entries))
+                found.append(StageFolder(folder.name, outputs, max(times), size, leftovers))
+        return found
+
+    def linked_key(self, experiment: str, param_set: str, stage: str) -> str | None:
+        """The stage run ``by-name/experiment/param_set/stage`` points to, if any."""
+        return _pointed_key(self.name_link(experiment, param_set, stage))
+
+    def named(
+        self, experiment: str | None, param_set: str | None, stage: str | None
+    ) -> list[tuple[str, str, str, str]]:
+        """``(experiment, parameter set, stage, key)`` of every link matching the names
+        given (``None`` matches any)."""
+        if not self.by_name.is_dir():
+            return []
+        pattern = "/".join(_glob(part) for part in (experiment, param_set, stage))
+        found = []
+        for link in sorted(self.by_name.glob(pattern)):
+            key = None if link.name.startswith(".") else _pointed_key(link)
+            if key is not None:
+                found.append((link.parent.parent.name, link.parent.name, link.name, key))
+        return found
+
+    def linked_keys(self, experiment: str | None = None) -> set[str]:
+        """Every stage run some ``by-name`` link points to (under ``experiment`` only, if given)."""
+        return {key for *_, key in self.named(experiment, None, None)}
+
+    def remove_stage(self, key: str) -> None:
+        """Delete a stage run's whole entry."""
+        shutil.rmtree(self.stage_dir(key), ignore_errors=True)
+
+    def remove_leftover(self, key: str, name: str) -> None:
+        """Delete an unfinished write in a stage run's folder."""
+        _remove(self.stage_dir(key) / name)
+
+    def prune_links(self, gone: set[str]) -> None:
+        """Remove the ``by-name`` links to the stage runs ``gone``, and folders left empty."""
+        if not self.by_name.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(self.by_name, topdown=False):
+            for name in dirnames + filenames:
+                path = Path(dirpath) / name
+                if path.is_symlink() or path.is_file():
+                    key = _pointed_key(path)
+                    if key is not None and key in gone:
+                        path.unlink()
+            if dirpath != str(self.by_name) and not os.listdir(dirpath):
+                os.rmdir(dirpath)
+
+    def fetch_stage(self, key: str) -> Path:
+        """A local folder holding every file of stage run ``key`` (to copy it)."""
+        return self.stage_dir(key)
 
     def ensure_dir(self, path: Path) -> Path:
         """Create ``path`` (and parents) once per process."""
@@ -173,7 +316,7 @@ class CacheStore:
         """Point ``by-name/experiment/param_set/stage`` at stage run ``key``."""
         folder = f"{self._by_name}/{_safe(experiment)}/{_safe(param_set)}"
         link = f"{folder}/{_safe(stage)}"
-        target = f"../../../objects/{key[:2]}/{key}"  # links are always 3 levels down
+        target = link_target(key)
         self.ensure_dir(Path(folder))
         try:
             if os.readlink(link) == target:
@@ -199,6 +342,11 @@ class CacheStore:
             _remove(Path(link))
             Path(link).write_text(target)
 
+    def link_many(self, links: Iterable[tuple[str, str, str, str]]) -> None:
+        """:meth:`link` for many ``(experiment, param_set, stage, key)`` at once."""
+        for experiment, param_set, stage, key in links:
+            self.link(experiment, param_set, stage, key)
+
     # -- what stages read, and their code ------------------------------------------------
 
     def known_reads(self, stage: str, base: str) -> list:
@@ -210,22 +358,29 @@ class CacheStore:
         index = self._reads.get(stage)
         if index is None:
             index = self._reads[stage] = {}
-            try:
-                with open(self._reads_file(stage), "rb") as handle:
-                    for line in handle:
-                        try:
-                            entry = json.loads(line)
-                        except ValueError:  # a line cut short by a crash
-                            continue
-                        found = index.setdefault(entry["base"], [])
-                        reads = _reads_value(entry["reads"])
-                        self._latest_reads[stage] = reads
-                        if reads in found:
-                            found.remove(reads)
-                        found.insert(0, reads)
-            except FileNotFoundError:
-                pass
+            for entry in self._read_entries(stage):
+                found = index.setdefault(entry["base"], [])
+                reads = _reads_value(entry["reads"])
+                self._latest_reads[stage] = reads
+                if reads in found:
+                    found.remove(reads)
+                found.insert(0, reads)
         return index.get(base, [])
+
+    def read_entries(self, stage: str) -> list[tuple[str, frozenset | str]]:
+        """The read index of a stage, oldest entry first: ``(base, reads)``."""
+        return [(e["base"], _reads_value(e["reads"])) for e in self._read_entries(stage)]
+
+    def _read_entries(self, stage: str) -> Iterable[dict]:
+        try:
+            with open(self._reads_file(stage), "rb") as handle:
+                for line in handle:
+                    try:
+                        yield json.loads(line)
+                    except ValueError:  # a line cut short by a crash
+                        continue
+        except FileNotFoundError:
+            return
 
     def add_reads(self, stage: str, base: str, reads: frozenset | str) -> None:
         """Remember that a stage run with key base ``base`` read ``reads``."""
@@ -237,7 +392,10 @@ class CacheStore:
             known.remove(reads)
         known.insert(0, reads)
         self._latest_reads[stage] = reads
-        line = json.dumps({"base": base, "reads": _reads_json(reads)}) + "\n"
+        self._add_entry(stage, {"base": base, "reads": _reads_json(reads)})
+
+    def _add_entry(self, stage: str, entry: dict) -> None:
+        line = json.dumps(entry) + "\n"
         path = self._reads_file(stage)
         self.ensure_dir(Path(path).parent)
         # One short write with O_APPEND: concurrent runs append whole lines.
@@ -258,12 +416,19 @@ class CacheStore:
 
     def store_texts(self, parts: dict[str, dict]) -> None:
         """Keep the source of each code part by digest, for ``assay why`` to diff later."""
+        texts = {}
         for part in parts.values():
             text = part.get("source") or part.get("value") or part.get("version")
             digest = part["digest"]
-            if not text or digest in self._texts_written:
-                continue
-            self._texts_written.add(digest)
+            if text and digest not in self._texts_written:
+                self._texts_written.add(digest)
+                texts[digest] = text
+        if texts:
+            self.put_code_texts(texts)
+
+    def put_code_texts(self, texts: dict[str, str]) -> None:
+        """Keep code texts by digest (those already kept are left alone)."""
+        for digest, text in texts.items():
             path = Path(f"{self.root}/code/{digest[:2]}/{digest}.txt")
             if path.exists():
                 continue
@@ -293,6 +458,11 @@ class CacheStore:
         if meta is None:
             raise CacheError(f"No cached artifact {output!r} for key {key}.")
         self.verify(meta)
+        return self._load_verified(cacher, meta)
+
+    def _load_verified(self, cacher: Any, meta: dict) -> Any:
+        """Load an entry whose files were just checked against ``meta``."""
+        key, output = meta["key"], meta["output"]
         cacher._dir = self.stage_dir(key)
         cacher.metadata = meta
         cacher.extra_metadata = meta.get("extra", {})
@@ -382,6 +552,57 @@ class CacheStore:
         if not files:
             raise CacheError(f"{type(cacher).__name__}.save() wrote no file at {cacher.get_path()}")
         return files
+
+
+def _outputs(names: Iterable[str]) -> list[str]:
+    """The outputs whose sidecars are among ``names`` (temporary names left out)."""
+    return [n[: -len(_META_SUFFIX)] for n in names if n.endswith(_META_SUFFIX) and n[0] != "."]
+
+
+def _scan(path: str) -> list[os.DirEntry]:
+    """The folders (or, below stage folders, entries) of ``path``, by name; none if absent."""
+    try:
+        return sorted(os.scandir(path), key=lambda e: e.name)
+    except OSError:
+        return []
+
+
+def _mtime(entry: os.DirEntry) -> float:
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return 0.0
+
+
+def link_target(key: str) -> str:
+    """What a ``by-name`` link holds: the stage folder, relative to the link."""
+    return f"../../../objects/{key[:2]}/{key}"  # links are always 3 levels down
+
+
+def key_of_target(target: str) -> str | None:
+    """The stage run a link's target names, or ``None`` if it names none."""
+    parts = target.strip().replace(os.sep, "/").rstrip("/").split("/")
+    if len(parts) >= 3 and parts[-3] == "objects" and parts[-1].startswith(parts[-2]):
+        return parts[-1]
+    return None
+
+
+def _pointed_key(link: Path) -> str | None:
+    """The stage run a ``by-name`` entry points to: a symlink, or a text pointer."""
+    try:
+        return key_of_target(os.readlink(link))
+    except OSError:
+        pass
+    try:
+        if link.is_file() and not link.name.startswith("."):
+            return key_of_target(link.read_text())
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None
+
+
+def _glob(value: str | None) -> str:
+    return "*" if value is None else _safe(value)
 
 
 def _reads_json(reads: frozenset | str) -> list | str:

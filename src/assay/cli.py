@@ -620,10 +620,10 @@ def cache_gc(older_than, dry, cache_dir):
 
 
 def _cache(cache_dir):
-    from assay.cache import CacheStore
+    from assay.cache import open_cache
     from assay.config import ProjectConfig
 
-    return CacheStore(ProjectConfig.load().with_cache_dir(cache_dir).cache_dir)
+    return open_cache(ProjectConfig.load().with_cache_dir(cache_dir))
 
 
 # -- ui ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -174,7 +175,8 @@ def print_paths(console: Console, manager: Any) -> None:
         if node.key is None:
             where = "(unknown-until-upstream-runs)"
         else:
-            where = str(_rel(manager.cache.stage_dir(node.key), root))
+            where = manager.cache.where(node.key)
+            where = where if manager.cache.remote else str(_rel(Path(where), root))
         for artifact in node.outputs:
             if artifact.cacher is None:
                 continue

@@ -11,14 +11,25 @@ top level of ``assay.toml``) and by an environment variable::
     reports_dir = "reports"                 # or ASSAY_REPORTS_DIR
 
 Relative paths are relative to the project root.
+
+The cache may also live at an fsspec URL, shared by every machine that runs
+the experiment (see :mod:`assay.caches.fsspec`)::
+
+    [tool.assay]
+    cache_dir = "s3://my-lab/assay-cache"   # gcs://, az://, sftp://host/path, ...
+    local_cache_dir = "data/cache"          # local copies of what this machine read or wrote
+    cache_options = { profile = "lab" }     # passed to the fsspec filesystem
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import sys
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from assay.errors import ConfigError
 
@@ -35,7 +46,12 @@ _DEFAULTS = {
     "reports_dir": "reports",
     "logs_dir": "logs",
     "store_path": "assay.db",
+    "local_cache_dir": "data/cache",
 }
+_TABLES = {"cache_options": dict}
+"""Settings whose value is a TOML table, not a path."""
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|::")
 
 
 @dataclass(frozen=True)
@@ -49,7 +65,8 @@ class ProjectConfig:
     params_dir: Path
     """Parameter files: ``-p NAME`` looks for ``NAME.py`` here."""
     cache_dir: Path
-    """The artifact cache (``ASSAY_CACHE_DIR``)."""
+    """The artifact cache (``ASSAY_CACHE_DIR``). With a cache at a URL, the folder of
+    this machine's local copies of its artifacts."""
     runs_dir: Path
     """Exported runs (``--store-full``)."""
     reports_dir: Path
@@ -58,6 +75,19 @@ class ProjectConfig:
     """One console log per run."""
     store_path: Path
     """The run store, a SQLite file."""
+    local_cache_dir: Path
+    """Where local copies of a cache at a URL go (``ASSAY_LOCAL_CACHE_DIR``); unused
+    when the cache is a folder."""
+    cache_url: str | None = None
+    """The cache's fsspec URL (``s3://bucket/path``), or ``None`` for a cache folder."""
+    cache_options: dict = field(default_factory=dict, compare=False, repr=False)
+    """Keyword arguments for the fsspec filesystem of ``cache_url`` (credentials,
+    ``endpoint_url``, ...); never written to provenance records."""
+
+    @property
+    def cache_location(self) -> str:
+        """The cache as the user named it: its URL, or its folder."""
+        return self.cache_url or str(self.cache_dir)
 
     @classmethod
     def load(cls, root: str | Path | None = None, **overrides: str | Path | None) -> ProjectConfig:
@@ -67,7 +97,7 @@ class ProjectConfig:
         ``ProjectConfig.load(cache_dir="/tmp/cache")``.
         """
         root_path = Path(root).resolve() if root is not None else find_project_root()
-        settings = dict(_DEFAULTS)
+        settings: dict[str, Any] = dict(_DEFAULTS)
         settings.update(_read_file_settings(root_path))
         for name in _DEFAULTS:
             env = os.environ.get(f"ASSAY_{name.upper()}")
@@ -78,18 +108,49 @@ class ProjectConfig:
                 raise ConfigError(f"Unknown configuration setting {name!r}.")
             if value is not None:
                 settings[name] = value
+        options = settings.pop("cache_options", {})
+        cache = settings.pop("cache_dir")
         paths = {name: _absolute(root_path, value) for name, value in settings.items()}
-        return cls(root=root_path, **paths)
+        config = cls(root=root_path, cache_dir=paths["local_cache_dir"], **paths)
+        return replace(config, cache_options=dict(options)).with_cache_dir(cache)
 
     def with_cache_dir(self, cache_dir: str | Path | None) -> ProjectConfig:
-        """A copy of this configuration using another cache folder (``--cache DIR``)."""
+        """A copy of this configuration using another cache (``--cache DIR`` or a URL)."""
         if cache_dir is None:
             return self
-        return replace(self, cache_dir=_absolute(self.root, cache_dir))
+        url = cache_url(cache_dir)
+        if url is None:
+            return replace(
+                self, cache_dir=_absolute(self.root, _local_path(cache_dir)), cache_url=None
+            )
+        return replace(self, cache_dir=self.local_cache_dir / "remote" / _slug(url), cache_url=url)
 
     def as_dict(self) -> dict[str, str]:
-        """The configuration as plain strings, for provenance records."""
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        """The configuration as plain strings, for provenance records (no cache options:
+        they may hold credentials)."""
+        return {
+            f.name: str(getattr(self, f.name)) for f in fields(self) if f.name != "cache_options"
+        }
+
+
+def cache_url(location: str | os.PathLike) -> str | None:
+    """``location`` if it is an fsspec URL (``s3://...``, ``simplecache::gcs://...``), else
+    ``None``; a ``file://`` URL is a folder."""
+    text = str(location)
+    if not _URL.search(text) or text.startswith("file://"):
+        return None
+    return text.rstrip("/")
+
+
+def _local_path(location: str | os.PathLike) -> str:
+    text = str(location)
+    return text[len("file://") :] if text.startswith("file://") else text
+
+
+def _slug(url: str) -> str:
+    """A folder name for a URL's local copies: readable, and unique per URL."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", url).strip("-.")[:60]
+    return f"{readable}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"
 
 
 def find_project_root(start: Path | None = None) -> Path:
@@ -122,14 +183,21 @@ def _read_file_settings(root: Path) -> dict[str, str]:
     return settings
 
 
-def _check_settings(table: dict, source: Path) -> dict[str, str]:
-    unknown = sorted(set(table) - set(_DEFAULTS) - {"tool"})
+def _check_settings(table: dict, source: Path) -> dict[str, Any]:
+    known = set(_DEFAULTS) | set(_TABLES)
+    unknown = sorted(set(table) - known - {"tool"})
     if unknown:
         raise ConfigError(
             f"{source}: unknown assay setting(s) {', '.join(unknown)}. "
-            f"Known settings: {', '.join(sorted(_DEFAULTS))}."
+            f"Known settings: {', '.join(sorted(known))}."
         )
-    return {k: str(v) for k, v in table.items() if k in _DEFAULTS}
+    for name, kind in _TABLES.items():
+        if name in table and not isinstance(table[name], kind):
+            raise ConfigError(
+                f"{source}: {name} must be a table, e.g. {name} = {{ endpoint_url = "
+                f'"https://..." }}, not {table[name]!r}.'
+            )
+    return {k: v if k in _TABLES else str(v) for k, v in table.items() if k in known}
 
 
 def _load_toml(path: Path) -> dict:

@@ -167,7 +167,7 @@ def run_experiment(
             "dry_cache": dry_cache,
             "lazy": lazy,
             "prefix": manager.prefix,
-            "cache_dir": str(config.cache_dir),
+            "cache_dir": config.cache_location,
             "experiment_file": getattr(module, "__file__", None),
             "experiment": experiment if isinstance(experiment, str) else None,
             "param_files": list(param_files or []),
@@ -311,7 +311,7 @@ _STAGE_STATUS = {
 def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, error: str | None):
     stages, artifacts = [], []
     loaded = {id(a) for a in manager.runner.loaded}
-    cache_folder = os.path.relpath(manager.cache.objects, manager.config.root)
+    cache, root = manager.cache, manager.config.root
     for node in manager.plan.nodes:
         started = (
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(node.started)) if node.started else None
@@ -344,14 +344,14 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
             checksum, size, filename = first.get("checksum"), meta.get("size"), first.get("path")
         else:
             (checksum, size), filename = known[artifact.key], None
-        path = f"{cache_folder}/{node.key[:2]}/{node.key}"
+        path = _shown(cache.where(node.key, filename), root, cache.remote)
         rows.append(
             ArtifactInfo(
                 artifact.key,
                 artifact.name,
                 node.spec.name,
                 node.record_label,
-                os.path.join(path, filename) if filename else path,
+                path,
                 checksum,
                 size,
                 "computed" if computed else "reused",
@@ -362,6 +362,16 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
     store.record_artifacts(manager.run_id, rows)
     store.finish_run(manager.run_id, status, error=error)
     manager.run_info = store.get_run(manager.run_number)
+
+
+def _shown(path: str, root: Path, remote: bool) -> str:
+    """A cache path as the run store keeps it: relative to the project, or the URL."""
+    if remote:
+        return path
+    try:
+        return os.path.relpath(path, root)
+    except ValueError:  # another drive
+        return path
 
 
 def _experiment_name(ref: str | ModuleType, module: ModuleType) -> str:

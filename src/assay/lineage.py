@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assay.cache import CacheStore
+from assay.cache import CacheStore, open_cache_at
 from assay.errors import AssayError, CacheError
 
 __all__ = ["LineageInput", "LineageNode", "find_artifact", "lineage"]
@@ -111,7 +111,7 @@ def lineage(
     from assay.config import ProjectConfig
 
     config = config or ProjectConfig.load()
-    cache, meta = find_artifact(ref, CacheStore(cache_dir or config.cache_dir))
+    cache, meta = find_artifact(ref, open_cache_at(cache_dir, config))
     store_file = Path(store_path or config.store_path)
     store = None
     if store_file.exists():
@@ -134,7 +134,7 @@ def find_artifact(ref: str, cache: CacheStore) -> tuple[CacheStore, dict]:
         stage_key, _, output = text.rpartition(".")
         meta = cache.read_meta(stage_key, output)
         if meta is None:
-            raise CacheError(f"No artifact with key {text!r} in the cache {cache.root}.")
+            raise CacheError(f"No artifact with key {text!r} in the cache {cache.location}.")
         return cache, meta
     path = Path(text)
     if path.exists():
@@ -178,7 +178,7 @@ class _Walker:
             params_hash=meta.get("params_hash"),
             checksum=files[0].get("checksum"),
             size=meta.get("size"),
-            path=str(self.cache.stage_dir(meta["key"])),
+            path=self.cache.where(meta["key"]),
             created=meta.get("created"),
             code=ingredients.get("code"),
         )

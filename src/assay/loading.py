@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from assay.cache import CacheStore
+from assay.cache import CacheStore, open_cache
 from assay.config import ProjectConfig
 from assay.errors import CacheError
 
@@ -42,7 +42,7 @@ def load(
         path: a path to the artifact's file, or to its stage folder (with
             ``output``), e.g. under ``data/cache/by-name/``.
         key: the artifact's key, ``"<stage run key>.<output>"``.
-        cache_dir: the cache folder (default: the project's).
+        cache_dir: the cache folder or URL (default: the project's).
         project_root: the project folder (default: found from the cwd).
 
     Leave out what is unambiguous: ``assay.load("model", param_set="a")``
@@ -54,12 +54,12 @@ def load(
         CorruptArtifactError: the file does not match its checksum.
     """
     config = ProjectConfig.load(project_root).with_cache_dir(cache_dir)
-    cache = CacheStore(config.cache_dir)
+    cache = open_cache(config)
     if key is not None:
         stage_key, _, output = key.rpartition(".")
         meta = cache.read_meta(stage_key, output)
         if meta is None:
-            raise CacheError(f"No cached artifact has key {key!r} in {cache.root}.")
+            raise CacheError(f"No cached artifact has key {key!r} in {cache.location}.")
     elif path is not None:
         meta = _meta_for_path(cache, Path(path), output)
     else:
@@ -117,18 +117,16 @@ def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
     return _one(metas, f"path {path}")
 
 
-def _meta_by_name(cache, output, param_set, stage, experiment) -> dict:
-    if not cache.by_name.is_dir():
-        raise CacheError(f"The cache {cache.root} holds no artifacts yet.")
-    pattern = "/".join(
-        [_glob(experiment), _glob(param_set), _glob(stage), f"{output or '*'}.meta.json"]
-    )
+def _meta_by_name(cache: CacheStore, output, param_set, stage, experiment) -> dict:
+    found = cache.named(experiment, param_set, stage)
+    if not found and not cache.linked_keys():
+        raise CacheError(f"The cache {cache.location} holds no artifacts yet.")
     metas = []
-    for sidecar in sorted(cache.by_name.glob(pattern)):
-        folder = sidecar.parent.resolve()
-        meta = cache.read_meta(folder.name, sidecar.name[: -len(".meta.json")])
-        if meta is not None:
-            metas.append(meta)
+    for *_, key in found:
+        for name in [output] if output is not None else cache.outputs_of(key):
+            meta = cache.read_meta(key, name)
+            if meta is not None and (output is not None or not name.startswith("_")):
+                metas.append(meta)
     wanted = ", ".join(
         f"{k}={v!r}"
         for k, v in [
@@ -157,11 +155,3 @@ def _one(metas: list[dict], wanted: str) -> dict:
         f"{len(unique)} cached artifacts match {wanted}: {listed}. Name the output, "
         "param_set, stage or experiment to pick one."
     )
-
-
-def _glob(value: str | None) -> str:
-    if value is None:
-        return "*"
-    from assay.cache import _safe
-
-    return _safe(value)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assay.cache import CacheStore
+from assay.cache import open_cache
 from assay.config import ProjectConfig
 from assay.plan import ingredients_of
 from assay.runner import Runner
@@ -41,7 +41,7 @@ class ArtifactManager:
             ``PickleCacher``), to keep memory low.
         ignore_lazy: treat ``Lazy`` outputs as ordinary ones.
         notes: free text recorded with the run.
-        cache_path: the cache folder (default: the project's ``data/cache``).
+        cache_path: the cache folder or fsspec URL (default: the project's ``data/cache``).
         overwrite: recompute every stage.
         overwrite_stages: names of stages to recompute.
         project_root: the project folder (default: found from the cwd).
@@ -79,7 +79,7 @@ class ArtifactManager:
         self.overwrite = overwrite
         self.overwrite_stages = set(overwrite_stages or ())
         self.run_line = run_line
-        self.cache = CacheStore(self.config.cache_dir)
+        self.cache = open_cache(self.config)
         self.cache_path = str(self.config.cache_dir)
         self.records: list[Record] = []
         """Every record created on this manager, in order."""

@@ -184,7 +184,7 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         provenance=manager.provenance(node),
         experiment=manager.experiment_name,
         prefix=manager.prefix,
-        cache_dir=str(manager.config.cache_dir),
+        cache_dir=manager.config.cache_location,
         dry_cache=manager.dry_cache,
         forced=node.forced,
         nonce=next((i for i in node.upstream if i[0] == "non-deterministic"), None),
@@ -383,6 +383,7 @@ def _execute(task: StageTask, started: float) -> StageResult:
             task.experiment, prefix=task.prefix, dry_cache=task.dry_cache, config=config
         )
         _MANAGERS[key] = manager
+    manager.cache.forget()  # other runs may have changed a shared cache since the last task
     run_fields = {k: task.provenance.get(k) for k in ("run_id", "run_number", "experiment")}
     manager.provenance = lambda node: {  # this worker's view, under the main run's name
         **ArtifactManager.provenance(manager, node),

@@ -512,6 +512,7 @@ class Runner:
             meta = result.metas.get(artifact.name)
             if meta is not None:
                 artifact.meta, artifact.cached = meta, True
+                self.manager.cache.remember(meta)
             if artifact.name in result.values:
                 artifact.value = result.values[artifact.name]
         if result.reportables:
@@ -543,10 +544,12 @@ class Runner:
 
     def _link_cached(self, nodes: list[StageNode]) -> None:
         """File reused stage runs under this experiment's name too (``by-name/``)."""
-        cache, prefix = self.manager.cache, self.manager.prefix
-        for node in nodes:
-            if node.status == "cached":
-                cache.link(prefix, node.record_label, node.spec.name, node.key)
+        prefix = self.manager.prefix
+        self.manager.cache.link_many(
+            (prefix, node.record_label, node.spec.name, node.key)
+            for node in nodes
+            if node.status == "cached"
+        )
 
     def _execute_node(self, node: StageNode) -> None:
         """Execute one stage run in this process: inputs, call, outputs, cache."""
@@ -615,7 +618,7 @@ class Runner:
                 node.reads = frozenset(reads)
                 node.key = read_key(node.base, _fields(record, node.reads))
             # else the stage asked for its folder and was keyed on every field (ALL)
-            if not node.volatile:
+            if not node.volatile and not manager.dry_cache:
                 cache.add_reads(spec.name, node.base, node.reads)
         if node.key != planned_key:
             for consumer in node.consumers:

@@ -12,7 +12,6 @@ that produced its artifact.
 from __future__ import annotations
 
 import difflib
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,14 +85,8 @@ def _previous(manager: Any, node: Any) -> dict | None:
     """The sidecar of the artifact last filed under this stage and parameter set's name."""
     if not node.outputs:
         return None
-    link = manager.cache.name_link(manager.prefix, node.record_label, node.spec.name)
-    try:
-        target = os.path.realpath(link)
-    except OSError:
-        return None
-    if not os.path.isdir(target):
-        return None
-    return manager.cache.read_meta(os.path.basename(target), node.outputs[0].name)
+    key = manager.cache.linked_key(manager.prefix, node.record_label, node.spec.name)
+    return manager.cache.read_meta(key, node.outputs[0].name) if key else None
 
 
 def _produced_by(meta: dict | None) -> str:

@@ -35,7 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from assay.cache import CacheStore
+from assay.cache import CacheStore, open_cache_at
 from assay.errors import AssayError, CorruptArtifactError
 from assay.export.snapshot import (
     environment_yml,
@@ -164,7 +164,7 @@ def _fill(folder: Path, config: Any, record: dict, include: list[str]) -> dict:
 
 def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
     """Copy the stage folders of every artifact the run used; check each copy."""
-    source = CacheStore(record["run"]["config"].get("cache_dir") or config.cache_dir)  # --cache
+    source = open_cache_at(record["run"]["config"].get("cache_dir"), config)  # --cache, a URL
     target = CacheStore(cache_folder)
     copied, missing, changed, external = 0, [], [], []
     done: set[str] = set()
@@ -179,7 +179,7 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
             done.add(stage_key)
             destination = target.stage_dir(stage_key)
             destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(source.stage_dir(stage_key), destination, symlinks=True)
+            shutil.copytree(source.fetch_stage(stage_key), destination, symlinks=True)
         code_parts.update((meta.get("ingredients") or {}).get("code_parts", {}).values())
         if any(Path(f["path"]).is_absolute() for f in meta["files"]):
             external.append(artifact["key"])  # path_override / file references: not portable
@@ -196,7 +196,7 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
             )
             continue
         copied += 1
-    _copy_key_helpers(source.root, cache_folder, {s["stage"] for s in record["stages"]}, code_parts)
+    _copy_key_helpers(source, target, {s["stage"] for s in record["stages"]}, code_parts)
     prefix = record["run"]["config"].get("prefix") or record["run"]["experiment"]
     for stage in record["stages"]:
         if stage.get("key") in done:
@@ -215,26 +215,25 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
     return {"copied": copied, "missing": missing, "changed": changed, "external": external}
 
 
-def _copy_key_helpers(source: Path, target: Path, stages: set[str], digests: set[str]) -> None:
+def _copy_key_helpers(
+    source: CacheStore, target: CacheStore, stages: set[str], digests: set[str]
+) -> None:
     """Copy what the cache keeps beside its objects to compute and explain keys.
 
     The read index (``reads/STAGE.jsonl``: which parameter fields each stage
     read) lets a run using the exported cache find its entries; the code texts
     (``code/``) let ``assay why`` show code differences.
     """
-    from assay.cache import _safe
-
-    for stage in stages:
-        index = source / "reads" / f"{_safe(stage)}.jsonl"
-        if index.is_file():
-            (target / "reads").mkdir(parents=True, exist_ok=True)
-            shutil.copy2(index, target / "reads" / index.name)
+    for stage in sorted(stages):
+        for base, reads in source.read_entries(stage):
+            target.add_reads(stage, base, reads)
+    texts = {}
     for digest in digests:
-        if not isinstance(digest, str) or len(digest) < 3:
-            continue
-        for text in (source / "code" / digest[:2]).glob(f"{digest}.*"):
-            (target / "code" / digest[:2]).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(text, target / "code" / digest[:2] / text.name)
+        if isinstance(digest, str) and len(digest) >= 3:
+            text = source.code_text(digest)
+            if text is not None:
+                texts[digest] = text
+    target.put_code_texts(texts)
 
 
 def portable(record: dict, root: Path) -> dict:

@@ -35,6 +35,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from assay.cache import open_cache_at
+from assay.errors import AssayError
+
 log = logging.getLogger("assay")
 
 FORMAT = "assay-run-record/1"
@@ -222,13 +225,13 @@ def _output(manager: Any, node: Any, artifact: Any, root: Path, loaded: set) -> 
         return entry
     if not node.key:  # its key depends on something that never ran
         return entry
-    folder = manager.cache.stage_dir(node.key)
+    cache = manager.cache
     meta = artifact.meta
     if meta is None and artifact.cached:
-        meta = manager.cache.read_meta(node.key, artifact.name)
+        meta = cache.read_meta(node.key, artifact.name)
     files = (meta or {}).get("files") or []
-    path = Path(folder, files[0]["path"]) if files and files[0].get("path") else folder
-    entry["path"] = _relative(path, root)
+    path = cache.where(node.key, files[0]["path"] if files and files[0].get("path") else None)
+    entry["path"] = path if cache.remote else _relative(path, root)
     entry["size"] = (meta or {}).get("size")
     if artifact.cached:
         computed = node.status == "executed" and id(artifact) not in loaded
@@ -355,7 +358,7 @@ def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> 
     assay). Reportables are not in the run store, so the record has none.
     """
     run = run_info_dict(run_info)
-    cache_dir = Path(run.get("config", {}).get("cache_dir") or config.cache_dir)
+    cache = open_cache_at(run.get("config", {}).get("cache_dir"), config)
     stages = store.stages(run_info.id)
     artifacts = store.artifacts(run_info.id)
     labels: dict[str, int] = {}
@@ -408,7 +411,7 @@ def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> 
                 "action": artifact.action,
             }
         )
-    _edges_from_sidecars(nodes, records, by_key, cache_dir)
+    _edges_from_sidecars(nodes, records, by_key, cache)
     log_file = Path(config.logs_dir) / f"{run['id']}.log"
     return {
         "format": FORMAT,
@@ -425,16 +428,16 @@ def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> 
     }
 
 
-def _edges_from_sidecars(nodes: list[dict], records: list[dict], by_key: dict, cache_dir: Path):
+def _edges_from_sidecars(nodes: list[dict], records: list[dict], by_key: dict, cache: Any):
     """Recover the DAG's edges from the upstream keys each artifact's sidecar lists."""
     for node in nodes:
         if not node["outputs"] or not node["key"]:
             continue
-        key, output = node["key"], node["outputs"][0]["name"]
-        meta_path = cache_dir / "objects" / key[:2] / key / f"{output}.meta.json"
         try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
+            meta = cache.read_meta(node["key"], node["outputs"][0]["name"])
+        except AssayError:  # a remote cache out of reach: a report without edges
+            meta = None
+        if meta is None:
             continue
         upstream = (meta.get("ingredients") or {}).get("upstream") or []
         for entry in upstream:
