@@ -162,3 +162,82 @@ def run_cli(*args: object, cwd: Path, timeout: float = 120) -> CliResult:
         timeout=timeout,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+# -- a real S3 server, for caches at a URL -------------------------------------------------
+
+
+@dataclass
+class S3Server:
+    """A local S3 service (moto's server, a separate process) on 127.0.0.1."""
+
+    endpoint: str
+
+    def filesystem(self):
+        """An s3fs filesystem on the server, for a test to look at what assay wrote."""
+        import s3fs
+
+        fs = s3fs.S3FileSystem(endpoint_url=self.endpoint, use_listings_cache=False)
+        fs.invalidate_cache()
+        return fs
+
+    def new_bucket(self) -> str:
+        """A new, empty bucket's name."""
+        import uuid
+
+        name = f"lab-{uuid.uuid4().hex[:12]}"
+        self.filesystem().mkdir(name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> S3Server:
+    """moto's S3 server in its own process for the whole session (``pip install moto[server]``)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("s3") / "server.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"moto's server did not start: {log.read_text()}"
+            time.sleep(0.1)
+    try:
+        yield S3Server(endpoint)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch) -> S3Server:
+    """The S3 server, with the (fake) credentials its clients need in the environment."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    return s3_server
+
+
+def use_s3_cache(root: Path, s3: S3Server, bucket: str, options: str = "") -> str:
+    """Point the project at ``root`` to a cache in ``bucket``; returns the cache's URL."""
+    url = f"s3://{bucket}/cache"
+    (root / "assay.toml").write_text(
+        f'cache_dir = "{url}"\ncache_options = {{ endpoint_url = "{s3.endpoint}"{options} }}\n'
+    )
+    return url

@@ -229,6 +229,10 @@ class CacheStore:
         """A local folder holding every file of stage run ``key`` (to copy it)."""
         return self.stage_dir(key)
 
+    def localize(self, key: str, output: str) -> None:
+        """Make an output's files readable at :meth:`stage_dir` (a remote store downloads
+        and checks them), for code that opens them itself (a cacher's ``check()``)."""
+
     def ensure_dir(self, path: Path) -> Path:
         """Create ``path`` (and parents) once per process."""
         if path not in self._made_dirs:
@@ -480,18 +484,9 @@ class CacheStore:
         for entry in meta["files"]:
             path = Path(entry["path"])
             path = path if path.is_absolute() else folder / path
-            problem = None
-            if not path.exists():
-                problem = "is missing"
-            elif _size(path) != entry["size"]:
-                problem = f"has {_size(path)} bytes instead of {entry['size']}"
-            elif _checksum(path) != entry["checksum"]:
-                problem = "does not match its recorded checksum (it was modified)"
+            problem = file_problem(path, entry)
             if problem:
-                raise CorruptArtifactError(
-                    f"Cached artifact {meta['output']!r} of stage {meta.get('stage')!r} "
-                    f"(parameter set {meta.get('param_set')!r}): {path} {problem}."
-                )
+                raise corrupt(meta, f"{path} {problem}")
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -552,6 +547,26 @@ class CacheStore:
         if not files:
             raise CacheError(f"{type(cacher).__name__}.save() wrote no file at {cacher.get_path()}")
         return files
+
+
+def file_problem(path: Path, entry: dict) -> str | None:
+    """What is wrong with a cached file against its sidecar's entry, or ``None``."""
+    if not path.exists():
+        return "is missing"
+    size = _size(path)
+    if size != entry["size"]:
+        return f"has {size} bytes instead of {entry['size']}"
+    if _checksum(path) != entry["checksum"]:
+        return "does not match its recorded checksum (it was modified)"
+    return None
+
+
+def corrupt(meta: dict, problem: str) -> CorruptArtifactError:
+    """The error for an artifact whose file does not match its sidecar."""
+    return CorruptArtifactError(
+        f"Cached artifact {meta['output']!r} of stage {meta.get('stage')!r} "
+        f"(parameter set {meta.get('param_set')!r}): {problem}."
+    )
 
 
 def _outputs(names: Iterable[str]) -> list[str]:

@@ -148,6 +148,7 @@ def run_experiment(
     if dry:
         _plan(manager, module, selected)
         return manager
+    manager.cache.check_usable(write=not dry_cache)  # before anything runs
     executor_name = executor or ("process" if parallel else "serial")
     if dask_address and executor_name != "dask":
         raise ConfigError("--dask-address needs --executor dask.")

@@ -148,6 +148,9 @@ class Runner:
         """True while an experiment's ``run()`` is being planned."""
         self.loaded: list[Artifact] = []
         """Artifacts read from the cache during this run."""
+        self.computed: set[str] = set()
+        """Keys of the stage runs executed in this run: another stage run with the same
+        key reuses them, even under ``--overwrite`` (a key is computed once per run)."""
         self._code: dict = {}
         self._fingerprinter = None
 
@@ -267,6 +270,7 @@ class Runner:
             cacher = artifact.cacher
             artifact.cached = cache.has(node.key, artifact.name)
             if artifact.cached and type(cacher).check is not _BASE_CHECK:
+                cache.localize(node.key, artifact.name)
                 cacher._dir = cache.stage_dir(node.key)
                 artifact.cached = bool(cacher.check())
             if not artifact.cached:
@@ -365,6 +369,7 @@ class Runner:
                 ready.append(node)
         finished: SimpleQueue = SimpleQueue()
         in_flight = 0
+        running: dict[str, list[StageNode]] = {}  # key in flight -> stage runs waiting for it
         remote = self.executor.remote
         if remote and pending:
             from assay.remote import check_sendable
@@ -374,12 +379,17 @@ class Runner:
             while ready or in_flight:
                 if ready:
                     node = ready.popleft()
+                    if node.key in running:  # same key as one in flight: reuse it when done
+                        running[node.key].append(node)
+                        continue
                     future = (
                         self._submit(node)
                         if remote
                         else self.executor.submit(self._execute_node, node)
                     )
-                    future.node = node
+                    future.node, future.key = node, node.key
+                    if node.key is not None:
+                        running[node.key] = []
                     future.add_done_callback(finished.put)
                     in_flight += 1
                     if finished.empty() and ready:
@@ -391,13 +401,15 @@ class Runner:
                         break
                     in_flight -= 1
                     node = future.node
+                    same_key = running.pop(future.key, [])
                     if remote:
                         if not self._collect(node, future):
                             ready.appendleft(node)  # an input was corrupt: run it again
+                            ready.extend(same_key)
                             continue
                     else:
                         future.result()  # re-raises a stage's failure
-                    newly_ready = []
+                    newly_ready = list(same_key)
                     for consumer in node.consumers:
                         count = waiting_on.get(id(consumer))
                         if count is not None:
@@ -421,7 +433,8 @@ class Runner:
         from assay import remote
 
         # Upstream keys are final now; a sibling may even have made this run's outputs.
-        if self.resolve(node) and not node.forced and not node.volatile:
+        hit = self.resolve(node)
+        if hit and not node.volatile and (not node.forced or node.key in self.computed):
             self._reuse(node)
             done: Future = Future()
             done.set_result(None)
@@ -515,6 +528,8 @@ class Runner:
                 self.manager.cache.remember(meta)
             if artifact.name in result.values:
                 artifact.value = result.values[artifact.name]
+        if not self.manager.dry_cache and not node.volatile:
+            self.computed.add(node.key)
         if result.reportables:
             node.reportables = pickle.loads(result.reportables)
             for reportable in node.reportables:
@@ -561,7 +576,7 @@ class Runner:
             hit = self.resolve(node)
         else:
             hit = node.cacheable and self._look_up(node)
-        if hit and not node.forced and not node.volatile:
+        if hit and not node.volatile and (not node.forced or node.key in self.computed):
             self._reuse(node)
             return
         planned_key = node.key
@@ -627,6 +642,7 @@ class Runner:
             artifact.value = value
         if not manager.dry_cache and not node.volatile:
             self._save_outputs(node)
+            self.computed.add(node.key)
         node.status = "executed"
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -742,6 +758,7 @@ class Runner:
                 return artifact.value
             if artifact.cached and node.status != "running":
                 if want_handle:
+                    self.manager.cache.localize(node.key, artifact.name)
                     artifact.cacher._dir = self.manager.cache.stage_dir(node.key)
                     return None
                 try:

@@ -1,0 +1,1 @@
+"""Caches that keep their entries somewhere other than a local folder (see :mod:`assay.cache`)."""

@@ -1,0 +1,557 @@
+"""A cache at an fsspec URL, shared by every machine that runs an experiment.
+
+::
+
+    [tool.assay]
+    cache_dir = "s3://my-lab/assay-cache"       # or gcs://, az://, sftp://host/path, ...
+    cache_options = { profile = "lab" }         # keyword arguments of the filesystem
+
+or ``assay run EXP --cache s3://my-lab/assay-cache``. The URL holds the same
+layout as a cache folder (``objects/``, ``by-name/``, ``reads/``, ``code/``;
+see :mod:`assay.cache`), so a person finds an artifact there by experiment,
+parameter set and stage. The filesystem comes from the fsspec package for
+the URL's protocol (``pip install s3fs``, ``gcsfs``, ``adlfs``, ``paramiko``
+for sftp); it reads its credentials as it always does (``AWS_PROFILE``,
+``~/.aws``, ...) or from ``cache_options``.
+
+Cachers write and read local files, as everywhere in assay: this store keeps
+a *local copy* of every entry this machine writes or reads, under
+``local_cache_dir`` (``data/cache/remote/<the URL>/``), and moves files
+between it and the URL:
+
+- **saving**: the cacher writes the local copy (atomically, as in a folder
+  cache); its files are uploaded, then the sidecar last. The sidecar's
+  presence at the URL is what makes the entry exist, so a writer killed
+  halfway leaves nothing that passes for an artifact. On filesystems with
+  renames (sftp, a mounted folder) each file goes to a temporary name first;
+  on object stores a single upload is atomic by itself.
+- **loading**: the sidecar at the URL is the record; a local copy is used
+  only if every file matches its size and checksum there, otherwise the
+  files are downloaded and checked again. A file that does not match its
+  record is never unpickled.
+
+A worker writes the artifacts of the stages it runs itself, so large outputs
+never travel through the Dask scheduler or the main process. Links in
+``by-name/`` are small text files holding the target folder (object stores
+have no symbolic links); the read index is one small file per entry under
+``reads/STAGE/`` (object stores cannot append).
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from assay.cache import (
+    CacheStore,
+    StageFolder,
+    _outputs,
+    _safe,
+    _unique,
+    corrupt,
+    file_problem,
+    key_of_target,
+    link_target,
+)
+from assay.errors import CacheError, ConfigError
+from assay.hashing import hash_value
+
+_OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2", "wasb"}
+"""Protocols whose uploads are atomic by themselves (and whose renames are copies)."""
+
+_ADVICE = (
+    "Check the URL, the network and your credentials (the filesystem's usual settings, e.g. "
+    "AWS_PROFILE for s3://, or cache_options in [tool.assay])."
+)
+
+
+class FsspecCacheStore(CacheStore):
+    """The cache at ``url``, with local copies of its entries under ``local_root``.
+
+    Args:
+        url: an fsspec URL, e.g. ``"s3://bucket/assay-cache"``.
+        local_root: the folder for this machine's copies of the entries.
+        options: keyword arguments for the filesystem (``endpoint_url``, ...).
+    """
+
+    remote = True
+
+    def __init__(self, url: str, local_root: str | os.PathLike, options: dict | None = None):
+        super().__init__(local_root)
+        self.url = url.rstrip("/")
+        self.fs, self.base = _filesystem(self.url, options or {})
+        self.base = self.base.rstrip("/")
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        self._object_store = bool(set(protocols) & _OBJECT_STORES)
+        self._metas: dict[tuple[str, str], dict] = {}
+        self._links: dict[str, str] = {}
+        self.uploaded: list[str] = []
+        """The artifacts (``key.output``) this process wrote to the URL."""
+        self.downloaded: list[str] = []
+        """The files this process fetched from the URL into its local copies."""
+
+    # -- where things are --------------------------------------------------------------
+
+    def _remote(self, *parts: str) -> str:
+        return "/".join((self.base, *parts))
+
+    def _stage(self, key: str) -> str:
+        return self._remote("objects", key[:2], key)
+
+    def _meta_file(self, key: str, output: str) -> str:
+        return f"{self._stage(key)}/{output}.meta.json"
+
+    def _link_file(self, experiment: str, param_set: str, stage: str) -> str:
+        return self._remote("by-name", _safe(experiment), _safe(param_set), _safe(stage))
+
+    def where(self, key: str, filename: str | None = None) -> str:
+        folder = f"{self.url}/objects/{key[:2]}/{key}"
+        return f"{folder}/{filename}" if filename else folder
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    def check_usable(self, write: bool = True) -> None:
+        probe = self._remote(f".assay-probe-{_unique()}")
+        try:
+            if write:
+                self._put_bytes(probe, b"assay checks that it can write here\n")
+                self.fs.rm_file(probe)
+            else:
+                self.fs.cat_file(probe)
+        except FileNotFoundError:
+            if write:
+                raise CacheError(
+                    f"The cache at {self.url} cannot be written: its bucket or folder does not "
+                    f"exist. Create it first, or give another --cache URL. {_ADVICE}"
+                ) from None
+        except Exception as exc:
+            what = "written" if write else "read"
+            raise CacheError(
+                f"The cache at {self.url} cannot be {what} ({type(exc).__name__}: {exc}). "
+                f"Nothing was run. {_ADVICE}"
+            ) from exc
+
+    # -- lookups -----------------------------------------------------------------------
+
+    def has(self, key: str, output: str) -> bool:
+        return self.read_meta(key, output) is not None
+
+    def read_meta(self, key: str, output: str) -> dict | None:
+        found = self._metas.get((key, output))
+        if found is not None:
+            return found
+        data = self._call(
+            f"reading the record of {output!r}",
+            _missing_ok(self.fs.cat_file),
+            self._meta_file(key, output),
+        )
+        if data is None:
+            return None
+        try:
+            meta = json.loads(data)
+        except ValueError:  # cut short: no complete entry
+            return None
+        self._metas[(key, output)] = meta
+        return meta
+
+    def remember(self, meta: dict) -> None:
+        self._metas[(meta["key"], meta["output"])] = meta
+
+    def forget(self) -> None:
+        self._metas.clear()
+        self._links.clear()
+        self._reads.clear()
+        self._latest_reads.clear()
+
+    def outputs_of(self, key: str) -> list[str]:
+        folder = self._stage(key)
+        self.fs.invalidate_cache(folder)
+        names = self._call("listing a stage run", _missing_ok(self.fs.ls), folder, detail=False)
+        return sorted(_outputs(n.rstrip("/").rsplit("/", 1)[-1] for n in names or ()))
+
+    def stage_folders(self) -> list[StageFolder]:
+        listing = self._find("objects", detail=True)
+        prefix = self._remote("objects") + "/"
+        folders: dict[str, StageFolder] = {}
+        for path, info in sorted(listing.items()):
+            parts = path[len(prefix) :].split("/") if path.startswith(prefix) else []
+            if len(parts) < 3:
+                continue
+            key, name = parts[1], parts[2]
+            folder = folders.setdefault(key, StageFolder(key, [], 0.0, 0))
+            size, modified = int(info.get("size") or 0), _modified(info)
+            folder.size += size
+            folder.modified = max(folder.modified, modified)
+            if name.startswith("."):
+                folder.leftovers.append((name, modified, size))
+            elif len(parts) == 3:
+                folder.outputs += _outputs([name])
+        return list(folders.values())
+
+    def linked_key(self, experiment: str, param_set: str, stage: str) -> str | None:
+        data = self._call(
+            "reading a by-name link",
+            _missing_ok(self.fs.cat_file),
+            self._link_file(experiment, param_set, stage),
+        )
+        return key_of_target(data.decode(errors="replace")) if data else None
+
+    def named(
+        self, experiment: str | None, param_set: str | None, stage: str | None
+    ) -> list[tuple[str, str, str, str]]:
+        if None not in (experiment, param_set, stage):
+            key = self.linked_key(experiment, param_set, stage)
+            return [(experiment, param_set, stage, key)] if key else []
+        pattern = [_safe(p) if p is not None else "*" for p in (experiment, param_set, stage)]
+        prefix = self._remote("by-name") + "/"
+        paths = []
+        for path in self._find("by-name"):
+            parts = path[len(prefix) :].split("/")
+            matches = len(parts) == 3 and all(map(fnmatch.fnmatchcase, parts, pattern))
+            if matches and not parts[2].startswith("."):
+                paths.append(path)
+        found = []
+        for path, data in sorted(self._cat_many(paths).items()):
+            key = key_of_target(data.decode(errors="replace"))
+            if key is not None:
+                found.append((*path[len(prefix) :].split("/"), key))
+        return found
+
+    def remove_stage(self, key: str) -> None:
+        self._call(
+            "removing a stage run", _missing_ok(self.fs.rm), self._stage(key), recursive=True
+        )
+        for meta_key in [k for k in self._metas if k[0] == key]:
+            del self._metas[meta_key]
+        super().remove_stage(key)
+
+    def remove_leftover(self, key: str, name: str) -> None:
+        path = f"{self._stage(key)}/{name}"
+        self._call("removing an unfinished write", _missing_ok(self.fs.rm), path, recursive=True)
+
+    def prune_links(self, gone: set[str]) -> None:
+        links = self._cat_many(self._find("by-name"))
+        doomed = [
+            p for p, data in links.items() if key_of_target(data.decode(errors="replace")) in gone
+        ]
+        if doomed:
+            self._call("removing by-name links", self.fs.rm, doomed)
+
+    def fetch_stage(self, key: str) -> Path:
+        folder = self.stage_dir(key)
+        outputs = self.outputs_of(key)
+        for output in outputs:
+            meta = self.read_meta(key, output)
+            if meta is None:
+                continue
+            self._fetch(meta)
+            self.ensure_dir(folder)
+            (folder / f"{output}.meta.json").write_text(json.dumps(meta, default=str))
+        for stale in set(super().outputs_of(key)) - set(outputs):  # no longer at the URL
+            (folder / f"{stale}.meta.json").unlink(missing_ok=True)
+        return folder
+
+    def localize(self, key: str, output: str) -> None:
+        meta = self.read_meta(key, output)
+        if meta is not None:
+            self._fetch(meta)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def save(
+        self, cacher: Any, obj: Any, *, key: str, output: str, meta: dict, replace: bool = True
+    ) -> dict:
+        sidecar = super().save(cacher, obj, key=key, output=output, meta=meta, replace=replace)
+        folder = self.stage_dir(key)
+        try:
+            for entry in sidecar["files"]:
+                if not os.path.isabs(entry["path"]):
+                    self._upload(folder / entry["path"], f"{self._stage(key)}/{entry['path']}")
+            self._put_bytes(self._meta_file(key, output), json.dumps(sidecar, default=str).encode())
+        except Exception as exc:
+            raise CacheError(
+                f"Could not write output {output!r} of stage {meta.get('stage')!r} (parameter "
+                f"set {meta.get('param_set')!r}) to the cache at {self.url} "
+                f"({type(exc).__name__}: {exc}). The entry is left out; its local copy stays in "
+                f"{folder}. {_ADVICE}"
+            ) from exc
+        self._metas[(key, output)] = sidecar
+        self.uploaded.append(f"{key}.{output}")
+        return sidecar
+
+    def discard(self, key: str, output: str, keep_files: bool = False) -> None:
+        meta = None if keep_files else self.read_meta(key, output)
+        self._metas.pop((key, output), None)
+        remove = _missing_ok(self.fs.rm)
+        self._call("removing an entry", remove, self._meta_file(key, output))
+        for entry in (meta or {}).get("files", []):
+            if not os.path.isabs(entry["path"]):
+                path = f"{self._stage(key)}/{entry['path']}"
+                self._call("removing an entry", remove, path, recursive=True)
+        super().discard(key, output, keep_files=True)
+
+    def link(self, experiment: str, param_set: str, stage: str, key: str) -> None:
+        self.link_many([(experiment, param_set, stage, key)])
+
+    def link_many(self, links: Iterable[tuple[str, str, str, str]]) -> None:
+        links = [link for link in links if self._links.get(self._link_file(*link[:3])) != link[3]]
+        if not links:
+            return
+        wanted = {self._link_file(*link[:3]): link_target(link[3]) for link in links}
+        _, param_set, stage, _ = links[0]
+        what = f"filing stage {stage!r} for parameter set {param_set!r} under by-name/"
+        if len(links) > 1:
+            what += f" (and {len(links) - 1} more stage runs)"
+        current = self._cat_many(list(wanted), what)
+        changed = {p: t for p, t in wanted.items() if current.get(p, b"").decode() != t}
+        self._put_many({p: t.encode() for p, t in changed.items()}, what)
+        self._links.update({self._link_file(*link[:3]): link[3] for link in links})
+
+    # -- what stages read, and their code ------------------------------------------------
+
+    def _read_entries(self, stage: str) -> Iterable[dict]:
+        entries = []
+        for data in self._cat_many(self._find(f"reads/{_safe(stage)}")).values():
+            try:
+                entries.append(json.loads(data))
+            except ValueError:
+                continue
+        return sorted(entries, key=lambda e: e.get("time", 0))
+
+    def _add_entry(self, stage: str, entry: dict) -> None:
+        name = hash_value([entry["base"], entry["reads"]])
+        data = json.dumps({**entry, "time": time.time()}).encode()
+        what = f"recording which parameters stage {stage!r} read"
+        self._put_many({self._remote("reads", _safe(stage), f"{name}.json"): data}, what)
+
+    def put_code_texts(self, texts: dict[str, str]) -> None:
+        # A local copy means this machine uploaded it already (texts never change).
+        new = {d: t for d, t in texts.items() if self.code_text_here(d) is None}
+        if not new:
+            return
+        files = {self._remote("code", d[:2], f"{d}.txt"): t.encode() for d, t in new.items()}
+        self._put_many(files, "keeping code texts")
+        super().put_code_texts(new)
+
+    def code_text_here(self, digest: str) -> str | None:
+        """A code text's local copy, if this machine has one."""
+        return super().code_text(digest)
+
+    def code_text(self, digest: str) -> str | None:
+        here = self.code_text_here(digest)
+        if here is not None:
+            return here
+        path = self._remote("code", digest[:2], f"{digest}.txt")
+        data = self._call("reading a code text", _missing_ok(self.fs.cat_file), path)
+        return data.decode() if data is not None else None
+
+    # -- reading -----------------------------------------------------------------------
+
+    def load(self, cacher: Any, key: str, output: str) -> Any:
+        meta = self.read_meta(key, output)
+        if meta is None:
+            raise CacheError(f"No cached artifact {output!r} for key {key} in {self.url}.")
+        self._fetch(meta)
+        return self._load_verified(cacher, meta)
+
+    def verify(self, meta: dict) -> None:
+        """Check an entry against its record at the URL (downloading what is not here)."""
+        self._fetch(meta)
+
+    def _fetch(self, meta: dict) -> None:
+        """Make the local copy of an entry's files match its sidecar, or raise."""
+        folder = self.stage_dir(meta["key"])
+        for entry in meta["files"]:
+            path = Path(entry["path"])
+            if path.is_absolute():  # path_override, file references: outside any cache
+                problem = file_problem(path, entry)
+                if problem:
+                    raise corrupt(meta, f"{path} {problem}")
+                continue
+            local = folder / path
+            if file_problem(local, entry) is None:
+                continue
+            remote = f"{self._stage(meta['key'])}/{entry['path']}"
+            if not self._download(remote, local):
+                raise corrupt(meta, f"{self.where(meta['key'], entry['path'])} is missing")
+            problem = file_problem(local, entry)
+            if problem:
+                raise corrupt(meta, f"{self.where(meta['key'], entry['path'])} {problem}")
+
+    # -- moving files ------------------------------------------------------------------
+
+    def _upload(self, local: Path, remote: str) -> None:
+        """Upload a file or a folder; on filesystems with renames, atomically."""
+        target = remote if self._object_store else f"{remote}.tmp-{_unique()}"
+        if local.is_dir():
+            for path in sorted(p for p in local.rglob("*") if p.is_file()):
+                self._put_file(path, f"{target}/{path.relative_to(local).as_posix()}")
+        else:
+            self._put_file(local, target)
+        if target != remote:
+            self._rename(target, remote, recursive=local.is_dir())
+
+    def _put_file(self, local: Path, remote: str) -> None:
+        if not self._object_store:
+            self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.put_file(str(local), remote)
+
+    def _put_bytes(self, remote: str, data: bytes) -> None:
+        if self._object_store:
+            self.fs.pipe_file(remote, data)
+            return
+        self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
+        temporary = f"{remote}.tmp-{_unique()}"
+        self.fs.pipe_file(temporary, data)
+        self._rename(temporary, remote)
+
+    def _put_many(self, files: dict[str, bytes], what: str) -> None:
+        if not files:
+            return
+        if self._object_store:  # one batch: concurrent requests on async filesystems
+            self._call(what, self.fs.pipe, files)
+            return
+        for path, data in files.items():
+            self._call(what, self._put_bytes, path, data)
+
+    def _rename(self, source: str, target: str, recursive: bool = False) -> None:
+        try:
+            self.fs.mv(source, target, recursive=recursive)
+        except OSError:  # some filesystems (sftp) do not rename onto an existing name
+            self.fs.rm(target, recursive=True)
+            self.fs.mv(source, target, recursive=recursive)
+
+    def _download(self, remote: str, local: Path) -> bool:
+        """Fetch a file or folder into ``local`` (atomically); False if it is not there."""
+        files = self._find_from(remote)
+        if not files:
+            return False
+        self.ensure_dir(local.parent)
+        temporary = local.with_name(f".{local.name}.{_unique()}")
+        try:
+            for path in files:
+                target = temporary if path == remote else temporary / path[len(remote) + 1 :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._call("downloading an artifact", self.fs.get_file, path, str(target))
+            if local.is_dir():
+                shutil.rmtree(local, ignore_errors=True)
+            os.replace(temporary, local)
+        finally:
+            if temporary.is_dir():
+                shutil.rmtree(temporary, ignore_errors=True)
+            else:
+                temporary.unlink(missing_ok=True)
+        self.downloaded.append(remote)
+        return True
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _find_from(self, remote: str) -> list[str]:
+        """``[remote]`` for a file, the files below it for a folder, ``[]`` if absent."""
+        self.fs.invalidate_cache(remote)
+        info = self._call("looking up an artifact", _missing_ok(self.fs.info), remote)
+        if info is None:
+            return []
+        if info.get("type") != "directory":
+            return [remote]
+        return sorted(self._call("listing an artifact", self.fs.find, remote))
+
+    def _find(self, folder: str, detail: bool = False) -> Any:
+        """Every file under ``folder`` of the cache (a dict of infos with ``detail``)."""
+        path = self._remote(folder)
+        self.fs.invalidate_cache(path)
+        found = self._call(f"listing {folder}/", _missing_ok(self.fs.find), path, detail=detail)
+        return found or ({} if detail else [])
+
+    def _cat_many(self, paths: list[str], what: str = "reading") -> dict[str, bytes]:
+        """The contents of those of ``paths`` that exist (one batch of requests)."""
+        if not paths:
+            return {}
+        found = self._call(what, self.fs.cat, list(paths), on_error="return")
+        contents = {}
+        for path, value in found.items():
+            if isinstance(value, FileNotFoundError):
+                continue
+            if isinstance(value, BaseException):
+                raise self._error(what, value)
+            contents[path] = value
+        return contents
+
+    def _call(self, what: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args)``, with any failure of the filesystem told in the cache's terms."""
+        try:
+            return fn(*args, **kwargs)
+        except CacheError:
+            raise
+        except Exception as exc:
+            raise self._error(what, exc) from exc
+
+    def _error(self, what: str, exc: BaseException) -> CacheError:
+        return CacheError(
+            f"The cache at {self.url} failed while {what} ({type(exc).__name__}: {exc}). {_ADVICE}"
+        )
+
+    def __repr__(self) -> str:
+        return f"FsspecCacheStore({self.url!r}, local copies in {str(self.root)!r})"
+
+
+def _filesystem(url: str, options: dict) -> tuple[Any, str]:
+    """The fsspec filesystem and path of ``url``, or a :class:`ConfigError` that says why not."""
+    try:
+        import fsspec
+    except ImportError:
+        raise ConfigError(
+            f"The cache {url} is a URL; caches at URLs need fsspec and the package for the "
+            "URL's protocol: pip install 'assay[s3]' (or fsspec with gcsfs, adlfs, ...)."
+        ) from None
+    try:
+        return fsspec.core.url_to_fs(url, **options)
+    except ImportError as exc:
+        raise ConfigError(
+            f"The cache {url} needs a package that is not installed: {exc}. Install it in this "
+            "environment (and on every worker)."
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(
+            f"The cache {url} is not a URL fsspec knows ({exc}). Use a folder, or a URL such as "
+            "s3://bucket/path, gcs://bucket/path or sftp://host/path."
+        ) from None
+    except TypeError as exc:
+        raise ConfigError(f"cache_options do not suit the filesystem of {url}: {exc}") from None
+
+
+def _missing_ok(fn: Callable) -> Callable:
+    """``fn``, returning ``None`` where the path does not exist."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FileNotFoundError:
+            return None
+
+    return call
+
+
+def _modified(info: dict) -> float:
+    """When a listed file was written, from whichever field its filesystem reports."""
+    for name in ("mtime", "LastModified", "last_modified", "updated", "modified", "created"):
+        value = info.get(name)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, datetime.datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            try:
+                return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return time.time()  # unknown: taken as new, so nothing is removed for its age
