@@ -68,6 +68,14 @@ def _isolated(monkeypatch):
     forget_project_modules()
 
 
+def load_experiment_module(root: Path, name: str):
+    """The experiment module ``name`` of the project at ``root``, imported as a run would."""
+    from assay.config import ProjectConfig
+    from assay.project import load_experiment
+
+    return load_experiment(name, ProjectConfig.load(root))
+
+
 def copy_project(name: str, destination: Path) -> Path:
     """A fresh copy of ``tests/resources/projects/NAME`` at ``destination / NAME``."""
     target = destination / name

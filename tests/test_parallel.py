@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,30 @@ def test_a_parallel_run_leaves_what_a_serial_run_leaves_byte_for_byte(
         assert artifact.action == "computed"
 
 
+@pytest.mark.parametrize("options", [pytest.param({}, id="serial"), *REMOTE[:1]])
+def test_under_overwrite_a_key_shared_by_parameter_sets_is_computed_once(
+    tmp_project: Path, calls: Calls, options
+):
+    """Twins (same values, other names) share every key. Rewriting an entry while a twin's
+    consumer reads it used to fail a ``--parallel --overwrite`` run."""
+    from conftest import load_experiment_module
+
+    Params = load_experiment_module(tmp_project, "diamond").Params
+    twins = [Params(name="a"), Params(name="twin"), Params(name="b", scale=2)]
+    run(tmp_project, "diamond", param_sets=twins)
+    fresh = sorted(calls.take())
+    assert "load:twin" not in fresh and "square:twin" not in fresh  # a's, reused
+
+    manager = run(tmp_project, "diamond", param_sets=twins, overwrite=True, **options)
+
+    # What a run from an empty cache computes (whichever twin's turn came first):
+    assert Counter(c.split(":")[0] for c in calls.take()) == Counter(c.split(":")[0] for c in fresh)
+    executed = [n.key for n in manager.plan.nodes if n.status == "executed"]
+    assert len(executed) == len(set(executed)) == len(fresh)
+    assert manager.run_info.status == "completed"
+    assert manager.records[-1].state["summary"] == {"a": 11, "twin": 11, "b": 32}
+
+
 def test_unnamed_reportables_are_numbered_as_in_a_serial_run(tmp_path: Path):
     numbered = []
     for options in ({}, {"parallel": 2}):
@@ -327,6 +352,21 @@ def test_a_killed_dask_worker_is_retried_or_fails_cleanly(
         finished = {s for s, status in first.items() if status == "executed"}
         assert not set(calls.take()) & {s for s in finished if not s.startswith("prepare")}
     assert manager.records[-1].state["ranking"] == list("cbad")
+
+
+def test_a_script_without_a_main_guard_is_told_how_to_fix_it(tmp_project: Path):
+    """Spawned workers import the script again; unguarded, each would start a run."""
+    script = tmp_project / "go.py"
+    script.write_text("import assay\nassay.run_experiment('diamond', parallel=2)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_project, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+
+    assert proc.returncode != 0
+    assert 'if __name__ == "__main__":' in proc.stderr.splitlines()[-1], proc.stderr
 
 
 def test_parameter_fields_that_cannot_be_pickled_are_named_before_anything_runs(
