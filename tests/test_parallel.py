@@ -456,6 +456,117 @@ def test_a_local_dask_cluster_starts_while_another_holds_the_dashboard_port(tmp_
     )
 
 
+@pytest.fixture
+def dask_cluster(tmp_path: Path):
+    """An existing Dask cluster, as an HPC site runs one: ``dask scheduler`` and a
+    ``dask worker`` with two worker processes, each a command of its own."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    log = tmp_path / "dask.log"
+    quiet = ["--no-dashboard"]
+    with open(log, "wb") as output:
+        scheduler = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+             "--port", str(port), *quiet],
+            stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "2",
+             "--nthreads", "1", "--local-directory", str(tmp_path / "dask-space"), *quiet],
+            stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+        for process in (worker, scheduler):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.mark.slow
+def test_an_existing_dask_cluster_runs_the_stages_and_keeps_running(
+    tmp_project: Path, calls: Calls, serial: Outcome, dask_cluster: str
+):
+    result = run_cli("run", "scaled", "--executor", "dask", "--dask-address", dask_cluster,
+                     cwd=tmp_project, timeout=240)  # fmt: skip
+
+    assert result.code == 0, result
+    assert sorted(calls.take()) == SCALED
+    assert_ran_elsewhere(tmp_project)
+    assert cache_files(tmp_project) == serial.files
+    from distributed import Client
+
+    with Client(dask_cluster, timeout=30) as client:  # assay left the cluster as it was
+        assert len(client.scheduler_info()["workers"]) == 2
+
+    again = run_cli("run", "scaled", "--executor", "dask", "--dask-address", dask_cluster,
+                    cwd=tmp_project, timeout=240)  # fmt: skip
+
+    assert again.code == 0 and "13 cached, 4 unneeded" in again.text, again
+    assert calls.take() == []
+
+
+@pytest.mark.slow
+def test_an_unreachable_dask_address_is_named_and_nothing_runs(tmp_project: Path, calls: Calls):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(COLUMNS="400", NO_COLOR="1", DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "assay", "run", "scaled", "--executor", "dask",
+         "--dask-address", address],
+        cwd=tmp_project, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    text = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0 and "Traceback" not in text, text
+    assert f"Could not start or reach the Dask cluster ({address})" in text, text
+    assert "--dask-address" in text
+    assert calls.take() == []
+
+
+def test_workers_started_early_stop_at_once_when_everything_is_cached(
+    tmp_project: Path, calls: Calls
+):
+    run(tmp_project, "diamond")
+    calls.take()
+    before = set(descendants(os.getpid()))
+
+    manager = run(tmp_project, "diamond", parallel=2)
+
+    assert {n.status for n in manager.plan.nodes} == {"cached"}
+    assert calls.take() == []
+    import psutil
+
+    def workers() -> list[str]:
+        found = []
+        for pid in set(descendants(os.getpid())) - before:
+            try:
+                command = " ".join(psutil.Process(pid).cmdline())
+            except psutil.Error:
+                continue
+            if alive(pid) and "resource_tracker" not in command:  # multiprocessing's own
+                found.append(command)
+        return found
+
+    deadline = time.monotonic() + 10
+    while workers():
+        assert time.monotonic() < deadline, f"worker processes outlived the run: {workers()}"
+        time.sleep(0.05)
+
+
 # -- Ctrl-C -------------------------------------------------------------------------------
 
 

@@ -36,6 +36,14 @@ class Executor:
     def start(self) -> None:
         """Acquire workers (called before the first ``submit``)."""
 
+    def warm_up(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Start the workers now and run ``fn(*args)`` once on each, without waiting.
+
+        Called while the run is still being planned, so that starting
+        processes and importing the project overlap with the planning; a
+        failure here is not reported (the first real task meets it again).
+        """
+
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         """Run ``fn(*args)`` somewhere; the future holds its result or exception."""
         raise NotImplementedError

@@ -118,134 +118,185 @@ def run_experiment(
             exception arrives as :class:`~assay.errors.StageFailed`.
     """
     config = ProjectConfig.load(project_root).with_cache_dir(cache_dir)
-    module = (
-        experiment if isinstance(experiment, ModuleType) else load_experiment(experiment, config)
-    )
-    experiment_name = _experiment_name(experiment, module)
-    sets_given = param_sets is not None
-    if param_sets is None:
-        param_sets = load_param_sets(list(param_files or []), module, config)
-    selected = select(list(param_sets), names=names, indices=indices)
-    if overrides:
-        selected = apply_overrides(selected, list(overrides))
-    check_unique_names(selected)
-
-    manager = ArtifactManager(
-        experiment_name,
-        dry=dry,
-        dry_cache=dry_cache,
-        prefix=prefix,
-        lazy=lazy,
-        ignore_lazy=ignore_lazy,
-        notes=notes,
-        overwrite=overwrite,
-        overwrite_stages=list(overwrite_stages or ()),
-        run_line=command or shlex.join(sys.argv),
-        config=config,
-    )
-    if observer is not None:
-        manager.runner.observer = observer
-    if dry:
-        _plan(manager, module, selected)
-        return manager
-    manager.cache.check_usable(write=not dry_cache)  # before anything runs
     executor_name = executor or ("process" if parallel else "serial")
     if dask_address and executor_name != "dask":
         raise ConfigError("--dask-address needs --executor dask.")
-
-    store = RunStore(config.store_path)
-    manager.run_info = store.begin_run(
-        experiment_name,
-        command=manager.run_line,
-        notes=notes,
-        param_names=[p.name for p in selected],
-        config={
-            "overrides": list(overrides or []),
-            "executor": executor_name,
-            "parallel": parallel,
-            "overwrite": overwrite,
-            "overwrite_stages": sorted(overwrite_stages or []),
-            "dry_cache": dry_cache,
-            "lazy": lazy,
-            "prefix": manager.prefix,
-            "cache_dir": config.cache_location,
-            "experiment_file": getattr(module, "__file__", None),
-            "experiment": experiment if isinstance(experiment, str) else None,
-            "param_files": list(param_files or []),
-            "param_sets_given": sets_given,
-            "names": list(names or []),
-            "indices": list(indices or []),
-        },
-    )
-    manager.run_info = record_provenance(store, manager.run_info, config)
-    store.record_param_sets(
-        manager.run_id,
-        [
-            ParamSetInfo(p.name, manager.params_hash(p), _qualified(type(p)), describe(p))
-            for p in selected
-        ],
-    )
-    log_path = config.logs_dir / f"{manager.run_id}.log" if log_file else None
-    config.logs_dir.mkdir(parents=True, exist_ok=True)
-    progress = ProgressFile(
-        config.logs_dir / f"{manager.run_id}.progress.json", manager.runner.observer
-    )
-    manager.runner.observer = progress
-    status, error = "failed", None
-    with run_log(log_path, verbose=verbose):
-        log.info(
-            "Run %d (%s): experiment %s, %d parameter set(s)",
-            manager.run_number,
-            manager.run_id,
-            experiment_name,
-            len(selected),
+    options: dict[str, Any] = {"workers": parallel} if parallel else {}
+    if executor_name == "dask":
+        options["address"] = dask_address
+    with _Workers(None if dry else executor_name, options, config) as workers:
+        module = (
+            experiment
+            if isinstance(experiment, ModuleType)
+            else load_experiment(experiment, config)
         )
-        try:
+        workers.warm_up(module)
+        experiment_name = _experiment_name(experiment, module)
+        sets_given = param_sets is not None
+        if param_sets is None:
+            param_sets = load_param_sets(list(param_files or []), module, config)
+        selected = select(list(param_sets), names=names, indices=indices)
+        if overrides:
+            selected = apply_overrides(selected, list(overrides))
+        check_unique_names(selected)
+
+        manager = ArtifactManager(
+            experiment_name,
+            dry=dry,
+            dry_cache=dry_cache,
+            prefix=prefix,
+            lazy=lazy,
+            ignore_lazy=ignore_lazy,
+            notes=notes,
+            overwrite=overwrite,
+            overwrite_stages=list(overwrite_stages or ()),
+            run_line=command or shlex.join(sys.argv),
+            config=config,
+        )
+        if observer is not None:
+            manager.runner.observer = observer
+        if dry:
             _plan(manager, module, selected)
-            if executor_name != "serial" and any(n.status == "run" for n in manager.plan.nodes):
-                options = {"workers": parallel} if parallel else {}
-                if executor_name == "dask":
-                    options["address"] = dask_address
-                manager.runner.executor = get_executor(executor_name, **options)
-            manager.runner.execute(manager.plan.nodes)
-            manager.runner.restore_reportables(manager.plan.nodes)
-            status = "completed"
-        except KeyboardInterrupt:
-            status, error = "interrupted", "Interrupted by the user (Ctrl-C)."
-            log.warning("Run %d interrupted; finished artifacts stay cached.", manager.run_number)
-            raise
-        except StageFailed as exc:
-            error = str(exc)
-            log.error("%s", exc, exc_info=exc.original, extra=_FILE_ONLY)
-            raise
-        except AssayError as exc:
-            error = str(exc)
-            log.error("%s", exc, extra=_FILE_ONLY)
-            raise
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            log.exception("The run failed")
-            raise
-        finally:
-            manager.runner.executor.shutdown()
-            manager.runner.observer = progress.inner
-            progress.close()
-            from assay.metrics import record_run_metrics
+            return manager
+        manager.cache.check_usable(write=not dry_cache)  # before anything runs
 
-            record_run_metrics(store, manager)
-            _record_outcome(store, manager, status, error)
-            write_run_record(store, config, manager.run_id)
-            log.info("Run %d %s: %s", manager.run_number, status, summarize(manager.plan.nodes))
-            store.close()
-            if report:
-                from assay.report import write_report
+        store = RunStore(config.store_path)
+        manager.run_info = store.begin_run(
+            experiment_name,
+            command=manager.run_line,
+            notes=notes,
+            param_names=[p.name for p in selected],
+            config={
+                "overrides": list(overrides or []),
+                "executor": executor_name,
+                "parallel": parallel,
+                "overwrite": overwrite,
+                "overwrite_stages": sorted(overwrite_stages or []),
+                "dry_cache": dry_cache,
+                "lazy": lazy,
+                "prefix": manager.prefix,
+                "cache_dir": config.cache_location,
+                "experiment_file": getattr(module, "__file__", None),
+                "experiment": experiment if isinstance(experiment, str) else None,
+                "param_files": list(param_files or []),
+                "param_sets_given": sets_given,
+                "names": list(names or []),
+                "indices": list(indices or []),
+            },
+        )
+        manager.run_info = record_provenance(store, manager.run_info, config)
+        store.record_param_sets(
+            manager.run_id,
+            [
+                ParamSetInfo(p.name, manager.params_hash(p), _qualified(type(p)), describe(p))
+                for p in selected
+            ],
+        )
+        log_path = config.logs_dir / f"{manager.run_id}.log" if log_file else None
+        config.logs_dir.mkdir(parents=True, exist_ok=True)
+        progress = ProgressFile(
+            config.logs_dir / f"{manager.run_id}.progress.json", manager.runner.observer
+        )
+        manager.runner.observer = progress
+        status, error = "failed", None
+        with run_log(log_path, verbose=verbose):
+            log.info(
+                "Run %d (%s): experiment %s, %d parameter set(s)",
+                manager.run_number,
+                manager.run_id,
+                experiment_name,
+                len(selected),
+            )
+            try:
+                _plan(manager, module, selected)
+                if any(n.status == "run" for n in manager.plan.nodes):
+                    manager.runner.executor = workers.take(manager.runner.executor)
+                else:
+                    workers.stop()  # everything is cached: no worker is needed
+                manager.runner.execute(manager.plan.nodes)
+                manager.runner.restore_reportables(manager.plan.nodes)
+                status = "completed"
+            except KeyboardInterrupt:
+                status, error = "interrupted", "Interrupted by the user (Ctrl-C)."
+                log.warning(
+                    "Run %d interrupted; finished artifacts stay cached.", manager.run_number
+                )
+                raise
+            except StageFailed as exc:
+                error = str(exc)
+                log.error("%s", exc, exc_info=exc.original, extra=_FILE_ONLY)
+                raise
+            except AssayError as exc:
+                error = str(exc)
+                log.error("%s", exc, extra=_FILE_ONLY)
+                raise
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.exception("The run failed")
+                raise
+            finally:
+                manager.runner.executor.shutdown()
+                manager.runner.observer = progress.inner
+                progress.close()
+                from assay.metrics import record_run_metrics
 
-                write_report(manager)
-    if store_full:
-        from assay.export.full import export_run
+                record_run_metrics(store, manager)
+                _record_outcome(store, manager, status, error)
+                write_run_record(store, config, manager.run_id)
+                log.info("Run %d %s: %s", manager.run_number, status, summarize(manager.plan.nodes))
+                store.close()
+                if report:
+                    from assay.report import write_report
 
-        export_run(config, manager.run_id, include=store_full_include)
-    return manager
+                    write_report(manager)
+        if store_full:
+            from assay.export.full import export_run
+
+            export_run(config, manager.run_id, include=store_full_include)
+        return manager
+
+
+class _Workers:
+    """The run's executor, started before the experiment is even loaded.
+
+    Worker processes (or a Dask cluster) take a while to start and to import
+    the project; starting them first lets that overlap with loading, planning
+    and recording the run. If the run then needs no worker (everything is
+    cached, or it failed early), they are stopped at once.
+    """
+
+    def __init__(self, name: str | None, options: dict, config: ProjectConfig):
+        self.executor = get_executor(name, **options) if name not in (None, "serial") else None
+        self.root = str(config.root)
+        if self.executor is not None:
+            from assay import remote
+
+            self.executor.warm_up(remote.warm_up)
+
+    def warm_up(self, module: ModuleType) -> None:
+        """Have each worker import the experiment now."""
+        if self.executor is not None:
+            from assay import remote
+
+            module_file = getattr(module, "__file__", None)
+            self.executor.warm_up(remote.warm_up, module.__name__, module_file, self.root)
+
+    def take(self, default: Any) -> Any:
+        """The executor, for the run to use (``default`` if there is none)."""
+        executor, self.executor = self.executor, None
+        return executor or default
+
+    def stop(self) -> None:
+        """Stop the workers at once (the run does not need them)."""
+        if self.executor is not None:
+            executor, self.executor = self.executor, None
+            executor.abort()
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
 
 
 def _plan(manager: ArtifactManager, module: ModuleType, param_sets: list) -> None:

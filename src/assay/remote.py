@@ -19,6 +19,7 @@ import importlib.util
 import io
 import linecache
 import logging
+import os
 import pickle
 import sys
 import time
@@ -319,6 +320,24 @@ def _find_unpicklable(task: StageTask) -> str | None:
 _MANAGERS: dict[tuple, Any] = {}
 
 
+def warm_up(module_name: str | None = None, module_file: str | None = None, root: str = "") -> int:
+    """Worker side, before the first task: import what stage runs need (and the project).
+
+    Returns the worker's process id. A failure is left for the first real
+    task to report, with its stage and parameter set.
+    """
+    import assay.codeprint
+    import assay.manager
+    import assay.record  # noqa: F401
+
+    if module_name is not None:
+        try:
+            _import_project(module_name, module_file, root)
+        except Exception:
+            pass
+    return os.getpid()
+
+
 def run_task(task_bytes: bytes, module_name: str, module_file: str | None, root: str) -> bytes:
     """Worker entry point: execute one pickled :class:`StageTask`, return a pickled result."""
     _import_project(module_name, module_file, root)
@@ -541,8 +560,6 @@ class _ListHandler(logging.Handler):
 
 def worker_id() -> str:
     """A short label of the current process, for logs."""
-    import os
-
     return f"pid {os.getpid()}"
 
 

@@ -29,6 +29,11 @@ class ProcessExecutor(Executor):
             max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
         )
 
+    def warm_up(self, fn: Callable[..., Any], *args: Any) -> None:
+        # Each submission finds no idle process yet, so each starts one.
+        for _ in range(self.workers):
+            self.submit(fn, *args)
+
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         assert self._pool is not None, "start() the executor first"
         return self._pool.submit(fn, *args)
