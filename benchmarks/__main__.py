@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     pythons = {"assay": Path(sys.executable)}
     sections: list[Section] = []
     try:
+        harness.compile_sources()
         pythons["curifactory"] = pythons["joblib"] = harness.curifactory_python(console.print)
         run(names, options.quick, pythons, sections, console)
     except BenchmarkError as exc:
@@ -117,6 +118,11 @@ through their normal entry point, a full run:
 (parameter registry, run store, log file). The HTML report is off on both sides,
 to compare the frameworks rather than their report templates. The timer runs in
 the worker around that one call, after the imports (start-up is its own section).
+Every worker loads both frameworks from bytecode: pip wrote Curifactory's at install
+time, and the harness compiles assay's (installed in editable mode) before measuring
+and lets workers keep it even where `PYTHONDONTWRITEBYTECODE` is set, as it is on
+this machine. (Before 2026-12-01 assay's modules were compiled from source in every
+measured process, which cost it about 0.1 s per process start.)
 This machine is a VM whose host backs memory lazily and takes freed memory back
 within seconds: filling a fresh 500 MB array took 0.6–1.1 s, or 0.03 s when the
 process had just freed that much, which made big-artifact times swing by 5×. So

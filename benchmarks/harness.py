@@ -132,6 +132,19 @@ def curifactory_python(say: Callable[[str], None]) -> Path:
     return python
 
 
+def compile_sources() -> None:
+    """Write assay's bytecode, as ``pip install`` does for Curifactory's venv.
+
+    assay is installed in editable mode, and a machine with
+    ``PYTHONDONTWRITEBYTECODE=1`` (such as the one CI runs on) would otherwise
+    compile every module from source in every measured process, while
+    Curifactory's modules load from the bytecode pip wrote.
+    """
+    import compileall
+
+    compileall.compile_dir(str(REPO / "src" / "assay"), quiet=1)
+
+
 def _check(command: list[str], what: str) -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -178,6 +191,9 @@ def project(experiment: str | None = None) -> Iterator[Path]:
         (folder / "experiments").mkdir()
         if experiment:
             shutil.copy(WORKLOADS / f"{experiment}.py", folder / "experiments")
+            # The workloads' helpers, importable from the project root as a project's own
+            # modules are (by workers of an existing Dask cluster too).
+            shutil.copy(WORKLOADS / "_common.py", folder)
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -203,6 +219,8 @@ class Workers:
         environment = {**os.environ, **self.env, "BENCH_TOOL": tool}
         environment.update({k: str(v) for k, v in (env or {}).items()})
         environment.pop("PYTHONPATH", None)
+        # As on a user's machine, modules load from bytecode (see compile_sources).
+        environment.pop("PYTHONDONTWRITEBYTECODE", None)
         command = [str(self.pythons[tool]), str(WORKLOADS / script), json.dumps(args or {})]
         try:
             done = subprocess.run(

@@ -142,3 +142,38 @@ def burn(loops: int) -> int:
 def burned(loops: int) -> int:
     """What ``burn(loops)`` returns, in closed form: the sum of i² for i < loops, mod 1,000,003."""
     return ((loops - 1) * loops * (2 * loops - 1) // 6) % 1_000_003
+
+
+class DaskCluster:
+    """An existing Dask cluster for a measurement, as a site runs one: ``dask scheduler``
+    and ``dask worker`` as processes of their own, started (and waited for) before the
+    timed run, so that the run pays only for connecting to it."""
+
+    def __init__(self, workers: int, folder: str):
+        import socket
+        import subprocess
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.address = f"tcp://127.0.0.1:{port}"
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        python = sys.executable
+        self.processes = [
+            subprocess.Popen([python, "-m", "distributed.cli.dask_scheduler", "--host",
+                              "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet),
+            subprocess.Popen([python, "-m", "distributed.cli.dask_worker", self.address,
+                              "--nworkers", str(workers), "--nthreads", "1", "--no-dashboard",
+                              "--local-directory", os.path.join(folder, "dask-space")], **quiet),
+        ]  # fmt: skip
+        wait = (
+            "import sys; from distributed import Client\n"
+            "with Client(sys.argv[1], timeout=60) as c: c.wait_for_workers(int(sys.argv[2]), 60)"
+        )
+        subprocess.run([python, "-c", wait, self.address, str(workers)], check=True, **quiet)
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=30)

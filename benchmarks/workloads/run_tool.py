@@ -15,8 +15,10 @@ how many artifacts were loaded from the cache, and whether the values were
 right. Arguments (JSON): ``experiment``, ``phases`` (default ``["run"]``),
 ``durable`` (fsync the cache after a ``write`` phase, and time it),
 ``evict`` (drop the cache's pages after each phase), ``options`` (extra
-keywords for the run: ``parallel``, and for assay ``executor``), ``profile``
-(cProfile the first phase; report the top functions).
+keywords for the run: ``parallel``, and for assay ``executor`` and
+``dask_address``; ``"existing"`` starts a scheduler and workers before the
+timer and passes their address), ``profile`` (cProfile the first phase; report
+the top functions).
 """
 
 from __future__ import annotations
@@ -28,7 +30,17 @@ import os
 import pstats
 import sys
 
-from _common import Timer, arguments, emit, evict, files_under, make_durable, rss_mb, total_bytes
+from _common import (
+    DaskCluster,
+    Timer,
+    arguments,
+    emit,
+    evict,
+    files_under,
+    make_durable,
+    rss_mb,
+    total_bytes,
+)
 
 
 def count_loads(caching) -> dict:
@@ -103,6 +115,21 @@ def main() -> None:
     if hasattr(module, "prepare"):
         module.prepare()
     result = {"rss_before_mb": rss_mb(), "phases": {}}
+    options = dict(args.get("options", {}))
+    cluster = None
+    if options.get("dask_address") == "existing":
+        cluster = DaskCluster(options.get("parallel") or 2, os.getcwd())
+        options["dask_address"] = cluster.address
+    try:
+        measure(tool, module, name, args, options, counter, result)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    emit(result)
+
+
+def measure(tool, module, name, args, options, counter, result) -> None:
+    """Run every phase, timing each; fills ``result["phases"]``."""
     for index, phase in enumerate(args.get("phases", ["run"])):
         module.PHASE = phase
         module.executed[0] = 0
@@ -113,7 +140,7 @@ def main() -> None:
         with Timer() as timed:
             if profile is not None:
                 profile.enable()
-            manager, runner_loaded = run_once(tool, module, name, args.get("options", {}))
+            manager, runner_loaded = run_once(tool, module, name, options)
             if profile is not None:
                 profile.disable()
         facts = {
@@ -133,7 +160,6 @@ def main() -> None:
         if profile is not None:
             facts["profile"] = top_functions(profile)
         result["phases"][phase] = facts
-    emit(result)
 
 
 if __name__ == "__main__":

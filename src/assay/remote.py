@@ -481,6 +481,10 @@ def _execute(task: StageTask, started: float) -> StageResult:
     )
 
 
+_SAME_CODE: dict[Any, str] = {}
+"""Stage function -> the digest of its source, as this worker read it."""
+
+
 def _check_same_code(spec: Any, task: StageTask) -> None:
     """The worker's stage function must be the planner's (a stale copy of the project?)."""
     from assay.codeprint import _normalized
@@ -490,11 +494,15 @@ def _check_same_code(spec: Any, task: StageTask) -> None:
     planned = task.code[1].get(name)
     if planned is None or planned.get("kind") != "function":
         return  # a pinned version, or code without source: nothing to compare
+    if _SAME_CODE.get(spec.func) == planned["digest"]:
+        return  # checked for an earlier task (reading and parsing the source is costly)
     try:
         source, _ = _normalized(spec.func)
     except (OSError, TypeError):
         return
-    if hash_value(("function", source)) != planned["digest"]:
+    digest = hash_value(("function", source))
+    _SAME_CODE[spec.func] = digest
+    if digest != planned["digest"]:
         raise AssayError(
             f"Stage {spec.name!r} for {task.label!r}: the worker has other code for "
             f"{name} than the main process. Make sure every worker sees the same project "
@@ -543,7 +551,11 @@ def _import_project(module_name: str, module_file: str | None, root: str) -> Non
         spec = importlib.util.spec_from_file_location(module_name, module_file)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]  # half imported: the next task tries again
+            raise
 
 
 class _ListHandler(logging.Handler):

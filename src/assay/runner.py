@@ -417,8 +417,8 @@ class Runner:
                             if count == 1:
                                 newly_ready.append(consumer)
                     ready.extendleft(reversed(newly_ready))
-                    if ready:
-                        break
+                    # Go on collecting what else has finished (without waiting, now that
+                    # something is ready), so that submissions go out together.
         except BaseException:
             if remote and in_flight:
                 self.executor.abort()

@@ -9,7 +9,9 @@ at the same path, and the cache there too (a shared filesystem) or at a URL
 
 The cluster is started (or connected to) in a background thread, so that
 its start-up overlaps with loading and planning the experiment; the first
-submission waits for it.
+submission waits for it. Results are fetched in batches: a collector thread
+takes every task that has finished and gathers their results with one
+request, where fetching each on its own would cost a round trip per task.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -37,11 +40,12 @@ class DaskExecutor(Executor):
         self.workers = workers
         self.client: Any = None
         self.cluster: Any = None
-        self._executor: Any = None
         self._starting: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._warm_ups: list[tuple] = []
         self._warm_futures: list[Any] = []  # held, or Dask forgets the tasks
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._collector: threading.Thread | None = None
 
     def start(self) -> None:
         if importlib.util.find_spec("distributed") is None:
@@ -70,7 +74,6 @@ class DaskExecutor(Executor):
                     scheduler_kwargs={"dashboard_address": ":0"},
                 )
                 self.client = Client(self.cluster)
-            self._executor = self.client.get_executor(pure=False)
             for fn, args in self._warm_ups:
                 self._warm(fn, args)
         except BaseException as exc:  # told to the first caller that needs the cluster
@@ -108,15 +111,55 @@ class DaskExecutor(Executor):
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         self._ready()
-        return self._executor.submit(fn, *args)
+        if self._collector is None:
+            self._collector = threading.Thread(
+                target=self._collect, name="assay-dask-results", daemon=True
+            )
+            self._collector.start()
+        result: Future = Future()
+        task = self.client.submit(fn, *args, pure=False)
+        result.add_done_callback(lambda f: f.cancelled() and task.cancel())
+        task.add_done_callback(lambda done: self._done.put((done, result)))
+        return result
+
+    def _collect(self) -> None:
+        """Hand finished tasks' results (or errors) to their futures, many at a time."""
+        stop = False
+        while not stop:
+            batch = [self._done.get()]
+            while True:
+                try:
+                    batch.append(self._done.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            batch = [item for item in batch if item is not None]
+            finished = [(task, future) for task, future in batch if task.status == "finished"]
+            try:
+                values = self.client.gather([task for task, _ in finished])
+            except BaseException:  # a result went away meanwhile: fetch each on its own
+                values = []
+            for (_, future), value in zip(finished, values):
+                future.set_result(value)
+            for task, future in batch:
+                if future.done():
+                    continue
+                if task.status == "cancelled":
+                    future.cancel()
+                    continue
+                try:
+                    future.set_result(task.result())
+                except BaseException as exc:  # the stage's failure, or a lost worker
+                    future.set_exception(exc)
 
     def shutdown(self) -> None:
         if self._starting is not None:
             self._starting.join()
             self._starting = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        if self._collector is not None:
+            self._done.put(None)
+            self._collector.join(timeout=30)
+            self._collector = None
         self._warm_futures.clear()
         if self.client is not None:
             self.client.close()
@@ -126,7 +169,4 @@ class DaskExecutor(Executor):
             self.cluster = None
 
     def abort(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-        self.shutdown()
+        self.shutdown()  # closing the client releases the tasks it had submitted
