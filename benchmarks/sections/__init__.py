@@ -25,5 +25,7 @@ class Context:
         return quick if self.quick else full
 
 
-ORDER = ["overhead", "artifacts", "hashing", "startup", "parallel", "memory", "profile"]
+ORDER = [
+    "overhead", "artifacts", "hashing", "startup", "parallel", "remote", "memory", "profile",
+]  # fmt: skip
 """Section names for ``--only``; ``profile`` runs only in a full run (or when named)."""

@@ -151,6 +151,13 @@ class CacheStore:
         except (OSError, ValueError):
             return None
 
+    def prefetch(self, entries: list[tuple[str, str]]) -> None:
+        """Look up many ``(key, output)`` entries at once (a remote store batches them;
+        a folder answers each look-up quickly anyway)."""
+
+    def forget_missing(self) -> None:
+        """Forget which entries :meth:`prefetch` found missing (they may appear now)."""
+
     def remember(self, meta: dict) -> None:
         """A sidecar another process just wrote (a worker's): spares a remote store a read."""
 

@@ -153,6 +153,7 @@ class Runner:
         key reuses them, even under ``--overwrite`` (a key is computed once per run)."""
         self._code: dict = {}
         self._fingerprinter = None
+        self._deferred: list[StageNode] = []
 
     # -- 1. plan ----------------------------------------------------------------------
 
@@ -176,7 +177,8 @@ class Runner:
         record._nodes.append(node)
         for artifact in node.outputs:
             dict.__setitem__(record.state, artifact.name, artifact)
-        self.resolve(node)
+        # A cache at a URL is asked about every planned stage run at once (see decide).
+        self.resolve(node, defer=self.planning and self.manager.cache.remote)
         if not self.planning:
             self.decide([node])
             self.execute([node])
@@ -216,7 +218,7 @@ class Runner:
             found = self._code[spec.func] = self._fingerprinter.fingerprint(spec.func)
         return found
 
-    def resolve(self, node: StageNode) -> bool:
+    def resolve(self, node: StageNode, defer: bool = False) -> bool:
         """Find ``node``'s key and whether its outputs are cached; True on a full hit.
 
         A node whose key covers only the fields it reads tries each read set
@@ -224,6 +226,10 @@ class Runner:
         cached wins. Without a hit the newest read set gives a predicted key
         (for downstream look-ups); it is replaced by the real one once the
         stage has run.
+
+        With ``defer``, a node whose key does not depend on what is cached
+        (one read set to try) is only keyed now; :meth:`decide` looks up every
+        such node at once, which a cache at a URL answers in one batch.
         """
         node.base = base = self.plan.base_of(node)
         node.key = None
@@ -235,6 +241,9 @@ class Runner:
         if not node.tracks_reads:
             reads = ALL if node.record.params is not None and not node.spec.is_aggregate else ""
             node.key, node.reads = read_key(base, _fields(node.record, reads)), reads
+            if defer:
+                self._deferred.append(node)
+                return False
             return self._look_up(node)
         first = None
         cache = self.manager.cache
@@ -243,6 +252,13 @@ class Runner:
             # New code or inputs: the stage most likely reads what it read last time.
             latest = cache.latest_reads(node.spec.name)
             candidates = [latest] if latest is not None else []
+        if defer and len(candidates) == 1:
+            node.key, node.reads = (
+                read_key(base, _fields(node.record, candidates[0])),
+                candidates[0],
+            )
+            self._deferred.append(node)
+            return False
         for reads in candidates:
             node.key, node.reads = read_key(base, _fields(node.record, reads)), reads
             if self._look_up(node):
@@ -282,6 +298,14 @@ class Runner:
     def decide(self, nodes: list[StageNode]) -> None:
         """Mark each planned node ``run``, ``cached`` or ``unneeded`` (see module docs)."""
         manager = self.manager
+        if self._deferred:
+            deferred, self._deferred = self._deferred, []
+            manager.cache.prefetch(
+                [(n.key, a.name) for n in deferred if n.cacheable for a in n.outputs if a.cacher]
+            )
+            for node in deferred:
+                self._look_up(node)
+            manager.cache.forget_missing()  # from now on, siblings may write them
         overwrite_stages = manager.overwrite_stages
         first_with_key: dict[str, StageNode] = {}
         for node in nodes:
@@ -682,7 +706,8 @@ class Runner:
             if artifact.cacher is None:
                 continue
             if base is None:
-                base = manager.provenance(node)
+                # How many reportables are cached beside: a reuse need not look for none.
+                base = dict(manager.provenance(node), reportables=len(node.reportables))
             meta = dict(base, duration_s=round(node.duration or 0.0, 6))
             artifact.meta = cache.save(
                 artifact.cacher,
@@ -723,12 +748,24 @@ class Runner:
             for reportable, record in zip(node.reportables, records):
                 reportable.record = record
 
+    def _has_reportables(self, node: StageNode) -> bool:
+        """Whether a reused stage run cached reportables (its outputs' sidecar says so)."""
+        cache = self.manager.cache
+        for artifact in node.outputs:
+            if artifact.cacher is None:
+                continue
+            meta = artifact.meta or cache.read_meta(node.key, artifact.name)
+            if meta is not None and "reportables" in meta:
+                return bool(meta["reportables"])
+            break
+        return cache.has(node.key, REPORTABLES)  # written by an older assay: look
+
     def restore_reportables(self, nodes: list[StageNode]) -> None:
         """Give reused stage runs their cached reportables; keep the run's order."""
         manager, cache = self.manager, self.manager.cache
         touched = set()
         for node in nodes:
-            if node.status != "cached" or node.reportables or not cache.has(node.key, REPORTABLES):
+            if node.status != "cached" or node.reportables or not self._has_reportables(node):
                 continue
             cacher = PickleCacher(name=REPORTABLES)
             try:

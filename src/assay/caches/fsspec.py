@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime
 import fnmatch
+import inspect
 import json
 import os
 import shutil
@@ -53,6 +54,8 @@ from assay.cache import (
     CacheStore,
     StageFolder,
     _outputs,
+    _reads_json,
+    _reads_value,
     _safe,
     _unique,
     corrupt,
@@ -61,7 +64,6 @@ from assay.cache import (
     link_target,
 )
 from assay.errors import CacheError, ConfigError
-from assay.hashing import hash_value
 
 _OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2", "wasb"}
 """Protocols whose uploads are atomic by themselves (and whose renames are copies)."""
@@ -90,7 +92,12 @@ class FsspecCacheStore(CacheStore):
         self.base = self.base.rstrip("/")
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self._object_store = bool(set(protocols) & _OBJECT_STORES)
+        # s3fs asks for a file's size before reading it, to read big files in parallel
+        # parts: for the small files read here that is one request more (two for a miss).
+        accepts = inspect.signature(getattr(self.fs, "_cat_file", self.fs.cat_file)).parameters
+        self._small = {"max_concurrency": 1} if "max_concurrency" in accepts else {}
         self._metas: dict[tuple[str, str], dict] = {}
+        self._missing: set[tuple[str, str]] = set()
         self._links: dict[str, str] = {}
         self.uploaded: list[str] = []
         """The artifacts (``key.output``) this process wrote to the URL."""
@@ -98,6 +105,10 @@ class FsspecCacheStore(CacheStore):
         """The files this process fetched from the URL into its local copies."""
 
     # -- where things are --------------------------------------------------------------
+
+    def _read(self, path: str) -> bytes:
+        """A small file's bytes, in one request."""
+        return self.fs.cat_file(path, **self._small)
 
     def _remote(self, *parts: str) -> str:
         return "/".join((self.base, *parts))
@@ -126,7 +137,7 @@ class FsspecCacheStore(CacheStore):
                 self._put_bytes(probe, b"assay checks that it can write here\n")
                 self.fs.rm_file(probe)
             else:
-                self.fs.cat_file(probe)
+                self._read(probe)
         except FileNotFoundError:
             if write:
                 raise CacheError(
@@ -149,9 +160,11 @@ class FsspecCacheStore(CacheStore):
         found = self._metas.get((key, output))
         if found is not None:
             return found
+        if (key, output) in self._missing:
+            return None
         data = self._call(
             f"reading the record of {output!r}",
-            _missing_ok(self.fs.cat_file),
+            _missing_ok(self._read),
             self._meta_file(key, output),
         )
         if data is None:
@@ -163,11 +176,25 @@ class FsspecCacheStore(CacheStore):
         self._metas[(key, output)] = meta
         return meta
 
+    def prefetch(self, entries: list[tuple[str, str]]) -> None:
+        wanted = {self._meta_file(*e): e for e in entries if e not in self._metas}
+        found = self._cat_many(list(wanted), "looking up cached artifacts")
+        for path, entry in wanted.items():
+            meta = _json(found.get(path))
+            if meta.get("key"):
+                self._metas[entry] = meta
+            else:
+                self._missing.add(entry)
+
+    def forget_missing(self) -> None:
+        self._missing.clear()
+
     def remember(self, meta: dict) -> None:
         self._metas[(meta["key"], meta["output"])] = meta
 
     def forget(self) -> None:
         self._metas.clear()
+        self._missing.clear()
         self._links.clear()
         self._reads.clear()
         self._latest_reads.clear()
@@ -200,7 +227,7 @@ class FsspecCacheStore(CacheStore):
     def linked_key(self, experiment: str, param_set: str, stage: str) -> str | None:
         data = self._call(
             "reading a by-name link",
-            _missing_ok(self.fs.cat_file),
+            _missing_ok(self._read),
             self._link_file(experiment, param_set, stage),
         )
         return key_of_target(data.decode(errors="replace")) if data else None
@@ -318,20 +345,63 @@ class FsspecCacheStore(CacheStore):
 
     # -- what stages read, and their code ------------------------------------------------
 
-    def _read_entries(self, stage: str) -> Iterable[dict]:
-        entries = []
-        for data in self._cat_many(self._find(f"reads/{_safe(stage)}")).values():
-            try:
-                entries.append(json.loads(data))
-            except ValueError:
-                continue
-        return sorted(entries, key=lambda e: e.get("time", 0))
+    # The read index at a URL is one small file per stage and key base
+    # (``reads/STAGE/BASE.json``: the field sets that stage runs with that base read,
+    # newest first), plus ``reads/STAGE/latest.json``; a run reads only the files of
+    # the bases it plans, where one file per stage would grow with every run.
 
-    def _add_entry(self, stage: str, entry: dict) -> None:
-        name = hash_value([entry["base"], entry["reads"]])
-        data = json.dumps({**entry, "time": time.time()}).encode()
-        what = f"recording which parameters stage {stage!r} read"
-        self._put_many({self._remote("reads", _safe(stage), f"{name}.json"): data}, what)
+    def known_reads(self, stage: str, base: str) -> list:
+        index = self._reads.setdefault(stage, {})
+        if base not in index:
+            data = self._call(
+                f"reading which parameters stage {stage!r} read",
+                _missing_ok(self._read),
+                self._reads_path(stage, base),
+            )
+            index[base] = [_reads_value(r) for r in _json(data).get("reads", [])]
+        return index[base]
+
+    def add_reads(self, stage: str, base: str, reads: frozenset | str) -> None:
+        known = self.known_reads(stage, base)
+        if known and known[0] == reads:
+            return
+        if reads in known:
+            known.remove(reads)
+        known.insert(0, reads)
+        entry = {"base": base, "reads": [_reads_json(r) for r in known], "time": time.time()}
+        files = {self._reads_path(stage, base): json.dumps(entry).encode()}
+        if self._latest_reads.get(stage) != reads:
+            latest = {"reads": _reads_json(reads), "time": entry["time"]}
+            files[self._reads_path(stage, "latest")] = json.dumps(latest).encode()
+        self._latest_reads[stage] = reads
+        self._put_many(files, f"recording which parameters stage {stage!r} read")
+
+    def latest_reads(self, stage: str) -> frozenset | str | None:
+        if stage not in self._latest_reads:
+            data = self._call(
+                f"reading which parameters stage {stage!r} read",
+                _missing_ok(self._read),
+                self._reads_path(stage, "latest"),
+            )
+            found = _json(data).get("reads")
+            if found is None:
+                return None
+            self._latest_reads[stage] = _reads_value(found)
+        return self._latest_reads[stage]
+
+    def _read_entries(self, stage: str) -> Iterable[dict]:
+        """Every base's read sets, as a folder cache's index lists them (oldest first)."""
+        files = [p for p in self._find(f"reads/{_safe(stage)}") if not p.endswith("/latest.json")]
+        found = sorted((_json(d) for d in self._cat_many(files).values()), key=_time)
+        return [
+            {"base": entry["base"], "reads": reads}
+            for entry in found
+            if "base" in entry
+            for reads in reversed(entry.get("reads", []))
+        ]
+
+    def _reads_path(self, stage: str, base: str) -> str:
+        return self._remote("reads", _safe(stage), f"{base}.json")
 
     def put_code_texts(self, texts: dict[str, str]) -> None:
         # A local copy means this machine uploaded it already (texts never change).
@@ -351,7 +421,7 @@ class FsspecCacheStore(CacheStore):
         if here is not None:
             return here
         path = self._remote("code", digest[:2], f"{digest}.txt")
-        data = self._call("reading a code text", _missing_ok(self.fs.cat_file), path)
+        data = self._call("reading a code text", _missing_ok(self._read), path)
         return data.decode() if data is not None else None
 
     # -- reading -----------------------------------------------------------------------
@@ -476,7 +546,7 @@ class FsspecCacheStore(CacheStore):
         """The contents of those of ``paths`` that exist (one batch of requests)."""
         if not paths:
             return {}
-        found = self._call(what, self.fs.cat, list(paths), on_error="return")
+        found = self._call(what, self.fs.cat, list(paths), on_error="return", **self._small)
         contents = {}
         for path, value in found.items():
             if isinstance(value, FileNotFoundError):
@@ -527,6 +597,19 @@ def _filesystem(url: str, options: dict) -> tuple[Any, str]:
         ) from None
     except TypeError as exc:
         raise ConfigError(f"cache_options do not suit the filesystem of {url}: {exc}") from None
+
+
+def _json(data: bytes | None) -> dict:
+    """A small JSON file's content; ``{}`` if missing or cut short."""
+    try:
+        found = json.loads(data) if data else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _time(entry: dict) -> float:
+    return float(entry.get("time") or 0)
 
 
 def _missing_ok(fn: Callable) -> Callable:
