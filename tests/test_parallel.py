@@ -601,9 +601,17 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-@pytest.mark.parametrize("whole_group", [True, False], ids=["ctrl-c", "kill-main-only"])
+@pytest.mark.parametrize(
+    ("whole_group", "how"),
+    [
+        pytest.param(True, ["--parallel", "2"], id="ctrl-c"),
+        pytest.param(False, ["--parallel", "2"], id="kill-main-only"),
+        pytest.param(True, ["--executor", "dask", "--parallel", "2"], id="dask-ctrl-c",
+                     marks=pytest.mark.slow),
+    ],
+)  # fmt: skip
 def test_ctrl_c_stops_the_workers_records_interrupted_and_keeps_the_cache(
-    tmp_project: Path, calls: Calls, whole_group: bool
+    tmp_project: Path, calls: Calls, whole_group: bool, how: list[str]
 ):
     """A terminal's Ctrl-C signals the whole process group; ``kill -INT`` only the main one."""
     slow = tmp_project / "slow.flag"
@@ -611,7 +619,7 @@ def test_ctrl_c_stops_the_workers_records_interrupted_and_keeps_the_cache(
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
     env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TERM="dumb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "assay", "run", "scaled", "--parallel", "2"],
+        [sys.executable, "-m", "assay", "run", "scaled", *how],
         cwd=tmp_project,
         env=env,
         stdout=subprocess.PIPE,
