@@ -76,6 +76,29 @@ def load_experiment_module(root: Path, name: str):
     return load_experiment(name, ProjectConfig.load(root))
 
 
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on (for a server, or to be refused)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_outside_test(run):
+    """``run()`` as in a fresh session (for module-scoped fixtures): no ASSAY_* settings,
+    and the project's modules and ``sys.path`` as they were before."""
+    saved_path = list(sys.path)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name in [n for n in os.environ if n.startswith("ASSAY_")]:
+                patch.delenv(name)
+            return run()
+    finally:
+        sys.path[:] = saved_path
+        forget_project_modules()
+
+
 def copy_project(name: str, destination: Path) -> Path:
     """A fresh copy of ``tests/resources/projects/NAME`` at ``destination / NAME``."""
     target = destination / name
@@ -201,12 +224,9 @@ class S3Server:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory) -> S3Server:
     """moto's S3 server in its own process for the whole session (``pip install moto[server]``)."""
-    import socket
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = tmp_path_factory.mktemp("s3") / "server.log"
     with open(log, "wb") as output:
         server = subprocess.Popen(

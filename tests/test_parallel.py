@@ -36,7 +36,14 @@ from assay.errors import AssayError, StageFailed
 from assay.remote import RemoteStageError
 from assay.runner import Observer, WorkerLost
 from assay.store import RunStore
-from conftest import Calls, copy_project, forget_project_modules, run_cli
+from conftest import (
+    Calls,
+    copy_project,
+    forget_project_modules,
+    free_port,
+    run_cli,
+    run_outside_test,
+)
 
 SETS = ("a", "b", "c", "d")
 SCALED = sorted(
@@ -146,18 +153,12 @@ class Outcome:
 def serial(tmp_path_factory) -> Outcome:
     """The ``scaled`` experiment run serially once, in a project copy of its own."""
     root = copy_project("basic", tmp_path_factory.mktemp("serial"))
-    saved_path = list(sys.path)
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            for name in [n for n in os.environ if n.startswith("ASSAY_")]:
-                patch.delenv(name)
-            manager = run(root)
-            outcome = Outcome(
-                cache_files(root), statuses(manager), reportables(manager), values(manager)
-            )
-    finally:
-        sys.path[:] = saved_path
-        forget_project_modules()
+
+    def serially() -> Outcome:
+        manager = run(root)
+        return Outcome(cache_files(root), statuses(manager), reportables(manager), values(manager))
+
+    outcome = run_outside_test(serially)
     assert set(outcome.statuses.values()) == {"executed"}
     assert set(worker_pids(root).values()) == {os.getpid()}
     return outcome
@@ -460,9 +461,7 @@ def test_a_local_dask_cluster_starts_while_another_holds_the_dashboard_port(tmp_
 def dask_cluster(tmp_path: Path):
     """An existing Dask cluster, as an HPC site runs one: ``dask scheduler`` and a
     ``dask worker`` with two worker processes, each a command of its own."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     log = tmp_path / "dask.log"
     quiet = ["--no-dashboard"]
@@ -518,9 +517,7 @@ def test_an_existing_dask_cluster_runs_the_stages_and_keeps_running(
 
 @pytest.mark.slow
 def test_an_unreachable_dask_address_is_named_and_nothing_runs(tmp_project: Path, calls: Calls):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    address = f"tcp://127.0.0.1:{free_port()}"  # nobody listens there
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
     env.update(COLUMNS="400", NO_COLOR="1", DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,9 @@ from conftest import (
     copy_project,
     edit,
     forget_project_modules,
+    free_port,
     run_cli,
+    run_outside_test,
     use_s3_cache,
 )
 
@@ -87,15 +88,7 @@ def remote_cache(s3: S3Server, url: str) -> dict[str, Any]:
 def serial_files(tmp_path_factory) -> dict[str, Any]:
     """What a serial run of ``scaled`` leaves in a local cache folder."""
     root = copy_project("basic", tmp_path_factory.mktemp("serial"))
-    saved_path = list(sys.path)
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            for name in [n for n in os.environ if n.startswith("ASSAY_")]:
-                patch.delenv(name)
-            manager = run(root)
-    finally:
-        sys.path[:] = saved_path
-        forget_project_modules()
+    manager = run_outside_test(lambda: run(root))
     assert {n.status for n in manager.plan.nodes} == {"executed"}
     return local_cache(root)
 
@@ -306,12 +299,7 @@ def test_a_bucket_that_does_not_exist_stops_the_run_before_any_stage(
 def test_an_unreachable_endpoint_stops_the_run_before_any_stage(
     tmp_project: Path, calls: Calls, s3: S3Server, bucket: str
 ):
-    import socket
-
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    unreachable = S3Server(f"http://127.0.0.1:{port}")
+    unreachable = S3Server(f"http://127.0.0.1:{free_port()}")  # nobody listens there
     use_s3_cache(
         tmp_project, unreachable, bucket, ", config_kwargs = { retries = { max_attempts = 1 } }"
     )

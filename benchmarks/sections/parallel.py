@@ -7,8 +7,9 @@ cluster given by ``--dask-address``) and under Curifactory (serially and
 function give the limit. Every run is a fresh process on a new project, so
 start-up (worker processes, a Dask cluster) counts; the existing cluster's
 scheduler and workers are started, and waited for, before the timer. The
-variants run in a new random order in every repetition, so that a slow spell
-of this shared machine does not always hit the same one.
+variants run in a new random order in every repetition, each tool's runs one
+after the other (so that a speed-up compares runs made moments apart), so
+that a slow spell of this shared machine does not always hit the same one.
 
 The last table is issue 6's per-task overhead on Dask: 1,000 trivial stage
 runs (``workloads/chain.py``, 200 sets x 5 stages), serially and on Dask, and
@@ -49,18 +50,16 @@ FLOOR = "Dask alone: client.submit of a trivial function, existing cluster (no a
 def run(ctx: Context) -> Section:
     seconds_each = 0.2 if ctx.quick else 2.0
     loops = calibrate(ctx, seconds_each)
-    reps = ctx.reps(3, 1)
+    reps = ctx.reps(5, 1)
     dask = importlib.util.find_spec("distributed") is not None
     variants = {n: v for n, v in VARIANTS.items() if dask or v[2].get("executor") != "dask"}
     times: dict[str, list[float]] = {name: [] for name in variants}
     empty: dict[str, list[float]] = {}
     for rep in range(reps):
         ctx.say(f"  parallel: repetition {rep + 1}/{reps}")
-        order = list(variants)
-        random.Random(rep).shuffle(order)
-        for name in order:
+        for name in order(variants, rep):
             times[name].append(measure(ctx, name, *variants[name], loops))
-            if not ctx.quick and variants[name][1] == "run_tool.py":  # stages doing nothing
+            if not ctx.quick and rep < 2 and variants[name][1] == "run_tool.py":
                 empty.setdefault(name, []).append(measure(ctx, name, *variants[name], 0))
     table, speedups, common = speed_table(times, seconds_each)
     tables = [table]
@@ -89,6 +88,22 @@ def run(ctx: Context) -> Section:
         tables.append(overhead)
         targets.append(dask_target(ctx.quick, speedups, per_task))
     return Section("parallel", "Parallel runs", tables, notes, targets)
+
+
+def order(variants: dict, rep: int) -> list[str]:
+    """This repetition's order: each tool's runs one after the other (so that a speed-up
+    compares runs made moments apart on this shared machine), tools and runs shuffled."""
+    shuffle = random.Random(rep).shuffle
+    groups: dict[str, list[str]] = {}
+    for name, (tool, worker, _options) in variants.items():
+        groups.setdefault("plain" if worker == "pool.py" else tool, []).append(name)
+    names = list(groups)
+    shuffle(names)
+    found = []
+    for group in names:
+        shuffle(groups[group])
+        found += groups[group]
+    return found
 
 
 def speed_table(times: dict, seconds_each: float) -> tuple[Table, dict, dict]:
