@@ -367,7 +367,8 @@ def test_a_script_without_a_main_guard_is_told_how_to_fix_it(tmp_project: Path):
     )  # fmt: skip
 
     assert proc.returncode != 0
-    assert 'if __name__ == "__main__":' in proc.stderr.splitlines()[-1], proc.stderr
+    (error,) = [line for line in proc.stderr.splitlines() if line.startswith("assay.runner.")]
+    assert "A worker process stopped" in error and 'if __name__ == "__main__":' in error, error
 
 
 def test_parameter_fields_that_cannot_be_pickled_are_named_before_anything_runs(

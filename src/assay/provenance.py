@@ -310,44 +310,68 @@ def _without_credentials(url: str) -> str | None:
 def installed_packages() -> tuple[dict[str, str], dict[str, str]]:
     """``({name: version}, {editable name: source location})`` of the installed distributions.
 
-    Reads the ``*.dist-info`` folder names on ``sys.path`` (as Python's
-    import system sees them, first one wins), which is far cheaper than
-    ``pip freeze``; anything else is read through :mod:`importlib.metadata`.
+    Reads the ``*.dist-info`` (and ``*.egg-info``) entries on ``sys.path`` as
+    Python's import system sees them (the first one of a name wins): their
+    names hold name and version, and ``direct_url.json`` says whether one is
+    an editable install. That is far cheaper than ``pip freeze``, and than
+    :mod:`importlib.metadata` (whose import alone costs a run tens of ms).
     """
-    from importlib import metadata
-
     packages: dict[str, str] = {}
     editable: dict[str, str] = {}
-    for dist in metadata.distributions():
-        name, version = _name_version(dist)
-        if not name or name in packages:
-            continue
-        packages[name] = version
+    for folder in sys.path:
         try:
-            direct = dist.read_text("direct_url.json")
-        except OSError:
-            direct = None
-        if direct and '"editable"' in direct:
-            try:
-                data = json.loads(direct)
-            except ValueError:
+            entries = sorted(os.scandir(folder or "."), key=lambda e: e.name)
+        except OSError:  # a zip file, or a folder that is not there
+            continue
+        for entry in entries:
+            if not entry.name.endswith((".dist-info", ".egg-info")):
                 continue
-            if (data.get("dir_info") or {}).get("editable"):
-                editable[name] = str(data.get("url", ""))
+            name, version = _name_version(Path(entry.path))
+            if not name or name in packages:
+                continue
+            packages[name] = version
+            url = _editable_url(Path(entry.path))
+            if url is not None:
+                editable[name] = url
     return dict(sorted(packages.items(), key=lambda kv: kv[0].lower())), editable
 
 
-def _name_version(dist: Any) -> tuple[str | None, str]:
-    path = getattr(dist, "_path", None)
-    folder = getattr(path, "name", "")
-    stem = folder[: -len(".dist-info")] if folder.endswith(".dist-info") else ""
-    if stem.count("-") == 1:  # NAME-VERSION.dist-info, as installers name it
+def _name_version(path: Path) -> tuple[str | None, str]:
+    """Name and version of an installed distribution, from its folder's name if it can."""
+    stem = path.name.rsplit(".", 1)[0]
+    if (
+        path.name.endswith(".dist-info") and stem.count("-") == 1
+    ):  # NAME-VERSION, as installers write
         name, version = stem.split("-")
         return _normalize(name), version
+    metadata = path / ("METADATA" if path.name.endswith(".dist-info") else "PKG-INFO")
     try:
-        return _normalize(dist.metadata["Name"] or ""), dist.version or ""
-    except Exception:  # a broken installation must not fail the run
+        text = (metadata if path.is_dir() else path).read_text(encoding="utf-8", errors="replace")
+    except OSError:  # a broken installation must not fail the run
         return None, ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the headers end at the first empty line
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip().lower(), value.strip())
+    name = fields.get("name")
+    return (_normalize(name), fields.get("version", "")) if name else (None, "")
+
+
+def _editable_url(path: Path) -> str | None:
+    """Where an editable install's source is (its ``direct_url.json``), else ``None``."""
+    try:
+        direct = (path / "direct_url.json").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if '"editable"' not in direct:
+        return None
+    try:
+        data = json.loads(direct)
+    except ValueError:
+        return None
+    return str(data.get("url", "")) if (data.get("dir_info") or {}).get("editable") else None
 
 
 def _normalize(name: str) -> str:

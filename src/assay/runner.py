@@ -749,9 +749,13 @@ class Runner:
                 reportable.record = record
 
     def _has_reportables(self, node: StageNode) -> bool:
-        """Whether a reused stage run cached reportables (its outputs' sidecar says so)."""
+        """Whether a reused stage run cached reportables.
+
+        A folder answers with one ``stat``; a cache at a URL would need a request, so
+        there the outputs' sidecar (already read to plan the run) says so.
+        """
         cache = self.manager.cache
-        for artifact in node.outputs:
+        for artifact in node.outputs if cache.remote else ():
             if artifact.cacher is None:
                 continue
             meta = artifact.meta or cache.read_meta(node.key, artifact.name)
