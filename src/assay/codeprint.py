@@ -29,7 +29,6 @@ import enum
 import fractions
 import functools
 import importlib
-import importlib.metadata
 import inspect
 import os
 import sys
@@ -235,6 +234,10 @@ class Fingerprinter:
         if not top or top in _STDLIB or top == "assay":
             return
         names = self._distributions_of(top)
+        if not names:
+            return
+        import importlib.metadata  # here: its import costs tens of ms, and most stages need none
+
         versions = {}
         for dist in names:
             try:
@@ -254,6 +257,8 @@ class Fingerprinter:
         found = self._quick.get(top)
         if found is not None:
             return found
+        import importlib.metadata
+
         try:  # most distributions are named like their module: a cheap look-up
             importlib.metadata.distribution(top)
             found = [top]
