@@ -68,9 +68,9 @@ def run(ctx: Context) -> Section:
         f"One small request to this S3 server took {request_ms['put']:.1f} ms (PUT) and "
         f"{request_ms['get']:.1f} ms (GET), median of 50: moto is a Python server, so these "
         "figures are mostly its time. A stage run that executes makes about six requests "
-        "(its sidecar looked up, the artifact, its sidecar, its reportables, the read index "
-        "and its by-name link written); a cached stage run reads its sidecars, and the links "
-        "of all cached stage runs are checked in one batch.",
+        "(its sidecar and read index looked up; the artifact, its sidecar, the read index and "
+        "its by-name link written); a cached stage run reads its sidecar and read index, the "
+        "sidecars of all planned stage runs go out in one batch, and so do their links.",
         "The first run's artifacts are written by the process that ran the stage; the cached "
         "runs load nothing (the benchmark fails if a fully cached run loads an artifact).",
     ]

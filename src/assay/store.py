@@ -735,6 +735,9 @@ class RunStore:
             raise self._explain(exc) from exc
         try:
             _set_wal(db)
+            # With WAL, NORMAL never corrupts the file; a power cut can lose the last
+            # commits, not a crashed process. FULL syncs the disk at every commit.
+            db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
             self._prepare(db)
         except sqlite3.OperationalError as exc:
