@@ -72,6 +72,7 @@ class DaskExecutor(Executor):
                     # The scheduler's HTTP server (health, metrics) still wants a port: take a
                     # free one, so another Dask cluster holding 8787 costs no warning.
                     scheduler_kwargs={"dashboard_address": ":0"},
+                    preload=["assay.executors.dask_worker"],  # Ctrl-C is the run's to handle
                 )
                 self.client = Client(self.cluster)
             for fn, args in self._warm_ups:
@@ -169,4 +170,14 @@ class DaskExecutor(Executor):
             self.cluster = None
 
     def abort(self) -> None:
+        if self.cluster is not None and self.client is not None:
+            # Our own workers, stopping mid-task, warn about what they cancel and
+            # what outlives the grace period: noise once the run is interrupted.
+            from assay.executors.dask_worker import quiet
+
+            logging.getLogger("distributed").setLevel(logging.ERROR)
+            try:
+                self.client.run(quiet, on_error="ignore", callback_timeout=5)
+            except Exception:  # a courtesy: the shutdown below goes ahead regardless
+                pass
         self.shutdown()  # closing the client releases the tasks it had submitted
