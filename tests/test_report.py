@@ -479,3 +479,30 @@ def test_a_run_with_100_parameter_sets_and_1000_reportables_renders_and_stays_us
     assert "dirty" in meta["Git commit"]
     assert meta["Duration"] == "1 h 0 min"
     assert header(section(html, "parameters")) == ["#", "name", "hash", "seed", "depth"]
+
+
+def test_compiled_templates_are_kept_and_a_cache_that_cannot_be_written_costs_nothing(
+    tmp_path: Path,
+):
+    """The templates compile once into the bytecode cache; a bad cache folder is skipped."""
+    import jinja2
+
+    from assay.report.build import HERE, make_environment, template_cache
+
+    def compile_all(cache) -> None:
+        env = make_environment(cache)
+        for name in env.loader.list_templates():
+            env.get_template(name)
+
+    folder = tmp_path / "compiled"
+    folder.mkdir()
+    compile_all(template_cache(str(folder)))
+    first = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    assert len(first) == len(jinja2.FileSystemLoader(str(HERE / "templates")).list_templates())
+    time.sleep(0.01)
+    compile_all(template_cache(str(folder)))  # loaded, not compiled and written again
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == first
+
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("x")
+    compile_all(template_cache(str(not_a_folder)))  # neither read nor written: no error
