@@ -39,6 +39,7 @@ from assay.store import RunStore
 from conftest import (
     Calls,
     copy_project,
+    edit,
     forget_project_modules,
     free_port,
     run_cli,
@@ -514,6 +515,29 @@ def test_an_existing_dask_cluster_runs_the_stages_and_keeps_running(
 
     assert again.code == 0 and "13 cached, 4 unneeded" in again.text, again
     assert calls.take() == []
+
+
+@pytest.mark.slow
+def test_an_existing_clusters_workers_run_the_edited_code_not_what_they_imported_before(
+    tmp_project: Path, dask_cluster: str
+):
+    def score_of_a() -> float:
+        return assay.load("score", param_set="a", stage="evaluate", project_root=tmp_project)
+
+    first = run_cli("run", "scaled", "--executor", "dask", "--dask-address", dask_cluster,
+                    cwd=tmp_project, timeout=240)  # fmt: skip
+    assert first.code == 0 and score_of_a() == 3.0, first
+    # The workers keep experiments.scaled and tracking imported; both files change.
+    edit(tmp_project / "tracking.py", "def flag(", "SCALE = 10\n\n\ndef flag(")
+    scaled = tmp_project / "experiments" / "scaled.py"
+    edit(scaled, "from tracking import flag, note", "from tracking import SCALE, flag, note")
+    edit(scaled, "weight * i for i", "weight * i * SCALE for i")
+
+    again = run_cli("run", "scaled", "--executor", "dask", "--dask-address", dask_cluster,
+                    cwd=tmp_project, timeout=240)  # fmt: skip
+
+    assert again.code == 0, again
+    assert score_of_a() == 30.0
 
 
 @pytest.mark.slow

@@ -47,6 +47,15 @@ _SOURCE_LIMIT = 20_000
 _VALUE_LIMIT = 200
 
 
+def in_project(path: str, root: str) -> bool:
+    """Whether the file ``path`` is the project's own code: under the folder ``root``, and
+    outside installed packages and the project's virtual environment (``.venv``)."""
+    path, root = os.path.abspath(path), os.path.join(os.path.abspath(root), "")
+    if not path.startswith(root) or any(marker in path for marker in _SITE_MARKERS):
+        return False
+    return f"{os.sep}.venv" not in path[len(root) - 1 :]
+
+
 class Fingerprinter:
     """Fingerprints stage functions and what they use, caching results for one run.
 
@@ -219,10 +228,10 @@ class Fingerprinter:
         except (TypeError, OSError):
             return False
         path = os.path.abspath(path)
-        if any(marker in path for marker in _SITE_MARKERS):
+        if in_project(path, self.root):
+            return True
+        if path.startswith(self.root) or any(marker in path for marker in _SITE_MARKERS):
             return False
-        if path.startswith(self.root):
-            return f"{os.sep}.venv" not in path[len(self.root) - 1 :]
         # Code outside the project and outside any installed package (PYTHONPATH,
         # a sibling checkout): nothing else would notice it change, so follow it.
         top = (getattr(obj, "__module__", "") or "").split(".")[0]

@@ -277,9 +277,11 @@ class _Workers:
         """Have each worker import the experiment now."""
         if self.executor is not None:
             from assay import remote
+            from assay.worker_code import project_sources
 
             module_file = getattr(module, "__file__", None)
-            self.executor.warm_up(remote.warm_up, module.__name__, module_file, self.root)
+            sources = project_sources(self.root)
+            self.executor.warm_up(remote.warm_up, module.__name__, module_file, self.root, sources)
 
     def take(self, default: Any) -> Any:
         """The executor, for the run to use (``default`` if there is none)."""

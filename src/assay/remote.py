@@ -320,7 +320,12 @@ def _find_unpicklable(task: StageTask) -> str | None:
 _MANAGERS: dict[tuple, Any] = {}
 
 
-def warm_up(module_name: str | None = None, module_file: str | None = None, root: str = "") -> int:
+def warm_up(
+    module_name: str | None = None,
+    module_file: str | None = None,
+    root: str = "",
+    sources: dict[str, str] | None = None,
+) -> int:
     """Worker side, before the first task: import what stage runs need (and the project).
 
     Returns the worker's process id. A failure is left for the first real
@@ -332,16 +337,29 @@ def warm_up(module_name: str | None = None, module_file: str | None = None, root
 
     if module_name is not None:
         try:
-            _import_project(module_name, module_file, root)
+            _import_project(module_name, module_file, root, sources or {})
         except Exception:
             pass
     return os.getpid()
 
 
-def run_task(task_bytes: bytes, module_name: str, module_file: str | None, root: str) -> bytes:
-    """Worker entry point: execute one pickled :class:`StageTask`, return a pickled result."""
-    _import_project(module_name, module_file, root)
+def run_task(
+    task_bytes: bytes,
+    module_name: str,
+    module_file: str | None,
+    root: str,
+    sources: dict[str, str] | None = None,
+) -> bytes:
+    """Worker entry point: execute one pickled :class:`StageTask`, return a pickled result.
+
+    ``sources`` are the main process's project files (see :mod:`assay.worker_code`):
+    a worker that kept another version of them imported reads them again.
+    """
+    from assay import worker_code
+
+    _import_project(module_name, module_file, root, sources or {})
     task: StageTask = pickle.loads(task_bytes)
+    worker_code.check_sources(sources or {}, root)  # the task's own imports (parameters) too
     started = time.time()
     lines: list[tuple[int, str, str]] = []
     handler = _ListHandler(lines)
@@ -394,9 +412,18 @@ def _execute(task: StageTask, started: float) -> StageResult:
     from assay.manager import ArtifactManager
     from assay.record import Record
 
-    key = (task.project_root, task.cache_dir, task.experiment, task.prefix, task.dry_cache)
+    key = (
+        task.provenance.get("run_id"),
+        task.project_root,
+        task.cache_dir,
+        task.experiment,
+        task.prefix,
+        task.dry_cache,
+    )
     manager = _MANAGERS.get(key)
-    if manager is None:
+    if manager is None:  # a new run (a worker of an existing cluster outlives runs)
+        _MANAGERS.clear()
+        _SAME_CODE.clear()
         config = ProjectConfig.load(task.project_root).with_cache_dir(task.cache_dir)
         manager = ArtifactManager(
             task.experiment, prefix=task.prefix, dry_cache=task.dry_cache, config=config
@@ -538,9 +565,14 @@ def _place(manager: Any, record: Any, name: str, ref: Any) -> None:
     dict.__setitem__(record.state, name, artifact)
 
 
-def _import_project(module_name: str, module_file: str | None, root: str) -> None:
+def _import_project(
+    module_name: str, module_file: str | None, root: str, sources: dict[str, str]
+) -> None:
+    from assay import worker_code
+
     if root not in sys.path:
         sys.path.insert(0, root)
+    worker_code.use_sources(sources, root)
     if module_name in sys.modules:
         return
     try:
@@ -575,9 +607,10 @@ def worker_id() -> str:
     return f"pid {os.getpid()}"
 
 
-def task_module(task: StageTask) -> tuple[str, str | None, str]:
-    """What a worker must import before it can unpickle ``task``."""
-    return task.module_name, task.module_file, task.project_root
+def task_module(task: StageTask, sources: dict[str, str]) -> tuple:
+    """What a worker must import before it can unpickle ``task``: the arguments of
+    :func:`run_task` after the task (``sources`` from :func:`worker_code.project_sources`)."""
+    return task.module_name, task.module_file, task.project_root, sources
 
 
 def project_path(task: StageTask) -> Path:

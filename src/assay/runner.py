@@ -153,6 +153,7 @@ class Runner:
         key reuses them, even under ``--overwrite`` (a key is computed once per run)."""
         self._code: dict = {}
         self._fingerprinter = None
+        self._sources: dict[str, str] | None = None
         self._deferred: list[StageNode] = []
 
     # -- 1. plan ----------------------------------------------------------------------
@@ -473,7 +474,9 @@ class Runner:
         node.started = time.time()
         self.observer.stage_started(node)
         try:
-            return self.executor.submit(remote.run_task, payload, *remote.task_module(task))
+            return self.executor.submit(
+                remote.run_task, payload, *remote.task_module(task, self._project_sources())
+            )
         except RuntimeError as exc:  # BrokenProcessPool & co: a worker died earlier
             node.status = "failed"
             raise WorkerLost(
@@ -482,6 +485,15 @@ class Runner:
                 "been killed or run out of memory. Stages that finished are cached: run the "
                 "same command again to continue."
             ) from exc
+
+    def _project_sources(self) -> dict[str, str]:
+        """The project's imported source files and their digests, once per run: a worker
+        holding other versions of them imported reads them again (:mod:`assay.worker_code`)."""
+        if self._sources is None:
+            from assay.worker_code import project_sources
+
+            self._sources = project_sources(str(self.manager.config.root))
+        return self._sources
 
     def _collect(self, node: StageNode, future: Any) -> bool:
         """Apply a worker's result to ``node``; False if it must be submitted again."""

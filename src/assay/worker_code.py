@@ -1,0 +1,101 @@
+"""A worker's copy of the project's code: the same as the main process's, or none.
+
+A worker of an existing Dask cluster outlives the run: the researcher edits
+``experiments/fit.py`` and runs again, and the worker still has the old
+module imported. Its stage would then run the old code under the new code's
+cache key, and the cache would hold a wrong result that nothing invalidates.
+
+So each task carries :func:`project_sources`: a digest of every project
+source file the main process has imported, taken when assay first saw the
+module. Before a task, the worker compares them with the files as it
+imported them (:func:`use_sources`); if any differ, it forgets every project
+module and imports the project again. If a file still differs after that (it
+changed during the run, or the worker's copy of the project is another
+version), the task fails with a message naming the file
+(:func:`check_sources`), instead of running other code.
+
+Only what the main process has imported is compared; a module that a stage
+imports later, inside its body, the worker imports from its own files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import linecache
+import os
+import sys
+from types import ModuleType
+
+from assay.codeprint import in_project
+from assay.errors import AssayError
+from assay.hashing import file_checksum
+
+_SEEN: dict[str, tuple[ModuleType, str, str]] = {}
+"""Module name -> (the module, its source file, the file's digest when first seen)."""
+_SEEN_COUNT: dict[str, int] = {}
+"""Project root -> how many modules were imported when it was last looked for."""
+
+
+def project_sources(root: str) -> dict[str, str]:
+    """``{source file: digest}`` of the imported modules of the project at ``root``."""
+    _note_imported(root)
+    return {path: digest for _, path, digest in _SEEN.values() if in_project(path, root)}
+
+
+def use_sources(sources: dict[str, str], root: str) -> None:
+    """Worker side, before importing a task: make stale project modules go away.
+
+    If a project module was imported from a file whose digest is not the main
+    process's, every project module is forgotten (the others may hold
+    references to it), so that the task's import reads the files again.
+    """
+    if not sources:
+        return
+    found = project_sources(root)
+    if any(found.get(path, digest) != digest for path, digest in sources.items()):
+        forget_project()
+
+
+def check_sources(sources: dict[str, str], root: str) -> None:
+    """Worker side, after importing a task: raise if a project file is not the main process's."""
+    if not sources:
+        return
+    found = project_sources(root)
+    differ = sorted(p for p, digest in sources.items() if found.get(p, digest) != digest)
+    if differ:
+        names = ", ".join(os.path.relpath(p, root) for p in differ)
+        raise AssayError(
+            f"The worker (pid {os.getpid()}) sees another version of {names} than the main "
+            "process: the file changed while the run was going on, or the worker's copy of "
+            "the project is not the same. Every worker must see the same project files; run "
+            "again once they do."
+        )
+
+
+def forget_project() -> None:
+    """Drop every project module seen, so that the next import reads the files again."""
+    for name, (module, _, _) in _SEEN.items():
+        if sys.modules.get(name) is module:
+            del sys.modules[name]
+    _SEEN.clear()
+    _SEEN_COUNT.clear()
+    importlib.invalidate_caches()
+    linecache.checkcache()  # tracebacks show the lines of the new files
+
+
+def _note_imported(root: str) -> None:
+    """Digest the project files of modules imported (or imported again) since the last call."""
+    gone = [name for name, (module, _, _) in _SEEN.items() if sys.modules.get(name) is not module]
+    for name in gone:
+        del _SEEN[name]
+    if not gone and _SEEN_COUNT.get(root) == len(sys.modules):
+        return
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name in _SEEN or not path or not path.endswith(".py") or not in_project(path, root):
+            continue
+        try:
+            _SEEN[name] = (module, os.path.abspath(path), file_checksum(path))
+        except OSError:  # deleted since it was imported: nothing to compare
+            continue
+    _SEEN_COUNT[root] = len(sys.modules)

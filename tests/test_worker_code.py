@@ -1,0 +1,82 @@
+"""A worker's copy of the project's code (``assay.worker_code``), in this process.
+
+This process plays the worker: it imports a real module of a project folder,
+the file changes, and what the main process would send (the new digests)
+must make it import the file again, or fail naming the file. The end-to-end
+case, a real Dask cluster's workers across an edit, is in ``test_parallel.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from assay import worker_code
+from assay.errors import AssayError
+from assay.hashing import file_checksum
+from conftest import edit
+
+MODULE = "assay_user_worker_code_helper"
+
+
+@pytest.fixture
+def helper(tmp_path: Path):
+    """A project folder on ``sys.path`` with one module, ``VALUE = 1``."""
+    root = tmp_path / "project"
+    root.mkdir()
+    path = root / f"{MODULE}.py"
+    path.write_text("VALUE = 1\n")
+    sys.path.insert(0, str(root))
+    try:
+        yield root, path
+    finally:
+        sys.path.remove(str(root))
+        sys.modules.pop(MODULE, None)
+        worker_code.forget_project()
+
+
+def test_a_module_imported_before_an_edit_is_imported_again(helper):
+    root, path = helper
+    assert importlib.import_module(MODULE).VALUE == 1
+    assert worker_code.project_sources(str(root)) == {str(path): file_checksum(path)}
+    path.write_text("VALUE = 22\n")  # another size: no stale bytecode either
+    main = {str(path): file_checksum(path)}  # what a main process importing it now sends
+
+    worker_code.use_sources(main, str(root))
+
+    assert MODULE not in sys.modules
+    assert importlib.import_module(MODULE).VALUE == 22
+    worker_code.check_sources(main, str(root))  # the same code now: no complaint
+
+
+def test_the_same_files_keep_the_modules_imported(helper):
+    root, path = helper
+    module = importlib.import_module(MODULE)
+
+    worker_code.use_sources({str(path): file_checksum(path)}, str(root))
+
+    assert sys.modules[MODULE] is module
+
+
+def test_a_file_that_still_differs_after_importing_again_is_named(helper):
+    root, path = helper
+    importlib.import_module(MODULE)
+    main = {str(path): "0" * 32}  # the main process imported another version
+
+    worker_code.use_sources(main, str(root))
+    importlib.import_module(MODULE)
+    with pytest.raises(AssayError, match=f"another version of {MODULE}.py than the main"):
+        worker_code.check_sources(main, str(root))
+
+
+def test_a_module_imported_again_by_someone_else_is_digested_again(helper):
+    root, path = helper
+    importlib.import_module(MODULE)
+    worker_code.project_sources(str(root))
+    edit(path, "VALUE = 1", "VALUE = 333")  # and forgets the module, as a test would
+    importlib.import_module(MODULE)
+
+    assert worker_code.project_sources(str(root)) == {str(path): file_checksum(path)}
