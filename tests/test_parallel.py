@@ -467,16 +467,17 @@ def dask_cluster(tmp_path: Path):
     address = f"tcp://127.0.0.1:{port}"
     log = tmp_path / "dask.log"
     quiet = ["--no-dashboard"]
+    # Started outside the project folder, as a site's workers are.
     with open(log, "wb") as output:
         scheduler = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
              "--port", str(port), *quiet],
-            stdout=output, stderr=subprocess.STDOUT,
+            stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path,
         )  # fmt: skip
         worker = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "2",
              "--nthreads", "1", "--local-directory", str(tmp_path / "dask-space"), *quiet],
-            stdout=output, stderr=subprocess.STDOUT,
+            stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path,
         )  # fmt: skip
     try:
         from distributed import Client
@@ -538,6 +539,23 @@ def test_an_existing_clusters_workers_run_the_edited_code_not_what_they_imported
 
     assert again.code == 0, again
     assert score_of_a() == 30.0
+
+
+@pytest.mark.slow
+def test_stages_on_an_existing_cluster_read_relative_paths_from_where_the_run_started(
+    tmp_project: Path, calls: Calls, dask_cluster: str
+):
+    (tmp_project / "numbers").mkdir()
+    for name, number in (("a", 41), ("b", 9)):
+        (tmp_project / "numbers" / f"{name}.txt").write_text(str(number))
+
+    result = run_cli("run", "relative", "--executor", "dask", "--dask-address", dask_cluster,
+                     cwd=tmp_project, timeout=240)  # fmt: skip
+
+    assert result.code == 0, result
+    assert sorted(calls.take()) == ["read:a", "read:b"]
+    assert assay.load("number", param_set="a", project_root=tmp_project) == 42
+    assert assay.load("number", param_set="b", project_root=tmp_project) == 10
 
 
 @pytest.mark.slow

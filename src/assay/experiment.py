@@ -280,8 +280,10 @@ class _Workers:
             from assay.worker_code import project_sources
 
             module_file = getattr(module, "__file__", None)
-            sources = project_sources(self.root)
-            self.executor.warm_up(remote.warm_up, module.__name__, module_file, self.root, sources)
+            sources, cwd = project_sources(self.root), os.getcwd()
+            self.executor.warm_up(
+                remote.warm_up, module.__name__, module_file, self.root, sources, cwd
+            )
 
     def take(self, default: Any) -> Any:
         """The executor, for the run to use (``default`` if there is none)."""

@@ -325,6 +325,7 @@ def warm_up(
     module_file: str | None = None,
     root: str = "",
     sources: dict[str, str] | None = None,
+    cwd: str | None = None,
 ) -> int:
     """Worker side, before the first task: import what stage runs need (and the project).
 
@@ -337,6 +338,7 @@ def warm_up(
 
     if module_name is not None:
         try:
+            _use_cwd(cwd)
             _import_project(module_name, module_file, root, sources or {})
         except Exception:
             pass
@@ -349,14 +351,18 @@ def run_task(
     module_file: str | None,
     root: str,
     sources: dict[str, str] | None = None,
+    cwd: str | None = None,
 ) -> bytes:
     """Worker entry point: execute one pickled :class:`StageTask`, return a pickled result.
 
     ``sources`` are the main process's project files (see :mod:`assay.worker_code`):
-    a worker that kept another version of them imported reads them again.
+    a worker that kept another version of them imported reads them again. ``cwd`` is
+    the folder the run was started from: the stage runs there, as in a serial run, so
+    that relative paths mean the same files.
     """
     from assay import worker_code
 
+    _use_cwd(cwd)
     _import_project(module_name, module_file, root, sources or {})
     task: StageTask = pickle.loads(task_bytes)
     worker_code.check_sources(sources or {}, root)  # the task's own imports (parameters) too
@@ -607,10 +613,23 @@ def worker_id() -> str:
     return f"pid {os.getpid()}"
 
 
-def task_module(task: StageTask, sources: dict[str, str]) -> tuple:
-    """What a worker must import before it can unpickle ``task``: the arguments of
-    :func:`run_task` after the task (``sources`` from :func:`worker_code.project_sources`)."""
-    return task.module_name, task.module_file, task.project_root, sources
+def task_module(task: StageTask, sources: dict[str, str], cwd: str) -> tuple:
+    """What a worker must import before it can unpickle ``task``, and where: the arguments
+    of :func:`run_task` after the task (``sources`` from :func:`worker_code.project_sources`)."""
+    return task.module_name, task.module_file, task.project_root, sources, cwd
+
+
+def _use_cwd(cwd: str | None) -> None:
+    """Work in the folder the run was started from, if this machine has it."""
+    if not cwd:
+        return
+    try:
+        if os.getcwd() == cwd:
+            return
+    except OSError:  # the folder this worker was in is gone (an earlier run's)
+        pass
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
 
 
 def project_path(task: StageTask) -> Path:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -153,7 +154,7 @@ class Runner:
         key reuses them, even under ``--overwrite`` (a key is computed once per run)."""
         self._code: dict = {}
         self._fingerprinter = None
-        self._sources: dict[str, str] | None = None
+        self._setting: tuple[dict[str, str], str] | None = None
         self._deferred: list[StageNode] = []
 
     # -- 1. plan ----------------------------------------------------------------------
@@ -475,7 +476,7 @@ class Runner:
         self.observer.stage_started(node)
         try:
             return self.executor.submit(
-                remote.run_task, payload, *remote.task_module(task, self._project_sources())
+                remote.run_task, payload, *remote.task_module(task, *self._worker_setting())
             )
         except RuntimeError as exc:  # BrokenProcessPool & co: a worker died earlier
             node.status = "failed"
@@ -486,14 +487,15 @@ class Runner:
                 "same command again to continue."
             ) from exc
 
-    def _project_sources(self) -> dict[str, str]:
-        """The project's imported source files and their digests, once per run: a worker
-        holding other versions of them imported reads them again (:mod:`assay.worker_code`)."""
-        if self._sources is None:
+    def _worker_setting(self) -> tuple[dict[str, str], str]:
+        """Once per run: the project's imported source files and their digests (a worker
+        holding other versions imported reads them again, :mod:`assay.worker_code`), and
+        the folder the stages run in (this one, as in a serial run)."""
+        if self._setting is None:
             from assay.worker_code import project_sources
 
-            self._sources = project_sources(str(self.manager.config.root))
-        return self._sources
+            self._setting = (project_sources(str(self.manager.config.root)), os.getcwd())
+        return self._setting
 
     def _collect(self, node: StageNode, future: Any) -> bool:
         """Apply a worker's result to ``node``; False if it must be submitted again."""
