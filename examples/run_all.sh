@@ -58,6 +58,14 @@ cd "$tmp/iris"
 step "$assay" run iris -p grid
 rerun_cached "$assay" run iris -p grid
 step "$assay" run iris -p quick
+# The same runs again on 2 worker processes, and on a local Dask cluster if installed.
+step "$assay" run iris -p grid --parallel 2 --overwrite
+python="$(dirname "$assay")/python"
+if [[ -x "$python" ]] && "$python" -c "import distributed" 2>/dev/null; then
+    step "$assay" run iris -p grid --executor dask --overwrite
+else
+    echo "(skipping --executor dask: dask.distributed is not installed; pip install 'assay[dask]')"
+fi
 step "$assay" ls
 step "$assay" show latest
 step "$assay" params iris -p grid
