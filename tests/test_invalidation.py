@@ -647,3 +647,55 @@ def test_why_predicts_that_grid_points_share_a_recomputed_early_stage(lab: Lab):
         ["combine:g-offset=0", "transform:g-offset=0", *executed(["report"], grid)]
     )
     assert explained == ran, f"assay why said:\n{result.output}"
+
+
+# -- which installed distribution a module belongs to, kept between runs ------------------
+
+
+def uses_sklearn():
+    from sklearn.preprocessing import StandardScaler
+
+    return StandardScaler
+
+
+@pytest.fixture
+def scans(tmp_path: Path, monkeypatch) -> list[int]:
+    """Counts real scans of every installed distribution; the map is kept under tmp_path."""
+    import importlib.metadata
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    counted: list[int] = []
+    real = importlib.metadata.packages_distributions
+
+    def scan():
+        counted.append(1)
+        return real()
+
+    monkeypatch.setattr(importlib.metadata, "packages_distributions", scan)
+    return counted
+
+
+def test_the_map_of_installed_modules_is_kept_for_the_next_run(tmp_path: Path, scans):
+    from assay.codeprint import Fingerprinter
+
+    first = Fingerprinter(tmp_path).fingerprint(uses_sklearn)
+    again = Fingerprinter(tmp_path).fingerprint(uses_sklearn)  # the next run
+
+    assert first == again and len(scans) == 1
+    assert first[1]["package sklearn"]["version"].startswith("scikit-learn ")
+    assert (tmp_path / "user-cache" / "assay" / "installed-modules.json").is_file()
+
+
+def test_a_broken_or_unwritable_map_of_installed_modules_is_found_afresh(
+    tmp_path: Path, scans, monkeypatch
+):
+    from assay.codeprint import installed_modules
+
+    expected = installed_modules()
+    kept = tmp_path / "user-cache" / "assay" / "installed-modules.json"
+    kept.write_text('{"key": ')
+    assert installed_modules() == expected and len(scans) == 2
+    assert installed_modules() == expected and len(scans) == 2  # written again, whole
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(kept))  # a file: no folder can be made there
+    assert installed_modules() == expected and len(scans) == 3

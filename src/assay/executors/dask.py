@@ -73,6 +73,9 @@ class DaskExecutor(Executor):
                     # free one, so another Dask cluster holding 8787 costs no warning.
                     scheduler_kwargs={"dashboard_address": ":0"},
                     preload=["assay.executors.dask_worker"],  # Ctrl-C is the run's to handle
+                    # Without a dashboard nobody sees the workers' statistical profiles,
+                    # and taking them interrupts the stage's thread 100 times a second.
+                    config={"distributed.worker.profile.enabled": False},
                 )
                 self.client = Client(self.cluster)
             for fn, args in self._warm_ups:
