@@ -3,7 +3,7 @@
 Run from the repository root with the repository's venv::
 
     .venv/bin/python -m benchmarks            # everything; writes benchmarks/RESULTS.md
-    .venv/bin/python -m benchmarks --quick    # the CI run, under 2 minutes
+    .venv/bin/python -m benchmarks --quick    # the CI run, about 4 minutes on 2 cores
     .venv/bin/python -m benchmarks --only hashing
 
 Layout: ``harness.py`` (venvs, fresh-process workers, statistics, the disk),

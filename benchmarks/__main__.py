@@ -24,7 +24,9 @@ from benchmarks.sections import ORDER, Context
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="the short CI run (under 2 minutes)")
+    parser.add_argument(
+        "--quick", action="store_true", help="the short CI run (about 4 minutes on 2 cores)"
+    )
     parser.add_argument("--only", choices=ORDER, action="append", help="run only this section")
     parser.add_argument("--output", type=Path, help="where to write the results (Markdown)")
     options = parser.parse_args(argv)
