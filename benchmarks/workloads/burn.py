@@ -41,6 +41,11 @@ def get_params():
     return [Params(name=f"set{i}", index=i, loops=LOOPS) for i in range(N)]
 
 
+def warm_up_sets():
+    """One set that costs nothing, with a key of its own: for an untimed earlier run."""
+    return [Params(name="warm-up", index=-1, loops=0)]
+
+
 def run(param_sets, manager):
     for params in param_sets:
         work(cf.Record(manager, params))

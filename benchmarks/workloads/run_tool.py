@@ -17,7 +17,9 @@ right. Arguments (JSON): ``experiment``, ``phases`` (default ``["run"]``),
 ``evict`` (drop the cache's pages after each phase), ``options`` (extra
 keywords for the run: ``parallel``, and for assay ``executor`` and
 ``dask_address``; ``"existing"`` starts a scheduler and workers before the
-timer and passes their address), ``profile`` (cProfile the first phase; report
+timer and passes their address; with ``warm_cluster`` an untimed run of the
+experiment's ``warm_up_sets()`` goes first on that cluster, as a site's
+long-lived cluster has served earlier runs), ``profile`` (cProfile the first phase; report
 the top functions).
 """
 
@@ -120,6 +122,8 @@ def main() -> None:
     if options.get("dask_address") == "existing":
         cluster = DaskCluster(options.get("parallel") or 2, os.getcwd())
         options["dask_address"] = cluster.address
+    if options.pop("warm_cluster", False):
+        run_once(tool, module, name, {**options, "param_sets": module.warm_up_sets()})
     try:
         measure(tool, module, name, args, options, counter, result)
     finally:
