@@ -19,12 +19,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -459,25 +462,24 @@ def test_a_local_dask_cluster_starts_while_another_holds_the_dashboard_port(tmp_
     )
 
 
-@pytest.fixture
-def dask_cluster(tmp_path: Path):
+@contextmanager
+def existing_dask_cluster(folder: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """An existing Dask cluster, as an HPC site runs one: ``dask scheduler`` and a
-    ``dask worker`` with two worker processes, each a command of its own."""
+    ``dask worker`` with two worker processes, each a command of its own, started in
+    ``folder`` (outside the project, as a site's workers are); yields its address."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    log = tmp_path / "dask.log"
     quiet = ["--no-dashboard"]
-    # Started outside the project folder, as a site's workers are.
-    with open(log, "wb") as output:
+    with open(folder / "dask.log", "wb") as output:
         scheduler = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
              "--port", str(port), *quiet],
-            stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path,
+            stdout=output, stderr=subprocess.STDOUT, cwd=folder,
         )  # fmt: skip
         worker = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "2",
-             "--nthreads", "1", "--local-directory", str(tmp_path / "dask-space"), *quiet],
-            stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path,
+             "--nthreads", "1", "--local-directory", str(folder / "dask-space"), *quiet],
+            stdout=output, stderr=subprocess.STDOUT, cwd=folder, env=env,
         )  # fmt: skip
     try:
         from distributed import Client
@@ -493,6 +495,13 @@ def dask_cluster(tmp_path: Path):
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path) -> Iterator[str]:
+    """The address of an :func:`existing_dask_cluster` for this test."""
+    with existing_dask_cluster(tmp_path) as address:
+        yield address
 
 
 @pytest.mark.slow
@@ -539,6 +548,29 @@ def test_an_existing_clusters_workers_run_the_edited_code_not_what_they_imported
 
     assert again.code == 0, again
     assert score_of_a() == 30.0
+
+
+@pytest.mark.slow
+def test_workers_that_kept_another_assay_imported_run_nothing_and_say_to_restart_them(
+    tmp_project: Path, tmp_path: Path, calls: Calls
+):
+    # The workers import a copy of assay with one file edited, as after an upgrade.
+    other = tmp_path / "other-assay"
+    shutil.copytree(Path(assay.__file__).parent, other / "assay",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    with open(other / "assay" / "humanize.py", "a") as handle:
+        handle.write("\n# a later version\n")
+    env = {**os.environ, "PYTHONPATH": str(other)}
+    with existing_dask_cluster(tmp_path, env) as address:
+        result = run_cli("run", "scaled", "--executor", "dask", "--dask-address", address,
+                         cwd=tmp_project, timeout=240)  # fmt: skip
+
+    assert result.code != 0 and "Traceback" not in result.output, result
+    assert "runs another assay than the main process" in result.text, result
+    assert str(other / "assay") in result.text
+    assert "restart the cluster's workers" in result.text
+    assert calls.take() == []
+    assert cache_files(tmp_project) == {}
 
 
 @pytest.mark.slow

@@ -335,7 +335,9 @@ def warm_up(
     import assay.codeprint
     import assay.manager
     import assay.record  # noqa: F401
+    from assay.worker_code import assay_identity
 
+    assay_identity()  # taken now, close to when this worker imported assay
     if module_name is not None:
         try:
             _use_cwd(cwd)
@@ -345,7 +347,21 @@ def warm_up(
     return os.getpid()
 
 
-def run_task(
+def run_task(assay_id: str, *args: Any) -> bytes:
+    """Worker entry point: execute one pickled :class:`StageTask`, return a pickled result.
+
+    ``assay_id`` is the main process's :func:`~assay.worker_code.assay_identity`. It
+    comes first and the rest is taken as it comes, so that a worker which kept another
+    version of assay imported says so, whatever the arguments of its ``run_task``; the
+    rest are those of :func:`_run_task`.
+    """
+    from assay import worker_code
+
+    worker_code.check_assay(assay_id)
+    return _run_task(*args)
+
+
+def _run_task(
     task_bytes: bytes,
     module_name: str,
     module_file: str | None,
@@ -353,7 +369,7 @@ def run_task(
     sources: dict[str, str] | None = None,
     cwd: str | None = None,
 ) -> bytes:
-    """Worker entry point: execute one pickled :class:`StageTask`, return a pickled result.
+    """Execute one pickled :class:`StageTask` in this worker, return a pickled result.
 
     ``sources`` are the main process's project files (see :mod:`assay.worker_code`):
     a worker that kept another version of them imported reads them again. ``cwd`` is

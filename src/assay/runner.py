@@ -457,6 +457,7 @@ class Runner:
         import pickle
 
         from assay import remote
+        from assay.worker_code import assay_identity
 
         # Upstream keys are final now; a sibling may even have made this run's outputs.
         hit = self.resolve(node)
@@ -476,7 +477,10 @@ class Runner:
         self.observer.stage_started(node)
         try:
             return self.executor.submit(
-                remote.run_task, payload, *remote.task_module(task, *self._worker_setting())
+                remote.run_task,
+                assay_identity(),
+                payload,
+                *remote.task_module(task, *self._worker_setting()),
             )
         except RuntimeError as exc:  # BrokenProcessPool & co: a worker died earlier
             node.status = "failed"

@@ -16,6 +16,10 @@ version), the task fails with a message naming the file
 
 Only what the main process has imported is compared; a module that a stage
 imports later, inside its body, the worker imports from its own files.
+
+assay's own code is checked the same way, with one digest of all its source
+files (:func:`assay_identity`): a worker keeps the assay it imported when it
+started, so after an upgrade it would run stages with the old one.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ import importlib
 import linecache
 import os
 import sys
+from pathlib import Path
 from types import ModuleType
+
+import xxhash
 
 from assay.codeprint import in_project
 from assay.errors import AssayError
@@ -34,6 +41,40 @@ _SEEN: dict[str, tuple[ModuleType, str, str]] = {}
 """Module name -> (the module, its source file, the file's digest when first seen)."""
 _SEEN_COUNT: dict[str, int] = {}
 """Project root -> how many modules were imported when it was last looked for."""
+_ASSAY: list[str] = []
+"""This process's :func:`assay_identity`, once computed."""
+
+
+def assay_identity() -> str:
+    """This process's assay: its version and a digest of its source files (computed once)."""
+    if not _ASSAY:
+        import assay
+
+        digest = xxhash.xxh3_64()
+        for path in sorted(_assay_folder().rglob("*.py")):
+            digest.update(path.relative_to(_assay_folder()).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+        _ASSAY.append(f"{assay.__version__}+{digest.hexdigest()[:12]}")
+    return _ASSAY[0]
+
+
+def check_assay(expected: str) -> None:
+    """Worker side, before a task: raise if this process's assay is not the main process's."""
+    found = assay_identity()
+    if found != expected:
+        raise AssayError(
+            f"The worker (pid {os.getpid()}) runs another assay than the main process (the "
+            f"worker's: {found}, from {_assay_folder()}; the run's: {expected}), so nothing "
+            "was run there. A worker keeps the assay it imported when it started: restart the "
+            "cluster's workers after installing or upgrading assay, from the run's Python "
+            "environment."
+        )
+
+
+def _assay_folder() -> Path:
+    import assay
+
+    return Path(assay.__file__).parent
 
 
 def project_sources(root: str) -> dict[str, str]:
