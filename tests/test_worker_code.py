@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import assay
 from assay import worker_code
 from assay.errors import AssayError
 from assay.hashing import file_checksum
@@ -80,3 +81,21 @@ def test_a_module_imported_again_by_someone_else_is_digested_again(helper):
     importlib.import_module(MODULE)
 
     assert worker_code.project_sources(str(root)) == {str(path): file_checksum(path)}
+
+
+def test_a_task_from_this_assay_goes_ahead_and_one_from_another_is_refused():
+    mine = worker_code.assay_identity()
+    version, _, digest = mine.partition("+")
+    assert version == assay.__version__ and len(digest) == 12
+
+    worker_code.check_assay(mine)
+    with pytest.raises(AssayError, match="runs another assay than the main process") as caught:
+        worker_code.check_assay(f"{version}+{'0' * 12}")
+    assert str(Path(assay.__file__).parent) in str(caught.value)
+    assert "restart the cluster's workers" in str(caught.value)
+
+
+def test_when_one_side_has_no_digest_of_its_files_the_versions_are_compared():
+    worker_code.check_assay(assay.__version__)
+    with pytest.raises(AssayError, match="runs another assay"):
+        worker_code.check_assay("0.0.1")
