@@ -18,8 +18,9 @@ right. Arguments (JSON): ``experiment``, ``phases`` (default ``["run"]``),
 keywords for the run: ``parallel``, and for assay ``executor`` and
 ``dask_address``; ``"existing"`` starts a scheduler and workers before the
 timer and passes their address; with ``warm_cluster`` an untimed run of the
-experiment's ``warm_up_sets()`` goes first on that cluster, as a site's
-long-lived cluster has served earlier runs), ``profile`` (cProfile the first phase; report
+experiment's ``warm_up_sets()`` goes first on that cluster, in a process of its
+own, as a researcher's earlier ``assay run`` on a site's long-lived cluster),
+``profile`` (cProfile the first phase; report
 the top functions).
 """
 
@@ -28,8 +29,10 @@ from __future__ import annotations
 import cProfile
 import importlib
 import inspect
+import json
 import os
 import pstats
+import subprocess
 import sys
 
 from _common import (
@@ -103,6 +106,29 @@ def top_functions(profile: cProfile.Profile, limit: int = 12) -> dict:
     return {"own": own, "assay": ours[:limit], "total": sum(r[2] for r in rows)}
 
 
+WARM_UP = """
+import importlib, json, os, sys
+sys.path.insert(0, os.getcwd())
+import assay
+module = importlib.import_module(sys.argv[1])
+assay.run_experiment(module, param_sets=module.warm_up_sets(), project_root=os.getcwd(),
+                     report=False, **json.loads(sys.argv[2]))
+"""
+
+
+def warm_up_cluster(name: str, options: dict) -> None:
+    """An untimed run of one cheap parameter set on the cluster, from another process: the
+    workers import assay and the project, this process imports nothing more."""
+    arguments = json.dumps({k: v for k, v in options.items() if v is not None})
+    done = subprocess.run(
+        [sys.executable, "-c", WARM_UP, f"experiments.{name}", arguments],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"The warm-up run failed:\n{done.stderr[-4000:]}")
+
+
 def main() -> None:
     args = arguments()
     tool = os.environ["BENCH_TOOL"]
@@ -123,7 +149,7 @@ def main() -> None:
         cluster = DaskCluster(options.get("parallel") or 2, os.getcwd())
         options["dask_address"] = cluster.address
     if options.pop("warm_cluster", False):
-        run_once(tool, module, name, {**options, "param_sets": module.warm_up_sets()})
+        warm_up_cluster(name, options)
     try:
         measure(tool, module, name, args, options, counter, result)
     finally:
