@@ -10,10 +10,10 @@ processes, a Dask cluster) counts; the existing cluster's scheduler and
 workers are started, and waited for, before the timer. A site's cluster lives
 on between runs, so its workers have imported assay and the project already:
 one variant makes an untimed run of one cheap parameter set on the cluster
-before the timed run. The
-variants run in a new random order in every repetition, each tool's runs one
-after the other (so that a speed-up compares runs made moments apart), so
-that a slow spell of this shared machine does not always hit the same one.
+before the timed run. The variants run in a new random order in every
+repetition, each tool's runs one after the other (so that a speed-up compares
+runs made moments apart), so that a slow spell of this shared machine does not
+always hit the same one.
 
 The last table is issue 6's per-task overhead on Dask: 1,000 trivial stage
 runs (``workloads/chain.py``, 200 sets x 5 stages), serially and on Dask, and

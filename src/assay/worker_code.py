@@ -50,10 +50,10 @@ def assay_identity() -> str:
     if not _ASSAY:
         import assay
 
-        digest = xxhash.xxh3_64()
+        folder, digest = _assay_folder(), xxhash.xxh3_64()
         try:
-            for path in sorted(_assay_folder().rglob("*.py")):
-                digest.update(path.relative_to(_assay_folder()).as_posix().encode() + b"\0")
+            for path in sorted(folder.rglob("*.py")):
+                digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
                 digest.update(path.read_bytes())
         except OSError:  # not files on disk (a zip, a frozen app): the version must do
             _ASSAY.append(assay.__version__)
