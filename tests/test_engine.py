@@ -997,3 +997,25 @@ def test_import_assay_does_not_import_heavy_libraries():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_import_assay_leaves_the_run_machinery_for_its_first_use():
+    code = (
+        "import sys, assay\n"
+        "later = ('assay.experiment', 'assay.runner', 'assay.store', 'assay.config', 'sqlite3')\n"
+        "print(','.join(m for m in later if m in sys.modules))\n"
+        "from assay import run_experiment\n"
+        "import assay.experiment\n"
+        "print(run_experiment is assay.experiment.run_experiment, assay.Manager is assay.ArtifactManager)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split("\n")[:2] == ["", "True True"]
+
+
+def test_every_public_name_resolves_and_a_wrong_one_says_so():
+    import assay
+
+    assert set(assay.__all__) <= set(dir(assay))
+    assert all(getattr(assay, name) is not None for name in assay.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'run_experimnet'"):
+        assay.run_experimnet  # noqa: B018

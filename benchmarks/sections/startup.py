@@ -3,8 +3,11 @@
 Wall-clock time of ``python -c "import assay"`` and ``assay --help`` against
 ``python -c "import curifactory"`` and Curifactory's ``experiment --help``,
 each in its own venv, from an empty project folder, interleaved; ``python -c
-pass`` shows the interpreter's own share. One untimed warm-up each first, so
-both read their files from the page cache.
+pass`` shows the interpreter's own share. ``import assay`` loads what an
+experiment file uses and leaves the run machinery for its first use, so a
+row also times importing ``run_experiment`` itself, what a script that runs an
+experiment pays. One untimed warm-up each first, so both read their files from
+the page cache.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from benchmarks.report import Section, Table, Target
 from benchmarks.sections import Context
 
 WHY = (
-    "`python -X importtime -c 'import assay'` lists what the import pulls in; what would close "
-    "it: import heavy modules (rich, the run store, the cachers' libraries) where they are "
-    "first used."
+    "`python -X importtime -c 'import assay'` lists what the import pulls in (the stage, "
+    "parameter and record modules, and the standard library modules they use: dataclasses, "
+    "inspect, pathlib, typing, ast); what would close it: fewer of those on the import path."
 )
 
 
@@ -29,6 +32,9 @@ def commands(pythons: dict[str, Path]) -> dict[str, tuple[list[str], list[str]]]
         "python -c pass (the interpreter alone)": ([str(ours), "-c", "pass"], [str(theirs), "-c", "pass"]),
         "python -c 'import assay' / 'import curifactory'": (
             [str(ours), "-c", "import assay"], [str(theirs), "-c", "import curifactory"]),
+        "python -c 'from {assay,curifactory}.experiment import run_experiment'": (
+            [str(ours), "-c", "from assay.experiment import run_experiment"],
+            [str(theirs), "-c", "from curifactory.experiment import run_experiment"]),
         "assay --help / experiment --help": (
             [str(ours.parent / "assay"), "--help"], [str(theirs.parent / "experiment"), "--help"]),
     }  # fmt: skip

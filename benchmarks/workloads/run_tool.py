@@ -136,8 +136,7 @@ def main() -> None:
     sys.path.insert(0, os.getcwd())
     caching = importlib.import_module(f"{tool}.caching")
     importlib.import_module(tool)
-    if tool == "curifactory":
-        importlib.import_module("curifactory.experiment")
+    importlib.import_module(f"{tool}.experiment")  # the run machinery, before any timer
     counter = count_loads(caching)
     module = importlib.import_module(f"experiments.{name}")
     if hasattr(module, "prepare"):

@@ -19,8 +19,8 @@ See the README for a tour. The public API is exactly what this module exports.
 
 from __future__ import annotations
 
-# -- submodules researchers reach through the package (as in Curifactory) ---------
-from assay import caching, hashing, reporting
+import importlib
+from typing import TYPE_CHECKING, Any
 
 # -- errors -----------------------------------------------------------------------
 from assay.errors import (
@@ -30,23 +30,56 @@ from assay.errors import (
     InputSignatureError,
     OutputSignatureError,
 )
-from assay.experiment import run_experiment
-from assay.hashing import set_hash_functions
-from assay.loading import load
-from assay.manager import ArtifactManager
 
 # -- parameter sets ---------------------------------------------------------------
 from assay.params import ExperimentParameters, Params, grid
-from assay.procedure import Procedure
 from assay.record import Record
 
-# -- stages, records and runs -----------------------------------------------------
+# -- stages and records -----------------------------------------------------------
 from assay.staging import Lazy, aggregate, stage
 
-Manager = ArtifactManager
-"""Short alias of :class:`ArtifactManager`."""
+if TYPE_CHECKING:
+    from assay import caching, hashing, reporting
+    from assay.experiment import run_experiment
+    from assay.hashing import set_hash_functions
+    from assay.loading import load
+    from assay.manager import ArtifactManager
+    from assay.manager import ArtifactManager as Manager
+    from assay.procedure import Procedure
 
 __version__ = "0.1.0"
+
+# What an experiment file needs is imported above; the rest (running, the run
+# store, reports, loading) is imported the first time it is used, so that
+# ``import assay`` stays quick in the command line and in every worker process.
+# Name -> (module, attribute; None for the module itself).
+_ON_FIRST_USE = {
+    "caching": ("assay.caching", None),
+    "hashing": ("assay.hashing", None),
+    "reporting": ("assay.reporting", None),
+    "run_experiment": ("assay.experiment", "run_experiment"),
+    "set_hash_functions": ("assay.hashing", "set_hash_functions"),
+    "load": ("assay.loading", "load"),
+    "ArtifactManager": ("assay.manager", "ArtifactManager"),
+    "Manager": ("assay.manager", "ArtifactManager"),  # short alias of ArtifactManager
+    "Procedure": ("assay.procedure", "Procedure"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attribute = _ON_FIRST_USE[name]
+    except KeyError:
+        raise AttributeError(f"module 'assay' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later lookups do not come back here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ON_FIRST_USE))
+
 
 __all__ = [
     "ArtifactManager",

@@ -20,8 +20,10 @@ or can say how it wants to be hashed by defining ``__assay_hash__``::
         def __assay_hash__(self):
             return (self.vocabulary_file, self.lowercase)
 
-numpy and pandas are never imported by this module: an object can only be a
-numpy array if numpy is already loaded, so the check costs nothing otherwise.
+numpy and pandas are never imported by this module, nor are ``datetime``,
+``decimal``, ``fractions`` and ``uuid``: an object can only be a numpy array
+(or a date) if numpy (or datetime) is already loaded, so the check costs
+nothing otherwise.
 
 The exact bytes fed to the hasher are a compatibility contract: changing them
 changes every hash and silently invalidates every user's cache. The test
@@ -31,9 +33,7 @@ changes every hash and silently invalidates every user's cache. The test
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import enum
-import fractions
 import functools
 import inspect
 import linecache
@@ -42,9 +42,7 @@ import struct
 import sys
 import textwrap
 import types
-import uuid
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 import xxhash
@@ -361,30 +359,6 @@ class _Walker:
         if isinstance(obj, pathlib.PurePath):
             self._w(b"p")
             self._text(obj.as_posix())
-        elif isinstance(obj, _dt.datetime):
-            self._w(b"D")
-            self._text(obj.isoformat())
-        elif isinstance(obj, _dt.date):
-            self._w(b"a")
-            self._text(obj.isoformat())
-        elif isinstance(obj, _dt.time):
-            self._w(b"h")
-            self._text(obj.isoformat())
-        elif isinstance(obj, _dt.timedelta):
-            self._w(b"r")
-            self._int(obj.days)
-            self._int(obj.seconds)
-            self._int(obj.microseconds)
-        elif isinstance(obj, Decimal):
-            self._w(b"$")
-            self._text(str(obj))
-        elif isinstance(obj, fractions.Fraction):
-            self._w(b"q")
-            self._int(obj.numerator)
-            self._int(obj.denominator)
-        elif isinstance(obj, uuid.UUID):
-            self._w(b"u")
-            self._text(obj.hex)
         elif isinstance(obj, range):
             self._w(b"R")
             self._int(obj.start)
@@ -394,7 +368,44 @@ class _Walker:
             self._w(b"L")
             self._child((obj.start, obj.stop, obj.step), "")
         else:
+            return self._imported_stdlib_value(obj)
+        return True
+
+    def _imported_stdlib_value(self, obj: Any) -> bool:
+        """Dates, decimals, fractions and UUIDs, each checked only if its module is loaded."""
+        loaded = sys.modules
+        if "datetime" in loaded and self._datetime(obj, loaded["datetime"]):
+            return True
+        if "decimal" in loaded and isinstance(obj, loaded["decimal"].Decimal):
+            self._w(b"$")
+            self._text(str(obj))
+        elif "fractions" in loaded and isinstance(obj, loaded["fractions"].Fraction):
+            self._w(b"q")
+            self._int(obj.numerator)
+            self._int(obj.denominator)
+        elif "uuid" in loaded and isinstance(obj, loaded["uuid"].UUID):
+            self._w(b"u")
+            self._text(obj.hex)
+        else:
             return False
+        return True
+
+    def _datetime(self, obj: Any, dt: types.ModuleType) -> bool:
+        if isinstance(obj, dt.timedelta):
+            self._w(b"r")
+            self._int(obj.days)
+            self._int(obj.seconds)
+            self._int(obj.microseconds)
+            return True
+        if isinstance(obj, dt.datetime):  # before date: a datetime is a date
+            self._w(b"D")
+        elif isinstance(obj, dt.date):
+            self._w(b"a")
+        elif isinstance(obj, dt.time):
+            self._w(b"h")
+        else:
+            return False
+        self._text(obj.isoformat())
         return True
 
     # -- classes and callables --------------------------------------------------------

@@ -10,7 +10,7 @@ the runner can decide what to execute, what to load, and what to leave alone.
 
 from __future__ import annotations
 
-import uuid
+import os
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import InputSignatureError, PlanningError
@@ -210,7 +210,7 @@ class Plan:
             )
         if not spec.deterministic:
             # A fresh key every time: nothing downstream reuses results of an earlier draw.
-            node.upstream.append(("non-deterministic", uuid.uuid4().hex))
+            node.upstream.append(("non-deterministic", os.urandom(16).hex()))
         for dep in node.deps:
             dep.consumers.append(node)
         self.nodes.append(node)
