@@ -1012,6 +1012,18 @@ def test_import_assay_leaves_the_run_machinery_for_its_first_use():
     assert proc.stdout.split("\n")[:2] == ["", "True True"]
 
 
+def test_curifactory_code_that_reaches_submodules_through_the_package_still_works():
+    code = (
+        "import assay as cf\n"
+        "print(cf.experiment.run_experiment is cf.run_experiment,"
+        " cf.manager.ArtifactManager is cf.ArtifactManager,"
+        " cf.procedure.Procedure is cf.Procedure, cf.staging.stage is cf.stage,"
+        " cf.store.RunStore.__name__, cf.reporting.JsonReporter.__name__)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["True"] * 4 + ["RunStore", "JsonReporter"]
+
+
 def test_every_public_name_resolves_and_a_wrong_one_says_so():
     import assay
 

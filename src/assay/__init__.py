@@ -39,7 +39,7 @@ from assay.record import Record
 from assay.staging import Lazy, aggregate, stage
 
 if TYPE_CHECKING:
-    from assay import caching, hashing, reporting
+    from assay import caching, experiment, hashing, manager, procedure, reporting, store
     from assay.experiment import run_experiment
     from assay.hashing import set_hash_functions
     from assay.loading import load
@@ -52,11 +52,22 @@ __version__ = "0.1.0"
 # What an experiment file needs is imported above; the rest (running, the run
 # store, reports, loading) is imported the first time it is used, so that
 # ``import assay`` stays quick in the command line and in every worker process.
-# Name -> (module, attribute; None for the module itself).
+# Name -> (module, attribute; None for the module itself). The submodules are
+# those Curifactory's package makes reachable as attributes (``cf.experiment``).
+_SUBMODULES = (
+    "caching",
+    "experiment",
+    "hashing",
+    "manager",
+    "params",
+    "procedure",
+    "record",
+    "reporting",
+    "staging",
+    "store",
+)
 _ON_FIRST_USE = {
-    "caching": ("assay.caching", None),
-    "hashing": ("assay.hashing", None),
-    "reporting": ("assay.reporting", None),
+    **{name: (f"assay.{name}", None) for name in _SUBMODULES},
     "run_experiment": ("assay.experiment", "run_experiment"),
     "set_hash_functions": ("assay.hashing", "set_hash_functions"),
     "load": ("assay.loading", "load"),
