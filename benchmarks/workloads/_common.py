@@ -150,6 +150,18 @@ class DaskCluster:
     timed run, so that the run pays only for connecting to it."""
 
     def __init__(self, workers: int, folder: str):
+        # A cluster that does not come up (a port taken between the probe and the
+        # scheduler's bind, a worker that dies at start) is tried once more.
+        for attempt in (1, 2):
+            try:
+                self._start(workers, folder, attempt)
+                return
+            except RuntimeError:
+                self.close()
+                if attempt == 2:
+                    raise
+
+    def _start(self, workers: int, folder: str, attempt: int) -> None:
         import socket
         import subprocess
 
@@ -157,23 +169,35 @@ class DaskCluster:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.address = f"tcp://127.0.0.1:{port}"
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        log = os.path.join(folder, f"dask-cluster-{attempt}.log")
         python = sys.executable
-        self.processes = [
-            subprocess.Popen([python, "-m", "distributed.cli.dask_scheduler", "--host",
-                              "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet),
-            subprocess.Popen([python, "-m", "distributed.cli.dask_worker", self.address,
-                              "--nworkers", str(workers), "--nthreads", "1", "--no-dashboard",
-                              "--local-directory", os.path.join(folder, "dask-space")], **quiet),
-        ]  # fmt: skip
-        wait = (
-            "import sys; from distributed import Client\n"
-            "with Client(sys.argv[1], timeout=60) as c: c.wait_for_workers(int(sys.argv[2]), 60)"
-        )
-        subprocess.run([python, "-c", wait, self.address, str(workers)], check=True, **quiet)
+        with open(log, "wb") as out:
+            quiet = {"stdout": out, "stderr": subprocess.STDOUT}
+            self.processes = [
+                subprocess.Popen([python, "-m", "distributed.cli.dask_scheduler", "--host",
+                                  "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet),
+                subprocess.Popen([python, "-m", "distributed.cli.dask_worker", self.address,
+                                  "--nworkers", str(workers), "--nthreads", "1", "--no-dashboard",
+                                  "--local-directory", os.path.join(folder, "dask-space")],
+                                 **quiet),
+            ]  # fmt: skip
+            wait = (
+                "import sys; from distributed import Client\n"
+                "with Client(sys.argv[1], timeout=60) as c: c.wait_for_workers(int(sys.argv[2]), 60)"
+            )
+            done = subprocess.run(
+                [python, "-c", wait, self.address, str(workers)], capture_output=True, text=True
+            )
+        if done.returncode != 0:
+            with open(log, errors="replace") as handle:
+                cluster = handle.read()[-3000:]
+            raise RuntimeError(
+                f"The Dask cluster at {self.address} did not come up (attempt {attempt}):\n"
+                f"{done.stderr[-2000:]}\n-- scheduler and workers --\n{cluster}"
+            )
 
     def close(self) -> None:
-        for process in self.processes:
+        for process in getattr(self, "processes", []):
             process.terminate()
-        for process in self.processes:
+        for process in getattr(self, "processes", []):
             process.wait(timeout=30)
