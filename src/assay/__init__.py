@@ -39,7 +39,11 @@ from assay.record import Record
 from assay.staging import Lazy, aggregate, stage
 
 if TYPE_CHECKING:
-    from assay import caching, experiment, hashing, manager, procedure, reporting, store
+    from assay import caching, hashing, reporting
+    from assay import experiment as experiment  # the submodules Curifactory code reaches
+    from assay import manager as manager
+    from assay import procedure as procedure
+    from assay import store as store
     from assay.experiment import run_experiment
     from assay.hashing import set_hash_functions
     from assay.loading import load
