@@ -287,6 +287,51 @@ def test_cli_parallel_run_then_a_rerun_executes_nothing(tmp_project: Path, calls
     assert "13 cached, 4 unneeded" in again.text, again
 
 
+MODULES_SEEN = """
+import os, sys
+from dataclasses import dataclass
+import assay
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    index: int = 0
+
+@assay.stage(None, ["seen"])
+def look(record):
+    with open("seen.txt", "a") as out:
+        out.write(f"{os.getpid()} {'assay.cli' in sys.modules}\\n")
+    return record.params.index
+
+def get_params():
+    return [Params(name=f"s{i}", index=i) for i in range(4)]
+
+def run(param_sets, manager):
+    for params in param_sets:
+        look(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.parametrize("how", REMOTE)
+def test_workers_of_the_assay_command_do_not_import_the_command_line_again(
+    tmp_project: Path, how: dict
+):
+    """A spawned worker runs its parent's main script again, unless told otherwise: for the
+    `assay` script (pip's wrapper) that is the whole command line, in every worker."""
+    (tmp_project / "experiments" / "seen.py").write_text(MODULES_SEEN)
+    script = Path(sys.executable).with_name("assay")
+    options = [f"--{k}={v}" for k, v in how.items()]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    done = subprocess.run(
+        [str(script), "run", "seen", *options], cwd=tmp_project, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = (tmp_project / "seen.txt").read_text().split("\n")[:-1]
+    assert len(seen) == 4  # in workers: the main process has imported it
+    assert {line.split()[1] for line in seen} == {"False"}, seen
+
+
 # -- failures -----------------------------------------------------------------------------
 
 

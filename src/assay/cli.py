@@ -64,6 +64,23 @@ def _fail(exc: BaseException, code: int = 1) -> None:
     sys.exit(code)
 
 
+def _spawn_without_this_script() -> None:
+    """Let worker processes start without running the ``assay`` script again.
+
+    A spawned process (a ``--parallel`` worker, a local Dask cluster's worker)
+    first runs its parent's main script again. For the ``assay`` command that
+    script is pip's wrapper, which imports the whole command line: about 50 ms
+    per worker, at the moment the workers and the planning share the cores.
+    It defines nothing a stage needs, so it is marked as what ``python -m assay``
+    runs, a ``__main__`` module that multiprocessing leaves out.
+    """
+    script = sys.modules.get("__main__")
+    if getattr(script, "__spec__", True) is None and getattr(script, "main", None) is main:
+        from importlib.machinery import ModuleSpec
+
+        script.__spec__ = ModuleSpec("assay.__main__", None)
+
+
 def _console(stderr: bool = False):
     from rich.console import Console
 
@@ -229,6 +246,7 @@ def run(
     console = _console()
     observer = ProgressObserver(console, quiet=quiet, explain=explain and not dry)
     planning_only = dry or paths
+    _spawn_without_this_script()
     try:
         manager = run_experiment(
             experiment,
