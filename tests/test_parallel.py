@@ -507,6 +507,33 @@ def test_a_local_dask_cluster_starts_while_another_holds_the_dashboard_port(tmp_
     )
 
 
+def _checks(server) -> tuple:
+    """How often ``server`` checks its event loop (ms), and whether it takes profiles."""
+    callbacks = server.periodic_callbacks
+    return callbacks["tick"].callback_time, "profile" in callbacks
+
+
+@pytest.mark.slow
+def test_the_local_cluster_leaves_the_cores_to_the_stages():
+    """The local cluster's scheduler and worker processes check their event loops 5 times
+    a second, not 50, and take no profiles (see ``LOCAL_CLUSTER_CONFIG``)."""
+    from assay.executor import get_executor
+
+    executor = get_executor("dask", workers=2)
+    try:
+        executor._ready()
+        client = executor.client
+        on_workers = client.run(lambda dask_worker: _checks(dask_worker))
+        on_scheduler = client.run_on_scheduler(lambda dask_scheduler: _checks(dask_scheduler))
+        pids = client.run(os.getpid)
+    finally:
+        executor.shutdown()
+
+    assert len(set(pids.values()) | {os.getpid()}) == 3  # worker processes of their own
+    assert list(on_workers.values()) == [(200, False), (200, False)]
+    assert on_scheduler[0] == 200
+
+
 @contextmanager
 def existing_dask_cluster(folder: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """An existing Dask cluster, as an HPC site runs one: ``dask scheduler`` and a
