@@ -534,6 +534,27 @@ def test_the_local_cluster_leaves_the_cores_to_the_stages():
     assert on_scheduler[0] == 200
 
 
+def test_the_cluster_settings_docs_advise_are_those_of_the_local_cluster():
+    """docs/scaling.md's settings file and environment variables say what the code does."""
+    import dask.config
+    import yaml
+
+    from assay.executors.dask import LOCAL_CLUSTER_CONFIG
+
+    docs = (Path(__file__).parents[1] / "docs" / "scaling.md").read_text()
+    section = docs.split("### Settings for CPU-bound stages", 1)[1].split("\n### ", 1)[0]
+    settings_file = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    exports = section.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    environment = dask.config.collect_env(
+        dict(line.removeprefix("export ").split("=", 1) for line in exports)
+    )
+
+    for key, value in LOCAL_CLUSTER_CONFIG.items():
+        assert dask.config.get(key, config=settings_file) == value, key
+        assert dask.config.get(key, config=environment) == value, key
+    assert len(exports) == len(LOCAL_CLUSTER_CONFIG)
+
+
 @contextmanager
 def existing_dask_cluster(folder: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """An existing Dask cluster, as an HPC site runs one: ``dask scheduler`` and a

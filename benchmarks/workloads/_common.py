@@ -144,12 +144,25 @@ def burned(loops: int) -> int:
     return ((loops - 1) * loops * (2 * loops - 1) // 6) % 1_000_003
 
 
+def advised_dask_environment() -> dict[str, str]:
+    """The settings docs/scaling.md advises for a cluster that runs CPU-bound stages (those
+    of assay's own local cluster), as the environment variables of ``dask worker``."""
+    from assay.executors.dask import LOCAL_CLUSTER_CONFIG
+
+    return {
+        "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+        for key, value in LOCAL_CLUSTER_CONFIG.items()
+    }
+
+
 class DaskCluster:
     """An existing Dask cluster for a measurement, as a site runs one: ``dask scheduler``
     and ``dask worker`` as processes of their own, started (and waited for) before the
-    timed run, so that the run pays only for connecting to it."""
+    timed run, so that the run pays only for connecting to it. With Dask's default
+    settings, or with ``advised`` those of :func:`advised_dask_environment`."""
 
-    def __init__(self, workers: int, folder: str):
+    def __init__(self, workers: int, folder: str, advised: bool = False):
+        self.env = {**os.environ, **(advised_dask_environment() if advised else {})}
         # A cluster that does not come up (a port taken between the probe and the
         # scheduler's bind, a worker that dies at start) is tried once more.
         for attempt in (1, 2):
@@ -172,7 +185,7 @@ class DaskCluster:
         log = os.path.join(folder, f"dask-cluster-{attempt}.log")
         python = sys.executable
         with open(log, "wb") as out:
-            quiet = {"stdout": out, "stderr": subprocess.STDOUT}
+            quiet = {"stdout": out, "stderr": subprocess.STDOUT, "env": self.env}
             self.processes = [
                 subprocess.Popen([python, "-m", "distributed.cli.dask_scheduler", "--host",
                                   "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet),

@@ -7,7 +7,8 @@ approach. ``dask`` runs them as ``client.submit`` tasks on an existing cluster o
 ``processes`` one-thread workers (started, and waited for, before the timer, as
 for assay's ``--dask-address`` runs); the timer covers importing distributed and
 connecting, as an assay run does: the limit of any Dask-based runner. Arguments
-(JSON): ``mode``, ``n``, ``loops``, ``processes``.
+(JSON): ``mode``, ``n``, ``loops``, ``processes``, ``advised`` (the cluster has the
+settings docs/scaling.md advises, ``_common.advised_dask_environment``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def main() -> None:
     n, loops = args["n"], args["loops"]
     work = [loops + index for index in range(n)]
     if args["mode"] == "dask":
-        cluster = DaskCluster(args["processes"], os.getcwd())
+        cluster = DaskCluster(args["processes"], os.getcwd(), args.get("advised", False))
         try:
             with Timer() as timed:
                 totals = on_dask(cluster.address, work)

@@ -17,7 +17,8 @@ right. Arguments (JSON): ``experiment``, ``phases`` (default ``["run"]``),
 ``evict`` (drop the cache's pages after each phase), ``options`` (extra
 keywords for the run: ``parallel``, and for assay ``executor`` and
 ``dask_address``; ``"existing"`` starts a scheduler and workers before the
-timer and passes their address; with ``warm_cluster`` an untimed run of the
+timer and passes their address (with ``advised_cluster``, the settings
+docs/scaling.md advises for them); with ``warm_cluster`` an untimed run of the
 experiment's ``warm_up_sets()`` goes first on that cluster, in a process of its
 own, as a researcher's earlier ``assay run`` on a site's long-lived cluster),
 ``profile`` (cProfile the first phase; report
@@ -144,8 +145,9 @@ def main() -> None:
     result = {"rss_before_mb": rss_mb(), "phases": {}}
     options = dict(args.get("options", {}))
     cluster = None
+    advised = options.pop("advised_cluster", False)
     if options.get("dask_address") == "existing":
-        cluster = DaskCluster(options.get("parallel") or 2, os.getcwd())
+        cluster = DaskCluster(options.get("parallel") or 2, os.getcwd(), advised)
         options["dask_address"] = cluster.address
     if options.pop("warm_cluster", False):
         warm_up_cluster(name, options)
