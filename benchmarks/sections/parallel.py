@@ -203,9 +203,9 @@ def dask_target(quick: bool, speedups: dict, per_task: Sample) -> Target:
     alone, alone_advised = speedups[DASK_ALONE], speedups[DASK_ALONE_ADVISED]
     met = advised.median >= 1.8
     why = (
-        "On a cluster with the settings docs/scaling.md advises (no statistical profiles, "
-        "event loops checked every 200 ms rather than 20 ms): with Dask's defaults a "
-        "2-worker cluster's own monitoring takes about 6 % of these 2 cores, which no "
+        "Judged on a cluster with the settings docs/scaling.md advises (no statistical "
+        "profiles, event loops checked every 200 ms rather than 20 ms); with Dask's defaults "
+        "a 2-worker cluster's own monitoring takes about 6 % of these 2 cores, which no "
         "client of the cluster can give back. Dask alone, the same function on the same "
         f"kind of cluster without assay, reached {alone_advised.median:.2f}× there "
         f"({alone_advised.low:.2f}–{alone_advised.high:.2f}×) and {alone.median:.2f}× with "
