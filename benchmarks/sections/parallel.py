@@ -60,8 +60,8 @@ VARIANTS = {  # name → (tool, worker, options), serial baseline first for each
     "Dask alone, existing cluster with the advised settings (no assay)":
         ("assay", "pool.py", {"mode": "dask", "processes": 2, "advised": True}),
 }  # fmt: skip
-BASELINE = {"assay": "assay, serial", "curifactory": "Curifactory, serial"}
 SERIAL = "assay, serial"
+BASELINE = {"assay": SERIAL, "curifactory": "Curifactory, serial"}
 POOL, PLAIN = "multiprocessing.Pool(2)", "plain Python loop, serial"
 OURS, THEIRS = "assay, --parallel 2", "Curifactory, --parallel 2"
 DASK_LOCAL = "assay, Dask, local cluster started by the run"
@@ -287,8 +287,7 @@ def dask_target(quick: bool, rounds: dict, speedups: dict, per_task: Sample) -> 
         "Dask executor, 8 × 2 s" + (" (quick: 8 × 0.2 s)" if quick else ""),
         f"Dask alone {rival.median:.2f}× in the same rounds (Dask's defaults, table of all "
         f"runs: {alone.median:.2f}×); a local cluster started by the run: {local.median:.2f}×; "
-        "per task "
-        f"{per_task.median:.2f} ms",
+        f"per task {per_task.median:.2f} ms",
         "≥ 1.8× over serial",
         f"{advised.median:.2f}× on an existing cluster with the advised settings "
         f"({default.median:.2f}× with Dask's defaults, {warm.median:.2f}× once that one has "
