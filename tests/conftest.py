@@ -180,10 +180,14 @@ class CliResult:
         )
 
 
-def run_cli(*args: object, cwd: Path, timeout: float = 120) -> CliResult:
-    """Run ``python -m assay ARGS`` in ``cwd``, as a user would from a shell."""
+def run_cli(
+    *args: object, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None
+) -> CliResult:
+    """Run ``python -m assay ARGS`` in ``cwd``, as a user would from a shell (``env``: extra
+    environment variables; the test process's ``ASSAY_*`` ones are left out)."""
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
-    env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TERM="dumb")
+    env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TERM="dumb", **extra)
     proc = subprocess.run(
         [sys.executable, "-m", "assay", *map(str, args)],
         cwd=cwd,

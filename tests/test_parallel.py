@@ -1,6 +1,7 @@
 """Stage runs on other processes: ``--parallel N`` and ``--executor dask``.
 
-Every test uses real worker processes: a ``spawn`` process pool, or a
+Every test uses real worker processes: a process pool (workers forked, as
+from a single-threaded process on Linux, or spawned), or a
 ``distributed.LocalCluster`` whose workers are separate processes. Most run
 the ``scaled`` experiment of ``tests/resources/projects/basic`` (four
 parameter sets through ``prepare -> fit -> evaluate -> wait``, then the
@@ -60,7 +61,10 @@ REMOTE = [
     pytest.param({"parallel": 2}, id="process"),
     pytest.param({"executor": "dask", "parallel": 2}, id="dask", marks=pytest.mark.slow),
 ]
-"""The executors that run stages elsewhere, with two workers each."""
+"""The executors that run stages elsewhere, with two workers each (this test process runs
+a single thread, so the process pool's workers are forked)."""
+SPAWNED = pytest.param({"parallel": 2, "start_method": "spawn"}, id="process-spawned")
+"""The process pool with workers spawned, as on macOS and Windows or beside other threads."""
 
 VOLATILE_META = {"run_id", "created", "duration_s"}
 """Sidecar fields that differ between any two runs."""
@@ -69,8 +73,15 @@ VOLATILE_META = {"run_id", "created", "duration_s"}
 # -- helpers ------------------------------------------------------------------------------
 
 
-def run(root: Path, experiment: str = "scaled", **options: Any):
-    return assay.run_experiment(experiment, [], project_root=root, **options)
+def run(root: Path, experiment: str = "scaled", start_method: str | None = None, **options: Any):
+    """Run ``experiment`` from Python; ``start_method`` sets ``ASSAY_START_METHOD`` meanwhile."""
+    if start_method is None:
+        return assay.run_experiment(experiment, [], project_root=root, **options)
+    os.environ["ASSAY_START_METHOD"] = start_method
+    try:
+        return assay.run_experiment(experiment, [], project_root=root, **options)
+    finally:
+        del os.environ["ASSAY_START_METHOD"]
 
 
 def cache_files(root: Path) -> dict[str, Any]:
@@ -171,7 +182,7 @@ def serial(tmp_path_factory) -> Outcome:
 # -- the same results as a serial run -----------------------------------------------------
 
 
-@pytest.mark.parametrize("options", REMOTE)
+@pytest.mark.parametrize("options", [*REMOTE, SPAWNED])
 def test_a_parallel_run_leaves_what_a_serial_run_leaves_byte_for_byte(
     tmp_project: Path, calls: Calls, serial: Outcome, options
 ):
@@ -316,11 +327,13 @@ def test_workers_of_the_assay_command_do_not_import_the_command_line_again(
     tmp_project: Path, how: dict
 ):
     """A spawned worker runs its parent's main script again, unless told otherwise: for the
-    `assay` script (pip's wrapper) that is the whole command line, in every worker."""
+    `assay` script (pip's wrapper) that is the whole command line, in every worker. (A
+    forked worker has it already, at no cost: spawning is what this is about.)"""
     (tmp_project / "experiments" / "seen.py").write_text(MODULES_SEEN)
     script = Path(sys.executable).with_name("assay")
     options = [f"--{k}={v}" for k, v in how.items()]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env["ASSAY_START_METHOD"] = "spawn"
     done = subprocess.run(
         [str(script), "run", "seen", *options], cwd=tmp_project, env=env, capture_output=True,
         text=True, timeout=120,
@@ -405,10 +418,13 @@ def test_a_killed_dask_worker_is_retried_or_fails_cleanly(
 
 
 def test_a_script_without_a_main_guard_is_told_how_to_fix_it(tmp_project: Path):
-    """Spawned workers import the script again; unguarded, each would start a run."""
+    """Spawned workers import the script again; unguarded, each would start a run.
+
+    (Forked workers do not, but a script must run wherever workers are spawned.)"""
     script = tmp_project / "go.py"
     script.write_text("import assay\nassay.run_experiment('diamond', parallel=2)\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env["ASSAY_START_METHOD"] = "spawn"
 
     proc = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_project, env=env, capture_output=True,
@@ -478,7 +494,7 @@ def test_a_stage_failing_in_a_worker_shows_its_traceback_and_how_to_resume(
     assert info.value.__cause__ is original
 
 
-@pytest.mark.parametrize("options", REMOTE)
+@pytest.mark.parametrize("options", [*REMOTE, SPAWNED])
 def test_worker_logs_and_prints_end_up_in_the_run_log(tmp_project: Path, options):
     manager = run(tmp_project, **options)
 
@@ -730,6 +746,111 @@ def test_workers_started_early_stop_at_once_when_everything_is_cached(
     while workers():
         assert time.monotonic() < deadline, f"worker processes outlived the run: {workers()}"
         time.sleep(0.05)
+
+
+# -- how workers start --------------------------------------------------------------------
+
+START_METHOD = """
+import threading, time
+from assay.executors.process import start_method
+print(start_method())
+threading.Thread(target=time.sleep, args=(2,), daemon=True).start()
+print(start_method())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers fork on Linux only")
+@pytest.mark.parametrize(
+    ("chosen", "expected"), [(None, ["fork", "spawn"]), ("spawn", ["spawn"] * 2)]
+)
+def test_workers_are_forked_only_from_a_single_threaded_process(
+    chosen: str | None, expected: list[str]
+):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    if chosen:
+        env["ASSAY_START_METHOD"] = chosen
+
+    done = subprocess.run(
+        [sys.executable, "-c", START_METHOD], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.stdout.split() == expected, done.stdout + done.stderr
+
+
+def test_an_unknown_start_method_is_named_and_nothing_runs(tmp_project: Path, calls: Calls):
+    result = run_cli(
+        "run", "scaled", "--parallel", "2", cwd=tmp_project, env={"ASSAY_START_METHOD": "vfork"}
+    )
+
+    assert result.code != 0, result
+    assert "Traceback" not in result.text, result
+    assert "ASSAY_START_METHOD='vfork'" in result.text and "spawn" in result.text, result
+    assert calls.take() == []
+    assert not (tmp_project / "data" / "cache").exists()
+
+
+DRAWS = """
+import logging, sys
+from dataclasses import dataclass
+import numpy as np
+import assay
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    index: int = 0
+
+@assay.stage(None, ["draw"])
+def draw(record):
+    logging.getLogger("draws").warning("drawing for %s", record.params.name)
+    forked = sys.modules["__main__"].__name__ == "__main__"  # spawned: "__mp_main__"
+    return [float(np.random.random()), forked]
+
+def get_params():
+    return [Params(name=f"s{i}", index=i) for i in range(4)]
+
+def run(param_sets, manager):
+    for params in param_sets:
+        draw(assay.Record(manager, params))
+"""
+
+SCRIPT_WITH_LOGGING_AND_NUMPY = """
+import json, logging
+import numpy as np
+import assay
+
+if __name__ == "__main__":
+    logging.basicConfig(filename="script.log")
+    np.random.seed(7)  # every copy of this process would start from here
+    manager = assay.run_experiment("draws", parallel=2, report=False)
+    print(json.dumps([r.state["draw"] for r in manager.records]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers fork on Linux only")
+def test_forked_workers_neither_share_random_numbers_nor_the_scripts_log_handlers(
+    tmp_project: Path,
+):
+    """A forked worker starts as a spawned one would: fresh numpy random numbers, and its
+    logs travel back with its result instead of going to the script's handlers too."""
+    (tmp_project / "experiments" / "draws.py").write_text(DRAWS)
+    (tmp_project / "go.py").write_text(SCRIPT_WITH_LOGGING_AND_NUMPY)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    # numpy without BLAS threads, as clusters often set it: the script stays single-threaded,
+    # so its workers are forked (with BLAS threads they would be spawned).
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+    done = subprocess.run(
+        [sys.executable, "go.py"], cwd=tmp_project, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    draws = json.loads(done.stdout.splitlines()[-1])
+    assert all(forked for _, forked in draws), draws
+    assert len({value for value, _ in draws}) == 4, draws
+    lines = (tmp_project / "script.log").read_text().splitlines()
+    for name in ("s0", "s1", "s2", "s3"):
+        assert lines.count(f"WARNING:draws:drawing for {name}") == 1, lines
 
 
 # -- Ctrl-C -------------------------------------------------------------------------------
