@@ -106,8 +106,9 @@ def run(ctx: Context) -> Section:
         "process pool on this machine at that moment.",
         "Curifactory's --parallel runs the experiment in N forked processes on slices of the "
         "parameter sets, then once more in the parent on the cache they filled; assay's "
-        "--parallel 2 runs stage runs on a pool of 2 spawned worker processes, started (and "
-        "made to import the project) while the run is being planned.",
+        "--parallel 2 runs stage runs on a pool of 2 worker processes, forked from the run "
+        "here (spawned where forking is unsafe: docs/scaling.md) and started while the run "
+        "is being planned.",
         "A local Dask cluster costs its start-up on every run (importing distributed, two "
         "worker processes that import it too, and closing them): on a laptop, --parallel is "
         "the faster choice for short runs, and Dask pays off with an existing cluster.",
@@ -233,10 +234,10 @@ def parallel_target(quick: bool, rounds: dict, speedups: dict, common: dict) -> 
     )
     if not met:
         why += (
-            " What remains between assay and a bare Pool(2) is the start of 2 spawned "
-            "interpreters that import assay and the project (Curifactory forks its processes "
-            "from the parent, which has everything imported already): about 0.25 s of CPU "
-            "on these 2 cores, 0.1–0.15 s of the run's time."
+            " Both tools fork their worker processes here, and both runs are within a few "
+            "tenths of a second of 8 stages' CPU time over 2 cores. What remains between them "
+            "is each run's fixed cost (planning, the run store, provenance: the table of "
+            "fixed costs), smaller than this machine's spread from one round to the next."
         )
     return Target(
         "`--parallel 2`, 8 × 2 s" + (" (quick: 8 × 0.2 s)" if quick else ""),
