@@ -33,11 +33,10 @@ class ProcessExecutor(Executor):
         self._pool: ProcessPoolExecutor | None = None
 
     def start(self) -> None:
-        forked = self.start_method == "fork"
         self._pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context(self.start_method),
-            initializer=_as_if_spawned if forked else None,
+            initializer=_as_if_spawned if self.start_method == "fork" else None,
         )
 
     def warm_up(self, fn: Callable[..., Any], *args: Any) -> None:
