@@ -523,16 +523,20 @@ def test_a_local_dask_cluster_starts_while_another_holds_the_dashboard_port(tmp_
     )
 
 
-def _checks(server) -> tuple:
-    """How often ``server`` checks its event loop (ms), and whether it takes profiles."""
+def _checks(server) -> dict:
+    """How often (ms) ``server`` checks its event loop, takes system statistics and reads its
+    memory use, and whether it takes profiles."""
     callbacks = server.periodic_callbacks
-    return callbacks["tick"].callback_time, "profile" in callbacks
+    every = {name: callbacks[name].callback_time for name in ("tick", "monitor", "memory_monitor")
+             if name in callbacks}  # fmt: skip
+    return {**every, "profile": "profile" in callbacks}
 
 
 @pytest.mark.slow
 def test_the_local_cluster_leaves_the_cores_to_the_stages():
-    """The local cluster's scheduler and worker processes check their event loops 5 times
-    a second, not 50, and take no profiles (see ``LOCAL_CLUSTER_CONFIG``)."""
+    """The local cluster's processes check their event loops 5 times a second, not 50, read
+    their memory use twice a second, not 10 times, take system statistics every 2 s, not
+    every 0.5 s, and take no profiles (see ``LOCAL_CLUSTER_CONFIG``)."""
     from assay.executor import get_executor
 
     executor = get_executor("dask", workers=2)
@@ -540,14 +544,17 @@ def test_the_local_cluster_leaves_the_cores_to_the_stages():
         executor._ready()
         client = executor.client
         on_workers = client.run(lambda dask_worker: _checks(dask_worker))
+        on_nannies = client.run(lambda dask_worker: _checks(dask_worker), nanny=True)
         on_scheduler = client.run_on_scheduler(lambda dask_scheduler: _checks(dask_scheduler))
         pids = client.run(os.getpid)
     finally:
         executor.shutdown()
 
     assert len(set(pids.values()) | {os.getpid()}) == 3  # worker processes of their own
-    assert list(on_workers.values()) == [(200, False), (200, False)]
-    assert on_scheduler[0] == 200
+    worker = {"tick": 200, "monitor": 2000, "memory_monitor": 500, "profile": False}
+    assert list(on_workers.values()) == [worker, worker]
+    assert [n["memory_monitor"] for n in on_nannies.values()] == [500, 500]
+    assert on_scheduler == {"tick": 200, "monitor": 2000, "profile": False}
 
 
 def test_the_cluster_settings_docs_advise_are_those_of_the_local_cluster():

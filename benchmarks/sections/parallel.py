@@ -268,8 +268,9 @@ def dask_target(quick: bool, rounds: dict, speedups: dict, per_task: Sample) -> 
     why = (
         "Judged in the head-to-head rounds, on a cluster with the settings docs/scaling.md "
         f"advises ({advised.low:.2f}–{advised.high:.2f}× over the rounds; no statistical "
-        "profiles, event loops checked every 200 ms rather than 20 ms); with Dask's defaults "
-        "a 2-worker cluster's own monitoring takes about 6 % of these 2 cores, which no "
+        "profiles; event loops checked every 200 ms rather than 20 ms, memory use every "
+        "500 ms rather than 100 ms, system statistics every 2 s rather than 0.5 s); with Dask's "
+        "defaults a 2-worker cluster's own monitoring takes 4–6 % of these 2 cores, which no "
         "client of the cluster can give back. In the same rounds Dask alone, the same "
         "function on the same kind of cluster without assay, reached "
         f"{rival.median:.2f}× over assay's serial run ({rival.low:.2f}–{rival.high:.2f}×): "

@@ -38,6 +38,13 @@ LOCAL_CLUSTER_CONFIG = {
     # cluster uses 4 % of a core instead of 9 %, and a CPU-bound stage's thread gets 97 %
     # of the time it runs instead of 95 % (docs/scaling.md).
     "distributed.admin.tick.interval": "200ms",
+    # Every nanny and worker reads its memory use 10 times a second (to spill, pause or
+    # restart a worker near its memory limit), and every process takes CPU, memory, disk
+    # and network statistics (the dashboard's "System" page) twice a second. Checked twice
+    # a second and every 2 s: the idle 2-worker cluster uses 2 % of a core instead of 3.5 %,
+    # and the stages' threads have the CPU 98.5 % of their run time instead of 97.6 %.
+    "distributed.worker.memory.monitor-interval": "500ms",
+    "distributed.admin.system-monitor.interval": "2s",
 }
 """Dask settings of the local cluster that assay starts (what an existing one should use
 for CPU-bound stages, see docs/scaling.md)."""
