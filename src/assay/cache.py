@@ -468,8 +468,43 @@ class CacheStore:
         meta = self.read_meta(key, output)
         if meta is None:
             raise CacheError(f"No cached artifact {output!r} for key {key}.")
+        hashes_while_loading = getattr(cacher, "_hashes_while_loading", None)
+        if hashes_while_loading is not None and hashes_while_loading():
+            return self._load_in_one_pass(cacher, meta)
         self.verify(meta)
         return self._load_verified(cacher, meta)
+
+    def _load_in_one_pass(self, cacher: Any, meta: dict) -> Any:
+        """Load with a cacher that hashes what it reads and runs no code from it.
+
+        Each file is read once instead of twice (to check it, then to load it): sizes
+        are checked first, checksums once the cacher has read and hashed the files, and
+        the value is handed out only when every file matched its record. A file the
+        cacher did not hash is checked the usual way; a load that failed on a damaged
+        file raises :class:`CorruptArtifactError`, as a check before it would have.
+        """
+        files = self._files(meta)
+        for path, entry in files:
+            problem = size_problem(path, entry)
+            if problem:
+                raise corrupt(meta, f"{path} {problem}")
+        cacher._checksums = {}
+        try:
+            value = self._load_verified(cacher, meta)
+        except CacheError:
+            self.verify(meta)
+            raise
+        for path, entry in files:
+            hashed = cacher._checksums.get(os.path.abspath(path))
+            if hashed is None:
+                problem = file_problem(path, entry)
+            elif hashed != (entry["size"], entry["checksum"]):
+                problem = _MODIFIED
+            else:
+                problem = None
+            if problem:
+                raise corrupt(meta, f"{path} {problem}")
+        return value
 
     def _load_verified(self, cacher: Any, meta: dict) -> Any:
         """Load an entry whose files were just checked against ``meta``."""
@@ -487,13 +522,19 @@ class CacheStore:
 
     def verify(self, meta: dict) -> None:
         """Check every file of an entry against its recorded size and checksum."""
-        folder = self.stage_dir(meta["key"])
-        for entry in meta["files"]:
-            path = Path(entry["path"])
-            path = path if path.is_absolute() else folder / path
+        for path, entry in self._files(meta):
             problem = file_problem(path, entry)
             if problem:
                 raise corrupt(meta, f"{path} {problem}")
+
+    def _files(self, meta: dict) -> list[tuple[Path, dict]]:
+        """Each file of an entry (its path here) with its record in the sidecar."""
+        folder = self.stage_dir(meta["key"])
+        files = []
+        for entry in meta["files"]:
+            path = Path(entry["path"])
+            files.append((path if path.is_absolute() else folder / path, entry))
+        return files
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -556,15 +597,24 @@ class CacheStore:
         return files
 
 
+_MODIFIED = "does not match its recorded checksum (it was modified)"
+
+
 def file_problem(path: Path, entry: dict) -> str | None:
     """What is wrong with a cached file against its sidecar's entry, or ``None``."""
+    problem = size_problem(path, entry)
+    if problem is None and _checksum(path) != entry["checksum"]:
+        return _MODIFIED
+    return problem
+
+
+def size_problem(path: Path, entry: dict) -> str | None:
+    """Whether a cached file is missing or has another size than its sidecar records."""
     if not path.exists():
         return "is missing"
     size = _size(path)
     if size != entry["size"]:
         return f"has {size} bytes instead of {entry['size']}"
-    if _checksum(path) != entry["checksum"]:
-        return "does not match its recorded checksum (it was modified)"
     return None
 
 

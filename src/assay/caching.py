@@ -199,6 +199,13 @@ class Cacheable:
 
     # -- checks and metadata ---------------------------------------------------------
 
+    def _hashes_while_loading(self) -> bool:
+        """Whether ``load()`` hashes every byte it reads into ``self._checksums`` and runs
+        no code from them, so that assay may compare checksums after loading rather than
+        read each file twice (once to check it, once to load it). See ``CacheStore.load``.
+        """
+        return False
+
     def check(self) -> bool:
         """Whether the artifact's main file exists (assay also verifies its checksum)."""
         return os.path.exists(self.get_path())
@@ -427,9 +434,18 @@ class NumpyCacher(Cacheable):
         return path
 
     def load(self) -> Any:
-        import numpy as np
+        path = self.get_path()
+        array = _read_npy_hashing(path, self._checksums)
+        if array is None:  # a layout the one-pass reader leaves to numpy
+            import numpy as np
 
-        return np.load(self.get_path(), allow_pickle=False)
+            array = np.load(path, allow_pickle=False)
+        return array
+
+    def _hashes_while_loading(self) -> bool:
+        # Only this class's own load() qualifies: a subclass that redefines it could
+        # run code from the file, so assay checks the file before calling that one.
+        return type(self).load is NumpyCacher.load
 
 
 class FileReferenceCacher(Cacheable):
@@ -521,6 +537,65 @@ class _ChecksummedFile:
         self._file.close()
         if kind is None:
             self._into[self._path] = (self._size, self._hash.hexdigest())
+
+
+class _HashingReader:
+    """A binary file being read whose bytes are hashed as they are handed out."""
+
+    def __init__(self, handle: Any, digest: Any):
+        self._handle, self._digest = handle, digest
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self._digest.update(data)
+        return data
+
+
+def _read_npy_hashing(path: str, checksums: dict, chunk: int = 8 * 2**20) -> Any:
+    """Read a ``.npy`` file in one pass, straight into the array's memory, hashing its
+    bytes on the way into ``checksums`` (as ``_ChecksummedFile`` does when writing).
+
+    Returns ``None``, having recorded nothing, for what ``np.load`` should read
+    instead: a format version other than 1.0 and 2.0, a dtype of size zero or one
+    holding Python objects (which ``np.load`` refuses without ``allow_pickle``).
+    A header that announces more or fewer bytes than the file holds raises
+    ``ValueError`` before anything is allocated.
+    """
+    import math
+
+    import numpy as np
+    from numpy.lib import format as npy
+
+    digest = xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        reader = _HashingReader(handle, digest)
+        version = npy.read_magic(reader)
+        if version == (1, 0):
+            shape, fortran_order, dtype = npy.read_array_header_1_0(reader)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = npy.read_array_header_2_0(reader)
+        else:
+            return None
+        if dtype.hasobject or dtype.itemsize == 0:
+            return None
+        size = os.fstat(handle.fileno()).st_size
+        nbytes = math.prod(shape) * dtype.itemsize
+        if handle.tell() + nbytes != size:
+            raise ValueError(
+                f"the header of {path} announces {nbytes} bytes of data, "
+                f"but the file holds {size - handle.tell()}"
+            )
+        data = np.empty(nbytes, dtype=np.uint8)
+        view = memoryview(data)
+        done = 0
+        while done < nbytes:
+            got = handle.readinto(view[done : done + chunk])
+            if not got:
+                raise ValueError(f"{path} ended after {done} of {nbytes} bytes of data")
+            digest.update(view[done : done + got])
+            done += got
+    checksums[os.path.abspath(path)] = (size, digest.hexdigest())
+    return data.view(dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
 def _json_default(obj: Any) -> Any:

@@ -1,0 +1,182 @@
+"""Loading a numpy artifact reads its file once, hashing it on the way into the array.
+
+Other cachers' files are read twice: checked against their recorded checksum,
+then loaded. A ``.npy`` file loaded without pickle runs no code from its bytes,
+so ``NumpyCacher`` checks as it reads and the value is handed out only once the
+checksum matched: the same guarantee for half the reading.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import assay
+from assay.caching import NumpyCacher
+from assay.errors import CorruptArtifactError
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    seed: int = 0
+
+
+ARRAYS = {
+    "float, 3-d": np.arange(24.0).reshape(2, 3, 4),
+    "Fortran order": np.asfortranarray(np.arange(24, dtype=np.int16).reshape(4, 6)),
+    "big-endian": np.arange(10, dtype=">i4"),
+    "structured": np.array([(1, 2.5), (3, -1.0)], dtype=[("a", "<i2"), ("b", "<f8")]),
+    "0-d": np.array(3.5),
+    "empty": np.empty((0, 5)),
+    "unicode": np.array(["ab", "cdé"]),
+    "complex": np.array([1 + 2j, -3.5j]),
+    "bool": np.array([[True, False], [False, True]]),
+}
+
+
+def _stage(value, produced: list[str], cacher=NumpyCacher):
+    @assay.stage(outputs=["array"], cachers=[cacher])
+    def make(record):
+        produced.append(record.name)
+        return value
+
+    return make
+
+
+def _cache(root: Path, value, cacher=NumpyCacher) -> Path:
+    """Run the stage once; the path of the ``.npy`` file it cached."""
+    manager = assay.ArtifactManager("arrays", project_root=root)
+    _stage(value, [], cacher)(assay.Record(manager, Params(name="p")))
+    return manager.cache.stage_dir(manager.plan.nodes[0].key) / "array.npy"
+
+
+def _load(root: Path, value, cacher=NumpyCacher):
+    """A second run of the stage, which reuses its artifact: the loaded value."""
+    produced: list[str] = []
+    manager = assay.ArtifactManager("arrays", project_root=root)
+    record = _stage(value, produced, cacher)(assay.Record(manager, Params(name="p")))
+    loaded = record.state["array"]
+    return loaded, produced
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through system calls so far (page cache included)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.mark.parametrize("value", list(ARRAYS.values()), ids=list(ARRAYS))
+def test_the_array_loads_as_numpy_loads_it(value, tmp_project: Path):
+    file = _cache(tmp_project, value)
+
+    loaded, produced = _load(tmp_project, value)
+
+    assert produced == [], "the artifact was reused, not recomputed"
+    expected = np.load(file, allow_pickle=False)
+    assert loaded.dtype == expected.dtype and loaded.shape == expected.shape
+    assert loaded.flags.c_contiguous == expected.flags.c_contiguous
+    assert loaded.flags.f_contiguous == expected.flags.f_contiguous
+    assert loaded.flags.writeable
+    assert loaded.tobytes(order="A") == expected.tobytes(order="A")
+    assert pickle.loads(pickle.dumps(loaded)).tolist() == value.tolist()
+
+
+class _RedefinedLoad(NumpyCacher):
+    """A user's subclass with a load() of its own: assay cannot know what it runs."""
+
+    calls: list[str] = []
+
+    def load(self):
+        _RedefinedLoad.calls.append(self.get_path())
+        return np.load(self.get_path(), allow_pickle=False)
+
+
+def test_a_numpy_artifact_is_read_once_and_other_loaders_twice(tmp_project: Path):
+    value = np.arange(8 * 2**20, dtype=np.float64)  # 64 MB
+    _cache(tmp_project, value)
+    before = _bytes_read()
+    loaded, _ = _load(tmp_project, value)
+    one_pass = _bytes_read() - before
+    assert np.array_equal(loaded, value)
+
+    # The same file through a loader assay must check first.
+    _cache(tmp_project / "other", value, _RedefinedLoad)
+    before = _bytes_read()
+    loaded, _ = _load(tmp_project / "other", value, _RedefinedLoad)
+    two_passes = _bytes_read() - before
+    assert np.array_equal(loaded, value)
+
+    assert value.nbytes <= one_pass < 1.2 * value.nbytes
+    assert two_passes >= 2 * value.nbytes
+
+
+def _edit_data(file: Path) -> None:
+    """Change one byte of the array's data, keeping the file's size."""
+    data = bytearray(file.read_bytes())
+    data[-1] ^= 0xFF
+    file.write_bytes(bytes(data))
+
+
+def _announce_more_data(file: Path) -> None:
+    """Make the header claim a 100x longer array, keeping the file's size."""
+    data = file.read_bytes()
+    assert b"(1000,), }" in data
+    file.write_bytes(data.replace(b"(1000,), }", b"(100000,)}", 1))
+
+
+def _break_magic(file: Path) -> None:
+    data = file.read_bytes()
+    file.write_bytes(b"XXXXXX" + data[6:])
+
+
+def _truncate(file: Path) -> None:
+    file.write_bytes(file.read_bytes()[:-100])
+
+
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (_edit_data, "does not match its recorded checksum"),
+        (_announce_more_data, "does not match its recorded checksum"),
+        (_break_magic, "does not match its recorded checksum"),
+        (_truncate, "bytes instead of"),
+    ],
+    ids=["data edited", "header announces more data", "not an npy file", "truncated"],
+)
+def test_a_damaged_numpy_file_is_refused_and_recomputed(
+    damage, problem: str, tmp_project: Path, caplog
+):
+    value = np.arange(1000, dtype=np.int64)
+    file = _cache(tmp_project, value)
+    original = file.read_bytes()
+    damage(file)
+    assert file.read_bytes() != original
+
+    with pytest.raises(CorruptArtifactError, match=problem):
+        assay.load("array", project_root=tmp_project)
+
+    loaded, produced = _load(tmp_project, value)
+    assert produced == ["p"], "the damaged artifact was computed again"
+    assert np.array_equal(loaded, value)
+    assert file.read_bytes() == original
+    assert any(problem in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_a_redefined_load_never_sees_a_damaged_file(tmp_project: Path):
+    value = np.arange(1000, dtype=np.int64)
+    file = _cache(tmp_project, value, _RedefinedLoad)
+    _edit_data(file)
+    _RedefinedLoad.calls.clear()
+
+    with pytest.raises(CorruptArtifactError, match="does not match its recorded checksum"):
+        assay.load("array", project_root=tmp_project)
+
+    loaded, produced = _load(tmp_project, value, _RedefinedLoad)
+    assert produced == ["p"]
+    assert _RedefinedLoad.calls == [], "load() was never called on the damaged file"
