@@ -430,7 +430,8 @@ class NumpyCacher(Cacheable):
             )
         path = self.get_path()
         with self.checksummed_file(path) as handle:
-            np.save(handle, obj, allow_pickle=False)
+            if not _write_npy_from_memory(handle, obj):
+                np.save(handle, obj, allow_pickle=False)
         return path
 
     def load(self) -> Any:
@@ -537,6 +538,35 @@ class _ChecksummedFile:
         self._file.close()
         if kind is None:
             self._into[self._path] = (self._size, self._hash.hexdigest())
+
+
+def _write_npy_from_memory(handle: Any, array: Any, chunk: int = 8 * 2**20) -> bool:
+    """Write the bytes ``np.save`` would, straight from the array's memory.
+
+    ``np.save`` copies an array into new buffers, chunk by chunk, when the file
+    is not a plain one (here it is hashed on the way). A contiguous array needs
+    no copy. Returns ``False``, having written nothing, for what ``np.save``
+    should write instead: a non-contiguous array, a dtype of size zero, or a
+    header too long for format version 1.0.
+    """
+    from numpy.lib import format as npy
+
+    if array.dtype.itemsize == 0:
+        return False
+    if array.flags.c_contiguous:
+        data = array.reshape(-1)
+    elif array.flags.f_contiguous:  # saved in Fortran order: the transpose is C-contiguous
+        data = array.T.reshape(-1)
+    else:
+        return False
+    try:
+        npy.write_array_header_1_0(handle, npy.header_data_from_array_1_0(array))
+    except ValueError:  # the header is written whole or not at all
+        return False
+    view = memoryview(data.view("u1"))
+    for start in range(0, len(view), chunk):
+        handle.write(view[start : start + chunk])
+    return True
 
 
 class _HashingReader:

@@ -1,13 +1,16 @@
-"""Loading a numpy artifact reads its file once, hashing it on the way into the array.
+"""NumpyCacher moves bytes between the array's memory and the file without copies.
 
-Other cachers' files are read twice: checked against their recorded checksum,
-then loaded. A ``.npy`` file loaded without pickle runs no code from its bytes,
-so ``NumpyCacher`` checks as it reads and the value is handed out only once the
-checksum matched: the same guarantee for half the reading.
+It writes exactly what ``np.save`` writes, straight from the array's memory,
+hashing on the way. Loading reads the file once, into the array, hashing it on
+the way. Other cachers' files are read twice: checked against their recorded
+checksum, then loaded. A ``.npy`` file loaded without pickle runs no code from
+its bytes, so ``NumpyCacher`` checks as it reads and the value is handed out
+only once the checksum matched: the same guarantee for half the reading.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +74,13 @@ def _bytes_read() -> int:
     raise AssertionError("no rchar in /proc/self/io")
 
 
+LONG_HEADER = pytest.param(
+    np.zeros(3, dtype=[(f"field_{i}", "<f4") for i in range(3000)]),
+    id="header too long for format 1.0",
+    marks=pytest.mark.filterwarnings("ignore:Stored array in format 2.0"),
+)
+
+
 @pytest.mark.parametrize("value", list(ARRAYS.values()), ids=list(ARRAYS))
 def test_the_array_loads_as_numpy_loads_it(value, tmp_project: Path):
     file = _cache(tmp_project, value)
@@ -85,6 +95,23 @@ def test_the_array_loads_as_numpy_loads_it(value, tmp_project: Path):
     assert loaded.flags.writeable
     assert loaded.tobytes(order="A") == expected.tobytes(order="A")
     assert pickle.loads(pickle.dumps(loaded)).tolist() == value.tolist()
+
+
+WRITTEN = [
+    *(pytest.param(value, id=name) for name, value in ARRAYS.items()),
+    pytest.param(np.arange(40.0).reshape(5, 8)[::2, 1::3], id="not contiguous"),
+    pytest.param(np.arange(6.0).reshape(1, 6), id="C and Fortran order"),
+    LONG_HEADER,
+]
+
+
+@pytest.mark.parametrize("value", WRITTEN)
+def test_the_file_holds_what_numpy_save_writes(value, tmp_project: Path):
+    file = _cache(tmp_project, value)
+
+    expected = io.BytesIO()
+    np.save(expected, value, allow_pickle=False)
+    assert file.read_bytes() == expected.getvalue()
 
 
 class _RedefinedLoad(NumpyCacher):
