@@ -81,14 +81,16 @@ LONG_HEADER = pytest.param(
 )
 
 
-@pytest.mark.parametrize("value", list(ARRAYS.values()), ids=list(ARRAYS))
+@pytest.mark.parametrize(
+    "value", [*(pytest.param(value, id=name) for name, value in ARRAYS.items()), LONG_HEADER]
+)
 def test_the_array_loads_as_numpy_loads_it(value, tmp_project: Path):
     file = _cache(tmp_project, value)
 
     loaded, produced = _load(tmp_project, value)
 
     assert produced == [], "the artifact was reused, not recomputed"
-    expected = np.load(file, allow_pickle=False)
+    expected = np.load(file, allow_pickle=False, max_header_size=file.stat().st_size)
     assert loaded.dtype == expected.dtype and loaded.shape == expected.shape
     assert loaded.flags.c_contiguous == expected.flags.c_contiguous
     assert loaded.flags.f_contiguous == expected.flags.f_contiguous
@@ -193,6 +195,16 @@ def test_a_damaged_numpy_file_is_refused_and_recomputed(
     assert np.array_equal(loaded, value)
     assert file.read_bytes() == original
     assert any(problem in r.getMessage() for r in caplog.records), caplog.text
+
+
+@pytest.mark.filterwarnings("ignore:Stored array in format 2.0")
+def test_a_damaged_file_with_a_long_header_is_refused(tmp_project: Path):
+    value = LONG_HEADER.values[0]
+    file = _cache(tmp_project, value)
+    _edit_data(file)
+
+    with pytest.raises(CorruptArtifactError, match="does not match its recorded checksum"):
+        assay.load("array", project_root=tmp_project)
 
 
 def test_a_redefined_load_never_sees_a_damaged_file(tmp_project: Path):

@@ -440,8 +440,27 @@ class NumpyCacher(Cacheable):
         if array is None:  # a layout the one-pass reader leaves to numpy
             import numpy as np
 
-            array = np.load(path, allow_pickle=False)
+            array = np.load(path, allow_pickle=False, max_header_size=self._header_limit(path))
         return array
+
+    def _header_limit(self, path: str) -> int:
+        """How long a header ``np.load`` may parse: numpy's default (10,000 bytes), or
+        any length for a file that matches the checksum in its sidecar.
+
+        numpy's limit guards against headers crafted to exhaust the parser; a file
+        assay wrote and has just checked is not one, and an array with hundreds of
+        named fields has a longer header than that.
+        """
+        names = {os.path.abspath(path)}
+        if self._dir is not None:
+            names.add(os.path.relpath(path, self._dir).replace(os.sep, "/"))
+        for entry in (self.metadata or {}).get("files", []):
+            if entry.get("path") in names:
+                from assay.hashing import file_checksum
+
+                if file_checksum(path) == entry.get("checksum"):
+                    return os.path.getsize(path)
+        return _NUMPY_HEADER_LIMIT
 
     def _hashes_while_loading(self) -> bool:
         # Only this class's own load() qualifies: a subclass that redefines it could
@@ -581,15 +600,20 @@ class _HashingReader:
         return data
 
 
+_NUMPY_HEADER_LIMIT = 10_000
+"""``np.load``'s default ``max_header_size``."""
+
+
 def _read_npy_hashing(path: str, checksums: dict, chunk: int = 8 * 2**20) -> Any:
     """Read a ``.npy`` file in one pass, straight into the array's memory, hashing its
     bytes on the way into ``checksums`` (as ``_ChecksummedFile`` does when writing).
 
     Returns ``None``, having recorded nothing, for what ``np.load`` should read
-    instead: a format version other than 1.0 and 2.0, a dtype of size zero or one
-    holding Python objects (which ``np.load`` refuses without ``allow_pickle``).
-    A header that announces more or fewer bytes than the file holds raises
-    ``ValueError`` before anything is allocated.
+    instead: a format version other than 1.0 and 2.0, a header longer than
+    ``np.load`` parses by default or that does not parse, a dtype of size zero or
+    one holding Python objects (which ``np.load`` refuses without
+    ``allow_pickle``). A header that announces more or fewer bytes than the file
+    holds raises ``ValueError`` before anything is allocated.
     """
     import math
 
@@ -600,11 +624,15 @@ def _read_npy_hashing(path: str, checksums: dict, chunk: int = 8 * 2**20) -> Any
     with open(path, "rb") as handle:
         reader = _HashingReader(handle, digest)
         version = npy.read_magic(reader)
-        if version == (1, 0):
-            shape, fortran_order, dtype = npy.read_array_header_1_0(reader)
-        elif version == (2, 0):
-            shape, fortran_order, dtype = npy.read_array_header_2_0(reader)
-        else:
+        read_header = {
+            (1, 0): npy.read_array_header_1_0,
+            (2, 0): npy.read_array_header_2_0,
+        }.get(version)
+        if read_header is None:
+            return None
+        try:
+            shape, fortran_order, dtype = read_header(reader, _NUMPY_HEADER_LIMIT)
+        except ValueError:
             return None
         if dtype.hasobject or dtype.itemsize == 0:
             return None
