@@ -458,7 +458,10 @@ class NumpyCacher(Cacheable):
             if entry.get("path") in names:
                 from assay.hashing import file_checksum
 
-                if file_checksum(path) == entry.get("checksum"):
+                checksum = file_checksum(path)
+                if checksum == entry.get("checksum"):
+                    # Checked here, so assay need not read the file a third time after.
+                    self._checksums[os.path.abspath(path)] = (entry.get("size"), checksum)
                     return os.path.getsize(path)
         return _NUMPY_HEADER_LIMIT
 
