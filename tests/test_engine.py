@@ -979,6 +979,81 @@ def test_an_interrupted_run_is_recorded_keeps_its_artifacts_and_resumes(
     assert record_of(manager, "b").state["third_out"] == 22
 
 
+def test_a_batch_writes_the_read_index_when_it_ends_however_it_ends(tmp_path: Path):
+    from assay.cache import CacheStore
+
+    cache = CacheStore(tmp_path / "cache")
+    index = tmp_path / "cache" / "reads" / "fit.jsonl"
+    with cache.reads_batched():
+        cache.add_reads("fit", "base-1", frozenset({"alpha"}))
+        cache.add_reads("fit", "base-2", frozenset({"alpha", "beta"}))
+        assert not index.exists()  # waiting in memory
+        assert cache.known_reads("fit", "base-2") == [frozenset({"alpha", "beta"})]
+        assert cache.read_entries("fit") == [  # reading the file writes what waits first
+            ("base-1", frozenset({"alpha"})),
+            ("base-2", frozenset({"alpha", "beta"})),
+        ]
+        with pytest.raises(RuntimeError), cache.reads_batched():
+            cache.add_reads("fit", "base-3", "*")
+            raise RuntimeError("a stage failed")
+        assert len(index.read_text().splitlines()) == 2  # the inner batch is part of this one
+    assert [json.loads(line) for line in index.read_text().splitlines()] == [
+        {"base": "base-1", "reads": ["alpha"]},
+        {"base": "base-2", "reads": ["alpha", "beta"]},
+        {"base": "base-3", "reads": "*"},
+    ]
+
+    cache.add_reads("fit", "base-4", frozenset())  # outside a batch: written at once
+    assert CacheStore(tmp_path / "cache").known_reads("fit", "base-4") == [frozenset()]
+
+
+def test_a_failed_run_keeps_the_read_index_of_the_stages_that_finished(
+    tmp_project: Path, calls: Calls
+):
+    from assay.cache import CacheStore
+
+    (tmp_project / "fail.flag").touch()
+    with pytest.raises(StageFailed):
+        run(tmp_project, "flaky")
+
+    index = CacheStore(tmp_project / "data" / "cache")
+    assert [reads for _, reads in index.read_entries("first")] == [frozenset({"value"})]
+
+
+def test_the_plan_is_set_aside_from_the_garbage_collector_during_the_run(tmp_project: Path):
+    import gc
+
+    (tmp_project / "experiments" / "frozen.py").write_text(
+        "import gc\n"
+        "from dataclasses import dataclass\n"
+        "import assay\n\n"
+        "@dataclass\n"
+        "class Params(assay.ExperimentParameters):\n"
+        "    n: int = 0\n\n"
+        "@assay.stage(outputs=['frozen'])\n"
+        "def look(record):\n"
+        "    return gc.get_freeze_count()\n\n"
+        "def get_params():\n"
+        "    return [Params(name='a')]\n\n"
+        "def run(param_sets, manager):\n"
+        "    for params in param_sets:\n"
+        "        look(assay.Record(manager, params))\n"
+    )
+    manager = run(tmp_project, "frozen")
+
+    assert record_of(manager, "a").state["frozen"] > 1000  # the plan, and all before it
+    assert gc.get_freeze_count() == 0 and gc.isenabled()  # as before the run
+
+    gc.disable()
+    try:
+        (tmp_project / "fail.flag").touch()
+        with pytest.raises(StageFailed):
+            run(tmp_project, "flaky")
+        assert gc.get_freeze_count() == 0 and not gc.isenabled()  # a failed run too
+    finally:
+        gc.enable()
+
+
 def test_the_run_log_keeps_what_stages_print(tmp_project: Path):
     manager = run(tmp_project)
 

@@ -30,6 +30,7 @@ lineage, exports) goes through the methods below, never through paths.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -38,7 +39,7 @@ import shutil
 import stat
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,9 @@ class CacheStore:
         self._latest_reads: dict[str, frozenset | str] = {}
         self._texts_written: set[str] = set()
         self._made_dirs: set[Path] = set()
+        self._batching = 0
+        self._pending_reads: dict[str, list[str]] = {}
+        self._pending_count = 0
 
     # -- where things are --------------------------------------------------------------
 
@@ -380,6 +384,7 @@ class CacheStore:
 
     def read_entries(self, stage: str) -> list[tuple[str, frozenset | str]]:
         """The read index of a stage, oldest entry first: ``(base, reads)``."""
+        self.flush_reads()
         return [(e["base"], _reads_value(e["reads"])) for e in self._read_entries(stage)]
 
     def _read_entries(self, stage: str) -> Iterable[dict]:
@@ -394,7 +399,12 @@ class CacheStore:
             return
 
     def add_reads(self, stage: str, base: str, reads: frozenset | str) -> None:
-        """Remember that a stage run with key base ``base`` read ``reads``."""
+        """Remember that a stage run with key base ``base`` read ``reads``.
+
+        Inside :meth:`reads_batched` the line waits in memory until the batch
+        ends, :meth:`flush_reads` is called or many lines wait; outside, it is
+        written at once.
+        """
         self.known_reads(stage, base)  # loads the index
         known = self._reads[stage].setdefault(base, [])
         if known and known[0] == reads:
@@ -403,18 +413,42 @@ class CacheStore:
             known.remove(reads)
         known.insert(0, reads)
         self._latest_reads[stage] = reads
-        self._add_entry(stage, {"base": base, "reads": _reads_json(reads)})
+        line = f'{{"base": {json.dumps(base)}, "reads": {_reads_text(reads)}}}\n'
+        self._pending_reads.setdefault(stage, []).append(line)
+        self._pending_count += 1
+        if not self._batching or self._pending_count >= _READS_BATCH:
+            self.flush_reads()
 
-    def _add_entry(self, stage: str, entry: dict) -> None:
-        line = json.dumps(entry) + "\n"
-        path = self._reads_file(stage)
-        self.ensure_dir(Path(path).parent)
-        # One short write with O_APPEND: concurrent runs append whole lines.
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    @contextlib.contextmanager
+    def reads_batched(self) -> Iterator[None]:
+        """Write the read index once at the end of a run rather than once per stage run.
+
+        A run of 10,000 parameter sets appends tens of thousands of lines; one
+        system call per stage file instead of three per line saves a fifth of
+        such a run. Lines are written when the block ends, however it ends.
+        """
+        self._batching += 1
         try:
-            os.write(descriptor, line.encode())
+            yield
         finally:
-            os.close(descriptor)
+            self._batching -= 1
+            if not self._batching:
+                self.flush_reads()
+
+    def flush_reads(self) -> None:
+        """Append the waiting lines of the read index to its files."""
+        pending, self._pending_reads, self._pending_count = self._pending_reads, {}, 0
+        for stage, lines in pending.items():
+            path = self._reads_file(stage)
+            self.ensure_dir(Path(path).parent)
+            data = "".join(lines).encode()
+            # One write with O_APPEND: concurrent runs append whole lines.
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                while data:
+                    data = data[os.write(descriptor, data) :]
+            finally:
+                os.close(descriptor)
 
     def latest_reads(self, stage: str) -> frozenset | str | None:
         """The read set recorded last for a stage, whatever its base: a good guess
@@ -597,6 +631,8 @@ class CacheStore:
         return files
 
 
+_READS_BATCH = 4096
+"""Lines of the read index a batch holds in memory at most before writing them."""
 _MODIFIED = "does not match its recorded checksum (it was modified)"
 
 
@@ -679,6 +715,12 @@ def _glob(value: str | None) -> str:
 
 def _reads_json(reads: frozenset | str) -> list | str:
     return reads if isinstance(reads, str) else sorted(reads)
+
+
+@functools.lru_cache(maxsize=256)
+def _reads_text(reads: frozenset | str) -> str:
+    """``reads`` as JSON: most stage runs of a stage read the same fields."""
+    return json.dumps(_reads_json(reads))
 
 
 def _reads_value(value: list | str) -> frozenset | str:

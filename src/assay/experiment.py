@@ -15,13 +15,15 @@ interrupted) with every stage's timing and every artifact's key.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import logging
 import os
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -199,7 +201,7 @@ def run_experiment(
         )
         manager.runner.observer = progress
         status, error = "failed", None
-        with run_log(log_path, verbose=verbose):
+        with run_log(log_path, verbose=verbose), _thawed_at_the_end():
             log.info(
                 "Run %d (%s): experiment %s, %d parameter set(s)",
                 manager.run_number,
@@ -308,11 +310,43 @@ def _plan(manager: ArtifactManager, module: ModuleType, param_sets: list) -> Non
     runner = manager.runner
     runner.planning = True
     try:
-        manager.results = module.run(param_sets, manager)
+        with _plan_outside_collector():
+            manager.results = module.run(param_sets, manager)
     finally:
         runner.planning = False
     runner.decide(manager.plan.nodes)
     runner.observer.planned(manager.plan)
+
+
+@contextlib.contextmanager
+def _plan_outside_collector() -> Iterator[None]:
+    """Build the plan without Python's cyclic garbage collector, then set it aside.
+
+    The plan lives for the whole run: 5 objects or more per stage run, half a million
+    for 10,000 parameter sets. Every full collection walks all of them again, which
+    took a fifth of such a run, and none of them is garbage. So the collector pauses
+    while the experiment plans, and what exists then is frozen (:func:`gc.freeze`):
+    later collections during the run skip it. The run's end unfreezes it, and any
+    cyclic garbage the planning left is collected as usual from then on; objects that
+    are no longer referenced are freed at once, as ever.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+@contextlib.contextmanager
+def _thawed_at_the_end() -> Iterator[None]:
+    """Unfreeze what :func:`_plan_outside_collector` froze when the run ends, however."""
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def select(
@@ -368,10 +402,14 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
     stages, artifacts = [], []
     loaded = {id(a) for a in manager.runner.loaded}
     cache, root = manager.cache, manager.config.root
+    stamps: dict[int, str] = {}  # most stage runs of a big run start in the same seconds
     for node in manager.plan.nodes:
-        started = (
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(node.started)) if node.started else None
-        )
+        started = None
+        if node.started:
+            second = int(node.started)
+            started = stamps.get(second)
+            if started is None:
+                started = stamps[second] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
         stages.append(
             StageRunInfo(
                 node.record_label,

@@ -89,19 +89,25 @@ class ProgressFile(Observer):
 
     def planned(self, plan: Plan) -> None:
         self.total = sum(1 for n in plan.nodes if n.status == "run")
-        self._changed.set()
+        self._note_change()
         self.inner.planned(plan)
 
     def stage_started(self, node: StageNode) -> None:
         self.current[id(node)] = f"{node.spec.name} [{node.record_label}]"
-        self._changed.set()
+        self._note_change()
         self.inner.stage_started(node)
 
     def stage_finished(self, node: StageNode) -> None:
         self.current.pop(id(node), None)
         self.done += 1
-        self._changed.set()
+        self._note_change()
         self.inner.stage_finished(node)
+
+    def _note_change(self) -> None:
+        # Set only when clear: set() takes a lock, and a big run changes 100,000 times. The
+        # writer clears the flag before it reads the counts, so it sees this change.
+        if not self._changed.is_set():
+            self._changed.set()
 
     def close(self) -> None:
         """The run is over (the run store has the rest): stop writing, remove the file."""
@@ -378,6 +384,10 @@ class Runner:
         front of the queue, so a serial run finishes one record's chain before
         it starts the next (depth first: fewer values held in memory).
         """
+        with self.manager.cache.reads_batched():
+            self._execute(nodes)
+
+    def _execute(self, nodes: list[StageNode]) -> None:
         if not self.manager.dry_cache:
             self._link_cached(nodes)
         pending = [n for n in nodes if n.status == "run"]
@@ -739,6 +749,7 @@ class Runner:
             if artifact.lazy:
                 artifact.value = MISSING
         if base is not None:
+            cache.flush_reads()  # a cached stage run is found by what it read
             cache.store_texts(node.code_parts)
             if node.reportables:
                 self._save_reportables(node, base)
