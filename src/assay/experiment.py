@@ -242,9 +242,10 @@ def run_experiment(
                 progress.close()
                 from assay.metrics import record_run_metrics
 
-                record_run_metrics(store, manager)
-                _record_outcome(store, manager, status, error)
-                write_run_record(store, config, manager.run_id)
+                with _collector_paused():  # rows for every stage run: nothing cyclic
+                    record_run_metrics(store, manager)
+                    _record_outcome(store, manager, status, error)
+                    write_run_record(store, config, manager.run_id)
                 log.info("Run %d %s: %s", manager.run_number, status, summarize(manager.plan.nodes))
                 store.close()
                 if report:
@@ -330,12 +331,21 @@ def _plan_outside_collector() -> Iterator[None]:
     cyclic garbage the planning left is collected as usual from then on; objects that
     are no longer referenced are freed at once, as ever.
     """
+    with _collector_paused():
+        try:
+            yield
+        finally:
+            gc.freeze()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection in this block (the collector is left as it was)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
         if enabled:
             gc.enable()
 
