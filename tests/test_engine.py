@@ -924,6 +924,22 @@ def test_the_run_store_records_runs_stages_and_artifacts(tmp_project: Path):
                 assert artifact.size == meta["size"], (action, artifact)
 
 
+@pytest.mark.parametrize("cache", ["inside", "outside"])
+def test_the_run_store_gives_artifact_paths_relative_to_the_project(
+    tmp_project: Path, tmp_path: Path, cache: str
+):
+    cache_dir = tmp_path / "elsewhere" / "cache" if cache == "outside" else None
+    manager = run(tmp_project, cache_dir=cache_dir)
+
+    with RunStore(tmp_project / "assay.db") as store:
+        paths = [a.path for a in store.artifacts(manager.run_id)]
+    assert len(paths) == 9
+    for path in paths:
+        assert not Path(path).is_absolute()
+        assert path.startswith("../" if cache == "outside" else "data/cache/objects/")
+        assert (tmp_project / path).is_file()
+
+
 def test_a_failed_run_is_recorded_and_the_next_run_resumes(tmp_project: Path, calls: Calls):
     (tmp_project / "fail.flag").touch()
 

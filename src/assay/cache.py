@@ -119,7 +119,7 @@ class CacheStore:
 
     def where(self, key: str, filename: str | None = None) -> str:
         """Where a stage run's folder (or one of its files) is, for people to read."""
-        folder = str(self.stage_dir(key))
+        folder = f"{self._objects}/{key[:2]}/{key}"  # str(self.stage_dir(key)), faster
         return f"{folder}/{filename}" if filename else folder
 
     @property
