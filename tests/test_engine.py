@@ -1022,6 +1022,16 @@ def test_a_batch_writes_the_read_index_when_it_ends_however_it_ends(tmp_path: Pa
     cache.add_reads("fit", "base-4", frozenset())  # outside a batch: written at once
     assert CacheStore(tmp_path / "cache").known_reads("fit", "base-4") == [frozenset()]
 
+    blocked = CacheStore(tmp_path / "blocked")
+    blocked.known_reads("fit", "base-1")  # the index is loaded (empty)...
+    (tmp_path / "blocked").mkdir()
+    (tmp_path / "blocked" / "reads").write_text("...then a file takes its folder's place")
+    with pytest.raises(ZeroDivisionError), blocked.reads_batched():  # the run's own failure
+        blocked.add_reads("fit", "base-1", frozenset({"alpha"}))
+        raise ZeroDivisionError("a stage failed")
+    with pytest.raises(OSError), blocked.reads_batched():  # else the index's
+        blocked.add_reads("fit", "base-2", frozenset({"alpha"}))
+
 
 def test_a_failed_run_keeps_the_read_index_of_the_stages_that_finished(
     tmp_project: Path, calls: Calls
@@ -1068,6 +1078,15 @@ def test_the_plan_is_set_aside_from_the_garbage_collector_during_the_run(tmp_pro
         assert gc.get_freeze_count() == 0 and not gc.isenabled()  # a failed run too
     finally:
         gc.enable()
+
+    gc.freeze()  # a program that sets objects aside itself keeps its arrangement
+    try:
+        frozen = gc.get_freeze_count()
+        manager = run(tmp_project, "frozen")
+        assert record_of(manager, "a").state["frozen"] < frozen + 1000  # nothing more frozen
+        assert gc.get_freeze_count() >= frozen - 1000  # nor unfrozen
+    finally:
+        gc.unfreeze()
 
 
 def test_the_run_log_keeps_what_stages_print(tmp_project: Path):

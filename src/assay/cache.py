@@ -428,12 +428,18 @@ class CacheStore:
         such a run. Lines are written when the block ends, however it ends.
         """
         self._batching += 1
+        failed = True
         try:
             yield
+            failed = False
         finally:
             self._batching -= 1
             if not self._batching:
-                self.flush_reads()
+                try:
+                    self.flush_reads()
+                except OSError:
+                    if not failed:
+                        raise  # else the run's own failure is the one to report
 
     def flush_reads(self) -> None:
         """Append the waiting lines of the read index to its files."""

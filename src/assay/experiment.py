@@ -329,13 +329,15 @@ def _plan_outside_collector() -> Iterator[None]:
     while the experiment plans, and what exists then is frozen (:func:`gc.freeze`):
     later collections during the run skip it. The run's end unfreezes it, and any
     cyclic garbage the planning left is collected as usual from then on; objects that
-    are no longer referenced are freed at once, as ever.
+    are no longer referenced are freed at once, as ever. A program that froze objects
+    itself keeps its own arrangement: nothing is frozen, or unfrozen, for it.
     """
     with _collector_paused():
         try:
             yield
         finally:
-            gc.freeze()
+            if not gc.get_freeze_count():
+                gc.freeze()
 
 
 @contextlib.contextmanager
@@ -353,10 +355,12 @@ def _collector_paused() -> Iterator[None]:
 @contextlib.contextmanager
 def _thawed_at_the_end() -> Iterator[None]:
     """Unfreeze what :func:`_plan_outside_collector` froze when the run ends, however."""
+    frozen_before = gc.get_freeze_count()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()
 
 
 def select(
