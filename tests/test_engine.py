@@ -1082,7 +1082,9 @@ def test_the_plan_is_set_aside_from_the_garbage_collector_during_the_run(tmp_pro
     gc.freeze()  # a program that sets objects aside itself keeps its arrangement
     try:
         frozen = gc.get_freeze_count()
+        alive = [[n] for n in range(5000)]  # not frozen: a run that froze would take them
         manager = run(tmp_project, "frozen")
+        assert len(alive) == 5000
         assert record_of(manager, "a").state["frozen"] < frozen + 1000  # nothing more frozen
         assert gc.get_freeze_count() >= frozen - 1000  # nor unfrozen
     finally:
