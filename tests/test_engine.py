@@ -1069,6 +1069,8 @@ def test_the_plan_is_set_aside_from_the_garbage_collector_during_the_run(tmp_pro
 
     assert record_of(manager, "a").state["frozen"] > 1000  # the plan, and all before it
     assert gc.get_freeze_count() == 0 and gc.isenabled()  # as before the run
+    run(tmp_project, "frozen", dry=True)  # planning only
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
 
     gc.disable()
     try:

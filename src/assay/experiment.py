@@ -158,7 +158,8 @@ def run_experiment(
         if observer is not None:
             manager.runner.observer = observer
         if dry:
-            _plan(manager, module, selected)
+            with _thawed_at_the_end():
+                _plan(manager, module, selected)
             return manager
         manager.cache.check_usable(write=not dry_cache)  # before anything runs
 
