@@ -158,8 +158,7 @@ def run_experiment(
         if observer is not None:
             manager.runner.observer = observer
         if dry:
-            with _thawed_at_the_end():
-                _plan(manager, module, selected)
+            _plan(manager, module, selected)  # nothing frozen: the plan is the caller's
             return manager
         manager.cache.check_usable(write=not dry_cache)  # before anything runs
 
@@ -202,7 +201,7 @@ def run_experiment(
         )
         manager.runner.observer = progress
         status, error = "failed", None
-        with run_log(log_path, verbose=verbose), _thawed_at_the_end():
+        with run_log(log_path, verbose=verbose), _plan_set_aside() as set_aside:
             log.info(
                 "Run %d (%s): experiment %s, %d parameter set(s)",
                 manager.run_number,
@@ -211,7 +210,7 @@ def run_experiment(
                 len(selected),
             )
             try:
-                _plan(manager, module, selected)
+                _plan(manager, module, selected, set_aside)
                 if any(n.status == "run" for n in manager.plan.nodes):
                     manager.runner.executor = workers.take(manager.runner.executor)
                 else:
@@ -307,12 +306,18 @@ class _Workers:
         self.stop()
 
 
-def _plan(manager: ArtifactManager, module: ModuleType, param_sets: list) -> None:
-    """Let the experiment plan its stage calls, then decide what must execute."""
+def _plan(
+    manager: ArtifactManager, module: ModuleType, param_sets: list, set_aside: bool = False
+) -> None:
+    """Let the experiment plan its stage calls, then decide what must execute.
+
+    The collector pauses while the experiment plans; with ``set_aside`` the plan
+    is then frozen, for :func:`_plan_set_aside` to unfreeze when the run ends.
+    """
     runner = manager.runner
     runner.planning = True
     try:
-        with _plan_outside_collector():
+        with _collector_paused(freeze=set_aside):
             manager.results = module.run(param_sets, manager)
     finally:
         runner.planning = False
@@ -321,47 +326,40 @@ def _plan(manager: ArtifactManager, module: ModuleType, param_sets: list) -> Non
 
 
 @contextlib.contextmanager
-def _plan_outside_collector() -> Iterator[None]:
-    """Build the plan without Python's cyclic garbage collector, then set it aside.
+def _plan_set_aside() -> Iterator[bool]:
+    """For a run: whether its plan may be frozen; unfreezes it when the run ends, however.
 
     The plan lives for the whole run: 5 objects or more per stage run, half a million
-    for 10,000 parameter sets. Every full collection walks all of them again, which
-    took a fifth of such a run, and none of them is garbage. So the collector pauses
-    while the experiment plans, and what exists then is frozen (:func:`gc.freeze`):
-    later collections during the run skip it. The run's end unfreezes it, and any
-    cyclic garbage the planning left is collected as usual from then on; objects that
-    are no longer referenced are freed at once, as ever. A program that froze objects
-    itself keeps its own arrangement: nothing is frozen, or unfrozen, for it.
+    for 10,000 parameter sets. Every full collection of Python's cyclic garbage
+    collector walks all of them again, which took a fifth of such a run, and none of
+    them is garbage. So the collector pauses while the experiment plans, and what
+    exists then is frozen (:func:`gc.freeze`): later collections during the run skip
+    it. The run's end unfreezes it, and any cyclic garbage the planning left is
+    collected as usual from then on; objects that are no longer referenced are freed
+    at once, as ever. A program that froze objects itself keeps its own arrangement:
+    nothing is frozen, or unfrozen, for it.
     """
-    with _collector_paused():
-        try:
-            yield
-        finally:
-            if not gc.get_freeze_count():
-                gc.freeze()
+    ours = not gc.get_freeze_count()
+    try:
+        yield ours
+    finally:
+        if ours:
+            gc.unfreeze()
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection in this block (the collector is left as it was)."""
+def _collector_paused(freeze: bool = False) -> Iterator[None]:
+    """No cyclic garbage collection in this block (the collector is left as it was);
+    with ``freeze``, what exists at its end is frozen before the collector resumes."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if freeze:
+            gc.freeze()
         if enabled:
             gc.enable()
-
-
-@contextlib.contextmanager
-def _thawed_at_the_end() -> Iterator[None]:
-    """Unfreeze what :func:`_plan_outside_collector` froze when the run ends, however."""
-    frozen_before = gc.get_freeze_count()
-    try:
-        yield
-    finally:
-        if not frozen_before:
-            gc.unfreeze()
 
 
 def select(
