@@ -65,6 +65,17 @@ def test_an_experiment_without_run_says_what_is_missing(bad_project):
     fails(run_cli("run", "no_run", cwd=bad_project), "no_run.py", "run(param_sets, manager)")
 
 
+def test_an_experiment_that_calls_sys_exit_outside_a_stage_is_recorded_as_failed(bad_project):
+    fails(
+        run_cli("run", "exiting", cwd=bad_project),
+        "The experiment's code called sys.exit('no more for today') outside a stage",
+    )
+    with RunStore(bad_project / "assay.db") as store:
+        info = store.get_run("latest")
+    assert info.status == "failed"
+    assert "sys.exit('no more for today')" in info.error
+
+
 def test_a_missing_parameter_file_is_named(bad_project):
     fails(
         run_cli("run", "good", "-p", "duplicate", cwd=bad_project),

@@ -375,7 +375,9 @@ def test_a_killed_worker_fails_the_run_cleanly_and_a_rerun_completes_from_the_ca
     finished = [s for s, status in first.items() if status == "executed"]
     assert finished, first
     for stage_run in finished:
-        # prepare has no cacher: it runs again when fit must
+        name = stage_run.split(":")[1]
+        if stage_run.startswith("prepare:") and first[f"fit:{name}"] != "executed":
+            continue  # prepare has no cacher: it runs again when fit must
         assert second[stage_run] in ("cached", "skipped"), (stage_run, first, second)
     resumed = calls.take()
     assert "evaluate:b" in resumed
@@ -492,6 +494,56 @@ def test_a_stage_failing_in_a_worker_shows_its_traceback_and_how_to_resume(
     assert isinstance(original, RemoteStageError) and original.kind == "ValueError"
     assert "evaluate refuses parameter set c" in original.traceback_text
     assert info.value.__cause__ is original
+
+
+@pytest.mark.parametrize("options", [[], ["--parallel", "2"]], ids=["serial", "parallel"])
+def test_a_stage_that_calls_sys_exit_fails_like_one_that_raises(
+    tmp_project: Path, calls: Calls, options: list[str]
+):
+    (tmp_project / "exit-c.flag").touch()
+
+    result = run_cli("run", "scaled", *options, cwd=tmp_project)
+
+    assert result.code == 1, result
+    said = "Stage 'evaluate' failed for parameter set 'c': it called sys.exit('evaluate gives up on c')"
+    assert said in result.text, result
+    assert "in evaluate" in result.text, result
+    assert "could not run in a worker" not in result.text, result
+    with RunStore(tmp_project / "assay.db") as store:
+        failed = store.get_run("latest")
+    assert (failed.status, failed.error) == ("failed", said)
+    finished = {s for s, status in stage_rows(tmp_project).items() if status == "executed"}
+    calls.take()
+    (tmp_project / "exit-c.flag").unlink()
+    assert run_cli("run", "scaled", *options, cwd=tmp_project).code == 0
+    again = calls.take()
+    assert "evaluate:c" in again
+    cached = {s for s in finished if not s.startswith("prepare:")}  # prepare has no cacher
+    assert cached and not cached & set(again), "finished stages stay cached"
+
+
+@pytest.mark.parametrize("options", [[], ["--parallel", "2"]], ids=["serial", "parallel"])
+def test_a_run_goes_on_when_its_console_output_is_closed(tmp_project: Path, options: list[str]):
+    """``assay run ... | head`` or a pager quit early: the run completes, the log has it all."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "assay", "run", "scaled", *options],
+        cwd=tmp_project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # before the run writes anything: every write meets a broken pipe
+    process.stderr.close()
+
+    assert process.wait(timeout=120) == 0
+    with RunStore(tmp_project / "assay.db") as store:
+        done = store.get_run("latest")
+    assert done.status == "completed", done.error
+    log = (tmp_project / "logs" / f"{done.id}.log").read_text()
+    for name in SETS:
+        assert f"printed while evaluating {name}" in log, log
+    assert run_cli("run", "scaled", *options, cwd=tmp_project).code == 0
 
 
 @pytest.mark.parametrize("options", [*REMOTE, SPAWNED])

@@ -84,9 +84,18 @@ def _spawn_without_this_script() -> None:
 def _console(stderr: bool = False):
     from rich.console import Console
 
+    from assay.runlog import silence
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # The reader went away (`assay run ... | head`): rich would exit at once, in
+            # the middle of a run. Go on instead, without output; the run's log has it.
+            self.quiet = True
+            silence(self.file)
+
     # Bind the real streams now: during a run they are teed into the log file,
     # which should not receive the progress bar's redraws.
-    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False)
+    return _Console(file=sys.stderr if stderr else sys.stdout, highlight=False)
 
 
 @click.group(cls=_Group, context_settings=_CONTEXT)

@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from assay.config import ProjectConfig
-from assay.errors import AssayError, ConfigError, ParameterError, StageFailed
+from assay.errors import AssayError, ConfigError, ParameterError, ProjectError, StageFailed
 from assay.executor import get_executor
 from assay.manager import ArtifactManager
 from assay.params import apply_overrides, check_unique_names, describe
@@ -236,6 +236,13 @@ def run_experiment(
                 error = f"{type(exc).__name__}: {exc}"
                 log.exception("The run failed")
                 raise
+            except SystemExit as exc:  # the experiment's own code, outside any stage
+                error = (
+                    f"The experiment's code called sys.exit({exc.code!r}) outside a stage, "
+                    "so the run stopped. Raise an exception to stop a run with a message."
+                )
+                log.error("%s", error, extra=_FILE_ONLY)
+                raise ProjectError(error) from exc
             finally:
                 manager.runner.executor.shutdown()
                 manager.runner.observer = progress.inner

@@ -3,12 +3,14 @@
 While a run executes, messages of Python's ``logging`` (assay's and the
 researcher's own ``logging.info(...)``) and anything written to
 ``sys.stdout`` / ``sys.stderr`` (``print`` in a stage) also go to the log
-file, with their console output left as it was.
+file, with their console output left as it was. A console that goes away
+(``assay run ... | head``) does not stop the run: the log keeps everything.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,22 +41,65 @@ def _not_for_console(record: logging.LogRecord) -> bool:
 
 
 class _Tee:
-    """A text stream that writes to the console and to the log file."""
+    """A text stream that writes to the console and to the log file (``None``: none).
 
-    def __init__(self, console: IO[str], log: IO[str]):
+    If the console goes away mid-run (``assay run ... | head``, a pager quit
+    early) the run goes on: the console's output is dropped from then on, and
+    the log file still gets all of it.
+    """
+
+    def __init__(self, console: IO[str], log: IO[str] | None):
         self._console = console
         self._log = log
+        self._console_gone = False
 
     def write(self, text: str) -> int:
-        self._log.write(text)
-        return self._console.write(text)
+        if self._log is not None:
+            self._log.write(text)
+        if not self._console_gone:
+            try:
+                self._console.write(text)
+            except BrokenPipeError:
+                self._lose_console()
+        return len(text)
 
     def flush(self) -> None:
-        self._log.flush()
-        self._console.flush()
+        if self._log is not None:
+            self._log.flush()
+        if not self._console_gone:
+            try:
+                self._console.flush()
+            except BrokenPipeError:
+                self._lose_console()
+
+    def _lose_console(self) -> None:
+        self._console_gone = True
+        silence(self._console)
+        if self._log is not None:
+            self._log.write(
+                "\n[assay] The console's output was closed; the run goes on, and its output "
+                "is in this log only.\n"
+            )
 
     def __getattr__(self, name: str):
         return getattr(self._console, name)
+
+
+def silence(stream: IO[str]) -> None:
+    """Send whatever ``stream`` still writes to the null device: its reader went away.
+
+    Its file descriptor is pointed at ``os.devnull``, so that nothing later (the
+    next print, the flush at exit) meets the broken pipe again.
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file: nothing to redirect
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 @contextmanager
@@ -87,8 +132,8 @@ def run_log(path: Path | None, verbose: bool = False) -> Iterator[None]:
         handler = logging.StreamHandler(log_file)
         handler.setFormatter(logging.Formatter(_FORMAT, "%Y-%m-%d %H:%M:%S"))
         root.addHandler(handler)
-        sys.stdout = _Tee(stdout, log_file)
-        sys.stderr = _Tee(stderr, log_file)
+    sys.stdout = _Tee(stdout, log_file)
+    sys.stderr = _Tee(stderr, log_file)
     try:
         yield
     finally:

@@ -664,11 +664,17 @@ class Runner:
             node.duration = time.perf_counter() - start
             node.status = "failed"
             self.observer.stage_finished(node)
-            if not isinstance(exc, Exception):
+            if not isinstance(exc, (Exception, SystemExit)):  # Ctrl-C stops the run
                 raise
+            # A stage that calls sys.exit() fails like one that raises: the run records
+            # it, with the stage and parameter set, and the other stages keep their results.
+            what = (
+                f"it called sys.exit({exc.code!r})"
+                if isinstance(exc, SystemExit)
+                else f"{type(exc).__name__}: {exc}"
+            )
             raise StageFailed(
-                f"Stage {spec.name!r} failed for parameter set {node.record_label!r}: "
-                f"{type(exc).__name__}: {exc}",
+                f"Stage {spec.name!r} failed for parameter set {node.record_label!r}: {what}",
                 stage=spec.name,
                 record_name=node.record_label,
                 original=exc,

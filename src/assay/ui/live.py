@@ -3,9 +3,10 @@
 The run store learns a run's stages only when it ends, so while a run is
 ``running`` the dashboard reads what the run leaves on disk as it goes:
 
-1. ``logs/<run_id>.progress.json``, if the engine writes one
-   (``{"total": 17, "done": 5, "current": ["train [g-lr=0.1]"]}``); it is read
-   first, and the sources below fill in what it lacks;
+1. ``logs/<run_id>.progress.json``, which a running ``assay run`` keeps up to
+   date (``{"total": 17, "done": 5, "current": ["train [g-lr=0.1]"]}``, see
+   :class:`assay.runner.ProgressFile`); it is read first, and the sources below
+   fill in what it lacks (a run of an older assay wrote none);
 2. the cache: every output a stage run saves gets a sidecar naming the run
    (``run_id``), so the sidecars of this run, found in the stage folders
    modified since it started, are the stage runs it has finished, with their

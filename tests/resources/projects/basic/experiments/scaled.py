@@ -7,6 +7,7 @@
 came back. Flags (files in the project root) make one run misbehave:
 
 - ``fail-NAME.flag``: ``evaluate`` raises a ``ValueError`` for parameter set NAME;
+- ``exit-NAME.flag``: ``evaluate`` calls ``sys.exit(...)`` for parameter set NAME;
 - ``kill-NAME.flag``: ``evaluate`` removes the flag and kills its own worker
   process (SIGKILL) for NAME — once; in the main process it raises instead, so a
   test cannot kill pytest;
@@ -25,6 +26,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -81,6 +83,8 @@ def evaluate(record, model):
     name = record.params.name
     if flag(record, f"fail-{name}"):
         raise ValueError(f"evaluate refuses parameter set {name}")
+    if flag(record, f"exit-{name}"):
+        sys.exit(f"evaluate gives up on {name}")
     if flag(record, f"kill-{name}"):
         if multiprocessing.parent_process() is None:
             raise RuntimeError("kill flag set, but this is not a worker process")
