@@ -68,6 +68,19 @@ def test_lineage_by_path_and_by_key_find_the_same_artifact(diamond: Path) -> Non
     assert folder.parent.parent == config.cache_dir / "objects"
 
 
+def test_a_stage_folder_names_its_one_output_though_the_stage_reported_too(
+    tmp_project: Path, monkeypatch
+) -> None:
+    run_experiment("scaled", project_root=tmp_project)
+    monkeypatch.chdir(tmp_project)
+    by_name = Path("data/cache/by-name/scaled/aggregate")
+    assert lineage(str(by_name / "leaderboard")).output == "ranking"  # beside it: reportables
+    with pytest.raises(CacheError, match="Give the path of one of its files") as info:
+        lineage(str(by_name.parent / "a" / "evaluate"))  # two outputs: which one?
+    assert "score" in str(info.value) and "details" in str(info.value)
+    assert lineage(str(by_name.parent / "a" / "evaluate" / "score.json")).output == "score"
+
+
 def test_a_value_passed_in_directly_is_shown_with_its_hash(diamond: Path) -> None:
     (diamond / "experiments" / "direct.py").write_text(
         "import assay\n"

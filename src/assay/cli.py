@@ -628,7 +628,7 @@ def cache_verify(remove, cache_dir):
     type=float,
     default=None,
     metavar="DAYS",
-    help="Also remove linked entries not used for this many days.",
+    help="Also remove linked entries last written more than this many days ago.",
 )
 @click.option("--dry", is_flag=True, help="Only list what would be removed.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="The cache folder.")

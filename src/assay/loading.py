@@ -110,11 +110,14 @@ def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
         if meta is None:
             continue
         files = {f["path"] for f in meta["files"]}
-        if name is None and path.is_dir() or path.name in files or meta["output"] == name:
+        if name is None and path.is_dir():
+            if not meta["output"].startswith("_"):  # a stage folder: its outputs, not its
+                metas.append(meta)  # reportables (kept beside them as "_reportables")
+        elif path.name in files or meta["output"] == name:
             metas.append(meta)
     if output is not None:
         metas = [m for m in metas if m["output"] == output]
-    return _one(metas, f"path {path}")
+    return _one(metas, f"path {path}", "Give the path of one of its files instead.")
 
 
 def _meta_by_name(cache: CacheStore, output, param_set, stage, experiment) -> dict:
@@ -140,7 +143,11 @@ def _meta_by_name(cache: CacheStore, output, param_set, stage, experiment) -> di
     return _one(metas, wanted or "anything")
 
 
-def _one(metas: list[dict], wanted: str) -> dict:
+def _one(
+    metas: list[dict],
+    wanted: str,
+    narrow: str = "Name the output, param_set, stage or experiment to pick one.",
+) -> dict:
     unique = {(m["key"], m["output"]): m for m in metas}
     if len(unique) == 1:
         return next(iter(unique.values()))
@@ -151,7 +158,4 @@ def _one(metas: list[dict], wanted: str) -> dict:
         f"stage {m.get('stage')})"
         for m in list(unique.values())[:10]
     )
-    raise CacheError(
-        f"{len(unique)} cached artifacts match {wanted}: {listed}. Name the output, "
-        "param_set, stage or experiment to pick one."
-    )
+    raise CacheError(f"{len(unique)} cached artifacts match {wanted}: {listed}. {narrow}")
