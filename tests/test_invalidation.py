@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -699,3 +701,40 @@ def test_a_broken_or_unwritable_map_of_installed_modules_is_found_afresh(
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(kept))  # a file: no folder can be made there
     assert installed_modules() == expected and len(scans) == 3
+
+
+FINGERPRINT_IN_A_NEW_PROCESS = """
+import sys
+sys.path.insert(0, ".")
+from assay.codeprint import Fingerprinter
+from stages import uses_relpath, made_by_exec
+for func in (uses_relpath, made_by_exec):
+    digest, parts = Fingerprinter(".").fingerprint(func)
+    print(digest, sorted(parts))
+"""
+
+
+def test_fingerprints_without_source_are_the_same_in_every_process(tmp_path: Path):
+    """Frozen standard-library modules (``os.path``) and ``exec``'d code have no source to
+    read; their fingerprint must still not change from one process to the next."""
+    (tmp_path / "stages.py").write_text(
+        "import os\n\n\n"
+        "def uses_relpath(record):\n"
+        '    return os.path.relpath("/tmp/a/b", "/tmp")\n\n\n'
+        'namespace = {}\nexec("def made_by_exec(xs):\\n    return [x * 2 for x in xs]", namespace)\n'
+        'made_by_exec = namespace["made_by_exec"]\n'
+    )
+
+    def fingerprints() -> str:
+        return subprocess.run(
+            [sys.executable, "-c", FINGERPRINT_IN_A_NEW_PROCESS],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    first = fingerprints()
+    assert first == fingerprints()
+    assert "posixpath" not in first  # the standard library is not the project's code
+    assert "made_by_exec" in first

@@ -227,6 +227,8 @@ class Fingerprinter:
             path = inspect.getsourcefile(obj) or inspect.getfile(obj)
         except (TypeError, OSError):
             return False
+        if path.startswith("<frozen "):  # the standard library, built into the interpreter
+            return False
         path = os.path.abspath(path)
         if in_project(path, self.root):
             return True
@@ -324,10 +326,21 @@ def _normalized(obj: Any) -> tuple[str, ast.AST | None]:
         code = getattr(obj, "__code__", None)
         if code is None:
             raise
-        return repr((code.co_code, code.co_consts, code.co_names)), None
+        return _bytecode_text(code), None
     _strip_docstrings(tree)
     _strip_decorator_of_stage(tree)
     return ast.unparse(tree), tree
+
+
+def _bytecode_text(code: types.CodeType) -> str:
+    """A function without source (defined in ``exec``'d text), by its bytecode, constants and
+    names; nested functions and comprehensions likewise, not by their ``repr`` (which holds
+    a memory address, new in every process)."""
+    consts = tuple(
+        _bytecode_text(const) if isinstance(const, types.CodeType) else const
+        for const in code.co_consts
+    )
+    return repr((code.co_code, consts, code.co_names))
 
 
 def _strip_docstrings(tree: ast.AST) -> None:
