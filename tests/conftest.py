@@ -13,7 +13,8 @@ The projects live in ``tests/resources/projects/`` and are copied into
 - ``nocacher``: a stage without a cacher feeding a cached one, and a stage
   without outputs;
 - ``flaky``: a chain whose middle stage fails or is interrupted on demand;
-- ``crashing``: a cacher that dies halfway through writing.
+- ``crashing``: a cacher that dies halfway through writing;
+- ``statewise``: what ``record.state`` holds while each stage of a chain runs.
 
 Every stage of ``basic`` appends ``stage:parameter-set`` to ``calls.txt`` in
 the project root when it really executes (see ``tracking.py``), in this

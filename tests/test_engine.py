@@ -1145,3 +1145,14 @@ def test_every_public_name_resolves_and_a_wrong_one_says_so():
     assert all(getattr(assay, name) is not None for name in assay.__all__)
     with pytest.raises(AttributeError, match="no attribute 'run_experimnet'"):
         assay.run_experimnet  # noqa: B018
+
+
+def test_while_a_stage_runs_the_state_holds_what_earlier_stages_made(tmp_project: Path):
+    """As in Curifactory: not the running stage's own outputs, nor later stages'; a name a
+    later stage reuses still means the earlier value there."""
+    record = run(tmp_project, "statewise").records[0]
+
+    seen_by_first = {"keys": [], "has_y": False, "y_or_default": "absent", "len": 0}
+    assert record.state["z"] == {"keys": ["x", "y"], "has_y": True, "y": 7, "has_z": False}
+    assert record.state["x"] == {"earlier_x": seen_by_first}  # last's x, made from first's
+    assert sorted(record.state) == ["x", "y", "z"] and record.state["y"] == 7  # after the run

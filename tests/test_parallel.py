@@ -522,6 +522,20 @@ def test_a_stage_that_calls_sys_exit_fails_like_one_that_raises(
     assert cached and not cached & set(again), "finished stages stay cached"
 
 
+def test_a_state_entry_a_stage_did_not_declare_is_named_in_a_worker(tmp_project: Path):
+    """A serial run shows it (tests/test_engine.py); a worker gets only declared inputs, and
+    says which to declare rather than answering "absent" and so computing something else."""
+    result = run_cli("run", "statewise", "--parallel", "2", cwd=tmp_project)
+
+    assert result.code == 1, result
+    for fragment in (
+        "Stage 'middle' failed for parameter set 'only'",
+        "record.state['y'] is not an input of this stage",
+        "Declare it: @stage(inputs=[..., 'y'])",
+    ):
+        assert fragment in result.text, result
+
+
 @pytest.mark.parametrize("options", [[], ["--parallel", "2"]], ids=["serial", "parallel"])
 def test_a_run_goes_on_when_its_console_output_is_closed(tmp_project: Path, options: list[str]):
     """``assay run ... | head`` or a pager quit early: the run completes, the log has it all."""

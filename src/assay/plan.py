@@ -285,13 +285,13 @@ def _bind_inputs(node: StageNode) -> list[tuple]:
         if spec.is_aggregate:
             per_record = {}
             for other in node.records:
-                if name in other.state:
+                if dict.__contains__(other.state, name):  # everything planned so far
                     value = dict.__getitem__(other.state, name)
                     per_record[other] = value
                     upstream.append((name, other.get_hash(), _ingredient(value, node, name, deps)))
             node.inputs[name] = per_record
             continue
-        if name not in record.state:
+        if not dict.__contains__(record.state, name):
             if spec.suppress_missing_inputs:
                 continue
             raise _missing_input(node, name)

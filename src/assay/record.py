@@ -19,6 +19,24 @@ if TYPE_CHECKING:
     from assay.reporting import Reportable
 
 
+class NotSentToWorker(KeyError):
+    """A stage in a worker process read a ``record.state`` entry it did not declare as input.
+
+    A serial run would have given it the value; a worker gets only the stage's
+    declared inputs (so that it runs only once they exist). Raised rather than
+    answering "absent", which would make the stage's result differ from a
+    serial run's.
+    """
+
+    def __str__(self) -> str:
+        name = self.args[0]
+        return (
+            f"record.state[{name!r}] is not an input of this stage, and a stage running in a "
+            "worker process (--parallel, --executor dask) gets only its declared inputs. "
+            f"Declare it: @stage(inputs=[..., {name!r}])."
+        )
+
+
 class State(dict):
     """A record's artifacts by name; reading an entry loads it if needed.
 
@@ -26,11 +44,70 @@ class State(dict):
     (verified against its checksum), or for a ``Lazy(..., resolve=False)``
     output, the ``Lazy`` object. You may also put plain values in
     (``record.state["data"] = df``) for later stages to use.
+
+    While a stage runs, the state holds what the stages called before it on
+    this record produced, as in Curifactory: not the running stage's own
+    outputs, nor those of stages called after it (``"model" in record.state``
+    is ``False`` until the stage that makes it has run, and an output name
+    that a later stage reuses still means the earlier stage's value).
     """
 
-    def __getitem__(self, name: str) -> Any:
+    _record: Record | None = None
+    _not_sent: frozenset[str] = frozenset()
+    """In a worker process: what the stage would also see in a serial run (see
+    :class:`NotSentToWorker`)."""
+
+    def _visible(self, name: str, running: Any = None) -> Any:
+        """The entry under ``name`` as the running stage sees it; ``KeyError`` if none."""
+        if name in self._not_sent:
+            raise NotSentToWorker(name)
         value = dict.__getitem__(self, name)
+        if running is None and self._record is not None:
+            running = self._record._node
+        if running is None or type(value) is not Artifact:
+            return value
+        if getattr(value.node, "index", -1) < running.index:
+            return value
+        for node in reversed(self._record._nodes):  # what an earlier stage left under the name
+            if node.index < running.index:
+                for artifact in node.outputs:
+                    if artifact.name == name:
+                        return artifact
+        raise KeyError(name)
+
+    def _names(self, running: Any = None) -> list[str]:
+        """The names present now (while ``running`` runs, if given)."""
+        names = []
+        for name in dict.__iter__(self):
+            try:
+                self._visible(name, running)
+            except KeyError:
+                continue
+            names.append(name)
+        return names
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._visible(name)
         return value.get() if type(value) is Artifact else value
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self._visible(name)  # type: ignore[arg-type]
+        except NotSentToWorker:
+            raise
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def keys(self):  # type: ignore[override]
+        """The names of the artifacts (and values) present now."""
+        return self._names()
 
     def get(self, name: str, default: Any = None) -> Any:
         """``state[name]`` if present, else ``default``."""
@@ -46,13 +123,13 @@ class State(dict):
 
     def is_loaded(self, name: str) -> bool:
         """Whether ``name``'s value is in memory (``False``: it would be loaded)."""
-        value = dict.__getitem__(self, name)
+        value = self._visible(name)
         return type(value) is not Artifact or value.value is not MISSING
 
     def __repr__(self) -> str:
         parts = []
         for name in self:
-            value = dict.__getitem__(self, name)
+            value = self._visible(name)
             if type(value) is Artifact and value.value is MISSING:
                 parts.append(f"{name!r}: <{'cached' if value.cached else 'not computed'}>")
             else:
@@ -89,6 +166,7 @@ class Record:
         self.params = params
         self.state = State()
         """Artifacts by name (see :class:`State`)."""
+        self.state._record = self
         self.stages: list[str] = []
         """Names of the stages called on this record, in order."""
         self.input_records: list[Record] = []
@@ -276,7 +354,7 @@ class Record:
             hide=not add_to_manager,
         )
         copy.input_records = [self]
-        dict.update(copy.state, self.state)
+        dict.update(copy.state, dict.items(self.state))
         return copy
 
     def __repr__(self) -> str:

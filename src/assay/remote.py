@@ -84,6 +84,9 @@ class StageTask:
     nonce: Any = None
     """A non-deterministic stage's per-run key part, as the planner drew it."""
     label: str = ""
+    not_sent: tuple = ()
+    """Names in the record's state that a serial run would show the stage, beside its
+    inputs: reading one in the worker says to declare it (:class:`NotSentToWorker`)."""
 
 
 @dataclass
@@ -190,6 +193,9 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         forced=node.forced,
         nonce=next((i for i in node.upstream if i[0] == "non-deterministic"), None),
         label=node.record_label,
+        not_sent=tuple(
+            name for name in record.state._names(running=node) if name not in node.inputs
+        ),
     )
 
 
@@ -465,6 +471,7 @@ def _execute(task: StageTask, started: float) -> StageResult:
         other = Record(manager, None, hide=True)
         other.params, other._hash = params, params_hash
         records.append(other)
+    record.state._not_sent = frozenset(task.not_sent)
     for name, ref in task.inputs.items():
         if spec.is_aggregate:
             for item in ref:
