@@ -485,6 +485,42 @@ def test_equality_compares_values_and_reads_every_field(lab: Lab):
     assert lab.value("is_reference", "a", "equality") is False
 
 
+METHODS = "lab/experiments/methods.py"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "stage", "values"),
+    [
+        pytest.param(
+            "return x / 2", "return x / 4", "plan", {"schedule": [0.1, 0.025]}, id="method-helper"
+        ),
+        pytest.param(
+            "return [self.lr, halve(self.lr)]",
+            "return [self.lr]",
+            "plan",
+            {"schedule": [0.1]},
+            id="method",
+        ),
+        pytest.param(
+            "return self.lr * 2", "return self.lr * 4", "scale", {"scaled": 1.2}, id="property"
+        ),
+        pytest.param("SCALE = 3", "SCALE = 5", "scale", {"scaled": 1.0}, id="class-constant"),
+    ],
+)
+def test_editing_a_method_of_the_parameter_class_recomputes_the_stages_that_use_it(
+    lab: Lab, old: str, new: str, stage: str, values: dict
+):
+    assert lab.run("methods") == ["plain:m", "plan:m", "scale:m"]
+    assert lab.run("methods") == []
+    lab.edit(METHODS, old, new)
+    why = run_cli("why", "methods", cwd=lab.root)
+    assert "which it uses, changed" in why.text, why
+    assert lab.run("methods") == [f"{stage}:m"]
+    for output, value in values.items():
+        assert lab.value(output, "m", "methods") == pytest.approx(value)
+    assert lab.run("methods", "--parallel", "2") == []
+
+
 def test_params_name_is_a_read_record_name_is_a_label(lab: Lab):
     assert lab.run("named", "-p", "base") == executed(["count", "tag", "double"])
     lab.edit("lab/params/base.py", 'name="a"', 'name="alpha"')

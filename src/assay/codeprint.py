@@ -89,6 +89,13 @@ class Fingerprinter:
         digest = hash_value(sorted((name, part["digest"]) for name, part in parts.items()))
         return digest, parts
 
+    def fingerprint_value(self, name: str, value: Any) -> str:
+        """The digest of something a stage uses by name (a method or constant of a
+        parameter class): code as in :meth:`fingerprint`, plain data by value."""
+        parts: dict[str, dict] = {}
+        self._use(name, value, parts, set())
+        return hash_value(sorted((part, found["digest"]) for part, found in parts.items()))
+
     # -- walking ----------------------------------------------------------------------
 
     def _visit(self, obj: Any, parts: dict, active: set) -> None:

@@ -17,6 +17,7 @@ from assay.errors import InputSignatureError, PlanningError
 from assay.hashing import hash_value
 from assay.keys import artifact_key, stage_base
 from assay.staging import Lazy, StageSpec, producers_of
+from assay.tracking import code_attributes
 
 if TYPE_CHECKING:
     from assay.record import Record
@@ -199,6 +200,10 @@ class Plan:
             ]
         else:
             node.params_part = type(params).__qualname__ if params is not None else None
+            if params is not None and code_attributes(type(params)):
+                # Methods it calls are keyed too (tracking.code_attributes); keys made
+                # before assay did so could not know which, so they are not reused.
+                node.params_part = [node.params_part, "methods keyed"]
             node.tracks_reads = (
                 params is not None
                 and params.hash is None
@@ -249,7 +254,7 @@ def ingredients_of(node: StageNode) -> dict:
     params = node.record.params
     reads: Any = node.reads
     if isinstance(reads, frozenset) and params is not None:
-        reads = {f: _short(getattr(params, f, None)) for f in sorted(reads)}
+        reads = {f: describe_read(node, f) for f in sorted(reads)}
     upstream = []
     for item in node.upstream:
         last = item[-1]
@@ -267,6 +272,16 @@ def ingredients_of(node: StageNode) -> dict:
         "upstream": upstream,
         "outputs": node.identities,
     }
+
+
+def describe_read(node: StageNode, name: str) -> str:
+    """How a sidecar shows a parameter the stage read: the field's value, or for a
+    method (property, constant) of the parameter class, the digest of its code."""
+    params = node.record.params
+    cls = type(params)
+    if name in code_attributes(cls):
+        return f"<code {node.plan.runner.attribute_code(cls, name)[:16]}>"
+    return _short(getattr(params, name, None))
 
 
 def _short(value: Any) -> str:

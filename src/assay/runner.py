@@ -37,7 +37,7 @@ from assay.hashing import hash_value
 from assay.keys import ALL, read_key
 from assay.plan import MISSING, Artifact, Plan, StageNode, planning_error
 from assay.staging import StageSpec
-from assay.tracking import tracking_copy
+from assay.tracking import code_attributes, code_of_attribute, tracking_copy
 
 if TYPE_CHECKING:
     from assay.manager import ArtifactManager
@@ -159,6 +159,7 @@ class Runner:
         """Keys of the stage runs executed in this run: another stage run with the same
         key reuses them, even under ``--overwrite`` (a key is computed once per run)."""
         self._code: dict = {}
+        self._attribute_code: dict[tuple[type, str], str] = {}
         self._fingerprinter = None
         self._setting: tuple[dict[str, str], str] | None = None
         self._deferred: list[StageNode] = []
@@ -219,12 +220,25 @@ class Runner:
             part["value"] = f"version {spec.version}"
             found = self._code[spec.func] = (part["digest"], {f"{spec.name} (pinned)": part})
         if found is None:
-            if self._fingerprinter is None:
-                from assay.codeprint import Fingerprinter
-
-                self._fingerprinter = Fingerprinter(self.manager.config.root)
-            found = self._code[spec.func] = self._fingerprinter.fingerprint(spec.func)
+            found = self._code[spec.func] = self._fingerprints().fingerprint(spec.func)
         return found
+
+    def attribute_code(self, cls: type, name: str) -> str:
+        """The digest of a parameter class's method, property or constant ``name`` (and of
+        what it uses), once per run: a stage that calls it is keyed on it."""
+        found = self._attribute_code.get((cls, name))
+        if found is None:
+            value = code_of_attribute(code_attributes(cls)[name])
+            found = self._fingerprints().fingerprint_value(f"{cls.__qualname__}.{name}", value)
+            self._attribute_code[(cls, name)] = found
+        return found
+
+    def _fingerprints(self) -> Any:
+        if self._fingerprinter is None:
+            from assay.codeprint import Fingerprinter
+
+            self._fingerprinter = Fingerprinter(self.manager.config.root)
+        return self._fingerprinter
 
     def resolve(self, node: StageNode, defer: bool = False) -> bool:
         """Find ``node``'s key and whether its outputs are cached; True on a full hit.
@@ -872,12 +886,22 @@ _MAIN_GUARD = (
 
 
 def _fields(record: Record, reads: frozenset | str) -> list[tuple[str, str | None]]:
-    """``(field, value hash)`` for the fields a key covers, sorted."""
+    """``(field, value hash)`` for the fields a key covers, sorted; a method, property or
+    constant of the parameter class that the stage used, with the digest of its code."""
     if not reads:
         return []
     hashes = record.field_hashes()
-    if "__hash__" in hashes:
-        return [("__hash__", hashes["__hash__"])]
-    if reads == ALL:  # the whole parameter set, as its hash sees it: no name, no Nones
-        return sorted((k, v) for k, v in hashes.items() if v is not None and k != "name")
-    return sorted((k, hashes[k]) for k in reads if k in hashes)
+    cls = type(record.params)
+    code = code_attributes(cls) if record.params is not None else {}
+    if "__hash__" in hashes or reads == ALL:
+        if "__hash__" in hashes:
+            found = [("__hash__", hashes["__hash__"])]
+        else:  # the whole parameter set, as its hash sees it: no name, no Nones
+            found = [(k, v) for k, v in hashes.items() if v is not None and k != "name"]
+        runner = record.manager.runner
+        return sorted(found + [(k, runner.attribute_code(cls, k)) for k in code])
+    return sorted(
+        (k, hashes[k]) if k in hashes else (k, record.manager.runner.attribute_code(cls, k))
+        for k in reads
+        if k in hashes or k in code
+    )

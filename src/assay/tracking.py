@@ -41,8 +41,46 @@ def all_fields(params: Any) -> set[str]:
     return {f.name for f in dataclasses.fields(params)}
 
 
+def code_attributes(cls: type) -> dict[str, Any]:
+    """The methods, properties and class constants a parameter class defines beyond its fields.
+
+    Calling one in a stage counts as a read, keyed on its code (what it does may
+    change without any field changing). Those of :class:`assay.ExperimentParameters`
+    itself and of ``object``, and dunder methods, do not count.
+    """
+    found = _CODE_ATTRIBUTES.get(cls)
+    if found is None:
+        fields = (
+            {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+        )
+        found = {}
+        for klass in reversed(cls.__mro__):
+            if klass is object or klass.__module__.split(".")[0] == "assay":
+                continue
+            for name, value in vars(klass).items():
+                if not (name.startswith("__") and name.endswith("__")) and name not in fields:
+                    found[name] = value
+        _CODE_ATTRIBUTES[cls] = found
+    return found
+
+
+_CODE_ATTRIBUTES: dict[type, dict[str, Any]] = {}
+
+
+def code_of_attribute(value: Any) -> Any:
+    """What to fingerprint for a class attribute: a property's getter, a classmethod's
+    function, a ``functools.cached_property``'s function; the value itself otherwise."""
+    if isinstance(value, property):
+        return value.fget
+    if isinstance(value, (classmethod, staticmethod)):
+        return value.__func__
+    func = getattr(value, "func", None)  # functools.cached_property, partialmethod
+    return func if callable(func) else value
+
+
 def _make_tracker(cls: type) -> type:
     names = frozenset(f.name for f in dataclasses.fields(cls))
+    code_names = frozenset(code_attributes(cls))
 
     def __getattribute__(self, name):  # noqa: N807 - the hook being defined
         if name == "__class__":
@@ -51,7 +89,7 @@ def _make_tracker(cls: type) -> type:
             return cls
         reads = object.__getattribute__(self, "__dict__").get("_assay_reads")
         if reads is not None:
-            if name in names:
+            if name in names or name in code_names:
                 reads.add(name)
             elif name in _WHOLESALE:
                 reads.update(names)

@@ -164,15 +164,20 @@ def _compare_params(node: Any, before: dict, found: Explanation) -> None:
         if old_reads == "*" and params is not None and before.get("code") == node.code:
             found.reasons.append("a parameter changed (the stage is keyed on all of them)")
         return
+    from assay.plan import describe_read
+    from assay.tracking import code_attributes
+
+    methods = code_attributes(type(params))
     for name, old_value in sorted(old_reads.items()):
-        try:
-            value = object.__getattribute__(params, name)
-        except AttributeError:
+        if name not in methods and not hasattr(params, name):
             found.reasons.append(f"parameter {name} no longer exists")
             continue
-        now = repr(value)
-        now = now if len(now) <= 200 else now[:197] + "..."
-        if now != old_value:
+        now = describe_read(node, name)
+        if now == old_value:
+            continue
+        if name in methods:
+            found.reasons.append(f"{type(params).__qualname__}.{name}, which it uses, changed")
+        else:
             found.reasons.append(f"a parameter it reads changed: {name} {old_value} -> {now}")
 
 
