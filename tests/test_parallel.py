@@ -961,18 +961,22 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("whole_group", "how"),
+    ("whole_group", "how", "sent"),
     [
-        pytest.param(True, ["--parallel", "2"], id="ctrl-c"),
-        pytest.param(False, ["--parallel", "2"], id="kill-main-only"),
-        pytest.param(True, ["--executor", "dask", "--parallel", "2"], id="dask-ctrl-c",
-                     marks=pytest.mark.slow),
+        pytest.param(True, ["--parallel", "2"], signal.SIGINT, id="ctrl-c"),
+        pytest.param(False, ["--parallel", "2"], signal.SIGINT, id="kill-main-only"),
+        pytest.param(False, ["--parallel", "2"], signal.SIGTERM, id="sigterm"),
+        pytest.param(True, ["--executor", "dask", "--parallel", "2"], signal.SIGINT,
+                     id="dask-ctrl-c", marks=pytest.mark.slow),
+        pytest.param(False, ["--executor", "dask", "--parallel", "2"], signal.SIGTERM,
+                     id="dask-sigterm", marks=pytest.mark.slow),
     ],
 )  # fmt: skip
 def test_ctrl_c_stops_the_workers_records_interrupted_and_keeps_the_cache(
-    tmp_project: Path, calls: Calls, whole_group: bool, how: list[str]
+    tmp_project: Path, calls: Calls, whole_group: bool, how: list[str], sent: signal.Signals
 ):
-    """A terminal's Ctrl-C signals the whole process group; ``kill -INT`` only the main one."""
+    """A terminal's Ctrl-C signals the whole process group; ``kill -INT`` only the main one;
+    SIGTERM (a batch job's time limit, ``kill``) too stops the run as Ctrl-C does."""
     slow = tmp_project / "slow.flag"
     slow.touch()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
@@ -994,19 +998,20 @@ def test_ctrl_c_stops_the_workers_records_interrupted_and_keeps_the_cache(
         workers = descendants(proc.pid)
         assert workers
         if whole_group:
-            os.killpg(proc.pid, signal.SIGINT)
+            os.killpg(proc.pid, sent)
         else:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sent)
         stdout, stderr = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
-    assert proc.returncode == 130, stdout + stderr
+    sigterm = sent == signal.SIGTERM
+    assert proc.returncode == (143 if sigterm else 130), stdout + stderr
     assert "Traceback" not in stdout + stderr
     assert "distributed." not in stderr  # no Dask worker's notes on what it cancelled
-    assert "Interrupted" in stderr
+    assert ("Stopped by SIGTERM" if sigterm else "Interrupted") in stderr
     deadline = time.monotonic() + 10
     while any(alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -1014,6 +1019,7 @@ def test_ctrl_c_stops_the_workers_records_interrupted_and_keeps_the_cache(
     with RunStore(tmp_project / "assay.db") as store:
         interrupted = store.get_run("latest")
         assert interrupted.status == "interrupted"
+        assert ("SIGTERM" in interrupted.error) == sigterm
     first = stage_rows(tmp_project)
     finished = {s for s, status in first.items() if status == "executed"}
     waited = (tmp_project / "waiting.txt").read_text().split()[0]  # its wait was running

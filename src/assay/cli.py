@@ -49,12 +49,15 @@ class _Group(click.Group):
             if ctx.meta.get("assay.debug"):
                 raise
             _fail(exc)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            from assay.errors import Terminated
+
+            stopped = "Stopped by SIGTERM." if isinstance(exc, Terminated) else "Interrupted."
             _console(stderr=True).print(
-                "[yellow]Interrupted.[/] Finished artifacts stay cached; run the same command "
+                f"[yellow]{stopped}[/] Finished artifacts stay cached; run the same command "
                 "again to continue where it stopped."
             )
-            sys.exit(130)
+            sys.exit(143 if isinstance(exc, Terminated) else 130)
 
 
 def _fail(exc: BaseException, code: int = 1) -> None:

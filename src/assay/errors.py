@@ -31,6 +31,14 @@ class AssayError(Exception):
     """Base class of every error assay raises about the researcher's input."""
 
 
+class Terminated(KeyboardInterrupt):
+    """The run was sent SIGTERM (a batch system's time limit, ``kill``).
+
+    It stops the run as Ctrl-C does: workers are stopped, the run is recorded
+    as interrupted, and finished stages stay cached.
+    """
+
+
 class ConfigError(AssayError):
     """The project's configuration (``assay.toml`` / ``[tool.assay]``) is invalid."""
 

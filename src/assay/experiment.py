@@ -29,7 +29,14 @@ from types import ModuleType
 from typing import Any
 
 from assay.config import ProjectConfig
-from assay.errors import AssayError, ConfigError, ParameterError, ProjectError, StageFailed
+from assay.errors import (
+    AssayError,
+    ConfigError,
+    ParameterError,
+    ProjectError,
+    StageFailed,
+    Terminated,
+)
 from assay.executor import get_executor
 from assay.manager import ArtifactManager
 from assay.params import apply_overrides, check_unique_names, describe
@@ -201,7 +208,11 @@ def run_experiment(
         )
         manager.runner.observer = progress
         status, error = "failed", None
-        with run_log(log_path, verbose=verbose), _plan_set_aside() as set_aside:
+        with (
+            run_log(log_path, verbose=verbose),
+            _plan_set_aside() as set_aside,
+            _sigterm_stops_the_run(),
+        ):
             log.info(
                 "Run %d (%s): experiment %s, %d parameter set(s)",
                 manager.run_number,
@@ -218,8 +229,15 @@ def run_experiment(
                 manager.runner.execute(manager.plan.nodes)
                 manager.runner.restore_reportables(manager.plan.nodes)
                 status = "completed"
-            except KeyboardInterrupt:
-                status, error = "interrupted", "Interrupted by the user (Ctrl-C)."
+            except KeyboardInterrupt as exc:
+                status, error = (
+                    "interrupted",
+                    (
+                        "Stopped by SIGTERM (a batch system's time limit, or kill)."
+                        if isinstance(exc, Terminated)
+                        else "Interrupted by the user (Ctrl-C)."
+                    ),
+                )
                 log.warning(
                     "Run %d interrupted; finished artifacts stay cached.", manager.run_number
                 )
@@ -330,6 +348,33 @@ def _plan(
         runner.planning = False
     runner.decide(manager.plan.nodes)
     runner.observer.planned(manager.plan)
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_run() -> Iterator[None]:
+    """SIGTERM (a SLURM or PBS job's time limit, ``kill``) stops the run as Ctrl-C does.
+
+    By default it would end the process at once: the run left ``running`` in the
+    run store for good, and ``--parallel`` workers left behind. The first SIGTERM
+    raises :class:`~assay.errors.Terminated` instead; a second one acts as usual.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, previous)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is stop:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
