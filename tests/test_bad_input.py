@@ -287,6 +287,26 @@ def test_a_corrupt_cache_file_is_reported_and_recomputed(bad_project):
     assert assay.load("data", param_set="alpha", project_root=bad_project) == [0, 1, 2]
 
 
+@pytest.mark.parametrize("damage", [b"", b'{"key": "cut sh'], ids=["emptied", "cut-short"])
+def test_an_unreadable_sidecar_is_reported_by_verify_and_recomputed(bad_project, damage):
+    run_cli("run", "good", cwd=bad_project)
+    folder = bad_project / "data" / "cache" / "by-name" / "good" / "alpha" / "load"
+    (folder / "data.meta.json").write_bytes(damage)
+
+    verify = run_cli("cache", "verify", cwd=bad_project)
+    assert verify.code == 1, verify
+    assert "data.meta.json is missing or unreadable" in verify.text, verify
+
+    result = run_cli("run", "good", "--overwrite-stage", "train", cwd=bad_project)
+
+    assert result.code == 0, result
+    for fragment in ("'data'", "'load'", "'alpha'", "Recomputing"):
+        assert fragment in result.text, result
+    assert stage_statuses(bad_project)["load:alpha"] == "executed"
+    assert assay.load("total", param_set="alpha", project_root=bad_project) == 4
+    assert run_cli("cache", "verify", cwd=bad_project).code == 0
+
+
 def test_a_run_store_that_is_not_sqlite_is_named_and_left_alone(bad_project):
     store = bad_project / "assay.db"
     garbage = b"this is not a database\n" * 200

@@ -507,7 +507,7 @@ class CacheStore:
         """
         meta = self.read_meta(key, output)
         if meta is None:
-            raise CacheError(f"No cached artifact {output!r} for key {key}.")
+            raise unreadable_record(cacher, key, output)
         hashes_while_loading = getattr(cacher, "_hashes_while_loading", None)
         if hashes_while_loading is not None and hashes_while_loading():
             return self._load_in_one_pass(cacher, meta)
@@ -658,6 +658,19 @@ def size_problem(path: Path, entry: dict) -> str | None:
     if size != entry["size"]:
         return f"has {size} bytes instead of {entry['size']}"
     return None
+
+
+def unreadable_record(cacher: Any, key: str, output: str) -> CorruptArtifactError:
+    """The error for an entry that was there, but whose sidecar is now gone or unreadable
+    (cut short, emptied, not JSON): it is recomputed like a damaged file."""
+    problem = f"its record {output}{_META_SUFFIX} is missing or unreadable (key {key})"
+    stage = getattr(cacher, "stage", None)
+    if stage is None:
+        return CorruptArtifactError(f"Cached artifact {output!r}: {problem}.")
+    record = getattr(cacher, "record", None)
+    return corrupt(
+        {"output": output, "stage": stage, "param_set": getattr(record, "name", None)}, problem
+    )
 
 
 def corrupt(meta: dict, problem: str) -> CorruptArtifactError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from assay.cache import CacheStore
+from assay.cache import CacheStore, unreadable_record
 from assay.errors import CorruptArtifactError
 
 _LEFTOVER_AGE_S = 3600
@@ -36,16 +36,22 @@ def list_entries(cache: CacheStore, experiment: str | None = None) -> list[dict]
 
 
 def verify_all(cache: CacheStore, remove: bool = False) -> tuple[int, list[tuple[dict, str]]]:
-    """Check every artifact's files; return how many were checked and those that failed."""
+    """Check every artifact's files and sidecar; return how many were checked and those
+    that failed."""
     checked, bad = 0, []
-    for meta in list_entries(cache):
-        checked += 1
-        try:
-            cache.verify(meta)
-        except CorruptArtifactError as exc:
-            bad.append((meta, str(exc)))
-            if remove:
-                cache.discard(meta["key"], meta["output"])
+    for folder in cache.stage_folders():
+        for output in folder.outputs:
+            checked += 1
+            meta = cache.read_meta(folder.key, output)
+            try:
+                if meta is None:
+                    meta = {"key": folder.key, "output": output}
+                    raise unreadable_record(None, folder.key, output)
+                cache.verify(meta)
+            except CorruptArtifactError as exc:
+                bad.append((meta, str(exc)))
+                if remove:
+                    cache.discard(folder.key, output)
     return checked, bad
 
 

@@ -62,6 +62,7 @@ from assay.cache import (
     file_problem,
     key_of_target,
     link_target,
+    unreadable_record,
 )
 from assay.errors import CacheError, ConfigError
 
@@ -429,7 +430,7 @@ class FsspecCacheStore(CacheStore):
     def load(self, cacher: Any, key: str, output: str) -> Any:
         meta = self.read_meta(key, output)
         if meta is None:
-            raise CacheError(f"No cached artifact {output!r} for key {key} in {self.url}.")
+            raise unreadable_record(cacher, key, output)
         self._fetch(meta)
         return self._load_verified(cacher, meta)
 
