@@ -129,6 +129,47 @@ def test_duplicate_parameter_set_names(bad_project):
     assert not (bad_project / "data" / "cache" / "objects").exists()
 
 
+@pytest.mark.parametrize(
+    ("param_file", "fragments"),
+    [
+        pytest.param(
+            "undecorated",
+            ["Bigger", "declares depth but is not decorated with @dataclass", "@dataclass"],
+            id="subclass-without-dataclass",
+        ),
+        pytest.param(
+            "clashing",
+            ["'x/y' and 'x_y' would share the cache folder", "Rename one"],
+            id="names-sharing-a-folder",
+        ),
+        pytest.param(
+            "numbered", ["named 1 (int): names must be text", "name='1'"], id="name-not-text"
+        ),
+    ],
+)
+def test_parameter_sets_that_would_mix_up_results_are_refused(bad_project, param_file, fragments):
+    fails(run_cli("run", "good", "-p", param_file, cwd=bad_project), *fragments)
+    assert not (bad_project / "data" / "cache" / "objects").exists()
+
+
+def test_two_stages_with_one_name_are_refused_before_anything_runs(bad_project):
+    fails(
+        run_cli("run", "twins", cwd=bad_project),
+        "Two different stages are named 'load' (experiments.good.load and experiments.twins.load)",
+        "Rename one",
+    )
+    assert not (bad_project / "data" / "cache" / "objects").exists()
+
+
+def test_overwrite_stage_with_no_such_stage_suggests_the_closest(bad_project):
+    fails(
+        run_cli("run", "good", "--overwrite-stage", "trian", cwd=bad_project),
+        "--overwrite-stage 'trian' (did you mean 'train'?)",
+        "Its stages: load, train",
+    )
+    assert not (bad_project / "data" / "cache" / "objects").exists()
+
+
 def test_an_unknown_name_in_names_suggests_the_closest(bad_project):
     fails(
         run_cli("run", "good", "--names", "alpah", cwd=bad_project),

@@ -346,8 +346,38 @@ def _plan(
             manager.results = module.run(param_sets, manager)
     finally:
         runner.planning = False
+    _check_stage_names(manager)
     runner.decide(manager.plan.nodes)
     runner.observer.planned(manager.plan)
+
+
+def _check_stage_names(manager: ArtifactManager) -> None:
+    """Stop before anything runs if two stages share a name, or ``--overwrite-stage``
+    names no stage of the run (it would be ignored: nothing recomputed)."""
+    from assay.errors import PlanningError
+
+    functions: dict[str, set[str]] = {}
+    for node in manager.plan.nodes:
+        func = node.spec.func
+        functions.setdefault(node.spec.name, set()).add(f"{func.__module__}.{func.__qualname__}")
+    for name, found in functions.items():
+        if len(found) > 1:
+            raise PlanningError(
+                f"Two different stages are named {name!r} ({' and '.join(sorted(found))}). "
+                "Their results would share the cache folder by-name/EXPERIMENT/SET/"
+                f"{name}, and --overwrite-stage or assay.load(stage={name!r}) could not tell "
+                "them apart. Rename one of the functions."
+            )
+    unknown = sorted(set(manager.overwrite_stages) - set(functions))
+    if unknown:
+        close = [difflib.get_close_matches(n, list(functions), n=1) for n in unknown]
+        hints = [
+            f"{n!r} (did you mean {c[0]!r}?)" if c else repr(n) for n, c in zip(unknown, close)
+        ]
+        raise ParameterError(
+            f"--overwrite-stage {', '.join(hints)}: no stage called in this run has that "
+            f"name. Its stages: {', '.join(sorted(functions)) or 'none'}."
+        )
 
 
 @contextlib.contextmanager

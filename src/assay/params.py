@@ -491,6 +491,13 @@ def check_unique_names(param_sets: Iterable[Any]) -> None:
     the positions where it occurs.
     """
     names = [getattr(p, "name", None) for p in param_sets]
+    wrong = [(i, n) for i, n in enumerate(names) if not isinstance(n, str)]
+    if wrong:
+        i, name = wrong[0]
+        raise ParameterError(
+            f"The parameter set at position {i} is named {name!r} ({type(name).__name__}): "
+            f"names must be text. Use name={str(name)!r}."
+        )
     counts = Counter(names)
     duplicates = [n for n in counts if counts[n] > 1]
     if duplicates:
@@ -503,3 +510,15 @@ def check_unique_names(param_sets: Iterable[Any]) -> None:
             f"{'name is' if len(duplicates) == 1 else 'names are'} used more than once: "
             f"{details}. Give each parameter set its own `name=`."
         )
+    from assay.cache import _safe
+
+    folders: dict[str, str] = {}
+    for name in names:
+        other = folders.setdefault(_safe(name), name)
+        if other != name:
+            raise ParameterError(
+                f"Parameter sets {other!r} and {name!r} would share the cache folder "
+                f"by-name/EXPERIMENT/{_safe(name)} (in folder names, characters other than "
+                "letters, digits and -_.=+,@ become _), so one would find the other's "
+                "results. Rename one of them."
+            )

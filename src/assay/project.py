@@ -79,7 +79,36 @@ def call_get_params(module: ModuleType) -> list:
             f"get_params() in {where} must return ExperimentParameters instances, but {items}. "
             "Derive your parameter class from assay.ExperimentParameters and decorate it with @dataclass."
         )
+    for cls in dict.fromkeys(type(p) for p in result):
+        undeclared = _fields_outside_the_dataclass(cls)
+        if undeclared:
+            raise ParameterError(
+                f"{cls.__qualname__} (from get_params() in {where}) declares "
+                f"{', '.join(undeclared)} but is not decorated with @dataclass, so "
+                f"{'it is' if len(undeclared) == 1 else 'they are'} not part of the parameter "
+                "set: not in its hash (sets that differ there would share results), not "
+                f"settable with --set, not in reports. Put @dataclass on class {cls.__name__}."
+            )
     return list(result)
+
+
+def _fields_outside_the_dataclass(cls: type) -> list[str]:
+    """Annotated class attributes of ``cls`` and its bases that are not dataclass fields
+    (a subclass someone forgot to decorate)."""
+    import typing
+
+    fields = getattr(cls, "__dataclass_fields__", {})  # ClassVar and InitVar ones too
+    found = []
+    for klass in cls.__mro__:
+        for name, annotation in vars(klass).get("__annotations__", {}).items():
+            class_var = annotation is typing.ClassVar or typing.get_origin(annotation) is (
+                typing.ClassVar
+            )
+            if isinstance(annotation, str):  # from __future__ import annotations
+                class_var = annotation.replace("typing.", "").startswith("ClassVar")
+            if name not in fields and name not in found and not class_var:
+                found.append(name)
+    return found
 
 
 def _import(ref: str, folder: Path, config: ProjectConfig, kind: str) -> ModuleType:
