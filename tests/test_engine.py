@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import pickle
 import subprocess
 import sys
@@ -1156,3 +1157,30 @@ def test_while_a_stage_runs_the_state_holds_what_earlier_stages_made(tmp_project
     assert record.state["z"] == {"keys": ["x", "y"], "has_y": True, "y": 7, "has_z": False}
     assert record.state["x"] == {"earlier_x": seen_by_first}  # last's x, made from first's
     assert sorted(record.state) == ["x", "y", "z"] and record.state["y"] == 7  # after the run
+
+
+def test_a_full_disk_while_recording_an_artifact_is_named_and_leaves_no_entry(
+    tmp_path: Path, monkeypatch
+):
+    """The disk fills up between an artifact's file and its sidecar (the last write)."""
+    import errno
+
+    from assay import cache as cache_module
+    from assay.cache import CacheStore
+
+    cache = CacheStore(tmp_path / "cache")
+    replace = os.replace
+
+    def full_disk(source, target):
+        if str(target).endswith(".meta.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return replace(source, target)
+
+    monkeypatch.setattr(cache_module.os, "replace", full_disk)
+    meta = {"stage": "fit", "param_set": "a"}
+    with pytest.raises(CacheError, match="Could not record output 'model' of stage 'fit'") as info:
+        cache.save(JsonCacher(name="model"), [1, 2], key="k" * 32, output="model", meta=meta)
+    assert "No space left on device" in str(info.value) and "cache gc" in str(info.value)
+    monkeypatch.undo()
+    assert not cache.has("k" * 32, "model")
+    assert not [p for p in (tmp_path / "cache").rglob(".model.meta.json.*")]  # no temporary

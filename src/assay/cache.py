@@ -302,7 +302,15 @@ class CacheStore:
             "extra": cacher.extra_metadata,
             "created": _now(),
         }
-        _write_json_atomic(self.meta_path(key, output), sidecar)
+        try:
+            _write_json_atomic(self.meta_path(key, output), sidecar)
+        except OSError as exc:  # a full disk, a quota: the files are there, the entry is not
+            raise CacheError(
+                f"Could not record output {output!r} of stage {meta.get('stage')!r} "
+                f"(parameter set {meta.get('param_set')!r}) in the cache {self.root}: {exc}. "
+                "Free some space (assay cache gc) or use another cache (--cache DIR), then "
+                "run the same command again."
+            ) from exc
         cacher.metadata = sidecar
         return sidecar
 
@@ -794,9 +802,14 @@ def _remove(path: str | Path) -> None:
 def _write_json_atomic(path: str, data: dict) -> None:
     folder, name = os.path.split(path)
     temporary = f"{folder}/.{name}.{_unique()}"
-    with open(temporary, "wb", buffering=0) as handle:
-        handle.write(json.dumps(data, default=str).encode())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb", buffering=0) as handle:
+            handle.write(json.dumps(data, default=str).encode())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 @functools.lru_cache(maxsize=65536)
