@@ -152,6 +152,59 @@ def test_parameter_sets_that_would_mix_up_results_are_refused(bad_project, param
     assert not (bad_project / "data" / "cache" / "objects").exists()
 
 
+TEMPLATED = """
+import assay
+from assay.caching import JsonCacher
+from experiments.good import get_params
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher(path_override="{cache}/out/{artifact_filename}")])
+def first(record):
+    open("first-ran.txt", "a").write("ran")
+    return 1
+
+
+@assay.stage(outputs=["w"], cachers=[JsonCacher(path_override="TEMPLATE")])
+def second(record):
+    return 2
+
+
+def run(param_sets, manager):
+    for params in param_sets[:1]:
+        second(first(assay.Record(manager, params)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("template", "fragment"),
+    [
+        ("out/{nope}.json", "it names {nope}; a template may use {hash}, {stage}"),
+        ("out/{params.sede}.json", "the parameter set has no field 'sede' ({params.sede})"),
+        ("out/{stage.json", "it is not a valid template"),
+    ],
+    ids=["unknown-field", "unknown-parameter", "unclosed-brace"],
+)
+def test_a_path_override_that_cannot_be_filled_in_is_named_before_anything_runs(
+    bad_project, template, fragment
+):
+    (bad_project / "experiments" / "templated.py").write_text(
+        TEMPLATED.replace("TEMPLATE", template)
+    )
+    fails(
+        run_cli("run", "templated", cwd=bad_project),
+        f"The path_override {template!r} of output 'w' of stage 'second' cannot be used",
+        fragment,
+    )
+    assert not (bad_project / "first-ran.txt").exists()
+
+    (bad_project / "experiments" / "templated.py").write_text(
+        TEMPLATED.replace("TEMPLATE", "out/{params.seed}/{stage}.json")
+    )
+    assert run_cli("run", "templated", cwd=bad_project).code == 0
+    assert (bad_project / "data" / "cache" / "out" / "v.json").read_text() == "1"
+    assert (bad_project / "out" / "1" / "second.json").read_text() == "2"
+
+
 def test_two_stages_with_one_name_are_refused_before_anything_runs(bad_project):
     fails(
         run_cli("run", "twins", cwd=bad_project),

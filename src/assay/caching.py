@@ -39,6 +39,9 @@ import xxhash
 
 from assay.staging import Lazy
 
+_TEMPLATE_FIELDS = ("params", "hash", "stage", "name", "experiment", "cache", "artifact_filename")
+_TEMPLATE_FIELDS_TEXT = ", ".join(f"{{{f}}}" for f in _TEMPLATE_FIELDS[1:]) + " and {params.FIELD}"
+
 __all__ = [
     "Cacheable",
     "FileReferenceCacher",
@@ -188,6 +191,7 @@ class Cacheable:
         if self.record is None or "{" not in template:
             return template
         manager = self.record.manager
+        filename = f"{self.name}{self.extension or ''}"
         return template.format(
             params=self.record.params,
             hash=self.record.get_hash(),
@@ -195,7 +199,42 @@ class Cacheable:
             name=self.name,
             experiment=manager.experiment_name,
             cache=str(manager.cache_path).rstrip("/"),
+            artifact_filename=f"{self.prefix}_{filename}" if self.prefix else filename,
         )
+
+    def check_path_override(self) -> None:
+        """Raise :class:`~assay.errors.StageError` if ``path_override`` is a template that
+        cannot be filled in (an unknown ``{field}``, a parameter the set lacks): checked when
+        the stage is planned, before it runs, so that no result is lost to a typo."""
+        import string
+
+        from assay.errors import StageError
+
+        template = self.path_override
+        if template is None or "{" not in str(template) or self.record is None:
+            return
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(str(template)) if f is not None]
+        except ValueError as exc:
+            problem = f"it is not a valid template ({exc})"
+        else:
+            problem = ""
+            for field in fields:
+                root, _, rest = field.partition(".")
+                root = root.split("[")[0]
+                if root not in _TEMPLATE_FIELDS:
+                    problem = f"it names {{{field}}}; a template may use {_TEMPLATE_FIELDS_TEXT}"
+                elif root == "params" and rest:
+                    attribute = rest.split(".")[0].split("[")[0]
+                    if not hasattr(self.record.params, attribute):
+                        problem = f"the parameter set has no field {attribute!r} ({{{field}}})"
+                if problem:
+                    break
+        if problem:
+            raise StageError(
+                f"The path_override {template!r} of output {self.name!r} of stage "
+                f"{self.stage!r} cannot be used: {problem}."
+            )
 
     # -- checks and metadata ---------------------------------------------------------
 

@@ -209,6 +209,7 @@ class Runner:
                 cacher.name = name
             cacher.record = record
             cacher.stage = spec.name
+            cacher.check_path_override()
             cachers.append(cacher)
         return cachers
 
