@@ -224,6 +224,55 @@ def test_a_reused_run_reports_cached_stages_and_their_restored_reportables(repor
         assert (path.parent / link).is_file()
 
 
+UNCACHED_REPORTER = """
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import JsonReporter
+from experiments.diamond import Params
+
+
+@assay.stage(outputs=["data"], cachers=[JsonCacher])
+def load(record):
+    return list(range(record.params.n))
+
+
+@assay.stage(inputs=["data"], outputs=["metrics"])  # no cacher: not executed once final is cached
+def evaluate(record, data):
+    record.report(JsonReporter({"total": sum(data)}, name="evaluation"))
+    return {"total": sum(data)}
+
+
+@assay.stage(inputs=["metrics"], outputs=["final"], cachers=[JsonCacher])
+def finalize(record, metrics):
+    return metrics["total"] * 2
+
+
+def get_params():
+    return [Params(name="a", n=3)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        finalize(evaluate(load(assay.Record(manager, params))))
+"""
+
+
+@pytest.mark.parametrize("parallel", [None, 2], ids=["serial", "parallel"])
+def test_a_stage_without_cached_outputs_still_reports_when_it_need_not_execute(
+    tmp_project: Path, parallel
+):
+    (tmp_project / "experiments" / "uncached.py").write_text(UNCACHED_REPORTER)
+    run(tmp_project, "uncached", parallel=parallel)
+    manager = run(tmp_project, "uncached", parallel=parallel)
+
+    evaluate = next(n for n in manager.plan.nodes if n.spec.name == "evaluate")
+    assert evaluate.status == "unneeded"
+    assert [r.name for r in manager.reportables] == ["evaluation"]
+    assert "evaluation" in section(page_of(manager)[1], "reportables")
+    assert run_cli("cache", "gc", cwd=tmp_project).code == 0  # the latest run's: kept
+    assert [r.name for r in run(tmp_project, "uncached").reportables] == ["evaluation"]
+
+
 def test_a_failing_run_gets_a_report_that_shows_the_failed_stage_and_error(tmp_project: Path):
     (tmp_project / "fail.flag").touch()
     with pytest.raises(StageFailed):

@@ -775,6 +775,13 @@ class Runner:
             if node.reportables:
                 self._save_reportables(node, base)
             cache.link(manager.prefix, node.record_label, node.spec.name, node.key)
+        elif node.reportables:
+            # No output is cached, but a later run that does not need to execute the stage
+            # (its consumers are cached) still reports what it reported, as Curifactory does.
+            self._save_reportables(
+                node, dict(manager.provenance(node), reportables=len(node.reportables))
+            )
+            cache.link(manager.prefix, node.record_label, node.spec.name, node.key)  # kept by gc
 
     def _save_reportables(self, node: StageNode, meta: dict) -> None:
         """Keep a cached stage's reportables with its outputs, so a reuse reports them too."""
@@ -815,11 +822,17 @@ class Runner:
         return cache.has(node.key, REPORTABLES)  # written by an older assay: look
 
     def restore_reportables(self, nodes: list[StageNode]) -> None:
-        """Give reused stage runs their cached reportables; keep the run's order."""
+        """Give reused stage runs their cached reportables (also those not executed because
+        nothing needed their uncached outputs); keep the run's order."""
         manager, cache = self.manager, self.manager.cache
         touched = set()
         for node in nodes:
-            if node.status != "cached" or node.reportables or not self._has_reportables(node):
+            if (
+                node.status not in ("cached", "unneeded")
+                or node.reportables
+                or node.key is None
+                or not self._has_reportables(node)
+            ):
                 continue
             cacher = PickleCacher(name=REPORTABLES)
             try:
