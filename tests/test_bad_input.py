@@ -82,6 +82,11 @@ def test_a_missing_parameter_file_is_named(bad_project):
         "No parameter file named 'duplicate'",
         "Did you mean 'duplicates'?",
     )
+    fails(  # a file name where a name (or a path from here) is meant
+        run_cli("run", "good", "-p", "duplicates.py", cwd=bad_project),
+        "The parameter file duplicates.py does not exist (a path is taken from",
+        "give its name: 'duplicates'",
+    )
 
 
 def test_a_parameter_file_that_raises_on_import_names_file_and_line(bad_project):
@@ -399,6 +404,25 @@ def test_an_unreadable_sidecar_is_reported_by_verify_and_recomputed(bad_project,
     assert stage_statuses(bad_project)["load:alpha"] == "executed"
     assert assay.load("total", param_set="alpha", project_root=bad_project) == 4
     assert run_cli("cache", "verify", cwd=bad_project).code == 0
+
+
+@pytest.mark.parametrize("value", ['""', "5", "true"], ids=["empty", "number", "boolean"])
+def test_a_path_setting_that_is_not_a_path_is_named(bad_project, value):
+    """An empty cache_dir would have put the cache's folders in the project root."""
+    (bad_project / "assay.toml").write_text(f"cache_dir = {value}\n")
+    fails(
+        run_cli("run", "good", cwd=bad_project),
+        "assay.toml: cache_dir must be a path in quotes",
+        'cache_dir = "data/cache"',
+    )
+    assert not (bad_project / "objects").exists()
+
+
+def test_a_negative_age_for_cache_gc_is_refused(bad_project):
+    result = run_cli("cache", "gc", "--older-than", "-1", cwd=bad_project)
+    assert result.code == 2 and "-1" in result.text and ">=0" in result.text.replace(" ", ""), (
+        result
+    )
 
 
 def test_a_run_store_that_is_not_sqlite_is_named_and_left_alone(bad_project):

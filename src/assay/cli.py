@@ -628,7 +628,7 @@ def cache_verify(remove, cache_dir):
 @cache.command("gc", context_settings=_CONTEXT)
 @click.option(
     "--older-than",
-    type=float,
+    type=click.FloatRange(min=0),
     default=None,
     metavar="DAYS",
     help="Also remove linked entries last written more than this many days ago.",

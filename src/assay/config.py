@@ -197,6 +197,12 @@ def _check_settings(table: dict, source: Path) -> dict[str, Any]:
                 f"{source}: {name} must be a table, e.g. {name} = {{ endpoint_url = "
                 f'"https://..." }}, not {table[name]!r}.'
             )
+    for name, value in table.items():
+        if name in _DEFAULTS and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(
+                f"{source}: {name} must be a path in quotes, e.g. {name} = "
+                f'"{_DEFAULTS[name]}", not {value!r}.'
+            )
     return {k: v if k in _TABLES else str(v) for k, v in table.items() if k in known}
 
 

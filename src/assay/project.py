@@ -142,7 +142,10 @@ def _resolve(ref: str, folder: Path, kind: str) -> Path:
         path = candidate if candidate.suffix == ".py" else candidate.with_suffix(".py")
         if path.is_file():
             return path.resolve()
-        raise ProjectError(f"The {kind} file {path} does not exist.")
+        message = f"The {kind} {path} does not exist (a path is taken from {Path.cwd()})."
+        if (folder / path.name).is_file():
+            message += f" To use {folder / path.name}, give its name: {path.stem!r}."
+        raise ProjectError(message)
     path = folder / f"{ref.replace('.', '/')}.py"
     if path.is_file():
         return path.resolve()
