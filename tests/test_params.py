@@ -275,6 +275,50 @@ def test_apply_overrides_coerces_to_the_current_type():
     assert original == Basic(name="a")
 
 
+@dataclasses.dataclass
+class Annotated(ExperimentParameters):
+    tag: str | None = None
+    layers: list[int] | None = None
+    threshold: float | None = 0.5
+    pair: tuple[int, int] = (1, 2)
+    scales: list[float] = dataclasses.field(default_factory=lambda: [1.0])
+    model: Model = dataclasses.field(default_factory=Model)
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "expected"),
+    [
+        ("tag=2024", "tag", "2024"),  # text, though it looks like a number
+        ("tag=None", "tag", None),
+        ("layers=[3, 4]", "layers", [3, 4]),
+        ("threshold=None", "threshold", None),
+        ("threshold=1", "threshold", 1.0),
+        ("pair=[3, 4]", "pair", (3, 4)),  # the annotated container, not the literal's
+        ("scales=[1, 2.5]", "scales", [1.0, 2.5]),
+    ],
+)
+def test_apply_overrides_follows_the_field_annotation(override, field, expected):
+    (new,) = apply_overrides([Annotated(name="a")], [override])
+    value = getattr(new, field)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("layers=abc", "expected a list such as [1, 2], got 'abc'"),
+        ("layers=['a']", "expected int items, got 'a'"),
+        ("pair=[1, 2, 3]", "expected 2 values"),
+        ("model=None", "is a Model: set its fields one by one (--set model.NAME=VALUE)"),
+        ("threshold=high", "expected a number, got 'high'"),
+    ],
+)
+def test_apply_overrides_refuses_values_the_annotation_rules_out(override, message):
+    with pytest.raises(ParameterError) as info:
+        apply_overrides([Annotated(name="a")], [override])
+    assert message in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"), [("1", True), ("0", False), ("False", False), ("yes", True)]
 )

@@ -329,6 +329,90 @@ def _coerce(raw: str, current: Any) -> Any:
     return parsed
 
 
+def _coerce_field(raw: str, params: Any, dotted: str) -> Any:
+    """The override's value for the field at ``dotted``: by its type annotation where it
+    has one that says more than the current value (``Optional[str]``, ``list[int]``, a
+    nested dataclass), else by the type of the current value."""
+    import typing
+
+    current = _get_path(params, dotted)
+    owner_path, _, name = dotted.rpartition(".")
+    owner = _get_path(params, owner_path) if owner_path else params
+    try:
+        annotation = typing.get_type_hints(type(owner)).get(name, Any)
+    except Exception:  # an annotation that cannot be resolved here: go by the value
+        annotation = Any
+    return _coerce_to(raw, annotation, current, dotted)
+
+
+def _coerce_to(raw: str, annotation: Any, current: Any, dotted: str = "FIELD") -> Any:
+    import types
+    import typing
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any or isinstance(annotation, typing.TypeVar):
+        return _coerce(raw, current)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and raw.strip() == "None":
+            return None
+        problems = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                plain = typing.get_origin(option) or option
+                same = current if isinstance(plain, type) and isinstance(current, plain) else None
+                return _coerce_to(raw, option, same, dotted)
+            except (ValueError, TypeError) as exc:
+                problems.append(str(exc))
+        raise ValueError(" or ".join(problems) if problems else f"cannot be set to {raw!r}")
+    kind = origin or annotation
+    if not isinstance(kind, type):
+        return _coerce(raw, current)
+    if dataclasses.is_dataclass(kind):
+        raise ValueError(
+            f"is a {kind.__qualname__}: set its fields one by one (--set {dotted}.NAME=VALUE)"
+        )
+    if kind in (list, tuple, set, frozenset):
+        parsed = _parse_value(raw)
+        if not isinstance(parsed, (list, tuple, set, frozenset)):
+            raise ValueError(f"expected a {kind.__name__} such as [1, 2], got {raw!r}")
+        items = list(parsed)
+        element = args[0] if args and (kind is not tuple or args[-1] is Ellipsis) else None
+        if element is not None:
+            items = [_element(item, element) for item in items]
+        elif kind is tuple and args:
+            if len(args) != len(items):
+                raise ValueError(f"expected {len(args)} values, got {raw!r}")
+            items = [_element(item, a) for item, a in zip(items, args)]
+        return kind(items)
+    if kind is dict:
+        parsed = _parse_value(raw)
+        if not isinstance(parsed, dict):
+            raise ValueError(f"expected a dict such as {{'a': 1}}, got {raw!r}")
+        return parsed
+    if kind in (bool, int, float, str) or issubclass(kind, (enum.Enum, pathlib.PurePath)):
+        sample = current if isinstance(current, kind) else _SAMPLES.get(kind)
+        if sample is None and issubclass(kind, enum.Enum):
+            sample = next(iter(kind))
+        if sample is None:
+            sample = kind(".")  # a path
+        return _coerce(raw, sample)
+    return _coerce(raw, current)
+
+
+_SAMPLES: dict[type, Any] = {bool: False, int: 0, float: 0.0, str: ""}
+
+
+def _element(item: Any, annotation: Any) -> Any:
+    """One element of a container override (already parsed), checked against its type."""
+    if annotation is Any or not isinstance(annotation, type):
+        return item
+    if annotation is float and isinstance(item, int) and not isinstance(item, bool):
+        return float(item)
+    if annotation is int and isinstance(item, bool) or not isinstance(item, annotation):
+        raise ValueError(f"expected {annotation.__name__} items, got {item!r}")
+    return item
+
+
 def _split_override(text: str) -> tuple[str, str]:
     key, sep, raw = text.partition("=")
     key = key.strip()
@@ -372,7 +456,7 @@ def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list
             problem = _check_path(params, key)
             if problem is None:
                 try:
-                    values[key] = _coerce(raw, _get_path(params, key))
+                    values[key] = _coerce_field(raw, params, key)
                 except ValueError as exc:
                     problem = f"{type(params).__qualname__}.{key}: {exc}"
             if problem is not None:
