@@ -125,6 +125,12 @@ def test_get_params_returning_items_that_are_not_parameter_sets(bad_project):
     )
 
 
+def test_no_parameter_sets_at_all_is_said(bad_project):
+    result = run_cli("run", "good", "-p", "empty", cwd=bad_project)
+    assert result.code == 0, result  # an experiment may need none; it is told, though
+    assert "get_params() returned no parameter sets" in result.text, result
+
+
 def test_duplicate_parameter_set_names(bad_project):
     fails(
         run_cli("run", "good", "-p", "duplicates", cwd=bad_project),

@@ -351,3 +351,50 @@ def test_cache_gc_removes_what_no_run_links_to_any_more(tmp_project: Path):
     assert len(old - remaining) == 5  # double, combine (a and b) and summarize
     assert "9 artifact(s) checked, 0 failed" in ok(run_cli("cache", "verify", cwd=tmp_project)).text
     assert "9 cached" in ok(run_cli("run", "diamond", cwd=tmp_project)).text
+
+
+def test_a_curifactory_project_runs_with_its_own_configuration(tmp_path: Path):
+    """``curifactory_config.json`` sets where experiments, parameters and the cache are;
+    ``-p`` may name an experiment module, whose ``get_params()`` supplies the sets."""
+    root = tmp_path / "moved"
+    (root / "src" / "exps").mkdir(parents=True)
+    (root / "src" / "__init__.py").write_text("")
+    (root / "src" / "exps" / "__init__.py").write_text("")
+    (root / "curifactory_config.json").write_text(
+        '{"experiments_module_name": "src.exps", "params_module_name": "src.params",'
+        ' "cache_path": "store/cache", "reports_path": "out/reports",'
+        ' "notebooks_path": "notebooks/", "report_css_path": null}'
+    )
+    (root / "src" / "exps" / "leaf.py").write_text(
+        "from dataclasses import dataclass\n\n"
+        "import assay as cf\n"
+        "from assay.caching import JsonCacher\n\n\n"
+        "@dataclass\n"
+        "class Params(cf.ExperimentParameters):\n"
+        "    n: int = 2\n\n\n"
+        '@cf.stage(outputs=["double"], cachers=[JsonCacher])\n'
+        "def double(record):\n"
+        "    return record.params.n * 2\n\n\n"
+        "def get_params():\n"
+        '    return [Params(name="two"), Params(name="five", n=5)]\n\n\n'
+        "def run(param_sets, manager):\n"
+        "    for params in param_sets:\n"
+        "        double(cf.Record(manager, params))\n"
+    )
+    (root / "notebooks").mkdir()  # run from a subfolder: the root is found by the file
+
+    ok(run_cli("run", "leaf", "-p", "leaf", cwd=root / "notebooks"))
+
+    config = ProjectConfig.load(root)
+    assert config.experiments_dir == root / "src" / "exps"
+    assert config.params_dir == root / "src" / "params"
+    assert (root / "store" / "cache" / "by-name" / "leaf" / "five" / "double").is_dir()
+    assert list((root / "out" / "reports").glob("leaf-*/index.html"))
+    with RunStore(root / "assay.db") as store:
+        assert store.get_run("latest").param_names == ["two", "five"]
+
+
+def test_a_broken_curifactory_configuration_is_named(tmp_path: Path):
+    (tmp_path / "curifactory_config.json").write_text('{"cache_path": ')
+    result = run_cli("ls", cwd=tmp_path)
+    assert result.code == 1 and "curifactory_config.json is not valid JSON" in result.text, result

@@ -280,8 +280,13 @@ def print_run(console: Console, store: Any, run: Any) -> None:
         table.add_column("hash")
         table.add_column("values")
         for p in sets:
-            shown = ", ".join(f"{k}={v}" for k, v in p.values.items() if k != "name")
-            table.add_row(escape(p.name), p.hash[:12], escape(shown[:120]))
+            # Every field (the table wraps long lines); text quoted, so "[a]" is not a list.
+            shown = ", ".join(
+                f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+                for k, v in p.values.items()
+                if k != "name"
+            )
+            table.add_row(escape(p.name), p.hash[:12], escape(shown))
         console.print(table)
     stages = store.stages(run.id)
     if stages:

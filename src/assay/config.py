@@ -157,7 +157,7 @@ def find_project_root(start: Path | None = None) -> Path:
     """The nearest folder from ``start`` (default: cwd) upwards that looks like a project."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / "assay.toml").is_file() or (folder / "experiments").is_dir():
+        if any((folder / marker).exists() for marker in _ROOT_MARKERS):
             return folder
         pyproject = folder / "pyproject.toml"
         if (
@@ -169,8 +169,40 @@ def find_project_root(start: Path | None = None) -> Path:
     return here
 
 
+_ROOT_MARKERS = ("assay.toml", "experiments", "curifactory_config.json")
+
+_CURIFACTORY_SETTINGS = {
+    "experiments_module_name": "experiments_dir",
+    "params_module_name": "params_dir",
+    "cache_path": "cache_dir",
+    "runs_path": "runs_dir",
+    "logs_path": "logs_dir",
+    "reports_path": "reports_dir",
+}
+"""The settings of a Curifactory project's ``curifactory_config.json`` that assay follows
+(its module names become folders), so that a project moves over as it is."""
+
+
+def _curifactory_settings(root: Path) -> dict[str, str]:
+    import json
+
+    path = root / "curifactory_config.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}. Fix the file or remove it.") from exc
+    settings = {}
+    for key, setting in _CURIFACTORY_SETTINGS.items():
+        value = data.get(key) if isinstance(data, dict) else None
+        if isinstance(value, str) and value.strip():
+            settings[setting] = value.replace(".", "/") if key.endswith("_module_name") else value
+    return settings
+
+
 def _read_file_settings(root: Path) -> dict[str, str]:
-    settings: dict[str, str] = {}
+    settings: dict[str, str] = _curifactory_settings(root)  # assay's own files come after
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         settings.update(

@@ -220,6 +220,11 @@ def run_experiment(
                 experiment_name,
                 len(selected),
             )
+            if not selected and not sets_given:
+                log.warning(
+                    "get_params() returned no parameter sets: the experiment's run() gets an "
+                    "empty list."
+                )
             try:
                 _plan(manager, module, selected, set_aside)
                 if any(n.status == "run" for n in manager.plan.nodes):

@@ -37,9 +37,7 @@ def load_param_sets(refs: list[str], experiment: ModuleType, config: ProjectConf
 
     With no ``refs`` the experiment's own ``get_params()`` supplies them.
     """
-    sources = [_import(r, config.params_dir, config, "parameter file") for r in refs] or [
-        experiment
-    ]
+    sources = [_param_file(r, config) for r in refs] or [experiment]
     param_sets: list = []
     for module in sources:
         param_sets.extend(call_get_params(module))
@@ -109,6 +107,20 @@ def _fields_outside_the_dataclass(cls: type) -> list[str]:
             if name not in fields and name not in found and not class_var:
                 found.append(name)
     return found
+
+
+def _param_file(ref: str, config: ProjectConfig) -> ModuleType:
+    """``-p NAME``: ``params/NAME.py``, else (as in Curifactory) ``experiments/NAME.py``,
+    whose ``get_params()`` then supplies the sets."""
+    relative = f"{ref.replace('.', '/')}.py"
+    if (
+        Path(ref).suffix != ".py"
+        and Path(ref).parent == Path(".")
+        and not (config.params_dir / relative).is_file()
+        and (config.experiments_dir / relative).is_file()
+    ):
+        return _import(ref, config.experiments_dir, config, "parameter file")
+    return _import(ref, config.params_dir, config, "parameter file")
 
 
 def _import(ref: str, folder: Path, config: ProjectConfig, kind: str) -> ModuleType:

@@ -1,0 +1,5 @@
+"""No parameter sets at all."""
+
+
+def get_params():
+    return []
