@@ -161,6 +161,26 @@ def test_a_run_report_shows_metadata_parameters_reportables_dag_and_artifacts(re
     }  # fmt: skip
 
 
+def test_a_report_never_shows_a_file_outside_its_folder_that_its_record_names(
+    reporting: Path,
+):
+    """A run.json edited (a shared or copied project) to point a reportable elsewhere."""
+    manager = run(reporting, "showcase")
+    run_dir = page_of(manager)[0].parent
+    (reporting / "secret.txt").write_text("SECRET-TEXT")
+    outside = reporting.parent / "outside.html"
+    outside.write_text("OUTSIDE-TEXT")
+    record = json.loads((run_dir / "run.json").read_text())
+    record["reportables"][0]["fragment"] = "../../secret.txt"
+    record["reportables"][1]["fragment"] = str(outside)
+    (run_dir / "run.json").write_text(json.dumps(record))
+
+    assert run_cli("report", "1", cwd=reporting).code == 0
+    html = (run_dir / "index.html").read_text()
+    assert "SECRET-TEXT" not in html and "OUTSIDE-TEXT" not in html
+    assert "is outside the run" in html  # said instead
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 def test_the_report_shows_the_git_commit_and_a_dirty_marker(tmp_project: Path):
     def git(*args: str) -> str:

@@ -286,7 +286,10 @@ def _reportable_item(entry: dict, run_dir: Path) -> dict:
         "link": None,
         "size": entry.get("size"),
     }
-    path = run_dir / entry["fragment"]
+    path = (run_dir / str(entry["fragment"])).resolve()
+    if not path.is_relative_to(run_dir.resolve()):  # a run.json edited to name another file
+        item["error"] = f"Its HTML ({entry['fragment']}) is outside the run's report folder."
+        return item
     try:
         size = path.stat().st_size
     except OSError:
