@@ -38,7 +38,7 @@ from assay.caching import (
     PickleCacher,
 )
 from assay.config import ProjectConfig
-from assay.errors import CacheError, CorruptArtifactError, StageFailed
+from assay.errors import CacheError, CorruptArtifactError, ParameterError, StageFailed
 from assay.hashing import file_checksum
 from assay.plan import MISSING
 from assay.project import load_experiment
@@ -1184,3 +1184,85 @@ def test_a_full_disk_while_recording_an_artifact_is_named_and_leaves_no_entry(
     monkeypatch.undo()
     assert not cache.has("k" * 32, "model")
     assert not [p for p in (tmp_path / "cache").rglob(".model.meta.json.*")]  # no temporary
+
+
+NOTEBOOK = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+SCALE = 2
+
+
+def helper(x):
+    return x * SCALE
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    a: int = 1
+    b: int = 10
+
+
+@assay.stage(outputs=["out"], cachers=[JsonCacher])
+def scaled(record):
+    return helper(record.params.a)
+
+
+@assay.stage(outputs=["b_seen"], cachers=[JsonCacher])
+def uses_b(record):
+    return record.params.b
+
+
+def run(param_sets, manager):  # unused: the tests call the stages as notebook cells would
+    pass
+"""
+
+
+def test_a_notebook_manager_sees_edits_made_between_cells(tmp_project: Path):
+    """A live manager outlives many edits: each stage call takes code and parameters as
+    they are now, never a fingerprint or hash remembered from an earlier cell."""
+    (tmp_project / "experiments" / "cells.py").write_text(NOTEBOOK)
+    cells = import_experiment(tmp_project, "cells")
+    manager = assay.ArtifactManager("nb", project_root=tmp_project)
+
+    def out() -> int:
+        return cells.scaled(assay.Record(manager, cells.Params(name="x"))).state["out"]
+
+    assert out() == 2
+    cells.SCALE = 3  # a cell that sets a constant
+    assert out() == 3
+    cells.helper = lambda x: x * 10  # a cell that redefines a helper
+    assert out() == 10
+
+    params = cells.Params(name="y")
+    record = assay.Record(manager, params)
+    assert cells.uses_b(record).state["b_seen"] == 10
+    params.b = 20  # a field assigned after the record was made
+    assert cells.uses_b(record).state["b_seen"] == 20
+    fresh = assay.ArtifactManager("nb", project_root=tmp_project)
+    again = cells.uses_b(assay.Record(fresh, cells.Params(name="y", b=20)))
+    assert again.state["b_seen"] == 20 and fresh.plan.nodes[0].status == "cached"
+
+
+def test_a_notebook_manager_made_dry_plans_but_runs_and_writes_nothing(tmp_project: Path):
+    (tmp_project / "experiments" / "cells.py").write_text(NOTEBOOK)
+    cells = import_experiment(tmp_project, "cells")
+    manager = assay.ArtifactManager("nb", dry=True, project_root=tmp_project)
+    before = snapshot(tmp_project)
+
+    cells.scaled(assay.Record(manager, cells.Params(name="x")))
+
+    assert [n.status for n in manager.plan.nodes] == ["run"]
+    assert snapshot(tmp_project) == before
+
+
+def test_a_notebook_manager_refuses_names_that_share_a_folder(tmp_project: Path):
+    (tmp_project / "experiments" / "cells.py").write_text(NOTEBOOK)
+    cells = import_experiment(tmp_project, "cells")
+    manager = assay.ArtifactManager("nb", project_root=tmp_project)
+    assay.Record(manager, cells.Params(name="lr 0.1"))
+    assay.Record(manager, cells.Params(name="lr 0.1", a=2))  # the same name: its folder
+    with pytest.raises(ParameterError, match="'lr 0.1' and 'lr_0.1' would share"):
+        assay.Record(manager, cells.Params(name="lr_0.1"))

@@ -93,6 +93,9 @@ class ArtifactManager:
         """What the experiment's ``run()`` returned."""
         self.runner = Runner(self, executor)
         self._hashes: dict[int, tuple[Any, str]] = {}
+        self._folders: dict[str, str] = {}
+        """Folder name -> parameter-set name, of this manager's records (see
+        :func:`assay.params.claim_folder`)."""
 
     def params_hash(self, params: Any) -> str:
         """A parameter set's hash, computed once per object for this manager."""

@@ -594,15 +594,22 @@ def check_unique_names(param_sets: Iterable[Any]) -> None:
             f"{'name is' if len(duplicates) == 1 else 'names are'} used more than once: "
             f"{details}. Give each parameter set its own `name=`."
         )
-    from assay.cache import _safe
-
     folders: dict[str, str] = {}
     for name in names:
-        other = folders.setdefault(_safe(name), name)
-        if other != name:
-            raise ParameterError(
-                f"Parameter sets {other!r} and {name!r} would share the cache folder "
-                f"by-name/EXPERIMENT/{_safe(name)} (in folder names, characters other than "
-                "letters, digits and -_.=+,@ become _), so one would find the other's "
-                "results. Rename one of them."
-            )
+        claim_folder(folders, name)
+
+
+def claim_folder(folders: dict[str, str], name: str) -> None:
+    """Note that parameter set ``name`` files its results under its folder name in
+    ``folders`` (folder name -> set name); raise :class:`ParameterError` if another
+    name already has that folder."""
+    from assay.cache import _safe
+
+    other = folders.setdefault(_safe(name), name)
+    if other != name:
+        raise ParameterError(
+            f"Parameter sets {other!r} and {name!r} would share the cache folder "
+            f"by-name/EXPERIMENT/{_safe(name)} (in folder names, characters other than "
+            "letters, digits and -_.=+,@ become _), so one would find the other's "
+            "results. Rename one of them."
+        )

@@ -182,6 +182,10 @@ class Record:
         self._nodes: list = []
         self._fields: dict[str, str | None] | None = None
         if not hide:
+            if isinstance(getattr(params, "name", None), str):
+                from assay.params import claim_folder
+
+                claim_folder(manager._folders, params.name)
             manager.records.append(self)
 
     # -- identity ---------------------------------------------------------------------

@@ -171,6 +171,8 @@ class Runner:
         manager = self.manager
         if record.manager is not manager:
             raise ValueError("The record belongs to another manager.")
+        if not self.planning:
+            self._look_again(record)
         if spec.is_aggregate:
             if records is None:
                 records = [r for r in manager.records if r is not record]
@@ -190,10 +192,25 @@ class Runner:
         self.resolve(node, defer=self.planning and self.manager.cache.remote)
         if not self.planning:
             self.decide([node])
+            if manager.dry:  # plan only: what would execute, nothing written
+                return record
             self.execute([node])
             if node.status == "cached":
                 self.restore_reportables([node])
         return record
+
+    def _look_again(self, record: Record) -> None:
+        """In a notebook, before each stage call: code and parameters may have changed
+        since the last cell (a helper redefined, a constant set, a field assigned), so
+        fingerprints and hashes are taken afresh rather than remembered."""
+        self._code.clear()
+        self._attribute_code.clear()
+        self._fingerprinter = None
+        params = record.params
+        if params is not None and not record.is_aggregate:
+            self.manager._hashes.pop(id(params), None)
+            record._hash = self.manager.params_hash(params)
+            record._fields = None
 
     def _cachers(self, spec: StageSpec, record: Record) -> list:
         declared = spec.cachers
