@@ -216,6 +216,28 @@ def test_a_path_override_that_cannot_be_filled_in_is_named_before_anything_runs(
     assert (bad_project / "out" / "1" / "second.json").read_text() == "2"
 
 
+def test_two_outputs_sharing_a_subdir_are_refused_before_anything_runs(bad_project):
+    (bad_project / "experiments" / "shared_subdir.py").write_text(
+        "import assay\n"
+        "from assay.caching import JsonCacher, PickleCacher\n"
+        "from experiments.good import get_params\n\n\n"
+        '@assay.stage(outputs=["first", "second"],\n'
+        '             cachers=[PickleCacher(subdir="sub"), JsonCacher(subdir="sub")])\n'
+        "def both(record):\n"
+        '    open("both-ran.txt", "a").write("ran")\n'
+        "    return 1, 2\n\n\n"
+        "def run(param_sets, manager):\n"
+        "    for params in param_sets:\n"
+        "        both(assay.Record(manager, params))\n"
+    )
+    fails(
+        run_cli("run", "shared_subdir", cwd=bad_project),
+        "Outputs 'first' and 'second' of stage 'both' both use subdir='sub'",
+        "Give each its own subdir",
+    )
+    assert not (bad_project / "both-ran.txt").exists()
+
+
 def test_two_stages_with_one_name_are_refused_before_anything_runs(bad_project):
     fails(
         run_cli("run", "twins", cwd=bad_project),

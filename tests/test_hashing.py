@@ -411,6 +411,16 @@ def test_pandas_objects():
     assert hash_value(multi) != hash_value(pd.MultiIndex.from_arrays([[1, 2], ["b", "a"]]))
     category = pd.Series(["a", "b"], dtype="category")
     assert hash_value(category) != hash_value(pd.Series(["b", "a"], dtype="category"))
+    assert hash_value(category) == hash_value(pd.Series(["a", "b"], dtype="category"))
+    more = pd.CategoricalDtype(["a", "b", "c"])  # the same values, another set of categories
+    assert hash_value(category) != hash_value(category.astype(more))
+    ordered = pd.CategoricalDtype(["a", "b"], ordered=True)
+    assert hash_value(category) != hash_value(category.astype(ordered))
+    reordered = pd.CategoricalDtype(["b", "a"], ordered=True)  # "b" < "a" now
+    assert hash_value(category.astype(ordered)) != hash_value(category.astype(reordered))
+    assert hash_value(pd.DataFrame({"c": category})) != hash_value(
+        pd.DataFrame({"c": category.astype(more)})
+    )
 
 
 def test_large_frame():

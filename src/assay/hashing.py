@@ -604,6 +604,9 @@ class _Walker:
 
         dtype = values.dtype
         self._text(str(dtype))
+        if isinstance(dtype, pd.CategoricalDtype):  # "category" says neither of these
+            self._child(bool(dtype.ordered), ".dtype.ordered")
+            self._pd_index(dtype.categories)
         if isinstance(dtype, np.dtype) and not dtype.hasobject:
             self._ndarray(values.to_numpy())
             return

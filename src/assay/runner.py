@@ -31,7 +31,7 @@ from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from assay.caching import Cacheable, PickleCacher
-from assay.errors import AssayError, CacheError, CorruptArtifactError, StageFailed
+from assay.errors import AssayError, CacheError, CorruptArtifactError, StageError, StageFailed
 from assay.executor import Executor, get_executor
 from assay.hashing import hash_value
 from assay.keys import ALL, read_key
@@ -228,6 +228,15 @@ class Runner:
             cacher.stage = spec.name
             cacher.check_path_override()
             cachers.append(cacher)
+        subdirs = [(c.subdir, c.name) for c in cachers if c is not None and c.subdir]
+        for index, (subdir, name) in enumerate(subdirs):
+            other = next((n for s, n in subdirs[:index] if s == subdir), None)
+            if other is not None:
+                raise StageError(
+                    f"Outputs {other!r} and {name!r} of stage {spec.name!r} both use "
+                    f"subdir={subdir!r}: each output's sub-folder is written whole, so one "
+                    "would replace the other's files. Give each its own subdir."
+                )
         return cachers
 
     def code_of(self, spec: StageSpec) -> tuple[str, dict]:
