@@ -268,15 +268,25 @@ def test_dry_cache_values_travel_back_instead_of_through_the_cache(
     assert reportables(manager) == serial.reportables
 
 
-def test_a_reportable_that_cannot_travel_back_costs_a_warning_not_the_run(tmp_project: Path):
+@pytest.mark.parametrize("parallel", [None, 2], ids=["serial", "parallel"])
+def test_a_reportable_that_cannot_be_pickled_costs_a_warning_not_the_others(
+    tmp_project: Path, parallel
+):
+    """It cannot travel back from a worker, nor be cached for a later run that reuses the
+    stage; the stage's other reportables do both."""
     (tmp_project / "unpicklable-report.flag").touch()
+    kept = sorted([f"{s}_evaluate_{n}" for s in SETS for n in ("owner", "score")])
+    kept.append("(Aggregate)_leaderboard_best")
 
-    manager = run(tmp_project, parallel=2)
+    manager = run(tmp_project, parallel=parallel)
 
     assert manager.run_info.status == "completed"
     log = (tmp_project / "logs" / f"{manager.run_id}.log").read_text()
-    assert "WARNING assay: The reportables of stage 'evaluate' (a) cannot be sent back" in log
-    assert [r.qualified_name for r in manager.reportables] == ["(Aggregate)_leaderboard_best"]
+    assert "WARNING assay: Reportable 'lock' of stage 'evaluate' (a) cannot be" in log
+    shown = sorted(r.qualified_name for r in manager.reportables)
+    assert shown == sorted([*kept, *(f"{s}_evaluate_lock" for s in SETS)] if not parallel else kept)
+    reused = run(tmp_project)
+    assert sorted(r.qualified_name for r in reused.reportables) == sorted(kept)
 
 
 # -- through the command line -------------------------------------------------------------

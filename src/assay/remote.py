@@ -514,17 +514,11 @@ def _execute(task: StageTask, started: float) -> StageResult:
             values[artifact.name] = artifact.value
     for reportable in node.reportables:
         reportable.record = None
-    try:
-        reportables = pickle.dumps(node.reportables) if node.reportables else b""
-    except Exception as exc:  # as in a serial run, this costs a warning, not the run
-        logging.getLogger("assay").warning(
-            "The reportables of stage %r (%s) cannot be sent back from the worker, so the "
-            "report will not show them: %s",
-            spec.name,
-            task.label,
-            exc,
-        )
-        reportables = b""
+    from assay.runner import picklable_reportables
+
+    # As in a serial run, one that cannot be pickled costs a warning, not the others.
+    sendable = picklable_reportables(node, "sent back from the worker, so the report")
+    reportables = pickle.dumps(sendable) if sendable else b""
     return StageResult(
         key=node.key,
         status=node.status,

@@ -810,16 +810,22 @@ class Runner:
             cache.link(manager.prefix, node.record_label, node.spec.name, node.key)  # kept by gc
 
     def _save_reportables(self, node: StageNode, meta: dict) -> None:
-        """Keep a cached stage's reportables with its outputs, so a reuse reports them too."""
+        """Keep a cached stage's reportables with its outputs, so a reuse reports them too
+        (all but those that cannot be pickled, see :func:`picklable_reportables`)."""
         records = [r.record for r in node.reportables]
         for reportable in node.reportables:
             reportable.record = None
-        cacher = PickleCacher(name=REPORTABLES)
         try:
-            self.manager.cache.save(
-                cacher, node.reportables, key=node.key, output=REPORTABLES, meta=meta
-            )
-        except Exception as exc:  # a reportable that cannot be pickled costs only a warning
+            kept = picklable_reportables(node, "cached, so a later run that reuses it")
+            if kept:
+                self.manager.cache.save(
+                    PickleCacher(name=REPORTABLES),
+                    kept,
+                    key=node.key,
+                    output=REPORTABLES,
+                    meta=dict(meta, reportables=len(kept)),
+                )
+        except CacheError as exc:  # the disk, say: costs a warning too
             log.warning(
                 "The reportables of stage %r (%s) could not be cached, so a later run that "
                 "reuses this stage will not show them: %s",
@@ -945,3 +951,33 @@ def _fields(record: Record, reads: frozenset | str) -> list[tuple[str, str | Non
         for k in reads
         if k in hashes or k in code
     )
+
+
+def picklable_reportables(node: StageNode, why: str) -> list:
+    """``node``'s reportables that can be pickled (to cache them, or to send them from a
+    worker); each one that cannot (it holds a lock, a lambda) costs a warning, not the
+    others. ``why`` completes "Reportable R of stage S cannot be ..."."""
+    import pickle
+
+    try:
+        pickle.dumps(node.reportables, protocol=pickle.HIGHEST_PROTOCOL)
+        return list(node.reportables)
+    except Exception:
+        pass
+    kept = []
+    for reportable in node.reportables:
+        try:
+            pickle.dumps(reportable, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            log.warning(
+                "Reportable %r of stage %r (%s) cannot be %s will not show it: %s: %s",
+                reportable.name,
+                node.spec.name,
+                node.record_label,
+                why,
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            kept.append(reportable)
+    return kept
