@@ -181,6 +181,70 @@ def test_a_report_never_shows_a_file_outside_its_folder_that_its_record_names(
     assert "is outside the run" in html  # said instead
 
 
+ODD_NAMES = """
+import assay
+from assay.caching import JsonCacher
+from experiments.diamond import Params
+
+
+@assay.stage(outputs=["résultat #1?"], cachers=[JsonCacher])
+def make(record):
+    return 1
+
+
+@assay.stage(outputs=["never"], cachers=[JsonCacher])
+def fail(record):
+    raise ValueError("no")
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        fail(make(assay.Record(manager, params)))
+"""
+
+
+def test_links_to_outputs_with_odd_names_work_and_a_failed_stage_links_nothing(
+    tmp_project: Path,
+):
+    """A '#', '?', space or accent in a name stays in the link (percent-encoded); a stage
+    that failed has no file to link to."""
+    from urllib.parse import unquote
+
+    from starlette.testclient import TestClient
+
+    from assay.config import ProjectConfig
+    from assay.ui import LOCAL_HOSTS, create_app
+
+    (tmp_project / "experiments" / "odd#1.py").write_text(ODD_NAMES)
+    with pytest.raises(StageFailed):
+        run(tmp_project, str(tmp_project / "experiments" / "odd#1.py"))
+    with RunStore(tmp_project / "assay.db") as store:
+        info = store.get_run("latest")
+        key = next(a.key for a in store.artifacts(info.id) if a.name == "résultat #1?")
+    run_dir = tmp_project / "reports" / info.id
+    html = (run_dir / "index.html").read_text()
+    artifacts = section(html, "artifacts")
+    hrefs = links(artifacts)
+    assert len(hrefs) == 1 and "%23" in hrefs[0] and "%3F" in hrefs[0]
+    assert (run_dir / unquote(hrefs[0])).is_file()
+    assert len(table_rows(artifacts)) == 2  # the failed stage's output: listed, not linked
+    log = next(h for h in links(html) if h.endswith(".log"))
+    assert "%23" in log and (run_dir / unquote(log)).is_file()
+    index = (tmp_project / "reports" / "index.html").read_text()
+    assert f'href="{info.id.replace("#", "%23")}/index.html"' in index
+
+    app = create_app(ProjectConfig.load(tmp_project), allowed_hosts=list(LOCAL_HOSTS))
+    client = TestClient(app, base_url="http://127.0.0.1:8000")
+    assert client.get("/lineage", params={"key": key}).status_code == 200
+    page = client.get(f"/runs/{info.number}/")
+    assert page.status_code == 200
+    assert client.get(next(h for h in links(page.text) if h.startswith("/log/"))).status_code == 200
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 def test_the_report_shows_the_git_commit_and_a_dirty_marker(tmp_project: Path):
     def git(*args: str) -> str:

@@ -31,7 +31,7 @@ from assay.errors import AssayError, CacheError
 
 __all__ = ["LineageInput", "LineageNode", "find_artifact", "lineage"]
 
-_ARTIFACT_KEY = re.compile(r"^[0-9a-f]{16,64}\.[^/\\\s]+$")
+_ARTIFACT_KEY = re.compile(r"^[0-9a-f]{16,64}\.[^./\\\x00][^/\\\x00]*$")
 _MAX_DEPTH = 200
 
 

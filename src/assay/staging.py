@@ -270,6 +270,18 @@ def _validate(spec: StageSpec) -> None:
             f"Stage {spec.name!r} has Lazy outputs but no cachers: a Lazy output is "
             "reloaded from its cacher, so give it one (for instance PickleCacher)."
         )
+    for name in spec.output_names:
+        if (
+            not name
+            or name.startswith(".")
+            or name == "_reportables"
+            or any(c in name for c in "/\\\0")
+        ):
+            raise OutputSignatureError(
+                f"Stage {spec.name!r} declares an output named {name!r}: an output's name is "
+                "the name of its files in the cache, so it must be non-empty, must not start "
+                "with '.', must not contain '/' or '\\', and '_reportables' is assay's own."
+            )
     duplicates = {n for n in spec.output_names if spec.output_names.count(n) > 1}
     if duplicates:
         raise OutputSignatureError(

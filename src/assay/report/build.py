@@ -60,10 +60,24 @@ def make_environment(bytecode_cache: Any = None) -> Any:
         bytecode_cache=bytecode_cache,
     )
     env.filters.update(
-        when=format_time, seconds=format_duration, size=format_size, value=format_value
-    )
+        when=format_time, seconds=format_duration, size=format_size, value=format_value,
+        url=format_url,
+    )  # fmt: skip
     env.globals["css"] = _markup(_css())
     return env
+
+
+def format_url(value: Any) -> str:
+    """An ``href`` for a path: percent-encoded, so that a '#', '?', space or accent in an
+    experiment's or output's name stays part of it. A URL with a scheme stays as it is, and
+    so does the query of a dashboard route (``/lineage?key=...``, encoded when made)."""
+    from urllib.parse import quote
+
+    text = str(value)
+    if "://" in text:
+        return text
+    path, mark, query = text.partition("?") if text.startswith("/") else (text, "", "")
+    return quote(path, safe="/") + mark + query
 
 
 def template_cache(directory: str | None = None) -> Any:

@@ -223,8 +223,8 @@ def _output(manager: Any, node: Any, artifact: Any, root: Path, loaded: set) -> 
     if cacher is None:
         entry["action"] = "not cached (no cacher)"
         return entry
-    if not node.key:  # its key depends on something that never ran
-        return entry
+    if not node.key or (node.status == "failed" and not artifact.cached):
+        return entry  # its key depends on something that never ran, or it failed: no file
     cache = manager.cache
     meta = artifact.meta
     if meta is None and artifact.cached:

@@ -30,7 +30,7 @@ from http.cookies import SimpleCookie
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -212,7 +212,13 @@ class Dashboard:
     def env(self) -> Any:
         import jinja2
 
-        from assay.report.build import format_duration, format_size, format_time, format_value
+        from assay.report.build import (
+            format_duration,
+            format_size,
+            format_time,
+            format_url,
+            format_value,
+        )
 
         env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(
@@ -228,7 +234,7 @@ class Dashboard:
         )
         env.filters.update(
             when=format_time, seconds=format_duration, size=format_size, value=format_value,
-            number=_number, short=_short,
+            number=_number, short=_short, url=format_url,
         )  # fmt: skip
         env.globals.update(lineage_href=graph.lineage_href, qs=urlencode)
         return env
@@ -298,7 +304,7 @@ class Dashboard:
     def run_redirect(self, request: Request) -> Response:
         with self.store() as store:
             run = self.run_of(store, request.path_params["ref"])
-        return RedirectResponse(f"/runs/{run.id}/", status_code=302)
+        return RedirectResponse(f"/runs/{quote(run.id)}/", status_code=302)
 
     def run_page(self, request: Request) -> Response:
         from assay.report.build import load_record, run_context
@@ -308,7 +314,7 @@ class Dashboard:
         with self.store() as store:
             run = self.run_of(store, ref)
             if ref != run.id:
-                return RedirectResponse(f"/runs/{run.id}/", status_code=302)
+                return RedirectResponse(f"/runs/{quote(run.id)}/", status_code=302)
             run_dir = self.folders.resolve("reports", run.id)
             if (run_dir / "run.json").is_file() and run.status != "running":
                 record = load_record(run_dir)

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ARTIFACT_KEY = re.compile(r"^[0-9a-f]{16,64}\.[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
-"""An artifact's key as the dashboard accepts it: ``<stage run key>.<output>``."""
+ARTIFACT_KEY = re.compile(r"^[0-9a-f]{16,64}\.[^./\\\x00][^/\\\x00]{0,199}$")
+"""An artifact's key as the dashboard accepts it: ``<stage run key>.<output>``, where the
+output is any name a stage may declare (not starting with '.', no '/' or '\\'), so never a
+path out of the stage's folder."""
 
 PREVIEW_ROWS = 20
 """Rows of a table shown in a preview."""
