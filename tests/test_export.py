@@ -106,6 +106,23 @@ def test_store_full_writes_a_self_contained_folder(tmp_project: Path) -> None:
     assert not (folder / "environment.yml").exists()
 
 
+def test_every_link_of_an_exported_report_leads_inside_the_export(tmp_path: Path) -> None:
+    """The folder is meant to be copied anywhere: its report links its own log and cache."""
+    from urllib.parse import unquote
+
+    project = copy_project("basic", tmp_path / "project")
+    run_experiment("diamond", project_root=project, store_full=True)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(exported(project), moved)
+    shutil.rmtree(project)  # nothing left to lean on
+
+    page = moved / "report" / "index.html"
+    hrefs = re.findall(r'(?:href|src)="([^"#]+)"', page.read_text())
+    assert any("cache/objects/" in h for h in hrefs) and "../run.log" in hrefs
+    for href in hrefs:
+        assert (page.parent / unquote(href)).exists(), href
+
+
 def test_secrets_and_ignored_files_are_exported_only_when_asked(tmp_project: Path) -> None:
     init_repo(tmp_project, GITIGNORE)
     (tmp_project / ".env").write_text("TOKEN=secret\n")

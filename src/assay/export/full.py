@@ -124,6 +124,25 @@ def export_run(
     return target
 
 
+def _relink_report(page: Path, report: Path, config: Any, run_id: str) -> None:
+    """Point the copied report's links at the export's own files: its links were made
+    from ``reports/RUN_ID/`` to the project's log, cache and index of runs."""
+    from assay.report.build import format_url
+
+    if not page.is_file():
+        return
+    moves = {
+        os.path.relpath(Path(config.logs_dir) / f"{run_id}.log", report): "../run.log",
+        os.path.relpath(Path(config.cache_dir) / "objects", report): "../cache/objects",
+        "../index.html": "../README.md",
+    }
+    text = page.read_text(encoding="utf-8")
+    for old, new in moves.items():
+        for attribute in ("href", "src"):
+            text = text.replace(f'{attribute}="{format_url(old)}', f'{attribute}="{new}')
+    page.write_text(text, encoding="utf-8")
+
+
 def _fill(folder: Path, config: Any, record: dict, include: list[str]) -> dict:
     """Write everything but ``run.json`` and the README; return the ``export`` section."""
     run = record["run"]
@@ -140,6 +159,7 @@ def _fill(folder: Path, config: Any, record: dict, include: list[str]) -> dict:
     report = Path(config.reports_dir) / run["id"]
     if report.is_dir():
         shutil.copytree(report, folder / "report", symlinks=True)
+        _relink_report(folder / "report" / "index.html", report, config, run["id"])
         contents["files"]["report"] = "report"
     provenance = record.get("provenance")
     title = f"Python packages of assay run {run['id']} ({run['python']})"
