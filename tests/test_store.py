@@ -440,3 +440,50 @@ def test_closing_releases_the_file_and_the_store_reopens_on_use(store: RunStore)
     store.close()
     assert store._conn is None
     assert store.get_run(1) == run
+
+
+def test_a_run_whose_process_was_killed_is_recorded_as_interrupted_when_next_read(
+    tmp_path: Path,
+):
+    """kill -9 (or the kernel's out-of-memory killer) leaves no chance to record the end:
+    the next reader on the same machine notices the process is gone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import copy_project, run_cli
+
+    project = copy_project("basic", tmp_path)
+    (project / "slow.flag").touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "assay", "run", "scaled"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not (project / "waiting.txt").exists():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    with RunStore(project / "assay.db") as store:
+        assert store.settle_abandoned_runs() == []  # alive: left alone
+        assert store.get_run("latest").status == "running"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with RunStore(project / "assay.db") as store:  # a run of another machine: left alone
+        store.begin_run("elsewhere", command="assay run elsewhere")
+        with sqlite3.connect(project / "assay.db") as db:
+            db.execute("UPDATE runs SET host = 'node17' WHERE experiment = 'elsewhere'")
+
+    listing = run_cli("ls", cwd=project)
+
+    assert listing.code == 0, listing
+    with RunStore(project / "assay.db") as store:
+        killed = store.get_run(1)
+        assert killed.status == "interrupted"
+        assert "process ended without recording the end of the run" in killed.error
+        assert store.get_run("latest").status == "running"  # node17's

@@ -453,7 +453,9 @@ def _store():
             f"No run store at {config.store_path}: no experiment has run in this project yet "
             "(or you are in another folder). Run one with `assay run EXPERIMENT`."
         )
-    return RunStore(config.store_path)
+    store = RunStore(config.store_path)
+    store.settle_abandoned_runs()  # runs killed on this machine are not "running" any more
+    return store
 
 
 # -- provenance: compare, lineage, reproduce, export -------------------------------------

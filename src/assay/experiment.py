@@ -170,6 +170,7 @@ def run_experiment(
         manager.cache.check_usable(write=not dry_cache)  # before anything runs
 
         store = RunStore(config.store_path)
+        store.settle_abandoned_runs()
         manager.run_info = store.begin_run(
             experiment_name,
             command=manager.run_line,

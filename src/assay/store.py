@@ -399,6 +399,7 @@ class RunStore:
         moment = _utc(started)
         names = list(param_names)
         settings = dict(config or {})
+        settings["process_id"] = os.getpid()  # see settle_abandoned_runs
         fields = (
             experiment,
             "running",
@@ -458,6 +459,33 @@ class RunStore:
             )
             row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE number = ?", (number,))
             return _run_from_row(row.fetchone())
+
+    def settle_abandoned_runs(self) -> list[int]:
+        """Record as interrupted the runs left ``running`` by a process of this machine
+        that has ended without saying so (killed with SIGKILL or for lack of memory, a
+        power cut); return their numbers. Runs of other machines are left as they are."""
+        host = socket.gethostname()
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT number, host, config_json FROM runs WHERE status = 'running'"
+            ).fetchall()
+        gone = []
+        for number, run_host, config_json in rows:
+            try:
+                pid = json.loads(config_json).get("process_id")
+            except (ValueError, AttributeError):
+                continue
+            if run_host == host and isinstance(pid, int) and not _process_alive(pid):
+                gone.append(number)
+        if gone:
+            with self._writing() as db:
+                for number in gone:
+                    db.execute(
+                        "UPDATE runs SET status = 'interrupted', error = ? "
+                        "WHERE number = ? AND status = 'running'",
+                        (_ABANDONED, number),
+                    )
+        return gone
 
     def get_run(self, ref: int | str) -> RunInfo:
         """Find one run from the way a person refers to it.
@@ -820,6 +848,8 @@ def _run_from_row(row: tuple[Any, ...]) -> RunInfo:
     values = dict(zip(_RUN_COLUMN_NAMES, row))
     values["param_names"] = json.loads(values.pop("param_names_json"))
     values["config"] = json.loads(values.pop("config_json"))
+    if isinstance(values["config"], dict):
+        values["config"].pop("process_id", None)  # the store's own bookkeeping
     if values["git_dirty"] is not None:
         values["git_dirty"] = bool(values["git_dirty"])
     return RunInfo(**values)
@@ -906,3 +936,29 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError, ImportError):  # no login name, e.g. in some containers
         return "unknown"
+
+
+_ABANDONED = (
+    "The run's process ended without recording the end of the run: it was killed (kill -9, "
+    "out of memory, a batch job's hard limit) or the machine stopped. Stages that finished "
+    "stay cached."
+)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (a zombie does not)."""
+    if os.name == "nt":  # signal 0 would be a Ctrl-C there: assume it does
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: it exists
+        return True
+    except OSError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # no /proc (macOS): os.kill said it exists
+        return True

@@ -253,7 +253,9 @@ class Dashboard:
 
         if not self.store_path.exists():
             raise HTTPException(404, f"No run store at {self.store_path}: no run yet.")
-        return RunStore(self.store_path)
+        store = RunStore(self.store_path)
+        store.settle_abandoned_runs()  # a run killed on this machine stops showing as live
+        return store
 
     def db(self) -> sqlite3.Connection:
         if not self.store_path.exists():
@@ -272,6 +274,7 @@ class Dashboard:
         query = queries.RunQuery.parse(request.query_params, _multi(request))
         if not self.store_path.exists():
             return query, {"total": 0, "runs": [], "metric_names": [], "errors": []}, []
+        self.store().close()  # settles runs killed on this machine before they are listed
         db = self.db()
         try:
             return query, queries.list_runs(db, query), queries.experiments(db)
