@@ -659,6 +659,21 @@ CACHER_CASES = {
         lambda record: SERIES,
         lambda value, root: pd.testing.assert_series_equal(value, SERIES),
     ),
+    "pandas-json-series": CacherCase(
+        lambda root: PandasJsonCacher,
+        lambda record: SERIES,
+        lambda value, root: pd.testing.assert_series_equal(value, SERIES),
+    ),
+    "pandas-parquet-series": CacherCase(
+        lambda root: PandasCacher(format="parquet"),
+        lambda record: SERIES,
+        lambda value, root: pd.testing.assert_series_equal(value, SERIES),
+    ),
+    "pandas-csv-unnamed-series": CacherCase(
+        lambda root: PandasCacher(format="csv"),
+        lambda record: SERIES.rename(None),
+        lambda value, root: pd.testing.assert_series_equal(value, SERIES.rename(None)),
+    ),
     "PandasCsvCacher": CacherCase(lambda root: PandasCsvCacher, lambda record: FRAME, _same_frame),
     "PandasJsonCacher": CacherCase(
         lambda root: PandasJsonCacher, lambda record: FRAME, _same_frame

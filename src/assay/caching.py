@@ -333,6 +333,8 @@ _PANDAS_EXTENSIONS = {
     "feather": ".feather",
 }
 _PANDAS_WRITERS = {"hdf5": "to_hdf", "pickle": "to_pickle"}
+_SERIES_COLUMN = "series"
+"""The column of a Series written as a one-column table (formats with no Series writer)."""
 _PANDAS_READERS = {"hdf5": "read_hdf", "pickle": "read_pickle"}
 
 
@@ -376,20 +378,36 @@ class PandasCacher(Cacheable):
                 f"{type(obj).__name__}."
             )
         path = self.get_path()
-        writer = getattr(obj, _PANDAS_WRITERS.get(self.format, f"to_{self.format}"))
-        writer(path, **self.to_args)
+        series = isinstance(obj, pd.Series)
+        name = obj.name if series else None
+        method = _PANDAS_WRITERS.get(self.format, f"to_{self.format}")
+        if series and not hasattr(obj, method):  # parquet, feather, ...: a one-column table
+            obj = obj.to_frame(name=_SERIES_COLUMN if name is None else name)
+        getattr(obj, method)(path, **self.to_args)
         self.extra_metadata.update(
-            {"pandas_version": pd.__version__, "format": self.format, "kind": type(obj).__name__}
+            {
+                "pandas_version": pd.__version__,
+                "format": self.format,
+                "kind": "Series" if series else "DataFrame",
+            }
         )
+        if series and (name is None or isinstance(name, str)):
+            self.extra_metadata["series_name"] = name  # some formats do not keep it
         return path
 
     def load(self) -> Any:
         import pandas as pd
 
+        series = self.extra_metadata.get("kind") == "Series"
         reader = getattr(pd, _PANDAS_READERS.get(self.format, f"read_{self.format}"))
-        result = reader(self.get_path(), **self.read_args)
-        if self.extra_metadata.get("kind") == "Series" and isinstance(result, pd.DataFrame):
-            result = result.iloc[:, 0] if result.shape[1] == 1 else result
+        args = dict(self.read_args)
+        if series and self.format == "json":
+            args.setdefault("typ", "series")
+        result = reader(self.get_path(), **args)
+        if series and isinstance(result, pd.DataFrame) and result.shape[1] == 1:
+            result = result.iloc[:, 0]
+        if series and isinstance(result, pd.Series) and "series_name" in self.extra_metadata:
+            result.name = self.extra_metadata["series_name"]
         return result
 
 
