@@ -514,11 +514,13 @@ def _execute(task: StageTask, started: float) -> StageResult:
             values[artifact.name] = artifact.value
     for reportable in node.reportables:
         reportable.record = None
-    from assay.runner import picklable_reportables
+    try:
+        reportables = pickle.dumps(node.reportables) if node.reportables else b""
+    except Exception:  # as in a serial run, one that cannot be pickled costs a warning
+        from assay.runner import picklable_reportables
 
-    # As in a serial run, one that cannot be pickled costs a warning, not the others.
-    sendable = picklable_reportables(node, "sent back from the worker, so the report")
-    reportables = pickle.dumps(sendable) if sendable else b""
+        sendable = picklable_reportables(node, "sent back from the worker, so the report")
+        reportables = pickle.dumps(sendable) if sendable else b""
     return StageResult(
         key=node.key,
         status=node.status,

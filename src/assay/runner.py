@@ -815,16 +815,28 @@ class Runner:
         records = [r.record for r in node.reportables]
         for reportable in node.reportables:
             reportable.record = None
+        kept = node.reportables
         try:
-            kept = picklable_reportables(node, "cached, so a later run that reuses it")
-            if kept:
+            try:
                 self.manager.cache.save(
                     PickleCacher(name=REPORTABLES),
                     kept,
                     key=node.key,
                     output=REPORTABLES,
-                    meta=dict(meta, reportables=len(kept)),
+                    meta=meta,
                 )
+            except CacheError:
+                kept = picklable_reportables(node, "cached, so a later run that reuses it")
+                if len(kept) == len(node.reportables):
+                    raise  # not a reportable's fault
+                if kept:
+                    self.manager.cache.save(
+                        PickleCacher(name=REPORTABLES),
+                        kept,
+                        key=node.key,
+                        output=REPORTABLES,
+                        meta=dict(meta, reportables=len(kept)),
+                    )
         except CacheError as exc:  # the disk, say: costs a warning too
             log.warning(
                 "The reportables of stage %r (%s) could not be cached, so a later run that "
@@ -955,15 +967,11 @@ def _fields(record: Record, reads: frozenset | str) -> list[tuple[str, str | Non
 
 def picklable_reportables(node: StageNode, why: str) -> list:
     """``node``'s reportables that can be pickled (to cache them, or to send them from a
-    worker); each one that cannot (it holds a lock, a lambda) costs a warning, not the
-    others. ``why`` completes "Reportable R of stage S cannot be ..."."""
+    worker, once pickling them all failed); each one that cannot (it holds a lock, a
+    lambda) costs a warning, not the others. ``why`` completes "Reportable R of stage S
+    cannot be ..."."""
     import pickle
 
-    try:
-        pickle.dumps(node.reportables, protocol=pickle.HIGHEST_PROTOCOL)
-        return list(node.reportables)
-    except Exception:
-        pass
     kept = []
     for reportable in node.reportables:
         try:
