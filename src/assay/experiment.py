@@ -362,17 +362,17 @@ def _check_stage_names(manager: ArtifactManager) -> None:
     names no stage of the run (it would be ignored: nothing recomputed)."""
     from assay.errors import PlanningError
 
-    functions: dict[str, set[str]] = {}
+    functions: dict[str, Any] = {}
     for node in manager.plan.nodes:
-        func = node.spec.func
-        functions.setdefault(node.spec.name, set()).add(f"{func.__module__}.{func.__qualname__}")
-    for name, found in functions.items():
-        if len(found) > 1:
+        spec = node.spec
+        first = functions.setdefault(spec.name, spec.func)
+        if first is not spec.func:
+            found = sorted(f"{f.__module__}.{f.__qualname__}" for f in (first, spec.func))
             raise PlanningError(
-                f"Two different stages are named {name!r} ({' and '.join(sorted(found))}). "
+                f"Two different stages are named {spec.name!r} ({' and '.join(found)}). "
                 "Their results would share the cache folder by-name/EXPERIMENT/SET/"
-                f"{name}, and --overwrite-stage or assay.load(stage={name!r}) could not tell "
-                "them apart. Rename one of the functions."
+                f"{spec.name}, and --overwrite-stage or assay.load(stage={spec.name!r}) could "
+                "not tell them apart. Rename one of the functions."
             )
     unknown = sorted(set(manager.overwrite_stages) - set(functions))
     if unknown:

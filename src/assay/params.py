@@ -599,12 +599,16 @@ def check_unique_names(param_sets: Iterable[Any]) -> None:
         claim_folder(folders, name)
 
 
+_safe: Callable[[str], str] | None = None
+
+
 def claim_folder(folders: dict[str, str], name: str) -> None:
     """Note that parameter set ``name`` files its results under its folder name in
     ``folders`` (folder name -> set name); raise :class:`ParameterError` if another
     name already has that folder."""
-    from assay.cache import _safe
-
+    global _safe
+    if _safe is None:  # assay.cache is imported on first use, not with assay
+        from assay.cache import _safe
     other = folders.setdefault(_safe(name), name)
     if other != name:
         raise ParameterError(

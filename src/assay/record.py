@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from assay.params import claim_folder
 from assay.plan import MISSING, Artifact
 
 if TYPE_CHECKING:
@@ -183,8 +184,6 @@ class Record:
         self._fields: dict[str, str | None] | None = None
         if not hide:
             if isinstance(getattr(params, "name", None), str):
-                from assay.params import claim_folder
-
                 claim_folder(manager._folders, params.name)
             manager.records.append(self)
 

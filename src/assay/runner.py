@@ -229,7 +229,7 @@ class Runner:
             cacher.check_path_override()
             cachers.append(cacher)
         subdirs = [(c.subdir, c.name) for c in cachers if c is not None and c.subdir]
-        for index, (subdir, name) in enumerate(subdirs):
+        for index, (subdir, name) in enumerate(subdirs if len(subdirs) > 1 else ()):
             other = next((n for s, n in subdirs[:index] if s == subdir), None)
             if other is not None:
                 raise StageError(
