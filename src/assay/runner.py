@@ -228,15 +228,17 @@ class Runner:
             cacher.stage = spec.name
             cacher.check_path_override()
             cachers.append(cacher)
-        subdirs = [(c.subdir, c.name) for c in cachers if c is not None and c.subdir]
-        for index, (subdir, name) in enumerate(subdirs if len(subdirs) > 1 else ()):
-            other = next((n for s, n in subdirs[:index] if s == subdir), None)
-            if other is not None:
-                raise StageError(
-                    f"Outputs {other!r} and {name!r} of stage {spec.name!r} both use "
-                    f"subdir={subdir!r}: each output's sub-folder is written whole, so one "
-                    "would replace the other's files. Give each its own subdir."
-                )
+        subdirs: dict[str, str] = {}
+        for cacher in cachers:
+            if cacher is not None and cacher.subdir:
+                other = subdirs.setdefault(cacher.subdir, cacher.name)
+                if other != cacher.name:
+                    raise StageError(
+                        f"Outputs {other!r} and {cacher.name!r} of stage {spec.name!r} both "
+                        f"use subdir={cacher.subdir!r}: each output's sub-folder is written "
+                        "whole, so one would replace the other's files. Give each its own "
+                        "subdir."
+                    )
         return cachers
 
     def code_of(self, spec: StageSpec) -> tuple[str, dict]:
@@ -815,28 +817,25 @@ class Runner:
         records = [r.record for r in node.reportables]
         for reportable in node.reportables:
             reportable.record = None
-        kept = node.reportables
+
+        def save(kept: list) -> None:
+            self.manager.cache.save(
+                PickleCacher(name=REPORTABLES),
+                kept,
+                key=node.key,
+                output=REPORTABLES,
+                meta=dict(meta, reportables=len(kept)),
+            )
+
         try:
             try:
-                self.manager.cache.save(
-                    PickleCacher(name=REPORTABLES),
-                    kept,
-                    key=node.key,
-                    output=REPORTABLES,
-                    meta=meta,
-                )
+                save(node.reportables)
             except CacheError:
                 kept = picklable_reportables(node, "cached, so a later run that reuses it")
                 if len(kept) == len(node.reportables):
                     raise  # not a reportable's fault
                 if kept:
-                    self.manager.cache.save(
-                        PickleCacher(name=REPORTABLES),
-                        kept,
-                        key=node.key,
-                        output=REPORTABLES,
-                        meta=dict(meta, reportables=len(kept)),
-                    )
+                    save(kept)
         except CacheError as exc:  # the disk, say: costs a warning too
             log.warning(
                 "The reportables of stage %r (%s) could not be cached, so a later run that "
