@@ -429,12 +429,27 @@ def test_a_killed_dask_worker_is_retried_or_fails_cleanly(
     assert manager.records[-1].state["ranking"] == list("cbad")
 
 
-def test_a_script_without_a_main_guard_is_told_how_to_fix_it(tmp_project: Path):
-    """Spawned workers import the script again; unguarded, each would start a run.
+@pytest.mark.parametrize(
+    "options, stopped",
+    [
+        pytest.param("parallel=2", "A worker process stopped", id="spawned-processes"),
+        pytest.param(
+            "executor='dask', parallel=2",
+            "Could not start or reach the Dask cluster (a local cluster)",
+            id="dask-local-cluster",
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
+def test_a_script_without_a_main_guard_is_told_how_to_fix_it(
+    tmp_project: Path, options: str, stopped: str
+):
+    """Spawned workers import the script again; unguarded, each would start a run (a Dask
+    local cluster's workers each started a cluster of their own, and the run hung).
 
     (Forked workers do not, but a script must run wherever workers are spawned.)"""
     script = tmp_project / "go.py"
-    script.write_text("import assay\nassay.run_experiment('diamond', parallel=2)\n")
+    script.write_text(f"import assay\nassay.run_experiment('diamond', {options})\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
     env["ASSAY_START_METHOD"] = "spawn"
 
@@ -444,8 +459,13 @@ def test_a_script_without_a_main_guard_is_told_how_to_fix_it(tmp_project: Path):
     )  # fmt: skip
 
     assert proc.returncode != 0
-    (error,) = [line for line in proc.stderr.splitlines() if line.startswith("assay.runner.")]
-    assert "A worker process stopped" in error and 'if __name__ == "__main__":' in error, error
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("assay.") and stopped in last, proc.stderr[-3000:]
+    assert 'if __name__ == "__main__":' in last, last
+    # What each starting worker said, on the terminal too:
+    assert "run_experiment() was called by a worker process while it started" in proc.stderr
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.get_run("latest").status == "failed"
 
 
 def test_parameter_fields_that_cannot_be_pickled_are_named_before_anything_runs(

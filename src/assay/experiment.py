@@ -126,6 +126,7 @@ def run_experiment(
         AssayError: bad input (its message says what and where); a stage's own
             exception arrives as :class:`~assay.errors.StageFailed`.
     """
+    _refuse_in_a_starting_worker()
     config = ProjectConfig.load(project_root).with_cache_dir(cache_dir)
     executor_name = executor or ("process" if parallel else "serial")
     if dask_address and executor_name != "dask":
@@ -335,6 +336,24 @@ class _Workers:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
+
+
+def _refuse_in_a_starting_worker() -> None:
+    """Stop a run started by a worker process that is importing the researcher's script.
+
+    A spawned worker (a Dask local cluster's, or ``--parallel`` where forking is
+    unsafe) runs the script that started the run once more, from the top; a run
+    started there would start a cluster of its own, whose workers do the same.
+    """
+    multiprocessing = sys.modules.get("multiprocessing")  # a spawned worker has it
+    if multiprocessing is not None and getattr(
+        multiprocessing.current_process(), "_inheriting", False
+    ):
+        raise ProjectError(
+            "run_experiment() was called by a worker process while it started: worker "
+            "processes import the script that started the run again, from the top. Call "
+            'run_experiment() under `if __name__ == "__main__":` in that script.'
+        )
 
 
 def _plan(

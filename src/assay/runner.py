@@ -584,7 +584,7 @@ class Runner:
                 f"{node.record_label!r} was running or waiting for it ({type(exc).__name__}: "
                 f"{exc}). It may have been killed or run out of memory. Stages that finished "
                 "are cached: run the same command again to continue."
-                + (_MAIN_GUARD if not any(n.status == "executed" for n in self.plan.nodes) else "")
+                + (MAIN_GUARD if not any(n.status == "executed" for n in self.plan.nodes) else "")
             ) from exc
         for level, name, message in result.log:
             logging.getLogger(name).log(level, "%s", message)
@@ -935,7 +935,7 @@ class Runner:
 
 _BASE_CHECK: Callable = Cacheable.check
 
-_MAIN_GUARD = (
+MAIN_GUARD = (  # said where workers could not start
     " If you started the run from a script of your own, call run_experiment() under "
     '`if __name__ == "__main__":` - worker processes import the script again, and without '
     "that guard each would start a run of its own."

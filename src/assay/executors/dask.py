@@ -113,11 +113,15 @@ class DaskExecutor(Executor):
             failure, self._failure = self._failure, None
             if isinstance(failure, ConfigError):
                 raise failure
-            where = self.address or "a local cluster"
+            if self.address:
+                where, advice = self.address, " Check --dask-address, or run without --executor dask."
+            else:
+                from assay.runner import MAIN_GUARD
+
+                where, advice = "a local cluster", MAIN_GUARD
             raise ConfigError(
                 f"Could not start or reach the Dask cluster ({where}): "
-                f"{type(failure).__name__}: {failure}. Check --dask-address, or run without "
-                "--executor dask."
+                f"{type(failure).__name__}: {str(failure).rstrip('.')}.{advice}"
             ) from failure
 
     def warm_up(self, fn: Callable[..., Any], *args: Any) -> None:
