@@ -114,7 +114,10 @@ class DaskExecutor(Executor):
             if isinstance(failure, ConfigError):
                 raise failure
             if self.address:
-                where, advice = self.address, " Check --dask-address, or run without --executor dask."
+                where, advice = (
+                    self.address,
+                    " Check --dask-address, or run without --executor dask.",
+                )
             else:
                 from assay.runner import MAIN_GUARD
 
