@@ -363,6 +363,40 @@ def test_lazy_with_resolve_false_gives_the_lazy_object(tmp_project: Path, calls:
     }
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"dry_cache": True}, id="dry-cache"),
+        pytest.param({"dry_cache": True, "parallel": 2}, id="dry-cache-parallel"),
+        pytest.param({"parallel": 2}, id="parallel"),
+    ],
+)
+def test_a_resolve_false_input_is_a_lazy_whatever_the_cache_holds(tmp_project: Path, options: dict):
+    """The stage gets a ``Lazy`` on a first run, from the cache, and when nothing is
+    written (``--dry-cache`` kept the value in memory and handed the value itself)."""
+    for overwrite in ([], ["inspect_blob"]):
+        manager = run(tmp_project, "lazy", overwrite_stages=overwrite, **options)
+        for name in ("small", "large"):
+            record = record_of(manager, name)
+            assert record.state["blob_info"] == {"type": "Lazy", "loaded": ["blob of", name]}
+            handle = record.state["blob"]
+            assert isinstance(handle, assay.Lazy) and handle.load() == ["blob of", name]
+            assert (handle.cacher is None) == bool(options.get("dry_cache"))
+
+
+def test_ignore_lazy_gives_the_value_of_a_resolve_false_output_from_the_cache_too(
+    tmp_project: Path,
+):
+    run(tmp_project, "lazy")  # cached as a Lazy
+    manager = run(tmp_project, "lazy", ignore_lazy=True, overwrite_stages=["inspect_blob"])
+
+    assert record_of(manager, "small").state["blob_info"] == {
+        "type": "list",
+        "loaded": ["blob of", "small"],
+    }
+    assert record_of(manager, "small").state["blob"] == ["blob of", "small"]
+
+
 def test_ignore_lazy_keeps_lazy_values_in_memory(tmp_project: Path):
     manager = run(tmp_project, "lazy", ignore_lazy=True)
 

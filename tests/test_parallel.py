@@ -601,6 +601,21 @@ def test_worker_logs_and_prints_end_up_in_the_run_log(tmp_project: Path, options
 
 
 @pytest.mark.slow
+def test_a_fully_cached_run_on_a_local_dask_cluster_prints_nothing_from_its_workers(
+    tmp_project: Path,
+):
+    """An all-cached run stops the cluster while its workers still import the project (the
+    warm-up): they used to warn on the terminal about the tasks they cancelled."""
+    options = ("run", "scaled", "--executor", "dask", "--parallel", "2", "--no-report")
+    assert run_cli(*options, cwd=tmp_project).code == 0
+
+    again = run_cli(*options, cwd=tmp_project)
+
+    assert again.code == 0 and "cached" in again.stdout, again.output
+    assert "distributed" not in again.output and "Cancelled" not in again.output, again.output
+
+
+@pytest.mark.slow
 def test_a_local_dask_cluster_starts_while_another_holds_the_dashboard_port(tmp_project: Path):
     """With ``filterwarnings = error``, Dask's "Port 8787 is already in use" would fail this."""
     taken = socket.socket()

@@ -57,18 +57,22 @@ class Artifact:
 
     def get(self) -> Any:
         """The value: from memory, from the cache, or by running what produces it."""
+        if not self.node.spec.lazy_resolves(self.index) and not self.node.plan.ignore_lazy:
+            return self.handle()  # whether or not the value is in memory
         if self.value is not MISSING:
             return self.value
-        if not self.node.spec.lazy_resolves(self.index):
-            return self.handle()
         return self.node.plan.runner.value_of(self)
 
     def handle(self) -> Lazy:
         """A :class:`~assay.Lazy` for this record's value (``resolve=False`` outputs)."""
         if self._handle is None:
-            self.node.plan.runner.value_of(self, want_handle=True)
-            self._handle = Lazy(self.name, resolve=False)
-            self._handle.cacher = self.cacher
+            held = self.node.plan.runner.value_of(self, want_handle=True)
+            handle = Lazy(self.name, resolve=False)
+            if self.cached:
+                handle.cacher = self.cacher
+            else:  # nothing written (--dry-cache): it loads the value kept in memory
+                handle._held = held
+            self._handle = handle
         return self._handle
 
     def __repr__(self) -> str:

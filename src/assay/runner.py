@@ -902,7 +902,7 @@ class Runner:
             raise planning_error(artifact)
         node = artifact.node
         for _attempt in range(3):
-            if artifact.value is not MISSING and not want_handle:
+            if artifact.value is not MISSING and not (want_handle and artifact.cached):
                 return artifact.value
             if artifact.cached and node.status != "running":
                 if want_handle:

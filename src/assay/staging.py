@@ -32,6 +32,8 @@ from assay.errors import (
     OutputSignatureError,
 )
 
+_NOT_HELD: Any = object()
+
 
 class Lazy:
     """Mark an output as too big to keep in memory: ``outputs=[Lazy("model")]``.
@@ -42,7 +44,9 @@ class Lazy:
 
     With ``resolve=False``, stages and ``record.state`` get the ``Lazy`` object
     itself instead of the value, so a stage can work with the file directly
-    (``big.cacher.get_path()``) or call ``big.load()``.
+    (``big.cacher.get_path()``) or call ``big.load()``. With ``--dry-cache``
+    nothing is written: ``cacher`` is then ``None`` and ``load()`` gives the
+    value, which stays in memory.
 
     Each record gets its own ``Lazy`` object in its state; the one in the
     decorator is only a declaration.
@@ -53,9 +57,12 @@ class Lazy:
         self.resolve = resolve
         self.cacher = None
         """The cacher holding this record's value (set once the value is cached)."""
+        self._held: Any = _NOT_HELD
 
     def load(self) -> Any:
         """Load the value from its cacher."""
+        if self._held is not _NOT_HELD:
+            return self._held
         if self.cacher is None:
             raise ValueError(f"Lazy output {self.name!r} has no cached value yet.")
         return self.cacher.load()

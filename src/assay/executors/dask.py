@@ -192,6 +192,8 @@ class DaskExecutor(Executor):
             self._done.put(None)
             self._collector.join(timeout=30)
             self._collector = None
+        if any(not future.done() for future in self._warm_futures):
+            self._quiet_workers()  # an all-cached run stops them while they import
         self._warm_futures.clear()
         if self.client is not None:
             self.client.close()
@@ -201,14 +203,18 @@ class DaskExecutor(Executor):
             self.cluster = None
 
     def abort(self) -> None:
-        if self.cluster is not None and self.client is not None:
-            # Our own workers, stopping mid-task, warn about what they cancel and
-            # what outlives the grace period: noise once the run is interrupted.
-            from assay.executors.dask_worker import quiet
-
-            logging.getLogger("distributed").setLevel(logging.ERROR)
-            try:
-                self.client.run(quiet, on_error="ignore", callback_timeout=5)
-            except Exception:  # a courtesy: the shutdown below goes ahead regardless
-                pass
+        self._quiet_workers()
         self.shutdown()  # closing the client releases the tasks it had submitted
+
+    def _quiet_workers(self) -> None:
+        """Our own workers, stopped mid-task, warn about what they cancel and what outlives
+        the grace period: noise for the researcher, who stopped them on purpose."""
+        if self.cluster is None or self.client is None:
+            return
+        from assay.executors.dask_worker import quiet
+
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        try:
+            self.client.run(quiet, on_error="ignore", callback_timeout=5)
+        except Exception:  # a courtesy: the shutdown goes ahead regardless
+            pass
