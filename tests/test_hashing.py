@@ -80,7 +80,7 @@ def test_hashes_stay_the_same():
         ((1, "a", None), "1de1035baf08b21997488cff51bc975b"),
         ({"b": [1, 2, {"c": 3.5}], "a": (4,)}, "1c697b902dbb66613fcd4ecdbdc5f87a"),
         ({"x", "y", "z"}, "61b5527ab88e55f2a987483d20adfbdc"),
-        (Color.RED, "c0886b8fe0fe9f7085e941a03b7d7ef0"),
+        (Color.RED, "afdc6267d60e44be7defd4270908a39e"),  # with its value since 2026-12
         (pathlib.PurePosixPath("data/raw.csv"), "fddb7b2646ccd1d82b28f461a18ee6d6"),
         (dt.datetime(2024, 1, 2, 3, 4, 5), "6bf62708c03acc2073b60aad3a1338a1"),
         (Decimal("1.10"), "e5aeaeaa87cfe58cfc9daae8e698cb5a"),
@@ -259,6 +259,16 @@ def test_standard_library_values():
     for a, b in pairs:
         assert hash_value(a) != hash_value(b), (a, b)
     assert hash_value(pathlib.Path("a/b")) == hash_value(pathlib.PurePosixPath("a/b"))
+
+
+def test_an_enum_member_counts_by_its_value_too():
+    """``ADAM = 0.001`` edited to ``ADAM = 0.5``: the same class and member name, a new value."""
+    before = enum.Enum("Optimizer", {"ADAM": 0.001, "SGD": 0.1})
+    after = enum.Enum("Optimizer", {"ADAM": 0.5, "SGD": 0.1})
+
+    assert hash_value(before.ADAM) != hash_value(after.ADAM)
+    assert hash_value(before.SGD) == hash_value(after.SGD)
+    assert hash_value(before.ADAM) != hash_value(before.SGD)
 
 
 def test_subclasses_of_builtins_carry_their_class():

@@ -521,6 +521,14 @@ def test_editing_a_method_of_the_parameter_class_recomputes_the_stages_that_use_
     assert lab.run("methods", "--parallel", "2") == []
 
 
+def test_editing_the_value_of_an_enum_member_in_a_parameter_recomputes_what_uses_it(lab: Lab):
+    assert lab.run("enums") == ["rate:adam", "rate:sgd"]
+    lab.edit("lab/experiments/enums.py", "ADAM = 0.001", "ADAM = 0.5")
+    assert lab.run("enums") == ["rate:adam"]
+    assert lab.value("rate", "adam", "enums") == 0.5
+    assert lab.value("rate", "sgd", "enums") == 0.1
+
+
 def test_params_name_is_a_read_record_name_is_a_label(lab: Lab):
     assert lab.run("named", "-p", "base") == executed(["count", "tag", "double"])
     lab.edit("lab/params/base.py", 'name="a"', 'name="alpha"')

@@ -248,10 +248,8 @@ class _Walker:
         elif isinstance(obj, enum.Enum):
             self._w(b"e")
             self._text(_type_name(cls))
-            if obj.name is not None:
-                self._text(obj.name)
-            else:  # a combination of flags without a name of its own
-                self._child(obj.value, ".value")
+            self._text(obj.name or "")  # None: a combination of flags without a name
+            self._child(obj.value, ".value")  # `ADAM = 0.001` becoming 0.5 is a new value
         else:
             return False
         return True
