@@ -564,6 +564,46 @@ def test_functions_in_parameters_stay_cached_across_processes(lab: Lab):
     check_callables(lab)
 
 
+def test_editing_what_a_function_in_a_parameter_calls_recomputes_the_stages_that_call_it(
+    lab: Lab,
+):
+    def values() -> dict:
+        return {name: lab.value("applied", name, "lambdas") for name in ("h", "p")}
+
+    first = lab.run("lambdas", "-p", "helped")
+    assert first == sorted(["numbers:h", *executed(["apply", "add_up"], "hp")])
+    assert lab.run("lambdas", "-p", "helped") == []
+    assert values() == {"h": [2, 5, 10], "p": [2, 8, 18]}
+
+    lab.edit("lab/params/helped.py", "return x * x", "return x * x * x")  # both call it
+    assert lab.run("lambdas", "-p", "helped") == executed(["apply", "add_up"], "hp")
+    assert values() == {"h": [2, 9, 28], "p": [2, 16, 54]}
+
+    lab.edit("lab/params/helped.py", "OFFSET = 1", "OFFSET = 2")  # only h reads it
+    assert lab.run("lambdas", "-p", "helped") == executed(["apply", "add_up"], "h")
+    assert values() == {"h": [3, 10, 29], "p": [2, 16, 54]}
+    assert lab.run("lambdas", "-p", "helped", "--parallel", "2") == []
+
+
+def test_each_lambda_a_stage_calls_is_keyed_on_its_own_code(lab: Lab):
+    """All lambdas of a module have the qualified name ``<lambda>``: the first one's edits
+    went unseen when the stage called a second one. And a function held in a constant
+    (a table of partials) is keyed on the helpers it calls."""
+    source = "lab/experiments/twolambdas.py"
+    assert lab.run("twolambdas") == ["both:t"]
+    lab.edit(source, "lambda x: x + 1", "lambda x: x + 100")
+    assert lab.run("twolambdas") == ["both:t"]
+    lab.edit(source, "lambda x: x * 2", "lambda x: x * 3")
+    assert lab.run("twolambdas") == ["both:t"]
+    assert lab.value("both", "t", "twolambdas") == [103, 9, 8]
+    lab.edit(source, "DOUBLE = lambda x: x * 3  # noqa", "DOUBLE = lambda x: x * 3  # x3; noqa")
+    assert lab.run("twolambdas") == []
+    # A helper that a function in a constant table calls:
+    lab.edit(source, "return x + k", "return x + 2 * k")
+    assert lab.run("twolambdas") == ["both:t"]
+    assert lab.value("both", "t", "twolambdas") == [103, 9, 13]
+
+
 def test_editing_next_to_a_lambda_recomputes_nothing(lab: Lab):
     """The lambda is the same function; only the text around it on its line changed."""
     lab.run("lambdas", "-p", "callables")

@@ -38,7 +38,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from assay.hashing import hash_value
+from assay.hashing import _lambda_source, hash_value
+from assay.tracking import held_code
 
 _STDLIB = set(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
 _SITE_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
@@ -138,13 +139,20 @@ class Fingerprinter:
             self._package(obj, parts)
 
     def _function(self, func: types.FunctionType, parts: dict, active: set) -> None:
-        name = f"{func.__module__}.{func.__qualname__}"
-        source, tree = _normalized(func)
-        parts[name] = {
-            "kind": "function",
-            "digest": hash_value(("function", source)),
-            "source": source[:_SOURCE_LIMIT],
-        }
+        if func.__name__ == "<lambda>":
+            # By its own code, not the line it sits on (editing another argument of the
+            # call it is passed to changes nothing), and named by that code: a module's
+            # lambdas all have the qualified name "<lambda>".
+            digest = hash_value(("lambda", _bytecode_text(func.__code__)))
+            source, tree = _lambda_source(func) or "", None
+            short = " ".join(source.split())
+            short = short if len(short) <= 40 else short[:39] + "…"
+            name = f"{func.__module__}.<lambda: {short}; {digest[:8]}>"
+        else:
+            name = f"{func.__module__}.{func.__qualname__}"
+            source, tree = _normalized(func)
+            digest = hash_value(("function", source))
+        parts[name] = {"kind": "function", "digest": digest, "source": source[:_SOURCE_LIMIT]}
         for dependency_name, value in self._dependencies(func, tree):
             self._use(dependency_name, value, parts, active)
 
@@ -197,6 +205,11 @@ class Fingerprinter:
                 "digest": digest,
                 "value": text[:_VALUE_LIMIT] + ("..." if len(text) > _VALUE_LIMIT else ""),
             }
+            if isinstance(value, _HOLDERS):
+                # A partial, or a table of functions: their digest covers their own source,
+                # not the helpers they call.
+                for held in held_code(value):
+                    self._visit(held, parts, active)
 
     def _dependencies(self, func: types.FunctionType, tree: ast.AST | None):
         """``(qualified name, value)`` of the globals, closures and defaults ``func`` uses."""
@@ -503,6 +516,10 @@ _PLAIN = (
     range, Path, enum.Enum, decimal.Decimal, fractions.Fraction, datetime.date,
     datetime.time, datetime.timedelta, functools.partial,
 )  # fmt: skip
+
+
+_HOLDERS = (functools.partial, list, tuple, dict, set, frozenset)
+"""Plain data that may hold functions (see :func:`assay.tracking.held_code`)."""
 
 
 def _is_plain_data(value: Any) -> bool:

@@ -182,6 +182,7 @@ class Record:
         self._node = None
         self._nodes: list = []
         self._fields: dict[str, str | None] | None = None
+        self._held: dict[str, list] = {}
         if not hide:
             if isinstance(getattr(params, "name", None), str):
                 claim_folder(manager._folders, params.name)
@@ -207,6 +208,7 @@ class Record:
 
             from assay.hashing import hash_value
             from assay.params import RESERVED_FIELDS
+            from assay.tracking import held_code
 
             params = self.params
             if params is None:
@@ -221,10 +223,19 @@ class Record:
                 for f in fields(params):
                     if f.name in represented:
                         found[f.name] = hash_value(represented[f.name])
+                        code = held_code(represented[f.name])
+                        if code:
+                            self._held[f.name] = code
                     elif f.name not in RESERVED_FIELDS and getattr(params, f.name) is None:
                         found[f.name] = None
                 self._fields = found
         return self._fields
+
+    def held_code(self) -> dict[str, list]:
+        """Fields whose values hold functions or classes, with those (see
+        :func:`assay.tracking.held_code`); filled by :meth:`field_hashes`."""
+        self.field_hashes()
+        return self._held
 
     @property
     def name(self) -> str:

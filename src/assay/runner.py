@@ -262,6 +262,12 @@ class Runner:
             self._attribute_code[(cls, name)] = found
         return found
 
+    def held_code(self, value_hash: str | None, code: list) -> str:
+        """A field's hash with the digest of the functions and classes it holds, and of
+        what they call (see :func:`assay.tracking.held_code`)."""
+        prints = self._fingerprints()
+        return hash_value((value_hash, [prints.fingerprint_value("", c) for c in code]))
+
     def _fingerprints(self) -> Any:
         if self._fingerprinter is None:
             from assay.codeprint import Fingerprinter
@@ -948,6 +954,10 @@ def _fields(record: Record, reads: frozenset | str) -> list[tuple[str, str | Non
     if not reads:
         return []
     hashes = record.field_hashes()
+    held = record.held_code()
+    if held:  # functions in fields: keyed on what they call too
+        runner = record.manager.runner
+        hashes = {k: runner.held_code(v, held[k]) if k in held else v for k, v in hashes.items()}
     cls = type(record.params)
     code = code_attributes(cls) if record.params is not None else {}
     if "__hash__" in hashes or reads == ALL:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import types
 from typing import Any
 
 _TRACKERS: dict[type, type] = {}
@@ -76,6 +78,33 @@ def code_of_attribute(value: Any) -> Any:
         return value.__func__
     func = getattr(value, "func", None)  # functools.cached_property, partialmethod
     return func if callable(func) else value
+
+
+def held_code(value: Any, depth: int = 0) -> list:
+    """The functions and classes a parameter value holds: itself, the function of a
+    ``functools.partial`` (and its arguments), a bound method's function, or the
+    items of a list, tuple, set or dict. A stage that reads the field is keyed on
+    their code *and on what that code calls*; the field's hash sees only their own
+    source, so editing a helper they call would go unseen."""
+    if isinstance(value, (types.FunctionType, type)):
+        return [value]
+    if isinstance(value, types.MethodType):
+        return [value.__func__]
+    if depth >= _HELD_DEPTH:
+        return []
+    if isinstance(value, functools.partial):
+        items: Any = [value.func, *value.args, *value.keywords.values()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = value
+    elif isinstance(value, dict):
+        items = value.values()
+    else:
+        return []
+    return [found for item in items for found in held_code(item, depth + 1)]
+
+
+_HELD_DEPTH = 3
+"""How deep in containers :func:`held_code` looks (a grid of functions is a list)."""
 
 
 def _make_tracker(cls: type) -> type:
