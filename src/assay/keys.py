@@ -25,6 +25,7 @@ every artifact's sidecar, so ``assay why`` can say which one changed.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import xxhash
@@ -84,3 +85,14 @@ def outputs_identity(names: list[str], cachers: list) -> list[tuple[str, str | N
 def artifact_key(stage_run_key: str, output: str) -> str:
     """The key of one output: its stage run's key and its name, readable at a glance."""
     return f"{stage_run_key}.{output}"
+
+
+def is_artifact_key(text: str, longest_output: int | None = None) -> bool:
+    """Whether ``text`` is an artifact's key: ``<stage run key>.<output>``, where the output
+    is any name a stage may declare (not starting with '.', no '/', '\\' or NUL), so never
+    a path out of its stage's folder; ``longest_output`` caps the name's length."""
+    match = _ARTIFACT_KEY.match(text)
+    return match is not None and (longest_output is None or len(match[1]) <= longest_output)
+
+
+_ARTIFACT_KEY = re.compile(r"^[0-9a-f]{16,64}\.([^./\\\x00][^/\\\x00]*)$")

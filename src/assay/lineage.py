@@ -21,17 +21,16 @@ the first time only; later it is marked ``seen``.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from assay.cache import CacheStore, open_cache_at
 from assay.errors import AssayError, CacheError
+from assay.keys import is_artifact_key
 
 __all__ = ["LineageInput", "LineageNode", "find_artifact", "lineage"]
 
-_ARTIFACT_KEY = re.compile(r"^[0-9a-f]{16,64}\.[^./\\\x00][^/\\\x00]*$")
 _MAX_DEPTH = 200
 
 
@@ -130,7 +129,7 @@ def find_artifact(ref: str, cache: CacheStore) -> tuple[CacheStore, dict]:
     from assay.loading import _meta_by_name, _meta_for_path
 
     text = str(ref).strip()
-    if _ARTIFACT_KEY.match(text):
+    if is_artifact_key(text):
         stage_key, _, output = text.rpartition(".")
         meta = cache.read_meta(stage_key, output)
         if meta is None:
@@ -205,7 +204,7 @@ class _Walker:
             return LineageInput(name=str(entry))
         name, last = str(entry[0]), entry[-1]
         found = LineageInput(name=name, record_hash=entry[1] if len(entry) == 3 else None)
-        if isinstance(last, str) and _ARTIFACT_KEY.match(last):
+        if isinstance(last, str) and is_artifact_key(last):
             found.key = last
             stage_key, _, output = last.rpartition(".")
             meta = self.cache.read_meta(stage_key, output)

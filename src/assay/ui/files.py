@@ -18,15 +18,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ARTIFACT_KEY = re.compile(r"^[0-9a-f]{16,64}\.[^./\\\x00][^/\\\x00]{0,199}$")
-"""An artifact's key as the dashboard accepts it: ``<stage run key>.<output>``, where the
-output is any name a stage may declare (not starting with '.', no '/' or '\\'), so never a
-path out of the stage's folder."""
+from assay.keys import is_artifact_key
+
+LONGEST_OUTPUT = 200
+"""The longest output name the dashboard accepts in an artifact key."""
 
 PREVIEW_ROWS = 20
 """Rows of a table shown in a preview."""
@@ -109,7 +108,7 @@ class Folders:
 
     def artifact_dir(self, key: str) -> tuple[Path, str]:
         """The stage folder and output name of an artifact key, checked."""
-        if not ARTIFACT_KEY.match(key or ""):
+        if not is_artifact_key(key or "", LONGEST_OUTPUT):
             raise Refused(f"not an artifact key: {key!r}")
         stage_key, _, output = key.partition(".")
         folder = self.resolve("cache", f"objects/{stage_key[:2]}/{stage_key}")
