@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from assay import run_experiment
+from assay.cache import CacheStore
 from assay.compare import compare_runs
 from assay.config import ProjectConfig
 from assay.errors import StageFailed
@@ -302,6 +303,26 @@ def test_compare_prints_parameters_code_packages_and_artifacts(tmp_project: Path
         assert text in result.output, text
     same = run_cli("compare", "2", "2", cwd=tmp_project)
     assert "No differences" in same.text
+
+
+def test_compare_names_the_stage_code_that_changed_without_git(tmp_project: Path) -> None:
+    """Outside git, compare used to say "0 in code" although a stage's code had changed."""
+    assert run_cli("run", "diamond", "-p", "two", "-q", cwd=tmp_project).code == 0
+    edit(tmp_project / "experiments" / "diamond.py", "return [x * x for x in data]",
+         "return [x * x + 1 for x in data]")  # fmt: skip
+    assert run_cli("run", "diamond", "-p", "two", "-q", cwd=tmp_project).code == 0
+
+    with RunStore(tmp_project / "assay.db") as store:
+        diff = compare_runs(store, 1, 2, cache=CacheStore(tmp_project / "data" / "cache"))
+        assert compare_runs(store, 1, 2).stage_code == {}  # the run store alone cannot tell
+    ((name, before, after),) = diff.stage_code["square"]
+    assert name == "experiments.diamond.square" and before and after and before != after
+    assert set(diff.stage_code) == {"square"}  # downstream stages changed key, not code
+
+    result = run_cli("compare", "1", "2", cwd=tmp_project)
+    assert result.code == 0, result
+    assert "stage code" in result.text and "experiments.diamond.square" in result.text
+    assert "1 stage(s) with other code (not in a git repository)" in result.text, result.text
 
 
 def test_compare_reports_a_changed_checksum_under_the_same_key(tmp_project: Path) -> None:

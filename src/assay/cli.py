@@ -461,6 +461,18 @@ def _store():
 # -- provenance: compare, lineage, reproduce, export -------------------------------------
 
 
+def _project_cache():
+    """The project's cache, to read sidecars from; ``None`` if it cannot be opened."""
+    from assay.cache import open_cache
+    from assay.config import ProjectConfig
+    from assay.errors import AssayError
+
+    try:
+        return open_cache(ProjectConfig.load())
+    except (AssayError, OSError):
+        return None
+
+
 @main.command(context_settings={**_CONTEXT, "ignore_unknown_options": True})
 @click.argument("run_a", metavar="RUN")
 @click.argument("run_b", metavar="RUN", default="latest")
@@ -476,7 +488,7 @@ def compare(run_a, run_b):
     from assay.metrics import compare_metrics
 
     with _store() as store:
-        diff = compare_runs(store, run_a, run_b)
+        diff = compare_runs(store, run_a, run_b, cache=_project_cache())
         print_comparison(_console(), diff)
         changes = compare_metrics(store.path, diff.a.number, diff.b.number)
         print_metric_changes(_console(), changes)

@@ -89,6 +89,10 @@ def print_comparison(console: Console, diff: Any) -> None:
             table.add_row("code", "uncommitted diff", f"{x} chars", f"{y} chars")
         else:
             table.add_row("code", name, _text(x), _text(y))
+    for stage, parts in diff.stage_code.items():
+        for name, x, y in parts:
+            shown = [digest[:12] if digest else "(not used)" for digest in (x, y)]
+            table.add_row("stage code", escape(f"{stage}: {name}"), *shown)
     packages = diff.packages
     if packages.recorded != (True, True):
         shown = ["recorded" if r else "not recorded" for r in packages.recorded]
@@ -105,10 +109,21 @@ def print_comparison(console: Console, diff: Any) -> None:
         table.add_row(what, escape(where), change.a or "-", change.b or "-")
     console.print(table)
     console.print(
-        f"{len(diff.params)} parameter difference(s), {len(diff.code)} in code, "
+        f"{len(diff.params)} parameter difference(s), {_code_summary(diff)}, "
         f"{len(packages.added) + len(packages.removed) + len(packages.changed)} in packages, "
         f"{len(diff.artifacts)} artifact(s) changed, {diff.same_artifacts} identical."
     )
+
+
+def _code_summary(diff: Any) -> str:
+    """How the code differs, in words: the stages whose code changed, and the git state."""
+    if not (diff.a.git_commit or diff.b.git_commit):
+        git = "not in a git repository"
+    elif diff.code:
+        git = "git " + ", ".join(diff.code) + " differ"
+    else:
+        git = "same git state"
+    return f"{len(diff.stage_code)} stage(s) with other code ({git})"
 
 
 def lineage_tree(node: Any) -> Tree:

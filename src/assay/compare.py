@@ -9,6 +9,7 @@
         diff = compare_runs(store, 6, 7)
     diff.params      # [ParamChange("trees_100", "n_trees", 100, 200), ...]
     diff.code        # {"commit": ("3f1c...", "9a0b..."), "dirty": (False, True), ...}
+    diff.stage_code  # {"train": [("experiments.iris.fit_model", "5e1f...", "77c0...")]}
     diff.packages    # PackageChanges(added={...}, removed={...}, changed={"numpy": ("1.26.3", "1.26.4")})
     diff.artifacts   # [ArtifactChange("trees_100", "train", "model", "checksum", ...), ...]
 
@@ -86,6 +87,11 @@ class RunComparison:
     """Fields that differ between parameter sets of the same name."""
     code: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     """Differences in the code's git state: ``commit``, ``dirty``, ``branch``, ``diff``."""
+    stage_code: dict[str, list[tuple[str, str | None, str | None]]] = field(default_factory=dict)
+    """Stages whose code differs (their function, or a helper or constant they use), from
+    their artifacts' sidecars: stage → ``(function or constant, A's digest, B's digest)``
+    for each that differs (``None``: not used). Seen with or without git; empty when the
+    cache no longer holds the sidecars."""
     packages: PackageChanges = field(default_factory=PackageChanges)
     """Differences in installed packages."""
     artifacts: list[ArtifactChange] = field(default_factory=list)
@@ -98,12 +104,18 @@ class RunComparison:
         """Whether nothing but times and numbers differ."""
         return not (
             self.settings or self.sets_only_a or self.sets_only_b or self.params
-            or self.code or self.packages or self.artifacts
+            or self.code or self.stage_code or self.packages or self.artifacts
         )  # fmt: skip
 
 
-def compare_runs(store: Any, ref_a: int | str, ref_b: int | str) -> RunComparison:
-    """Compare two runs of the run store (references as for :meth:`RunStore.get_run`)."""
+def compare_runs(
+    store: Any, ref_a: int | str, ref_b: int | str, cache: Any = None
+) -> RunComparison:
+    """Compare two runs of the run store (references as for :meth:`RunStore.get_run`).
+
+    With the project's ``cache`` (a :class:`~assay.cache.CacheStore`), stages whose code
+    changed are found from their artifacts' sidecars too (``stage_code``).
+    """
     a, b = store.get_run(ref_a), store.get_run(ref_b)
     result = RunComparison(a, b)
     _compare_settings(a, b, result)
@@ -112,7 +124,35 @@ def compare_runs(store: Any, ref_a: int | str, ref_b: int | str) -> RunCompariso
     _compare_code(prov_a.get("git"), prov_b.get("git"), result)
     result.packages = _compare_packages(prov_a.get("packages"), prov_b.get("packages"))
     _compare_artifacts(store.artifacts(a.id), store.artifacts(b.id), result)
+    if cache is not None:
+        _compare_stage_code(result, cache)
     return result
+
+
+def _compare_stage_code(result: RunComparison, cache: Any) -> None:
+    """Fill ``result.stage_code`` from the sidecars of artifacts whose key changed."""
+    for change in result.artifacts:
+        if change.what != "key" or change.stage in result.stage_code:
+            continue
+        parts = [_code_parts(cache, key) for key in (change.a, change.b)]
+        if None in parts:
+            continue  # one of them is no longer cached
+        before, after = parts
+        changed = sorted(
+            (name, before.get(name), after.get(name))
+            for name in {*before, *after}
+            if before.get(name) != after.get(name)
+        )
+        if changed:
+            result.stage_code[change.stage] = changed
+
+
+def _code_parts(cache: Any, artifact: str | None) -> dict | None:
+    """``{function or constant: digest}`` of the code that made an artifact, or ``None``."""
+    stage_key, _, output = (artifact or "").partition(".")
+    meta = cache.read_meta(stage_key, output) if output else None
+    parts = ((meta or {}).get("ingredients") or {}).get("code_parts")
+    return parts if isinstance(parts, dict) else None
 
 
 def _compare_settings(a: Any, b: Any, result: RunComparison) -> None:
