@@ -20,7 +20,7 @@ import pytest
 
 import assay
 from assay.caching import NumpyCacher
-from assay.errors import CorruptArtifactError
+from assay.errors import CacheError, CorruptArtifactError
 
 
 @dataclass
@@ -124,6 +124,24 @@ class _RedefinedLoad(NumpyCacher):
     def load(self):
         _RedefinedLoad.calls.append(self.get_path())
         return np.load(self.get_path(), allow_pickle=False)
+
+
+@pytest.mark.parametrize(
+    "value, said",
+    [
+        pytest.param(np.ma.masked_array([1, 2, 3], mask=[0, 1, 0]), "masked arrays", id="masked"),
+        pytest.param(np.array([{}, []], dtype=object), "dtype=object", id="objects"),
+        pytest.param([1, 2], "not list", id="a list"),
+    ],
+)
+def test_what_a_npy_file_cannot_hold_is_refused_with_the_way_out(
+    value, said: str, tmp_project: Path
+):
+    """A masked array failed with "cannot reshape array of size 3 into shape (24,)"."""
+    with pytest.raises(CacheError, match="Could not save output 'array'") as caught:
+        _cache(tmp_project, value)
+    assert said in str(caught.value), caught.value
+    assert not list((tmp_project / "data" / "cache").rglob("*.npy"))  # nothing half-written
 
 
 def test_a_numpy_artifact_is_read_once_and_other_loaders_twice(tmp_project: Path):

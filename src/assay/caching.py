@@ -485,6 +485,12 @@ class NumpyCacher(Cacheable):
                 "NumpyCacher does not save arrays of Python objects (dtype=object); "
                 "use PickleCacher for those."
             )
+        if isinstance(obj, np.ma.MaskedArray):
+            raise TypeError(
+                "NumpyCacher does not save masked arrays: a .npy file has no place for the "
+                "mask. Use PickleCacher, or return the data (.filled(...)) and the mask "
+                "(np.ma.getmaskarray(a)) as two outputs."
+            )
         path = self.get_path()
         with self.checksummed_file(path) as handle:
             if not _write_npy_from_memory(handle, obj):
