@@ -123,6 +123,30 @@ def test_every_link_of_an_exported_report_leads_inside_the_export(tmp_path: Path
         assert (page.parent / unquote(href)).exists(), href
 
 
+def test_changes_to_secret_files_are_left_out_of_the_diff_whatever_their_names(
+    tmp_project: Path,
+) -> None:
+    """A path with a space, or one git quotes (non-ASCII), slipped past the filter."""
+    init_repo(tmp_project, GITIGNORE)
+    secrets = ["deploy keys/prod.pem", "naïve/.env", "plain.key"]
+    for path in secrets:
+        (tmp_project / path).parent.mkdir(exist_ok=True)
+        (tmp_project / path).write_text("old\n")
+    git(tmp_project, "add", "--force", *secrets)
+    git(tmp_project, "commit", "-q", "-m", "secrets, by mistake")
+    for path in secrets:
+        (tmp_project / path).write_text(f"LEAKED-{path}\n")
+    tracking = tmp_project / "tracking.py"
+    tracking.write_text(tracking.read_text() + "# a visible change\n")
+
+    ok(run_cli("run", "diamond", "-p", "two", "--store-full", cwd=tmp_project))
+
+    record = json.loads((exported(tmp_project) / "run.json").read_text())
+    diff = record["provenance"]["git"]["diff"]
+    assert "LEAKED" not in diff, diff
+    assert "a visible change" in diff and "files that may hold secrets were left out" in diff
+
+
 def test_secrets_and_ignored_files_are_exported_only_when_asked(tmp_project: Path) -> None:
     init_repo(tmp_project, GITIGNORE)
     (tmp_project / ".env").write_text("TOKEN=secret\n")

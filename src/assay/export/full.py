@@ -297,8 +297,45 @@ def portable(record: dict, root: Path) -> dict:
 
 
 def _secret_section(section: str, is_secret: Any) -> bool:
-    match = re.match(r"diff --git a/(\S+) b/(\S+)", section)
-    return bool(match) and (is_secret(match.group(1)) or is_secret(match.group(2)))
+    """Whether a ``diff --git`` section touches a file that may hold secrets: any path its
+    header may name (with spaces, or quoted by git for other characters) counts."""
+    return any(is_secret(path) for path in _section_paths(section))
+
+
+def _section_paths(section: str) -> set[str]:
+    """Every path a diff section's header may name. ``diff --git a/X b/Y`` with spaces in
+    the paths is ambiguous: each way to split it counts."""
+    header = section.split("\n@@", 1)[0].splitlines()
+    if not header or not header[0].startswith("diff --git "):
+        return set()
+    paths: set[str] = set()
+    pair = header[0][len("diff --git ") :]
+    if pair.startswith('"'):  # git quotes paths with unusual characters
+        for quoted in re.findall(r'"(?:[^"\\]|\\.)*"|\S+', pair):
+            paths.add(_unquoted(quoted)[2:])
+    else:
+        for split in (m.start() for m in re.finditer(" b/", pair)):
+            paths.update((pair[2:split], pair[split + 3 :]))
+    for line in header[1:]:
+        if line.startswith(("--- ", "+++ ")):
+            path = _unquoted(line[4:].rstrip("\t"))
+            if path != "/dev/null":
+                paths.add(path[2:])  # without a/ or b/
+        elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
+            paths.add(_unquoted(line.split(" ", 2)[2]))
+    return paths
+
+
+def _unquoted(text: str) -> str:
+    """A path as git writes it: as is, or in double quotes with C escapes (octal bytes)."""
+    if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
+        return text
+    import ast
+
+    try:
+        return ast.literal_eval("b" + text).decode("utf-8", "surrogateescape")
+    except (ValueError, SyntaxError):
+        return text[1:-1]
 
 
 def _same_code(record: dict) -> bool | None:
