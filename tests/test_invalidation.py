@@ -529,6 +529,18 @@ def test_editing_the_value_of_an_enum_member_in_a_parameter_recomputes_what_uses
     assert lab.value("rate", "sgd", "enums") == 0.1
 
 
+def test_attributes_made_from_fields_are_not_shared_between_parameter_sets(lab: Lab):
+    """A __post_init__ attribute, or a cached_property computed before the stage ran, was
+    keyed on no field: every set got the first set's result, in a single run."""
+    assert lab.run("derived") == executed(["steps", "scaled"], ["two", "seven"])
+    assert [lab.value("steps", name, "derived") for name in ("two", "seven")] == [20, 70]
+    assert [lab.value("scaled", name, "derived") for name in ("two", "seven")] == [200, 700]
+    lab.edit("lab/experiments/derived.py", 'name="seven", k=7', 'name="seven", k=8')
+    assert lab.run("derived") == executed(["steps", "scaled"], ["seven"])
+    assert lab.value("steps", "seven", "derived") == 80
+    assert lab.value("scaled", "seven", "derived") == 800
+
+
 def test_params_name_is_a_read_record_name_is_a_label(lab: Lab):
     assert lab.run("named", "-p", "base") == executed(["count", "tag", "double"])
     lab.edit("lab/params/base.py", 'name="a"', 'name="alpha"')

@@ -116,12 +116,20 @@ def _make_tracker(cls: type) -> type:
             # The researcher's class: `replace()` builds one of those, and the
             # dataclass `==` compares classes before it compares fields.
             return cls
-        reads = object.__getattribute__(self, "__dict__").get("_assay_reads")
+        state = object.__getattribute__(self, "__dict__")
+        reads = state.get("_assay_reads")
         if reads is not None:
-            if name in names or name in code_names:
+            if name in names:
                 reads.add(name)
-            elif name in _WHOLESALE:
+            elif name in state or name in _WHOLESALE:
+                # An attribute that is not a field (set in __post_init__, or a
+                # functools.cached_property computed already) was made from fields
+                # nobody can tell: it counts as reading them all.
                 reads.update(names)
+                if name in code_names:
+                    reads.add(name)
+            elif name in code_names:
+                reads.add(name)
         return object.__getattribute__(self, name)
 
     def __reduce_ex__(self, protocol):  # noqa: N807
