@@ -541,6 +541,19 @@ def test_attributes_made_from_fields_are_not_shared_between_parameter_sets(lab: 
     assert lab.value("scaled", "seven", "derived") == 800
 
 
+def test_a_name_bound_in_a_nested_scope_hides_the_global_only_there(lab: Lab):
+    """A lambda's parameter named `score`, or a method named `normalize`, hid the global
+    helper of that name from the whole function; a lambda did not follow `module.helper`."""
+    assert lab.run("scoped") == ["applied:s", "normal:s", "ranked:s"]
+    lab.edit("lab/lib/scoped.py", "return x + 1", "return x + 5")  # score: ranked, applied
+    assert lab.run("scoped") == ["applied:s", "ranked:s"]
+    assert lab.value("ranked", "s", "scoped") == [7, 6, 5]
+    assert lab.value("applied", "s", "scoped") == 12
+    lab.edit("lab/lib/scoped.py", "return x / 2", "return x / 4")  # normalize
+    assert lab.run("scoped") == ["normal:s"]
+    assert lab.value("normal", "s", "scoped") == 2.5
+
+
 def test_params_name_is_a_read_record_name_is_a_label(lab: Lab):
     assert lab.run("named", "-p", "base") == executed(["count", "tag", "double"])
     lab.edit("lab/params/base.py", 'name="a"', 'name="alpha"')

@@ -145,6 +145,10 @@ class Fingerprinter:
             # lambdas all have the qualified name "<lambda>".
             digest = hash_value(("lambda", _bytecode_text(func.__code__)))
             source, tree = _lambda_source(func) or "", None
+            try:  # its body, to follow `module.helper` chains in it
+                tree = ast.parse(source, mode="eval") if source else None
+            except SyntaxError:
+                tree = None
             short = " ".join(source.split())
             short = short if len(short) <= 40 else short[:39] + "…"
             name = f"{func.__module__}.<lambda: {short}; {digest[:8]}>"
@@ -219,7 +223,14 @@ class Fingerprinter:
             local_imports = _imports_inside(tree, module)
             if local_imports:
                 namespace = {**namespace, **local_imports}
-            yield from _referenced(tree, namespace, module, exclude_bound=set(local_imports))
+            yield from _referenced(
+                tree,
+                namespace,
+                module,
+                exclude_bound=set(local_imports),
+                # A lambda's parsed body does not show its parameters.
+                bound=set(func.__code__.co_varnames) if func.__name__ == "<lambda>" else None,
+            )
         else:
             for name in _code_names(func.__code__):
                 if name in namespace:
@@ -390,16 +401,27 @@ def _is_stage_decorator(node: ast.expr) -> bool:
 
 
 def _referenced(
-    tree: ast.AST, namespace: dict, module: str | None = None, exclude_bound: set | None = None
+    tree: ast.AST,
+    namespace: dict,
+    module: str | None = None,
+    exclude_bound: set | None = None,
+    bound: set | None = None,
 ):
-    """Globals a syntax tree reads: plain names, and ``module.attr`` chains on modules."""
-    bound = _locally_bound(tree) - (exclude_bound or set())
+    """Globals a syntax tree reads: plain names, and ``module.attr`` chains on modules.
+
+    A name counts as a global where no scope around that use binds it (Python's own
+    rule): a lambda's parameter or a comprehension's variable named like a global
+    hides it only inside that lambda or comprehension. ``exclude_bound`` names are
+    globals although the code binds them (imports inside a function, resolved into
+    ``namespace``); ``bound`` names are locals although no syntax shows it (a lambda's
+    parameters, when only its body was parsed).
+    """
     module = module or namespace.get("__name__", "?")
     seen: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _global_uses(tree, frozenset(bound or ()), frozenset(exclude_bound or ())):
         if isinstance(node, ast.Attribute):
             chain = _chain(node)
-            if chain is None or chain[0] in bound or chain[0] not in namespace:
+            if chain is None or chain[0] not in namespace:
                 continue
             value = namespace[chain[0]]
             path = [chain[0]]
@@ -415,15 +437,108 @@ def _referenced(
             if len(path) > 1 and qualified not in seen:
                 seen.add(qualified)
                 yield qualified, value
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+        else:
             name = node.id
-            if name in bound or name not in namespace or name in seen:
+            if name not in namespace or name in seen:
                 continue
             value = namespace[name]
             if isinstance(value, types.ModuleType):
                 continue  # modules count through the attributes used on them
             seen.add(name)
             yield f"{module}.{name}", value
+
+
+_FUNCTION_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _global_uses(tree: ast.AST, bound: frozenset, never_bound: frozenset):
+    """The ``Name`` loads (and ``Attribute`` chains on names) of ``tree`` that no
+    enclosing scope binds. A class body's names are seen by its own statements only,
+    not by the methods inside it, as in Python."""
+
+    def visit(node: ast.AST, visible: frozenset, class_names: frozenset):
+        if isinstance(node, ast.Attribute):
+            root = node
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id not in visible | class_names:
+                yield node
+        elif (
+            isinstance(node, ast.Name)
+            and isinstance(node.ctx, ast.Load)
+            and node.id not in visible | class_names
+        ):
+            yield node
+        if isinstance(node, ast.ClassDef):
+            for child in (*node.decorator_list, *node.bases, *node.keywords):
+                yield from visit(child, visible, class_names)
+            own = _bindings(node) - never_bound
+            for child in node.body:
+                yield from visit(child, visible, own)
+            return
+        if isinstance(node, (*_FUNCTION_SCOPES, *_COMPREHENSIONS)):
+            if not isinstance(node, _COMPREHENSIONS):
+                for child in (*getattr(node, "decorator_list", ()), *_defaults(node.args)):
+                    yield from visit(child, visible, class_names)
+            inner = visible | (_bindings(node) - never_bound)
+            for child in _scope_body(node):
+                yield from visit(child, inner, frozenset())
+            return
+        for child in ast.iter_child_nodes(node):
+            yield from visit(child, visible, class_names)
+
+    return visit(tree, bound, frozenset())
+
+
+def _defaults(args: ast.arguments) -> list:
+    return [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+
+
+def _scope_body(node: ast.AST) -> list:
+    """What runs inside a scope (not its decorators and defaults, which run outside)."""
+    if isinstance(node, ast.Lambda):
+        return [node.body]
+    if isinstance(node, _COMPREHENSIONS):
+        parts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        for generator in node.generators:
+            parts += [generator.target, generator.iter, *generator.ifs]
+        return parts
+    return [*node.body, *(a.annotation for a in _all_args(node.args) if a.annotation)]
+
+
+def _all_args(args: ast.arguments) -> list:
+    extra = [a for a in (args.vararg, args.kwarg) if a is not None]
+    return [*args.posonlyargs, *args.args, *args.kwonlyargs, *extra]
+
+
+def _bindings(scope: ast.AST) -> frozenset:
+    """Names a scope binds itself: its parameters, and what its own statements assign,
+    import, define or loop over (not what nested scopes bind); minus ``global`` ones."""
+    names: set[str] = set()
+    declared_global: set[str] = set()
+    if isinstance(scope, _FUNCTION_SCOPES):
+        names.update(a.arg for a in _all_args(scope.args))
+    pending = list(_scope_body(scope)) if not isinstance(scope, ast.ClassDef) else list(scope.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue  # its insides are its own scope
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            if isinstance(node, ast.Global):
+                declared_global.update(node.names)
+            continue
+        elif isinstance(node, (ast.Lambda, *_COMPREHENSIONS)):
+            continue
+        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+            names.add(node.name)
+        pending.extend(ast.iter_child_nodes(node))
+    return frozenset(names - declared_global)
 
 
 def _imports_inside(tree: ast.AST, module: str) -> dict[str, Any]:
@@ -481,26 +596,6 @@ def _chain(node: ast.Attribute) -> list[str] | None:
         return None
     parts.append(current.id)
     return parts[::-1]
-
-
-def _locally_bound(tree: ast.AST) -> set[str]:
-    """Names a function binds itself (parameters, assignments, imports inside it)."""
-    bound: set[str] = set()
-    top = tree.body[0] if isinstance(tree, ast.Module) and tree.body else tree
-    for node in ast.walk(top):
-        if isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            bound.add(node.id)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                bound.add((alias.asname or alias.name).split(".")[0])
-        elif (
-            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            and node is not top
-        ):
-            bound.add(node.name)
-    return bound
 
 
 def _code_names(code: types.CodeType) -> set[str]:
