@@ -554,6 +554,22 @@ def test_a_name_bound_in_a_nested_scope_hides_the_global_only_there(lab: Lab):
     assert lab.value("normal", "s", "scoped") == 2.5
 
 
+def test_reading_an_undeclared_state_entry_keys_the_stage_on_it(lab: Lab):
+    """`record.state["data"]` read without declaring it was keyed on nothing: editing the
+    stage that makes it left the reader's old result in place. (On workers, reading an
+    undeclared artifact stops with a message: tests/test_parallel.py.)"""
+    options = ()
+    assert lab.run("undeclared", *options) == ["load:u", "scaled:u", "total:u"]
+    assert lab.run("undeclared", *options) == []
+    lab.edit("lab/experiments/undeclared.py", "return [1, 2, 3]", "return [1, 2, 30]")
+    assert lab.run("undeclared", *options) == ["load:u", "total:u"]
+    assert lab.value("total", "u", "undeclared") == 33
+    lab.edit("lab/experiments/undeclared.py", 'state["factor"] = 2', 'state["factor"] = 5')
+    assert lab.run("undeclared", *options) == ["scaled:u"]
+    assert lab.value("scaled", "u", "undeclared") == 15
+    assert lab.run("undeclared", *options) == []
+
+
 def test_params_name_is_a_read_record_name_is_a_label(lab: Lab):
     assert lab.run("named", "-p", "base") == executed(["count", "tag", "double"])
     lab.edit("lab/params/base.py", 'name="a"', 'name="alpha"')

@@ -600,6 +600,40 @@ def test_worker_logs_and_prints_end_up_in_the_run_log(tmp_project: Path, options
         assert f"printed while evaluating {name}" in log, log
 
 
+@pytest.mark.parametrize("options", REMOTE)
+def test_values_put_in_the_state_by_hand_reach_later_stages_on_workers(tmp_project: Path, options):
+    """A worker got only declared inputs, and what a stage put in ``record.state`` by hand
+    stayed in its worker: later stages silently saw nothing, under the serial run's key."""
+    expected = {"one": {"hand": 10, "seen": True}, "two": {"hand": 20, "seen": True}}
+    expected_summary = {"one": {"b": 2, "hand": 10}, "two": {"b": 3, "hand": 20}}
+
+    manager = run(tmp_project, "handset", **options)
+
+    for record in manager.records[:2]:
+        assert record.state["total"] == expected[record.name]
+    assert manager.records[-1].state["summary"] == expected_summary
+
+
+def test_an_aggregate_reading_an_undeclared_entry_on_a_worker_is_told_to_declare_it(
+    tmp_project: Path,
+):
+    """It silently saw the entry as absent (and cached that under the serial run's key)."""
+    edit(tmp_project / "experiments" / "handset.py", 'r.state.get("hand", "MISSING")',
+         'r.state.get("a", "MISSING")')  # fmt: skip
+
+    with pytest.raises(StageFailed, match="'a'") as caught:
+        run(tmp_project, "handset", parallel=2)
+
+    assert "summary" in str(caught.value) and "input" in str(caught.value), caught.value
+
+
+@pytest.mark.parametrize("options", REMOTE)
+def test_ignore_lazy_holds_on_workers(tmp_project: Path, options):
+    manager = run(tmp_project, "lazy", ignore_lazy=True, **options)
+
+    assert manager.records[0].state["blob_info"]["type"] == "list"
+
+
 @pytest.mark.slow
 def test_a_fully_cached_run_on_a_local_dask_cluster_prints_nothing_from_its_workers(
     tmp_project: Path,

@@ -87,6 +87,11 @@ def artifact_key(stage_run_key: str, output: str) -> str:
     return f"{stage_run_key}.{output}"
 
 
+STATE_READ = "state:"
+"""How a stage's read of an undeclared ``record.state`` entry is named among its reads
+(``state:data``); no field name has a colon."""
+
+
 def is_artifact_key(text: str, longest_output: int | None = None) -> bool:
     """Whether ``text`` is an artifact's key: ``<stage run key>.<output>``, where the output
     is any name a stage may declare (not starting with '.', no '/', '\\' or NUL), so never

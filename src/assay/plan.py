@@ -95,6 +95,8 @@ class StageNode:
         "outputs",
         "deps",
         "consumers",
+        "after",
+        "followers",
         "key",
         "ingredients",
         "status",
@@ -129,6 +131,12 @@ class StageNode:
         self.outputs = [Artifact(self, name, i) for i, name in enumerate(spec.output_names)]
         self.deps: list[StageNode] = []
         self.consumers: list[StageNode] = []
+        self.after: list[StageNode] = []
+        """Stages without outputs called before this one on its record(s): they work by
+        side effect (a value put in ``record.state``, a file), so on workers this one
+        starts after them, as in a serial run. Not part of the key."""
+        self.followers: list[StageNode] = []
+        """The nodes that have this one in their ``after``."""
         self.key: str | None = None
         """The cache key; ``None`` while it depends on what has not run yet."""
         self.base: str | None = None
@@ -222,6 +230,11 @@ class Plan:
             node.upstream.append(("non-deterministic", os.urandom(16).hex()))
         for dep in node.deps:
             dep.consumers.append(node)
+        for other in [record, *(records or ())]:
+            barrier = next((n for n in reversed(other._nodes) if not n.spec.outputs), None)
+            if barrier is not None and barrier not in node.after:
+                node.after.append(barrier)
+                barrier.followers.append(node)
         self.nodes.append(node)
         return node
 
@@ -281,6 +294,14 @@ def ingredients_of(node: StageNode) -> dict:
 def describe_read(node: StageNode, name: str) -> str:
     """How a sidecar shows a parameter the stage read: the field's value, or for a
     method (property, constant) of the parameter class, the digest of its code."""
+    from assay.keys import STATE_READ
+
+    if name.startswith(STATE_READ):
+        try:
+            value = node.record.state._visible(name[len(STATE_READ) :], node)
+        except KeyError:
+            return "<absent>"
+        return f"<artifact {value.key}>" if type(value) is Artifact else _short(value)
     params = node.record.params
     cls = type(params)
     if name in code_attributes(cls):

@@ -87,11 +87,22 @@ class State(dict):
             names.append(name)
         return names
 
+    def _note(self, name: object) -> None:
+        """A running stage reads ``name`` without declaring it: its key covers the entry."""
+        record = self._record
+        reads = record._state_reads if record is not None else None
+        if reads is not None and isinstance(name, str) and name not in record._node.inputs:
+            from assay.keys import STATE_READ
+
+            reads.add(STATE_READ + name)
+
     def __getitem__(self, name: str) -> Any:
+        self._note(name)
         value = self._visible(name)
         return value.get() if type(value) is Artifact else value
 
     def __contains__(self, name: object) -> bool:
+        self._note(name)
         try:
             self._visible(name)  # type: ignore[arg-type]
         except NotSentToWorker:
@@ -181,6 +192,8 @@ class Record:
         self._hash = manager.params_hash(params) if params is not None else None
         self._node = None
         self._nodes: list = []
+        self._state_reads: set | None = None
+        """While a stage runs: where reads of undeclared state entries are noted."""
         self._fields: dict[str, str | None] | None = None
         self._held: dict[str, list] = {}
         if not hide:

@@ -87,6 +87,13 @@ class StageTask:
     not_sent: tuple = ()
     """Names in the record's state that a serial run would show the stage, beside its
     inputs: reading one in the worker says to declare it (:class:`NotSentToWorker`)."""
+    state: dict = field(default_factory=dict)
+    """Plain values in the record's state (put there by hand, ``record.state["x"] = v``)
+    that a serial run would show the stage: they travel with the task."""
+    records_state: list = field(default_factory=list)
+    """For an aggregate: ``(plain values, names not sent)`` of each of its records."""
+    lazy: bool = False
+    ignore_lazy: bool = False
 
 
 @dataclass
@@ -104,6 +111,8 @@ class StageResult:
     log: list[tuple[int, str, str]] = field(default_factory=list)
     output: str = ""
     error: dict | None = None
+    state: dict = field(default_factory=dict)
+    """Plain values the stage put in its record's state by hand, for later stages."""
 
 
 class RemoteStageError(Exception):
@@ -161,6 +170,7 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
     if spec.is_aggregate:
         records = [(r.params, r._hash) for r in node.records]
         index = {id(r): i for i, r in enumerate(node.records)}
+    plain, not_sent = _state_for(record, node)
     inputs: dict[str, Any] = {}
     for name, value in node.inputs.items():
         if spec.is_aggregate:
@@ -193,10 +203,35 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         forced=node.forced,
         nonce=next((i for i in node.upstream if i[0] == "non-deterministic"), None),
         label=node.record_label,
-        not_sent=tuple(
-            name for name in record.state._names(running=node) if name not in node.inputs
-        ),
+        not_sent=not_sent,
+        state=plain,
+        records_state=[_state_for(r, node) for r in node.records] if spec.is_aggregate else [],
+        lazy=manager.lazy,
+        ignore_lazy=manager.ignore_lazy,
     )
+
+
+def _state_for(record: Any, node: StageNode) -> tuple[dict, tuple]:
+    """What of ``record``'s state a serial run would show ``node`` beside its inputs: the
+    plain values (sent along, if they can be pickled) and the names of the rest."""
+    plain, not_sent = {}, []
+    for name in record.state._names(running=node):
+        if name in node.inputs:
+            continue
+        value = dict.__getitem__(record.state, name)
+        if type(value) is not Artifact and _picklable(value):
+            plain[name] = value
+        else:
+            not_sent.append(name)
+    return plain, tuple(not_sent)
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return False
+    return True
 
 
 def _ref(value: Any, record: int) -> Any:
@@ -447,6 +482,8 @@ def _execute(task: StageTask, started: float) -> StageResult:
         task.experiment,
         task.prefix,
         task.dry_cache,
+        task.lazy,
+        task.ignore_lazy,
     )
     manager = _MANAGERS.get(key)
     if manager is None:  # a new run (a worker of an existing cluster outlives runs)
@@ -454,7 +491,12 @@ def _execute(task: StageTask, started: float) -> StageResult:
         _SAME_CODE.clear()
         config = ProjectConfig.load(task.project_root).with_cache_dir(task.cache_dir)
         manager = ArtifactManager(
-            task.experiment, prefix=task.prefix, dry_cache=task.dry_cache, config=config
+            task.experiment,
+            prefix=task.prefix,
+            dry_cache=task.dry_cache,
+            lazy=task.lazy,
+            ignore_lazy=task.ignore_lazy,
+            config=config,
         )
         _MANAGERS[key] = manager
     manager.cache.forget()  # other runs may have changed a shared cache since the last task
@@ -471,7 +513,9 @@ def _execute(task: StageTask, started: float) -> StageResult:
         other = Record(manager, None, hide=True)
         other.params, other._hash = params, params_hash
         records.append(other)
-    record.state._not_sent = frozenset(task.not_sent)
+    _give_state(record, task.state, task.not_sent)
+    for other, (plain, not_sent) in zip(records, task.records_state):
+        _give_state(other, plain, not_sent)
     for name, ref in task.inputs.items():
         if spec.is_aggregate:
             for item in ref:
@@ -506,8 +550,14 @@ def _execute(task: StageTask, started: float) -> StageResult:
         )
     node.status = "run"
     node.forced = task.forced
+    present = set(dict.keys(record.state))
     runner._execute_node(node)
     runner.plan.nodes.clear()
+    put = {  # by hand, for later stages (as in a serial run)
+        name: value
+        for name, value in dict.items(record.state)
+        if name not in present and type(value) is not Artifact and _picklable(value)
+    }
     values = {}
     for artifact in node.outputs:
         if artifact.name in task.return_values:
@@ -530,7 +580,15 @@ def _execute(task: StageTask, started: float) -> StageResult:
         metas={a.name: a.meta for a in node.outputs if a.meta is not None},
         values=values,
         reportables=reportables,
+        state=put,
     )
+
+
+def _give_state(record: Any, plain: dict, not_sent: tuple) -> None:
+    """Put what a serial run would show the stage into a worker's record."""
+    for name, value in plain.items():
+        dict.__setitem__(record.state, name, value)
+    record.state._not_sent = frozenset(not_sent)
 
 
 _SAME_CODE: dict[Any, str] = {}

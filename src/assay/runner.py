@@ -34,7 +34,7 @@ from assay.caching import Cacheable, PickleCacher
 from assay.errors import AssayError, CacheError, CorruptArtifactError, StageError, StageFailed
 from assay.executor import Executor, get_executor
 from assay.hashing import hash_value
-from assay.keys import ALL, read_key
+from assay.keys import ALL, STATE_READ, read_key
 from assay.plan import MISSING, Artifact, Plan, StageNode, planning_error
 from assay.staging import StageSpec
 from assay.tracking import code_attributes, code_of_attribute, tracking_copy
@@ -297,7 +297,7 @@ class Runner:
             return False
         if not node.tracks_reads:
             reads = ALL if node.record.params is not None and not node.spec.is_aggregate else ""
-            node.key, node.reads = read_key(base, _fields(node.record, reads)), reads
+            node.key, node.reads = read_key(base, _fields(node, reads)), reads
             if defer:
                 self._deferred.append(node)
                 return False
@@ -311,13 +311,13 @@ class Runner:
             candidates = [latest] if latest is not None else []
         if defer and len(candidates) == 1:
             node.key, node.reads = (
-                read_key(base, _fields(node.record, candidates[0])),
+                read_key(base, _fields(node, candidates[0])),
                 candidates[0],
             )
             self._deferred.append(node)
             return False
         for reads in candidates:
-            node.key, node.reads = read_key(base, _fields(node.record, reads)), reads
+            node.key, node.reads = read_key(base, _fields(node, reads)), reads
             if self._look_up(node):
                 return True
             first = first or (node.key, reads)
@@ -333,7 +333,7 @@ class Runner:
             node.base = self.plan.base_of(node)
         node.tracks_reads = False
         node.reads = ALL if node.record.params is not None and not node.spec.is_aggregate else ""
-        node.key = read_key(node.base, _fields(node.record, node.reads))
+        node.key = read_key(node.base, _fields(node, node.reads))
 
     def _look_up(self, node: StageNode) -> bool:
         if not node.cacheable or node.volatile:
@@ -448,7 +448,7 @@ class Runner:
         waiting_on = {}
         ready: deque[StageNode] = deque()
         for node in pending:
-            count = sum(1 for d in node.deps if d.status == "run")
+            count = sum(1 for d in (*node.deps, *node.after) if d.status == "run")
             waiting_on[id(node)] = count
             if count == 0:
                 ready.append(node)
@@ -495,7 +495,7 @@ class Runner:
                     else:
                         future.result()  # re-raises a stage's failure
                     newly_ready = list(same_key)
-                    for consumer in node.consumers:
+                    for consumer in (*node.consumers, *node.followers):
                         count = waiting_on.get(id(consumer))
                         if count is not None:
                             waiting_on[id(consumer)] = count - 1
@@ -632,6 +632,8 @@ class Runner:
                 artifact.value = result.values[artifact.name]
         if not self.manager.dry_cache and not node.volatile:
             self.computed.add(node.key)
+        for name, value in result.state.items():  # put in the record's state by hand
+            dict.__setitem__(node.record.state, name, value)
         if result.reportables:
             node.reportables = pickle.loads(result.reportables)
             for reportable in node.reportables:
@@ -693,10 +695,12 @@ class Runner:
             record._node,
             record.stage_cachers,
             record.params,
+            record._state_reads,
         )
         reads = None
         if node.tracks_reads:
             record.params, reads = tracking_copy(record.params)
+            record._state_reads = reads  # undeclared record.state reads are keyed too
         manager.current_stage_name = spec.name
         record._node = node
         record.stage_cachers = [a.cacher for a in node.outputs]
@@ -734,12 +738,13 @@ class Runner:
                 record._node,
                 record.stage_cachers,
                 record.params,
+                record._state_reads,
             ) = previous
         node.duration = time.perf_counter() - start
         if reads is not None:
             if node.tracks_reads:
                 node.reads = frozenset(reads)
-                node.key = read_key(node.base, _fields(record, node.reads))
+                node.key = read_key(node.base, _fields(node, node.reads))
             # else the stage asked for its folder and was keyed on every field (ALL)
             if not node.volatile and not manager.dry_cache:
                 cache.add_reads(spec.name, node.base, node.reads)
@@ -948,11 +953,14 @@ MAIN_GUARD = (  # said where workers could not start
 )
 
 
-def _fields(record: Record, reads: frozenset | str) -> list[tuple[str, str | None]]:
+def _fields(node: StageNode, reads: frozenset | str) -> list[tuple[str, str | None]]:
     """``(field, value hash)`` for the fields a key covers, sorted; a method, property or
-    constant of the parameter class that the stage used, with the digest of its code."""
+    constant of the parameter class that the stage used, with the digest of its code; an
+    entry of ``record.state`` it read without declaring it (``state:NAME``), with what
+    the entry holds now."""
     if not reads:
         return []
+    record = node.record
     hashes = record.field_hashes()
     held = record.held_code()
     if held:  # functions in fields: keyed on what they call too
@@ -967,11 +975,30 @@ def _fields(record: Record, reads: frozenset | str) -> list[tuple[str, str | Non
             found = [(k, v) for k, v in hashes.items() if v is not None and k != "name"]
         runner = record.manager.runner
         return sorted(found + [(k, runner.attribute_code(cls, k)) for k in code])
-    return sorted(
-        (k, hashes[k]) if k in hashes else (k, record.manager.runner.attribute_code(cls, k))
-        for k in reads
-        if k in hashes or k in code
-    )
+    found = []
+    for k in reads:
+        if k in hashes:
+            found.append((k, hashes[k]))
+        elif k in code:
+            found.append((k, record.manager.runner.attribute_code(cls, k)))
+        elif k.startswith(STATE_READ):
+            found.append((k, state_entry_part(node, k[len(STATE_READ) :])))
+    return sorted(found)
+
+
+def state_entry_part(node: StageNode, name: str) -> str | None:
+    """What an undeclared ``record.state`` entry the stage read holds as it is about to run:
+    an artifact by its key (``None`` while unknown), a plain value by its hash."""
+    try:
+        value = node.record.state._visible(name, node)
+    except KeyError:
+        return "absent"
+    if type(value) is Artifact:
+        return value.node.key and f"artifact {value.key}"
+    try:
+        return hash_value(value)
+    except Exception:  # a value the hasher does not understand counts by its type
+        return hash_value(("object", type(value).__module__, type(value).__qualname__))
 
 
 def picklable_reportables(node: StageNode, why: str) -> list:

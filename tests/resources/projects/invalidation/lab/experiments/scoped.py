@@ -3,12 +3,12 @@ and a lambda in a parameter that calls a helper through its module."""
 
 from dataclasses import dataclass, field
 
+import lib.scoped as scoped_lib
+from lib.scoped import Model, score
 from tracking import note
 
 import assay
-import lib.scoped as scoped_lib
 from assay.caching import JsonCacher
-from lib.scoped import Model, score
 
 
 @dataclass
