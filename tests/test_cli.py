@@ -233,14 +233,15 @@ def test_paths_lists_where_every_artifact_is_cached(tmp_project: Path):
     assert (folder / "doubled.meta.json").is_file()
 
 
-def test_overwrite_stage_recomputes_only_that_stage(tmp_project: Path, calls: Calls):
+def test_overwrite_stage_recomputes_that_stage_and_what_uses_it(tmp_project: Path, calls: Calls):
     ok(run_cli("run", "diamond", cwd=tmp_project))
     calls.take()
 
     ok(run_cli("run", "diamond", "--overwrite-stage", "square", cwd=tmp_project))
 
-    assert sorted(calls.take()) == ["square:a", "square:b"]
-    assert executed(tmp_project) == ["square:a", "square:b"]
+    redone = ["combine:a", "combine:b", "square:a", "square:b", "summarize:aggregate"]
+    assert sorted(calls.take()) == redone
+    assert executed(tmp_project) == redone
 
 
 def test_no_log_writes_no_log_file(tmp_project: Path):

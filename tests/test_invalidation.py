@@ -301,11 +301,10 @@ def test_package_source_is_not_keyed_only_its_version(lab: Lab):
     lab.check_chain(pack=lambda x: 4 * x)
 
 
-def test_overwrite_stage_still_forces_that_stage_only(lab: Lab):
+def test_overwrite_stage_forces_that_stage_and_what_uses_it(lab: Lab):
     baseline(lab)
-    assert lab.run("chain", "-p", "base", "--overwrite-stage", "transform") == executed(
-        ["transform"]
-    )
+    downstream = ["transform", "combine", "report"]  # what uses `scaled`, and so on
+    assert lab.run("chain", "-p", "base", "--overwrite-stage", "transform") == executed(downstream)
     lab.check_chain()
     assert lab.run("chain", "-p", "base") == []
 

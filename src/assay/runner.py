@@ -373,11 +373,21 @@ class Runner:
             earlier = first_with_key.setdefault(node.key, node)
             if earlier is not node:
                 node.shared_with = earlier
+        # What uses an output of a stage --overwrite-stage recomputes is recomputed too:
+        # its key (made of the upstream keys) does not change, its input may.
+        redone: dict[int, str] = {}
+        for node in nodes:
+            if node.spec.name in overwrite_stages:
+                redone[id(node)] = node.spec.name
+            else:
+                cause = next((redone[id(d)] for d in node.deps if id(d) in redone), None)
+                if cause is not None:
+                    redone[id(node)] = cause
         for node in reversed(nodes):
             params = node.record.params
             node.forced = bool(
                 manager.overwrite
-                or node.spec.name in overwrite_stages
+                or id(node) in redone
                 or (params is not None and params.overwrite)
                 or not node.spec.deterministic
             )
@@ -387,6 +397,9 @@ class Runner:
                 node.status, node.reason = "run", "--overwrite"
             elif node.spec.name in overwrite_stages:
                 node.status, node.reason = "run", f"--overwrite-stage {node.spec.name}"
+            elif id(node) in redone:
+                node.status = "run"
+                node.reason = f"it uses what --overwrite-stage {redone[id(node)]} recomputes"
             elif params is not None and params.overwrite:
                 node.status, node.reason = (
                     "run",
@@ -803,7 +816,7 @@ class Runner:
                 key=node.key,
                 output=artifact.name,
                 meta=meta,
-                replace=artifact.cached or node.spec.name in manager.overwrite_stages,
+                replace=artifact.cached or node.forced,
             )
             artifact.cached = True
             if artifact.lazy:
