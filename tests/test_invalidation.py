@@ -569,6 +569,44 @@ def test_reading_an_undeclared_state_entry_keys_the_stage_on_it(lab: Lab):
     assert lab.run("undeclared", *options) == []
 
 
+OBJECTS = "lab/lib/objects.py"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "stages", "output", "value"),
+    [
+        pytest.param("return x * self.k\n\n\nCFG", "return x * self.k + 1\n\n\nCFG",
+                     ["constant:o"], "constant", 31, id="method-of-a-dataclass-constant"),
+        pytest.param("return x * self.depth", "return x * self.depth + 1", ["nested:o"],
+                     "nested", 21, id="method-of-a-nested-dataclass-field"),
+        pytest.param("0.1 if self is Opt.SGD", "0.5 if self is Opt.SGD", ["rate:o"], "rate",
+                     0.5, id="method-of-an-enum-field"),
+        pytest.param("Scaler(k=2).apply", "Scaler(k=3).apply", ["bound:o"], "bound", 30,
+                     id="object-of-a-bound-method-constant"),
+        pytest.param("return fn(x) * 2", "return fn(x) * 3", ["decorated:o"], "decorated", 33,
+                     id="decorator-applied-by-a-call"),
+        pytest.param("        return 1\n", "        return 5\n", ["one:o", "spawned:o"],
+                     "spawned", 5, id="classes-that-refer-to-each-other"),
+    ],
+)  # fmt: skip
+def test_code_reached_through_objects_is_keyed(
+    lab: Lab, old: str, new: str, stages: list, output: str, value
+):
+    """Each of these edits used to leave the stage's old result in place."""
+    first = lab.run("objects")
+    assert len(first) == 8 and "weights:aggregate" in first
+    lab.edit(OBJECTS, old, new)
+    assert lab.run("objects") == stages
+    assert lab.value(output, "o", "objects") == value
+
+
+def test_an_aggregate_is_keyed_on_the_methods_of_its_records_parameter_class(lab: Lab):
+    lab.run("objects")
+    lab.edit("lab/experiments/objects.py", "return 3", "return 4")
+    assert lab.run("objects") == ["weights:aggregate"]
+    assert lab.value("weights", "aggregate", "objects") == 4
+
+
 def test_params_name_is_a_read_record_name_is_a_label(lab: Lab):
     assert lab.run("named", "-p", "base") == executed(["count", "tag", "double"])
     lab.edit("lab/params/base.py", 'name="a"', 'name="alpha"')

@@ -69,6 +69,7 @@ class Fingerprinter:
     def __init__(self, project_root: str | Path):
         self.root = os.path.abspath(project_root) + os.sep
         self._parts: dict[int, tuple[str, dict]] = {}
+        self._cut = 0  # the shallowest depth a cycle reached back to (see _visit)
         self._kept: list[Any] = []  # keeps fingerprinted objects alive, so ids stay unique
         self._distributions: dict[str, list[str]] | None = None
         self._quick: dict[str, list[str]] = {}
@@ -84,7 +85,7 @@ class Fingerprinter:
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(limit, 20_000))  # long helper chains recurse deeply
         try:
-            self._visit(func, parts, set())
+            self._visit(func, parts, {})
         finally:
             sys.setrecursionlimit(limit)
         digest = hash_value(sorted((name, part["digest"]) for name, part in parts.items()))
@@ -94,27 +95,36 @@ class Fingerprinter:
         """The digest of something a stage uses by name (a method or constant of a
         parameter class): code as in :meth:`fingerprint`, plain data by value."""
         parts: dict[str, dict] = {}
-        self._use(name, value, parts, set())
+        self._use(name, value, parts, {})
         return hash_value(sorted((part, found["digest"]) for part, found in parts.items()))
 
     # -- walking ----------------------------------------------------------------------
 
-    def _visit(self, obj: Any, parts: dict, active: set) -> None:
+    def _visit(self, obj: Any, parts: dict, active: dict) -> None:
+        """Add the parts of ``obj`` and of what it uses. ``active`` maps what is being
+        described (around this call) to its depth: a use of one of those (a cycle: `a`
+        calls `b`, `b` calls `a`) is left to it. What a cycle left out is therefore
+        missing from the parts of the objects inside the cycle: only objects whose
+        parts are complete are remembered for later visits."""
         cached = self._parts.get(id(obj))
         if cached is not None:
             parts.update(cached[1])
             return
         if id(obj) in active:
+            self._cut = min(self._cut, active[id(obj)])
             return
-        active.add(id(obj))
+        depth = active[id(obj)] = len(active)
+        outer_cut, self._cut = self._cut, depth
         own: dict[str, dict] = {}
         self._describe(obj, own, active)
-        active.discard(id(obj))
-        self._parts[id(obj)] = ("", own)
-        self._kept.append(obj)
+        del active[id(obj)]
+        if self._cut >= depth:  # no cycle reached above it: its parts are all there
+            self._parts[id(obj)] = ("", own)
+            self._kept.append(obj)
+        self._cut = min(outer_cut, self._cut)
         parts.update(own)
 
-    def _describe(self, obj: Any, parts: dict, active: set) -> None:
+    def _describe(self, obj: Any, parts: dict, active: dict) -> None:
         if isinstance(obj, types.MethodType):
             obj = obj.__func__
         wrapped = getattr(obj, "__assay_stage__", None)
@@ -138,7 +148,7 @@ class Fingerprinter:
         ):
             self._package(obj, parts)
 
-    def _function(self, func: types.FunctionType, parts: dict, active: set) -> None:
+    def _function(self, func: types.FunctionType, parts: dict, active: dict) -> None:
         if func.__name__ == "<lambda>":
             # By its own code, not the line it sits on (editing another argument of the
             # call it is passed to changes nothing), and named by that code: a module's
@@ -154,13 +164,17 @@ class Fingerprinter:
             name = f"{func.__module__}.<lambda: {short}; {digest[:8]}>"
         else:
             name = f"{func.__module__}.{func.__qualname__}"
+            if hasattr(func, "__wrapped__"):  # functools.wraps gave it the wrapped one's name
+                code = func.__code__
+                own = getattr(code, "co_qualname", code.co_name)
+                name = f"{func.__globals__.get('__name__', '?')}.{own} (wrapping {name})"
             source, tree = _normalized(func)
             digest = hash_value(("function", source))
         parts[name] = {"kind": "function", "digest": digest, "source": source[:_SOURCE_LIMIT]}
         for dependency_name, value in self._dependencies(func, tree):
             self._use(dependency_name, value, parts, active)
 
-    def _class(self, cls: type, parts: dict, active: set) -> None:
+    def _class(self, cls: type, parts: dict, active: dict) -> None:
         name = f"{cls.__module__}.{cls.__qualname__}"
         try:
             source, tree = _normalized(cls)
@@ -180,12 +194,22 @@ class Fingerprinter:
         for dependency_name, value in _referenced(tree, namespace):
             self._use(dependency_name, value, parts, active)
 
-    def _use(self, name: str, value: Any, parts: dict, active: set) -> None:
+    def _use(self, name: str, value: Any, parts: dict, active: dict) -> None:
         """Account for one thing a function or class reads from outside itself."""
         wrapped = getattr(value, "__wrapped__", None)
         if callable(value) and wrapped is not None and not hasattr(value, "__assay_stage__"):
+            if isinstance(value, types.FunctionType):
+                # A decorator's wrapper (applied by a call, `fast = twice(base)`, there
+                # is no `@twice` in any source): its own code counts too.
+                self._visit(value, parts, active)
             # functools.cache, lru_cache, wraps-style decorators: the code is underneath.
             value = inspect.unwrap(value)
+        if isinstance(value, types.MethodType) and not isinstance(
+            value.__self__, (type, types.ModuleType)
+        ):
+            # A bound method held as a constant (`scale = Scaler(k=2).apply`): its object
+            # is part of what it does.
+            self._use(f"{name}.__self__", value.__self__, parts, active)
         if isinstance(value, (types.FunctionType, types.MethodType, type, types.ModuleType)) or (
             hasattr(value, "__assay_stage__")
         ):
@@ -209,9 +233,9 @@ class Fingerprinter:
                 "digest": digest,
                 "value": text[:_VALUE_LIMIT] + ("..." if len(text) > _VALUE_LIMIT else ""),
             }
-            if isinstance(value, _HOLDERS):
-                # A partial, or a table of functions: their digest covers their own source,
-                # not the helpers they call.
+            if digest is not None and _is_plain_data(value):
+                # A partial, a table of functions, a dataclass or enum with methods: the
+                # value's digest covers their own source at most, not what they call.
                 for held in held_code(value):
                     self._visit(held, parts, active)
 
@@ -351,7 +375,9 @@ def installed_modules() -> dict[str, list[str]]:
 def _normalized(obj: Any) -> tuple[str, ast.AST | None]:
     """``obj``'s source without comments, docstrings or layout, and its syntax tree."""
     try:
-        source = textwrap.dedent(inspect.getsource(obj))
+        # inspect reads a decorator's wrapper as the function it wraps: not here.
+        target = obj.__code__ if hasattr(obj, "__wrapped__") and hasattr(obj, "__code__") else obj
+        source = textwrap.dedent(inspect.getsource(target))
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError):
         code = getattr(obj, "__code__", None)
@@ -611,10 +637,6 @@ _PLAIN = (
     range, Path, enum.Enum, decimal.Decimal, fractions.Fraction, datetime.date,
     datetime.time, datetime.timedelta, functools.partial,
 )  # fmt: skip
-
-
-_HOLDERS = (functools.partial, list, tuple, dict, set, frozenset)
-"""Plain data that may hold functions (see :func:`assay.tracking.held_code`)."""
 
 
 def _is_plain_data(value: Any) -> bool:

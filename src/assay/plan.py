@@ -210,6 +210,16 @@ class Plan:
                 record.get_hash(),
                 sorted((r.get_hash(), r.name) for r in records),
             ]
+            # Its reads are not tracked: every method, property or constant of its records'
+            # parameter classes counts (`sum(r.params.weight() for r in records)`).
+            classes = {type(r.params) for r in records if r.params is not None}
+            methods = sorted(
+                (cls.__qualname__, name, self.runner.attribute_code(cls, name))
+                for cls in classes
+                for name in code_attributes(cls)
+            )
+            if methods:
+                node.params_part.append(methods)
         else:
             node.params_part = type(params).__qualname__ if params is not None else None
             if params is not None and code_attributes(type(params)):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import enum
 import functools
 import types
 from typing import Any
@@ -82,26 +83,55 @@ def code_of_attribute(value: Any) -> Any:
 
 def held_code(value: Any, depth: int = 0) -> list:
     """The functions and classes a parameter value holds: itself, the function of a
-    ``functools.partial`` (and its arguments), a bound method's function, or the
-    items of a list, tuple, set or dict. A stage that reads the field is keyed on
+    ``functools.partial`` (and its arguments), a bound method's function (and its
+    object), the items of a list, tuple, set or dict, and the methods of a dataclass
+    instance, an enum member or a named tuple (see :func:`methods_of`). A stage that reads the field is keyed on
     their code *and on what that code calls*; the field's hash sees only their own
     source, so editing a helper they call would go unseen."""
     if isinstance(value, (types.FunctionType, type)):
         return [value]
     if isinstance(value, types.MethodType):
-        return [value.__func__]
-    if depth >= _HELD_DEPTH:
-        return []
-    if isinstance(value, functools.partial):
-        items: Any = [value.func, *value.args, *value.keywords.values()]
+        return [value.__func__, *held_code(value.__self__, depth + 1)]
+    if isinstance(value, enum.Enum):
+        return methods_of(type(value))  # `Optimizer.ADAM.learning_rate()`
+    found: list = []
+    items: Any = ()
+    if dataclasses.is_dataclass(value):
+        found += methods_of(type(value))  # `record.params.model.fit(x)`
+        items = [getattr(value, f.name, None) for f in dataclasses.fields(value)]
+    elif isinstance(value, tuple) and hasattr(type(value), "_fields"):
+        found += methods_of(type(value))  # a NamedTuple's
+        items = value
+    elif isinstance(value, functools.partial):
+        items = [value.func, *value.args, *value.keywords.values()]
     elif isinstance(value, (list, tuple, set, frozenset)):
         items = value
     elif isinstance(value, dict):
         items = value.values()
-    else:
-        return []
-    return [found for item in items for found in held_code(item, depth + 1)]
+    if depth < _HELD_DEPTH:
+        found += [code for item in items for code in held_code(item, depth + 1)]
+    return found
 
+
+def methods_of(cls: type) -> list:
+    """The functions a class (and its bases but ``object``, enum's and assay's) defines:
+    methods, properties' getters, class and static methods. Not the rest of its source:
+    editing an enum member's value or a field's default is seen in the value already."""
+    found = _METHODS.get(cls)
+    if found is None:
+        found = []
+        for klass in cls.__mro__:
+            if klass.__module__ in ("builtins", "enum") or klass.__module__.startswith("assay."):
+                continue
+            for value in vars(klass).values():
+                code = code_of_attribute(value)
+                if isinstance(code, types.FunctionType):
+                    found.append(code)
+        _METHODS[cls] = found
+    return found
+
+
+_METHODS: dict[type, list] = {}
 
 _HELD_DEPTH = 3
 """How deep in containers :func:`held_code` looks (a grid of functions is a list)."""
