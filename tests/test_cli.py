@@ -354,6 +354,59 @@ def test_cache_gc_removes_what_no_run_links_to_any_more(tmp_project: Path):
     assert "9 cached" in ok(run_cli("run", "diamond", cwd=tmp_project)).text
 
 
+BRANCHES = """
+from dataclasses import dataclass
+import assay
+from assay.caching import JsonCacher
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def add_one(record):
+    return record.params.n + 1
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def add_ten(record):
+    return record.params.n + 10
+
+@assay.stage(inputs=["x"], outputs=["total"], cachers=[JsonCacher])
+def total(record, x):
+    return x * 2
+
+@assay.aggregate(inputs=["total"], outputs=["summary"], cachers=[JsonCacher])
+def summarize(record, records, total):
+    return sorted(total.values())
+
+def get_params():
+    return [Params(name="a"), Params(name="b", n=2)]
+
+def run(param_sets, manager):
+    records = []
+    for params in param_sets:
+        record = assay.Record(manager, params)
+        copy = record.make_copy()
+        total(add_one(record))
+        total(add_ten(copy))
+        records += [record, copy]
+    summarize(assay.Record(manager, None), records=records[::2])
+    summarize(assay.Record(manager, None), records=records[1::2])
+"""
+
+
+def test_cache_gc_keeps_every_branch_and_aggregate_the_latest_run_used(tmp_project: Path):
+    """One by-name link cannot point at two branches of a record (make_copy) nor at two
+    aggregates: gc removed the one it did not point at, and the next run recomputed it."""
+    (tmp_project / "experiments" / "branches.py").write_text(BRANCHES)
+    ok(run_cli("run", "branches", cwd=tmp_project))
+
+    result = ok(run_cli("cache", "gc", cwd=tmp_project))
+
+    assert "Removed 0 entries" in result.text, result.text
+    assert "10 cached" in ok(run_cli("run", "branches", cwd=tmp_project)).text
+
+
 def test_a_curifactory_project_runs_with_its_own_configuration(tmp_path: Path):
     """``curifactory_config.json`` sets where experiments, parameters and the cache are;
     ``-p`` may name an experiment module, whose ``get_params()`` supplies the sets."""

@@ -10,6 +10,7 @@ looks after a cache folder and a cache at a URL (see :mod:`assay.cache`).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from assay.cache import CacheStore, unreadable_record
 from assay.errors import CorruptArtifactError
@@ -56,15 +57,21 @@ def verify_all(cache: CacheStore, remove: bool = False) -> tuple[int, list[tuple
 
 
 def collect_garbage(
-    cache: CacheStore, older_than_days: float | None = None, dry: bool = False
+    cache: CacheStore,
+    older_than_days: float | None = None,
+    dry: bool = False,
+    keep: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[list[str], int]:
     """Remove unlinked stage runs and stale leftovers; return what went and bytes freed.
 
-    With ``older_than_days``, linked entries whose artifacts were all written
-    longer ago than that are removed too, with their links.
+    ``keep`` holds stage run keys kept as if linked (what the latest run of each
+    experiment used, :func:`latest_runs_keys`: one by-name link cannot point at two
+    branches of a record, ``record.make_copy()``, nor at two aggregates). With
+    ``older_than_days``, linked entries whose artifacts were all written longer ago
+    than that are removed too, with their links.
     """
     now = time.time()
-    linked = cache.linked_keys()
+    linked = cache.linked_keys() | set(keep)
     removed: list[str] = []
     freed = 0
     gone: set[str] = set()
@@ -92,3 +99,21 @@ def collect_garbage(
         gone |= {k for k in linked - listed if not cache.outputs_of(k)}
         cache.prune_links(gone)
     return removed, freed
+
+
+def latest_runs_keys(store_path: Any) -> set[str]:
+    """The stage run keys the latest run of each experiment used (none without a store)."""
+    from pathlib import Path
+
+    from assay.store import RunStore
+
+    if not Path(store_path).exists():
+        return set()
+    keys: set[str] = set()
+    with RunStore(store_path) as store:
+        latest: dict[str, Any] = {}
+        for run in store.list_runs(limit=None):  # newest first
+            latest.setdefault(run.experiment, run)
+        for run in latest.values():
+            keys.update(stage.key for stage in store.stages(run.id) if stage.key)
+    return keys

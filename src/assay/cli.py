@@ -651,10 +651,14 @@ def cache_verify(remove, cache_dir):
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="The cache folder.")
 def cache_gc(older_than, dry, cache_dir):
     """Remove unfinished writes and entries no experiment links to any more."""
-    from assay.cache_admin import collect_garbage
+    from assay.cache_admin import collect_garbage, latest_runs_keys
+    from assay.config import ProjectConfig
 
     console = _console()
-    removed, freed = collect_garbage(_cache(cache_dir), older_than_days=older_than, dry=dry)
+    keep = latest_runs_keys(ProjectConfig.load().store_path)
+    removed, freed = collect_garbage(
+        _cache(cache_dir), older_than_days=older_than, dry=dry, keep=keep
+    )
     verb = "Would remove" if dry else "Removed"
     for path in removed:
         console.print(f"{verb} {path}")
