@@ -424,15 +424,25 @@ def test_a_corrupt_cache_file_is_reported_and_recomputed(bad_project):
     assert assay.load("data", param_set="alpha", project_root=bad_project) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("damage", [b"", b'{"key": "cut sh'], ids=["emptied", "cut-short"])
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b'{"key": "cut sh', b"{}", b"null", b'{"key": "k", "output": "data"}'],
+    ids=["emptied", "cut-short", "empty-object", "null", "no-files"],
+)
 def test_an_unreadable_sidecar_is_reported_by_verify_and_recomputed(bad_project, damage):
+    """Valid JSON that is no record (`{}`) made verify, load and lineage fail with KeyError."""
     run_cli("run", "good", cwd=bad_project)
     folder = bad_project / "data" / "cache" / "by-name" / "good" / "alpha" / "load"
     (folder / "data.meta.json").write_bytes(damage)
+    reads = bad_project / "data" / "cache" / "reads"
+    for index in reads.glob("*.jsonl"):  # a damaged read index is skipped, never fatal
+        index.write_text('[1, 2]\n{"reads": []}\n{"base": "x", "reads": 5}\n' + index.read_text())
 
     verify = run_cli("cache", "verify", cwd=bad_project)
     assert verify.code == 1, verify
     assert "data.meta.json is missing or unreadable" in verify.text, verify
+    lineage = run_cli("lineage", "good/alpha/load/data", cwd=bad_project)
+    assert lineage.code == 1 and TRACEBACK not in lineage.output, lineage
 
     result = run_cli("run", "good", "--overwrite-stage", "train", cwd=bad_project)
 

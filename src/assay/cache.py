@@ -149,7 +149,7 @@ class CacheStore:
         """The sidecar of an output, or ``None`` if there is no complete entry."""
         try:
             with open(self.meta_path(key, output)) as handle:
-                return json.load(handle)
+                return sidecar_or_none(json.load(handle))
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
@@ -400,9 +400,11 @@ class CacheStore:
             with open(self._reads_file(stage), "rb") as handle:
                 for line in handle:
                     try:
-                        yield json.loads(line)
+                        entry = json.loads(line)
                     except ValueError:  # a line cut short by a crash
                         continue
+                    if _is_read_entry(entry):
+                        yield entry  # (anything else is damage: skipped, never fatal)
         except FileNotFoundError:
             return
 
@@ -668,6 +670,23 @@ def size_problem(path: Path, entry: dict) -> str | None:
     return None
 
 
+def sidecar_or_none(meta: Any) -> dict | None:
+    """``meta`` if it has a sidecar's shape (its key, output and files), else ``None``:
+    valid JSON that is no record (``{}``, ``null``, a record cut in the middle of its
+    files) is as damaged as a file cut short."""
+    if not isinstance(meta, dict):
+        return None
+    files = meta.get("files")
+    if not (
+        isinstance(meta.get("key"), str)
+        and isinstance(meta.get("output"), str)
+        and isinstance(files, list)
+        and all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in files)
+    ):
+        return None
+    return meta
+
+
 def unreadable_record(cacher: Any, key: str, output: str) -> CorruptArtifactError:
     """The error for an entry that was there, but whose sidecar is now gone or unreadable
     (cut short, emptied, not JSON): it is recomputed like a damaged file."""
@@ -748,6 +767,16 @@ def _reads_json(reads: frozenset | str) -> list | str:
 def _reads_text(reads: frozenset | str) -> str:
     """``reads`` as JSON: most stage runs of a stage read the same fields."""
     return json.dumps(_reads_json(reads))
+
+
+def _is_read_entry(entry: Any) -> bool:
+    """Whether a line of the read index has its shape: ``{"base": ..., "reads": ...}``."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("base"), str):
+        return False
+    reads = entry.get("reads")
+    return isinstance(reads, str) or (
+        isinstance(reads, list) and all(isinstance(r, str) for r in reads)
+    )
 
 
 def _reads_value(value: list | str) -> frozenset | str:

@@ -62,6 +62,7 @@ from assay.cache import (
     file_problem,
     key_of_target,
     link_target,
+    sidecar_or_none,
     unreadable_record,
 )
 from assay.errors import CacheError, ConfigError
@@ -171,8 +172,10 @@ class FsspecCacheStore(CacheStore):
         if data is None:
             return None
         try:
-            meta = json.loads(data)
+            meta = sidecar_or_none(json.loads(data))
         except ValueError:  # cut short: no complete entry
+            return None
+        if meta is None:  # valid JSON, but no record
             return None
         self._metas[(key, output)] = meta
         return meta
