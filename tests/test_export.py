@@ -147,6 +147,31 @@ def test_changes_to_secret_files_are_left_out_of_the_diff_whatever_their_names(
     assert "a visible change" in diff and "files that may hold secrets were left out" in diff
 
 
+def test_load_by_path_reads_the_file_named_not_the_same_key_in_the_project(
+    tmp_project: Path,
+) -> None:
+    """assay.load(path=...) into an export returned the project cache's artifact with the
+    same key (here recomputed since, with another value)."""
+    (tmp_project / "experiments" / "draw.py").write_text(
+        "import random\nfrom dataclasses import dataclass\nimport assay\n"
+        "from assay.caching import JsonCacher\n\n"
+        "@dataclass\nclass Params(assay.ExperimentParameters):\n    n: int = 3\n\n"
+        "@assay.stage(outputs=['data'], cachers=[JsonCacher])\n"
+        "def draw(record):\n    return [random.random() for _ in range(record.params.n)]\n\n"
+        "def get_params():\n    return [Params(name='a')]\n\n"
+        "def run(param_sets, manager):\n    for p in param_sets:\n"
+        "        draw(assay.Record(manager, p))\n"
+    )
+    ok(run_cli("run", "draw", "--store-full", cwd=tmp_project))
+    (file,) = (exported(tmp_project) / "cache" / "objects").rglob("data.json")
+    exported_value = json.loads(file.read_text())
+    ok(run_cli("run", "draw", "--overwrite-stage", "draw", cwd=tmp_project))
+    assert assay.load("data", param_set="a", project_root=tmp_project) != exported_value
+
+    assert assay.load(path=file, project_root=tmp_project) == exported_value
+    assert assay.load("data", path=file.parent, project_root=tmp_project) == exported_value
+
+
 def test_secrets_and_ignored_files_are_exported_only_when_asked(tmp_project: Path) -> None:
     init_repo(tmp_project, GITIGNORE)
     (tmp_project / ".env").write_text("TOKEN=secret\n")

@@ -126,7 +126,7 @@ def lineage(
 
 def find_artifact(ref: str, cache: CacheStore) -> tuple[CacheStore, dict]:
     """The cache holding ``ref`` and its sidecar. Raises :class:`CacheError` with the reason."""
-    from assay.loading import _meta_by_name, _meta_for_path
+    from assay.loading import _meta_by_name, _meta_for_path, cache_holding
 
     text = str(ref).strip()
     if is_artifact_key(text):
@@ -137,10 +137,7 @@ def find_artifact(ref: str, cache: CacheStore) -> tuple[CacheStore, dict]:
         return cache, meta
     path = Path(text)
     if path.exists():
-        resolved = path.resolve()
-        folder = resolved if resolved.is_dir() else resolved.parent
-        if folder.parent.parent.name == "objects":
-            cache = CacheStore(folder.parent.parent.parent)
+        cache = cache_holding(path, cache)
         return cache, _meta_for_path(cache, path, None)
     parts = text.strip("/").split("/")
     if len(parts) == 4:

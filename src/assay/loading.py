@@ -61,6 +61,7 @@ def load(
         if meta is None:
             raise CacheError(f"No cached artifact has key {key!r} in {cache.location}.")
     elif path is not None:
+        cache = cache_holding(Path(path), cache)
         meta = _meta_for_path(cache, Path(path), output)
     else:
         meta = _meta_by_name(cache, output, param_set, stage, experiment)
@@ -99,6 +100,18 @@ def make_cacher(identity: dict) -> Any:
         if attr != "class":
             setattr(cacher, attr, value)
     return cacher
+
+
+def cache_holding(path: Path, cache: CacheStore) -> CacheStore:
+    """The cache a path lies in (its ``objects/`` folder: another project's, an export's),
+    else ``cache``: the file named is the one loaded, not one with the same key here."""
+    if not path.exists():
+        return cache
+    resolved = path.resolve()
+    folder = resolved if resolved.is_dir() else resolved.parent
+    if folder.parent.parent.name == "objects":
+        return CacheStore(folder.parent.parent.parent)
+    return cache
 
 
 def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
