@@ -8,6 +8,13 @@ stage, parameter set or artifact at fault.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import pytest
 
 import assay
@@ -452,6 +459,42 @@ def test_an_unreadable_sidecar_is_reported_by_verify_and_recomputed(bad_project,
     assert stage_statuses(bad_project)["load:alpha"] == "executed"
     assert assay.load("total", param_set="alpha", project_root=bad_project) == 4
     assert run_cli("cache", "verify", cwd=bad_project).code == 0
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root, to run assay as another user (root may write anywhere)",
+)
+def test_a_read_only_cache_gets_a_clear_message_and_keeps_everything(bad_project, tmp_path):
+    """As a user who cannot write the cache: runs, gc and verify --remove ended in a
+    PermissionError traceback, and gc said it had removed what was still there."""
+    project = Path(tempfile.mkdtemp(prefix="assay-read-only-"))  # nobody can reach /tmp
+    shutil.copytree(bad_project, project, dirs_exist_ok=True)
+    assert run_cli("run", "good", cwd=project).code == 0
+    assert run_cli("run", "good", "--set", "seed=9", cwd=project).code == 0  # one to gc
+    (damaged,) = list((project / "data" / "cache").rglob("data.pkl"))[:1]
+    damaged.write_bytes(b"not a pickle")
+    subprocess.run(["chmod", "-R", "a+rwX", str(project)], check=True)
+    subprocess.run(["chmod", "-R", "a-w", str(project / "data" / "cache")], check=True)
+    before = sorted(p.relative_to(project) for p in (project / "data").rglob("*"))
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(NO_COLOR="1", COLUMNS="400", HOME=str(project))
+
+    def as_nobody(*args):
+        done = subprocess.run([*nobody, sys.executable, "-m", "assay", *args], cwd=project,
+                              env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        return type("Result", (), {"code": done.returncode, "output": done.stdout + done.stderr,
+                                   "text": " ".join((done.stdout + done.stderr).split())})()  # fmt: skip
+
+    try:
+        fails(as_nobody("run", "good", "--overwrite"), "cannot be written to", "--dry-cache")
+        fails(as_nobody("cache", "gc", "--older-than", "0"), "Could not remove", "Permission")
+        fails(as_nobody("cache", "verify", "--remove"), "Could not remove", "Permission")
+        assert sorted(p.relative_to(project) for p in (project / "data").rglob("*")) == before
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(project)], check=True)
+        shutil.rmtree(project)
 
 
 @pytest.mark.parametrize("value", ['""', "5", "true"], ids=["empty", "number", "boolean"])

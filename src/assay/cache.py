@@ -138,6 +138,13 @@ class CacheStore:
                 f"The cache folder {self.root} cannot be created ({exc}). Give a folder you can "
                 "write to with --cache DIR or cache_dir in [tool.assay]."
             ) from exc
+        for folder in (self.root, self.objects, self.by_name):
+            if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+                raise CacheError(
+                    f"The cache folder {folder} cannot be written to (permission denied). Give "
+                    "a folder you can write to with --cache DIR (or cache_dir in assay.toml), "
+                    "or run with --dry-cache to use this cache without writing to it."
+                )
 
     # -- lookups -----------------------------------------------------------------------
 
@@ -216,7 +223,12 @@ class CacheStore:
 
     def remove_stage(self, key: str) -> None:
         """Delete a stage run's whole entry."""
-        shutil.rmtree(self.stage_dir(key), ignore_errors=True)
+        try:
+            shutil.rmtree(self.stage_dir(key))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _not_removed(self.stage_dir(key), exc) from exc
 
     def remove_leftover(self, key: str, name: str) -> None:
         """Delete an unfinished write in a stage run's folder."""
@@ -326,6 +338,8 @@ class CacheStore:
             os.unlink(self.meta_path(key, output))
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            raise _not_removed(Path(self.meta_path(key, output)), exc) from exc
         for entry in (meta or {}).get("files", []):
             path = Path(entry["path"])
             if not path.is_absolute():
@@ -668,6 +682,13 @@ def size_problem(path: Path, entry: dict) -> str | None:
     if size != entry["size"]:
         return f"has {size} bytes instead of {entry['size']}"
     return None
+
+
+def _not_removed(path: Path, exc: OSError) -> CacheError:
+    return CacheError(
+        f"Could not remove {path}: {exc.strerror or exc}. Nothing else was removed after it; "
+        "make the cache folder writable (or run as its owner) and try again."
+    )
 
 
 def sidecar_or_none(meta: Any) -> dict | None:
