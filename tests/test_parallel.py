@@ -527,6 +527,25 @@ def test_a_stage_failing_in_a_worker_shows_its_traceback_and_how_to_resume(
 
 
 @pytest.mark.parametrize("options", [[], ["--parallel", "2"]], ids=["serial", "parallel"])
+def test_the_run_log_keeps_the_cause_of_a_stage_failure(tmp_project: Path, options: list[str]):
+    """From a worker, the log had only the outer exception's frames, not its cause."""
+    edit(
+        tmp_project / "experiments" / "scaled.py",
+        '        raise ValueError(f"evaluate refuses parameter set {name}")',
+        "        try:\n            {}['missing_key']\n        except KeyError as cause:\n"
+        '            raise ValueError(f"evaluate refuses parameter set {name}") from cause',
+    )
+    (tmp_project / "fail-c.flag").touch()
+
+    assert run_cli("run", "scaled", *options, cwd=tmp_project).code == 1
+
+    log = next((tmp_project / "logs").glob("*.log")).read_text()
+    for fragment in ("KeyError: 'missing_key'", "direct cause of the following exception",
+                     "ValueError: evaluate refuses parameter set c"):  # fmt: skip
+        assert fragment in log, log
+
+
+@pytest.mark.parametrize("options", [[], ["--parallel", "2"]], ids=["serial", "parallel"])
 def test_a_stage_that_calls_sys_exit_fails_like_one_that_raises(
     tmp_project: Path, calls: Calls, options: list[str]
 ):

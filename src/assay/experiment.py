@@ -251,7 +251,11 @@ def run_experiment(
                 raise
             except StageFailed as exc:
                 error = str(exc)
-                log.error("%s", exc, exc_info=exc.original, extra=_FILE_ONLY)
+                worker_traceback = getattr(exc.original, "traceback_text", None)
+                if worker_traceback:  # as the worker formatted it, with chained causes
+                    log.error("%s\n%s", exc, worker_traceback.rstrip(), extra=_FILE_ONLY)
+                else:
+                    log.error("%s", exc, exc_info=exc.original, extra=_FILE_ONLY)
                 raise
             except AssayError as exc:
                 error = str(exc)
