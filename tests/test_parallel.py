@@ -526,6 +526,43 @@ def test_a_stage_failing_in_a_worker_shows_its_traceback_and_how_to_resume(
     assert info.value.__cause__ is original
 
 
+LOCKING = """
+import threading
+from dataclasses import dataclass
+import assay
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+@assay.stage(outputs=["lock"])
+def make_lock(record):
+    return threading.Lock()
+
+def get_params():
+    return [Params(name="locked")]
+
+def run(param_sets, manager):
+    for params in param_sets:
+        make_lock(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.parametrize("options", REMOTE)
+def test_an_output_that_cannot_travel_back_from_a_worker_is_named(tmp_project: Path, options):
+    """It said the stage "could not run in a worker" and to check the project's paths."""
+    (tmp_project / "experiments" / "locking.py").write_text(LOCKING)
+    assert run(tmp_project, "locking").records[0].state["lock"] is not None  # fine serially
+
+    with pytest.raises(StageFailed) as caught:
+        run(tmp_project, "locking", **options)
+
+    message = str(caught.value)
+    assert "'make_lock' for parameter set 'locked'" in message, message
+    assert "output(s) 'lock' cannot be sent back" in message and "cacher" in message, message
+    assert "could not run in a worker" not in message
+
+
 @pytest.mark.parametrize("options", [[], ["--parallel", "2"]], ids=["serial", "parallel"])
 def test_the_run_log_keeps_the_cause_of_a_stage_failure(tmp_project: Path, options: list[str]):
     """From a worker, the log had only the outer exception's frames, not its cause."""

@@ -467,7 +467,36 @@ def _run_task(
         root_logger.setLevel(previous_level)
     result.log = lines
     result.output = captured.getvalue()
-    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # a value that travels back (an output without a cacher)
+        label = f"{task.stage_wrapper.__assay_stage__.name!r} for parameter set {task.label!r}"
+        return pickle.dumps(_unsendable(result, label, exc))
+
+
+def _unsendable(result: StageResult, label: str, exc: Exception) -> StageResult:
+    """The result of a stage whose returned values cannot travel back: its failure."""
+    names = [name for name, value in result.values.items() if not _picklable(value)]
+    what = f"output(s) {', '.join(map(repr, names))}" if names else "its result"
+    message = (
+        f"{what} cannot be sent back from the worker process ({type(exc).__name__}: {exc}). "
+        "An output without a cacher travels back pickled: give it a cacher that can save "
+        "it, or return a value that can be pickled (or run without --parallel/--executor)."
+    )
+    return StageResult(
+        key=None,
+        started=result.started,
+        duration=result.duration,
+        log=result.log,
+        output=result.output,
+        error={
+            "kind": "TypeError",
+            "message": message,
+            "traceback": "",
+            "summary": f"Stage {label}: {message}",
+            "frames": [],
+        },
+    )
 
 
 def _execute(task: StageTask, started: float) -> StageResult:
