@@ -333,6 +333,17 @@ def test_a_lazy_value_is_dropped_from_memory_and_read_back_from_the_cache(
         assert record.state["total"] == sum(range(size))
 
 
+def test_lazy_outputs_a_run_computes_are_recorded_as_computed(tmp_project: Path):
+    """A lazy output is read back after its stage saved it: it was recorded as reused."""
+    manager = run(tmp_project, "lazy")
+
+    with RunStore(tmp_project / "assay.db") as store:
+        actions = {(a.param_set, a.name): a.action for a in store.artifacts(manager.run_id)}
+    assert set(actions.values()) == {"computed"}, actions
+    report = json.loads((tmp_project / "logs" / f"{manager.run_id}.json").read_text())
+    assert "reused" not in json.dumps(report), report
+
+
 def test_each_record_gets_its_own_lazy_value_in_an_aggregate(tmp_project: Path, calls: Calls):
     manager = run(tmp_project, "lazy")
 

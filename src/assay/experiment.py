@@ -547,7 +547,10 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
         )
         for artifact in node.outputs:
             if artifact.cacher is not None and artifact.cached and node.key is not None:
-                computed = node.status == "executed" and id(artifact) not in loaded
+                # A lazy output is always read back after its stage saved it.
+                computed = node.status == "executed" and (
+                    artifact.lazy or id(artifact) not in loaded
+                )
                 artifacts.append((node, artifact, computed))
     # Reused artifacts that were never loaded: their checksums are in the run store
     # (from the run that computed them), or else in their sidecars.

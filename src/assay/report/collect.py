@@ -234,7 +234,7 @@ def _output(manager: Any, node: Any, artifact: Any, root: Path, loaded: set) -> 
     entry["path"] = path if cache.remote else _relative(path, root)
     entry["size"] = (meta or {}).get("size")
     if artifact.cached:
-        computed = node.status == "executed" and id(artifact) not in loaded
+        computed = node.status == "executed" and (artifact.lazy or id(artifact) not in loaded)
         entry["action"] = "computed" if computed else "reused"
     elif node.status == "unneeded":
         entry["action"] = "not needed"
