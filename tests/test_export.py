@@ -252,6 +252,25 @@ def test_reproduce_elsewhere_is_exact_then_finds_a_non_deterministic_stage(tmp_p
     assert "JSON: 2 values differ: y_sum" in text
 
 
+def test_a_run_started_from_a_subfolder_with_a_relative_parameter_file_reproduces(
+    tmp_path: Path,
+) -> None:
+    """`-p ../params/small.py` from experiments/ was recorded as typed: reproduce (and the
+    export's notebook and Dockerfile) looked for it beside the export's root."""
+    project = copy_project("repro", tmp_path)
+    init_repo(project, GITIGNORE)
+    ok(run_cli("run", "tables.py", "-p", "../params/small.py", "--store-full",
+               cwd=project / "experiments"))  # fmt: skip
+    record = json.loads((exported(project) / "run.json").read_text())
+    assert record["run"]["config"]["param_files"] == ["params/small.py"]
+    elsewhere = tmp_path / "elsewhere" / "export"
+    shutil.copytree(exported(project), elsewhere, symlinks=True)
+
+    result = run_cli("reproduce", elsewhere, cwd=tmp_path)
+
+    assert result.code == 0 and "the reproduction is exact" in result.text, result
+
+
 def test_reproduce_reports_missing_artifacts_and_a_failed_rerun(tmp_path: Path) -> None:
     project = copy_project("repro", tmp_path)
     run_experiment("tables", ["small"], project_root=project, command="t", store_full=True)

@@ -189,7 +189,7 @@ def run_experiment(
                 "cache_dir": config.cache_location,
                 "experiment_file": getattr(module, "__file__", None),
                 "experiment": experiment if isinstance(experiment, str) else None,
-                "param_files": list(param_files or []),
+                "param_files": [_from_root(p, config.root) for p in param_files or []],
                 "param_sets_given": sets_given,
                 "names": list(names or []),
                 "indices": list(indices or []),
@@ -340,6 +340,19 @@ class _Workers:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
+
+
+def _from_root(name: str, root: Path) -> str:
+    """A parameter file as the run record keeps it: a path given from a subfolder
+    (``../params/grid.py``) relative to the project root, so that the run can be
+    reproduced from its export; a name (``grid``) as given."""
+    path = Path(name)
+    if not path.is_file():
+        return str(name)
+    try:
+        return path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:  # outside the project: as given (reproduce says it is not exported)
+        return str(path.resolve())
 
 
 def _refuse_in_a_starting_worker() -> None:
