@@ -147,6 +147,19 @@ def test_changes_to_secret_files_are_left_out_of_the_diff_whatever_their_names(
     assert "a visible change" in diff and "files that may hold secrets were left out" in diff
 
 
+def test_a_virtualenv_of_any_name_is_left_out_of_the_code_snapshot(tmp_project: Path) -> None:
+    init_repo(tmp_project, GITIGNORE)
+    (tmp_project / "myenv" / "lib").mkdir(parents=True)
+    (tmp_project / "myenv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (tmp_project / "myenv" / "lib" / "site.py").write_text("# a package's file\n")
+
+    ok(run_cli("run", "diamond", "-p", "two", "--store-full", cwd=tmp_project))
+
+    code = exported(tmp_project) / "code"
+    assert (code / "experiments" / "diamond.py").is_file()
+    assert not (code / "myenv").exists()
+
+
 def test_load_by_path_reads_the_file_named_not_the_same_key_in_the_project(
     tmp_project: Path,
 ) -> None:
@@ -269,6 +282,31 @@ def test_a_run_started_from_a_subfolder_with_a_relative_parameter_file_reproduce
     result = run_cli("reproduce", elsewhere, cwd=tmp_path)
 
     assert result.code == 0 and "the reproduction is exact" in result.text, result
+
+
+def test_an_artifact_the_export_could_not_copy_is_not_also_reported_as_new(
+    tmp_path: Path,
+) -> None:
+    """A path_override artifact (outside the cache, not exported) was listed twice: "not
+    exported", and among the artifacts "the original run did not have"."""
+    project = copy_project("repro", tmp_path)
+    (project / "experiments" / "outside.py").write_text(
+        "from dataclasses import dataclass\nimport assay\n"
+        "from assay.caching import JsonCacher\n\n"
+        "@dataclass\nclass Params(assay.ExperimentParameters):\n    n: int = 3\n\n"
+        "@assay.stage(outputs=['kept'], cachers=[JsonCacher(path_override='out/kept.json')])\n"
+        "def keep(record):\n    return list(range(record.params.n))\n\n"
+        "def get_params():\n    return [Params(name='a')]\n\n"
+        "def run(param_sets, manager):\n    for p in param_sets:\n"
+        "        keep(assay.Record(manager, p))\n"
+    )
+    init_repo(project, GITIGNORE)
+    ok(run_cli("run", "outside", "--store-full", cwd=project))
+
+    result = run_cli("reproduce", exported(project), cwd=tmp_path)
+
+    assert "not exported" in result.text, result
+    assert "the original run did not have" not in result.text, result
 
 
 def test_reproduce_reports_missing_artifacts_and_a_failed_rerun(tmp_path: Path) -> None:

@@ -248,12 +248,12 @@ def _compare(record: dict, old: CacheStore, new: CacheStore, made: list, result:
                 candidates = by_label[label]
                 match = next((a for a in candidates if a.key not in used), None)
                 match = match or (candidates[0] if candidates else None)
+            if match is not None:
+                used.add(match.key)  # reproduced, whether or not there is a copy to compare
             old_meta = old.read_meta(*_split(artifact["key"]))
             if artifact["key"] in not_exported or old_meta is None:
                 check.status, check.detail = "not exported", "the export holds no copy to compare"
                 continue
-            if match is not None:
-                used.add(match.key)
             damage = _damage(artifact, old, old_meta)
             if damage:
                 check.status, check.detail = "damaged", damage

@@ -122,10 +122,13 @@ def plan_snapshot(root: str | os.PathLike, config: Any, include: list[str] = ())
             if not path.startswith(outputs) and not _never(path):
                 snapshot.left_out.append({"path": path, "reason": "ignored by git"})
     seen = set()
+    venvs: dict[str, bool] = {}
     for path in candidates:
         if path in seen or path.startswith(outputs) or _never(path):
             continue
         seen.add(path)
+        if _in_virtualenv(root, path, venvs):  # one git does not ignore, named otherwise
+            continue
         full = root / path
         if not full.is_file():  # deleted but still tracked, or a link to a folder
             continue
@@ -282,6 +285,19 @@ def _walk(root: Path, excluded: tuple[str, ...]) -> list[str]:
             if name.endswith(SOURCE_SUFFIXES) and not (prefix + name).startswith(excluded):
                 found.append(prefix + name)
     return found
+
+
+def _in_virtualenv(root: Path, path: str, known: dict[str, bool]) -> bool:
+    """Whether a folder on ``path`` holds a ``pyvenv.cfg`` (a virtual environment, whatever
+    its name); ``known`` remembers the folders looked at."""
+    parts = path.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        folder = "/".join(parts[:depth])
+        if folder not in known:
+            known[folder] = (root / folder / "pyvenv.cfg").is_file()
+        if known[folder]:
+            return True
+    return False
 
 
 def _never(path: str) -> bool:
