@@ -160,6 +160,22 @@ def test_a_virtualenv_of_any_name_is_left_out_of_the_code_snapshot(tmp_project: 
     assert not (code / "myenv").exists()
 
 
+def test_an_untracked_module_means_the_export_cannot_say_it_is_the_run_s_code(
+    tmp_project: Path,
+) -> None:
+    """same_as_run compared the commit and the diff only: an untracked module the run
+    imported, edited before `assay export`, was called the same code."""
+    init_repo(tmp_project, GITIGNORE)
+    (tmp_project / "consts.py").write_text("K = 1\n")
+    ok(run_cli("run", "diamond", "-p", "two", cwd=tmp_project))
+    (tmp_project / "consts.py").write_text("K = 2\n")
+
+    ok(run_cli("export", "full", "latest", cwd=tmp_project))
+
+    record = json.loads((exported(tmp_project) / "run.json").read_text())
+    assert record["export"]["code"]["same_as_run"] is False
+
+
 def test_load_by_path_reads_the_file_named_not_the_same_key_in_the_project(
     tmp_project: Path,
 ) -> None:

@@ -339,14 +339,22 @@ def _unquoted(text: str) -> str:
 
 
 def _same_code(record: dict) -> bool | None:
-    """Whether the code exported now is the code the run used (same commit, clean)."""
+    """Whether the code exported now is the code the run used: the same commit and the
+    same uncommitted diff, and no untracked Python file then or now (its content is not
+    recorded, so an untracked module the run imported may have changed since)."""
     from assay.provenance import capture_git
 
     git = (record.get("provenance") or {}).get("git") or {}
     if not git.get("commit"):
         return None
+    if any(str(p).endswith(".py") for p in git.get("untracked") or ()):
+        return False  # their content then is not recorded: nobody can tell they are the same
     now = capture_git(git.get("root") or ".")
-    return now.commit == git["commit"] and now.diff == (git.get("diff") or "")
+    return (
+        now.commit == git["commit"]
+        and now.diff == (git.get("diff") or "")
+        and not any(p.endswith(".py") for p in now.untracked)
+    )
 
 
 def _code_line(record: dict) -> str:
