@@ -241,10 +241,12 @@ class Plan:
         for dep in node.deps:
             dep.consumers.append(node)
         for other in [record, *(records or ())]:
-            barrier = next((n for n in reversed(other._nodes) if not n.spec.outputs), None)
+            barrier = other._barrier
             if barrier is not None and barrier not in node.after:
                 node.after.append(barrier)
                 barrier.followers.append(node)
+        if not spec.outputs:
+            record._barrier = node  # what its record's later stages start after
         self.nodes.append(node)
         return node
 

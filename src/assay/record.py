@@ -193,6 +193,8 @@ class Record:
         self._node = None
         self._nodes: list = []
         self._state_reads: set | None = None
+        self._barrier = None
+        """The last stage without outputs planned on it (see ``StageNode.after``)."""
         """While a stage runs: where reads of undeclared state entries are noted."""
         self._fields: dict[str, str | None] | None = None
         self._held: dict[str, list] = {}
@@ -382,6 +384,7 @@ class Record:
         )
         copy.input_records = [self]
         dict.update(copy.state, dict.items(self.state))
+        copy._barrier = self._barrier
         return copy
 
     def __repr__(self) -> str:
