@@ -607,6 +607,26 @@ def test_an_aggregate_is_keyed_on_the_methods_of_its_records_parameter_class(lab
     assert lab.value("weights", "aggregate", "objects") == 4
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "stage"),
+    [
+        pytest.param('re.compile(r"a+")', 're.compile(r"b+")', "words", id="compiled-pattern"),
+        pytest.param("SimpleNamespace(k=2)", "SimpleNamespace(k=3)", "spaced", id="namespace"),
+        pytest.param('MappingProxyType({"k": 2})', 'MappingProxyType({"k": 3})', "mapped",
+                     id="read-only-mapping"),
+        pytest.param("Tokenizer(lower=True)", "Tokenizer(lower=False)", "tokens",
+                     id="object-with-assay-hash"),
+    ],
+)  # fmt: skip
+def test_data_constants_of_less_usual_kinds_are_keyed_by_value(
+    lab: Lab, old: str, new: str, stage: str
+):
+    """They counted by their type only: editing the value recomputed nothing."""
+    assert len(lab.run("plainish")) == 4
+    lab.edit("lab/experiments/plainish.py", old, new)
+    assert lab.run("plainish") == [f"{stage}:p"]
+
+
 def test_params_name_is_a_read_record_name_is_a_label(lab: Lab):
     assert lab.run("named", "-p", "base") == executed(["count", "tag", "double"])
     lab.edit("lab/params/base.py", 'name="a"', 'name="alpha"')

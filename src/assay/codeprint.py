@@ -31,6 +31,7 @@ import functools
 import importlib
 import inspect
 import os
+import re
 import sys
 import textwrap
 import types
@@ -220,7 +221,7 @@ class Fingerprinter:
             digest = None
             if _is_plain_data(value):
                 try:
-                    digest = hash_value(value)
+                    digest = hash_value(_hashable_form(value))
                 except (TypeError, ValueError):
                     digest = None
             if digest is None:
@@ -635,13 +636,24 @@ def _code_names(code: types.CodeType) -> set[str]:
 _PLAIN = (
     type(None), bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset,
     range, Path, enum.Enum, decimal.Decimal, fractions.Fraction, datetime.date,
-    datetime.time, datetime.timedelta, functools.partial,
+    datetime.time, datetime.timedelta, functools.partial, types.SimpleNamespace,
+    types.MappingProxyType, re.Pattern,
 )  # fmt: skip
 
 
+def _hashable_form(value: Any) -> Any:
+    """``value``, or what stands for it where the hasher has no rule of its own."""
+    if isinstance(value, re.Pattern):
+        return ("re.Pattern", value.pattern, value.flags)
+    if isinstance(value, types.MappingProxyType):
+        return ("mappingproxy", dict(value))
+    return value
+
+
 def _is_plain_data(value: Any) -> bool:
-    """Values whose content is what matters: constants, containers, arrays, frames."""
-    if isinstance(value, _PLAIN):
+    """Values whose content is what matters: constants, containers, arrays, frames, and
+    objects that say how to hash them (``__assay_hash__``)."""
+    if isinstance(value, _PLAIN) or hasattr(type(value), "__assay_hash__"):
         return True
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return True
