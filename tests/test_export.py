@@ -325,6 +325,37 @@ def test_an_artifact_the_export_could_not_copy_is_not_also_reported_as_new(
     assert "the original run did not have" not in result.text, result
 
 
+def test_files_a_stage_wrote_itself_load_from_the_export(tmp_path: Path) -> None:
+    """A FileReferenceCacher entry kept the original project's paths: loaded from an
+    export it gave files outside it (gone once the project is). (reproduce still calls
+    such an artifact different: its JSON holds the paths, which differ between folders.)"""
+    project = copy_project("repro", tmp_path)
+    (project / "experiments" / "written.py").write_text(
+        "import json, os\nfrom dataclasses import dataclass\nimport assay\n"
+        "from assay.caching import FileReferenceCacher\n\n"
+        "@dataclass\nclass Params(assay.ExperimentParameters):\n    n: int = 2\n\n"
+        "@assay.stage(outputs=['files'], cachers=[FileReferenceCacher])\n"
+        "def write(record):\n    folder = record.get_dir('tables')\n    paths = []\n"
+        "    for i in range(record.params.n):\n"
+        "        paths.append(os.path.join(folder, f'{i}.json'))\n"
+        "        with open(paths[-1], 'w') as f:\n            json.dump(i, f)\n"
+        "    return paths\n\n"
+        "def get_params():\n    return [Params(name='a')]\n\n"
+        "def run(param_sets, manager):\n    for p in param_sets:\n"
+        "        write(assay.Record(manager, p))\n"
+    )
+    init_repo(project, GITIGNORE)
+    ok(run_cli("run", "written", "--store-full", cwd=project))
+    elsewhere = tmp_path / "elsewhere" / "export"
+    shutil.copytree(exported(project), elsewhere, symlinks=True)
+    shutil.rmtree(project)
+
+    (artifact,) = json.loads((elsewhere / "run.json").read_text())["artifacts"]
+    paths = assay.load(key=artifact["key"], cache_dir=elsewhere / "cache", project_root=tmp_path)
+    assert [json.loads(Path(p).read_text()) for p in paths] == [0, 1]
+    assert all(Path(p).resolve().is_relative_to(elsewhere.resolve()) for p in paths), paths
+
+
 def test_reproduce_reports_missing_artifacts_and_a_failed_rerun(tmp_path: Path) -> None:
     project = copy_project("repro", tmp_path)
     run_experiment("tables", ["small"], project_root=project, command="t", store_full=True)

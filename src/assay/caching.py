@@ -560,13 +560,26 @@ class FileReferenceCacher(Cacheable):
 
     def load(self) -> str | list[str]:
         with open(self.get_path()) as handle:
-            return json.load(handle)
+            paths = json.load(handle)
+        folder = os.path.dirname(os.path.realpath(self.get_path()))
+        if isinstance(paths, str):
+            return _in_entry(paths, folder)
+        return [_in_entry(p, folder) for p in paths]
 
     def check(self) -> bool:
         if not super().check():
             return False
         loaded = self.load()
         return all(os.path.exists(p) for p in ([loaded] if isinstance(loaded, str) else loaded))
+
+
+def _in_entry(path: str, folder: str) -> str:
+    """A referenced file that lay in its stage's cache folder (``record.get_dir``), found in
+    ``folder``, the entry read now: an export's copy, or the project moved elsewhere."""
+    marker = f"{os.sep}{os.path.basename(folder)}{os.sep}"
+    if marker not in f"{os.sep}{path}" or os.path.realpath(path).startswith(folder + os.sep):
+        return path  # elsewhere, or in this very entry: as the stage returned it
+    return os.path.join(folder, f"{os.sep}{path}".split(marker, 1)[1])
 
 
 class PathRef(Cacheable):

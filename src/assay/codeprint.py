@@ -489,12 +489,13 @@ def _global_uses(tree: ast.AST, bound: frozenset, never_bound: frozenset):
             root = node
             while isinstance(root, ast.Attribute):
                 root = root.value
-            if isinstance(root, ast.Name) and root.id not in visible | class_names:
+            if isinstance(root, ast.Name) and root.id not in visible and root.id not in class_names:
                 yield node
         elif (
             isinstance(node, ast.Name)
             and isinstance(node.ctx, ast.Load)
-            and node.id not in visible | class_names
+            and node.id not in visible
+            and node.id not in class_names
         ):
             yield node
         if isinstance(node, ast.ClassDef):

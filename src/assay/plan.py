@@ -131,11 +131,11 @@ class StageNode:
         self.outputs = [Artifact(self, name, i) for i, name in enumerate(spec.output_names)]
         self.deps: list[StageNode] = []
         self.consumers: list[StageNode] = []
-        self.after: list[StageNode] = []
+        self.after: tuple[StageNode, ...] = ()
         """Stages without outputs called before this one on its record(s): they work by
         side effect (a value put in ``record.state``, a file), so on workers this one
         starts after them, as in a serial run. Not part of the key."""
-        self.followers: list[StageNode] = []
+        self.followers: tuple[StageNode, ...] = ()
         """The nodes that have this one in their ``after``."""
         self.key: str | None = None
         """The cache key; ``None`` while it depends on what has not run yet."""
@@ -240,11 +240,14 @@ class Plan:
             node.upstream.append(("non-deterministic", os.urandom(16).hex()))
         for dep in node.deps:
             dep.consumers.append(node)
-        for other in [record, *(records or ())]:
-            barrier = other._barrier
-            if barrier is not None and barrier not in node.after:
-                node.after.append(barrier)
-                barrier.followers.append(node)
+        if record._barrier is not None or records:
+            barriers = {}
+            for other in (record, *(records or ())):
+                if other._barrier is not None:
+                    barriers[id(other._barrier)] = other._barrier
+            node.after = tuple(barriers.values())  # few stages have any: mostly empty tuples
+            for barrier in node.after:
+                barrier.followers = (*barrier.followers, node)
         if not spec.outputs:
             record._barrier = node  # what its record's later stages start after
         self.nodes.append(node)

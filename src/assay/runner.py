@@ -376,7 +376,7 @@ class Runner:
         # What uses an output of a stage --overwrite-stage recomputes is recomputed too:
         # its key (made of the upstream keys) does not change, its input may.
         redone: dict[int, str] = {}
-        for node in nodes:
+        for node in nodes if overwrite_stages else ():
             if node.spec.name in overwrite_stages:
                 redone[id(node)] = node.spec.name
             else:
@@ -975,7 +975,7 @@ def _fields(node: StageNode, reads: frozenset | str) -> list[tuple[str, str | No
         return []
     record = node.record
     hashes = record.field_hashes()
-    held = record.held_code()
+    held = record._held  # filled by field_hashes()
     if held:  # functions in fields: keyed on what they call too
         runner = record.manager.runner
         hashes = {k: runner.held_code(v, held[k]) if k in held else v for k, v in hashes.items()}
