@@ -327,8 +327,8 @@ def test_an_artifact_the_export_could_not_copy_is_not_also_reported_as_new(
 
 def test_files_a_stage_wrote_itself_load_from_the_export(tmp_path: Path) -> None:
     """A FileReferenceCacher entry kept the original project's paths: loaded from an
-    export it gave files outside it (gone once the project is). (reproduce still calls
-    such an artifact different: its JSON holds the paths, which differ between folders.)"""
+    export it gave files outside it (gone once the project is), and reproduce called it
+    different every time (its JSON holds the paths, which differ between folders)."""
     project = copy_project("repro", tmp_path)
     (project / "experiments" / "written.py").write_text(
         "import json, os\nfrom dataclasses import dataclass\nimport assay\n"
@@ -354,6 +354,8 @@ def test_files_a_stage_wrote_itself_load_from_the_export(tmp_path: Path) -> None
     paths = assay.load(key=artifact["key"], cache_dir=elsewhere / "cache", project_root=tmp_path)
     assert [json.loads(Path(p).read_text()) for p in paths] == [0, 1]
     assert all(Path(p).resolve().is_relative_to(elsewhere.resolve()) for p in paths), paths
+    result = run_cli("reproduce", elsewhere, cwd=tmp_path)
+    assert result.code == 0 and "the reproduction is exact" in result.text, result
 
 
 def test_reproduce_reports_missing_artifacts_and_a_failed_rerun(tmp_path: Path) -> None:

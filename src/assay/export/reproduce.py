@@ -307,7 +307,13 @@ def _describe(old: CacheStore, old_meta: dict, new: CacheStore, new_meta: dict):
 
 
 def _files(meta: dict) -> list[tuple[str, str]]:
-    return sorted((Path(f["path"]).name, f["checksum"]) for f in meta["files"])
+    files = meta["files"]
+    cacher = str((meta.get("cacher") or {}).get("class", ""))
+    if cacher.endswith(".FileReferenceCacher") and len(files) > 1:
+        # Its own file lists paths, which differ from folder to folder: the files they
+        # name (written in the stage's folder, listed after it) are what is compared.
+        files = files[1:]
+    return sorted((Path(f["path"]).name, f["checksum"]) for f in files)
 
 
 def _split(key: str) -> tuple[str, str]:
