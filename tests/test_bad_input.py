@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -461,37 +462,77 @@ def test_an_unreadable_sidecar_is_reported_by_verify_and_recomputed(bad_project,
     assert run_cli("cache", "verify", cwd=bad_project).code == 0
 
 
-@pytest.mark.skipif(
+AS_NOBODY = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("setpriv") is None,
     reason="needs root, to run assay as another user (root may write anywhere)",
 )
-def test_a_read_only_cache_gets_a_clear_message_and_keeps_everything(bad_project, tmp_path):
-    """As a user who cannot write the cache: runs, gc and verify --remove ended in a
-    PermissionError traceback, and gc said it had removed what was still there."""
-    project = Path(tempfile.mkdtemp(prefix="assay-read-only-"))  # nobody can reach /tmp
-    shutil.copytree(bad_project, project, dirs_exist_ok=True)
-    assert run_cli("run", "good", cwd=project).code == 0
-    assert run_cli("run", "good", "--set", "seed=9", cwd=project).code == 0  # one to gc
-    (damaged,) = list((project / "data" / "cache").rglob("data.pkl"))[:1]
-    damaged.write_bytes(b"not a pickle")
-    subprocess.run(["chmod", "-R", "a+rwX", str(project)], check=True)
-    subprocess.run(["chmod", "-R", "a-w", str(project / "data" / "cache")], check=True)
-    before = sorted(p.relative_to(project) for p in (project / "data").rglob("*"))
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def as_nobody(project: Path, *args):
+    """``python -m assay ARGS`` in ``project`` as the user nobody."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
     env.update(NO_COLOR="1", COLUMNS="400", HOME=str(project))
+    done = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         sys.executable, "-m", "assay", *args],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    return SimpleNamespace(code=done.returncode, output=output, text=" ".join(output.split()))
 
-    def as_nobody(*args):
-        done = subprocess.run([*nobody, sys.executable, "-m", "assay", *args], cwd=project,
-                              env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
-        return type("Result", (), {"code": done.returncode, "output": done.stdout + done.stderr,
-                                   "text": " ".join((done.stdout + done.stderr).split())})()  # fmt: skip
 
+def shared_copy(bad_project: Path) -> Path:
+    """A copy of the project that the user nobody can reach (not under root's /tmp/pytest-*),
+    with two runs of `good`."""
+    project = Path(tempfile.mkdtemp(prefix="assay-read-only-"))
+    shutil.copytree(bad_project, project, dirs_exist_ok=True)
+    assert run_cli("run", "good", cwd=project).code == 0
+    assert run_cli("run", "good", "--set", "seed=9", cwd=project).code == 0
+    subprocess.run(["chmod", "-R", "a+rwX", str(project)], check=True)
+    return project
+
+
+def files_under(folder: Path) -> list:
+    return sorted((p.relative_to(folder), p.stat().st_size) for p in folder.rglob("*"))
+
+
+@AS_NOBODY
+def test_a_read_only_cache_gets_a_clear_message_and_keeps_everything(bad_project):
+    """As a user who cannot write the cache: runs, gc and verify --remove ended in a
+    PermissionError traceback, and gc said it had removed what was still there."""
+    project = shared_copy(bad_project)
+    (damaged,) = list((project / "data" / "cache").rglob("data.pkl"))[:1]
+    damaged.write_bytes(b"not a pickle")
+    subprocess.run(["chmod", "-R", "a-w", str(project / "data" / "cache")], check=True)
+    before = files_under(project / "data")
     try:
-        fails(as_nobody("run", "good", "--overwrite"), "cannot be written to", "--dry-cache")
-        fails(as_nobody("cache", "gc", "--older-than", "0"), "Could not remove", "Permission")
-        fails(as_nobody("cache", "verify", "--remove"), "Could not remove", "Permission")
-        assert sorted(p.relative_to(project) for p in (project / "data").rglob("*")) == before
+        fails(as_nobody(project, "run", "good", "--overwrite"), "cannot be written to",
+              "--dry-cache")  # fmt: skip
+        fails(as_nobody(project, "cache", "gc", "--older-than", "0"), "Could not remove",
+              "Permission")  # fmt: skip
+        fails(as_nobody(project, "cache", "verify", "--remove"), "Could not remove",
+              "Permission")  # fmt: skip
+        assert files_under(project / "data") == before
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(project)], check=True)
+        shutil.rmtree(project)
+
+
+@AS_NOBODY
+def test_a_read_only_project_can_be_browsed_and_says_what_it_cannot_do(bad_project):
+    """A colleague's project: `ls`, `show` and `compare` failed ("attempt to write a
+    readonly database": WAL mode writes a file beside the store), `report` with a
+    traceback."""
+    project = shared_copy(bad_project)
+    subprocess.run(["chmod", "-R", "a-w", str(project)], check=True)
+    before = files_under(project)
+    try:
+        for args in (["ls"], ["show", "latest"], ["compare", "1", "2"]):
+            result = as_nobody(project, *args)
+            assert result.code == 0 and TRACEBACK not in result.output, result.output
+        assert "seed" in as_nobody(project, "compare", "1", "2").text  # the --set seed=9
+        fails(as_nobody(project, "report", "latest"), "Permission denied", "reports")
+        assert files_under(project) == before
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(project)], check=True)
         shutil.rmtree(project)

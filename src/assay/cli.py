@@ -49,6 +49,13 @@ class _Group(click.Group):
             if ctx.meta.get("assay.debug"):
                 raise
             _fail(exc)
+        except PermissionError as exc:  # a folder of someone else's, a read-only share
+            if ctx.meta.get("assay.debug"):
+                raise
+            _fail(
+                f"Permission denied: {exc.filename or exc}. This command writes there; run it "
+                "where you may write (your own copy of the project), or as the folder's owner."
+            )
         except KeyboardInterrupt as exc:
             from assay.errors import Terminated
 
@@ -60,7 +67,7 @@ class _Group(click.Group):
             sys.exit(143 if isinstance(exc, Terminated) else 130)
 
 
-def _fail(exc: BaseException, code: int = 1) -> None:
+def _fail(exc: BaseException | str, code: int = 1) -> None:
     from rich.markup import escape
 
     _console(stderr=True).print(f"[bold red]Error:[/] {escape(str(exc))}")

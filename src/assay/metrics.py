@@ -42,6 +42,7 @@ import logging
 import math
 import numbers
 import operator
+import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -300,7 +301,11 @@ def has_table(db: sqlite3.Connection) -> bool:
 
 def connect_readonly(path: str | Path) -> sqlite3.Connection:
     """A read-only connection to the run store (it is never written through it)."""
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    path = Path(path).resolve()
+    # mode=ro still writes WAL's shared-memory file beside the store: where nobody may
+    # write (a colleague's project), nobody writes the store either, so it is immutable.
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+    uri = path.as_uri() + ("?mode=ro" if writable else "?immutable=1")
     db = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_S, check_same_thread=False)
     db.execute("PRAGMA query_only = ON")
     return db

@@ -342,6 +342,9 @@ class RunStore:
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._inherited: list[sqlite3.Connection] = []
+        self.read_only = False
+        """Whether the store is only read (you cannot write to its file or its folder: a
+        colleague's project, a read-only share); recording a run then fails clearly."""
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
@@ -469,7 +472,9 @@ class RunStore:
             rows = db.execute(
                 "SELECT number, host, config_json FROM runs WHERE status = 'running'"
             ).fetchall()
-        gone = []
+        gone: list[int] = []
+        if self.read_only:
+            return gone  # only its owner can settle them
         for number, run_host, config_json in rows:
             try:
                 pid = json.loads(config_json).get("process_id")
@@ -740,8 +745,15 @@ class RunStore:
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that holds SQLite's write lock from its start."""
-        with self._reading() as db, _transaction(db):
-            yield db
+        with self._reading() as db:
+            if self.read_only:
+                raise RunStoreError(
+                    f"The run store {self.path} cannot be written to (permission denied), so "
+                    "no run can be recorded in it. Run from a project folder you can write to "
+                    "(or ask its owner to); reading it (assay ls, show, compare) works."
+                )
+            with _transaction(db):
+                yield db
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
@@ -755,6 +767,11 @@ class RunStore:
                 f"Cannot open the run store {self.path}: the folder {self.path.parent} "
                 "does not exist. Run assay from the project root, or create the folder."
             )
+        self.read_only = self.path.is_file() and not (
+            os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK | os.X_OK)
+        )
+        if self.read_only:
+            return self._read_only_connection()
         try:
             db = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
@@ -781,6 +798,26 @@ class RunStore:
         except BaseException:
             db.close()
             raise
+        self._conn = db
+        return db
+
+    def _read_only_connection(self) -> sqlite3.Connection:
+        """A store nobody may write while we read it (WAL mode would need to write its
+        shared-memory file beside it): opened as immutable."""
+        from urllib.parse import quote
+
+        uri = f"file:{quote(str(self.path.resolve()))}?immutable=1"
+        try:
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            current = self._check_schema(db)
+        except sqlite3.DatabaseError as exc:
+            raise self._explain(exc) from exc
+        if not current:
+            db.close()
+            raise RunStoreError(
+                f"The run store {self.path} is read-only and was written by an older assay: "
+                "it needs upgrading, which needs write access. Open it once with write access."
+            )
         self._conn = db
         return db
 
