@@ -193,11 +193,13 @@ class Record:
         self._node = None
         self._nodes: list = []
         self._state_reads: set | None = None
+        """While a stage runs: where reads of undeclared state entries are noted."""
         self._barrier = None
         """The last stage without outputs planned on it (see ``StageNode.after``)."""
-        """While a stage runs: where reads of undeclared state entries are noted."""
         self._fields: dict[str, str | None] | None = None
         self._held: dict[str, list] = {}
+        """Fields whose values hold functions or classes, with those (filled by
+        :meth:`field_hashes`, see :func:`assay.tracking.held_code`)."""
         if not hide:
             if isinstance(getattr(params, "name", None), str):
                 claim_folder(manager._folders, params.name)
@@ -245,12 +247,6 @@ class Record:
                         found[f.name] = None
                 self._fields = found
         return self._fields
-
-    def held_code(self) -> dict[str, list]:
-        """Fields whose values hold functions or classes, with those (see
-        :func:`assay.tracking.held_code`); filled by :meth:`field_hashes`."""
-        self.field_hashes()
-        return self._held
 
     @property
     def name(self) -> str:

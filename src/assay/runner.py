@@ -975,8 +975,8 @@ def _fields(node: StageNode, reads: frozenset | str) -> list[tuple[str, str | No
         return []
     record = node.record
     hashes = record.field_hashes()
-    held = record._held  # filled by field_hashes()
-    if held:  # functions in fields: keyed on what they call too
+    held = record._held  # filled by field_hashes(): functions in fields, keyed on their code
+    if held and (reads == ALL or not held.keys().isdisjoint(reads)):
         runner = record.manager.runner
         hashes = {k: runner.held_code(v, held[k]) if k in held else v for k, v in hashes.items()}
     cls = type(record.params)

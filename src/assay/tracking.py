@@ -85,9 +85,11 @@ def held_code(value: Any, depth: int = 0) -> list:
     """The functions and classes a parameter value holds: itself, the function of a
     ``functools.partial`` (and its arguments), a bound method's function (and its
     object), the items of a list, tuple, set or dict, and the methods of a dataclass
-    instance, an enum member or a named tuple (see :func:`methods_of`). A stage that reads the field is keyed on
-    their code *and on what that code calls*; the field's hash sees only their own
-    source, so editing a helper they call would go unseen."""
+    instance, an enum member or a named tuple (see :func:`methods_of`).
+
+    A stage that reads the field is keyed on their code *and on what that code
+    calls*; the field's hash sees only their own source, so editing a helper they
+    call would go unseen."""
     if isinstance(value, (types.FunctionType, type)):
         return [value]
     if isinstance(value, types.MethodType):
