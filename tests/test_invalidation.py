@@ -608,6 +608,28 @@ def test_an_aggregate_is_keyed_on_the_methods_of_its_records_parameter_class(lab
 
 
 @pytest.mark.parametrize(
+    ("old", "new", "total"),
+    [
+        pytest.param("DIGITS = 1", "DIGITS = 2", 2.0, id="constant-save-reads"),
+        pytest.param("return round(value, DIGITS)", "return round(value)", 2.0,
+                     id="helper-save-calls"),
+        pytest.param("[float(line)", "[float(line.strip())", 2.0, id="load"),
+    ],
+)  # fmt: skip
+def test_editing_the_projects_own_cacher_recomputes_what_it_keeps(
+    lab: Lab, old: str, new: str, total: float
+):
+    """What a cacher's ``save`` keeps (and its ``load`` gives back) is what later stages
+    see: its code counts as the stage's own, and stages with assay's cachers stay."""
+    assert lab.run("stored") == ["count:s", "thirds:s", "total:s"]
+    assert lab.value("total", "s", "stored") == pytest.approx(0.3 + 0.7 + 1.0)
+    lab.edit("lab/lib/storage.py", old, new)
+    assert lab.run("stored") == ["thirds:s", "total:s"]
+    assert lab.value("total", "s", "stored") == pytest.approx(total)
+    assert lab.run("stored") == []
+
+
+@pytest.mark.parametrize(
     ("old", "new", "stage"),
     [
         pytest.param('re.compile(r"a+")', 're.compile(r"b+")', "words", id="compiled-pattern"),

@@ -35,7 +35,6 @@ import re
 import sys
 import textwrap
 import types
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,11 @@ _SITE_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.se
 _SOURCE_LIMIT = 20_000
 """Longest source text kept in a sidecar per function (the digest covers all of it)."""
 _VALUE_LIMIT = 200
+
+
+def digest_of(parts: dict[str, dict]) -> str:
+    """The digest of a fingerprint's parts (see :meth:`Fingerprinter.fingerprint`)."""
+    return hash_value(sorted((name, part["digest"]) for name, part in parts.items()))
 
 
 def in_project(path: str, root: str) -> bool:
@@ -75,8 +79,9 @@ class Fingerprinter:
         self._distributions: dict[str, list[str]] | None = None
         self._quick: dict[str, list[str]] = {}
 
-    def fingerprint(self, func: Callable) -> tuple[str, dict[str, dict]]:
-        """The digest of ``func``'s code and of everything it uses, and the parts.
+    def fingerprint(self, *code: Any) -> tuple[str, dict[str, dict]]:
+        """The digest of the code of ``code`` (functions, classes) and of everything it
+        uses, and the parts.
 
         The parts map a qualified name (``"experiments.iris.train"``,
         ``"experiments.iris.SCALE"``, ``"package sklearn"``) to a description:
@@ -86,11 +91,11 @@ class Fingerprinter:
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(limit, 20_000))  # long helper chains recurse deeply
         try:
-            self._visit(func, parts, {})
+            for item in code:
+                self._visit(item, parts, {})
         finally:
             sys.setrecursionlimit(limit)
-        digest = hash_value(sorted((name, part["digest"]) for name, part in parts.items()))
-        return digest, parts
+        return digest_of(parts), parts
 
     def fingerprint_value(self, name: str, value: Any) -> str:
         """The digest of something a stage uses by name (a method or constant of a

@@ -242,14 +242,24 @@ class Runner:
         return cachers
 
     def code_of(self, spec: StageSpec) -> tuple[str, dict]:
-        """The fingerprint of a stage's code and what it uses, once per run."""
+        """The fingerprint of a stage's code and what it uses, once per run; with the
+        code of the stage's own cacher classes (a cacher's ``save`` decides what is kept)."""
         found = self._code.get(spec.func)
-        if found is None and spec.version is not None:
+        if found is not None:
+            return found
+        cachers = _own_cacher_classes(spec)
+        if spec.version is not None:
             part = {"kind": "version", "digest": hash_value(("version", spec.version))}
             part["value"] = f"version {spec.version}"
-            found = self._code[spec.func] = (part["digest"], {f"{spec.name} (pinned)": part})
-        if found is None:
-            found = self._code[spec.func] = self._fingerprints().fingerprint(spec.func)
+            found = (part["digest"], {f"{spec.name} (pinned)": part})
+            if cachers:
+                from assay.codeprint import digest_of
+
+                parts = {**found[1], **self._fingerprints().fingerprint(*cachers)[1]}
+                found = (digest_of(parts), parts)
+        else:
+            found = self._fingerprints().fingerprint(spec.func, *cachers)
+        self._code[spec.func] = found
         return found
 
     def attribute_code(self, cls: type, name: str) -> str:
@@ -964,6 +974,20 @@ MAIN_GUARD = (  # said where workers could not start
     '`if __name__ == "__main__":` - worker processes import the script again, and without '
     "that guard each would start a run of its own."
 )
+
+
+def _own_cacher_classes(spec: StageSpec) -> list[type]:
+    """The stage's cacher classes that are not assay's own (the project's, a lab
+    package's): what their ``save`` keeps and their ``load`` gives back is part of what
+    later stages see, so their code is keyed as the stage's is."""
+    found: list[type] = []
+    for entry in spec.cachers or ():
+        if entry is None:
+            continue
+        cls = entry if isinstance(entry, type) else type(entry)
+        if cls.__module__.partition(".")[0] != "assay" and cls not in found:
+            found.append(cls)
+    return found
 
 
 def _fields(node: StageNode, reads: frozenset | str) -> list[tuple[str, str | None]]:
