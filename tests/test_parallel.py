@@ -706,6 +706,17 @@ def test_a_fully_cached_run_on_a_local_dask_cluster_prints_nothing_from_its_work
 
 
 @pytest.mark.slow
+def test_dask_runs_stage_runs_in_the_order_they_were_submitted(tmp_project: Path):
+    """As a process pool does: a run's first parameter set first (Dask ranks tasks sent
+    within 100 ms of each other alike, and ran the last set first)."""
+    run(tmp_project, executor="dask", parallel=1)
+
+    order = list(worker_pids(tmp_project))
+    for stage in ("prepare", "fit", "evaluate", "wait"):
+        assert [s for s in order if s.startswith(f"{stage}:")] == [f"{stage}:{p}" for p in SETS]
+
+
+@pytest.mark.slow
 def test_a_local_dask_cluster_starts_while_another_holds_the_dashboard_port(tmp_project: Path):
     """With ``filterwarnings = error``, Dask's "Port 8787 is already in use" would fail this."""
     taken = socket.socket()
