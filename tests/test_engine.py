@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -478,10 +479,91 @@ def test_make_copy_branches_a_record(tmp_project: Path, calls: Calls):
     assert branch.state["doubled"] == [0, 2, 4]  # from the original's data
     assert "doubled" not in original.state
     assert dict.__getitem__(branch.state, "data") is dict.__getitem__(original.state, "data")
+    assert branch.state["data"] == original.state["data"]
+    assert branch.state["data"] is not original.state["data"]  # its own copy
     assert branch.input_records == [original]
     assert branch in manager.records
     assert hidden not in manager.records
     assert calls.take() == ["load:a", "double:a3"]
+
+
+BRANCHES = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher, PickleCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    extra: int = 0
+
+
+@assay.stage(None, ["items"], [PickleCacher])
+def make_items(record):
+    return [1, 2, 3]
+
+
+@assay.stage(["items"], ["total"], [JsonCacher])
+def add_and_sum(record, items):
+    items.append(record.params.extra)  # changes its input in place
+    return sum(items)
+
+
+@assay.stage(None, ["seen"], [JsonCacher])
+def peek(record):
+    return list(record.state["note"])
+
+
+def get_params():
+    return [Params(name="base"), Params(name="ten", extra=10), Params(name="hundred", extra=100)]
+
+
+def run(param_sets, manager):
+    common = make_items(assay.Record(manager, param_sets[0]))
+    common.state["note"] = ["n"]
+    for params in param_sets:
+        branch = common.make_copy(params)
+        branch.state["note"].append(params.name)
+        add_and_sum(branch)
+        peek(branch)
+"""
+
+
+@pytest.mark.parametrize("options", [{}, {"parallel": 2}], ids=["serial", "process"])
+def test_copies_of_a_record_do_not_share_what_their_stages_change(tmp_project: Path, options: dict):
+    """As in Curifactory, each branch of ``make_copy`` gets its own values: a stage that
+    appends to its input changed the other branches' input (totals 6, 16, 116), and the
+    wrong total was cached; a parallel run gave 106."""
+    (tmp_project / "experiments" / "branches.py").write_text(BRANCHES)
+    manager = assay.run_experiment("branches", project_root=tmp_project, **options)
+
+    totals = {r.name: r.state["total"] for r in manager.records if "total" in r.state}
+    assert totals == {"base": 6, "ten": 16, "hundred": 106}
+    seen = {r.name: r.state["seen"] for r in manager.records if "seen" in r.state}
+    assert seen == {
+        "base": ["n", "base"],
+        "ten": ["n", "ten"],
+        "hundred": ["n", "hundred"],
+    }
+
+
+def test_experiments_in_a_subfolder_are_named_by_their_module_path(tmp_project: Path):
+    """``subexp.first`` and ``subexp.second`` were both named ``subexp`` (the path's
+    "stem"), so their runs and cached results were listed as one experiment's."""
+    sub = tmp_project / "experiments" / "subexp"
+    sub.mkdir()
+    for name in ("first", "second"):
+        shutil.copy(tmp_project / "experiments" / "nocacher.py", sub / f"{name}.py")
+
+    names = [
+        assay.run_experiment(ref, project_root=tmp_project, report=False).experiment_name
+        for ref in ("subexp.first", "subexp.second", str(sub / "first.py"), "nocacher")
+    ]
+
+    assert names == ["subexp.first", "subexp.second", "subexp.first", "nocacher"]
+    with RunStore(tmp_project / "assay.db") as store:
+        assert sorted(run.experiment for run in store.list_runs()) == sorted(names)
 
 
 def test_a_procedure_runs_its_stages_in_order(tmp_project: Path, calls: Calls):

@@ -141,7 +141,7 @@ def run_experiment(
             else load_experiment(experiment, config)
         )
         workers.warm_up(module)
-        experiment_name = _experiment_name(experiment, module)
+        experiment_name = _experiment_name(experiment, module, config)
         sets_given = param_sets is not None
         if param_sets is None:
             param_sets = load_param_sets(list(param_files or []), module, config)
@@ -613,7 +613,17 @@ def _shown(path: str, root: Path, remote: bool) -> str:
         return path
 
 
-def _experiment_name(ref: str | ModuleType, module: ModuleType) -> str:
+def _experiment_name(ref: str | ModuleType, module: ModuleType, config: ProjectConfig) -> str:
+    """The experiment's name in runs, the store and the cache: its module's path under
+    ``experiments/`` (``subexp.example`` for ``experiments/subexp/example.py``), as
+    Curifactory names it; a file elsewhere by its stem."""
+    path = Path(module.__file__ or "").resolve()
+    try:
+        inside = path.relative_to(config.experiments_dir.resolve())
+    except ValueError:
+        inside = None
+    if inside is not None and path.suffix == ".py":
+        return ".".join(inside.with_suffix("").parts)
     if isinstance(ref, ModuleType):
         return module.__name__.rsplit(".", 1)[-1]
     return Path(str(ref)).stem

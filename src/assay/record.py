@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from assay.params import claim_folder
 from assay.plan import MISSING, Artifact
+from assay.staging import Lazy
 
 if TYPE_CHECKING:
     from assay.manager import ArtifactManager
@@ -99,7 +100,9 @@ class State(dict):
     def __getitem__(self, name: str) -> Any:
         self._note(name)
         value = self._visible(name)
-        return value.get() if type(value) is Artifact else value
+        if type(value) is not Artifact:
+            return value
+        return self._record._own(value) if self._record is not None else value.get()
 
     def __contains__(self, name: object) -> bool:
         self._note(name)
@@ -198,6 +201,8 @@ class Record:
         """The last stage without outputs planned on it (see ``StageNode.after``)."""
         self._fields: dict[str, str | None] | None = None
         self._held: dict[str, list] = {}
+        self._copies: dict[int, Any] = {}
+        """The values of artifacts inherited by :meth:`make_copy`, copied on first use."""
         """Fields whose values hold functions or classes, with those (filled by
         :meth:`field_hashes`, see :func:`assay.tracking.held_code`)."""
         if not hide:
@@ -370,18 +375,44 @@ class Record:
     def make_copy(self, param_set: Any = None, add_to_manager: bool = True) -> Record:
         """A new record starting from this one's state (e.g. to branch a pipeline).
 
-        The copy shares the artifacts computed so far (they are not duplicated
-        in memory) and gets ``param_set`` (default: the same parameters).
+        The copy gets ``param_set`` (default: the same parameters) and the
+        artifacts and values in this record's state. Its stages get copies of
+        them, as in Curifactory: a stage that changes its input in place (a list
+        appended to, a frame edited) changes nothing for the other branches. An
+        artifact is copied when the copy first uses it, so one that no stage of
+        the copy reads costs no memory.
         """
+        import copy as copying
+
         copy = Record(
             self.manager,
             param_set if param_set is not None else self.params,
             hide=not add_to_manager,
         )
         copy.input_records = [self]
-        dict.update(copy.state, dict.items(self.state))
+        for name, value in dict.items(self.state):
+            if type(value) is not Artifact:
+                value = _copied(value, copying)
+            dict.__setitem__(copy.state, name, value)
         copy._barrier = self._barrier
         return copy
+
+    def _own(self, artifact: Artifact) -> Any:
+        """An artifact's value as this record's stages see it: for one made on another
+        record (inherited through :meth:`make_copy`), this record's own copy."""
+        value = artifact.get()
+        if (
+            getattr(artifact.node, "record", self) is self
+            or artifact.value is MISSING  # loaded from the cache just now: a new object
+            or isinstance(value, Lazy)  # a handle (resolve=False): it loads a new one
+        ):
+            return value
+        found = self._copies.get(id(artifact), MISSING)
+        if found is MISSING:
+            import copy as copying
+
+            found = self._copies[id(artifact)] = _copied(value, copying)
+        return found
 
     def __repr__(self) -> str:
         return f"Record({self.name!r}, stages={self.stages})"
@@ -391,3 +422,12 @@ class Record:
         from assay.report.notebook import record_html
 
         return record_html(self)
+
+
+def _copied(value: Any, copying: Any) -> Any:
+    """A deep copy of ``value``; the value itself when it cannot be copied (a connection,
+    a lock), as a branch then has to share it."""
+    try:
+        return copying.deepcopy(value)
+    except Exception:
+        return value

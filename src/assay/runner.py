@@ -806,7 +806,7 @@ class Runner:
                     r: (v.get() if type(v) is Artifact else v) for r, v in value.items()
                 }
             else:
-                inputs[name] = value.get() if type(value) is Artifact else value
+                inputs[name] = node.record._own(value) if type(value) is Artifact else value
         inputs.update(node.kwargs)
         return inputs
 
