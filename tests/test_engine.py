@@ -566,6 +566,69 @@ def test_experiments_in_a_subfolder_are_named_by_their_module_path(tmp_project: 
         assert sorted(run.experiment for run in store.list_runs()) == sorted(names)
 
 
+PARTIAL = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import PickleCacher
+
+CALLS = __file__ + ".calls"  # what really ran (a module list would be keyed by value)
+
+
+def note(what):
+    with open(CALLS, "a") as log:
+        log.write(what + "\\n")
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1000
+
+
+@assay.stage([], ["expensive", "cheap"], [PickleCacher] * 2)
+def make_pair(record):
+    kept = record.stage_cachers[0]
+    if kept.check():
+        expensive = kept.load()
+    else:
+        note("expensive")
+        expensive = sum(range(record.params.n))
+    note("cheap")
+    return expensive, "ready"
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        make_pair(assay.Record(manager, params))
+"""
+
+
+def test_a_stage_may_use_its_own_cachers_to_reuse_one_output(tmp_project: Path):
+    """Curifactory's partial caching: ``record.stage_cachers[i].check()`` and ``.load()``
+    inside the stage find what an earlier run kept (they said the cacher had "no place to
+    write yet")."""
+    (tmp_project / "experiments" / "partial.py").write_text(PARTIAL)
+    partial = import_experiment(tmp_project, "partial")
+
+    def run():
+        manager = assay.ArtifactManager("partial", project_root=tmp_project)
+        return partial.make_pair(assay.Record(manager, partial.Params(name="p")))
+
+    def calls():
+        return Path(partial.CALLS).read_text().split()
+
+    assert run().state["expensive"] == 499500
+    assert calls() == ["expensive", "cheap"]
+    (cheap,) = (tmp_project / "data" / "cache").rglob("cheap.pkl")
+    cheap.unlink()
+
+    again = run()
+
+    assert again.state["expensive"] == 499500 and again.state["cheap"] == "ready"
+    assert calls() == ["expensive", "cheap", "cheap"]
+    assert run().state["cheap"] == "ready" and len(calls()) == 3  # all cached now
+
+
 def test_a_procedure_runs_its_stages_in_order(tmp_project: Path, calls: Calls):
     diamond = import_experiment(tmp_project, "diamond")
     manager = assay.ArtifactManager("procedures", project_root=tmp_project)
@@ -882,6 +945,23 @@ def test_every_cacher_round_trips(case: CacherCase, tmp_project: Path):
     assert meta["size"] == sum(f["size"] for f in meta["files"]) > 0
     second.cache.verify(meta)
     case.check(assay.load(key=node.outputs[0].key, project_root=tmp_project), tmp_project)
+
+
+def test_a_cacher_made_by_hand_on_a_cached_file_reads_its_metadata(tmp_project: Path):
+    """Curifactory's inline use: ``TextCacher(path).load()`` and ``.load_metadata()`` on a
+    file of the cache find the sidecar assay wrote beside it (they looked for a
+    ``_metadata.json`` file and found nothing)."""
+    make = _contract_stage(TextCacher(), lambda record: "four", [])
+    manager = assay.ArtifactManager("inline", project_root=tmp_project)
+    make(assay.Record(manager, ContractParams(name="p")))
+    (path,) = manager.cache.stage_dir(manager.plan.nodes[0].key).glob("out.txt")
+
+    by_hand = TextCacher(str(path))
+
+    assert by_hand.load_metadata()["extra"] == {"length": 4}
+    assert by_hand.extra_metadata == {"length": 4}
+    assert by_hand.load() == "four"
+    assert TextCacher(str(tmp_project / "elsewhere.txt")).load_metadata() is None
 
 
 def test_files_a_stage_writes_under_get_dir_are_checked_with_its_file_reference(

@@ -149,6 +149,8 @@ class Cacheable:
                 os.makedirs(folder, exist_ok=True)
         else:
             if self._dir is None:
+                self._dir = self._running_stage_dir()
+            if self._dir is None:
                 raise RuntimeError(
                     f"{type(self).__name__} has no place to write yet: use it in a stage, "
                     "or give it a path (path_override)."
@@ -170,6 +172,18 @@ class Cacheable:
         if path not in self.cache_paths:
             self.cache_paths.append(path)
         return path
+
+    def _running_stage_dir(self) -> Path | None:
+        """Inside the running stage whose output this cacher keeps (``record.stage_cachers``,
+        as Curifactory's partial caching uses them): the stage's folder in the cache, its
+        key fixed now on all its parameters, as :meth:`Record.get_path` does."""
+        record = self.record
+        node = getattr(record, "_node", None)
+        if node is None or not any(a.cacher is self for a in node.outputs):
+            return None
+        folder = Path(record._stage_folder(None))
+        record.manager.cache.localize(node.key, self.name)
+        return folder
 
     def checksummed_file(self, path: str) -> _ChecksummedFile:
         """Open ``path`` for binary writing, hashing the bytes on the way.
@@ -261,11 +275,18 @@ class Cacheable:
             json.dump({"extra": self.extra_metadata}, handle, indent=2, default=str)
 
     def load_metadata(self) -> dict | None:
-        """The artifact's metadata (``self.metadata``), reading it if needed."""
+        """The artifact's metadata (``self.metadata``), reading it if needed.
+
+        A cacher used by hand on a file of the cache (``JsonCacher(path)``) reads the
+        sidecar assay keeps beside it; on a file of its own, what
+        :meth:`save_metadata` wrote.
+        """
         if self.metadata is None and self._dir is None:
-            path = self.get_path("_metadata.json")
-            if os.path.exists(path):
-                with open(path) as handle:
+            path = self.get_path()
+            self.metadata = _sidecar_of(path)
+            extra = self.get_path("_metadata.json")
+            if self.metadata is None and os.path.exists(extra):
+                with open(extra) as handle:
                     self.metadata = json.load(handle)
         if self.metadata is not None:
             self.extra_metadata = self.metadata.get("extra", {})
@@ -283,6 +304,28 @@ class Cacheable:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _sidecar_of(path: str) -> dict | None:
+    """The sidecar (``NAME.meta.json``) in the folder of ``path`` that lists it among
+    its files, if any: the metadata of a cached file opened by its path."""
+    folder, name = os.path.split(os.path.abspath(path))
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.endswith(".meta.json")]
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            with open(entry.path) as handle:
+                meta = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        files = meta.get("files") if isinstance(meta, dict) else None
+        if isinstance(files, list) and any(
+            isinstance(f, dict) and f.get("path") == name for f in files
+        ):
+            return meta
+    return None
 
 
 class PickleCacher(Cacheable):
