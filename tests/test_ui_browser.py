@@ -170,6 +170,15 @@ def test_runs_compare_run_lineage_and_sweep_in_chromium(page, server, tmp_path):
     clean(page)
     screenshot(page, tmp_path, "sweep")
 
+    # Values on a category axis are text: plotly drew "<b>bold</b>" in bold (and would
+    # have drawn a link from an <a> tag).
+    page.goto(f"{server.base}/sweep?experiment=sweep&metric=accuracy&x=model")
+    page.wait_for_selector("#sweep-scatter[data-drawn]")
+    ticks = page.locator("#sweep-scatter .xtick text").all_text_contents()
+    assert "<b>bold</b>" in ticks, ticks
+    assert page.locator("#sweep-scatter .xtick a, #sweep-scatter .xtick [style*=bold]").count() == 0
+    clean(page)
+
 
 def test_a_running_run_updates_live_until_it_ends(page, server, project, tmp_path):
     release = tmp_path / "release"

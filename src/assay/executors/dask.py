@@ -94,9 +94,10 @@ class DaskExecutor(Executor):
                         threads_per_worker=1,
                         processes=True,
                         dashboard_address=None,
-                        # The scheduler's HTTP server (health, metrics) still wants a port:
-                        # take a free one, so another cluster holding 8787 costs no warning.
-                        scheduler_kwargs={"dashboard_address": ":0"},
+                        # The scheduler's HTTP server (health, metrics, worker pages) still
+                        # wants a port: a free one, so another cluster holding 8787 costs no
+                        # warning, on this machine only (":0" listened on every interface).
+                        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                         preload=["assay.executors.dask_worker"],  # Ctrl-C is the run's
                     )
                 self.client = Client(self.cluster)

@@ -113,12 +113,13 @@ def dockerfile(record: dict, wheel_name: str) -> str:
     version = (record.get("provenance") or {}).get("python_version") or run["python"].split()[-1]
     major_minor = ".".join(version.split(".")[:2])
     image = "pypy" if run["python"].lower().startswith("pypy") else "python"
-    home = f"/project/data/runs/{run['id']}"
+    home = f"/project/data/runs/{_folder_name(run['id'])}"
     command = json.dumps(["assay", *spec.cli_args()])
+    about = {k: _one_line(run[k]) for k in ("id", "experiment", "number", "python", "platform")}
     return f"""\
-{MARKER} for run {run["id"]}
-# (experiment {run["experiment"]}, run {run["number"]}, recorded with {run["python"]} on
-# {run["platform"]}). Build: docker build -t IMAGE .   See README.md.
+{MARKER} for run {about["id"]}
+# (experiment {about["experiment"]}, run {about["number"]}, recorded with {about["python"]} on
+# {about["platform"]}). Build: docker build -t IMAGE .   See README.md.
 FROM {image}:{major_minor}-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \\
@@ -196,6 +197,18 @@ def _clear(folder: Path) -> None:
     folder.mkdir(parents=True)
 
 
+def _one_line(value: Any) -> str:
+    """Text for a comment line of the Dockerfile: line breaks (which would start
+    instructions of their own) and other control characters become spaces."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", str(value))
+
+
+def _folder_name(run_id: str) -> str:
+    """The run's folder in the image: its id, with any character a Dockerfile or a shell
+    would read (an id recorded before ids were restricted) replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", run_id) or "_"
+
+
 def _tag(run_id: str) -> str:
     return "assay-" + re.sub(r"[^a-z0-9_.-]+", "-", run_id.lower()).strip("-.")[:100]
 
@@ -219,8 +232,9 @@ def _readme(record: dict, context: DockerContext) -> str:
         if (record.get("provenance") or {}).get("conda")
         else ""
     )
+    folder = _folder_name(run["id"])
     return f"""\
-# Docker image for assay run {run["id"]}
+# Docker image for assay run {_one_line(run["id"])}
 
 Build (needs Docker):
 
@@ -232,9 +246,9 @@ Re-run the experiment as recorded (everything comes from the run's cache):
 
 Recompute everything and compare each artifact with the run's:
 
-    docker run --rm {context.tag} assay reproduce data/runs/{run["id"]}
+    docker run --rm {context.tag} assay reproduce data/runs/{folder}
 
-Explore (the code is in /project, the run in /project/data/runs/{run["id"]}):
+Explore (the code is in /project, the run in /project/data/runs/{folder}):
 
     docker run --rm -it {context.tag} bash
 

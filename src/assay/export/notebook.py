@@ -56,7 +56,7 @@ recorded = {{a["key"]: a["checksum"] for a in RECORDED}}
 with RunStore(CONFIG.store_path) as store:
     again = {{a.key: a.checksum for a in store.artifacts(manager.run_id)}}
 same = [key for key, checksum in recorded.items() if again.get(key) == checksum]
-print(f"{{len(same)}} of {{len(recorded)}} artifacts of {run_id} came out with the same key and checksum")"""
+print(f"{{len(same)}} of {{len(recorded)}} artifacts of {{RUN_ID}} came out with the same key and checksum")"""
 
 
 def write_notebook(
@@ -158,7 +158,7 @@ def notebook_cells(
         ("markdown", "The experiment again, as recorded. Stages whose results are cached are "
                      "reused; set `overwrite=True` to recompute everything."),
         ("code", f"manager = assay.run_experiment(\n{arguments})\nmanager.run_info"),
-        ("code", _COMPARE.format(run_id=run["id"])),
+        ("code", _COMPARE.format()),
     ]  # fmt: skip
     return cells
 

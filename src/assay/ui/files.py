@@ -63,6 +63,12 @@ _SERVED_TYPES = {
 }
 
 
+_LONGEST_NAME = 255
+"""Bytes in one file name on the usual file systems: longer ones cannot exist (and asking
+the system about one is an error, not a "no")."""
+_LONGEST_PATH = 4096
+
+
 class Refused(Exception):
     """A path from a request that points outside the served folders (or is malformed)."""
 
@@ -98,6 +104,10 @@ class Folders:
         candidate = Path(text)
         if candidate.is_absolute() or candidate.drive or text.startswith("~"):
             raise Refused(f"absolute paths are not served: {text!r}")
+        if len(text) > _LONGEST_PATH or any(
+            len(p.encode()) > _LONGEST_NAME for p in candidate.parts
+        ):
+            raise Refused(f"too long a path for any file here: {text[:40]!r}...")
         try:
             resolved = (base / candidate).resolve()
         except (OSError, RuntimeError) as exc:  # a symlink loop

@@ -9,6 +9,12 @@
     return String(value).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   }
 
+  // A value on an axis: numbers as they are (a linear axis), anything else escaped (a
+  // category axis shows its text, and plotly would read tags in it).
+  function axisValue(value) {
+    return typeof value === "number" ? value : esc(value);
+  }
+
   var CONFIG = { responsive: true, displaylogo: false };
 
   function getJson(url) {
@@ -25,7 +31,7 @@
         container.appendChild(box);
         var longest = Math.max.apply(null, chart.lines.map(function (line) { return line.x.length; }));
         var traces = chart.lines.map(function (line) {
-          return { x: line.x, y: line.y, name: esc(line.name), mode: "lines+markers", type: "scatter" };
+          return { x: (line.x || []).map(axisValue), y: line.y, name: esc(line.name), mode: "lines+markers", type: "scatter" };
         });
         Plotly.newPlot(box, traces, {
           title: { text: esc(chart.metric) },
@@ -145,7 +151,7 @@
           type: "scatter",
           mode: "markers",
           name: data.color ? esc(data.color + " = " + JSON.parse(key)) : esc(metric),
-          x: group.map(function (p) { return data.x ? p.params[data.x] : p.param_set; }),
+          x: group.map(function (p) { return axisValue(data.x ? p.params[data.x] : p.param_set); }),
           y: group.map(function (p) { return p.value; }),
           text: group.map(function (p) { return esc("run " + p.run + " · " + p.param_set); }),
           marker: { size: 11, opacity: 0.8 }
