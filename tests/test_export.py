@@ -568,7 +568,7 @@ def test_odd_experiment_names_give_safe_run_ids_notebooks_and_dockerfiles(
     text = dockerfile(record, "assay-0-py3-none-any.whl")
     instructions = parse_dockerfile(text)
     assert not any(name == "RUN" and "curl" in arguments for name, arguments in instructions)
-    assert 'an_old_id_RUN_curl_evil.example_sh' in dict(instructions)["ENV"]
+    assert "an_old_id_RUN_curl_evil.example_sh" in dict(instructions)["ENV"]
 
 
 def test_export_docker_builds_when_an_engine_answers(tmp_project: Path, monkeypatch) -> None:
