@@ -501,6 +501,7 @@ class Params(assay.ExperimentParameters):
 
 @assay.stage(None, ["items"], [PickleCacher])
 def make_items(record):
+    record.state["side"] = 41  # by hand, once the stage runs (after make_copy is planned)
     return [1, 2, 3]
 
 
@@ -512,7 +513,7 @@ def add_and_sum(record, items):
 
 @assay.stage(None, ["seen"], [JsonCacher])
 def peek(record):
-    return list(record.state["note"])
+    return list(record.state["note"]) + [record.state.get("side")]
 
 
 def get_params():
@@ -534,7 +535,9 @@ def run(param_sets, manager):
 def test_copies_of_a_record_do_not_share_what_their_stages_change(tmp_project: Path, options: dict):
     """As in Curifactory, each branch of ``make_copy`` gets its own values: a stage that
     appends to its input changed the other branches' input (totals 6, 16, 116), and the
-    wrong total was cached; a parallel run gave 106."""
+    wrong total was cached; a parallel run gave 106. What the original's stage put in the
+    state by hand reaches the copies too (it was missing: the copy was made while the run
+    was planned, before the stage ran)."""
     (tmp_project / "experiments" / "branches.py").write_text(BRANCHES)
     manager = assay.run_experiment("branches", project_root=tmp_project, **options)
 
@@ -542,9 +545,9 @@ def test_copies_of_a_record_do_not_share_what_their_stages_change(tmp_project: P
     assert totals == {"base": 6, "ten": 16, "hundred": 106}
     seen = {r.name: r.state["seen"] for r in manager.records if "seen" in r.state}
     assert seen == {
-        "base": ["n", "base"],
-        "ten": ["n", "ten"],
-        "hundred": ["n", "hundred"],
+        "base": ["n", "base", 41],
+        "ten": ["n", "ten", 41],
+        "hundred": ["n", "hundred", 41],
     }
 
 

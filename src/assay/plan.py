@@ -240,8 +240,8 @@ class Plan:
             node.upstream.append(("non-deterministic", os.urandom(16).hex()))
         for dep in node.deps:
             dep.consumers.append(node)
-        if record._barrier is not None or records:
-            barriers = {}
+        if record._barrier is not None or records or record._copied_after:
+            barriers = {id(n): n for n in record._copied_after}
             for other in (record, *(records or ())):
                 if other._barrier is not None:
                     barriers[id(other._barrier)] = other._barrier

@@ -97,6 +97,12 @@ class State(dict):
 
             reads.add(STATE_READ + name)
 
+    def __setitem__(self, name: str, value: Any) -> None:
+        dict.__setitem__(self, name, value)
+        record = self._record
+        if record is not None and record._node is not None:  # put there by a running stage
+            record._set_by[name] = record._node.index
+
     def __getitem__(self, name: str) -> Any:
         self._note(name)
         value = self._visible(name)
@@ -203,6 +209,15 @@ class Record:
         self._held: dict[str, list] = {}
         self._copies: dict[int, Any] = {}
         """The values of artifacts inherited by :meth:`make_copy`, copied on first use."""
+        self._set_by: dict[str, int] = {}
+        """State entries put in by hand by a running stage: the index of its stage run."""
+        self._origin: tuple[Record, int] | None = None
+        """For a copy: the record it was copied from, and how many stage runs the run had
+        planned then (see :meth:`_inherit_late`)."""
+        self._copied_after: tuple = ()
+        """For a copy: the stage runs its stages start after (those of the record it was
+        copied from, planned before the copy), so that what they put in the state by hand
+        is there."""
         """Fields whose values hold functions or classes, with those (filled by
         :meth:`field_hashes`, see :func:`assay.tracking.held_code`)."""
         if not hide:
@@ -395,7 +410,28 @@ class Record:
                 value = _copied(value, copying)
             dict.__setitem__(copy.state, name, value)
         copy._barrier = self._barrier
+        copy._origin = (self, len(self.manager.runner.plan.nodes))
+        copy._copied_after = (*self._copied_after, *self._nodes)
         return copy
+
+    def _inherit_late(self) -> None:
+        """Before a stage of a copy runs: the values that stages of the original, called
+        before :meth:`make_copy`, put in the state by hand once they ran. A run is planned
+        before it executes, so at copy time they were not there yet; in Curifactory,
+        which executes at once, the copy has them."""
+        if self._origin is None:
+            return
+        import copy as copying
+
+        origin, planned = self._origin
+        origin._inherit_late()
+        for name, index in list(origin._set_by.items()):
+            if index >= planned or dict.__contains__(self.state, name):
+                continue
+            value = dict.get(origin.state, name)
+            if type(value) is not Artifact:
+                dict.__setitem__(self.state, name, _copied(value, copying))
+                self._set_by[name] = index
 
     def _own(self, artifact: Artifact) -> Any:
         """An artifact's value as this record's stages see it: for one made on another

@@ -548,6 +548,7 @@ class Runner:
             done: Future = Future()
             done.set_result(None)
             return done
+        node.record._inherit_late()
         task = remote.make_task(node, self.manager)
         try:
             payload = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
@@ -657,6 +658,7 @@ class Runner:
             self.computed.add(node.key)
         for name, value in result.state.items():  # put in the record's state by hand
             dict.__setitem__(node.record.state, name, value)
+            node.record._set_by[name] = node.index
         if result.reportables:
             node.reportables = pickle.loads(result.reportables)
             for reportable in node.reportables:
@@ -707,6 +709,7 @@ class Runner:
             self._reuse(node)
             return
         planned_key = node.key
+        record._inherit_late()
         inputs = self._resolve_inputs(node)
         node.status = "running"
         cache = manager.cache
