@@ -164,6 +164,11 @@ def test_duplicate_parameter_set_names(bad_project):
         pytest.param(
             "numbered", ["named 1 (int): names must be text", "name='1'"], id="name-not-text"
         ),
+        pytest.param(
+            "longname",
+            ["has a name of 300 characters, too long", "shorter name"],
+            id="name-too-long-for-a-folder",
+        ),
     ],
 )
 def test_parameter_sets_that_would_mix_up_results_are_refused(bad_project, param_file, fragments):

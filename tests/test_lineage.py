@@ -126,3 +126,40 @@ def test_the_lineage_command_draws_a_tree(diamond: Path) -> None:
     assert (
         bad.code == 1 and "Cannot tell which artifact" in bad.text and "Traceback" not in bad.output
     )
+
+
+DOTTED = """
+import assay
+from assay.caching import JsonCacher
+
+
+@assay.stage(outputs=["scores.v2"], cachers=[JsonCacher])
+def score(record):
+    return [1, 2]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        score(assay.Record(manager, params))
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="p")]
+"""
+
+
+def test_an_output_with_a_dot_in_its_name_is_traced_and_loaded(
+    tmp_project: Path, monkeypatch
+) -> None:
+    """Keys were split at their last dot: "No artifact" for ``scores.v2``."""
+    import assay
+
+    (tmp_project / "experiments" / "dotted.py").write_text(DOTTED)
+    manager = run_experiment("dotted", project_root=tmp_project)
+    monkeypatch.chdir(tmp_project)
+    (scores,) = manager.plan.nodes[0].outputs
+
+    assert lineage(scores.key).output == "scores.v2"
+    assert lineage("dotted/p/score/scores.v2").key == scores.key
+    assert assay.load(key=scores.key) == [1, 2]
+    assert assay.load("scores.v2", param_set="p", experiment="dotted") == [1, 2]

@@ -643,7 +643,9 @@ class PathRef(Cacheable):
         if os.path.abspath(str(obj)) != os.path.abspath(path):
             raise ValueError(
                 f"the stage returned {obj!r}, but PathRef output {self.name!r} must be written "
-                f"to, and returned as, {path} (ask for it with record.get_path({self.name!r}))."
+                f"to, and returned as, {path} (ask for it with "
+                f"record.get_path({os.path.basename(path)!r}), or with "
+                "record.stage_cachers[i].get_path() for output number i)."
             )
         if not os.path.exists(path):
             raise FileNotFoundError(f"the stage did not write {path}")

@@ -87,6 +87,13 @@ def artifact_key(stage_run_key: str, output: str) -> str:
     return f"{stage_run_key}.{output}"
 
 
+def split_artifact_key(key: str) -> tuple[str, str]:
+    """``(stage run key, output name)`` of an artifact's key. The stage run key has no
+    dot, and an output's name may have some (``"scores.v2"``)."""
+    stage_key, _, output = key.partition(".")
+    return stage_key, output
+
+
 STATE_READ = "state:"
 """How a stage's read of an undeclared ``record.state`` entry is named among its reads
 (``state:data``); no field name has a colon."""

@@ -27,7 +27,7 @@ from typing import Any
 
 from assay.cache import CacheStore, open_cache_at
 from assay.errors import AssayError, CacheError
-from assay.keys import is_artifact_key
+from assay.keys import is_artifact_key, split_artifact_key
 
 __all__ = ["LineageInput", "LineageNode", "find_artifact", "lineage"]
 
@@ -130,7 +130,7 @@ def find_artifact(ref: str, cache: CacheStore) -> tuple[CacheStore, dict]:
 
     text = str(ref).strip()
     if is_artifact_key(text):
-        stage_key, _, output = text.rpartition(".")
+        stage_key, output = split_artifact_key(text)
         meta = cache.read_meta(stage_key, output)
         if meta is None:
             raise CacheError(f"No artifact with key {text!r} in the cache {cache.location}.")
@@ -203,7 +203,7 @@ class _Walker:
         found = LineageInput(name=name, record_hash=entry[1] if len(entry) == 3 else None)
         if isinstance(last, str) and is_artifact_key(last):
             found.key = last
-            stage_key, _, output = last.rpartition(".")
+            stage_key, output = split_artifact_key(last)
             meta = self.cache.read_meta(stage_key, output)
             if meta is None:
                 found.node = LineageNode(key=last, output=output, problem="no longer in the cache")

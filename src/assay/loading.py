@@ -19,6 +19,7 @@ from typing import Any
 from assay.cache import CacheStore, open_cache
 from assay.config import ProjectConfig
 from assay.errors import CacheError
+from assay.keys import split_artifact_key
 
 
 def load(
@@ -56,7 +57,7 @@ def load(
     config = ProjectConfig.load(project_root).with_cache_dir(cache_dir)
     cache = open_cache(config)
     if key is not None:
-        stage_key, _, output = key.rpartition(".")
+        stage_key, output = split_artifact_key(key)
         meta = cache.read_meta(stage_key, output)
         if meta is None:
             raise CacheError(f"No cached artifact has key {key!r} in {cache.location}.")

@@ -600,6 +600,7 @@ def check_unique_names(param_sets: Iterable[Any]) -> None:
 
 
 _safe: Callable[[str], str] | None = None
+_LONGEST_FOLDER = 255
 
 
 def claim_folder(folders: dict[str, str], name: str) -> None:
@@ -609,7 +610,15 @@ def claim_folder(folders: dict[str, str], name: str) -> None:
     global _safe
     if _safe is None:  # assay.cache is imported on first use, not with assay
         from assay.cache import _safe
-    other = folders.setdefault(_safe(name), name)
+    folder = _safe(name)
+    if len(folder.encode()) > _LONGEST_FOLDER:
+        raise ParameterError(
+            f"Parameter set {name[:60]!r}... has a name of {len(name)} characters, too long "
+            f"for the folder its results are filed under (by-name/EXPERIMENT/NAME; a folder "
+            f"name has at most {_LONGEST_FOLDER} bytes on most file systems). Give it a "
+            "shorter name."
+        )
+    other = folders.setdefault(folder, name)
     if other != name:
         raise ParameterError(
             f"Parameter sets {other!r} and {name!r} would share the cache folder "

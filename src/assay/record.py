@@ -207,6 +207,8 @@ class Record:
         """The last stage without outputs planned on it (see ``StageNode.after``)."""
         self._fields: dict[str, str | None] | None = None
         self._held: dict[str, list] = {}
+        """Fields whose values hold functions or classes, with those (filled by
+        :meth:`field_hashes`, see :func:`assay.tracking.held_code`)."""
         self._copies: dict[int, Any] = {}
         """The values of artifacts inherited by :meth:`make_copy`, copied on first use."""
         self._set_by: dict[str, int] = {}
@@ -218,8 +220,6 @@ class Record:
         """For a copy: the stage runs its stages start after (those of the record it was
         copied from, planned before the copy), so that what they put in the state by hand
         is there."""
-        """Fields whose values hold functions or classes, with those (filled by
-        :meth:`field_hashes`, see :func:`assay.tracking.held_code`)."""
         if not hide:
             if isinstance(getattr(params, "name", None), str):
                 claim_folder(manager._folders, params.name)

@@ -43,6 +43,7 @@ from assay.export.snapshot import (
     requirements_txt,
     write_snapshot,
 )
+from assay.keys import split_artifact_key
 from assay.run_record import build_run_record, write_json
 from assay.store import RunStore
 
@@ -190,7 +191,7 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
     done: set[str] = set()
     code_parts: set[str] = set()
     for artifact in record["artifacts"]:
-        stage_key, _, output = artifact["key"].rpartition(".")
+        stage_key, output = split_artifact_key(artifact["key"])
         meta = source.read_meta(stage_key, output)
         if meta is None:
             missing.append(artifact["key"])
@@ -282,7 +283,7 @@ def portable(record: dict, root: Path) -> dict:
     record = relative(record)
     record["run"]["config"]["cache_dir"] = "cache"
     for artifact in record["artifacts"]:
-        stage_key = artifact["key"].rpartition(".")[0]
+        stage_key = split_artifact_key(artifact["key"])[0]
         parts = artifact["path"].replace(os.sep, "/").split(f"/{stage_key}", 1)
         rest = parts[1] if len(parts) == 2 else ""
         artifact["path"] = f"cache/objects/{stage_key[:2]}/{stage_key}{rest}"

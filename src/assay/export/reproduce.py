@@ -43,6 +43,7 @@ from assay.cache import CacheStore
 from assay.errors import AssayError, CorruptArtifactError
 from assay.export.differences import describe_difference, values_equal
 from assay.export.full import require_export
+from assay.keys import split_artifact_key
 from assay.run_record import read_run_record
 
 __all__ = ["ArtifactCheck", "RerunSpec", "Reproduction", "reproduce", "rerun_spec"]
@@ -317,8 +318,7 @@ def _files(meta: dict) -> list[tuple[str, str]]:
 
 
 def _split(key: str) -> tuple[str, str]:
-    stage_key, _, output = key.rpartition(".")
-    return stage_key, output
+    return split_artifact_key(key)
 
 
 def _new_artifacts(store_path: Path, result: Reproduction) -> list:
