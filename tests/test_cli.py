@@ -132,6 +132,16 @@ def test_run_twice_executes_then_reuses_everything(tmp_project: Path, calls: Cal
     assert set(stage_rows(tmp_project).values()) == {"cached"}
 
 
+def test_verbose_logs_every_stage_run_executed_or_reused(tmp_project: Path):
+    """``-v`` logged only the stage runs that executed."""
+    first = ok(run_cli("run", "diamond", "-v", "--no-report", cwd=tmp_project))
+    assert first.text.count(" executed in ") == 9, first
+
+    second = ok(run_cli("run", "diamond", "-v", "--no-report", cwd=tmp_project))
+    assert second.text.count(" reused from the cache") == 9, second
+    assert "combine [a] reused from the cache" in second.text
+
+
 def test_editing_a_stage_recomputes_it_and_its_downstream_only(tmp_project: Path, calls: Calls):
     ok(run_cli("run", "diamond", cwd=tmp_project))
     edit(

@@ -1032,6 +1032,15 @@ def test_an_unknown_start_method_is_named_and_nothing_runs(tmp_project: Path, ca
     assert not (tmp_project / "data" / "cache").exists()
 
 
+def test_parallel_with_the_serial_executor_is_refused_not_ignored(tmp_project: Path, calls: Calls):
+    """The run went serially without a word, and was recorded with ``parallel: 2``."""
+    result = run_cli("run", "scaled", "--executor", "serial", "--parallel", "2", cwd=tmp_project)
+
+    assert result.code != 0 and "Traceback" not in result.text, result
+    assert "--parallel 2 asks for worker processes, but --executor serial" in result.text, result
+    assert calls.take() == []
+
+
 DRAWS = """
 import logging, sys
 from dataclasses import dataclass

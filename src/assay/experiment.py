@@ -131,6 +131,12 @@ def run_experiment(
     executor_name = executor or ("process" if parallel else "serial")
     if dask_address and executor_name != "dask":
         raise ConfigError("--dask-address needs --executor dask.")
+    if parallel and executor_name == "serial":
+        raise ConfigError(
+            f"--parallel {parallel} asks for worker processes, but --executor serial runs "
+            "every stage in this process. Leave out one of them (--parallel alone uses "
+            "--executor process)."
+        )
     options: dict[str, Any] = {"workers": parallel} if parallel else {}
     if executor_name == "dask":
         options["address"] = dask_address

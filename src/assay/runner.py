@@ -432,6 +432,13 @@ class Runner:
                 )
             else:
                 node.status, node.reason = "unneeded", "nothing that runs needs its outputs"
+        if log.isEnabledFor(logging.DEBUG):  # --verbose: every stage run, not only those run
+            for node in nodes:
+                if node.status == "cached":
+                    log.debug("%s [%s] reused from the cache", node.spec.name, node.record_label)
+                elif node.status == "unneeded":
+                    log.debug("%s [%s] not needed: %s", node.spec.name, node.record_label,
+                              node.reason)  # fmt: skip
 
     @staticmethod
     def _needed(node: StageNode) -> bool:
