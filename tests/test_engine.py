@@ -632,6 +632,65 @@ def test_a_stage_may_use_its_own_cachers_to_reuse_one_output(tmp_project: Path):
     assert run().state["cheap"] == "ready" and len(calls()) == 3  # all cached now
 
 
+OWN_FILES = """
+import json
+import os
+from pathlib import Path
+
+import assay
+from assay.caching import FileReferenceCacher, PathRef
+
+
+@assay.stage(outputs=["folder"], cachers=[PathRef])
+def export(record):
+    path = record.get_path("folder")
+    os.makedirs(path, exist_ok=True)
+    Path(path, "0.txt").write_text("x")
+    return path
+
+
+@assay.stage(outputs=["files"], cachers=[FileReferenceCacher])
+def write_files(record):
+    path = Path(record.get_dir("tables")) / "0.json"
+    path.write_text(json.dumps({"i": 0}))
+    return [str(path)]
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        record = assay.Record(manager, params)
+        export(record)
+        write_files(record)
+"""
+
+
+def test_dry_cache_writes_nothing_into_the_cache_even_files_stages_write_themselves(
+    tmp_project: Path,
+):
+    """``record.get_path``/``get_dir`` gave folders in the cache, and a ``PathRef`` stage
+    that executed dropped its cached entry's sidecar, under "never write the cache"."""
+    (tmp_project / "experiments" / "own_files.py").write_text(OWN_FILES)
+    cache = tmp_project / "data" / "cache"
+
+    dry = assay.run_experiment("own_files", project_root=tmp_project, dry_cache=True)
+    assert {n.status for n in dry.plan.nodes} == {"executed"}
+    assert not (cache / "objects").exists() or not any((cache / "objects").rglob("*"))
+    assert Path(dry.records[0].state["folder"], "0.txt").read_text() == "x"
+
+    assay.run_experiment("own_files", project_root=tmp_project)
+    before = snapshot(cache)
+    again = assay.run_experiment(
+        "own_files", project_root=tmp_project, dry_cache=True, overwrite=True
+    )
+    assert {n.status for n in again.plan.nodes} == {"executed"}
+    assert snapshot(cache) == before
+    assert not again.records[0].state["files"][0].startswith(str(cache))
+
+
 def test_a_procedure_runs_its_stages_in_order(tmp_project: Path, calls: Calls):
     diamond = import_experiment(tmp_project, "diamond")
     manager = assay.ArtifactManager("procedures", project_root=tmp_project)

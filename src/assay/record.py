@@ -380,6 +380,8 @@ class Record:
         if node.key is None or (node is self._node and node.tracks_reads):
             # The folder is named by the key: fix it now, on the whole parameter set.
             self.manager.runner.key_on_all(node)
+        if self.manager.dry_cache:  # the cache is read, never written
+            return str(self.manager.scratch_dir(node.key))
         return str(self.manager.cache.ensure_dir(self.manager.cache.stage_dir(node.key)))
 
     def _last_node(self):

@@ -721,7 +721,7 @@ class Runner:
         node.status = "running"
         cache = manager.cache
         for artifact in node.outputs:
-            if getattr(artifact.cacher, "writes_in_place", False):
+            if getattr(artifact.cacher, "writes_in_place", False) and not manager.dry_cache:
                 cache.prepare_in_place(node.key, artifact.name)
         previous = (
             manager.current_stage_name,
