@@ -168,6 +168,12 @@ def test_user_hash_overrides_the_computed_one():
     assert Basic().args_hash() == Basic().params_hash()
 
 
+def test_params_hash_dry_shows_what_is_hashed_as_curifactory_does():
+    """Curifactory 0.20's ``params_hash(dry=True)`` raised a TypeError here."""
+    assert Basic().params_hash(dry=True) == Basic().args_hash(dry=True)
+    assert isinstance(Basic().params_hash(dry=True), dict)
+
+
 def test_hash_fields_are_sorted_and_filtered():
     names = [name for name, _ in Basic()._hash_fields()]
     assert names == sorted(names)

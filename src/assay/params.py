@@ -128,22 +128,23 @@ class ExperimentParameters:
                 pairs.append((name, value))
         return pairs
 
-    def params_hash(self) -> str:
+    def params_hash(self, dry: bool = False) -> str | dict[str, Any]:
         """This parameter set's hash: the ``hash`` field if set, else computed.
 
         The computed hash covers the class name and every hashed field, so two
         parameter classes with identical fields still hash differently. It is
         recomputed on every call: change a field and the hash follows.
+        ``dry=True`` gives what is hashed instead, field by field (as Curifactory's).
         """
+        if dry:
+            return dict(self._hash_fields())
         if self.hash is not None:
             return self.hash
         return hash_value(self)
 
     def args_hash(self, dry: bool = False) -> str | dict[str, Any]:
         """Curifactory name of :meth:`params_hash`; ``dry=True`` shows what is hashed."""
-        if dry:
-            return dict(self._hash_fields())
-        return self.params_hash()
+        return self.params_hash(dry=dry)
 
 
 Params = ExperimentParameters
