@@ -314,6 +314,13 @@ def test_an_output_count_mismatch_names_stage_and_parameter_set(bad_project):
     assert "/assay/" not in result.output
 
 
+@pytest.mark.parametrize("options", [{}, {"parallel": 2}], ids=["serial", "process"])
+def test_an_output_count_mismatch_is_raised_as_curifactory_raises_it(bad_project, options):
+    """``except OutputSignatureError`` caught nothing: it came wrapped in StageFailed."""
+    with pytest.raises(OutputSignatureError, match="'fit' for parameter set 'alpha'"):
+        assay.run_experiment("output_mismatch", project_root=bad_project, **options)
+
+
 def test_a_cachers_list_of_the_wrong_length_fails_when_the_stage_is_defined(bad_project):
     with pytest.raises(CachersMismatchError, match=r"'fit' declares 2 output\(s\)"):
 

@@ -31,7 +31,14 @@ from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from assay.caching import Cacheable, PickleCacher
-from assay.errors import AssayError, CacheError, CorruptArtifactError, StageError, StageFailed
+from assay.errors import (
+    AssayError,
+    CacheError,
+    CorruptArtifactError,
+    OutputSignatureError,
+    StageError,
+    StageFailed,
+)
 from assay.executor import Executor, get_executor
 from assay.hashing import hash_value
 from assay.keys import ALL, STATE_READ, read_key
@@ -745,7 +752,6 @@ class Runner:
                 returned = spec.func(record, node.records, **inputs)
             else:
                 returned = spec.func(record, *node.args, **inputs)
-            values = spec.split_outputs(returned)
         except BaseException as exc:
             node.duration = time.perf_counter() - start
             node.status = "failed"
@@ -774,6 +780,12 @@ class Runner:
                 record._state_reads,
             ) = previous
         node.duration = time.perf_counter() - start
+        try:  # raised as itself, as Curifactory does (`except OutputSignatureError`)
+            values = spec.split_outputs(returned, node.record_label)
+        except OutputSignatureError:
+            node.status = "failed"
+            self.observer.stage_finished(node)
+            raise
         if reads is not None:
             if node.tracks_reads:
                 node.reads = frozenset(reads)

@@ -117,8 +117,9 @@ class StageSpec:
         out = self.outputs[index]
         return not isinstance(out, Lazy) or out.resolve
 
-    def split_outputs(self, returned: Any) -> tuple:
-        """The values a stage returned, one per declared output, or a clear error."""
+    def split_outputs(self, returned: Any, label: str | None = None) -> tuple:
+        """The values a stage returned, one per declared output, or a clear error (which
+        names the parameter set ``label`` if given)."""
         count = len(self.outputs)
         if count == 0:
             return ()
@@ -127,8 +128,9 @@ class StageSpec:
             got = f"a tuple of {len(values)}" if isinstance(returned, tuple) else "1 value"
             if returned is None:
                 got = "None"
+            where = f" for parameter set {label!r}" if label is not None else ""
             raise OutputSignatureError(
-                f"Stage {self.name!r} returned {got}, but it declares {count} output(s) "
+                f"Stage {self.name!r}{where} returned {got}, but it declares {count} output(s) "
                 f"{self.output_names}. Return exactly one value per output "
                 "(several outputs as a tuple: `return a, b`)."
             )
