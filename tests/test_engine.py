@@ -1542,6 +1542,36 @@ def run(param_sets, manager):  # unused: the tests call the stages as notebook c
 """
 
 
+def test_a_notebook_manager_records_a_run_and_writes_its_report(tmp_project: Path):
+    """Curifactory's ``manager.generate_report()``: an AttributeError before."""
+    diamond = import_experiment(tmp_project, "diamond")
+    manager = assay.ArtifactManager("nb", project_root=tmp_project)
+    record = diamond.load(assay.Record(manager, diamond.Params(name="a")))
+
+    page = manager.generate_report()
+
+    assert page is not None and page.is_file() and manager.run_number == 1
+    assert "load" in page.read_text()
+    diamond.double(record)
+    assert manager.generate_report() == page  # the same run, recorded again
+    with RunStore(tmp_project / "assay.db") as store:
+        (run,) = store.list_runs()
+        assert (run.experiment, run.status) == ("nb", "completed")
+        assert [(s.stage, s.status) for s in store.stages(run.id)] == [
+            ("load", "executed"),
+            ("double", "executed"),
+        ]
+        assert [p.name for p in store.param_sets(run.id)] == ["a"]
+    export = run_cli("export", "full", "latest", cwd=tmp_project)
+    assert export.code == 0, export
+    (folder,) = (tmp_project / "data" / "runs").iterdir()
+    again = run_cli("reproduce", str(folder), cwd=tmp_project)
+    assert again.code != 0 and "generate_report()" in again.text, again
+    assert (
+        assay.ArtifactManager("dry", dry=True, project_root=tmp_project).generate_report() is None
+    )
+
+
 def test_a_notebook_manager_sees_edits_made_between_cells(tmp_project: Path):
     """A live manager outlives many edits: each stage call takes code and parameters as
     they are now, never a fingerprint or hash remembered from an earlier cell."""

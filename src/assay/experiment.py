@@ -541,6 +541,49 @@ _STAGE_STATUS = {
 }
 
 
+def record_session(manager: ArtifactManager) -> Path | None:
+    """Record what a manager used in a notebook has run so far as a run of the run store,
+    and write its report (see :meth:`ArtifactManager.generate_report`)."""
+    from assay.metrics import record_run_metrics
+    from assay.report import write_report
+
+    config = manager.config
+    sets = {}
+    for record in manager.records:
+        params = record.params
+        if params is not None and not record.is_aggregate:
+            sets.setdefault(params.name, params)
+    with RunStore(config.store_path) as store:
+        if manager.run_info is None:
+            manager.run_info = store.begin_run(
+                manager.experiment_name,
+                command=manager.run_line or "(interactive session)",
+                notes=manager.notes,
+                param_names=list(sets),
+                config={
+                    "interactive": True,
+                    "prefix": manager.prefix,
+                    "cache_dir": config.cache_location,
+                    "dry_cache": manager.dry_cache,
+                    "lazy": manager.lazy,
+                },
+            )
+            manager.run_info = record_provenance(store, manager.run_info, config)
+        else:  # reported before: recorded again, with what ran since
+            store.forget_details(manager.run_id)
+        store.record_param_sets(
+            manager.run_id,
+            [
+                ParamSetInfo(p.name, manager.params_hash(p), _qualified(type(p)), describe(p))
+                for p in sets.values()
+            ],
+        )
+        record_run_metrics(store, manager)
+        _record_outcome(store, manager, "completed", None)
+        write_run_record(store, config, manager.run_id)
+    return write_report(manager, raise_errors=True)
+
+
 def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, error: str | None):
     stages, artifacts = [], []
     loaded = {id(a) for a in manager.runner.loaded}

@@ -135,6 +135,26 @@ class ArtifactManager:
         """The run's number in the run store, or ``None`` if it is not recorded."""
         return self.run_info.number if self.run_info is not None else None
 
+    def generate_report(self) -> Path | None:
+        """Record the stage runs of this manager so far as a run of the run store, and
+        write the run's HTML report in ``reports/RUN_ID/``, as Curifactory's
+        ``generate_report()`` does in a notebook. The first call gives the session a run
+        number (``assay ls`` lists it, the dashboard shows it); later calls record that
+        run again with the stages run since, and rewrite its report. Returns the
+        report page (``None`` for a dry manager, which records nothing).
+
+        Example::
+
+            manager = assay.ArtifactManager("scratch")
+            train(load_data(assay.Record(manager, Params(name="small"))))
+            manager.generate_report()  # reports/scratch-0001-.../index.html
+        """
+        if self.dry:
+            return None
+        from assay.experiment import record_session
+
+        return record_session(self)
+
     def _call_stage(self, spec, record, args, kwargs, records):
         return self.runner.call_stage(spec, record, args, kwargs, records)
 

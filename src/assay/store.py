@@ -539,6 +539,16 @@ class RunStore:
 
     # -- what a run did ------------------------------------------------------
 
+    def forget_details(self, run_id: str) -> None:
+        """Remove a run's parameter sets, stage runs, artifacts and metrics, to record
+        them again (a notebook session's run, reported once more after more stages)."""
+        with self._writing() as db:
+            number = self._number(db, run_id)
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            for table in ("param_sets", "stages", "artifacts", "metrics"):
+                if table in tables:
+                    db.execute(f"DELETE FROM {table} WHERE run = ?", (number,))
+
     def record_param_sets(self, run_id: str, sets: Iterable[ParamSetInfo]) -> None:
         """Add the parameter sets a run used, in one write (cheap for 10,000 sets)."""
         rows = [(s.name, s.hash, s.cls, _dumps(s.values)) for s in sets]

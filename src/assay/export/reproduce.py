@@ -148,6 +148,13 @@ def rerun_spec(record: dict, root: str | os.PathLike | None = None) -> RerunSpec
     """
     run = record["run"]
     config = run.get("config") or {}
+    if config.get("interactive"):
+        raise AssayError(
+            f"Run {run['id']} recorded the stages a notebook or script ran on a live "
+            "manager (ArtifactManager.generate_report()), not an experiment, so it cannot be "
+            "started again. Its artifacts can still be loaded and checked (assay lineage, "
+            "assay cache verify); an experiment module run with `assay run` can be reproduced."
+        )
     if config.get("param_sets_given"):
         raise AssayError(
             f"Run {run['id']} got its parameter sets from Python (run_experiment(param_sets=...)), "
