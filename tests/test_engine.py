@@ -1572,6 +1572,28 @@ def test_a_notebook_manager_records_a_run_and_writes_its_report(tmp_project: Pat
     )
 
 
+def test_a_manager_takes_curifactorys_arguments(tmp_project: Path):
+    """Curifactory's examples/experiments/manual.py: a TypeError on its first line."""
+    diamond = import_experiment(tmp_project, "diamond")
+    manager = assay.ArtifactManager(
+        "manual",
+        disable_non_cf_loggers=False,
+        reports_path="my-reports",
+        manager_cache_path="registry",
+        store_full=True,
+        live_log_debug=True,
+        project_root=tmp_project,
+    )
+    diamond.load(assay.Record(manager, diamond.Params(name="a")))
+
+    page = manager.generate_report()
+
+    assert page.parent.parent == tmp_project / "my-reports"
+    assert (tmp_project / "registry" / "assay.db").is_file()
+    assert not (tmp_project / "assay.db").exists()
+    assert (tmp_project / "data" / "runs" / manager.run_id / "run.json").is_file()
+
+
 def test_a_notebook_manager_sees_edits_made_between_cells(tmp_project: Path):
     """A live manager outlives many edits: each stage call takes code and parameters as
     they are now, never a fingerprint or hash remembered from an earlier cell."""

@@ -47,6 +47,15 @@ class ArtifactManager:
         project_root: the project folder (default: found from the cwd).
         run_line: the command line that started the run, for provenance.
         executor: where stage runs execute (default: serially, here).
+
+    Curifactory's other arguments are taken too, so that its notebooks run:
+    ``runs_path``, ``logs_path`` and ``reports_path`` move those folders;
+    ``manager_cache_path`` is the folder of the run store (``assay.db``);
+    ``store_full`` makes :meth:`generate_report` also export the run (as
+    ``--store-full``). ``notebooks_path``, ``report_css_path``, ``parallel_lock``,
+    ``parallel_mode``, ``status_override``, ``suppress_live_log``,
+    ``live_log_debug`` and ``disable_non_cf_loggers`` concern Curifactory's own
+    machinery and change nothing here.
     """
 
     def __init__(
@@ -65,10 +74,42 @@ class ArtifactManager:
         run_line: str = "",
         config: ProjectConfig | None = None,
         executor: Executor | None = None,
+        *,
+        store_full: bool = False,
+        runs_path: str | Path | None = None,
+        logs_path: str | Path | None = None,
+        reports_path: str | Path | None = None,
+        manager_cache_path: str | Path | None = None,
+        notebooks_path: str | Path | None = None,
+        report_css_path: str | Path | None = None,
+        parallel_lock: Any = None,
+        parallel_mode: bool = False,
+        status_override: str | None = None,
+        suppress_live_log: bool = False,
+        live_log_debug: bool = False,
+        disable_non_cf_loggers: bool = True,
     ):
         self.config = config or ProjectConfig.load(project_root)
         if cache_path is not None:
             self.config = self.config.with_cache_dir(cache_path)
+        moved = {
+            "runs_dir": runs_path,
+            "logs_dir": logs_path,
+            "reports_dir": reports_path,
+            "store_path": Path(manager_cache_path) / "assay.db" if manager_cache_path else None,
+        }
+        if any(moved.values()):
+            import dataclasses
+
+            root = self.config.root
+            self.config = dataclasses.replace(
+                self.config,
+                **{k: (root / Path(v)).resolve() for k, v in moved.items() if v is not None},
+            )
+        if manager_cache_path and not dry:
+            self.config.store_path.parent.mkdir(parents=True, exist_ok=True)
+        self.store_full = store_full
+        """:meth:`generate_report` also exports the run to ``data/runs/RUN_ID/``."""
         self.experiment_name = experiment_name or "interactive"
         self.prefix = prefix or self.experiment_name
         self.dry = dry
@@ -153,7 +194,12 @@ class ArtifactManager:
             return None
         from assay.experiment import record_session
 
-        return record_session(self)
+        page = record_session(self)
+        if self.store_full:
+            from assay.export.full import export_run
+
+            export_run(self.config, self.run_id)
+        return page
 
     def _call_stage(self, spec, record, args, kwargs, records):
         return self.runner.call_stage(spec, record, args, kwargs, records)
