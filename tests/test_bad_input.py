@@ -52,6 +52,16 @@ def test_a_missing_experiment_suggests_the_closest_name(bad_project):
     )
 
 
+def test_a_folder_that_is_not_a_project_is_said_to_be_one(tmp_path):
+    """It said "experiments has no .py files" of a folder that does not exist."""
+    fails(
+        run_cli("run", "good", cwd=tmp_path),
+        "No experiment named 'good'",
+        "There is no folder",
+        "assay init",
+    )
+
+
 def test_an_experiment_with_a_syntax_error_names_file_and_line(bad_project):
     (bad_project / "experiments" / "syntax_error.py").write_text(
         '"""An experiment with a syntax error on line 5."""\n'

@@ -168,6 +168,11 @@ def _resolve(ref: str, folder: Path, kind: str) -> Path:
         message += f" Did you mean {hint[0]!r}?"
     elif available:
         message += f" Available in {folder}: {', '.join(available)}."
+    elif not folder.is_dir():
+        message += (
+            f" There is no folder {folder}: run assay from the project's root (the folder "
+            "with experiments/), give a path to a .py file, or make a project with `assay init`."
+        )
     else:
         message += f" {folder} has no .py files; create one or give a path to a .py file."
     raise ProjectError(message)

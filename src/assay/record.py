@@ -447,9 +447,15 @@ class Record:
             return value
         found = self._copies.get(id(artifact), MISSING)
         if found is MISSING:
-            import copy as copying
+            if artifact.cached and artifact.cacher is not None:
+                # As it was made (the original's stages may have changed it in place
+                # since), as a stage on a worker, which loads it, sees it too.
+                found = self.manager.cache.load(artifact.cacher, artifact.node.key, artifact.name)
+            else:
+                import copy as copying
 
-            found = self._copies[id(artifact)] = _copied(value, copying)
+                found = _copied(value, copying)
+            self._copies[id(artifact)] = found
         return found
 
     def __repr__(self) -> str:

@@ -67,7 +67,6 @@ class DaskExecutor(Executor):
         self._warm_futures: list[Any] = []  # held, or Dask forgets the tasks
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._collector: threading.Thread | None = None
-        self._submitted = 0
 
     def start(self) -> None:
         if importlib.util.find_spec("distributed") is None:
@@ -152,10 +151,11 @@ class DaskExecutor(Executor):
             self._collector.start()
         result: Future = Future()
         # First submitted, first run, as on a process pool. Dask ranks tasks submitted
-        # within 100 ms of each other as equal, and then runs them in any order (a
-        # run's last parameter set first, a failure found last).
-        self._submitted += 1
-        task = self.client.submit(fn, *args, pure=False, priority=-self._submitted)
+        # within `fifo_timeout` (100 ms) of each other as equal, and then runs them in
+        # any order (a run's last parameter set first, a failure found last). A timeout
+        # of 0 gives each submission a rank of its own; the priority stays Dask's
+        # default, so that other clients of a shared cluster are served in turn.
+        task = self.client.submit(fn, *args, pure=False, fifo_timeout=0)
         result.add_done_callback(lambda f: f.cancelled() and task.cancel())
         task.add_done_callback(lambda done: self._done.put((done, result)))
         return result
