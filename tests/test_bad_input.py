@@ -324,10 +324,28 @@ def test_an_output_count_mismatch_names_stage_and_parameter_set(bad_project):
     assert "/assay/" not in result.output
 
 
+@pytest.mark.parametrize(
+    "options",
+    [["--parallel", "2"], pytest.param(["--executor", "dask"], marks=pytest.mark.slow)],
+    ids=["process", "dask"],
+)
+def test_an_output_count_mismatch_on_a_worker_keeps_the_stages_output(bad_project, options):
+    """From a worker it escaped the stage's capture: what the stage printed was lost, and
+    Dask logged "Compute Failed" with a traceback on the console."""
+    result = fails(
+        run_cli("run", "output_mismatch", *options, cwd=bad_project),
+        "'fit' for parameter set '",  # whichever of the two sets failed first
+        "2 output(s)",
+    )
+    failed = result.text.split("for parameter set '")[1].split("'")[0]
+    assert f"fitting {failed}" in result.text, result
+    assert "Compute Failed" not in result.text and "distributed" not in result.text, result
+
+
 @pytest.mark.parametrize("options", [{}, {"parallel": 2}], ids=["serial", "process"])
 def test_an_output_count_mismatch_is_raised_as_curifactory_raises_it(bad_project, options):
     """``except OutputSignatureError`` caught nothing: it came wrapped in StageFailed."""
-    with pytest.raises(OutputSignatureError, match="'fit' for parameter set 'alpha'"):
+    with pytest.raises(OutputSignatureError, match="'fit' for parameter set '(alpha|beta)'"):
         assay.run_experiment("output_mismatch", project_root=bad_project, **options)
 
 

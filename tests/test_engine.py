@@ -563,16 +563,89 @@ MUTATED_FIRST = (
 )
 
 
-@pytest.mark.parametrize("options", [{}, {"parallel": 2}], ids=["serial", "process"])
-def test_a_copy_sees_its_inputs_as_they_were_at_the_copy(tmp_project: Path, options: dict):
+@pytest.mark.parametrize(
+    ("options", "cacher"),
+    [
+        ({}, "PickleCacher"),
+        ({"parallel": 2}, "PickleCacher"),
+        ({}, "None"),
+        ({"parallel": 2}, "None"),
+        ({"dry_cache": True}, "PickleCacher"),
+    ],
+    ids=["serial", "process", "serial-no-cacher", "process-no-cacher", "dry-cache"],
+)
+def test_a_copy_sees_its_inputs_as_they_were_at_the_copy(
+    tmp_project: Path, options: dict, cacher: str
+):
     """The original's stage changed the list in place before the copies' stages ran: a
     serial run gave them the changed list (as it was then), a parallel run (each stage
-    loading its input from the cache) the list as it was made."""
-    (tmp_project / "experiments" / "mutated.py").write_text(MUTATED_FIRST)
+    loading its input from the cache, or sent it) the list as it was made."""
+    text = MUTATED_FIRST.replace('@assay.stage(None, ["items"], [PickleCacher])',
+                                 f'@assay.stage(None, ["items"], [{cacher}])')  # fmt: skip
+    (tmp_project / "experiments" / "mutated.py").write_text(text)
     manager = assay.run_experiment("mutated", project_root=tmp_project, **options)
 
     totals = {r.name: r.state["total"] for r in manager.records if "total" in r.state}
     assert totals == {"first": 1006, "base": 6, "ten": 16, "hundred": 106}
+
+
+REPLACED = """
+import assay
+from assay.caching import JsonCacher
+
+
+@assay.stage(None, ["a"], [JsonCacher])
+def bump(record):
+    record.state["counter"] = record.state["counter"] + 1
+    return 1
+
+
+@assay.stage(None, ["seen"], [JsonCacher])
+def peek(record):
+    return record.state["counter"]
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="base")]
+
+
+def run(param_sets, manager):
+    record = assay.Record(manager, param_sets[0])
+    record.state["counter"] = 0
+    bump(record)
+    copy = record.make_copy(assay.ExperimentParameters(name="copy"))
+    peek(copy)
+"""
+
+
+@pytest.mark.parametrize("options", [{}, {"parallel": 2}], ids=["serial", "process"])
+def test_a_copy_sees_a_value_a_stage_put_in_again_before_the_copy(tmp_project: Path, options):
+    """``run()`` put 0 in, the stage 1, then the copy was made: the copy saw 0."""
+    (tmp_project / "experiments" / "replaced.py").write_text(REPLACED)
+    manager = assay.run_experiment("replaced", project_root=tmp_project, **options)
+
+    assert [r.state["seen"] for r in manager.records if "seen" in r.state] == [1]
+
+
+def test_copies_cost_nothing_until_used_and_chains_of_them_stay_small(tmp_project: Path):
+    """A value in the state was deep-copied into every copy at once (100 copies of a
+    20 MB array: 2 GB), and each copy of a copy waited on all its ancestors' stage runs
+    (planning a chain of 3,000 took 20 s instead of 0.2 s)."""
+    diamond = import_experiment(tmp_project, "diamond")
+    manager = assay.ArtifactManager("copies", project_root=tmp_project, dry=True)
+    original = diamond.load(assay.Record(manager, diamond.Params(name="a")))
+    original.state["big"] = [0] * 1000
+
+    copies = [original.make_copy(diamond.Params(name=f"c{i}")) for i in range(3)]
+    assert all(dict.__getitem__(c.state, "big") is original.state["big"] for c in copies)
+    assert copies[0].state["big"] == original.state["big"]
+    assert dict.__getitem__(copies[0].state, "big") is not original.state["big"]  # read: copied
+
+    record = original
+    for i in range(50):
+        record = diamond.double(record.make_copy(diamond.Params(name=f"chain{i}")))
+    assert len(record._copied_after) == 1
+    assert max(len(n.after) for n in manager.plan.nodes) == 1
 
 
 def test_experiments_in_a_subfolder_are_named_by_their_module_path(tmp_project: Path):
@@ -713,6 +786,74 @@ def test_dry_cache_writes_nothing_into_the_cache_even_files_stages_write_themsel
     assert {n.status for n in again.plan.nodes} == {"executed"}
     assert snapshot(cache) == before
     assert not again.records[0].state["files"][0].startswith(str(cache))
+
+
+READS_ANOTHER = """
+import assay
+from assay.caching import JsonCacher
+
+
+@assay.stage(None, ["done"], [JsonCacher])
+def write_a(record):
+    with open(record.get_path("out.txt"), "w") as handle:
+        handle.write("xyz")
+    return True
+
+
+@assay.stage(["done"], ["size"], [None])
+def read_b(record, done):
+    with open(record.get_path("out.txt", stage_name="write_a")) as handle:
+        return len(handle.read())
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="x")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        read_b(write_a(assay.Record(manager, params)))
+"""
+
+
+def test_dry_cache_reads_what_earlier_runs_kept(tmp_project: Path):
+    """Under --dry-cache, a stage's own files of a cached stage (``get_path(...,
+    stage_name=)``) and a stage's own cachers (partial caching) pointed into the empty
+    temporary folder: FileNotFoundError, and the expensive output recomputed."""
+    (tmp_project / "experiments" / "reads_another.py").write_text(READS_ANOTHER)
+    assay.run_experiment("reads_another", project_root=tmp_project)
+    dry = assay.run_experiment("reads_another", project_root=tmp_project, dry_cache=True)
+    assert dry.records[0].state["size"] == 3
+
+    (tmp_project / "experiments" / "partial.py").write_text(PARTIAL)
+    partial = import_experiment(tmp_project, "partial")
+    sets = [partial.Params(name="p")]
+    assay.run_experiment("partial", param_sets=sets, project_root=tmp_project)
+    for cheap in (tmp_project / "data" / "cache" / "objects").rglob("cheap.*"):
+        cheap.unlink()  # its file and sidecar: that output is not cached
+    assay.run_experiment("partial", param_sets=sets, project_root=tmp_project, dry_cache=True)
+    calls = (tmp_project / "experiments" / "partial.py.calls").read_text().split()
+    assert calls == ["expensive", "cheap", "cheap"]
+
+
+def test_dry_cache_workers_write_into_the_runs_temporary_folder_which_goes(tmp_project: Path):
+    """Each worker process left a temporary folder of its own behind, every run."""
+    import gc
+    import tempfile
+
+    def folders():
+        return set(Path(tempfile.gettempdir()).glob("assay-dry-cache-*"))
+
+    (tmp_project / "experiments" / "own_files.py").write_text(OWN_FILES)
+    before = folders()
+    manager = assay.run_experiment(
+        "own_files", project_root=tmp_project, dry_cache=True, parallel=2
+    )
+    (made,) = folders() - before
+    assert Path(manager.records[0].state["folder"]).is_relative_to(made)
+    del manager
+    gc.collect()
+    assert folders() - before == set()
 
 
 def test_a_procedure_runs_its_stages_in_order(tmp_project: Path, calls: Calls):
@@ -1594,6 +1735,22 @@ def test_a_notebook_manager_records_a_run_and_writes_its_report(tmp_project: Pat
     assert (
         assay.ArtifactManager("dry", dry=True, project_root=tmp_project).generate_report() is None
     )
+
+
+def test_a_notebook_run_with_a_failed_stage_is_recorded_as_failed(tmp_project: Path):
+    diamond = import_experiment(tmp_project, "diamond")
+    manager = assay.ArtifactManager("nb", project_root=tmp_project)
+    diamond.load(assay.Record(manager, diamond.Params(name="a")))
+    manager.generate_report()
+
+    with pytest.raises(StageFailed):
+        diamond.load(assay.Record(manager, diamond.Params(name="bad", n="x")))
+    manager.generate_report()
+
+    with RunStore(tmp_project / "assay.db") as store:
+        (run,) = store.list_runs()
+    assert run.status == "failed" and "'load'" in (run.error or "")
+    assert run.param_names == ["a", "bad"]
 
 
 def test_a_manager_takes_curifactorys_arguments(tmp_project: Path):

@@ -181,8 +181,11 @@ class Cacheable:
         node = getattr(record, "_node", None)
         if node is None or not any(a.cacher is self for a in node.outputs):
             return None
-        folder = Path(record._stage_folder(None))
-        record.manager.cache.localize(node.key, self.name)
+        folder = Path(record._stage_folder(None))  # fixes the key
+        cache = record.manager.cache
+        if record.manager.dry_cache and cache.has(node.key, self.name):
+            folder = cache.stage_dir(node.key)  # what an earlier run kept: to read only
+        cache.localize(node.key, self.name)
         return folder
 
     def checksummed_file(self, path: str) -> _ChecksummedFile:

@@ -571,6 +571,7 @@ def record_session(manager: ArtifactManager) -> Path | None:
             manager.run_info = record_provenance(store, manager.run_info, config)
         else:  # reported before: recorded again, with what ran since
             store.forget_details(manager.run_id)
+            store.set_param_names(manager.run_id, list(sets))
         store.record_param_sets(
             manager.run_id,
             [
@@ -579,7 +580,13 @@ def record_session(manager: ArtifactManager) -> Path | None:
             ],
         )
         record_run_metrics(store, manager)
-        _record_outcome(store, manager, "completed", None)
+        failed = [n for n in manager.plan.nodes if n.status == "failed"]
+        error = (
+            f"Stage {failed[0].spec.name!r} failed for parameter set {failed[0].record_label!r}."
+            if failed
+            else None
+        )
+        _record_outcome(store, manager, "failed" if failed else "completed", error)
         write_run_record(store, config, manager.run_id)
     return write_report(manager, raise_errors=True)
 

@@ -139,10 +139,11 @@ class ArtifactManager:
         :func:`assay.params.claim_folder`)."""
         self._scratch: str | None = None
 
-    def scratch_dir(self, key: str) -> Path:
-        """Under ``--dry-cache``, the folder of stage run ``key`` for files a stage writes
-        itself (``record.get_path``, ``PathRef``): a temporary folder outside the cache,
-        which a dry-cache run never writes. It goes when this manager does."""
+    def scratch_root(self) -> str:
+        """Under ``--dry-cache``: a temporary folder for the files stages write themselves
+        (``record.get_path``, ``PathRef``), outside the cache, which a dry-cache run never
+        writes. Workers write into the same folder; it goes when this manager does (or
+        when the process ends)."""
         if self._scratch is None:
             import shutil
             import tempfile
@@ -150,7 +151,11 @@ class ArtifactManager:
 
             self._scratch = tempfile.mkdtemp(prefix="assay-dry-cache-")
             weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
-        folder = Path(self._scratch) / key
+        return self._scratch
+
+    def scratch_dir(self, key: str) -> Path:
+        """The folder of stage run ``key`` in :meth:`scratch_root`."""
+        folder = Path(self.scratch_root()) / key
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 

@@ -247,7 +247,10 @@ class Plan:
                     barriers[id(other._barrier)] = other._barrier
             node.after = tuple(barriers.values())  # few stages have any: mostly empty tuples
             for barrier in node.after:
-                barrier.followers = (*barrier.followers, node)
+                if barrier.followers:
+                    barrier.followers.append(node)  # type: ignore[attr-defined]
+                else:  # a list once it has any: many copies may follow one stage run
+                    barrier.followers = [node]  # type: ignore[assignment]
         if not spec.outputs:
             record._barrier = node  # what its record's later stages start after
         self.nodes.append(node)

@@ -100,15 +100,23 @@ class State(dict):
     def __setitem__(self, name: str, value: Any) -> None:
         dict.__setitem__(self, name, value)
         record = self._record
-        if record is not None and record._node is not None:  # put there by a running stage
-            record._set_by[name] = record._node.index
+        if record is not None:
+            record._shared.discard(name)
+            record._set_by[name] = record._position()
 
     def __getitem__(self, name: str) -> Any:
         self._note(name)
         value = self._visible(name)
+        record = self._record
         if type(value) is not Artifact:
+            if record is not None and name in record._shared:  # inherited: its own copy now
+                import copy as copying
+
+                record._shared.discard(name)
+                value = _copied(value, copying)
+                dict.__setitem__(self, name, value)
             return value
-        return self._record._own(value) if self._record is not None else value.get()
+        return record._own(value) if record is not None else value.get()
 
     def __contains__(self, name: object) -> bool:
         self._note(name)
@@ -201,6 +209,9 @@ class Record:
         self._hash = manager.params_hash(params) if params is not None else None
         self._node = None
         self._nodes: list = []
+        self._shared: set[str] = set()
+        """Plain values a copy got from :meth:`make_copy` and has not read yet: copied at
+        the first read (``State.__getitem__``)."""
         self._state_reads: set | None = None
         """While a stage runs: where reads of undeclared state entries are noted."""
         self._barrier = None
@@ -212,7 +223,7 @@ class Record:
         self._copies: dict[int, Any] = {}
         """The values of artifacts inherited by :meth:`make_copy`, copied on first use."""
         self._set_by: dict[str, int] = {}
-        """State entries put in by hand by a running stage: the index of its stage run."""
+        """State entries put in by hand: where in the run (see :meth:`_position`)."""
         self._origin: tuple[Record, int] | None = None
         """For a copy: the record it was copied from, and how many stage runs the run had
         planned then (see :meth:`_inherit_late`)."""
@@ -380,9 +391,12 @@ class Record:
         if node.key is None or (node is self._node and node.tracks_reads):
             # The folder is named by the key: fix it now, on the whole parameter set.
             self.manager.runner.key_on_all(node)
+        cache = self.manager.cache
         if self.manager.dry_cache:  # the cache is read, never written
-            return str(self.manager.scratch_dir(node.key))
-        return str(self.manager.cache.ensure_dir(self.manager.cache.stage_dir(node.key)))
+            if node is self._node or node.status in ("executed", "failed"):
+                return str(self.manager.scratch_dir(node.key))  # made in this run
+            return str(cache.stage_dir(node.key))  # an earlier run's, to read
+        return str(cache.ensure_dir(cache.stage_dir(node.key)))
 
     def _last_node(self):
         return self._nodes[-1] if self._nodes else None
@@ -399,22 +413,30 @@ class Record:
         artifact is copied when the copy first uses it, so one that no stage of
         the copy reads costs no memory.
         """
-        import copy as copying
-
         copy = Record(
             self.manager,
             param_set if param_set is not None else self.params,
             hide=not add_to_manager,
         )
         copy.input_records = [self]
-        for name, value in dict.items(self.state):
-            if type(value) is not Artifact:
-                value = _copied(value, copying)
-            dict.__setitem__(copy.state, name, value)
+        dict.update(copy.state, dict.items(self.state))
+        copy._shared = {n for n, v in dict.items(self.state) if type(v) is not Artifact}
         copy._barrier = self._barrier
-        copy._origin = (self, len(self.manager.runner.plan.nodes))
-        copy._copied_after = (*self._copied_after, *self._nodes)
+        copy._origin = (self, self._position())
+        # On workers its stages start after this record's stages so far (which in turn
+        # start after those of the record it was copied from, if any).
+        copy._copied_after = tuple(self._nodes) or self._copied_after
+        runner = self.manager.runner
+        for value in dict.values(self.state):
+            if type(value) is Artifact and not value.cached:
+                runner.snapshot_wanted.add(id(value))  # kept as made, for the copy
         return copy
+
+    def _position(self) -> int:
+        """Where the run is: the running stage run's index, or while ``run()`` plans, the
+        number of stage runs planned so far (an order of the run's events)."""
+        node = self._node
+        return node.index if node is not None else len(self.manager.runner.plan.nodes)
 
     def _inherit_late(self) -> None:
         """Before a stage of a copy runs: the values that stages of the original, called
@@ -423,17 +445,17 @@ class Record:
         which executes at once, the copy has them."""
         if self._origin is None:
             return
-        import copy as copying
-
         origin, planned = self._origin
         origin._inherit_late()
         for name, index in list(origin._set_by.items()):
-            if index >= planned or dict.__contains__(self.state, name):
+            if index >= planned or name in self._set_by:  # after the copy, or set here
                 continue
             value = dict.get(origin.state, name)
             if type(value) is not Artifact:
-                dict.__setitem__(self.state, name, _copied(value, copying))
-                self._set_by[name] = index
+                dict.__setitem__(self.state, name, value)
+                self._shared.add(name)
+                self._set_by[name] = index  # for a copy of this copy
+        self._origin = None  # once: the stages it waits for have all run by now
 
     def _own(self, artifact: Artifact) -> Any:
         """An artifact's value as this record's stages see it: for one made on another
@@ -447,13 +469,17 @@ class Record:
             return value
         found = self._copies.get(id(artifact), MISSING)
         if found is MISSING:
-            if artifact.cached and artifact.cacher is not None:
-                # As it was made (the original's stages may have changed it in place
-                # since), as a stage on a worker, which loads it, sees it too.
+            # As it was made (the original's stages may have changed it in place since),
+            # as a stage on a worker, which is sent it or loads it, sees it too.
+            import copy as copying
+
+            runner = self.manager.runner
+            made = runner.snapshots.get(id(artifact), MISSING)
+            if made is not MISSING:
+                found = _copied(made, copying)
+            elif artifact.cached and artifact.cacher is not None:
                 found = self.manager.cache.load(artifact.cacher, artifact.node.key, artifact.name)
             else:
-                import copy as copying
-
                 found = _copied(value, copying)
             self._copies[id(artifact)] = found
         return found

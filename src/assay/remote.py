@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assay.errors import AssayError, CorruptArtifactError, StageFailed
+from assay.errors import AssayError, CorruptArtifactError, OutputSignatureError, StageFailed
 from assay.plan import Artifact
 
 if TYPE_CHECKING:
@@ -94,6 +94,9 @@ class StageTask:
     """For an aggregate: ``(plain values, names not sent)`` of each of its records."""
     lazy: bool = False
     ignore_lazy: bool = False
+    scratch: str | None = None
+    """Under ``--dry-cache``: the run's temporary folder for files stages write themselves
+    (see :meth:`ArtifactManager.scratch_root`), which the main process removes."""
 
 
 @dataclass
@@ -208,6 +211,7 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         records_state=[_state_for(r, node) for r in node.records] if spec.is_aggregate else [],
         lazy=manager.lazy,
         ignore_lazy=manager.ignore_lazy,
+        scratch=manager.scratch_root() if manager.dry_cache else None,
     )
 
 
@@ -461,6 +465,13 @@ def _run_task(
             duration=0.0,
             error={"kind": "CorruptArtifactError", "message": str(exc), "corrupt": True},
         )
+    except OutputSignatureError as exc:  # raised as itself in the main process
+        result = StageResult(
+            key=None,
+            started=started,
+            duration=time.time() - started,
+            error={"kind": "OutputSignatureError", "message": str(exc), "signature": True},
+        )
     finally:
         sys.stdout, sys.stderr = stdout, stderr
         root_logger.removeHandler(handler)
@@ -529,6 +540,7 @@ def _execute(task: StageTask, started: float) -> StageResult:
         )
         _MANAGERS[key] = manager
     manager.cache.forget()  # other runs may have changed a shared cache since the last task
+    manager._scratch = task.scratch  # the main process's (it removes it)
     run_fields = {k: task.provenance.get(k) for k in ("run_id", "run_number", "experiment")}
     manager.provenance = lambda node: {  # this worker's view, under the main run's name
         **ArtifactManager.provenance(manager, node),
@@ -579,13 +591,15 @@ def _execute(task: StageTask, started: float) -> StageResult:
         )
     node.status = "run"
     node.forced = task.forced
-    present = set(dict.keys(record.state))
+    before = dict(dict.items(record.state))
     runner._execute_node(node)
     runner.plan.nodes.clear()
-    put = {  # by hand, for later stages (as in a serial run)
+    put = {  # by hand (new, or put in again), for later stages (as in a serial run)
         name: value
         for name, value in dict.items(record.state)
-        if name not in present and type(value) is not Artifact and _picklable(value)
+        if before.get(name, put_marker) is not value
+        and type(value) is not Artifact
+        and _picklable(value)
     }
     values = {}
     for artifact in node.outputs:
@@ -611,6 +625,10 @@ def _execute(task: StageTask, started: float) -> StageResult:
         reportables=reportables,
         state=put,
     )
+
+
+put_marker = object()
+"""Stands for "absent" when a worker compares the state before and after a stage."""
 
 
 def _give_state(record: Any, plain: dict, not_sent: tuple) -> None:

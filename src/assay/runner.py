@@ -162,6 +162,10 @@ class Runner:
         """True while an experiment's ``run()`` is being planned."""
         self.loaded: list[Artifact] = []
         """Artifacts read from the cache during this run."""
+        self.snapshot_wanted: set[int] = set()
+        """Artifacts a copy of their record inherited while not cached: their values are
+        kept as made (:attr:`snapshots`), as a stage may change them in place later."""
+        self.snapshots: dict[int, Any] = {}
         self.computed: set[str] = set()
         """Keys of the stage runs executed in this run: another stage run with the same
         key reuses them, even under ``--overwrite`` (a key is computed once per run)."""
@@ -652,6 +656,8 @@ class Runner:
         if error:
             node.status = "failed"
             self.observer.stage_finished(node)
+            if error.get("signature"):
+                raise OutputSignatureError(error["message"])
             original = remote.RemoteStageError(
                 error["kind"], error["message"], error["traceback"], error.get("frames", ())
             )
@@ -801,6 +807,8 @@ class Runner:
         if not manager.dry_cache and not node.volatile:
             self._save_outputs(node)
             self.computed.add(node.key)
+        if self.snapshot_wanted:
+            self._keep_as_made(node)
         node.status = "executed"
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -811,6 +819,15 @@ class Runner:
                 node.reason,
             )
         self.observer.stage_finished(node)
+
+    def _keep_as_made(self, node: StageNode) -> None:
+        """Values that copies of their record will use and that no cache keeps: a deep copy
+        now, before the original's later stages can change them in place."""
+        from assay.record import _copied
+
+        for artifact in node.outputs:
+            if id(artifact) in self.snapshot_wanted and not artifact.cached:
+                self.snapshots[id(artifact)] = _copied(artifact.value, copy)
 
     def _reuse(self, node: StageNode) -> None:
         """A stage run found cached at the last moment: skip it like a planned hit."""

@@ -539,6 +539,14 @@ class RunStore:
 
     # -- what a run did ------------------------------------------------------
 
+    def set_param_names(self, run_id: str, names: Iterable[str]) -> None:
+        """Change the names of the parameter sets a run lists (a notebook session's run,
+        recorded again after more sets were used)."""
+        with self._writing() as db:
+            db.execute(
+                "UPDATE runs SET param_names_json = ? WHERE id = ?", (_dumps(list(names)), run_id)
+            )
+
     def forget_details(self, run_id: str) -> None:
         """Remove a run's parameter sets, stage runs, artifacts and metrics, to record
         them again (a notebook session's run, reported once more after more stages)."""

@@ -8,6 +8,7 @@ from assay.caching import JsonCacher, PickleCacher
 
 @assay.stage(outputs=["model", "score"], cachers=[PickleCacher, JsonCacher])
 def fit(record):
+    print(f"fitting {record.params.name}")  # kept in the run's output and log
     return {"weights": [1, 2]}
 
 
