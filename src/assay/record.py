@@ -115,6 +115,8 @@ class State(dict):
                 record._shared.discard(name)
                 value = _copied(value, copying)
                 dict.__setitem__(self, name, value)
+                # Its own from now on (what run() does to it stays; see _inherit_late).
+                record._set_by.setdefault(name, record._position())
             return value
         return record._own(value) if record is not None else value.get()
 
