@@ -1194,26 +1194,19 @@ def test_a_cacher_made_by_hand_on_a_cached_file_reads_its_metadata(tmp_project: 
 def test_a_path_ref_written_elsewhere_is_told_the_exact_name_to_ask_for(tmp_project: Path):
     """With an extension the file is ``out.txt``: the message said ``get_path('out')``."""
 
-    def wrong(record):
-        path = Path(record.get_path("out"))
-        path.write_text("x")
-        return str(path)
+    def run_writing(name: str):
+        def write(record):
+            path = Path(record.get_path(name))
+            path.write_text("x")
+            return str(path)
 
-    make = _contract_stage(PathRef(extension=".txt"), wrong, [])
-    manager = assay.ArtifactManager("pathref", project_root=tmp_project)
+        make = _contract_stage(PathRef(extension=".txt"), write, [])
+        manager = assay.ArtifactManager("pathref", project_root=tmp_project)
+        return make(assay.Record(manager, ContractParams(name="p")))
+
     with pytest.raises(CacheError, match=r"record.get_path\('out.txt'\)"):
-        make(assay.Record(manager, ContractParams(name="p")))
-
-    def right(record):
-        path = Path(record.get_path("out.txt"))
-        path.write_text("x")
-        return str(path)
-
-    make = _contract_stage(PathRef(extension=".txt"), right, [])
-    manager = assay.ArtifactManager("pathref", project_root=tmp_project)
-    assert (
-        Path(make(assay.Record(manager, ContractParams(name="p"))).state["out"]).name == "out.txt"
-    )
+        run_writing("out")
+    assert Path(run_writing("out.txt").state["out"]).name == "out.txt"
 
 
 def test_files_a_stage_writes_under_get_dir_are_checked_with_its_file_reference(
