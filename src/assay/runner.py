@@ -729,7 +729,8 @@ class Runner:
             self._reuse(node)
             return
         planned_key = node.key
-        record._inherit_late()
+        if record._origin is not None:  # a copy: what its original put in by hand since
+            record._inherit_late()
         inputs = self._resolve_inputs(node)
         node.status = "running"
         cache = manager.cache
@@ -844,8 +845,12 @@ class Runner:
                 inputs[name] = {
                     r: (v.get() if type(v) is Artifact else v) for r, v in value.items()
                 }
+            elif type(value) is Artifact:
+                # One made on another record came through make_copy: that copy's own.
+                own = getattr(value.node, "record", None) is node.record
+                inputs[name] = value.get() if own else node.record._own(value)
             else:
-                inputs[name] = node.record._own(value) if type(value) is Artifact else value
+                inputs[name] = value
         inputs.update(node.kwargs)
         return inputs
 
