@@ -317,6 +317,27 @@ def test_cache_ls_lists_every_artifact(tmp_project: Path):
     assert ("diamond", "aggregate", "summarize", "summary") in rows
 
 
+def test_cache_ls_and_verify_count_artifacts_not_the_kept_reportables(tmp_project: Path):
+    """Each stage run that reported kept a ``_reportables`` entry, listed and counted as
+    an artifact; verify still checks it (it is a pickle)."""
+    ok(run_cli("run", "scaled", "-n", "a", cwd=tmp_project))
+    objects = tmp_project / "data" / "cache" / "objects"
+    kept = list(objects.rglob("_reportables.meta.json"))
+    assert kept, "the experiment reports: this test needs kept reportables"
+    artifacts = [m for m in objects.rglob("*.meta.json") if m not in kept]
+
+    listed = ok(run_cli("cache", "ls", cwd=tmp_project))
+    assert "_reportables" not in listed.text
+    assert f"{len(artifacts)} artifact(s)" in listed.text
+    assert (
+        f"{len(artifacts)} artifact(s) checked, 0 failed"
+        in ok(run_cli("cache", "verify", cwd=tmp_project)).text
+    )
+    (pickle_file,) = kept[0].parent.glob("_reportables.pkl")
+    pickle_file.write_bytes(pickle_file.read_bytes() + b"x")
+    assert "1 failed" in run_cli("cache", "verify", cwd=tmp_project).text
+
+
 def test_cache_verify_finds_a_tampered_file_and_remove_fixes_it(tmp_project: Path):
     ok(run_cli("run", "diamond", cwd=tmp_project))
     assert "9 artifact(s) checked, 0 failed" in ok(run_cli("cache", "verify", cwd=tmp_project)).text

@@ -14,6 +14,7 @@ from typing import Any
 
 from assay.cache import CacheStore, unreadable_record
 from assay.errors import CorruptArtifactError
+from assay.keys import REPORTABLES
 
 _LEFTOVER_AGE_S = 3600
 """Unfinished writes younger than this may belong to a run in progress: kept."""
@@ -27,6 +28,8 @@ def list_entries(cache: CacheStore, experiment: str | None = None) -> list[dict]
         if wanted is not None and folder.key not in wanted:
             continue
         for output in folder.outputs:
+            if output == REPORTABLES:  # the stage's reportables, not an artifact
+                continue
             meta = cache.read_meta(folder.key, output)
             if meta is not None:
                 entries.append(meta)
@@ -37,12 +40,12 @@ def list_entries(cache: CacheStore, experiment: str | None = None) -> list[dict]
 
 
 def verify_all(cache: CacheStore, remove: bool = False) -> tuple[int, list[tuple[dict, str]]]:
-    """Check every artifact's files and sidecar; return how many were checked and those
-    that failed."""
+    """Check every artifact's files and sidecar (and each stage run's kept reportables);
+    return how many artifacts were checked and the entries that failed."""
     checked, bad = 0, []
     for folder in cache.stage_folders():
         for output in folder.outputs:
-            checked += 1
+            checked += output != REPORTABLES
             meta = cache.read_meta(folder.key, output)
             try:
                 if meta is None:

@@ -94,6 +94,10 @@ def split_artifact_key(key: str) -> tuple[str, str]:
     return stage_key, output
 
 
+REPORTABLES = "_reportables"
+"""The entry beside a stage run's artifacts that keeps its reportables (not an output:
+no stage may declare an output of that name)."""
+
 STATE_READ = "state:"
 """How a stage's read of an undeclared ``record.state`` entry is named among its reads
 (``state:data``); no field name has a colon."""

@@ -41,7 +41,7 @@ from assay.errors import (
 )
 from assay.executor import Executor, get_executor
 from assay.hashing import hash_value
-from assay.keys import ALL, STATE_READ, read_key
+from assay.keys import ALL, REPORTABLES, STATE_READ, read_key
 from assay.plan import MISSING, Artifact, Plan, StageNode, planning_error
 from assay.staging import StageSpec
 from assay.tracking import code_attributes, code_of_attribute, tracking_copy
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("assay")
 
-REPORTABLES = "_reportables"
 """The cache entry holding a stage run's reportables, beside its outputs."""
 
 
