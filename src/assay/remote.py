@@ -597,7 +597,7 @@ def _execute(task: StageTask, started: float) -> StageResult:
     put = {  # by hand (new, or put in again), for later stages (as in a serial run)
         name: value
         for name, value in dict.items(record.state)
-        if before.get(name, put_marker) is not value
+        if before.get(name, _ABSENT) is not value
         and type(value) is not Artifact
         and _picklable(value)
     }
@@ -627,7 +627,7 @@ def _execute(task: StageTask, started: float) -> StageResult:
     )
 
 
-put_marker = object()
+_ABSENT = object()
 """Stands for "absent" when a worker compares the state before and after a stage."""
 
 

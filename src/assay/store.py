@@ -425,7 +425,7 @@ class RunStore:
                 " UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'runs')"
             ).fetchone()
             number = (last or 0) + 1
-            run_id = f"{_id_part(experiment)}-{number:04d}-{moment.strftime('%Y%m%dT%H%M%S')}"
+            run_id = f"{safe_id_part(experiment)}-{number:04d}-{moment.strftime('%Y%m%dT%H%M%S')}"
             db.execute(
                 "INSERT INTO runs (number, id, experiment, status, started, host, user,"
                 " platform, python, command, notes, param_names_json, config_json)"
@@ -965,11 +965,11 @@ def _utc(moment: datetime | None) -> datetime:
     return datetime.now(timezone.utc) if moment is None else moment.astimezone(timezone.utc)
 
 
-def _id_part(experiment: str) -> str:
+def safe_id_part(text: str) -> str:
     """The experiment's name as it goes into run ids, which name folders and files and are
     written into exported notebooks and Dockerfiles: letters, digits and ``_.+-`` kept,
     anything else (spaces, quotes, braces, line breaks) replaced by ``_``."""
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", experiment) or "_"
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text) or "_"
 
 
 def _stamp(moment: datetime) -> str:

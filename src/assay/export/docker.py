@@ -42,7 +42,7 @@ from assay.export.full import export_run
 from assay.export.reproduce import rerun_spec
 from assay.export.wheel import build_wheel
 from assay.run_record import read_run_record
-from assay.store import RunStore
+from assay.store import RunStore, safe_id_part
 
 __all__ = ["DockerContext", "build_image", "export_docker_context"]
 
@@ -206,7 +206,7 @@ def _one_line(value: Any) -> str:
 def _folder_name(run_id: str) -> str:
     """The run's folder in the image: its id, with any character a Dockerfile or a shell
     would read (an id recorded before ids were restricted) replaced by ``_``."""
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", run_id) or "_"
+    return safe_id_part(run_id)
 
 
 def _tag(run_id: str) -> str:
