@@ -19,7 +19,7 @@ from assay import run_experiment
 from assay.cache import CacheStore
 from assay.compare import compare_runs
 from assay.config import ProjectConfig
-from assay.errors import StageFailed
+from assay.errors import ProjectError, StageFailed
 from assay.provenance import Provenance, capture, capture_git, conda_info, installed_packages
 from assay.run_record import FORMAT, read_run_record, record_path
 from assay.store import _SCHEMA, SCHEMA_VERSION, RunStore
@@ -225,6 +225,31 @@ def test_failed_and_reused_runs_write_their_record_too(tmp_project: Path) -> Non
     record = read_run_record(tmp_project / "logs" / f"{reused.run_id}.json")
     assert {a["action"] for a in record["artifacts"]} == {"reused"}
     assert all(a["checksum"] for a in record["artifacts"])
+
+
+@pytest.mark.parametrize("again", [False, True], ids=["stages-run", "all-cached"])
+def test_a_parallel_run_records_its_provenance_too(tmp_project: Path, again: bool) -> None:
+    # On worker processes, the provenance is captured while the first stages run (or, if
+    # the workers are not needed, at once).
+    commit = init_repo(tmp_project, GITIGNORE)
+    manager = run(tmp_project, parallel=2)
+    if again:
+        manager = run(tmp_project, parallel=2)
+        assert {n.status for n in manager.plan.nodes} == {"cached"}
+    provenance = recorded(tmp_project, manager.run_id)
+    assert provenance["git"]["commit"] == commit and provenance["git"]["dirty"] is False
+    assert provenance["packages"]["pytest"] == metadata.version("pytest")
+
+
+def test_a_run_that_stops_while_it_is_planned_records_its_provenance(bad_project: Path) -> None:
+    with pytest.raises(ProjectError, match="sys.exit"):
+        run_experiment("exiting", project_root=bad_project, command="assay run exiting")
+    with RunStore(bad_project / "assay.db") as store:
+        stopped = store.get_run("latest")
+        provenance = store.provenance(stopped.id)
+    assert stopped.status == "failed"
+    assert provenance["packages"]["pytest"] == metadata.version("pytest")
+    assert "not in a git repository" in provenance["git"]["error"]
 
 
 # -- the run store -------------------------------------------------------------------------

@@ -99,3 +99,46 @@ def test_when_one_side_has_no_digest_of_its_files_the_versions_are_compared():
     worker_code.check_assay(assay.__version__)
     with pytest.raises(AssayError, match="runs another assay"):
         worker_code.check_assay("0.0.1")
+
+
+def test_a_worker_the_run_started_itself_is_not_asked_for_its_assay():
+    worker_code.check_assay("")  # the process executor's tasks: nothing to compare
+
+
+STAGE_MODULE = "assay_user_worker_stage_helper"
+
+
+def test_a_stage_from_a_file_outside_the_checked_ones_is_compared_by_its_source(
+    tmp_path: Path,
+):
+    from types import SimpleNamespace
+
+    from assay.remote import _SAME_CODE, _check_same_code
+
+    path = tmp_path / f"{STAGE_MODULE}.py"
+    path.write_text(
+        "import assay\n\n\n@assay.stage(outputs=['x'])\ndef make(record):\n    return 1\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        spec = importlib.import_module(STAGE_MODULE).make.__assay_stage__
+        name = f"{STAGE_MODULE}.make"
+
+        def task(digest: str, checked: frozenset = frozenset()) -> SimpleNamespace:
+            code = {name: {"kind": "function", "digest": digest}}
+            return SimpleNamespace(code=("", code), checked_files=checked, label="a")
+
+        # Its file was found the same as the main process's: no need to read it.
+        _check_same_code(spec, task("planned elsewhere", frozenset({str(path)})))
+        # Otherwise its source is read and compared.
+        with pytest.raises(AssayError, match="the worker has other code for"):
+            _check_same_code(spec, task("planned elsewhere"))
+        _SAME_CODE.clear()
+        from assay.codeprint import _normalized
+        from assay.hashing import hash_value
+
+        _check_same_code(spec, task(hash_value(("function", _normalized(spec.func)[0]))))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop(STAGE_MODULE, None)
+        _SAME_CODE.clear()

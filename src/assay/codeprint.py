@@ -33,12 +33,12 @@ import inspect
 import os
 import re
 import sys
-import textwrap
 import types
 from pathlib import Path
 from typing import Any
 
 from assay.hashing import _lambda_source, hash_value
+from assay.sourcetext import source_and_tree
 from assay.tracking import held_code
 
 _STDLIB = set(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
@@ -383,8 +383,7 @@ def _normalized(obj: Any) -> tuple[str, ast.AST | None]:
     try:
         # inspect reads a decorator's wrapper as the function it wraps: not here.
         target = obj.__code__ if hasattr(obj, "__wrapped__") and hasattr(obj, "__code__") else obj
-        source = textwrap.dedent(inspect.getsource(target))
-        tree = ast.parse(source)
+        source, tree = source_and_tree(target)
     except (OSError, TypeError, SyntaxError):
         code = getattr(obj, "__code__", None)
         if code is None:

@@ -32,6 +32,11 @@ class Executor:
     """Whether stage runs execute in other processes (they then get a picklable task)."""
     inline = False
     """Whether ``submit`` runs the work at once in the caller (the runner then skips futures)."""
+    own_workers = False
+    """Whether the workers are processes this one starts for the run: they then run this
+    very assay, and their tasks skip the check that a worker runs the main process's
+    assay (:mod:`assay.worker_code`), which a worker that outlives runs (a Dask
+    cluster's) may not."""
 
     def start(self) -> None:
         """Acquire workers (called before the first ``submit``)."""

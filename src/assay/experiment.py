@@ -201,7 +201,11 @@ def run_experiment(
                 "indices": list(indices or []),
             },
         )
-        manager.run_info = record_provenance(store, manager.run_info, config)
+
+        def keep_provenance() -> None:  # git and packages: while workers start on the stages
+            manager.run_info = record_provenance(store, manager.run_info, config)
+
+        manager.runner.while_waiting.append(keep_provenance)
         store.record_param_sets(
             manager.run_id,
             [
@@ -279,6 +283,7 @@ def run_experiment(
                 log.error("%s", error, extra=_FILE_ONLY)
                 raise ProjectError(error) from exc
             finally:
+                manager.runner.do_while_waiting()  # if the run failed before it waited
                 manager.runner.executor.shutdown()
                 manager.runner.observer = progress.inner
                 progress.close()
@@ -316,7 +321,7 @@ class _Workers:
         if self.executor is not None:
             from assay import remote
 
-            self.executor.warm_up(remote.warm_up)
+            self.executor.warm_up(remote.start_worker, not self.executor.own_workers)
 
     def warm_up(self, module: ModuleType) -> None:
         """Have each worker import the experiment now."""

@@ -97,6 +97,8 @@ class StageTask:
     scratch: str | None = None
     """Under ``--dry-cache``: the run's temporary folder for files stages write themselves
     (see :meth:`ArtifactManager.scratch_root`), which the main process removes."""
+    checked_files: frozenset = frozenset()
+    """Worker side: the project files found to be the main process's (set before running)."""
 
 
 @dataclass
@@ -365,38 +367,47 @@ def _find_unpicklable(task: StageTask) -> str | None:
 _MANAGERS: dict[tuple, Any] = {}
 
 
-def warm_up(
-    module_name: str | None = None,
-    module_file: str | None = None,
-    root: str = "",
-    sources: dict[str, str] | None = None,
-    cwd: str | None = None,
-) -> int:
-    """Worker side, before the first task: import what stage runs need (and the project).
+def start_worker(identity: bool = True) -> int:
+    """Worker side, as it starts: import what stage runs need; returns its process id.
 
-    Returns the worker's process id. A failure is left for the first real
-    task to report, with its stage and parameter set.
+    With ``identity``, also take this worker's :func:`~assay.worker_code.assay_identity`
+    now, close to when it imported assay (the run checks it before every task).
     """
     import assay.codeprint
     import assay.manager
     import assay.record  # noqa: F401
     from assay.worker_code import assay_identity
 
-    assay_identity()  # taken now, close to when this worker imported assay
-    if module_name is not None:
-        try:
-            _use_cwd(cwd)
-            _import_project(module_name, module_file, root, sources or {})
-        except Exception:
-            pass
+    if identity:
+        assay_identity()
+    return os.getpid()
+
+
+def warm_up(
+    module_name: str,
+    module_file: str | None,
+    root: str,
+    sources: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> int:
+    """Worker side, before the first task: import the project; returns its process id.
+
+    A failure is left for the first real task to report, with its stage and
+    parameter set.
+    """
+    try:
+        _use_cwd(cwd)
+        _import_project(module_name, module_file, root, sources or {})
+    except Exception:
+        pass
     return os.getpid()
 
 
 def run_task(assay_id: str, *args: Any) -> bytes:
     """Worker entry point: execute one pickled :class:`StageTask`, return a pickled result.
 
-    ``assay_id`` is the main process's :func:`~assay.worker_code.assay_identity`. It
-    comes first and the rest is taken as it comes, so that a worker which kept another
+    ``assay_id`` is the main process's :func:`~assay.worker_code.assay_identity`
+    (empty when the run started this worker itself: nothing to check). It comes first and the rest is taken as it comes, so that a worker which kept another
     version of assay imported says so, whatever the arguments of its ``run_task``; the
     rest are those of :func:`_run_task`.
     """
@@ -427,6 +438,7 @@ def _run_task(
     _import_project(module_name, module_file, root, sources or {})
     task: StageTask = pickle.loads(task_bytes)
     worker_code.check_sources(sources or {}, root)  # the task's own imports (parameters) too
+    task.checked_files = frozenset(sources or ())
     started = time.time()
     lines: list[tuple[int, str, str]] = []
     handler = _ListHandler(lines)
@@ -643,7 +655,12 @@ _SAME_CODE: dict[Any, str] = {}
 
 
 def _check_same_code(spec: Any, task: StageTask) -> None:
-    """The worker's stage function must be the planner's (a stale copy of the project?)."""
+    """The worker's stage function must be the planner's (a stale copy of the project?).
+
+    A function from a project file is the planner's already: :func:`_run_task` found
+    that file the same as the main process's (``task.checked_files``). Others (from a
+    module outside the project) are compared by their source.
+    """
     from assay.codeprint import _normalized
     from assay.hashing import hash_value
 
@@ -651,6 +668,9 @@ def _check_same_code(spec: Any, task: StageTask) -> None:
     planned = task.code[1].get(name)
     if planned is None or planned.get("kind") != "function":
         return  # a pinned version, or code without source: nothing to compare
+    code = getattr(spec.func, "__code__", None)
+    if code is not None and os.path.abspath(code.co_filename) in task.checked_files:
+        return  # its file is the main process's: so is its code
     if _SAME_CODE.get(spec.func) == planned["digest"]:
         return  # checked for an earlier task (reading and parsing the source is costly)
     try:

@@ -52,7 +52,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("assay")
 
-"""The cache entry holding a stage run's reportables, beside its outputs."""
+HAND_OUT_S = 0.02
+"""How long the first wait for workers lets the executor hand out the submitted stage runs
+before this process does its own deferred work (:attr:`Runner.while_waiting`)."""
 
 
 class WorkerLost(AssayError):
@@ -173,6 +175,9 @@ class Runner:
         self._fingerprinter = None
         self._setting: tuple[dict[str, str], str] | None = None
         self._deferred: list[StageNode] = []
+        self.while_waiting: list[Callable[[], None]] = []
+        """Work of this process that need not delay the first stage run, done once: while
+        the first stage runs go on in workers (or, run here, before them)."""
 
     # -- 1. plan ----------------------------------------------------------------------
 
@@ -473,14 +478,24 @@ class Runner:
         front of the queue, so a serial run finishes one record's chain before
         it starts the next (depth first: fewer values held in memory).
         """
-        with self.manager.cache.reads_batched():
-            self._execute(nodes)
+        try:
+            with self.manager.cache.reads_batched():
+                self._execute(nodes)
+        finally:
+            self.do_while_waiting()  # if nothing had to wait (or it failed first)
+
+    def do_while_waiting(self) -> None:
+        """Do :attr:`while_waiting`'s work now, if it is not done yet."""
+        work, self.while_waiting = self.while_waiting, []
+        for call in work:
+            call()
 
     def _execute(self, nodes: list[StageNode]) -> None:
         if not self.manager.dry_cache:
             self._link_cached(nodes)
         pending = [n for n in nodes if n.status == "run"]
         if self.executor.inline:
+            self.do_while_waiting()
             # Plan order is a topological order: the experiment called stages in it.
             for node in pending:
                 self._execute_node(node)
@@ -521,7 +536,7 @@ class Runner:
                         continue
                 while in_flight:
                     try:
-                        future = finished.get(block=not ready)
+                        future = self._next_finished(finished, block=not ready)
                     except Empty:
                         break
                     in_flight -= 1
@@ -548,6 +563,21 @@ class Runner:
             if remote and in_flight:
                 self.executor.abort()
             raise
+
+    def _next_finished(self, finished: SimpleQueue, block: bool) -> Future:
+        """The next finished future; with ``block``, wait for one.
+
+        The first wait is :attr:`while_waiting`'s moment. It waits a little first: the
+        executor's threads hand out the stage runs just submitted, and work of this
+        process would keep them from the interpreter (it holds the GIL for up to
+        ``sys.getswitchinterval()``, 5 ms, at each turn).
+        """
+        if block and self.while_waiting:
+            try:
+                return finished.get(timeout=HAND_OUT_S)
+            except Empty:
+                self.do_while_waiting()
+        return finished.get(block=block)
 
     # -- remote execution -------------------------------------------------------------
 
@@ -578,7 +608,7 @@ class Runner:
         try:
             return self.executor.submit(
                 remote.run_task,
-                assay_identity(),
+                "" if self.executor.own_workers else assay_identity(),
                 payload,
                 *remote.task_module(task, *self._worker_setting()),
             )

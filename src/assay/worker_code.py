@@ -63,7 +63,13 @@ def assay_identity() -> str:
 
 
 def check_assay(expected: str) -> None:
-    """Worker side, before a task: raise if this process's assay is not the main process's."""
+    """Worker side, before a task: raise if this process's assay is not the main process's.
+
+    An empty ``expected`` says the run started this worker itself (see
+    :attr:`assay.executor.Executor.own_workers`): there is nothing to check.
+    """
+    if not expected:
+        return
     found = assay_identity()
     if "+" not in found or "+" not in expected:  # one side has only its version
         found, expected = found.partition("+")[0], expected.partition("+")[0]

@@ -26,6 +26,7 @@ class ProcessExecutor(Executor):
 
     name = "process"
     remote = True
+    own_workers = True
 
     def __init__(self, workers: int = 2):
         self.workers = max(1, int(workers))

@@ -1,0 +1,77 @@
+"""A function's source text, found from its code object.
+
+assay reads the source of every stage function (and of the project's functions
+it calls) when it plans a run, to key the cache on the code. Python's
+:func:`inspect.getsource` is slow the first time a process calls it, about
+10 ms: it looks for the function's module among every imported module (the
+real path of each one's file) and finds where the definition ends with the
+pure-Python tokenizer, whose patterns it compiles then. A run started by
+``assay run`` pays that before its first stage starts.
+
+From Python 3.11 a code object records the span of source lines each of its
+instructions came from. The definition is then the lines from the code
+object's first line (its first decorator) to the last line any of its
+instructions, or those of a function or class nested in it, came from. The
+text is inspect's but for what follows the last instruction: comment lines
+and statements that can never run, neither of which changes what the
+function does. Whatever this cannot place (a lambda, code without a file,
+Python 3.10) is left to inspect.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import linecache
+import textwrap
+import types
+from typing import Any
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def source_and_tree(obj: Any) -> tuple[str, ast.Module]:
+    """``obj``'s definition, dedented, and its syntax tree.
+
+    Raises what :func:`inspect.getsource` and :func:`ast.parse` raise
+    (``OSError``, ``TypeError``, ``SyntaxError``) when there is no source.
+    """
+    code = obj if isinstance(obj, types.CodeType) else getattr(obj, "__code__", None)
+    if isinstance(code, types.CodeType):
+        found = _from_code(code)
+        if found is not None:
+            return found
+    source = textwrap.dedent(inspect.getsource(obj))
+    return source, ast.parse(source)
+
+
+def _from_code(code: types.CodeType) -> tuple[str, ast.Module] | None:
+    """The definition of ``code``'s function from the lines its instructions came from."""
+    if code.co_name == "<lambda>" or not hasattr(code, "co_positions"):
+        return None
+    last = _last_line(code)
+    linecache.checkcache(code.co_filename)  # the file as it is now, as inspect reads it
+    lines = linecache.getlines(code.co_filename)
+    first = code.co_firstlineno
+    if last is None or not lines or not 1 <= first <= last <= len(lines):
+        return None
+    source = textwrap.dedent("".join(lines[first - 1 : last]))
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # not a whole definition (the file changed since it was imported?)
+        return None
+    body = tree.body
+    if len(body) != 1 or not isinstance(body[0], _DEFINITIONS) or body[0].name != code.co_name:
+        return None  # a def sharing its line with other code: inspect's to sort out
+    return source, tree
+
+
+def _last_line(code: types.CodeType) -> int | None:
+    """The last source line that any instruction of ``code`` (or of code nested in it) came from."""
+    ends = [end for _, end, _, _ in code.co_positions() if end is not None]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            nested = _last_line(const)
+            if nested is not None:
+                ends.append(nested)
+    return max(ends, default=None)

@@ -1,0 +1,156 @@
+"""A function's source, read from its code object (``assay.sourcetext``).
+
+It must read every function as :func:`inspect.getsource` does, up to what
+follows its last instruction (comments, unreachable lines), and leave to
+inspect whatever it cannot place.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+
+import assay
+from assay.sourcetext import _from_code, source_and_tree
+
+MODULE = "assay_user_sourcetext_helper"
+
+
+def functions_of(module: types.ModuleType):
+    """The functions and methods defined in ``module``, and functions nested in them."""
+    seen: set[int] = set()
+
+    def walk(namespace):
+        for value in list(vars(namespace).values()):
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            if isinstance(value, property):
+                yield from (f.__code__ for f in (value.fget, value.fset) if hasattr(f, "__code__"))
+            elif isinstance(value, types.FunctionType) and id(value) not in seen:
+                seen.add(id(value))
+                yield value.__code__
+                yield from (
+                    c
+                    for c in value.__code__.co_consts
+                    if isinstance(c, types.CodeType) and not c.co_name.startswith("<")
+                )
+            elif (
+                isinstance(value, type)
+                and value.__module__ == module.__name__
+                and id(value) not in seen
+            ):
+                seen.add(id(value))
+                yield from walk(value)
+
+    yield from walk(module)
+
+
+def test_every_function_of_assay_and_of_some_standard_modules_reads_as_inspect_reads_it():
+    modules = [importlib.import_module(n) for n in ("json", "argparse", "dataclasses", "pathlib")]
+    for found in pkgutil.walk_packages(assay.__path__, "assay."):
+        if not found.name.endswith("__main__"):
+            modules.append(importlib.import_module(found.name))
+    placed = left = 0
+    for module in modules:
+        for code in functions_of(module):
+            try:
+                expected = ast.unparse(ast.parse(textwrap.dedent(inspect.getsource(code))))
+            except (OSError, TypeError, SyntaxError):
+                continue
+            found = _from_code(code)
+            if found is None:
+                left += 1
+                continue
+            placed += 1
+            assert ast.unparse(found[1]) == expected, f"{code.co_filename}:{code.co_firstlineno}"
+    assert placed > 1000 and left < placed / 50, (placed, left)
+
+
+@pytest.fixture
+def helper(tmp_path: Path):
+    """Import ``TEXT`` as a module from a file: ``helper(TEXT)``."""
+
+    def load(text: str) -> types.ModuleType:
+        (tmp_path / f"{MODULE}.py").write_text(textwrap.dedent(text))
+        sys.modules.pop(MODULE, None)
+        return importlib.import_module(MODULE)
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        yield load
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop(MODULE, None)
+
+
+def test_a_function_is_read_from_its_decorator_to_its_last_instruction(helper, monkeypatch):
+    module = helper('''
+        import functools
+
+
+        @functools.lru_cache
+        def scale(x,
+                  factor=2):
+            """Docstring."""
+            total = {"x": x,
+                     "factor": factor}
+            return total["x"] * (
+                total["factor"]
+            )
+            # a comment after the last line
+            print("never runs")
+
+
+        def after():
+            return 0
+    ''')
+    monkeypatch.setattr(inspect, "getsource", None)  # not needed for this one
+    source, tree = source_and_tree(module.scale.__wrapped__.__code__)
+    assert source.startswith("@functools.lru_cache\ndef scale(x,\n")
+    assert source.endswith('        total["factor"]\n    )\n')
+    assert "comment" not in source and "never runs" not in source
+    assert isinstance(tree.body[0], ast.FunctionDef) and tree.body[0].name == "scale"
+
+
+def test_what_the_code_object_cannot_place_is_read_by_inspect(helper):
+    module = helper('''
+        square = lambda x: x * x
+
+
+        def only_a_docstring():
+            """Nothing else."""
+
+
+        class Box:
+            size = 3
+    ''')
+    for obj, expected in (
+        (module.square, "square = lambda x: x * x\n"),
+        (module.only_a_docstring, 'def only_a_docstring():\n    """Nothing else."""\n'),
+        (module.Box, "class Box:\n    size = 3\n"),
+    ):
+        assert _from_code(getattr(obj, "__code__", None) or compile("", "x", "exec")) is None
+        source, _tree = source_and_tree(obj)
+        assert source == expected
+
+
+def test_code_without_a_file_raises_as_inspect_does():
+    namespace: dict = {}
+    exec("def typed_in():\n    return 1\n", namespace)
+    with pytest.raises(OSError):
+        source_and_tree(namespace["typed_in"])
+
+
+def test_a_file_edited_since_it_was_first_read_is_read_again(helper):
+    first = helper("def f():\n    return 1\n")
+    assert "return 1" in source_and_tree(first.f)[0]
+    again = helper("def f():\n    return 1000\n")  # imported anew, as after an edit
+    assert "return 1000" in source_and_tree(again.f)[0]
