@@ -5,10 +5,12 @@ spins a pure-Python loop of ``BENCH_LOOPS`` + ``index`` iterations (the harness
 sizes it to the wanted seconds; the index makes every set's work, and so its
 cache key, distinct); its result is pickled so that Curifactory's
 ``--parallel`` (which re-runs the experiment on the cache its processes
-filled) can be used.
+filled) can be used. With ``BENCH_TRACE`` (``benchmarks/first_stage.py``), each
+stage run appends its process id, start and end to that file.
 """
 
 import os
+import time
 from dataclasses import dataclass
 
 from _common import burn, burned
@@ -22,6 +24,7 @@ else:
 
 N = int(os.environ.get("BENCH_N", "8"))
 LOOPS = int(os.environ.get("BENCH_LOOPS", "1000"))
+TRACE = os.environ.get("BENCH_TRACE")
 executed = [0]
 
 
@@ -34,7 +37,12 @@ class Params(cf.ExperimentParameters):
 @cf.stage(None, ["total"], [PickleCacher])
 def work(record):
     executed[0] += 1
-    return burn(record.params.loops + record.params.index)
+    started = time.perf_counter()
+    total = burn(record.params.loops + record.params.index)
+    if TRACE:
+        with open(TRACE, "a") as handle:
+            handle.write(f"{os.getpid()} {started} {time.perf_counter()}\n")
+    return total
 
 
 def get_params():

@@ -176,6 +176,7 @@ def measure(tool, module, name, args, options, counter, result) -> None:
                 profile.disable()
         facts = {
             "seconds": timed.seconds,
+            "clock": [timed.started, timed.ended],
             "executed": module.executed[0],
             "loads": counter["loads"],
             "runner_loaded": runner_loaded,

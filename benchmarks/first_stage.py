@@ -1,0 +1,112 @@
+"""When the stages of a ``--parallel 2`` run start and end: assay against Curifactory.
+
+::
+
+    .venv/bin/python -m benchmarks.first_stage                      # 12 rounds, stages of 0.05 s
+    .venv/bin/python -m benchmarks.first_stage --rounds 30 --seconds 0.2
+
+The parallel section judges ``--parallel 2`` on 8 stages of 2 s each, where
+what differs between the two tools, their fixed costs of a few tens of ms, is
+smaller than this machine's spread from one round to the next. This script
+looks at those costs directly. Each round runs the section's experiment
+(``workloads/burn.py``, 8 sets) under both tools, in a new order, each run in
+a fresh process and project folder, through ``workloads/run_tool.py`` as the
+section does. Every stage run notes when it started and ended
+(``BENCH_TRACE``), and the worker notes when the timed call began and ended,
+on the machine's monotonic clock.
+
+Prints, per tool, median (min–max) over the rounds of: the time from the call
+to the first stage's start and to the last worker's first stage, the time
+between one stage's end and the next one's start on a worker, the time from
+the last stage's end to the end of the call, and the whole call; then the
+median of Curifactory's whole call ÷ assay's, round by round. Nothing is
+written to ``RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+from pathlib import Path
+
+from benchmarks.harness import (
+    Sample,
+    Workers,
+    compile_sources,
+    curifactory_python,
+    expect,
+    project,
+)
+
+SETS = 8
+TOOLS = ("assay", "curifactory")
+
+
+def main() -> None:
+    """Measure the rounds and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--seconds", type=float, default=0.05, help="each stage's length")
+    options = parser.parse_args()
+    compile_sources()
+    workers = Workers({"assay": Path(sys.executable), "curifactory": curifactory_python(print)})
+    loops = calibrate(workers, options.seconds)
+    figures: dict[str, dict[str, list[float]]] = {tool: {} for tool in TOOLS}
+    for number in range(options.rounds):
+        print(f"round {number + 1}/{options.rounds}", file=sys.stderr)
+        for tool in random.sample(TOOLS, len(TOOLS)):
+            for name, value in timeline(workers, tool, loops).items():
+                figures[tool].setdefault(name, []).append(value)
+    print(f"8 sets x one stage of {options.seconds} s, --parallel 2, {options.rounds} rounds")
+    print(f"{'ms, median (min-max)':34}" + "".join(f"{tool:>28}" for tool in TOOLS))
+    for name in figures["assay"]:
+        cells = "".join(
+            f"{str(Sample([v * 1000 for v in figures[t][name]], 'ms')):>28}" for t in TOOLS
+        )
+        print(f"{name:34}{cells}")
+    versus = [
+        c / a for a, c in zip(figures["assay"]["whole call"], figures["curifactory"]["whole call"])
+    ]
+    print(f"Curifactory's whole call / assay's, round by round: {Sample(versus, '')}")
+
+
+def calibrate(workers: Workers, seconds: float) -> int:
+    """Loop iterations of ``burn`` that take about ``seconds`` here (median of 3 probes)."""
+    probe = 5_000_000
+    times = sorted(
+        workers.run("assay", "pool.py", {"mode": "serial", "n": 1, "loops": probe})["phases"][
+            "run"
+        ]["seconds"]
+        for _ in range(3)
+    )
+    return max(1, int(probe * seconds / times[1]))
+
+
+def timeline(workers: Workers, tool: str, loops: int) -> dict[str, float]:
+    """One ``--parallel 2`` run of ``tool``: its figures in seconds."""
+    with project("burn") as folder:
+        trace = folder / "trace.txt"
+        env = {"BENCH_N": SETS, "BENCH_LOOPS": loops, "BENCH_TRACE": trace}
+        args = {"experiment": "burn", "options": {"parallel": 2}}
+        phase = workers.run(tool, "run_tool.py", args, folder, env)["phases"]["run"]
+        expect(phase["correct"], f"{tool}: a parameter set ended with a wrong total")
+        stages = [tuple(map(float, line.split())) for line in trace.read_text().splitlines()]
+    expect(len(stages) == SETS, f"{tool}: {len(stages)} stage runs noted, not {SETS}")
+    begin, end = phase["clock"]
+    by_worker: dict[float, list[tuple[float, float]]] = {}
+    for pid, start, stop in sorted(stages, key=lambda s: s[1]):
+        by_worker.setdefault(pid, []).append((start, stop))
+    gaps = [b[0] - a[1] for runs in by_worker.values() for a, b in zip(runs, runs[1:])]
+    return {
+        "first stage starts": min(s[1] for s in stages) - begin,
+        "every worker has started one": max(runs[0][0] for runs in by_worker.values()) - begin,
+        "a worker's gap between stages": statistics.mean(gaps) if gaps else 0.0,
+        "last stage's end to the call's": end - max(s[2] for s in stages),
+        "whole call": end - begin,
+    }
+
+
+if __name__ == "__main__":
+    main()
