@@ -155,6 +155,30 @@ def test_installed_packages_are_recorded_with_their_versions(tmp_project: Path) 
     assert len(packages) == len({d.metadata["Name"].lower() for d in metadata.distributions()})
 
 
+def test_every_kind_of_installed_distribution_folder_is_read(tmp_path: Path, monkeypatch) -> None:
+    site = tmp_path / "site"
+    (site / "Plain_Name-1.0.dist-info").mkdir(parents=True)
+    odd = site / "odd-name-2.0.post1-extra.dist-info"  # more dashes: METADATA says
+    odd.mkdir()
+    (odd / "METADATA").write_text("Metadata-Version: 2.1\nName: Odd.Name\nVersion: 2.0\n\nText")
+    (site / "eggy.egg-info").mkdir()
+    (site / "eggy.egg-info" / "PKG-INFO").write_text("Name: eggy\nVersion: 0.3\n")
+    (site / "flat.egg-info").write_text("Name: flat\nVersion: 4\n")  # a file, not a folder
+    mine = site / "mine-0.1.dist-info"
+    mine.mkdir()
+    (mine / "direct_url.json").write_text(
+        json.dumps({"url": "file:///src/mine", "dir_info": {"editable": True}})
+    )
+    (site / "broken.egg-info").mkdir()  # no PKG-INFO: left out, never a failure
+    monkeypatch.setattr(sys, "path", [str(site)])
+
+    packages, editable = installed_packages()
+
+    assert packages == {"eggy": "0.3", "flat": "4", "mine": "0.1", "odd-name": "2.0",
+                        "plain-name": "1.0"}  # fmt: skip
+    assert editable == {"mine": "file:///src/mine"}
+
+
 def test_an_active_conda_environment_is_recorded(tmp_path: Path, monkeypatch) -> None:
     prefix = tmp_path / "envs" / "study"
     (prefix / "conda-meta").mkdir(parents=True)

@@ -326,27 +326,28 @@ def installed_packages() -> tuple[dict[str, str], dict[str, str]]:
         for entry in entries:
             if not entry.name.endswith((".dist-info", ".egg-info")):
                 continue
-            name, version = _name_version(Path(entry.path))
+            name, version = _name_version(entry.path)
             if not name or name in packages:
                 continue
             packages[name] = version
-            url = _editable_url(Path(entry.path))
+            url = _editable_url(entry.path)
             if url is not None:
                 editable[name] = url
     return dict(sorted(packages.items(), key=lambda kv: kv[0].lower())), editable
 
 
-def _name_version(path: Path) -> tuple[str | None, str]:
+def _name_version(path: str) -> tuple[str | None, str]:
     """Name and version of an installed distribution, from its folder's name if it can."""
-    stem = path.name.rsplit(".", 1)[0]
-    if (
-        path.name.endswith(".dist-info") and stem.count("-") == 1
-    ):  # NAME-VERSION, as installers write
+    base = os.path.basename(path)
+    stem = base.rsplit(".", 1)[0]
+    if base.endswith(".dist-info") and stem.count("-") == 1:  # NAME-VERSION, as installers write
         name, version = stem.split("-")
         return _normalize(name), version
-    metadata = path / ("METADATA" if path.name.endswith(".dist-info") else "PKG-INFO")
+    metadata = os.path.join(path, "METADATA" if base.endswith(".dist-info") else "PKG-INFO")
     try:
-        text = (metadata if path.is_dir() else path).read_text(encoding="utf-8", errors="replace")
+        text = Path(metadata if os.path.isdir(path) else path).read_text(
+            encoding="utf-8", errors="replace"
+        )
     except OSError:  # a broken installation must not fail the run
         return None, ""
     fields: dict[str, str] = {}
@@ -359,10 +360,11 @@ def _name_version(path: Path) -> tuple[str | None, str]:
     return (_normalize(name), fields.get("version", "")) if name else (None, "")
 
 
-def _editable_url(path: Path) -> str | None:
+def _editable_url(path: str) -> str | None:
     """Where an editable install's source is (its ``direct_url.json``), else ``None``."""
     try:
-        direct = (path / "direct_url.json").read_text(encoding="utf-8")
+        with open(os.path.join(path, "direct_url.json"), encoding="utf-8") as handle:
+            direct = handle.read()
     except OSError:
         return None
     if '"editable"' not in direct:
@@ -376,7 +378,10 @@ def _editable_url(path: Path) -> str | None:
 
 def _normalize(name: str) -> str:
     """Names as pip writes them in ``requirements.txt``: ``typing_extensions`` → ``typing-extensions``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return _SEPARATORS.sub("-", name).lower()
+
+
+_SEPARATORS = re.compile(r"[-_.]+")
 
 
 # -- conda -------------------------------------------------------------------------------
