@@ -283,7 +283,7 @@ def run_experiment(
                 log.error("%s", error, extra=_FILE_ONLY)
                 raise ProjectError(error) from exc
             finally:
-                manager.runner.do_while_waiting()  # if the run failed before it waited
+                manager.runner.do_while_waiting()  # if the run never waited for workers
                 manager.runner.executor.shutdown()
                 manager.runner.observer = progress.inner
                 progress.close()

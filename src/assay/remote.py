@@ -407,9 +407,10 @@ def run_task(assay_id: str, *args: Any) -> bytes:
     """Worker entry point: execute one pickled :class:`StageTask`, return a pickled result.
 
     ``assay_id`` is the main process's :func:`~assay.worker_code.assay_identity`
-    (empty when the run started this worker itself: nothing to check). It comes first and the rest is taken as it comes, so that a worker which kept another
-    version of assay imported says so, whatever the arguments of its ``run_task``; the
-    rest are those of :func:`_run_task`.
+    (empty when the run started this worker itself: nothing to check). It comes
+    first and the rest is taken as it comes, so that a worker which kept another
+    version of assay imported says so, whatever the arguments of its ``run_task``;
+    the rest are those of :func:`_run_task`.
     """
     from assay import worker_code
 

@@ -177,7 +177,9 @@ class Runner:
         self._deferred: list[StageNode] = []
         self.while_waiting: list[Callable[[], None]] = []
         """Work of this process that need not delay the first stage run, done once: while
-        the first stage runs go on in workers (or, run here, before them)."""
+        the first stage runs go on in workers (or, run here, before them). Whoever
+        fills it calls :meth:`do_while_waiting` when the run ends, for a run that
+        never waited."""
 
     # -- 1. plan ----------------------------------------------------------------------
 
@@ -478,11 +480,8 @@ class Runner:
         front of the queue, so a serial run finishes one record's chain before
         it starts the next (depth first: fewer values held in memory).
         """
-        try:
-            with self.manager.cache.reads_batched():
-                self._execute(nodes)
-        finally:
-            self.do_while_waiting()  # if nothing had to wait (or it failed first)
+        with self.manager.cache.reads_batched():
+            self._execute(nodes)
 
     def do_while_waiting(self) -> None:
         """Do :attr:`while_waiting`'s work now, if it is not done yet."""
