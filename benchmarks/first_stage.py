@@ -17,7 +17,8 @@ on the machine's monotonic clock.
 
 Prints, per tool, median (min–max) over the rounds of: the time from the call
 to the first stage's start and to the last worker's first stage, the time
-between one stage's end and the next one's start on a worker, the time from
+between one stage's end and the next one's start on a worker, a stage's
+length (which grows when the run's own work takes the cores), the time from
 the last stage's end to the end of the call, and the whole call; then the
 median of Curifactory's whole call ÷ assay's, round by round. Nothing is
 written to ``RESULTS.md``.
@@ -103,6 +104,7 @@ def timeline(workers: Workers, tool: str, loops: int) -> dict[str, float]:
         "first stage starts": min(s[1] for s in stages) - begin,
         "every worker has started one": max(runs[0][0] for runs in by_worker.values()) - begin,
         "a worker's gap between stages": statistics.mean(gaps) if gaps else 0.0,
+        "a stage's length": statistics.mean(s[2] - s[1] for s in stages),
         "last stage's end to the call's": end - max(s[2] for s in stages),
         "whole call": end - begin,
     }

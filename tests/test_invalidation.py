@@ -638,13 +638,15 @@ def test_editing_the_projects_own_cacher_recomputes_what_it_keeps(
                      id="read-only-mapping"),
         pytest.param("Tokenizer(lower=True)", "Tokenizer(lower=False)", "tokens",
                      id="object-with-assay-hash"),
+        pytest.param('Decimal("1.5")', 'Decimal("2.5")', "rated", id="decimal"),
+        pytest.param("Fraction(1, 3)", "Fraction(2, 3)", "shared", id="fraction"),
     ],
 )  # fmt: skip
 def test_data_constants_of_less_usual_kinds_are_keyed_by_value(
     lab: Lab, old: str, new: str, stage: str
 ):
     """They counted by their type only: editing the value recomputed nothing."""
-    assert len(lab.run("plainish")) == 4
+    assert len(lab.run("plainish")) == 6
     lab.edit("lab/experiments/plainish.py", old, new)
     assert lab.run("plainish") == [f"{stage}:p"]
 

@@ -122,6 +122,45 @@ def test_a_repository_without_commits_and_a_folder_outside_git(tmp_project: Path
     assert manager.run_info.status == "completed" and manager.run_info.git_dirty is None
 
 
+def test_git_is_found_from_a_subfolder_a_worktree_a_link_and_git_dir(tmp_path: Path) -> None:
+    """Where ``.git`` is not in the project folder itself, git is still asked."""
+    repo = tmp_path / "repo"
+    (repo / "analysis").mkdir(parents=True)
+    (repo / "analysis" / "notes.md").write_text("x\n")
+    commit = init_repo(repo)
+    git(repo, "worktree", "add", "-q", str(tmp_path / "tree"))  # its .git is a file
+    (tmp_path / "link").symlink_to(repo / "analysis")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for folder in (repo / "analysis", tmp_path / "tree", tmp_path / "link"):
+        state = capture_git(folder)
+        assert state.error is None and state.commit == commit, folder
+    assert "not in a git repository" in capture_git(plain).error
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GIT_DIR", str(repo / ".git"))
+        assert capture_git(plain).commit == commit
+
+
+def test_outside_any_repository_no_git_process_is_started(tmp_path: Path, monkeypatch) -> None:
+    """git would only say it found no repository; its processes would cost the run CPU."""
+    import shutil
+
+    started = tmp_path / "started.txt"
+    wrapper = tmp_path / "bin" / "git"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {started}\nexec {shutil.which("git")} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{Path(shutil.which('git')).parent}")
+    plain, repo = tmp_path / "plain", tmp_path / "repo"
+    plain.mkdir()
+    repo.mkdir()
+    (repo / "notes.md").write_text("x\n")
+    state = capture_git(plain)
+    assert "not in a git repository" in state.error and not started.exists()
+    init_repo(repo)
+    assert capture_git(repo).error is None and started.exists()  # the wrapper is used
+
+
 def test_without_git_installed_the_run_records_why(tmp_project: Path, monkeypatch) -> None:
     init_repo(tmp_project, GITIGNORE)
     empty = tmp_project.parent / "empty-bin"

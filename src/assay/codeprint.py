@@ -24,9 +24,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import datetime
-import decimal
 import enum
-import fractions
 import functools
 import importlib
 import inspect
@@ -640,10 +638,12 @@ def _code_names(code: types.CodeType) -> set[str]:
 
 _PLAIN = (
     type(None), bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset,
-    range, Path, enum.Enum, decimal.Decimal, fractions.Fraction, datetime.date,
-    datetime.time, datetime.timedelta, functools.partial, types.SimpleNamespace,
-    types.MappingProxyType, re.Pattern,
+    range, Path, enum.Enum, datetime.date, datetime.time, datetime.timedelta,
+    functools.partial, types.SimpleNamespace, types.MappingProxyType, re.Pattern,
 )  # fmt: skip
+_PLAIN_IF_LOADED = {"decimal": "Decimal", "fractions": "Fraction"}
+"""Plain types of modules imported only for them (a value can only be one once its
+module is loaded, so assay need not import them itself)."""
 
 
 def _hashable_form(value: Any) -> Any:
@@ -660,6 +660,10 @@ def _is_plain_data(value: Any) -> bool:
     objects that say how to hash them (``__assay_hash__``)."""
     if isinstance(value, _PLAIN) or hasattr(type(value), "__assay_hash__"):
         return True
+    for module_name, type_name in _PLAIN_IF_LOADED.items():
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(value, getattr(module, type_name)):
+            return True
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return True
     module = type(value).__module__.split(".")[0]

@@ -321,6 +321,7 @@ class _Workers:
         if self.executor is not None:
             from assay import remote
 
+            remote.import_machinery()  # before the workers fork: they inherit it
             self.executor.warm_up(remote.start_worker, not self.executor.own_workers)
 
     def warm_up(self, module: ModuleType) -> None:

@@ -21,9 +21,9 @@ commit). assay's own outputs (the cache, reports, logs, the run store) never
 count. Such untracked files are listed in ``git.untracked``; the diff covers
 tracked files only.
 
-The cost is a few milliseconds: two or three ``git`` processes and a listing of
-the ``*.dist-info`` folders on ``sys.path`` (no ``pip freeze``). See
-``docs/provenance.md`` for the measured figure.
+The cost is a few milliseconds: two or three ``git`` processes (none outside a
+repository) and a listing of the ``*.dist-info`` folders on ``sys.path`` (no
+``pip freeze``). See ``docs/provenance.md`` for the measured figure.
 """
 
 from __future__ import annotations
@@ -166,6 +166,8 @@ def capture_git(root: str | os.PathLike, ignore: list[str] = ()) -> GitInfo:
     if shutil.which("git") is None:
         return GitInfo(error="git is not installed (no `git` on PATH)")
     root = Path(root)
+    if not _may_be_in_a_repository(root):
+        return GitInfo(error=f"{root} is not in a git repository")
     # Three independent questions, asked at once (each git process takes milliseconds).
     out, top, remote = _git(
         root,
@@ -206,6 +208,26 @@ def capture_git(root: str | os.PathLike, ignore: list[str] = ()) -> GitInfo:
     elif info.modified:
         info.diff = "(the repository has no commit yet: every tracked file is new)"
     return info
+
+
+def _may_be_in_a_repository(root: Path) -> bool:
+    """Whether git could find a repository for ``root``: a ``.git`` (folder, or file
+    of a worktree or submodule) in it or above it, or one named by ``GIT_DIR``.
+
+    git looks the same way (from the folder with links resolved), so when this
+    says no, its three processes would only say so too, in a few milliseconds
+    of CPU taken from the run's first stages.
+    """
+    if os.environ.get("GIT_DIR"):
+        return True
+    folder = os.path.realpath(root)
+    while True:
+        if os.path.lexists(os.path.join(folder, ".git")):
+            return True
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
 
 
 def _changed_paths(entries: list[str]) -> tuple[list[str], list[str]]:

@@ -367,17 +367,26 @@ def _find_unpicklable(task: StageTask) -> str | None:
 _MANAGERS: dict[tuple, Any] = {}
 
 
+def import_machinery() -> None:
+    """Import what stage runs need (fingerprints, managers, records).
+
+    Workers do as they start; the main process does before it starts them, so
+    that forked workers have it already (the run needs it to plan anyway).
+    """
+    import assay.codeprint
+    import assay.manager
+    import assay.record  # noqa: F401
+
+
 def start_worker(identity: bool = True) -> int:
     """Worker side, as it starts: import what stage runs need; returns its process id.
 
     With ``identity``, also take this worker's :func:`~assay.worker_code.assay_identity`
     now, close to when it imported assay (the run checks it before every task).
     """
-    import assay.codeprint
-    import assay.manager
-    import assay.record  # noqa: F401
     from assay.worker_code import assay_identity
 
+    import_machinery()
     if identity:
         assay_identity()
     return os.getpid()

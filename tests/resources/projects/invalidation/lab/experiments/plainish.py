@@ -1,6 +1,9 @@
 """Module constants that are data, though not of the usual kinds: a compiled pattern, a
-namespace, a read-only mapping, and an object that says how to hash it."""
+namespace, a read-only mapping, an object that says how to hash it, a decimal and a
+fraction."""
 
+import decimal
+import fractions
 import re
 import types
 from dataclasses import dataclass
@@ -13,6 +16,8 @@ from assay.caching import JsonCacher
 WORD = re.compile(r"a+")
 NS = types.SimpleNamespace(k=2)
 PROXY = types.MappingProxyType({"k": 2})
+RATE = decimal.Decimal("1.5")
+SHARE = fractions.Fraction(1, 3)
 
 
 class Tokenizer:
@@ -60,6 +65,18 @@ def tokens(record):
     return text.lower() if TOKENIZER.lower else text
 
 
+@stage("rated")
+def rated(record):
+    note(record, "rated")
+    return str(RATE * 2)
+
+
+@stage("shared")
+def shared(record):
+    note(record, "shared")
+    return str(SHARE * 3)
+
+
 def get_params():
     return [Params(name="p", text="aaa BAB")]
 
@@ -67,5 +84,5 @@ def get_params():
 def run(param_sets, manager):
     for params in param_sets:
         record = assay.Record(manager, params)
-        for each in (words, spaced, mapped, tokens):
+        for each in (words, spaced, mapped, tokens, rated, shared):
             each(record)
