@@ -37,22 +37,26 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     pythons = {"assay": Path(sys.executable)}
     sections: list[Section] = []
+    speed: list[float] = []
     try:
         harness.compile_sources()
         pythons["curifactory"] = pythons["joblib"] = harness.curifactory_python(console.print)
+        speed.append(harness.loop_seconds(Workers(pythons)))
         run(names, options.quick, pythons, sections, console)
+        speed.append(harness.loop_seconds(Workers(pythons)))
     except BenchmarkError as exc:
         console.print(f"[red]Benchmark failed:[/] {exc}")
         if sections:  # keep what was measured, for the post-mortem; never as RESULTS.md
             failed = BENCHMARKS / "RESULTS-partial.md"
-            preamble = introduction(options.quick, pythons, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            preamble = introduction(options.quick, pythons, elapsed, speed)
             failed.write_text(markdown(sections, [f"**FAILED: {exc}**", "", *preamble]))
             console.print(f"The sections that finished are in {failed}.")
         return 1
     attach_evidence(sections)
     show(console, sections)
     elapsed = time.perf_counter() - started
-    output.write_text(markdown(sections, introduction(options.quick, pythons, elapsed)))
+    output.write_text(markdown(sections, introduction(options.quick, pythons, elapsed, speed)))
     console.print(f"Wrote {output} in {elapsed:.0f} s.")
     return 0
 
@@ -72,8 +76,13 @@ def run(names: list[str], quick: bool, pythons: dict, sections: list, console: C
         sections.append(section)
 
 
-def introduction(quick: bool, pythons: dict[str, Path], elapsed: float) -> list[str]:
-    """The head of RESULTS.md: when, where, which versions, and how it was measured."""
+def introduction(
+    quick: bool, pythons: dict[str, Path], elapsed: float, speed: list[float]
+) -> list[str]:
+    """The head of RESULTS.md: when, where, how fast, which versions, and how it was measured.
+
+    ``speed``: :func:`harness.loop_seconds` at the start of the run and at its end.
+    """
     theirs = harness.other_versions(pythons["curifactory"])
     scratch = harness.scratch_root()
     probe = {folder: harness.metadata_probe(Path(folder)) for folder in ("/tmp", str(scratch))}
@@ -90,6 +99,13 @@ def introduction(quick: bool, pythons: dict[str, Path], elapsed: float) -> list[
         f"| mode | {mode}, {elapsed:.0f} s in all |",
     ]
     lines += [f"| {key} | {value} |" for key, value in harness.machine().items()]
+    if speed:
+        times = " at the start, ".join(f"{t:.2f} s" for t in speed)
+        lines.append(
+            f"| Python speed | {harness.SPEED_PROBE:,} iterations of the stages' loop "
+            f"(`workloads/_common.py`, `burn`) took {times}{' at the end' * (len(speed) > 1)} "
+            f"(median of 3; {REFERENCE_SPEED}) |"
+        )
     lines += [
         f"| scratch folder | `{scratch}` ({_probe(probe[str(scratch)])}; in /tmp, on the same "
         f"disk: {_probe(probe['/tmp'])}) |",
@@ -101,6 +117,14 @@ def introduction(quick: bool, pythons: dict[str, Path], elapsed: float) -> list[
         same = ours if ours == other else f"{ours} (assay venv) / {other} (Curifactory venv)"
         lines.append(f"| {package} | {same} |")
     return [*lines, "", METHOD, ""]
+
+
+REFERENCE_SPEED = (
+    "earlier runs on this VM, from the loop sizes their parallel sections wrote down: "
+    "0.65 s on 2026-12-05 at 19:00 UTC, 1.03 s three hours later; every figure below moves "
+    "with it"
+)
+"""How fast this shared machine ran before the speed was recorded in the head."""
 
 
 def _probe(probe: dict[str, float]) -> str:

@@ -33,11 +33,13 @@ import sys
 from pathlib import Path
 
 from benchmarks.harness import (
+    SPEED_PROBE,
     Sample,
     Workers,
     compile_sources,
     curifactory_python,
     expect,
+    loop_seconds,
     project,
 )
 
@@ -74,15 +76,8 @@ def main() -> None:
 
 
 def calibrate(workers: Workers, seconds: float) -> int:
-    """Loop iterations of ``burn`` that take about ``seconds`` here (median of 3 probes)."""
-    probe = 5_000_000
-    times = sorted(
-        workers.run("assay", "pool.py", {"mode": "serial", "n": 1, "loops": probe})["phases"][
-            "run"
-        ]["seconds"]
-        for _ in range(3)
-    )
-    return max(1, int(probe * seconds / times[1]))
+    """Loop iterations of ``burn`` that take about ``seconds`` here."""
+    return max(1, int(SPEED_PROBE * seconds / loop_seconds(workers)))
 
 
 def timeline(workers: Workers, tool: str, loops: int) -> dict[str, float]:

@@ -318,6 +318,23 @@ def metadata_probe(folder: Path, files: int = 200) -> dict[str, float]:
 
 # -- the machine -----------------------------------------------------------------------
 
+SPEED_PROBE = 10_000_000
+"""Iterations of the stages' pure-Python loop that :func:`loop_seconds` times by default."""
+
+
+def loop_seconds(workers: Workers, loops: int = SPEED_PROBE) -> float:
+    """Seconds that ``loops`` iterations of the stages' loop (``workloads/_common.py``,
+    ``burn``) take in a fresh process now: the median of 3.
+
+    It sizes the parallel stages, and tells how fast this shared machine ran
+    Python during a benchmark run, to compare runs from different days.
+    """
+    args = {"mode": "serial", "n": 1, "loops": loops}
+    times = sorted(
+        workers.run("assay", "pool.py", args)["phases"]["run"]["seconds"] for _ in range(3)
+    )
+    return times[1]
+
 
 def machine() -> dict[str, str]:
     """CPU model, cores, RAM, OS, Python: from /proc where Linux has it."""

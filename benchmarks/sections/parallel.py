@@ -35,7 +35,7 @@ from __future__ import annotations
 import importlib.util
 import random
 
-from benchmarks.harness import Sample, expect, project
+from benchmarks.harness import SPEED_PROBE, Sample, expect, loop_seconds, project
 from benchmarks.report import Section, Table, Target
 from benchmarks.sections import Context
 
@@ -352,19 +352,12 @@ def dask_overhead(ctx: Context) -> tuple[Table, Sample]:
 
 
 def calibrate(ctx: Context, seconds: float) -> int:
-    """Loop iterations that take about ``seconds`` on this machine now (median of 3 probes).
+    """Loop iterations that take about ``seconds`` on this machine now.
 
     Each probe spins for about a second: the first fraction of a second of a new
     process often runs slower here, and a short probe would size the stages too small.
     """
-    probe = 10_000_000
-    times = sorted(
-        ctx.workers.run("assay", "pool.py", {"mode": "serial", "n": 1, "loops": probe})["phases"][
-            "run"
-        ]["seconds"]
-        for _ in range(3)
-    )
-    return int(probe * seconds / times[1])
+    return int(SPEED_PROBE * seconds / loop_seconds(ctx.workers))
 
 
 def measure(ctx: Context, name: str, tool: str, worker: str, options: dict, loops: int) -> float:
