@@ -147,6 +147,34 @@ def test_numbers_are_unique_when_processes_start_runs_at_once(db_path: Path) -> 
     assert len({run.id for run in runs}) == 100
 
 
+def test_a_store_another_process_makes_while_this_one_looks_is_recognised(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schema version and the tables are read in one view of the file. Read one after
+    the other, the tables that another process made in between came with version 0, and
+    the new store was refused as "not an assay run store" (two runs starting at once)."""
+    import assay.store
+
+    real_connect, made = sqlite3.connect, []
+
+    def make_it_in_between(statement: str) -> None:
+        if "sqlite_master" in statement and not made:
+            made.append(True)
+            with RunStore(db_path) as other:  # the other process: a connection of its own
+                other.settle_abandoned_runs()
+
+    def connect(*args, **kwargs):
+        connection = real_connect(*args, **kwargs)
+        if not made:
+            connection.set_trace_callback(make_it_in_between)
+        return connection
+
+    monkeypatch.setattr(assay.store.sqlite3, "connect", connect)
+    with RunStore(db_path) as store:
+        assert store.begin_run("race", command="race").number == 1
+    assert made
+
+
 def test_threads_can_share_one_store(store: RunStore) -> None:
     def start_runs() -> None:
         for _ in range(10):

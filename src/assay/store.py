@@ -857,19 +857,21 @@ class RunStore:
 
     def _check_schema(self, db: sqlite3.Connection) -> bool:
         """True if the tables are there, False if the database is empty; else raise."""
-        (version,) = db.execute("PRAGMA user_version").fetchone()
+        with _one_view(db):  # not the version from before another process made the tables
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            tables = {
+                name
+                for (name,) in db.execute(
+                    "SELECT name FROM sqlite_master "
+                    "WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                )
+            }
         if version > SCHEMA_VERSION:
             raise RunStoreError(
                 f"The run store {self.path} was written by a newer version of assay (schema "
                 f"version {version}; this assay reads up to {SCHEMA_VERSION}). Upgrade assay "
                 "(pip install -U assay) to use it."
             )
-        tables = {
-            name
-            for (name,) in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        }
         if version == 0 and not tables:
             return False
         if version == 1 and all(t in tables for t in _V1_TABLES):
@@ -926,6 +928,24 @@ def _set_wal(db: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+@contextmanager
+def _one_view(db: sqlite3.Connection) -> Iterator[None]:
+    """Reads that all see the file as it was at the first of them (a read transaction).
+
+    Each statement outside a transaction sees the file as it is then: between two
+    of them, another process can commit (make the tables, say).
+    """
+    if db.in_transaction:  # the caller's transaction gives that already
+        yield
+        return
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if db.in_transaction:  # a failed read may have ended it
+            db.execute("COMMIT")  # nothing was written: this only ends the read
 
 
 @contextmanager
