@@ -237,7 +237,11 @@ def parallel_target(quick: bool, rounds: dict, speedups: dict, common: dict) -> 
             " Both tools fork their worker processes here, and both runs are within a few "
             "tenths of a second of 8 stages' CPU time over 2 cores. What remains between them "
             "is each run's fixed cost (planning, the run store, provenance: the table of "
-            "fixed costs), smaller than this machine's spread from one round to the next."
+            "fixed costs), a few hundredths of a second, and the length of the stages "
+            "themselves, which on this machine differs between two forked processes running "
+            "the same loop by up to 4 % depending on what each did before "
+            "(`python -m benchmarks.forked_loop`, RESULTS-extra.md); both are smaller than "
+            "this machine's spread from one round to the next."
         )
     return Target(
         "`--parallel 2`, 8 × 2 s" + (" (quick: 8 × 0.2 s)" if quick else ""),
