@@ -28,6 +28,8 @@ Smaller experiments beside it: ``pooled`` (the chain plus an aggregate),
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -897,7 +899,7 @@ def test_the_map_of_installed_modules_is_kept_for_the_next_run(tmp_path: Path, s
 def test_a_broken_or_unwritable_map_of_installed_modules_is_found_afresh(
     tmp_path: Path, scans, monkeypatch
 ):
-    from assay.codeprint import installed_modules
+    from assay.distributions import installed_modules
 
     expected = installed_modules()
     kept = tmp_path / "user-cache" / "assay" / "installed-modules.json"
@@ -907,6 +909,53 @@ def test_a_broken_or_unwritable_map_of_installed_modules_is_found_afresh(
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(kept))  # a file: no folder can be made there
     assert installed_modules() == expected and len(scans) == 3
+
+
+FINGERPRINT_OUTSIDE_CODE = """
+import json, sys
+sys.path[:0] = ["lab", "checkout", "site"]
+from assay.codeprint import Fingerprinter
+from stages import uses_outside_code
+digest, parts = Fingerprinter("lab").fingerprint(uses_outside_code)
+print(json.dumps([digest, sorted(parts), parts["package tinypkg"]["version"],
+                  "importlib.metadata" in sys.modules]))
+"""
+
+
+def test_code_outside_the_project_is_placed_without_importlib_metadata(tmp_path: Path):
+    """A helper from a folder on ``sys.path`` that no distribution claims (a sibling
+    checkout) is followed by source, an installed package counts by the version in its
+    METADATA, and once the map of installed modules is kept, finding that out imports no
+    :mod:`importlib.metadata` (tens of ms of every run's start)."""
+    shutil.copytree(PROJECTS / "invalidation" / "site", tmp_path / "site")
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "checkout").mkdir()
+    helper = tmp_path / "checkout" / "labtools.py"
+    helper.write_text("def smooth(x):\n    return x + 1\n")
+    (tmp_path / "lab" / "stages.py").write_text(
+        "from labtools import smooth\nfrom tinypkg import triple\n\n\n"
+        "def uses_outside_code(record):\n    return triple(smooth(record.params.n))\n"
+    )
+
+    def fingerprint() -> list:
+        done = subprocess.run(
+            [sys.executable, "-c", FINGERPRINT_OUTSIDE_CODE],
+            cwd=tmp_path,
+            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "user-cache")},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout)
+
+    digest, parts, version, imported = fingerprint()  # the map is made and kept
+    assert "labtools.smooth" in parts and "package tinypkg" in parts and version == "tinypkg 1.0"
+    assert fingerprint() == [digest, parts, version, False]
+
+    helper.write_text("def smooth(x):\n    return x + 2\n")
+    assert fingerprint()[0] != digest
+    edit(tmp_path / "site" / "tinypkg-1.0.dist-info" / "METADATA", "Version: 1.0", "Version: 1.1")
+    assert fingerprint()[2] == "tinypkg 1.1"
 
 
 FINGERPRINT_IN_A_NEW_PROCESS = """

@@ -35,6 +35,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+from assay import distributions
 from assay.hashing import _lambda_source, hash_value
 from assay.sourcetext import source_and_tree
 from assay.tracking import held_code
@@ -74,6 +75,8 @@ class Fingerprinter:
         self._parts: dict[int, tuple[str, dict]] = {}
         self._cut = 0  # the shallowest depth a cycle reached back to (see _visit)
         self._kept: list[Any] = []  # keeps fingerprinted objects alive, so ids stay unique
+        self._metadata: list[str] | None = None  # the metadata folders on sys.path
+        self._installed_names: set[str] = set()
         self._distributions: dict[str, list[str]] | None = None
         self._quick: dict[str, list[str]] = {}
 
@@ -306,14 +309,11 @@ class Fingerprinter:
         names = self._distributions_of(top)
         if not names:
             return
-        import importlib.metadata  # here: its import costs tens of ms, and most stages need none
-
         versions = {}
         for dist in names:
-            try:
-                versions[dist] = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
+            version = distributions.version_of(dist, self._metadata_folders())
+            if version is not None:
+                versions[dist] = version
         if not versions:
             return
         label = ", ".join(f"{d} {v}" for d, v in sorted(versions.items()))
@@ -327,53 +327,21 @@ class Fingerprinter:
         found = self._quick.get(top)
         if found is not None:
             return found
-        import importlib.metadata
-
-        try:  # most distributions are named like their module: a cheap look-up
-            importlib.metadata.distribution(top)
-            found = [top]
-        except importlib.metadata.PackageNotFoundError:
+        folders = self._metadata_folders()
+        if distributions.normalize(top) in self._installed_names:
+            found = [top]  # most distributions are named like their module
+        else:
             if self._distributions is None:  # only when a name differs (sklearn)
-                self._distributions = installed_modules()
+                self._distributions = distributions.installed_modules(folders)
             found = self._distributions.get(top, [])
         self._quick[top] = found
         return found
 
-
-def installed_modules() -> dict[str, list[str]]:
-    """Top-level module -> the installed distributions that provide it (``sklearn`` ->
-    ``["scikit-learn"]``), as ``importlib.metadata.packages_distributions()`` says.
-
-    That reads the file list of every installed distribution: 0.3 s a run in a large
-    environment. The answer is kept in the user's cache folder (``$XDG_CACHE_HOME/assay``,
-    by default ``~/.cache/assay``) for as long as the same distributions, at the same
-    versions, are installed; a file that cannot be read or written there is skipped.
-    """
-    import importlib.metadata
-    import json
-
-    installed = sorted(
-        str(getattr(d, "_path", "")) or f"{d.metadata['Name']} {d.version}"
-        for d in importlib.metadata.distributions()
-    )
-    key = hash_value([sys.prefix, installed])
-    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = Path(home) / "assay" / "installed-modules.json"
-    try:
-        kept = json.loads(path.read_text())
-        if kept.get("key") == key:
-            return kept["modules"]
-    except (OSError, ValueError, AttributeError, KeyError):
-        pass
-    found = importlib.metadata.packages_distributions()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_text(json.dumps({"key": key, "modules": found}))
-        os.replace(partial, path)
-    except OSError:  # no cache folder of our own: found afresh next run
-        pass
-    return found
+    def _metadata_folders(self) -> list[str]:
+        if self._metadata is None:
+            self._metadata = distributions.metadata_folders()
+            self._installed_names = {distributions.folder_name(f) for f in self._metadata}
+        return self._metadata
 
 
 def _normalized(obj: Any) -> tuple[str, ast.AST | None]:

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assay.distributions import metadata_folders, name_version
+
 __all__ = [
     "DIFF_LIMIT",
     "CondaInfo",
@@ -340,46 +342,15 @@ def installed_packages() -> tuple[dict[str, str], dict[str, str]]:
     """
     packages: dict[str, str] = {}
     editable: dict[str, str] = {}
-    for folder in sys.path:
-        try:
-            entries = sorted(os.scandir(folder or "."), key=lambda e: e.name)
-        except OSError:  # a zip file, or a folder that is not there
+    for path in metadata_folders():
+        name, version = name_version(path)
+        if not name or name in packages:
             continue
-        for entry in entries:
-            if not entry.name.endswith((".dist-info", ".egg-info")):
-                continue
-            name, version = _name_version(entry.path)
-            if not name or name in packages:
-                continue
-            packages[name] = version
-            url = _editable_url(entry.path)
-            if url is not None:
-                editable[name] = url
+        packages[name] = version
+        url = _editable_url(path)
+        if url is not None:
+            editable[name] = url
     return dict(sorted(packages.items(), key=lambda kv: kv[0].lower())), editable
-
-
-def _name_version(path: str) -> tuple[str | None, str]:
-    """Name and version of an installed distribution, from its folder's name if it can."""
-    base = os.path.basename(path)
-    stem = base.rsplit(".", 1)[0]
-    if base.endswith(".dist-info") and stem.count("-") == 1:  # NAME-VERSION, as installers write
-        name, version = stem.split("-")
-        return _normalize(name), version
-    metadata = os.path.join(path, "METADATA" if base.endswith(".dist-info") else "PKG-INFO")
-    try:
-        text = Path(metadata if os.path.isdir(path) else path).read_text(
-            encoding="utf-8", errors="replace"
-        )
-    except OSError:  # a broken installation must not fail the run
-        return None, ""
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            break  # the headers end at the first empty line
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip().lower(), value.strip())
-    name = fields.get("name")
-    return (_normalize(name), fields.get("version", "")) if name else (None, "")
 
 
 def _editable_url(path: str) -> str | None:
@@ -396,14 +367,6 @@ def _editable_url(path: str) -> str | None:
     except ValueError:
         return None
     return str(data.get("url", "")) if (data.get("dir_info") or {}).get("editable") else None
-
-
-def _normalize(name: str) -> str:
-    """Names as pip writes them in ``requirements.txt``: ``typing_extensions`` → ``typing-extensions``."""
-    return _SEPARATORS.sub("-", name).lower()
-
-
-_SEPARATORS = re.compile(r"[-_.]+")
 
 
 # -- conda -------------------------------------------------------------------------------
