@@ -64,6 +64,65 @@ def test_a_stage_taken_from_the_cache_brings_its_metrics_back(project: Path):
     assert '<table class="metrics">' in page and "0.85" in page
 
 
+def test_a_new_process_that_takes_every_stage_from_the_cache_records_its_metrics(
+    project: Path,
+):
+    """In ``assay run``, nothing imports the metrics module but the cached reportables that
+    hold metrics; the run must still find and record them."""
+    for _ in range(2):
+        done = run_cli("run", "sweep", "-p", "grid", "--no-report", cwd=project)
+        assert done.code == 0, str(done)
+    first, second = rows(project, 1), rows(project, 2)
+    assert len(second) == len(first) == 4 * (4 + 2)
+    assert [r[:6] for r in second] == [r[:6] for r in first]
+    assert {r[6] for r in first} == {0} and {r[6] for r in second} == {1}
+
+
+FAILS_AFTER_A_METRIC = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    fail: int = 0
+
+
+@assay.stage(outputs=["score"], cachers=[JsonCacher])
+def score(record):
+    record.log_metric("accuracy", 0.9)
+    return 1
+
+
+@assay.stage(inputs=["score"], outputs=["checked"], cachers=[JsonCacher])
+def check(record, score):
+    if record.params.fail:
+        raise RuntimeError("asked to fail")
+    return score
+
+
+def get_params():
+    return [Params(name="one")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        check(score(assay.Record(manager, params)))
+"""
+
+
+def test_a_failed_run_records_the_metrics_of_the_stages_it_took_from_the_cache(
+    project: Path,
+):
+    (project / "experiments" / "fails.py").write_text(FAILS_AFTER_A_METRIC)
+    assert run_cli("run", "fails", "--no-report", cwd=project).code == 0
+    failed = run_cli("run", "fails", "--set", "fail=1", "--no-report", cwd=project)
+    assert failed.code != 0 and "asked to fail" in failed.output
+    assert [(r[1], r[2], r[3], r[6]) for r in rows(project, 2)] == [("score", "accuracy", 0.9, 1)]
+
+
 def test_the_static_report_shows_metrics_and_curves(project: Path):
     manager = assay.run_experiment(
         "sweep", ["grid"], names=["g-lr=0.2-model=tree"], project_root=project

@@ -33,7 +33,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -280,6 +279,8 @@ class _GitFailed(Exception):
 
 def _git(root: Path, *commands: list[str]) -> list[str | _GitFailed]:
     """Run git commands in ``root`` side by side; each one's output, or its failure."""
+    import subprocess  # here: a project outside git never needs it (3 ms to import)
+
     env = {
         **os.environ,
         "GIT_TERMINAL_PROMPT": "0",
