@@ -706,6 +706,31 @@ def test_a_fully_cached_run_on_a_local_dask_cluster_prints_nothing_from_its_work
 
 
 @pytest.mark.slow
+def test_the_workers_of_a_local_dask_cluster_are_told_to_keep_quiet_before_it_stops():
+    """A worker's heartbeat that meets the scheduler as it closes logged an ERROR with a
+    traceback on the researcher's terminal, after a run that went well (seen in CI). The
+    workers of the cluster a run starts are quietened before it is stopped."""
+    import logging
+
+    from assay.executor import get_executor
+
+    executor = get_executor("dask", workers=1)
+    assert executor.submit(sum, [1, 2]).result(timeout=60) == 3
+    client, levels = executor.client, {}
+    close = client.close
+
+    def look_then_close(*args: Any, **kwargs: Any) -> Any:
+        del client.close  # once: Client.__del__ closes it again
+        levels.update(client.run(lambda: logging.getLogger("distributed").level))
+        return close(*args, **kwargs)
+
+    client.close = look_then_close
+    executor.shutdown()
+
+    assert list(levels.values()) == [logging.CRITICAL]
+
+
+@pytest.mark.slow
 def test_dask_runs_stage_runs_in_the_order_they_were_submitted(tmp_project: Path):
     """As a process pool does: a run's first parameter set first (Dask ranks tasks sent
     within 100 ms of each other alike, and ran the last set first)."""

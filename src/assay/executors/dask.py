@@ -198,8 +198,11 @@ class DaskExecutor(Executor):
             self._done.put(None)
             self._collector.join(timeout=30)
             self._collector = None
-        if any(not future.done() for future in self._warm_futures):
-            self._quiet_workers()  # an all-cached run stops them while they import
+        if self.cluster is not None:
+            # Our own workers are about to be stopped: what they log from now on (the
+            # tasks an all-cached run cancels while they import, a heartbeat that meets
+            # the closed scheduler) is about that stop, not about the run.
+            self._quiet_workers()
         self._warm_futures.clear()
         if self.client is not None:
             self.client.close()
@@ -213,8 +216,9 @@ class DaskExecutor(Executor):
         self.shutdown()  # closing the client releases the tasks it had submitted
 
     def _quiet_workers(self) -> None:
-        """Our own workers, stopped mid-task, warn about what they cancel and what outlives
-        the grace period: noise for the researcher, who stopped them on purpose."""
+        """Our own workers, when we stop them, warn about what they cancel and what outlives
+        the grace period, and a heartbeat in flight errs on the closed scheduler: noise for
+        the researcher, whose run is over."""
         if self.cluster is None or self.client is None:
             return
         from assay.executors.dask_worker import quiet

@@ -18,5 +18,6 @@ def dask_setup(worker: Any) -> None:
 
 
 def quiet() -> None:
-    """Keep a stopping worker's notes on the tasks it cancels off the researcher's terminal."""
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    """Keep what a stopping worker logs off the researcher's terminal: its notes on the
+    tasks it cancels, and the error of a heartbeat that meets the closed scheduler."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
