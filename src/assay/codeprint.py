@@ -75,8 +75,8 @@ class Fingerprinter:
         self._parts: dict[int, tuple[str, dict]] = {}
         self._cut = 0  # the shallowest depth a cycle reached back to (see _visit)
         self._kept: list[Any] = []  # keeps fingerprinted objects alive, so ids stay unique
-        self._metadata: list[str] | None = None  # the metadata folders on sys.path
-        self._installed_names: set[str] = set()
+        self._folders: list[str] = []  # the metadata folders on sys.path (see _installed)
+        self._by_name: dict[str, str] | None = None
         self._distributions: dict[str, list[str]] | None = None
         self._quick: dict[str, list[str]] = {}
 
@@ -310,9 +310,11 @@ class Fingerprinter:
         if not names:
             return
         versions = {}
+        installed = self._installed()
         for dist in names:
-            version = distributions.version_of(dist, self._metadata_folders())
-            if version is not None:
+            folder = installed.get(distributions.normalize(dist))
+            version = distributions.read_metadata(folder).get("version") if folder else None
+            if version is not None:  # what importlib.metadata.version says
                 versions[dist] = version
         if not versions:
             return
@@ -327,21 +329,21 @@ class Fingerprinter:
         found = self._quick.get(top)
         if found is not None:
             return found
-        folders = self._metadata_folders()
-        if distributions.normalize(top) in self._installed_names:
+        if distributions.normalize(top) in self._installed():
             found = [top]  # most distributions are named like their module
         else:
             if self._distributions is None:  # only when a name differs (sklearn)
-                self._distributions = distributions.installed_modules(folders)
+                self._distributions = distributions.installed_modules(self._folders)
             found = self._distributions.get(top, [])
         self._quick[top] = found
         return found
 
-    def _metadata_folders(self) -> list[str]:
-        if self._metadata is None:
-            self._metadata = distributions.metadata_folders()
-            self._installed_names = {distributions.folder_name(f) for f in self._metadata}
-        return self._metadata
+    def _installed(self) -> dict[str, str]:
+        """Normalized distribution name → its metadata folder (read once per run)."""
+        if self._by_name is None:
+            self._folders = distributions.metadata_folders()
+            self._by_name = distributions.by_name(self._folders)
+        return self._by_name
 
 
 def _normalized(obj: Any) -> tuple[str, ast.AST | None]:

@@ -10,7 +10,8 @@ by their names and one small file each::
     from assay import distributions
 
     folders = distributions.metadata_folders()       # [".../numpy-2.1.0.dist-info", ...]
-    distributions.version_of("numpy", folders)       # "2.1.0", from its METADATA
+    numpy = distributions.by_name(folders)["numpy"]  # its folder, the first on sys.path
+    distributions.read_metadata(numpy)["version"]    # "2.1.0", as importlib.metadata says
     distributions.installed_modules(folders)["sklearn"]   # ["scikit-learn"]
 
 Only the map from a module to the distributions that provide it, for modules
@@ -88,15 +89,13 @@ def name_version(path: str) -> tuple[str | None, str]:
     return (normalize(name), fields.get("version", "")) if name else (None, "")
 
 
-def version_of(distribution: str, folders: list[str]) -> str | None:
-    """The version of the first installed ``distribution`` in ``folders`` (from
-    :func:`metadata_folders`), as its metadata states it (what
-    ``importlib.metadata.version`` says); ``None`` if it is not installed."""
-    wanted = normalize(distribution)
+def by_name(folders: list[str]) -> dict[str, str]:
+    """Normalized distribution name → its metadata folder, the first one in ``folders``
+    (from :func:`metadata_folders`) for each name, as Python's import system finds it."""
+    found: dict[str, str] = {}
     for path in folders:
-        if folder_name(path) == wanted:
-            return read_metadata(path).get("version")
-    return None
+        found.setdefault(folder_name(path), path)
+    return found
 
 
 def installed_modules(folders: list[str] | None = None) -> dict[str, list[str]]:
