@@ -141,6 +141,21 @@ def burn(loops: int) -> int:
     return total
 
 
+def scatter(limit: int) -> list:
+    """A random number (below ``limit``) of small objects and one buffer of random size,
+    for the caller to hold while it times a loop: the loop's own objects then come from
+    a random place of the heap. The speed of ``burn`` depends on that place by a few
+    per cent (``benchmarks/forked_loop.py``), and so on everything the process did
+    before; holding these evens that out between tools. Nothing when ``limit`` is 0."""
+    if not limit:
+        return []
+    import random
+
+    return [bytearray(random.randrange(1, 64) * 16)] + [
+        10**6 + j for j in range(random.randrange(limit))
+    ]
+
+
 def burned(loops: int) -> int:
     """What ``burn(loops)`` returns, in closed form: the sum of i² for i < loops, mod 1,000,003."""
     return ((loops - 1) * loops * (2 * loops - 1) // 6) % 1_000_003

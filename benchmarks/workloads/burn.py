@@ -6,14 +6,16 @@ sizes it to the wanted seconds; the index makes every set's work, and so its
 cache key, distinct); its result is pickled so that Curifactory's
 ``--parallel`` (which re-runs the experiment on the cache its processes
 filled) can be used. With ``BENCH_TRACE`` (``benchmarks/first_stage.py``), each
-stage run appends its process id, start and end to that file.
+stage run appends its process id, start, end and the loop's CPU seconds to that
+file; with ``BENCH_JITTER``, each stage holds a random number (below it) of
+small objects while its loop runs (``_common.scatter``).
 """
 
 import os
 import time
 from dataclasses import dataclass
 
-from _common import burn, burned
+from _common import burn, burned, scatter
 
 if os.environ.get("BENCH_TOOL") == "curifactory":
     import curifactory as cf
@@ -25,6 +27,7 @@ else:
 N = int(os.environ.get("BENCH_N", "8"))
 LOOPS = int(os.environ.get("BENCH_LOOPS", "1000"))
 TRACE = os.environ.get("BENCH_TRACE")
+JITTER = int(os.environ.get("BENCH_JITTER", "0"))
 executed = [0]
 
 
@@ -37,11 +40,14 @@ class Params(cf.ExperimentParameters):
 @cf.stage(None, ["total"], [PickleCacher])
 def work(record):
     executed[0] += 1
+    held = scatter(JITTER)  # noqa: F841 (kept alive while the loop runs)
     started = time.perf_counter()
+    cpu = time.thread_time()
     total = burn(record.params.loops + record.params.index)
+    cpu = time.thread_time() - cpu
     if TRACE:
         with open(TRACE, "a") as handle:
-            handle.write(f"{os.getpid()} {started} {time.perf_counter()}\n")
+            handle.write(f"{os.getpid()} {started} {time.perf_counter()} {cpu}\n")
     return total
 
 
