@@ -303,6 +303,30 @@ def test_package_source_is_not_keyed_only_its_version(lab: Lab):
     lab.check_chain(pack=lambda x: 4 * x)
 
 
+def test_a_library_installed_in_editable_mode_is_followed_by_its_source(lab: Lab):
+    """``pip install -e ../mylib`` (PEP 610's ``direct_url.json`` says editable): the
+    library is the researcher's own code under development, so an edit to it re-runs the
+    stages that use it, with no version bump, and a comment added to it re-runs none."""
+    info = lab.site / "tinypkg-1.0.dist-info"
+    (info / "direct_url.json").write_text(
+        json.dumps({"url": lab.site.as_uri(), "dir_info": {"editable": True}})
+    )
+    baseline(lab)
+    lab.edit("site/tinypkg/__init__.py", "return 3 * x", "return 4 * x")
+    assert lab.run("chain", "-p", "base") == executed(["pack", "combine", "report"])
+    lab.check_chain(pack=lambda x: 4 * x)
+
+    lab.edit("site/tinypkg/__init__.py", "return 4 * x", "return 4 * x  # checked")
+    assert lab.run("chain", "-p", "base") == []
+
+    (info / "direct_url.json").write_text(  # installed from a folder, not editable
+        json.dumps({"url": lab.site.as_uri(), "dir_info": {}})
+    )
+    assert lab.run("chain", "-p", "base") == executed(["pack", "combine", "report"])
+    lab.edit("site/tinypkg/__init__.py", "return 4 * x  # checked", "return 5 * x")
+    assert lab.run("chain", "-p", "base") == []  # keyed by its version again
+
+
 def test_overwrite_stage_forces_that_stage_and_what_uses_it(lab: Lab):
     baseline(lab)
     downstream = ["transform", "combine", "report"]  # what uses `scaled`, and so on
@@ -956,6 +980,31 @@ def test_code_outside_the_project_is_placed_without_importlib_metadata(tmp_path:
     assert fingerprint()[0] != digest
     edit(tmp_path / "site" / "tinypkg-1.0.dist-info" / "METADATA", "Version: 1.0", "Version: 1.1")
     assert fingerprint()[2] == "tinypkg 1.1"
+
+
+def test_assay_itself_is_never_part_of_a_key_even_installed_in_editable_mode(tmp_path: Path):
+    """assay is an editable install in its own development environment (and in CI), as a
+    researcher's library may be; its code is still not the stage's: no part of it enters
+    a key, or every assay commit would recompute every project's stages."""
+    from assay import distributions
+    from assay.codeprint import Fingerprinter
+
+    (tmp_path / "uses_assay.py").write_text(
+        "import assay\nfrom assay.humanize import format_duration\n\n\n"
+        "def report(record):\n    return format_duration(3.0), assay.load\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from uses_assay import report
+
+        _, parts = Fingerprinter(tmp_path).fingerprint(report)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("uses_assay", None)
+    folder = distributions.by_name(distributions.metadata_folders()).get("assay")
+    if folder is None or distributions.editable_location(folder) is None:
+        pytest.skip("assay is not an editable install here: nothing to tell apart")
+    assert sorted(parts) == ["uses_assay.report"]
 
 
 FINGERPRINT_IN_A_NEW_PROCESS = """

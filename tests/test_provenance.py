@@ -209,12 +209,15 @@ def test_every_kind_of_installed_distribution_folder_is_read(tmp_path: Path, mon
         json.dumps({"url": "file:///src/mine", "dir_info": {"editable": True}})
     )
     (site / "broken.egg-info").mkdir()  # no PKG-INFO: left out, never a failure
+    odd_url = site / "odd_url-1.0.dist-info"  # a direct_url.json that is no JSON object
+    odd_url.mkdir()
+    (odd_url / "direct_url.json").write_text('["editable"]')
     monkeypatch.setattr(sys, "path", [str(site)])
 
     packages, editable = installed_packages()
 
     assert packages == {"eggy": "0.3", "flat": "4", "mine": "0.1", "odd-name": "2.0",
-                        "plain-name": "1.0"}  # fmt: skip
+                        "odd-url": "1.0", "plain-name": "1.0"}  # fmt: skip
     assert editable == {"mine": "file:///src/mine"}
 
 

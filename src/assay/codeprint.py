@@ -67,7 +67,10 @@ class Fingerprinter:
     Args:
         project_root: code in files under this folder (outside virtual
             environments and site-packages) is the project's own and is
-            fingerprinted by source; other code by package version.
+            fingerprinted by source. So is code outside it and outside
+            site-packages that no installed distribution claims (a folder on
+            ``PYTHONPATH``) or that an editable install provides (``pip install
+            -e ../mylib``); other code counts by its package's version.
     """
 
     def __init__(self, project_root: str | Path):
@@ -79,6 +82,7 @@ class Fingerprinter:
         self._by_name: dict[str, str] | None = None
         self._distributions: dict[str, list[str]] | None = None
         self._quick: dict[str, list[str]] = {}
+        self._editable: dict[str, bool] = {}
 
     def fingerprint(self, *code: Any) -> tuple[str, dict[str, dict]]:
         """The digest of the code of ``code`` (functions, classes) and of everything it
@@ -296,10 +300,15 @@ class Fingerprinter:
             return True
         if path.startswith(self.root) or any(marker in path for marker in _SITE_MARKERS):
             return False
-        # Code outside the project and outside any installed package (PYTHONPATH,
-        # a sibling checkout): nothing else would notice it change, so follow it.
+        # Code outside the project and outside site-packages: a folder on PYTHONPATH, a
+        # sibling checkout, a library of yours installed with `pip install -e ../mylib`.
+        # No version changes when its source does, so follow the source; unless an
+        # installed (not editable) distribution claims it, which its version keys.
         top = (getattr(obj, "__module__", "") or "").split(".")[0]
-        return top not in _STDLIB and not self._distributions_of(top)
+        if top in _STDLIB or top == "assay":  # assay itself: never part of a key
+            return False
+        names = self._distributions_of(top)
+        return not names or any(self._is_editable(name) for name in names)
 
     def _package(self, obj: Any, parts: dict) -> None:
         module_name = obj.__name__ if isinstance(obj, types.ModuleType) else obj.__module__
@@ -336,6 +345,15 @@ class Fingerprinter:
                 self._distributions = distributions.installed_modules(self._folders)
             found = self._distributions.get(top, [])
         self._quick[top] = found
+        return found
+
+    def _is_editable(self, dist: str) -> bool:
+        """Whether distribution ``dist`` is an editable install (its source is followed)."""
+        found = self._editable.get(dist)
+        if found is None:
+            folder = self._installed().get(distributions.normalize(dist))
+            found = folder is not None and distributions.editable_location(folder) is not None
+            self._editable[dist] = found
         return found
 
     def _installed(self) -> dict[str, str]:

@@ -89,6 +89,26 @@ def name_version(path: str) -> tuple[str | None, str]:
     return (normalize(name), fields.get("version", "")) if name else (None, "")
 
 
+def editable_location(path: str) -> str | None:
+    """Where the source of an editable install is (``pip install -e ../mylib`` writes it
+    to the metadata folder's ``direct_url.json``, PEP 610), or ``None`` for any other
+    installation."""
+    try:
+        with open(os.path.join(path, "direct_url.json"), encoding="utf-8") as handle:
+            direct = handle.read()
+    except OSError:
+        return None
+    if '"editable"' not in direct:
+        return None
+    try:
+        data = json.loads(direct)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not (data.get("dir_info") or {}).get("editable"):
+        return None
+    return str(data.get("url", ""))
+
+
 def by_name(folders: list[str]) -> dict[str, str]:
     """Normalized distribution name → its metadata folder, the first one in ``folders``
     (from :func:`metadata_folders`) for each name, as Python's import system finds it."""

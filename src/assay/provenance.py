@@ -29,7 +29,6 @@ repository) and a listing of the ``*.dist-info`` folders on ``sys.path`` (no
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import shutil
@@ -39,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assay.distributions import metadata_folders, name_version
+from assay.distributions import editable_location, metadata_folders, name_version
 
 __all__ = [
     "DIFF_LIMIT",
@@ -348,26 +347,10 @@ def installed_packages() -> tuple[dict[str, str], dict[str, str]]:
         if not name or name in packages:
             continue
         packages[name] = version
-        url = _editable_url(path)
+        url = editable_location(path)
         if url is not None:
             editable[name] = url
     return dict(sorted(packages.items(), key=lambda kv: kv[0].lower())), editable
-
-
-def _editable_url(path: str) -> str | None:
-    """Where an editable install's source is (its ``direct_url.json``), else ``None``."""
-    try:
-        with open(os.path.join(path, "direct_url.json"), encoding="utf-8") as handle:
-            direct = handle.read()
-    except OSError:
-        return None
-    if '"editable"' not in direct:
-        return None
-    try:
-        data = json.loads(direct)
-    except ValueError:
-        return None
-    return str(data.get("url", "")) if (data.get("dir_info") or {}).get("editable") else None
 
 
 # -- conda -------------------------------------------------------------------------------
