@@ -928,6 +928,65 @@ def test_an_existing_clusters_workers_run_the_edited_code_not_what_they_imported
     assert score_of_a() == 30.0
 
 
+OUTSIDE_HELPER = """
+from dataclasses import dataclass
+
+from labscale import factor
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["scaled"], cachers=[JsonCacher])
+def scale(record):
+    return record.params.n * factor()
+
+
+def get_params():
+    return [Params(name=f"s{n}", n=n) for n in range(1, 7)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        scale(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.slow
+def test_an_existing_clusters_workers_run_an_edited_helper_from_outside_the_project(
+    tmp_project: Path, tmp_path: Path
+):
+    """Code outside the project that keys follow by source (a folder on ``PYTHONPATH``
+    here; a library installed with ``pip install -e`` is the same case): the workers kept
+    the first run's copy imported, and must not run it under the edited code's key."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "labscale.py").write_text("def factor():\n    return 2\n")
+    (tmp_project / "experiments" / "outside.py").write_text(OUTSIDE_HELPER)
+    path = {"PYTHONPATH": str(checkout)}
+
+    def scaled() -> list[int]:
+        return [
+            assay.load("scaled", param_set=f"s{n}", project_root=tmp_project) for n in range(1, 7)
+        ]
+
+    with existing_dask_cluster(tmp_path, {**os.environ, **path}) as address:
+        command = ("run", "outside", "--executor", "dask", "--dask-address", address)
+        first = run_cli(*command, cwd=tmp_project, env=path, timeout=240)
+        assert first.code == 0 and scaled() == [2, 4, 6, 8, 10, 12], first
+        edit(checkout / "labscale.py", "return 2", "return 3")
+
+        again = run_cli(*command, cwd=tmp_project, env=path, timeout=240)
+
+    assert again.code == 0 and "6 executed" in again.text, again
+    assert scaled() == [3, 6, 9, 12, 15, 18]
+
+
 @pytest.mark.slow
 def test_workers_that_kept_another_assay_imported_run_nothing_and_say_to_restart_them(
     tmp_project: Path, tmp_path: Path, calls: Calls

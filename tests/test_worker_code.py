@@ -83,6 +83,41 @@ def test_a_module_imported_again_by_someone_else_is_digested_again(helper):
     assert worker_code.project_sources(str(root)) == {str(path): file_checksum(path)}
 
 
+OUTSIDE_MODULE = "assay_user_worker_code_outside"
+
+
+def test_a_module_outside_the_project_is_compared_when_the_task_names_its_file(
+    helper, tmp_path: Path
+):
+    """Code outside the project that keys follow by source (a folder on ``PYTHONPATH``, an
+    editable install) is compared as the project's is, once the main process sends it."""
+    root, path = helper
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    outside = checkout / f"{OUTSIDE_MODULE}.py"
+    outside.write_text("FACTOR = 2\n")
+    sys.path.insert(0, str(checkout))
+    try:
+        importlib.import_module(MODULE)
+        assert importlib.import_module(OUTSIDE_MODULE).FACTOR == 2
+        assert worker_code.project_sources(str(root)) == {str(path): file_checksum(path)}
+        assert worker_code.project_sources(str(root), [str(outside)]) == {
+            str(path): file_checksum(path),
+            str(outside): file_checksum(outside),
+        }
+        outside.write_text("FACTOR = 333\n")
+        main = {str(path): file_checksum(path), str(outside): file_checksum(outside)}
+
+        worker_code.use_sources(main, str(root))
+
+        assert OUTSIDE_MODULE not in sys.modules
+        assert importlib.import_module(OUTSIDE_MODULE).FACTOR == 333
+        worker_code.check_sources(main, str(root))
+    finally:
+        sys.path.remove(str(checkout))
+        sys.modules.pop(OUTSIDE_MODULE, None)
+
+
 def test_a_task_from_this_assay_goes_ahead_and_one_from_another_is_refused():
     mine = worker_code.assay_identity()
     version, _, digest = mine.partition("+")

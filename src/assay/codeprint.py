@@ -83,6 +83,9 @@ class Fingerprinter:
         self._distributions: dict[str, list[str]] | None = None
         self._quick: dict[str, list[str]] = {}
         self._editable: dict[str, bool] = {}
+        self.outside_files: set[str] = set()
+        """Source files outside the project whose code was followed (a folder on
+        ``PYTHONPATH``, an editable install): workers check they have the same ones."""
 
     def fingerprint(self, *code: Any) -> tuple[str, dict[str, dict]]:
         """The digest of the code of ``code`` (functions, classes) and of everything it
@@ -308,7 +311,10 @@ class Fingerprinter:
         if top in _STDLIB or top == "assay":  # assay itself: never part of a key
             return False
         names = self._distributions_of(top)
-        return not names or any(self._is_editable(name) for name in names)
+        if names and not any(self._is_editable(name) for name in names):
+            return False
+        self.outside_files.add(path)
+        return True
 
     def _package(self, obj: Any, parts: dict) -> None:
         module_name = obj.__name__ if isinstance(obj, types.ModuleType) else obj.__module__

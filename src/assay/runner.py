@@ -621,13 +621,16 @@ class Runner:
             ) from exc
 
     def _worker_setting(self) -> tuple[dict[str, str], str]:
-        """Once per run: the project's imported source files and their digests (a worker
-        holding other versions imported reads them again, :mod:`assay.worker_code`), and
-        the folder the stages run in (this one, as in a serial run)."""
+        """Once per run: the project's imported source files and their digests, with those
+        of the code outside it that the stages' keys follow by source (a worker holding
+        other versions imported reads them again, :mod:`assay.worker_code`), and the
+        folder the stages run in (this one, as in a serial run)."""
         if self._setting is None:
             from assay.worker_code import project_sources
 
-            self._setting = (project_sources(str(self.manager.config.root)), os.getcwd())
+            outside = self._fingerprinter.outside_files if self._fingerprinter else ()
+            root = str(self.manager.config.root)
+            self._setting = (project_sources(root, outside), os.getcwd())
         return self._setting
 
     def _collect(self, node: StageNode, future: Any) -> bool:

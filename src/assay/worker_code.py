@@ -6,8 +6,10 @@ module imported. Its stage would then run the old code under the new code's
 cache key, and the cache would hold a wrong result that nothing invalidates.
 
 So each task carries :func:`project_sources`: a digest of every project
-source file the main process has imported, taken when assay first saw the
-module. Before a task, the worker compares them with the files as it
+source file the main process has imported, and of every file outside the
+project whose code the stages' keys follow by source (a folder on
+``PYTHONPATH``, a library installed with ``pip install -e``), taken when assay
+first saw the module. Before a task, the worker compares them with the files as it
 imported them (:func:`use_sources`); if any differ, it forgets every project
 module and imports the project again. If a file still differs after that (it
 changed during the run, or the worker's copy of the project is another
@@ -28,6 +30,7 @@ import importlib
 import linecache
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
@@ -39,8 +42,9 @@ from assay.hashing import file_checksum
 
 _SEEN: dict[str, tuple[ModuleType, str, str]] = {}
 """Module name -> (the module, its source file, the file's digest when first seen)."""
-_SEEN_COUNT: dict[str, int] = {}
-"""Project root -> how many modules were imported when it was last looked for."""
+_SEEN_COUNT: dict[tuple[str, frozenset[str]], int] = {}
+"""(Project root, files outside it) -> how many modules were imported when they were last
+looked for."""
 _ASSAY: list[str] = []
 """This process's :func:`assay_identity`, once computed."""
 
@@ -89,10 +93,17 @@ def _assay_folder() -> Path:
     return Path(assay.__file__).parent
 
 
-def project_sources(root: str) -> dict[str, str]:
-    """``{source file: digest}`` of the imported modules of the project at ``root``."""
-    _note_imported(root)
-    return {path: digest for _, path, digest in _SEEN.values() if in_project(path, root)}
+def project_sources(root: str, outside: Iterable[str] = ()) -> dict[str, str]:
+    """``{source file: digest}`` of the imported modules of the project at ``root``, and of
+    those imported from the files ``outside`` it (code that fingerprints follow by source
+    although it is not the project's: a folder on ``PYTHONPATH``, an editable install)."""
+    outside = frozenset(outside)
+    _note_imported(root, outside)
+    return {
+        path: digest
+        for _, path, digest in _SEEN.values()
+        if path in outside or in_project(path, root)
+    }
 
 
 def use_sources(sources: dict[str, str], root: str) -> None:
@@ -104,7 +115,7 @@ def use_sources(sources: dict[str, str], root: str) -> None:
     """
     if not sources:
         return
-    found = project_sources(root)
+    found = project_sources(root, sources)
     if any(found.get(path, digest) != digest for path, digest in sources.items()):
         forget_project()
 
@@ -113,7 +124,7 @@ def check_sources(sources: dict[str, str], root: str) -> None:
     """Worker side, after importing a task: raise if a project file is not the main process's."""
     if not sources:
         return
-    found = project_sources(root)
+    found = project_sources(root, sources)
     differ = sorted(p for p, digest in sources.items() if found.get(p, digest) != digest)
     if differ:
         names = ", ".join(os.path.relpath(p, root) for p in differ)
@@ -136,19 +147,23 @@ def forget_project() -> None:
     linecache.checkcache()  # tracebacks show the lines of the new files
 
 
-def _note_imported(root: str) -> None:
-    """Digest the project files of modules imported (or imported again) since the last call."""
+def _note_imported(root: str, outside: frozenset[str] = frozenset()) -> None:
+    """Digest the files of the project's modules (and of those from ``outside``) imported,
+    or imported again, since the last call."""
     gone = [name for name, (module, _, _) in _SEEN.items() if sys.modules.get(name) is not module]
     for name in gone:
         del _SEEN[name]
-    if not gone and _SEEN_COUNT.get(root) == len(sys.modules):
+    if not gone and _SEEN_COUNT.get((root, outside)) == len(sys.modules):
         return
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if name in _SEEN or not path or not path.endswith(".py") or not in_project(path, root):
+        if name in _SEEN or not path or not path.endswith(".py"):
+            continue
+        path = os.path.abspath(path)
+        if not (path in outside or in_project(path, root)):
             continue
         try:
-            _SEEN[name] = (module, os.path.abspath(path), file_checksum(path))
+            _SEEN[name] = (module, path, file_checksum(path))
         except OSError:  # deleted since it was imported: nothing to compare
             continue
-    _SEEN_COUNT[root] = len(sys.modules)
+    _SEEN_COUNT[(root, outside)] = len(sys.modules)
