@@ -8,8 +8,10 @@ case, a real Dask cluster's workers across an edit, is in ``test_parallel.py``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,20 +25,28 @@ from conftest import edit
 MODULE = "assay_user_worker_code_helper"
 
 
+@contextlib.contextmanager
+def folder_on_path(folder: Path, module: str, text: str) -> Iterator[Path]:
+    """``folder`` holding one module with ``text``, on ``sys.path`` while in the block;
+    yields the module's file."""
+    folder.mkdir()
+    path = folder / f"{module}.py"
+    path.write_text(text)
+    sys.path.insert(0, str(folder))
+    try:
+        yield path
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop(module, None)
+
+
 @pytest.fixture
 def helper(tmp_path: Path):
     """A project folder on ``sys.path`` with one module, ``VALUE = 1``."""
     root = tmp_path / "project"
-    root.mkdir()
-    path = root / f"{MODULE}.py"
-    path.write_text("VALUE = 1\n")
-    sys.path.insert(0, str(root))
-    try:
+    with folder_on_path(root, MODULE, "VALUE = 1\n") as path:
         yield root, path
-    finally:
-        sys.path.remove(str(root))
-        sys.modules.pop(MODULE, None)
-        worker_code.forget_project()
+    worker_code.forget_project()
 
 
 def test_a_module_imported_before_an_edit_is_imported_again(helper):
@@ -92,12 +102,7 @@ def test_a_module_outside_the_project_is_compared_when_the_task_names_its_file(
     """Code outside the project that keys follow by source (a folder on ``PYTHONPATH``, an
     editable install) is compared as the project's is, once the main process sends it."""
     root, path = helper
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
-    outside = checkout / f"{OUTSIDE_MODULE}.py"
-    outside.write_text("FACTOR = 2\n")
-    sys.path.insert(0, str(checkout))
-    try:
+    with folder_on_path(tmp_path / "checkout", OUTSIDE_MODULE, "FACTOR = 2\n") as outside:
         importlib.import_module(MODULE)
         assert importlib.import_module(OUTSIDE_MODULE).FACTOR == 2
         assert worker_code.project_sources(str(root)) == {str(path): file_checksum(path)}
@@ -113,9 +118,6 @@ def test_a_module_outside_the_project_is_compared_when_the_task_names_its_file(
         assert OUTSIDE_MODULE not in sys.modules
         assert importlib.import_module(OUTSIDE_MODULE).FACTOR == 333
         worker_code.check_sources(main, str(root))
-    finally:
-        sys.path.remove(str(checkout))
-        sys.modules.pop(OUTSIDE_MODULE, None)
 
 
 def test_a_task_from_this_assay_goes_ahead_and_one_from_another_is_refused():
