@@ -118,6 +118,8 @@ def test_a_module_outside_the_project_is_compared_when_the_task_names_its_file(
         assert OUTSIDE_MODULE not in sys.modules
         assert importlib.import_module(OUTSIDE_MODULE).FACTOR == 333
         worker_code.check_sources(main, str(root))
+        with pytest.raises(AssayError, match=f"another version of {outside} than the main"):
+            worker_code.check_sources({**main, str(outside): "0" * 32}, str(root))
 
 
 def test_a_task_from_this_assay_goes_ahead_and_one_from_another_is_refused():

@@ -127,7 +127,7 @@ def check_sources(sources: dict[str, str], root: str) -> None:
     found = project_sources(root, sources)
     differ = sorted(p for p, digest in sources.items() if found.get(p, digest) != digest)
     if differ:
-        names = ", ".join(os.path.relpath(p, root) for p in differ)
+        names = ", ".join(os.path.relpath(p, root) if in_project(p, root) else p for p in differ)
         raise AssayError(
             f"The worker (pid {os.getpid()}) sees another version of {names} than the main "
             "process: the file changed while the run was going on, or the worker's copy of "
