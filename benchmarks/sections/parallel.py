@@ -241,7 +241,10 @@ def parallel_target(quick: bool, rounds: dict, speedups: dict, common: dict) -> 
             "themselves, which on this machine differs between two forked processes running "
             "the same loop by up to 4 % depending on what each did before "
             "(`python -m benchmarks.forked_loop`, RESULTS-extra.md); both are smaller than "
-            "this machine's spread from one round to the next."
+            "this machine's spread from one round to the next. With the loop's objects "
+            "placed at random in the heap in both tools (`python -m benchmarks.first_stage "
+            "--jitter 4096`, RESULTS-extra.md), their stages take the same CPU time and their "
+            "calls the same time."
         )
     return Target(
         "`--parallel 2`, 8 × 2 s" + (" (quick: 8 × 0.2 s)" if quick else ""),
