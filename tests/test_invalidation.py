@@ -1007,6 +1007,35 @@ def test_assay_itself_is_never_part_of_a_key_even_installed_in_editable_mode(tmp
     assert sorted(parts) == ["uses_assay.report"]
 
 
+def test_the_environment_and_the_interpreters_state_do_not_enter_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A stage that reads ``os.environ``, ``sys.argv``, ``sys.path`` or ``sys.modules``
+    keeps its key when they change (another shell, another way of starting the run, a
+    module imported by a thread meanwhile); its own code still counts."""
+    from assay.codeprint import Fingerprinter
+
+    stages = tmp_path / "session_stages.py"
+    stages.write_text(
+        "import os, sys\n\n\n"
+        "def look(record):\n"
+        "    return (os.environ.get('SCALE'), sys.argv[:1], sys.path[0], 'json' in sys.modules)\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from session_stages import look
+
+        digest, parts = Fingerprinter(tmp_path).fingerprint(look)
+        monkeypatch.setenv("OLDPWD", "/somewhere/else")
+        monkeypatch.setattr(sys, "argv", ["elsewhere"])
+        monkeypatch.setitem(sys.modules, "session_stages_neighbour", sys)
+        assert Fingerprinter(tmp_path).fingerprint(look) == (digest, parts)
+        assert sorted(parts) == ["session_stages.look"]
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("session_stages", None)
+
+
 FINGERPRINT_IN_A_NEW_PROCESS = """
 import sys
 sys.path.insert(0, ".")

@@ -210,6 +210,8 @@ class Fingerprinter:
 
     def _use(self, name: str, value: Any, parts: dict, active: dict) -> None:
         """Account for one thing a function or class reads from outside itself."""
+        if _is_session_state(value):
+            return
         wrapped = getattr(value, "__wrapped__", None)
         if callable(value) and wrapped is not None and not hasattr(value, "__assay_stage__"):
             if isinstance(value, types.FunctionType):
@@ -647,6 +649,14 @@ def _hashable_form(value: Any) -> Any:
     if isinstance(value, types.MappingProxyType):
         return ("mappingproxy", dict(value))
     return value
+
+
+def _is_session_state(value: Any) -> bool:
+    """Whether ``value`` is the interpreter's state: ``os.environ``, ``sys.argv``,
+    ``sys.path``, ``sys.modules``. They differ from one shell or one way of starting a run
+    to the next (``OLDPWD``, ``SSH_CLIENT``, what is imported), so a key holding them
+    would recompute for nothing; a setting that changes results belongs in a parameter."""
+    return any(value is state for state in (os.environ, sys.argv, sys.path, sys.modules))
 
 
 def _is_plain_data(value: Any) -> bool:
