@@ -26,6 +26,7 @@ SPEC section 10, around the working ``experiments/good.py``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +119,19 @@ def tmp_project(tmp_path: Path) -> Path:
 def bad_project(tmp_path: Path) -> Path:
     """A copy of the ``bad`` project."""
     return copy_project("bad", tmp_path)
+
+
+@contextlib.contextmanager
+def on_sys_path(folder: Path, *modules: str) -> Iterator[None]:
+    """``folder`` first on ``sys.path`` while in the block; afterwards it is taken off and
+    ``modules`` (imported from it) are forgotten."""
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        for name in modules:
+            sys.modules.pop(name, None)
 
 
 def edit(path: Path, old: str, new: str) -> None:

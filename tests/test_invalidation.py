@@ -41,7 +41,7 @@ from pathlib import Path
 import pytest
 
 import assay
-from conftest import PROJECTS, Calls, edit, run_cli
+from conftest import PROJECTS, Calls, edit, on_sys_path, run_cli
 
 CHAIN = ("load", "transform", "enrich", "fit", "pack", "combine", "report")
 SETS = {"a": {"n": 3, "factor": 2, "offset": 0}, "b": {"n": 4, "factor": 3, "offset": 5}}
@@ -993,14 +993,10 @@ def test_assay_itself_is_never_part_of_a_key_even_installed_in_editable_mode(tmp
         "import assay\nfrom assay.humanize import format_duration\n\n\n"
         "def report(record):\n    return format_duration(3.0), assay.load\n"
     )
-    sys.path.insert(0, str(tmp_path))
-    try:
+    with on_sys_path(tmp_path, "uses_assay"):
         from uses_assay import report
 
         _, parts = Fingerprinter(tmp_path).fingerprint(report)
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("uses_assay", None)
     folder = distributions.by_name(distributions.metadata_folders()).get("assay")
     if folder is None or distributions.editable_location(folder) is None:
         pytest.skip("assay is not an editable install here: nothing to tell apart")
@@ -1021,8 +1017,7 @@ def test_the_environment_and_the_interpreters_state_do_not_enter_a_key(
         "def look(record):\n"
         "    return (os.environ.get('SCALE'), sys.argv[:1], sys.path[0], 'json' in sys.modules)\n"
     )
-    sys.path.insert(0, str(tmp_path))
-    try:
+    with on_sys_path(tmp_path, "session_stages"):
         from session_stages import look
 
         digest, parts = Fingerprinter(tmp_path).fingerprint(look)
@@ -1030,10 +1025,7 @@ def test_the_environment_and_the_interpreters_state_do_not_enter_a_key(
         monkeypatch.setattr(sys, "argv", ["elsewhere"])
         monkeypatch.setitem(sys.modules, "session_stages_neighbour", sys)
         assert Fingerprinter(tmp_path).fingerprint(look) == (digest, parts)
-        assert sorted(parts) == ["session_stages.look"]
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("session_stages", None)
+    assert sorted(parts) == ["session_stages.look"]
 
 
 FINGERPRINT_IN_A_NEW_PROCESS = """

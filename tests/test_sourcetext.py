@@ -20,6 +20,7 @@ import pytest
 
 import assay
 from assay.sourcetext import _from_code, source_and_tree
+from conftest import on_sys_path
 
 MODULE = "assay_user_sourcetext_helper"
 
@@ -83,12 +84,8 @@ def helper(tmp_path: Path):
         sys.modules.pop(MODULE, None)
         return importlib.import_module(MODULE)
 
-    sys.path.insert(0, str(tmp_path))
-    try:
+    with on_sys_path(tmp_path, MODULE):
         yield load
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop(MODULE, None)
 
 
 def test_a_function_is_read_from_its_decorator_to_its_last_instruction(helper, monkeypatch):

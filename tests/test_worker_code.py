@@ -20,7 +20,7 @@ import assay
 from assay import worker_code
 from assay.errors import AssayError
 from assay.hashing import file_checksum
-from conftest import edit
+from conftest import edit, on_sys_path
 
 MODULE = "assay_user_worker_code_helper"
 
@@ -32,12 +32,8 @@ def folder_on_path(folder: Path, module: str, text: str) -> Iterator[Path]:
     folder.mkdir()
     path = folder / f"{module}.py"
     path.write_text(text)
-    sys.path.insert(0, str(folder))
-    try:
+    with on_sys_path(folder, module):
         yield path
-    finally:
-        sys.path.remove(str(folder))
-        sys.modules.pop(module, None)
 
 
 @pytest.fixture
