@@ -72,6 +72,10 @@ def record_of(manager, name: str):
     return record
 
 
+def statuses(manager) -> dict[str, str]:
+    return {f"{n.spec.name}:{n.record_label}": n.status for n in manager.plan.nodes}
+
+
 def by_status(manager, status: str) -> list[str]:
     return sorted(
         f"{n.spec.name}:{n.record_label}" for n in manager.plan.nodes if n.status == status
@@ -920,6 +924,89 @@ def test_notebook_use_executes_at_once_and_a_new_manager_reuses_the_cache(
     assert later.runner.loaded == []
     assert again.state["combined"] == {"sum": 11, "n": 3}
     assert loaded(later) == ["combined:a"]
+
+
+# -- a run() that reads its stages' results --------------------------------------------------
+
+READS_RESULTS = {
+    "scores": {
+        "mid": {"score": 2.0, "collecting": True},
+        "long": {"score": 4.0, "collecting": True},
+    },
+    "best": 20,
+}
+"""What the ``reads_results`` experiment's run() returns (Curifactory's ``--no-dag`` gives
+the same); ``collecting``: the garbage collector was on while the stage ran."""
+
+
+def test_a_run_that_reads_its_results_while_planned_executes_what_it_needs_first(
+    tmp_project: Path, calls: Calls, capsys
+):
+    manager = run(tmp_project, "reads_results")
+
+    assert manager.results == READS_RESULTS
+    assert capsys.readouterr().out.splitlines()[:3] == [
+        "short: 2 values", "mid: 3 values", "long: 5 values"
+    ]  # fmt: skip
+    assert calls.take() == [
+        "raw:short", "load:short", "raw:mid", "load:mid", "train:mid", "raw:long",
+        "load:long", "train:long", "score:mid", "score:long", "best:aggregate",
+    ]  # fmt: skip
+    assert set(statuses(manager).values()) == {"executed"}
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.get_run("latest").status == "completed"
+
+    again = run(tmp_project, "reads_results")
+    assert again.results == READS_RESULTS
+    # raw has no cacher: it runs again where a stage that runs needs it (score), even
+    # though the read that found it unneeded came before score was called
+    assert calls.take() == ["raw:mid", "score:mid", "raw:long", "score:long"]
+    assert by_status(again, "unneeded") == ["raw:short"]
+    assert by_status(again, "cached") == [
+        "best:aggregate", "load:long", "load:mid", "load:short", "train:long", "train:mid"
+    ]  # fmt: skip
+
+
+def test_the_progress_bar_counts_the_stage_runs_executed_while_run_is_planned(
+    tmp_project: Path,
+):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from assay.cli_output import ProgressObserver
+
+    observer = ProgressObserver(Console(file=StringIO(), force_terminal=True))
+    run(tmp_project, "reads_results", observer=observer)  # every stage runs before planned()
+
+    (task,) = observer.progress.tasks
+    observer.close()
+    assert (task.total, task.completed) == (11, 11)
+
+
+def test_overwrite_stage_reaches_stages_called_after_a_read_while_planned(
+    tmp_project: Path, calls: Calls
+):
+    run(tmp_project, "reads_results")
+    calls.take()
+
+    manager = run(tmp_project, "reads_results", overwrite_stages=["load"])
+
+    assert manager.results == READS_RESULTS
+    assert sorted(calls.take()) == sorted(
+        f"{stage}:{name}"
+        for stage, names in {
+            "raw": ["short", "mid", "long"],
+            "load": ["short", "mid", "long"],
+            "train": ["mid", "long"],
+            "score": ["mid", "long"],
+            "best": ["aggregate"],
+        }.items()
+        for name in names
+    )
+    assert node_of(manager, "train", "mid").reason == (
+        "it uses what --overwrite-stage load recomputes"
+    )
 
 
 # -- assay.load -----------------------------------------------------------------------------

@@ -220,6 +220,26 @@ def test_a_parallel_run_leaves_what_a_serial_run_leaves_byte_for_byte(
         assert artifact.action == "computed"
 
 
+@pytest.mark.parametrize("options", REMOTE)
+def test_a_run_that_reads_its_results_while_planned_leaves_what_a_serial_run_leaves(
+    tmp_path: Path, tmp_project: Path, options
+):
+    """Its stages run on the workers, read by read, with the same results as in series."""
+    alone = copy_project("basic", tmp_path / "serial")
+    expected = run_outside_test(lambda: run(alone, "reads_results"))
+    progress = Progress()
+
+    manager = run(tmp_project, "reads_results", observer=progress, **options)
+
+    assert manager.results == expected.results
+    assert cache_files(tmp_project) == cache_files(alone)
+    assert statuses(manager) == statuses(expected)
+    ran = sorted(f"{n.spec.name}:{n.record_label}" for n in manager.plan.nodes)
+    assert sorted(progress.started) == sorted(progress.finished) == ran
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.get_run("latest").status == "completed"
+
+
 @pytest.mark.parametrize("options", [pytest.param({}, id="serial"), *REMOTE[:1]])
 def test_under_overwrite_a_key_shared_by_parameter_sets_is_computed_once(
     tmp_project: Path, calls: Calls, options

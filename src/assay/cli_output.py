@@ -36,7 +36,11 @@ _STATUS_STYLE = {
 
 
 class ProgressObserver(Observer):
-    """A progress bar over the stage runs that execute."""
+    """A progress bar over the stage runs that execute.
+
+    Stage runs that execute while ``run()`` is still being planned (it read one of
+    their outputs) show on a bar without a total, which the plan gives it later.
+    """
 
     def __init__(self, console: Console, quiet: bool = False, explain: bool = False):
         self.console = console
@@ -44,14 +48,21 @@ class ProgressObserver(Observer):
         self.explain = explain
         self.progress: Progress | None = None
         self.task = None
+        self.done = 0
 
     def planned(self, plan: Any) -> None:
         if self.explain:
             from assay.why import explain
 
             print_explanations(self.console, explain(plan.runner.manager))
-        total = sum(1 for n in plan.nodes if n.status == "run")
-        if self.quiet or total == 0 or not self.console.is_terminal:
+        total = self.done + sum(1 for n in plan.nodes if n.status == "run")
+        if self.progress is not None:
+            self.progress.update(self.task, total=total)
+        elif total:
+            self._show(total)
+
+    def _show(self, total: int | None) -> None:
+        if self.quiet or not self.console.is_terminal:
             return
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -66,10 +77,13 @@ class ProgressObserver(Observer):
         self.task = self.progress.add_task("stages", total=total, current="")
 
     def stage_started(self, node: Any) -> None:
+        if self.progress is None and self.done == 0:
+            self._show(None)  # run() is still being planned: the total is not known yet
         if self.progress is not None:
             self.progress.update(self.task, current=f"{node.spec.name} [{node.record_label}]")
 
     def stage_finished(self, node: Any) -> None:
+        self.done += 1
         if self.progress is not None:
             self.progress.advance(self.task)
 
@@ -152,6 +166,7 @@ def print_explanations(console: Console, explanations: list) -> None:
     """``assay why``: every stage run, and why it executes or is reused."""
     labels = {
         "run": "[green]executes[/]",
+        "executed": "[green]executed[/]",
         "cached": "[blue]reused[/]",
         "unneeded": "[dim]skipped[/]",
     }
@@ -164,7 +179,7 @@ def print_explanations(console: Console, explanations: list) -> None:
         for line in item.details:
             style = "red" if line.startswith("-") else "green" if line.startswith("+") else "dim"
             console.print(f"      {escape(line)}", style=style, soft_wrap=True, highlight=False)
-    runs = sum(1 for i in explanations if i.status == "run")
+    runs = sum(1 for i in explanations if i.status in ("run", "executed"))
     console.print(f"{runs} of {len(explanations)} stage runs execute.")
 
 

@@ -14,7 +14,7 @@ paragraph without a traceback (unless ``--debug`` is given)::
     │   ├── OutputSignatureError  outputs returned do not match ``outputs``
     │   ├── CachersMismatchError  ``cachers`` and ``outputs`` differ in length
     │   ├── EmptyCachersError     ``cachers=[]`` given with outputs
-    │   └── PlanningError         the experiment reads stage outputs while planning
+    │   └── PlanningError         the run cannot be planned (two stages share a name, ...)
     ├── StageFailed               a stage raised while it ran (wraps the original)
     ├── CacheError                an artifact cannot be saved, found or loaded
     │   └── CorruptArtifactError  a cache file does not match its recorded checksum
@@ -72,7 +72,8 @@ class EmptyCachersError(StageError):
 
 
 class PlanningError(StageError):
-    """The experiment's ``run()`` tried to use a stage's output before execution."""
+    """The run cannot be planned: two different stages share a name, or ``--dry`` meets a
+    read of an output that is not cached (``--dry`` executes nothing to compute it)."""
 
 
 class StageFailed(AssayError):

@@ -238,12 +238,13 @@ def run_experiment(
                     "empty list."
                 )
             try:
-                _plan(manager, module, selected, set_aside)
-                if any(n.status == "run" for n in manager.plan.nodes):
+                _plan(manager, module, selected, set_aside, workers)
+                remaining = manager.runner.unsettled()
+                if any(n.status == "run" for n in remaining):
                     manager.runner.executor = workers.take(manager.runner.executor)
                 else:
                     workers.stop()  # everything is cached: no worker is needed
-                manager.runner.execute(manager.plan.nodes)
+                manager.runner.execute(remaining)
                 manager.runner.restore_reportables(manager.plan.nodes)
                 status = "completed"
             except KeyboardInterrupt as exc:
@@ -384,22 +385,32 @@ def _refuse_in_a_starting_worker() -> None:
 
 
 def _plan(
-    manager: ArtifactManager, module: ModuleType, param_sets: list, set_aside: bool = False
+    manager: ArtifactManager,
+    module: ModuleType,
+    param_sets: list,
+    set_aside: bool = False,
+    workers: _Workers | None = None,
 ) -> None:
     """Let the experiment plan its stage calls, then decide what must execute.
 
     The collector pauses while the experiment plans; with ``set_aside`` the plan
     is then frozen, for :func:`_plan_set_aside` to unfreeze when the run ends.
+    Stage runs that ``run()`` needs results of while it plans execute then, on the
+    run's ``workers`` if it has some.
     """
     runner = manager.runner
     runner.planning = True
+    has_workers = workers is not None and workers.executor is not None
+    runner.claim_workers = workers.take if has_workers else None
     try:
-        with _collector_paused(freeze=set_aside):
+        with _collector_paused(freeze=set_aside) as collecting:
+            runner.collect_while_executing = collecting
             manager.results = module.run(param_sets, manager)
     finally:
         runner.planning = False
+        runner.claim_workers = None
     _check_stage_names(manager)
-    runner.decide(manager.plan.nodes)
+    runner.decide(runner.unsettled())
     runner.observer.planned(manager.plan)
 
 
@@ -482,13 +493,14 @@ def _plan_set_aside() -> Iterator[bool]:
 
 
 @contextlib.contextmanager
-def _collector_paused(freeze: bool = False) -> Iterator[None]:
-    """No cyclic garbage collection in this block (the collector is left as it was);
-    with ``freeze``, what exists at its end is frozen before the collector resumes."""
+def _collector_paused(freeze: bool = False) -> Iterator[bool]:
+    """No cyclic garbage collection in this block (the collector is left as it was; the
+    block gets whether it was on); with ``freeze``, what exists at its end is frozen
+    before the collector resumes."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        yield
+        yield enabled
     finally:
         if freeze:
             gc.freeze()

@@ -402,10 +402,23 @@ def _missing_input(node: StageNode, name: str) -> InputSignatureError:
 
 
 def planning_error(artifact: Artifact) -> PlanningError:
-    """The error for reading a stage's output while the run is being planned."""
+    """The error for reading an output that is not cached while a run is planned without
+    executing anything (``--dry``, ``--paths``, ``assay why``)."""
+    stage, name = artifact.node.spec.name, artifact.name
+    if artifact.cacher is None:
+        why, remedy = (
+            "which has no cacher and so is never cached",
+            f"Give output {name!r} of stage {stage!r} a cacher, so that they can read it "
+            "from the cache after the next run.",
+        )
+    else:
+        why, remedy = (
+            "which is not cached",
+            "Run the experiment once; they then read it from the cache.",
+        )
     return PlanningError(
-        f"The experiment read {artifact.name!r} (output of stage {artifact.node.spec.name!r} "
-        f"for {artifact.node.record_label!r}) while its run() was still being planned. assay "
-        "plans the whole run before executing any stage, so run() may chain stages but not "
-        "use their results; move that logic into a stage (or an aggregate stage)."
+        f"The experiment's run() reads {name!r} (output of stage {stage!r} for "
+        f"{artifact.node.record_label!r}), {why}. A plan that executes nothing (--dry, "
+        "--paths, assay why) cannot go past that point: what run() does next depends on "
+        f"the value. {remedy}"
     )

@@ -15,7 +15,10 @@ Three steps, always in this order:
    reported, thrown away and recomputed by running its producer.
 
 In a notebook (no ``run()`` being planned) each stage call is planned,
-decided and executed at once, through the same code.
+decided and executed at once, through the same code. An experiment whose
+``run()`` reads a stage's output (as Curifactory's may) has what is planned so
+far decided and executed at that moment, and planning then goes on
+(:meth:`Runner.value_of`).
 """
 
 from __future__ import annotations
@@ -96,7 +99,8 @@ class ProgressFile(Observer):
         self._thread.start()
 
     def planned(self, plan: Plan) -> None:
-        self.total = sum(1 for n in plan.nodes if n.status == "run")
+        # Stage runs that run() needed results of while it was planned are done already.
+        self.total = self.done + sum(1 for n in plan.nodes if n.status == "run")
         self._note_change()
         self.inner.planned(plan)
 
@@ -175,6 +179,16 @@ class Runner:
         self._fingerprinter = None
         self._setting: tuple[dict[str, str], str] | None = None
         self._deferred: list[StageNode] = []
+        self._redone: dict[int, str] = {}  # stage run -> the --overwrite-stage it recomputes for
+        self._settled = 0
+        """``plan.nodes[:_settled]`` were decided and executed while ``run()`` was planned,
+        because it read an output (:meth:`_run_planned_so_far`)."""
+        self.claim_workers: Callable[[Executor], Executor] | None = None
+        """Set by a run whose workers are started apart: hands them to this runner, for
+        stage runs executed while ``run()`` is still being planned."""
+        self.collect_while_executing = False
+        """Whether Python's garbage collector (paused while ``run()`` is planned) runs while
+        stage runs execute during planning."""
         self.while_waiting: list[Callable[[], None]] = []
         """Work of this process that need not delay the first stage run, done once: while
         the first stage runs go on in workers (or, run here, before them). Whoever
@@ -402,7 +416,7 @@ class Runner:
                 node.shared_with = earlier
         # What uses an output of a stage --overwrite-stage recomputes is recomputed too:
         # its key (made of the upstream keys) does not change, its input may.
-        redone: dict[int, str] = {}
+        redone = self._redone  # kept between calls: a later call's stage runs use earlier ones
         for node in nodes if overwrite_stages else ():
             if node.spec.name in overwrite_stages:
                 redone[id(node)] = node.spec.name
@@ -1006,9 +1020,15 @@ class Runner:
     # -- values on demand -------------------------------------------------------------
 
     def value_of(self, artifact: Artifact, want_handle: bool = False) -> Any:
-        """Load an artifact from the cache, or compute it; recompute a corrupt one."""
+        """Load an artifact from the cache, or compute it; recompute a corrupt one.
+
+        Read while ``run()`` is being planned (an experiment written for
+        Curifactory may branch on, print or collect its stages' results there), it
+        first has every stage run planned so far decided and executed, through
+        the run's executor, then planning goes on.
+        """
         if self.planning:
-            raise planning_error(artifact)
+            return self._read_while_planning(artifact, want_handle)
         node = artifact.node
         for _attempt in range(3):
             if artifact.value is not MISSING and not (want_handle and artifact.cached):
@@ -1040,6 +1060,60 @@ class Runner:
             if artifact.value is MISSING and not artifact.cached:
                 break
         raise RuntimeError(f"{artifact!r} could not be computed or loaded.")
+
+    def unsettled(self) -> list[StageNode]:
+        """The stage runs left to decide and execute once ``run()`` is planned: those
+        planned after the last read during planning, and those that read found
+        ``unneeded`` then (a stage planned since may need them), in plan order."""
+        nodes = self.plan.nodes
+        earlier = [n for n in nodes[: self._settled] if n.status in ("unneeded", "run")]
+        return earlier + nodes[self._settled :]
+
+    def _read_while_planning(self, artifact: Artifact, want_handle: bool) -> Any:
+        node = artifact.node
+        if self._settled == 0:
+            log.log(
+                logging.INFO
+                if self.executor.inline and self.claim_workers is None
+                else logging.WARNING,
+                "run() reads %r (output of stage %r for %r) while the run is being planned: "
+                "the stages called so far run first, then planning goes on. Stages called "
+                "after such a read cannot run alongside those called before it; an "
+                "aggregate stage that reads the results lets assay plan the whole run at "
+                "once.",
+                artifact.name,
+                node.spec.name,
+                node.record_label,
+            )
+        self.planning = False
+        try:
+            self._run_planned_so_far()
+            if self.manager.dry and not artifact.cached:
+                raise planning_error(artifact)
+            return self.value_of(artifact, want_handle)
+        finally:
+            self.planning = True
+
+    def _run_planned_so_far(self) -> None:
+        """Decide and execute every stage run planned since the last such call."""
+        import gc
+
+        nodes = self.unsettled()
+        self._settled = len(self.plan.nodes)
+        self.decide(nodes)
+        if self.manager.dry:
+            return
+        if self.claim_workers is not None and any(n.status == "run" for n in nodes):
+            self.executor, self.claim_workers = self.claim_workers(self.executor), None
+        self._setting = None  # the stages planned since may use more of the project's code
+        paused = self.collect_while_executing and not gc.isenabled()
+        if paused:
+            gc.enable()
+        try:
+            self.execute(nodes)
+        finally:
+            if paused:
+                gc.disable()
 
 
 _BASE_CHECK: Callable = Cacheable.check

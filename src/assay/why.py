@@ -47,6 +47,9 @@ def _explain(manager: Any, node: Any) -> Explanation:
     if node.status == "unneeded":
         found.reasons.append("skipped: nothing that executes needs its outputs")
         return found
+    if node.status == "executed":  # already, because run() read a result while it planned
+        found.reasons.append(f"{node.reason} (executed while run() was planned: it read a result)")
+        return found
     if node.forced or not node.outputs or node.volatile:
         found.reasons.append(node.reason)
         return found
