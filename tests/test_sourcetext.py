@@ -151,3 +151,52 @@ def test_a_file_edited_since_it_was_first_read_is_read_again(helper):
     assert "return 1" in source_and_tree(first.f)[0]
     again = helper("def f():\n    return 1000\n")  # imported anew, as after an edit
     assert "return 1000" in source_and_tree(again.f)[0]
+
+
+def test_a_stage_that_puts_values_in_the_state_by_hand_is_told_apart(helper):
+    """On workers, a record's later stages start after such a stage (test_parallel)."""
+    from assay.staging import writes_record_state
+
+    module = helper("""
+        def sets(record):
+            record.state["n"] = 1
+            return 2
+
+        def adds(r):
+            r.state["n"] += 1
+
+        def through_a_name(record):
+            state = record.state
+            state["n"] = 1
+
+        def updates(record):
+            record.state.update(n=1)
+
+        def deletes(record):
+            del record.state["n"]
+
+        def in_a_nested_function(record):
+            def put(x):
+                record.state["n"] = x
+            put(1)
+
+        def reads(record, data):
+            return record.state["n"] + record.state.get("m", 0)
+
+        def another_records(record, records):
+            records[0].state["n"] = 1
+    """)
+
+    found = {name: writes_record_state(getattr(module, name)) for name in vars(module)
+             if not name.startswith("_")}  # fmt: skip
+    assert found == {
+        "sets": True,
+        "adds": True,
+        "through_a_name": True,
+        "updates": True,
+        "deletes": True,
+        "in_a_nested_function": True,
+        "reads": False,
+        "another_records": False,
+    }
+    assert writes_record_state(lambda record: record.state.update(n=1)) is False  # not read

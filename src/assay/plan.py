@@ -132,9 +132,10 @@ class StageNode:
         self.deps: list[StageNode] = []
         self.consumers: list[StageNode] = []
         self.after: tuple[StageNode, ...] = ()
-        """Stages without outputs called before this one on its record(s): they work by
-        side effect (a value put in ``record.state``, a file), so on workers this one
-        starts after them, as in a serial run. Not part of the key."""
+        """Stages called before this one on its record(s) that work by side effect: those
+        without outputs (a value put in ``record.state``, a file) and those whose code
+        puts values in ``record.state`` by hand. On workers this one starts after them,
+        as in a serial run. Not part of the key."""
         self.followers: tuple[StageNode, ...] = ()
         """The nodes that have this one in their ``after``."""
         self.key: str | None = None
@@ -251,7 +252,7 @@ class Plan:
                     barrier.followers.append(node)  # type: ignore[attr-defined]
                 else:  # a list once it has any: many copies may follow one stage run
                     barrier.followers = [node]  # type: ignore[assignment]
-        if not spec.outputs:
+        if not spec.outputs or spec.sets_state:
             record._barrier = node  # what its record's later stages start after
         self.nodes.append(node)
         return node

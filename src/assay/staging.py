@@ -108,6 +108,13 @@ class StageSpec:
             found = self._identities[signature] = outputs_identity(self.output_names, cachers)
         return found
 
+    @functools.cached_property
+    def sets_state(self) -> bool:
+        """Whether the stage's own code puts values in ``record.state`` by hand (see
+        :func:`writes_record_state`): on workers, the record's later stages then start
+        after it, as they do after a stage without outputs."""
+        return writes_record_state(self.func)
+
     def is_lazy(self, index: int) -> bool:
         """Whether output ``index`` is declared ``Lazy``."""
         return isinstance(self.outputs[index], Lazy)
@@ -328,3 +335,55 @@ def get_spec(func: Callable) -> StageSpec:
     if spec is None:
         raise TypeError(f"{func!r} is not an assay stage; decorate it with @assay.stage(...).")
     return spec
+
+
+_STATE_CHANGES = frozenset({"update", "setdefault", "pop", "popitem", "clear", "__setitem__"})
+
+
+def writes_record_state(func: Callable) -> bool:
+    """Whether ``func``'s source changes the state of the record it takes first:
+    ``record.state["n"] = ...`` (or ``+=``, ``del``), ``record.state.update(...)`` and
+    the like, directly or through a name bound to ``record.state``.
+
+    It reads the function's own text, not the helpers it calls; ``False`` when there
+    is no source to read.
+    """
+    import ast
+
+    from assay.sourcetext import source_and_tree
+
+    try:
+        _, tree = source_and_tree(func)
+    except (OSError, TypeError, SyntaxError):
+        return False
+    definition = tree.body[0] if tree.body else None
+    if not isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    arguments = [*definition.args.posonlyargs, *definition.args.args]
+    if not arguments:
+        return False
+    record = arguments[0].arg
+    aliases: set[str] = set()  # names bound to record.state
+
+    def is_state(node: ast.AST) -> bool:
+        if isinstance(node, ast.Attribute):
+            return (
+                node.attr == "state"
+                and isinstance(node.value, ast.Name)
+                and node.value.id == record
+            )
+        return isinstance(node, ast.Name) and node.id in aliases
+
+    for node in ast.walk(definition):
+        if isinstance(node, ast.Assign) and is_state(node.value):
+            aliases.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    for node in ast.walk(definition):
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            target = node.value  # record.state[...] = / += / del
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            target = node.func.value if node.func.attr in _STATE_CHANGES else None
+        else:
+            continue
+        if target is not None and is_state(target):
+            return True
+    return False

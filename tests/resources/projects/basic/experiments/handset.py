@@ -4,9 +4,11 @@ shows the stages must be what a serial run shows them.
 
     source (puts "hand") -> total (reads "hand", declares nothing)
     first -> a -> second (a -> b)
+    measure (-> m, and puts "size" by hand, after a while) -> sized (reads "size")
     summary (aggregate over b; looks at each record's "a" and "hand")
 """
 
+import time
 from dataclasses import dataclass
 
 from tracking import note
@@ -44,6 +46,20 @@ def second(record, a):
     return a + 1
 
 
+@assay.stage(outputs=["m"], cachers=[JsonCacher])
+def measure(record):
+    note(record, "measure")
+    time.sleep(0.5)  # a later stage that did not wait for this one would not see "size"
+    record.state["size"] = record.params.n * 3
+    return record.params.n
+
+
+@assay.stage(outputs=["sized"], cachers=[JsonCacher])
+def sized(record):
+    note(record, "sized")
+    return record.state.get("size", "MISSING")
+
+
 @assay.aggregate(inputs=["b"], outputs=["summary"], cachers=[JsonCacher])
 def summary(record, records, b):
     note(record, "summary")
@@ -63,4 +79,5 @@ def run(param_sets, manager):
         source(record)
         total(record)
         second(first(record))
+        sized(measure(record))
     summary(assay.Record(manager, None))
