@@ -73,5 +73,12 @@ step "$assay" cache verify
 step "$assay" report --all
 test -s reports/index.html
 
+# -- examples/from-curifactory: written for Curifactory, only the imports renamed ----
+cp -r "$here/from-curifactory" "$tmp/"
+cd "$tmp/from-curifactory"
+step "$assay" run wine -p models
+rerun_cached "$assay" run wine -p models
+step "$assay" run wine -p models --parallel 2 --overwrite
+
 echo
 echo "All examples ran."

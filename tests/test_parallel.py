@@ -238,6 +238,45 @@ def test_a_run_that_reads_its_results_while_planned_leaves_what_a_serial_run_lea
     assert sorted(progress.started) == sorted(progress.finished) == ran
     with RunStore(tmp_project / "assay.db") as store:
         assert store.get_run("latest").status == "completed"
+    said = (tmp_project / "logs" / f"{manager.run_id}.log").read_text()
+    assert "then called stage 'raw' for 'mid'" in said  # parallelism lost: said so
+
+
+READS_AT_THE_END = """
+import os, time
+from dataclasses import dataclass
+import assay
+from assay.caching import JsonCacher
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    index: int = 0
+
+@assay.stage(None, ["pid"], [JsonCacher])
+def where(record):
+    time.sleep(0.2)
+    return [record.params.index, os.getpid()]
+
+def get_params():
+    return [Params(name=f"s{i}", index=i) for i in range(4)]
+
+def run(param_sets, manager):
+    records = [where(assay.Record(manager, params)) for params in param_sets]
+    return sorted({record.state["pid"][1] for record in records})
+"""
+
+
+def test_a_run_that_reads_results_after_calling_every_stage_runs_them_all_on_the_workers(
+    tmp_project: Path,
+):
+    (tmp_project / "experiments" / "at_the_end.py").write_text(READS_AT_THE_END)
+
+    manager = run(tmp_project, "at_the_end", parallel=2)
+
+    assert len(manager.results) == 2 and os.getpid() not in manager.results
+    said = (tmp_project / "logs" / f"{manager.run_id}.log").read_text()
+    assert "the stage runs called so far execute now" in said
+    assert "then called stage" not in said  # nothing was called after the read
 
 
 @pytest.mark.parametrize("options", [pytest.param({}, id="serial"), *REMOTE[:1]])

@@ -186,6 +186,7 @@ class Runner:
         self.claim_workers: Callable[[Executor], Executor] | None = None
         """Set by a run whose workers are started apart: hands them to this runner, for
         stage runs executed while ``run()`` is still being planned."""
+        self._first_read: str | None = None  # until a stage called after it is planned
         self.collect_while_executing = False
         """Whether Python's garbage collector (paused while ``run()`` is planned) runs while
         stage runs execute during planning."""
@@ -204,6 +205,8 @@ class Runner:
             raise ValueError("The record belongs to another manager.")
         if not self.planning:
             self._look_again(record)
+        elif self._first_read is not None:
+            self._say_plan_split(spec, record)
         if spec.is_aggregate:
             if records is None:
                 records = [r for r in manager.records if r is not record]
@@ -229,6 +232,22 @@ class Runner:
             if node.status == "cached":
                 self.restore_reportables([node])
         return record
+
+    def _say_plan_split(self, spec: StageSpec, record: Record) -> None:
+        """Once: ``run()`` calls a stage after it read a result, so the stages called
+        before the read and those called after it do not run alongside each other."""
+        parallel = self.claim_workers is not None or not self.executor.inline
+        log.log(
+            logging.WARNING if parallel else logging.INFO,
+            "run() read %s while the run was being planned, then called stage %r for %r: "
+            "stages called after such a read do not run alongside those called before it. "
+            "Reading results after every stage call, or in an aggregate stage, lets assay "
+            "plan the whole run at once.",
+            self._first_read,
+            spec.name,
+            record.name,
+        )
+        self._first_read = None
 
     def _look_again(self, record: Record) -> None:
         """In a notebook, before each stage call: code and parameters may have changed
@@ -1070,20 +1089,14 @@ class Runner:
         return earlier + nodes[self._settled :]
 
     def _read_while_planning(self, artifact: Artifact, want_handle: bool) -> Any:
-        node = artifact.node
         if self._settled == 0:
-            log.log(
-                logging.INFO
-                if self.executor.inline and self.claim_workers is None
-                else logging.WARNING,
-                "run() reads %r (output of stage %r for %r) while the run is being planned: "
-                "the stages called so far run first, then planning goes on. Stages called "
-                "after such a read cannot run alongside those called before it; an "
-                "aggregate stage that reads the results lets assay plan the whole run at "
-                "once.",
-                artifact.name,
-                node.spec.name,
-                node.record_label,
+            node = artifact.node
+            self._first_read = f"{artifact.name!r} (output of stage {node.spec.name!r} for "
+            self._first_read += f"{node.record_label!r})"
+            log.info(
+                "run() reads %s while the run is being planned: the stage runs called so far "
+                "execute now, then planning goes on.",
+                self._first_read,
             )
         self.planning = False
         try:
