@@ -419,26 +419,6 @@ def test_an_output_the_cacher_cannot_save(bad_project, experiment, fragments, ke
         assert assay.load("numbers", param_set="alpha", project_root=bad_project) == [1, 2, 3]
 
 
-def test_dry_stops_where_run_reads_an_output_it_cannot_plan_past(tmp_project):
-    fails(
-        run_cli("run", "reads_results", "--dry", cwd=tmp_project),
-        "reads 'data' (output of stage 'load' for 'short'), which is not cached",
-        "A plan that executes nothing (--dry, --paths, assay why)",
-        "Run the experiment once",
-    )
-    fails(run_cli("why", "reads_results", cwd=tmp_project), "reads 'data'", "assay why")
-    assert not (tmp_project / "calls.txt").exists()  # no stage ran
-    assert not (tmp_project / "data" / "cache").exists()
-
-    assert run_cli("run", "reads_results", cwd=tmp_project).code == 0
-    # Now 'data' comes from the cache, but 'score' has no cacher: never cached.
-    fails(
-        run_cli("run", "reads_results", "--dry", cwd=tmp_project),
-        "reads 'score' (output of stage 'score' for 'mid'), which has no cacher",
-        "Give output 'score' of stage 'score' a cacher",
-    )
-
-
 # -- failures while running -------------------------------------------------------------------
 
 

@@ -984,6 +984,34 @@ def test_the_progress_bar_counts_the_stage_runs_executed_while_run_is_planned(
     assert (task.total, task.completed) == (11, 11)
 
 
+def test_a_plan_that_executes_nothing_stops_where_run_reads_an_uncached_result(
+    tmp_project: Path,
+):
+    stops = "The plan stops where run() reads 'data' (output of stage 'load' for 'short'), "
+    for command in (["run", "reads_results", "--dry"], ["why", "reads_results"],
+                    ["run", "reads_results", "--paths"]):  # fmt: skip
+        result = run_cli(*command, cwd=tmp_project)
+        assert result.code == 0, result
+        assert stops + "which is not cached" in result.text, result
+        assert "Run the experiment once to plan past it." in result.text
+    assert "2 to execute" in run_cli("run", "reads_results", "--dry", cwd=tmp_project).text
+    assert not (tmp_project / "calls.txt").exists()  # nothing ran
+    assert not (tmp_project / "data" / "cache").exists()  # nothing written
+    assert run(tmp_project, "reads_results", dry=True).plan_stops.startswith(stops)
+
+    run(tmp_project, "reads_results")  # now 'data' comes from the cache; 'score' never does
+    planned = run(tmp_project, "reads_results", dry=True)
+
+    assert planned.plan_stops.startswith(
+        "The plan stops where run() reads 'score' (output of stage 'score' for 'mid'), which "
+        "has no cacher"
+    )
+    assert by_status(planned, "cached") == [
+        "load:long", "load:mid", "load:short", "train:long", "train:mid"
+    ]  # fmt: skip
+    assert run(tmp_project, "reads_results").plan_stops is None
+
+
 def test_overwrite_stage_reaches_stages_called_after_a_read_while_planned(
     tmp_project: Path, calls: Calls
 ):

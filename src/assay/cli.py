@@ -258,7 +258,13 @@ def run(
     Stages whose outputs are cached are skipped; the run is recorded in assay.db
     and its log written to logs/.
     """
-    from assay.cli_output import ProgressObserver, print_paths, print_plan, print_run_result
+    from assay.cli_output import (
+        ProgressObserver,
+        print_paths,
+        print_plan,
+        print_plan_stops,
+        print_run_result,
+    )
     from assay.errors import StageFailed
     from assay.experiment import run_experiment
 
@@ -306,11 +312,13 @@ def run(
         observer.close()
     if paths:
         print_paths(console, manager)
+        print_plan_stops(console, manager)
     elif dry and explain:
         from assay.cli_output import print_explanations
         from assay.why import explain as explain_plan
 
         print_explanations(console, explain_plan(manager))
+        print_plan_stops(console, manager)
     elif dry:
         print_plan(console, manager)
     else:
@@ -369,7 +377,7 @@ def why(experiment, param_files, names, indices, overrides, overwrite, overwrite
 
     Nothing is executed or written: this is `assay run --dry --explain`.
     """
-    from assay.cli_output import print_explanations
+    from assay.cli_output import print_explanations, print_plan_stops
     from assay.experiment import run_experiment
     from assay.why import explain
 
@@ -386,6 +394,7 @@ def why(experiment, param_files, names, indices, overrides, overwrite, overwrite
         command=_command_line(),
     )
     print_explanations(_console(), explain(manager))
+    print_plan_stops(_console(), manager)
 
 
 # -- the run store ----------------------------------------------------------------------

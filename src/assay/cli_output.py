@@ -160,6 +160,13 @@ def print_plan(console: Console, manager: Any) -> None:
         f"{counts.get('run', 0)} to execute, {counts.get('cached', 0)} cached, "
         f"{counts.get('unneeded', 0)} not needed."
     )
+    print_plan_stops(console, manager)
+
+
+def print_plan_stops(console: Console, manager: Any) -> None:
+    """After a plan made without executing: why it covers only part of the run, if it does."""
+    if manager.plan_stops:
+        console.print(f"[yellow]{escape(manager.plan_stops)}[/]")
 
 
 def print_explanations(console: Console, explanations: list) -> None:

@@ -15,6 +15,7 @@ paragraph without a traceback (unless ``--debug`` is given)::
     │   ├── CachersMismatchError  ``cachers`` and ``outputs`` differ in length
     │   ├── EmptyCachersError     ``cachers=[]`` given with outputs
     │   └── PlanningError         the run cannot be planned (two stages share a name, ...)
+    │       └── PlanStops         a --dry plan meets a read of a result that is not cached
     ├── StageFailed               a stage raised while it ran (wraps the original)
     ├── CacheError                an artifact cannot be saved, found or loaded
     │   └── CorruptArtifactError  a cache file does not match its recorded checksum
@@ -72,8 +73,13 @@ class EmptyCachersError(StageError):
 
 
 class PlanningError(StageError):
-    """The run cannot be planned: two different stages share a name, or ``--dry`` meets a
-    read of an output that is not cached (``--dry`` executes nothing to compute it)."""
+    """The run cannot be planned: two different stages share a name, or a plan made
+    without executing (``--dry``) meets a read of an output that is not cached."""
+
+
+class PlanStops(PlanningError):
+    """A plan made without executing stops where ``run()`` reads a result that is not
+    cached (what ``run()`` does next depends on it); the plan so far stands."""
 
 
 class StageFailed(AssayError):

@@ -33,6 +33,7 @@ from assay.errors import (
     AssayError,
     ConfigError,
     ParameterError,
+    PlanStops,
     ProjectError,
     StageFailed,
     Terminated,
@@ -92,7 +93,9 @@ def run_experiment(
         overrides: ``"field=value"`` strings applied to every set (``--set``).
         overwrite: recompute every stage.
         overwrite_stages: names of stages to recompute.
-        dry: plan and decide only; nothing is executed or written.
+        dry: plan and decide only; nothing is executed or written. Where ``run()``
+            reads a result that is not cached, the plan stops (``.plan_stops`` says
+            why) and what was planned before stands.
         dry_cache: execute, read the cache, but never write to it.
         prefix: file artifacts under this name in ``by-name/``.
         cache_dir: use another cache folder.
@@ -406,6 +409,9 @@ def _plan(
         with _collector_paused(freeze=set_aside) as collecting:
             runner.collect_while_executing = collecting
             manager.results = module.run(param_sets, manager)
+    except PlanStops as stop:  # a plan that executes nothing: what it has so far stands
+        manager.plan_stops = str(stop)
+        log.info("%s", stop)
     finally:
         runner.planning = False
         runner.claim_workers = None

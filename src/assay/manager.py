@@ -132,6 +132,9 @@ class ArtifactManager:
         """The run-store entry, once the run is recorded (``None`` in a notebook)."""
         self.results: Any = None
         """What the experiment's ``run()`` returned."""
+        self.plan_stops: str | None = None
+        """Of a plan made without executing (``dry=True``): why it stops short of the
+        whole run (``run()`` read a result that is not cached), or ``None``."""
         self.runner = Runner(self, executor)
         self._hashes: dict[int, tuple[Any, str]] = {}
         self._folders: dict[str, str] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from assay.errors import InputSignatureError, PlanningError
+from assay.errors import InputSignatureError, PlanStops
 from assay.hashing import hash_value
 from assay.keys import artifact_key, stage_base
 from assay.staging import Lazy, StageSpec, producers_of
@@ -402,24 +402,18 @@ def _missing_input(node: StageNode, name: str) -> InputSignatureError:
     return InputSignatureError(message)
 
 
-def planning_error(artifact: Artifact) -> PlanningError:
-    """The error for reading an output that is not cached while a run is planned without
-    executing anything (``--dry``, ``--paths``, ``assay why``)."""
+def plan_stops(artifact: Artifact) -> PlanStops:
+    """Why a plan made without executing anything (``--dry``, ``--paths``, ``assay why``)
+    stops where ``run()`` reads ``artifact``, which is not cached."""
     stage, name = artifact.node.spec.name, artifact.name
     if artifact.cacher is None:
-        why, remedy = (
-            "which has no cacher and so is never cached",
-            f"Give output {name!r} of stage {stage!r} a cacher, so that they can read it "
-            "from the cache after the next run.",
-        )
+        why = "which has no cacher and so is never cached"
+        remedy = f"Give output {name!r} of stage {stage!r} a cacher to plan past it."
     else:
-        why, remedy = (
-            "which is not cached",
-            "Run the experiment once; they then read it from the cache.",
-        )
-    return PlanningError(
-        f"The experiment's run() reads {name!r} (output of stage {stage!r} for "
-        f"{artifact.node.record_label!r}), {why}. A plan that executes nothing (--dry, "
-        "--paths, assay why) cannot go past that point: what run() does next depends on "
-        f"the value. {remedy}"
+        why = "which is not cached"
+        remedy = "Run the experiment once to plan past it."
+    return PlanStops(
+        f"The plan stops where run() reads {name!r} (output of stage {stage!r} for "
+        f"{artifact.node.record_label!r}), {why}: what run() does next depends on the "
+        f"value, and this plan executes nothing. {remedy}"
     )

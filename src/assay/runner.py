@@ -45,7 +45,7 @@ from assay.errors import (
 from assay.executor import Executor, get_executor
 from assay.hashing import hash_value
 from assay.keys import ALL, REPORTABLES, STATE_READ, read_key
-from assay.plan import MISSING, Artifact, Plan, StageNode, planning_error
+from assay.plan import MISSING, Artifact, Plan, StageNode, plan_stops
 from assay.staging import StageSpec
 from assay.tracking import code_attributes, code_of_attribute, tracking_copy
 
@@ -1102,7 +1102,7 @@ class Runner:
         try:
             self._run_planned_so_far()
             if self.manager.dry and not artifact.cached:
-                raise planning_error(artifact)
+                raise plan_stops(artifact)
             return self.value_of(artifact, want_handle)
         finally:
             self.planning = True
