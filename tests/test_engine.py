@@ -223,6 +223,52 @@ def test_a_field_left_out_of_the_hash_recomputes_nothing(tmp_project: Path, call
     assert by_status(manager, "cached") == sorted(DIAMOND)
 
 
+DATA_FILE_EXPERIMENT = """
+from dataclasses import dataclass, field
+
+import assay
+from assay.caching import JsonCacher
+from assay.hashing import file_checksum
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    raw: str = field(default="raw.csv", metadata={"hash": file_checksum})
+    scale: int = 1
+
+
+@assay.stage(outputs=["total"], cachers=[JsonCacher])
+def total(record):
+    with open(record.params.raw) as handle:
+        return sum(int(line) for line in handle) * record.params.scale
+
+
+def get_params():
+    return [Params(name="a"), Params(name="b", scale=2)]
+
+
+def run(param_sets, manager):
+    return [total(assay.Record(manager, p)).state["total"] for p in param_sets]
+"""
+
+
+def test_a_data_file_named_by_a_parameter_hashed_by_its_content_recomputes_when_it_changes(
+    tmp_project: Path, monkeypatch
+):
+    """The remedy docs/invalidation.md gives for data files a stage opens."""
+    (tmp_project / "experiments" / "totals.py").write_text(DATA_FILE_EXPERIMENT)
+    (tmp_project / "raw.csv").write_text("1\n2\n")
+    monkeypatch.chdir(tmp_project)
+    assert run(tmp_project, "totals").results == [3, 6]
+    assert by_status(run(tmp_project, "totals"), "cached") == ["total:a", "total:b"]
+
+    (tmp_project / "raw.csv").write_text("1\n2\n3\n")
+    said = run_cli("why", "totals", cwd=tmp_project).text
+
+    assert "a parameter it reads changed: raw 'raw.csv' (hashed as '" in said
+    assert run(tmp_project, "totals").results == [6, 12]
+
+
 def test_overwrite_recomputes_everything(tmp_project: Path, calls: Calls):
     run(tmp_project)
     calls.take()

@@ -311,8 +311,9 @@ def ingredients_of(node: StageNode) -> dict:
 
 
 def describe_read(node: StageNode, name: str) -> str:
-    """How a sidecar shows a parameter the stage read: the field's value, or for a
-    method (property, constant) of the parameter class, the digest of its code."""
+    """How a sidecar shows a parameter the stage read: the field's value (with the
+    representation it is hashed through, if it has one of its own), or for a method
+    (property, constant) of the parameter class, the digest of its code."""
     from assay.keys import STATE_READ
 
     if name.startswith(STATE_READ):
@@ -325,7 +326,9 @@ def describe_read(node: StageNode, name: str) -> str:
     cls = type(params)
     if name in code_attributes(cls):
         return f"<code {node.plan.runner.attribute_code(cls, name)[:16]}>"
-    return _short(getattr(params, name, None))
+    shown = node.record.field_hashes() and node.record._shown.get(name)
+    text = _short(getattr(params, name, None))
+    return f"{text} (hashed as {shown})" if shown else text
 
 
 def _short(value: Any) -> str:

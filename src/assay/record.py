@@ -222,6 +222,10 @@ class Record:
         self._held: dict[str, list] = {}
         """Fields whose values hold functions or classes, with those (filled by
         :meth:`field_hashes`, see :func:`assay.tracking.held_code`)."""
+        self._shown: dict[str, str] = {}
+        """Fields hashed through a representation of their own (a file's checksum, say):
+        that representation, shortened, for sidecars and ``assay why`` (filled by
+        :meth:`field_hashes`)."""
         self._copies: dict[int, Any] = {}
         """The values of artifacts inherited by :meth:`make_copy`, copied on first use."""
         self._set_by: dict[str, int] = {}
@@ -273,6 +277,8 @@ class Record:
                 for f in fields(params):
                     if f.name in represented:
                         found[f.name] = hash_value(represented[f.name])
+                        if represented[f.name] is not getattr(params, f.name):
+                            self._shown[f.name] = _shortened(represented[f.name])
                         code = held_code(represented[f.name])
                         if code:
                             self._held[f.name] = code
@@ -503,3 +509,8 @@ def _copied(value: Any, copying: Any) -> Any:
         return copying.deepcopy(value)
     except Exception:
         return value
+
+
+def _shortened(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
