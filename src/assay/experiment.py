@@ -415,28 +415,15 @@ def _plan(
     finally:
         runner.planning = False
         runner.claim_workers = None
-    _check_stage_names(manager)
+    _check_overwrite_stages(manager)
     runner.decide(runner.unsettled())
     runner.observer.planned(manager.plan)
 
 
-def _check_stage_names(manager: ArtifactManager) -> None:
-    """Stop before anything runs if two stages share a name, or ``--overwrite-stage``
-    names no stage of the run (it would be ignored: nothing recomputed)."""
-    from assay.errors import PlanningError
-
-    functions: dict[str, Any] = {}
-    for node in manager.plan.nodes:
-        spec = node.spec
-        first = functions.setdefault(spec.name, spec.func)
-        if first is not spec.func:
-            found = sorted(f"{f.__module__}.{f.__qualname__}" for f in (first, spec.func))
-            raise PlanningError(
-                f"Two different stages are named {spec.name!r} ({' and '.join(found)}). "
-                "Their results would share the cache folder by-name/EXPERIMENT/SET/"
-                f"{spec.name}, and --overwrite-stage or assay.load(stage={spec.name!r}) could "
-                "not tell them apart. Rename one of the functions."
-            )
+def _check_overwrite_stages(manager: ArtifactManager) -> None:
+    """Stop once the run is planned if ``--overwrite-stage`` names no stage of it (it
+    would be ignored: nothing recomputed)."""
+    functions = {node.spec.name for node in manager.plan.nodes}
     unknown = sorted(set(manager.overwrite_stages) - set(functions))
     if unknown:
         close = [difflib.get_close_matches(n, list(functions), n=1) for n in unknown]

@@ -187,6 +187,7 @@ class Runner:
         """Set by a run whose workers are started apart: hands them to this runner, for
         stage runs executed while ``run()`` is still being planned."""
         self._first_read: str | None = None  # until a stage called after it is planned
+        self._stage_functions: dict[str, Callable] = {}  # name -> function, while planning
         self.collect_while_executing = False
         """Whether Python's garbage collector (paused while ``run()`` is planned) runs while
         stage runs execute during planning."""
@@ -205,8 +206,10 @@ class Runner:
             raise ValueError("The record belongs to another manager.")
         if not self.planning:
             self._look_again(record)
-        elif self._first_read is not None:
-            self._say_plan_split(spec, record)
+        else:
+            self._check_name(spec)
+            if self._first_read is not None:
+                self._say_plan_split(spec, record)
         if spec.is_aggregate:
             if records is None:
                 records = [r for r in manager.records if r is not record]
@@ -232,6 +235,20 @@ class Runner:
             if node.status == "cached":
                 self.restore_reportables([node])
         return record
+
+    def _check_name(self, spec: StageSpec) -> None:
+        """Refuse a second stage function with the name of one called before in this run."""
+        first = self._stage_functions.setdefault(spec.name, spec.func)
+        if first is not spec.func:
+            from assay.errors import PlanningError
+
+            found = sorted(f"{f.__module__}.{f.__qualname__}" for f in (first, spec.func))
+            raise PlanningError(
+                f"Two different stages are named {spec.name!r} ({' and '.join(found)}). "
+                "Their results would share the cache folder by-name/EXPERIMENT/SET/"
+                f"{spec.name}, and --overwrite-stage or assay.load(stage={spec.name!r}) could "
+                "not tell them apart. Rename one of the functions."
+            )
 
     def _say_plan_split(self, spec: StageSpec, record: Record) -> None:
         """Once: ``run()`` calls a stage after it read a result, so the stages called

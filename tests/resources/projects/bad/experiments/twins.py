@@ -1,4 +1,5 @@
-"""Two different stage functions with the same name, both called on each record."""
+"""Two different stage functions with the same name, both called on each record; run()
+then reads a result (which would execute what is planned so far)."""
 
 from experiments.good import get_params, load  # noqa: F401
 
@@ -18,3 +19,4 @@ def run(param_sets, manager):
         record = assay.Record(manager, params)
         good.load(record)
         load(record)
+        print(len(record.state["data"]))
