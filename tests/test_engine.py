@@ -1044,6 +1044,8 @@ def test_a_plan_that_executes_nothing_stops_where_run_reads_an_uncached_result(
     assert not (tmp_project / "calls.txt").exists()  # nothing ran
     assert not (tmp_project / "data" / "cache").exists()  # nothing written
     assert run(tmp_project, "reads_results", dry=True).plan_stops.startswith(stops)
+    # a stage the plan did not reach is no unknown stage
+    assert run(tmp_project, "reads_results", dry=True, overwrite_stages=["score"]).plan_stops
 
     run(tmp_project, "reads_results")  # now 'data' comes from the cache; 'score' never does
     planned = run(tmp_project, "reads_results", dry=True)

@@ -422,10 +422,10 @@ def _plan(
 
 def _check_overwrite_stages(manager: ArtifactManager) -> None:
     """Stop once the run is planned if ``--overwrite-stage`` names no stage of it (it
-    would be ignored: nothing recomputed)."""
+    would be ignored: nothing recomputed). A plan that stopped short cannot tell."""
     functions = {node.spec.name for node in manager.plan.nodes}
     unknown = sorted(set(manager.overwrite_stages) - set(functions))
-    if unknown:
+    if unknown and manager.plan_stops is None:
         close = [difflib.get_close_matches(n, list(functions), n=1) for n in unknown]
         hints = [
             f"{n!r} (did you mean {c[0]!r}?)" if c else repr(n) for n, c in zip(unknown, close)

@@ -39,6 +39,7 @@ from assay.errors import (
     CacheError,
     CorruptArtifactError,
     OutputSignatureError,
+    PlanningError,
     StageError,
     StageFailed,
 )
@@ -240,8 +241,6 @@ class Runner:
         """Refuse a second stage function with the name of one called before in this run."""
         first = self._stage_functions.setdefault(spec.name, spec.func)
         if first is not spec.func:
-            from assay.errors import PlanningError
-
             found = sorted(f"{f.__module__}.{f.__qualname__}" for f in (first, spec.func))
             raise PlanningError(
                 f"Two different stages are named {spec.name!r} ({' and '.join(found)}). "
