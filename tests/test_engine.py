@@ -1060,6 +1060,16 @@ def test_a_plan_that_executes_nothing_stops_where_run_reads_an_uncached_result(
     assert run(tmp_project, "reads_results").plan_stops is None
 
 
+def test_explain_counts_the_stage_runs_executed_while_run_is_planned(tmp_project: Path):
+    assert run_cli("run", "reads_results", cwd=tmp_project).code == 0
+
+    said = run_cli("run", "reads_results", "--explain", cwd=tmp_project).text
+
+    # raw and score have no cacher: they run again, at the reads of 'data' and 'score'
+    assert "executed score [mid]: output(s) ['score'] have no cacher (executed while run() " in said
+    assert "4 of 11 stage runs execute." in said
+
+
 def test_overwrite_stage_reaches_stages_called_after_a_read_while_planned(
     tmp_project: Path, calls: Calls
 ):
