@@ -1070,6 +1070,30 @@ def test_explain_counts_the_stage_runs_executed_while_run_is_planned(tmp_project
     assert "4 of 11 stage runs execute." in said
 
 
+def test_the_dashboards_progress_file_counts_the_stage_runs_executed_while_run_is_planned(
+    tmp_project: Path,
+):
+    from assay.runner import Observer, ProgressFile
+
+    seen: list[tuple[int, int]] = []
+
+    class Watch(Observer):  # what the file holds after each stage run, and when planned
+        def planned(self, plan) -> None:
+            seen.append((progress.total, progress.done))
+
+        def stage_finished(self, node) -> None:
+            seen.append((progress.total, progress.done))
+
+    progress = ProgressFile(tmp_project / "progress.json", Watch())
+    try:
+        run(tmp_project, "reads_results", observer=progress)
+    finally:
+        progress.close()
+
+    # Every stage ran at a read, before planning ended; then the total counts them: 11 of 11.
+    assert seen[-2:] == [(0, 11), (11, 11)]
+
+
 def test_overwrite_stage_reaches_stages_called_after_a_read_while_planned(
     tmp_project: Path, calls: Calls
 ):
