@@ -321,19 +321,20 @@ def describe_read(node: StageNode, name: str) -> str:
             value = node.record.state._visible(name[len(STATE_READ) :], node)
         except KeyError:
             return "<absent>"
-        return f"<artifact {value.key}>" if type(value) is Artifact else _short(value)
+        return f"<artifact {value.key}>" if type(value) is Artifact else short_repr(value)
     params = node.record.params
     cls = type(params)
     if name in code_attributes(cls):
         return f"<code {node.plan.runner.attribute_code(cls, name)[:16]}>"
     shown = node.record.field_hashes() and node.record._shown.get(name)
-    text = _short(getattr(params, name, None))
+    text = short_repr(getattr(params, name, None))
     return f"{text} (hashed as {shown})" if shown else text
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters (for sidecars and messages)."""
     text = repr(value)
-    return text if len(text) <= 200 else text[:197] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _bind_inputs(node: StageNode) -> list[tuple]:

@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from assay.params import claim_folder
-from assay.plan import MISSING, Artifact
+from assay.plan import MISSING, Artifact, short_repr
 from assay.staging import Lazy
 
 if TYPE_CHECKING:
@@ -278,7 +278,7 @@ class Record:
                     if f.name in represented:
                         found[f.name] = hash_value(represented[f.name])
                         if represented[f.name] is not getattr(params, f.name):
-                            self._shown[f.name] = _shortened(represented[f.name])
+                            self._shown[f.name] = short_repr(represented[f.name], 80)
                         code = held_code(represented[f.name])
                         if code:
                             self._held[f.name] = code
@@ -509,8 +509,3 @@ def _copied(value: Any, copying: Any) -> Any:
         return copying.deepcopy(value)
     except Exception:
         return value
-
-
-def _shortened(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
