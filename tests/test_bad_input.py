@@ -449,7 +449,7 @@ def test_debug_shows_the_full_traceback(bad_project):
 def test_a_corrupt_cache_file_is_reported_and_recomputed(bad_project):
     run_cli("run", "good", cwd=bad_project)
     data = bad_project / "data" / "cache" / "by-name" / "good" / "alpha" / "load" / "data.pkl"
-    data.write_bytes(b"definitely not a pickle")
+    data.write_bytes(bytes(len(data.read_bytes())))  # same size: found by its checksum
 
     result = run_cli("run", "good", "--overwrite-stage", "train", cwd=bad_project)
 
@@ -485,11 +485,45 @@ def test_an_unreadable_sidecar_is_reported_by_verify_and_recomputed(bad_project,
     result = run_cli("run", "good", "--overwrite-stage", "train", cwd=bad_project)
 
     assert result.code == 0, result
-    for fragment in ("'data'", "'load'", "'alpha'", "Recomputing"):
+    for fragment in ("'data'", "'load'", "'alpha'", "It is not reused"):
         assert fragment in result.text, result
     assert stage_statuses(bad_project)["load:alpha"] == "executed"
     assert assay.load("total", param_set="alpha", project_root=bad_project) == 4
     assert run_cli("cache", "verify", cwd=bad_project).code == 0
+
+
+@pytest.mark.parametrize("damage", ["deleted", "cut-short"])
+def test_a_cached_file_deleted_or_cut_short_is_not_reused(bad_project, damage):
+    """Its sidecar alone made it count as cached: a final output whose file was deleted by
+    hand stayed missing (and the run said "cached"), to fail only when someone loaded it."""
+    assert run_cli("run", "good", cwd=bad_project).code == 0
+    folder = bad_project / "data" / "cache" / "by-name" / "good" / "alpha"
+    (total,) = [p for p in (folder / "train").glob("total*") if not p.name.endswith("meta.json")]
+    if damage == "deleted":
+        total.unlink()
+    else:
+        total.write_bytes(total.read_bytes()[:-1])
+
+    planned = run_cli("run", "good", "--dry", cwd=bad_project)
+    assert planned.code == 0, planned
+    for fragment in (str(total.resolve()) if damage == "deleted" else "bytes instead of",
+                     "'total'", "'train'", "'alpha'", "It is not reused"):  # fmt: skip
+        assert fragment in planned.text, planned
+    assert total.exists() == (damage != "deleted")  # --dry changes nothing
+
+    why = run_cli("why", "good", cwd=bad_project)
+    assert "executes train [alpha]: its cached artifact cannot be reused" in why.text, why
+
+    result = run_cli("run", "good", cwd=bad_project)
+    assert result.code == 0 and "It is not reused" in result.text, result
+    assert stage_statuses(bad_project)["train:alpha"] == "executed"
+    assert stage_statuses(bad_project)["load:alpha"] == "cached"
+    assert assay.load("total", param_set="alpha", project_root=bad_project) == 4
+    assert run_cli("cache", "verify", cwd=bad_project).code == 0
+
+    again = run_cli("run", "good", cwd=bad_project)
+    assert "It is not reused" not in again.text, again
+    assert stage_statuses(bad_project)["train:alpha"] == "cached"
 
 
 AS_NOBODY = pytest.mark.skipif(

@@ -162,6 +162,33 @@ class CacheStore:
         except (OSError, ValueError):
             return None
 
+    def entry(self, key: str, output: str, cacher: Any = None) -> dict | None:
+        """The sidecar of an output whose files are all still in place, or ``None`` if
+        there is no entry (what a run looks up before it decides to reuse an output).
+
+        Each file the sidecar lists is checked to exist with its recorded size (one
+        ``stat``; the checksum is checked when the file is loaded), so an artifact
+        whose file someone deleted or cut short is not reused unseen.
+
+        Raises:
+            CorruptArtifactError: the sidecar is unreadable, or a file it lists is
+                gone or has another size; the caller computes the output again.
+        """
+        try:
+            with open(self.meta_path(key, output)) as handle:
+                meta = sidecar_or_none(json.load(handle))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            meta = None
+        if meta is None:
+            raise unreadable_record(cacher, key, output)
+        for path, item in self._files(meta):
+            problem = presence_problem(path, item)
+            if problem:
+                raise corrupt(meta, f"{path} {problem}")
+        return meta
+
     def prefetch(self, entries: list[tuple[str, str]]) -> None:
         """Look up many ``(key, output)`` entries at once (a remote store batches them;
         a folder answers each look-up quickly anyway)."""
@@ -672,6 +699,20 @@ def file_problem(path: Path, entry: dict) -> str | None:
     if problem is None and _checksum(path) != entry["checksum"]:
         return _MODIFIED
     return problem
+
+
+def presence_problem(path: Path, entry: dict) -> str | None:
+    """Whether a cached file is missing or has another size than its sidecar records;
+    a folder is only checked to exist (its size would mean walking it)."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return "is missing"
+    except OSError:
+        return None  # unreadable here: the check at load time says why
+    if stat.S_ISDIR(status.st_mode) or status.st_size == entry.get("size"):
+        return None
+    return f"has {status.st_size} bytes instead of {entry.get('size')}"
 
 
 def size_problem(path: Path, entry: dict) -> str | None:

@@ -181,6 +181,7 @@ class Runner:
         self._setting: tuple[dict[str, str], str] | None = None
         self._deferred: list[StageNode] = []
         self._redone: dict[int, str] = {}  # stage run -> the --overwrite-stage it recomputes for
+        self.damaged: dict[tuple[str, str], str] = {}  # (key, output) -> what is wrong with it
         self._settled = 0
         """``plan.nodes[:_settled]`` were decided and executed while ``run()`` was planned,
         because it read an output (:meth:`_run_planned_so_far`)."""
@@ -368,7 +369,7 @@ class Runner:
         node.key = None
         node.stale = False
         for artifact in node.outputs:
-            artifact.cached = False
+            artifact.cached, artifact.meta = False, None
         if base is None:
             return False
         if not node.tracks_reads:
@@ -400,7 +401,7 @@ class Runner:
         if first is not None:
             node.key, node.reads = first
             for artifact in node.outputs:
-                artifact.cached = False
+                artifact.cached, artifact.meta = False, None
         return False
 
     def key_on_all(self, node: StageNode) -> None:
@@ -417,12 +418,22 @@ class Runner:
         cache = self.manager.cache
         for artifact in node.outputs:
             cacher = artifact.cacher
-            artifact.cached = cache.has(node.key, artifact.name)
+            try:
+                meta = cache.entry(node.key, artifact.name, cacher)
+            except CorruptArtifactError as exc:
+                if (node.key, artifact.name) not in self.damaged:
+                    log.warning("%s It is not reused: the run computes it again if needed.", exc)
+                    self.damaged[node.key, artifact.name] = str(exc)
+                    if not (self.manager.dry or self.manager.dry_cache):
+                        cache.discard(node.key, artifact.name)  # what is left of it
+                meta = None
+            artifact.cached, artifact.meta = meta is not None, meta
             if artifact.cached and type(cacher).check is not _BASE_CHECK:
                 cache.localize(node.key, artifact.name)
                 cacher._dir = cache.stage_dir(node.key)
                 artifact.cached = bool(cacher.check())
             if not artifact.cached:
+                artifact.meta = None
                 return False
         return True
 
@@ -1013,10 +1024,12 @@ class Runner:
         there the outputs' sidecar (already read to plan the run) says so.
         """
         cache = self.manager.cache
-        for artifact in node.outputs if cache.remote else ():
+        for artifact in node.outputs:
             if artifact.cacher is None:
                 continue
-            meta = artifact.meta or cache.read_meta(node.key, artifact.name)
+            meta = artifact.meta
+            if meta is None and cache.remote:
+                meta = cache.read_meta(node.key, artifact.name)
             if meta is not None and "reportables" in meta:
                 return bool(meta["reportables"])
             break

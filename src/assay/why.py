@@ -41,7 +41,8 @@ def explain(manager: Any) -> list[Explanation]:
 def _explain(manager: Any, node: Any) -> Explanation:
     found = Explanation(node.spec.name, node.record_label, node.status)
     if node.status == "cached":
-        meta = manager.cache.read_meta(node.key, node.outputs[0].name) if node.outputs else None
+        first = node.outputs[0] if node.outputs else None
+        meta = first and (first.meta or manager.cache.read_meta(node.key, first.name))
         found.reasons.append(_produced_by(meta))
         return found
     if node.status == "unneeded":
@@ -76,6 +77,9 @@ def _explain(manager: Any, node: Any) -> Explanation:
         list(o) for o in before["outputs"]
     ]:
         found.reasons.append("its outputs or their cachers changed")
+    damaged = [manager.runner.damaged.get((node.key, a.name)) for a in node.outputs]
+    if any(damaged) and not found.reasons:
+        found.reasons.append(f"its cached artifact cannot be reused: {next(filter(None, damaged))}")
     if not found.reasons:
         found.reasons.append(
             "no cached artifact with these ingredients (it was removed from the cache, "

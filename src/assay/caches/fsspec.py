@@ -158,6 +158,11 @@ class FsspecCacheStore(CacheStore):
     def has(self, key: str, output: str) -> bool:
         return self.read_meta(key, output) is not None
 
+    def entry(self, key: str, output: str, cacher: Any = None) -> dict | None:
+        """The sidecar alone: checking that the files exist would cost a request per
+        artifact, so a file missing at the URL is found when it is loaded."""
+        return self.read_meta(key, output)
+
     def read_meta(self, key: str, output: str) -> dict | None:
         found = self._metas.get((key, output))
         if found is not None:
