@@ -174,16 +174,19 @@ class CacheStore:
             CorruptArtifactError: the sidecar is unreadable, or a file it lists is
                 gone or has another size; the caller computes the output again.
         """
+        folder = self.where(key)  # plain strings: this runs for every reused output
         try:
-            with open(self.meta_path(key, output)) as handle:
-                meta = sidecar_or_none(json.load(handle))
+            with open(f"{folder}/{output}{_META_SUFFIX}", "rb") as handle:
+                meta = sidecar_or_none(json.loads(handle.read()))
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
             meta = None
         if meta is None:
             raise unreadable_record(cacher, key, output)
-        for path, item in self._files(meta):
+        for item in meta["files"]:
+            path = item["path"]
+            path = path if os.path.isabs(path) else f"{folder}/{path}"
             problem = presence_problem(path, item)
             if problem:
                 raise corrupt(meta, f"{path} {problem}")
@@ -701,7 +704,7 @@ def file_problem(path: Path, entry: dict) -> str | None:
     return problem
 
 
-def presence_problem(path: Path, entry: dict) -> str | None:
+def presence_problem(path: str, entry: dict) -> str | None:
     """Whether a cached file is missing or has another size than its sidecar records;
     a folder is only checked to exist (its size would mean walking it)."""
     try:
