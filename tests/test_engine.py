@@ -2011,3 +2011,18 @@ def test_a_notebook_manager_refuses_names_that_share_a_folder(tmp_project: Path)
     assay.Record(manager, cells.Params(name="lr 0.1", a=2))  # the same name: its folder
     with pytest.raises(ParameterError, match="'lr 0.1' and 'lr_0.1' would share"):
         assay.Record(manager, cells.Params(name="lr_0.1"))
+
+
+def test_a_link_whose_folder_was_removed_meanwhile_is_made_again(tmp_path: Path):
+    """A notebook's manager files stage runs by name while `assay cache gc` runs in a
+    terminal: the parameter set's folder it had made was gone, and linking into it
+    recursed until RecursionError."""
+    from assay.cache import CacheStore, link_target
+
+    cache = CacheStore(tmp_path / "cache")
+    cache.link("exp", "alpha", "load", "ab" * 16)
+    shutil.rmtree(tmp_path / "cache" / "by-name" / "exp")
+
+    cache.link("exp", "alpha", "train", "cd" * 16)
+
+    assert os.readlink(cache.name_link("exp", "alpha", "train")) == link_target("cd" * 16)

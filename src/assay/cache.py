@@ -98,7 +98,7 @@ class CacheStore:
         self._reads: dict[str, dict[str, list]] = {}
         self._latest_reads: dict[str, frozenset | str] = {}
         self._texts_written: set[str] = set()
-        self._made_dirs: set[Path] = set()
+        self._made_dirs: set[str] = set()
         self._batching = 0
         self._pending_reads: dict[str, list[str]] = {}
         self._pending_count = 0
@@ -288,10 +288,14 @@ class CacheStore:
 
     def ensure_dir(self, path: Path) -> Path:
         """Create ``path`` (and parents) once per process."""
-        if path not in self._made_dirs:
-            path.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(path)
+        self._ensure(str(path))
         return path
+
+    def _ensure(self, folder: str, again: bool = False) -> None:
+        """Create ``folder`` once per process (``again``: it was there, but is gone)."""
+        if again or folder not in self._made_dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._made_dirs.add(folder)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -384,7 +388,7 @@ class CacheStore:
         folder = f"{self._by_name}/{_safe(experiment)}/{_safe(param_set)}"
         link = f"{folder}/{_safe(stage)}"
         target = link_target(key)
-        self.ensure_dir(Path(folder))
+        self._ensure(folder)
         try:
             if os.readlink(link) == target:
                 return
@@ -392,9 +396,10 @@ class CacheStore:
             try:
                 os.symlink(target, link)
                 return
-            except FileNotFoundError:
-                self.ensure_dir(Path(folder))
-                return self.link(experiment, param_set, stage, key)
+            except FileNotFoundError:  # removed since (assay cache gc): make it again
+                self._ensure(folder, again=True)
+                os.symlink(target, link)
+                return
             except OSError:
                 pass
         except OSError:
