@@ -1187,6 +1187,29 @@ def test_parallel_with_the_serial_executor_is_refused_not_ignored(tmp_project: P
     assert calls.take() == []
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_more_workers_than_usable_cores_gets_a_warning_in_the_run_and_its_log(
+    tmp_project: Path, calls: Calls
+):
+    """`--parallel 16` on a laptop, or inside `taskset` or a batch job's allocation, started
+    16 workers without a word."""
+    everything = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(everything)})  # what the command inherits
+    try:
+        fits = run_cli("run", "scaled", "--parallel", "1", cwd=tmp_project)
+        crowded = run_cli("run", "scaled", "--parallel", "2", "--overwrite", cwd=tmp_project)
+    finally:
+        os.sched_setaffinity(0, everything)
+
+    assert fits.code == 0 and "CPU core" not in fits.text, fits
+    assert crowded.code == 0, crowded
+    warning = "--parallel 2 starts 2 worker processes, but this process may use 1 CPU core"
+    assert warning in crowded.text, crowded
+    (log_file,) = sorted((tmp_project / "logs").glob("*.log"))[-1:]
+    assert warning in " ".join(log_file.read_text().split())
+    assert sorted(calls.take()) == sorted(SCALED * 2)
+
+
 DRAWS = """
 import logging, sys
 from dataclasses import dataclass

@@ -10,6 +10,7 @@ only when it is chosen.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any
@@ -41,6 +42,11 @@ class Executor:
     def start(self) -> None:
         """Acquire workers (called before the first ``submit``)."""
 
+    def notes(self) -> list[str]:
+        """What the researcher should know about these workers (the run logs each as a
+        warning once its log is open), such as more workers than CPU cores."""
+        return []
+
     def warm_up(self, fn: Callable[..., Any], *args: Any) -> None:
         """Start the workers now and run ``fn(*args)`` once on each, without waiting.
 
@@ -63,6 +69,15 @@ class Executor:
     def abort(self) -> None:
         """Stop at once (Ctrl-C, a failure): cancel what has not started, stop workers."""
         self.shutdown()
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (``taskset``, a batch job's allocation and
+    container limits included where the system tells), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # macOS and Windows have no affinity to ask
+        return os.cpu_count() or 1
 
 
 def get_executor(name: str, **options: Any) -> Executor:

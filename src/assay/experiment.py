@@ -235,6 +235,8 @@ def run_experiment(
                 experiment_name,
                 len(selected),
             )
+            for note in workers.executor.notes() if workers.executor else ():
+                log.warning("%s", note)
             if not selected and not sets_given:
                 log.warning(
                     "get_params() returned no parameter sets: the experiment's run() gets an "

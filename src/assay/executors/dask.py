@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from assay.errors import ConfigError
-from assay.executor import Executor
+from assay.executor import Executor, usable_cores
 
 LOCAL_CLUSTER_CONFIG = {
     # Without a dashboard nobody sees the workers' statistical profiles, and taking
@@ -89,7 +88,7 @@ class DaskExecutor(Executor):
                 logging.getLogger("distributed").setLevel(logging.WARNING)
                 with dask.config.set(LOCAL_CLUSTER_CONFIG):  # the scheduler's and the workers'
                     self.cluster = LocalCluster(
-                        n_workers=self.workers or os.cpu_count() or 1,
+                        n_workers=self.workers or usable_cores(),
                         threads_per_worker=1,
                         processes=True,
                         dashboard_address=None,

@@ -11,7 +11,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from assay.errors import ConfigError
-from assay.executor import Executor
+from assay.executor import Executor, usable_cores
 
 START_METHOD_VARIABLE = "ASSAY_START_METHOD"
 """The environment variable that chooses how workers start (``fork``, ``spawn``, ...)."""
@@ -32,6 +32,18 @@ class ProcessExecutor(Executor):
         self.workers = max(1, int(workers))
         self.start_method = start_method()
         self._pool: ProcessPoolExecutor | None = None
+
+    def notes(self) -> list[str]:
+        cores = usable_cores()
+        if self.workers <= cores:
+            return []
+        return [
+            f"--parallel {self.workers} starts {self.workers} worker processes, but this "
+            f"process may use {cores} CPU core{'' if cores == 1 else 's'}: stages that "
+            f"compute take turns on {'it' if cores == 1 else 'them'}, and each worker holds "
+            "its own copy of what the experiment imports. (Fine for stages that mostly wait "
+            "on disks or networks.)"
+        ]
 
     def start(self) -> None:
         self._pool = ProcessPoolExecutor(
