@@ -22,7 +22,7 @@ import assay
 from assay.caching import PickleCacher
 from assay.errors import CachersMismatchError, EmptyCachersError, OutputSignatureError
 from assay.store import RunStore
-from conftest import Calls, run_cli
+from conftest import Calls, copy_project, run_cli
 
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -439,8 +439,39 @@ def test_a_stage_that_raises_shows_its_own_traceback_and_how_to_resume(bad_proje
     assert stage_statuses(bad_project)["load:alpha"] == "cached"
 
 
+@pytest.mark.parametrize("command", [["run"], ["run", "--dry"], ["why"]])
+def test_an_exception_in_runs_own_code_shows_that_code_not_assays(bad_project, command):
+    """A typo in run() (a NameError, a KeyError) printed "ERROR: The run failed" and thirty
+    lines of click's and assay's frames."""
+    result = fails(
+        run_cli(*command, "raising_run", cwd=bad_project),
+        "Traceback (the experiment's code)",
+        'raising_run.py", line 16, in run',
+        'return pick({}, "best")',
+        'raising_run.py", line 9, in pick',
+        "Error: KeyError: 'best' (raised in pick()",
+        "--debug shows the whole traceback",
+    )
+    assert "click" not in result.output and "/assay/" not in result.output, result
+    if command == ["run"]:
+        assert "again to continue: assay run raising_run" in result.text, result
+        (log_file,) = (bad_project / "logs").glob("raising_run-*.log")
+        assert TRACEBACK in log_file.read_text()  # the whole story stays in the run's log
+
+
+def test_a_failing_stage_shows_its_code_in_a_project_under_a_folder_named_assay(tmp_path):
+    """Frames were told apart by "/assay/" in their path: a project in ~/assay/ showed none."""
+    project = copy_project("bad", tmp_path / "assay")
+
+    fails(
+        run_cli("run", "failing", cwd=project),
+        "Traceback (the stage's code)",
+        'raise ValueError(f"cannot handle {len(data)} numbers")',
+    )
+
+
 def test_debug_shows_the_full_traceback(bad_project):
-    for args in (["run", "failing"], ["run", "god"]):
+    for args in (["run", "failing"], ["run", "god"], ["run", "raising_run"]):
         result = run_cli("--debug", *args, cwd=bad_project)
         assert result.code != 0, result
         assert TRACEBACK in result.output, result

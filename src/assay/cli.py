@@ -56,6 +56,17 @@ class _Group(click.Group):
                 f"Permission denied: {exc.filename or exc}. This command writes there; run it "
                 "where you may write (your own copy of the project), or as the folder's owner."
             )
+        except Exception as exc:  # the experiment's own code, outside any stage (its run())
+            if ctx.meta.get("assay.debug"):
+                raise
+            from assay.cli_output import code_frames, print_code_failure
+
+            frames = code_frames(exc.__traceback__)
+            if not frames:  # nothing of the researcher's: a bug of assay's, show it all
+                raise
+            command = _command_line() if ctx.invoked_subcommand == "run" else None
+            print_code_failure(_console(stderr=True), exc, frames, command)
+            sys.exit(1)
         except KeyboardInterrupt as exc:
             from assay.errors import Terminated
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import sysconfig
 import traceback
 from pathlib import Path
 from typing import Any
@@ -115,18 +118,71 @@ def print_run_result(console: Console, manager: Any, quiet: bool = False) -> Non
 
 def print_stage_failure(console: Console, exc: Any, command: str) -> None:
     """A failed stage: its own traceback (user code only), the message, how to resume."""
-    original = exc.original
-    frames = traceback.extract_tb(original.__traceback__)
-    user_frames = [f for f in frames if "/assay/" not in f.filename.replace("\\", "/")]
-    if user_frames:
-        console.print("[dim]Traceback (the stage's code):[/]")
-        for line in traceback.format_list(user_frames):
-            console.print(escape(line.rstrip()), style="dim")
+    _print_frames(console, code_frames(exc.original.__traceback__), "the stage's code")
     console.print(f"[bold red]Error:[/] {escape(str(exc))}")
     console.print(
         "Stages that finished are cached. Fix the problem and run the same command again "
         f"to continue: [bold]{escape(command)}[/]"
     )
+
+
+def print_code_failure(
+    console: Console, exc: BaseException, frames: list, command: str | None
+) -> None:
+    """An exception raised by the experiment's own code outside any stage (its ``run()``,
+    a helper it calls): that code's traceback, the message, and how to go on."""
+    _print_frames(console, frames, "the experiment's code")
+    where = frames[-1]
+    console.print(
+        f"[bold red]Error:[/] {escape(type(exc).__name__)}: {escape(str(exc))} "
+        f"(raised in {escape(where.name)}(), {escape(where.filename)} line {where.lineno}; "
+        "--debug shows the whole traceback)"
+    )
+    if command:
+        console.print(
+            "Stages that finished are cached. Fix the problem and run the same command "
+            f"again to continue: [bold]{escape(command)}[/]"
+        )
+
+
+def code_frames(tb: Any) -> list[traceback.FrameSummary]:
+    """The frames of a traceback that are the researcher's code: from the first frame
+    outside assay, the standard library and installed packages (the experiment, its
+    helpers) to where it was raised, assay's own frames left out. Empty when no frame
+    is the researcher's (a problem inside assay or a package: show everything)."""
+    frames = traceback.extract_tb(tb)
+    first = next((i for i, f in enumerate(frames) if _is_researchers(f.filename)), None)
+    if first is None:
+        return []
+    return [f for f in frames[first:] if not _inside(f.filename, _ASSAY_FOLDER)]
+
+
+def _print_frames(console: Console, frames: list, whose: str) -> None:
+    if frames:
+        console.print(f"[dim]Traceback ({whose}):[/]")
+        for line in traceback.format_list(frames):
+            console.print(escape(line.rstrip()), style="dim")
+
+
+def _is_researchers(filename: str) -> bool:
+    if filename.startswith("<") or os.path.realpath(filename) == _SCRIPT:
+        return False  # <frozen runpy>, <string>; the `assay` command's own script
+    return not any(_inside(filename, folder) for folder in _NOT_RESEARCHERS)
+
+
+def _inside(filename: str, folder: str) -> bool:
+    return os.path.realpath(filename).startswith(folder)
+
+
+_ASSAY_FOLDER = os.path.join(os.path.dirname(os.path.realpath(__file__)), "")
+_NOT_RESEARCHERS = {
+    _ASSAY_FOLDER,
+    *(
+        os.path.join(os.path.realpath(sysconfig.get_paths()[name]), "")
+        for name in ("stdlib", "platstdlib", "purelib", "platlib")
+    ),
+}
+_SCRIPT = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
 
 
 def print_plan(console: Console, manager: Any) -> None:

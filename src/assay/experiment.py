@@ -279,7 +279,7 @@ def run_experiment(
                 raise
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
-                log.exception("The run failed")
+                log.error("The run failed", exc_info=exc, extra=_FILE_ONLY)  # raised as it is
                 raise
             except SystemExit as exc:  # the experiment's own code, outside any stage
                 error = (
