@@ -235,7 +235,9 @@ def test_a_path_override_that_cannot_be_filled_in_is_named_before_anything_runs(
         TEMPLATED.replace("TEMPLATE", "out/{params.seed}/{stage}.json")
     )
     assert run_cli("run", "templated", cwd=bad_project).code == 0
-    assert (bad_project / "data" / "cache" / "out" / "v.json").read_text() == "1"
+    (written,) = (bad_project / "data" / "cache" / "out").iterdir()
+    assert written.name.startswith("templated_") and written.name.endswith("_first_v.json")
+    assert written.read_text() == "1"
     assert (bad_project / "out" / "1" / "second.json").read_text() == "2"
 
 

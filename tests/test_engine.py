@@ -2026,3 +2026,51 @@ def test_a_link_whose_folder_was_removed_meanwhile_is_made_again(tmp_path: Path)
     cache.link("exp", "alpha", "train", "cd" * 16)
 
     assert os.readlink(cache.name_link("exp", "alpha", "train")) == link_target("cd" * 16)
+
+
+ONE_FILE_PER_SET = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    a: int = 1
+
+
+@assay.stage(None, ["result"], [JsonCacher(path_override="{cache}/exported_{artifact_filename}")])
+def compute(record):
+    return {"a": record.params.a}
+
+
+def get_params():
+    return [Params(name="one", a=1), Params(name="two", a=2)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        compute(assay.Record(manager, params))
+"""
+
+
+def test_artifact_filename_in_a_path_override_names_one_file_per_parameter_set(tmp_project):
+    """It was NAME.EXT alone, as Curifactory's is not: the second set overwrote the first's
+    file, which then failed its checksum when loaded."""
+    (tmp_project / "experiments" / "exported.py").write_text(ONE_FILE_PER_SET)
+
+    assert run_cli("run", "exported", cwd=tmp_project).code == 0
+
+    files = sorted((tmp_project / "data" / "cache").glob("exported_*.json"))
+    hashes = {}
+    for name in ("one", "two"):
+        manager = assay.ArtifactManager("exported", config=ProjectConfig.load(tmp_project))
+        hashes[name] = manager.params_hash(
+            load_experiment("exported", manager.config).get_params()[name == "two"]
+        )
+    assert [f.name for f in files] == sorted(
+        f"exported_exported_{hashes[n]}_compute_result.json" for n in ("one", "two")
+    )
+    for name, value in (("one", 1), ("two", 2)):
+        assert assay.load("result", param_set=name, project_root=tmp_project) == {"a": value}

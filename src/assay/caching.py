@@ -208,15 +208,20 @@ class Cacheable:
         if self.record is None or "{" not in template:
             return template
         manager = self.record.manager
-        filename = f"{self.name}{self.extension or ''}"
+        params_hash = self.record.get_hash()
+        # As Curifactory names it: PREFIX_HASH_STAGE_NAME.EXT, one file per parameter set.
+        artifact_filename = (
+            f"{self.prefix or manager.prefix}_{params_hash}_{self.stage}_"
+            f"{self.name}{self.extension or ''}"
+        )
         return template.format(
             params=self.record.params,
-            hash=self.record.get_hash(),
+            hash=params_hash,
             stage=self.stage,
             name=self.name,
             experiment=manager.experiment_name,
             cache=str(manager.cache_path).rstrip("/"),
-            artifact_filename=f"{self.prefix}_{filename}" if self.prefix else filename,
+            artifact_filename=artifact_filename,
         )
 
     def check_path_override(self) -> None:
