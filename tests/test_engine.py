@@ -9,6 +9,7 @@ stages that really executed).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -39,7 +40,13 @@ from assay.caching import (
     PickleCacher,
 )
 from assay.config import ProjectConfig
-from assay.errors import CacheError, CorruptArtifactError, ParameterError, StageFailed
+from assay.errors import (
+    CacheError,
+    CorruptArtifactError,
+    InputSignatureError,
+    ParameterError,
+    StageFailed,
+)
 from assay.hashing import file_checksum
 from assay.plan import MISSING
 from assay.project import load_experiment
@@ -2074,3 +2081,37 @@ def test_artifact_filename_in_a_path_override_names_one_file_per_parameter_set(t
     )
     for name, value in (("one", 1), ("two", 2)):
         assert assay.load("result", param_set=name, project_root=tmp_project) == {"a": value}
+
+
+def test_an_input_put_in_the_state_by_hand_is_taken_then_and_keys_the_stage(
+    tmp_project: Path, calls: Calls
+):
+    """`doubled` declares "hand", which `source` (no outputs) puts in record.state: it was
+    refused before anything ran ("no earlier stage produced it"). And a stage reading such
+    an entry was keyed before `source` had put it there, so a serial re-run never reused it."""
+    first = run(tmp_project, "handset")
+    assert [record_of(first, n).state["doubled"] for n in ("one", "two")] == [20, 40]
+    calls.take()
+
+    again = run(tmp_project, "handset")
+
+    executed = calls.take()
+    assert executed and not any(c.startswith(("doubled", "total")) for c in executed), executed
+    for stage, name in itertools.product(("doubled", "total"), ("one", "two")):
+        assert statuses(again)[f"{stage}:{name}"] == "cached"
+    assert record_of(again, "two").state["doubled"] == 40
+
+    why = run_cli("why", "handset", cwd=tmp_project)
+    assert (
+        "doubled [one]: it takes what source [one] puts in record.state by hand: looked up in "
+        "the cache once that has run" in why.text
+    ), why
+
+    edit(tmp_project / "experiments" / "handset.py", 'record.state["hand"] =', "_ =")
+    with pytest.raises(InputSignatureError) as caught:
+        run(tmp_project, "handset")
+    assert (
+        "Stage 'doubled' needs input 'hand', but no earlier stage on the record for parameter "
+        "set 'one' outputs it, and the stages before it that put values in record.state by "
+        "hand (source [one]) did not put it there."
+    ) in str(caught.value)

@@ -726,6 +726,7 @@ def test_values_put_in_the_state_by_hand_reach_later_stages_on_workers(tmp_proje
 
     for record in manager.records[:2]:
         assert record.state["total"] == expected[record.name]
+        assert record.state["doubled"] == expected[record.name]["hand"] * 2
         # measure has outputs, but its code puts "size" in the state: sized waits for it
         assert record.state["sized"] == record.params.n * 3
     assert manager.records[-1].state["summary"] == expected_summary

@@ -92,6 +92,7 @@ class StageNode:
         "args",
         "kwargs",
         "inputs",
+        "state_inputs",
         "outputs",
         "deps",
         "consumers",
@@ -128,6 +129,9 @@ class StageNode:
         self.args = args
         self.kwargs = kwargs
         self.inputs: dict[str, Any] = {}
+        self.state_inputs: tuple[str, ...] = ()
+        """Inputs no earlier stage outputs, that a stage before it (:attr:`after`) puts in
+        ``record.state`` by hand when it runs: read then, and keyed by what they hold."""
         self.outputs = [Artifact(self, name, i) for i, name in enumerate(spec.output_names)]
         self.deps: list[StageNode] = []
         self.consumers: list[StageNode] = []
@@ -196,10 +200,15 @@ class Plan:
         records: list | None,
         cachers: list,
         code: tuple[str, dict],
+        state_inputs: tuple[str, ...] = (),
     ) -> StageNode:
-        """Plan one stage call: bind its inputs, make its outputs, gather its key's parts."""
+        """Plan one stage call: bind its inputs, make its outputs, gather its key's parts.
+
+        ``state_inputs``: inputs the planner found set by hand only when the stage runs
+        (a worker re-plans the stage with its state in place: it binds them the same way).
+        """
         node = StageNode(self, spec, record, records, args, kwargs)
-        node.upstream = _bind_inputs(node)
+        node.upstream = _bind_inputs(node, state_inputs)
         for artifact, cacher in zip(node.outputs, cachers):
             artifact.cacher = cacher
         node.cacheable = bool(cachers) and None not in cachers
@@ -337,8 +346,14 @@ def short_repr(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _bind_inputs(node: StageNode) -> list[tuple]:
-    """Take the node's inputs from its record's state; return the upstream ingredients."""
+def _bind_inputs(node: StageNode, state_inputs: tuple[str, ...] = ()) -> list[tuple]:
+    """Take the node's inputs from its record's state; return the upstream ingredients.
+
+    An input that no earlier stage outputs, on a record where an earlier stage puts
+    values in ``record.state`` by hand (one without outputs, or whose code writes the
+    state), is taken from the state when the stage runs (:attr:`StageNode.state_inputs`),
+    as a serial run in Curifactory (``--no-dag``) takes it.
+    """
     spec, record, kwargs = node.spec, node.record, node.kwargs
     upstream: list[tuple] = []
     deps: dict[int, StageNode] = {}
@@ -353,6 +368,11 @@ def _bind_inputs(node: StageNode) -> list[tuple]:
                     per_record[other] = value
                     upstream.append((name, other.get_hash(), _ingredient(value, node, name, deps)))
             node.inputs[name] = per_record
+            continue
+        if name in state_inputs or (
+            not dict.__contains__(record.state, name) and record._barrier is not None
+        ):
+            node.state_inputs += (name,)
             continue
         if not dict.__contains__(record.state, name):
             if spec.suppress_missing_inputs:
@@ -390,6 +410,20 @@ def _value_hash(value: Any, node: StageNode, what: str) -> str:
     except (TypeError, ValueError) as exc:
         node.volatile.append(f"{what}: {exc}")
         return "volatile"
+
+
+def missing_state_input(node: StageNode, name: str) -> InputSignatureError:
+    """The error for an input that the stages putting values in ``record.state`` by hand
+    before this one did not put there when they ran."""
+    setters = ", ".join(f"{n.spec.name} [{n.record_label}]" for n in node.after)
+    return InputSignatureError(
+        f"Stage {node.spec.name!r} needs input {name!r}, but no earlier stage on the record "
+        f"for parameter set {node.record_label!r} outputs it, and the stages before it that "
+        f"put values in record.state by hand{f' ({setters})' if setters else ''} did not put "
+        f"it there. Declare it among the outputs of the stage that makes it, set "
+        f"record.state[{name!r}] in one of those stages, or pass it directly: "
+        f"{node.spec.name}(record, {name}=...)."
+    )
 
 
 def _missing_input(node: StageNode, name: str) -> InputSignatureError:

@@ -91,6 +91,9 @@ class StageTask:
     """Plain values in the record's state (put there by hand, ``record.state["x"] = v``)
     that a serial run would show the stage: they travel with the task."""
     records_state: list = field(default_factory=list)
+    state_inputs: tuple = ()
+    """Inputs the stage takes from what an earlier stage put in ``record.state`` by hand
+    (:attr:`assay.plan.StageNode.state_inputs`): bound so in the worker too."""
     """For an aggregate: ``(plain values, names not sent)`` of each of its records."""
     lazy: bool = False
     ignore_lazy: bool = False
@@ -211,6 +214,7 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         not_sent=not_sent,
         state=plain,
         records_state=[_state_for(r, node) for r in node.records] if spec.is_aggregate else [],
+        state_inputs=node.state_inputs,
         lazy=manager.lazy,
         ignore_lazy=manager.ignore_lazy,
         scratch=manager.scratch_root() if manager.dry_cache else None,
@@ -596,7 +600,14 @@ def _execute(task: StageTask, started: float) -> StageResult:
         )
     _check_same_code(spec, task)
     node = runner.plan.add(
-        spec, record, task.args, task.kwargs, records or None, task.cachers, task.code
+        spec,
+        record,
+        task.args,
+        task.kwargs,
+        records or None,
+        task.cachers,
+        task.code,
+        task.state_inputs,
     )
     for cacher in task.cachers:
         if cacher is not None:

@@ -46,7 +46,8 @@ from assay.errors import (
 from assay.executor import Executor, get_executor
 from assay.hashing import hash_value
 from assay.keys import ALL, REPORTABLES, STATE_READ, read_key
-from assay.plan import MISSING, Artifact, Plan, StageNode, plan_stops
+from assay.plan import MISSING, Artifact, Plan, StageNode, missing_state_input, plan_stops
+from assay.record import NotSentToWorker
 from assay.staging import StageSpec
 from assay.tracking import code_attributes, code_of_attribute, tracking_copy
 
@@ -457,6 +458,8 @@ class Runner:
             node.shared_with = None
             if node.key is None or not node.outputs or all(a.cached for a in node.outputs):
                 continue
+            if self.waits_for_state(node):  # its key is known once that one has run
+                continue
             earlier = first_with_key.setdefault(node.key, node)
             if earlier is not node:
                 node.shared_with = earlier
@@ -496,6 +499,12 @@ class Runner:
                 node.status, node.reason = "run", "the stage is marked non-deterministic"
             elif node.volatile:
                 node.status, node.reason = "run", "an input cannot be hashed: " + node.volatile[0]
+            elif setter := self.waits_for_state(node):
+                node.status = "run"
+                node.reason = (
+                    f"it takes what {setter.spec.name} [{setter.record_label}] puts in "
+                    "record.state by hand: looked up in the cache once that has run"
+                )
             elif all(a.cached for a in node.outputs):
                 node.status, node.reason = "cached", ""
             elif not node.consumers or self._needed(node):
@@ -516,6 +525,18 @@ class Runner:
                 elif node.status == "unneeded":
                     log.debug("%s [%s] not needed: %s", node.spec.name, node.record_label,
                               node.reason)  # fmt: skip
+
+    @staticmethod
+    def waits_for_state(node: StageNode) -> StageNode | None:
+        """The stage before ``node`` that puts in ``record.state`` by hand what ``node``'s
+        key covers (an input it takes from there, an entry it read last time), while that
+        stage has yet to run; ``None`` if there is none."""
+        if not node.after:
+            return None
+        reads = node.reads if isinstance(node.reads, frozenset) else ()
+        if not node.state_inputs and not any(r.startswith(STATE_READ) for r in reads):
+            return None
+        return next((b for b in node.after if b.status not in ("executed", "cached")), None)
 
     @staticmethod
     def _needed(node: StageNode) -> bool:
@@ -894,6 +915,8 @@ class Runner:
         if node.key != planned_key:
             for consumer in node.consumers:
                 consumer.stale = True
+        for follower in node.followers:  # what it put in record.state by hand is there now:
+            follower.stale = True  # a stage reading it is keyed on it, so key it again
         for artifact, value in zip(node.outputs, values):
             artifact.value = value
         if not manager.dry_cache and not node.volatile:
@@ -942,6 +965,14 @@ class Runner:
                 inputs[name] = value.get() if own else node.record._own(value)
             else:
                 inputs[name] = value
+        for name in node.state_inputs:  # put in record.state by hand by a stage before it
+            try:
+                inputs[name] = node.record.state[name]
+            except NotSentToWorker:
+                raise
+            except KeyError:
+                if not node.spec.suppress_missing_inputs:
+                    raise missing_state_input(node, name) from None
         inputs.update(node.kwargs)
         return inputs
 
@@ -1184,8 +1215,23 @@ def _own_cacher_classes(spec: StageSpec) -> list[type]:
 def _fields(node: StageNode, reads: frozenset | str) -> list[tuple[str, str | None]]:
     """``(field, value hash)`` for the fields a key covers, sorted; a method, property or
     constant of the parameter class that the stage used, with the digest of its code; an
-    entry of ``record.state`` it read without declaring it (``state:NAME``), with what
-    the entry holds now."""
+    entry of ``record.state`` it read without declaring it (``state:NAME``), or an input
+    it takes from what an earlier stage put there by hand, with what the entry holds now."""
+    found = _read_fields(node, reads)
+    if node.state_inputs:
+        taken = {name for name, _ in found}
+        found = sorted(
+            found
+            + [
+                (STATE_READ + name, state_entry_part(node, name))
+                for name in node.state_inputs
+                if STATE_READ + name not in taken
+            ]
+        )
+    return found
+
+
+def _read_fields(node: StageNode, reads: frozenset | str) -> list[tuple[str, str | None]]:
     if not reads:
         return []
     record = node.record

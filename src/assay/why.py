@@ -51,7 +51,7 @@ def _explain(manager: Any, node: Any) -> Explanation:
     if node.status == "executed":  # already, because run() read a result while it planned
         found.reasons.append(f"{node.reason} (executed while run() was planned: it read a result)")
         return found
-    if node.forced or not node.outputs or node.volatile:
+    if node.forced or not node.outputs or node.volatile or manager.runner.waits_for_state(node):
         found.reasons.append(node.reason)
         return found
     if node.shared_with is not None:

@@ -3,6 +3,7 @@ and entries an aggregate reads from its records without declaring them: what a w
 shows the stages must be what a serial run shows them.
 
     source (puts "hand") -> total (reads "hand", declares nothing)
+                         -> doubled (declares "hand" as an input: no stage outputs it)
     first -> a -> second (a -> b)
     measure (-> m, and puts "size" by hand, after a while) -> sized (reads "size")
     summary (aggregate over b; looks at each record's "a" and "hand")
@@ -32,6 +33,12 @@ def source(record):
 def total(record):
     note(record, "total")
     return {"hand": record.state.get("hand", "MISSING"), "seen": "hand" in record.state}
+
+
+@assay.stage(inputs=["hand"], outputs=["doubled"], cachers=[JsonCacher])
+def doubled(record, hand):
+    note(record, "doubled")
+    return hand * 2
 
 
 @assay.stage(outputs=["a"], cachers=[JsonCacher])
@@ -78,6 +85,7 @@ def run(param_sets, manager):
         record = assay.Record(manager, params)
         source(record)
         total(record)
+        doubled(record)
         second(first(record))
         sized(measure(record))
     summary(assay.Record(manager, None))
