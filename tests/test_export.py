@@ -671,3 +671,109 @@ def test_how_a_recorded_run_is_started_again() -> None:
     record["run"]["config"]["param_sets_given"] = True
     with pytest.raises(AssayError, match="from Python"):
         rerun_spec(record)
+
+
+# -- where exports may write -----------------------------------------------------------------
+
+
+def listing(folder: Path) -> list[str]:
+    """Every path under ``folder`` (but the run store's files, which any command may touch)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if "assay.db" not in p.name)
+
+
+def test_export_full_replaces_an_earlier_export_and_nothing_else(tmp_path: Path) -> None:
+    """`assay export full RUN -o DIR` emptied DIR whatever it held: `-o "$PWD"` in the
+    project deleted the project, `-o ~` would have deleted the home folder."""
+    project = copy_project("basic", tmp_path)
+    ok(run_cli("run", "diamond", "-p", "two", "-q", cwd=project))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    before = listing(tmp_path)
+
+    for output, cwd, says in [
+        (mine, project, f"{mine} exists and is not a full export written by assay"),
+        (project, project, f"Will not replace {project.resolve()}: it is the project folder"),
+        (tmp_path, project, f"Will not replace {tmp_path.resolve()}: it holds"),
+        (".", project / "experiments", "it is the current folder"),
+    ]:
+        result = run_cli("export", "full", "1", "-o", output, cwd=cwd)
+        assert result.code == 1 and says in result.text, result
+        assert "Traceback" not in result.output, result
+    assert listing(tmp_path) == before
+
+    target = tmp_path / "export"
+    ok(run_cli("export", "full", "1", "-o", target, cwd=project))
+    (target / "notes.md").write_text("mine")
+    ok(run_cli("export", "notebook", "1", "-o", target / "run.ipynb", cwd=project))
+    ok(run_cli("export", "full", "1", "-o", target, cwd=project))  # an earlier export: replaced
+    record = json.loads((target / "run.json").read_text())
+    assert record["export"]["format"] == "assay-export/1"
+    assert (target / "notes.md").read_text() == "mine" and (target / "run.ipynb").is_file()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+    # A reproduction runs inside an export: that export is never replaced from there.
+    inside = target / "reproductions" / "basic"
+    shutil.copytree(project, inside)
+    result = run_cli("export", "full", "1", "-o", target, cwd=inside)
+    assert result.code == 1 and f"it holds {inside.resolve()}" in result.text, result
+    assert (inside / "experiments" / "diamond.py").is_file()
+
+
+def test_export_full_keeps_the_run_s_notebook_and_docker_context(tmp_project: Path) -> None:
+    """The run's folder holding only its notebook and build context is assay's own: the
+    full export goes there, and they stay."""
+    ok(run_cli("run", "diamond", "-p", "two", "-q", "--notebook", cwd=tmp_project))
+    ok(run_cli("export", "docker", "latest", "--no-build", cwd=tmp_project))
+    ok(run_cli("export", "full", "latest", cwd=tmp_project))
+    folder = exported(tmp_project)
+    assert (folder / "run.json").is_file() and (folder / "docker" / "Dockerfile").is_file()
+    assert (folder / f"{folder.name}.ipynb").is_file()
+
+
+def test_export_notebook_overwrites_only_a_notebook_it_wrote(tmp_project: Path) -> None:
+    """`assay export notebook RUN -o FILE` overwrote any file, a thesis as well."""
+    ok(run_cli("run", "diamond", "-p", "two", "-q", cwd=tmp_project))
+    thesis = tmp_project / "thesis.tex"
+    thesis.write_text("\\documentclass{book}")
+    analysis = tmp_project / "analysis.ipynb"  # a notebook, but not one assay wrote
+    analysis.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4,
+                                    "nbformat_minor": 5}))  # fmt: skip
+    for path, was in [(thesis, thesis.read_text()), (analysis, analysis.read_text())]:
+        result = run_cli("export", "notebook", "1", "-o", path, cwd=tmp_project)
+        assert result.code == 1, result
+        assert f"{path} exists and is not a notebook written by assay" in result.text, result
+        assert path.read_text() == was
+
+    ours = tmp_project / "run.ipynb"
+    ok(run_cli("export", "notebook", "1", "-o", ours, cwd=tmp_project))
+    ours.write_text(ours.read_text().replace("# assay run", "# my edited run"))
+    ok(run_cli("export", "notebook", "1", "-o", ours, cwd=tmp_project))  # its own: overwritten
+    assert "# my edited run" not in ours.read_text()
+    assert json.loads(ours.read_text())["metadata"]["assay"]["format"] == "assay-notebook/1"
+
+
+def test_output_paths_through_a_file_are_refused_in_one_paragraph(tmp_project: Path) -> None:
+    """A path through a regular file gave NotADirectoryError or FileExistsError tracebacks."""
+    from assay.export.full import export_run
+    from assay.export.notebook import write_notebook
+
+    ok(run_cli("run", "diamond", "-p", "two", "-q", cwd=tmp_project))
+    afile = tmp_project.parent / "afile"
+    afile.write_text("data")
+    before = listing(tmp_project.parent)
+    for command, output in [("full", afile / "sub"), ("notebook", afile / "x.ipynb"),
+                            ("docker", afile / "d")]:  # fmt: skip
+        options = ["--no-build"] if command == "docker" else []
+        result = run_cli("export", command, "1", *options, "-o", output, cwd=tmp_project)
+        assert result.code == 1 and "Traceback" not in result.output, result
+        assert f"Cannot write {output}: {afile} is a file, not a folder" in result.text, result
+    assert listing(tmp_project.parent) == before and afile.read_text() == "data"
+
+    config = ProjectConfig.load(tmp_project)  # the CLI's click.Path checks, from Python
+    for export in (export_run, export_docker_context):
+        with pytest.raises(AssayError, match="afile is a file, not a folder"):
+            export(config, 1, destination=afile)
+    with pytest.raises(AssayError, match="is a folder, not a file"):
+        write_notebook(config, 1, destination=tmp_project)
+    assert listing(tmp_project.parent) == before

@@ -14,6 +14,9 @@
   and Dockerfile that re-creates the run's environment.
 - :mod:`assay.export.notebook` — ``assay export notebook RUN``: a Jupyter
   notebook that reloads the run's artifacts and can re-run it.
+- :mod:`assay.export.destination` — where an export may write: only new or
+  empty places, or what assay wrote itself (recognised by a marker), never a
+  folder holding the project; anything else is refused before a byte is written.
 
 Every path written into an exported folder is relative to that folder, so it
 can be copied, zipped or mailed as it is.

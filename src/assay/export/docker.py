@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.errors import AssayError
+from assay.export.destination import DOCKERFILE_MARKER, check_folder, is_build_context
 from assay.export.full import export_run
 from assay.export.reproduce import rerun_spec
 from assay.export.wheel import build_wheel
@@ -45,9 +46,6 @@ from assay.run_record import read_run_record
 from assay.store import RunStore, safe_id_part
 
 __all__ = ["DockerContext", "build_image", "export_docker_context"]
-
-MARKER = "# Written by `assay export docker`"
-"""The Dockerfile's first line; a folder whose Dockerfile has it may be replaced."""
 
 DOCKERIGNORE = """\
 # Only what the Dockerfile copies belongs in the build context.
@@ -87,7 +85,7 @@ def export_docker_context(
         run = store.get_run(run_ref)
     full = Path(config.runs_dir) / run.id
     folder = Path(destination) if destination else full / "docker"
-    _clear(folder)
+    _clear(folder, config.root)
     if (full / "run.json").is_file():
         shutil.copytree(
             full,
@@ -117,7 +115,7 @@ def dockerfile(record: dict, wheel_name: str) -> str:
     command = json.dumps(["assay", *spec.cli_args()])
     about = {k: _one_line(run[k]) for k in ("id", "experiment", "number", "python", "platform")}
     return f"""\
-{MARKER} for run {about["id"]}
+{DOCKERFILE_MARKER} for run {about["id"]}
 # (experiment {about["experiment"]}, run {about["number"]}, recorded with {about["python"]} on
 # {about["platform"]}). Build: docker build -t IMAGE .   See README.md.
 FROM {image}:{major_minor}-slim
@@ -183,16 +181,10 @@ def _engine_answers(docker: str) -> bool:
     return proc.returncode == 0
 
 
-def _clear(folder: Path) -> None:
+def _clear(folder: Path, root: Any) -> None:
     """Make ``folder`` empty; refuse to empty a folder this module did not write."""
+    check_folder(folder, root=root, what="a build context", replaceable=is_build_context)
     if folder.exists():
-        dockerfile_path = folder / "Dockerfile"
-        ours = dockerfile_path.is_file() and dockerfile_path.read_text().startswith(MARKER)
-        if any(folder.iterdir()) and not ours:
-            raise AssayError(
-                f"{folder} exists and is not a build context written by assay; choose another "
-                "folder with -o, or remove it."
-            )
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
 

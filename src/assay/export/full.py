@@ -37,6 +37,13 @@ from typing import Any
 
 from assay.cache import CacheStore, open_cache_at
 from assay.errors import AssayError, CorruptArtifactError
+from assay.export.destination import (
+    EXPORT_FORMAT,
+    check_folder,
+    is_build_context,
+    is_full_export,
+    is_notebook,
+)
 from assay.export.snapshot import (
     environment_yml,
     plan_snapshot,
@@ -50,6 +57,20 @@ from assay.store import RunStore
 log = logging.getLogger("assay")
 
 __all__ = ["export_run", "portable"]
+
+EXPORT_ENTRIES = frozenset(
+    {
+        "run.json",
+        "README.md",
+        "run.log",
+        "report",
+        "cache",
+        "code",
+        "requirements.txt",
+        "environment.yml",
+    }
+)
+"""What an export writes at its top level; anything else in a replaced export is kept."""
 
 README = """\
 # Exported assay run {run_id}
@@ -83,10 +104,17 @@ def export_run(
     Args:
         config: the project's :class:`~assay.config.ProjectConfig`.
         run_ref: the run (number, id, unique id prefix, ``"latest"``, ``-1`` ...).
-        destination: the folder to write (default ``data/runs/RUN_ID``); it is
-            replaced if it exists.
+        destination: the folder to write (default ``data/runs/RUN_ID``): a new or
+            empty folder, or an earlier export, which is replaced (see below).
         include: glob patterns of files the code snapshot takes although git
             ignores them or they look like secrets.
+
+    A folder that holds anything else is refused before anything is written
+    (see :mod:`assay.export.destination`), with one exception: a folder that
+    holds only the run's notebook or Docker context (``assay export notebook``
+    / ``docker`` of a run without ``--store-full``). Replacing an earlier
+    export keeps what it held besides the export's own files (the notebook,
+    ``docker/``, ``reproductions/``, your notes): they move into the new one.
 
     The folder is written under a temporary name and renamed into place, so
     an interrupted export never leaves a half-written folder behind.
@@ -95,7 +123,9 @@ def export_run(
         record = build_run_record(store, run_ref)
     run = record["run"]
     target = Path(destination) if destination else Path(config.runs_dir) / run["id"]
-    work = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    check_folder(target, root=config.root, what="a full export", replaceable=_replaceable)
+    place = target.resolve()  # `-o .`, `-o ..`, a link to an earlier export
+    work = place.with_name(f".{place.name}.tmp-{uuid.uuid4().hex[:8]}")
     work.mkdir(parents=True)
     try:
         contents = _fill(work, config, record, list(include))
@@ -116,13 +146,38 @@ def export_run(
             ),
             encoding="utf-8",
         )
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(work, target)
+        _put_in_place(work, place)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return target
+
+
+def _replaceable(folder: Path) -> bool:
+    """Whether an export may take the place of ``folder``: an earlier export, or a folder
+    holding only the run's notebook or Docker context, written by assay."""
+    return is_full_export(folder) or all(
+        is_notebook(entry) or is_build_context(entry) for entry in folder.iterdir()
+    )
+
+
+def _put_in_place(work: Path, target: Path) -> None:
+    """Rename the finished export ``work`` to ``target``. What ``target`` held (an earlier
+    export) is set aside first; all but the export's own files then move into the new one."""
+    if not target.exists():
+        os.replace(work, target)
+        return
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(target, old)
+    try:
+        os.replace(work, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    for entry in old.iterdir():
+        if entry.name not in EXPORT_ENTRIES:
+            os.replace(entry, target / entry.name)
+    shutil.rmtree(old)
 
 
 def _relink_report(page: Path, report: Path, config: Any, run_id: str) -> None:
@@ -148,6 +203,7 @@ def _fill(folder: Path, config: Any, record: dict, include: list[str]) -> dict:
     """Write everything but ``run.json`` and the README; return the ``export`` section."""
     run = record["run"]
     contents: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "assay_version": _assay_version(),
         "files": {"record": "run.json", "cache": "cache", "code": "code"},

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.errors import AssayError
+from assay.export.destination import NOTEBOOK_FORMAT, check_file, is_notebook
 from assay.export.reproduce import rerun_spec
 from assay.run_record import build_run_record
 from assay.store import RunStore
@@ -62,7 +63,12 @@ print(f"{{len(same)}} of {{len(recorded)}} artifacts of {{RUN_ID}} came out with
 def write_notebook(
     config: Any, run_ref: int | str, *, destination: str | Path | None = None
 ) -> Path:
-    """Write the notebook of a run and return its path (see the module docs)."""
+    """Write the notebook of a run and return its path (see the module docs).
+
+    ``destination`` (default ``data/runs/RUN_ID/RUN_ID.ipynb``) may be a new file
+    or a notebook assay wrote before, which is overwritten; any other file is
+    refused (see :mod:`assay.export.destination`).
+    """
     try:
         import nbformat
     except ImportError as exc:  # pragma: no cover - nbformat is in the dev and notebook extras
@@ -73,7 +79,9 @@ def write_notebook(
         record = build_run_record(store, run_ref)
     run_id = record["run"]["id"]
     path = Path(destination) if destination else Path(config.runs_dir) / run_id / f"{run_id}.ipynb"
+    check_file(path, what="a notebook", replaceable=is_notebook)
     notebook = nbformat.v4.new_notebook()
+    notebook.metadata["assay"] = {"format": NOTEBOOK_FORMAT, "run": run_id}
     notebook.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
