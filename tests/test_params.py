@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import pathlib
+from pathlib import Path
+from typing import Literal, Optional
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from assay.params import (
     diff_fields,
     grid,
 )
+from conftest import copy_project, run_cli
 
 
 class Optimizer(enum.Enum):
@@ -323,6 +326,124 @@ def test_apply_overrides_refuses_values_the_annotation_rules_out(override, messa
     with pytest.raises(ParameterError) as info:
         apply_overrides([Annotated(name="a")], [override])
     assert message in str(info.value)
+
+
+@dataclasses.dataclass
+class Choices(ExperimentParameters):
+    mode: Literal["a", "b"] = "a"
+    level: Literal[1, 2, 3] = 1
+    flag: Literal[True, False] = False
+    mixed: Literal["auto", 0, 2.5, None] = "auto"
+    digit: Literal[1, "1"] = 1
+    optimizer: Literal[Optimizer.SGD, Optimizer.ADAM] = Optimizer.SGD
+    optional: Optional[Literal["x", "y"]] = None  # noqa: UP045
+    piped: Literal["x", "y"] | None = "x"
+    either: int | Literal["auto"] = "auto"
+    modes: list[Literal["a", "b"]] = dataclasses.field(default_factory=list)
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "expected"),
+    [
+        ("mode=b", "mode", "b"),
+        ("mode='b'", "mode", "b"),
+        ("mode= b ", "mode", "b"),
+        ("level=3", "level", 3),  # the number, as Literal[1, 2, 3] says
+        ("level=3.0", "level", 3),
+        ("flag=true", "flag", True),
+        ("flag=True", "flag", True),
+        ("flag=0", "flag", False),
+        ("mixed=0", "mixed", 0),
+        ("mixed=2.5", "mixed", 2.5),
+        ("mixed=None", "mixed", None),
+        ("mixed=auto", "mixed", "auto"),
+        ("digit=1", "digit", 1),
+        ("digit='1'", "digit", "1"),
+        ("optimizer=ADAM", "optimizer", Optimizer.ADAM),
+        ("optional=y", "optional", "y"),
+        ("optional=None", "optional", None),
+        ("piped=None", "piped", None),
+        ("piped=y", "piped", "y"),
+        ("either=5", "either", 5),
+        ("either=auto", "either", "auto"),
+        ("modes=['b', 'a']", "modes", ["b", "a"]),
+    ],
+)
+def test_apply_overrides_converts_to_a_literal_choice(override, field, expected):
+    (new,) = apply_overrides([Choices(name="c")], [override])
+    value = getattr(new, field)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("mode=c", "Choices.mode: expected one of 'a', 'b', got 'c'"),
+        ("mode=A", "Choices.mode: expected one of 'a', 'b', got 'A'"),
+        ("level=4", "Choices.level: expected one of 1, 2, 3, got '4'"),
+        ("level='3'", "Choices.level: expected one of 1, 2, 3, got \"'3'\""),
+        ("flag=maybe", "Choices.flag: expected one of True, False, got 'maybe'"),
+        ("flag=2", "Choices.flag: expected one of True, False, got '2'"),
+        ("mixed=1", "Choices.mixed: expected one of 'auto', 0, 2.5, None, got '1'"),
+        ("digit=2", "Choices.digit: expected one of 1, '1', got '2'"),
+        ("optimizer=RMS", "Choices.optimizer: expected one of SGD, ADAM, got 'RMS'"),
+        ("optional=z", "Choices.optional: expected one of 'x', 'y', None, got 'z'"),
+        ("piped=z", "Choices.piped: expected one of 'x', 'y', None, got 'z'"),
+        ("either=big", "expected one of 'auto', got 'big'"),
+        ("modes=['a', 'c']", "Choices.modes: expected items among 'a', 'b', got 'c'"),
+    ],
+)
+def test_apply_overrides_refuses_a_value_outside_the_literal(override, message):
+    with pytest.raises(ParameterError) as info:
+        apply_overrides([Choices(name="c")], [override])
+    assert f"--set {override}: " in str(info.value)
+    assert message in str(info.value)
+
+
+def test_the_command_line_refuses_a_value_outside_the_literal_before_running(
+    tmp_path: Path,
+):
+    """``--set mode=c`` for ``mode: Literal["a", "b"]`` reached the stage as 'c'."""
+    project = copy_project("bad", tmp_path)
+    (project / "experiments" / "literal.py").write_text(
+        "from __future__ import annotations\n"
+        "\n"
+        "from dataclasses import dataclass\n"
+        "from pathlib import Path\n"
+        "from typing import Literal\n"
+        "\n"
+        "import assay\n"
+        "\n"
+        "\n"
+        "@dataclass\n"
+        "class Params(assay.ExperimentParameters):\n"
+        '    mode: Literal["a", "b"] = "a"\n'
+        "\n"
+        "\n"
+        "@assay.stage(outputs=['seen'])\n"
+        "def look(record):\n"
+        "    Path('seen.txt').write_text(repr(record.params.mode))  # in the project\n"
+        "    return record.params.mode\n"
+        "\n"
+        "\n"
+        "def get_params():\n"
+        "    return [Params(name='only')]\n"
+        "\n"
+        "\n"
+        "def run(param_sets, manager):\n"
+        "    for params in param_sets:\n"
+        "        look(assay.Record(manager, params))\n"
+    )
+    result = run_cli("run", "literal", "--set", "mode=c", cwd=project)
+    assert result.code not in (0, None), result
+    assert "Traceback" not in result.output, result
+    assert "--set mode=c: Params.mode: expected one of 'a', 'b', got 'c'" in result.text
+    assert not (project / "seen.txt").exists()
+    assert not (project / "assay.db").exists()
+
+    result = run_cli("run", "literal", "--set", "mode=b", cwd=project)
+    assert result.code == 0, result
+    assert (project / "seen.txt").read_text() == "'b'"
 
 
 @pytest.mark.parametrize(

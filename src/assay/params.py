@@ -31,6 +31,8 @@ import enum
 import itertools
 import math
 import pathlib
+import types
+import typing
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -334,8 +336,6 @@ def _coerce_field(raw: str, params: Any, dotted: str) -> Any:
     """The override's value for the field at ``dotted``: by its type annotation where it
     has one that says more than the current value (``Optional[str]``, ``list[int]``, a
     nested dataclass), else by the type of the current value."""
-    import typing
-
     current = _get_path(params, dotted)
     owner_path, _, name = dotted.rpartition(".")
     owner = _get_path(params, owner_path) if owner_path else params
@@ -347,12 +347,12 @@ def _coerce_field(raw: str, params: Any, dotted: str) -> Any:
 
 
 def _coerce_to(raw: str, annotation: Any, current: Any, dotted: str = "FIELD") -> Any:
-    import types
-    import typing
-
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation is Any or isinstance(annotation, typing.TypeVar):
         return _coerce(raw, current)
+    choices = _literal_choices(annotation)
+    if choices is not None:
+        return _choose(raw, choices)
     if origin in (typing.Union, types.UnionType):
         if type(None) in args and raw.strip() == "None":
             return None
@@ -403,8 +403,68 @@ def _coerce_to(raw: str, annotation: Any, current: Any, dotted: str = "FIELD") -
 _SAMPLES: dict[type, Any] = {bool: False, int: 0, float: 0.0, str: ""}
 
 
+def _literal_choices(annotation: Any) -> tuple | None:
+    """The values a ``Literal[...]`` annotation allows, or ``None`` for any other kind.
+
+    ``Optional[Literal[...]]``, ``Literal[...] | None`` and unions of Literals count
+    as one Literal (with ``None`` among its values); a union with any other type,
+    such as ``int | Literal["auto"]``, does not.
+    """
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return typing.get_args(annotation)
+    if origin not in (typing.Union, types.UnionType):
+        return None
+    choices: list[Any] = []
+    for option in typing.get_args(annotation):
+        inner = (None,) if option is type(None) else _literal_choices(option)
+        if inner is None:
+            return None
+        choices.extend(inner)
+    return tuple(choices)
+
+
+def _is_choice(value: Any, choice: Any) -> bool:
+    """Whether ``value`` is ``choice`` of a Literal, type included (``True`` is not ``1``)."""
+    return type(value) is type(choice) and value == choice
+
+
+def _show_choices(choices: Iterable[Any]) -> str:
+    """The values of a Literal as a user would type them: ``'a', 3, True, None, ADAM``."""
+    return ", ".join(c.name if isinstance(c, enum.Enum) else repr(c) for c in choices)
+
+
+def _choose(raw: str, choices: Sequence[Any]) -> Any:
+    """The value among ``choices`` (those of a ``Literal[...]``) that an override's text
+    names, or a ``ValueError`` that lists them.
+
+    The text is first read as a Python literal, so with ``Literal[1, "1"]`` the text
+    ``1`` gives the number and ``'1'`` the string. Failing that, it is converted as
+    for a field holding each choice in turn: ``3.0`` for ``3``, ``true``/``yes`` for
+    ``True``, a member's name for an enum member, bare text for a string.
+    """
+    text = raw.strip()
+    parsed = _parse_value(text)
+    for choice in choices:
+        if _is_choice(parsed, choice):
+            return choice
+    for choice in choices:
+        try:
+            value = _coerce(text, choice)
+        except ValueError:
+            continue
+        if _is_choice(value, choice):
+            return choice
+    raise ValueError(f"expected one of {_show_choices(choices)}, got {raw!r}")
+
+
 def _element(item: Any, annotation: Any) -> Any:
     """One element of a container override (already parsed), checked against its type."""
+    choices = _literal_choices(annotation)
+    if choices is not None:
+        if any(_is_choice(item, choice) for choice in choices):
+            return item
+        raise ValueError(f"expected items among {_show_choices(choices)}, got {item!r}")
     if annotation is Any or not isinstance(annotation, type):
         return item
     if annotation is float and isinstance(item, int) and not isinstance(item, bool):
@@ -438,7 +498,9 @@ def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list
     (``model.depth=3``). The value is read as a Python literal (``3``, ``0.5``,
     ``[1, 2]``, ``'text'``), or kept as text when it is not one, and converted
     to the type of the field's current value when that is a bool, int, float,
-    str, enum or path (``true``/``false``/``1``/``0`` for booleans). Returns new
+    str, enum or path (``true``/``false``/``1``/``0`` for booleans). A field
+    annotated ``Literal["sgd", "adam"]`` (or ``Optional[Literal[...]]``) takes
+    only those values (``Literal[1, 2]`` turns ``2`` into the number). Returns new
     parameter sets; the given ones are not modified. A hand-set ``hash`` is
     dropped from the new sets, since it no longer describes their values.
 

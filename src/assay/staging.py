@@ -30,6 +30,7 @@ from assay.errors import (
     EmptyCachersError,
     InputSignatureError,
     OutputSignatureError,
+    StageError,
 )
 
 _NOT_HELD: Any = object()
@@ -172,8 +173,10 @@ def stage(
             ``train(record, data=other_data)``.
         outputs: names (or :class:`Lazy` names) of what the function returns;
             several outputs are returned as a tuple.
-        cachers: one cacher class or instance per output (``None`` entries
-            are not cached), or ``None`` to cache nothing.
+        cachers: one cacher per output: a class from :mod:`assay.caching` (or
+            your own :class:`~assay.caching.Cacheable` subclass), an instance of
+            one (``JsonCacher(subdir="scores")``), or ``None`` for an output
+            that is not cached; or ``cachers=None`` to cache nothing.
         suppress_missing_inputs: let the stage run when an input is missing
             from the state; the function's default for it is used.
         version: pin the stage's code: with a version, editing the function
@@ -237,7 +240,7 @@ def _decorate(
             name=func.__name__,
             inputs=list(inputs or []),
             outputs=list(outputs or []),
-            cachers=list(cachers) if cachers is not None else None,
+            cachers=_listed_cachers(cachers, func.__name__),
             suppress_missing_inputs=suppress_missing_inputs,
             is_aggregate=is_aggregate,
             version=None if version is None else str(version),
@@ -266,6 +269,94 @@ def _decorate(
     return decorator
 
 
+def _listed_cachers(cachers: Any, stage_name: str) -> list | None:
+    """``cachers`` as a list, or a :class:`StageError` when it is one cacher (or text)
+    given where a list is meant: ``cachers=PickleCacher`` for ``cachers=[PickleCacher]``."""
+    if cachers is None:
+        return None
+    if _is_cacheable(cachers):
+        raise StageError(
+            f"Stage {stage_name!r} has cachers={_show(cachers)}, but cachers takes a list "
+            f"with one cacher per output: cachers=[{_show(cachers)}]."
+        )
+    if isinstance(cachers, (str, bytes)) or not _iterable(cachers):
+        raise StageError(
+            f"Stage {stage_name!r} has cachers={_show(cachers)}, but cachers takes a list "
+            f"with one cacher per output ({_WHAT_A_CACHER_IS}), e.g. cachers=[PickleCacher]."
+        )
+    return list(cachers)
+
+
+_WHAT_A_CACHER_IS = "a class from assay.caching, an instance of one, or None"
+
+
+def _iterable(obj: Any) -> bool:
+    try:
+        iter(obj)
+    except TypeError:
+        return False
+    return True
+
+
+def _is_cacheable(entry: Any) -> bool:
+    """Whether ``entry`` is a cacher: a Cacheable subclass or an instance of one."""
+    from assay.caching import Cacheable  # assay.caching imports this module
+
+    if isinstance(entry, type):
+        return issubclass(entry, Cacheable)
+    return isinstance(entry, Cacheable)
+
+
+def _class_of(entry: Any) -> type:
+    return entry if isinstance(entry, type) else type(entry)
+
+
+def _show(entry: Any) -> str:
+    """A short text naming a cachers entry: ``int``, ``'pickle'``, ``JsonCacher(name=None)``,
+    ``curifactory.caching.PickleCacher`` (a class from outside assay by its full name)."""
+    if not isinstance(entry, type):
+        try:
+            text = repr(entry)
+        except Exception:  # a broken __repr__ must not hide the real problem
+            text = f"<{type(entry).__qualname__} object>"
+        return text if len(text) <= 60 else text[:57] + "..."
+    module = entry.__module__
+    if module == "builtins" or module.partition(".")[0] == "assay":
+        return entry.__qualname__
+    return f"{module}.{entry.__qualname__}"
+
+
+def _check_cacher_entries(spec: StageSpec, kind: str) -> None:
+    """Refuse cachers entries that are neither a cacher nor ``None``, naming each."""
+    wrong = [
+        (entry, name)
+        for entry, name in zip(spec.cachers or (), spec.output_names)
+        if entry is not None and not _is_cacheable(entry)
+    ]
+    if not wrong:
+        return
+    if len(wrong) == 1:
+        ((entry, name),) = wrong
+        message = (
+            f"The cacher {_show(entry)} for output {name!r} of {kind} {spec.name!r} "
+            f"is not a Cacheable ({_WHAT_A_CACHER_IS})."
+        )
+    else:
+        listed = "; ".join(f"{_show(entry)} for output {name!r}" for entry, name in wrong)
+        message = (
+            f"{kind.capitalize()} {spec.name!r} has {len(wrong)} cachers that are not "
+            f"Cacheables ({_WHAT_A_CACHER_IS}): {listed}."
+        )
+    message += (
+        " Give each output a cacher class such as PickleCacher, an instance such as "
+        "JsonCacher(subdir='scores'), or None to leave it uncached."
+    )
+    if any(_class_of(e).__module__.partition(".")[0] == "curifactory" for e, _ in wrong):
+        message += " assay has its own cachers in place of Curifactory's: import them from "
+        message += "assay.caching."
+    raise StageError(message)
+
+
 def _validate(spec: StageSpec) -> None:
     """Check a stage's declaration when it is defined, not halfway through a run."""
     kind = "aggregate" if spec.is_aggregate else "stage"
@@ -281,6 +372,7 @@ def _validate(spec: StageSpec) -> None:
                 f"{spec.output_names} but {len(spec.cachers)} cacher(s). Give one cacher per "
                 "output (None for an output that should not be cached), or cachers=None."
             )
+        _check_cacher_entries(spec, kind)
     if spec.cachers is None and any(isinstance(o, Lazy) for o in spec.outputs):
         raise OutputSignatureError(
             f"Stage {spec.name!r} has Lazy outputs but no cachers: a Lazy output is "

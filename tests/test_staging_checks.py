@@ -1,0 +1,169 @@
+"""Checks ``@assay.stage`` and ``@assay.aggregate`` make when a stage is declared.
+
+A declaration that cannot work is refused when the experiment module is imported,
+with a message naming the stage, the output and the value at fault, rather than
+with a traceback halfway through a run (SPEC section 10).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import assay
+from assay.caching import Cacheable, JsonCacher, PathRef, PickleCacher
+from assay.errors import CachersMismatchError, StageError
+from assay.staging import get_spec
+from conftest import copy_project, run_cli
+
+WHAT_A_CACHER_IS = "(a class from assay.caching, an instance of one, or None)"
+
+
+class TextCacher(Cacheable):
+    """A project's own cacher: a Cacheable subclass from outside assay."""
+
+    def save(self, obj):
+        with open(self.get_path(".txt"), "w") as handle:
+            handle.write(str(obj))
+
+    def load(self):
+        with open(self.get_path(".txt")) as handle:
+            return handle.read()
+
+
+def _declare(cachers, outputs=("a", "b")):
+    @assay.stage(outputs=list(outputs), cachers=cachers)
+    def first(record):
+        return 1, 2
+
+    return first
+
+
+@pytest.mark.parametrize(
+    "cachers",
+    [
+        [PickleCacher, JsonCacher],
+        [PickleCacher, None],
+        [None, None],
+        (JsonCacher(subdir="scores"), PathRef(extension=".png")),
+        [TextCacher, TextCacher()],
+    ],
+    ids=["classes", "a-class-and-none", "all-none", "instances-in-a-tuple", "own-cacheable"],
+)
+def test_cacheable_classes_instances_and_none_are_accepted(cachers):
+    assert get_spec(_declare(cachers)).cachers == list(cachers)
+
+
+def _pickle_cacher_factory():
+    return PickleCacher()
+
+
+@pytest.mark.parametrize(
+    ("cachers", "shown"),
+    [
+        ([int, None], "int for output 'a'"),
+        ([PickleCacher, "pickle"], "'pickle' for output 'b'"),
+        ([PickleCacher, str], "str for output 'b'"),
+        ([None, 3], "3 for output 'b'"),
+        ([_pickle_cacher_factory, None], "<function _pickle_cacher_factory"),
+    ],
+    ids=["a-builtin-class", "text", "a-class-that-is-no-cacher", "a-number", "a-factory"],
+)
+def test_an_entry_that_is_not_a_cacher_is_refused_when_the_stage_is_declared(cachers, shown):
+    """``cachers=[int]`` failed at run time: AttributeError: 'int' object has no attribute
+    'name'."""
+    with pytest.raises(StageError) as info:
+        _declare(cachers)
+    message = str(info.value)
+    assert f"The cacher {shown}" in message
+    assert f"of stage 'first' is not a Cacheable {WHAT_A_CACHER_IS}." in message
+    assert "PickleCacher" in message  # how to fix it
+
+
+def test_the_message_names_the_stage_output_and_value_as_the_tester_asked():
+    with pytest.raises(StageError) as info:
+
+        @assay.stage(outputs=["a"], cachers=[int])
+        def first(record):
+            return 1
+
+    assert str(info.value).startswith(
+        f"The cacher int for output 'a' of stage 'first' is not a Cacheable {WHAT_A_CACHER_IS}."
+    )
+
+
+def test_every_bad_entry_is_named_at_once():
+    with pytest.raises(StageError) as info:
+        _declare([int, "json"])
+    assert (
+        f"Stage 'first' has 2 cachers that are not Cacheables {WHAT_A_CACHER_IS}: "
+        "int for output 'a'; 'json' for output 'b'."
+    ) in str(info.value)
+
+
+def test_an_aggregate_refuses_a_bad_cacher_too():
+    with pytest.raises(StageError, match=r"The cacher dict for output 'best' of aggregate 'pick'"):
+
+        @assay.aggregate(inputs=None, outputs=["best"], cachers=[dict])
+        def pick(record, records):
+            return {}
+
+
+def test_a_cacher_from_another_package_is_named_in_full():
+    fake = type("PickleCacher", (), {"__module__": "curifactory.caching"})
+    with pytest.raises(StageError) as info:
+        _declare([fake, None])
+    message = str(info.value)
+    assert "The cacher curifactory.caching.PickleCacher for output 'a'" in message
+    assert "import them from assay.caching" in message
+
+
+@pytest.mark.parametrize(
+    ("cachers", "message"),
+    [
+        (PickleCacher, "has cachers=PickleCacher, but cachers takes a list with one cacher "),
+        (JsonCacher(), "one cacher per output: cachers=[JsonCacher("),
+        ("pickle", "has cachers='pickle', but cachers takes a list"),
+        (3, "has cachers=3, but cachers takes a list"),
+    ],
+    ids=["a-class", "an-instance", "text", "a-number"],
+)
+def test_one_cacher_where_a_list_is_meant_is_refused(cachers, message):
+    """``cachers=PickleCacher`` raised TypeError: 'type' object is not iterable."""
+    with pytest.raises(StageError) as info:
+        _declare(cachers, outputs=["a"])
+    assert str(info.value).startswith("Stage 'first' ")
+    assert message in str(info.value)
+
+
+def test_a_wrong_count_is_still_reported_as_a_mismatch():
+    with pytest.raises(CachersMismatchError):
+        _declare([int])
+
+
+@pytest.mark.parametrize("dry", [False, True], ids=["run", "dry"])
+def test_the_command_line_prints_a_bad_cacher_without_a_traceback(tmp_path: Path, dry: bool):
+    project = copy_project("bad", tmp_path)
+    (project / "experiments" / "bad_cacher.py").write_text(
+        "import assay\n"
+        "from experiments.good import get_params  # noqa: F401\n"
+        "\n"
+        "\n"
+        "@assay.stage(outputs=['a'], cachers=[int])\n"
+        "def first(record):\n"
+        "    return 1\n"
+        "\n"
+        "\n"
+        "def run(param_sets, manager):\n"
+        "    for params in param_sets:\n"
+        "        first(assay.Record(manager, params))\n"
+    )
+    result = run_cli("run", "bad_cacher", *(["--dry"] if dry else []), cwd=project)
+    assert result.code not in (0, None), result
+    assert "Traceback" not in result.output, result
+    assert "AttributeError" not in result.output, result
+    assert "bad_cacher.py" in result.text, result
+    assert (
+        f"The cacher int for output 'a' of stage 'first' is not a Cacheable {WHAT_A_CACHER_IS}."
+    ) in result.text, result
