@@ -131,6 +131,25 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.meta["assay.debug"] = debug
 
 
+class _Indices(click.ParamType):
+    """A position (``3``, ``-1``) or a range as Curifactory writes it (``1-3``: 1 and 2)."""
+
+    name = "index"
+
+    def convert(self, value, param, ctx):
+        from assay.compat import parse_indices
+
+        if isinstance(value, list):
+            return value
+        try:
+            return parse_indices([value])
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+_INDICES = _Indices()
+
+
 def _run_selection(command):
     """The options that choose what a run covers, shared by `run` and `why`."""
     options = [
@@ -150,10 +169,11 @@ def _run_selection(command):
         click.option(
             "--indices",
             "-i",
+            "--global-indices",
             multiple=True,
-            type=int,
+            type=_INDICES,
             metavar="I",
-            help="Only the sets at these positions.",
+            help="Only the sets at these positions (a range A-B as in Curifactory: A to B-1).",
         ),
         click.option(
             "--set",
@@ -185,7 +205,11 @@ def _run_selection(command):
 @click.option("--dry-cache", is_flag=True, help="Read the cache but never write to it.")
 @click.option("--prefix", help="File artifacts under this name instead of the experiment's.")
 @click.option(
-    "--cache", "cache_dir", type=click.Path(file_okay=False), help="Use this cache folder."
+    "--cache",
+    "-c",
+    "cache_dir",
+    type=click.Path(file_okay=False),
+    help="Use this cache folder.",
 )
 @click.option("--lazy", is_flag=True, help="Treat every output as Lazy (keep memory low).")
 @click.option("--ignore-lazy", is_flag=True, help="Treat Lazy outputs as ordinary ones.")
@@ -218,6 +242,7 @@ def _run_selection(command):
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final line.")
 @click.option(
     "--store-full",
+    "-s",
     is_flag=True,
     help="Export the run to data/runs/RUN_ID/: record, log, report, artifacts, environment, code.",
 )
@@ -234,6 +259,12 @@ def _run_selection(command):
     is_flag=True,
     help="Write a Docker build context for the run (implies --store-full); build it if "
     "Docker runs.",
+)
+@click.option(
+    "--no-dag",
+    is_flag=True,
+    help="Accepted for Curifactory's command lines: assay always runs as Curifactory's "
+    "--no-dag does where run() reads results (what it reads executes first).",
 )
 def run(
     experiment,
@@ -263,6 +294,7 @@ def run(
     store_full_include,
     notebook,
     docker,
+    no_dag,
 ):
     """Run EXPERIMENT (a module in experiments/ or a path to a .py file).
 
@@ -288,7 +320,7 @@ def run(
             experiment,
             list(param_files),
             names=list(names),
-            indices=list(indices),
+            indices=[i for group in indices for i in group],
             overrides=list(overrides),
             overwrite=overwrite,
             overwrite_stages=list(overwrite_stages),
@@ -396,7 +428,7 @@ def why(experiment, param_files, names, indices, overrides, overwrite, overwrite
         experiment,
         list(param_files),
         names=list(names),
-        indices=list(indices),
+        indices=[i for group in indices for i in group],
         overrides=list(overrides),
         overwrite=overwrite,
         overwrite_stages=list(overwrite_stages),

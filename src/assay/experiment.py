@@ -52,7 +52,7 @@ _FILE_ONLY = {"console": False}  # the caller shows these errors itself
 
 
 def run_experiment(
-    experiment: str | ModuleType,
+    experiment: str | ModuleType | None = None,
     param_files: Sequence[str] | None = None,
     *,
     param_sets: Sequence[Any] | None = None,
@@ -79,6 +79,9 @@ def run_experiment(
     report: bool = True,
     store_full: bool = False,
     store_full_include: Sequence[str] = (),
+    notebook: bool = False,
+    docker: bool = False,
+    **curifactory_arguments: Any,
 ) -> ArtifactManager:
     """Run an experiment end to end and return its manager.
 
@@ -118,6 +121,14 @@ def run_experiment(
             (see :mod:`assay.export.full`); ``--store-full``.
         store_full_include: glob patterns of files to put in that export's code
             snapshot although git ignores them or they look like secrets.
+        notebook: after a completed run, write a notebook that reloads its
+            artifacts (``--notebook``; see :mod:`assay.export.notebook`).
+        docker: after a completed run, export it and write a Docker build context
+            for it, built if Docker runs here (``--docker``).
+        **curifactory_arguments: Curifactory's names for these arguments
+            (``param_set_names``, ``stage_overwrites``, ``overwrite_override``,
+            ``log``, ``build_notebook``, ``no_dag``...), so that a script written for
+            Curifactory runs unchanged (see :mod:`assay.compat`).
 
     Returns:
         The :class:`~assay.ArtifactManager`: ``.records`` with their states,
@@ -129,7 +140,17 @@ def run_experiment(
         AssayError: bad input (its message says what and where); a stage's own
             exception arrives as :class:`~assay.errors.StageFailed`.
     """
+    if curifactory_arguments:
+        given = {k: v for k, v in locals().items() if k != "curifactory_arguments"}
+        from assay.compat import translate_run_arguments
+
+        return run_experiment(
+            **translate_run_arguments(run_experiment, given, curifactory_arguments)
+        )
+    if experiment is None:
+        raise TypeError("run_experiment() needs the experiment (a name, a path or a module).")
     _refuse_in_a_starting_worker()
+    store_full = store_full or docker
     config = ProjectConfig.load(project_root).with_cache_dir(cache_dir)
     executor_name = executor or ("process" if parallel else "serial")
     if dask_address and executor_name != "dask":
@@ -307,6 +328,15 @@ def run_experiment(
             from assay.export.full import export_run
 
             export_run(config, manager.run_id, include=store_full_include)
+        if notebook:
+            from assay.export.notebook import write_notebook
+
+            log.info("Notebook: %s", write_notebook(config, manager.run_id))
+        if docker:
+            from assay.export.docker import build_image, export_docker_context
+
+            context = export_docker_context(config, manager.run_id)
+            log.info("Docker build context: %s. %s", context.folder, build_image(context)[1])
         return manager
 
 
