@@ -679,3 +679,103 @@ def test_ctrl_c_records_an_interrupted_run_and_keeps_the_cache(tmp_project, call
     (tmp_project / "interrupt.flag").unlink()
     assert run_cli("run", "flaky", cwd=tmp_project).code == 0
     assert "first:a" not in calls.take()
+
+
+# -- a damaged or mistyped cache folder, a folder for an experiment, a reserved name -----------
+
+
+def test_a_file_in_place_of_a_cache_folder_is_named_not_a_traceback(bad_project):
+    """A by-name folder replaced by a file gave os.makedirs' traceback from the run; with
+    objects/ replaced by a file, cache verify and ls said the cache was empty (exit 0)."""
+    assert run_cli("run", "good", cwd=bad_project).code == 0
+    cache = bad_project / "data" / "cache"
+    shutil.rmtree(cache / "by-name" / "good")
+    (cache / "by-name" / "good").write_text("x")
+
+    fails(
+        run_cli("run", "good", cwd=bad_project),
+        f"{cache / 'by-name' / 'good'} is a file, not a folder",
+        "Remove or move it",
+    )
+
+    shutil.rmtree(cache / "objects")
+    (cache / "objects").write_text("x")
+    for command in ("verify", "ls", "gc"):
+        fails(
+            run_cli("cache", command, cwd=bad_project),
+            f"The cache folder {cache} is damaged: {cache / 'objects'} is a file",
+            "Remove or move it",
+        )
+
+
+def test_cache_commands_say_there_is_no_cache_at_a_missing_folder(bad_project):
+    """A mistyped --cache folder was "The cache is empty." / "0 artifact(s) checked, 0
+    failed", exit 0: it looked like a healthy cache. A run still creates a new folder."""
+    missing = bad_project / "no" / "such-cache"
+    for command in ("ls", "verify", "gc"):
+        fails(
+            run_cli("cache", command, "--cache", missing, cwd=bad_project),
+            f"There is no cache at {missing}",
+        )
+    assert not missing.exists()
+
+    assert run_cli("run", "good", "--cache", missing, cwd=bad_project).code == 0
+    listed = run_cli("cache", "ls", "--cache", missing, cwd=bad_project)
+    assert listed.code == 0 and "3 artifact(s)" in listed.text, listed
+
+
+def test_an_experiment_without_get_params_run_without_a_parameter_file(bad_project):
+    """The message spoke of what "a parameter file must define", though none was given."""
+    (bad_project / "experiments" / "no_sets.py").write_text(
+        "from experiments.good import load, train\n\n\ndef run(param_sets, manager):\n    pass\n"
+    )
+    fails(
+        run_cli("run", "no_sets", cwd=bad_project),
+        "no_sets.py has no get_params() function",
+        "Pass a parameter file with -p FILE",
+        "or add to the experiment a get_params() function",
+    )
+
+
+def test_a_folder_given_as_the_experiment_is_said_to_be_a_folder(bad_project):
+    """`assay run ./experiments` said "//experiments.py does not exist"."""
+    folder = bad_project / "experiments"
+    for ref in ("./experiments", "experiments", str(folder)):
+        result = fails(
+            run_cli("run", ref, cwd=bad_project),
+            f"The experiment '{ref}' is a folder ({folder}), not a .py file",
+            "good.py",
+        )
+        assert "//" not in result.text
+    fails(
+        run_cli("run", "good", "-p", "./params", cwd=bad_project),
+        f"The parameter file './params' is a folder ({bad_project / 'params'})",
+    )
+    missing = fails(run_cli("run", "./nothere", cwd=bad_project), "nothere.py does not exist")
+    assert "//" not in missing.text
+
+
+def test_a_parameter_set_named_aggregate_is_refused(bad_project):
+    """Its results went to by-name/EXPERIMENT/aggregate/, mixed with the aggregate stages'."""
+    (bad_project / "params" / "named_aggregate.py").write_text(
+        "from experiments.good import Params\n\n\n"
+        "def get_params():\n"
+        '    return [Params(name="alpha"), Params(name="aggregate")]\n'
+    )
+    fails(
+        run_cli("run", "good", "-p", "named_aggregate", cwd=bad_project),
+        "parameter set is named 'aggregate'",
+        "reserved for aggregate stages",
+        "Rename the parameter set",
+    )
+    assert not (bad_project / "data" / "cache" / "objects").exists()
+
+
+def test_an_operating_system_error_on_a_given_path_is_one_paragraph(tmp_path: Path):
+    """`assay init /proc/x` ended in a FileNotFoundError traceback, `assay ui --port 99999`
+    in an OverflowError one."""
+    fails(run_cli("init", "/proc/assay-here", cwd=tmp_path), "/proc/assay-here")
+
+    port = run_cli("ui", "--port", "99999", cwd=tmp_path)
+    assert port.code == 2 and TRACEBACK not in port.output, port
+    assert "99999 is not in the range 0<=x<=65535" in port.text, port

@@ -483,3 +483,29 @@ def test_a_broken_curifactory_configuration_is_named(tmp_path: Path):
     (tmp_path / "curifactory_config.json").write_text('{"cache_path": ')
     result = run_cli("ls", cwd=tmp_path)
     assert result.code == 1 and "curifactory_config.json is not valid JSON" in result.text, result
+
+
+TWIN_SETS = """
+from experiments.good import Params
+
+
+def get_params():
+    return [Params(name="alpha"), Params(name="twin")]
+"""
+
+
+def test_a_dry_run_shows_stage_runs_that_share_an_earlier_ones_inputs(bad_project: Path):
+    """Two sets that differ only in their names share every stage run: --dry counted the
+    second set's as executing ("2 to execute") where `assay why` and the run reuse them."""
+    (bad_project / "params" / "twin_sets.py").write_text(TWIN_SETS)
+    ok(run_cli("run", "good", "-p", "twin_sets", cwd=bad_project))  # learns what stages read
+    args = ("good", "-p", "twin_sets", "--set", "seed=5")
+
+    dry = ok(run_cli("run", *args, "--dry", cwd=bad_project))
+
+    rows = [tuple(r) for r in table_rows(dry.stdout)]
+    assert ("twin", "train", "shared", "same inputs as train [alpha]") in rows, dry
+    assert ("alpha", "train", "execute", "no cached total") in rows, dry
+    assert "1 to execute, 1 shared, 2 cached, 0 not needed." in dry.text
+    assert "1 of 4 stage runs execute." in ok(run_cli("why", *args, cwd=bad_project)).text
+    assert "1 executed, 3 cached" in ok(run_cli("run", *args, cwd=bad_project)).text

@@ -413,3 +413,23 @@ def test_without_the_ui_extra_the_message_says_what_to_install(monkeypatch, tmp_
     )
     with pytest.raises(AssayError, match=r"pip install 'assay\[ui\]' \(uvicorn not installed\)"):
         serve(str(tmp_path))
+
+
+def test_comparing_a_run_that_does_not_exist_lists_the_recent_runs(client, runs):
+    """The error said "The most recent runs are:" and then nothing (only its first line)."""
+    errors = client.get("/api/compare?run=1&run=999").json()["errors"]
+    assert len(errors) == 1 and errors[0].startswith("No run '999'"), errors
+    assert all(runs[n].id in errors[0] for n in (1, 2, 3)), errors
+    page = text_of(client.get("/compare?run=1&run=999").text)
+    assert "The most recent runs are: 3 " in page and runs[1].id in page
+
+
+def test_a_filter_on_a_parameter_no_run_has_is_reported(client):
+    """`seedd=3` matched no run and said nothing: a typo looked like an empty result."""
+    data = client.get("/api/runs?param=lrr%3D0.1&param=epochs%3D4").json()
+    assert data["total"] == 0
+    assert len(data["errors"]) == 1, data["errors"]
+    assert "No run has a parameter named 'lrr'" in data["errors"][0]
+    assert "Did you mean 'lr'?" in data["errors"][0]
+    page = client.get("/runs?param=lrr%3D0.1")
+    assert "No run has a parameter named 'lrr'" in unescape(page.text)

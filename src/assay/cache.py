@@ -129,6 +129,7 @@ class CacheStore:
 
     def check_usable(self, write: bool = True) -> None:
         """Fail early, with a clear message, if the cache cannot be read (or written)."""
+        self._check_layout()
         if not write:
             return
         try:
@@ -145,6 +146,33 @@ class CacheStore:
                     "a folder you can write to with --cache DIR (or cache_dir in assay.toml), "
                     "or run with --dry-cache to use this cache without writing to it."
                 )
+
+    def check_present(self) -> None:
+        """Fail with a clear message unless there is a cache here to look at.
+
+        For the commands that only read a cache (``assay cache ls``, ``verify``,
+        ``gc``): a mistyped ``--cache`` folder must not pass for an empty, healthy
+        cache. A store at a URL is checked when it is listed instead.
+
+        Raises:
+            CacheError: the folder does not exist, or a file stands where one of
+                its folders (``objects``, ``by-name``) should be.
+        """
+        if self.remote:
+            return
+        if not self.root.exists():
+            raise CacheError(
+                f"There is no cache at {self.root}: the folder does not exist. Check the "
+                "path given with --cache (or cache_dir in assay.toml); a run creates the "
+                "cache when it first saves an artifact."
+            )
+        self._check_layout()
+
+    def _check_layout(self) -> None:
+        """Raise if the cache folder, or its ``objects`` or ``by-name``, is not a folder."""
+        for folder in (self.root, self.objects, self.by_name):
+            if os.path.lexists(folder) and not folder.is_dir():
+                raise _in_the_way(self.root, folder)
 
     # -- lookups -----------------------------------------------------------------------
 
@@ -294,7 +322,10 @@ class CacheStore:
     def _ensure(self, folder: str, again: bool = False) -> None:
         """Create ``folder`` once per process (``again``: it was there, but is gone)."""
         if again or folder not in self._made_dirs:
-            os.makedirs(folder, exist_ok=True)
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as exc:
+                raise _in_the_way(self.root, _blocking(Path(folder))) from exc
             self._made_dirs.add(folder)
 
     # -- writing -----------------------------------------------------------------------
@@ -738,6 +769,24 @@ def _not_removed(path: Path, exc: OSError) -> CacheError:
         f"Could not remove {path}: {exc.strerror or exc}. Nothing else was removed after it; "
         "make the cache folder writable (or run as its owner) and try again."
     )
+
+
+def _in_the_way(root: Path, path: Path) -> CacheError:
+    """The error for a file (or broken link) standing where the cache keeps a folder."""
+    return CacheError(
+        f"The cache folder {root} is damaged: {path} is a file, not a folder, and stands "
+        "where assay keeps a folder of the cache. Remove or move it, then run the same "
+        "command again."
+    )
+
+
+def _blocking(folder: Path) -> Path:
+    """The nearest of ``folder`` and its parents that exists and is not a folder (what
+    stops it being created); ``folder`` itself if none is found."""
+    for path in (folder, *folder.parents):
+        if os.path.lexists(path):
+            return folder if path.is_dir() else path
+    return folder
 
 
 def sidecar_or_none(meta: Any) -> dict | None:

@@ -21,7 +21,12 @@ _LEFTOVER_AGE_S = 3600
 
 
 def list_entries(cache: CacheStore, experiment: str | None = None) -> list[dict]:
-    """Every complete artifact (its sidecar), optionally only those linked from ``experiment``."""
+    """Every complete artifact (its sidecar), optionally only those linked from ``experiment``.
+
+    Raises:
+        CacheError: there is no cache at all there (a mistyped folder), or it is damaged.
+    """
+    cache.check_present()
     wanted = cache.linked_keys(experiment) if experiment else None
     entries = []
     for folder in cache.stage_folders():
@@ -41,7 +46,12 @@ def list_entries(cache: CacheStore, experiment: str | None = None) -> list[dict]
 
 def verify_all(cache: CacheStore, remove: bool = False) -> tuple[int, list[tuple[dict, str]]]:
     """Check every artifact's files and sidecar (and each stage run's kept reportables);
-    return how many artifacts were checked and the entries that failed."""
+    return how many artifacts were checked and the entries that failed.
+
+    Raises:
+        CacheError: there is no cache at all there (a mistyped folder), or it is damaged.
+    """
+    cache.check_present()
     checked, bad = 0, []
     for folder in cache.stage_folders():
         for output in folder.outputs:
@@ -72,7 +82,11 @@ def collect_garbage(
     branches of a record, ``record.make_copy()``, nor at two aggregates). With
     ``older_than_days``, linked entries whose artifacts were all written longer ago
     than that are removed too, with their links.
+
+    Raises:
+        CacheError: there is no cache at all there (a mistyped folder), or it is damaged.
     """
+    cache.check_present()
     now = time.time()
     linked = cache.linked_keys() | set(keep)
     removed: list[str] = []

@@ -62,6 +62,8 @@ class _Group(click.Group):
             from assay.cli_output import code_frames, print_code_failure
 
             frames = code_frames(exc.__traceback__)
+            if not frames and isinstance(exc, OSError):  # a path given, a disk, a port
+                _fail(_os_error_text(exc))
             if not frames:  # nothing of the researcher's: a bug of assay's, show it all
                 raise
             command = _command_line() if ctx.invoked_subcommand == "run" else None
@@ -76,6 +78,16 @@ class _Group(click.Group):
                 "again to continue where it stopped."
             )
             sys.exit(143 if isinstance(exc, Terminated) else 130)
+
+
+def _os_error_text(exc: OSError) -> str:
+    """An operating system error in one line that names its path(s), with a hint."""
+    text = exc.strerror or str(exc)
+    if exc.filename is not None:
+        text += f": {exc.filename}"
+    if exc.filename2 is not None:
+        text += f" -> {exc.filename2}"
+    return f"{text}. (--debug shows where it happened.)"
 
 
 def _fail(exc: BaseException | str, code: int = 1) -> None:
@@ -737,7 +749,9 @@ def _cache(cache_dir):
 
 
 @main.command(context_settings=_CONTEXT)
-@click.option("--port", type=int, help="Port to listen on (default: a free one).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), help="Port to listen on (default: a free one)."
+)
 @click.option(
     "--host",
     default="127.0.0.1",

@@ -33,6 +33,7 @@ _STATUS_STYLE = {
     "executed": "green",
     "run": "green",
     "cached": "blue",
+    "shared": "blue",
     "unneeded": "dim",
     "skipped": "dim",
 }
@@ -186,22 +187,20 @@ _SCRIPT = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
 
 
 def print_plan(console: Console, manager: Any) -> None:
-    """The plan of a ``--dry`` run: every stage run and what will happen to it."""
+    """The plan of a ``--dry`` run: every stage run and what will happen to it.
+
+    A stage run with the same inputs (the same cache key) as one that executes
+    earlier in the run is shown as ``shared``: it reuses that one's outputs, as
+    ``assay why`` says.
+    """
     table = Table(title=f"Plan of {escape(manager.experiment_name)} (dry run: nothing executed)")
     for column in ("parameter set", "stage", "plan", "why / from"):
         table.add_column(column)
+    counts: dict[str, int] = {}
     for node in manager.plan.nodes:
-        status = node.status
-        label = {"run": "execute", "cached": "cached", "unneeded": "skip"}.get(status, status)
-        detail = node.reason
-        if status == "cached":
-            meta = (
-                manager.cache.read_meta(node.key, node.outputs[0].name)
-                if node.outputs and node.key
-                else None
-            )
-            number = (meta or {}).get("run_number")
-            detail = f"run {number}" if number is not None else "cache"
+        status, detail = _planned(manager, node)
+        counts[status] = counts.get(status, 0) + 1
+        label = {"run": "execute", "unneeded": "skip"}.get(status, status)
         table.add_row(
             escape(node.record_label),
             escape(node.spec.name),
@@ -209,14 +208,40 @@ def print_plan(console: Console, manager: Any) -> None:
             escape(detail),
         )
     console.print(table)
-    counts: dict[str, int] = {}
-    for node in manager.plan.nodes:
-        counts[node.status] = counts.get(node.status, 0) + 1
     console.print(
-        f"{counts.get('run', 0)} to execute, {counts.get('cached', 0)} cached, "
-        f"{counts.get('unneeded', 0)} not needed."
+        f"{counts.get('run', 0)} to execute, "
+        + (f"{counts['shared']} shared, " if counts.get("shared") else "")
+        + f"{counts.get('cached', 0)} cached, {counts.get('unneeded', 0)} not needed."
     )
     print_plan_stops(console, manager)
+
+
+def _planned(manager: Any, node: Any) -> tuple[str, str]:
+    """What the plan does with one stage run, and why (or which run made its artifact)."""
+    if node.status == "cached":
+        meta = (
+            manager.cache.read_meta(node.key, node.outputs[0].name)
+            if node.outputs and node.key
+            else None
+        )
+        number = (meta or {}).get("run_number")
+        return "cached", f"run {number}" if number is not None else "cache"
+    if node.status == "run" and _shares_earlier(manager, node):
+        other = node.shared_with
+        return "shared", f"same inputs as {other.spec.name} [{other.record_label}]"
+    return node.status, node.reason
+
+
+def _shares_earlier(manager: Any, node: Any) -> bool:
+    """Whether a stage run planned to execute reuses instead what an earlier stage run
+    of the same run makes from the same inputs (the rule of :mod:`assay.why`)."""
+    return (
+        node.shared_with is not None
+        and bool(node.outputs)
+        and not node.forced
+        and not node.volatile
+        and not manager.runner.waits_for_state(node)
+    )
 
 
 def print_plan_stops(console: Console, manager: Any) -> None:
@@ -231,6 +256,7 @@ def print_explanations(console: Console, explanations: list) -> None:
         "run": "[green]executes[/]",
         "executed": "[green]executed[/]",
         "cached": "[blue]reused[/]",
+        "shared": "[blue]shared[/]",
         "unneeded": "[dim]skipped[/]",
     }
     for item in explanations:

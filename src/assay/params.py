@@ -635,7 +635,8 @@ def check_unique_names(param_sets: Iterable[Any]) -> None:
 
     Names select parameter sets (``--names``) and label their results, so they
     must be unique within a run. The message lists each duplicated name with
-    the positions where it occurs.
+    the positions where it occurs. The name ``aggregate`` is refused too: it
+    labels the results of aggregate stages.
     """
     names = [getattr(p, "name", None) for p in param_sets]
     wrong = [(i, n) for i, n in enumerate(names) if not isinstance(n, str)]
@@ -663,6 +664,8 @@ def check_unique_names(param_sets: Iterable[Any]) -> None:
 
 
 _safe: Callable[[str], str] | None = None
+AGGREGATE_FOLDER = "aggregate"
+"""The folder (and label) of aggregate stages' results: no parameter set may use it."""
 _LONGEST_FOLDER = 255
 
 
@@ -674,6 +677,14 @@ def claim_folder(folders: dict[str, str], name: str) -> None:
     if _safe is None:  # assay.cache is imported on first use, not with assay
         from assay.cache import _safe
     folder = _safe(name)
+    if folder == AGGREGATE_FOLDER:
+        raise ParameterError(
+            f"A parameter set is named {name!r}, but the name {AGGREGATE_FOLDER!r} is "
+            "reserved for aggregate stages: their results are filed under "
+            f"by-name/EXPERIMENT/{AGGREGATE_FOLDER}, and the set's would be mixed with "
+            "them (in assay cache ls, lineage, reports). Rename the parameter set "
+            "(its name= field)."
+        )
     if len(folder.encode()) > _LONGEST_FOLDER:
         raise ParameterError(
             f"Parameter set {name[:60]!r}... has a name of {len(name)} characters, too long "

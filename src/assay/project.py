@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -37,24 +38,26 @@ def load_param_sets(refs: list[str], experiment: ModuleType, config: ProjectConf
 
     With no ``refs`` the experiment's own ``get_params()`` supplies them.
     """
-    sources = [_param_file(r, config) for r in refs] or [experiment]
+    if not refs:
+        return call_get_params(experiment, is_experiment=True)
     param_sets: list = []
-    for module in sources:
+    for module in [_param_file(r, config) for r in refs]:
         param_sets.extend(call_get_params(module))
     return param_sets
 
 
-def call_get_params(module: ModuleType) -> list:
-    """Call ``module.get_params()`` and check that it returned parameter sets."""
+def call_get_params(module: ModuleType, is_experiment: bool = False) -> list:
+    """Call ``module.get_params()`` and check that it returned parameter sets.
+
+    ``is_experiment``: ``module`` is the experiment itself, asked for its sets
+    because no parameter file was given (``assay run NAME`` without ``-p``).
+    """
     from assay.params import ExperimentParameters
 
     where = module.__file__
     get_params = getattr(module, "get_params", None)
     if not callable(get_params):
-        raise ParameterError(
-            f"{where} has no get_params() function. A parameter file must define "
-            "get_params() returning a list of parameter sets (ExperimentParameters instances)."
-        )
+        raise ParameterError(_no_get_params(where, is_experiment))
     try:
         result = get_params()
     except Exception as exc:
@@ -88,6 +91,22 @@ def call_get_params(module: ModuleType) -> list:
                 f"settable with --set, not in reports. Put @dataclass on class {cls.__name__}."
             )
     return list(result)
+
+
+def _no_get_params(where: str | None, is_experiment: bool) -> str:
+    """The message for a module without ``get_params()``."""
+    if is_experiment:
+        return (
+            f"No parameter sets to run: no parameter file was given, and the experiment "
+            f"{where} has no get_params() function to supply them. Pass a parameter file "
+            "with -p FILE (a name in params/ or a path to a .py file), or add to the "
+            "experiment a get_params() function returning a list of parameter sets "
+            "(ExperimentParameters instances)."
+        )
+    return (
+        f"{where} has no get_params() function. A parameter file must define "
+        "get_params() returning a list of parameter sets (ExperimentParameters instances)."
+    )
 
 
 def _fields_outside_the_dataclass(cls: type) -> list[str]:
@@ -150,7 +169,9 @@ def _import(ref: str, folder: Path, config: ProjectConfig, kind: str) -> ModuleT
 
 def _resolve(ref: str, folder: Path, kind: str) -> Path:
     candidate = Path(ref)
-    if candidate.suffix == ".py" or candidate.parent != Path("."):
+    if candidate.suffix == ".py" or "/" in ref or os.sep in ref:  # a path, not a name
+        if candidate.is_dir():
+            raise ProjectError(_a_folder(ref, folder, kind))
         path = candidate if candidate.suffix == ".py" else candidate.with_suffix(".py")
         if path.is_file():
             return path.resolve()
@@ -161,7 +182,9 @@ def _resolve(ref: str, folder: Path, kind: str) -> Path:
     path = folder / f"{ref.replace('.', '/')}.py"
     if path.is_file():
         return path.resolve()
-    available = sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+    if candidate.is_dir():
+        raise ProjectError(_a_folder(ref, folder, kind))
+    available = _names_in(folder)
     hint = difflib.get_close_matches(ref, available, n=1)
     message = f"No {kind} named {ref!r}: {path} does not exist."
     if hint:
@@ -176,6 +199,23 @@ def _resolve(ref: str, folder: Path, kind: str) -> Path:
     else:
         message += f" {folder} has no .py files; create one or give a path to a .py file."
     raise ProjectError(message)
+
+
+def _names_in(folder: Path) -> list[str]:
+    """The names of the modules in ``folder`` (its ``.py`` files, private ones left out)."""
+    return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
+
+
+def _a_folder(ref: str, folder: Path, kind: str) -> str:
+    """The message for a folder given where one experiment or parameter file is meant."""
+    message = (
+        f"The {kind} {ref!r} is a folder ({Path(ref).resolve()}), not a .py file: give "
+        f"one {kind}, by its name (a file in {folder}) or by the path of its .py file."
+    )
+    inside = _names_in(Path(ref))
+    if inside:
+        message += f" In that folder: {', '.join(f'{name}.py' for name in inside)}."
+    return message
 
 
 def _module_name(path: Path, root: Path) -> str | None:

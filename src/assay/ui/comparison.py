@@ -46,7 +46,7 @@ def columns_from(store: Any, runs: list[str], sets: list[str]) -> tuple[list[Col
         try:
             columns.append(Column(store.get_run(ref.strip()), None))
         except AssayError as exc:
-            errors.append(str(exc).split("\n")[0])
+            errors.append(one_line(exc))
     columns.sort(key=lambda c: c.run.number)  # oldest first, whatever order they were ticked in
     for entry in sets:
         ref, sep, name = entry.partition(":")
@@ -56,7 +56,7 @@ def columns_from(store: Any, runs: list[str], sets: list[str]) -> tuple[list[Col
         try:
             run = store.get_run(ref.strip())
         except AssayError as exc:
-            errors.append(str(exc).split("\n")[0])
+            errors.append(one_line(exc))
             continue
         if name not in run.param_names:
             errors.append(f"Run {run.number} has no parameter set {name!r}.")
@@ -66,6 +66,19 @@ def columns_from(store: Any, runs: list[str], sets: list[str]) -> tuple[list[Col
         errors.append(f"Only the first {MAX_COLUMNS} of {len(columns)} are compared.")
         columns = columns[:MAX_COLUMNS]
     return columns, errors
+
+
+def one_line(exc: BaseException) -> str:
+    """An error message on one line, for a page: the indented lines of a listing in it
+    (the most recent runs, after "No run '999'") joined by semicolons, not dropped."""
+    head, *rest = str(exc).splitlines() or [""]
+    listed = [" ".join(line.split()) for line in rest if line[:1].isspace()]
+    after = [line.strip() for line in rest if line.strip() and not line[:1].isspace()]
+    if listed:
+        head += " " + "; ".join(listed) + "."
+    elif head.endswith(":"):  # a listing's lead-in with nothing listed: drop it
+        head = head[: head.rfind(". ") + 1] if ". " in head else head[:-1] + "."
+    return " ".join([head, *after])
 
 
 def compare(store: Any, store_path: Path, columns: list[Column]) -> dict[str, Any]:

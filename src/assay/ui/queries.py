@@ -9,6 +9,7 @@ name and run), so the runs table answers as fast with 10,000 runs as with 10.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import sqlite3
@@ -97,6 +98,7 @@ def run_columns(db: sqlite3.Connection) -> set[str]:
 def list_runs(db: sqlite3.Connection, query: RunQuery) -> dict[str, Any]:
     """One page of the runs table: ``{"total", "runs", "metric_names", "errors"}``."""
     where, args, errors = _conditions(query)
+    errors += unknown_parameters(db, query.params)
     columns = run_columns(db)
     git = (
         "runs.git_commit, runs.git_dirty"
@@ -175,6 +177,39 @@ def _conditions(query: RunQuery) -> tuple[str, list, list[str]]:
             "runs.number IN (SELECT p.run FROM param_sets p WHERE " + " AND ".join(tests) + ")"
         )
     return ("WHERE " + " AND ".join(conditions)) if conditions else "", args, errors
+
+
+def unknown_parameters(db: sqlite3.Connection, filters: list[str]) -> list[str]:
+    """A message for each parameter filter on a name that no run's parameter sets have
+    (``seedd=3``): it matches nothing, and is more likely a typo than a question."""
+    names = [m.group(1) for m in map(_FILTER.match, filters) if m and '"' not in m.group(1)]
+    if not names:
+        return []
+    known = sorted(
+        {
+            row[0]
+            for row in db.execute(
+                "SELECT DISTINCT j.key FROM param_sets p, json_each(p.values_json) j"
+                " WHERE json_valid(p.values_json) AND json_type(p.values_json) = 'object'"
+            )
+        }
+    )
+    messages = []
+    for name in dict.fromkeys(names):
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=3)
+        if close:
+            hint = f"Did you mean {' or '.join(repr(n) for n in close)}?"
+        elif known:
+            shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+            hint = f"The parameters runs have: {shown}."
+        else:
+            hint = "No run has recorded parameters yet."
+        messages.append(
+            f"No run has a parameter named {name!r}, so the filter on it matches nothing. " + hint
+        )
+    return messages
 
 
 def parse_filter(text: str) -> tuple[str, str, Any] | None:
