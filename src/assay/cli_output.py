@@ -226,22 +226,10 @@ def _planned(manager: Any, node: Any) -> tuple[str, str]:
         )
         number = (meta or {}).get("run_number")
         return "cached", f"run {number}" if number is not None else "cache"
-    if node.status == "run" and _shares_earlier(manager, node):
-        other = node.shared_with
+    other = manager.runner.shared_earlier(node) if node.status == "run" else None
+    if other is not None:
         return "shared", f"same inputs as {other.spec.name} [{other.record_label}]"
     return node.status, node.reason
-
-
-def _shares_earlier(manager: Any, node: Any) -> bool:
-    """Whether a stage run planned to execute reuses instead what an earlier stage run
-    of the same run makes from the same inputs (the rule of :mod:`assay.why`)."""
-    return (
-        node.shared_with is not None
-        and bool(node.outputs)
-        and not node.forced
-        and not node.volatile
-        and not manager.runner.waits_for_state(node)
-    )
 
 
 def print_plan_stops(console: Console, manager: Any) -> None:

@@ -526,6 +526,13 @@ class Runner:
                     log.debug("%s [%s] not needed: %s", node.spec.name, node.record_label,
                               node.reason)  # fmt: skip
 
+    def shared_earlier(self, node: StageNode) -> StageNode | None:
+        """The earlier stage run of this run whose outputs ``node``, planned to execute,
+        takes instead (the same key: only the first computes it), or ``None``."""
+        if node.forced or not node.outputs or node.volatile or self.waits_for_state(node):
+            return None
+        return node.shared_with
+
     @staticmethod
     def waits_for_state(node: StageNode) -> StageNode | None:
         """The stage before ``node`` that puts in ``record.state`` by hand what ``node``'s

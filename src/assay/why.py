@@ -51,16 +51,16 @@ def _explain(manager: Any, node: Any) -> Explanation:
     if node.status == "executed":  # already, because run() read a result while it planned
         found.reasons.append(f"{node.reason} (executed while run() was planned: it read a result)")
         return found
-    if node.forced or not node.outputs or node.volatile or manager.runner.waits_for_state(node):
-        found.reasons.append(node.reason)
-        return found
-    if node.shared_with is not None:
-        other = node.shared_with
+    other = manager.runner.shared_earlier(node)
+    if other is not None:
         found.status = "shared"
         found.reasons.append(
             f"reused: same inputs as {other.spec.name} [{other.record_label}], "
             "which executes earlier in this run"
         )
+        return found
+    if node.forced or not node.outputs or node.volatile or manager.runner.waits_for_state(node):
+        found.reasons.append(node.reason)
         return found
     running_deps = [d for d in node.deps if d.status == "run"]
     previous = _previous(manager, node)
