@@ -379,7 +379,7 @@ def test_empty_cachers_without_outputs_fails_when_the_stage_is_defined(bad_proje
     )
 
 
-@pytest.mark.parametrize("name", ["a/b", "a\\b", ".hidden", "", "_reportables"])
+@pytest.mark.parametrize("name", ["a/b", "a\\b", ".hidden", "", "_reportables", "_state"])
 def test_an_output_name_that_cannot_name_a_file_fails_when_the_stage_is_defined(name):
     """Not once the stage has run, when its output could not be saved."""
     with pytest.raises(OutputSignatureError, match="an output's name is the name of its files"):

@@ -14,7 +14,7 @@ from typing import Any
 
 from assay.cache import CacheStore, unreadable_record
 from assay.errors import CorruptArtifactError
-from assay.keys import REPORTABLES
+from assay.keys import OWN_ENTRIES
 
 _LEFTOVER_AGE_S = 3600
 """Unfinished writes younger than this may belong to a run in progress: kept."""
@@ -33,7 +33,7 @@ def list_entries(cache: CacheStore, experiment: str | None = None) -> list[dict]
         if wanted is not None and folder.key not in wanted:
             continue
         for output in folder.outputs:
-            if output == REPORTABLES:  # the stage's reportables, not an artifact
+            if output in OWN_ENTRIES:  # the stage's reportables or state: not an artifact
                 continue
             meta = cache.read_meta(folder.key, output)
             if meta is not None:
@@ -55,7 +55,7 @@ def verify_all(cache: CacheStore, remove: bool = False) -> tuple[int, list[tuple
     checked, bad = 0, []
     for folder in cache.stage_folders():
         for output in folder.outputs:
-            checked += output != REPORTABLES
+            checked += output not in OWN_ENTRIES
             meta = cache.read_meta(folder.key, output)
             try:
                 if meta is None:

@@ -98,6 +98,13 @@ REPORTABLES = "_reportables"
 """The entry beside a stage run's artifacts that keeps its reportables (not an output:
 no stage may declare an output of that name)."""
 
+HAND_SET = "_state"
+"""The entry beside a stage run's artifacts that keeps the plain values its code put in
+``record.state`` by hand, given back when the stage run is reused (not an output)."""
+
+OWN_ENTRIES = frozenset({REPORTABLES, HAND_SET})
+"""The names of the entries assay keeps beside a stage run's artifacts."""
+
 STATE_READ = "state:"
 """How a stage's read of an undeclared ``record.state`` entry is named among its reads
 (``state:data``); no field name has a colon."""

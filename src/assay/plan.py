@@ -118,6 +118,7 @@ class StageNode:
         "forced",
         "shared_with",
         "stale",
+        "hand_set",
     )
 
     def __init__(self, plan: Plan, spec: StageSpec, record: Record, records, args, kwargs):
@@ -153,6 +154,9 @@ class StageNode:
         self.forced = False
         self.stale = False
         """An upstream key changed since this node's key was computed."""
+        self.hand_set: dict | None = None
+        """Executed, for a stage whose code writes ``record.state``: the plain values it
+        put there by hand (kept beside its outputs, given back when it is reused)."""
         self.shared_with: StageNode | None = None
         """Planned: an earlier stage run of this run expected to have the same key."""
         self.upstream: list[tuple] = []

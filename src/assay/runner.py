@@ -45,7 +45,7 @@ from assay.errors import (
 )
 from assay.executor import Executor, get_executor
 from assay.hashing import hash_value
-from assay.keys import ALL, REPORTABLES, STATE_READ, read_key
+from assay.keys import ALL, HAND_SET, REPORTABLES, STATE_READ, read_key
 from assay.plan import MISSING, Artifact, Plan, StageNode, missing_state_input, plan_stops
 from assay.record import NotSentToWorker
 from assay.staging import StageSpec
@@ -507,7 +507,11 @@ class Runner:
                 )
             elif all(a.cached for a in node.outputs):
                 node.status, node.reason = "cached", ""
-            elif not node.consumers or self._needed(node):
+            elif (
+                not node.consumers
+                or self._needed(node)
+                or (node.spec.sets_state and any(f.status == "run" for f in node.followers))
+            ):
                 missing = [a.name for a in node.outputs if not a.cached]
                 uncached = [a.name for a in node.outputs if a.cacher is None]
                 node.status = "run"
@@ -580,6 +584,7 @@ class Runner:
     def _execute(self, nodes: list[StageNode]) -> None:
         if not self.manager.dry_cache:
             self._link_cached(nodes)
+        self.restore_hand_set(nodes)
         pending = [n for n in nodes if n.status == "run"]
         if self.executor.inline:
             self.do_while_waiting()
@@ -870,6 +875,7 @@ class Runner:
         manager.current_stage_name = spec.name
         record._node = node
         record.stage_cachers = [a.cacher for a in node.outputs]
+        before = dict(dict.items(record.state)) if spec.sets_state and node.outputs else None
         self.observer.stage_started(node)
         node.started = time.time()
         start = time.perf_counter()
@@ -912,6 +918,12 @@ class Runner:
             node.status = "failed"
             self.observer.stage_finished(node)
             raise
+        if before is not None:
+            node.hand_set = {
+                name: value
+                for name, value in dict.items(record.state)
+                if before.get(name, MISSING) is not value and type(value) is not Artifact
+            }
         if reads is not None:
             if node.tracks_reads:
                 node.reads = frozenset(reads)
@@ -957,6 +969,7 @@ class Runner:
         if not self.manager.dry_cache:
             self._link_cached([node])
         self.restore_reportables([node])
+        self.restore_hand_set([node])
         self.observer.stage_finished(node)
 
     def _resolve_inputs(self, node: StageNode) -> dict:
@@ -1009,6 +1022,8 @@ class Runner:
             cache.store_texts(node.code_parts)
             if node.reportables:
                 self._save_reportables(node, base)
+            if node.hand_set:
+                self._save_hand_set(node, base)
             cache.link(manager.prefix, node.record_label, node.spec.name, node.key)
         elif node.reportables:
             # No output is cached, but a later run that does not need to execute the stage
@@ -1017,6 +1032,49 @@ class Runner:
                 node, dict(manager.provenance(node), reportables=len(node.reportables))
             )
             cache.link(manager.prefix, node.record_label, node.spec.name, node.key)  # kept by gc
+
+    def _save_hand_set(self, node: StageNode, meta: dict) -> None:
+        """Keep what a stage put in ``record.state`` by hand beside its outputs, so that
+        when it is reused the stages after it find those values as after a run of it."""
+        try:
+            self.manager.cache.save(
+                PickleCacher(name=HAND_SET), node.hand_set, key=node.key, output=HAND_SET, meta=meta
+            )
+        except CacheError as exc:
+            log.warning(
+                "Stage %r [%s] put values in record.state by hand (%s) that cannot be cached "
+                "(%s): when this stage run is reused, the stages after it will not find them.",
+                node.spec.name,
+                node.record_label,
+                ", ".join(map(repr, node.hand_set)),
+                exc.__cause__ or exc,
+            )
+
+    def restore_hand_set(self, nodes: list[StageNode]) -> None:
+        """Give the records of reused stage runs what those stages put in ``record.state``
+        by hand when they ran (kept beside their outputs); the stages after them are keyed
+        again, now that the values are there."""
+        cache = self.manager.cache
+        for node in nodes:
+            if node.status != "cached" or not node.spec.sets_state or node.key is None:
+                continue
+            if not cache.has(node.key, HAND_SET):
+                continue
+            try:
+                values = cache.load(PickleCacher(name=HAND_SET), node.key, HAND_SET)
+            except CacheError as exc:
+                log.warning(
+                    "What stage %r put in record.state by hand was not restored: %s",
+                    node.spec.name,
+                    exc,
+                )
+                continue
+            record = node.record
+            for name, value in values.items():
+                dict.__setitem__(record.state, name, value)
+                record._set_by[name] = node.index
+            for follower in node.followers:
+                follower.stale = True
 
     def _save_reportables(self, node: StageNode, meta: dict) -> None:
         """Keep a cached stage's reportables with its outputs, so a reuse reports them too

@@ -32,6 +32,7 @@ from assay.errors import (
     OutputSignatureError,
     StageError,
 )
+from assay.keys import OWN_ENTRIES
 
 _NOT_HELD: Any = object()
 
@@ -382,13 +383,13 @@ def _validate(spec: StageSpec) -> None:
         if (
             not name
             or name.startswith(".")
-            or name == "_reportables"
+            or name in OWN_ENTRIES
             or any(c in name for c in "/\\\0")
         ):
             raise OutputSignatureError(
                 f"Stage {spec.name!r} declares an output named {name!r}: an output's name is "
                 "the name of its files in the cache, so it must be non-empty, must not start "
-                "with '.', must not contain '/' or '\\', and '_reportables' is assay's own."
+                "with '.', must not contain '/' or '\\', and '_reportables' and '_state' are assay's own."
             )
     duplicates = {n for n in spec.output_names if spec.output_names.count(n) > 1}
     if duplicates:
