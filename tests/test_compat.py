@@ -85,3 +85,67 @@ def test_the_command_line_takes_curifactorys_options(tmp_project: Path, calls: C
 
     wrong = run_cli("run", "scaled", "-i", "3-1", cwd=tmp_project)
     assert wrong.code == 2 and "1-3 means 1 and 2, as in Curifactory" in wrong.text, wrong
+
+
+RUN_NAMES = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(None, ["names"], [JsonCacher])
+def names(record):
+    manager = record.manager
+    with open(manager.get_run_output_path(f"notes/{record.name}.txt"), "w") as out:
+        out.write(manager.get_reference_name())
+    return {
+        "n": record.params.n,
+        "number": manager.experiment_run_number,
+        "reference": manager.get_reference_name(),
+        "stamp": manager.get_str_timestamp(),
+        "run_id": manager.run_id,
+    }
+
+
+def get_params():
+    return [Params(name="one"), Params(name="two", n=2)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        names(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.parametrize("parallel", [None, 2], ids=["serial", "workers"])
+def test_a_stage_finds_the_run_under_curifactorys_names(tmp_project: Path, parallel):
+    """`manager.get_reference_name()`, `experiment_run_number`, `get_run_output_path()`...
+    were AttributeErrors, and on a worker `manager.run_id` was None."""
+    (tmp_project / "experiments" / "run_names.py").write_text(RUN_NAMES)
+
+    manager = assay.run_experiment(
+        "run_names", [], parallel=parallel, store_full=True, project_root=tmp_project
+    )
+
+    stamp = manager.run_id.rpartition("-")[2]  # run-0001-20261206T095901
+    expected = {
+        "number": manager.run_number,
+        "reference": manager.run_id,
+        "stamp": f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}-{stamp[8:]}",
+        "run_id": manager.run_id,
+    }
+    assert [r.state["names"] for r in manager.records] == [
+        {"n": 1, **expected},
+        {"n": 2, **expected},
+    ]
+    assert manager.git_commit_hash == (manager.run_info.git_commit or "")
+    export = tmp_project / "data" / "runs" / manager.run_id
+    assert (export / "run.json").exists()  # --store-full kept what the stages wrote there
+    for name in ("one", "two"):
+        assert (export / "notes" / f"{name}.txt").read_text() == manager.run_id

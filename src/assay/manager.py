@@ -12,6 +12,8 @@ at once (reusing the cache exactly as a full run would)::
 
 from __future__ import annotations
 
+import datetime
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +132,9 @@ class ArtifactManager:
         """The stage executing right now ("" between stages)."""
         self.run_info: RunInfo | None = None
         """The run-store entry, once the run is recorded (``None`` in a notebook)."""
+        self._run_seen: tuple[str | None, int | None] = (None, None)
+        """In a worker process: the id and number of the main process's run."""
+        self._made = datetime.datetime.now(datetime.timezone.utc)
         self.results: Any = None
         """What the experiment's ``run()`` returned."""
         self.plan_stops: str | None = None
@@ -177,12 +182,62 @@ class ArtifactManager:
     @property
     def run_id(self) -> str | None:
         """The run's id in the run store, or ``None`` if it is not recorded."""
-        return self.run_info.id if self.run_info is not None else None
+        return self.run_info.id if self.run_info is not None else self._run_seen[0]
 
     @property
     def run_number(self) -> int | None:
         """The run's number in the run store, or ``None`` if it is not recorded."""
-        return self.run_info.number if self.run_info is not None else None
+        return self.run_info.number if self.run_info is not None else self._run_seen[1]
+
+    # -- Curifactory's names for the run (for stage code written for it) ----------------
+
+    @property
+    def experiment_run_number(self) -> int:
+        """Curifactory's name for :attr:`run_number` (0 while the run is not recorded)."""
+        return self.run_number or 0
+
+    @property
+    def run_timestamp(self) -> datetime.datetime:
+        """When the run started (UTC), as its id says; when the manager was made, for a
+        manager whose run is not recorded (in a notebook, before ``generate_report()``)."""
+        stamp = (self.run_id or "").rpartition("-")[2]
+        try:
+            started = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%S")
+        except ValueError:
+            return self._made
+        return started.replace(tzinfo=datetime.timezone.utc)
+
+    def get_str_timestamp(self) -> str:
+        """:attr:`run_timestamp` as Curifactory writes it (``2026-12-06-T095901``)."""
+        return self.run_timestamp.strftime("%Y-%m-%d-T%H%M%S")
+
+    def get_reference_name(self) -> str:
+        """The name of this run: its id in the run store (``iris-0007-20261206T095901``),
+        what ``assay show`` and the folders of its log, report and export are named by.
+        (Curifactory's is ``EXPERIMENT_NUMBER_TIMESTAMP``.)"""
+        return self.run_id or (
+            f"{self.experiment_name}_{self.experiment_run_number}_{self.get_str_timestamp()}"
+        )
+
+    def get_run_output_path(self, obj_name: str | None = None) -> str:
+        """A path in this run's own folder of ``data/runs/`` (its ``--store-full`` export),
+        for a file a stage writes for this run only: ``obj_name`` in it (its folders are
+        made), or the folder itself."""
+        folder = os.path.join(str(self.config.runs_dir), self.get_reference_name())
+        path = os.path.join(folder, obj_name) if obj_name else folder
+        os.makedirs(os.path.dirname(path) if obj_name else path, exist_ok=True)
+        return path
+
+    @property
+    def reports_path(self) -> str:
+        """Where run reports are written (``reports/``)."""
+        return str(self.config.reports_dir)
+
+    @property
+    def git_commit_hash(self) -> str:
+        """The project's git commit when the run started ("" outside git, or while it is
+        still being looked up at the start of a run)."""
+        return getattr(self.run_info, "git_commit", None) or ""
 
     def generate_report(self) -> Path | None:
         """Record the stage runs of this manager so far as a run of the run store, and

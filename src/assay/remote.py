@@ -567,11 +567,8 @@ def _execute(task: StageTask, started: float) -> StageResult:
         _MANAGERS[key] = manager
     manager.cache.forget()  # other runs may have changed a shared cache since the last task
     manager._scratch = task.scratch  # the main process's (it removes it)
-    run_fields = {k: task.provenance.get(k) for k in ("run_id", "run_number", "experiment")}
-    manager.provenance = lambda node: {  # this worker's view, under the main run's name
-        **ArtifactManager.provenance(manager, node),
-        **run_fields,
-    }
+    # This worker's view of the run: under the main process's run's name and number.
+    manager._run_seen = (task.provenance.get("run_id"), task.provenance.get("run_number"))
     spec = task.stage_wrapper.__assay_stage__
     record = Record(manager, None, hide=True)
     record.params, record._hash = task.params, task.params_hash

@@ -123,7 +123,10 @@ def export_run(
         record = build_run_record(store, run_ref)
     run = record["run"]
     target = Path(destination) if destination else Path(config.runs_dir) / run["id"]
-    check_folder(target, root=config.root, what="a full export", replaceable=_replaceable)
+    # The run's own folder of data/runs/ may hold what its stages wrote there for it
+    # (manager.get_run_output_path()): it stays, beside the export.
+    replaceable = _replaceable if destination else (lambda folder: True)
+    check_folder(target, root=config.root, what="a full export", replaceable=replaceable)
     place = target.resolve()  # `-o .`, `-o ..`, a link to an earlier export
     work = place.with_name(f".{place.name}.tmp-{uuid.uuid4().hex[:8]}")
     work.mkdir(parents=True)
