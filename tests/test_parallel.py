@@ -1094,6 +1094,25 @@ def test_stages_on_an_existing_cluster_read_relative_paths_from_where_the_run_st
     assert assay.load("number", param_set="b", project_root=tmp_project) == 10
 
 
+def test_a_fully_cached_run_does_not_wait_for_an_unreachable_dask_address(
+    tmp_project: Path, calls: Calls
+):
+    """It needed no worker, but waited out Dask's connect timeout (30 s by default) before
+    it said "completed"."""
+    assert run_cli("run", "scaled", "--no-report", cwd=tmp_project).code == 0
+    calls.take()
+    address = f"tcp://127.0.0.1:{free_port()}"  # nobody listens there
+
+    result = run_cli(
+        "run", "scaled", "--executor", "dask", "--dask-address", address, "--no-report",
+        cwd=tmp_project, timeout=100,
+        env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "600s"},  # the old wait: a timeout
+    )  # fmt: skip
+
+    assert result.code == 0 and "13 cached, 4 unneeded" in result.text, result
+    assert calls.take() == []
+
+
 @pytest.mark.slow
 def test_an_unreachable_dask_address_is_named_and_nothing_runs(tmp_project: Path, calls: Calls):
     address = f"tcp://127.0.0.1:{free_port()}"  # nobody listens there

@@ -66,6 +66,10 @@ class DaskExecutor(Executor):
         self._warm_futures: list[Any] = []  # held, or Dask forgets the tasks
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._collector: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._abandoned = False
+        """Stopped while still connecting to an existing cluster: the connecting thread
+        closes its client itself."""
 
     def start(self) -> None:
         if importlib.util.find_spec("distributed") is None:
@@ -80,7 +84,12 @@ class DaskExecutor(Executor):
             from distributed import Client, LocalCluster
 
             if self.address:
-                self.client = Client(self.address)
+                client = Client(self.address)  # up to Dask's connect timeout (30 s)
+                with self._lock:
+                    if self._abandoned:  # the run needed no worker and has gone on
+                        client.close()
+                        return
+                    self.client = client
             else:
                 import dask
 
@@ -211,6 +220,13 @@ class DaskExecutor(Executor):
             self.cluster = None
 
     def abort(self) -> None:
+        with self._lock:
+            if self.address and self.client is None and self._starting is not None:
+                # Still connecting (an unreachable address waits out Dask's connect
+                # timeout): do not wait for it, the connecting thread closes its client.
+                self._abandoned = True
+                self._starting = None
+                return
         self._quiet_workers()
         self.shutdown()  # closing the client releases the tasks it had submitted
 
