@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -280,7 +280,7 @@ def _listed_cachers(cachers: Any, stage_name: str) -> list | None:
             f"Stage {stage_name!r} has cachers={_show(cachers)}, but cachers takes a list "
             f"with one cacher per output: cachers=[{_show(cachers)}]."
         )
-    if isinstance(cachers, (str, bytes)) or not _iterable(cachers):
+    if isinstance(cachers, (str, bytes)) or not isinstance(cachers, Iterable):
         raise StageError(
             f"Stage {stage_name!r} has cachers={_show(cachers)}, but cachers takes a list "
             f"with one cacher per output ({_WHAT_A_CACHER_IS}), e.g. cachers=[PickleCacher]."
@@ -289,14 +289,6 @@ def _listed_cachers(cachers: Any, stage_name: str) -> list | None:
 
 
 _WHAT_A_CACHER_IS = "a class from assay.caching, an instance of one, or None"
-
-
-def _iterable(obj: Any) -> bool:
-    try:
-        iter(obj)
-    except TypeError:
-        return False
-    return True
 
 
 def _is_cacheable(entry: Any) -> bool:
