@@ -527,7 +527,7 @@ class CacheStore:
             if not self._batching:
                 try:
                     self.flush_reads()
-                except OSError:
+                except (OSError, CacheError):  # a folder of the cache in the way, a disk
                     if not failed:
                         raise  # else the run's own failure is the one to report
 
