@@ -1116,8 +1116,9 @@ class Runner:
     def _has_reportables(self, node: StageNode) -> bool:
         """Whether a reused stage run cached reportables.
 
-        A folder answers with one ``stat``; a cache at a URL would need a request, so
-        there the outputs' sidecar (already read to plan the run) says so.
+        The outputs' sidecar, read when the run looked the stage run up, says so (a
+        cache at a URL reads it now rather than ask whether the entry is there); a
+        sidecar written by an older assay does not, and the entry is looked for.
         """
         cache = self.manager.cache
         for artifact in node.outputs:
