@@ -91,10 +91,10 @@ class StageTask:
     """Plain values in the record's state (put there by hand, ``record.state["x"] = v``)
     that a serial run would show the stage: they travel with the task."""
     records_state: list = field(default_factory=list)
+    """For an aggregate: ``(plain values, names not sent)`` of each of its records."""
     state_inputs: tuple = ()
     """Inputs the stage takes from what an earlier stage put in ``record.state`` by hand
     (:attr:`assay.plan.StageNode.state_inputs`): bound so in the worker too."""
-    """For an aggregate: ``(plain values, names not sent)`` of each of its records."""
     lazy: bool = False
     ignore_lazy: bool = False
     scratch: str | None = None
