@@ -46,7 +46,9 @@ WHY = {
     ),
     "cached": (
         "a fully cached re-run still plans every stage run (keys from code fingerprints and "
-        "upstream keys), stats each output's sidecar, checks each stage's by-name link and "
+        "upstream keys), reads each output's sidecar and stats the files it lists (a file "
+        "deleted or cut short is not reused: about 25 µs of this row since 2026-12-06), "
+        "checks each stage's by-name link and "
         "records the whole run (every stage run, in the run record and the store); at N=1 the "
         "first-call fingerprinting dominates, "
         "as without cachers. What would close it: the same fingerprint cache, and a cheaper "
