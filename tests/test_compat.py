@@ -149,3 +149,27 @@ def test_a_stage_finds_the_run_under_curifactorys_names(tmp_project: Path, paral
     assert (export / "run.json").exists()  # --store-full kept what the stages wrote there
     for name in ("one", "two"):
         assert (export / "notes" / f"{name}.txt").read_text() == manager.run_id
+
+
+def test_a_missing_input_is_a_key_error_as_in_curifactory(tmp_project: Path, calls: Calls):
+    """Curifactory raises ``KeyError`` for an input no earlier stage produced; scripts that
+    catch it (to skip a record, say) got an ``InputSignatureError`` they did not expect."""
+    import pickle
+
+    from assay.config import ProjectConfig
+    from assay.errors import InputSignatureError, MissingInputError
+    from assay.project import load_experiment
+
+    diamond = load_experiment("diamond", ProjectConfig.load(tmp_project))
+    manager = assay.ArtifactManager("missing", project_root=tmp_project)
+    record = assay.Record(manager, diamond.Params(name="a"))
+
+    with pytest.raises(KeyError) as caught:
+        diamond.double(record)  # needs "data", which load() outputs
+
+    assert isinstance(caught.value, InputSignatureError)  # assay's name still catches it
+    message = str(caught.value)
+    assert message.startswith("Stage 'double' needs input 'data'"), message  # not quoted
+    again = pickle.loads(pickle.dumps(caught.value))  # it travels back from a worker
+    assert type(again) is MissingInputError and str(again) == message
+    assert calls.take() == []

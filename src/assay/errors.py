@@ -10,7 +10,8 @@ paragraph without a traceback (unless ``--debug`` is given)::
     ├── ProjectError              an experiment or parameter file cannot be used
     ├── ParameterError            bad parameter sets, overrides or grids
     ├── StageError                a stage is declared or called wrongly
-    │   ├── InputSignatureError   an input no earlier stage produced
+    │   ├── InputSignatureError   a stage's function does not fit its declared inputs
+    │   │   └── MissingInputError an input no earlier stage produced (also a KeyError)
     │   ├── OutputSignatureError  outputs returned do not match ``outputs``
     │   ├── CachersMismatchError  ``cachers`` and ``outputs`` differ in length
     │   ├── EmptyCachersError     ``cachers=[]`` given with outputs
@@ -57,7 +58,18 @@ class StageError(AssayError):
 
 
 class InputSignatureError(StageError):
-    """A stage needs an input that no earlier stage on the record produced."""
+    """A stage's function does not fit its declared inputs, or (as
+    :class:`MissingInputError`) an input is missing from the record."""
+
+
+class MissingInputError(InputSignatureError, KeyError):
+    """A stage needs an input that no earlier stage on the record produced.
+
+    It is also a ``KeyError``, the exception Curifactory raises here, so
+    ``except KeyError`` written for Curifactory keeps working.
+    """
+
+    __str__ = Exception.__str__  # the message as written, not quoted as KeyError's are
 
 
 class OutputSignatureError(StageError):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from assay.errors import InputSignatureError, PlanStops
+from assay.errors import MissingInputError, PlanStops
 from assay.hashing import hash_value
 from assay.keys import artifact_key, stage_base
 from assay.staging import Lazy, StageSpec, producers_of
@@ -416,11 +416,11 @@ def _value_hash(value: Any, node: StageNode, what: str) -> str:
         return "volatile"
 
 
-def missing_state_input(node: StageNode, name: str) -> InputSignatureError:
+def missing_state_input(node: StageNode, name: str) -> MissingInputError:
     """The error for an input that the stages putting values in ``record.state`` by hand
     before this one did not put there when they ran."""
     setters = ", ".join(f"{n.spec.name} [{n.record_label}]" for n in node.after)
-    return InputSignatureError(
+    return MissingInputError(
         f"Stage {node.spec.name!r} needs input {name!r}, but no earlier stage on the record "
         f"for parameter set {node.record_label!r} outputs it, and the stages before it that "
         f"put values in record.state by hand{f' ({setters})' if setters else ''} did not put "
@@ -430,7 +430,7 @@ def missing_state_input(node: StageNode, name: str) -> InputSignatureError:
     )
 
 
-def _missing_input(node: StageNode, name: str) -> InputSignatureError:
+def _missing_input(node: StageNode, name: str) -> MissingInputError:
     available = sorted(dict.keys(node.record.state))
     could = producers_of(name)
     message = (
@@ -441,7 +441,7 @@ def _missing_input(node: StageNode, name: str) -> InputSignatureError:
     if could:
         message += f" Stages that output {name!r}: {', '.join(sorted(set(could)))}; call one first."
     message += " Or pass it directly: " + f"{node.spec.name}(record, {name}=...)."
-    return InputSignatureError(message)
+    return MissingInputError(message)
 
 
 def plan_stops(artifact: Artifact) -> PlanStops:
