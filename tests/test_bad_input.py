@@ -755,17 +755,22 @@ def test_a_folder_given_as_the_experiment_is_said_to_be_a_folder(bad_project):
     assert "//" not in missing.text
 
 
-def test_a_parameter_set_named_aggregate_is_refused(bad_project):
-    """Its results went to by-name/EXPERIMENT/aggregate/, mixed with the aggregate stages'."""
-    (bad_project / "params" / "named_aggregate.py").write_text(
+@pytest.mark.parametrize(
+    ("reserved", "holder"),
+    [("aggregate", "aggregate stages"), ("none", "made without a parameter set")],
+)
+def test_a_parameter_set_with_a_reserved_name_is_refused(bad_project, reserved, holder):
+    """Its results went to by-name/EXPERIMENT/aggregate/ (or none/), mixed with those of
+    the aggregate stages (or of records made without parameters)."""
+    (bad_project / "params" / "named_reserved.py").write_text(
         "from experiments.good import Params\n\n\n"
         "def get_params():\n"
-        '    return [Params(name="alpha"), Params(name="aggregate")]\n'
+        f'    return [Params(name="alpha"), Params(name="{reserved}")]\n'
     )
     fails(
-        run_cli("run", "good", "-p", "named_aggregate", cwd=bad_project),
-        "parameter set is named 'aggregate'",
-        "reserved for aggregate stages",
+        run_cli("run", "good", "-p", "named_reserved", cwd=bad_project),
+        f"parameter set is named '{reserved}'",
+        f"reserved for {'' if reserved == 'aggregate' else 'stages run on records '}{holder}",
         "Rename the parameter set",
     )
     assert not (bad_project / "data" / "cache" / "objects").exists()

@@ -664,8 +664,11 @@ def check_unique_names(param_sets: Iterable[Any]) -> None:
 
 
 _safe: Callable[[str], str] | None = None
-AGGREGATE_FOLDER = "aggregate"
-"""The folder (and label) of aggregate stages' results: no parameter set may use it."""
+RESERVED_FOLDERS = {
+    "aggregate": "aggregate stages",
+    "none": "stages run on records made without a parameter set",
+}
+"""Folder names (and labels) no parameter set may use, and whose results they hold."""
 _LONGEST_FOLDER = 255
 
 
@@ -677,13 +680,12 @@ def claim_folder(folders: dict[str, str], name: str) -> None:
     if _safe is None:  # assay.cache is imported on first use, not with assay
         from assay.cache import _safe
     folder = _safe(name)
-    if folder == AGGREGATE_FOLDER:
+    if folder in RESERVED_FOLDERS:
         raise ParameterError(
-            f"A parameter set is named {name!r}, but the name {AGGREGATE_FOLDER!r} is "
-            "reserved for aggregate stages: their results are filed under "
-            f"by-name/EXPERIMENT/{AGGREGATE_FOLDER}, and the set's would be mixed with "
-            "them (in assay cache ls, lineage, reports). Rename the parameter set "
-            "(its name= field)."
+            f"A parameter set is named {name!r}, but the name {folder!r} is reserved for "
+            f"{RESERVED_FOLDERS[folder]}: their results are filed under "
+            f"by-name/EXPERIMENT/{folder}, and the set's would be mixed with them (in "
+            "assay cache ls, lineage, reports). Rename the parameter set (its name= field)."
         )
     if len(folder.encode()) > _LONGEST_FOLDER:
         raise ParameterError(
