@@ -119,10 +119,11 @@ def test_the_file_holds_what_numpy_save_writes(value, tmp_project: Path):
 class _RedefinedLoad(NumpyCacher):
     """A user's subclass with a load() of its own: assay cannot know what it runs."""
 
-    calls: list[str] = []
+    calls: list[bytes] = []
+    """The bytes of the file each call of load() was given."""
 
     def load(self):
-        _RedefinedLoad.calls.append(self.get_path())
+        _RedefinedLoad.calls.append(Path(self.get_path()).read_bytes())
         return np.load(self.get_path(), allow_pickle=False)
 
 
@@ -228,6 +229,7 @@ def test_a_damaged_file_with_a_long_header_is_refused(tmp_project: Path):
 def test_a_redefined_load_never_sees_a_damaged_file(tmp_project: Path):
     value = np.arange(1000, dtype=np.int64)
     file = _cache(tmp_project, value, _RedefinedLoad)
+    original = file.read_bytes()
     _edit_data(file)
     _RedefinedLoad.calls.clear()
 
@@ -236,4 +238,5 @@ def test_a_redefined_load_never_sees_a_damaged_file(tmp_project: Path):
 
     loaded, produced = _load(tmp_project, value, _RedefinedLoad)
     assert produced == ["p"]
-    assert _RedefinedLoad.calls == [], "load() was never called on the damaged file"
+    assert np.array_equal(loaded, value)  # the recomputed file, read back
+    assert _RedefinedLoad.calls == [original], "load() was called on the damaged file"

@@ -168,7 +168,8 @@ class Runner:
         self.planning = False
         """True while an experiment's ``run()`` is being planned."""
         self.loaded: list[Artifact] = []
-        """Artifacts read from the cache during this run."""
+        """Artifacts earlier runs made that this run read from the cache (not those it
+        made itself and read back)."""
         self.snapshot_wanted: set[int] = set()
         """Artifacts a copy of their record inherited while not cached: their values are
         kept as made (:attr:`snapshots`), as a stage may change them in place later."""
@@ -1015,8 +1016,11 @@ class Runner:
                 replace=artifact.cached or node.forced,
             )
             artifact.cached = True
-            if artifact.lazy:
-                artifact.value = MISSING
+            # The stages after it (and run()) get the value as the cache holds it, loaded
+            # when first read, as on a re-run or on a worker: a value a cacher does not
+            # give back exactly (a tuple saved as JSON, a frame's memory layout) is the
+            # same for them wherever and whenever this stage ran.
+            artifact.value = MISSING
         if base is not None:
             cache.flush_reads()  # a cached stage run is found by what it read
             cache.store_texts(node.code_parts)
@@ -1194,7 +1198,8 @@ class Runner:
                     node.status = "planned"
                     continue
                 artifact.meta = artifact.cacher.metadata
-                self.loaded.append(artifact)
+                if node.status != "executed":  # made in this run: read back, not reused
+                    self.loaded.append(artifact)
                 if not artifact.lazy:
                     artifact.value = value
                 return value
