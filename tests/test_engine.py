@@ -893,6 +893,55 @@ def test_dry_cache_reads_what_earlier_runs_kept(tmp_project: Path):
     assert calls == ["expensive", "cheap", "cheap"]
 
 
+COUNTED = """
+from pathlib import Path
+
+import assay
+from assay.caching import PickleCacher
+
+
+@assay.stage(outputs=[assay.Lazy("made", resolve=False)], cachers=[PickleCacher])
+def make(record):
+    counter = Path(record.manager.config.root) / "made.txt"
+    times = len(counter.read_text()) if counter.exists() else 0
+    counter.write_text("x" * (times + 1))
+    return times + 1
+
+
+@assay.stage(["made"], ["seen"])
+def use(record, made):
+    return [made.cacher is None, made.load()]
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="x")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        use(make(assay.Record(manager, params)))
+"""
+
+
+@pytest.mark.parametrize("options", [{}, {"parallel": 2}], ids=["serial", "process"])
+def test_dry_cache_hands_on_what_the_stage_just_made_not_the_cached_entry(
+    tmp_project: Path, options: dict
+):
+    """Under --dry-cache --overwrite, a ``resolve=False`` output's ``Lazy`` pointed at the
+    entry an earlier run cached (``.load()`` gave the old value) instead of the new one."""
+    (tmp_project / "experiments" / "counted.py").write_text(COUNTED)
+    first = assay.run_experiment("counted", project_root=tmp_project, **options)
+    assert first.records[0].state["seen"] == [False, 1]
+
+    dry = assay.run_experiment(
+        "counted", project_root=tmp_project, dry_cache=True, overwrite=True, **options
+    )
+
+    assert dry.records[0].state["seen"] == [True, 2]  # no cacher: nothing was written
+    after = assay.run_experiment("counted", project_root=tmp_project)
+    assert after.records[0].state["seen"] == [False, 1]  # the cache still holds the first
+
+
 def test_dry_cache_workers_write_into_the_runs_temporary_folder_which_goes(tmp_project: Path):
     """Each worker process left a temporary folder of its own behind, every run."""
     import gc

@@ -797,8 +797,8 @@ class Runner:
             if meta is not None:
                 artifact.meta, artifact.cached = meta, True
                 self.manager.cache.remember(meta)
-            if artifact.name in result.values:
-                artifact.value = result.values[artifact.name]
+            elif artifact.name in result.values:  # not saved (--dry-cache): as in _execute_node
+                artifact.value, artifact.cached = result.values[artifact.name], False
         if not self.manager.dry_cache and not node.volatile:
             self.computed.add(node.key)
         for name, value in result.state.items():  # put in the record's state by hand
@@ -942,6 +942,9 @@ class Runner:
         if not manager.dry_cache and not node.volatile:
             self._save_outputs(node)
             self.computed.add(node.key)
+        else:  # an entry an earlier run left under this key holds another value than this
+            for artifact in node.outputs:
+                artifact.cached, artifact.meta = False, None
         if self.snapshot_wanted:
             self._keep_as_made(node)
         node.status = "executed"
