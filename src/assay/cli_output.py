@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from assay.humanize import format_size
+from assay.run_record import stage_status
 from assay.runner import Observer
 
 
@@ -105,7 +106,7 @@ def print_run_result(console: Console, manager: Any, quiet: bool = False) -> Non
     run = manager.run_info
     console.print(
         f"Run [bold]{run.number}[/] ({escape(run.id)}) {_styled(run.status)} in "
-        f"{run.duration_s or 0:.1f}s: {summarize(manager.plan.nodes)}."
+        f"{run.duration_s or 0:.1f}s: {summarize(manager.plan.nodes, run.status)}."
     )
     if not quiet:
         log_path = manager.config.logs_dir / f"{run.id}.log"
@@ -389,7 +390,7 @@ def print_run(console: Console, store: Any, run: Any) -> None:
             table.add_row(
                 escape(s.param_set or ""),
                 escape(s.stage),
-                _styled(s.status),
+                _styled(stage_status(s.status, s.started, run.status)),
                 f"{s.duration_s:.3f}" if s.duration_s is not None else "",
             )
         console.print(table)

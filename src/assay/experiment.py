@@ -318,7 +318,12 @@ def run_experiment(
                     _record_metrics(store, manager)
                     _record_outcome(store, manager, status, error)
                     write_run_record(store, config, manager.run_id)
-                log.info("Run %d %s: %s", manager.run_number, status, summarize(manager.plan.nodes))
+                log.info(
+                    "Run %d %s: %s",
+                    manager.run_number,
+                    status,
+                    summarize(manager.plan.nodes, status),
+                )
                 store.close()
                 if report:
                     from assay.report import write_report
@@ -563,23 +568,35 @@ def select(
     return list(unique.values())
 
 
-def summarize(nodes: list) -> str:
-    """``"12 executed, 30 cached, 2 unneeded"``: a one-line account of a run's stages."""
+def summarize(nodes: list, run_status: str | None = None) -> str:
+    """``"12 executed, 30 cached, 2 unneeded"``: a one-line account of a run's stages
+    (of an interrupted one if ``run_status`` says so: a stage Ctrl-C stopped is no failure)."""
     counts: dict[str, int] = {}
     for node in nodes:
-        counts[node.status] = counts.get(node.status, 0) + 1
+        status = _stopped_or(node.status, run_status)
+        counts[status] = counts.get(status, 0) + 1
     order = ["executed", "cached", "unneeded", "failed", "run", "running", "planned"]
     words = {"run": "not started", "planned": "not started", "running": "interrupted"}
     parts = [f"{counts[s]} {words.get(s, s)}" for s in order if counts.get(s)]
     return ", ".join(parts) or "no stages"
 
 
-_STAGE_STATUS = {
-    "executed": "executed",
-    "cached": "cached",
-    "failed": "failed",
-    "running": "failed",
-}
+def _stopped_or(status: str, run_status: str | None) -> str:
+    """A stage run's plan status, with ``"running"`` for one the run's stop abandoned.
+
+    Executed in this process when Ctrl-C came, it ends ``"failed"`` in the plan; sent to a
+    worker (executing there, or queued) when the run stopped, it stays ``"running"``.
+    """
+    return "running" if status == "failed" and run_status == "interrupted" else status
+
+
+_STAGE_STATUS = {"executed": "executed", "cached": "cached", "failed": "failed"}
+"""A stage run's status in the run store, from its status in the plan (after
+:func:`_stopped_or`). Any other is ``"skipped"``: it never finished. It was not needed,
+not reached, or stopped with the run: ``"running"`` (executing, or sent to a worker, when
+a stage failed elsewhere or the run was interrupted) is skipped *with* the time it
+started, which is how a reader tells it apart (see :func:`assay.run_record.stage_status`).
+Only the stage that raised is ``"failed"``."""
 
 
 def record_session(manager: ArtifactManager) -> Path | None:
@@ -649,7 +666,6 @@ def _record_metrics(store: RunStore, manager: ArtifactManager) -> None:
 
 def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, error: str | None):
     stages, artifacts = [], []
-    loaded = {id(a) for a in manager.runner.loaded}
     cache, root = manager.cache, manager.config.root
     inside = f"{os.path.abspath(root)}{os.sep}"
     stamps: dict[int, str] = {}  # most stage runs of a big run start in the same seconds
@@ -664,7 +680,7 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
             StageRunInfo(
                 node.record_label,
                 node.spec.name,
-                _STAGE_STATUS.get(node.status, "skipped"),
+                _STAGE_STATUS.get(_stopped_or(node.status, status), "skipped"),
                 key=node.key,
                 started=started,
                 duration_s=node.duration,
@@ -672,11 +688,7 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
         )
         for artifact in node.outputs:
             if artifact.cacher is not None and artifact.cached and node.key is not None:
-                # A lazy output is always read back after its stage saved it.
-                computed = node.status == "executed" and (
-                    artifact.lazy or id(artifact) not in loaded
-                )
-                artifacts.append((node, artifact, computed))
+                artifacts.append((node, artifact, node.status == "executed"))
     # Reused artifacts that were never loaded: their checksums are in the run store
     # (from the run that computed them), or else in their sidecars.
     unknown = [a.key for _, a, _ in artifacts if a.meta is None]

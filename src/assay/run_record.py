@@ -17,6 +17,12 @@ travels with the log and can be read without assay::
       "artifacts":   [{key, name, stage, param_set, path, checksum, size, action, cacher}]
     }
 
+A stage's ``status`` is ``executed``, ``cached``, ``failed`` (the stage raised: at most
+one per run) or ``skipped`` (it never finished). A skipped stage with a ``started`` time
+was stopped with the run: executing, or sent to a worker, when another stage failed or
+the run was interrupted. :func:`stage_status` names it ``interrupted``, as ``assay show``
+and the report do.
+
 ``run.config`` holds how the run was started (parameter files, ``--names``,
 ``--indices``, ``--set`` overrides, flags), which is what ``assay reproduce``
 and ``assay export`` use to run it again. The same record can be rebuilt from
@@ -42,6 +48,7 @@ __all__ = [
     "read_run_record",
     "record_path",
     "record_provenance",
+    "stage_status",
     "write_run_record",
 ]
 
@@ -52,6 +59,17 @@ FORMAT = "assay-run/1"
 def record_path(config: Any, run_id: str) -> Path:
     """Where a run's record is kept: ``logs/RUN_ID.json``."""
     return Path(config.logs_dir) / f"{run_id}.json"
+
+
+def stage_status(status: str, started: str | None, run_status: str | None = None) -> str:
+    """How a stage row of the run store reads: its ``status``, or ``"interrupted"`` for a
+    stage the run's stop abandoned: skipped although it had started (or failed in an
+    interrupted run, as earlier versions recorded the stage Ctrl-C stopped)."""
+    if status == "skipped" and started is not None:
+        return "interrupted"
+    if status == "failed" and run_status == "interrupted":
+        return "interrupted"
+    return status
 
 
 def build_run_record(store: Any, run_ref: int | str) -> dict[str, Any]:

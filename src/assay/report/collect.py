@@ -37,6 +37,7 @@ from typing import Any
 
 from assay.cache import open_cache_at
 from assay.errors import AssayError
+from assay.run_record import stage_status
 
 log = logging.getLogger("assay")
 
@@ -124,16 +125,33 @@ def _first(*values: Any) -> Any:
 
 
 def failure_of(nodes: list[dict], run: dict) -> dict | None:
-    """Where a failed or interrupted run stopped: the stage, the record, the error."""
-    if run.get("status") not in ("failed", "interrupted"):
+    """Where a failed or interrupted run stopped: the stage, the record, the error.
+
+    A failed run names the stage that raised, not one that was executing elsewhere
+    when it did (those are interrupted); an interrupted run names the stage it stopped
+    only if it stopped one alone. Otherwise stage and record are ``None``.
+    """
+    status = run.get("status")
+    if status not in ("failed", "interrupted"):
         return None
-    failed = [n for n in nodes if n["status"] in ("failed", "interrupted")]
-    first = failed[0] if failed else None
+    culprits = [n for n in nodes if n["status"] == "failed"]
+    if not culprits and status == "interrupted":
+        stopped = [n for n in nodes if n["status"] == "interrupted"]
+        culprits = stopped if len(stopped) == 1 else []
+    first = culprits[0] if culprits else None
     return {
         "stage": first["stage"] if first else None,
         "record": first["record"] if first else None,
         "error": run.get("error") or "",
     }
+
+
+def _node_error(status: str, run_status: str | None, run_error: str | None) -> str | None:
+    """The run's error, on the stage runs it is about: the failed one, or every stage an
+    interrupted run stopped (a failure elsewhere is not what stopped the others)."""
+    if status == "failed" or (status == "interrupted" and run_status == "interrupted"):
+        return run_error
+    return None
 
 
 # -- the DAG ------------------------------------------------------------------------------
@@ -191,7 +209,7 @@ def dag_of(manager: Any, run_status: str | None = None, run_error: str | None = 
                 "key": node.key,
                 "started": node.started,
                 "duration_s": node.duration,
-                "error": run_error if status in ("failed", "interrupted") else None,
+                "error": _node_error(status, run_status, run_error),
                 "aggregate": bool(node.spec.is_aggregate),
                 "joins": joins,
                 "deps": [dep.index for dep in node.deps],
@@ -373,9 +391,7 @@ def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> 
                 {"id": labels[label], "label": label, "params": label, "aggregate": False}
             )
             records[-1]["joins"] = []
-        status = {"skipped": "skipped"}.get(row.status, row.status)
-        if status == "failed" and run.get("status") == "interrupted":
-            status = "interrupted"
+        status = stage_status(row.status, row.started, run.get("status"))
         nodes.append(
             {
                 "index": index,
@@ -386,7 +402,7 @@ def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> 
                 "key": row.key,
                 "started": row.started,
                 "duration_s": row.duration_s,
-                "error": run.get("error") if status in ("failed", "interrupted") else None,
+                "error": _node_error(status, run.get("status"), run.get("error")),
                 "aggregate": False,
                 "joins": [],
                 "deps": [],
