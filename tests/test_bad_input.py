@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -296,6 +297,36 @@ def test_set_with_an_unknown_field_suggests_the_closest(bad_project):
         "no field 'sead'",
         "Did you mean 'seed'?",
     )
+
+
+UNHASHABLE = """
+import threading
+from dataclasses import dataclass, field
+
+from experiments.good import Params
+
+
+@dataclass
+class Guarded(Params):
+    guard: object = field(default_factory=threading.Lock)
+
+
+def get_params():
+    return [Guarded(name="locked")]
+"""
+
+
+def test_a_parameter_field_that_cannot_be_hashed_is_named_with_the_fix(bad_project):
+    """A field holding a lock gave a traceback ending in `TypeError: Cannot hash ...`."""
+    (bad_project / "params" / "unhashable.py").write_text(UNHASHABLE)
+    fails(
+        run_cli("run", "good", "-p", "unhashable", cwd=bad_project),
+        "Parameter set 'locked' cannot be hashed",
+        "Guarded.guard",
+        "_thread.lock",
+        "{'hash': False}",
+    )
+    assert not (bad_project / "data" / "cache" / "objects").exists()
 
 
 def test_set_without_an_equals_sign_shows_the_form(bad_project):
@@ -645,6 +676,28 @@ def test_a_path_setting_that_is_not_a_path_is_named(bad_project, value):
         'cache_dir = "data/cache"',
     )
     assert not (bad_project / "objects").exists()
+
+
+def test_init_s_settings_file_shows_every_setting_with_its_default(tmp_path):
+    """It said "the values shown are the defaults" but left out local_cache_dir and
+    cache_options; uncommented, it must be a valid file that changes nothing."""
+    from assay.config import ProjectConfig
+
+    def relative(root):
+        config = ProjectConfig.load(root)  # the file is read: it must be valid TOML
+        return {f.name: str(getattr(config, f.name)).replace(str(root), ".")
+                for f in fields(config)}  # fmt: skip
+
+    assert run_cli("init", tmp_path / "study", cwd=tmp_path).code == 0
+    settings = tmp_path / "study" / "assay.toml"
+    text = settings.read_text()
+    shown = [line[2:] for line in text.splitlines() if line.startswith("# ") and " = " in line]
+    assert {line.split(" = ")[0] for line in shown} == {
+        f.name for f in fields(ProjectConfig) if f.name not in ("root", "cache_url")
+    }
+    settings.write_text("\n".join(shown) + "\n")
+    (tmp_path / "bare").mkdir()
+    assert relative(tmp_path / "study") == relative(tmp_path / "bare")
 
 
 def test_a_negative_age_for_cache_gc_is_refused(bad_project):

@@ -106,6 +106,21 @@ def test_store_full_writes_a_self_contained_folder(tmp_project: Path) -> None:
     assert not (folder / "environment.yml").exists()
 
 
+def test_the_export_readme_s_load_instruction_works_in_the_export(tmp_project: Path) -> None:
+    """Its `assay.load(key=..., cache_dir="cache")` looked for the project's `cache/` when
+    run in data/runs/RUN_ID/: a relative cache_dir counts from the project folder."""
+    ok(run_cli("run", "diamond", "-p", "two", "--store-full", "-q", cwd=tmp_project))
+    folder = exported(tmp_project)
+    (call,) = re.findall(r"assay\.load\(.*\)", (folder / "README.md").read_text())
+    record = json.loads((folder / "run.json").read_text())
+    (key,) = [a["key"] for a in record["artifacts"] if a["key"].endswith(".summary")]
+    code = f"import assay; print(repr({call.replace('<key from run.json>', key)}))"
+    for cwd in (folder, shutil.copytree(folder, tmp_project.parent / "mailed")):
+        proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
+                              text=True)  # fmt: skip
+        assert proc.stdout.strip() == "{'a': 11, 'b': 32}", proc.stderr
+
+
 def test_every_link_of_an_exported_report_leads_inside_the_export(tmp_path: Path) -> None:
     """The folder is meant to be copied anywhere: its report links its own log and cache."""
     from urllib.parse import unquote
@@ -174,6 +189,28 @@ def test_an_untracked_module_means_the_export_cannot_say_it_is_the_run_s_code(
 
     record = json.loads((exported(tmp_project) / "run.json").read_text())
     assert record["export"]["code"]["same_as_run"] is False
+
+
+def test_a_later_export_keeps_the_code_snapshot_the_run_made(tmp_project: Path) -> None:
+    """`assay export full RUN` of a --store-full run replaced its code snapshot with the
+    code as edited since, and said nothing: the run's exact code was lost."""
+    init_repo(tmp_project, GITIGNORE)
+    ok(run_cli("run", "diamond", "-p", "two", "--store-full", "-q", cwd=tmp_project))
+    folder = exported(tmp_project)
+    as_run = (tmp_project / "experiments" / "diamond.py").read_text()
+    section = json.loads((folder / "run.json").read_text())["export"]["code"]
+    (tmp_project / "experiments" / "diamond.py").write_text(as_run + "# edited since\n")
+
+    ok(run_cli("export", "full", "1", cwd=tmp_project))
+    ok(run_cli("export", "full", "1", "-o", tmp_project.parent / "copy", cwd=tmp_project))
+    for export in (folder, tmp_project.parent / "copy"):
+        assert (export / "code" / "experiments" / "diamond.py").read_text() == as_run
+        kept = json.loads((export / "run.json").read_text())["export"]["code"]
+        assert kept == section and kept["same_as_run"] is True and kept["taken"]
+
+    result = ok(run_cli("export", "full", "1", "--include", "*.txt", cwd=tmp_project))
+    assert "kept the code snapshot" in result.text and "--include" in result.text
+    assert (folder / "code" / "experiments" / "diamond.py").read_text() == as_run
 
 
 def test_load_by_path_reads_the_file_named_not_the_same_key_in_the_project(

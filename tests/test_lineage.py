@@ -163,3 +163,23 @@ def test_an_output_with_a_dot_in_its_name_is_traced_and_loaded(
     assert lineage("dotted/p/score/scores.v2").key == scores.key
     assert assay.load(key=scores.key) == [1, 2]
     assert assay.load("scores.v2", param_set="p", experiment="dotted") == [1, 2]
+
+
+def test_compare_runs_takes_the_cache_folder_or_the_project_s_cache(diamond: Path) -> None:
+    """provenance.md showed `compare_runs(store, 6, 7, cache=...)` and said no more: a
+    folder gave AttributeError, and how to get a CacheStore was nowhere."""
+    from assay.cache import open_cache
+    from assay.compare import compare_runs
+    from assay.store import RunStore
+
+    experiment = diamond / "experiments" / "diamond.py"
+    experiment.write_text(
+        experiment.read_text().replace(
+            "return [x * x for x in data]", "return [x * x + 1 for x in data]"
+        )
+    )
+    run_experiment("diamond", ["two"], project_root=diamond)
+    with RunStore("assay.db") as store:
+        for cache in ("data/cache", Path("data/cache"), open_cache(ProjectConfig.load())):
+            diff = compare_runs(store, 1, 2, cache=cache)
+            assert set(diff.stage_code) == {"square"}, cache

@@ -363,6 +363,22 @@ def test_records_of_one_run_stay_with_that_run(store: RunStore) -> None:
     assert store.artifacts(second.id) == [artifact(2)]
 
 
+def test_what_a_run_recorded_is_read_by_any_reference_to_it(store: RunStore) -> None:
+    """`store.provenance(6)` said "No run with id 6": the readers took only full ids,
+    while get_run, the CLI and the docs take numbers, prefixes and 'latest'."""
+    first, second = begin(store), begin(store, minutes=1)
+    store.record_provenance(second.id, {"git": {"commit": "abc"}})
+    store.record_stages(second.id, [stage_row(2)])
+    store.record_artifacts(second.id, [artifact(2)])
+    store.record_param_sets(second.id, [param_set(2)])
+    for ref in (second.id, 2, "2", "latest", -1, "-1", second.id[:10]):
+        assert store.provenance(ref) == {"git": {"commit": "abc"}}, ref
+        assert store.stages(ref) == [stage_row(2)]
+        assert store.artifacts(ref) == [artifact(2)]
+        assert store.param_sets(ref) == [param_set(2)]
+    assert store.provenance(first.number) is None and store.stages("-2") == []
+
+
 def test_values_json_cannot_hold_are_stored_as_their_repr(store: RunStore) -> None:
     run = begin(store)
     store.record_param_sets(run.id, [ParamSetInfo("p", "h", "C", {"data": Path("x.csv")})])
@@ -373,7 +389,7 @@ def test_recording_for_an_unknown_run_is_an_error(store: RunStore) -> None:
     begin(store)
     with pytest.raises(RunStoreError, match="No run with id 'iris-0001'.*get_run"):
         store.record_stages("iris-0001", [stage_row(1)])
-    with pytest.raises(RunStoreError, match="No run with id"):
+    with pytest.raises(RunStoreError, match="No run 'nope' in the run store"):
         store.stages("nope")
 
 

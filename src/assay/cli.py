@@ -201,7 +201,7 @@ def _run_selection(command):
             "overwrite_stages",
             multiple=True,
             metavar="STAGE",
-            help="Recompute the named stage(s).",
+            help="Recompute the named stage(s) and every stage downstream of them.",
         ),
     ]
     for option in reversed(options):
@@ -222,7 +222,7 @@ def _run_selection(command):
     "-c",
     "cache_dir",
     type=click.Path(file_okay=False),
-    help="Use this cache folder.",
+    help="Use this cache folder (or a cache at a URL, e.g. s3://bucket/cache).",
 )
 @click.option("--lazy", is_flag=True, help="Treat every output as Lazy (keep memory low).")
 @click.option("--ignore-lazy", is_flag=True, help="Treat Lazy outputs as ordinary ones.")
@@ -619,9 +619,18 @@ def export():
 @export.command("full", context_settings={**_CONTEXT, "ignore_unknown_options": True})
 @click.argument("run_ref", metavar="RUN", default="latest")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="The folder to write.")
-@click.option("--include", multiple=True, metavar="GLOB", help="Also snapshot these files.")
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Also snapshot these files (when the code is snapshotted now).",
+)
 def export_full(run_ref, output, include):
-    """Write RUN's self-contained folder (what --store-full writes) to data/runs/RUN_ID/."""
+    """Write RUN's self-contained folder (what --store-full writes) to data/runs/RUN_ID/.
+
+    The code is snapshotted by a run's first export (--store-full, as the run
+    ends); a later export of the run keeps that snapshot, not today's code.
+    """
     from assay.cli_provenance import print_written
     from assay.config import ProjectConfig
     from assay.export.full import export_run
@@ -635,7 +644,7 @@ def export_full(run_ref, output, include):
 @export.command("docker", context_settings={**_CONTEXT, "ignore_unknown_options": True})
 @click.argument("run_ref", metavar="RUN", default="latest")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="The context folder.")
-@click.option("--tag", help="The image's name (default: assay-RUN_ID).")
+@click.option("--tag", help="The image's name (default: assay-RUN_ID, in lower case).")
 @click.option("--no-build", is_flag=True, help="Only write the context; do not build.")
 def export_docker(run_ref, output, tag, no_build):
     """Write a Dockerfile and build context that re-create RUN; build it if Docker runs.

@@ -6,7 +6,7 @@
     from assay.store import RunStore
 
     with RunStore("assay.db") as store:
-        diff = compare_runs(store, 6, 7)
+        diff = compare_runs(store, 6, 7, cache="data/cache")
     diff.params      # [ParamChange("trees_100", "n_trees", 100, 200), ...]
     diff.code        # {"commit": ("3f1c...", "9a0b..."), "dirty": (False, True), ...}
     diff.stage_code  # {"train": [("experiments.iris.fit_model", "5e1f...", "77c0...")]}
@@ -22,6 +22,7 @@ parameter set, stage and output name; one *changed* when its key differs
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -113,9 +114,20 @@ def compare_runs(
 ) -> RunComparison:
     """Compare two runs of the run store (references as for :meth:`RunStore.get_run`).
 
-    With the project's ``cache`` (a :class:`~assay.cache.CacheStore`), stages whose code
-    changed are found from their artifacts' sidecars too (``stage_code``).
+    With the project's ``cache``, stages whose code changed are found from their
+    artifacts' sidecars too (``stage_code``). Give the cache folder (``"data/cache"``,
+    from the current folder) or a :class:`~assay.cache.CacheStore`, e.g. the one the
+    project's settings name (a folder or a URL)::
+
+        from assay.cache import open_cache
+        from assay.config import ProjectConfig
+
+        diff = compare_runs(store, 6, 7, cache=open_cache(ProjectConfig.load()))
     """
+    if isinstance(cache, (str, os.PathLike)):
+        from assay.cache import CacheStore
+
+        cache = CacheStore(cache)
     a, b = store.get_run(ref_a), store.get_run(ref_b)
     result = RunComparison(a, b)
     _compare_settings(a, b, result)

@@ -142,7 +142,13 @@ class ExperimentParameters:
             return dict(self._hash_fields())
         if self.hash is not None:
             return self.hash
-        return hash_value(self)
+        try:
+            return hash_value(self)
+        except (TypeError, ValueError) as exc:  # a field holding a lock, a file, itself...
+            raise ParameterError(
+                f"Parameter set '{self.name}' cannot be hashed, and its hash keys its cached "
+                f"results. {exc}"
+            ) from exc
 
     def args_hash(self, dry: bool = False) -> str | dict[str, Any]:
         """Curifactory name of :meth:`params_hash`; ``dry=True`` shows what is hashed."""

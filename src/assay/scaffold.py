@@ -38,7 +38,7 @@ TEMPLATES = {
 ASSAY_TOML = """\
 # Settings of this assay project. All are optional: the values shown are the
 # defaults. Relative paths are relative to this folder. An environment variable
-# overrides each setting, e.g. ASSAY_CACHE_DIR=/scratch/me/cache, and
+# overrides each setting but cache_options, e.g. ASSAY_CACHE_DIR=/scratch/me/cache, and
 # `assay run --cache DIR` overrides that for one run. The same settings can go
 # in pyproject.toml under [tool.assay] instead.
 
@@ -49,6 +49,10 @@ ASSAY_TOML = """\
 # reports_dir = "reports"           # run reports
 # logs_dir = "logs"                 # one log file per run
 # store_path = "assay.db"           # the run store (SQLite)
+
+# With cache_dir at a URL (s3://bucket/cache, gcs://..., see the README):
+# local_cache_dir = "data/cache"    # local copies of what this machine reads or writes
+# cache_options = {}                # the filesystem's options, e.g. { profile = "lab" }
 """
 
 GITIGNORE = """\

@@ -622,9 +622,13 @@ class RunStore:
             row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE number = ?", (number,))
             return _run_from_row(row.fetchone())
 
-    def provenance(self, run_id: str) -> dict[str, Any] | None:
-        """The provenance recorded for a run (by full id), or ``None`` (runs before it existed)."""
-        rows = self._rows_of(run_id, "SELECT data_json FROM provenance")
+    def provenance(self, run: int | str) -> dict[str, Any] | None:
+        """The provenance recorded for a run, or ``None`` (runs before it existed).
+
+        ``run`` is any reference :meth:`get_run` takes (``7``, an id, ``"latest"``, ...),
+        as are those of :meth:`param_sets`, :meth:`stages` and :meth:`artifacts`.
+        """
+        rows = self._rows_of(run, "SELECT data_json FROM provenance")
         return json.loads(rows[0][0]) if rows else None
 
     def known_checksums(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]:
@@ -643,22 +647,22 @@ class RunStore:
                     found[key] = (checksum, size)
         return found
 
-    def param_sets(self, run_id: str) -> list[ParamSetInfo]:
-        """The parameter sets recorded for a run (by full id), in the order recorded."""
-        rows = self._rows_of(run_id, "SELECT name, hash, cls, values_json FROM param_sets")
+    def param_sets(self, run: int | str) -> list[ParamSetInfo]:
+        """The parameter sets recorded for a run (a number, id, ...), in the order recorded."""
+        rows = self._rows_of(run, "SELECT name, hash, cls, values_json FROM param_sets")
         return [ParamSetInfo(name, h, cls, json.loads(values)) for name, h, cls, values in rows]
 
-    def stages(self, run_id: str) -> list[StageRunInfo]:
-        """The stage records of a run (by full id), in the order recorded."""
+    def stages(self, run: int | str) -> list[StageRunInfo]:
+        """The stage records of a run (a number, id, ...), in the order recorded."""
         rows = self._rows_of(
-            run_id, "SELECT param_set, stage, status, key, started, duration_s FROM stages"
+            run, "SELECT param_set, stage, status, key, started, duration_s FROM stages"
         )
         return [StageRunInfo(*row) for row in rows]
 
-    def artifacts(self, run_id: str) -> list[ArtifactInfo]:
-        """The artifacts of a run (by full id), in the order recorded."""
+    def artifacts(self, run: int | str) -> list[ArtifactInfo]:
+        """The artifacts of a run (a number, id, ...), in the order recorded."""
         rows = self._rows_of(
-            run_id,
+            run,
             "SELECT key, name, stage, param_set, path, checksum, size, action, cacher"
             " FROM artifacts",
         )
@@ -686,9 +690,10 @@ class RunStore:
             number = self._number(db, run_id)
             db.executemany(sql, ((number, *row) for row in rows))
 
-    def _rows_of(self, run_id: str, select: str) -> list[tuple[Any, ...]]:
+    def _rows_of(self, run: int | str, select: str) -> list[tuple[Any, ...]]:
+        """Rows of one run (any reference :meth:`get_run` takes) from a per-run table."""
         with self._reading() as db:
-            number = self._number(db, run_id)
+            number = self._resolve(db, run)[0]
             return db.execute(f"{select} WHERE run = ? ORDER BY rowid", (number,)).fetchall()
 
     def _number(self, db: sqlite3.Connection, run_id: str) -> int:

@@ -17,6 +17,10 @@ Everything inside refers to other things inside by relative paths, so the
 folder can be copied anywhere. ``assay reproduce FOLDER`` re-runs it;
 ``assay export docker RUN`` and ``assay export notebook RUN`` build on it.
 
+A run's code is snapshotted once, by its first export (with ``--store-full``,
+as the run ends): a later export of the run, to the same folder or another,
+copies that snapshot and its ``export.code`` section rather than today's code.
+
 From Python (for a run that did not use ``--store-full``)::
 
     from assay.config import ProjectConfig
@@ -51,7 +55,7 @@ from assay.export.snapshot import (
     write_snapshot,
 )
 from assay.keys import split_artifact_key
-from assay.run_record import build_run_record, write_json
+from assay.run_record import build_run_record, read_run_record, write_json
 from assay.store import RunStore
 
 log = logging.getLogger("assay")
@@ -88,7 +92,10 @@ Re-run it and check that every artifact comes out identical:
 
     assay reproduce {folder_name}
 
-Load an artifact here, from Python: `assay.load(key="<key from run.json>", cache_dir="cache")`.
+Load an artifact from Python, run in this folder (`project_root="."` makes `cache_dir`
+count from here, not from the project folder around it):
+
+    assay.load(key="<key from run.json>", cache_dir="cache", project_root=".")
 """
 
 
@@ -127,11 +134,13 @@ def export_run(
     # (manager.get_run_output_path()): it stays, beside the export.
     replaceable = _replaceable if destination else (lambda folder: True)
     check_folder(target, root=config.root, what="a full export", replaceable=replaceable)
+    # A run's code is snapshotted once: a later export keeps the first one's snapshot.
+    earlier = _earlier_export(run["id"], target, Path(config.runs_dir) / run["id"])
     place = target.resolve()  # `-o .`, `-o ..`, a link to an earlier export
     work = place.with_name(f".{place.name}.tmp-{uuid.uuid4().hex[:8]}")
     work.mkdir(parents=True)
     try:
-        contents = _fill(work, config, record, list(include))
+        contents = _fill(work, config, record, list(include), earlier)
         record = portable(record, Path(config.root))
         record["export"] = contents
         write_json(work / "run.json", record)
@@ -202,7 +211,13 @@ def _relink_report(page: Path, report: Path, config: Any, run_id: str) -> None:
     page.write_text(text, encoding="utf-8")
 
 
-def _fill(folder: Path, config: Any, record: dict, include: list[str]) -> dict:
+def _fill(
+    folder: Path,
+    config: Any,
+    record: dict,
+    include: list[str],
+    earlier: tuple[Path, dict] | None,
+) -> dict:
     """Write everything but ``run.json`` and the README; return the ``export`` section."""
     run = record["run"]
     contents: dict[str, Any] = {
@@ -229,6 +244,9 @@ def _fill(folder: Path, config: Any, record: dict, include: list[str]) -> dict:
     if environment is not None:
         (folder / "environment.yml").write_text(environment, encoding="utf-8")
         contents["files"]["environment"] = "environment.yml"
+    if earlier is not None:
+        contents["code"] = _keep_snapshot(earlier, folder / "code", run["id"], include)
+        return contents
     snapshot = plan_snapshot(config.root, config, include)
     size = write_snapshot(config.root, snapshot, folder / "code")
     contents["code"] = {
@@ -238,8 +256,48 @@ def _fill(folder: Path, config: Any, record: dict, include: list[str]) -> dict:
         "left_out": snapshot.left_out,
         "included_on_request": include,
         "same_as_run": _same_code(record),
+        "taken": contents["created"],
     }
     return contents
+
+
+def _earlier_export(run_id: str, *folders: Path) -> tuple[Path, dict] | None:
+    """The first of ``folders`` holding an earlier export of run ``run_id`` with its code
+    snapshot (``--store-full``, an earlier ``assay export full``), and its ``export``
+    section; ``None`` if there is none."""
+    for folder in folders:
+        if not (folder / "code").is_dir() or not is_full_export(folder):
+            continue
+        try:
+            record = read_run_record(folder / "run.json")
+        except AssayError:
+            continue
+        if (record.get("run") or {}).get("id") == run_id:
+            return folder, record["export"]
+    return None
+
+
+def _keep_snapshot(earlier: tuple[Path, dict], code: Path, run_id: str, include: list[str]) -> dict:
+    """Copy the code snapshot of an earlier export of the run into ``code``; return its
+    ``export.code`` section. A run's code is snapshotted once, by its first export (with
+    ``--store-full``, as the run ends): today's code may differ from the run's."""
+    folder, export = earlier
+    section = dict(export.get("code") or {})
+    section.setdefault("taken", export.get("created"))  # exports from before "taken"
+    shutil.copytree(folder / "code", code, symlinks=True)
+    when = section["taken"] or "earlier"
+    if include:
+        log.warning(
+            "Export of run %s: kept the code snapshot of its earlier export %s (taken %s); "
+            "--include applies only to a new snapshot and was ignored. To snapshot the code "
+            "as it is now, move that export away first.",
+            run_id,
+            folder,
+            when,
+        )
+    else:
+        log.info("Export of run %s: kept the code snapshot taken %s.", run_id, when)
+    return section
 
 
 def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
