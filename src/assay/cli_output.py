@@ -201,7 +201,7 @@ def print_plan(console: Console, manager: Any) -> None:
     for node in manager.plan.nodes:
         status, detail = _planned(manager, node)
         counts[status] = counts.get(status, 0) + 1
-        label = {"run": "execute", "unneeded": "skip"}.get(status, status)
+        label = {"run": "execute", "unneeded": "not needed"}.get(status, status)
         table.add_row(
             escape(node.record_label),
             escape(node.spec.name),
@@ -246,7 +246,7 @@ def print_explanations(console: Console, explanations: list) -> None:
         "executed": "[green]executed[/]",
         "cached": "[blue]reused[/]",
         "shared": "[blue]shared[/]",
-        "unneeded": "[dim]skipped[/]",
+        "unneeded": "[dim]not needed[/]",
     }
     for item in explanations:
         head = escape(f"{item.stage} [{item.param_set}]")

@@ -522,7 +522,7 @@ class Runner:
                     else f"no cached {', '.join(missing)}"
                 )
             else:
-                node.status, node.reason = "unneeded", "nothing that runs needs its outputs"
+                node.status, node.reason = "unneeded", "nothing that executes needs its outputs"
         if log.isEnabledFor(logging.DEBUG):  # --verbose: every stage run, not only those run
             for node in nodes:
                 if node.status == "cached":

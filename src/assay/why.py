@@ -46,7 +46,7 @@ def _explain(manager: Any, node: Any) -> Explanation:
         found.reasons.append(_produced_by(meta))
         return found
     if node.status == "unneeded":
-        found.reasons.append("skipped: nothing that executes needs its outputs")
+        found.reasons.append("nothing that executes needs its outputs")
         return found
     if node.status == "executed":  # already, because run() read a result while it planned
         found.reasons.append(f"{node.reason} (executed while run() was planned: it read a result)")
