@@ -138,7 +138,7 @@ def test_a_failed_parallel_run_records_the_stages_it_abandoned_as_interrupted(
     rows = stage_rows(tmp_project)
     assert rows["work:b"] == ("failed", True)
     # a's was executing in a worker, c's waiting for one: stopped, when they had started
-    assert rows["work:a"] == rows["work:c"] == ("skipped", True), rows
+    assert rows["work:a"] == rows["work:c"] == ("interrupted", True), rows
     assert {rows[s] for s in NEVER_STARTED} == {("skipped", False)}, rows
     assert record_stages(tmp_project) == {s: status for s, (status, _) in rows.items()}
     shown = shown_stages(tmp_project)
@@ -194,7 +194,7 @@ def test_ctrl_c_in_a_parallel_run_records_the_stages_it_stopped_as_interrupted(
 
     assert proc.returncode == 130, stdout + stderr
     rows = stage_rows(tmp_project)
-    assert {rows[s] for s in ("work:a", "work:b", "work:c")} == {("skipped", True)}, rows
+    assert {rows[s] for s in ("work:a", "work:b", "work:c")} == {("interrupted", True)}, rows
     assert {rows[s] for s in NEVER_STARTED} == {("skipped", False)}, rows
     assert "failed" not in record_stages(tmp_project).values()
     shown = shown_stages(tmp_project)
@@ -220,7 +220,7 @@ def test_ctrl_c_in_a_serial_run_records_the_stage_it_stopped_as_interrupted(tmp_
     assert result.code == 130, result
     rows = stage_rows(tmp_project)
     assert rows["first:a"] == ("executed", True)
-    assert rows["second:a"] == ("skipped", True), rows
+    assert rows["second:a"] == ("interrupted", True), rows
     assert "failed" not in record_stages(tmp_project).values()
     shown = shown_stages(tmp_project)
     assert shown["second:a"] == "interrupted" and "failed" not in shown.values(), shown

@@ -390,7 +390,7 @@ def print_run(console: Console, store: Any, run: Any) -> None:
             table.add_row(
                 escape(s.param_set or ""),
                 escape(s.stage),
-                _styled(stage_status(s.status, s.started, run.status)),
+                _styled(stage_status(s.status, run.status)),
                 f"{s.duration_s:.3f}" if s.duration_s is not None else "",
             )
         console.print(table)

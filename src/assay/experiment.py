@@ -590,13 +590,16 @@ def _stopped_or(status: str, run_status: str | None) -> str:
     return "running" if status == "failed" and run_status == "interrupted" else status
 
 
-_STAGE_STATUS = {"executed": "executed", "cached": "cached", "failed": "failed"}
+_STAGE_STATUS = {
+    "executed": "executed",
+    "cached": "cached",
+    "failed": "failed",
+    "running": "interrupted",
+}
 """A stage run's status in the run store, from its status in the plan (after
-:func:`_stopped_or`). Any other is ``"skipped"``: it never finished. It was not needed,
-not reached, or stopped with the run: ``"running"`` (executing, or sent to a worker, when
-a stage failed elsewhere or the run was interrupted) is skipped *with* the time it
-started, which is how a reader tells it apart (see :func:`assay.run_record.stage_status`).
-Only the stage that raised is ``"failed"``."""
+:func:`_stopped_or`). ``"running"`` is a stage run the run's stop abandoned (executing, or
+sent to a worker, when a stage failed elsewhere or the run was interrupted): only the
+stage that raised is ``"failed"``. Any other never started: ``"skipped"``."""
 
 
 def record_session(manager: ArtifactManager) -> Path | None:

@@ -18,10 +18,9 @@ travels with the log and can be read without assay::
     }
 
 A stage's ``status`` is ``executed``, ``cached``, ``failed`` (the stage raised: at most
-one per run) or ``skipped`` (it never finished). A skipped stage with a ``started`` time
-was stopped with the run: executing, or sent to a worker, when another stage failed or
-the run was interrupted. :func:`stage_status` names it ``interrupted``, as ``assay show``
-and the report do.
+one per run), ``interrupted`` (stopped with the run: executing, or sent to a worker, when
+another stage failed or the run was interrupted) or ``skipped`` (not needed, or not
+reached).
 
 ``run.config`` holds how the run was started (parameter files, ``--names``,
 ``--indices``, ``--set`` overrides, flags), which is what ``assay reproduce``
@@ -61,15 +60,11 @@ def record_path(config: Any, run_id: str) -> Path:
     return Path(config.logs_dir) / f"{run_id}.json"
 
 
-def stage_status(status: str, started: str | None, run_status: str | None = None) -> str:
+def stage_status(status: str, run_status: str | None = None) -> str:
     """How a stage row of the run store reads: its ``status``, or ``"interrupted"`` for a
-    stage the run's stop abandoned: skipped although it had started (or failed in an
-    interrupted run, as earlier versions recorded the stage Ctrl-C stopped)."""
-    if status == "skipped" and started is not None:
-        return "interrupted"
-    if status == "failed" and run_status == "interrupted":
-        return "interrupted"
-    return status
+    ``"failed"`` one of an interrupted run (how runs recorded before assay 0.1.0 kept the
+    stage that Ctrl-C stopped)."""
+    return "interrupted" if status == "failed" and run_status == "interrupted" else status
 
 
 def build_run_record(store: Any, run_ref: int | str) -> dict[str, Any]:

@@ -74,8 +74,8 @@ version-1 store is upgraded in place the first time it is opened."""
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 """What a run's ``status`` can be; all but ``"running"`` are final."""
 
-STAGE_STATUSES = ("executed", "cached", "failed", "skipped")
-"""What a stage's ``status`` can be in a run."""
+STAGE_STATUSES = ("executed", "cached", "failed", "interrupted", "skipped")
+"""What a stage's ``status`` can be in a run (see :mod:`assay.run_record`)."""
 
 ARTIFACT_ACTIONS = ("computed", "reused")
 """Whether a run computed an artifact or took it from the cache."""
@@ -264,8 +264,10 @@ class StageRunInfo:
     stage: str
     """The stage's name."""
     status: str
-    """``"executed"``, ``"cached"`` (outputs taken from the cache), ``"failed"`` or
-    ``"skipped"``."""
+    """``"executed"``, ``"cached"`` (outputs taken from the cache), ``"failed"`` (it
+    raised), ``"interrupted"`` (stopped with the run: executing, or sent to a worker,
+    when another stage failed or the run was interrupted) or ``"skipped"`` (not
+    needed, or not reached)."""
     key: str | None = None
     """Cache key of the stage's outputs, if it has any."""
     started: str | None = None

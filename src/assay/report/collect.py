@@ -391,7 +391,7 @@ def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> 
                 {"id": labels[label], "label": label, "params": label, "aggregate": False}
             )
             records[-1]["joins"] = []
-        status = stage_status(row.status, row.started, run.get("status"))
+        status = stage_status(row.status, run.get("status"))
         nodes.append(
             {
                 "index": index,
