@@ -66,6 +66,10 @@ if [[ -x "$python" ]] && "$python" -c "import distributed" 2>/dev/null; then
 else
     echo "(skipping --executor dask: dask.distributed is not installed; pip install 'assay[dask]')"
 fi
+# A --parallel run, exported as it ends, re-runs (serially) to the same bytes:
+# `assay reproduce` exits non-zero unless every artifact is identical.
+step "$assay" run iris -p quick --parallel 2 --overwrite --store-full
+step "$assay" reproduce "$(ls -d data/runs/iris-* | sort | tail -n 1)"
 step "$assay" ls
 step "$assay" show latest
 step "$assay" params iris -p grid
