@@ -7,6 +7,7 @@ import datetime as dt
 import enum
 import fractions
 import functools
+import importlib.util
 import os
 import pathlib
 import subprocess
@@ -160,6 +161,84 @@ def test_dict_and_set_order_do_not_matter():
     )
     assert hash_value({3, 1, 2}) == hash_value({2, 3, 1})
     assert hash_value({"a": 1, "b": 2}) != hash_value({"a": 2, "b": 1})
+
+
+def test_dict_order_counts_when_asked_and_nothing_else_changes():
+    """Cache keys hash dicts in order (code iterating one sees it); equal dicts still hash
+    alike by default, as parameter-set hashes must (SPEC section 3)."""
+    steps, reordered = {"add": 1, "mul": 3}, {"mul": 3, "add": 1}
+    assert hash_value(steps, dict_order=True) != hash_value(reordered, dict_order=True)
+    assert hash_value([{"n": {"a": 1, "b": 2}}], dict_order=True) != hash_value(
+        [{"n": {"b": 2, "a": 1}}], dict_order=True
+    )
+    assert hash_value(steps, dict_order=True) == hash_value(dict(steps), dict_order=True)
+    # Sets, keyword arguments and an object's attributes have no order that matters.
+    assert hash_value({3, 1, 2}, dict_order=True) == hash_value({2, 3, 1}, dict_order=True)
+    assert hash_value(functools.partial(max, a=1, b=2), dict_order=True) == hash_value(
+        functools.partial(max, b=2, a=1), dict_order=True
+    )
+    first, second = PlainState(), PlainState()
+    first.x, first.y = 1, 2
+    second.y, second.x = 2, 1
+    assert hash_value(first, dict_order=True) == hash_value(second, dict_order=True)
+    # Values without a dict of two items or more hash as without dict_order.
+    for value in (0, "hello", (1, "a", None), {"k": [1, {"j": 2}]}, PinnedData(), Color.RED):
+        assert hash_value(value, dict_order=True) == hash_value(value)
+    assert Hasher(dict_order=True).update(steps).hexdigest() == hash_value(steps, dict_order=True)
+
+
+class PlainState:
+    pass
+
+
+HELD_FUNCTION = """
+def scale(x, k):
+    return x * k
+
+
+class Scaler:
+    def apply(self, x):
+        return x * 2
+
+
+LAMBDA = lambda x: x*2
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "same"),
+    [
+        pytest.param("def scale(x, k):\n", 'def scale(x, k):\n    """Scale."""\n', True,
+                     id="docstring"),
+        pytest.param("return x * k\n", "return x * k  # scale\n", True, id="comment"),
+        pytest.param("return x * k\n", "return (x *\n            k)\n", True, id="layout"),
+        pytest.param("x*2\n", "x * 2\n", True, id="lambda-layout"),
+        pytest.param("class Scaler:\n", 'class Scaler:\n    """Scales."""\n', True,
+                     id="class-docstring"),
+        pytest.param("return x * k\n", "return x * k + 1\n", False, id="code"),
+        pytest.param("return x * 2\n", "return x * 3\n", False, id="method-code"),
+        pytest.param("x*2\n", "x*3\n", False, id="lambda-code"),
+    ],
+)  # fmt: skip
+def test_functions_and_classes_hash_by_their_code_not_its_layout(
+    tmp_path, monkeypatch, old: str, new: str, same: bool
+):
+    """As stage code is compared: a docstring, a comment or a re-wrapped line in a function
+    held in a value (a partial, a dict of functions, a field) changes nothing."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    path = tmp_path / "held_functions.py"
+
+    def hashes(text: str) -> str:
+        path.write_text(text)
+        spec = importlib.util.spec_from_file_location("held_functions", path)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, "held_functions", module)
+        spec.loader.exec_module(module)
+        values = (functools.partial(module.scale, k=3), module.Scaler, {"f": module.LAMBDA})
+        return [hash_value(value) for value in values]
+
+    before = hashes(HELD_FUNCTION)
+    assert (before == hashes(HELD_FUNCTION.replace(old, new))) is same
 
 
 def test_type_tags_keep_lookalikes_apart():

@@ -1063,3 +1063,337 @@ def test_fingerprints_without_source_are_the_same_in_every_process(tmp_path: Pat
     assert first == fingerprints()
     assert "posixpath" not in first  # the standard library is not the project's code
     assert "made_by_exec" in first
+
+
+# -- code that objects hold ---------------------------------------------------------------
+
+FINGERPRINT_OF_STAGE = """
+import json, sys
+sys.path.insert(0, ".")
+from assay.codeprint import Fingerprinter
+from stages import stage
+digest, parts = Fingerprinter(".").fingerprint(stage)
+print(json.dumps([digest, sorted(parts)]))
+"""
+
+
+def fingerprint_in_a_new_process(root: Path) -> tuple[str, list[str]]:
+    """The digest and part names of ``stages.stage`` in the project at ``root``, as a new
+    ``assay run`` would see them."""
+    run = subprocess.run(
+        [sys.executable, "-c", FINGERPRINT_OF_STAGE],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert run.returncode == 0, run.stderr
+    digest, parts = json.loads(run.stdout)
+    return digest, parts
+
+
+def fingerprint_before_and_after(root: Path, lib: str, stage: str, old: str, new: str):
+    (root / "lib").mkdir()
+    (root / "lib" / "__init__.py").write_text("")
+    (root / "lib" / "h.py").write_text(lib)
+    (root / "stages.py").write_text(stage)
+    before = fingerprint_in_a_new_process(root)
+    edit(root / "lib" / "h.py", old, new)
+    return before, fingerprint_in_a_new_process(root)
+
+
+SCALER = "class Scaler:\n    def __init__(self, k):\n        self.k = k\n\n    def apply(self, x):\n        return x * self.k + 1\n"
+
+HELD_BY_OBJECTS = [
+    pytest.param(SCALER + "\n\nscaler = Scaler(3)\n",
+                 "from lib.h import scaler\n\n\ndef stage(x):\n    return scaler.apply(x)\n",
+                 "self.k + 1", "self.k + 2", id="method-of-a-module-level-instance"),
+    pytest.param(SCALER + "\n\nscaler = Scaler(3)\n",
+                 "import lib.h\n\n\ndef stage(x):\n    return lib.h.scaler.apply(x)\n",
+                 "self.k + 1", "self.k + 2", id="instance-through-a-module-chain"),
+    pytest.param("class Scorer:\n    def __call__(self, x):\n        return x * 3\n\n\nscore = Scorer()\n",
+                 "from lib.h import score\n\n\ndef stage(x):\n    return score(x)\n",
+                 "x * 3", "x * 4", id="callable-instance"),
+    pytest.param("def helper(x):\n    return x * 3\n\n\nclass Base:\n    def __call__(self, x):\n"
+                 "        return self.forward(x)\n\n\nclass Net(Base):\n    def forward(self, x):\n"
+                 "        return helper(x)\n\n\nnet = Net()\n",
+                 "from lib.h import net\n\n\ndef stage(x):\n    return net(x)\n",
+                 "x * 3", "x * 4", id="helper-of-an-instance-method"),
+    pytest.param(SCALER + "\n\ndef make():\n    s = Scaler(2)\n\n    def fn(x):\n        return s.apply(x)\n\n"
+                 "    return fn\n\n\nscale = make()\n",
+                 "from lib.h import scale\n\n\ndef stage(x):\n    return scale(x)\n",
+                 "self.k + 1", "self.k + 2", id="instance-in-a-closure"),
+    pytest.param("class timed:\n    def __init__(self, fn):\n        self.fn = fn\n\n"
+                 "    def __call__(self, *a):\n        return self.fn(*a)\n\n\n"
+                 "@timed\ndef f(x):\n    return x + 1\n",
+                 "from lib.h import f\n\n\ndef stage(x):\n    return f(x)\n",
+                 "x + 1", "x + 2", id="function-a-class-decorator-keeps"),
+    pytest.param("import functools\n\n\nclass scaled:\n    def __init__(self, fn):\n        self.fn = fn\n"
+                 "        functools.update_wrapper(self, fn)\n\n    def __call__(self, *a):\n"
+                 "        return 10 * self.fn(*a)\n\n\ndef base(x):\n    return x + 1\n\n\nf = scaled(base)\n",
+                 "from lib.h import f\n\n\ndef stage(x):\n    return f(x)\n",
+                 "10 * self.fn", "100 * self.fn", id="class-decorator-applied-by-a-call"),
+    pytest.param("from types import SimpleNamespace\n\n\ndef g(x):\n    return x + 1\n\n\n"
+                 "def f(x):\n    return g(x) * 2\n\n\nTOOLS = SimpleNamespace(f=f)\n",
+                 "from lib.h import TOOLS\n\n\ndef stage(x):\n    return TOOLS.f(x)\n",
+                 "x + 1", "x + 2", id="helper-of-a-function-in-a-namespace"),
+    pytest.param("import functools\n\n\ndef g(x):\n    return x + 1\n\n\nclass Pipeline:\n"
+                 "    def __init__(self, steps):\n        self.steps = steps\n\n\n"
+                 "PIPE = Pipeline([functools.partial(g)])\n",
+                 "from lib.h import PIPE\n\n\ndef stage(x):\n    return PIPE.steps[0](x)\n",
+                 "x + 1", "x + 2", id="function-in-a-list-an-instance-holds"),
+    pytest.param("from functools import singledispatch\n\n\n@singledispatch\ndef conv(x):\n"
+                 "    return str(x)\n\n\n@conv.register(int)\ndef _(x):\n    return x * 2\n",
+                 "from lib.h import conv\n\n\ndef stage(x):\n    return conv(x)\n",
+                 "x * 2", "x * 3", id="singledispatch-registration"),
+    pytest.param("STEPS = {'add': 1, 'mul': 3}\n",
+                 "from lib.h import STEPS\n\n\ndef stage(x):\n    for op, k in STEPS.items():\n"
+                 "        x = x + k if op == 'add' else x * k\n    return x\n",
+                 "{'add': 1, 'mul': 3}", "{'mul': 3, 'add': 1}", id="order-of-a-dict-constant"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("lib", "stage", "old", "new"), HELD_BY_OBJECTS)
+def test_editing_code_an_object_holds_changes_the_fingerprint(
+    tmp_path: Path, lib: str, stage: str, old: str, new: str
+):
+    """Each of these edits left the stage's old result in place: the object counted by its
+    type's name only (or a dict by its items, whatever their order)."""
+    before, after = fingerprint_before_and_after(tmp_path, lib, stage, old, new)
+    assert before[0] != after[0]
+
+
+NOT_CODE_EDITS = [
+    pytest.param("import functools\n\n\ndef h(x, k):\n    return x * k\n\n\nh3 = functools.partial(h, k=3)\n",
+                 "from lib.h import h3\n\n\ndef stage(x):\n    return h3(x)\n",
+                 "def h(x, k):\n", 'def h(x, k):\n    """Scale."""\n', id="docstring-of-a-partials-function"),
+    pytest.param("import functools\n\n\ndef h(x, k):\n    return x * k\n\n\nh3 = functools.partial(h, k=3)\n",
+                 "from lib.h import h3\n\n\ndef stage(x):\n    return h3(x)\n",
+                 "return x * k\n", "return x * k  # scale\n", id="comment-in-a-partials-function"),
+    pytest.param("def g(x):\n    return x + 100\n\n\nOPS = {'dbl': lambda x: x*2, 'named': g}\n",
+                 "from lib.h import OPS\n\n\ndef stage(x):\n    return OPS['dbl'](x) + OPS['named'](x)\n",
+                 "lambda x: x*2", "lambda x: x * 2", id="layout-of-a-lambda-in-a-dict"),
+    pytest.param("def g(x):\n    return x + 100\n\n\nOPS = {'dbl': lambda x: x*2, 'named': g}\n",
+                 "from lib.h import OPS\n\n\ndef stage(x):\n    return OPS['dbl'](x) + OPS['named'](x)\n",
+                 "return x + 100", "return (x +\n            100)  # shift", id="layout-of-a-function-in-a-dict"),
+    pytest.param(SCALER + "\n\nscaler = Scaler(3)\n",
+                 "from lib.h import scaler\n\n\ndef stage(x):\n    return scaler.apply(x)\n",
+                 "class Scaler:\n", 'class Scaler:\n    """Scales."""\n', id="docstring-of-an-instances-class"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("lib", "stage", "old", "new"), NOT_CODE_EDITS)
+def test_comments_and_layout_of_code_held_in_values_change_no_fingerprint(
+    tmp_path: Path, lib: str, stage: str, old: str, new: str
+):
+    """Functions held in constants were compared by their text: a comment, a docstring or
+    a re-wrapped line recomputed the stages using them."""
+    before, after = fingerprint_before_and_after(tmp_path, lib, stage, old, new)
+    assert before == after
+
+
+def test_numpys_global_random_state_is_no_part_of_a_key(tmp_path: Path):
+    """A stage calling ``np.random.rand()`` was keyed on the state of numpy's global
+    generator, seeded anew in every process: it never came from the cache."""
+    (tmp_path / "stages.py").write_text(
+        "import numpy as np\n\n\ndef stage(x):\n    return np.random.rand() * x\n"
+    )
+    first, parts = fingerprint_in_a_new_process(tmp_path)
+    assert fingerprint_in_a_new_process(tmp_path)[0] == first
+    assert not any("__self__" in part for part in parts), parts
+
+
+def test_objects_of_installed_and_standard_library_classes_count_by_type_only(tmp_path: Path):
+    """A logger or a thread pool at module level adds no part for its class: keys of stages
+    that log stay what they were."""
+    (tmp_path / "stages.py").write_text(
+        "import logging\nfrom concurrent.futures import ThreadPoolExecutor\n\n"
+        'LOG = logging.getLogger("x")\nPOOL = ThreadPoolExecutor(1)\n\n\n'
+        "def stage(x):\n    LOG.info(x)\n    return POOL.submit(abs, x).result()\n"
+    )
+    _, parts = fingerprint_in_a_new_process(tmp_path)
+    assert parts == ["stages.LOG", "stages.POOL", "stages.stage"]
+
+
+HELD_EXPERIMENT = """
+from dataclasses import dataclass, field
+
+from lib.held import Scaler
+from tracking import note
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    base: float = 0.5
+    scaler: object = field(default_factory=lambda: Scaler(3))
+
+
+@dataclass
+class Computed(assay.ExperimentParameters):
+    base: float = 0.5
+
+    def __post_init__(self):
+        self.lr = self.base * 2
+
+
+@assay.stage(outputs=["scaled"], cachers=[JsonCacher])
+def scaled(record):
+    note(record, "scaled")
+    return record.params.scaler.apply(2)
+
+
+@assay.stage(outputs=["rate"], cachers=[JsonCacher])
+def rate(record):
+    note(record, "rate")
+    return record.params.lr
+
+
+def get_params():
+    return [Params(name="h"), Computed(name="c")]
+
+
+def run(param_sets, manager):
+    scaled(assay.Record(manager, param_sets[0]))
+    rate(assay.Record(manager, param_sets[1]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new", "stage", "value"),
+    [
+        pytest.param("lab/lib/held.py", "x * self.k", "x * self.k + 1", "scaled:h", 7,
+                     id="class-of-an-object-in-a-field"),
+        pytest.param("lab/experiments/held.py", "self.base * 2", "self.base * 3", "rate:c", 1.5,
+                     id="post-init-setting-what-the-stage-reads"),
+    ],
+)  # fmt: skip
+def test_code_that_makes_what_a_stage_reads_from_its_parameters_is_keyed(
+    lab: Lab, path: str, old: str, new: str, stage: str, value
+):
+    """Editing either left the stage's old result in place."""
+    (lab.root / "lib" / "held.py").write_text(
+        "class Scaler:\n    def __init__(self, k):\n        self.k = k\n\n"
+        "    def apply(self, x):\n        return x * self.k\n"
+    )
+    (lab.root / "experiments" / "held.py").write_text(HELD_EXPERIMENT)
+    assert lab.run("held") == ["rate:c", "scaled:h"]
+    lab.edit(path, old, new)
+    assert lab.run("held") == [stage]
+    output, param_set = stage.split(":")
+    assert lab.value(output, param_set, "held") == value
+
+
+DIRECT_EXPERIMENT = """
+from dataclasses import dataclass, field
+
+from lib.direct import triple
+from tracking import note
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    steps: dict = field(default_factory=lambda: {"add": 1, "mul": 3})
+
+
+@assay.stage(outputs=["stepped"], cachers=[JsonCacher])
+def stepped(record):
+    note(record, "stepped")
+    value = 1
+    for op, k in record.params.steps.items():
+        value = value + k if op == "add" else value * k
+    return value
+
+
+@assay.stage(outputs=["applied"], cachers=[JsonCacher])
+def applied(record, fn):
+    note(record, "applied")
+    return fn(2)
+
+
+def get_params():
+    return [Params(name="d")]
+
+
+def run(param_sets, manager):
+    stepped(assay.Record(manager, param_sets[0]))
+    applied(assay.Record(manager, param_sets[0]), fn=triple)
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new", "stage", "value"),
+    [
+        pytest.param("lab/experiments/direct.py", '{"add": 1, "mul": 3}',
+                     '{"mul": 3, "add": 1}', "stepped:d", 4, id="dict-field-reordered"),
+        pytest.param("lab/lib/direct.py", "x * 3", "x * 4", "applied:d", 8,
+                     id="helper-of-a-function-passed-directly"),
+    ],
+)  # fmt: skip
+def test_what_a_stage_is_given_is_keyed_with_its_order_and_its_code(
+    lab: Lab, path: str, old: str, new: str, stage: str, value
+):
+    """Reordering a dict field left the stage's old result in place (its key took the
+    set's order-free hash), as did editing a helper of a function passed as an argument
+    (only that function's own code was keyed)."""
+    (lab.root / "lib" / "direct.py").write_text(
+        "def _times(x):\n    return x * 3\n\n\ndef triple(x):\n    return _times(x)\n"
+    )
+    (lab.root / "experiments" / "direct.py").write_text(DIRECT_EXPERIMENT)
+    assert lab.run("direct") == ["applied:d", "stepped:d"]
+    assert lab.run("direct") == []
+    lab.edit(path, old, new)
+    assert lab.run("direct") == [stage]
+    output, param_set = stage.split(":")
+    assert lab.value(output, param_set, "direct") == value
+
+
+def test_dunder_methods_that_compute_attributes_count_as_code_the_stage_reads():
+    """``__post_init__``, ``__getattr__`` and ``__getattribute__`` make what a stage reads:
+    their code is keyed when the stage reads what they make, as a property's is."""
+    from dataclasses import dataclass
+
+    from assay.tracking import code_attributes, tracking_copy
+
+    @dataclass
+    class Computed(assay.ExperimentParameters):
+        base: float = 0.5
+
+        def __post_init__(self):
+            self.lr = self.base * 2
+
+        def __getattr__(self, name):
+            if name == "half":
+                return self.base / 2
+            raise AttributeError(name)
+
+    @dataclass
+    class Hooked(assay.ExperimentParameters):
+        base: float = 0.5
+
+        def __getattribute__(self, name):
+            value = super().__getattribute__(name)
+            return value * 10 if name == "base" else value
+
+    assert {"__post_init__", "__getattr__"} <= set(code_attributes(Computed))
+    assert "__repr__" not in code_attributes(Computed)  # made by @dataclass: not computing
+
+    params, reads = tracking_copy(Computed(name="c"))
+    # A tracking copy's class adds assay's hooks, which are no code of the researcher's.
+    assert code_attributes(type(params)) == code_attributes(Computed)
+    assert params.base == 0.5 and reads == {"base"}
+    reads.clear()
+    assert params.lr == 1.0
+    assert "__post_init__" in reads and "base" in reads
+    reads.clear()
+    assert params.half == 0.25
+    assert reads == {"__getattr__", "base"}
+
+    params, reads = tracking_copy(Hooked(name="h"))
+    assert params.base == 5.0  # the class's own hook runs under tracking too
+    assert reads == {"base", "__getattribute__"}

@@ -19,7 +19,12 @@ from pathlib import Path
 import pytest
 
 import assay
-from assay.sourcetext import _from_code, source_and_tree
+from assay.sourcetext import (
+    _from_code,
+    normalized_expression,
+    normalized_source,
+    source_and_tree,
+)
 from conftest import on_sys_path
 
 MODULE = "assay_user_sourcetext_helper"
@@ -200,3 +205,19 @@ def test_a_stage_that_puts_values_in_the_state_by_hand_is_told_apart(helper):
         "another_records": False,
     }
     assert writes_record_state(lambda record: record.state.update(n=1)) is False  # not read
+
+
+def test_normalized_text_has_no_comments_docstrings_or_layout():
+    """What stage code and functions held in values are compared by."""
+
+    def documented(x, k):
+        """Scale."""
+        return (x *  # a comment
+                k)  # fmt: skip
+
+    text, tree = normalized_source(documented)
+    assert text == "def documented(x, k):\n    return x * k"
+    assert ast.get_docstring(tree.body[0]) is None
+    assert normalized_expression("x*2") == "x * 2"
+    assert normalized_expression("lambda x: (x  # one\n  + 1)") == "lambda x: x + 1"
+    assert normalized_expression("x +") == "x +"  # not an expression: as it was, stripped

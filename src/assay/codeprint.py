@@ -37,8 +37,8 @@ from typing import Any
 
 from assay import distributions
 from assay.hashing import _lambda_source, hash_value
-from assay.sourcetext import source_and_tree
-from assay.tracking import held_code
+from assay.sourcetext import normalized_expression, source_and_tree, strip_docstrings
+from assay.tracking import held_code, is_own_object
 
 _STDLIB = set(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
 _SITE_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
@@ -168,7 +168,9 @@ class Fingerprinter:
             # call it is passed to changes nothing), and named by that code: a module's
             # lambdas all have the qualified name "<lambda>".
             digest = hash_value(("lambda", _bytecode_text(func.__code__)))
-            source, tree = _lambda_source(func) or "", None
+            # Without layout or comments: reformatting it changes neither name nor digest.
+            source, tree = _lambda_source(func, "\n") or "", None
+            source = normalized_expression(source) if source else ""
             try:  # its body, to follow `module.helper` chains in it
                 tree = ast.parse(source, mode="eval") if source else None
             except SyntaxError:
@@ -213,11 +215,22 @@ class Fingerprinter:
         if _is_session_state(value):
             return
         wrapped = getattr(value, "__wrapped__", None)
+        registry = getattr(value, "registry", None)
+        if isinstance(registry, types.MappingProxyType) and hasattr(value, "dispatch"):
+            # functools.singledispatch: what runs is the implementation registered for
+            # the argument's type (`@convert.register(int)`), each a function of its own.
+            for implementation in registry.values():
+                if isinstance(implementation, types.FunctionType):
+                    self._visit(implementation, parts, active)
         if callable(value) and wrapped is not None and not hasattr(value, "__assay_stage__"):
             if isinstance(value, types.FunctionType):
                 # A decorator's wrapper (applied by a call, `fast = twice(base)`, there
                 # is no `@twice` in any source): its own code counts too.
                 self._visit(value, parts, active)
+            elif is_own_object(value):
+                # A decorator class of the project (functools.update_wrapper in its
+                # __init__): its __call__ runs around the function.
+                self._visit(type(value), parts, active)
             # functools.cache, lru_cache, wraps-style decorators: the code is underneath.
             value = inspect.unwrap(value)
         if isinstance(value, types.MethodType) and not isinstance(
@@ -236,12 +249,14 @@ class Fingerprinter:
             digest = None
             if _is_plain_data(value):
                 try:
-                    digest = hash_value(_hashable_form(value))
+                    # In its order: code iterating a dict (`for op, k in STEPS.items()`)
+                    # may give another result for another order.
+                    digest = hash_value(_hashable_form(value), dict_order=True)
                 except (TypeError, ValueError):
                     digest = None
             if digest is None:
-                # Objects with runtime state (loggers, connections, ...) would change
-                # their hash on every run; they count by type only.
+                # Objects with runtime state (loggers, connections, a model's weights)
+                # would change their hash on every run; their data counts by type only.
                 digest = hash_value(("object", type(value).__module__, type(value).__qualname__))
             text = repr(value)
             parts[name] = {
@@ -249,11 +264,13 @@ class Fingerprinter:
                 "digest": digest,
                 "value": text[:_VALUE_LIMIT] + ("..." if len(text) > _VALUE_LIMIT else ""),
             }
-            if digest is not None and _is_plain_data(value):
-                # A partial, a table of functions, a dataclass or enum with methods: the
-                # value's digest covers their own source at most, not what they call.
-                for held in held_code(value):
-                    self._visit(held, parts, active)
+            # A partial, a table of functions, a dataclass or enum with methods: the
+            # value's digest covers their own source at most, not what they call. An
+            # instance of a class of the project (`scaler = Scaler(3)`, a decorator
+            # object, a callable object): its class's code, and the functions its
+            # attributes hold, with what they call.
+            for held in held_code(value):
+                self._visit(held, parts, active)
 
     def _dependencies(self, func: types.FunctionType, tree: ast.AST | None):
         """``(qualified name, value)`` of the globals, closures and defaults ``func`` uses."""
@@ -383,7 +400,7 @@ def _normalized(obj: Any) -> tuple[str, ast.AST | None]:
         if code is None:
             raise
         return _bytecode_text(code), None
-    _strip_docstrings(tree)
+    strip_docstrings(tree)
     _strip_decorator_of_stage(tree)
     return ast.unparse(tree), tree
 
@@ -397,19 +414,6 @@ def _bytecode_text(code: types.CodeType) -> str:
         for const in code.co_consts
     )
     return repr((code.co_code, consts, code.co_names))
-
-
-def _strip_docstrings(tree: ast.AST) -> None:
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
-            body = node.body
-            if (
-                body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):
-                node.body = body[1:] or [ast.Pass()]
 
 
 def _strip_decorator_of_stage(tree: ast.AST) -> None:
@@ -653,10 +657,15 @@ def _hashable_form(value: Any) -> Any:
 
 def _is_session_state(value: Any) -> bool:
     """Whether ``value`` is the interpreter's state: ``os.environ``, ``sys.argv``,
-    ``sys.path``, ``sys.modules``. They differ from one shell or one way of starting a run
-    to the next (``OLDPWD``, ``SSH_CLIENT``, what is imported), so a key holding them
-    would recompute for nothing; a setting that changes results belongs in a parameter."""
-    return any(value is state for state in (os.environ, sys.argv, sys.path, sys.modules))
+    ``sys.path``, ``sys.modules``, and numpy's global random state (what
+    ``np.random.rand()`` draws from). They differ from one shell or one way of starting a
+    run to the next (``OLDPWD``, ``SSH_CLIENT``, what is imported, a seed numpy takes from
+    the operating system), so a key holding them would recompute for nothing; a setting
+    that changes results belongs in a parameter."""
+    if any(value is state for state in (os.environ, sys.argv, sys.path, sys.modules)):
+        return True
+    mtrand = sys.modules.get("numpy.random.mtrand")
+    return mtrand is not None and value is getattr(mtrand, "_rand", None)
 
 
 def _is_plain_data(value: Any) -> bool:

@@ -6,7 +6,10 @@ machine and under every ``PYTHONHASHSEED``, and different values give different
 hashes. :func:`hash_value` gets there by walking an object the way a pickler
 does and feeding a type-tagged, length-prefixed description of it into one
 streaming xxh3-128 hasher. Nothing depends on ``id()``, ``hash()`` or the order
-in which a dict or set was filled.
+in which a set was filled, nor, by default, a dict: equal dicts hash alike, as
+a parameter set's hash must. ``dict_order=True`` makes a dict's order count,
+for cache keys (a stage iterating a dict sees its order); values without a
+dict of two items or more hash the same either way.
 
 What is understood out of the box: ``None``, booleans, numbers, strings, bytes,
 tuples, lists, dicts, sets, enums, paths, dates and times, ``Decimal``,
@@ -41,12 +44,13 @@ import os
 import pathlib
 import struct
 import sys
-import textwrap
 import types
 from collections.abc import Callable
 from typing import Any
 
 import xxhash
+
+from assay.sourcetext import normalized_expression, normalized_source
 
 __all__ = [
     "Hasher",
@@ -126,52 +130,59 @@ def _module_name(obj: Any) -> str:
 @functools.lru_cache(maxsize=4096)
 def _cached_source(_filename: str | None, target: Any) -> str | None:
     try:
-        lines, _ = inspect.getsourcelines(target)
-    except (OSError, TypeError):
+        return normalized_source(target)[0]
+    except (OSError, TypeError, SyntaxError):
         return None
-    text = textwrap.dedent("".join(lines))
-    kept = [
-        line.rstrip()
-        for line in text.splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    return "\n".join(kept)
 
 
 def _normalized_source(obj: Any) -> str | None:
-    """Source of a class or function without blank lines, comments or indentation."""
+    """Source of a class or function without comments, docstrings or layout, as stage
+    code is compared (:func:`assay.sourcetext.normalized_source`)."""
     code = getattr(obj, "__code__", None)
     if code is not None:
         return _cached_source(code.co_filename, code)
     return _cached_source(None, obj)
 
 
-def _lambda_source(obj: Any) -> str | None:
+@functools.lru_cache(maxsize=4096)
+def _source_lines(_filename: str, code: types.CodeType) -> str | None:
+    """The lines a lambda sits on, without blank and comment lines (when its columns are
+    not known)."""
+    try:
+        lines, _ = inspect.getsourcelines(code)
+    except (OSError, TypeError):
+        return None
+    kept = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return "\n".join(kept)
+
+
+def _lambda_source(obj: Any, separator: str = " ") -> str | None:
     """A lambda's own expression, not the whole line it sits on (Python 3.11+).
 
     Editing the rest of the line (another argument of the call the lambda is
     passed to, say) then leaves its hash alone. Before 3.11 code objects do
-    not record columns, and the line is used.
+    not record columns, and the line is used. The lines of a lambda written on
+    several are joined by ``separator``.
     """
     code = obj.__code__
     positions = getattr(code, "co_positions", None)
     if positions is None:
-        return _normalized_source(obj)
+        return _source_lines(code.co_filename, code)
     spans = [p for p in positions() if None not in p and p[2:] != (0, 0)]
     lines = linecache.getlines(code.co_filename)
     if not spans or not lines:
-        return _normalized_source(obj)
+        return _source_lines(code.co_filename, code)
     first_line, _, first_col, _ = min(spans, key=lambda p: (p[0], p[2]))
     last_line = max(p[1] for p in spans)
     last_col = max(p[3] for p in spans if p[1] == last_line)
     if last_line > len(lines):
-        return _normalized_source(obj)
+        return _source_lines(code.co_filename, code)
     if first_line == last_line:
         return lines[first_line - 1][first_col:last_col]
     parts = [lines[first_line - 1][first_col:]]
     parts += lines[first_line : last_line - 1]
     parts.append(lines[last_line - 1][:last_col])
-    return " ".join(part.strip() for part in parts)
+    return separator.join(part.strip() for part in parts)
 
 
 def _code_fingerprint(code: types.CodeType) -> tuple:
@@ -184,10 +195,11 @@ def _code_fingerprint(code: types.CodeType) -> tuple:
 class _Walker:
     """Feeds the type-tagged serialization of objects into one xxh3-128 stream."""
 
-    def __init__(self, active: set[int] | None = None) -> None:
+    def __init__(self, active: set[int] | None = None, dict_order: bool = False) -> None:
         self._h = xxhash.xxh3_128()
         self._w = self._h.update
         self._active: set[int] = set() if active is None else active
+        self._dict_order = dict_order
 
     # -- primitives -------------------------------------------------------------------
 
@@ -202,7 +214,7 @@ class _Walker:
         self._blob(s.encode("utf-8", "surrogatepass"))
 
     def _sub_digest(self, obj: Any) -> bytes:
-        sub = _Walker(self._active)
+        sub = _Walker(self._active, self._dict_order)
         sub.walk(obj)
         return sub._h.digest()
 
@@ -323,6 +335,10 @@ class _Walker:
         self._active.discard(key)
 
     def _dict(self, obj: dict) -> None:
+        self._mapping(obj, in_order=self._dict_order)
+
+    def _mapping(self, obj: dict, in_order: bool) -> None:
+        """A dict's items, in its order or sorted by their keys' digests."""
         key = self._enter(obj, "dict")
         self._w(b"d")
         self._len(len(obj))
@@ -333,7 +349,8 @@ class _Walker:
             except _WalkError as exc:
                 exc.path.insert(0, f" (a key {_short_repr(k)})")
                 raise
-        items.sort(key=lambda item: item[0])
+        if not in_order:
+            items.sort(key=lambda item: item[0])
         for digest, k, v in items:
             self._w(digest)
             self._child(v, f"[{_short_repr(k)}]")
@@ -427,7 +444,11 @@ class _Walker:
             self._w(b"P")
             self._child(obj.func, ".func")
             self._child(obj.args, ".args")
-            self._child(obj.keywords, ".keywords")
+            try:  # keyword arguments: their order changes nothing
+                self._mapping(obj.keywords, in_order=False)
+            except _WalkError as exc:
+                exc.path.insert(0, ".keywords")
+                raise
         elif isinstance(obj, _BUILTIN_CALLABLES):
             self._w(b"j")
             self._text(_module_name(obj))
@@ -456,7 +477,11 @@ class _Walker:
         self._text(module)
         self._text(qualname)
         is_lambda = obj.__name__ == "<lambda>"
-        source = _lambda_source(obj) if is_lambda else _normalized_source(obj)
+        if is_lambda:
+            source = _lambda_source(obj, "\n")
+            source = None if source is None else normalized_expression(source)
+        else:
+            source = _normalized_source(obj)
         self._text("" if source is None else source)
         if source is None or is_lambda:
             # Several lambdas on one line share their source line; the code tells them apart.
@@ -505,7 +530,10 @@ class _Walker:
         key = self._enter(obj, f"'{cls.__qualname__}' object")
         self._w(b"O")
         self._text(_type_name(cls))
-        self._child(state, "")
+        if type(state) is dict:  # attributes: the order they were set in changes nothing
+            self._mapping(state, in_order=False)
+        else:
+            self._child(state, "")
         self._active.discard(key)
 
     # -- numpy ------------------------------------------------------------------------
@@ -684,10 +712,13 @@ class Hasher:
         h.update("train")
         h.update(params)
         key = h.hexdigest()
+
+    ``dict_order=True``: dicts with the same items in another order hash apart
+    (see :func:`hash_value`).
     """
 
-    def __init__(self) -> None:
-        self._walker = _Walker()
+    def __init__(self, *, dict_order: bool = False) -> None:
+        self._walker = _Walker(dict_order=dict_order)
         self._walker._w(_FORMAT_VERSION)
 
     def update(self, obj: Any) -> Hasher:
@@ -713,7 +744,7 @@ class Hasher:
         return self._walker._h.hexdigest()
 
 
-def hash_value(obj: Any) -> str:
+def hash_value(obj: Any, *, dict_order: bool = False) -> str:
     """Return a stable 32-character hex hash of any parameter value.
 
     Equal values give equal hashes in every process and on every machine;
@@ -726,10 +757,16 @@ def hash_value(obj: Any) -> str:
         False
 
     Large numpy arrays and pandas frames are hashed straight from memory.
-    Functions and classes are hashed by qualified name and source code, so
-    editing a function passed as a parameter changes the hash.
+    Functions and classes are hashed by qualified name and source code (without
+    comments, docstrings or layout), so editing a function passed as a parameter
+    changes the hash.
+
+    Two dicts with the same items in another order are equal in Python and hash
+    alike. With ``dict_order=True`` their order counts (sets stay unordered):
+    assay hashes what enters a stage's cache key so, since code that iterates a
+    dict sees its order (``for step, k in STEPS.items()``).
     """
-    return Hasher().update(obj).hexdigest()
+    return Hasher(dict_order=dict_order).update(obj).hexdigest()
 
 
 def file_checksum(path: str | pathlib.Path, chunk: int = 8 * 1024 * 1024) -> str:

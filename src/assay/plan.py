@@ -17,7 +17,7 @@ from assay.errors import MissingInputError, PlanStops
 from assay.hashing import hash_value
 from assay.keys import artifact_key, stage_base
 from assay.staging import Lazy, StageSpec, producers_of
-from assay.tracking import code_attributes
+from assay.tracking import code_attributes, held_code
 
 if TYPE_CHECKING:
     from assay.record import Record
@@ -408,12 +408,16 @@ def _keyed_on_all(cacher: Any) -> bool:
 
 
 def _value_hash(value: Any, node: StageNode, what: str) -> str:
-    """Hash a value passed in directly; if it cannot be hashed the run becomes volatile."""
+    """Hash a value passed in directly, with the code of the functions it holds and what
+    they call (``fn=fit``: editing a helper ``fit`` calls counts); if it cannot be hashed
+    the run becomes volatile."""
     try:
-        return hash_value(value)
+        digest = hash_value(value, dict_order=True)
     except (TypeError, ValueError) as exc:
         node.volatile.append(f"{what}: {exc}")
         return "volatile"
+    code = held_code(value)
+    return node.plan.runner.held_code(digest, code) if code else digest
 
 
 def missing_state_input(node: StageNode, name: str) -> MissingInputError:

@@ -276,7 +276,9 @@ class Record:
                 found: dict[str, str | None] = {"name": hash_value(("name", params.name))}
                 for f in fields(params):
                     if f.name in represented:
-                        found[f.name] = hash_value(represented[f.name])
+                        # In its order: a stage iterating a dict field may give another
+                        # result for another order (the set's own hash ignores it).
+                        found[f.name] = hash_value(represented[f.name], dict_order=True)
                         if represented[f.name] is not getattr(params, f.name):
                             self._shown[f.name] = short_repr(represented[f.name], 80)
                         code = held_code(represented[f.name])

@@ -1344,7 +1344,7 @@ def state_entry_part(node: StageNode, name: str) -> str | None:
     if type(value) is Artifact:
         return value.node.key and f"artifact {value.key}"
     try:
-        return hash_value(value)
+        return hash_value(value, dict_order=True)
     except Exception:  # a value the hasher does not understand counts by its type
         return hash_value(("object", type(value).__module__, type(value).__qualname__))
 

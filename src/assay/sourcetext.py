@@ -45,6 +45,44 @@ def source_and_tree(obj: Any) -> tuple[str, ast.Module]:
     return source, ast.parse(source)
 
 
+def normalized_source(obj: Any) -> tuple[str, ast.Module]:
+    """``obj``'s definition without comments, docstrings or layout (the syntax tree
+    written back as text), and its tree with the docstrings taken out.
+
+    Both stage code and functions or classes held in values (a ``functools.partial``,
+    a dict of functions, a parameter field) are compared in this form, so an edit to a
+    comment or docstring, or re-wrapping a line, changes neither. Raises what
+    :func:`source_and_tree` raises.
+    """
+    _, tree = source_and_tree(obj)
+    strip_docstrings(tree)
+    return ast.unparse(tree), tree
+
+
+def normalized_expression(text: str) -> str:
+    """A Python expression's text (a lambda's, maybe over several lines) without comments
+    or layout: ``x*2`` reads ``x * 2``. Text that does not parse as one expression is
+    given back stripped."""
+    try:  # in parentheses, as it sat in a call or a dict: its line breaks are legal there
+        return ast.unparse(ast.parse(f"(\n{text}\n)", mode="eval"))
+    except SyntaxError:
+        return text.strip()
+
+
+def strip_docstrings(tree: ast.AST) -> None:
+    """Take the docstring out of every function, class and module in ``tree``."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+
+
 def _from_code(code: types.CodeType) -> tuple[str, ast.Module] | None:
     """The definition of ``code``'s function from the lines its instructions came from."""
     if code.co_name == "<lambda>" or not hasattr(code, "co_positions"):

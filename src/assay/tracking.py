@@ -17,6 +17,8 @@ import copy
 import dataclasses
 import enum
 import functools
+import os
+import sys
 import types
 from typing import Any
 
@@ -24,6 +26,8 @@ _TRACKERS: dict[type, type] = {}
 _WHOLESALE = frozenset(
     {"__dict__", "__reduce__", "__reduce_ex__", "__getstate__", "__eq__", "__repr__", "__copy__"}
 )
+_COMPUTING = frozenset({"__post_init__", "__getattr__", "__getattribute__"})
+"""Dunder methods that compute what a stage reads: they count as code when defined."""
 
 
 def tracking_copy(params: Any) -> tuple[Any, set[str]]:
@@ -49,7 +53,9 @@ def code_attributes(cls: type) -> dict[str, Any]:
 
     Calling one in a stage counts as a read, keyed on its code (what it does may
     change without any field changing). Those of :class:`assay.ExperimentParameters`
-    itself and of ``object``, and dunder methods, do not count.
+    itself and of ``object`` do not count, nor do dunder methods but those that
+    compute what a stage reads: ``__post_init__`` (an attribute it sets),
+    ``__getattr__`` and ``__getattribute__``.
     """
     found = _CODE_ATTRIBUTES.get(cls)
     if found is None:
@@ -60,8 +66,11 @@ def code_attributes(cls: type) -> dict[str, Any]:
         for klass in reversed(cls.__mro__):
             if klass is object or klass.__module__.split(".")[0] == "assay":
                 continue
+            if "__assay_tracking__" in vars(klass):  # a tracking copy's class: assay's hooks
+                continue
             for name, value in vars(klass).items():
-                if not (name.startswith("__") and name.endswith("__")) and name not in fields:
+                dunder = name.startswith("__") and name.endswith("__")
+                if (not dunder or name in _COMPUTING) and name not in fields:
                     found[name] = value
         _CODE_ATTRIBUTES[cls] = found
     return found
@@ -84,8 +93,12 @@ def code_of_attribute(value: Any) -> Any:
 def held_code(value: Any, depth: int = 0) -> list:
     """The functions and classes a parameter value holds: itself, the function of a
     ``functools.partial`` (and its arguments), a bound method's function (and its
-    object), the items of a list, tuple, set or dict, and the methods of a dataclass
-    instance, an enum member or a named tuple (see :func:`methods_of`).
+    object), the items of a list, tuple, set or dict, the methods of a dataclass
+    instance, an enum member or a named tuple (see :func:`methods_of`), the
+    attributes of a ``SimpleNamespace``, and for an instance of a class of the
+    project (see :func:`is_own_object`) its class and what its attributes hold.
+    Of other objects, the functions their attributes hold (a decorator object's
+    function): not their data.
 
     A stage that reads the field is keyed on their code *and on what that code
     calls*; the field's hash sees only their own source, so editing a helper they
@@ -110,9 +123,47 @@ def held_code(value: Any, depth: int = 0) -> list:
         items = value
     elif isinstance(value, dict):
         items = value.values()
+    elif isinstance(value, types.SimpleNamespace):
+        items = _attributes(value)  # `TOOLS = SimpleNamespace(fit=fit)`
+    elif is_own_object(value):
+        found.append(type(value))  # `scaler.apply(x)`, `net(x)` (its `__call__`)
+        items = _attributes(value)  # `timed(fit)` keeps `fit`; `Pipeline([step, ...])`
+    elif depth < _HELD_DEPTH:
+        items = [v for v in _attributes(value) if isinstance(v, _FUNCTIONS)]
     if depth < _HELD_DEPTH:
         found += [code for item in items for code in held_code(item, depth + 1)]
     return found
+
+
+def is_own_object(value: Any) -> bool:
+    """Whether ``value`` is an instance of a class that is neither built in, of the
+    standard library, of assay, nor of a package in ``site-packages``: the project's
+    own (or of a folder on ``PYTHONPATH``, an editable install), whose code is followed."""
+    cls = type(value)
+    found = _OWN.get(cls)
+    if found is None:
+        module = getattr(cls, "__module__", None) or ""
+        top = module.split(".")[0]
+        path = getattr(sys.modules.get(module), "__file__", None) or ""
+        found = _OWN[cls] = not (
+            not path or top in _NOT_OWN or any(marker in path for marker in _SITE_MARKERS)
+        )
+    return found
+
+
+_OWN: dict[type, bool] = {}
+_NOT_OWN = set(getattr(sys, "stdlib_module_names", ())) | {"builtins", "assay", "numpy", "pandas"}
+_SITE_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+_FUNCTIONS = (types.FunctionType, types.MethodType, functools.partial)
+
+
+def _attributes(value: Any) -> list:
+    """The values of an object's ``__dict__`` (none for an object without one)."""
+    try:
+        state = object.__getattribute__(value, "__dict__")
+    except Exception:  # no __dict__ (slots), or a proxy that refuses
+        return []
+    return list(state.values()) if isinstance(state, dict) else []
 
 
 def methods_of(cls: type) -> list:
@@ -142,6 +193,12 @@ _HELD_DEPTH = 3
 def _make_tracker(cls: type) -> type:
     names = frozenset(f.name for f in dataclasses.fields(cls))
     code_names = frozenset(code_attributes(cls))
+    # What a read of everything reads: every field, and the code that set the attributes
+    # that are not fields (`self.lr = self.base * 2` in __post_init__).
+    everything = names | (code_names & {"__post_init__"})
+    # The class's own __getattribute__ sees every read (it may change what a field gives).
+    hooked = "__getattribute__" in code_names
+    get = cls.__getattribute__ if hooked else object.__getattribute__
 
     def __getattribute__(self, name):  # noqa: N807 - the hook being defined
         if name == "__class__":
@@ -156,23 +213,33 @@ def _make_tracker(cls: type) -> type:
             elif name in state or name in _WHOLESALE:
                 # An attribute that is not a field (set in __post_init__, or a
                 # functools.cached_property computed already) was made from fields
-                # nobody can tell: it counts as reading them all.
-                reads.update(names)
+                # nobody can tell: it counts as reading them all, and the code that
+                # made it.
+                reads.update(everything)
                 if name in code_names:
                     reads.add(name)
             elif name in code_names:
                 reads.add(name)
-        return object.__getattribute__(self, name)
+            if hooked and (name in names or name in state):
+                reads.add("__getattribute__")
+        return get(self, name)
+
+    def __getattr__(self, name):  # noqa: N807
+        """An attribute the class's own ``__getattr__`` computes: its code counts."""
+        reads = object.__getattribute__(self, "__dict__").get("_assay_reads")
+        if reads is not None:
+            reads.add("__getattr__")
+        return cls.__getattr__(self, name)
 
     def __reduce_ex__(self, protocol):  # noqa: N807
         """Pickling or copying gives an ordinary parameter set (and reads everything)."""
-        object.__getattribute__(self, "_assay_reads").update(names)
+        object.__getattribute__(self, "_assay_reads").update(everything)
         state = dict(object.__getattribute__(self, "__dict__"))
         state.pop("_assay_reads", None)
         return (_rebuild, (cls, state))
 
     def __deepcopy__(self, memo):  # noqa: N807
-        object.__getattribute__(self, "_assay_reads").update(names)
+        object.__getattribute__(self, "_assay_reads").update(everything)
         state = dict(object.__getattribute__(self, "__dict__"))
         state.pop("_assay_reads", None)
         return _rebuild(cls, copy.deepcopy(state, memo))
@@ -186,6 +253,8 @@ def _make_tracker(cls: type) -> type:
         "__doc__": cls.__doc__,
         "__assay_tracking__": True,
     }
+    if "__getattr__" in code_names:
+        namespace["__getattr__"] = __getattr__
     return type(cls.__name__, (cls,), namespace)
 
 
