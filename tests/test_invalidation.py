@@ -1397,3 +1397,47 @@ def test_dunder_methods_that_compute_attributes_count_as_code_the_stage_reads():
     params, reads = tracking_copy(Hooked(name="h"))
     assert params.base == 5.0  # the class's own hook runs under tracking too
     assert reads == {"base", "__getattribute__"}
+
+
+STALE_STAGES = """
+import assay
+from assay.caching import JsonCacher
+from stale_lib import bump
+
+
+@assay.stage(outputs=["bumped"], cachers=[JsonCacher])
+def bumped(record):
+    return bump(1)
+"""
+
+
+def test_code_edited_after_it_was_imported_is_refused_until_it_is_reloaded(tmp_path: Path):
+    """In a notebook, a module edited after its import still ran the old code, whose
+    result was cached under the key of the code in the file: a later run (a clean
+    ``assay run`` too) reused it."""
+    import importlib
+
+    from assay.errors import ProjectError
+
+    (tmp_path / "stale_lib.py").write_text("def bump(x):\n    return x + 1\n")
+    (tmp_path / "stale_stages.py").write_text(STALE_STAGES)
+    with on_sys_path(tmp_path, "stale_lib", "stale_stages"):
+        import stale_stages
+
+        def run() -> assay.Record:
+            manager = assay.ArtifactManager("stale", project_root=tmp_path)
+            return stale_stages.bumped(assay.Record(manager, assay.ExperimentParameters(name="s")))
+
+        assert run().state["bumped"] == 2
+        edit(tmp_path / "stale_lib.py", "x + 1", "x + 2")
+
+        objects = tmp_path / "data" / "cache" / "objects"
+        cached = sorted(objects.rglob("*"))
+        with pytest.raises(ProjectError, match=r"stale_lib.py changed since .* stale_lib\.bump"):
+            run()
+        assert sorted(objects.rglob("*")) == cached  # nothing cached under the new key
+
+        # What %autoreload does: the function in use gets the new code.
+        stale_stages.bump.__code__ = importlib.reload(sys.modules["stale_lib"]).bump.__code__
+        again = run()
+        assert again.state["bumped"] == 3 and again._nodes[-1].status == "executed"

@@ -32,10 +32,12 @@ import os
 import re
 import sys
 import types
+import weakref
 from pathlib import Path
 from typing import Any
 
 from assay import distributions
+from assay.errors import ProjectError
 from assay.hashing import _lambda_source, hash_value
 from assay.sourcetext import normalized_expression, source_and_tree, strip_docstrings
 from assay.tracking import held_code, is_own_object
@@ -402,7 +404,43 @@ def _normalized(obj: Any) -> tuple[str, ast.AST | None]:
         return _bytecode_text(code), None
     strip_docstrings(tree)
     _strip_decorator_of_stage(tree)
-    return ast.unparse(tree), tree
+    text = ast.unparse(tree)
+    _check_not_stale(target, text)
+    return text, tree
+
+
+_READ_AS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""A function's code object (a class) -> its normalized source when this process first
+read it: the text the code in memory was made from, as far as this process can tell."""
+
+
+def _check_not_stale(obj: Any, text: str) -> None:
+    """Refuse code in memory that its file no longer says.
+
+    In a notebook (or any process that runs more than once), a module edited after it
+    was imported still runs the code imported then, while its file, which the key is
+    made from, says something else: the old code's results would be cached under the
+    new code's key, and a later run would reuse them. Reloading the module (or
+    ``%autoreload``, which puts new code into the same functions) makes new code
+    objects, which this accepts.
+    """
+    held = obj.__code__ if isinstance(obj, types.FunctionType) else obj
+    try:
+        first = _READ_AS.setdefault(held, text)
+    except TypeError:  # an object that cannot be weakly referenced: nothing to compare
+        return
+    if first == text:
+        return
+    name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
+    where = getattr(held, "co_filename", None) or inspect.getsourcefile(obj) or "its file"
+    module = getattr(obj, "__module__", "THE_MODULE")
+    raise ProjectError(
+        f"{where} changed since this Python session imported {name} from it: the code "
+        "that would run is the one imported then, and its results would be cached as if "
+        "they came from the file as it is now. Reload the module and those importing from "
+        f"it (importlib.reload({module}); in Jupyter, `%load_ext autoreload` and "
+        "`%autoreload 2` do it for you), or restart the kernel, then run again."
+    )
 
 
 def _bytecode_text(code: types.CodeType) -> str:
