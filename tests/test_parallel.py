@@ -66,6 +66,13 @@ a single thread, so the process pool's workers are forked)."""
 SPAWNED = pytest.param({"parallel": 2, "start_method": "spawn"}, id="process-spawned")
 """The process pool with workers spawned, as on macOS and Windows or beside other threads."""
 
+CLI_REMOTE = [
+    pytest.param(["--parallel", "2"], id="process"),
+    pytest.param(["--executor", "dask", "--parallel", "2"], id="dask", marks=pytest.mark.slow),
+]
+"""The command line's options for :data:`REMOTE`."""
+
+
 VOLATILE_META = {"run_id", "created", "duration_s"}
 """Sidecar fields that differ between any two runs."""
 
@@ -715,6 +722,114 @@ def test_worker_logs_and_prints_end_up_in_the_run_log(tmp_project: Path, options
         assert f"printed while evaluating {name}" in log, log
 
 
+TALKING = """
+import logging, sys, warnings
+from dataclasses import dataclass
+import assay
+
+log = logging.getLogger("talking")
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 0
+
+@assay.stage(None, ["said"])
+def talk(record):
+    name = record.params.name
+    print(f"to stdout from {name}")
+    print(f"to stderr from {name}", file=sys.stderr)
+    warnings.warn(f"warned about {name}")
+    try:
+        {}[f"missing {name}"]
+    except KeyError:
+        log.exception("caught while talking about %s", name)
+    log.warning("where %s is", name, stack_info=True)
+    return name
+
+def get_params():
+    return [Params(name=f"s{i}", n=i) for i in range(2)]
+
+def run(param_sets, manager):
+    for params in param_sets:
+        talk(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.parametrize("options", [pytest.param([], id="serial"), *CLI_REMOTE])
+def test_worker_tracebacks_stderr_and_warnings_come_out_as_in_a_serial_run(
+    tmp_project: Path, options: list[str]
+):
+    """From a worker, ``log.exception``'s traceback was dropped, and what a stage wrote to
+    stderr (``warnings.warn`` too) came out on the main process's stdout."""
+    (tmp_project / "experiments" / "talking.py").write_text(TALKING)
+
+    result = run_cli("run", "talking", *options, cwd=tmp_project)
+
+    assert result.code == 0, result
+    log = next((tmp_project / "logs").glob("*.log")).read_text()
+    for name in ("s0", "s1"):
+        assert f"to stdout from {name}" in result.stdout, result
+        assert f"to stderr from {name}" in result.stderr, result
+        assert f"UserWarning: warned about {name}" in result.stderr, result
+        assert f"ERROR: caught while talking about {name}" in result.stderr, result
+        for said in (f"to stderr from {name}", f"warned about {name}", "caught while"):
+            assert said not in result.stdout, result
+        # The run's log has the traceback and the stack; the console the line, as serially.
+        for fragment in (f"ERROR   talking: caught while talking about {name}\nTraceback",
+                         f"KeyError: 'missing {name}'", f"WARNING talking: where {name} is\n"
+                         "Stack (most recent call last):", f"to stderr from {name}"):  # fmt: skip
+            assert fragment in log, log
+        assert f"KeyError: 'missing {name}'" not in result.output, result
+    assert 'in talk\n    {}[f"missing {name}"]' in log, log
+
+
+DIVERGING = """
+from dataclasses import dataclass
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import JsonReporter
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 0
+
+@assay.stage(None, ["model"], [JsonCacher])
+def train(record):
+    record.log_metric("loss", 0.5, step=0)
+    record.report(JsonReporter({"partial": True}, name="partial"))
+    raise RuntimeError("diverged")
+
+def get_params():
+    return [Params(name="only")]
+
+def run(param_sets, manager):
+    for params in param_sets:
+        train(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.parametrize("options", [pytest.param({}, id="serial"), *REMOTE])
+def test_metrics_and_reportables_of_a_stage_that_then_fails_are_kept(tmp_project: Path, options):
+    """A serial run keeps them for the failed run (its report, the run store's metrics);
+    from a worker they were lost with the failure."""
+    from assay.metrics import read_metrics
+
+    (tmp_project / "experiments" / "diverging.py").write_text(DIVERGING)
+
+    with pytest.raises(StageFailed, match="diverged"):
+        run(tmp_project, "diverging", **options)
+
+    with RunStore(tmp_project / "assay.db") as store:
+        failed = store.get_run("latest")
+    assert failed.status == "failed"
+    rows = read_metrics(tmp_project / "assay.db", [failed.number])
+    assert [(r.param_set, r.stage, r.name, r.value, r.step) for r in rows] == [
+        ("only", "train", "loss", 0.5, 0)
+    ]
+    report = json.loads((tmp_project / "reports" / failed.id / "run.json").read_text())
+    assert "only_train_partial" in json.dumps(report), report
+
+
 @pytest.mark.parametrize("options", REMOTE)
 def test_values_put_in_the_state_by_hand_reach_later_stages_on_workers(tmp_project: Path, options):
     """A worker got only declared inputs, and what a stage put in ``record.state`` by hand
@@ -748,6 +863,110 @@ def test_an_aggregate_reading_an_undeclared_entry_on_a_worker_is_told_to_declare
         run(tmp_project, "handset", parallel=2)
 
     assert "summary" in str(caught.value) and "input" in str(caught.value), caught.value
+
+
+GUARDED = """
+import threading
+from dataclasses import dataclass
+import assay
+from assay.caching import JsonCacher
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 0
+
+@assay.stage(None, ["a"], [JsonCacher])
+def first(record):
+    record.state["guard"] = threading.Lock()
+    record.state["note"] = "hi"
+    return {"a": 1}
+
+@assay.stage(["a", "guard", "note"], ["b"], [JsonCacher])
+def second(record, a, guard, note):
+    return {"guard": type(guard).__name__, "note": note}
+
+def get_params():
+    return [Params(name="only")]
+
+def run(param_sets, manager):
+    for params in param_sets:
+        second(first(assay.Record(manager, params)))
+"""
+
+
+@pytest.mark.parametrize("options", REMOTE)
+def test_an_unpicklable_value_put_in_the_state_by_hand_is_named_when_a_worker_needs_it(
+    tmp_project: Path, options
+):
+    """It said that no earlier stage put ``guard`` there (``first`` did, in its worker)."""
+    (tmp_project / "experiments" / "guarded.py").write_text(GUARDED)
+    assert run(tmp_project, "guarded").records[0].state["b"]["guard"] == "lock"  # serially
+
+    with pytest.raises(AssayError) as caught:
+        run(tmp_project, "guarded", overwrite=True, **options)
+
+    message = str(caught.value)
+    for fragment in ("Stage 'second' for parameter set 'only' takes input 'guard'",
+                     "stage 'first' put in record.state by hand", "_thread.lock",
+                     "cannot be pickled", "Run without --parallel",
+                     "make 'guard' an output of 'first' with a cacher"):  # fmt: skip
+        assert fragment in message, message
+    assert "did not put it there" not in message, message
+
+
+CHANGED_IN_RUN = """
+from dataclasses import dataclass
+from pathlib import Path
+import assay
+from assay.caching import JsonCacher
+
+CONFIG = {"scale": 1}
+SEEN = []
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    i: int = 1
+
+@assay.stage(None, ["v"], [JsonCacher])
+def work(record):
+    SEEN.append(record.params.name)  # state the stage keeps (not configuration): fine
+    return record.params.i * CONFIG["scale"]
+
+def get_params():
+    return [Params(name=f"p{i}", i=i) for i in range(1, 5)]
+
+def run(param_sets, manager):
+    if (Path(__file__).parent.parent / "change.flag").exists():
+        CONFIG["scale"] = 10  # after import: workers import the module themselves
+    for params in param_sets:
+        work(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.parametrize("options", REMOTE)
+def test_a_module_value_that_run_changed_stops_the_run_instead_of_filing_wrong_results(
+    tmp_project: Path, options
+):
+    """Workers computed with the import-time value, under the key of the main process's
+    (which holds the changed value): a later serial run reused their wrong results."""
+    (tmp_project / "experiments" / "changed.py").write_text(CHANGED_IN_RUN)
+    manager = run(tmp_project, "changed", **options)  # values as imported: no complaint
+    assert [r.state["v"] for r in manager.records] == [1, 2, 3, 4]
+    forget_project_modules()
+    (tmp_project / "change.flag").touch()
+
+    with pytest.raises(AssayError) as caught:
+        run(tmp_project, "changed", **options)
+
+    message = " ".join(str(caught.value).split())
+    for fragment in ("Stage 'work' for parameter set", "module-level value "
+                     "experiments.changed.CONFIG, which is {'scale': 10} in the main process "
+                     "but {'scale': 1} in the worker", "a value changed after import (in run(), for instance) does not reach them",
+                     "Set the value when the module is imported", "a parameter or a stage "
+                     "argument"):  # fmt: skip
+        assert fragment in message, message
+    forget_project_modules()
+    assert [r.state["v"] for r in run(tmp_project, "changed").records] == [10, 20, 30, 40]
 
 
 @pytest.mark.parametrize("options", REMOTE)

@@ -8,7 +8,8 @@ cacher. The worker rebuilds a record, re-plans the single stage call (its
 cache key must come out the same as the planner's, which catches a worker
 running other code), executes it with the very code a serial run uses, and
 writes the outputs to the shared cache itself. Only what the caller cannot
-read from the cache travels back: timings, sidecars, reportables, log lines,
+read from the cache travels back: timings, sidecars, reportables (a failed
+stage's too), log lines and printed output (replayed here by :func:`replay`),
 and the values of outputs that have no cacher.
 """
 
@@ -116,11 +117,68 @@ class StageResult:
     metas: dict[str, dict] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     reportables: bytes = b""
-    log: list[tuple[int, str, str]] = field(default_factory=list)
-    output: str = ""
+    """The stage's reportables (metrics too), pickled: those of a failed stage as well."""
+    events: list[tuple[str, Any]] = field(default_factory=list)
+    """What the stage logged and printed, in order: ``("log", LogLine)``, ``("stdout",
+    text)``, ``("stderr", text)`` (:func:`replay` gives them to this process's logging
+    and streams)."""
     error: dict | None = None
     state: dict = field(default_factory=dict)
-    """Plain values the stage put in its record's state by hand, for later stages."""
+    """Plain values the stage put in its record's state by hand, for later stages (and a
+    :class:`NotPicklable` for each that could not travel)."""
+
+
+@dataclass
+class LogLine:
+    """A log record of a worker, as it travels back: what handlers format."""
+
+    level: int
+    name: str
+    message: str
+    exc_text: str | None = None
+    """The formatted traceback of ``log.exception(...)`` / ``exc_info=True``."""
+    stack_info: str | None = None
+    """The stack of ``stack_info=True``."""
+    pathname: str = ""
+    lineno: int = 0
+    function: str | None = None
+
+
+def replay(result: StageResult) -> None:
+    """Main process: log and print what a stage did in its worker, in the order it did.
+
+    Log lines go to their loggers here, with their tracebacks (``log.exception``) and
+    stacks, so handlers show them as a serial run's (the run's log file the traceback,
+    the console the line); printed text goes to this process's ``sys.stdout`` or
+    ``sys.stderr``, the stream the stage wrote it to (``warnings.warn`` too).
+    """
+    for kind, item in result.events:
+        if kind == "log":
+            _log_again(item)
+        elif kind == "stderr":
+            sys.stderr.write(item)
+        else:
+            sys.stdout.write(item)
+
+
+def _log_again(line: LogLine) -> None:
+    logger = logging.getLogger(line.name)
+    if not logger.isEnabledFor(line.level):
+        return
+    record = logger.makeRecord(
+        line.name,
+        line.level,
+        line.pathname,
+        line.lineno,
+        line.message,
+        None,
+        None,
+        line.function,
+        None,
+        line.stack_info,
+    )
+    record.exc_text = line.exc_text
+    logger.handle(record)
 
 
 class RemoteStageError(Exception):
@@ -181,6 +239,9 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
     plain, not_sent = _state_for(record, node)
     inputs: dict[str, Any] = {}
     for name, value in node.inputs.items():
+        for item in value.values() if spec.is_aggregate else (value,):
+            if isinstance(item, NotPicklable):
+                raise item.refusal(node)
         if spec.is_aggregate:
             inputs[name] = [_ref(v, index[id(r)]) for r, v in value.items()]
         else:
@@ -229,7 +290,13 @@ def _state_for(record: Any, node: StageNode) -> tuple[dict, tuple]:
         if name in node.inputs:
             continue
         value = dict.__getitem__(record.state, name)
-        if type(value) is not Artifact and _picklable(value):
+        if isinstance(value, NotPicklable) and name in node.state_inputs:
+            raise value.refusal(node)
+        if (
+            type(value) is not Artifact
+            and not isinstance(value, NotPicklable)
+            and _picklable(value)
+        ):
             plain[name] = value
         else:
             not_sent.append(name)
@@ -237,11 +304,55 @@ def _state_for(record: Any, node: StageNode) -> tuple[dict, tuple]:
 
 
 def _picklable(value: Any) -> bool:
+    return _pickling_problem(value) is None
+
+
+def _pickling_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be pickled (``None``: it can)."""
     try:
         pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        return False
-    return True
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@dataclass(frozen=True, init=False)
+class NotPicklable:
+    """Stands in a record's state, in the main process, for a value that a stage running
+    in a worker put there by hand and that cannot be pickled: the value stayed in that
+    worker. A stage that takes it as input is refused before it is sent anywhere, with
+    a message that says so (:func:`make_task`)."""
+
+    stage: str
+    name: str
+    type: str
+    problem: str
+
+    def __init__(self, stage: str, name: str, value: Any, problem: str):
+        cls = type(value)
+        object.__setattr__(self, "stage", stage)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "type", f"{cls.__module__}.{cls.__qualname__}")
+        object.__setattr__(self, "problem", problem)
+
+    def __repr__(self) -> str:
+        return (
+            f"<not sent back: record.state[{self.name!r}], a {self.type} that stage "
+            f"{self.stage!r} put there in a worker process, cannot be pickled>"
+        )
+
+    def refusal(self, node: StageNode) -> AssayError:
+        """The error for ``node``, a stage that takes this value as input."""
+        stage = node.spec.name
+        return AssayError(
+            f"Stage {stage!r} for parameter set {node.record_label!r} takes input "
+            f"{self.name!r}, which stage {self.stage!r} put in record.state by hand, in a "
+            f"worker process; but that value, a {self.type}, cannot be pickled "
+            f"({self.problem}), so it cannot travel to the worker that runs {stage!r}. Run "
+            f"without --parallel / --executor, put a value that can be pickled in "
+            f"record.state[{self.name!r}], or make {self.name!r} an output of "
+            f"{self.stage!r} with a cacher that can save it."
+        )
 
 
 def _ref(value: Any, record: int) -> Any:
@@ -454,36 +565,18 @@ def _run_task(
     worker_code.check_sources(sources or {}, root)  # the task's own imports (parameters) too
     task.checked_files = frozenset(sources or ())
     started = time.time()
-    lines: list[tuple[int, str, str]] = []
-    handler = _ListHandler(lines)
+    events: list[list] = []
+    handler = _ListHandler(events)
     root_logger = logging.getLogger()
     root_logger.addHandler(handler)
     previous_level = root_logger.level
     root_logger.setLevel(min(previous_level or logging.INFO, logging.INFO))
     stdout, stderr = sys.stdout, sys.stderr
-    captured = io.StringIO()
-    sys.stdout = sys.stderr = captured
+    sys.stdout, sys.stderr = _Stream(events, "stdout"), _Stream(events, "stderr")
     try:
         result = _execute(task, started)
     except StageFailed as exc:
-        original = exc.original
-        result = StageResult(
-            key=None,
-            started=started,
-            duration=time.time() - started,
-            error={
-                "kind": type(original).__name__,
-                "message": str(original),
-                "traceback": "".join(
-                    traceback.format_exception(type(original), original, original.__traceback__)
-                ),
-                "summary": str(exc),
-                "frames": [
-                    (f.filename, f.lineno, f.name)
-                    for f in traceback.extract_tb(original.__traceback__)
-                ],
-            },
-        )
+        result = _failed(exc, started)
     except CorruptArtifactError as exc:
         result = StageResult(
             key=None,
@@ -502,8 +595,7 @@ def _run_task(
         sys.stdout, sys.stderr = stdout, stderr
         root_logger.removeHandler(handler)
         root_logger.setLevel(previous_level)
-    result.log = lines
-    result.output = captured.getvalue()
+    result.events = [(kind, "".join(item) if kind != "log" else item) for kind, item in events]
     try:
         return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # a value that travels back (an output without a cacher)
@@ -524,14 +616,35 @@ def _unsendable(result: StageResult, label: str, exc: Exception) -> StageResult:
         key=None,
         started=result.started,
         duration=result.duration,
-        log=result.log,
-        output=result.output,
+        reportables=result.reportables,
+        events=result.events,
         error={
             "kind": "TypeError",
             "message": message,
             "traceback": "",
             "summary": f"Stage {label}: {message}",
             "frames": [],
+        },
+    )
+
+
+def _failed(exc: StageFailed, started: float) -> StageResult:
+    """The result of a stage that raised ``exc.original``: its traceback travels back."""
+    original = exc.original
+    return StageResult(
+        key=None,
+        started=started,
+        duration=time.time() - started,
+        error={
+            "kind": type(original).__name__,
+            "message": str(original),
+            "traceback": "".join(
+                traceback.format_exception(type(original), original, original.__traceback__)
+            ),
+            "summary": str(exc),
+            "frames": [
+                (f.filename, f.lineno, f.name) for f in traceback.extract_tb(original.__traceback__)
+            ],
         },
     )
 
@@ -555,6 +668,9 @@ def _execute(task: StageTask, started: float) -> StageResult:
     if manager is None:  # a new run (a worker of an existing cluster outlives runs)
         _MANAGERS.clear()
         _SAME_CODE.clear()
+        _SAME_VALUES.clear()
+        _CHECKED_CODE.clear()
+        _FINGERPRINTER.clear()
         config = ProjectConfig.load(task.project_root).with_cache_dir(task.cache_dir)
         manager = ArtifactManager(
             task.experiment,
@@ -596,6 +712,7 @@ def _execute(task: StageTask, started: float) -> StageResult:
             ["aggregate", record._hash, sorted(r.get_hash() for r in records)]
         )
     _check_same_code(spec, task)
+    _check_same_values(spec, task)
     node = runner.plan.add(
         spec,
         record,
@@ -622,28 +739,25 @@ def _execute(task: StageTask, started: float) -> StageResult:
     node.status = "run"
     node.forced = task.forced
     before = dict(dict.items(record.state))
-    runner._execute_node(node)
-    runner.plan.nodes.clear()
-    put = {  # by hand (new, or put in again), for later stages (as in a serial run)
-        name: value
-        for name, value in dict.items(record.state)
-        if before.get(name, _ABSENT) is not value
-        and type(value) is not Artifact
-        and _picklable(value)
-    }
+    try:
+        runner._execute_node(node)
+    except StageFailed as exc:  # what it reported (metrics too) before it failed comes back
+        failed = _failed(exc, started)
+        failed.reportables = _sent_reportables(node)
+        return failed
+    finally:
+        runner.plan.nodes.clear()
+    put = {}  # by hand (new, or put in again), for later stages (as in a serial run)
+    for name, value in dict.items(record.state):
+        if before.get(name, _ABSENT) is value or type(value) is Artifact:
+            continue
+        problem = _pickling_problem(value)
+        put[name] = value if problem is None else NotPicklable(spec.name, name, value, problem)
     values = {}
     for artifact in node.outputs:
         if artifact.name in task.return_values:
             values[artifact.name] = artifact.value
-    for reportable in node.reportables:
-        reportable.record = None
-    try:
-        reportables = pickle.dumps(node.reportables) if node.reportables else b""
-    except Exception:  # as in a serial run, one that cannot be pickled costs a warning
-        from assay.runner import picklable_reportables
-
-        sendable = picklable_reportables(node, "sent back from the worker, so the report")
-        reportables = pickle.dumps(sendable) if sendable else b""
+    reportables = _sent_reportables(node)
     return StageResult(
         key=node.key,
         status=node.status,
@@ -659,6 +773,21 @@ def _execute(task: StageTask, started: float) -> StageResult:
 
 _ABSENT = object()
 """Stands for "absent" when a worker compares the state before and after a stage."""
+
+
+def _sent_reportables(node: StageNode) -> bytes:
+    """``node``'s reportables, pickled to travel back (without their record)."""
+    if not node.reportables:
+        return b""
+    for reportable in node.reportables:
+        reportable.record = None
+    try:
+        return pickle.dumps(node.reportables)
+    except Exception:  # as in a serial run, one that cannot be pickled costs a warning
+        from assay.runner import picklable_reportables
+
+        sendable = picklable_reportables(node, "sent back from the worker, so the report")
+        return pickle.dumps(sendable) if sendable else b""
 
 
 def _give_state(record: Any, plain: dict, not_sent: tuple) -> None:
@@ -703,6 +832,108 @@ def _check_same_code(spec: Any, task: StageTask) -> None:
             f"{name} than the main process. Make sure every worker sees the same project "
             "files and package versions."
         )
+
+
+_SAME_VALUES: dict[str, str | None] = {}
+"""Module-level value (named as in a fingerprint's parts) -> its digest in this worker, taken
+the first time a task of the run used it (``None``: not found here, nothing to compare)."""
+_CHECKED_CODE: set[str] = set()
+"""Code fingerprints (``StageTask.code``) whose values were all found the same, this run."""
+
+
+def _check_same_values(spec: Any, task: StageTask) -> None:
+    """The module-level values the stage uses must be the planner's in this worker too.
+
+    The planner's fingerprint (``task.code``) holds the value of every module-level
+    constant the stage reads, as the main process had it. A worker imports the modules
+    itself: a value the main process changed after importing them (``CONFIG["scale"] =
+    10`` in ``run()``) is the import-time one here, and the stage would compute another
+    result under the key of the main process's. Each value is checked once per run and
+    worker, when a task first uses it (a stage that changes it later, as a counter, does
+    not count); each fingerprint once, so other tasks cost a set lookup.
+    """
+    digest, parts = task.code
+    if not parts or digest in _CHECKED_CODE:
+        return
+    for name, planned in parts.items():
+        if planned.get("kind") != "value":
+            continue
+        if name not in _SAME_VALUES:
+            _SAME_VALUES[name] = _value_digest(name, task.project_root)
+        found = _SAME_VALUES[name]
+        if found is None or found == planned["digest"]:
+            continue
+        current = _current_value(name)
+        here = _value_part(name, current, task.project_root) or {}
+        raise AssayError(
+            f"Stage {spec.name!r} for parameter set {task.label!r} uses the module-level value "
+            f"{name}, which is {planned.get('value', '?')} in the main process but "
+            f"{here.get('value', '?')} in the worker (pid {os.getpid()}). Workers import the "
+            "module themselves: a value changed after import (in run(), for instance) does not "
+            "reach them, and the stage would compute with the import-time value and file its "
+            "result under the main process's cache key. Set the value when the module is "
+            "imported, or pass it to the stage as a parameter or a stage argument (or run "
+            "without --parallel / --executor). A worker of an existing Dask cluster also keeps "
+            "what an earlier run's stages changed: restart it if that is the cause."
+        )
+    _CHECKED_CODE.add(digest)
+
+
+def _value_digest(name: str, root: str) -> str | None:
+    """The digest of the module-level value ``name`` here, as the planner computes it."""
+    part = _value_part(name, _current_value(name), root)
+    return part["digest"] if part is not None else None
+
+
+def _value_part(name: str, value: Any, root: str) -> dict | None:
+    """The fingerprint's part for ``value`` under ``name`` (``None``: not a value part)."""
+    from assay.codeprint import Fingerprinter, _is_plain_data
+
+    if (
+        value is _ABSENT
+        # An object with runtime state (a logger, a stream, a connection) counts by its type
+        # only, and may well be another one here (sys.stderr is the worker's own).
+        or not _is_plain_data(value)
+        # A random number generator (numpy's global one, behind `np.random.random`): its
+        # state is another in every process by design (forked workers reseed numpy's).
+        or type(value).__module__.startswith("numpy.random")
+    ):
+        return None
+    if not _FINGERPRINTER:
+        _FINGERPRINTER.append(Fingerprinter(root))
+    parts: dict[str, dict] = {}
+    try:
+        _FINGERPRINTER[0]._use(name, value, parts, {})
+    except Exception:  # the planner's is what counts: nothing to compare it with
+        return None
+    part = parts.get(name)
+    return part if part is not None and part.get("kind") == "value" else None
+
+
+_FINGERPRINTER: list = []
+"""This run's :class:`~assay.codeprint.Fingerprinter` in this worker (see :func:`_value_part`)."""
+
+
+def _current_value(name: str) -> Any:
+    """The value a fingerprint's part ``name`` (``module.NAME``, ``module.Class.attr``,
+    ``module.alias.NAME``) describes, as this process has it; ``_ABSENT`` if not found (a
+    closure's or a default's value, ``module.func.<default 0>``, is not looked for)."""
+    pieces = name.split(".")
+    if any(piece.startswith("<") for piece in pieces):
+        return _ABSENT
+    for end in range(len(pieces) - 1, 0, -1):
+        module = sys.modules.get(".".join(pieces[:end]))
+        if module is not None:
+            break
+    else:
+        return _ABSENT
+    value: Any = module
+    for attribute in pieces[end:]:
+        try:
+            value = getattr(value, attribute)
+        except Exception:
+            return _ABSENT
+    return value
 
 
 class _ExternalNode:
@@ -759,15 +990,56 @@ def _import_project(
 
 
 class _ListHandler(logging.Handler):
-    def __init__(self, lines: list):
+    """Keeps a worker's log records as :class:`LogLine` events, for :func:`replay`."""
+
+    def __init__(self, events: list):
         super().__init__(logging.DEBUG)
-        self.lines = lines
+        self.events = events
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.lines.append((record.levelno, record.name, record.getMessage()))
+            exc_text = record.exc_text
+            if record.exc_info and not exc_text:
+                exc_text = _FORMATTER.formatException(record.exc_info)
+            line = LogLine(
+                record.levelno,
+                record.name,
+                record.getMessage(),
+                exc_text or None,
+                record.stack_info,
+                record.pathname,
+                record.lineno,
+                record.funcName,
+            )
+            self.events.append(["log", line])
         except Exception:  # a broken log call must not fail the stage
             pass
+
+
+_FORMATTER = logging.Formatter()
+"""Formats a worker's tracebacks as the run's log file does (logging's default)."""
+
+
+class _Stream(io.TextIOBase):
+    """A worker's ``sys.stdout`` or ``sys.stderr`` while a stage runs: what is written
+    goes to the task's events, tagged with the stream (see :func:`replay`)."""
+
+    def __init__(self, events: list, kind: str):
+        super().__init__()
+        self.events, self.kind = events, kind
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if text:
+            if self.events and self.events[-1][0] == self.kind:
+                self.events[-1][1].append(text)
+            else:
+                self.events.append([self.kind, [text]])
+        return len(text)
 
 
 def worker_id() -> str:

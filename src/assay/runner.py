@@ -730,7 +730,6 @@ class Runner:
     def _collect(self, node: StageNode, future: Any) -> bool:
         """Apply a worker's result to ``node``; False if it must be submitted again."""
         import pickle
-        import sys
 
         from assay import remote
 
@@ -759,10 +758,7 @@ class Runner:
                 "are cached: run the same command again to continue."
                 + (MAIN_GUARD if not any(n.status == "executed" for n in self.plan.nodes) else "")
             ) from exc
-        for level, name, message in result.log:
-            logging.getLogger(name).log(level, "%s", message)
-        if result.output:
-            sys.stdout.write(result.output)
+        remote.replay(result)  # what the stage logged and printed there, as it did
         error = result.error
         if error and error.get("corrupt"):
             self._repair_inputs(node)
@@ -780,6 +776,7 @@ class Runner:
             return True
         if error:
             node.status = "failed"
+            self._take_reportables(node, result)  # reported before it failed: kept, as serially
             self.observer.stage_finished(node)
             if error.get("signature"):
                 raise OutputSignatureError(error["message"])
@@ -804,15 +801,21 @@ class Runner:
         for name, value in result.state.items():  # put in the record's state by hand
             dict.__setitem__(node.record.state, name, value)
             node.record._set_by[name] = node.index
+        self._take_reportables(node, result)
+        node.status = "executed"
+        self.observer.stage_finished(node)
+        return True
+
+    def _take_reportables(self, node: StageNode, result: Any) -> None:
+        """The reportables (metrics too) a stage run made in its worker."""
+        import pickle
+
         if result.reportables:
             node.reportables = pickle.loads(result.reportables)
             for reportable in node.reportables:
                 reportable.record = node.record
             node.record.reportables.extend(node.reportables)
             self.manager.reportables.extend(node.reportables)
-        node.status = "executed"
-        self.observer.stage_finished(node)
-        return True
 
     def _repair_inputs(self, node: StageNode) -> None:
         """A worker found a corrupt input: recompute the producers of bad entries here."""
