@@ -371,7 +371,7 @@ def test_cli_parallel_run_then_a_rerun_executes_nothing(tmp_project: Path, calls
     assert again.code == 0, again
     assert calls.take() == []
     assert set(stage_rows(tmp_project).values()) == {"cached", "skipped"}
-    assert "13 cached, 4 unneeded" in again.text, again
+    assert "13 cached, 4 not needed" in again.text, again
 
 
 MODULES_SEEN = """
@@ -1187,7 +1187,7 @@ def test_an_existing_dask_cluster_runs_the_stages_and_keeps_running(
     again = run_cli("run", "scaled", "--executor", "dask", "--dask-address", dask_cluster,
                     cwd=tmp_project, timeout=240)  # fmt: skip
 
-    assert again.code == 0 and "13 cached, 4 unneeded" in again.text, again
+    assert again.code == 0 and "13 cached, 4 not needed" in again.text, again
     assert calls.take() == []
 
 
@@ -1328,7 +1328,7 @@ def test_a_fully_cached_run_does_not_wait_for_an_unreachable_dask_address(
         env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "600s"},  # the old wait: a timeout
     )  # fmt: skip
 
-    assert result.code == 0 and "13 cached, 4 unneeded" in result.text, result
+    assert result.code == 0 and "13 cached, 4 not needed" in result.text, result
     assert calls.take() == []
 
 

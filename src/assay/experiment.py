@@ -569,14 +569,19 @@ def select(
 
 
 def summarize(nodes: list, run_status: str | None = None) -> str:
-    """``"12 executed, 30 cached, 2 unneeded"``: a one-line account of a run's stages
+    """``"12 executed, 30 cached, 2 not needed"``: a one-line account of a run's stages
     (of an interrupted one if ``run_status`` says so: a stage Ctrl-C stopped is no failure)."""
     counts: dict[str, int] = {}
     for node in nodes:
         status = _stopped_or(node.status, run_status)
         counts[status] = counts.get(status, 0) + 1
     order = ["executed", "cached", "unneeded", "failed", "run", "running", "planned"]
-    words = {"run": "not started", "planned": "not started", "running": "interrupted"}
+    words = {
+        "unneeded": "not needed",
+        "run": "not started",
+        "planned": "not started",
+        "running": "interrupted",
+    }
     parts = [f"{counts[s]} {words.get(s, s)}" for s in order if counts.get(s)]
     return ", ".join(parts) or "no stages"
 
