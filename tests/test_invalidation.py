@@ -1441,3 +1441,65 @@ def test_code_edited_after_it_was_imported_is_refused_until_it_is_reloaded(tmp_p
         stale_stages.bump.__code__ = importlib.reload(sys.modules["stale_lib"]).bump.__code__
         again = run()
         assert again.state["bumped"] == 3 and again._nodes[-1].status == "executed"
+
+
+WHY_EXPERIMENT = """
+from dataclasses import dataclass
+
+from lib.direct import triple
+from tracking import note
+
+import assay
+from assay.caching import JsonCacher
+
+TABLE = {"t": triple}
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    fn: object = triple
+
+
+@assay.stage(outputs=["held"], cachers=[JsonCacher])
+def held(record):
+    note(record, "held")
+    return record.params.fn(2)
+
+
+@assay.stage(outputs=["tabled"], cachers=[JsonCacher])
+def tabled(record):
+    note(record, "tabled")
+    return TABLE["t"](2)
+
+
+def get_params():
+    return [Params(name="w")]
+
+
+def run(param_sets, manager):
+    held(assay.Record(manager, param_sets[0]))
+    tabled(assay.Record(manager, param_sets[0]))
+"""
+
+
+def test_why_names_code_held_in_values_and_renamed_outputs_without_memory_addresses(lab: Lab):
+    """A function in a parameter field or a constant was explained by its repr, which
+    holds a memory address (`<function f at 0x7f0f...> -> <function f at 0x7f7b...>`), or
+    by the same text twice; a renamed output read as "never computed"."""
+    (lab.root / "lib" / "direct.py").write_text(
+        "def _times(x):\n    return x * 3\n\n\ndef triple(x):\n    return _times(x)\n"
+    )
+    (lab.root / "experiments" / "why_held.py").write_text(WHY_EXPERIMENT)
+    assert lab.run("why_held") == ["held:w", "tabled:w"]
+    lab.edit("lab/lib/direct.py", "return _times(x)", "return _times(x) + 1")
+    lab.edit("lab/experiments/why_held.py", 'outputs=["tabled"]', 'outputs=["tabled2"]')
+
+    text = run_cli("why", "why_held", cwd=lab.root).text
+
+    assert "0x" not in text, text
+    assert re.search(r"held \[w\]: a parameter it reads changed: fn <function triple> \(code "
+                     r"\w{12}\) -> <function triple> \(code \w{12}\)", text), text  # fmt: skip
+    assert "its code changed: function lib.direct.triple" in text, text
+    assert "constant experiments.why_held.TABLE holds code that changed" in text, text
+    assert "its outputs or their cachers changed" in text, text
+    assert "never computed" not in text, text

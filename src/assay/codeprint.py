@@ -42,6 +42,7 @@ from assay.hashing import _lambda_source, hash_value
 from assay.sourcetext import normalized_expression, source_and_tree, strip_docstrings
 from assay.tracking import held_code, is_own_object
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _STDLIB = set(getattr(sys, "stdlib_module_names", ())) | {"builtins"}
 _SITE_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 _SOURCE_LIMIT = 20_000
@@ -260,7 +261,7 @@ class Fingerprinter:
                 # Objects with runtime state (loggers, connections, a model's weights)
                 # would change their hash on every run; their data counts by type only.
                 digest = hash_value(("object", type(value).__module__, type(value).__qualname__))
-            text = repr(value)
+            text = _ADDRESS.sub("", repr(value))  # `<function f at 0x7f...>`: per process
             parts[name] = {
                 "kind": "value",
                 "digest": digest,

@@ -11,6 +11,7 @@ the runner can decide what to execute, what to load, and what to leave alone.
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import MissingInputError, PlanStops
@@ -339,14 +340,24 @@ def describe_read(node: StageNode, name: str) -> str:
     cls = type(params)
     if name in code_attributes(cls):
         return f"<code {node.plan.runner.attribute_code(cls, name)[:16]}>"
-    shown = node.record.field_hashes() and node.record._shown.get(name)
+    record = node.record
+    shown = record.field_hashes() and record._shown.get(name)
     text = short_repr(getattr(params, name, None))
-    return f"{text} (hashed as {shown})" if shown else text
+    text = f"{text} (hashed as {shown})" if shown else text
+    held = record._held.get(name)
+    if held:  # functions or classes: what they do is their code, not their repr
+        text += f" (code {node.plan.runner.held_code(None, held)[:12]})"
+    return text
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def short_repr(value: Any, limit: int = 200) -> str:
-    """``repr(value)``, cut to ``limit`` characters (for sidecars and messages)."""
-    text = repr(value)
+    """``repr(value)`` without memory addresses (``<function f at 0x7f...>`` reads
+    ``<function f>``: another in every process), cut to ``limit`` characters (for
+    sidecars and messages)."""
+    text = _ADDRESS.sub("", repr(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -92,8 +92,14 @@ def _previous(manager: Any, node: Any) -> dict | None:
     """The sidecar of the artifact last filed under this stage and parameter set's name."""
     if not node.outputs:
         return None
-    key = manager.cache.linked_key(manager.prefix, node.record_label, node.spec.name)
-    return manager.cache.read_meta(key, node.outputs[0].name) if key else None
+    cache = manager.cache
+    key = cache.linked_key(manager.prefix, node.record_label, node.spec.name)
+    if not key:
+        return None
+    found = cache.read_meta(key, node.outputs[0].name)
+    if found is None:  # outputs renamed since: any of that stage run's sidecars tells
+        found = next(filter(None, (cache.read_meta(key, o) for o in cache.outputs_of(key))), None)
+    return found
 
 
 def _produced_by(meta: dict | None) -> str:
@@ -129,6 +135,8 @@ def _compare_code(manager: Any, node: Any, before: dict, found: Explanation) -> 
             found.reasons.append(
                 f"package version changed: {old_text or '?'} -> {part.get('version')}"
             )
+        elif kind == "value" and old_text == part.get("value"):
+            found.reasons.append(f"constant {name} holds code that changed")
         elif kind in ("value", "version"):
             found.reasons.append(
                 f"{_kind_word(kind)} {name} changed: {old_text or '?'} -> {part.get('value')}"
