@@ -2166,3 +2166,18 @@ def test_an_input_put_in_the_state_by_hand_is_taken_then_and_keys_the_stage(
         "set 'one' outputs it, and the stages before it that put values in record.state by "
         "hand (source [one]) did not put it there."
     ) in str(caught.value)
+
+
+def test_run_experiment_again_after_an_edit_runs_the_edited_experiment(tmp_project: Path):
+    """A notebook that called ``run_experiment`` again after editing the experiment file ran
+    the code imported the first time (and cached its result under the edited code's key)."""
+    first = run(tmp_project)
+    assert record_of(first, "a").state["squared"] == [0, 1, 4]
+    experiment = tmp_project / "experiments" / "diamond.py"
+    text = experiment.read_text()
+    experiment.write_text(text.replace("[x * x for x in data]", "[x * x + 1 for x in data]"))
+
+    again = run(tmp_project)
+
+    assert record_of(again, "a").state["squared"] == [1, 2, 5]
+    assert statuses(again)["square:a"] == "executed"

@@ -11,7 +11,7 @@ from assay import run_experiment
 from assay.config import ProjectConfig
 from assay.errors import AssayError, CacheError
 from assay.lineage import LineageNode, lineage
-from conftest import edit, run_cli
+from conftest import run_cli
 from git_helpers import GITIGNORE, init_repo
 
 
@@ -172,10 +172,11 @@ def test_compare_runs_takes_the_cache_folder_or_the_project_s_cache(diamond: Pat
     from assay.compare import compare_runs
     from assay.store import RunStore
 
-    edit(  # and forget the imported module, as a new process would not have it
-        diamond / "experiments" / "diamond.py",
-        "return [x * x for x in data]",
-        "return [x * x + 1 for x in data]",
+    experiment = diamond / "experiments" / "diamond.py"  # edited in place: the next
+    experiment.write_text(  # run_experiment() in this process imports it again
+        experiment.read_text().replace(
+            "return [x * x for x in data]", "return [x * x + 1 for x in data]"
+        )
     )
     run_experiment("diamond", ["two"], project_root=diamond)
     with RunStore("assay.db") as store:

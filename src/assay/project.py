@@ -154,8 +154,11 @@ def _import(ref: str, folder: Path, config: ProjectConfig, kind: str) -> ModuleT
             if Path(module.__file__ or "").resolve() != path:
                 # A different module of that name was imported earlier; load ours.
                 module = _import_path(path, module_name)
+            elif _edited_since_loaded(path):
+                module = importlib.reload(module)
         else:
             module = _import_path(path, f"assay_user_{path.stem}")
+        _LOADED[path] = _stamp(path)
     except ProjectError:
         raise
     except SyntaxError as exc:
@@ -227,6 +230,27 @@ def _module_name(path: Path, root: Path) -> str | None:
     if not all(part.isidentifier() for part in parts):
         return None
     return ".".join(parts)
+
+
+_LOADED: dict[Path, tuple[int, int] | None] = {}
+"""An experiment or parameter file -> its modification time and size when assay last
+imported it in this process."""
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _edited_since_loaded(path: Path) -> bool:
+    """Whether the file changed since assay imported it in this process: a notebook that
+    calls ``run_experiment`` again after an edit gets the file as it is now, as a new
+    ``assay run`` would (its helper modules are its own to reload: see
+    :func:`assay.codeprint._check_not_stale`)."""
+    return path in _LOADED and _LOADED[path] != _stamp(path)
 
 
 def _import_path(path: Path, module_name: str) -> ModuleType:
