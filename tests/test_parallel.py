@@ -1626,3 +1626,47 @@ def test_ctrl_c_stops_the_workers_records_interrupted_and_keeps_the_cache(
     assert all(second[s] in ("cached", "skipped") for s in finished), (first, second)
     assert not set(calls.take()) & {s for s in finished if not s.startswith("prepare")}
     assert second[f"wait:{waited}"] == "executed"
+
+
+COUNTER = """
+import assay
+from assay.caching import JsonCacher
+
+COUNT = [0]
+
+
+@assay.stage(outputs=["n"], cachers=[JsonCacher])
+def count(record):
+    COUNT[0] += 1
+    return record.params.name
+
+
+def get_params():
+    return [assay.ExperimentParameters(name=n) for n in ("a", "b")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        count(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.slow
+def test_a_cluster_that_served_a_run_runs_the_next_despite_what_its_stages_left(
+    tmp_project: Path,
+):
+    """A stage that counts its calls in a module-level list left [2] in the workers of an
+    existing cluster; the next run, whose main process has [0], was refused as if run()
+    had changed the value (the benchmark's warm cluster met it)."""
+    from distributed import LocalCluster
+
+    (tmp_project / "experiments" / "counter.py").write_text(COUNTER)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True) as cluster:
+        address = cluster.scheduler_address
+        options = {"executor": "dask", "dask_address": address}
+        assert [r.state["n"] for r in run(tmp_project, "counter", **options).records] == ["a", "b"]
+        forget_project_modules()
+        again = run(tmp_project, "counter", overwrite=True, **options)
+    assert [r.state["n"] for r in again.records] == ["a", "b"]
+    log = (tmp_project / "logs" / f"{again.run_id}.log").read_text()
+    assert "imported its module in an earlier run" in log, log

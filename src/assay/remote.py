@@ -666,6 +666,11 @@ def _execute(task: StageTask, started: float) -> StageResult:
     )
     manager = _MANAGERS.get(key)
     if manager is None:  # a new run (a worker of an existing cluster outlives runs)
+        # Modules an earlier run's tasks imported hold what those tasks left in them.
+        _EARLIER_MODULES.clear()
+        if _RUNS_SEEN[0]:
+            _EARLIER_MODULES.update(sys.modules)
+        _RUNS_SEEN[0] += 1
         _MANAGERS.clear()
         _SAME_CODE.clear()
         _SAME_VALUES.clear()
@@ -771,6 +776,8 @@ def _execute(task: StageTask, started: float) -> StageResult:
     )
 
 
+log = logging.getLogger("assay")
+
 _ABSENT = object()
 """Stands for "absent" when a worker compares the state before and after a stage."""
 
@@ -865,6 +872,25 @@ def _check_same_values(spec: Any, task: StageTask) -> None:
             continue
         current = _current_value(name)
         here = _value_part(name, current, task.project_root) or {}
+        if _module_of(name) in _EARLIER_MODULES:
+            # This worker outlives runs: an earlier run's stages may have changed the value
+            # (a counter, a memo they fill), which no new `assay run` process would see;
+            # whether run() changed it in the main process cannot be told apart.
+            _SAME_VALUES[name] = planned["digest"]  # said once a run
+            log.warning(
+                "Stage %r for parameter set %r uses the module-level value %s, which is %s "
+                "in the main process but %s in this worker (pid %d), which imported its module "
+                "in an earlier run: what that run's stages left there, or a change run() made "
+                "in the main process, which workers do not see. Restart the cluster's workers "
+                "to run with the values as imported; pass values a stage needs as parameters.",
+                spec.name,
+                task.label,
+                name,
+                planned.get("value", "?"),
+                here.get("value", "?"),
+                os.getpid(),
+            )
+            continue
         raise AssayError(
             f"Stage {spec.name!r} for parameter set {task.label!r} uses the module-level value "
             f"{name}, which is {planned.get('value', '?')} in the main process but "
@@ -912,6 +938,22 @@ def _value_part(name: str, value: Any, root: str) -> dict | None:
 
 _FINGERPRINTER: list = []
 """This run's :class:`~assay.codeprint.Fingerprinter` in this worker (see :func:`_value_part`)."""
+
+
+_EARLIER_MODULES: set[str] = set()
+"""The modules this worker had imported when the current run's first task came (empty in
+the run that started it): those hold what earlier runs' stages left in them."""
+_RUNS_SEEN = [0]
+"""How many runs this worker process has served tasks of."""
+
+
+def _module_of(name: str) -> str | None:
+    """The imported module a fingerprint part's name (``module.NAME``, ...) starts with."""
+    pieces = name.split(".")
+    for end in range(len(pieces) - 1, 0, -1):
+        if ".".join(pieces[:end]) in sys.modules:
+            return ".".join(pieces[:end])
+    return None
 
 
 def _current_value(name: str) -> Any:
