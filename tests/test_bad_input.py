@@ -9,6 +9,7 @@ stage, parameter set or artifact at fault.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -837,3 +838,29 @@ def test_an_operating_system_error_on_a_given_path_is_one_paragraph(tmp_path: Pa
     port = run_cli("ui", "--port", "99999", cwd=tmp_path)
     assert port.code == 2 and TRACEBACK not in port.output, port
     assert "99999 is not in the range 0<=x<=65535" in port.text, port
+
+
+class _NeedsTwo(Exception):
+    def __new__(cls, first, second):
+        return super().__new__(cls, first, second)
+
+
+@pytest.mark.parametrize(
+    "original, also",
+    [
+        (ValueError("v"), ValueError),
+        (KeyError("k"), KeyError),
+        (FileNotFoundError(2, "gone"), OSError),
+        (_NeedsTwo(1, 2), None),  # its __new__ wants its own arguments: a plain StageFailed
+        (SystemExit(3), None),
+    ],
+)
+def test_a_stage_failure_is_also_the_stage_s_own_exception_type(original, also):
+    from assay.errors import StageFailed
+
+    failed = StageFailed.of("Stage 's' failed: boom", stage="s", record_name="p", original=original)
+
+    assert isinstance(failed, StageFailed) and failed.original is original
+    assert str(failed) == "Stage 's' failed: boom"  # not KeyError's quoted form
+    assert type(failed) is StageFailed if also is None else isinstance(failed, also)
+    assert pickle.loads(pickle.dumps(failed)).stage == "s"

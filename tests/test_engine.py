@@ -1682,6 +1682,9 @@ def test_a_failed_run_is_recorded_and_the_next_run_resumes(tmp_project: Path, ca
 
     assert (info.value.stage, info.value.record_name) == ("second", "a")
     assert isinstance(info.value.original, ValueError)
+    # Also the stage's own type, as Curifactory's stages' exceptions arrive: a notebook's
+    # `except ValueError` catches it; its message is assay's.
+    assert isinstance(info.value, ValueError) and str(info.value).startswith("Stage 'second'")
     with RunStore(tmp_project / "assay.db") as store:
         failed = store.get_run("latest")
         assert failed.status == "failed"

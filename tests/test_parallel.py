@@ -586,6 +586,7 @@ def test_a_stage_failing_in_a_worker_shows_its_traceback_and_how_to_resume(
         run(tmp_project, parallel=2)
 
     assert (info.value.stage, info.value.record_name) == ("evaluate", "c")
+    assert isinstance(info.value, ValueError)  # `except ValueError` catches it, as serially
     original = info.value.original
     assert isinstance(original, RemoteStageError) and original.kind == "ValueError"
     assert "evaluate refuses parameter set c" in original.traceback_text

@@ -17,7 +17,8 @@ paragraph without a traceback (unless ``--debug`` is given)::
     │   ├── EmptyCachersError     ``cachers=[]`` given with outputs
     │   └── PlanningError         the run cannot be planned (two stages share a name, ...)
     │       └── PlanStops         a --dry plan meets a read of a result that is not cached
-    ├── StageFailed               a stage raised while it ran (wraps the original)
+    ├── StageFailed               a stage raised while it ran (wraps the original, and is
+    │                             also an instance of its type: `except ValueError` works)
     ├── CacheError                an artifact cannot be saved, found or loaded
     │   └── CorruptArtifactError  a cache file does not match its recorded checksum
     └── RunStoreError             the run store (``assay.db``) cannot be read
@@ -104,10 +105,82 @@ class StageFailed(AssayError):
     """
 
     def __init__(self, message: str, *, stage: str, record_name: str, original: BaseException):
-        super().__init__(message)
+        Exception.__init__(self, message)
         self.stage = stage
         self.record_name = record_name
         self.original = original
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def of(
+        cls,
+        message: str,
+        *,
+        stage: str,
+        record_name: str,
+        original: BaseException,
+        original_type: type | None = None,
+    ) -> StageFailed:
+        """The ``StageFailed`` for ``original``, which is also an instance of the stage's
+        own exception type (``original_type``, by default ``type(original)``).
+
+        So ``except ValueError`` around ``run_experiment`` catches a stage's
+        ``ValueError``, as it does with Curifactory, whose stages' exceptions arrive as
+        they were raised. The original's attributes are copied onto it. Where Python
+        cannot combine the two types, it is a plain ``StageFailed``.
+        """
+        kind = _failed_type(original_type or type(original))
+        if kind is None:
+            return cls(message, stage=stage, record_name=record_name, original=original)
+        failed = kind.__new__(kind, message)
+        try:
+            failed.__dict__.update(vars(original))
+        except TypeError:  # an exception without a __dict__
+            pass
+        StageFailed.__init__(failed, message, stage=stage, record_name=record_name,
+                             original=original)  # fmt: skip
+        return failed
+
+    def __reduce__(self) -> tuple:  # a plain StageFailed once pickled
+        return (
+            _rebuilt_stage_failed,
+            (str(self), self.stage, self.record_name, self.original),
+        )
+
+
+def _rebuilt_stage_failed(
+    message: str, stage: str, record_name: str, original: BaseException
+) -> StageFailed:
+    return StageFailed.of(message, stage=stage, record_name=record_name, original=original)
+
+
+_FAILED_TYPES: dict[type, type | None] = {}
+
+
+def _failed_type(kind: type) -> type | None:
+    """``StageFailed`` combined with the exception type ``kind``, or ``None``."""
+    if kind in _FAILED_TYPES:
+        return _FAILED_TYPES[kind]
+    combined = None
+    if (
+        isinstance(kind, type)
+        and issubclass(kind, Exception)
+        and not issubclass(kind, AssayError)
+        and kind.__module__ != "assay.remote"  # a worker's exception of unknown type
+    ):
+        try:
+            combined = type(
+                f"StageFailed[{kind.__name__}]",
+                (StageFailed, kind),
+                {"__module__": __name__, "__doc__": StageFailed.__doc__},
+            )
+            combined.__new__(combined, "probe")  # a type whose __new__ needs its own args
+        except Exception:
+            combined = None
+    _FAILED_TYPES[kind] = combined
+    return combined
 
 
 class CacheError(AssayError):

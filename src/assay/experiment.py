@@ -138,7 +138,9 @@ def run_experiment(
 
     Raises:
         AssayError: bad input (its message says what and where); a stage's own
-            exception arrives as :class:`~assay.errors.StageFailed`.
+            exception arrives as :class:`~assay.errors.StageFailed`, which is
+            also an instance of the stage's exception type (``except ValueError``
+            catches a stage's ``ValueError``, as with Curifactory).
     """
     if curifactory_arguments:
         given = {k: v for k, v in locals().items() if k != "curifactory_arguments"}

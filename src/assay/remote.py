@@ -198,6 +198,18 @@ class RemoteStageError(Exception):
         self.__traceback__ = _rebuilt_traceback(self, self.frames)
 
 
+def exception_type(where: Sequence[str] | None) -> type | None:
+    """The exception class a worker named as ``(module, qualified name)``, if the main
+    process has that module imported (the stage's own module, the standard library...)."""
+    if not where:
+        return None
+    module_name, qualname = where
+    found: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
 def _rebuilt_traceback(exc: BaseException, frames: list[tuple]) -> types.TracebackType | None:
     """A traceback whose entries point at ``frames``' files and lines (as jinja2 does)."""
 
@@ -637,6 +649,7 @@ def _failed(exc: StageFailed, started: float) -> StageResult:
         duration=time.time() - started,
         error={
             "kind": type(original).__name__,
+            "type": (type(original).__module__, type(original).__qualname__),
             "message": str(original),
             "traceback": "".join(
                 traceback.format_exception(type(original), original, original.__traceback__)

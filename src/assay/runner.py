@@ -783,11 +783,12 @@ class Runner:
             original = remote.RemoteStageError(
                 error["kind"], error["message"], error["traceback"], error.get("frames", ())
             )
-            raise StageFailed(
+            raise StageFailed.of(
                 error["summary"],
                 stage=node.spec.name,
                 record_name=node.record_label,
                 original=original,
+                original_type=remote.exception_type(error.get("type")),
             ) from original
         for artifact in node.outputs:
             meta = result.metas.get(artifact.name)
@@ -901,7 +902,7 @@ class Runner:
                 if isinstance(exc, SystemExit)
                 else f"{type(exc).__name__}: {exc}"
             )
-            raise StageFailed(
+            raise StageFailed.of(
                 f"Stage {spec.name!r} failed for parameter set {node.record_label!r}: {what}",
                 stage=spec.name,
                 record_name=node.record_label,
@@ -995,7 +996,7 @@ class Runner:
         for name in node.state_inputs:  # put in record.state by hand by a stage before it
             try:
                 inputs[name] = node.record.state[name]
-            except NotSentToWorker:
+            except (NotSentToWorker, StageFailed):  # a StageFailed may be a KeyError too
                 raise
             except KeyError:
                 if not node.spec.suppress_missing_inputs:
