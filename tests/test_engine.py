@@ -523,6 +523,76 @@ def test_an_uncached_stage_whose_consumers_are_cached_is_unneeded_and_no_output_
     assert loaded(manager) == ["processed:one"]
 
 
+PARTLY_CACHED = """
+from dataclasses import dataclass
+
+from tracking import note
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 3
+
+
+@assay.stage(outputs=["model", "metrics"], cachers=[None, JsonCacher])
+def train(record):
+    note(record, "train")
+    return [record.params.n], {"score": record.params.n * 2}
+
+
+@assay.stage(inputs=["metrics"], outputs=["summary"], cachers=[JsonCacher])
+def summarize(record, metrics):
+    note(record, "summarize")
+    return "score " + str(metrics["score"])
+
+
+@assay.stage(inputs=["model"], outputs=["prediction"], cachers=[JsonCacher])
+def predict(record, model):
+    note(record, "predict")
+    return model[0] + 1
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        record = assay.Record(manager, params)
+        predict(summarize(train(record)))
+"""
+
+
+@pytest.mark.parametrize("parallel", [0, 2], ids=["serial", "parallel"])
+def test_a_stage_that_caches_some_outputs_runs_only_for_the_one_it_does_not_cache(
+    tmp_project: Path, calls: Calls, parallel: int
+):
+    """It was never looked up: editing a stage that reads only its cached output ran it."""
+    experiment = tmp_project / "experiments" / "partly.py"
+    experiment.write_text(PARTLY_CACHED)
+    run(tmp_project, "partly", parallel=parallel)
+    assert sorted(calls.take()) == ["predict:a", "summarize:a", "train:a"]
+
+    edit(experiment, '"score " + str(', '"Score: " + str(')
+    manager = run(tmp_project, "partly", parallel=parallel)
+
+    assert calls.take() == ["summarize:a"]  # its metrics come from the cache
+    assert node_of(manager, "train", "a").status == "unneeded"
+    assert record_of(manager, "a").state["summary"] == "Score: 6"
+    with RunStore(tmp_project / "assay.db") as store:
+        reused = [a.name for a in store.artifacts(manager.run_info.id) if a.action == "reused"]
+    assert sorted(reused) == ["metrics", "prediction"]
+
+    edit(experiment, "return model[0] + 1", "return model[0] + 2")
+    manager = run(tmp_project, "partly", parallel=parallel)
+
+    assert sorted(calls.take()) == ["predict:a", "train:a"]  # the model is made anew
+    assert record_of(manager, "a").state["prediction"] == 5
+
+
 def test_make_copy_branches_a_record(tmp_project: Path, calls: Calls):
     diamond = import_experiment(tmp_project, "diamond")
     manager = assay.ArtifactManager("copies", project_root=tmp_project)
@@ -1248,6 +1318,23 @@ class TextCacher(Cacheable):
         return text
 
 
+class SiblingCacher(Cacheable):
+    """A user-written cacher (as the probe's): a second file named after get_path()'s name
+    by string operations, and a writer that adds its own extension (np.save). Both stayed
+    under the save's temporary name: the entry was recorded, and every later load failed."""
+
+    def _labels(self):
+        return os.path.splitext(self.get_path())[0] + "_labels.json"
+
+    def save(self, obj):
+        np.save(self.get_path(), obj["weights"])  # writes get_path() + ".npy"
+        Path(self._labels()).write_text(json.dumps(obj["labels"]))
+
+    def load(self):
+        labels = json.loads(Path(self._labels()).read_text())
+        return {"weights": np.load(self.get_path() + ".npy").tolist(), "labels": labels}
+
+
 FRAME = pd.DataFrame(
     {"x": [1, 2, 3], "y": [0.5, 1.25, -2.0], "label": ["p", "q", "r"]},
     index=["i", "j", "k"],
@@ -1373,6 +1460,11 @@ CACHER_CASES = {
         lambda root: TextCacher(),
         lambda record: "some text\nover two lines",
         _equals("some text\nover two lines"),
+    ),
+    "custom-files-named-after-get-path": CacherCase(
+        lambda root: SiblingCacher(),
+        lambda record: {"weights": np.arange(3.0), "labels": ["cat", "dog"]},
+        _equals({"weights": [0.0, 1.0, 2.0], "labels": ["cat", "dog"]}),
     ),
     "path-override-template": CacherCase(
         lambda root: PickleCacher(
@@ -2160,6 +2252,11 @@ def test_an_input_put_in_the_state_by_hand_is_taken_then_and_keys_the_stage(
         "doubled [one]: it takes what source [one] puts in record.state by hand: looked up in "
         "the cache once that has run" in why.text
     ), why
+    # measure is cached, so what it put in the state by hand is known before the run: `why`
+    # and --dry say what the run does ("executes sized: state:size no longer exists" before)
+    assert "reused sized [one]: reused: artifact made by run 1" in why.text, why
+    assert "6 of 15 stage runs execute." in why.text, why
+    assert "6 to execute, 9 cached" in run_cli("run", "handset", "--dry", cwd=tmp_project).text
 
     edit(tmp_project / "experiments" / "handset.py", 'record.state["hand"] =', "_ =")
     with pytest.raises(InputSignatureError) as caught:

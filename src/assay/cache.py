@@ -344,7 +344,7 @@ class CacheStore:
         """
         final = self.ensure_dir(self.stage_dir(key))
         in_place = getattr(cacher, "writes_in_place", False) or cacher.path_override is not None
-        tag = None if in_place else f".tmp-{_unique()}."
+        tag = None if in_place else f".tmp-{_unique()}-"  # no dot: splitext keeps it
         if replace:
             self.discard(key, output, keep_files=True)
         cacher._dir = final
@@ -647,7 +647,11 @@ class CacheStore:
         except Exception as exc:
             raise CacheError(
                 f"{type(cacher).__name__} could not load artifact {output!r} of stage "
-                f"{meta.get('stage')!r} from {self.stage_dir(key)}: {type(exc).__name__}: {exc}"
+                f"{meta.get('stage')!r} from {self.stage_dir(key)}: {type(exc).__name__}: {exc}. "
+                "Its files match their checksums, so the cacher's load() cannot read what "
+                "its save() wrote here (or needs a package this environment lacks). Fix "
+                "that, or compute the artifact again: assay run ... --overwrite-stage "
+                f"{meta.get('stage')}"
             ) from exc
 
     def verify(self, meta: dict) -> None:
@@ -688,6 +692,12 @@ class CacheStore:
                     tops[first] = None
             else:
                 paths.append(path)
+        if type(cacher).__module__ != __package__ + ".caching":
+            # A project's cacher may name a second file after get_path()'s name
+            # (`os.path.splitext(self.get_path())[0] + "_labels.json"`), or its writer may
+            # add an extension (np.save): anything under this save's temporary name is its.
+            with os.scandir(final) as entries:
+                tops.update((e.name, None) for e in entries if e.name.startswith(tag))
         checksums = cacher._checksums
         for first in tops:
             source, target = f"{prefix}{first}", f"{prefix}{first[len(tag) :]}"

@@ -183,6 +183,7 @@ class Runner:
         self._setting: tuple[dict[str, str], str] | None = None
         self._deferred: list[StageNode] = []
         self._redone: dict[int, str] = {}  # stage run -> the --overwrite-stage it recomputes for
+        self._restored: set[tuple[int, str]] = set()  # (stage run, key): hand-set state given
         self.damaged: dict[tuple[str, str], str] = {}  # (key, output) -> what is wrong with it
         self._settled = 0
         """``plan.nodes[:_settled]`` were decided and executed while ``run()`` was planned,
@@ -399,6 +400,8 @@ class Runner:
             node.key, node.reads = read_key(base, _fields(node, reads)), reads
             if self._look_up(node):
                 return True
+            if self._partly_cached(node):  # an output it does not cache is all it lacks
+                return False
             first = first or (node.key, reads)
         if first is not None:
             node.key, node.reads = first
@@ -414,12 +417,29 @@ class Runner:
         node.reads = ALL if node.record.params is not None and not node.spec.is_aggregate else ""
         node.key = read_key(node.base, _fields(node, node.reads))
 
+    @staticmethod
+    def _partly_cached(node: StageNode) -> bool:
+        """Whether ``node`` has outputs without a cacher, and every other output cached."""
+        return (
+            not node.cacheable
+            and any(a.cacher is not None for a in node.outputs)
+            and all(a.cached for a in node.outputs if a.cacher is not None)
+        )
+
     def _look_up(self, node: StageNode) -> bool:
-        if not node.cacheable or node.volatile:
+        """Look ``node``'s outputs up under its key; True if all are cached.
+
+        A stage with an output it does not cache (no cacher) is never a hit, but its
+        other outputs are looked up too: a stage that needs only those loads them, and
+        the stage runs only when something needs what it does not cache.
+        """
+        if node.volatile:
             return False
         cache = self.manager.cache
         for artifact in node.outputs:
             cacher = artifact.cacher
+            if cacher is None:
+                continue
             try:
                 meta = cache.entry(node.key, artifact.name, cacher)
             except CorruptArtifactError as exc:
@@ -437,7 +457,7 @@ class Runner:
             if not artifact.cached:
                 artifact.meta = None
                 return False
-        return True
+        return node.cacheable
 
     # -- 2. decide --------------------------------------------------------------------
 
@@ -447,7 +467,7 @@ class Runner:
         if self._deferred:
             deferred, self._deferred = self._deferred, []
             manager.cache.prefetch(
-                [(n.key, a.name) for n in deferred if n.cacheable for a in n.outputs if a.cacher]
+                [(n.key, a.name) for n in deferred for a in n.outputs if a.cacher is not None]
             )
             for node in deferred:
                 self._look_up(node)
@@ -474,6 +494,7 @@ class Runner:
                 cause = next((redone[id(d)] for d in node.deps if id(d) in redone), None)
                 if cause is not None:
                     redone[id(node)] = cause
+        waiting = False
         for node in reversed(nodes):
             params = node.record.params
             node.forced = bool(
@@ -501,6 +522,7 @@ class Runner:
             elif node.volatile:
                 node.status, node.reason = "run", "an input cannot be hashed: " + node.volatile[0]
             elif setter := self.waits_for_state(node):
+                waiting = True
                 node.status = "run"
                 node.reason = (
                     f"it takes what {setter.spec.name} [{setter.record_label}] puts in "
@@ -523,6 +545,18 @@ class Runner:
                 )
             else:
                 node.status, node.reason = "unneeded", "nothing that executes needs its outputs"
+        if waiting and self.restore_hand_set(nodes):
+            # A stage found cached before one that takes what it put in record.state by
+            # hand: that is in the record now, so the later one is keyed and decided again
+            # (a --dry plan then says what a run does).
+            for node in nodes:  # plan order: upstream keys first
+                if node.stale and node.status == "run":
+                    key = node.key
+                    self.resolve(node)
+                    for consumer in node.consumers if node.key != key else ():
+                        consumer.stale = True
+            self.decide(nodes)
+            return
         if log.isEnabledFor(logging.DEBUG):  # --verbose: every stage run, not only those run
             for node in nodes:
                 if node.status == "cached":
@@ -1061,14 +1095,18 @@ class Runner:
                 exc.__cause__ or exc,
             )
 
-    def restore_hand_set(self, nodes: list[StageNode]) -> None:
+    def restore_hand_set(self, nodes: list[StageNode]) -> bool:
         """Give the records of reused stage runs what those stages put in ``record.state``
-        by hand when they ran (kept beside their outputs); the stages after them are keyed
-        again, now that the values are there."""
+        by hand when they ran (kept beside their outputs); the stages after them are marked
+        to be keyed again, now that the values are there. True if any was restored now."""
         cache = self.manager.cache
+        restored = False
         for node in nodes:
             if node.status != "cached" or not node.spec.sets_state or node.key is None:
                 continue
+            if (id(node), node.key) in self._restored:
+                continue
+            self._restored.add((id(node), node.key))
             if not cache.has(node.key, HAND_SET):
                 continue
             try:
@@ -1086,6 +1124,8 @@ class Runner:
                 record._set_by[name] = node.index
             for follower in node.followers:
                 follower.stale = True
+            restored = True
+        return restored
 
     def _save_reportables(self, node: StageNode, meta: dict) -> None:
         """Keep a cached stage's reportables with its outputs, so a reuse reports them too
