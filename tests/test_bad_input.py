@@ -864,3 +864,34 @@ def test_a_stage_failure_is_also_the_stage_s_own_exception_type(original, also):
     assert str(failed) == "Stage 's' failed: boom"  # not KeyError's quoted form
     assert type(failed) is StageFailed if also is None else isinstance(failed, also)
     assert pickle.loads(pickle.dumps(failed)).stage == "s"
+
+
+def test_a_stage_that_sets_a_parameter_field_is_stopped_with_a_message(tmp_path: Path):
+    """Curifactory lets a stage set `record.params.n = 3` for later stages; here the change
+    was silently lost (stages see a tracking copy), so the later stage got the old value."""
+    from dataclasses import dataclass
+
+    from assay.errors import StageFailed
+
+    @dataclass
+    class Params(assay.ExperimentParameters):
+        n_features: int | None = None
+
+        def doubled(self):
+            self._memo = 2 * (self.n_features or 1)  # an attribute of its own: allowed
+            return self._memo
+
+    @assay.stage(outputs=["x"])
+    def load(record):
+        record.params.doubled()
+        record.params.n_features = 3
+        return 1
+
+    manager = assay.ArtifactManager("params", project_root=tmp_path)
+    with pytest.raises(StageFailed) as caught:
+        load(assay.Record(manager, Params(name="a")))
+
+    message = str(caught.value)
+    assert "Stage 'load' failed for parameter set 'a'" in message
+    assert "set record.params.n_features = 3. A parameter set cannot change" in message
+    assert "get_params" in message

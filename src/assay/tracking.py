@@ -244,8 +244,33 @@ def _make_tracker(cls: type) -> type:
         state.pop("_assay_reads", None)
         return _rebuild(cls, copy.deepcopy(state, memo))
 
+    def refuse(change: str) -> None:
+        from assay.errors import StageError
+
+        raise StageError(
+            f"A stage {change}. A parameter set cannot change while "
+            "stages run: each stage's cache is keyed on the fields it reads, so the change "
+            "would be lost to later stages and to the cache. Return what the stage computes "
+            "as an output (or put it in record.state), or give the field its value where the "
+            "parameter sets are made (get_params)."
+        )
+
+    def __setattr__(self, name, value):  # noqa: N807
+        if name in names:
+            from assay.plan import short_repr
+
+            refuse(f"set record.params.{name} = {short_repr(value, 60)}")
+        cls.__setattr__(self, name, value)  # an attribute of its own (a memo): allowed
+
+    def __delattr__(self, name):  # noqa: N807
+        if name in names:
+            refuse(f"deleted record.params.{name}")
+        cls.__delattr__(self, name)
+
     namespace = {
         "__getattribute__": __getattribute__,
+        "__setattr__": __setattr__,
+        "__delattr__": __delattr__,
         "__reduce_ex__": __reduce_ex__,
         "__deepcopy__": __deepcopy__,
         "__module__": cls.__module__,
