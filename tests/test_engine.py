@@ -1335,6 +1335,21 @@ class SiblingCacher(Cacheable):
         return {"weights": np.load(self.get_path() + ".npy").tolist(), "labels": labels}
 
 
+class TaggingCacher(Cacheable):
+    """A cacher written for Curifactory: it reads ``self.metadata`` in save() and load()
+    under Curifactory's names (it was None in save())."""
+
+    def save(self, obj):
+        tags = {k: self.metadata[k] for k in ("params_name", "stage", "artifact_name")}
+        Path(self.get_path()).write_text(json.dumps({"tags": tags, "value": obj}))
+
+    def load(self):
+        saved = json.loads(Path(self.get_path()).read_text())
+        assert saved["tags"]["params_name"] == self.metadata.get("params_name")
+        assert self.metadata["cacher_type"] == str(type(self))
+        return saved
+
+
 FRAME = pd.DataFrame(
     {"x": [1, 2, 3], "y": [0.5, 1.25, -2.0], "label": ["p", "q", "r"]},
     index=["i", "j", "k"],
@@ -1465,6 +1480,13 @@ CACHER_CASES = {
         lambda root: SiblingCacher(),
         lambda record: {"weights": np.arange(3.0), "labels": ["cat", "dog"]},
         _equals({"weights": [0.0, 1.0, 2.0], "labels": ["cat", "dog"]}),
+    ),
+    "custom-reads-curifactory-metadata": CacherCase(
+        lambda root: TaggingCacher(),
+        lambda record: 5,
+        _equals(
+            {"tags": {"params_name": "p", "stage": "make", "artifact_name": "out"}, "value": 5}
+        ),
     ),
     "path-override-template": CacherCase(
         lambda root: PickleCacher(

@@ -351,6 +351,15 @@ class CacheStore:
         cacher._tmp_tag = tag
         cacher.cache_paths = []
         cacher._checksums = {}
+        # What the sidecar will say, for a cacher whose save() reads it (as Curifactory's can)
+        cacher.metadata = CacherMetadata(
+            key=key,
+            output=output,
+            **meta,
+            cacher={"class": f"{type(cacher).__module__}.{type(cacher).__qualname__}"},
+            extra=cacher.extra_metadata,
+            created=_now(),
+        )
         try:
             cacher.save(obj)
             paths = self._commit_files(cacher, final, tag)
@@ -388,7 +397,7 @@ class CacheStore:
                 "Free some space (assay cache gc) or use another cache (--cache DIR), then "
                 "run the same command again."
             ) from exc
-        cacher.metadata = sidecar
+        cacher.metadata = CacherMetadata(sidecar)
         return sidecar
 
     def prepare_in_place(self, key: str, output: str) -> Path:
@@ -640,7 +649,7 @@ class CacheStore:
         """Load an entry whose files were just checked against ``meta``."""
         key, output = meta["key"], meta["output"]
         cacher._dir = self.stage_dir(key)
-        cacher.metadata = meta
+        cacher.metadata = CacherMetadata(meta)
         cacher.extra_metadata = meta.get("extra", {})
         try:
             return cacher.load()
@@ -740,6 +749,40 @@ class CacheStore:
 _READS_BATCH = 4096
 """Lines of the read index a batch holds in memory at most before writing them."""
 _MODIFIED = "does not match its recorded checksum (it was modified)"
+
+
+class CacherMetadata(dict):
+    """A sidecar's content as a cacher's ``self.metadata`` sees it, in ``save()`` (what
+    the sidecar will say) and in ``load()``. The names Curifactory's cachers find there
+    are answered too (``params_name``, ``record_name``, ``artifact_name``,
+    ``cacher_type``, ``artifact_generated``, ``manager_run_info``), without being written
+    into the sidecar."""
+
+    def __missing__(self, name: str) -> Any:
+        param_set = dict.get(self, "param_set")
+        if name == "params_name":
+            return param_set if dict.get(self, "params_class") else None
+        if name == "record_name":
+            return param_set
+        if name == "artifact_name":
+            return dict.get(self, "output")
+        if name == "cacher_type":  # as str(type(cacher)) gives it
+            return f"<class '{(dict.get(self, 'cacher') or {}).get('class')}'>"
+        if name == "artifact_generated":
+            return dict.get(self, "created")
+        if name == "manager_run_info":
+            return {
+                "experiment_name": dict.get(self, "experiment"),
+                "run_number": dict.get(self, "run_number"),
+                "reference": dict.get(self, "run_id"),
+            }
+        raise KeyError(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
 
 
 def file_problem(path: Path, entry: dict) -> str | None:
