@@ -8,6 +8,7 @@ none of these may crash a run, and each must be recorded as it is.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import sys
 from importlib import metadata
@@ -120,6 +121,23 @@ def test_a_repository_without_commits_and_a_folder_outside_git(tmp_project: Path
     state = recorded(outside, manager.run_id)["git"]
     assert state["commit"] is None and "not in a git repository" in state["error"]
     assert manager.run_info.status == "completed" and manager.run_info.git_dirty is None
+
+
+def test_the_report_of_a_run_in_a_repository_without_commits_says_so(tmp_project: Path):
+    """The report said "Git commit: not recorded" where `assay show` says what git's state
+    was: a repository without commits."""
+    init_repo(tmp_project, GITIGNORE, commit=False)
+    manager = run(tmp_project)
+    shown = run_cli("show", "latest", cwd=tmp_project)
+    assert "a git repository without commits" in shown.text
+    page = tmp_project / "reports" / manager.run_id / "index.html"
+    for _ in range(2):  # as the run wrote it, then as `assay report` rebuilds it
+        row = re.search(r"<dt>Git commit</dt>\s*<dd>(.*?)</dd>", page.read_text(), re.DOTALL)
+        assert row and "a git repository without commits" in row.group(1), row
+        assert run_cli("report", "latest", cwd=tmp_project).code == 0
+    (page.parent / "run.json").unlink()  # made from the run store and the metadata file
+    assert run_cli("report", "latest", cwd=tmp_project).code == 0
+    assert "a git repository without commits" in page.read_text()
 
 
 def test_git_is_found_from_a_subfolder_a_worktree_a_link_and_git_dir(tmp_path: Path) -> None:

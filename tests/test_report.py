@@ -389,6 +389,32 @@ def test_an_interrupted_run_gets_a_report(tmp_project: Path):
     assert section(html, "dag").count("status-interrupted") == 1
 
 
+@pytest.mark.parametrize("flag", ["fail", "interrupt"])
+def test_a_stopped_run_claims_no_reuse_of_outputs_it_did_not_make(tmp_project: Path, flag):
+    """Outputs of stages that failed, were interrupted or never ran are in the cache from an
+    earlier run, but this run neither computed nor reused them."""
+    run(tmp_project, "flaky")
+    (tmp_project / f"{flag}.flag").touch()
+    with pytest.raises((StageFailed, KeyboardInterrupt)):
+        run(tmp_project, "flaky", overwrite=True)
+    with RunStore(tmp_project / "assay.db") as store:
+        info = store.get_run("latest")
+    html = (tmp_project / "reports" / info.id / "index.html").read_text()
+    stopped = "stage failed" if flag == "fail" else "interrupted"
+    rows = {(r[0], r[1]): r[5] for r in table_rows(section(html, "artifacts"))}
+    assert rows == {
+        ("a", "first"): "computed",
+        ("a", "second"): f"not made ({stopped})",
+        ("a", "third"): "not made (not run)",
+        ("b", "first"): "not made (not run)",
+        ("b", "second"): "not made (not run)",
+        ("b", "third"): "not made (not run)",
+    }
+    record = json.loads((tmp_project / "reports" / info.id / "run.json").read_text())
+    second = next(n for n in record["nodes"] if n["stage"] == "second" and n["record"] == 0)
+    assert second["outputs"][0]["path"]  # the earlier run's copy: still shown where it is
+
+
 # -- the command line ---------------------------------------------------------------------
 
 
@@ -445,6 +471,39 @@ def test_assay_report_makes_a_page_from_the_run_store_for_a_run_without_one(tmp_
     assert dag.count('marker-end="url(#assay-arrow)"') == 2 * 4 + 2
     assert "aggregate of 2 records" in dag
     assert len(table_rows(section(html, "artifacts"))) == 9
+
+
+DAMAGED_RECORDS = [
+    '{"broken',
+    "[]",
+    '{"run": {}}',
+    "null",
+    '{"format": "assay-run-record/1", "run": {}, "param_sets": [], "records": [],'
+    ' "nodes": [{"stage": "load"}], "reportables": []}',
+]
+
+
+@pytest.mark.parametrize("damaged", DAMAGED_RECORDS)
+def test_assay_report_makes_a_page_from_the_run_store_when_the_run_record_is_damaged(
+    tmp_project: Path, damaged: str
+):
+    """A run.json that is not JSON or not a run record gave a traceback: it is now treated
+    as missing, with a warning naming it, and kept aside rather than overwritten."""
+    manager = run(tmp_project, "diamond")
+    run_dir = tmp_project / "reports" / manager.run_id
+    (run_dir / "run.json").write_text(damaged)
+
+    result = run_cli("report", "1", cwd=tmp_project)
+
+    assert result.code == 0, result
+    assert "Traceback" not in result.output
+    assert f"{manager.run_id}/run.json is damaged" in result.text
+    assert "made from the run store instead" in result.text
+    assert (run_dir / "run.json.damaged").read_text() == damaged  # nothing lost
+    assert json.loads((run_dir / "run.json").read_text())["source"] == "store"
+    html = (run_dir / "index.html").read_text()
+    assert "rebuilt from the run store" in html
+    assert metadata(html)["Stage runs"] == "9 executed"
 
 
 def test_assay_report_all_and_the_index_lists_runs_newest_first(tmp_project: Path):

@@ -531,3 +531,42 @@ def test_a_run_whose_process_was_killed_is_recorded_as_interrupted_when_next_rea
         assert killed.status == "interrupted"
         assert "process ended without recording the end of the run" in killed.error
         assert store.get_run("latest").status == "running"  # node17's
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "99999999999999999999999",
+        10**23,
+        "9223372036854775808",
+        "-9223372036854775809",
+        "-99999999999999999999999",
+        "9" * 5000,
+        "-" + "9" * 5000,
+    ],
+)
+def test_a_run_number_beyond_sqlite_is_no_such_run(
+    store: RunStore, three_runs: list[RunInfo], ref: object
+) -> None:
+    """int(text) was bound as it was: SQLite raised OverflowError (a traceback)."""
+    with pytest.raises(RunStoreError, match="No run") as caught:
+        store.get_run(ref)  # type: ignore[arg-type]
+    assert three_runs[2].id in str(caught.value)
+    with pytest.raises(RunStoreError, match="No run"):
+        store.get_run("9223372036854775807")  # the largest SQLite holds: asked, not found
+    with pytest.raises(RunStoreError, match="No run"):
+        store.get_run("-9223372036854775807")
+
+
+def test_assay_show_and_compare_of_a_run_number_beyond_sqlite_say_no_such_run(
+    tmp_path: Path,
+) -> None:
+    from conftest import copy_project, run_cli
+
+    project = copy_project("basic", tmp_path)
+    assert run_cli("run", "diamond", "--no-report", cwd=project).code == 0
+    for args in (("show", "99999999999999999999999"), ("compare", "1", "-" + "9" * 30)):
+        result = run_cli(*args, cwd=project)
+        assert result.code != 0
+        assert "Traceback" not in result.output and "OverflowError" not in result.output
+        assert "No run '" in result.text and "The most recent runs are:" in result.text

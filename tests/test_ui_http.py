@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+import assay
 from assay.config import ProjectConfig
 from assay.store import RunStore
 from assay.ui import LOCAL_HOSTS, create_app
@@ -433,3 +434,121 @@ def test_a_filter_on_a_parameter_no_run_has_is_reported(client):
     assert "Did you mean 'lr'?" in data["errors"][0]
     page = client.get("/runs?param=lrr%3D0.1")
     assert "No run has a parameter named 'lrr'" in unescape(page.text)
+
+
+# -- numbers out of range, too many filters, damaged records ------------------------------
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/runs/{HUGE}/",
+        f"/runs/{HUGE}",
+        f"/runs/-{HUGE}/",
+        f"/log/{HUGE}",
+        f"/api/runs/{HUGE}/progress",
+        f"/api/runs/-{HUGE}/progress",
+        f"/runs/{'9' * 5000}/",
+    ],
+)
+def test_a_run_number_beyond_sqlite_is_not_found_not_a_server_error(client, path):
+    response = client.get(path)
+    assert response.status_code == 404, response.text[:500]
+    assert "No run '" in text_of(response.text)
+
+
+@pytest.mark.parametrize(
+    ("query", "same_as"),
+    [
+        (f"page={HUGE}", "page=1000"),
+        ("page=9223372036854775807", "page=1000"),
+        ("page=9223372036854775807&per_page=500", "page=1000"),
+        (f"page={'9' * 5000}", "page=1000"),
+        (f"param=epochs%3D{HUGE}", "param=epochs%3D1000000"),
+        (f"param=epochs%3D{'9' * 400}", "param=epochs%3D1000000"),
+        (f"param=epochs%3E%3D-{HUGE}", "param=epochs%3E%3D-1000000"),
+        (f"param=epochs%3E-{'9' * 400}", "param=epochs%3E-1000000"),
+        (f"param=epochs%3C{HUGE}", "param=epochs%3C1000000"),
+    ],
+)
+def test_out_of_range_numbers_in_the_runs_query_answer_normally(client, query, same_as):
+    """As a number in range beyond every value: a page past the last, a bound beyond all."""
+    for path in ("/api/runs", "/runs"):
+        response = client.get(f"{path}?{query}")
+        assert response.status_code == 200, (path, response.text[:500])
+    data = client.get(f"/api/runs?{query}").json()
+    expected = client.get(f"/api/runs?{same_as}").json()
+    assert (data["total"], data["runs"]) == (expected["total"], expected["runs"])
+    assert data["total"] == (0 if "%3D" in query and "%3E" not in query else 3)
+
+
+def test_comparing_runs_beyond_sqlite_lists_the_recent_runs(client, runs):
+    for query in (f"run={HUGE}", f"set={HUGE}:x", f"run=1&run=-{HUGE}"):
+        response = client.get(f"/api/compare?{query}")
+        assert response.status_code == 200, response.text[:500]
+        (error,) = response.json()["errors"]
+        assert error.startswith("No run '") and runs[3].id in error
+        assert client.get(f"/compare?{query}").status_code == 200
+
+
+def test_too_many_parameter_filters_get_a_clear_400(client):
+    """1,100 filters made SQLite give up ("Expression tree is too large"): a 500."""
+    many = "&".join(["param=epochs%3D4"] * 1100)
+    response = client.get(f"/api/runs?{many}")
+    assert response.status_code == 400
+    assert "Too many parameter filters: 1100" in response.json()["error"]
+    page = client.get(f"/runs?{many}")
+    assert page.status_code == 400 and "Too many parameter filters" in text_of(page.text)
+    allowed = client.get("/api/runs?" + "&".join(["param=epochs%3D6"] * 100))
+    assert allowed.status_code == 200
+    assert [r["number"] for r in allowed.json()["runs"]] == [2]
+
+
+@pytest.mark.parametrize(
+    "path", ["/runs/999/", "/runs/nope/", "/log/999", "/api/runs/nope/progress"]
+)
+def test_a_run_that_does_not_exist_lists_the_recent_runs(client, runs, path):
+    """The message ended with "The most recent runs are:" and nothing after it."""
+    response = client.get(path)
+    assert response.status_code == 404
+    text = response.json()["error"] if path.startswith("/api/") else text_of(response.text)
+    text = " ".join(text.split())
+    assert "The most recent runs are: 3 " in text, text
+    assert all(runs[n].id in text for n in (1, 2, 3)), text
+    assert "Refer to a run by its number" in text
+
+
+DAMAGED_RECORDS = [
+    '{"broken',
+    "[]",
+    '{"run": {}}',
+    '{"format": "assay-run-record/1", "run": [], "param_sets": [], "records": [],'
+    ' "nodes": [], "reportables": []}',
+    '{"format": "assay-run-record/1", "run": {}, "param_sets": [], "records": [],'
+    ' "nodes": [{"stage": "load"}], "reportables": []}',
+]
+
+
+@pytest.mark.parametrize("damaged", DAMAGED_RECORDS)
+def test_a_damaged_run_record_is_shown_from_the_run_store(tmp_path, caplog, damaged):
+    """A reports/RUN/run.json that is not a run record gave a 500; the page is now made
+    from the run store, as for a run without one, and the file is left as it is."""
+    from conftest import copy_project
+
+    root = copy_project("basic", tmp_path)
+    manager = assay.run_experiment("diamond", [], project_root=root)
+    record = root / "reports" / manager.run_id / "run.json"
+    record.write_text(damaged)
+    app = create_app(ProjectConfig.load(root), allowed_hosts=list(LOCAL_HOSTS))
+    client = TestClient(app, base_url="http://127.0.0.1:8000")
+
+    with caplog.at_level("WARNING", logger="assay"):
+        page = client.get(f"/runs/{manager.run_id}/")
+
+    assert page.status_code == 200, page.text[:2000]
+    assert "rebuilt from the run store" in page.text
+    assert page.text.count('<g class="stage') == 9
+    assert f"{record} is damaged" in caplog.text
+    assert record.read_text() == damaged  # the dashboard changes nothing

@@ -182,3 +182,122 @@ def test_a_store_without_metrics_reads_as_none(tmp_path: Path):
         "diamond", [], project_root=copy_project("basic", tmp_path)
     )  # logs no metric: no table
     assert read_metrics(manager.config.store_path, [1]) == []
+
+
+BIG_STEP = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    step: int = 0
+
+
+@assay.stage(outputs=["done"], cachers=[JsonCacher])
+def train(record):
+    record.log_metric("loss", 0.5, step=record.params.step)
+    return 1
+
+
+def get_params():
+    return [Params(name="one")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        train(assay.Record(manager, params))
+"""
+
+
+def test_a_step_beyond_64_bits_is_refused_where_it_is_logged(project: Path):
+    """``step=2**70`` was accepted, and the run then crashed at its end with SQLite's
+    OverflowError (a traceback): it is refused at the call, naming the metric."""
+    (project / "experiments" / "bigstep.py").write_text(BIG_STEP)
+    result = run_cli("run", "bigstep", "--set", f"step={2**70}", cwd=project)
+    assert result.code != 0
+    assert "OverflowError" not in result.output and "Traceback (most recent" not in result.output
+    assert "The step of metric 'loss' is 1180591620717411303424" in result.text
+    assert "64-bit integers" in result.text
+    for step in (2**63 - 1, -(2**63)):  # the extremes are kept
+        done = run_cli("run", "bigstep", "--set", f"step={step}", cwd=project)
+        assert done.code == 0, done
+    assert [r[4] for r in rows(project, 2)] == [2**63 - 1]
+    assert [r[4] for r in rows(project, 3)] == [-(2**63)]
+
+    record = assay.Record(assay.ArtifactManager("notebook"), None)
+    for step in (2**63, -(2**63) - 1, np.uint64(2**64 - 1)):
+        with pytest.raises(ValueError, match="step of metric 'm' is"):
+            record.log_metric("m", 1.0, step=step)
+    with pytest.raises(ValueError, match="Metric 'm' is .* too large for a floating-point"):
+        record.log_metric("m", 10**400)
+    with pytest.raises(ValueError, match=r"Metric 'm' is an integer of about \d+ digits"):
+        record.log_metric("m", 10**5000)
+    record.log_metric("m", 2**70)  # a large int is a float like any other
+    (metrics,) = [r for r in record.reportables if type(r) is Metrics]
+    assert metrics.entries == [("m", float(2**70), None)]
+
+
+NON_FINITE = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    lr: float = 0.1
+
+
+@assay.stage(outputs=["done"], cachers=[JsonCacher])
+def train(record):
+    for step, loss in enumerate([1.0, float("inf"), float("-inf"), float("nan")]):
+        record.log_metric("loss", loss, step=step)
+    record.log_metric("accuracy", float("inf"))
+    return 1
+
+
+def get_params():
+    return [Params(name="one"), Params(name="two", lr=0.2)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        train(assay.Record(manager, params))
+"""
+
+
+def test_infinite_and_nan_metrics_are_kept_and_the_dashboard_serves_them(project: Path):
+    """inf is kept as such (NaN as NULL); the dashboard's JSON, which cannot hold inf,
+    gave a 500 (ValueError: Out of range float values are not JSON compliant)."""
+    from starlette.testclient import TestClient
+
+    from assay.config import ProjectConfig
+    from assay.ui import LOCAL_HOSTS, create_app
+
+    (project / "experiments" / "nonfinite.py").write_text(NON_FINITE)
+    for _ in range(2):
+        assert run_cli("run", "nonfinite", "--overwrite", cwd=project).code == 0
+    found = [(r[0], r[2], r[3], r[4]) for r in rows(project, 1) if r[0] == "one"]
+    assert found == [
+        ("one", "loss", 1.0, 0), ("one", "loss", math.inf, 1), ("one", "loss", -math.inf, 2),
+        ("one", "loss", None, 3), ("one", "accuracy", math.inf, None),
+    ]  # fmt: skip
+
+    app = create_app(ProjectConfig.load(project), allowed_hosts=list(LOCAL_HOSTS))
+    client = TestClient(app, base_url="http://127.0.0.1:8000")
+    for path in (
+        "/api/runs", "/api/runs?sort=metric:accuracy", "/runs", "/runs/1/",
+        "/api/compare?run=1&run=2", "/compare?run=1&run=2", "/api/compare?set=1:one&set=1:two",
+        "/api/sweep?experiment=nonfinite&metric=accuracy", "/sweep?experiment=nonfinite",
+    ):  # fmt: skip
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.text[:500])
+    data = client.get("/api/runs").json()
+    assert data["runs"][0]["metrics"]["accuracy"] == {
+        "min": None, "max": None, "n": 2, "stepped": False,
+    }  # fmt: skip
+    assert "inf" in client.get("/runs").text  # the page shows what JSON cannot

@@ -82,6 +82,9 @@ CREATE INDEX IF NOT EXISTS metrics_by_name ON metrics (name, run)
 MAX_NAME = 200
 """The longest metric name accepted."""
 
+STEP_RANGE = (-(2**63), 2**63 - 1)
+"""The steps accepted: what an SQLite INTEGER holds."""
+
 _BUSY_TIMEOUT_S = 30.0
 
 
@@ -167,7 +170,9 @@ def log_metric(record: Any, name: str, value: Any, step: int | None = None) -> N
     Called inside a stage, the value belongs to that stage run; outside any
     stage, to the record's last stage run (or to the record alone). Raises
     ``TypeError`` / ``ValueError`` for a name that is not a short string, a
-    value that is not a real number, or a step that is not an integer.
+    value that is not a real number (or too large for a float), or a step that
+    is not an integer the run store can keep (64 bits: from -2**63 to 2**63 - 1).
+    NaN is kept as "no value" (NULL) in the run store; infinities are kept as such.
     """
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise ValueError(
@@ -183,6 +188,12 @@ def log_metric(record: Any, name: str, value: Any, step: int | None = None) -> N
                 f"The step of metric {name!r} must be an integer (or None), got "
                 f"{type(step).__name__} {step!r}."
             ) from None
+        if not STEP_RANGE[0] <= step <= STEP_RANGE[1]:
+            raise ValueError(
+                f"The step of metric {name!r} is {_short(step)}: the run store keeps steps "
+                "as 64-bit integers, from -2**63 to 2**63 - 1. Log a smaller step (an "
+                "epoch or iteration count)."
+            )
     node = record._node or record._last_node()
     owner = node.reportables if node is not None else record.reportables
     metrics = next((r for r in owner if type(r) is Metrics), None)
@@ -198,15 +209,29 @@ def _as_float(name: str, value: Any) -> float:
             f"Metric {name!r} must be a real number, got {type(value).__name__} {value!r}. "
             "Log each number of a structure separately, or report it with record.report(...)."
         )
-    if isinstance(value, numbers.Real):
-        return float(value)
-    item = getattr(value, "item", None)  # numpy / torch scalars, one-element arrays
     try:
+        if isinstance(value, numbers.Real):
+            return float(value)
+        item = getattr(value, "item", None)  # numpy / torch scalars, one-element arrays
         return float(item() if callable(item) else value)
+    except OverflowError:  # an int (or Fraction) beyond any float
+        raise ValueError(
+            f"Metric {name!r} is {_short(value)}, too large for a floating-point number "
+            "(the run store keeps metrics as 64-bit floats, up to about 1.8e308)."
+        ) from None
     except (TypeError, ValueError):
         raise TypeError(
             f"Metric {name!r} must be a real number, got {type(value).__name__} {value!r}."
         ) from None
+
+
+def _short(value: Any) -> str:
+    """A number as text, its middle left out if it is very long."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more digits than Python converts to text
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    return text if len(text) <= 60 else f"{text[:25]}...{text[-25:]} ({len(text)} characters)"
 
 
 # -- the run store ------------------------------------------------------------------------
@@ -243,11 +268,20 @@ def record_run_metrics(store: Any, manager: Any) -> int:
             label = record.name if record is not None else None
             for name, value, step in reportable.entries:
                 rows.append((run_number, label, "", name, _finite_or_nan(value), step, None, 0))
+    kept = [r for r in rows if r[5] is None or STEP_RANGE[0] <= r[5] <= STEP_RANGE[1]]
+    if len(kept) < len(rows):  # logged by an older assay, which let such steps through
+        log.warning(
+            "%d metric value(s) of run %s have a step beyond a 64-bit integer and are left "
+            "out of the run store. They are still in the run's report.",
+            len(rows) - len(kept),
+            manager.run_id,
+        )
+        rows = kept
     if not rows:
         return 0
     try:
         write_rows(Path(store.path), rows)
-    except (sqlite3.Error, OSError) as exc:
+    except (sqlite3.Error, OSError, OverflowError) as exc:
         log.warning(
             "The metrics of run %s could not be written to the run store %s: %s. They are "
             "still in the run's report.",

@@ -713,11 +713,15 @@ class RunStore:
             text = "-1"
         select = f"SELECT {_RUN_COLUMNS} FROM runs"
         row = None
-        if text[:1] == "-" and _is_number(text[1:]) and int(text[1:]) >= 1:
-            query = f"{select} ORDER BY number DESC LIMIT 1 OFFSET ?"
-            row = db.execute(query, (int(text[1:]) - 1,)).fetchone()
+        if text[:1] == "-" and _is_number(text[1:]) and text[1:].strip("0"):  # -1, -2, ...
+            back = _as_int64(text[1:])  # None: more runs back than SQLite can count
+            if back is not None:
+                query = f"{select} ORDER BY number DESC LIMIT 1 OFFSET ?"
+                row = db.execute(query, (back - 1,)).fetchone()
         elif _is_number(text):
-            row = db.execute(f"{select} WHERE number = ?", (int(text),)).fetchone()
+            number = _as_int64(text)  # None: beyond any run number SQLite can hold
+            if number is not None:
+                row = db.execute(f"{select} WHERE number = ?", (number,)).fetchone()
         elif text:
             row = db.execute(f"{select} WHERE id = ?", (text,)).fetchone()
             if row is None:
@@ -1011,6 +1015,18 @@ def _parse_stamp(text: str) -> datetime:
 
 def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
+
+
+_INT64_MAX = 2**63 - 1
+"""The largest integer SQLite stores (a larger one raises OverflowError when bound)."""
+
+
+def _as_int64(text: str) -> int | None:
+    """The digits ``text`` as an int, or ``None`` if SQLite cannot hold it."""
+    if len(text.lstrip("0")) > len(str(_INT64_MAX)):
+        return None  # also keeps int() from refusing thousands of digits
+    value = int(text)
+    return value if value <= _INT64_MAX else None
 
 
 def _platform() -> str:

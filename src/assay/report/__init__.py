@@ -139,7 +139,13 @@ def rebuild_reports(
     Returns:
         The pages written, the index last.
     """
-    from assay.report.build import build_run_page, load_record, write_record
+    from assay.report.build import (
+        DamagedRecord,
+        build_run_page,
+        damage_errors,
+        load_record,
+        write_record,
+    )
     from assay.report.collect import record_from_store
     from assay.store import RunStore
 
@@ -151,16 +157,47 @@ def rebuild_reports(
             runs = [store.get_run(ref) for ref in (refs or ["latest"])]
         for run in runs:
             run_dir = report_dir(config, run.id)
+            page = None
             if (run_dir / "run.json").exists():
-                record = load_record(run_dir)
-                record["run"] = _fresh_run(record["run"], run)
-            else:
+                try:
+                    record = load_record(run_dir)
+                    record["run"] = _fresh_run(record["run"], run)
+                    page = build_run_page(run_dir, record)
+                except DamagedRecord as exc:
+                    _set_aside(run_dir, str(exc))
+                except damage_errors() as exc:
+                    _set_aside(
+                        run_dir,
+                        f"{run_dir / 'run.json'} is damaged: its page cannot be made from it "
+                        f"({type(exc).__name__}: {exc}).",
+                    )
+                else:
+                    write_record(run_dir, record)
+            if page is None:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 record = record_from_store(store, run, run_dir, config)
-            write_record(run_dir, record)
-            pages.append(build_run_page(run_dir, record))
+                write_record(run_dir, record)
+                page = build_run_page(run_dir, record)
+            pages.append(page)
     pages.append(_rebuild_index(config))
     return pages
+
+
+def _set_aside(run_dir: Path, problem: str) -> None:
+    """Keep a damaged ``run.json`` beside the one made from the run store, and say so."""
+    damaged = run_dir / "run.json"
+    kept = run_dir / "run.json.damaged"
+    number = 1
+    while kept.exists():
+        number += 1
+        kept = run_dir / f"run.json.damaged-{number}"
+    damaged.replace(kept)
+    log.warning(
+        "%s The report is made from the run store instead (without reportables); the "
+        "damaged file is kept as %s.",
+        problem,
+        kept,
+    )
 
 
 def _fresh_run(recorded: dict, run: Any) -> dict:

@@ -19,6 +19,7 @@ inlined so a report folder can be copied anywhere.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from datetime import datetime, timezone
@@ -26,11 +27,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from assay.errors import AssayError
 from assay.humanize import format_duration, format_size
-from assay.report.collect import FRAGMENT_LIMIT
+from assay.report.collect import FORMAT, FRAGMENT_LIMIT
 from assay.report.dag import STATUS_STYLES, render_svg
 
 HERE = Path(__file__).parent
+
+log = logging.getLogger("assay")
 
 INLINE_SVG_LIMIT = 1_000_000
 """A DAG picture bigger than this (bytes) is linked (``dag.svg``) instead of inlined."""
@@ -144,9 +148,76 @@ def format_value(value: Any) -> str:
 # -- the run page -------------------------------------------------------------------------
 
 
+class DamagedRecord(AssayError):
+    """A ``run.json`` that is not a run record: not JSON, or not shaped like one."""
+
+
+_RECORD_LISTS = ("param_sets", "records", "nodes", "reportables")
+_RECORD_OPTIONAL = {"git": dict, "failure": dict, "log": str, "source": str}
+
+
 def load_record(run_dir: Path) -> dict:
-    """The run record ``run_dir/run.json``."""
-    return json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    """The run record ``run_dir/run.json``.
+
+    Raises :class:`DamagedRecord` (naming the file) if it is not JSON or not shaped like
+    a run record (see :mod:`assay.report.collect`), and ``OSError`` if it cannot be read.
+    """
+    path = Path(run_dir) / "run.json"
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise DamagedRecord(f"{path} is damaged: it is not JSON ({exc}).") from None
+    problem = _record_problem(record)
+    if problem:
+        raise DamagedRecord(f"{path} is damaged: {problem}.")
+    for name in _RECORD_OPTIONAL:
+        record.setdefault(name, None)
+    return record
+
+
+def _record_problem(record: Any) -> str | None:
+    """What makes ``record`` no run record, or ``None`` if it looks like one."""
+    if not isinstance(record, dict):
+        return f"it holds {type(record).__name__}, not a run record"
+    if record.get("format") != FORMAT:
+        return f"its format is {record.get('format')!r}, not {FORMAT!r}"
+    if not isinstance(record.get("run"), dict):
+        return "its 'run' entry is missing or not an object"
+    for name in _RECORD_LISTS:
+        items = record.get(name)
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            return f"its {name!r} entry is missing or not a list of objects"
+    for name, kind in _RECORD_OPTIONAL.items():
+        if record.get(name) is not None and not isinstance(record[name], kind):
+            return f"its {name!r} entry is not {'an object' if kind is dict else 'text'}"
+    return None
+
+
+def read_record(run_dir: Path) -> dict | None:
+    """The run record ``run_dir/run.json``; ``None`` if there is none, or (with a warning
+    naming the file) if it is damaged, so the caller makes one from the run store."""
+    try:
+        return load_record(run_dir)
+    except FileNotFoundError:
+        return None
+    except (DamagedRecord, OSError) as exc:
+        log.warning("%s The report is made from the run store instead.", _sentence(exc))
+        return None
+
+
+def damage_errors() -> tuple[type[BaseException], ...]:
+    """What building a page from a damaged run record raises (one that passed
+    :func:`load_record`'s checks but has, say, a stage without a status)."""
+    import jinja2
+
+    return (KeyError, TypeError, ValueError, AttributeError, IndexError, jinja2.TemplateError)
+
+
+def _sentence(exc: BaseException) -> str:
+    if isinstance(exc, AssayError):
+        return str(exc)
+    return f"{getattr(exc, 'filename', None) or 'run.json'} cannot be read: {exc}."
 
 
 def build_run_page(run_dir: str | os.PathLike, record: dict | None = None) -> Path:
@@ -229,6 +300,8 @@ def _metadata(record: dict) -> list[tuple[str, Any, str]]:
         rows.append(("Git commit", git, "git"))
     elif git and git.get("error"):
         rows.append(("Git commit", f"unknown: {git['error']}", "missing"))
+    elif git:  # what `assay show` says; uncommitted work is all there is
+        rows.append(("Git commit", "a git repository without commits", "missing"))
     else:
         rows.append(("Git commit", "not recorded", "missing"))
     if config.get("overrides"):

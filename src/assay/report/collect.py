@@ -91,7 +91,8 @@ def git_info(run: dict, metadata_file: Path | None = None) -> dict | None:
     ``git`` dict in its ``provenance`` or ``config``), then in the run's
     metadata file beside its log (``logs/RUN_ID.json``). Returns
     ``{"commit", "dirty", "branch", "error"}``; ``error`` says why git's state
-    is unknown (no git, not a repository).
+    is unknown (no git, not a repository). In a repository without commits,
+    ``commit`` is ``None`` and ``branch`` names the (unborn) branch.
     """
     sources: list[dict] = [run]
     for name in ("provenance", "config"):
@@ -115,8 +116,8 @@ def git_info(run: dict, metadata_file: Path | None = None) -> dict | None:
             "branch": nested.get("branch") or source.get("git_branch"),
             "error": nested.get("error") or source.get("git_error"),
         }
-        if git["commit"] or git["error"]:
-            return git
+        if git["commit"] or git["error"] or git["branch"]:
+            return git  # a branch alone: a repository without commits (an unborn branch)
     return None
 
 
@@ -214,7 +215,7 @@ def dag_of(manager: Any, run_status: str | None = None, run_error: str | None = 
                 "joins": joins,
                 "deps": [dep.index for dep in node.deps],
                 "inputs": inputs,
-                "outputs": [_output(manager, node, a, root, loaded) for a in node.outputs],
+                "outputs": [_output(manager, node, a, root, loaded, status) for a in node.outputs],
             }
         )
     return {"records": records, "nodes": nodes, "_record_ids": record_ids}
@@ -228,7 +229,15 @@ def _node_status(status: str, run_status: str | None) -> str:
     return status
 
 
-def _output(manager: Any, node: Any, artifact: Any, root: Path, loaded: set) -> dict:
+def _output(manager: Any, node: Any, artifact: Any, root: Path, loaded: set, status: str) -> dict:
+    """One output of a stage run, and what this run did with it (``action``).
+
+    ``computed`` only if the stage executed in this run; ``reused`` only if the run took
+    it from the cache (the stage was cached, or not needed and its output is cached). A
+    stage that failed, was interrupted or did not run made nothing: its output is "not
+    made" by this run, even if the cache holds a copy from an earlier one (its path is
+    still given).
+    """
     cacher = artifact.cacher
     entry: dict[str, Any] = {
         "name": artifact.name,
@@ -238,11 +247,15 @@ def _output(manager: Any, node: Any, artifact: Any, root: Path, loaded: set) -> 
         "cached": bool(artifact.cached),
         "action": "not cached",
     }
+    made = status in ("executed", "cached", "unneeded")
+    if not made:
+        entry["action"] = f"not made ({_NOT_MADE.get(status, status)})"
     if cacher is None:
-        entry["action"] = "not cached (no cacher)"
+        if made:
+            entry["action"] = "not cached (no cacher)"
         return entry
-    if not node.key or (node.status == "failed" and not artifact.cached):
-        return entry  # its key depends on something that never ran, or it failed: no file
+    if not node.key or (not made and not artifact.cached):
+        return entry  # its key depends on something that never ran, or it made no file
     cache = manager.cache
     meta = artifact.meta
     if meta is None and artifact.cached:
@@ -251,12 +264,17 @@ def _output(manager: Any, node: Any, artifact: Any, root: Path, loaded: set) -> 
     path = cache.where(node.key, files[0]["path"] if files and files[0].get("path") else None)
     entry["path"] = path if cache.remote else _relative(path, root)
     entry["size"] = (meta or {}).get("size")
+    if not made:
+        return entry
     if artifact.cached:
-        computed = node.status == "executed" and (artifact.lazy or id(artifact) not in loaded)
+        computed = status == "executed" and (artifact.lazy or id(artifact) not in loaded)
         entry["action"] = "computed" if computed else "reused"
-    elif node.status == "unneeded":
+    elif status == "unneeded":
         entry["action"] = "not needed"
     return entry
+
+
+_NOT_MADE = {"failed": "stage failed", "interrupted": "interrupted", "not run": "not run"}
 
 
 def _relative(path: Path | str, start: Path | str) -> str:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import json
+import logging
+import math
 import sqlite3
 from functools import cached_property
 from http.cookies import SimpleCookie
@@ -38,11 +40,11 @@ from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
     HTMLResponse,
-    JSONResponse,
     PlainTextResponse,
     RedirectResponse,
     Response,
 )
+from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import Route
 
 from assay.errors import AssayError
@@ -51,6 +53,8 @@ from assay.ui.files import Folders, Refused, preview, served_type
 
 HERE = Path(__file__).parent
 REPORT = HERE.parent / "report"
+
+log = logging.getLogger("assay")
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -155,6 +159,26 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
+
+
+class JSONResponse(_StarletteJSON):
+    """JSON, with a metric's infinity (which JSON cannot write) as ``null``, like NaN's."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except ValueError:  # "Out of range float values are not JSON compliant"
+            return super().render(_finite(content))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _secured(response: Response) -> Response:
@@ -266,12 +290,15 @@ class Dashboard:
         try:
             return store.get_run(ref)
         except AssayError as exc:
-            raise HTTPException(404, str(exc).split("\n")[0]) from exc
+            raise HTTPException(404, comparison.one_line(exc)) from exc
 
     # -- runs -----------------------------------------------------------------------------
 
     def _runs(self, request: Request) -> tuple[queries.RunQuery, dict, list[str]]:
-        query = queries.RunQuery.parse(request.query_params, _multi(request))
+        try:
+            query = queries.RunQuery.parse(request.query_params, _multi(request))
+        except queries.QueryError as exc:
+            raise HTTPException(400, str(exc)) from exc
         if not self.store_path.exists():
             return query, {"total": 0, "runs": [], "metric_names": [], "errors": []}, []
         self.store().close()  # settles runs killed on this machine before they are listed
@@ -310,7 +337,7 @@ class Dashboard:
         return RedirectResponse(f"/runs/{quote(run.id)}/", status_code=302)
 
     def run_page(self, request: Request) -> Response:
-        from assay.report.build import load_record, run_context
+        from assay.report.build import damage_errors, read_record, run_context
         from assay.report.collect import record_from_store, run_info_dict
 
         ref = request.path_params["ref"]
@@ -319,17 +346,32 @@ class Dashboard:
             if ref != run.id:
                 return RedirectResponse(f"/runs/{quote(run.id)}/", status_code=302)
             run_dir = self.folders.resolve("reports", run.id)
+            has_log = (Path(self.config.logs_dir) / f"{run.id}.log").is_file()
+            log_href = f"/log/{run.id}" if has_log else None
+            record = None
             if (run_dir / "run.json").is_file() and run.status != "running":
-                record = load_record(run_dir)
-                record["run"] = {**record["run"], **run_info_dict(run)}
-            else:
+                record = read_record(run_dir)  # None (and a warning) if it is damaged
+            context = None
+            if record is not None:
+                record = {**record, "run": {**record["run"], **run_info_dict(run)}}
+                record["log"] = log_href
+                try:
+                    context = run_context(record, run_dir)
+                except damage_errors() as exc:
+                    log.warning(
+                        "%s is damaged: its page cannot be made from it (%s: %s). The page "
+                        "is made from the run store instead.",
+                        run_dir / "run.json",
+                        type(exc).__name__,
+                        exc,
+                    )
+            if context is None:
                 record = record_from_store(store, run, run_dir, self.config)
                 if run.status == "running":
                     record["source"] = "live"  # not a rebuilt report: the run is not over
+                record["log"] = log_href
+                context = run_context(record, run_dir)
             progress = live.progress(run, self.config, store) if run.status == "running" else None
-        has_log = (Path(self.config.logs_dir) / f"{run.id}.log").is_file()
-        record = {**record, "log": f"/log/{run.id}" if has_log else None}
-        context = run_context(record, run_dir)
         context.pop("_svg")
         keys = [
             f"{node['key']}.{output['name']}" if node.get("key") and output.get("path") else None
@@ -459,7 +501,7 @@ class Dashboard:
         try:
             return lineage(key, config=self.config)
         except AssayError as exc:
-            raise HTTPException(404, str(exc).split("\n")[0]) from exc
+            raise HTTPException(404, comparison.one_line(exc)) from exc
 
     def lineage_page(self, request: Request) -> Response:
         key = (request.query_params.get("key") or "").strip()

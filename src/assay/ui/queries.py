@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import sqlite3
 from collections.abc import Mapping
@@ -31,11 +32,20 @@ SORTS = {
 
 PER_PAGE = 50
 MAX_PER_PAGE = 500
+MAX_PAGE = 1_000_000_000
+"""Pages beyond this are shown as this one (empty): SQLite's OFFSET is a 64-bit integer."""
+MAX_FILTERS = 100
+"""At most this many parameter filters at once (SQLite limits an expression's size)."""
+_INT64 = (-(2**63), 2**63 - 1)
 KEY_METRICS = 4
 """How many metric columns the runs table shows."""
 
 _FILTER = re.compile(r"^\s*([^=<>!\s][^=<>!]*?)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
 _STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+class QueryError(ValueError):
+    """A runs query that cannot be answered (the dashboard answers 400 with its message)."""
 
 
 @dataclass
@@ -56,7 +66,17 @@ class RunQuery:
 
     @classmethod
     def parse(cls, args: Mapping[str, Any], multi: dict[str, list[str]]) -> RunQuery:
-        """From query-string values (``multi``: every value of repeated keys)."""
+        """From query-string values (``multi``: every value of repeated keys).
+
+        Raises :class:`QueryError` for more than :data:`MAX_FILTERS` parameter filters.
+        """
+        params = [p for p in multi.get("param", []) if p.strip()]
+        if len(params) > MAX_FILTERS:
+            raise QueryError(
+                f"Too many parameter filters: {len(params)} (param=...) in one query; at most "
+                f"{MAX_FILTERS} are allowed. Remove some, or narrow the runs by experiment, "
+                "status or search text first."
+            )
         sort = str(args.get("sort") or "number")
         if sort not in SORTS and not (sort.startswith("metric:") and len(sort) > 7):
             sort = "number"
@@ -65,10 +85,10 @@ class RunQuery:
             experiment=args.get("experiment") or None,
             status=status if status in _STATUSES else None,
             q=(args.get("q") or "").strip() or None,
-            params=[p for p in multi.get("param", []) if p.strip()],
+            params=params,
             sort=sort,
             order="asc" if args.get("order") == "asc" else "desc",
-            page=max(1, _int(args.get("page"), 1)),
+            page=min(MAX_PAGE, max(1, _int(args.get("page"), 1))),
             per_page=min(MAX_PER_PAGE, max(1, _int(args.get("per_page"), PER_PAGE))),
         )
 
@@ -224,6 +244,11 @@ def parse_filter(text: str) -> tuple[str, str, Any] | None:
         value = raw
     if isinstance(value, bool):
         value = int(value)
+    elif isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+        try:
+            value = float(value)  # as SQLite's JSON functions read such a number
+        except OverflowError:
+            value = math.inf if value > 0 else -math.inf
     elif not isinstance(value, (int, float, str)):
         value = raw
     return f'$."{name}"', operator, value
@@ -362,7 +387,10 @@ def _names(text: str | None) -> list[str]:
 
 
 def _int(value: Any, default: int) -> int:
+    text = str(value).strip()
+    if text.isascii() and text.lstrip("+-").isdigit() and len(text) > 30:
+        return -(2**100) if text.startswith("-") else 2**100  # beyond every bound
     try:
-        return int(str(value))
+        return int(text)
     except (TypeError, ValueError):
         return default
