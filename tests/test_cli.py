@@ -509,3 +509,135 @@ def test_a_dry_run_shows_stage_runs_that_share_an_earlier_ones_inputs(bad_projec
     assert "1 to execute, 1 shared, 2 cached, 0 not needed." in dry.text
     assert "1 of 4 stage runs execute." in ok(run_cli("why", *args, cwd=bad_project)).text
     assert "1 executed, 3 cached" in ok(run_cli("run", *args, cwd=bad_project)).text
+
+
+TWO_AGGREGATES = """
+from dataclasses import dataclass
+import assay
+from assay.caching import JsonCacher
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    v: int = 1
+    fail: bool = False
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def make(record):
+    if record.params.fail:
+        raise ValueError("asked to fail")
+    return record.params.v
+
+@assay.aggregate(inputs=["x"], outputs=["s"], cachers=[JsonCacher])
+def total(record, records, x):
+    return sum(x.values())
+
+def get_params():
+    return [Params(name=f"p{i}", v=i) for i in range(3)]
+
+def run(param_sets, manager):
+    records = [make(assay.Record(manager, p)) for p in param_sets]
+    total(assay.Record(manager, None), records=records[:1])  # one by-name link: two aggregates
+    total(assay.Record(manager, None), records=records[1:])
+"""
+
+
+def test_cache_gc_keeps_the_last_completed_run_s_entries_after_a_failed_or_running_one(
+    tmp_project: Path,
+):
+    """gc kept what the newest run of each experiment used, whatever its status: once a
+    later run had failed (or while one was going on), the aggregate of the last good run
+    that no by-name link points at was removed, and the unchanged command recomputed it."""
+    (tmp_project / "experiments" / "twoagg.py").write_text(TWO_AGGREGATES)
+    ok(run_cli("run", "twoagg", cwd=tmp_project))
+    failed = run_cli("run", "twoagg", "--set", "fail=True", cwd=tmp_project)
+    assert failed.code == 1 and "asked to fail" in failed.text, failed
+
+    assert "Removed 0 entries" in ok(run_cli("cache", "gc", cwd=tmp_project)).text
+
+    with RunStore(tmp_project / "assay.db") as store:  # a run going on (this process's)
+        going = store.begin_run("twoagg", command="assay run twoagg")
+    assert "Removed 0 entries" in ok(run_cli("cache", "gc", cwd=tmp_project)).text
+    with RunStore(tmp_project / "assay.db") as store:
+        store.finish_run(going.id, "interrupted")
+    assert "5 cached" in ok(run_cli("run", "twoagg", cwd=tmp_project)).text
+
+
+def test_cache_ls_of_an_experiment_without_artifacts_names_those_it_has(tmp_project: Path):
+    """`cache ls -e typo` said "The cache is empty." of a cache full of artifacts."""
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+
+    result = ok(run_cli("cache", "ls", "-e", "diamnod", cwd=tmp_project))
+
+    assert "The cache is empty" not in result.text, result
+    assert "no artifacts of experiment 'diamnod'" in result.text
+    assert "It has artifacts of: diamond" in result.text
+    assert "9 artifact(s)" in ok(run_cli("cache", "ls", "-e", "diamond", cwd=tmp_project)).text
+
+
+def test_cache_verify_reports_a_file_whose_record_was_deleted(tmp_project: Path):
+    """A file left without its sidecar (deleted, or a write cut short) passed unseen. It is
+    no failure (a stage may write files beside its outputs: record.get_path()), and stays."""
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+    folder = (tmp_project / "data" / "cache" / "by-name" / "diamond" / "a" / "double").resolve()
+    (folder / "doubled.meta.json").unlink()
+
+    found = ok(run_cli("cache", "verify", cwd=tmp_project))
+
+    assert f"File without a record: {folder / 'doubled.pkl'}." in found.text, found
+    assert "8 artifact(s) checked, 0 failed" in found.text
+    assert found.text.count("File without a record") == 1
+    removed = ok(run_cli("cache", "verify", "--remove", cwd=tmp_project))
+    assert "File without a record" in removed.text and (folder / "doubled.pkl").exists()
+    (folder / "doubled.pkl").unlink()
+    assert "File without a record" not in ok(run_cli("cache", "verify", cwd=tmp_project)).text
+
+
+def test_compare_says_the_code_of_stages_is_unknown_once_gc_removed_their_records(
+    tmp_project: Path,
+):
+    """After gc removed the older run's sidecars, compare said "0 stage(s) with other
+    code" of stages whose code it could no longer compare."""
+    from assay.cache import CacheStore
+    from assay.compare import compare_runs
+
+    ok(run_cli("run", "diamond", "-p", "two", "-q", cwd=tmp_project))
+    edit(tmp_project / "experiments" / "diamond.py", "return [x * x for x in data]",
+         "return [x * x + 1 for x in data]")  # fmt: skip
+    ok(run_cli("run", "diamond", "-p", "two", "-q", cwd=tmp_project))
+    cache = CacheStore(tmp_project / "data" / "cache")
+    with RunStore(tmp_project / "assay.db") as store:
+        before = compare_runs(store, 1, 2, cache=cache)
+        ok(run_cli("cache", "gc", cwd=tmp_project))
+        after = compare_runs(store, 1, 2, cache=cache)
+        alone = compare_runs(store, 1, 2)  # the run store alone cannot tell either
+
+    assert set(before.stage_code) == {"square"} and before.stage_code_unknown == []
+    assert before.stage_code_summary == "1 stage(s) with other code"
+    assert after.stage_code == {}
+    assert sorted(after.stage_code_unknown) == ["combine", "square", "summarize"]
+    assert after.stage_code_summary.startswith("0 stage(s) with other code, unknown for 3 (")
+    assert sorted(alone.stage_code_unknown) == ["combine", "square", "summarize"]
+
+
+def test_gc_reports_sizes_as_cache_ls_does():
+    """gc printed sizes in MB only ("0.0 MB" for a few kilobytes)."""
+    import io
+
+    from rich.console import Console
+
+    from assay.cli_output import print_gc_result
+
+    console = Console(file=io.StringIO(), width=200)
+    print_gc_result(console, ["data/cache/objects/ab/abc"], 2048, dry=True)
+    print_gc_result(console, [], 0, dry=False)
+    print_gc_result(console, ["x", "y"], 3_500_000, dry=False)
+
+    lines = console.file.getvalue().splitlines()
+    assert lines == [
+        "Would remove data/cache/objects/ab/abc",
+        "Would remove 1 entry, 2.0 kB.",
+        "Removed 0 entries, 0 B.",
+        "Removed x",
+        "Removed y",
+        "Removed 2 entries, 3.5 MB.",
+    ]

@@ -814,3 +814,90 @@ def test_output_paths_through_a_file_are_refused_in_one_paragraph(tmp_project: P
     with pytest.raises(AssayError, match="is a folder, not a file"):
         write_notebook(config, 1, destination=tmp_project)
     assert listing(tmp_project.parent) == before
+
+
+DRAWS = """
+import os
+from dataclasses import dataclass
+import assay
+from assay.caching import JsonCacher
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 3
+
+@assay.stage(outputs=["a", "n"], cachers=[JsonCacher, JsonCacher])
+def draw(record):
+    return os.urandom(8).hex(), record.params.n  # "a" is not deterministic, "n" is
+
+@assay.stage(outputs=["r"], cachers=[JsonCacher])
+def noise(record):
+    return os.urandom(8).hex()
+
+def get_params():
+    return [Params(name="p")]
+
+def run(param_sets, manager):
+    for p in param_sets:
+        noise(draw(assay.Record(manager, p)))
+"""
+
+
+def test_an_older_run_s_export_ships_none_of_a_later_run_s_artifacts(tmp_path: Path) -> None:
+    """Run 2 (--overwrite) recomputed a stage that is not deterministic under the same key:
+    exporting run 1 copied run 2's files (and linked them), said "0 copied, 1 changed", let
+    assay.load give run 2's value, and reproduce called the copy "damaged"."""
+    project = copy_project("repro", tmp_path)
+    (project / "experiments" / "draws.py").write_text(DRAWS)
+    ok(run_cli("run", "draws", "-q", cwd=project))
+    ok(run_cli("run", "draws", "--overwrite", "-q", cwd=project))
+    with RunStore(project / "assay.db") as store:
+        first = {a.name: a for a in store.artifacts(1)}
+        second = {a.name: a for a in store.artifacts(2)}
+    assert {a.key for a in first.values()} == {a.key for a in second.values()}
+    later = {second[name].checksum for name in ("a", "r")}
+    assert not later & {first["a"].checksum, first["r"].checksum}
+    folder = tmp_path / "export1"
+
+    result = ok(run_cli("export", "full", "1", "-o", folder, cwd=project))
+
+    assert "1 artifact(s) copied" in result.text and "2 changed since the run" in result.text
+    contents = json.loads((folder / "run.json").read_text())["export"]["artifacts"]
+    assert contents["copied"] == 1  # "n": the same bytes as run 1's
+    assert sorted(c["key"] for c in contents["changed"]) == sorted([first["a"].key, first["r"].key])
+    cache = folder / "cache"
+    shipped = [p for p in (cache / "objects").rglob("*") if p.is_file()]
+    assert sorted(p.name for p in shipped) == ["n.json", "n.meta.json"], shipped
+    for path in shipped:
+        assert all(checksum not in path.read_text() for checksum in later)
+    by_name = cache / "by-name" / "draws" / "p"
+    assert (by_name / "draw").is_dir() and not os.path.lexists(by_name / "noise")
+    assert assay.load(key=first["n"].key, cache_dir=cache, project_root=folder) == 3
+    with pytest.raises(AssayError, match="No cached artifact"):
+        assay.load(key=first["a"].key, cache_dir=cache, project_root=folder)
+
+    reproduced = run_cli("reproduce", folder, cwd=tmp_path)
+
+    rows = {(r[2], r[3]): r for r in _table_rows(reproduced.stdout)}
+    assert rows[("draw", "n")][0] == "identical", reproduced
+    for stage, name in (("draw", "a"), ("noise", "r")):
+        assert rows[(stage, name)][0] == "not exported", reproduced
+    assert "damaged" not in reproduced.text and "changed since the run" in reproduced.text
+    assert "1 identical, 2 not exported" in reproduced.text, reproduced
+
+    # An export made before such artifacts were left out holds the later run's copies.
+    for name in ("draw", "noise"):
+        stage = (project / "data" / "cache" / "by-name" / "draws" / "p" / name).resolve()
+        shutil.copytree(stage, cache / "objects" / stage.parent.name / stage.name,
+                        dirs_exist_ok=True)  # fmt: skip
+    again = run_cli("reproduce", folder, cwd=tmp_path)
+    assert "damaged" not in again.text and "1 identical, 2 not exported" in again.text, again
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """The body rows of the tables rich printed, as lists of cell texts (first lines)."""
+    return [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in text.splitlines()
+        if line.strip().startswith("│") and line.strip().split("│")[1].strip()
+    ]

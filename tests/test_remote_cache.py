@@ -383,3 +383,44 @@ def test_a_url_cache_keeps_its_local_copies_apart_and_its_options_out_of_records
     assert config.with_cache_dir("file:///scratch/cache").cache_dir == Path("/scratch/cache")
     assert config.with_cache_dir("file:///scratch/cache").cache_url is None
     assert config.with_cache_dir("elsewhere").cache_dir == tmp_path / "elsewhere"
+
+
+# -- assay cache verify checks what is at the URL ------------------------------------------
+
+
+def test_cache_verify_checks_the_files_at_the_url_not_this_machine_s_copies(
+    tmp_project: Path, s3: S3Server, url: str
+):
+    """verify checked the local copies only: a file changed at the URL (same size) passed
+    while this machine's copy of it matched its record, and --remove left it there."""
+    run(tmp_project)
+    fs = s3.filesystem()
+    base = url.removeprefix("s3://")
+    (score,) = [p for p in fs.find(base) if p.endswith("/score.json")][:1]
+    fs.pipe_file(score, b"9" * len(fs.cat_file(score)))
+
+    failed = run_cli("cache", "verify", cwd=tmp_project)
+
+    assert failed.code == 1 and "1 failed" in failed.text, failed
+    assert "'score'" in failed.text and "does not match its recorded checksum" in failed.text
+    removed = run_cli("cache", "verify", "--remove", cwd=tmp_project)
+    assert removed.code == 0 and "(removed)" in removed.text, removed
+    fs.invalidate_cache()
+    assert not fs.exists(score.removesuffix(".json") + ".meta.json")
+    again = run_cli("cache", "verify", cwd=tmp_project)
+    assert again.code == 0 and "0 failed" in again.text, again
+
+
+def test_cache_verify_reports_a_file_at_the_url_whose_record_was_deleted(
+    tmp_project: Path, s3: S3Server, url: str
+):
+    run(tmp_project)
+    fs = s3.filesystem()
+    base = url.removeprefix("s3://")
+    (score,) = [p for p in fs.find(base) if p.endswith("/score.json")][:1]
+    fs.rm(score.removesuffix(".json") + ".meta.json")
+
+    result = run_cli("cache", "verify", cwd=tmp_project)
+
+    assert result.code == 0 and f"File without a record: s3://{score}." in result.text, result
+    assert result.text.count("File without a record") == 1, result

@@ -740,12 +740,9 @@ def cache_gc(older_than, dry, cache_dir):
     removed, freed = collect_garbage(
         _cache(cache_dir), older_than_days=older_than, dry=dry, keep=keep
     )
-    verb = "Would remove" if dry else "Removed"
-    for path in removed:
-        console.print(f"{verb} {path}")
-    console.print(
-        f"{verb} {len(removed)} entr{'y' if len(removed) == 1 else 'ies'}, {freed / 1e6:.1f} MB."
-    )
+    from assay.cli_output import print_gc_result
+
+    print_gc_result(console, removed, freed, dry)
 
 
 def _cache(cache_dir):

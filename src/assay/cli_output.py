@@ -405,9 +405,9 @@ def print_run(console: Console, store: Any, run: Any) -> None:
 
 
 def print_cache_entries(console: Console, entries: list[dict]) -> None:
-    """``assay cache ls``."""
+    """``assay cache ls`` (``entries`` from :func:`assay.cache_admin.list_entries`)."""
     if not entries:
-        console.print("The cache is empty.")
+        console.print(escape(_nothing_listed(entries)), soft_wrap=True)
         return
     table = Table()
     for column in ("experiment", "parameter set", "stage", "output", "size", "created", "run"):
@@ -426,6 +426,35 @@ def print_cache_entries(console: Console, entries: list[dict]) -> None:
         )
     console.print(table)
     console.print(f"{len(entries)} artifact(s), {format_size(total)}")
+
+
+def _nothing_listed(entries: Any) -> str:
+    """Why ``assay cache ls`` lists nothing: the cache is empty, or it has nothing filed
+    under the experiment asked for (then which experiments it has)."""
+    experiment = getattr(entries, "experiment", None)
+    if not experiment:
+        return "The cache is empty."
+    others = getattr(entries, "experiments", None) or []
+    if not others:
+        return f"The cache has no artifacts of experiment {experiment!r}: it is empty."
+    if experiment in others:
+        return (
+            f"The cache has no artifacts of experiment {experiment!r} left: its by-name "
+            "links point to entries that are gone (assay cache gc removes such links)."
+        )
+    return (
+        f"The cache has no artifacts of experiment {experiment!r}. It has artifacts of: "
+        f"{', '.join(others)} (give one of them with -e, or none to list every artifact)."
+    )
+
+
+def print_gc_result(console: Console, removed: list[str], freed: int, dry: bool) -> None:
+    """``assay cache gc``: what it removed (or would), and the space it frees."""
+    verb = "Would remove" if dry else "Removed"
+    for path in removed:
+        console.print(f"{verb} {escape(path)}", soft_wrap=True)
+    entries = f"{len(removed)} entr{'y' if len(removed) == 1 else 'ies'}"
+    console.print(f"{verb} {entries}, {format_size(freed)}.")
 
 
 def _rel(path: Any, root: Any) -> Any:

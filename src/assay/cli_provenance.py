@@ -93,6 +93,8 @@ def print_comparison(console: Console, diff: Any) -> None:
         for name, x, y in parts:
             shown = [digest[:12] if digest else "(not used)" for digest in (x, y)]
             table.add_row("stage code", escape(f"{stage}: {name}"), *shown)
+    for stage in diff.stage_code_unknown:  # its artifacts' records are gone from the cache
+        table.add_row("stage code", escape(stage), "unknown", "unknown")
     packages = diff.packages
     if packages.recorded != (True, True):
         shown = ["recorded" if r else "not recorded" for r in packages.recorded]
@@ -123,7 +125,7 @@ def _code_summary(diff: Any) -> str:
         git = "git " + ", ".join(diff.code) + " differ"
     else:
         git = "same git state"
-    return f"{len(diff.stage_code)} stage(s) with other code ({git})"
+    return f"{diff.stage_code_summary} ({git})"
 
 
 def lineage_tree(node: Any) -> Tree:

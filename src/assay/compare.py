@@ -93,12 +93,29 @@ class RunComparison:
     their artifacts' sidecars: stage → ``(function or constant, A's digest, B's digest)``
     for each that differs (``None``: not used). Seen with or without git; empty when the
     cache no longer holds the sidecars."""
+    stage_code_unknown: list[str] = field(default_factory=list)
+    """Stages whose artifacts changed key but whose code cannot be compared: the cache
+    no longer holds the sidecars of either run's artifacts of them (``assay cache gc``
+    removed an older run's), or no cache was given. Their code may or may not differ."""
     packages: PackageChanges = field(default_factory=PackageChanges)
     """Differences in installed packages."""
     artifacts: list[ArtifactChange] = field(default_factory=list)
     """Artifacts whose key or checksum differ, or that only one run has."""
     same_artifacts: int = 0
     """Artifacts with the same key and checksum in both runs."""
+
+    @property
+    def stage_code_summary(self) -> str:
+        """``"N stage(s) with other code"``, and for how many stages it is unknown."""
+        text = f"{len(self.stage_code)} stage(s) with other code"
+        unknown = self.stage_code_unknown
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            text += (
+                f", unknown for {len(unknown)} ({shown}: the cache no longer holds the "
+                "records of their artifacts to compare)"
+            )
+        return text
 
     @property
     def identical(self) -> bool:
@@ -136,19 +153,25 @@ def compare_runs(
     _compare_code(prov_a.get("git"), prov_b.get("git"), result)
     result.packages = _compare_packages(prov_a.get("packages"), prov_b.get("packages"))
     _compare_artifacts(store.artifacts(a.id), store.artifacts(b.id), result)
-    if cache is not None:
-        _compare_stage_code(result, cache)
+    _compare_stage_code(result, cache)
     return result
 
 
 def _compare_stage_code(result: RunComparison, cache: Any) -> None:
-    """Fill ``result.stage_code`` from the sidecars of artifacts whose key changed."""
+    """Fill ``result.stage_code`` from the sidecars of artifacts whose key changed, and
+    ``result.stage_code_unknown`` with the stages none of whose sidecars can be compared."""
+    compared: set[str] = set()
+    uncertain: dict[str, None] = {}
     for change in result.artifacts:
         if change.what != "key" or change.stage in result.stage_code:
+            continue
+        uncertain.setdefault(change.stage)
+        if cache is None:
             continue
         parts = [_code_parts(cache, key) for key in (change.a, change.b)]
         if None in parts:
             continue  # one of them is no longer cached
+        compared.add(change.stage)
         before, after = parts
         changed = sorted(
             (name, before.get(name), after.get(name))
@@ -157,6 +180,9 @@ def _compare_stage_code(result: RunComparison, cache: Any) -> None:
         )
         if changed:
             result.stage_code[change.stage] = changed
+    result.stage_code_unknown = [
+        s for s in uncertain if s not in compared and s not in result.stage_code
+    ]
 
 
 def _code_parts(cache: Any, artifact: str | None) -> dict | None:

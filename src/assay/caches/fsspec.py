@@ -233,6 +233,16 @@ class FsspecCacheStore(CacheStore):
                 folder.outputs += _outputs([name])
         return list(folders.values())
 
+    def stage_entry_names(self, key: str) -> list[str]:
+        """What a stage run's folder at the URL holds (for ``assay cache verify``)."""
+        folder = self._stage(key)
+        self.fs.invalidate_cache(folder)
+        found = self._call("listing a stage run", _missing_ok(self.fs.find), folder)
+        prefix = folder + "/"
+        return sorted(
+            {p[len(prefix) :].split("/", 1)[0] for p in found or () if p.startswith(prefix)}
+        )
+
     def linked_key(self, experiment: str, param_set: str, stage: str) -> str | None:
         data = self._call(
             "reading a by-name link",
@@ -443,8 +453,38 @@ class FsspecCacheStore(CacheStore):
         return self._load_verified(cacher, meta)
 
     def verify(self, meta: dict) -> None:
-        """Check an entry against its record at the URL (downloading what is not here)."""
-        self._fetch(meta)
+        """Check the files of an entry *at the URL* against its record.
+
+        Each file is downloaded and checked, even where this machine's copy matches
+        the record: the copy says nothing about what other machines load from the
+        URL. A file that matches becomes the local copy; one that does not is
+        dropped, and the local copy is left as it was.
+        """
+        folder = self.stage_dir(meta["key"])
+        for entry in meta["files"]:
+            path = Path(entry["path"])
+            if path.is_absolute():  # path_override, file references: outside any cache
+                problem = file_problem(path, entry)
+                if problem:
+                    raise corrupt(meta, f"{path} {problem}")
+                continue
+            where = self.where(meta["key"], entry["path"])
+            local = folder / path
+            fresh = local.with_name(f".verify-{_unique()}-{local.name}")
+            try:
+                if not self._download(f"{self._stage(meta['key'])}/{entry['path']}", fresh):
+                    raise corrupt(meta, f"{where} is missing")
+                problem = file_problem(fresh, entry)
+                if problem:
+                    raise corrupt(meta, f"{where} {problem}")
+                if local.is_dir() and not local.is_symlink():
+                    shutil.rmtree(local, ignore_errors=True)
+                os.replace(fresh, local)
+            finally:
+                if fresh.is_dir() and not fresh.is_symlink():
+                    shutil.rmtree(fresh, ignore_errors=True)
+                else:
+                    fresh.unlink(missing_ok=True)
 
     def _fetch(self, meta: dict) -> None:
         """Make the local copy of an entry's files match its sidecar, or raise."""

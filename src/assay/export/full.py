@@ -30,6 +30,7 @@ From Python (for a run that did not use ``--store-full``)::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -85,7 +86,9 @@ Code: {code}
 
 - `run.json`: everything recorded about the run (parameters, packages, git state,
   stage timings, every artifact with its key and checksum).
-- `code/`: the project's code; `cache/`: the artifacts the run used (a usable assay cache).
+- `code/`: the project's code; `cache/`: the artifacts the run used (a usable assay cache;
+  any that changed in the project's cache since the run are left out: see
+  `export.artifacts` in `run.json`).
 - `requirements.txt` (and `environment.yml` under conda): the run's environment, pinned.
 
 Re-run it and check that every artifact comes out identical:
@@ -301,11 +304,20 @@ def _keep_snapshot(earlier: tuple[Path, dict], code: Path, run_id: str, include:
 
 
 def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
-    """Copy the stage folders of every artifact the run used; check each copy."""
+    """Copy the cache entries of every artifact the run used; check each copy.
+
+    An artifact is shipped only while the cache holds the bytes the run recorded. One
+    that a later run computed again since (same key, other bytes: ``--overwrite`` of a
+    non-deterministic stage), or that is damaged in the cache, is left out of the export
+    and listed under ``changed``: the export holds no copy of it rather than another
+    run's value under this run's key. A stage run none of whose artifacts is shipped is
+    left out whole, with its ``by-name`` link.
+    """
     source = open_cache_at(record["run"]["config"].get("cache_dir"), config)  # --cache, a URL
     target = CacheStore(cache_folder)
     copied, missing, changed, external = 0, [], [], []
-    done: set[str] = set()
+    wanted: dict[str, list[tuple[dict, dict]]] = {}  # stage key -> [(artifact, its sidecar)]
+    kept: dict[str, bool] = {}  # stage key -> whether its entry is in the export
     code_parts: set[str] = set()
     for artifact in record["artifacts"]:
         stage_key, output = split_artifact_key(artifact["key"])
@@ -313,37 +325,52 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
         if meta is None:
             missing.append(artifact["key"])
             continue
-        if stage_key not in done:
-            done.add(stage_key)
-            destination = target.stage_dir(stage_key)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(source.fetch_stage(stage_key), destination, symlinks=True)
         code_parts.update((meta.get("ingredients") or {}).get("code_parts", {}).values())
+        kept.setdefault(stage_key, False)
         if any(Path(f["path"]).is_absolute() for f in meta["files"]):
             external.append(artifact["key"])  # path_override / file references: not portable
-            continue
-        try:
-            target.verify(meta)
-        except CorruptArtifactError as exc:
-            changed.append({"key": artifact["key"], "problem": str(exc)})
+            kept[stage_key] = True  # (its sidecar is in the stage run's folder)
             continue
         recorded = artifact.get("checksum")
         if recorded and recorded != meta["files"][0]["checksum"]:
-            changed.append(
-                {"key": artifact["key"], "problem": "recomputed by a later run since this one"}
-            )
+            # Checked before anything is copied: another run's bytes never enter the export.
+            changed.append({"key": artifact["key"], "problem": RECOMPUTED})
             continue
-        copied += 1
+        wanted.setdefault(stage_key, []).append((artifact, meta))
+    dropped = {c["key"] for c in changed}
+    for stage_key in kept:
+        if not kept[stage_key] and stage_key not in wanted:
+            continue  # every artifact of it changed since the run: nothing to copy
+        destination = target.stage_dir(stage_key)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source.fetch_stage(stage_key), destination, symlinks=True)
+        for artifact, meta in wanted.get(stage_key, []):
+            try:
+                target.verify(meta)
+            except CorruptArtifactError as exc:
+                changed.append({"key": artifact["key"], "problem": str(exc)})
+                dropped.add(artifact["key"])
+                continue
+            kept[stage_key] = True
+            copied += 1
+        if not kept[stage_key]:
+            shutil.rmtree(destination)
+            with contextlib.suppress(OSError):
+                destination.parent.rmdir()  # its shard folder, if it holds nothing else
+            continue
+        for output in target.outputs_of(stage_key):  # the cache as it is now, not the run's
+            if f"{stage_key}.{output}" in dropped:
+                target.discard(stage_key, output)
     _copy_key_helpers(source, target, {s["stage"] for s in record["stages"]}, code_parts)
     prefix = record["run"]["config"].get("prefix") or record["run"]["experiment"]
     for stage in record["stages"]:
-        if stage.get("key") in done:
+        if kept.get(stage.get("key")):
             target.link(prefix, stage["param_set"] or "aggregate", stage["stage"], stage["key"])
     if missing or changed or external:
         log.warning(
-            "Export of run %s: %d artifact(s) copied; %d no longer in the cache, %d changed "
-            "since the run, %d outside the cache (path_override / file references; not "
-            "exported). See export.artifacts in run.json.",
+            "Export of run %s: %d artifact(s) copied; not exported: %d no longer in the cache, "
+            "%d changed since the run (recomputed by a later run, or damaged), %d outside the "
+            "cache (path_override / file references). See export.artifacts in run.json.",
             record["run"]["id"],
             copied,
             len(missing),
@@ -351,6 +378,11 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
             len(external),
         )
     return {"copied": copied, "missing": missing, "changed": changed, "external": external}
+
+
+RECOMPUTED = "recomputed by a later run since this one (other bytes under the same key)"
+"""Why an artifact of ``export.artifacts.changed`` was left out, when a later run
+computed it again (``--overwrite`` of a stage that is not deterministic)."""
 
 
 def _copy_key_helpers(

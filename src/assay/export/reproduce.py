@@ -242,8 +242,15 @@ def _compare(record: dict, old: CacheStore, new: CacheStore, made: list, result:
     for artifact in made:
         by_label[(artifact.param_set, artifact.stage, artifact.name)].append(artifact)
     used: set[str] = set()
-    not_exported = set((record.get("export") or {}).get("artifacts", {}).get("missing", []))
-    not_exported |= set((record.get("export") or {}).get("artifacts", {}).get("external", []))
+    exported = (record.get("export") or {}).get("artifacts", {})
+    not_exported = dict.fromkeys(exported.get("missing", []), "it was no longer in the cache")
+    not_exported.update(dict.fromkeys(exported.get("external", []), "it is outside the cache"))
+    # Changed since the run (a later run recomputed it, or it was damaged): an export made
+    # before such copies were left out may still hold the later run's, which is no copy of
+    # this run's artifact either.
+    for entry in exported.get("changed", []):
+        if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+            not_exported[entry["key"]] = _changed(entry.get("problem"))
     saved_path = list(sys.path)
     sys.path.insert(0, str(result.workdir))  # classes of pickled values live in the code
     try:
@@ -258,8 +265,12 @@ def _compare(record: dict, old: CacheStore, new: CacheStore, made: list, result:
                 match = match or (candidates[0] if candidates else None)
             if match is not None:
                 used.add(match.key)  # reproduced, whether or not there is a copy to compare
+            if artifact["key"] in not_exported:
+                why = not_exported[artifact["key"]]
+                check.status, check.detail = _not_exported(artifact, why, match, new)
+                continue
             old_meta = old.read_meta(*_split(artifact["key"]))
-            if artifact["key"] in not_exported or old_meta is None:
+            if old_meta is None:
                 check.status, check.detail = "not exported", "the export holds no copy to compare"
                 continue
             damage = _damage(artifact, old, old_meta)
@@ -280,6 +291,29 @@ def _compare(record: dict, old: CacheStore, new: CacheStore, made: list, result:
     finally:
         sys.path[:] = saved_path
     result.new = list(dict.fromkeys(a.key for a in made if a.key not in used))
+
+
+def _changed(problem: Any) -> str:
+    """Why an artifact listed under ``export.artifacts.changed`` is not in the export."""
+    from assay.export.full import RECOMPUTED
+
+    if not problem or problem == RECOMPUTED or str(problem).startswith("recomputed by a later"):
+        return "it changed since the run (a later run recomputed it, with other bytes)"
+    return f"it changed since the run (damaged in the cache: {problem})"
+
+
+def _not_exported(artifact: dict, why: str, match: Any, new: CacheStore) -> tuple[str, str]:
+    """``(status, detail)`` of an artifact the export holds no copy of."""
+    detail = f"{why}, so the export holds no copy to compare"
+    if match is None:
+        return "not exported", detail
+    new_meta = new.read_meta(*_split(match.key))
+    recorded = artifact.get("checksum")
+    if new_meta is None or not recorded or not why.startswith("it changed"):
+        return "not exported", detail
+    same = len(new_meta["files"]) == 1 and new_meta["files"][0].get("checksum") == recorded
+    bytes_ = "the checksum run.json records" if same else "other bytes than run.json records"
+    return "not exported", f"{detail}; the reproduction recomputed it, with {bytes_}"
 
 
 def _damage(artifact: dict, cache: CacheStore, meta: dict) -> str | None:
