@@ -395,8 +395,11 @@ class PandasCacher(Cacheable):
     Args:
         format: ``"csv"``, ``"json"``, ``"parquet"``, ``"pickle"`` (default),
             ``"feather"``, ``"orc"``, ``"hdf5"``, ``"excel"`` or ``"xml"``.
-        to_args: keyword arguments for ``DataFrame.to_<format>``.
-        read_args: keyword arguments for ``pandas.read_<format>``.
+        to_args: keyword arguments for ``DataFrame.to_<format>``; by default, as in
+            Curifactory, ``{"double_precision": 15}`` for json, ``{"key": "df"}`` for
+            hdf5, ``{"index": False}`` for xml (the index is not kept), else none.
+        read_args: keyword arguments for ``pandas.read_<format>``; by default
+            ``{"index_col": 0}`` for csv and excel, else none.
     """
 
     def __init__(
@@ -415,7 +418,13 @@ class PandasCacher(Cacheable):
         kwargs.setdefault("extension", _PANDAS_EXTENSIONS[format])
         super().__init__(path_override, **kwargs)
         self.format = format
-        defaults_to = {"json": {"double_precision": 15}, "hdf5": {"key": "df"}}
+        # Curifactory's defaults: without index=False, to_xml writes the index as a
+        # column that read_xml gives back as an extra "index" column.
+        defaults_to = {
+            "json": {"double_precision": 15},
+            "hdf5": {"key": "df"},
+            "xml": {"index": False},
+        }
         defaults_read = {"csv": {"index_col": 0}, "excel": {"index_col": 0}}
         self.to_args = dict(to_args) if to_args is not None else defaults_to.get(format, {})
         self.read_args = dict(read_args) if read_args is not None else defaults_read.get(format, {})

@@ -51,10 +51,83 @@ log = logging.getLogger("assay")
 _FILE_ONLY = {"console": False}  # the caller shows these errors itself
 
 
+_CURIFACTORY_POSITIONAL = (
+    "overwrite_override",
+    "cache_dir_override",
+    "mngr",
+    "log",
+    "log_debug",
+    "dry",
+    "dry_cache",
+    "store_full",
+    "log_errors",
+    "prefix",
+    "build_docker",
+    "build_notebook",
+    "run_string",
+    "stage_overwrites",
+    "param_set_names",
+    "param_set_indices",
+    "global_param_set_indices",
+    "parallel",
+    "parallel_mode",
+    "parallel_lock",
+    "parallel_queue",
+    "run_num_override",
+    "run_ts_override",
+    "lazy",
+    "ignore_lazy",
+    "report",
+    "no_dag",
+    "map_only",
+    "hashes_only",
+    "paths_only",
+    "print_params",
+    "no_color",
+    "quiet",
+    "progress",
+    "plain",
+    "notes",
+    "all_loggers",
+)
+"""Curifactory's ``run_experiment`` parameters after its first two, in its order: the
+meaning of positional arguments after ``experiment`` and ``param_files``."""
+
+
+def _curifactory_positional(
+    given: dict[str, Any], positional: tuple, keywords: dict[str, Any]
+) -> dict[str, Any]:
+    """``run_experiment``'s keyword arguments for a call with Curifactory's positional
+    arguments after the first two: each under its Curifactory name (assay's where it is
+    the same), skipped when ``None`` (each one's "not given"), with ``keywords``."""
+    import inspect
+
+    if len(positional) > len(_CURIFACTORY_POSITIONAL):
+        raise TypeError(
+            f"run_experiment() takes at most {2 + len(_CURIFACTORY_POSITIONAL)} positional "
+            f"arguments but {2 + len(positional)} were given"
+        )
+    defaults = {name: p.default for name, p in inspect.signature(run_experiment).parameters.items()}
+    arguments = dict(given)
+    curifactory = dict(keywords)
+    for name, value in zip(_CURIFACTORY_POSITIONAL, positional):
+        if value is None:
+            continue
+        if name in arguments:  # the same name in assay (dry, prefix, lazy, ...)
+            twice = arguments[name] != defaults[name]
+            arguments[name] = value
+        else:
+            twice = name in curifactory
+            curifactory[name] = value
+        if twice:
+            raise TypeError(f"run_experiment() got multiple values for argument {name!r}")
+    return {**arguments, **curifactory}
+
+
 def run_experiment(
     experiment: str | ModuleType | None = None,
     param_files: Sequence[str] | None = None,
-    *,
+    *curifactory_positional: Any,
     param_sets: Sequence[Any] | None = None,
     names: Sequence[str] | None = None,
     indices: Sequence[int] | None = None,
@@ -125,6 +198,11 @@ def run_experiment(
             artifacts (``--notebook``; see :mod:`assay.export.notebook`).
         docker: after a completed run, export it and write a Docker build context
             for it, built if Docker runs here (``--docker``).
+        *curifactory_positional: Curifactory's positional arguments after the first
+            two, in its order (``overwrite_override``, ``cache_dir_override``, ``mngr``,
+            ``log``, ``log_debug``, ``dry``, ``dry_cache``, ``store_full``, ...), each
+            taken as if given by its Curifactory name (``None`` as not given). assay's
+            own arguments after ``param_files`` are keyword-only.
         **curifactory_arguments: Curifactory's names for these arguments
             (``param_set_names``, ``stage_overwrites``, ``overwrite_override``,
             ``log``, ``build_notebook``, ``no_dag``...), so that a script written for
@@ -142,8 +220,21 @@ def run_experiment(
             also an instance of the stage's exception type (``except ValueError``
             catches a stage's ``ValueError``, as with Curifactory).
     """
+    if curifactory_positional:
+        given = {
+            k: v
+            for k, v in locals().items()
+            if k not in ("curifactory_positional", "curifactory_arguments")
+        }
+        return run_experiment(
+            **_curifactory_positional(given, curifactory_positional, curifactory_arguments)
+        )
     if curifactory_arguments:
-        given = {k: v for k, v in locals().items() if k != "curifactory_arguments"}
+        given = {
+            k: v
+            for k, v in locals().items()
+            if k not in ("curifactory_positional", "curifactory_arguments")
+        }
         from assay.compat import translate_run_arguments
 
         return run_experiment(

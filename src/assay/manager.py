@@ -33,63 +33,69 @@ if TYPE_CHECKING:
 class ArtifactManager:
     """Configuration and state of one run: records, cache, plan, run-store entry.
 
+    Its positional arguments are Curifactory's, in Curifactory's order
+    (``ArtifactManager("nb", True)`` is ``store_full=True``); assay's own
+    (``overwrite``, ``overwrite_stages``, ``project_root``, ``config``,
+    ``executor``) are keyword-only.
+
     Args:
         experiment_name: names the run; artifacts are filed under it in
             ``data/cache/by-name/`` (unless ``prefix`` is given).
+        store_full: :meth:`generate_report` also exports the run (as
+            ``--store-full``).
         dry: plan only; execute and write nothing.
         dry_cache: execute, read the cache, but never write to it.
         prefix: file artifacts under this name instead of the experiment's.
+        run_line: the command line that started the run, for provenance.
         lazy: treat every output as ``Lazy`` (outputs without a cacher get a
             ``PickleCacher``), to keep memory low.
         ignore_lazy: treat ``Lazy`` outputs as ordinary ones.
         notes: free text recorded with the run.
+        manager_cache_path: the folder of the run store (``assay.db``).
         cache_path: the cache folder or fsspec URL (default: the project's ``data/cache``).
+        runs_path, logs_path, reports_path: move those folders.
         overwrite: recompute every stage.
         overwrite_stages: names of stages to recompute.
         project_root: the project folder (default: found from the cwd).
-        run_line: the command line that started the run, for provenance.
+        config: the project's configuration (default: loaded from ``project_root``).
         executor: where stage runs execute (default: serially, here).
 
-    Curifactory's other arguments are taken too, so that its notebooks run:
-    ``runs_path``, ``logs_path`` and ``reports_path`` move those folders;
-    ``manager_cache_path`` is the folder of the run store (``assay.db``);
-    ``store_full`` makes :meth:`generate_report` also export the run (as
-    ``--store-full``). ``notebooks_path``, ``report_css_path``, ``parallel_lock``,
-    ``parallel_mode``, ``status_override``, ``suppress_live_log``,
-    ``live_log_debug`` and ``disable_non_cf_loggers`` concern Curifactory's own
-    machinery and change nothing here.
+    ``parallel_lock``, ``parallel_mode``, ``notebooks_path``, ``report_css_path``,
+    ``status_override``, ``suppress_live_log``, ``live_log_debug`` and
+    ``disable_non_cf_loggers`` concern Curifactory's own machinery and change
+    nothing here; they are taken so that its notebooks run.
     """
 
     def __init__(
         self,
         experiment_name: str | None = None,
+        store_full: bool = False,
         dry: bool = False,
         dry_cache: bool = False,
         prefix: str | None = None,
+        run_line: str = "",
+        parallel_lock: Any = None,
+        parallel_mode: bool = False,
         lazy: bool = False,
         ignore_lazy: bool = False,
         notes: str | None = None,
+        manager_cache_path: str | Path | None = None,
         cache_path: str | Path | None = None,
-        overwrite: bool = False,
-        overwrite_stages: list[str] | None = None,
-        project_root: str | Path | None = None,
-        run_line: str = "",
-        config: ProjectConfig | None = None,
-        executor: Executor | None = None,
-        *,
-        store_full: bool = False,
         runs_path: str | Path | None = None,
         logs_path: str | Path | None = None,
-        reports_path: str | Path | None = None,
-        manager_cache_path: str | Path | None = None,
         notebooks_path: str | Path | None = None,
+        reports_path: str | Path | None = None,
         report_css_path: str | Path | None = None,
-        parallel_lock: Any = None,
-        parallel_mode: bool = False,
         status_override: str | None = None,
         suppress_live_log: bool = False,
         live_log_debug: bool = False,
         disable_non_cf_loggers: bool = True,
+        *,
+        overwrite: bool = False,
+        overwrite_stages: list[str] | None = None,
+        project_root: str | Path | None = None,
+        config: ProjectConfig | None = None,
+        executor: Executor | None = None,
     ):
         self.config = config or ProjectConfig.load(project_root)
         if cache_path is not None:

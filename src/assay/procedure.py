@@ -18,7 +18,7 @@ class Procedure:
             train_and_score.run(params)
 
     Args:
-        stages: stage functions, called in order.
+        stages: stage functions, called in order (none: ``run`` only makes the record).
         manager: the manager records are created on (or given to ``run``).
         name: a label for the procedure.
         previous_proc: a procedure whose records the first stage (usually an
@@ -34,15 +34,14 @@ class Procedure:
         previous_proc: Procedure | None = None,
         records: list[Record] | None = None,
     ):
-        if not stages:
-            raise ValueError("A Procedure needs at least one stage.")
         self.stages = list(stages)
         self.manager = manager
         self.name = name
         self.previous_proc = previous_proc
         self.use_records = records
         self.records: list[Record] = []
-        """The records this procedure created."""
+        """The records this procedure created (not those given to ``run(record=...)``), as
+        in Curifactory: what a procedure with ``previous_proc=`` this one aggregates."""
         self.record: Record | None = None
 
     def run(
@@ -53,7 +52,8 @@ class Procedure:
         manager: Any = None,
         records: list[Record] | None = None,
     ) -> Record:
-        """Run every stage on ``record`` (a new one for ``param_set`` if not given)."""
+        """Run every stage on ``record`` (a new one for ``param_set`` if not given, added
+        to :attr:`records`) and return the record."""
         if self.manager is None:
             self.manager = manager
         if self.manager is None:
@@ -62,8 +62,10 @@ class Procedure:
             self.use_records = records
         if record is None:
             record = Record(self.manager, param_set, hide=hide)
+            self.records.append(record)
         self.record = record
-        self.records.append(record)
+        if not self.stages:
+            return record
         first, *rest = self.stages
         if self.previous_proc is not None:
             first(record, self.previous_proc.records)

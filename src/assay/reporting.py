@@ -218,19 +218,19 @@ class DFReporter(Reportable):
 class LatexTableReporter(Reportable):
     """A DataFrame as a LaTeX table: shown in the report and saved as a ``.tex`` file.
 
-    ``record.report(LatexTableReporter(results, name="table1", float_format="%.3f"))``
+    ``record.report(LatexTableReporter(results, name="table1", hrules=True, caption="Results"))``
 
     Args:
-        df: the DataFrame.
-        **to_latex_kwargs: passed to ``df.to_latex()`` (``caption=``, ``label=``,
-            ``float_format=``, ``index=``, ...).
+        df: the DataFrame (a Series is shown as a one-column table).
+        **kwargs: passed to ``df.style.to_latex()``, pandas' ``Styler.to_latex``
+            (``caption=``, ``label=``, ``hrules=``, ``column_format=``, ...), as in
+            Curifactory. Keyword arguments that only ``DataFrame.to_latex`` takes
+            (``float_format=``, ``index=``, ...) make it use ``df.to_latex()`` instead.
     """
 
-    def __init__(
-        self, df: Any, name: str | None = None, group: str | None = None, **to_latex_kwargs: Any
-    ):
+    def __init__(self, df: Any, name: str | None = None, group: str | None = None, **kwargs: Any):
         super().__init__(name=name, group=group)
-        self.latex: str = df.to_latex(**to_latex_kwargs)
+        self.latex: str = _latex(df, kwargs)
 
     def render(self) -> None:
         Path(self.path, self.file_name("tex")).write_text(self.latex, encoding="utf-8")
@@ -241,6 +241,22 @@ class LatexTableReporter(Reportable):
             f"<pre>{_html.escape(self.latex)}</pre>"
             f'<p class="note"><a href="{link}">{_html.escape(self.file_name("tex"))}</a></p>'
         )
+
+
+def _latex(df: Any, kwargs: dict[str, Any]) -> str:
+    """``df.style.to_latex(**kwargs)``, or ``df.to_latex(**kwargs)`` for keyword arguments
+    that only the latter takes (what assay passed them to before)."""
+    import inspect
+
+    if not hasattr(df, "style") and hasattr(df, "to_frame"):  # a Series
+        df = df.to_frame()
+    styler = df.style
+    takes = inspect.signature(styler.to_latex).parameters
+    if any(k not in takes for k in kwargs):
+        frame_takes = inspect.signature(df.to_latex).parameters
+        if all(k in frame_takes for k in kwargs):
+            return df.to_latex(**kwargs)
+    return styler.to_latex(**kwargs)
 
 
 class FigureReporter(Reportable):
