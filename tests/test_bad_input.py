@@ -895,3 +895,69 @@ def test_a_stage_that_sets_a_parameter_field_is_stopped_with_a_message(tmp_path:
     assert "Stage 'load' failed for parameter set 'a'" in message
     assert "set record.params.n_features = 3. A parameter set cannot change" in message
     assert "get_params" in message
+
+
+LOCKER = """
+import os
+import sqlite3
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+HELD = []
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def make(record):
+    if os.environ.get("ASSAY_TEST_LOCK"):  # another program takes the run store meanwhile
+        held = sqlite3.connect(os.environ["ASSAY_TEST_LOCK"], isolation_level=None)
+        held.execute("BEGIN EXCLUSIVE")
+        HELD.append(held)
+    return record.params.n
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    make(assay.Record(manager, param_sets[0]))
+"""
+
+
+def test_a_run_whose_store_stays_locked_at_its_end_says_so_and_keeps_its_artifacts(
+    tmp_project: Path, monkeypatch
+):
+    """Its record was lost without a word in its log (the log had only its first line), no
+    report, and `assay show` later said it was killed."""
+    import sys
+
+    from assay.errors import RunStoreError
+
+    (tmp_project / "experiments" / "locker.py").write_text(LOCKER)
+    assay.run_experiment("locker", project_root=tmp_project)  # the run store exists
+    monkeypatch.setattr("assay.store.BUSY_TIMEOUT_S", 0.5)
+    monkeypatch.setenv("ASSAY_TEST_LOCK", str(tmp_project / "assay.db"))
+
+    try:
+        with pytest.raises(RunStoreError):
+            assay.run_experiment("locker", project_root=tmp_project, overwrite=True)
+    finally:
+        (locker,) = [m for m in list(sys.modules.values()) if hasattr(m, "HELD")]
+        for held in locker.HELD:
+            held.close()  # rolls its transaction back
+        locker.HELD.clear()  # as the module holds it in a new process (the stage reads it)
+
+    (log,) = [p for p in (tmp_project / "logs").glob("locker-0002-*.log")]
+    said = log.read_text()
+    assert "Run 2 ended (completed) but could not be recorded in the run store" in said
+    assert "run the same command again to record a run that reuses them" in said
+    monkeypatch.delenv("ASSAY_TEST_LOCK")
+    manager = assay.run_experiment("locker", project_root=tmp_project)
+    assert [n.status for n in manager.plan.nodes] == ["cached"], manager.plan.nodes[0].reason

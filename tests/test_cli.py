@@ -641,3 +641,17 @@ def test_gc_reports_sizes_as_cache_ls_does():
         "Removed y",
         "Removed 2 entries, 3.5 MB.",
     ]
+
+
+def test_a_failed_run_names_its_log_and_report_under_the_message(tmp_project: Path):
+    """Both are written as the run ends; only a completed run named them."""
+    (tmp_project / "fail.flag").touch()
+
+    result = run_cli("run", "flaky", cwd=tmp_project)
+
+    assert result.code == 1, result
+    with RunStore(tmp_project / "assay.db") as store:
+        failed = store.get_run("latest")
+    assert f"Log: logs/{failed.id}.log" in result.stderr, result
+    assert f"Report: reports/{failed.id}/index.html" in result.stderr, result
+    assert (tmp_project / "reports" / failed.id / "index.html").is_file()

@@ -399,6 +399,9 @@ def test_a_stopped_run_claims_no_reuse_of_outputs_it_did_not_make(tmp_project: P
         run(tmp_project, "flaky", overwrite=True)
     with RunStore(tmp_project / "assay.db") as store:
         info = store.get_run("latest")
+        # the run store (lineage, `assay show`) claims no more than the page
+        recorded = {(a.param_set, a.stage, a.action) for a in store.artifacts(info.id)}
+    assert recorded == {("a", "first", "computed")}
     html = (tmp_project / "reports" / info.id / "index.html").read_text()
     stopped = "stage failed" if flag == "fail" else "interrupted"
     rows = {(r[0], r[1]): r[5] for r in table_rows(section(html, "artifacts"))}

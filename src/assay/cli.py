@@ -68,6 +68,7 @@ class _Group(click.Group):
                 raise
             command = _command_line() if ctx.invoked_subcommand == "run" else None
             print_code_failure(_console(stderr=True), exc, frames, command)
+            _print_run_files(exc)
             sys.exit(1)
         except KeyboardInterrupt as exc:
             from assay.errors import Terminated
@@ -77,6 +78,7 @@ class _Group(click.Group):
                 f"[yellow]{stopped}[/] Finished artifacts stay cached; run the same command "
                 "again to continue where it stopped."
             )
+            _print_run_files(exc)
             sys.exit(143 if isinstance(exc, Terminated) else 130)
 
 
@@ -94,7 +96,22 @@ def _fail(exc: BaseException | str, code: int = 1) -> None:
     from rich.markup import escape
 
     _console(stderr=True).print(f"[bold red]Error:[/] {escape(str(exc))}")
+    _print_run_files(exc)
     sys.exit(code)
+
+
+def _print_run_files(exc: BaseException | str) -> None:
+    """Under the message of a run that failed or stopped: where its log and report are."""
+    from rich.markup import escape
+
+    console = _console(stderr=True)
+    for label, path in zip(("Log", "Report"), getattr(exc, "assay_run_files", ())):
+        if path is not None and path.exists():
+            try:
+                path = path.relative_to(Path.cwd())
+            except ValueError:
+                pass
+            console.print(f"{label}: {escape(str(path))}", style="dim", soft_wrap=True)
 
 
 def _spawn_without_this_script() -> None:
@@ -363,6 +380,7 @@ def run(
         from assay.cli_output import print_stage_failure
 
         print_stage_failure(_console(stderr=True), exc, _command_line())
+        _print_run_files(exc)
         sys.exit(1)
     finally:
         observer.close()

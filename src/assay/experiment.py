@@ -35,6 +35,7 @@ from assay.errors import (
     ParameterError,
     PlanStops,
     ProjectError,
+    RunStoreError,
     StageFailed,
     Terminated,
 )
@@ -337,6 +338,7 @@ def run_experiment(
         )
         manager.runner.observer = progress
         status, error = "failed", None
+        unrecorded: RunStoreError | None = None
         with (
             run_log(log_path, verbose=verbose),
             _plan_set_aside() as set_aside,
@@ -378,6 +380,7 @@ def run_experiment(
                 log.warning(
                     "Run %d interrupted; finished artifacts stay cached.", manager.run_number
                 )
+                _name_run_files(exc, log_path, config, manager, report)
                 raise
             except StageFailed as exc:
                 error = str(exc)
@@ -386,14 +389,17 @@ def run_experiment(
                     log.error("%s\n%s", exc, worker_traceback.rstrip(), extra=_FILE_ONLY)
                 else:
                     log.error("%s", exc, exc_info=exc.original, extra=_FILE_ONLY)
+                _name_run_files(exc, log_path, config, manager, report)
                 raise
             except AssayError as exc:
                 error = str(exc)
                 log.error("%s", exc, extra=_FILE_ONLY)
+                _name_run_files(exc, log_path, config, manager, report)
                 raise
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 log.error("The run failed", exc_info=exc, extra=_FILE_ONLY)  # raised as it is
+                _name_run_files(exc, log_path, config, manager, report)
                 raise
             except SystemExit as exc:  # the experiment's own code, outside any stage
                 error = (
@@ -401,16 +407,29 @@ def run_experiment(
                     "so the run stopped. Raise an exception to stop a run with a message."
                 )
                 log.error("%s", error, extra=_FILE_ONLY)
-                raise ProjectError(error) from exc
+                failure = ProjectError(error)
+                _name_run_files(failure, log_path, config, manager, report)
+                raise failure from exc
             finally:
                 manager.runner.do_while_waiting()  # if the run never waited for workers
                 manager.runner.executor.shutdown()
                 manager.runner.observer = progress.inner
                 progress.close()
-                with _collector_paused():  # rows for every stage run: nothing cyclic
-                    _record_metrics(store, manager)
-                    _record_outcome(store, manager, status, error)
-                    write_run_record(store, config, manager.run_id)
+                try:
+                    with _collector_paused():  # rows for every stage run: nothing cyclic
+                        _record_metrics(store, manager)
+                        _record_outcome(store, manager, status, error)
+                        write_run_record(store, config, manager.run_id)
+                except RunStoreError as exc:  # locked by another program for too long
+                    unrecorded = exc
+                    log.error(
+                        "Run %d ended (%s) but could not be recorded in the run store: %s "
+                        "The artifacts its stages finished are cached: run the same command "
+                        "again to record a run that reuses them. No report was written.",
+                        manager.run_number,
+                        status,
+                        exc,
+                    )
                 log.info(
                     "Run %d %s: %s",
                     manager.run_number,
@@ -418,10 +437,12 @@ def run_experiment(
                     summarize(manager.plan.nodes, status),
                 )
                 store.close()
-                if report:
+                if report and unrecorded is None:
                     from assay.report import write_report
 
                     write_report(manager)
+        if unrecorded is not None:
+            raise unrecorded
         if store_full:
             from assay.export.full import export_run
 
@@ -765,6 +786,19 @@ def _record_metrics(store: RunStore, manager: ArtifactManager) -> None:
         record_run_metrics(store, manager)
 
 
+def _name_run_files(
+    exc: BaseException, log_path: Path | None, config: Any, manager: Any, report: bool
+) -> None:
+    """Note on a run's exception where its log and report are (written as it ends), for
+    the command line to show under its message."""
+    report_path = config.reports_dir / manager.run_id / "index.html" if report else None
+    exc.assay_run_files = (log_path, report_path)  # type: ignore[attr-defined]
+
+
+_MADE_OR_REUSED = frozenset({"executed", "cached", "unneeded"})
+"""Stage run statuses whose cached outputs the run made or took from the cache."""
+
+
 def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, error: str | None):
     stages, artifacts = [], []
     cache, root = manager.cache, manager.config.root
@@ -787,6 +821,8 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
                 duration_s=node.duration,
             )
         )
+        if node.status not in _MADE_OR_REUSED:  # failed, stopped, never ran: made nothing
+            continue
         for artifact in node.outputs:
             if artifact.cacher is not None and artifact.cached and node.key is not None:
                 artifacts.append((node, artifact, node.status == "executed"))
