@@ -1671,3 +1671,54 @@ def test_a_cluster_that_served_a_run_runs_the_next_despite_what_its_stages_left(
     assert [r.state["n"] for r in again.records] == ["a", "b"]
     log = (tmp_project / "logs" / f"{again.run_id}.log").read_text()
     assert "imported its module in an earlier run" in log, log
+
+
+TWO_AGGREGATES = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    seed: int = 0
+
+
+@assay.stage(outputs=["o"], cachers=[JsonCacher])
+def make(record):
+    return record.params.seed
+
+
+@assay.aggregate(inputs=["o"], outputs=["listed"], cachers=[JsonCacher])
+def listed(record, records, o):
+    return sorted(o.values())
+
+
+@assay.aggregate(inputs=["o"], outputs=["total"], cachers=[JsonCacher])
+def total(record, records, o):
+    return sum(v for v in o.values() if v is not None)
+
+
+def get_params():
+    return [Params(name="p0", seed=1), Params(name="p1", seed=2)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        make(assay.Record(manager, params))
+    listed(assay.Record(manager, None))  # records not given: every other record of the run
+    return total(assay.Record(manager, None)).state["total"]  # listed's record among them
+"""
+
+
+@pytest.mark.parametrize("options", REMOTE)
+def test_a_second_aggregate_over_every_other_record_runs_in_a_worker(tmp_project: Path, options):
+    """Its input records include the first aggregate's: rebuilt in the worker as a plain
+    record, it hashed otherwise, and the run stopped ("another cache key in the worker")."""
+    (tmp_project / "experiments" / "twoagg.py").write_text(TWO_AGGREGATES)
+
+    manager = run(tmp_project, "twoagg", **options)
+
+    assert manager.results == 3
+    assert run(tmp_project, "twoagg").plan.nodes[-1].status == "cached"  # the serial key

@@ -66,7 +66,9 @@ class StageTask:
     stage_wrapper: Any
     params: Any
     params_hash: str | None
-    records: list[tuple[Any, str | None]]
+    records: list[tuple[Any, str | None, str | None]]
+    """For an aggregate: each input record's parameters, hash, and (an aggregate's own
+    record, which another aggregate over "every other record" takes too) its combo hash."""
     inputs: dict[str, Any]
     args: tuple
     kwargs: dict
@@ -244,9 +246,11 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
     """The task that lets a worker execute ``node``."""
     spec, record = node.spec, node.record
     module = sys.modules[spec.func.__module__]
-    records: list[tuple[Any, str | None]] = []
+    records: list[tuple[Any, str | None, str | None]] = []
     if spec.is_aggregate:
-        records = [(r.params, r._hash) for r in node.records]
+        records = [
+            (r.params, r._hash, r.combo_hash if r.is_aggregate else None) for r in node.records
+        ]
         index = {id(r): i for i, r in enumerate(node.records)}
     plain, not_sent = _state_for(record, node)
     inputs: dict[str, Any] = {}
@@ -707,9 +711,11 @@ def _execute(task: StageTask, started: float) -> StageResult:
     record = Record(manager, None, hide=True)
     record.params, record._hash = task.params, task.params_hash
     records = []
-    for params, params_hash in task.records:
+    for params, params_hash, combo_hash in task.records:
         other = Record(manager, None, hide=True)
         other.params, other._hash = params, params_hash
+        if combo_hash is not None:  # an earlier aggregate's record: hashed as in the main process
+            other.is_aggregate, other.combo_hash = True, combo_hash
         records.append(other)
     _give_state(record, task.state, task.not_sent)
     for other, (plain, not_sent) in zip(records, task.records_state):
