@@ -893,8 +893,19 @@ def test_a_stage_that_sets_a_parameter_field_is_stopped_with_a_message(tmp_path:
 
     message = str(caught.value)
     assert "Stage 'load' failed for parameter set 'a'" in message
-    assert "set record.params.n_features = 3. A parameter set cannot change" in message
+    assert "set record.params.n_features = 3 (parameter set 'a'). A parameter set cannot" in message
     assert "get_params" in message
+
+    # An aggregate's input records too (serially the change reached the stages after it,
+    # keyed on the old value; in workers it was lost)
+    @assay.aggregate(outputs=["y"])
+    def tamper(record, records):
+        for other in records:
+            other.params.n_features = 1000
+        return 1
+
+    with pytest.raises(StageFailed, match=r"n_features = 1000 \(parameter set 'b'\)"):
+        tamper(assay.Record(manager, None), records=[assay.Record(manager, Params(name="b"))])
 
 
 LOCKER = """

@@ -23,6 +23,7 @@ far decided and executed at that moment, and planning then goes on
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -911,6 +912,8 @@ class Runner:
         if node.tracks_reads:
             record.params, reads = tracking_copy(record.params)
             record._state_reads = reads  # undeclared record.state reads are keyed too
+        elif record.params is not None:  # keyed on every field: still none may change
+            record.params = tracking_copy(record.params)[0]
         manager.current_stage_name = spec.name
         record._node = node
         record.stage_cachers = [a.cacher for a in node.outputs]
@@ -920,7 +923,8 @@ class Runner:
         start = time.perf_counter()
         try:
             if spec.is_aggregate:
-                returned = spec.func(record, node.records, **inputs)
+                with _read_only_params(node.records):
+                    returned = spec.func(record, node.records, **inputs)
             else:
                 returned = spec.func(record, *node.args, **inputs)
         except BaseException as exc:
@@ -1308,6 +1312,21 @@ class Runner:
 
 
 _BASE_CHECK: Callable = Cacheable.check
+
+
+@contextlib.contextmanager
+def _read_only_params(records: list) -> Any:
+    """While an aggregate runs, its input records' parameter sets refuse changes, as a
+    stage's own does (:func:`assay.tracking.tracking_copy`): a change would be lost to
+    the stages after it in other processes, and to their cache keys."""
+    kept = [(r, r.params) for r in records if r.params is not None]
+    try:
+        for other, params in kept:
+            other.params = tracking_copy(params)[0]
+        yield
+    finally:
+        for other, params in kept:
+            other.params = params
 
 MAIN_GUARD = (  # said where workers could not start
     " If you started the run from a script of your own, call run_experiment() under "

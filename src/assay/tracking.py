@@ -259,12 +259,12 @@ def _make_tracker(cls: type) -> type:
         if name in names:
             from assay.plan import short_repr
 
-            refuse(f"set record.params.{name} = {short_repr(value, 60)}")
+            refuse(f"set record.params.{name} = {short_repr(value, 60)}{_of(self)}")
         cls.__setattr__(self, name, value)  # an attribute of its own (a memo): allowed
 
     def __delattr__(self, name):  # noqa: N807
         if name in names:
-            refuse(f"deleted record.params.{name}")
+            refuse(f"deleted record.params.{name}{_of(self)}")
         cls.__delattr__(self, name)
 
     namespace = {
@@ -281,6 +281,12 @@ def _make_tracker(cls: type) -> type:
     if "__getattr__" in code_names:
         namespace["__getattr__"] = __getattr__
     return type(cls.__name__, (cls,), namespace)
+
+
+def _of(params: Any) -> str:
+    """`` (parameter set 'NAME')``, to say which set a refused change was made to."""
+    name = object.__getattribute__(params, "__dict__").get("name")
+    return f" (parameter set {name!r})" if isinstance(name, str) else ""
 
 
 def _rebuild(cls: type, state: dict) -> Any:
