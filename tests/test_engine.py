@@ -593,6 +593,60 @@ def test_a_stage_that_caches_some_outputs_runs_only_for_the_one_it_does_not_cach
     assert record_of(manager, "a").state["prediction"] == 5
 
 
+PARTLY_CACHED_SETTER = """
+from dataclasses import dataclass
+
+from tracking import note
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    seed: int = 0
+
+
+@assay.stage(outputs=["big", "small"], cachers=[None, JsonCacher])
+def first(record):
+    note(record, "first")
+    record.state["x"] = record.params.seed * 10
+    return [1, 2, 3], record.params.seed
+
+
+@assay.stage(inputs=["small", "x"], outputs=["both"], cachers=[JsonCacher])
+def second(record, small, x):
+    note(record, "second")
+    return [small, x]
+
+
+def get_params():
+    return [Params(name="a", seed=1)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        second(first(assay.Record(manager, params)))
+"""
+
+
+def test_a_partly_cached_stage_that_sets_state_by_hand_is_not_run_again_for_it(
+    tmp_project: Path, calls: Calls
+):
+    """Its hand-set values were restored only for stages found cached, so the stage after
+    it waited for it, which made it run on every run; --dry and `why` said so too."""
+    (tmp_project / "experiments" / "setter.py").write_text(PARTLY_CACHED_SETTER)
+    run(tmp_project, "setter")
+    assert sorted(calls.take()) == ["first:a", "second:a"]
+
+    said = run_cli("run", "setter", "--dry", cwd=tmp_project).text
+    manager = run(tmp_project, "setter")
+
+    assert "0 to execute, 1 cached, 1 not needed." in said, said
+    assert calls.take() == []
+    assert record_of(manager, "a").state["both"] == [1, 10]
+
+
 def test_make_copy_branches_a_record(tmp_project: Path, calls: Calls):
     diamond = import_experiment(tmp_project, "diamond")
     manager = assay.ArtifactManager("copies", project_root=tmp_project)

@@ -495,15 +495,11 @@ class Runner:
                 cause = next((redone[id(d)] for d in node.deps if id(d) in redone), None)
                 if cause is not None:
                     redone[id(node)] = cause
-        waiting = False
+        if any(n.spec.sets_state for n in nodes):
+            self._restore_before_deciding(nodes, redone)
         for node in reversed(nodes):
             params = node.record.params
-            node.forced = bool(
-                manager.overwrite
-                or id(node) in redone
-                or (params is not None and params.overwrite)
-                or not node.spec.deterministic
-            )
+            node.forced = self._forced(node, redone)
             if not node.outputs:
                 node.status, node.reason = "run", "has no outputs"
             elif manager.overwrite:
@@ -523,7 +519,6 @@ class Runner:
             elif node.volatile:
                 node.status, node.reason = "run", "an input cannot be hashed: " + node.volatile[0]
             elif setter := self.waits_for_state(node):
-                waiting = True
                 node.status = "run"
                 node.reason = (
                     f"it takes what {setter.spec.name} [{setter.record_label}] puts in "
@@ -546,18 +541,6 @@ class Runner:
                 )
             else:
                 node.status, node.reason = "unneeded", "nothing that executes needs its outputs"
-        if waiting and self.restore_hand_set(nodes):
-            # A stage found cached before one that takes what it put in record.state by
-            # hand: that is in the record now, so the later one is keyed and decided again
-            # (a --dry plan then says what a run does).
-            for node in nodes:  # plan order: upstream keys first
-                if node.stale and node.status == "run":
-                    key = node.key
-                    self.resolve(node)
-                    for consumer in node.consumers if node.key != key else ():
-                        consumer.stale = True
-            self.decide(nodes)
-            return
         if log.isEnabledFor(logging.DEBUG):  # --verbose: every stage run, not only those run
             for node in nodes:
                 if node.status == "cached":
@@ -573,17 +556,57 @@ class Runner:
             return None
         return node.shared_with
 
-    @staticmethod
-    def waits_for_state(node: StageNode) -> StageNode | None:
+    def _forced(self, node: StageNode, redone: dict[int, str]) -> bool:
+        """Whether ``node`` executes whatever the cache holds (--overwrite and the like)."""
+        params = node.record.params
+        return bool(
+            self.manager.overwrite
+            or id(node) in redone
+            or (params is not None and params.overwrite)
+            or not node.spec.deterministic
+        )
+
+    def _restore_before_deciding(self, nodes: list[StageNode], redone: dict[int, str]) -> None:
+        """Give records now what stages whose outputs are cached (all of them, or all they
+        cache) put in ``record.state`` by hand when they ran, and key the stages after them
+        again (plan order: a chain of such stages settles in one pass). Those stages then
+        need not wait for them: a --dry plan and ``assay why`` say what the run does."""
+        for node in nodes:
+            if node.stale:
+                key = node.key
+                self.resolve(node)
+                for consumer in node.consumers if node.key != key else ():
+                    consumer.stale = True
+            if (
+                node.spec.sets_state
+                and node.key is not None
+                and not node.volatile
+                and any(a.cacher is not None for a in node.outputs)
+                and all(a.cached for a in node.outputs if a.cacher is not None)
+                and not self._forced(node, redone)
+                and self.waits_for_state(node) is None
+            ):
+                self._restore(node)
+
+    def waits_for_state(self, node: StageNode) -> StageNode | None:
         """The stage before ``node`` that puts in ``record.state`` by hand what ``node``'s
         key covers (an input it takes from there, an entry it read last time), while that
-        stage has yet to run; ``None`` if there is none."""
+        stage has yet to run (or give back what it put there when it ran); ``None`` if
+        there is none."""
         if not node.after:
             return None
         reads = node.reads if isinstance(node.reads, frozenset) else ()
         if not node.state_inputs and not any(r.startswith(STATE_READ) for r in reads):
             return None
-        return next((b for b in node.after if b.status not in ("executed", "cached")), None)
+        restored = self._restored
+        return next(
+            (
+                b
+                for b in node.after
+                if b.status not in ("executed", "cached") and (id(b), b.key) not in restored
+            ),
+            None,
+        )
 
     @staticmethod
     def _needed(node: StageNode) -> bool:
@@ -1099,37 +1122,38 @@ class Runner:
                 exc.__cause__ or exc,
             )
 
-    def restore_hand_set(self, nodes: list[StageNode]) -> bool:
+    def restore_hand_set(self, nodes: list[StageNode]) -> None:
         """Give the records of reused stage runs what those stages put in ``record.state``
         by hand when they ran (kept beside their outputs); the stages after them are marked
-        to be keyed again, now that the values are there. True if any was restored now."""
-        cache = self.manager.cache
-        restored = False
+        to be keyed again, now that the values are there."""
         for node in nodes:
-            if node.status != "cached" or not node.spec.sets_state or node.key is None:
-                continue
-            if (id(node), node.key) in self._restored:
-                continue
-            self._restored.add((id(node), node.key))
-            if not cache.has(node.key, HAND_SET):
-                continue
-            try:
-                values = cache.load(PickleCacher(name=HAND_SET), node.key, HAND_SET)
-            except CacheError as exc:
-                log.warning(
-                    "What stage %r put in record.state by hand was not restored: %s",
-                    node.spec.name,
-                    exc,
-                )
-                continue
-            record = node.record
-            for name, value in values.items():
-                dict.__setitem__(record.state, name, value)
-                record._set_by[name] = node.index
-            for follower in node.followers:
-                follower.stale = True
-            restored = True
-        return restored
+            if node.status == "cached" and node.spec.sets_state and node.key is not None:
+                self._restore(node)
+
+    def _restore(self, node: StageNode) -> None:
+        """Put back in ``node``'s record what it put in ``record.state`` by hand when it
+        ran (once per stage run and key)."""
+        if (id(node), node.key) in self._restored:
+            return
+        self._restored.add((id(node), node.key))
+        cache = self.manager.cache
+        if not cache.has(node.key, HAND_SET):
+            return
+        try:
+            values = cache.load(PickleCacher(name=HAND_SET), node.key, HAND_SET)
+        except CacheError as exc:
+            log.warning(
+                "What stage %r put in record.state by hand was not restored: %s",
+                node.spec.name,
+                exc,
+            )
+            return
+        record = node.record
+        for name, value in values.items():
+            dict.__setitem__(record.state, name, value)
+            record._set_by[name] = node.index
+        for follower in node.followers:
+            follower.stale = True
 
     def _save_reportables(self, node: StageNode, meta: dict) -> None:
         """Keep a cached stage's reportables with its outputs, so a reuse reports them too
@@ -1327,6 +1351,7 @@ def _read_only_params(records: list) -> Any:
     finally:
         for other, params in kept:
             other.params = params
+
 
 MAIN_GUARD = (  # said where workers could not start
     " If you started the run from a script of your own, call run_experiment() under "
