@@ -29,6 +29,8 @@ so ``except`` clauses written for Curifactory keep working.
 
 from __future__ import annotations
 
+import types
+
 
 class AssayError(Exception):
     """Base class of every error assay raises about the researcher's input."""
@@ -122,23 +124,23 @@ class StageFailed(AssayError):
         record_name: str,
         original: BaseException,
         original_type: type | None = None,
+        attributes_from: BaseException | None = None,
     ) -> StageFailed:
         """The ``StageFailed`` for ``original``, which is also an instance of the stage's
         own exception type (``original_type``, by default ``type(original)``).
 
         So ``except ValueError`` around ``run_experiment`` catches a stage's
         ``ValueError``, as it does with Curifactory, whose stages' exceptions arrive as
-        they were raised. The original's attributes are copied onto it. Where Python
-        cannot combine the two types, it is a plain ``StageFailed``.
+        they were raised. The original's attributes (or those of ``attributes_from``:
+        a worker's exception sent back) are copied onto it, also those Python keeps
+        outside ``__dict__`` (``OSError.errno``, ``UnicodeError.reason``...). Where
+        Python cannot combine the two types, it is a plain ``StageFailed``.
         """
         kind = _failed_type(original_type or type(original))
         if kind is None:
             return cls(message, stage=stage, record_name=record_name, original=original)
         failed = kind.__new__(kind, message)
-        try:
-            failed.__dict__.update(vars(original))
-        except TypeError:  # an exception without a __dict__
-            pass
+        _copy_attributes(attributes_from or original, failed)
         StageFailed.__init__(failed, message, stage=stage, record_name=record_name,
                              original=original)  # fmt: skip
         return failed
@@ -148,6 +150,32 @@ class StageFailed(AssayError):
             _rebuilt_stage_failed,
             (str(self), self.stage, self.record_name, self.original),
         )
+
+
+_OWN = frozenset(
+    {"args", "__traceback__", "__context__", "__cause__", "__suppress_context__", "__notes__"}
+)
+
+
+def _copy_attributes(source: BaseException, target: BaseException) -> None:
+    """``source``'s attributes onto ``target``: its ``__dict__``, and the fields exception
+    types written in C keep in slots of their own."""
+    try:
+        target.__dict__.update(vars(source))
+    except TypeError:  # an exception without a __dict__
+        pass
+    for cls in type(source).__mro__:
+        if cls is BaseException or not issubclass(cls, BaseException):
+            break
+        for name, attribute in vars(cls).items():
+            if name in _OWN or not isinstance(
+                attribute, (types.MemberDescriptorType, types.GetSetDescriptorType)
+            ):
+                continue
+            try:
+                setattr(target, name, getattr(source, name))
+            except (AttributeError, TypeError, ValueError):  # unset, or read-only here
+                pass
 
 
 def _rebuilt_stage_failed(

@@ -200,6 +200,28 @@ class RemoteStageError(Exception):
         self.__traceback__ = _rebuilt_traceback(self, self.frames)
 
 
+def _pickled_exception(exc: BaseException) -> bytes | None:
+    """The stage's exception, pickled to travel back with its attributes (``e.code``,
+    ``e.returncode``); ``None`` if it cannot be pickled, or is large (it holds data)."""
+    try:
+        data = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return None
+    return data if len(data) <= 65536 else None
+
+
+def sent_exception(data: bytes | None) -> BaseException | None:
+    """The exception a worker's stage raised, as :func:`_pickled_exception` sent it, if
+    this process can rebuild it (its class importable here); else ``None``."""
+    if data is None:
+        return None
+    try:
+        exc = pickle.loads(data)
+    except Exception:
+        return None
+    return exc if isinstance(exc, BaseException) else None
+
+
 def exception_type(where: Sequence[str] | None) -> type | None:
     """The exception class a worker named as ``(module, qualified name)``, if the main
     process has that module imported (the stage's own module, the standard library...)."""
@@ -654,6 +676,7 @@ def _failed(exc: StageFailed, started: float) -> StageResult:
         error={
             "kind": type(original).__name__,
             "type": (type(original).__module__, type(original).__qualname__),
+            "exception": _pickled_exception(original),
             "message": str(original),
             "traceback": "".join(
                 traceback.format_exception(type(original), original, original.__traceback__)

@@ -847,6 +847,7 @@ class Runner:
                 record_name=node.record_label,
                 original=original,
                 original_type=remote.exception_type(error.get("type")),
+                attributes_from=remote.sent_exception(error.get("exception")),
             ) from original
         for artifact in node.outputs:
             meta = result.metas.get(artifact.name)
