@@ -866,6 +866,31 @@ def test_a_stage_failure_is_also_the_stage_s_own_exception_type(original, also):
     assert pickle.loads(pickle.dumps(failed)).stage == "s"
 
 
+def test_a_stage_failure_keeps_the_exception_s_attributes_also_from_a_worker():
+    """`except CalledProcessError as e: e.returncode` worked serially only for attributes
+    in __dict__ (OSError's errno was None), and from a worker not at all."""
+    import subprocess
+
+    from assay import remote
+    from assay.errors import StageFailed
+
+    for original, expected in [
+        (FileNotFoundError(2, "gone", "x.csv"), {"errno": 2, "filename": "x.csv"}),
+        (subprocess.CalledProcessError(3, ["false"]), {"returncode": 3, "cmd": ["false"]}),
+        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"), {"reason": "bad", "start": 0}),
+    ]:
+        serial = StageFailed.of("m", stage="s", record_name="p", original=original)
+        sent = remote.sent_exception(remote._pickled_exception(original))  # as from a worker
+        stand_in = remote.RemoteStageError(type(original).__name__, str(original), "")
+        from_worker = StageFailed.of(
+            "m", stage="s", record_name="p", original=stand_in,
+            original_type=type(original), attributes_from=sent,
+        )  # fmt: skip
+        for failed in (serial, from_worker):
+            assert isinstance(failed, type(original))
+            assert {k: getattr(failed, k) for k in expected} == expected
+
+
 def test_a_stage_that_sets_a_parameter_field_is_stopped_with_a_message(tmp_path: Path):
     """Curifactory lets a stage set `record.params.n = 3` for later stages; here the change
     was silently lost (stages see a tracking copy), so the later stage got the old value."""
@@ -972,3 +997,144 @@ def test_a_run_whose_store_stays_locked_at_its_end_says_so_and_keeps_its_artifac
     monkeypatch.delenv("ASSAY_TEST_LOCK")
     manager = assay.run_experiment("locker", project_root=tmp_project)
     assert [n.status for n in manager.plan.nodes] == ["cached"], manager.plan.nodes[0].reason
+
+
+# -- names picked from duplicates; run() and get_params() of the wrong shape; folders ---------
+
+DUPLICATES_AND_OTHERS = """
+from experiments.good import Params
+
+
+def get_params():
+    return [Params(name="a", seed=1), Params(name="a", seed=2), Params(name="b", seed=3)]
+"""
+
+
+@pytest.mark.parametrize("selection", [["-n", "a"], ["-n", "b"], ["-i", "0"]])
+def test_names_given_with_duplicate_names_in_the_files_are_refused(bad_project, selection):
+    """`-p dup` was refused, but `-p dup -n a` ran only the set of seed 2, silently."""
+    (bad_project / "params" / "dup.py").write_text(DUPLICATES_AND_OTHERS)
+    fails(
+        run_cli("run", "good", "-p", "dup", *selection, cwd=bad_project),
+        "'a' at positions 0, 1",
+        "unique",
+    )
+    assert not (bad_project / "data" / "cache" / "objects").exists()
+    assert not (bad_project / "assay.db").exists()
+
+
+WRONG_RUN = """
+from experiments.good import Params, get_params
+
+
+def run():
+    pass
+"""
+
+WRONG_GET_PARAMS = """
+from experiments.good import Params, run
+
+
+def get_params(size):
+    return [Params(name="a", size=size)]
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "fragments"),
+    [
+        pytest.param(
+            WRONG_RUN,
+            ["wrong_shape.py is defined as run()", "def run(param_sets, manager):"],
+            id="run",
+        ),
+        pytest.param(
+            WRONG_GET_PARAMS,
+            ["is defined as get_params(size)", "without arguments", "def get_params():"],
+            id="get_params",
+        ),
+    ],
+)
+def test_run_or_get_params_with_the_wrong_signature_says_which_is_expected(
+    bad_project, source, fragments
+):
+    """`def run(): pass` printed a raw traceback (TypeError: run() takes 0 positional
+    arguments but 2 were given)."""
+    (bad_project / "experiments" / "wrong_shape.py").write_text(source)
+    fails(run_cli("run", "wrong_shape", cwd=bad_project), *fragments)
+    assert not (bad_project / "assay.db").exists()  # refused before the run began
+
+
+def test_a_module_given_to_run_experiment_is_checked_like_a_file(bad_project):
+    import types
+
+    module = types.ModuleType("notebook_experiment")
+    module.run = lambda: None
+    with pytest.raises(assay.AssayError, match=r"defined as run\(\)"):
+        assay.run_experiment(
+            module, param_sets=[assay.ExperimentParameters(name="a")], project_root=bad_project
+        )
+
+
+@pytest.mark.parametrize("setting", ["logs_dir", "reports_dir"])
+def test_a_logs_or_reports_folder_that_cannot_be_made_is_named_before_the_run_begins(
+    bad_project, setting
+):
+    """ASSAY_LOGS_DIR=notadir (a file) said "File exists: .../notadir", not that it was
+    the logs folder, and `assay show latest` then said the run was interrupted, killed."""
+    ok = run_cli("run", "good", cwd=bad_project)
+    assert ok.code == 0, ok
+    (bad_project / "notadir").touch()
+    variable = f"ASSAY_{setting.upper()}"
+
+    result = fails(
+        run_cli("run", "good", "--overwrite", cwd=bad_project, env={variable: "notadir"}),
+        f"(setting {setting})",
+        "notadir is a file, not a folder",
+        f"{variable}=notadir",
+    )
+    assert "Nothing was run" in result.text
+    with RunStore(bad_project / "assay.db") as store:
+        store.settle_abandoned_runs()
+        runs = store.list_runs()
+    assert [(r.number, r.status) for r in runs] == [(1, "completed")]
+
+
+def test_a_failure_as_the_run_begins_is_recorded_as_a_failure_with_its_reason(
+    bad_project, monkeypatch
+):
+    """A failure after the run began in the run store but before it was under way left it
+    `running`, and then "interrupted ... killed"."""
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("assay.experiment.ProgressFile", broken)
+    with pytest.raises(OSError):
+        assay.run_experiment("good", project_root=bad_project)
+    with RunStore(bad_project / "assay.db") as store:
+        store.settle_abandoned_runs()
+        (run,) = store.list_runs()
+    assert run.status == "failed"
+    assert "No space left on device" in run.error
+
+
+def test_a_stage_that_changes_a_parameter_list_in_place_is_stopped(tmp_path: Path):
+    """`record.params.layers.append(3)` reached later stages serially (under keys of the
+    old value, so a re-run recomputed everything) and was lost in workers."""
+    from dataclasses import dataclass, field
+
+    from assay.errors import StageError
+
+    @dataclass
+    class Params(assay.ExperimentParameters):
+        layers: list = field(default_factory=lambda: [1, 2])
+
+    @assay.stage(outputs=["x"])
+    def build(record):
+        record.params.layers.append(3)
+        return len(record.params.layers)
+
+    manager = assay.ArtifactManager("inplace", project_root=tmp_path)
+    with pytest.raises(StageError, match=r"changed record.params.layers in place"):
+        build(assay.Record(manager, Params(name="a")))

@@ -655,3 +655,178 @@ def test_a_failed_run_names_its_log_and_report_under_the_message(tmp_project: Pa
     assert f"Log: logs/{failed.id}.log" in result.stderr, result
     assert f"Report: reports/{failed.id}/index.html" in result.stderr, result
     assert (tmp_project / "reports" / failed.id / "index.html").is_file()
+
+
+# -- names never cut in tables; --cache from the current folder; files named with dashes ------
+
+
+def _column(text: str, index: int) -> list[str]:
+    """The cells of column ``index`` of a rich table, a folded cell joined again (a row
+    starts where the first column, ``#``, has text)."""
+    cells: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith("│"):
+            continue
+        parts = [part.strip() for part in line.split("│")[1:-1]]
+        if parts[0]:
+            cells.append(parts[index])
+        else:
+            cells[-1] += parts[index]
+    return cells
+
+
+def test_params_table_never_cuts_names_on_a_narrow_terminal():
+    """At 80 columns two names that differ at the end looked the same (cut with "…")."""
+    import io
+    from dataclasses import dataclass
+
+    from rich.console import Console
+
+    import assay
+    from assay.cli_output import print_params
+
+    @dataclass
+    class Wide(assay.ExperimentParameters):
+        seed: int = 1
+        lr: float = 0.1
+
+    sets = assay.grid(
+        Wide(name="a-rather-long-experiment-name"), seed=[1, 2], lr=[0.30000000000000004, 0.3]
+    )
+    console = Console(file=io.StringIO(), width=80)
+    print_params(console, sets)
+    text = console.file.getvalue()
+
+    assert "…" not in text, text
+    assert _column(text, 1) == [p.name for p in sets], text
+    assert _column(text, 5) == ["0.30000000000000004", "0.3"] * 2, text
+
+
+def test_a_relative_cache_on_the_command_line_is_taken_from_the_current_folder(
+    tmp_project: Path,
+):
+    """`--cache ./dir` went to PROJECT/dir, while -p and experiment paths are taken from
+    the current folder."""
+    below = tmp_project / "below"
+    below.mkdir()
+
+    ok(run_cli("run", "diamond", "--cache", "./here", cwd=below))
+
+    assert (below / "here" / "objects").is_dir()
+    assert not (tmp_project / "here").exists()
+    listed = ok(run_cli("cache", "ls", "--cache", "here", cwd=below))
+    assert "diamond" in listed.stdout, listed
+    again = ok(run_cli("run", "diamond", "--cache", "here", cwd=below))
+    assert "executed" not in again.stdout, again
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.get_run("latest").config["cache_dir"] == str(below / "here")
+
+
+def test_the_cache_dir_setting_stays_relative_to_the_project_root(tmp_project: Path):
+    (tmp_project / "assay.toml").write_text('cache_dir = "shared-cache"\n')
+    below = tmp_project / "below"
+    below.mkdir()
+    ok(run_cli("run", "diamond", cwd=below))
+    assert (tmp_project / "shared-cache" / "objects").is_dir()
+    assert not (below / "shared-cache").exists()
+
+
+DASHED_EXPERIMENT = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    seed: int = 1
+
+
+@assay.stage(outputs=["total"], cachers=[JsonCacher])
+def compute(record):
+    return record.params.seed * 10
+
+
+def get_params():
+    return [Params(name="own")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        compute(assay.Record(manager, params))
+"""
+
+DASHED_PARAMS = """
+from dataclasses import dataclass
+
+import assay
+
+
+@dataclass
+class Own(assay.ExperimentParameters):
+    seed: int = 1
+
+
+def get_params():
+    return [Own(name="a", seed=2), Own(name="b", seed=3)]
+"""
+
+
+@pytest.mark.parametrize("param_file", ["my-exp", "other-p"])
+def test_files_named_with_dashes_run_in_parallel(tmp_project: Path, param_file):
+    """Both were imported as `assay_user_<stem>`: params/my-exp.py replaced the experiment
+    experiments/my-exp.py in sys.modules, and workers could not import
+    `assay_user_other-p` to unpickle the sets of its class."""
+    (tmp_project / "experiments" / "my-exp.py").write_text(DASHED_EXPERIMENT)
+    (tmp_project / "params" / f"{param_file}.py").write_text(DASHED_PARAMS)
+
+    result = ok(run_cli("run", "my-exp", "-p", param_file, "--parallel", "2", cwd=tmp_project))
+
+    assert "2 executed" in result.stdout, result
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.get_run("latest").status == "completed"
+
+
+def test_experiment_and_parameter_files_get_distinct_module_names(tmp_project: Path):
+    (tmp_project / "experiments" / "my-exp.py").write_text(DASHED_EXPERIMENT)
+    (tmp_project / "params" / "my-exp.py").write_text(DASHED_PARAMS)
+    config = ProjectConfig.load(tmp_project)
+
+    experiment = load_experiment("my-exp", config)
+    sets = load_param_sets(["my-exp"], experiment, config)
+
+    assert experiment.__name__ == "experiments.my-exp"
+    assert type(sets[0]).__module__ == "params.my-exp"
+    assert sys.modules["experiments.my-exp"] is experiment
+    assert callable(experiment.run)
+
+
+def test_show_and_ls_never_cut_parameter_set_names_on_a_narrow_terminal(tmp_project: Path):
+    import io
+
+    from rich.console import Console
+
+    import assay
+    from assay.cli_output import print_run, print_runs
+
+    params_class = load_experiment("diamond", ProjectConfig.load(tmp_project)).Params
+    names = [f"a-long-parameter-set-name-that-is-folded-{end}" for end in ("one", "two")]
+    assay.run_experiment(
+        "diamond",
+        param_sets=[params_class(name=name, scale=i) for i, name in enumerate(names)],
+        project_root=tmp_project,
+        report=False,
+    )
+    console = Console(file=io.StringIO(), width=80)
+    with RunStore(tmp_project / "assay.db") as store:
+        print_run(console, store, store.get_run("latest"))
+        print_runs(console, store.list_runs())
+    text = console.file.getvalue()
+
+    assert "…" not in text, text
+    table = text[text.index("parameter sets") : text.index("stages")]
+    first_column = "".join(
+        line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│")
+    )
+    assert first_column == "".join(names), text

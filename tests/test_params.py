@@ -555,3 +555,82 @@ def test_check_unique_names():
     message = str(info.value)
     assert "'a' at positions 0, 2" in message
     assert "'b'" not in message
+
+
+# -- generated names of long values; overrides of container elements -------------------------
+
+
+def test_grid_names_of_long_values_cut_alike_stay_distinct():
+    """Two 48-character paths differing after character 37 got one name: the run was
+    refused for duplicate names."""
+    first = "/data/projects/lab/experiments/2024/run_A/x1.csv"
+    second = first.replace("x1", "y1")
+    assert len(first) == 48 and first[:37] == second[:37]
+
+    sets = grid(Basic(name="g"), tag=[first, second, "short"])
+
+    names = [p.name for p in sets]
+    assert len(set(names)) == 3, names
+    check_unique_names(sets)
+    assert names[2] == "g-tag=short"  # a name that is not cut is as before
+    for name in names[:2]:
+        label = name.removeprefix("g-tag=")
+        assert len(label) <= 40 and label.startswith(first[:25]) and "..." in label
+    again = grid(Basic(name="g"), tag=[first])[0].name
+    assert again == names[0]  # the same value, the same name (a hash, not a counter)
+
+
+@dataclasses.dataclass
+class Containers(ExperimentParameters):
+    paths: list[Path] = dataclasses.field(default_factory=list)
+    lr: float = 0.1
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    nested: list[list[int]] = dataclasses.field(default_factory=list)
+    bounds: list[float] | None = None
+
+
+def test_set_converts_path_elements_as_a_path_field_is_converted():
+    """--set "paths=['a.csv','b.csv']" failed: expected Path items, got 'a.csv'."""
+    (new,) = apply_overrides([Containers()], ["paths=['a.csv', 'b.csv']"])
+    assert new.paths == [Path("a.csv"), Path("b.csv")]
+    assert all(isinstance(p, Path) for p in new.paths)
+    with pytest.raises(ParameterError, match="expected Path items, got 1"):
+        apply_overrides([Containers()], ["paths=[1]"])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("inf", float("inf")), ("-inf", float("-inf")), ("+Infinity", float("inf"))],
+)
+def test_set_accepts_infinite_floats(text, expected):
+    (new,) = apply_overrides([Containers()], [f"lr={text}"])
+    assert new.lr == expected
+
+
+def test_set_accepts_nan_and_non_finite_elements():
+    (new,) = apply_overrides([Containers()], ["lr=nan", "bounds=[-inf, 1, nan]"])
+    assert new.lr != new.lr  # nan
+    assert new.bounds[:2] == [float("-inf"), 1.0] and new.bounds[2] != new.bounds[2]
+    with pytest.raises(ParameterError, match="expected a number, got 'high'"):
+        apply_overrides([Containers()], ["lr=high"])
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ("counts={'a': 'x'}", "expected int items, got 'x'"),
+        ("counts={1: 2}", "expected str items, got 1"),
+        ("nested=[['x']]", "expected int items, got 'x'"),
+        ("nested=[1]", "expected list[int] items, got 1"),
+    ],
+)
+def test_set_checks_the_elements_of_dicts_and_nested_containers(override, problem):
+    """dict[str, int] took {'a': 'x'} and list[list[int]] took [['x']]."""
+    with pytest.raises(ParameterError) as info:
+        apply_overrides([Containers()], [override])
+    assert problem in str(info.value)
+
+
+def test_set_fills_dicts_and_nested_containers_of_the_right_types():
+    (new,) = apply_overrides([Containers()], ["counts={'a': 1}", "nested=[[1, 2], [3]]"])
+    assert new.counts == {"a": 1} and new.nested == [[1, 2], [3]]

@@ -357,7 +357,7 @@ def run(
             dry=planning_only,
             dry_cache=dry_cache,
             prefix=prefix,
-            cache_dir=cache_dir,
+            cache_dir=_from_here(cache_dir),
             lazy=lazy,
             ignore_lazy=ignore_lazy,
             notes=notes,
@@ -596,7 +596,7 @@ def lineage(artifact, cache_dir):
     from assay.cli_provenance import lineage_tree
     from assay.lineage import lineage as find_lineage
 
-    _console().print(lineage_tree(find_lineage(artifact, cache_dir=cache_dir)))
+    _console().print(lineage_tree(find_lineage(artifact, cache_dir=_from_here(cache_dir))))
 
 
 @main.command(context_settings=_CONTEXT)
@@ -767,7 +767,15 @@ def _cache(cache_dir):
     from assay.cache import open_cache
     from assay.config import ProjectConfig
 
-    return open_cache(ProjectConfig.load().with_cache_dir(cache_dir))
+    return open_cache(ProjectConfig.load().with_cache_dir(_from_here(cache_dir)))
+
+
+def _from_here(cache_dir):
+    """``--cache DIR``: a relative folder is taken from the current folder, as ``-p`` and
+    experiment paths are (``cache_dir`` in assay.toml is taken from the project root)."""
+    from assay.config import from_command_line
+
+    return from_command_line(cache_dir)
 
 
 # -- ui ---------------------------------------------------------------------------------

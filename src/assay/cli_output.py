@@ -196,7 +196,7 @@ def print_plan(console: Console, manager: Any) -> None:
     """
     table = Table(title=f"Plan of {escape(manager.experiment_name)} (dry run: nothing executed)")
     for column in ("parameter set", "stage", "plan", "why / from"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     counts: dict[str, int] = {}
     for node in manager.plan.nodes:
         status, detail = _planned(manager, node)
@@ -291,12 +291,14 @@ def print_params(console: Console, param_sets: list, all_fields: bool = False) -
     else:
         fields = diff_fields(param_sets)
     table = Table(title=f"{len(param_sets)} parameter set(s)")
-    table.add_column("#", justify="right")
-    table.add_column("name")
-    table.add_column("class")
-    table.add_column("hash")
+    table.add_column("#", justify="right", no_wrap=True)
+    # Names are what --names takes: a narrow terminal folds them, never cuts them ("…"),
+    # or two sets that differ at the end would look the same. Values likewise.
+    table.add_column("name", overflow="fold")
+    table.add_column("class", overflow="fold")
+    table.add_column("hash", no_wrap=True, min_width=12)
     for field in fields:
-        table.add_column(escape(field))
+        table.add_column(escape(field), overflow="fold")
     for index, (params, described) in enumerate(zip(param_sets, values)):
         row = [
             str(index),
@@ -327,7 +329,7 @@ def print_runs(console: Console, runs: list) -> None:
         "parameter sets",
         "notes",
     ):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for run in runs:
         names = ", ".join(run.param_names[:4]) + (" ..." if len(run.param_names) > 4 else "")
         table.add_row(
@@ -369,9 +371,9 @@ def print_run(console: Console, store: Any, run: Any) -> None:
     sets = store.param_sets(run.id)
     if sets:
         table = Table(title="parameter sets")
-        table.add_column("name")
-        table.add_column("hash")
-        table.add_column("values")
+        table.add_column("name", overflow="fold")  # folded, never cut: --names takes them
+        table.add_column("hash", no_wrap=True, min_width=12)
+        table.add_column("values", overflow="fold")
         for p in sets:
             # Every field (the table wraps long lines); text quoted, so "[a]" is not a list.
             shown = ", ".join(
@@ -385,7 +387,7 @@ def print_run(console: Console, store: Any, run: Any) -> None:
     if stages:
         table = Table(title="stages")
         for column in ("parameter set", "stage", "status", "seconds"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for s in stages[:200]:
             table.add_row(
                 escape(s.param_set or ""),

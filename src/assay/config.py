@@ -10,7 +10,9 @@ top level of ``assay.toml``) and by an environment variable::
     cache_dir = "/scratch/me/assay-cache"   # or ASSAY_CACHE_DIR
     reports_dir = "reports"                 # or ASSAY_REPORTS_DIR
 
-Relative paths are relative to the project root.
+Relative paths are relative to the project root (a relative ``--cache DIR`` on
+the command line, though, is taken from the current folder, as every path
+given there is).
 
 The cache may also live at an fsspec URL, shared by every machine that runs
 the experiment (see :mod:`assay.caches.fsspec`)::
@@ -115,7 +117,11 @@ class ProjectConfig:
         return replace(config, cache_options=dict(options)).with_cache_dir(cache)
 
     def with_cache_dir(self, cache_dir: str | Path | None) -> ProjectConfig:
-        """A copy of this configuration using another cache (``--cache DIR`` or a URL)."""
+        """A copy of this configuration using another cache (a folder or a URL).
+
+        A relative folder is taken from the project root, as in the configuration files;
+        the command line's ``--cache DIR`` is made absolute from the current folder first
+        (:func:`from_command_line`)."""
         if cache_dir is None:
             return self
         url = cache_url(cache_dir)
@@ -125,12 +131,62 @@ class ProjectConfig:
             )
         return replace(self, cache_dir=self.local_cache_dir / "remote" / _slug(url), cache_url=url)
 
+    def make_folders(self, *settings: str) -> None:
+        """Create the folders of these settings (``"logs_dir"``, ``"reports_dir"``...) if
+        they do not exist yet.
+
+        Raises:
+            ConfigError: one cannot be created (a file in its place, no permission); the
+                message names the folder, its setting and where that can be changed.
+        """
+        for name in settings:
+            folder = Path(getattr(self, name))
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(_unusable_folder(name, folder, exc)) from exc
+
     def as_dict(self) -> dict[str, str]:
         """The configuration as plain strings, for provenance records (no cache options:
         they may hold credentials)."""
         return {
             f.name: str(getattr(self, f.name)) for f in fields(self) if f.name != "cache_options"
         }
+
+
+def _unusable_folder(name: str, folder: Path, exc: OSError) -> str:
+    """The message for the folder of setting ``name`` that could not be created."""
+    label = name.removesuffix("_dir").replace("_", " ")
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        reason, fix = f"{blocking} is a file, not a folder", "or move that file away"
+    elif isinstance(exc, PermissionError):
+        reason = f"permission denied ({exc.filename or folder})"
+        fix = "or get permission to write there"
+    else:
+        reason, fix = exc.strerror or str(exc), "or make room for it"
+    variable = f"ASSAY_{name.upper()}"
+    if os.environ.get(variable):
+        source = f"it comes from the environment variable {variable}={os.environ[variable]}"
+    else:
+        source = (
+            f"set {name} in assay.toml (or [tool.assay] in pyproject.toml), or the "
+            f"environment variable {variable}"
+        )
+    return (
+        f"The {label} folder {folder} (setting {name}) cannot be created: {reason}. "
+        f"Nothing was run. Choose another folder ({source}), {fix}."
+    )
+
+
+def from_command_line(location: str | os.PathLike | None) -> str | None:
+    """A folder given on the command line (``--cache ./dir``), absolute: a relative one
+    is taken from the current folder, as every path on the command line is (the
+    settings of ``assay.toml`` are taken from the project root). A URL is left as it is."""
+    if location is None or cache_url(location) is not None:
+        return None if location is None else str(location)
+    path = Path(os.path.expanduser(_local_path(location)))
+    return str(path if path.is_absolute() else Path.cwd() / path)
 
 
 def cache_url(location: str | os.PathLike) -> str | None:

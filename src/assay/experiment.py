@@ -42,7 +42,7 @@ from assay.errors import (
 from assay.executor import get_executor
 from assay.manager import ArtifactManager
 from assay.params import apply_overrides, check_unique_names, describe
-from assay.project import load_experiment, load_param_sets
+from assay.project import check_experiment, load_experiment, load_param_sets
 from assay.run_record import record_provenance, write_run_record
 from assay.runlog import run_log
 from assay.runner import Observer, ProgressFile
@@ -264,11 +264,14 @@ def run_experiment(
             if isinstance(experiment, ModuleType)
             else load_experiment(experiment, config)
         )
+        if isinstance(experiment, ModuleType):
+            check_experiment(module)  # as load_experiment checks a file it imports
         workers.warm_up(module)
         experiment_name = _experiment_name(experiment, module, config)
         sets_given = param_sets is not None
         if param_sets is None:
             param_sets = load_param_sets(list(param_files or []), module, config)
+            workers.warm_up_params(param_sets, module)
         selected = select(list(param_sets), names=names, indices=indices)
         if overrides:
             selected = apply_overrides(selected, list(overrides))
@@ -293,6 +296,9 @@ def run_experiment(
             _plan(manager, module, selected)  # nothing frozen: the plan is the caller's
             return manager
         manager.cache.check_usable(write=not dry_cache)  # before anything runs
+        # The run's log and progress file go to logs/, its report to reports/: a folder
+        # that cannot be made is said now, before the run is begun in the run store.
+        config.make_folders("logs_dir", *(["reports_dir"] if report else []))
 
         store = RunStore(config.store_path)
         store.settle_abandoned_runs()
@@ -324,18 +330,37 @@ def run_experiment(
             manager.run_info = record_provenance(store, manager.run_info, config)
 
         manager.runner.while_waiting.append(keep_provenance)
-        store.record_param_sets(
-            manager.run_id,
-            [
-                ParamSetInfo(p.name, manager.params_hash(p), _qualified(type(p)), describe(p))
-                for p in selected
-            ],
-        )
-        log_path = config.logs_dir / f"{manager.run_id}.log" if log_file else None
-        config.logs_dir.mkdir(parents=True, exist_ok=True)
-        progress = ProgressFile(
-            config.logs_dir / f"{manager.run_id}.progress.json", manager.runner.observer
-        )
+        try:  # a failure before the run's own recording of its end: recorded as failed
+            store.record_param_sets(
+                manager.run_id,
+                [
+                    ParamSetInfo(p.name, manager.params_hash(p), _qualified(type(p)), describe(p))
+                    for p in selected
+                ],
+            )
+            log_path = config.logs_dir / f"{manager.run_id}.log" if log_file else None
+            config.make_folders("logs_dir")
+            if log_path is not None:
+                log_path.open("a", encoding="utf-8").close()  # run_log appends to it
+            progress = ProgressFile(
+                config.logs_dir / f"{manager.run_id}.progress.json", manager.runner.observer
+            )
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                stopped = isinstance(exc, KeyboardInterrupt)
+                store.finish_run(
+                    manager.run_id,
+                    "interrupted" if stopped else "failed",
+                    error=(
+                        "Interrupted before it began."
+                        if stopped
+                        else f"The run could not begin: {exc}"
+                        if isinstance(exc, AssayError)
+                        else f"The run could not begin: {type(exc).__name__}: {exc}"
+                    ),
+                )
+            store.close()
+            raise
         manager.runner.observer = progress
         status, error = "failed", None
         unrecorded: RunStoreError | None = None
@@ -488,6 +513,31 @@ class _Workers:
             self.executor.warm_up(
                 remote.warm_up, module.__name__, module_file, self.root, sources, cwd
             )
+
+    def warm_up_params(self, param_sets: Sequence[Any], experiment: ModuleType) -> None:
+        """Have each worker import the parameter files whose classes the parameter sets
+        are of, where ``import`` cannot find them by name (files outside the project):
+        a worker unpickles the sets of its tasks. The others it imports by name."""
+        if self.executor is None:
+            return
+        from assay import remote
+        from assay.project import UNIMPORTABLE_PREFIX
+        from assay.worker_code import project_sources
+
+        names = dict.fromkeys(type(p).__module__ for p in param_sets)
+        modules = [
+            sys.modules[name]
+            for name in names
+            if name.startswith(UNIMPORTABLE_PREFIX)
+            and name != experiment.__name__
+            and getattr(sys.modules.get(name), "__file__", None)
+        ]
+        if modules:
+            sources, cwd = project_sources(self.root), os.getcwd()
+            for module in modules:
+                self.executor.warm_up(
+                    remote.warm_up, module.__name__, module.__file__, self.root, sources, cwd
+                )
 
     def take(self, default: Any) -> Any:
         """The executor, for the run to use (``default`` if there is none)."""
@@ -655,7 +705,12 @@ def _collector_paused(freeze: bool = False) -> Iterator[bool]:
 def select(
     param_sets: list, names: Sequence[str] | None = None, indices: Sequence[int] | None = None
 ) -> list:
-    """The parameter sets picked by ``--names`` and ``--indices`` (all if neither is given)."""
+    """The parameter sets picked by ``--names`` and ``--indices`` (all if neither is given).
+
+    The names of all the sets must be unique first (:func:`check_unique_names`): with
+    two sets of one name, ``--names`` could pick only one of them, silently.
+    """
+    check_unique_names(param_sets)
     if not names and not indices:
         return param_sets
     chosen: list = []

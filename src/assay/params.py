@@ -28,6 +28,7 @@ import ast
 import dataclasses
 import difflib
 import enum
+import hashlib
 import itertools
 import math
 import pathlib
@@ -232,7 +233,16 @@ def _short(value: Any) -> str:
     if isinstance(value, (type, Callable)) and hasattr(value, "__qualname__"):
         return value.__qualname__
     text = str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    if len(text) <= _LONGEST_LABEL:
+        return text
+    # Cut, with a short hash of the whole text: values that differ only after the cut
+    # still get different names (the names must be unique within a run).
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{text[: _LONGEST_LABEL - 11]}...{digest}"
+
+
+_LONGEST_LABEL = 40
+"""The longest text of one value in a generated name; longer ones are cut (with a hash)."""
 
 
 # -- public functions ---------------------------------------------------------------------
@@ -304,6 +314,34 @@ def _parse_value(raw: str) -> Any:
         return raw
 
 
+_FLOAT_WORDS = {"inf": math.inf, "infinity": math.inf, "nan": math.nan}
+"""Words that name floats Python writes without a literal (``float("inf")``)."""
+
+
+def _is_float_word(text: str) -> bool:
+    return text.strip().lower().lstrip("+-") in _FLOAT_WORDS
+
+
+class _FloatWords(ast.NodeTransformer):
+    """Turns the names ``inf``, ``infinity`` and ``nan`` (any case) into float constants."""
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        value = _FLOAT_WORDS.get(node.id.lower())
+        return node if value is None else ast.copy_location(ast.Constant(value), node)
+
+
+def _parse_container(raw: str) -> Any:
+    """``raw`` read as a Python literal, where ``inf`` and ``nan`` may stand for floats
+    (``[0.1, inf]``); ``raw`` itself when it is no literal."""
+    parsed = _parse_value(raw)
+    if not isinstance(parsed, str):
+        return parsed
+    try:
+        return ast.literal_eval(_FloatWords().visit(ast.parse(raw.strip(), mode="eval")))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return raw
+
+
 def _coerce(raw: str, current: Any) -> Any:
     """Turn the text of an override into a value of the current value's type.
 
@@ -330,6 +368,8 @@ def _coerce(raw: str, current: Any) -> Any:
     if isinstance(current, float):
         if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
             return float(parsed)
+        if isinstance(parsed, str) and _is_float_word(raw):
+            return float(raw.strip())
         raise ValueError(f"expected a number, got {raw!r}")
     if isinstance(current, str):
         return parsed if isinstance(parsed, str) else raw
@@ -379,23 +419,15 @@ def _coerce_to(raw: str, annotation: Any, current: Any, dotted: str = "FIELD") -
             f"is a {kind.__qualname__}: set its fields one by one (--set {dotted}.NAME=VALUE)"
         )
     if kind in (list, tuple, set, frozenset):
-        parsed = _parse_value(raw)
+        parsed = _parse_container(raw)
         if not isinstance(parsed, (list, tuple, set, frozenset)):
             raise ValueError(f"expected a {kind.__name__} such as [1, 2], got {raw!r}")
-        items = list(parsed)
-        element = args[0] if args and (kind is not tuple or args[-1] is Ellipsis) else None
-        if element is not None:
-            items = [_element(item, element) for item in items]
-        elif kind is tuple and args:
-            if len(args) != len(items):
-                raise ValueError(f"expected {len(args)} values, got {raw!r}")
-            items = [_element(item, a) for item, a in zip(items, args)]
-        return kind(items)
+        return _items(parsed, kind, args)
     if kind is dict:
-        parsed = _parse_value(raw)
+        parsed = _parse_container(raw)
         if not isinstance(parsed, dict):
             raise ValueError(f"expected a dict such as {{'a': 1}}, got {raw!r}")
-        return parsed
+        return _entries(parsed, args)
     if kind in (bool, int, float, str) or issubclass(kind, (enum.Enum, pathlib.PurePath)):
         sample = current if isinstance(current, kind) else _SAMPLES.get(kind)
         if sample is None and issubclass(kind, enum.Enum):
@@ -465,19 +497,73 @@ def _choose(raw: str, choices: Sequence[Any]) -> Any:
 
 
 def _element(item: Any, annotation: Any) -> Any:
-    """One element of a container override (already parsed), checked against its type."""
+    """One element of a container override (already parsed), checked against its type and
+    converted as the field's own value would be: text to a path for ``Path`` elements, an
+    integer to a float for ``float`` ones, containers element by element."""
     choices = _literal_choices(annotation)
     if choices is not None:
         if any(_is_choice(item, choice) for choice in choices):
             return item
         raise ValueError(f"expected items among {_show_choices(choices)}, got {item!r}")
-    if annotation is Any or not isinstance(annotation, type):
+    if annotation is Any or isinstance(annotation, typing.TypeVar):
         return item
-    if annotation is float and isinstance(item, int) and not isinstance(item, bool):
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if item is None and type(None) in args:
+            return None
+        problems = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _element(item, option)
+            except ValueError as exc:
+                problems.append(str(exc))
+        raise ValueError(" or ".join(problems) if problems else f"unexpected item {item!r}")
+    kind = origin or annotation
+    if not isinstance(kind, type):
+        return item
+    if kind in (list, tuple, set, frozenset):
+        if not isinstance(item, (list, tuple, set, frozenset)):
+            raise ValueError(f"expected {_type_name(annotation)} items, got {item!r}")
+        return _items(item, kind, args)
+    if kind is dict:
+        if not isinstance(item, dict):
+            raise ValueError(f"expected {_type_name(annotation)} items, got {item!r}")
+        return _entries(item, args)
+    if issubclass(kind, pathlib.PurePath) and isinstance(item, str):
+        return kind(item)
+    if kind is float and isinstance(item, int) and not isinstance(item, bool):
         return float(item)
-    if annotation is int and isinstance(item, bool) or not isinstance(item, annotation):
-        raise ValueError(f"expected {annotation.__name__} items, got {item!r}")
+    if kind is int and isinstance(item, bool) or not isinstance(item, kind):
+        raise ValueError(f"expected {_type_name(annotation)} items, got {item!r}")
     return item
+
+
+def _items(parsed: Any, kind: type, args: tuple) -> Any:
+    """A ``kind`` (list, tuple, set, frozenset) of the elements of ``parsed``, each
+    checked against the annotation's arguments ``args``."""
+    items = list(parsed)
+    element = args[0] if args and (kind is not tuple or args[-1] is Ellipsis) else None
+    if element is not None:
+        items = [_element(item, element) for item in items]
+    elif kind is tuple and args and args != ((),):
+        if len(args) != len(items):
+            raise ValueError(f"expected {len(args)} values, got {parsed!r}")
+        items = [_element(item, a) for item, a in zip(items, args)]
+    return kind(items)
+
+
+def _entries(parsed: dict, args: tuple) -> dict:
+    """``parsed`` with its keys and values checked against ``dict[K, V]``'s ``args``."""
+    if len(args) != 2:
+        return parsed
+    return {_element(k, args[0]): _element(v, args[1]) for k, v in parsed.items()}
+
+
+def _type_name(annotation: Any) -> str:
+    """``int``, ``list[int]``, ``Path``: an annotation as a user wrote it."""
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("pathlib.", "")
 
 
 def _split_override(text: str) -> tuple[str, str]:

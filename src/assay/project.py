@@ -4,12 +4,15 @@
 ``experiments.iris`` and ``params/grid.py`` as ``params.grid``, with the project
 root on ``sys.path``, so parameter files can ``from experiments.iris import
 Params`` and get the very same class the experiment uses. A path to a ``.py``
-file works too.
+file works too. A file whose name is no Python identifier keeps its path as its
+module name (``experiments/my-exp.py`` is ``experiments.my-exp``, distinct from
+``params/my-exp.py``), which worker processes import by name as well.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -25,12 +28,44 @@ from assay.errors import ParameterError, ProjectError
 def load_experiment(ref: str, config: ProjectConfig) -> ModuleType:
     """Import the experiment ``ref`` (a name in ``experiments/`` or a path) and check it."""
     module = _import(ref, config.experiments_dir, config, "experiment")
-    if not callable(getattr(module, "run", None)):
+    check_experiment(module)
+    return module
+
+
+def check_experiment(module: ModuleType) -> None:
+    """Raise :class:`ProjectError` unless ``module`` has a ``run`` that can be called as
+    ``run(param_sets, manager)``."""
+    where = getattr(module, "__file__", None) or module.__name__
+    run = getattr(module, "run", None)
+    if not callable(run):
         raise ProjectError(
-            f"Experiment {module.__file__} has no run(param_sets, manager) function. "
+            f"Experiment {where} has no run(param_sets, manager) function. "
             "Add one that calls your stages on assay.Record objects."
         )
-    return module
+    problem = _cannot_call(run, 2)
+    if problem is not None:
+        raise ProjectError(
+            f"The run() function of experiment {where} is defined as run{problem[0]}, but "
+            f"assay calls it as run(param_sets, manager), with the list of parameter sets "
+            f"and the run's manager ({problem[1]}). Define it as "
+            "`def run(param_sets, manager):`."
+        )
+
+
+def _cannot_call(function: object, count: int) -> tuple[str, str] | None:
+    """``None`` if ``function`` can be called with ``count`` positional arguments, else its
+    signature's text and why it cannot (``missing a required argument: 'x'``)."""
+    import inspect
+
+    try:
+        signature = inspect.signature(function)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # a builtin or a C function: let the call tell
+        return None
+    try:
+        signature.bind(*([None] * count))
+    except TypeError as exc:
+        return str(signature), str(exc)
+    return None
 
 
 def load_param_sets(refs: list[str], experiment: ModuleType, config: ProjectConfig) -> list:
@@ -58,6 +93,13 @@ def call_get_params(module: ModuleType, is_experiment: bool = False) -> list:
     get_params = getattr(module, "get_params", None)
     if not callable(get_params):
         raise ParameterError(_no_get_params(where, is_experiment))
+    problem = _cannot_call(get_params, 0)
+    if problem is not None:
+        raise ParameterError(
+            f"get_params() in {where} is defined as get_params{problem[0]}, but assay calls "
+            f"it without arguments ({problem[1]}). Define it as `def get_params():` (or give "
+            "its parameters default values) returning a list of parameter sets."
+        )
     try:
         result = get_params()
     except Exception as exc:
@@ -149,7 +191,7 @@ def _import(ref: str, folder: Path, config: ProjectConfig, kind: str) -> ModuleT
     path = _resolve(ref, folder, kind)
     module_name = _module_name(path, config.root)
     try:
-        if module_name is not None:
+        if not module_name.startswith(UNIMPORTABLE_PREFIX):
             module = importlib.import_module(module_name)
             if Path(module.__file__ or "").resolve() != path:
                 # A different module of that name was imported earlier; load ours.
@@ -157,7 +199,14 @@ def _import(ref: str, folder: Path, config: ProjectConfig, kind: str) -> ModuleT
             elif _edited_since_loaded(path):
                 module = importlib.reload(module)
         else:
-            module = _import_path(path, f"assay_user_{path.stem}")
+            module = sys.modules.get(module_name)  # the same file again (-p the experiment)?
+            if (
+                module is None
+                or Path(getattr(module, "__file__", None) or "").resolve() != path
+                or path not in _LOADED
+                or _edited_since_loaded(path)
+            ):
+                module = _import_path(path, module_name)
         _LOADED[path] = _stamp(path)
     except ProjectError:
         raise
@@ -221,15 +270,34 @@ def _a_folder(ref: str, folder: Path, kind: str) -> str:
     return message
 
 
-def _module_name(path: Path, root: Path) -> str | None:
+def _module_name(path: Path, root: Path) -> str:
+    """The module name of the experiment or parameter file at ``path``: its path from the
+    project root, dotted (``experiments.iris``, ``params.my-grid``), which ``import``
+    finds from the root (worker processes too, when they unpickle a parameter set whose
+    class that file defines), though not as Python source can write it.
+
+    A file outside the project, or one whose path has a dot in a name (``v1.2/x.py``),
+    gets ``assay_user_STEM`` instead, which only :func:`_import_path` can import; with
+    a digest of its path after it if another file already has that name in this process
+    (an experiment and a parameter file both called ``x.py``).
+    """
     try:
-        relative = path.with_suffix("").relative_to(root)
+        parts = path.with_suffix("").relative_to(root).parts
     except ValueError:
-        return None
-    parts = relative.parts
-    if not all(part.isidentifier() for part in parts):
-        return None
-    return ".".join(parts)
+        parts = ()
+    if parts and all(part and "." not in part for part in parts):
+        return ".".join(parts)
+    name = f"{UNIMPORTABLE_PREFIX}{path.stem}"
+    other = getattr(sys.modules.get(name), "__file__", None)
+    if other is not None and Path(other).resolve() != path:
+        digest = hashlib.sha256(str(path).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        name = f"{name}_{digest}"
+    return name
+
+
+UNIMPORTABLE_PREFIX = "assay_user_"
+"""The start of the module names of files that ``import`` cannot find by name (outside
+the project): a worker process must import them from their file."""
 
 
 _LOADED: dict[Path, tuple[int, int] | None] = {}

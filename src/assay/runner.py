@@ -934,6 +934,7 @@ class Runner:
         )
         reads = None
         if node.tracks_reads:
+            record.field_hashes()  # before it runs: the values it is keyed on (see below)
             record.params, reads = tracking_copy(record.params)
             record._state_reads = reads  # undeclared record.state reads are keyed too
         elif record.params is not None:  # keyed on every field: still none may change
@@ -979,6 +980,18 @@ class Runner:
                 record._state_reads,
             ) = previous
         node.duration = time.perf_counter() - start
+        if reads:
+            changed = _changed_in_place(record, reads)
+            if changed:
+                node.status = "failed"
+                self.observer.stage_finished(node)
+                raise StageError(
+                    f"Stage {spec.name!r} changed record.params.{changed} in place (parameter "
+                    f"set {node.record_label!r}): a parameter set cannot change while stages "
+                    "run. The stage was keyed on the value before, the stages after it would "
+                    "see the new one (and, in worker processes, would not). Work on a copy "
+                    f"(`list(record.params.{changed})`), or return the new value as an output."
+                )
         try:  # raised as itself, as Curifactory does (`except OutputSignatureError`)
             values = spec.split_outputs(returned, node.record_label)
         except OutputSignatureError:
@@ -1337,6 +1350,22 @@ class Runner:
 
 
 _BASE_CHECK: Callable = Cacheable.check
+
+
+def _changed_in_place(record: Record, reads: set[str]) -> str | None:
+    """A field the stage read whose list, dict or set it changed in place (``append``,
+    ``update``): its hash is no longer the one the stage was keyed on; else ``None``."""
+    hashes = record.field_hashes()
+    for name in reads:
+        value = getattr(record.params, name, None)
+        if (
+            type(value) in (list, dict, set)
+            and name in hashes
+            and name not in record._shown  # hashed as is, not through a representation
+            and hash_value(value, dict_order=True) != hashes[name]
+        ):
+            return name
+    return None
 
 
 @contextlib.contextmanager
