@@ -17,6 +17,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -2342,6 +2343,31 @@ def test_an_input_put_in_the_state_by_hand_is_taken_then_and_keys_the_stage(
         "set 'one' outputs it, and the stages before it that put values in record.state by "
         "hand (source [one]) did not put it there."
     ) in str(caught.value)
+
+
+def test_run_experiment_again_after_editing_a_module_a_parameter_file_imports(
+    tmp_project: Path,
+):
+    """`params/derived.py` does `from params.base import A`: after an edit of base.py, a
+    notebook's second run_experiment ran the old values, silently (only files assay had
+    imported itself were imported again)."""
+    params = tmp_project / "params"
+    (params / "base.py").write_text(
+        "from experiments.diamond import Params\n\nA = Params(name='a', scale=1)\n\n\n"
+        "def get_params():\n    return [A]\n"
+    )
+    (params / "derived.py").write_text(
+        "from dataclasses import replace\n\nfrom params.base import A\n\n\n"
+        "def get_params():\n    return [replace(A, name='d')]\n"
+    )
+    assert run(tmp_project, "diamond", "derived").records[0].params.scale == 1
+    base = params / "base.py"  # edited as in an editor, modules left as they are
+    base.write_text(base.read_text().replace("scale=1", "scale=3"))
+    later = time.time() + 2
+    os.utime(base, (later, later))
+
+    assert run(tmp_project, "diamond", "base").records[0].params.scale == 3
+    assert run(tmp_project, "diamond", "derived").records[0].params.scale == 3
 
 
 def test_run_experiment_again_after_an_edit_runs_the_edited_experiment(tmp_project: Path):

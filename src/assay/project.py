@@ -191,6 +191,7 @@ def _import(ref: str, folder: Path, config: ProjectConfig, kind: str) -> ModuleT
     path = _resolve(ref, folder, kind)
     module_name = _module_name(path, config.root)
     try:
+        _reload_edited(config)
         if not module_name.startswith(UNIMPORTABLE_PREFIX):
             module = importlib.import_module(module_name)
             if Path(module.__file__ or "").resolve() != path:
@@ -208,6 +209,8 @@ def _import(ref: str, folder: Path, config: ProjectConfig, kind: str) -> ModuleT
             ):
                 module = _import_path(path, module_name)
         _LOADED[path] = _stamp(path)
+        for other in _project_modules(config).values():  # imported along with it
+            _LOADED.setdefault(other, _stamp(other))
     except ProjectError:
         raise
     except SyntaxError as exc:
@@ -319,6 +322,67 @@ def _edited_since_loaded(path: Path) -> bool:
     ``assay run`` would (its helper modules are its own to reload: see
     :func:`assay.codeprint._check_not_stale`)."""
     return path in _LOADED and _LOADED[path] != _stamp(path)
+
+
+def _project_modules(config: ProjectConfig) -> dict[str, Path]:
+    """The modules imported from the project's experiment and parameter folders (helpers
+    there too), by name, with their files."""
+    folders = tuple(
+        os.path.join(os.path.realpath(f), "") for f in (config.experiments_dir, config.params_dir)
+    )
+    found = {}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and os.path.realpath(file).startswith(folders):
+            found[name] = Path(os.path.realpath(file))
+    return found
+
+
+def _reload_edited(config: ProjectConfig) -> None:
+    """Import again the project's modules edited since assay saw them in this process,
+    then those that import from them (a parameter file that does ``from params.base
+    import A`` would keep the old ``A``), so that ``run_experiment`` called again in a
+    notebook runs what the files say now."""
+    project = _project_modules(config)
+    pending = [name for name, path in project.items() if _edited_since_loaded(path)]
+    done: set[str] = set()
+    while pending:
+        for name in pending:
+            module = sys.modules.get(name)
+            if module is not None:
+                importlib.reload(module)
+            _LOADED[project[name]] = _stamp(project[name])
+            done.add(name)
+        pending = [
+            name
+            for name, path in project.items()
+            if name not in done and _imports_from(path, name) & done
+        ]
+
+
+def _imports_from(path: Path, name: str) -> set[str]:
+    """The modules the file at ``path`` (module ``name``) imports, by their full names
+    (``from params import base`` counts as ``params`` and ``params.base``)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return set()
+    package = name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".") if package else []
+                parts = parts[: len(parts) - node.level + 1] if node.level > 1 else parts
+                base = ".".join([*parts, base] if base else parts)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
 
 
 def _import_path(path: Path, module_name: str) -> ModuleType:

@@ -39,7 +39,8 @@ ASSAY_TOML = """\
 # Settings of this assay project. All are optional: the values shown are the
 # defaults. Relative paths are relative to this folder. An environment variable
 # overrides each setting but cache_options, e.g. ASSAY_CACHE_DIR=/scratch/me/cache, and
-# `assay run --cache DIR` overrides that for one run. The same settings can go
+# `assay run --cache DIR` (a relative DIR is taken from the current folder)
+# overrides that for one run. The same settings can go
 # in pyproject.toml under [tool.assay] instead.
 
 # experiments_dir = "experiments"   # `assay run NAME` runs experiments/NAME.py
