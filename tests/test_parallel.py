@@ -1722,3 +1722,27 @@ def test_a_second_aggregate_over_every_other_record_runs_in_a_worker(tmp_project
 
     assert manager.results == 3
     assert run(tmp_project, "twoagg").plan.nodes[-1].status == "cached"  # the serial key
+
+
+def test_parameter_sets_of_a_class_from_a_file_outside_the_project_reach_every_worker(
+    tmp_project: Path, tmp_path: Path
+):
+    """Only the workers the warm-up reached could unpickle them: about one run in three
+    stopped with "could not run in a worker"."""
+    outside = tmp_path / "elsewhere" / "other-sets.py"
+    outside.parent.mkdir()
+    outside.write_text(
+        "from dataclasses import dataclass\n\nimport assay\n\n\n@dataclass\n"
+        "class Mine(assay.ExperimentParameters):\n    n: int = 1\n\n\n"
+        "def get_params():\n    return [Mine(name=f's{i}', n=i) for i in range(6)]\n"
+    )
+    (tmp_project / "experiments" / "anyp.py").write_text(
+        "import assay\nfrom assay.caching import JsonCacher\n\n\n"
+        "@assay.stage(outputs=['x'], cachers=[JsonCacher])\ndef double(record):\n"
+        "    return record.params.n * 2\n\n\ndef run(param_sets, manager):\n"
+        "    for params in param_sets:\n        double(assay.Record(manager, params))\n"
+    )
+    for _ in range(8):
+        shutil.rmtree(tmp_project / "data" / "cache", ignore_errors=True)
+        result = run_cli("run", "anyp", "-p", outside, "--parallel", "2", cwd=tmp_project)
+        assert result.code == 0 and "6 executed" in result.text, result

@@ -587,18 +587,22 @@ def _run_task(
     root: str,
     sources: dict[str, str] | None = None,
     cwd: str | None = None,
+    params_modules: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """Execute one pickled :class:`StageTask` in this worker, return a pickled result.
 
     ``sources`` are the main process's project files (see :mod:`assay.worker_code`):
     a worker that kept another version of them imported reads them again. ``cwd`` is
     the folder the run was started from: the stage runs there, as in a serial run, so
-    that relative paths mean the same files.
+    that relative paths mean the same files. ``params_modules`` are parameter files
+    outside the project (name, file) whose classes the task's parameter sets are of.
     """
     from assay import worker_code
 
     _use_cwd(cwd)
     _import_project(module_name, module_file, root, sources or {})
+    for name, file in params_modules:
+        _import_project(name, file, root, sources or {})
     task: StageTask = pickle.loads(task_bytes)
     worker_code.check_sources(sources or {}, root)  # the task's own imports (parameters) too
     task.checked_files = frozenset(sources or ())
@@ -1134,7 +1138,16 @@ def worker_id() -> str:
 def task_module(task: StageTask, sources: dict[str, str], cwd: str) -> tuple:
     """What a worker must import before it can unpickle ``task``, and where: the arguments
     of :func:`run_task` after the task (``sources`` from :func:`worker_code.project_sources`)."""
-    return task.module_name, task.module_file, task.project_root, sources, cwd
+    from assay.project import UNIMPORTABLE_PREFIX
+
+    classes = [type(task.params), *(type(params) for params, _, _ in task.records)]
+    own = {  # parameter files outside the project define classes no import finds by name
+        c.__module__: getattr(sys.modules.get(c.__module__), "__file__", None)
+        for c in classes
+        if c.__module__.startswith(UNIMPORTABLE_PREFIX) and c.__module__ != task.module_name
+    }
+    modules = tuple((name, file) for name, file in own.items() if file)
+    return task.module_name, task.module_file, task.project_root, sources, cwd, modules
 
 
 def _use_cwd(cwd: str | None) -> None:
