@@ -1138,3 +1138,17 @@ def test_a_stage_that_changes_a_parameter_list_in_place_is_stopped(tmp_path: Pat
     manager = assay.ArtifactManager("inplace", project_root=tmp_path)
     with pytest.raises(StageError, match=r"changed record.params.layers in place"):
         build(assay.Record(manager, Params(name="a")))
+
+
+def test_a_record_made_with_something_else_than_a_parameter_set_says_so(tmp_path: Path):
+    """It failed later with "'dict' object has no attribute 'params_hash'"."""
+    from assay.errors import ParameterError
+
+    manager = assay.ArtifactManager("odd", project_root=tmp_path)
+    with pytest.raises(ParameterError, match=r"takes a parameter set .* not dict \{'a': 1\}"):
+        assay.Record(manager, {"a": 1})
+
+
+def test_assay_ls_refuses_a_negative_limit(tmp_project: Path):
+    result = run_cli("ls", "-n", "-1", cwd=tmp_project)
+    assert result.code == 2 and "-1 is not in the range x>=0" in result.text, result

@@ -483,7 +483,12 @@ def why(experiment, param_files, names, indices, overrides, overwrite, overwrite
     help="Only runs with this status.",
 )
 @click.option(
-    "--limit", "-n", default=20, show_default=True, help="How many runs to show (0: all)."
+    "--limit",
+    "-n",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many runs to show (0: all).",
 )
 def ls_runs(experiment, status, limit):
     """List past runs, newest first."""

@@ -8,6 +8,7 @@ that live only in the cache are loaded when read, not before.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -193,6 +194,16 @@ class Record:
         params: ExperimentParameters | None,
         hide: bool = False,
     ):
+        if params is not None and not (
+            dataclasses.is_dataclass(params) and not isinstance(params, type)
+        ):
+            from assay.errors import ParameterError
+
+            raise ParameterError(
+                f"assay.Record(manager, params) takes a parameter set (an instance of a "
+                f"dataclass deriving from assay.ExperimentParameters) or None, not "
+                f"{type(params).__name__} {short_repr(params, 80)}."
+            )
         self.manager = manager
         self.params = params
         self.state = State()
