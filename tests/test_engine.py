@@ -648,6 +648,59 @@ def test_a_partly_cached_stage_that_sets_state_by_hand_is_not_run_again_for_it(
     assert record_of(manager, "a").state["both"] == [1, 10]
 
 
+COPY_TAKES_HAND_SET = """
+from dataclasses import dataclass
+
+from tracking import note
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    seed: int = 0
+
+
+@assay.stage(outputs=["o1"], cachers=[JsonCacher])
+def first(record):
+    note(record, "first")
+    record.state["x"] = record.params.seed * 10
+    return record.params.seed
+
+
+@assay.stage(inputs=["o1", "x"], outputs=["o2"], cachers=[JsonCacher])
+def second(record, o1, x):
+    note(record, "second")
+    return o1 + x
+
+
+def get_params():
+    return [Params(name="a", seed=1)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        second(first(assay.Record(manager, params)).make_copy())
+"""
+
+
+@pytest.mark.parametrize("parallel", [0, 2], ids=["serial", "parallel"])
+def test_a_copy_taking_what_a_cached_stage_put_in_the_state_is_reused(
+    tmp_project: Path, calls: Calls, parallel: int
+):
+    """The copy got the value only as its stage was about to execute, after its key had
+    been looked up without it: a serial run executed it every time."""
+    (tmp_project / "experiments" / "copying.py").write_text(COPY_TAKES_HAND_SET)
+    run(tmp_project, "copying", parallel=parallel)
+    assert sorted(calls.take()) == ["first:a", "second:a"]
+
+    manager = run(tmp_project, "copying", parallel=parallel)
+
+    assert calls.take() == []
+    assert [n.status for n in manager.plan.nodes] == ["cached", "cached"]
+
+
 def test_make_copy_branches_a_record(tmp_project: Path, calls: Calls):
     diamond = import_experiment(tmp_project, "diamond")
     manager = assay.ArtifactManager("copies", project_root=tmp_project)

@@ -459,15 +459,16 @@ class Record:
         node = self._node
         return node.index if node is not None else len(self.manager.runner.plan.nodes)
 
-    def _inherit_late(self) -> None:
+    def _inherit_late(self) -> bool:
         """Before a stage of a copy runs: the values that stages of the original, called
         before :meth:`make_copy`, put in the state by hand once they ran. A run is planned
         before it executes, so at copy time they were not there yet; in Curifactory,
-        which executes at once, the copy has them."""
+        which executes at once, the copy has them. True if it got any."""
         if self._origin is None:
-            return
+            return False
         origin, planned = self._origin
         origin._inherit_late()
+        got = False
         for name, index in list(origin._set_by.items()):
             if index >= planned or name in self._set_by:  # after the copy, or set here
                 continue
@@ -476,7 +477,9 @@ class Record:
                 dict.__setitem__(self.state, name, value)
                 self._shared.add(name)
                 self._set_by[name] = index  # for a copy of this copy
+                got = True
         self._origin = None  # once: the stages it waits for have all run by now
+        return got
 
     def _own(self, artifact: Artifact) -> Any:
         """An artifact's value as this record's stages see it: for one made on another

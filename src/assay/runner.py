@@ -740,13 +740,13 @@ class Runner:
         from assay.worker_code import assay_identity
 
         # Upstream keys are final now; a sibling may even have made this run's outputs.
+        node.record._inherit_late()  # a copy: what its original put in by hand since
         hit = self.resolve(node)
         if hit and not node.volatile and (not node.forced or node.key in self.computed):
             self._reuse(node)
             done: Future = Future()
             done.set_result(None)
             return done
-        node.record._inherit_late()
         task = remote.make_task(node, self.manager)
         try:
             payload = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
@@ -908,6 +908,8 @@ class Runner:
         if node.status in ("executed", "failed", "running", "cached"):
             return
         manager, spec, record = self.manager, node.spec, node.record
+        if record._origin is not None and record._inherit_late():
+            node.stale = True  # a copy: what its original put in by hand since, keyed too
         # Upstream keys are final now; a sibling may even have made this run's outputs.
         if node.key is None or node.stale:
             hit = self.resolve(node)
@@ -917,8 +919,6 @@ class Runner:
             self._reuse(node)
             return
         planned_key = node.key
-        if record._origin is not None:  # a copy: what its original put in by hand since
-            record._inherit_late()
         inputs = self._resolve_inputs(node)
         node.status = "running"
         cache = manager.cache
