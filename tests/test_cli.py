@@ -830,3 +830,10 @@ def test_show_and_ls_never_cut_parameter_set_names_on_a_narrow_terminal(tmp_proj
         line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│")
     )
     assert first_column == "".join(names), text
+
+
+@pytest.mark.parametrize("flags", [["-q", "-v"], ["--lazy", "--ignore-lazy"]])
+def test_run_options_asking_for_opposite_things_are_refused(tmp_project: Path, flags):
+    result = run_cli("run", "diamond", *flags, cwd=tmp_project)
+    assert result.code == 2 and "ask for opposite things" in result.text, result
+    assert not (tmp_project / "assay.db").exists()  # nothing ran

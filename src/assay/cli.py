@@ -341,6 +341,10 @@ def run(
     from assay.errors import StageFailed
     from assay.experiment import run_experiment
 
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose ask for opposite things: give one.")
+    if lazy and ignore_lazy:
+        raise click.UsageError("--lazy and --ignore-lazy ask for opposite things: give one.")
     console = _console()
     observer = ProgressObserver(console, quiet=quiet, explain=explain and not dry)
     planning_only = dry or paths
@@ -823,9 +827,13 @@ def init(folder):
     console = _console()
     for path in created:
         console.print(f"created {path}")
+    import shlex
+
+    from rich.markup import escape
+
     console.print(
         "\nNext: [bold]assay run example -p example[/] "
-        + (f"(from {folder})" if folder != "." else "")
+        + (f"(after cd {escape(shlex.quote(folder))})" if folder != "." else "")
     )
 
 
