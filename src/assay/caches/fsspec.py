@@ -463,10 +463,7 @@ class FsspecCacheStore(CacheStore):
         folder = self.stage_dir(meta["key"])
         for entry in meta["files"]:
             path = Path(entry["path"])
-            if path.is_absolute():  # path_override, file references: outside any cache
-                problem = file_problem(path, entry)
-                if problem:
-                    raise corrupt(meta, f"{path} {problem}")
+            if _checked_where_it_is(meta, path, entry):
                 continue
             where = self.where(meta["key"], entry["path"])
             local = folder / path
@@ -491,10 +488,7 @@ class FsspecCacheStore(CacheStore):
         folder = self.stage_dir(meta["key"])
         for entry in meta["files"]:
             path = Path(entry["path"])
-            if path.is_absolute():  # path_override, file references: outside any cache
-                problem = file_problem(path, entry)
-                if problem:
-                    raise corrupt(meta, f"{path} {problem}")
+            if _checked_where_it_is(meta, path, entry):
                 continue
             local = folder / path
             if file_problem(local, entry) is None:
@@ -687,3 +681,14 @@ def _modified(info: dict) -> float:
             except ValueError:
                 continue
     return time.time()  # unknown: taken as new, so nothing is removed for its age
+
+
+def _checked_where_it_is(meta: dict, path: Path, entry: dict) -> bool:
+    """For a file outside any cache (``path_override``, file references), listed by an
+    absolute path: check it where it is (raise if it does not match) and say True."""
+    if not path.is_absolute():
+        return False
+    problem = file_problem(path, entry)
+    if problem:
+        raise corrupt(meta, f"{path} {problem}")
+    return True
