@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import assay
-from assay.metrics import Metrics, compare_metrics, read_metrics
+from assay.metrics import MetricChange, Metrics, compare_metrics, read_metrics
 from assay.store import RunStore
 from conftest import copy_project, run_cli
 
@@ -174,6 +174,23 @@ def test_assay_compare_shows_metric_changes(project: Path):
     assert result.code == 0, result
     assert "metrics (final values)" in result.text and "0.531441" in result.text
     assert "4 of 12 metric(s) differ." in result.text
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "changed", "delta"),
+    [
+        (1.0, 1.5, True, 0.5),
+        (math.inf, math.inf, False, 0.0),
+        (math.nan, math.nan, False, 0.0),
+        (math.inf, -math.inf, True, -math.inf),
+        (1.0, math.nan, True, None),
+        (None, 2.0, True, None),
+    ],
+)
+def test_a_metric_change_treats_infinities_and_nans_as_values(a, b, changed, delta):
+    change = MetricChange("s", "train", "loss", a, b)
+    assert change.changed is changed
+    assert change.delta == delta
 
 
 def test_a_store_without_metrics_reads_as_none(tmp_path: Path):

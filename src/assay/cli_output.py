@@ -475,7 +475,7 @@ def print_metric_changes(console: Console, changes: list) -> None:
         table.add_column(column, overflow="fold")
     for change in changes:
         a, b = change.a, change.b
-        delta = f"{b - a:+.6g}" if a is not None and b is not None else "-"
+        delta = "-" if change.delta is None else f"{change.delta:+.6g}"
         style = "yellow" if change.changed else "dim"
         table.add_row(
             escape(change.param_set or "-"),

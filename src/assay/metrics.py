@@ -388,8 +388,23 @@ class MetricChange:
 
     @property
     def changed(self) -> bool:
-        """Whether the two values differ."""
-        return self.a != self.b
+        """Whether the two values differ (two NaNs count as the same value)."""
+        return self.a != self.b and not _both_nan(self.a, self.b)
+
+    @property
+    def delta(self) -> float | None:
+        """B's value minus A's: 0 when they are the same, ``None`` when either is missing or
+        the difference is not a number (infinity minus infinity, or a NaN)."""
+        if self.a is None or self.b is None:
+            return None
+        if not self.changed:
+            return 0.0
+        difference = self.b - self.a
+        return None if math.isnan(difference) else difference
+
+
+def _both_nan(a: float | None, b: float | None) -> bool:
+    return isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
 
 
 def compare_metrics(path: str | Path, run_a: int, run_b: int) -> list[MetricChange]:
