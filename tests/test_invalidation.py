@@ -1503,3 +1503,83 @@ def test_why_names_code_held_in_values_and_renamed_outputs_without_memory_addres
     assert "constant experiments.why_held.TABLE holds code that changed" in text, text
     assert "its outputs or their cachers changed" in text, text
     assert "never computed" not in text, text
+
+
+LATER_EXPERIMENT = """
+from dataclasses import dataclass
+
+from lib.later import Model
+from tracking import note
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    x: int = 1
+
+
+@assay.stage(outputs=["extra"], cachers=[JsonCacher])
+def extra(record):
+    note(record, "extra")
+    return Model().extra(1)
+
+
+@assay.stage(outputs=["rated"], cachers=[JsonCacher])
+def rated(record):
+    note(record, "rated")
+    return Model().score(10)
+
+
+def get_params():
+    return [Params(name="m")]
+
+
+def run(param_sets, manager):
+    rated(extra(assay.Record(manager, param_sets[0])))
+"""
+
+LATER_MODULE = """
+class Model:
+    RATE = 1
+
+    def score(self, x):
+        return x * self.RATE
+
+
+def _extra(self, x):
+    return x + 100
+
+
+def _other(self, x):
+    return 0
+
+
+Model.extra = _extra
+Model.RATE = 2
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "stages", "value"),
+    [
+        # As for the body: part of the class, which both stages use.
+        ("return x + 100", "return x + 200", ["extra:m", "rated:m"], ("extra", 201)),
+        ("Model.RATE = 2", "Model.RATE = 3", ["extra:m", "rated:m"], ("rated", 30)),
+        ("Model.extra = _extra", "Model.extra = _other", ["extra:m", "rated:m"], ("extra", 0)),
+    ],
+    ids=["method-set-after-the-class", "constant-set-after-the-class", "method-replaced"],
+)
+def test_what_is_set_on_a_class_after_its_body_is_keyed(
+    lab: Lab, old: str, new: str, stages: list, value: tuple
+):
+    """A method or constant set on a class after its body (``Model.extra = f``,
+    ``Model.RATE = 2``) was not in the key: editing it reused the stale result."""
+    (lab.root / "lib" / "later.py").write_text(LATER_MODULE)
+    (lab.root / "experiments" / "later.py").write_text(LATER_EXPERIMENT)
+    assert lab.run("later") == ["extra:m", "rated:m"]
+    assert lab.run("later") == []
+    lab.edit("lab/lib/later.py", old, new)
+    assert lab.run("later") == stages
+    assert lab.value(value[0], "m", "later") == value[1]

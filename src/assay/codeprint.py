@@ -212,6 +212,8 @@ class Fingerprinter:
         namespace = vars(module) if module is not None else {}
         for dependency_name, value in _referenced(tree, namespace):
             self._use(dependency_name, value, parts, active)
+        for attribute, value in _set_outside_the_body(cls, tree):
+            self._use(f"{name}.{attribute}", value, parts, active)
 
     def _use(self, name: str, value: Any, parts: dict, active: dict) -> None:
         """Account for one thing a function or class reads from outside itself."""
@@ -390,6 +392,65 @@ class Fingerprinter:
             self._folders = distributions.metadata_folders()
             self._by_name = distributions.by_name(self._folders)
         return self._by_name
+
+
+def _set_outside_the_body(cls: type, tree: ast.AST | None) -> list[tuple[str, Any]]:
+    """Attributes of ``cls`` that its source does not show: a method or a constant set
+    on the class after its body (``Model.extra = extra``, ``Model.RATE = 2``), or a
+    constant of the body given another value since. Names like ``__x__`` or ``_x_``
+    (Python's and enum's own) are left out, and so is what the body defines as it is."""
+    body = next((node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)), None)
+    if body is None:
+        return []
+    defined, literals = set(), {}
+    for statement in body.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(statement.name)
+            continue
+        target = _single_target(statement)
+        if target is not None:
+            try:
+                literals[target] = ast.literal_eval(statement.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                literals.pop(target, None)
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                defined.add(node.id)
+            elif isinstance(node, ast.alias):
+                defined.add((node.asname or node.name).split(".")[0])
+    own = f"{cls.__qualname__}."
+    found = []
+    for attribute, value in vars(cls).items():
+        if attribute.startswith("_") and attribute.endswith("_"):
+            continue
+        if attribute in defined:
+            if attribute in literals:
+                if _same_literal(literals[attribute], value):
+                    continue
+            else:
+                code = getattr(value, "__func__", getattr(value, "fget", value))
+                if getattr(code, "__qualname__", own).startswith(own):
+                    continue  # the body's own function, class or computed value
+        found.append((attribute, value))
+    return found
+
+
+def _single_target(statement: ast.stmt) -> str | None:
+    """The name ``NAME = value`` or ``NAME: type = value`` assigns, if that is its form."""
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+        target = statement.targets[0]
+    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+        target = statement.target
+    else:
+        return None
+    return target.id if isinstance(target, ast.Name) else None
+
+
+def _same_literal(literal: Any, value: Any) -> bool:
+    try:
+        return type(literal) is type(value) and bool(literal == value)
+    except Exception:  # a comparison that fails: not the same
+        return False
 
 
 def _normalized(obj: Any) -> tuple[str, ast.AST | None]:
