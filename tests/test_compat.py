@@ -173,3 +173,57 @@ def test_a_missing_input_is_a_key_error_as_in_curifactory(tmp_project: Path, cal
     again = pickle.loads(pickle.dumps(caught.value))  # it travels back from a worker
     assert type(again) is MissingInputError and str(again) == message
     assert calls.take() == []
+
+
+KEYWORD_INPUTS = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["data"], cachers=[JsonCacher])
+def load(record):
+    return list(range(record.params.n))
+
+
+@assay.stage(inputs=["data"], outputs=["doubled"], cachers=[JsonCacher])
+def double(record, **kwargs):
+    return [2 * x for x in kwargs["data"]]
+
+
+@assay.stage(inputs=["doubled", "absent"], outputs=["counted"], suppress_missing_inputs=True)
+def count(record, doubled=(), **rest):
+    return len(doubled) + len(rest)
+
+
+@assay.aggregate(inputs=["doubled"], outputs=["total"], cachers=[JsonCacher])
+def total(record, records, **inputs):
+    return sum(sum(values) for values in inputs["doubled"].values())
+
+
+def get_params():
+    return [Params(name="two", n=2), Params(name="three", n=3)]
+
+
+def run(param_sets, manager):
+    records = [count(double(load(assay.Record(manager, p)))) for p in param_sets]
+    total(assay.Record(manager, None), records)
+"""
+
+
+@pytest.mark.parametrize("parallel", [None, 2], ids=["serial", "workers"])
+def test_a_stage_may_take_its_inputs_as_keyword_arguments(tmp_project: Path, parallel):
+    """Curifactory passes inputs by keyword and never checks the signature, so
+    ``def double(record, **kwargs)`` works there; assay refused it when it was declared."""
+    (tmp_project / "experiments" / "keywords.py").write_text(KEYWORD_INPUTS)
+
+    manager = assay.run_experiment("keywords", [], parallel=parallel, project_root=tmp_project)
+
+    assert [r.state["counted"] for r in manager.records[:2]] == [2, 3]
+    assert manager.records[-1].state["total"] == 2 * (0 + 1) + 2 * (0 + 1 + 2)

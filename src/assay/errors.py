@@ -14,7 +14,7 @@ paragraph without a traceback (unless ``--debug`` is given)::
     │   │   └── MissingInputError an input no earlier stage produced (also a KeyError)
     │   ├── OutputSignatureError  outputs returned do not match ``outputs``
     │   ├── CachersMismatchError  ``cachers`` and ``outputs`` differ in length
-    │   ├── EmptyCachersError     ``cachers=[]`` given with outputs
+    │   ├── EmptyCachersError     ``cachers=[]`` on a stage without outputs
     │   └── PlanningError         the run cannot be planned (two stages share a name, ...)
     │       └── PlanStops         a --dry plan meets a read of a result that is not cached
     ├── StageFailed               a stage raised while it ran (wraps the original, and is
@@ -84,7 +84,8 @@ class CachersMismatchError(StageError):
 
 
 class EmptyCachersError(StageError):
-    """A stage was given ``cachers=[]`` although it has outputs."""
+    """A stage without outputs was given ``cachers=[]`` (with outputs, ``cachers=[]`` is a
+    :class:`CachersMismatchError`, as in Curifactory)."""
 
 
 class PlanningError(StageError):

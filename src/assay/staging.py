@@ -398,7 +398,8 @@ def _validate(spec: StageSpec) -> None:
         raise InputSignatureError(
             f"The {kind} {spec.name!r} must accept {first} as its first parameter(s)."
         )
-    missing = [name for name in spec.inputs if name not in params]
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())  # **kwargs
+    missing = [name for name in spec.inputs if name not in params and not takes_any]
     if missing:
         raise InputSignatureError(
             f"The {kind} {spec.name!r} declares inputs {missing} that its function does not "
@@ -406,7 +407,9 @@ def _validate(spec: StageSpec) -> None:
             f"def {spec.name}{inspect.signature(spec.func)}."
         )
     if spec.suppress_missing_inputs:
-        no_default = [n for n in spec.inputs if params[n].default is inspect.Parameter.empty]
+        no_default = [
+            n for n in spec.inputs if n in params and params[n].default is inspect.Parameter.empty
+        ]
         if no_default:
             raise InputSignatureError(
                 f"Stage {spec.name!r} suppresses missing inputs, so inputs {no_default} need "
