@@ -167,6 +167,38 @@ def test_records_and_managers_display_inline(tmp_project: Path, monkeypatch):
     assert manager.plan._repr_svg_() == svg
 
 
+def test_curifactorys_notebook_display_methods_show_the_run(tmp_project: Path, monkeypatch):
+    """A Curifactory notebook calls ``manager.display_info()``, ``display_*_reportables``
+    and ``display_stage_graph()``; they were AttributeErrors."""
+    monkeypatch.chdir(tmp_project)
+    sys.path.insert(0, str(tmp_project))
+    from experiments.diamond import Params, combine, double, load, square
+
+    manager = assay.ArtifactManager("notebook", notes=PAYLOAD, project_root=tmp_project)
+    sets = [Params(name="a"), Params(name="b", n=4), Params(name="a2")]  # a2: a's hash
+    records = [assay.Record(manager, params) for params in sets]
+    for record in records[:2]:
+        combine(square(double(load(record))))
+        record.report(JsonReporter({"set": record.name}, name="set", group="sets"))
+    records[0].report(FigureReporter(figure(), name="loss"))
+
+    info = manager.display_info()._repr_html_()
+    assert "<th>experiment</th><td>notebook</td>" in info
+    assert "<td>a, b, a2</td>" in info and "&lt;script&gt;" in info and "<script" not in info
+    every = manager.display_all_reportables()._repr_html_()
+    assert every.count('class="assay-reportable"') == 3 and "data:image/png;base64" in every
+    only_b = manager.display_record_reportables(records[1])._repr_html_()
+    assert only_b.count('class="assay-reportable"') == 1 and "&quot;b&quot;" in only_b
+    assert manager.display_group_reportables("sets")._repr_html_().count("<strong>set") == 2
+    assert "No reportables yet" in manager.display_stage_reportables("square")._repr_html_()
+    assert "<strong>loss</strong>" in manager.display_reportable(manager.reportables[-1]).data
+    assert str(manager.display_stage_graph()).startswith("<svg")
+    assert manager.get_reportable_groups() == ["sets", None]
+    assert [r.name for r in manager.get_grouped_reportables()["sets"]] == ["set", "set"]
+    assert [r.name for r in manager.get_ungrouped_reportables()] == ["loss"]
+    assert [p.name for p in manager.get_all_param_sets()] == ["a", "b"]
+
+
 def test_import_assay_does_not_import_jinja2_or_matplotlib():
     code = (
         "import sys, assay, assay.reporting; "

@@ -287,6 +287,73 @@ class ArtifactManager:
             "ingredients": ingredients_of(node),
         }
 
+    # -- Curifactory's notebook displays: each returns HTML Jupyter shows --------------
+
+    def display_info(self) -> Any:
+        """The run's details (experiment, run, git commit, parameter sets, notes)."""
+        from assay.report.notebook import NotebookHTML, info_html
+
+        return NotebookHTML(info_html(self))
+
+    def display_all_reportables(self) -> Any:
+        """Every reportable of the run so far."""
+        return self._display(self.reportables, "All reportables")
+
+    def display_record_reportables(self, record: Record) -> Any:
+        """The reportables of one record."""
+        return self._display(record.reportables, f"Record {record.name}")
+
+    def display_group_reportables(self, group_name: str) -> Any:
+        """The reportables made with ``group=group_name``."""
+        found = [r for r in self.reportables if r.group == group_name]
+        return self._display(found, f"Group {group_name}")
+
+    def display_stage_reportables(self, stage_name: str) -> Any:
+        """The reportables made by the stage ``stage_name`` (in every record)."""
+        found = [r for r in self.reportables if r.stage == stage_name]
+        return self._display(found, f"Stage {stage_name}")
+
+    def display_reportable(self, reportable: Reportable) -> Any:
+        """One reportable."""
+        from assay.report.notebook import NotebookHTML, inline_html
+
+        return NotebookHTML(inline_html(reportable))
+
+    def display_stage_graph(self) -> Any:
+        """The DAG of every stage run so far, as in the report."""
+        from assay.report.notebook import NotebookHTML
+
+        return NotebookHTML(self._repr_svg_())
+
+    def get_reportable_groups(self) -> list[str | None]:
+        """The ``group`` of every reportable, each once, in order (``None``: no group)."""
+        return list(dict.fromkeys(r.group for r in self.reportables))
+
+    def get_grouped_reportables(self) -> dict[str, list[Reportable]]:
+        """The reportables made with a ``group``, by group."""
+        grouped: dict[str, list[Reportable]] = {}
+        for reportable in self.reportables:
+            if reportable.group is not None:
+                grouped.setdefault(reportable.group, []).append(reportable)
+        return grouped
+
+    def get_ungrouped_reportables(self) -> list[Reportable]:
+        """The reportables made without a ``group``."""
+        return [r for r in self.reportables if r.group is None]
+
+    def get_all_param_sets(self) -> list:
+        """The parameter sets of this manager's records, each once (by hash), in order."""
+        found: dict[str, Any] = {}
+        for record in self.records:
+            if record.params is not None:
+                found.setdefault(self.params_hash(record.params), record.params)
+        return list(found.values())
+
+    def _display(self, reportables: list, title: str) -> Any:
+        from assay.report.notebook import NotebookHTML, reportables_html
+
+        return NotebookHTML(reportables_html(reportables, title))
+
     def _repr_svg_(self) -> str:
         """Jupyter's display: the DAG of every stage run so far (see :mod:`assay.report.dag`)."""
         from assay.report.notebook import dag_svg

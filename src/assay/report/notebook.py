@@ -53,22 +53,64 @@ def _inline(match: re.Match, folder: str) -> str:
     return f"{attribute}={quote}data:{kind};base64,{data}{quote}"
 
 
+class NotebookHTML:
+    """HTML that Jupyter shows when it is a cell's value or given to ``display()``: what
+    the manager's ``display_*`` methods return (IPython is not needed to make one)."""
+
+    def __init__(self, text: str):
+        self.data = text
+
+    def _repr_html_(self) -> str:
+        return self.data
+
+    def __str__(self) -> str:
+        return self.data
+
+
 def record_html(record: Any) -> str:
     """A record's reportables, one after another (Jupyter's display of a ``Record``)."""
-    name = html.escape(str(record.name))
-    parts = [f'<div class="assay-record"><h4>Record {name}</h4>']
-    if not record.reportables:
+    return reportables_html(record.reportables, f"Record {record.name}")
+
+
+def reportables_html(reportables: list, title: str) -> str:
+    """``reportables`` one after another under ``title``, their files inlined."""
+    parts = [f'<div class="assay-record"><h4>{html.escape(title)}</h4>']
+    if not reportables:
         parts.append("<p><em>No reportables yet.</em></p>")
-    for reportable in record.reportables:
+    for reportable in reportables:
         try:
             parts.append(inline_html(reportable))
         except Exception as exc:  # one broken reportable must not hide the others
-            title = html.escape(str(reportable.name))
+            name = html.escape(str(reportable.name))
             parts.append(
-                f"<p><strong>{title}</strong>: could not be shown ({html.escape(repr(exc))})</p>"
+                f"<p><strong>{name}</strong>: could not be shown ({html.escape(repr(exc))})</p>"
             )
     parts.append("</div>")
     return "".join(parts)
+
+
+def info_html(manager: Any) -> str:
+    """What the report's header says about a run: experiment, run, status, git commit,
+    parameter sets and notes (so far, for a manager in a notebook)."""
+    info = manager.run_info
+    sets = dict.fromkeys(r.name for r in manager.records if r.params is not None)
+    rows = [
+        ("experiment", manager.experiment_name),
+        ("run", f"{info.id} (number {info.number})" if info else "not recorded"),
+        ("status", info.status if info else None),
+        ("started", info.started if info else None),
+        ("host", info.host if info else None),
+        ("git commit", manager.git_commit_hash or None),
+        ("parameter sets", ", ".join(sets) or None),
+        ("stage runs", len(manager.plan.nodes)),
+        ("notes", manager.notes),
+    ]
+    cells = "".join(
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(str(value))}</td></tr>"
+        for label, value in rows
+        if value is not None
+    )
+    return f'<table class="assay-info">{cells}</table>'
 
 
 def dag_svg(manager: Any) -> str:
