@@ -1583,3 +1583,54 @@ def test_what_is_set_on_a_class_after_its_body_is_keyed(
     lab.edit("lab/lib/later.py", old, new)
     assert lab.run("later") == stages
     assert lab.value(value[0], "m", "later") == value[1]
+
+
+PATH_EXPERIMENT = """
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracking import note
+
+import assay
+from assay.caching import JsonCacher
+
+DATA = Path(__file__).parent / "words.txt"
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    x: int = 1
+
+
+@assay.stage(outputs=["words"], cachers=[JsonCacher])
+def words(record):
+    note(record, "words")
+    return DATA.read_text().split()
+
+
+def get_params():
+    return [Params(name="w")]
+
+
+def run(param_sets, manager):
+    words(assay.Record(manager, param_sets[0]))
+"""
+
+
+def test_a_path_into_the_project_is_keyed_from_the_project_folder(lab: Lab):
+    """``DATA = Path(__file__).parent / ...`` tied the key to where the project lay: a
+    copy elsewhere (a colleague's clone sharing the cache) recomputed the stage."""
+    (lab.root / "experiments" / "words.py").write_text(PATH_EXPERIMENT)
+    (lab.root / "experiments" / "words.txt").write_text("a b")
+    assert lab.run("words") == ["words:w"]
+    moved = lab.base / "moved"
+    shutil.copytree(lab.root, moved)
+
+    result = run_cli("run", "words", "--no-report", "--explain", cwd=moved)
+
+    assert result.code == 0, result
+    assert "1 cached" in result.text and "executed" not in result.text, result.text
+    lab.edit("moved/experiments/words.py", '/ "words.txt"', '/ "other.txt"')
+    (moved / "experiments" / "other.txt").write_text("c")
+    assert run_cli("run", "words", "--no-report", cwd=moved).code == 0
+    assert (moved / "calls.txt").read_text().split() == ["words:w"]  # the edit recomputes

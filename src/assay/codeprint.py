@@ -33,7 +33,7 @@ import re
 import sys
 import types
 import weakref
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from assay import distributions
@@ -256,7 +256,7 @@ class Fingerprinter:
                 try:
                     # In its order: code iterating a dict (`for op, k in STEPS.items()`)
                     # may give another result for another order.
-                    digest = hash_value(_hashable_form(value), dict_order=True)
+                    digest = hash_value(_hashable_form(value, self.root), dict_order=True)
                 except (TypeError, ValueError):
                     digest = None
             if digest is None:
@@ -746,8 +746,16 @@ _PLAIN_IF_LOADED = {"decimal": "Decimal", "fractions": "Fraction"}
 module is loaded, so assay need not import them itself)."""
 
 
-def _hashable_form(value: Any) -> Any:
-    """``value``, or what stands for it where the hasher has no rule of its own."""
+def _hashable_form(value: Any, root: str) -> Any:
+    """``value``, or what stands for it where the hasher has no rule of its own. A path
+    into the project (``DATA = Path(__file__).parent / "data"``) counts from the project's
+    folder, so that a copy of the project elsewhere, sharing the cache, has the same keys."""
+    if isinstance(value, PurePath) and value.is_absolute():
+        try:
+            inside = value.relative_to(root)
+        except ValueError:
+            return value
+        return ("path in the project", type(value).__name__, inside.as_posix())
     if isinstance(value, re.Pattern):
         return ("re.Pattern", value.pattern, value.flags)
     if isinstance(value, types.MappingProxyType):
