@@ -346,10 +346,11 @@ class Dashboard:
             if ref != run.id:
                 return RedirectResponse(f"/runs/{quote(run.id)}/", status_code=302)
             run_dir = self.folders.resolve("reports", run.id)
-            has_log = (Path(self.config.logs_dir) / f"{run.id}.log").is_file()
-            log_href = f"/log/{run.id}" if has_log else None
+            log_path = self.folders.inside("logs", f"{run.id}.log")
+            log_href = f"/log/{run.id}" if log_path and log_path.is_file() else None
             record = None
-            if (run_dir / "run.json").is_file() and run.status != "running":
+            run_json = self.folders.inside("reports", f"{run.id}/run.json")
+            if run_json and run_json.is_file() and run.status != "running":
                 record = read_record(run_dir)  # None (and a warning) if it is damaged
             context = None
             if record is not None:

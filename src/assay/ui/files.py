@@ -116,6 +116,15 @@ class Folders:
             raise Refused(f"{text!r} is outside {base}")
         return resolved
 
+    def inside(self, root: str | Path, relative: str) -> Path | None:
+        """Like :meth:`resolve`, but ``None`` instead of :class:`Refused`: for the files the
+        dashboard reads on its own (a run's log, progress file, ``run.json``, sidecars),
+        which it shows as absent when a symlink takes them out of their folder."""
+        try:
+            return self.resolve(root, relative)
+        except Refused:
+            return None
+
     def artifact_dir(self, key: str) -> tuple[Path, str]:
         """The stage folder and output name of an artifact key, checked."""
         if not is_artifact_key(key or "", LONGEST_OUTPUT):

@@ -17,6 +17,10 @@ The run store learns a run's stages only when it ends, so while a run is
 
 Stage runs reused from the cache write nothing, so until the run ends "done"
 counts the stage runs that executed; the page says so.
+
+Every file is found through :meth:`assay.ui.files.Folders.inside`, like a path
+from a request: a log, progress file or sidecar that a symlink takes out of its
+folder is read as missing.
 """
 
 from __future__ import annotations
@@ -29,15 +33,34 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from assay.ui.files import Folders
+
 LOG_LINES = 40
 """Lines of the log tail shown."""
 
 LOG_BYTES = 64_000
 """At most this many bytes are read from the end of the log."""
 
+DONE_NOTES = {
+    "run store": "Every stage run of the run, from the run store.",
+    "progress file": (
+        'Until the run ends, "done" counts the stage runs that executed, on every worker, as '
+        "the run reports them (in its progress file, logs/{run_id}.progress.json); stages "
+        "reused from the cache are not counted."
+    ),
+    "cache sidecars": (
+        'Until the run ends, "done" counts the stage runs that executed and saved outputs, '
+        "read from the cache's sidecars: the run keeps no progress file "
+        "(logs/{run_id}.progress.json). Stages reused from the cache are counted when the "
+        "run ends."
+    ),
+}
+"""What the panel says of "done", by where the number came from."""
+
 
 def progress(run: Any, config: Any, store: Any) -> dict[str, Any]:
     """What the run page's live panel shows (JSON-able)."""
+    folders = Folders.of(config)
     info: dict[str, Any] = {
         "id": run.id,
         "number": run.number,
@@ -51,14 +74,16 @@ def progress(run: Any, config: Any, store: Any) -> dict[str, Any]:
         "total_source": None,
         "current": [],
         "finished": [],
-        "log_tail": log_tail(Path(config.logs_dir) / f"{run.id}.log"),
+        "log_tail": log_tail(folders.inside("logs", f"{run.id}.log")),
         "source": [],
+        "done_note": None,
     }
     if not info["running"]:  # the run store has every stage run now
         stages = _stages(store, run)
         info.update(done=len(stages), total=len(stages), total_source="the run store")
+        info["done_note"] = DONE_NOTES["run store"]
         return info
-    engine = _progress_file(Path(config.logs_dir) / f"{run.id}.progress.json")
+    engine = _progress_file(folders.inside("logs", f"{run.id}.progress.json"))
     if engine:
         info["source"].append("progress file")
         for name in ("done", "total", "current"):
@@ -66,11 +91,14 @@ def progress(run: Any, config: Any, store: Any) -> dict[str, Any]:
                 info[name] = engine[name]
         if engine.get("total") is not None:
             info["total_source"] = "the engine's plan"
-    finished = finished_stage_runs(Path(config.cache_dir), run)
+    finished = finished_stage_runs(folders, run)
     info["finished"] = finished[-10:]
     if info["done"] is None:
         info["source"].append("cache sidecars")
         info["done"] = len(finished)
+        info["done_note"] = DONE_NOTES["cache sidecars"].format(run_id=run.id)
+    else:
+        info["done_note"] = DONE_NOTES["progress file"].format(run_id=run.id)
     if info["total"] is None:
         info["total"], info["total_source"] = expected_total(store, run)
     if not isinstance(info["current"], list):
@@ -78,8 +106,10 @@ def progress(run: Any, config: Any, store: Any) -> dict[str, Any]:
     return info
 
 
-def log_tail(path: Path, lines: int = LOG_LINES) -> list[str]:
+def log_tail(path: Path | None, lines: int = LOG_LINES) -> list[str]:
     """The last ``lines`` lines of a log file (reading at most :data:`LOG_BYTES`)."""
+    if path is None:
+        return []
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -94,23 +124,22 @@ def log_tail(path: Path, lines: int = LOG_LINES) -> list[str]:
     return list(deque(text.splitlines(), maxlen=lines))
 
 
-def finished_stage_runs(cache_dir: Path, run: Any) -> list[dict[str, Any]]:
+def finished_stage_runs(folders: Folders, run: Any) -> list[dict[str, Any]]:
     """The stage runs ``run`` executed so far: their sidecars in the cache, oldest first."""
-    objects = cache_dir / "objects"
     since = _epoch(run.started) - 2.0
     found: dict[str, dict[str, Any]] = {}
     try:
-        prefixes = list(os.scandir(objects))
+        prefixes = list(os.scandir(folders.roots["cache"] / "objects"))
     except OSError:
         return []
     for prefix in prefixes:
         if not prefix.is_dir(follow_symlinks=False):
             continue
         try:
-            folders = list(os.scandir(prefix.path))
+            stage_folders = list(os.scandir(prefix.path))
         except OSError:
             continue
-        for folder in folders:
+        for folder in stage_folders:
             try:
                 if folder.stat(follow_symlinks=False).st_mtime < since:
                     continue
@@ -120,7 +149,8 @@ def finished_stage_runs(cache_dir: Path, run: Any) -> list[dict[str, Any]]:
             for entry in entries:
                 if entry.name.startswith(("_", ".")):
                     continue
-                meta = _read_json(Path(entry.path))
+                sidecar = f"objects/{prefix.name}/{folder.name}/{entry.name}"
+                meta = _read_json(folders.inside("cache", sidecar))
                 if not meta or meta.get("run_id") != run.id:
                     continue
                 found.setdefault(
@@ -154,12 +184,14 @@ def _stages(store: Any, run: Any) -> list:
         return []
 
 
-def _progress_file(path: Path) -> dict | None:
+def _progress_file(path: Path | None) -> dict | None:
     data = _read_json(path)
     return data if isinstance(data, dict) else None
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path | None) -> Any:
+    if path is None:
+        return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

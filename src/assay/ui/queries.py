@@ -63,6 +63,8 @@ class RunQuery:
     order: str = "desc"
     page: int = 1
     per_page: int = PER_PAGE
+    errors: list[str] = field(default_factory=list)
+    """What was wrong with the query's values (each one was ignored); shown above the table."""
 
     @classmethod
     def parse(cls, args: Mapping[str, Any], multi: dict[str, list[str]]) -> RunQuery:
@@ -77,19 +79,35 @@ class RunQuery:
                 f"{MAX_FILTERS} are allowed. Remove some, or narrow the runs by experiment, "
                 "status or search text first."
             )
+        errors = []
         sort = str(args.get("sort") or "number")
         if sort not in SORTS and not (sort.startswith("metric:") and len(sort) > 7):
+            errors.append(
+                f"Cannot sort by {sort!r}: sort= takes {', '.join(SORTS)} or metric:NAME. "
+                "Sorted by number instead."
+            )
             sort = "number"
         status = args.get("status") or None
+        if status is not None and status not in _STATUSES:
+            errors.append(
+                f"No run has the status {status!r}: a status is one of "
+                f"{', '.join(_STATUSES)}. The status filter is ignored."
+            )
+            status = None
+        order = args.get("order") or "desc"
+        if order not in ("asc", "desc"):
+            errors.append(f"order= takes asc or desc, not {order!r}. Shown in desc order.")
+            order = "desc"
         return cls(
             experiment=args.get("experiment") or None,
-            status=status if status in _STATUSES else None,
+            status=status,
             q=(args.get("q") or "").strip() or None,
             params=params,
             sort=sort,
-            order="asc" if args.get("order") == "asc" else "desc",
+            order=order,
             page=min(MAX_PAGE, max(1, _int(args.get("page"), 1))),
             per_page=min(MAX_PER_PAGE, max(1, _int(args.get("per_page"), PER_PAGE))),
+            errors=errors,
         )
 
     def as_params(self, **changes: Any) -> list[tuple[str, str]]:
@@ -118,7 +136,7 @@ def run_columns(db: sqlite3.Connection) -> set[str]:
 def list_runs(db: sqlite3.Connection, query: RunQuery) -> dict[str, Any]:
     """One page of the runs table: ``{"total", "runs", "metric_names", "errors"}``."""
     where, args, errors = _conditions(query)
-    errors += unknown_parameters(db, query.params)
+    errors = [*query.errors, *errors, *unknown_names(db, query), *mismatched_types(db, query)]
     columns = run_columns(db)
     git = (
         "runs.git_commit, runs.git_dirty"
@@ -181,7 +199,9 @@ def _conditions(query: RunQuery) -> tuple[str, list, list[str]]:
         parsed = parse_filter(text)
         if parsed is None:
             errors.append(
-                f"Parameter filter {text!r} is not FIELD=VALUE (or !=, <, <=, >, >=); ignored."
+                f"Parameter filter {text!r} is not FIELD=VALUE (or !=, <, <=, >, >=): one "
+                "operator, then a value, in double quotes if it is empty or starts with =, < "
+                'or > (name="", name="=x"). The filter is ignored.'
             )
             continue
         path, operator, value = parsed
@@ -199,10 +219,32 @@ def _conditions(query: RunQuery) -> tuple[str, list, list[str]]:
     return ("WHERE " + " AND ".join(conditions)) if conditions else "", args, errors
 
 
+def unknown_names(db: sqlite3.Connection, query: RunQuery) -> list[str]:
+    """A message for each name in ``query`` that no run has: an experiment, a metric to
+    sort by, a parameter (see :func:`unknown_parameters`); more likely typos than questions."""
+    messages = unknown_parameters(db, query.params)
+    known = "SELECT 1 FROM runs WHERE experiment = ? LIMIT 1"
+    if query.experiment and not db.execute(known, (query.experiment,)).fetchone():
+        messages.append(
+            f"No run of an experiment named {query.experiment!r}, so the filter on it matches "
+            "nothing. " + _hint(query.experiment, experiments(db), "The experiments with runs")
+        )
+    metric = query.sort[7:] if query.sort.startswith("metric:") else None
+    if metric and not (
+        has_table(db)
+        and db.execute("SELECT 1 FROM metrics WHERE name = ? LIMIT 1", (metric,)).fetchone()
+    ):
+        messages.append(
+            f"No run logged a metric named {metric!r}, so sorting by it changes nothing. "
+            + _hint(metric, metric_names(db), "The metrics runs logged")
+        )
+    return messages
+
+
 def unknown_parameters(db: sqlite3.Connection, filters: list[str]) -> list[str]:
     """A message for each parameter filter on a name that no run's parameter sets have
     (``seedd=3``): it matches nothing, and is more likely a typo than a question."""
-    names = [m.group(1) for m in map(_FILTER.match, filters) if m and '"' not in m.group(1)]
+    names = [m.group(1) for f in filters if parse_filter(f) and (m := _FILTER.match(f))]
     if not names:
         return []
     known = sorted(
@@ -214,29 +256,63 @@ def unknown_parameters(db: sqlite3.Connection, filters: list[str]) -> list[str]:
             )
         }
     )
+    return [
+        f"No run has a parameter named {name!r}, so the filter on it matches nothing. "
+        + _hint(name, known, "The parameters runs have")
+        for name in dict.fromkeys(names)
+        if name not in known
+    ]
+
+
+def _hint(name: str, known: list[str], lead: str) -> str:
+    close = difflib.get_close_matches(name, known, n=3)
+    if close:
+        return f"Did you mean {' or '.join(repr(n) for n in close)}?"
+    if known:
+        return f"{lead}: " + ", ".join(known[:12]) + (", ..." if len(known) > 12 else ".")
+    return "No run has recorded any yet."
+
+
+def mismatched_types(db: sqlite3.Connection, query: RunQuery) -> list[str]:
+    """A message for each ``<``, ``<=``, ``>``, ``>=`` filter that compares a parameter
+    holding only numbers with text (``seed>=abc``), or only text with a number: SQLite puts
+    every number before every text, so such a filter matches all or nothing, whatever the
+    values."""
     messages = []
-    for name in dict.fromkeys(names):
-        if name in known:
+    for text in dict.fromkeys(query.params):
+        parsed, match = parse_filter(text), _FILTER.match(text)
+        if parsed is None or match is None or parsed[1] in ("=", "!="):
             continue
-        close = difflib.get_close_matches(name, known, n=3)
-        if close:
-            hint = f"Did you mean {' or '.join(repr(n) for n in close)}?"
-        elif known:
-            shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
-            hint = f"The parameters runs have: {shown}."
-        else:
-            hint = "No run has recorded parameters yet."
-        messages.append(
-            f"No run has a parameter named {name!r}, so the filter on it matches nothing. " + hint
-        )
+        path, operator, value = parsed
+        name, raw = match.group(1), match.group(3)
+        kinds = {
+            row[0]
+            for row in db.execute(
+                "SELECT DISTINCT json_type(p.values_json, ?) FROM param_sets p"
+                " WHERE json_valid(p.values_json) AND json_type(p.values_json) = 'object'",
+                (path,),
+            )
+        } - {None, "null"}
+        if isinstance(value, str) and kinds and kinds <= {"integer", "real", "true", "false"}:
+            messages.append(
+                f"Parameter filter {text!r} compares {name!r}, which holds numbers, with "
+                f"{raw!r}, which is not a number, so it matches all or nothing whatever the "
+                f"values. Write a number, e.g. {name}{operator}3."
+            )
+        elif not isinstance(value, str) and kinds == {"text"}:
+            messages.append(
+                f"Parameter filter {text!r} compares {name!r}, which holds text, with the "
+                f"number {raw}, so it matches all or nothing whatever the values. To compare "
+                f'text, quote it: {name}{operator}"{raw}".'
+            )
     return messages
 
 
 def parse_filter(text: str) -> tuple[str, str, Any] | None:
     """``"model.C>=0.5"`` -> ``('$."model.C"', ">=", 0.5)``; ``None`` if malformed."""
     match = _FILTER.match(text)
-    if not match or '"' in match.group(1):
-        return None
+    if not match or '"' in match.group(1) or not match.group(3)[:1].strip("=<>"):
+        return None  # no field, no value, or two operators (``seed==1``)
     name, operator, raw = match.groups()
     try:
         value = json.loads(raw)

@@ -29,6 +29,7 @@
     var last = data.finished && data.finished.length ? data.finished[data.finished.length - 1] : null;
     set("live-last", last ? last.stage + " [" + last.param_set + "] at " + String(last.created).replace("T", " ").replace("Z", " UTC") : "none yet");
     set("live-elapsed", seconds(data.elapsed_s));
+    set("live-note", data.done_note || "");
     set("live-log", (data.log_tail || []).join("\n"));
     var bar = document.getElementById("live-bar");
     if (bar && data.total) { bar.max = data.total; bar.value = Math.min(data.done, data.total); }
