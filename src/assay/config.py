@@ -260,12 +260,12 @@ def _curifactory_settings(root: Path) -> dict[str, str]:
 def _read_file_settings(root: Path) -> dict[str, str]:
     settings: dict[str, str] = _curifactory_settings(root)  # assay's own files come after
     pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
+    if pyproject.exists():  # a folder of that name, too, is refused with a message
         settings.update(
             _check_settings(_load_toml(pyproject).get("tool", {}).get("assay", {}), pyproject)
         )
     assay_toml = root / "assay.toml"
-    if assay_toml.is_file():
+    if assay_toml.exists():
         data = _load_toml(assay_toml)
         settings.update(_check_settings(data.get("tool", {}).get("assay", data), assay_toml))
     return settings
@@ -295,11 +295,25 @@ def _check_settings(table: dict, source: Path) -> dict[str, Any]:
 
 
 def _load_toml(path: Path) -> dict:
+    """The settings file at ``path``, read; a :class:`ConfigError` naming it if that fails."""
+    fix = "Fix the file or remove it."
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the file or remove it.") from exc
+        raise ConfigError(f"{path} is not valid TOML: {exc}. {fix}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid TOML: it is not UTF-8 text (byte "
+            f"{exc.object[exc.start]:#04x} at position {exc.start}). {fix}"
+        ) from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(
+            f"{path} is a folder, but assay reads its settings from a file of that name. "
+            "Rename or remove the folder."
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror or exc}. {fix}") from exc
 
 
 def _absolute(root: Path, value: str | Path) -> Path:

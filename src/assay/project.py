@@ -12,6 +12,7 @@ module name (``experiments/my-exp.py`` is ``experiments.my-exp``, distinct from
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import importlib
 import importlib.util
@@ -214,22 +215,41 @@ def _import(ref: str, folder: Path, config: ProjectConfig, kind: str) -> ModuleT
     except ProjectError:
         raise
     except SyntaxError as exc:
-        raise ProjectError(
-            f"The {kind} {exc.filename}, line {exc.lineno}, has a syntax error: {exc.msg}."
-        ) from exc
+        raise ProjectError(_syntax_error(exc, path, kind)) from exc
     except Exception as exc:
         raise ProjectError(f"Importing the {kind} {path} failed: {_describe(exc)}") from exc
     return module
+
+
+def _syntax_error(exc: SyntaxError, path: Path, kind: str) -> str:
+    """The message for a syntax error met importing the ``kind`` file at ``path``.
+
+    Python names no file and no line when it cannot read a file as source at all (a NUL
+    byte in it): then the file is ``path`` itself, or a module it imports, whose import
+    statement is the innermost frame of the project's code in the traceback.
+    """
+    if exc.filename:
+        line = f", line {exc.lineno}," if exc.lineno else ""
+        return f"The {kind} {exc.filename}{line} has a syntax error: {exc.msg}."
+    user = _user_frames(exc)
+    if user:
+        return (
+            f"The {kind} {path} imports a module that has a syntax error: {exc.msg} (the "
+            f"import is at {user[-1].filename}, line {user[-1].lineno})."
+        )
+    return f"The {kind} {path} has a syntax error: {exc.msg}."
 
 
 def _resolve(ref: str, folder: Path, kind: str) -> Path:
     candidate = Path(ref)
     if candidate.suffix == ".py" or "/" in ref or os.sep in ref:  # a path, not a name
         if candidate.is_dir():
-            raise ProjectError(_a_folder(ref, folder, kind))
+            raise ProjectError(_a_folder(ref, candidate, folder, kind))
         path = candidate if candidate.suffix == ".py" else candidate.with_suffix(".py")
         if path.is_file():
             return path.resolve()
+        if os.path.lexists(path):
+            raise ProjectError(_not_a_file(path, kind))
         message = f"The {kind} {path} does not exist (a path is taken from {Path.cwd()})."
         if (folder / path.name).is_file():
             message += f" To use {folder / path.name}, give its name: {path.stem!r}."
@@ -237,12 +257,17 @@ def _resolve(ref: str, folder: Path, kind: str) -> Path:
     path = folder / f"{ref.replace('.', '/')}.py"
     if path.is_file():
         return path.resolve()
-    if candidate.is_dir():
-        raise ProjectError(_a_folder(ref, folder, kind))
+    for found in (path, candidate):
+        if found.is_dir():
+            raise ProjectError(_a_folder(ref, found, folder, kind))
+    if os.path.lexists(path):
+        raise ProjectError(_not_a_file(path, kind))
     available = _names_in(folder)
-    hint = difflib.get_close_matches(ref, available, n=1)
+    hint = difflib.get_close_matches(ref, [n for n in available if n != ref], n=1)
     message = f"No {kind} named {ref!r}: {path} does not exist."
-    if hint:
+    if ref in available:  # a dotted name: its dots were taken as folders
+        message += f" To use {folder / ref}.py, give its path instead of its name."
+    elif hint:
         message += f" Did you mean {hint[0]!r}?"
     elif available:
         message += f" Available in {folder}: {', '.join(available)}."
@@ -261,16 +286,34 @@ def _names_in(folder: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith("_"))
 
 
-def _a_folder(ref: str, folder: Path, kind: str) -> str:
-    """The message for a folder given where one experiment or parameter file is meant."""
+def _a_folder(ref: str, found: Path, folder: Path, kind: str) -> str:
+    """The message for ``ref``, given where one experiment or parameter file is meant, that
+    names the folder ``found`` (``folder`` holds the named ones)."""
     message = (
-        f"The {kind} {ref!r} is a folder ({Path(ref).resolve()}), not a .py file: give "
+        f"The {kind} {ref!r} is a folder ({found.resolve()}), not a .py file: give "
         f"one {kind}, by its name (a file in {folder}) or by the path of its .py file."
     )
-    inside = _names_in(Path(ref))
+    inside = _names_in(found)
     if inside:
         message += f" In that folder: {', '.join(f'{name}.py' for name in inside)}."
     return message
+
+
+def _not_a_file(path: Path, kind: str) -> str:
+    """The message for the ``kind`` file at ``path`` that is there but no file to read: a
+    broken symbolic link, a link in a loop, a named pipe or a device."""
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            what = "a symbolic link in a loop (it leads back to itself)"
+        elif path.is_symlink():
+            what = f"a broken symbolic link: it points to {os.readlink(path)}, which does not exist"
+        else:
+            what = f"unreadable ({exc.strerror or exc})"
+    else:
+        what = "not a regular file (a named pipe, a socket or a device)"
+    return f"The {kind} {path} is {what}. Make it a .py file, or give another {kind}."
 
 
 def _module_name(path: Path, root: Path) -> str:
@@ -401,7 +444,12 @@ def _import_path(path: Path, module_name: str) -> ModuleType:
 
 def _describe(exc: BaseException) -> str:
     """``ValueError: bad value (at params/grid.py, line 12)`` for the innermost user frame."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    user = [f for f in frames if "importlib" not in f.filename and "/assay/" not in f.filename]
+    user = _user_frames(exc)
     where = f" (at {user[-1].filename}, line {user[-1].lineno})" if user else ""
     return f"{type(exc).__name__}: {exc}{where}."
+
+
+def _user_frames(exc: BaseException) -> list[traceback.FrameSummary]:
+    """The frames of ``exc``'s traceback in the researcher's code (not importlib's or assay's)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return [f for f in frames if "importlib" not in f.filename and "/assay/" not in f.filename]

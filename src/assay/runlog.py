@@ -5,6 +5,8 @@ researcher's own ``logging.info(...)``) and anything written to
 ``sys.stdout`` / ``sys.stderr`` (``print`` in a stage) also go to the log
 file, with their console output left as it was. A console that goes away
 (``assay run ... | head``) does not stop the run: the log keeps everything.
+Nor does a log file that cannot be written (a full disk, a quota): the console
+keeps everything, and a warning names the log, which stops there.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+log = logging.getLogger(__name__)
 
 
 class _ConsoleFormatter(logging.Formatter):
@@ -40,6 +44,71 @@ def _not_for_console(record: logging.LogRecord) -> bool:
     return getattr(record, "console", True)
 
 
+class _LogFile:
+    """The run's log file, written so that a failure to write it (a full disk, a quota,
+    the file removed from under the run) never fails a stage or the run.
+
+    The first failure is said once, as a warning that names the file; nothing more is
+    written to it after that, and as it is closed a last line marks it incomplete (if
+    there is room for that by then).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.failure: OSError | None = None
+        """Why the log could not be written (``None``: it was written in full)."""
+        self._file: IO[str] | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        except OSError as exc:
+            self._fail(exc)
+
+    def write(self, text: str) -> int:
+        if self.failure is None and self._file is not None:
+            try:
+                self._file.write(text)
+            except OSError as exc:
+                self._fail(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.failure is None and self._file is not None:
+            try:
+                self._file.flush()
+            except OSError as exc:
+                self._fail(exc)
+
+    def close(self) -> None:
+        self.flush()
+        if self._file is None:
+            return
+        if self.failure is not None:
+            with suppress(OSError):
+                self._file.write(
+                    f"\n[assay] This log is incomplete: writing it failed "
+                    f"({_reason(self.failure)}). The console showed the whole run.\n"
+                )
+        with suppress(OSError):  # what could not be written is lost; said already
+            self._file.close()
+        self._file = None  # a stream kept from the run writes nowhere now
+
+    def _fail(self, exc: OSError) -> None:
+        self.failure = exc
+        log.warning(
+            "The run's log %s cannot be written (%s): it is incomplete from here on, and "
+            "the console shows the run's whole output. The run goes on. Make room there, or "
+            "set logs_dir in assay.toml (or ASSAY_LOGS_DIR) to a folder on another disk.",
+            self.path,
+            _reason(exc),
+        )
+
+
+def _reason(exc: OSError) -> str:
+    """``No space left on device``: an operating system error without its number."""
+    return exc.strerror or str(exc)
+
+
 class _Tee:
     """A text stream that writes to the console and to the log file (``None``: none).
 
@@ -48,7 +117,7 @@ class _Tee:
     the log file still gets all of it.
     """
 
-    def __init__(self, console: IO[str], log: IO[str] | None):
+    def __init__(self, console: IO[str], log: _LogFile | None):
         self._console = console
         self._log = log
         self._console_gone = False
@@ -103,11 +172,12 @@ def silence(stream: IO[str]) -> None:
 
 
 @contextmanager
-def run_log(path: Path | None, verbose: bool = False) -> Iterator[None]:
+def run_log(path: Path | None, verbose: bool = False) -> Iterator[_LogFile | None]:
     """Copy the run's logging and console output into ``path`` (``None``: no file).
 
     assay's own per-stage messages are logged at DEBUG level; they reach the
-    file (and the console) only with ``verbose``.
+    file (and the console) only with ``verbose``. Gives the log file, whose
+    ``failure`` says, once the block is left, why it is incomplete (if it is).
     """
     assay_logger = logging.getLogger("assay")
     root = logging.getLogger()
@@ -127,21 +197,21 @@ def run_log(path: Path | None, verbose: bool = False) -> Iterator[None]:
     stdout, stderr = sys.stdout, sys.stderr
     log_file = None
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-        handler = logging.StreamHandler(log_file)
+        log_file = _LogFile(path)
+        handler = logging.StreamHandler(log_file)  # type: ignore[arg-type]
         handler.setFormatter(logging.Formatter(_FORMAT, "%Y-%m-%d %H:%M:%S"))
         root.addHandler(handler)
     sys.stdout = _Tee(stdout, log_file)
     sys.stderr = _Tee(stderr, log_file)
     try:
-        yield
+        yield log_file
     finally:
         sys.stdout, sys.stderr = stdout, stderr
-        for added in (handler, console):
-            if added is not None:
-                root.removeHandler(added)
+        if handler is not None:
+            root.removeHandler(handler)
         if log_file is not None:
-            log_file.close()
+            log_file.close()  # before the console's handler goes: it may have a warning
+        if console is not None:
+            root.removeHandler(console)
         assay_logger.setLevel(previous_levels[0])
         root.setLevel(previous_levels[1])

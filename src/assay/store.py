@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from assay.errors import RunStoreError
+from assay.humanize import format_size
 
 __all__ = [
     "ARTIFACT_ACTIONS",
@@ -906,11 +907,44 @@ class RunStore:
                 "SQLite's locks (some network filesystems). Try again, check that no stuck "
                 "assay process keeps it open, or keep the run store on a local disk."
             )
+        elsewhere = "set store_path in assay.toml (or ASSAY_STORE_PATH) to a file elsewhere"
+        if self.path.is_dir():
+            return RunStoreError(
+                f"The run store {self.path} is a folder, not a SQLite file ({exc}). Move the "
+                f"folder away (assay creates a new run store there on the next run), or "
+                f"{elsewhere}."
+            )
+        if "disk is full" in str(exc) or "disk I/O error" in str(exc):
+            free = _free_space(self.path.parent)
+            if free is not None and free < _NEARLY_FULL:
+                why = f"the disk holding it is full ({exc}; {format_size(free)} free)"
+            else:
+                why = (
+                    f"{exc}: the disk holding it may be full (or a quota reached), failing, "
+                    f"or not writable"
+                )
+            return RunStoreError(
+                f"The run store {self.path} could not be written: {why}. Make room on that "
+                f"disk, or {elsewhere}; then run the same command again."
+            )
         return RunStoreError(f"The run store {self.path} could not be used: {exc}.")
 
 
 # ---------------------------------------------------------------------------
 # Helpers
+
+_NEARLY_FULL = 1 << 20
+"""Free bytes below which a disk counts as full: SQLite needs room for its journal too."""
+
+
+def _free_space(folder: Path) -> int | None:
+    """The free bytes on the disk of ``folder`` (``None``: cannot tell)."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def _run_from_row(row: tuple[Any, ...]) -> RunInfo:
