@@ -26,6 +26,9 @@ _STATUS_STYLE = {
 def provenance_rows(run: Any, provenance: dict | None) -> list[tuple[str, str]]:
     """The ``assay show`` lines about code and environment: git, packages, conda."""
     if provenance is None:
+        stopped = {"failed": "failed", "interrupted": "was interrupted"}.get(run.status)
+        if stopped:  # as it began (a parameter set that cannot be hashed, ...)
+            return [("provenance", f"not recorded: the run {stopped} before it was captured")]
         return [("provenance", "not recorded (a run from before assay recorded it)")]
     git = provenance.get("git") or {}
     if git.get("error"):
@@ -208,6 +211,12 @@ def print_reproduction(console: Console, result: Any) -> None:
         console.print(f"{len(result.new)} artifact(s) the original run did not have.")
     if result.returncode != 0:
         console.print(f"[red]The re-run failed (exit status {result.returncode}).[/]")
+    if not result.exact and result.code_note:
+        console.print(
+            f"[yellow]The export's code may not be the run's code, which can explain "
+            f"differences:[/] {escape(result.code_note)}",
+            soft_wrap=True,
+        )
     verdict = "[green]exact[/]" if result.exact else "[red]not exact[/]"
     if result.exact and counts.get("equivalent"):
         verdict = "[green]exact in values[/] (some saved bytes differ)"

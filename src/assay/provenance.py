@@ -19,7 +19,9 @@ What counts as *dirty*: a tracked file changed (staged or not), or a file git
 does not know and does not ignore (it would be missing from a checkout of the
 commit). assay's own outputs (the cache, reports, logs, the run store) never
 count. Such untracked files are listed in ``git.untracked``; the diff covers
-tracked files only.
+tracked files only, and never holds the changes to files that look like
+secrets (``.env``, ``*.pem``, ... see :mod:`assay.export.snapshot`): those are
+cut out before anything is stored, and a line at its end names the files.
 
 The cost is a few milliseconds: two or three ``git`` processes (none outside a
 repository) and a listing of the ``*.dist-info`` folders on ``sys.path`` (no
@@ -49,6 +51,7 @@ __all__ = [
     "capture_git",
     "conda_info",
     "installed_packages",
+    "without_secrets",
 ]
 
 DIFF_LIMIT = 2_000_000
@@ -79,7 +82,8 @@ class GitInfo:
     untracked: list[str] = field(default_factory=list)
     """Files (or whole folders, ending in ``/``) git neither tracks nor ignores."""
     diff: str = ""
-    """``git diff HEAD``: every uncommitted change to tracked files."""
+    """``git diff HEAD``: every uncommitted change to tracked files, but those to files
+    that look like secrets (see :func:`without_secrets`)."""
     diff_truncated: bool = False
     """Whether ``diff`` was cut at :data:`DIFF_LIMIT` characters."""
     remote: str | None = None
@@ -192,22 +196,84 @@ def capture_git(root: str | os.PathLike, ignore: list[str] = ()) -> GitInfo:
             info.branch = None if info.detached else head
     info.root = None if isinstance(top, _GitFailed) else top.strip() or None
     info.remote = None if isinstance(remote, _GitFailed) else _without_credentials(remote.strip())
-    skipped = _ignored_prefixes(root, info.root, ignore)
+    skipped, folders = _ignored_prefixes(root, info.root, ignore)
     modified, untracked = _changed_paths(entries)
     info.modified = modified
     info.untracked = [
-        p for p in untracked if not p.startswith(skipped) and not _NEVER_DIRTY.search(p)
+        p
+        for p in untracked
+        if not p.startswith(skipped) and p not in folders and not _NEVER_DIRTY.search(p)
     ]
     info.dirty = bool(info.modified or info.untracked)
     if info.modified and info.commit:
         (diff,) = _git(root, ["diff", "HEAD", "--no-color", "--no-ext-diff", "--"])
         if isinstance(diff, _GitFailed):
             diff = f"(the diff could not be recorded: {diff})"
+        diff = without_secrets(diff)
         info.diff_truncated = len(diff) > DIFF_LIMIT
         info.diff = diff[:DIFF_LIMIT]
     elif info.modified:
         info.diff = "(the repository has no commit yet: every tracked file is new)"
     return info
+
+
+def without_secrets(diff: str) -> str:
+    """``diff`` without the sections (``diff --git ...``) of files that look like secrets
+    (``.env``, ``*.pem``, ... see :data:`assay.export.snapshot.SECRET_PATTERNS`); a
+    last line names the files left out. The rest still applies with ``git apply``."""
+    if "diff --git " not in diff:
+        return diff
+    from assay.export.snapshot import _secret
+
+    kept, cut = [], set()
+    for section in re.split(r"(?m)^(?=diff --git )", diff):
+        secret = sorted(path for path in _section_paths(section) if _secret(path))
+        if secret:
+            cut.update(secret)
+        else:
+            kept.append(section)
+    if not cut:
+        return diff
+    if kept and not kept[-1].endswith("\n"):
+        kept.append("\n")
+    names = ", ".join(sorted(cut))
+    return "".join(kept) + f"(changes to files that may hold secrets were left out: {names})\n"
+
+
+def _section_paths(section: str) -> set[str]:
+    """Every path a diff section's header may name. ``diff --git a/X b/Y`` with spaces in
+    the paths is ambiguous: each way to split it counts."""
+    header = section.split("\n@@", 1)[0].splitlines()
+    if not header or not header[0].startswith("diff --git "):
+        return set()
+    paths: set[str] = set()
+    pair = header[0][len("diff --git ") :]
+    if pair.startswith('"'):  # git quotes paths with unusual characters
+        for quoted in re.findall(r'"(?:[^"\\]|\\.)*"|\S+', pair):
+            paths.add(_unquoted(quoted)[2:])
+    else:
+        for split in (m.start() for m in re.finditer(" b/", pair)):
+            paths.update((pair[2:split], pair[split + 3 :]))
+    for line in header[1:]:
+        if line.startswith(("--- ", "+++ ")):
+            path = _unquoted(line[4:].rstrip("\t"))
+            if path != "/dev/null":
+                paths.add(path[2:])  # without a/ or b/
+        elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
+            paths.add(_unquoted(line.split(" ", 2)[2]))
+    return paths
+
+
+def _unquoted(text: str) -> str:
+    """A path as git writes it: as is, or in double quotes with C escapes (octal bytes)."""
+    if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
+        return text
+    import ast
+
+    try:
+        return ast.literal_eval("b" + text).decode("utf-8", "surrogateescape")
+    except (ValueError, SyntaxError):
+        return text[1:-1]
 
 
 def _may_be_in_a_repository(root: Path) -> bool:
@@ -251,25 +317,37 @@ def _changed_paths(entries: list[str]) -> tuple[list[str], list[str]]:
     return modified, untracked
 
 
-def _ignored_prefixes(root: Path, top: str | None, ignore: list[str]) -> tuple[str, ...]:
-    """Repository-relative prefixes of paths that never make the tree dirty."""
+def _ignored_prefixes(
+    root: Path, top: str | None, ignore: list[str]
+) -> tuple[tuple[str, ...], set[str]]:
+    """Repository-relative paths that never make the tree dirty: prefixes (assay's
+    outputs and all they hold), and folders git may list whole for holding them
+    (``data/`` for ``data/cache``) but none holding the project (in a subfolder of
+    its repository, ``proj/`` for ``proj/data/cache``): every file in it would count."""
     if top is None:
-        return ()
-    prefixes = []
+        return (), set()
+    top_folder = Path(top).resolve()
+    try:
+        project = root.resolve().relative_to(top_folder).as_posix() + "/"
+    except (ValueError, OSError):
+        project = "./"
+    project = "" if project == "./" else project
+    prefixes, folders = [], set()
     for item in ignore:
         path = Path(item) if Path(item).is_absolute() else root / item
         try:
-            relative = path.resolve().relative_to(Path(top).resolve()).as_posix()
+            relative = path.resolve().relative_to(top_folder).as_posix()
         except (ValueError, OSError):
             continue
+        if relative in ("", "."):
+            continue
         prefixes.append(relative)
-    # "data/cache" hides "data/cache/..." and "data/" (the folder listed whole).
-    expanded = set()
-    for prefix in prefixes:
-        expanded.add(prefix)
-        parts = prefix.split("/")
-        expanded.update("/".join(parts[: i + 1]) + "/" for i in range(len(parts) - 1))
-    return tuple(p for p in expanded if p not in ("", "./"))
+        parts = relative.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth]) + "/"
+            if not project.startswith(folder):
+                folders.add(folder)
+    return tuple(prefixes), folders
 
 
 class _GitFailed(Exception):

@@ -18,9 +18,10 @@ the experiment again as recorded, taking every result from the run's cache;
 compares; ``docker run -it IMAGE bash`` opens a shell to explore.
 
 When the run was exported with ``--store-full``, that export is used as it
-is (the code as it was then); otherwise the run is exported now, and the code
-snapshot is the project's code as it is now (``run.json`` then says whether
-it matches the run's commit, in ``export.code.same_as_run``).
+is (the code as it was then); otherwise the run is exported now, with the
+run's code taken from git if it changed since (``run.json`` says whether the
+snapshot is the run's code, in ``export.code.same_as_run`` and ``.note``; see
+:mod:`assay.export.full`).
 
 :func:`build_image` builds the image when a Docker engine answers
 (``docker info``); otherwise it returns the exact command to run elsewhere.

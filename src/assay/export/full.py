@@ -20,6 +20,10 @@ folder can be copied anywhere. ``assay reproduce FOLDER`` re-runs it;
 A run's code is snapshotted once, by its first export (with ``--store-full``,
 as the run ends): a later export of the run, to the same folder or another,
 copies that snapshot and its ``export.code`` section rather than today's code.
+A first export made after the code changed takes the run's own code from git
+(its commit, with the uncommitted changes it recorded); where git cannot give
+it, the code as it is now, and ``export.code.note``, the README and a warning
+say so (``assay reproduce`` repeats it when the outputs differ).
 
 From Python (for a run that did not use ``--store-full``)::
 
@@ -33,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
+import shlex
 import shutil
 import time
 import uuid
@@ -52,16 +56,18 @@ from assay.export.destination import (
 from assay.export.snapshot import (
     environment_yml,
     plan_snapshot,
+    rebuild_run_code,
     requirements_txt,
     write_snapshot,
 )
 from assay.keys import split_artifact_key
+from assay.provenance import without_secrets
 from assay.run_record import build_run_record, read_run_record, write_json
 from assay.store import RunStore
 
 log = logging.getLogger("assay")
 
-__all__ = ["export_run", "portable"]
+__all__ = ["code_note", "export_cache_of", "export_run", "portable"]
 
 EXPORT_ENTRIES = frozenset(
     {
@@ -86,14 +92,16 @@ Code: {code}
 
 - `run.json`: everything recorded about the run (parameters, packages, git state,
   stage timings, every artifact with its key and checksum).
-- `code/`: the project's code; `cache/`: the artifacts the run used (a usable assay cache;
-  any that changed in the project's cache since the run are left out: see
-  `export.artifacts` in `run.json`).
+- `code/`: the run's code (see "Code" above); `cache/`: the artifacts the run used (a
+  usable assay cache: `--cache` this folder or its `cache/`; any that changed in the
+  project's cache since the run are left out: see `export.artifacts` in `run.json`).
 - `requirements.txt` (and `environment.yml` under conda): the run's environment, pinned.
 
-Re-run it and check that every artifact comes out identical:
+Re-run it and check that every artifact comes out identical, from the project folder:
 
-    assay reproduce {folder_name}
+    assay reproduce {folder_path}
+
+or from inside this folder (or a copy of it, anywhere): `assay reproduce .`
 
 Load an artifact from Python, run in this folder (`project_root="."` makes `cache_dir`
 count from here, not from the project folder around it):
@@ -157,7 +165,7 @@ def export_run(
                 host=run["host"],
                 command=run["command"],
                 code=_code_line(record),
-                folder_name=target.name,
+                folder_path=_from_root(place, Path(config.root)),
             ),
             encoding="utf-8",
         )
@@ -166,6 +174,15 @@ def export_run(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return target
+
+
+def _from_root(folder: Path, root: Path) -> str:
+    """``folder`` as typed in the project folder ``root`` (absolute outside it), quoted
+    for a shell."""
+    try:
+        return shlex.quote(folder.relative_to(root.resolve()).as_posix())
+    except ValueError:
+        return shlex.quote(str(folder))
 
 
 def _replaceable(folder: Path) -> bool:
@@ -250,18 +267,73 @@ def _fill(
     if earlier is not None:
         contents["code"] = _keep_snapshot(earlier, folder / "code", run["id"], include)
         return contents
-    snapshot = plan_snapshot(config.root, config, include)
-    size = write_snapshot(config.root, snapshot, folder / "code")
-    contents["code"] = {
+    contents["code"] = _snapshot_code(config, record, include, folder, contents["created"])
+    return contents
+
+
+def _snapshot_code(config: Any, record: dict, include: list[str], folder: Path, taken: str):
+    """Write the code snapshot into ``folder/code``; return the ``export.code`` section.
+
+    When the files git tracks are no longer as the run had them (another commit now,
+    or other uncommitted changes), the run's own are rebuilt from git (see
+    :func:`~assay.export.snapshot.rebuild_run_code`). When that cannot be done, the
+    files as they are now are taken, and the section (``note``), the README and a
+    warning say that they are not the run's.
+    """
+    from assay.provenance import capture_git
+
+    git = (record.get("provenance") or {}).get("git") or {}
+    untracked = [str(p) for p in git.get("untracked") or () if str(p).endswith(".py")]
+    scratch = folder / ".run-code"
+    run_code = problem = None
+    try:
+        if git.get("commit"):
+            now = capture_git(git.get("root") or config.root)
+            if now.commit != git["commit"]:
+                problem = f"the project is at commit {now.commit} now"
+            elif now.diff != (git.get("diff") or ""):
+                problem = "the project has other uncommitted changes now"
+            else:  # the files git did not track now are taken too
+                untracked += [p for p in now.untracked if p.endswith(".py") and p not in untracked]
+            if problem:
+                try:
+                    run_code = rebuild_run_code(config.root, git, scratch)
+                    problem = None
+                except AssayError as exc:
+                    problem += f", and the run's code could not be rebuilt from git ({exc})"
+        snapshot = plan_snapshot(config.root, config, include, run=run_code)
+        size = write_snapshot(config.root, snapshot, folder / "code")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    when = f"as they were when this export was made ({taken})"
+    same, note = not untracked, None
+    if not git.get("commit"):
+        same = None
+        note = (
+            "The run was not in a git repository with commits, so nothing recorded tells "
+            f"whether `code/` (the project's files {when}) is the run's code."
+        )
+    elif problem:
+        same = False
+        note = f"`code/` holds the project's files {when}, NOT the run's code: {problem}."
+        log.warning("Export of run %s: %s", record["run"]["id"], note.replace("`", ""))
+    elif untracked:
+        note = (
+            f"git did not track {', '.join(untracked)} at the run"
+            f"{'' if run_code else ' or now'}, and the run recorded no content of such "
+            f"files: they are {when}."
+        )
+    return {
         "source": snapshot.source,
         "files": len(snapshot.files),
         "bytes": size,
         "left_out": snapshot.left_out,
         "included_on_request": include,
-        "same_as_run": _same_code(record),
-        "taken": contents["created"],
+        "rebuilt": run_code is not None,
+        "same_as_run": same,
+        "note": note,
+        "taken": taken,
     }
-    return contents
 
 
 def _earlier_export(run_id: str, *folders: Path) -> tuple[Path, dict] | None:
@@ -412,8 +484,6 @@ def portable(record: dict, root: Path) -> dict:
     Cache paths point into the export's ``cache/``; the git diff loses the
     sections of files that look like secrets (see :mod:`assay.export.snapshot`).
     """
-    from assay.export.snapshot import _secret
-
     prefixes = sorted({str(root), str(root.resolve())}, key=len, reverse=True)
 
     def relative(value: Any) -> Any:
@@ -437,83 +507,39 @@ def portable(record: dict, root: Path) -> dict:
         rest = parts[1] if len(parts) == 2 else ""
         artifact["path"] = f"cache/objects/{stage_key[:2]}/{stage_key}{rest}"
     git = (record.get("provenance") or {}).get("git") or {}
-    if git.get("diff"):
-        sections = re.split(r"(?m)^(?=diff --git )", git["diff"])
-        kept = [s for s in sections if not _secret_section(s, _secret)]
-        if len(kept) != len(sections):
-            kept.append("(changes to files that may hold secrets were left out of this export)\n")
-        git["diff"] = "".join(kept)
+    if git.get("diff"):  # runs record it without secrets; runs from before did not
+        git["diff"] = without_secrets(git["diff"])
     return record
 
 
-def _secret_section(section: str, is_secret: Any) -> bool:
-    """Whether a ``diff --git`` section touches a file that may hold secrets: any path its
-    header may name (with spaces, or quoted by git for other characters) counts."""
-    return any(is_secret(path) for path in _section_paths(section))
-
-
-def _section_paths(section: str) -> set[str]:
-    """Every path a diff section's header may name. ``diff --git a/X b/Y`` with spaces in
-    the paths is ambiguous: each way to split it counts."""
-    header = section.split("\n@@", 1)[0].splitlines()
-    if not header or not header[0].startswith("diff --git "):
-        return set()
-    paths: set[str] = set()
-    pair = header[0][len("diff --git ") :]
-    if pair.startswith('"'):  # git quotes paths with unusual characters
-        for quoted in re.findall(r'"(?:[^"\\]|\\.)*"|\S+', pair):
-            paths.add(_unquoted(quoted)[2:])
-    else:
-        for split in (m.start() for m in re.finditer(" b/", pair)):
-            paths.update((pair[2:split], pair[split + 3 :]))
-    for line in header[1:]:
-        if line.startswith(("--- ", "+++ ")):
-            path = _unquoted(line[4:].rstrip("\t"))
-            if path != "/dev/null":
-                paths.add(path[2:])  # without a/ or b/
-        elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
-            paths.add(_unquoted(line.split(" ", 2)[2]))
-    return paths
-
-
-def _unquoted(text: str) -> str:
-    """A path as git writes it: as is, or in double quotes with C escapes (octal bytes)."""
-    if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
-        return text
-    import ast
-
-    try:
-        return ast.literal_eval("b" + text).decode("utf-8", "surrogateescape")
-    except (ValueError, SyntaxError):
-        return text[1:-1]
-
-
-def _same_code(record: dict) -> bool | None:
-    """Whether the code exported now is the code the run used: the same commit and the
-    same uncommitted diff, and no untracked Python file then or now (its content is not
-    recorded, so an untracked module the run imported may have changed since)."""
-    from assay.provenance import capture_git
-
-    git = (record.get("provenance") or {}).get("git") or {}
-    if not git.get("commit"):
-        return None
-    if any(str(p).endswith(".py") for p in git.get("untracked") or ()):
-        return False  # their content then is not recorded: nobody can tell they are the same
-    now = capture_git(git.get("root") or ".")
-    return (
-        now.commit == git["commit"]
-        and now.diff == (git.get("diff") or "")
-        and not any(p.endswith(".py") for p in now.untracked)
-    )
-
-
 def _code_line(record: dict) -> str:
+    """The README's ``Code:`` line: the run's git state, and what ``code/`` holds."""
     git = (record.get("provenance") or {}).get("git") or {}
+    section = (record.get("export") or {}).get("code") or {}
+    line = "not in git"
     if git.get("commit"):
-        return f"git commit {git['commit']}" + (
-            " with uncommitted changes" if git.get("dirty") else ""
+        line = f"git commit {git['commit']}"
+        line += " with uncommitted changes" if git.get("dirty") else ""
+    if section.get("rebuilt"):
+        line += " (`code/` is rebuilt from git: that commit, with the changes the run recorded)"
+    note = code_note(section)
+    if note:
+        line += f"\n\n**{'Warning' if section.get('same_as_run') is False else 'Note'}:** {note}"
+    return line
+
+
+def code_note(section: dict) -> str | None:
+    """Why the code snapshot of an export may not be the run's code (``section`` is its
+    ``export.code``), or ``None`` when it is."""
+    if section.get("note"):
+        return section["note"]
+    if section.get("same_as_run") is False:  # exported before assay said why
+        return (
+            f"`code/` holds the project's files as they were when the export was made "
+            f"({section.get('taken') or 'after the run'}), not the run's code "
+            "(export.code.same_as_run is false in run.json)."
         )
-    return "not in git"
+    return None
 
 
 def _assay_version() -> str:
@@ -523,6 +549,25 @@ def _assay_version() -> str:
         return metadata.version("assay")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def export_cache_of(location: str | os.PathLike | None) -> str | os.PathLike | None:
+    """The cache a run is given with ``--cache LOCATION``: for a full export's folder
+    (``--cache data/runs/RUN_ID``), its ``cache/`` folder, with a note; otherwise
+    ``location`` as it is.
+
+    An export's folder holds its cache in ``cache/``: taken as a cache itself, it has no
+    entry, so everything was computed again and a new cache written among the export's
+    files.
+    """
+    if location is None:
+        return None
+    folder = Path(location)
+    if not (folder / "cache").is_dir() or not is_full_export(folder):
+        return location
+    cache = str(folder / "cache")
+    log.warning("%s is an exported run, not a cache: using its cache folder %s.", location, cache)
+    return cache
 
 
 def require_export(folder: str | os.PathLike) -> Path:

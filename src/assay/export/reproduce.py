@@ -22,7 +22,8 @@ What happens:
    so only stages whose code or parameters changed recompute).
 3. Each artifact of the exported run is compared with the new one: identical
    (same checksum), different (with a description for tables, arrays and
-   JSON; see :mod:`assay.export.differences`), or missing. Artifacts are
+   JSON; see :mod:`assay.export.differences`), missing, damaged (the exported
+   copy) or not exported (see :data:`STATUSES`). Artifacts are
    loaded for that description only after their checksum is verified, so a
    tampered file is never unpickled.
 """
@@ -42,7 +43,7 @@ from typing import Any
 from assay.cache import CacheStore
 from assay.errors import AssayError, CorruptArtifactError
 from assay.export.differences import describe_difference, values_equal
-from assay.export.full import require_export
+from assay.export.full import code_note, require_export
 from assay.keys import split_artifact_key
 from assay.run_record import read_run_record
 
@@ -51,7 +52,10 @@ __all__ = ["ArtifactCheck", "RerunSpec", "Reproduction", "reproduce", "rerun_spe
 STATUSES = ("identical", "equivalent", "different", "missing", "damaged", "not exported")
 """What an artifact check can find. Only ``identical`` (same checksum) counts as
 reproduced exactly; ``equivalent`` (equal values when loaded, other bytes, as a
-pickle can be) counts too with ``equivalent_ok``."""
+pickle can be) counts too with ``equivalent_ok``. ``damaged``: the exported copy
+fails its checksum, or its sidecar is unreadable or gone. ``not exported``: the
+export was made without a copy (``export.artifacts`` in ``run.json``: gone from
+the cache, changed since the run, or outside the cache)."""
 
 
 @dataclass
@@ -93,6 +97,9 @@ class Reproduction:
 
     equivalent_ok: bool = False
     """Whether ``equivalent`` artifacts count as reproduced (see :data:`STATUSES`)."""
+    code_note: str | None = None
+    """Why the export's code snapshot may not be the run's code (from its ``run.json``),
+    which can explain differences; ``None`` when it is the run's."""
 
     @property
     def exact(self) -> bool:
@@ -228,6 +235,7 @@ def reproduce(
     )
     result = Reproduction(folder, workdir, command, proc.returncode, None)
     result.equivalent_ok = equivalent_ok
+    result.code_note = code_note((record.get("export") or {}).get("code") or {})
     new_artifacts = _new_artifacts(workdir / "assay.db", result)
     _compare(record, CacheStore(folder / "cache"), CacheStore(cache), new_artifacts, result)
     return result
@@ -270,8 +278,8 @@ def _compare(record: dict, old: CacheStore, new: CacheStore, made: list, result:
                 check.status, check.detail = _not_exported(artifact, why, match, new)
                 continue
             old_meta = old.read_meta(*_split(artifact["key"]))
-            if old_meta is None:
-                check.status, check.detail = "not exported", "the export holds no copy to compare"
+            if old_meta is None:  # run.json says it was exported
+                check.status, check.detail = "damaged", _lost(old, artifact["key"])
                 continue
             damage = _damage(artifact, old, old_meta)
             if damage:
@@ -314,6 +322,14 @@ def _not_exported(artifact: dict, why: str, match: Any, new: CacheStore) -> tupl
     same = len(new_meta["files"]) == 1 and new_meta["files"][0].get("checksum") == recorded
     bytes_ = "the checksum run.json records" if same else "other bytes than run.json records"
     return "not exported", f"{detail}; the reproduction recomputed it, with {bytes_}"
+
+
+def _lost(cache: CacheStore, key: str) -> str:
+    """Why the export has no readable sidecar of an artifact it copied."""
+    sidecar = Path(cache.meta_path(*_split(key)))
+    if sidecar.exists():
+        return f"the exported copy's sidecar {sidecar.name} cannot be read; not loaded"
+    return "the exported copy is gone from the export's cache/ (no sidecar); nothing to compare"
 
 
 def _damage(artifact: dict, cache: CacheStore, meta: dict) -> str | None:

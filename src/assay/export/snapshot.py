@@ -22,6 +22,11 @@ Always left out, so an export never carries secrets or results by accident:
 
 Every file left out for being a secret or ignored is named in the export's
 ``run.json`` (``export.code.left_out``), so you can see what is missing.
+
+A run exported after its code changed gets its own code back where git can
+give it (:func:`rebuild_run_code`): the files git tracked in the run's commit,
+with the run's recorded uncommitted changes applied, and the files git did not
+track then, as they are now. The same rules then choose what is copied.
 """
 
 from __future__ import annotations
@@ -30,15 +35,20 @@ import fnmatch
 import os
 import shutil
 import subprocess
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assay.errors import AssayError
+
 __all__ = [
     "SECRET_PATTERNS",
+    "RunCode",
     "Snapshot",
     "environment_yml",
     "plan_snapshot",
+    "rebuild_run_code",
     "requirements_txt",
     "write_snapshot",
 ]
@@ -95,14 +105,32 @@ class Snapshot:
     """The files to copy, as POSIX paths relative to the project root."""
     left_out: list[dict[str, str]] = field(default_factory=list)
     """``{"path", "reason"}`` for every file left out as a secret or as ignored by git."""
+    origin: dict[str, Path] = field(default_factory=dict)
+    """Files copied from another folder than the project's (a run's own code, rebuilt by
+    :func:`rebuild_run_code`): path → that folder."""
 
 
-def plan_snapshot(root: str | os.PathLike, config: Any, include: list[str] = ()) -> Snapshot:
+@dataclass
+class RunCode:
+    """A run's own code, rebuilt from git by :func:`rebuild_run_code`."""
+
+    folder: Path
+    """The project's folder in the rebuilt tree: the files git tracked in the run's
+    commit, with the run's recorded uncommitted changes applied."""
+    untracked: list[str]
+    """What git did not track at the run, relative to the project (a folder ends in
+    ``/``): taken from the project as it is now, since its content was not recorded."""
+
+
+def plan_snapshot(
+    root: str | os.PathLike, config: Any, include: list[str] = (), run: RunCode | None = None
+) -> Snapshot:
     """Choose the files of a code snapshot of the project at ``root`` (see the module docs).
 
     ``include`` holds glob patterns (matched against the relative path and
     the base name); a file matching one is taken even if git ignores it or it
-    looks like a secret.
+    looks like a secret. With ``run``, the files git tracks come from the
+    run's rebuilt code instead of the project as it is now.
     """
     root = Path(root)
     outputs = _output_prefixes(root, config)
@@ -113,6 +141,8 @@ def plan_snapshot(root: str | os.PathLike, config: Any, include: list[str] = ())
     else:
         snapshot = Snapshot("git")
         candidates = listed
+        if run is not None:
+            candidates = _run_files(root, run, listed, snapshot.origin)
         if include:
             ignored = _git_ls(root, "--others", "--ignored", "--exclude-standard") or []
             candidates += [p for p in ignored if _matches(p, include)]
@@ -129,7 +159,7 @@ def plan_snapshot(root: str | os.PathLike, config: Any, include: list[str] = ())
         seen.add(path)
         if _in_virtualenv(root, path, venvs):  # one git does not ignore, named otherwise
             continue
-        full = root / path
+        full = snapshot.origin.get(path, root) / path
         if not full.is_file():  # deleted but still tracked, or a link to a folder
             continue
         if _secret(path) and not _matches(path, include):
@@ -147,9 +177,81 @@ def write_snapshot(root: str | os.PathLike, snapshot: Snapshot, destination: Pat
     for path in snapshot.files:
         target = destination / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / path, target)
+        shutil.copy2(snapshot.origin.get(path, root) / path, target)
         total += target.stat().st_size
     return total
+
+
+def rebuild_run_code(root: str | os.PathLike, git: dict, scratch: Path) -> RunCode:
+    """Rebuild in ``scratch`` the code a run had, from its recorded git state ``git``
+    (``provenance.git`` of its record) and the repository holding ``root``.
+
+    The run's commit is taken with ``git archive`` and the run's recorded diff of
+    uncommitted changes applied with ``git apply`` (outside the repository: nothing
+    of it changes). Raises :class:`~assay.errors.AssayError` saying why when that
+    cannot be done: no commit recorded, the commit is not in the repository (a
+    shallow clone, history rewritten), the diff was cut short or does not apply.
+    """
+    from assay.provenance import DIFF_LIMIT
+
+    commit = git.get("commit")
+    if not commit:
+        raise AssayError("the run recorded no git commit")
+    if git.get("diff_truncated"):
+        raise AssayError(
+            f"its recorded diff of uncommitted changes was cut at {DIFF_LIMIT:,} characters"
+        )
+    found = _git_run(Path(root), "rev-parse", "--show-toplevel")
+    if found.returncode != 0:
+        raise AssayError(f"{root} is no longer in a git repository")
+    top = Path(found.stdout.decode("utf-8", "surrogateescape").strip())
+    part = _relative(top, Path(root))
+    if part is None:
+        raise AssayError(f"{root} is not inside the repository {top}")
+    if _git_run(top, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        raise AssayError(
+            f"its commit {commit} is not in the repository {top} (a shallow clone, or "
+            "history rewritten since)"
+        )
+    tree = scratch / "tree"
+    tree.mkdir(parents=True)
+    archive = scratch / "commit.tar"
+    with open(archive, "wb") as out:
+        made = _git_run(top, "archive", "--format=tar", commit, stdout=out)
+    if made.returncode != 0:
+        raise AssayError(f"git archive {commit} failed: {_first_line(made.stderr)}")
+    try:
+        with tarfile.open(archive) as tar:  # git's own archive of its own commit
+            tar.extractall(tree, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
+    except tarfile.TarError as exc:
+        raise AssayError(f"the archive of commit {commit} could not be unpacked: {exc}") from exc
+    archive.unlink()
+    diff = git.get("diff") or ""
+    if "diff --git " in diff:  # not only a note (all changes to secrets, cut out)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env["GIT_CEILING_DIRECTORIES"] = str(scratch.resolve())  # no repository around
+        try:
+            applied = subprocess.run(
+                ["git", "apply", "--whitespace=nowarn", "-"],
+                cwd=tree,
+                input=diff.encode("utf-8", "surrogateescape"),
+                capture_output=True,
+                timeout=300,
+                env=env,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            applied = subprocess.CompletedProcess([], 127, b"", str(exc).encode())
+        if applied.returncode != 0:
+            raise AssayError(
+                f"its recorded uncommitted changes do not apply to commit {commit}: "
+                f"{_first_line(applied.stderr)}"
+            )
+    folder = tree / part if part != "." else tree
+    if not folder.is_dir():
+        raise AssayError(f"the project's folder {part} is not in commit {commit}")
+    inside = "" if part == "." else part + "/"
+    untracked = [p[len(inside) :] for p in git.get("untracked") or () if p.startswith(inside)]
+    return RunCode(folder, untracked)
 
 
 def requirements_txt(provenance: dict | None, title: str) -> str:
@@ -243,6 +345,40 @@ def _relative(root: Path, path: Path) -> str | None:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except (ValueError, OSError):
         return None
+
+
+def _run_files(root: Path, run: RunCode, listed: list[str], origin: dict[str, Path]) -> list:
+    """The files of a run's code: those of its rebuilt tree (noted in ``origin``), then
+    those of ``listed`` (the project's now) that git did not track at the run."""
+    files = []
+    for folder, _dirs, names in os.walk(run.folder):
+        relative = Path(folder).relative_to(run.folder).as_posix()
+        prefix = "" if relative == "." else relative + "/"
+        files += [prefix + name for name in names]
+    origin.update(dict.fromkeys(files, run.folder))
+    folders = tuple(p for p in run.untracked if p.endswith("/"))
+    then = set(run.untracked)
+    return files + [p for p in listed if p not in origin and (p in then or p.startswith(folders))]
+
+
+def _git_run(root: Path, *args: str, stdout: Any = subprocess.PIPE) -> subprocess.CompletedProcess:
+    """``git -C root ARGS``; its output as bytes. A git that cannot be run fails (127)."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(root), *args],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return subprocess.CompletedProcess(args, 127, b"", str(exc).encode())
+
+
+def _first_line(stderr: bytes) -> str:
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[0] if lines else "no message"
 
 
 def _git_files(root: Path) -> list[str] | None:
