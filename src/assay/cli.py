@@ -66,17 +66,22 @@ class _Group(click.Group):
                 _fail(_os_error_text(exc))
             if not frames:  # nothing of the researcher's: a bug of assay's, show it all
                 raise
-            command = _command_line() if ctx.invoked_subcommand == "run" else None
-            print_code_failure(_console(stderr=True), exc, frames, command)
+            command, unwritten = ctx.meta.get("assay.run", (None, None))
+            print_code_failure(_console(stderr=True), exc, frames, command, unwritten)
             _print_run_files(exc)
             sys.exit(1)
         except KeyboardInterrupt as exc:
+            from rich.markup import escape
+
+            from assay.cli_output import what_is_kept
             from assay.errors import Terminated
 
             stopped = "Stopped by SIGTERM." if isinstance(exc, Terminated) else "Interrupted."
+            _, unwritten = ctx.meta.get("assay.run", (None, None))
+            go_on = "" if unwritten else " to continue where it stopped"
             _console(stderr=True).print(
-                f"[yellow]{stopped}[/] Finished artifacts stay cached; run the same command "
-                "again to continue where it stopped."
+                f"[yellow]{stopped}[/] {escape(what_is_kept(unwritten))} Run the same command "
+                f"again{go_on}."
             )
             _print_run_files(exc)
             sys.exit(143 if isinstance(exc, Terminated) else 130)
@@ -348,6 +353,13 @@ def run(
     console = _console()
     observer = ProgressObserver(console, quiet=quiet, explain=explain and not dry)
     planning_only = dry or paths
+    # What a failure or Ctrl-C message says this run left, and the command to run again.
+    unwritten = "--dry" if dry else "--paths" if paths else "--dry-cache" if dry_cache else None
+    click.get_current_context().meta["assay.run"] = (_command_line(), unwritten)
+    if notebook and not planning_only:  # written after the run: its folder is checked now
+        from assay.config import ProjectConfig
+
+        ProjectConfig.load().make_folders("runs_dir")
     _spawn_without_this_script()
     try:
         manager = run_experiment(
@@ -383,7 +395,7 @@ def run(
             raise
         from assay.cli_output import print_stage_failure
 
-        print_stage_failure(_console(stderr=True), exc, _command_line())
+        print_stage_failure(_console(stderr=True), exc, _command_line(), unwritten)
         _print_run_files(exc)
         sys.exit(1)
     finally:
@@ -450,7 +462,24 @@ def params(experiment, param_files, overrides, all_fields):
 @main.command(context_settings=_CONTEXT)
 @_run_selection
 @click.option("--prefix", help="The name artifacts are filed under (default: the experiment's).")
-def why(experiment, param_files, names, indices, overrides, overwrite, overwrite_stages, prefix):
+@click.option(
+    "--cache",
+    "-c",
+    "cache_dir",
+    type=click.Path(file_okay=False),
+    help="The cache folder the run would use, as `assay run --cache` (or a cache at a URL).",
+)
+def why(
+    experiment,
+    param_files,
+    names,
+    indices,
+    overrides,
+    overwrite,
+    overwrite_stages,
+    prefix,
+    cache_dir,
+):
     """Say, for every stage run, why it would execute or which run's artifact it reuses.
 
     Nothing is executed or written: this is `assay run --dry --explain`.
@@ -468,6 +497,7 @@ def why(experiment, param_files, names, indices, overrides, overwrite, overwrite
         overwrite=overwrite,
         overwrite_stages=list(overwrite_stages),
         prefix=prefix,
+        cache_dir=_from_here(cache_dir),
         dry=True,
         command=_command_line(),
     )

@@ -118,21 +118,48 @@ def print_run_result(console: Console, manager: Any, quiet: bool = False) -> Non
             console.print(f"Report: {shown}", style="dim", soft_wrap=True)
 
 
-def print_stage_failure(console: Console, exc: Any, command: str) -> None:
-    """A failed stage: its own traceback (user code only), the message, how to resume."""
+def print_stage_failure(
+    console: Console, exc: Any, command: str, unwritten: str | None = None
+) -> None:
+    """A failed stage: its own traceback (user code only), the message, how to resume
+    (``unwritten``: as for :func:`what_is_kept`)."""
     _print_frames(console, code_frames(exc.original.__traceback__), "the stage's code")
     console.print(f"[bold red]Error:[/] {escape(str(exc))}")
-    console.print(
-        "Stages that finished are cached. Fix the problem and run the same command again "
-        f"to continue: [bold]{escape(command)}[/]"
+    console.print(_how_to_go_on(command, unwritten))
+
+
+def what_is_kept(unwritten: str | None = None) -> str:
+    """What a failed or stopped ``assay run`` leaves for the next one: the stages that
+    finished are cached, unless the option ``unwritten`` (``--dry-cache``, ``--dry``,
+    ``--paths``) kept the run from writing."""
+    if unwritten == "--dry-cache":
+        return (
+            "--dry-cache wrote nothing to the cache: what the run computed is computed "
+            "again next time."
+        )
+    if unwritten:
+        return f"Nothing was executed or written ({unwritten})."
+    return "Stages that finished are cached."
+
+
+def _how_to_go_on(command: str, unwritten: str | None) -> str:
+    go_on = "" if unwritten else " to continue"
+    return (
+        f"{escape(what_is_kept(unwritten))} Fix the problem and run the same command "
+        f"again{go_on}: [bold]{escape(command)}[/]"
     )
 
 
 def print_code_failure(
-    console: Console, exc: BaseException, frames: list, command: str | None
+    console: Console,
+    exc: BaseException,
+    frames: list,
+    command: str | None,
+    unwritten: str | None = None,
 ) -> None:
     """An exception raised by the experiment's own code outside any stage (its ``run()``,
-    a helper it calls): that code's traceback, the message, and how to go on."""
+    a helper it calls): that code's traceback, the message, and how to go on (for
+    ``assay run``'s ``command``; ``unwritten`` as for :func:`what_is_kept`)."""
     _print_frames(console, frames, "the experiment's code")
     where = frames[-1]
     console.print(
@@ -141,10 +168,7 @@ def print_code_failure(
         "--debug shows the whole traceback)"
     )
     if command:
-        console.print(
-            "Stages that finished are cached. Fix the problem and run the same command "
-            f"again to continue: [bold]{escape(command)}[/]"
-        )
+        console.print(_how_to_go_on(command, unwritten))
 
 
 def code_frames(tb: Any) -> list[traceback.FrameSummary]:

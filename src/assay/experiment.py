@@ -95,6 +95,29 @@ _CURIFACTORY_POSITIONAL = (
 meaning of positional arguments after ``experiment`` and ``param_files``."""
 
 
+_OPTION_SPELLINGS = {
+    "no_log": ("--no-log", "log_file=False"),
+    "no_report": ("--no-report", "report=False"),
+    "set": ("--set", 'overrides=["field=value"]'),
+    "params": ("-p/--params", 'param_files=["grid"] (the second argument)'),
+    "global_indices": ("--global-indices", "indices=[...]"),
+    "cache": ("--cache", "cache_dir="),
+    "overwrite_stage": ("--overwrite-stage", "overwrite_stages=[...]"),
+}
+"""``assay run`` options whose keyword is not the option's name: the name, spelled as a
+keyword, is refused with the keyword to use."""
+
+
+def _refuse_option_spellings(keywords: dict[str, Any]) -> None:
+    for name in keywords:
+        if name in _OPTION_SPELLINGS:
+            option, keyword = _OPTION_SPELLINGS[name]
+            raise TypeError(
+                f"run_experiment() got an unexpected keyword argument {name!r}: "
+                f"`assay run {option}` is {keyword} here."
+            )
+
+
 def _curifactory_positional(
     given: dict[str, Any], positional: tuple, keywords: dict[str, Any]
 ) -> dict[str, Any]:
@@ -179,9 +202,11 @@ def run_experiment(
         lazy: treat every output as ``Lazy``.
         ignore_lazy: treat ``Lazy`` outputs as ordinary ones.
         notes: free text recorded with the run.
-        log_file: write the run's console log to ``logs/``.
+        log_file: write the run's console log to ``logs/``; ``False`` is ``--no-log``
+            (the run's record, ``logs/RUN_ID.json``, is written either way).
         project_root: the project folder (default: found from the cwd).
-        command: the command line to record (default: ``sys.argv``).
+        command: the command line to record (default: the Python process's own,
+            ``python script.py ...`` or ``python -c CODE``: ``sys.orig_argv``).
         observer: progress hooks (see :class:`assay.runner.Observer`).
         verbose: log every stage run.
         parallel: run stages on this many local worker processes.
@@ -231,6 +256,7 @@ def run_experiment(
             **_curifactory_positional(given, curifactory_positional, curifactory_arguments)
         )
     if curifactory_arguments:
+        _refuse_option_spellings(curifactory_arguments)
         given = {
             k: v
             for k, v in locals().items()
@@ -287,7 +313,7 @@ def run_experiment(
             notes=notes,
             overwrite=overwrite,
             overwrite_stages=list(overwrite_stages or ()),
-            run_line=command or shlex.join(sys.argv),
+            run_line=command or shlex.join(sys.orig_argv),
             config=config,
         )
         if observer is not None:
@@ -296,9 +322,13 @@ def run_experiment(
             _plan(manager, module, selected)  # nothing frozen: the plan is the caller's
             return manager
         manager.cache.check_usable(write=not dry_cache)  # before anything runs
-        # The run's log and progress file go to logs/, its report to reports/: a folder
-        # that cannot be made is said now, before the run is begun in the run store.
-        config.make_folders("logs_dir", *(["reports_dir"] if report else []))
+        # The run's log and progress file go to logs/, its report to reports/, its exports
+        # to data/runs/: a folder that cannot be made is said now, before the run begins.
+        config.make_folders(
+            "logs_dir",
+            *(["reports_dir"] if report else []),
+            *(["runs_dir"] if store_full or notebook else []),
+        )
 
         store = RunStore(config.store_path)
         store.settle_abandoned_runs()
@@ -330,14 +360,7 @@ def run_experiment(
             manager.run_info = record_provenance(store, manager.run_info, config)
 
         manager.runner.while_waiting.append(keep_provenance)
-        try:  # a failure before the run's own recording of its end: recorded as failed
-            store.record_param_sets(
-                manager.run_id,
-                [
-                    ParamSetInfo(p.name, manager.params_hash(p), _qualified(type(p)), describe(p))
-                    for p in selected
-                ],
-            )
+        try:  # a failure before the run's log exists: recorded as failed
             log_path = config.logs_dir / f"{manager.run_id}.log" if log_file else None
             config.make_folders("logs_dir")
             if log_path is not None:
@@ -384,6 +407,16 @@ def run_experiment(
                     "empty list."
                 )
             try:
+                # Hashes every set: one that cannot be hashed fails the run here, in its log.
+                store.record_param_sets(
+                    manager.run_id,
+                    [
+                        ParamSetInfo(
+                            p.name, manager.params_hash(p), _qualified(type(p)), describe(p)
+                        )
+                        for p in selected
+                    ],
+                )
                 _plan(manager, module, selected, set_aside, workers)
                 remaining = manager.runner.unsettled()
                 if any(n.status == "run" for n in remaining):
@@ -402,9 +435,10 @@ def run_experiment(
                         else "Interrupted by the user (Ctrl-C)."
                     ),
                 )
-                log.warning(
-                    "Run %d interrupted; finished artifacts stay cached.", manager.run_number
+                kept = (
+                    "--dry-cache cached nothing" if dry_cache else "finished artifacts stay cached"
                 )
+                log.warning("Run %d interrupted; %s.", manager.run_number, kept)
                 _name_run_files(exc, log_path, config, manager, report)
                 raise
             except StageFailed as exc:
@@ -461,6 +495,9 @@ def run_experiment(
                     status,
                     summarize(manager.plan.nodes, status),
                 )
+                unexported = _unexported(manager.run_number, status, store_full, notebook, docker)
+                if unexported:
+                    log.warning("%s", unexported)
                 store.close()
                 if report and unrecorded is None:
                     from assay.report import write_report
@@ -482,6 +519,30 @@ def run_experiment(
             context = export_docker_context(config, manager.run_id)
             log.info("Docker build context: %s. %s", context.folder, build_image(context)[1])
         return manager
+
+
+def _unexported(
+    number: int, status: str, store_full: bool, notebook: bool, docker: bool
+) -> str | None:
+    """What to say when a run asked to be exported (``--store-full``, ``--notebook``,
+    ``--docker``) did not complete: exports are written for a completed run only."""
+    asked = [
+        (flag, command)
+        for flag, command, on in (
+            ("--store-full", "full", store_full and not docker),
+            ("--docker", "docker", docker),
+            ("--notebook", "notebook", notebook),
+        )
+        if on
+    ]
+    if status == "completed" or not asked:
+        return None
+    flags = " and ".join(flag for flag, _ in asked)
+    commands = " and ".join(f"`assay export {command} {number}`" for _, command in asked)
+    return (
+        f"Run {number} {status}, so {flags} exported nothing (exports are written after a "
+        f"completed run). {commands} export{'s' if len(asked) == 1 else ''} it as it is."
+    )
 
 
 class _Workers:
@@ -726,9 +787,10 @@ def select(
         chosen.append(by_name[name])
     for index in indices or ():
         if not -len(param_sets) <= index < len(param_sets):
+            count = len(param_sets)
+            there = f"{count} parameter sets (0 to {count - 1})" if count else "no parameter sets"
             raise ParameterError(
-                f"--indices {index} is out of range: there are {len(param_sets)} parameter sets "
-                f"(0 to {len(param_sets) - 1})."
+                f"Index {index} (--indices / --global-indices) is out of range: there are {there}."
             )
         chosen.append(param_sets[index])
     unique: dict[int, Any] = {}
