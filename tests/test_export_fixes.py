@@ -164,6 +164,12 @@ def test_an_export_folder_given_as_the_cache_means_its_cache_folder(
     assert {s.status for s in stages} == {"cached"}
     assert not (tmp_project / "calls.txt").exists()
     assert sorted(p.name for p in folder.iterdir()) == before
+    relative = folder.relative_to(tmp_project)  # as typed in the project folder
+    result = run_cli("run", "diamond", "-p", "two", "--cache", str(relative), cwd=tmp_project)
+    assert result.code == 0, result
+    assert "is an exported run, not a cache" in result.text
+    assert not (tmp_project / "calls.txt").exists()
+    assert sorted(p.name for p in folder.iterdir()) == before
 
 
 # -- secrets in the run record -------------------------------------------------------------

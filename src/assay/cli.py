@@ -811,10 +811,14 @@ def _cache(cache_dir):
 
 def _from_here(cache_dir):
     """``--cache DIR``: a relative folder is taken from the current folder, as ``-p`` and
-    experiment paths are (``cache_dir`` in assay.toml is taken from the project root)."""
+    experiment paths are (``cache_dir`` in assay.toml is taken from the project root). An
+    exported run's folder means its ``cache/`` folder."""
+    if cache_dir is None:
+        return None
     from assay.config import from_command_line
+    from assay.export.full import export_cache_of
 
-    return from_command_line(cache_dir)
+    return export_cache_of(from_command_line(cache_dir))
 
 
 # -- ui ---------------------------------------------------------------------------------
