@@ -30,7 +30,7 @@ MISSING: Any = object()
 class Artifact:
     """One output of one stage run: its value in memory, or where to load it from."""
 
-    __slots__ = ("node", "name", "index", "value", "cacher", "cached", "meta", "_handle")
+    __slots__ = ("node", "name", "index", "value", "cacher", "cached", "meta", "spent", "_handle")
 
     def __init__(self, node: StageNode, name: str, index: int):
         self.node = node
@@ -43,6 +43,9 @@ class Artifact:
         """Whether a complete cache entry exists for it."""
         self.meta: dict | None = None
         """The cache sidecar, once read."""
+        self.spent = False
+        """Whether a stage that has run was given the value in memory (and may have
+        changed it in place): the next read loads it from the cache again."""
         self._handle: Lazy | None = None
 
     @property
@@ -60,9 +63,14 @@ class Artifact:
         """The value: from memory, from the cache, or by running what produces it."""
         if not self.node.spec.lazy_resolves(self.index) and not self.node.plan.ignore_lazy:
             return self.handle()  # whether or not the value is in memory
+        runner = self.node.plan.runner
+        if runner.handed is not None:  # a stage is about to run, or runs: it may change it
+            runner.handed[id(self)] = self
+        if self.spent:  # a stage that ran was given it: load it again (see value_of)
+            self.value = MISSING
         if self.value is not MISSING:
             return self.value
-        return self.node.plan.runner.value_of(self)
+        return runner.value_of(self)
 
     def handle(self) -> Lazy:
         """A :class:`~assay.Lazy` for this record's value (``resolve=False`` outputs)."""

@@ -10,9 +10,11 @@ Three steps, always in this order:
    needs it (a stage that executes, or nothing downstream at all). Everything
    else is ``cached`` or ``unneeded``, and is never loaded unless read.
 3. **execute** — stage runs are handed to an executor (:mod:`assay.executor`)
-   as their dependencies finish. Inputs come from memory, or from the cache
-   when their producer was skipped. A cache file that fails its checksum is
-   reported, thrown away and recomputed by running its producer.
+   as their dependencies finish. A stage gets each cached input as the cache
+   holds it: loaded for it, unless no stage that ran since it was loaded was
+   given it (see :meth:`Runner._load_afresh`); an input without a cacher comes
+   from memory. A cache file that fails its checksum is reported, thrown away
+   and recomputed by running its producer.
 
 In a notebook (no ``run()`` being planned) each stage call is planned,
 decided and executed at once, through the same code. An experiment whose
@@ -183,9 +185,13 @@ class Runner:
         self._fingerprinter = None
         self._setting: tuple[dict[str, str], str] | None = None
         self._deferred: list[StageNode] = []
-        self._redone: dict[int, str] = {}  # stage run -> the --overwrite-stage it recomputes for
+        self._redone: dict[int, str] = {}  # stage run -> why what it uses is recomputed
         self._restored: set[tuple[int, str]] = set()  # (stage run, key): hand-set state given
         self.damaged: dict[tuple[str, str], str] = {}  # (key, output) -> what is wrong with it
+        self.handed: dict[int, Artifact] | None = None
+        """While a stage runs in this process: the artifacts it was given (inputs, and
+        entries of ``record.state`` it read). Once it has run, those a cache holds are
+        loaded again when next read (:meth:`_load_afresh`)."""
         self._settled = 0
         """``plan.nodes[:_settled]`` were decided and executed while ``run()`` was planned,
         because it read an output (:meth:`_run_planned_so_far`)."""
@@ -361,9 +367,9 @@ class Runner:
 
         A node whose key covers only the fields it reads tries each read set
         recorded for its base (newest first); the first whose outputs are all
-        cached wins. Without a hit the newest read set gives a predicted key
-        (for downstream look-ups); it is replaced by the real one once the
-        stage has run.
+        cached wins. Without a hit, one of them gives a predicted key (for
+        downstream look-ups, see :meth:`_likeliest`); it is replaced by the real
+        one once the stage has run.
 
         With ``defer``, a node whose key does not depend on what is cached
         (one read set to try) is only keyed now; :meth:`decide` looks up every
@@ -383,7 +389,6 @@ class Runner:
                 self._deferred.append(node)
                 return False
             return self._look_up(node)
-        first = None
         cache = self.manager.cache
         candidates = cache.known_reads(node.spec.name, base)
         if not candidates:
@@ -397,18 +402,38 @@ class Runner:
             )
             self._deferred.append(node)
             return False
+        tried = []
         for reads in candidates:
             node.key, node.reads = read_key(base, _fields(node, reads)), reads
             if self._look_up(node):
                 return True
             if self._partly_cached(node):  # an output it does not cache is all it lacks
                 return False
-            first = first or (node.key, reads)
-        if first is not None:
-            node.key, node.reads = first
+            tried.append((node.key, reads))
+        if tried:
+            node.key, node.reads = self._likeliest(node, tried)
             for artifact in node.outputs:
                 artifact.cached, artifact.meta = False, None
         return False
+
+    def _likeliest(self, node: StageNode, tried: list[tuple[str, Any]]) -> tuple[str, Any]:
+        """Of the ``(key, reads)`` tried for ``node``, none cached, the one the stages after
+        it are looked up with: the one whose entry is there but lost a file (deleted by
+        hand), else the one its ``by-name`` link points to (an entry a run threw away
+        since), else the newest. Those fields are what it reads: if the stages after it
+        are cached under it, it need not execute."""
+        if len(tried) > 1:
+            for key, reads in tried:
+                if any((key, a.name) in self.damaged for a in node.outputs):
+                    return key, reads
+            manager = self.manager
+            if not manager.cache.remote:  # a request each there; and files are not checked
+                prefix, label = manager.prefix, node.record_label
+                linked = manager.cache.linked_key(prefix, label, node.spec.name)
+                for key, reads in tried:
+                    if key == linked:
+                        return key, reads
+        return tried[0]
 
     def key_on_all(self, node: StageNode) -> None:
         """Key a running stage on its whole parameter set (it asked for its folder)."""
@@ -485,16 +510,16 @@ class Runner:
             earlier = first_with_key.setdefault(node.key, node)
             if earlier is not node:
                 node.shared_with = earlier
-        # What uses an output of a stage --overwrite-stage recomputes is recomputed too:
-        # its key (made of the upstream keys) does not change, its input may.
+        # What uses an output of a stage that --overwrite-stage or overwrite=True recomputes
+        # is recomputed too: its key (made of the upstream keys) does not change, its input may.
         redone = self._redone  # kept between calls: a later call's stage runs use earlier ones
-        for node in nodes if overwrite_stages else ():
+        for node in nodes:
             if node.spec.name in overwrite_stages:
-                redone[id(node)] = node.spec.name
-            else:
-                cause = next((redone[id(d)] for d in node.deps if id(d) in redone), None)
-                if cause is not None:
-                    redone[id(node)] = cause
+                redone[id(node)] = f"it uses what --overwrite-stage {node.spec.name} recomputes"
+                continue
+            cause = next(filter(None, map(self._recomputed, node.deps)), None)
+            if cause is not None:
+                redone[id(node)] = cause
         if any(n.spec.sets_state for n in nodes):
             self._restore_before_deciding(nodes, redone)
         for node in reversed(nodes):
@@ -506,14 +531,13 @@ class Runner:
                 node.status, node.reason = "run", "--overwrite"
             elif node.spec.name in overwrite_stages:
                 node.status, node.reason = "run", f"--overwrite-stage {node.spec.name}"
-            elif id(node) in redone:
-                node.status = "run"
-                node.reason = f"it uses what --overwrite-stage {redone[id(node)]} recomputes"
             elif params is not None and params.overwrite:
                 node.status, node.reason = (
                     "run",
                     f"parameter set {params.name!r} has overwrite=True",
                 )
+            elif id(node) in redone:
+                node.status, node.reason = "run", redone[id(node)]
             elif not node.spec.deterministic:
                 node.status, node.reason = "run", "the stage is marked non-deterministic"
             elif node.volatile:
@@ -555,6 +579,18 @@ class Runner:
         if node.forced or not node.outputs or node.volatile or self.waits_for_state(node):
             return None
         return node.shared_with
+
+    def _recomputed(self, dep: StageNode) -> str | None:
+        """Why the stages using ``dep``'s outputs execute although they are cached: what
+        recomputes ``dep`` whatever the cache holds; ``None`` if nothing does."""
+        found = self._redone.get(id(dep))
+        params = dep.record.params
+        if found is None and params is not None and params.overwrite:
+            found = (
+                f"it uses what {dep.spec.name} [{dep.record_label}] recomputes (parameter "
+                f"set {params.name!r} has overwrite=True)"
+            )
+        return found
 
     def _forced(self, node: StageNode, redone: dict[int, str]) -> bool:
         """Whether ``node`` executes whatever the cache holds (--overwrite and the like)."""
@@ -919,7 +955,12 @@ class Runner:
             self._reuse(node)
             return
         planned_key = node.key
-        inputs = self._resolve_inputs(node)
+        outer, self.handed = self.handed, {}
+        try:
+            inputs = self._resolve_inputs(node)
+        except BaseException:
+            self.handed = outer
+            raise
         node.status = "running"
         cache = manager.cache
         for artifact in node.outputs:
@@ -979,6 +1020,8 @@ class Runner:
                 record.params,
                 record._state_reads,
             ) = previous
+            self._load_afresh(record, self.handed)
+            self.handed = outer
         node.duration = time.perf_counter() - start
         if reads:
             changed = _changed_in_place(record, reads)
@@ -1036,6 +1079,20 @@ class Runner:
                 node.reason,
             )
         self.observer.stage_finished(node)
+
+    def _load_afresh(self, record: Record, handed: dict[int, Artifact]) -> None:
+        """Have the values a stage was given that a cache holds loaded again when next
+        read (unless they cannot change: numbers, strings, tuples of them): a stage that
+        changed its input in place (``x.append(...)``) changes it for no other stage, as
+        on workers (each loads its own) or on a re-run."""
+        for artifact in handed.values():
+            if not artifact.cached or artifact.cacher is None:
+                continue  # held in memory only (no cacher, --dry-cache): handed on as it is
+            if artifact.value is not MISSING and not _immutable(artifact.value):
+                artifact.spent = True
+            own = record._copies.get(id(artifact), MISSING)  # a copy's own, loaded for it
+            if own is not MISSING and not _immutable(own):
+                del record._copies[id(artifact)]
 
     def _keep_as_made(self, node: StageNode) -> None:
         """Values that copies of their record will use and that no cache keeps: a deep copy
@@ -1287,8 +1344,10 @@ class Runner:
                     node.status = "planned"
                     continue
                 artifact.meta = artifact.cacher.metadata
-                if node.status != "executed":  # made in this run: read back, not reused
+                # Made in this run: read back, not reused; spent: loaded before, and again.
+                if node.status != "executed" and not artifact.spent:
                     self.loaded.append(artifact)
+                artifact.spent = False
                 if not artifact.lazy:
                     artifact.value = value
                 return value
@@ -1350,6 +1409,16 @@ class Runner:
 
 
 _BASE_CHECK: Callable = Cacheable.check
+_ATOMS = frozenset({int, float, complex, bool, str, bytes, type(None), range})
+
+
+def _immutable(value: Any) -> bool:
+    """Whether no stage can change ``value`` in place: a number, a string, ``None``, or a
+    tuple or frozenset of such values."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return True
+    return (kind is tuple or kind is frozenset) and all(_immutable(v) for v in value)
 
 
 def _changed_in_place(record: Record, reads: set[str]) -> str | None:

@@ -63,9 +63,20 @@ def _explain(manager: Any, node: Any) -> Explanation:
         found.reasons.append(node.reason)
         return found
     running_deps = [d for d in node.deps if d.status == "run"]
+    damaged = next(
+        filter(None, (manager.runner.damaged.get((node.key, a.name)) for a in node.outputs)), None
+    )
     previous = _previous(manager, node)
     if previous is None:
-        found.reasons.append("no cached artifact: it was never computed for this parameter set")
+        if damaged:  # the run has thrown what was left of the entry away
+            found.reasons.append(f"its cached artifact cannot be reused: {damaged}")
+        elif _linked(manager, node):
+            found.reasons.append(
+                "no cached artifact: the one last made for this parameter set was removed "
+                "from the cache"
+            )
+        else:
+            found.reasons.append("no cached artifact: it was never computed for this parameter set")
         if running_deps:
             found.reasons.append(_upstream_line(running_deps))
         return found
@@ -77,9 +88,8 @@ def _explain(manager: Any, node: Any) -> Explanation:
         list(o) for o in before["outputs"]
     ]:
         found.reasons.append("its outputs or their cachers changed")
-    damaged = [manager.runner.damaged.get((node.key, a.name)) for a in node.outputs]
-    if any(damaged) and not found.reasons:
-        found.reasons.append(f"its cached artifact cannot be reused: {next(filter(None, damaged))}")
+    if damaged and not found.reasons:
+        found.reasons.append(f"its cached artifact cannot be reused: {damaged}")
     if not found.reasons:
         found.reasons.append(
             "no cached artifact with these ingredients (it was removed from the cache, "
@@ -100,6 +110,13 @@ def _previous(manager: Any, node: Any) -> dict | None:
     if found is None:  # outputs renamed since: any of that stage run's sidecars tells
         found = next(filter(None, (cache.read_meta(key, o) for o in cache.outputs_of(key))), None)
     return found
+
+
+def _linked(manager: Any, node: Any) -> bool:
+    """Whether a ``by-name`` link for this stage and parameter set points to an entry."""
+    return bool(node.outputs) and bool(
+        manager.cache.linked_key(manager.prefix, node.record_label, node.spec.name)
+    )
 
 
 def _produced_by(meta: dict | None) -> str:

@@ -1,0 +1,331 @@
+"""The runner keeps its promises in three corners found by probing it.
+
+- A stage that changes a cached input in place (``x.append(99)``) changes it for no
+  other stage: a serial run leaves the bytes a ``--parallel`` run and a re-run leave.
+- ``overwrite=True`` on a parameter set recomputes what uses its stages' outputs (an
+  aggregate over it), as ``--overwrite-stage`` does.
+- A cached file deleted by hand, for a stage whose reads depend on its parameters
+  (several read sets for one base), does not execute it when everything after it is
+  cached, and the explanation says the artifact was removed, not "never computed".
+
+Each test writes a small project into ``tmp_path`` and runs ``python -m assay`` in a
+subprocess, as a researcher would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import textwrap
+from pathlib import Path
+
+from conftest import run_cli
+
+
+def project(root: Path, experiment: str, source: str) -> Path:
+    """A project at ``root`` with one experiment ``experiment`` (its module's source)."""
+    (root / "experiments").mkdir(parents=True)
+    (root / "params").mkdir()
+    (root / "assay.toml").write_text("")
+    (root / "experiments" / "__init__.py").write_text("")
+    (root / "experiments" / f"{experiment}.py").write_text(textwrap.dedent(source))
+    return root
+
+
+def run(root: Path, *args: object) -> str:
+    """``assay run ARGS`` in ``root``; what it printed (it must succeed)."""
+    result = run_cli("run", *args, "--no-report", cwd=root)
+    assert result.code == 0, result
+    return result.text
+
+
+def artifacts(root: Path) -> dict[str, str]:
+    """Each cached artifact file (not sidecars) by its by-name path, with its sha256."""
+    by_name = root / "data" / "cache" / "by-name"
+    found = {}
+    for link in sorted(by_name.rglob("*")):
+        if link.is_symlink():
+            for path in sorted(link.resolve().iterdir()):
+                if not path.name.startswith(("_", ".")) and not path.name.endswith(".meta.json"):
+                    found[f"{link.relative_to(by_name)}/{path.name}"] = hashlib.sha256(
+                        path.read_bytes()
+                    ).hexdigest()
+    return found
+
+
+def value(root: Path, experiment: str, param_set: str, stage: str, output: str):
+    link = root / "data" / "cache" / "by-name" / experiment / param_set / stage
+    return json.loads((link / f"{output}.json").read_text())
+
+
+# -- 1. a stage that changes its input in place ---------------------------------------------
+
+MUTATE = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher, PickleCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    a: int = 1
+
+
+@assay.stage(outputs=["x"], cachers=[PickleCacher])
+def make(record):
+    return [1, 2]
+
+
+@assay.stage(inputs=["x"], outputs=["n"], cachers=[JsonCacher])
+def count(record, x):
+    x.append(99)  # changes its input in place
+    return len(x)
+
+
+@assay.stage(inputs=["x"], outputs=["c"], cachers=[JsonCacher])
+def copy_x(record, x):
+    return list(x)
+
+
+@assay.stage(inputs=["x"], outputs=["g"], cachers=[JsonCacher])
+def grow(record, x):
+    x.extend([7, 8])  # in place too, on a branch
+    return len(x)
+
+
+@assay.stage(inputs=["x"], outputs=["s"], cachers=[JsonCacher])
+def show(record, x):
+    return list(x)
+
+
+def get_params():
+    return [Params(name="p")]
+
+
+def run(param_sets, manager):
+    record = make(assay.Record(manager, param_sets[0]))
+    copy_x(count(record))
+    show(grow(record.make_copy()))
+"""
+
+
+def test_a_stage_changing_a_cached_input_in_place_changes_it_for_no_later_stage(tmp_path):
+    serial = project(tmp_path / "serial", "mu", MUTATE)
+    parallel = project(tmp_path / "parallel", "mu", MUTATE)
+
+    run(serial, "mu")
+    run(parallel, "mu", "--parallel", "2")
+
+    assert value(serial, "mu", "p", "copy_x", "c") == [1, 2]
+    assert value(serial, "mu", "p", "show", "s") == [1, 2]  # the branch's own copy too
+    made = artifacts(serial)
+    assert made == artifacts(parallel)
+    assert len(made) == 5
+
+    # A re-run that executes only the later stages finds the same inputs.
+    run(serial, "mu", "--overwrite-stage", "copy_x", "--overwrite-stage", "show")
+    assert artifacts(serial) == made
+
+
+def test_a_stage_changing_a_cached_state_entry_it_reads_changes_it_for_no_later_stage(
+    tmp_path,
+):
+    root = project(
+        tmp_path / "lab",
+        "poke",
+        """
+        from dataclasses import dataclass
+
+        import assay
+        from assay.caching import JsonCacher
+
+
+        @dataclass
+        class Params(assay.ExperimentParameters):
+            a: int = 1
+
+
+        @assay.stage(outputs=["x"], cachers=[JsonCacher])
+        def make(record):
+            return {"seen": []}
+
+
+        @assay.stage(outputs=["n"], cachers=[JsonCacher])
+        def poke(record):
+            record.state["x"]["seen"].append("poke")  # read without declaring it
+            return 1
+
+
+        @assay.stage(inputs=["x"], outputs=["c"], cachers=[JsonCacher])
+        def copy_x(record, x):
+            return x
+
+
+        def get_params():
+            return [Params(name="p")]
+
+
+        def run(param_sets, manager):
+            copy_x(poke(make(assay.Record(manager, param_sets[0]))))
+        """,
+    )
+
+    run(root, "poke")
+
+    assert value(root, "poke", "p", "copy_x", "c") == {"seen": []}
+
+
+# -- 2. overwrite=True reaches what uses the stages it recomputes ---------------------------
+
+
+def test_overwrite_true_recomputes_an_aggregate_over_the_set(tmp_path):
+    root = project(
+        tmp_path / "lab",
+        "ow",
+        """
+        from dataclasses import dataclass
+        from pathlib import Path
+
+        import assay
+        from assay.caching import JsonCacher
+
+
+        @dataclass
+        class Params(assay.ExperimentParameters):
+            a: int = 1
+
+
+        @assay.stage(outputs=["o"], cachers=[JsonCacher])
+        def draw(record):  # another result every time it runs (a fresh data file, say)
+            with open("draws.txt", "a") as handle:
+                handle.write(f"{record.params.a}\\n")
+            return len(Path("draws.txt").read_text().splitlines())
+
+
+        @assay.aggregate(inputs=["o"], outputs=["g"], cachers=[JsonCacher])
+        def collect(record, records, o):
+            return sorted(o.values())
+
+
+        @assay.stage(inputs=["g"], outputs=["t"], cachers=[JsonCacher])
+        def total(record, g):
+            return sum(g)
+
+
+        def get_params():
+            return [Params(name="p", overwrite=True), Params(name="q", a=2)]
+
+
+        def run(param_sets, manager):
+            for params in param_sets:
+                draw(assay.Record(manager, params))
+            total(collect(assay.Record(manager, None)))
+        """,
+    )
+
+    run(root, "ow")
+    assert value(root, "ow", "aggregate", "collect", "g") == [1, 2]
+
+    explained = run(root, "ow", "--explain")
+
+    assert value(root, "ow", "p", "draw", "o") == 3
+    assert value(root, "ow", "aggregate", "collect", "g") == [2, 3]
+    assert value(root, "ow", "no_parameters", "total", "t") == 5
+    assert (
+        "executes collect [aggregate]: it uses what draw [p] recomputes (parameter set 'p' "
+        "has overwrite=True)" in explained
+    )
+    assert "reused draw [q]" in explained
+    assert "3 executed, 1 cached" in explained
+
+
+# -- 3. a cached file deleted by hand ----------------------------------------------------------
+
+BRANCHING = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    mode: str = "x"
+    x: int = 1
+    y: int = 2
+
+
+@assay.stage(outputs=["a"], cachers=[JsonCacher])
+def first(record):  # reads x or y, as mode says: two read sets for one base
+    p = record.params
+    return p.x if p.mode == "x" else p.y
+
+
+@assay.stage(inputs=["a"], outputs=["b"], cachers=[JsonCacher])
+def second(record, a):
+    return a * 10
+
+
+def get_params():
+    return [Params(name="px", mode="x"), Params(name="py", mode="y")]
+
+
+def run(param_sets, manager):
+    for p in param_sets:
+        second(first(assay.Record(manager, p)))
+"""
+
+
+def test_a_deleted_file_of_a_stage_with_several_read_sets_is_not_recomputed_for_nothing(
+    tmp_path,
+):
+    root = project(tmp_path / "lab", "br", BRANCHING)
+    run(root, "br")
+    by_name = root / "data" / "cache" / "by-name" / "br"
+    assert len((root / "data" / "cache" / "reads" / "first.jsonl").read_text().splitlines()) == 2
+
+    # The older read set, then the newer one (with the first file still missing).
+    for param_set, done in (("px", "3 cached, 1 not needed"), ("py", "2 cached, 2 not needed")):
+        (by_name / param_set / "first" / "a.json").unlink()
+
+        why = run_cli("why", "br", cwd=root)
+        assert why.code == 0, why
+        assert f"not needed first [{param_set}]" in why.text
+        assert "0 of 4 stage runs execute" in why.text
+        assert done in run(root, "br")
+        # That run threw away what was left of the entry: the next one still knows.
+        assert done in run(root, "br")
+    assert value(root, "br", "px", "second", "b") == 10
+    assert value(root, "br", "py", "second", "b") == 20
+
+
+def test_a_deleted_file_is_explained_as_removed_not_as_never_computed(tmp_path):
+    root = project(tmp_path / "lab", "br", BRANCHING)
+    run(root, "br")
+    px = root / "data" / "cache" / "by-name" / "br" / "px"
+    (px / "first" / "a.json").unlink()
+    (px / "second" / "b.json").unlink()
+
+    explained = run(root, "br", "--explain")
+
+    assert "never computed" not in explained
+    assert "executes first [px]: its cached artifact cannot be reused: Cached artifact 'a'" in (
+        explained
+    )
+    assert "a.json is missing" in explained
+    assert "2 executed, 2 cached" in explained
+
+    # An entry an earlier run threw away (it found a file missing, and needed none).
+    (px / "first" / "a.json").unlink()
+    assert "3 cached, 1 not needed" in run(root, "br")
+    (px / "second" / "b.json").unlink()
+
+    why = run_cli("why", "br", cwd=root)
+
+    assert why.code == 0, why
+    assert (
+        "executes first [px]: no cached artifact: the one last made for this parameter set "
+        "was removed from the cache" in why.text
+    )
+    assert "never computed" not in why.text
