@@ -54,7 +54,11 @@ def artifacts(root: Path) -> dict[str, str]:
 
 
 def value(root: Path, experiment: str, param_set: str, stage: str, output: str):
-    link = root / "data" / "cache" / "by-name" / experiment / param_set / stage
+    folder = root / "data" / "cache" / "by-name" / experiment
+    if param_set == "aggregate":  # filed as aggregate-DIGEST (of its sets' names)
+        (link,) = folder.glob(f"aggregate-*/{stage}")
+    else:
+        link = folder / param_set / stage
     return json.loads((link / f"{output}.json").read_text())
 
 

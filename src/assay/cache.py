@@ -10,16 +10,22 @@ Layout, under the project's ``data/cache/``::
     by-name/iris/trees_10/train -> ../../../objects/3f/3fa4...e1
 
 ``by-name/EXPERIMENT/PARAMETER-SET/STAGE`` is how a person finds an artifact
-(and how :func:`assay.load` does). A stage run that several parameter sets or
-experiments share (same key) is stored once and linked from each.
+(and how :func:`assay.load` does); an aggregate is filed under
+``aggregate-HASH``, one per set of parameter sets it aggregates (see
+:func:`link_label`). A stage run that several parameter sets or experiments
+share (same key) is stored once and linked from each.
 
-Writes are atomic: a cacher writes into a temporary folder beside the final
-one, the files are renamed into place, and the sidecar is written last (to a
-temporary name, then renamed). A sidecar's presence means the artifact is
-complete; a run killed at any moment leaves at worst an orphan temporary
-folder, never a file that passes for an artifact. Loading re-checks the size
-and checksum of every file and raises :class:`CorruptArtifactError` on a
-mismatch, so a truncated or edited file is never loaded silently.
+Writes are atomic: a cacher writes its files under temporary names in the
+stage's folder, and the sidecar is written to a temporary name too; only then
+are the old sidecar (of an entry being replaced) removed, the files renamed
+into place and the sidecar renamed last. A sidecar's presence means the
+artifact is complete; a run killed at any moment leaves at worst orphan
+temporary files, never a file that passes for an artifact, and a write that
+fails (a full disk) leaves the entry cached before as it was. (Files a stage
+or a ``path_override`` writes in place are the exception: they are written
+where they stay.) Loading re-checks the size and checksum of every file and
+raises :class:`CorruptArtifactError` on a mismatch, so a truncated or edited
+file is never loaded silently.
 
 A cache at an fsspec URL (``s3://bucket/cache``) is a :class:`CacheStore` too:
 :func:`open_cache` gives :class:`assay.caches.fsspec.FsspecCacheStore` for
@@ -31,6 +37,7 @@ lineage, exports) goes through the methods below, never through paths.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import itertools
 import json
@@ -169,8 +176,12 @@ class CacheStore:
         self._check_layout()
 
     def _check_layout(self) -> None:
-        """Raise if the cache folder, or its ``objects`` or ``by-name``, is not a folder."""
-        for folder in (self.root, self.objects, self.by_name):
+        """Raise if the cache folder (or one above it), or its ``objects`` or ``by-name``,
+        is not a folder."""
+        blocking = _blocking(self.root)
+        if os.path.lexists(blocking) and not blocking.is_dir():
+            raise _in_the_way(self.root, blocking)
+        for folder in (self.objects, self.by_name):
             if os.path.lexists(folder) and not folder.is_dir():
                 raise _in_the_way(self.root, folder)
 
@@ -264,12 +275,16 @@ class CacheStore:
         self, experiment: str | None, param_set: str | None, stage: str | None
     ) -> list[tuple[str, str, str, str]]:
         """``(experiment, parameter set, stage, key)`` of every link matching the names
-        given (``None`` matches any)."""
+        given (``None`` matches any; ``"aggregate"`` matches every aggregate's folder,
+        see :func:`link_label`)."""
         if not self.by_name.is_dir():
             return []
-        pattern = "/".join(_glob(part) for part in (experiment, param_set, stage))
+        links = set()
+        for folder in _param_set_globs(param_set):
+            pattern = "/".join((_glob(experiment), folder, _glob(stage)))
+            links.update(self.by_name.glob(pattern))
         found = []
-        for link in sorted(self.by_name.glob(pattern)):
+        for link in sorted(links):
             key = None if link.name.startswith(".") else _pointed_key(link)
             if key is not None:
                 found.append((link.parent.parent.name, link.parent.name, link.name, key))
@@ -345,8 +360,6 @@ class CacheStore:
         final = self.ensure_dir(self.stage_dir(key))
         in_place = getattr(cacher, "writes_in_place", False) or cacher.path_override is not None
         tag = None if in_place else f".tmp-{_unique()}-"  # no dot: splitext keeps it
-        if replace:
-            self.discard(key, output, keep_files=True)
         cacher._dir = final
         cacher._tmp_tag = tag
         cacher.cache_paths = []
@@ -360,19 +373,18 @@ class CacheStore:
             extra=cacher.extra_metadata,
             created=_now(),
         )
+        # The entry cached before (--overwrite) stays whole until the new one is written
+        # in full: a cacher failing halfway, or a full disk, loses nothing already cached.
         try:
             cacher.save(obj)
-            paths = self._commit_files(cacher, final, tag)
-            files = self._describe_files(cacher, paths, final)
+            moves = self._written_files(cacher, final, tag)
+            files = self._describe_files(cacher, moves, final)
         except Exception as exc:
-            if tag is not None:
-                for entry in os.scandir(final):
-                    if entry.name.startswith(tag):
-                        _remove(Path(entry.path))
+            _drop_written(final, tag)
             raise CacheError(
                 f"Could not save output {output!r} of stage {meta.get('stage')!r} "
                 f"(parameter set {meta.get('param_set')!r}) with {type(cacher).__name__}: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {exc}{_full_disk_advice(exc)}"
             ) from exc
         finally:
             cacher._tmp_tag = None
@@ -388,21 +400,47 @@ class CacheStore:
             "extra": cacher.extra_metadata,
             "created": _now(),
         }
+        temporary = f"{final}/.{output}{_META_SUFFIX}.{_unique()}"
         try:
-            _write_json_atomic(self.meta_path(key, output), sidecar)
-        except OSError as exc:  # a full disk, a quota: the files are there, the entry is not
-            raise CacheError(
-                f"Could not record output {output!r} of stage {meta.get('stage')!r} "
-                f"(parameter set {meta.get('param_set')!r}) in the cache {self.root}: {exc}. "
-                "Free some space (assay cache gc) or use another cache (--cache DIR), then "
-                "run the same command again."
-            ) from exc
+            with open(temporary, "wb", buffering=0) as handle:
+                handle.write(json.dumps(sidecar, default=str).encode())
+        except OSError as exc:  # a full disk, a quota: the sidecar did not fit
+            _drop_written(final, tag)
+            raise self._not_recorded(temporary, output, meta, exc, _KEPT) from exc
+        # Only renames from here on: the old sidecar goes first, so that no moment has it
+        # describe the new files.
+        if replace:
+            self.discard(key, output, keep_files=True)
+        try:
+            for written, target in moves:
+                if written != target:
+                    _replace(written, target)
+            os.replace(temporary, self.meta_path(key, output))
+        except OSError as exc:
+            raise self._not_recorded(temporary, output, meta, exc) from exc
         cacher.metadata = CacherMetadata(sidecar)
         return sidecar
 
+    def _not_recorded(
+        self, temporary: str, output: str, meta: dict, exc: OSError, kept: str = ""
+    ) -> CacheError:
+        """The error for a sidecar that could not be written (its temporary file removed)."""
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        return CacheError(
+            f"Could not record output {output!r} of stage {meta.get('stage')!r} "
+            f"(parameter set {meta.get('param_set')!r}) in the cache {self.root}: {exc}. "
+            f"{kept + ' ' if kept else ''}Free some space (assay cache gc) or use another "
+            "cache (--cache DIR), then run the same command again."
+        )
+
     def prepare_in_place(self, key: str, output: str) -> Path:
-        """Before a stage writes files straight into its folder: drop any old sidecar."""
-        self.discard(key, output, keep_files=True)
+        """Before a stage writes files straight into its folder: the folder, made.
+
+        An entry cached before keeps its sidecar until :meth:`save` records the new
+        one: if the stage fails before it wrote anything, nothing is lost, and a file
+        it changed no longer matches its checksum, so it is never loaded as the old one.
+        """
         return self.ensure_dir(self.stage_dir(key))
 
     def discard(self, key: str, output: str, keep_files: bool = False) -> None:
@@ -682,64 +720,62 @@ class CacheStore:
     # -- helpers -----------------------------------------------------------------------
 
     @staticmethod
-    def _commit_files(cacher: Any, final: Path, tag: str | None) -> list[str]:
-        """Rename what the cacher wrote under temporary names into place; return the paths.
+    def _written_files(cacher: Any, final: Path, tag: str | None) -> list[tuple[str, str]]:
+        """What the cacher wrote: ``(where it is now, where it goes)`` for each file.
 
         Every file a cacher writes comes from ``get_path``: inside the stage
-        folder under a temporary name (renamed here, atomically), or outside it
-        for a ``path_override`` (written in place).
+        folder under a temporary name (renamed into place once the entry is
+        recorded), or outside it for a ``path_override`` (written in place).
         """
         if tag is None:
-            return list(cacher.cache_paths)
+            return [(path, path) for path in cacher.cache_paths]
         prefix = f"{final}{os.sep}"
         tops: dict[str, None] = {}
-        paths: list[str] = []
+        moves: list[tuple[str, str]] = []
         for path in cacher.cache_paths:
             if path.startswith(prefix):
                 first = path[len(prefix) :].split(os.sep, 1)[0]
                 if first.startswith(tag):
                     tops[first] = None
             else:
-                paths.append(path)
+                moves.append((path, path))
         if type(cacher).__module__ != __package__ + ".caching":
             # A project's cacher may name a second file after get_path()'s name
             # (`os.path.splitext(self.get_path())[0] + "_labels.json"`), or its writer may
             # add an extension (np.save): anything under this save's temporary name is its.
             with os.scandir(final) as entries:
                 tops.update((e.name, None) for e in entries if e.name.startswith(tag))
-        checksums = cacher._checksums
         for first in tops:
-            source, target = f"{prefix}{first}", f"{prefix}{first[len(tag) :]}"
-            if not os.path.lexists(source):
-                continue
-            _replace(source, target)
-            if source in checksums:
-                checksums[target] = checksums.pop(source)
-            paths.append(target)
-        return paths
+            source = f"{prefix}{first}"
+            if os.path.lexists(source):
+                moves.append((source, f"{prefix}{first[len(tag) :]}"))
+        return moves
 
-    def _describe_files(self, cacher: Any, paths: list[str], final: Path) -> list[dict]:
-        paths = paths + list(cacher.extra_metadata.get("referenced_files", []))
+    def _describe_files(self, cacher: Any, moves: list[tuple[str, str]], final: Path) -> list[dict]:
+        """The sidecar's record of each file written (named where it goes)."""
+        referenced = cacher.extra_metadata.get("referenced_files", [])
+        moves = moves + [(path, path) for path in referenced]
         known = cacher._checksums
         files, seen = [], set()
         prefix = f"{final}{os.sep}"
-        for path in paths:
+        for written, path in moves:
             text = os.path.abspath(path)
             if text in seen:
                 continue
             seen.add(text)
             name = text[len(prefix) :].replace(os.sep, "/") if text.startswith(prefix) else text
-            if text in known:  # the cacher hashed the bytes as it wrote them
-                size, checksum = known[text]
+            written = os.path.abspath(written)
+            if written in known:  # the cacher hashed the bytes as it wrote them
+                size, checksum = known[written]
             else:
                 try:
-                    status = os.stat(text)
+                    status = os.stat(written)
                 except FileNotFoundError:
                     continue
                 if stat.S_ISDIR(status.st_mode):
-                    size, checksum = _size(Path(text)), _checksum(Path(text))
+                    size, checksum = _size(Path(written)), _checksum(Path(written))
                 else:
-                    size, checksum = status.st_size, file_checksum(text)
+                    size, checksum = status.st_size, file_checksum(written)
             files.append({"path": name, "size": size, "checksum": checksum})
         if not files:
             raise CacheError(f"{type(cacher).__name__}.save() wrote no file at {cacher.get_path()}")
@@ -824,12 +860,51 @@ def _not_removed(path: Path, exc: OSError) -> CacheError:
     )
 
 
+_KEPT = "What the cache held for it before (if anything) is kept."
+
+
+def _full_disk_advice(exc: BaseException) -> str:
+    """What to do when a write failed because the disk (or a quota) is full, else ``""``."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f". {_KEPT} Free some space (assay cache gc) or use another cache (--cache DIR), "
+            "then run the same command again."
+        )
+    return ""
+
+
+def _drop_written(final: Path, tag: str | None) -> None:
+    """Remove what a failed save wrote under its temporary names in ``final``."""
+    if tag is None:
+        return
+    for entry in os.scandir(final):
+        if entry.name.startswith(tag):
+            _remove(Path(entry.path))
+
+
 def _in_the_way(root: Path, path: Path) -> CacheError:
     """The error for a file (or broken link) standing where the cache keeps a folder."""
+    if path == root or path in root.parents:  # the setting names a file: not the cache's
+        return CacheError(
+            f"The cache folder {root} cannot be used: {path} is a file, not a folder. "
+            "It is left as it is: choose another folder for the cache "
+            f"({_cache_setting(root)})."
+        )
     return CacheError(
         f"The cache folder {root} is damaged: {path} is a file, not a folder, and stands "
         "where assay keeps a folder of the cache. Remove or move it, then run the same "
         "command again."
+    )
+
+
+def _cache_setting(root: Path) -> str:
+    """Where the cache folder ``root`` was set, as far as can be told, and how to change it."""
+    variable = os.environ.get("ASSAY_CACHE_DIR")
+    if variable and (root == Path(variable) or root.as_posix().endswith(f"/{variable}")):
+        return f"it comes from the environment variable ASSAY_CACHE_DIR={variable}"
+    return (
+        "give it with --cache DIR, or set cache_dir in assay.toml (or [tool.assay] in "
+        "pyproject.toml), or the environment variable ASSAY_CACHE_DIR"
     )
 
 
@@ -900,6 +975,33 @@ def _mtime(entry: os.DirEntry) -> float:
         return 0.0
 
 
+AGGREGATE = "aggregate"
+"""The label of an aggregate stage run without a parameter set."""
+
+
+def link_label(node: Any) -> str:
+    """The ``by-name`` folder a stage run is filed under: its parameter set's name, or
+    for an aggregate without one, :func:`aggregate_label` of the records it aggregates.
+
+    Aggregates over different records (a run with ``-p hostile`` after one with the
+    default parameter sets) are different results, and each keeps its own link, so
+    ``assay cache gc`` keeps each and ``assay.load(..., param_set="aggregate")`` finds
+    each. ``node`` is the runner's stage run (its ``record_label`` and ``records``).
+    """
+    label = node.record_label
+    if label != AGGREGATE or not node.spec.is_aggregate:
+        return label
+    return aggregate_label(record.name for record in node.records or [])
+
+
+def aggregate_label(names: Iterable[str]) -> str:
+    """``aggregate-`` and 8 hex digits of the names of the records an aggregate without
+    a parameter set aggregates: one folder per set of names, so the same aggregate over
+    the same parameter sets keeps its folder when their values (or the code) change, as
+    a parameter set's does."""
+    return f"{AGGREGATE}-{hash_value(sorted(set(names)))[:8]}"
+
+
 def link_target(key: str) -> str:
     """What a ``by-name`` link holds: the stage folder, relative to the link."""
     return f"../../../objects/{key[:2]}/{key}"  # links are always 3 levels down
@@ -929,6 +1031,14 @@ def _pointed_key(link: Path) -> str | None:
 
 def _glob(value: str | None) -> str:
     return "*" if value is None else _safe(value)
+
+
+def _param_set_globs(param_set: str | None) -> list[str]:
+    """The patterns of the ``by-name`` folders a parameter set's name stands for: an
+    aggregate's are ``aggregate-HASH`` (and ``aggregate``, as assay 0.1 filed them)."""
+    if param_set == AGGREGATE:
+        return [AGGREGATE, f"{AGGREGATE}-{'[0-9a-f]' * 8}"]
+    return [_glob(param_set)]
 
 
 def _reads_json(reads: frozenset | str) -> list | str:
@@ -998,19 +1108,6 @@ def _remove(path: str | Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def _write_json_atomic(path: str, data: dict) -> None:
-    folder, name = os.path.split(path)
-    temporary = f"{folder}/.{name}.{_unique()}"
-    try:
-        with open(temporary, "wb", buffering=0) as handle:
-            handle.write(json.dumps(data, default=str).encode())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 @functools.lru_cache(maxsize=65536)

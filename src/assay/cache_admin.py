@@ -141,9 +141,9 @@ def collect_garbage(
     ``keep`` holds stage run keys kept as if linked (what the latest completed run of
     each experiment used, a newer one that did not complete and runs going on,
     :func:`latest_runs_keys`: one by-name link cannot point at two branches of a record,
-    ``record.make_copy()``, nor at two aggregates). With ``older_than_days``, linked
-    entries whose artifacts were all written longer ago than that are removed too, with
-    their links.
+    ``record.make_copy()``, nor at two aggregates of one stage over the same parameter
+    sets). With ``older_than_days``, linked entries whose artifacts were all written
+    longer ago than that are removed too, with their links.
 
     Raises:
         CacheError: there is no cache at all there (a mistyped folder), or it is damaged.

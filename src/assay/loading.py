@@ -37,7 +37,9 @@ def load(
 
     Args:
         output: the output's name (as in the stage's ``outputs``).
-        param_set: the parameter set's name (``"aggregate"`` for aggregates).
+        param_set: the parameter set's name; ``"aggregate"`` for aggregates (each
+            aggregate over other parameter sets is filed under its own
+            ``aggregate-HASH``: give that to pick one of several).
         stage: the stage's name.
         experiment: the experiment (or ``--prefix``) it was filed under.
         path: a path to the artifact's file, or to its stage folder (with
@@ -139,11 +141,14 @@ def _meta_by_name(cache: CacheStore, output, param_set, stage, experiment) -> di
     if not found and not cache.linked_keys():
         raise CacheError(f"The cache {cache.location} holds no artifacts yet.")
     metas = []
-    for *_, key in found:
+    filed: dict[tuple[str, str], tuple[str, str, str]] = {}
+    for *names, key in found:
         for name in [output] if output is not None else cache.outputs_of(key):
             meta = cache.read_meta(key, name)
             if meta is not None and (output is not None or not name.startswith("_")):
                 metas.append(meta)
+                # Described by the link that matched: the sidecar names whoever made it first.
+                filed.setdefault((key, meta["output"]), tuple(names))
     wanted = ", ".join(
         f"{k}={v!r}"
         for k, v in [
@@ -154,22 +159,33 @@ def _meta_by_name(cache: CacheStore, output, param_set, stage, experiment) -> di
         ]
         if v is not None
     )
-    return _one(metas, wanted or "anything")
+    return _one(metas, wanted or "anything", filed=filed)
 
 
 def _one(
     metas: list[dict],
     wanted: str,
     narrow: str = "Name the output, param_set, stage or experiment to pick one.",
+    filed: dict[tuple[str, str], tuple[str, str, str]] | None = None,
 ) -> dict:
+    """The one sidecar of ``metas``; else raise, listing each candidate by where it is
+    ``filed`` under ``by-name/`` (``(experiment, parameter set, stage)``) if given."""
     unique = {(m["key"], m["output"]): m for m in metas}
     if len(unique) == 1:
         return next(iter(unique.values()))
     if not unique:
         raise CacheError(f"No cached artifact matches {wanted}.")
-    listed = "; ".join(
-        f"{m['output']} (experiment {m.get('experiment')}, parameter set {m.get('param_set')}, "
-        f"stage {m.get('stage')})"
-        for m in list(unique.values())[:10]
-    )
+    described = []
+    for entry, meta in list(unique.items())[:10]:
+        names = (filed or {}).get(entry) or (
+            meta.get("experiment"),
+            meta.get("param_set"),
+            meta.get("stage"),
+        )
+        run = f", made by run {meta['run_number']}" if meta.get("run_number") is not None else ""
+        described.append(
+            f"{meta['output']} (experiment {names[0]}, parameter set {names[1]}, "
+            f"stage {names[2]}{run})"
+        )
+    listed = "; ".join(described)
     raise CacheError(f"{len(unique)} cached artifacts match {wanted}: {listed}. {narrow}")

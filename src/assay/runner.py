@@ -36,6 +36,7 @@ from concurrent.futures import Future
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
+from assay.cache import link_label
 from assay.caching import Cacheable, PickleCacher
 from assay.errors import (
     AssayError,
@@ -428,7 +429,7 @@ class Runner:
                     return key, reads
             manager = self.manager
             if not manager.cache.remote:  # a request each there; and files are not checked
-                prefix, label = manager.prefix, node.record_label
+                prefix, label = manager.prefix, link_label(node)
                 linked = manager.cache.linked_key(prefix, label, node.spec.name)
                 for key, reads in tried:
                     if key == linked:
@@ -934,7 +935,7 @@ class Runner:
         """File reused stage runs under this experiment's name too (``by-name/``)."""
         prefix = self.manager.prefix
         self.manager.cache.link_many(
-            (prefix, node.record_label, node.spec.name, node.key)
+            (prefix, link_label(node), node.spec.name, node.key)
             for node in nodes
             if node.status == "cached"
         )
@@ -1167,14 +1168,14 @@ class Runner:
                 self._save_reportables(node, base)
             if node.hand_set:
                 self._save_hand_set(node, base)
-            cache.link(manager.prefix, node.record_label, node.spec.name, node.key)
+            cache.link(manager.prefix, link_label(node), node.spec.name, node.key)
         elif node.reportables:
             # No output is cached, but a later run that does not need to execute the stage
             # (its consumers are cached) still reports what it reported, as Curifactory does.
             self._save_reportables(
                 node, dict(manager.provenance(node), reportables=len(node.reportables))
             )
-            cache.link(manager.prefix, node.record_label, node.spec.name, node.key)  # kept by gc
+            cache.link(manager.prefix, link_label(node), node.spec.name, node.key)  # kept by gc
 
     def _save_hand_set(self, node: StageNode, meta: dict) -> None:
         """Keep what a stage put in ``record.state`` by hand beside its outputs, so that

@@ -15,6 +15,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from assay.cache import link_label
+
 _DIFF_LINES = 12
 
 
@@ -103,7 +105,7 @@ def _previous(manager: Any, node: Any) -> dict | None:
     if not node.outputs:
         return None
     cache = manager.cache
-    key = cache.linked_key(manager.prefix, node.record_label, node.spec.name)
+    key = cache.linked_key(manager.prefix, link_label(node), node.spec.name)
     if not key:
         return None
     found = cache.read_meta(key, node.outputs[0].name)
@@ -115,7 +117,7 @@ def _previous(manager: Any, node: Any) -> dict | None:
 def _linked(manager: Any, node: Any) -> bool:
     """Whether a ``by-name`` link for this stage and parameter set points to an entry."""
     return bool(node.outputs) and bool(
-        manager.cache.linked_key(manager.prefix, node.record_label, node.spec.name)
+        manager.cache.linked_key(manager.prefix, link_label(node), node.spec.name)
     )
 
 

@@ -51,9 +51,12 @@ from pathlib import Path
 from typing import Any
 
 from assay.cache import (
+    AGGREGATE,
     CacheStore,
     StageFolder,
+    _glob,
     _outputs,
+    _param_set_globs,
     _reads_json,
     _reads_value,
     _safe,
@@ -254,15 +257,19 @@ class FsspecCacheStore(CacheStore):
     def named(
         self, experiment: str | None, param_set: str | None, stage: str | None
     ) -> list[tuple[str, str, str, str]]:
-        if None not in (experiment, param_set, stage):
+        if None not in (experiment, param_set, stage) and param_set != AGGREGATE:
             key = self.linked_key(experiment, param_set, stage)
             return [(experiment, param_set, stage, key)] if key else []
-        pattern = [_safe(p) if p is not None else "*" for p in (experiment, param_set, stage)]
+        patterns = [
+            [_glob(experiment), folder, _glob(stage)] for folder in _param_set_globs(param_set)
+        ]
         prefix = self._remote("by-name") + "/"
         paths = []
         for path in self._find("by-name"):
             parts = path[len(prefix) :].split("/")
-            matches = len(parts) == 3 and all(map(fnmatch.fnmatchcase, parts, pattern))
+            matches = len(parts) == 3 and any(
+                all(map(fnmatch.fnmatchcase, parts, pattern)) for pattern in patterns
+            )
             if matches and not parts[2].startswith("."):
                 paths.append(path)
         found = []

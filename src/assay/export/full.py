@@ -44,7 +44,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from assay.cache import CacheStore, open_cache_at
+from assay.cache import CacheStore, aggregate_label, open_cache_at
 from assay.errors import AssayError, CorruptArtifactError
 from assay.export.destination import (
     EXPORT_FORMAT,
@@ -437,7 +437,8 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
     prefix = record["run"]["config"].get("prefix") or record["run"]["experiment"]
     for stage in record["stages"]:
         if kept.get(stage.get("key")):
-            target.link(prefix, stage["param_set"] or "aggregate", stage["stage"], stage["key"])
+            label = stage["param_set"] or _aggregate_folder(source, prefix, stage, record)
+            target.link(prefix, label, stage["stage"], stage["key"])
     if missing or changed or external:
         log.warning(
             "Export of run %s: %d artifact(s) copied; not exported: %d no longer in the cache, "
@@ -549,6 +550,15 @@ def _assay_version() -> str:
         return metadata.version("assay")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def _aggregate_folder(source: Any, prefix: str, stage: dict, record: dict) -> str:
+    """The ``by-name`` folder of an aggregate's stage run: the one the project's cache
+    links to it, else the one an aggregate over all the run's parameter sets has."""
+    for _, label, _, key in source.named(prefix, "aggregate", stage["stage"]):
+        if key == stage["key"]:
+            return label
+    return aggregate_label(p["name"] for p in record["param_sets"])
 
 
 def export_cache_of(location: str | os.PathLike | None) -> str | os.PathLike | None:
