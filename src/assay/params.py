@@ -32,6 +32,7 @@ import hashlib
 import itertools
 import math
 import pathlib
+import re
 import types
 import typing
 from collections import Counter
@@ -762,6 +763,8 @@ RESERVED_FOLDERS = {
 }
 """Folder names (and labels) no parameter set may use, and whose results they hold."""
 _LONGEST_FOLDER = 255
+_AGGREGATE_FOLDER = re.compile(r"aggregate-[0-9a-f]{8}")
+"""An aggregate's folder (see :func:`assay.cache.aggregate_label`)."""
 
 
 def claim_folder(folders: dict[str, str], name: str) -> None:
@@ -772,10 +775,11 @@ def claim_folder(folders: dict[str, str], name: str) -> None:
     if _safe is None:  # assay.cache is imported on first use, not with assay
         from assay.cache import _safe
     folder = _safe(name)
-    if folder in RESERVED_FOLDERS:
+    reserved = "aggregate" if _AGGREGATE_FOLDER.fullmatch(folder) else folder
+    if reserved in RESERVED_FOLDERS:
         raise ParameterError(
             f"A parameter set is named {name!r}, but the name {folder!r} is reserved for "
-            f"{RESERVED_FOLDERS[folder]}: their results are filed under "
+            f"{RESERVED_FOLDERS[reserved]}: their results are filed under "
             f"by-name/EXPERIMENT/{folder}, and the set's would be mixed with them (in "
             "assay cache ls, lineage, reports). Rename the parameter set (its name= field)."
         )
