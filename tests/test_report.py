@@ -293,7 +293,16 @@ def test_the_iris_example_report(tmp_path: Path):
     )
     dag = section(html, "dag")
     assert dag.count('<g class="stage') == 9 and "aggregate of 2 records" in dag
-    assert len(table_rows(section(html, "artifacts"))) == 2 * (1 + 4 + 1 + 1) + 1
+    artifacts = section(html, "artifacts")
+    assert len(table_rows(artifacts)) == 2 * (1 + 4 + 1 + 1) + 1
+    # The paper's deep DAG view: each artifact's data type, in the table and on hover.
+    assert header(artifacts)[6] == "type"
+    types = {(row[0], row[2]): row[6] for row in table_rows(artifacts)}
+    assert types[("quick-logistic", "iris")] == "pandas.DataFrame"
+    assert types[("quick-logistic", "model")] == "sklearn.pipeline.Pipeline"
+    assert types[("quick-forest", "model")] == "sklearn.ensemble.RandomForestClassifier"
+    assert types[("aggregate", "leaderboard")] == "pandas.DataFrame"
+    assert "type: sklearn.pipeline.Pipeline" in dag
 
 
 def test_a_reused_run_reports_cached_stages_and_their_restored_reportables(reporting: Path):
@@ -473,7 +482,9 @@ def test_assay_report_makes_a_page_from_the_run_store_for_a_run_without_one(tmp_
     # load -> double, square -> combine for a and b, and both combines -> summarize:
     assert dag.count('marker-end="url(#assay-arrow)"') == 2 * 4 + 2
     assert "aggregate of 2 records" in dag
-    assert len(table_rows(section(html, "artifacts"))) == 9
+    artifacts = section(html, "artifacts")
+    assert len(table_rows(artifacts)) == 9
+    assert {row[6] for row in table_rows(artifacts)} <= {"list", "int", "dict", "float"}
 
 
 DAMAGED_RECORDS = [

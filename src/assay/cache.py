@@ -44,6 +44,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -393,6 +394,7 @@ class CacheStore:
             "format": META_FORMAT,
             "key": key,
             "output": output,
+            "type": type_name(obj),
             **meta,
             "cacher": cacher.identity(),
             "files": files,
@@ -1000,6 +1002,22 @@ def aggregate_label(names: Iterable[str]) -> str:
     the same parameter sets keeps its folder when their values (or the code) change, as
     a parameter set's does."""
     return f"{AGGREGATE}-{hash_value(sorted(set(names)))[:8]}"
+
+
+def type_name(value: Any) -> str:
+    """``pandas.core.frame.DataFrame``: the type of a value, as the sidecar and the report
+    give it (the module's public name where it has one: ``pandas.DataFrame``)."""
+    kind = type(value)
+    module = kind.__module__
+    if module == "builtins":
+        return kind.__qualname__
+    parts = module.split(".")
+    for end in range(1, len(parts)):  # the shortest: sklearn.ensemble.RandomForestClassifier
+        shorter = ".".join(parts[:end])
+        if getattr(sys.modules.get(shorter), kind.__name__, None) is kind:
+            module = shorter
+            break
+    return f"{module}.{kind.__qualname__}"
 
 
 def link_target(key: str) -> str:

@@ -409,6 +409,7 @@ def _artifacts(record: dict, run_dir: Path, label: Any) -> list[dict]:
                     "stage": node["stage"],
                     "name": output["name"],
                     "cacher": output.get("cacher") or "",
+                    "type": output.get("type") or "",
                     "path": path or "",
                     "href": href,
                     "size": output.get("size"),

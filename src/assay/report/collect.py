@@ -242,6 +242,7 @@ def _output(manager: Any, node: Any, artifact: Any, root: Path, loaded: set, sta
     entry: dict[str, Any] = {
         "name": artifact.name,
         "cacher": type(cacher).__name__ if cacher is not None else None,
+        "type": _type_of(artifact),
         "path": None,
         "size": None,
         "cached": bool(artifact.cached),
@@ -261,6 +262,7 @@ def _output(manager: Any, node: Any, artifact: Any, root: Path, loaded: set, sta
     if meta is None and artifact.cached:
         meta = cache.read_meta(node.key, artifact.name)
     files = (meta or {}).get("files") or []
+    entry["type"] = (meta or {}).get("type") or entry["type"]
     path = cache.where(node.key, files[0]["path"] if files and files[0].get("path") else None)
     entry["path"] = path if cache.remote else _relative(path, root)
     entry["size"] = (meta or {}).get("size")
@@ -275,6 +277,14 @@ def _output(manager: Any, node: Any, artifact: Any, root: Path, loaded: set, sta
 
 
 _NOT_MADE = {"failed": "stage failed", "interrupted": "interrupted", "not run": "not run"}
+
+
+def _type_of(artifact: Any) -> str | None:
+    """The type of an output held in memory (a sidecar says it for a cached one)."""
+    from assay.cache import type_name
+    from assay.plan import MISSING
+
+    return None if artifact.value is MISSING else type_name(artifact.value)
 
 
 def _relative(path: Path | str, start: Path | str) -> str:
@@ -467,10 +477,15 @@ def _edges_from_sidecars(nodes: list[dict], records: list[dict], by_key: dict, c
     for node in nodes:
         if not node["outputs"] or not node["key"]:
             continue
-        try:
-            meta = cache.read_meta(node["key"], node["outputs"][0]["name"])
-        except AssayError:  # a remote cache out of reach: a report without edges
-            meta = None
+        meta = None
+        for index, output in enumerate(node["outputs"]):
+            try:
+                found = cache.read_meta(node["key"], output["name"])
+            except AssayError:  # a remote cache out of reach: a report without edges
+                found = None
+            output["type"] = (found or {}).get("type")
+            if index == 0:
+                meta = found
         if meta is None:
             continue
         upstream = (meta.get("ingredients") or {}).get("upstream") or []

@@ -374,6 +374,8 @@ def _node_svg(node: dict, lay: Layout, by_record: dict) -> str:
     for output in shown:
         pill = lay.pills[(node["index"], output["name"])]
         detail = [output["name"]]
+        if output.get("type"):
+            detail.append(f"type: {output['type']}")
         if output.get("path"):
             detail.append(str(output["path"]))
         if output.get("size") is not None:
