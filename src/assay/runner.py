@@ -802,11 +802,15 @@ class Runner:
             )
         except RuntimeError as exc:  # BrokenProcessPool & co: a worker died earlier
             node.status = "failed"
+            kept = (
+                "--dry-cache wrote nothing to the cache: run the same command again"
+                if self.manager.dry_cache
+                else "Stages that finished are cached: run the same command again to continue"
+            )
             raise WorkerLost(
                 f"A worker process stopped before stage {node.spec.name!r} for parameter set "
                 f"{node.record_label!r} could start ({type(exc).__name__}: {exc}); it may have "
-                "been killed or run out of memory. Stages that finished are cached: run the "
-                "same command again to continue."
+                f"been killed or run out of memory. {kept}."
             ) from exc
 
     def _worker_setting(self) -> tuple[dict[str, str], str]:
