@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from assay.params import claim_folder
@@ -32,7 +34,14 @@ class NotSentToWorker(KeyError):
     """
 
     def __str__(self) -> str:
-        name = self.args[0]
+        name, why = self.args[0], self.args[1] if len(self.args) > 1 else ""
+        if why:
+            return (
+                f"record.state[{name!r}] holds {why}, so it could not be sent to the worker "
+                "process that runs this stage (--parallel, --executor dask). Put a value that "
+                f"can be pickled in record.state[{name!r}], or run without --parallel / "
+                "--executor."
+            )
         return (
             f"record.state[{name!r}] is not an input of this stage, and a stage running in a "
             "worker process (--parallel, --executor dask) gets only its declared inputs. "
@@ -56,14 +65,14 @@ class State(dict):
     """
 
     _record: Record | None = None
-    _not_sent: frozenset[str] = frozenset()
+    _not_sent: Mapping[str, str] = MappingProxyType({})
     """In a worker process: what the stage would also see in a serial run (see
     :class:`NotSentToWorker`)."""
 
     def _visible(self, name: str, running: Any = None) -> Any:
         """The entry under ``name`` as the running stage sees it; ``KeyError`` if none."""
         if name in self._not_sent:
-            raise NotSentToWorker(name)
+            raise NotSentToWorker(name, self._not_sent[name])
         value = dict.__getitem__(self, name)
         if running is None and self._record is not None:
             running = self._record._node

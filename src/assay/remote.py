@@ -87,9 +87,10 @@ class StageTask:
     nonce: Any = None
     """A non-deterministic stage's per-run key part, as the planner drew it."""
     label: str = ""
-    not_sent: tuple = ()
+    not_sent: dict = field(default_factory=dict)
     """Names in the record's state that a serial run would show the stage, beside its
-    inputs: reading one in the worker says to declare it (:class:`NotSentToWorker`)."""
+    inputs, that were not sent (see :func:`_state_for`): reading one in the worker raises
+    :class:`NotSentToWorker`."""
     state: dict = field(default_factory=dict)
     """Plain values in the record's state (put there by hand, ``record.state["x"] = v``)
     that a serial run would show the stage: they travel with the task."""
@@ -203,10 +204,24 @@ class RemoteStageError(Exception):
 def _pickled_exception(exc: BaseException) -> bytes | None:
     """The stage's exception, pickled to travel back with its attributes (``e.code``,
     ``e.returncode``); ``None`` if it cannot be pickled, or is large (it holds data)."""
+    import copyreg
+    import io
+
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    # Exceptions by their own __reduce__: a Dask worker has tblib's way registered for
+    # every exception class (distributed does it when imported), which loses attributes
+    # of some (UnicodeDecodeError's reason) and cannot rebuild others.
+    pickler.dispatch_table = {
+        kind: reducer
+        for kind, reducer in copyreg.dispatch_table.items()
+        if not (isinstance(kind, type) and issubclass(kind, BaseException))
+    }
     try:
-        data = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.dump(exc)
     except Exception:
         return None
+    data = buffer.getvalue()
     return data if len(data) <= 65536 else None
 
 
@@ -320,25 +335,35 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
     )
 
 
-def _state_for(record: Any, node: StageNode) -> tuple[dict, tuple]:
+def _state_for(record: Any, node: StageNode) -> tuple[dict, dict]:
     """What of ``record``'s state a serial run would show ``node`` beside its inputs: the
-    plain values (sent along, if they can be pickled) and the names of the rest."""
-    plain, not_sent = {}, []
+    plain values (sent along, if they can be pickled), and the rest: ``{name: why not
+    sent}`` (empty for an earlier stage's output, which the stage must declare; else what
+    the value is and why it cannot be pickled)."""
+    plain, not_sent = {}, {}
     for name in record.state._names(running=node):
         if name in node.inputs:
             continue
         value = dict.__getitem__(record.state, name)
-        if isinstance(value, NotPicklable) and name in node.state_inputs:
-            raise value.refusal(node)
-        if (
-            type(value) is not Artifact
-            and not isinstance(value, NotPicklable)
-            and _picklable(value)
-        ):
-            plain[name] = value
+        if isinstance(value, NotPicklable):
+            if name in node.state_inputs:
+                raise value.refusal(node)
+            not_sent[name] = (
+                f"a {value.type} that stage {value.stage!r} put there in a worker process, "
+                f"which cannot be pickled ({value.problem})"
+            )
+        elif type(value) is Artifact:
+            not_sent[name] = ""
         else:
-            not_sent.append(name)
-    return plain, tuple(not_sent)
+            problem = _pickling_problem(value)
+            if problem is None:
+                plain[name] = value
+            else:
+                cls = type(value)
+                not_sent[name] = (
+                    f"a {cls.__module__}.{cls.__qualname__}, which cannot be pickled ({problem})"
+                )
+    return plain, not_sent
 
 
 def _picklable(value: Any) -> bool:
@@ -576,8 +601,45 @@ def run_task(assay_id: str, *args: Any) -> bytes:
     """
     from assay import worker_code
 
-    worker_code.check_assay(assay_id)
-    return _run_task(*args)
+    try:
+        worker_code.check_assay(assay_id)
+        return _run_task(*args)
+    except AssayError as exc:  # assay's own: a cache it cannot write, other code here...
+        return _raising(exc)
+
+
+def _raising(exc: AssayError) -> bytes:
+    """A task's result that raises ``exc`` (caused by the worker's traceback) where the
+    main process unpickles it, as if the task had raised it.
+
+    assay's own errors in a worker travel back as the task's result, as a stage's
+    failure does: a task that raised would have Dask print it with its traceback
+    ("Compute Failed") before assay's message, which a serial run shows alone.
+    """
+    worker_traceback = (
+        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        [(f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)],
+    )
+    try:
+        pickle.loads(pickle.dumps(exc))  # the main process rebuilds it as it is
+        return pickle.dumps(_RaisedInWorker(exc, worker_traceback))
+    except Exception:  # it cannot travel so: the task raises it after all
+        raise exc from None
+
+
+@dataclass
+class _RaisedInWorker:
+    """Unpickled, raises the error it holds (see :func:`_raising`)."""
+
+    exc: AssayError
+    worker_traceback: tuple[str, list]
+
+    def __reduce__(self) -> tuple:
+        return _raise_again, (self.exc, *self.worker_traceback)
+
+
+def _raise_again(exc: AssayError, text: str, frames: list) -> Any:
+    raise exc from RemoteStageError(type(exc).__name__, str(exc), text, frames)
 
 
 def _run_task(
@@ -794,6 +856,7 @@ def _execute(task: StageTask, started: float) -> StageResult:
         runner._execute_node(node)
     except StageFailed as exc:  # what it reported (metrics too) before it failed comes back
         failed = _failed(exc, started)
+        failed.key = node.key  # the key it ran under, for the run store (as a serial run's)
         failed.reportables = _sent_reportables(node)
         return failed
     finally:
@@ -843,11 +906,11 @@ def _sent_reportables(node: StageNode) -> bytes:
         return pickle.dumps(sendable) if sendable else b""
 
 
-def _give_state(record: Any, plain: dict, not_sent: tuple) -> None:
+def _give_state(record: Any, plain: dict, not_sent: dict) -> None:
     """Put what a serial run would show the stage into a worker's record."""
     for name, value in plain.items():
         dict.__setitem__(record.state, name, value)
-    record.state._not_sent = frozenset(not_sent)
+    record.state._not_sent = dict(not_sent)
 
 
 _SAME_CODE: dict[Any, str] = {}
@@ -1057,11 +1120,16 @@ def _import_project(
 ) -> None:
     from assay import worker_code
 
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    worker_code.use_root(root)
     worker_code.use_sources(sources, root)
-    if module_name in sys.modules:
-        return
+    imported = sys.modules.get(module_name)
+    if imported is not None:
+        if module_file is None or _same_file(getattr(imported, "__file__", None), module_file):
+            return
+        # Another file's module of that name (a parameter file outside another project,
+        # both called params.py): it, and what imported it, are imported again.
+        worker_code.forget_project()
+        sys.modules.pop(module_name, None)
     try:
         importlib.import_module(module_name)
     except ImportError:
@@ -1075,6 +1143,12 @@ def _import_project(
         except BaseException:
             del sys.modules[module_name]  # half imported: the next task tries again
             raise
+
+
+def _same_file(path: str | None, other: str) -> bool:
+    if path is None:
+        return False
+    return path == other or os.path.realpath(path) == os.path.realpath(other)
 
 
 class _ListHandler(logging.Handler):

@@ -19,6 +19,12 @@ version), the task fails with a message naming the file
 Only what the main process has imported is compared; a module that a stage
 imports later, inside its body, the worker imports from its own files.
 
+Such a worker also serves whichever project sends it tasks, and two projects
+may well name their modules alike (each its ``experiments/cfg.py``). A task
+from another project folder than the previous task's first forgets that
+project's modules and takes its folder off ``sys.path`` (:func:`use_root`), so
+that the task's imports find its own project's files.
+
 assay's own code is checked the same way, with one digest of all its source
 files (:func:`assay_identity`): a worker keeps the assay it imported when it
 started, so after an upgrade it would run stages with the old one.
@@ -47,6 +53,8 @@ _SEEN_COUNT: dict[tuple[str, frozenset[str]], int] = {}
 looked for."""
 _ASSAY: list[str] = []
 """This process's :func:`assay_identity`, once computed."""
+_ROOT: list[tuple[str, bool]] = []
+"""The project folder of this worker's latest task, and whether assay put it on ``sys.path``."""
 
 
 def assay_identity() -> str:
@@ -104,6 +112,43 @@ def project_sources(root: str, outside: Iterable[str] = ()) -> dict[str, str]:
         for _, path, digest in _SEEN.values()
         if path in outside or in_project(path, root)
     }
+
+
+def use_root(root: str) -> None:
+    """Worker side, before importing a task: import from the project folder ``root``.
+
+    If the previous task came from another project folder, that project's modules are
+    forgotten (with every project module seen: they may hold references to them) and its
+    folder leaves ``sys.path``, so that ``import experiments.cfg`` finds this project's
+    file, not the one of the same name the worker imported for the other project.
+    """
+    if _ROOT and _ROOT[0][0] == root:
+        if root not in sys.path:  # a stage took it away
+            sys.path.insert(0, root)
+        return
+    if _ROOT:
+        previous, added = _ROOT.pop()
+        if added:
+            while previous in sys.path:
+                sys.path.remove(previous)
+        for name, module in list(sys.modules.items()):
+            if _imported_from(module, previous) and not _imported_from(module, root):
+                del sys.modules[name]
+        forget_project()
+    added = root not in sys.path
+    if added:
+        sys.path.insert(0, root)
+    _ROOT.append((root, added))
+
+
+def _imported_from(module: ModuleType, folder: str) -> bool:
+    """Whether ``module`` is the code of the project at ``folder`` (a package too, whose
+    ``__path__`` alone says where it is when it has no ``__init__.py``)."""
+    try:
+        places = [getattr(module, "__file__", None), *getattr(module, "__path__", ())]
+        return any(isinstance(p, str) and in_project(p, folder) for p in places)
+    except Exception:  # a module with an odd __path__ is no project's
+        return False
 
 
 def use_sources(sources: dict[str, str], root: str) -> None:

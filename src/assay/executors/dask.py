@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -47,6 +48,20 @@ LOCAL_CLUSTER_CONFIG = {
 }
 """Dask settings of the local cluster that assay starts (what an existing one should use
 for CPU-bound stages, see docs/scaling.md)."""
+
+
+def _hold_back_ctrl_c() -> None:
+    """Hold Ctrl-C back from this thread, and so from the threads it starts and the
+    worker processes they start, until each worker leaves it to the main process
+    (:mod:`assay.executors.dask_worker`): a worker that it reached while importing
+    would die with a traceback. Python's resource tracker process is started first:
+    starting it lets Ctrl-C through again in the thread that does."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no process groups to signal
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 class DaskExecutor(Executor):
@@ -95,6 +110,7 @@ class DaskExecutor(Executor):
 
                 # The local cluster's start-up chatter is not the researcher's business.
                 logging.getLogger("distributed").setLevel(logging.WARNING)
+                _hold_back_ctrl_c()
                 with dask.config.set(LOCAL_CLUSTER_CONFIG):  # the scheduler's and the workers'
                     self.cluster = LocalCluster(
                         n_workers=self.workers or usable_cores(),

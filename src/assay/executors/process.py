@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -49,7 +52,8 @@ class ProcessExecutor(Executor):
         self._pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context(self.start_method),
-            initializer=_as_if_spawned if self.start_method == "fork" else None,
+            initializer=_start_worker,
+            initargs=(self.start_method == "fork",),
         )
 
     def warm_up(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -109,6 +113,40 @@ def start_method() -> str:
     except OSError:
         return "spawn"
     return "fork" if threads == 1 else "spawn"
+
+
+PARENT_CHECK_S = 0.5
+"""How often a worker checks that the process that started it still runs (seconds)."""
+
+
+def _start_worker(forked: bool) -> None:
+    """In each worker, as it starts: the run, not the worker, answers Ctrl-C, and the
+    worker goes when the run's process does."""
+    # A terminal's Ctrl-C reaches every process of its group: each worker would die with
+    # a traceback of its own. The main process stops the run and the workers instead. A
+    # handler that does nothing (rather than ignoring the signal) leaves the default to the
+    # programs a stage starts, which Ctrl-C stops as in a serial run.
+    signal.signal(signal.SIGINT, _not_ours)
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), name="assay-parent-watch", daemon=True
+    ).start()
+    if forked:
+        _as_if_spawned()
+
+
+def _not_ours(signum: int, frame: Any) -> None:
+    """Ctrl-C in a worker: the main process handles it."""
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Stop this worker once the process that started it is gone.
+
+    A run killed outright (``kill -9``, the out-of-memory killer) cannot stop its
+    workers; they would go on running the stages queued for them, for nobody.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(1)
 
 
 def _as_if_spawned() -> None:
