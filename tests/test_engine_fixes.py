@@ -333,3 +333,132 @@ def test_a_deleted_file_is_explained_as_removed_not_as_never_computed(tmp_path):
         "was removed from the cache" in why.text
     )
     assert "never computed" not in why.text
+
+
+# -- found on a second look ------------------------------------------------------------------
+
+RE_KEYED = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    model: str = "logistic"
+    C: float = 1.0
+    n_estimators: int = 10
+
+
+@assay.stage(outputs=["model"], cachers=[JsonCacher])
+def train(record):
+    p = record.params
+    if p.model == "logistic":  # reads C or n_estimators: two read sets
+        return {"kind": "logistic", "C": p.C}
+    return {"kind": "forest", "trees": p.n_estimators}
+
+
+@assay.stage(inputs=["model"], outputs=["summary"], cachers=[JsonCacher])
+def describe(record, model):
+    return dict(model)
+
+
+@assay.stage(inputs=["summary"], outputs=["score"], cachers=[JsonCacher])
+def evaluate(record, summary):
+    return summary
+
+
+def get_params():
+    return [Params(name="run")]
+
+
+def run(param_sets, manager):
+    evaluate(describe(train(assay.Record(manager, param_sets[0]))))
+"""
+
+
+def test_a_stage_keyed_again_as_it_runs_has_the_stages_after_it_keyed_again(tmp_path):
+    """A stage whose predicted key (from another read set) was wrong was keyed again
+    before it ran, but the stages after it kept keys made from the wrong one: evaluate
+    was filed under a key that a later run predicted, and reused a stale result."""
+    root = project(tmp_path / "p", "grid", RE_KEYED)
+    for settings in (
+        ("C=1.0",),
+        ("model=forest",),
+        ("C=2.0",),
+        ("model=forest", "n_estimators=50"),
+    ):
+        args = [a for s in settings for a in ("--set", s)]
+        run(root, "grid", *args)
+        params = dict(s.split("=") for s in settings)
+        forest = params.get("model") == "forest"
+        expected = (
+            {"kind": "forest", "trees": int(params.get("n_estimators", 10))}
+            if forest
+            else {"kind": "logistic", "C": float(params["C"])}
+        )
+        got = value(root, "grid", "run", "evaluate", "score")
+        assert got == expected, settings
+        again = run(root, "grid", *args)  # the same command: all cached
+        assert "3 cached" in again, again
+
+
+READ_IN_RUN = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher, PickleCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 3
+
+
+@assay.stage(outputs=["xs"], cachers=[PickleCacher])
+def make(record):
+    return list(range(record.params.n))
+
+
+@assay.stage(inputs=["xs"], outputs=["h"], cachers=[JsonCacher])
+def mutate(record, xs):
+    xs.append(7)  # in place
+    return list(xs)
+
+
+@assay.aggregate(inputs=["xs"], outputs=["agg"], cachers=[JsonCacher])
+def grow_all(record, records, xs):
+    out = []
+    for r, v in sorted(xs.items(), key=lambda item: item[0].name):
+        v.append(-1)  # in place, once per record
+        out.append([r.name, list(v)])
+    return out
+
+
+def get_params():
+    return [Params(name="a"), Params(name="b", n=4)]
+
+
+def run(param_sets, manager):
+    records = [make(assay.Record(manager, p)) for p in param_sets]
+    mutate(records[0])
+    print("RUN READS", records[0].state["xs"])
+    grow_all(assay.Record(manager, None), records=[*records, records[0].make_copy()])
+"""
+
+
+def test_run_and_an_aggregate_over_a_copy_see_cached_values_as_workers_do(tmp_path):
+    """``run()`` reading an output right after a stage changed it in place got the
+    changed list; an aggregate over a record and its make_copy() got one object twice,
+    so the copy's entry held both appends. Workers give neither."""
+    serial = project(tmp_path / "serial", "reads", READ_IN_RUN)
+    parallel = project(tmp_path / "parallel", "reads", READ_IN_RUN)
+
+    printed = run(serial, "reads")
+    run(parallel, "reads", "--parallel", "2")
+
+    assert "RUN READS [0, 1, 2]" in printed, printed
+    expected = [["a", [0, 1, 2, -1]], ["a", [0, 1, 2, -1]], ["b", [0, 1, 2, 3, -1]]]
+    assert value(serial, "reads", "aggregate", "grow_all", "agg") == expected
+    assert artifacts(serial) == artifacts(parallel)

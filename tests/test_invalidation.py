@@ -1595,6 +1595,7 @@ import assay
 from assay.caching import JsonCacher
 
 DATA = Path(__file__).parent / "words.txt"
+FILES = {"words": [DATA]}  # in containers too
 
 
 @dataclass
@@ -1605,7 +1606,7 @@ class Params(assay.ExperimentParameters):
 @assay.stage(outputs=["words"], cachers=[JsonCacher])
 def words(record):
     note(record, "words")
-    return DATA.read_text().split()
+    return DATA.read_text().split() + [len(FILES["words"])]
 
 
 def get_params():

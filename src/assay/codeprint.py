@@ -756,6 +756,10 @@ def _hashable_form(value: Any, root: str) -> Any:
         except ValueError:
             return value
         return ("path in the project", type(value).__name__, inside.as_posix())
+    if type(value) in (list, tuple, set, frozenset):  # paths in a container, too
+        return type(value)(_hashable_form(item, root) for item in value)
+    if type(value) is dict:
+        return {key: _hashable_form(item, root) for key, item in value.items()}
     if isinstance(value, re.Pattern):
         return ("re.Pattern", value.pattern, value.flags)
     if isinstance(value, types.MappingProxyType):

@@ -953,7 +953,11 @@ class Runner:
             node.stale = True  # a copy: what its original put in by hand since, keyed too
         # Upstream keys are final now; a sibling may even have made this run's outputs.
         if node.key is None or node.stale:
+            keyed = node.key
             hit = self.resolve(node)
+            if node.key != keyed:  # the stages after it were keyed on the one it had
+                for consumer in node.consumers:
+                    consumer.stale = True
         else:
             hit = node.cacheable and self._look_up(node)
         if hit and not node.volatile and (not node.forced or node.key in self.computed):
@@ -1120,16 +1124,10 @@ class Runner:
     def _resolve_inputs(self, node: StageNode) -> dict:
         inputs = {}
         for name, value in node.inputs.items():
-            if isinstance(value, dict):
-                inputs[name] = {
-                    r: (v.get() if type(v) is Artifact else v) for r, v in value.items()
-                }
-            elif type(value) is Artifact:
-                # One made on another record came through make_copy: that copy's own.
-                own = getattr(value.node, "record", None) is node.record
-                inputs[name] = value.get() if own else node.record._own(value)
+            if isinstance(value, dict):  # an aggregate's: record -> its value
+                inputs[name] = {r: _as_seen_by(r, v) for r, v in value.items()}
             else:
-                inputs[name] = value
+                inputs[name] = _as_seen_by(node.record, value)
         for name in node.state_inputs:  # put in record.state by hand by a stage before it
             try:
                 inputs[name] = node.record.state[name]
@@ -1331,6 +1329,8 @@ class Runner:
             return self._read_while_planning(artifact, want_handle)
         node = artifact.node
         for _attempt in range(3):
+            if artifact.spent:  # a stage that ran was given it (run() planned it just now)
+                artifact.value = MISSING
             if artifact.value is not MISSING and not (want_handle and artifact.cached):
                 return artifact.value
             if artifact.cached and node.status != "running":
@@ -1415,6 +1415,16 @@ class Runner:
 
 _BASE_CHECK: Callable = Cacheable.check
 _ATOMS = frozenset({int, float, complex, bool, str, bytes, type(None), range})
+
+
+def _as_seen_by(record: Record, value: Any) -> Any:
+    """An input's value for a stage of ``record``: an artifact made on another record
+    came through make_copy, so the copy's own (a copy and its original aggregated together
+    get one each, as on workers)."""
+    if type(value) is not Artifact:
+        return value
+    own = getattr(value.node, "record", None) is record
+    return value.get() if own else record._own(value)
 
 
 def _immutable(value: Any) -> bool:
