@@ -197,6 +197,25 @@ def test_load_finds_every_aggregate_folder_and_a_single_one_by_aggregate(tmp_pat
     assert load(param_set="aggregate") == [1]
 
 
+def test_a_new_aggregate_link_retires_the_plain_one_older_versions_wrote(tmp_path: Path):
+    """A cache from before aggregate-DIGEST folders kept its plain ``aggregate`` link:
+    its old result was never collected, and load(param_set="aggregate") always asked."""
+    cache = CacheStore(tmp_path / "cache")
+    for key, value in ((KEY_A, [1]), (KEY_B, [2])):
+        cache.save(JsonCacher(name="table"), value, key=key, output="table", meta=meta())
+    cache.link("paper", "aggregate", "compare", KEY_A)  # as assay 0.1 filed it
+    cache.link("paper", "aggregate", "other", KEY_A)
+
+    cache.link("paper", aggregate_label(["default"]), "compare", KEY_B)
+
+    assert [row[1:] for row in cache.named("paper", "aggregate", None)] == [
+        ("aggregate", "other", KEY_A),
+        (aggregate_label(["default"]), "compare", KEY_B),
+    ]
+    assert assay.load("table", param_set="aggregate", stage="compare", cache_dir=cache.root,
+                      project_root=tmp_path) == [2]  # fmt: skip
+
+
 def test_a_cache_url_finds_every_aggregate_folder(tmp_path: Path):
     from assay.caches.fsspec import FsspecCacheStore
 

@@ -467,6 +467,8 @@ class CacheStore:
         """Point ``by-name/experiment/param_set/stage`` at stage run ``key``."""
         folder = f"{self._by_name}/{_safe(experiment)}/{_safe(param_set)}"
         link = f"{folder}/{_safe(stage)}"
+        if param_set.startswith(f"{AGGREGATE}-"):
+            self._retire_plain_aggregate_link(experiment, stage)
         target = link_target(key)
         self._ensure(folder)
         try:
@@ -493,6 +495,17 @@ class CacheStore:
             _remove(Path(temporary))
             _remove(Path(link))
             Path(link).write_text(target)
+
+    def _retire_plain_aggregate_link(self, experiment: str, stage: str) -> None:
+        """Remove ``by-name/experiment/aggregate/stage``, where assay 0.1 filed every
+        aggregate: it would keep an old result from ``cache gc`` and make ``assay.load(...,
+        param_set="aggregate")`` ask which one for ever."""
+        folder = f"{self._by_name}/{_safe(experiment)}/{AGGREGATE}"
+        old = Path(folder) / _safe(stage)
+        if old.is_symlink() or old.is_file():
+            _remove(old)
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # if it holds nothing else
 
     def link_many(self, links: Iterable[tuple[str, str, str, str]]) -> None:
         """:meth:`link` for many ``(experiment, param_set, stage, key)`` at once."""
