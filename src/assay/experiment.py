@@ -388,7 +388,7 @@ def run_experiment(
         status, error = "failed", None
         unrecorded: RunStoreError | None = None
         with (
-            run_log(log_path, verbose=verbose),
+            run_log(log_path, verbose=verbose) as written_log,
             _plan_set_aside() as set_aside,
             _sigterm_stops_the_run(),
         ):
@@ -474,21 +474,30 @@ def run_experiment(
                 manager.runner.executor.shutdown()
                 manager.runner.observer = progress.inner
                 progress.close()
+                incomplete = written_log.incomplete() if written_log else None
+                if incomplete:
+                    error = f"{error}\n{incomplete}" if error else incomplete
                 try:
                     with _collector_paused():  # rows for every stage run: nothing cyclic
                         _record_metrics(store, manager)
                         _record_outcome(store, manager, status, error)
                         write_run_record(store, config, manager.run_id)
-                except RunStoreError as exc:  # locked by another program for too long
-                    unrecorded = exc
-                    log.error(
-                        "Run %d ended (%s) but could not be recorded in the run store: %s "
-                        "The artifacts its stages finished are cached: run the same command "
-                        "again to record a run that reuses them. No report was written.",
-                        manager.run_number,
-                        status,
-                        exc,
+                except RunStoreError as exc:  # locked by another program for too long, full
+                    kept = (
+                        "With --dry-cache it wrote nothing to the cache: what it computed is "
+                        "computed again next time"
+                        if dry_cache
+                        else "The artifacts its stages finished are cached: run the same "
+                        "command again to record a run that reuses them"
                     )
+                    unrecorded = RunStoreError(
+                        f"Run {manager.run_number} ended ({status}) but could not be recorded "
+                        f"in the run store: {exc} {kept}. No report was written."
+                    )
+                    unrecorded.__cause__ = exc
+                    # Raised below for the command line to show, unless the run's own error
+                    # (a run not completed) is on its way: then the console hears of it here.
+                    log.error("%s", unrecorded, extra=_FILE_ONLY if status == "completed" else {})
                 log.info(
                     "Run %d %s: %s",
                     manager.run_number,
@@ -504,6 +513,7 @@ def run_experiment(
 
                     write_report(manager)
         if unrecorded is not None:
+            _name_run_files(unrecorded, log_path, config, manager, report=False)
             raise unrecorded
         if store_full:
             from assay.export.full import export_run

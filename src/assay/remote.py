@@ -1203,6 +1203,10 @@ class _Stream(io.TextIOBase):
                 self.events.append([self.kind, [text]])
         return len(text)
 
+    def close(self) -> None:
+        """A stage that closes ``sys.stdout`` closes nothing: what it writes later still
+        reaches the run, as in a serial run."""
+
 
 def worker_id() -> str:
     """A short label of the current process, for logs."""

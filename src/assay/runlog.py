@@ -6,7 +6,9 @@ researcher's own ``logging.info(...)``) and anything written to
 file, with their console output left as it was. A console that goes away
 (``assay run ... | head``) does not stop the run: the log keeps everything.
 Nor does a log file that cannot be written (a full disk, a quota): the console
-keeps everything, and a warning names the log, which stops there.
+keeps everything, a warning names the log, which stops there, and the run's
+record says that its log is incomplete. A stage that closes ``sys.stdout`` closes
+neither the console nor the log.
 """
 
 from __future__ import annotations
@@ -93,6 +95,14 @@ class _LogFile:
             self._file.close()
         self._file = None  # a stream kept from the run writes nowhere now
 
+    def incomplete(self) -> str | None:
+        """What to record on the run if this log could not be written in full (else ``None``)."""
+        if self.failure is None:
+            return None
+        return (
+            f"The run's log {self.path} is incomplete: writing it failed ({_reason(self.failure)})."
+        )
+
     def _fail(self, exc: OSError) -> None:
         self.failure = exc
         log.warning(
@@ -140,6 +150,11 @@ class _Tee:
                 self._console.flush()
             except BrokenPipeError:
                 self._lose_console()
+
+    def close(self) -> None:
+        """Flush only: a stage that closes ``sys.stdout`` or ``sys.stderr`` must not close
+        the console or the log, which the rest of the run still writes to."""
+        self.flush()
 
     def _lose_console(self) -> None:
         self._console_gone = True
