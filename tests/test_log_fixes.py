@@ -48,9 +48,7 @@ def run(param_sets, manager):
 
 
 @pytest.mark.parametrize("workers", [[], ["--parallel", "1"]], ids=["serial", "worker"])
-def test_a_stage_that_closes_stdout_closes_neither_the_console_nor_the_log(
-    bad_project, workers
-):
+def test_a_stage_that_closes_stdout_closes_neither_the_console_nor_the_log(bad_project, workers):
     """The run completed, then the command died on its last line: "ValueError: I/O
     operation on closed file." (the stage had closed the console itself), exit 1; in a
     worker, the stage's next ``flush()`` failed it."""
