@@ -247,3 +247,285 @@ def test_show_says_a_run_that_failed_as_it_began_has_no_provenance_for_that_reas
 
     assert "from before assay" not in shown.text, shown
     assert "not recorded: the run failed before it was captured" in shown.text, shown
+
+
+# -- the recorded diff, whatever git's configuration ---------------------------------------
+
+
+def _record(project: Path, number: int = 1) -> dict:
+    (path,) = (project / "logs").glob(f"*-{number:04d}-*.json")
+    return json.loads(path.read_text())
+
+
+def test_secrets_are_cut_from_the_diff_whatever_the_user_s_git_configuration(
+    tmp_project: Path,
+) -> None:
+    """With diff.noprefix the diff read `diff --git .env .env`: the secrets stayed in it
+    (the cutter looked for ` b/`), and the run's code could not be rebuilt from it."""
+    init_repo(tmp_project, GITIGNORE)
+    for name in (".env", "credentials.json"):
+        (tmp_project / name).write_text("old\n")
+    git(tmp_project, "add", "--force", ".env", "credentials.json")
+    git(tmp_project, "commit", "-q", "-m", "secrets, by mistake")
+    for option, value in [("diff.noprefix", "true"), ("diff.mnemonicPrefix", "true"),
+                          ("diff.relative", "true"), ("color.diff", "always"),
+                          ("diff.external", "false")]:  # fmt: skip
+        git(tmp_project, "config", option, value)
+    for name in (".env", "credentials.json"):
+        (tmp_project / name).write_text("SUPERSECRET123\n")
+    module = tmp_project / "experiments" / "diamond.py"
+    edit(module, '"""Make the numbers."""', '"""Make the numbers (the run\'s edit)."""')
+    as_run = module.read_text()
+    ok(run_cli("run", "diamond", "-p", "two", cwd=tmp_project / "experiments"))
+
+    diff = _record(tmp_project)["provenance"]["git"]["diff"]
+    assert "SUPERSECRET" not in diff and "\x1b[" not in diff, diff
+    assert "diff --git a/experiments/diamond.py b/experiments/diamond.py" in diff, diff
+    assert "may hold secrets were left out: .env, credentials.json" in diff
+    for path in tmp_project.glob("assay.db*"):
+        assert b"SUPERSECRET123" not in path.read_bytes(), path
+    edit(module, COMBINE, CHANGED)
+    git(tmp_project, "commit", "-q", "-a", "-m", "later work")
+
+    ok(run_cli("export", "full", "1", cwd=tmp_project))
+
+    folder = exported(tmp_project)
+    assert (folder / "code" / "experiments" / "diamond.py").read_text() == as_run
+    section = json.loads((folder / "run.json").read_text())["export"]["code"]
+    assert section["rebuilt"] is True and section["same_as_run"] is True, section
+
+
+def test_a_diff_section_whose_file_names_cannot_be_read_is_cut() -> None:
+    """A diff recorded before (with diff.noprefix) kept every section it could not read."""
+    from assay.provenance import without_secrets
+
+    diff = (
+        "diff --git .env .env\nindex 1..2 100644\n--- .env\n+++ .env\n@@ -1 +1 @@\n"
+        "-old\n+SUPERSECRET123\n"
+        "diff --git a/ok.py b/ok.py\nindex 3..4 100644\n--- a/ok.py\n+++ b/ok.py\n"
+        "@@ -1 +1 @@\n-A = 1\n+A = 2\n"
+    )
+
+    cut = without_secrets(diff)
+
+    assert "SUPERSECRET" not in cut and "+A = 2\n" in cut, cut
+    assert "file names could not be read were left out: diff --git .env .env" in cut, cut
+
+
+def test_a_diff_of_bytes_that_are_not_utf8_does_not_rebuild_the_run_s_code(
+    tmp_project: Path,
+) -> None:
+    """The diff kept them as U+FFFD: the rebuilt file held other bytes than the run's,
+    and the export said it was the run's code."""
+    init_repo(tmp_project, GITIGNORE)
+    (tmp_project / "conf.txt").write_bytes(b"header\n")
+    git(tmp_project, "add", "conf.txt")
+    git(tmp_project, "commit", "-q", "-m", "conf")
+    (tmp_project / "conf.txt").write_bytes(b"header\ncaf\xe9\n")  # Latin-1
+    ok(run_cli("run", "diamond", "-p", "two", cwd=tmp_project))
+    git(tmp_project, "commit", "-q", "-a", "-m", "later work")
+
+    result = ok(run_cli("export", "full", "1", cwd=tmp_project))
+
+    section = json.loads((exported(tmp_project) / "run.json").read_text())["export"]["code"]
+    assert section["rebuilt"] is False and section["same_as_run"] is False, section
+    assert "not UTF-8" in section["note"] and "NOT the run's code" in result.text
+
+
+# -- which project, which files ------------------------------------------------------------
+
+
+def test_an_export_from_a_copy_of_the_project_checks_the_copy_s_code(tmp_path: Path) -> None:
+    """The copy's edits were taken as the run's code: the original folder, where the run
+    recorded its git root, was the one compared with the run."""
+    import shutil
+
+    project = copy_project("basic", tmp_path)
+    init_repo(project, GITIGNORE)
+    ok(run_cli("run", "diamond", "-p", "two", cwd=project))
+    as_run = (project / "experiments" / "diamond.py").read_text()
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy, symlinks=True)
+    edit(copy / "experiments" / "diamond.py", COMBINE, CHANGED)
+
+    ok(run_cli("export", "full", "1", cwd=copy))
+
+    folder = exported(copy)
+    assert (folder / "code" / "experiments" / "diamond.py").read_text() == as_run
+    section = json.loads((folder / "run.json").read_text())["export"]["code"]
+    assert section["rebuilt"] is True and section["same_as_run"] is True, section
+
+
+def test_an_export_of_a_project_no_longer_in_git_says_so(tmp_project: Path) -> None:
+    """It said "the project is at commit None now"."""
+    import shutil
+
+    init_repo(tmp_project, GITIGNORE)
+    ok(run_cli("run", "diamond", "-p", "two", cwd=tmp_project))
+    shutil.rmtree(tmp_project / ".git")
+
+    result = ok(run_cli("export", "full", "1", cwd=tmp_project))
+
+    section = json.loads((exported(tmp_project) / "run.json").read_text())["export"]["code"]
+    assert section["same_as_run"] is False and "None" not in section["note"], section
+    assert "git cannot tell which commit the project is at now" in result.text, result
+
+
+def test_the_rebuild_takes_only_the_project_s_folder_and_leaves_the_repository_alone(
+    tmp_path: Path,
+) -> None:
+    """`git archive` of the whole repository: .gitattributes export-subst changed the
+    rebuilt files, export-ignore outside the project made the recorded diff fail to
+    apply (and every file of the repository was unpacked)."""
+    repo = tmp_path / "repo"
+    project = copy_project("basic", repo)
+    (repo / "other").mkdir()
+    (repo / "other" / "notes.txt").write_text("notes\n")
+    (project / "stamp.py").write_text('STAMP = "$Format:%H$"\n')
+    (repo / ".gitattributes").write_text("other/** export-ignore\n*.py export-subst\n")
+    init_repo(repo, GITIGNORE)
+    (repo / "other" / "notes.txt").write_text("notes, changed at the run\n")
+    module = project / "experiments" / "diamond.py"
+    edit(module, '"""Make the numbers."""', '"""Make the numbers (the run\'s edit)."""')
+    as_run = module.read_text()
+    ok(run_cli("run", "diamond", "-p", "two", cwd=project))
+    edit(module, COMBINE, CHANGED)
+    git(repo, "stash", "-q")  # the user's own stash, to be kept as it is
+    edit(module, COMBINE, CHANGED)
+    git(repo, "add", str(module))
+    (repo / "other" / "notes.txt").write_text("notes, uncommitted now\n")
+    before = {
+        "index": (repo / ".git" / "index").read_bytes(),
+        "status": git(repo, "status", "--porcelain"),
+        "stash": git(repo, "stash", "list"),
+        "files": {p: p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".git" not in
+                  p.parts and "data" not in p.parts},
+    }  # fmt: skip
+
+    ok(run_cli("export", "full", "1", cwd=project))
+
+    folder = exported(project)
+    section = json.loads((folder / "run.json").read_text())["export"]["code"]
+    assert section["rebuilt"] is True and section["same_as_run"] is True, section
+    assert (folder / "code" / "experiments" / "diamond.py").read_text() == as_run
+    assert (folder / "code" / "stamp.py").read_text() == 'STAMP = "$Format:%H$"\n'
+    assert not (folder / "code" / "other").exists()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["README.md", "cache", "code", "report", "requirements.txt", "run.json", "run.log"]
+    )
+    assert [p.name for p in (project / "data" / "runs").iterdir()] == [folder.name]
+    assert (repo / ".git" / "index").read_bytes() == before["index"]
+    assert git(repo, "status", "--porcelain") == before["status"]
+    assert git(repo, "stash", "list") == before["stash"]
+    assert {p: p.read_bytes() for p in before["files"]} == before["files"]
+
+
+def test_an_untracked_folder_of_python_files_is_not_called_the_run_s_code(
+    tmp_project: Path,
+) -> None:
+    """git lists an untracked folder as `mylib/`: only names ending in .py counted."""
+    init_repo(tmp_project, GITIGNORE)
+    (tmp_project / "mylib").mkdir()
+    (tmp_project / "mylib" / "__init__.py").write_text("K = 1\n")
+    ok(run_cli("run", "diamond", "-p", "two", cwd=tmp_project))
+
+    result = ok(run_cli("export", "full", "1", cwd=tmp_project))
+
+    folder = exported(tmp_project)
+    section = json.loads((folder / "run.json").read_text())["export"]["code"]
+    assert section["same_as_run"] is False and "mylib/" in section["note"], section
+    assert "**Warning:**" in (folder / "README.md").read_text(), result
+
+
+def test_a_submodule_left_out_of_the_snapshot_is_named(tmp_path: Path) -> None:
+    """Its code was missing from every snapshot, and the export called it the run's code."""
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "helpers.py").write_text("H = 1\n")
+    init_repo(library)
+    project = copy_project("basic", tmp_path)
+    init_repo(project, GITIGNORE)
+    git(project, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(library), "lib")
+    git(project, "commit", "-q", "-m", "a submodule")
+    ok(run_cli("run", "diamond", "-p", "two", cwd=project))
+
+    result = ok(run_cli("export", "full", "1", cwd=project))
+
+    folder = exported(project)
+    section = json.loads((folder / "run.json").read_text())["export"]["code"]
+    (reason,) = [item["reason"] for item in section["left_out"] if item["path"] == "lib/"]
+    assert "submodule" in reason, section
+    assert section["same_as_run"] is False and "lib/" in section["note"], section
+    assert "submodule" in result.text and "lib/" in (folder / "README.md").read_text()
+
+
+# -- aggregates in an export ---------------------------------------------------------------
+
+SUBSETS = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 3
+
+
+@assay.stage(inputs=None, outputs=["data"], cachers=[JsonCacher])
+def load(record):
+    return list(range(record.params.n))
+
+
+@assay.aggregate(inputs=["data"], outputs=["total"], cachers=[JsonCacher])
+def total(record, records, data):
+    return sorted([r.name, sum(v)] for r, v in data.items())
+
+
+def get_params():
+    return [Params(name="a"), Params(name="b", n=4), Params(name="c", n=5)]
+
+
+def run(param_sets, manager):
+    records = [load(assay.Record(manager, p)) for p in param_sets]
+    total(assay.Record(manager, None))
+    total(assay.Record(manager, None), records=records[:1])
+    total(assay.Record(manager, None), records=[])
+"""
+
+
+@pytest.mark.parametrize("links", ["kept", "gone"])
+def test_an_export_files_each_aggregate_under_its_own_folder(tmp_project: Path, links: str) -> None:
+    """All three were linked under plain `aggregate` (one link only)."""
+    import shutil
+
+    (tmp_project / "experiments" / "subsets.py").write_text(SUBSETS)
+    ok(run_cli("run", "subsets", cwd=tmp_project))
+    names = tmp_project / "data" / "cache" / "by-name" / "subsets"
+    expected = sorted(p.name for p in names.iterdir() if p.name.startswith("aggregate"))
+    assert len(expected) == 3, expected
+    if links == "gone":  # from the sidecars, then
+        for name in expected:
+            shutil.rmtree(names / name)
+
+    ok(run_cli("export", "full", "1", cwd=tmp_project))
+
+    exported_names = exported(tmp_project) / "cache" / "by-name" / "subsets"
+    found = sorted(p.name for p in exported_names.iterdir() if p.name.startswith("aggregate"))
+    assert found == expected
+
+
+# -- the run record file -------------------------------------------------------------------
+
+
+def test_a_run_record_that_cannot_be_written_leaves_no_temporary_file(tmp_path: Path) -> None:
+    from assay.run_record import write_json
+
+    (tmp_path / "RUN.json").mkdir()  # in the way: the write fails as it ends
+    with pytest.raises(OSError):
+        write_json(tmp_path / "RUN.json", {"format": "x"})
+    with pytest.raises(UnicodeEncodeError):  # fails while writing
+        write_json(tmp_path / "OTHER.json", {"text": "\udcff"})
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["RUN.json"]

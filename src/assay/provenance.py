@@ -57,6 +57,19 @@ __all__ = [
 DIFF_LIMIT = 2_000_000
 """Characters of ``git diff`` kept; a longer diff is cut and marked ``diff_truncated``."""
 
+DIFF_OPTIONS = (
+    "--no-color",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-relative",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+)
+"""How the diff is asked for, whatever the user's git configuration says (``diff.noprefix``,
+``diff.mnemonicPrefix``, ``diff.relative``, ``diff.external``, ``color.diff`` ...): every
+path relative to the repository's top, after ``a/`` and ``b/``, as ``git apply`` and the
+cutting of secrets expect."""
+
 GIT_TIMEOUT_S = 20.0
 """How long one ``git`` command may take before provenance gives up on git."""
 
@@ -206,7 +219,7 @@ def capture_git(root: str | os.PathLike, ignore: list[str] = ()) -> GitInfo:
     ]
     info.dirty = bool(info.modified or info.untracked)
     if info.modified and info.commit:
-        (diff,) = _git(root, ["diff", "HEAD", "--no-color", "--no-ext-diff", "--"])
+        (diff,) = _git(root, ["diff", "HEAD", *DIFF_OPTIONS, "--"])
         if isinstance(diff, _GitFailed):
             diff = f"(the diff could not be recorded: {diff})"
         diff = without_secrets(diff)
@@ -219,46 +232,67 @@ def capture_git(root: str | os.PathLike, ignore: list[str] = ()) -> GitInfo:
 
 def without_secrets(diff: str) -> str:
     """``diff`` without the sections (``diff --git ...``) of files that look like secrets
-    (``.env``, ``*.pem``, ... see :data:`assay.export.snapshot.SECRET_PATTERNS`); a
-    last line names the files left out. The rest still applies with ``git apply``."""
+    (``.env``, ``*.pem``, ... see :data:`assay.export.snapshot.SECRET_PATTERNS`), nor
+    those whose file names cannot be read (a diff made with other options: any may be a
+    secret's); last lines name what was left out. The rest still applies with ``git apply``."""
     if "diff --git " not in diff:
         return diff
     from assay.export.snapshot import _secret
 
-    kept, cut = [], set()
+    kept, cut, unread = [], set(), []
     for section in re.split(r"(?m)^(?=diff --git )", diff):
-        secret = sorted(path for path in _section_paths(section) if _secret(path))
+        paths = _section_paths(section)
+        if paths is None:
+            unread.append(section.split("\n", 1)[0])
+            continue
+        secret = sorted(path for path in paths if _secret(path))
         if secret:
             cut.update(secret)
         else:
             kept.append(section)
-    if not cut:
+    if not cut and not unread:
         return diff
-    if kept and not kept[-1].endswith("\n"):
-        kept.append("\n")
-    names = ", ".join(sorted(cut))
-    return "".join(kept) + f"(changes to files that may hold secrets were left out: {names})\n"
+    text = "".join(kept)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    if cut:
+        names = ", ".join(sorted(cut))
+        text += f"(changes to files that may hold secrets were left out: {names})\n"
+    if unread:
+        names = "; ".join(unread)
+        text += f"(changes whose file names could not be read were left out: {names})\n"
+    return text
 
 
-def _section_paths(section: str) -> set[str]:
-    """Every path a diff section's header may name. ``diff --git a/X b/Y`` with spaces in
-    the paths is ambiguous: each way to split it counts."""
+def _section_paths(section: str) -> set[str] | None:
+    """Every path a diff section's header may name (none for text that is no section),
+    or ``None`` when a name in it cannot be read: no ``a/`` or ``b/`` prefix (a diff
+    made with other options). ``diff --git a/X b/Y`` with spaces in the paths is
+    ambiguous: each way to split it counts."""
     header = section.split("\n@@", 1)[0].splitlines()
     if not header or not header[0].startswith("diff --git "):
         return set()
     paths: set[str] = set()
     pair = header[0][len("diff --git ") :]
-    if pair.startswith('"'):  # git quotes paths with unusual characters
-        for quoted in re.findall(r'"(?:[^"\\]|\\.)*"|\S+', pair):
-            paths.add(_unquoted(quoted)[2:])
+    if pair.startswith('"') or pair.endswith('"'):  # git quotes paths with unusual characters
+        names = [_unquoted(q) for q in re.findall(r'"(?:[^"\\]|\\.)*"|\S+', pair)]
+        if len(names) != 2 or names[0][:2] != "a/" or names[1][:2] != "b/":
+            return None
+        paths.update(name[2:] for name in names)
     else:
-        for split in (m.start() for m in re.finditer(" b/", pair)):
+        splits = [m.start() for m in re.finditer(" b/", pair)]
+        if not pair.startswith("a/") or not splits:
+            return None
+        for split in splits:
             paths.update((pair[2:split], pair[split + 3 :]))
     for line in header[1:]:
         if line.startswith(("--- ", "+++ ")):
             path = _unquoted(line[4:].rstrip("\t"))
-            if path != "/dev/null":
-                paths.add(path[2:])  # without a/ or b/
+            if path == "/dev/null":
+                continue
+            if path[:2] not in ("a/", "b/"):
+                return None
+            paths.add(path[2:])  # without a/ or b/
         elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
             paths.add(_unquoted(line.split(" ", 2)[2]))
     return paths

@@ -139,8 +139,12 @@ def write_json(path: Path, data: Any) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # Indented for people to read; large records compact (json's fast C encoder).
     big = sum(len(v) for v in data.values() if isinstance(v, list)) > 2000
-    temporary.write_text(
-        json.dumps(data, indent=None if big else 1, default=str, ensure_ascii=False),
-        encoding="utf-8",
-    )
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(
+            json.dumps(data, indent=None if big else 1, default=str, ensure_ascii=False),
+            encoding="utf-8",
+        )
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a full disk, ...: no half-written file left
+        raise

@@ -44,7 +44,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from assay.cache import CacheStore, aggregate_label, open_cache_at
+from assay.cache import AGGREGATE, CacheStore, aggregate_label, open_cache_at
 from assay.errors import AssayError, CorruptArtifactError
 from assay.export.destination import (
     EXPORT_FORMAT,
@@ -54,6 +54,7 @@ from assay.export.destination import (
     is_notebook,
 )
 from assay.export.snapshot import (
+    SUBMODULE,
     environment_yml,
     plan_snapshot,
     rebuild_run_code,
@@ -278,35 +279,43 @@ def _snapshot_code(config: Any, record: dict, include: list[str], folder: Path, 
     or other uncommitted changes), the run's own are rebuilt from git (see
     :func:`~assay.export.snapshot.rebuild_run_code`). When that cannot be done, the
     files as they are now are taken, and the section (``note``), the README and a
-    warning say that they are not the run's.
+    warning say that they are not the run's. So do they for Python files git did not
+    track (taken as they are now) and for submodules (whose code is left out).
     """
     from assay.provenance import capture_git
 
     git = (record.get("provenance") or {}).get("git") or {}
-    untracked = [str(p) for p in git.get("untracked") or () if str(p).endswith(".py")]
     scratch = folder / ".run-code"
     run_code = problem = None
+    top = Path(config.root)
     try:
+        untracked = list(git.get("untracked") or ())
         if git.get("commit"):
-            now = capture_git(git.get("root") or config.root)
-            if now.commit != git["commit"]:
+            # The project exported, not the folder the run recorded (this may be a copy).
+            now = capture_git(config.root)
+            top = Path(now.root or config.root)
+            if now.commit is None:
+                problem = f"git cannot tell which commit the project is at now ({now.error})"
+            elif now.commit != git["commit"]:
                 problem = f"the project is at commit {now.commit} now"
             elif now.diff != (git.get("diff") or ""):
                 problem = "the project has other uncommitted changes now"
             else:  # the files git did not track now are taken too
-                untracked += [p for p in now.untracked if p.endswith(".py") and p not in untracked]
+                untracked += [p for p in now.untracked if p not in untracked]
             if problem:
                 try:
                     run_code = rebuild_run_code(config.root, git, scratch)
                     problem = None
                 except AssayError as exc:
                     problem += f", and the run's code could not be rebuilt from git ({exc})"
+        untracked = [p for p in untracked if _python(top / p)]
         snapshot = plan_snapshot(config.root, config, include, run=run_code)
         size = write_snapshot(config.root, snapshot, folder / "code")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     when = f"as they were when this export was made ({taken})"
-    same, note = not untracked, None
+    modules = [item["path"] for item in snapshot.left_out if item["reason"] == SUBMODULE]
+    same, note = not untracked and not modules, None
     if not git.get("commit"):
         same = None
         note = (
@@ -316,13 +325,19 @@ def _snapshot_code(config: Any, record: dict, include: list[str], folder: Path, 
     elif problem:
         same = False
         note = f"`code/` holds the project's files {when}, NOT the run's code: {problem}."
-        log.warning("Export of run %s: %s", record["run"]["id"], note.replace("`", ""))
     elif untracked:
         note = (
             f"git did not track {', '.join(untracked)} at the run"
             f"{'' if run_code else ' or now'}, and the run recorded no content of such "
             f"files: they are {when}."
         )
+    if modules:
+        note = (note + " " if note else "") + (
+            f"`code/` lacks the code of the git submodule(s) {', '.join(modules)}: assay "
+            "does not snapshot submodules or repositories inside the project."
+        )
+    if problem or modules:
+        log.warning("Export of run %s: %s", record["run"]["id"], note.replace("`", ""))
     return {
         "source": snapshot.source,
         "files": len(snapshot.files),
@@ -334,6 +349,16 @@ def _snapshot_code(config: Any, record: dict, include: list[str], folder: Path, 
         "note": note,
         "taken": taken,
     }
+
+
+def _python(path: Path) -> bool:
+    """Whether ``path`` is a Python file, or a folder holding one (what git lists of an
+    untracked folder is the folder: ``mylib/``)."""
+    if path.suffix == ".py":
+        return True
+    return path.is_dir() and any(
+        name.endswith(".py") for _, _, names in os.walk(path) for name in names
+    )
 
 
 def _earlier_export(run_id: str, *folders: Path) -> tuple[Path, dict] | None:
@@ -391,12 +416,14 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
     wanted: dict[str, list[tuple[dict, dict]]] = {}  # stage key -> [(artifact, its sidecar)]
     kept: dict[str, bool] = {}  # stage key -> whether its entry is in the export
     code_parts: set[str] = set()
+    sidecars: dict[str, dict] = {}  # stage key -> a sidecar of it
     for artifact in record["artifacts"]:
         stage_key, output = split_artifact_key(artifact["key"])
         meta = source.read_meta(stage_key, output)
         if meta is None:
             missing.append(artifact["key"])
             continue
+        sidecars.setdefault(stage_key, meta)
         code_parts.update((meta.get("ingredients") or {}).get("code_parts", {}).values())
         kept.setdefault(stage_key, False)
         if any(Path(f["path"]).is_absolute() for f in meta["files"]):
@@ -437,7 +464,9 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
     prefix = record["run"]["config"].get("prefix") or record["run"]["experiment"]
     for stage in record["stages"]:
         if kept.get(stage.get("key")):
-            label = stage["param_set"] or _aggregate_folder(source, prefix, stage, record)
+            label = stage["param_set"]
+            if label in (None, AGGREGATE):
+                label = _aggregate_folder(source, prefix, stage, record, sidecars[stage["key"]])
             target.link(prefix, label, stage["stage"], stage["key"])
     if missing or changed or external:
         log.warning(
@@ -552,12 +581,18 @@ def _assay_version() -> str:
         return "unknown"
 
 
-def _aggregate_folder(source: Any, prefix: str, stage: dict, record: dict) -> str:
+def _aggregate_folder(source: Any, prefix: str, stage: dict, record: dict, meta: dict) -> str:
     """The ``by-name`` folder of an aggregate's stage run: the one the project's cache
-    links to it, else the one an aggregate over all the run's parameter sets has."""
-    for _, label, _, key in source.named(prefix, "aggregate", stage["stage"]):
+    links to it, else the one of the records its sidecar ``meta`` says it aggregated
+    (its key's ``params``: ``[hash, [[hash, name], ...]]``), else the one an aggregate
+    over all the run's parameter sets has."""
+    for _, label, _, key in source.named(prefix, AGGREGATE, stage["stage"]):
         if key == stage["key"]:
             return label
+    params = (meta.get("ingredients") or {}).get("params")
+    records = params[1] if isinstance(params, list) and len(params) >= 2 else None
+    if isinstance(records, list) and all(isinstance(r, list) and len(r) == 2 for r in records):
+        return aggregate_label(name for _, name in records)
     return aggregate_label(p["name"] for p in record["param_sets"])
 
 

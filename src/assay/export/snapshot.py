@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import shutil
 import subprocess
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,9 @@ SOURCE_SUFFIXES = (
 )  # fmt: skip
 """What a snapshot holds outside git."""
 
+SUBMODULE = "a git submodule or repository of its own: its code is not in the snapshot"
+"""Why ``left_out`` names a folder whose code the snapshot does not hold."""
+
 _NEVER = ("__pycache__", ".git", ".hg", ".svn", ".venv", "venv", "node_modules", ".tox", ".nox")
 _NEVER_SUFFIXES = (".pyc", ".pyo")
 
@@ -120,6 +123,9 @@ class RunCode:
     untracked: list[str]
     """What git did not track at the run, relative to the project (a folder ends in
     ``/``): taken from the project as it is now, since its content was not recorded."""
+    submodules: list[str] = field(default_factory=list)
+    """The git submodules in the project's folder at the run's commit, relative to the
+    project: their code is not in the rebuilt tree."""
 
 
 def plan_snapshot(
@@ -143,6 +149,8 @@ def plan_snapshot(
         candidates = listed
         if run is not None:
             candidates = _run_files(root, run, listed, snapshot.origin)
+            for path in run.submodules:
+                snapshot.left_out.append({"path": path, "reason": SUBMODULE})
         if include:
             ignored = _git_ls(root, "--others", "--ignored", "--exclude-standard") or []
             candidates += [p for p in ignored if _matches(p, include)]
@@ -161,6 +169,10 @@ def plan_snapshot(
             continue
         full = snapshot.origin.get(path, root) / path
         if not full.is_file():  # deleted but still tracked, or a link to a folder
+            folder = {"path": path.rstrip("/") + "/", "reason": SUBMODULE}
+            if full.is_dir() and not full.is_symlink() and folder not in snapshot.left_out:
+                # git lists a submodule (or a repository inside this one) as one entry
+                snapshot.left_out.append(folder)
             continue
         if _secret(path) and not _matches(path, include):
             snapshot.left_out.append({"path": path, "reason": "may hold secrets"})
@@ -186,11 +198,14 @@ def rebuild_run_code(root: str | os.PathLike, git: dict, scratch: Path) -> RunCo
     """Rebuild in ``scratch`` the code a run had, from its recorded git state ``git``
     (``provenance.git`` of its record) and the repository holding ``root``.
 
-    The run's commit is taken with ``git archive`` and the run's recorded diff of
-    uncommitted changes applied with ``git apply`` (outside the repository: nothing
-    of it changes). Raises :class:`~assay.errors.AssayError` saying why when that
-    cannot be done: no commit recorded, the commit is not in the repository (a
-    shallow clone, history rewritten), the diff was cut short or does not apply.
+    The files the run's commit holds in the project's folder are written out through a
+    temporary index of its own in ``scratch`` (``git read-tree``, ``git checkout-index``:
+    the repository, its index and its working tree are left as they are), and the run's
+    recorded diff of uncommitted changes to them applied with ``git apply`` (changes
+    elsewhere in the repository are not looked at). Raises
+    :class:`~assay.errors.AssayError` saying why when that cannot be done: no commit
+    recorded, the commit is not in the repository (a shallow clone, history rewritten),
+    the diff was cut short, holds bytes it could not keep, or does not apply.
     """
     from assay.provenance import DIFF_LIMIT
 
@@ -213,20 +228,46 @@ def rebuild_run_code(root: str | os.PathLike, git: dict, scratch: Path) -> RunCo
             f"its commit {commit} is not in the repository {top} (a shallow clone, or "
             "history rewritten since)"
         )
+    inside = "" if part == "." else part + "/"
+    if (git.get("diff") or "").startswith("(the diff could not be recorded"):
+        raise AssayError(f"its uncommitted changes were not recorded: {git['diff']}")
+    diff = _diff_inside(git.get("diff") or "", inside)
+    if "\ufffd" in diff:
+        raise AssayError(
+            "its recorded diff of uncommitted changes held bytes that are not UTF-8 text, "
+            "which the record could keep only as U+FFFD: the changed files cannot be "
+            "rebuilt exactly"
+        )
     tree = scratch / "tree"
     tree.mkdir(parents=True)
-    archive = scratch / "commit.tar"
-    with open(archive, "wb") as out:
-        made = _git_run(top, "archive", "--format=tar", commit, stdout=out)
-    if made.returncode != 0:
-        raise AssayError(f"git archive {commit} failed: {_first_line(made.stderr)}")
-    try:
-        with tarfile.open(archive) as tar:  # git's own archive of its own commit
-            tar.extractall(tree, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
-    except tarfile.TarError as exc:
-        raise AssayError(f"the archive of commit {commit} could not be unpacked: {exc}") from exc
-    archive.unlink()
-    diff = git.get("diff") or ""
+    index = {"GIT_INDEX_FILE": str((scratch / "index").resolve())}  # not the repository's
+    read = _git_run(top, "read-tree", commit, env=index)
+    if read.returncode != 0:
+        raise AssayError(f"git read-tree {commit} failed: {_first_line(read.stderr)}")
+    listed = _git_run(top, "--literal-pathspecs", "ls-files", "-s", "-z", "--", part, env=index)
+    if listed.returncode != 0:
+        raise AssayError(f"git ls-files of commit {commit} failed: {_first_line(listed.stderr)}")
+    files, submodules = [], []
+    for entry in listed.stdout.split(b"\0"):
+        if entry:  # MODE OBJECT STAGE\tPATH
+            mode, path = entry.split(b" ", 1)[0], entry.split(b"\t", 1)[1]
+            (submodules if mode == b"160000" else files).append(path)
+    written = _git_run(
+        top,
+        "checkout-index",
+        f"--prefix={tree.resolve()}/",
+        "--stdin",
+        "-z",
+        env=index,
+        input=b"".join(path + b"\0" for path in files),
+    )
+    if written.returncode != 0:
+        raise AssayError(
+            f"the files of commit {commit} could not be written to {tree}: "
+            f"{_first_line(written.stderr)}"
+        )
+    for path in submodules:  # an empty folder, as a checkout without them has
+        (tree / os.fsdecode(path)).mkdir(parents=True, exist_ok=True)
     if "diff --git " in diff:  # not only a note (all changes to secrets, cut out)
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
         env["GIT_CEILING_DIRECTORIES"] = str(scratch.resolve())  # no repository around
@@ -249,9 +290,32 @@ def rebuild_run_code(root: str | os.PathLike, git: dict, scratch: Path) -> RunCo
     folder = tree / part if part != "." else tree
     if not folder.is_dir():
         raise AssayError(f"the project's folder {part} is not in commit {commit}")
-    inside = "" if part == "." else part + "/"
     untracked = [p[len(inside) :] for p in git.get("untracked") or () if p.startswith(inside)]
-    return RunCode(folder, untracked)
+    modules = [os.fsdecode(p)[len(inside) :] + "/" for p in submodules]
+    return RunCode(folder, untracked, modules)
+
+
+def _diff_inside(diff: str, inside: str) -> str:
+    """The sections of ``diff`` (repository-relative paths) that change files in the
+    folder ``inside`` (``""``: all of them). Raises :class:`AssayError` for a section
+    whose file names cannot be read (a run recorded with git's ``diff.noprefix``
+    configuration, before assay asked for its own prefixes)."""
+    from assay.provenance import _section_paths
+
+    kept = []
+    for section in re.split(r"(?m)^(?=diff --git )", diff):
+        if not section.startswith("diff --git "):
+            continue
+        paths = _section_paths(section)
+        if paths is None:
+            raise AssayError(
+                "its recorded diff of uncommitted changes does not say which files it "
+                f"changes in a way assay can read (`{section.splitlines()[0]}`: recorded "
+                "with a git configuration such as diff.noprefix)"
+            )
+        if not inside or any(p.startswith(inside) for p in paths):
+            kept.append(section)
+    return "".join(kept)
 
 
 def requirements_txt(provenance: dict | None, title: str) -> str:
@@ -361,16 +425,18 @@ def _run_files(root: Path, run: RunCode, listed: list[str], origin: dict[str, Pa
     return files + [p for p in listed if p not in origin and (p in then or p.startswith(folders))]
 
 
-def _git_run(root: Path, *args: str, stdout: Any = subprocess.PIPE) -> subprocess.CompletedProcess:
-    """``git -C root ARGS``; its output as bytes. A git that cannot be run fails (127)."""
+def _git_run(
+    root: Path, *args: str, env: dict[str, str] | None = None, input: bytes | None = None
+) -> subprocess.CompletedProcess:
+    """``git -C root ARGS`` (with ``env`` added to the environment, ``input`` on its
+    standard input); its output as bytes. A git that cannot be run fails (127)."""
     try:
         return subprocess.run(
             ["git", "-C", str(root), *args],
-            stdout=stdout,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             timeout=300,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
+            input=input if input is not None else b"",
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", **(env or {})},
         )
     except (OSError, subprocess.SubprocessError) as exc:
         return subprocess.CompletedProcess(args, 127, b"", str(exc).encode())
