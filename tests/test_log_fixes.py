@@ -12,6 +12,7 @@ import pytest
 
 from assay.store import RunStore
 from conftest import run_cli
+from test_messages_fixes import _FILLS_THE_LOG as _FILLS
 
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -172,44 +173,10 @@ def test_a_run_store_that_fills_up_as_a_stage_fails_is_said_with_the_failure(
 
 # -- a log that cannot be written ---------------------------------------------------------
 
-_FILLS_THE_LOG = '''
-import os
-
-import assay
-from assay.caching import JsonCacher
-from experiments.good import Params, get_params
-
-
-def _log_disk_fills_up():
-    """Point the run's open log file at /dev/full: every write to it now fails (ENOSPC)."""
-    full = os.open("/dev/full", os.O_WRONLY)
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.endswith(".log") and f"{os.sep}logs{os.sep}" in target:
-            os.dup2(full, int(fd))
-    os.close(full)
-
-
-@assay.stage(outputs=["data"], cachers=[JsonCacher])
-def load(record):
-    _log_disk_fills_up()
-    print("stage output")
-    return [1, 2, 3]
-
-
-@assay.stage(inputs=["data"], outputs=["total"], cachers=[JsonCacher])
-def train(record, data):
-    FAIL
-    return sum(data)
-
-
-def run(param_sets, manager):
-    for params in param_sets:
-        train(load(assay.Record(manager, params)))
-'''
+# The messages tests' experiment whose log disk fills up; here ``train`` may fail.
+_FILLS_THE_LOG = _FILLS.replace("PRINT\n    return sum", "FAIL\n    return sum").replace(
+    "PRINT", 'print("stage output")'
+)
 
 
 @pytest.mark.skipif(
