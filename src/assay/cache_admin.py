@@ -44,6 +44,8 @@ def list_entries(cache: CacheStore, experiment: str | None = None) -> Listing:
     wanted = cache.linked_keys(experiment) if experiment else None
     entries = Listing()
     entries.experiment = experiment
+    # An aggregate's folder (aggregate-DIGEST), which its sidecar does not know.
+    folders = {(e, key): label for e, label, _, key in cache.named(experiment, "aggregate", None)}
     for folder in cache.stage_folders():
         if wanted is not None and folder.key not in wanted:
             continue
@@ -51,8 +53,12 @@ def list_entries(cache: CacheStore, experiment: str | None = None) -> Listing:
             if output in OWN_ENTRIES:  # the stage's reportables or state: not an artifact
                 continue
             meta = cache.read_meta(folder.key, output)
-            if meta is not None:
-                entries.append(meta)
+            if meta is None:
+                continue
+            label = folders.get((meta.get("experiment"), folder.key))
+            if meta.get("param_set") in (None, "aggregate") and label:
+                meta = {**meta, "param_set": label}
+            entries.append(meta)
     entries.sort(
         key=lambda m: (str(m.get("experiment")), str(m.get("param_set")), str(m.get("stage")))
     )
