@@ -151,6 +151,31 @@ def test_code_without_a_file_raises_as_inspect_does():
         source_and_tree(namespace["typed_in"])
 
 
+def test_code_recompiled_from_other_text_is_keyed_by_itself_not_by_its_file(helper, tmp_path):
+    """IPython 9's ``%autoreload 2`` recompiles an edited function and puts the new code
+    in the old function, naming the file and line 1. The file's first block (its
+    docstring) was read as the function's source, so every later version had one key
+    and the first edit's cached result came back for all of them."""
+    from assay.codeprint import Fingerprinter
+
+    module = helper('''
+        """A helper module."""
+
+
+        def bump(v):
+            return v + 1
+    ''')
+    keys = []
+    for body in ("v + 100", "v + 200", "v + 100"):
+        text = f"def bump(v):\n    return {body}\n"
+        compiled = compile(text, module.__file__, "exec")  # what autoreload compiles
+        module.bump.__code__ = next(c for c in compiled.co_consts if isinstance(c, types.CodeType))
+        with pytest.raises(OSError, match="not at"):
+            source_and_tree(module.bump)
+        keys.append(Fingerprinter(tmp_path).fingerprint(module.bump)[0])
+    assert keys[0] != keys[1] and keys[0] == keys[2]
+
+
 def test_a_file_edited_since_it_was_first_read_is_read_again(helper):
     first = helper("def f():\n    return 1\n")
     assert "return 1" in source_and_tree(first.f)[0]

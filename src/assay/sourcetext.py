@@ -42,7 +42,22 @@ def source_and_tree(obj: Any) -> tuple[str, ast.Module]:
         if found is not None:
             return found
     source = textwrap.dedent(inspect.getsource(obj))
-    return source, ast.parse(source)
+    tree = ast.parse(source)
+    if isinstance(code, types.CodeType) and code.co_name != "<lambda>" and not _defines(tree, code):
+        # Code made from another text than its file's at the lines it names: IPython's
+        # %autoreload recompiles an edited function and gives it line 1 of the file,
+        # where inspect finds the module's docstring. That text would stand for every
+        # version of the function.
+        raise OSError(
+            f"the source of {code.co_name} is not at {code.co_filename}, line {code.co_firstlineno}"
+        )
+    return source, tree
+
+
+def _defines(tree: ast.Module, code: types.CodeType) -> bool:
+    """Whether ``tree`` is the definition of ``code``'s function."""
+    body = tree.body
+    return len(body) == 1 and isinstance(body[0], _DEFINITIONS) and body[0].name == code.co_name
 
 
 def normalized_source(obj: Any) -> tuple[str, ast.Module]:
@@ -98,8 +113,7 @@ def _from_code(code: types.CodeType) -> tuple[str, ast.Module] | None:
         tree = ast.parse(source)
     except SyntaxError:  # not a whole definition (the file changed since it was imported?)
         return None
-    body = tree.body
-    if len(body) != 1 or not isinstance(body[0], _DEFINITIONS) or body[0].name != code.co_name:
+    if not _defines(tree, code):
         return None  # a def sharing its line with other code: inspect's to sort out
     return source, tree
 
