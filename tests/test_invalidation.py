@@ -1500,7 +1500,10 @@ def test_why_names_code_held_in_values_and_renamed_outputs_without_memory_addres
     assert re.search(r"held \[w\]: a parameter it reads changed: fn <function triple> \(code "
                      r"\w{12}\) -> <function triple> \(code \w{12}\)", text), text  # fmt: skip
     assert "its code changed: function lib.direct.triple" in text, text
-    assert "constant experiments.why_held.TABLE holds code that changed" in text, text
+    assert (
+        "constant experiments.why_held.TABLE changed where its text does not show it: code it holds"
+        in text
+    ), text
     assert "its outputs or their cachers changed" in text, text
     assert "never computed" not in text, text
 
@@ -1635,3 +1638,66 @@ def test_a_path_into_the_project_is_keyed_from_the_project_folder(lab: Lab):
     (moved / "experiments" / "other.txt").write_text("c")
     assert run_cli("run", "words", "--no-report", cwd=moved).code == 0
     assert (moved / "calls.txt").read_text().split() == ["words:w"]  # the edit recomputes
+
+
+KINDS_OF_CLASSES = """
+import abc
+import dataclasses
+import enum
+import typing
+
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+
+class Flags(enum.IntFlag):
+    X = 1
+    Y = 2
+
+
+class Point(typing.NamedTuple):
+    x: int
+    y: int = 2
+
+
+class Base(abc.ABC):
+    @abc.abstractmethod
+    def f(self): ...
+
+
+class Proto(typing.Protocol):
+    def g(self) -> int: ...
+
+
+class Slots:
+    __slots__ = ("a",)
+
+
+@dataclasses.dataclass(slots=True)
+class Frozen:
+    a: int = 1
+
+
+def uses():
+    return Color.RED, Flags.X, Point(1), Base, Proto, Slots(), Frozen()
+"""
+
+
+def test_what_python_makes_of_a_class_body_is_not_taken_for_later_settings(tmp_path: Path):
+    """Enum members, abc's, NamedTuple's and __slots__' own attributes were keyed as set
+    after the body: stages using such classes recomputed once after the upgrade, and
+    `assay why` named constants nobody set (`Color.BLUE`, `Base._abc_impl`)."""
+    from assay.codeprint import Fingerprinter
+
+    (tmp_path / "kinds_of_classes.py").write_text(KINDS_OF_CLASSES)
+    with on_sys_path(tmp_path):
+        import kinds_of_classes
+
+        _, parts = Fingerprinter(tmp_path).fingerprint(kinds_of_classes.uses)
+    del sys.modules["kinds_of_classes"]
+    classes = ("Color", "Flags", "Point", "Base", "Proto", "Slots", "Frozen")
+    assert {f"kinds_of_classes.{c}" for c in classes} <= set(parts)
+    used = {"kinds_of_classes.Color.RED", "kinds_of_classes.Flags.X"}  # read by the code
+    assert not [name for name in parts if name.count(".") > 1 and name not in used], parts

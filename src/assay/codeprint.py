@@ -397,8 +397,9 @@ class Fingerprinter:
 def _set_outside_the_body(cls: type, tree: ast.AST | None) -> list[tuple[str, Any]]:
     """Attributes of ``cls`` that its source does not show: a method or a constant set
     on the class after its body (``Model.extra = extra``, ``Model.RATE = 2``), or a
-    constant of the body given another value since. Names like ``__x__`` or ``_x_``
-    (Python's and enum's own) are left out, and so is what the body defines as it is."""
+    constant of the body given another value since. Names starting with ``_`` (Python's,
+    abc's, enum's and NamedTuple's own), an enum's members, ``__slots__`` fields and what
+    the body defines as it is are left out."""
     body = next((node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)), None)
     if body is None:
         return []
@@ -421,8 +422,12 @@ def _set_outside_the_body(cls: type, tree: ast.AST | None) -> list[tuple[str, An
     own = f"{cls.__qualname__}."
     found = []
     for attribute, value in vars(cls).items():
-        if attribute.startswith("_") and attribute.endswith("_"):
-            continue
+        if (
+            attribute.startswith("_")  # Python's, abc's, enum's, NamedTuple's own
+            or cls in type(value).__mro__  # an enum's members
+            or (hasattr(type(value), "__get__") and not isinstance(value, _CODE_HOLDERS))
+        ):
+            continue  # fields of __slots__ or a NamedTuple: the body's source says them
         if attribute in defined:
             if attribute in literals:
                 if _same_literal(literals[attribute], value):
@@ -433,6 +438,9 @@ def _set_outside_the_body(cls: type, tree: ast.AST | None) -> list[tuple[str, An
                     continue  # the body's own function, class or computed value
         found.append((attribute, value))
     return found
+
+
+_CODE_HOLDERS = (types.FunctionType, classmethod, staticmethod, property, functools.partial)
 
 
 def _single_target(statement: ast.stmt) -> str | None:

@@ -155,7 +155,10 @@ def _compare_code(manager: Any, node: Any, before: dict, found: Explanation) -> 
                 f"package version changed: {old_text or '?'} -> {part.get('version')}"
             )
         elif kind == "value" and old_text == part.get("value"):
-            found.reasons.append(f"constant {name} holds code that changed")
+            found.reasons.append(
+                f"constant {name} changed where its text does not show it: code it holds, "
+                "data its text leaves out, or how this version of assay hashes it"
+            )
         elif kind in ("value", "version"):
             found.reasons.append(
                 f"{_kind_word(kind)} {name} changed: {old_text or '?'} -> {part.get('value')}"
