@@ -22,6 +22,7 @@ from conftest import Calls, run_cli
 
 KEY_A = "a" * 32
 KEY_B = "b" * 32
+KEY_C = "c" * 32
 
 
 def run(root: Path, experiment: str, *param_files: str, **options):
@@ -191,6 +192,8 @@ def test_load_finds_every_aggregate_folder_and_a_single_one_by_aggregate(tmp_pat
     message = str(info.value)
     assert message.startswith("2 cached artifacts match output='table', param_set='aggregate'")
     assert aggregate_label(["default"]) in message and aggregate_label(["hostile"]) in message
+    first = min(aggregate_label([name]) for name in ("default", "hostile"))
+    assert message.endswith(f"Give the aggregate's folder as param_set (param_set={first!r}, ...).")
     assert load(param_set=aggregate_label(["hostile"])) == [2]
 
     cache.prune_links({KEY_B})
@@ -201,19 +204,28 @@ def test_a_new_aggregate_link_retires_the_plain_one_older_versions_wrote(tmp_pat
     """A cache from before aggregate-DIGEST folders kept its plain ``aggregate`` link:
     its old result was never collected, and load(param_set="aggregate") always asked."""
     cache = CacheStore(tmp_path / "cache")
-    for key, value in ((KEY_A, [1]), (KEY_B, [2])):
-        cache.save(JsonCacher(name="table"), value, key=key, output="table", meta=meta())
+    over = {KEY_A: ["quick"], KEY_B: ["default"], KEY_C: ["default"]}  # what each aggregated
+    for key, value in ((KEY_A, [1]), (KEY_B, [2]), (KEY_C, [3])):
+        params = ["h", [[f"h{i}", name] for i, name in enumerate(over[key])]]
+        made = {**meta(), "ingredients": {"params": params}}
+        cache.save(JsonCacher(name="table"), value, key=key, output="table", meta=made)
     cache.link("paper", "aggregate", "compare", KEY_A)  # as assay 0.1 filed it
-    cache.link("paper", "aggregate", "other", KEY_A)
+    cache.link("paper", "aggregate", "other", KEY_C)
 
     cache.link("paper", aggregate_label(["default"]), "compare", KEY_B)
 
-    assert [row[1:] for row in cache.named("paper", "aggregate", None)] == [
-        ("aggregate", "other", KEY_A),
+    # Moved to the folder of the sets it aggregated, not dropped: gc keeps it.
+    assert sorted(row[1:] for row in cache.named("paper", "aggregate", None)) == sorted([
+        ("aggregate", "other", KEY_C),
         (aggregate_label(["default"]), "compare", KEY_B),
+        (aggregate_label(["quick"]), "compare", KEY_A),
+    ])  # fmt: skip
+    assert assay.load("table", param_set=aggregate_label(["quick"]), cache_dir=cache.root,
+                      project_root=tmp_path) == [1]  # fmt: skip
+    cache.link("paper", aggregate_label(["default"]), "other", KEY_C)  # its own folder
+    assert [row[1:] for row in cache.named("paper", "aggregate", "other")] == [
+        (aggregate_label(["default"]), "other", KEY_C)
     ]
-    assert assay.load("table", param_set="aggregate", stage="compare", cache_dir=cache.root,
-                      project_root=tmp_path) == [2]  # fmt: skip
 
 
 def test_a_cache_url_finds_every_aggregate_folder(tmp_path: Path):

@@ -497,15 +497,22 @@ class CacheStore:
             Path(link).write_text(target)
 
     def _retire_plain_aggregate_link(self, experiment: str, stage: str) -> None:
-        """Remove ``by-name/experiment/aggregate/stage``, where assay 0.1 filed every
-        aggregate: it would keep an old result from ``cache gc`` and make ``assay.load(...,
+        """Move ``by-name/experiment/aggregate/stage``, where assay 0.1 filed every
+        aggregate, to the aggregate's own folder (from its sidecar: the names of the
+        records it aggregated): left there, it would make ``assay.load(...,
         param_set="aggregate")`` ask which one for ever."""
         folder = f"{self._by_name}/{_safe(experiment)}/{AGGREGATE}"
         old = Path(folder) / _safe(stage)
-        if old.is_symlink() or old.is_file():
-            _remove(old)
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)  # if it holds nothing else
+        if not (old.is_symlink() or old.is_file()):
+            return
+        key = _pointed_key(old)
+        _remove(old)
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # if it holds nothing else
+        metas = (self.read_meta(key, output) for output in self.outputs_of(key)) if key else ()
+        label = next(filter(None, map(aggregate_label_of, filter(None, metas))), None)
+        if label is not None and self.linked_key(experiment, label, stage) is None:
+            self.link(experiment, label, stage, key)
 
     def link_many(self, links: Iterable[tuple[str, str, str, str]]) -> None:
         """:meth:`link` for many ``(experiment, param_set, stage, key)`` at once."""
@@ -1031,6 +1038,16 @@ def type_name(value: Any) -> str:
             module = shorter
             break
     return f"{module}.{kind.__qualname__}"
+
+
+def aggregate_label_of(meta: dict) -> str | None:
+    """The :func:`aggregate_label` of the aggregate an artifact's sidecar ``meta``
+    describes (its key's ``params``: ``[hash, [[hash, name], ...]]``), if it says."""
+    params = (meta.get("ingredients") or {}).get("params")
+    records = params[1] if isinstance(params, list) and len(params) >= 2 else None
+    if isinstance(records, list) and all(isinstance(r, list) and len(r) == 2 for r in records):
+        return aggregate_label(str(name) for _, name in records)
+    return None
 
 
 def link_target(key: str) -> str:

@@ -188,4 +188,8 @@ def _one(
             f"stage {names[2]}{run})"
         )
     listed = "; ".join(described)
+    folders = {names[1] for names in (filed or {}).values() if names}
+    if len(folders) > 1 and all(str(f).startswith("aggregate-") for f in folders):
+        # Aggregates over other parameter sets: only their folders tell them apart.
+        narrow = f"Give the aggregate's folder as param_set (param_set={min(folders)!r}, ...)."
     raise CacheError(f"{len(unique)} cached artifacts match {wanted}: {listed}. {narrow}")

@@ -44,7 +44,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from assay.cache import AGGREGATE, CacheStore, aggregate_label, open_cache_at
+from assay.cache import AGGREGATE, CacheStore, aggregate_label, aggregate_label_of, open_cache_at
 from assay.errors import AssayError, CorruptArtifactError
 from assay.export.destination import (
     EXPORT_FORMAT,
@@ -589,11 +589,7 @@ def _aggregate_folder(source: Any, prefix: str, stage: dict, record: dict, meta:
     for _, label, _, key in source.named(prefix, AGGREGATE, stage["stage"]):
         if key == stage["key"]:
             return label
-    params = (meta.get("ingredients") or {}).get("params")
-    records = params[1] if isinstance(params, list) and len(params) >= 2 else None
-    if isinstance(records, list) and all(isinstance(r, list) and len(r) == 2 for r in records):
-        return aggregate_label(name for _, name in records)
-    return aggregate_label(p["name"] for p in record["param_sets"])
+    return aggregate_label_of(meta) or aggregate_label(p["name"] for p in record["param_sets"])
 
 
 def export_cache_of(location: str | os.PathLike | None) -> str | os.PathLike | None:
