@@ -1443,6 +1443,35 @@ def test_code_edited_after_it_was_imported_is_refused_until_it_is_reloaded(tmp_p
         assert again.state["bumped"] == 3 and again._nodes[-1].status == "executed"
 
 
+def test_a_stage_edited_and_autoreloaded_runs_its_new_code(tmp_path: Path):
+    """Classic %autoreload (IPython's update_function) gives the stage a notebook holds
+    the new function's attributes, but cannot change its closure: the stage ran its old
+    function, and was refused as stale for ever."""
+    import importlib
+
+    (tmp_path / "stale_lib.py").write_text("def bump(x):\n    return x + 1\n")
+    (tmp_path / "stale_stages.py").write_text(STALE_STAGES)
+    with on_sys_path(tmp_path, "stale_lib", "stale_stages"):
+        import stale_stages
+
+        held = stale_stages.bumped  # as `from stale_stages import bumped` in a notebook
+
+        def run() -> assay.Record:
+            manager = assay.ArtifactManager("stale", project_root=tmp_path)
+            return held(assay.Record(manager, assay.ExperimentParameters(name="s")))
+
+        assert run().state["bumped"] == 2
+        edit(tmp_path / "stale_stages.py", "return bump(1)", "return bump(1) * 10")
+        new = importlib.reload(stale_stages).bumped
+        for name in ("__code__", "__defaults__", "__doc__", "__closure__", "__dict__"):
+            try:  # what IPython's autoreload does to the function a notebook holds
+                setattr(held, name, getattr(new, name))
+            except (AttributeError, TypeError):  # __closure__ cannot be set
+                pass
+        again = run()
+        assert again.state["bumped"] == 20 and again._nodes[-1].status == "executed"
+
+
 WHY_EXPERIMENT = """
 from dataclasses import dataclass
 

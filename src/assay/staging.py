@@ -251,17 +251,21 @@ def _decorate(
         for out in spec.output_names:
             _PRODUCERS.setdefault(out, []).append(spec.name)
 
+        # The spec is read from the wrapper when it is called: IPython's %autoreload puts
+        # an edited stage's attributes into the wrapper a notebook holds, not its closure.
         if is_aggregate:
 
             @functools.wraps(func)
             def wrapper(record, records=None, **kwargs):
-                return record.manager._call_stage(spec, record, (), kwargs, records)
+                own = wrapper.__assay_stage__
+                return record.manager._call_stage(own, record, (), kwargs, records)
 
         else:
 
             @functools.wraps(func)
             def wrapper(record, *args, **kwargs):
-                return record.manager._call_stage(spec, record, args, kwargs, None)
+                own = wrapper.__assay_stage__
+                return record.manager._call_stage(own, record, args, kwargs, None)
 
         wrapper.__assay_stage__ = spec
         spec.wrapper = wrapper
