@@ -216,6 +216,12 @@ def _import(ref: str, folder: Path, config: ProjectConfig, kind: str) -> ModuleT
         raise
     except SyntaxError as exc:
         raise ProjectError(_syntax_error(exc, path, kind)) from exc
+    except ValueError as exc:
+        if "null bytes" not in str(exc):
+            raise ProjectError(f"Importing the {kind} {path} failed: {_describe(exc)}") from exc
+        # Python 3.10 says so with a ValueError, 3.11 with a SyntaxError.
+        unreadable = SyntaxError(str(exc)).with_traceback(exc.__traceback__)
+        raise ProjectError(_syntax_error(unreadable, path, kind)) from exc
     except Exception as exc:
         raise ProjectError(f"Importing the {kind} {path} failed: {_describe(exc)}") from exc
     return module
