@@ -241,6 +241,9 @@ def test_paths_lists_where_every_artifact_is_cached(tmp_project: Path):
     state, folder = after[("b", "double", "doubled")]
     assert (folder / "doubled.pkl").is_file()
     assert (folder / "doubled.meta.json").is_file()
+    # An aggregate by its by-name folder, as assay.load(param_set=...) takes it.
+    (aggregate,) = (tmp_project / "data" / "cache" / "by-name" / "diamond").glob("aggregate-*")
+    assert (aggregate.name, "summarize", "summary") in after
 
 
 def test_overwrite_stage_recomputes_that_stage_and_what_uses_it(tmp_project: Path, calls: Calls):

@@ -286,7 +286,10 @@ def print_explanations(console: Console, explanations: list) -> None:
 
 
 def print_paths(console: Console, manager: Any) -> None:
-    """Where each artifact of the run is (or would be) cached."""
+    """Where each artifact of the run is (or would be) cached, by the names ``by-name/``
+    files it under (an aggregate's folder is ``aggregate-DIGEST``)."""
+    from assay.cache import link_label
+
     root = manager.config.root
     for node in manager.plan.nodes:
         if node.key is None:
@@ -299,7 +302,7 @@ def print_paths(console: Console, manager: Any) -> None:
                 continue
             state = "cached" if artifact.cached else "missing"
             console.print(
-                f"{escape(node.record_label)}\t{escape(node.spec.name)}\t{escape(artifact.name)}"
+                f"{escape(link_label(node))}\t{escape(node.spec.name)}\t{escape(artifact.name)}"
                 f"\t{state}\t{escape(where)}",
                 soft_wrap=True,
             )
