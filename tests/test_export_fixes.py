@@ -13,21 +13,12 @@ from assay import run_experiment
 from assay.store import RunStore
 from conftest import copy_project, edit, run_cli
 from git_helpers import GITIGNORE, git, init_repo
+from test_export import _no_outer_repository, ok  # noqa: F401 (an autouse fixture)
 
 COMBINE = (
     '    return {"sum": sum(doubled) + sum(squared) + record.params.offset, "n": len(doubled)}'
 )
 CHANGED = COMBINE.replace("record.params.offset", "record.params.offset + 1")
-
-
-@pytest.fixture(autouse=True)
-def _no_outer_repository(tmp_path, monkeypatch):
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
-
-
-def ok(result):
-    assert result.code == 0, result
-    return result
 
 
 def exported(project: Path) -> Path:

@@ -19,19 +19,7 @@ from assay.project import load_experiment, load_param_sets
 from assay.runlog import run_log
 from assay.store import RunStore
 from conftest import run_cli
-
-TRACEBACK = "Traceback (most recent call last)"
-
-
-def fails(result, *fragments: str):
-    """Assert a clean failure whose message contains every fragment."""
-    assert result.code not in (0, None), result
-    assert TRACEBACK not in result.output, result
-    assert "Error" in result.output, result
-    for fragment in fragments:
-        assert fragment in result.text, f"{fragment!r} not in the message:\n{result}"
-    return result
-
+from test_bad_input import fails
 
 # -- settings files -----------------------------------------------------------------------
 
