@@ -131,7 +131,8 @@ def installed_modules(folders: list[str] | None = None) -> dict[str, list[str]]:
     """
     if folders is None:
         folders = metadata_folders()
-    key = hash_value([sys.prefix, sorted(folders)])
+    # The 2 tells apart the answers kept before Python 3.10's were completed (see below).
+    key = hash_value([sys.prefix, sorted(folders), 2])
     home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     path = Path(home) / "assay" / "installed-modules.json"
     try:
@@ -140,9 +141,7 @@ def installed_modules(folders: list[str] | None = None) -> dict[str, list[str]]:
             return kept["modules"]
     except (OSError, ValueError, AttributeError, KeyError):
         pass
-    import importlib.metadata
-
-    found = importlib.metadata.packages_distributions()
+    found = _packages_distributions()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}")
@@ -150,4 +149,30 @@ def installed_modules(folders: list[str] | None = None) -> dict[str, list[str]]:
         os.replace(partial, path)
     except OSError:  # no cache folder of our own: found afresh next run
         pass
+    return found
+
+
+def _packages_distributions() -> dict[str, list[str]]:
+    """:func:`importlib.metadata.packages_distributions`. Python 3.10's reads only
+    ``top_level.txt``, which wheels built with meson, hatch or flit leave out (so
+    ``sklearn`` had no distribution there): the top-level names of those are read from
+    the files the distribution installed, as Python 3.11 does."""
+    import importlib.metadata
+
+    found = importlib.metadata.packages_distributions()
+    if sys.version_info >= (3, 11):
+        return found
+    found = {top: list(names) for top, names in found.items()}
+    for dist in importlib.metadata.distributions():
+        if dist.read_text("top_level.txt") is not None:
+            continue
+        tops = {
+            file.parts[0] if len(file.parts) > 1 else file.with_suffix("").name
+            for file in dist.files or ()
+            if file.suffix == ".py"
+        }
+        name = dist.metadata["Name"]
+        for top in sorted(tops):
+            if name not in found.setdefault(top, []):
+                found[top].append(name)
     return found

@@ -629,6 +629,11 @@ class _Walker:
         import pandas as pd
 
         dtype = values.dtype
+        if str(dtype) == "str":
+            # pandas 3 gives text columns and labels this dtype where pandas 2 gave them
+            # ``object``: hashed as ``object``, such a frame keeps its key across the upgrade.
+            dtype = np.dtype(object)
+            values = pd.Series(np.asarray(values, dtype=object), copy=False)
         self._text(str(dtype))
         if isinstance(dtype, pd.CategoricalDtype):  # "category" says neither of these
             self._child(bool(dtype.ordered), ".dtype.ordered")
@@ -637,8 +642,9 @@ class _Walker:
             self._ndarray(values.to_numpy())
             return
         if isinstance(dtype, np.dtype):  # object: only all-string data takes the fast path
+            # (pandas 3 calls text with missing values "string" too; pandas 2 did not)
             kind = pd.api.types.infer_dtype(values, skipna=False)
-            if kind not in ("string", "bytes", "empty"):
+            if kind not in ("string", "bytes", "empty") or values.isna().any():
                 self._child(np.asarray(values, dtype=object), where)
                 return
         self._ndarray(pd.util.hash_pandas_object(values, index=False).to_numpy())
