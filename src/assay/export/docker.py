@@ -41,6 +41,7 @@ from typing import Any
 from assay.errors import AssayError
 from assay.export.destination import DOCKERFILE_MARKER, check_folder, is_build_context
 from assay.export.full import export_run
+from assay.export.markdown import markdown_code
 from assay.export.reproduce import rerun_spec
 from assay.export.wheel import build_wheel
 from assay.run_record import read_run_record
@@ -245,5 +246,5 @@ Explore (the code is in /project, the run in /project/data/runs/{folder}):
 
     docker run --rm -it {context.tag} bash
 
-The command the image runs: `{rerun}`.
+The command the image runs: {markdown_code(rerun)}.
 {note}{conda}"""

@@ -53,6 +53,7 @@ from assay.export.destination import (
     is_full_export,
     is_notebook,
 )
+from assay.export.markdown import markdown_code, markdown_text
 from assay.export.snapshot import (
     SUBMODULE,
     environment_yml,
@@ -87,8 +88,8 @@ EXPORT_ENTRIES = frozenset(
 README = """\
 # Exported assay run {run_id}
 
-Experiment `{experiment}`, run {number}, {status}, started {started} on {host}.
-Command: `{command}`
+Experiment {experiment}, run {number}, {status}, started {started} on {host}.
+Command: {command}
 Code: {code}
 
 - `run.json`: everything recorded about the run (parameters, packages, git state,
@@ -158,13 +159,13 @@ def export_run(
         write_json(work / "run.json", record)
         (work / "README.md").write_text(
             README.format(
-                run_id=run["id"],
-                experiment=run["experiment"],
-                number=run["number"],
-                status=run["status"],
-                started=run["started"],
-                host=run["host"],
-                command=run["command"],
+                run_id=markdown_text(run["id"]),
+                experiment=markdown_code(run["experiment"]),
+                number=markdown_text(run["number"]),
+                status=markdown_text(run["status"]),
+                started=markdown_text(run["started"]),
+                host=markdown_text(run["host"]),
+                command=markdown_code(run["command"]),
                 code=_code_line(record),
                 folder_path=_from_root(place, Path(config.root)),
             ),

@@ -19,12 +19,15 @@ Needs ``nbformat`` to write (``pip install 'assay[notebook]'``) and Jupyter to o
 from __future__ import annotations
 
 import json
+import keyword
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 from assay.errors import AssayError
 from assay.export.destination import NOTEBOOK_FORMAT, check_file, is_notebook
+from assay.export.markdown import markdown_code, markdown_text
 from assay.export.reproduce import rerun_spec
 from assay.run_record import build_run_record
 from assay.store import RunStore
@@ -109,11 +112,13 @@ def notebook_cells(
     commit = git.get("commit") or "not in git"
     if git.get("dirty"):
         commit += " (with uncommitted changes; the diff is in the run record)"
+    text = markdown_text
     cells = [
-        ("markdown", f"# assay run {run['id']}\n\n"
-                     f"Experiment **{run['experiment']}**, run {run['number']}, {run['status']}, "
-                     f"started {run['started']} on {run['host']} with {run['python']}.\n\n"
-                     f"- command: `{run['command']}`\n- code: {commit}\n\n"
+        ("markdown", f"# assay run {text(run['id'])}\n\n"
+                     f"Experiment **{text(run['experiment'])}**, run {text(run['number'])}, "
+                     f"{text(run['status'])}, started {text(run['started'])} on "
+                     f"{text(run['host'])} with {text(run['python'])}.\n\n"
+                     f"- command: {markdown_code(run['command'])}\n- code: {text(commit)}\n\n"
                      "Run this notebook from the project folder or any folder inside it."),
         ("code", _SETUP.format(run_id=run["id"], cache=_cache_dir(run, default_cache))),
         ("markdown", "## Parameter sets"),
@@ -132,10 +137,11 @@ def notebook_cells(
                  "    return assay.load(key=ARTIFACTS[label], cache_dir=CACHE)\n\n\n"
                  "list(ARTIFACTS)"),
     ]  # fmt: skip
-    names = {"json", "os", "sys", "assay", "load", "manager", "store", "recorded", "again", "same"}
+    names = {"json", "os", "sys", "assay", "load", "manager", "store", "recorded", "again", "same",
+             "find_project_root"}  # fmt: skip
     for artifact in artifacts[:SHOWN_ARTIFACTS]:
         variable = _variable(artifact, names)
-        cells.append(("markdown", f"### {_label(artifact)}"))
+        cells.append(("markdown", f"### {markdown_text(_label(artifact))}"))
         cells.append(
             (
                 "code",
@@ -149,7 +155,7 @@ def notebook_cells(
     try:
         spec = rerun_spec(record, root=root)
     except AssayError as exc:
-        cells.append(("markdown", f"This run cannot be re-run from its files: {exc}"))
+        cells.append(("markdown", f"This run cannot be re-run from its files: {text(exc)}"))
         return cells
     call = [repr(spec.experiment), repr(spec.param_files)]
     for name in ("names", "indices", "overrides"):
@@ -184,15 +190,34 @@ def _label(artifact: dict) -> str:
 
 
 def _variable(artifact: dict, taken: set[str]) -> str:
-    base = re.sub(r"\W+", "_", f"{artifact['name']}_{artifact['param_set'] or 'aggregate'}")
-    base = base.strip("_").lower() or "artifact"
-    if base[0].isdigit():
-        base = f"a_{base}"
+    """A Python name for the artifact's cell, made from its output and parameter-set names:
+    readable (``r²`` in ``σ²=0.1`` gives ``r2_σ2_0_1``), a valid identifier that is no
+    keyword, and not in ``taken`` (which it joins)."""
+    base = _identifier(f"{artifact['name']}_{artifact['param_set'] or 'aggregate'}")
     name, number = base, 2
     while name in taken:
         name, number = f"{base}_{number}", number + 1
     taken.add(name)
     return name
+
+
+_LONGEST_VARIABLE = 60
+
+
+def _identifier(text: str) -> str:
+    """``text`` as a Python identifier: compatibility characters replaced by their plain
+    forms (``²`` -> ``2``, ``ﬁ`` -> ``fi``, as Python itself reads names), lower case,
+    every run of characters a name cannot hold made one ``_``; ``artifact`` if nothing
+    usable is left, ``NAME_artifact`` if the result is a keyword."""
+    plain = unicodedata.normalize("NFKC", text).lower()
+    kept = "".join(c if f"_{c}".isidentifier() else "_" for c in plain)
+    name = re.sub(r"_+", "_", kept).strip("_")[:_LONGEST_VARIABLE].rstrip("_")
+    if name and not name[0].isidentifier():  # a digit (or a combining mark) first
+        name = f"a_{name}"
+    name = unicodedata.normalize("NFKC", name)
+    if keyword.iskeyword(name):
+        return f"{name}_artifact"
+    return name if name.isidentifier() else "artifact"
 
 
 def _literal(value: Any) -> str:

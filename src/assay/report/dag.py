@@ -30,8 +30,9 @@ scales linearly with the number of stage runs.
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
-from html import escape
 
 from assay.humanize import format_size
 
@@ -65,6 +66,22 @@ BAND_LABEL_H = 20
 BAND_PAD = 10
 BAND_GAP = 8
 MAX_PILLS = 6
+
+
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+"""Characters XML 1.0 forbids (even escaped): one of them makes the whole SVG unreadable."""
+
+
+def _xml(text: str) -> str:
+    """``text`` escaped for SVG (text and attribute values); a control character that XML
+    cannot hold (ESC, NUL, ...) is shown as its symbol (U+241B for ESC), anything else
+    XML forbids as U+FFFD."""
+    return html.escape(_NOT_IN_XML.sub(_symbol, text), quote=True)
+
+
+def _symbol(match: re.Match) -> str:
+    code = ord(match.group(0))
+    return chr(0x2400 + code) if code < 0x20 else "\ufffd"
 
 
 @dataclass
@@ -236,15 +253,15 @@ def render_svg(records: list[dict], nodes: list[dict], title: str = "") -> str:
     out: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="assay-dag" '
         f'width="{lay.width:.0f}" height="{lay.height:.0f}" '
-        f'viewBox="0 0 {lay.width:.0f} {lay.height:.0f}" font-family="{escape(FONT)}" '
-        f'role="img" aria-label="{escape(title or "DAG of the run", quote=True)}">',
+        f'viewBox="0 0 {lay.width:.0f} {lay.height:.0f}" font-family="{_xml(FONT)}" '
+        f'role="img" aria-label="{_xml(title or "DAG of the run")}">',
         '<defs><marker id="assay-arrow" viewBox="0 0 8 8" refX="7" refY="4" '
         'markerWidth="7" markerHeight="7" orient="auto">'
         '<path d="M0,0 L8,4 L0,8 z" fill="#7d8590"/></marker></defs>',
         f'<rect width="{lay.width:.0f}" height="{lay.height:.0f}" fill="#ffffff"/>',
     ]
     if title:
-        out.append(f"<title>{escape(title)}</title>")
+        out.append(f"<title>{_xml(title)}</title>")
     out.append(_legend(nodes))
     if not nodes:
         out.append(
@@ -267,11 +284,11 @@ def render_svg(records: list[dict], nodes: list[dict], title: str = "") -> str:
             text = tip = f"{label}"
             fill, stroke = "#f7f8fa", "#d5d9e0"
         out.append(
-            f'<g class="record"><title>{escape(tip)}</title>'
+            f'<g class="record"><title>{_xml(tip)}</title>'
             f'<rect x="{band.x:.1f}" y="{band.y:.1f}" width="{band.w:.1f}" height="{band.h:.1f}" '
             f'rx="6" fill="{fill}" stroke="{stroke}"/>'
             f'<text x="{band.x + 8:.1f}" y="{band.y + 14:.1f}" font-size="11.5" '
-            f'font-weight="600" fill="#4a5160">{escape(_fit(text, band.w - 16, 6.6))}</text></g>'
+            f'font-weight="600" fill="#4a5160">{_xml(_fit(text, band.w - 16, 6.6))}</text></g>'
         )
 
     # Edges, under the boxes: artifact pill -> consumer's left side.
@@ -362,12 +379,12 @@ def _node_svg(node: dict, lay: Layout, by_record: dict) -> str:
         tip.append(f"error: {node['error'][:500]}")
     glyph = "\u03a3 " if node.get("aggregate") else ""
     parts = [
-        f'<g class="stage status-{escape(status.replace(" ", "-"))}">'
-        f"<title>{escape(chr(10).join(tip))}</title>"
+        f'<g class="stage status-{_xml(status.replace(" ", "-"))}">'
+        f"<title>{_xml(chr(10).join(tip))}</title>"
         f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" rx="5" '
         f"{_attrs(style)}/>"
         f'<text x="{box.x + 8:.1f}" y="{box.y + 16:.1f}" font-size="12" font-weight="600" '
-        f'fill="#1f2328">{escape(_fit(glyph + node["stage"], box.w - 14, STAGE_CHAR_W))}</text>'
+        f'fill="#1f2328">{_xml(_fit(glyph + node["stage"], box.w - 14, STAGE_CHAR_W))}</text>'
         "</g>"
     ]
     shown, hidden = _shown_outputs(node)
@@ -385,17 +402,17 @@ def _node_svg(node: dict, lay: Layout, by_record: dict) -> str:
             detail.append(f"cacher: {output['cacher']}")
         dashed = "" if output.get("cached") else ' stroke-dasharray="3 2"'
         parts.append(
-            f'<g class="artifact"><title>{escape(chr(10).join(d for d in detail if d))}</title>'
+            f'<g class="artifact"><title>{_xml(chr(10).join(d for d in detail if d))}</title>'
             f'<rect x="{pill.x:.1f}" y="{pill.y:.1f}" width="{pill.w:.1f}" height="{pill.h:.1f}" '
             f'rx="8" fill="#ffffff" stroke="{style["stroke"]}" stroke-width="1"{dashed}/>'
             f'<text x="{pill.x + 8:.1f}" y="{pill.y + 11.5:.1f}" font-size="10.5" fill="#3a3f47">'
-            f"{escape(_fit(output['name'], pill.w - 14, PILL_CHAR_W))}</text></g>"
+            f"{_xml(_fit(output['name'], pill.w - 14, PILL_CHAR_W))}</text></g>"
         )
     if hidden:
         y = box.bottom - NODE_PAD - PILL_H + 11.5
         names = ", ".join(o["name"] for o in node["outputs"][len(shown) :])
         parts.append(
-            f"<g><title>{escape(names)}</title>"
+            f"<g><title>{_xml(names)}</title>"
             f'<text x="{box.x + 16:.1f}" y="{y:.1f}" font-size="10.5" fill="#555">'
             f"+{hidden} more</text></g>"
         )
@@ -426,7 +443,7 @@ def _legend(nodes: list[dict]) -> str:
         style = STATUS_STYLES[status]
         parts.append(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="22" height="14" rx="3" {_attrs(style)}/>'
-            f'<text x="{x + 28:.1f}" y="{y + 11:.1f}">{escape(style["label"])}</text>'
+            f'<text x="{x + 28:.1f}" y="{y + 11:.1f}">{_xml(style["label"])}</text>'
         )
         x += 28 + len(style["label"]) * 6.4 + 18
     parts.append(

@@ -13,7 +13,9 @@ CSV / Parquet, ``.npy`` (without pickles), images and text.
 Secure by default: it binds 127.0.0.1 and accepts only requests addressed to
 a local host name. Binding another address (``--host 0.0.0.0``) prints a
 warning and a random token; every request then needs ``?token=...`` (once:
-it sets a cookie). See ``docs/dashboard.md``.
+it sets a cookie of that dashboard's own). For every address (``0.0.0.0``,
+``::``) the URLs printed name this machine as others reach it: its host name
+and its address. See ``docs/dashboard.md``.
 
 Needs the ``ui`` extra: ``pip install 'assay[ui]'`` (Starlette, uvicorn, plotly).
 """
@@ -32,6 +34,9 @@ __all__ = ["LOCAL_HOSTS", "create_app", "serve"]
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 """Addresses that only this machine reaches."""
+
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+"""Addresses that mean "every address of this machine"."""
 
 _INSTALL = "The dashboard needs the ui extra: pip install 'assay[ui]'"
 
@@ -66,8 +71,8 @@ def serve(
     token = None if local else secrets.token_urlsafe(24)
     sock = _bind(host, port or 0)
     bound = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{bound}/" + (f"?token={token}" if token else "")
+    query = f"?token={token}" if token else ""
+    urls = [f"http://{_url_host(name)}:{bound}/{query}" for name in reachable_names(host)]
     echo(f"assay dashboard of {config.root}")
     if not local:
         echo(
@@ -76,17 +81,57 @@ def serve(
             "traffic is not encrypted. Stop with Ctrl-C."
         )
         echo(f"token: {token}")
-    echo(url)
+    for url in urls:
+        echo(url)
     sys.stdout.flush()
     app = create_app(config, token=token, allowed_hosts=None if not local else list(LOCAL_HOSTS))
     if open_browser:
         import webbrowser
 
-        webbrowser.open(url)
+        here = host if host not in WILDCARD_HOSTS else _loopback(host)
+        webbrowser.open(f"http://{_url_host(here)}:{bound}/{query}")
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     )
     server.run(sockets=[sock])
+
+
+def reachable_names(host: str) -> list[str]:
+    """Names by which a browser reaches a dashboard bound to ``host``: ``host`` itself,
+    except for an every-address bind (``0.0.0.0``, ``::``), which no browser can open:
+    then this machine's host name and the address it uses to reach other machines."""
+    if host not in WILDCARD_HOSTS:
+        return [host]
+    address = _outgoing_address(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    names = dict.fromkeys(
+        name
+        for name in (socket.gethostname(), address)
+        if name and name not in LOCAL_HOSTS and not name.startswith("127.")
+    )
+    return list(names) or [_loopback(host)]  # a machine without a network: this one only
+
+
+def _loopback(host: str) -> str:
+    return "::1" if ":" in host else "127.0.0.1"
+
+
+def _outgoing_address(family: int) -> str | None:
+    """The address this machine would send from to reach other machines, if it has one.
+
+    Connecting a UDP socket sends nothing: it only picks the route (to a documentation
+    address that is never used on a real network)."""
+    target = ("2001:db8::1", 9) if family == socket.AF_INET6 else ("192.0.2.1", 9)
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect(target)
+            address = probe.getsockname()[0]
+    except OSError:
+        return None
+    return None if address in ("0.0.0.0", "::") else address
+
+
+def _url_host(name: str) -> str:
+    return f"[{name}]" if ":" in name else name
 
 
 def _bind(host: str, port: int) -> socket.socket:

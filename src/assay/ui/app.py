@@ -22,6 +22,7 @@ only (no inline script, no event handler attribute, nothing from elsewhere).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import json
 import logging
@@ -63,10 +64,25 @@ CSP = (
 )
 """Scripts only from the dashboard's own files; inline styles (reports and plots use them)."""
 
-FILE_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
-"""For files served as they are (images, reportable pages): nothing may run."""
+FILE_CSP = (
+    "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox allow-same-origin"
+)
+"""For files served as they are (images, reportable pages): nothing may run (no script,
+form, popup or plugin). The page keeps the dashboard's origin (``allow-same-origin``) so it
+may show the images beside it, which are served to the same origin only; without scripts
+that origin gives it nothing else."""
 
 TOKEN_COOKIE = "assay_token"
+"""The start of the token cookie's name; the rest is made from the token (see
+:func:`token_cookie`)."""
+
+
+def token_cookie(token: str) -> str:
+    """The name of the cookie that holds ``token``: ``assay_token_`` and 12 hex digits of
+    its SHA-256. Browsers keep cookies by host name, not by port, so two dashboards on one
+    machine (or two SSH tunnels to ``localhost``) would replace each other's cookie if they
+    shared a name; the digest tells nothing about the token."""
+    return f"{TOKEN_COOKIE}_{hashlib.sha256(token.encode()).hexdigest()[:12]}"
 
 
 def create_app(config: Any, token: str | None = None, allowed_hosts: list[str] | None = None):
@@ -88,6 +104,7 @@ class Guard:
     def __init__(self, app: Any, token: str | None, allowed_hosts: list[str] | None):
         self.app = app
         self.token = token
+        self.cookie = token_cookie(token) if token is not None else None
         self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts else None
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -101,7 +118,7 @@ class Guard:
             given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])
             if hmac.compare_digest(given[0].encode(), self.token.encode()):
                 set_cookie = (
-                    f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+                    f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
                 ).encode("latin-1")
             elif not self._cookie_ok(headers.get("cookie", "")):
                 refusal = (
@@ -144,7 +161,7 @@ class Guard:
             cookie.load(header)
         except Exception:
             return False
-        morsel = cookie.get(TOKEN_COOKIE)
+        morsel = cookie.get(self.cookie)
         assert self.token is not None
         return morsel is not None and hmac.compare_digest(
             morsel.value.encode(), self.token.encode()
