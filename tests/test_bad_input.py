@@ -834,6 +834,23 @@ def test_a_parameter_set_with_a_reserved_name_is_refused(bad_project, reserved, 
     assert not (bad_project / "data" / "cache" / "objects").exists()
 
 
+def test_a_parameter_set_named_with_half_a_character_is_refused(bad_project):
+    """A lone surrogate (from bytes decoded with surrogateescape) ended the run in a raw
+    UnicodeEncodeError."""
+    (bad_project / "params" / "surrogate.py").write_text(
+        "from experiments.good import Params\n\n\n"
+        "def get_params():\n"
+        '    return [Params(name="alpha"), Params(name="b\\udc80c")]\n'
+    )
+    fails(
+        run_cli("run", "good", "-p", "surrogate", cwd=bad_project),
+        "has a name that is not valid text",
+        "position 1",
+        "Give it a name of whole characters",
+    )
+    assert not (bad_project / "data" / "cache" / "objects").exists()
+
+
 def test_an_operating_system_error_on_a_given_path_is_one_paragraph(tmp_path: Path):
     """`assay init /proc/x` ended in a FileNotFoundError traceback, `assay ui --port 99999`
     in an OverflowError one."""

@@ -774,6 +774,15 @@ def claim_folder(folders: dict[str, str], name: str) -> None:
     global _safe
     if _safe is None:  # assay.cache is imported on first use, not with assay
         from assay.cache import _safe
+    try:
+        name.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate, from a badly decoded file name
+        raise ParameterError(
+            f"Parameter set {name!r} has a name that is not valid text: it holds "
+            f"{exc.object[exc.start : exc.end]!r} at position {exc.start}, half of a character "
+            "(often left by decoding bytes with errors='surrogateescape'), which no file, "
+            "log or report can hold. Give it a name of whole characters."
+        ) from None
     folder = _safe(name)
     reserved = "aggregate" if _AGGREGATE_FOLDER.fullmatch(folder) else folder
     if reserved in RESERVED_FOLDERS:
