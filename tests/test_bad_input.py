@@ -488,7 +488,7 @@ def test_an_exception_in_runs_own_code_shows_that_code_not_assays(bad_project, c
     )
     assert "click" not in result.output and "/assay/" not in result.output, result
     if command == ["run"]:
-        assert "again to continue: assay run raising_run" in result.text, result
+        assert "-m assay run raising_run" in result.text, result
         (log_file,) = (bad_project / "logs").glob("raising_run-*.log")
         assert TRACEBACK in log_file.read_text()  # the whole story stays in the run's log
 

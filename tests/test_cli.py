@@ -299,7 +299,7 @@ def test_ls_and_show_describe_past_runs(tmp_project: Path):
     first = ok(run_cli("show", "1", cwd=tmp_project))
     assert first.stdout.startswith("Run 1")
     assert re.search(r"experiment\s+diamond", first.stdout)
-    assert re.search(r"command\s+assay run diamond --notes", first.stdout)
+    assert re.search(r"command\s+\S*python\S* -m assay run diamond --notes", first.stdout)
     assert "artifacts: 9 computed, 0 reused from the cache" in first.text
     for name in ("load", "double", "square", "combine", "summarize"):
         assert name in first.text

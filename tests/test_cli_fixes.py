@@ -46,7 +46,7 @@ def test_a_failed_dry_cache_run_does_not_say_its_stages_are_cached(tmp_project: 
     assert "second cannot handle" in result.text, result
     assert "are cached" not in result.text and "to continue" not in result.text, result
     assert "--dry-cache wrote nothing to the cache" in result.text, result
-    assert "run the same command again: assay run flaky --dry-cache --no-report" in result.text
+    assert "-m assay run flaky --dry-cache --no-report" in result.text
     assert not (tmp_project / "data" / "cache" / "by-name").exists()
 
 

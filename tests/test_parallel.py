@@ -573,7 +573,7 @@ def test_a_stage_failing_in_a_worker_shows_its_traceback_and_how_to_resume(
         'scaled.py", line',
         "in evaluate",
         'raise ValueError(f"evaluate refuses parameter set {name}")',
-        "run the same command again to continue: assay run scaled --parallel 2",
+        "-m assay run scaled --parallel 2",
     ):
         assert fragment in result.text, result
     assert "/assay/" not in result.output.replace("projects/basic", ""), result

@@ -15,32 +15,58 @@ from pathlib import Path
 
 import click
 
+from assay import cli_complete as complete
 from assay.errors import AssayError
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _complete_modules(folder_setting: str):
-    """Shell completion for experiment / parameter-file names."""
+def _debug_after_the_command(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["assay.debug"] = True  # ctx.meta is shared with the group's context
 
-    def complete(ctx, param, incomplete):
-        from assay.config import ProjectConfig
 
-        try:
-            folder = getattr(ProjectConfig.load(), folder_setting)
-        except AssayError:
-            return []
-        return [
-            p.stem
-            for p in sorted(folder.glob("*.py"))
-            if p.stem.startswith(incomplete) and not p.stem.startswith("_")
-        ]
+def _with_debug(command: click.Command) -> None:
+    """Let ``--debug`` follow the command's name too (``assay run X --debug``)."""
+    command.params.append(
+        click.Option(
+            ["--debug"],
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_debug_after_the_command,
+            help="Show full tracebacks for errors (as `assay --debug ...`).",
+        )
+    )
 
-    return complete
+
+class _Command(click.Command):
+    """An assay command: takes ``--debug`` wherever it is put."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _with_debug(self)
+
+
+class _SubGroup(click.Group):
+    """A group of assay commands (``export``, ``cache``)."""
+
+    command_class = _Command
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _with_debug(self)
+
+
+# Commands that only read: interrupted, they have nothing to tell about what is kept.
+_READING_COMMANDS = {"params", "why", "ls", "show", "compare", "lineage"}
 
 
 class _Group(click.Group):
     """Turns assay's errors into one-paragraph messages (tracebacks with --debug)."""
+
+    command_class = _Command
+    group_class = _SubGroup
 
     def invoke(self, ctx):
         try:
@@ -71,20 +97,32 @@ class _Group(click.Group):
             _print_run_files(exc)
             sys.exit(1)
         except KeyboardInterrupt as exc:
-            from rich.markup import escape
-
-            from assay.cli_output import what_is_kept
             from assay.errors import Terminated
 
             stopped = "Stopped by SIGTERM." if isinstance(exc, Terminated) else "Interrupted."
-            _, unwritten = ctx.meta.get("assay.run", (None, None))
-            go_on = "" if unwritten else " to continue where it stopped"
-            _console(stderr=True).print(
-                f"[yellow]{stopped}[/] {escape(what_is_kept(unwritten))} Run the same command "
-                f"again{go_on}."
-            )
+            after = _after_interruption(ctx, exc)
+            _console(stderr=True).print(f"[yellow]{stopped}[/]" + (f" {after}" if after else ""))
             _print_run_files(exc)
             sys.exit(143 if isinstance(exc, Terminated) else 130)
+
+
+def _after_interruption(ctx: click.Context, exc: KeyboardInterrupt) -> str:
+    """What an interrupted command leaves, in rich markup: for ``assay run``, what stays
+    cached and how to go on (unless the run's log just said what stays cached)."""
+    from rich.markup import escape
+
+    from assay.cli_output import what_is_kept
+
+    if "assay.run" not in ctx.meta:
+        if ctx.invoked_subcommand in _READING_COMMANDS:
+            return "Nothing was changed: this command only reads."
+        return ""
+    _, unwritten = ctx.meta["assay.run"]
+    go_on = "" if unwritten else " to continue where it stopped"
+    # A run that had begun logged "Run N interrupted; finished artifacts stay cached."
+    said = getattr(exc, "assay_run_files", None) and not unwritten
+    kept = "" if said else escape(what_is_kept(unwritten)) + " "
+    return f"{kept}Run the same command again{go_on}."
 
 
 def _os_error_text(exc: OSError) -> str:
@@ -107,16 +145,18 @@ def _fail(exc: BaseException | str, code: int = 1) -> None:
 
 def _print_run_files(exc: BaseException | str) -> None:
     """Under the message of a run that failed or stopped: where its log and report are."""
-    from rich.markup import escape
+    files = zip(("Log", "Report"), getattr(exc, "assay_run_files", ()))
+    _print_files(_console(stderr=True), list(files))
 
-    console = _console(stderr=True)
-    for label, path in zip(("Log", "Report"), getattr(exc, "assay_run_files", ())):
+
+def _print_files(console, files: list[tuple[str, Path | None]]) -> None:
+    """``Log: logs/...`` lines for the files that exist, as paths that open from here."""
+    from assay.cli_provenance import path_from_here
+
+    for label, path in files:
         if path is not None and path.exists():
-            try:
-                path = path.relative_to(Path.cwd())
-            except ValueError:
-                pass
-            console.print(f"{label}: {escape(str(path))}", style="dim", soft_wrap=True)
+            text = f"{label}: {path_from_here(path)}"
+            console.print(text, style="dim", soft_wrap=True, markup=False)
 
 
 def _spawn_without_this_script() -> None:
@@ -184,32 +224,61 @@ class _Indices(click.ParamType):
 _INDICES = _Indices()
 
 
+class _RunRef(click.ParamType):
+    """A run: its number, its id (or a unique start of it), ``latest`` or -1, -2 ..."""
+
+    name = "run"
+
+    def convert(self, value, param, ctx):
+        # The commands taking RUN let unknown options through, so that -1 is a run; a
+        # mistyped option (--bogus) is still an option, not a run reference.
+        if isinstance(value, str) and value.startswith("--"):
+            raise click.NoSuchOption(value, ctx=ctx)
+        return value
+
+    def shell_complete(self, ctx, param, incomplete):
+        return complete.completer(complete.complete_runs)(ctx, param, incomplete)
+
+
+_RUN = _RunRef()
+
+
+_NAMES_OPTION = click.option(
+    "--names",
+    "-n",
+    multiple=True,
+    metavar="NAME",
+    shell_complete=complete.completer(complete.complete_set_names),
+    help="Only these parameter sets.",
+)
+_INDICES_OPTION = click.option(
+    "--indices",
+    "-i",
+    "--global-indices",
+    multiple=True,
+    type=_INDICES,
+    callback=lambda ctx, param, groups: [i for group in groups for i in group],
+    metavar="I",
+    help="Only the sets at these positions (-1: the last; a range A-B as in Curifactory: "
+    "A to B-1).",
+)
+
+
 def _run_selection(command):
     """The options that choose what a run covers, shared by `run` and `why`."""
     options = [
-        click.argument("experiment", shell_complete=_complete_modules("experiments_dir")),
+        click.argument("experiment", shell_complete=complete.complete_modules("experiments_dir")),
         click.option(
             "-p",
             "--params",
             "param_files",
             multiple=True,
             metavar="PARAMFILE",
-            shell_complete=_complete_modules("params_dir"),
+            shell_complete=complete.complete_modules("params_dir"),
             help="A parameter file (name in params/ or path); repeat to combine several.",
         ),
-        click.option(
-            "--names", "-n", multiple=True, metavar="NAME", help="Only these parameter sets."
-        ),
-        click.option(
-            "--indices",
-            "-i",
-            "--global-indices",
-            multiple=True,
-            type=_INDICES,
-            callback=lambda ctx, param, groups: [i for group in groups for i in group],
-            metavar="I",
-            help="Only the sets at these positions (a range A-B as in Curifactory: A to B-1).",
-        ),
+        _NAMES_OPTION,
+        _INDICES_OPTION,
         click.option(
             "--set",
             "overrides",
@@ -223,6 +292,7 @@ def _run_selection(command):
             "overwrite_stages",
             multiple=True,
             metavar="STAGE",
+            shell_complete=complete.completer(complete.complete_stages),
             help="Recompute the named stage(s) and every stage downstream of them.",
         ),
     ]
@@ -346,13 +416,14 @@ def run(
     from assay.errors import StageFailed
     from assay.experiment import run_experiment
 
-    if quiet and verbose:
-        raise click.UsageError("--quiet and --verbose ask for opposite things: give one.")
-    if lazy and ignore_lazy:
-        raise click.UsageError("--lazy and --ignore-lazy ask for opposite things: give one.")
+    given = click.get_current_context().params
+    _refuse_conflicting_flags(given)
+    _check_overrides(overrides)
+    planning_only = dry or paths
+    if planning_only:
+        _warn_ignored_flags(given)
     console = _console()
     observer = ProgressObserver(console, quiet=quiet, explain=explain and not dry)
-    planning_only = dry or paths
     # What a failure or Ctrl-C message says this run left, and the command to run again.
     unwritten = "--dry" if dry else "--paths" if paths else "--dry-cache" if dry_cache else None
     click.get_current_context().meta["assay.run"] = (_command_line(), unwritten)
@@ -361,21 +432,25 @@ def run(
 
         ProjectConfig.load().make_folders("runs_dir")
     _spawn_without_this_script()
+    selection = dict(
+        names=list(names),
+        indices=list(indices),
+        overrides=list(overrides),
+        overwrite=overwrite,
+        overwrite_stages=list(overwrite_stages),
+        prefix=prefix,
+        cache_dir=_from_here(cache_dir),
+        lazy=lazy,
+        ignore_lazy=ignore_lazy,
+        command=_command_line(),
+    )
     try:
         manager = run_experiment(
             experiment,
             list(param_files),
-            names=list(names),
-            indices=list(indices),
-            overrides=list(overrides),
-            overwrite=overwrite,
-            overwrite_stages=list(overwrite_stages),
+            **selection,
             dry=planning_only,
             dry_cache=dry_cache,
-            prefix=prefix,
-            cache_dir=_from_here(cache_dir),
-            lazy=lazy,
-            ignore_lazy=ignore_lazy,
             notes=notes,
             log_file=not no_log,
             report=not no_report,
@@ -384,7 +459,6 @@ def run(
             parallel=parallel,
             executor=executor,
             dask_address=dask_address,
-            command=_command_line(),
             store_full=(store_full or docker) and not planning_only,
             store_full_include=list(store_full_include),
         )
@@ -419,40 +493,116 @@ def run(
             print_exports(console, manager, notebook=notebook, docker=docker)
 
 
-def _command_line() -> str:
-    import shlex
+# Pairs of `assay run` options that ask for opposite things.
+_CONFLICTS = [
+    ("quiet", "verbose", "--quiet and --verbose ask for opposite things"),
+    ("lazy", "ignore_lazy", "--lazy and --ignore-lazy ask for opposite things"),
+    ("dry", "paths", "--dry prints the plan and --paths where artifacts are cached"),
+]
 
-    return shlex.join(["assay", *sys.argv[1:]])
+# What `assay run --dry` / `--paths` leave unused: nothing runs and no run is recorded.
+_UNUSED_WHEN_PLANNING = {
+    "dry_cache": "--dry-cache", "notes": "--notes", "explain": "--explain (with --paths)",
+    "no_log": "--no-log", "no_report": "--no-report", "parallel": "--parallel",
+    "executor": "--executor", "dask_address": "--dask-address", "store_full": "--store-full",
+    "store_full_include": "--store-full-include", "notebook": "--notebook",
+    "docker": "--docker",
+}  # fmt: skip
+
+
+def _refuse_conflicting_flags(given: dict) -> None:
+    """A usage error (exit status 2) for options of `assay run` that cannot go together."""
+    for first, second, why in _CONFLICTS:
+        if given.get(first) and given.get(second):
+            raise click.UsageError(f"{why}: give one.")
+    executor, parallel = given.get("executor"), given.get("parallel")
+    if parallel and executor == "serial":
+        raise click.UsageError(
+            f"--parallel {parallel} asks for worker processes, but --executor serial runs "
+            "every stage in this process. Leave out one of them (--parallel alone uses "
+            "--executor process)."
+        )
+    if given.get("dask_address") and executor != "dask":
+        raise click.UsageError("--dask-address is the scheduler of --executor dask: add it.")
+
+
+def _check_overrides(overrides: tuple[str, ...]) -> None:
+    """Refuse ``--set`` giving one field twice (which value was meant?)."""
+    seen: dict[str, str] = {}
+    for override in overrides:
+        field = override.partition("=")[0].strip()
+        if field in seen and "=" in override:
+            raise click.UsageError(
+                f"--set gives {field} twice ({seen[field]} and {override}): give it once."
+            )
+        seen[field] = override
+
+
+def _warn_ignored_flags(given: dict) -> None:
+    """``--dry`` / ``--paths`` plan only: say which other options therefore do nothing."""
+    unused = [
+        flag
+        for name, flag in _UNUSED_WHEN_PLANNING.items()
+        if given.get(name) and (name != "explain" or given.get("paths"))
+    ]
+    if unused:
+        planning = "--paths" if given.get("paths") else "--dry"
+        _console(stderr=True).print(
+            f"[yellow]Note:[/] {planning} only plans (nothing runs, no run is recorded), so "
+            f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} nothing here.",
+            soft_wrap=True,
+        )
+
+
+def _command_line() -> str:
+    """The command as it was typed: ``assay run ...``, ``python -m assay run ...`` or
+    ``/other/venv/bin/assay run ...`` (an ``assay`` that is not the one on PATH)."""
+    import shlex
+    import shutil
+
+    script = Path(sys.argv[0])
+    if script.name == "__main__.py" and script.parent.name == "assay":  # python -m assay
+        return shlex.join(sys.orig_argv)
+    on_path = shutil.which("assay")
+    same = on_path is not None and script.is_file() and script.samefile(on_path)
+    return shlex.join(["assay" if same or not script.is_file() else sys.argv[0], *sys.argv[1:]])
 
 
 # -- params -----------------------------------------------------------------------------
 
 
 @main.command(context_settings=_CONTEXT)
-@click.argument("experiment", shell_complete=_complete_modules("experiments_dir"))
+@click.argument("experiment", shell_complete=complete.complete_modules("experiments_dir"))
 @click.option(
     "-p",
     "--params",
     "param_files",
     multiple=True,
     metavar="PARAMFILE",
-    shell_complete=_complete_modules("params_dir"),
+    shell_complete=complete.complete_modules("params_dir"),
     help="A parameter file; repeat to combine.",
 )
+@_NAMES_OPTION
+@_INDICES_OPTION
 @click.option(
     "--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Apply an override first."
 )
 @click.option("--all-fields", is_flag=True, help="Show every field, not only those that differ.")
-def params(experiment, param_files, overrides, all_fields):
-    """List the parameter sets of a run: names, hashes, and how they differ."""
+def params(experiment, param_files, names, indices, overrides, all_fields):
+    """List the parameter sets of a run: names, hashes, and how they differ.
+
+    -n and -i pick the sets as `assay run` would."""
     from assay.cli_output import print_params
     from assay.config import ProjectConfig
+    from assay.experiment import select
     from assay.params import apply_overrides, check_unique_names
     from assay.project import load_experiment, load_param_sets
 
     config = ProjectConfig.load()
     module = load_experiment(experiment, config)
     sets = load_param_sets(list(param_files), module, config)
+    if names or indices:
+        sets = select(sets, names=list(names), indices=list(indices))
     if overrides:
         sets = apply_overrides(sets, list(overrides))
     print_params(_console(), sets, all_fields=all_fields)
@@ -509,7 +659,12 @@ def why(
 
 
 @main.command("ls", context_settings=_CONTEXT)
-@click.option("--experiment", "-e", help="Only runs of this experiment.")
+@click.option(
+    "--experiment",
+    "-e",
+    shell_complete=complete.completer(complete.complete_experiment_runs),
+    help="Only runs of this experiment.",
+)
 @click.option(
     "--status",
     "-s",
@@ -528,23 +683,57 @@ def ls_runs(experiment, status, limit):
     """List past runs, newest first."""
     from assay.cli_output import print_runs
 
+    console = _console()
     with _store() as store:
-        runs = store.list_runs(experiment=experiment, status=status, limit=limit or None)
-        print_runs(_console(), runs)
+        runs = store.list_runs(experiment=experiment, status=status, limit=None)
+        if not runs and experiment is not None:
+            known = sorted({run.experiment for run in store.list_runs(limit=None)})
+            if experiment not in known:
+                console.print(_no_runs_of(experiment, known), soft_wrap=True, markup=False)
+                return
+    shown = runs[: limit or None]
+    print_runs(console, shown)
+    if len(shown) < len(runs):
+        console.print(
+            f"{len(shown)} of {len(runs)} runs shown; -n 0 shows all, -n N the newest N.",
+            style="dim",
+        )
+
+
+def _no_runs_of(experiment: str, known: list[str]) -> str:
+    """``assay ls -e NAME`` when no run is of NAME: which experiments have runs."""
+    if not known:
+        return f"No runs of experiment {experiment!r}: the run store has no runs yet."
+    return (
+        f"No runs of experiment {experiment!r}. There are runs of: {', '.join(known)} "
+        "(give one of them with -e, or none to list every run)."
+    )
 
 
 @main.command(context_settings={**_CONTEXT, "ignore_unknown_options": True})
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", type=_RUN, default="latest")
 def show(run_ref):
-    """Show one run: RUN is its number, id (or a prefix), or 'latest' / -1, -2 ..."""
+    """Show one run: RUN is its number, id (or a prefix), or 'latest' / -1, -2 ...
+    (default: latest)."""
     from assay.cli_output import print_run
+    from assay.config import ProjectConfig
 
+    console = _console()
     with _store() as store:
-        print_run(_console(), store, store.get_run(run_ref))
+        run = store.get_run(run_ref)
+        print_run(console, store, run)
+    config = ProjectConfig.load()
+    _print_files(
+        console,
+        [
+            ("Log", config.logs_dir / f"{run.id}.log"),
+            ("Report", config.reports_dir / run.id / "index.html"),
+        ],
+    )
 
 
 @main.command(context_settings={**_CONTEXT, "ignore_unknown_options": True})
-@click.argument("run_refs", metavar="[RUN]...", nargs=-1)
+@click.argument("run_refs", metavar="[RUN]...", nargs=-1, type=_RUN)
 @click.option("--all", "all_runs", is_flag=True, help="Rebuild the report of every run.")
 def report(run_refs, all_runs):
     """Rebuild HTML reports and the index of runs (reports/index.html).
@@ -553,22 +742,21 @@ def report(run_refs, all_runs):
     (default: latest). A run's page is rebuilt from its reports/RUN_ID/run.json,
     or, for a run without one (--no-report), from the run store.
     """
+    from assay.cli_provenance import path_from_here
     from assay.config import ProjectConfig
     from assay.report import rebuild_reports
 
+    if run_refs and all_runs:
+        raise click.UsageError(
+            f"--all rebuilds the report of every run, RUN ({' '.join(run_refs)}) of some: "
+            "give one of them."
+        )
     _store().close()  # a clear message when there is no run store yet
     config = ProjectConfig.load()
     pages = rebuild_reports(config, list(run_refs), all_runs=all_runs)
     console = _console()
     for page in pages:
-        console.print(str(_relative(page, config.root)), soft_wrap=True)
-
-
-def _relative(path: Path, root: Path) -> Path:
-    try:
-        return path.relative_to(root)
-    except ValueError:
-        return path
+        console.print(path_from_here(page), soft_wrap=True, markup=False)
 
 
 def _store():
@@ -603,8 +791,8 @@ def _project_cache():
 
 
 @main.command(context_settings={**_CONTEXT, "ignore_unknown_options": True})
-@click.argument("run_a", metavar="RUN")
-@click.argument("run_b", metavar="RUN", default="latest")
+@click.argument("run_a", metavar="RUN", type=_RUN)
+@click.argument("run_b", metavar="[RUN]", type=_RUN, default="latest")
 def compare(run_a, run_b):
     """Show what differs between two runs: parameters, code, packages, artifacts, metrics.
 
@@ -619,13 +807,17 @@ def compare(run_a, run_b):
     with _store() as store:
         diff = compare_runs(store, run_a, run_b, cache=_project_cache())
         print_comparison(_console(), diff)
+        if diff.same_run:
+            return
         changes = compare_metrics(store.path, diff.a.number, diff.b.number)
         print_metric_changes(_console(), changes)
 
 
 @main.command(context_settings=_CONTEXT)
-@click.argument("artifact")
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="The cache folder.")
+@click.argument("artifact", shell_complete=complete.completer(complete.complete_artifacts))
+@click.option(
+    "--cache", "-c", "cache_dir", type=click.Path(file_okay=False), help="The cache folder."
+)
 def lineage(artifact, cache_dir):
     """Show how ARTIFACT was made: run, stage code, parameters and upstream artifacts.
 
@@ -674,7 +866,7 @@ def export():
 
 
 @export.command("full", context_settings={**_CONTEXT, "ignore_unknown_options": True})
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", type=_RUN, default="latest")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="The folder to write.")
 @click.option(
     "--include",
@@ -684,6 +876,9 @@ def export():
 )
 def export_full(run_ref, output, include):
     """Write RUN's self-contained folder (what --store-full writes) to data/runs/RUN_ID/.
+
+    RUN is a number, an id (or a unique start of it), or 'latest' / -1, -2 ...
+    (default: latest).
 
     The code is snapshotted by a run's first export (--store-full, as the run
     ends); a later export of the run keeps that snapshot, not today's code.
@@ -695,20 +890,23 @@ def export_full(run_ref, output, include):
     _store().close()
     config = ProjectConfig.load()
     folder = export_run(config, run_ref, destination=output, include=list(include))
-    print_written(_console(), "Exported to", folder, config.root)
+    print_written(_console(), "Exported to", folder)
 
 
 @export.command("docker", context_settings={**_CONTEXT, "ignore_unknown_options": True})
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", type=_RUN, default="latest")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="The context folder.")
 @click.option("--tag", help="The image's name (default: assay-RUN_ID, in lower case).")
 @click.option("--no-build", is_flag=True, help="Only write the context; do not build.")
 def export_docker(run_ref, output, tag, no_build):
     """Write a Dockerfile and build context that re-create RUN; build it if Docker runs.
 
+    RUN is a number, an id, or 'latest' / -1, -2 ... (default: latest).
+
     The context holds the code, the pinned environment, the run's cache and a
     wheel of assay (default: data/runs/RUN_ID/docker/).
     """
+    from assay.cli_provenance import print_written
     from assay.config import ProjectConfig
     from assay.export.docker import build_image, export_docker_context
 
@@ -716,7 +914,7 @@ def export_docker(run_ref, output, tag, no_build):
     config = ProjectConfig.load()
     context = export_docker_context(config, run_ref, destination=output, tag=tag)
     console = _console()
-    console.print(f"Docker build context: {context.folder}", soft_wrap=True)
+    print_written(console, "Docker build context", context.folder)
     if no_build:
         console.print(f"Build it with: {context.build_command}", soft_wrap=True)
         return
@@ -725,10 +923,13 @@ def export_docker(run_ref, output, tag, no_build):
 
 
 @export.command("notebook", context_settings={**_CONTEXT, "ignore_unknown_options": True})
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", type=_RUN, default="latest")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="The .ipynb to write.")
 def export_notebook(run_ref, output):
-    """Write a Jupyter notebook that loads RUN's artifacts and can re-run it."""
+    """Write a Jupyter notebook that loads RUN's artifacts and can re-run it.
+
+    RUN is a number, an id, or 'latest' / -1, -2 ... (default: latest).
+    """
     from assay.cli_provenance import print_written
     from assay.config import ProjectConfig
     from assay.export.notebook import write_notebook
@@ -736,10 +937,15 @@ def export_notebook(run_ref, output):
     _store().close()
     config = ProjectConfig.load()
     path = write_notebook(config, run_ref, destination=output)
-    print_written(_console(), "Notebook", path, config.root)
+    print_written(_console(), "Notebook", path)
 
 
 # -- cache ------------------------------------------------------------------------------
+
+
+_CACHE_OPTION = click.option(
+    "--cache", "-c", "cache_dir", type=click.Path(file_okay=False), help="The cache folder."
+)
 
 
 @main.group(context_settings=_CONTEXT)
@@ -748,8 +954,13 @@ def cache():
 
 
 @cache.command("ls", context_settings=_CONTEXT)
-@click.option("--experiment", "-e", help="Only artifacts filed under this experiment.")
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="The cache folder.")
+@click.option(
+    "--experiment",
+    "-e",
+    shell_complete=complete.completer(complete.complete_cached_experiments),
+    help="Only artifacts filed under this experiment.",
+)
+@_CACHE_OPTION
 def cache_ls(experiment, cache_dir):
     """List cached artifacts by experiment, parameter set and stage."""
     from assay.cache_admin import list_entries
@@ -760,7 +971,7 @@ def cache_ls(experiment, cache_dir):
 
 @cache.command("verify", context_settings=_CONTEXT)
 @click.option("--remove", is_flag=True, help="Remove the entries that fail.")
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="The cache folder.")
+@_CACHE_OPTION
 def cache_verify(remove, cache_dir):
     """Check every artifact against its recorded size and checksum."""
     from assay.cache_admin import verify_all
@@ -786,7 +997,7 @@ def cache_verify(remove, cache_dir):
     help="Also remove linked entries last written more than this many days ago.",
 )
 @click.option("--dry", is_flag=True, help="Only list what would be removed.")
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="The cache folder.")
+@_CACHE_OPTION
 def cache_gc(older_than, dry, cache_dir):
     """Remove unfinished writes and entries no experiment links to any more."""
     from assay.cache_admin import collect_garbage, latest_runs_keys
@@ -810,15 +1021,7 @@ def _cache(cache_dir):
 
 
 def _from_here(cache_dir):
-    """``--cache DIR``: a relative folder is taken from the current folder, as ``-p`` and
-    experiment paths are (``cache_dir`` in assay.toml is taken from the project root). An
-    exported run's folder means its ``cache/`` folder."""
-    if cache_dir is None:
-        return None
-    from assay.config import from_command_line
-    from assay.export.full import export_cache_of
-
-    return export_cache_of(from_command_line(cache_dir))
+    return complete.cache_from_command_line(cache_dir)
 
 
 # -- ui ---------------------------------------------------------------------------------
@@ -845,7 +1048,10 @@ def ui(port, host, project, open_browser):
     """
     from assay.ui import serve
 
-    serve(project, host=host, port=port, open_browser=open_browser, echo=click.echo)
+    try:
+        serve(project, host=host, port=port, open_browser=open_browser, echo=click.echo)
+    except KeyboardInterrupt:  # how it is meant to stop: not a failure (exit status 0)
+        click.echo("Dashboard stopped.")
 
 
 # -- init -------------------------------------------------------------------------------

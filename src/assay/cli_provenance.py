@@ -65,6 +65,12 @@ def provenance_rows(run: Any, provenance: dict | None) -> list[tuple[str, str]]:
 def print_comparison(console: Console, diff: Any) -> None:
     """``assay compare A B``."""
     a, b = diff.a, diff.b
+    if diff.same_run:
+        console.print(
+            f"RUN A and RUN B are the same run, {a.number} ({escape(a.id)}). No differences: "
+            "to compare, give two runs (the second RUN defaults to latest)."
+        )
+        return
     console.print(f"[bold]A[/] run {a.number} ({escape(a.id)})  vs  [bold]B[/] run {b.number} "
                   f"({escape(b.id)})")  # fmt: skip
     if diff.identical:
@@ -110,14 +116,27 @@ def print_comparison(console: Console, diff: Any) -> None:
         table.add_row("package", escape(name), x, y)
     for change in diff.artifacts:
         where = f"{change.param_set or '-'} / {change.stage} / {change.name}"
-        what = {"key": "artifact key", "checksum": "artifact checksum"}.get(change.what, "artifact")
+        what = {"key": "artifact key", "checksum": "artifact checksum"}.get(
+            change.what, f"artifact {change.what}"
+        )
         table.add_row(what, escape(where), change.a or "-", change.b or "-")
     console.print(table)
     console.print(
         f"{len(diff.params)} parameter difference(s), {_code_summary(diff)}, "
         f"{len(packages.added) + len(packages.removed) + len(packages.changed)} in packages, "
-        f"{len(diff.artifacts)} artifact(s) changed, {diff.same_artifacts} identical."
+        f"{_artifact_summary(diff)}."
     )
+
+
+def _artifact_summary(diff: Any) -> str:
+    """``"2 artifact(s) changed, 3 only in A, 5 identical"``."""
+    only_a, only_b = diff.artifacts_only_in("A"), diff.artifacts_only_in("B")
+    changed = len(diff.artifacts) - len(only_a) - len(only_b)
+    parts = [f"{changed} artifact(s) changed"]
+    parts += [
+        f"{len(only)} only in {side}" for side, only in (("A", only_a), ("B", only_b)) if only
+    ]
+    return ", ".join([*parts, f"{diff.same_artifacts} identical"])
 
 
 def _code_summary(diff: Any) -> str:
@@ -228,28 +247,33 @@ def print_exports(console: Console, manager: Any, notebook: bool, docker: bool) 
     config, run_id = manager.config, manager.run_id
     folder = Path(config.runs_dir) / str(run_id)
     if folder.is_dir():
-        print_written(console, "Exported to", folder, config.root)
+        print_written(console, "Exported to", folder)
     if notebook:
         from assay.export.notebook import write_notebook
 
-        print_written(console, "Notebook", write_notebook(config, run_id), config.root)
+        print_written(console, "Notebook", write_notebook(config, run_id))
     if docker:
         from assay.export.docker import build_image, export_docker_context
 
         context = export_docker_context(config, run_id)
-        print_written(console, "Docker build context", context.folder, config.root)
+        print_written(console, "Docker build context", context.folder)
         console.print(escape(build_image(context)[1]), soft_wrap=True)
 
 
-def print_written(console: Console, what: str, path: Path, root: Path) -> None:
-    console.print(f"{what}: {escape(_rel(path, root))}", soft_wrap=True)
+def print_written(console: Console, what: str, path: Path) -> None:
+    """``Notebook: notebooks/run.ipynb``: a file or folder written, as it opens from here."""
+    console.print(f"{what}: {escape(path_from_here(path))}", soft_wrap=True)
 
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path(root).resolve()))
-    except ValueError:
-        return str(path)
+def path_from_here(path: str | Path) -> str:
+    """``path`` as it opens from the current folder: relative to it when inside it
+    (``logs/run.log``, also from a sub-folder of the project), else absolute."""
+    absolute = Path(path).absolute()
+    here = Path.cwd()
+    for there in (absolute, absolute.resolve()):  # resolved: a project reached by a link
+        if there.is_relative_to(here):
+            return str(there.relative_to(here))
+    return str(absolute)
 
 
 def _text(value: Any) -> str:

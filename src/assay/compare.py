@@ -79,7 +79,8 @@ class RunComparison:
     b: Any
     """Run B's :class:`~assay.store.RunInfo`."""
     settings: list[tuple[str, Any, Any]] = field(default_factory=list)
-    """Run-level differences: ``(what, A's, B's)`` for experiment, overrides, python, ..."""
+    """Run-level differences: ``(what, A's, B's)`` for experiment, overrides, notes,
+    python, ..."""
     sets_only_a: list[str] = field(default_factory=list)
     """Parameter sets only run A used."""
     sets_only_b: list[str] = field(default_factory=list)
@@ -116,6 +117,15 @@ class RunComparison:
                 "records of their artifacts to compare)"
             )
         return text
+
+    @property
+    def same_run(self) -> bool:
+        """Whether A and B are one run (``compare 12 latest`` with 12 the latest)."""
+        return self.a.id == self.b.id
+
+    def artifacts_only_in(self, side: str) -> list[ArtifactChange]:
+        """The artifacts only run ``"A"`` or only run ``"B"`` has."""
+        return [c for c in self.artifacts if c.what == f"only in {side}"]
 
     @property
     def identical(self) -> bool:
@@ -200,6 +210,7 @@ def _compare_settings(a: Any, b: Any, result: RunComparison) -> None:
         ("platform", a.platform, b.platform),
         ("host", a.host, b.host),
         ("status", a.status, b.status),
+        ("notes", a.notes, b.notes),
     ]
     for name in ("overrides", "param_files", "names", "indices", "prefix", "lazy"):
         pairs.append((name, a.config.get(name), b.config.get(name)))
