@@ -29,6 +29,7 @@ A cacher can also be used by hand in a notebook with a fixed path:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -272,15 +273,50 @@ class Cacheable:
         return os.path.exists(self.get_path())
 
     def save_metadata(self) -> None:
-        """Write ``extra_metadata`` beside a hand-used cacher's file.
+        """Write the metadata of a hand-used cacher's file beside it (``NAME_metadata.json``).
 
-        Inside a stage assay writes the full metadata sidecar itself after
-        ``save``, so calling this there is harmless and unnecessary.
+        It holds ``extra_metadata`` and, in Curifactory's names, what is known where the
+        cacher is used: the cacher and the time; with a ``record``, the parameter set
+        (``params_name``, ``params_hash``, ``params``), the stage running (``stage``,
+        ``None`` outside one) and the run (``manager_run_info``; its ``reference`` and
+        ``run_number`` are ``None`` while the run is not recorded, as in a notebook).
+        For a cacher a stage declares assay writes the full metadata sidecar itself
+        after ``save``, so calling this there is harmless and unnecessary.
         """
         if self._dir is not None:
             return
+        metadata = self._hand_metadata()
         with open(self.get_path("_metadata.json"), "w") as handle:
-            json.dump({"extra": self.extra_metadata}, handle, indent=2, default=str)
+            json.dump(metadata, handle, indent=2, default=str)
+        self.metadata = metadata
+
+    def _hand_metadata(self) -> dict:
+        """What :meth:`save_metadata` writes."""
+        import time
+
+        metadata: dict[str, Any] = {
+            "artifact_generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "artifact_name": self.name,
+            "cacher_type": str(type(self)),
+            "extra": self.extra_metadata,
+        }
+        record = self.record
+        if record is None:
+            return metadata
+        manager, params = record.manager, record.params
+        metadata.update(
+            params_hash=record.get_hash(),
+            params_name=record.name if params is not None else None,
+            record_name=record.name,
+            params=_params_as_text(params),
+            stage=manager.current_stage_name or self.stage,
+            manager_run_info={
+                "experiment_name": manager.experiment_name,
+                "run_number": manager.run_number,
+                "reference": manager.run_id,
+            },
+        )
+        return metadata
 
     def load_metadata(self) -> dict | None:
         """The artifact's metadata (``self.metadata``), reading it if needed.
@@ -312,6 +348,20 @@ class Cacheable:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _params_as_text(params: Any) -> dict[str, str] | None:
+    """Each field of a parameter set as text (``str(value)``, as Curifactory writes them),
+    but ``hash``, ``overwrite`` and ``hash_representations``. Read without counting as a
+    read of the stage running (the file is beside the result, not part of it)."""
+    if params is None or not hasattr(type(params), "__dataclass_fields__"):
+        return None
+    values = object.__getattribute__(params, "__dict__")
+    return {
+        f.name: str(values[f.name])
+        for f in dataclasses.fields(type(params))
+        if f.name not in ("hash", "overwrite", "hash_representations") and f.name in values
+    }
 
 
 def _sidecar_of(path: str) -> dict | None:

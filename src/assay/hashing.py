@@ -684,21 +684,52 @@ def _dataclass_hash_fields(obj: Any) -> list[tuple[str, Any]]:
     Fields declared with ``metadata={"hash": False}`` are left out, those with
     ``metadata={"hash": func}`` enter as ``func(value)``, and fields whose value is
     ``None`` are skipped so that adding a ``None``-default field keeps old hashes.
+    A ``hash_representations`` dict on the object (a dataclass nested in a parameter
+    set, as Curifactory allows) works as on a parameter set: a field it maps to
+    ``None`` is left out, one it maps to a function ``f`` enters as ``f(obj, value)``,
+    and the dict itself is no part of the hash.
     """
+    represent = _hash_representations(obj)
     pairs = []
     for f in sorted(dataclasses.fields(obj), key=lambda f: f.name):
+        if represent is not None and f.name == "hash_representations":
+            continue
         value = getattr(obj, f.name)
-        if value is None:
-            continue
-        how = f.metadata.get("hash", True)
-        if how is False:
-            continue
-        if callable(how):
-            value = how(value)
-            if value is None:
+        if represent is not None and f.name in represent:
+            how = represent[f.name]
+            value = how(obj, value) if how is not None else None
+        elif value is not None:
+            how = f.metadata.get("hash", True)
+            if how is False:
                 continue
-        pairs.append((f.name, value))
+            if callable(how):
+                value = how(value)
+        if value is not None:
+            pairs.append((f.name, value))
     return pairs
+
+
+def _hash_representations(obj: Any) -> dict[str, Any] | None:
+    """The ``hash_representations`` dict of a plain dataclass, checked; ``None`` if it has
+    none (then its fields hash as they always did)."""
+    found = getattr(obj, "hash_representations", None)
+    if not isinstance(found, dict):
+        return None
+    cls = type(obj).__qualname__
+    names = {f.name for f in dataclasses.fields(obj)}
+    unknown = sorted(set(found) - names)
+    if unknown:
+        raise _Unhashable(
+            f"{cls}.hash_representations names {', '.join(map(repr, unknown))}, but {cls} "
+            f"has no such field. Valid fields: {', '.join(sorted(names))}."
+        )
+    wrong = sorted(k for k, how in found.items() if how is not None and not callable(how))
+    if wrong:
+        raise _Unhashable(
+            f"{cls}.hash_representations[{wrong[0]!r}] is neither a function "
+            "`(obj, value) -> representation` nor None (to leave the field out of the hash)."
+        )
+    return found
 
 
 def _root_label(obj: Any) -> str:

@@ -12,6 +12,7 @@ at once (reusing the cache exactly as a full run would)::
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from pathlib import Path
@@ -130,6 +131,12 @@ class ArtifactManager:
         self.run_line = run_line
         self.cache = open_cache(self.config)
         self.cache_path = str(self.config.cache_dir)
+        """The cache folder (for a cache at a URL: the folder of this machine's copies).
+        It exists from the start, as in Curifactory, unless nothing may be written
+        (``dry``, ``dry_cache``)."""
+        if not (dry or dry_cache):
+            with contextlib.suppress(OSError):  # said with a clear message when written to
+                os.makedirs(self.cache_path, exist_ok=True)
         self.records: list[Record] = []
         """Every record created on this manager, in order."""
         self.reportables: list[Reportable] = []

@@ -180,7 +180,9 @@ class Runner:
         self.snapshots: dict[int, Any] = {}
         self.computed: set[str] = set()
         """Keys of the stage runs executed in this run: another stage run with the same
-        key reuses them, even under ``--overwrite`` (a key is computed once per run)."""
+        key reuses them, even under ``--overwrite`` (a key is computed once per run). In a
+        notebook each stage call is a run of its own here: a call that is forced
+        (``overwrite=True``, ``overwrite_stages`` set since) executes again."""
         self._code: dict = {}
         self._attribute_code: dict[tuple[type, str], str] = {}
         self._fingerprinter = None
@@ -244,6 +246,8 @@ class Runner:
             self.decide([node])
             if manager.dry:  # plan only: what would execute, nothing written
                 return record
+            if node.forced:  # asked for now (overwrite=True, say): not an earlier call's result
+                self.computed.discard(node.key)
             self.execute([node])
             if node.status == "cached":
                 self.restore_reportables([node])
