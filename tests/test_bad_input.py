@@ -383,12 +383,14 @@ def test_an_output_count_mismatch_is_raised_as_curifactory_raises_it(bad_project
         assay.run_experiment("output_mismatch", project_root=bad_project, **options)
 
 
-def test_a_cachers_list_of_the_wrong_length_fails_when_the_stage_is_defined(bad_project):
-    with pytest.raises(CachersMismatchError, match=r"'fit' declares 2 output\(s\)"):
+def test_a_cachers_list_of_the_wrong_length_fails_when_the_stage_is_called(bad_project):
+    @assay.stage(outputs=["model", "score"], cachers=[PickleCacher])
+    def fit(record):
+        return 1, 2
 
-        @assay.stage(outputs=["model", "score"], cachers=[PickleCacher])
-        def fit(record):
-            return 1, 2
+    manager = assay.ArtifactManager("declared", project_root=bad_project)
+    with pytest.raises(CachersMismatchError, match=r"'fit' declares 2 output\(s\)"):
+        fit(assay.Record(manager, None))
 
     fails(
         run_cli("run", "cachers_mismatch", cwd=bad_project),
@@ -399,12 +401,14 @@ def test_a_cachers_list_of_the_wrong_length_fails_when_the_stage_is_defined(bad_
     )
 
 
-def test_empty_cachers_without_outputs_fails_when_the_stage_is_defined(bad_project):
-    with pytest.raises(EmptyCachersError, match="'show'"):
+def test_empty_cachers_without_outputs_fails_when_the_stage_is_called(bad_project):
+    @assay.stage(inputs=None, outputs=None, cachers=[])
+    def show(record):
+        pass
 
-        @assay.stage(inputs=None, outputs=None, cachers=[])
-        def show(record):
-            pass
+    manager = assay.ArtifactManager("declared", project_root=bad_project)
+    with pytest.raises(EmptyCachersError, match="'show'"):
+        show(assay.Record(manager, None))
 
     fails(
         run_cli("run", "empty_cachers", cwd=bad_project), "empty_cachers.py", "'show'", "cachers=[]"
@@ -412,21 +416,27 @@ def test_empty_cachers_without_outputs_fails_when_the_stage_is_defined(bad_proje
 
 
 @pytest.mark.parametrize("name", ["a/b", "a\\b", ".hidden", "", "_reportables", "_state"])
-def test_an_output_name_that_cannot_name_a_file_fails_when_the_stage_is_defined(name):
+def test_an_output_name_that_cannot_name_a_file_fails_when_the_stage_is_called(name, tmp_path):
     """Not once the stage has run, when its output could not be saved."""
+
+    @assay.stage(outputs=[name], cachers=[PickleCacher])
+    def make(record):
+        return 1
+
+    manager = assay.ArtifactManager("declared", project_root=tmp_path)
     with pytest.raises(OutputSignatureError, match="an output's name is the name of its files"):
-
-        @assay.stage(outputs=[name], cachers=[PickleCacher])
-        def make(record):
-            return 1
+        make(assay.Record(manager, None))
+    assert not list(tmp_path.rglob("*.pkl"))  # refused before it ran
 
 
-def test_a_lazy_output_without_cachers_fails_when_the_stage_is_defined(bad_project):
+def test_a_lazy_output_without_cachers_fails_when_the_stage_is_called(bad_project):
+    @assay.stage(outputs=[assay.Lazy("big")])
+    def make(record):
+        return 1
+
+    manager = assay.ArtifactManager("declared", project_root=bad_project)
     with pytest.raises(OutputSignatureError, match="'make'.*Lazy"):
-
-        @assay.stage(outputs=[assay.Lazy("big")])
-        def make(record):
-            return 1
+        make(assay.Record(manager, None))
 
     fails(
         run_cli("run", "lazy_no_cachers", cwd=bad_project), "lazy_no_cachers.py", "'make'", "Lazy"

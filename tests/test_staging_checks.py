@@ -1,12 +1,15 @@
-"""Checks ``@assay.stage`` and ``@assay.aggregate`` make when a stage is declared.
+"""Checks ``@assay.stage`` and ``@assay.aggregate`` make of a stage's declaration.
 
-A declaration that cannot work is refused when the experiment module is imported,
-with a message naming the stage, the output and the value at fault, rather than
-with a traceback halfway through a run (SPEC section 10).
+A declaration that cannot work is refused when the stage is called, the moment
+Curifactory refuses it (SPEC section 2), before anything runs, with a message
+naming the stage, the output, the value at fault and where the stage is defined,
+rather than with a traceback halfway through a run (SPEC section 10). Only
+``cachers=`` given one cacher where a list is meant is refused by the decorator.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -40,6 +43,17 @@ def _declare(cachers, outputs=("a", "b")):
     return first
 
 
+@pytest.fixture
+def record(tmp_path: Path) -> assay.Record:
+    """A record of a live manager, to call stages on."""
+    manager = assay.ArtifactManager("checks", project_root=tmp_path)
+    return assay.Record(manager, assay.ExperimentParameters(name="p"))
+
+
+def _call(cachers, record, outputs=("a", "b")) -> None:
+    _declare(cachers, outputs)(record)
+
+
 @pytest.mark.parametrize(
     "cachers",
     [
@@ -70,50 +84,56 @@ def _pickle_cacher_factory():
     ],
     ids=["a-builtin-class", "text", "a-class-that-is-no-cacher", "a-number", "a-factory"],
 )
-def test_an_entry_that_is_not_a_cacher_is_refused_when_the_stage_is_declared(cachers, shown):
+def test_an_entry_that_is_not_a_cacher_is_refused_when_the_stage_is_called(cachers, shown, record):
     """``cachers=[int]`` failed at run time: AttributeError: 'int' object has no attribute
     'name'."""
+    _declare(cachers)  # the module that declares it imports, as with Curifactory
     with pytest.raises(StageError) as info:
-        _declare(cachers)
+        _call(cachers, record)
     message = str(info.value)
     assert f"The cacher {shown}" in message
     assert f"of stage 'first' is not a Cacheable {WHAT_A_CACHER_IS}." in message
     assert "PickleCacher" in message  # how to fix it
 
 
-def test_the_message_names_the_stage_output_and_value_as_the_tester_asked():
+def test_the_message_names_the_stage_output_and_value_as_the_tester_asked(record):
+    @assay.stage(outputs=["a"], cachers=[int])
+    def first(record):
+        return 1
+
     with pytest.raises(StageError) as info:
-
-        @assay.stage(outputs=["a"], cachers=[int])
-        def first(record):
-            return 1
-
+        first(record)
     assert str(info.value).startswith(
         f"The cacher int for output 'a' of stage 'first' is not a Cacheable {WHAT_A_CACHER_IS}."
     )
+    line = first.__wrapped__.__code__.co_firstlineno
+    assert str(info.value).endswith(
+        f" The stage is defined in {os.path.relpath(__file__)}, line {line}."
+    )
 
 
-def test_every_bad_entry_is_named_at_once():
+def test_every_bad_entry_is_named_at_once(record):
     with pytest.raises(StageError) as info:
-        _declare([int, "json"])
+        _call([int, "json"], record)
     assert (
         f"Stage 'first' has 2 cachers that are not Cacheables {WHAT_A_CACHER_IS}: "
         "int for output 'a'; 'json' for output 'b'."
     ) in str(info.value)
 
 
-def test_an_aggregate_refuses_a_bad_cacher_too():
+def test_an_aggregate_refuses_a_bad_cacher_too(record):
+    @assay.aggregate(inputs=None, outputs=["best"], cachers=[dict])
+    def pick(record, records):
+        return {}
+
     with pytest.raises(StageError, match=r"The cacher dict for output 'best' of aggregate 'pick'"):
-
-        @assay.aggregate(inputs=None, outputs=["best"], cachers=[dict])
-        def pick(record, records):
-            return {}
+        pick(assay.Record(record.manager, None), [record])
 
 
-def test_a_cacher_from_another_package_is_named_in_full():
+def test_a_cacher_from_another_package_is_named_in_full(record):
     fake = type("PickleCacher", (), {"__module__": "curifactory.caching"})
     with pytest.raises(StageError) as info:
-        _declare([fake, None])
+        _call([fake, None], record)
     message = str(info.value)
     assert "The cacher curifactory.caching.PickleCacher for output 'a'" in message
     assert "import them from assay.caching" in message
@@ -137,9 +157,9 @@ def test_one_cacher_where_a_list_is_meant_is_refused(cachers, message):
     assert message in str(info.value)
 
 
-def test_a_wrong_count_is_still_reported_as_a_mismatch():
+def test_a_wrong_count_is_still_reported_as_a_mismatch(record):
     with pytest.raises(CachersMismatchError):
-        _declare([int])
+        _call([int], record)
 
 
 @pytest.mark.parametrize("dry", [False, True], ids=["run", "dry"])

@@ -8,7 +8,9 @@ paragraph without a traceback (unless ``--debug`` is given)::
     AssayError
     ├── ConfigError               bad project configuration or layout
     ├── ProjectError              an experiment or parameter file cannot be used
-    ├── ParameterError            bad parameter sets, overrides or grids
+    ├── ParameterError            bad parameter sets, overrides or grids (also a
+    │                             RuntimeError, as Curifactory raises there)
+    ├── NoArtifactManagerError    a Procedure run without a manager (also a ValueError)
     ├── StageError                a stage is declared or called wrongly
     │   ├── InputSignatureError   a stage's function does not fit its declared inputs
     │   │   └── MissingInputError an input no earlier stage produced (also a KeyError)
@@ -52,8 +54,18 @@ class ProjectError(AssayError):
     """An experiment or parameter file is missing, broken, or lacks what it needs."""
 
 
-class ParameterError(AssayError):
-    """Parameter sets are invalid: duplicate names, unknown fields, bad overrides."""
+class ParameterError(AssayError, RuntimeError):
+    """Parameter sets are invalid: duplicate names, unknown fields, bad overrides.
+
+    It is also a ``RuntimeError``, the exception Curifactory raises for a parameter
+    set name that no parameter file has, so ``except RuntimeError`` written for
+    Curifactory keeps working.
+    """
+
+
+class NoArtifactManagerError(AssayError, ValueError):
+    """A :class:`~assay.Procedure` was run without a manager (Curifactory's name, also
+    reachable as ``assay.procedure.NoArtifactManagerError``)."""
 
 
 class StageError(AssayError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from assay.errors import NoArtifactManagerError
 from assay.record import Record
 
 
@@ -57,7 +58,10 @@ class Procedure:
         if self.manager is None:
             self.manager = manager
         if self.manager is None:
-            raise ValueError("Procedure.run needs a manager: Procedure(stages, manager).")
+            raise NoArtifactManagerError(
+                "Procedure.run needs a manager: Procedure(stages, manager), or "
+                "procedure.run(params, manager=manager)."
+            )
         if records is not None:
             self.use_records = records
         if record is None:

@@ -62,8 +62,14 @@ class State(dict):
     outputs, nor those of stages called after it (``"model" in record.state``
     is ``False`` until the stage that makes it has run, and an output name
     that a later stage reuses still means the earlier stage's value).
+
+    With ``record.state.resolve = False`` (Curifactory's switch), reading a ``Lazy``
+    output gives its ``Lazy`` object instead of the value, until you set it back to
+    ``True``; other entries are unaffected.
     """
 
+    resolve: bool = True
+    """``False``: reading a ``Lazy`` output gives the ``Lazy`` object, not the value."""
     _record: Record | None = None
     _not_sent: Mapping[str, str] = MappingProxyType({})
     """In a worker process: what the stage would also see in a serial run (see
@@ -128,6 +134,8 @@ class State(dict):
                 # Its own from now on (what run() does to it stays; see _inherit_late).
                 record._set_by.setdefault(name, record._position())
             return value
+        if not self.resolve and value.lazy:
+            return value.handle()
         return record._own(value) if record is not None else value.get()
 
     def __contains__(self, name: object) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,18 +63,45 @@ class Lazy:
         self._held: Any = _NOT_HELD
 
     def load(self) -> Any:
-        """Load the value from its cacher."""
+        """Load the value from its cacher, as any cached input is loaded: its files are
+        checked against the sizes and checksums recorded when they were written first,
+        and a file that was damaged or modified since is not read (``CorruptArtifactError``).
+        """
         if self._held is not _NOT_HELD:
             return self._held
         if self.cacher is None:
             raise ValueError(f"Lazy output {self.name!r} has no cached value yet.")
-        return self.cacher.load()
+        return _load_checked(self.cacher, self.name)
 
     def __str__(self) -> str:
         return self.name
 
     def __repr__(self) -> str:
         return f'Lazy("{self.name}")'
+
+
+def _load_checked(cacher: Any, output: str) -> Any:
+    """Output ``output`` loaded with ``cacher`` from the cache entry the cacher was
+    placed in, through the cache's checked load; a corrupt entry is also removed (unless
+    the cache is read-only, ``--dry-cache``), so that the next run computes it again."""
+    from pathlib import Path
+
+    from assay.errors import CorruptArtifactError
+
+    folder, record = getattr(cacher, "_dir", None), getattr(cacher, "record", None)
+    if folder is None or record is None:  # a cacher you set yourself: no record to check
+        return cacher.load()
+    manager = record.manager
+    key = Path(folder).name  # a stage run's folder is named by its key
+    try:
+        return manager.cache.load(cacher, key, output)
+    except CorruptArtifactError as exc:
+        if manager.dry_cache:
+            advice = f"--overwrite-stage {cacher.stage} computes it again."
+        else:
+            manager.cache.discard(key, output)
+            advice = "It was removed from the cache: the next run computes it again."
+        raise CorruptArtifactError(f"{exc} {advice}") from None
 
 
 @dataclass
@@ -95,6 +123,8 @@ class StageSpec:
     _identities: dict = field(init=False, default_factory=dict, repr=False)
     wrapper: Callable | None = field(init=False, default=None, repr=False)
     """The decorated function, as its module exposes it (how workers find the stage)."""
+    checked: bool = field(init=False, default=False, repr=False)
+    """Whether the declaration passed :func:`check_call`'s checks (they are made once)."""
 
     def __post_init__(self) -> None:
         self.output_names = [str(o) for o in self.outputs]
@@ -179,7 +209,8 @@ def stage(
             one (``JsonCacher(subdir="scores")``), or ``None`` for an output
             that is not cached; or ``cachers=None`` to cache nothing.
         suppress_missing_inputs: let the stage run when an input is missing
-            from the state; the function's default for it is used.
+            from the state; the function's default for it is used (a call where
+            such an input has no default is refused: ``InputSignatureError``).
         version: pin the stage's code: with a version, editing the function
             (or helpers it uses) no longer recomputes it; change the version
             to recompute. For edits you know do not change results.
@@ -247,7 +278,6 @@ def _decorate(
             version=None if version is None else str(version),
             deterministic=deterministic,
         )
-        _validate(spec)
         for out in spec.output_names:
             _PRODUCERS.setdefault(out, []).append(spec.name)
 
@@ -258,6 +288,7 @@ def _decorate(
             @functools.wraps(func)
             def wrapper(record, records=None, **kwargs):
                 own = wrapper.__assay_stage__
+                check_call(own, record, kwargs)
                 return record.manager._call_stage(own, record, (), kwargs, records)
 
         else:
@@ -265,6 +296,7 @@ def _decorate(
             @functools.wraps(func)
             def wrapper(record, *args, **kwargs):
                 own = wrapper.__assay_stage__
+                check_call(own, record, kwargs)
                 return record.manager._call_stage(own, record, args, kwargs, None)
 
         wrapper.__assay_stage__ = spec
@@ -323,6 +355,82 @@ def _show(entry: Any) -> str:
     return f"{module}.{entry.__qualname__}"
 
 
+def check_call(spec: StageSpec, record: Any, kwargs: dict) -> None:
+    """The checks Curifactory makes when a stage is called, made at the same moment.
+
+    A declaration that cannot work (``cachers`` and ``outputs`` of different lengths,
+    ``cachers=[]``, an input the function does not accept, ...) is refused when the
+    stage is first called, not when its module is imported: a module that holds such a
+    stage still imports, and ``except CachersMismatchError`` around the call catches
+    it, as with Curifactory. The message says where the stage is defined.
+    """
+    if not spec.checked:
+        _check_declaration(spec)
+        spec.checked = True
+    manager = record.manager
+    lazy = [str(o) for o in spec.outputs if isinstance(o, Lazy)]
+    if lazy and spec.cachers is None and not (manager.lazy or manager.ignore_lazy):
+        raise _refused(
+            OutputSignatureError,
+            spec,
+            f"Stage {spec.name!r} has Lazy outputs {lazy} but no cachers: a Lazy output is "
+            "reloaded from its cacher, so give it one (for instance PickleCacher).",
+        )
+    if spec.suppress_missing_inputs and not spec.is_aggregate:
+        # A stage before it that puts values in record.state by hand (its barrier) may
+        # put an input there when it runs: the runner binds those then.
+        later = record._barrier is not None
+        absent = [
+            name
+            for name in spec.inputs
+            if name not in kwargs and not (later or dict.__contains__(record.state, name))
+        ]
+        check_suppressed_inputs(spec, absent, record.name)
+
+
+def check_suppressed_inputs(spec: StageSpec, absent: Iterable[str], label: str) -> None:
+    """Refuse a call of a stage with ``suppress_missing_inputs=True`` whose inputs
+    ``absent`` (not in the record, not passed) include one without a default value in
+    the function's signature, as Curifactory does; ``label`` names the parameter set."""
+    absent = list(absent)
+    if not absent:
+        return
+    parameters = inspect.signature(spec.func).parameters
+    no_default = [
+        name
+        for name in absent
+        if name in parameters and parameters[name].default is inspect.Parameter.empty
+    ]
+    if not no_default:
+        return
+    first = no_default[0]
+    raise _refused(
+        InputSignatureError,
+        spec,
+        f"Stage {spec.name!r} for parameter set {label!r} is missing input(s) {no_default}: "
+        "no earlier stage on the record made them and the call does not pass them. The "
+        "stage suppresses missing inputs, so the function's defaults stand in, but "
+        f"def {spec.name}{inspect.signature(spec.func)} has none for "
+        f"{', '.join(no_default)}. Give such an input a default ({first}=None), pass it in "
+        f"the call ({spec.name}(record, {first}=...)), or first call a stage that outputs it.",
+    )
+
+
+def _refused(kind: type[StageError], spec: StageSpec, message: str) -> StageError:
+    """``kind(message)``, with where the stage is defined (the call raising it is not)."""
+    code = getattr(spec.func, "__code__", None)
+    if code is None:
+        return kind(message)
+    path = code.co_filename
+    try:
+        shown = os.path.relpath(path)
+    except ValueError:  # another drive
+        shown = path
+    if shown.startswith(os.pardir):
+        shown = path
+    return kind(f"{message} The stage is defined in {shown}, line {code.co_firstlineno}.")
+
+
 def _check_cacher_entries(spec: StageSpec, kind: str) -> None:
     """Refuse cachers entries that are neither a cacher nor ``None``, naming each."""
     wrong = [
@@ -351,30 +459,29 @@ def _check_cacher_entries(spec: StageSpec, kind: str) -> None:
     if any(_class_of(e).__module__.partition(".")[0] == "curifactory" for e, _ in wrong):
         message += " assay has its own cachers in place of Curifactory's: import them from "
         message += "assay.caching."
-    raise StageError(message)
+    raise _refused(StageError, spec, message)
 
 
-def _validate(spec: StageSpec) -> None:
-    """Check a stage's declaration when it is defined, not halfway through a run."""
+def _check_declaration(spec: StageSpec) -> None:
+    """Check what a stage's declaration says, whatever the call (see :func:`check_call`)."""
     kind = "aggregate" if spec.is_aggregate else "stage"
     if spec.cachers is not None:
         if len(spec.cachers) == 0 and len(spec.outputs) == 0:
-            raise EmptyCachersError(
-                f"Stage {spec.name!r} has cachers=[]; with no outputs there is nothing to cache. "
-                "Use cachers=None (the default)."
+            raise _refused(
+                EmptyCachersError,
+                spec,
+                f"Stage {spec.name!r} has cachers=[]; with no outputs there is nothing to "
+                "cache. Use cachers=None (the default).",
             )
         if len(spec.cachers) != len(spec.outputs):
-            raise CachersMismatchError(
+            raise _refused(
+                CachersMismatchError,
+                spec,
                 f"Stage {spec.name!r} declares {len(spec.outputs)} output(s) "
                 f"{spec.output_names} but {len(spec.cachers)} cacher(s). Give one cacher per "
-                "output (None for an output that should not be cached), or cachers=None."
+                "output (None for an output that should not be cached), or cachers=None.",
             )
         _check_cacher_entries(spec, kind)
-    if spec.cachers is None and any(isinstance(o, Lazy) for o in spec.outputs):
-        raise OutputSignatureError(
-            f"Stage {spec.name!r} has Lazy outputs but no cachers: a Lazy output is "
-            "reloaded from its cacher, so give it one (for instance PickleCacher)."
-        )
     for name in spec.output_names:
         if (
             not name
@@ -382,15 +489,20 @@ def _validate(spec: StageSpec) -> None:
             or name in OWN_ENTRIES
             or any(c in name for c in "/\\\0")
         ):
-            raise OutputSignatureError(
+            raise _refused(
+                OutputSignatureError,
+                spec,
                 f"Stage {spec.name!r} declares an output named {name!r}: an output's name is "
                 "the name of its files in the cache, so it must be non-empty, must not start "
-                "with '.', must not contain '/' or '\\', and '_reportables' and '_state' are assay's own."
+                "with '.', must not contain '/' or '\\', and '_reportables' and '_state' are "
+                "assay's own.",
             )
     duplicates = {n for n in spec.output_names if spec.output_names.count(n) > 1}
     if duplicates:
-        raise OutputSignatureError(
-            f"Stage {spec.name!r} declares the output(s) {sorted(duplicates)} more than once."
+        raise _refused(
+            OutputSignatureError,
+            spec,
+            f"Stage {spec.name!r} declares the output(s) {sorted(duplicates)} more than once.",
         )
     params = inspect.signature(spec.func).parameters
     positional = [
@@ -399,26 +511,21 @@ def _validate(spec: StageSpec) -> None:
     needed = 2 if spec.is_aggregate else 1
     if len(positional) < needed and not any(p.kind == p.VAR_POSITIONAL for p in params.values()):
         first = "(record, records, ...)" if spec.is_aggregate else "(record, ...)"
-        raise InputSignatureError(
-            f"The {kind} {spec.name!r} must accept {first} as its first parameter(s)."
+        raise _refused(
+            InputSignatureError,
+            spec,
+            f"The {kind} {spec.name!r} must accept {first} as its first parameter(s).",
         )
     takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())  # **kwargs
     missing = [name for name in spec.inputs if name not in params and not takes_any]
     if missing:
-        raise InputSignatureError(
+        raise _refused(
+            InputSignatureError,
+            spec,
             f"The {kind} {spec.name!r} declares inputs {missing} that its function does not "
             f"accept. Add parameters named {', '.join(missing)} to "
-            f"def {spec.name}{inspect.signature(spec.func)}."
+            f"def {spec.name}{inspect.signature(spec.func)}.",
         )
-    if spec.suppress_missing_inputs:
-        no_default = [
-            n for n in spec.inputs if n in params and params[n].default is inspect.Parameter.empty
-        ]
-        if no_default:
-            raise InputSignatureError(
-                f"Stage {spec.name!r} suppresses missing inputs, so inputs {no_default} need "
-                "default values in its function signature."
-            )
 
 
 def get_spec(func: Callable) -> StageSpec:

@@ -1,4 +1,4 @@
-"""fit declares two outputs but one cacher: an error as soon as the module is imported."""
+"""fit declares two outputs but one cacher: an error when run() calls it."""
 
 from experiments.good import get_params  # noqa: F401
 

@@ -1,4 +1,4 @@
-"""show has no outputs but cachers=[]: an error as soon as the module is imported."""
+"""show has no outputs but cachers=[]: an error when run() calls it."""
 
 from experiments.good import get_params  # noqa: F401
 

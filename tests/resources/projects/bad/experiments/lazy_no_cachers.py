@@ -1,4 +1,4 @@
-"""make has a Lazy output but no cachers: an error as soon as the module is imported."""
+"""make has a Lazy output but no cachers: an error when run() calls it."""
 
 from experiments.good import get_params  # noqa: F401
 
