@@ -97,10 +97,10 @@ COMMAND = 'assay run hostile --notes "see `x` and *y*"'
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    from assay.scaffold import create_project
+    from assay.scaffold import init_project
 
     root = tmp_path_factory.mktemp("render") / "hostile"
-    create_project(root)
+    init_project(root)
     source = EXPERIMENT.format(png=PNG.hex(), names=NAMES)
     (root / "experiments" / "hostile.py").write_text(source, encoding="utf-8")
     saved = list(sys.path)

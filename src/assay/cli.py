@@ -136,9 +136,9 @@ def _os_error_text(exc: OSError) -> str:
 
 
 def _fail(exc: BaseException | str, code: int = 1) -> None:
-    from rich.markup import escape
+    from assay.cli_output import shown
 
-    _console(stderr=True).print(f"[bold red]Error:[/] {escape(str(exc))}")
+    _console(stderr=True).print(f"[bold red]Error:[/] {shown(str(exc))}")
     _print_run_files(exc)
     sys.exit(code)
 
@@ -429,8 +429,9 @@ def run(
     click.get_current_context().meta["assay.run"] = (_command_line(), unwritten)
     if notebook and not planning_only:  # written after the run: its folder is checked now
         from assay.config import ProjectConfig
+        from assay.project import project_root_for
 
-        ProjectConfig.load().make_folders("runs_dir")
+        ProjectConfig.load(project_root_for(experiment)).make_folders("runs_dir")
     _spawn_without_this_script()
     selection = dict(
         names=list(names),
@@ -596,9 +597,9 @@ def params(experiment, param_files, names, indices, overrides, all_fields):
     from assay.config import ProjectConfig
     from assay.experiment import select
     from assay.params import apply_overrides, check_unique_names
-    from assay.project import load_experiment, load_param_sets
+    from assay.project import load_experiment, load_param_sets, project_root_for
 
-    config = ProjectConfig.load()
+    config = ProjectConfig.load(project_root_for(experiment))
     module = load_experiment(experiment, config)
     sets = load_param_sets(list(param_files), module, config)
     if names or indices:
@@ -906,6 +907,7 @@ def export_docker(run_ref, output, tag, no_build):
     The context holds the code, the pinned environment, the run's cache and a
     wheel of assay (default: data/runs/RUN_ID/docker/).
     """
+    from assay.cli_output import shown
     from assay.cli_provenance import print_written
     from assay.config import ProjectConfig
     from assay.export.docker import build_image, export_docker_context
@@ -916,7 +918,7 @@ def export_docker(run_ref, output, tag, no_build):
     console = _console()
     print_written(console, "Docker build context", context.folder)
     if no_build:
-        console.print(f"Build it with: {context.build_command}", soft_wrap=True)
+        console.print(f"Build it with: {shown(context.build_command)}", soft_wrap=True)
         return
     built, message = build_image(context)
     console.print(message, soft_wrap=True)
@@ -975,11 +977,12 @@ def cache_ls(experiment, cache_dir):
 def cache_verify(remove, cache_dir):
     """Check every artifact against its recorded size and checksum."""
     from assay.cache_admin import verify_all
+    from assay.cli_output import shown
 
     console = _console()
     checked, bad = verify_all(_cache(cache_dir), remove=remove)
     for _meta, problem in bad:
-        console.print(f"[red]FAILED[/] {problem}")
+        console.print(f"[red]FAILED[/] {shown(problem)}")
     console.print(
         f"{checked} artifact(s) checked, {len(bad)} failed"
         + (" (removed)" if remove and bad else "")
@@ -1061,20 +1064,10 @@ def ui(port, host, project, open_browser):
 @click.argument("folder", default=".", type=click.Path(file_okay=False))
 def init(folder):
     """Create a new project in FOLDER: folders, an example experiment and parameter file."""
-    from assay.scaffold import create_project
+    from assay.cli_output import print_init
+    from assay.scaffold import init_project
 
-    created = create_project(Path(folder))
-    console = _console()
-    for path in created:
-        console.print(f"created {path}")
-    import shlex
-
-    from rich.markup import escape
-
-    console.print(
-        "\nNext: [bold]assay run example -p example[/] "
-        + (f"(after cd {escape(shlex.quote(folder))})" if folder != "." else "")
-    )
+    print_init(_console(), init_project(Path(folder)), folder)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import sysconfig
 import traceback
@@ -19,10 +20,32 @@ from assay.run_record import stage_status
 from assay.runner import Observer
 
 
+def printable(text: object) -> str:
+    """``text`` as it can safely be shown on a terminal: each control character but
+    newline and tab is written as its escape (``\\x1b``) instead of being sent.
+
+    Parameter-set names, notes and error texts come from experiment files and from run
+    stores or exports that others made; an escape sequence in one must not recolour,
+    retitle or (OSC 52) fill the clipboard of the terminal of whoever lists the runs.
+    Use it for every such text printed outside rich markup; :func:`shown` for markup.
+    """
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", str(text))
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""C0 controls but tab and newline, DEL, and C1 controls (0x9b starts a sequence too)."""
+
+
+def shown(text: object) -> str:
+    """``text`` to put into rich markup (``console.print(f"Run {shown(name)}")``): its
+    brackets print as they are (``[lower]`` is no style) and :func:`printable`."""
+    return escape(printable(text))
+
+
 def _styled(status: str, label: str | None = None) -> str:
     """``status`` in its colour (rich markup), escaped."""
     style = _STATUS_STYLE.get(status)
-    text = escape(label if label is not None else status)
+    text = shown(label if label is not None else status)
     return f"[{style}]{text}[/]" if style else text
 
 
@@ -74,7 +97,7 @@ class ProgressObserver(Observer):
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.fields[current]}"),
+            TextColumn("{task.fields[current]}", markup=False),  # "[lower]": no markup
             console=self.console,
             transient=True,
         )
@@ -85,7 +108,9 @@ class ProgressObserver(Observer):
         if self.progress is None and self.done == 0:
             self._show(None)  # run() is still being planned: the total is not known yet
         if self.progress is not None:
-            self.progress.update(self.task, current=f"{node.spec.name} [{node.record_label}]")
+            self.progress.update(
+                self.task, current=printable(f"{node.spec.name} [{node.record_label}]")
+            )
 
     def stage_finished(self, node: Any) -> None:
         self.done += 1
@@ -104,18 +129,19 @@ def print_run_result(console: Console, manager: Any, quiet: bool = False) -> Non
     from assay.experiment import summarize
 
     run = manager.run_info
+    unwritten = " (--dry-cache: nothing was written to the cache)" if manager.dry_cache else ""
     console.print(
-        f"Run [bold]{run.number}[/] ({escape(run.id)}) {_styled(run.status)} in "
-        f"{run.duration_s or 0:.1f}s: {summarize(manager.plan.nodes, run.status)}."
+        f"Run [bold]{run.number}[/] ({shown(run.id)}) {_styled(run.status)} in "
+        f"{run.duration_s or 0:.1f}s: {summarize(manager.plan.nodes, run.status)}{unwritten}."
     )
     if not quiet:
         log_path = manager.config.logs_dir / f"{run.id}.log"
         if log_path.exists():
-            console.print(f"Log: {escape(str(_rel(log_path, manager.config.root)))}", style="dim")
+            console.print(f"Log: {shown(str(_rel(log_path, manager.config.root)))}", style="dim")
         report_path = manager.config.reports_dir / run.id / "index.html"
         if report_path.exists():
-            shown = escape(str(_rel(report_path, manager.config.root)))
-            console.print(f"Report: {shown}", style="dim", soft_wrap=True)
+            where = shown(str(_rel(report_path, manager.config.root)))
+            console.print(f"Report: {where}", style="dim", soft_wrap=True)
 
 
 def print_stage_failure(
@@ -124,7 +150,7 @@ def print_stage_failure(
     """A failed stage: its own traceback (user code only), the message, how to resume
     (``unwritten``: as for :func:`what_is_kept`)."""
     _print_frames(console, code_frames(exc.original.__traceback__), "the stage's code")
-    console.print(f"[bold red]Error:[/] {escape(str(exc))}")
+    console.print(f"[bold red]Error:[/] {shown(str(exc))}")
     console.print(_how_to_go_on(command, unwritten))
 
 
@@ -145,8 +171,8 @@ def what_is_kept(unwritten: str | None = None) -> str:
 def _how_to_go_on(command: str, unwritten: str | None) -> str:
     go_on = "" if unwritten else " to continue"
     return (
-        f"{escape(what_is_kept(unwritten))} Fix the problem and run the same command "
-        f"again{go_on}: [bold]{escape(command)}[/]"
+        f"{shown(what_is_kept(unwritten))} Fix the problem and run the same command "
+        f"again{go_on}: [bold]{shown(command)}[/]"
     )
 
 
@@ -163,8 +189,8 @@ def print_code_failure(
     _print_frames(console, frames, "the experiment's code")
     where = frames[-1]
     console.print(
-        f"[bold red]Error:[/] {escape(type(exc).__name__)}: {escape(str(exc))} "
-        f"(raised in {escape(where.name)}(), {escape(where.filename)} line {where.lineno}; "
+        f"[bold red]Error:[/] {shown(type(exc).__name__)}: {shown(str(exc))} "
+        f"(raised in {shown(where.name)}(), {shown(where.filename)} line {where.lineno}; "
         "--debug shows the whole traceback)"
     )
     if command:
@@ -187,7 +213,7 @@ def _print_frames(console: Console, frames: list, whose: str) -> None:
     if frames:
         console.print(f"[dim]Traceback ({whose}):[/]")
         for line in traceback.format_list(frames):
-            console.print(escape(line.rstrip()), style="dim")
+            console.print(shown(line.rstrip()), style="dim")
 
 
 def _is_researchers(filename: str) -> bool:
@@ -218,7 +244,7 @@ def print_plan(console: Console, manager: Any) -> None:
     earlier in the run is shown as ``shared``: it reuses that one's outputs, as
     ``assay why`` says.
     """
-    table = Table(title=f"Plan of {escape(manager.experiment_name)} (dry run: nothing executed)")
+    table = Table(title=f"Plan of {shown(manager.experiment_name)} (dry run: nothing executed)")
     for column in ("parameter set", "stage", "plan", "why / from"):
         table.add_column(column, overflow="fold")
     counts: dict[str, int] = {}
@@ -227,10 +253,10 @@ def print_plan(console: Console, manager: Any) -> None:
         counts[status] = counts.get(status, 0) + 1
         label = {"run": "execute", "unneeded": "not needed"}.get(status, status)
         table.add_row(
-            escape(node.record_label),
-            escape(node.spec.name),
+            shown(node.record_label),
+            shown(node.spec.name),
             _styled(status, label),
-            escape(detail),
+            shown(detail),
         )
     console.print(table)
     console.print(
@@ -260,7 +286,7 @@ def _planned(manager: Any, node: Any) -> tuple[str, str]:
 def print_plan_stops(console: Console, manager: Any) -> None:
     """After a plan made without executing: why it covers only part of the run, if it does."""
     if manager.plan_stops:
-        console.print(f"[yellow]{escape(manager.plan_stops)}[/]")
+        console.print(f"[yellow]{shown(manager.plan_stops)}[/]")
 
 
 def print_explanations(console: Console, explanations: list) -> None:
@@ -273,14 +299,14 @@ def print_explanations(console: Console, explanations: list) -> None:
         "unneeded": "[dim]not needed[/]",
     }
     for item in explanations:
-        head = escape(f"{item.stage} [{item.param_set}]")
+        head = shown(f"{item.stage} [{item.param_set}]")
         label = labels.get(item.status, item.status)
-        console.print(f"{label} {head}: {escape(item.reasons[0])}", soft_wrap=True)
+        console.print(f"{label} {head}: {shown(item.reasons[0])}", soft_wrap=True)
         for reason in item.reasons[1:]:
-            console.print(f"    {escape(reason)}", soft_wrap=True)
+            console.print(f"    {shown(reason)}", soft_wrap=True)
         for line in item.details:
             style = "red" if line.startswith("-") else "green" if line.startswith("+") else "dim"
-            console.print(f"      {escape(line)}", style=style, soft_wrap=True, highlight=False)
+            console.print(f"      {shown(line)}", style=style, soft_wrap=True, highlight=False)
     runs = sum(1 for i in explanations if i.status in ("run", "executed"))
     console.print(f"{runs} of {len(explanations)} stage runs execute.")
 
@@ -302,8 +328,8 @@ def print_paths(console: Console, manager: Any) -> None:
                 continue
             state = "cached" if artifact.cached else "missing"
             console.print(
-                f"{escape(link_label(node))}\t{escape(node.spec.name)}\t{escape(artifact.name)}"
-                f"\t{state}\t{escape(where)}",
+                f"{shown(link_label(node))}\t{shown(node.spec.name)}\t{shown(artifact.name)}"
+                f"\t{state}\t{shown(where)}",
                 soft_wrap=True,
             )
 
@@ -325,20 +351,20 @@ def print_params(console: Console, param_sets: list, all_fields: bool = False) -
     table.add_column("class", overflow="fold")
     table.add_column("hash", no_wrap=True, min_width=12)
     for field in fields:
-        table.add_column(escape(field), overflow="fold")
+        table.add_column(shown(field), overflow="fold")
     for index, (params, described) in enumerate(zip(param_sets, values)):
         row = [
             str(index),
-            escape(params.name),
+            shown(params.name),
             type(params).__qualname__,
             params.params_hash()[:12],
         ]
-        row += [escape(str(described.get(f, ""))) for f in fields]
+        row += [shown(str(described.get(f, ""))) for f in fields]
         table.add_row(*row)
     console.print(table)
     if len(param_sets) > 1 and not all_fields:
-        shown = ", ".join(fields) if fields else "none: the sets differ only in their names"
-        console.print(f"Fields that differ: {escape(shown)}")
+        differ = ", ".join(fields) if fields else "none: the sets differ only in their names"
+        console.print(f"Fields that differ: {shown(differ)}")
 
 
 def print_runs(console: Console, runs: list) -> None:
@@ -361,19 +387,19 @@ def print_runs(console: Console, runs: list) -> None:
         names = ", ".join(run.param_names[:4]) + (" ..." if len(run.param_names) > 4 else "")
         table.add_row(
             str(run.number),
-            escape(run.experiment),
+            shown(run.experiment),
             _styled(run.status),
             run.started[:19].replace("T", " "),
             f"{run.duration_s:.1f}s" if run.duration_s is not None else "",
-            escape(names),
-            escape(run.notes or ""),
+            shown(names),
+            shown(run.notes or ""),
         )
     console.print(table)
 
 
 def print_run(console: Console, store: Any, run: Any) -> None:
     """``assay show RUN``."""
-    console.print(f"[bold]Run {run.number}[/]  {escape(run.id)}  {_styled(run.status)}")
+    console.print(f"[bold]Run {run.number}[/]  {shown(run.id)}  {_styled(run.status)}")
     rows = [
         ("experiment", run.experiment),
         ("started", run.started),
@@ -394,7 +420,7 @@ def print_run(console: Console, store: Any, run: Any) -> None:
 
     rows += provenance_rows(run, store.provenance(run.id))
     for name, value in rows:
-        console.print(f"  {name:<12} {escape(str(value))}")
+        console.print(f"  {name:<12} {shown(str(value))}")
     sets = store.param_sets(run.id)
     if sets:
         table = Table(title="parameter sets")
@@ -403,12 +429,12 @@ def print_run(console: Console, store: Any, run: Any) -> None:
         table.add_column("values", overflow="fold")
         for p in sets:
             # Every field (the table wraps long lines); text quoted, so "[a]" is not a list.
-            shown = ", ".join(
+            values = ", ".join(
                 f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
                 for k, v in p.values.items()
                 if k != "name"
             )
-            table.add_row(escape(p.name), p.hash[:12], escape(shown))
+            table.add_row(shown(p.name), p.hash[:12], shown(values))
         console.print(table)
     stages = store.stages(run.id)
     if stages:
@@ -417,8 +443,8 @@ def print_run(console: Console, store: Any, run: Any) -> None:
             table.add_column(column, overflow="fold")
         for s in stages[:200]:
             table.add_row(
-                escape(s.param_set or ""),
-                escape(s.stage),
+                shown(s.param_set or ""),
+                shown(s.stage),
                 _styled(stage_status(s.status, run.status)),
                 f"{s.duration_s:.3f}" if s.duration_s is not None else "",
             )
@@ -436,7 +462,7 @@ def print_run(console: Console, store: Any, run: Any) -> None:
 def print_cache_entries(console: Console, entries: list[dict]) -> None:
     """``assay cache ls`` (``entries`` from :func:`assay.cache_admin.list_entries`)."""
     if not entries:
-        console.print(escape(_nothing_listed(entries)), soft_wrap=True)
+        console.print(shown(_nothing_listed(entries)), soft_wrap=True)
         return
     table = Table()
     for column in ("experiment", "parameter set", "stage", "output", "size", "created", "run"):
@@ -445,10 +471,10 @@ def print_cache_entries(console: Console, entries: list[dict]) -> None:
     for entry in entries:
         total += entry.get("size") or 0
         table.add_row(
-            escape(str(entry.get("experiment"))),
-            escape(str(entry.get("param_set"))),
-            escape(str(entry.get("stage"))),
-            escape(str(entry.get("output"))),
+            shown(str(entry.get("experiment"))),
+            shown(str(entry.get("param_set"))),
+            shown(str(entry.get("stage"))),
+            shown(str(entry.get("output"))),
             format_size(entry.get("size") or 0),
             str(entry.get("created", "")),
             str(entry.get("run_number") or ""),
@@ -481,7 +507,7 @@ def print_gc_result(console: Console, removed: list[str], freed: int, dry: bool)
     """``assay cache gc``: what it removed (or would), and the space it frees."""
     verb = "Would remove" if dry else "Removed"
     for path in removed:
-        console.print(f"{verb} {escape(path)}", soft_wrap=True)
+        console.print(f"{verb} {shown(path)}", soft_wrap=True)
     entries = f"{len(removed)} entr{'y' if len(removed) == 1 else 'ies'}"
     console.print(f"{verb} {entries}, {format_size(freed)}.")
 
@@ -505,9 +531,9 @@ def print_metric_changes(console: Console, changes: list) -> None:
         delta = "-" if change.delta is None else f"{change.delta:+.6g}"
         style = "yellow" if change.changed else "dim"
         table.add_row(
-            escape(change.param_set or "-"),
-            escape(change.stage or "-"),
-            escape(change.name),
+            shown(change.param_set or "-"),
+            shown(change.stage or "-"),
+            shown(change.name),
             "-" if a is None else f"{a:.6g}",
             "-" if b is None else f"{b:.6g}",
             delta,
@@ -516,3 +542,43 @@ def print_metric_changes(console: Console, changes: list) -> None:
     console.print(table)
     changed = sum(1 for c in changes if c.changed)
     console.print(f"{changed} of {len(changes)} metric(s) differ.")
+
+
+def print_init(console: Console, done: Any, folder: str) -> None:
+    """``assay init FOLDER``: what it made and kept (``done``, from
+    :func:`assay.scaffold.init_project`), and the command to run next."""
+    for path in done.created:
+        console.print(f"created {shown(path)}", soft_wrap=True)
+    for path in done.kept:
+        console.print(f"kept {shown(path)} (it was there: left as it is)", soft_wrap=True)
+    if done.ignore_lines:
+        added = " ".join(done.ignore_lines)
+        console.print(f"added {shown(added)} to {shown(done.folder / '.gitignore')}")
+    here = Path(folder).resolve() == Path.cwd().resolve()
+    if not (done.created or done.kept or done.ignore_lines):
+        which = "This folder" if here else shown(done.folder)
+        console.print(f"{which} is an assay project already: nothing to add.")
+    if done.outer is not None:
+        console.print(
+            f"[yellow]Note:[/] {shown(done.folder.resolve())} is inside the assay project "
+            f"{shown(done.outer)}. assay commands run in it (or below it) now use this new "
+            "project, its cache and run store, not that one.",
+            soft_wrap=True,
+        )
+    if done.example is None:
+        console.print(
+            "The example was not installed: experiments/example.py was there already. "
+            "Run an experiment of yours with: [bold]assay run NAME[/] (NAME: a file in "
+            "experiments/).",
+            soft_wrap=True,
+        )
+        return
+    console.print(f"\nNext: [bold]{shown(done.example)}[/]" + ("" if here else _after_cd(folder)))
+
+
+def _after_cd(folder: str) -> str:
+    """`` (after cd FOLDER)``, quoted for a shell; ``./-x`` for a name ``cd`` would take
+    for an option."""
+    import shlex
+
+    return f" (after cd {shown(shlex.quote(f'./{folder}' if folder.startswith('-') else folder))})"

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
+
+from assay.cli_output import shown as escape  # rich's escape, control characters shown
 
 _STATUS_STYLE = {
     "identical": "green",

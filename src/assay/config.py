@@ -3,12 +3,16 @@
 A project needs no configuration. Its root is the nearest folder, from the
 current one upwards, that holds an ``assay.toml``, a ``pyproject.toml`` with a
 ``[tool.assay]`` table, or an ``experiments/`` folder; failing that, the
-current folder. Every path below can be changed in ``[tool.assay]`` (or at the
-top level of ``assay.toml``) and by an environment variable::
+current folder. Every path below can be changed in ``[tool.assay]`` of
+``pyproject.toml``, in ``assay.toml`` (at its top level, or under ``[tool.assay]``:
+one of the two, not both) and by an environment variable::
 
     [tool.assay]
     cache_dir = "/scratch/me/assay-cache"   # or ASSAY_CACHE_DIR
     reports_dir = "reports"                 # or ASSAY_REPORTS_DIR
+
+An ``ASSAY_*`` environment variable that assay does not read (a misspelt
+``ASSAY_CACHEDIR``) is reported in one line, with the name it probably means.
 
 Relative paths are relative to the project root (a relative ``--cache DIR`` on
 the command line, though, is taken from the current folder, as every path
@@ -25,7 +29,9 @@ the experiment (see :mod:`assay.caches.fsspec`)::
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import logging
 import os
 import re
 import sys
@@ -52,6 +58,8 @@ _DEFAULTS = {
 }
 _TABLES = {"cache_options": dict}
 """Settings whose value is a TOML table, not a path."""
+
+log = logging.getLogger("assay")
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|::")
 
@@ -99,8 +107,9 @@ class ProjectConfig:
         ``ProjectConfig.load(cache_dir="/tmp/cache")``.
         """
         root_path = Path(root).resolve() if root is not None else find_project_root()
+        _warn_of_unknown_variables()
         settings: dict[str, Any] = dict(_DEFAULTS)
-        settings.update(_read_file_settings(root_path))
+        settings.update({k: v for k, (v, _) in _file_settings(root_path).items()})
         for name in _DEFAULTS:
             env = os.environ.get(f"ASSAY_{name.upper()}")
             if env:
@@ -110,6 +119,8 @@ class ProjectConfig:
                 raise ConfigError(f"Unknown configuration setting {name!r}.")
             if value is not None:
                 settings[name] = value
+        if overrides.get("store_path") is None:
+            _check_store_path(root_path, settings["store_path"])
         options = settings.pop("cache_options", {})
         cache = settings.pop("cache_dir")
         paths = {name: _absolute(root_path, value) for name, value in settings.items()}
@@ -144,7 +155,7 @@ class ProjectConfig:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise ConfigError(_unusable_folder(name, folder, exc)) from exc
+                raise ConfigError(_unusable_folder(name, folder, exc, self.root)) from exc
 
     def as_dict(self) -> dict[str, str]:
         """The configuration as plain strings, for provenance records (no cache options:
@@ -154,7 +165,7 @@ class ProjectConfig:
         }
 
 
-def _unusable_folder(name: str, folder: Path, exc: OSError) -> str:
+def _unusable_folder(name: str, folder: Path, exc: OSError, root: Path) -> str:
     """The message for the folder of setting ``name`` that could not be created."""
     label = name.removesuffix("_dir").replace("_", " ")
     blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
@@ -165,18 +176,87 @@ def _unusable_folder(name: str, folder: Path, exc: OSError) -> str:
         fix = "or get permission to write there"
     else:
         reason, fix = exc.strerror or str(exc), "or make room for it"
-    variable = f"ASSAY_{name.upper()}"
-    if os.environ.get(variable):
-        source = f"it comes from the environment variable {variable}={os.environ[variable]}"
+    source = setting_source(root, name)
+    if source is not None:
+        source = f"it comes from {source}"
     else:
         source = (
             f"set {name} in assay.toml (or [tool.assay] in pyproject.toml), or the "
-            f"environment variable {variable}"
+            f"environment variable ASSAY_{name.upper()}"
         )
     return (
         f"The {label} folder {folder} (setting {name}) cannot be created: {reason}. "
         f"Nothing was run. Choose another folder ({source}), {fix}."
     )
+
+
+def setting_source(root: Path | None, name: str) -> str | None:
+    """Where the setting ``name`` of the project at ``root`` (found from the current folder
+    if ``None``) is given, in words for a message: ``the environment variable
+    ASSAY_STORE_PATH=x``, ``store_path = "x" in /study/assay.toml``; ``None`` when it has
+    its default value."""
+    variable = f"ASSAY_{name.upper()}"
+    if os.environ.get(variable) and name in _DEFAULTS:
+        return f"the environment variable {variable}={os.environ[variable]}"
+    try:
+        given = _file_settings(root if root is not None else find_project_root())
+    except ConfigError:
+        return None
+    if name not in given:
+        return None
+    value, where = given[name]
+    return f'{name} = "{value}" in {where}' if isinstance(value, str) else f"{name} in {where}"
+
+
+def _check_store_path(root: Path, value: str) -> None:
+    """Refuse a run store path that the settings set to a folder (``ASSAY_STORE_PATH=
+    experiments``), naming the setting: the run store's own message would advise to move
+    the folder away, and it may be one of the project's."""
+    path = _absolute(root, value)
+    source = setting_source(root, "store_path") if path.is_dir() else None
+    if source is not None:
+        raise ConfigError(
+            f"The run store path {path} (setting store_path, from {source}) is a folder, "
+            "but the run store is a SQLite file. Set store_path to a file "
+            'path, such as "assay.db" (assay creates the run store there), or remove the '
+            "setting."
+        )
+
+
+_OTHER_VARIABLES = ("ASSAY_START_METHOD",)
+"""Environment variables assay reads besides those of its settings (``ASSAY_CACHE_DIR``...):
+see :mod:`assay.executors.process`."""
+
+_WARNED: set[str] = set()
+
+
+def _warn_of_unknown_variables() -> None:
+    """Log, once per process, each ``ASSAY_*`` environment variable assay does not read,
+    with the one it probably means (a typo would otherwise be ignored without a word).
+    Not in worker processes (their parent said it) nor during shell completion."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None or "_ASSAY_COMPLETE" in os.environ:
+        return
+    for text in unknown_variables(os.environ):
+        if text not in _WARNED:
+            _WARNED.add(text)
+            log.warning(text)
+
+
+def unknown_variables(environ: Any) -> list[str]:
+    """One line for each ``ASSAY_*`` variable in ``environ`` that assay does not read."""
+    known = [f"ASSAY_{name.upper()}" for name in _DEFAULTS] + list(_OTHER_VARIABLES)
+    lines = []
+    for variable in sorted(v for v in environ if v.startswith("ASSAY_") and v not in known):
+        setting = variable.removeprefix("ASSAY_").lower()
+        if setting in _TABLES:
+            hint = f"{setting} is set in assay.toml or pyproject.toml only"
+        else:
+            close = difflib.get_close_matches(variable, known, n=1, cutoff=0.75)
+            hint = f"did you mean {close[0]}?" if close else f"assay reads {', '.join(known)}"
+        lines.append(f"assay ignores the environment variable {variable}, unknown to it ({hint}).")
+    return lines
 
 
 def from_command_line(location: str | os.PathLike | None) -> str | None:
@@ -210,19 +290,26 @@ def _slug(url: str) -> str:
 
 
 def find_project_root(start: Path | None = None) -> Path:
-    """The nearest folder from ``start`` (default: cwd) upwards that looks like a project."""
+    """The nearest folder from ``start`` (default: cwd) upwards that looks like a project;
+    ``start`` itself if none does."""
     here = (start or Path.cwd()).resolve()
+    return enclosing_project(here) or here
+
+
+def enclosing_project(start: Path) -> Path | None:
+    """The nearest folder from ``start`` upwards that holds an ``assay.toml``, an
+    ``experiments/`` folder, a ``curifactory_config.json`` or a ``pyproject.toml`` with a
+    ``[tool.assay]`` table; ``None`` if no folder does."""
+    here = start.resolve()
     for folder in (here, *here.parents):
         if any((folder / marker).exists() for marker in _ROOT_MARKERS):
             return folder
         pyproject = folder / "pyproject.toml"
-        if (
-            pyproject.is_file()
-            and "tool" in _load_toml(pyproject)
-            and ("assay" in _load_toml(pyproject)["tool"])
-        ):
-            return folder
-    return here
+        if pyproject.is_file():
+            tool = _load_toml(pyproject).get("tool")
+            if isinstance(tool, dict) and "assay" in tool:
+                return folder
+    return None
 
 
 _ROOT_MARKERS = ("assay.toml", "experiments", "curifactory_config.json")
@@ -257,26 +344,65 @@ def _curifactory_settings(root: Path) -> dict[str, str]:
     return settings
 
 
-def _read_file_settings(root: Path) -> dict[str, str]:
-    settings: dict[str, str] = _curifactory_settings(root)  # assay's own files come after
+def _file_settings(root: Path) -> dict[str, tuple[Any, str]]:
+    """The settings the project's files give: name -> (value, where it is set). Later
+    files win: ``curifactory_config.json``, then ``pyproject.toml``, then ``assay.toml``."""
+    found = _curifactory_settings(root)
+    settings = {k: (v, f"{root / 'curifactory_config.json'}") for k, v in found.items()}
     pyproject = root / "pyproject.toml"
     if pyproject.exists():  # a folder of that name, too, is refused with a message
-        settings.update(
-            _check_settings(_load_toml(pyproject).get("tool", {}).get("assay", {}), pyproject)
-        )
+        table = _tool_assay(_load_toml(pyproject), pyproject)
+        where = f"{pyproject} [tool.assay]"
+        settings.update({k: (v, where) for k, v in _check_settings(table or {}, where).items()})
     assay_toml = root / "assay.toml"
     if assay_toml.exists():
-        data = _load_toml(assay_toml)
-        settings.update(_check_settings(data.get("tool", {}).get("assay", data), assay_toml))
+        table, where = _assay_toml_table(_load_toml(assay_toml), assay_toml)
+        settings.update({k: (v, where) for k, v in _check_settings(table, where).items()})
     return settings
 
 
-def _check_settings(table: dict, source: Path) -> dict[str, Any]:
-    known = set(_DEFAULTS) | set(_TABLES)
-    unknown = sorted(set(table) - known - {"tool"})
-    if unknown:
+def _tool_assay(data: dict, path: Path) -> dict | None:
+    """The ``[tool.assay]`` table of the TOML ``data`` read from ``path``, if it has one."""
+    tool = data.get("tool")
+    table = tool.get("assay") if isinstance(tool, dict) else None
+    if table is not None and not isinstance(table, dict):
         raise ConfigError(
-            f"{source}: unknown assay setting(s) {', '.join(unknown)}. "
+            f"{path}: tool.assay must be a table of settings ([tool.assay] followed by "
+            f'lines such as cache_dir = "data/cache"), not {table!r}.'
+        )
+    return table
+
+
+def _assay_toml_table(data: dict, path: Path) -> tuple[dict, str]:
+    """The settings of ``assay.toml``: its top level, or its ``[tool.assay]`` table (as
+    pasted from a ``pyproject.toml``), and how to name where they are. A file with both
+    is refused: assay would have to pick one and ignore the other without a word."""
+    table = _tool_assay(data, path)
+    if table is None:  # the usual file; a [tool.other] table in it is no setting
+        tables = isinstance(data.get("tool"), dict)
+        return {k: v for k, v in data.items() if not (k == "tool" and tables)}, str(path)
+    top = sorted(k for k in data if k != "tool")
+    if top:
+        raise ConfigError(
+            f"{path} has settings both at its top level ({', '.join(top)}) and under "
+            f"[tool.assay] ({', '.join(sorted(table)) or 'none'}); assay reads one place "
+            "only. Put them all at the top level (and remove the [tool.assay] line), or "
+            "all under [tool.assay]."
+        )
+    return table, f"{path} [tool.assay]"
+
+
+def _check_settings(table: dict, source: str) -> dict[str, Any]:
+    known = set(_DEFAULTS) | set(_TABLES)
+    unknown = sorted(set(table) - known)
+    if unknown:
+        guesses = [
+            f"{name} (did you mean {close[0]}?)" if close else name
+            for name in unknown
+            for close in [difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)]
+        ]
+        raise ConfigError(
+            f"{source}: unknown assay setting(s) {', '.join(guesses)}. "
             f"Known settings: {', '.join(sorted(known))}."
         )
     for name, kind in _TABLES.items():
@@ -291,7 +417,7 @@ def _check_settings(table: dict, source: Path) -> dict[str, Any]:
                 f"{source}: {name} must be a path in quotes, e.g. {name} = "
                 f'"{_DEFAULTS[name]}", not {value!r}.'
             )
-    return {k: v if k in _TABLES else str(v) for k, v in table.items() if k in known}
+    return {k: v if k in _TABLES else str(v) for k, v in table.items()}
 
 
 def _load_toml(path: Path) -> dict:

@@ -42,7 +42,12 @@ from assay.errors import (
 from assay.executor import get_executor
 from assay.manager import ArtifactManager
 from assay.params import apply_overrides, check_unique_names, describe
-from assay.project import check_experiment, load_experiment, load_param_sets
+from assay.project import (
+    check_experiment,
+    load_experiment,
+    load_param_sets,
+    project_root_for,
+)
 from assay.run_record import record_provenance, write_run_record
 from assay.runlog import run_log
 from assay.runner import Observer, ProgressFile
@@ -271,6 +276,8 @@ def run_experiment(
         raise TypeError("run_experiment() needs the experiment (a name, a path or a module).")
     _refuse_in_a_starting_worker()
     store_full = store_full or docker
+    if project_root is None:  # a path to another project's experiment: its project
+        project_root = project_root_for(experiment)
     config = ProjectConfig.load(project_root).with_cache_dir(cache_dir)
     executor_name = executor or ("process" if parallel else "serial")
     if dask_address and executor_name != "dask":

@@ -16,14 +16,67 @@ import errno
 import hashlib
 import importlib
 import importlib.util
+import logging
 import os
 import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
 
-from assay.config import ProjectConfig
+from assay.config import ProjectConfig, enclosing_project, setting_source
 from assay.errors import ParameterError, ProjectError
+
+log = logging.getLogger("assay")
+
+
+def project_root_for(experiment: object, start: Path | None = None) -> Path | None:
+    """The project folder to run ``experiment`` in, when the current folder (``start``)
+    does not decide it: ``None`` means the project found from the current folder.
+
+    ``assay run ../other/experiments/x.py`` from a folder that is in no project runs
+    ``x.py`` in its own project (the folder above it with ``experiments/`` or an
+    ``assay.toml``): its parameter files, cache and run store, not new ones made in the
+    current folder. Both cases are said in one line (a warning): that one, and an
+    experiment file of another project run in the current folder's project.
+    """
+    if not isinstance(experiment, str) or not _is_path(experiment):
+        return None
+    path = Path(experiment)
+    path = path if path.suffix == ".py" else path.with_suffix(".py")  # as _resolve does
+    if not path.is_file():
+        return None  # load_experiment says what is wrong with it
+    own = enclosing_project(path.resolve().parent)
+    here = enclosing_project(start or Path.cwd())
+    if own is None or own == here:
+        return None
+    if here is None:
+        _say_once(
+            f"The current folder is in no assay project: {experiment} runs in its own "
+            f"project, {own} (its parameter files, cache and run store)."
+        )
+        return own
+    _say_once(
+        f"{experiment} belongs to the project {own} but runs in the project of the current "
+        f"folder, {here} (its parameter files, cache and run store). To run it in its own "
+        f"project, run assay from {own}."
+    )
+    return None
+
+
+def _say_once(warning: str) -> None:
+    """Log ``warning`` unless this process did already (the command line and the run it
+    starts may both ask :func:`project_root_for`)."""
+    if warning not in _SAID:
+        _SAID.add(warning)
+        log.warning(warning)
+
+
+_SAID: set[str] = set()
+
+
+def _is_path(ref: str) -> bool:
+    """Whether ``ref``, given for an experiment or a parameter file, is a path (not a name)."""
+    return Path(ref).suffix == ".py" or "/" in ref or os.sep in ref
 
 
 def load_experiment(ref: str, config: ProjectConfig) -> ModuleType:
@@ -189,7 +242,7 @@ def _import(ref: str, folder: Path, config: ProjectConfig, kind: str) -> ModuleT
     root = str(config.root)
     if root not in sys.path:
         sys.path.insert(0, root)
-    path = _resolve(ref, folder, kind)
+    path = _resolve(ref, folder, kind, config)
     module_name = _module_name(path, config.root)
     try:
         _reload_edited(config)
@@ -246,9 +299,9 @@ def _syntax_error(exc: SyntaxError, path: Path, kind: str) -> str:
     return f"The {kind} {path} has a syntax error: {exc.msg}."
 
 
-def _resolve(ref: str, folder: Path, kind: str) -> Path:
+def _resolve(ref: str, folder: Path, kind: str, config: ProjectConfig) -> Path:
     candidate = Path(ref)
-    if candidate.suffix == ".py" or "/" in ref or os.sep in ref:  # a path, not a name
+    if _is_path(ref):
         if candidate.is_dir():
             raise ProjectError(_a_folder(ref, candidate, folder, kind))
         path = candidate if candidate.suffix == ".py" else candidate.with_suffix(".py")
@@ -278,13 +331,26 @@ def _resolve(ref: str, folder: Path, kind: str) -> Path:
     elif available:
         message += f" Available in {folder}: {', '.join(available)}."
     elif not folder.is_dir():
-        message += (
-            f" There is no folder {folder}: run assay from the project's root (the folder "
-            "with experiments/), give a path to a .py file, or make a project with `assay init`."
-        )
+        message += _no_folder(folder, config)
     else:
         message += f" {folder} has no .py files; create one or give a path to a .py file."
     raise ProjectError(message)
+
+
+def _no_folder(folder: Path, config: ProjectConfig) -> str:
+    """Why the experiments or parameter folder ``folder`` is missing, and what to do: a
+    setting names a folder that is not there, or this is no project (its root)."""
+    setting = "experiments_dir" if folder == config.experiments_dir else "params_dir"
+    source = setting_source(config.root, setting) if folder == getattr(config, setting) else None
+    if source is not None:
+        return (
+            f" There is no folder {folder}, which the setting {setting} names ({source}): "
+            "correct the setting, or create the folder."
+        )
+    return (
+        f" There is no folder {folder}: run assay from the project's root (the folder "
+        "with experiments/), give a path to a .py file, or make a project with `assay init`."
+    )
 
 
 def _names_in(folder: Path) -> list[str]:

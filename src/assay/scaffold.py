@@ -16,15 +16,22 @@ creates::
 
 The example needs only the standard library, so it runs on a fresh install.
 Nothing that exists is ever overwritten: running ``assay init`` again, or in
-a folder that already holds a project, only adds what is missing.
+a folder that already holds a project, only adds what is missing (the lines
+of assay's ``.gitignore`` that an existing one lacks, too). An
+``experiments/example.py`` of the user's own is kept, and then the example's
+parameter file is not written either (it imports the example's ``Params``).
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["create_project"]
+from assay.config import enclosing_project
+
+__all__ = ["ProjectInit", "init_project"]
 
 FOLDERS = ("experiments", "params", "data/cache", "data/runs", "reports", "logs")
 """The folders of a project (see :mod:`assay.config` for their settings)."""
@@ -66,31 +73,81 @@ __pycache__/
 """
 
 
-def create_project(folder: Path) -> list[Path]:
-    """Create the folders and starter files of an assay project in ``folder``.
+@dataclass
+class ProjectInit:
+    """What :func:`init_project` did, for ``assay init`` to tell."""
 
-    ``folder`` is created if needed. Existing files and folders are left
-    untouched, so this is safe to run in a project that already exists.
+    folder: Path
+    """The project folder."""
+    created: list[Path] = field(default_factory=list)
+    """Folders and files made, as paths under ``folder`` (folders first)."""
+    kept: list[Path] = field(default_factory=list)
+    """Starter files that were there already, with other contents: left as they were."""
+    ignore_lines: list[str] = field(default_factory=list)
+    """Lines added to an existing ``.gitignore`` that lacked them."""
+    example: str | None = None
+    """The command that runs the example; ``None`` if the folder had an
+    ``experiments/example.py`` of its own, so the example was not installed."""
+    outer: Path | None = None
+    """The project this new one is inside of (whose commands run below ``folder``
+    now use the new one instead), if any."""
 
-    Returns:
-        What was created, as paths under ``folder`` (folders first), without
-        anything that already existed.
-    """
+
+def init_project(folder: Path) -> ProjectInit:
+    """Create the folders and starter files of an assay project in ``folder``, and say
+    what was made, what was there already, and how to run the example."""
     folder = Path(folder)
+    here = folder.resolve()
+    done = ProjectInit(folder, outer=enclosing_project(here.parent))
+    if enclosing_project(here) == here:
+        done.outer = None  # a project already: init only adds what it lacks
     folder.mkdir(parents=True, exist_ok=True)
-    created: list[Path] = []
     for name in FOLDERS:
         path = folder / name
         if not path.is_dir():
             path.mkdir(parents=True, exist_ok=True)
-            created.append(path)
+            done.created.append(path)
     files = {"assay.toml": ASSAY_TOML, ".gitignore": GITIGNORE}
     files.update({target: read_template(source) for target, source in TEMPLATES.items()})
     for name, text in files.items():
         path = folder / name
-        if _write_new(path, text):
-            created.append(path)
-    return created
+        # The example's parameters import its Params, which a user's own example.py lacks.
+        skip = name == "params/example.py" and not _is(folder, "experiments/example.py", files)
+        if not skip and _write_new(path, text):
+            done.created.append(path)
+        elif name == ".gitignore":
+            done.ignore_lines = _add_missing_lines(path, text)
+        elif os.path.lexists(path) and not _is(folder, name, files):
+            done.kept.append(path)
+    if _is(folder, "experiments/example.py", files):
+        has_params = _is(folder, "params/example.py", files)
+        done.example = "assay run example" + (" -p example" if has_params else "")
+    return done
+
+
+def _is(folder: Path, name: str, files: dict[str, str]) -> bool:
+    """Whether the starter file ``name`` in ``folder`` has the text ``assay init`` writes."""
+    try:
+        return (folder / name).read_text(encoding="utf-8") == files[name]
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _add_missing_lines(path: Path, text: str) -> list[str]:
+    """Append to the ``.gitignore`` at ``path`` each line of ``text`` it lacks (``data``
+    counts as ``data/``); the lines added."""
+    try:
+        existing = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []  # not a readable text file: leave it alone
+    have = {line.strip().strip("/") for line in existing.splitlines()}
+    lines = text.splitlines()
+    missing = [line for line in lines[1:] if line.strip("/") not in have]
+    if missing:
+        separator = "" if not existing or existing.endswith("\n") else "\n"
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(separator + "\n".join([lines[0], *missing]) + "\n")
+    return missing
 
 
 def read_template(name: str) -> str:

@@ -10,7 +10,18 @@ nothing. Change a stage's code and run again: that stage and the ones after
 it recompute, the others stay cached.
 
 Each parameter set goes through three stages, make_data -> fit -> evaluate,
-and the aggregate stage compare puts every set's scores side by side.
+and the aggregate stage compare puts every set's scores side by side. fit and
+evaluate log metrics (a loss curve, the test error), which the report shows.
+
+Then look at what the runs did::
+
+    assay ls             # the runs so far
+    assay show latest    # one run: its command, parameter sets and stages
+    assay compare 1 2    # how two runs differ, metrics included
+    assay ui             # a dashboard of runs and metrics (pip install 'assay[ui]')
+
+and load a result in Python: ``assay.load("scores", experiment="example",
+param_set="default")``.
 """
 
 from __future__ import annotations
@@ -63,8 +74,9 @@ def fit(record, train):
     params = record.params
     slope = intercept = 0.0
     n = len(train)
-    for _ in range(params.epochs):
+    for epoch in range(params.epochs):
         residuals = [(slope * x + intercept - y, x) for x, y in train]
+        record.log_metric("train_mse", sum(r * r for r, _ in residuals) / n, step=epoch)
         slope -= params.learning_rate * 2.0 / n * sum(r * x for r, x in residuals)
         intercept -= params.learning_rate * 2.0 / n * sum(r for r, _ in residuals)
     return {"slope": slope, "intercept": intercept}
@@ -84,6 +96,8 @@ def evaluate(record, model, test):
         "slope": round(model["slope"], 4),
         "intercept": round(model["intercept"], 4),
     }
+    record.log_metric("test_mse", scores["mse"])
+    record.log_metric("r2", scores["r2"])
     record.report(JsonReporter(scores, name="scores"))
     return scores
 
