@@ -22,6 +22,7 @@ import linecache
 import logging
 import os
 import pickle
+import socket
 import sys
 import time
 import traceback
@@ -31,7 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assay.errors import AssayError, CorruptArtifactError, OutputSignatureError, StageFailed
+from assay.errors import (
+    AssayError,
+    CacheError,
+    CorruptArtifactError,
+    OutputSignatureError,
+    StageFailed,
+)
 from assay.plan import Artifact
 
 if TYPE_CHECKING:
@@ -582,9 +589,12 @@ def warm_up(
     A failure is left for the first real task to report, with its stage and
     parameter set.
     """
+    from assay import worker_code
+
     try:
         _use_cwd(cwd)
         _import_project(module_name, module_file, root, sources or {})
+        worker_code.project_sources(root, sources or {})  # digested now, as imported
     except Exception:
         pass
     return os.getpid()
@@ -605,7 +615,39 @@ def run_task(assay_id: str, *args: Any) -> bytes:
         worker_code.check_assay(assay_id)
         return _run_task(*args)
     except AssayError as exc:  # assay's own: a cache it cannot write, other code here...
-        return _raising(exc)
+        return _raising(_told_where(exc, existing_cluster=bool(assay_id)))
+
+
+def _told_where(exc: AssayError, existing_cluster: bool) -> AssayError:
+    """``exc``, naming the Dask worker that met it if it is about the cache: the
+    researcher would otherwise look at the machine they run from, where the cache works.
+
+    ``existing_cluster``: the run did not start the worker, which has the environment it
+    was started in (see :meth:`assay.caches.fsspec.UrlCacheError.on_worker`).
+    """
+    where = _dask_worker()
+    if where is None or not isinstance(exc, CacheError):
+        return exc
+    from assay.caches.fsspec import UrlCacheError
+
+    if isinstance(exc, UrlCacheError):
+        return exc.on_worker(where, existing_cluster)
+    if type(exc) is CacheError:
+        return CacheError(f"{exc} This happened on {where}.")
+    return exc
+
+
+def _dask_worker() -> str | None:
+    """``"the Dask worker ADDRESS (host H, pid N)"`` if this thread runs a Dask task."""
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
+
+        address = get_worker().address
+    except Exception:  # not in a Dask worker
+        return None
+    return f"the Dask worker {address} (host {socket.gethostname()}, pid {os.getpid()})"
 
 
 def _raising(exc: AssayError) -> bytes:
@@ -678,7 +720,8 @@ def _run_task(
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _Stream(events, "stdout"), _Stream(events, "stderr")
     try:
-        result = _execute(task, started)
+        with worker_code.running_stage(root, sources or {}):  # and what it imports
+            result = _execute(task, started)
     except StageFailed as exc:
         result = _failed(exc, started)
     except CorruptArtifactError as exc:

@@ -804,6 +804,9 @@ class Runner:
                 payload,
                 *remote.task_module(task, *self._worker_setting()),
             )
+        except AssayError:  # the executor's own words (the Dask scheduler is gone)
+            node.status = "failed"
+            raise
         except RuntimeError as exc:  # BrokenProcessPool & co: a worker died earlier
             node.status = "failed"
             kept = (

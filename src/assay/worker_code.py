@@ -8,16 +8,25 @@ cache key, and the cache would hold a wrong result that nothing invalidates.
 So each task carries :func:`project_sources`: a digest of every project
 source file the main process has imported, and of every file outside the
 project whose code the stages' keys follow by source (a folder on
-``PYTHONPATH``, a library installed with ``pip install -e``), taken when assay
-first saw the module. Before a task, the worker compares them with the files as it
-imported them (:func:`use_sources`); if any differ, it forgets every project
-module and imports the project again. If a file still differs after that (it
-changed during the run, or the worker's copy of the project is another
-version), the task fails with a message naming the file
-(:func:`check_sources`), instead of running other code.
+``PYTHONPATH``, a library installed with ``pip install -e``). Before a task,
+the worker compares them with the files as it imported them
+(:func:`use_sources`); if any differ, it forgets every project module and
+imports the project again. If a file still differs after that (it changed
+during the run, or the worker's copy of the project is another version), the
+task fails with a message naming the file (:func:`check_sources`), instead of
+running other code.
 
-Only what the main process has imported is compared; a module that a stage
-imports later, inside its body, the worker imports from its own files.
+A worker digests each module right after importing it: after it imports a
+task's module, and after each stage (:func:`running_stage`), which may have
+imported a project module inside its body (``from experiments.helpers import
+transform``). A file that changed since shortly before the stage started may
+have changed after the stage imported it: the worker does not know which code
+it holds, and the next task that names the file makes it import the project
+again. (Digested later, at the next run, the edited file would pass for the
+code the worker still runs.)
+
+Only what the main process has imported is compared; a module that the
+stages' keys do not follow, the worker imports from its own files.
 
 Such a worker also serves whichever project sends it tasks, and two projects
 may well name their modules alike (each its ``experiments/cfg.py``). A task
@@ -36,7 +45,9 @@ import importlib
 import linecache
 import os
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -47,10 +58,19 @@ from assay.errors import AssayError
 from assay.hashing import file_checksum
 
 _SEEN: dict[str, tuple[ModuleType, str, str]] = {}
-"""Module name -> (the module, its source file, the file's digest when first seen)."""
+"""Module name -> (the module, its source file, the file's digest right after it was
+imported; ``UNKNOWN`` if the file may have changed since)."""
+UNKNOWN = ""
+"""The digest of a module whose file may have changed after it was imported: no main
+process's digest is equal to it."""
 _SEEN_COUNT: dict[tuple[str, frozenset[str]], int] = {}
 """(Project root, files outside it) -> how many modules were imported when they were last
 looked for."""
+_RUNNING: list[float] = []
+"""When each stage that this worker runs now started (a worker may run several at once)."""
+_CHANGE_MARGIN_S = 5.0
+"""A file modified less than this before a stage started may have changed after the stage
+imported it: file times are the file server's clock (or coarse) and this worker's may differ."""
 _ASSAY: list[str] = []
 """This process's :func:`assay_identity`, once computed."""
 _ROOT: list[tuple[str, bool]] = []
@@ -181,6 +201,23 @@ def check_sources(sources: dict[str, str], root: str) -> None:
         )
 
 
+@contextmanager
+def running_stage(root: str, sources: Iterable[str]) -> Iterator[None]:
+    """Worker side, around a stage: digest the modules it imports inside its body.
+
+    ``root`` is the task's project folder and ``sources`` the files the main process
+    sent (:func:`project_sources`). A module whose file changed since shortly before
+    the stage started is noted as of unknown code (see the module's docstring).
+    """
+    started = time.time()
+    _RUNNING.append(started)
+    try:
+        yield
+    finally:
+        _note_imported(root, frozenset(sources))  # its start still counts
+        _RUNNING.remove(started)
+
+
 def forget_project() -> None:
     """Drop every project module seen, so that the next import reads the files again."""
     for name, (module, _, _) in _SEEN.items():
@@ -194,12 +231,17 @@ def forget_project() -> None:
 
 def _note_imported(root: str, outside: frozenset[str] = frozenset()) -> None:
     """Digest the files of the project's modules (and of those from ``outside``) imported,
-    or imported again, since the last call."""
+    or imported again, since the last call.
+
+    While stages run, a module may have been imported by one of them, at any time since
+    it started: one whose file changed since then is noted as :data:`UNKNOWN`.
+    """
     gone = [name for name, (module, _, _) in _SEEN.items() if sys.modules.get(name) is not module]
     for name in gone:
         del _SEEN[name]
     if not gone and _SEEN_COUNT.get((root, outside)) == len(sys.modules):
         return
+    since = min(_RUNNING, default=None)
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
         if name in _SEEN or not path or not path.endswith(".py"):
@@ -208,7 +250,17 @@ def _note_imported(root: str, outside: frozenset[str] = frozenset()) -> None:
         if not (path in outside or in_project(path, root)):
             continue
         try:
-            _SEEN[name] = (module, path, file_checksum(path))
+            _SEEN[name] = (module, path, _digest_since(path, since))
         except OSError:  # deleted since it was imported: nothing to compare
             continue
     _SEEN_COUNT[(root, outside)] = len(sys.modules)
+
+
+def _digest_since(path: str, since: float | None) -> str:
+    """The digest of the file at ``path``, or :data:`UNKNOWN` if it was modified after
+    ``since`` (less :data:`_CHANGE_MARGIN_S`). Read first, then its time: a change made
+    in between shows in the time."""
+    digest = file_checksum(path)
+    if since is not None and os.stat(path).st_mtime >= since - _CHANGE_MARGIN_S:
+        return UNKNOWN
+    return digest

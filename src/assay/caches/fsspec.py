@@ -79,6 +79,28 @@ _ADVICE = (
 )
 
 
+class UrlCacheError(CacheError):
+    """The cache at a URL failed: its filesystem said why (credentials, network, ...)."""
+
+    def on_worker(self, where: str, existing_cluster: bool) -> UrlCacheError:
+        """This error as met by the worker ``where`` ("the Dask worker tcp://..., host H").
+
+        A worker of an ``existing_cluster`` (not started by the run) reads the cache with
+        the credentials of the environment it was started in, which the researcher's
+        shell, where the run checked the cache, need not share.
+        """
+        text = str(self).removesuffix(_ADVICE)
+        if not existing_cluster:
+            return UrlCacheError(f"{text}This happened on {where}. {_ADVICE}")
+        return UrlCacheError(
+            f"{text}This happened on {where}, which reads the cache with the credentials of "
+            "its own environment, not with those of the shell the run was started from: "
+            "start the workers with them (e.g. AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, for s3://), or give them in cache_options in "
+            "[tool.assay]. Check the URL and the network from that host too."
+        )
+
+
 class FsspecCacheStore(CacheStore):
     """The cache at ``url``, with local copies of its entries under ``local_root``.
 
@@ -145,13 +167,13 @@ class FsspecCacheStore(CacheStore):
                 self._read(probe)
         except FileNotFoundError:
             if write:
-                raise CacheError(
+                raise UrlCacheError(
                     f"The cache at {self.url} cannot be written: its bucket or folder does not "
                     f"exist. Create it first, or give another --cache URL. {_ADVICE}"
                 ) from None
         except Exception as exc:
             what = "written" if write else "read"
-            raise CacheError(
+            raise UrlCacheError(
                 f"The cache at {self.url} cannot be {what} ({type(exc).__name__}: {exc}). "
                 f"Nothing was run. {_ADVICE}"
             ) from exc
@@ -331,7 +353,7 @@ class FsspecCacheStore(CacheStore):
                     self._upload(folder / entry["path"], f"{self._stage(key)}/{entry['path']}")
             self._put_bytes(self._meta_file(key, output), json.dumps(sidecar, default=str).encode())
         except Exception as exc:
-            raise CacheError(
+            raise UrlCacheError(
                 f"Could not write output {output!r} of stage {meta.get('stage')!r} (parameter "
                 f"set {meta.get('param_set')!r}) to the cache at {self.url} "
                 f"({type(exc).__name__}: {exc}). The entry is left out; its local copy stays in "
@@ -615,8 +637,8 @@ class FsspecCacheStore(CacheStore):
         except Exception as exc:
             raise self._error(what, exc) from exc
 
-    def _error(self, what: str, exc: BaseException) -> CacheError:
-        return CacheError(
+    def _error(self, what: str, exc: BaseException) -> UrlCacheError:
+        return UrlCacheError(
             f"The cache at {self.url} failed while {what} ({type(exc).__name__}: {exc}). {_ADVICE}"
         )
 

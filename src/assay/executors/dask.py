@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from assay.errors import ConfigError
+from assay.errors import AssayError, ConfigError
 from assay.executor import Executor, usable_cores
 
 LOCAL_CLUSTER_CONFIG = {
@@ -48,6 +48,11 @@ LOCAL_CLUSTER_CONFIG = {
 }
 """Dask settings of the local cluster that assay starts (what an existing one should use
 for CPU-bound stages, see docs/scaling.md)."""
+
+
+class SchedulerLost(AssayError):
+    """The run lost its connection to the Dask scheduler: the scheduler stopped, or the
+    network to it failed. No worker need have failed."""
 
 
 def _hold_back_ctrl_c() -> None:
@@ -179,10 +184,35 @@ class DaskExecutor(Executor):
         # any order (a run's last parameter set first, a failure found last). A timeout
         # of 0 gives each submission a rank of its own; the priority stays Dask's
         # default, so that other clients of a shared cluster are served in turn.
-        task = self.client.submit(fn, *args, pure=False, fifo_timeout=0)
+        try:
+            task = self.client.submit(fn, *args, pure=False, fifo_timeout=0)
+        except Exception as exc:
+            if self._connected():
+                raise
+            raise self._lost() from exc
         result.add_done_callback(lambda f: f.cancelled() and task.cancel())
-        task.add_done_callback(lambda done: self._done.put((done, result)))
+        # Whether the client was still connected when the task ended: one that lost its
+        # scheduler cancels every task, then tries to connect again for a while.
+        task.add_done_callback(lambda done: self._done.put((done, result, self._connected())))
         return result
+
+    def _connected(self) -> bool:
+        return self.client is not None and self.client.status == "running"
+
+    def _lost(self) -> SchedulerLost:
+        """What to tell of a task that ended because the client lost its scheduler."""
+        where = f"at {self.address}" if self.address else "of the local cluster"
+        advice = (
+            "Check that the scheduler still runs and can be reached at that address (restart "
+            "it and its workers if it stopped, or correct --dask-address)"
+            if self.address
+            else "Check that this machine did not run out of memory"
+        )
+        return SchedulerLost(
+            f"Lost the connection to the Dask scheduler {where} while the run was going on: "
+            f"the scheduler stopped or the network to it failed; no stage failed. {advice}, "
+            "then run the same command again: stages that finished are cached."
+        )
 
     def _collect(self) -> None:
         """Hand finished tasks' results (or errors) to their futures, many at a time."""
@@ -196,23 +226,25 @@ class DaskExecutor(Executor):
                     break
             stop = None in batch
             batch = [item for item in batch if item is not None]
-            finished = [(task, future) for task, future in batch if task.status == "finished"]
+            finished = [(task, future) for task, future, _ in batch if task.status == "finished"]
             try:
                 values = self.client.gather([task for task, _ in finished])
             except BaseException:  # a result went away meanwhile: fetch each on its own
                 values = []
             for (_, future), value in zip(finished, values):
                 future.set_result(value)
-            for task, future in batch:
+            for task, future, connected in batch:
                 if future.done():
                     continue
-                if task.status == "cancelled":
+                if not (connected and self._connected()):  # the client cancelled it
+                    future.set_exception(self._lost())
+                elif task.status == "cancelled":
                     future.cancel()
-                    continue
-                try:
-                    future.set_result(task.result())
-                except BaseException as exc:  # the stage's failure, or a lost worker
-                    future.set_exception(exc)
+                else:
+                    try:
+                        future.set_result(task.result())
+                    except BaseException as exc:  # the stage's failure, or a lost worker
+                        future.set_exception(exc)
 
     def shutdown(self) -> None:
         if self._starting is not None:
