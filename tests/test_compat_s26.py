@@ -184,6 +184,17 @@ def test_an_input_a_stage_before_puts_in_the_state_by_hand_is_not_refused_early(
     assert total(by_hand(record_of(manager))).state["total"] == 9
 
 
+def test_an_input_a_stage_before_did_not_put_in_the_state_is_refused_as_missing(manager):
+    """The stage was called without it and failed with a raw TypeError (missing argument)."""
+
+    @assay.stage()
+    def forgets(record):
+        pass
+
+    with pytest.raises(InputSignatureError, match=r"missing input\(s\) \['data'\]"):
+        total(forgets(record_of(manager)))
+
+
 def test_suppressing_missing_inputs_runs_in_a_planned_run(bad_project: Path):
     """``run_experiment`` plans ``run()`` first: the inputs are planned artifacts then, or
     values that a stage before puts in the state by hand once it has run."""

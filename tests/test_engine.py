@@ -1303,7 +1303,9 @@ def test_explain_counts_the_stage_runs_executed_while_run_is_planned(tmp_project
     said = run_cli("run", "reads_results", "--explain", cwd=tmp_project).text
 
     # raw and score have no cacher: they run again, at the reads of 'data' and 'score'
-    assert "executed score [mid]: output(s) ['score'] have no cacher (executed while run() " in said
+    assert (
+        "executed score [mid]: output(s) ['score'] have no cacher (while run() was planned" in said
+    )
     assert "4 of 11 stage runs execute." in said
 
 
@@ -2387,7 +2389,7 @@ def test_an_input_put_in_the_state_by_hand_is_taken_then_and_keys_the_stage(
     ), why
     # measure is cached, so what it put in the state by hand is known before the run: `why`
     # and --dry say what the run does ("executes sized: state:size no longer exists" before)
-    assert "reused sized [one]: reused: artifact made by run 1" in why.text, why
+    assert "reused sized [one]: artifact made by run 1" in why.text, why
     assert "6 of 15 stage runs execute." in why.text, why
     assert "6 to execute, 9 cached" in run_cli("run", "handset", "--dry", cwd=tmp_project).text
 

@@ -863,7 +863,7 @@ def test_why_explains_what_will_execute_and_what_is_reused(lab: Lab):
         "executes pack [b]: package version changed",
         "1.0 -> tinypkg 1.1",
         "executes report [b]: a parameter it reads changed: offset 5 -> 6",
-        "reused load [a]: reused: artifact made by run 1",
+        "reused load [a]: artifact made by run 1",
         "8 of 14 stage runs execute",
     ):
         assert expected in text, f"{expected!r} missing from:\n{result.output}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,28 @@ def test_a_tampered_file_at_the_url_is_never_loaded(
     assert url in str(info.value)
     result = run_cli("cache", "verify", cwd=other)
     assert result.code != 0 and "model" in result.text, result
+
+
+def test_a_damaged_file_at_the_url_handed_as_a_lazy_handle_is_recomputed(
+    tmp_project: Path, s3: S3Server, url: str
+):
+    """A Lazy(resolve=False) output was fetched for its handle outside the checked load:
+    every later run stopped at the damaged file, which stayed at the URL."""
+    run(tmp_project, "lazy")
+    fs = s3.filesystem()
+    (blob,) = [p for p in fs.find(url.removeprefix("s3://")) if p.endswith("/blob.pkl")][:1]
+    data = fs.cat_file(blob)
+    fs.pipe_file(blob, data[:-1] + bytes([data[-1] ^ 1]))  # same size, one bit flipped
+    shutil.rmtree(tmp_project / "data" / "cache" / "remote")  # as on another machine
+
+    again = run(tmp_project, "lazy", overwrite_stages=["inspect_blob"])
+
+    made = [n.status for n in again.plan.nodes if n.spec.name == "make_blob"]
+    assert sorted(made) == ["cached", "executed"], made
+    sets = [r for r in again.records if r.params is not None]  # not the aggregate's
+    assert len(sets) == 2
+    for record in sets:
+        assert record.state["blob_info"]["loaded"] == ["blob of", record.params.name]
 
 
 def test_a_local_copy_that_differs_from_the_url_is_fetched_again(tmp_project: Path, url: str):

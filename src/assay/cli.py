@@ -601,12 +601,14 @@ def params(experiment, param_files, names, indices, overrides, all_fields):
 
     config = ProjectConfig.load(project_root_for(experiment))
     module = load_experiment(experiment, config)
-    sets = load_param_sets(list(param_files), module, config)
+    every = sets = load_param_sets(list(param_files), module, config)
     if names or indices:
         sets = select(sets, names=list(names), indices=list(indices))
+    position = {id(p): i for i, p in enumerate(every)}  # each set's -i, as in the file
+    in_file = [position[id(p)] for p in sets]
     if overrides:
         sets = apply_overrides(sets, list(overrides))
-    print_params(_console(), sets, all_fields=all_fields)
+    print_params(_console(), sets, all_fields=all_fields, indices=in_file)
     check_unique_names(sets)
 
 

@@ -7,13 +7,15 @@ import re
 import sys
 import sysconfig
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from assay.humanize import format_size
 from assay.run_record import stage_status
@@ -134,14 +136,16 @@ def print_run_result(console: Console, manager: Any, quiet: bool = False) -> Non
         f"Run [bold]{run.number}[/] ({shown(run.id)}) {_styled(run.status)} in "
         f"{run.duration_s or 0:.1f}s: {summarize(manager.plan.nodes, run.status)}{unwritten}."
     )
-    if not quiet:
-        log_path = manager.config.logs_dir / f"{run.id}.log"
-        if log_path.exists():
-            console.print(f"Log: {shown(str(_rel(log_path, manager.config.root)))}", style="dim")
-        report_path = manager.config.reports_dir / run.id / "index.html"
-        if report_path.exists():
-            where = shown(str(_rel(report_path, manager.config.root)))
-            console.print(f"Report: {where}", style="dim", soft_wrap=True)
+    if quiet:
+        return
+    from assay.cli_provenance import path_from_here  # it imports this module
+
+    for label, path in (
+        ("Log", manager.config.logs_dir / f"{run.id}.log"),
+        ("Report", manager.config.reports_dir / run.id / "index.html"),
+    ):
+        if path.exists():  # as it opens from here: assay may run in a sub-folder
+            console.print(f"{label}: {shown(path_from_here(path))}", style="dim", soft_wrap=True)
 
 
 def print_stage_failure(
@@ -315,14 +319,14 @@ def print_paths(console: Console, manager: Any) -> None:
     """Where each artifact of the run is (or would be) cached, by the names ``by-name/``
     files it under (an aggregate's folder is ``aggregate-DIGEST``)."""
     from assay.cache import link_label
+    from assay.cli_provenance import path_from_here
 
-    root = manager.config.root
     for node in manager.plan.nodes:
         if node.key is None:
             where = "(unknown-until-upstream-runs)"
         else:
             where = manager.cache.where(node.key)
-            where = where if manager.cache.remote else str(_rel(Path(where), root))
+            where = where if manager.cache.remote else path_from_here(where)
         for artifact in node.outputs:
             if artifact.cacher is None:
                 continue
@@ -334,8 +338,17 @@ def print_paths(console: Console, manager: Any) -> None:
             )
 
 
-def print_params(console: Console, param_sets: list, all_fields: bool = False) -> None:
-    """``assay params``: names, hashes and the fields that differ."""
+def print_params(
+    console: Console,
+    param_sets: list,
+    all_fields: bool = False,
+    indices: Sequence[int] | None = None,
+) -> None:
+    """``assay params``: names, hashes and the fields that differ.
+
+    ``indices``: each set's position among all the sets of the parameter files, as
+    ``-i`` takes it (when ``-n`` / ``-i`` picked some of them); default 0, 1, 2 ...
+    """
     from assay.params import describe, diff_fields
 
     values = [describe(p) for p in param_sets]
@@ -352,7 +365,8 @@ def print_params(console: Console, param_sets: list, all_fields: bool = False) -
     table.add_column("hash", no_wrap=True, min_width=12)
     for field in fields:
         table.add_column(shown(field), overflow="fold")
-    for index, (params, described) in enumerate(zip(param_sets, values)):
+    positions = range(len(param_sets)) if indices is None else indices
+    for index, params, described in zip(positions, param_sets, values):
         row = [
             str(index),
             shown(params.name),
@@ -368,37 +382,56 @@ def print_params(console: Console, param_sets: list, all_fields: bool = False) -
 
 
 def print_runs(console: Console, runs: list) -> None:
-    """``assay ls``."""
+    """``assay ls``: one row per run. The parameter sets are summarised (``assay show
+    RUN`` names them all), followed by the run's ``--set`` overrides, if any: runs that
+    differ only by them look different."""
     if not runs:
         console.print("No runs match.")
         return
     table = Table()
-    for column in (
-        "#",
-        "experiment",
-        "status",
-        "started (UTC)",
-        "duration",
-        "parameter sets",
-        "notes",
-    ):
-        table.add_column(column, overflow="fold")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("experiment", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("started (UTC)", min_width=10)  # narrow: the time under the date
+    table.add_column("duration", justify="right", overflow="fold")
+    # A name too long for a narrow terminal is folded over lines, never cut: two names
+    # that differ at their end must not look alike.
+    table.add_column("parameter sets", overflow="fold")
+    table.add_column("notes", overflow="fold")
     for run in runs:
-        names = ", ".join(run.param_names[:4]) + (" ..." if len(run.param_names) > 4 else "")
         table.add_row(
             str(run.number),
             shown(run.experiment),
             _styled(run.status),
             run.started[:19].replace("T", " "),
             f"{run.duration_s:.1f}s" if run.duration_s is not None else "",
-            shown(names),
+            _sets_and_overrides(run),
             shown(run.notes or ""),
         )
     console.print(table)
 
 
-def print_run(console: Console, store: Any, run: Any) -> None:
-    """``assay show RUN``."""
+def _sets_and_overrides(run: Any) -> Any:
+    """``assay ls``'s cell of a run's parameter sets, and under them its ``--set``
+    overrides (folded if they must be, never cut: their values tell runs apart)."""
+    sets = Text(printable(_summarised(run.param_names)))
+    found = run.config.get("overrides") if isinstance(run.config, dict) else None
+    if not found:
+        return sets
+    overrides = " ".join(printable(item) for item in found)
+    return Group(sets, Text.assemble(("--set ", "dim"), overrides, overflow="fold"))
+
+
+def _summarised(names: list[str], shown_at_most: int = 3) -> str:
+    """``"a, b, c (+5 more)"``."""
+    more = len(names) - shown_at_most
+    listed = ", ".join(names[:shown_at_most])
+    return f"{listed} (+{more} more)" if more > 0 else listed
+
+
+def print_run(console: Console, store: Any, run: Any, config: Any = None) -> None:
+    """``assay show RUN`` (``config``: the project's settings, where a run still going on
+    keeps its progress file; default: those of the project of the current folder)."""
     console.print(f"[bold]Run {run.number}[/]  {shown(run.id)}  {_styled(run.status)}")
     rows = [
         ("experiment", run.experiment),
@@ -451,12 +484,58 @@ def print_run(console: Console, store: Any, run: Any) -> None:
         console.print(table)
         if len(stages) > 200:
             console.print(f"... and {len(stages) - 200} more stage runs.")
+    elif run.status == "running":  # the run store learns its stages when it ends
+        print_progress(console, store, run, config)
     artifacts = store.artifacts(run.id)
     if artifacts:
         computed = sum(1 for a in artifacts if a.action == "computed")
         console.print(
             f"artifacts: {computed} computed, {len(artifacts) - computed} reused from the cache"
         )
+
+
+def print_progress(console: Console, store: Any, run: Any, config: Any = None) -> None:
+    """The stage runs of a run still going on that are done and running, and how many
+    are pending: from its progress file (``logs/RUN_ID.progress.json``) and the cache,
+    as the dashboard reads them (:func:`assay.ui.live.progress`)."""
+    from assay.ui.live import progress
+
+    if config is None:
+        from assay.config import ProjectConfig
+
+        config = ProjectConfig.load()
+    info = progress(run, config, store)
+    rows = [(f.get("param_set"), f.get("stage"), "executed") for f in info["finished"]]
+    rows += [(*_set_and_stage(text), "running") for text in info["current"]]
+    if rows:
+        table = Table(title="stages so far")
+        for column in ("parameter set", "stage", "status"):
+            table.add_column(column, overflow="fold")
+        for param_set, stage, status in rows:
+            table.add_row(shown(param_set or ""), shown(stage or ""), _styled(status))
+        console.print(table)
+    console.print(_progress_line(info), soft_wrap=True)
+    if info["done_note"]:
+        console.print(shown(info["done_note"]), style="dim", soft_wrap=True)
+
+
+def _set_and_stage(text: str) -> tuple[str, str]:
+    """``"train [g-lr=0.1]"`` (as a progress file names a stage run) as ``("g-lr=0.1",
+    "train")``."""
+    stage, _, label = str(text).partition(" [")
+    return label.removesuffix("]"), stage
+
+
+def _progress_line(info: dict) -> str:
+    """``"Of 8 stage run(s) to execute: 3 done, 1 running, 4 pending."``"""
+    done, total, running = info["done"] or 0, info["total"], len(info["current"])
+    if total is None:
+        return f"{done} stage run(s) done, {running} running; how many follow is not known."
+    pending = max(total - done - running, 0)
+    counts = f"{done} done, {running} running, {pending} pending"
+    if info["total_source"] == "the engine's plan":
+        return f"Of {total} stage run(s) to execute: {counts}."
+    return f"Of about {total} stage run(s) ({info['total_source']}): {counts}."
 
 
 def print_cache_entries(console: Console, entries: list[dict]) -> None:
@@ -512,36 +591,46 @@ def print_gc_result(console: Console, removed: list[str], freed: int, dry: bool)
     console.print(f"{verb} {entries}, {format_size(freed)}.")
 
 
-def _rel(path: Any, root: Any) -> Any:
-    try:
-        return path.relative_to(root)
-    except ValueError:
-        return path
-
-
 def print_metric_changes(console: Console, changes: list) -> None:
-    """``assay compare``: the final value of each metric in run A and run B."""
+    """``assay compare``: the final value of each metric in run A and run B ("-": the run
+    did not log it; "nan": it logged NaN)."""
     if not changes:
         return
     table = Table(title="metrics (final values)")
     for column in ("parameter set", "stage", "metric", "A", "B", "B - A"):
         table.add_column(column, overflow="fold")
     for change in changes:
-        a, b = change.a, change.b
         delta = "-" if change.delta is None else f"{change.delta:+.6g}"
-        style = "yellow" if change.changed else "dim"
+        style = "yellow" if change.changed else "cyan" if change.only_in else "dim"
         table.add_row(
             shown(change.param_set or "-"),
             shown(change.stage or "-"),
             shown(change.name),
-            "-" if a is None else f"{a:.6g}",
-            "-" if b is None else f"{b:.6g}",
+            _metric_value(change.a, logged=change.only_in != "B"),
+            _metric_value(change.b, logged=change.only_in != "A"),
             delta,
             style=style,
         )
     console.print(table)
-    changed = sum(1 for c in changes if c.changed)
-    console.print(f"{changed} of {len(changes)} metric(s) differ.")
+    console.print(_metric_summary(changes))
+
+
+def _metric_value(value: float | None, logged: bool) -> str:
+    if not logged:
+        return "-"
+    return "nan" if value is None else f"{value:.6g}"  # the run store keeps NaN as NULL
+
+
+def _metric_summary(changes: list) -> str:
+    """``"2 of 5 metric(s) differ, 1 only in A."``: metrics only one run logged are
+    counted apart from those both runs logged."""
+    both = [c for c in changes if c.only_in is None]
+    only = {side: sum(1 for c in changes if c.only_in == side) for side in ("A", "B")}
+    sides = [f"{count} only in {side}" for side, count in only.items() if count]
+    if not both:
+        return f"No metric logged by both runs: {', '.join(sides)}."
+    differ = sum(1 for c in both if c.changed)
+    return ", ".join([f"{differ} of {len(both)} metric(s) differ", *sides]) + "."
 
 
 def print_init(console: Console, done: Any, folder: str) -> None:

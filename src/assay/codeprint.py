@@ -282,9 +282,9 @@ class Fingerprinter:
         """``(qualified name, value)`` of the globals, closures and defaults ``func`` uses."""
         namespace = func.__globals__
         module = func.__module__
-        # Variables it assigns through `nonlocal` or `global` (a call counter) are state
-        # it keeps, not configuration it reads: they are not keyed.
-        kept_cells, kept_globals = _kept_state(func.__code__)
+        # Variables of an enclosing function it assigns through `nonlocal` (a call
+        # counter) are state it keeps, not configuration it reads: they are not keyed.
+        kept_cells = _kept_cells(func.__code__)
         if tree is not None:
             local_imports = _imports_inside(tree, module)
             if local_imports:
@@ -295,11 +295,10 @@ class Fingerprinter:
                 module,
                 exclude_bound=set(local_imports),
                 # A lambda's parsed body does not show its parameters.
-                bound=kept_globals
-                | (set(func.__code__.co_varnames) if func.__name__ == "<lambda>" else set()),
+                bound=set(func.__code__.co_varnames) if func.__name__ == "<lambda>" else None,
             )
         else:
-            for name in _code_names(func.__code__) - kept_globals:
+            for name in _code_names(func.__code__):
                 if name in namespace:
                     yield f"{module}.{name}", namespace[name]
         if func.__closure__:
@@ -557,9 +556,8 @@ def _referenced(
     rule): a lambda's parameter or a comprehension's variable named like a global
     hides it only inside that lambda or comprehension. ``exclude_bound`` names are
     globals although the code binds them (imports inside a function, resolved into
-    ``namespace``); ``bound`` names are not read from outside although no syntax shows
-    it (a lambda's parameters, when only its body was parsed; globals the code keeps
-    its own state in, see :func:`_kept_state`).
+    ``namespace``); ``bound`` names are locals although no syntax shows it (a lambda's
+    parameters, when only its body was parsed).
     """
     module = module or namespace.get("__name__", "?")
     seen: set[str] = set()
@@ -744,25 +742,29 @@ def _chain(node: ast.Attribute) -> list[str] | None:
     return parts[::-1]
 
 
-def _kept_state(code: types.CodeType) -> tuple[set[str], set[str]]:
-    """The variables of enclosing functions (``nonlocal``) and of the module (``global``)
-    that ``code``, or a function nested in it, assigns or deletes: ``(free variables of
-    code, global names)``. Read from the bytecode, so it needs no source."""
+@functools.lru_cache(maxsize=4096)
+def _kept_cells(code: types.CodeType) -> frozenset[str]:
+    """The variables of enclosing functions that ``code``, or a function nested in it,
+    assigns or deletes through ``nonlocal``: free variables of ``code``. Read from the
+    bytecode, so it needs no source.
+
+    A ``global`` it assigns stays keyed: a module-level setting a stage may change in
+    one branch (``RATE = 0.1``, halved there) is still configuration the next run reads.
+    """
     cells: set[str] = set()
-    kept_globals: set[str] = set()
     pending = [(code, set(code.co_freevars))]
     while pending:
         current, outer = pending.pop()  # outer: its free variables that are code's too
         for instruction in dis.get_instructions(current):
-            if instruction.opname in ("STORE_DEREF", "DELETE_DEREF"):
-                if instruction.argval in outer:
-                    cells.add(instruction.argval)
-            elif instruction.opname in ("STORE_GLOBAL", "DELETE_GLOBAL"):
-                kept_globals.add(instruction.argval)
+            if (
+                instruction.opname in ("STORE_DEREF", "DELETE_DEREF")
+                and instruction.argval in outer
+            ):
+                cells.add(instruction.argval)
         for const in current.co_consts:
             if isinstance(const, types.CodeType):
                 pending.append((const, outer & set(const.co_freevars)))
-    return cells, kept_globals
+    return frozenset(cells)
 
 
 def _code_names(code: types.CodeType) -> set[str]:

@@ -618,7 +618,8 @@ class _Walker:
         if isinstance(index, pd.RangeIndex):
             self._child(range(index.start, index.stop, index.step), "")
         elif isinstance(index, pd.MultiIndex):
-            self._child([str(d) for d in index.dtypes], ".dtypes")
+            # (pandas 3's text levels are "str" where pandas 2's were "object")
+            self._child([_pandas_2_name(d) for d in index.dtypes], ".dtypes")
             self._ndarray(pd.util.hash_pandas_object(index, index=False).to_numpy())
         else:
             self._pd_values(index, ".index")
@@ -630,10 +631,11 @@ class _Walker:
 
         dtype = values.dtype
         if str(dtype) == "str":
-            # pandas 3 gives text columns and labels this dtype where pandas 2 gave them
-            # ``object``: hashed as ``object``, such a frame keeps its key across the upgrade.
-            dtype = np.dtype(object)
-            values = pd.Series(np.asarray(values, dtype=object), copy=False)
+            # pandas 3 gives text this dtype where pandas 2 gave it ``object``: hashed as
+            # such object text is (pandas hashes both alike), so a frame keeps its key.
+            self._text("object")
+            self._ndarray(pd.util.hash_pandas_object(values, index=False).to_numpy())
+            return
         self._text(str(dtype))
         if isinstance(dtype, pd.CategoricalDtype):  # "category" says neither of these
             self._child(bool(dtype.ordered), ".dtype.ordered")
@@ -641,13 +643,18 @@ class _Walker:
         if isinstance(dtype, np.dtype) and not dtype.hasobject:
             self._ndarray(values.to_numpy())
             return
-        if isinstance(dtype, np.dtype):  # object: only all-string data takes the fast path
-            # (pandas 3 calls text with missing values "string" too; pandas 2 did not)
-            kind = pd.api.types.infer_dtype(values, skipna=False)
-            if kind not in ("string", "bytes", "empty") or values.isna().any():
+        if isinstance(dtype, np.dtype):  # object: text, with missing values or not, is fast
+            kind = pd.api.types.infer_dtype(values, skipna=True)
+            if kind not in ("string", "bytes", "empty"):
                 self._child(np.asarray(values, dtype=object), where)
                 return
         self._ndarray(pd.util.hash_pandas_object(values, index=False).to_numpy())
+
+
+def _pandas_2_name(dtype: Any) -> str:
+    """A pandas dtype's name, ``object`` for pandas 3's text dtype ``str``."""
+    name = str(dtype)
+    return "object" if name == "str" else name
 
 
 _EXACT: dict[type, Callable[[_Walker, Any], None]] = {
@@ -710,26 +717,18 @@ def _dataclass_hash_fields(obj: Any) -> list[tuple[str, Any]]:
 
 
 def _hash_representations(obj: Any) -> dict[str, Any] | None:
-    """The ``hash_representations`` dict of a plain dataclass, checked; ``None`` if it has
-    none (then its fields hash as they always did)."""
+    """The ``hash_representations`` of a plain dataclass nested in a parameter set, as
+    Curifactory reads it: its entries that name a field and give a function or ``None``.
+    Other entries are left alone, as there (a class may use that name for something else);
+    ``None`` if none applies (then its fields hash as they always did)."""
     found = getattr(obj, "hash_representations", None)
     if not isinstance(found, dict):
         return None
-    cls = type(obj).__qualname__
     names = {f.name for f in dataclasses.fields(obj)}
-    unknown = sorted(set(found) - names)
-    if unknown:
-        raise _Unhashable(
-            f"{cls}.hash_representations names {', '.join(map(repr, unknown))}, but {cls} "
-            f"has no such field. Valid fields: {', '.join(sorted(names))}."
-        )
-    wrong = sorted(k for k, how in found.items() if how is not None and not callable(how))
-    if wrong:
-        raise _Unhashable(
-            f"{cls}.hash_representations[{wrong[0]!r}] is neither a function "
-            "`(obj, value) -> representation` nor None (to leave the field out of the hash)."
-        )
-    return found
+    applied = {
+        name: how for name, how in found.items() if name in names and (how is None or callable(how))
+    }
+    return applied or None
 
 
 def _root_label(obj: Any) -> str:

@@ -378,18 +378,21 @@ def final_values(rows: Iterable[MetricRow]) -> dict[tuple, float | None]:
 
 @dataclass(frozen=True)
 class MetricChange:
-    """A metric's final value in run A and run B (``None``: not logged there)."""
+    """A metric's final value in run A and run B (``None``: not logged there, or NaN)."""
 
     param_set: str | None
     stage: str
     name: str
     a: float | None
     b: float | None
+    only_in: str | None = None
+    """``"A"`` or ``"B"`` when only that run logged the metric, ``None`` when both did."""
 
     @property
     def changed(self) -> bool:
-        """Whether the two values differ (two NaNs count as the same value)."""
-        return self.a != self.b and not _both_nan(self.a, self.b)
+        """Whether both runs logged the metric and its values differ (two NaNs count as
+        the same value). A metric only one run logged is not "changed": see ``only_in``."""
+        return self.only_in is None and self.a != self.b and not _both_nan(self.a, self.b)
 
     @property
     def delta(self) -> float | None:
@@ -411,10 +414,13 @@ def compare_metrics(path: str | Path, run_a: int, run_b: int) -> list[MetricChan
     """The final value of every metric in two runs, matched by parameter set, stage and name."""
     last = final_values(read_metrics(path, [run_a, run_b]))
     labels = dict.fromkeys(k[1:] for k in last)
-    return [
-        MetricChange(*label, last.get((run_a, *label)), last.get((run_b, *label)))
-        for label in labels
-    ]
+    return [_change(last, label, run_a, run_b) for label in labels]
+
+
+def _change(last: dict[tuple, float | None], label: tuple, run_a: int, run_b: int) -> MetricChange:
+    in_a, in_b = (run_a, *label) in last, (run_b, *label) in last
+    only_in = None if in_a and in_b else "A" if in_a else "B"
+    return MetricChange(*label, last.get((run_a, *label)), last.get((run_b, *label)), only_in)
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from assay.hashing import hash_value
 from assay.keys import ALL, HAND_SET, REPORTABLES, STATE_READ, read_key
 from assay.plan import MISSING, Artifact, Plan, StageNode, missing_state_input, plan_stops
 from assay.record import NotSentToWorker
-from assay.staging import StageSpec
+from assay.staging import StageSpec, check_suppressed_inputs
 from assay.tracking import code_attributes, code_of_attribute, tracking_copy
 
 if TYPE_CHECKING:
@@ -1135,6 +1135,7 @@ class Runner:
                 inputs[name] = {r: _as_seen_by(r, v) for r, v in value.items()}
             else:
                 inputs[name] = _as_seen_by(node.record, value)
+        absent = []
         for name in node.state_inputs:  # put in record.state by hand by a stage before it
             try:
                 inputs[name] = node.record.state[name]
@@ -1143,7 +1144,12 @@ class Runner:
             except KeyError:
                 if not node.spec.suppress_missing_inputs:
                     raise missing_state_input(node, name) from None
+                absent.append(name)
         inputs.update(node.kwargs)
+        # Suppressed, but with no default to take its place: refused as at the call.
+        check_suppressed_inputs(
+            node.spec, [n for n in absent if n not in inputs], node.record_label
+        )
         return inputs
 
     def _save_outputs(self, node: StageNode) -> None:
@@ -1341,11 +1347,11 @@ class Runner:
             if artifact.value is not MISSING and not (want_handle and artifact.cached):
                 return artifact.value
             if artifact.cached and node.status != "running":
-                if want_handle:
-                    self.manager.cache.localize(node.key, artifact.name)
-                    artifact.cacher._dir = self.manager.cache.stage_dir(node.key)
-                    return None
                 try:
+                    if want_handle:  # a copy here of what a URL cache holds, checked
+                        self.manager.cache.localize(node.key, artifact.name)
+                        artifact.cacher._dir = self.manager.cache.stage_dir(node.key)
+                        return None
                     value = self.manager.cache.load(artifact.cacher, node.key, artifact.name)
                 except CorruptArtifactError as exc:
                     if node.status == "external":  # produced elsewhere: the caller repairs it

@@ -51,13 +51,13 @@ def _explain(manager: Any, node: Any) -> Explanation:
         found.reasons.append("nothing that executes needs its outputs")
         return found
     if node.status == "executed":  # already, because run() read a result while it planned
-        found.reasons.append(f"{node.reason} (executed while run() was planned: it read a result)")
+        found.reasons.append(f"{node.reason} (while run() was planned: it read a result)")
         return found
     other = manager.runner.shared_earlier(node)
     if other is not None:
         found.status = "shared"
         found.reasons.append(
-            f"reused: same inputs as {other.spec.name} [{other.record_label}], "
+            f"same inputs as {other.spec.name} [{other.record_label}], "
             "which executes earlier in this run"
         )
         return found
@@ -122,13 +122,14 @@ def _linked(manager: Any, node: Any) -> bool:
 
 
 def _produced_by(meta: dict | None) -> str:
+    """Which run made a reused artifact (the line is labelled "reused" already)."""
     if not meta:
-        return "reused from the cache"
+        return "from the cache (its record there names no run)"
     run = meta.get("run_number")
     when = meta.get("created", "")
     if run is None:
-        return f"reused: artifact made {when} outside a recorded run (a notebook)"
-    return f"reused: artifact made by run {run} ({meta.get('run_id')}, {when})"
+        return f"artifact made {when} outside a recorded run (a notebook)"
+    return f"artifact made by run {run} ({meta.get('run_id')}, {when})"
 
 
 def _compare_code(manager: Any, node: Any, before: dict, found: Explanation) -> None:

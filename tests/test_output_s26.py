@@ -1,0 +1,305 @@
+"""What assay prints, as a new user meets it: paths that open from a sub-folder, runs that
+differ only by --set told apart in `assay ls`, a run still going on in `assay show`,
+metrics only one run logged in `assay compare`, `assay why` without doubled words, and
+the position `assay params` gives a set picked with -n / -i.
+
+The commands run in a subprocess (``run_cli``) on a copy of the ``basic`` test project.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from conftest import run_cli
+from test_cli_s26 import printed_paths
+
+
+def cells(text: str, column: int) -> list[list[str]]:
+    """The lines of one column of the table rich printed, grouped by table row (a row
+    starts where the first column is not empty)."""
+    rows: list[list[str]] = []
+    for line in text.splitlines():
+        if not line.startswith("│"):
+            continue
+        parts = [part.strip() for part in line.split("│")[1:-1]]
+        if parts[0]:
+            rows.append([])
+        if parts[column]:
+            rows[-1].append(parts[column])
+    return rows
+
+
+# -- F6: the paths a run prints open from where it ran -------------------------------------
+
+
+def test_a_run_in_a_sub_folder_prints_paths_that_open_from_there(tmp_project: Path):
+    here = tmp_project / "notebooks"
+    here.mkdir()
+
+    result = run_cli("run", "diamond", "-p", "two", cwd=here)
+    assert result.code == 0, result
+
+    for label in ("Log", "Report"):
+        (path,) = printed_paths(result.stdout, label)
+        assert (here / path).is_file(), result  # outside the current folder: absolute
+    paths = run_cli("run", "diamond", "-p", "two", "--paths", cwd=here)
+    folders = [line.split()[-1] for line in paths.stdout.splitlines()]
+    assert folders and all((here / folder).is_dir() for folder in folders), paths
+
+
+# -- F13: assay ls ---------------------------------------------------------------------------
+
+LONG_NAMES = """
+from experiments.diamond import Params
+
+
+def get_params():
+    return [Params(name=f"line-learning_rate=0.0{i}-epochs=20", scale=i) for i in range(1, 6)]
+"""
+
+
+def test_ls_shows_the_overrides_and_whole_names(tmp_project: Path):
+    (tmp_project / "params" / "long.py").write_text(LONG_NAMES)
+    for offset in (1, 2):
+        ran = run_cli("run", "diamond", "-p", "long", "--set", f"offset={offset}", "-q",
+                      cwd=tmp_project)  # fmt: skip
+        assert ran.code == 0, ran
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(COLUMNS="80", NO_COLOR="1", TERM="dumb")  # rich's width when piped
+    listed = subprocess.run([sys.executable, "-m", "assay", "ls"], cwd=tmp_project, env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert listed.returncode == 0, listed
+
+    runs = cells(listed.stdout, 5)  # the parameter sets, newest run first
+    assert [" ".join(lines).split("--set")[-1].split() for lines in runs] == [
+        ["offset=2"],
+        ["offset=1"],
+    ], listed.stdout
+    for lines in runs:
+        text = "".join(lines).split("--set")[0]  # a name folded over lines, joined again
+        for i in range(1, 4):
+            assert f"line-learning_rate=0.0{i}-epochs=20" in text, listed.stdout
+        assert "…" not in text and "(+2 more)" in text, listed.stdout
+
+
+# -- F17: assay show of a run still going on ------------------------------------------------
+
+HOLDING = """
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import assay
+from assay.caching import JsonCacher
+
+GO = Path(__file__).resolve().parent.parent / "go.flag"
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["first"], cachers=[JsonCacher])
+def first(record):
+    return record.params.n
+
+
+@assay.stage(inputs=["first"], outputs=["held"], cachers=[JsonCacher])
+def hold(record, first):
+    deadline = time.monotonic() + 120  # never left running by a failed test
+    while not GO.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return first + 1
+
+
+@assay.stage(inputs=["held"], outputs=["last"], cachers=[JsonCacher])
+def last(record, held):
+    return held + 1
+
+
+def get_params():
+    return [Params(name="only")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        record = assay.Record(manager, params)
+        first(record)
+        hold(record)
+        last(record)
+"""
+
+
+def test_show_of_a_running_run_shows_its_stages_so_far(tmp_project: Path):
+    (tmp_project / "experiments" / "holding.py").write_text(HOLDING)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    running = subprocess.Popen(
+        [sys.executable, "-m", "assay", "run", "holding", "-q"], cwd=tmp_project, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_stage(tmp_project / "logs", "hold [only]", running)
+        shown = run_cli("show", "latest", cwd=tmp_project)
+    finally:
+        (tmp_project / "go.flag").touch()
+        output, _ = running.communicate(timeout=120)
+    assert running.returncode == 0, output
+
+    assert shown.code == 0 and "running" in shown.stdout.splitlines()[0], shown
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in shown.stdout.splitlines()]
+    assert ["only", "first", "executed"] in rows and ["only", "hold", "running"] in rows, shown
+    assert "Of 3 stage run(s) to execute: 1 done, 1 running, 1 pending." in shown.text, shown
+
+
+def wait_for_stage(logs: Path, stage_run: str, process: subprocess.Popen) -> None:
+    """Until the run's progress file names ``stage_run`` as running."""
+    deadline = time.monotonic() + 60
+    while True:
+        for progress in logs.glob("*.progress.json"):
+            try:
+                if stage_run in json.loads(progress.read_text()).get("current", []):
+                    return
+            except (OSError, ValueError):  # being replaced right now
+                pass
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+
+
+# -- F14: metrics only one run logged ---------------------------------------------------------
+
+SCORED = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    extra: bool = False
+
+
+@assay.stage(outputs=["score"], cachers=[JsonCacher])
+def evaluate(record):
+    record.log_metric("score", 0.5)
+    if record.params.extra:
+        record.log_metric("extra", 1.0)
+    return 0.5
+
+
+def get_params():
+    return [Params(name="a"), Params(name="b")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        evaluate(assay.Record(manager, params))
+"""
+
+
+def test_compare_counts_metrics_only_one_run_logged_apart(tmp_project: Path):
+    from assay.metrics import compare_metrics
+
+    (tmp_project / "experiments" / "scored.py").write_text(SCORED)
+    assert run_cli("run", "scored", "-q", cwd=tmp_project).code == 0
+    second = run_cli("run", "scored", "-n", "a", "--set", "extra=True", "-q", cwd=tmp_project)
+    assert second.code == 0, second
+
+    changes = compare_metrics(tmp_project / "assay.db", 1, 2)
+    assert {(c.param_set, c.name): (c.only_in, c.changed) for c in changes} == {
+        ("a", "score"): (None, False),
+        ("b", "score"): ("A", False),
+        ("a", "extra"): ("B", False),
+    }
+    result = run_cli("compare", "1", "2", cwd=tmp_project)
+    assert result.code == 0, result
+    assert "0 of 1 metric(s) differ, 1 only in A, 1 only in B." in result.text, result
+
+
+def test_a_metric_logged_as_nan_is_told_from_one_not_logged():
+    from assay.cli_output import print_metric_changes
+    from assay.metrics import MetricChange
+
+    console = Console(file=io.StringIO(), width=200)
+    print_metric_changes(
+        console,
+        [MetricChange("a", "fit", "loss", None, 1.0), MetricChange("a", "fit", "f1", None, 1.0,
+                                                                   only_in="B")],
+    )  # fmt: skip
+    rows = [
+        [c.strip() for c in line.split("│")[1:-1]] for line in console.file.getvalue().splitlines()
+    ]
+
+    assert ["a", "fit", "loss", "nan", "1", "-"] in rows
+    assert ["a", "fit", "f1", "-", "1", "-"] in rows
+    assert "1 of 1 metric(s) differ, 1 only in B." in console.file.getvalue()
+
+
+# -- F16: assay why without doubled words ---------------------------------------------------
+
+TWINS = """
+from experiments.good import Params
+
+
+def get_params():
+    return [Params(name="alpha"), Params(name="twin")]
+"""
+
+
+def test_why_says_reused_and_shared_once(bad_project: Path):
+    (bad_project / "params" / "twins.py").write_text(TWINS)  # the same but their names
+    assert run_cli("run", "good", "-p", "twins", "-q", cwd=bad_project).code == 0
+
+    said = run_cli("why", "good", "-p", "twins", "--set", "seed=5", cwd=bad_project).text
+
+    assert "reused load [alpha]: artifact made by run 1 (" in said, said
+    assert ("shared train [twin]: same inputs as train [alpha], which executes earlier in "
+            "this run") in said, said  # fmt: skip
+    assert "reused: " not in said
+
+
+def test_explain_says_executed_once_for_a_stage_run_while_run_is_planned(tmp_project: Path):
+    assert run_cli("run", "reads_results", "-q", cwd=tmp_project).code == 0
+
+    said = run_cli("run", "reads_results", "--explain", cwd=tmp_project).text
+
+    assert ("executed score [mid]: output(s) ['score'] have no cacher (while run() was planned: "
+            "it read a result)") in said, said  # fmt: skip
+
+
+# -- assay params -n / -i: the set's position in the file -------------------------------------
+
+
+def test_params_numbers_a_picked_set_by_its_position_in_the_file(tmp_project: Path):
+    from assay.cli_output import print_params
+    from conftest import load_experiment_module
+
+    sets = load_experiment_module(tmp_project, "diamond").get_params()
+    console = Console(file=io.StringIO(), width=200)
+
+    print_params(console, sets[1:], indices=[1])
+
+    rows = [
+        [c.strip() for c in line.split("│")[1:-1]] for line in console.file.getvalue().splitlines()
+    ]
+    assert [row[:2] for row in rows if row] == [["1", "b"]], console.file.getvalue()
+
+
+@pytest.mark.parametrize("picked", [["-n", "b"], ["-i", "-1"], ["-i", "1"]])
+def test_assay_params_numbers_a_picked_set_as_i_takes_it(tmp_project: Path, picked: list):
+    """`assay params -i -1` numbered the set it picked 0 (its place among those picked)."""
+    result = run_cli("params", "diamond", "-p", "two", *picked, cwd=tmp_project)
+
+    assert result.code == 0, result
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in result.stdout.splitlines()]
+    assert [row[:2] for row in rows if row] == [["1", "b"]], result
