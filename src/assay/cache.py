@@ -43,6 +43,7 @@ import itertools
 import json
 import os
 import shutil
+import socket
 import stat
 import sys
 import time
@@ -60,15 +61,26 @@ if TYPE_CHECKING:
 
 META_FORMAT = "assay-artifact/1"
 _META_SUFFIX = ".meta.json"
+_NOT_A_RECORD = "it is not a complete record"
+"""What is wrong with a sidecar that cannot be read, is not JSON, or has not a record's shape."""
+_WRITING = "writing"
+"""The folder of the markers of stage runs being written (see ``CacheStore.save``)."""
+_RECHECKS = 3
+"""How many times a look-up follows an entry another run replaces while it looks."""
+_REPLACE_WAIT_S = 2.0
+"""How long a load waits for the new sidecar of an entry another run is replacing."""
 
 
 def open_cache(config: ProjectConfig) -> CacheStore:
     """The cache a project's configuration names: a folder, or a store at an fsspec URL."""
     if config.cache_url is None:
-        return CacheStore(config.cache_dir)
-    from assay.caches.fsspec import FsspecCacheStore
+        store = CacheStore(config.cache_dir)
+    else:
+        from assay.caches.fsspec import FsspecCacheStore
 
-    return FsspecCacheStore(config.cache_url, config.cache_dir, config.cache_options)
+        store = FsspecCacheStore(config.cache_url, config.cache_dir, config.cache_options)
+    store.project = str(config.root)
+    return store
 
 
 def open_cache_at(location: str | os.PathLike | None, config: ProjectConfig) -> CacheStore:
@@ -110,6 +122,12 @@ class CacheStore:
         self._batching = 0
         self._pending_reads: dict[str, list[str]] = {}
         self._pending_count = 0
+        self.project: str | None = None
+        """The project folder whose runs write through this object (:func:`open_cache`
+        sets it): each sidecar written records it, so that projects sharing a cache can
+        tell their entries apart (see :func:`made_elsewhere`)."""
+        self._marked: set[str] = set()
+        self._marked_by = os.getpid()
 
     # -- where things are --------------------------------------------------------------
 
@@ -193,14 +211,53 @@ class CacheStore:
         return os.path.exists(self.meta_path(key, output))
 
     def read_meta(self, key: str, output: str) -> dict | None:
-        """The sidecar of an output, or ``None`` if there is no complete entry."""
+        """The sidecar of an output, or ``None`` if there is no complete entry (a damaged
+        sidecar, see :func:`sidecar_problem`, is none)."""
+        return self._read_sidecar(key, output)[0]
+
+    def record_damage(self, key: str, output: str) -> str | None:
+        """What is wrong with the sidecar of an output (see :func:`sidecar_problem`), or
+        ``None`` if it is sound or there is none."""
+        return self._read_sidecar(key, output)[1]
+
+    def _read_sidecar(self, key: str, output: str) -> tuple[dict | None, str | None]:
+        """``(sidecar, None)``; ``(None, None)`` if there is none; ``(None, what is
+        wrong)`` if it is damaged."""
         try:
-            with open(self.meta_path(key, output)) as handle:
-                return sidecar_or_none(json.load(handle))
+            with open(self.meta_path(key, output), "rb") as handle:
+                data = handle.read()
         except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
-            return None
+            return None, None
+        except OSError:
+            return None, _NOT_A_RECORD
+        try:
+            meta = json.loads(data)
+        except ValueError:  # cut short, emptied
+            return None, _NOT_A_RECORD
+        problem = sidecar_problem(meta, key, output)
+        return (None, problem) if problem else (meta, None)
+
+    def _settled_sidecar(self, key: str, output: str) -> tuple[dict | None, str | None]:
+        """:meth:`_read_sidecar`, waiting a moment if another run is replacing the entry
+        right now (its new sidecar is written under a temporary name, the old one already
+        removed): a reader then finds the new one instead of no entry."""
+        deadline = time.monotonic() + _REPLACE_WAIT_S
+        while True:
+            meta, damage = self._read_sidecar(key, output)
+            if meta is not None or damage is not None or time.monotonic() > deadline:
+                return meta, damage
+            if not self._being_replaced(key, output):
+                return None, None
+            time.sleep(0.02)
+
+    def _being_replaced(self, key: str, output: str) -> bool:
+        """Whether a sidecar of ``output`` is being written (under a temporary name)."""
+        prefix = f".{output}{_META_SUFFIX}."
+        try:
+            with os.scandir(self.stage_dir(key)) as entries:
+                return any(e.name.startswith(prefix) for e in entries)
+        except OSError:
+            return False
 
     def entry(self, key: str, output: str, cacher: Any = None) -> dict | None:
         """The sidecar of an output whose files are all still in place, or ``None`` if
@@ -208,29 +265,39 @@ class CacheStore:
 
         Each file the sidecar lists is checked to exist with its recorded size (one
         ``stat``; the checksum is checked when the file is loaded), so an artifact
-        whose file someone deleted or cut short is not reused unseen.
+        whose file someone deleted or cut short is not reused unseen. A file that
+        does not match because another run replaced the entry meanwhile is no damage:
+        the new sidecar is looked at instead.
 
         Raises:
-            CorruptArtifactError: the sidecar is unreadable, or a file it lists is
-                gone or has another size; the caller computes the output again.
+            CorruptArtifactError: the sidecar is damaged, or a file it lists is gone
+                or has another size; the caller computes the output again.
         """
+        meta, damage = self._read_sidecar(key, output)
+        for attempt in range(1, _RECHECKS + 1):
+            if meta is None:
+                if damage is None:
+                    return None
+                raise unreadable_record(cacher, key, output, damage)
+            problem = self._missing_file(meta, key)
+            if problem is None:
+                return meta
+            fresh, damage = self._settled_sidecar(key, output)
+            if fresh == meta or attempt == _RECHECKS:
+                raise corrupt(meta, problem)
+            meta = fresh
+        return meta
+
+    def _missing_file(self, meta: dict, key: str) -> str | None:
+        """The first file of an entry that is missing or has another size, and how."""
         folder = self.where(key)  # plain strings: this runs for every reused output
-        try:
-            with open(f"{folder}/{output}{_META_SUFFIX}", "rb") as handle:
-                meta = sidecar_or_none(json.loads(handle.read()))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
-            meta = None
-        if meta is None:
-            raise unreadable_record(cacher, key, output)
         for item in meta["files"]:
             path = item["path"]
             path = path if os.path.isabs(path) else f"{folder}/{path}"
             problem = presence_problem(path, item)
             if problem:
-                raise corrupt(meta, f"{path} {problem}")
-        return meta
+                return f"{path} {problem}"
+        return None
 
     def prefetch(self, entries: list[tuple[str, str]]) -> None:
         """Look up many ``(key, output)`` entries at once (a remote store batches them;
@@ -260,10 +327,8 @@ class CacheStore:
             for folder in _scan(shard.path):
                 entries = list(_scan(folder.path))
                 times = [_mtime(e) for e in entries] or [_mtime(folder)]
-                leftovers = [
-                    (e.name, _mtime(e), _size(Path(e.path))) for e in entries if e.name[0] == "."
-                ]
-                size = sum(_size(Path(e.path)) for e in entries)
+                leftovers = [(e.name, _mtime(e), _bytes(e)) for e in entries if e.name[0] == "."]
+                size = sum(_bytes(e) for e in entries)
                 outputs = sorted(_outputs(e.name for e in entries))
                 found.append(StageFolder(folder.name, outputs, max(times), size, leftovers))
         return found
@@ -357,8 +422,14 @@ class CacheStore:
         raised as :class:`CacheError` with the artifact named, and leaves no
         entry behind. ``replace=False`` promises there is no entry yet (saves a
         system call per artifact on the hot path).
+
+        Until :meth:`link` files the stage run under its name, a marker says that a run
+        is writing it, so that ``assay cache gc`` leaves it alone (see
+        :meth:`_mark_writing`). A save stopped by Ctrl-C or SIGTERM removes what it
+        wrote under temporary names.
         """
-        final = self.ensure_dir(self.stage_dir(key))
+        final = self._writable_dir(self.stage_dir(key))
+        self._mark_writing(key)
         in_place = getattr(cacher, "writes_in_place", False) or cacher.path_override is not None
         tag = None if in_place else f".tmp-{_unique()}-"  # no dot: splitext keeps it
         cacher._dir = final
@@ -387,6 +458,9 @@ class CacheStore:
                 f"(parameter set {meta.get('param_set')!r}) with {type(cacher).__name__}: "
                 f"{type(exc).__name__}: {exc}{_full_disk_advice(exc)}"
             ) from exc
+        except BaseException:  # Ctrl-C, SIGTERM: no half-written file is left behind
+            _drop_written(final, tag)
+            raise
         finally:
             cacher._tmp_tag = None
             cacher.cache_paths = []
@@ -396,6 +470,7 @@ class CacheStore:
             "output": output,
             "type": type_name(obj),
             **meta,
+            **self._maker(),
             "cacher": cacher.identity(),
             "files": files,
             "size": sum(f["size"] for f in files),
@@ -409,19 +484,97 @@ class CacheStore:
         except OSError as exc:  # a full disk, a quota: the sidecar did not fit
             _drop_written(final, tag)
             raise self._not_recorded(temporary, output, meta, exc, _KEPT) from exc
+        except BaseException:
+            _drop_written(final, tag)
+            _remove(temporary)
+            raise
         # Only renames from here on: the old sidecar goes first, so that no moment has it
         # describe the new files.
-        if replace:
-            self.discard(key, output, keep_files=True)
         try:
+            if replace:
+                self.discard(key, output, keep_files=True)
             for written, target in moves:
                 if written != target:
                     _replace(written, target)
             os.replace(temporary, self.meta_path(key, output))
         except OSError as exc:
+            _drop_written(final, tag)
             raise self._not_recorded(temporary, output, meta, exc) from exc
+        except BaseException:
+            _drop_written(final, tag)
+            _remove(temporary)
+            raise
         cacher.metadata = CacherMetadata(sidecar)
         return sidecar
+
+    def _maker(self) -> dict:
+        """What a sidecar records of the project and machine that wrote it."""
+        if self.project is None:
+            return {}
+        return {"project": {"root": self.project, "host": _host()}}
+
+    def _mark_writing(self, key: str) -> None:
+        """Leave a marker (an empty file ``writing/KEY.PID-...``) until :meth:`link` files
+        stage run ``key`` under its name.
+
+        ``assay cache gc`` removes stage folders no link points to; between a stage's
+        first saved output and its link, a run's folder is one. gc leaves alone the
+        folders with a marker less than an hour old (:meth:`keys_being_written`); a
+        marker a stopped run left goes once it is an hour old.
+        """
+        if self.remote:
+            return  # the folder here holds local copies: gc looks at the URL
+        if self._marked_by != os.getpid():  # a forked process: its parent's markers
+            self._marked, self._marked_by = set(), os.getpid()
+        if key in self._marked:
+            return
+        marker = self._marker(key)
+        with contextlib.suppress(OSError):  # a full disk: the save itself says so
+            try:
+                open(marker, "wb").close()
+            except FileNotFoundError:  # the first marker of this cache
+                os.makedirs(os.path.dirname(marker), exist_ok=True)
+                open(marker, "wb").close()
+            self._marked.add(key)
+
+    def _done_writing(self, key: str) -> None:
+        """Remove the marker of :meth:`_mark_writing` (the stage run is linked now)."""
+        if key in self._marked and self._marked_by == os.getpid():
+            self._marked.discard(key)
+            with contextlib.suppress(OSError):
+                os.unlink(self._marker(key))
+
+    def _marker(self, key: str) -> str:
+        return f"{self.root}/{_WRITING}/{key}.{os.getpid()}-{_RANDOM}"
+
+    def keys_being_written(self, max_age_s: float, remove_older: bool = False) -> set[str]:
+        """The stage runs whose marker (:meth:`_mark_writing`) is younger than
+        ``max_age_s`` seconds: runs are writing them. ``remove_older``: remove the older
+        markers (their runs stopped)."""
+        now, found = time.time(), set()
+        for entry in _scan(f"{self.root}/{_WRITING}"):
+            if now - _mtime(entry) <= max_age_s:
+                found.add(entry.name.split(".", 1)[0])
+            elif remove_older:
+                _remove(entry.path)
+        return found
+
+    def _writable_dir(self, folder: Path) -> Path:
+        """:meth:`ensure_dir`, with a clear message if the disk is full."""
+        try:
+            return self.ensure_dir(folder)
+        except OSError as exc:
+            if not _is_full_disk(exc):
+                raise
+            raise self._full_disk(folder, exc) from exc
+
+    def _full_disk(self, path: str | Path, exc: OSError, done: str = "") -> CacheError:
+        """The error for a write to the cache that failed because its disk is full."""
+        return CacheError(
+            f"Could not write {path} in the cache {self.location}: {exc.strerror or exc}. "
+            f"{done + ' ' if done else ''}Free some space (assay cache gc) or use another "
+            "cache (--cache DIR), then run the same command again."
+        )
 
     def _not_recorded(
         self, temporary: str, output: str, meta: dict, exc: OSError, kept: str = ""
@@ -437,16 +590,24 @@ class CacheStore:
         )
 
     def prepare_in_place(self, key: str, output: str) -> Path:
-        """Before a stage writes files straight into its folder: the folder, made.
+        """Before a stage writes files straight into its folder: the folder, made (and
+        marked as being written, see :meth:`_mark_writing`).
 
         An entry cached before keeps its sidecar until :meth:`save` records the new
         one: if the stage fails before it wrote anything, nothing is lost, and a file
         it changed no longer matches its checksum, so it is never loaded as the old one.
         """
-        return self.ensure_dir(self.stage_dir(key))
+        folder = self._writable_dir(self.stage_dir(key))
+        self._mark_writing(key)
+        return folder
 
     def discard(self, key: str, output: str, keep_files: bool = False) -> None:
-        """Remove an output's entry (its sidecar, and unless ``keep_files`` its files)."""
+        """Remove an output's entry (its sidecar, and unless ``keep_files`` its files).
+
+        Only files inside the stage run's own folder are removed: a damaged sidecar
+        (one naming ``../`` paths, or another entry's) loses its sidecar alone, and a
+        file written in place outside the cache (``path_override``) is left where it is.
+        """
         meta = None if keep_files else self.read_meta(key, output)
         try:
             os.unlink(self.meta_path(key, output))
@@ -454,14 +615,11 @@ class CacheStore:
             pass
         except OSError as exc:
             raise _not_removed(Path(self.meta_path(key, output)), exc) from exc
+        folder = self.stage_dir(key)
         for entry in (meta or {}).get("files", []):
-            path = Path(entry["path"])
-            if not path.is_absolute():
-                target = self.stage_dir(key) / path
-                if target.is_dir():
-                    shutil.rmtree(target, ignore_errors=True)
-                else:
-                    target.unlink(missing_ok=True)
+            target = _inside(folder, entry["path"])
+            if target is not None:
+                _remove(target)
 
     def link(self, experiment: str, param_set: str, stage: str, key: str) -> None:
         """Point ``by-name/experiment/param_set/stage`` at stage run ``key``."""
@@ -469,7 +627,20 @@ class CacheStore:
         link = f"{folder}/{_safe(stage)}"
         if param_set.startswith(f"{AGGREGATE}-"):
             self._retire_plain_aggregate_link(experiment, stage)
-        target = link_target(key)
+        try:
+            self._link(folder, link, link_target(key))
+        except OSError as exc:
+            if not _is_full_disk(exc):
+                raise
+            raise self._full_disk(
+                link,
+                exc,
+                f"The stage run is cached (in {self.where(key)}), not yet filed under its name.",
+            ) from exc
+        self._done_writing(key)
+
+    def _link(self, folder: str, link: str, target: str) -> None:
+        """Make ``link`` point to ``target`` (a symlink, else a text pointer)."""
         self._ensure(folder)
         try:
             if os.readlink(link) == target:
@@ -482,17 +653,20 @@ class CacheStore:
                 self._ensure(folder, again=True)
                 os.symlink(target, link)
                 return
-            except OSError:
-                pass
+            except OSError as exc:
+                if _is_full_disk(exc):
+                    raise
         except OSError:
             pass
-        temporary = f"{folder}/.{_safe(stage)}.{uuid.uuid4().hex[:8]}"
+        temporary = f"{folder}/.{os.path.basename(link)}.{uuid.uuid4().hex[:8]}"
         try:
             os.symlink(target, temporary)
             os.replace(temporary, link)
-        except OSError:
-            # No symlinks here (some Windows and network filesystems): a text pointer.
+        except OSError as exc:
             _remove(Path(temporary))
+            if _is_full_disk(exc):
+                raise
+            # No symlinks here (some Windows and network filesystems): a text pointer.
             _remove(Path(link))
             Path(link).write_text(target)
 
@@ -605,15 +779,20 @@ class CacheStore:
         pending, self._pending_reads, self._pending_count = self._pending_reads, {}, 0
         for stage, lines in pending.items():
             path = self._reads_file(stage)
-            self.ensure_dir(Path(path).parent)
             data = "".join(lines).encode()
-            # One write with O_APPEND: concurrent runs append whole lines.
-            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                while data:
-                    data = data[os.write(descriptor, data) :]
-            finally:
-                os.close(descriptor)
+                self.ensure_dir(Path(path).parent)
+                # One write with O_APPEND: concurrent runs append whole lines.
+                descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    while data:
+                        data = data[os.write(descriptor, data) :]
+                finally:
+                    os.close(descriptor)
+            except OSError as exc:
+                if not _is_full_disk(exc):
+                    raise
+                raise self._full_disk(path, exc, _BOOKKEEPING) from exc
 
     def latest_reads(self, stage: str) -> frozenset | str | None:
         """The read set recorded last for a stage, whatever its base: a good guess
@@ -642,10 +821,16 @@ class CacheStore:
             path = Path(f"{self.root}/code/{digest[:2]}/{digest}.txt")
             if path.exists():
                 continue
-            self.ensure_dir(path.parent)
             temporary = path.with_name(f".{path.name}.{_unique()}")
-            temporary.write_text(text)
-            os.replace(temporary, path)
+            try:
+                self.ensure_dir(path.parent)
+                temporary.write_text(text)
+                os.replace(temporary, path)
+            except BaseException as exc:
+                _remove(temporary)
+                if isinstance(exc, OSError) and _is_full_disk(exc):
+                    raise self._full_disk(path, exc, _BOOKKEEPING) from exc
+                raise
 
     def code_text(self, digest: str) -> str | None:
         """The source kept for a code part's digest, if any."""
@@ -664,9 +849,22 @@ class CacheStore:
                 differs from the sidecar; nothing was unpickled.
             CacheError: there is no entry, or the cacher failed to read it.
         """
-        meta = self.read_meta(key, output)
-        if meta is None:
-            raise unreadable_record(cacher, key, output)
+        meta, damage = self._settled_sidecar(key, output)
+        for attempt in range(1, _RECHECKS + 1):
+            if meta is None:
+                break
+            try:
+                return self._load_checked(cacher, meta)
+            except CorruptArtifactError:
+                # Another run replacing the entry meanwhile is no damage: load the new one.
+                fresh, damage = self._settled_sidecar(key, output)
+                if fresh == meta or attempt == _RECHECKS:
+                    raise
+                meta = fresh
+        raise unreadable_record(cacher, key, output, damage)
+
+    def _load_checked(self, cacher: Any, meta: dict) -> Any:
+        """Load the entry ``meta`` describes, checking its files against it."""
         hashes_while_loading = getattr(cacher, "_hashes_while_loading", None)
         if hashes_while_loading is not None and hashes_while_loading():
             return self._load_in_one_pass(cacher, meta)
@@ -845,9 +1043,12 @@ class CacherMetadata(dict):
 
 def file_problem(path: Path, entry: dict) -> str | None:
     """What is wrong with a cached file against its sidecar's entry, or ``None``."""
-    problem = size_problem(path, entry)
-    if problem is None and _checksum(path) != entry["checksum"]:
-        return _MODIFIED
+    try:
+        problem = size_problem(path, entry)
+        if problem is None and _checksum(path) != entry["checksum"]:
+            return _MODIFIED
+    except FileNotFoundError:  # (part of) it went while it was checked: an entry replaced
+        return "is missing"
     return problem
 
 
@@ -887,7 +1088,7 @@ _KEPT = "What the cache held for it before (if anything) is kept."
 
 def _full_disk_advice(exc: BaseException) -> str:
     """What to do when a write failed because the disk (or a quota) is full, else ``""``."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(exc, OSError) and _is_full_disk(exc):
         return (
             f". {_KEPT} Free some space (assay cache gc) or use another cache (--cache DIR), "
             "then run the same command again."
@@ -896,12 +1097,28 @@ def _full_disk_advice(exc: BaseException) -> str:
 
 
 def _drop_written(final: Path, tag: str | None) -> None:
-    """Remove what a failed save wrote under its temporary names in ``final``."""
+    """Remove what a failed save wrote under its temporary names in ``final`` (if the
+    folder is still there: the error that stopped the save is the one to report)."""
     if tag is None:
         return
-    for entry in os.scandir(final):
+    try:
+        entries = list(os.scandir(final))
+    except OSError:
+        return
+    for entry in entries:
         if entry.name.startswith(tag):
             _remove(Path(entry.path))
+
+
+def _is_full_disk(exc: OSError) -> bool:
+    """Whether a write failed because the disk (or a quota) is full."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+_BOOKKEEPING = (
+    "The stage's artifacts were saved, but the cache's index of them is not complete: a "
+    "later run may compute some of them again."
+)
 
 
 def _in_the_way(root: Path, path: Path) -> CacheError:
@@ -939,27 +1156,104 @@ def _blocking(folder: Path) -> Path:
     return folder
 
 
-def sidecar_or_none(meta: Any) -> dict | None:
-    """``meta`` if it has a sidecar's shape (its key, output and files), else ``None``:
-    valid JSON that is no record (``{}``, ``null``, a record cut in the middle of its
-    files) is as damaged as a file cut short."""
+def sidecar_or_none(meta: Any, key: str | None = None, output: str | None = None) -> dict | None:
+    """``meta`` if it is a sound sidecar (of output ``output`` of stage run ``key``, if
+    given), else ``None``: see :func:`sidecar_problem`."""
+    return None if sidecar_problem(meta, key, output) else meta
+
+
+def sidecar_problem(meta: Any, key: str | None = None, output: str | None = None) -> str | None:
+    """What makes ``meta`` (a sidecar's JSON) no usable record of output ``output`` of
+    stage run ``key``, or ``None`` if it is one.
+
+    Valid JSON that is no record (``{}``, ``null``, a record cut in the middle of its
+    files) is as damaged as a file cut short. So is a record that lists a file outside
+    its stage folder (``../``: a sidecar never makes assay read or delete other files;
+    an absolute path is a file written in place outside the cache, ``path_override``,
+    which is checked where it is and never removed), and the record of another entry,
+    copied or moved here (its files are another artifact's).
+    """
     if not isinstance(meta, dict):
-        return None
+        return _NOT_A_RECORD
     files = meta.get("files")
     if not (
         isinstance(meta.get("key"), str)
         and isinstance(meta.get("output"), str)
         and isinstance(files, list)
-        and all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in files)
+        and all(_is_file_entry(f) for f in files)
     ):
+        return _NOT_A_RECORD
+    outside = next((f["path"] for f in files if _leaves_folder(f["path"])), None)
+    if outside is not None:
+        return f"it names a file outside its stage folder ({outside!r})"
+    if key is not None and meta["key"] != key:
+        return f"it is the record of another stage run ({meta['key']}), copied here"
+    if output is not None and meta["output"] != output:
+        return f"it is the record of output {meta['output']!r}, copied here"
+    return None
+
+
+def _is_file_entry(entry: Any) -> bool:
+    """Whether a sidecar's ``files`` item has a file's path, size and checksum."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("path"), str)
+        and isinstance(entry.get("size"), int)
+        and isinstance(entry.get("checksum"), str)
+    )
+
+
+def _leaves_folder(path: str) -> bool:
+    """Whether a relative path from a sidecar points outside its stage folder."""
+    if os.path.isabs(path):
+        return False  # outside any cache by design (path_override): never removed
+    parts = path.replace("\\", "/").split("/")
+    return not path or ".." in parts or bool(os.path.splitdrive(path)[0])
+
+
+def _inside(folder: Path, path: str) -> Path | None:
+    """``folder / path`` if it lies inside ``folder`` (also once links are followed),
+    else ``None``: what a sidecar names is removed only inside its own stage folder."""
+    if os.path.isabs(path) or _leaves_folder(path):
         return None
-    return meta
+    target = folder / path
+    real = os.path.realpath(folder)
+    parent = os.path.realpath(target.parent)
+    return target if parent == real or parent.startswith(real + os.sep) else None
 
 
-def unreadable_record(cacher: Any, key: str, output: str) -> CorruptArtifactError:
-    """The error for an entry that was there, but whose sidecar is now gone or unreadable
-    (cut short, emptied, not JSON): it is recomputed like a damaged file."""
-    problem = f"its record {output}{_META_SUFFIX} is missing or unreadable (key {key})"
+def made_elsewhere(meta: dict, project: str | os.PathLike | None) -> str | None:
+    """The project folder that wrote the sidecar ``meta``, if it is not ``project``
+    (``None`` if it is, or the sidecar does not say: written before assay recorded it).
+
+    Several projects may share one cache; ``by-name`` links are the cache's, not a
+    project's, so the last project to run an experiment of that name files its
+    artifacts there.
+    """
+    maker = meta.get("project")
+    root = maker.get("root") if isinstance(maker, dict) else None
+    if not isinstance(root, str) or project is None or root == str(project):
+        return None
+    return root
+
+
+def maker_text(meta: dict) -> str:
+    """``/path/to/project (on host)``: the project that wrote a sidecar, for messages."""
+    maker = meta.get("project") if isinstance(meta.get("project"), dict) else {}
+    host = maker.get("host")
+    return f"{maker.get('root')}{f' (on {host})' if host else ''}"
+
+
+def unreadable_record(
+    cacher: Any, key: str, output: str, damage: str | None = None
+) -> CorruptArtifactError:
+    """The error for an entry that was there, but whose sidecar is now gone or damaged
+    (cut short, emptied, not JSON, another entry's, see :func:`sidecar_problem`): it is
+    recomputed like a damaged file."""
+    if damage in (None, _NOT_A_RECORD):
+        problem = f"its record {output}{_META_SUFFIX} is missing or unreadable (key {key})"
+    else:
+        problem = f"its record {output}{_META_SUFFIX} of stage run {key} is damaged: {damage}"
     stage = getattr(cacher, "stage", None)
     if stage is None:
         return CorruptArtifactError(f"Cached artifact {output!r}: {problem}.")
@@ -988,6 +1282,22 @@ def _scan(path: str) -> list[os.DirEntry]:
         return sorted(os.scandir(path), key=lambda e: e.name)
     except OSError:
         return []
+
+
+def _bytes(entry: os.DirEntry) -> int:
+    """The bytes of a file or folder in a stage folder; what a run removes meanwhile
+    (an unfinished write renamed into place, an entry replaced) counts for nothing."""
+    try:
+        if not entry.is_dir(follow_symlinks=False):
+            return entry.stat(follow_symlinks=False).st_size
+    except OSError:
+        return 0
+    total = 0
+    for folder, _, names in os.walk(entry.path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
 
 
 def _mtime(entry: os.DirEntry) -> float:
@@ -1140,6 +1450,11 @@ def _unique() -> str:
 
 
 _RANDOM = uuid.uuid4().hex[:6]
+
+
+@functools.lru_cache(maxsize=1)
+def _host() -> str:
+    return socket.gethostname()
 
 
 def _replace(source: str | Path, target: str | Path) -> None:

@@ -5,6 +5,11 @@ stay in ``objects/`` (so reverting the edit finds them again) but the
 ``by-name`` link moves to the new ones. ``gc`` removes what no link points
 to any more, plus leftovers of writes that were interrupted. The same code
 looks after a cache folder and a cache at a URL (see :mod:`assay.cache`).
+
+Runs may go on meanwhile, in this project or in others sharing the cache:
+``gc`` leaves alone a stage folder with a write in progress (written less than
+an hour ago) and what other projects made, and ``verify`` looks again at an
+entry that another run replaced while it checked it.
 """
 
 from __future__ import annotations
@@ -14,8 +19,16 @@ import os
 import time
 from typing import Any
 
-from assay.cache import _META_SUFFIX, CacheStore, unreadable_record
+from assay.cache import (
+    _META_SUFFIX,
+    CacheStore,
+    StageFolder,
+    _safe,
+    made_elsewhere,
+    unreadable_record,
+)
 from assay.errors import CorruptArtifactError
+from assay.humanize import format_size
 from assay.keys import OWN_ENTRIES
 
 log = logging.getLogger("assay")
@@ -32,43 +45,76 @@ class Listing(list):
     experiments: list[str] | None = None
     """When nothing was found for ``experiment``: the experiments the cache files
     artifacts under (``by-name/``), to say which there are."""
+    artifacts: int = 0
+    """How many artifacts the rows show: one filed under several names is one."""
+    size: int = 0
+    """The bytes those artifacts take (each counted once)."""
 
 
 def list_entries(cache: CacheStore, experiment: str | None = None) -> Listing:
-    """Every complete artifact (its sidecar), optionally only those linked from ``experiment``.
+    """Every complete artifact (its sidecar, with the names it is filed under), optionally
+    only those filed under ``experiment``.
+
+    An artifact gets a row for each ``by-name/EXPERIMENT/SET/STAGE`` link to its stage
+    run, named after the link (parameter sets that share a stage run each find it, as
+    :func:`assay.load` does); one that no link points to any more (``assay cache gc``
+    removes it) is listed once, under the names its sidecar gives.
 
     Raises:
         CacheError: there is no cache at all there (a mistyped folder), or it is damaged.
     """
     cache.check_present()
-    wanted = cache.linked_keys(experiment) if experiment else None
     entries = Listing()
     entries.experiment = experiment
-    # An aggregate's folder (aggregate-DIGEST), which its sidecar does not know.
-    folders = {(e, key): label for e, label, _, key in cache.named(experiment, "aggregate", None)}
-    for folder in cache.stage_folders():
-        if wanted is not None and folder.key not in wanted:
-            continue
-        for output in folder.outputs:
+    folders = {folder.key: folder for folder in cache.stage_folders()}
+    sidecars: dict[tuple[str, str], dict | None] = {}
+
+    def artifacts(key: str) -> list[dict]:
+        folder = folders.get(key)
+        found = []
+        for output in folder.outputs if folder else ():
             if output in OWN_ENTRIES:  # the stage's reportables or state: not an artifact
                 continue
-            meta = cache.read_meta(folder.key, output)
-            if meta is None:
-                continue
-            label = folders.get((meta.get("experiment"), folder.key))
-            if meta.get("param_set") in (None, "aggregate") and label:
-                meta = {**meta, "param_set": label}
-            entries.append(meta)
+            if (key, output) not in sidecars:
+                sidecars[key, output] = cache.read_meta(key, output)
+            if sidecars[key, output] is not None:
+                found.append(sidecars[key, output])
+        return found
+
+    linked = set()
+    for names in cache.named(experiment, None, None):
+        linked.add(names[3])
+        for meta in artifacts(names[3]):
+            entries.append(_filed_as(meta, *names[:3]))
+    if experiment is None:
+        for key in sorted(set(folders) - linked):
+            entries.extend(artifacts(key))
     entries.sort(
         key=lambda m: (str(m.get("experiment")), str(m.get("param_set")), str(m.get("stage")))
     )
+    shown = {(m["key"], m["output"]): m.get("size") or 0 for m in entries}
+    entries.artifacts, entries.size = len(shown), sum(shown.values())
     if experiment and not entries:
         entries.experiments = sorted({name for name, *_ in cache.named(None, None, None)})
     return entries
 
 
+def _filed_as(meta: dict, experiment: str, param_set: str, stage: str) -> dict:
+    """A sidecar as a row of ``assay cache ls``: named after the ``by-name`` link (the
+    names the sidecar gives where they are the link's, as folder names may differ)."""
+    row = dict(meta)
+    for field, name in (("experiment", experiment), ("param_set", param_set), ("stage", stage)):
+        given = meta.get(field)
+        if given is None or _safe(str(given)) != name:
+            row[field] = name
+    return row
+
+
 def verify_all(
-    cache: CacheStore, remove: bool = False, without_record: list[str] | None = None
+    cache: CacheStore,
+    remove: bool = False,
+    without_record: list[str] | None = None,
+    unfinished: list[tuple[str, int]] | None = None,
 ) -> tuple[int, list[tuple[dict, str]]]:
     """Check every artifact's files and sidecar (and each stage run's kept reportables);
     return how many artifacts were checked and the entries that failed.
@@ -80,31 +126,37 @@ def verify_all(
     cannot tell apart, so ``remove`` leaves it. Their paths go to ``without_record`` if
     given, else each is logged as a warning (``assay cache verify`` shows those).
 
+    Unfinished writes (temporary files of saves going on, or left by a stopped run) are
+    no failure either: ``(path, size)`` of each goes to ``unfinished`` if given, else
+    one warning says how many there are.
+
+    An entry that another run replaces (or removes) while it is checked is looked at
+    again, so a healthy artifact is never reported, nor removed, as failed.
+
     Raises:
         CacheError: there is no cache at all there (a mistyped folder), or it is damaged.
     """
     cache.check_present()
     checked, bad = 0, []
     found: list[str] = []
+    writes: list[tuple[str, int]] = []
     for folder in cache.stage_folders():
         listed: set[str] = set()  # the names the folder's sidecars give (first path part)
         for output in folder.outputs:
-            checked += output not in OWN_ENTRIES
-            meta = cache.read_meta(folder.key, output)
             listed.add(f"{output}{_META_SUFFIX}")
-            try:
-                if meta is None:
-                    meta = {"key": folder.key, "output": output}
-                    raise unreadable_record(None, folder.key, output)
-                listed.update(_first_part(f["path"]) for f in meta["files"])
-                cache.verify(meta)
-            except CorruptArtifactError as exc:
-                bad.append((meta, str(exc)))
+            meta, problem = _checked(cache, folder.key, output)
+            if meta is None:
+                continue  # removed (or being replaced) by a run since the folder was listed
+            checked += output not in OWN_ENTRIES
+            listed.update(_first_part(f["path"]) for f in meta.get("files", []))
+            if problem is not None:
+                bad.append((meta, problem))
                 if remove:
                     cache.discard(folder.key, output)
         for name in _names_in(cache, folder.key):
             if name not in listed and not name.startswith(".") and not name.endswith(_META_SUFFIX):
                 found.append(cache.where(folder.key, name))  # (dot: an unfinished write)
+        writes += [(cache.where(folder.key, name), size) for name, _, size in folder.leftovers]
     if without_record is not None:
         without_record.extend(found)
     else:
@@ -116,7 +168,52 @@ def verify_all(
                 "delete it if the stage did not write it there on purpose.",
                 path,
             )
+    if unfinished is not None:
+        unfinished.extend(writes)
+    elif writes:
+        log.warning("%s", unfinished_writes_text(writes))
     return checked, bad
+
+
+def unfinished_writes_text(writes: list[tuple[str, int]]) -> str:
+    """What ``assay cache verify`` says of the unfinished writes it found."""
+    return (
+        f"{len(writes)} unfinished write(s) in the cache, "
+        f"{format_size(sum(size for _, size in writes))}: temporary files (.tmp-*, in the "
+        "stage folders) of saves that a run is making now, or that a run stopped in the "
+        "middle of a save left. No run loads them; assay cache gc removes them once they "
+        "are an hour old (if no run is going on, you may delete them now)."
+    )
+
+
+def _checked(cache: CacheStore, key: str, output: str) -> tuple[dict | None, str | None]:
+    """An entry's sidecar and what is wrong with it (``None``: it is sound); no sidecar if
+    the entry is gone. A check that fails against a sidecar another run has replaced since
+    is made again against the new one; an entry that keeps changing is no failure."""
+    meta = cache.read_meta(key, output)
+    for _ in range(_LOOKS):
+        if meta is None:
+            if cache.remote:  # (the URL's sidecar is read by read_meta alone)
+                damage, damaged = None, output in cache.outputs_of(key)
+            else:
+                damage = cache.record_damage(key, output)
+                damaged = damage is not None
+            if not damaged:
+                return None, None  # gone (or replaced by a sound one) since it was listed
+            return {"key": key, "output": output}, str(unreadable_record(None, key, output, damage))
+        try:
+            cache.verify(meta)
+            return meta, None
+        except CorruptArtifactError as exc:
+            fresh = cache.read_meta(key, output)
+            if fresh == meta:
+                return meta, str(exc)
+            meta = fresh
+    return meta, None
+
+
+_LOOKS = 3
+"""How many times verify looks at an entry that other runs keep replacing."""
 
 
 def _first_part(path: str) -> str:
@@ -141,6 +238,8 @@ def collect_garbage(
     older_than_days: float | None = None,
     dry: bool = False,
     keep: set[str] | frozenset[str] = frozenset(),
+    all_projects: bool = False,
+    notes: list[str] | None = None,
 ) -> tuple[list[str], int]:
     """Remove unlinked stage runs and stale leftovers; return what went and bytes freed.
 
@@ -150,6 +249,19 @@ def collect_garbage(
     ``record.make_copy()``, nor at two aggregates of one stage over the same parameter
     sets). With ``older_than_days``, linked entries whose artifacts were all written
     longer ago than that are removed too, with their links.
+
+    Never removed, whatever ``older_than_days`` says:
+
+    - a stage folder a run is writing: one it marked as being written (until it files it
+      under its name, see ``CacheStore.save``), or with an unfinished write (a temporary
+      file) and a file written less than an hour ago. Leftovers go once they are an
+      hour old, as do the markers of runs that stopped;
+    - unless ``all_projects``, an entry that another project sharing the cache made
+      (its sidecar names another project folder than the one ``cache`` was opened for):
+      that project's latest runs may use it, and only its own run store can tell.
+
+    What was kept for these reasons is said in ``notes`` if given, else logged as
+    warnings.
 
     Raises:
         CacheError: there is no cache at all there (a mistyped folder), or it is damaged.
@@ -161,11 +273,19 @@ def collect_garbage(
     freed = 0
     gone: set[str] = set()
     folders = cache.stage_folders()
+    being_written = cache.keys_being_written(_LEFTOVER_AGE_S, remove_older=not dry)
+    young: list[tuple[str, int]] = []  # unfinished writes kept
+    elsewhere: dict[str, int] = {}  # entries of other projects kept: folder -> size
     for folder in folders:
         age = now - folder.modified
+        writing = folder.key in being_written or (bool(folder.leftovers) and age <= _LEFTOVER_AGE_S)
         unlinked = folder.key not in linked
         stale = older_than_days is not None and age > older_than_days * 86400
-        if (unlinked and (folder.outputs or age > _LEFTOVER_AGE_S)) or stale:
+        if not writing and ((unlinked and (folder.outputs or age > _LEFTOVER_AGE_S)) or stale):
+            maker = None if all_projects else _made_elsewhere(cache, folder)
+            if maker is not None:
+                elsewhere[maker] = elsewhere.get(maker, 0) + 1
+                continue
             removed.append(cache.where(folder.key))
             freed += folder.size
             gone.add(folder.key)
@@ -178,12 +298,51 @@ def collect_garbage(
                 freed += size
                 if not dry:
                     cache.remove_leftover(folder.key, name)
+            else:
+                young.append((cache.where(folder.key, name), size))
     if not dry:
         # Links to entries that do not exist; looked at again now, as a run may be writing.
         listed = {f.key for f in folders}
         gone |= {k for k in linked - listed if not cache.outputs_of(k)}
         cache.prune_links(gone)
+    said = _kept_text(young, elsewhere)
+    if notes is not None:
+        notes.extend(said)
+    else:
+        for text in said:
+            log.warning("%s", text)
     return removed, freed
+
+
+def _made_elsewhere(cache: CacheStore, folder: StageFolder) -> str | None:
+    """The other project that made a stage run's entry (its sidecars say), or ``None``."""
+    for output in folder.outputs:
+        meta = cache.read_meta(folder.key, output)
+        if meta is not None:
+            return made_elsewhere(meta, cache.project)
+    return None
+
+
+def _kept_text(young: list[tuple[str, int]], elsewhere: dict[str, int]) -> list[str]:
+    """What ``assay cache gc`` says of what it kept although no link points to it."""
+    said = []
+    if young:
+        said.append(
+            f"Kept {len(young)} unfinished write(s), "
+            f"{format_size(sum(size for _, size in young))}, written less than an hour ago "
+            "(.tmp-* files, and the stage folders they are in): a run may be writing them now. "
+            "If none is, a run stopped in the middle of a save left them: gc removes them "
+            "once they are an hour old, or you may delete them now."
+        )
+    if elsewhere:
+        projects = ", ".join(f"{root} ({count})" for root, count in sorted(elsewhere.items()))
+        said.append(
+            f"Kept {sum(elsewhere.values())} entr{'y' if sum(elsewhere.values()) == 1 else 'ies'} "
+            f"that other projects sharing this cache made: {projects}. Their latest runs may "
+            "use them, which only their own run store can tell: run assay cache gc in those "
+            "projects, or give --all-projects to remove them from here too."
+        )
+    return said
 
 
 def latest_runs_keys(store_path: Any) -> set[str]:

@@ -1002,8 +1002,14 @@ def cache_verify(remove, cache_dir):
     help="Also remove linked entries last written more than this many days ago.",
 )
 @click.option("--dry", is_flag=True, help="Only list what would be removed.")
+@click.option(
+    "--all-projects",
+    is_flag=True,
+    help="Also remove entries that other projects sharing this cache made (kept by default: "
+    "only their own run store knows whether their latest runs use them).",
+)
 @_CACHE_OPTION
-def cache_gc(older_than, dry, cache_dir):
+def cache_gc(older_than, dry, all_projects, cache_dir):
     """Remove unfinished writes and entries no experiment links to any more."""
     from assay.cache_admin import collect_garbage, latest_runs_keys
     from assay.config import ProjectConfig
@@ -1011,7 +1017,7 @@ def cache_gc(older_than, dry, cache_dir):
     console = _console()
     keep = latest_runs_keys(ProjectConfig.load().store_path)
     removed, freed = collect_garbage(
-        _cache(cache_dir), older_than_days=older_than, dry=dry, keep=keep
+        _cache(cache_dir), older_than_days=older_than, dry=dry, keep=keep, all_projects=all_projects
     )
     from assay.cli_output import print_gc_result
 

@@ -559,7 +559,12 @@ def print_cache_entries(console: Console, entries: list[dict]) -> None:
             str(entry.get("run_number") or ""),
         )
     console.print(table)
-    console.print(f"{len(entries)} artifact(s), {format_size(total)}")
+    stored = getattr(entries, "artifacts", len(entries))  # a shared one counts once
+    size = getattr(entries, "size", total)
+    shared = f" ({len(entries)} rows: one that sets share is listed under each)"
+    console.print(
+        f"{stored} artifact(s), {format_size(size)}" + (shared if len(entries) > stored else "")
+    )
 
 
 def _nothing_listed(entries: Any) -> str:

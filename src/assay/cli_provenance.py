@@ -175,6 +175,8 @@ def _fill(tree: Tree, node: Any) -> None:
             text += f", commit {run['git_commit']}" + (
                 " [red](dirty)[/]" if run.get("git_dirty") else ""
             )
+        if run.get("project"):  # made by another project sharing the cache
+            text += f", in project {escape(run['project'])}"
         tree.add(text)
     else:
         tree.add("made outside a recorded run (a notebook)")

@@ -16,6 +16,10 @@ its inputs); the producing run (its number, start, git commit) and the
 parameter values come from the run store. Inputs are followed back to the
 first stage. A stage run met twice (a diamond-shaped pipeline) is expanded
 the first time only; later it is marked ``seen``.
+
+In a cache several projects share, an artifact another project made says so
+(``project``); its run is that project's, so it is not looked up in this
+project's run store (run numbers and ids are each project's own).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assay.cache import CacheStore, open_cache_at
+from assay.cache import CacheStore, made_elsewhere, open_cache_at
 from assay.errors import AssayError, CacheError
 from assay.keys import is_artifact_key, split_artifact_key
 
@@ -92,6 +96,10 @@ class LineageNode:
     """Already shown higher up in the tree (its inputs are not repeated)."""
     problem: str | None = None
     """Why it could not be followed further (e.g. no longer in the cache)."""
+    project: str | None = None
+    """The folder of the project that made it, when that is another project sharing the
+    cache (``None``: this project, or its sidecar does not say). Its ``run`` is then
+    that project's: ``number`` and ``id``, and ``project``."""
 
 
 def lineage(
@@ -110,7 +118,7 @@ def lineage(
     from assay.config import ProjectConfig
 
     config = config or ProjectConfig.load()
-    cache, meta = find_artifact(ref, open_cache_at(cache_dir, config))
+    cache, meta = find_artifact(ref, open_cache_at(cache_dir, config), project=config.root)
     store_file = Path(store_path or config.store_path)
     store = None
     if store_file.exists():
@@ -118,15 +126,21 @@ def lineage(
 
         store = RunStore(store_file)
     try:
-        return _Walker(cache, store).node(meta, depth=0)
+        return _Walker(cache, store, config.root).node(meta, depth=0)
     finally:
         if store is not None:
             store.close()
 
 
-def find_artifact(ref: str, cache: CacheStore) -> tuple[CacheStore, dict]:
-    """The cache holding ``ref`` and its sidecar. Raises :class:`CacheError` with the reason."""
-    from assay.loading import _meta_by_name, _meta_for_path, cache_holding
+def find_artifact(
+    ref: str, cache: CacheStore, project: str | os.PathLike | None = None
+) -> tuple[CacheStore, dict]:
+    """The cache holding ``ref`` and its sidecar. Raises :class:`CacheError` with the reason.
+
+    With ``project`` (the project's folder), an artifact found by name that another
+    project sharing the cache made is the subject of a warning.
+    """
+    from assay.loading import _meta_by_name, _meta_for_path, cache_holding, warn_if_made_elsewhere
 
     text = str(ref).strip()
     if is_artifact_key(text):
@@ -142,7 +156,10 @@ def find_artifact(ref: str, cache: CacheStore) -> tuple[CacheStore, dict]:
     parts = text.strip("/").split("/")
     if len(parts) == 4:
         experiment, param_set, stage, output = parts
-        return cache, _meta_by_name(cache, output, param_set, stage, experiment)
+        meta = _meta_by_name(cache, output, param_set, stage, experiment)
+        if project is not None:
+            warn_if_made_elsewhere(meta, project, cache)
+        return cache, meta
     raise AssayError(
         f"Cannot tell which artifact {text!r} is. Give EXPERIMENT/PARAMETER-SET/STAGE/OUTPUT "
         "(as under data/cache/by-name/, e.g. iris/trees_10/train/model), a path to a cached "
@@ -154,9 +171,10 @@ def find_artifact(ref: str, cache: CacheStore) -> tuple[CacheStore, dict]:
 class _Walker:
     """Builds the tree, reading each sidecar and each run once."""
 
-    def __init__(self, cache: CacheStore, store: Any):
+    def __init__(self, cache: CacheStore, store: Any, project: str | os.PathLike | None = None):
         self.cache = cache
         self.store = store
+        self.project = project
         self.done: set[str] = set()
         self.runs: dict[str, dict | None] = {}
         self.param_sets: dict[str, list] = {}
@@ -183,8 +201,16 @@ class _Walker:
         params = ingredients.get("params")
         if isinstance(params, list) and len(params) == 2 and isinstance(params[1], list):
             node.aggregated = len(params[1])
-        node.run = self._run(meta.get("run_id"), meta.get("run_number"))
-        node.params = self._params(meta.get("run_id"), node.param_set, node.params_hash)
+        node.project = made_elsewhere(meta, self.project)
+        if node.project is None:
+            node.run = self._run(meta.get("run_id"), meta.get("run_number"))
+            node.params = self._params(meta.get("run_id"), node.param_set, node.params_hash)
+        elif meta.get("run_id") is not None:  # another project's run store knows it
+            node.run = {
+                "number": meta.get("run_number"),
+                "id": meta["run_id"],
+                "project": node.project,
+            }
         if key in self.done:
             node.seen = True
             return node

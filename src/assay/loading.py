@@ -7,19 +7,26 @@
 
 The artifact's checksum is verified before it is loaded, with the cacher that
 wrote it.
+
+Several projects may share one cache; its ``by-name`` folders are the cache's, so
+an artifact found by name may have been made by another project that ran an
+experiment of the same name last: :func:`load` then says so in a warning.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from assay.cache import CacheStore, open_cache
+from assay.cache import CacheStore, made_elsewhere, maker_text, open_cache
 from assay.config import ProjectConfig
 from assay.errors import CacheError
 from assay.keys import split_artifact_key
+
+log = logging.getLogger("assay")
 
 
 def load(
@@ -68,7 +75,35 @@ def load(
         meta = _meta_for_path(cache, Path(path), output)
     else:
         meta = _meta_by_name(cache, output, param_set, stage, experiment)
+        warn_if_made_elsewhere(meta, config.root, cache)
     return load_artifact(cache, meta)
+
+
+def warn_if_made_elsewhere(meta: dict, project: str | os.PathLike, cache: CacheStore) -> None:
+    """Warn when the artifact ``meta`` describes, found by name, was made by another project
+    than ``project`` (one sharing the cache): its code and parameters may not be this
+    project's, and this project's own may be elsewhere in the cache."""
+    if made_elsewhere(meta, project) is None:
+        return
+    names = ", ".join(
+        f"{label} {meta.get(field)}"
+        for label, field in (("experiment", "experiment"), ("parameter set", "param_set"),
+                             ("stage", "stage"))
+        if meta.get(field) is not None
+    )  # fmt: skip
+    log.warning(
+        "Artifact %r (%s) was found by name in the cache %s, but another project made it: "
+        "%s, not this project (%s). Projects sharing a cache share its by-name folders: the "
+        "last one to run an experiment of that name filed its artifacts there, made with its "
+        "own code and parameters. To load this project's own, give its path "
+        "(assay run EXPERIMENT --paths lists them) or key; to keep projects apart, give each "
+        "its own experiment names (--prefix) or its own cache.",
+        meta.get("output"),
+        names,
+        cache.location,
+        maker_text(meta),
+        project,
+    )
 
 
 def load_artifact(cache: CacheStore, meta: dict) -> Any:

@@ -44,7 +44,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -348,7 +348,11 @@ class RunStore:
         self._inherited: list[sqlite3.Connection] = []
         self.read_only = False
         """Whether the store is only read (you cannot write to its file or its folder: a
-        colleague's project, a read-only share); recording a run then fails clearly."""
+        colleague's project, a read-only share; or its disk is full); recording a run
+        then fails clearly."""
+        self._unwritable: RunStoreError | None = None
+        """Why the store is only read when that is not a matter of permissions."""
+        self._depth = 0
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
@@ -458,7 +462,7 @@ class RunStore:
                 f"Cannot finish run {run_id!r} with status {status!r}: "
                 f"expected one of {', '.join(_FINAL_STATUSES)}."
             )
-        with self._writing() as db:
+        with self._noting_unrecorded(run_id), self._writing() as db:
             number = self._number(db, run_id)
             db.execute(
                 "UPDATE runs SET status = ?, ended = ?, error = ? WHERE number = ?",
@@ -466,6 +470,28 @@ class RunStore:
             )
             row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE number = ?", (number,))
             return _run_from_row(row.fetchone())
+
+    @contextmanager
+    def _noting_unrecorded(self, run_id: str) -> Iterator[None]:
+        """If what a run did cannot be written (a full disk), leave an empty marker file
+        beside the store, which fits where nothing else does: when the run is settled
+        later (:meth:`settle_abandoned_runs`), it is said why it was not recorded
+        instead of blaming a kill."""
+        try:
+            yield
+        except RunStoreError as exc:
+            cause = exc.__cause__
+            full = self._unwritable is not None or (
+                isinstance(cause, sqlite3.Error) and _cannot_write(cause)
+            )
+            number = _run_number_of(run_id)
+            if full and number is not None:
+                with suppress(OSError):
+                    self._unrecorded_marker(number).touch()
+            raise
+
+    def _unrecorded_marker(self, number: int) -> Path:
+        return self.path.with_name(f".{self.path.name}.unrecorded-{number}")
 
     def settle_abandoned_runs(self) -> list[int]:
         """Record as interrupted the runs left ``running`` by a process of this machine
@@ -478,7 +504,7 @@ class RunStore:
             ).fetchall()
         gone: list[int] = []
         if self.read_only:
-            return gone  # only its owner can settle them
+            return gone  # only its owner can settle them (or: the disk is full)
         for number, run_host, config_json in rows:
             try:
                 pid = json.loads(config_json).get("process_id")
@@ -486,14 +512,21 @@ class RunStore:
                 continue
             if run_host == host and isinstance(pid, int) and not _process_alive(pid):
                 gone.append(number)
-        if gone:
+        if not gone:
+            return gone
+        markers = {number: self._unrecorded_marker(number) for number in gone}
+        try:
             with self._writing() as db:
                 for number in gone:
                     db.execute(
                         "UPDATE runs SET status = 'interrupted', error = ? "
                         "WHERE number = ? AND status = 'running'",
-                        (_ABANDONED, number),
+                        (_UNRECORDED if markers[number].exists() else _ABANDONED, number),
                     )
+        except RunStoreError:
+            return []  # cannot be written now (a full disk): settled another time
+        for marker in markers.values():
+            marker.unlink(missing_ok=True)
         return gone
 
     def get_run(self, ref: int | str) -> RunInfo:
@@ -689,7 +722,7 @@ class RunStore:
 
     def _append(self, run_id: str, sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Insert ``rows`` for one run with a single executemany in one transaction."""
-        with self._writing() as db:
+        with self._noting_unrecorded(run_id), self._writing() as db:
             number = self._number(db, run_id)
             db.executemany(sql, ((number, *row) for row in rows))
 
@@ -768,15 +801,22 @@ class RunStore:
         """The connection, under this store's thread lock, with SQLite errors explained."""
         with self._lock:
             db = self._connection()
+            self._depth += 1
             try:
                 yield db
             except sqlite3.Error as exc:
                 raise self._explain(exc) from exc
+            finally:
+                self._depth -= 1
+                if self._unwritable is not None and not self._depth:
+                    self.close()  # its lock keeps every other process out: held no longer
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that holds SQLite's write lock from its start."""
         with self._reading() as db:
+            if self._unwritable is not None:
+                raise self._unwritable
             if self.read_only:
                 raise RunStoreError(
                     f"The run store {self.path} cannot be written to (permission denied), so "
@@ -798,6 +838,7 @@ class RunStore:
                 f"Cannot open the run store {self.path}: the folder {self.path.parent} "
                 "does not exist. Run assay from the project root, or create the folder."
             )
+        self._unwritable = None
         self.read_only = self.path.is_file() and not (
             os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK | os.X_OK)
         )
@@ -818,6 +859,8 @@ class RunStore:
             self._prepare(db)
         except sqlite3.OperationalError as exc:
             db.close()
+            if _cannot_write(exc):
+                return self._reading_only(self._explain(exc))
             raise self._explain(exc) from exc
         except sqlite3.DatabaseError as exc:
             db.close()
@@ -830,6 +873,34 @@ class RunStore:
             db.close()
             raise
         self._conn = db
+        return db
+
+    def _reading_only(self, why: RunStoreError) -> sqlite3.Connection:
+        """A connection that reads a store whose disk is full (or failing): opening it as
+        usual fails, since SQLite must write the shared-memory index beside it (WAL mode).
+
+        In exclusive locking mode SQLite keeps that index in memory and reads what the
+        write-ahead log holds too. No other process can use the store meanwhile, which
+        on a full disk none can anyway. Writing raises ``why``: ``assay ls``, ``show``
+        and ``cache gc`` work, a run fails with the reason.
+        """
+        try:
+            db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error:
+            raise why from None
+        try:
+            db.execute("PRAGMA locking_mode = EXCLUSIVE")
+            if not self._check_schema(db):  # new or old tables: they would need writing
+                raise why
+        except sqlite3.Error:
+            db.close()
+            raise why from None
+        except BaseException:
+            db.close()
+            raise
+        self.read_only, self._unwritable, self._conn = True, why, db
         return db
 
     def _read_only_connection(self) -> sqlite3.Connection:
@@ -1080,9 +1151,27 @@ def _user() -> str:
 
 _ABANDONED = (
     "The run's process ended without recording the end of the run: it was killed (kill -9, "
-    "out of memory, a batch job's hard limit) or the machine stopped. Stages that finished "
-    "stay cached."
+    "out of memory, a batch job's hard limit), the machine stopped, or the run store could "
+    "not be written at its end (a full disk). Stages that finished stay cached."
 )
+
+_UNRECORDED = (
+    "The run ended, but what it did could not be recorded: the run store could not be "
+    "written (its disk was full, or failing), so its stages and artifacts are not listed "
+    "here; its log may say more. Stages that finished stay cached: run the same command "
+    "again to record a run that reuses them."
+)
+
+
+def _cannot_write(exc: sqlite3.Error) -> bool:
+    """Whether SQLite failed because it cannot write beside the store (a full disk)."""
+    return "disk I/O error" in str(exc) or "disk is full" in str(exc)
+
+
+def _run_number_of(run_id: str) -> int | None:
+    """The number in a run id (``iris-0007-20261125T184512``: 7), if it has one."""
+    match = re.search(r"-(\d+)-\d{8}T\d{6}$", run_id)
+    return int(match.group(1)) if match else None
 
 
 def _process_alive(pid: int) -> bool:

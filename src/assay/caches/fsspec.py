@@ -202,7 +202,7 @@ class FsspecCacheStore(CacheStore):
         if data is None:
             return None
         try:
-            meta = sidecar_or_none(json.loads(data))
+            meta = sidecar_or_none(json.loads(data), key, output)  # not another's, copied
         except ValueError:  # cut short: no complete entry
             return None
         if meta is None:  # valid JSON, but no record
@@ -214,8 +214,8 @@ class FsspecCacheStore(CacheStore):
         wanted = {self._meta_file(*e): e for e in entries if e not in self._metas}
         found = self._cat_many(list(wanted), "looking up cached artifacts")
         for path, entry in wanted.items():
-            meta = _json(found.get(path))
-            if meta.get("key"):
+            meta = sidecar_or_none(_json(found.get(path)), *entry)
+            if meta is not None:
                 self._metas[entry] = meta
             else:
                 self._missing.add(entry)
