@@ -303,3 +303,27 @@ def test_assay_params_numbers_a_picked_set_as_i_takes_it(tmp_project: Path, pick
     assert result.code == 0, result
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in result.stdout.splitlines()]
     assert [row[:2] for row in rows if row] == [["1", "b"]], result
+
+
+# -- where a run's stages ran ----------------------------------------------------------------
+
+
+def test_show_and_the_report_say_where_the_stages_ran(tmp_project: Path):
+    """Only the command line told it, and nothing for runs started from Python."""
+    for args in ([], ["--parallel", "2"]):
+        ran = run_cli("run", "diamond", "-p", "two", "--overwrite", *args, cwd=tmp_project)
+        assert ran.code == 0, ran
+    shown = {ref: run_cli("show", ref, cwd=tmp_project).text for ref in ("latest", "1")}
+    assert "executed on one process (serial)" in shown["1"], shown["1"]
+    assert "executed on 2 local worker processes" in shown["latest"], shown["latest"]
+    report = sorted((tmp_project / "reports").glob("diamond-0002-*/index.html"))[0].read_text()
+    assert "Executed on" in report and "2 local worker processes" in report
+
+
+def test_a_run_on_an_existing_dask_cluster_names_its_address():
+    from assay.run_record import executed_on
+
+    assert executed_on({"executor": "dask", "dask_address": "tcp://h:8786"}) == (
+        "the Dask cluster at tcp://h:8786"
+    )
+    assert executed_on({"executor": "dask", "parallel": 2}) == "a local Dask cluster"

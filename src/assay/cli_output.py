@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from assay.humanize import format_size
-from assay.run_record import stage_status
+from assay.run_record import executed_on, stage_status
 from assay.runner import Observer
 
 
@@ -446,9 +446,11 @@ def print_run(console: Console, store: Any, run: Any, config: Any = None) -> Non
     ]
     if run.error:
         rows.append(("error", run.error))
-    overrides = run.config.get("overrides") if isinstance(run.config, dict) else None
-    if overrides:
-        rows.append(("overrides", " ".join(overrides)))
+    settings = run.config if isinstance(run.config, dict) else {}
+    if settings.get("overrides"):
+        rows.append(("overrides", " ".join(settings["overrides"])))
+    if settings.get("executor"):
+        rows.append(("executed on", executed_on(settings)))
     from assay.cli_provenance import provenance_rows
 
     rows += provenance_rows(run, store.provenance(run.id))

@@ -348,6 +348,7 @@ def run_experiment(
                 "overrides": list(overrides or []),
                 "executor": executor_name,
                 "parallel": parallel,
+                "dask_address": dask_address,
                 "overwrite": overwrite,
                 "overwrite_stages": sorted(overwrite_stages or []),
                 "dry_cache": dry_cache,

@@ -148,3 +148,16 @@ def write_json(path: Path, data: Any) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)  # a full disk, ...: no half-written file left
         raise
+
+
+def executed_on(settings: dict) -> str:
+    """Where a run's stages ran, from the settings it recorded: ``one process
+    (serial)``, ``2 local worker processes``, ``a local Dask cluster`` or ``the Dask
+    cluster at ADDRESS``."""
+    executor, workers = settings.get("executor"), settings.get("parallel")
+    if executor == "dask":
+        address = settings.get("dask_address")
+        return f"the Dask cluster at {address}" if address else "a local Dask cluster"
+    if executor == "process":
+        return f"{workers} local worker processes" if workers else "local worker processes"
+    return "one process (serial)" if executor == "serial" else str(executor)

@@ -306,6 +306,10 @@ def _metadata(record: dict) -> list[tuple[str, Any, str]]:
         rows.append(("Git commit", "not recorded", "missing"))
     if config.get("overrides"):
         rows.append(("Overrides", " ".join(f"--set {o}" for o in config["overrides"]), "code"))
+    if config.get("executor"):
+        from assay.run_record import executed_on
+
+        rows.append(("Executed on", executed_on(config), "text"))
     if run.get("notes"):
         rows.append(("Notes", run["notes"], "text"))
     if config.get("cache_dir"):
