@@ -24,6 +24,7 @@ import os
 import pickle
 import socket
 import sys
+import threading
 import time
 import traceback
 import types
@@ -551,6 +552,14 @@ def _find_unpicklable(task: StageTask) -> str | None:
 
 _MANAGERS: dict[tuple, Any] = {}
 
+_ONE_TASK_AT_A_TIME = threading.Lock()
+"""Held while a worker process runs one of assay's tasks. A Dask worker may run several
+threads (``dask worker`` without ``--nthreads 1``), but a task changes what the whole process
+shares: its folder (:func:`_use_cwd`), ``sys.path`` and the imported modules (a task of
+another project forgets this one's, :func:`worker_code.use_root`), ``sys.stdout`` and the
+root logger's handlers, and this run's manager (:data:`_MANAGERS`). So another thread's
+task waits until this one is done: the threads of one process run stages one after another."""
+
 
 def import_machinery() -> None:
     """Import what stage runs need (fingerprints, managers, records).
@@ -591,12 +600,13 @@ def warm_up(
     """
     from assay import worker_code
 
-    try:
-        _use_cwd(cwd)
-        _import_project(module_name, module_file, root, sources or {})
-        worker_code.project_sources(root, sources or {})  # digested now, as imported
-    except Exception:
-        pass
+    with _ONE_TASK_AT_A_TIME:
+        try:
+            _use_cwd(cwd)
+            _import_project(module_name, module_file, root, sources or {})
+            worker_code.project_sources(root, sources or {})  # digested now, as imported
+        except Exception:
+            pass
     return os.getpid()
 
 
@@ -613,7 +623,8 @@ def run_task(assay_id: str, *args: Any) -> bytes:
 
     try:
         worker_code.check_assay(assay_id)
-        return _run_task(*args)
+        with _ONE_TASK_AT_A_TIME:
+            return _run_task(*args)
     except AssayError as exc:  # assay's own: a cache it cannot write, other code here...
         return _raising(_told_where(exc, existing_cluster=bool(assay_id)))
 

@@ -67,7 +67,8 @@ _SEEN_COUNT: dict[tuple[str, frozenset[str]], int] = {}
 """(Project root, files outside it) -> how many modules were imported when they were last
 looked for."""
 _RUNNING: list[float] = []
-"""When each stage that this worker runs now started (a worker may run several at once)."""
+"""When the stage that this worker runs now started (empty between stages: a worker process
+runs one at a time, see :data:`assay.remote._ONE_TASK_AT_A_TIME`)."""
 _CHANGE_MARGIN_S = 5.0
 """A file modified less than this before a stage started may have changed after the stage
 imported it: file times are the file server's clock (or coarse) and this worker's may differ."""

@@ -76,6 +76,13 @@ class DaskExecutor(Executor):
     remote = True
 
     def __init__(self, address: str | None = None, workers: int | None = None):
+        if address and workers:
+            raise ConfigError(
+                f"--parallel {workers} is how many worker processes assay starts on this "
+                f"machine, but --dask-address {address} runs the stages on an existing Dask "
+                "cluster, whose workers are the ones started for it (dask worker, "
+                "dask-jobqueue). Leave out --parallel; to use fewer workers, start fewer."
+            )
         self.address = address
         self.workers = workers
         self.client: Any = None
