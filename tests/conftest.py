@@ -289,3 +289,33 @@ def use_s3_cache(root: Path, s3: S3Server, bucket: str, options: str = "") -> st
         f'cache_dir = "{url}"\ncache_options = {{ endpoint_url = "{s3.endpoint}"{options} }}\n'
     )
     return url
+
+
+# -- a headless Chromium, for the report's and the dashboard's browser tests -------------
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by playwright (a failure under CI if missing)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        message = (
+            "Chromium is not installed, so pages were NOT checked in a browser. "
+            "Install it with: apt-get install -y chromium"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=found, args=CHROMIUM_FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
-import os
-import shutil
 import socket
 import sys
 import urllib.request
@@ -203,28 +201,6 @@ def test_dag_svg_is_xml_whatever_the_names(project):
 
 
 # -- the dashboard --------------------------------------------------------------------------
-
-
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser():
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        message = "Chromium is not installed: apt-get install -y chromium"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=found, args=FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def big_page(root: Path) -> str:

@@ -32,10 +32,6 @@ from ui_helpers import SECRET, Server, make_project, subprocess_env
 
 pytestmark = pytest.mark.slow
 
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 
 WATCH = """
 window.__problems = [];
@@ -55,27 +51,6 @@ def project(tmp_path_factory) -> Path:
 def server(project: Path):
     with Server(project) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser():
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        message = (
-            "Chromium is not installed, so the dashboard was NOT checked in a browser. "
-            "Install it with: apt-get install -y chromium"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=found, args=FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

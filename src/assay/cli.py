@@ -434,16 +434,9 @@ def run(
         ProjectConfig.load(project_root_for(experiment)).make_folders("runs_dir")
     _spawn_without_this_script()
     selection = dict(
-        names=list(names),
-        indices=list(indices),
-        overrides=list(overrides),
-        overwrite=overwrite,
-        overwrite_stages=list(overwrite_stages),
-        prefix=prefix,
-        cache_dir=_from_here(cache_dir),
+        _selection(names, indices, overrides, overwrite, overwrite_stages, prefix, cache_dir),
         lazy=lazy,
         ignore_lazy=ignore_lazy,
-        command=_command_line(),
     )
     try:
         manager = run_experiment(
@@ -555,6 +548,20 @@ def _warn_ignored_flags(given: dict) -> None:
         )
 
 
+def _selection(names, indices, overrides, overwrite, overwrite_stages, prefix, cache_dir) -> dict:
+    """``run_experiment``'s keywords for the options `assay run` and `assay why` share."""
+    return dict(
+        names=list(names),
+        indices=list(indices),
+        overrides=list(overrides),
+        overwrite=overwrite,
+        overwrite_stages=list(overwrite_stages),
+        prefix=prefix,
+        cache_dir=_from_here(cache_dir),
+        command=_command_line(),
+    )
+
+
 def _command_line() -> str:
     """The command as it was typed: ``assay run ...``, ``python -m assay run ...`` or
     ``/other/venv/bin/assay run ...`` (an ``assay`` that is not the one on PATH)."""
@@ -641,19 +648,10 @@ def why(
     from assay.experiment import run_experiment
     from assay.why import explain
 
-    manager = run_experiment(
-        experiment,
-        list(param_files),
-        names=list(names),
-        indices=list(indices),
-        overrides=list(overrides),
-        overwrite=overwrite,
-        overwrite_stages=list(overwrite_stages),
-        prefix=prefix,
-        cache_dir=_from_here(cache_dir),
-        dry=True,
-        command=_command_line(),
+    selection = _selection(
+        names, indices, overrides, overwrite, overwrite_stages, prefix, cache_dir
     )
+    manager = run_experiment(experiment, list(param_files), dry=True, **selection)
     print_explanations(_console(), explain(manager))
     print_plan_stops(_console(), manager)
 
