@@ -246,6 +246,8 @@ def test_python_dash_m_assay_is_recorded_as_typed(tmp_project: Path):
         (["run", "diamond", "--executor", "serial", "--parallel", "2"], "--executor serial"),
         (["run", "diamond", "--dask-address", "tcp://h:8786"], "--executor dask"),
         (["run", "diamond", "--set", "n=1", "--set", "n=2"], "--set gives n twice"),
+        (["why", "diamond", "--set", "n=1", "--set", "n=2"], "--set gives n twice"),
+        (["params", "diamond", "--set", "n=1", "--set", "n=2"], "--set gives n twice"),
         (["run", "diamond", "--dry", "--paths"], "give one"),
         (["report", "1", "--all"], "--all rebuilds the report of every run"),
     ],

@@ -260,3 +260,21 @@ def test_the_init_example_logs_metrics_that_compare_and_the_dashboard_show(tmp_p
     assert names == {("fit", "train_mse"), ("evaluate", "test_mse"), ("evaluate", "r2")}
     curve = [r.value for r in rows if r.name == "train_mse" and r.param_set == rows[0].param_set]
     assert len(curve) >= 20 and curve[-1] < curve[0]  # a falling loss curve per set
+
+
+def test_init_again_in_a_project_of_an_older_init_or_edited_example(tmp_path: Path, monkeypatch):
+    """An example from an older `assay init` (or edited, as it invites) was said to be "not
+    installed", and an appended `logs/` overrode the user's own `!logs/`."""
+    from assay.scaffold import init_project
+
+    folder = tmp_path / "older"
+    init_project(folder)
+    example = folder / "experiments" / "example.py"
+    example.write_text(example.read_text() + "\n# my edit\n")
+    (folder / ".gitignore").write_text("*.pyc\n!logs/\n")
+
+    done = init_project(folder)
+
+    assert done.example == "assay run example -p example"
+    assert "logs/" not in done.ignore_lines
+    assert (folder / ".gitignore").read_text().count("logs/") == 1

@@ -327,3 +327,17 @@ def test_a_run_on_an_existing_dask_cluster_names_its_address():
         "the Dask cluster at tcp://h:8786"
     )
     assert executed_on({"executor": "dask", "parallel": 2}) == "a local Dask cluster"
+
+
+def test_a_command_typed_outside_the_project_says_where_it_was_typed(tmp_project: Path):
+    """Its relative paths were shown with nothing to say what they are relative to."""
+    sub = tmp_project / "notes"
+    sub.mkdir()
+    ran = run_cli("run", "../experiments/diamond.py", "-p", "two", cwd=sub)
+    assert ran.code == 0, ran
+    said = run_cli("show", cwd=tmp_project).text
+    assert f"typed in {sub}" in said, said
+    report = sorted((tmp_project / "reports").glob("diamond-0001-*/index.html"))[0].read_text()
+    assert "Typed in" in report and str(sub) in report
+    again = run_cli("run", "diamond", "-p", "two", cwd=tmp_project)
+    assert again.code == 0 and "typed in" not in run_cli("show", cwd=tmp_project).text

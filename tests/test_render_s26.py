@@ -259,3 +259,25 @@ def test_a_dashboard_on_every_address_prints_urls_another_machine_can_open():
         assert host_name in names or host_name.startswith(("localhost", "127.")), names
     assert reachable_names("10.1.2.3") == ["10.1.2.3"]
     assert reachable_names("127.0.0.2") == ["127.0.0.2"]
+
+
+def test_a_notebook_variable_never_hides_a_builtin_its_cells_call():
+    """An output `print` of a set named `-` became `print = assay.load(...)`: the last
+    cell's print(...) then failed with "'int' object is not callable"."""
+    from assay.export.notebook import TAKEN_NAMES, _variable
+
+    taken = set(TAKEN_NAMES)
+    names = [_variable({"name": name, "param_set": "-"}, taken) for name in ("print", "len")]
+    assert names == ["print_2", "len_2"]
+
+
+def test_the_runs_console_lines_show_control_characters_of_names_as_escapes():
+    """`assay run -v` printed `fit [a<ESC>[31mb<BEL>c] executed`: the terminal turned red."""
+    import logging
+
+    from assay.runlog import _ConsoleFormatter
+
+    record = logging.LogRecord(
+        "assay", logging.DEBUG, __file__, 1, "%s executed", ("fit [a\x1b[31mb\x07c]",), None
+    )
+    assert _ConsoleFormatter("%(message)s").format(record) == "fit [a\\x1b[31mb\\x07c] executed"

@@ -291,6 +291,10 @@ def test_list_runs_filters_orders_newest_first_and_pages(store: RunStore) -> Non
     assert [r.number for r in store.list_runs(limit=2)] == [6, 5]
     assert [r.number for r in store.list_runs(limit=2, offset=2)] == [4, 3]
     assert [r.number for r in store.list_runs(limit=None, offset=4)] == [2, 1]
+    # counted and named without reading the runs (`assay ls` on a store of 30,000 runs)
+    assert store.count_runs() == 6 and store.count_runs(experiment="iris", status="completed") == 2
+    assert store.count_runs(experiment="cifar") == 0
+    assert store.experiments() == ["iris", "mnist"]
 
 
 def test_list_runs_rejects_an_unknown_status(store: RunStore) -> None:

@@ -606,6 +606,7 @@ def params(experiment, param_files, names, indices, overrides, all_fields):
     from assay.params import apply_overrides, check_unique_names
     from assay.project import load_experiment, load_param_sets, project_root_for
 
+    _check_overrides(overrides)
     config = ProjectConfig.load(project_root_for(experiment))
     module = load_experiment(experiment, config)
     every = sets = load_param_sets(list(param_files), module, config)
@@ -648,6 +649,7 @@ def why(
     from assay.experiment import run_experiment
     from assay.why import explain
 
+    _check_overrides(overrides)
     selection = _selection(
         names, indices, overrides, overwrite, overwrite_stages, prefix, cache_dir
     )
@@ -686,17 +688,17 @@ def ls_runs(experiment, status, limit):
 
     console = _console()
     with _store() as store:
-        runs = store.list_runs(experiment=experiment, status=status, limit=None)
-        if not runs and experiment is not None:
-            known = sorted({run.experiment for run in store.list_runs(limit=None)})
+        shown = store.list_runs(experiment=experiment, status=status, limit=limit or None)
+        if not shown and experiment is not None:
+            known = store.experiments()
             if experiment not in known:
                 console.print(_no_runs_of(experiment, known), soft_wrap=True, markup=False)
                 return
-    shown = runs[: limit or None]
+        every = store.count_runs(experiment=experiment, status=status) if limit else len(shown)
     print_runs(console, shown)
-    if len(shown) < len(runs):
+    if len(shown) < every:
         console.print(
-            f"{len(shown)} of {len(runs)} runs shown; -n 0 shows all, -n N the newest N.",
+            f"{len(shown)} of {every} runs shown; -n 0 shows all, -n N the newest N.",
             style="dim",
         )
 

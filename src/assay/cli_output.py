@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 import sysconfig
 import traceback
@@ -17,25 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from assay.humanize import format_size
+from assay.humanize import format_size, printable
 from assay.run_record import executed_on, stage_status
 from assay.runner import Observer
-
-
-def printable(text: object) -> str:
-    """``text`` as it can safely be shown on a terminal: each control character but
-    newline and tab is written as its escape (``\\x1b``) instead of being sent.
-
-    Parameter-set names, notes and error texts come from experiment files and from run
-    stores or exports that others made; an escape sequence in one must not recolour,
-    retitle or (OSC 52) fill the clipboard of the terminal of whoever lists the runs.
-    Use it for every such text printed outside rich markup; :func:`shown` for markup.
-    """
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", str(text))
-
-
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""C0 controls but tab and newline, DEL, and C1 controls (0x9b starts a sequence too)."""
 
 
 def shown(text: object) -> str:
@@ -447,6 +430,8 @@ def print_run(console: Console, store: Any, run: Any, config: Any = None) -> Non
     if run.error:
         rows.append(("error", run.error))
     settings = run.config if isinstance(run.config, dict) else {}
+    if settings.get("cwd"):  # the command's relative paths are relative to it
+        rows.insert(5, ("typed in", settings["cwd"]))
     if settings.get("overrides"):
         rows.append(("overrides", " ".join(settings["overrides"])))
     if settings.get("executor"):

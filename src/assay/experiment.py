@@ -349,6 +349,9 @@ def run_experiment(
                 "executor": executor_name,
                 "parallel": parallel,
                 "dask_address": dask_address,
+                # Where the command was typed, if not the project's folder: its paths are
+                # relative to that folder.
+                "cwd": None if Path.cwd() == config.root else os.getcwd(),
                 "overwrite": overwrite,
                 "overwrite_stages": sorted(overwrite_stages or []),
                 "dry_cache": dry_cache,

@@ -1,6 +1,9 @@
-"""Numbers as people read them: sizes and durations in listings, reports and the dashboard."""
+"""Numbers as people read them: sizes and durations in listings, reports and the dashboard;
+and text as a terminal can show it safely."""
 
 from __future__ import annotations
+
+import re
 
 
 def format_size(n: float | None) -> str:
@@ -26,3 +29,19 @@ def format_duration(seconds: float | None) -> str:
         return f"{minutes} min {rest} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+def printable(text: object) -> str:
+    """``text`` as it can safely be shown on a terminal: each control character but
+    newline and tab is written as its escape (``\\x1b``) instead of being sent.
+
+    Parameter-set names, notes and error texts come from experiment files and from run
+    stores or exports that others made; an escape sequence in one must not recolour,
+    retitle or (OSC 52) fill the clipboard of the terminal of whoever lists the runs.
+    Use it for every such text printed outside rich markup; :func:`shown` for markup.
+    """
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", str(text))
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""C0 controls but tab and newline, DEL, and C1 controls (0x9b starts a sequence too)."""

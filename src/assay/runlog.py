@@ -21,6 +21,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
+from assay.humanize import printable
+
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,8 @@ class _ConsoleFormatter(logging.Formatter):
         saved = record.exc_text
         record.exc_text = None
         try:
-            return super().format(record).rstrip()
+            # Names in messages may hold control characters: shown, not sent (ESC, BEL).
+            return printable(super().format(record).rstrip())
         finally:
             record.exc_text = saved
 

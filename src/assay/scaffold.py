@@ -119,8 +119,10 @@ def init_project(folder: Path) -> ProjectInit:
             done.ignore_lines = _add_missing_lines(path, text)
         elif os.path.lexists(path) and not _is(folder, name, files):
             done.kept.append(path)
-    if _is(folder, "experiments/example.py", files):
-        has_params = _is(folder, "params/example.py", files)
+    # The example: today's, or one an older `assay init` wrote (or the user edited since),
+    # which came with its parameter file.
+    has_params = (folder / "params" / "example.py").is_file()
+    if _is(folder, "experiments/example.py", files) or has_params:
         done.example = "assay run example" + (" -p example" if has_params else "")
     return done
 
@@ -140,7 +142,8 @@ def _add_missing_lines(path: Path, text: str) -> list[str]:
         existing = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return []  # not a readable text file: leave it alone
-    have = {line.strip().strip("/") for line in existing.splitlines()}
+    # A line the file has already, or its negation (`!logs/`: the user wants it kept).
+    have = {line.strip().lstrip("!").strip("/") for line in existing.splitlines()}
     lines = text.splitlines()
     missing = [line for line in lines[1:] if line.strip("/") not in have]
     if missing:

@@ -555,16 +555,7 @@ class RunStore:
         newest, for paging. Example: the second page of failed runs of iris
         is ``store.list_runs(experiment="iris", status="failed", limit=20, offset=20)``.
         """
-        if status is not None and status not in RUN_STATUSES:
-            raise RunStoreError(
-                f"Unknown run status {status!r}: expected one of {', '.join(RUN_STATUSES)}."
-            )
-        conditions, args = [], []
-        for column, value in (("experiment", experiment), ("status", status)):
-            if value is not None:
-                conditions.append(f"{column} = ?")
-                args.append(value)
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        where, args = _run_filter(experiment, status)
         args += [-1 if limit is None else limit, offset]
         with self._reading() as db:
             rows = db.execute(
@@ -572,6 +563,18 @@ class RunStore:
                 args,
             ).fetchall()
         return [_run_from_row(row) for row in rows]
+
+    def count_runs(self, *, experiment: str | None = None, status: str | None = None) -> int:
+        """How many runs :meth:`list_runs` would give without a limit (without reading them)."""
+        where, args = _run_filter(experiment, status)
+        with self._reading() as db:
+            return db.execute(f"SELECT count(*) FROM runs {where}", args).fetchone()[0]
+
+    def experiments(self) -> list[str]:
+        """The names of the experiments the store has runs of, sorted."""
+        with self._reading() as db:
+            rows = db.execute("SELECT DISTINCT experiment FROM runs ORDER BY experiment").fetchall()
+        return [row[0] for row in rows]
 
     # -- what a run did ------------------------------------------------------
 
@@ -1016,6 +1019,21 @@ def _free_space(folder: Path) -> int | None:
         return shutil.disk_usage(folder).free
     except OSError:
         return None
+
+
+def _run_filter(experiment: str | None, status: str | None) -> tuple[str, list]:
+    """The ``WHERE`` clause (and its arguments) picking runs of ``experiment`` with
+    ``status`` (either may be ``None``: any)."""
+    if status is not None and status not in RUN_STATUSES:
+        raise RunStoreError(
+            f"Unknown run status {status!r}: expected one of {', '.join(RUN_STATUSES)}."
+        )
+    conditions, args = [], []
+    for column, value in (("experiment", experiment), ("status", status)):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            args.append(value)
+    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), args
 
 
 def _run_from_row(row: tuple[Any, ...]) -> RunInfo:

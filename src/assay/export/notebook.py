@@ -18,6 +18,7 @@ Needs ``nbformat`` to write (``pip install 'assay[notebook]'``) and Jupyter to o
 
 from __future__ import annotations
 
+import builtins
 import json
 import keyword
 import re
@@ -137,8 +138,7 @@ def notebook_cells(
                  "    return assay.load(key=ARTIFACTS[label], cache_dir=CACHE)\n\n\n"
                  "list(ARTIFACTS)"),
     ]  # fmt: skip
-    names = {"json", "os", "sys", "assay", "load", "manager", "store", "recorded", "again", "same",
-             "find_project_root"}  # fmt: skip
+    names = set(TAKEN_NAMES)
     for artifact in artifacts[:SHOWN_ARTIFACTS]:
         variable = _variable(artifact, names)
         cells.append(("markdown", f"### {markdown_text(_label(artifact))}"))
@@ -187,6 +187,14 @@ def _cache_dir(run: dict, default: Any) -> str | None:
 
 def _label(artifact: dict) -> str:
     return f"{artifact['param_set'] or 'aggregate'} / {artifact['stage']} / {artifact['name']}"
+
+
+TAKEN_NAMES = frozenset(
+    {"json", "os", "sys", "assay", "load", "manager", "store", "recorded", "again", "same",
+     "find_project_root", *dir(builtins)}
+)  # fmt: skip
+"""Names an artifact's variable must not take: the notebook's own, and Python's builtins
+that its cells call (``print``, ``len``)."""
 
 
 def _variable(artifact: dict, taken: set[str]) -> str:

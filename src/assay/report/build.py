@@ -296,6 +296,8 @@ def _metadata(record: dict) -> list[tuple[str, Any, str]]:
         ("Platform", run.get("platform"), "text"),
         ("Command", run.get("command"), "code"),
     ]
+    if config.get("cwd"):  # the command's relative paths are relative to it
+        rows.append(("Typed in", config["cwd"], "code"))
     if git and git.get("commit"):
         rows.append(("Git commit", git, "git"))
     elif git and git.get("error"):
