@@ -2,14 +2,23 @@
 
 Completers read files only (the project's folders, the run store, the cache's by-name
 folder), never an experiment; on any error they offer nothing rather than a traceback.
+An experiment typed as a path from a folder in no project is completed from its own
+project, where it runs.
+
+In bash, what is offered is written as bash reads it back (``with\\ space``), and
+names with ``=`` or ``:`` complete although bash splits words there (see
+:class:`BashCompletion`).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import click
+from click.shell_completion import BashComplete, CompletionItem, add_completion_class
 
 _COMPLETED_RUNS = 200  # the newest runs whose numbers, ids and names are offered
 
@@ -18,12 +27,14 @@ def completer(find: Callable[[click.Context, str], list]) -> Callable:
     """A ``shell_complete`` function offering ``find(ctx, incomplete)``, or nothing if it fails."""
 
     def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
-        from click.shell_completion import CompletionItem
-
+        logger = logging.getLogger("assay")
+        was_disabled, logger.disabled = logger.disabled, True  # no warning on the typed line
         try:
             found = find(ctx, incomplete)
         except Exception:  # a broken assay.toml, an unreadable store: no candidates
             return []
+        finally:
+            logger.disabled = was_disabled
         return [c if isinstance(c, CompletionItem) else CompletionItem(c) for c in found]
 
     return complete
@@ -38,13 +49,9 @@ def complete_modules(folder_setting: str) -> Callable:
     (``sub.name`` for ``sub/name.py``), or a path once what is typed looks like one."""
 
     def find(ctx: click.Context, incomplete: str) -> list:
-        from click.shell_completion import CompletionItem
-
-        from assay.config import ProjectConfig
-
         if _looks_like_path(incomplete):
             return [CompletionItem(incomplete, type="file")]
-        folder = getattr(ProjectConfig.load(), folder_setting)
+        folder = getattr(_project(ctx), folder_setting)
         modules = [p.relative_to(folder).with_suffix("").parts for p in folder.rglob("*.py")]
         names = (
             ".".join(parts)
@@ -56,12 +63,22 @@ def complete_modules(folder_setting: str) -> Callable:
     return completer(find)
 
 
-def _completion_store():
-    """The project's run store to read candidates from (an error if there is none)."""
+def _project(ctx: click.Context):
+    """The project the command would run in: the current folder's, or the own project of
+    an experiment typed as a path from a folder in no project (as ``assay run`` does)."""
     from assay.config import ProjectConfig
+    from assay.project import project_root_for
+
+    takes_experiment = any(p.name == "experiment" for p in ctx.command.params)
+    typed = _typed(ctx) if takes_experiment else None
+    return ProjectConfig.load(project_root_for(typed) if typed else None)
+
+
+def _completion_store(ctx: click.Context):
+    """The project's run store to read candidates from (an error if there is none)."""
     from assay.store import RunStore
 
-    path = ProjectConfig.load().store_path
+    path = _project(ctx).store_path
     if not path.is_file():
         raise FileNotFoundError(path)
     return RunStore(path)
@@ -69,9 +86,7 @@ def _completion_store():
 
 def complete_runs(ctx: click.Context, incomplete: str) -> list:
     """Run numbers (or ids, once a letter is typed) and ``latest``, newest first."""
-    from click.shell_completion import CompletionItem
-
-    with _completion_store() as store:
+    with _completion_store(ctx) as store:
         runs = store.list_runs(limit=_COMPLETED_RUNS)
     found = []
     if runs and "latest".startswith(incomplete):
@@ -85,17 +100,22 @@ def complete_runs(ctx: click.Context, incomplete: str) -> list:
     return found
 
 
+def _typed(ctx: click.Context) -> str | None:
+    """The EXPERIMENT typed before the word being completed, as typed (if any)."""
+    # Before an option still waiting for its value (`-n <TAB>`), click leaves it unparsed.
+    return ctx.params.get("experiment") or next(iter(ctx.args), None)
+
+
 def _typed_experiment(ctx: click.Context) -> str | None:
     """The experiment's name as runs record it, from the EXPERIMENT typed before (if any)."""
-    # Before an option still waiting for its value (`-n <TAB>`), click leaves it unparsed.
-    typed = ctx.params.get("experiment") or next(iter(ctx.args), None)
+    typed = _typed(ctx)
     if not typed:
         return None
     return Path(typed).stem if _looks_like_path(typed) else typed
 
 
 def _runs_of_typed_experiment(ctx: click.Context) -> list:
-    with _completion_store() as store:
+    with _completion_store(ctx) as store:
         return store.list_runs(experiment=_typed_experiment(ctx), limit=_COMPLETED_RUNS)
 
 
@@ -110,25 +130,20 @@ def complete_stages(ctx: click.Context, incomplete: str) -> list:
     runs = _runs_of_typed_experiment(ctx)
     if not runs:
         return []
-    with _completion_store() as store:
+    with _completion_store(ctx) as store:
         stages = dict.fromkeys(s.stage for s in store.stages(runs[0].id))
     return [s for s in stages if s.startswith(incomplete)]
 
 
 def complete_experiment_runs(ctx: click.Context, incomplete: str) -> list:
     """``ls -e``: the experiments the run store has runs of."""
-    with _completion_store() as store:
-        runs = store.list_runs(limit=None)
-    return sorted({r.experiment for r in runs if r.experiment.startswith(incomplete)})
+    with _completion_store(ctx) as store:
+        return [name for name in store.experiments() if name.startswith(incomplete)]
 
 
 def _by_name_folder(ctx: click.Context) -> Path:
     """The ``by-name`` folder of the cache ``--cache`` (or the project's settings) names."""
-    from assay.config import ProjectConfig
-
-    config = ProjectConfig.load().with_cache_dir(
-        cache_from_command_line(ctx.params.get("cache_dir"))
-    )
+    config = _project(ctx).with_cache_dir(cache_from_command_line(ctx.params.get("cache_dir")))
     if config.cache_url:  # a cache at a URL: not listed for completion
         raise FileNotFoundError(config.cache_url)
     return config.cache_dir / "by-name"
@@ -142,8 +157,6 @@ def complete_cached_experiments(ctx: click.Context, incomplete: str) -> list:
 def complete_artifacts(ctx: click.Context, incomplete: str) -> list:
     """``lineage``: EXPERIMENT/PARAMETER-SET/STAGE/OUTPUT as the cache's by-name folder
     holds them (the levels typed are matched, not listed), or a path once one is typed."""
-    from click.shell_completion import CompletionItem
-
     if incomplete.startswith(("/", ".", "~")):
         return [CompletionItem(incomplete, type="file")]
     typed = incomplete.split("/")
@@ -180,3 +193,173 @@ def cache_from_command_line(cache_dir: str | None) -> Path | None:
     from assay.export.full import export_cache_of
 
     return export_cache_of(from_command_line(cache_dir))
+
+
+# -- bash ------------------------------------------------------------------------------
+
+# Like click's script, but it sends bash the line as typed (COMP_LINE, not COMP_WORDS,
+# which bash has cut at `=` and `:`), and takes each line of the answer whole: no word
+# splitting, no wildcards expanded, backslashes kept (`read -r`).
+_SOURCE_BASH = """\
+%(complete_func)s() {
+    local response completion
+    response=$(env COMP_LINE="$COMP_LINE" COMP_POINT="$COMP_POINT" \
+COMP_WORDBREAKS="$COMP_WORDBREAKS" %(complete_var)s=bash_complete "$1")
+    while IFS= read -r completion; do
+        case ${completion%%%%,*} in
+            dir) COMPREPLY=(); compopt -o dirnames ;;
+            file) COMPREPLY=(); compopt -o default ;;
+            plain) COMPREPLY+=("${completion#*,}") ;;
+        esac
+    done <<< "$response"
+    return 0
+}
+
+%(complete_func)s_setup() {
+    complete -o nosort -F %(complete_func)s %(prog_name)s
+}
+
+%(complete_func)s_setup;
+"""
+
+# What bash splits words at when COMP_WORDBREAKS is unset.
+_DEFAULT_WORDBREAKS = " \t\n\"'@><=;|&(:"
+# Characters written as they are; any other is escaped (`\ `, `\$`, `\*`).
+_PLAIN = frozenset("_-./:=,+@%^")
+
+
+class BashCompletion(BashComplete):
+    r"""Bash completion whose candidates bash can insert as they are.
+
+    Bash replaces only the end of the word after its last ``=`` or ``:`` (the
+    characters of ``COMP_WORDBREAKS``), or after an opening quote the researcher typed;
+    and it inserts what it is given without quoting it. So the script sends the whole
+    command line, and each candidate is cut to the part bash replaces and quoted as the
+    word is (``with\ space``, ``'it'\''s``, ``$'tab\there'``).
+
+    Registered for ``bash_source`` / ``bash_complete`` when this module is imported. A
+    script sourced from an older assay (click's, which sends no ``COMP_LINE``) gets
+    answers as before.
+    """
+
+    source_template = _SOURCE_BASH
+    _word: _TypedWord | None = None
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        if "COMP_LINE" not in os.environ:
+            return super().get_completion_args()
+        line, point = os.environ["COMP_LINE"], os.environ.get("COMP_POINT", "")
+        if point.isdigit():  # a count of characters
+            line = line[: int(point)]
+        breaks = os.environ.get("COMP_WORDBREAKS") or _DEFAULT_WORDBREAKS
+        words = _split_line(line, breaks)  # from the command's name on (bash drops `X=1 `)
+        self._word = words[-1]
+        return [w.value for w in words[1:-1]], self._word.value
+
+    def format_completion(self, item: CompletionItem) -> str:
+        if self._word is None or item.type != "plain":
+            return super().format_completion(item)
+        return f"plain,{self._word.replacement(item.value)}"
+
+    def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
+        found = super().get_completions(args, incomplete)
+        if self._word is None:
+            return found
+        return [c for c in found if self._word.can_become(c)]  # others bash cannot put in
+
+
+class _TypedWord:
+    """The word being completed: what it means (``value``), and how much of it bash keeps
+    when it puts a candidate in (everything before its last word break or open quote)."""
+
+    def __init__(self) -> None:
+        self.value = ""
+        self.kept = ""  # the start of `value` that bash keeps
+        self.quote = ""  # the quote left open at the cursor, if any
+
+    def _whole(self, candidate: str) -> str:
+        # click completes `--names=wi` as `wi`: the option is part of the word
+        if self.value.startswith("-") and "=" in self.value:
+            return self.value.partition("=")[0] + "=" + candidate
+        return candidate
+
+    def can_become(self, item: CompletionItem) -> bool:
+        return item.type != "plain" or self._whole(item.value).startswith(self.kept)
+
+    def replacement(self, candidate: str) -> str:
+        """What bash is to put in place of the end of the word to make it ``candidate``."""
+        return _quoted(self._whole(candidate)[len(self.kept) :], self.quote)
+
+
+def _split_line(line: str, breaks: str) -> list[_TypedWord]:
+    """The words of a bash command line up to the cursor, the last one (perhaps empty) the
+    word being completed; quotes and backslashes are read as bash reads them."""
+    words = [_TypedWord()]
+    quote = ""
+    escaped = False
+    started = False  # the current word has begun (`''` is a word, an empty one)
+    kept_at_break = ""  # the word's value up to its last word break outside quotes
+    for char in line:
+        word = words[-1]
+        if escaped:
+            escaped = False
+            if quote == '"' and char not in '$`"\\\n':
+                word.value += "\\"
+            if char != "\n":  # backslash-newline joins lines
+                word.value += char
+        elif char == quote:
+            quote = ""
+        elif quote == "'":
+            word.value += char
+        elif char == "\\":
+            escaped = started = True
+        elif quote == '"':
+            word.value += char
+        elif char in "'\"":
+            quote, word.quote, word.kept, started = char, char, word.value, True
+        elif char in " \t\n":
+            if started:
+                words.append(_TypedWord())
+                started, kept_at_break = False, ""
+        else:
+            word.value += char
+            started = True
+            if char in breaks:
+                kept_at_break = word.value
+    if not quote:  # bash replaces the end after the last word break
+        words[-1].quote, words[-1].kept = "", kept_at_break
+    return words
+
+
+def _quoted(text: str, quote: str) -> str:
+    """``text`` written for bash after an open ``quote`` (``'``, ``"``) or none."""
+    if not quote:
+        if any(_is_control(c) for c in text):
+            return _ansi_c(text)
+        return "".join(c if c.isalnum() or c in _PLAIN else "\\" + c for c in text)
+    out = []
+    for char in text:
+        if _is_control(char) or char == quote or (char == "!" and quote == '"'):
+            # closed, written outside the quotes, opened again
+            out.append(quote + _quoted(char, "") + quote)
+        elif quote == '"' and char in "$`\\":
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    if out and out[-1].endswith(quote) and len(out[-1]) > 1:
+        out.append(quote)  # bash closes the quote unless the word ends with one already
+    return "".join(out)
+
+
+def _is_control(char: str) -> bool:
+    return char < " " or char == "\x7f"
+
+
+def _ansi_c(text: str) -> str:
+    """``text`` as a ``$'...'`` word, for names holding tabs, newlines and the like."""
+    escapes = {"\\": "\\\\", "'": "\\'", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+    body = "".join(escapes.get(c) or (f"\\x{ord(c):02x}" if _is_control(c) else c) for c in text)
+    return f"$'{body}'"
+
+
+add_completion_class(BashCompletion)
