@@ -147,7 +147,8 @@ def main() -> None:
     cluster = None
     advised = options.pop("advised_cluster", False)
     if options.get("dask_address") == "existing":
-        cluster = DaskCluster(options.get("parallel") or 2, os.getcwd(), advised)
+        # An existing cluster has its own workers: --parallel is not given with it.
+        cluster = DaskCluster(options.pop("parallel", None) or 2, os.getcwd(), advised)
         options["dask_address"] = cluster.address
     if options.pop("warm_cluster", False):
         warm_up_cluster(name, options)
