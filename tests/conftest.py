@@ -299,18 +299,24 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
+def find_chromium() -> str:
+    """Debian's Chromium; the test is skipped without it (a failure under CI)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    message = (
+        "Chromium is not installed, so pages were NOT checked in a browser. "
+        "Install it with: apt-get install -y chromium"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium, headless, driven by playwright (a failure under CI if missing)."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        message = (
-            "Chromium is not installed, so pages were NOT checked in a browser. "
-            "Install it with: apt-get install -y chromium"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    found = find_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -15,16 +15,14 @@ Two checks, on a run of the ``showcase`` experiment with one parameter set:
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 import assay
-from conftest import copy_project
+from conftest import copy_project, find_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -51,22 +49,9 @@ window.addEventListener("load", () => {
 """
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    message = (
-        "Chromium is not installed, so the report was NOT checked in a browser. "
-        "Install it with: apt-get install -y chromium"
-    )
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def browse(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [
-        chromium(),
+        find_chromium(),
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
