@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assay import cache_writing
 from assay.errors import CacheError, CorruptArtifactError
 from assay.hashing import file_checksum, hash_value
 
@@ -63,8 +64,6 @@ META_FORMAT = "assay-artifact/1"
 _META_SUFFIX = ".meta.json"
 _NOT_A_RECORD = "it is not a complete record"
 """What is wrong with a sidecar that cannot be read, is not JSON, or has not a record's shape."""
-_WRITING = "writing"
-"""The folder of the markers of stage runs being written (see ``CacheStore.save``)."""
 _RECHECKS = 3
 """How many times a look-up follows an entry another run replaces while it looks."""
 _REPLACE_WAIT_S = 2.0
@@ -126,8 +125,6 @@ class CacheStore:
         """The project folder whose runs write through this object (:func:`open_cache`
         sets it): each sidecar written records it, so that projects sharing a cache can
         tell their entries apart (see :func:`made_elsewhere`)."""
-        self._marked: set[str] = set()
-        self._marked_by = os.getpid()
 
     # -- where things are --------------------------------------------------------------
 
@@ -514,50 +511,29 @@ class CacheStore:
         return {"project": {"root": self.project, "host": _host()}}
 
     def _mark_writing(self, key: str) -> None:
-        """Leave a marker (an empty file ``writing/KEY.PID-...``) until :meth:`link` files
-        stage run ``key`` under its name.
+        """Note that this process is writing stage run ``key`` until :meth:`link` files
+        it under its name (see :mod:`assay.cache_writing`).
 
         ``assay cache gc`` removes stage folders no link points to; between a stage's
         first saved output and its link, a run's folder is one. gc leaves alone the
-        folders with a marker less than an hour old (:meth:`keys_being_written`); a
-        marker a stopped run left goes once it is an hour old.
+        stage runs that a marker written to in the last hour lists
+        (:meth:`keys_being_written`).
         """
         if self.remote:
             return  # the folder here holds local copies: gc looks at the URL
-        if self._marked_by != os.getpid():  # a forked process: its parent's markers
-            self._marked, self._marked_by = set(), os.getpid()
-        if key in self._marked:
-            return
-        marker = self._marker(key)
         with contextlib.suppress(OSError):  # a full disk: the save itself says so
-            try:
-                open(marker, "wb").close()
-            except FileNotFoundError:  # the first marker of this cache
-                os.makedirs(os.path.dirname(marker), exist_ok=True)
-                open(marker, "wb").close()
-            self._marked.add(key)
+            cache_writing.mark(str(self.root), key)
 
     def _done_writing(self, key: str) -> None:
-        """Remove the marker of :meth:`_mark_writing` (the stage run is linked now)."""
-        if key in self._marked and self._marked_by == os.getpid():
-            self._marked.discard(key)
-            with contextlib.suppress(OSError):
-                os.unlink(self._marker(key))
-
-    def _marker(self, key: str) -> str:
-        return f"{self.root}/{_WRITING}/{key}.{os.getpid()}-{_RANDOM}"
+        """The stage run :meth:`_mark_writing` noted is linked now."""
+        if not self.remote:
+            cache_writing.unmark(str(self.root), key)
 
     def keys_being_written(self, max_age_s: float, remove_older: bool = False) -> set[str]:
-        """The stage runs whose marker (:meth:`_mark_writing`) is younger than
-        ``max_age_s`` seconds: runs are writing them. ``remove_older``: remove the older
-        markers (their runs stopped)."""
-        now, found = time.time(), set()
-        for entry in _scan(f"{self.root}/{_WRITING}"):
-            if now - _mtime(entry) <= max_age_s:
-                found.add(entry.name.split(".", 1)[0])
-            elif remove_older:
-                _remove(entry.path)
-        return found
+        """The stage runs that runs are writing: those listed by a marker written to in
+        the last ``max_age_s`` seconds. ``remove_older``: remove the older markers (their
+        runs stopped)."""
+        return cache_writing.keys_being_written(str(self.root), max_age_s, remove_older)
 
     def _writable_dir(self, folder: Path) -> Path:
         """:meth:`ensure_dir`, with a clear message if the disk is full."""

@@ -1,0 +1,164 @@
+"""Which stage runs a process is writing into a cache, for ``assay cache gc`` to leave alone.
+
+Between a stage run's first saved output and the link that files it under its
+name, its folder in the cache is one that no link points to, which is what gc
+removes. So each process writing into a cache keeps one marker file there,
+``writing/PID-RANDOM``, listing (one per line) the stage runs it has started
+writing and not linked yet. gc reads the markers written to in the last hour
+(:func:`keys_being_written`) and leaves those stage runs alone.
+
+One file per process, opened once and then only appended to and emptied,
+because creating and removing a file per stage run cost up to a few hundred
+microseconds on a busy disk. A marker is removed when its process exits
+normally; one a killed process left behind stops counting an hour after it was
+last written (and gc removes it then).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+import time
+import uuid
+
+FOLDER = "writing"
+"""The markers' folder, in the cache's root."""
+
+_RANDOM = uuid.uuid4().hex[:8]
+
+
+class _Marker:
+    """This process's marker in one cache."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        self.path = f"{folder}/{os.getpid()}-{_RANDOM}"
+        self.keys: set[str] = set()
+        self._fd: int | None = None
+
+    def add(self, key: str) -> None:
+        if key in self.keys:
+            return
+        os.write(self._open(), f"{key}\n".encode())
+        self.keys.add(key)
+
+    def discard(self, key: str) -> None:
+        if key not in self.keys:
+            return
+        self.keys.discard(key)
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+            if self.keys:  # rare: another stage run of this process is unfinished
+                os.write(self._fd, "".join(f"{k}\n" for k in sorted(self.keys)).encode())
+
+    def _open(self) -> int:
+        """The marker's file, opened for appending (made again if gc removed it)."""
+        if self._fd is not None:
+            if os.fstat(self._fd).st_nlink:
+                return self._fd
+            os.close(self._fd)  # gc removed it while it was empty for an hour
+            self._fd = None
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except FileNotFoundError:  # the first marker of this cache
+            os.makedirs(self.folder, exist_ok=True)
+            fd = os.open(self.path, flags, 0o644)
+        if self.keys:  # what was listed in a file gc removed
+            os.write(fd, "".join(f"{k}\n" for k in sorted(self.keys)).encode())
+        self._fd = fd
+        return fd
+
+    def close(self) -> None:
+        """At exit: remove the file unless it lists a stage run left unfinished."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+            if not self.keys:
+                os.unlink(self.path)
+        self._fd = None
+
+
+_markers: dict[str, _Marker] = {}
+_lock = threading.Lock()
+
+
+def mark(root: str, key: str) -> None:
+    """Stage run ``key`` is being written into the cache at ``root`` by this process.
+
+    Raises:
+        OSError: the marker could not be written (a full disk); the save says so itself.
+    """
+    folder = f"{root}/{FOLDER}"
+    with _lock:
+        marker = _markers.get(folder)
+        if marker is None:
+            marker = _markers[folder] = _Marker(folder)
+        marker.add(key)
+
+
+def unmark(root: str, key: str) -> None:
+    """Stage run ``key`` is filed under its name now (or was never marked here)."""
+    with _lock:
+        marker = _markers.get(f"{root}/{FOLDER}")
+        if marker is not None:
+            marker.discard(key)
+
+
+def keys_being_written(root: str, max_age_s: float, remove_older: bool = False) -> set[str]:
+    """The stage runs that markers written to in the last ``max_age_s`` seconds list.
+
+    ``remove_older``: remove the older markers (their processes stopped, or have
+    written nothing for that long).
+    """
+    folder, now, found = f"{root}/{FOLDER}", time.time(), set()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            young = now - entry.stat(follow_symlinks=False).st_mtime <= max_age_s
+        except OSError:
+            continue  # its process exited meanwhile
+        if not young:
+            if remove_older:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+            continue
+        if "." in entry.name:  # an earlier assay's marker: KEY.PID-RANDOM, one per stage run
+            found.add(entry.name.split(".", 1)[0])
+            continue
+        with (
+            contextlib.suppress(OSError),
+            open(entry.path, encoding="ascii", errors="replace") as f,
+        ):
+            found.update(line.strip() for line in f if line.strip())
+    return found
+
+
+def _forget_parents() -> None:
+    """In a forked child: the parent's markers are the parent's (their files stay open
+    in the parent, and are closed here without being removed)."""
+    global _lock
+    for marker in _markers.values():
+        if marker._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(marker._fd)
+    _markers.clear()
+    _lock = threading.Lock()
+
+
+def _close_all() -> None:
+    for marker in list(_markers.values()):
+        marker.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parents)
+atexit.register(_close_all)

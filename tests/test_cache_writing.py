@@ -1,0 +1,167 @@
+"""The markers that keep ``assay cache gc`` off stage runs being written (assay.cache_writing).
+
+Each process keeps one marker file per cache, listing the stage runs it saved
+and has not linked yet. These tests read the files themselves and run gc in
+other processes, as a researcher's second terminal would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from assay import cache_writing
+from assay.cache import CacheStore
+from assay.cache_admin import collect_garbage
+from assay.caching import PickleCacher
+
+KEYS = [c * 32 for c in "abcd"]
+HOUR_AGO = time.time() - 2 * 3600
+
+
+def save(cache: CacheStore, key: str, value: object = 1) -> None:
+    meta = {"stage": "make", "param_set": "s0", "experiment": "exp"}
+    cache.save(PickleCacher(name="obj"), value, key=key, output="obj", meta=meta)
+
+
+def markers(cache: CacheStore) -> dict[str, list[str]]:
+    folder = cache.root / cache_writing.FOLDER
+    if not folder.is_dir():
+        return {}
+    return {p.name: p.read_text().split() for p in folder.iterdir()}
+
+
+GC_ELSEWHERE = """
+import sys
+from assay.cache import CacheStore
+from assay.cache_admin import collect_garbage
+removed, _ = collect_garbage(CacheStore(sys.argv[1]))
+print(len(removed))
+"""
+
+
+def gc_elsewhere(cache: CacheStore) -> int:
+    done = subprocess.run([sys.executable, "-c", GC_ELSEWHERE, str(cache.root)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+def test_one_marker_per_process_lists_only_the_unlinked_stage_runs(tmp_path: Path):
+    """Before: a file made and removed per saved stage run (up to hundreds of µs each on
+    a busy disk). Now one file per process, appended to and emptied."""
+    cache = CacheStore(tmp_path / "cache")
+    save(cache, KEYS[0])
+    save(cache, KEYS[1])
+
+    [(name, listed)] = markers(cache).items()
+    assert name.startswith(f"{os.getpid()}-") and listed == KEYS[:2]
+    assert gc_elsewhere(cache) == 0
+
+    cache.link("exp", "s0", "make", KEYS[0])
+    assert markers(cache) == {name: [KEYS[1]]}
+    cache.link("exp", "s1", "make", KEYS[1])
+    assert markers(cache) == {name: []}
+    save(cache, KEYS[2])
+    cache.link("exp", "s0", "make", KEYS[2])  # replaces KEYS[0] under its name
+    assert markers(cache) == {name: []}
+    assert gc_elsewhere(cache) == 1 and not cache.stage_dir(KEYS[0]).exists()
+
+
+def test_a_marker_gc_removed_is_made_again_with_what_is_unfinished(tmp_path: Path):
+    """A process idle for more than an hour: gc removes its empty marker; the next
+    save must still be protected, so the marker is written anew (not into the
+    removed file, which gc would never read)."""
+    cache = CacheStore(tmp_path / "cache")
+    save(cache, KEYS[0])
+    cache.link("exp", "s0", "make", KEYS[0])
+    [path] = (cache.root / cache_writing.FOLDER).iterdir()
+    os.utime(path, (HOUR_AGO, HOUR_AGO))
+    collect_garbage(cache)
+    assert not path.exists()
+
+    save(cache, KEYS[1])
+
+    assert markers(cache) == {path.name: [KEYS[1]]}
+    assert gc_elsewhere(cache) == 0 and cache.has(KEYS[1], "obj")
+
+
+def test_a_stopped_process_marker_counts_for_an_hour_then_goes(tmp_path: Path):
+    """A run killed between save and link: its stage run is kept while its marker is
+    recent, then collected together with the marker."""
+    cache = CacheStore(tmp_path / "cache")
+    code = (
+        "import sys, os; from assay.cache import CacheStore; from assay.caching import "
+        "PickleCacher; c = CacheStore(sys.argv[1]); c.save(PickleCacher(name='obj'), 1, "
+        f"key={KEYS[3]!r}, output='obj', meta={{'stage': 'make'}}); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(cache.root)], check=True, timeout=120)
+    [(name, listed)] = markers(cache).items()
+    assert listed == [KEYS[3]]
+    assert gc_elsewhere(cache) == 0
+
+    os.utime(cache.root / cache_writing.FOLDER / name, (HOUR_AGO, HOUR_AGO))
+
+    assert gc_elsewhere(cache) == 1
+    assert markers(cache) == {} and not cache.stage_dir(KEYS[3]).exists()
+
+
+def test_a_process_that_exits_normally_removes_its_marker(tmp_path: Path):
+    cache = CacheStore(tmp_path / "cache")
+    code = (
+        "import sys; from assay.cache import CacheStore; from assay.caching import "
+        "PickleCacher; c = CacheStore(sys.argv[1]); c.save(PickleCacher(name='obj'), 1, "
+        f"key={KEYS[0]!r}, output='obj', meta={{'stage': 'make'}}); "
+        f"c.link('exp', 's0', 'make', {KEYS[0]!r})"
+    )
+    subprocess.run([sys.executable, "-c", code, str(cache.root)], check=True, timeout=120)
+
+    assert markers(cache) == {}
+    assert cache.has(KEYS[0], "obj")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() only")
+def test_a_forked_worker_keeps_a_marker_of_its_own(tmp_path: Path):
+    """A ``--parallel`` worker is a fork of the run: writing into the run's open marker
+    would mix the two lists, and emptying it would un-protect the run's stage runs."""
+    cache = CacheStore(tmp_path / "cache")
+    save(cache, KEYS[0])
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's outcome is its exit status)
+        try:
+            save(cache, KEYS[1])
+            cache.link("exp", "s1", "make", KEYS[1])
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(child, 0)
+    assert os.WEXITSTATUS(status) == 0
+
+    found = markers(cache)
+    assert found[f"{os.getpid()}-{cache_writing._RANDOM}"] == [KEYS[0]]
+    assert all(
+        listed == [] for name, listed in found.items() if not name.startswith(f"{os.getpid()}-")
+    )
+    assert gc_elsewhere(cache) == 0 and cache.has(KEYS[0], "obj")
+
+
+def test_an_earlier_assays_marker_still_counts(tmp_path: Path):
+    """A run of the previous version (one empty ``KEY.PID-RANDOM`` file per stage run)
+    may be writing while this version's gc runs."""
+    cache = CacheStore(tmp_path / "cache")
+    save(cache, KEYS[0])
+    cache.link("exp", "s0", "make", KEYS[0])
+    other = CacheStore(tmp_path / "cache")
+    other_dir = cache.stage_dir(KEYS[1])
+    other_dir.mkdir(parents=True)
+    (other_dir / "obj.pkl").write_bytes(b"half")
+    (other_dir / "obj.meta.json").write_text("{}")
+    (cache.root / cache_writing.FOLDER / f"{KEYS[1]}.123-abcdef").touch()
+
+    assert KEYS[1] in other.keys_being_written(3600)
+    assert gc_elsewhere(cache) == 0 and other_dir.exists()
