@@ -19,6 +19,7 @@ from assay import cache_writing
 from assay.cache import CacheStore
 from assay.cache_admin import collect_garbage
 from assay.caching import PickleCacher
+from conftest import run_cli
 
 KEYS = [c * 32 for c in "abcd"]
 HOUR_AGO = time.time() - 2 * 3600
@@ -165,3 +166,15 @@ def test_an_earlier_assays_marker_still_counts(tmp_path: Path):
 
     assert KEYS[1] in other.keys_being_written(3600)
     assert gc_elsewhere(cache) == 0 and other_dir.exists()
+
+
+def test_a_parallel_run_leaves_no_markers(tmp_project: Path):
+    """``--parallel`` workers exit without running ``atexit``: each left an empty marker
+    behind, run after run, until a gc an hour later."""
+    for _ in range(2):
+        result = run_cli("run", "scaled", "--parallel", "2", "--overwrite", cwd=tmp_project)
+        assert result.code == 0, result.stderr
+
+    folder = tmp_project / "data" / "cache" / cache_writing.FOLDER
+    assert folder.is_dir()  # the workers did write markers
+    assert sorted(p.name for p in folder.iterdir()) == []

@@ -10,7 +10,7 @@ writing and not linked yet. gc reads the markers written to in the last hour
 One file per process, opened once and then only appended to and emptied,
 because creating and removing a file per stage run cost up to a few hundred
 microseconds on a busy disk. A marker is removed when its process exits
-normally; one a killed process left behind stops counting an hour after it was
+normally (``--parallel`` workers included); one a killed process left behind stops counting an hour after it was
 last written (and gc removes it then).
 """
 
@@ -142,10 +142,25 @@ def keys_being_written(root: str, max_age_s: float, remove_older: bool = False) 
     return found
 
 
+def close_at_worker_exit() -> None:
+    """In a worker process (``--parallel``'s, a Dask nanny's): its exit skips ``atexit``,
+    so have multiprocessing remove the markers as it ends the process."""
+    global _worker_exit
+    if not _worker_exit:
+        import multiprocessing.util
+
+        multiprocessing.util.Finalize(None, close_all, exitpriority=0)
+        _worker_exit = True
+
+
+_worker_exit = False
+
+
 def _forget_parents() -> None:
     """In a forked child: the parent's markers are the parent's (their files stay open
     in the parent, and are closed here without being removed)."""
-    global _lock
+    global _lock, _worker_exit
+    _worker_exit = False  # a forked process starts without its parent's finalizers
     for marker in _markers.values():
         if marker._fd is not None:
             with contextlib.suppress(OSError):
@@ -154,11 +169,13 @@ def _forget_parents() -> None:
     _lock = threading.Lock()
 
 
-def _close_all() -> None:
+def close_all() -> None:
+    """Remove this process's markers that list nothing (at exit, see also
+    :func:`close_at_worker_exit`)."""
     for marker in list(_markers.values()):
         marker.close()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_parents)
-atexit.register(_close_all)
+atexit.register(close_all)

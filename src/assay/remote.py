@@ -573,13 +573,16 @@ def import_machinery() -> None:
 
 
 def start_worker(identity: bool = True) -> int:
-    """Worker side, as it starts: import what stage runs need; returns its process id.
+    """Worker side, as it starts: import what stage runs need, and remove this process's
+    cache markers when it exits; returns its process id.
 
     With ``identity``, also take this worker's :func:`~assay.worker_code.assay_identity`
     now, close to when it imported assay (the run checks it before every task).
     """
+    from assay import cache_writing
     from assay.worker_code import assay_identity
 
+    cache_writing.close_at_worker_exit()
     import_machinery()
     if identity:
         assay_identity()

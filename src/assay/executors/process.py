@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
+from assay import cache_writing
 from assay.errors import ConfigError
 from assay.executor import Executor, usable_cores
 
@@ -120,8 +121,8 @@ PARENT_CHECK_S = 0.5
 
 
 def _start_worker(forked: bool) -> None:
-    """In each worker, as it starts: the run, not the worker, answers Ctrl-C, and the
-    worker goes when the run's process does."""
+    """In each worker, as it starts: the run, not the worker, answers Ctrl-C, the
+    worker goes when the run's process does, and its cache markers go as it exits."""
     # A terminal's Ctrl-C reaches every process of its group: each worker would die with
     # a traceback of its own. The main process stops the run and the workers instead. A
     # handler that does nothing (rather than ignoring the signal) leaves the default to the
@@ -132,6 +133,7 @@ def _start_worker(forked: bool) -> None:
     ).start()
     if forked:
         _as_if_spawned()
+    cache_writing.close_at_worker_exit()
 
 
 def _not_ours(signum: int, frame: Any) -> None:
