@@ -2428,6 +2428,37 @@ def test_run_experiment_again_after_editing_a_module_a_parameter_file_imports(
     assert run(tmp_project, "diamond", "derived").records[0].params.scale == 3
 
 
+def test_edits_are_seen_through_a_linked_project_folder_and_a_linked_parameter_file(
+    tmp_project: Path, tmp_path: Path
+):
+    """The project opened through a symbolic link, and a parameter file that is a link to
+    a file kept elsewhere: assay finds the project's modules by their real paths (each
+    folder resolved once per process), so a second run_experiment still runs the edit."""
+    params = tmp_project / "params"
+    (params / "base.py").write_text(
+        "from experiments.diamond import Params\n\nA = Params(name='a', scale=1)\n\n\n"
+        "def get_params():\n    return [A]\n"
+    )
+    kept = tmp_path / "elsewhere" / "derived.py"
+    kept.parent.mkdir()
+    kept.write_text(
+        "from dataclasses import replace\n\nfrom params.base import A\n\n\n"
+        "def get_params():\n    return [replace(A, name='d', scale=A.scale * 10)]\n"
+    )
+    (params / "derived.py").symlink_to(kept)
+    linked = tmp_path / "linked-project"
+    linked.symlink_to(tmp_project)
+    assert run(linked, "diamond", "derived").records[0].params.scale == 10
+    base = params / "base.py"
+    base.write_text(base.read_text().replace("scale=1", "scale=3"))
+    kept.write_text(kept.read_text().replace("* 10", "* 100"))
+    later = time.time() + 2
+    os.utime(base, (later, later))
+    os.utime(kept, (later, later))
+
+    assert run(linked, "diamond", "derived").records[0].params.scale == 300
+
+
 def test_run_experiment_again_after_an_edit_runs_the_edited_experiment(tmp_project: Path):
     """A notebook that called ``run_experiment`` again after editing the experiment file ran
     the code imported the first time (and cached its result under the edited code's key)."""
