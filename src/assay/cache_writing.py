@@ -10,8 +10,8 @@ writing and not linked yet. gc reads the markers written to in the last hour
 One file per process, opened once and then only appended to and emptied,
 because creating and removing a file per stage run cost up to a few hundred
 microseconds on a busy disk. A marker is removed when its process exits
-normally (``--parallel`` workers included); one a killed process left behind stops counting an hour after it was
-last written (and gc removes it then).
+normally (``--parallel`` and Dask workers included); one a killed process left
+behind stops counting an hour after it was last written (and gc removes it then).
 """
 
 from __future__ import annotations

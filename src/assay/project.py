@@ -460,18 +460,20 @@ def _real_file(file: str) -> str:
     Every run looks at the file of every imported module (over a thousand once
     pandas or Dask is imported), and ``realpath`` makes a system call per part of
     the path: 0.05–0.1 s per run on a busy disk. A module file that is itself a
-    symbolic link is resolved in full.
+    symbolic link is resolved in full; a relative path (resolved from the current
+    folder) is never kept.
     """
-    real = _REAL_FILES.get(file)
-    if real is None:
-        folder, name = os.path.split(file)
-        if not os.path.isabs(file) or os.path.islink(file):
-            return os.path.realpath(file)
-        real = _REAL_FILES[file] = os.path.join(_real_folder(folder), name)
-    return real
+    if not os.path.isabs(file):
+        return os.path.realpath(file)
+    return _real_absolute_file(file)
 
 
-_REAL_FILES: dict[str, str] = {}
+@functools.cache
+def _real_absolute_file(file: str) -> str:
+    if os.path.islink(file):
+        return os.path.realpath(file)
+    folder, name = os.path.split(file)
+    return os.path.join(_real_folder(folder), name)
 
 
 @functools.cache
