@@ -1164,6 +1164,14 @@ HELD_BY_OBJECTS = [
                  "from lib.h import STEPS\n\n\ndef stage(x):\n    for op, k in STEPS.items():\n"
                  "        x = x + k if op == 'add' else x * k\n    return x\n",
                  "{'add': 1, 'mul': 3}", "{'mul': 3, 'add': 1}", id="order-of-a-dict-constant"),
+    pytest.param("def make(weights):\n    def fn(x):\n        return sum(w * x for w in weights)\n\n"
+                 "    return fn\n\n\nscore = make([1, 2, 3])\n",
+                 "from lib.h import score\n\n\ndef stage(x):\n    return score(x)\n",
+                 "[1, 2, 3]", "[1, 2, 4]", id="list-a-closure-reads"),
+    pytest.param("def make(config):\n    def fn(x):\n        return x * config.get('scale', 1) + config['shift']\n\n"
+                 "    return fn\n\n\nscore = make({'scale': 2, 'shift': 1})\n",
+                 "from lib.h import score\n\n\ndef stage(x):\n    return score(x)\n",
+                 "'scale': 2", "'scale': 3", id="dict-a-closure-reads"),
 ]  # fmt: skip
 
 
@@ -1205,6 +1213,58 @@ def test_comments_and_layout_of_code_held_in_values_change_no_fingerprint(
     a re-wrapped line recomputed the stages using them."""
     before, after = fingerprint_before_and_after(tmp_path, lib, stage, old, new)
     assert before == after
+
+
+def make_memoised(factor: int):
+    """A function closing over containers it fills as it runs, in every way code does."""
+    memo: dict = {}
+    seen: list = []
+    counts: dict = {}
+    nested: dict = {"calls": []}
+
+    def fn(x):
+        seen.append(x)
+        counts[x] = counts.get(x, 0) + 1
+        nested["calls"].append(x)
+        if x not in memo:
+            memo[x] = x * factor
+        return memo[x]
+
+    return fn
+
+
+def make_filled_by_a_nested_helper():
+    table: dict = {}
+
+    def fn(x):
+        def note():
+            table.setdefault(x, []).append(x)
+
+        note()
+        return len(table)
+
+    return fn
+
+
+@pytest.mark.parametrize("make", [lambda: make_memoised(2), make_filled_by_a_nested_helper])
+def test_a_container_a_function_fills_as_it_runs_is_not_keyed(tmp_path: Path, make):
+    """State a function keeps (a memo, a list of what it saw) would give it another key
+    after every call: in a notebook, the next run would recompute for nothing."""
+    from assay.codeprint import Fingerprinter
+
+    fn = make()
+    before = Fingerprinter(tmp_path).fingerprint(fn)[0]
+    fn(1), fn(2)
+    assert Fingerprinter(tmp_path).fingerprint(fn)[0] == before
+
+
+def test_the_setting_beside_a_memo_stays_keyed(tmp_path: Path):
+    from assay.codeprint import Fingerprinter
+
+    def digest(fn) -> str:
+        return Fingerprinter(tmp_path).fingerprint(fn)[0]
+
+    assert digest(make_memoised(2)) != digest(make_memoised(3))
 
 
 def test_numpys_global_random_state_is_no_part_of_a_key(tmp_path: Path):
@@ -1299,6 +1359,61 @@ def test_code_that_makes_what_a_stage_reads_from_its_parameters_is_keyed(
     assert lab.run("held") == [stage]
     output, param_set = stage.split(":")
     assert lab.value(output, param_set, "held") == value
+
+
+FACTORY_EXPERIMENT = """
+from dataclasses import dataclass
+
+from tracking import note
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    x: int = 2
+
+
+def make_stage(config, memo):
+    @assay.stage(outputs=["scored"], cachers=[JsonCacher])
+    def scored(record):
+        note(record, "scored")
+        if record.params.x not in memo:
+            memo[record.params.x] = record.params.x * config["scale"] + config.get("shift", 0)
+        return memo[record.params.x]
+
+    return scored
+
+
+scored = make_stage({"scale": 10, "shift": 1}, {})
+
+
+def get_params():
+    return [Params(name="p")]
+
+
+def run(param_sets, manager):
+    scored(assay.Record(manager, param_sets[0]))
+"""
+
+
+def test_a_dict_a_stage_factory_closes_over_is_keyed_and_a_memo_beside_it_is_not(lab: Lab):
+    """Editing the dict a factory-made stage reads loaded the result made with the old
+    one: every list, dict or set a function closed over was taken for its state."""
+    (lab.root / "experiments" / "factory.py").write_text(FACTORY_EXPERIMENT)
+    assert lab.run("factory") == ["scored:p"]
+    assert lab.run("factory") == []
+    lab.edit("lab/experiments/factory.py", '"scale": 10', '"scale": 100')
+    assert lab.run("factory") == ["scored:p"]
+    assert lab.value("scored", "p", "factory") == 201
+
+    # The memo the stage fills is its state, not part of its key: a second run in the
+    # same process (a notebook), after the first one filled it, reuses that result.
+    with on_sys_path(lab.root, "tracking", "experiments", "experiments.factory"):
+        assay.run_experiment("factory", project_root=lab.root, report=False, overwrite=True)
+        assay.run_experiment("factory", project_root=lab.root, report=False)
+    assert sorted(lab.calls.take()) == ["scored:p"]
 
 
 DIRECT_EXPERIMENT = """

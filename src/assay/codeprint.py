@@ -285,6 +285,7 @@ class Fingerprinter:
         # Variables of an enclosing function it assigns through `nonlocal` (a call
         # counter) are state it keeps, not configuration it reads: they are not keyed.
         kept_cells = _kept_cells(func.__code__)
+        filled: frozenset[str] | None = None  # containers it fills: found when one is held
         if tree is not None:
             local_imports = _imports_inside(tree, module)
             if local_imports:
@@ -310,9 +311,14 @@ class Fingerprinter:
                 except ValueError:  # an empty cell
                     continue
                 if isinstance(value, (list, dict, set, bytearray)):
-                    # A mutable container closed over is state the function keeps
-                    # (a list it appends to), not configuration: it is not keyed.
-                    continue
+                    # A container the code fills as it runs (a memo, a list it appends
+                    # to) is state it keeps, not configuration: it is not keyed. One it
+                    # only reads (`make_scorer({"scale": 2})`) is. Without source, which
+                    # is which cannot be told: taken for state, as before.
+                    if filled is None:
+                        filled = _filled_names(tree) if tree is not None else None
+                    if filled is None or var in filled:
+                        continue
                 yield f"{func.__module__}.{func.__qualname__}.<{var}>", value
         for index, default in enumerate(func.__defaults__ or ()):
             yield f"{func.__module__}.{func.__qualname__}.<default {index}>", default
@@ -740,6 +746,65 @@ def _chain(node: ast.Attribute) -> list[str] | None:
         return None
     parts.append(current.id)
     return parts[::-1]
+
+
+_FILLING_METHODS = frozenset(
+    {
+        "append", "extend", "insert", "remove", "pop", "popitem", "clear", "sort", "reverse",
+        "update", "setdefault", "add", "discard", "difference_update",
+        "intersection_update", "symmetric_difference_update",
+        "__setitem__", "__delitem__", "__iadd__", "__ior__",
+    }
+)  # fmt: skip
+"""The methods by which code changes a list, dict, set or bytearray in place."""
+_ITEM_METHODS = frozenset({"get", "setdefault", "__getitem__"})
+
+
+def _filled_names(tree: ast.AST) -> frozenset[str]:
+    """The names whose container the code (nested functions included) changes in place:
+    ``memo[k] = v``, ``counts[k] += 1``, ``del seen[k]``, ``seen.append(x)``,
+    ``table[k].append(x)``, ``table.setdefault(k, []).append(x)``."""
+    filled: set[str] = set()
+
+    def root(node: ast.AST) -> None:
+        while True:
+            if isinstance(node, (ast.Subscript, ast.Attribute)):
+                node = node.value
+            elif (  # what these return lives in the container: table.get(k).append(x)
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _ITEM_METHODS
+            ):
+                node = node.func.value
+            else:
+                break
+        if isinstance(node, ast.Name):
+            filled.add(node.id)
+
+    def target(node: ast.AST) -> None:
+        if isinstance(node, (ast.Tuple, ast.List)):
+            for element in node.elts:
+                target(element)
+        elif isinstance(node, ast.Starred):
+            target(node.value)
+        elif isinstance(node, (ast.Subscript, ast.Attribute)):
+            root(node.value)
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.Delete)):
+            for each in node.targets:
+                target(each)
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.comprehension)):
+            target(node.target)
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            target(node.optional_vars)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _FILLING_METHODS
+        ):
+            root(node.func.value)
+    return frozenset(filled)
 
 
 @functools.lru_cache(maxsize=4096)
