@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+import assay
 from assay import cache_writing
 from assay.cache import CacheStore
 from assay.cache_admin import collect_garbage
@@ -110,6 +113,90 @@ def test_a_stopped_process_marker_counts_for_an_hour_then_goes(tmp_path: Path):
 
     assert gc_elsewhere(cache) == 1
     assert markers(cache) == {} and not cache.stage_dir(KEYS[3]).exists()
+
+
+LONG_IN_PLACE_WRITE = """
+import os, sys, time
+from assay import cache_writing
+cache_writing.REFRESH_S = 0.1
+from assay.cache import CacheStore
+folder = CacheStore(sys.argv[1]).prepare_in_place(sys.argv[2])
+(folder / "model.partial").write_text("three hours of training so far")
+[marker] = os.scandir(os.path.join(sys.argv[1], cache_writing.FOLDER))
+for path in (folder / "model.partial", folder, marker.path):
+    os.utime(path, (time.time() - 7200, time.time() - 7200))
+print(marker.path, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_stage_writing_in_place_for_hours_keeps_its_folder(tmp_path: Path):
+    """A stage writing into its folder (``record.get_path``) for more than an hour: its
+    marker was last written when the folder was made, and gc took the run for a
+    stopped one and removed the folder under it. The process touches its marker now."""
+    cache = CacheStore(tmp_path / "cache")
+    with subprocess.Popen(
+        [sys.executable, "-c", LONG_IN_PLACE_WRITE, str(cache.root), KEYS[2]],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    ) as writer:  # fmt: skip
+        try:
+            marker = Path(writer.stdout.readline().strip())
+            deadline = time.time() + 30
+            while time.time() - marker.stat().st_mtime > 60 and time.time() < deadline:
+                time.sleep(0.05)
+
+            assert gc_elsewhere(cache) == 0
+            assert (cache.stage_dir(KEYS[2]) / "model.partial").exists()
+        finally:
+            writer.stdin.close()
+    assert writer.returncode == 0
+
+
+@dataclass
+class Training(assay.ExperimentParameters):
+    epochs: int = 3
+
+
+def test_a_stage_using_its_folder_for_hours_keeps_it_from_gc(tmp_path: Path, monkeypatch):
+    """``record.get_path`` made the stage's folder and marked nothing: a second terminal's
+    gc removed what the stage had written an hour before, while it still ran."""
+    monkeypatch.setattr(cache_writing, "REFRESH_S", 0.05)
+    manager = assay.ArtifactManager("t", project_root=tmp_path)
+    seen = {}
+
+    @assay.stage(None, ["model"], [PickleCacher])
+    def train(record):
+        path = Path(record.get_path("weights.partial"))
+        path.write_text("two hours of training so far")
+        [marker] = (manager.cache.root / cache_writing.FOLDER).iterdir()
+        for each in (path, path.parent, marker):
+            os.utime(each, (HOUR_AGO, HOUR_AGO))
+        deadline = time.time() + 30
+        while time.time() - marker.stat().st_mtime > 60 and time.time() < deadline:
+            time.sleep(0.02)
+        seen["removed"], seen["kept"] = gc_elsewhere(manager.cache), path.exists()
+        return 1
+
+    train(assay.Record(manager, Training(name="p")))
+
+    assert seen == {"removed": 0, "kept": True}
+    assert not cache_writing.keeping_fresh()  # its thread is gone: workers fork again
+
+
+def test_a_failed_stage_that_used_its_folder_leaves_no_thread(tmp_path: Path):
+    manager = assay.ArtifactManager("t", project_root=tmp_path)
+
+    @assay.stage(None, ["model"], [PickleCacher])
+    def train(record):
+        Path(record.get_path("weights.partial")).write_text("half")
+        assert cache_writing.keeping_fresh()
+        raise ValueError("diverged")
+
+    with pytest.raises(Exception, match="diverged"):
+        train(assay.Record(manager, Training(name="p")))
+
+    assert not cache_writing.keeping_fresh()
+    assert not any(t.name == "assay-cache-markers" for t in threading.enumerate())
 
 
 def test_a_process_that_exits_normally_removes_its_marker(tmp_path: Path):

@@ -510,22 +510,24 @@ class CacheStore:
             return {}
         return {"project": {"root": self.project, "host": _host()}}
 
-    def _mark_writing(self, key: str) -> None:
+    def _mark_writing(self, key: str, lasting: bool = False) -> None:
         """Note that this process is writing stage run ``key`` until :meth:`link` files
         it under its name (see :mod:`assay.cache_writing`).
 
         ``assay cache gc`` removes stage folders no link points to; between a stage's
         first saved output and its link, a run's folder is one. gc leaves alone the
         stage runs that a marker written to in the last hour lists
-        (:meth:`keys_being_written`).
+        (:meth:`keys_being_written`); with ``lasting`` (a stage writing into its folder
+        itself) for as long as the stage runs.
         """
         if self.remote:
             return  # the folder here holds local copies: gc looks at the URL
         with contextlib.suppress(OSError):  # a full disk: the save itself says so
-            cache_writing.mark(str(self.root), key)
+            cache_writing.mark(str(self.root), key, lasting)
 
-    def _done_writing(self, key: str) -> None:
-        """The stage run :meth:`_mark_writing` noted is linked now."""
+    def done_writing(self, key: str) -> None:
+        """This process is done writing stage run ``key``: it is linked now, or failed
+        (what it left is gc's once an hour old)."""
         if not self.remote:
             cache_writing.unmark(str(self.root), key)
 
@@ -565,16 +567,16 @@ class CacheStore:
             "cache (--cache DIR), then run the same command again."
         )
 
-    def prepare_in_place(self, key: str, output: str) -> Path:
+    def prepare_in_place(self, key: str) -> Path:
         """Before a stage writes files straight into its folder: the folder, made (and
-        marked as being written, see :meth:`_mark_writing`).
+        marked as being written until :meth:`done_writing`, see :meth:`_mark_writing`).
 
         An entry cached before keeps its sidecar until :meth:`save` records the new
         one: if the stage fails before it wrote anything, nothing is lost, and a file
         it changed no longer matches its checksum, so it is never loaded as the old one.
         """
         folder = self._writable_dir(self.stage_dir(key))
-        self._mark_writing(key)
+        self._mark_writing(key, lasting=True)
         return folder
 
     def discard(self, key: str, output: str, keep_files: bool = False) -> None:
@@ -613,7 +615,7 @@ class CacheStore:
                 exc,
                 f"The stage run is cached (in {self.where(key)}), not yet filed under its name.",
             ) from exc
-        self._done_writing(key)
+        self.done_writing(key)
 
     def _link(self, folder: str, link: str, target: str) -> None:
         """Make ``link`` point to ``target`` (a symlink, else a text pointer)."""

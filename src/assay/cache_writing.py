@@ -9,9 +9,13 @@ writing and not linked yet. gc reads the markers written to in the last hour
 
 One file per process, opened once and then only appended to and emptied,
 because creating and removing a file per stage run cost up to a few hundred
-microseconds on a busy disk. A marker is removed when its process exits
+microseconds on a busy disk. A stage that writes into its folder itself (a
+``PathRef`` output, ``record.get_path``) may do so for hours between the mark
+and the link: while one does, a thread of its process touches the marker every
+:data:`REFRESH_S` seconds. (Only then: a process that runs a thread no longer
+forks its ``--parallel`` workers.) A marker is removed when its process exits
 normally (``--parallel`` and Dask workers included); one a killed process left
-behind stops counting an hour after it was last written (and gc removes it then).
+behind stops counting an hour after it was last touched (and gc removes it then).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ FOLDER = "writing"
 """The markers' folder, in the cache's root."""
 
 _RANDOM = uuid.uuid4().hex[:8]
+REFRESH_S = 600.0
+"""How often (seconds) a marker that lists a stage run is touched while its process lives:
+well within the hour after which gc takes a marker for one a stopped process left."""
 
 
 class _Marker:
@@ -73,6 +80,12 @@ class _Marker:
         self._fd = fd
         return fd
 
+    def touch(self) -> None:
+        """Mark the file as written now (made again if gc removed it)."""
+        with contextlib.suppress(OSError):
+            self._open()
+            os.utime(self.path)
+
     def close(self) -> None:
         """At exit: remove the file unless it lists a stage run left unfinished."""
         if self._fd is None:
@@ -86,28 +99,68 @@ class _Marker:
 
 _markers: dict[str, _Marker] = {}
 _lock = threading.Lock()
+_lasting: set[tuple[str, str]] = set()
+"""``(markers' folder, stage run)`` of the stages writing into their folders themselves."""
+_refresher: tuple[threading.Thread, threading.Event] | None = None
 
 
-def mark(root: str, key: str) -> None:
+def mark(root: str, key: str, lasting: bool = False) -> None:
     """Stage run ``key`` is being written into the cache at ``root`` by this process.
+
+    ``lasting``: the stage itself writes into its folder, for as long as it runs;
+    the marker is kept fresh meanwhile.
 
     Raises:
         OSError: the marker could not be written (a full disk); the save says so itself.
     """
+    global _refresher
     folder = f"{root}/{FOLDER}"
     with _lock:
         marker = _markers.get(folder)
         if marker is None:
             marker = _markers[folder] = _Marker(folder)
         marker.add(key)
+        if not lasting:
+            return
+        _lasting.add((folder, key))
+        if _refresher is None:
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=_keep_fresh, args=(stop,), name="assay-cache-markers", daemon=True
+            )
+            thread.start()
+            _refresher = (thread, stop)
+
+
+def _keep_fresh(stop: threading.Event) -> None:
+    """Touch every marker that lists a stage run, every :data:`REFRESH_S` seconds."""
+    while not stop.wait(REFRESH_S):
+        with _lock:
+            for marker in _markers.values():
+                if marker.keys:
+                    marker.touch()
 
 
 def unmark(root: str, key: str) -> None:
     """Stage run ``key`` is filed under its name now (or was never marked here)."""
+    global _refresher
+    folder, ended = f"{root}/{FOLDER}", None
     with _lock:
-        marker = _markers.get(f"{root}/{FOLDER}")
+        marker = _markers.get(folder)
         if marker is not None:
             marker.discard(key)
+        _lasting.discard((folder, key))
+        if _refresher is not None and not _lasting:
+            ended, _refresher = _refresher, None
+    if ended is not None:  # nothing left to keep fresh: the process is single-threaded again
+        thread, stop = ended
+        stop.set()
+        thread.join()
+
+
+def keeping_fresh() -> bool:
+    """Whether a stage of this process is writing into its folder itself (see :func:`mark`)."""
+    return bool(_lasting)
 
 
 def keys_being_written(root: str, max_age_s: float, remove_older: bool = False) -> set[str]:
@@ -159,8 +212,10 @@ _worker_exit = False
 def _forget_parents() -> None:
     """In a forked child: the parent's markers are the parent's (their files stay open
     in the parent, and are closed here without being removed)."""
-    global _lock, _worker_exit
+    global _lock, _worker_exit, _refresher
     _worker_exit = False  # a forked process starts without its parent's finalizers
+    _refresher = None  # nor its threads
+    _lasting.clear()
     for marker in _markers.values():
         if marker._fd is not None:
             with contextlib.suppress(OSError):

@@ -434,6 +434,8 @@ class Record:
             if node is self._node or node.status in ("executed", "failed"):
                 return str(self.manager.scratch_dir(node.key))  # made in this run
             return str(cache.stage_dir(node.key))  # an earlier run's, to read
+        if node is self._node:  # the running stage's own: written until it is done
+            return str(cache.prepare_in_place(node.key))
         return str(cache.ensure_dir(cache.stage_dir(node.key)))
 
     def _last_node(self):

@@ -36,6 +36,7 @@ from concurrent.futures import Future
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
+from assay import cache_writing
 from assay.cache import link_label
 from assay.caching import Cacheable, PickleCacher
 from assay.errors import (
@@ -953,6 +954,13 @@ class Runner:
 
     def _execute_node(self, node: StageNode) -> None:
         """Execute one stage run in this process: inputs, call, outputs, cache."""
+        try:
+            self._execute_here(node)
+        finally:
+            if cache_writing.keeping_fresh():  # it wrote into its cache folder itself
+                self.manager.cache.done_writing(node.key)  # linked, or failed
+
+    def _execute_here(self, node: StageNode) -> None:
         if node.status in ("executed", "failed", "running", "cached"):
             return
         manager, spec, record = self.manager, node.spec, node.record
@@ -981,7 +989,7 @@ class Runner:
         cache = manager.cache
         for artifact in node.outputs:
             if getattr(artifact.cacher, "writes_in_place", False) and not manager.dry_cache:
-                cache.prepare_in_place(node.key, artifact.name)
+                cache.prepare_in_place(node.key)
         previous = (
             manager.current_stage_name,
             record._node,
