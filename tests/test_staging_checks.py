@@ -10,6 +10,8 @@ rather than with a traceback halfway through a run (SPEC section 10). Only
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -187,3 +189,35 @@ def test_the_command_line_prints_a_bad_cacher_without_a_traceback(tmp_path: Path
     assert (
         f"The cacher int for output 'a' of stage 'first' is not a Cacheable {WHAT_A_CACHER_IS}."
     ) in result.text, result
+
+
+IN_IPYTHON = '''
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+
+shell = InteractiveShell.instance()
+shell.run_cell("import assay, sys", store_history=True)
+shell.run_cell("""
+@assay.stage(outputs=["a"], cachers=[int])
+def first(record):
+    return 1
+""", store_history=True)
+result = shell.run_cell("""
+manager = assay.ArtifactManager("checks", project_root=sys.argv[1])
+first(assay.Record(manager, assay.ExperimentParameters(name="p")))
+""", store_history=True)
+print(result.error_in_exec)
+'''
+
+
+def test_a_stage_typed_into_a_notebook_is_placed_in_its_cell(tmp_path: Path):
+    """The message named the kernel's temporary file (/tmp/ipykernel_.../1234.py) where
+    the researcher needs the cell."""
+    pytest.importorskip("IPython")
+    done = subprocess.run(
+        [sys.executable, "-c", IN_IPYTHON, str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "is not a Cacheable" in done.stdout
+    assert done.stdout.strip().endswith("The stage is defined in notebook cell In[2], line 1.")

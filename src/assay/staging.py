@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -422,13 +423,28 @@ def _refused(kind: type[StageError], spec: StageSpec, message: str) -> StageErro
     if code is None:
         return kind(message)
     path = code.co_filename
-    try:
-        shown = os.path.relpath(path)
-    except ValueError:  # another drive
-        shown = path
-    if shown.startswith(os.pardir):
-        shown = path
+    shown = _notebook_cell(path)
+    if shown is None:
+        try:
+            shown = os.path.relpath(path)
+        except ValueError:  # another drive
+            shown = path
+        if shown.startswith(os.pardir):
+            shown = path
     return kind(f"{message} The stage is defined in {shown}, line {code.co_firstlineno}.")
+
+
+def _notebook_cell(path: str) -> str | None:
+    """``notebook cell In[3]`` for code typed into Jupyter or IPython, whose file is a
+    temporary one of the kernel's (``/tmp/ipykernel_.../1234.py``); else ``None``."""
+    if "IPython" not in sys.modules:
+        return None
+    try:
+        shell = sys.modules["IPython"].get_ipython()
+        named = shell.compile.format_code_name(path) if shell is not None else None
+    except Exception:  # another IPython than the one this was written against
+        return None
+    return f"notebook cell {named[1]}" if named else None
 
 
 def _check_cacher_entries(spec: StageSpec, kind: str) -> None:
