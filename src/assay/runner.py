@@ -954,6 +954,8 @@ class Runner:
 
     def _execute_node(self, node: StageNode) -> None:
         """Execute one stage run in this process: inputs, call, outputs, cache."""
+        if node.status in ("executed", "failed", "running", "cached"):
+            return
         try:
             self._execute_here(node)
         finally:
@@ -961,8 +963,6 @@ class Runner:
                 self.manager.cache.done_writing(node.key)  # linked, or failed
 
     def _execute_here(self, node: StageNode) -> None:
-        if node.status in ("executed", "failed", "running", "cached"):
-            return
         manager, spec, record = self.manager, node.spec, node.record
         if record._origin is not None and record._inherit_late():
             node.stale = True  # a copy: what its original put in by hand since, keyed too
