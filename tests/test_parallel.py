@@ -1629,6 +1629,93 @@ def test_ctrl_c_stops_the_workers_records_interrupted_and_keeps_the_cache(
     assert second[f"wait:{waited}"] == "executed"
 
 
+HALF_SAVED = """
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import assay
+from assay.caching import PickleCacher
+
+
+class SlowPickle(PickleCacher):
+    \"\"\"Writes half of its file, says so in saving.txt, then waits for the run to stop.\"\"\"
+
+    def save(self, obj):
+        with open(self.get_path(), "wb") as handle:
+            handle.write(b"half a pickle")
+            handle.flush()
+            Path("saving.txt").write_text(self.get_path())
+            time.sleep(60)
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["big"], cachers=[SlowPickle])
+def make(record):
+    return list(range(record.params.n))
+
+
+def get_params():
+    return [Params(name="a"), Params(name="b", n=2)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        make(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.parametrize(
+    ("whole_group", "sent"),
+    [pytest.param(True, signal.SIGINT, id="ctrl-c"), pytest.param(False, signal.SIGTERM, id="sigterm")],
+)  # fmt: skip
+def test_a_worker_stopped_while_it_saves_leaves_no_temporary_file(
+    tmp_project: Path, whole_group: bool, sent: signal.Signals
+):
+    """The run stops its workers with SIGTERM: they used to die on the spot, leaving the
+    half-written file of a save under way in the cache until gc removed it an hour later."""
+    (tmp_project / "experiments" / "half_saved.py").write_text(HALF_SAVED)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TERM="dumb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assay", "run", "half_saved", "--parallel", "2"],
+        cwd=tmp_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_project / "saving.txt").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        half = Path(tmp_project / "saving.txt").read_text()
+        assert ".tmp-" in Path(half).name and Path(half).exists()  # the save is under way
+        workers = descendants(proc.pid)
+        if whole_group:
+            os.killpg(proc.pid, sent)
+        else:
+            proc.send_signal(sent)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    assert proc.returncode == (143 if sent == signal.SIGTERM else 130), stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in workers if alive(p)]
+    cache = tmp_project / "data" / "cache"
+    assert not Path(half).exists()
+    assert [p for p in cache.rglob("*") if ".tmp-" in p.name] == []
+    assert [p for p in cache.rglob("*.pkl")] == []  # nothing half-saved passes for saved
+
+
 COUNTER = """
 import assay
 from assay.caching import JsonCacher

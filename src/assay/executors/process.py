@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any
+from typing import Any, NoReturn
 
 from assay import cache_writing
 from assay.errors import ConfigError
@@ -64,7 +64,7 @@ class ProcessExecutor(Executor):
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         assert self._pool is not None, "start() the executor first"
-        return self._pool.submit(fn, *args)
+        return self._pool.submit(_call, fn, *args)
 
     def shutdown(self) -> None:
         if self._pool is not None:
@@ -78,9 +78,13 @@ class ProcessExecutor(Executor):
         self._pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             if process.is_alive():
-                process.terminate()
+                process.terminate()  # a stage running there is unwound: see _stop_worker
+        deadline = time.monotonic() + STOP_GRACE_S
         for process in processes:
-            process.join(timeout=5)
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if process.is_alive():  # deep in C code, or deaf to the exception
+                process.kill()
+                process.join(timeout=5)
         self._pool = None
 
 
@@ -119,6 +123,9 @@ def start_method() -> str:
 PARENT_CHECK_S = 0.5
 """How often a worker checks that the process that started it still runs (seconds)."""
 
+STOP_GRACE_S = 3.0
+"""How long stopped workers have to unwind their stages before they are killed (seconds)."""
+
 
 def _start_worker(forked: bool) -> None:
     """In each worker, as it starts: the run, not the worker, answers Ctrl-C, the
@@ -128,6 +135,9 @@ def _start_worker(forked: bool) -> None:
     # handler that does nothing (rather than ignoring the signal) leaves the default to the
     # programs a stage starts, which Ctrl-C stops as in a serial run.
     signal.signal(signal.SIGINT, _not_ours)
+    signal.signal(signal.SIGTERM, _stop_worker)
+    global _worker_pid
+    _worker_pid = os.getpid()
     threading.Thread(
         target=_exit_with_parent, args=(os.getppid(),), name="assay-parent-watch", daemon=True
     ).start()
@@ -138,6 +148,52 @@ def _start_worker(forked: bool) -> None:
 
 def _not_ours(signum: int, frame: Any) -> None:
     """Ctrl-C in a worker: the main process handles it."""
+
+
+class _Stopped(BaseException):
+    """SIGTERM reached a worker while it ran a stage (see :func:`_stop_worker`)."""
+
+
+_busy = False  # whether this worker runs a call of the run's now
+_worker_pid: int | None = None  # the worker's own process (not one a stage forked)
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """In a worker: run one call of the run's, and exit if SIGTERM stopped it."""
+    global _busy
+    try:
+        _busy = True
+        return fn(*args)
+    except _Stopped:
+        _exit_stopped()
+    finally:
+        _busy = False
+
+
+def _stop_worker(signum: int, frame: Any) -> None:
+    """SIGTERM in a worker: the run stops its workers (Ctrl-C, SIGTERM, a failed stage),
+    or a batch system's time limit reached the whole job.
+
+    A stage running here is unwound first, as Ctrl-C unwinds a serial run, so that a save
+    under way removes what it wrote under temporary names; then the worker exits. The
+    default, dying on the spot, left those files in the cache until ``assay cache gc``
+    removed them an hour later. A process a stage forked (it inherits this handler) dies
+    as before.
+    """
+    if os.getpid() != _worker_pid:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    signal.signal(signal.SIGTERM, _not_ours)  # a second SIGTERM does not cut the unwinding
+    if _busy:
+        raise _Stopped()
+    _exit_stopped()
+
+
+def _exit_stopped() -> NoReturn:
+    """End a worker that SIGTERM stopped, its cache markers removed."""
+    cache_writing.close_all()
+    os._exit(128 + signal.SIGTERM)
 
 
 def _exit_with_parent(parent: int) -> None:
