@@ -487,6 +487,23 @@ def test_loaded_values_are_compared_all_the_way_down() -> None:
     assert values_equal({"t": pd.DataFrame({"x": [1]})}, {"t": pd.DataFrame({"x": [1]})})
 
 
+def test_equal_sets_are_equal_whatever_the_order_of_their_members() -> None:
+    """A set's pickle lists its members in its own order, which depends on the order they
+    were added in (and on string hashing, which changes with every process): compared by
+    bytes, a reproduction holding a set was "different" one time and "equivalent" the next."""
+    from assay.export.differences import values_equal
+
+    added, reversed_ = {0, 8}, set([8, 0])  # the second member collides with the first
+    assert pickle.dumps(added) != pickle.dumps(reversed_)
+    assert values_equal(added, reversed_)
+    assert values_equal(frozenset(added), frozenset(reversed_))
+    assert values_equal(_Model(added, "m"), _Model(reversed_, "m"))
+    assert values_equal({_Model(1, "m")}, {_Model(1, "m")})  # members equal by value only
+    assert not values_equal({0, 8}, {0, 9})
+    assert not values_equal({_Model(1, "m")}, {_Model(2, "m")})
+    assert not values_equal({0, 8}, frozenset({0, 8}))
+
+
 # -- assay export docker ---------------------------------------------------------------------
 
 INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
