@@ -652,12 +652,19 @@ def test_export_docker_builds_when_an_engine_answers(tmp_project: Path, monkeypa
 # -- assay export notebook -------------------------------------------------------------------
 
 
-def test_the_exported_notebook_runs_in_a_copy_of_the_project(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("cache", [None, "data/elsewhere"], ids=["project-cache", "--cache"])
+def test_the_exported_notebook_runs_in_a_copy_of_the_project(
+    tmp_path: Path, monkeypatch, cache: str | None
+) -> None:
+    """With ``--cache DIR`` inside the project, the copy's notebook loads from, and re-runs
+    with, the copy's DIR (its re-run cell used the project's cache, its loads the
+    original's folder); the original is gone by then."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     project = copy_project("basic", tmp_path)
-    ok(run_cli("run", "diamond", "-p", "two", "--set", "offset=1", "-q", cwd=project))
+    given = ["--cache", cache] if cache else []
+    ok(run_cli("run", "diamond", "-p", "two", "--set", "offset=1", "-q", *given, cwd=project))
     result = ok(run_cli("export", "notebook", "latest", cwd=project))
     with RunStore(project / "assay.db") as store:
         run_id = store.get_run("latest").id
@@ -665,6 +672,7 @@ def test_the_exported_notebook_runs_in_a_copy_of_the_project(tmp_path: Path, mon
 
     copy = tmp_path / "colleague" / "basic"
     shutil.copytree(project, copy, symlinks=True)
+    shutil.rmtree(project)
     path = copy / "data" / "runs" / run_id / f"{run_id}.ipynb"
     notebook = nbformat.read(str(path), as_version=4)
     client = nbclient.NotebookClient(
@@ -685,7 +693,11 @@ def test_the_exported_notebook_runs_in_a_copy_of_the_project(tmp_path: Path, mon
     assert f"9 of 9 artifacts of {run_id} came out with the same key and checksum" in text
     with RunStore(copy / "assay.db") as store:
         again = store.get_run("latest")
+        statuses = {s.status for s in store.stages(again.id)}
     assert again.number == 2 and again.status == "completed" and again.notes.startswith("re-run")
+    used = copy / (cache or "data/cache")
+    assert again.config["cache_dir"] == str(used)
+    assert statuses == {"cached"}, statuses  # all reused from `used`
 
 
 def test_run_flags_and_export_full_write_the_exports(tmp_project: Path) -> None:

@@ -52,7 +52,7 @@ os.chdir(PROJECT)
 if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))  # so your own classes (in pickles) can be imported
 CONFIG = ProjectConfig.load(PROJECT)
-CACHE = {cache!r}  # None: the project's cache; or the `cache` folder of an exported run
+CACHE = {cache}  # None: the project's cache; else the run's (--cache DIR)
 RUN_ID = {run_id!r}
 print("project:", PROJECT)"""
 
@@ -92,7 +92,8 @@ def write_notebook(
         "language": "python",
     }
     notebook.metadata["language_info"] = {"name": "python"}
-    for kind, source in notebook_cells(record, root=config.root, default_cache=config.cache_dir):
+    cells = notebook_cells(record, root=config.root, default_cache=config.cache_location)
+    for kind, source in cells:
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
         notebook.cells.append(make(source))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +122,7 @@ def notebook_cells(
                      f"{text(run['host'])} with {text(run['python'])}.\n\n"
                      f"- command: {markdown_code(run['command'])}\n- code: {text(commit)}\n\n"
                      "Run this notebook from the project folder or any folder inside it."),
-        ("code", _SETUP.format(run_id=run["id"], cache=_cache_dir(run, default_cache))),
+        ("code", _SETUP.format(run_id=run["id"], cache=_cache_dir(run, default_cache, root))),
         ("markdown", "## Parameter sets"),
         ("code", f"PARAM_SETS = {_literal(record['param_sets'])}\n"
                  "{p['name']: p['values'] for p in PARAM_SETS}"),
@@ -165,6 +166,8 @@ def notebook_cells(
         call.append(f"prefix={spec.prefix!r}")
     if spec.lazy:
         call.append("lazy=True")
+    if _cache_dir(run, default_cache, root) != "None":
+        call.append("cache_dir=CACHE")  # the cache it ran with, as its artifacts are loaded
     call += ["overwrite=False", f"notes={'re-run of ' + run['id'] + ' from its notebook'!r}",
              "project_root=PROJECT"]  # fmt: skip
     arguments = "".join(f"    {a},\n" for a in call)
@@ -177,12 +180,25 @@ def notebook_cells(
     return cells
 
 
-def _cache_dir(run: dict, default: Any) -> str | None:
-    """The run's cache if it is not the project's (``--cache DIR``), else ``None``."""
+def _cache_dir(run: dict, default: Any, root: Any = None) -> str:
+    """Python source for the run's cache if it is not the project's (``--cache DIR``),
+    else ``"None"``: a folder inside the project relative to ``PROJECT`` (so that a copy
+    of the project uses its own copy), any other folder or a URL as recorded."""
     cache = (run.get("config") or {}).get("cache_dir")
-    if not cache or default is None or not Path(cache).is_absolute():
-        return None
-    return None if Path(cache).resolve() == Path(default).resolve() else cache
+    if not cache or default is None:
+        return "None"
+    if "://" in str(cache):
+        return "None" if str(cache).rstrip("/") == str(default).rstrip("/") else repr(cache)
+    if not Path(cache).is_absolute() or Path(cache).resolve() == Path(str(default)).resolve():
+        return "None"
+    if root is not None:
+        try:
+            inside = Path(cache).resolve().relative_to(Path(root).resolve())
+        except ValueError:
+            pass
+        else:
+            return f"str(PROJECT / {inside.as_posix()!r})"
+    return repr(cache)
 
 
 def _label(artifact: dict) -> str:
