@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from conftest import run_cli
+from conftest import edit, run_cli
 from test_cli_s26 import printed_paths
 
 
@@ -266,6 +266,76 @@ def test_why_says_reused_and_shared_once(bad_project: Path):
     assert ("shared train [twin]: same inputs as train [alpha], which executes earlier in "
             "this run") in said, said  # fmt: skip
     assert "reused: " not in said
+
+
+BRANCHY = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    model: str = "logistic"
+    C: float = 1.0
+    depth: int = 3
+
+
+@assay.stage(outputs=["fitted"], cachers=[JsonCacher])
+def train(record):
+    p = record.params
+    if p.model == "logistic":
+        return {"C": p.C, "iterations": 1000}
+    return {"depth": p.depth}
+
+
+def get_params():
+    return [Params(name=f"logistic-{c}", C=c) for c in (0.1, 1.0, 10.0)] + [
+        Params(name="forest", model="forest")
+    ]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        train(assay.Record(manager, params))
+"""
+
+
+def test_why_and_dry_after_an_edit_do_not_take_one_set_s_reads_for_all(tmp_project: Path):
+    """``train`` reads (model, C) for the logistic sets, (model, depth) for the forest one.
+    Once its code changed, each set was keyed with the fields the set run last had read
+    (the forest's): the three logistic sets, which differ in C only, looked like one
+    stage run ("shared", counted once by --dry) though the run executed all three."""
+    experiment = tmp_project / "experiments" / "branchy.py"
+    experiment.write_text(BRANCHY)
+    assert run_cli("run", "branchy", "-q", cwd=tmp_project).code == 0
+    edit(experiment, '"iterations": 1000', '"iterations": 1001')
+
+    said = run_cli("why", "branchy", cwd=tmp_project).text
+    dry = run_cli("run", "branchy", "--dry", cwd=tmp_project).text
+    ran = run_cli("run", "branchy", cwd=tmp_project).text
+
+    assert "shared" not in said, said
+    assert said.count("executes train [") == 4, said
+    assert "4 to execute, 0 cached" in dry, dry
+    assert ": 4 executed." in ran, ran
+
+
+def test_a_missing_shared_file_is_said_missing_for_the_set_it_was_deleted_through(
+    bad_project: Path,
+):
+    """The warning named only the set that made the entry ("parameter set 'alpha'"), not
+    the one whose by-name folder the researcher had deleted the file from."""
+    (bad_project / "params" / "twins.py").write_text(TWINS)
+    assert run_cli("run", "good", "-p", "twins", "-q", cwd=bad_project).code == 0
+    (bad_project / "data" / "cache" / "by-name" / "good" / "twin" / "train" / "total.json").unlink()
+
+    said = run_cli("run", "good", "-p", "twins", "-n", "twin", cwd=bad_project)
+
+    assert said.code == 0, said
+    assert "Cached artifact 'total' of stage 'train' (parameter set 'alpha'): " in said.text
+    assert "is missing. Parameter set 'twin' shares it. It is not reused" in said.text, said
 
 
 def test_explain_says_executed_once_for_a_stage_run_while_run_is_planned(tmp_project: Path):

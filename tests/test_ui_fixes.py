@@ -156,6 +156,7 @@ def test_a_run_record_symlinked_out_of_the_reports_folder_is_not_read(server, pr
         ("param=model<3", "compares 'model', which holds text, with the number 3", 0),
         ("param=epochs==4", "'epochs==4' is not FIELD=VALUE", 3),
         ("param=epochs=", "'epochs=' is not FIELD=VALUE", 3),
+        ("param=model=forest, epochs>=5", "holds more than one condition: a box takes one", 0),
     ],
 )
 def test_a_runs_query_with_an_unusable_value_says_so(server, query, message, total):
@@ -172,7 +173,8 @@ def test_a_runs_query_with_an_unusable_value_says_so(server, query, message, tot
 
 
 def test_usable_comparisons_of_text_and_numbers_say_nothing(server):
-    for query in ('param=model>="m"', "param=epochs>=5", "sort=metric:accuracy&order=asc"):
+    for query in ('param=model>="m"', "param=epochs>=5", "sort=metric:accuracy&order=asc",
+                  'param=model="forest, epochs>=5"'):  # fmt: skip
         pairs = [tuple(part.split("=", 1)) for part in query.split("&")]
         status, text = get(server, "/api/runs?" + urllib.parse.urlencode(pairs))
         assert status == 200 and json.loads(text)["errors"] == [], (query, text)

@@ -59,6 +59,31 @@ def test_a_module_imported_before_an_edit_is_imported_again(helper):
     worker_code.check_sources(main, str(root))  # the same code now: no complaint
 
 
+def test_a_module_of_a_package_without_init_is_imported_again(tmp_path: Path):
+    """``experiments/`` has no ``__init__.py``: the package has no file, stays imported,
+    and kept the old ``helpers`` as an attribute, which ``from experiments import helpers``
+    returned on a Dask cluster across an edit: the stage ran the old code and its result
+    was cached under the new code's key."""
+    root = tmp_path / "project"
+    (root / "nsexp_s29").mkdir(parents=True)
+    path = root / "nsexp_s29" / "helpers.py"
+    path.write_text("VALUE = 1\n")
+    with on_sys_path(root, "nsexp_s29", "nsexp_s29.helpers"):
+        from nsexp_s29 import helpers
+
+        assert helpers.VALUE == 1
+        worker_code.project_sources(str(root))
+        path.write_text("VALUE = 22\n")
+        main = {str(path): file_checksum(path)}
+
+        worker_code.use_sources(main, str(root))
+        from nsexp_s29 import helpers
+
+        assert helpers.VALUE == 22
+        worker_code.check_sources(main, str(root))
+        worker_code.forget_project()
+
+
 def test_the_same_files_keep_the_modules_imported(helper):
     root, path = helper
     module = importlib.import_module(MODULE)

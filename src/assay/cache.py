@@ -116,6 +116,7 @@ class CacheStore:
         self._by_name = str(self.by_name)
         self._reads: dict[str, dict[str, list]] = {}
         self._latest_reads: dict[str, frozenset | str] = {}
+        self._varied_reads: set[str] = set()  # stages whose runs read different fields
         self._texts_written: set[str] = set()
         self._made_dirs: set[str] = set()
         self._batching = 0
@@ -685,6 +686,8 @@ class CacheStore:
             for entry in self._read_entries(stage):
                 found = index.setdefault(entry["base"], [])
                 reads = _reads_value(entry["reads"])
+                if stage in self._latest_reads and self._latest_reads[stage] != reads:
+                    self._varied_reads.add(stage)
                 self._latest_reads[stage] = reads
                 if reads in found:
                     found.remove(reads)
@@ -723,6 +726,8 @@ class CacheStore:
         if reads in known:
             known.remove(reads)
         known.insert(0, reads)
+        if self._latest_reads.get(stage, reads) != reads:
+            self._varied_reads.add(stage)
         self._latest_reads[stage] = reads
         line = f'{{"base": {json.dumps(base)}, "reads": {_reads_text(reads)}}}\n'
         self._pending_reads.setdefault(stage, []).append(line)
@@ -777,6 +782,12 @@ class CacheStore:
         for a stage whose code or inputs just changed."""
         self.known_reads(stage, "")
         return self._latest_reads.get(stage)
+
+    def reads_vary(self, stage: str) -> bool:
+        """Whether runs of a stage read different parameter fields (per set, or since an
+        edit), as the read index tells."""
+        self.known_reads(stage, "")
+        return stage in self._varied_reads
 
     def _reads_file(self, stage: str) -> str:
         return f"{self.root}/reads/{_safe(stage)}.jsonl"

@@ -397,10 +397,9 @@ class Runner:
             return self._look_up(node)
         cache = self.manager.cache
         candidates = cache.known_reads(node.spec.name, base)
-        if not candidates:
-            # New code or inputs: the stage most likely reads what it read last time.
-            latest = cache.latest_reads(node.spec.name)
-            candidates = [latest] if latest is not None else []
+        if not candidates:  # new code or inputs: a guess
+            guess = self._reads_last_time(node)
+            candidates = [guess] if guess is not None else []
         if defer and len(candidates) == 1:
             node.key, node.reads = (
                 read_key(base, _fields(node, candidates[0])),
@@ -421,6 +420,33 @@ class Runner:
             for artifact in node.outputs:
                 artifact.cached, artifact.meta = False, None
         return False
+
+    def _reads_last_time(self, node: StageNode) -> frozenset | str | None:
+        """What ``node`` most likely reads, its code or inputs new: what its stage read
+        last time for this parameter set (in the entry its ``by-name`` link points to)
+        if the stage reads different fields for different sets, else what it read last.
+
+        One stage run's fields taken for all made stage runs that read different
+        fields look alike: ``train`` of three sets that differ in ``C`` only, keyed on
+        the fields a random-forest set had it read, were planned as one stage run
+        (``assay why`` said "shared", ``--dry`` counted them once).
+        """
+        cache, stage = self.manager.cache, node.spec.name
+        latest = cache.latest_reads(stage)
+        if latest is None or cache.remote or not cache.reads_vary(stage):
+            return latest  # at a URL, the sidecar would cost a request per stage run
+        output = next((a.name for a in node.outputs if a.cacher is not None), None)
+        linked = cache.linked_key(self.manager.prefix, link_label(node), stage)
+        if output is None or linked is None:
+            return latest
+        try:
+            meta = cache.read_meta(linked, output)
+        except OSError:
+            return latest
+        reads = ((meta or {}).get("ingredients") or {}).get("reads")
+        if isinstance(reads, dict):
+            return frozenset(reads)
+        return reads if reads in (ALL, "") else latest
 
     def _likeliest(self, node: StageNode, tried: list[tuple[str, Any]]) -> tuple[str, Any]:
         """Of the ``(key, reads)`` tried for ``node``, none cached, the one the stages after
@@ -476,7 +502,15 @@ class Runner:
                 meta = cache.entry(node.key, artifact.name, cacher)
             except CorruptArtifactError as exc:
                 if (node.key, artifact.name) not in self.damaged:
-                    log.warning("%s It is not reused: the run computes it again if needed.", exc)
+                    shared = (  # the entry was made for another set with the same key
+                        f" Parameter set {node.record_label!r} shares it."
+                        if f"(parameter set {node.record_label!r})" not in str(exc)
+                        and node.record.params is not None
+                        else ""
+                    )
+                    log.warning(
+                        "%s%s It is not reused: the run computes it again if needed.", exc, shared
+                    )
                     self.damaged[node.key, artifact.name] = str(exc)
                     if not (self.manager.dry or self.manager.dry_cache):
                         cache.discard(node.key, artifact.name)  # what is left of it

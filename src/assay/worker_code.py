@@ -41,6 +41,7 @@ started, so after an upgrade it would run stages with the old one.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import linecache
 import os
@@ -220,10 +221,21 @@ def running_stage(root: str, sources: Iterable[str]) -> Iterator[None]:
 
 
 def forget_project() -> None:
-    """Drop every project module seen, so that the next import reads the files again."""
+    """Drop every project module seen, so that the next import reads the files again.
+
+    A submodule is also taken off the package that holds it as an attribute: a package
+    without an ``__init__.py`` (``experiments/``) has no file, so it stays imported, and
+    ``from experiments import helpers`` took the old ``helpers`` from it, unread and
+    unchecked.
+    """
     for name, (module, _, _) in _SEEN.items():
         if sys.modules.get(name) is module:
             del sys.modules[name]
+        package, _, attribute = name.rpartition(".")
+        holder = sys.modules.get(package) if package else None
+        if holder is not None and getattr(holder, attribute, None) is module:
+            with contextlib.suppress(AttributeError, TypeError):
+                delattr(holder, attribute)
     _SEEN.clear()
     _SEEN_COUNT.clear()
     importlib.invalidate_caches()

@@ -136,7 +136,13 @@ def run_columns(db: sqlite3.Connection) -> set[str]:
 def list_runs(db: sqlite3.Connection, query: RunQuery) -> dict[str, Any]:
     """One page of the runs table: ``{"total", "runs", "metric_names", "errors"}``."""
     where, args, errors = _conditions(query)
-    errors = [*query.errors, *errors, *unknown_names(db, query), *mismatched_types(db, query)]
+    errors = [
+        *query.errors,
+        *errors,
+        *joined_conditions(query),
+        *unknown_names(db, query),
+        *mismatched_types(db, query),
+    ]
     columns = run_columns(db)
     git = (
         "runs.git_commit, runs.git_dirty"
@@ -271,6 +277,25 @@ def _hint(name: str, known: list[str], lead: str) -> str:
     if known:
         return f"{lead}: " + ", ".join(known[:12]) + (", ..." if len(known) > 12 else ".")
     return "No run has recorded any yet."
+
+
+def joined_conditions(query: RunQuery) -> list[str]:
+    """A message for each parameter filter that holds a second condition after a comma
+    (``lr=0.1, epochs>=10``): the rest is read as part of the value, which then matches
+    nothing, with no word said."""
+    messages = []
+    for text in dict.fromkeys(query.params):
+        match = _FILTER.match(text)
+        if match is None or parse_filter(text) is None or match.group(3).startswith('"'):
+            continue  # malformed (said elsewhere), or a quoted value: the comma is in it
+        parts = [p.strip() for p in match.group(3).split(",")[1:]]
+        if any(parse_filter(part) for part in parts):
+            messages.append(
+                f"Parameter filter {text!r} holds more than one condition: a box takes one "
+                "(the rest is read as part of the value, which matches nothing). Put each "
+                "in a box of its own: after Filter, a new empty box takes the next one."
+            )
+    return messages
 
 
 def mismatched_types(db: sqlite3.Connection, query: RunQuery) -> list[str]:
