@@ -1215,6 +1215,62 @@ def test_an_existing_clusters_workers_run_the_edited_code_not_what_they_imported
     assert score_of_a() == 30.0
 
 
+FROM_THE_PACKAGE = """
+from dataclasses import dataclass
+
+from experiments import shared_helpers
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["scaled"], cachers=[JsonCacher])
+def scale(record):
+    return record.params.n * shared_helpers.factor()
+
+
+def get_params():
+    return [Params(name=f"s{n}", n=n) for n in range(1, 5)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        scale(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.slow
+def test_an_existing_clusters_workers_import_again_a_helper_taken_from_its_package(
+    tmp_project: Path, dask_cluster: str
+):
+    """``experiments/`` has no ``__init__.py``; ``from experiments import shared_helpers``
+    took the module the workers had imported before the edit off the package: the stage
+    ran the old code and its result was cached under the new code's key."""
+    experiments = tmp_project / "experiments"
+    (experiments / "from_package.py").write_text(FROM_THE_PACKAGE)
+    (experiments / "shared_helpers.py").write_text("def factor():\n    return 1\n")
+    command = ["run", "from_package", "--executor", "dask", "--dask-address", dask_cluster]
+
+    def values() -> list:
+        return [
+            assay.load("scaled", param_set=f"s{n}", project_root=tmp_project) for n in range(1, 5)
+        ]
+
+    assert run_cli(*command, cwd=tmp_project, timeout=240).code == 0
+    assert values() == [1, 2, 3, 4]
+    edit(experiments / "shared_helpers.py", "return 1", "return 7")
+
+    again = run_cli(*command, cwd=tmp_project, timeout=240)
+
+    assert again.code == 0, again
+    assert values() == [7, 14, 21, 28]
+
+
 OUTSIDE_HELPER = """
 from dataclasses import dataclass
 
