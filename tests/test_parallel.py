@@ -534,6 +534,33 @@ def test_a_script_without_a_main_guard_is_told_how_to_fix_it(
         assert store.get_run("latest").status == "failed"
 
 
+@pytest.mark.parametrize(
+    ("main_file", "advised"),
+    [
+        ("/home/me/study/train.py", True),
+        (str(Path(assay.__file__).parent / "__main__.py"), False),  # python -m assay
+        ("/home/me/.venv/bin/assay", False),  # the console script
+        (None, False),  # python -c, a notebook
+    ],
+)
+def test_the_main_guard_advice_is_given_to_scripts_only(monkeypatch, main_file, advised):
+    """`assay run` whose Dask worker was killed was told to guard "a script of your own"."""
+    import types
+
+    from assay.runner import main_guard_advice
+
+    main = types.ModuleType("__main__")
+    if main_file is not None:
+        main.__file__ = main_file
+    monkeypatch.setitem(sys.modules, "__main__", main)
+
+    advice = main_guard_advice()
+
+    assert bool(advice) == advised
+    if advised:
+        assert advice.startswith(" If train.py does not call run_experiment() under `if __name__")
+
+
 def test_parameter_fields_that_cannot_be_pickled_are_named_before_anything_runs(
     tmp_project: Path, calls: Calls
 ):

@@ -29,10 +29,12 @@ import contextlib
 import copy
 import logging
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
@@ -897,7 +899,11 @@ class Runner:
                 f"{node.record_label!r} was running or waiting for it ({type(exc).__name__}: "
                 f"{exc}). It may have been killed or run out of memory. Stages that finished "
                 "are cached: run the same command again to continue."
-                + (MAIN_GUARD if not any(n.status == "executed" for n in self.plan.nodes) else "")
+                + (
+                    ""
+                    if any(n.status == "executed" for n in self.plan.nodes)
+                    else main_guard_advice()
+                )
             ) from exc
         remote.replay(result)  # what the stage logged and printed there, as it did
         error = result.error
@@ -1522,11 +1528,23 @@ def _read_only_params(records: list) -> Any:
             other.params = params
 
 
-MAIN_GUARD = (  # said where workers could not start
-    " If you started the run from a script of your own, call run_experiment() under "
-    '`if __name__ == "__main__":` - worker processes import the script again, and without '
-    "that guard each would start a run of its own."
-)
+def main_guard_advice() -> str:
+    """Said where workers could not start, if the run was started by a script of the
+    researcher's (``python train.py``): a missing ``__main__`` guard makes each spawned
+    worker start a run of its own. Not from ``assay run``, ``python -c`` or a notebook,
+    whose workers import no script."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None) or ""
+    if not path.endswith(".py") or Path(path).resolve().is_relative_to(_ASSAY_FOLDER):
+        return ""
+    return (
+        f" If {Path(path).name} does not call run_experiment() under "
+        '`if __name__ == "__main__":`, add that guard: worker processes import the script '
+        "again, and without it each would start a run of its own."
+    )
+
+
+_ASSAY_FOLDER = Path(__file__).resolve().parent
 
 
 def _own_cacher_classes(spec: StageSpec) -> list[type]:

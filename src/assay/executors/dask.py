@@ -156,9 +156,9 @@ class DaskExecutor(Executor):
                     " Check --dask-address, or run without --executor dask.",
                 )
             else:
-                from assay.runner import MAIN_GUARD
+                from assay.runner import main_guard_advice
 
-                where, advice = "a local cluster", MAIN_GUARD
+                where, advice = "a local cluster", main_guard_advice()
             raise ConfigError(
                 f"Could not start or reach the Dask cluster ({where}): "
                 f"{type(failure).__name__}: {str(failure).rstrip('.')}.{advice}"
