@@ -338,6 +338,67 @@ def test_a_missing_shared_file_is_said_missing_for_the_set_it_was_deleted_throug
     assert "is missing. Parameter set 'twin' shares it. It is not reused" in said.text, said
 
 
+COMBINED = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    value: int = 1
+    unread: int = 0
+
+    def doubled(self):
+        return self.value * 2
+
+
+@assay.stage(outputs=["score"], cachers=[JsonCacher])
+def score(record):
+    return record.params.value
+
+
+@assay.aggregate(inputs=["score"], outputs=["total"], cachers=[JsonCacher])
+def total(record, records, score):
+    return sum(score.values())
+
+
+def get_params():
+    return [Params(name="x"), Params(name="y", value=2)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        score(assay.Record(manager, params))
+    total(assay.Record(manager, None))
+"""
+
+
+def test_why_says_what_changed_in_the_parameter_sets_an_aggregate_combines(tmp_project: Path):
+    """It said "no cached artifact with these ingredients (it was removed from the cache, or
+    was never computed with them)", as if the cache had lost something."""
+    experiment = tmp_project / "experiments" / "combined.py"
+    experiment.write_text(COMBINED)
+    assert run_cli("run", "combined", "-q", cwd=tmp_project).code == 0
+
+    unread = run_cli("why", "combined", "--set", "unread=5", cwd=tmp_project).text
+    edit(experiment, "return self.value * 2", "return self.value * 3")
+    method = run_cli("why", "combined", cwd=tmp_project).text
+    renamed = run_cli("why", "combined", "-n", "x", cwd=tmp_project).text
+
+    assert ("executes total [aggregate]: parameter set(s) it combines changed: x, y (an "
+            "aggregate is keyed on all of their fields)") in unread, unread  # fmt: skip
+    assert "reused score [x]" in unread and "1 of 3 stage runs execute" in unread, unread
+    assert "the code of a parameter class it combines changed" not in unread, unread
+    assert ("executes total [aggregate]: the code of a parameter class it combines "
+            "changed") in method, method  # fmt: skip
+    assert ("executes total [aggregate]: no cached artifact: it was never computed for "
+            "these parameter sets together (its folder, aggregate-") in renamed, renamed  # fmt: skip
+    for said in (unread, method, renamed):
+        assert "with these ingredients" not in said, said
+
+
 def test_explain_says_executed_once_for_a_stage_run_while_run_is_planned(tmp_project: Path):
     assert run_cli("run", "reads_results", "-q", cwd=tmp_project).code == 0
 

@@ -12,6 +12,7 @@ that produced its artifact.
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,11 @@ def _explain(manager: Any, node: Any) -> Explanation:
             found.reasons.append(
                 "no cached artifact: the one last made for this parameter set was removed "
                 "from the cache"
+            )
+        elif node.spec.is_aggregate:
+            found.reasons.append(
+                "no cached artifact: it was never computed for these parameter sets together "
+                f"(its folder, {link_label(node)}, is named after them)"
             )
         else:
             found.reasons.append("no cached artifact: it was never computed for this parameter set")
@@ -198,9 +204,15 @@ def _diff(old: str, new: str, name: str) -> list[str]:
 def _compare_params(node: Any, before: dict, found: Explanation) -> None:
     old_reads = before.get("reads")
     params = node.record.params
+    if node.spec.is_aggregate:
+        _compare_combined(node, before.get("params"), found)
+        return
     if params is None or not isinstance(old_reads, dict):
         if old_reads == "*" and params is not None and before.get("code") == node.code:
-            found.reasons.append("a parameter changed (the stage is keyed on all of them)")
+            found.reasons.append(
+                "a parameter, or the code of its parameter class, changed (the stage is "
+                "keyed on all of them)"
+            )
         return
     from assay.plan import describe_read
     from assay.tracking import code_attributes
@@ -217,6 +229,24 @@ def _compare_params(node: Any, before: dict, found: Explanation) -> None:
             found.reasons.append(f"{type(params).__qualname__}.{name}, which it uses, changed")
         else:
             found.reasons.append(f"a parameter it reads changed: {name} {old_value} -> {now}")
+
+
+def _compare_combined(node: Any, old: Any, found: Explanation) -> None:
+    """An aggregate is keyed on every parameter set it combines (hash and name) and on
+    the code of their classes' methods: which of them changed."""
+    new = node.params_part
+    if not (isinstance(old, list) and len(old) >= 2 and isinstance(new, list)):
+        return
+    before = {name: digest for digest, name in old[1]}
+    now = {name: digest for digest, name in new[1]}
+    changed = sorted(n for n in now.keys() & before.keys() if now[n] != before[n])
+    if changed:
+        found.reasons.append(
+            f"parameter set(s) it combines changed: {', '.join(changed)} (an aggregate is "
+            "keyed on all of their fields)"
+        )
+    if old[2:] != json.loads(json.dumps(new[2:])):  # as the sidecar has it: lists
+        found.reasons.append("the code of a parameter class it combines changed")
 
 
 def _compare_upstream(node: Any, before: dict, running: list, found: Explanation) -> None:
