@@ -81,6 +81,7 @@ def test_store_full_writes_a_self_contained_folder(tmp_project: Path) -> None:
     assert left_out["keys/id_rsa"] == left_out[".env.local"] == "may hold secrets"
     assert left_out[".env"] == "ignored by git" and left_out["data/"] == "ignored by git"
     assert record["export"]["code"]["same_as_run"] is True  # same commit, no tracked change
+    assert "(`code/` is that code)" in (folder / "README.md").read_text()
 
     text = (folder / "run.json").read_text()
     assert str(tmp_project) not in text and str(tmp_project.resolve()) not in text

@@ -74,7 +74,9 @@ def test_an_export_of_a_run_whose_commit_is_gone_warns_everywhere(tmp_project: P
     folder = exported(tmp_project)
     section = json.loads((folder / "run.json").read_text())["export"]["code"]
     assert section["rebuilt"] is False and section["same_as_run"] is False
-    assert "**Warning:**" in (folder / "README.md").read_text()
+    readme = (folder / "README.md").read_text()
+    assert "**Warning:**" in readme
+    assert "the run's code (see" not in readme  # its file list said so, against the warning
     reproduced = run_cli("reproduce", folder, cwd=tmp_project)
     assert reproduced.code == 1 and "not exact" in reproduced.text
     assert "may not be the run's code" in reproduced.text, reproduced

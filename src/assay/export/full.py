@@ -94,9 +94,10 @@ Code: {code}
 
 - `run.json`: everything recorded about the run (parameters, packages, git state,
   stage timings, every artifact with its key and checksum).
-- `code/`: the run's code (see "Code" above); `cache/`: the artifacts the run used (a
-  usable assay cache: `--cache` this folder or its `cache/`; any that changed in the
-  project's cache since the run are left out: see `export.artifacts` in `run.json`).
+- `code/`: the code snapshot ("Code" above says whether it is the run's); `cache/`: the
+  artifacts the run used (a usable assay cache: `--cache` this folder or its `cache/`;
+  any that changed in the project's cache since the run are left out: see
+  `export.artifacts` in `run.json`).
 - `requirements.txt` (and `environment.yml` under conda): the run's environment, pinned.
 
 Re-run it and check that every artifact comes out identical, from the project folder:
@@ -553,6 +554,8 @@ def _code_line(record: dict) -> str:
         line += " with uncommitted changes" if git.get("dirty") else ""
     if section.get("rebuilt"):
         line += " (`code/` is rebuilt from git: that commit, with the changes the run recorded)"
+    elif section.get("same_as_run") and not code_note(section):
+        line += " (`code/` is that code)"
     note = code_note(section)
     if note:
         line += f"\n\n**{'Warning' if section.get('same_as_run') is False else 'Note'}:** {note}"
