@@ -720,6 +720,29 @@ def test_run_flags_and_export_full_write_the_exports(tmp_project: Path) -> None:
     assert missing.code == 1 and "No run '9'" in missing.text
 
 
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["in-place", "elsewhere"])
+def test_exporting_a_run_again_keeps_what_its_earlier_export_held(
+    tmp_project: Path, elsewhere: bool
+) -> None:
+    """Once the project's cache had lost a run's artifacts (gc, a deleted cache), exporting
+    the run again listed them as "no longer in the cache" and, in place, replaced the
+    export that held them with one that did not."""
+    ok(run_cli("run", "diamond", "-p", "two", "--store-full", cwd=tmp_project))
+    folder = exported(tmp_project)
+    first = json.loads((folder / "run.json").read_text())["export"]["artifacts"]
+    assert first["copied"] == 9 and first["missing"] == []
+    shutil.rmtree(tmp_project / "data" / "cache")
+
+    target = tmp_project.parent / "again" if elsewhere else folder
+    args = ["-o", target] if elsewhere else []
+    ok(run_cli("export", "full", "1", *args, cwd=tmp_project))
+
+    again = json.loads((target / "run.json").read_text())["export"]["artifacts"]
+    assert again["copied"] == 9 and again["missing"] == [] and again["changed"] == [], again
+    reproduced = run_cli("reproduce", target, cwd=tmp_project)
+    assert reproduced.code == 0 and "the reproduction is exact" in reproduced.text, reproduced
+
+
 def test_how_a_recorded_run_is_started_again() -> None:
     from assay.export.reproduce import rerun_spec
 

@@ -249,7 +249,8 @@ def _fill(
         "assay_version": _assay_version(),
         "files": {"record": "run.json", "cache": "cache", "code": "code"},
     }
-    contents["artifacts"] = _copy_artifacts(config, record, folder / "cache")
+    kept_cache = CacheStore(earlier[0] / "cache") if earlier is not None else None
+    contents["artifacts"] = _copy_artifacts(config, record, folder / "cache", kept_cache)
     log_file = Path(config.logs_dir) / f"{run['id']}.log"
     if log_file.is_file():
         shutil.copy2(log_file, folder / "run.log")
@@ -402,7 +403,9 @@ def _keep_snapshot(earlier: tuple[Path, dict], code: Path, run_id: str, include:
     return section
 
 
-def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
+def _copy_artifacts(
+    config: Any, record: dict, cache_folder: Path, kept: CacheStore | None = None
+) -> dict:
     """Copy the cache entries of every artifact the run used; check each copy.
 
     An artifact is shipped only while the cache holds the bytes the run recorded. One
@@ -411,40 +414,51 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
     and listed under ``changed``: the export holds no copy of it rather than another
     run's value under this run's key. A stage run none of whose artifacts is shipped is
     left out whole, with its ``by-name`` link.
+
+    ``kept`` is the cache of an earlier export of the run: a stage run that the
+    project's cache no longer holds as the run made it (removed by ``assay cache gc``,
+    recomputed) is copied from there, so exporting the run again (in place, or
+    elsewhere) loses nothing the earlier export held.
     """
     source = open_cache_at(record["run"]["config"].get("cache_dir"), config)  # --cache, a URL
     target = CacheStore(cache_folder)
+    from_kept: set[str] = set()  # stage runs copied from the earlier export
     copied, missing, changed, external = 0, [], [], []
     wanted: dict[str, list[tuple[dict, dict]]] = {}  # stage key -> [(artifact, its sidecar)]
-    kept: dict[str, bool] = {}  # stage key -> whether its entry is in the export
+    shipped: dict[str, bool] = {}  # stage key -> whether its entry is in the export
     code_parts: set[str] = set()
     sidecars: dict[str, dict] = {}  # stage key -> a sidecar of it
     for artifact in record["artifacts"]:
         stage_key, output = split_artifact_key(artifact["key"])
-        meta = source.read_meta(stage_key, output)
+        meta, problem = _as_recorded(source, artifact)
+        if problem is not None and kept is not None:
+            earlier, earlier_problem = _as_recorded(kept, artifact)
+            if earlier_problem is None:
+                meta, problem = earlier, None
+                from_kept.add(stage_key)
         if meta is None:
             missing.append(artifact["key"])
             continue
         sidecars.setdefault(stage_key, meta)
         code_parts.update((meta.get("ingredients") or {}).get("code_parts", {}).values())
-        kept.setdefault(stage_key, False)
+        shipped.setdefault(stage_key, False)
         if any(Path(f["path"]).is_absolute() for f in meta["files"]):
             external.append(artifact["key"])  # path_override / file references: not portable
-            kept[stage_key] = True  # (its sidecar is in the stage run's folder)
+            shipped[stage_key] = True  # (its sidecar is in the stage run's folder)
             continue
-        recorded = artifact.get("checksum")
-        if recorded and recorded != meta["files"][0]["checksum"]:
+        if problem is not None:
             # Checked before anything is copied: another run's bytes never enter the export.
             changed.append({"key": artifact["key"], "problem": RECOMPUTED})
             continue
         wanted.setdefault(stage_key, []).append((artifact, meta))
     dropped = {c["key"] for c in changed}
-    for stage_key in kept:
-        if not kept[stage_key] and stage_key not in wanted:
+    for stage_key in shipped:
+        if not shipped[stage_key] and stage_key not in wanted:
             continue  # every artifact of it changed since the run: nothing to copy
         destination = target.stage_dir(stage_key)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(source.fetch_stage(stage_key), destination, symlinks=True)
+        store = kept if stage_key in from_kept and kept is not None else source
+        shutil.copytree(store.fetch_stage(stage_key), destination, symlinks=True)
         for artifact, meta in wanted.get(stage_key, []):
             try:
                 target.verify(meta)
@@ -452,9 +466,9 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
                 changed.append({"key": artifact["key"], "problem": str(exc)})
                 dropped.add(artifact["key"])
                 continue
-            kept[stage_key] = True
+            shipped[stage_key] = True
             copied += 1
-        if not kept[stage_key]:
+        if not shipped[stage_key]:
             shutil.rmtree(destination)
             with contextlib.suppress(OSError):
                 destination.parent.rmdir()  # its shard folder, if it holds nothing else
@@ -462,10 +476,19 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
         for output in target.outputs_of(stage_key):  # the cache as it is now, not the run's
             if f"{stage_key}.{output}" in dropped:
                 target.discard(stage_key, output)
-    _copy_key_helpers(source, target, {s["stage"] for s in record["stages"]}, code_parts)
+    stages = {s["stage"] for s in record["stages"]}
+    _copy_key_helpers(source, target, stages, code_parts)
+    if from_kept and kept is not None:
+        _copy_key_helpers(kept, target, stages, code_parts)
+        log.info(
+            "Export of run %s: %d stage run(s) copied from its earlier export (the project's "
+            "cache no longer holds them as the run made them).",
+            record["run"]["id"],
+            len(from_kept),
+        )
     prefix = record["run"]["config"].get("prefix") or record["run"]["experiment"]
     for stage in record["stages"]:
-        if kept.get(stage.get("key")):
+        if shipped.get(stage.get("key")):
             label = stage["param_set"]
             if label in (None, AGGREGATE):
                 label = _aggregate_folder(source, prefix, stage, record, sidecars[stage["key"]])
@@ -482,6 +505,21 @@ def _copy_artifacts(config: Any, record: dict, cache_folder: Path) -> dict:
             len(external),
         )
     return {"copied": copied, "missing": missing, "changed": changed, "external": external}
+
+
+def _as_recorded(store: CacheStore, artifact: dict) -> tuple[dict | None, str | None]:
+    """``artifact``'s sidecar in ``store`` and what is wrong with it: ``"missing"`` (no
+    sidecar: ``None`` with it), ``"changed"`` (other bytes than the run recorded), or
+    ``None`` (as the run made it, or a file outside the cache, which is not compared)."""
+    meta = store.read_meta(*split_artifact_key(artifact["key"]))
+    if meta is None:
+        return None, "missing"
+    if any(Path(f["path"]).is_absolute() for f in meta["files"]):
+        return meta, None
+    recorded = artifact.get("checksum")
+    if recorded and recorded != meta["files"][0]["checksum"]:
+        return meta, "changed"
+    return meta, None
 
 
 RECOMPUTED = "recomputed by a later run since this one (other bytes under the same key)"
