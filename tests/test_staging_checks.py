@@ -221,3 +221,57 @@ def test_a_stage_typed_into_a_notebook_is_placed_in_its_cell(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert "is not a Cacheable" in done.stdout
     assert done.stdout.strip().endswith("The stage is defined in notebook cell In[2], line 1.")
+
+
+# -- declarations a researcher gets slightly wrong (issue-6 bad-input walkthrough) ----------
+
+
+def test_a_single_name_for_inputs_or_outputs_is_refused_not_read_letter_by_letter(record):
+    """``outputs="model"`` was read as five outputs ``m, o, d, e, l``."""
+
+    @assay.stage(outputs="model", cachers=[PickleCacher])
+    def fit(record):
+        return 1
+
+    @assay.stage(inputs="model", outputs=["score"])
+    def score(record, model):
+        return model
+
+    with pytest.raises(StageError, match=r"outputs='model': a single name.*outputs=\['model'\]"):
+        fit(record)
+    with pytest.raises(StageError, match=r"inputs='model': a single name.*inputs=\['model'\]"):
+        score(record)
+
+
+def test_a_misspelled_input_is_told_the_parameter_it_likely_means(record):
+    """It said to add a parameter named ``trian``."""
+
+    @assay.stage(inputs=["trian"], outputs=["model"])
+    def fit(record, train):
+        return train
+
+    with pytest.raises(StageError, match=r"Did you mean 'train'"):
+        fit(record)
+
+
+def test_an_aggregate_without_its_records_parameter_is_refused_at_its_call(record):
+    """``def compare(record, scores)`` failed as it ran, with "got multiple values for
+    argument 'scores'"."""
+
+    @assay.aggregate(inputs=["scores"], outputs=["best"])
+    def compare(record, scores):
+        return max(scores.values())
+
+    aggregate_record = assay.Record(record.manager, None)
+    with pytest.raises(StageError, match=r"def compare\(record, records, scores\)"):
+        compare(aggregate_record)
+
+
+def test_a_list_returned_for_several_outputs_is_said_to_be_one_value():
+    from assay.errors import OutputSignatureError
+    from assay.staging import StageSpec
+
+    spec = StageSpec(func=len, name="split", inputs=[], outputs=["train", "test"], cachers=None)
+    with pytest.raises(OutputSignatureError, match=r"returned a list of 2 \(one value"):
+        spec.split_outputs([1, 2], "p")
+    assert spec.split_outputs((1, 2), "p") == (1, 2)

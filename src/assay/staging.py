@@ -19,6 +19,7 @@ them. The decorators only describe the stage; the manager plans and runs it.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import os
@@ -126,6 +127,8 @@ class StageSpec:
     """The decorated function, as its module exposes it (how workers find the stage)."""
     checked: bool = field(init=False, default=False, repr=False)
     """Whether the declaration passed :func:`check_call`'s checks (they are made once)."""
+    single_names: dict = field(default_factory=dict, repr=False)
+    """``inputs`` or ``outputs`` given as one name rather than a list (refused at the call)."""
 
     def __post_init__(self) -> None:
         self.output_names = [str(o) for o in self.outputs]
@@ -166,6 +169,8 @@ class StageSpec:
         values = returned if isinstance(returned, tuple) else (returned,)
         if len(values) != count:
             got = f"a tuple of {len(values)}" if isinstance(returned, tuple) else "1 value"
+            if isinstance(returned, list) and len(returned) == count:
+                got = f"a list of {count} (one value: several outputs come as a tuple)"
             if returned is None:
                 got = "None"
             where = f" for parameter set {label!r}" if label is not None else ""
@@ -278,6 +283,11 @@ def _decorate(
             is_aggregate=is_aggregate,
             version=None if version is None else str(version),
             deterministic=deterministic,
+            single_names={
+                what: given
+                for what, given in (("inputs", inputs), ("outputs", outputs))
+                if isinstance(given, (str, Lazy))
+            },
         )
         for out in spec.output_names:
             _PRODUCERS.setdefault(out, []).append(spec.name)
@@ -481,6 +491,14 @@ def _check_cacher_entries(spec: StageSpec, kind: str) -> None:
 def _check_declaration(spec: StageSpec) -> None:
     """Check what a stage's declaration says, whatever the call (see :func:`check_call`)."""
     kind = "aggregate" if spec.is_aggregate else "stage"
+    if spec.single_names:
+        what, given = next(iter(spec.single_names.items()))
+        raise _refused(
+            InputSignatureError if what == "inputs" else OutputSignatureError,
+            spec,
+            f"The {kind} {spec.name!r} declares {what}={given!r}: a single name, which "
+            f"would be read letter by letter. Give a list: {what}=[{given!r}].",
+        )
     if spec.cachers is not None:
         if len(spec.cachers) == 0 and len(spec.outputs) == 0:
             raise _refused(
@@ -532,14 +550,30 @@ def _check_declaration(spec: StageSpec) -> None:
             spec,
             f"The {kind} {spec.name!r} must accept {first} as its first parameter(s).",
         )
+    if spec.is_aggregate and len(positional) >= 2 and positional[1].name in spec.inputs:
+        raise _refused(
+            InputSignatureError,
+            spec,
+            f"The aggregate {spec.name!r} takes its input {positional[1].name!r} where the "
+            "records it combines go: an aggregate's function is f(record, records, *inputs). "
+            f"Add a `records` parameter: def {spec.name}(record, records, "
+            f"{', '.join(p.name for p in positional[1:])}).",
+        )
     takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())  # **kwargs
     missing = [name for name in spec.inputs if name not in params and not takes_any]
     if missing:
+        unused = [p.name for p in positional[needed:] if p.name not in spec.inputs]
+        close = {n: difflib.get_close_matches(n, unused, n=1) for n in missing}
+        hints = "".join(
+            f" Did you mean {close[n][0]!r} (inputs=[...{close[n][0]!r}...])?"
+            for n in missing
+            if close[n]
+        )
         raise _refused(
             InputSignatureError,
             spec,
             f"The {kind} {spec.name!r} declares inputs {missing} that its function does not "
-            f"accept. Add parameters named {', '.join(missing)} to "
+            f"accept.{hints} Otherwise add parameters named {', '.join(missing)} to "
             f"def {spec.name}{inspect.signature(spec.func)}.",
         )
 
