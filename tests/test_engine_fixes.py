@@ -462,3 +462,51 @@ def test_run_and_an_aggregate_over_a_copy_see_cached_values_as_workers_do(tmp_pa
     expected = [["a", [0, 1, 2, -1]], ["a", [0, 1, 2, -1]], ["b", [0, 1, 2, 3, -1]]]
     assert value(serial, "reads", "aggregate", "grow_all", "agg") == expected
     assert artifacts(serial) == artifacts(parallel)
+
+
+NAMED_FILES = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class P(assay.ExperimentParameters):
+    a: int = 1
+    n_jobs: int = 1
+    hash_representations: dict = assay.set_hash_functions(n_jobs=None)
+
+
+@assay.stage([], ["val"], [JsonCacher(path_override="out/{params.name}_val.json")])
+def compute(record):
+    return {"a": record.params.a * 10}
+
+
+@assay.stage(["val"], ["doubled"], [JsonCacher])
+def double(record, val):
+    return {"who": record.params.name, "a2": val["a"] * 2}
+
+
+def get_params():
+    return [P(name="serial"), P(name="parallel4", n_jobs=4)]
+
+
+def run(param_sets, manager):
+    for p in param_sets:
+        double(compute(assay.Record(manager, p)))
+"""
+
+
+def test_a_path_override_naming_parameters_writes_each_set_s_own_file(tmp_path: Path):
+    """Two sets hashing alike (the name is not hashed, nor ``n_jobs`` here) were one stage
+    run: only ``out/serial_val.json`` was written, and loading ``parallel4``'s failed, on
+    every run, ``--overwrite-stage`` too (found by a Curifactory comparison)."""
+    root = project(tmp_path / "named", "named_files", NAMED_FILES)
+
+    first = run(root, "named_files")
+    again = run(root, "named_files")
+
+    assert "4 executed" in first and "4 cached" in again, (first, again)
+    for name in ("serial", "parallel4"):
+        assert json.loads((root / "out" / f"{name}_val.json").read_text()) == {"a": 10}

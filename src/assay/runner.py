@@ -1577,6 +1577,31 @@ def _fields(node: StageNode, reads: frozenset | str) -> list[tuple[str, str | No
                 if STATE_READ + name not in taken
             ]
         )
+    placed = _templated_paths(node)
+    return sorted(found + placed) if placed else found
+
+
+def _templated_paths(node: StageNode) -> list[tuple[str, str]]:
+    """``("path_override:OUTPUT", digest)`` for each output whose ``path_override`` names
+    parameter fields (``out/{params.name}.json``): the values it names, which its file's
+    place depends on. Two parameter sets that hash alike (the name is not hashed, nor a
+    field left out with ``set_hash_functions``) but name their files differently were one
+    stage run: only the first set's file was written, and the other's could not be loaded."""
+    import string
+
+    found = []
+    for artifact in node.outputs:
+        template = str(getattr(artifact.cacher, "path_override", None) or "")
+        if "{params" not in template or node.record.params is None:
+            continue
+        try:
+            fields = sorted(
+                {f for _, f, _, _ in string.Formatter().parse(template) if f and f[:6] == "params"}
+            )
+            values = {f: ("{" + f + "}").format(params=node.record.params) for f in fields}
+        except (ValueError, AttributeError, KeyError, IndexError):
+            continue  # a template that cannot be filled: check_path_override says so
+        found.append((f"path_override:{artifact.name}", hash_value(values)))
     return found
 
 
