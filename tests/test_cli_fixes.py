@@ -186,3 +186,27 @@ def test_a_run_started_by_python_dash_c_records_that_command(tmp_project: Path):
     assert proc.returncode == 0, proc.stderr
 
     assert shlex.split(latest_run(tmp_project).command) == [sys.executable, "-c", code]
+
+
+@pytest.mark.parametrize(
+    ("flag", "instead"),
+    [("--print-params", "`assay params EXPERIMENT -p FILE`"), ("--map", "`assay run ... --dry`"),
+     ("--no-color", "NO_COLOR=1"), ("--parallel-safe", "leave it out")],
+)  # fmt: skip
+def test_a_curifactory_only_flag_says_what_assay_has_instead(
+    tmp_project: Path, flag: str, instead: str
+):
+    """It said "No such option" (or "Did you mean '--parallel'?" for --parallel-safe)."""
+    result = run_cli("run", "diamond", "-p", "two", flag, cwd=tmp_project)
+
+    assert result.code == 2, result
+    assert f"{flag} is an option of Curifactory's `experiment` command" in result.stderr
+    assert instead in result.stderr, result.stderr
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.list_runs() == []  # nothing ran
+
+
+def test_an_unknown_flag_of_no_tool_still_gets_click_s_suggestion(tmp_project: Path):
+    result = run_cli("run", "diamond", "--verbos", cwd=tmp_project)
+
+    assert result.code == 2 and "No such option" in result.stderr, result

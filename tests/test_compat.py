@@ -151,6 +151,19 @@ def test_a_stage_finds_the_run_under_curifactorys_names(tmp_project: Path, paral
         assert (export / "notes" / f"{name}.txt").read_text() == manager.run_id
 
 
+def test_run_info_answers_to_curifactory_s_dict_keys(tmp_project: Path):
+    """``manager.run_info["reference"]`` was "'RunInfo' object is not subscriptable"."""
+    manager = assay.run_experiment("diamond", ["two"], project_root=tmp_project, notes="n")
+    info = manager.run_info
+
+    assert info["reference"] == manager.run_id and info["run_number"] == manager.run_number
+    assert info["experiment_name"] == "diamond" and info["notes"] == "n"
+    assert info["param_files"] == ["two"] and info["status"] == "completed"
+    assert "reference" in info and info.get("params", "absent") == "absent"
+    with pytest.raises(KeyError, match="'params': a run's record has no such entry"):
+        info["params"]
+
+
 def test_a_missing_input_is_a_key_error_as_in_curifactory(tmp_project: Path, calls: Calls):
     """Curifactory raises ``KeyError`` for an input no earlier stage produced; scripts that
     catch it (to skip a record, say) got an ``InputSignatureError`` they did not expect."""

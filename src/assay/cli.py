@@ -47,6 +47,35 @@ class _Command(click.Command):
         super().__init__(*args, **kwargs)
         _with_debug(self)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            hint = _CURIFACTORY_FLAGS.get(exc.option_name) if ctx.info_name == "run" else None
+            if hint is None:
+                raise
+            raise click.UsageError(
+                f"{exc.option_name} is an option of Curifactory's `experiment` command that "
+                f"`assay run` does not have: {hint}",
+                ctx,
+            ) from None
+
+
+_CURIFACTORY_FLAGS = {
+    "--print-params": "`assay params EXPERIMENT -p FILE` lists the parameter sets, their "
+    "hashes and how they differ.",
+    "--hashes": "`assay params EXPERIMENT -p FILE` shows each parameter set's hash.",
+    "--map": "`assay run ... --dry` shows the plan (what executes, what is cached, which run "
+    "made it) and runs nothing; `assay why` says why each stage executes.",
+    "--plain": "output is plain when it is not a terminal, or with NO_COLOR=1 set.",
+    "--no-color": "set NO_COLOR=1 for output without colours.",
+    "--progress": "progress is shown on a terminal anyway; --quiet hides it.",
+    "--log-errors": "errors always go to the run's log (logs/RUN_ID.log) and the console.",
+    "--all-loggers": "the run's log takes every logger's messages (INFO and above) already.",
+    "--parallel-safe": "runs may share a cache at the same time without it; leave it out.",
+}
+"""Flags of Curifactory's ``experiment`` that ``assay run`` lacks: what to use instead."""
+
 
 class _SubGroup(click.Group):
     """A group of assay commands (``export``, ``cache``)."""

@@ -233,6 +233,47 @@ class RunInfo:
             return None
         return (_parse_stamp(self.ended) - _parse_stamp(self.started)).total_seconds()
 
+    # Curifactory's manager.run_info is a dict: its keys read the same values here.
+    _CURIFACTORY_KEYS = {
+        "reference": "id",
+        "experiment_name": "experiment",
+        "run_number": "number",
+        "timestamp": "started",
+        "commit": "git_commit",
+        "workdir_dirty": "git_dirty",
+        "status": "status",
+        "cli": "command",
+        "hostname": "host",
+        "notes": "notes",
+        "error": "error",
+    }
+
+    def __getitem__(self, key: str) -> Any:
+        """``run_info["reference"]`` and Curifactory's other keys (``experiment_name``,
+        ``run_number``, ``timestamp``, ``commit``, ``status``, ``cli``, ``hostname``,
+        ``notes``, ``param_files``): code written for Curifactory's dict keeps working."""
+        if key == "param_files":
+            return list(self.config.get("param_files") or [])
+        try:
+            return getattr(self, self._CURIFACTORY_KEYS[key])
+        except KeyError:
+            known = ", ".join(sorted([*self._CURIFACTORY_KEYS, "param_files"]))
+            raise KeyError(
+                f"{key!r}: a run's record has no such entry. The keys of Curifactory's "
+                f"run_info it answers to: {known}; or use its attributes (run_info.id, "
+                ".number, .experiment, .started, .config, ...)."
+            ) from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``run_info.get(key, default)``, as on Curifactory's dict."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._CURIFACTORY_KEYS or key == "param_files"
+
 
 @dataclass
 class ParamSetInfo:
