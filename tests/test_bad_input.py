@@ -1225,3 +1225,21 @@ def test_a_record_made_with_something_else_than_a_parameter_set_says_so(tmp_path
 def test_assay_ls_refuses_a_negative_limit(tmp_project: Path):
     result = run_cli("ls", "-n", "-1", cwd=tmp_project)
     assert result.code == 2 and "-1 is not in the range x>=0" in result.text, result
+
+
+def test_a_parameter_file_path_with_another_suffix_is_not_taken_for_the_py_file(
+    tmp_path: Path,
+):
+    """``-p params/example.txt`` ran ``params/example.py``; an existing ``notes.txt`` was
+    said to be a missing ``notes.py``."""
+    project = copy_project("basic", tmp_path)
+    (project / "params" / "notes.txt").write_text("not parameters\n")
+
+    typo = run_cli("run", "diamond", "-p", "params/two.txt", cwd=project)
+    text = run_cli("run", "diamond", "-p", "params/notes.txt", cwd=project)
+
+    assert typo.code == 1 and "The parameter file params/two.txt does not exist" in typo.text
+    assert "give its name: 'two'" in typo.text, typo
+    assert text.code == 1, text
+    assert "The parameter file params/notes.txt is not a Python file" in text.text, text
+    assert not (project / "assay.db").exists()  # nothing ran

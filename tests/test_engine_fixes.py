@@ -510,3 +510,54 @@ def test_a_path_override_naming_parameters_writes_each_set_s_own_file(tmp_path: 
     assert "4 executed" in first and "4 cached" in again, (first, again)
     for name in ("serial", "parallel4"):
         assert json.loads((root / "out" / f"{name}_val.json").read_text()) == {"a": 10}
+
+
+FORGETFUL = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class P(assay.ExperimentParameters):
+    a: int = 1
+
+
+@assay.stage([], ["model"], [JsonCacher])
+def fit(record):
+    model = {"slope": record.params.a}  # and no return
+
+
+@assay.stage([], ["scores"], [JsonCacher])
+def score(record):
+    return record.params.a
+
+
+@assay.aggregate(["scroes"], ["board"], [JsonCacher])
+def compare(record, records, scroes):
+    return sorted(scroes.values())
+
+
+def get_params():
+    return [P(name="one"), P(name="two", a=2)]
+
+
+def run(param_sets, manager):
+    for p in param_sets:
+        score(fit(assay.Record(manager, p)))
+    compare(assay.Record(manager, None))
+"""
+
+
+def test_a_forgotten_return_and_an_aggregate_input_nobody_holds_are_warned_of(tmp_path: Path):
+    """Both ran silently: ``fit`` cached None for ``model``, and ``compare`` (its input
+    misspelled) cached an empty board."""
+    root = project(tmp_path / "forgetful", "forgetful", FORGETFUL)
+
+    said = run(root, "forgetful")
+
+    assert ("WARNING: Stage 'fit' for parameter set 'one' returned None for its output "
+            "'model' (no `return`?)") in said, said  # fmt: skip
+    assert ("WARNING: Aggregate 'compare': none of the 2 record(s) it combines holds 'scroes', "
+            "so it gets an empty dict for it. Did you mean 'scores'?") in said, said  # fmt: skip

@@ -513,3 +513,22 @@ def test_sidecars_record_the_project_that_wrote_them(tmp_project: Path):
 
     assert len(makers) == 1
     assert json.loads(makers.pop())["root"] == str(ProjectConfig.load(tmp_project).root)
+
+
+@pytest.mark.parametrize(
+    ("cacher", "value", "advice"),
+    [
+        (JsonCacher, CacheStore, "JSON holds dicts, lists, strings, numbers, booleans and None"),
+        (PickleCacher, lambda x: x, "pickle cannot store it (a lambda"),
+    ],
+    ids=["json", "pickle"],
+)
+def test_a_value_its_cacher_cannot_store_is_told_what_to_do(tmp_path: Path, cacher, value, advice):
+    """The message named stage, output and cacher, but said nothing of what to change."""
+    cache = CacheStore(tmp_path / "cache")
+
+    with pytest.raises(CacheError) as info:
+        save(cache, KEY_A, value, cacher=cacher(name="obj"))
+
+    assert advice in str(info.value), info.value
+    assert [p.name for p in cache.stage_dir(KEY_A).iterdir()] == []

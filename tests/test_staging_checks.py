@@ -275,3 +275,16 @@ def test_a_list_returned_for_several_outputs_is_said_to_be_one_value():
     with pytest.raises(OutputSignatureError, match=r"returned a list of 2 \(one value"):
         spec.split_outputs([1, 2], "p")
     assert spec.split_outputs((1, 2), "p") == (1, 2)
+
+
+def test_a_parameter_set_passed_where_a_record_goes_is_told_to_make_a_record():
+    """It raised "'Params' object has no attribute 'manager'"."""
+
+    @assay.stage(outputs=["data"])
+    def make_data(record):
+        return 1
+
+    with pytest.raises(
+        StageError, match=r"called with an object of type ExperimentParameters where a record"
+    ):
+        make_data(assay.ExperimentParameters(name="p"))

@@ -454,7 +454,7 @@ class CacheStore:
             raise CacheError(
                 f"Could not save output {output!r} of stage {meta.get('stage')!r} "
                 f"(parameter set {meta.get('param_set')!r}) with {type(cacher).__name__}: "
-                f"{type(exc).__name__}: {exc}{_full_disk_advice(exc)}"
+                f"{type(exc).__name__}: {exc}{_full_disk_advice(exc) or _cacher_advice(exc)}"
             ) from exc
         except BaseException:  # Ctrl-C, SIGTERM: no half-written file is left behind
             _drop_written(final, tag)
@@ -1081,6 +1081,23 @@ def _full_disk_advice(exc: BaseException) -> str:
         return (
             f". {_KEPT} Free some space (assay cache gc) or use another cache (--cache DIR), "
             "then run the same command again."
+        )
+    return ""
+
+
+def _cacher_advice(exc: BaseException) -> str:
+    """What to do when a cacher could not store the value it was given, else ``""``."""
+    text = str(exc)
+    if "JSON serializable" in text:
+        return (
+            ". JSON holds dicts, lists, strings, numbers, booleans and None: convert the "
+            "value to those, or give this output a cacher that takes any object (PickleCacher)."
+        )
+    if "pickle" in text.lower() or type(exc).__name__ == "PicklingError":
+        return (
+            ". pickle cannot store it (a lambda or a function defined inside another, an open "
+            "file, a lock, a connection): return the data rather than such objects, or give "
+            "this output no cacher (None) to keep it for this run only."
         )
     return ""
 

@@ -10,6 +10,8 @@ the runner can decide what to execute, what to load, and what to leave alone.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import re
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,8 @@ from assay.hashing import hash_value
 from assay.keys import artifact_key, stage_base
 from assay.staging import Lazy, StageSpec, producers_of
 from assay.tracking import code_attributes, held_code
+
+log = logging.getLogger("assay")
 
 if TYPE_CHECKING:
     from assay.record import Record
@@ -391,6 +395,8 @@ def _bind_inputs(node: StageNode, state_inputs: tuple[str, ...] = ()) -> list[tu
                     per_record[other] = value
                     upstream.append((name, other.get_hash(), _ingredient(value, node, name, deps)))
             node.inputs[name] = per_record
+            if not per_record and node.records:
+                _warn_no_record_holds(node, name)
             continue
         if name in state_inputs or (
             not dict.__contains__(record.state, name) and record._barrier is not None
@@ -408,6 +414,22 @@ def _bind_inputs(node: StageNode, state_inputs: tuple[str, ...] = ()) -> list[tu
         upstream.append((name, _value_hash(kwargs[name], node, f"argument {name!r}")))
     node.deps = list(deps.values())
     return upstream
+
+
+def _warn_no_record_holds(node: StageNode, name: str) -> None:
+    """An aggregate input that none of the records it combines holds: most likely a typo
+    (``inputs=["scroes"]``); the aggregate gets an empty dict, which it may well take for
+    "no results" and cache."""
+    held = sorted({k for r in node.records for k in dict.keys(r.state)})
+    close = difflib.get_close_matches(name, held, n=1)
+    log.warning(
+        "Aggregate %r: none of the %d record(s) it combines holds %r, so it gets an empty "
+        "dict for it.%s",
+        node.spec.name,
+        len(node.records),
+        name,
+        f" Did you mean {close[0]!r}?" if close else f" They hold: {', '.join(held) or 'nothing'}.",
+    )
 
 
 def _ingredient(value: Any, node: StageNode, name: str, deps: dict[int, StageNode]) -> Any:

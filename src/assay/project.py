@@ -42,8 +42,7 @@ def project_root_for(experiment: object, start: Path | None = None) -> Path | No
     """
     if not isinstance(experiment, str) or not _is_path(experiment):
         return None
-    path = Path(experiment)
-    path = path if path.suffix == ".py" else path.with_suffix(".py")  # as _resolve does
+    path = _python_file(Path(experiment))  # as _resolve does
     if not path.is_file():
         return None  # load_experiment says what is wrong with it
     own = enclosing_project(path.resolve().parent)
@@ -300,19 +299,33 @@ def _syntax_error(exc: SyntaxError, path: Path, kind: str) -> str:
     return f"The {kind} {path} has a syntax error: {exc.msg}."
 
 
+def _python_file(path: Path) -> Path:
+    """The Python file a path given without ``.py`` means: ``params/grid`` is
+    ``params/grid.py``, ``params/v1.2`` is ``params/v1.2.py`` (not ``v1.py``, nor, for
+    ``params/grid.txt``, ``grid.py``)."""
+    return path if path.suffix == ".py" else path.with_name(path.name + ".py")
+
+
 def _resolve(ref: str, folder: Path, kind: str, config: ProjectConfig) -> Path:
     candidate = Path(ref)
     if _is_path(ref):
         if candidate.is_dir():
             raise ProjectError(_a_folder(ref, candidate, folder, kind))
-        path = candidate if candidate.suffix == ".py" else candidate.with_suffix(".py")
+        path = _python_file(candidate)
         if path.is_file():
             return path.resolve()
+        if candidate.suffix and candidate.is_file():  # params/grid.txt, params/grid.json
+            raise ProjectError(
+                f"The {kind} {ref} is not a Python file: give a .py file, or the name of "
+                f"one in {folder} ({', '.join(_names_in(folder)) or 'none there yet'})."
+            )
         if os.path.lexists(path):
             raise ProjectError(_not_a_file(path, kind))
-        message = f"The {kind} {path} does not exist (a path is taken from {Path.cwd()})."
-        if (folder / path.name).is_file():
-            message += f" To use {folder / path.name}, give its name: {path.stem!r}."
+        shown = candidate if candidate.suffix else path  # params/grid.txt as typed
+        message = f"The {kind} {shown} does not exist (a path is taken from {Path.cwd()})."
+        near = folder / f"{candidate.stem}.py"
+        if near.is_file():
+            message += f" To use {near}, give its name: {candidate.stem!r}."
         raise ProjectError(message)
     path = folder / f"{ref.replace('.', '/')}.py"
     if path.is_file():

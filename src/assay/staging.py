@@ -22,6 +22,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -36,6 +37,8 @@ from assay.errors import (
     StageError,
 )
 from assay.keys import OWN_ENTRIES
+
+log = logging.getLogger("assay")
 
 _NOT_HELD: Any = object()
 
@@ -166,6 +169,15 @@ class StageSpec:
         count = len(self.outputs)
         if count == 0:
             return ()
+        if returned is None and count == 1:
+            where = f" for parameter set {label!r}" if label is not None else ""
+            log.warning(
+                "Stage %r%s returned None for its output %r (no `return`?); None is what "
+                "the stages after it get, and what is cached.",
+                self.name,
+                where,
+                self.output_names[0],
+            )
         values = returned if isinstance(returned, tuple) else (returned,)
         if len(values) != count:
             got = f"a tuple of {len(values)}" if isinstance(returned, tuple) else "1 value"
@@ -378,7 +390,20 @@ def check_call(spec: StageSpec, record: Any, kwargs: dict) -> None:
     if not spec.checked:
         _check_declaration(spec)
         spec.checked = True
-    manager = record.manager
+    try:
+        manager = record.manager
+    except AttributeError:
+        kind = "aggregate" if spec.is_aggregate else "stage"
+        first = (
+            "assay.Record(manager, None)" if spec.is_aggregate else "assay.Record(manager, params)"
+        )
+        raise _refused(
+            InputSignatureError,
+            spec,
+            f"The {kind} {spec.name!r} was called with an object of type "
+            f"{type(record).__name__} where a record goes: a stage takes a record first, made "
+            f"as {first}, and returns it, so that stages chain: {spec.name}({first}).",
+        ) from None
     lazy = [str(o) for o in spec.outputs if isinstance(o, Lazy)]
     if lazy and spec.cachers is None and not (manager.lazy or manager.ignore_lazy):
         raise _refused(
