@@ -85,6 +85,22 @@ def test_a_nul_byte_in_an_experiment_or_a_module_it_imports_is_placed(bad_projec
     assert "line 2" in message
 
 
+def test_a_syntax_error_in_a_module_the_experiment_imports_names_it_as_such(bad_project: Path):
+    """It said "The experiment .../helper.py has a syntax error", as if the helper were the
+    experiment."""
+    config = ProjectConfig.load(bad_project)
+    experiments = bad_project / "experiments"
+    (bad_project / "broken_helper.py").write_text("def broken(:\n")
+    (experiments / "uses_broken.py").write_text("import assay\nimport broken_helper\n")
+    with pytest.raises(ProjectError) as caught:
+        load_experiment("uses_broken", config)
+
+    assert str(caught.value) == (
+        f"{bad_project / 'broken_helper.py'}, line 1, has a syntax error: invalid syntax (the "
+        f"experiment {experiments / 'uses_broken.py'} imports it)."
+    )
+
+
 def _make(kind: str, path: Path) -> None:
     if kind == "folder":
         path.mkdir()

@@ -289,6 +289,8 @@ def _syntax_error(exc: SyntaxError, path: Path, kind: str) -> str:
     """
     if exc.filename:
         line = f", line {exc.lineno}," if exc.lineno else ""
+        if Path(exc.filename).resolve() != Path(path).resolve():  # a module it imports
+            return f"{exc.filename}{line} has a syntax error: {exc.msg} (the {kind} {path} imports it)."
         return f"The {kind} {exc.filename}{line} has a syntax error: {exc.msg}."
     user = _user_frames(exc)
     if user:
