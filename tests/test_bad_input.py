@@ -347,6 +347,49 @@ def test_an_input_no_earlier_stage_produced_lists_the_stages_that_could(bad_proj
     )
 
 
+CYCLE = """
+import assay
+
+
+@assay.stage(inputs=["b"], outputs=["a"])
+def make_a(record, b):
+    return b
+
+
+@assay.stage(inputs=["a"], outputs=["b"])
+def make_b(record, a):
+    return a
+
+
+@assay.stage(inputs=["model"], outputs=["model"])
+def refine(record, model):
+    return model
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="p")]
+
+
+def run(param_sets, manager):
+    make_a(assay.Record(manager, param_sets[0]))
+"""
+
+
+def test_a_cycle_of_stages_is_called_a_cycle_not_told_to_call_one_first(bad_project):
+    """It said "Stages that output 'b': make_b; call one first", which cannot be done."""
+    (bad_project / "experiments" / "cycle.py").write_text(CYCLE)
+    fails(
+        run_cli("run", "cycle", cwd=bad_project),
+        "Stage 'make_a' needs input 'b'",
+        "a cycle (make_a -> make_b -> make_a)",
+        "A stage cannot take its own output",
+    )
+    edit = CYCLE.replace("make_a(assay.Record", "refine(assay.Record")
+    (bad_project / "experiments" / "cycle.py").write_text(edit)
+    result = fails(run_cli("run", "cycle", cwd=bad_project), "a cycle (refine -> refine)")
+    assert "call one first" not in result.text
+
+
 def test_an_output_count_mismatch_names_stage_and_parameter_set(bad_project):
     result = fails(
         run_cli("run", "output_mismatch", cwd=bad_project),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from assay.errors import MissingInputError, PlanStops
 from assay.hashing import hash_value
 from assay.keys import artifact_key, stage_base
-from assay.staging import Lazy, StageSpec, producers_of
+from assay.staging import Lazy, StageSpec, cycle_through, producers_of
 from assay.tracking import code_attributes, held_code
 
 log = logging.getLogger("assay")
@@ -483,6 +483,16 @@ def _missing_input(node: StageNode, name: str) -> MissingInputError:
         f"for parameter set {node.record_label!r} produced it"
     )
     message += f" (the record holds: {', '.join(available)})." if available else "."
+    cycles = [cycle_through(node.spec.name, p) for p in sorted(set(could))]
+    if could and all(cycles):
+        shown = "; ".join(" -> ".join(c) for c in cycles if c)
+        message += (
+            f" Every stage that outputs {name!r} needs, itself or through the stages before "
+            f"it, an output of {node.spec.name!r}: a cycle ({shown}), which no order of calls "
+            f"can satisfy. A stage cannot take its own output: give the value it should start "
+            f"from another name, or pass it directly: {node.spec.name}(record, {name}=...)."
+        )
+        return MissingInputError(message)
     if could:
         message += f" Stages that output {name!r}: {', '.join(sorted(set(could)))}; call one first."
     message += " Or pass it directly: " + f"{node.spec.name}(record, {name}=...)."

@@ -199,9 +199,30 @@ class StageSpec:
 _PRODUCERS: dict[str, list[str]] = {}
 
 
+_INPUTS: dict[str, list[str]] = {}  # stage name -> the inputs it declares
+
+
 def producers_of(name: str) -> list[str]:
     """Names of the stages defined so far that declare an output called ``name``."""
     return list(_PRODUCERS.get(name, []))
+
+
+def cycle_through(stage: str, producer: str) -> list[str] | None:
+    """``[stage, producer, ..., stage]`` if ``producer`` (which outputs an input of
+    ``stage``) needs, directly or through the stages that output its inputs, an output of
+    ``stage``: a cycle no order of calls can satisfy. ``None`` if there is none."""
+    seen: set[str] = set()
+    paths = [[stage, producer]]
+    while paths:
+        path = paths.pop()
+        if path[-1] == stage:
+            return path
+        if path[-1] in seen:
+            continue
+        seen.add(path[-1])
+        for needed in _INPUTS.get(path[-1], ()):
+            paths += [[*path, p] for p in _PRODUCERS.get(needed, ())]
+    return None
 
 
 def stage(
@@ -303,6 +324,7 @@ def _decorate(
         )
         for out in spec.output_names:
             _PRODUCERS.setdefault(out, []).append(spec.name)
+        _INPUTS[spec.name] = list(spec.inputs)
 
         # The spec is read from the wrapper when it is called: IPython's %autoreload puts
         # an edited stage's attributes into the wrapper a notebook holds, not its closure.
