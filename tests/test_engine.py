@@ -1396,6 +1396,21 @@ def test_load_refuses_to_guess_between_several_artifacts(tmp_project: Path):
         assay.load("no_such_output", project_root=tmp_project)
 
 
+def test_load_with_a_misspelled_name_says_the_name_it_likely_means(tmp_project: Path):
+    """ "No cached artifact matches stage='doubel'" said nothing more."""
+    run(tmp_project)
+
+    for given, meant in [({"stage": "doubel"}, "stage='double'"),
+                         ({"param_set": "aa", "experiment": "diamnd"},
+                          "experiment='diamond', param_set='a'")]:  # fmt: skip
+        with pytest.raises(CacheError) as info:
+            assay.load("doubled", project_root=tmp_project, **given)
+        assert str(info.value).endswith(f"Did you mean {meant}?"), info.value
+    with pytest.raises(CacheError) as info:
+        assay.load("dubled", param_set="a", project_root=tmp_project)
+    assert str(info.value).endswith("Did you mean output='doubled'?"), info.value
+
+
 def test_load_never_unpickles_a_corrupt_file(tmp_project: Path):
     manager = run(tmp_project)
     folder = manager.cache.stage_dir(node_of(manager, "double", "a").key)

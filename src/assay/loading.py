@@ -194,7 +194,29 @@ def _meta_by_name(cache: CacheStore, output, param_set, stage, experiment) -> di
         ]
         if v is not None
     )
+    if not metas:
+        hints = _near_misses(cache, found, output, param_set, stage, experiment)
+        raise CacheError(f"No cached artifact matches {wanted or 'anything'}.{hints}")
     return _one(metas, wanted or "anything", filed=filed)
+
+
+def _near_misses(cache: CacheStore, found: list, output, param_set, stage, experiment) -> str:
+    """ " Did you mean stage='fit'?" for each name given that the cache does not file
+    anything under, and that is close to one it does; ``""`` if there is none."""
+    import difflib
+
+    everything = cache.named(None, None, None)
+    hints = []
+    for label, given, index in (("experiment", experiment, 0), ("param_set", param_set, 1),
+                                ("stage", stage, 2)):  # fmt: skip
+        known = sorted({entry[index] for entry in everything})
+        if given is not None and given not in known:
+            hints += [f"{label}={c!r}" for c in difflib.get_close_matches(given, known, n=1)]
+    if output is not None and found:
+        known = sorted({o for *_, key in found[:200] for o in cache.outputs_of(key)})
+        if output not in known:
+            hints += [f"output={c!r}" for c in difflib.get_close_matches(output, known, n=1)]
+    return f" Did you mean {', '.join(hints)}?" if hints else ""
 
 
 def _one(
