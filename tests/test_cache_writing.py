@@ -22,7 +22,7 @@ from assay import cache_writing
 from assay.cache import CacheStore
 from assay.cache_admin import collect_garbage
 from assay.caching import PickleCacher
-from conftest import run_cli
+from conftest import edit, run_cli
 
 KEYS = [c * 32 for c in "abcd"]
 HOUR_AGO = time.time() - 2 * 3600
@@ -265,3 +265,114 @@ def test_a_parallel_run_leaves_no_markers(tmp_project: Path):
     folder = tmp_project / "data" / "cache" / cache_writing.FOLDER
     assert folder.is_dir()  # the workers did write markers
     assert sorted(p.name for p in folder.iterdir()) == []
+
+
+BRANCHES = """
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    seed: int = 0
+
+
+@assay.stage(outputs=["data"], cachers=[JsonCacher])
+def make(record):
+    return list(range(record.params.seed, record.params.seed + 10))
+
+
+@assay.stage(inputs=["data"], outputs=["x"], cachers=[JsonCacher])
+def double(record, data):
+    return [v * 2 for v in data]
+
+
+@assay.stage(inputs=["data"], outputs=["x"], cachers=[JsonCacher])
+def triple(record, data):
+    return [v * 3 for v in data]
+
+
+@assay.stage(inputs=["x"], outputs=["total"], cachers=[JsonCacher])
+def final(record, x):
+    return sum(x) + 0
+
+
+@assay.stage(inputs=["total"], outputs=["waited"], cachers=[JsonCacher])
+def wait(record, total):
+    if Path("slow.flag").exists():
+        Path("waiting.txt").touch()
+    while Path("slow.flag").exists():
+        time.sleep(0.05)
+    return total
+
+
+def get_params():
+    return [Params(name="p", seed=1)]
+
+
+def run(param_sets, manager):
+    for p in param_sets:
+        r = make(assay.Record(manager, p))
+        r2 = r.make_copy()
+        final(double(r))
+        final(triple(r2))
+        wait(r2)
+"""
+
+
+@pytest.mark.parametrize("how", [[], ["--parallel", "2"]], ids=["serial", "parallel"])
+def test_gc_during_a_run_leaves_what_the_run_made_though_its_name_now_points_elsewhere(
+    tmp_path: Path, how: list[str]
+):
+    """``final`` of the first branch is filed as ``p/final``, then the second branch's
+    ``final`` takes that name: gc from another terminal removed the first one while the
+    run went on, and the run reported it "completed", its result gone."""
+    root = tmp_path / "branches"
+    (root / "experiments").mkdir(parents=True)
+    (root / "experiments" / "branches.py").write_text(BRANCHES)
+    assert run_cli("run", "branches", "-q", cwd=root).code == 0
+    edit(root / "experiments" / "branches.py", "sum(x) + 0", "sum(x) + 1")
+    (root / "slow.flag").touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    proc = subprocess.Popen([sys.executable, "-m", "assay", "run", "branches", *how, "-q"],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (root / "waiting.txt").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        gc = run_cli("cache", "gc", cwd=root)
+        (root / "slow.flag").unlink()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert gc.code == 0, gc
+    assert proc.returncode == 0, out + err
+    plan = run_cli("run", "branches", "--dry", cwd=root)
+    assert "0 to execute" in plan.text, plan
+    assert run_cli("cache", "verify", cwd=root).code == 0
+
+
+def test_a_save_into_a_folder_removed_since_this_process_made_it_makes_it_again(
+    tmp_path: Path,
+):
+    """The process remembered the folder as made: the save failed with FileNotFoundError
+    on its temporary file, and the run with it."""
+    import shutil
+
+    cache = CacheStore(tmp_path / "cache")
+    meta = {"stage": "make", "param_set": "p"}
+    cache.save(PickleCacher(name="a"), [1], key="k" * 32, output="a", meta=meta)
+    shutil.rmtree(cache.stage_dir("k" * 32))  # gc from another terminal
+
+    cache.save(PickleCacher(name="a"), [2], key="k" * 32, output="a", meta=meta)
+
+    assert cache.read_meta("k" * 32, "a") is not None

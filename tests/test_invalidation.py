@@ -1860,3 +1860,40 @@ def test_what_python_makes_of_a_class_body_is_not_taken_for_later_settings(tmp_p
     assert {f"kinds_of_classes.{c}" for c in classes} <= set(parts)
     used = {"kinds_of_classes.Color.RED", "kinds_of_classes.Flags.X"}  # read by the code
     assert not [name for name in parts if name.count(".") > 1 and name not in used], parts
+
+
+CLASS_IN_A_CELL = """
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+
+shell = InteractiveShell.instance()
+cells = [
+    "import assay, sys\\nfrom assay.caching import JsonCacher",
+    "class Model:\\n    factor = 1\\n    def fit(self, xs):\\n        return sum(xs) * self.factor",
+    "@assay.stage(outputs=['fitted'], cachers=[JsonCacher])\\n"
+    "def fit(record):\\n    return Model().fit([1, 2, 3])",
+    "manager = assay.ArtifactManager('cells', project_root=sys.argv[1])\\n"
+    "print(fit(assay.Record(manager, assay.ExperimentParameters(name='p'))).state['fitted'])",
+    "class Model:\\n    factor = 1\\n    def fit(self, xs):\\n        return max(xs) * self.factor",
+    "print(fit(assay.Record(manager, assay.ExperimentParameters(name='p'))).state['fitted'])",
+    "class Model:\\n    factor = 10\\n    def fit(self, xs):\\n        return max(xs) * self.factor",
+    "print(fit(assay.Record(manager, assay.ExperimentParameters(name='p'))).state['fitted'])",
+]
+for cell in cells:
+    result = shell.run_cell(cell, store_history=True)
+    if result.error_in_exec is not None:
+        print("ERROR", result.error_in_exec)
+"""
+
+
+def test_a_class_typed_into_a_notebook_cell_is_keyed_by_what_it_holds(tmp_path: Path):
+    """Python finds no source for a class defined in a cell; it was keyed by its name
+    alone, and its edited version got the old version's cached result (6 three times),
+    in that kernel and in the next."""
+    pytest.importorskip("IPython")
+    done = subprocess.run(
+        [sys.executable, "-c", CLASS_IN_A_CELL, str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["6", "3", "30"], done.stdout + done.stderr

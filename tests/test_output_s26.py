@@ -472,3 +472,48 @@ def test_a_command_typed_outside_the_project_says_where_it_was_typed(tmp_project
     assert "Typed in" in report and str(sub) in report
     again = run_cli("run", "diamond", "-p", "two", cwd=tmp_project)
     assert again.code == 0 and "typed in" not in run_cli("show", cwd=tmp_project).text
+
+
+PLAIN_PARAMS = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def make(record):
+    return record.params.n
+
+
+def get_params():
+    return [Params(name="p")]
+
+
+def run(param_sets, manager):
+    make(assay.Record(manager, param_sets[0]))
+"""
+
+
+def test_why_says_the_parameter_class_now_has_methods_of_its_own(tmp_project: Path):
+    """Keys of a class with methods cover the ones a stage uses: the first method changes
+    every key of the class's stages, and why said "no cached artifact with these
+    ingredients (it was removed from the cache ...)"."""
+    experiment = tmp_project / "experiments" / "plain_params.py"
+    experiment.write_text(PLAIN_PARAMS)
+    assert run_cli("run", "plain_params", "-q", cwd=tmp_project).code == 0
+    edit(
+        experiment,
+        "    n: int = 1\n",
+        "    n: int = 1\n\n    def twice(self):\n        return 2 * self.n\n",
+    )
+
+    said = run_cli("why", "plain_params", cwd=tmp_project).text
+
+    assert "executes make [p]: its parameter class Params now has methods" in said, said
+    assert "with these ingredients" not in said, said

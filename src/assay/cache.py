@@ -446,7 +446,16 @@ class CacheStore:
         # The entry cached before (--overwrite) stays whole until the new one is written
         # in full: a cacher failing halfway, or a full disk, loses nothing already cached.
         try:
-            cacher.save(obj)
+            try:
+                cacher.save(obj)
+            except FileNotFoundError:
+                if os.path.isdir(final):
+                    raise
+                # This process made the folder, and it was removed since (`assay cache gc`
+                # from another terminal, after its name was pointed elsewhere): again.
+                self._ensure(str(final), again=True)
+                cacher.cache_paths, cacher._checksums = [], {}
+                cacher.save(obj)
             moves = self._written_files(cacher, final, tag)
             files = self._describe_files(cacher, moves, final)
         except Exception as exc:
@@ -525,6 +534,13 @@ class CacheStore:
             return  # the folder here holds local copies: gc looks at the URL
         with contextlib.suppress(OSError):  # a full disk: the save itself says so
             cache_writing.mark(str(self.root), key, lasting)
+
+    def made_for_the_run(self, key: str) -> None:
+        """A worker made stage run ``key`` for the run of this process: list it in this
+        process's marker until the run ends (see :func:`assay.cache_writing.held_for_the_run`)."""
+        if not self.remote and cache_writing.holding():
+            with contextlib.suppress(OSError):
+                cache_writing.mark(str(self.root), key)
 
     def done_writing(self, key: str) -> None:
         """This process is done writing stage run ``key``: it is linked now, or failed

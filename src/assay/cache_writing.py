@@ -26,6 +26,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 FOLDER = "writing"
 """The markers' folder, in the cache's root."""
@@ -51,10 +52,10 @@ class _Marker:
         os.write(self._open(), f"{key}\n".encode())
         self.keys.add(key)
 
-    def discard(self, key: str) -> None:
-        if key not in self.keys:
+    def discard(self, *keys: str) -> None:
+        if self.keys.isdisjoint(keys):
             return
-        self.keys.discard(key)
+        self.keys.difference_update(keys)
         if self._fd is None:
             return
         with contextlib.suppress(OSError):
@@ -142,12 +143,13 @@ def _keep_fresh(stop: threading.Event) -> None:
 
 
 def unmark(root: str, key: str) -> None:
-    """Stage run ``key`` is filed under its name now (or was never marked here)."""
+    """Stage run ``key`` is filed under its name now (or was never marked here). While a
+    run holds what it made (:func:`held_for_the_run`), it stays listed until the run ends."""
     global _refresher
     folder, ended = f"{root}/{FOLDER}", None
     with _lock:
         marker = _markers.get(folder)
-        if marker is not None:
+        if marker is not None and not _holding:
             marker.discard(key)
         _lasting.discard((folder, key))
         if _refresher is not None and not _lasting:
@@ -161,6 +163,41 @@ def unmark(root: str, key: str) -> None:
 def keeping_fresh() -> bool:
     """Whether a stage of this process is writing into its folder itself (see :func:`mark`)."""
     return bool(_lasting)
+
+
+@contextlib.contextmanager
+def held_for_the_run() -> Iterator[None]:
+    """While a run goes on in this process: every stage run it makes stays listed in this
+    process's markers until the run ends, not only until it is filed under its name.
+
+    A link is no protection for the whole run: a later stage run of the same parameter
+    set and stage (a ``make_copy`` branch), or a concurrent run of the same experiment,
+    points the name elsewhere, and ``assay cache gc`` from another terminal then removed
+    a folder the run had made and was still to read, or had reported as its result.
+    What workers make for the run is listed here too (:func:`mark`, as their results
+    arrive). Protection lasts while the run writes something at least hourly (or a stage
+    writing into its folder runs: its marker is kept fresh).
+    """
+    global _holding
+    with _lock:
+        _holding += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _holding -= 1
+            if not _holding:
+                for folder, marker in _markers.items():
+                    marker.discard(*(k for k in marker.keys if (folder, k) not in _lasting))
+
+
+_holding = 0
+"""How many runs of this process hold what they make listed (see :func:`held_for_the_run`)."""
+
+
+def holding() -> bool:
+    """Whether a run of this process holds what it makes listed."""
+    return _holding > 0
 
 
 def keys_being_written(root: str, max_age_s: float, remove_older: bool = False) -> set[str]:

@@ -199,7 +199,7 @@ class Fingerprinter:
         try:
             source, tree = _normalized(cls)
         except (OSError, TypeError):
-            parts[name] = {"kind": "class", "digest": hash_value(("class", name)), "source": ""}
+            self._class_without_source(cls, name, parts, active)
             return
         parts[name] = {
             "kind": "class",
@@ -215,6 +215,32 @@ class Fingerprinter:
             self._use(dependency_name, value, parts, active)
         for attribute, value in _set_outside_the_body(cls, tree):
             self._use(f"{name}.{attribute}", value, parts, active)
+
+    def _class_without_source(self, cls: type, name: str, parts: dict, active: dict) -> None:
+        """A class whose source Python cannot find (one typed into a notebook cell, or
+        defined in ``python -c`` code): described by what its body holds, its methods (each
+        by its own code, found through the cell's source or its bytecode), properties and
+        values. By its name alone, an edited class passed for the old one: a stale result."""
+        members = []
+        for attribute, value in sorted(vars(cls).items()):
+            if attribute in _CLASS_HOUSEKEEPING:
+                continue
+            functions = _functions_of(value)
+            if functions:
+                members.append((attribute, type(value).__name__))
+                for function in functions:
+                    self._visit(function, parts, active)
+            elif _is_plain_data(value):
+                try:
+                    members.append((attribute, hash_value(value, dict_order=True)))
+                except (TypeError, ValueError):
+                    members.append((attribute, type(value).__qualname__))
+            else:
+                members.append((attribute, type(value).__qualname__))
+        parts[name] = {"kind": "class", "digest": hash_value(("class", members)), "source": ""}
+        for base in cls.__mro__[1:]:
+            if base is not object:
+                self._visit(base, parts, active)
 
     def _use(self, name: str, value: Any, parts: dict, active: dict) -> None:
         """Account for one thing a function or class reads from outside itself."""
@@ -331,7 +357,9 @@ class Fingerprinter:
         try:
             path = inspect.getsourcefile(obj) or inspect.getfile(obj)
         except (TypeError, OSError):
-            return False
+            # A class typed into a notebook cell (or `python -c` code): its module,
+            # __main__, has no file, but it is the researcher's own code.
+            return isinstance(obj, type) and getattr(obj, "__module__", None) == "__main__"
         if path.startswith("<frozen "):  # the standard library, built into the interpreter
             return False
         path = os.path.abspath(path)
@@ -523,6 +551,26 @@ def _check_not_stale(obj: Any, text: str) -> None:
         f"it (importlib.reload({module}); in Jupyter, `%load_ext autoreload` and "
         "`%autoreload 2` do it for you), or restart the kernel, then run again."
     )
+
+
+_CLASS_HOUSEKEEPING = frozenset(
+    {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__annotations__",
+     "__dataclass_fields__", "__dataclass_params__", "__match_args__", "__firstlineno__",
+     "__static_attributes__"}
+)  # fmt: skip
+"""What Python puts in every class body's namespace: not the researcher's code."""
+
+
+def _functions_of(value: Any) -> list[types.FunctionType]:
+    """The functions a class attribute runs: a method, a static or class method's, a
+    property's getter, setter and deleter; none for anything else."""
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    if isinstance(value, property):
+        return [
+            f for f in (value.fget, value.fset, value.fdel) if isinstance(f, types.FunctionType)
+        ]
+    return [value] if isinstance(value, types.FunctionType) else []
 
 
 def _bytecode_text(code: types.CodeType) -> str:

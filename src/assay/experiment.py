@@ -28,6 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from assay import cache_writing
 from assay.config import ProjectConfig
 from assay.errors import (
     AssayError,
@@ -400,6 +401,7 @@ def run_experiment(
         unrecorded: RunStoreError | None = None
         with (
             run_log(log_path, verbose=verbose) as written_log,
+            cache_writing.held_for_the_run(),
             _plan_set_aside() as set_aside,
             _sigterm_stops_the_run(),
         ):

@@ -947,6 +947,8 @@ class Runner:
                 artifact.value, artifact.cached = result.values[artifact.name], False
         if not self.manager.dry_cache and not node.volatile:
             self.computed.add(node.key)
+            if result.metas:
+                self.manager.cache.made_for_the_run(node.key)  # gc leaves it while the run goes on
         for name, value in result.state.items():  # put in the record's state by hand
             dict.__setitem__(node.record.state, name, value)
             node.record._set_by[name] = node.index

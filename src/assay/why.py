@@ -207,6 +207,15 @@ def _compare_params(node: Any, before: dict, found: Explanation) -> None:
     if node.spec.is_aggregate:
         _compare_combined(node, before.get("params"), found)
         return
+    old_class, new_class = before.get("params"), json.loads(json.dumps(node.params_part))
+    if old_class != new_class and params is not None:
+        gained = isinstance(new_class, list) and not isinstance(old_class, list)
+        found.reasons.append(
+            f"its parameter class {type(params).__qualname__} "
+            + ("now has methods, properties or constants of its own, which stages may use: "
+               "keys of such a class's stages cover the ones they use"
+               if gained else "changed (renamed, or no longer has methods of its own)")
+        )  # fmt: skip
     if params is None or not isinstance(old_reads, dict):
         if old_reads == "*" and params is not None and before.get("code") == node.code:
             found.reasons.append(
