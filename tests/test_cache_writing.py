@@ -376,3 +376,24 @@ def test_a_save_into_a_folder_removed_since_this_process_made_it_makes_it_again(
     cache.save(PickleCacher(name="a"), [2], key="k" * 32, output="a", meta=meta)
 
     assert cache.read_meta("k" * 32, "a") is not None
+
+
+def test_a_run_in_this_process_lists_what_it_made_only_until_it_ends(tmp_path: Path):
+    """What a run made stays listed while it goes on (see the gc test above), and no
+    longer: a notebook's kernel would otherwise keep everything it ever ran from gc."""
+    from conftest import copy_project
+
+    project = copy_project("basic", tmp_path)
+    seen: list[set] = []
+
+    from assay.runner import Observer
+
+    class Watch(Observer):
+        def stage_finished(self, node):
+            seen.append(set().union(*(m.keys for m in cache_writing._markers.values())))
+
+    manager = assay.run_experiment("diamond", ["two"], project_root=project, observer=Watch())
+
+    executed = {n.key for n in manager.plan.nodes if n.status == "executed"}
+    assert executed and executed <= seen[-1]  # all listed by the run's last stage
+    assert not any(m.keys for m in cache_writing._markers.values())

@@ -188,7 +188,7 @@ def held_for_the_run() -> Iterator[None]:
             _holding -= 1
             if not _holding:
                 for folder, marker in _markers.items():
-                    marker.discard(*(k for k in marker.keys if (folder, k) not in _lasting))
+                    marker.discard(*[k for k in marker.keys if (folder, k) not in _lasting])
 
 
 _holding = 0
