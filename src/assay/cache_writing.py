@@ -249,9 +249,10 @@ _worker_exit = False
 def _forget_parents() -> None:
     """In a forked child: the parent's markers are the parent's (their files stay open
     in the parent, and are closed here without being removed)."""
-    global _lock, _worker_exit, _refresher
+    global _lock, _worker_exit, _refresher, _holding
     _worker_exit = False  # a forked process starts without its parent's finalizers
     _refresher = None  # nor its threads
+    _holding = 0  # nor its run (a worker forked while the run goes on)
     _lasting.clear()
     for marker in _markers.values():
         if marker._fd is not None:
