@@ -2208,6 +2208,8 @@ def test_a_notebook_manager_records_a_run_and_writes_its_report(tmp_project: Pat
 
     assert page is not None and page.is_file() and manager.run_number == 1
     assert "load" in page.read_text()
+    assert "--no-log" not in page.read_text()  # said of a session, which has no such flag
+    assert "an interactive session" in page.read_text()
     diamond.double(record)
     assert manager.generate_report() == page  # the same run, recorded again
     with RunStore(tmp_project / "assay.db") as store:
@@ -2242,6 +2244,21 @@ def test_a_notebook_run_with_a_failed_stage_is_recorded_as_failed(tmp_project: P
         (run,) = store.list_runs()
     assert run.status == "failed" and "'load'" in (run.error or "")
     assert run.param_names == ["a", "bad"]
+
+
+def test_a_notebook_stage_that_failed_then_ran_leaves_the_run_completed(tmp_project: Path):
+    """Fixed in a later cell and called again, it still made the session a failed run."""
+    diamond = import_experiment(tmp_project, "diamond")
+    manager = assay.ArtifactManager("nb", project_root=tmp_project)
+    with pytest.raises(StageFailed):
+        diamond.load(assay.Record(manager, diamond.Params(name="bad", n="x")))
+    diamond.load(assay.Record(manager, diamond.Params(name="bad", n=3)))
+
+    manager.generate_report()
+
+    with RunStore(tmp_project / "assay.db") as store:
+        (run,) = store.list_runs()
+    assert run.status == "completed" and run.error is None, run
 
 
 def test_a_manager_takes_curifactorys_arguments(tmp_project: Path):

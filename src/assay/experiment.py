@@ -900,7 +900,18 @@ def record_session(manager: ArtifactManager) -> Path | None:
             ],
         )
         record_run_metrics(store, manager)
-        failed = [n for n in manager.plan.nodes if n.status == "failed"]
+        # A stage that failed and was then called again and ran (fixed in a later cell)
+        # does not make the session a failed run.
+        later = {
+            (n.spec.name, n.record_label): i
+            for i, n in enumerate(manager.plan.nodes)
+            if n.status in _MADE_OR_REUSED
+        }
+        failed = [
+            n
+            for i, n in enumerate(manager.plan.nodes)
+            if n.status == "failed" and later.get((n.spec.name, n.record_label), -1) < i
+        ]
         error = (
             f"Stage {failed[0].spec.name!r} failed for parameter set {failed[0].record_label!r}."
             if failed

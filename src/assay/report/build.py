@@ -318,6 +318,10 @@ def _metadata(record: dict) -> list[tuple[str, Any, str]]:
         rows.append(("Cache", config["cache_dir"], "code"))
     if record.get("log"):
         rows.append(("Log", record["log"], "link"))
+    elif config.get("interactive"):  # a notebook's or script's session: no log file
+        rows.append(
+            ("Log", "none (an interactive session: its output is in the notebook)", "missing")
+        )
     else:
         rows.append(("Log", "not written (--no-log)", "missing"))
     return rows
