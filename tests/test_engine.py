@@ -2261,6 +2261,25 @@ def test_a_notebook_stage_that_failed_then_ran_leaves_the_run_completed(tmp_proj
     assert run.status == "completed" and run.error is None, run
 
 
+def test_a_notebook_session_s_run_lasts_from_the_manager_to_the_last_stage(tmp_project: Path):
+    """Its start, end and duration were those of the generate_report() call (0.0 s)."""
+    from assay.store import _parse_stamp
+
+    diamond = import_experiment(tmp_project, "diamond")
+    manager = assay.ArtifactManager("nb", project_root=tmp_project)
+    time.sleep(0.3)
+    diamond.load(assay.Record(manager, diamond.Params(name="a")))
+    stage_done = time.time()
+    time.sleep(0.5)
+
+    manager.generate_report()
+
+    with RunStore(tmp_project / "assay.db") as store:
+        (run,) = store.list_runs()
+    assert run.duration_s >= 0.3, run
+    assert _parse_stamp(run.ended).timestamp() <= stage_done + 0.01, run
+
+
 def test_a_manager_takes_curifactorys_arguments(tmp_project: Path):
     """Curifactory's examples/experiments/manual.py: a TypeError on its first line."""
     diamond = import_experiment(tmp_project, "diamond")

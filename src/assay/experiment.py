@@ -16,6 +16,7 @@ interrupted) with every stage's timing and every artifact's key.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import difflib
 import gc
 import logging
@@ -880,6 +881,7 @@ def record_session(manager: ArtifactManager) -> Path | None:
                 command=manager.run_line or "(interactive session)",
                 notes=manager.notes,
                 param_names=list(sets),
+                started=manager._made,  # the session's start, not this call's
                 config={
                     "interactive": True,
                     "prefix": manager.prefix,
@@ -917,7 +919,13 @@ def record_session(manager: ArtifactManager) -> Path | None:
             if failed
             else None
         )
-        _record_outcome(store, manager, "failed" if failed else "completed", error)
+        finished = [n.started + (n.duration or 0.0) for n in manager.plan.nodes if n.started]
+        ended = (
+            datetime.datetime.fromtimestamp(max(finished), tz=datetime.timezone.utc)
+            if finished
+            else None
+        )  # the last stage's end, not this call's
+        _record_outcome(store, manager, "failed" if failed else "completed", error, ended)
         write_run_record(store, config, manager.run_id)
     return write_report(manager, raise_errors=True)
 
@@ -950,7 +958,13 @@ _MADE_OR_REUSED = frozenset({"executed", "cached", "unneeded"})
 """Stage run statuses whose cached outputs the run made or took from the cache."""
 
 
-def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, error: str | None):
+def _record_outcome(
+    store: RunStore,
+    manager: ArtifactManager,
+    status: str,
+    error: str | None,
+    ended: datetime.datetime | None = None,
+):
     stages, artifacts = [], []
     cache, root = manager.cache, manager.config.root
     inside = f"{os.path.abspath(root)}{os.sep}"
@@ -1011,7 +1025,7 @@ def _record_outcome(store: RunStore, manager: ArtifactManager, status: str, erro
         )
     store.record_stages(manager.run_id, stages)
     store.record_artifacts(manager.run_id, rows)
-    store.finish_run(manager.run_id, status, error=error)
+    store.finish_run(manager.run_id, status, error=error, ended=ended)
     manager.run_info = store.get_run(manager.run_number)
 
 
