@@ -449,6 +449,14 @@ def test_show_and_the_report_say_where_the_stages_ran(tmp_project: Path):
     assert "executed on 2 local worker processes" in shown["latest"], shown["latest"]
     report = sorted((tmp_project / "reports").glob("diamond-0002-*/index.html"))[0].read_text()
     assert "Executed on" in report and "2 local worker processes" in report
+    assert "no stage executed" not in shown["latest"] + report
+
+    cached = run_cli("run", "diamond", "-p", "two", "--parallel", "2", cwd=tmp_project)
+    assert cached.code == 0, cached
+    said = run_cli("show", "latest", cwd=tmp_project).text
+    assert ("2 local worker processes, asked for; no stage executed (all cached)") in " ".join(
+        said.split()
+    ), said
 
 
 def test_a_run_on_an_existing_dask_cluster_names_its_address():

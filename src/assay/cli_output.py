@@ -435,7 +435,8 @@ def print_run(console: Console, store: Any, run: Any, config: Any = None) -> Non
     if settings.get("overrides"):
         rows.append(("overrides", " ".join(settings["overrides"])))
     if settings.get("executor"):
-        rows.append(("executed on", executed_on(settings)))
+        executed = any(s.status == "executed" for s in store.stages(run.id))
+        rows.append(("executed on", executed_on(settings, executed)))
     from assay.cli_provenance import provenance_rows
 
     rows += provenance_rows(run, store.provenance(run.id))

@@ -150,14 +150,16 @@ def write_json(path: Path, data: Any) -> None:
         raise
 
 
-def executed_on(settings: dict) -> str:
+def executed_on(settings: dict, executed: bool = True) -> str:
     """Where a run's stages ran, from the settings it recorded: ``one process
     (serial)``, ``2 local worker processes``, ``a local Dask cluster`` or ``the Dask
-    cluster at ADDRESS``."""
+    cluster at ADDRESS``; with ``executed=False``, that nothing ran there."""
     executor, workers = settings.get("executor"), settings.get("parallel")
     if executor == "dask":
         address = settings.get("dask_address")
-        return f"the Dask cluster at {address}" if address else "a local Dask cluster"
-    if executor == "process":
-        return f"{workers} local worker processes" if workers else "local worker processes"
-    return "one process (serial)" if executor == "serial" else str(executor)
+        where = f"the Dask cluster at {address}" if address else "a local Dask cluster"
+    elif executor == "process":
+        where = f"{workers} local worker processes" if workers else "local worker processes"
+    else:
+        where = "one process (serial)" if executor == "serial" else str(executor)
+    return where if executed else f"{where}, asked for; no stage executed (all cached)"

@@ -311,7 +311,8 @@ def _metadata(record: dict) -> list[tuple[str, Any, str]]:
     if config.get("executor"):
         from assay.run_record import executed_on
 
-        rows.append(("Executed on", executed_on(config), "text"))
+        executed = any(n.get("status") == "executed" for n in record.get("nodes", []))
+        rows.append(("Executed on", executed_on(config, executed), "text"))
     if run.get("notes"):
         rows.append(("Notes", run["notes"], "text"))
     if config.get("cache_dir"):
