@@ -1242,35 +1242,6 @@ def test_an_existing_clusters_workers_run_the_edited_code_not_what_they_imported
     assert score_of_a() == 30.0
 
 
-FROM_THE_PACKAGE = """
-from dataclasses import dataclass
-
-from experiments import shared_helpers
-
-import assay
-from assay.caching import JsonCacher
-
-
-@dataclass
-class Params(assay.ExperimentParameters):
-    n: int = 1
-
-
-@assay.stage(outputs=["scaled"], cachers=[JsonCacher])
-def scale(record):
-    return record.params.n * shared_helpers.factor()
-
-
-def get_params():
-    return [Params(name=f"s{n}", n=n) for n in range(1, 5)]
-
-
-def run(param_sets, manager):
-    for params in param_sets:
-        scale(assay.Record(manager, params))
-"""
-
-
 @pytest.mark.slow
 def test_an_existing_clusters_workers_import_again_a_helper_taken_from_its_package(
     tmp_project: Path, dask_cluster: str
@@ -1285,17 +1256,17 @@ def test_an_existing_clusters_workers_import_again_a_helper_taken_from_its_packa
 
     def values() -> list:
         return [
-            assay.load("scaled", param_set=f"s{n}", project_root=tmp_project) for n in range(1, 5)
+            assay.load("scaled", param_set=f"s{n}", project_root=tmp_project) for n in range(1, 7)
         ]
 
     assert run_cli(*command, cwd=tmp_project, timeout=240).code == 0
-    assert values() == [1, 2, 3, 4]
+    assert values() == [1, 2, 3, 4, 5, 6]
     edit(experiments / "shared_helpers.py", "return 1", "return 7")
 
     again = run_cli(*command, cwd=tmp_project, timeout=240)
 
     assert again.code == 0, again
-    assert values() == [7, 14, 21, 28]
+    assert values() == [7, 14, 21, 28, 35, 42]
 
 
 OUTSIDE_HELPER = """
@@ -1325,6 +1296,12 @@ def run(param_sets, manager):
     for params in param_sets:
         scale(assay.Record(manager, params))
 """
+
+FROM_THE_PACKAGE = OUTSIDE_HELPER.replace(
+    "from labscale import factor", "from experiments import shared_helpers"
+).replace("* factor()", "* shared_helpers.factor()")
+"""The same experiment, its helper a module of ``experiments/`` (a folder without
+``__init__.py``) taken from the package: ``from experiments import shared_helpers``."""
 
 
 @pytest.mark.slow
