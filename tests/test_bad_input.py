@@ -1286,3 +1286,52 @@ def test_a_parameter_file_path_with_another_suffix_is_not_taken_for_the_py_file(
     assert text.code == 1, text
     assert "The parameter file params/notes.txt is not a Python file" in text.text, text
     assert not (project / "assay.db").exists()  # nothing ran
+
+
+CHANGED_IN_RUN = """
+from dataclasses import dataclass, replace
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class P(assay.ExperimentParameters):
+    k: int = 1
+
+
+@assay.stage(outputs=["a"], cachers=[JsonCacher])
+def sa(record):
+    return record.params.k
+
+
+def get_params():
+    return [P(name="p")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        params.k = 2  # before its record: fine
+        sa(assay.Record(manager, params))
+        params.k = 5  # after: its stage would run with 5, keyed on 2
+"""
+
+
+def test_run_changing_a_parameter_set_after_making_its_record_is_refused(tmp_path: Path):
+    """The stages ran after run() with the last value, keyed on the value at their call:
+    from the second run on, an edit of that value reused the old result."""
+    project = copy_project("basic", tmp_path)
+    (project / "experiments" / "changed_in_run.py").write_text(CHANGED_IN_RUN)
+
+    result = fails(
+        run_cli("run", "changed_in_run", cwd=project),
+        "Parameter set 'p' cannot change now (its field 'k' set to 5 at",
+        "changed_in_run.py, line 26",
+        "dataclasses.replace(params, k=...)",
+    )
+    assert not (project / "data" / "cache" / "objects").exists(), result
+    (project / "experiments" / "changed_in_run.py").write_text(
+        CHANGED_IN_RUN.replace("        params.k = 5", "        replace(params, k=5)")
+    )
+    assert run_cli("run", "changed_in_run", cwd=project).code == 0
+    assert assay.load("a", param_set="p", project_root=project) == 2

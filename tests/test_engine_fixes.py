@@ -561,3 +561,60 @@ def test_a_forgotten_return_and_an_aggregate_input_nobody_holds_are_warned_of(tm
             "'model' (no `return`?)") in said, said  # fmt: skip
     assert ("WARNING: Aggregate 'compare': none of the 2 record(s) it combines holds 'scroes', "
             "so it gets an empty dict for it. Did you mean 'scores'?") in said, said  # fmt: skip
+
+
+NESTED_NAME = """
+from dataclasses import dataclass, field
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class DataParams(assay.ExperimentParameters):
+    n: int = 10
+
+
+@dataclass
+class P(assay.ExperimentParameters):
+    data: DataParams = field(default_factory=lambda: DataParams(name="mnist"))
+
+
+@assay.stage(outputs=["loaded"], cachers=[JsonCacher])
+def load(record):
+    return f"loaded {record.params.data.name} n={record.params.data.n}"
+
+
+def get_params():
+    return [P(name="p")]
+
+
+def run(param_sets, manager):
+    for p in param_sets:
+        load(assay.Record(manager, p))
+"""
+
+CIFAR = """
+from experiments.nested_name import DataParams, P
+
+
+def get_params():
+    return [P(name="p", data=DataParams(name="cifar"))]
+"""
+
+
+def test_the_name_of_a_parameter_set_held_in_a_field_keys_the_stages_that_read_it(
+    tmp_path: Path,
+):
+    """``data=DataParams(name="cifar")`` reused the result made for ``name="mnist"``: a
+    parameter set's name is no part of its hash, nested or not."""
+    root = project(tmp_path / "nested", "nested_name", NESTED_NAME)
+    (root / "params" / "cifar.py").write_text(CIFAR)
+
+    run(root, "nested_name")
+    second = run(root, "nested_name", "-p", "cifar")
+
+    assert "1 executed" in second, second
+    import assay
+
+    assert assay.load("loaded", param_set="p", project_root=root) == "loaded cifar n=10"

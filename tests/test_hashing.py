@@ -574,3 +574,22 @@ def test_args_hash_matches_params_hash():
     params = PinnedParams(seed=9)
     assert args_hash(params) == params.params_hash() == hash_value(params)
     assert args_hash(params, dry=True) == {"layers": (64, 32), "lr": 0.5, "seed": 9}
+
+
+def test_values_a_stage_would_tell_apart_hash_apart():
+    """Each pair hashed alike, so a stage that sees the difference reused the other
+    value's result: a zone against a fixed offset (they part at summer time), pandas'
+    nanoseconds, and a text column against a bytes column."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    new_york = dt.datetime(2024, 1, 1, tzinfo=ZoneInfo("America/New_York"))
+    fixed = dt.datetime(2024, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    assert new_york.isoformat() == fixed.isoformat()
+    assert hash_value(new_york) != hash_value(fixed)
+    assert hash_value(pd.Timedelta(500, "ns")) != hash_value(pd.Timedelta(100, "ns"))
+    assert hash_value(pd.Series([b"a", b"b"])) != hash_value(pd.Series(["a", "b"]))
+    # What hashed alike before still does (no recomputation for naive times, whole
+    # microseconds, text columns).
+    assert hash_value(pd.Timedelta(5, "us")) == hash_value(dt.timedelta(microseconds=5))
+    assert hash_value(dt.datetime(2024, 1, 1)) == hash_value(dt.datetime(2024, 1, 1))

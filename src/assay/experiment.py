@@ -43,7 +43,7 @@ from assay.errors import (
 )
 from assay.executor import get_executor
 from assay.manager import ArtifactManager
-from assay.params import apply_overrides, check_unique_names, describe
+from assay.params import apply_overrides, check_unique_names, describe, thaw_all
 from assay.project import (
     check_experiment,
     load_experiment,
@@ -701,6 +701,7 @@ def _plan(
     finally:
         runner.planning = False
         runner.claim_workers = None
+        thaw_all()
     _check_overwrite_stages(manager)
     runner.decide(runner.unsettled())
     runner.observer.planned(manager.plan)

@@ -412,6 +412,9 @@ class _Walker:
             self._int(obj.days)
             self._int(obj.seconds)
             self._int(obj.microseconds)
+            nanoseconds = getattr(obj, "nanoseconds", 0)  # pandas' Timedelta
+            if nanoseconds:
+                self._int(nanoseconds)
             return True
         if isinstance(obj, dt.datetime):  # before date: a datetime is a date
             self._w(b"D")
@@ -422,6 +425,12 @@ class _Walker:
         else:
             return False
         self._text(obj.isoformat())
+        zone = getattr(obj, "tzinfo", None)
+        if zone is not None:
+            # The offset the text shows is not the zone: New York and a fixed -05:00 agree
+            # in January and part in June (`start + timedelta(days=180)`).
+            self._text(str(zone))
+            self._int(getattr(obj, "fold", 0))
         return True
 
     # -- classes and callables --------------------------------------------------------
@@ -505,6 +514,10 @@ class _Walker:
         if callable(hash_fields):  # an assay ExperimentParameters
             self._w(b"Q")
             pairs = hash_fields()
+            if self._dict_order and isinstance(getattr(obj, "name", None), str):
+                # What a stage's key hashes: a set held in a field is data, its name too
+                # (`record.params.data.name` picks the data set to load).
+                pairs = [*pairs, ("name", obj.name)]
         else:
             self._w(b"C")
             pairs = _dataclass_hash_fields(obj)
@@ -648,6 +661,8 @@ class _Walker:
             if kind not in ("string", "bytes", "empty"):
                 self._child(np.asarray(values, dtype=object), where)
                 return
+            if kind == "bytes":  # pandas hashes b"a" as it hashes "a"
+                self._text("bytes")
         self._ndarray(pd.util.hash_pandas_object(values, index=False).to_numpy())
 
 
@@ -800,7 +815,9 @@ def hash_value(obj: Any, *, dict_order: bool = False) -> str:
     Two dicts with the same items in another order are equal in Python and hash
     alike. With ``dict_order=True`` their order counts (sets stay unordered):
     assay hashes what enters a stage's cache key so, since code that iterates a
-    dict sees its order (``for step, k in STEPS.items()``).
+    dict sees its order (``for step, k in STEPS.items()``); so does the name of a
+    parameter set held in a value (``data=DataParams(name="cifar")``), which code
+    may read as any other field.
     """
     return Hasher(dict_order=dict_order).update(obj).hexdigest()
 

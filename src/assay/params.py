@@ -25,6 +25,7 @@ fields, nest one dataclass in another, or import another parameter file and
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import difflib
 import enum
@@ -35,6 +36,7 @@ import pathlib
 import re
 import types
 import typing
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +98,23 @@ class ExperimentParameters:
     """Field name -> ``function(params, value)`` whose result is hashed instead of the
     value, or -> ``None`` to leave the field out of the hash. Usually filled with
     :func:`assay.hashing.set_hash_functions`."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if _RECORDED and _RECORDED.get(id(self)) is self and name in _field_names(self):
+            import sys
+
+            from assay.plan import short_repr
+
+            caller = sys._getframe(1)
+            raise ParameterError(
+                f"Parameter set {self.name!r} cannot change now (its field {name!r} set to "
+                f"{short_repr(value, 40)} at {caller.f_code.co_filename}, line "
+                f"{caller.f_lineno}): run() made a record from it, and the stages called "
+                "on that record run once run() has called them all, keyed on the values the "
+                f"set had. Set {name} before making the record, or make another set: "
+                f"dataclasses.replace(params, {name}=...)."
+            )
+        super().__setattr__(name, value)
 
     def _hash_fields(self) -> list[tuple[str, Any]]:
         """(field name, representation) pairs that enter the hash, sorted by name.
@@ -159,6 +178,30 @@ class ExperimentParameters:
 
 Params = ExperimentParameters
 """Short alias of :class:`ExperimentParameters`."""
+
+
+_RECORDED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+"""id -> parameter set a record was made from while ``run()`` plans: its fields may not
+change until the plan is made (its stages, run after, would see other values than they
+were keyed on). A live manager (a notebook) runs each stage as it is called: there a set
+may change between calls."""
+
+
+def freeze(params: Any) -> None:
+    """Refuse changes to ``params``'s fields until :func:`thaw_all` (a record was made
+    from it while ``run()`` plans). Copies (``dataclasses.replace``, ``copy.deepcopy``)
+    may change, being other sets."""
+    with contextlib.suppress(TypeError):  # a set with __slots__ and no weak references
+        _RECORDED[id(params)] = params
+
+
+def thaw_all() -> None:
+    """The plan is made: parameter sets may change again (for another run)."""
+    _RECORDED.clear()
+
+
+def _field_names(params: Any) -> dict:
+    return getattr(type(params), "__dataclass_fields__", {})
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -237,6 +237,10 @@ class Record:
         """While a stage runs: its cachers, one per output."""
         self.combo_hash: str | None = None
         self._hash = manager.params_hash(params) if params is not None else None
+        if manager.runner.planning and params is not None:
+            from assay.params import freeze
+
+            freeze(params)  # while run() plans: its stages are keyed on these values
         self._node = None
         self._nodes: list = []
         self._shared: set[str] = set()
