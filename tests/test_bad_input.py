@@ -1335,3 +1335,61 @@ def test_run_changing_a_parameter_set_after_making_its_record_is_refused(tmp_pat
     )
     assert run_cli("run", "changed_in_run", cwd=project).code == 0
     assert assay.load("a", param_set="p", project_root=project) == 2
+
+
+CHANGES_A_VALUE = """
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Model:
+    depth: int = 3
+
+
+@dataclass
+class P(assay.ExperimentParameters):
+    arr: np.ndarray = field(default_factory=lambda: np.array([1.0, 2.0, 3.0]))
+    model: Model = field(default_factory=Model)
+    df: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"a": [3, 1, 2]}))
+    nested: tuple = field(default_factory=lambda: ([1, 2], "x"))
+
+
+@assay.stage(outputs=["out"], cachers=[JsonCacher])
+def change(record):
+    p = record.params
+    CHANGE
+    return 1
+
+
+def get_params():
+    return [P(name="p")]
+
+
+def run(param_sets, manager):
+    change(assay.Record(manager, param_sets[0]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "field_name"),
+    [("a = p.arr; a /= a.sum()", "arr"), ("p.model.depth += 1", "model"),
+     ("p.df.sort_values('a', inplace=True)", "df"), ("p.nested[0].append(99)", "nested")],
+    ids=["array", "dataclass", "frame", "list-in-tuple"],
+)  # fmt: skip
+def test_a_stage_changing_a_parameter_value_in_place_is_refused(tmp_path, change, field_name):
+    """Only list, dict and set fields were checked: the later stages saw the changed array,
+    object or frame under the key of the value before."""
+    project = copy_project("basic", tmp_path)
+    (project / "experiments" / "changes.py").write_text(CHANGES_A_VALUE.replace("CHANGE", change))
+
+    fails(
+        run_cli("run", "changes", cwd=project),
+        f"Stage 'change' changed record.params.{field_name} in place",
+        "Work on a copy",
+    )

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
+import os
 import pathlib
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -634,3 +639,74 @@ def test_set_checks_the_elements_of_dicts_and_nested_containers(override, proble
 def test_set_fills_dicts_and_nested_containers_of_the_right_types():
     (new,) = apply_overrides([Containers()], ["counts={'a': 1}", "nested=[[1, 2], [3]]"])
     assert new.counts == {"a": 1} and new.nested == [[1, 2], [3]]
+
+
+GRID_NAMES = """
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import assay
+
+
+def scale(x, k):
+    return x * k
+
+
+@dataclass
+class P(assay.ExperimentParameters):
+    tags: frozenset = frozenset()
+    chosen: set = field(default_factory=set)
+    fn: object = None
+    f: float = 0.0
+
+
+sets = assay.grid(P(name="g"), tags=[frozenset({"beta", "gamma", "alpha"})],
+                  chosen=[{"x", "y", "z", "w"}], fn=[functools.partial(scale, k=2),
+                  lambda x: x + 1, lambda x: x + 2], f=[np.float64(0.5)])
+print("\\n".join(p.name for p in sets))
+"""
+
+
+def test_grid_names_are_the_same_in_every_process():
+    """Sets were named in their own order, which changes with string hashing, and a
+    partial by its memory address: ``-n NAME`` from one process failed in the next.
+    Two lambdas got one name (a duplicate), a numpy float ``np.float64(0.5)``."""
+    names = set()
+    for seed in ("1", "2", "3"):
+        done = subprocess.run([sys.executable, "-c", GRID_NAMES], capture_output=True,
+                              text=True, env={**os.environ, "PYTHONHASHSEED": seed},
+                              timeout=60, check=True)  # fmt: skip
+        names.add(done.stdout)
+    (listed,) = names
+    lines = listed.splitlines()
+    assert len(set(lines)) == 3, lines
+    assert lines[0].startswith(
+        "g-tags=frozenset({'alpha', 'beta', 'gamma'})-chosen={'w', 'x', 'y', 'z'}-fn=scale(k=2)"
+    ), lines
+    assert lines[0].endswith("-f=0.5"), lines
+
+
+@dataclasses.dataclass
+class Typed(ExperimentParameters):
+    when: datetime.datetime = datetime.datetime(2024, 1, 1)
+    maybe: Optional[datetime.date] = None  # noqa: UP045 (read on Python 3.10 too)
+    fn: Callable = len
+    arr: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(2))
+    npf: float = np.float64(0.5)
+
+
+def test_set_refuses_a_field_it_cannot_write_rather_than_change_its_type():
+    """``--set when=2024-02-01`` gave a datetime field the text, ``--set fn=other`` a
+    function field the name, ``--set arr=[1,2]`` an array field a list: the stage then
+    ran on a value of another type. A numpy float became a Python float (another hash)."""
+    base = Typed(name="t")
+    for override, kind in [("when=2024-02-01", "datetime.datetime"),
+                           ("maybe=2024-02-01", "datetime.date"),
+                           ("fn=other_helper", "builtins.builtin_function_or_method"),
+                           ("arr=[1, 2]", "numpy.ndarray")]:  # fmt: skip
+        with pytest.raises(ParameterError, match=f"holds a {kind}, which --set cannot make"):
+            apply_overrides([base], [override])
+    (changed,) = apply_overrides([base], ["npf=0.25"])
+    assert type(changed.npf) is np.float64 and changed.npf == 0.25

@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import difflib
 import enum
+import functools
 import hashlib
 import itertools
 import math
@@ -273,10 +274,26 @@ def _short(value: Any) -> str:
     if isinstance(value, enum.Enum):
         return str(value.name)
     if isinstance(value, float):
-        return repr(value)
+        return repr(float(value))  # 0.5, not np.float64(0.5)
+    if isinstance(value, (set, frozenset)):
+        # In an order of its own, not the set's (which differs from process to process).
+        inner = ", ".join(sorted(map(repr, value)))
+        text = f"{{{inner}}}" if isinstance(value, set) else f"frozenset({{{inner}}})"
+        return _cut(text)
+    if isinstance(value, functools.partial):
+        given = [_short(a) for a in value.args] + [
+            f"{k}={_short(v)}" for k, v in sorted(value.keywords.items())
+        ]
+        return _cut(f"{_short(value.func)}({', '.join(given)})")
     if isinstance(value, (type, Callable)) and hasattr(value, "__qualname__"):
+        if "<" in value.__qualname__:  # a lambda, a local function: told apart by code
+            return f"{value.__qualname__}-{hash_value(value)[:6]}"
         return value.__qualname__
-    text = str(value)
+    return _cut(str(value))
+
+
+def _cut(text: str) -> str:
+    """``text``, cut to :data:`_LONGEST_LABEL` with a hash of the whole if longer."""
     if len(text) <= _LONGEST_LABEL:
         return text
     # Cut, with a short hash of the whole text: values that differ only after the cut
@@ -411,15 +428,30 @@ def _coerce(raw: str, current: Any) -> Any:
         raise ValueError(f"expected an integer, got {raw!r}")
     if isinstance(current, float):
         if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
-            return float(parsed)
+            return type(current)(parsed)  # a numpy float stays one (it hashes as one)
         if isinstance(parsed, str) and _is_float_word(raw):
-            return float(raw.strip())
+            return type(current)(raw.strip())
         raise ValueError(f"expected a number, got {raw!r}")
     if isinstance(current, str):
         return parsed if isinstance(parsed, str) else raw
     if isinstance(current, pathlib.PurePath):
         return type(current)(parsed if isinstance(parsed, str) else raw)
+    if current is not None and not isinstance(current, _LITERALS + (type(parsed),)):
+        raise ValueError(_not_writable(type(current), raw, parsed))
     return parsed
+
+
+_LITERALS = (str, int, float, complex, bool, bytes, list, tuple, dict, set, frozenset)
+"""The types of values ``--set`` writes (Python literals); others it cannot make."""
+
+
+def _not_writable(kind: type, raw: str, parsed: Any) -> str:
+    return (
+        f"holds a {kind.__module__}.{kind.__qualname__}, which --set cannot make from text "
+        f"({raw!r} would be {type(parsed).__name__} {parsed!r}): set this field in a "
+        "parameter file (or give the set a field --set can write, such as a number or a "
+        "name, and build the value from it)"
+    )
 
 
 def _coerce_field(raw: str, params: Any, dotted: str) -> Any:
@@ -479,7 +511,10 @@ def _coerce_to(raw: str, annotation: Any, current: Any, dotted: str = "FIELD") -
         if sample is None:
             sample = kind(".")  # a path
         return _coerce(raw, sample)
-    return _coerce(raw, current)
+    value = _coerce(raw, current)
+    if not issubclass(kind, _LITERALS) and not isinstance(value, kind):
+        raise ValueError(_not_writable(kind, raw, value))
+    return value
 
 
 _SAMPLES: dict[type, Any] = {bool: False, int: 0, float: 0.0, str: ""}

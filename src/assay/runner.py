@@ -1099,7 +1099,8 @@ class Runner:
                     f"set {node.record_label!r}): a parameter set cannot change while stages "
                     "run. The stage was keyed on the value before, the stages after it would "
                     "see the new one (and, in worker processes, would not). Work on a copy "
-                    f"(`list(record.params.{changed})`), or return the new value as an output."
+                    f"(`copy.deepcopy(record.params.{changed})`, `array.copy()`, "
+                    "`frame.copy()`), or return the new value as an output."
                 )
         try:  # raised as itself, as Curifactory does (`except OutputSignatureError`)
             values = spec.split_outputs(returned, node.record_label)
@@ -1506,13 +1507,32 @@ def _changed_in_place(record: Record, reads: set[str]) -> str | None:
     for name in reads:
         value = getattr(record.params, name, None)
         if (
-            type(value) in (list, dict, set)
+            _changeable(value)
             and name in hashes
             and name not in record._shown  # hashed as is, not through a representation
             and hash_value(value, dict_order=True) != hashes[name]
         ):
             return name
     return None
+
+
+def _changeable(value: Any) -> bool:
+    """Whether a stage can change ``value`` in place: a list, dict, set, bytearray, a
+    numpy array (``a /= a.sum()``), a pandas frame or series (``inplace=True``), or a
+    dataclass that is not frozen (``record.params.model.depth += 1``), or a tuple holding
+    one (``params.layers[0].append(...)``)."""
+    kind = type(value)
+    if kind in (list, dict, set, bytearray):
+        return True
+    if kind is tuple:
+        return any(_changeable(v) for v in value)
+    module = kind.__module__.partition(".")[0]
+    if module == "pandas":
+        return hasattr(value, "iloc")  # a frame or series, not a timestamp
+    if module == "numpy":  # an array that may be written to, not a numpy scalar
+        return kind.__name__ == "ndarray" and bool(value.flags.writeable)
+    params = getattr(kind, "__dataclass_params__", None)
+    return params is not None and not params.frozen
 
 
 @contextlib.contextmanager
