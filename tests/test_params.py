@@ -545,7 +545,10 @@ def test_describe_is_flat_and_json_safe():
     assert shown["name"] == "r"
     assert shown["model.depth"] == 3
     assert shown["model.kind"] == "forest"
-    assert shown["weights"] == "ndarray(shape=(3, 2), dtype=float64)"
+    assert (
+        shown["weights"]
+        == f"ndarray(shape=(3, 2), dtype=float64, #{hash_value(np.zeros((3, 2)))[:8]})"
+    )
     assert shown["scorer"] == "<function builtins.len>"
     assert len(shown["long_text"]) == 200
     assert shown["missing"] == "nan"
@@ -710,3 +713,27 @@ def test_set_refuses_a_field_it_cannot_write_rather_than_change_its_type():
             apply_overrides([base], [override])
     (changed,) = apply_overrides([base], ["npf=0.25"])
     assert type(changed.npf) is np.float64 and changed.npf == 0.25
+
+
+def test_describe_shows_what_differs_and_only_that():
+    """`assay compare` listed equal sets (in another order) and partials (at another
+    address) as differences, and missed arrays and frames whose values differed."""
+    import functools
+
+    import pandas as pd
+
+    @dataclasses.dataclass
+    class Shown(ExperimentParameters):
+        tags: set = dataclasses.field(default_factory=set)
+        fn: object = None
+        arr: object = None
+        df: object = None
+
+    def make(order, value):
+        return describe(Shown(name="s", tags=set(order), fn=functools.partial(max, key=len),
+                              arr=np.full(3, value), df=pd.DataFrame({"a": [value]})))  # fmt: skip
+
+    one, other_order, other_values = make("abc", 1), make("cba", 1), make("abc", 2)
+    assert one == other_order
+    assert "0x" not in one["fn"] and one["fn"] == "partial builtins.max(key=len)"
+    assert {k for k in one if one[k] != other_values[k]} == {"arr", "df"}

@@ -775,10 +775,16 @@ def _display(value: Any) -> Any:
     elif isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
         kind = "class" if isinstance(value, type) else "function"
         text = f"<{kind} {getattr(value, '__module__', '?')}.{value.__qualname__}>"
-    elif hasattr(value, "shape") and hasattr(value, "dtype"):  # numpy array or similar
-        text = f"{type(value).__name__}(shape={tuple(value.shape)}, dtype={value.dtype})"
-    elif hasattr(value, "shape") and hasattr(value, "dtypes"):  # pandas DataFrame
-        text = f"{type(value).__name__}(shape={tuple(value.shape)})"
+    elif isinstance(value, functools.partial):  # its repr holds a memory address
+        text = f"partial {getattr(value.func, '__module__', '?')}.{_short(value)}"
+    elif isinstance(value, (set, frozenset)):  # in an order of its own, as in names
+        inner = "{" + ", ".join(sorted(map(repr, value))) + "}"
+        text = inner if isinstance(value, set) else f"frozenset({inner})"
+    elif hasattr(value, "shape") and (hasattr(value, "dtype") or hasattr(value, "dtypes")):
+        # An array or a frame: its shape, and a digest of its content, so that two runs
+        # whose values differ show it (`assay compare`).
+        kind = f", dtype={value.dtype}" if hasattr(value, "dtype") else ""
+        text = f"{type(value).__name__}(shape={tuple(value.shape)}{kind}, #{_digest(value)})"
     else:
         try:
             text = repr(value)
@@ -787,13 +793,23 @@ def _display(value: Any) -> Any:
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
 
 
+def _digest(value: Any) -> str:
+    """The first 8 characters of a value's hash, or ``?`` if it cannot be hashed."""
+    try:
+        return hash_value(value)[:8]
+    except (TypeError, ValueError):
+        return "?"
+
+
 def describe(params: Any) -> dict[str, Any]:
     """A flat, JSON-safe description of a parameter set, for provenance and display.
 
     Keys are field names (dotted for nested dataclasses, ``name`` first); values
     are kept when they are plain JSON values and otherwise shown as short text:
-    arrays as ``ndarray(shape=(100, 3), dtype=float64)``, functions by qualified
-    name, anything else by ``repr`` cut at 200 characters::
+    arrays as ``ndarray(shape=(100, 3), dtype=float64, #1c0e2f4a)`` (with a digest
+    of their content, so that ``assay compare`` sees two that differ), functions by
+    qualified name, sets in sorted order, anything else by ``repr`` cut at 200
+    characters::
 
         >>> describe(Params(name="rf", seed=1))
         {'name': 'rf', 'seed': 1, 'n_trees': 100}
