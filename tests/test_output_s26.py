@@ -525,3 +525,48 @@ def test_why_says_the_parameter_class_now_has_methods_of_its_own(tmp_project: Pa
 
     assert "executes make [p]: its parameter class Params now has methods" in said, said
     assert "with these ingredients" not in said, said
+
+
+OBJECT_FIELD = """
+from dataclasses import dataclass, field
+
+import assay
+from assay.caching import JsonCacher
+
+
+class Scaler:
+    def __init__(self, k):
+        self.k = k
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    scaler: Scaler = field(default_factory=lambda: Scaler(3))
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def scale(record):
+    return 2 * record.params.scaler.k
+
+
+def get_params():
+    return [Params(name="p")]
+
+
+def run(param_sets, manager):
+    scale(assay.Record(manager, param_sets[0]))
+"""
+
+
+def test_why_names_an_object_field_whose_repr_shows_nothing(tmp_project: Path):
+    """``Scaler(3)`` and ``Scaler(4)`` both read ``<Scaler object>``: why said "no cached
+    artifact with these ingredients (it was removed from the cache ...)"."""
+    experiment = tmp_project / "experiments" / "object_field.py"
+    experiment.write_text(OBJECT_FIELD)
+    assert run_cli("run", "object_field", "-q", cwd=tmp_project).code == 0
+    edit(experiment, "Scaler(3)", "Scaler(4)")
+
+    said = run_cli("why", "object_field", cwd=tmp_project).text
+
+    assert "executes scale [p]: a parameter it reads changed: scaler <" in said, said
+    assert "with these ingredients" not in said, said

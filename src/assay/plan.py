@@ -354,11 +354,16 @@ def describe_read(node: StageNode, name: str) -> str:
         return f"<code {node.plan.runner.attribute_code(cls, name)[:16]}>"
     record = node.record
     shown = record.field_hashes() and record._shown.get(name)
-    text = short_repr(getattr(params, name, None))
+    value = getattr(params, name, None)
+    text = short_repr(value)
     text = f"{text} (hashed as {shown})" if shown else text
     held = record._held.get(name)
     if held:  # functions or classes: what they do is their code, not their repr
         text += f" (code {node.plan.runner.held_code(None, held)[:12]})"
+    if not callable(value) and _ADDRESS.search(repr(value)):
+        # `<Scaler object>` tells no two objects apart: their digest does (a function is
+        # told by its name and code above)
+        text += f" #{(record.field_hashes().get(name) or '?')[:8]}"
     return text
 
 
