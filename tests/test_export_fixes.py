@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -522,3 +523,50 @@ def test_a_run_record_that_cannot_be_written_leaves_no_temporary_file(tmp_path: 
         write_json(tmp_path / "OTHER.json", {"text": "\udcff"})
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["RUN.json"]
+
+
+def test_cache_options_stay_out_of_exports_and_records(tmp_project: Path) -> None:
+    """``cache_options`` (a URL cache's credentials) went into every export's code/
+    (and so into Docker contexts and reproductions) and, uncommitted, into the git diff
+    of every run record, where the docs say they are never written."""
+    settings = tmp_project / "assay.toml"
+    settings.write_text("# the project's settings\n")
+    init_repo(tmp_project, GITIGNORE)
+    settings.write_text(
+        settings.read_text()
+        + '[cache_options]\nkey = "AKIAEXAMPLE"\nsecret = "SUPERSECRET-CACHE"\n'
+        + "[cache_options.client_kwargs]\nregion_name = 'SECRET-REGION'\n"
+    )  # not committed: the run's diff holds it
+
+    ok(run_cli("run", "diamond", "-p", "two", "--store-full", cwd=tmp_project))
+
+    folder = exported(tmp_project)
+    for path in [*folder.rglob("*"), *(tmp_project / "logs").glob("*"),
+                 *tmp_project.glob("assay.db*")]:  # fmt: skip
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"SUPERSECRET-CACHE" not in data and b"SECRET-REGION" not in data, path
+    exported_settings = (folder / "code" / "assay.toml").read_text()
+    assert "# (left out by assay: it may hold credentials)" in exported_settings
+    if sys.version_info >= (3, 11):  # still a valid settings file
+        import tomllib
+
+        assert tomllib.loads(exported_settings)["cache_options"] == {"client_kwargs": {}}
+    record = json.loads((folder / "run.json").read_text())
+    assert "may hold secrets were left out: assay.toml" in record["provenance"]["git"]["diff"]
+
+
+def test_cache_options_are_left_out_of_settings_in_every_form() -> None:
+    from assay.export.snapshot import without_cache_options
+
+    text = (
+        'cache_dir = "s3://bucket/cache"\n'
+        'cache_options = { secret = "S1" }\n'
+        'cache_options.key = "S2"\n'
+        "[tool.assay.cache_options]\nsecret = 'S3'\n# a comment stays\n"
+        "[tool.other]\nkeep = 1\n"
+    )
+    kept = without_cache_options(text)
+    assert not any(secret in kept for secret in ("S1", "S2", "S3")), kept
+    assert 'cache_dir = "s3://bucket/cache"' in kept and "keep = 1" in kept
+    assert "# a comment stays" in kept

@@ -232,12 +232,13 @@ def capture_git(root: str | os.PathLike, ignore: list[str] = ()) -> GitInfo:
 
 def without_secrets(diff: str) -> str:
     """``diff`` without the sections (``diff --git ...``) of files that look like secrets
-    (``.env``, ``*.pem``, ... see :data:`assay.export.snapshot.SECRET_PATTERNS`), nor
+    (``.env``, ``*.pem``, ... see :data:`assay.export.snapshot.SECRET_PATTERNS`, and
+    ``assay.toml`` or ``pyproject.toml`` where ``cache_options`` changed), nor
     those whose file names cannot be read (a diff made with other options: any may be a
     secret's); last lines name what was left out. The rest still applies with ``git apply``."""
     if "diff --git " not in diff:
         return diff
-    from assay.export.snapshot import _secret
+    from assay.export.snapshot import SETTINGS_FILES, _secret
 
     kept, cut, unread = [], set(), []
     for section in re.split(r"(?m)^(?=diff --git )", diff):
@@ -245,7 +246,13 @@ def without_secrets(diff: str) -> str:
         if paths is None:
             unread.append(section.split("\n", 1)[0])
             continue
-        secret = sorted(path for path in paths if _secret(path))
+        # A settings file whose change touches cache_options: credentials, perhaps.
+        settings = "cache_options" in section
+        secret = sorted(
+            path
+            for path in paths
+            if _secret(path) or (settings and path.rpartition("/")[2] in SETTINGS_FILES)
+        )
         if secret:
             cut.update(secret)
         else:

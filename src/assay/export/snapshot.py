@@ -31,6 +31,7 @@ track then, as they are now. The same rules then choose what is copied.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
@@ -183,15 +184,59 @@ def plan_snapshot(
 
 
 def write_snapshot(root: str | os.PathLike, snapshot: Snapshot, destination: Path) -> int:
-    """Copy the snapshot's files into ``destination``; return the bytes copied."""
+    """Copy the snapshot's files into ``destination``; return the bytes copied. The
+    project's settings files are copied without ``cache_options`` (credentials for a
+    cache at a URL), which the docs promise never to write anywhere."""
     root = Path(root)
     total = 0
     for path in snapshot.files:
         target = destination / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(snapshot.origin.get(path, root) / path, target)
+        source = snapshot.origin.get(path, root) / path
+        shutil.copy2(source, target)
+        if target.name in SETTINGS_FILES:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                text = source.read_text(encoding="utf-8")
+                kept = without_cache_options(text)
+                if kept != text:
+                    target.write_text(kept, encoding="utf-8")
         total += target.stat().st_size
     return total
+
+
+SETTINGS_FILES = ("assay.toml", "pyproject.toml")
+"""Files that may hold assay's settings, ``cache_options`` among them."""
+
+_LEFT_OUT = "left out by assay: it may hold credentials"
+_HEADER = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+\s*(#.*)?$")
+_INLINE = re.compile(r"^(\s*(?:tool\.assay\.)?cache_options\s*=\s*)\S.*$")
+_DOTTED = re.compile(r"^(\s*(?:tool\.assay\.)?cache_options\.[^=]+=\s*)\S.*$")
+
+
+def without_cache_options(text: str) -> str:
+    """TOML ``text`` with the values of ``cache_options`` replaced (an inline table,
+    dotted keys, or a ``[cache_options]`` / ``[tool.assay.cache_options]`` table):
+    they may hold a cache's credentials (``secret = ...``)."""
+    out, inside = [], False
+    for line in text.splitlines(keepends=True):
+        header = _HEADER.match(line)
+        if header:
+            name = header.group(1)
+            inside = name in ("cache_options", "tool.assay.cache_options") or name.startswith(
+                ("cache_options.", "tool.assay.cache_options.")
+            )
+            out.append(line)
+            continue
+        if inside and line.strip() and not line.lstrip().startswith("#"):
+            out.append(f"# ({_LEFT_OUT})\n")
+            continue
+        inline, dotted = _INLINE.match(line), _DOTTED.match(line)
+        if inline:
+            line = f"{inline.group(1)}{{}}  # {_LEFT_OUT}\n"
+        elif dotted:
+            line = f'{dotted.group(1)}""  # {_LEFT_OUT}\n'
+        out.append(line)
+    return "".join(out)
 
 
 def rebuild_run_code(root: str | os.PathLike, git: dict, scratch: Path) -> RunCode:
