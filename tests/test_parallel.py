@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -1613,6 +1613,42 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def signalled_run(
+    root: Path,
+    args: list[str],
+    flag: str,
+    sent: signal.Signals,
+    whole_group: bool,
+    before: Callable[[], None] | None = None,
+) -> tuple[subprocess.Popen, str, str, list[int]]:
+    """``assay run ARGS`` in its own process group, sent ``sent`` (to the whole group, as
+    a terminal's Ctrl-C, or to the main process only) once the file ``flag`` appears in
+    ``root`` (after ``before()``); the process, its output and its workers' pids."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TERM="dumb")
+    proc = subprocess.Popen([sys.executable, "-m", "assay", "run", *args], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (root / flag).exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        if before is not None:
+            before()
+        workers = descendants(proc.pid)
+        if whole_group:
+            os.killpg(proc.pid, sent)
+        else:
+            proc.send_signal(sent)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc, stdout, stderr, workers
+
+
 @pytest.mark.parametrize(
     ("whole_group", "how", "sent"),
     [
@@ -1632,33 +1668,10 @@ def test_ctrl_c_stops_the_workers_records_interrupted_and_keeps_the_cache(
     SIGTERM (a batch job's time limit, ``kill``) too stops the run as Ctrl-C does."""
     slow = tmp_project / "slow.flag"
     slow.touch()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
-    env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TERM="dumb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "assay", "run", "scaled", *how],
-        cwd=tmp_project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    proc, stdout, stderr, workers = signalled_run(
+        tmp_project, ["scaled", *how], "waiting.txt", sent, whole_group
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not (tmp_project / "waiting.txt").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.02)
-        workers = descendants(proc.pid)
-        assert workers
-        if whole_group:
-            os.killpg(proc.pid, sent)
-        else:
-            proc.send_signal(sent)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    assert workers
 
     sigterm = sent == signal.SIGTERM
     assert proc.returncode == (143 if sigterm else 130), stdout + stderr
@@ -1739,30 +1752,16 @@ def test_a_worker_stopped_while_it_saves_leaves_no_temporary_file(
     """The run stops its workers with SIGTERM: they used to die on the spot, leaving the
     half-written file of a save under way in the cache until gc removed it an hour later."""
     (tmp_project / "experiments" / "half_saved.py").write_text(HALF_SAVED)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
-    env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TERM="dumb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "assay", "run", "half_saved", "--parallel", "2"],
-        cwd=tmp_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+    half: list[Path] = []
+
+    def under_way() -> None:  # the save has written half a file under a temporary name
+        half.append(Path((tmp_project / "saving.txt").read_text()))
+        assert ".tmp-" in half[0].name and half[0].exists()
+
+    proc, stdout, stderr, workers = signalled_run(
+        tmp_project, ["half_saved", "--parallel", "2"], "saving.txt", sent, whole_group,
+        before=under_way,
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not (tmp_project / "saving.txt").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.02)
-        half = Path(tmp_project / "saving.txt").read_text()
-        assert ".tmp-" in Path(half).name and Path(half).exists()  # the save is under way
-        workers = descendants(proc.pid)
-        if whole_group:
-            os.killpg(proc.pid, sent)
-        else:
-            proc.send_signal(sent)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
     assert proc.returncode == (143 if sent == signal.SIGTERM else 130), stdout + stderr
     assert "Traceback" not in stdout + stderr
@@ -1771,7 +1770,7 @@ def test_a_worker_stopped_while_it_saves_leaves_no_temporary_file(
         time.sleep(0.05)
     assert not [p for p in workers if alive(p)]
     cache = tmp_project / "data" / "cache"
-    assert not Path(half).exists()
+    assert not half[0].exists()
     assert [p for p in cache.rglob("*") if ".tmp-" in p.name] == []
     assert [p for p in cache.rglob("*.pkl")] == []  # nothing half-saved passes for saved
 
