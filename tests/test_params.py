@@ -737,3 +737,30 @@ def test_describe_shows_what_differs_and_only_that():
     assert one == other_order
     assert "0x" not in one["fn"] and one["fn"] == "partial builtins.max(key=len)"
     assert {k for k in one if one[k] != other_values[k]} == {"arr", "df"}
+
+
+def test_the_change_check_is_installed_only_while_a_set_is_frozen():
+    """Setting a field costs one plain assignment outside run()'s planning: the check
+    that refuses changes of a frozen set is on the class only while one is frozen."""
+    from assay.params import freeze, thaw_all
+
+    @dataclasses.dataclass
+    class Seeded(ExperimentParameters):
+        seed: int = 1
+
+        def __setattr__(self, name, value):  # a set with its own hook is still checked
+            super().__setattr__(name, value)
+
+    frozen, other = Seeded(name="frozen"), Seeded(name="other")
+    assert "__setattr__" not in ExperimentParameters.__dict__
+    freeze(frozen)
+    try:
+        with pytest.raises(ParameterError, match="'frozen' cannot change now"):
+            frozen.seed = 2
+        other.seed = 3  # another set, or a copy, may change
+        assert dataclasses.replace(frozen, seed=4).seed == 4
+    finally:
+        thaw_all()
+    assert "__setattr__" not in ExperimentParameters.__dict__
+    frozen.seed = 5
+    assert (frozen.seed, other.seed) == (5, 3)

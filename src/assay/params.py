@@ -25,7 +25,6 @@ fields, nest one dataclass in another, or import another parameter file and
 from __future__ import annotations
 
 import ast
-import contextlib
 import dataclasses
 import difflib
 import enum
@@ -100,23 +99,6 @@ class ExperimentParameters:
     value, or -> ``None`` to leave the field out of the hash. Usually filled with
     :func:`assay.hashing.set_hash_functions`."""
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if _RECORDED and _RECORDED.get(id(self)) is self and name in _field_names(self):
-            import sys
-
-            from assay.plan import short_repr
-
-            caller = sys._getframe(1)
-            raise ParameterError(
-                f"Parameter set {self.name!r} cannot change now (its field {name!r} set to "
-                f"{short_repr(value, 40)} at {caller.f_code.co_filename}, line "
-                f"{caller.f_lineno}): run() made a record from it, and the stages called "
-                "on that record run once run() has called them all, keyed on the values the "
-                f"set had. Set {name} before making the record, or make another set: "
-                f"dataclasses.replace(params, {name}=...)."
-            )
-        super().__setattr__(name, value)
-
     def _hash_fields(self) -> list[tuple[str, Any]]:
         """(field name, representation) pairs that enter the hash, sorted by name.
 
@@ -188,17 +170,44 @@ were keyed on). A live manager (a notebook) runs each stage as it is called: the
 may change between calls."""
 
 
+def _guarded_setattr(self: Any, name: str, value: Any) -> None:
+    """``ExperimentParameters.__setattr__`` while some set is frozen: refuses a change of
+    a frozen set's field, naming the line. Installed by :func:`freeze` and removed by
+    :func:`thaw_all`, so that setting fields costs nothing extra the rest of the time."""
+    if _RECORDED.get(id(self)) is self and name in _field_names(self):
+        import sys
+
+        from assay.plan import short_repr
+
+        caller = sys._getframe(1)
+        raise ParameterError(
+            f"Parameter set {self.name!r} cannot change now (its field {name!r} set to "
+            f"{short_repr(value, 40)} at {caller.f_code.co_filename}, line "
+            f"{caller.f_lineno}): run() made a record from it, and the stages called "
+            "on that record run once run() has called them all, keyed on the values the "
+            f"set had. Set {name} before making the record, or make another set: "
+            f"dataclasses.replace(params, {name}=...)."
+        )
+    super(ExperimentParameters, self).__setattr__(name, value)
+
+
 def freeze(params: Any) -> None:
     """Refuse changes to ``params``'s fields until :func:`thaw_all` (a record was made
     from it while ``run()`` plans). Copies (``dataclasses.replace``, ``copy.deepcopy``)
     may change, being other sets."""
-    with contextlib.suppress(TypeError):  # a set with __slots__ and no weak references
+    try:
         _RECORDED[id(params)] = params
+    except TypeError:  # a set with __slots__ and no weak references
+        return
+    if "__setattr__" not in ExperimentParameters.__dict__:
+        ExperimentParameters.__setattr__ = _guarded_setattr  # type: ignore[method-assign]
 
 
 def thaw_all() -> None:
     """The plan is made: parameter sets may change again (for another run)."""
     _RECORDED.clear()
+    if "__setattr__" in ExperimentParameters.__dict__:
+        del ExperimentParameters.__setattr__
 
 
 def _field_names(params: Any) -> dict:
