@@ -504,6 +504,113 @@ def test_apply_overrides_drops_a_hand_set_hash():
     assert new.hash is None
 
 
+@dataclasses.dataclass
+class Layer:
+    width: int = 8
+    act: str = "relu"
+
+
+@dataclasses.dataclass
+class Net(ExperimentParameters):
+    layers: list[Layer] = dataclasses.field(default_factory=lambda: [Layer(), Layer(16)])
+    sizes: list[int] = dataclasses.field(default_factory=lambda: [1, 2])
+    pair: tuple[int, str] = (1, "a")
+    seed: int = 0
+
+
+@pytest.mark.parametrize(
+    "override", ["layers.1.width=64", "layers[1].width=64", "layers.-1.width=64"]
+)
+def test_set_reaches_an_item_of_a_list_of_dataclasses(override):
+    """``--set layers.1.width=64`` said 'Params.layers' is a list, not a dataclass."""
+    base = Net(name="n")
+    (new,) = apply_overrides([base], [override])
+    assert [layer.width for layer in new.layers] == [8, 64]
+    assert [layer.width for layer in base.layers] == [8, 16]  # the given set is untouched
+    assert new.layers[0] is base.layers[0] and new.layers[1] is not base.layers[1]
+    assert new.params_hash() != base.params_hash()  # a cache key of its own
+    (back,) = apply_overrides([new], ["layers.1.width=16"])
+    assert back.params_hash() == base.params_hash()
+
+
+def test_set_reaches_items_of_lists_and_tuples_by_their_annotation():
+    (new,) = apply_overrides([Net()], ["sizes.0=5", "pair.1=b", "pair[0]=2.0"])
+    assert new.sizes == [5, 2] and new.pair == (2, "b")
+    assert grid(Net(name="g"), **{"layers.0.act": ["tanh"]})[0].layers[0].act == "tanh"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "layers.2.width=1",
+            "'Net.layers' has 2 items (0 to 1, or -2 to -1 from the end), so it has no item 2",
+        ),
+        ("layers.-3.width=1", "so it has no item -3"),
+        ("seed.1=3", "'Net.seed' is not a list or tuple (it is int), so it has no item 1"),
+        (
+            "layers.width=3",
+            "'Net.layers' is a list: pick an item by its position first, as in "
+            "--set layers.0.width=VALUE (0 to 1)",
+        ),  # fmt: skip
+        ("layers.1.widht=3", "Net.layers.1 has no field 'widht'. Did you mean 'width'?"),
+        ("layers.1=3", "is a Layer: set its fields one by one (--set layers.1.NAME=VALUE)"),
+        ("sizes.1=x", "Net.sizes.1: expected an integer, got 'x'"),
+        ("0.width=3", "'0' is not a field name: start with a field of Net"),
+    ],
+)
+def test_set_with_an_index_says_what_is_wrong(override, message):
+    with pytest.raises(ParameterError) as info:
+        apply_overrides([Net()], [override])
+    assert f"--set {override}: " in str(info.value)
+    assert message in str(info.value)
+
+
+def test_the_command_line_sets_an_item_of_a_list_and_caches_it_apart(tmp_path: Path):
+    project = copy_project("bad", tmp_path)
+    (project / "experiments" / "layered.py").write_text(
+        "from dataclasses import dataclass, field\n"
+        "from pathlib import Path\n"
+        "\n"
+        "import assay\n"
+        "from assay.caching import JsonCacher\n"
+        "\n"
+        "\n"
+        "@dataclass\n"
+        "class Layer:\n"
+        "    width: int = 8\n"
+        "\n"
+        "\n"
+        "@dataclass\n"
+        "class Params(assay.ExperimentParameters):\n"
+        "    layers: list[Layer] = field(default_factory=lambda: [Layer(), Layer(16)])\n"
+        "\n"
+        "\n"
+        "@assay.stage(outputs=['widths'], cachers=[JsonCacher])\n"
+        "def build(record):\n"
+        "    widths = [layer.width for layer in record.params.layers]\n"
+        "    with Path('built.txt').open('a') as out:  # in the project\n"
+        "        out.write(f'{widths}\\n')\n"
+        "    return widths\n"
+        "\n"
+        "\n"
+        "def get_params():\n"
+        "    return [Params(name='only')]\n"
+        "\n"
+        "\n"
+        "def run(param_sets, manager):\n"
+        "    for params in param_sets:\n"
+        "        build(assay.Record(manager, params))\n"
+    )
+    for given in ([], ["--set", "layers.1.width=64"], ["--set", "layers[1].width=64"], []):
+        result = run_cli("run", "layered", "-q", *given, cwd=project)
+        assert result.code == 0, result
+    assert (project / "built.txt").read_text().splitlines() == ["[8, 16]", "[8, 64]"]
+    result = run_cli("run", "layered", "--set", "layers.1.width=1", "--set", "layers[1].width=2",
+                     cwd=project)  # fmt: skip
+    assert result.code == 2 and "--set gives layers.1.width twice" in result.text, result
+
+
 # -- diff, describe, names ----------------------------------------------------------------
 
 

@@ -551,9 +551,11 @@ def _refuse_conflicting_flags(given: dict) -> None:
 
 def _check_overrides(overrides: tuple[str, ...]) -> None:
     """Refuse ``--set`` giving one field twice (which value was meant?)."""
+    from assay.params import field_path
+
     seen: dict[str, str] = {}
     for override in overrides:
-        field = override.partition("=")[0].strip()
+        field = ".".join(field_path(override.partition("=")[0]))  # layers[1] is layers.1
         if field in seen and "=" in override:
             raise click.UsageError(
                 f"--set gives {field} twice ({seen[field]} and {override}): give it once."

@@ -230,11 +230,64 @@ def _settable_fields(obj: Any) -> list[str]:
     return [f.name for f in dataclasses.fields(obj) if f.name not in RESERVED_FIELDS]
 
 
+_INDEX = re.compile(r"-?\d+")
+"""A part of a field path that picks an item of a list or tuple (``layers.1.width``)."""
+
+
+def field_path(dotted: str) -> list[str]:
+    """The parts of a field path: ``layers.1.width`` and ``layers[1].width`` both give
+    ``["layers", "1", "width"]`` (an index is a part of digits, ``-1`` counting from the end)."""
+    return re.sub(r"\[\s*(-?\d+)\s*\]", r".\1", dotted.strip()).split(".")
+
+
+def _is_index(part: str) -> bool:
+    return _INDEX.fullmatch(part) is not None
+
+
+def _is_sequence(obj: Any) -> bool:
+    return isinstance(obj, (list, tuple))
+
+
 def _check_path(base: Any, dotted: str) -> str | None:
-    """Return a message if ``dotted`` does not name a field reachable from ``base``."""
+    """Return a message if ``dotted`` does not name a field (or an item of a list of
+    them) reachable from ``base``."""
     obj, walked = base, []
-    for part in dotted.split("."):
+    for part in field_path(dotted):
         owner = ".".join([type(base).__qualname__, *walked])
+        here = ".".join(walked)
+        if _is_sequence(obj):
+            if not _is_index(part):
+                return (
+                    f"'{owner}' is a {type(obj).__qualname__}: pick an item by its position "
+                    f"first, as in --set {here}.0.{part}=VALUE"
+                    + (f" (0 to {len(obj) - 1})" if obj else " (it is empty)")
+                )
+            index = int(part)
+            if not -len(obj) <= index < len(obj):
+                there = (
+                    f"has {len(obj)} item{'' if len(obj) == 1 else 's'} "
+                    f"(0 to {len(obj) - 1}, or -{len(obj)} to -1 from the end)"
+                    if obj
+                    else "is empty"
+                )
+                return (
+                    f"'{owner}' {there}, so it has no item {index}. Set the whole "
+                    f"{type(obj).__qualname__} in a parameter file to change its length"
+                )
+            obj = obj[index]
+            walked.append(part)
+            continue
+        if _is_index(part) and walked:
+            return (
+                f"'{owner}' is not a list or tuple (it is {type(obj).__qualname__}), so it "
+                f"has no item {part}: an index picks an item of a list, as in "
+                f"--set layers.{part}.width=VALUE"
+            )
+        if _is_index(part):
+            return (
+                f"'{part}' is not a field name: start with a field of {owner}, as in "
+                f"--set layers.{part}.width=VALUE (an index picks an item of a list field)"
+            )
         if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
             return (
                 f"'{owner}' is a {type(obj).__qualname__}, not a dataclass, "
@@ -255,8 +308,19 @@ def _check_path(base: Any, dotted: str) -> str | None:
 
 
 def _replace_path(obj: Any, parts: Sequence[str], value: Any) -> Any:
-    """Copy of ``obj`` with the field at ``parts`` set to ``value``; ``obj`` is untouched."""
+    """Copy of ``obj`` with the field (or list item) at ``parts`` set to ``value``;
+    ``obj`` is untouched."""
     head = parts[0]
+    if _is_sequence(obj):
+        items = list(obj)
+        index = int(head)
+        items[index] = _replace_path(items[index], parts[1:], value) if len(parts) > 1 else value
+        try:
+            return obj._make(items) if hasattr(obj, "_make") else type(obj)(items)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(
+                f"Cannot set item {index} of a {type(obj).__qualname__}: {exc}"
+            ) from exc
     if len(parts) > 1:
         value = _replace_path(getattr(obj, head), parts[1:], value)
     try:
@@ -272,7 +336,7 @@ def _with_values(params: Any, values: dict[str, Any]) -> Any:
     """
     new = params
     for dotted, value in values.items():
-        new = _replace_path(new, dotted.split("."), value)
+        new = _replace_path(new, field_path(dotted), value)
     if isinstance(new, ExperimentParameters) and new.hash is not None and "hash" not in values:
         new = dataclasses.replace(new, hash=None)
     return new
@@ -466,15 +530,35 @@ def _not_writable(kind: type, raw: str, parsed: Any) -> str:
 def _coerce_field(raw: str, params: Any, dotted: str) -> Any:
     """The override's value for the field at ``dotted``: by its type annotation where it
     has one that says more than the current value (``Optional[str]``, ``list[int]``, a
-    nested dataclass), else by the type of the current value."""
-    current = _get_path(params, dotted)
-    owner_path, _, name = dotted.rpartition(".")
-    owner = _get_path(params, owner_path) if owner_path else params
-    try:
-        annotation = typing.get_type_hints(type(owner)).get(name, Any)
-    except Exception:  # an annotation that cannot be resolved here: go by the value
-        annotation = Any
-    return _coerce_to(raw, annotation, current, dotted)
+    nested dataclass), else by the type of the current value. An item of a list
+    (``sizes.1``) goes by the list's element annotation (``int`` of ``list[int]``)."""
+    obj, annotation = params, Any
+    for part in field_path(dotted):
+        if _is_sequence(obj):
+            annotation = _item_annotation(annotation, int(part), len(obj))
+            obj = obj[int(part)]
+            continue
+        try:
+            annotation = typing.get_type_hints(type(obj)).get(part, Any)
+        except Exception:  # an annotation that cannot be resolved here: go by the value
+            annotation = Any
+        obj = getattr(obj, part)
+    return _coerce_to(raw, annotation, obj, dotted)
+
+
+def _item_annotation(annotation: Any, index: int, length: int) -> Any:
+    """The annotation of item ``index`` of a sequence annotated ``annotation``
+    (``X`` for ``list[X]``, ``tuple[X, ...]``, the matching one of ``tuple[A, B]``);
+    ``Any`` when it does not say."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):  # Optional[list[X]]: the list's
+        options = [a for a in args if a is not type(None)]
+        return _item_annotation(options[0], index, length) if len(options) == 1 else Any
+    if not args or not isinstance(origin, type) or not issubclass(origin, (list, tuple)):
+        return Any
+    if origin is tuple and args[-1] is not Ellipsis:
+        return args[index] if len(args) == length and args != ((),) else Any
+    return args[0]
 
 
 def _coerce_to(raw: str, annotation: Any, current: Any, dotted: str = "FIELD") -> Any:
@@ -660,22 +744,18 @@ def _split_override(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise ParameterError(
             f"Cannot understand the override {text!r}: write it as FIELD=VALUE, "
-            f"e.g. --set n_trees=500 or --set model.depth=3."
+            f"e.g. --set n_trees=500, --set model.depth=3 or --set layers.1.width=64."
         )
     return key, raw
-
-
-def _get_path(obj: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list[Any]:
     """Apply command-line overrides such as ``--set n_trees=500`` to every parameter set.
 
     Each override is ``FIELD=VALUE``; nested dataclass fields use dots
-    (``model.depth=3``). The value is read as a Python literal (``3``, ``0.5``,
+    (``model.depth=3``), and a number picks an item of a list or tuple
+    (``layers.1.width=64``, also written ``layers[1].width=64``; ``-1`` is the
+    last item). The value is read as a Python literal (``3``, ``0.5``,
     ``[1, 2]``, ``'text'``), or kept as text when it is not one, and converted
     to the type of the field's current value when that is a bool, int, float,
     str, enum or path (``true``/``false``/``1``/``0`` for booleans). A field
@@ -686,7 +766,8 @@ def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list
 
     Raises:
         ParameterError: an override is malformed, names an unknown field (with
-            the closest match), or has a value of the wrong type. All problems
+            the closest match) or an item a list does not have, or has a value of
+            the wrong type. All problems
             are reported at once.
     """
     param_sets = list(param_sets)
