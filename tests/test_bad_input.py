@@ -154,10 +154,42 @@ def test_no_parameter_sets_at_all_is_said(bad_project):
 def test_duplicate_parameter_set_names(bad_project):
     fails(
         run_cli("run", "good", "-p", "duplicates", cwd=bad_project),
-        "'same' at positions 0, 2",
+        "'same' by item 0 of get_params() in params/duplicates.py and item 2 of "
+        "get_params() in params/duplicates.py",
         "unique",
+        "Give each parameter set its own `name=`.",
     )
     assert not (bad_project / "data" / "cache" / "objects").exists()
+
+
+def test_duplicate_names_in_two_parameter_files_name_both_files(bad_project):
+    """`-p a -p b`, each with a set named 'base', said "'base' at positions 0, 2": the
+    positions in the list of both files' sets, not which files."""
+    for name, seeds in (("first", (1, 2)), ("second", (3,))):
+        sets = ", ".join(f"Params(name={n!r}, seed={s})" for n, s in zip(("base", "other"), seeds))
+        (bad_project / "params" / f"{name}.py").write_text(
+            f"from experiments.good import Params\n\n\ndef get_params():\n    return [{sets}]\n"
+        )
+    for selection in ([], ["-n", "other"]):
+        fails(
+            run_cli("run", "good", "-p", "first", "-p", "second", *selection, cwd=bad_project),
+            "1 name is used more than once: 'base' by item 0 of get_params() in "
+            "params/first.py and item 0 of get_params() in params/second.py.",
+            "Give each parameter set its own `name=` (in those files), or leave out one of "
+            "the parameter files (-p).",
+        )
+    fails(
+        run_cli("params", "good", "-p", "first", "-p", "second", cwd=bad_project),
+        "'base' by item 0 of get_params() in params/first.py and item 0 of",
+    )
+    fails(
+        run_cli("run", "good", "-p", "first", "-p", "params/first.py", cwd=bad_project),
+        "The parameter file params/first.py is given twice (-p)",
+        "Give it once.",
+    )
+    assert not (bad_project / "assay.db").exists()
+    result = run_cli("run", "good", "-p", "first", "-q", cwd=bad_project)
+    assert result.code == 0, result
 
 
 @pytest.mark.parametrize(
@@ -1132,7 +1164,7 @@ def test_names_given_with_duplicate_names_in_the_files_are_refused(bad_project, 
     (bad_project / "params" / "dup.py").write_text(DUPLICATES_AND_OTHERS)
     fails(
         run_cli("run", "good", "-p", "dup", *selection, cwd=bad_project),
-        "'a' at positions 0, 1",
+        "'a' by item 0 of get_params() in params/dup.py and item 1 of",
         "unique",
     )
     assert not (bad_project / "data" / "cache" / "objects").exists()

@@ -907,37 +907,59 @@ def describe(params: Any) -> dict[str, Any]:
     return {key: _display(value) for key, value in _flatten(params).items()}
 
 
-def check_unique_names(param_sets: Iterable[Any]) -> None:
+def check_unique_names(param_sets: Iterable[Any], origins: Sequence[str] | None = None) -> None:
     """Raise :class:`ParameterError` if two parameter sets share a name.
 
     Names select parameter sets (``--names``) and label their results, so they
     must be unique within a run. The message lists each duplicated name with
-    the positions where it occurs. The name ``aggregate`` is refused too: it
-    labels the results of aggregate stages.
+    where it occurs: ``origins[i]`` says where set ``i`` comes from (``item 0 of
+    get_params() in params/a.py``), else its position in ``param_sets``. The name
+    ``aggregate`` is refused too: it labels the results of aggregate stages.
     """
     names = [getattr(p, "name", None) for p in param_sets]
+    where = list(origins) if origins is not None else []
+    if len(where) != len(names):
+        where, origins = [f"position {i}" for i in range(len(names))], None
     wrong = [(i, n) for i, n in enumerate(names) if not isinstance(n, str)]
     if wrong:
         i, name = wrong[0]
         raise ParameterError(
-            f"The parameter set at position {i} is named {name!r} ({type(name).__name__}): "
+            f"The parameter set at {where[i]} is named {name!r} ({type(name).__name__}): "
             f"names must be text. Use name={str(name)!r}."
         )
     counts = Counter(names)
     duplicates = [n for n in counts if counts[n] > 1]
     if duplicates:
-        details = "; ".join(
-            f"'{n}' at positions {', '.join(str(i) for i, m in enumerate(names) if m == n)}"
-            for n in duplicates
+        if origins is None:
+            details = "; ".join(
+                f"'{n}' at positions {', '.join(str(i) for i, m in enumerate(names) if m == n)}"
+                for n in duplicates
+            )
+        else:
+            details = "; ".join(
+                f"'{n}' by {' and '.join(where[i] for i, m in enumerate(names) if m == n)}"
+                for n in duplicates
+            )
+        sources = {_source(where[i]) for i, m in enumerate(names) if m in duplicates}
+        remedy = (
+            "Give each parameter set its own `name=` (in those files), or leave out one "
+            "of the parameter files (-p)."
+            if len(sources) > 1
+            else "Give each parameter set its own `name=`."
         )
         raise ParameterError(
             f"Parameter-set names must be unique, but {len(duplicates)} "
             f"{'name is' if len(duplicates) == 1 else 'names are'} used more than once: "
-            f"{details}. Give each parameter set its own `name=`."
+            f"{details}. {remedy}"
         )
     folders: dict[str, str] = {}
     for name in names:
         claim_folder(folders, name)
+
+
+def _source(origin: str) -> str:
+    """The file part of an origin (``item 0 of get_params() in params/a.py``)."""
+    return origin.rpartition(" in ")[2] if " in " in origin else ""
 
 
 _safe: Callable[[str], str] | None = None

@@ -125,14 +125,38 @@ def _cannot_call(function: object, count: int) -> tuple[str, str] | None:
 def load_param_sets(refs: list[str], experiment: ModuleType, config: ProjectConfig) -> list:
     """The parameter sets of every file in ``refs``, in order.
 
-    With no ``refs`` the experiment's own ``get_params()`` supplies them.
+    With no ``refs`` the experiment's own ``get_params()`` supplies them. Their names
+    must be unique: a name used twice is refused with the files (and positions in
+    them) that use it.
     """
-    if not refs:
-        return call_get_params(experiment, is_experiment=True)
+    from assay.params import check_unique_names
+
+    modules = [_param_file(r, config) for r in refs] if refs else [experiment]
+    files = [_shown_path(m.__file__, config) for m in modules]
+    twice = [f for i, f in enumerate(files) if f in files[:i]]
+    if twice:
+        raise ParameterError(
+            f"The parameter file {twice[0]} is given twice (-p): its sets would run twice "
+            "under the same names. Give it once."
+        )
     param_sets: list = []
-    for module in [_param_file(r, config) for r in refs]:
-        param_sets.extend(call_get_params(module))
+    origins: list[str] = []
+    for module, shown in zip(modules, files):
+        sets = call_get_params(module, is_experiment=not refs)
+        param_sets.extend(sets)
+        origins.extend(f"item {i} of get_params() in {shown}" for i in range(len(sets)))
+    check_unique_names(param_sets, origins=origins)
     return param_sets
+
+
+def _shown_path(file: str | None, config: ProjectConfig) -> str:
+    """``file`` relative to the project root when it is inside it, else as it is."""
+    if file is None:
+        return "?"
+    try:
+        return Path(file).resolve().relative_to(Path(config.root).resolve()).as_posix()
+    except ValueError:
+        return file
 
 
 def call_get_params(module: ModuleType, is_experiment: bool = False) -> list:
