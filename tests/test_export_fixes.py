@@ -510,6 +510,112 @@ def test_an_export_files_each_aggregate_under_its_own_folder(tmp_project: Path, 
     assert found == expected
 
 
+BRANCHED = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 3
+
+
+@assay.stage(outputs=["data"], cachers=[JsonCacher])
+def load(record):
+    return list(range(record.params.n))
+
+
+@assay.stage(inputs=["data"], outputs=["data"], cachers=[JsonCacher])
+def clean(record, data):
+    return [x for x in data if x]
+
+
+@assay.stage(inputs=["data"], outputs=["total"], cachers=[JsonCacher])
+def total(record, data):
+    return sum(data) + 100 * len(data)
+
+
+@assay.aggregate(inputs=["total"], outputs=["all"], cachers=[JsonCacher])
+def gather(record, records, total):
+    return sorted(total.values())
+
+
+def get_params():
+    return [Params(name="p")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        record = load(assay.Record(manager, params))
+        copy = record.make_copy()  # the same set, another chain: its own `total`
+        records = [total(record), total(clean(copy))]
+        gather(assay.Record(manager, None), records=records)
+        gather(assay.Record(manager, None), records=records[:1])
+"""
+
+
+def _notebook_labels(notebook) -> tuple[list[str], list[str]]:
+    """The labels of a notebook's ``ARTIFACTS`` table, and its artifacts' headings."""
+    import ast
+
+    (table,) = [c.source for c in notebook.cells if c.source.startswith("ARTIFACTS = ")]
+    call = ast.parse(table.splitlines()[0]).body[0].value
+    labels = list(json.loads(ast.literal_eval(call.args[0])))
+    headings = [c.source for c in notebook.cells if c.source.startswith("### ")]
+    return labels, headings
+
+
+def test_the_notebook_of_a_run_with_one_output_made_twice_labels_each_apart(
+    tmp_project: Path, monkeypatch
+) -> None:
+    """A `make_copy()` branch made `p / total / total` twice, and two aggregates
+    `aggregate / gather / all`: ARTIFACTS kept one of each (the other could not be
+    loaded by label), and their cells had the same heading."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    (tmp_project / "experiments" / "branched.py").write_text(BRANCHED)
+    ok(run_cli("run", "branched", "-q", cwd=tmp_project))
+    with RunStore(tmp_project / "assay.db") as store:
+        run_id = store.get_run("latest").id
+        artifacts = store.artifacts(run_id)
+    keys = {(a.stage, a.key[:8]) for a in artifacts}
+    assert len(artifacts) == 6 and len(keys) == 6, artifacts
+    ok(run_cli("export", "notebook", "latest", cwd=tmp_project))
+    path = tmp_project / "data" / "runs" / run_id / f"{run_id}.ipynb"
+    notebook = nbformat.read(str(path), as_version=4)
+    labels, headings = _notebook_labels(notebook)
+    assert sorted(labels) == sorted(
+        ["p / load / data", "p / clean / data"]
+        + [f"p / total / total (key {key})" for stage, key in keys if stage == "total"]
+        + [f"aggregate / gather / all (key {key})" for stage, key in keys if stage == "gather"]
+    )
+    assert len(headings) == 6 and len(set(headings)) == 6, headings
+
+    again = tmp_project.parent / "again.ipynb"
+    ok(run_cli("export", "notebook", "latest", "-o", again, cwd=tmp_project))
+    assert _notebook_labels(nbformat.read(str(again), as_version=4))[0] == labels  # stable
+
+    notebook.cells.append(nbformat.v4.new_code_cell("[load(label) for label in ARTIFACTS]"))
+    client = nbclient.NotebookClient(
+        notebook, timeout=180, kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )  # fmt: skip
+    client.execute()  # raises CellExecutionError if any cell fails
+    outputs = [
+        output.get("text") or output.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    ]
+    assert f"6 of 6 artifacts of {run_id} came out with the same key and checksum" in "\n".join(
+        outputs
+    )
+    assert outputs[-1] == "[[0, 1, 2], 303, [1, 2], 203, [203, 303], [303]]", outputs[-1]
+
+
 # -- the run record file -------------------------------------------------------------------
 
 

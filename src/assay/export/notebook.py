@@ -128,7 +128,8 @@ def notebook_cells(
                  "{p['name']: p['values'] for p in PARAM_SETS}"),
     ]  # fmt: skip
     artifacts = record["artifacts"]
-    table = {_label(a): a["key"] for a in artifacts}
+    labels = _labels(artifacts)
+    table = dict(zip(labels, (a["key"] for a in artifacts)))
     recorded = [{"key": a["key"], "checksum": a["checksum"]} for a in artifacts]
     cells += [
         ("markdown", f"## Artifacts\n\nThe run used {len(artifacts)} artifacts. Each is loaded "
@@ -140,9 +141,9 @@ def notebook_cells(
                  "list(ARTIFACTS)"),
     ]  # fmt: skip
     names = set(TAKEN_NAMES)
-    for artifact in artifacts[:SHOWN_ARTIFACTS]:
+    for artifact, label in zip(artifacts[:SHOWN_ARTIFACTS], labels):
         variable = _variable(artifact, names)
-        cells.append(("markdown", f"### {markdown_text(_label(artifact))}"))
+        cells.append(("markdown", f"### {markdown_text(label)}"))
         cells.append(
             (
                 "code",
@@ -203,6 +204,31 @@ def _cache_dir(run: dict, default: Any, root: Any = None) -> str:
 
 def _label(artifact: dict) -> str:
     return f"{artifact['param_set'] or 'aggregate'} / {artifact['stage']} / {artifact['name']}"
+
+
+def _labels(artifacts: list[dict]) -> list[str]:
+    """Each artifact's label in ``ARTIFACTS`` and its heading: ``set / stage / output``,
+    unique in the run. Two records of one parameter set (a ``make_copy()`` branch) or
+    two aggregates may make one output of one stage twice; those labels get the start of
+    the artifact's cache key (``p / total / total (key 1fba2ee3)``), which stays the same
+    from one export of the run to the next; an artifact listed twice, a counter."""
+    plain = [_label(a) for a in artifacts]
+    shared = {label for label in plain if plain.count(label) > 1}
+    labels: list[str] = []
+    for artifact, label in zip(artifacts, plain):
+        if label in shared:
+            label = f"{label} (key {_key_start(artifact['key'])})"
+        unique, number = label, 2
+        while unique in labels:
+            unique, number = f"{label} ({number})", number + 1
+        labels.append(unique)
+    return labels
+
+
+def _key_start(key: str) -> str:
+    """The first characters of a cache key's hash (``1fba2ee3`` of ``1fba2ee3...b85f.total``)."""
+    digits = re.match(r"[0-9a-fA-F]+", key or "")
+    return (digits.group(0) if digits else key or "?")[:8]
 
 
 TAKEN_NAMES = frozenset(
