@@ -319,6 +319,22 @@ def test_a_bucket_that_does_not_exist_stops_the_run_before_any_stage(
     assert calls.take() == []
 
 
+@pytest.mark.parametrize("command", ["ls", "verify", "gc"])
+def test_cache_commands_on_a_bucket_that_does_not_exist_fail_instead_of_listing_nothing(
+    tmp_project: Path, s3: S3Server, bucket: str, command: str
+):
+    """They reported an empty, healthy cache (exit 0) for a mistyped bucket."""
+    use_s3_cache(tmp_project, s3, "no-such-bucket-here")
+
+    result = run_cli("cache", command, cwd=tmp_project)
+
+    assert result.code != 0 and "Traceback" not in result.output, result
+    for fragment in ("no cache at s3://no-such-bucket-here/cache", "bucket", "does not exist"):
+        assert fragment in result.text, result
+    empty = run_cli("cache", command, "--cache", f"s3://{bucket}/nothing", cwd=tmp_project)
+    assert empty.code != 0 and f"no cache at s3://{bucket}/nothing" in empty.text, empty
+
+
 def test_an_unreachable_endpoint_stops_the_run_before_any_stage(
     tmp_project: Path, calls: Calls, s3: S3Server, bucket: str
 ):

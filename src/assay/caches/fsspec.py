@@ -178,6 +178,32 @@ class FsspecCacheStore(CacheStore):
                 f"Nothing was run. {_ADVICE}"
             ) from exc
 
+    def check_present(self) -> None:
+        """Fail with a clear message unless there is a cache at the URL (for ``assay cache
+        ls | verify | gc``): a mistyped URL or bucket must not pass for an empty cache."""
+        self.fs.invalidate_cache(self.base)
+        if self._call("looking for the cache", _missing_ok(self.fs.info), self.base) is not None:
+            return
+        bucket = self.base.strip("/").split("/", 1)[0]
+        if (
+            self._object_store
+            and bucket
+            and (
+                bucket == self.base.strip("/")
+                or self._call("looking for its bucket", _missing_ok(self.fs.info), bucket) is None
+            )
+        ):
+            raise UrlCacheError(
+                f"There is no cache at {self.url}: its bucket {bucket!r} does not exist. Check "
+                "the URL given with --cache (or cache_dir in assay.toml) and the endpoint in "
+                "cache_options. Nothing was changed."
+            )
+        raise UrlCacheError(
+            f"There is no cache at {self.url}: nothing is stored there. Check the URL given "
+            "with --cache (or cache_dir in assay.toml); a run creates the cache when it first "
+            "saves an artifact. Nothing was changed."
+        )
+
     # -- lookups -----------------------------------------------------------------------
 
     def has(self, key: str, output: str) -> bool:
