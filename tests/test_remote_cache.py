@@ -367,6 +367,25 @@ def test_an_unknown_protocol_is_refused_with_examples(tmp_project: Path, calls: 
     assert calls.take() == []
 
 
+def test_a_url_with_one_slash_is_refused_with_the_url_it_should_be(tmp_project: Path, calls: Calls):
+    """``--cache s3:/x`` silently made a local folder named ``s3:``."""
+    result = run_cli("run", "scaled", "--cache", "s3:/lab/cache", cwd=tmp_project)
+
+    assert result.code != 0 and "Traceback" not in result.output, result
+    assert "'s3:/lab/cache'" in result.text and "Did you mean 's3://lab/cache'?" in result.text
+    assert calls.take() == []
+    assert not (tmp_project / "s3:").exists()
+    (tmp_project / "assay.toml").write_text('cache_dir = "gcs:/lab/cache"\n')
+    with pytest.raises(ConfigError, match="Did you mean 'gcs://lab/cache'"):
+        ProjectConfig.load(tmp_project)
+    config = ProjectConfig.load(tmp_project, cache_dir="data/cache")
+    with pytest.raises(ConfigError, match="Did you mean 'file:///scratch/cache'"):
+        config.with_cache_dir("file:/scratch/cache")
+    for folder in ("C:/scratch/cache", "./s3:/lab", "results/s3:/lab", "c", "s3"):
+        assert config.with_cache_dir(folder).cache_url is None  # folders, as before
+        assert config.with_cache_dir(folder).cache_dir == tmp_project / folder
+
+
 def test_cache_options_must_be_a_table(tmp_project: Path):
     (tmp_project / "assay.toml").write_text('cache_dir = "s3://b/c"\ncache_options = "key=1"\n')
 
