@@ -183,6 +183,31 @@ def test_another_machine_finds_every_artifact_at_the_url(
     )
 
 
+def test_assay_load_takes_the_url_of_an_artifact_at_the_url(
+    tmp_project: Path, tmp_path: Path, s3: S3Server, bucket: str, url: str
+):
+    """``path="s3://..."`` was taken as a local path (``./s3:/...``): nothing matched."""
+    first = run(tmp_project)
+    score = first.records[1].state["score"]
+    (node,) = [n for n in first.plan.nodes if (n.spec.name, n.record_label) == ("evaluate", "b")]
+    forget_project_modules()
+    other = elsewhere(tmp_path, s3, bucket)
+
+    def load(path: str, output: str | None = None) -> Any:
+        return assay.load(output, path=path, project_root=other)
+
+    assert load(f"{url}/by-name/scaled/b/evaluate", "score") == score
+    with pytest.raises(CacheError, match="2 cached artifacts match .*details.*score"):
+        load(f"{url}/by-name/scaled/b/evaluate")  # as for a local stage folder
+    assert load(f"{url}/by-name/scaled/b/evaluate/score.json") == score
+    assert load(f"{url}/objects/{node.key[:2]}/{node.key}", "score") == score
+    assert load(f"{url}/objects/{node.key[:2]}/{node.key}/score.json") == score
+    with pytest.raises(CacheError, match=f"cache_dir='{url}'"):
+        load(url)
+    with pytest.raises(CacheError, match="Nothing is filed under by-name/scaled/z/evaluate"):
+        load(f"{url}/by-name/scaled/z/evaluate")
+
+
 def test_editing_a_stage_on_another_machine_recomputes_only_it_from_the_urls_inputs(
     tmp_project: Path, tmp_path: Path, s3: S3Server, bucket: str, url: str
 ):
