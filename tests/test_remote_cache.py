@@ -253,6 +253,35 @@ def test_a_tampered_file_at_the_url_is_never_loaded(
     assert result.code != 0 and "model" in result.text, result
 
 
+@pytest.mark.parametrize(
+    "damage", [b'{"key": "', b"{}", b"not json at all"], ids=["cut-short", "empty", "garbage"]
+)
+def test_a_damaged_sidecar_at_the_url_is_warned_about_as_in_a_folder(
+    tmp_project: Path, calls: Calls, s3: S3Server, url: str, damage: bytes
+):
+    """The run took it for no entry: it recomputed the artifact without a word (a folder
+    cache warns), and ``cache verify`` could not say what was wrong with it."""
+    run(tmp_project)
+    calls.take()
+    fs = s3.filesystem()
+    link = fs.cat_file(f"{url.removeprefix('s3://')}/by-name/scaled/b/evaluate").decode()
+    folder = f"{url.removeprefix('s3://')}/objects/{link.rsplit('/objects/', 1)[1]}"
+    fs.pipe_file(f"{folder}/score.meta.json", damage)
+
+    result = run_cli("run", "scaled", "--overwrite-stage", "leaderboard", cwd=tmp_project)
+
+    assert result.code == 0, result
+    for fragment in ("'score'", "'evaluate'", "'b'", "score.meta.json is missing or unreadable",
+                     "It is not reused"):  # fmt: skip
+        assert fragment in result.text, result
+    assert sorted(calls.take()) == ["evaluate:b", "leaderboard:aggregate"]
+    again = run_cli("run", "scaled", "--overwrite-stage", "leaderboard", cwd=tmp_project)
+    assert "It is not reused" not in again.text, again
+    fs.pipe_file(f"{folder}/score.meta.json", damage)
+    verify = run_cli("cache", "verify", cwd=tmp_project)
+    assert verify.code == 1 and "score.meta.json is missing or unreadable" in verify.text, verify
+
+
 def test_a_damaged_file_at_the_url_handed_as_a_lazy_handle_is_recomputed(
     tmp_project: Path, s3: S3Server, url: str
 ):
