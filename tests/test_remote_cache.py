@@ -13,10 +13,14 @@ holding exactly those files, sidecars and links.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -403,6 +407,42 @@ def test_an_unreachable_endpoint_stops_the_run_before_any_stage(
     assert "Traceback" not in result.output
     for fragment in ("cannot be written", "Nothing was run", "credentials"):
         assert fragment in result.text, result
+    assert calls.take() == []
+
+
+@pytest.fixture
+def stalled_endpoint():
+    """An endpoint that accepts connections and never answers (a hung server or proxy)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # the listener closed: the test is over
+            while True:
+                held.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for connection in held:
+        connection.close()
+
+
+def test_a_store_that_never_answers_stops_the_run_before_any_stage(
+    tmp_project: Path, calls: Calls, s3: S3Server, stalled_endpoint: str, monkeypatch
+):
+    """The run hung forever on the check's upload, read_timeout in cache_options or not."""
+    monkeypatch.setattr("assay.caches.fsspec._ANSWER_WAIT_S", 2.0)  # 60 s by default
+    timeouts = ", config_kwargs = { read_timeout = 1, retries = { max_attempts = 1 } }"
+    use_s3_cache(tmp_project, S3Server(stalled_endpoint), "lab", timeouts)
+    started = time.monotonic()
+
+    with pytest.raises(CacheError) as info:
+        run(tmp_project)
+
+    assert time.monotonic() - started < 30
+    for fragment in ("s3://lab/cache", "did not answer within 2 s", "Nothing was run"):
+        assert fragment in str(info.value), info.value
     assert calls.take() == []
 
 

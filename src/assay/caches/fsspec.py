@@ -74,6 +74,11 @@ from assay.errors import CacheError, ConfigError
 _OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2", "wasb"}
 """Protocols whose uploads are atomic by themselves (and whose renames are copies)."""
 
+_ANSWER_WAIT_S = 60.0
+"""How long the check before a run waits for the store to take (and drop) a few bytes: a
+server that accepts connections but never answers would hold a write there forever, as
+aiohttp waits for a reply to an upload without the ``read_timeout`` of ``config_kwargs``."""
+
 _ADVICE = (
     "Check the URL, the network and your credentials (the filesystem's usual settings, e.g. "
     "AWS_PROFILE for s3://, or cache_options in [tool.assay])."
@@ -161,18 +166,27 @@ class FsspecCacheStore(CacheStore):
 
     def check_usable(self, write: bool = True) -> None:
         probe = self._remote(f".assay-probe-{_unique()}")
+        # fsspec's async filesystems (s3, gcs, az, ...) end a call that takes longer.
+        bound = {"timeout": _ANSWER_WAIT_S} if getattr(self.fs, "async_impl", False) else {}
         try:
             if write:
-                self._put_bytes(probe, b"assay checks that it can write here\n")
-                self.fs.rm_file(probe)
+                self._put_bytes(probe, b"assay checks that it can write here\n", **bound)
+                self.fs.rm_file(probe, **bound)
             else:
-                self._read(probe)
+                self.fs.cat_file(probe, **self._small, **bound)
         except FileNotFoundError:
             if write:
                 raise UrlCacheError(
                     f"The cache at {self.url} cannot be written: its bucket or folder does not "
                     f"exist. Create it first, or give another --cache URL. {_ADVICE}"
                 ) from None
+        except TimeoutError as exc:
+            waited = f"within {_ANSWER_WAIT_S:g} s" if bound else "in time"
+            raise UrlCacheError(
+                f"The cache at {self.url} did not answer {waited} ({type(exc).__name__}): "
+                "something accepts connections there but does not reply (a stalled server, "
+                "a proxy, or the wrong endpoint or port). Nothing was run. " + _ADVICE
+            ) from exc
         except Exception as exc:
             what = "written" if write else "read"
             raise UrlCacheError(
@@ -605,13 +619,14 @@ class FsspecCacheStore(CacheStore):
             self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
         self.fs.put_file(str(local), remote)
 
-    def _put_bytes(self, remote: str, data: bytes) -> None:
+    def _put_bytes(self, remote: str, data: bytes, **bound: float) -> None:
+        """Write a small file (``bound``: fsspec's ``timeout`` for each call)."""
         if self._object_store:
-            self.fs.pipe_file(remote, data)
+            self.fs.pipe_file(remote, data, **bound)
             return
-        self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True, **bound)
         temporary = f"{remote}.tmp-{_unique()}"
-        self.fs.pipe_file(temporary, data)
+        self.fs.pipe_file(temporary, data, **bound)
         self._rename(temporary, remote)
 
     def _put_many(self, files: dict[str, bytes], what: str) -> None:
