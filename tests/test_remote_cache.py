@@ -13,10 +13,14 @@ holding exactly those files, sidecars and links.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +187,31 @@ def test_another_machine_finds_every_artifact_at_the_url(
     )
 
 
+def test_assay_load_takes_the_url_of_an_artifact_at_the_url(
+    tmp_project: Path, tmp_path: Path, s3: S3Server, bucket: str, url: str
+):
+    """``path="s3://..."`` was taken as a local path (``./s3:/...``): nothing matched."""
+    first = run(tmp_project)
+    score = first.records[1].state["score"]
+    (node,) = [n for n in first.plan.nodes if (n.spec.name, n.record_label) == ("evaluate", "b")]
+    forget_project_modules()
+    other = elsewhere(tmp_path, s3, bucket)
+
+    def load(path: str, output: str | None = None) -> Any:
+        return assay.load(output, path=path, project_root=other)
+
+    assert load(f"{url}/by-name/scaled/b/evaluate", "score") == score
+    with pytest.raises(CacheError, match="2 cached artifacts match .*details.*score"):
+        load(f"{url}/by-name/scaled/b/evaluate")  # as for a local stage folder
+    assert load(f"{url}/by-name/scaled/b/evaluate/score.json") == score
+    assert load(f"{url}/objects/{node.key[:2]}/{node.key}", "score") == score
+    assert load(f"{url}/objects/{node.key[:2]}/{node.key}/score.json") == score
+    with pytest.raises(CacheError, match=f"cache_dir='{url}'"):
+        load(url)
+    with pytest.raises(CacheError, match="Nothing is filed under by-name/scaled/z/evaluate"):
+        load(f"{url}/by-name/scaled/z/evaluate")
+
+
 def test_editing_a_stage_on_another_machine_recomputes_only_it_from_the_urls_inputs(
     tmp_project: Path, tmp_path: Path, s3: S3Server, bucket: str, url: str
 ):
@@ -226,6 +255,35 @@ def test_a_tampered_file_at_the_url_is_never_loaded(
     assert url in str(info.value)
     result = run_cli("cache", "verify", cwd=other)
     assert result.code != 0 and "model" in result.text, result
+
+
+@pytest.mark.parametrize(
+    "damage", [b'{"key": "', b"{}", b"not json at all"], ids=["cut-short", "empty", "garbage"]
+)
+def test_a_damaged_sidecar_at_the_url_is_warned_about_as_in_a_folder(
+    tmp_project: Path, calls: Calls, s3: S3Server, url: str, damage: bytes
+):
+    """The run took it for no entry: it recomputed the artifact without a word (a folder
+    cache warns), and ``cache verify`` could not say what was wrong with it."""
+    run(tmp_project)
+    calls.take()
+    fs = s3.filesystem()
+    link = fs.cat_file(f"{url.removeprefix('s3://')}/by-name/scaled/b/evaluate").decode()
+    folder = f"{url.removeprefix('s3://')}/objects/{link.rsplit('/objects/', 1)[1]}"
+    fs.pipe_file(f"{folder}/score.meta.json", damage)
+
+    result = run_cli("run", "scaled", "--overwrite-stage", "leaderboard", cwd=tmp_project)
+
+    assert result.code == 0, result
+    for fragment in ("'score'", "'evaluate'", "'b'", "score.meta.json is missing or unreadable",
+                     "It is not reused"):  # fmt: skip
+        assert fragment in result.text, result
+    assert sorted(calls.take()) == ["evaluate:b", "leaderboard:aggregate"]
+    again = run_cli("run", "scaled", "--overwrite-stage", "leaderboard", cwd=tmp_project)
+    assert "It is not reused" not in again.text, again
+    fs.pipe_file(f"{folder}/score.meta.json", damage)
+    verify = run_cli("cache", "verify", cwd=tmp_project)
+    assert verify.code == 1 and "score.meta.json is missing or unreadable" in verify.text, verify
 
 
 def test_a_damaged_file_at_the_url_handed_as_a_lazy_handle_is_recomputed(
@@ -319,6 +377,22 @@ def test_a_bucket_that_does_not_exist_stops_the_run_before_any_stage(
     assert calls.take() == []
 
 
+@pytest.mark.parametrize("command", ["ls", "verify", "gc"])
+def test_cache_commands_on_a_bucket_that_does_not_exist_fail_instead_of_listing_nothing(
+    tmp_project: Path, s3: S3Server, bucket: str, command: str
+):
+    """They reported an empty, healthy cache (exit 0) for a mistyped bucket."""
+    use_s3_cache(tmp_project, s3, "no-such-bucket-here")
+
+    result = run_cli("cache", command, cwd=tmp_project)
+
+    assert result.code != 0 and "Traceback" not in result.output, result
+    for fragment in ("no cache at s3://no-such-bucket-here/cache", "bucket", "does not exist"):
+        assert fragment in result.text, result
+    empty = run_cli("cache", command, "--cache", f"s3://{bucket}/nothing", cwd=tmp_project)
+    assert empty.code != 0 and f"no cache at s3://{bucket}/nothing" in empty.text, empty
+
+
 def test_an_unreachable_endpoint_stops_the_run_before_any_stage(
     tmp_project: Path, calls: Calls, s3: S3Server, bucket: str
 ):
@@ -336,6 +410,42 @@ def test_an_unreachable_endpoint_stops_the_run_before_any_stage(
     assert calls.take() == []
 
 
+@pytest.fixture
+def stalled_endpoint():
+    """An endpoint that accepts connections and never answers (a hung server or proxy)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # the listener closed: the test is over
+            while True:
+                held.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for connection in held:
+        connection.close()
+
+
+def test_a_store_that_never_answers_stops_the_run_before_any_stage(
+    tmp_project: Path, calls: Calls, s3: S3Server, stalled_endpoint: str, monkeypatch
+):
+    """The run hung forever on the check's upload, read_timeout in cache_options or not."""
+    monkeypatch.setattr("assay.caches.fsspec._ANSWER_WAIT_S", 2.0)  # 60 s by default
+    timeouts = ", config_kwargs = { read_timeout = 1, retries = { max_attempts = 1 } }"
+    use_s3_cache(tmp_project, S3Server(stalled_endpoint), "lab", timeouts)
+    started = time.monotonic()
+
+    with pytest.raises(CacheError) as info:
+        run(tmp_project)
+
+    assert time.monotonic() - started < 30
+    for fragment in ("s3://lab/cache", "did not answer within 2 s", "Nothing was run"):
+        assert fragment in str(info.value), info.value
+    assert calls.take() == []
+
+
 def test_a_protocol_without_its_package_names_the_package(tmp_project: Path):
     with pytest.raises(ConfigError) as info:
         run(tmp_project, cache_dir="gcs://lab-bucket/cache")
@@ -349,6 +459,25 @@ def test_an_unknown_protocol_is_refused_with_examples(tmp_project: Path, calls: 
     assert result.code != 0 and "Traceback" not in result.output, result
     assert "nosuch://somewhere/cache" in result.text and "s3://bucket/path" in result.text
     assert calls.take() == []
+
+
+def test_a_url_with_one_slash_is_refused_with_the_url_it_should_be(tmp_project: Path, calls: Calls):
+    """``--cache s3:/x`` silently made a local folder named ``s3:``."""
+    result = run_cli("run", "scaled", "--cache", "s3:/lab/cache", cwd=tmp_project)
+
+    assert result.code != 0 and "Traceback" not in result.output, result
+    assert "'s3:/lab/cache'" in result.text and "Did you mean 's3://lab/cache'?" in result.text
+    assert calls.take() == []
+    assert not (tmp_project / "s3:").exists()
+    (tmp_project / "assay.toml").write_text('cache_dir = "gcs:/lab/cache"\n')
+    with pytest.raises(ConfigError, match="Did you mean 'gcs://lab/cache'"):
+        ProjectConfig.load(tmp_project)
+    config = ProjectConfig.load(tmp_project, cache_dir="data/cache")
+    with pytest.raises(ConfigError, match="Did you mean 'file:///scratch/cache'"):
+        config.with_cache_dir("file:/scratch/cache")
+    for folder in ("C:/scratch/cache", "./s3:/lab", "results/s3:/lab", "c", "s3"):
+        assert config.with_cache_dir(folder).cache_url is None  # folders, as before
+        assert config.with_cache_dir(folder).cache_dir == tmp_project / folder
 
 
 def test_cache_options_must_be_a_table(tmp_project: Path):

@@ -176,14 +176,12 @@ class CacheStore:
 
         For the commands that only read a cache (``assay cache ls``, ``verify``,
         ``gc``): a mistyped ``--cache`` folder must not pass for an empty, healthy
-        cache. A store at a URL is checked when it is listed instead.
+        cache (a store at a URL checks its bucket and path the same way).
 
         Raises:
             CacheError: the folder does not exist, or a file stands where one of
                 its folders (``objects``, ``by-name``) should be.
         """
-        if self.remote:
-            return
         if not self.root.exists():
             raise CacheError(
                 f"There is no cache at {self.root}: the folder does not exist. Check the "

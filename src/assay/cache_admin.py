@@ -193,12 +193,8 @@ def _checked(cache: CacheStore, key: str, output: str) -> tuple[dict | None, str
     meta = cache.read_meta(key, output)
     for _ in range(_LOOKS):
         if meta is None:
-            if cache.remote:  # (the URL's sidecar is read by read_meta alone)
-                damage, damaged = None, output in cache.outputs_of(key)
-            else:
-                damage = cache.record_damage(key, output)
-                damaged = damage is not None
-            if not damaged:
+            damage = cache.record_damage(key, output)
+            if damage is None:
                 return None, None  # gone (or replaced by a sound one) since it was listed
             return {"key": key, "output": output}, str(unreadable_record(None, key, output, damage))
         try:

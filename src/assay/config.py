@@ -62,6 +62,8 @@ _TABLES = {"cache_options": dict}
 log = logging.getLogger("assay")
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|::")
+_ONE_SLASH_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/(?!/)(.*)$", re.DOTALL)
+"""``s3:/bucket``: a URL with a slash missing (a drive letter, ``C:/``, is one character)."""
 
 
 @dataclass(frozen=True)
@@ -271,8 +273,23 @@ def from_command_line(location: str | os.PathLike | None) -> str | None:
 
 def cache_url(location: str | os.PathLike) -> str | None:
     """``location`` if it is an fsspec URL (``s3://...``, ``simplecache::gcs://...``), else
-    ``None``; a ``file://`` URL is a folder."""
+    ``None``; a ``file://`` URL is a folder.
+
+    Raises:
+        ConfigError: ``location`` is a URL with one slash after its scheme (``s3:/bucket``),
+            which would otherwise make a local folder named ``s3:``.
+    """
     text = str(location)
+    mistyped = _ONE_SLASH_URL.match(text)
+    if mistyped:
+        scheme, rest = mistyped.groups()
+        meant = f"{scheme}:///{rest}" if scheme.lower() == "file" else f"{scheme}://{rest}"
+        raise ConfigError(
+            f"The cache {text!r} looks like a URL with one slash after {scheme}: where two "
+            f"belong; as a folder it would be one named '{scheme}:'. Did you mean {meant!r}? "
+            "Correct --cache (or cache_dir in assay.toml, or ASSAY_CACHE_DIR); for a folder "
+            f"of that name, write ./{text}."
+        )
     if not _URL.search(text) or text.startswith("file://"):
         return None
     return text.rstrip("/")

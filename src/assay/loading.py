@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.cache import CacheStore, made_elsewhere, maker_text, open_cache
-from assay.config import ProjectConfig
+from assay.config import ProjectConfig, cache_url
 from assay.errors import CacheError
 from assay.keys import split_artifact_key
 
@@ -50,7 +50,8 @@ def load(
         stage: the stage's name.
         experiment: the experiment (or ``--prefix``) it was filed under.
         path: a path to the artifact's file, or to its stage folder (with
-            ``output``), e.g. under ``data/cache/by-name/``.
+            ``output``), e.g. under ``data/cache/by-name/``; or their URL in a cache
+            at a URL (``s3://bucket/cache/by-name/EXPERIMENT/SET/STAGE``).
         key: the artifact's key, ``"<stage run key>.<output>"``.
         cache_dir: the cache folder or URL (default: the project's).
         project_root: the project folder (default: found from the cwd).
@@ -70,6 +71,8 @@ def load(
         meta = cache.read_meta(stage_key, output)
         if meta is None:
             raise CacheError(f"No cached artifact has key {key!r} in {cache.location}.")
+    elif path is not None and cache_url(os.fspath(path)) is not None:
+        cache, meta = _meta_for_url(config, cache_url(os.fspath(path)), output)
     elif path is not None:
         cache = cache_holding(Path(path), cache)
         meta = _meta_for_path(cache, Path(path), output)
@@ -169,6 +172,48 @@ def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
     if output is not None:
         metas = [m for m in metas if m["output"] == output]
     return _one(metas, f"path {path}", "Give the path of one of its files instead.")
+
+
+def _meta_for_url(config: ProjectConfig, url: str, output: str | None) -> tuple[CacheStore, dict]:
+    """The cache at a URL that ``url`` lies in (under its ``objects/`` or ``by-name/``),
+    opened with the project's ``cache_options``, and the sidecar ``url`` names there."""
+    parts = url.split("/")
+    for at, part in enumerate(parts):
+        shard = parts[at + 1] if at + 2 < len(parts) else ""
+        if part == "objects" and len(shard) == 2 and parts[at + 2].startswith(shard):
+            root, key, rest = "/".join(parts[:at]), parts[at + 2], parts[at + 3 :]
+            cache = open_cache(config.with_cache_dir(root))
+            break
+        if part == "by-name" and at + 3 < len(parts):
+            root, names, rest = "/".join(parts[:at]), parts[at + 1 : at + 4], parts[at + 4 :]
+            cache = open_cache(config.with_cache_dir(root))
+            key = cache.linked_key(*names)
+            if key is None:
+                raise CacheError(
+                    f"Nothing is filed under by-name/{'/'.join(names)} in the cache {root}: "
+                    f"no artifact has the path {url}. assay cache ls --cache {root} lists "
+                    "what is there."
+                )
+            break
+    else:
+        raise CacheError(
+            f"The path {url} names no artifact: give the URL of an artifact's stage folder "
+            "or file in a cache (CACHE/objects/../KEY[/FILE], as assay run --paths prints, or "
+            "CACHE/by-name/EXPERIMENT/SET/STAGE[/FILE]), or load it by name with "
+            f"cache_dir={url!r}."
+        )
+    name = "/".join(rest)
+    metas = []
+    for found in cache.outputs_of(key):
+        meta = cache.read_meta(key, found)
+        if meta is None or (not name and found.startswith("_")):  # (its reportables)
+            continue
+        first_parts = {f["path"].split("/", 1)[0] for f in meta["files"]}
+        if not name or rest[0] in first_parts or found == name:
+            metas.append(meta)
+    if output is not None:
+        metas = [m for m in metas if m["output"] == output]
+    return cache, _one(metas, f"path {url}", "Give the URL of one of its files instead.")
 
 
 def _meta_by_name(cache: CacheStore, output, param_set, stage, experiment) -> dict:

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.cache import (
+    _NOT_A_RECORD,
     AGGREGATE,
     CacheStore,
     StageFolder,
@@ -65,13 +66,18 @@ from assay.cache import (
     file_problem,
     key_of_target,
     link_target,
-    sidecar_or_none,
+    sidecar_problem,
     unreadable_record,
 )
 from assay.errors import CacheError, ConfigError
 
 _OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2", "wasb"}
 """Protocols whose uploads are atomic by themselves (and whose renames are copies)."""
+
+_ANSWER_WAIT_S = 60.0
+"""How long the check before a run waits for the store to take (and drop) a few bytes: a
+server that accepts connections but never answers would hold a write there forever, as
+aiohttp waits for a reply to an upload without the ``read_timeout`` of ``config_kwargs``."""
 
 _ADVICE = (
     "Check the URL, the network and your credentials (the filesystem's usual settings, e.g. "
@@ -125,6 +131,7 @@ class FsspecCacheStore(CacheStore):
         self._small = {"max_concurrency": 1} if "max_concurrency" in accepts else {}
         self._metas: dict[tuple[str, str], dict] = {}
         self._missing: set[tuple[str, str]] = set()
+        self._damaged: dict[tuple[str, str], str] = {}  # sidecars there, but no record
         self._links: dict[str, str] = {}
         self.uploaded: list[str] = []
         """The artifacts (``key.output``) this process wrote to the URL."""
@@ -159,24 +166,59 @@ class FsspecCacheStore(CacheStore):
 
     def check_usable(self, write: bool = True) -> None:
         probe = self._remote(f".assay-probe-{_unique()}")
+        # fsspec's async filesystems (s3, gcs, az, ...) end a call that takes longer.
+        bound = {"timeout": _ANSWER_WAIT_S} if getattr(self.fs, "async_impl", False) else {}
         try:
             if write:
-                self._put_bytes(probe, b"assay checks that it can write here\n")
-                self.fs.rm_file(probe)
+                self._put_bytes(probe, b"assay checks that it can write here\n", **bound)
+                self.fs.rm_file(probe, **bound)
             else:
-                self._read(probe)
+                self.fs.cat_file(probe, **self._small, **bound)
         except FileNotFoundError:
             if write:
                 raise UrlCacheError(
                     f"The cache at {self.url} cannot be written: its bucket or folder does not "
                     f"exist. Create it first, or give another --cache URL. {_ADVICE}"
                 ) from None
+        except TimeoutError as exc:
+            waited = f"within {_ANSWER_WAIT_S:g} s" if bound else "in time"
+            raise UrlCacheError(
+                f"The cache at {self.url} did not answer {waited} ({type(exc).__name__}): "
+                "something accepts connections there but does not reply (a stalled server, "
+                "a proxy, or the wrong endpoint or port). Nothing was run. " + _ADVICE
+            ) from exc
         except Exception as exc:
             what = "written" if write else "read"
             raise UrlCacheError(
                 f"The cache at {self.url} cannot be {what} ({type(exc).__name__}: {exc}). "
                 f"Nothing was run. {_ADVICE}"
             ) from exc
+
+    def check_present(self) -> None:
+        """Fail with a clear message unless there is a cache at the URL (for ``assay cache
+        ls | verify | gc``): a mistyped URL or bucket must not pass for an empty cache."""
+        self.fs.invalidate_cache(self.base)
+        if self._call("looking for the cache", _missing_ok(self.fs.info), self.base) is not None:
+            return
+        bucket = self.base.strip("/").split("/", 1)[0]
+        if (
+            self._object_store
+            and bucket
+            and (
+                bucket == self.base.strip("/")
+                or self._call("looking for its bucket", _missing_ok(self.fs.info), bucket) is None
+            )
+        ):
+            raise UrlCacheError(
+                f"There is no cache at {self.url}: its bucket {bucket!r} does not exist. Check "
+                "the URL given with --cache (or cache_dir in assay.toml) and the endpoint in "
+                "cache_options. Nothing was changed."
+            )
+        raise UrlCacheError(
+            f"There is no cache at {self.url}: nothing is stored there. Check the URL given "
+            "with --cache (or cache_dir in assay.toml); a run creates the cache when it first "
+            "saves an artifact. Nothing was changed."
+        )
 
     # -- lookups -----------------------------------------------------------------------
 
@@ -185,14 +227,23 @@ class FsspecCacheStore(CacheStore):
 
     def entry(self, key: str, output: str, cacher: Any = None) -> dict | None:
         """The sidecar alone: checking that the files exist would cost a request per
-        artifact, so a file missing at the URL is found when it is loaded."""
-        return self.read_meta(key, output)
+        artifact, so a file missing at the URL is found when it is loaded.
+
+        Raises:
+            CorruptArtifactError: the sidecar at the URL is damaged (as in a folder cache:
+                the caller warns and computes the output again).
+        """
+        meta = self.read_meta(key, output)
+        damage = self._damaged.get((key, output))
+        if meta is None and damage is not None:
+            raise unreadable_record(cacher, key, output, damage)
+        return meta
 
     def read_meta(self, key: str, output: str) -> dict | None:
         found = self._metas.get((key, output))
         if found is not None:
             return found
-        if (key, output) in self._missing:
+        if (key, output) in self._missing or (key, output) in self._damaged:
             return None
         data = self._call(
             f"reading the record of {output!r}",
@@ -201,22 +252,37 @@ class FsspecCacheStore(CacheStore):
         )
         if data is None:
             return None
+        self._note(key, output, data)
+        return self._metas.get((key, output))
+
+    def record_damage(self, key: str, output: str) -> str | None:
+        self._damaged.pop((key, output), None)  # read it again: another run may have fixed it
+        self._metas.pop((key, output), None)
+        self._missing.discard((key, output))
+        self.read_meta(key, output)
+        return self._damaged.get((key, output))
+
+    def _note(self, key: str, output: str, data: bytes) -> None:
+        """Remember the sidecar ``data`` read at the URL, or what is wrong with it: an
+        upload there is atomic, so one cut short or not a record is damage, not a write
+        going on (see :func:`assay.cache.sidecar_problem`; another entry's, copied, too)."""
         try:
-            meta = sidecar_or_none(json.loads(data), key, output)  # not another's, copied
-        except ValueError:  # cut short: no complete entry
-            return None
-        if meta is None:  # valid JSON, but no record
-            return None
-        self._metas[(key, output)] = meta
-        return meta
+            meta = json.loads(data)
+        except ValueError:
+            problem = _NOT_A_RECORD
+        else:
+            problem = sidecar_problem(meta, key, output)
+        if problem is None:
+            self._metas[(key, output)] = meta
+        else:
+            self._damaged[(key, output)] = problem
 
     def prefetch(self, entries: list[tuple[str, str]]) -> None:
         wanted = {self._meta_file(*e): e for e in entries if e not in self._metas}
         found = self._cat_many(list(wanted), "looking up cached artifacts")
         for path, entry in wanted.items():
-            meta = sidecar_or_none(_json(found.get(path)), *entry)
-            if meta is not None:
-                self._metas[entry] = meta
+            if path in found:
+                self._note(*entry, found[path])
             else:
                 self._missing.add(entry)
 
@@ -225,10 +291,12 @@ class FsspecCacheStore(CacheStore):
 
     def remember(self, meta: dict) -> None:
         self._metas[(meta["key"], meta["output"])] = meta
+        self._damaged.pop((meta["key"], meta["output"]), None)
 
     def forget(self) -> None:
         self._metas.clear()
         self._missing.clear()
+        self._damaged.clear()
         self._links.clear()
         self._reads.clear()
         self._latest_reads.clear()
@@ -307,6 +375,8 @@ class FsspecCacheStore(CacheStore):
         )
         for meta_key in [k for k in self._metas if k[0] == key]:
             del self._metas[meta_key]
+        for meta_key in [k for k in self._damaged if k[0] == key]:
+            del self._damaged[meta_key]
         super().remove_stage(key)
 
     def remove_leftover(self, key: str, name: str) -> None:
@@ -360,12 +430,14 @@ class FsspecCacheStore(CacheStore):
                 f"{folder}. {_ADVICE}"
             ) from exc
         self._metas[(key, output)] = sidecar
+        self._damaged.pop((key, output), None)
         self.uploaded.append(f"{key}.{output}")
         return sidecar
 
     def discard(self, key: str, output: str, keep_files: bool = False) -> None:
         meta = None if keep_files else self.read_meta(key, output)
         self._metas.pop((key, output), None)
+        self._damaged.pop((key, output), None)
         remove = _missing_ok(self.fs.rm)
         self._call("removing an entry", remove, self._meta_file(key, output))
         for entry in (meta or {}).get("files", []):
@@ -477,7 +549,7 @@ class FsspecCacheStore(CacheStore):
     def load(self, cacher: Any, key: str, output: str) -> Any:
         meta = self.read_meta(key, output)
         if meta is None:
-            raise unreadable_record(cacher, key, output)
+            raise unreadable_record(cacher, key, output, self._damaged.get((key, output)))
         self._fetch(meta)
         return self._load_verified(cacher, meta)
 
@@ -547,13 +619,14 @@ class FsspecCacheStore(CacheStore):
             self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
         self.fs.put_file(str(local), remote)
 
-    def _put_bytes(self, remote: str, data: bytes) -> None:
+    def _put_bytes(self, remote: str, data: bytes, **bound: float) -> None:
+        """Write a small file (``bound``: fsspec's ``timeout`` for each call)."""
         if self._object_store:
-            self.fs.pipe_file(remote, data)
+            self.fs.pipe_file(remote, data, **bound)
             return
-        self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True, **bound)
         temporary = f"{remote}.tmp-{_unique()}"
-        self.fs.pipe_file(temporary, data)
+        self.fs.pipe_file(temporary, data, **bound)
         self._rename(temporary, remote)
 
     def _put_many(self, files: dict[str, bytes], what: str) -> None:
