@@ -579,24 +579,6 @@ def test_cache_ls_of_an_experiment_without_artifacts_names_those_it_has(tmp_proj
     assert "9 artifact(s)" in ok(run_cli("cache", "ls", "-e", "diamond", cwd=tmp_project)).text
 
 
-def test_cache_verify_reports_a_file_whose_record_was_deleted(tmp_project: Path):
-    """A file left without its sidecar (deleted, or a write cut short) passed unseen. It is
-    no failure (a stage may write files beside its outputs: record.get_path()), and stays."""
-    ok(run_cli("run", "diamond", cwd=tmp_project))
-    folder = (tmp_project / "data" / "cache" / "by-name" / "diamond" / "a" / "double").resolve()
-    (folder / "doubled.meta.json").unlink()
-
-    found = ok(run_cli("cache", "verify", cwd=tmp_project))
-
-    assert f"File without a record: {folder / 'doubled.pkl'}." in found.text, found
-    assert "8 artifact(s) checked, 0 failed" in found.text
-    assert found.text.count("File without a record") == 1
-    removed = ok(run_cli("cache", "verify", "--remove", cwd=tmp_project))
-    assert "File without a record" in removed.text and (folder / "doubled.pkl").exists()
-    (folder / "doubled.pkl").unlink()
-    assert "File without a record" not in ok(run_cli("cache", "verify", cwd=tmp_project)).text
-
-
 def test_compare_says_the_code_of_stages_is_unknown_once_gc_removed_their_records(
     tmp_project: Path,
 ):

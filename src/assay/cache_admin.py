@@ -24,6 +24,7 @@ from assay.cache import (
     CacheStore,
     StageFolder,
     _safe,
+    corrupt,
     made_elsewhere,
     unreadable_record,
 )
@@ -115,16 +116,23 @@ def verify_all(
     remove: bool = False,
     without_record: list[str] | None = None,
     unfinished: list[tuple[str, int]] | None = None,
+    store_path: str | os.PathLike | None = None,
 ) -> tuple[int, list[tuple[dict, str]]]:
     """Check every artifact's files and sidecar (and each stage run's kept reportables);
     return how many artifacts were checked and the entries that failed.
 
-    A file in a stage run's folder that no sidecar there lists is no failure, but is
-    reported as a file without a record: no run loads it. Its sidecar may have been
-    deleted, or the write that made it cut short; or the stage wrote it there beside its
-    outputs (``record.get_path("confusion.png")`` for an ``ImageReporter``), which assay
-    cannot tell apart, so ``remove`` leaves it. Their paths go to ``without_record`` if
-    given, else each is logged as a warning (``assay cache verify`` shows those).
+    An artifact whose sidecar is missing fails too: its files are still there, but
+    with no recorded checksum nothing can tell whether they are sound (and no run
+    loads them). Its files are known as an output's by the stage run's other sidecars
+    (which name every output of the stage run) or by the run store at ``store_path``
+    (which records each artifact a run made): files named after such an output
+    (``doubled.pkl`` for ``doubled``), or at the path a run recorded for it.
+
+    Any other file in a stage run's folder that no sidecar there lists is no failure,
+    but is reported as a file without a record: no run loads it. The stage may have
+    written it there beside its outputs (``record.get_path("confusion.png")`` for an
+    ``ImageReporter``), so ``remove`` leaves it. Their paths go to ``without_record``
+    if given, else each is logged as a warning (``assay cache verify`` shows those).
 
     Unfinished writes (temporary files of saves going on, or left by a stopped run) are
     no failure either: ``(path, size)`` of each goes to ``unfinished`` if given, else
@@ -140,8 +148,11 @@ def verify_all(
     checked, bad = 0, []
     found: list[str] = []
     writes: list[tuple[str, int]] = []
+    loose: list[tuple[str, list[str], list[str], list[dict]]] = []
+    writing = cache.keys_being_written(_LEFTOVER_AGE_S)
     for folder in cache.stage_folders():
         listed: set[str] = set()  # the names the folder's sidecars give (first path part)
+        metas = []
         for output in folder.outputs:
             listed.add(f"{output}{_META_SUFFIX}")
             meta, problem = _checked(cache, folder.key, output)
@@ -149,23 +160,43 @@ def verify_all(
                 continue  # removed (or being replaced) by a run since the folder was listed
             checked += output not in OWN_ENTRIES
             listed.update(_first_part(f["path"]) for f in meta.get("files", []))
+            metas.append(meta)
             if problem is not None:
                 bad.append((meta, problem))
                 if remove:
                     cache.discard(folder.key, output)
-        for name in _names_in(cache, folder.key):
-            if name not in listed and not name.startswith(".") and not name.endswith(_META_SUFFIX):
-                found.append(cache.where(folder.key, name))  # (dot: an unfinished write)
+        names = _names_in(cache, folder.key)
+        unlisted = [
+            name
+            for name in names  # (dot: an unfinished write)
+            if name not in listed and not name.startswith(".") and not name.endswith(_META_SUFFIX)
+        ]
+        if unlisted and folder.key not in writing:
+            loose.append((folder.key, unlisted, names, metas))
+        else:
+            found += [cache.where(folder.key, name) for name in unlisted]
         writes += [(cache.where(folder.key, name), size) for name, _, size in folder.leftovers]
+    recorded = _recorded_outputs(store_path, [key for key, *_ in loose])
+    for key, unlisted, names, metas in loose:
+        for meta, files in _without_sidecar(cache, key, unlisted, names, metas, recorded):
+            checked += 1
+            paths = ", ".join(cache.where(key, name) for name in files)
+            bad.append((meta, str(corrupt(meta, _NO_SIDECAR.format(meta["output"], paths)))))
+            unlisted = [name for name in unlisted if name not in files]
+            if remove:
+                for name in files:
+                    cache.remove_leftover(key, name)
+        found += [cache.where(key, name) for name in unlisted]
     if without_record is not None:
         without_record.extend(found)
     else:
         for path in found:
             log.warning(
                 "File without a record: %s. No sidecar (.meta.json) in its stage run's folder "
-                "lists it, so no run loads it: its record was deleted or damaged, or the stage "
-                "wrote it there beside its outputs (record.get_path()). verify leaves it; "
-                "delete it if the stage did not write it there on purpose.",
+                "lists it, and it is not named after an output of the stage run, so no run "
+                "loads it: the stage wrote it there beside its outputs (record.get_path()), "
+                "or its record was deleted or damaged. verify leaves it; delete it if the "
+                "stage did not write it there on purpose.",
                 path,
             )
     if unfinished is not None:
@@ -173,6 +204,78 @@ def verify_all(
     elif writes:
         log.warning("%s", unfinished_writes_text(writes))
     return checked, bad
+
+
+_NO_SIDECAR = (
+    "its record {0}.meta.json is missing, so no checksum can tell whether {1} is sound: "
+    "no run loads it (the next run that needs it computes it again). Remove it with "
+    "assay cache verify --remove"
+)
+
+
+def _recorded_outputs(
+    store_path: str | os.PathLike | None, keys: list[str]
+) -> dict[str, dict[str, tuple[str, str | None, set]]]:
+    """What the run store at ``store_path`` recorded of the outputs of stage runs ``keys``
+    (see :meth:`RunStore.recorded_outputs`); nothing without a run store."""
+    from pathlib import Path
+
+    if not keys or store_path is None or not Path(store_path).exists():
+        return {}
+    from assay.errors import AssayError
+    from assay.store import RunStore
+
+    try:
+        with RunStore(store_path) as store:
+            return store.recorded_outputs(keys)
+    except AssayError as exc:  # locked for too long, damaged: the sidecars alone tell
+        log.warning("The run store could not be read to check the cache: %s", exc)
+        return {}
+
+
+def _without_sidecar(
+    cache: CacheStore,
+    key: str,
+    unlisted: list[str],
+    names: list[str],
+    metas: list[dict],
+    recorded: dict[str, dict[str, tuple[str, str | None, set]]],
+) -> list[tuple[dict, list[str]]]:
+    """The outputs of stage run ``key`` whose files (among ``unlisted``) are there but
+    whose sidecar is not: ``(what is known of the artifact, its files)`` for each.
+
+    A stage run's outputs are those its sidecars' ingredients name, and those the run
+    store recorded for it (with the file of each)."""
+    declared: dict[str, set[str]] = {}  # output -> names of its files a run recorded
+    about: dict[str, Any] = {}
+    for meta in metas:
+        outputs = (meta.get("ingredients") or {}).get("outputs")
+        for item in outputs if isinstance(outputs, list) else ():
+            if isinstance(item, list) and item and isinstance(item[0], str):
+                declared.setdefault(item[0], set())
+        about = about or {f: meta.get(f) for f in ("stage", "param_set") if meta.get(f)}
+    for output, (stage, param_set, paths) in recorded.get(key, {}).items():
+        declared.setdefault(output, set()).update(_name_in_folder(key, path) for path in paths)
+        about.setdefault("stage", stage)
+        about.setdefault("param_set", param_set)
+    found = []
+    for output, files in sorted(declared.items()):
+        sidecar = f"{output}{_META_SUFFIX}"
+        if output in OWN_ENTRIES or sidecar in names:
+            continue  # its sidecar is there (and was checked)
+        if any(name.startswith(f".{sidecar}.") for name in names):
+            continue  # a run is writing its sidecar right now
+        mine = [n for n in unlisted if n in files or n == output or n.startswith(f"{output}.")]
+        if mine and not cache.has(key, output):
+            found.append(({"key": key, "output": output, **about}, mine))
+    return found
+
+
+def _name_in_folder(key: str, path: str) -> str:
+    """The name in stage run ``key``'s folder of a file a run recorded (``""``: none)."""
+    path = "/" + path.replace("\\", "/")
+    marker = f"/{key}/"
+    return path.split(marker, 1)[1].split("/", 1)[0] if marker in path else ""
 
 
 def unfinished_writes_text(writes: list[tuple[str, int]]) -> str:

@@ -1009,9 +1009,11 @@ def cache_verify(remove, cache_dir):
     """Check every artifact against its recorded size and checksum."""
     from assay.cache_admin import verify_all
     from assay.cli_output import shown
+    from assay.config import ProjectConfig
 
     console = _console()
-    checked, bad = verify_all(_cache(cache_dir), remove=remove)
+    store_path = ProjectConfig.load().store_path
+    checked, bad = verify_all(_cache(cache_dir), remove=remove, store_path=store_path)
     for _meta, problem in bad:
         console.print(f"[red]FAILED[/] {shown(problem)}")
     console.print(

@@ -727,6 +727,25 @@ class RunStore:
                     found[key] = (checksum, size)
         return found
 
+    def recorded_outputs(
+        self, stage_keys: Iterable[str]
+    ) -> dict[str, dict[str, tuple[str, str | None, set]]]:
+        """``{stage run key: {output: (stage, parameter set, paths)}}``: the outputs that
+        runs recorded for these stage runs, each with its stage, a parameter set that
+        used it, and the paths of its (first) file."""
+        found: dict[str, dict[str, tuple[str, str | None, set]]] = {}
+        with self._reading() as db:
+            for stage_key in dict.fromkeys(stage_keys):
+                # Artifact keys are "STAGE_KEY.OUTPUT": a range of the index ('/' follows '.').
+                for name, stage, param_set, path in db.execute(
+                    "SELECT name, stage, param_set, path FROM artifacts"
+                    " WHERE key >= ? AND key < ? ORDER BY run",
+                    (f"{stage_key}.", f"{stage_key}/"),
+                ):
+                    outputs = found.setdefault(stage_key, {})
+                    outputs.setdefault(name, (stage, param_set, set()))[2].add(path)
+        return found
+
     def param_sets(self, run: int | str) -> list[ParamSetInfo]:
         """The parameter sets recorded for a run (a number, id, ...), in the order recorded."""
         rows = self._rows_of(run, "SELECT name, hash, cls, values_json FROM param_sets")

@@ -1,0 +1,77 @@
+"""``assay cache ls | verify | gc`` and what survives them, found by a walkthrough.
+
+Each test drives the real command line (or the library) on a copy of the ``basic``
+project, as a researcher would, and checks what it printed and what is on disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assay.cache import CacheStore
+from assay.cache_admin import verify_all
+from assay.caching import PickleCacher
+from conftest import run_cli
+
+KEY = "c" * 32
+
+
+def ok(result):
+    assert result.code == 0, result
+    assert "Traceback" not in result.output, result
+    return result
+
+
+def stage_folder(project: Path, param_set: str, stage: str) -> Path:
+    return (project / "data" / "cache" / "by-name" / "diamond" / param_set / stage).resolve()
+
+
+# -- verify: an artifact whose sidecar was deleted -----------------------------------------
+
+
+def test_verify_fails_an_artifact_whose_sidecar_was_deleted(tmp_project: Path):
+    """Its file stayed, with no checksum to check it against, and verify said all was well
+    (a warning, exit code 0)."""
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+    folder = stage_folder(tmp_project, "a", "double")
+    (folder / "doubled.meta.json").unlink()
+    (folder / "notes.txt").write_text("the stage wrote this beside its outputs")
+
+    failed = run_cli("cache", "verify", cwd=tmp_project)
+
+    assert failed.code == 1, failed
+    assert "FAILED Cached artifact 'doubled' of stage 'double' (parameter set 'a')" in failed.text
+    assert "its record doubled.meta.json is missing" in failed.text
+    assert str(folder / "doubled.pkl") in failed.text and "--remove" in failed.text
+    assert "9 artifact(s) checked, 1 failed" in failed.text
+    # A file named after no output of the stage run is no failure, and stays.
+    assert f"File without a record: {folder / 'notes.txt'}." in failed.text
+    assert failed.text.count("File without a record") == 1
+
+    removed = ok(run_cli("cache", "verify", "--remove", cwd=tmp_project))
+    assert "1 failed (removed)" in removed.text
+    assert not (folder / "doubled.pkl").exists() and (folder / "notes.txt").exists()
+    assert "8 artifact(s) checked, 0 failed" in ok(run_cli("cache", "verify", cwd=tmp_project)).text
+
+
+def test_verify_knows_an_output_from_its_stage_run_s_other_sidecars(tmp_path: Path):
+    """Without a run store: the sidecars of a stage run name all its outputs."""
+    cache = CacheStore(tmp_path / "cache")
+    ingredients = {"outputs": [["model", "1" * 32], ["score", "2" * 32]]}
+    for output in ("model", "score"):
+        cache.save(
+            PickleCacher(name=output),
+            {output: 1},
+            key=KEY,
+            output=output,
+            meta={"stage": "train", "param_set": "s0", "ingredients": ingredients},
+        )
+    cache.link("exp", "s0", "train", KEY)  # the run is done writing it
+    Path(cache.meta_path(KEY, "score")).unlink()
+
+    checked, bad = verify_all(cache, without_record=(loose := []))
+
+    assert checked == 2 and loose == []
+    ((meta, problem),) = bad
+    assert meta["output"] == "score" and "score.meta.json is missing" in problem
+    assert "stage 'train' (parameter set 's0')" in problem
