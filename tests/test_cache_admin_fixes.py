@@ -50,7 +50,9 @@ def test_verify_fails_an_artifact_whose_sidecar_was_deleted(tmp_project: Path):
 
     removed = ok(run_cli("cache", "verify", "--remove", cwd=tmp_project))
     assert "1 failed (removed)" in removed.text
-    assert not (folder / "doubled.pkl").exists() and (folder / "notes.txt").exists()
+    assert f"Removed {folder / 'doubled.pkl'}" in removed.text
+    # The stage run had no other artifact: it went whole (notes.txt too), as gc removes it.
+    assert not folder.exists()
     assert "8 artifact(s) checked, 0 failed" in ok(run_cli("cache", "verify", cwd=tmp_project)).text
 
 
@@ -75,3 +77,57 @@ def test_verify_knows_an_output_from_its_stage_run_s_other_sidecars(tmp_path: Pa
     ((meta, problem),) = bad
     assert meta["output"] == "score" and "score.meta.json is missing" in problem
     assert "stage 'train' (parameter set 's0')" in problem
+
+
+# -- verify --remove: the whole damaged entry goes ----------------------------------------
+
+
+def test_verify_remove_removes_a_damaged_entry_whole_and_says_what(tmp_project: Path, calls):
+    """A damaged sidecar went, its data file stayed; a stage run left with nothing kept its
+    empty folder and its by-name link."""
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+    calls.take()
+    tampered = stage_folder(tmp_project, "b", "double")
+    (tampered / "doubled.pkl").write_bytes(b"not the pickle")
+    damaged = stage_folder(tmp_project, "b", "square")
+    (damaged / "squared.meta.json").write_text("{ cut short")
+    by_name = tmp_project / "data" / "cache" / "by-name" / "diamond" / "b"
+
+    result = ok(run_cli("cache", "verify", "--remove", cwd=tmp_project))
+
+    assert "9 artifact(s) checked, 2 failed (removed)" in result.text
+    for path in (
+        damaged / "squared.meta.json",
+        damaged / "squared.pkl",
+        tampered / "doubled.pkl",
+        damaged,
+        by_name / "square",
+        by_name / "double",
+    ):
+        assert f"Removed {path}" in result.text, result
+    assert not tampered.exists() and not damaged.exists()
+    assert not (by_name / "double").is_symlink() and not (by_name / "square").is_symlink()
+    assert (by_name / "load").exists()  # the sound ones stay
+    assert "File without a record" not in result.text
+    assert "7 artifact(s) checked, 0 failed" in ok(run_cli("cache", "verify", cwd=tmp_project)).text
+    ok(run_cli("run", "diamond", "--overwrite-stage", "combine", cwd=tmp_project))
+    assert {"double:b", "square:b"} <= set(calls.take())
+
+
+def test_verify_remove_keeps_a_stage_run_s_sound_outputs(tmp_path: Path):
+    cache = CacheStore(tmp_path / "cache")
+    for output in ("model", "score"):
+        cache.save(
+            PickleCacher(name=output), {output: 1}, key=KEY, output=output, meta={"stage": "t"}
+        )
+    cache.link("exp", "s0", "t", KEY)
+    Path(cache.meta_path(KEY, "score")).write_text("null")
+
+    checked, bad = verify_all(cache, remove=True, without_record=[])
+
+    assert checked == 2 and len(bad) == 1
+    assert cache.outputs_of(KEY) == ["model"] and cache.linked_key("exp", "s0", "t") == KEY
+    assert sorted(p.name for p in cache.stage_dir(KEY).iterdir()) == [
+        "model.meta.json",
+        "model.pkl",
+    ]

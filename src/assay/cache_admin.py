@@ -23,6 +23,7 @@ from assay.cache import (
     _META_SUFFIX,
     CacheStore,
     StageFolder,
+    _leaves_folder,
     _safe,
     corrupt,
     made_elsewhere,
@@ -117,6 +118,7 @@ def verify_all(
     without_record: list[str] | None = None,
     unfinished: list[tuple[str, int]] | None = None,
     store_path: str | os.PathLike | None = None,
+    removed: list[str] | None = None,
 ) -> tuple[int, list[tuple[dict, str]]]:
     """Check every artifact's files and sidecar (and each stage run's kept reportables);
     return how many artifacts were checked and the entries that failed.
@@ -127,6 +129,12 @@ def verify_all(
     (which name every output of the stage run) or by the run store at ``store_path``
     (which records each artifact a run made): files named after such an output
     (``doubled.pkl`` for ``doubled``), or at the path a run recorded for it.
+
+    ``remove`` removes each failed entry whole: its sidecar and its files (those of a
+    damaged sidecar found by their names as above). A stage run left with no artifact
+    goes whole, with the ``by-name`` links to it (as ``assay cache gc`` removes links
+    to stage runs that are gone): nothing would load what remains, and a run computes
+    it again. What was removed goes to ``removed`` if given.
 
     Any other file in a stage run's folder that no sidecar there lists is no failure,
     but is reported as a file without a record: no run loads it. The stage may have
@@ -148,11 +156,12 @@ def verify_all(
     checked, bad = 0, []
     found: list[str] = []
     writes: list[tuple[str, int]] = []
-    loose: list[tuple[str, list[str], list[str], list[dict]]] = []
+    loose: list[tuple[str, list[str], list[str], list[dict], set[str]]] = []
+    touched: set[str] = set()  # stage runs that lost an entry (with remove)
     writing = cache.keys_being_written(_LEFTOVER_AGE_S)
     for folder in cache.stage_folders():
         listed: set[str] = set()  # the names the folder's sidecars give (first path part)
-        metas = []
+        metas, damaged = [], set()  # (damaged: outputs whose sidecar cannot be read)
         for output in folder.outputs:
             listed.add(f"{output}{_META_SUFFIX}")
             meta, problem = _checked(cache, folder.key, output)
@@ -161,10 +170,15 @@ def verify_all(
             checked += output not in OWN_ENTRIES
             listed.update(_first_part(f["path"]) for f in meta.get("files", []))
             metas.append(meta)
-            if problem is not None:
-                bad.append((meta, problem))
-                if remove:
-                    cache.discard(folder.key, output)
+            if problem is None:
+                continue
+            bad.append((meta, problem))
+            if "files" not in meta:
+                damaged.add(output)  # its files are found below, by their names
+            if remove:
+                _say_removed(removed, cache, folder.key, meta)
+                cache.discard(folder.key, output)
+                touched.add(folder.key)
         names = _names_in(cache, folder.key)
         unlisted = [
             name
@@ -172,21 +186,28 @@ def verify_all(
             if name not in listed and not name.startswith(".") and not name.endswith(_META_SUFFIX)
         ]
         if unlisted and folder.key not in writing:
-            loose.append((folder.key, unlisted, names, metas))
+            loose.append((folder.key, unlisted, names, metas, damaged))
         else:
             found += [cache.where(folder.key, name) for name in unlisted]
         writes += [(cache.where(folder.key, name), size) for name, _, size in folder.leftovers]
     recorded = _recorded_outputs(store_path, [key for key, *_ in loose])
-    for key, unlisted, names, metas in loose:
-        for meta, files in _without_sidecar(cache, key, unlisted, names, metas, recorded):
-            checked += 1
-            paths = ", ".join(cache.where(key, name) for name in files)
-            bad.append((meta, str(corrupt(meta, _NO_SIDECAR.format(meta["output"], paths)))))
+    for key, unlisted, names, metas, damaged in loose:
+        for meta, files in _without_sidecar(cache, key, unlisted, names, metas, recorded, damaged):
+            if meta["output"] not in damaged:  # (a damaged sidecar's entry failed above)
+                checked += 1
+                paths = ", ".join(cache.where(key, name) for name in files)
+                bad.append((meta, str(corrupt(meta, _NO_SIDECAR.format(meta["output"], paths)))))
             unlisted = [name for name in unlisted if name not in files]
             if remove:
                 for name in files:
+                    _say_removed(removed, cache, key, name=name)
                     cache.remove_leftover(key, name)
+                touched.add(key)
         found += [cache.where(key, name) for name in unlisted]
+    for key in sorted(touched - writing):
+        if not any(output not in OWN_ENTRIES for output in cache.outputs_of(key)):
+            _remove_stage_run(cache, key, removed)
+            found = [path for path in found if not path.startswith(f"{cache.where(key)}/")]
     if without_record is not None:
         without_record.extend(found)
     else:
@@ -211,6 +232,32 @@ _NO_SIDECAR = (
     "no run loads it (the next run that needs it computes it again). Remove it with "
     "assay cache verify --remove"
 )
+
+
+def _say_removed(
+    removed: list[str] | None, cache: CacheStore, key: str, meta: dict | None = None, name=""
+) -> None:
+    """Note in ``removed`` what removing an entry (``meta``: its sidecar and the files it
+    lists in its folder) or a file ``name`` of stage run ``key`` removes."""
+    if removed is None:
+        return
+    if meta is not None:
+        removed.append(cache.where(key, f"{meta['output']}{_META_SUFFIX}"))
+        files = [f["path"] for f in meta.get("files", []) if not _leaves_folder(f["path"])]
+        removed.extend(cache.where(key, path) for path in files if not os.path.isabs(path))
+    else:
+        removed.append(cache.where(key, name))
+
+
+def _remove_stage_run(cache: CacheStore, key: str, removed: list[str] | None) -> None:
+    """Remove what is left of a stage run that lost its last artifact, and the links to it."""
+    links = [names for names in cache.named(None, None, None) if names[3] == key]
+    if removed is not None:
+        removed.append(cache.where(key))
+        removed.extend(f"{cache.location}/by-name/{'/'.join(names[:3])}" for names in links)
+    cache.remove_stage(key)
+    if links:
+        cache.prune_links({key})
 
 
 def _recorded_outputs(
@@ -240,14 +287,16 @@ def _without_sidecar(
     names: list[str],
     metas: list[dict],
     recorded: dict[str, dict[str, tuple[str, str | None, set]]],
+    damaged: set[str] = frozenset(),
 ) -> list[tuple[dict, list[str]]]:
     """The outputs of stage run ``key`` whose files (among ``unlisted``) are there but
-    whose sidecar is not: ``(what is known of the artifact, its files)`` for each.
+    whose sidecar is not, or is ``damaged`` (cannot be read, or was just removed for
+    that): ``(what is known of the artifact, its files)`` for each.
 
     A stage run's outputs are those its sidecars' ingredients name, and those the run
     store recorded for it (with the file of each)."""
-    declared: dict[str, set[str]] = {}  # output -> names of its files a run recorded
-    about: dict[str, Any] = {}
+    declared: dict[str, set[str]] = {output: set() for output in damaged}
+    about: dict[str, Any] = {}  # (declared: output -> names of its files a run recorded)
     for meta in metas:
         outputs = (meta.get("ingredients") or {}).get("outputs")
         for item in outputs if isinstance(outputs, list) else ():
@@ -261,12 +310,13 @@ def _without_sidecar(
     found = []
     for output, files in sorted(declared.items()):
         sidecar = f"{output}{_META_SUFFIX}"
-        if output in OWN_ENTRIES or sidecar in names:
-            continue  # its sidecar is there (and was checked)
-        if any(name.startswith(f".{sidecar}.") for name in names):
-            continue  # a run is writing its sidecar right now
+        if output not in damaged:
+            if output in OWN_ENTRIES or sidecar in names:
+                continue  # its sidecar is there (and was checked)
+            if any(name.startswith(f".{sidecar}.") for name in names):
+                continue  # a run is writing its sidecar right now
         mine = [n for n in unlisted if n in files or n == output or n.startswith(f"{output}.")]
-        if mine and not cache.has(key, output):
+        if mine and (output in damaged or not cache.has(key, output)):
             found.append(({"key": key, "output": output, **about}, mine))
     return found
 

@@ -1003,7 +1003,12 @@ def cache_ls(experiment, cache_dir):
 
 
 @cache.command("verify", context_settings=_CONTEXT)
-@click.option("--remove", is_flag=True, help="Remove the entries that fail.")
+@click.option(
+    "--remove",
+    is_flag=True,
+    help="Remove the entries that fail (a stage run left with no artifact goes whole, with "
+    "its by-name links).",
+)
 @_CACHE_OPTION
 def cache_verify(remove, cache_dir):
     """Check every artifact against its recorded size and checksum."""
@@ -1013,9 +1018,14 @@ def cache_verify(remove, cache_dir):
 
     console = _console()
     store_path = ProjectConfig.load().store_path
-    checked, bad = verify_all(_cache(cache_dir), remove=remove, store_path=store_path)
+    removed: list[str] = []
+    checked, bad = verify_all(
+        _cache(cache_dir), remove=remove, store_path=store_path, removed=removed
+    )
     for _meta, problem in bad:
         console.print(f"[red]FAILED[/] {shown(problem)}")
+    for path in removed:
+        console.print(f"Removed {shown(path)}", soft_wrap=True)
     console.print(
         f"{checked} artifact(s) checked, {len(bad)} failed"
         + (" (removed)" if remove and bad else "")
