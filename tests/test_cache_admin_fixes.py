@@ -6,11 +6,13 @@ project, as a researcher would, and checks what it printed and what is on disk.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from assay.cache import CacheStore
 from assay.cache_admin import verify_all
 from assay.caching import PickleCacher
+from assay.humanize import format_size
 from conftest import run_cli
 
 KEY = "c" * 32
@@ -131,3 +133,42 @@ def test_verify_remove_keeps_a_stage_run_s_sound_outputs(tmp_path: Path):
         "model.meta.json",
         "model.pkl",
     ]
+
+
+# -- ls: sizes that tell the disk use ------------------------------------------------------
+
+
+def _bytes_of_files(folder: Path) -> int:
+    return sum(p.lstat().st_size for p in folder.rglob("*") if not p.is_dir() or p.is_symlink())
+
+
+def test_cache_ls_says_what_its_sizes_count_and_what_the_cache_holds_in_all(tmp_project: Path):
+    """The size shown counted only the outputs' files: not their sidecars, nor the kept
+    reportables, nor the code texts and read indexes, so it was far below the disk use."""
+    ok(run_cli("run", "scaled", "-n", "a", cwd=tmp_project))
+    cache = tmp_project / "data" / "cache"
+    assert list(cache.rglob("_reportables.pkl")), "this test needs kept reportables"
+    metas = [m for m in cache.rglob("*.meta.json") if not m.name.startswith("_")]
+    data = sum(json.loads(m.read_text())["size"] for m in metas)
+    folders = {m.parent for m in metas}
+
+    listed = ok(run_cli("cache", "ls", cwd=tmp_project))
+
+    header = table_header(listed.stdout)
+    assert "data" in header and "size" not in header
+    assert f"{len(metas)} artifact(s), {format_size(data)} of data." in listed.text
+    in_folders = sum(_bytes_of_files(f) for f in folders)
+    assert in_folders > data
+    assert (
+        f"Their {len(folders)} stage run folder(s) hold {format_size(in_folders)} of files in "
+        "all: the data, each artifact's record (.meta.json), the stage runs' kept reportables"
+    ) in listed.text, listed
+    total = format_size(_bytes_of_files(cache))
+    assert f"The whole cache holds {total} of files (with" in listed.text, listed
+    only = ok(run_cli("cache", "ls", "-e", "scaled", cwd=tmp_project))
+    assert f"hold {format_size(in_folders)} of files" in only.text
+    assert "whole cache" not in only.text
+
+
+def table_header(text: str) -> str:
+    return " ".join(line for line in text.splitlines() if line.startswith("┃"))

@@ -331,6 +331,23 @@ class CacheStore:
                 found.append(StageFolder(folder.name, outputs, max(times), size, leftovers))
         return found
 
+    def bookkeeping_size(self) -> int:
+        """The bytes of what the cache keeps beside its stage runs: code texts
+        (``code/``), read indexes (``reads/``), ``by-name`` links, write markers."""
+        total = 0
+        for entry in _scan(str(self.root)):
+            if entry.name == "objects":
+                continue
+            if not entry.is_dir(follow_symlinks=False):
+                total += _bytes(entry)
+                continue
+            for folder, folders, names in os.walk(entry.path):
+                links = [n for n in folders if os.path.islink(os.path.join(folder, n))]
+                for name in names + links:  # (by-name links to stage folders count too)
+                    with contextlib.suppress(OSError):
+                        total += os.lstat(os.path.join(folder, name)).st_size
+        return total
+
     def linked_key(self, experiment: str, param_set: str, stage: str) -> str | None:
         """The stage run ``by-name/experiment/param_set/stage`` points to, if any."""
         return _pointed_key(self.name_link(experiment, param_set, stage))

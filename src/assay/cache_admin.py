@@ -50,7 +50,17 @@ class Listing(list):
     artifacts: int = 0
     """How many artifacts the rows show: one filed under several names is one."""
     size: int = 0
-    """The bytes those artifacts take (each counted once)."""
+    """The bytes of those artifacts' files (each artifact counted once): the ``size``
+    their sidecars record, and the size column of ``assay cache ls``."""
+    folders: int = 0
+    """How many stage run folders hold those artifacts."""
+    on_disk: int = 0
+    """The bytes of everything in those folders: the artifacts' files, their sidecars,
+    the stage runs' kept reportables and state, files stages wrote there themselves and
+    unfinished writes. What removing those stage runs would free."""
+    total: int | None = None
+    """For a listing of the whole cache: the bytes of all its files (with stage runs
+    that keep no artifact, code texts, read indexes, ``by-name`` links)."""
 
 
 def list_entries(cache: CacheStore, experiment: str | None = None) -> Listing:
@@ -96,6 +106,11 @@ def list_entries(cache: CacheStore, experiment: str | None = None) -> Listing:
     )
     shown = {(m["key"], m["output"]): m.get("size") or 0 for m in entries}
     entries.artifacts, entries.size = len(shown), sum(shown.values())
+    keys = {key for key, _ in shown}
+    entries.folders = len(keys)
+    entries.on_disk = sum(folders[key].size for key in keys)
+    if experiment is None:
+        entries.total = sum(f.size for f in folders.values()) + cache.bookkeeping_size()
     if experiment and not entries:
         entries.experiments = sorted({name for name, *_ in cache.named(None, None, None)})
     return entries

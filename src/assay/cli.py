@@ -995,7 +995,11 @@ def cache():
 )
 @_CACHE_OPTION
 def cache_ls(experiment, cache_dir):
-    """List cached artifacts by experiment, parameter set and stage."""
+    """List cached artifacts by experiment, parameter set and stage.
+
+    The data column is the size of each artifact's files; below the table, what their
+    stage run folders hold in all (records, kept reportables, ...) and the whole cache.
+    """
     from assay.cache_admin import list_entries
     from assay.cli_output import print_cache_entries
 

@@ -258,6 +258,13 @@ class FsspecCacheStore(CacheStore):
                 folder.outputs += _outputs([name])
         return list(folders.values())
 
+    def bookkeeping_size(self) -> int:
+        return sum(
+            int(info.get("size") or 0)
+            for folder in ("code", "reads", "by-name")
+            for info in self._find(folder, detail=True).values()
+        )
+
     def stage_entry_names(self, key: str) -> list[str]:
         """What a stage run's folder at the URL holds (for ``assay cache verify``)."""
         folder = self._stage(key)
