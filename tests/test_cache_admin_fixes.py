@@ -172,3 +172,67 @@ def test_cache_ls_says_what_its_sizes_count_and_what_the_cache_holds_in_all(tmp_
 
 def table_header(text: str) -> str:
     return " ".join(line for line in text.splitlines() if line.startswith("┃"))
+
+
+# -- assay.load while another process replaces the entry (--overwrite) ---------------------
+
+
+OVERWRITER = """
+import sys
+import time
+from pathlib import Path
+from assay.cache import CacheStore
+from assay.caching import PickleCacher
+
+cache = CacheStore(sys.argv[1])
+meta = {"experiment": "exp", "param_set": "a", "stage": "make"}
+i = 0
+while not Path(sys.argv[2]).exists():  # as `assay run --overwrite` does, in a loop
+    cache.save(PickleCacher(name="obj"), list(range(10 + i % 2)), key=sys.argv[3],
+               output="obj", meta={**meta, "run_number": i})  # (each run its own)
+    cache.link("exp", "a", "make", sys.argv[3])
+    i += 1
+    time.sleep(0.001)
+print(i)
+"""
+
+
+def test_load_while_another_process_replaces_the_entry_gets_a_whole_artifact(tmp_path: Path):
+    """A load by name between the old sidecar's removal and the new one's rename found no
+    entry ("No cached artifact matches ...", "its record ... is missing"): 8 of about
+    4,000 loads racing `assay run --overwrite`."""
+    import subprocess
+    import sys
+    import time
+
+    import assay
+
+    root, stop = tmp_path / "cache", tmp_path / "stop"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", OVERWRITER, str(root), str(stop), KEY],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    failures: list[str] = []
+    loads = 0
+    try:
+        deadline = time.monotonic() + 60
+        while not (root / "by-name" / "exp" / "a" / "make").exists():
+            assert time.monotonic() < deadline and writer.poll() is None, "the writer did not start"
+            time.sleep(0.01)
+        end = time.monotonic() + 4
+        while time.monotonic() < end:
+            try:
+                value = assay.load(
+                    "obj", param_set="a", stage="make", cache_dir=root, project_root=tmp_path
+                )
+                assert value in (list(range(10)), list(range(11))), value
+            except Exception as exc:  # noqa: BLE001 - each failure is the finding
+                failures.append(f"{type(exc).__name__}: {exc}")
+            loads += 1
+    finally:
+        stop.touch()
+        replaced, _ = writer.communicate(timeout=60)
+
+    assert failures == [], f"{len(failures)} of {loads} loads failed: {failures[:3]}"
+    assert writer.returncode == 0 and int(replaced) > 100 and loads > 100, (replaced, loads)

@@ -213,6 +213,12 @@ class CacheStore:
         sidecar, see :func:`sidecar_problem`, is none)."""
         return self._read_sidecar(key, output)[0]
 
+    def settled_meta(self, key: str, output: str) -> dict | None:
+        """:meth:`read_meta`, waiting a moment (up to two seconds) if another run is
+        replacing the entry right now (``--overwrite``): a reader then gets the new
+        sidecar instead of no entry."""
+        return self._settled_sidecar(key, output)[0]
+
     def record_damage(self, key: str, output: str) -> str | None:
         """What is wrong with the sidecar of an output (see :func:`sidecar_problem`), or
         ``None`` if it is sound or there is none."""
@@ -245,7 +251,10 @@ class CacheStore:
             if meta is not None or damage is not None or time.monotonic() > deadline:
                 return meta, damage
             if not self._being_replaced(key, output):
-                return None, None
+                # The replacement may have ended between the read and the look: read again.
+                meta, damage = self._read_sidecar(key, output)
+                if meta is not None or damage is not None or not self._being_replaced(key, output):
+                    return meta, damage
             time.sleep(0.02)
 
     def _being_replaced(self, key: str, output: str) -> bool:

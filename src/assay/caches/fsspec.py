@@ -210,6 +210,9 @@ class FsspecCacheStore(CacheStore):
         self._metas[(key, output)] = meta
         return meta
 
+    def settled_meta(self, key: str, output: str) -> dict | None:
+        return self.read_meta(key, output)  # (a sidecar at the URL is put whole, in one go)
+
     def prefetch(self, entries: list[tuple[str, str]]) -> None:
         wanted = {self._meta_file(*e): e for e in entries if e not in self._metas}
         found = self._cat_many(list(wanted), "looking up cached artifacts")
