@@ -579,29 +579,12 @@ def test_cache_ls_of_an_experiment_without_artifacts_names_those_it_has(tmp_proj
     assert "9 artifact(s)" in ok(run_cli("cache", "ls", "-e", "diamond", cwd=tmp_project)).text
 
 
-def test_cache_verify_reports_a_file_whose_record_was_deleted(tmp_project: Path):
-    """A file left without its sidecar (deleted, or a write cut short) passed unseen. It is
-    no failure (a stage may write files beside its outputs: record.get_path()), and stays."""
-    ok(run_cli("run", "diamond", cwd=tmp_project))
-    folder = (tmp_project / "data" / "cache" / "by-name" / "diamond" / "a" / "double").resolve()
-    (folder / "doubled.meta.json").unlink()
-
-    found = ok(run_cli("cache", "verify", cwd=tmp_project))
-
-    assert f"File without a record: {folder / 'doubled.pkl'}." in found.text, found
-    assert "8 artifact(s) checked, 0 failed" in found.text
-    assert found.text.count("File without a record") == 1
-    removed = ok(run_cli("cache", "verify", "--remove", cwd=tmp_project))
-    assert "File without a record" in removed.text and (folder / "doubled.pkl").exists()
-    (folder / "doubled.pkl").unlink()
-    assert "File without a record" not in ok(run_cli("cache", "verify", cwd=tmp_project)).text
-
-
-def test_compare_says_the_code_of_stages_is_unknown_once_gc_removed_their_records(
-    tmp_project: Path,
-):
+def test_compare_finds_the_code_of_stages_after_gc_removed_their_records(tmp_project: Path):
     """After gc removed the older run's sidecars, compare said "0 stage(s) with other
-    code" of stages whose code it could no longer compare."""
+    code"; then, that it was unknown. Each run keeps its stages' code in the run store."""
+    import json
+    import sqlite3
+
     from assay.cache import CacheStore
     from assay.compare import compare_runs
 
@@ -614,14 +597,26 @@ def test_compare_says_the_code_of_stages_is_unknown_once_gc_removed_their_record
         before = compare_runs(store, 1, 2, cache=cache)
         ok(run_cli("cache", "gc", cwd=tmp_project))
         after = compare_runs(store, 1, 2, cache=cache)
-        alone = compare_runs(store, 1, 2)  # the run store alone cannot tell either
+        alone = compare_runs(store, 1, 2)  # the run store alone tells
 
-    assert set(before.stage_code) == {"square"} and before.stage_code_unknown == []
-    assert before.stage_code_summary == "1 stage(s) with other code"
-    assert after.stage_code == {}
-    assert sorted(after.stage_code_unknown) == ["combine", "square", "summarize"]
-    assert after.stage_code_summary.startswith("0 stage(s) with other code, unknown for 3 (")
-    assert sorted(alone.stage_code_unknown) == ["combine", "square", "summarize"]
+    for diff in (before, after, alone):
+        assert set(diff.stage_code) == {"square"} and diff.stage_code_unknown == []
+        assert diff.stage_code_summary == "1 stage(s) with other code"
+    shown = ok(run_cli("compare", "1", "2", cwd=tmp_project))
+    assert "1 stage(s) with other code" in shown.text and "square" in shown.text
+
+    # A run from before runs kept their stages' code: its sidecars were all there was.
+    with sqlite3.connect(tmp_project / "assay.db") as db:
+        (data,) = db.execute("SELECT data_json FROM provenance WHERE run = 1").fetchone()
+        data = json.loads(data)
+        del data["stage_code"]
+        db.execute("UPDATE provenance SET data_json = ? WHERE run = 1", (json.dumps(data),))
+    with RunStore(tmp_project / "assay.db") as store:
+        old = compare_runs(store, 1, 2, cache=cache)
+    assert old.stage_code == {}
+    assert sorted(old.stage_code_unknown) == ["combine", "square", "summarize"]
+    assert old.stage_code_summary.startswith("0 stage(s) with other code, unknown for 3 (")
+    assert "a run from before assay kept the code of its stages" in old.stage_code_summary
 
 
 def test_gc_reports_sizes_as_cache_ls_does():

@@ -211,6 +211,12 @@ class CacheStore:
         sidecar, see :func:`sidecar_problem`, is none)."""
         return self._read_sidecar(key, output)[0]
 
+    def settled_meta(self, key: str, output: str) -> dict | None:
+        """:meth:`read_meta`, waiting a moment (up to two seconds) if another run is
+        replacing the entry right now (``--overwrite``): a reader then gets the new
+        sidecar instead of no entry."""
+        return self._settled_sidecar(key, output)[0]
+
     def record_damage(self, key: str, output: str) -> str | None:
         """What is wrong with the sidecar of an output (see :func:`sidecar_problem`), or
         ``None`` if it is sound or there is none."""
@@ -243,7 +249,10 @@ class CacheStore:
             if meta is not None or damage is not None or time.monotonic() > deadline:
                 return meta, damage
             if not self._being_replaced(key, output):
-                return None, None
+                # The replacement may have ended between the read and the look: read again.
+                meta, damage = self._read_sidecar(key, output)
+                if meta is not None or damage is not None or not self._being_replaced(key, output):
+                    return meta, damage
             time.sleep(0.02)
 
     def _being_replaced(self, key: str, output: str) -> bool:
@@ -328,6 +337,23 @@ class CacheStore:
                 outputs = sorted(_outputs(e.name for e in entries))
                 found.append(StageFolder(folder.name, outputs, max(times), size, leftovers))
         return found
+
+    def bookkeeping_size(self) -> int:
+        """The bytes of what the cache keeps beside its stage runs: code texts
+        (``code/``), read indexes (``reads/``), ``by-name`` links, write markers."""
+        total = 0
+        for entry in _scan(str(self.root)):
+            if entry.name == "objects":
+                continue
+            if not entry.is_dir(follow_symlinks=False):
+                total += _bytes(entry)
+                continue
+            for folder, folders, names in os.walk(entry.path):
+                links = [n for n in folders if os.path.islink(os.path.join(folder, n))]
+                for name in names + links:  # (by-name links to stage folders count too)
+                    with contextlib.suppress(OSError):
+                        total += os.lstat(os.path.join(folder, name)).st_size
+        return total
 
     def linked_key(self, experiment: str, param_set: str, stage: str) -> str | None:
         """The stage run ``by-name/experiment/param_set/stage`` points to, if any."""

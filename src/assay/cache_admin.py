@@ -23,7 +23,9 @@ from assay.cache import (
     _META_SUFFIX,
     CacheStore,
     StageFolder,
+    _leaves_folder,
     _safe,
+    corrupt,
     made_elsewhere,
     unreadable_record,
 )
@@ -48,7 +50,17 @@ class Listing(list):
     artifacts: int = 0
     """How many artifacts the rows show: one filed under several names is one."""
     size: int = 0
-    """The bytes those artifacts take (each counted once)."""
+    """The bytes of those artifacts' files (each artifact counted once): the ``size``
+    their sidecars record, and the size column of ``assay cache ls``."""
+    folders: int = 0
+    """How many stage run folders hold those artifacts."""
+    on_disk: int = 0
+    """The bytes of everything in those folders: the artifacts' files, their sidecars,
+    the stage runs' kept reportables and state, files stages wrote there themselves and
+    unfinished writes. What removing those stage runs would free."""
+    total: int | None = None
+    """For a listing of the whole cache: the bytes of all its files (with stage runs
+    that keep no artifact, code texts, read indexes, ``by-name`` links)."""
 
 
 def list_entries(cache: CacheStore, experiment: str | None = None) -> Listing:
@@ -94,6 +106,11 @@ def list_entries(cache: CacheStore, experiment: str | None = None) -> Listing:
     )
     shown = {(m["key"], m["output"]): m.get("size") or 0 for m in entries}
     entries.artifacts, entries.size = len(shown), sum(shown.values())
+    keys = {key for key, _ in shown}
+    entries.folders = len(keys)
+    entries.on_disk = sum(folders[key].size for key in keys)
+    if experiment is None:
+        entries.total = sum(f.size for f in folders.values()) + cache.bookkeeping_size()
     if experiment and not entries:
         entries.experiments = sorted({name for name, *_ in cache.named(None, None, None)})
     return entries
@@ -115,16 +132,30 @@ def verify_all(
     remove: bool = False,
     without_record: list[str] | None = None,
     unfinished: list[tuple[str, int]] | None = None,
+    store_path: str | os.PathLike | None = None,
+    removed: list[str] | None = None,
 ) -> tuple[int, list[tuple[dict, str]]]:
     """Check every artifact's files and sidecar (and each stage run's kept reportables);
     return how many artifacts were checked and the entries that failed.
 
-    A file in a stage run's folder that no sidecar there lists is no failure, but is
-    reported as a file without a record: no run loads it. Its sidecar may have been
-    deleted, or the write that made it cut short; or the stage wrote it there beside its
-    outputs (``record.get_path("confusion.png")`` for an ``ImageReporter``), which assay
-    cannot tell apart, so ``remove`` leaves it. Their paths go to ``without_record`` if
-    given, else each is logged as a warning (``assay cache verify`` shows those).
+    An artifact whose sidecar is missing fails too: its files are still there, but
+    with no recorded checksum nothing can tell whether they are sound (and no run
+    loads them). Its files are known as an output's by the stage run's other sidecars
+    (which name every output of the stage run) or by the run store at ``store_path``
+    (which records each artifact a run made): files named after such an output
+    (``doubled.pkl`` for ``doubled``), or at the path a run recorded for it.
+
+    ``remove`` removes each failed entry whole: its sidecar and its files (those of a
+    damaged sidecar found by their names as above). A stage run left with no artifact
+    goes whole, with the ``by-name`` links to it (as ``assay cache gc`` removes links
+    to stage runs that are gone): nothing would load what remains, and a run computes
+    it again. What was removed goes to ``removed`` if given.
+
+    Any other file in a stage run's folder that no sidecar there lists is no failure,
+    but is reported as a file without a record: no run loads it. The stage may have
+    written it there beside its outputs (``record.get_path("confusion.png")`` for an
+    ``ImageReporter``), so ``remove`` leaves it. Their paths go to ``without_record``
+    if given, else each is logged as a warning (``assay cache verify`` shows those).
 
     Unfinished writes (temporary files of saves going on, or left by a stopped run) are
     no failure either: ``(path, size)`` of each goes to ``unfinished`` if given, else
@@ -140,8 +171,12 @@ def verify_all(
     checked, bad = 0, []
     found: list[str] = []
     writes: list[tuple[str, int]] = []
+    loose: list[tuple[str, list[str], list[str], list[dict], set[str]]] = []
+    touched: set[str] = set()  # stage runs that lost an entry (with remove)
+    writing = cache.keys_being_written(_LEFTOVER_AGE_S)
     for folder in cache.stage_folders():
         listed: set[str] = set()  # the names the folder's sidecars give (first path part)
+        metas, damaged = [], set()  # (damaged: outputs whose sidecar cannot be read)
         for output in folder.outputs:
             listed.add(f"{output}{_META_SUFFIX}")
             meta, problem = _checked(cache, folder.key, output)
@@ -149,23 +184,55 @@ def verify_all(
                 continue  # removed (or being replaced) by a run since the folder was listed
             checked += output not in OWN_ENTRIES
             listed.update(_first_part(f["path"]) for f in meta.get("files", []))
-            if problem is not None:
-                bad.append((meta, problem))
-                if remove:
-                    cache.discard(folder.key, output)
-        for name in _names_in(cache, folder.key):
-            if name not in listed and not name.startswith(".") and not name.endswith(_META_SUFFIX):
-                found.append(cache.where(folder.key, name))  # (dot: an unfinished write)
+            metas.append(meta)
+            if problem is None:
+                continue
+            bad.append((meta, problem))
+            if "files" not in meta:
+                damaged.add(output)  # its files are found below, by their names
+            if remove:
+                _say_removed(removed, cache, folder.key, meta)
+                cache.discard(folder.key, output)
+                touched.add(folder.key)
+        names = _names_in(cache, folder.key)
+        unlisted = [
+            name
+            for name in names  # (dot: an unfinished write)
+            if name not in listed and not name.startswith(".") and not name.endswith(_META_SUFFIX)
+        ]
+        if unlisted and folder.key not in writing:
+            loose.append((folder.key, unlisted, names, metas, damaged))
+        else:
+            found += [cache.where(folder.key, name) for name in unlisted]
         writes += [(cache.where(folder.key, name), size) for name, _, size in folder.leftovers]
+    recorded = _recorded_outputs(store_path, [key for key, *_ in loose])
+    for key, unlisted, names, metas, damaged in loose:
+        for meta, files in _without_sidecar(cache, key, unlisted, names, metas, recorded, damaged):
+            if meta["output"] not in damaged:  # (a damaged sidecar's entry failed above)
+                checked += 1
+                paths = ", ".join(cache.where(key, name) for name in files)
+                bad.append((meta, str(corrupt(meta, _NO_SIDECAR.format(meta["output"], paths)))))
+            unlisted = [name for name in unlisted if name not in files]
+            if remove:
+                for name in files:
+                    _say_removed(removed, cache, key, name=name)
+                    cache.remove_leftover(key, name)
+                touched.add(key)
+        found += [cache.where(key, name) for name in unlisted]
+    for key in sorted(touched - writing):
+        if not any(output not in OWN_ENTRIES for output in cache.outputs_of(key)):
+            _remove_stage_run(cache, key, removed)
+            found = [path for path in found if not path.startswith(f"{cache.where(key)}/")]
     if without_record is not None:
         without_record.extend(found)
     else:
         for path in found:
             log.warning(
                 "File without a record: %s. No sidecar (.meta.json) in its stage run's folder "
-                "lists it, so no run loads it: its record was deleted or damaged, or the stage "
-                "wrote it there beside its outputs (record.get_path()). verify leaves it; "
-                "delete it if the stage did not write it there on purpose.",
+                "lists it, and it is not named after an output of the stage run, so no run "
+                "loads it: the stage wrote it there beside its outputs (record.get_path()), "
+                "or its record was deleted or damaged. verify leaves it; delete it if the "
+                "stage did not write it there on purpose.",
                 path,
             )
     if unfinished is not None:
@@ -173,6 +240,107 @@ def verify_all(
     elif writes:
         log.warning("%s", unfinished_writes_text(writes))
     return checked, bad
+
+
+_NO_SIDECAR = (
+    "its record {0}.meta.json is missing, so no checksum can tell whether {1} is sound: "
+    "no run loads it (the next run that needs it computes it again). Remove it with "
+    "assay cache verify --remove"
+)
+
+
+def _say_removed(
+    removed: list[str] | None, cache: CacheStore, key: str, meta: dict | None = None, name=""
+) -> None:
+    """Note in ``removed`` what removing an entry (``meta``: its sidecar and the files it
+    lists in its folder) or a file ``name`` of stage run ``key`` removes."""
+    if removed is None:
+        return
+    if meta is not None:
+        removed.append(cache.where(key, f"{meta['output']}{_META_SUFFIX}"))
+        files = [f["path"] for f in meta.get("files", []) if not _leaves_folder(f["path"])]
+        removed.extend(cache.where(key, path) for path in files if not os.path.isabs(path))
+    else:
+        removed.append(cache.where(key, name))
+
+
+def _remove_stage_run(cache: CacheStore, key: str, removed: list[str] | None) -> None:
+    """Remove what is left of a stage run that lost its last artifact, and the links to it."""
+    links = [names for names in cache.named(None, None, None) if names[3] == key]
+    if removed is not None:
+        removed.append(cache.where(key))
+        removed.extend(f"{cache.location}/by-name/{'/'.join(names[:3])}" for names in links)
+    cache.remove_stage(key)
+    if links:
+        cache.prune_links({key})
+
+
+def _recorded_outputs(
+    store_path: str | os.PathLike | None, keys: list[str]
+) -> dict[str, dict[str, tuple[str, str | None, set]]]:
+    """What the run store at ``store_path`` recorded of the outputs of stage runs ``keys``
+    (see :meth:`RunStore.recorded_outputs`); nothing without a run store."""
+    from pathlib import Path
+
+    if not keys or store_path is None or not Path(store_path).exists():
+        return {}
+    from assay.errors import AssayError
+    from assay.store import RunStore
+
+    try:
+        with RunStore(store_path) as store:
+            return store.recorded_outputs(keys)
+    except AssayError as exc:  # locked for too long, damaged: the sidecars alone tell
+        log.warning("The run store could not be read to check the cache: %s", exc)
+        return {}
+
+
+def _without_sidecar(
+    cache: CacheStore,
+    key: str,
+    unlisted: list[str],
+    names: list[str],
+    metas: list[dict],
+    recorded: dict[str, dict[str, tuple[str, str | None, set]]],
+    damaged: set[str] = frozenset(),
+) -> list[tuple[dict, list[str]]]:
+    """The outputs of stage run ``key`` whose files (among ``unlisted``) are there but
+    whose sidecar is not, or is ``damaged`` (cannot be read, or was just removed for
+    that): ``(what is known of the artifact, its files)`` for each.
+
+    A stage run's outputs are those its sidecars' ingredients name, and those the run
+    store recorded for it (with the file of each)."""
+    declared: dict[str, set[str]] = {output: set() for output in damaged}
+    about: dict[str, Any] = {}  # (declared: output -> names of its files a run recorded)
+    for meta in metas:
+        outputs = (meta.get("ingredients") or {}).get("outputs")
+        for item in outputs if isinstance(outputs, list) else ():
+            if isinstance(item, list) and item and isinstance(item[0], str):
+                declared.setdefault(item[0], set())
+        about = about or {f: meta.get(f) for f in ("stage", "param_set") if meta.get(f)}
+    for output, (stage, param_set, paths) in recorded.get(key, {}).items():
+        declared.setdefault(output, set()).update(_name_in_folder(key, path) for path in paths)
+        about.setdefault("stage", stage)
+        about.setdefault("param_set", param_set)
+    found = []
+    for output, files in sorted(declared.items()):
+        sidecar = f"{output}{_META_SUFFIX}"
+        if output not in damaged:
+            if output in OWN_ENTRIES or sidecar in names:
+                continue  # its sidecar is there (and was checked)
+            if any(name.startswith(f".{sidecar}.") for name in names):
+                continue  # a run is writing its sidecar right now
+        mine = [n for n in unlisted if n in files or n == output or n.startswith(f"{output}.")]
+        if mine and (output in damaged or not cache.has(key, output)):
+            found.append(({"key": key, "output": output, **about}, mine))
+    return found
+
+
+def _name_in_folder(key: str, path: str) -> str:
+    """The name in stage run ``key``'s folder of a file a run recorded (``""``: none)."""
+    path = "/" + path.replace("\\", "/")
+    marker = f"/{key}/"
+    return path.split(marker, 1)[1].split("/", 1)[0] if marker in path else ""
 
 
 def unfinished_writes_text(writes: list[tuple[str, int]]) -> str:

@@ -997,7 +997,11 @@ def cache():
 )
 @_CACHE_OPTION
 def cache_ls(experiment, cache_dir):
-    """List cached artifacts by experiment, parameter set and stage."""
+    """List cached artifacts by experiment, parameter set and stage.
+
+    The data column is the size of each artifact's files; below the table, what their
+    stage run folders hold in all (records, kept reportables, ...) and the whole cache.
+    """
     from assay.cache_admin import list_entries
     from assay.cli_output import print_cache_entries
 
@@ -1005,17 +1009,29 @@ def cache_ls(experiment, cache_dir):
 
 
 @cache.command("verify", context_settings=_CONTEXT)
-@click.option("--remove", is_flag=True, help="Remove the entries that fail.")
+@click.option(
+    "--remove",
+    is_flag=True,
+    help="Remove the entries that fail (a stage run left with no artifact goes whole, with "
+    "its by-name links).",
+)
 @_CACHE_OPTION
 def cache_verify(remove, cache_dir):
     """Check every artifact against its recorded size and checksum."""
     from assay.cache_admin import verify_all
     from assay.cli_output import shown
+    from assay.config import ProjectConfig
 
     console = _console()
-    checked, bad = verify_all(_cache(cache_dir), remove=remove)
+    store_path = ProjectConfig.load().store_path
+    removed: list[str] = []
+    checked, bad = verify_all(
+        _cache(cache_dir), remove=remove, store_path=store_path, removed=removed
+    )
     for _meta, problem in bad:
         console.print(f"[red]FAILED[/] {shown(problem)}")
+    for path in removed:
+        console.print(f"Removed {shown(path)}", soft_wrap=True)
     console.print(
         f"{checked} artifact(s) checked, {len(bad)} failed"
         + (" (removed)" if remove and bad else "")

@@ -532,7 +532,7 @@ def print_cache_entries(console: Console, entries: list[dict]) -> None:
         console.print(shown(_nothing_listed(entries)), soft_wrap=True)
         return
     table = Table()
-    for column in ("experiment", "parameter set", "stage", "output", "size", "created", "run"):
+    for column in ("experiment", "parameter set", "stage", "output", "data", "created", "run"):
         table.add_column(column)
     total = 0
     for entry in entries:
@@ -551,8 +551,30 @@ def print_cache_entries(console: Console, entries: list[dict]) -> None:
     size = getattr(entries, "size", total)
     shared = f" ({len(entries)} rows: one that sets share is listed under each)"
     console.print(
-        f"{stored} artifact(s), {format_size(size)}" + (shared if len(entries) > stored else "")
+        f"{stored} artifact(s), {format_size(size)} of data"
+        + (shared if len(entries) > stored else "")
+        + "."
     )
+    console.print(shown(_disk_use_text(entries)), soft_wrap=True)
+
+
+def _disk_use_text(entries: Any) -> str:
+    """What ``assay cache ls``'s artifacts take on disk, beyond their data (the ``data``
+    column counts only the files each artifact's cacher wrote)."""
+    on_disk = getattr(entries, "on_disk", 0)
+    folders = getattr(entries, "folders", 0)
+    text = (
+        f"Their {folders} stage run folder(s) hold {format_size(on_disk)} of files in all: "
+        "the data, each artifact's record (.meta.json), the stage runs' kept reportables "
+        "and state, and files stages wrote there themselves."
+    )
+    total = getattr(entries, "total", None)
+    if total is not None:
+        text += (
+            f" The whole cache holds {format_size(total)} of files (with stage runs that keep "
+            "no artifact, code texts for assay why and compare, read indexes, by-name links)."
+        )
+    return text
 
 
 def _nothing_listed(entries: Any) -> str:

@@ -91,13 +91,14 @@ class RunComparison:
     """Differences in the code's git state: ``commit``, ``dirty``, ``branch``, ``diff``."""
     stage_code: dict[str, list[tuple[str, str | None, str | None]]] = field(default_factory=dict)
     """Stages whose code differs (their function, or a helper or constant they use), from
-    their artifacts' sidecars: stage → ``(function or constant, A's digest, B's digest)``
-    for each that differs (``None``: not used). Seen with or without git; empty when the
-    cache no longer holds the sidecars."""
+    the code each run recorded for its stages in the run store (or, for runs from before
+    it did, their artifacts' sidecars): stage → ``(function or constant, A's digest, B's
+    digest)`` for each that differs (``None``: not used). Seen with or without git."""
     stage_code_unknown: list[str] = field(default_factory=list)
-    """Stages whose artifacts changed key but whose code cannot be compared: the cache
-    no longer holds the sidecars of either run's artifacts of them (``assay cache gc``
-    removed an older run's), or no cache was given. Their code may or may not differ."""
+    """Stages whose artifacts changed key but whose code cannot be compared: a run from
+    before assay kept the code of its stages in the run store, and the cache no longer
+    holds the sidecars of its artifacts (``assay cache gc`` removed them), or no cache
+    was given. Their code may or may not differ."""
     packages: PackageChanges = field(default_factory=PackageChanges)
     """Differences in installed packages."""
     artifacts: list[ArtifactChange] = field(default_factory=list)
@@ -113,8 +114,9 @@ class RunComparison:
         if unknown:
             shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
             text += (
-                f", unknown for {len(unknown)} ({shown}: the cache no longer holds the "
-                "records of their artifacts to compare)"
+                f", unknown for {len(unknown)} ({shown}: a run from before assay kept the "
+                "code of its stages in the run store, and the cache no longer holds the "
+                "records of its artifacts to compare)"
             )
         return text
 
@@ -141,8 +143,9 @@ def compare_runs(
 ) -> RunComparison:
     """Compare two runs of the run store (references as for :meth:`RunStore.get_run`).
 
-    With the project's ``cache``, stages whose code changed are found from their
-    artifacts' sidecars too (``stage_code``). Give the cache folder (``"data/cache"``,
+    Stages whose code changed (``stage_code``) are found from the code each run recorded
+    for its stages in the run store. For runs from before assay recorded it there, give
+    the project's ``cache`` to find them from their artifacts' sidecars: the cache folder (``"data/cache"``,
     from the current folder) or a :class:`~assay.cache.CacheStore`, e.g. the one the
     project's settings name (a folder or a URL)::
 
@@ -163,22 +166,30 @@ def compare_runs(
     _compare_code(prov_a.get("git"), prov_b.get("git"), result)
     result.packages = _compare_packages(prov_a.get("packages"), prov_b.get("packages"))
     _compare_artifacts(store.artifacts(a.id), store.artifacts(b.id), result)
-    _compare_stage_code(result, cache)
+    recorded = [prov.get("stage_code") or {} for prov in (prov_a, prov_b)]
+    _compare_stage_code(result, cache, *recorded)
     return result
 
 
-def _compare_stage_code(result: RunComparison, cache: Any) -> None:
-    """Fill ``result.stage_code`` from the sidecars of artifacts whose key changed, and
-    ``result.stage_code_unknown`` with the stages none of whose sidecars can be compared."""
+def _compare_stage_code(
+    result: RunComparison, cache: Any, code_a: dict | None = None, code_b: dict | None = None
+) -> None:
+    """Fill ``result.stage_code`` for the stages of artifacts whose key changed, and
+    ``result.stage_code_unknown`` with the stages whose code cannot be compared.
+
+    The code each stage ran with is in each run's provenance (``code_a``, ``code_b``,
+    kept in the run store); for runs from before assay recorded it there, the
+    artifacts' sidecars tell, while the cache holds them."""
     compared: set[str] = set()
     uncertain: dict[str, None] = {}
     for change in result.artifacts:
         if change.what != "key" or change.stage in result.stage_code:
             continue
         uncertain.setdefault(change.stage)
-        if cache is None:
-            continue
-        parts = [_code_parts(cache, key) for key in (change.a, change.b)]
+        parts = [
+            _recorded_parts(recorded, change.stage) or _code_parts(cache, key)
+            for recorded, key in ((code_a, change.a), (code_b, change.b))
+        ]
         if None in parts:
             continue  # one of them is no longer cached
         compared.add(change.stage)
@@ -195,8 +206,16 @@ def _compare_stage_code(result: RunComparison, cache: Any) -> None:
     ]
 
 
+def _recorded_parts(recorded: dict | None, stage: str) -> dict | None:
+    """``{function or constant: digest}`` of a stage's code as its run recorded it."""
+    parts = (recorded or {}).get(stage)
+    return parts if isinstance(parts, dict) and parts else None
+
+
 def _code_parts(cache: Any, artifact: str | None) -> dict | None:
     """``{function or constant: digest}`` of the code that made an artifact, or ``None``."""
+    if cache is None:
+        return None
     stage_key, _, output = (artifact or "").partition(".")
     meta = cache.read_meta(stage_key, output) if output else None
     parts = ((meta or {}).get("ingredients") or {}).get("code_parts")

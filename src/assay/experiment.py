@@ -959,6 +959,16 @@ _MADE_OR_REUSED = frozenset({"executed", "cached", "unneeded"})
 """Stage run statuses whose cached outputs the run made or took from the cache."""
 
 
+def _stage_code(nodes: list) -> dict[str, dict[str, str]]:
+    """``{stage: {function or constant: digest}}``: the code each stage of a run had (for
+    ``assay compare``, once gc has removed the sidecars that record it too)."""
+    code: dict[str, dict[str, str]] = {}
+    for node in nodes:
+        if node.spec.name not in code and node.code_parts:
+            code[node.spec.name] = {n: part["digest"] for n, part in node.code_parts.items()}
+    return code
+
+
 def _record_outcome(
     store: RunStore,
     manager: ArtifactManager,
@@ -1026,6 +1036,7 @@ def _record_outcome(
         )
     store.record_stages(manager.run_id, stages)
     store.record_artifacts(manager.run_id, rows)
+    store.record_stage_code(manager.run_id, _stage_code(manager.plan.nodes))
     store.finish_run(manager.run_id, status, error=error, ended=ended)
     manager.run_info = store.get_run(manager.run_number)
 

@@ -68,7 +68,7 @@ def load(
     cache = open_cache(config)
     if key is not None:
         stage_key, output = split_artifact_key(key)
-        meta = cache.read_meta(stage_key, output)
+        meta = cache.settled_meta(stage_key, output)
         if meta is None:
             raise CacheError(f"No cached artifact has key {key!r} in {cache.location}.")
     elif path is not None and cache_url(os.fspath(path)) is not None:
@@ -160,7 +160,7 @@ def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
     folder, name = (path, output) if path.is_dir() else (path.parent, None)
     metas = []
     for sidecar in sorted(folder.glob("*.meta.json")):
-        meta = cache.read_meta(folder.name, sidecar.name[: -len(".meta.json")])
+        meta = cache.settled_meta(folder.name, sidecar.name[: -len(".meta.json")])
         if meta is None:
             continue
         files = {f["path"] for f in meta["files"]}
@@ -224,7 +224,7 @@ def _meta_by_name(cache: CacheStore, output, param_set, stage, experiment) -> di
     filed: dict[tuple[str, str], tuple[str, str, str]] = {}
     for *names, key in found:
         for name in [output] if output is not None else cache.outputs_of(key):
-            meta = cache.read_meta(key, name)
+            meta = cache.settled_meta(key, name)  # (another run may be replacing it)
             if meta is not None and (output is not None or not name.startswith("_")):
                 metas.append(meta)
                 # Described by the link that matched: the sidecar names whoever made it first.

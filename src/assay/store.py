@@ -81,6 +81,10 @@ STAGE_STATUSES = ("executed", "cached", "failed", "interrupted", "skipped")
 ARTIFACT_ACTIONS = ("computed", "reused")
 """Whether a run computed an artifact or took it from the cache."""
 
+STAGE_CODE = "stage_code"
+"""The part of a run's provenance that says which code each stage ran with (see
+:meth:`RunStore.record_stage_code`)."""
+
 BUSY_TIMEOUT_S = 30.0
 """How long a writer waits for another process's write to finish."""
 
@@ -695,12 +699,41 @@ class RunStore:
                 "UPDATE runs SET git_commit = ?, git_branch = ?, git_dirty = ? WHERE number = ?",
                 (git.get("commit"), git.get("branch"), dirty, number),
             )
+            kept = self._provenance_in(db, number).get(STAGE_CODE)
+            if kept is not None and STAGE_CODE not in provenance:
+                provenance = {**provenance, STAGE_CODE: kept}
             db.execute(
                 "INSERT OR REPLACE INTO provenance (run, data_json) VALUES (?, ?)",
                 (number, _dumps(provenance)),
             )
             row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE number = ?", (number,))
             return _run_from_row(row.fetchone())
+
+    def record_stage_code(self, run_id: str, code: dict[str, dict[str, str]]) -> None:
+        """Keep, in a run's provenance (``"stage_code"``), the code each stage ran with:
+        ``{stage: {function or constant: digest}}``, as its artifacts' sidecars record it.
+
+        ``assay compare`` reads it there, as ``assay cache gc`` removes the sidecars of
+        older runs' artifacts. A run without recorded provenance (its capture failed)
+        keeps none: a provenance of stage code alone would pass for one without git or
+        packages (``compare`` then reads the sidecars).
+        """
+        with self._writing() as db:
+            number = self._number(db, run_id)
+            data = self._provenance_in(db, number)
+            if not data:
+                return
+            data[STAGE_CODE] = {**(data.get(STAGE_CODE) or {}), **code}
+            db.execute(
+                "INSERT OR REPLACE INTO provenance (run, data_json) VALUES (?, ?)",
+                (number, _dumps(data)),
+            )
+
+    @staticmethod
+    def _provenance_in(db: sqlite3.Connection, number: int) -> dict[str, Any]:
+        row = db.execute("SELECT data_json FROM provenance WHERE run = ?", (number,)).fetchone()
+        data = json.loads(row[0]) if row else {}
+        return data if isinstance(data, dict) else {}
 
     def provenance(self, run: int | str) -> dict[str, Any] | None:
         """The provenance recorded for a run, or ``None`` (runs before it existed).
@@ -725,6 +758,25 @@ class RunStore:
                     batch,
                 ):
                     found[key] = (checksum, size)
+        return found
+
+    def recorded_outputs(
+        self, stage_keys: Iterable[str]
+    ) -> dict[str, dict[str, tuple[str, str | None, set]]]:
+        """``{stage run key: {output: (stage, parameter set, paths)}}``: the outputs that
+        runs recorded for these stage runs, each with its stage, a parameter set that
+        used it, and the paths of its (first) file."""
+        found: dict[str, dict[str, tuple[str, str | None, set]]] = {}
+        with self._reading() as db:
+            for stage_key in dict.fromkeys(stage_keys):
+                # Artifact keys are "STAGE_KEY.OUTPUT": a range of the index ('/' follows '.').
+                for name, stage, param_set, path in db.execute(
+                    "SELECT name, stage, param_set, path FROM artifacts"
+                    " WHERE key >= ? AND key < ? ORDER BY run",
+                    (f"{stage_key}.", f"{stage_key}/"),
+                ):
+                    outputs = found.setdefault(stage_key, {})
+                    outputs.setdefault(name, (stage, param_set, set()))[2].add(path)
         return found
 
     def param_sets(self, run: int | str) -> list[ParamSetInfo]:

@@ -277,6 +277,9 @@ class FsspecCacheStore(CacheStore):
         else:
             self._damaged[(key, output)] = problem
 
+    def settled_meta(self, key: str, output: str) -> dict | None:
+        return self.read_meta(key, output)  # (a sidecar at the URL is put whole, in one go)
+
     def prefetch(self, entries: list[tuple[str, str]]) -> None:
         wanted = {self._meta_file(*e): e for e in entries if e not in self._metas}
         found = self._cat_many(list(wanted), "looking up cached artifacts")
@@ -325,6 +328,13 @@ class FsspecCacheStore(CacheStore):
             elif len(parts) == 3:
                 folder.outputs += _outputs([name])
         return list(folders.values())
+
+    def bookkeeping_size(self) -> int:
+        return sum(
+            int(info.get("size") or 0)
+            for folder in ("code", "reads", "by-name")
+            for info in self._find(folder, detail=True).values()
+        )
 
     def stage_entry_names(self, key: str) -> list[str]:
         """What a stage run's folder at the URL holds (for ``assay cache verify``)."""
