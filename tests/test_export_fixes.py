@@ -676,3 +676,27 @@ def test_cache_options_are_left_out_of_settings_in_every_form() -> None:
     assert not any(secret in kept for secret in ("S1", "S2", "S3")), kept
     assert 'cache_dir = "s3://bucket/cache"' in kept and "keep = 1" in kept
     assert "# a comment stays" in kept
+
+
+# -- an export made after the cache was cleaned ----------------------------------------------
+
+
+def test_reproduce_checks_artifacts_gc_removed_before_the_export_against_run_json(
+    tmp_project: Path,
+) -> None:
+    """After `assay cache gc`, an export holds no copies, and reproduce only said "no copy to
+    compare", though run.json records each checksum and the docs say the detail tells whether
+    the re-run made it with that checksum."""
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="t")
+    ok(run_cli("cache", "gc", "--older-than", "0", cwd=tmp_project))
+    ok(run_cli("export", "full", "latest", cwd=tmp_project))
+    folder = exported(tmp_project)
+    assert json.loads((folder / "run.json").read_text())["export"]["artifacts"]["missing"]
+
+    result = run_cli("reproduce", folder, cwd=tmp_project)
+
+    rows = [[cell.strip() for cell in line.strip().strip("│").split("│")]
+            for line in result.stdout.splitlines() if line.startswith("│")]  # fmt: skip
+    assert rows and all(r[0] == "not exported" for r in rows), result
+    assert all(r[4].endswith("with the checksum run.json records") for r in rows), result
+    assert result.code != 0, result  # still not an exact reproduction: nothing to compare

@@ -311,14 +311,17 @@ def _changed(problem: Any) -> str:
 
 
 def _not_exported(artifact: dict, why: str, match: Any, new: CacheStore) -> tuple[str, str]:
-    """``(status, detail)`` of an artifact the export holds no copy of."""
+    """``(status, detail)`` of an artifact the export holds no copy of: the detail says
+    whether the reproduction made it, and with the checksum ``run.json`` records or not."""
     detail = f"{why}, so the export holds no copy to compare"
     if match is None:
-        return "not exported", detail
+        return "not exported", f"{detail}; the reproduction did not produce it"
     new_meta = new.read_meta(*_split(match.key))
     recorded = artifact.get("checksum")
-    if new_meta is None or not recorded or not why.startswith("it changed"):
-        return "not exported", detail
+    if new_meta is None or not new_meta.get("files"):
+        return "not exported", f"{detail}; the reproduction recorded it, but has no cache entry"
+    if not recorded:
+        return "not exported", f"{detail}; the reproduction made it (run.json records no checksum)"
     same = len(new_meta["files"]) == 1 and new_meta["files"][0].get("checksum") == recorded
     bytes_ = "the checksum run.json records" if same else "other bytes than run.json records"
     return "not exported", f"{detail}; the reproduction recomputed it, with {bytes_}"
