@@ -700,3 +700,19 @@ def test_reproduce_checks_artifacts_gc_removed_before_the_export_against_run_jso
     assert rows and all(r[0] == "not exported" for r in rows), result
     assert all(r[4].endswith("with the checksum run.json records") for r in rows), result
     assert result.code != 0, result  # still not an exact reproduction: nothing to compare
+
+
+def test_an_export_that_reproduce_cannot_re_run_says_so_when_it_is_made(
+    tmp_project: Path, tmp_path: Path
+) -> None:
+    """A run with a parameter file outside the project exported without a word, and its
+    README told the colleague to `assay reproduce` it, which then refused."""
+    outside = tmp_path / "elsewhere" / "my params.py"
+    outside.parent.mkdir()
+    outside.write_text((tmp_project / "params" / "two.py").read_text())
+    result = ok(run_cli("run", "diamond", "-p", outside, "-q", "--store-full", cwd=tmp_project))
+
+    assert "`assay reproduce` cannot re-run it" in result.text, result
+    assert f"parameter file {outside}, which is outside the project" in result.text, result
+    readme = (exported(tmp_project) / "README.md").read_text()
+    assert "cannot re-run it" in readme and "assay reproduce ." not in readme, readme

@@ -85,6 +85,13 @@ EXPORT_ENTRIES = frozenset(
 )
 """What an export writes at its top level; anything else in a replaced export is kept."""
 
+RERUN = """\
+Re-run it and check that every artifact comes out identical, from the project folder:
+
+    assay reproduce {folder_path}
+
+or from inside this folder (or a copy of it, anywhere): `assay reproduce .`"""
+
 README = """\
 # Exported assay run {run_id}
 
@@ -100,11 +107,7 @@ Code: {code}
   `export.artifacts` in `run.json`).
 - `requirements.txt` (and `environment.yml` under conda): the run's environment, pinned.
 
-Re-run it and check that every artifact comes out identical, from the project folder:
-
-    assay reproduce {folder_path}
-
-or from inside this folder (or a copy of it, anywhere): `assay reproduce .`
+{rerun}
 
 Load an artifact from Python, run in this folder (`project_root="."` makes `cache_dir`
 count from here, not from the project folder around it):
@@ -158,6 +161,14 @@ def export_run(
         record = portable(record, Path(config.root))
         record["export"] = contents
         write_json(work / "run.json", record)
+        problem = _not_rerunnable(record)
+        if problem is None:
+            rerun = RERUN.format(folder_path=_from_root(place, Path(config.root)))
+        else:
+            log.warning(
+                "Export of run %s: `assay reproduce` cannot re-run it: %s", run["id"], problem
+            )
+            rerun = f"**`assay reproduce` cannot re-run it:** {markdown_text(problem)}"
         (work / "README.md").write_text(
             README.format(
                 run_id=markdown_text(run["id"]),
@@ -168,7 +179,7 @@ def export_run(
                 host=markdown_text(run["host"]),
                 command=markdown_code(run["command"]),
                 code=_code_line(record),
-                folder_path=_from_root(place, Path(config.root)),
+                rerun=rerun,
             ),
             encoding="utf-8",
         )
@@ -177,6 +188,18 @@ def export_run(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return target
+
+
+def _not_rerunnable(record: dict) -> str | None:
+    """Why ``assay reproduce`` cannot start the exported run again (a parameter file
+    outside the project, parameter sets given from Python), or ``None``."""
+    from assay.export.reproduce import rerun_spec
+
+    try:
+        rerun_spec(record)  # as reproduce reads it: the record with portable paths
+    except AssayError as exc:
+        return str(exc)
+    return None
 
 
 def _from_root(folder: Path, root: Path) -> str:
