@@ -716,3 +716,25 @@ def test_an_export_that_reproduce_cannot_re_run_says_so_when_it_is_made(
     assert f"parameter file {outside}, which is outside the project" in result.text, result
     readme = (exported(tmp_project) / "README.md").read_text()
     assert "cannot re-run it" in readme and "assay reproduce ." not in readme, readme
+
+
+def test_export_full_o_refuses_to_replace_another_run_s_export(tmp_project: Path) -> None:
+    """`assay export full 2 -o FOLDER` over run 1's export replaced it without a word: run
+    1's artifacts (gone from the cache since) were lost, and its notebook moved into run
+    2's export."""
+    for _ in range(2):
+        run_experiment("diamond", ["two"], project_root=tmp_project, command="t", overwrite=True)
+    target = tmp_project.parent / "shared export"
+    ok(run_cli("export", "full", "1", "-o", target, cwd=tmp_project))
+    ok(run_cli("export", "notebook", "1", "-o", target / "run1.ipynb", cwd=tmp_project))
+    before = (target / "run.json").read_bytes()
+
+    result = run_cli("export", "full", "2", "-o", target, cwd=tmp_project)
+
+    assert result.code == 1, result
+    with RunStore(tmp_project / "assay.db") as store:
+        first, second = store.get_run(1).id, store.get_run(2).id
+    assert f"holds the export of run {first}, not of run {second}" in result.text, result
+    assert "Choose another folder with -o" in result.text, result
+    assert (target / "run.json").read_bytes() == before and (target / "run1.ipynb").is_file()
+    ok(run_cli("export", "full", "1", "-o", target, cwd=tmp_project))  # its own: replaced

@@ -129,7 +129,8 @@ def export_run(
         config: the project's :class:`~assay.config.ProjectConfig`.
         run_ref: the run (number, id, unique id prefix, ``"latest"``, ``-1`` ...).
         destination: the folder to write (default ``data/runs/RUN_ID``): a new or
-            empty folder, or an earlier export, which is replaced (see below).
+            empty folder, or an earlier export of the same run, which is replaced (see
+            below); another run's export is refused.
         include: glob patterns of files the code snapshot takes although git
             ignores them or they look like secrets.
 
@@ -150,6 +151,8 @@ def export_run(
     # The run's own folder of data/runs/ may hold what its stages wrote there for it
     # (manager.get_run_output_path()): it stays, beside the export.
     replaceable = _replaceable if destination else (lambda folder: True)
+    if destination:
+        _refuse_another_run(target, run["id"])
     check_folder(target, root=config.root, what="a full export", replaceable=replaceable)
     # A run's code is snapshotted once: a later export keeps the first one's snapshot.
     earlier = _earlier_export(run["id"], target, Path(config.runs_dir) / run["id"])
@@ -209,6 +212,22 @@ def _from_root(folder: Path, root: Path) -> str:
         return shlex.quote(folder.relative_to(root.resolve()).as_posix())
     except ValueError:
         return shlex.quote(str(folder))
+
+
+def _refuse_another_run(folder: Path, run_id: str) -> None:
+    """Refuse to replace the export of another run (``-o`` an earlier export): it would be
+    lost, and what it held besides (its notebook, reproductions) would join this run's."""
+    if not is_full_export(folder):
+        return
+    try:
+        other = read_run_record(folder / "run.json")["run"]["id"]
+    except (AssayError, KeyError, TypeError):
+        other = None
+    if other != run_id:
+        raise AssayError(
+            f"{folder} holds the export of run {other or '(unknown)'}, not of run {run_id}; "
+            "writing there would replace it. Choose another folder with -o, or remove it first."
+        )
 
 
 def _replaceable(folder: Path) -> bool:
