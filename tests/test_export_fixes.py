@@ -738,3 +738,35 @@ def test_export_full_o_refuses_to_replace_another_run_s_export(tmp_project: Path
     assert "Choose another folder with -o" in result.text, result
     assert (target / "run.json").read_bytes() == before and (target / "run1.ipynb").is_file()
     ok(run_cli("export", "full", "1", "-o", target, cwd=tmp_project))  # its own: replaced
+
+
+def test_export_docker_leaves_another_run_s_context_and_no_half_written_one(
+    tmp_project: Path, tmp_path: Path
+) -> None:
+    """`assay export docker 2 -o FOLDER` replaced run 1's build context silently (its run/
+    may be the only export of run 1); a run the image cannot re-run (a parameter file
+    outside the project) removed the context there and left one without a Dockerfile,
+    which assay then refused to replace."""
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="t")
+    outside = tmp_path / "elsewhere" / "my params.py"
+    outside.parent.mkdir()
+    outside.write_text((tmp_project / "params" / "two.py").read_text())
+    ok(run_cli("run", "diamond", "-p", outside, "-q", cwd=tmp_project))
+    context = tmp_path / "context"
+    ok(run_cli("export", "docker", "1", "--no-build", "-o", context, cwd=tmp_project))
+    before = (context / "Dockerfile").read_text()
+
+    for run in ("2", "latest"):
+        result = run_cli("export", "docker", run, "--no-build", "-o", context, cwd=tmp_project)
+        assert result.code == 1 and (context / "Dockerfile").read_text() == before, result
+    assert "outside the project" in result.text, result
+    with RunStore(tmp_project / "assay.db") as store:
+        second = store.get_run(2).id
+    result = run_cli("export", "docker", "2", "--no-build", "-o", tmp_path / "new", cwd=tmp_project)
+    assert result.code == 1 and not (tmp_path / "new").exists(), result
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="t")
+    result = run_cli("export", "docker", "3", "--no-build", "-o", context, cwd=tmp_project)
+    assert result.code == 1 and "holds the Docker build context of run" in result.text, result
+    assert "Choose another folder with -o" in result.text and second not in result.text
+    assert (context / "Dockerfile").read_text() == before
+    ok(run_cli("export", "docker", "1", "--no-build", "-o", context, cwd=tmp_project))
