@@ -770,3 +770,21 @@ def test_export_docker_leaves_another_run_s_context_and_no_half_written_one(
     assert "Choose another folder with -o" in result.text and second not in result.text
     assert (context / "Dockerfile").read_text() == before
     ok(run_cli("export", "docker", "1", "--no-build", "-o", context, cwd=tmp_project))
+
+
+def test_reproduce_of_an_interrupted_run_says_it_compares_only_what_the_run_made(
+    tmp_project: Path,
+) -> None:
+    """The re-run of an interrupted run completes and made more than it; reproduce called
+    that "exact" without saying that the run it reproduced had stopped halfway."""
+    (tmp_project / "interrupt.flag").write_text("")
+    run_cli("run", "flaky", "-q", cwd=tmp_project)
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.get_run("latest").status == "interrupted"
+    ok(run_cli("export", "full", "latest", cwd=tmp_project))
+
+    result = run_cli("reproduce", exported(tmp_project), cwd=tmp_project)
+
+    assert result.code == 0, result  # the flag is no part of the code: the re-run completes
+    assert "The exported run was interrupted (not completed)" in result.text, result
+    assert "only the 1 artifact(s) it made are compared" in result.text, result

@@ -229,6 +229,12 @@ def print_reproduction(console: Console, result: Any) -> None:
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     console.print(f"Re-ran in {escape(str(result.workdir))} (run {escape(str(result.run_id))}).",
                   soft_wrap=True)  # fmt: skip
+    if result.original_status != "completed":
+        console.print(
+            f"[yellow]The exported run was {escape(result.original_status)}[/] (not completed): "
+            f"only the {len(result.checks)} artifact(s) it made are compared.",
+            soft_wrap=True,
+        )
     if result.new:
         console.print(f"{len(result.new)} artifact(s) the original run did not have.")
     if result.returncode != 0:

@@ -100,6 +100,9 @@ class Reproduction:
     code_note: str | None = None
     """Why the export's code snapshot may not be the run's code (from its ``run.json``),
     which can explain differences; ``None`` when it is the run's."""
+    original_status: str = "completed"
+    """How the exported run ended (``completed``, ``failed``, ``interrupted``): only the
+    artifacts it made before it stopped are compared."""
 
     @property
     def exact(self) -> bool:
@@ -236,6 +239,7 @@ def reproduce(
     result = Reproduction(folder, workdir, command, proc.returncode, None)
     result.equivalent_ok = equivalent_ok
     result.code_note = code_note((record.get("export") or {}).get("code") or {})
+    result.original_status = str(record["run"].get("status") or "completed")
     new_artifacts = _new_artifacts(workdir / "assay.db", result)
     _compare(record, CacheStore(folder / "cache"), CacheStore(cache), new_artifacts, result)
     return result
