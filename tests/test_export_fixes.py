@@ -788,3 +788,21 @@ def test_reproduce_of_an_interrupted_run_says_it_compares_only_what_the_run_made
     assert result.code == 0, result  # the flag is no part of the code: the re-run completes
     assert "The exported run was interrupted (not completed)" in result.text, result
     assert "only the 1 artifact(s) it made are compared" in result.text, result
+
+
+def test_reproduce_says_what_to_give_it_when_it_is_not_an_export_folder(
+    tmp_project: Path,
+) -> None:
+    """`assay reproduce 1` said only "Directory '1' does not exist", `.../run.json` "is a
+    file", and the export's cache/ "has no run.json": none said what to give instead."""
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="t", store_full=True)
+    folder = exported(tmp_project)
+    cases = {
+        "1": "There is no folder 1: `assay reproduce` takes the folder of an exported run, "
+        "not a run number or id. Export a run with `assay export full RUN`",
+        folder / "run.json": f"is a file: give the export folder that holds it, {folder}.",
+        folder / "cache": f"is inside the exported run {folder.resolve()}: give that folder",
+    }
+    for given, message in cases.items():
+        result = run_cli("reproduce", given, cwd=tmp_project)
+        assert result.code == 1 and message in " ".join(result.text.split()), result

@@ -698,9 +698,27 @@ def export_cache_of(location: str | os.PathLike | None) -> str | os.PathLike | N
 def require_export(folder: str | os.PathLike) -> Path:
     """``folder`` if it holds an exported run (a ``run.json``), else a clear error."""
     folder = Path(folder)
-    if not (folder / "run.json").is_file():
+    if (folder / "run.json").is_file():
+        return folder
+    how = (
+        "Export a run with `assay export full RUN` (or `assay run EXPERIMENT --store-full`); "
+        "exports are in data/runs/."
+    )
+    if folder.is_file() and folder.name == "run.json":
         raise AssayError(
-            f"{folder} is not an exported assay run: it has no run.json. Export a run with "
-            "`assay run EXPERIMENT --store-full`; exports are in data/runs/."
+            f"{folder} is a file: give the export folder that holds it, {folder.parent}."
         )
-    return folder
+    if not folder.exists():
+        raise AssayError(
+            f"There is no folder {folder}: `assay reproduce` takes the folder of an exported "
+            f"run, not a run number or id. {how}"
+        )
+    if folder.is_file():
+        raise AssayError(f"{folder} is a file, not the folder of an exported run. {how}")
+    export = next((p for p in folder.resolve().parents if (p / "run.json").is_file()), None)
+    if export is not None and is_full_export(export):
+        raise AssayError(
+            f"{folder} is inside the exported run {export}: give that folder "
+            f"(`assay reproduce {shlex.quote(str(export))}`)."
+        )
+    raise AssayError(f"{folder} is not an exported assay run: it has no run.json. {how}")
