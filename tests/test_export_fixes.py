@@ -806,3 +806,32 @@ def test_reproduce_says_what_to_give_it_when_it_is_not_an_export_folder(
     for given, message in cases.items():
         result = run_cli("reproduce", given, cwd=tmp_project)
         assert result.code == 1 and message in " ".join(result.text.split()), result
+
+
+def test_a_re_run_that_fails_names_what_the_snapshot_left_out(tmp_project: Path) -> None:
+    """A stage reading a data file git ignores failed in the reproduction, and nothing said
+    that the code snapshot had left data/ out, nor how to put it in."""
+    init_repo(tmp_project, GITIGNORE)
+    (tmp_project / "data" / "raw").mkdir(parents=True)
+    (tmp_project / "data" / "raw" / "in.txt").write_text("1,2,3")
+    (tmp_project / "experiments" / "reads.py").write_text(
+        "from dataclasses import dataclass\nfrom pathlib import Path\n\nimport assay\n"
+        "from assay.caching import JsonCacher\n\n\n@dataclass\n"
+        "class Params(assay.ExperimentParameters):\n    pass\n\n\n"
+        "@assay.stage(outputs=['nums'], cachers=[JsonCacher])\ndef load(record):\n"
+        "    return Path('data/raw/in.txt').read_text().split(',')\n\n\n"
+        "def get_params():\n    return [Params(name='r')]\n\n\n"
+        "def run(param_sets, manager):\n    for p in param_sets:\n"
+        "        load(assay.Record(manager, p))\n"
+    )
+    git(tmp_project, "add", "-A")
+    git(tmp_project, "commit", "-qm", "reads")
+    ok(run_cli("run", "reads", "-q", "--store-full", cwd=tmp_project))
+    folder = exported(tmp_project)
+
+    result = run_cli("reproduce", folder, cwd=tmp_project)
+
+    assert result.code == 1, result
+    text = " ".join(result.text.split())
+    assert "The code snapshot left out data/ (ignored by git)" in text, result
+    assert f"assay export full {folder.name} --include GLOB" in text, result

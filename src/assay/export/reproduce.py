@@ -100,6 +100,11 @@ class Reproduction:
     code_note: str | None = None
     """Why the export's code snapshot may not be the run's code (from its ``run.json``),
     which can explain differences; ``None`` when it is the run's."""
+    left_out: list[str] = field(default_factory=list)
+    """What the code snapshot left out, as ``PATH (REASON)`` (``export.code.left_out``):
+    a re-run that fails may have needed one of them."""
+    original_run: str = ""
+    """The exported run's id."""
     original_status: str = "completed"
     """How the exported run ended (``completed``, ``failed``, ``interrupted``): only the
     artifacts it made before it stopped are compared."""
@@ -240,6 +245,10 @@ def reproduce(
     result.equivalent_ok = equivalent_ok
     result.code_note = code_note((record.get("export") or {}).get("code") or {})
     result.original_status = str(record["run"].get("status") or "completed")
+    result.original_run = str(record["run"].get("id") or "")
+    for item in ((record.get("export") or {}).get("code") or {}).get("left_out") or []:
+        if isinstance(item, dict) and item.get("path"):
+            result.left_out.append(f"{item['path']} ({item.get('reason') or 'left out'})")
     new_artifacts = _new_artifacts(workdir / "assay.db", result)
     _compare(record, CacheStore(folder / "cache"), CacheStore(cache), new_artifacts, result)
     return result
