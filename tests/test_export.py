@@ -954,3 +954,38 @@ def _table_rows(text: str) -> list[list[str]]:
         for line in text.splitlines()
         if line.strip().startswith("│") and line.strip().split("│")[1].strip()
     ]
+
+
+def test_the_notebook_in_the_run_s_export_loads_the_export_s_artifacts(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The notebook `--store-full --notebook` writes into the export loaded from the
+    project's cache only: after `assay cache gc`, and in a copy of the export, every load
+    cell failed with "No cached artifact has key ...", though the export's cache/ beside
+    it holds them all."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    project = copy_project("basic", tmp_path)
+    ok(run_cli("run", "diamond", "-p", "two", "-q", "--store-full", "--notebook", cwd=project))
+    ok(run_cli("cache", "gc", "--older-than", "0", cwd=project))
+    export = exported(project)
+    copy = tmp_path / "colleague" / "the run"
+    shutil.copytree(export, copy, symlinks=True)
+
+    for folder in (export, copy):
+        path = folder / f"{export.name}.ipynb"
+        notebook = nbformat.read(str(path), as_version=4)
+        rerun = next(i for i, c in enumerate(notebook.cells) if c.source == "## Re-run")
+        notebook.cells = notebook.cells[:rerun]  # a copy alone cannot re-run (no project)
+        client = nbclient.NotebookClient(
+            notebook, timeout=180, kernel_name="python3",
+            resources={"metadata": {"path": str(folder)}},
+        )  # fmt: skip
+        client.execute()  # raises CellExecutionError if any cell fails
+        text = "\n".join(
+            o.get("text") or o.get("data", {}).get("text/plain", "")
+            for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+        )  # fmt: skip
+        assert f"artifacts from: {folder / 'cache'}" in text
+        assert "{'sum': 11, 'n': 3}" in text, text

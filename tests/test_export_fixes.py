@@ -676,3 +676,162 @@ def test_cache_options_are_left_out_of_settings_in_every_form() -> None:
     assert not any(secret in kept for secret in ("S1", "S2", "S3")), kept
     assert 'cache_dir = "s3://bucket/cache"' in kept and "keep = 1" in kept
     assert "# a comment stays" in kept
+
+
+# -- an export made after the cache was cleaned ----------------------------------------------
+
+
+def test_reproduce_checks_artifacts_gc_removed_before_the_export_against_run_json(
+    tmp_project: Path,
+) -> None:
+    """After `assay cache gc`, an export holds no copies, and reproduce only said "no copy to
+    compare", though run.json records each checksum and the docs say the detail tells whether
+    the re-run made it with that checksum."""
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="t")
+    ok(run_cli("cache", "gc", "--older-than", "0", cwd=tmp_project))
+    ok(run_cli("export", "full", "latest", cwd=tmp_project))
+    folder = exported(tmp_project)
+    assert json.loads((folder / "run.json").read_text())["export"]["artifacts"]["missing"]
+
+    result = run_cli("reproduce", folder, cwd=tmp_project)
+
+    rows = [[cell.strip() for cell in line.strip().strip("│").split("│")]
+            for line in result.stdout.splitlines() if line.startswith("│")]  # fmt: skip
+    assert rows and all(r[0] == "not exported" for r in rows), result
+    assert all(r[4].endswith("with the checksum run.json records") for r in rows), result
+    assert result.code != 0, result  # still not an exact reproduction: nothing to compare
+
+
+def test_an_export_that_reproduce_cannot_re_run_says_so_when_it_is_made(
+    tmp_project: Path, tmp_path: Path
+) -> None:
+    """A run with a parameter file outside the project exported without a word, and its
+    README told the colleague to `assay reproduce` it, which then refused."""
+    outside = tmp_path / "elsewhere" / "my params.py"
+    outside.parent.mkdir()
+    outside.write_text((tmp_project / "params" / "two.py").read_text())
+    result = ok(run_cli("run", "diamond", "-p", outside, "-q", "--store-full", cwd=tmp_project))
+
+    assert "`assay reproduce` cannot re-run it" in result.text, result
+    assert f"parameter file {outside}, which is outside the project" in result.text, result
+    readme = (exported(tmp_project) / "README.md").read_text()
+    assert "cannot re-run it" in readme and "assay reproduce ." not in readme, readme
+
+
+def test_export_full_o_refuses_to_replace_another_run_s_export(tmp_project: Path) -> None:
+    """`assay export full 2 -o FOLDER` over run 1's export replaced it without a word: run
+    1's artifacts (gone from the cache since) were lost, and its notebook moved into run
+    2's export."""
+    for _ in range(2):
+        run_experiment("diamond", ["two"], project_root=tmp_project, command="t", overwrite=True)
+    target = tmp_project.parent / "shared export"
+    ok(run_cli("export", "full", "1", "-o", target, cwd=tmp_project))
+    ok(run_cli("export", "notebook", "1", "-o", target / "run1.ipynb", cwd=tmp_project))
+    before = (target / "run.json").read_bytes()
+
+    result = run_cli("export", "full", "2", "-o", target, cwd=tmp_project)
+
+    assert result.code == 1, result
+    with RunStore(tmp_project / "assay.db") as store:
+        first, second = store.get_run(1).id, store.get_run(2).id
+    assert f"holds the export of run {first}, not of run {second}" in result.text, result
+    assert "Choose another folder with -o" in result.text, result
+    assert (target / "run.json").read_bytes() == before and (target / "run1.ipynb").is_file()
+    ok(run_cli("export", "full", "1", "-o", target, cwd=tmp_project))  # its own: replaced
+
+
+def test_export_docker_leaves_another_run_s_context_and_no_half_written_one(
+    tmp_project: Path, tmp_path: Path
+) -> None:
+    """`assay export docker 2 -o FOLDER` replaced run 1's build context silently (its run/
+    may be the only export of run 1); a run the image cannot re-run (a parameter file
+    outside the project) removed the context there and left one without a Dockerfile,
+    which assay then refused to replace."""
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="t")
+    outside = tmp_path / "elsewhere" / "my params.py"
+    outside.parent.mkdir()
+    outside.write_text((tmp_project / "params" / "two.py").read_text())
+    ok(run_cli("run", "diamond", "-p", outside, "-q", cwd=tmp_project))
+    context = tmp_path / "context"
+    ok(run_cli("export", "docker", "1", "--no-build", "-o", context, cwd=tmp_project))
+    before = (context / "Dockerfile").read_text()
+
+    for run in ("2", "latest"):
+        result = run_cli("export", "docker", run, "--no-build", "-o", context, cwd=tmp_project)
+        assert result.code == 1 and (context / "Dockerfile").read_text() == before, result
+    assert "outside the project" in result.text, result
+    with RunStore(tmp_project / "assay.db") as store:
+        second = store.get_run(2).id
+    result = run_cli("export", "docker", "2", "--no-build", "-o", tmp_path / "new", cwd=tmp_project)
+    assert result.code == 1 and not (tmp_path / "new").exists(), result
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="t")
+    result = run_cli("export", "docker", "3", "--no-build", "-o", context, cwd=tmp_project)
+    assert result.code == 1 and "holds the Docker build context of run" in result.text, result
+    assert "Choose another folder with -o" in result.text and second not in result.text
+    assert (context / "Dockerfile").read_text() == before
+    ok(run_cli("export", "docker", "1", "--no-build", "-o", context, cwd=tmp_project))
+
+
+def test_reproduce_of_an_interrupted_run_says_it_compares_only_what_the_run_made(
+    tmp_project: Path,
+) -> None:
+    """The re-run of an interrupted run completes and made more than it; reproduce called
+    that "exact" without saying that the run it reproduced had stopped halfway."""
+    (tmp_project / "interrupt.flag").write_text("")
+    run_cli("run", "flaky", "-q", cwd=tmp_project)
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.get_run("latest").status == "interrupted"
+    ok(run_cli("export", "full", "latest", cwd=tmp_project))
+
+    result = run_cli("reproduce", exported(tmp_project), cwd=tmp_project)
+
+    assert result.code == 0, result  # the flag is no part of the code: the re-run completes
+    assert "The exported run was interrupted (not completed)" in result.text, result
+    assert "only the 1 artifact(s) it made are compared" in result.text, result
+
+
+def test_reproduce_says_what_to_give_it_when_it_is_not_an_export_folder(
+    tmp_project: Path,
+) -> None:
+    """`assay reproduce 1` said only "Directory '1' does not exist", `.../run.json` "is a
+    file", and the export's cache/ "has no run.json": none said what to give instead."""
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="t", store_full=True)
+    folder = exported(tmp_project)
+    cases = {
+        "1": "There is no folder 1: `assay reproduce` takes the folder of an exported run, "
+        "not a run number or id. Export a run with `assay export full RUN`",
+        folder / "run.json": f"is a file: give the export folder that holds it, {folder}.",
+        folder / "cache": f"is inside the exported run {folder.resolve()}: give that folder",
+    }
+    for given, message in cases.items():
+        result = run_cli("reproduce", given, cwd=tmp_project)
+        assert result.code == 1 and message in " ".join(result.text.split()), result
+
+
+def test_a_re_run_that_fails_names_what_the_snapshot_left_out(tmp_project: Path) -> None:
+    """A stage reading a data file git ignores failed in the reproduction, and nothing said
+    that the code snapshot had left data/ out, nor how to put it in."""
+    init_repo(tmp_project, GITIGNORE)
+    (tmp_project / "data" / "raw").mkdir(parents=True)
+    (tmp_project / "data" / "raw" / "in.txt").write_text("1,2,3")
+    (tmp_project / "experiments" / "reads.py").write_text(
+        "from dataclasses import dataclass\nfrom pathlib import Path\n\nimport assay\n"
+        "from assay.caching import JsonCacher\n\n\n@dataclass\n"
+        "class Params(assay.ExperimentParameters):\n    pass\n\n\n"
+        "@assay.stage(outputs=['nums'], cachers=[JsonCacher])\ndef load(record):\n"
+        "    return Path('data/raw/in.txt').read_text().split(',')\n\n\n"
+        "def get_params():\n    return [Params(name='r')]\n\n\n"
+        "def run(param_sets, manager):\n    for p in param_sets:\n"
+        "        load(assay.Record(manager, p))\n"
+    )
+    git(tmp_project, "add", "-A")
+    git(tmp_project, "commit", "-qm", "reads")
+    ok(run_cli("run", "reads", "-q", "--store-full", cwd=tmp_project))
+    folder = exported(tmp_project)
+
+    result = run_cli("reproduce", folder, cwd=tmp_project)
+
+    assert result.code == 1, result
+    text = " ".join(result.text.split())
+    assert "The code snapshot left out data/ (ignored by git)" in text, result
+    assert f"assay export full {folder.name} --include GLOB" in text, result

@@ -865,7 +865,7 @@ def lineage(artifact, cache_dir):
 
 
 @main.command(context_settings=_CONTEXT)
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.argument("folder", type=click.Path())  # require_export says what is wrong with it
 @click.option(
     "--workdir",
     type=click.Path(),

@@ -229,10 +229,26 @@ def print_reproduction(console: Console, result: Any) -> None:
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     console.print(f"Re-ran in {escape(str(result.workdir))} (run {escape(str(result.run_id))}).",
                   soft_wrap=True)  # fmt: skip
+    if result.original_status != "completed":
+        console.print(
+            f"[yellow]The exported run was {escape(result.original_status)}[/] (not completed): "
+            f"only the {len(result.checks)} artifact(s) it made are compared.",
+            soft_wrap=True,
+        )
     if result.new:
         console.print(f"{len(result.new)} artifact(s) the original run did not have.")
     if result.returncode != 0:
         console.print(f"[red]The re-run failed (exit status {result.returncode}).[/]")
+        if result.left_out:
+            console.print(
+                "The code snapshot left out "
+                f"{escape(', '.join(result.left_out))}: if the run read one of them (a data "
+                "file), move this export away and export the run again with "
+                f"`assay export full {escape(result.original_run or 'RUN')} --include GLOB` "
+                "(or run with "
+                "`--store-full-include GLOB`).",
+                soft_wrap=True,
+            )
     if not result.exact and result.code_note:
         console.print(
             f"[yellow]The export's code may not be the run's code, which can explain "

@@ -9,7 +9,8 @@ nothing on disk:
   (its ``run.json`` holds ``export.format`` = :data:`EXPORT_FORMAT`), a Docker
   build context (its Dockerfile starts with :data:`DOCKERFILE_MARKER`) or a
   notebook (its metadata holds ``assay.format`` = :data:`NOTEBOOK_FORMAT`);
-  an empty folder may be used too. Anything else — your thesis, your home
+  an empty folder may be used too (``assay export full`` replaces only an export of
+  the same run). Anything else — your thesis, your home
   folder — is refused with a message naming it;
 - a folder that is or holds the project or the current folder is never
   replaced, even one assay wrote (a reproduction runs inside an export).

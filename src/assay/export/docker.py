@@ -40,11 +40,11 @@ from typing import Any
 
 from assay.errors import AssayError
 from assay.export.destination import DOCKERFILE_MARKER, check_folder, is_build_context
-from assay.export.full import export_run
+from assay.export.full import export_run, portable
 from assay.export.markdown import markdown_code
 from assay.export.reproduce import rerun_spec
 from assay.export.wheel import build_wheel
-from assay.run_record import read_run_record
+from assay.run_record import build_run_record, read_run_record
 from assay.store import RunStore, safe_id_part
 
 __all__ = ["DockerContext", "build_image", "export_docker_context"]
@@ -85,8 +85,14 @@ def export_docker_context(
     """Write the build context of a run (see the module docs) and return it."""
     with RunStore(config.store_path) as store:
         run = store.get_run(run_ref)
+        record = build_run_record(store, run.id)
     full = Path(config.runs_dir) / run.id
     folder = Path(destination) if destination else full / "docker"
+    # Before anything is removed or written: a run the image could not re-run (a parameter
+    # file outside the project) left a half-written context, with no Dockerfile, in place
+    # of the one there.
+    rerun_spec(portable(record, Path(config.root)))
+    _refuse_another_run(folder, run.id)
     _clear(folder, config.root)
     if (full / "run.json").is_file():
         shutil.copytree(
@@ -181,6 +187,22 @@ def _engine_answers(docker: str) -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return proc.returncode == 0
+
+
+def _refuse_another_run(folder: Path, run_id: str) -> None:
+    """Refuse to replace the build context of another run (its ``run/`` may be the only
+    export of that run)."""
+    if not is_build_context(folder):
+        return
+    with open(folder / "Dockerfile", encoding="utf-8", errors="replace") as file:
+        first = file.readline().strip()
+    other = first.removeprefix(f"{DOCKERFILE_MARKER} for run ").strip()
+    if other != run_id:
+        raise AssayError(
+            f"{folder} holds the Docker build context of run {other or '(unknown)'}, not of "
+            f"run {run_id}; writing there would replace it. Choose another folder with -o, "
+            "or remove it first."
+        )
 
 
 def _clear(folder: Path, root: Any) -> None:

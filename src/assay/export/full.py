@@ -85,6 +85,13 @@ EXPORT_ENTRIES = frozenset(
 )
 """What an export writes at its top level; anything else in a replaced export is kept."""
 
+RERUN = """\
+Re-run it and check that every artifact comes out identical, from the project folder:
+
+    assay reproduce {folder_path}
+
+or from inside this folder (or a copy of it, anywhere): `assay reproduce .`"""
+
 README = """\
 # Exported assay run {run_id}
 
@@ -100,11 +107,7 @@ Code: {code}
   `export.artifacts` in `run.json`).
 - `requirements.txt` (and `environment.yml` under conda): the run's environment, pinned.
 
-Re-run it and check that every artifact comes out identical, from the project folder:
-
-    assay reproduce {folder_path}
-
-or from inside this folder (or a copy of it, anywhere): `assay reproduce .`
+{rerun}
 
 Load an artifact from Python, run in this folder (`project_root="."` makes `cache_dir`
 count from here, not from the project folder around it):
@@ -126,7 +129,8 @@ def export_run(
         config: the project's :class:`~assay.config.ProjectConfig`.
         run_ref: the run (number, id, unique id prefix, ``"latest"``, ``-1`` ...).
         destination: the folder to write (default ``data/runs/RUN_ID``): a new or
-            empty folder, or an earlier export, which is replaced (see below).
+            empty folder, or an earlier export of the same run, which is replaced (see
+            below); another run's export is refused.
         include: glob patterns of files the code snapshot takes although git
             ignores them or they look like secrets.
 
@@ -147,6 +151,8 @@ def export_run(
     # The run's own folder of data/runs/ may hold what its stages wrote there for it
     # (manager.get_run_output_path()): it stays, beside the export.
     replaceable = _replaceable if destination else (lambda folder: True)
+    if destination:
+        _refuse_another_run(target, run["id"])
     check_folder(target, root=config.root, what="a full export", replaceable=replaceable)
     # A run's code is snapshotted once: a later export keeps the first one's snapshot.
     earlier = _earlier_export(run["id"], target, Path(config.runs_dir) / run["id"])
@@ -158,6 +164,14 @@ def export_run(
         record = portable(record, Path(config.root))
         record["export"] = contents
         write_json(work / "run.json", record)
+        problem = _not_rerunnable(record)
+        if problem is None:
+            rerun = RERUN.format(folder_path=_from_root(place, Path(config.root)))
+        else:
+            log.warning(
+                "Export of run %s: `assay reproduce` cannot re-run it: %s", run["id"], problem
+            )
+            rerun = f"**`assay reproduce` cannot re-run it:** {markdown_text(problem)}"
         (work / "README.md").write_text(
             README.format(
                 run_id=markdown_text(run["id"]),
@@ -168,7 +182,7 @@ def export_run(
                 host=markdown_text(run["host"]),
                 command=markdown_code(run["command"]),
                 code=_code_line(record),
-                folder_path=_from_root(place, Path(config.root)),
+                rerun=rerun,
             ),
             encoding="utf-8",
         )
@@ -179,6 +193,18 @@ def export_run(
     return target
 
 
+def _not_rerunnable(record: dict) -> str | None:
+    """Why ``assay reproduce`` cannot start the exported run again (a parameter file
+    outside the project, parameter sets given from Python), or ``None``."""
+    from assay.export.reproduce import rerun_spec
+
+    try:
+        rerun_spec(record)  # as reproduce reads it: the record with portable paths
+    except AssayError as exc:
+        return str(exc)
+    return None
+
+
 def _from_root(folder: Path, root: Path) -> str:
     """``folder`` as typed in the project folder ``root`` (absolute outside it), quoted
     for a shell."""
@@ -186,6 +212,22 @@ def _from_root(folder: Path, root: Path) -> str:
         return shlex.quote(folder.relative_to(root.resolve()).as_posix())
     except ValueError:
         return shlex.quote(str(folder))
+
+
+def _refuse_another_run(folder: Path, run_id: str) -> None:
+    """Refuse to replace the export of another run (``-o`` an earlier export): it would be
+    lost, and what it held besides (its notebook, reproductions) would join this run's."""
+    if not is_full_export(folder):
+        return
+    try:
+        other = read_run_record(folder / "run.json")["run"]["id"]
+    except (AssayError, KeyError, TypeError):
+        other = None
+    if other != run_id:
+        raise AssayError(
+            f"{folder} holds the export of run {other or '(unknown)'}, not of run {run_id}; "
+            "writing there would replace it. Choose another folder with -o, or remove it first."
+        )
 
 
 def _replaceable(folder: Path) -> bool:
@@ -656,9 +698,27 @@ def export_cache_of(location: str | os.PathLike | None) -> str | os.PathLike | N
 def require_export(folder: str | os.PathLike) -> Path:
     """``folder`` if it holds an exported run (a ``run.json``), else a clear error."""
     folder = Path(folder)
-    if not (folder / "run.json").is_file():
+    if (folder / "run.json").is_file():
+        return folder
+    how = (
+        "Export a run with `assay export full RUN` (or `assay run EXPERIMENT --store-full`); "
+        "exports are in data/runs/."
+    )
+    if folder.is_file() and folder.name == "run.json":
         raise AssayError(
-            f"{folder} is not an exported assay run: it has no run.json. Export a run with "
-            "`assay run EXPERIMENT --store-full`; exports are in data/runs/."
+            f"{folder} is a file: give the export folder that holds it, {folder.parent}."
         )
-    return folder
+    if not folder.exists():
+        raise AssayError(
+            f"There is no folder {folder}: `assay reproduce` takes the folder of an exported "
+            f"run, not a run number or id. {how}"
+        )
+    if folder.is_file():
+        raise AssayError(f"{folder} is a file, not the folder of an exported run. {how}")
+    export = next((p for p in folder.resolve().parents if (p / "run.json").is_file()), None)
+    if export is not None and is_full_export(export):
+        raise AssayError(
+            f"{folder} is inside the exported run {export}: give that folder "
+            f"(`assay reproduce {shlex.quote(str(export))}`)."
+        )
+    raise AssayError(f"{folder} is not an exported assay run: it has no run.json. {how}")

@@ -47,14 +47,26 @@ import assay
 from assay.config import ProjectConfig, find_project_root
 from assay.store import RunStore
 
+RUN_ID = {run_id!r}
+HERE = os.getcwd()  # the notebook's folder
 PROJECT = find_project_root()  # the folder with experiments/: this one or one above it
 os.chdir(PROJECT)
 if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))  # so your own classes (in pickles) can be imported
 CONFIG = ProjectConfig.load(PROJECT)
 CACHE = {cache}  # None: the project's cache; else the run's (--cache DIR)
-RUN_ID = {run_id!r}
-print("project:", PROJECT)"""
+ARTIFACT_CACHE = CACHE  # where the artifacts below load from
+try:  # in the run's export folder (--store-full), or a copy of it: its cache/ holds the run's
+    with open(os.path.join(HERE, "run.json"), encoding="utf-8") as file:
+        IN_EXPORT = json.load(file)["run"]["id"] == RUN_ID and os.path.isdir(
+            os.path.join(HERE, "cache"))
+except (OSError, ValueError, KeyError, TypeError):
+    IN_EXPORT = False
+if IN_EXPORT:
+    ARTIFACT_CACHE = os.path.join(HERE, "cache")
+    sys.path.append(os.path.join(HERE, "code"))  # the run's code, for its classes
+print("project:", PROJECT)
+print("artifacts from:", ARTIFACT_CACHE or CONFIG.cache_location)"""
 
 _COMPARE = """\
 recorded = {{a["key"]: a["checksum"] for a in RECORDED}}
@@ -121,7 +133,9 @@ def notebook_cells(
                      f"{text(run['status'])}, started {text(run['started'])} on "
                      f"{text(run['host'])} with {text(run['python'])}.\n\n"
                      f"- command: {markdown_code(run['command'])}\n- code: {text(commit)}\n\n"
-                     "Run this notebook from the project folder or any folder inside it."),
+                     "Run this notebook from the project folder or any folder inside it. In the run's "
+                     "export folder (or a copy of it) it loads the artifacts from the export's "
+                     "`cache/`."),
         ("code", _SETUP.format(run_id=run["id"], cache=_cache_dir(run, default_cache, root))),
         ("markdown", "## Parameter sets"),
         ("code", f"PARAM_SETS = {_literal(record['param_sets'])}\n"
@@ -137,7 +151,7 @@ def notebook_cells(
         ("code", f"ARTIFACTS = {_literal(table)}\nRECORDED = {_literal(recorded)}\n\n\n"
                  "def load(label):\n"
                  "    \"\"\"Load an artifact by its label in ARTIFACTS.\"\"\"\n"
-                 "    return assay.load(key=ARTIFACTS[label], cache_dir=CACHE)\n\n\n"
+                 "    return assay.load(key=ARTIFACTS[label], cache_dir=ARTIFACT_CACHE)\n\n\n"
                  "list(ARTIFACTS)"),
     ]  # fmt: skip
     names = set(TAKEN_NAMES)
@@ -147,7 +161,8 @@ def notebook_cells(
         cells.append(
             (
                 "code",
-                f"{variable} = assay.load(key={artifact['key']!r}, cache_dir=CACHE)\n{variable}",
+                f"{variable} = assay.load(key={artifact['key']!r}, cache_dir=ARTIFACT_CACHE)\n"
+                f"{variable}",
             )
         )
     if len(artifacts) > SHOWN_ARTIFACTS:
@@ -174,7 +189,9 @@ def notebook_cells(
     arguments = "".join(f"    {a},\n" for a in call)
     cells += [
         ("markdown", "The experiment again, as recorded. Stages whose results are cached are "
-                     "reused; set `overwrite=True` to recompute everything."),
+                     "reused; set `overwrite=True` to recompute everything. (In a copy of the "
+                     "run's export on its own, without the project, use "
+                     "`assay reproduce .` instead.)"),
         ("code", f"manager = assay.run_experiment(\n{arguments})\nmanager.run_info"),
         ("code", _COMPARE.format()),
     ]  # fmt: skip

@@ -100,6 +100,14 @@ class Reproduction:
     code_note: str | None = None
     """Why the export's code snapshot may not be the run's code (from its ``run.json``),
     which can explain differences; ``None`` when it is the run's."""
+    left_out: list[str] = field(default_factory=list)
+    """What the code snapshot left out, as ``PATH (REASON)`` (``export.code.left_out``):
+    a re-run that fails may have needed one of them."""
+    original_run: str = ""
+    """The exported run's id."""
+    original_status: str = "completed"
+    """How the exported run ended (``completed``, ``failed``, ``interrupted``): only the
+    artifacts it made before it stopped are compared."""
 
     @property
     def exact(self) -> bool:
@@ -236,6 +244,11 @@ def reproduce(
     result = Reproduction(folder, workdir, command, proc.returncode, None)
     result.equivalent_ok = equivalent_ok
     result.code_note = code_note((record.get("export") or {}).get("code") or {})
+    result.original_status = str(record["run"].get("status") or "completed")
+    result.original_run = str(record["run"].get("id") or "")
+    for item in ((record.get("export") or {}).get("code") or {}).get("left_out") or []:
+        if isinstance(item, dict) and item.get("path"):
+            result.left_out.append(f"{item['path']} ({item.get('reason') or 'left out'})")
     new_artifacts = _new_artifacts(workdir / "assay.db", result)
     _compare(record, CacheStore(folder / "cache"), CacheStore(cache), new_artifacts, result)
     return result
@@ -311,14 +324,17 @@ def _changed(problem: Any) -> str:
 
 
 def _not_exported(artifact: dict, why: str, match: Any, new: CacheStore) -> tuple[str, str]:
-    """``(status, detail)`` of an artifact the export holds no copy of."""
+    """``(status, detail)`` of an artifact the export holds no copy of: the detail says
+    whether the reproduction made it, and with the checksum ``run.json`` records or not."""
     detail = f"{why}, so the export holds no copy to compare"
     if match is None:
-        return "not exported", detail
+        return "not exported", f"{detail}; the reproduction did not produce it"
     new_meta = new.read_meta(*_split(match.key))
     recorded = artifact.get("checksum")
-    if new_meta is None or not recorded or not why.startswith("it changed"):
-        return "not exported", detail
+    if new_meta is None or not new_meta.get("files"):
+        return "not exported", f"{detail}; the reproduction recorded it, but has no cache entry"
+    if not recorded:
+        return "not exported", f"{detail}; the reproduction made it (run.json records no checksum)"
     same = len(new_meta["files"]) == 1 and new_meta["files"][0].get("checksum") == recorded
     bytes_ = "the checksum run.json records" if same else "other bytes than run.json records"
     return "not exported", f"{detail}; the reproduction recomputed it, with {bytes_}"
