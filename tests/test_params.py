@@ -609,6 +609,30 @@ def test_the_command_line_sets_an_item_of_a_list_and_caches_it_apart(tmp_path: P
     result = run_cli("run", "layered", "--set", "layers.1.width=1", "--set", "layers[1].width=2",
                      cwd=project)  # fmt: skip
     assert result.code == 2 and "--set gives layers.1.width twice" in result.text, result
+    # -1 is item 1 of two: the same field, known once the list's length is
+    result = run_cli("run", "layered", "--set", "layers.-1.width=1", "--set", "layers.1.width=2",
+                     cwd=project)  # fmt: skip
+    assert result.code == 1, result
+    assert "--set gives layers.1.width twice (layers.-1.width=1 and layers.1.width=2): " \
+        "give it once" in result.text, result  # fmt: skip
+    assert (project / "built.txt").read_text().splitlines() == ["[8, 16]", "[8, 64]"]
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [("layers.-1.width", "layers.1.width"), ("layers.-2.act", "layers[0].act"),
+     ("sizes.1", "sizes.-1"), ("pair.01", "pair.1"), ("seed", " seed")],
+)  # fmt: skip
+def test_set_refuses_one_field_given_twice_once_the_list_lengths_are_known(first, second):
+    with pytest.raises(ParameterError) as info:
+        apply_overrides([Net()], [f"{first}=3", f"{second}=4"])
+    assert f"({first}=3 and {second}=4): give it once" in str(info.value)
+    assert "--set gives " in str(info.value) and " twice " in str(info.value)
+
+
+def test_set_takes_minus_one_and_one_of_a_longer_list_as_two_items():
+    (new,) = apply_overrides([Net(sizes=[1, 2, 3])], ["sizes.-1=7", "sizes.1=8"])
+    assert new.sizes == [1, 8, 7]
 
 
 # -- diff, describe, names ----------------------------------------------------------------

@@ -329,6 +329,21 @@ def _replace_path(obj: Any, parts: Sequence[str], value: Any) -> Any:
         raise ParameterError(f"Cannot set '{head}' on {type(obj).__qualname__}: {exc}") from exc
 
 
+def _resolved_path(base: Any, dotted: str) -> str:
+    """``dotted`` (a path :func:`_check_path` accepts) with each index counted from the
+    start of its list: ``layers.-1.width`` of two layers is ``layers.1.width``."""
+    obj, parts = base, []
+    for part in field_path(dotted):
+        if _is_sequence(obj):
+            index = int(part) % len(obj)
+            obj = obj[index]
+            parts.append(str(index))
+        else:
+            obj = getattr(obj, part, None)
+            parts.append(part)
+    return ".".join(parts)
+
+
 def _with_values(params: Any, values: dict[str, Any]) -> Any:
     """Copy of ``params`` with the (possibly dotted) fields in ``values`` replaced.
 
@@ -766,8 +781,9 @@ def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list
 
     Raises:
         ParameterError: an override is malformed, names an unknown field (with
-            the closest match) or an item a list does not have, or has a value of
-            the wrong type. All problems
+            the closest match) or an item a list does not have, has a value of
+            the wrong type, or gives a field another one gives too (``layers.-1``
+            and ``layers.1`` are one item of a list of two). All problems
             are reported at once.
     """
     param_sets = list(param_sets)
@@ -776,13 +792,21 @@ def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list
     result = []
     for params in param_sets:
         values: dict[str, Any] = {}
+        given: dict[str, str] = {}  # field (its items counted from the start): the override
         for (key, raw), text in zip(parsed, overrides):
             problem = _check_path(params, key)
             if problem is None:
+                field = _resolved_path(params, key)
+                message = None
+                if field in given:  # layers.-1 and layers.1 of two layers, or n twice
+                    message = f"--set gives {field} twice ({given[field]} and {text}): give it once"
+                given[field] = text
                 try:
                     values[key] = _coerce_field(raw, params, key)
                 except ValueError as exc:
                     problem = f"{type(params).__qualname__}.{key}: {exc}"
+                if message is not None and message not in problems:
+                    problems.append(message)
             if problem is not None:
                 message = f"--set {text}: {problem}"
                 if message not in problems:
