@@ -819,7 +819,8 @@ def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list
 
 
 def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
-    """{dotted field name: value}, descending into nested dataclasses.
+    """{dotted field name: value}, descending into nested dataclasses, and into the items
+    of a list or tuple of them as ``--set`` names them (``layers.0.width``).
 
     Reserved fields are left out, except the top-level ``name``.
     """
@@ -828,11 +829,19 @@ def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
         if f.name in RESERVED_FIELDS and (prefix or f.name != "name"):
             continue
         value = getattr(params, f.name)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if _is_instance(value):
             flat.update(_flatten(value, f"{prefix}{f.name}."))
+        elif _is_sequence(value) and value and all(_is_instance(item) for item in value):
+            for index, item in enumerate(value):
+                flat.update(_flatten(item, f"{prefix}{f.name}.{index}."))
         else:
             flat[f"{prefix}{f.name}"] = value
     return flat
+
+
+def _is_instance(value: Any) -> bool:
+    """``value`` is a dataclass instance (not a dataclass)."""
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -918,7 +927,8 @@ def _digest(value: Any) -> str:
 def describe(params: Any) -> dict[str, Any]:
     """A flat, JSON-safe description of a parameter set, for provenance and display.
 
-    Keys are field names (dotted for nested dataclasses, ``name`` first); values
+    Keys are field names (dotted for nested dataclasses, and for the items of a list or
+    tuple of them: ``layers.0.width``, as ``--set`` names them; ``name`` first); values
     are kept when they are plain JSON values and otherwise shown as short text:
     arrays as ``ndarray(shape=(100, 3), dtype=float64, #1c0e2f4a)`` (with a digest
     of their content, so that ``assay compare`` sees two that differ), functions by
