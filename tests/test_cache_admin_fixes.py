@@ -236,3 +236,76 @@ def test_load_while_another_process_replaces_the_entry_gets_a_whole_artifact(tmp
 
     assert failures == [], f"{len(failures)} of {loads} loads failed: {failures[:3]}"
     assert writer.returncode == 0 and int(replaced) > 100 and loads > 100, (replaced, loads)
+
+
+# -- verify: an artifact whose sidecar is damaged names its stage and parameter set ------------
+
+
+def test_verify_names_the_stage_and_set_of_an_artifact_whose_sidecar_is_damaged(bad_project):
+    """It said only "Cached artifact 'data': its record ... unreadable (key ...)". The
+    names come from a by-name link to the stage run, else from the run store; with
+    neither, the key alone is all there is to say."""
+    ok(run_cli("run", "good", cwd=bad_project))
+    by_name = bad_project / "data" / "cache" / "by-name" / "good"
+    folder = (by_name / "alpha" / "load").resolve()  # its only sidecar: no other to ask
+    (folder / "data.meta.json").write_text('{"key": "cut sh')
+    named = "FAILED Cached artifact 'data' of stage 'load' (parameter set 'alpha'): its record"
+
+    from_links = run_cli("cache", "verify", cwd=bad_project)
+    assert from_links.code == 1 and named in from_links.text, from_links
+
+    for param_set in ("alpha", "beta"):
+        (by_name / param_set / "load").unlink()
+    from_store = run_cli("cache", "verify", cwd=bad_project)
+    assert from_store.code == 1 and named in from_store.text, from_store
+
+    (bad_project / "assay.db").unlink()
+    by_key = run_cli("cache", "verify", cwd=bad_project)
+    assert by_key.code == 1, by_key
+    assert "FAILED Cached artifact 'data': its record data.meta.json" in by_key.text
+    assert folder.name in by_key.text  # the key
+
+
+_PAIR = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["low", "high"], cachers=[JsonCacher, JsonCacher])
+def split(record):
+    return record.params.n, record.params.n + 1
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        split(assay.Record(manager, params))
+
+
+def get_params():
+    return [Params(name="pair")]
+"""
+
+
+def test_verify_names_a_damaged_sidecar_after_the_other_sidecars_of_its_stage_run(
+    tmp_path: Path,
+):
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "pair.py").write_text(_PAIR)
+    ok(run_cli("run", "pair", cwd=tmp_path))
+    link = tmp_path / "data" / "cache" / "by-name" / "pair" / "pair" / "split"
+    folder = link.resolve()
+    (folder / "low.meta.json").write_text("")
+    link.unlink()  # and no run store: only the sidecar of `high` tells
+    (tmp_path / "assay.db").unlink()
+
+    failed = run_cli("cache", "verify", cwd=tmp_path)
+
+    assert failed.code == 1, failed
+    assert "FAILED Cached artifact 'low' of stage 'split' (parameter set 'pair')" in failed.text

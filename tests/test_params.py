@@ -609,6 +609,30 @@ def test_the_command_line_sets_an_item_of_a_list_and_caches_it_apart(tmp_path: P
     result = run_cli("run", "layered", "--set", "layers.1.width=1", "--set", "layers[1].width=2",
                      cwd=project)  # fmt: skip
     assert result.code == 2 and "--set gives layers.1.width twice" in result.text, result
+    # -1 is item 1 of two: the same field, known once the list's length is
+    result = run_cli("run", "layered", "--set", "layers.-1.width=1", "--set", "layers.1.width=2",
+                     cwd=project)  # fmt: skip
+    assert result.code == 1, result
+    assert "--set gives layers.1.width twice (layers.-1.width=1 and layers.1.width=2): " \
+        "give it once" in result.text, result  # fmt: skip
+    assert (project / "built.txt").read_text().splitlines() == ["[8, 16]", "[8, 64]"]
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [("layers.-1.width", "layers.1.width"), ("layers.-2.act", "layers[0].act"),
+     ("sizes.1", "sizes.-1"), ("pair.01", "pair.1"), ("seed", " seed")],
+)  # fmt: skip
+def test_set_refuses_one_field_given_twice_once_the_list_lengths_are_known(first, second):
+    with pytest.raises(ParameterError) as info:
+        apply_overrides([Net()], [f"{first}=3", f"{second}=4"])
+    assert f"({first}=3 and {second}=4): give it once" in str(info.value)
+    assert "--set gives " in str(info.value) and " twice " in str(info.value)
+
+
+def test_set_takes_minus_one_and_one_of_a_longer_list_as_two_items():
+    (new,) = apply_overrides([Net(sizes=[1, 2, 3])], ["sizes.-1=7", "sizes.1=8"])
+    assert new.sizes == [1, 8, 7]
 
 
 # -- diff, describe, names ----------------------------------------------------------------
@@ -634,6 +658,46 @@ def test_diff_fields_across_classes_and_arrays():
     assert diff_fields([a, b]) == []
     b.weights[2] = 1.0
     assert diff_fields([a, b]) == ["weights"]
+
+
+def test_describe_and_diff_fields_show_a_list_of_dataclasses_item_by_item():
+    """They showed `layers` as one field, its repr; --set names each item's fields."""
+    shown = describe(Net(name="n"))
+    assert shown == {
+        "name": "n",
+        "layers.0.width": 8,
+        "layers.0.act": "relu",
+        "layers.1.width": 16,
+        "layers.1.act": "relu",
+        "sizes": "[1, 2]",  # no dataclasses: one field, as before
+        "pair": "(1, 'a')",
+        "seed": 0,
+    }
+    assert describe(Net(layers=[]))["layers"] == "[]"
+    sets = [Net(), Net(layers=[Layer(4), Layer(16)]), Net(layers=[Layer(), Layer(16), Layer()])]
+    assert diff_fields(sets) == ["layers.0.width", "layers.2.width", "layers.2.act"]
+    (changed,) = apply_overrides([Net()], ["layers.1.width=64"])
+    assert diff_fields([Net(), changed]) == ["layers.1.width"]
+
+
+def test_params_shows_the_items_of_a_list_of_dataclasses_as_set_names_them(tmp_path: Path):
+    project = tmp_path / "proj"
+    (project / "experiments").mkdir(parents=True)
+    (project / "experiments" / "net.py").write_text(
+        "from dataclasses import dataclass, field\n\nimport assay\n\n\n"
+        "@dataclass\nclass Layer:\n    width: int = 8\n\n\n"
+        "@dataclass\nclass Params(assay.ExperimentParameters):\n"
+        "    layers: list[Layer] = field(default_factory=lambda: [Layer(), Layer(16)])\n\n\n"
+        "def get_params():\n"
+        "    return [Params(name='a'), Params(name='b', layers=[Layer(), Layer(4)])]\n\n\n"
+        "def run(param_sets, manager):\n    pass\n"
+    )
+    result = run_cli("params", "net", cwd=project)
+    assert result.code == 0, result
+    assert "Fields that differ: layers.1.width" in result.text, result
+    every = run_cli("params", "net", "--all-fields", cwd=project)
+    assert every.code == 0, every
+    assert "layers.0.width" in every.text and "Layer(width=" not in every.text, every
 
 
 def test_describe_is_flat_and_json_safe():

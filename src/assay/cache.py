@@ -1291,22 +1291,27 @@ def maker_text(meta: dict) -> str:
 
 
 def unreadable_record(
-    cacher: Any, key: str, output: str, damage: str | None = None
+    cacher: Any,
+    key: str,
+    output: str,
+    damage: str | None = None,
+    stage: str | None = None,
+    param_set: str | None = None,
 ) -> CorruptArtifactError:
     """The error for an entry that was there, but whose sidecar is now gone or damaged
     (cut short, emptied, not JSON, another entry's, see :func:`sidecar_problem`): it is
-    recomputed like a damaged file."""
+    recomputed like a damaged file. The stage and parameter set are the ``cacher``'s, or
+    ``stage`` and ``param_set`` without one (``assay cache verify``: as far as known)."""
     if damage in (None, _NOT_A_RECORD):
         problem = f"its record {output}{_META_SUFFIX} is missing or unreadable (key {key})"
     else:
         problem = f"its record {output}{_META_SUFFIX} of stage run {key} is damaged: {damage}"
-    stage = getattr(cacher, "stage", None)
+    if cacher is not None:
+        stage = getattr(cacher, "stage", None)
+        param_set = getattr(getattr(cacher, "record", None), "name", None)
     if stage is None:
         return CorruptArtifactError(f"Cached artifact {output!r}: {problem}.")
-    record = getattr(cacher, "record", None)
-    return corrupt(
-        {"output": output, "stage": stage, "param_set": getattr(record, "name", None)}, problem
-    )
+    return corrupt({"output": output, "stage": stage, "param_set": param_set}, problem)
 
 
 def corrupt(meta: dict, problem: str) -> CorruptArtifactError:

@@ -174,12 +174,14 @@ def verify_all(
     loose: list[tuple[str, list[str], list[str], list[dict], set[str]]] = []
     touched: set[str] = set()  # stage runs that lost an entry (with remove)
     writing = cache.keys_being_written(_LEFTOVER_AGE_S)
+    about_stage_run = _StageRunNames(cache, store_path)
     for folder in cache.stage_folders():
         listed: set[str] = set()  # the names the folder's sidecars give (first path part)
         metas, damaged = [], set()  # (damaged: outputs whose sidecar cannot be read)
+        unnamed: list[tuple[int, str, str | None]] = []  # (their place in bad, damage)
         for output in folder.outputs:
             listed.add(f"{output}{_META_SUFFIX}")
-            meta, problem = _checked(cache, folder.key, output)
+            meta, problem, damage = _checked(cache, folder.key, output)
             if meta is None:
                 continue  # removed (or being replaced) by a run since the folder was listed
             checked += output not in OWN_ENTRIES
@@ -190,10 +192,15 @@ def verify_all(
             bad.append((meta, problem))
             if "files" not in meta:
                 damaged.add(output)  # its files are found below, by their names
+                unnamed.append((len(bad) - 1, output, damage))
             if remove:
                 _say_removed(removed, cache, folder.key, meta)
                 cache.discard(folder.key, output)
                 touched.add(folder.key)
+        for at, output, damage in unnamed:  # named after what else tells the stage run's
+            about = about_stage_run(folder.key, metas)
+            meta = {"key": folder.key, "output": output, **about}
+            bad[at] = (meta, str(unreadable_record(None, folder.key, output, damage, **about)))
         names = _names_in(cache, folder.key)
         unlisted = [
             name
@@ -354,26 +361,56 @@ def unfinished_writes_text(writes: list[tuple[str, int]]) -> str:
     )
 
 
-def _checked(cache: CacheStore, key: str, output: str) -> tuple[dict | None, str | None]:
-    """An entry's sidecar and what is wrong with it (``None``: it is sound); no sidecar if
-    the entry is gone. A check that fails against a sidecar another run has replaced since
-    is made again against the new one; an entry that keeps changing is no failure."""
+def _checked(
+    cache: CacheStore, key: str, output: str
+) -> tuple[dict | None, str | None, str | None]:
+    """An entry's sidecar, what is wrong with it (``None``: it is sound) and, if the
+    sidecar cannot be read, its damage; no sidecar if the entry is gone. A check that
+    fails against a sidecar another run has replaced since is made again against the new
+    one; an entry that keeps changing is no failure."""
     meta = cache.read_meta(key, output)
     for _ in range(_LOOKS):
         if meta is None:
             damage = cache.record_damage(key, output)
             if damage is None:
-                return None, None  # gone (or replaced by a sound one) since it was listed
-            return {"key": key, "output": output}, str(unreadable_record(None, key, output, damage))
+                return None, None, None  # gone (or replaced by a sound one) since listed
+            problem = str(unreadable_record(None, key, output, damage))
+            return {"key": key, "output": output}, problem, damage
         try:
             cache.verify(meta)
-            return meta, None
+            return meta, None, None
         except CorruptArtifactError as exc:
             fresh = cache.read_meta(key, output)
             if fresh == meta:
-                return meta, str(exc)
+                return meta, str(exc), None
             meta = fresh
-    return meta, None
+    return meta, None, None
+
+
+class _StageRunNames:
+    """The stage and parameter set of a stage run, for an artifact whose sidecar cannot be
+    read: as the stage run's other sidecars record them, else as a ``by-name`` link to it
+    files it, else as the run store at ``store_path`` recorded them; ``{}`` if none does."""
+
+    def __init__(self, cache: CacheStore, store_path: str | os.PathLike | None) -> None:
+        self._cache = cache
+        self._store_path = store_path
+        self._links: dict[str, tuple[str, str]] | None = None
+
+    def __call__(self, key: str, metas: list[dict]) -> dict:
+        for meta in metas:
+            if meta.get("stage") is not None:
+                return {"stage": meta["stage"], "param_set": meta.get("param_set")}
+        if self._links is None:
+            self._links = {}
+            for _, param_set, stage, linked in self._cache.named(None, None, None):
+                self._links.setdefault(linked, (stage, param_set))
+        if key in self._links:
+            stage, param_set = self._links[key]
+            return {"stage": stage, "param_set": param_set}
+        for stage, param_set, _ in _recorded_outputs(self._store_path, [key]).get(key, {}).values():
+            return {"stage": stage, "param_set": param_set}
+        return {}
 
 
 _LOOKS = 3

@@ -1,6 +1,6 @@
 """The ``assay`` command line: thin wrappers that parse, call the library, and print.
 
-Tab completion (bash)::
+Tab completion (bash; README for zsh and fish)::
 
     eval "$(_ASSAY_COMPLETE=bash_source assay)"
 

@@ -7,7 +7,8 @@ project, where it runs.
 
 In bash, what is offered is written as bash reads it back (``with\\ space``), and
 names with ``=`` or ``:`` complete although bash splits words there (see
-:class:`BashCompletion`).
+:class:`BashCompletion`). zsh and fish quote what they insert themselves
+(:class:`ZshCompletion`, :class:`FishCompletion`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-from click.shell_completion import BashComplete, CompletionItem, add_completion_class
+from click.shell_completion import (
+    BashComplete,
+    CompletionItem,
+    FishComplete,
+    ZshComplete,
+    add_completion_class,
+)
 
 _COMPLETED_RUNS = 200  # the newest runs whose numbers, ids and names are offered
 
@@ -363,3 +370,92 @@ def _ansi_c(text: str) -> str:
 
 
 add_completion_class(BashCompletion)
+
+
+# -- zsh and fish ----------------------------------------------------------------------
+
+
+def _option_value_prefix(incomplete: str) -> str:
+    """``--names=`` of a word ``--names=wi``: click completes only ``wi``, but zsh and
+    fish replace the whole word, so each candidate is sent with the option before it."""
+    if incomplete.startswith("-") and "=" in incomplete:
+        return incomplete.partition("=")[0] + "="
+    return ""
+
+
+class ZshCompletion(ZshComplete):
+    """Zsh completion: candidates are whole words (``--names=with space``), and a name
+    holding a newline, which would shift every line of the answer after it, is left out.
+
+    Registered for ``zsh_source`` / ``zsh_complete`` when this module is imported.
+    """
+
+    _prefix = ""
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        args, incomplete = super().get_completion_args()
+        self._prefix = _option_value_prefix(incomplete)
+        return args, incomplete
+
+    def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
+        found = super().get_completions(args, incomplete)
+        return [c for c in found if "\n" not in c.value]
+
+    def format_completion(self, item: CompletionItem) -> str:
+        if item.type == "plain":
+            item = CompletionItem(self._prefix + item.value, type=item.type, help=item.help)
+        return super().format_completion(item)
+
+
+# Like click's, but a candidate is cut from its type at the first comma only (names may
+# hold commas), and written with printf (echo would take a name like `-e` as an option).
+_SOURCE_FISH = """\
+function %(complete_func)s;
+    set -l response (env %(complete_var)s=fish_complete COMP_WORDS=(commandline -cp) \
+COMP_CWORD=(commandline -t) %(prog_name)s);
+
+    for completion in $response;
+        set -l metadata (string split -m 1 "," -- $completion);
+
+        if test $metadata[1] = "dir";
+            __fish_complete_directories $metadata[2];
+        else if test $metadata[1] = "file";
+            __fish_complete_path $metadata[2];
+        else if test $metadata[1] = "plain";
+            printf '%%s\\n' $metadata[2];
+        end;
+    end;
+end;
+
+complete --no-files --command %(prog_name)s --arguments "(%(complete_func)s)";
+"""
+
+
+class FishCompletion(FishComplete):
+    """Fish completion: candidates are whole words (``--names=with space``), and names
+    fish cannot be given (a tab starts a candidate's description, a newline another
+    candidate) are left out rather than offered cut short.
+
+    Registered for ``fish_source`` / ``fish_complete`` when this module is imported.
+    """
+
+    source_template = _SOURCE_FISH
+    _prefix = ""
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        args, incomplete = super().get_completion_args()
+        self._prefix = _option_value_prefix(incomplete)
+        return args, incomplete
+
+    def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
+        found = super().get_completions(args, incomplete)
+        return [c for c in found if not any(_is_control(ch) for ch in c.value)]
+
+    def format_completion(self, item: CompletionItem) -> str:
+        if item.type == "plain":
+            item = CompletionItem(self._prefix + item.value, type=item.type, help=item.help)
+        return super().format_completion(item)
+
+
+add_completion_class(ZshCompletion)
+add_completion_class(FishCompletion)

@@ -329,6 +329,21 @@ def _replace_path(obj: Any, parts: Sequence[str], value: Any) -> Any:
         raise ParameterError(f"Cannot set '{head}' on {type(obj).__qualname__}: {exc}") from exc
 
 
+def _resolved_path(base: Any, dotted: str) -> str:
+    """``dotted`` (a path :func:`_check_path` accepts) with each index counted from the
+    start of its list: ``layers.-1.width`` of two layers is ``layers.1.width``."""
+    obj, parts = base, []
+    for part in field_path(dotted):
+        if _is_sequence(obj):
+            index = int(part) % len(obj)
+            obj = obj[index]
+            parts.append(str(index))
+        else:
+            obj = getattr(obj, part, None)
+            parts.append(part)
+    return ".".join(parts)
+
+
 def _with_values(params: Any, values: dict[str, Any]) -> Any:
     """Copy of ``params`` with the (possibly dotted) fields in ``values`` replaced.
 
@@ -766,8 +781,9 @@ def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list
 
     Raises:
         ParameterError: an override is malformed, names an unknown field (with
-            the closest match) or an item a list does not have, or has a value of
-            the wrong type. All problems
+            the closest match) or an item a list does not have, has a value of
+            the wrong type, or gives a field another one gives too (``layers.-1``
+            and ``layers.1`` are one item of a list of two). All problems
             are reported at once.
     """
     param_sets = list(param_sets)
@@ -776,13 +792,21 @@ def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list
     result = []
     for params in param_sets:
         values: dict[str, Any] = {}
+        given: dict[str, str] = {}  # field (its items counted from the start): the override
         for (key, raw), text in zip(parsed, overrides):
             problem = _check_path(params, key)
             if problem is None:
+                field = _resolved_path(params, key)
+                message = None
+                if field in given:  # layers.-1 and layers.1 of two layers, or n twice
+                    message = f"--set gives {field} twice ({given[field]} and {text}): give it once"
+                given[field] = text
                 try:
                     values[key] = _coerce_field(raw, params, key)
                 except ValueError as exc:
                     problem = f"{type(params).__qualname__}.{key}: {exc}"
+                if message is not None and message not in problems:
+                    problems.append(message)
             if problem is not None:
                 message = f"--set {text}: {problem}"
                 if message not in problems:
@@ -795,7 +819,8 @@ def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list
 
 
 def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
-    """{dotted field name: value}, descending into nested dataclasses.
+    """{dotted field name: value}, descending into nested dataclasses, and into the items
+    of a list or tuple of them as ``--set`` names them (``layers.0.width``).
 
     Reserved fields are left out, except the top-level ``name``.
     """
@@ -804,11 +829,19 @@ def _flatten(params: Any, prefix: str = "") -> dict[str, Any]:
         if f.name in RESERVED_FIELDS and (prefix or f.name != "name"):
             continue
         value = getattr(params, f.name)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if _is_instance(value):
             flat.update(_flatten(value, f"{prefix}{f.name}."))
+        elif _is_sequence(value) and value and all(_is_instance(item) for item in value):
+            for index, item in enumerate(value):
+                flat.update(_flatten(item, f"{prefix}{f.name}.{index}."))
         else:
             flat[f"{prefix}{f.name}"] = value
     return flat
+
+
+def _is_instance(value: Any) -> bool:
+    """``value`` is a dataclass instance (not a dataclass)."""
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -894,7 +927,8 @@ def _digest(value: Any) -> str:
 def describe(params: Any) -> dict[str, Any]:
     """A flat, JSON-safe description of a parameter set, for provenance and display.
 
-    Keys are field names (dotted for nested dataclasses, ``name`` first); values
+    Keys are field names (dotted for nested dataclasses, and for the items of a list or
+    tuple of them: ``layers.0.width``, as ``--set`` names them; ``name`` first); values
     are kept when they are plain JSON values and otherwise shown as short text:
     arrays as ``ndarray(shape=(100, 3), dtype=float64, #1c0e2f4a)`` (with a digest
     of their content, so that ``assay compare`` sees two that differ), functions by
