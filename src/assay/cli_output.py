@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from assay.humanize import format_size, printable
-from assay.run_record import executed_on, stage_status
+from assay.run_record import executed_on, stage_status, stages_ran
 from assay.runner import Observer
 
 
@@ -435,7 +435,7 @@ def print_run(console: Console, store: Any, run: Any, config: Any = None) -> Non
     if settings.get("overrides"):
         rows.append(("overrides", " ".join(settings["overrides"])))
     if settings.get("executor"):
-        executed = any(s.status == "executed" for s in store.stages(run.id))
+        executed = stages_ran(run.status, (s.status for s in store.stages(run.id)))
         rows.append(("executed on", executed_on(settings, executed)))
     from assay.cli_provenance import provenance_rows
 
