@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 import pytest
 
+import assay
 from assay import run_experiment
 from assay.config import ProjectConfig
 from assay.errors import AssayError, CacheError
@@ -183,3 +185,23 @@ def test_compare_runs_takes_the_cache_folder_or_the_project_s_cache(diamond: Pat
         for cache in ("data/cache", Path("data/cache"), open_cache(ProjectConfig.load())):
             diff = compare_runs(store, 1, 2, cache=cache)
             assert set(diff.stage_code) == {"square"}, cache
+
+
+def test_a_moved_project_s_own_artifacts_are_not_another_project_s(
+    tmp_project: Path, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """After moving the project folder, assay.load and assay lineage warned that "another
+    project made it" (the old folder), and lineage left out the run and parameter values."""
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="assay run diamond")
+    moved = tmp_path / "moved"
+    shutil.move(tmp_project, moved)
+    monkeypatch.chdir(moved)
+
+    with caplog.at_level(logging.WARNING, logger="assay"):
+        found = assay.load("combined", param_set="a", experiment="diamond")
+        tree = lineage("diamond/a/combine/combined")
+        shown = run_cli("lineage", "diamond/a/combine/combined", cwd=moved)
+
+    assert found is not None
+    assert "another project" not in caplog.text + shown.text, caplog.text + shown.text
+    assert tree.project is None and tree.run["number"] == 1 and tree.params["name"] == "a"

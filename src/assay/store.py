@@ -586,6 +586,18 @@ class RunStore:
         with self._reading() as db:
             return _run_from_row(self._resolve(db, ref))
 
+    def computed_in(self, run_id: str, key: str) -> bool:
+        """Whether the run with this full id computed the artifact with this key
+        (``STAGE-RUN-KEY.OUTPUT``). Run ids are only unique within one store: another
+        project's run may have the same id, not the same artifacts."""
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT 1 FROM artifacts JOIN runs ON runs.number = artifacts.run"
+                " WHERE runs.id = ? AND artifacts.key = ? AND artifacts.action = 'computed'",
+                (run_id, key),
+            ).fetchone()
+        return row is not None
+
     def list_runs(
         self,
         *,
