@@ -14,6 +14,11 @@ or from Python::
         for stage in store.stages(latest.id):
             print(stage.param_set, stage.stage, stage.status)
 
+``"assay.db"`` is relative to the current folder: from another folder than the
+project's (a ``notebooks/`` folder), open
+``RunStore(ProjectConfig.load().store_path)``. Reading a store file that does
+not exist raises :class:`~assay.errors.RunStoreError` (it is not created empty).
+
 What is kept, as plain records (dataclasses you can print, compare and turn
 into JSON with :func:`dataclasses.asdict`):
 
@@ -543,6 +548,8 @@ class RunStore:
         that has ended without saying so (killed with SIGKILL or for lack of memory, a
         power cut); return their numbers. Runs of other machines are left as they are."""
         host = socket.gethostname()
+        if not self.path.exists():
+            return []  # a new store: no run yet
         with self._reading() as db:
             rows = db.execute(
                 "SELECT number, host, config_json FROM runs WHERE status = 'running'"
@@ -905,9 +912,14 @@ class RunStore:
         )
 
     @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        """The connection, under this store's thread lock, with SQLite errors explained."""
+    def _reading(self, create: bool = False) -> Iterator[sqlite3.Connection]:
+        """The connection, under this store's thread lock, with SQLite errors explained.
+
+        Unless ``create`` (a write), a store file that does not exist is not made: asking
+        an empty new file would answer "no runs" for the project's runs elsewhere."""
         with self._lock:
+            if not create and self.path.parent.is_dir() and not self.path.exists():
+                raise self._missing()
             db = self._connection()
             self._depth += 1
             try:
@@ -922,7 +934,7 @@ class RunStore:
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that holds SQLite's write lock from its start."""
-        with self._reading() as db:
+        with self._reading(create=True) as db:
             if self._unwritable is not None:
                 raise self._unwritable
             if self.read_only:
@@ -933,6 +945,16 @@ class RunStore:
                 )
             with _transaction(db):
                 yield db
+
+    def _missing(self) -> RunStoreError:
+        where = self.path.absolute()
+        return RunStoreError(
+            f"No run store at {where}: no run has been recorded there. A run store is "
+            "the project's assay.db, which `assay run` creates in the project folder: from "
+            "another folder (a notebooks/ subfolder), open the project's with "
+            "RunStore(ProjectConfig.load().store_path) (from assay.config import "
+            "ProjectConfig), or give the path to its assay.db."
+        )
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
