@@ -286,6 +286,17 @@ def test_reading_a_store_that_does_not_exist_does_not_make_an_empty_one(
     assert [run.number for run in RunStore(tmp_path / "assay.db").list_runs()] == [1]
 
 
+def test_a_numpy_integer_is_a_run_number(store: RunStore, three_runs: list[RunInfo]) -> None:
+    """A run number from a numpy array or a pandas column was "No run np.int64(2)"."""
+    numpy = pytest.importorskip("numpy")
+
+    assert store.get_run(numpy.int64(2)) == three_runs[1]
+    assert store.get_run(numpy.int32(-1)) == three_runs[2]
+    assert store.stages(numpy.int64(1)) == store.stages(1)
+    with pytest.raises(RunStoreError, match="No run"):
+        store.get_run(True)
+
+
 def test_prefix_is_not_a_pattern(store: RunStore) -> None:
     begin(store, "my_exp")
     with pytest.raises(RunStoreError, match="No run"):

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import numbers
 import os
 import platform
 import re
@@ -857,6 +858,8 @@ class RunStore:
         return row[0]
 
     def _resolve(self, db: sqlite3.Connection, ref: int | str) -> tuple[Any, ...]:
+        if isinstance(ref, numbers.Integral) and not isinstance(ref, bool):
+            ref = int(ref)  # a numpy or pandas integer too: a column of run numbers
         text = str(ref).strip() if isinstance(ref, (int, str)) else ""
         if text.lower() == "latest":
             text = "-1"
