@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -205,3 +206,20 @@ def test_a_moved_project_s_own_artifacts_are_not_another_project_s(
     assert found is not None
     assert "another project" not in caplog.text + shown.text, caplog.text + shown.text
     assert tree.project is None and tree.run["number"] == 1 and tree.params["name"] == "a"
+
+
+def test_gc_in_a_moved_project_removes_its_own_old_entries(tmp_project: Path, tmp_path: Path):
+    """After moving the project folder, gc kept every unlinked entry its earlier runs made,
+    as "entries that other projects sharing this cache made: <the old folder>"."""
+    assert run_cli("run", "diamond", "-p", "two", cwd=tmp_project).code == 0
+    assert run_cli("run", "diamond", "-p", "two", "--set", "scale=7", cwd=tmp_project).code == 0
+    before = run_cli("cache", "gc", "--dry", cwd=tmp_project)
+    moved = tmp_path / "moved"
+    shutil.move(tmp_project, moved)
+
+    after = run_cli("cache", "gc", "--dry", cwd=moved)
+
+    assert "Would remove 0 entries" not in before.text, before
+    assert after.code == 0 and "other projects" not in after.text, after
+    removed = re.findall(r"Would remove \d+ entries", before.text)
+    assert removed and removed == re.findall(r"Would remove \d+ entries", after.text), after
