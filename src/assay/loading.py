@@ -122,11 +122,14 @@ def own_run(store_path: str | os.PathLike) -> Callable[[str, str], bool]:
     :func:`~assay.cache.made_elsewhere`."""
     from assay.store import RunStore
 
+    stores: list[RunStore] = []  # opened once, on the first question
+
     def recorded(run_id: str, key: str) -> bool:
-        if not Path(store_path).is_file():
-            return False
-        with RunStore(store_path) as store:
-            return store.computed_in(run_id, key)
+        if not stores:
+            if not Path(store_path).is_file():
+                return False
+            stores.append(RunStore(store_path))
+        return stores[0].computed_in(run_id, key)
 
     return recorded
 
