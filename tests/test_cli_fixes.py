@@ -202,8 +202,7 @@ def test_a_curifactory_only_flag_says_what_assay_has_instead(
     assert result.code == 2, result
     assert f"{flag} is an option of Curifactory's `experiment` command" in result.stderr
     assert instead in result.stderr, result.stderr
-    with RunStore(tmp_project / "assay.db") as store:
-        assert store.list_runs() == []  # nothing ran
+    assert not (tmp_project / "assay.db").exists()  # nothing ran
 
 
 def test_an_unknown_flag_of_no_tool_still_gets_click_s_suggestion(tmp_project: Path):

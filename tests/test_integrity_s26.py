@@ -532,3 +532,22 @@ def test_a_value_its_cacher_cannot_store_is_told_what_to_do(tmp_path: Path, cach
 
     assert advice in str(info.value), info.value
     assert [p.name for p in cache.stage_dir(KEY_A).iterdir()] == []
+
+
+def test_why_and_dry_name_the_other_project_whose_run_made_a_shared_artifact(tmp_path: Path):
+    """In Q, `assay why` and `--dry` said "artifact made by run 1" for what P's run 1 made:
+    Q has no run 1, or another one."""
+    cache = tmp_path / "shared-cache"
+    p = shared_cache_project(tmp_path / "P", cache, version=1)
+    q = shared_cache_project(tmp_path / "Q", cache, version=1)
+    assert run_cli("run", "heavy", cwd=p).code == 0
+    p_root = str(ProjectConfig.load(p).root)
+
+    why_q = run_cli("why", "heavy", cwd=q)
+    dry_q = run_cli("run", "heavy", "--dry", cwd=q)
+    why_p = run_cli("why", "heavy", cwd=p)
+
+    assert why_q.code == 0 and dry_q.code == 0, (why_q, dry_q)
+    assert f"made by run 1 of the project {p_root}" in " ".join(why_q.text.split()), why_q
+    assert f"run 1 of {p_root}" in dry_q.stdout, dry_q  # COLUMNS=400: one line per row
+    assert "made by run 1 (" in why_p.text and "of the project" not in why_p.text, why_p

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+import assay
 from assay import run_experiment
 from assay.config import ProjectConfig
 from assay.errors import AssayError, CacheError
@@ -183,3 +186,40 @@ def test_compare_runs_takes_the_cache_folder_or_the_project_s_cache(diamond: Pat
         for cache in ("data/cache", Path("data/cache"), open_cache(ProjectConfig.load())):
             diff = compare_runs(store, 1, 2, cache=cache)
             assert set(diff.stage_code) == {"square"}, cache
+
+
+def test_a_moved_project_s_own_artifacts_are_not_another_project_s(
+    tmp_project: Path, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """After moving the project folder, assay.load and assay lineage warned that "another
+    project made it" (the old folder), and lineage left out the run and parameter values."""
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="assay run diamond")
+    moved = tmp_path / "moved"
+    shutil.move(tmp_project, moved)
+    monkeypatch.chdir(moved)
+
+    with caplog.at_level(logging.WARNING, logger="assay"):
+        found = assay.load("combined", param_set="a", experiment="diamond")
+        tree = lineage("diamond/a/combine/combined")
+        shown = run_cli("lineage", "diamond/a/combine/combined", cwd=moved)
+
+    assert found is not None
+    assert "another project" not in caplog.text + shown.text, caplog.text + shown.text
+    assert tree.project is None and tree.run["number"] == 1 and tree.params["name"] == "a"
+
+
+def test_gc_in_a_moved_project_removes_its_own_old_entries(tmp_project: Path, tmp_path: Path):
+    """After moving the project folder, gc kept every unlinked entry its earlier runs made,
+    as "entries that other projects sharing this cache made: <the old folder>"."""
+    assert run_cli("run", "diamond", "-p", "two", cwd=tmp_project).code == 0
+    assert run_cli("run", "diamond", "-p", "two", "--set", "scale=7", cwd=tmp_project).code == 0
+    before = run_cli("cache", "gc", "--dry", cwd=tmp_project)
+    moved = tmp_path / "moved"
+    shutil.move(tmp_project, moved)
+
+    after = run_cli("cache", "gc", "--dry", cwd=moved)
+
+    assert "Would remove 0 entries" not in before.text, before
+    assert after.code == 0 and "other projects" not in after.text, after
+    removed = re.findall(r"Would remove \d+ entries", before.text)
+    assert removed and removed == re.findall(r"Would remove \d+ entries", after.text), after

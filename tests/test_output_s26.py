@@ -459,6 +459,35 @@ def test_show_and_the_report_say_where_the_stages_ran(tmp_project: Path):
     ), said
 
 
+@pytest.mark.parametrize("stop", ["fail", "interrupt"])
+def test_a_run_whose_only_stage_to_run_stopped_did_not_take_all_from_the_cache(
+    tmp_project: Path, stop: str
+):
+    """`first` cached, `second` failing (or Ctrl-C): show and the report said "no stage
+    executed (all cached)", as they did for a run still going on, or killed."""
+    (tmp_project / "fail.flag").touch()
+    assert run_cli("run", "flaky", cwd=tmp_project).code != 0  # first executes, second fails
+    (tmp_project / "fail.flag").unlink()
+    (tmp_project / f"{stop}.flag").touch()
+    assert run_cli("run", "flaky", cwd=tmp_project).code != 0  # first cached, second stops
+
+    said = " ".join(run_cli("show", "latest", cwd=tmp_project).text.split())
+    assert "executed on one process (serial)" in said, said
+    assert "no stage executed" not in said, said
+    report = sorted((tmp_project / "reports").glob("flaky-0002-*/index.html"))[0].read_text()
+    assert "Executed on" in report and "no stage executed" not in report
+
+
+def test_a_run_going_on_is_not_said_to_have_taken_all_from_the_cache():
+    from assay.run_record import executed_on, stages_ran
+
+    assert stages_ran("running", []) and stages_ran("interrupted", ["cached"])
+    assert not stages_ran("completed", ["cached", "skipped"])
+    assert executed_on({"executor": "serial"}, stages_ran("running", [])) == (
+        "one process (serial)"
+    )
+
+
 def test_a_run_on_an_existing_dask_cluster_names_its_address():
     from assay.run_record import executed_on
 

@@ -713,3 +713,23 @@ def test_compiled_templates_are_kept_and_a_cache_that_cannot_be_written_costs_no
     not_a_folder = tmp_path / "a-file"
     not_a_folder.write_text("x")
     compile_all(template_cache(str(not_a_folder)))  # neither read nor written: no error
+
+
+def test_the_index_and_report_all_take_every_run_not_the_newest_50(tmp_path: Path):
+    """reports/index.html listed the 50 newest runs and `assay report --all` rebuilt only
+    theirs: both read the run store with list_runs()'s default limit."""
+    project = copy_project("basic", tmp_path)
+    assert run_cli("run", "diamond", "-p", "two", cwd=project).code == 0
+    with RunStore(project / "assay.db") as store:
+        for _ in range(51):
+            run = store.begin_run("diamond", command="assay run diamond")
+            store.finish_run(run.id, "completed")
+    first = next((project / "reports").glob("diamond-0001-*"))
+    shutil.rmtree(first)
+
+    result = run_cli("report", "--all", cwd=project)
+
+    assert result.code == 0, result
+    assert (first / "index.html").exists()
+    index = (project / "reports" / "index.html").read_text()
+    assert all(f"diamond-{n:04d}-" in index for n in (1, 2, 52)), index

@@ -262,9 +262,39 @@ def test_ambiguous_prefix_names_the_candidates(store: RunStore, three_runs: list
     assert three_runs[1].id in str(caught.value)
 
 
-def test_get_run_in_an_empty_store_says_there_are_no_runs(store: RunStore) -> None:
+def test_get_run_in_an_empty_store_says_there_are_no_runs(store: RunStore, db_path: Path) -> None:
+    db_path.touch()  # an empty file: the tables are made as it is opened
     with pytest.raises(RunStoreError, match="has no runs yet.*assay run EXPERIMENT"):
         store.get_run("latest")
+
+
+def test_reading_a_store_that_does_not_exist_does_not_make_an_empty_one(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """RunStore("assay.db") from a notebooks/ folder made an empty assay.db there and
+    answered that there were no runs, for a project with runs one folder up."""
+    begin(RunStore(tmp_path / "assay.db"))
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    store = RunStore("assay.db")
+
+    for query in (store.list_runs, lambda: store.get_run("latest"), lambda: store.stages(-1)):
+        with pytest.raises(RunStoreError, match="No run store at .*notebooks.*ProjectConfig"):
+            query()
+    assert not (tmp_path / "notebooks" / "assay.db").exists()
+    assert store.settle_abandoned_runs() == []
+    assert [run.number for run in RunStore(tmp_path / "assay.db").list_runs()] == [1]
+
+
+def test_a_numpy_integer_is_a_run_number(store: RunStore, three_runs: list[RunInfo]) -> None:
+    """A run number from a numpy array or a pandas column was "No run np.int64(2)"."""
+    numpy = pytest.importorskip("numpy")
+
+    assert store.get_run(numpy.int64(2)) == three_runs[1]
+    assert store.get_run(numpy.int32(-1)) == three_runs[2]
+    assert store.stages(numpy.int64(1)) == store.stages(1)
+    with pytest.raises(RunStoreError, match="No run"):
+        store.get_run(True)
 
 
 def test_prefix_is_not_a_pattern(store: RunStore) -> None:

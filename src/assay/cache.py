@@ -48,7 +48,7 @@ import stat
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1268,17 +1268,28 @@ def _inside(folder: Path, path: str) -> Path | None:
     return target if parent == real or parent.startswith(real + os.sep) else None
 
 
-def made_elsewhere(meta: dict, project: str | os.PathLike | None) -> str | None:
+def made_elsewhere(
+    meta: dict,
+    project: str | os.PathLike | None,
+    own_run: Callable[[str, str], bool] | None = None,
+) -> str | None:
     """The project folder that wrote the sidecar ``meta``, if it is not ``project``
     (``None`` if it is, or the sidecar does not say: written before assay recorded it).
 
     Several projects may share one cache; ``by-name`` links are the cache's, not a
     project's, so the last project to run an experiment of that name files its
-    artifacts there.
+    artifacts there. ``own_run(run_id, key)`` tells whether this project's run store
+    has the run that computed it (``key``: ``STAGE-RUN-KEY.OUTPUT``): then it is this
+    project's, from before the project folder was moved (or copied) from the folder the
+    sidecar names.
     """
     maker = meta.get("project")
     root = maker.get("root") if isinstance(maker, dict) else None
     if not isinstance(root, str) or project is None or root == str(project):
+        return None
+    run_id = meta.get("run_id")
+    key = f"{meta.get('key')}.{meta.get('output')}"
+    if own_run is not None and isinstance(run_id, str) and own_run(run_id, key):
         return None
     return root
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from assay.cache import (
@@ -441,6 +442,7 @@ def collect_garbage(
     keep: set[str] | frozenset[str] = frozenset(),
     all_projects: bool = False,
     notes: list[str] | None = None,
+    store_path: str | os.PathLike | None = None,
 ) -> tuple[list[str], int]:
     """Remove unlinked stage runs and stale leftovers; return what went and bytes freed.
 
@@ -459,7 +461,9 @@ def collect_garbage(
       hour old, as do the markers of runs that stopped;
     - unless ``all_projects``, an entry that another project sharing the cache made
       (its sidecar names another project folder than the one ``cache`` was opened for):
-      that project's latest runs may use it, and only its own run store can tell.
+      that project's latest runs may use it, and only its own run store can tell. An
+      entry that a run of this project's run store at ``store_path`` computed is this
+      project's, made before its folder was moved.
 
     What was kept for these reasons is said in ``notes`` if given, else logged as
     warnings.
@@ -468,6 +472,9 @@ def collect_garbage(
         CacheError: there is no cache at all there (a mistyped folder), or it is damaged.
     """
     cache.check_present()
+    from assay.loading import own_run
+
+    own = own_run(store_path) if store_path is not None else None
     now = time.time()
     linked = cache.linked_keys() | set(keep)
     removed: list[str] = []
@@ -483,7 +490,7 @@ def collect_garbage(
         unlinked = folder.key not in linked
         stale = older_than_days is not None and age > older_than_days * 86400
         if not writing and ((unlinked and (folder.outputs or age > _LEFTOVER_AGE_S)) or stale):
-            maker = None if all_projects else _made_elsewhere(cache, folder)
+            maker = None if all_projects else _made_elsewhere(cache, folder, own)
             if maker is not None:
                 elsewhere[maker] = elsewhere.get(maker, 0) + 1
                 continue
@@ -515,12 +522,14 @@ def collect_garbage(
     return removed, freed
 
 
-def _made_elsewhere(cache: CacheStore, folder: StageFolder) -> str | None:
+def _made_elsewhere(
+    cache: CacheStore, folder: StageFolder, own_run: Callable[[str, str], bool] | None
+) -> str | None:
     """The other project that made a stage run's entry (its sidecars say), or ``None``."""
     for output in folder.outputs:
         meta = cache.read_meta(folder.key, output)
         if meta is not None:
-            return made_elsewhere(meta, cache.project)
+            return made_elsewhere(meta, cache.project, own_run)
     return None
 
 

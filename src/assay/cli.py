@@ -1062,9 +1062,14 @@ def cache_gc(older_than, dry, all_projects, cache_dir):
     from assay.config import ProjectConfig
 
     console = _console()
-    keep = latest_runs_keys(ProjectConfig.load().store_path)
+    store_path = ProjectConfig.load().store_path
     removed, freed = collect_garbage(
-        _cache(cache_dir), older_than_days=older_than, dry=dry, keep=keep, all_projects=all_projects
+        _cache(cache_dir),
+        older_than_days=older_than,
+        dry=dry,
+        keep=latest_runs_keys(store_path),
+        all_projects=all_projects,
+        store_path=store_path,
     )
     from assay.cli_output import print_gc_result
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from assay.humanize import format_size, printable
-from assay.run_record import executed_on, stage_status
+from assay.run_record import executed_on, stage_status, stages_ran
 from assay.runner import Observer
 
 
@@ -235,8 +235,11 @@ def print_plan(console: Console, manager: Any) -> None:
     for column in ("parameter set", "stage", "plan", "why / from"):
         table.add_column(column, overflow="fold")
     counts: dict[str, int] = {}
+    from assay.why import own_runs
+
+    own = own_runs(manager)
     for node in manager.plan.nodes:
-        status, detail = _planned(manager, node)
+        status, detail = _planned(manager, node, own)
         counts[status] = counts.get(status, 0) + 1
         label = {"run": "execute", "unneeded": "not needed"}.get(status, status)
         table.add_row(
@@ -254,7 +257,7 @@ def print_plan(console: Console, manager: Any) -> None:
     print_plan_stops(console, manager)
 
 
-def _planned(manager: Any, node: Any) -> tuple[str, str]:
+def _planned(manager: Any, node: Any, own: Any) -> tuple[str, str]:
     """What the plan does with one stage run, and why (or which run made its artifact)."""
     if node.status == "cached":
         meta = (
@@ -263,7 +266,12 @@ def _planned(manager: Any, node: Any) -> tuple[str, str]:
             else None
         )
         number = (meta or {}).get("run_number")
-        return "cached", f"run {number}" if number is not None else "cache"
+        if number is None:
+            return "cached", "cache"
+        from assay.why import made_in_project
+
+        elsewhere = made_in_project(manager, meta, own)
+        return "cached", f"run {number}" + (f" of {elsewhere}" if elsewhere else "")
     other = manager.runner.shared_earlier(node) if node.status == "run" else None
     if other is not None:
         return "shared", f"same inputs as {other.spec.name} [{other.record_label}]"
@@ -435,7 +443,7 @@ def print_run(console: Console, store: Any, run: Any, config: Any = None) -> Non
     if settings.get("overrides"):
         rows.append(("overrides", " ".join(settings["overrides"])))
     if settings.get("executor"):
-        executed = any(s.status == "executed" for s in store.stages(run.id))
+        executed = stages_ran(run.status, (s.status for s in store.stages(run.id)))
         rows.append(("executed on", executed_on(settings, executed)))
     from assay.cli_provenance import provenance_rows
 

@@ -118,8 +118,10 @@ def lineage(
     from assay.config import ProjectConfig
 
     config = config or ProjectConfig.load()
-    cache, meta = find_artifact(ref, open_cache_at(cache_dir, config), project=config.root)
     store_file = Path(store_path or config.store_path)
+    cache, meta = find_artifact(
+        ref, open_cache_at(cache_dir, config), project=config.root, store_path=store_file
+    )
     store = None
     if store_file.exists():
         from assay.store import RunStore
@@ -133,12 +135,16 @@ def lineage(
 
 
 def find_artifact(
-    ref: str, cache: CacheStore, project: str | os.PathLike | None = None
+    ref: str,
+    cache: CacheStore,
+    project: str | os.PathLike | None = None,
+    store_path: str | os.PathLike | None = None,
 ) -> tuple[CacheStore, dict]:
     """The cache holding ``ref`` and its sidecar. Raises :class:`CacheError` with the reason.
 
     With ``project`` (the project's folder), an artifact found by name that another
-    project sharing the cache made is the subject of a warning.
+    project sharing the cache made is the subject of a warning (not one a run that
+    the project's run store at ``store_path`` recorded made: the project was moved).
     """
     from assay.loading import _meta_by_name, _meta_for_path, cache_holding, warn_if_made_elsewhere
 
@@ -158,7 +164,7 @@ def find_artifact(
         experiment, param_set, stage, output = parts
         meta = _meta_by_name(cache, output, param_set, stage, experiment)
         if project is not None:
-            warn_if_made_elsewhere(meta, project, cache)
+            warn_if_made_elsewhere(meta, project, cache, store_path)
         return cache, meta
     raise AssayError(
         f"Cannot tell which artifact {text!r} is. Give EXPERIMENT/PARAMETER-SET/STAGE/OUTPUT "
@@ -201,7 +207,8 @@ class _Walker:
         params = ingredients.get("params")
         if isinstance(params, list) and len(params) == 2 and isinstance(params[1], list):
             node.aggregated = len(params[1])
-        node.project = made_elsewhere(meta, self.project)
+        own_run = self.store.computed_in if self.store is not None else None
+        node.project = made_elsewhere(meta, self.project, own_run)
         if node.project is None:
             node.run = self._run(meta.get("run_id"), meta.get("run_number"))
             node.params = self._params(meta.get("run_id"), node.param_set, node.params_hash)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +79,21 @@ def load(
         meta = _meta_for_path(cache, Path(path), output)
     else:
         meta = _meta_by_name(cache, output, param_set, stage, experiment)
-        warn_if_made_elsewhere(meta, config.root, cache)
+        warn_if_made_elsewhere(meta, config.root, cache, config.store_path)
     return load_artifact(cache, meta)
 
 
-def warn_if_made_elsewhere(meta: dict, project: str | os.PathLike, cache: CacheStore) -> None:
+def warn_if_made_elsewhere(
+    meta: dict,
+    project: str | os.PathLike,
+    cache: CacheStore,
+    store_path: str | os.PathLike | None = None,
+) -> None:
     """Warn when the artifact ``meta`` describes, found by name, was made by another project
     than ``project`` (one sharing the cache): its code and parameters may not be this
-    project's, and this project's own may be elsewhere in the cache."""
-    if made_elsewhere(meta, project) is None:
+    project's, and this project's own may be elsewhere in the cache. A run that the run
+    store at ``store_path`` recorded is this project's (moved from another folder since)."""
+    if made_elsewhere(meta, project, own_run(store_path) if store_path else None) is None:
         return
     names = ", ".join(
         f"{label} {meta.get(field)}"
@@ -107,6 +114,24 @@ def warn_if_made_elsewhere(meta: dict, project: str | os.PathLike, cache: CacheS
         maker_text(meta),
         project,
     )
+
+
+def own_run(store_path: str | os.PathLike) -> Callable[[str, str], bool]:
+    """``own_run(run_id, key)``: whether that run of the project's run store at
+    ``store_path`` computed the artifact ``key`` (``False`` without a run store), for
+    :func:`~assay.cache.made_elsewhere`."""
+    from assay.store import RunStore
+
+    stores: list[RunStore] = []  # opened once, on the first question
+
+    def recorded(run_id: str, key: str) -> bool:
+        if not stores:
+            if not Path(store_path).is_file():
+                return False
+            stores.append(RunStore(store_path))
+        return stores[0].computed_in(run_id, key)
+
+    return recorded
 
 
 def load_artifact(cache: CacheStore, meta: dict) -> Any:

@@ -34,6 +34,7 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,14 @@ def executed_on(settings: dict, executed: bool = True) -> str:
     else:
         where = "one process (serial)" if executor == "serial" else str(executor)
     return where if executed else f"{where}, asked for; no stage executed (all cached)"
+
+
+def stages_ran(run_status: str | None, stage_statuses: Iterable[str | None]) -> bool:
+    """Whether a run's stages ran where it says (``executed`` for :func:`executed_on`).
+
+    Only a run that completed with every stage taken from the cache ran none: a stage
+    that failed or was interrupted ran too, and a run going on (or killed) has not
+    recorded all its stages yet.
+    """
+    ran = ("executed", "failed", "interrupted")
+    return run_status != "completed" or any(status in ran for status in stage_statuses)

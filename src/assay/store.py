@@ -14,6 +14,11 @@ or from Python::
         for stage in store.stages(latest.id):
             print(stage.param_set, stage.stage, stage.status)
 
+``"assay.db"`` is relative to the current folder: from another folder than the
+project's (a ``notebooks/`` folder), open
+``RunStore(ProjectConfig.load().store_path)``. Reading a store file that does
+not exist raises :class:`~assay.errors.RunStoreError` (it is not created empty).
+
 What is kept, as plain records (dataclasses you can print, compare and turn
 into JSON with :func:`dataclasses.asdict`):
 
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import numbers
 import os
 import platform
 import re
@@ -543,6 +549,8 @@ class RunStore:
         that has ended without saying so (killed with SIGKILL or for lack of memory, a
         power cut); return their numbers. Runs of other machines are left as they are."""
         host = socket.gethostname()
+        if not self.path.exists():
+            return []  # a new store: no run yet
         with self._reading() as db:
             rows = db.execute(
                 "SELECT number, host, config_json FROM runs WHERE status = 'running'"
@@ -585,6 +593,18 @@ class RunStore:
         """
         with self._reading() as db:
             return _run_from_row(self._resolve(db, ref))
+
+    def computed_in(self, run_id: str, key: str) -> bool:
+        """Whether the run with this full id computed the artifact with this key
+        (``STAGE-RUN-KEY.OUTPUT``). Run ids are only unique within one store: another
+        project's run may have the same id, not the same artifacts."""
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT 1 FROM artifacts JOIN runs ON runs.number = artifacts.run"
+                " WHERE runs.id = ? AND artifacts.key = ? AND artifacts.action = 'computed'",
+                (run_id, key),
+            ).fetchone()
+        return row is not None
 
     def list_runs(
         self,
@@ -838,6 +858,8 @@ class RunStore:
         return row[0]
 
     def _resolve(self, db: sqlite3.Connection, ref: int | str) -> tuple[Any, ...]:
+        if isinstance(ref, numbers.Integral) and not isinstance(ref, bool):
+            ref = int(ref)  # a numpy or pandas integer too: a column of run numbers
         text = str(ref).strip() if isinstance(ref, (int, str)) else ""
         if text.lower() == "latest":
             text = "-1"
@@ -893,9 +915,14 @@ class RunStore:
         )
 
     @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        """The connection, under this store's thread lock, with SQLite errors explained."""
+    def _reading(self, create: bool = False) -> Iterator[sqlite3.Connection]:
+        """The connection, under this store's thread lock, with SQLite errors explained.
+
+        Unless ``create`` (a write), a store file that does not exist is not made: asking
+        an empty new file would answer "no runs" for the project's runs elsewhere."""
         with self._lock:
+            if not create and self.path.parent.is_dir() and not self.path.exists():
+                raise self._missing()
             db = self._connection()
             self._depth += 1
             try:
@@ -910,7 +937,7 @@ class RunStore:
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that holds SQLite's write lock from its start."""
-        with self._reading() as db:
+        with self._reading(create=True) as db:
             if self._unwritable is not None:
                 raise self._unwritable
             if self.read_only:
@@ -921,6 +948,16 @@ class RunStore:
                 )
             with _transaction(db):
                 yield db
+
+    def _missing(self) -> RunStoreError:
+        where = self.path.absolute()
+        return RunStoreError(
+            f"No run store at {where}: no run has been recorded there. A run store is "
+            "the project's assay.db, which `assay run` creates in the project folder: from "
+            "another folder (a notebooks/ subfolder), open the project's with "
+            "RunStore(ProjectConfig.load().store_path) (from assay.config import "
+            "ProjectConfig), or give the path to its assay.db."
+        )
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():

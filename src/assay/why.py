@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,15 +39,16 @@ class Explanation:
 
 def explain(manager: Any) -> list[Explanation]:
     """Explain every stage run of a manager whose plan has been decided (e.g. a dry run)."""
-    return [_explain(manager, node) for node in manager.plan.nodes]
+    own = own_runs(manager)
+    return [_explain(manager, node, own) for node in manager.plan.nodes]
 
 
-def _explain(manager: Any, node: Any) -> Explanation:
+def _explain(manager: Any, node: Any, own: Callable[[str, str], bool]) -> Explanation:
     found = Explanation(node.spec.name, node.record_label, node.status)
     if node.status == "cached":
         first = node.outputs[0] if node.outputs else None
         meta = first and (first.meta or manager.cache.read_meta(node.key, first.name))
-        found.reasons.append(_produced_by(meta))
+        found.reasons.append(_produced_by(meta, made_in_project(manager, meta, own)))
         return found
     if node.status == "unneeded":
         found.reasons.append("nothing that executes needs its outputs")
@@ -127,7 +129,24 @@ def _linked(manager: Any, node: Any) -> bool:
     )
 
 
-def _produced_by(meta: dict | None) -> str:
+def own_runs(manager: Any) -> Callable[[str, str], bool]:
+    """``own(run_id, key)``: whether the manager's run store has the run that made an
+    artifact (see :func:`assay.loading.own_run`); one per plan shown."""
+    from assay.loading import own_run
+
+    return own_run(manager.config.store_path)
+
+
+def made_in_project(manager: Any, meta: dict | None, own: Callable[[str, str], bool]) -> str | None:
+    """The folder of the other project (sharing the cache) whose run made the artifact
+    ``meta`` describes: its run number is not one of this project's runs. ``None`` when
+    this project made it (also from a former folder, see :func:`assay.cache.made_elsewhere`)."""
+    from assay.cache import made_elsewhere
+
+    return made_elsewhere(meta, manager.config.root, own) if meta else None
+
+
+def _produced_by(meta: dict | None, elsewhere: str | None = None) -> str:
     """Which run made a reused artifact (the line is labelled "reused" already)."""
     if not meta:
         return "from the cache (its record there names no run)"
@@ -135,7 +154,8 @@ def _produced_by(meta: dict | None) -> str:
     when = meta.get("created", "")
     if run is None:
         return f"artifact made {when} outside a recorded run (a notebook)"
-    return f"artifact made by run {run} ({meta.get('run_id')}, {when})"
+    of = f" of the project {elsewhere} (sharing the cache)" if elsewhere else ""
+    return f"artifact made by run {run}{of} ({meta.get('run_id')}, {when})"
 
 
 def _compare_code(manager: Any, node: Any, before: dict, found: Explanation) -> None:

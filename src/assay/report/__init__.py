@@ -102,7 +102,7 @@ def _rebuild_index(config: Any) -> Path:
     reports = Path(config.reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
     with _locked(reports / ".index.lock"), RunStore(config.store_path) as store:
-        return build_index(reports, store.list_runs())
+        return build_index(reports, store.list_runs(limit=None))
 
 
 @contextmanager
@@ -152,7 +152,7 @@ def rebuild_reports(
     pages: list[Path] = []
     with RunStore(config.store_path) as store:
         if all_runs:
-            runs = list(reversed(store.list_runs()))
+            runs = list(reversed(store.list_runs(limit=None)))
         else:
             runs = [store.get_run(ref) for ref in (refs or ["latest"])]
         for run in runs:

@@ -309,9 +309,10 @@ def _metadata(record: dict) -> list[tuple[str, Any, str]]:
     if config.get("overrides"):
         rows.append(("Overrides", " ".join(f"--set {o}" for o in config["overrides"]), "code"))
     if config.get("executor"):
-        from assay.run_record import executed_on
+        from assay.run_record import executed_on, stages_ran
 
-        executed = any(n.get("status") == "executed" for n in record.get("nodes", []))
+        statuses = (n.get("status") for n in record.get("nodes", []))
+        executed = stages_ran(run.get("status"), statuses)
         rows.append(("Executed on", executed_on(config, executed), "text"))
     if run.get("notes"):
         rows.append(("Notes", run["notes"], "text"))
