@@ -1775,6 +1775,37 @@ def test_a_worker_stopped_while_it_saves_leaves_no_temporary_file(
     assert [p for p in cache.rglob("*.pkl")] == []  # nothing half-saved passes for saved
 
 
+def test_a_worker_deaf_to_sigterm_while_it_saves_is_killed_and_its_half_file_removed(
+    tmp_project: Path,
+):
+    """A save deep in C code (or one that ignores SIGTERM) outlives the grace period and is
+    killed: its half-written file stayed in the cache until gc removed it an hour later."""
+    deaf = HALF_SAVED.replace(
+        "    def save(self, obj):\n",
+        "    def save(self, obj):\n        import signal\n\n"
+        "        signal.signal(signal.SIGTERM, signal.SIG_IGN)\n",
+    )
+    (tmp_project / "experiments" / "half_saved.py").write_text(deaf)
+    half: list[Path] = []
+
+    def under_way() -> None:
+        half.append(Path((tmp_project / "saving.txt").read_text()))
+        assert ".tmp-" in half[0].name and half[0].exists()
+
+    proc, stdout, stderr, workers = signalled_run(
+        tmp_project, ["half_saved", "--parallel", "2"], "saving.txt", signal.SIGTERM,
+        whole_group=False, before=under_way,
+    )  # fmt: skip
+
+    assert proc.returncode == 143, stdout + stderr
+    assert not [p for p in workers if alive(p)]
+    cache = tmp_project / "data" / "cache"
+    assert not half[0].exists()
+    assert [p for p in cache.rglob("*") if ".tmp-" in p.name] == []
+    writer = half[0].name.split(".tmp-")[1].split("-")[0]  # the killed worker's pid
+    assert not list((cache / "writing").glob(f"{writer}-*"))
+
+
 COUNTER = """
 import assay
 from assay.caching import JsonCacher

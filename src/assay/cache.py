@@ -409,6 +409,22 @@ class CacheStore:
             if dirpath != str(self.by_name) and not os.listdir(dirpath):
                 os.rmdir(dirpath)
 
+    def clear_after(self, killed: Iterable[int]) -> None:
+        """Remove what worker processes ``killed`` mid-save left in this cache: the files
+        they were writing under temporary names (which a stopped save removes itself) and
+        their markers. The stage runs they list are found from the markers."""
+        if self.remote:
+            return
+        for pid in killed:
+            for marker, keys in cache_writing.left_by(str(self.root), pid):
+                for key in keys:
+                    with contextlib.suppress(OSError):
+                        for entry in os.scandir(self.stage_dir(key)):
+                            if f".tmp-{pid}-" in entry.name:
+                                _remove(entry.path)
+                with contextlib.suppress(OSError):
+                    os.unlink(marker)
+
     def fetch_stage(self, key: str) -> Path:
         """A local folder holding every file of stage run ``key`` (to copy it)."""
         return self.stage_dir(key)

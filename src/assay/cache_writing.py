@@ -232,6 +232,23 @@ def keys_being_written(root: str, max_age_s: float, remove_older: bool = False) 
     return found
 
 
+def left_by(root: str, pid: int) -> list[tuple[str, list[str]]]:
+    """The markers process ``pid`` (killed) left in the cache at ``root``, each with the
+    stage runs it lists."""
+    folder, found = f"{root}/{FOLDER}", []
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(f"{pid}-")]
+    except OSError:
+        return found
+    for entry in entries:
+        with (
+            contextlib.suppress(OSError),
+            open(entry.path, encoding="ascii", errors="replace") as f,
+        ):
+            found.append((entry.path, [line.strip() for line in f if line.strip()]))
+    return found
+
+
 def close_at_worker_exit() -> None:
     """In a worker process (``--parallel``'s, a Dask nanny's): its exit skips ``atexit``,
     so have multiprocessing remove the markers as it ends the process."""

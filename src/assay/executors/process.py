@@ -36,6 +36,9 @@ class ProcessExecutor(Executor):
         self.workers = max(1, int(workers))
         self.start_method = start_method()
         self._pool: ProcessPoolExecutor | None = None
+        self.killed: list[int] = []
+        """Workers that :meth:`abort` had to kill (deaf to SIGTERM for ``STOP_GRACE_S``):
+        a save they had under way is left half-written, for the run to clear."""
 
     def notes(self) -> list[str]:
         cores = usable_cores()
@@ -85,6 +88,7 @@ class ProcessExecutor(Executor):
             if process.is_alive():  # deep in C code, or deaf to the exception
                 process.kill()
                 process.join(timeout=5)
+                self.killed.append(process.pid)
         self._pool = None
 
 
