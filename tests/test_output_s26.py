@@ -599,3 +599,23 @@ def test_why_names_an_object_field_whose_repr_shows_nothing(tmp_project: Path):
 
     assert "executes scale [p]: a parameter it reads changed: scaler <" in said, said
     assert "with these ingredients" not in said, said
+
+
+def test_why_says_a_stage_run_s_last_attempt_failed_or_was_interrupted(tmp_project: Path):
+    """`assay why` said "it was never computed" for a stage whose last attempt failed."""
+    (tmp_project / "fail.flag").write_text("")
+    assert run_cli("run", "flaky", cwd=tmp_project).code != 0  # run 1: second fails
+
+    failed = run_cli("why", "flaky", cwd=tmp_project)
+
+    assert "second [a]: no cached artifact: its last attempt, in run 1, failed" in failed.text
+    (tmp_project / "fail.flag").unlink()
+    (tmp_project / "interrupt.flag").write_text("")
+    assert run_cli("run", "flaky", cwd=tmp_project).code != 0  # run 2: second interrupted
+    (tmp_project / "interrupt.flag").unlink()
+
+    interrupted = run_cli("why", "flaky", cwd=tmp_project)
+
+    assert "its last attempt, in run 2, was interrupted" in interrupted.text, interrupted
+    assert run_cli("run", "flaky", cwd=tmp_project).code == 0
+    assert "last attempt" not in run_cli("why", "flaky", cwd=tmp_project).text

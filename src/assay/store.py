@@ -84,6 +84,9 @@ RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 STAGE_STATUSES = ("executed", "cached", "failed", "interrupted", "skipped")
 """What a stage's ``status`` can be in a run (see :mod:`assay.run_record`)."""
 
+STOPPED = ("failed", "interrupted")
+"""Stage run statuses of an attempt that cached nothing."""
+
 ARTIFACT_ACTIONS = ("computed", "reused")
 """Whether a run computed an artifact or took it from the cache."""
 
@@ -833,6 +836,21 @@ class RunStore:
                 (key,),
             ).fetchall()
         return [ArtifactRun(*row) for row in rows]
+
+    def stopped_stage_runs(self, experiment: str) -> dict[tuple[str, str], tuple[int, str]]:
+        """Stage runs of ``experiment`` whose last attempt failed or was interrupted:
+        ``(parameter set, stage)`` -> ``(run number, status)`` (for ``assay why``: such a
+        stage run cached nothing, and may have no key, which it learns as it runs)."""
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT stages.param_set, stages.stage, stages.run, stages.status"
+                " FROM stages JOIN runs ON runs.number = stages.run WHERE runs.experiment = ?"
+                " AND stages.status IN ('executed', 'cached', 'failed', 'interrupted')"
+                " ORDER BY stages.run",
+                (experiment,),
+            ).fetchall()
+        last = {(param_set or "", stage): (run, status) for param_set, stage, run, status in rows}
+        return {where: done for where, done in last.items() if done[1] in STOPPED}
 
     # -- internals -----------------------------------------------------------
 

@@ -15,6 +15,7 @@ import difflib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from assay.cache import link_label
@@ -39,11 +40,16 @@ class Explanation:
 
 def explain(manager: Any) -> list[Explanation]:
     """Explain every stage run of a manager whose plan has been decided (e.g. a dry run)."""
-    own = own_runs(manager)
-    return [_explain(manager, node, own) for node in manager.plan.nodes]
+    own, stopped = own_runs(manager), stopped_runs(manager)
+    return [_explain(manager, node, own, stopped) for node in manager.plan.nodes]
 
 
-def _explain(manager: Any, node: Any, own: Callable[[str, str], bool]) -> Explanation:
+def _explain(
+    manager: Any,
+    node: Any,
+    own: Callable[[str, str], bool],
+    stopped: Callable[[Any], tuple[int, str] | None],
+) -> Explanation:
     found = Explanation(node.spec.name, node.record_label, node.status)
     if node.status == "cached":
         first = node.outputs[0] if node.outputs else None
@@ -84,6 +90,12 @@ def _explain(manager: Any, node: Any, own: Callable[[str, str], bool]) -> Explan
             found.reasons.append(
                 "no cached artifact: it was never computed for these parameter sets together "
                 f"(its folder, {link_label(node)}, is named after them)"
+            )
+        elif stopped(node):
+            run, status = stopped(node)
+            found.reasons.append(
+                f"no cached artifact: its last attempt, in run {run}, "
+                f"{'failed' if status == 'failed' else 'was interrupted'}"
             )
         else:
             found.reasons.append("no cached artifact: it was never computed for this parameter set")
@@ -135,6 +147,32 @@ def own_runs(manager: Any) -> Callable[[str, str], bool]:
     from assay.loading import own_run
 
     return own_run(manager.config.store_path)
+
+
+def stopped_runs(manager: Any) -> Callable[[Any], tuple[int, str] | None]:
+    """``stopped(node)``: ``(run number, status)`` of the last run of the experiment in
+    which that stage run (its stage, for its parameter set) was attempted, if it failed
+    or was interrupted there; else ``None``. The run store is read on the first question,
+    once per plan shown."""
+    from assay.errors import RunStoreError
+    from assay.store import RunStore
+
+    found: list[dict] = []
+
+    def stopped(node: Any) -> tuple[int, str] | None:
+        if not found:
+            path = Path(manager.config.store_path)
+            try:
+                if path.is_file():
+                    with RunStore(path) as store:
+                        found.append(store.stopped_stage_runs(manager.experiment_name))
+                else:
+                    found.append({})
+            except RunStoreError:  # unreadable: the other reasons stand
+                found.append({})
+        return found[0].get((node.record_label or "", node.spec.name))
+
+    return stopped
 
 
 def made_in_project(manager: Any, meta: dict | None, own: Callable[[str, str], bool]) -> str | None:
