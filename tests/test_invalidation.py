@@ -1897,3 +1897,73 @@ def test_a_class_typed_into_a_notebook_cell_is_keyed_by_what_it_holds(tmp_path: 
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["6", "3", "30"], done.stdout + done.stderr
+
+
+AUTORELOADED_CLASSES = """
+import os, sys, time
+from pathlib import Path
+from IPython.core.interactiveshell import InteractiveShell
+
+root = Path(sys.argv[1])
+(root / "ar_lib.py").write_text(
+    "class Helper:\\n    factor = 1\\n\\n    def apply(self, x):\\n        return x * self.factor\\n"
+)
+(root / "ar_stages.py").write_text(
+    "from dataclasses import dataclass\\n\\nimport assay\\nfrom assay.caching import JsonCacher\\n"
+    "from ar_lib import Helper\\n\\n\\n@dataclass\\nclass Params(assay.ExperimentParameters):\\n"
+    "    offset: int = 0\\n\\n    def extra(self):\\n        return self.offset + 1\\n\\n\\n"
+    "@assay.stage(outputs=['out'], cachers=[JsonCacher])\\ndef compute(record):\\n"
+    "    return Helper().apply(3) + record.params.extra()\\n"
+)
+sys.path.insert(0, str(root))
+shell = InteractiveShell.instance()
+
+
+def cell(code):
+    result = shell.run_cell(code, store_history=True)
+    if result.error_in_exec is not None:
+        print("ERROR", result.error_in_exec)
+
+
+def edit(name, old, new):
+    path = root / name
+    stat = path.stat()
+    path.write_text(path.read_text().replace(old, new))
+    later = max(stat.st_mtime, time.time()) + 2
+    os.utime(path, (later, later))
+
+
+cell("%load_ext autoreload\\n%autoreload 2")
+cell(f"import assay\\nfrom ar_stages import compute, Params\\n"
+     f"manager = assay.ArtifactManager('ar', project_root={str(root)!r})")
+run = "r = compute(assay.Record(manager, Params(name='p')))\\nprint(r.state['out'], r._nodes[-1].status)"
+cell(run)
+edit("ar_lib.py", "return x * self.factor", "return x * self.factor * 10")
+cell(run)
+edit("ar_lib.py", "return x * self.factor * 10", "return x * self.factor")
+cell(run)
+edit("ar_stages.py", "self.offset + 1", "self.offset + 7")
+cell(run)
+edit("ar_stages.py", "self.offset + 7", "self.offset + 1")
+cell(run)
+cell("%autoreload 0")  # not reloaded: the class in memory is not what its file says
+edit("ar_lib.py", "return x * self.factor", "return x * self.factor * 10")
+cell(run)
+"""
+
+
+def test_classes_edited_and_autoreloaded_run_their_new_code_and_an_undo_is_cached(tmp_path):
+    """%autoreload 2 updates a class in place (its object kept, new code in its methods):
+    a helper class so updated was refused as code its file no longer says, and a
+    parameter class's method recompiled alone was keyed by its bytecode, so undoing the
+    edit ran the stage again instead of finding its cached result."""
+    pytest.importorskip("IPython")
+    done = subprocess.run(
+        [sys.executable, "-c", AUTORELOADED_CLASSES, str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = re.findall(r"^(?:ERROR .*|\d+ \w+)$", done.stdout, re.MULTILINE)
+    expected = ["4 executed", "31 executed", "4 cached", "10 executed", "4 cached"]
+    assert printed[:5] == expected, done.stdout + done.stderr
+    assert re.match(r"ERROR .*ar_lib.py changed since .* ar_lib\.Helper", printed[5]), printed

@@ -535,11 +535,17 @@ def _check_not_stale(obj: Any, text: str) -> None:
     objects, which this accepts.
     """
     held = obj.__code__ if isinstance(obj, types.FunctionType) else obj
+    # A class is kept as it was read with what it held then: %autoreload updates a class
+    # in place (new code in its methods, new values), keeping the class object.
+    read = (text, _held_by(obj)) if isinstance(obj, type) else text
     try:
-        first = _READ_AS.setdefault(held, text)
+        first = _READ_AS.setdefault(held, read)
     except TypeError:  # an object that cannot be weakly referenced: nothing to compare
         return
-    if first == text:
+    if first == read:
+        return
+    if isinstance(obj, type) and first[1] != read[1]:
+        _READ_AS[held] = read  # updated in place since it was read: new code, new text
         return
     name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
     where = getattr(held, "co_filename", None) or inspect.getsourcefile(obj) or "its file"
@@ -551,6 +557,41 @@ def _check_not_stale(obj: Any, text: str) -> None:
         f"it (importlib.reload({module}); in Jupyter, `%load_ext autoreload` and "
         "`%autoreload 2` do it for you), or restart the kernel, then run again."
     )
+
+
+def _held_by(cls: type) -> tuple:
+    """What the body of ``cls`` holds now: its methods' code and defaults, its values (by
+    their text). It changes when the class is updated in place, not when its file is
+    edited."""
+    held = []
+    for attribute, value in sorted(vars(cls).items()):
+        if attribute in ("__dict__", "__weakref__", "__doc__", "__firstlineno__"):
+            continue
+        functions = _functions_of(value)
+        if functions:
+            held.append(
+                (
+                    attribute,
+                    [
+                        (
+                            _bytecode_text(f.__code__),
+                            _text_of(f.__defaults__),
+                            _text_of(f.__kwdefaults__),
+                        )
+                        for f in functions
+                    ],
+                )
+            )
+        else:
+            held.append((attribute, _text_of(value)))
+    return tuple(held)
+
+
+def _text_of(value: Any) -> str:
+    try:
+        return _ADDRESS.sub("", repr(value))
+    except Exception:  # a repr that fails: by its type
+        return type(value).__qualname__
 
 
 _CLASS_HOUSEKEEPING = frozenset(

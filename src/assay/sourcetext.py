@@ -48,6 +48,9 @@ def source_and_tree(obj: Any) -> tuple[str, ast.Module]:
         # %autoreload recompiles an edited function and gives it line 1 of the file,
         # where inspect finds the module's docstring. That text would stand for every
         # version of the function.
+        found = _found_by_name(code, getattr(obj, "__qualname__", None))
+        if found is not None:
+            return found
         raise OSError(
             f"the source of {code.co_name} is not at {code.co_filename}, line {code.co_firstlineno}"
         )
@@ -116,6 +119,74 @@ def _from_code(code: types.CodeType) -> tuple[str, ast.Module] | None:
     if not _defines(tree, code):
         return None  # a def sharing its line with other code: inspect's to sort out
     return source, tree
+
+
+def _found_by_name(code: types.CodeType, qualname: str | None) -> tuple[str, ast.Module] | None:
+    """The definition named ``qualname`` in ``code``'s file, if compiling it gives that
+    very code: IPython 9's ``%autoreload 2`` compiles an edited function (or method) alone
+    and puts the code in the old function. Keyed by that text, as a fresh import of the
+    file would be, an edit undone finds the result cached before it."""
+    if not qualname or "<locals>" in qualname:
+        return None
+    linecache.checkcache(code.co_filename)
+    lines = linecache.getlines(code.co_filename)
+    try:
+        scope: Any = ast.parse("".join(lines))
+    except (SyntaxError, ValueError):
+        return None
+    names = qualname.split(".")
+    for index, name in enumerate(names):
+        kinds = _DEFINITIONS if index == len(names) - 1 else (ast.ClassDef,)
+        # The last definition of a name is the one Python kept.
+        scope = next(
+            (n for n in reversed(scope.body) if isinstance(n, kinds) and n.name == name), None
+        )
+        if scope is None:
+            return None
+    first = min([scope.lineno] + [d.lineno for d in scope.decorator_list])
+    source = textwrap.dedent("".join(lines[first - 1 : scope.end_lineno]))
+    try:
+        tree = ast.parse(source)
+        bare = ast.parse(source)
+        bare.body[0].decorator_list = []  # type: ignore[attr-defined]
+        text = ast.unparse(bare)
+        for name in reversed(names[:-1]):  # in its classes: private names are mangled by them
+            text = f"class {name}:\n" + textwrap.indent(text, "    ")
+        compiled = compile(text, code.co_filename, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
+    made = _code_named(compiled, code.co_name, len(names))
+    return (source, tree) if made is not None and _same_code(made, code) else None
+
+
+def _code_named(code: types.CodeType, name: str, depth: int) -> types.CodeType | None:
+    """The code object ``depth`` definitions down in ``code`` named ``name`` at the end."""
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            if depth == 1 and const.co_name == name:
+                return const
+            if depth > 1:
+                found = _code_named(const, name, depth - 1)
+                if found is not None:
+                    return found
+    return None
+
+
+def _same_code(one: types.CodeType, other: types.CodeType) -> bool:
+    """Same instructions, names and constants (nested code alike), wherever they came from."""
+    if (one.co_code, one.co_names, one.co_varnames, one.co_freevars) != (
+        other.co_code, other.co_names, other.co_varnames, other.co_freevars
+    ) or len(one.co_consts) != len(other.co_consts):  # fmt: skip
+        return False
+    for a, b in zip(one.co_consts, other.co_consts):
+        if isinstance(a, types.CodeType) or isinstance(b, types.CodeType):
+            if not (isinstance(a, types.CodeType) and isinstance(b, types.CodeType)):
+                return False
+            if not _same_code(a, b):
+                return False
+        elif type(a) is not type(b) or a != b:
+            return False
+    return True
 
 
 def _last_line(code: types.CodeType) -> int | None:
