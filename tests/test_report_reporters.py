@@ -206,3 +206,44 @@ def test_import_assay_does_not_import_jinja2_or_matplotlib():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+FIGURE_IN_A_NOTEBOOK = [
+    "%matplotlib inline\nimport assay, matplotlib.pyplot as plt\n"
+    "from assay.reporting import FigureReporter",
+    "manager = assay.ArtifactManager('fig', project_root=ROOT)",
+    "@assay.stage(outputs=['n'])\ndef plot(record):\n    fig, ax = plt.subplots()\n"
+    "    ax.plot([1, 2, 3])\n    record.report(FigureReporter(fig, name='line'))\n    return 3",
+    "record = plot(assay.Record(manager, assay.ExperimentParameters(name='p')))\nrecord",
+]
+
+
+def test_a_pyplot_figure_reported_in_a_notebook_shows_once(tmp_path: Path, monkeypatch):
+    """Under ``%matplotlib inline`` the figure a stage reported stayed open in pyplot, and
+    the notebook showed it at the end of the cell besides the record's display: twice."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    cells = [c.replace("ROOT", repr(str(tmp_path))) for c in FIGURE_IN_A_NOTEBOOK]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    client = nbclient.NotebookClient(
+        notebook, timeout=180, kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )  # fmt: skip
+    client.execute()
+    outputs = notebook.cells[-1].outputs
+    pictures = [o for o in outputs if "image/png" in o.get("data", {})]
+    shown = [o for o in outputs if "<img" in o.get("data", {}).get("text/html", "")]
+    assert not pictures and len(shown) == 1, outputs
+
+
+def test_a_figure_reported_in_a_script_stays_open_in_pyplot():
+    """Outside a notebook's inline backend nothing is closed: a script may go on with it."""
+    done = subprocess.run(
+        [sys.executable, "-c",
+         "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt\n"
+         "from assay.reporting import FigureReporter\n"
+         "fig, ax = plt.subplots(); FigureReporter(fig); print(plt.get_fignums())"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.split() == ["[1]"], done.stdout + done.stderr

@@ -44,6 +44,7 @@ import json
 import os
 import posixpath
 import re
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -266,7 +267,11 @@ class FigureReporter(Reportable):
 
     The figure is drawn into memory at once, so you may change or close it
     afterwards, and a stage reused from the cache reports it without
-    matplotlib having to unpickle the figure. Nothing is closed for you.
+    matplotlib having to unpickle the figure. Under ``%matplotlib inline`` (a
+    notebook) a figure made with ``pyplot`` is closed in pyplot once drawn: left
+    open, the notebook showed it again at the end of the cell, besides the
+    record's display. The figure object stays usable (``display(fig)``); in
+    scripts and other backends nothing is closed for you.
 
     Args:
         fig: a ``matplotlib.figure.Figure`` (anything with ``savefig``).
@@ -289,6 +294,7 @@ class FigureReporter(Reportable):
         buffer = io.BytesIO()
         fig.savefig(buffer, **self.kwargs)
         self.data = buffer.getvalue()
+        _close_if_inline(fig)
 
     def render(self) -> None:
         Path(self.path, self.file_name(self.format)).write_bytes(self.data)
@@ -357,6 +363,17 @@ class LinePlotReporter(FigureReporter):
             axes.set_ylabel(ylabel)
         super().__init__(figure, name=name, group=group, kwargs=self.savefig_kwargs)
         self.y = self.x = None  # drawn: keep only the image
+
+
+def _close_if_inline(fig: Any) -> None:
+    """Close ``fig`` in pyplot when the backend is a notebook's inline one, which shows
+    every figure pyplot holds at the end of the cell: the report has its picture."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    manager = getattr(getattr(fig, "canvas", None), "manager", None)
+    if pyplot is None or manager is None or not pyplot.fignum_exists(manager.num):
+        return  # not pyplot's (a Figure() made directly, as LinePlotReporter's)
+    if "inline" in str(pyplot.get_backend()).lower():
+        pyplot.close(fig)
 
 
 def _new_figure() -> Any:
