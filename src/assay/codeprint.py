@@ -561,8 +561,9 @@ def _check_not_stale(obj: Any, text: str) -> None:
 
 def _held_by(cls: type) -> tuple:
     """What the body of ``cls`` holds now: its methods' code and defaults, its values (by
-    their text). It changes when the class is updated in place, not when its file is
-    edited."""
+    identity: a class holding a large table costs no ``repr`` of it). It changes when the
+    class is updated in place (``%autoreload`` gives it new code and new values), not when
+    its file is edited."""
     held = []
     for attribute, value in sorted(vars(cls).items()):
         if attribute in ("__dict__", "__weakref__", "__doc__", "__firstlineno__"):
@@ -575,23 +576,22 @@ def _held_by(cls: type) -> tuple:
                     [
                         (
                             _bytecode_text(f.__code__),
-                            _text_of(f.__defaults__),
-                            _text_of(f.__kwdefaults__),
+                            _held_value(f.__defaults__),
+                            _held_value(f.__kwdefaults__),
                         )
                         for f in functions
                     ],
                 )
             )
         else:
-            held.append((attribute, _text_of(value)))
+            held.append((attribute, _held_value(value)))
     return tuple(held)
 
 
-def _text_of(value: Any) -> str:
-    try:
-        return _ADDRESS.sub("", repr(value))
-    except Exception:  # a repr that fails: by its type
-        return type(value).__qualname__
+def _held_value(value: Any) -> tuple[str, int]:
+    """A value held by a class, as itself: the class holds it, so its ``id`` is not reused
+    while it does."""
+    return type(value).__qualname__, id(value)
 
 
 _CLASS_HOUSEKEEPING = frozenset(
