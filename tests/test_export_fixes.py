@@ -835,3 +835,27 @@ def test_a_re_run_that_fails_names_what_the_snapshot_left_out(tmp_project: Path)
     text = " ".join(result.text.split())
     assert "The code snapshot left out data/ (ignored by git)" in text, result
     assert f"assay export full {folder.name} --include GLOB" in text, result
+
+
+# -- artifacts shared by parameter sets that hash alike ------------------------------------
+
+
+def test_an_artifact_shared_by_two_sets_is_exported_and_counted_once(tmp_project: Path) -> None:
+    """With sets a and b made identical (--set scale=1), export.artifacts listed and counted
+    their shared artifacts once per set: "9 no longer in the cache" for 7 distinct ones."""
+    ok(run_cli("run", "diamond", "--set", "scale=1", "-q", cwd=tmp_project))
+    ok(run_cli("export", "full", "latest", "-o", tmp_project / "copy", cwd=tmp_project))
+    record = json.loads((tmp_project / "copy" / "run.json").read_text())
+    keys = [a["key"] for a in record["artifacts"]]
+    distinct = list(dict.fromkeys(keys))
+    assert len(distinct) < len(keys), keys  # the sets share artifacts
+    assert record["export"]["artifacts"]["copied"] == len(distinct), record["export"]
+    ok(run_cli("cache", "gc", "--older-than", "0", cwd=tmp_project))
+
+    result = ok(run_cli("export", "full", "latest", cwd=tmp_project))
+
+    section = json.loads((exported(tmp_project) / "run.json").read_text())["export"]
+    missing = section["artifacts"]["missing"]
+    assert sorted(missing) == sorted(distinct), section
+    text = " ".join(result.text.split())
+    assert f"0 artifact(s) copied; not exported: {len(distinct)} no longer in the cache" in text

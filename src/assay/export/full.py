@@ -470,7 +470,7 @@ def _copy_artifacts(
     shipped: dict[str, bool] = {}  # stage key -> whether its entry is in the export
     code_parts: set[str] = set()
     sidecars: dict[str, dict] = {}  # stage key -> a sidecar of it
-    for artifact in record["artifacts"]:
+    for artifact in _distinct(record["artifacts"]):
         stage_key, output = split_artifact_key(artifact["key"])
         meta, problem = _as_recorded(source, artifact)
         if problem is not None and kept is not None:
@@ -547,6 +547,16 @@ def _copy_artifacts(
             len(external),
         )
     return {"copied": copied, "missing": missing, "changed": changed, "external": external}
+
+
+def _distinct(artifacts: list[dict]) -> list[dict]:
+    """The run's artifacts, each key once: parameter sets that hash alike share their
+    artifacts, which ``run.json`` lists once per set (``artifacts``, which ``assay
+    reproduce`` checks set by set) but the export holds, and counts, once."""
+    first: dict[str, dict] = {}
+    for artifact in artifacts:
+        first.setdefault(artifact["key"], artifact)
+    return list(first.values())
 
 
 def _as_recorded(store: CacheStore, artifact: dict) -> tuple[dict | None, str | None]:
