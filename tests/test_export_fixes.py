@@ -859,3 +859,39 @@ def test_an_artifact_shared_by_two_sets_is_exported_and_counted_once(tmp_project
     assert sorted(missing) == sorted(distinct), section
     text = " ".join(result.text.split())
     assert f"0 artifact(s) copied; not exported: {len(distinct)} no longer in the cache" in text
+
+
+# -- a reproduction that fails, then runs again --------------------------------------------
+
+
+def test_a_failed_reproduction_names_assay_reproduce_and_that_command_works_again(
+    tmp_project: Path,
+) -> None:
+    """A failed reproduction said to run an internal `python -m assay run ... --overwrite`
+    again, and `assay reproduce EXPORT --workdir D` again failed because D existed."""
+    ok(run_cli("run", "flaky", "-q", "--store-full", cwd=tmp_project))
+    folder = exported(tmp_project)
+    (folder / "code" / "fail.flag").write_text("")  # the stage fails in the reproduction
+    workdir = tmp_project / "again"
+    relative = shlex.join(["assay", "reproduce", str(folder), "--workdir", str(workdir)])
+
+    failed = run_cli("reproduce", folder, "--workdir", workdir, cwd=tmp_project)
+
+    assert failed.code == 1, failed
+    text = " ".join(failed.text.split())
+    assert f"run the same command again to continue: {relative}" in text, failed
+    assert "-m assay run" not in text and "--overwrite" not in text, failed
+    (folder / "code" / "fail.flag").unlink()  # fixed
+    (workdir / "notes.txt").write_text("mine")
+
+    again = ok(run_cli("reproduce", folder, "--workdir", workdir, cwd=tmp_project))
+
+    assert "6 identical: the reproduction is exact" in again.text, again
+    assert not (workdir / "fail.flag").exists()  # the export's code, copied afresh
+    assert (workdir / "notes.txt").read_text() == "mine"  # what assay did not copy stays
+    other = tmp_project / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("keep")
+    refused = run_cli("reproduce", folder, "--workdir", other, cwd=tmp_project)
+    assert refused.code == 1 and "is not an earlier reproduction" in refused.text, refused
+    assert (other / "keep.txt").read_text() == "keep"
