@@ -4,7 +4,9 @@ as a cache, secrets kept out of every run record, damaged sidecars, early failur
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -895,3 +897,44 @@ def test_a_failed_reproduction_names_assay_reproduce_and_that_command_works_agai
     refused = run_cli("reproduce", folder, "--workdir", other, cwd=tmp_project)
     assert refused.code == 1 and "is not an earlier reproduction" in refused.text, refused
     assert (other / "keep.txt").read_text() == "keep"
+
+
+# -- what an export made after gc holds ----------------------------------------------------
+
+
+def test_the_docker_readme_and_the_report_say_which_artifacts_the_export_lacks(
+    tmp_project: Path,
+) -> None:
+    """After `assay cache gc` the Docker README still said "everything comes from the run's
+    cache" (0 artifacts copied), and the export's report linked to files it did not hold."""
+    ok(run_cli("run", "diamond", "-q", cwd=tmp_project))
+    objects = tmp_project / "data" / "cache" / "objects"
+    (gone,) = [p for p in objects.glob("*/*") if (p / "data.pkl").exists()][:1]
+    shutil.rmtree(gone)  # one stage run of the cache is lost
+
+    ok(run_cli("export", "full", "latest", cwd=tmp_project))
+
+    folder = exported(tmp_project)
+    page = (folder / "report" / "index.html").read_text()
+    links = re.findall(r'href="(\.\./cache/[^"]*)"', page)
+    assert links and all((folder / "report" / link).exists() for link in links), links
+    assert f"{gone.name}/data.pkl (not in this export)" in page
+    readme = " ".join((folder / "README.md").read_text().split())
+    assert "**Not in `cache/`:** of the run's artifacts, 1 no longer in" in readme, readme
+
+    ok(run_cli("export", "docker", "1", "--no-build", "-o", tmp_project / "c1", cwd=tmp_project))
+    readme = " ".join((tmp_project / "c1" / "README.md").read_text().split())
+    assert "the image holds 8 of the run's 9 artifacts; the others are computed" in readme
+    assert "Not in the image:** of the run's artifacts, 1 no longer in" in readme, readme
+    ok(run_cli("run", "diamond", "-q", "--set", "offset=5", cwd=tmp_project))
+    ok(run_cli("cache", "gc", "--older-than", "0", cwd=tmp_project))
+
+    ok(run_cli("export", "docker", "2", "--no-build", "-o", tmp_project / "c2", cwd=tmp_project))
+
+    readme = " ".join((tmp_project / "c2" / "README.md").read_text().split())
+    record = json.loads((tmp_project / "c2" / "run" / "run.json").read_text())
+    total = len({a["key"] for a in record["artifacts"]})  # (a's load was not needed: 8)
+    assert record["export"]["artifacts"]["copied"] == 0, record["export"]
+    assert "everything comes from the run's cache" not in readme, readme
+    assert f"the image holds none of the run's {total} artifacts" in readme, readme
+    assert f"Not in the image:** of the run's artifacts, {total} no longer in" in readme, readme
