@@ -938,3 +938,35 @@ def test_the_docker_readme_and_the_report_say_which_artifacts_the_export_lacks(
     assert "everything comes from the run's cache" not in readme, readme
     assert f"the image holds none of the run's {total} artifacts" in readme, readme
     assert f"Not in the image:** of the run's artifacts, {total} no longer in" in readme, readme
+
+
+# -- the notebook of an export copied away from the project --------------------------------
+
+
+def test_the_notebook_re_runs_a_copy_of_the_export_from_its_code(tmp_path: Path, monkeypatch):
+    """In a copy of the export without the project, the notebook's re-run cell failed with
+    "No experiment named 'diamond'": the code is in the export's code/, not beside it."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    project = copy_project("basic", tmp_path)
+    ok(run_cli("run", "diamond", "-p", "two", "-q", "--store-full", "--notebook", cwd=project))
+    export = exported(project)
+    copy = tmp_path / "colleague" / "the run"
+    shutil.copytree(export, copy, symlinks=True)
+    notebook = nbformat.read(str(copy / f"{export.name}.ipynb"), as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3",
+        resources={"metadata": {"path": str(copy)}},
+    )  # fmt: skip
+
+    client.execute()  # raises CellExecutionError if any cell fails
+
+    text = "\n".join(
+        o.get("text") or o.get("data", {}).get("text/plain", "")
+        for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+    )  # fmt: skip
+    assert f"9 of 9 artifacts of {export.name} came out identical" in text, text
+    (workdir,) = (copy / "reproductions").iterdir()  # the re-run's own folder
+    assert (workdir / "assay.db").is_file()
+    assert not (copy / "assay.db").exists() and not (copy / "code" / "assay.db").exists()
