@@ -4,7 +4,9 @@ as a cache, secrets kept out of every run record, damaged sidecars, early failur
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -835,3 +837,136 @@ def test_a_re_run_that_fails_names_what_the_snapshot_left_out(tmp_project: Path)
     text = " ".join(result.text.split())
     assert "The code snapshot left out data/ (ignored by git)" in text, result
     assert f"assay export full {folder.name} --include GLOB" in text, result
+
+
+# -- artifacts shared by parameter sets that hash alike ------------------------------------
+
+
+def test_an_artifact_shared_by_two_sets_is_exported_and_counted_once(tmp_project: Path) -> None:
+    """With sets a and b made identical (--set scale=1), export.artifacts listed and counted
+    their shared artifacts once per set: "9 no longer in the cache" for 7 distinct ones."""
+    ok(run_cli("run", "diamond", "--set", "scale=1", "-q", cwd=tmp_project))
+    ok(run_cli("export", "full", "latest", "-o", tmp_project / "copy", cwd=tmp_project))
+    record = json.loads((tmp_project / "copy" / "run.json").read_text())
+    keys = [a["key"] for a in record["artifacts"]]
+    distinct = list(dict.fromkeys(keys))
+    assert len(distinct) < len(keys), keys  # the sets share artifacts
+    assert record["export"]["artifacts"]["copied"] == len(distinct), record["export"]
+    ok(run_cli("cache", "gc", "--older-than", "0", cwd=tmp_project))
+
+    result = ok(run_cli("export", "full", "latest", cwd=tmp_project))
+
+    section = json.loads((exported(tmp_project) / "run.json").read_text())["export"]
+    missing = section["artifacts"]["missing"]
+    assert sorted(missing) == sorted(distinct), section
+    text = " ".join(result.text.split())
+    assert f"0 artifact(s) copied; not exported: {len(distinct)} no longer in the cache" in text
+
+
+# -- a reproduction that fails, then runs again --------------------------------------------
+
+
+def test_a_failed_reproduction_names_assay_reproduce_and_that_command_works_again(
+    tmp_project: Path,
+) -> None:
+    """A failed reproduction said to run an internal `python -m assay run ... --overwrite`
+    again, and `assay reproduce EXPORT --workdir D` again failed because D existed."""
+    ok(run_cli("run", "flaky", "-q", "--store-full", cwd=tmp_project))
+    folder = exported(tmp_project)
+    (folder / "code" / "fail.flag").write_text("")  # the stage fails in the reproduction
+    workdir = tmp_project / "again"
+    relative = shlex.join(["assay", "reproduce", str(folder), "--workdir", str(workdir)])
+
+    failed = run_cli("reproduce", folder, "--workdir", workdir, cwd=tmp_project)
+
+    assert failed.code == 1, failed
+    text = " ".join(failed.text.split())
+    assert f"run the same command again to continue: {relative}" in text, failed
+    assert "-m assay run" not in text and "--overwrite" not in text, failed
+    (folder / "code" / "fail.flag").unlink()  # fixed
+    (workdir / "notes.txt").write_text("mine")
+
+    again = ok(run_cli("reproduce", folder, "--workdir", workdir, cwd=tmp_project))
+
+    assert "6 identical: the reproduction is exact" in again.text, again
+    assert not (workdir / "fail.flag").exists()  # the export's code, copied afresh
+    assert (workdir / "notes.txt").read_text() == "mine"  # what assay did not copy stays
+    other = tmp_project / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("keep")
+    refused = run_cli("reproduce", folder, "--workdir", other, cwd=tmp_project)
+    assert refused.code == 1 and "is not an earlier reproduction" in refused.text, refused
+    assert (other / "keep.txt").read_text() == "keep"
+
+
+# -- what an export made after gc holds ----------------------------------------------------
+
+
+def test_the_docker_readme_and_the_report_say_which_artifacts_the_export_lacks(
+    tmp_project: Path,
+) -> None:
+    """After `assay cache gc` the Docker README still said "everything comes from the run's
+    cache" (0 artifacts copied), and the export's report linked to files it did not hold."""
+    ok(run_cli("run", "diamond", "-q", cwd=tmp_project))
+    objects = tmp_project / "data" / "cache" / "objects"
+    (gone,) = [p for p in objects.glob("*/*") if (p / "data.pkl").exists()][:1]
+    shutil.rmtree(gone)  # one stage run of the cache is lost
+
+    ok(run_cli("export", "full", "latest", cwd=tmp_project))
+
+    folder = exported(tmp_project)
+    page = (folder / "report" / "index.html").read_text()
+    links = re.findall(r'href="(\.\./cache/[^"]*)"', page)
+    assert links and all((folder / "report" / link).exists() for link in links), links
+    assert f"{gone.name}/data.pkl (not in this export)" in page
+    readme = " ".join((folder / "README.md").read_text().split())
+    assert "**Not in `cache/`:** of the run's artifacts, 1 no longer in" in readme, readme
+
+    ok(run_cli("export", "docker", "1", "--no-build", "-o", tmp_project / "c1", cwd=tmp_project))
+    readme = " ".join((tmp_project / "c1" / "README.md").read_text().split())
+    assert "the image holds 8 of the run's 9 artifacts; the others are computed" in readme
+    assert "Not in the image:** of the run's artifacts, 1 no longer in" in readme, readme
+    ok(run_cli("run", "diamond", "-q", "--set", "offset=5", cwd=tmp_project))
+    ok(run_cli("cache", "gc", "--older-than", "0", cwd=tmp_project))
+
+    ok(run_cli("export", "docker", "2", "--no-build", "-o", tmp_project / "c2", cwd=tmp_project))
+
+    readme = " ".join((tmp_project / "c2" / "README.md").read_text().split())
+    record = json.loads((tmp_project / "c2" / "run" / "run.json").read_text())
+    total = len({a["key"] for a in record["artifacts"]})  # (a's load was not needed: 8)
+    assert record["export"]["artifacts"]["copied"] == 0, record["export"]
+    assert "everything comes from the run's cache" not in readme, readme
+    assert f"the image holds none of the run's {total} artifacts" in readme, readme
+    assert f"Not in the image:** of the run's artifacts, {total} no longer in" in readme, readme
+
+
+# -- the notebook of an export copied away from the project --------------------------------
+
+
+def test_the_notebook_re_runs_a_copy_of_the_export_from_its_code(tmp_path: Path, monkeypatch):
+    """In a copy of the export without the project, the notebook's re-run cell failed with
+    "No experiment named 'diamond'": the code is in the export's code/, not beside it."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    project = copy_project("basic", tmp_path)
+    ok(run_cli("run", "diamond", "-p", "two", "-q", "--store-full", "--notebook", cwd=project))
+    export = exported(project)
+    copy = tmp_path / "colleague" / "the run"
+    shutil.copytree(export, copy, symlinks=True)
+    notebook = nbformat.read(str(copy / f"{export.name}.ipynb"), as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3",
+        resources={"metadata": {"path": str(copy)}},
+    )  # fmt: skip
+
+    client.execute()  # raises CellExecutionError if any cell fails
+
+    text = "\n".join(
+        o.get("text") or o.get("data", {}).get("text/plain", "")
+        for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+    )  # fmt: skip
+    assert f"9 of 9 artifacts of {export.name} came out identical" in text, text
+    (workdir,) = (copy / "reproductions").iterdir()  # the re-run's own folder
+    assert (workdir / "assay.db").is_file()
+    assert not (copy / "assay.db").exists() and not (copy / "code" / "assay.db").exists()

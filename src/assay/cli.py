@@ -10,6 +10,7 @@ runner) are imported inside the commands, so ``assay --help`` answers fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -146,8 +147,10 @@ def _after_interruption(ctx: click.Context, exc: KeyboardInterrupt) -> str:
         if ctx.invoked_subcommand in _READING_COMMANDS:
             return "Nothing was changed: this command only reads."
         return ""
-    _, unwritten = ctx.meta["assay.run"]
+    command, unwritten = ctx.meta["assay.run"]
     go_on = "" if unwritten else " to continue where it stopped"
+    if os.environ.get("ASSAY_RUN_AGAIN"):  # the run of `assay reproduce`: name that command
+        go_on += f": {escape(command)}"
     # A run that had begun logged "Run N interrupted; finished artifacts stay cached."
     said = getattr(exc, "assay_run_files", None) and not unwritten
     kept = "" if said else escape(what_is_kept(unwritten)) + " "
@@ -455,7 +458,7 @@ def run(
     observer = ProgressObserver(console, quiet=quiet, explain=explain and not dry)
     # What a failure or Ctrl-C message says this run left, and the command to run again.
     unwritten = "--dry" if dry else "--paths" if paths else "--dry-cache" if dry_cache else None
-    click.get_current_context().meta["assay.run"] = (_command_line(), unwritten)
+    click.get_current_context().meta["assay.run"] = (_again_command(), unwritten)
     if notebook and not planning_only:  # written after the run: its folder is checked now
         from assay.config import ProjectConfig
         from assay.project import project_root_for
@@ -492,7 +495,7 @@ def run(
             raise
         from assay.cli_output import print_stage_failure
 
-        print_stage_failure(_console(stderr=True), exc, _command_line(), unwritten)
+        print_stage_failure(_console(stderr=True), exc, _again_command(), unwritten)
         _print_run_files(exc)
         sys.exit(1)
     finally:
@@ -591,6 +594,13 @@ def _selection(names, indices, overrides, overwrite, overwrite_stages, prefix, c
         cache_dir=_from_here(cache_dir),
         command=_command_line(),
     )
+
+
+def _again_command() -> str:
+    """The command a failed or interrupted run tells the user to run again: the one typed,
+    or, for the run ``assay reproduce`` starts, that ``assay reproduce`` command (which it
+    passes down as ``ASSAY_RUN_AGAIN``; its own ``python -m assay run`` is internal)."""
+    return os.environ.get("ASSAY_RUN_AGAIN") or _command_line()
 
 
 def _command_line() -> str:
@@ -869,7 +879,8 @@ def lineage(artifact, cache_dir):
 @click.option(
     "--workdir",
     type=click.Path(),
-    help="Re-run in this new folder (default: FOLDER/reproductions/<time>/).",
+    help="Re-run in this new folder, or in one where this export's reproduction ran before "
+    "(default: FOLDER/reproductions/<time>/).",
 )
 @click.option(
     "--reuse",

@@ -225,9 +225,10 @@ def _check_store_path(root: Path, value: str) -> None:
         )
 
 
-_OTHER_VARIABLES = ("ASSAY_START_METHOD",)
+_OTHER_VARIABLES = ("ASSAY_START_METHOD", "ASSAY_RUN_AGAIN")
 """Environment variables assay reads besides those of its settings (``ASSAY_CACHE_DIR``...):
-see :mod:`assay.executors.process`."""
+see :mod:`assay.executors.process`; ``ASSAY_RUN_AGAIN``, the command a failed run says to
+run again (``assay reproduce`` sets it for its run, see :mod:`assay.export.reproduce`)."""
 
 _WARNED: set[str] = set()
 

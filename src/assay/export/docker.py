@@ -40,7 +40,7 @@ from typing import Any
 
 from assay.errors import AssayError
 from assay.export.destination import DOCKERFILE_MARKER, check_folder, is_build_context
-from assay.export.full import export_run, portable
+from assay.export.full import export_run, not_included, portable
 from assay.export.markdown import markdown_code
 from assay.export.reproduce import rerun_spec
 from assay.export.wheel import build_wheel
@@ -147,7 +147,8 @@ COPY run/code/ {home}/code/
 COPY run/cache/ {home}/cache/
 ENV ASSAY_CACHE_DIR={home}/cache
 
-# Re-run the experiment as recorded (results come from the run's cache).
+# Re-run the experiment as recorded (results come from the run's cache, for the artifacts
+# it holds: README.md says which; the others are computed again).
 CMD {command}
 """
 
@@ -229,6 +230,31 @@ def _tag(run_id: str) -> str:
     return "assay-" + re.sub(r"[^a-z0-9_.-]+", "-", run_id.lower()).strip("-.")[:100]
 
 
+def _what_comes_from_cache(record: dict) -> str:
+    """What the image's default command takes from the run's cache, for the README: all
+    of the run's artifacts, some, or none (an export made after ``assay cache gc``)."""
+    total = len({a["key"] for a in record.get("artifacts") or []})
+    held = ((record.get("export") or {}).get("artifacts") or {}).get("copied", 0)
+    if held >= total:
+        return f"everything comes from the run's cache: all {total} of its artifacts"
+    if not held:
+        return f"the image holds none of the run's {total} artifacts: every stage is computed again"
+    return f"the image holds {held} of the run's {total} artifacts; the others are computed again"
+
+
+def _left_out(record: dict) -> str:
+    """The README's paragraph on the run's artifacts the image does not hold (``""`` when
+    it holds them all)."""
+    said = not_included(record)
+    if said is None:
+        return ""
+    return (
+        f"\n**Not in the image:** of the run's artifacts, {said}. `export.artifacts` in "
+        "`run/run.json` lists them. To include them, run the experiment again in the "
+        "project (that puts them back in its cache), then export this run again.\n"
+    )
+
+
 def _readme(record: dict, context: DockerContext) -> str:
     run = record["run"]
     spec = rerun_spec(record)
@@ -256,10 +282,10 @@ Build (needs Docker):
 
     {context.build_command}
 
-Re-run the experiment as recorded (everything comes from the run's cache):
+Re-run the experiment as recorded ({_what_comes_from_cache(record)}):
 
     docker run --rm {context.tag}
-
+{_left_out(record)}
 Recompute everything and compare each artifact with the run's:
 
     docker run --rm {context.tag} assay reproduce data/runs/{folder}

@@ -37,9 +37,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shlex
 import shutil
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -69,7 +71,7 @@ from assay.store import RunStore
 
 log = logging.getLogger("assay")
 
-__all__ = ["code_note", "export_cache_of", "export_run", "portable"]
+__all__ = ["code_note", "export_cache_of", "export_run", "not_included", "portable"]
 
 EXPORT_ENTRIES = frozenset(
     {
@@ -106,7 +108,7 @@ Code: {code}
   any that changed in the project's cache since the run are left out: see
   `export.artifacts` in `run.json`).
 - `requirements.txt` (and `environment.yml` under conda): the run's environment, pinned.
-
+{left_out}
 {rerun}
 
 Load an artifact from Python, run in this folder (`project_root="."` makes `cache_dir`
@@ -183,6 +185,7 @@ def export_run(
                 command=markdown_code(run["command"]),
                 code=_code_line(record),
                 rerun=rerun,
+                left_out=_left_out(record),
             ),
             encoding="utf-8",
         )
@@ -191,6 +194,34 @@ def export_run(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return target
+
+
+def not_included(record: dict) -> str | None:
+    """Which of the run's artifacts its export holds no copy of, and why (from ``export.
+    artifacts``: "1 no longer in the project's cache ...; 2 changed ..."), or ``None``."""
+    artifacts = (record.get("export") or {}).get("artifacts") or {}
+    changed = {c.get("key") for c in artifacts.get("changed") or [] if isinstance(c, dict)}
+    reasons = [
+        (len(set(artifacts.get("missing") or [])), "no longer in the project's cache when the "
+         "run was exported (removed by `assay cache gc`, or deleted)"),
+        (len(changed), "changed in the project's cache since the run (recomputed by a later "
+         "run, or damaged)"),
+        (len(set(artifacts.get("external") or [])), "files outside the cache (path_override, "
+         "file references)"),
+    ]  # fmt: skip
+    said = [f"{number} {why}" for number, why in reasons if number]
+    return "; ".join(said) if said else None
+
+
+def _left_out(record: dict) -> str:
+    """The README's paragraph on the artifacts ``cache/`` lacks (``""``: it has them all)."""
+    said = not_included(record)
+    if said is None:
+        return ""
+    return (
+        f"\n**Not in `cache/`:** of the run's artifacts, {said}. `export.artifacts` in "
+        "`run.json` lists them; `assay reproduce` has no copy of them to compare with.\n"
+    )
 
 
 def _not_rerunnable(record: dict) -> str | None:
@@ -273,7 +304,25 @@ def _relink_report(page: Path, report: Path, config: Any, run_id: str) -> None:
     for old, new in moves.items():
         for attribute in ("href", "src"):
             text = text.replace(f'{attribute}="{format_url(old)}', f'{attribute}="{new}')
-    page.write_text(text, encoding="utf-8")
+    page.write_text(_unlink_missing(text, page.parent), encoding="utf-8")
+
+
+_CACHE_LINK = re.compile(r'<a href="(\.\./cache/[^"]*)"[^>]*>(.*?)</a>', re.DOTALL)
+
+
+def _unlink_missing(html: str, here: Path) -> str:
+    """``html`` (a report page in ``here``) without its links to files of the export's
+    cache that the export does not hold (gone from the cache, changed since the run): the
+    path stays, unlinked, marked "not in this export" instead of a dead link."""
+
+    def unlink(match: re.Match) -> str:
+        target = here / urllib.parse.unquote(match.group(1).split("#")[0].split("?")[0])
+        if target.exists():
+            return match.group(0)
+        why = "not in this export: see export.artifacts in run.json"
+        return f'<span class="muted" title="{why}">{match.group(2)} (not in this export)</span>'
+
+    return _CACHE_LINK.sub(unlink, html)
 
 
 def _fill(
@@ -470,7 +519,7 @@ def _copy_artifacts(
     shipped: dict[str, bool] = {}  # stage key -> whether its entry is in the export
     code_parts: set[str] = set()
     sidecars: dict[str, dict] = {}  # stage key -> a sidecar of it
-    for artifact in record["artifacts"]:
+    for artifact in _distinct(record["artifacts"]):
         stage_key, output = split_artifact_key(artifact["key"])
         meta, problem = _as_recorded(source, artifact)
         if problem is not None and kept is not None:
@@ -547,6 +596,16 @@ def _copy_artifacts(
             len(external),
         )
     return {"copied": copied, "missing": missing, "changed": changed, "external": external}
+
+
+def _distinct(artifacts: list[dict]) -> list[dict]:
+    """The run's artifacts, each key once: parameter sets that hash alike share their
+    artifacts, which ``run.json`` lists once per set (``artifacts``, which ``assay
+    reproduce`` checks set by set) but the export holds, and counts, once."""
+    first: dict[str, dict] = {}
+    for artifact in artifacts:
+        first.setdefault(artifact["key"], artifact)
+    return list(first.values())
 
 
 def _as_recorded(store: CacheStore, artifact: dict) -> tuple[dict | None, str | None]:

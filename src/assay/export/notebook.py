@@ -11,7 +11,9 @@ The notebook (default ``data/runs/RUN_ID/RUN_ID.ipynb``) has:
 4. a cell re-running the experiment with ``assay.run_experiment`` exactly as
    recorded (same parameter files, names, indices, overrides), reusing the
    cache unless you set ``overwrite=True``, and a cell comparing the new
-   run's artifacts with the recorded ones.
+   run's artifacts with the recorded ones. In a copy of the run's export on its
+   own (no project around it), the re-run reproduces the export's ``code/`` in
+   a fresh folder instead (:func:`assay.export.reproduce.reproduce`, ``reuse=True``).
 
 Needs ``nbformat`` to write (``pip install 'assay[notebook]'``) and Jupyter to open.
 """
@@ -42,14 +44,18 @@ _SETUP = """\
 import json
 import os
 import sys
+from pathlib import Path
 
 import assay
-from assay.config import ProjectConfig, find_project_root
+from assay.config import ProjectConfig, enclosing_project
 from assay.store import RunStore
 
 RUN_ID = {run_id!r}
 HERE = os.getcwd()  # the notebook's folder
-PROJECT = find_project_root()  # the folder with experiments/: this one or one above it
+# The folder with experiments/: this one or one above it (none: a copy of the run's export
+# on its own, which the re-run below reproduces from the export's code/).
+IN_PROJECT = enclosing_project(Path(HERE)) is not None
+PROJECT = enclosing_project(Path(HERE)) or Path(HERE).resolve()
 os.chdir(PROJECT)
 if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))  # so your own classes (in pickles) can be imported
@@ -69,11 +75,26 @@ print("project:", PROJECT)
 print("artifacts from:", ARTIFACT_CACHE or CONFIG.cache_location)"""
 
 _COMPARE = """\
-recorded = {{a["key"]: a["checksum"] for a in RECORDED}}
-with RunStore(CONFIG.store_path) as store:
-    again = {{a.key: a.checksum for a in store.artifacts(manager.run_id)}}
-same = [key for key, checksum in recorded.items() if again.get(key) == checksum]
-print(f"{{len(same)}} of {{len(recorded)}} artifacts of {{RUN_ID}} came out with the same key and checksum")"""
+if manager is None:  # reproduced from the export's code/
+    counts = reproduction.counts()
+    print(f"{{counts['identical']}} of {{len(reproduction.checks)}} artifacts of {{RUN_ID}} came out identical "
+          f"(re-run in {{reproduction.workdir}}): {{counts}}")
+else:
+    recorded = {{a["key"]: a["checksum"] for a in RECORDED}}
+    with RunStore(CONFIG.store_path) as store:
+        again = {{a.key: a.checksum for a in store.artifacts(manager.run_id)}}
+    same = [key for key, checksum in recorded.items() if again.get(key) == checksum]
+    print(f"{{len(same)}} of {{len(recorded)}} artifacts of {{RUN_ID}} came out with the same key and checksum")"""
+
+_FROM_EXPORT = """\
+if IN_EXPORT and not IN_PROJECT:
+    # A copy of the run's export on its own: its code is in code/, not here. Re-run that
+    # in a fresh folder (reproductions/<time>/ here), as `assay reproduce . --reuse` does.
+    from assay.export.reproduce import reproduce
+
+    manager, reproduction = None, reproduce(HERE, reuse=True)
+else:
+"""
 
 
 def write_notebook(
@@ -186,13 +207,16 @@ def notebook_cells(
         call.append("cache_dir=CACHE")  # the cache it ran with, as its artifacts are loaded
     call += ["overwrite=False", f"notes={'re-run of ' + run['id'] + ' from its notebook'!r}",
              "project_root=PROJECT"]  # fmt: skip
-    arguments = "".join(f"    {a},\n" for a in call)
+    indented = "".join(f"        {a},\n" for a in call)
     cells += [
         ("markdown", "The experiment again, as recorded. Stages whose results are cached are "
-                     "reused; set `overwrite=True` to recompute everything. (In a copy of the "
-                     "run's export on its own, without the project, use "
-                     "`assay reproduce .` instead.)"),
-        ("code", f"manager = assay.run_experiment(\n{arguments})\nmanager.run_info"),
+                     "reused; set `overwrite=True` to recompute everything. In a copy of the "
+                     "run's export on its own, without the project, the cell re-runs the "
+                     "export's `code/` in a fresh folder, `reproductions/<time>/`, as "
+                     "`assay reproduce . --reuse` does (run that in a terminal to recompute "
+                     "everything)."),
+        ("code", _FROM_EXPORT + f"    manager = assay.run_experiment(\n{indented})\n"
+                 "manager.run_info if manager is not None else reproduction.workdir"),
         ("code", _COMPARE.format()),
     ]  # fmt: skip
     return cells

@@ -30,6 +30,9 @@ What happens:
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import os
 import shutil
 import subprocess
@@ -46,6 +49,8 @@ from assay.export.differences import describe_difference, values_equal
 from assay.export.full import code_note, require_export
 from assay.keys import split_artifact_key
 from assay.run_record import read_run_record
+
+log = logging.getLogger("assay")
 
 __all__ = ["ArtifactCheck", "RerunSpec", "Reproduction", "reproduce", "rerun_spec"]
 
@@ -206,7 +211,8 @@ def reproduce(
 
     Args:
         folder: a folder written by ``--store-full``.
-        workdir: where to re-run it (created; must not exist yet).
+        workdir: where to re-run it: a new or empty folder, or one where an earlier
+            ``reproduce`` of this export ran (it failed, was interrupted): that is reused.
         reuse: start from the exported cache and recompute only what changed,
             instead of recomputing everything.
         python: the Python interpreter to run it with (default: this one).
@@ -214,29 +220,36 @@ def reproduce(
         equivalent_ok: count artifacts whose bytes differ but whose loaded values
             are equal (a pickled model can be) as reproduced.
     """
+    again = _again(folder, workdir, reuse, equivalent_ok)
     folder = require_export(folder).resolve()
     record = read_run_record(folder / "run.json")
     spec = rerun_spec(record)
     workdir = Path(workdir) if workdir else _new_workdir(folder)
-    if workdir.exists():
-        raise AssayError(f"The working folder {workdir} exists already; give another one.")
     code = folder / ((record.get("export") or {}).get("files") or {}).get("code", "code")
     if not code.is_dir():
         raise AssayError(f"{folder} has no code snapshot ({code} is missing).")
-    shutil.copytree(code, workdir, symlinks=True)
+    earlier = _check_workdir(workdir, folder, record["run"]["id"])
+    for name in earlier:  # the earlier attempt's copy of the code: the export's may differ
+        with contextlib.suppress(OSError):
+            (workdir / name).unlink()
+    shutil.copytree(code, workdir, symlinks=True, dirs_exist_ok=True)
+    copied = sorted(p.relative_to(code).as_posix() for p in code.rglob("*") if not p.is_dir())
+    marker = {"export": str(folder), "run": record["run"]["id"], "code": copied}
+    (workdir / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     if not any((workdir / n).exists() for n in ("assay.toml", "experiments", "pyproject.toml")):
         (workdir / "assay.toml").write_text("# Made by `assay reproduce`: the project root.\n")
     cache = workdir / "data" / "cache"
     if reuse:
-        shutil.copytree(folder / "cache", cache, symlinks=True)
+        shutil.copytree(folder / "cache", cache, symlinks=True, dirs_exist_ok=True)
     command = [python or sys.executable, "-m", "assay", *spec.cli_args()]
     command += ["--cache", str(cache), "--notes", f"reproduction of {record['run']['id']}"]
     if not reuse:
         command.append("--overwrite")
+    earlier_runs = _run_ids(workdir / "assay.db")  # of an earlier attempt here
     proc = subprocess.run(
         command,
         cwd=workdir,
-        env=_environment(workdir),
+        env={**_environment(workdir), "ASSAY_RUN_AGAIN": again},
         stdin=subprocess.DEVNULL,
         capture_output=quiet,
         text=True,
@@ -249,7 +262,7 @@ def reproduce(
     for item in ((record.get("export") or {}).get("code") or {}).get("left_out") or []:
         if isinstance(item, dict) and item.get("path"):
             result.left_out.append(f"{item['path']} ({item.get('reason') or 'left out'})")
-    new_artifacts = _new_artifacts(workdir / "assay.db", result)
+    new_artifacts = _new_artifacts(workdir / "assay.db", result, earlier_runs)
     _compare(record, CacheStore(folder / "cache"), CacheStore(cache), new_artifacts, result)
     return result
 
@@ -394,20 +407,86 @@ def _split(key: str) -> tuple[str, str]:
     return split_artifact_key(key)
 
 
-def _new_artifacts(store_path: Path, result: Reproduction) -> list:
+def _run_ids(store_path: Path) -> set[str]:
+    """The ids of the runs in the run store ``store_path`` (none if there is none)."""
+    from assay.store import RunStore
+
+    if not store_path.exists():
+        return set()
+    with RunStore(store_path) as store:
+        return {run.id for run in store.list_runs(limit=None)}
+
+
+def _new_artifacts(store_path: Path, result: Reproduction, earlier: set[str]) -> list:
+    """The artifacts of the reproduction's run: the newest in the working folder's run
+    store, unless it is one of ``earlier`` (an earlier attempt's: this one did not start)."""
     from assay.store import RunStore
 
     if not store_path.exists():
         return []
     with RunStore(store_path) as store:
         runs = store.list_runs(limit=1)
-        if not runs:
+        if not runs or runs[0].id in earlier:
             return []
         result.run_id = runs[0].id
         return store.artifacts(runs[0].id)
 
 
 # -- the working folder -------------------------------------------------------------------
+
+
+MARKER = ".assay-reproduction.json"
+"""The file that marks a working folder as one ``assay reproduce`` made, and of which
+exported run: running the same ``assay reproduce`` again may reuse it."""
+
+
+def _again(folder: Any, workdir: Any, reuse: bool, equivalent_ok: bool) -> str:
+    """The ``assay reproduce`` command that does this again, as the user would type it
+    (paths as given): what the re-run says to run after a failure or Ctrl-C, instead of
+    its own internal ``python -m assay run ...``."""
+    import shlex
+
+    words = ["assay", "reproduce", os.fspath(folder)]
+    if workdir is not None:
+        words += ["--workdir", os.fspath(workdir)]
+    words += ["--reuse"] * reuse + ["--equivalent-ok"] * equivalent_ok
+    return shlex.join(words)
+
+
+def _check_workdir(workdir: Path, folder: Path, run_id: str) -> list[str]:
+    """Refuse a working folder that exists, unless it is empty or holds an earlier attempt
+    to reproduce this same export (its :data:`MARKER` says so), which is reused: return
+    the files that attempt copied from the code snapshot (to be copied afresh), ``[]``
+    otherwise. Nothing else in it is deleted (its cache, run store, logs, what the user
+    added); the new run joins the earlier ones in its run store."""
+    if not workdir.exists():
+        return []
+    if not workdir.is_dir():
+        raise AssayError(f"The working folder {workdir} is a file; give a folder.")
+    if not any(workdir.iterdir()):
+        return []  # an empty folder
+    try:
+        earlier = json.loads((workdir / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        earlier = None
+    if not isinstance(earlier, dict):
+        raise AssayError(
+            f"The working folder {workdir} exists already and is not an earlier reproduction "
+            "of this export; give another one (a new folder), or remove it first."
+        )
+    if earlier.get("run") != run_id or earlier.get("export") != str(folder):
+        raise AssayError(
+            f"The working folder {workdir} holds a reproduction of "
+            f"{earlier.get('export') or 'another export'} (run {earlier.get('run')}), not of "
+            f"{folder} (run {run_id}); give another one."
+        )
+    log.info("Reusing %s, where this export was reproduced before.", workdir)
+    names = earlier.get("code") or []
+    return [
+        n
+        for n in names
+        if isinstance(n, str) and not Path(n).is_absolute() and ".." not in Path(n).parts
+    ]
 
 
 def _new_workdir(folder: Path) -> Path:
