@@ -899,6 +899,32 @@ def test_a_failed_reproduction_names_assay_reproduce_and_that_command_works_agai
     assert (other / "keep.txt").read_text() == "keep"
 
 
+def test_reusing_a_workdir_refuses_one_with_a_folder_linked_out_of_it(
+    tmp_project: Path,
+) -> None:
+    """Re-running a reproduction removes the earlier attempt's copy of the code by the
+    names it wrote down, and copies the code afresh: a folder of the workdir replaced by
+    a link to another folder led both to the files there."""
+    ok(run_cli("run", "flaky", "-q", "--store-full", cwd=tmp_project))
+    folder = exported(tmp_project)
+    (folder / "code" / "fail.flag").write_text("")
+    workdir = tmp_project / "again"
+    assert run_cli("reproduce", folder, "--workdir", workdir, cwd=tmp_project).code == 1
+    (folder / "code" / "fail.flag").unlink()
+    outside = tmp_project / "elsewhere"
+    shutil.copytree(workdir / "experiments", outside)
+    shutil.rmtree(workdir / "experiments")
+    (workdir / "experiments").symlink_to(outside, target_is_directory=True)
+    (outside / "mine.txt").write_text("mine")
+    kept = {p.name: p.read_bytes() for p in outside.iterdir()}
+
+    refused = run_cli("reproduce", folder, "--workdir", workdir, cwd=tmp_project)
+
+    assert refused.code == 1 and "links out of it" in refused.text, refused
+    assert "Remove the link, or give another --workdir" in " ".join(refused.text.split())
+    assert {p.name: p.read_bytes() for p in outside.iterdir()} == kept
+
+
 # -- what an export made after gc holds ----------------------------------------------------
 
 

@@ -229,6 +229,7 @@ def reproduce(
     if not code.is_dir():
         raise AssayError(f"{folder} has no code snapshot ({code} is missing).")
     earlier = _check_workdir(workdir, folder, record["run"]["id"])
+    _refuse_links_out(workdir, code)
     for name in earlier:  # the earlier attempt's copy of the code: the export's may differ
         with contextlib.suppress(OSError):
             (workdir / name).unlink()
@@ -433,6 +434,21 @@ def _new_artifacts(store_path: Path, result: Reproduction, earlier: set[str]) ->
 
 
 # -- the working folder -------------------------------------------------------------------
+
+
+def _refuse_links_out(workdir: Path, code: Path) -> None:
+    """Refuse a workdir where a folder the code snapshot is copied into (and an earlier
+    attempt's copy removed from) links out of it: that would write or remove files there."""
+    root = workdir.resolve()
+    folders = [code, *(p for p in code.rglob("*") if p.is_dir() and not p.is_symlink())]
+    for folder in folders:
+        there = workdir / folder.relative_to(code)
+        if there.exists() and not there.resolve().is_relative_to(root):
+            raise AssayError(
+                f"{workdir} cannot be reused: {there} links out of it (to {there.resolve()}), "
+                "and the export's code would be copied there, replacing files. Remove the "
+                "link, or give another --workdir."
+            )
 
 
 MARKER = ".assay-reproduction.json"
