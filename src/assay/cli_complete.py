@@ -383,28 +383,33 @@ def _option_value_prefix(incomplete: str) -> str:
     return ""
 
 
-class ZshCompletion(ZshComplete):
+class _WholeWords:
+    """Completion whose candidates are whole words: the value typed after ``--names=`` is
+    completed with the option kept in front (``--names=with space``)."""
+
+    _prefix = ""
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        args, incomplete = super().get_completion_args()  # type: ignore[misc]
+        self._prefix = _option_value_prefix(incomplete)
+        return args, incomplete
+
+    def format_completion(self, item: CompletionItem) -> str:
+        if item.type == "plain":
+            item = CompletionItem(self._prefix + item.value, type=item.type, help=item.help)
+        return super().format_completion(item)  # type: ignore[misc]
+
+
+class ZshCompletion(_WholeWords, ZshComplete):
     """Zsh completion: candidates are whole words (``--names=with space``), and a name
     holding a newline, which would shift every line of the answer after it, is left out.
 
     Registered for ``zsh_source`` / ``zsh_complete`` when this module is imported.
     """
 
-    _prefix = ""
-
-    def get_completion_args(self) -> tuple[list[str], str]:
-        args, incomplete = super().get_completion_args()
-        self._prefix = _option_value_prefix(incomplete)
-        return args, incomplete
-
     def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
         found = super().get_completions(args, incomplete)
         return [c for c in found if "\n" not in c.value]
-
-    def format_completion(self, item: CompletionItem) -> str:
-        if item.type == "plain":
-            item = CompletionItem(self._prefix + item.value, type=item.type, help=item.help)
-        return super().format_completion(item)
 
 
 # Like click's, but a candidate is cut from its type at the first comma only (names may
@@ -431,7 +436,7 @@ complete --no-files --command %(prog_name)s --arguments "(%(complete_func)s)";
 """
 
 
-class FishCompletion(FishComplete):
+class FishCompletion(_WholeWords, FishComplete):
     """Fish completion: candidates are whole words (``--names=with space``), and names
     fish cannot be given (a tab starts a candidate's description, a newline another
     candidate) are left out rather than offered cut short.
@@ -440,21 +445,10 @@ class FishCompletion(FishComplete):
     """
 
     source_template = _SOURCE_FISH
-    _prefix = ""
-
-    def get_completion_args(self) -> tuple[list[str], str]:
-        args, incomplete = super().get_completion_args()
-        self._prefix = _option_value_prefix(incomplete)
-        return args, incomplete
 
     def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
         found = super().get_completions(args, incomplete)
         return [c for c in found if not any(_is_control(ch) for ch in c.value)]
-
-    def format_completion(self, item: CompletionItem) -> str:
-        if item.type == "plain":
-            item = CompletionItem(self._prefix + item.value, type=item.type, help=item.help)
-        return super().format_completion(item)
 
 
 add_completion_class(ZshCompletion)
