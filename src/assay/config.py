@@ -36,7 +36,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from assay.errors import ConfigError
@@ -272,9 +272,15 @@ def from_command_line(location: str | os.PathLike | None) -> str | None:
     return str(path if path.is_absolute() else Path.cwd() / path)
 
 
-def cache_url(location: str | os.PathLike) -> str | None:
+def cache_url(
+    location: str | os.PathLike,
+    *,
+    name: str = "cache",
+    correct: str = "--cache (or cache_dir in assay.toml, or ASSAY_CACHE_DIR)",
+) -> str | None:
     """``location`` if it is an fsspec URL (``s3://...``, ``simplecache::gcs://...``), else
-    ``None``; a ``file://`` URL is a folder.
+    ``None``; a ``file://`` URL is a folder. ``name`` and ``correct`` say, in the
+    message below, what ``location`` is (``"path"``) and where to correct it (``"path="``).
 
     Raises:
         ConfigError: ``location`` is a URL with one slash after its scheme (``s3:/bucket``),
@@ -285,11 +291,15 @@ def cache_url(location: str | os.PathLike) -> str | None:
     if mistyped:
         scheme, rest = mistyped.groups()
         meant = f"{scheme}:///{rest}" if scheme.lower() == "file" else f"{scheme}://{rest}"
+        if isinstance(location, PurePath):
+            raise ConfigError(
+                f"The {name} {text!r} is a pathlib.Path, and a Path turns the two slashes "
+                f"after {scheme}: of a URL into one. Pass the URL as a string: {meant!r}."
+            )
         raise ConfigError(
-            f"The cache {text!r} looks like a URL with one slash after {scheme}: where two "
+            f"The {name} {text!r} looks like a URL with one slash after {scheme}: where two "
             f"belong; as a folder it would be one named '{scheme}:'. Did you mean {meant!r}? "
-            "Correct --cache (or cache_dir in assay.toml, or ASSAY_CACHE_DIR); for a folder "
-            f"of that name, write ./{text}."
+            f"Correct {correct}; for a folder of that name, write ./{text}."
         )
     if not _URL.search(text) or text.startswith("file://"):
         return None

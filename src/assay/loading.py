@@ -72,8 +72,8 @@ def load(
         meta = cache.settled_meta(stage_key, output)
         if meta is None:
             raise CacheError(f"No cached artifact has key {key!r} in {cache.location}.")
-    elif path is not None and cache_url(os.fspath(path)) is not None:
-        cache, meta = _meta_for_url(config, cache_url(os.fspath(path)), output)
+    elif path is not None and cache_url(path, name="path", correct="path=") is not None:
+        cache, meta = _meta_for_url(config, cache_url(path), output)
     elif path is not None:
         cache = cache_holding(Path(path), cache)
         meta = _meta_for_path(cache, Path(path), output)
