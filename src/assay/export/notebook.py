@@ -167,8 +167,8 @@ def notebook_cells(
     table = dict(zip(labels, (a["key"] for a in artifacts)))
     recorded = [{"key": a["key"], "checksum": a["checksum"]} for a in artifacts]
     cells += [
-        ("markdown", f"## Artifacts\n\nThe run used {len(artifacts)} artifacts. Each is loaded "
-                     "with its checksum verified, by the cacher that saved it."),
+        ("markdown", f"## Artifacts\n\n{_used(artifacts)} Each is loaded with its checksum "
+                     "verified, by the cacher that saved it."),
         ("code", f"ARTIFACTS = {_literal(table)}\nRECORDED = {_literal(recorded)}\n\n\n"
                  "def load(label):\n"
                  "    \"\"\"Load an artifact by its label in ARTIFACTS.\"\"\"\n"
@@ -187,7 +187,7 @@ def notebook_cells(
             )
         )
     if len(artifacts) > SHOWN_ARTIFACTS:
-        cells.append(("markdown", f"The other {len(artifacts) - SHOWN_ARTIFACTS} artifacts: "
+        cells.append(("markdown", f"The other {len(artifacts) - SHOWN_ARTIFACTS} labels: "
                                   "`load(label)` with a label from `ARTIFACTS`."))  # fmt: skip
     cells.append(("markdown", "## Re-run"))
     try:
@@ -241,6 +241,17 @@ def _cache_dir(run: dict, default: Any, root: Any = None) -> str:
         else:
             return f"str(PROJECT / {inside.as_posix()!r})"
     return repr(cache)
+
+
+def _used(artifacts: list[dict]) -> str:
+    """ "The run used N artifacts.", each counted once: parameter sets that hash alike share
+    their artifacts, which are listed once under each set's label."""
+    used = len({a["key"] for a in artifacts})
+    text = f"The run used {used} artifact{'s' if used != 1 else ''}."
+    if used < len(artifacts):
+        text += (" Parameter sets that hash alike share artifacts, so some are listed under "
+                 f"more than one label ({len(artifacts)} labels below).")  # fmt: skip
+    return text
 
 
 def _label(artifact: dict) -> str:
