@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 import assay
+from assay.compare import compare_runs
 from assay.errors import ConfigError
 from assay.store import RunStore
 from conftest import run_cli
@@ -56,3 +58,79 @@ def test_the_exported_notebook_counts_an_artifact_shared_by_alike_sets_once(tmp_
     (text,) = [c for c in cells if c.startswith("## Artifacts")]
     assert f"The run used {used} artifacts." in text, text
     assert f"({len(rows)} labels below)" in text, text
+
+
+LAYERED = """\
+from dataclasses import dataclass, field
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Layer:
+    width: int = 32
+    act: str = "relu"
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    layers: list = field(default_factory=lambda: [Layer(), Layer(width=16)])
+
+
+@assay.stage(inputs=None, outputs=["size"], cachers=[JsonCacher])
+def size(record):
+    return sum(layer.width for layer in record.params.layers)
+
+
+def get_params():
+    return [Params(name="net")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        size(assay.Record(manager, params))
+"""
+
+
+def _record_as_before(store_path: Path, run: int, values: dict) -> None:
+    """Write run ``run``'s parameter values as assay recorded them before it showed a list of
+    dataclasses item by item (one field holding the list's repr)."""
+    with sqlite3.connect(store_path) as db:
+        db.execute("UPDATE param_sets SET values_json = ? WHERE run = ?", (json.dumps(values), run))
+
+
+NOW = ["layers.0.width", "layers.0.act", "layers.1.width", "layers.1.act"]
+
+
+@pytest.mark.parametrize(
+    ("then", "changed"),
+    [
+        ("[Layer(width=32, act='relu'), Layer(width=16, act='relu')]", ["layers.1.width"]),
+        ("[Layer(width=32, act='relu'), Layer(width=64, act='relu')]", []),
+        # cut short at 200 characters: it cannot be read back, so both forms are listed
+        ("[Layer(width=32, act='relu'), Layer(wid...", ["layers", *NOW]),
+        # a list of another length: not the same fields, so both forms are listed
+        ("[Layer(width=32, act='relu')]", ["layers", *NOW]),
+    ],
+)
+def test_compare_reads_a_list_of_dataclasses_recorded_as_one_repr_item_by_item(
+    tmp_path: Path, then: str, changed: list[str]
+):
+    """A run recorded when ``describe`` kept a list of dataclasses as one repr (``layers``)
+    compared with one recorded now (``layers.0.width``...): every key was listed as changed."""
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "layered.py").write_text(LAYERED)
+    assert run_cli("run", "layered", cwd=tmp_path).code == 0
+    assert run_cli("run", "layered", "--set", "layers.1.width=64", cwd=tmp_path).code == 0
+    _record_as_before(tmp_path / "assay.db", 1, {"name": "net", "layers": then})
+
+    with RunStore(tmp_path / "assay.db") as store:
+        fields = [change.field for change in compare_runs(store, 1, 2).params]
+        fields_reversed = [change.field for change in compare_runs(store, 2, 1).params]
+
+    assert fields == changed
+    assert sorted(fields_reversed) == sorted(changed)
+    if changed == ["layers.1.width"]:
+        shown = run_cli("compare", "1", "2", cwd=tmp_path)
+        assert "net: layers.1.width" in shown.text and "net: layers " not in shown.text, shown

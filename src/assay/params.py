@@ -941,6 +941,53 @@ def describe(params: Any) -> dict[str, Any]:
     return {key: _display(value) for key, value in _flatten(params).items()}
 
 
+def read_item_by_item(field: str, text: Any) -> dict[str, Any] | None:
+    """A list or tuple of dataclasses as :func:`describe` showed it before it showed one item
+    by item: one field holding its repr. Read back, it is keyed as ``describe`` keys it now::
+
+        >>> read_item_by_item("layers", "[Layer(width=32, act='relu'), Layer(width=64)]")
+        {'layers.0.width': 32, 'layers.0.act': 'relu', 'layers.1.width': 64}
+
+    ``None`` when ``text`` is not such a repr or does not read back whole (cut short at
+    200 characters, or holding a value that is no Python literal, such as an enum member),
+    so that ``assay compare`` can match a run recorded then with one recorded now.
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        node = ast.parse(text, mode="eval").body
+        if not _is_list_of_calls(node):
+            return None
+        return _read_repr(field, node)
+    except (SyntaxError, ValueError, TypeError, RecursionError):
+        return None
+
+
+def _is_list_of_calls(node: ast.AST) -> bool:
+    return (
+        isinstance(node, (ast.List, ast.Tuple))
+        and bool(node.elts)
+        and all(isinstance(item, ast.Call) for item in node.elts)
+    )
+
+
+def _read_repr(key: str, node: ast.AST) -> dict[str, Any]:
+    """{dotted key: displayed value} of one value of a dataclass repr, as :func:`_flatten`
+    keys it: a dataclass by its fields, a list or tuple of them by position."""
+    if isinstance(node, ast.Call):
+        if node.args or any(keyword.arg is None for keyword in node.keywords):
+            raise ValueError(f"{key} is no dataclass repr")
+        parts = [(keyword.arg, keyword.value) for keyword in node.keywords]
+    elif _is_list_of_calls(node):
+        parts = [(str(index), item) for index, item in enumerate(node.elts)]
+    else:
+        return {key: _display(ast.literal_eval(node))}
+    flat: dict[str, Any] = {}
+    for name, value in parts:
+        flat.update(_read_repr(f"{key}.{name}", value))
+    return flat
+
+
 def check_unique_names(param_sets: Iterable[Any], origins: Sequence[str] | None = None) -> None:
     """Raise :class:`ParameterError` if two parameter sets share a name.
 
