@@ -134,3 +134,78 @@ def test_compare_reads_a_list_of_dataclasses_recorded_as_one_repr_item_by_item(
     if changed == ["layers.1.width"]:
         shown = run_cli("compare", "1", "2", cwd=tmp_path)
         assert "net: layers.1.width" in shown.text and "net: layers " not in shown.text, shown
+
+
+def test_verify_without_the_run_store_says_it_cannot_tell_a_deleted_record_s_file(
+    tmp_project: Path,
+):
+    """With ``assay.db`` deleted, the file of a single-output stage whose sidecar was deleted
+    was reported as "not named after an output of the stage run" (it is: ``data.pkl`` of
+    ``data``), with nothing to say why verify, which fails it with the run store, let it
+    pass. It stays a warning: a stage without a cacher writing ``record.get_path("plot.png")``
+    for its output ``plot`` leaves the same kind of file, which ``--remove`` must not delete."""
+    assert run_cli("run", "diamond", cwd=tmp_project).code == 0
+    folder = (tmp_project / "data" / "cache" / "by-name" / "diamond" / "a" / "load").resolve()
+    (folder / "data.meta.json").unlink()
+    (tmp_project / "assay.db").unlink()
+
+    result = run_cli("cache", "verify", cwd=tmp_project)
+
+    assert result.code == 0, result
+    assert f"File without a record: {folder / 'data.pkl'}." in result.text, result
+    assert "not named after an output" not in result.text, result
+    assert f"The run store {tmp_project / 'assay.db'} is not there" in result.text, result
+    assert "belongs to an output whose record (.meta.json) was deleted" in result.text, result
+    assert (folder / "data.pkl").exists()
+
+
+PLOTTING = """\
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    size: int = 4
+
+
+@assay.stage(outputs=["plot"])
+def draw(record):
+    path = record.get_path("plot.png")
+    with open(path, "w") as picture:
+        picture.write("a picture")
+    return path
+
+
+@assay.stage(inputs=["plot"], outputs=["size"], cachers=[JsonCacher])
+def measure(record, plot):
+    return len(open(plot).read())
+
+
+def get_params():
+    return [Params(name="one")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        measure(draw(assay.Record(manager, params)))
+"""
+
+
+def test_verify_remove_without_the_run_store_keeps_a_file_a_stage_wrote_for_its_output(
+    tmp_project: Path,
+):
+    """Why a sidecar-less file named after an output is no failure without the run store: a
+    stage without a cacher wrote ``plot.png`` for its output ``plot`` (which the next stage's
+    sidecar names as its input), and ``--remove`` must leave it."""
+    (tmp_project / "experiments" / "plotting.py").write_text(PLOTTING)
+    assert run_cli("run", "plotting", cwd=tmp_project).code == 0
+    (tmp_project / "assay.db").unlink()
+    (picture,) = (tmp_project / "data" / "cache" / "objects").rglob("plot.png")
+
+    result = run_cli("cache", "verify", "--remove", cwd=tmp_project)
+
+    assert result.code == 0 and "0 failed" in result.text, result
+    assert picture.read_text() == "a picture"

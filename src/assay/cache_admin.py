@@ -237,17 +237,29 @@ def verify_all(
         for path in found:
             log.warning(
                 "File without a record: %s. No sidecar (.meta.json) in its stage run's folder "
-                "lists it, and it is not named after an output of the stage run, so no run "
-                "loads it: the stage wrote it there beside its outputs (record.get_path()), "
+                "lists it, and nothing names it the file of an output of the stage run, so no "
+                "run loads it: the stage wrote it there beside its outputs (record.get_path()), "
                 "or its record was deleted or damaged. verify leaves it; delete it if the "
                 "stage did not write it there on purpose.",
                 path,
             )
+        if found and store_path is not None and not os.path.exists(store_path):
+            log.warning("%s", _without_store_text(store_path))
     if unfinished is not None:
         unfinished.extend(writes)
     elif writes:
         log.warning("%s", unfinished_writes_text(writes))
     return checked, bad
+
+
+def _without_store_text(store_path: str | os.PathLike) -> str:
+    """What the files without a record may be when the run store at ``store_path`` is gone."""
+    return (
+        f"The run store {store_path} is not there, so verify cannot tell whether a file "
+        "above belongs to an output whose record (.meta.json) was deleted: the run store "
+        "records the files of each output a run cached, and with it verify reports such an "
+        "output as failed."
+    )
 
 
 _NO_SIDECAR = (
