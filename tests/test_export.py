@@ -26,6 +26,7 @@ from assay.export.docker import DockerContext, build_image, export_docker_contex
 from assay.store import RunStore
 from conftest import copy_project, run_cli
 from git_helpers import GITIGNORE, git, init_repo
+from notebook_helpers import execute_notebook
 
 
 @pytest.fixture(autouse=True)
@@ -661,7 +662,6 @@ def test_the_exported_notebook_runs_in_a_copy_of_the_project(
     with, the copy's DIR (its re-run cell used the project's cache, its loads the
     original's folder); the original is gone by then."""
     nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     project = copy_project("basic", tmp_path)
     given = ["--cache", cache] if cache else []
@@ -676,19 +676,11 @@ def test_the_exported_notebook_runs_in_a_copy_of_the_project(
     shutil.rmtree(project)
     path = copy / "data" / "runs" / run_id / f"{run_id}.ipynb"
     notebook = nbformat.read(str(path), as_version=4)
-    client = nbclient.NotebookClient(
-        notebook, timeout=180, kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )  # fmt: skip
-    client.execute()  # raises CellExecutionError if any cell fails
-    outputs = []
+    text = execute_notebook(notebook, path.parent)  # raises CellExecutionError if a cell fails
     for cell in notebook.cells:
         if cell.cell_type == "code":
             assert cell.execution_count is not None
             assert not [o for o in cell.outputs if o.output_type == "error"]
-            for output in cell.outputs:
-                outputs.append(output.get("text") or output.get("data", {}).get("text/plain", ""))
-    text = "\n".join(outputs)
     assert f"project: {copy}" in text
     assert "{'sum': 12, 'n': 3}" in text and "{'a': 12, 'b': 33}" in text
     assert f"9 of 9 artifacts of {run_id} came out with the same key and checksum" in text
@@ -964,7 +956,6 @@ def test_the_notebook_in_the_run_s_export_loads_the_export_s_artifacts(
     cell failed with "No cached artifact has key ...", though the export's cache/ beside
     it holds them all."""
     nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     project = copy_project("basic", tmp_path)
     ok(run_cli("run", "diamond", "-p", "two", "-q", "--store-full", "--notebook", cwd=project))
@@ -978,14 +969,6 @@ def test_the_notebook_in_the_run_s_export_loads_the_export_s_artifacts(
         notebook = nbformat.read(str(path), as_version=4)
         rerun = next(i for i, c in enumerate(notebook.cells) if c.source == "## Re-run")
         notebook.cells = notebook.cells[:rerun]  # a copy alone cannot re-run (no project)
-        client = nbclient.NotebookClient(
-            notebook, timeout=180, kernel_name="python3",
-            resources={"metadata": {"path": str(folder)}},
-        )  # fmt: skip
-        client.execute()  # raises CellExecutionError if any cell fails
-        text = "\n".join(
-            o.get("text") or o.get("data", {}).get("text/plain", "")
-            for c in notebook.cells if c.cell_type == "code" for o in c.outputs
-        )  # fmt: skip
+        text = execute_notebook(notebook, folder)  # raises CellExecutionError if a cell fails
         assert f"artifacts from: {folder / 'cache'}" in text
         assert "{'sum': 11, 'n': 3}" in text, text

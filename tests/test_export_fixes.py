@@ -16,6 +16,7 @@ from assay import run_experiment
 from assay.store import RunStore
 from conftest import copy_project, edit, run_cli
 from git_helpers import GITIGNORE, git, init_repo
+from notebook_helpers import execute_notebook
 from test_export import _no_outer_repository, ok  # noqa: F401 (an autouse fixture)
 
 COMBINE = (
@@ -576,7 +577,6 @@ def test_the_notebook_of_a_run_with_one_output_made_twice_labels_each_apart(
     `aggregate / gather / all`: ARTIFACTS kept one of each (the other could not be
     loaded by label), and their cells had the same heading."""
     nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     (tmp_project / "experiments" / "branched.py").write_text(BRANCHED)
     ok(run_cli("run", "branched", "-q", cwd=tmp_project))
@@ -601,21 +601,10 @@ def test_the_notebook_of_a_run_with_one_output_made_twice_labels_each_apart(
     assert _notebook_labels(nbformat.read(str(again), as_version=4))[0] == labels  # stable
 
     notebook.cells.append(nbformat.v4.new_code_cell("[load(label) for label in ARTIFACTS]"))
-    client = nbclient.NotebookClient(
-        notebook, timeout=180, kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )  # fmt: skip
-    client.execute()  # raises CellExecutionError if any cell fails
-    outputs = [
-        output.get("text") or output.get("data", {}).get("text/plain", "")
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-    ]
-    assert f"6 of 6 artifacts of {run_id} came out with the same key and checksum" in "\n".join(
-        outputs
-    )
-    assert outputs[-1] == "[[0, 1, 2], 303, [1, 2], 203, [203, 303], [303]]", outputs[-1]
+    text = execute_notebook(notebook, path.parent)  # raises CellExecutionError if a cell fails
+    assert f"6 of 6 artifacts of {run_id} came out with the same key and checksum" in text
+    last = notebook.cells[-1].outputs[-1]["data"]["text/plain"]
+    assert last == "[[0, 1, 2], 303, [1, 2], 203, [203, 303], [303]]", last
 
 
 # -- the run record file -------------------------------------------------------------------
@@ -973,7 +962,6 @@ def test_the_notebook_re_runs_a_copy_of_the_export_from_its_code(tmp_path: Path,
     """In a copy of the export without the project, the notebook's re-run cell failed with
     "No experiment named 'diamond'": the code is in the export's code/, not beside it."""
     nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     project = copy_project("basic", tmp_path)
     ok(run_cli("run", "diamond", "-p", "two", "-q", "--store-full", "--notebook", cwd=project))
@@ -981,17 +969,9 @@ def test_the_notebook_re_runs_a_copy_of_the_export_from_its_code(tmp_path: Path,
     copy = tmp_path / "colleague" / "the run"
     shutil.copytree(export, copy, symlinks=True)
     notebook = nbformat.read(str(copy / f"{export.name}.ipynb"), as_version=4)
-    client = nbclient.NotebookClient(
-        notebook, timeout=300, kernel_name="python3",
-        resources={"metadata": {"path": str(copy)}},
-    )  # fmt: skip
 
-    client.execute()  # raises CellExecutionError if any cell fails
+    text = execute_notebook(notebook, copy, timeout=300)  # raises CellExecutionError if one fails
 
-    text = "\n".join(
-        o.get("text") or o.get("data", {}).get("text/plain", "")
-        for c in notebook.cells if c.cell_type == "code" for o in c.outputs
-    )  # fmt: skip
     assert f"9 of 9 artifacts of {export.name} came out identical" in text, text
     (workdir,) = (copy / "reproductions").iterdir()  # the re-run's own folder
     assert (workdir / "assay.db").is_file()
