@@ -209,3 +209,26 @@ def test_verify_remove_without_the_run_store_keeps_a_file_a_stage_wrote_for_its_
 
     assert result.code == 0 and "0 failed" in result.text, result
     assert picture.read_text() == "a picture"
+
+
+def test_the_dashboard_s_comparison_reads_a_list_of_dataclasses_recorded_as_one_repr(
+    tmp_path: Path,
+):
+    """The dashboard's side-by-side comparison of such runs had the same rows as
+    ``assay compare``: ``layers`` in one column, ``layers.0.width``... in the other."""
+    from assay.ui.comparison import columns_from, compare
+
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "layered.py").write_text(LAYERED)
+    assert run_cli("run", "layered", cwd=tmp_path).code == 0
+    assert run_cli("run", "layered", "--set", "layers.1.width=64", cwd=tmp_path).code == 0
+    then = "[Layer(width=32, act='relu'), Layer(width=16, act='relu')]"
+    _record_as_before(tmp_path / "assay.db", 1, {"name": "net", "layers": then})
+
+    with RunStore(tmp_path / "assay.db") as store:
+        columns, errors = columns_from(store, ["1", "2"], [])
+        rows = compare(store, tmp_path / "assay.db", columns)["params"]
+
+    assert not errors
+    assert [row["label"] for row in rows] == [["net", name] for name in NOW]
+    assert [row["label"][1] for row in rows if row["differs"]] == ["layers.1.width"]

@@ -27,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from assay.params import read_item_by_item
+from assay.params import item_by_item_as_in
 
 __all__ = ["ArtifactChange", "PackageChanges", "ParamChange", "RunComparison", "compare_runs"]
 
@@ -246,8 +246,8 @@ def _compare_params(sets_a: list, sets_b: list, result: RunComparison) -> None:
     for name in by_a:
         if name not in by_b:
             continue
-        values_a = _as_shown_in(by_a[name].values, by_b[name].values)
-        values_b = _as_shown_in(by_b[name].values, by_a[name].values)
+        values_a = item_by_item_as_in(by_a[name].values, by_b[name].values)
+        values_b = item_by_item_as_in(by_b[name].values, by_a[name].values)
         if values_a == values_b and by_a[name].cls == by_b[name].cls:
             continue
         for key in dict.fromkeys([*values_a, *values_b]):
@@ -256,22 +256,6 @@ def _compare_params(sets_a: list, sets_b: list, result: RunComparison) -> None:
                 result.params.append(ParamChange(name, key, x, y))
         if by_a[name].cls != by_b[name].cls:
             result.params.append(ParamChange(name, "(class)", by_a[name].cls, by_b[name].cls))
-
-
-def _as_shown_in(values: dict, other: dict) -> dict:
-    """``values`` with each list of dataclasses recorded as one repr (``layers``, as runs
-    recorded before ``describe`` showed them item by item) read back item by item when
-    ``other`` shows it so (``layers.0.width``...) and it reads back to the same fields; then
-    the two compare field by field. Anything else is left as recorded."""
-    shown: dict = {}
-    for key, value in values.items():
-        items = None
-        if key not in other:
-            items = read_item_by_item(key, value)
-            if items is not None and set(items) != {k for k in other if k.startswith(f"{key}.")}:
-                items = None
-        shown.update(items if items is not None else {key: value})
-    return shown
 
 
 def _compare_code(git_a: dict | None, git_b: dict | None, result: RunComparison) -> None:

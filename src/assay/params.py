@@ -963,6 +963,22 @@ def read_item_by_item(field: str, text: Any) -> dict[str, Any] | None:
         return None
 
 
+def item_by_item_as_in(values: dict[str, Any], other: Iterable[str]) -> dict[str, Any]:
+    """``values`` (a :func:`describe` of a parameter set, as a run recorded it) with each
+    list of dataclasses recorded as one repr (``layers``, as runs recorded before
+    ``describe`` showed them item by item) read back item by item when the keys ``other``
+    (another run's) show it so (``layers.0.width``...) and it reads back to the same keys;
+    then the two compare field by field. Anything else is left as recorded."""
+    other = set(other)
+    shown: dict[str, Any] = {}
+    for key, value in values.items():
+        items = None if key in other else read_item_by_item(key, value)
+        if items is not None and set(items) != {k for k in other if k.startswith(f"{key}.")}:
+            items = None
+        shown.update(items if items is not None else {key: value})
+    return shown
+
+
 def _is_list_of_calls(node: ast.AST) -> bool:
     return (
         isinstance(node, (ast.List, ast.Tuple))

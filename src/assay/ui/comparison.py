@@ -18,6 +18,7 @@ from typing import Any
 
 from assay.errors import AssayError
 from assay.metrics import read_metrics
+from assay.params import item_by_item_as_in
 
 MAX_COLUMNS = 12
 """At most this many runs or parameter sets side by side."""
@@ -84,7 +85,7 @@ def one_line(exc: BaseException) -> str:
 def compare(store: Any, store_path: Path, columns: list[Column]) -> dict[str, Any]:
     """Parameter, metric and artifact rows over the columns (see the module docs)."""
     whole_runs = any(c.param_set is None for c in columns)
-    params = [_param_cells(store, c, whole_runs) for c in columns]
+    params = _item_by_item([_param_cells(store, c, whole_runs) for c in columns])
     metric_rows = read_metrics(store_path, {c.run.number for c in columns})
     metrics = [_metric_cells(metric_rows, c, whole_runs) for c in columns]
     artifacts = [_artifact_cells(store, c, whole_runs) for c in columns]
@@ -110,6 +111,26 @@ def _param_cells(store: Any, column: Column, whole_runs: bool) -> dict[tuple, An
             if name != "name":
                 cells[(label, name)] = value
     return cells
+
+
+def _item_by_item(per_column: list[dict[tuple, Any]]) -> list[dict[tuple, Any]]:
+    """Each column's parameter cells with a list of dataclasses that a run from before
+    ``describe`` showed them item by item recorded as one repr read back item by item,
+    where the other columns show it so (see :func:`~assay.params.item_by_item_as_in`)."""
+    shown = []
+    for at, cells in enumerate(per_column):
+        others = [key for i, c in enumerate(per_column) if i != at for key in c]
+        by_label: dict[str, dict[str, Any]] = {}
+        for (label, name), value in cells.items():
+            by_label.setdefault(label, {})[name] = value
+        shown.append({
+            (label, name): value
+            for label, values in by_label.items()
+            for name, value in item_by_item_as_in(
+                values, [name for other, name in others if other == label]
+            ).items()
+        })  # fmt: skip
+    return shown
 
 
 def _metric_cells(rows: list, column: Column, whole_runs: bool) -> dict[tuple, Any]:
