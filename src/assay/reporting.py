@@ -70,7 +70,10 @@ class Reportable:
         group: reportables of a record with the same group are shown together.
 
     Attributes set by ``record.report``: ``record``, ``stage`` and
-    ``qualified_name`` (unique in the run, e.g. ``"trees_10_train_scores"``).
+    ``qualified_name`` (e.g. ``"trees_10_train_scores"``), which a reportable may name
+    its files after, as Curifactory's do: it holds no ``/``, ``#``, ``?``, ``%``, quote
+    or ``<``, so ``f"{self.path}/{self.qualified_name}.png"`` stays in ``path`` and
+    works as an ``src``.
     ``path`` is the folder a reportable may write files into (set before
     ``render()`` is called).
     """
@@ -110,6 +113,16 @@ class Reportable:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, stage={self.stage!r})"
+
+
+_UNSAFE_IN_FILE_NAMES = re.compile(r"""[/\\#?%'"<>&:*|\x00-\x1f\x7f]""")
+"""Characters that would make a name leave its folder, or break a URL or an attribute."""
+
+
+def safe_name(text: str) -> str:
+    """``text`` usable as a file name and, as it is, in an ``src``: path separators,
+    URL marks (``#?%``), quotes, ``<>&`` and control characters become ``_``."""
+    return _UNSAFE_IN_FILE_NAMES.sub("_", text)
 
 
 class JsonReporter(Reportable):

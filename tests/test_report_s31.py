@@ -1,0 +1,174 @@
+"""Reports as researchers use them (session 31): reportables written the way Curifactory's
+documentation shows, reports rebuilt after the cache was cleaned, ..."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import assay
+from conftest import run_cli
+
+CURIFACTORY_STYLE = '''
+import os
+
+import assay as cf
+from assay.caching import JsonCacher
+
+
+class Note(cf.reporting.Reportable):
+    """A reportable written as Curifactory's documentation shows: its file is named
+    after ``qualified_name``, in ``self.path``."""
+
+    def render(self):
+        with open(os.path.join(self.path, f"{self.qualified_name}.txt"), "w") as handle:
+            handle.write("note")
+
+    def html(self):
+        return f"<a href='{self.path}/{self.qualified_name}.txt'>note</a>"
+
+
+@cf.stage(None, ["out"], [JsonCacher])
+def draw(record):
+    record.report(Note(name="train/test loss"))
+    record.report(Note(name="run #1 (50%)?"))
+    record.report(Note())
+    return {"a": 1}
+
+
+def get_params():
+    return [cf.ExperimentParameters(name="../../../../outside")]
+
+
+def run(argsets, manager):
+    for argset in argsets:
+        draw(cf.Record(manager, argset))
+'''
+
+
+def _project(tmp_path: Path, experiment: str, text: str) -> Path:
+    root = tmp_path / "project"
+    (root / "experiments").mkdir(parents=True)
+    (root / "assay.toml").write_text("")
+    (root / "experiments" / f"{experiment}.py").write_text(text)
+    return root
+
+
+def _links(page: str) -> list[str]:
+    return re.findall(r"""(?:href|src)=['"]([^'"#]*)""", page)
+
+
+def test_a_curifactory_style_reportable_names_its_files_inside_the_report(tmp_path: Path):
+    root = _project(tmp_path, "notes", CURIFACTORY_STYLE)
+    result = run_cli("run", "notes", cwd=root)
+    assert result.code == 0, result.output
+    run_dir = next((root / "reports").glob("notes-*"))
+    written = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*_draw_*.txt")]
+    assert written and all(p.startswith(f"project/reports/{run_dir.name}/files/") for p in written)
+    page = (run_dir / "index.html").read_text()
+    assert "could not be shown" not in page
+    notes = [link for link in _links(page) if link.endswith(".txt")]
+    assert len(notes) == 3
+    for link in notes:  # each link, as a browser reads it, names the file written
+        assert (run_dir / link).is_file(), link
+
+
+CHAIN = """
+import assay
+from assay.caching import JsonCacher
+
+
+class Params(assay.ExperimentParameters):
+    pass
+
+
+@assay.stage(None, ["first"], [JsonCacher])
+def make(record):
+    return {"n": 1}
+
+
+@assay.stage(["first"], ["second"], [JsonCacher])
+def double(record, first):
+    return {"n": first["n"] * 2}
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        double(make(assay.Record(manager, params)))
+"""
+
+
+def _artifact_cells(page: str) -> list[str]:
+    return re.findall(r'<td class="path">(.*?)</td>', page, re.S)
+
+
+def test_artifacts_in_a_cache_at_a_url_are_shown_not_linked_as_local_files(tmp_path: Path):
+    root = _project(tmp_path, "chain", CHAIN)
+    url = f"memory://lab-{tmp_path.name}/cache"
+    (root / "assay.toml").write_text(f'cache_dir = "{url}"\n')
+    manager = assay.run_experiment("chain", [], project_root=root)
+    page = (root / "reports" / manager.run_id / "index.html").read_text()
+    cells = [c for c in _artifact_cells(page) if "objects/" in c]
+    assert len(cells) == 2
+    for cell in cells:  # the URL, as text: no link into the project to a "memory:" folder
+        assert "href" not in cell and url in cell, cell
+
+
+def test_a_report_rebuilt_after_cache_gc_links_no_removed_file(tmp_path: Path):
+    root = _project(tmp_path, "chain", CHAIN)
+    assert run_cli("run", "chain", cwd=root).code == 0
+    assert run_cli("cache", "gc", "--older-than", "0", cwd=root).code == 0
+    result = run_cli("report", cwd=root)
+    assert result.code == 0, result.output
+    run_dir = next((root / "reports").glob("chain-*"))
+    page = (run_dir / "index.html").read_text()
+    cells = [c for c in _artifact_cells(page) if "objects/" in c]
+    assert len(cells) == 2
+    for cell in cells:
+        assert "href" not in cell and "no longer in the cache" in cell
+    for link in _links(page):  # what is still linked is there
+        assert (run_dir / link).exists(), link
+
+
+UNDECODABLE = """
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import JsonReporter
+
+
+class Params(assay.ExperimentParameters):
+    pass
+
+
+@assay.stage(None, ["files"], [JsonCacher])
+def scan(record):
+    name = b"caf\\xe9.csv".decode("utf-8", "surrogateescape")  # as os.listdir gives it
+    record.report(JsonReporter({"file": name}, name=name, group=name))
+    return [name.encode("utf-8", "surrogateescape").decode("latin-1")]
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        scan(assay.Record(manager, params))
+"""
+
+
+def test_a_file_name_that_is_not_utf8_in_a_reportable_does_not_lose_the_report(
+    tmp_path: Path,
+):
+    root = _project(tmp_path, "scan", UNDECODABLE)
+    result = run_cli("run", "scan", cwd=root)
+    assert result.code == 0, result.output
+    assert "could not be written" not in result.output
+    run_dir = next((root / "reports").glob("scan-*"))
+    page = (run_dir / "index.html").read_text(encoding="utf-8")
+    assert "caf" in page and "could not be shown" not in page
+    assert run_cli("report", cwd=root).code == 0
