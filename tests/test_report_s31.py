@@ -172,3 +172,17 @@ def test_a_file_name_that_is_not_utf8_in_a_reportable_does_not_lose_the_report(
     page = (run_dir / "index.html").read_text(encoding="utf-8")
     assert "caf" in page and "could not be shown" not in page
     assert run_cli("report", cwd=root).code == 0
+
+
+def test_a_report_rebuilt_in_a_moved_project_links_its_cache_files(tmp_path: Path):
+    root = _project(tmp_path, "chain", CHAIN)
+    assert run_cli("run", "chain", cwd=root).code == 0
+    moved = root.rename(tmp_path / "moved")
+    result = run_cli("report", cwd=moved)
+    assert result.code == 0, result.output
+    run_dir = next((moved / "reports").glob("chain-*"))
+    page = (run_dir / "index.html").read_text()
+    cells = [c for c in _artifact_cells(page) if "objects/" in c]
+    assert len(cells) == 2 and all("href" in cell for cell in cells)
+    for link in _links(page):
+        assert (run_dir / link).exists(), link
