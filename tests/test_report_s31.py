@@ -186,3 +186,43 @@ def test_a_report_rebuilt_in_a_moved_project_links_its_cache_files(tmp_path: Pat
     assert len(cells) == 2 and all("href" in cell for cell in cells)
     for link in _links(page):
         assert (run_dir / link).exists(), link
+
+
+COUNTS = """
+import numpy as np
+
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import JsonReporter
+
+
+class Params(assay.ExperimentParameters):
+    pass
+
+
+@assay.stage(None, ["counts"], [JsonCacher])
+def count(record):
+    labels, counts = np.unique(np.array([3, 1, 3, 2]), return_counts=True)
+    per_class = dict(zip(labels, counts.tolist()))  # numpy integers as keys
+    record.report(JsonReporter(per_class, name="per class"))
+    record.report(JsonReporter({("lr", 0.1): 0.93, ("lr", 0.01): 0.95}, name="grid"))
+    return {str(k): v for k, v in per_class.items()}
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        count(assay.Record(manager, params))
+"""
+
+
+def test_json_reporter_shows_dicts_keyed_by_numpy_numbers_and_tuples(tmp_path: Path):
+    root = _project(tmp_path, "counts", COUNTS)
+    manager = assay.run_experiment("counts", [], project_root=root)
+    page = (root / "reports" / manager.run_id / "index.html").read_text()
+    assert "could not be shown" not in page
+    assert "&quot;3&quot;: 2" in page  # class 3 was seen twice
+    assert "(&#x27;lr&#x27;, 0.1)&quot;: 0.93" in page

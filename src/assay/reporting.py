@@ -136,8 +136,22 @@ class JsonReporter(Reportable):
         self.data = dictionary
 
     def html(self) -> str:
-        text = json.dumps(self.data, indent=4, default=str)
+        text = json.dumps(_json_keys(self.data), indent=4, default=str)
         return f"<pre>{_html.escape(text)}</pre>"
+
+
+def _json_keys(value: Any) -> Any:
+    """``value`` with every dict key JSON cannot hold (a numpy number, a tuple) as text,
+    as ``str`` shows it: ``{np.int64(3): 2}`` -> ``{"3": 2}``."""
+    if isinstance(value, dict):
+        return {_json_key(key): _json_keys(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_keys(item) for item in value]
+    return value
+
+
+def _json_key(key: Any) -> Any:
+    return key if isinstance(key, (str, int, float, bool, type(None))) else str(key)
 
 
 class HTMLReporter(Reportable):
