@@ -226,3 +226,49 @@ def test_json_reporter_shows_dicts_keyed_by_numpy_numbers_and_tuples(tmp_path: P
     assert "could not be shown" not in page
     assert "&quot;3&quot;: 2" in page  # class 3 was seen twice
     assert "(&#x27;lr&#x27;, 0.1)&quot;: 0.93" in page
+
+
+UNPICKLABLE = """
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import Reportable
+
+
+class Params(assay.ExperimentParameters):
+    pass
+
+
+class Formula(Reportable):
+    def __init__(self, function, name=None):
+        super().__init__(name=name)
+        self.function = function
+
+    def html(self):
+        return f"<p>f(2) = {self.function(2)}</p>"
+
+
+@assay.stage(None, ["out"], [JsonCacher])
+def make(record):
+    record.report(Formula(lambda x: x * 21, name="formula"))
+    return {"a": 1}
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        make(assay.Record(manager, params))
+"""
+
+
+def test_a_reuse_of_a_stage_whose_reportables_could_not_be_cached_warns_only_once(
+    tmp_path: Path,
+):
+    root = _project(tmp_path, "formula", UNPICKLABLE)
+    first = run_cli("run", "formula", cwd=root)
+    assert first.code == 0 and "cannot be cached" in first.output, first.output
+    second = run_cli("run", "formula", cwd=root)
+    assert second.code == 0, second.output
+    assert "WARNING" not in second.output  # the first run said it; nothing is damaged
