@@ -272,3 +272,42 @@ def test_a_reuse_of_a_stage_whose_reportables_could_not_be_cached_warns_only_onc
     second = run_cli("run", "formula", cwd=root)
     assert second.code == 0, second.output
     assert "WARNING" not in second.output  # the first run said it; nothing is damaged
+
+
+PDF_FIGURE = """
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import FigureReporter
+from matplotlib.figure import Figure
+
+
+class Params(assay.ExperimentParameters):
+    pass
+
+
+@assay.stage(None, ["out"], [JsonCacher])
+def draw(record):
+    figure = Figure(figsize=(2, 2))
+    figure.subplots().plot([0, 1], [1, 0])
+    record.report(FigureReporter(figure, name="for the paper", format="pdf"))
+    return {"a": 1}
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        draw(assay.Record(manager, params))
+"""
+
+
+def test_a_figure_saved_as_pdf_is_linked_not_shown_as_a_broken_image(tmp_path: Path):
+    root = _project(tmp_path, "paper", PDF_FIGURE)
+    manager = assay.run_experiment("paper", [], project_root=root)
+    run_dir = root / "reports" / manager.run_id
+    page = (run_dir / "index.html").read_text()
+    assert not re.search(r"<img[^>]*\.pdf", page)
+    (link,) = [link for link in _links(page) if link.endswith(".pdf")]
+    assert (run_dir / link).read_bytes().startswith(b"%PDF")

@@ -303,7 +303,7 @@ class FigureReporter(Reportable):
     Args:
         fig: a ``matplotlib.figure.Figure`` (anything with ``savefig``).
         kwargs: passed to ``fig.savefig()``; ``format`` is ``"png"`` unless
-            given (``"svg"`` works too). Extra keyword arguments are added to
+            given (``"svg"`` works too; a ``"pdf"`` or ``"eps"`` file is linked). Extra keyword arguments are added to
             it (Curifactory's way of passing them).
     """
 
@@ -327,11 +327,11 @@ class FigureReporter(Reportable):
         Path(self.path, self.file_name(self.format)).write_bytes(self.data)
 
     def html(self) -> str:
+        url = self.file_url(self.file_name(self.format))
+        if f".{self.format}" not in _IMAGE_TYPES:  # a PDF, EPS, ...: no browser shows it inline
+            return f'<p class="note"><a href="{url}">{_html.escape(self.file_name(self.format))}</a></p>'
         alt = _html.escape(str(self.name or "figure"), quote=True)
-        return (
-            f'<img src="{self.file_url(self.file_name(self.format))}" alt="{alt}" '
-            'loading="lazy" class="figure">'
-        )
+        return f'<img src="{url}" alt="{alt}" loading="lazy" class="figure">'
 
 
 class LinePlotReporter(FigureReporter):
