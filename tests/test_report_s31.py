@@ -311,3 +311,41 @@ def test_a_figure_saved_as_pdf_is_linked_not_shown_as_a_broken_image(tmp_path: P
     assert not re.search(r"<img[^>]*\.pdf", page)
     (link,) = [link for link in _links(page) if link.endswith(".pdf")]
     assert (run_dir / link).read_bytes().startswith(b"%PDF")
+
+
+STYLED = """
+import pandas as pd
+
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import DFReporter
+
+
+class Params(assay.ExperimentParameters):
+    pass
+
+
+@assay.stage(None, ["out"], [JsonCacher])
+def tabulate(record):
+    frame = pd.DataFrame({"accuracy": [0.91, 0.95]}, index=["a", "b"])
+    record.report(DFReporter(frame.style.highlight_max(), name="best"))
+    return {"a": 1}
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        tabulate(assay.Record(manager, params))
+"""
+
+
+def test_df_reporter_given_a_styler_says_what_to_pass_instead(tmp_path: Path):
+    root = _project(tmp_path, "styled", STYLED)
+    result = run_cli("run", "styled", cwd=root)
+    assert result.code == 1
+    assert "has no len()" not in result.output
+    assert "DFReporter" in result.output and "Styler" in result.output
+    assert "HTMLReporter(styler.to_html())" in result.output.replace("\n", "")

@@ -205,7 +205,7 @@ class DFReporter(Reportable):
         max_rows: int = 200,
     ):
         super().__init__(name=name, group=group)
-        self.df = df
+        self.df = _table(df)
         self.float_prec = float_prec
         self.float_format = float_format
         self.max_rows = max_rows
@@ -241,6 +241,21 @@ class DFReporter(Reportable):
         if state.get("df") is not None and len(state["df"]) > self.max_rows:
             state["df"] = state["df"].head(self.max_rows)
         return state
+
+
+def _table(df: Any) -> Any:
+    """``df`` if it is a DataFrame or a Series; otherwise a ``TypeError`` saying what to pass."""
+    if hasattr(df, "to_frame") or hasattr(df, "to_html") and hasattr(df, "head"):
+        return df
+    hint = ""
+    if hasattr(df, "to_html") and hasattr(df, "data"):  # a pandas Styler
+        hint = (
+            ": for its styling, report HTMLReporter(styler.to_html()); for its table, "
+            "DFReporter(styler.data)"
+        )
+    raise TypeError(
+        f"DFReporter shows a pandas DataFrame or Series, not a {type(df).__name__}{hint}."
+    )
 
 
 class LatexTableReporter(Reportable):
