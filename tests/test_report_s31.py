@@ -349,3 +349,38 @@ def test_df_reporter_given_a_styler_says_what_to_pass_instead(tmp_path: Path):
     assert "has no len()" not in result.output
     assert "DFReporter" in result.output and "Styler" in result.output
     assert "HTMLReporter(styler.to_html())" in result.output.replace("\n", "")
+
+
+DIVERGED = """
+import assay
+from assay.caching import JsonCacher
+
+
+class Params(assay.ExperimentParameters):
+    pass
+
+
+@assay.stage(None, ["model"], [JsonCacher])
+def train(record):
+    for epoch in range(3):
+        record.log_metric("loss", float("inf"), step=epoch)  # diverged from the start
+    record.log_metric("accuracy", 0.5)
+    return {"a": 1}
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        train(assay.Record(manager, params))
+"""
+
+
+def test_the_metrics_table_shows_a_metric_that_was_never_finite(tmp_path: Path):
+    root = _project(tmp_path, "diverged", DIVERGED)
+    manager = assay.run_experiment("diverged", [], project_root=root)
+    page = (root / "reports" / manager.run_id / "index.html").read_text()
+    assert "could not be shown" not in page
+    assert "<td>loss</td>" in page and "<td>accuracy</td>" in page
