@@ -384,3 +384,41 @@ def test_the_metrics_table_shows_a_metric_that_was_never_finite(tmp_path: Path):
     page = (root / "reports" / manager.run_id / "index.html").read_text()
     assert "could not be shown" not in page
     assert "<td>loss</td>" in page and "<td>accuracy</td>" in page
+
+
+NOT_A_REPORTABLE = """
+from matplotlib.figure import Figure
+
+import assay
+from assay.caching import JsonCacher
+
+
+class Params(assay.ExperimentParameters):
+    pass
+
+
+@assay.stage(None, ["out"], [JsonCacher])
+def draw(record):
+    figure = Figure()
+    figure.subplots().plot([1, 2])
+    record.report(figure)
+    return {"a": 1}
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        draw(assay.Record(manager, params))
+"""
+
+
+def test_reporting_a_figure_itself_says_to_wrap_it_in_a_figure_reporter(tmp_path: Path):
+    root = _project(tmp_path, "bare", NOT_A_REPORTABLE)
+    result = run_cli("run", "bare", cwd=root)
+    assert result.code == 1
+    text = " ".join(result.output.split())
+    assert "has no attribute" not in text
+    assert "record.report() takes a reportable" in text and "FigureReporter(figure)" in text

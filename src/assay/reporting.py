@@ -125,6 +125,23 @@ def safe_name(text: str) -> str:
     return _UNSAFE_IN_FILE_NAMES.sub("_", text)
 
 
+def not_a_reportable(value: Any) -> str:
+    """What ``record.report(value)`` says of a value that is no reportable, with the one
+    that shows it: ``FigureReporter(figure)`` for a figure, and so on."""
+    if hasattr(value, "savefig"):
+        wrap = "FigureReporter(figure)"
+    elif hasattr(value, "to_frame") or hasattr(value, "to_html") and hasattr(value, "head"):
+        wrap = "DFReporter(table)"
+    elif isinstance(value, (str, os.PathLike)) and Path(value).suffix.lower() in _IMAGE_TYPES:
+        wrap = "ImageReporter(path)"
+    else:
+        wrap = "JsonReporter(value)"
+    return (
+        f"record.report() takes a reportable, not a {type(value).__name__}: report "
+        f"{wrap}, with a name= (see assay.reporting), or a Reportable of your own."
+    )
+
+
 class JsonReporter(Reportable):
     """A dict (or anything JSON-able) shown as indented JSON.
 
