@@ -422,3 +422,41 @@ def test_reporting_a_figure_itself_says_to_wrap_it_in_a_figure_reporter(tmp_path
     text = " ".join(result.output.split())
     assert "has no attribute" not in text
     assert "record.report() takes a reportable" in text and "FigureReporter(figure)" in text
+
+
+OVERRIDDEN = """
+import assay
+from assay.caching import JsonCacher
+
+
+class Params(assay.ExperimentParameters):
+    pass
+
+
+@assay.stage(None, ["summary"], [JsonCacher(path_override="results/summary.json")])
+def summarize(record):
+    return {"x": 1}
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        summarize(assay.Record(manager, params))
+"""
+
+
+def test_an_output_saved_at_a_path_override_is_linked_where_it_is(tmp_path: Path):
+    root = _project(tmp_path, "overridden", OVERRIDDEN)
+    assert run_cli("run", "overridden", cwd=root).code == 0
+    run_dir = next((root / "reports").glob("overridden-*"))
+    page = (run_dir / "index.html").read_text()
+    (cell,) = [c for c in _artifact_cells(page) if "summary.json" in c]
+    assert '<a href="../../results/summary.json">results/summary.json</a>' in cell
+    (run_dir / "run.json").unlink()  # made again from the run store
+    assert run_cli("report", cwd=root).code == 0
+    page = (run_dir / "index.html").read_text()
+    (cell,) = [c for c in _artifact_cells(page) if "summary.json" in c]
+    assert '<a href="../../results/summary.json">results/summary.json</a>' in cell
