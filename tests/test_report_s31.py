@@ -460,3 +460,45 @@ def test_an_output_saved_at_a_path_override_is_linked_where_it_is(tmp_path: Path
     page = (run_dir / "index.html").read_text()
     (cell,) = [c for c in _artifact_cells(page) if "summary.json" in c]
     assert '<a href="../../results/summary.json">results/summary.json</a>' in cell
+
+
+AXES = """
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import FigureReporter
+
+
+class Params(assay.ExperimentParameters):
+    pass
+
+
+@assay.stage(None, ["out"], [JsonCacher])
+def draw(record):
+    fig, ax = plt.subplots()
+    ax.plot([1, 2])
+    record.report(FigureReporter(ax, name="curve"))
+    return {"a": 1}
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        draw(assay.Record(manager, params))
+"""
+
+
+def test_figure_reporter_given_axes_says_to_pass_their_figure(tmp_path: Path):
+    root = _project(tmp_path, "axes", AXES)
+    result = run_cli("run", "axes", cwd=root)
+    assert result.code == 1
+    text = " ".join(result.output.split())
+    assert "has no attribute 'savefig'" not in text
+    assert "FigureReporter(ax.figure)" in text

@@ -348,6 +348,8 @@ class FigureReporter(Reportable):
         **savefig_kwargs: Any,
     ):
         super().__init__(name=name, group=group)
+        if not callable(getattr(fig, "savefig", None)):
+            raise TypeError(_not_a_figure(fig))
         self.kwargs = {"format": "png", "bbox_inches": "tight", **(kwargs or {}), **savefig_kwargs}
         self.format = str(self.kwargs["format"]).lower()
         buffer = io.BytesIO()
@@ -422,6 +424,19 @@ class LinePlotReporter(FigureReporter):
             axes.set_ylabel(ylabel)
         super().__init__(figure, name=name, group=group, kwargs=self.savefig_kwargs)
         self.y = self.x = None  # drawn: keep only the image
+
+
+def _not_a_figure(value: Any) -> str:
+    """What ``FigureReporter(value)`` says of a value without ``savefig``."""
+    if callable(getattr(getattr(value, "figure", None), "savefig", None)):
+        hint = "its figure: FigureReporter(ax.figure)"  # matplotlib Axes
+    elif callable(getattr(value, "write_image", None)):  # plotly
+        hint = "an image of it: fig.write_image('plot.png'), then ImageReporter('plot.png')"
+    else:
+        hint = "a matplotlib Figure (fig, ax = plt.subplots())"
+    return (
+        f"FigureReporter draws a figure with savefig(), not a {type(value).__name__}: pass {hint}."
+    )
 
 
 def _close_if_inline(fig: Any) -> None:
