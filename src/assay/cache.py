@@ -142,7 +142,10 @@ class CacheStore:
         return self.by_name / _safe(experiment) / _safe(param_set) / _safe(stage)
 
     def where(self, key: str, filename: str | None = None) -> str:
-        """Where a stage run's folder (or one of its files) is, for people to read."""
+        """Where a stage run's folder (or one of its files) is, for people to read; a file
+        its sidecar names by an absolute path (a cacher's ``path_override``) is there."""
+        if filename and os.path.isabs(filename):
+            return filename
         folder = f"{self._objects}/{key[:2]}/{key}"  # str(self.stage_dir(key)), faster
         return f"{folder}/{filename}" if filename else folder
 

@@ -151,7 +151,8 @@ class Metrics(Reportable):
                 spread = (
                     f"{min(values):.4g} \u2013 {max(values):.4g} ({len(points)})" if shown else ""
                 )
-                chart = _sparkline(points) if stepped[name] and len(values) > 1 else ""
+                finite = sum(1 for v in values if math.isfinite(v))  # what a curve can draw
+                chart = _sparkline(points) if stepped[name] and finite > 1 else ""
                 cells += f'<td class="nowrap">{html.escape(spread)}</td><td>{chart}</td>'
             rows.append(f"<tr>{cells}</tr>")
         head = "<th>metric</th><th>last value</th>"

@@ -355,6 +355,10 @@ class Record:
 
     def report(self, reportable: Reportable) -> None:
         """Add a reportable (a table, a figure, some JSON, ...) to the run's report."""
+        from assay.reporting import not_a_reportable, safe_name
+
+        if not callable(getattr(reportable, "html", None)):
+            raise TypeError(not_a_reportable(reportable))
         node = self._node or self._last_node()
         stage_name = node.spec.name if node is not None else ""
         reportable.record = self
@@ -368,7 +372,7 @@ class Record:
             suffix = str(len(node.reportables))
         else:
             suffix = str(len(self.manager.reportables))
-        reportable.qualified_name = f"{prefix}{stage_name}_{suffix}"
+        reportable.qualified_name = safe_name(f"{prefix}{stage_name}_{suffix}")
         self.reportables.append(reportable)
         self.manager.reportables.append(reportable)
         if node is not None:

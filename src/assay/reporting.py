@@ -70,7 +70,10 @@ class Reportable:
         group: reportables of a record with the same group are shown together.
 
     Attributes set by ``record.report``: ``record``, ``stage`` and
-    ``qualified_name`` (unique in the run, e.g. ``"trees_10_train_scores"``).
+    ``qualified_name`` (e.g. ``"trees_10_train_scores"``), which a reportable may name
+    its files after, as Curifactory's do: it holds no ``/``, ``#``, ``?``, ``%``, quote
+    or ``<``, so ``f"{self.path}/{self.qualified_name}.png"`` stays in ``path`` and
+    works as an ``src``.
     ``path`` is the folder a reportable may write files into (set before
     ``render()`` is called).
     """
@@ -112,6 +115,33 @@ class Reportable:
         return f"{type(self).__name__}(name={self.name!r}, stage={self.stage!r})"
 
 
+_UNSAFE_IN_FILE_NAMES = re.compile(r"""[/\\#?%'"<>&:*|\x00-\x1f\x7f]""")
+"""Characters that would make a name leave its folder, or break a URL or an attribute."""
+
+
+def safe_name(text: str) -> str:
+    """``text`` usable as a file name and, as it is, in an ``src``: path separators,
+    URL marks (``#?%``), quotes, ``<>&`` and control characters become ``_``."""
+    return _UNSAFE_IN_FILE_NAMES.sub("_", text)
+
+
+def not_a_reportable(value: Any) -> str:
+    """What ``record.report(value)`` says of a value that is no reportable, with the one
+    that shows it: ``FigureReporter(figure)`` for a figure, and so on."""
+    if hasattr(value, "savefig"):
+        wrap = "FigureReporter(figure)"
+    elif hasattr(value, "to_frame") or hasattr(value, "to_html") and hasattr(value, "head"):
+        wrap = "DFReporter(table)"
+    elif isinstance(value, (str, os.PathLike)) and Path(value).suffix.lower() in _IMAGE_TYPES:
+        wrap = "ImageReporter(path)"
+    else:
+        wrap = "JsonReporter(value)"
+    return (
+        f"record.report() takes a reportable, not a {type(value).__name__}: report "
+        f"{wrap}, with a name= (see assay.reporting), or a Reportable of your own."
+    )
+
+
 class JsonReporter(Reportable):
     """A dict (or anything JSON-able) shown as indented JSON.
 
@@ -123,8 +153,22 @@ class JsonReporter(Reportable):
         self.data = dictionary
 
     def html(self) -> str:
-        text = json.dumps(self.data, indent=4, default=str)
+        text = json.dumps(_json_keys(self.data), indent=4, default=str)
         return f"<pre>{_html.escape(text)}</pre>"
+
+
+def _json_keys(value: Any) -> Any:
+    """``value`` with every dict key JSON cannot hold (a numpy number, a tuple) as text,
+    as ``str`` shows it: ``{np.int64(3): 2}`` -> ``{"3": 2}``."""
+    if isinstance(value, dict):
+        return {_json_key(key): _json_keys(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_keys(item) for item in value]
+    return value
+
+
+def _json_key(key: Any) -> Any:
+    return key if isinstance(key, (str, int, float, bool, type(None))) else str(key)
 
 
 class HTMLReporter(Reportable):
@@ -178,7 +222,7 @@ class DFReporter(Reportable):
         max_rows: int = 200,
     ):
         super().__init__(name=name, group=group)
-        self.df = df
+        self.df = _table(df)
         self.float_prec = float_prec
         self.float_format = float_format
         self.max_rows = max_rows
@@ -214,6 +258,21 @@ class DFReporter(Reportable):
         if state.get("df") is not None and len(state["df"]) > self.max_rows:
             state["df"] = state["df"].head(self.max_rows)
         return state
+
+
+def _table(df: Any) -> Any:
+    """``df`` if it is a DataFrame or a Series; otherwise a ``TypeError`` saying what to pass."""
+    if hasattr(df, "to_frame") or hasattr(df, "to_html") and hasattr(df, "head"):
+        return df
+    hint = ""
+    if hasattr(df, "to_html") and hasattr(df, "data"):  # a pandas Styler
+        hint = (
+            ": for its styling, report HTMLReporter(styler.to_html()); for its table, "
+            "DFReporter(styler.data)"
+        )
+    raise TypeError(
+        f"DFReporter shows a pandas DataFrame or Series, not a {type(df).__name__}{hint}."
+    )
 
 
 class LatexTableReporter(Reportable):
@@ -276,7 +335,7 @@ class FigureReporter(Reportable):
     Args:
         fig: a ``matplotlib.figure.Figure`` (anything with ``savefig``).
         kwargs: passed to ``fig.savefig()``; ``format`` is ``"png"`` unless
-            given (``"svg"`` works too). Extra keyword arguments are added to
+            given (``"svg"`` works too; a ``"pdf"`` or ``"eps"`` file is linked). Extra keyword arguments are added to
             it (Curifactory's way of passing them).
     """
 
@@ -289,6 +348,8 @@ class FigureReporter(Reportable):
         **savefig_kwargs: Any,
     ):
         super().__init__(name=name, group=group)
+        if not callable(getattr(fig, "savefig", None)):
+            raise TypeError(_not_a_figure(fig))
         self.kwargs = {"format": "png", "bbox_inches": "tight", **(kwargs or {}), **savefig_kwargs}
         self.format = str(self.kwargs["format"]).lower()
         buffer = io.BytesIO()
@@ -300,11 +361,11 @@ class FigureReporter(Reportable):
         Path(self.path, self.file_name(self.format)).write_bytes(self.data)
 
     def html(self) -> str:
+        url = self.file_url(self.file_name(self.format))
+        if f".{self.format}" not in _IMAGE_TYPES:  # a PDF, EPS, ...: no browser shows it inline
+            return f'<p class="note"><a href="{url}">{_html.escape(self.file_name(self.format))}</a></p>'
         alt = _html.escape(str(self.name or "figure"), quote=True)
-        return (
-            f'<img src="{self.file_url(self.file_name(self.format))}" alt="{alt}" '
-            'loading="lazy" class="figure">'
-        )
+        return f'<img src="{url}" alt="{alt}" loading="lazy" class="figure">'
 
 
 class LinePlotReporter(FigureReporter):
@@ -363,6 +424,19 @@ class LinePlotReporter(FigureReporter):
             axes.set_ylabel(ylabel)
         super().__init__(figure, name=name, group=group, kwargs=self.savefig_kwargs)
         self.y = self.x = None  # drawn: keep only the image
+
+
+def _not_a_figure(value: Any) -> str:
+    """What ``FigureReporter(value)`` says of a value without ``savefig``."""
+    if callable(getattr(getattr(value, "figure", None), "savefig", None)):
+        hint = "its figure: FigureReporter(ax.figure)"  # matplotlib Axes
+    elif callable(getattr(value, "write_image", None)):  # plotly
+        hint = "an image of it: fig.write_image('plot.png'), then ImageReporter('plot.png')"
+    else:
+        hint = "a matplotlib Figure (fig, ax = plt.subplots())"
+    return (
+        f"FigureReporter draws a figure with savefig(), not a {type(value).__name__}: pass {hint}."
+    )
 
 
 def _close_if_inline(fig: Any) -> None:

@@ -162,6 +162,7 @@ def rebuild_reports(
                 try:
                     record = load_record(run_dir)
                     record["run"] = _fresh_run(record["run"], run)
+                    record["project_root"] = str(config.root)  # the project may have moved
                     page = build_run_page(run_dir, record)
                 except DamagedRecord as exc:
                     _set_aside(run_dir, str(exc))

@@ -408,13 +408,7 @@ def _artifacts(record: dict, run_dir: Path, label: Any) -> list[dict]:
     for node in record.get("nodes", []):
         for output in node.get("outputs", []):
             path = output.get("path")
-            href = None
-            if path:
-                target = Path(path) if Path(path).is_absolute() else root / path
-                try:
-                    href = Path(os.path.relpath(target, run_dir)).as_posix()
-                except ValueError:
-                    href = target.as_uri()
+            href = _cache_link(path, root, run_dir) if path else None
             rows.append(
                 {
                     "record": label(node["record"]),
@@ -424,11 +418,27 @@ def _artifacts(record: dict, run_dir: Path, label: Any) -> list[dict]:
                     "type": output.get("type") or "",
                     "path": path or "",
                     "href": href,
+                    "gone": bool(path) and href is None and "://" not in path,
                     "size": output.get("size"),
                     "action": output.get("action") or "",
                 }
             )
     return rows
+
+
+def _cache_link(path: str, root: Path, run_dir: Path) -> str | None:
+    """The ``href`` of a cached file, relative to the run's page; ``None`` for a file in a
+    cache at a URL (``s3://...``: no browser opens it from a page) and for a file no longer
+    there (``assay cache gc`` removed it since the run)."""
+    if "://" in path:
+        return None
+    target = Path(path) if Path(path).is_absolute() else root / path
+    if not target.exists():
+        return None
+    try:
+        return Path(os.path.relpath(target, run_dir)).as_posix()
+    except ValueError:  # another drive
+        return target.as_uri()
 
 
 def _version() -> str:
@@ -482,9 +492,12 @@ def build_index(reports_dir: str | os.PathLike, runs: list[Any]) -> Path:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file, so readers never see half a page."""
+    """Write ``text`` to ``path`` via a temporary file, so readers never see half a page.
+
+    A character UTF-8 cannot hold (half of a file name that was not UTF-8, as
+    ``os.listdir`` gives it) is written as ``?`` rather than losing the page."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    temporary.write_text(text, encoding="utf-8")
+    temporary.write_text(text, encoding="utf-8", errors="replace")
     os.replace(temporary, path)
 
 
