@@ -1,0 +1,76 @@
+"""Curifactory code that behaved otherwise under assay (migration findings, session 31).
+
+Each test is a small Curifactory-style project run with ``assay run`` (or a live manager),
+with only its imports renamed, and failed before the fix it is named after.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+
+def make_project(root: Path, experiment: str, name: str = "exp") -> Path:
+    """A project folder with ``experiments/NAME.py`` holding ``experiment``."""
+    (root / "experiments").mkdir(parents=True)
+    (root / "experiments" / "__init__.py").write_text("")
+    (root / "experiments" / f"{name}.py").write_text(textwrap.dedent(experiment))
+    return root
+
+
+# -- a cacher a stage makes itself --------------------------------------------------------
+
+SIDE_CACHER = """
+    from dataclasses import dataclass
+
+    import assay as cf
+    from assay.caching import JsonCacher, PickleCacher
+
+
+    @dataclass
+    class Params(cf.ExperimentParameters):
+        n: int = 3
+
+
+    @cf.stage(inputs=None, outputs=["n"], cachers=[JsonCacher])
+    def make(record):
+        extra = PickleCacher(record=record, name="extra")
+        extra.save({"n": record.params.n})
+        print("EXTRA", extra.get_path())
+        return record.params.n
+
+
+    def get_params():
+        return [Params(name="three")]
+
+
+    def run(param_sets, manager):
+        for param_set in param_sets:
+            make(cf.Record(manager, param_set))
+"""
+
+
+def test_a_cacher_a_stage_makes_with_its_record_writes_in_the_stages_folder(tmp_path: Path):
+    """``PickleCacher(record=record, name="extra").save(...)`` inside a stage, as Curifactory
+    allows, failed with "has no place to write yet: use it in a stage"."""
+    root = make_project(tmp_path, SIDE_CACHER)
+    result = run_cli("run", "exp", cwd=root)
+    assert result.code == 0, result
+    path = Path(result.stdout.split("EXTRA ", 1)[1].split()[0])
+    assert path.name == "extra.pkl" and path.is_file()
+    assert (path.parent / "n.json").is_file()  # beside the stage's own output
+
+    again = run_cli("run", "exp", cwd=root)
+    assert again.code == 0 and "1 cached" in again.text, again
+    assert path.is_file()
+
+
+def test_a_cacher_without_record_or_path_says_what_to_give_it(tmp_path: Path):
+    from assay.caching import PickleCacher
+
+    with pytest.raises(RuntimeError, match="record=record.*path_override"):
+        PickleCacher(name="loose").save(1)
