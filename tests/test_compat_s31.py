@@ -6,6 +6,8 @@ with only its imports renamed, and failed before the fix it is named after.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -74,3 +76,54 @@ def test_a_cacher_without_record_or_path_says_what_to_give_it(tmp_path: Path):
 
     with pytest.raises(RuntimeError, match="record=record.*path_override"):
         PickleCacher(name="loose").save(1)
+
+
+# -- run_experiment()'s result ------------------------------------------------------------
+
+RETURNS = """
+    from dataclasses import dataclass
+
+    import assay as cf
+    from assay.caching import JsonCacher
+
+
+    @dataclass
+    class Params(cf.ExperimentParameters):
+        n: int = 3
+
+
+    @cf.stage(inputs=None, outputs=["n"], cachers=[JsonCacher])
+    def make(record):
+        return record.params.n
+
+
+    def get_params():
+        return [Params(name="three")]
+
+
+    def run(param_sets, manager):
+        return [make(cf.Record(manager, p)).state["n"] for p in param_sets]
+"""
+
+
+def test_unpacking_run_experiment_as_curifactorys_pair_says_what_it_returns(tmp_path: Path):
+    """``results, manager = run_experiment(...)`` (Curifactory's return value) failed with
+    Python's "cannot unpack non-iterable ArtifactManager object", which does not say what
+    to write instead."""
+    root = make_project(tmp_path, RETURNS)
+    (root / "script.py").write_text(
+        "from assay.experiment import run_experiment\n"
+        "try:\n"
+        "    results, manager = run_experiment('exp')\n"
+        "except TypeError as exc:\n"
+        "    print('MESSAGE', exc)\n"
+        "manager = run_experiment('exp')\n"
+        "print('RESULTS', manager.results)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "script.py"], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "manager = run_experiment(...)" in proc.stdout
+    assert "manager.results" in proc.stdout
+    assert "RESULTS [3]" in proc.stdout
