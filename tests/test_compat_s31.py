@@ -127,3 +127,61 @@ def test_unpacking_run_experiment_as_curifactorys_pair_says_what_it_returns(tmp_
     assert "manager = run_experiment(...)" in proc.stdout
     assert "manager.results" in proc.stdout
     assert "RESULTS [3]" in proc.stdout
+
+
+# -- ImageReporter(image_path=...) --------------------------------------------------------
+
+IMAGE = """
+    import base64
+    from dataclasses import dataclass
+
+    import assay as cf
+    from assay.reporting import ImageReporter
+
+    PNG = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    )
+
+
+    @dataclass
+    class Params(cf.ExperimentParameters):
+        n: int = 3
+
+
+    @cf.stage(inputs=None, outputs=[])
+    def plot(record):
+        path = record.get_path("dot.png")
+        with open(path, "wb") as f:
+            f.write(PNG)
+        record.report(ImageReporter(image_path=path, name="dot"))
+
+
+    def get_params():
+        return [Params(name="three")]
+
+
+    def run(param_sets, manager):
+        for param_set in param_sets:
+            plot(cf.Record(manager, param_set))
+"""
+
+
+def test_an_image_reporter_takes_curifactorys_image_path_keyword(tmp_path: Path):
+    """``ImageReporter(image_path=...)``, Curifactory's name for the file, failed the stage
+    with "unexpected keyword argument 'image_path'"."""
+    root = make_project(tmp_path, IMAGE)
+    result = run_cli("run", "exp", cwd=root)
+    assert result.code == 0, result
+    report = next((root / "reports").glob("exp-*/index.html")).read_text()
+    assert "dot.png" in report or "<img" in report
+    images = [p for p in (root / "reports").rglob("*.png")]
+    assert images, "the image was not copied beside the report"
+
+
+def test_an_image_reporter_given_no_file_or_two_says_so():
+    from assay.reporting import ImageReporter
+
+    with pytest.raises(TypeError, match="once"):
+        ImageReporter()
+    with pytest.raises(TypeError, match="once"):
+        ImageReporter("a.png", image_path="b.png")
