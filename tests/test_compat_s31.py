@@ -185,3 +185,64 @@ def test_an_image_reporter_given_no_file_or_two_says_so():
         ImageReporter()
     with pytest.raises(TypeError, match="once"):
         ImageReporter("a.png", image_path="b.png")
+
+
+# -- a reportable that cannot be cached ---------------------------------------------------
+
+UNPICKLABLE = """
+    from dataclasses import dataclass
+
+    import assay as cf
+    from assay.caching import JsonCacher
+    from assay.reporting import JsonReporter, Reportable
+
+
+    @dataclass
+    class Params(cf.ExperimentParameters):
+        n: int = 3
+
+
+    class Computed(Reportable):
+        def __init__(self, compute, name=None, group=None):
+            self.compute = compute
+            super().__init__(name=name, group=group)
+
+        def html(self):
+            return f"<p>computed {self.compute()}</p>"
+
+
+    @cf.stage(inputs=None, outputs=["n"], cachers=[JsonCacher])
+    def make(record):
+        record.report(Computed(lambda: 42, name="computed"))
+        if record.params.n > 3:
+            record.report(JsonReporter({"kept": True}, name="kept"))
+        return record.params.n
+
+
+    def get_params():
+        return [Params(name="three"), Params(name="four", n=4)]
+
+
+    def run(param_sets, manager):
+        for param_set in param_sets:
+            make(cf.Record(manager, param_set))
+"""
+
+
+def test_a_reused_stage_whose_reportables_could_not_be_cached_gives_no_false_alarm(
+    tmp_path: Path,
+):
+    """A custom reportable holding a lambda is warned about once, when the stage runs; the
+    run that reused the stage then warned "Cached reportables of stage 'make' not
+    restored: ... _reportables.meta.json is missing or unreadable", as if the cache were
+    damaged."""
+    root = make_project(tmp_path, UNPICKLABLE)
+    first = run_cli("run", "exp", cwd=root)
+    assert first.code == 0, first
+    assert "cannot be cached" in first.text
+
+    again = run_cli("run", "exp", cwd=root)
+    assert again.code == 0 and "2 cached" in again.text, again
+    assert "WARNING" not in again.output, again
+    report = sorted((root / "reports").glob("exp-*/index.html"))[-1].read_text()
+    assert "kept&quot;: true" in report  # the one that could be cached is reported on reuse
