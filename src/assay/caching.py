@@ -151,11 +151,7 @@ class Cacheable:
         else:
             if self._dir is None:
                 self._dir = self._running_stage_dir()
-            if self._dir is None:
-                raise RuntimeError(
-                    f"{type(self).__name__} has no place to write yet: use it in a stage, "
-                    "or give it a path (path_override)."
-                )
+            folder = self._dir or self._record_stage_dir()
             if self.name is None:
                 raise RuntimeError(f"{type(self).__name__} needs a name to build a path.")
             ending = suffix if suffix is not None else (self.extension or "")
@@ -165,11 +161,11 @@ class Cacheable:
             filename = f"{self.prefix}_{stem}{ending}" if self.prefix else f"{stem}{ending}"
             if self.subdir:
                 # The sub-folder is written under a temporary name, then renamed whole.
-                folder = self._dir / f"{self._tmp_tag or ''}{self.subdir}"
+                folder = folder / f"{self._tmp_tag or ''}{self.subdir}"
                 folder.mkdir(parents=True, exist_ok=True)
                 path = str(folder / filename)
             else:
-                path = f"{self._dir}/{self._tmp_tag or ''}{filename}"
+                path = f"{folder}/{self._tmp_tag or ''}{filename}"
         if path not in self.cache_paths:
             self.cache_paths.append(path)
         return path
@@ -188,6 +184,17 @@ class Cacheable:
             folder = cache.stage_dir(node.key)  # what an earlier run kept: to read only
         cache.localize(node.key, self.name)
         return folder
+
+    def _record_stage_dir(self) -> Path:
+        """For a cacher a stage makes itself (``PickleCacher(record=record, name="extra")``):
+        the folder :meth:`Record.get_path` gives, that of the running stage (or of
+        ``self.stage``), so its files are cached with the stage's, as in Curifactory."""
+        if self.record is None:
+            raise RuntimeError(
+                f"{type(self).__name__} has no place to write yet: give it the record "
+                "(record=record, in a stage) or a path (path_override)."
+            )
+        return Path(self.record._stage_folder(self.stage))
 
     def checksummed_file(self, path: str) -> _ChecksummedFile:
         """Open ``path`` for binary writing, hashing the bytes on the way.

@@ -16,7 +16,7 @@ import contextlib
 import datetime
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from assay.cache import open_cache
 from assay.config import ProjectConfig
@@ -366,6 +366,15 @@ class ArtifactManager:
         from assay.report.notebook import dag_svg
 
         return dag_svg(self)
+
+    def __iter__(self) -> NoReturn:
+        """A manager is no sequence: ``results, manager = run_experiment(...)``, as written
+        for Curifactory's ``(results, manager)``, is told what assay returns instead."""
+        raise TypeError(
+            "cannot unpack an ArtifactManager: assay's run_experiment() returns the manager, "
+            "not Curifactory's (results, manager). Write `manager = run_experiment(...)`; "
+            "what the experiment's run() returned is `manager.results`."
+        )
 
     def __repr__(self) -> str:
         return (

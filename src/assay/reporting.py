@@ -473,19 +473,23 @@ class ImageReporter(Reportable):
     stage still reports it.
 
     Args:
-        path: the image file.
+        path: the image file (``image_path=`` as in Curifactory works too).
         alt: text shown when the image cannot be (default: the name).
     """
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike | None = None,
         name: str | None = None,
         group: str | None = None,
         alt: str | None = None,
+        *,
+        image_path: str | os.PathLike | None = None,
     ):
         super().__init__(name=name, group=group)
-        source = Path(path)
+        if (path is None) == (image_path is None):
+            raise TypeError("ImageReporter takes the image file once: ImageReporter(path).")
+        source = Path(path if path is not None else image_path)
         self.extension = source.suffix.lower() or ".png"
         if self.extension not in _IMAGE_TYPES:
             raise ValueError(

@@ -1208,13 +1208,21 @@ class Runner:
 
     def _save_outputs(self, node: StageNode) -> None:
         manager, cache = self.manager, self.manager.cache
-        base = None
+        if all(artifact.cacher is None for artifact in node.outputs):
+            if node.reportables:
+                # No output is cached, but a later run that does not need to execute the
+                # stage (its consumers are cached) still reports what it reported, as
+                # Curifactory does.
+                self._save_reportables(node, manager.provenance(node))
+                cache.link(manager.prefix, link_label(node), node.spec.name, node.key)  # gc
+            return
+        base = manager.provenance(node)
+        # How many reportables are cached beside (those that could be): a reuse need not
+        # look for none.
+        base["reportables"] = self._save_reportables(node, base) if node.reportables else 0
         for artifact in node.outputs:
             if artifact.cacher is None:
                 continue
-            if base is None:
-                # How many reportables are cached beside: a reuse need not look for none.
-                base = dict(manager.provenance(node), reportables=len(node.reportables))
             meta = dict(base, duration_s=round(node.duration or 0.0, 6))
             artifact.meta = cache.save(
                 artifact.cacher,
@@ -1230,21 +1238,11 @@ class Runner:
             # give back exactly (a tuple saved as JSON, a frame's memory layout) is the
             # same for them wherever and whenever this stage ran.
             artifact.value = MISSING
-        if base is not None:
-            cache.flush_reads()  # a cached stage run is found by what it read
-            cache.store_texts(node.code_parts)
-            if node.reportables:
-                self._save_reportables(node, base)
-            if node.hand_set:
-                self._save_hand_set(node, base)
-            cache.link(manager.prefix, link_label(node), node.spec.name, node.key)
-        elif node.reportables:
-            # No output is cached, but a later run that does not need to execute the stage
-            # (its consumers are cached) still reports what it reported, as Curifactory does.
-            self._save_reportables(
-                node, dict(manager.provenance(node), reportables=len(node.reportables))
-            )
-            cache.link(manager.prefix, link_label(node), node.spec.name, node.key)  # kept by gc
+        cache.flush_reads()  # a cached stage run is found by what it read
+        cache.store_texts(node.code_parts)
+        if node.hand_set:
+            self._save_hand_set(node, base)
+        cache.link(manager.prefix, link_label(node), node.spec.name, node.key)
 
     def _save_hand_set(self, node: StageNode, meta: dict) -> None:
         """Keep what a stage put in ``record.state`` by hand beside its outputs, so that
@@ -1296,31 +1294,33 @@ class Runner:
         for follower in node.followers:
             follower.stale = True
 
-    def _save_reportables(self, node: StageNode, meta: dict) -> None:
+    def _save_reportables(self, node: StageNode, meta: dict) -> int:
         """Keep a cached stage's reportables with its outputs, so a reuse reports them too
-        (all but those that cannot be pickled, see :func:`picklable_reportables`)."""
+        (all but those that cannot be pickled, see :func:`picklable_reportables`); how
+        many were kept."""
         records = [r.record for r in node.reportables]
         for reportable in node.reportables:
             reportable.record = None
 
-        def save(kept: list) -> None:
-            self.manager.cache.save(
-                PickleCacher(name=REPORTABLES),
-                kept,
-                key=node.key,
-                output=REPORTABLES,
-                meta=dict(meta, reportables=len(kept)),
-            )
+        def save(kept: list) -> int:
+            if kept:
+                self.manager.cache.save(
+                    PickleCacher(name=REPORTABLES),
+                    kept,
+                    key=node.key,
+                    output=REPORTABLES,
+                    meta=dict(meta, reportables=len(kept)),
+                )
+            return len(kept)
 
         try:
             try:
-                save(node.reportables)
+                return save(node.reportables)
             except CacheError:
                 kept = picklable_reportables(node, "cached, so a later run that reuses it")
                 if len(kept) == len(node.reportables):
                     raise  # not a reportable's fault
-                if kept:
-                    save(kept)
+                return save(kept)
         except CacheError as exc:  # the disk, say: costs a warning too
             log.warning(
                 "The reportables of stage %r (%s) could not be cached, so a later run that "
@@ -1329,6 +1329,7 @@ class Runner:
                 node.record_label,
                 exc,
             )
+            return 0
         finally:
             for reportable, record in zip(node.reportables, records):
                 reportable.record = record
