@@ -1370,10 +1370,7 @@ class Runner:
             try:
                 node.reportables = cache.load(cacher, node.key, REPORTABLES)
             except CacheError as exc:
-                if cache.has(node.key, REPORTABLES):  # absent: none could be cached, as the
-                    log.warning(  # run that cached the stage said (a reportable's lambda)
-                        "Cached reportables of stage %r not restored: %s", node.spec.name, exc
-                    )
+                log.warning("Cached reportables of stage %r not restored: %s", node.spec.name, exc)
                 continue
             for reportable in node.reportables:
                 reportable.record = node.record
