@@ -48,7 +48,7 @@ from starlette.responses import (
 from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import Route
 
-from assay.errors import AssayError
+from assay.errors import AssayError, RunStoreError
 from assay.ui import comparison, graph, live, queries
 from assay.ui.files import Folders, Refused, preview, served_type
 
@@ -235,13 +235,30 @@ class Dashboard:
         ]
 
     def handlers(self) -> dict:
-        return {HTTPException: self.http_error, Refused: self.refused}
+        return {
+            HTTPException: self.http_error,
+            Refused: self.refused,
+            RunStoreError: self.unreadable_store,
+            sqlite3.Error: self.unreadable_store,
+        }
 
     async def http_error(self, request: Request, exc: Any) -> Response:
         return self._error(request, exc.status_code, str(exc.detail))
 
     async def refused(self, request: Request, exc: Any) -> Response:
         return self._error(request, 404, "Not found: that path is not one the dashboard serves.")
+
+    async def unreadable_store(self, request: Request, exc: Exception) -> Response:
+        """A run store that cannot be read (damaged, not a run store, written by a newer
+        assay, locked for too long): the page says why and what to do; the server goes on."""
+        if isinstance(exc, RunStoreError):
+            message = str(exc)
+        else:
+            message = (
+                f"The run store {self.store_path} cannot be read: {exc}. Try again when the "
+                "runs writing to it are done; if it stays so, check it with `assay ls`."
+            )
+        return self._error(request, 503, message)
 
     def _error(self, request: Request, status: int, message: str) -> Response:
         if request.url.path.startswith("/api/"):
@@ -299,8 +316,9 @@ class Dashboard:
         return store
 
     def db(self) -> sqlite3.Connection:
-        if not self.store_path.exists():
-            raise HTTPException(404, f"No run store at {self.store_path}: no run yet.")
+        """A read-only connection to the run store, once :meth:`store` has checked that it
+        is one this assay reads (and settled the runs killed on this machine)."""
+        self.store().close()
         return queries.connect(self.store_path)
 
     def run_of(self, store: Any, ref: str) -> Any:
@@ -318,7 +336,6 @@ class Dashboard:
             raise HTTPException(400, str(exc)) from exc
         if not self.store_path.exists():
             return query, {"total": 0, "runs": [], "metric_names": [], "errors": []}, []
-        self.store().close()  # settles runs killed on this machine before they are listed
         db = self.db()
         try:
             return query, queries.list_runs(db, query), queries.experiments(db)

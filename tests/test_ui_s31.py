@@ -1,0 +1,61 @@
+"""The dashboard on projects a researcher really has: damaged or newer run stores, and more.
+
+Each test serves a real project with ``python -m assay ui`` (a separate process, as a
+researcher starts it) and asks it over HTTP, as a browser would.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from assay.store import RunStore
+from ui_helpers import Server
+
+
+def fetch(server: Server, path: str) -> tuple[int, str]:
+    """The status and body of ``GET path``, errors included."""
+    try:
+        with urllib.request.urlopen(server.base + path, timeout=30) as response:
+            return response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8")
+
+
+def newer_store(path: Path) -> None:
+    """A run store as a later assay, with a newer table layout, would leave it."""
+    with RunStore(path) as store:
+        run = store.begin_run("train", command="assay run train")
+        store.finish_run(run.id, "completed")
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.commit()
+    db.close()
+
+
+def damaged_store(path: Path) -> None:
+    path.write_bytes(b"not a database, whatever it was " * 200)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [(newer_store, "written by a newer version of assay"), (damaged_store, "SQLite cannot read")],
+)
+def test_an_unreadable_run_store_is_explained_on_every_page(tmp_path, make, message):
+    make(tmp_path / "assay.db")
+    before = (tmp_path / "assay.db").read_bytes()
+    with Server(tmp_path) as server:
+        for path in ("/runs", "/runs/1/", "/compare?run=1&run=2", "/sweep", "/log/1"):
+            status, body = fetch(server, path)
+            assert status == 503, (path, status, body[:200])
+            assert message in body, path
+            assert "Internal Server Error" not in body
+        status, body = fetch(server, "/api/runs")
+        assert status == 503 and message in json.loads(body)["error"]
+        assert server.process.poll() is None  # still serving
+    assert (tmp_path / "assay.db").read_bytes() == before  # left as it was
