@@ -15,7 +15,18 @@ from pathlib import Path
 import pytest
 
 from assay.store import RunStore
-from ui_helpers import Server
+from ui_helpers import Server, make_project
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return make_project(tmp_path_factory.mktemp("ui-s31"))
+
+
+@pytest.fixture(scope="module")
+def server(project: Path):
+    with Server(project) as running:
+        yield running
 
 
 def fetch(server: Server, path: str) -> tuple[int, str]:
@@ -59,3 +70,13 @@ def test_an_unreadable_run_store_is_explained_on_every_page(tmp_path, make, mess
         assert status == 503 and message in json.loads(body)["error"]
         assert server.process.poll() is None  # still serving
     assert (tmp_path / "assay.db").read_bytes() == before  # left as it was
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+def test_sorting_by_a_curve_follows_its_final_values(server, order):
+    # loss falls with every epoch: its first value is the largest, its last the one shown
+    status, body = fetch(server, f"/api/runs?sort=metric:loss&order={order}")
+    assert status == 200
+    shown = [(run["number"], run["metrics"]["loss"]["max"]) for run in json.loads(body)["runs"]]
+    expected = sorted(shown, key=lambda pair: pair[1], reverse=order == "desc")
+    assert shown == expected

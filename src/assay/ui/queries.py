@@ -361,8 +361,9 @@ def _order(db: sqlite3.Connection, query: RunQuery) -> tuple[str, list, str]:
     if query.sort.startswith("metric:"):
         if not has_table(db):
             return "", [], f"runs.number {direction}"
-        join = (
-            "LEFT JOIN (SELECT run, MAX(value) AS best FROM metrics WHERE name = ?"
+        join = (  # the largest of the run's final values (a curve's last step, not its peak)
+            "LEFT JOIN (SELECT run, MAX(value) AS best FROM metrics WHERE rowid IN ("
+            " SELECT MAX(rowid) FROM metrics WHERE name = ? GROUP BY run, param_set, stage)"
             " GROUP BY run) AS sorted_by ON sorted_by.run = runs.number"
         )
         order = f"sorted_by.best IS NULL, sorted_by.best {direction}, runs.number DESC"
