@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from assay.store import RunStore
-from ui_helpers import Server, make_project
+from ui_helpers import Server, make_project, subprocess_env
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +83,50 @@ def test_sorting_by_a_curve_follows_its_final_values(server, order):
     shown = [(run["number"], run["metrics"]["loss"]["max"]) for run in json.loads(body)["runs"]]
     expected = sorted(shown, key=lambda pair: pair[1], reverse=order == "desc")
     assert shown == expected
+
+
+FLAGS = """
+from dataclasses import dataclass
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    augment: bool = False
+
+
+@assay.stage(outputs=["out"], cachers=[JsonCacher])
+def fit(record):
+    record.log_metric("accuracy", 0.9 if record.params.augment else 0.8)
+    return {"augment": record.params.augment}
+
+
+def get_params():
+    return [Params(name="plain"), Params(name="augmented", augment=True)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        fit(assay.Record(manager, params))
+"""
+
+
+def test_a_boolean_filter_written_as_in_python_matches(tmp_path):
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "flags.py").write_text(FLAGS)
+    for names in ("plain", "augmented"):
+        subprocess.run(
+            [sys.executable, "-m", "assay", "run", "flags", "--names", names],
+            cwd=tmp_path, env=subprocess_env(), check=True, capture_output=True,
+        )  # fmt: skip
+    with Server(tmp_path) as server:
+        for written, runs in [
+            ("augment=True", [2]),
+            ("augment=False", [1]),
+            ("augment!=True", [1]),
+        ]:
+            status, body = fetch(server, "/api/runs?param=" + urllib.parse.quote(written))
+            found = json.loads(body)
+            assert status == 200 and [r["number"] for r in found["runs"]] == runs, written
+            assert found["errors"] == [], written

@@ -333,6 +333,10 @@ def mismatched_types(db: sqlite3.Connection, query: RunQuery) -> list[str]:
     return messages
 
 
+_PYTHON_WORDS = {"True": "true", "False": "false"}
+"""Booleans as a researcher writes them in Python (and in ``--set``), read as JSON's."""
+
+
 def parse_filter(text: str) -> tuple[str, str, Any] | None:
     """``"model.C>=0.5"`` -> ``('$."model.C"', ">=", 0.5)``; ``None`` if malformed."""
     match = _FILTER.match(text)
@@ -340,7 +344,7 @@ def parse_filter(text: str) -> tuple[str, str, Any] | None:
         return None  # no field, no value, or two operators (``seed==1``)
     name, operator, raw = match.groups()
     try:
-        value = json.loads(raw)
+        value = json.loads(_PYTHON_WORDS.get(raw, raw))
     except ValueError:
         value = raw
     if isinstance(value, bool):
