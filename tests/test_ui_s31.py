@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from assay.store import RunStore
+from assay.store import SCHEMA_VERSION, RunStore
 from ui_helpers import Server, make_project, subprocess_env
 
 
@@ -130,3 +130,33 @@ def test_a_boolean_filter_written_as_in_python_matches(tmp_path):
             found = json.loads(body)
             assert status == 200 and [r["number"] for r in found["runs"]] == runs, written
             assert found["errors"] == [], written
+
+
+def schema_version(path: Path, version: int) -> None:
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {version}")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.slow
+def test_the_live_panel_outlasts_a_moment_the_store_cannot_be_read(browser, tmp_path):
+    store_path = tmp_path / "assay.db"
+    with RunStore(store_path) as store:  # a run of this process: running while the test runs
+        run = store.begin_run("train", command="assay run train")
+    with Server(tmp_path) as server:
+        page = browser.new_page()
+        try:
+            page.set_default_timeout(60_000)
+            page.goto(f"{server.base}/runs/{run.id}/")
+            assert page.locator("#live-status").inner_text() == "running"
+            page.evaluate("() => { window.__same_page = true; }")
+            progress = f"/api/runs/{run.id}/progress"
+            with page.expect_response(lambda r: r.url.endswith(progress) and r.status == 503):
+                schema_version(store_path, 99)  # as if a newer assay had it for a moment
+            with page.expect_response(lambda r: r.url.endswith(progress) and r.ok):
+                schema_version(store_path, SCHEMA_VERSION)
+            assert page.evaluate("() => window.__same_page") is True  # not reloaded
+            assert page.locator("#live-status").inner_text() == "running"
+        finally:
+            page.close()
