@@ -160,3 +160,24 @@ def test_the_live_panel_outlasts_a_moment_the_store_cannot_be_read(browser, tmp_
             assert page.locator("#live-status").inner_text() == "running"
         finally:
             page.close()
+
+
+@pytest.mark.parametrize("other", ['prefs={"theme": "dark"}', "greeting=hello world", 'a"b=1'])
+def test_the_token_cookie_counts_beside_another_apps_cookie(project, other):
+    # a browser sends every cookie of the host name, whichever app (port) set it
+    with Server(project, "--host", "127.0.0.2") as elsewhere:
+        token = elsewhere.url.split("?", 1)[1]
+        with urllib.request.urlopen(f"{elsewhere.base}/api/runs?{token}") as first:
+            cookie = first.headers["set-cookie"].split(";", 1)[0]
+        request = urllib.request.Request(
+            f"{elsewhere.base}/api/runs", headers={"Cookie": f"{other}; {cookie}"}
+        )
+        with urllib.request.urlopen(request) as response:
+            assert json.load(response)["total"] == 3
+        wrong = urllib.request.Request(
+            f"{elsewhere.base}/api/runs", headers={"Cookie": f"{other}; {cookie}x"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(wrong)
+        assert refused.value.code == 403
+        refused.value.close()

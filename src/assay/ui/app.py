@@ -29,7 +29,6 @@ import logging
 import math
 import sqlite3
 from functools import cached_property
-from http.cookies import SimpleCookie
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -156,16 +155,15 @@ class Guard:
         return None
 
     def _cookie_ok(self, header: str) -> bool:
-        cookie = SimpleCookie()
-        try:
-            cookie.load(header)
-        except Exception:
-            return False
-        morsel = cookie.get(self.cookie)
+        """Whether the ``Cookie`` header holds this dashboard's token. Read pair by pair:
+        the browser sends the cookies of every app on this host name, and one that
+        Python's cookie parser finds malformed (a space, a quote) would hide the rest."""
         assert self.token is not None
-        return morsel is not None and hmac.compare_digest(
-            morsel.value.encode(), self.token.encode()
-        )
+        for pair in header.split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name == self.cookie and hmac.compare_digest(value.encode(), self.token.encode()):
+                return True
+        return False
 
 
 SECURITY_HEADERS = [
