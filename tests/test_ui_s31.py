@@ -181,3 +181,18 @@ def test_the_token_cookie_counts_beside_another_apps_cookie(project, other):
             urllib.request.urlopen(wrong)
         assert refused.value.code == 403
         refused.value.close()
+
+
+def test_the_search_finds_text_with_accented_capitals_as_it_is_shown(tmp_path):
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "flags.py").write_text(FLAGS)
+    for notes in ("Übung mit Ärger", "plain notes"):
+        subprocess.run(
+            [sys.executable, "-m", "assay", "run", "flags", "--notes", notes],
+            cwd=tmp_path, env=subprocess_env(), check=True, capture_output=True,
+        )  # fmt: skip
+    with Server(tmp_path) as server:
+        for searched in ("Übung", "übung", "ÄRGER", "mit är", "FLAGS"):
+            status, body = fetch(server, "/api/runs?q=" + urllib.parse.quote(searched))
+            found = [run["number"] for run in json.loads(body)["runs"]]
+            assert status == 200 and found == ([2, 1] if searched == "FLAGS" else [1]), searched

@@ -41,6 +41,8 @@ KEY_METRICS = 4
 """How many metric columns the runs table shows."""
 
 _FILTER = re.compile(r"^\s*([^=<>!\s][^=<>!]*?)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
+_SEARCHED = ("runs.id", "runs.experiment", "runs.notes", "runs.param_names_json", "runs.command")
+"""The columns the search text (``q``) is looked for in."""
 _STATUSES = ("running", "completed", "failed", "interrupted")
 
 
@@ -124,8 +126,16 @@ class RunQuery:
 
 
 def connect(store_path: Path) -> sqlite3.Connection:
-    """A read-only connection (raises ``sqlite3.Error`` if the file cannot be opened)."""
-    return connect_readonly(store_path)
+    """A read-only connection (raises ``sqlite3.Error`` if the file cannot be opened), with
+    ``fold(text)``: the text in lower case for searching, accented capitals too (SQLite's
+    own ``lower`` folds A-Z only, so a search for "Übung" would miss the notes "Übung")."""
+    db = connect_readonly(store_path)
+    db.create_function("fold", 1, _fold, deterministic=True)
+    return db
+
+
+def _fold(text: str | None) -> str:
+    return text.casefold() if isinstance(text, str) else ""
 
 
 def run_columns(db: sqlite3.Connection) -> set[str]:
@@ -193,13 +203,11 @@ def _conditions(query: RunQuery) -> tuple[str, list, list[str]]:
         conditions.append("runs.status = ?")
         args.append(query.status)
     if query.q:
-        needle = query.q.lower()
-        conditions.append(
-            "(instr(lower(runs.id), ?) OR instr(lower(runs.experiment), ?)"
-            " OR instr(lower(coalesce(runs.notes, '')), ?)"
-            " OR instr(lower(runs.param_names_json), ?) OR instr(lower(runs.command), ?))"
+        searched = " || char(31) || ".join(  # one fold per run; char(31) is in no search
+            f"coalesce({column}, '')" for column in _SEARCHED
         )
-        args += [needle] * 5
+        conditions.append(f"instr(fold({searched}), ?)")
+        args.append(_fold(query.q))
     tests = []
     for text in query.params:
         parsed = parse_filter(text)
