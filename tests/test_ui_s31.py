@@ -94,6 +94,7 @@ from assay.caching import JsonCacher
 @dataclass
 class Params(assay.ExperimentParameters):
     augment: bool = False
+    depth: int | None = None
 
 
 @assay.stage(outputs=["out"], cachers=[JsonCacher])
@@ -103,7 +104,7 @@ def fit(record):
 
 
 def get_params():
-    return [Params(name="plain"), Params(name="augmented", augment=True)]
+    return [Params(name="plain"), Params(name="augmented", augment=True, depth=3)]
 
 
 def run(param_sets, manager):
@@ -112,7 +113,7 @@ def run(param_sets, manager):
 """
 
 
-def test_a_boolean_filter_written_as_in_python_matches(tmp_path):
+def test_a_filter_on_a_boolean_or_none_written_as_in_python_matches(tmp_path):
     (tmp_path / "experiments").mkdir()
     (tmp_path / "experiments" / "flags.py").write_text(FLAGS)
     for names in ("plain", "augmented"):
@@ -125,6 +126,8 @@ def test_a_boolean_filter_written_as_in_python_matches(tmp_path):
             ("augment=True", [2]),
             ("augment=False", [1]),
             ("augment!=True", [1]),
+            ("depth=None", [1]),
+            ("depth!=None", [2]),
         ]:
             status, body = fetch(server, "/api/runs?param=" + urllib.parse.quote(written))
             found = json.loads(body)

@@ -219,7 +219,11 @@ def _conditions(query: RunQuery) -> tuple[str, list, list[str]]:
             )
             continue
         path, operator, value = parsed
-        if operator in ("=", "!="):
+        if value is None:
+            test = "json_type(p.values_json, ?) = 'null'"
+            tests.append(test if operator == "=" else f"NOT {test}")
+            args.append(path)
+        elif operator in ("=", "!="):
             test = "(json_extract(p.values_json, ?) = ? OR CAST(json_extract(p.values_json, ?) AS TEXT) = ?)"
             tests.append(test if operator == "=" else f"NOT {test}")
             args += [path, value, path, str(value)]
@@ -341,8 +345,9 @@ def mismatched_types(db: sqlite3.Connection, query: RunQuery) -> list[str]:
     return messages
 
 
-_PYTHON_WORDS = {"True": "true", "False": "false"}
-"""Booleans as a researcher writes them in Python (and in ``--set``), read as JSON's."""
+_PYTHON_WORDS = {"True": "true", "False": "false", "None": "null"}
+"""Booleans and ``None`` as a researcher writes them in Python (and in ``--set``), read as
+JSON's."""
 
 
 def parse_filter(text: str) -> tuple[str, str, Any] | None:
@@ -362,6 +367,8 @@ def parse_filter(text: str) -> tuple[str, str, Any] | None:
             value = float(value)  # as SQLite's JSON functions read such a number
         except OverflowError:
             value = math.inf if value > 0 else -math.inf
+    elif value is None and operator in ("=", "!="):
+        pass  # lr=None: a field that holds None (JSON's null)
     elif not isinstance(value, (int, float, str)):
         value = raw
     return f'$."{name}"', operator, value
