@@ -199,3 +199,12 @@ def test_the_search_finds_text_with_accented_capitals_as_it_is_shown(tmp_path):
             status, body = fetch(server, "/api/runs?q=" + urllib.parse.quote(searched))
             found = [run["number"] for run in json.loads(body)["runs"]]
             assert status == 200 and found == ([2, 1] if searched == "FLAGS" else [1]), searched
+
+
+def test_a_run_asked_for_twice_is_compared_once(server):
+    status, body = fetch(server, "/api/compare?run=3&run=latest&run=1,3&set=1:g-lr=0.1-model=tree")
+    assert status == 200
+    assert json.loads(body)["labels"] == ["run 1", "run 3", "run 1 · g-lr=0.1-model=tree"]
+    status, body = fetch(server, "/api/compare?" + "&".join(["run=1", "run=2", "run=3"] * 5))
+    found = json.loads(body)
+    assert found["labels"] == ["run 1", "run 2", "run 3"] and found["errors"] == []
