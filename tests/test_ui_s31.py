@@ -6,6 +6,7 @@ researcher starts it) and asks it over HTTP, as a browser would.
 
 from __future__ import annotations
 
+import http.client
 import json
 import sqlite3
 import subprocess
@@ -208,3 +209,40 @@ def test_a_run_asked_for_twice_is_compared_once(server):
     status, body = fetch(server, "/api/compare?" + "&".join(["run=1", "run=2", "run=3"] * 5))
     found = json.loads(body)
     assert found["labels"] == ["run 1", "run 2", "run 3"] and found["errors"] == []
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+log, stop = Path(sys.argv[1]), Path(sys.argv[2])
+with open(log, "a") as handle:
+    for line in range(200_000):  # at most about 20 MB
+        if stop.exists():
+            break
+        handle.write(f"epoch {line}: still training " + "." * 70 + "\\n")
+        handle.flush()
+        time.sleep(0.0002)
+"""
+
+
+def test_the_log_of_a_run_that_is_still_writing_it_opens_whole(server, project, tmp_path):
+    from ui_helpers import latest_run_id
+
+    log = project / "logs" / f"{latest_run_id(project)}.log"
+    before = log.read_bytes()
+    stop = tmp_path / "stop"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(log), str(stop)])
+    try:
+        host, port = server.base.removeprefix("http://").split(":")
+        for _ in range(5):
+            connection = http.client.HTTPConnection(host, int(port), timeout=30)
+            connection.request("GET", "/log/latest")
+            response = connection.getresponse()
+            body = response.read()  # IncompleteRead if the length announced was not sent
+            connection.close()
+            assert response.status == 200
+            assert len(body) == int(response.getheader("content-length"))
+    finally:
+        stop.write_text("stop")
+        writer.wait(timeout=60)
+        log.write_bytes(before)

@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import sqlite3
+from collections.abc import Iterator
 from functools import cached_property
 from importlib.util import find_spec
 from pathlib import Path
@@ -43,6 +44,7 @@ from starlette.responses import (
     PlainTextResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import Route
@@ -451,7 +453,7 @@ class Dashboard:
         path = self.folders.resolve("logs", f"{run.id}.log")
         if not path.is_file():
             raise HTTPException(404, f"Run {run.number} has no log (it ran with --no-log).")
-        return FileResponse(path, media_type="text/plain; charset=utf-8", headers=_NO_STORE)
+        return _growing_file(path, "text/plain; charset=utf-8", _NO_STORE)
 
     # -- compare --------------------------------------------------------------------------
 
@@ -611,6 +613,24 @@ class Dashboard:
 
 
 _NO_STORE = {"cache-control": "no-store"}
+
+
+def _growing_file(path: Path, media_type: str, headers: dict[str, str]) -> Response:
+    """A file that may grow while it is sent (the log of a running run), as long as it was
+    when asked for. A ``FileResponse`` reads to the end, sends more than the length it
+    announced, and the browser gets a broken page instead of the log."""
+    size = path.stat().st_size
+
+    def chunks() -> Iterator[bytes]:
+        with open(path, "rb") as handle:
+            left = size
+            while left > 0 and (chunk := handle.read(min(left, 64 * 1024))):
+                left -= len(chunk)
+                yield chunk
+
+    return StreamingResponse(
+        chunks(), media_type=media_type, headers={**headers, "content-length": str(size)}
+    )
 
 
 def _plotly_js() -> Path:
