@@ -28,8 +28,8 @@ import json
 import logging
 import math
 import sqlite3
+from collections.abc import Iterator
 from functools import cached_property
-from http.cookies import SimpleCookie
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -44,11 +44,12 @@ from starlette.responses import (
     PlainTextResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import Route
 
-from assay.errors import AssayError
+from assay.errors import AssayError, RunStoreError
 from assay.ui import comparison, graph, live, queries
 from assay.ui.files import Folders, Refused, preview, served_type
 
@@ -156,16 +157,15 @@ class Guard:
         return None
 
     def _cookie_ok(self, header: str) -> bool:
-        cookie = SimpleCookie()
-        try:
-            cookie.load(header)
-        except Exception:
-            return False
-        morsel = cookie.get(self.cookie)
+        """Whether the ``Cookie`` header holds this dashboard's token. Read pair by pair:
+        the browser sends the cookies of every app on this host name, and one that
+        Python's cookie parser finds malformed (a space, a quote) would hide the rest."""
         assert self.token is not None
-        return morsel is not None and hmac.compare_digest(
-            morsel.value.encode(), self.token.encode()
-        )
+        for pair in header.split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name == self.cookie and hmac.compare_digest(value.encode(), self.token.encode()):
+                return True
+        return False
 
 
 SECURITY_HEADERS = [
@@ -235,13 +235,30 @@ class Dashboard:
         ]
 
     def handlers(self) -> dict:
-        return {HTTPException: self.http_error, Refused: self.refused}
+        return {
+            HTTPException: self.http_error,
+            Refused: self.refused,
+            RunStoreError: self.unreadable_store,
+            sqlite3.Error: self.unreadable_store,
+        }
 
     async def http_error(self, request: Request, exc: Any) -> Response:
         return self._error(request, exc.status_code, str(exc.detail))
 
     async def refused(self, request: Request, exc: Any) -> Response:
         return self._error(request, 404, "Not found: that path is not one the dashboard serves.")
+
+    async def unreadable_store(self, request: Request, exc: Exception) -> Response:
+        """A run store that cannot be read (damaged, not a run store, written by a newer
+        assay, locked for too long): the page says why and what to do; the server goes on."""
+        if isinstance(exc, RunStoreError):
+            message = str(exc)
+        else:
+            message = (
+                f"The run store {self.store_path} cannot be read: {exc}. Try again when the "
+                "runs writing to it are done; if it stays so, check it with `assay ls`."
+            )
+        return self._error(request, 503, message)
 
     def _error(self, request: Request, status: int, message: str) -> Response:
         if request.url.path.startswith("/api/"):
@@ -299,8 +316,9 @@ class Dashboard:
         return store
 
     def db(self) -> sqlite3.Connection:
-        if not self.store_path.exists():
-            raise HTTPException(404, f"No run store at {self.store_path}: no run yet.")
+        """A read-only connection to the run store, once :meth:`store` has checked that it
+        is one this assay reads (and settled the runs killed on this machine)."""
+        self.store().close()
         return queries.connect(self.store_path)
 
     def run_of(self, store: Any, ref: str) -> Any:
@@ -318,7 +336,6 @@ class Dashboard:
             raise HTTPException(400, str(exc)) from exc
         if not self.store_path.exists():
             return query, {"total": 0, "runs": [], "metric_names": [], "errors": []}, []
-        self.store().close()  # settles runs killed on this machine before they are listed
         db = self.db()
         try:
             return query, queries.list_runs(db, query), queries.experiments(db)
@@ -436,7 +453,7 @@ class Dashboard:
         path = self.folders.resolve("logs", f"{run.id}.log")
         if not path.is_file():
             raise HTTPException(404, f"Run {run.number} has no log (it ran with --no-log).")
-        return FileResponse(path, media_type="text/plain; charset=utf-8", headers=_NO_STORE)
+        return _growing_file(path, "text/plain; charset=utf-8", _NO_STORE)
 
     # -- compare --------------------------------------------------------------------------
 
@@ -596,6 +613,24 @@ class Dashboard:
 
 
 _NO_STORE = {"cache-control": "no-store"}
+
+
+def _growing_file(path: Path, media_type: str, headers: dict[str, str]) -> Response:
+    """A file that may grow while it is sent (the log of a running run), as long as it was
+    when asked for. A ``FileResponse`` reads to the end, sends more than the length it
+    announced, and the browser gets a broken page instead of the log."""
+    size = path.stat().st_size
+
+    def chunks() -> Iterator[bytes]:
+        with open(path, "rb") as handle:
+            left = size
+            while left > 0 and (chunk := handle.read(min(left, 64 * 1024))):
+                left -= len(chunk)
+                yield chunk
+
+    return StreamingResponse(
+        chunks(), media_type=media_type, headers={**headers, "content-length": str(size)}
+    )
 
 
 def _plotly_js() -> Path:

@@ -63,6 +63,10 @@ def columns_from(store: Any, runs: list[str], sets: list[str]) -> tuple[list[Col
             errors.append(f"Run {run.number} has no parameter set {name!r}.")
             continue
         columns.append(Column(run, name))
+    unique: dict[tuple, Column] = {}  # a run asked for twice (3 and latest) is one column
+    for column in columns:
+        unique.setdefault((column.run.number, column.param_set), column)
+    columns = list(unique.values())
     if len(columns) > MAX_COLUMNS:
         errors.append(f"Only the first {MAX_COLUMNS} of {len(columns)} are compared.")
         columns = columns[:MAX_COLUMNS]

@@ -41,6 +41,8 @@ KEY_METRICS = 4
 """How many metric columns the runs table shows."""
 
 _FILTER = re.compile(r"^\s*([^=<>!\s][^=<>!]*?)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
+_SEARCHED = ("runs.id", "runs.experiment", "runs.notes", "runs.param_names_json", "runs.command")
+"""The columns the search text (``q``) is looked for in."""
 _STATUSES = ("running", "completed", "failed", "interrupted")
 
 
@@ -124,8 +126,16 @@ class RunQuery:
 
 
 def connect(store_path: Path) -> sqlite3.Connection:
-    """A read-only connection (raises ``sqlite3.Error`` if the file cannot be opened)."""
-    return connect_readonly(store_path)
+    """A read-only connection (raises ``sqlite3.Error`` if the file cannot be opened), with
+    ``fold(text)``: the text in lower case for searching, accented capitals too (SQLite's
+    own ``lower`` folds A-Z only, so a search for "Übung" would miss the notes "Übung")."""
+    db = connect_readonly(store_path)
+    db.create_function("fold", 1, _fold, deterministic=True)
+    return db
+
+
+def _fold(text: str | None) -> str:
+    return text.casefold() if isinstance(text, str) else ""
 
 
 def run_columns(db: sqlite3.Connection) -> set[str]:
@@ -193,13 +203,11 @@ def _conditions(query: RunQuery) -> tuple[str, list, list[str]]:
         conditions.append("runs.status = ?")
         args.append(query.status)
     if query.q:
-        needle = query.q.lower()
-        conditions.append(
-            "(instr(lower(runs.id), ?) OR instr(lower(runs.experiment), ?)"
-            " OR instr(lower(coalesce(runs.notes, '')), ?)"
-            " OR instr(lower(runs.param_names_json), ?) OR instr(lower(runs.command), ?))"
+        searched = " || char(31) || ".join(  # one fold per run; char(31) is in no search
+            f"coalesce({column}, '')" for column in _SEARCHED
         )
-        args += [needle] * 5
+        conditions.append(f"instr(fold({searched}), ?)")
+        args.append(_fold(query.q))
     tests = []
     for text in query.params:
         parsed = parse_filter(text)
@@ -211,7 +219,11 @@ def _conditions(query: RunQuery) -> tuple[str, list, list[str]]:
             )
             continue
         path, operator, value = parsed
-        if operator in ("=", "!="):
+        if value is None:
+            test = "json_type(p.values_json, ?) = 'null'"
+            tests.append(test if operator == "=" else f"NOT {test}")
+            args.append(path)
+        elif operator in ("=", "!="):
             test = "(json_extract(p.values_json, ?) = ? OR CAST(json_extract(p.values_json, ?) AS TEXT) = ?)"
             tests.append(test if operator == "=" else f"NOT {test}")
             args += [path, value, path, str(value)]
@@ -333,6 +345,11 @@ def mismatched_types(db: sqlite3.Connection, query: RunQuery) -> list[str]:
     return messages
 
 
+_PYTHON_WORDS = {"True": "true", "False": "false", "None": "null"}
+"""Booleans and ``None`` as a researcher writes them in Python (and in ``--set``), read as
+JSON's."""
+
+
 def parse_filter(text: str) -> tuple[str, str, Any] | None:
     """``"model.C>=0.5"`` -> ``('$."model.C"', ">=", 0.5)``; ``None`` if malformed."""
     match = _FILTER.match(text)
@@ -340,7 +357,7 @@ def parse_filter(text: str) -> tuple[str, str, Any] | None:
         return None  # no field, no value, or two operators (``seed==1``)
     name, operator, raw = match.groups()
     try:
-        value = json.loads(raw)
+        value = json.loads(_PYTHON_WORDS.get(raw, raw))
     except ValueError:
         value = raw
     if isinstance(value, bool):
@@ -350,6 +367,8 @@ def parse_filter(text: str) -> tuple[str, str, Any] | None:
             value = float(value)  # as SQLite's JSON functions read such a number
         except OverflowError:
             value = math.inf if value > 0 else -math.inf
+    elif value is None and operator in ("=", "!="):
+        pass  # lr=None: a field that holds None (JSON's null)
     elif not isinstance(value, (int, float, str)):
         value = raw
     return f'$."{name}"', operator, value
@@ -361,8 +380,9 @@ def _order(db: sqlite3.Connection, query: RunQuery) -> tuple[str, list, str]:
     if query.sort.startswith("metric:"):
         if not has_table(db):
             return "", [], f"runs.number {direction}"
-        join = (
-            "LEFT JOIN (SELECT run, MAX(value) AS best FROM metrics WHERE name = ?"
+        join = (  # the largest of the run's final values (a curve's last step, not its peak)
+            "LEFT JOIN (SELECT run, MAX(value) AS best FROM metrics WHERE rowid IN ("
+            " SELECT MAX(rowid) FROM metrics WHERE name = ? GROUP BY run, param_set, stage)"
             " GROUP BY run) AS sorted_by ON sorted_by.run = runs.number"
         )
         order = f"sorted_by.best IS NULL, sorted_by.best {direction}, runs.number DESC"

@@ -38,7 +38,12 @@
 
   function poll() {
     fetch(url, { credentials: "same-origin", cache: "no-store" })
-      .then(function (response) { return response.json(); })
+      .then(function (response) {
+        // an error (a run store that cannot be read for now) is not the end of the run:
+        // the panel stays and asks again
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.json();
+      })
       .then(function (data) {
         show(data);
         if (data.running) { window.setTimeout(poll, INTERVAL_MS); }
