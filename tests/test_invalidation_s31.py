@@ -99,3 +99,92 @@ def test_classes_of_one_name_in_two_modules_are_told_apart_in_parameters(tmp_pat
 
     assert load("kinded", param_set="a") == "adam"
     assert load("summary") == ["lib.adam"]
+
+
+CONVERT = """
+import functools
+
+
+@functools.singledispatch
+def convert(x):
+    return x
+
+
+@convert.register(int)
+def _(x):
+    return x * 10
+
+
+@convert.register(str)
+def _(x):
+    return x.upper()
+
+
+def make_scaler(k):
+    def scale(x):
+        return x * k
+
+    return scale
+"""
+
+SAME_NAMES = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+from lib.helpers import convert, make_scaler
+
+DOUBLE = make_scaler(2)
+TRIPLE = make_scaler(3)
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    x: int = 1
+
+
+@assay.stage(outputs=["converted"], cachers=[JsonCacher])
+def converted(record):
+    return [convert(record.params.x), convert("a")]
+
+
+@assay.stage(outputs=["scaled"], cachers=[JsonCacher])
+def scaled(record):
+    return [DOUBLE(record.params.x), TRIPLE(record.params.x)]
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        record = assay.Record(manager, params)
+        converted(record)
+        scaled(record)
+"""
+
+
+def test_functions_of_one_name_are_each_keyed(tmp_path: Path):
+    """The implementations of a singledispatch function, all called `_`, and two closures
+    one factory made (`make_scaler(2)`, `make_scaler(3)`) each count: editing the first
+    one recomputes the stage that calls it (the later one of the same name hid it)."""
+    write_project(
+        tmp_path,
+        {"lib/__init__.py": "", "lib/helpers.py": CONVERT, "experiments/same.py": SAME_NAMES},
+    )
+
+    def run_and_load() -> tuple:
+        result = run_cli("run", "same", "--no-report", cwd=tmp_path)
+        assert result.code == 0, str(result)
+        return tuple(
+            assay.load(output, param_set="a", experiment="same", project_root=tmp_path)
+            for output in ("converted", "scaled")
+        )
+
+    assert run_and_load() == ([10, "A"], [2, 3])
+    edit(tmp_path / "lib/helpers.py", "return x * 10", "return x * 20")
+    edit(tmp_path / "experiments/same.py", "make_scaler(2)", "make_scaler(5)")
+    assert run_and_load() == ([20, "A"], [5, 3])
+    edit(tmp_path / "lib/helpers.py", "x.upper()", "x.lower()")
+    assert run_and_load() == ([20, "a"], [5, 3])

@@ -126,7 +126,7 @@ class Fingerprinter:
         parts are complete are remembered for later visits."""
         cached = self._parts.get(id(obj))
         if cached is not None:
-            parts.update(cached[1])
+            _merge(parts, cached[1])
             return
         if id(obj) in active:
             self._cut = min(self._cut, active[id(obj)])
@@ -140,7 +140,7 @@ class Fingerprinter:
             self._parts[id(obj)] = ("", own)
             self._kept.append(obj)
         self._cut = min(outer_cut, self._cut)
-        parts.update(own)
+        _merge(parts, own)
 
     def _describe(self, obj: Any, parts: dict, active: dict) -> None:
         if isinstance(obj, types.MethodType):
@@ -432,6 +432,19 @@ class Fingerprinter:
             self._folders = distributions.metadata_folders()
             self._by_name = distributions.by_name(self._folders)
         return self._by_name
+
+
+def _merge(parts: dict[str, dict], found: dict[str, dict]) -> None:
+    """Add the parts ``found`` to ``parts``. Two things of one name both count: the
+    implementations of a ``singledispatch`` function, all called ``_``, or the functions
+    two calls of one factory made (``double = make_scaler(2)``, ``triple =
+    make_scaler(3)``, each with its own ``k``). A part whose name another digest holds
+    already is added under its name and its digest, instead of replacing that one."""
+    for name, part in found.items():
+        suffix = f" #{part['digest'][:12]}"
+        name = name.removesuffix(suffix)  # one found so by a part of ``found`` already
+        held = parts.get(name)
+        parts[name if held is None or held["digest"] == part["digest"] else name + suffix] = part
 
 
 def _set_outside_the_body(cls: type, tree: ast.AST | None) -> list[tuple[str, Any]]:
