@@ -188,3 +188,57 @@ def test_functions_of_one_name_are_each_keyed(tmp_path: Path):
     assert run_and_load() == ([20, "A"], [5, 3])
     edit(tmp_path / "lib/helpers.py", "x.upper()", "x.lower()")
     assert run_and_load() == ([20, "a"], [5, 3])
+
+
+WHOLESALE = """
+import dataclasses
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    lr: float = 0.1
+
+
+@assay.stage(outputs=["settings"], cachers=[JsonCacher])
+def settings(record):
+    found = dataclasses.asdict(record.params)
+    return {k: v for k, v in found.items() if k in ("lr", "depth", "note")}
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        settings(assay.Record(manager, params))
+"""
+
+
+def test_a_field_added_to_a_class_read_wholesale_recomputes_the_stage(tmp_path: Path):
+    """A stage that reads its parameters wholesale (`asdict`, `vars`, `Model(**asdict(p))`)
+    uses a field added to the class: it recomputes (it was keyed on the fields the class
+    had when it first ran, and handed back settings without the new one). A field added
+    with the default None changes nothing, as for the parameter set's hash."""
+    write_project(tmp_path, {"experiments/whole.py": WHOLESALE})
+    path = tmp_path / "experiments/whole.py"
+
+    def run_and_load() -> tuple[str, dict]:
+        result = run_cli("run", "whole", "--no-report", cwd=tmp_path)
+        assert result.code == 0, str(result)
+        found = assay.load("settings", param_set="a", experiment="whole", project_root=tmp_path)
+        return result.stdout, found
+
+    assert run_and_load()[1] == {"lr": 0.1}
+    edit(path, "    lr: float = 0.1\n", "    lr: float = 0.1\n    depth: int = 3\n")
+    why = run_cli("why", "whole", cwd=tmp_path)
+    assert "which now has fields depth" in why.stdout, str(why)
+    assert run_and_load()[1] == {"lr": 0.1, "depth": 3}
+    edit(path, "    depth: int = 3\n", "    depth: int = 3\n    note: object = None\n")
+    stdout, found = run_and_load()
+    assert "1 cached" in stdout and found == {"lr": 0.1, "depth": 3}
+
