@@ -242,3 +242,59 @@ def test_a_field_added_to_a_class_read_wholesale_recomputes_the_stage(tmp_path: 
     stdout, found = run_and_load()
     assert "1 cached" in stdout and found == {"lr": 0.1, "depth": 3}
 
+
+FACTORY = """
+def make_model(k):
+    class Model:
+        def predict(self, x):
+            return x * k
+
+    return Model
+"""
+
+MADE = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+from lib.factory import make_model
+
+Model = make_model(2)
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    x: int = 1
+
+
+@assay.stage(outputs=["predicted"], cachers=[JsonCacher])
+def predicted(record):
+    return Model().predict(record.params.x)
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        predicted(assay.Record(manager, params))
+"""
+
+
+def test_what_the_methods_of_a_class_made_by_a_function_close_over_is_keyed(tmp_path: Path):
+    """`Model = make_model(2)` edited to `make_model(3)`: the class's source is the same,
+    its method's `k` is not, and the stage using it recomputes (it reused 2's result)."""
+    write_project(
+        tmp_path,
+        {"lib/__init__.py": "", "lib/factory.py": FACTORY, "experiments/made.py": MADE},
+    )
+
+    def run_and_load() -> int:
+        result = run_cli("run", "made", "--no-report", cwd=tmp_path)
+        assert result.code == 0, str(result)
+        return assay.load("predicted", param_set="a", experiment="made", project_root=tmp_path)
+
+    assert run_and_load() == 2
+    edit(tmp_path / "experiments/made.py", "make_model(2)", "make_model(3)")
+    assert run_and_load() == 3

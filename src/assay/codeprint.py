@@ -215,6 +215,13 @@ class Fingerprinter:
             self._use(dependency_name, value, parts, active)
         for attribute, value in _set_outside_the_body(cls, tree):
             self._use(f"{name}.{attribute}", value, parts, active)
+        if "<locals>" in cls.__qualname__:
+            # A class a function makes (`make_model(k)`): what its methods close over
+            # (`k`), and their defaults, come from that call, not from the source.
+            for value in vars(cls).values():
+                for method in _functions_of(value):
+                    for held_name, held in _closed_over(method, tree):
+                        self._use(held_name, held, parts, active)
 
     def _class_without_source(self, cls: type, name: str, parts: dict, active: dict) -> None:
         """A class whose source Python cannot find (one typed into a notebook cell, or
@@ -308,10 +315,6 @@ class Fingerprinter:
         """``(qualified name, value)`` of the globals, closures and defaults ``func`` uses."""
         namespace = func.__globals__
         module = func.__module__
-        # Variables of an enclosing function it assigns through `nonlocal` (a call
-        # counter) are state it keeps, not configuration it reads: they are not keyed.
-        kept_cells = _kept_cells(func.__code__)
-        filled: frozenset[str] | None = None  # containers it fills: found when one is held
         if tree is not None:
             local_imports = _imports_inside(tree, module)
             if local_imports:
@@ -328,28 +331,7 @@ class Fingerprinter:
             for name in _code_names(func.__code__):
                 if name in namespace:
                     yield f"{module}.{name}", namespace[name]
-        if func.__closure__:
-            for var, cell in zip(func.__code__.co_freevars, func.__closure__):
-                if var in kept_cells:
-                    continue
-                try:
-                    value = cell.cell_contents
-                except ValueError:  # an empty cell
-                    continue
-                if isinstance(value, (list, dict, set, bytearray)):
-                    # A container the code fills as it runs (a memo, a list it appends
-                    # to) is state it keeps, not configuration: it is not keyed. One it
-                    # only reads (`make_scorer({"scale": 2})`) is. Without source, which
-                    # is which cannot be told: taken for state, as before.
-                    if filled is None:
-                        filled = _filled_names(tree) if tree is not None else None
-                    if filled is None or var in filled:
-                        continue
-                yield f"{func.__module__}.{func.__qualname__}.<{var}>", value
-        for index, default in enumerate(func.__defaults__ or ()):
-            yield f"{func.__module__}.{func.__qualname__}.<default {index}>", default
-        for key, default in (func.__kwdefaults__ or {}).items():
-            yield f"{func.__module__}.{func.__qualname__}.<default {key}>", default
+        yield from _closed_over(func, tree)
 
     # -- what is the project's, what is a package's -----------------------------------------
 
@@ -432,6 +414,38 @@ class Fingerprinter:
             self._folders = distributions.metadata_folders()
             self._by_name = distributions.by_name(self._folders)
         return self._by_name
+
+
+def _closed_over(func: types.FunctionType, tree: ast.AST | None):
+    """``(qualified name, value)`` of the values ``func`` closes over and of its defaults:
+    what the call that made it gave it (``make_scaler(2)``), which its source cannot show.
+    ``tree``: the source it is part of (to tell a container it fills), if any."""
+    # Variables of an enclosing function it assigns through `nonlocal` (a call
+    # counter) are state it keeps, not configuration it reads: they are not keyed.
+    kept_cells = _kept_cells(func.__code__)
+    filled: frozenset[str] | None = None  # containers it fills: found when one is held
+    name = f"{func.__module__}.{func.__qualname__}"
+    for var, cell in zip(func.__code__.co_freevars, func.__closure__ or ()):
+        if var in kept_cells or var == "__class__":  # __class__: the class of super()
+            continue
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(value, (list, dict, set, bytearray)):
+            # A container the code fills as it runs (a memo, a list it appends
+            # to) is state it keeps, not configuration: it is not keyed. One it
+            # only reads (`make_scorer({"scale": 2})`) is. Without source, which
+            # is which cannot be told: taken for state, as before.
+            if filled is None:
+                filled = _filled_names(tree) if tree is not None else None
+            if filled is None or var in filled:
+                continue
+        yield f"{name}.<{var}>", value
+    for index, default in enumerate(func.__defaults__ or ()):
+        yield f"{name}.<default {index}>", default
+    for key, default in (func.__kwdefaults__ or {}).items():
+        yield f"{name}.<default {key}>", default
 
 
 def _merge(parts: dict[str, dict], found: dict[str, dict]) -> None:
