@@ -125,6 +125,13 @@ def make_scaler(k):
         return x * k
 
     return scale
+
+
+def chain(k, inner=None):
+    def step(x):
+        return (inner(x) if inner else x) * k
+
+    return step
 """
 
 SAME_NAMES = """
@@ -132,10 +139,11 @@ from dataclasses import dataclass
 
 import assay
 from assay.caching import JsonCacher
-from lib.helpers import convert, make_scaler
+from lib.helpers import chain, convert, make_scaler
 
 DOUBLE = make_scaler(2)
 TRIPLE = make_scaler(3)
+CHAINED = chain(2, chain(3))
 
 
 @dataclass
@@ -150,7 +158,8 @@ def converted(record):
 
 @assay.stage(outputs=["scaled"], cachers=[JsonCacher])
 def scaled(record):
-    return [DOUBLE(record.params.x), TRIPLE(record.params.x)]
+    x = record.params.x
+    return [DOUBLE(x), TRIPLE(x), CHAINED(x)]
 
 
 def get_params():
@@ -167,8 +176,8 @@ def run(param_sets, manager):
 
 def test_functions_of_one_name_are_each_keyed(tmp_path: Path):
     """The implementations of a singledispatch function, all called `_`, and two closures
-    one factory made (`make_scaler(2)`, `make_scaler(3)`) each count: editing the first
-    one recomputes the stage that calls it (the later one of the same name hid it)."""
+    one factory made (`make_scaler(2)`, `make_scaler(3)`, `chain(2, chain(3))`) each
+    count: editing the one a later one of the same name hid recomputes the stage."""
     write_project(
         tmp_path,
         {"lib/__init__.py": "", "lib/helpers.py": CONVERT, "experiments/same.py": SAME_NAMES},
@@ -182,12 +191,13 @@ def test_functions_of_one_name_are_each_keyed(tmp_path: Path):
             for output in ("converted", "scaled")
         )
 
-    assert run_and_load() == ([10, "A"], [2, 3])
+    assert run_and_load() == ([10, "A"], [2, 3, 6])
     edit(tmp_path / "lib/helpers.py", "return x * 10", "return x * 20")
     edit(tmp_path / "experiments/same.py", "make_scaler(2)", "make_scaler(5)")
-    assert run_and_load() == ([20, "A"], [5, 3])
+    assert run_and_load() == ([20, "A"], [5, 3, 6])
     edit(tmp_path / "lib/helpers.py", "x.upper()", "x.lower()")
-    assert run_and_load() == ([20, "a"], [5, 3])
+    edit(tmp_path / "experiments/same.py", "chain(3)", "chain(4)")
+    assert run_and_load() == ([20, "a"], [5, 3, 8])
 
 
 WHOLESALE = """

@@ -298,11 +298,10 @@ class Fingerprinter:
                 # would change their hash on every run; their data counts by type only.
                 digest = hash_value(("object", type(value).__module__, type(value).__qualname__))
             text = _ADDRESS.sub("", repr(value))  # `<function f at 0x7f...>`: per process
-            parts[name] = {
-                "kind": "value",
-                "digest": digest,
-                "value": text[:_VALUE_LIMIT] + ("..." if len(text) > _VALUE_LIMIT else ""),
-            }
+            shown = text[:_VALUE_LIMIT] + ("..." if len(text) > _VALUE_LIMIT else "")
+            # Merged: a function made by the same call as one it holds (`make(2,
+            # inner=make(3))`) has a `k` of the same name as that one's.
+            _merge(parts, {name: {"kind": "value", "digest": digest, "value": shown}})
             # A partial, a table of functions, a dataclass or enum with methods: the
             # value's digest covers their own source at most, not what they call. An
             # instance of a class of the project (`scaler = Scaler(3)`, a decorator
