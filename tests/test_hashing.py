@@ -81,7 +81,8 @@ def test_hashes_stay_the_same():
         ((1, "a", None), "1de1035baf08b21997488cff51bc975b"),
         ({"b": [1, 2, {"c": 3.5}], "a": (4,)}, "1c697b902dbb66613fcd4ecdbdc5f87a"),
         ({"x", "y", "z"}, "61b5527ab88e55f2a987483d20adfbdc"),
-        (Color.RED, "afdc6267d60e44be7defd4270908a39e"),  # with its value since 2026-12
+        # with its value since 2026-12, and its class's module since 2026-12-07:
+        (Color.RED, "14be261901fc8c0d0f90c09897ba4501"),
         (pathlib.PurePosixPath("data/raw.csv"), "fddb7b2646ccd1d82b28f461a18ee6d6"),
         (dt.datetime(2024, 1, 2, 3, 4, 5), "6bf62708c03acc2073b60aad3a1338a1"),
         (Decimal("1.10"), "e5aeaeaa87cfe58cfc9daae8e698cb5a"),
@@ -96,7 +97,7 @@ def test_hashes_stay_the_same():
         (np.float32(1.5), "734d90b2759fcd7010796cecccbcf2f4"),
         # text columns hashed as pandas 2's object columns since 2026-12-06:
         (pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5]}), "6337cbe4e5748875bc735ae74c74c2d8"),
-        (PinnedData(), "d38fc565f5aa8b1a90c640641cf1cd03"),
+        (PinnedData(), "b90c5f4489ae83abfb11e344d108d7c5"),  # with its module since 2026-12-07
         (PinnedParams(name="ignored"), "f1d1ac9b39bc11ed067d6b0ceed150fc"),
     ]
     assert [hash_value(value) for value, _ in pinned] == [expected for _, expected in pinned]

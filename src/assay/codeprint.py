@@ -126,7 +126,7 @@ class Fingerprinter:
         parts are complete are remembered for later visits."""
         cached = self._parts.get(id(obj))
         if cached is not None:
-            parts.update(cached[1])
+            _merge(parts, cached[1])
             return
         if id(obj) in active:
             self._cut = min(self._cut, active[id(obj)])
@@ -140,7 +140,7 @@ class Fingerprinter:
             self._parts[id(obj)] = ("", own)
             self._kept.append(obj)
         self._cut = min(outer_cut, self._cut)
-        parts.update(own)
+        _merge(parts, own)
 
     def _describe(self, obj: Any, parts: dict, active: dict) -> None:
         if isinstance(obj, types.MethodType):
@@ -215,6 +215,13 @@ class Fingerprinter:
             self._use(dependency_name, value, parts, active)
         for attribute, value in _set_outside_the_body(cls, tree):
             self._use(f"{name}.{attribute}", value, parts, active)
+        if "<locals>" in cls.__qualname__:
+            # A class a function makes (`make_model(k)`): what its methods close over
+            # (`k`), and their defaults, come from that call, not from the source.
+            for value in vars(cls).values():
+                for method in _functions_of(value):
+                    for held_name, held in _closed_over(method, tree):
+                        self._use(held_name, held, parts, active)
 
     def _class_without_source(self, cls: type, name: str, parts: dict, active: dict) -> None:
         """A class whose source Python cannot find (one typed into a notebook cell, or
@@ -291,11 +298,10 @@ class Fingerprinter:
                 # would change their hash on every run; their data counts by type only.
                 digest = hash_value(("object", type(value).__module__, type(value).__qualname__))
             text = _ADDRESS.sub("", repr(value))  # `<function f at 0x7f...>`: per process
-            parts[name] = {
-                "kind": "value",
-                "digest": digest,
-                "value": text[:_VALUE_LIMIT] + ("..." if len(text) > _VALUE_LIMIT else ""),
-            }
+            shown = text[:_VALUE_LIMIT] + ("..." if len(text) > _VALUE_LIMIT else "")
+            # Merged: a function made by the same call as one it holds (`make(2,
+            # inner=make(3))`) has a `k` of the same name as that one's.
+            _merge(parts, {name: {"kind": "value", "digest": digest, "value": shown}})
             # A partial, a table of functions, a dataclass or enum with methods: the
             # value's digest covers their own source at most, not what they call. An
             # instance of a class of the project (`scaler = Scaler(3)`, a decorator
@@ -308,10 +314,6 @@ class Fingerprinter:
         """``(qualified name, value)`` of the globals, closures and defaults ``func`` uses."""
         namespace = func.__globals__
         module = func.__module__
-        # Variables of an enclosing function it assigns through `nonlocal` (a call
-        # counter) are state it keeps, not configuration it reads: they are not keyed.
-        kept_cells = _kept_cells(func.__code__)
-        filled: frozenset[str] | None = None  # containers it fills: found when one is held
         if tree is not None:
             local_imports = _imports_inside(tree, module)
             if local_imports:
@@ -328,28 +330,7 @@ class Fingerprinter:
             for name in _code_names(func.__code__):
                 if name in namespace:
                     yield f"{module}.{name}", namespace[name]
-        if func.__closure__:
-            for var, cell in zip(func.__code__.co_freevars, func.__closure__):
-                if var in kept_cells:
-                    continue
-                try:
-                    value = cell.cell_contents
-                except ValueError:  # an empty cell
-                    continue
-                if isinstance(value, (list, dict, set, bytearray)):
-                    # A container the code fills as it runs (a memo, a list it appends
-                    # to) is state it keeps, not configuration: it is not keyed. One it
-                    # only reads (`make_scorer({"scale": 2})`) is. Without source, which
-                    # is which cannot be told: taken for state, as before.
-                    if filled is None:
-                        filled = _filled_names(tree) if tree is not None else None
-                    if filled is None or var in filled:
-                        continue
-                yield f"{func.__module__}.{func.__qualname__}.<{var}>", value
-        for index, default in enumerate(func.__defaults__ or ()):
-            yield f"{func.__module__}.{func.__qualname__}.<default {index}>", default
-        for key, default in (func.__kwdefaults__ or {}).items():
-            yield f"{func.__module__}.{func.__qualname__}.<default {key}>", default
+        yield from _closed_over(func, tree)
 
     # -- what is the project's, what is a package's -----------------------------------------
 
@@ -432,6 +413,51 @@ class Fingerprinter:
             self._folders = distributions.metadata_folders()
             self._by_name = distributions.by_name(self._folders)
         return self._by_name
+
+
+def _closed_over(func: types.FunctionType, tree: ast.AST | None):
+    """``(qualified name, value)`` of the values ``func`` closes over and of its defaults:
+    what the call that made it gave it (``make_scaler(2)``), which its source cannot show.
+    ``tree``: the source it is part of (to tell a container it fills), if any."""
+    # Variables of an enclosing function it assigns through `nonlocal` (a call
+    # counter) are state it keeps, not configuration it reads: they are not keyed.
+    kept_cells = _kept_cells(func.__code__)
+    filled: frozenset[str] | None = None  # containers it fills: found when one is held
+    name = f"{func.__module__}.{func.__qualname__}"
+    for var, cell in zip(func.__code__.co_freevars, func.__closure__ or ()):
+        if var in kept_cells or var == "__class__":  # __class__: the class of super()
+            continue
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(value, (list, dict, set, bytearray)):
+            # A container the code fills as it runs (a memo, a list it appends
+            # to) is state it keeps, not configuration: it is not keyed. One it
+            # only reads (`make_scorer({"scale": 2})`) is. Without source, which
+            # is which cannot be told: taken for state, as before.
+            if filled is None:
+                filled = _filled_names(tree) if tree is not None else None
+            if filled is None or var in filled:
+                continue
+        yield f"{name}.<{var}>", value
+    for index, default in enumerate(func.__defaults__ or ()):
+        yield f"{name}.<default {index}>", default
+    for key, default in (func.__kwdefaults__ or {}).items():
+        yield f"{name}.<default {key}>", default
+
+
+def _merge(parts: dict[str, dict], found: dict[str, dict]) -> None:
+    """Add the parts ``found`` to ``parts``. Two things of one name both count: the
+    implementations of a ``singledispatch`` function, all called ``_``, or the functions
+    two calls of one factory made (``double = make_scaler(2)``, ``triple =
+    make_scaler(3)``, each with its own ``k``). A part whose name another digest holds
+    already is added under its name and its digest, instead of replacing that one."""
+    for name, part in found.items():
+        suffix = f" #{part['digest'][:12]}"
+        name = name.removesuffix(suffix)  # one found so by a part of ``found`` already
+        held = parts.get(name)
+        parts[name if held is None or held["digest"] == part["digest"] else name + suffix] = part
 
 
 def _set_outside_the_body(cls: type, tree: ast.AST | None) -> list[tuple[str, Any]]:

@@ -119,6 +119,13 @@ def _type_name(cls: type) -> str:
     return cls.__qualname__
 
 
+def _value_type_name(cls: type) -> str:
+    """The name a value's class enters its hash by: with its module, so that two classes
+    of one name in two modules (``sgd.Options`` and ``adam.Options``, an enum ``Kind`` in
+    each) give two values that code may tell apart (``isinstance``) two hashes."""
+    return f"{_module_name(cls)}.{cls.__qualname__}"
+
+
 def _module_name(obj: Any) -> str:
     module = getattr(obj, "__module__", None)
     if module is None:
@@ -255,11 +262,11 @@ class _Walker:
             self._type(obj)
         elif getattr(cls, "__assay_hash__", None) is not None:
             self._w(b"x")
-            self._text(_type_name(cls))
+            self._text(_value_type_name(cls))
             self._child(obj.__assay_hash__(), ".__assay_hash__()")
         elif isinstance(obj, enum.Enum):
             self._w(b"e")
-            self._text(_type_name(cls))
+            self._text(_value_type_name(cls))
             self._text(obj.name or "")  # None: a combination of flags without a name
             self._child(obj.value, ".value")  # `ADAM = 0.001` becoming 0.5 is a new value
         else:
@@ -273,7 +280,7 @@ class _Walker:
             self._dataclass(obj)
         elif isinstance(obj, _BUILTIN_VALUE_TYPES):
             self._w(b"K")
-            self._text(_type_name(cls))
+            self._text(_value_type_name(cls))
             base = next(b for b in cls.__mro__ if b in _EXACT)
             _EXACT[base](self, obj)
         else:
@@ -518,10 +525,13 @@ class _Walker:
                 # What a stage's key hashes: a set held in a field is data, its name too
                 # (`record.params.data.name` picks the data set to load).
                 pairs = [*pairs, ("name", obj.name)]
+            # By its class's name alone: a parameter set keeps its hash when its class
+            # moves to another file, or runs as __main__ in a notebook.
+            self._text(_type_name(type(obj)))
         else:
             self._w(b"C")
             pairs = _dataclass_hash_fields(obj)
-        self._text(_type_name(type(obj)))
+            self._text(_value_type_name(type(obj)))
         self._len(len(pairs))
         for name, value in pairs:
             self._text(name)
@@ -542,7 +552,7 @@ class _Walker:
             )
         key = self._enter(obj, f"'{cls.__qualname__}' object")
         self._w(b"O")
-        self._text(_type_name(cls))
+        self._text(_value_type_name(cls))
         if type(state) is dict:  # attributes: the order they were set in changes nothing
             self._mapping(state, in_order=False)
         else:

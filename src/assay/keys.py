@@ -105,6 +105,11 @@ HAND_SET = "_state"
 OWN_ENTRIES = frozenset({REPORTABLES, HAND_SET})
 """The names of the entries assay keeps beside a stage run's artifacts."""
 
+EVERY_FIELD = "fields:*"
+"""Among a stage's reads: it read the parameter set wholesale (``dataclasses.asdict``,
+``vars``, ``==``...), so its key covers every field the set has when the key is made,
+one added to the class since the read index was written too."""
+
 STATE_READ = "state:"
 """How a stage's read of an undeclared ``record.state`` entry is named among its reads
 (``state:data``); no field name has a colon."""

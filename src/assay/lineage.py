@@ -31,7 +31,7 @@ from typing import Any
 
 from assay.cache import CacheStore, made_elsewhere, open_cache_at
 from assay.errors import AssayError, CacheError
-from assay.keys import is_artifact_key, split_artifact_key
+from assay.keys import EVERY_FIELD, is_artifact_key, split_artifact_key
 
 __all__ = ["LineageInput", "LineageNode", "find_artifact", "lineage"]
 
@@ -203,7 +203,7 @@ class _Walker:
             code=ingredients.get("code"),
         )
         if isinstance(ingredients.get("reads"), dict):
-            node.reads = sorted(ingredients["reads"])
+            node.reads = sorted(set(ingredients["reads"]) - {EVERY_FIELD})
         params = ingredients.get("params")
         if isinstance(params, list) and len(params) == 2 and isinstance(params[1], list):
             node.aggregated = len(params[1])

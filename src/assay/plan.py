@@ -340,8 +340,10 @@ def describe_read(node: StageNode, name: str) -> str:
     """How a sidecar shows a parameter the stage read: the field's value (with the
     representation it is hashed through, if it has one of its own), or for a method
     (property, constant) of the parameter class, the digest of its code."""
-    from assay.keys import STATE_READ
+    from assay.keys import EVERY_FIELD, STATE_READ
 
+    if name == EVERY_FIELD:  # it read the whole set: the fields it has (not None)
+        return ", ".join(sorted(k for k, v in node.record.field_hashes().items() if v is not None))
     if name.startswith(STATE_READ):
         try:
             value = node.record.state._visible(name[len(STATE_READ) :], node)

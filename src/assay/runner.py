@@ -52,7 +52,7 @@ from assay.errors import (
 )
 from assay.executor import Executor, get_executor
 from assay.hashing import hash_value
-from assay.keys import ALL, HAND_SET, REPORTABLES, STATE_READ, read_key
+from assay.keys import ALL, EVERY_FIELD, HAND_SET, REPORTABLES, STATE_READ, read_key
 from assay.plan import MISSING, Artifact, Plan, StageNode, missing_state_input, plan_stops
 from assay.record import NotSentToWorker
 from assay.staging import StageSpec, check_suppressed_inputs
@@ -1119,7 +1119,7 @@ class Runner:
             }
         if reads is not None:
             if node.tracks_reads:
-                node.reads = frozenset(reads)
+                node.reads = _marked(frozenset(reads))
                 node.key = read_key(node.base, _fields(node, node.reads))
             # else the stage asked for its folder and was keyed on every field (ALL)
             if not node.volatile and not manager.dry_cache:
@@ -1636,6 +1636,10 @@ def _read_fields(node: StageNode, reads: frozenset | str) -> list[tuple[str, str
         return []
     record = node.record
     hashes = record.field_hashes()
+    if reads != ALL and _read_wholesale(reads):
+        # Every field it has now (a field added with the default None, as the set's hash,
+        # changes nothing).
+        reads = (reads - {EVERY_FIELD}) | frozenset(k for k, v in hashes.items() if v is not None)
     held = record._held  # filled by field_hashes(): functions in fields, keyed on their code
     if held and (reads == ALL or not held.keys().isdisjoint(reads)):
         runner = record.manager.runner
@@ -1658,6 +1662,22 @@ def _read_fields(node: StageNode, reads: frozenset | str) -> list[tuple[str, str
         elif k.startswith(STATE_READ):
             found.append((k, state_entry_part(node, k[len(STATE_READ) :])))
     return sorted(found)
+
+
+_BOOKKEEPING = frozenset({"hash", "overwrite", "hash_representations"})
+
+
+def _read_wholesale(reads: frozenset) -> bool:
+    """Whether a stage read its parameter set wholesale (``asdict``, ``vars``): its reads
+    hold EVERY_FIELD, or (in a read index written before they did) the bookkeeping fields
+    that no stage reads one by one but a wholesale read reads with the others."""
+    return EVERY_FIELD in reads or reads >= _BOOKKEEPING
+
+
+def _marked(reads: frozenset) -> frozenset:
+    """``reads`` with EVERY_FIELD when they are a wholesale read (``asdict`` reads the
+    fields one by one), for the read index and ``assay why``."""
+    return reads | {EVERY_FIELD} if _read_wholesale(reads) else reads
 
 
 def state_entry_part(node: StageNode, name: str) -> str | None:

@@ -22,6 +22,8 @@ import sys
 import types
 from typing import Any
 
+from assay.keys import EVERY_FIELD
+
 _TRACKERS: dict[type, type] = {}
 _WHOLESALE = frozenset(
     {"__dict__", "__reduce__", "__reduce_ex__", "__getstate__", "__eq__", "__repr__", "__copy__"}
@@ -193,9 +195,10 @@ _HELD_DEPTH = 3
 def _make_tracker(cls: type) -> type:
     names = frozenset(f.name for f in dataclasses.fields(cls))
     code_names = frozenset(code_attributes(cls))
-    # What a read of everything reads: every field, and the code that set the attributes
+    # What a read of everything reads: every field (those it has now, and those a field
+    # added to the class later gives: EVERY_FIELD), and the code that set the attributes
     # that are not fields (`self.lr = self.base * 2` in __post_init__).
-    everything = names | (code_names & {"__post_init__"})
+    everything = names | (code_names & {"__post_init__"}) | {EVERY_FIELD}
     # The class's own __getattribute__ sees every read (it may change what a field gives).
     hooked = "__getattribute__" in code_names
     get = cls.__getattribute__ if hooked else object.__getattribute__

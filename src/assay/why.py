@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.cache import link_label
+from assay.keys import EVERY_FIELD
 
 _DIFF_LINES = 12
 
@@ -286,6 +287,9 @@ def _compare_params(node: Any, before: dict, found: Explanation) -> None:
 
     methods = code_attributes(type(params))
     for name, old_value in sorted(old_reads.items()):
+        if name == EVERY_FIELD:
+            _compare_fields(describe_read(node, name), old_value, found)
+            continue
         if name not in methods and not hasattr(params, name):
             found.reasons.append(f"parameter {name} no longer exists")
             continue
@@ -296,6 +300,20 @@ def _compare_params(node: Any, before: dict, found: Explanation) -> None:
             found.reasons.append(f"{type(params).__qualname__}.{name}, which it uses, changed")
         else:
             found.reasons.append(f"a parameter it reads changed: {name} {old_value} -> {now}")
+
+
+def _compare_fields(now: str, before: Any, found: Explanation) -> None:
+    """A stage that read its parameter set wholesale (``asdict``, ``vars``): the fields
+    (not ``None``) it has or has no longer since (their values are compared as reads)."""
+    if not isinstance(before, str) or now == before:
+        return
+    old, new = set(before.split(", ")), set(now.split(", "))
+    for change, names in (("now has", new - old), ("no longer has", old - new)):
+        if names:
+            found.reasons.append(
+                f"it reads the whole parameter set, which {change} fields "
+                + ", ".join(sorted(names))
+            )
 
 
 def _compare_combined(node: Any, old: Any, found: Explanation) -> None:
