@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import assay
+from assay.errors import ConfigError
 from conftest import run_cli
 
 NESTED = """
@@ -79,3 +81,15 @@ def test_stages_with_process_pools_of_their_own_run_in_workers_and_let_the_run_e
     assert result.code == 0, result.stderr
     assert "2 executed" in result.stdout
     assert "daemonic" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("parallel", [-1, 2.5, True])
+def test_a_parallel_that_is_no_number_of_workers_is_refused(tmp_path: Path, parallel):
+    """``parallel=-1`` (joblib's "every core") ran one worker process without a word,
+    ``parallel=2.5`` two; ``True`` one."""
+    root = nested_project(tmp_path / "project")
+
+    with pytest.raises(ConfigError, match=rf"parallel={parallel!r} is not a number of worker"):
+        assay.run_experiment("nested", [], project_root=root, parallel=parallel)
+
+    assert not (root / "data").exists()  # nothing ran, nothing was cached
