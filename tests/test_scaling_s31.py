@@ -6,6 +6,7 @@ pool, or a ``distributed.LocalCluster`` of two single-threaded worker processes.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,118 @@ def test_a_parallel_that_is_no_number_of_workers_is_refused(tmp_path: Path, para
         assay.run_experiment("nested", [], project_root=root, parallel=parallel)
 
     assert not (root / "data").exists()  # nothing ran, nothing was cached
+
+
+DYING = """
+import os
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    die: bool = False
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def work(record):
+    if record.params.die:
+        os._exit(1)  # as the out-of-memory killer or a crash in compiled code would
+    return 1
+
+
+def get_params():
+    return [Params(name="fine"), Params(name="dying", die=True)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        work(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.slow
+def test_dasks_own_lines_about_a_dead_worker_go_to_the_log_not_the_console(tmp_path: Path):
+    """The scheduler's, the nannies' and the client's warnings ("Removing worker ...",
+    "Restarting worker", "Couldn't gather keys") came before assay's own message, which
+    says what happened; the run's log keeps them."""
+    root = tmp_path / "project"
+    (root / "experiments").mkdir(parents=True)
+    (root / "experiments" / "dying.py").write_text(DYING)
+
+    result = run_cli("run", "dying", "--executor", "dask", "--parallel", "2", cwd=root)
+
+    assert result.code == 1
+    assert "A worker process stopped while stage 'work' for parameter set 'dying'" in (
+        result.output
+    )
+    assert "Restarting worker" not in result.output
+    assert "distributed" not in result.stderr.replace("distributed.dask.org", "")
+    (log,) = (root / "logs").glob("*.log")
+    assert "WARNING distributed.nanny: Restarting worker" in log.read_text()
+
+
+SCRATCH = """
+from dataclasses import dataclass
+import gc
+from pathlib import Path
+
+import assay
+from assay.caching import PathRef
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 3
+
+
+@assay.stage(outputs=["table"], cachers=[PathRef])
+def write(record):
+    path = Path(record.get_path("table.csv"))
+    path.write_text("n\\n" + str(record.params.n))
+    return str(path)
+
+
+@assay.stage(inputs=["table"], outputs=["rows"])
+def read(record, table):
+    return Path(table).read_text().splitlines()
+
+
+def get_params():
+    return [Params(name="p")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        read(write(assay.Record(manager, params)))
+"""
+
+
+@pytest.mark.slow
+def test_dry_cache_files_on_an_existing_cluster_go_to_the_project_folder(tmp_path: Path):
+    """Under ``--dry-cache`` the files a stage writes itself went to the main machine's
+    /tmp path, which a worker on another machine made in its own /tmp: a later stage on
+    a third machine did not find them, and the main process, which removes that folder,
+    never removed theirs. The project folder is at the same path on every worker."""
+    from distributed import LocalCluster
+
+    root = tmp_path / "project"
+    (root / "experiments").mkdir(parents=True)
+    (root / "experiments" / "scratch.py").write_text(SCRATCH)
+
+    alone = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"}}
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, **alone) as cluster:
+        manager = assay.run_experiment(
+            "scratch", [], project_root=root, dry_cache=True,
+            executor="dask", dask_address=cluster.scheduler_address,
+        )  # fmt: skip
+        (record,) = manager.records
+        written = Path(record.state["table"])
+        assert record.state["rows"] == ["n", "3"]
+        assert root.resolve() in written.resolve().parents
+        del manager, record
+        gc.collect()
+
+    assert not written.exists()  # the run's scratch folder goes with it
