@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import assay
-from assay.errors import ConfigError
+from assay.errors import ConfigError, StageFailed
 from conftest import run_cli
 
 NESTED = """
@@ -209,3 +209,29 @@ def test_dry_cache_files_on_an_existing_cluster_go_to_the_project_folder(tmp_pat
         gc.collect()
 
     assert not written.exists()  # the run's scratch folder goes with it
+
+
+@pytest.mark.slow
+def test_a_process_pool_on_an_existing_clusters_daemonic_worker_says_how_to_allow_it(
+    tmp_path: Path,
+):
+    """Dask's workers are daemons unless told otherwise: a stage's ``multiprocessing.Pool``
+    failed with Python's "daemonic processes are not allowed to have children" alone,
+    and "fix the problem" pointed at the researcher's code."""
+    from distributed import LocalCluster
+
+    root = nested_project(tmp_path / "project")
+    alone = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"}}
+
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, **alone) as cluster,
+        pytest.raises(StageFailed) as failure,
+    ):
+        assay.run_experiment(
+            "nested", [], names=["pool"], project_root=root,
+            executor="dask", dask_address=cluster.scheduler_address,
+        )  # fmt: skip
+
+    message = str(failure.value)
+    assert "daemonic processes are not allowed to have children" in message
+    assert "DASK_DISTRIBUTED__WORKER__DAEMON=False" in message
