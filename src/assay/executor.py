@@ -80,6 +80,23 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def stop_stage_pools_at_exit() -> None:
+    """In a worker process (``--parallel``'s, a local Dask cluster's), as it starts: have
+    the process pools a stage left running stop themselves when the worker exits.
+
+    multiprocessing ends a worker by waiting for its child processes, and only then runs
+    the exit hooks with which pools stop their own (``threading``'s, run first at the end
+    of an ordinary Python program). joblib's processes stay up for 300 s after their last
+    task unless told to stop: a stage that used ``n_jobs=2`` held the run that long after
+    its last stage.
+    """
+    import multiprocessing.util
+    import threading
+
+    # What Python's own exit calls first; it runs once however often it is called.
+    multiprocessing.util.Finalize(None, threading._shutdown, exitpriority=100)  # type: ignore[attr-defined]
+
+
 def get_executor(name: str, **options: Any) -> Executor:
     """The executor registered as ``name``, constructed with ``options``."""
     try:

@@ -20,6 +20,7 @@ import datetime
 import difflib
 import gc
 import logging
+import numbers
 import os
 import shlex
 import sys
@@ -281,6 +282,7 @@ def run_experiment(
     if project_root is None:  # a path to another project's experiment: its project
         project_root = project_root_for(experiment)
     config = ProjectConfig.load(project_root).with_cache_dir(cache_dir)
+    _check_worker_count(parallel)
     executor_name = executor or ("process" if parallel else "serial")
     if dask_address and executor_name != "dask":
         raise ConfigError("--dask-address needs --executor dask.")
@@ -653,6 +655,23 @@ def _from_root(name: str, root: Path) -> str:
         return path.resolve().relative_to(Path(root).resolve()).as_posix()
     except ValueError:  # outside the project: as given (reproduce says it is not exported)
         return str(path.resolve())
+
+
+def _check_worker_count(parallel: Any) -> None:
+    """Refuse a ``parallel=`` that is no number of worker processes (0 or None: serially).
+
+    ``parallel=-1``, joblib's "every core", ran one worker without a word.
+    """
+    whole = isinstance(parallel, numbers.Integral) and not isinstance(parallel, bool)
+    if parallel is None or (whole and parallel >= 0):
+        return
+    from assay.executor import usable_cores
+
+    raise ConfigError(
+        f"parallel={parallel!r} is not a number of worker processes: give a whole number, "
+        f"such as parallel={usable_cores()} (the CPU cores this process may use), or "
+        "leave it out to run serially."
+    )
 
 
 def _refuse_in_a_starting_worker() -> None:

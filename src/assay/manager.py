@@ -164,13 +164,22 @@ class ArtifactManager:
         """Under ``--dry-cache``: a temporary folder for the files stages write themselves
         (``record.get_path``, ``PathRef``), outside the cache, which a dry-cache run never
         writes. Workers write into the same folder; it goes when this manager does (or
-        when the process ends)."""
+        when the process ends).
+
+        It is in the system's temporary folder, but on an existing Dask cluster, whose
+        workers may run on other machines, in the project folder, which they share: a
+        worker elsewhere wrote into a /tmp folder of its own that the stages after it,
+        on other machines, did not see, and that nothing removed."""
         if self._scratch is None:
             import shutil
             import tempfile
             import weakref
 
-            self._scratch = tempfile.mkdtemp(prefix="assay-dry-cache-")
+            shared = getattr(self.runner.executor, "address", None)
+            self._scratch = tempfile.mkdtemp(
+                prefix=".assay-dry-cache-" if shared else "assay-dry-cache-",
+                dir=self.config.root if shared else None,
+            )
             weakref.finalize(self, shutil.rmtree, self._scratch, ignore_errors=True)
         return self._scratch
 

@@ -49,6 +49,13 @@ def _not_for_console(record: logging.LogRecord) -> bool:
     return getattr(record, "console", True)
 
 
+def _not_dasks(record: logging.LogRecord) -> bool:
+    """Dask's own messages (a worker that died and is restarted, results it gathers
+    again, a task given up): the run says in its own words what went wrong, and the
+    log file keeps them (the console shows them with ``--verbose``)."""
+    return record.name != "distributed" and not record.name.startswith("distributed.")
+
+
 class _LogFile:
     """The run's log file, written so that a failure to write it (a full disk, a quota,
     the file removed from under the run) never fails a stage or the run.
@@ -211,6 +218,8 @@ def run_log(path: Path | None, verbose: bool = False) -> Iterator[_LogFile | Non
         console.setLevel(logging.DEBUG if verbose else logging.WARNING)
         console.setFormatter(_ConsoleFormatter("%(levelname)s: %(message)s"))
         console.addFilter(_not_for_console)
+        if not verbose:
+            console.addFilter(_not_dasks)
         root.addHandler(console)
     stdout, stderr = sys.stdout, sys.stderr
     log_file = None

@@ -934,7 +934,7 @@ class Runner:
                 error["kind"], error["message"], error["traceback"], error.get("frames", ())
             )
             raise StageFailed.of(
-                error["summary"],
+                error["summary"] + _daemon_advice(error),
                 stage=node.spec.name,
                 record_name=node.record_label,
                 original=original,
@@ -1552,6 +1552,22 @@ def _read_only_params(records: list) -> Any:
     finally:
         for other, params in kept:
             other.params = params
+
+
+DAEMONIC = "daemonic processes are not allowed to have children"
+"""Python's words when a daemon process (a Dask worker, by default) starts a process."""
+
+
+def _daemon_advice(error: dict) -> str:
+    """What to do when a stage's process pool failed because its Dask worker is a daemon
+    (empty for any other failure): the code is fine, the worker's setting is not."""
+    if error.get("kind") != "AssertionError" or DAEMONIC not in error.get("message", ""):
+        return ""
+    return (
+        ". The stage starts processes (multiprocessing, concurrent.futures), which Dask's "
+        "workers may not do unless started with DASK_DISTRIBUTED__WORKER__DAEMON=False in "
+        "their environment (see docs/scaling.md); or run it with --parallel"
+    )
 
 
 def main_guard_advice() -> str:

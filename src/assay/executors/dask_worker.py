@@ -16,9 +16,12 @@ import logging
 import signal
 from typing import Any
 
+from assay.executor import stop_stage_pools_at_exit
+
 
 def dask_setup(worker: Any) -> None:
     """Dask calls this when a worker process starts."""
+    stop_stage_pools_at_exit()
     signal.signal(signal.SIGINT, _not_ours)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

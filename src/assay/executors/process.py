@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from assay import cache_writing
 from assay.errors import ConfigError
-from assay.executor import Executor, usable_cores
+from assay.executor import Executor, stop_stage_pools_at_exit, usable_cores
 
 START_METHOD_VARIABLE = "ASSAY_START_METHOD"
 """The environment variable that chooses how workers start (``fork``, ``spawn``, ...)."""
@@ -148,6 +148,7 @@ def _start_worker(forked: bool) -> None:
     if forked:
         _as_if_spawned()
     cache_writing.close_at_worker_exit()
+    stop_stage_pools_at_exit()
 
 
 def _not_ours(signum: int, frame: Any) -> None:
