@@ -125,6 +125,15 @@ def _refuse_option_spellings(keywords: dict[str, Any]) -> None:
             )
 
 
+def _one_or_more(value: Any) -> Any:
+    """A single parameter file, name, index, override, stage or pattern as a list of one
+    (``param_files="grid"`` is ``["grid"]``, not the files ``g``, ``r``, ``i``, ``d``);
+    a list, or ``None``, as given."""
+    if isinstance(value, (str, Path, int)) and not isinstance(value, bool):
+        return [value]
+    return value
+
+
 def _curifactory_positional(
     given: dict[str, Any], positional: tuple, keywords: dict[str, Any]
 ) -> dict[str, Any]:
@@ -276,6 +285,9 @@ def run_experiment(
         )
     if experiment is None:
         raise TypeError("run_experiment() needs the experiment (a name, a path or a module).")
+    param_files, names, indices, overrides, overwrite_stages, store_full_include = map(
+        _one_or_more, (param_files, names, indices, overrides, overwrite_stages, store_full_include)
+    )
     _refuse_in_a_starting_worker()
     store_full = store_full or docker
     if project_root is None:  # a path to another project's experiment: its project

@@ -1,0 +1,33 @@
+"""What the README and docs/ promise, checked as a new researcher follows them (session 31)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import assay
+from conftest import Calls
+
+
+def test_run_experiment_takes_one_name_as_a_string_where_it_takes_a_list(
+    tmp_project: Path, calls: Calls
+):
+    """``run_experiment("diamond", "two")`` said "No parameter file named 't'", and
+    ``names="b"``, ``overrides="n=3"``, ``overwrite_stages="square"`` were taken letter by
+    letter (``indices=1`` was "'int' object is not iterable"): a single value is a list of one."""
+    assay.run_experiment("diamond", ["two"], project_root=tmp_project)
+    calls.take()
+
+    manager = assay.run_experiment(
+        "diamond",
+        "two",
+        names="b",
+        overrides="offset=3",
+        overwrite_stages="square",
+        project_root=tmp_project,
+    )
+
+    assert [r.params.name for r in manager.records if r.params] == ["b"]
+    assert manager.records[0].params.offset == 3
+    assert sorted(calls.take()) == ["combine:b", "square:b", "summarize:aggregate"]
+    by_index = assay.run_experiment("diamond", "two", indices=1, project_root=tmp_project)
+    assert [r.params.name for r in by_index.records if r.params] == ["b"]
