@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import assay
 from conftest import Calls
 
@@ -31,3 +33,17 @@ def test_run_experiment_takes_one_name_as_a_string_where_it_takes_a_list(
     assert sorted(calls.take()) == ["combine:b", "square:b", "summarize:aggregate"]
     by_index = assay.run_experiment("diamond", "two", indices=1, project_root=tmp_project)
     assert [r.params.name for r in by_index.records if r.params] == ["b"]
+
+
+def test_loading_a_parameter_set_the_cache_does_not_hold_names_those_it_does(tmp_project: Path):
+    """``assay.load("combined", param_set="default")`` after runs of other sets said only
+    "No cached artifact matches ...", leaving the user to find the names in ``data/cache``."""
+    assay.run_experiment("diamond", ["two"], project_root=tmp_project)
+
+    with pytest.raises(assay.AssayError) as refused:
+        assay.load("combined", param_set="default", experiment="diamond", project_root=tmp_project)
+
+    message = str(refused.value)
+    assert "No cached artifact matches" in message, message
+    assert "Parameter sets with cached artifacts of experiment 'diamond': " in message, message
+    assert "a, aggregate-" in message and message.endswith(", b."), message
