@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import assay
-from conftest import Calls
+from conftest import Calls, run_cli
 
 
 def test_run_experiment_takes_one_name_as_a_string_where_it_takes_a_list(
@@ -47,3 +47,49 @@ def test_loading_a_parameter_set_the_cache_does_not_hold_names_those_it_does(tmp
     assert "No cached artifact matches" in message, message
     assert "Parameter sets with cached artifacts of experiment 'diamond': " in message, message
     assert "a, aggregate-" in message and message.endswith(", b."), message
+
+
+CHECKED_EXPERIMENT = """
+from dataclasses import dataclass, field
+
+import assay
+from assay.caching import JsonCacher
+from assay.hashing import file_checksum
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    raw: str = field(default="data/raw.csv", metadata={"hash": file_checksum})
+
+
+def get_params():
+    return [Params(name="p")]
+
+
+@assay.stage(outputs=["n"], cachers=[JsonCacher])
+def count(record):
+    return len(open(record.params.raw).read())
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        count(assay.Record(manager, params))
+"""
+
+
+def test_a_hash_function_that_fails_names_the_parameter_set_and_field(tmp_project: Path):
+    """docs/invalidation.md's ``metadata={"hash": file_checksum}`` on a file not made yet
+    stopped ``assay run`` with "No such file or directory: data/raw.csv" and nothing
+    more: not which parameter set, field or hash function it came from."""
+    (tmp_project / "experiments" / "checked.py").write_text(CHECKED_EXPERIMENT)
+
+    missing = run_cli("run", "checked", cwd=tmp_project)
+
+    assert missing.code == 1, missing
+    message = " ".join(missing.stderr.split())
+    assert "Traceback" not in missing.stderr, missing
+    assert "Parameter set 'p' cannot be hashed: the hash function file_checksum" in message
+    assert "its field 'raw' failed on 'data/raw.csv' (FileNotFoundError:" in message, message
+    (tmp_project / "data").mkdir(exist_ok=True)
+    (tmp_project / "data" / "raw.csv").write_text("a,b\n")
+    assert run_cli("run", "checked", cwd=tmp_project).code == 0
