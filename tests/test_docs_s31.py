@@ -93,3 +93,16 @@ def test_a_hash_function_that_fails_names_the_parameter_set_and_field(tmp_projec
     (tmp_project / "data").mkdir(exist_ok=True)
     (tmp_project / "data" / "raw.csv").write_text("a,b\n")
     assert run_cli("run", "checked", cwd=tmp_project).code == 0
+
+
+def test_assay_report_rebuilds_a_run_named_twice_once(tmp_project: Path):
+    """``assay report 1 latest`` (one run, two names) rebuilt its page twice and listed it
+    twice."""
+    assert run_cli("run", "diamond", cwd=tmp_project).code == 0
+
+    rebuilt = run_cli("report", "1", "latest", "-1", cwd=tmp_project)
+
+    assert rebuilt.code == 0, rebuilt
+    pages = rebuilt.stdout.split()
+    assert len(pages) == 2 and pages[1] == "reports/index.html", rebuilt
+    assert pages[0].startswith("reports/diamond-0001-") and pages[0].endswith("index.html")
