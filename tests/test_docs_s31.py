@@ -14,8 +14,9 @@ def test_run_experiment_takes_one_name_as_a_string_where_it_takes_a_list(
     tmp_project: Path, calls: Calls
 ):
     """``run_experiment("diamond", "two")`` said "No parameter file named 't'", and
-    ``names="b"``, ``overrides="n=3"``, ``overwrite_stages="square"`` were taken letter by
-    letter (``indices=1`` was "'int' object is not iterable"): a single value is a list of one."""
+        ``names="b"``, ``overrides="n=3"``, ``overwrite_stages="square"`` were taken letter by
+        letter (``indices=1`` was "'int' object is not iterable", ``Path("params/two.py")``
+    "Path.replace() takes 2 positional arguments"): a single value is a list of one."""
     assay.run_experiment("diamond", ["two"], project_root=tmp_project)
     calls.take()
 
@@ -33,6 +34,10 @@ def test_run_experiment_takes_one_name_as_a_string_where_it_takes_a_list(
     assert sorted(calls.take()) == ["combine:b", "square:b", "summarize:aggregate"]
     by_index = assay.run_experiment("diamond", "two", indices=1, project_root=tmp_project)
     assert [r.params.name for r in by_index.records if r.params] == ["b"]
+    two = tmp_project / "params" / "two.py"
+    for as_path in (two, [two]):
+        by_path = assay.run_experiment("diamond", as_path, project_root=tmp_project)
+        assert [r.params.name for r in by_path.records if r.params] == ["a", "b"]
 
 
 def test_loading_a_parameter_set_the_cache_does_not_hold_names_those_it_does(tmp_project: Path):

@@ -125,13 +125,15 @@ def _refuse_option_spellings(keywords: dict[str, Any]) -> None:
             )
 
 
-def _one_or_more(value: Any) -> Any:
+def _one_or_more(value: Any) -> list[Any] | None:
     """A single parameter file, name, index, override, stage or pattern as a list of one
-    (``param_files="grid"`` is ``["grid"]``, not the files ``g``, ``r``, ``i``, ``d``);
-    a list, or ``None``, as given."""
-    if isinstance(value, (str, Path, int)) and not isinstance(value, bool):
-        return [value]
-    return value
+    (``param_files="grid"`` is ``["grid"]``, not the files ``g``, ``r``, ``i``, ``d``),
+    with paths as strings (``Path("params/grid.py")``); ``None`` as given."""
+    if isinstance(value, (str, os.PathLike, int)) and not isinstance(value, bool):
+        value = [value]
+    if value is None:
+        return None
+    return [os.fspath(item) if isinstance(item, os.PathLike) else item for item in value]
 
 
 def _curifactory_positional(
