@@ -126,6 +126,17 @@ def _refuse_option_spellings(keywords: dict[str, Any]) -> None:
             )
 
 
+def _one_or_more(value: Any) -> list[Any] | None:
+    """A single parameter file, name, index, override, stage or pattern as a list of one
+    (``param_files="grid"`` is ``["grid"]``, not the files ``g``, ``r``, ``i``, ``d``),
+    with paths as strings (``Path("params/grid.py")``); ``None`` as given."""
+    if isinstance(value, (str, os.PathLike, int)) and not isinstance(value, bool):
+        value = [value]
+    if value is None:
+        return None
+    return [os.fspath(item) if isinstance(item, os.PathLike) else item for item in value]
+
+
 def _curifactory_positional(
     given: dict[str, Any], positional: tuple, keywords: dict[str, Any]
 ) -> dict[str, Any]:
@@ -277,6 +288,9 @@ def run_experiment(
         )
     if experiment is None:
         raise TypeError("run_experiment() needs the experiment (a name, a path or a module).")
+    param_files, names, indices, overrides, overwrite_stages, store_full_include = map(
+        _one_or_more, (param_files, names, indices, overrides, overwrite_stages, store_full_include)
+    )
     _refuse_in_a_starting_worker()
     store_full = store_full or docker
     if project_root is None:  # a path to another project's experiment: its project

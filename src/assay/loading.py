@@ -286,7 +286,20 @@ def _near_misses(cache: CacheStore, found: list, output, param_set, stage, exper
         known = sorted({o for *_, key in found[:200] for o in cache.outputs_of(key)})
         if output not in known:
             hints += [f"output={c!r}" for c in difflib.get_close_matches(output, known, n=1)]
-    return f" Did you mean {', '.join(hints)}?" if hints else ""
+    if hints:
+        return f" Did you mean {', '.join(hints)}?"
+    return _param_sets_cached(everything, param_set, experiment)
+
+
+def _param_sets_cached(everything: list, param_set, experiment) -> str:
+    """The names of the parameter sets the cache holds artifacts of (under ``experiment``,
+    if given), when ``param_set`` is none of them: the names the user may give; else ``""``."""
+    known = sorted({entry[1] for entry in everything if experiment in (None, entry[0])})
+    if param_set is None or not known or param_set in known:
+        return ""
+    of = f" of experiment {experiment!r}" if experiment is not None else ""
+    more = f" (and {len(known) - 10} more)" if len(known) > 10 else ""
+    return f" Parameter sets with cached artifacts{of}: {', '.join(known[:10])}{more}."
 
 
 def _one(

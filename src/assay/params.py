@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from assay.errors import ParameterError
+from assay.errors import AssayError, ParameterError
 from assay.hashing import hash_value
 
 __all__ = [
@@ -123,16 +123,33 @@ class ExperimentParameters:
                 represent = self.hash_representations[name]
                 if represent is None:
                     continue
-                value = represent(self, value)
+                value = self._represented(name, represent, self, value)
             elif value is not None:
                 how = fields_by_name[name].metadata.get("hash", True)
                 if how is False:
                     continue
                 if callable(how):
-                    value = how(value)
+                    value = self._represented(name, how, value)
             if value is not None:
                 pairs.append((name, value))
         return pairs
+
+    def _represented(self, name: str, function: Callable[..., Any], *args: Any) -> Any:
+        """What ``function`` (field ``name``'s hash function) makes of ``args``; its
+        failure (``file_checksum`` of a file that is not there) as a ParameterError that
+        names the parameter set, the field and the value."""
+        try:
+            return function(*args)
+        except AssayError:
+            raise
+        except Exception as exc:
+            how = getattr(function, "__qualname__", repr(function))
+            raise ParameterError(
+                f"Parameter set '{self.name}' cannot be hashed: the hash function {how} of "
+                f"its field '{name}' failed on {getattr(self, name)!r} "
+                f"({type(exc).__name__}: {exc}). Correct the value, or how the field is "
+                "hashed (metadata={'hash': ...} or hash_representations)."
+            ) from exc
 
     def params_hash(self, dry: bool = False) -> str | dict[str, Any]:
         """This parameter set's hash: the ``hash`` field if set, else computed.

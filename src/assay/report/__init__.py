@@ -154,7 +154,8 @@ def rebuild_reports(
         if all_runs:
             runs = list(reversed(store.list_runs(limit=None)))
         else:
-            runs = [store.get_run(ref) for ref in (refs or ["latest"])]
+            named = [store.get_run(ref) for ref in (refs or ["latest"])]
+            runs = list({run.id: run for run in named}.values())  # `3 latest`: run 3 once
         for run in runs:
             run_dir = report_dir(config, run.id)
             page = None

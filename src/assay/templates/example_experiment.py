@@ -20,7 +20,8 @@ Then look at what the runs did::
     assay compare 1 2    # how two runs differ, metrics included
     assay ui             # a dashboard of runs and metrics (pip install 'assay[ui]')
 
-and load a result in Python: ``assay.load("scores", experiment="example",
+and load a result in Python (after `assay run example`, which runs the set named
+"default"): ``assay.load("scores", experiment="example",
 param_set="default")``.
 """
 
