@@ -209,3 +209,35 @@ def test_an_unknown_flag_of_no_tool_still_gets_click_s_suggestion(tmp_project: P
     result = run_cli("run", "diamond", "--verbos", cwd=tmp_project)
 
     assert result.code == 2 and "No such option" in result.stderr, result
+
+
+@pytest.mark.parametrize(
+    ("option", "command"), [("--docker", "docker"), ("--notebook", "notebook")]
+)
+def test_a_failed_run_with_docker_or_notebook_names_that_export(
+    tmp_project: Path, option: str, command: str
+):
+    """--docker was said to be --store-full (with `assay export full N`), and --notebook
+    alone said nothing: the command line wrote those exports itself, after the run."""
+    (tmp_project / "fail.flag").touch()
+
+    result = run_cli("run", "flaky", option, "--no-report", cwd=tmp_project)
+
+    assert result.code == 1, result
+    assert f"Run 1 failed, so {option} exported nothing" in result.text, result
+    assert f"`assay export {command} 1` exports it as it is" in result.text, result
+    assert "--store-full" not in result.text, result
+
+
+def test_a_completed_run_with_notebook_and_store_full_names_what_it_wrote(tmp_project: Path):
+    result = run_cli(
+        "run", "diamond", "-p", "two", "--store-full", "--notebook", "--no-report",
+        cwd=tmp_project,
+    )  # fmt: skip
+
+    assert result.code == 0, result
+    run = latest_run(tmp_project)
+    assert f"Exported to: data/runs/{run.id}" in result.text, result
+    notebook = f"data/runs/{run.id}/{run.id}.ipynb"
+    assert f"Notebook: {notebook}" in result.text, result
+    assert (tmp_project / notebook).is_file()

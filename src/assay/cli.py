@@ -485,8 +485,10 @@ def run(
             parallel=parallel,
             executor=executor,
             dask_address=dask_address,
-            store_full=(store_full or docker) and not planning_only,
+            store_full=store_full and not planning_only,
             store_full_include=list(store_full_include),
+            notebook=notebook and not planning_only,
+            docker=docker and not planning_only,
         )
     except StageFailed as exc:
         observer.close()
@@ -516,7 +518,7 @@ def run(
         if store_full or notebook or docker:
             from assay.cli_provenance import print_exports
 
-            print_exports(console, manager, notebook=notebook, docker=docker)
+            print_exports(console, manager)
 
 
 # Pairs of `assay run` options that ask for opposite things.

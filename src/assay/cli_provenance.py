@@ -261,22 +261,18 @@ def print_reproduction(console: Console, result: Any) -> None:
     console.print(f"{summary or 'no artifacts'}: the reproduction is {verdict}.")
 
 
-def print_exports(console: Console, manager: Any, notebook: bool, docker: bool) -> None:
-    """After ``assay run --store-full / --notebook / --docker``: write and name the exports."""
-    config, run_id = manager.config, manager.run_id
-    folder = Path(config.runs_dir) / str(run_id)
-    if folder.is_dir():
-        print_written(console, "Exported to", folder)
-    if notebook:
-        from assay.export.notebook import write_notebook
-
-        print_written(console, "Notebook", write_notebook(config, run_id))
-    if docker:
-        from assay.export.docker import build_image, export_docker_context
-
-        context = export_docker_context(config, run_id)
-        print_written(console, "Docker build context", context.folder)
-        console.print(escape(build_image(context)[1]), soft_wrap=True)
+def print_exports(console: Console, manager: Any) -> None:
+    """After ``assay run --store-full / --notebook / --docker``: name the exports the run
+    wrote (``manager.exports``)."""
+    exports = manager.exports
+    if "full" in exports:
+        print_written(console, "Exported to", exports["full"])
+    if "notebook" in exports:
+        print_written(console, "Notebook", exports["notebook"])
+    if "docker" in exports:
+        folder, built = exports["docker"]
+        print_written(console, "Docker build context", folder)
+        console.print(escape(built), soft_wrap=True)
 
 
 def print_written(console: Console, what: str, path: Path) -> None:

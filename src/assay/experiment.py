@@ -548,16 +548,18 @@ def run_experiment(
         if store_full:
             from assay.export.full import export_run
 
-            export_run(config, manager.run_id, include=store_full_include)
+            manager.exports["full"] = export_run(config, manager.run_id, include=store_full_include)
         if notebook:
             from assay.export.notebook import write_notebook
 
-            log.info("Notebook: %s", write_notebook(config, manager.run_id))
+            manager.exports["notebook"] = write_notebook(config, manager.run_id)
+            log.info("Notebook: %s", manager.exports["notebook"])
         if docker:
             from assay.export.docker import build_image, export_docker_context
 
             context = export_docker_context(config, manager.run_id)
-            log.info("Docker build context: %s. %s", context.folder, build_image(context)[1])
+            manager.exports["docker"] = (context.folder, build_image(context)[1])
+            log.info("Docker build context: %s. %s", *manager.exports["docker"])
         return manager
 
 

@@ -150,6 +150,10 @@ class ArtifactManager:
         self._made = datetime.datetime.now(datetime.timezone.utc)
         self.results: Any = None
         """What the experiment's ``run()`` returned."""
+        self.exports: dict[str, Any] = {}
+        """What ``run_experiment(store_full=, notebook=, docker=)`` wrote after the run:
+        ``"full"`` (the export folder), ``"notebook"`` (its file) and ``"docker"`` (the
+        build context's folder and what building it said)."""
         self.plan_stops: str | None = None
         """Of a plan made without executing (``dry=True``): why it stops short of the
         whole run (``run()`` read a result that is not cached), or ``None``."""
