@@ -67,3 +67,52 @@ def test_a_damaged_run_store_says_so_and_what_to_do(tmp_project: Path, command: 
     assert "Traceback" not in shown.output
     assert f"The run store {store} is damaged" in shown.text
     assert "Move it away" in shown.text
+
+
+SPLIT = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 4
+
+
+@assay.stage(inputs=None, outputs=["raw"], cachers=[JsonCacher])
+def load(record):
+    return list(range(record.params.n))
+
+
+@assay.stage(inputs=["raw"], outputs=["train", "test"], cachers=[JsonCacher, JsonCacher])
+def split(record, raw):
+    return raw[:-1], raw[-1:]
+
+
+@assay.stage(inputs=["train", "test"], outputs=["score"], cachers=[JsonCacher])
+def evaluate(record, train, test):
+    return {"score": sum(train) - sum(test)}
+
+
+def get_params():
+    return [Params(name="p")]
+
+
+def run(param_sets, manager):
+    record = assay.Record(manager, param_sets[0])
+    evaluate(split(load(record)))
+"""
+
+
+def test_lineage_draws_a_stage_run_with_two_used_outputs_once(tmp_project: Path) -> None:
+    (tmp_project / "experiments" / "split.py").write_text(SPLIT)
+    run_experiment("split", project_root=tmp_project)
+
+    shown = run_cli("lineage", "split/p/evaluate/score", cwd=tmp_project)
+    assert shown.code == 0, shown.output
+    # train and test come from one run of split: its stage, and load behind it, once
+    assert shown.output.count("stage split") == 1, shown.output
+    assert shown.output.count("stage load") == 1, shown.output
+    assert "made as shown above" in shown.output
