@@ -116,3 +116,16 @@ def test_lineage_draws_a_stage_run_with_two_used_outputs_once(tmp_project: Path)
     assert shown.output.count("stage split") == 1, shown.output
     assert shown.output.count("stage load") == 1, shown.output
     assert "made as shown above" in shown.output
+
+
+def test_a_git_file_naming_a_missing_repository_says_which(tmp_project: Path) -> None:
+    """A worktree (or submodule) whose repository was moved away: its ``.git`` file
+    names a folder that is gone. The run goes on; the record says what git found."""
+    gone = tmp_project.parent / "moved-away" / "worktrees" / "proj"
+    (tmp_project / ".git").write_text(f"gitdir: {gone}\n")
+    run_id = run(tmp_project)
+
+    with RunStore(tmp_project / "assay.db") as store:
+        error = store.provenance(run_id)["git"]["error"]
+    assert error.startswith(f"{tmp_project} is not in a git repository")
+    assert str(gone) in error  # the folder the .git file names, not only "no repository"

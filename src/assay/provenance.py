@@ -195,7 +195,10 @@ def capture_git(root: str | os.PathLike, ignore: list[str] = ()) -> GitInfo:
     if isinstance(out, _GitFailed):
         text = str(out)
         if "not a git repository" in text.lower():
-            return GitInfo(error=f"{root} is not in a git repository")
+            error = f"{root} is not in a git repository"
+            if "parent directories" not in text:  # a .git file names a folder that is gone
+                error += f" ({text})"
+            return GitInfo(error=error)
         return GitInfo(error=text)
     info = GitInfo()
     entries = out.split("\0")
