@@ -129,3 +129,19 @@ def test_a_git_file_naming_a_missing_repository_says_which(tmp_project: Path) ->
         error = store.provenance(run_id)["git"]["error"]
     assert error.startswith(f"{tmp_project} is not in a git repository")
     assert str(gone) in error  # the folder the .git file names, not only "no repository"
+
+
+def test_untracked_files_beside_the_cache_make_the_tree_dirty(tmp_project: Path) -> None:
+    """Without a .gitignore for data/, git lists data/ whole (it holds data/cache): the
+    researcher's own untracked data/raw/input.csv in it is work a checkout would lack."""
+    init_repo(tmp_project, "calls.txt\n__pycache__/\n.env\n")  # data/ is not ignored
+    clean = run(tmp_project)  # makes data/cache, logs/, assay.db: assay's, never dirty
+    (tmp_project / "data" / "raw").mkdir(parents=True)
+    (tmp_project / "data" / "raw" / "input.csv").write_text("x,y\n1,2\n")
+    with_input = run(tmp_project)
+
+    with RunStore(tmp_project / "assay.db") as store:
+        before, after = store.provenance(clean)["git"], store.provenance(with_input)["git"]
+    assert before["dirty"] is False and before["untracked"] == []
+    assert after["dirty"] is True
+    assert after["untracked"] == ["data/raw/input.csv"]

@@ -215,10 +215,12 @@ def capture_git(root: str | os.PathLike, ignore: list[str] = ()) -> GitInfo:
     skipped, folders = _ignored_prefixes(root, info.root, ignore)
     modified, untracked = _changed_paths(entries)
     info.modified = modified
+    beside = [p for p in untracked if p in folders]
+    if beside:  # git listed data/ whole for holding data/cache: what else is in it?
+        untracked = [p for p in untracked if p not in folders]
+        untracked += _untracked_beside_outputs(root, beside, skipped)
     info.untracked = [
-        p
-        for p in untracked
-        if not p.startswith(skipped) and p not in folders and not _NEVER_DIRTY.search(p)
+        p for p in untracked if not p.startswith(skipped) and not _NEVER_DIRTY.search(p)
     ]
     info.dirty = bool(info.modified or info.untracked)
     if info.modified and info.commit:
@@ -392,6 +394,23 @@ def _ignored_prefixes(
             if not project.startswith(folder):
                 folders.add(folder)
     return tuple(prefixes), folders
+
+
+def _untracked_beside_outputs(
+    root: Path, folders: list[str], outputs: tuple[str, ...]
+) -> list[str]:
+    """The untracked files in ``folders`` (repository-relative, as ``git status`` listed them
+    whole) but for assay's ``outputs`` in them, which git does not even look into: with no
+    ``.gitignore`` for ``data/``, ``data/raw/input.csv`` beside ``data/cache`` is your work."""
+    excludes = ["--exclude=/" + re.sub(r"([\\*?\[])", r"\\\1", path) for path in outputs]
+    (out,) = _git(
+        root,
+        ["ls-files", "--others", "--exclude-standard", "--full-name", "-z", *excludes, "--"]
+        + [f":(top,literal){folder}" for folder in folders],
+    )
+    if isinstance(out, _GitFailed):  # dirty in doubt: the folders as git listed them
+        return folders
+    return [path for path in out.split("\0") if path]
 
 
 class _GitFailed(Exception):
