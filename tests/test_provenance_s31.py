@@ -145,3 +145,18 @@ def test_untracked_files_beside_the_cache_make_the_tree_dirty(tmp_project: Path)
     assert before["dirty"] is False and before["untracked"] == []
     assert after["dirty"] is True
     assert after["untracked"] == ["data/raw/input.csv"]
+
+
+def test_untracked_files_named_like_assay_outputs_make_the_tree_dirty(tmp_project: Path) -> None:
+    """``logs_parser.py`` is not in ``logs/``, nor ``reports.md`` in ``reports/``."""
+    init_repo(tmp_project, "calls.txt\n__pycache__/\n.env\n")  # assay's outputs not ignored
+    (tmp_project / "logs_parser.py").write_text("def parse(line):\n    return line\n")
+    (tmp_project / "reports.md").write_text("# what the runs showed\n")
+    run_id = run(tmp_project)
+    run(tmp_project)  # the run store now has its -wal / -shm files beside it, perhaps
+
+    with RunStore(tmp_project / "assay.db") as store:
+        first, second = (store.provenance(r)["git"] for r in (run_id, store.get_run(-1).id))
+    assert first["dirty"] is True
+    assert sorted(first["untracked"]) == ["logs_parser.py", "reports.md"]
+    assert sorted(second["untracked"]) == ["logs_parser.py", "reports.md"]

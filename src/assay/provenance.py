@@ -220,7 +220,7 @@ def capture_git(root: str | os.PathLike, ignore: list[str] = ()) -> GitInfo:
         untracked = [p for p in untracked if p not in folders]
         untracked += _untracked_beside_outputs(root, beside, skipped)
     info.untracked = [
-        p for p in untracked if not p.startswith(skipped) and not _NEVER_DIRTY.search(p)
+        p for p in untracked if not _assay_output(p, skipped) and not _NEVER_DIRTY.search(p)
     ]
     info.dirty = bool(info.modified or info.untracked)
     if info.modified and info.commit:
@@ -394,6 +394,19 @@ def _ignored_prefixes(
             if not project.startswith(folder):
                 folders.add(folder)
     return tuple(prefixes), folders
+
+
+def _assay_output(path: str, outputs: tuple[str, ...]) -> bool:
+    """Whether the repository-relative ``path`` is one of assay's ``outputs``, inside one,
+    or SQLite's file beside the run store (``assay.db-wal``); ``logs_parser.py`` beside
+    ``logs/`` is not."""
+    path = path.rstrip("/")
+    return any(
+        path == output
+        or path.startswith(output + "/")
+        or path in (f"{output}-wal", f"{output}-shm", f"{output}-journal")
+        for output in outputs
+    )
 
 
 def _untracked_beside_outputs(
