@@ -138,13 +138,14 @@ def test_untracked_files_beside_the_cache_make_the_tree_dirty(tmp_project: Path)
     clean = run(tmp_project)  # makes data/cache, logs/, assay.db: assay's, never dirty
     (tmp_project / "data" / "raw").mkdir(parents=True)
     (tmp_project / "data" / "raw" / "input.csv").write_text("x,y\n1,2\n")
+    (tmp_project / "data" / "README.md").write_text("where the data came from\n")
     with_input = run(tmp_project)
 
     with RunStore(tmp_project / "assay.db") as store:
         before, after = store.provenance(clean)["git"], store.provenance(with_input)["git"]
     assert before["dirty"] is False and before["untracked"] == []
     assert after["dirty"] is True
-    assert after["untracked"] == ["data/raw/input.csv"]
+    assert sorted(after["untracked"]) == ["data/README.md", "data/raw/"]  # a folder whole
 
 
 def test_untracked_files_named_like_assay_outputs_make_the_tree_dirty(tmp_project: Path) -> None:

@@ -423,7 +423,23 @@ def _untracked_beside_outputs(
     )
     if isinstance(out, _GitFailed):  # dirty in doubt: the folders as git listed them
         return folders
-    return [path for path in out.split("\0") if path]
+    listed = {}  # nothing in these folders is tracked: a subfolder holding no output is
+    for path in out.split("\0"):  # untracked whole, and listed as one, as git does
+        if path:
+            listed[_untracked_folder(path, folders, outputs)] = None
+    return list(listed)
+
+
+def _untracked_folder(path: str, folders: list[str], outputs: tuple[str, ...]) -> str:
+    """``path``, or its top folder below the one of ``folders`` holding it that holds no
+    output: ``data/raw/`` for ``data/raw/a/b.csv`` (in ``data/``, beside ``data/cache``)."""
+    folder = next(f for f in folders if path.startswith(f))
+    parts = path[len(folder) :].split("/")
+    for depth in range(1, len(parts)):
+        below = folder + "/".join(parts[:depth])
+        if not any(output.startswith(below + "/") for output in outputs):
+            return below + "/"
+    return path
 
 
 class _GitFailed(Exception):
