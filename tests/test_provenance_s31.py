@@ -3,6 +3,7 @@ real git repositories, real run stores, ``python -m assay`` in a subprocess."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,22 @@ def test_untracked_files_named_like_assay_outputs_make_the_tree_dirty(tmp_projec
     assert first["dirty"] is True
     assert sorted(first["untracked"]) == ["logs_parser.py", "reports.md"]
     assert sorted(second["untracked"]) == ["logs_parser.py", "reports.md"]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs to give a folder away"
+)
+def test_a_repository_another_user_owns_records_how_to_let_git_read_it(
+    tmp_project: Path,
+) -> None:
+    """In a container, or on a shared disk, git refuses a repository another user owns
+    ("dubious ownership"); its advice is the part a researcher needs."""
+    init_repo(tmp_project, GITIGNORE)
+    os.chown(tmp_project, 65534, -1)  # nobody
+    os.chown(tmp_project / ".git", 65534, -1)
+    run_id = run(tmp_project)
+
+    with RunStore(tmp_project / "assay.db") as store:
+        error = store.provenance(run_id)["git"]["error"]
+    assert "dubious ownership" in error
+    assert "git config --global --add safe.directory" in error

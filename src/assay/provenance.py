@@ -485,6 +485,9 @@ def _git(root: Path, *commands: list[str]) -> list[str | _GitFailed]:
         if proc.returncode != 0:
             lines = err.decode("utf-8", "replace").strip().splitlines()
             reason = lines[0] if lines else f"exit status {proc.returncode}"
+            advice = [line.strip() for line in lines if "safe.directory" in line]
+            if advice:  # a repository another user owns (a container, a shared disk)
+                reason += f"; to let git read it: {advice[0]}"
             results.append(_GitFailed(f"git {args[0]} failed: {reason}"))
         else:
             results.append(out.decode("utf-8", "replace"))
