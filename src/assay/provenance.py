@@ -433,7 +433,9 @@ def _untracked_beside_outputs(
 def _untracked_folder(path: str, folders: list[str], outputs: tuple[str, ...]) -> str:
     """``path``, or its top folder below the one of ``folders`` holding it that holds no
     output: ``data/raw/`` for ``data/raw/a/b.csv`` (in ``data/``, beside ``data/cache``)."""
-    folder = next(f for f in folders if path.startswith(f))
+    folder = next((f for f in folders if path.startswith(f)), None)
+    if folder is None:  # git spelled it otherwise (a filesystem that ignores case)
+        return path
     parts = path[len(folder) :].split("/")
     for depth in range(1, len(parts)):
         below = folder + "/".join(parts[:depth])
