@@ -181,3 +181,21 @@ def test_a_repository_another_user_owns_records_how_to_let_git_read_it(
         error = store.provenance(run_id)["git"]["error"]
     assert "dubious ownership" in error
     assert "git config --global --add safe.directory" in error
+
+
+def test_compare_names_untracked_files_only_one_run_had(tmp_project: Path) -> None:
+    """Both trees dirty, the same diff (none): the new untracked file is still a change."""
+    init_repo(tmp_project, GITIGNORE)
+    (tmp_project / "helper.py").write_text("SCALE = 1\n")
+    first = run(tmp_project)
+    (tmp_project / "prepare_data.py").write_text("print('prepared')\n")
+    second = run(tmp_project)
+
+    with RunStore(tmp_project / "assay.db") as store:
+        diff = compare_runs(store, first, second)
+    assert diff.code == {"untracked": (None, "prepare_data.py")}
+    assert not diff.identical
+
+    shown = run_cli("compare", first, second, cwd=tmp_project)
+    assert "No differences" not in shown.text
+    assert "prepare_data.py" in shown.text and "git untracked differ" in shown.text

@@ -90,7 +90,8 @@ class RunComparison:
     params: list[ParamChange] = field(default_factory=list)
     """Fields that differ between parameter sets of the same name."""
     code: dict[str, tuple[Any, Any]] = field(default_factory=dict)
-    """Differences in the code's git state: ``commit``, ``dirty``, ``branch``, ``diff``, and
+    """Differences in the code's git state: ``commit``, ``dirty``, ``branch``, ``diff``,
+    ``untracked`` (the untracked files only A had, and those only B had), and
     ``state`` when only one run's is known (``"unknown: git is not installed ..."``): the
     other's commit, dirty flag and branch are then ``None``, not a clean tree."""
     stage_code: dict[str, list[tuple[str, str | None, str | None]]] = field(default_factory=dict)
@@ -271,6 +272,10 @@ def _compare_code(git_a: dict | None, git_b: dict | None, result: RunComparison)
             result.code[name] = (x, y)
     if (git_a.get("dirty") or git_b.get("dirty")) and git_a.get("diff") != git_b.get("diff"):
         result.code["diff"] = (len(git_a.get("diff") or ""), len(git_b.get("diff") or ""))
+    untracked_a, untracked_b = (set(git.get("untracked") or ()) for git in (git_a, git_b))
+    if untracked_a != untracked_b:  # files git did not track: only in A, only in B
+        only = sorted(untracked_a - untracked_b), sorted(untracked_b - untracked_a)
+        result.code["untracked"] = tuple(", ".join(names) or None for names in only)
 
 
 def _compare_packages(a: dict | None, b: dict | None) -> PackageChanges:
