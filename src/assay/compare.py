@@ -90,7 +90,10 @@ class RunComparison:
     params: list[ParamChange] = field(default_factory=list)
     """Fields that differ between parameter sets of the same name."""
     code: dict[str, tuple[Any, Any]] = field(default_factory=dict)
-    """Differences in the code's git state: ``commit``, ``dirty``, ``branch``, ``diff``."""
+    """Differences in the code's git state: ``commit``, ``dirty``, ``branch``, ``diff``,
+    ``untracked`` (the untracked files only A had, and those only B had), and
+    ``state`` when only one run's is known (``"unknown: git is not installed ..."``): the
+    other's commit, dirty flag and branch are then ``None``, not a clean tree."""
     stage_code: dict[str, list[tuple[str, str | None, str | None]]] = field(default_factory=dict)
     """Stages whose code differs (their function, or a helper or constant they use), from
     the code each run recorded for its stages in the run store (or, for runs from before
@@ -260,12 +263,19 @@ def _compare_params(sets_a: list, sets_b: list, result: RunComparison) -> None:
 
 def _compare_code(git_a: dict | None, git_b: dict | None, result: RunComparison) -> None:
     git_a, git_b = git_a or {}, git_b or {}
+    errors = git_a.get("error"), git_b.get("error")
+    if errors[0] != errors[1]:  # git was not installed, or not a repository, for one run
+        result.code["state"] = tuple(f"unknown: {e}" if e else "recorded" for e in errors)
     for name in ("commit", "dirty", "branch"):
-        x, y = git_a.get(name), git_b.get(name)
+        x, y = (None if error else git.get(name) for git, error in zip((git_a, git_b), errors))
         if x != y:
             result.code[name] = (x, y)
     if (git_a.get("dirty") or git_b.get("dirty")) and git_a.get("diff") != git_b.get("diff"):
         result.code["diff"] = (len(git_a.get("diff") or ""), len(git_b.get("diff") or ""))
+    untracked_a, untracked_b = (set(git.get("untracked") or ()) for git in (git_a, git_b))
+    if untracked_a != untracked_b:  # files git did not track: only in A, only in B
+        only = sorted(untracked_a - untracked_b), sorted(untracked_b - untracked_a)
+        result.code["untracked"] = tuple(", ".join(names) or None for names in only)
 
 
 def _compare_packages(a: dict | None, b: dict | None) -> PackageChanges:

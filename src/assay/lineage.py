@@ -14,8 +14,9 @@ it). Each node is read from the artifact's sidecar in the cache (key,
 checksum, size, stage, parameter set, the code fingerprint and the keys of
 its inputs); the producing run (its number, start, git commit) and the
 parameter values come from the run store. Inputs are followed back to the
-first stage. A stage run met twice (a diamond-shaped pipeline) is expanded
-the first time only; later it is marked ``seen``.
+first stage. A stage run met twice (a diamond-shaped pipeline, or two outputs of
+one stage that both feed later ones) is expanded the first time only; later it
+is marked ``seen``.
 
 In a cache several projects share, an artifact another project made says so
 (``project``); its run is that project's, so it is not looked up in this
@@ -93,7 +94,8 @@ class LineageNode:
     inputs: list[LineageInput] = field(default_factory=list)
     """Its inputs, each with the upstream artifact's lineage."""
     seen: bool = False
-    """Already shown higher up in the tree (its inputs are not repeated)."""
+    """Its stage run is already shown higher up in the tree (for this or another of its
+    outputs): its run, parameters and inputs are not repeated."""
     problem: str | None = None
     """Why it could not be followed further (e.g. no longer in the cache)."""
     project: str | None = None
@@ -182,6 +184,7 @@ class _Walker:
         self.store = store
         self.project = project
         self.done: set[str] = set()
+        """Stage run keys already expanded in the tree."""
         self.runs: dict[str, dict | None] = {}
         self.param_sets: dict[str, list] = {}
 
@@ -218,10 +221,10 @@ class _Walker:
                 "id": meta["run_id"],
                 "project": node.project,
             }
-        if key in self.done:
+        if meta["key"] in self.done:  # this stage run (for another of its outputs) is drawn
             node.seen = True
             return node
-        self.done.add(key)
+        self.done.add(meta["key"])
         if depth >= _MAX_DEPTH:
             node.problem = f"not followed further (deeper than {_MAX_DEPTH} stages)"
             return node

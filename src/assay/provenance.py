@@ -195,7 +195,10 @@ def capture_git(root: str | os.PathLike, ignore: list[str] = ()) -> GitInfo:
     if isinstance(out, _GitFailed):
         text = str(out)
         if "not a git repository" in text.lower():
-            return GitInfo(error=f"{root} is not in a git repository")
+            error = f"{root} is not in a git repository"
+            if "parent directories" not in text:  # a .git file names a folder that is gone
+                error += f" ({text})"
+            return GitInfo(error=error)
         return GitInfo(error=text)
     info = GitInfo()
     entries = out.split("\0")
@@ -212,10 +215,12 @@ def capture_git(root: str | os.PathLike, ignore: list[str] = ()) -> GitInfo:
     skipped, folders = _ignored_prefixes(root, info.root, ignore)
     modified, untracked = _changed_paths(entries)
     info.modified = modified
+    beside = [p for p in untracked if p in folders]
+    if beside:  # git listed data/ whole for holding data/cache: what else is in it?
+        untracked = [p for p in untracked if p not in folders]
+        untracked += _untracked_beside_outputs(root, beside, skipped)
     info.untracked = [
-        p
-        for p in untracked
-        if not p.startswith(skipped) and p not in folders and not _NEVER_DIRTY.search(p)
+        p for p in untracked if not _assay_output(p, skipped) and not _NEVER_DIRTY.search(p)
     ]
     info.dirty = bool(info.modified or info.untracked)
     if info.modified and info.commit:
@@ -391,6 +396,54 @@ def _ignored_prefixes(
     return tuple(prefixes), folders
 
 
+def _assay_output(path: str, outputs: tuple[str, ...]) -> bool:
+    """Whether the repository-relative ``path`` is one of assay's ``outputs``, inside one,
+    or SQLite's file beside the run store (``assay.db-wal``); ``logs_parser.py`` beside
+    ``logs/`` is not."""
+    path = path.rstrip("/")
+    return any(
+        path == output
+        or path.startswith(output + "/")
+        or path in (f"{output}-wal", f"{output}-shm", f"{output}-journal")
+        for output in outputs
+    )
+
+
+def _untracked_beside_outputs(
+    root: Path, folders: list[str], outputs: tuple[str, ...]
+) -> list[str]:
+    """The untracked files in ``folders`` (repository-relative, as ``git status`` listed them
+    whole) but for assay's ``outputs`` in them, which git does not even look into: with no
+    ``.gitignore`` for ``data/``, ``data/raw/input.csv`` beside ``data/cache`` is your work."""
+    excludes = ["--exclude=/" + re.sub(r"([\\*?\[])", r"\\\1", path) for path in outputs]
+    (out,) = _git(
+        root,
+        ["ls-files", "--others", "--exclude-standard", "--full-name", "-z", *excludes, "--"]
+        + [f":(top,literal){folder}" for folder in folders],
+    )
+    if isinstance(out, _GitFailed):  # dirty in doubt: the folders as git listed them
+        return folders
+    listed = {}  # nothing in these folders is tracked: a subfolder holding no output is
+    for path in out.split("\0"):  # untracked whole, and listed as one, as git does
+        if path:
+            listed[_untracked_folder(path, folders, outputs)] = None
+    return list(listed)
+
+
+def _untracked_folder(path: str, folders: list[str], outputs: tuple[str, ...]) -> str:
+    """``path``, or its top folder below the one of ``folders`` holding it that holds no
+    output: ``data/raw/`` for ``data/raw/a/b.csv`` (in ``data/``, beside ``data/cache``)."""
+    folder = next((f for f in folders if path.startswith(f)), None)
+    if folder is None:  # git spelled it otherwise (a filesystem that ignores case)
+        return path
+    parts = path[len(folder) :].split("/")
+    for depth in range(1, len(parts)):
+        below = folder + "/".join(parts[:depth])
+        if not any(output.startswith(below + "/") for output in outputs):
+            return below + "/"
+    return path
+
+
 class _GitFailed(Exception):
     pass
 
@@ -434,6 +487,9 @@ def _git(root: Path, *commands: list[str]) -> list[str | _GitFailed]:
         if proc.returncode != 0:
             lines = err.decode("utf-8", "replace").strip().splitlines()
             reason = lines[0] if lines else f"exit status {proc.returncode}"
+            advice = [line.strip() for line in lines if "safe.directory" in line]
+            if advice:  # a repository another user owns (a container, a shared disk)
+                reason += f"; to let git read it: {advice[0]}"
             results.append(_GitFailed(f"git {args[0]} failed: {reason}"))
         else:
             results.append(out.decode("utf-8", "replace"))

@@ -1149,11 +1149,35 @@ class RunStore:
                 f"The run store {self.path} could not be written: {why}. Make room on that "
                 f"disk, or {elsewhere}; then run the same command again."
             )
+        if _damaged(exc):
+            return RunStoreError(
+                f"The run store {self.path} is damaged ({_first_line(exc)}): SQLite cannot "
+                "read its runs. Move it away (assay creates a new, empty run store there on "
+                "the next run) or set store_path in assay.toml (or ASSAY_STORE_PATH) to a "
+                "file elsewhere. Neither the cache nor the runs' records in logs/ "
+                "(RUN_ID.json) are affected."
+            )
         return RunStoreError(f"The run store {self.path} could not be used: {exc}.")
 
 
 # ---------------------------------------------------------------------------
 # Helpers
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the file's pages or text are broken (a bad copy, a crash on
+    a disk that lies about writes): no retry helps."""
+    text = str(exc)
+    return "malformed" in text or "Could not decode to UTF-8" in text
+
+
+def _first_line(exc: sqlite3.Error) -> str:
+    """The start of SQLite's message, without the broken text it may quote."""
+    text = str(exc)
+    if "Could not decode to UTF-8" in text:
+        return text.split(" with text ", 1)[0]
+    return text.splitlines()[0] if text else type(exc).__name__
+
 
 _NEARLY_FULL = 1 << 20
 """Free bytes below which a disk counts as full: SQLite needs room for its journal too."""
