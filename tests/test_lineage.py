@@ -65,7 +65,9 @@ def test_lineage_by_path_and_by_key_find_the_same_artifact(diamond: Path) -> Non
     folder = Path(by_name.path)
     by_file = lineage(str(folder / "combined.json"))
     by_key = lineage(by_name.key)
-    assert by_name.key == by_link.key == by_file.key == by_key.key
+    by_sidecar = lineage(str(folder / "combined.meta.json"))  # the record beside the file
+    assert by_name.key == by_link.key == by_file.key == by_key.key == by_sidecar.key
+    assert by_sidecar.output == "combined"
     assert by_key.params["scale"] == 2
     config = ProjectConfig.load(diamond)
     assert folder.parent.parent == config.cache_dir / "objects"

@@ -192,7 +192,7 @@ def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
         if name is None and path.is_dir():
             if not meta["output"].startswith("_"):  # a stage folder: its outputs, not its
                 metas.append(meta)  # reportables (kept beside them as "_reportables")
-        elif path.name in files or meta["output"] == name:
+        elif path.name in files or meta["output"] == name or path.name == sidecar.name:
             metas.append(meta)
     if output is not None:
         metas = [m for m in metas if m["output"] == output]
