@@ -1,0 +1,160 @@
+"""A stage reaching an earlier stage's folder, and a stage calling another stage.
+
+Curifactory's ways to reach a file that an earlier stage ``make`` of the same record
+wrote in its folder, ``record.get_path("x.csv", stage_name="make")`` and a cacher made
+by hand with ``.stage = "make"``, must give the same results in a serial run, with
+``--parallel 2`` and on a real Dask cluster (workers are separate processes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import assay
+from conftest import forget_project_modules
+
+PATHS = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher, PickleCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    seed: int = 0
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def make(record):
+    with open(record.get_path("x.csv"), "w") as handle:
+        handle.write(f"seed,{record.params.seed}")
+    PickleCacher(record=record, name="extra").save({"tenfold": record.params.seed * 10})
+    return record.params.seed
+
+
+@assay.stage(inputs=["v"], outputs=["w"], cachers=[JsonCacher])
+def use(record, v):
+    with open(record.get_path("x.csv", stage_name="make")) as handle:
+        text = handle.read()
+    extra = PickleCacher(record=record, name="extra")
+    extra.stage = "make"
+    return [v, text, extra.load()["tenfold"]]
+
+
+@assay.aggregate(inputs=["w"], outputs=["texts"], cachers=[JsonCacher])
+def gather(record, records, w):
+    texts = []
+    for other in records:
+        with open(other.get_path("x.csv", stage_name="make")) as handle:
+            texts.append(handle.read())
+    return sorted(texts)
+
+
+def get_params():
+    return [Params(name=f"p{i}", seed=i) for i in range(3)]
+
+
+def run(param_sets, manager):
+    records = [use(make(assay.Record(manager, p))) for p in param_sets]
+    gather(assay.Record(manager, None), records)
+"""
+
+EXPECTED_W = [[i, f"seed,{i}", 10 * i] for i in range(3)]
+EXPECTED_TEXTS = [f"seed,{i}" for i in range(3)]
+
+
+def results(root: Path, **options) -> tuple[list, list]:
+    forget_project_modules()
+    manager = assay.run_experiment("paths", [], project_root=root, **options)
+    made = [r for r in manager.records if r.params is not None]
+    aggregate = next(r for r in manager.records if r.params is None)
+    return [r.state["w"] for r in made], aggregate.state["texts"]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    (root / "experiments").mkdir(parents=True)
+    (root / "experiments" / "paths.py").write_text(PATHS)
+    return root
+
+
+RUNS = [
+    pytest.param({}, id="fresh"),
+    pytest.param({"dry_cache": True}, id="dry-cache"),
+    pytest.param({"overwrite": True}, id="overwrite"),
+]
+EXPECTED = (EXPECTED_W, EXPECTED_TEXTS)
+AGAIN = {"overwrite_stages": ["use", "gather"]}
+"""``make`` reused from the cache, the stages that read its folder executed again."""
+
+
+@pytest.mark.parametrize("options", RUNS)
+def test_an_earlier_stages_folder_is_found_in_worker_processes_as_serially(
+    project: Path, options: dict
+):
+    """``--parallel 2`` failed with "call it inside a stage (or name a stage that ran on
+    this record ...)": the worker's record knew only its own stage."""
+    assert results(project, parallel=2, **options) == EXPECTED  # an empty cache
+    assert results(project, **options) == EXPECTED
+    assert results(project, parallel=2, **options, **AGAIN) == EXPECTED
+    assert results(project, parallel=2, dry_cache=True, **AGAIN) == EXPECTED
+
+
+@pytest.mark.slow
+def test_an_earlier_stages_folder_is_found_on_a_dask_cluster_as_serially(project: Path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        on_cluster = {"executor": "dask", "dask_address": cluster.scheduler_address}
+        assert results(project, dry_cache=True, **on_cluster) == EXPECTED  # an empty cache
+        assert results(project, **on_cluster) == EXPECTED
+        assert results(project, overwrite=True, **on_cluster) == EXPECTED
+        assert results(project, dry_cache=True, **AGAIN, **on_cluster) == EXPECTED
+        assert results(project, **AGAIN, **on_cluster) == EXPECTED
+    assert results(project, **AGAIN) == EXPECTED
+
+
+TWICE = """
+import assay
+from assay.caching import JsonCacher
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def make(record, k=1):
+    with open(record.get_path("x.txt"), "w") as handle:
+        handle.write(f"k={k}")
+    return k
+
+
+@assay.stage(inputs=["v"], outputs=["w"], cachers=[JsonCacher])
+def use(record, v):
+    with open(record.get_path("x.txt", stage_name="make")) as handle:
+        return handle.read()
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        record = assay.Record(manager, params)
+        use(make(record, k=1))
+        make(record, k=2)
+"""
+
+
+@pytest.mark.parametrize("options", [{}, {"parallel": 2}], ids=["serial", "process"])
+def test_stage_name_means_the_latest_run_of_that_stage_before_the_running_one(
+    project: Path, options: dict
+):
+    """A serial run gave ``make(record, k=2)``'s folder, called after ``use``: not made
+    yet (FileNotFoundError), where Curifactory reads what ``make(record, k=1)`` wrote."""
+    (project / "experiments" / "twice.py").write_text(TWICE)
+    manager = assay.run_experiment("twice", [], project_root=project, **options)
+    assert manager.records[0].state["w"] == "k=1"
+
