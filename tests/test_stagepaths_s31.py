@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import assay
-from conftest import forget_project_modules
+from assay.errors import StageFailed
+from conftest import forget_project_modules, load_experiment_module
 
 PATHS = """
 from dataclasses import dataclass
@@ -158,3 +159,51 @@ def test_stage_name_means_the_latest_run_of_that_stage_before_the_running_one(
     manager = assay.run_experiment("twice", [], project_root=project, **options)
     assert manager.records[0].state["w"] == "k=1"
 
+
+NESTED = """
+import assay
+from assay.caching import JsonCacher
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def make(record):
+    return record.params.name + "!"
+
+
+@assay.stage(outputs=["out"], cachers=[JsonCacher])
+def outer(record):
+    make(record)
+    return record.state["v"] * 2
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        outer(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.parametrize("options", [{}, {"parallel": 2}], ids=["serial", "process"])
+def test_a_stage_called_inside_another_is_refused_saying_what_to_write(
+    project: Path, options: dict
+):
+    """The inner stage ran, its outputs hidden from the caller: a bare ``KeyError: 'v'``.
+    Supported, the caller's key (fixed before it runs) could not cover what it made."""
+    (project / "experiments" / "nested.py").write_text(NESTED)
+    with pytest.raises(StageFailed) as failed:
+        assay.run_experiment("nested", [], project_root=project, **options)
+    message = " ".join(str(failed.value).split())
+    assert "Stage 'make' was called inside stage 'outer'" in message, message
+    assert "Call both from the experiment's run()" in message, message
+    assert "inputs=['v']" in message and "`outer(make(record))`" in message, message
+
+
+def test_a_stage_called_inside_another_in_a_notebook_is_refused(project: Path):
+    (project / "experiments" / "nested.py").write_text(NESTED)
+    module = load_experiment_module(project, "nested")
+    manager = assay.ArtifactManager("notebook", project_root=project)
+    with pytest.raises(StageFailed, match="Stage 'make' was called inside stage 'outer'"):
+        module.outer(assay.Record(manager, assay.ExperimentParameters(name="a")))
