@@ -207,3 +207,41 @@ def test_a_stage_called_inside_another_in_a_notebook_is_refused(project: Path):
     manager = assay.ArtifactManager("notebook", project_root=project)
     with pytest.raises(StageFailed, match="Stage 'make' was called inside stage 'outer'"):
         module.outer(assay.Record(manager, assay.ExperimentParameters(name="a")))
+
+
+COPIES = """
+import assay
+from assay.caching import JsonCacher
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def make(record):
+    with open(record.get_path("x.txt"), "w") as handle:
+        handle.write(f"made for {record.params.name}")
+    return 1
+
+
+@assay.stage(inputs=["v"], outputs=["w"], cachers=[JsonCacher])
+def use(record, v):
+    with open(record.get_path("x.txt", stage_name="make")) as handle:
+        return [v, handle.read()]
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        record = make(assay.Record(manager, params))
+        use(record.make_copy())
+"""
+
+
+@pytest.mark.parametrize("options", [{}, {"parallel": 2}], ids=["serial", "process"])
+def test_a_copy_finds_the_folder_of_a_stage_run_on_its_original(project: Path, options: dict):
+    """Curifactory's copy has its original's stages (and, same parameters, its paths);
+    assay's said "name a stage that ran on this record", serially too."""
+    (project / "experiments" / "copies.py").write_text(COPIES)
+    manager = assay.run_experiment("copies", [], project_root=project, **options)
+    assert manager.records[1].state["w"] == [1, "made for a"]

@@ -474,9 +474,10 @@ class Record:
 
     def _stage_run(self, stage_name: str | None) -> Any:
         """The latest run of ``stage_name`` (of any stage, if ``None``) on this record: up
-        to the running stage while one runs, as a serial run has done no later one yet."""
+        to the running stage while one runs, as a serial run has done no later one yet. A
+        copy (:meth:`make_copy`) has the stage runs of its original before it was made."""
         running = self._node
-        for node in reversed(self._nodes):
+        for node in reversed((*self._copied_after, *self._nodes)):
             later = running is not None and node.index > running.index
             if not later and stage_name in (None, node.spec.name):
                 return node

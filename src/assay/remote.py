@@ -351,13 +351,14 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
 
 
 def _earlier_runs(record: Any, node: StageNode) -> tuple:
-    """``record``'s stage runs before ``node``, as :class:`assay.record.EarlierRun` (without
-    a key, those that had not finished: their folder is not there yet)."""
+    """``record``'s stage runs before ``node`` (a copy's: its original's too), as
+    :class:`assay.record.EarlierRun` (without a key, those that had not finished: their
+    folder is not there yet)."""
     from assay.record import EarlierRun
 
     return tuple(
         EarlierRun(n.spec.name, n.key if n.status in _FINISHED else None, n.status)
-        for n in record._nodes
+        for n in (*record._copied_after, *record._nodes)
         if n.index < node.index
     )
 
