@@ -245,3 +245,51 @@ def test_a_copy_finds_the_folder_of_a_stage_run_on_its_original(project: Path, o
     (project / "experiments" / "copies.py").write_text(COPIES)
     manager = assay.run_experiment("copies", [], project_root=project, **options)
     assert manager.records[1].state["w"] == [1, "made for a"]
+
+
+UNORDERED = """
+import time
+from pathlib import Path
+
+import assay
+from assay.caching import JsonCacher
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def make(record):
+    deadline = time.time() + 60
+    while not Path("go").exists() and time.time() < deadline:  # held until the run stops
+        time.sleep(0.05)
+    with open(record.get_path("x.txt"), "w") as handle:
+        handle.write("made")
+    return 1
+
+
+@assay.stage(outputs=["w"], cachers=[JsonCacher])
+def use(record):
+    with open(record.get_path("x.txt", stage_name="make")) as handle:
+        return handle.read()
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        use(make(assay.Record(manager, params)))
+"""
+
+
+def test_a_stage_reaching_an_unfinished_stages_folder_in_a_worker_says_what_to_declare(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """``use`` takes none of ``make``'s outputs, so nothing makes it wait for ``make`` on
+    workers: it says so, and how to declare it, instead of "call it inside a stage"."""
+    (project / "experiments" / "unordered.py").write_text(UNORDERED)
+    monkeypatch.chdir(project)
+    with pytest.raises(StageFailed) as failed:
+        assay.run_experiment("unordered", [], project_root=project, parallel=2)
+    message = " ".join(str(failed.value).split())
+    assert "Stage 'make' had not finished on parameter set 'a' when 'use' started" in message
+    assert "Give 'use' one of them as an input" in message, message
