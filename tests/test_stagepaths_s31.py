@@ -292,4 +292,31 @@ def test_a_stage_reaching_an_unfinished_stages_folder_in_a_worker_says_what_to_d
         assay.run_experiment("unordered", [], project_root=project, parallel=2)
     message = " ".join(str(failed.value).split())
     assert "Stage 'make' had not finished on parameter set 'a' when 'use' started" in message
-    assert "Give 'use' one of them as an input" in message, message
+    assert "Give 'use' one of its outputs as an input" in message, message
+
+
+def run_log(root: Path, manager) -> str:
+    return (root / "logs" / f"{manager.run_id}.log").read_text()
+
+
+def test_a_stage_reaching_a_folder_its_key_does_not_cover_is_warned_about(project: Path):
+    """``use`` reads ``make``'s file without taking ``make``'s outputs: edited, ``make``
+    ran again and ``use`` was reused with the old file's content, silently."""
+    (project / "experiments" / "unordered.py").write_text(
+        UNORDERED.replace('Path("go").exists()', "True").replace("made", "version 1")
+    )
+    first = assay.run_experiment("unordered", [], project_root=project)
+    assert first.records[0].state["w"] == "version 1"
+    log = " ".join(run_log(project, first).split())
+    assert "Stage 'use' reaches the folder of stage 'make'" in log, log
+    assert "Give 'use' an output of 'make' as an input" in log, log
+    assert log.count("reaches the folder") == 1, log
+
+
+def test_a_stage_reaching_the_folder_of_a_stage_it_depends_on_is_not_warned_about(
+    project: Path,
+):
+    for options in ({}, {"parallel": 2, "overwrite": True}):
+        forget_project_modules()
+        manager = assay.run_experiment("paths", [], project_root=project, **options)
+        assert "reaches the folder" not in run_log(project, manager)

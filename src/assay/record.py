@@ -62,6 +62,8 @@ class EarlierRun:
     key: str | None
     """Its cache key; ``None`` if it had not finished when this stage was sent."""
     status: str
+    upstream: bool = True
+    """Whether the running stage's key covers it (it takes its outputs, or theirs)."""
 
 
 class State(dict):
@@ -456,10 +458,11 @@ class Record:
             raise RuntimeError(
                 f"Stage {node.name!r} had not finished on parameter set {self.name!r} when "
                 f"{running!r} started in a worker process (--parallel, --executor dask), "
-                f"so its folder is not there yet: {running!r} takes none of {node.name!r}'s "
-                f"outputs as input, so nothing made it wait. Give {running!r} one of them as "
+                f"so its folder is not there yet: {running!r} takes no output of {node.name!r} "
+                f"as input, so nothing made it wait. Give {running!r} one of its outputs as "
                 "an input (@stage(inputs=[...])), or run without --parallel / --executor."
             )
+        self._warn_uncovered(node)
         if node.key is None or (node is self._node and node.tracks_reads):
             # The folder is named by the key: fix it now, on the whole parameter set.
             self.manager.runner.key_on_all(node)
@@ -471,6 +474,36 @@ class Record:
         if node is self._node:  # the running stage's own: written until it is done
             return str(cache.prepare_in_place(node.key))
         return str(cache.ensure_dir(cache.stage_dir(node.key)))
+
+    def _warn_uncovered(self, node: Any) -> None:
+        """While a stage runs: warn, once per pair of stages, if the stage run whose folder
+        it reaches is none that its key covers (it takes none of its outputs)."""
+        running = self._node
+        if running is None or node is running:
+            return
+        if isinstance(node, EarlierRun):
+            name, covered = node.name, node.upstream
+        else:
+            from assay.plan import upstream_of
+
+            name, covered = node.spec.name, id(node) in upstream_of(running)
+        warned = self.manager.runner.warned_folders
+        if covered or (running.spec.name, name) in warned:
+            return
+        warned.add((running.spec.name, name))
+        import logging
+
+        logging.getLogger("assay").warning(
+            "Stage %r reaches the folder of stage %r (get_path(..., stage_name=%r), or a "
+            "cacher with .stage = %r) but takes no output of %r as input: its cache key does "
+            "not cover what %r wrote there (after a change to %r, its old result would be "
+            "reused), and under --parallel or --executor dask it may start before %r has "
+            "finished. Give %r an output of %r as an input (@assay.stage(inputs=[...])).",
+            running.spec.name,
+            *[name] * 7,
+            running.spec.name,
+            name,
+        )
 
     def _stage_run(self, stage_name: str | None) -> Any:
         """The latest run of ``stage_name`` (of any stage, if ``None``) on this record: up

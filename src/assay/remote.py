@@ -354,10 +354,14 @@ def _earlier_runs(record: Any, node: StageNode) -> tuple:
     """``record``'s stage runs before ``node`` (a copy's: its original's too), as
     :class:`assay.record.EarlierRun` (without a key, those that had not finished: their
     folder is not there yet)."""
+    from assay.plan import upstream_of
     from assay.record import EarlierRun
 
+    upstream = upstream_of(node)
     return tuple(
-        EarlierRun(n.spec.name, n.key if n.status in _FINISHED else None, n.status)
+        EarlierRun(
+            n.spec.name, n.key if n.status in _FINISHED else None, n.status, id(n) in upstream
+        )
         for n in (*record._copied_after, *record._nodes)
         if n.index < node.index
     )

@@ -193,6 +193,9 @@ class Runner:
         self._deferred: list[StageNode] = []
         self._redone: dict[int, str] = {}  # stage run -> why what it uses is recomputed
         self._restored: set[tuple[int, str]] = set()  # (stage run, key): hand-set state given
+        self.warned_folders: set[tuple[str, str]] = set()
+        """(Stage, stage whose folder it reached without taking its outputs): warned once
+        (see :meth:`Record._warn_uncovered`)."""
         self.damaged: dict[tuple[str, str], str] = {}  # (key, output) -> what is wrong with it
         self.handed: dict[int, Artifact] | None = None
         """While a stage runs in this process: the artifacts it was given (inputs, and
