@@ -481,13 +481,16 @@ class Record:
         running = self._node
         if running is None or node is running:
             return
+        runner = self.manager.runner
         if isinstance(node, EarlierRun):
             name, covered = node.name, node.upstream
         else:
             from assay.plan import upstream_of
 
-            name, covered = node.spec.name, id(node) in upstream_of(running)
-        warned = self.manager.runner.warned_folders
+            if runner.upstream_seen[0] is not running:  # once per stage run
+                runner.upstream_seen = (running, upstream_of(running))
+            name, covered = node.spec.name, id(node) in runner.upstream_seen[1]
+        warned = runner.warned_folders
         if covered or (running.spec.name, name) in warned:
             return
         warned.add((running.spec.name, name))

@@ -40,7 +40,7 @@ from assay.errors import (
     OutputSignatureError,
     StageFailed,
 )
-from assay.plan import Artifact
+from assay.plan import Artifact, upstream_of
 
 if TYPE_CHECKING:
     from assay.plan import StageNode
@@ -303,6 +303,7 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         ]
         index = {id(r): i for i, r in enumerate(node.records)}
     plain, not_sent = _state_for(record, node)
+    upstream = upstream_of(node)
     inputs: dict[str, Any] = {}
     for name, value in node.inputs.items():
         for item in value.values() if spec.is_aggregate else (value,):
@@ -342,22 +343,22 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         state=plain,
         records_state=[_state_for(r, node) for r in node.records] if spec.is_aggregate else [],
         state_inputs=node.state_inputs,
-        earlier=_earlier_runs(record, node),
-        records_earlier=[_earlier_runs(r, node) for r in node.records] if spec.is_aggregate else [],
+        earlier=_earlier_runs(record, node, upstream),
+        records_earlier=[_earlier_runs(r, node, upstream) for r in node.records]
+        if spec.is_aggregate
+        else [],
         lazy=manager.lazy,
         ignore_lazy=manager.ignore_lazy,
         scratch=manager.scratch_root() if manager.dry_cache else None,
     )
 
 
-def _earlier_runs(record: Any, node: StageNode) -> tuple:
+def _earlier_runs(record: Any, node: StageNode, upstream: set[int]) -> tuple:
     """``record``'s stage runs before ``node`` (a copy's: its original's too), as
     :class:`assay.record.EarlierRun` (without a key, those that had not finished: their
-    folder is not there yet)."""
-    from assay.plan import upstream_of
+    folder is not there yet); ``upstream``: :func:`assay.plan.upstream_of` ``node``."""
     from assay.record import EarlierRun
 
-    upstream = upstream_of(node)
     return tuple(
         EarlierRun(
             n.spec.name, n.key if n.status in _FINISHED else None, n.status, id(n) in upstream

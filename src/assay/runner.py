@@ -196,6 +196,8 @@ class Runner:
         self.warned_folders: set[tuple[str, str]] = set()
         """(Stage, stage whose folder it reached without taking its outputs): warned once
         (see :meth:`Record._warn_uncovered`)."""
+        self.upstream_seen: tuple[Any, set[int]] = (None, set())
+        """The stage run that last reached another's folder, and what its key covers."""
         self.damaged: dict[tuple[str, str], str] = {}  # (key, output) -> what is wrong with it
         self.handed: dict[int, Artifact] | None = None
         """While a stage runs in this process: the artifacts it was given (inputs, and
