@@ -423,6 +423,19 @@ def _bind_inputs(node: StageNode, state_inputs: tuple[str, ...] = ()) -> list[tu
     return upstream
 
 
+def upstream_of(node: StageNode) -> set[int]:
+    """The ids of the stage runs whose outputs ``node``'s key covers: the producers of its
+    inputs, theirs, and so on."""
+    seen: set[int] = set()
+    todo = list(node.deps)
+    while todo:
+        dep = todo.pop()
+        if id(dep) not in seen:
+            seen.add(id(dep))
+            todo.extend(getattr(dep, "deps", ()))  # one run elsewhere has none here
+    return seen
+
+
 def _warn_no_record_holds(node: StageNode, name: str) -> None:
     """An aggregate input that none of the records it combines holds: most likely a typo
     (``inputs=["scroes"]``); the aggregate gets an empty dict, which it may well take for

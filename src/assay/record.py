@@ -49,6 +49,23 @@ class NotSentToWorker(KeyError):
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class EarlierRun:
+    """In a worker process: a stage run of the record before the one the worker runs.
+
+    A worker's record holds only its own stage; these let
+    ``record.get_path(..., stage_name="make")`` and a cacher with ``.stage = "make"``
+    find ``make``'s folder there as in a serial run.
+    """
+
+    name: str
+    key: str | None
+    """Its cache key; ``None`` if it had not finished when this stage was sent."""
+    status: str
+    upstream: bool = True
+    """Whether the running stage's key covers it (it takes its outputs, or theirs)."""
+
+
 class State(dict):
     """A record's artifacts by name; reading an entry loads it if needed.
 
@@ -248,6 +265,9 @@ class Record:
         the first read (``State.__getitem__``)."""
         self._state_reads: set | None = None
         """While a stage runs: where reads of undeclared state entries are noted."""
+        self._earlier: tuple[EarlierRun, ...] = ()
+        """In a worker process: this record's stage runs before the running one (see
+        :class:`EarlierRun`)."""
         self._barrier = None
         """The last stage without outputs planned on it (see ``StageNode.after``)."""
         self._fields: dict[str, str | None] | None = None
@@ -427,13 +447,22 @@ class Record:
     def _stage_folder(self, stage_name: str | None) -> str:
         node = self._node
         if stage_name is not None or node is None:
-            candidates = [n for n in self._nodes if stage_name in (None, n.spec.name)]
-            node = candidates[-1] if candidates else None
+            node = self._stage_run(stage_name)
         if node is None:
             raise RuntimeError(
                 "record.get_path() gives a path in a stage's cache folder; call it inside a "
                 "stage (or name a stage that ran on this record with stage_name=...)."
             )
+        if node.key is None and isinstance(node, EarlierRun):
+            running = self._node.spec.name if self._node is not None else "this stage"
+            raise RuntimeError(
+                f"Stage {node.name!r} had not finished on parameter set {self.name!r} when "
+                f"{running!r} started in a worker process (--parallel, --executor dask), "
+                f"so its folder is not there yet: {running!r} takes no output of {node.name!r} "
+                f"as input, so nothing made it wait. Give {running!r} one of its outputs as "
+                "an input (@stage(inputs=[...])), or run without --parallel / --executor."
+            )
+        self._warn_uncovered(node)
         if node.key is None or (node is self._node and node.tracks_reads):
             # The folder is named by the key: fix it now, on the whole parameter set.
             self.manager.runner.key_on_all(node)
@@ -445,6 +474,53 @@ class Record:
         if node is self._node:  # the running stage's own: written until it is done
             return str(cache.prepare_in_place(node.key))
         return str(cache.ensure_dir(cache.stage_dir(node.key)))
+
+    def _warn_uncovered(self, node: Any) -> None:
+        """While a stage runs: warn, once per pair of stages, if the stage run whose folder
+        it reaches is none that its key covers (it takes none of its outputs)."""
+        running = self._node
+        if running is None or node is running:
+            return
+        runner = self.manager.runner
+        if isinstance(node, EarlierRun):
+            name, covered = node.name, node.upstream
+        else:
+            from assay.plan import upstream_of
+
+            if runner.upstream_seen[0] is not running:  # once per stage run
+                runner.upstream_seen = (running, upstream_of(running))
+            name, covered = node.spec.name, id(node) in runner.upstream_seen[1]
+        warned = runner.warned_folders
+        if covered or (running.spec.name, name) in warned:
+            return
+        warned.add((running.spec.name, name))
+        import logging
+
+        logging.getLogger("assay").warning(
+            "Stage %r reaches the folder of stage %r (get_path(..., stage_name=%r), or a "
+            "cacher with .stage = %r) but takes no output of %r as input: its cache key does "
+            "not cover what %r wrote there (after a change to %r, its old result would be "
+            "reused), and under --parallel or --executor dask it may start before %r has "
+            "finished. Give %r an output of %r as an input (@assay.stage(inputs=[...])).",
+            running.spec.name,
+            *[name] * 7,
+            running.spec.name,
+            name,
+        )
+
+    def _stage_run(self, stage_name: str | None) -> Any:
+        """The latest run of ``stage_name`` (of any stage, if ``None``) on this record: up
+        to the running stage while one runs, as a serial run has done no later one yet. A
+        copy (:meth:`make_copy`) has the stage runs of its original before it was made."""
+        running = self._node
+        for node in reversed((*self._copied_after, *self._nodes)):
+            later = running is not None and node.index > running.index
+            if not later and stage_name in (None, node.spec.name):
+                return node
+        for run in reversed(self._earlier):  # in a worker: those before it ran elsewhere
+            if stage_name in (None, run.name):
+                return run
+        return None
 
     def _last_node(self):
         return self._nodes[-1] if self._nodes else None

@@ -40,7 +40,7 @@ from assay.errors import (
     OutputSignatureError,
     StageFailed,
 )
-from assay.plan import Artifact
+from assay.plan import Artifact, upstream_of
 
 if TYPE_CHECKING:
     from assay.plan import StageNode
@@ -107,6 +107,11 @@ class StageTask:
     state_inputs: tuple = ()
     """Inputs the stage takes from what an earlier stage put in ``record.state`` by hand
     (:attr:`assay.plan.StageNode.state_inputs`): bound so in the worker too."""
+    earlier: tuple = ()
+    """The record's stage runs before this one (:class:`assay.record.EarlierRun`), whose
+    folders ``record.get_path(..., stage_name=...)`` gives in the worker too."""
+    records_earlier: list = field(default_factory=list)
+    """For an aggregate: the same, for each of its records."""
     lazy: bool = False
     ignore_lazy: bool = False
     scratch: str | None = None
@@ -298,6 +303,7 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         ]
         index = {id(r): i for i, r in enumerate(node.records)}
     plain, not_sent = _state_for(record, node)
+    upstream = upstream_of(node)
     inputs: dict[str, Any] = {}
     for name, value in node.inputs.items():
         for item in value.values() if spec.is_aggregate else (value,):
@@ -337,10 +343,33 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         state=plain,
         records_state=[_state_for(r, node) for r in node.records] if spec.is_aggregate else [],
         state_inputs=node.state_inputs,
+        earlier=_earlier_runs(record, node, upstream),
+        records_earlier=[_earlier_runs(r, node, upstream) for r in node.records]
+        if spec.is_aggregate
+        else [],
         lazy=manager.lazy,
         ignore_lazy=manager.ignore_lazy,
         scratch=manager.scratch_root() if manager.dry_cache else None,
     )
+
+
+def _earlier_runs(record: Any, node: StageNode, upstream: set[int]) -> tuple:
+    """``record``'s stage runs before ``node`` (a copy's: its original's too), as
+    :class:`assay.record.EarlierRun` (without a key, those that had not finished: their
+    folder is not there yet); ``upstream``: :func:`assay.plan.upstream_of` ``node``."""
+    from assay.record import EarlierRun
+
+    return tuple(
+        EarlierRun(
+            n.spec.name, n.key if n.status in _FINISHED else None, n.status, id(n) in upstream
+        )
+        for n in (*record._copied_after, *record._nodes)
+        if n.index < node.index
+    )
+
+
+_FINISHED = ("executed", "cached", "unneeded")
+"""Statuses of a stage run whose folder is complete."""
 
 
 def _state_for(record: Any, node: StageNode) -> tuple[dict, dict]:
@@ -864,8 +893,10 @@ def _execute(task: StageTask, started: float) -> StageResult:
             other.is_aggregate, other.combo_hash = True, combo_hash
         records.append(other)
     _give_state(record, task.state, task.not_sent)
-    for other, (plain, not_sent) in zip(records, task.records_state):
+    record._earlier = task.earlier
+    for other, (plain, not_sent), earlier in zip(records, task.records_state, task.records_earlier):
         _give_state(other, plain, not_sent)
+        other._earlier = earlier
     for name, ref in task.inputs.items():
         if spec.is_aggregate:
             for item in ref:

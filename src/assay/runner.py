@@ -193,6 +193,11 @@ class Runner:
         self._deferred: list[StageNode] = []
         self._redone: dict[int, str] = {}  # stage run -> why what it uses is recomputed
         self._restored: set[tuple[int, str]] = set()  # (stage run, key): hand-set state given
+        self.warned_folders: set[tuple[str, str]] = set()
+        """(Stage, stage whose folder it reached without taking its outputs): warned once
+        (see :meth:`Record._warn_uncovered`)."""
+        self.upstream_seen: tuple[Any, set[int]] = (None, set())
+        """The stage run that last reached another's folder, and what its key covers."""
         self.damaged: dict[tuple[str, str], str] = {}  # (key, output) -> what is wrong with it
         self.handed: dict[int, Artifact] | None = None
         """While a stage runs in this process: the artifacts it was given (inputs, and
@@ -222,6 +227,8 @@ class Runner:
         manager = self.manager
         if record.manager is not manager:
             raise ValueError("The record belongs to another manager.")
+        if manager.current_stage_name:
+            raise _called_inside(spec, manager.current_stage_name)
         if not self.planning:
             self._look_again(record)
         else:
@@ -1537,6 +1544,31 @@ def _changeable(value: Any) -> bool:
         return kind.__name__ == "ndarray" and bool(value.flags.writeable)
     params = getattr(kind, "__dataclass_params__", None)
     return params is not None and not params.frozen
+
+
+def _called_inside(spec: StageSpec, running: str) -> StageError:
+    """The refusal of stage ``spec`` called from inside stage ``running``.
+
+    Curifactory runs such a call (with a warning that it is not advised), but ``running``'s
+    cache key is fixed before it runs, so it could not cover what the inner stage makes (a
+    change there would leave its old result reused); and in a worker process the inner
+    stage's results would stay in that worker.
+    """
+    name = spec.name
+    outputs = ", ".join(map(repr, spec.output_names))
+    takes = (
+        f"have {running!r} take what it needs as inputs (@assay.stage(inputs=[{outputs}], "
+        f"...) and a parameter of that name), and call `{running}({name}(record))`"
+        if spec.output_names
+        else f"call `{name}(record)` and then `{running}(record)`"
+    )
+    return StageError(
+        f"Stage {name!r} was called inside stage {running!r}. A stage cannot call another: "
+        f"the cache key of {running!r} is fixed before it runs, so it could not cover what "
+        f"{name!r} makes, and under --parallel or --executor dask the results of {name!r} "
+        f"would stay in the worker. Call both from the experiment's run() instead: {takes}. (To "
+        f"share code rather than results, move it to a plain function that both call.)"
+    )
 
 
 @contextlib.contextmanager
