@@ -49,12 +49,6 @@ LOCAL_CLUSTER_CONFIG = {
 """Dask settings of the local cluster that assay starts (what an existing one should use
 for CPU-bound stages, see docs/scaling.md)."""
 
-LOCAL_WORKERS_MAY_START_PROCESSES = {"distributed.worker.daemon": False}
-"""Dask starts its worker processes as daemons, which Python forbids to start processes
-of their own: a stage that used ``multiprocessing.Pool`` failed on a local cluster with
-"daemonic processes are not allowed to have children", where it runs serially and with
-``--parallel``. The nannies still stop their workers when the cluster closes."""
-
 
 class SchedulerLost(AssayError):
     """The run lost its connection to the Dask scheduler: the scheduler stopped, or the
@@ -129,7 +123,7 @@ class DaskExecutor(Executor):
                 # The local cluster's start-up chatter is not the researcher's business.
                 logging.getLogger("distributed").setLevel(logging.WARNING)
                 _hold_back_ctrl_c()
-                with dask.config.set({**LOCAL_CLUSTER_CONFIG, **LOCAL_WORKERS_MAY_START_PROCESSES}):
+                with dask.config.set(LOCAL_CLUSTER_CONFIG):  # the scheduler's and the workers'
                     self.cluster = LocalCluster(
                         n_workers=self.workers or usable_cores(),
                         threads_per_worker=1,
