@@ -1806,6 +1806,41 @@ def test_a_worker_deaf_to_sigterm_while_it_saves_is_killed_and_its_half_file_rem
     assert not list((cache / "writing").glob(f"{writer}-*"))
 
 
+def test_a_worker_stopped_inside_a_del_method_exits_quietly_and_leaves_no_temporary_file(
+    tmp_project: Path,
+):
+    """SIGTERM's unwinding that lands in a ``__del__`` cannot be raised there: Python
+    printed "Exception ignored in: ..." with a traceback through assay's code into the
+    run's output, and the stage went on running until the run killed the worker."""
+    lingering = HALF_SAVED.replace(
+        "            time.sleep(60)\n",
+        "            Lingering()\n            Path('went-on.txt').touch()\n            time.sleep(60)\n",
+    ).replace(
+        "class SlowPickle(",
+        "class Lingering:\n    def __del__(self):\n        time.sleep(60)\n\n\nclass SlowPickle(",
+    )
+    assert lingering.count("Lingering") == 2 and "went-on" in lingering
+    (tmp_project / "experiments" / "half_saved.py").write_text(lingering)
+    half: list[Path] = []
+
+    def under_way() -> None:
+        half.append(Path((tmp_project / "saving.txt").read_text()))
+        time.sleep(0.3)  # the save is now inside Lingering.__del__
+
+    proc, stdout, stderr, workers = signalled_run(
+        tmp_project, ["half_saved", "--parallel", "2"], "saving.txt", signal.SIGTERM,
+        whole_group=False, before=under_way,
+    )  # fmt: skip
+
+    assert proc.returncode == 143, stdout + stderr
+    assert "Exception ignored" not in stderr and "Traceback" not in stdout + stderr, stderr
+    assert not (tmp_project / "went-on.txt").exists()  # the stage stopped where it was
+    assert not [p for p in workers if alive(p)]
+    cache = tmp_project / "data" / "cache"
+    assert not half[0].exists()
+    assert [p for p in cache.rglob("*") if ".tmp-" in p.name] == []
+
+
 COUNTER = """
 import assay
 from assay.caching import JsonCacher

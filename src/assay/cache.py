@@ -412,13 +412,13 @@ class CacheStore:
             if dirpath != str(self.by_name) and not os.listdir(dirpath):
                 os.rmdir(dirpath)
 
-    def clear_after(self, killed: Iterable[int]) -> None:
-        """Remove what worker processes ``killed`` mid-save left in this cache: the files
-        they were writing under temporary names (which a stopped save removes itself) and
-        their markers. The stage runs they list are found from the markers."""
+    def clear_after(self, stopped: Iterable[int]) -> None:
+        """Remove what worker processes ``stopped`` mid-save left in this cache: the files
+        they were writing under temporary names (which a save that unwound removed itself)
+        and their markers. The stage runs they list are found from the markers."""
         if self.remote:
             return
-        for pid in killed:
+        for pid in stopped:
             for marker, keys in cache_writing.left_by(str(self.root), pid):
                 for key in keys:
                     with contextlib.suppress(OSError):

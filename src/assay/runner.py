@@ -798,9 +798,9 @@ class Runner:
         except BaseException:
             if remote and in_flight:
                 self.executor.abort()
-                killed = getattr(self.executor, "killed", ())
-                if killed and self.manager.cache is not None:
-                    self.manager.cache.clear_after(killed)
+                stopped = getattr(self.executor, "stopped", ())
+                if stopped and self.manager.cache is not None:
+                    self.manager.cache.clear_after(stopped)
             raise
 
     def _next_finished(self, finished: SimpleQueue, block: bool) -> Future:

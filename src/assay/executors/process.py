@@ -36,9 +36,10 @@ class ProcessExecutor(Executor):
         self.workers = max(1, int(workers))
         self.start_method = start_method()
         self._pool: ProcessPoolExecutor | None = None
-        self.killed: list[int] = []
-        """Workers that :meth:`abort` had to kill (deaf to SIGTERM for ``STOP_GRACE_S``):
-        a save they had under way is left half-written, for the run to clear."""
+        self.stopped: list[int] = []
+        """Workers that :meth:`abort` stopped. A save one could not unwind (it was deaf to
+        SIGTERM for ``STOP_GRACE_S`` and was killed, or SIGTERM came where Python cannot
+        raise) is left half-written, for the run to clear."""
 
     def notes(self) -> list[str]:
         cores = usable_cores()
@@ -88,7 +89,7 @@ class ProcessExecutor(Executor):
             if process.is_alive():  # deep in C code, or deaf to the exception
                 process.kill()
                 process.join(timeout=5)
-                self.killed.append(process.pid)
+            self.stopped.append(process.pid)
         self._pool = None
 
 
@@ -142,6 +143,7 @@ def _start_worker(forked: bool) -> None:
     signal.signal(signal.SIGTERM, _stop_worker)
     global _worker_pid
     _worker_pid = os.getpid()
+    sys.unraisablehook = _stopped_where_it_cannot_unwind(sys.unraisablehook)
     threading.Thread(
         target=_exit_with_parent, args=(os.getppid(),), name="assay-parent-watch", daemon=True
     ).start()
@@ -193,6 +195,26 @@ def _stop_worker(signum: int, frame: Any) -> None:
     if _busy:
         raise _Stopped()
     _exit_stopped()
+
+
+def _stopped_where_it_cannot_unwind(
+    previous: Callable[[Any], object],
+) -> Callable[[Any], object]:
+    """The worker's hook for exceptions Python cannot raise: SIGTERM's unwinding that
+    landed in a ``__del__`` or a weakref callback ends the worker there.
+
+    Python prints such an exception as "Exception ignored in: ..." and carries on, so the
+    stage went on running, deaf to a second SIGTERM, until the run killed the worker; its
+    traceback, through assay's code, reached the run's output. What a save under way
+    wrote is cleared by the run (see :attr:`ProcessExecutor.stopped`).
+    """
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, _Stopped):
+            _exit_stopped()
+        previous(unraisable)
+
+    return hook
 
 
 def _exit_stopped() -> NoReturn:
