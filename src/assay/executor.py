@@ -9,6 +9,7 @@ only when it is chosen.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -78,6 +79,49 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):  # macOS and Windows have no affinity to ask
         return os.cpu_count() or 1
+
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",  # OpenMP: scikit-learn, torch, many compiled extensions
+    "OPENBLAS_NUM_THREADS",  # numpy's and scipy's BLAS as pip installs them
+    "MKL_NUM_THREADS",  # Intel MKL (conda's numpy)
+    "BLIS_NUM_THREADS",  # BLIS
+    "VECLIB_MAXIMUM_THREADS",  # Apple Accelerate
+    "NUMBA_NUM_THREADS",  # numba's parallel=True
+    "NUMEXPR_NUM_THREADS",  # numexpr (pandas' eval and query)
+)
+"""The environment variables that size the thread pools of numerical libraries (the ones
+joblib's worker processes get), read as each library loads."""
+
+
+def worker_thread_limits(workers: int) -> dict[str, str]:
+    """What each of ``workers`` local worker processes gets in its environment, so that
+    their numerical libraries share the cores instead of each starting a thread per core:
+    the usable cores divided among the workers (at least 1), for each of
+    :data:`THREAD_VARIABLES` that is not set already (a value you set is kept)."""
+    share = str(max(1, usable_cores() // max(1, workers)))
+    return {name: share for name in THREAD_VARIABLES if name not in os.environ}
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """This process's environment with ``values`` added, for the processes started
+    meanwhile (they copy it); as it was again afterwards."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        restore_environment(before)
+
+
+def restore_environment(before: dict[str, str | None]) -> None:
+    """Put the variables named in ``before`` back as they were (``None``: unset)."""
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def stop_stage_pools_at_exit() -> None:

@@ -26,7 +26,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from assay.errors import AssayError, ConfigError
-from assay.executor import Executor, usable_cores
+from assay.executor import Executor, usable_cores, worker_thread_limits
 
 LOCAL_CLUSTER_CONFIG = {
     # Without a dashboard nobody sees the workers' statistical profiles, and taking
@@ -48,6 +48,19 @@ LOCAL_CLUSTER_CONFIG = {
 }
 """Dask settings of the local cluster that assay starts (what an existing one should use
 for CPU-bound stages, see docs/scaling.md)."""
+
+
+def _worker_environment(workers: int) -> dict[str, Any]:
+    """What Dask's nannies put in the environment of the local cluster's worker processes
+    (``distributed.nanny.pre-spawn-environ``): Dask's own (it limits numpy's BLAS to one
+    thread) with assay's thread limits for ``workers`` workers over it. A variable set in
+    the environment wins over both, as Dask reads it."""
+    import dask
+
+    return {
+        **dask.config.get("distributed.nanny.pre-spawn-environ"),
+        **worker_thread_limits(workers),
+    }
 
 
 class SchedulerLost(AssayError):
@@ -108,7 +121,7 @@ class DaskExecutor(Executor):
 
     def _connect(self) -> None:
         try:
-            from distributed import Client, LocalCluster
+            from distributed import Client
 
             if self.address:
                 client = Client(self.address)  # up to Dask's connect timeout (30 s)
@@ -118,28 +131,36 @@ class DaskExecutor(Executor):
                         return
                     self.client = client
             else:
-                import dask
-
-                # The local cluster's start-up chatter is not the researcher's business.
-                logging.getLogger("distributed").setLevel(logging.WARNING)
-                _hold_back_ctrl_c()
-                with dask.config.set(LOCAL_CLUSTER_CONFIG):  # the scheduler's and the workers'
-                    self.cluster = LocalCluster(
-                        n_workers=self.workers or usable_cores(),
-                        threads_per_worker=1,
-                        processes=True,
-                        dashboard_address=None,
-                        # The scheduler's HTTP server (health, metrics, worker pages) still
-                        # wants a port: a free one, so another cluster holding 8787 costs no
-                        # warning, on this machine only (":0" listened on every interface).
-                        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                        preload=["assay.executors.dask_worker"],  # Ctrl-C is the run's
-                    )
+                self.cluster = self._start_local_cluster()
                 self.client = Client(self.cluster)
             for fn, args in self._warm_ups:
                 self._warm(fn, args)
         except BaseException as exc:  # told to the first caller that needs the cluster
             self._failure = exc
+
+    def _start_local_cluster(self) -> Any:
+        """A ``LocalCluster`` of single-threaded worker processes on this machine."""
+        import dask
+        from distributed import LocalCluster
+
+        # The local cluster's start-up chatter is not the researcher's business.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+        _hold_back_ctrl_c()
+        workers = self.workers or usable_cores()
+        spawn_environment = _worker_environment(workers)
+        config = {**LOCAL_CLUSTER_CONFIG, "distributed.nanny.pre-spawn-environ": spawn_environment}
+        with dask.config.set(config):  # the scheduler's and the workers'
+            return LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                # The scheduler's HTTP server (health, metrics, worker pages) still
+                # wants a port: a free one, so another cluster holding 8787 costs no
+                # warning, on this machine only (":0" listened on every interface).
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                preload=["assay.executors.dask_worker"],  # Ctrl-C is the run's
+            )
 
     def _ready(self) -> None:
         """Wait for the cluster; raise what stopped it from starting."""

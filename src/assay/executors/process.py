@@ -15,7 +15,13 @@ from typing import Any, NoReturn
 
 from assay import cache_writing
 from assay.errors import ConfigError
-from assay.executor import Executor, stop_stage_pools_at_exit, usable_cores
+from assay.executor import (
+    Executor,
+    environment,
+    stop_stage_pools_at_exit,
+    usable_cores,
+    worker_thread_limits,
+)
 
 START_METHOD_VARIABLE = "ASSAY_START_METHOD"
 """The environment variable that chooses how workers start (``fork``, ``spawn``, ...)."""
@@ -26,6 +32,7 @@ class ProcessExecutor(Executor):
 
     Workers are forked where that is safe (see :func:`start_method`), and
     spawned (a clean interpreter that imports the project) everywhere else.
+    Each starts with :attr:`thread_limits` in its environment.
     """
 
     name = "process"
@@ -35,6 +42,9 @@ class ProcessExecutor(Executor):
     def __init__(self, workers: int = 2):
         self.workers = max(1, int(workers))
         self.start_method = start_method()
+        self.thread_limits = worker_thread_limits(self.workers)
+        """The threads each worker's numerical libraries may start (BLAS, OpenMP, ...): the
+        cores shared out among the workers, where you have not set them yourself."""
         self._pool: ProcessPoolExecutor | None = None
         self.stopped: list[int] = []
         """Workers that :meth:`abort` stopped. A save one could not unwind (it was deaf to
@@ -58,7 +68,7 @@ class ProcessExecutor(Executor):
             max_workers=self.workers,
             mp_context=multiprocessing.get_context(self.start_method),
             initializer=_start_worker,
-            initargs=(self.start_method == "fork",),
+            initargs=(self.start_method == "fork", self.thread_limits),
         )
 
     def warm_up(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -68,7 +78,13 @@ class ProcessExecutor(Executor):
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         assert self._pool is not None, "start() the executor first"
-        return self._pool.submit(_call, fn, *args)
+        if len(getattr(self._pool, "_processes", None) or ()) >= self.workers:
+            return self._pool.submit(_call, fn, *args)
+        # The pool may start workers now, and a worker copies this process's environment as
+        # it starts: a spawned one imports numpy (if the script it was started from does)
+        # before it runs any code of ours.
+        with environment(self.thread_limits):
+            return self._pool.submit(_call, fn, *args)
 
     def shutdown(self) -> None:
         if self._pool is not None:
@@ -132,9 +148,11 @@ STOP_GRACE_S = 3.0
 """How long stopped workers have to unwind their stages before they are killed (seconds)."""
 
 
-def _start_worker(forked: bool) -> None:
+def _start_worker(forked: bool, thread_limits: dict[str, str]) -> None:
     """In each worker, as it starts: the run, not the worker, answers Ctrl-C, the
     worker goes when the run's process does, and its cache markers go as it exits."""
+    # Inherited already, but from a forkserver: as it was when that started (another run's).
+    os.environ.update(thread_limits)
     # A terminal's Ctrl-C reaches every process of its group: each worker would die with
     # a traceback of its own. The main process stops the run and the workers instead. A
     # handler that does nothing (rather than ignoring the signal) leaves the default to the
