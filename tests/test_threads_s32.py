@@ -186,13 +186,15 @@ def test_workers_spawned_from_a_script_that_imports_numpy_get_the_limits(project
     [
         pytest.param({"parallel": 2}, id="process"),
         pytest.param({"parallel": 2, "start_method": "spawn"}, id="process-spawned"),
+        pytest.param({"executor": "dask", "parallel": 2}, id="dask", marks=pytest.mark.slow),
     ],
 )
 def test_the_main_process_keeps_its_environment(
     project: Path, monkeypatch: pytest.MonkeyPatch, options: dict
 ):
     """After a run on workers, this process (a notebook's, a script's) has none of the
-    variables: a later serial run, or a library imported later, is not limited."""
+    variables: a later serial run, or a library imported later, is not limited. A local
+    Dask cluster's nannies used to leave OMP_NUM_THREADS=1 and others behind in it."""
     names = (*THREAD_VARIABLES, "PYTHONHASHSEED", "MALLOC_TRIM_THRESHOLD_")
     for name in names:
         monkeypatch.delenv(name, raising=False)

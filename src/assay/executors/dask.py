@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import queue
 import signal
 import threading
@@ -26,7 +27,12 @@ from concurrent.futures import Future
 from typing import Any
 
 from assay.errors import AssayError, ConfigError
-from assay.executor import Executor, usable_cores, worker_thread_limits
+from assay.executor import (
+    Executor,
+    restore_environment,
+    usable_cores,
+    worker_thread_limits,
+)
 
 LOCAL_CLUSTER_CONFIG = {
     # Without a dashboard nobody sees the workers' statistical profiles, and taking
@@ -107,6 +113,9 @@ class DaskExecutor(Executor):
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._collector: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._environment: dict[str, str | None] = {}
+        """This process's environment variables that the local cluster's nannies set (each
+        as it starts a worker), as they were before: put back once the workers run."""
         self._abandoned = False
         """Stopped while still connecting to an existing cluster: the connecting thread
         closes its client itself."""
@@ -148,19 +157,26 @@ class DaskExecutor(Executor):
         _hold_back_ctrl_c()
         workers = self.workers or usable_cores()
         spawn_environment = _worker_environment(workers)
+        # A nanny sets them in its own process, this one, and leaves them there.
+        self._environment = {
+            name: os.environ.get(name) for name in [*spawn_environment, "PYTHONHASHSEED"]
+        }
         config = {**LOCAL_CLUSTER_CONFIG, "distributed.nanny.pre-spawn-environ": spawn_environment}
-        with dask.config.set(config):  # the scheduler's and the workers'
-            return LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                # The scheduler's HTTP server (health, metrics, worker pages) still
-                # wants a port: a free one, so another cluster holding 8787 costs no
-                # warning, on this machine only (":0" listened on every interface).
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                preload=["assay.executors.dask_worker"],  # Ctrl-C is the run's
-            )
+        try:
+            with dask.config.set(config):  # the scheduler's and the workers'
+                return LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    # The scheduler's HTTP server (health, metrics, worker pages) still
+                    # wants a port: a free one, so another cluster holding 8787 costs no
+                    # warning, on this machine only (":0" listened on every interface).
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                    preload=["assay.executors.dask_worker"],  # Ctrl-C is the run's
+                )
+        finally:
+            restore_environment(self._environment)
 
     def _ready(self) -> None:
         """Wait for the cluster; raise what stopped it from starting."""
@@ -294,6 +310,8 @@ class DaskExecutor(Executor):
         if self.cluster is not None:
             self.cluster.close()
             self.cluster = None
+        # Also what a nanny set again as it restarted a worker that had died.
+        restore_environment(self._environment)
 
     def abort(self) -> None:
         with self._lock:
