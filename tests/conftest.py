@@ -88,6 +88,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def local_cluster(workers: int = 1, threads: int = 1):
+    """A ``distributed.LocalCluster`` of ``workers`` worker processes for a test, its web
+    server on a free port of 127.0.0.1: Dask's default, 8787, may be held by another
+    program on the machine, and its "Port 8787 is already in use" warning fails a test
+    (``filterwarnings = error``)."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=threads,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    )
+
+
 def run_outside_test(run):
     """``run()`` as in a fresh session (for module-scoped fixtures): no ASSAY_* settings,
     and the project's modules and ``sys.path`` as they were before."""

@@ -23,7 +23,14 @@ import assay
 from assay import remote, worker_code
 from assay.errors import CacheError
 from assay.hashing import file_checksum
-from conftest import S3Server, edit, forget_project_modules, free_port, use_s3_cache
+from conftest import (
+    S3Server,
+    edit,
+    forget_project_modules,
+    free_port,
+    local_cluster,
+    use_s3_cache,
+)
 from test_scale_fixes import start_run, wait_for, waiting_project
 from test_worker_code import MODULE, folder_on_path
 
@@ -72,8 +79,6 @@ def test_a_helper_a_stage_imports_in_its_body_is_imported_again_after_an_edit(
 ):
     """The worker imported the helper while the stage ran; the next run, after an edit,
     must not run the old helper under the new code's key (which every later run reuses)."""
-    from distributed import LocalCluster
-
     root = lazy_project(tmp_path / "project")
 
     def y(**options) -> int:
@@ -81,7 +86,7 @@ def test_a_helper_a_stage_imports_in_its_body_is_imported_again_after_an_edit(
         manager = assay.run_experiment("lazy", [], project_root=root, **options)
         return manager.records[0].state["y"]
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True) as cluster:
+    with local_cluster() as cluster:
         on_cluster = {"executor": "dask", "dask_address": cluster.scheduler_address}
         assert y(**on_cluster) == 2
         edit(root / "experiments" / "helpers_lazy.py", "x + 1", "x + 100")
@@ -220,7 +225,7 @@ def test_a_cache_url_a_dask_worker_cannot_use_is_said_to_fail_on_that_worker(
 ):
     """The researcher's shell has the credentials, the cluster's workers were started
     without them: the message must send them to the workers' environment."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     root = lazy_project(tmp_path / "project")
     for name in [n for n in os.environ if n.startswith("AWS_")]:
@@ -228,7 +233,7 @@ def test_a_cache_url_a_dask_worker_cannot_use_is_said_to_fail_on_that_worker(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no credentials from elsewhere
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True) as cluster:
+    with local_cluster() as cluster:
         with Client(cluster) as client:
             (worker,) = client.scheduler_info()["workers"]
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # this process's only

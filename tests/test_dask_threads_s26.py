@@ -15,7 +15,7 @@ import pytest
 
 import assay
 from assay.errors import ConfigError
-from conftest import forget_project_modules, run_cli
+from conftest import forget_project_modules, local_cluster, run_cli
 
 READER = """
 import os
@@ -78,14 +78,12 @@ def outputs(manager) -> list:
 
 @pytest.mark.slow
 def test_a_worker_with_two_threads_gives_a_serial_runs_results(tmp_path: Path, monkeypatch):
-    from distributed import LocalCluster
-
     root = reader_project(tmp_path / "project", "one", sets=6)
     monkeypatch.chdir(root)  # as `assay run` from the project folder
     serial = assay.run_experiment("reader", [], project_root=root, cache_dir=tmp_path / "serial")
     forget_project_modules()
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True) as cluster:
+    with local_cluster(threads=2) as cluster:
         threaded = assay.run_experiment(
             "reader",
             [],
@@ -106,11 +104,9 @@ def test_a_worker_with_two_threads_gives_a_serial_runs_results(tmp_path: Path, m
 def test_two_projects_at_once_on_a_two_threaded_worker_each_get_their_own_files(tmp_path: Path):
     """Both projects' runs send tasks to the same worker process at the same time: each
     stage must run in its own project's folder, with its own project's modules."""
-    from distributed import LocalCluster
-
     projects = {who: reader_project(tmp_path / who, who, sets=4) for who in ("ann", "bob")}
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True) as cluster:
+    with local_cluster(threads=2) as cluster:
         address = cluster.scheduler_address
 
         def run(root: Path):

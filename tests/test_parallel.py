@@ -46,6 +46,7 @@ from conftest import (
     edit,
     forget_project_modules,
     free_port,
+    local_cluster,
     run_cli,
     run_outside_test,
 )
@@ -1871,10 +1872,8 @@ def test_a_cluster_that_served_a_run_runs_the_next_despite_what_its_stages_left(
     """A stage that counts its calls in a module-level list left [2] in the workers of an
     existing cluster; the next run, whose main process has [0], was refused as if run()
     had changed the value (the benchmark's warm cluster met it)."""
-    from distributed import LocalCluster
-
     (tmp_project / "experiments" / "counter.py").write_text(COUNTER)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True) as cluster:
+    with local_cluster() as cluster:
         address = cluster.scheduler_address
         options = {"executor": "dask", "dask_address": address}
         assert [r.state["n"] for r in run(tmp_project, "counter", **options).records] == ["a", "b"]

@@ -19,7 +19,7 @@ import pytest
 
 import assay
 from assay.errors import StageFailed
-from conftest import forget_project_modules, run_cli
+from conftest import forget_project_modules, local_cluster, run_cli
 from test_parallel import alive, descendants, stage_rows
 
 # -- two projects, one cluster -------------------------------------------------------------
@@ -66,8 +66,6 @@ def test_projects_with_modules_of_the_same_name_each_run_their_own_on_one_cluste
 ):
     """Both projects have ``experiments/cfg.py`` (and the helper it imports): a worker
     that imported the first project's must not run the second's stages with it."""
-    from distributed import LocalCluster
-
     one = project_with_scale(tmp_path / "one", 1)
     two = project_with_scale(tmp_path / "two", 10)
 
@@ -76,7 +74,7 @@ def test_projects_with_modules_of_the_same_name_each_run_their_own_on_one_cluste
         manager = assay.run_experiment("cfg", [], project_root=root, **options)
         return manager.records[0].state["v"]
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True) as cluster:
+    with local_cluster() as cluster:
         on_cluster = {"executor": "dask", "dask_address": cluster.scheduler_address}
         assert value(one, **on_cluster) == 3
         assert value(two, **on_cluster) == 30

@@ -13,7 +13,7 @@ import pytest
 
 import assay
 from assay.errors import ConfigError, StageFailed
-from conftest import run_cli
+from conftest import local_cluster, run_cli
 
 NESTED = """
 from dataclasses import dataclass
@@ -187,14 +187,11 @@ def test_dry_cache_files_on_an_existing_cluster_go_to_the_project_folder(tmp_pat
     /tmp path, which a worker on another machine made in its own /tmp: a later stage on
     a third machine did not find them, and the main process, which removes that folder,
     never removed theirs. The project folder is at the same path on every worker."""
-    from distributed import LocalCluster
-
     root = tmp_path / "project"
     (root / "experiments").mkdir(parents=True)
     (root / "experiments" / "scratch.py").write_text(SCRATCH)
 
-    alone = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"}}
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, **alone) as cluster:
+    with local_cluster() as cluster:
         manager = assay.run_experiment(
             "scratch", [], project_root=root, dry_cache=True,
             executor="dask", dask_address=cluster.scheduler_address,
@@ -216,13 +213,10 @@ def test_a_process_pool_on_an_existing_clusters_daemonic_worker_says_how_to_allo
     """Dask's workers are daemons unless told otherwise: a stage's ``multiprocessing.Pool``
     failed with Python's "daemonic processes are not allowed to have children" alone,
     and "fix the problem" pointed at the researcher's code."""
-    from distributed import LocalCluster
-
     root = nested_project(tmp_path / "project")
-    alone = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"}}
 
     with (
-        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, **alone) as cluster,
+        local_cluster() as cluster,
         pytest.raises(StageFailed) as failure,
     ):
         assay.run_experiment(

@@ -14,7 +14,7 @@ import pytest
 
 import assay
 from assay.errors import StageFailed
-from conftest import forget_project_modules, load_experiment_module
+from conftest import forget_project_modules, load_experiment_module, local_cluster
 
 PATHS = """
 from dataclasses import dataclass
@@ -107,9 +107,7 @@ def test_an_earlier_stages_folder_is_found_in_worker_processes_as_serially(
 
 @pytest.mark.slow
 def test_an_earlier_stages_folder_is_found_on_a_dask_cluster_as_serially(project: Path):
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+    with local_cluster(workers=2) as cluster:
         on_cluster = {"executor": "dask", "dask_address": cluster.scheduler_address}
         assert results(project, dry_cache=True, **on_cluster) == EXPECTED  # an empty cache
         assert results(project, **on_cluster) == EXPECTED
