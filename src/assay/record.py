@@ -356,11 +356,16 @@ class Record:
 
     def get_reference_name(self) -> str:
         """``"Record 3 (trees_10)"``: how logs and reports refer to this record."""
+        return (
+            f"Record {self.get_record_index()} ({self.name if self.params is not None else None})"
+        )
+
+    def get_record_index(self) -> int:
+        """This record's position in ``manager.records`` (-1 for a hidden record)."""
         try:
-            index = self.manager.records.index(self)
+            return self.manager.records.index(self)
         except ValueError:
-            index = -1
-        return f"Record {index} ({self.name if self.params is not None else None})"
+            return -1
 
     @property
     def output(self) -> Any:
@@ -611,6 +616,12 @@ class Record:
             self._copies[id(artifact)] = found
         return found
 
+    def __getattr__(self, name: str) -> Any:
+        """A name of Curifactory's record that assay does not have: says what to use."""
+        from assay.compat import missing_attribute
+
+        raise missing_attribute(self, name)
+
     def __repr__(self) -> str:
         return f"Record({self.name!r}, stages={self.stages})"
 
@@ -628,3 +639,10 @@ def _copied(value: Any, copying: Any) -> Any:
         return copying.deepcopy(value)
     except Exception:
         return value
+
+
+def __getattr__(name: str) -> Any:
+    """A name of Curifactory's that this module does not have: says what to use instead."""
+    from assay.compat import missing_module_name
+
+    raise missing_module_name(__name__, name)

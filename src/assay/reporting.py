@@ -509,3 +509,10 @@ class ImageReporter(Reportable):
             f'<img src="{self.file_url(self.file_name(self.extension))}" alt="{alt}" '
             'loading="lazy" class="figure">'
         )
+
+
+def __getattr__(name: str) -> Any:
+    """A name of Curifactory's that this module does not have: says what to use instead."""
+    from assay.compat import missing_module_name
+
+    raise missing_module_name(__name__, name)

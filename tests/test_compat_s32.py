@@ -1,0 +1,278 @@
+"""Curifactory's public names that assay lacked (migration findings, session 32).
+
+A stage or notebook written for Curifactory 0.20 reaches for the manager's, the record's
+and the cachers' names, and for a few module-level helpers. Each name assay can give the
+same meaning now has it; each other one says what to use instead of Python's bare "has no
+attribute". Each test is a small Curifactory-style project with only its imports renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import assay
+from conftest import run_cli
+
+
+def make_project(root: Path, experiment: str, params: str | None = None) -> Path:
+    """A project folder with ``experiments/exp.py`` (and ``params/base.py``)."""
+    (root / "experiments").mkdir(parents=True)
+    (root / "experiments" / "__init__.py").write_text("")
+    (root / "experiments" / "exp.py").write_text(textwrap.dedent(experiment))
+    if params is not None:
+        (root / "params").mkdir()
+        (root / "params" / "base.py").write_text(textwrap.dedent(params))
+    return root
+
+
+# -- the manager's, record's and cachers' names a stage uses -------------------------------
+
+READS_THE_MANAGER = """
+    import json
+    from dataclasses import dataclass
+
+    import assay as cf
+    from assay.caching import JsonCacher, PickleCacher
+
+
+    @dataclass
+    class Params(cf.ExperimentParameters):
+        n: int = 3
+
+
+    @cf.stage(inputs=None, outputs=["numbers"], cachers=[PickleCacher])
+    def make(record):
+        manager = record.manager
+        side = manager.get_artifact_path("side.txt", record)
+        with open(side, "w") as handle:
+            handle.write("side")
+        hand = JsonCacher(path_override=record.get_path("hand.json"))
+        hand.set_record(record)
+        seen = {
+            "logs_path": manager.logs_path,
+            "runs_path": manager.runs_path,
+            "manager_cache_path": manager.manager_cache_path,
+            "parameter_files": manager.parameter_files,
+            "hostname": manager.hostname,
+            "git_workdir_dirty": manager.git_workdir_dirty,
+            "stage_active": manager.stage_active,
+            "index": record.get_record_index(),
+            "side": side,
+            "hand_params_name": hand.metadata["params_name"],
+            "hand_stage": hand.collect_metadata()["stage"],
+        }
+        print("SEEN", json.dumps(seen))
+        return list(range(record.params.n))
+
+
+    def run(param_sets, manager):
+        for param_set in param_sets:
+            make(cf.Record(manager, param_set))
+"""
+
+BASE = """
+    from experiments.exp import Params
+
+    def get_params():
+        return [Params(name="three"), Params(name="four", n=4)]
+"""
+
+
+def seen_by_stages(output: str) -> list[dict]:
+    return [
+        json.loads(line.split("SEEN ", 1)[1]) for line in output.splitlines() if "SEEN " in line
+    ]
+
+
+def test_a_stage_reads_curifactorys_manager_record_and_cacher_names(tmp_path: Path):
+    """``manager.logs_path``, ``runs_path``, ``manager_cache_path``, ``parameter_files``,
+    ``hostname``, ``git_workdir_dirty``, ``stage_active``, ``get_artifact_path()``,
+    ``record.get_record_index()`` and a cacher's ``set_record()`` / ``collect_metadata()``
+    all failed with "object has no attribute"."""
+    root = make_project(tmp_path, READS_THE_MANAGER, BASE)
+
+    result = run_cli("run", "exp", "-p", "base", cwd=root)
+
+    assert result.code == 0, result
+    three, four = seen_by_stages(result.stdout)
+    assert three["logs_path"] == str(root / "logs")
+    assert three["runs_path"] == str(root / "data" / "runs")
+    assert three["manager_cache_path"] == str(root)
+    assert three["parameter_files"] == ["base"]
+    assert three["hostname"] == socket.gethostname()
+    assert three["git_workdir_dirty"] is False  # no git here
+    assert three["stage_active"] is True
+    assert (three["index"], four["index"]) == (0, 1)
+    assert Path(three["side"]).read_text() == "side"
+    assert Path(three["side"]).parent != Path(four["side"]).parent  # one per parameter set
+    assert (three["hand_params_name"], three["hand_stage"]) == ("three", "make")
+
+
+def test_a_notebook_manager_answers_curifactorys_names(tmp_path: Path):
+    """The same names on a live manager (no run recorded yet), and after a run made with
+    the Python API."""
+    root = make_project(tmp_path, READS_THE_MANAGER, BASE)
+    manager = assay.ArtifactManager("nb", project_root=root)
+    assert manager.parameter_files == []
+    assert manager.hostname == socket.gethostname()
+    assert manager.stage_active is False
+    assert manager.git_workdir_dirty is False
+
+    ran = assay.run_experiment("exp", ["base"], project_root=root)
+
+    assert ran.parameter_files == ["base"]
+    assert ran.logs_path == str(root / "logs")
+    assert (Path(ran.logs_path) / f"{ran.run_id}.log").is_file()
+    assert ran.stage_active is False
+    assert [r.get_record_index() for r in ran.records] == [0, 1]
+
+
+# -- names assay does not have: what to use instead ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "pointer"),
+    [
+        ("map_mode", "manager.plan"),
+        ("status", "manager.run_info"),
+        ("reproduction_line", "assay reproduce"),
+        ("param_file_param_sets", "manager.parameter_files"),
+        ("parallel_mode", "nothing uses it here"),
+    ],
+)
+def test_a_managers_name_assay_lacks_says_what_to_use(tmp_path: Path, name: str, pointer: str):
+    manager = assay.ArtifactManager("nb", project_root=tmp_path)
+    with pytest.raises(AttributeError, match="Curifactory's") as caught:
+        getattr(manager, name)
+    assert pointer in str(caught.value)
+    assert not hasattr(manager, "no_such_name")  # any other name: Python's AttributeError
+    with pytest.raises(AttributeError, match="object has no attribute 'no_such_name'"):
+        manager.no_such_name  # noqa: B018
+
+
+def test_a_records_name_assay_lacks_says_what_to_use(tmp_path: Path):
+    record = assay.Record(assay.ArtifactManager("nb", project_root=tmp_path), None)
+    with pytest.raises(AttributeError, match=r"Record\.set_hash .*record\.get_hash\(\)"):
+        record.set_hash()
+    with pytest.raises(AttributeError, match=r"record\.state"):
+        record.state_artifact_reps  # noqa: B018
+
+
+IMPORTS = [
+    ("from assay.hashing import hash_param_set", "params_hash()"),
+    ("from assay.hashing import get_param_set_hash_values", "field_hashes()"),
+    ("from assay.experiment import list_experiments", "assay params"),
+    ("from assay.reporting import run_report", "assay report"),
+    ("from assay.caching import RawJupyterNotebookCacher", "FileReferenceCacher"),
+    ("from assay.staging import ExecutingWithSkippedInputError", "assay skips no stage"),
+    ("from assay.store import ManagerStore", "RunStore"),
+    ("from assay.project import initialize_project", "assay init"),
+    ("from assay import utils", "nothing uses it here"),
+    ("import assay as cf; cf.hashing.compute_hash", "record.get_hash()"),
+    ("import assay as cf; cf.notebook", "--notebook"),
+]
+
+
+@pytest.mark.parametrize(("code", "pointer"), IMPORTS)
+def test_a_module_name_assay_lacks_says_what_to_use(code: str, pointer: str):
+    """``from curifactory.hashing import hash_param_set`` renamed said only "cannot import
+    name"; now the message names the Curifactory helper and what to use instead."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("assay.compat.NotInAssayError: curifactory."), last
+    assert pointer in last, last
+
+
+def test_other_missing_module_names_stay_python_errors():
+    with pytest.raises(ImportError, match="cannot import name 'no_such_name'"):
+        from assay.hashing import no_such_name  # noqa: F401
+    assert not hasattr(assay.reporting, "no_such_name")
+    assert not hasattr(assay, "no_such_name")
+
+
+# -- manager.lock() ------------------------------------------------------------------------
+
+TAKES_TURNS = """
+    import time
+    from dataclasses import dataclass
+
+    import assay as cf
+    from assay.caching import JsonCacher
+
+
+    @dataclass
+    class Params(cf.ExperimentParameters):
+        n: int = 0
+
+
+    @cf.stage(inputs=None, outputs=["count"], cachers=[JsonCacher])
+    def count(record):
+        path = record.manager.get_run_output_path("counter.txt")
+        record.manager.lock()
+        try:
+            with open(path, "a+") as handle:
+                handle.seek(0)
+                seen = int(handle.read() or 0)
+            time.sleep(0.2)  # another stage reading now would count the same number
+            with open(path, "w") as handle:
+                handle.write(str(seen + 1))
+        finally:
+            record.manager.unlock()
+        return [record.params.n, seen]
+
+
+    def get_params():
+        return [Params(name=f"p{i}", n=i) for i in range(4)]
+
+
+    def run(param_sets, manager):
+        for param_set in param_sets:
+            count(cf.Record(manager, param_set))
+"""
+
+
+def test_manager_lock_keeps_other_processes_out_until_unlock(tmp_path: Path):
+    manager = assay.ArtifactManager("nb", project_root=tmp_path)
+    probe = textwrap.dedent(
+        f"""
+        import fcntl
+        with open({str(tmp_path / "logs" / ".manager.lock")!r}, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print("held")
+            else:
+                print("free")
+        """
+    )
+
+    def other_process() -> str:
+        run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        return run.stdout.strip()
+
+    manager.lock()
+    manager.lock()  # held already: nothing to wait for
+    assert other_process() == "held"
+    manager.unlock()
+    assert other_process() == "free"
+    manager.unlock()  # not held: nothing to do
+
+
+def test_parallel_stages_take_turns_with_manager_lock(tmp_path: Path):
+    """Four stages on two worker processes each add one to a file under the lock: none of
+    the additions is lost."""
+    root = make_project(tmp_path, TAKES_TURNS)
+
+    result = run_cli("run", "exp", "--parallel", "2", cwd=root)
+
+    assert result.code == 0, result
+    (counter,) = (root / "data" / "runs").glob("*/counter.txt")
+    assert counter.read_text() == "4"
