@@ -276,3 +276,68 @@ def test_parallel_stages_take_turns_with_manager_lock(tmp_path: Path):
     assert result.code == 0, result
     (counter,) = (root / "data" / "runs").glob("*/counter.txt")
     assert counter.read_text() == "4"
+
+
+# -- the run's git state, read by a stage -----------------------------------------------------
+
+READS_GIT = """
+    from dataclasses import dataclass
+
+    import assay as cf
+    from assay.caching import JsonCacher
+
+
+    @dataclass
+    class Params(cf.ExperimentParameters):
+        n: int = 0
+
+
+    @cf.stage(inputs=None, outputs=["n"], cachers=[JsonCacher])
+    def note_commit(record):
+        manager = record.manager
+        print("GIT", record.params.n, manager.git_commit_hash or "-", manager.git_workdir_dirty)
+        return record.params.n
+
+
+    def get_params():
+        return [Params(name=f"p{i}", n=i) for i in range(3)]
+
+
+    def run(param_sets, manager):
+        for param_set in param_sets:
+            note_commit(cf.Record(manager, param_set))
+"""
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("parallel", [[], ["--parallel", "2"]], ids=["serial", "parallel"])
+def test_a_stage_sees_the_runs_git_commit_in_every_process(tmp_path: Path, parallel: list):
+    """README: a stage finds the run's ``git_commit_hash`` "also on workers"; with
+    ``--parallel`` every stage saw "" (and ``git_workdir_dirty`` False on an edited tree)."""
+    root = make_project(tmp_path, READS_GIT)
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "first")
+    head = git(root, "rev-parse", "HEAD")
+
+    clean = run_cli("run", "exp", *parallel, cwd=root)
+    (root / "experiments" / "notes.py").write_text("# not committed\n")
+    git(root, "add", "experiments/notes.py")
+    edited = run_cli("run", "exp", "--overwrite", *parallel, cwd=root)
+
+    for result, dirty in ((clean, "False"), (edited, "True")):
+        assert result.code == 0, result
+        lines = sorted(
+            line.split() for line in result.stdout.splitlines() if line.startswith("GIT")
+        )
+        assert lines == [["GIT", str(n), head, dirty] for n in range(3)], result

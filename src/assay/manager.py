@@ -163,6 +163,8 @@ class ArtifactManager:
         """Folder name -> parameter-set name, of this manager's records (see
         :func:`assay.params.claim_folder`)."""
         self._scratch: str | None = None
+        self._git: tuple[str, bool] | None = None
+        """The working tree's git commit and dirtiness, once :meth:`_git_state` looked."""
         self._lock: Any = None
         """The open lock file while :meth:`lock` holds it."""
 
@@ -298,8 +300,23 @@ class ArtifactManager:
     @property
     def git_workdir_dirty(self) -> bool:
         """Whether the project's code differed from its git commit when the run started
-        (``False`` outside git, or while it is still being looked up)."""
-        return bool(getattr(self.run_info, "git_dirty", False))
+        (``False`` outside git)."""
+        return self._git_state()[1]
+
+    def _git_state(self) -> tuple[str, bool]:
+        """The git commit and dirtiness the run recorded; where they are not recorded yet
+        (a worker process, a notebook, a stage started while the run still looks them
+        up), those of the project's working tree, looked up once."""
+        info = self.run_info
+        if info is not None and info.git_dirty is not None:
+            return info.git_commit or "", info.git_dirty
+        if self._git is None:
+            from assay.provenance import capture_git
+            from assay.run_record import assay_outputs
+
+            found = capture_git(self.config.root, ignore=assay_outputs(self.config))
+            self._git = (found.commit or "", bool(found.dirty))
+        return self._git
 
     @property
     def stage_active(self) -> bool:
@@ -348,9 +365,8 @@ class ArtifactManager:
 
     @property
     def git_commit_hash(self) -> str:
-        """The project's git commit when the run started ("" outside git, or while it is
-        still being looked up at the start of a run)."""
-        return getattr(self.run_info, "git_commit", None) or ""
+        """The project's git commit when the run started ("" outside git)."""
+        return self._git_state()[0]
 
     def generate_report(self) -> Path | None:
         """Record the stage runs of this manager so far as a run of the run store, and
