@@ -115,6 +115,20 @@ def test_a_stage_reads_curifactorys_manager_record_and_cacher_names(tmp_path: Pa
     assert (three["hand_params_name"], three["hand_stage"]) == ("three", "make")
 
 
+def test_a_parallel_runs_stages_see_its_parameter_files(tmp_path: Path):
+    """In a worker process ``manager.parameter_files`` was ``[]`` and
+    ``record.get_record_index()`` -1: a stage that wrote them into a result gave another
+    result with ``--parallel`` than without."""
+    root = make_project(tmp_path, READS_THE_MANAGER, BASE)
+
+    result = run_cli("run", "exp", "-p", "base", "--parallel", "2", cwd=root)
+
+    assert result.code == 0, result
+    seen = seen_by_stages(result.stdout)
+    assert [s["parameter_files"] for s in seen] == [["base"], ["base"]]
+    assert sorted(s["index"] for s in seen) == [0, 1]
+
+
 def test_a_notebook_manager_answers_curifactorys_names(tmp_path: Path):
     """The same names on a live manager (no run recorded yet), and after a run made with
     the Python API."""

@@ -147,6 +147,8 @@ class ArtifactManager:
         """The run-store entry, once the run is recorded (``None`` in a notebook)."""
         self._run_seen: tuple[str | None, int | None] = (None, None)
         """In a worker process: the id and number of the main process's run."""
+        self._param_files: list[str] = []
+        """In a worker process: the main process's run's parameter files."""
         self._made = datetime.datetime.now(datetime.timezone.utc)
         self.results: Any = None
         """What the experiment's ``run()`` returned."""
@@ -281,10 +283,9 @@ class ArtifactManager:
     @property
     def parameter_files(self) -> list[str]:
         """The parameter files the run was started with (``-p``), as given; ``[]`` for a
-        run of the experiment's own ``get_params()``, in a notebook, and in a worker
-        process."""
+        run of the experiment's own ``get_params()`` and in a notebook."""
         if self.run_info is None:
-            return []
+            return list(self._param_files)
         return list(self.run_info.config.get("param_files") or [])
 
     @property

@@ -259,6 +259,9 @@ class Record:
 
             freeze(params)  # while run() plans: its stages are keyed on these values
         self._node = None
+        self._index: int | None = None
+        """This record's position in ``manager.records``, once looked up (in a worker
+        process: in the main process's)."""
         self._nodes: list = []
         self._shared: set[str] = set()
         """Plain values a copy got from :meth:`make_copy` and has not read yet: copied at
@@ -362,10 +365,12 @@ class Record:
 
     def get_record_index(self) -> int:
         """This record's position in ``manager.records`` (-1 for a hidden record)."""
-        try:
-            return self.manager.records.index(self)
-        except ValueError:
-            return -1
+        if self._index is None:  # (in a worker process it is the main process's)
+            try:
+                self._index = self.manager.records.index(self)
+            except ValueError:
+                return -1
+        return self._index
 
     @property
     def output(self) -> Any:

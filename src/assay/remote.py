@@ -119,6 +119,10 @@ class StageTask:
     (see :meth:`ArtifactManager.scratch_root`), which the main process removes."""
     checked_files: frozenset = frozenset()
     """Worker side: the project files found to be the main process's (set before running)."""
+    param_files: tuple = ()
+    """The run's parameter files, as given (``manager.parameter_files``)."""
+    record_index: int = -1
+    """The record's position in the main process's ``manager.records``."""
 
 
 @dataclass
@@ -350,6 +354,8 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         lazy=manager.lazy,
         ignore_lazy=manager.ignore_lazy,
         scratch=manager.scratch_root() if manager.dry_cache else None,
+        param_files=tuple(manager.parameter_files),
+        record_index=record.get_record_index(),
     )
 
 
@@ -882,9 +888,11 @@ def _execute(task: StageTask, started: float) -> StageResult:
     manager._scratch = task.scratch  # the main process's (it removes it)
     # This worker's view of the run: under the main process's run's name and number.
     manager._run_seen = (task.provenance.get("run_id"), task.provenance.get("run_number"))
+    manager._param_files = list(task.param_files)
     spec = task.stage_wrapper.__assay_stage__
     record = Record(manager, None, hide=True)
     record.params, record._hash = task.params, task.params_hash
+    record._index = task.record_index
     records = []
     for params, params_hash, combo_hash in task.records:
         other = Record(manager, None, hide=True)
