@@ -64,6 +64,7 @@ READS_THE_MANAGER = """
             "git_workdir_dirty": manager.git_workdir_dirty,
             "stage_active": manager.stage_active,
             "index": record.get_record_index(),
+            "reference": record.get_reference_name(True),  # Curifactory's map=True
             "side": side,
             "hand_params_name": hand.metadata["params_name"],
             "hand_stage": hand.collect_metadata()["stage"],
@@ -110,6 +111,7 @@ def test_a_stage_reads_curifactorys_manager_record_and_cacher_names(tmp_path: Pa
     assert three["git_workdir_dirty"] is False  # no git here
     assert three["stage_active"] is True
     assert (three["index"], four["index"]) == (0, 1)
+    assert four["reference"] == "Record 1 (four)"
     assert Path(three["side"]).read_text() == "side"
     assert Path(three["side"]).parent != Path(four["side"]).parent  # one per parameter set
     assert (three["hand_params_name"], three["hand_stage"]) == ("three", "make")

@@ -357,14 +357,15 @@ class Record:
             return object.__getattribute__(self.params, "__dict__").get("name", "")
         return "aggregate" if self.is_aggregate else "none"
 
-    def get_reference_name(self) -> str:
-        """``"Record 3 (trees_10)"``: how logs and reports refer to this record."""
-        return (
-            f"Record {self.get_record_index()} ({self.name if self.params is not None else None})"
-        )
+    def get_reference_name(self, map: bool = False) -> str:
+        """``"Record 3 (trees_10)"``: how logs and reports refer to this record.
+        (``map`` is taken for Curifactory's code: assay has no separate mapping pass.)"""
+        name = self.name if self.params is not None else None
+        return f"Record {self.get_record_index()} ({name})"
 
-    def get_record_index(self) -> int:
-        """This record's position in ``manager.records`` (-1 for a hidden record)."""
+    def get_record_index(self, map: bool = False) -> int:
+        """This record's position in ``manager.records`` (-1 for a hidden record).
+        (``map`` is taken for Curifactory's code: assay has no separate mapping pass.)"""
         if self._index is None:  # (in a worker process it is the main process's)
             try:
                 self._index = self.manager.records.index(self)
