@@ -181,6 +181,25 @@ def test_a_records_name_assay_lacks_says_what_to_use(tmp_path: Path):
         record.state_artifact_reps  # noqa: B018
 
 
+def test_reporters_answer_curifactorys_attributes(tmp_path: Path):
+    """``ImageReporter(...).image_path`` (Curifactory's) raised AttributeError; the
+    attributes assay does not keep (``FigureReporter.fig``) say what holds their content."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from assay.reporting import FigureReporter, ImageReporter
+
+    fig = plt.figure()
+    fig.savefig(tmp_path / "plot.png")
+    assert ImageReporter(tmp_path / "plot.png").image_path == str(tmp_path / "plot.png")
+    with pytest.raises(AttributeError, match=r"FigureReporter\.fig .*reporter\.data"):
+        FigureReporter(fig).fig  # noqa: B018
+    plt.close(fig)
+
+
 IMPORTS = [
     ("from assay.hashing import hash_param_set", "params_hash()"),
     ("from assay.hashing import get_param_set_hash_values", "field_hashes()"),

@@ -224,6 +224,19 @@ CURIFACTORY_ONLY: dict[str, dict[str, str]] = {
             "an aggregate stage marks its record itself (record.is_aggregate, record.combo_hash)"
         ),
     },
+    "FigureReporter": {
+        "fig": (
+            "the figure is drawn when the reporter is made, so that it may be closed and "
+            "a reused stage reports it without matplotlib: reporter.data holds the image "
+            "(reporter.kwargs what was passed to savefig)"
+        ),
+    },
+    "LatexTableReporter": {
+        **dict.fromkeys(
+            ("df", "kwargs"),
+            "the table is written as LaTeX when the reporter is made: reporter.latex",
+        ),
+    },
     "assay": {
         **dict.fromkeys(("dag", "utils"), _MACHINERY),
         "docker": "use `assay run --docker` or run_experiment(docker=True)",

@@ -111,6 +111,12 @@ class Reportable:
 
         return inline_html(self)
 
+    def __getattr__(self, name: str) -> Any:
+        """A name of Curifactory's reportables that assay does not keep: says what to use."""
+        from assay.compat import missing_attribute
+
+        raise missing_attribute(self, name)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, stage={self.stage!r})"
 
@@ -499,6 +505,11 @@ class ImageReporter(Reportable):
         self.source = str(source)
         self.data = source.read_bytes()
         self.alt = alt
+
+    @property
+    def image_path(self) -> str:
+        """The image file reported (Curifactory's name for :attr:`source`)."""
+        return self.source
 
     def render(self) -> None:
         Path(self.path, self.file_name(self.extension)).write_bytes(self.data)
