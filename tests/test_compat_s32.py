@@ -195,6 +195,8 @@ def test_reporters_answer_curifactorys_attributes(tmp_path: Path):
     fig = plt.figure()
     fig.savefig(tmp_path / "plot.png")
     assert ImageReporter(tmp_path / "plot.png").image_path == str(tmp_path / "plot.png")
+    with pytest.raises(FileNotFoundError, match="no image file at .*write the image first"):
+        ImageReporter(tmp_path / "not-yet.png")
     with pytest.raises(AttributeError, match=r"FigureReporter\.fig .*reporter\.data"):
         FigureReporter(fig).fig  # noqa: B018
     plt.close(fig)

@@ -503,7 +503,13 @@ class ImageReporter(Reportable):
                 f"{', '.join(sorted(_IMAGE_TYPES))}). Use FigureReporter for a matplotlib figure."
             )
         self.source = str(source)
-        self.data = source.read_bytes()
+        try:
+            self.data = source.read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"ImageReporter: there is no image file at {source} (from {os.getcwd()}). "
+                "The file is read when the reporter is made: write the image first."
+            ) from None
         self.alt = alt
 
     @property
