@@ -378,3 +378,73 @@ def test_a_stage_sees_the_runs_git_commit_in_every_process(tmp_path: Path, paral
             line.split() for line in result.stdout.splitlines() if line.startswith("GIT")
         )
         assert lines == [["GIT", str(n), head, dirty] for n in range(3)], result
+
+
+# -- what a stage sees of its record and run, in every process ------------------------------
+
+READS_ITS_PLACE = """
+    from dataclasses import dataclass
+
+    import assay as cf
+    from assay.caching import JsonCacher
+
+
+    @dataclass
+    class Params(cf.ExperimentParameters):
+        n: int = 0
+
+
+    def seen(record, stage):
+        manager = record.manager
+        print("SAW", stage, record.name, "|".join(record.stages), manager.notes, flush=True)
+
+
+    @cf.stage(inputs=None, outputs=["a"], cachers=[JsonCacher])
+    def first(record):
+        seen(record, "first")
+        return record.params.n
+
+
+    @cf.stage(inputs=["a"], outputs=["b"], cachers=[JsonCacher])
+    def second(record, a):
+        seen(record, "second")
+        return a + 1
+
+
+    @cf.aggregate(inputs=["b"], outputs=["total"], cachers=[JsonCacher])
+    def total(record, records, b):
+        seen(record, "total")
+        print("OTHERS", sorted("|".join(r.stages) for r in records), flush=True)
+        return sum(b.values())
+
+
+    def get_params():
+        return [Params(name=f"p{i}", n=i) for i in range(2)]
+
+
+    def run(param_sets, manager):
+        for param_set in param_sets:
+            second(first(cf.Record(manager, param_set)))
+        total(cf.Record(manager, None))
+"""
+
+
+@pytest.mark.parametrize("parallel", [[], ["--parallel", "2"]], ids=["serial", "parallel"])
+def test_a_stage_sees_the_stages_up_to_itself_and_the_runs_notes(tmp_path: Path, parallel):
+    """``record.stages`` inside ``first`` was ``["first", "second"]`` (the whole plan: as
+    Curifactory's own code does, ``record.stages[-1]`` named another stage), and ``[]``
+    in a worker process; ``manager.notes`` was ``None`` in a worker."""
+    root = make_project(tmp_path, READS_ITS_PLACE)
+
+    result = run_cli("run", "exp", "--notes", "first try", *parallel, cwd=root)
+
+    assert result.code == 0, result
+    lines = sorted(line for line in result.stdout.splitlines() if line.startswith("SAW"))
+    assert lines == [
+        "SAW first p0 first first try",
+        "SAW first p1 first first try",
+        "SAW second p0 first|second first try",
+        "SAW second p1 first|second first try",
+        "SAW total aggregate total first try",
+    ], result
+    assert "OTHERS ['first|second', 'first|second']" in result.stdout

@@ -243,8 +243,8 @@ class Record:
         self.state = State()
         """Artifacts by name (see :class:`State`)."""
         self.state._record = self
-        self.stages: list[str] = []
-        """Names of the stages called on this record, in order."""
+        self._stages: list[str] = []
+        """Names of the stages called on this record, in order (see :attr:`stages`)."""
         self.input_records: list[Record] = []
         """For aggregates and copies: the records this one was built from."""
         self.is_aggregate = False
@@ -372,6 +372,21 @@ class Record:
             except ValueError:
                 return -1
         return self._index
+
+    @property
+    def stages(self) -> list[str]:
+        """Names of the stages called on this record, in order. While one of them runs:
+        those up to and including it (``record.stages[-1]`` is the running stage), as in
+        Curifactory, where the stages called after it are not known yet; the same in a
+        worker process."""
+        return self._stages if self._node is None else self._stages_until(self._node)
+
+    def _stages_until(self, running: Any) -> list[str]:
+        """:attr:`stages` while the stage run ``running`` (one of this record's) runs."""
+        for position, node in enumerate(self._nodes):
+            if node is running:
+                return self._stages[: len(self._stages) - len(self._nodes) + position + 1]
+        return self._stages
 
     @property
     def output(self) -> Any:

@@ -123,6 +123,14 @@ class StageTask:
     """The run's parameter files, as given (``manager.parameter_files``)."""
     record_index: int = -1
     """The record's position in the main process's ``manager.records``."""
+    record_stages: tuple = ()
+    """``record.stages`` in the main process while this stage runs."""
+    records_stages: list = field(default_factory=list)
+    """For an aggregate: ``stages`` of each of its records."""
+    notes: str | None = None
+    """The run's ``--notes`` (``manager.notes``)."""
+    run_line: str = ""
+    """The command line that started the run (``manager.run_line``)."""
 
 
 @dataclass
@@ -356,6 +364,10 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         scratch=manager.scratch_root() if manager.dry_cache else None,
         param_files=tuple(manager.parameter_files),
         record_index=record.get_record_index(),
+        record_stages=tuple(record._stages_until(node)),
+        records_stages=[list(r.stages) for r in node.records] if spec.is_aggregate else [],
+        notes=manager.notes,
+        run_line=manager.run_line,
     )
 
 
@@ -889,14 +901,18 @@ def _execute(task: StageTask, started: float) -> StageResult:
     # This worker's view of the run: under the main process's run's name and number.
     manager._run_seen = (task.provenance.get("run_id"), task.provenance.get("run_number"))
     manager._param_files = list(task.param_files)
+    manager.notes, manager.run_line = task.notes, task.run_line
     spec = task.stage_wrapper.__assay_stage__
     record = Record(manager, None, hide=True)
     record.params, record._hash = task.params, task.params_hash
     record._index = task.record_index
+    record._stages = list(task.record_stages)
     records = []
-    for params, params_hash, combo_hash in task.records:
+    for (params, params_hash, combo_hash), stages in zip(
+        task.records, task.records_stages or [[]] * len(task.records)
+    ):
         other = Record(manager, None, hide=True)
-        other.params, other._hash = params, params_hash
+        other.params, other._hash, other._stages = params, params_hash, list(stages)
         if combo_hash is not None:  # an earlier aggregate's record: hashed as in the main process
             other.is_aggregate, other.combo_hash = True, combo_hash
         records.append(other)
