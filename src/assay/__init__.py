@@ -85,7 +85,9 @@ def __getattr__(name: str) -> Any:
     try:
         module_name, attribute = _ON_FIRST_USE[name]
     except KeyError:
-        raise AttributeError(f"module 'assay' has no attribute {name!r}") from None
+        from assay.compat import missing_module_name
+
+        raise missing_module_name("assay", name) from None
     module = importlib.import_module(module_name)
     value = module if attribute is None else getattr(module, attribute)
     globals()[name] = value  # later lookups do not come back here

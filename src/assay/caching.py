@@ -325,6 +325,20 @@ class Cacheable:
         )
         return metadata
 
+    def set_record(self, record: Any) -> None:
+        """Make this cacher's artifact one of ``record`` (as ``record=record`` does), and
+        collect its metadata (:meth:`collect_metadata`)."""
+        self.record = record
+        self.collect_metadata()
+
+    def collect_metadata(self) -> dict:
+        """Fill ``self.metadata`` with what :meth:`save_metadata` would write (the
+        parameter set, stage and run of ``self.record``, and ``extra_metadata``) and
+        return it. For a cacher a stage declares, assay keeps the full metadata beside
+        the artifact itself."""
+        self.metadata = self._hand_metadata()
+        return self.metadata
+
     def load_metadata(self) -> dict | None:
         """The artifact's metadata (``self.metadata``), reading it if needed.
 
@@ -863,3 +877,10 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def __getattr__(name: str) -> Any:
+    """A name of Curifactory's that this module does not have: says what to use instead."""
+    from assay.compat import missing_module_name
+
+    raise missing_module_name(__name__, name)

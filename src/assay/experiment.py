@@ -1109,3 +1109,10 @@ def _qualified(cls: type) -> str:
 def elapsed(start: float) -> str:
     """Seconds since ``start`` (a ``time.perf_counter()`` value), formatted."""
     return f"{time.perf_counter() - start:.2f}s"
+
+
+def __getattr__(name: str) -> Any:
+    """A name of Curifactory's that this module does not have: says what to use instead."""
+    from assay.compat import missing_module_name
+
+    raise missing_module_name(__name__, name)

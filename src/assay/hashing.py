@@ -897,3 +897,10 @@ def args_hash(
     if dry:
         return dict(param_set._hash_fields())
     return param_set.params_hash()
+
+
+def __getattr__(name: str) -> Any:
+    """A name of Curifactory's that this module does not have: says what to use instead."""
+    from assay.compat import missing_module_name
+
+    raise missing_module_name(__name__, name)

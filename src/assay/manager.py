@@ -147,6 +147,8 @@ class ArtifactManager:
         """The run-store entry, once the run is recorded (``None`` in a notebook)."""
         self._run_seen: tuple[str | None, int | None] = (None, None)
         """In a worker process: the id and number of the main process's run."""
+        self._param_files: list[str] = []
+        """In a worker process: the main process's run's parameter files."""
         self._made = datetime.datetime.now(datetime.timezone.utc)
         self.results: Any = None
         """What the experiment's ``run()`` returned."""
@@ -163,6 +165,10 @@ class ArtifactManager:
         """Folder name -> parameter-set name, of this manager's records (see
         :func:`assay.params.claim_folder`)."""
         self._scratch: str | None = None
+        self._git: tuple[str, bool] | None = None
+        """The working tree's git commit and dirtiness, once :meth:`_git_state` looked."""
+        self._lock: Any = None
+        """The open lock file while :meth:`lock` holds it."""
 
     def scratch_root(self) -> str:
         """Under ``--dry-cache``: a temporary folder for the files stages write themselves
@@ -260,10 +266,108 @@ class ArtifactManager:
         return str(self.config.reports_dir)
 
     @property
+    def logs_path(self) -> str:
+        """Where run logs are written (``logs/``)."""
+        return str(self.config.logs_dir)
+
+    @property
+    def runs_path(self) -> str:
+        """Where runs are exported with ``--store-full`` (``data/runs/``)."""
+        return str(self.config.runs_dir)
+
+    @property
+    def manager_cache_path(self) -> str:
+        """The folder of the run store (``assay.db``): the project folder by default."""
+        return str(self.config.store_path.parent)
+
+    @property
+    def parameter_files(self) -> list[str]:
+        """The parameter files the run was started with (``-p``), as given; ``[]`` for a
+        run of the experiment's own ``get_params()`` and in a notebook."""
+        if self.run_info is None:
+            return list(self._param_files)
+        return list(self.run_info.config.get("param_files") or [])
+
+    @property
+    def hostname(self) -> str:
+        """The name of the machine the run was started on (of this machine, before the run
+        is recorded, and in a worker process)."""
+        if self.run_info is not None:
+            return self.run_info.host
+        import socket
+
+        return socket.gethostname()
+
+    @property
+    def git_workdir_dirty(self) -> bool:
+        """Whether the project's code differed from its git commit when the run started
+        (``False`` outside git)."""
+        return self._git_state()[1]
+
+    def _git_state(self) -> tuple[str, bool]:
+        """The git commit and dirtiness the run recorded; where they are not recorded yet
+        (a worker process, a notebook, a stage started while the run still looks them
+        up), those of the project's working tree, looked up once."""
+        info = self.run_info
+        if info is not None and info.git_dirty is not None:
+            return info.git_commit or "", info.git_dirty
+        if self._git is None:
+            from assay.provenance import capture_git
+            from assay.run_record import assay_outputs
+
+            found = capture_git(self.config.root, ignore=assay_outputs(self.config))
+            self._git = (found.commit or "", bool(found.dirty))
+        return self._git
+
+    @property
+    def stage_active(self) -> bool:
+        """Whether a stage is executing right now (see :attr:`current_stage_name`)."""
+        return bool(self.current_stage_name)
+
+    def get_artifact_path(
+        self,
+        obj_name: str,
+        record: Record,
+        subdir: str | None = None,
+        prefix: str | None = None,
+        stage_name: str | None = None,
+        store: bool = False,
+    ) -> str:
+        """A path for a file a stage writes itself: ``record.get_path(obj_name, subdir,
+        prefix, stage_name)``, in the stage's cache folder; with ``store=True``, in this
+        run's own folder of ``data/runs/`` instead (:meth:`get_run_output_path`)."""
+        if store:
+            return self.get_run_output_path(obj_name)
+        return record.get_path(obj_name, subdir=subdir, prefix=prefix, stage_name=stage_name)
+
+    def lock(self) -> None:
+        """Wait until no other process of the project holds the lock, then hold it until
+        :meth:`unlock`: for code that writes a file shared by the stages of a ``--parallel``
+        run (or by concurrent runs). The lock is the file ``logs/.manager.lock``; holding
+        it again before :meth:`unlock` does nothing. Linux and macOS only."""
+        if self._lock is not None:
+            return
+        import fcntl
+
+        self.config.logs_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(self.config.logs_dir / ".manager.lock", "a")  # noqa: SIM115
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except BaseException:
+            handle.close()
+            raise
+        self._lock = handle
+
+    def unlock(self) -> None:
+        """Let go of the lock :meth:`lock` took (nothing if it is not held)."""
+        handle, self._lock = self._lock, None
+        if handle is not None:
+            handle.close()  # closing the file lets go of the lock
+
+    @property
     def git_commit_hash(self) -> str:
-        """The project's git commit when the run started ("" outside git, or while it is
-        still being looked up at the start of a run)."""
-        return getattr(self.run_info, "git_commit", None) or ""
+        """The project's git commit when the run started ("" outside git)."""
+        return self._git_state()[0]
 
     def generate_report(self) -> Path | None:
         """Record the stage runs of this manager so far as a run of the run store, and
@@ -379,6 +483,12 @@ class ArtifactManager:
         from assay.report.notebook import dag_svg
 
         return dag_svg(self)
+
+    def __getattr__(self, name: str) -> NoReturn:
+        """A name of Curifactory's manager that assay does not have: says what to use."""
+        from assay.compat import missing_attribute
+
+        raise missing_attribute(self, name)
 
     def __iter__(self) -> NoReturn:
         """A manager is no sequence: ``results, manager = run_experiment(...)``, as written

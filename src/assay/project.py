@@ -23,6 +23,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from assay.config import ProjectConfig, enclosing_project, setting_source
 from assay.errors import ParameterError, ProjectError
@@ -592,3 +593,10 @@ def _user_frames(exc: BaseException) -> list[traceback.FrameSummary]:
     """The frames of ``exc``'s traceback in the researcher's code (not importlib's or assay's)."""
     frames = traceback.extract_tb(exc.__traceback__)
     return [f for f in frames if "importlib" not in f.filename and "/assay/" not in f.filename]
+
+
+def __getattr__(name: str) -> Any:
+    """A name of Curifactory's that this module does not have: says what to use instead."""
+    from assay.compat import missing_module_name
+
+    raise missing_module_name(__name__, name)

@@ -243,8 +243,8 @@ class Record:
         self.state = State()
         """Artifacts by name (see :class:`State`)."""
         self.state._record = self
-        self.stages: list[str] = []
-        """Names of the stages called on this record, in order."""
+        self._stages: list[str] = []
+        """Names of the stages called on this record, in order (see :attr:`stages`)."""
         self.input_records: list[Record] = []
         """For aggregates and copies: the records this one was built from."""
         self.is_aggregate = False
@@ -259,6 +259,9 @@ class Record:
 
             freeze(params)  # while run() plans: its stages are keyed on these values
         self._node = None
+        self._index: int | None = None
+        """This record's position in ``manager.records``, once looked up (in a worker
+        process: in the main process's)."""
         self._nodes: list = []
         self._shared: set[str] = set()
         """Plain values a copy got from :meth:`make_copy` and has not read yet: copied at
@@ -354,13 +357,36 @@ class Record:
             return object.__getattribute__(self.params, "__dict__").get("name", "")
         return "aggregate" if self.is_aggregate else "none"
 
-    def get_reference_name(self) -> str:
-        """``"Record 3 (trees_10)"``: how logs and reports refer to this record."""
-        try:
-            index = self.manager.records.index(self)
-        except ValueError:
-            index = -1
-        return f"Record {index} ({self.name if self.params is not None else None})"
+    def get_reference_name(self, map: bool = False) -> str:
+        """``"Record 3 (trees_10)"``: how logs and reports refer to this record.
+        (``map`` is taken for Curifactory's code: assay has no separate mapping pass.)"""
+        name = self.name if self.params is not None else None
+        return f"Record {self.get_record_index()} ({name})"
+
+    def get_record_index(self, map: bool = False) -> int:
+        """This record's position in ``manager.records`` (-1 for a hidden record).
+        (``map`` is taken for Curifactory's code: assay has no separate mapping pass.)"""
+        if self._index is None:  # (in a worker process it is the main process's)
+            try:
+                self._index = self.manager.records.index(self)
+            except ValueError:
+                return -1
+        return self._index
+
+    @property
+    def stages(self) -> list[str]:
+        """Names of the stages called on this record, in order. While one of them runs:
+        those up to and including it (``record.stages[-1]`` is the running stage), as in
+        Curifactory, where the stages called after it are not known yet; the same in a
+        worker process."""
+        return self._stages if self._node is None else self._stages_until(self._node)
+
+    def _stages_until(self, running: Any) -> list[str]:
+        """:attr:`stages` while the stage run ``running`` (one of this record's) runs."""
+        for position, node in enumerate(self._nodes):
+            if node is running:
+                return self._stages[: len(self._stages) - len(self._nodes) + position + 1]
+        return self._stages
 
     @property
     def output(self) -> Any:
@@ -611,6 +637,12 @@ class Record:
             self._copies[id(artifact)] = found
         return found
 
+    def __getattr__(self, name: str) -> Any:
+        """A name of Curifactory's record that assay does not have: says what to use."""
+        from assay.compat import missing_attribute
+
+        raise missing_attribute(self, name)
+
     def __repr__(self) -> str:
         return f"Record({self.name!r}, stages={self.stages})"
 
@@ -628,3 +660,10 @@ def _copied(value: Any, copying: Any) -> Any:
         return copying.deepcopy(value)
     except Exception:
         return value
+
+
+def __getattr__(name: str) -> Any:
+    """A name of Curifactory's that this module does not have: says what to use instead."""
+    from assay.compat import missing_module_name
+
+    raise missing_module_name(__name__, name)

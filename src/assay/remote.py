@@ -119,6 +119,18 @@ class StageTask:
     (see :meth:`ArtifactManager.scratch_root`), which the main process removes."""
     checked_files: frozenset = frozenset()
     """Worker side: the project files found to be the main process's (set before running)."""
+    param_files: tuple = ()
+    """The run's parameter files, as given (``manager.parameter_files``)."""
+    record_index: int = -1
+    """The record's position in the main process's ``manager.records``."""
+    record_stages: tuple = ()
+    """``record.stages`` in the main process while this stage runs."""
+    records_stages: list = field(default_factory=list)
+    """For an aggregate: ``stages`` of each of its records."""
+    notes: str | None = None
+    """The run's ``--notes`` (``manager.notes``)."""
+    run_line: str = ""
+    """The command line that started the run (``manager.run_line``)."""
 
 
 @dataclass
@@ -350,6 +362,12 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         lazy=manager.lazy,
         ignore_lazy=manager.ignore_lazy,
         scratch=manager.scratch_root() if manager.dry_cache else None,
+        param_files=tuple(manager.parameter_files),
+        record_index=record.get_record_index(),
+        record_stages=tuple(record._stages_until(node)),
+        records_stages=[list(r.stages) for r in node.records] if spec.is_aggregate else [],
+        notes=manager.notes,
+        run_line=manager.run_line,
     )
 
 
@@ -882,13 +900,19 @@ def _execute(task: StageTask, started: float) -> StageResult:
     manager._scratch = task.scratch  # the main process's (it removes it)
     # This worker's view of the run: under the main process's run's name and number.
     manager._run_seen = (task.provenance.get("run_id"), task.provenance.get("run_number"))
+    manager._param_files = list(task.param_files)
+    manager.notes, manager.run_line = task.notes, task.run_line
     spec = task.stage_wrapper.__assay_stage__
     record = Record(manager, None, hide=True)
     record.params, record._hash = task.params, task.params_hash
+    record._index = task.record_index
+    record._stages = list(task.record_stages)
     records = []
-    for params, params_hash, combo_hash in task.records:
+    for (params, params_hash, combo_hash), stages in zip(
+        task.records, task.records_stages or [[]] * len(task.records)
+    ):
         other = Record(manager, None, hide=True)
-        other.params, other._hash = params, params_hash
+        other.params, other._hash, other._stages = params, params_hash, list(stages)
         if combo_hash is not None:  # an earlier aggregate's record: hashed as in the main process
             other.is_aggregate, other.combo_hash = True, combo_hash
         records.append(other)

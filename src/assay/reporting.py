@@ -111,6 +111,12 @@ class Reportable:
 
         return inline_html(self)
 
+    def __getattr__(self, name: str) -> Any:
+        """A name of Curifactory's reportables that assay does not keep: says what to use."""
+        from assay.compat import missing_attribute
+
+        raise missing_attribute(self, name)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, stage={self.stage!r})"
 
@@ -497,8 +503,19 @@ class ImageReporter(Reportable):
                 f"{', '.join(sorted(_IMAGE_TYPES))}). Use FigureReporter for a matplotlib figure."
             )
         self.source = str(source)
-        self.data = source.read_bytes()
+        try:
+            self.data = source.read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"ImageReporter: there is no image file at {source} (from {os.getcwd()}). "
+                "The file is read when the reporter is made: write the image first."
+            ) from None
         self.alt = alt
+
+    @property
+    def image_path(self) -> str:
+        """The image file reported (Curifactory's name for :attr:`source`)."""
+        return self.source
 
     def render(self) -> None:
         Path(self.path, self.file_name(self.extension)).write_bytes(self.data)
@@ -509,3 +526,10 @@ class ImageReporter(Reportable):
             f'<img src="{self.file_url(self.file_name(self.extension))}" alt="{alt}" '
             'loading="lazy" class="figure">'
         )
+
+
+def __getattr__(name: str) -> Any:
+    """A name of Curifactory's that this module does not have: says what to use instead."""
+    from assay.compat import missing_module_name
+
+    raise missing_module_name(__name__, name)

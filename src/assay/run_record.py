@@ -119,19 +119,27 @@ def record_provenance(store: Any, run_info: Any, config: Any) -> Any:
     """
     from assay.provenance import capture
 
-    ignore = [
-        config.cache_dir,
-        config.runs_dir,
-        config.reports_dir,
-        config.logs_dir,
-        config.store_path,
-    ]
     try:
-        provenance = capture(config.root, ignore=[str(p) for p in ignore])
+        provenance = capture(config.root, ignore=assay_outputs(config))
         return store.record_provenance(run_info.id, provenance.to_dict())
     except Exception as exc:  # provenance is a record of the run, never a reason to stop it
         log.warning("The run's provenance (git, packages) could not be recorded: %s", exc)
         return run_info
+
+
+def assay_outputs(config: Any) -> list[str]:
+    """The folders and files assay writes in a project: never a reason to call its git
+    working tree dirty."""
+    return [
+        str(path)
+        for path in (
+            config.cache_dir,
+            config.runs_dir,
+            config.reports_dir,
+            config.logs_dir,
+            config.store_path,
+        )
+    ]
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -246,7 +246,7 @@ class Runner:
         node = self.plan.add(
             spec, record, args, kwargs, records, self._cachers(spec, record), self.code_of(spec)
         )
-        record.stages.append(spec.name)
+        record._stages.append(spec.name)
         record._nodes.append(node)
         for artifact in node.outputs:
             dict.__setitem__(record.state, artifact.name, artifact)

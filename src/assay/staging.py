@@ -683,3 +683,10 @@ def writes_record_state(func: Callable) -> bool:
         if target is not None and is_state(target):
             return True
     return False
+
+
+def __getattr__(name: str) -> Any:
+    """A name of Curifactory's that this module does not have: says what to use instead."""
+    from assay.compat import missing_module_name
+
+    raise missing_module_name(__name__, name)

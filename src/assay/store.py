@@ -1381,3 +1381,10 @@ def _process_alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:  # no /proc (macOS): os.kill said it exists
         return True
+
+
+def __getattr__(name: str) -> Any:
+    """A name of Curifactory's that this module does not have: says what to use instead."""
+    from assay.compat import missing_module_name
+
+    raise missing_module_name(__name__, name)
