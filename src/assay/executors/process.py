@@ -70,6 +70,9 @@ class ProcessExecutor(Executor):
         assert self._pool is not None, "start() the executor first"
         return self._pool.submit(_call, fn, *args)
 
+    def slots(self) -> int:
+        return self.workers
+
     def shutdown(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
