@@ -49,7 +49,8 @@ _STATUS_STYLE = {
 
 
 class ProgressObserver(Observer):
-    """A progress bar over the stage runs that execute.
+    """A progress bar over the stage runs that execute, with those running now and how
+    many wait for a worker (``work [s0], work [s1] (4 queued)``).
 
     Stage runs that execute while ``run()`` is still being planned (it read one of
     their outputs) show on a bar without a total, which the plan gives it later.
@@ -62,6 +63,8 @@ class ProgressObserver(Observer):
         self.progress: Progress | None = None
         self.task = None
         self.done = 0
+        self.running: dict[int, Any] = {}  # the stage runs, in the order they started
+        self.queued: set[int] = set()
 
     def planned(self, plan: Any) -> None:
         if self.explain:
@@ -89,18 +92,35 @@ class ProgressObserver(Observer):
         self.progress.start()
         self.task = self.progress.add_task("stages", total=total, current="")
 
+    def stage_queued(self, node: Any) -> None:
+        self.queued.add(id(node))
+        if self.progress is not None:
+            self.progress.update(self.task, current=self._current())
+
     def stage_started(self, node: Any) -> None:
         if self.progress is None and self.done == 0:
             self._show(None)  # run() is still being planned: the total is not known yet
+        self.queued.discard(id(node))
+        self.running[id(node)] = node
         if self.progress is not None:
-            self.progress.update(
-                self.task, current=printable(f"{node.spec.name} [{node.record_label}]")
-            )
+            self.progress.update(self.task, current=self._current())
 
     def stage_finished(self, node: Any) -> None:
         self.done += 1
+        self.queued.discard(id(node))
+        self.running.pop(id(node), None)
         if self.progress is not None:
+            if self.running or self.queued:  # else the last one stays until the next starts
+                self.progress.update(self.task, current=self._current())
             self.progress.advance(self.task)
+
+    def _current(self) -> str:
+        """The stage runs running (two named, the rest counted) and how many are queued."""
+        nodes = list(self.running.values())
+        text = ", ".join(printable(f"{n.spec.name} [{n.record_label}]") for n in nodes[:2])
+        if len(nodes) > 2:
+            text += f" and {len(nodes) - 2} more"
+        return f"{text} ({len(self.queued)} queued)" if self.queued else text
 
     def close(self) -> None:
         """Stop the progress display (safe to call twice)."""
@@ -523,12 +543,15 @@ def _set_and_stage(text: str) -> tuple[str, str]:
 
 
 def _progress_line(info: dict) -> str:
-    """``"Of 8 stage run(s) to execute: 3 done, 1 running, 4 pending."``"""
+    """``"Of 8 stage run(s) to execute: 3 done, 2 running, 3 pending (1 of them sent to
+    workers, waiting for a free one)."``"""
     done, total, running = info["done"] or 0, info["total"], len(info["current"])
     if total is None:
         return f"{done} stage run(s) done, {running} running; how many follow is not known."
     pending = max(total - done - running, 0)
     counts = f"{done} done, {running} running, {pending} pending"
+    if info.get("queued"):
+        counts += f" ({info['queued']} of them sent to workers, waiting for a free one)"
     if info["total_source"] == "the engine's plan":
         return f"Of {total} stage run(s) to execute: {counts}."
     return f"Of about {total} stage run(s) ({info['total_source']}): {counts}."

@@ -60,6 +60,14 @@ class Executor:
         """Run ``fn(*args)`` somewhere; the future holds its result or exception."""
         raise NotImplementedError
 
+    def slots(self) -> int | None:
+        """How many submitted calls run at once (the others wait their turn, first
+        submitted first run), as far as known now; ``None``: as many as are submitted.
+
+        Progress displays count the stage runs sent to workers beyond it as queued.
+        """
+        return None
+
     def as_completed(self, futures: Iterable[Future]) -> Iterator[Future]:
         """Yield ``futures`` as they finish."""
         raise NotImplementedError

@@ -68,6 +68,10 @@ HAND_OUT_S = 0.02
 """How long the first wait for workers lets the executor hand out the submitted stage runs
 before this process does its own deferred work (:attr:`Runner.while_waiting`)."""
 
+SLOTS_RECHECK_S = 1.0
+"""While stage runs wait for a worker: how often the run looks whether workers joined
+(a Dask cluster that grows), to count the stage runs they took as started."""
+
 
 class WorkerLost(AssayError):
     """A worker process died (killed, out of memory) while it ran a stage."""
@@ -79,11 +83,66 @@ class Observer:
     def planned(self, plan: Plan) -> None:
         """The plan is decided: ``node.status`` says what will happen to each stage run."""
 
+    def stage_queued(self, node: StageNode) -> None:
+        """A stage run was sent to workers that are all busy: it waits for one
+        (:meth:`stage_started` follows when one takes it)."""
+
     def stage_started(self, node: StageNode) -> None:
         """A stage run starts executing."""
 
     def stage_finished(self, node: StageNode) -> None:
         """A stage run finished (``node.status`` is ``executed`` or ``failed``)."""
+
+
+class Slots:
+    """Which of the stage runs sent to workers are running, and which wait for one.
+
+    An executor runs as many stage runs at once as it has workers (threads, on
+    Dask), first sent first run, and queues the rest. Of the stage runs sent and
+    not back yet, the first :meth:`Executor.slots` therefore run: progress
+    displays hear of a stage run's start when it gets a place among them
+    (:meth:`Observer.stage_started`), and of it waiting before that
+    (:meth:`Observer.stage_queued`). ``node.started`` is this estimate until the
+    worker's result says when the stage really started.
+    """
+
+    def __init__(self, executor: Executor, observer: Observer):
+        self.executor = executor
+        self.observer = observer
+        self.running: set[int] = set()
+        self.waiting: dict[int, StageNode] = {}  # in the order sent
+
+    def sent(self, node: StageNode) -> None:
+        """``node`` was just submitted."""
+        if self.waiting or not self._free():
+            self.waiting[id(node)] = node
+            node.started = None
+            self.observer.stage_queued(node)
+        else:
+            self._start(node)
+
+    def back(self, node: StageNode) -> None:
+        """``node``'s result (or failure) came back: its place is free (:meth:`refill`
+        gives it to the next one once its end is told)."""
+        if self.waiting.pop(id(node), None) is not None:
+            # It ran before the count had it running (a worker of a Dask cluster that
+            # had taken more than one task): its start is told before its end.
+            self._start(node)
+        self.running.discard(id(node))
+
+    def refill(self) -> None:
+        """Count as started the stage runs that free places (or new workers) took."""
+        while self.waiting and self._free():
+            self._start(self.waiting.pop(next(iter(self.waiting))))
+
+    def _free(self) -> bool:
+        slots = self.executor.slots()
+        return slots is None or len(self.running) < slots
+
+    def _start(self, node: StageNode) -> None:
+        self.running.add(id(node))
+        node.started = time.time()
+        self.observer.stage_started(node)
 
 
 class ProgressFile(Observer):
@@ -102,6 +161,7 @@ class ProgressFile(Observer):
         self.total = 0
         self.done = 0
         self.current: dict[int, str] = {}
+        self.queued: set[int] = set()
         self._changed = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._keep_writing, daemon=True)
@@ -113,12 +173,19 @@ class ProgressFile(Observer):
         self._note_change()
         self.inner.planned(plan)
 
+    def stage_queued(self, node: StageNode) -> None:
+        self.queued.add(id(node))
+        self._note_change()
+        self.inner.stage_queued(node)
+
     def stage_started(self, node: StageNode) -> None:
+        self.queued.discard(id(node))
         self.current[id(node)] = f"{node.spec.name} [{node.record_label}]"
         self._note_change()
         self.inner.stage_started(node)
 
     def stage_finished(self, node: StageNode) -> None:
+        self.queued.discard(id(node))
         self.current.pop(id(node), None)
         self.done += 1
         self._note_change()
@@ -154,7 +221,12 @@ class ProgressFile(Observer):
         import json
         import os
 
-        data = {"total": self.total, "done": self.done, "current": list(self.current.values())}
+        data = {
+            "total": self.total,
+            "done": self.done,
+            "current": list(self.current.values()),
+            "queued": len(self.queued),
+        }
         temporary = f"{self.path}.{os.getpid()}.tmp"
         try:
             with open(temporary, "w") as handle:
@@ -751,6 +823,7 @@ class Runner:
             from assay.remote import check_sendable
 
             check_sendable(pending)
+        slots = Slots(self.executor, self.observer)
         try:
             while ready or in_flight:
                 if ready:
@@ -759,7 +832,7 @@ class Runner:
                         running[node.key].append(node)
                         continue
                     future = (
-                        self._submit(node)
+                        self._submit(node, slots)
                         if remote
                         else self.executor.submit(self._execute_node, node)
                     )
@@ -772,14 +845,19 @@ class Runner:
                         continue
                 while in_flight:
                     try:
-                        future = self._next_finished(finished, block=not ready)
+                        future = self._next_finished(finished, not ready, slots)
                     except Empty:
                         break
                     in_flight -= 1
                     node = future.node
                     same_key = running.pop(future.key, [])
                     if remote:
-                        if not self._collect(node, future):
+                        slots.back(node)
+                        try:
+                            collected = self._collect(node, future)
+                        finally:  # a failure too frees a worker, which takes the next
+                            slots.refill()
+                        if not collected:
                             ready.appendleft(node)  # an input was corrupt: run it again
                             ready.extend(same_key)
                             continue
@@ -803,24 +881,30 @@ class Runner:
                     self.manager.cache.clear_after(stopped)
             raise
 
-    def _next_finished(self, finished: SimpleQueue, block: bool) -> Future:
+    def _next_finished(self, finished: SimpleQueue, block: bool, slots: Slots) -> Future:
         """The next finished future; with ``block``, wait for one.
 
         The first wait is :attr:`while_waiting`'s moment. It waits a little first: the
         executor's threads hand out the stage runs just submitted, and work of this
         process would keep them from the interpreter (it holds the GIL for up to
-        ``sys.getswitchinterval()``, 5 ms, at each turn).
+        ``sys.getswitchinterval()``, 5 ms, at each turn). While stage runs wait for a
+        worker, it looks every :data:`SLOTS_RECHECK_S` whether workers joined.
         """
         if block and self.while_waiting:
             try:
                 return finished.get(timeout=HAND_OUT_S)
             except Empty:
                 self.do_while_waiting()
+        while block and slots.waiting:
+            try:
+                return finished.get(timeout=SLOTS_RECHECK_S)
+            except Empty:
+                slots.refill()
         return finished.get(block=block)
 
     # -- remote execution -------------------------------------------------------------
 
-    def _submit(self, node: StageNode) -> Any:
+    def _submit(self, node: StageNode, slots: Slots) -> Any:
         """Send one stage run to a worker process (see :mod:`assay.remote`)."""
         import pickle
 
@@ -842,10 +926,8 @@ class Runner:
             remote.check_picklable(task)
             raise
         node.status = "running"
-        node.started = time.time()
-        self.observer.stage_started(node)
         try:
-            return self.executor.submit(
+            future = self.executor.submit(
                 remote.run_task,
                 "" if self.executor.own_workers else assay_identity(),
                 payload,
@@ -866,6 +948,8 @@ class Runner:
                 f"{node.record_label!r} could start ({type(exc).__name__}: {exc}); it may have "
                 f"been killed or run out of memory. {kept}."
             ) from exc
+        slots.sent(node)  # once sent: the first submission waits for a Dask cluster to start
+        return future
 
     def _worker_setting(self) -> tuple[dict[str, str], str]:
         """Once per run: the project's imported source files and their digests, with those
@@ -921,7 +1005,7 @@ class Runner:
             self._repair_inputs(node)
             node.status = "run"
             return False
-        node.duration = result.duration
+        node.started, node.duration = result.started, result.duration  # on the worker
         if result.key != node.key:
             for consumer in node.consumers:
                 consumer.stale = True

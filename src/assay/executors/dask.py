@@ -240,6 +240,15 @@ class DaskExecutor(Executor):
         task.add_done_callback(lambda done: self._done.put((done, result, self._connected())))
         return result
 
+    def slots(self) -> int | None:
+        # The cluster's threads, as the client last heard from the scheduler (Dask asks
+        # every 2 s, distributed.client.scheduler-info-interval): free to read, and it
+        # follows workers that join or leave. Tasks of other clients of a shared cluster
+        # may hold some of them.
+        identity = getattr(self.client, "_scheduler_identity", None)
+        threads = identity.get("total_threads") if isinstance(identity, dict) else None
+        return threads if isinstance(threads, int) else None
+
     def _connected(self) -> bool:
         return self.client is not None and self.client.status == "running"
 

@@ -86,6 +86,9 @@ class ProcessExecutor(Executor):
         with environment(self.thread_limits):
             return self._pool.submit(_call, fn, *args)
 
+    def slots(self) -> int:
+        return self.workers
+
     def shutdown(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)

@@ -4,7 +4,7 @@ The run store learns a run's stages only when it ends, so while a run is
 ``running`` the dashboard reads what the run leaves on disk as it goes:
 
 1. ``logs/<run_id>.progress.json``, which a running ``assay run`` keeps up to
-   date (``{"total": 17, "done": 5, "current": ["train [g-lr=0.1]"]}``, see
+   date (``{"total": 17, "done": 5, "current": ["train [g-lr=0.1]"], "queued": 3}``, see
    :class:`assay.runner.ProgressFile`); it is read first, and the sources below
    fill in what it lacks (a run of an older assay wrote none);
 2. the cache: every output a stage run saves gets a sidecar naming the run
@@ -73,6 +73,7 @@ def progress(run: Any, config: Any, store: Any) -> dict[str, Any]:
         "total": None,
         "total_source": None,
         "current": [],
+        "queued": 0,
         "finished": [],
         "log_tail": log_tail(folders.inside("logs", f"{run.id}.log")),
         "source": [],
@@ -86,7 +87,7 @@ def progress(run: Any, config: Any, store: Any) -> dict[str, Any]:
     engine = _progress_file(folders.inside("logs", f"{run.id}.progress.json"))
     if engine:
         info["source"].append("progress file")
-        for name in ("done", "total", "current"):
+        for name in ("done", "total", "current", "queued"):
             if engine.get(name) is not None:
                 info[name] = engine[name]
         if engine.get("total") is not None:
@@ -103,6 +104,8 @@ def progress(run: Any, config: Any, store: Any) -> dict[str, Any]:
         info["total"], info["total_source"] = expected_total(store, run)
     if not isinstance(info["current"], list):
         info["current"] = [str(info["current"])]
+    if not isinstance(info["queued"], int):
+        info["queued"] = 0
     return info
 
 
