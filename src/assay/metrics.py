@@ -76,8 +76,12 @@ CREATE TABLE IF NOT EXISTS metrics (
     reused    INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run);
-CREATE INDEX IF NOT EXISTS metrics_by_name ON metrics (name, run)
+DROP INDEX IF EXISTS metrics_by_name;
+CREATE INDEX IF NOT EXISTS metrics_by_series ON metrics (name, run, param_set, stage, value)
 """
+"""``metrics_by_series`` finds a metric's rows, run by run and series by series, with their
+values (the dashboard sorts runs by a metric's final values from it alone); it replaced
+``metrics_by_name (name, run)``, which stores made before have until a run writes metrics."""
 
 MAX_NAME = 200
 """The longest metric name accepted."""

@@ -4,7 +4,7 @@ Every query runs on a connection opened with ``mode=ro`` and
 ``PRAGMA query_only``: the dashboard cannot change the store. Filtering,
 sorting and paging happen in SQL (``LIMIT``/``OFFSET``, the store's indexes
 on experiment, status and run number, and the ``metrics`` table's index on
-name and run), so the runs table answers as fast with 10,000 runs as with 10.
+name, run and series), so the runs table answers as fast with 10,000 runs as with 10.
 """
 
 from __future__ import annotations
@@ -263,7 +263,8 @@ def unknown_parameters(db: sqlite3.Connection, filters: list[str]) -> list[str]:
     """A message for each parameter filter on a name that no run's parameter sets have
     (``seedd=3``): it matches nothing, and is more likely a typo than a question."""
     names = [m.group(1) for f in filters if parse_filter(f) and (m := _FILTER.match(f))]
-    if not names:
+    unknown = [name for name in dict.fromkeys(names) if not _some_set_holds(db, f'$."{name}"')]
+    if not unknown:
         return []
     known = sorted(
         {
@@ -277,8 +278,7 @@ def unknown_parameters(db: sqlite3.Connection, filters: list[str]) -> list[str]:
     return [
         f"No run has a parameter named {name!r}, so the filter on it matches nothing. "
         + _hint(name, known, "The parameters runs have")
-        for name in dict.fromkeys(names)
-        if name not in known
+        for name in unknown
     ]
 
 
@@ -322,27 +322,48 @@ def mismatched_types(db: sqlite3.Connection, query: RunQuery) -> list[str]:
             continue
         path, operator, value = parsed
         name, raw = match.group(1), match.group(3)
-        kinds = {
-            row[0]
-            for row in db.execute(
-                "SELECT DISTINCT json_type(p.values_json, ?) FROM param_sets p"
-                " WHERE json_valid(p.values_json) AND json_type(p.values_json) = 'object'",
-                (path,),
-            )
-        } - {None, "null"}
-        if isinstance(value, str) and kinds and kinds <= {"integer", "real", "true", "false"}:
+        if isinstance(value, str) and _holds_only(db, path, _NUMBERS):
             messages.append(
                 f"Parameter filter {text!r} compares {name!r}, which holds numbers, with "
                 f"{raw!r}, which is not a number, so it matches all or nothing whatever the "
                 f"values. Write a number, e.g. {name}{operator}3."
             )
-        elif not isinstance(value, str) and kinds == {"text"}:
+        elif not isinstance(value, str) and _holds_only(db, path, ("text",)):
             messages.append(
                 f"Parameter filter {text!r} compares {name!r}, which holds text, with the "
                 f"number {raw}, so it matches all or nothing whatever the values. To compare "
                 f'text, quote it: {name}{operator}"{raw}".'
             )
     return messages
+
+
+_NUMBERS = ("integer", "real", "true", "false")
+_KINDS = ("true", "false", "integer", "real", "text", "array", "object")
+"""What ``json_type`` calls a JSON value other than null."""
+
+
+def _holds_only(db: sqlite3.Connection, path: str, kinds: tuple[str, ...]) -> bool:
+    """Whether the field at ``path`` holds a value of one of ``kinds`` (``json_type``'s
+    names) in some run's parameter set, and nothing else but null in any. The other kinds
+    are looked for first: when the filter is sound, the first set looked at has one."""
+    others = tuple(kind for kind in _KINDS if kind not in kinds)
+    return not _some_set_holds(db, path, others) and _some_set_holds(db, path, kinds)
+
+
+def _some_set_holds(
+    db: sqlite3.Connection, path: str, kinds: tuple[str, ...] | None = None
+) -> bool:
+    """Whether some run's parameter set has the field at ``path`` (``$."lr"``), holding a
+    value of one of ``kinds`` if they are given. Stops at the first such set, so that
+    checking a filter costs next to nothing when, as usual, its field is in recent runs."""
+    test = "IS NOT NULL" if kinds is None else f"IN ({', '.join('?' * len(kinds))})"
+    found = db.execute(
+        "SELECT 1 FROM param_sets p WHERE json_valid(p.values_json)"
+        " AND json_type(p.values_json) = 'object'"
+        f" AND json_type(p.values_json, ?) {test} ORDER BY p.rowid DESC LIMIT 1",
+        (path, *(kinds or ())),
+    )
+    return found.fetchone() is not None
 
 
 _PYTHON_WORDS = {"True": "true", "False": "false", "None": "null"}
@@ -380,9 +401,12 @@ def _order(db: sqlite3.Connection, query: RunQuery) -> tuple[str, list, str]:
     if query.sort.startswith("metric:"):
         if not has_table(db):
             return "", [], f"runs.number {direction}"
-        join = (  # the largest of the run's final values (a curve's last step, not its peak)
-            "LEFT JOIN (SELECT run, MAX(value) AS best FROM metrics WHERE rowid IN ("
-            " SELECT MAX(rowid) FROM metrics WHERE name = ? GROUP BY run, param_set, stage)"
+        # The largest of the run's final values (a curve's last step, not its peak): beside
+        # max(rowid), SQLite gives the value of the row that has it, read from the index
+        # metrics_by_series without sorting the rows or looking each one up again.
+        join = (
+            "LEFT JOIN (SELECT run, MAX(value) AS best FROM (SELECT run, value, MAX(rowid)"
+            " FROM metrics WHERE name = ? GROUP BY run, param_set, stage)"
             " GROUP BY run) AS sorted_by ON sorted_by.run = runs.number"
         )
         order = f"sorted_by.best IS NULL, sorted_by.best {direction}, runs.number DESC"
