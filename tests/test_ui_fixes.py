@@ -203,3 +203,21 @@ def test_the_live_panel_says_where_done_comes_from(server, project, run_ids):
     assert data["done"] == 5 and "progress file" in data["done_note"]
     finished = json.loads(get(server, f"/api/runs/{run_ids[2]}/progress")[1])
     assert finished["done_note"] == "Every stage run of the run, from the run store."
+
+
+def test_the_live_panel_says_nothing_runs_when_the_progress_file_says_so(server, project, run_ids):
+    """Stage runs sent to a Dask cluster whose workers have not joined yet: the panel said
+    "not reported by the engine" beside the queued count the engine had just reported."""
+    run_id = run_ids[1]
+    status, page = get(server, f"/runs/{run_id}/")
+    assert status == 200 and "not reported by the engine" in page  # no progress file
+    progress_file = project / "logs" / f"{run_id}.progress.json"
+    progress_file.write_text(json.dumps({"done": 0, "total": 6, "current": [], "queued": 2}))
+    try:
+        status, page = get(server, f"/runs/{run_id}/")
+        data = json.loads(get(server, f"/api/runs/{run_id}/progress")[1])
+    finally:
+        progress_file.unlink()
+    assert status == 200 and "not reported by the engine" not in page
+    assert "none at the moment" in page and "(2 more sent to workers" in page
+    assert data["current"] == [] and "progress file" in data["source"]

@@ -25,7 +25,8 @@
     set("live-done", String(data.done));
     set("live-total", data.total ? " of about " + data.total : "");
     set("live-total-source", data.total_source ? "(" + data.total_source + ")" : "");
-    set("live-current", data.current && data.current.length ? data.current.join(", ") : "not reported by the engine");
+    var reported = data.source && data.source.indexOf("progress file") >= 0;
+    set("live-current", data.current && data.current.length ? data.current.join(", ") : reported ? "none at the moment" : "not reported by the engine");
     set("live-queued", data.queued ? "(" + data.queued + " more sent to workers, waiting for a free one)" : "");
     var last = data.finished && data.finished.length ? data.finished[data.finished.length - 1] : null;
     set("live-last", last ? last.stage + " [" + last.param_set + "] at " + String(last.created).replace("T", " ").replace("Z", " UTC") : "none yet");
