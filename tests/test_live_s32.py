@@ -224,3 +224,62 @@ def _read_all(fd: int, into: list[bytes]) -> None:
             break
         into.append(chunk)
     os.close(fd)
+
+
+SLOW_INPUT = """
+import time
+
+import assay
+from assay.caching import JsonCacher
+
+
+class SlowJson(JsonCacher):
+    def load(self):
+        time.sleep(LOAD_S)
+        return super().load()
+
+
+@assay.stage(None, ["data"], [SlowJson])
+def make(record):
+    return [1, 2, 3]
+
+
+@assay.stage(["data"], ["total"], [JsonCacher])
+def add_up(record, data):
+    return sum(data)
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        add_up(make(assay.Record(manager, params)))
+"""
+
+LOAD_S = 2.0
+
+
+def test_a_stage_failing_on_a_worker_is_recorded_with_its_own_time_not_its_inputs_load(
+    tmp_project: Path,
+):
+    """A failed stage run on a worker was recorded with the time from the worker taking
+    the task, loading its inputs included, where a serial run records the stage's own."""
+    experiment = tmp_project / "experiments" / "slow_input.py"
+    experiment.write_text(SLOW_INPUT.replace("LOAD_S", repr(LOAD_S)))
+    first = run_cli("run", "slow_input", "--parallel", "2", cwd=tmp_project)
+    assert first.code == 0, first
+    # Only add_up's code changes: make's output is loaded from the cache, slowly, first.
+    experiment.write_text(
+        experiment.read_text().replace("return sum(data)", "raise ValueError('no sum')")
+    )
+
+    failed = run_cli("run", "slow_input", "--parallel", "2", cwd=tmp_project)
+
+    assert failed.code == 1 and "no sum" in failed.text, failed
+    with RunStore(tmp_project / "assay.db") as store:
+        stages = store.stages(store.get_run("latest").id)
+    (add_up,) = [s for s in stages if s.stage == "add_up"]
+    assert add_up.status == "failed" and add_up.duration_s is not None
+    assert add_up.duration_s < LOAD_S, add_up  # the stage raised at once; loading took 2 s

@@ -969,6 +969,8 @@ def _execute(task: StageTask, started: float) -> StageResult:
     except StageFailed as exc:  # what it reported (metrics too) before it failed comes back
         failed = _failed(exc, started)
         failed.key = node.key  # the key it ran under, for the run store (as a serial run's)
+        if node.duration is not None:  # the stage's own time, as a serial run records it
+            failed.started, failed.duration = node.started or started, node.duration
         failed.reportables = _sent_reportables(node)
         return failed
     finally:
