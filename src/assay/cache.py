@@ -68,6 +68,13 @@ _RECHECKS = 3
 """How many times a look-up follows an entry another run replaces while it looks."""
 _REPLACE_WAIT_S = 2.0
 """How long a load waits for the new sidecar of an entry another run is replacing."""
+_WRITE = "write"
+"""The sidecar's field that no other write's sidecar shares. A reader whose check of an
+entry's files failed reads the sidecar again: the same one means the files are damaged,
+another one that a run replaced the entry meanwhile (its old folder was removed, then the
+new one renamed in). Without it, a run saving the same files again within the second
+(a deterministic stage, no run id) wrote the sidecar it replaced, to the byte, and the
+reader took the folder it had seen half removed for damage."""
 
 
 def open_cache(config: ProjectConfig) -> CacheStore:
@@ -526,8 +533,9 @@ class CacheStore:
             "size": sum(f["size"] for f in files),
             "extra": cacher.extra_metadata,
             "created": _now(),
+            _WRITE: _unique(),
         }
-        temporary = f"{final}/.{output}{_META_SUFFIX}.{_unique()}"
+        temporary = f"{final}/.{output}{_META_SUFFIX}.{sidecar[_WRITE]}"
         try:
             with open(temporary, "wb", buffering=0) as handle:
                 handle.write(json.dumps(sidecar, default=str).encode())
