@@ -265,6 +265,19 @@ class CacheStore:
                     return meta, damage
             time.sleep(0.02)
 
+    def wait_while_written(self, key: str, output: str, meta: dict) -> None:
+        """After the files of sidecar ``meta`` failed their check: wait (up to two seconds)
+        while ``meta`` is still the entry's sidecar and a run is renaming its files in.
+        That run (one that computed the same stage run, and found no entry when it began)
+        renames its sidecar in last: until then ``meta`` describes files no longer its own."""
+        deadline = time.monotonic() + _REPLACE_WAIT_S
+        while (
+            self._being_replaced(key, output)
+            and self.read_meta(key, output) == meta
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+
     def _being_replaced(self, key: str, output: str) -> bool:
         """Whether a sidecar of ``output`` is being written (under a temporary name)."""
         prefix = f".{output}{_META_SUFFIX}."
@@ -297,6 +310,7 @@ class CacheStore:
             problem = self._missing_file(meta, key)
             if problem is None:
                 return meta
+            self.wait_while_written(key, output, meta)
             fresh, damage = self._settled_sidecar(key, output)
             if fresh == meta or attempt == _RECHECKS:
                 raise corrupt(meta, problem)
@@ -913,6 +927,7 @@ class CacheStore:
                 return self._load_checked(cacher, meta)
             except CorruptArtifactError:
                 # Another run replacing the entry meanwhile is no damage: load the new one.
+                self.wait_while_written(key, output, meta)
                 fresh, damage = self._settled_sidecar(key, output)
                 if fresh == meta or attempt == _RECHECKS:
                     raise

@@ -393,6 +393,7 @@ def _checked(
             cache.verify(meta)
             return meta, None, None
         except CorruptArtifactError as exc:
+            cache.wait_while_written(key, output, meta)
             fresh = cache.read_meta(key, output)
             if fresh == meta:
                 return meta, str(exc), None
