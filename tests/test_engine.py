@@ -1123,13 +1123,22 @@ def test_dry_cache_hands_on_what_the_stage_just_made_not_the_cached_entry(
     assert after.records[0].state["seen"] == [False, 1]  # the cache still holds the first
 
 
-def test_dry_cache_workers_write_into_the_runs_temporary_folder_which_goes(tmp_project: Path):
+def test_dry_cache_workers_write_into_the_runs_temporary_folder_which_goes(
+    tmp_project: Path, tmp_path: Path, monkeypatch
+):
     """Each worker process left a temporary folder of its own behind, every run."""
     import gc
     import tempfile
 
+    # A temporary folder of this test's own, this process's and the workers' (forked or
+    # spawned): other runs on the machine make and remove theirs in the system's meanwhile.
+    own = tmp_path / "tmp"
+    own.mkdir()
+    monkeypatch.setenv("TMPDIR", str(own))
+    monkeypatch.setattr(tempfile, "tempdir", str(own))
+
     def folders():
-        return set(Path(tempfile.gettempdir()).glob("assay-dry-cache-*"))
+        return set(own.glob("assay-dry-cache-*"))
 
     (tmp_project / "experiments" / "own_files.py").write_text(OWN_FILES)
     before = folders()

@@ -74,7 +74,7 @@ CLI_REMOTE = [
 """The command line's options for :data:`REMOTE`."""
 
 
-VOLATILE_META = {"run_id", "created", "duration_s", "project"}  # project: its folder
+VOLATILE_META = {"run_id", "created", "write", "duration_s", "project"}  # project: its folder
 """Sidecar fields that differ between any two runs."""
 
 

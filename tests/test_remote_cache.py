@@ -47,7 +47,7 @@ SCALED = sorted(
     [f"{stage}:{p}" for p in "abcd" for stage in ("prepare", "fit", "evaluate", "wait")]
     + ["leaderboard:aggregate"]
 )
-VOLATILE_META = {"run_id", "created", "duration_s", "project"}  # project: its folder
+VOLATILE_META = {"run_id", "created", "write", "duration_s", "project"}  # project: its folder
 
 
 def run(root: Path, experiment: str = "scaled", **options: Any):

@@ -68,6 +68,13 @@ _RECHECKS = 3
 """How many times a look-up follows an entry another run replaces while it looks."""
 _REPLACE_WAIT_S = 2.0
 """How long a load waits for the new sidecar of an entry another run is replacing."""
+_WRITE = "write"
+"""The sidecar's field that no other write's sidecar shares. A reader whose check of an
+entry's files failed reads the sidecar again: the same one means the files are damaged,
+another one that a run replaced the entry meanwhile (its old folder was removed, then the
+new one renamed in). Without it, a run saving the same files again within the second
+(a deterministic stage, no run id) wrote the sidecar it replaced, to the byte, and the
+reader took the folder it had seen half removed for damage."""
 
 
 def open_cache(config: ProjectConfig) -> CacheStore:
@@ -258,6 +265,19 @@ class CacheStore:
                     return meta, damage
             time.sleep(0.02)
 
+    def wait_while_written(self, key: str, output: str, meta: dict) -> None:
+        """After the files of sidecar ``meta`` failed their check: wait (up to two seconds)
+        while ``meta`` is still the entry's sidecar and a run is renaming its files in.
+        That run (one that computed the same stage run, and found no entry when it began)
+        renames its sidecar in last: until then ``meta`` describes files no longer its own."""
+        deadline = time.monotonic() + _REPLACE_WAIT_S
+        while (
+            self._being_replaced(key, output)
+            and self.read_meta(key, output) == meta
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+
     def _being_replaced(self, key: str, output: str) -> bool:
         """Whether a sidecar of ``output`` is being written (under a temporary name)."""
         prefix = f".{output}{_META_SUFFIX}."
@@ -290,6 +310,7 @@ class CacheStore:
             problem = self._missing_file(meta, key)
             if problem is None:
                 return meta
+            self.wait_while_written(key, output, meta)
             fresh, damage = self._settled_sidecar(key, output)
             if fresh == meta or attempt == _RECHECKS:
                 raise corrupt(meta, problem)
@@ -526,8 +547,9 @@ class CacheStore:
             "size": sum(f["size"] for f in files),
             "extra": cacher.extra_metadata,
             "created": _now(),
+            _WRITE: _unique(),
         }
-        temporary = f"{final}/.{output}{_META_SUFFIX}.{_unique()}"
+        temporary = f"{final}/.{output}{_META_SUFFIX}.{sidecar[_WRITE]}"
         try:
             with open(temporary, "wb", buffering=0) as handle:
                 handle.write(json.dumps(sidecar, default=str).encode())
@@ -905,6 +927,7 @@ class CacheStore:
                 return self._load_checked(cacher, meta)
             except CorruptArtifactError:
                 # Another run replacing the entry meanwhile is no damage: load the new one.
+                self.wait_while_written(key, output, meta)
                 fresh, damage = self._settled_sidecar(key, output)
                 if fresh == meta or attempt == _RECHECKS:
                     raise

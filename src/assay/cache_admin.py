@@ -393,22 +393,12 @@ def _checked(
             cache.verify(meta)
             return meta, None, None
         except CorruptArtifactError as exc:
+            cache.wait_while_written(key, output, meta)
             fresh = cache.read_meta(key, output)
-            if fresh == meta and _fails_again(cache, meta):
+            if fresh == meta:
                 return meta, str(exc), None
             meta = fresh
     return meta, None, None
-
-
-def _fails_again(cache: CacheStore, meta: dict) -> bool:
-    """Whether an entry that failed its check fails it again, against the same sidecar: a
-    damaged file does; one that another run was changing while it was read (seen, rarely,
-    with a folder output replaced while verify walked it) passes the second time."""
-    try:
-        cache.verify(meta)
-    except CorruptArtifactError:
-        return True
-    return False
 
 
 class _StageRunNames:
