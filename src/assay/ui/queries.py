@@ -14,6 +14,7 @@ import json
 import math
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,11 +213,7 @@ def _conditions(query: RunQuery) -> tuple[str, list, list[str]]:
     for text in query.params:
         parsed = parse_filter(text)
         if parsed is None:
-            errors.append(
-                f"Parameter filter {text!r} is not FIELD=VALUE (or !=, <, <=, >, >=): one "
-                "operator, then a value, in double quotes if it is empty or starts with =, < "
-                'or > (name="", name="=x"). The filter is ignored.'
-            )
+            errors.append(_malformed(text))
             continue
         path, operator, value = parsed
         if value is None:
@@ -235,6 +232,22 @@ def _conditions(query: RunQuery) -> tuple[str, list, list[str]]:
             "runs.number IN (SELECT p.run FROM param_sets p WHERE " + " AND ".join(tests) + ")"
         )
     return ("WHERE " + " AND ".join(conditions)) if conditions else "", args, errors
+
+
+def _malformed(text: str) -> str:
+    """Why the parameter filter ``text`` cannot be read (:func:`parse_filter` gave ``None``)."""
+    match = _FILTER.match(text)
+    if match and '"' in match.group(1):
+        return (
+            f"Parameter filter {text!r} has a double quote in the parameter's name: write "
+            "the name bare, as in lr=0.1 (no parameter's name holds one; only a value may "
+            'be quoted, as in model="tree"). The filter is ignored.'
+        )
+    return (
+        f"Parameter filter {text!r} is not FIELD=VALUE (or !=, <, <=, >, >=): one "
+        "operator, then a value, in double quotes if it is empty or starts with =, < "
+        'or > (name="", name="=x"). The filter is ignored.'
+    )
 
 
 def unknown_names(db: sqlite3.Connection, query: RunQuery) -> list[str]:
@@ -263,7 +276,7 @@ def unknown_parameters(db: sqlite3.Connection, filters: list[str]) -> list[str]:
     """A message for each parameter filter on a name that no run's parameter sets have
     (``seedd=3``): it matches nothing, and is more likely a typo than a question."""
     names = [m.group(1) for f in filters if parse_filter(f) and (m := _FILTER.match(f))]
-    unknown = [name for name in dict.fromkeys(names) if not _some_set_holds(db, f'$."{name}"')]
+    unknown = [name for name in dict.fromkeys(names) if not _some_set_holds(db, field_path(name))]
     if not unknown:
         return []
     known = sorted(
@@ -392,7 +405,16 @@ def parse_filter(text: str) -> tuple[str, str, Any] | None:
         pass  # lr=None: a field that holds None (JSON's null)
     elif not isinstance(value, (int, float, str)):
         value = raw
-    return f'$."{name}"', operator, value
+    return field_path(name), operator, value
+
+
+def field_path(name: str) -> str:
+    """The JSON path of the parameter ``name`` as the run store keys it: ``model.C`` ->
+    ``$."model.C"``. The name is read as Python reads a field's name (NFKC: ``größe`` typed
+    with a combining diaeresis is the field ``größe``), and written into the path as JSON
+    writes it in the store, so that a backslash or a control character (even NUL) in it
+    never makes the path one SQLite cannot read."""
+    return "$." + json.dumps(unicodedata.normalize("NFKC", name), ensure_ascii=False)
 
 
 def _order(db: sqlite3.Connection, query: RunQuery) -> tuple[str, list, str]:
