@@ -19,7 +19,8 @@ from starlette.testclient import TestClient
 
 from assay.config import ProjectConfig
 from assay.store import ParamSetInfo, RunStore
-from assay.ui import LOCAL_HOSTS, create_app
+from assay.ui import LOCAL_HOSTS, create_app, queries
+from test_ui_dashperf_s32 import grow
 from ui_helpers import subprocess_env
 
 TRAIN = """
@@ -169,3 +170,37 @@ def test_a_page_past_the_last_still_counts_the_filtered_runs(client):
     assert status == 200 and found["runs"] == [] and found["total"] == 2
     status, found = ask(client, "lr>0", extra="&per_page=1&page=2")
     assert [r["number"] for r in found["runs"]] == [1] and found["total"] == 2
+
+
+def steps(db, work) -> int:
+    """How many steps (of 100 SQLite instructions) ``work()`` takes on ``db``."""
+    counted = [0]
+
+    def count() -> int:
+        counted[0] += 1
+        return 0
+
+    db.set_progress_handler(count, 100)
+    try:
+        work()
+    finally:
+        db.set_progress_handler(None, 100)
+    return counted[0]
+
+
+@pytest.mark.parametrize("written", ["lr>=0.2", "lr>=5"])  # runs found, and none
+def test_a_filtered_page_reads_the_parameter_sets_once(project, tmp_path, written):
+    # the page counted its runs in one pass over every parameter set, then read them
+    # all again for the runs it shows
+    store = tmp_path / "big.db"
+    grow(project / "assay.db", store, 2000)
+    db = queries.connect(store)
+    try:
+        one_pass = steps(db, lambda: db.execute(
+            "SELECT COUNT(*) FROM param_sets p WHERE json_extract(p.values_json, '$.\"lr\"') >= 0.2"
+        ).fetchone())  # fmt: skip
+        query = queries.RunQuery(params=[written])
+        page = steps(db, lambda: queries.list_runs(db, query))
+    finally:
+        db.close()
+    assert page < 1.5 * one_pass, (page, one_pass)

@@ -161,14 +161,23 @@ def list_runs(db: sqlite3.Connection, query: RunQuery) -> dict[str, Any]:
         else "NULL, NULL"
     )
     join, join_args, order_sql = _order(db, query)
-    (total,) = db.execute(f"SELECT COUNT(*) FROM runs {where}", args).fetchone()
+    # With parameter filters, the page counts its runs as it reads them (one pass over the
+    # parameter sets, not one for the count and one for the page); without, the count
+    # is cheap and the page stops after its runs.
+    counted = "COUNT(*) OVER ()" if query.params else "NULL"
     rows = db.execute(
         "SELECT runs.number, runs.id, runs.experiment, runs.status, runs.started, runs.ended,"
         " runs.notes, runs.param_names_json, runs.error, " + git + ","
-        " (julianday(runs.ended) - julianday(runs.started)) * 86400.0 AS duration"
-        f" FROM runs {join} {where} ORDER BY {order_sql} LIMIT ? OFFSET ?",
+        " (julianday(runs.ended) - julianday(runs.started)) * 86400.0 AS duration,"
+        f" {counted} FROM runs {join} {where} ORDER BY {order_sql} LIMIT ? OFFSET ?",
         [*join_args, *args, query.per_page, (query.page - 1) * query.per_page],
     ).fetchall()
+    if rows and rows[0][12] is not None:
+        total = rows[0][12]
+    elif query.params and query.page == 1:
+        total = 0
+    else:  # no parameter filter, or a page past the last
+        (total,) = db.execute(f"SELECT COUNT(*) FROM runs {where}", args).fetchone()
     runs = [
         {
             "number": r[0],
