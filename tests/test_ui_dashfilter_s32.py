@@ -105,12 +105,26 @@ def test_a_filter_on_unicode_names_empty_values_and_equals_signs_matches(client,
 
 
 @pytest.mark.parametrize(
+    ("written", "runs"),
+    [("lr=.5", [2]), ("lr=+.5", [2]), ("lr<1_000", [2, 1]), ("ratio='x==y'", [2]),
+     ("note=''", [1]), ("lr='0.1'", [1]), ("lr=.1", [1])],
+)  # fmt: skip
+def test_a_value_written_as_python_writes_it_matches_as_in_set(client, written, runs):
+    # .5, 1_000 and 'text' (as --set reads them) were read as text and matched nothing
+    status, found = ask(client, written)
+    assert status == 200, found
+    assert [r["number"] for r in found["runs"]] == runs, found
+    assert found["errors"] == [] and found["total"] == len(runs)
+
+
+@pytest.mark.parametrize(
     ("written", "said"),
     [
         ("l\x00r=0.1", "No run has a parameter named 'l\\x00r'"),
         ("lr\\=0.1", "No run has a parameter named 'lr\\\\'"),
         ('"lr"=0.1', "write the name bare, as in lr=0.1"),
         ("lr==0.1", "is not FIELD=VALUE"),
+        ("note='', lr=0.1", "holds more than one condition"),
         ("note=", "is not FIELD=VALUE"),
         ("x" * 5000 + "=1", "No run has a parameter named 'xxx"),
     ],

@@ -9,6 +9,7 @@ name, run and series), so the runs table answers as fast with 10,000 runs as wit
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
 import math
@@ -319,9 +320,9 @@ def joined_conditions(query: RunQuery) -> list[str]:
     nothing, with no word said."""
     messages = []
     for text in dict.fromkeys(query.params):
-        match = _FILTER.match(text)
-        if match is None or parse_filter(text) is None or match.group(3).startswith('"'):
-            continue  # malformed (said elsewhere), or a quoted value: the comma is in it
+        match, parsed = _FILTER.match(text), parse_filter(text)
+        if match is None or parsed is None or parsed[2] != match.group(3):
+            continue  # malformed (said elsewhere), or a number or a quoted text
         parts = [p.strip() for p in match.group(3).split(",")[1:]]
         if any(parse_filter(part) for part in parts):
             messages.append(
@@ -402,7 +403,7 @@ def parse_filter(text: str) -> tuple[str, str, Any] | None:
     try:
         value = json.loads(_PYTHON_WORDS.get(raw, raw))
     except ValueError:
-        value = raw
+        value = _python_literal(raw)
     if isinstance(value, bool):
         value = int(value)
     elif isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
@@ -415,6 +416,16 @@ def parse_filter(text: str) -> tuple[str, str, Any] | None:
     elif not isinstance(value, (int, float, str)):
         value = raw
     return field_path(name), operator, value
+
+
+def _python_literal(raw: str) -> Any:
+    """``raw`` read as a number or a quoted text as Python writes them (``.1``, ``1.``,
+    ``1_000``, ``'tree'``), as ``--set`` reads them; ``raw`` itself when it is neither."""
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return raw
+    return value if type(value) in (int, float, str) else raw
 
 
 def field_path(name: str) -> str:
