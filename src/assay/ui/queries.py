@@ -9,11 +9,13 @@ name, run and series), so the runs table answers as fast with 10,000 runs as wit
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
 import math
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,14 +162,23 @@ def list_runs(db: sqlite3.Connection, query: RunQuery) -> dict[str, Any]:
         else "NULL, NULL"
     )
     join, join_args, order_sql = _order(db, query)
-    (total,) = db.execute(f"SELECT COUNT(*) FROM runs {where}", args).fetchone()
+    # With parameter filters, the page counts its runs as it reads them (one pass over the
+    # parameter sets, not one for the count and one for the page); without, the count
+    # is cheap and the page stops after its runs.
+    counted = "COUNT(*) OVER ()" if query.params else "NULL"
     rows = db.execute(
         "SELECT runs.number, runs.id, runs.experiment, runs.status, runs.started, runs.ended,"
         " runs.notes, runs.param_names_json, runs.error, " + git + ","
-        " (julianday(runs.ended) - julianday(runs.started)) * 86400.0 AS duration"
-        f" FROM runs {join} {where} ORDER BY {order_sql} LIMIT ? OFFSET ?",
+        " (julianday(runs.ended) - julianday(runs.started)) * 86400.0 AS duration,"
+        f" {counted} FROM runs {join} {where} ORDER BY {order_sql} LIMIT ? OFFSET ?",
         [*join_args, *args, query.per_page, (query.page - 1) * query.per_page],
     ).fetchall()
+    if rows and rows[0][12] is not None:
+        total = rows[0][12]
+    elif query.params and query.page == 1:
+        total = 0
+    else:  # no parameter filter, or a page past the last
+        (total,) = db.execute(f"SELECT COUNT(*) FROM runs {where}", args).fetchone()
     runs = [
         {
             "number": r[0],
@@ -212,11 +223,7 @@ def _conditions(query: RunQuery) -> tuple[str, list, list[str]]:
     for text in query.params:
         parsed = parse_filter(text)
         if parsed is None:
-            errors.append(
-                f"Parameter filter {text!r} is not FIELD=VALUE (or !=, <, <=, >, >=): one "
-                "operator, then a value, in double quotes if it is empty or starts with =, < "
-                'or > (name="", name="=x"). The filter is ignored.'
-            )
+            errors.append(_malformed(text))
             continue
         path, operator, value = parsed
         if value is None:
@@ -235,6 +242,22 @@ def _conditions(query: RunQuery) -> tuple[str, list, list[str]]:
             "runs.number IN (SELECT p.run FROM param_sets p WHERE " + " AND ".join(tests) + ")"
         )
     return ("WHERE " + " AND ".join(conditions)) if conditions else "", args, errors
+
+
+def _malformed(text: str) -> str:
+    """Why the parameter filter ``text`` cannot be read (:func:`parse_filter` gave ``None``)."""
+    match = _FILTER.match(text)
+    if match and '"' in match.group(1):
+        return (
+            f"Parameter filter {text!r} has a double quote in the parameter's name: write "
+            "the name bare, as in lr=0.1 (no parameter's name holds one; only a value may "
+            'be quoted, as in model="tree"). The filter is ignored.'
+        )
+    return (
+        f"Parameter filter {text!r} is not FIELD=VALUE (or !=, <, <=, >, >=): one "
+        "operator, then a value, in double quotes if it is empty or starts with =, < "
+        'or > (name="", name="=x"). The filter is ignored.'
+    )
 
 
 def unknown_names(db: sqlite3.Connection, query: RunQuery) -> list[str]:
@@ -263,7 +286,7 @@ def unknown_parameters(db: sqlite3.Connection, filters: list[str]) -> list[str]:
     """A message for each parameter filter on a name that no run's parameter sets have
     (``seedd=3``): it matches nothing, and is more likely a typo than a question."""
     names = [m.group(1) for f in filters if parse_filter(f) and (m := _FILTER.match(f))]
-    unknown = [name for name in dict.fromkeys(names) if not _some_set_holds(db, f'$."{name}"')]
+    unknown = [name for name in dict.fromkeys(names) if not _some_set_holds(db, field_path(name))]
     if not unknown:
         return []
     known = sorted(
@@ -297,9 +320,9 @@ def joined_conditions(query: RunQuery) -> list[str]:
     nothing, with no word said."""
     messages = []
     for text in dict.fromkeys(query.params):
-        match = _FILTER.match(text)
-        if match is None or parse_filter(text) is None or match.group(3).startswith('"'):
-            continue  # malformed (said elsewhere), or a quoted value: the comma is in it
+        match, parsed = _FILTER.match(text), parse_filter(text)
+        if match is None or parsed is None or parsed[2] != match.group(3):
+            continue  # malformed (said elsewhere), or a number or a quoted text
         parts = [p.strip() for p in match.group(3).split(",")[1:]]
         if any(parse_filter(part) for part in parts):
             messages.append(
@@ -380,7 +403,7 @@ def parse_filter(text: str) -> tuple[str, str, Any] | None:
     try:
         value = json.loads(_PYTHON_WORDS.get(raw, raw))
     except ValueError:
-        value = raw
+        value = _python_literal(raw)
     if isinstance(value, bool):
         value = int(value)
     elif isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
@@ -392,7 +415,26 @@ def parse_filter(text: str) -> tuple[str, str, Any] | None:
         pass  # lr=None: a field that holds None (JSON's null)
     elif not isinstance(value, (int, float, str)):
         value = raw
-    return f'$."{name}"', operator, value
+    return field_path(name), operator, value
+
+
+def _python_literal(raw: str) -> Any:
+    """``raw`` read as a number or a quoted text as Python writes them (``.1``, ``1.``,
+    ``1_000``, ``'tree'``), as ``--set`` reads them; ``raw`` itself when it is neither."""
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return raw
+    return value if type(value) in (int, float, str) else raw
+
+
+def field_path(name: str) -> str:
+    """The JSON path of the parameter ``name`` as the run store keys it: ``model.C`` ->
+    ``$."model.C"``. The name is read as Python reads a field's name (NFKC: ``größe`` typed
+    with a combining diaeresis is the field ``größe``), and written into the path as JSON
+    writes it in the store, so that a backslash or a control character (even NUL) in it
+    never makes the path one SQLite cannot read."""
+    return "$." + json.dumps(unicodedata.normalize("NFKC", name), ensure_ascii=False)
 
 
 def _order(db: sqlite3.Connection, query: RunQuery) -> tuple[str, list, str]:
