@@ -225,9 +225,7 @@ def reproduce(
     record = read_run_record(folder / "run.json")
     spec = rerun_spec(record)
     workdir = Path(workdir) if workdir else _new_workdir(folder)
-    code = folder / ((record.get("export") or {}).get("files") or {}).get("code", "code")
-    if not code.is_dir():
-        raise AssayError(f"{folder} has no code snapshot ({code} is missing).")
+    code = _code_snapshot(folder)
     earlier = _check_workdir(workdir, folder, record["run"]["id"])
     _refuse_links_out(workdir, code)
     for name in earlier:  # the earlier attempt's copy of the code: the export's may differ
@@ -434,6 +432,18 @@ def _new_artifacts(store_path: Path, result: Reproduction, earlier: set[str]) ->
 
 
 # -- the working folder -------------------------------------------------------------------
+
+
+def _code_snapshot(folder: Path) -> Path:
+    """The export's ``code/`` folder. It is always called that: a path ``run.json`` gives
+    is not followed (``/etc`` or ``../..`` would copy files from outside the export)."""
+    code = folder / "code"
+    if code.is_symlink() or not code.is_dir():
+        raise AssayError(
+            f"{folder} has no code snapshot ({code} is missing, or is a link out of the "
+            "export): export the run again (`assay export full RUN`) and reproduce that."
+        )
+    return code
 
 
 def _refuse_links_out(workdir: Path, code: Path) -> None:

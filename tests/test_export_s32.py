@@ -1,0 +1,67 @@
+"""Exports taken elsewhere: a run.json that points outside the export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import copy_project, run_cli
+from git_helpers import GITIGNORE, init_repo
+from test_export import _no_outer_repository, exported, ok  # noqa: F401 (an autouse fixture)
+
+
+@pytest.fixture
+def export_elsewhere(tmp_path: Path) -> Path:
+    """An export of the ``repro`` project's run, copied away; the project deleted."""
+    project = copy_project("repro", tmp_path)
+    init_repo(project, GITIGNORE)
+    ok(run_cli("run", "tables", "-p", "small", "--store-full", cwd=project))
+    elsewhere = tmp_path / "elsewhere" / "export"
+    shutil.copytree(exported(project), elsewhere, symlinks=True)
+    shutil.rmtree(project)
+    return elsewhere
+
+
+def _edit_record(folder: Path, change) -> None:
+    record = json.loads((folder / "run.json").read_text())
+    change(record)
+    (folder / "run.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("code", ["outside", "../../outside", "code/../../../outside"])
+def test_reproduce_copies_only_the_export_s_own_code_folder(
+    export_elsewhere: Path, tmp_path: Path, code: str
+) -> None:
+    """run.json's export.files.code was followed: "/etc" copied all of /etc into the
+    reproduction's folder and ran whatever it found there."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.txt").write_text("not part of the export\n")
+    given = str(outside) if code == "outside" else code
+    _edit_record(export_elsewhere, lambda r: r["export"]["files"].update(code=given))
+    workdir = tmp_path / "work"
+
+    result = run_cli("reproduce", export_elsewhere, "--workdir", workdir, cwd=tmp_path)
+
+    assert result.code == 0 and "the reproduction is exact" in result.text, result
+    assert not (workdir / "private.txt").exists()
+
+
+def test_reproduce_refuses_a_code_folder_that_links_out_of_the_export(
+    export_elsewhere: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.txt").write_text("not part of the export\n")
+    shutil.rmtree(export_elsewhere / "code")
+    (export_elsewhere / "code").symlink_to(outside, target_is_directory=True)
+    workdir = tmp_path / "work"
+
+    result = run_cli("reproduce", export_elsewhere, "--workdir", workdir, cwd=tmp_path)
+
+    assert result.code != 0 and "Traceback" not in result.text, result
+    assert "no code snapshot" in result.text and "link out of the export" in result.text, result
+    assert not (workdir / "private.txt").exists()
