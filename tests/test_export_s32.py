@@ -1,4 +1,5 @@
-"""Exports taken elsewhere: a run.json that points outside the export."""
+"""Exports taken elsewhere: a run.json that points outside the export, and packages that
+differ between the run and its reproduction."""
 
 from __future__ import annotations
 
@@ -65,3 +66,32 @@ def test_reproduce_refuses_a_code_folder_that_links_out_of_the_export(
     assert result.code != 0 and "Traceback" not in result.text, result
     assert "no code snapshot" in result.text and "link out of the export" in result.text, result
     assert not (workdir / "private.txt").exists()
+
+
+def test_reproduce_names_the_packages_that_differ_from_the_run_s(
+    export_elsewhere: Path, tmp_path: Path
+) -> None:
+    """A colleague's environment with another numpy: reproduce said nothing about it."""
+
+    def other_environment(record: dict) -> None:
+        packages = record["provenance"]["packages"]
+        packages["numpy"] = "1.0.0"
+        packages["long-gone-package"] = "0.1"
+
+    _edit_record(export_elsewhere, other_environment)
+
+    result = run_cli("reproduce", export_elsewhere, cwd=tmp_path)
+
+    assert result.code == 0, result
+    text = " ".join(result.text.split())
+    assert "2 package(s) differ from the run's" in text, result
+    assert "numpy 1.0.0 → " in text and "long-gone-package 0.1 → not installed" in text
+
+
+def test_reproduce_in_the_same_environment_names_no_packages(
+    export_elsewhere: Path, tmp_path: Path
+) -> None:
+    result = run_cli("reproduce", export_elsewhere, cwd=tmp_path)
+
+    assert result.code == 0 and "the reproduction is exact" in result.text, result
+    assert "differ from the run's" not in result.text

@@ -110,6 +110,10 @@ class Reproduction:
     a re-run that fails may have needed one of them."""
     original_run: str = ""
     """The exported run's id."""
+    packages: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    """Packages the run had in another version than the reproduction, or that it lacks:
+    name → (the run's version, the reproduction's, ``None`` if not installed), which can
+    explain differences."""
     original_status: str = "completed"
     """How the exported run ended (``completed``, ``failed``, ``interrupted``): only the
     artifacts it made before it stopped are compared."""
@@ -262,6 +266,7 @@ def reproduce(
         if isinstance(item, dict) and item.get("path"):
             result.left_out.append(f"{item['path']} ({item.get('reason') or 'left out'})")
     new_artifacts = _new_artifacts(workdir / "assay.db", result, earlier_runs)
+    result.packages = _package_changes(record, workdir / "assay.db", result.run_id)
     _compare(record, CacheStore(folder / "cache"), CacheStore(cache), new_artifacts, result)
     return result
 
@@ -414,6 +419,24 @@ def _run_ids(store_path: Path) -> set[str]:
         return set()
     with RunStore(store_path) as store:
         return {run.id for run in store.list_runs(limit=None)}
+
+
+def _package_changes(record: dict, store_path: Path, run_id: str | None) -> dict:
+    """The packages the exported run had that the reproduction has in another version, or
+    not at all (``{name: (run's, reproduction's or None)}``); ``{}`` if either run
+    recorded none. Packages only the reproduction has change nothing the run did."""
+    from assay.store import RunStore
+
+    before = (record.get("provenance") or {}).get("packages")
+    if run_id is None or not isinstance(before, dict):
+        return {}
+    with RunStore(store_path) as store:
+        after = (store.provenance(run_id) or {}).get("packages")
+    if not isinstance(after, dict):
+        return {}
+    return {
+        name: (v, after.get(name)) for name, v in sorted(before.items()) if after.get(name) != v
+    }
 
 
 def _new_artifacts(store_path: Path, result: Reproduction, earlier: set[str]) -> list:
