@@ -95,3 +95,27 @@ def test_reproduce_in_the_same_environment_names_no_packages(
 
     assert result.code == 0 and "the reproduction is exact" in result.text, result
     assert "differ from the run's" not in result.text
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (lambda r: r.pop("run"), "it has no run with an id"),
+        (lambda r: r.pop("artifacts"), "it has no list of artifacts"),
+        (lambda r: r["artifacts"][0].pop("stage"), "an artifact lacks its key"),
+    ],
+)
+def test_reproduce_of_a_damaged_run_json_says_so(
+    export_elsewhere: Path, tmp_path: Path, change, said: str
+) -> None:
+    """A run.json cut down by hand (or by a bad merge) gave a KeyError traceback."""
+    _edit_record(export_elsewhere, change)
+
+    result = run_cli("reproduce", export_elsewhere, cwd=tmp_path)
+
+    assert result.code != 0 and "Traceback" not in result.text, result
+    text = " ".join(result.text.split())
+    assert "is a damaged run record" in text and said in text, result
+    assert not (export_elsewhere / "reproductions").exists() or not any(
+        (export_elsewhere / "reproductions").iterdir()
+    )
