@@ -119,3 +119,23 @@ def test_reproduce_of_a_damaged_run_json_says_so(
     assert not (export_elsewhere / "reproductions").exists() or not any(
         (export_elsewhere / "reproductions").iterdir()
     )
+
+
+def test_store_full_include_takes_the_files_asked_for_outside_git(tmp_project: Path) -> None:
+    """Outside git, --store-full-include was ignored (run.json still listed the pattern
+    under included_on_request), so the data file the stage read was not in the export."""
+    (tmp_project / "data" / "raw").mkdir(parents=True)
+    (tmp_project / "data" / "raw" / "values.csv").write_text("x\n1\n")
+    (tmp_project / "inputs").mkdir()
+    (tmp_project / "inputs" / "table.csv").write_text("y\n2\n")
+    (tmp_project / "inputs" / "other.csv").write_text("not asked for\n")
+
+    ok(run_cli("run", "diamond", "-p", "two", "--store-full",
+               "--store-full-include", "data/raw/*.csv", "--store-full-include", "table.csv",
+               cwd=tmp_project))  # fmt: skip
+
+    code = exported(tmp_project) / "code"
+    assert (code / "data" / "raw" / "values.csv").read_text() == "x\n1\n"
+    assert (code / "inputs" / "table.csv").read_text() == "y\n2\n"
+    assert not (code / "inputs" / "other.csv").exists()
+    assert (code / "experiments" / "diamond.py").is_file()
