@@ -139,3 +139,21 @@ def test_store_full_include_takes_the_files_asked_for_outside_git(tmp_project: P
     assert (code / "inputs" / "table.csv").read_text() == "y\n2\n"
     assert not (code / "inputs" / "other.csv").exists()
     assert (code / "experiments" / "diamond.py").is_file()
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_reproduce_refuses_a_link_in_the_code_snapshot_that_leads_out_of_it(
+    export_elsewhere: Path, tmp_path: Path, reuse: bool
+) -> None:
+    """code/data linking to another folder had the re-run write its cache there."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (export_elsewhere / "code" / "data").symlink_to(victim, target_is_directory=True)
+
+    options = ["--reuse"] if reuse else []
+    result = run_cli("reproduce", export_elsewhere, *options, cwd=tmp_path)
+
+    assert result.code != 0 and "Traceback" not in result.text, result
+    text = " ".join(result.text.split())
+    assert "links out of it" in text and "code/data" in text, result
+    assert list(victim.iterdir()) == []

@@ -459,13 +459,23 @@ def _new_artifacts(store_path: Path, result: Reproduction, earlier: set[str]) ->
 
 def _code_snapshot(folder: Path) -> Path:
     """The export's ``code/`` folder. It is always called that: a path ``run.json`` gives
-    is not followed (``/etc`` or ``../..`` would copy files from outside the export)."""
+    is not followed (``/etc`` or ``../..`` would copy files from outside the export). A
+    link in it that leads out of it is refused: copied into the working folder, it would
+    have the re-run write there (``code/data`` → another folder: its cache)."""
     code = folder / "code"
     if code.is_symlink() or not code.is_dir():
         raise AssayError(
             f"{folder} has no code snapshot ({code} is missing, or is a link out of the "
             "export): export the run again (`assay export full RUN`) and reproduce that."
         )
+    inside = code.resolve()
+    for path in code.rglob("*"):
+        if path.is_symlink() and not path.resolve().is_relative_to(inside):
+            raise AssayError(
+                f"{path} in the export's code snapshot links out of it (to "
+                f"{path.resolve()}); assay never writes such links, and the re-run would "
+                "write through it. Remove the link, or export the run again."
+            )
     return code
 
 
