@@ -157,3 +157,13 @@ def test_reproduce_refuses_a_link_in_the_code_snapshot_that_leads_out_of_it(
     text = " ".join(result.text.split())
     assert "links out of it" in text and "code/data" in text, result
     assert list(victim.iterdir()) == []
+
+
+def test_reproduce_into_a_relative_workdir(export_elsewhere: Path, tmp_path: Path) -> None:
+    """`--workdir again` put the re-run's run store, logs and cache in again/again/, and
+    reproduce called every artifact of an exact reproduction missing."""
+    result = run_cli("reproduce", export_elsewhere, "--workdir", "again", cwd=tmp_path)
+
+    assert result.code == 0 and "the reproduction is exact" in result.text, result
+    assert (tmp_path / "again" / "assay.db").is_file()
+    assert not (tmp_path / "again" / "again").exists()

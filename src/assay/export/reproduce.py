@@ -228,7 +228,7 @@ def reproduce(
     folder = require_export(folder).resolve()
     record = read_run_record(folder / "run.json")
     spec = rerun_spec(record)
-    workdir = Path(workdir) if workdir else _new_workdir(folder)
+    workdir = Path(workdir).absolute() if workdir else _new_workdir(folder)  # the re-run's cwd
     code = _code_snapshot(folder)
     earlier = _check_workdir(workdir, folder, record["run"]["id"])
     _refuse_links_out(workdir, code)
