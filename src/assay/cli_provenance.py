@@ -249,6 +249,12 @@ def print_reproduction(console: Console, result: Any) -> None:
                 "`--store-full-include GLOB`).",
                 soft_wrap=True,
             )
+    if result.packages:
+        console.print(
+            f"[yellow]{len(result.packages)} package(s) differ from the run's[/] (run → "
+            f"reproduction), which can explain differences: {escape(_packages(result.packages))}",
+            soft_wrap=True,
+        )
     if not result.exact and result.code_note:
         console.print(
             f"[yellow]The export's code may not be the run's code, which can explain "
@@ -259,6 +265,13 @@ def print_reproduction(console: Console, result: Any) -> None:
     if result.exact and counts.get("equivalent"):
         verdict = "[green]exact in values[/] (some saved bytes differ)"
     console.print(f"{summary or 'no artifacts'}: the reproduction is {verdict}.")
+
+
+def _packages(changes: dict, shown: int = 10) -> str:
+    """``numpy 1.26.3 → 2.1.3, scipy 1.11.0 → not installed`` (the first ``shown``)."""
+    words = [f"{name} {was} → {now or 'not installed'}" for name, (was, now) in changes.items()]
+    more = f", and {len(words) - shown} more" if len(words) > shown else ""
+    return ", ".join(words[:shown]) + more
 
 
 def print_exports(console: Console, manager: Any) -> None:

@@ -108,7 +108,29 @@ def read_run_record(path: str | os.PathLike) -> dict[str, Any]:
         raise AssayError(
             f"{path} is not an assay run record (format {found!r}, expected {FORMAT!r})."
         )
+    problem = _record_problem(data)
+    if problem:
+        raise AssayError(
+            f"{path} is a damaged run record: {problem}. Export the run again "
+            "(`assay export full RUN` in its project), or use another copy of it."
+        )
     return data
+
+
+def _record_problem(data: dict) -> str | None:
+    """What is missing from a run record that says it is one, or ``None``: a run with
+    an id, and a list of artifacts, each with its key, parameter set, stage and name."""
+    run = data.get("run")
+    if not isinstance(run, dict) or not isinstance(run.get("id"), str):
+        return "it has no run with an id"
+    artifacts = data.get("artifacts")
+    if not isinstance(artifacts, list):
+        return "it has no list of artifacts"
+    for artifact in artifacts:
+        named = isinstance(artifact, dict) and "param_set" in artifact
+        if not named or not all(isinstance(artifact.get(f), str) for f in ("key", "stage", "name")):
+            return f"an artifact lacks its key, parameter set, stage or name ({str(artifact)[:80]})"
+    return None
 
 
 def record_provenance(store: Any, run_info: Any, config: Any) -> Any:

@@ -110,6 +110,10 @@ class Reproduction:
     a re-run that fails may have needed one of them."""
     original_run: str = ""
     """The exported run's id."""
+    packages: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    """Packages the run had in another version than the reproduction, or that it lacks:
+    name → (the run's version, the reproduction's, ``None`` if not installed), which can
+    explain differences."""
     original_status: str = "completed"
     """How the exported run ended (``completed``, ``failed``, ``interrupted``): only the
     artifacts it made before it stopped are compared."""
@@ -224,10 +228,8 @@ def reproduce(
     folder = require_export(folder).resolve()
     record = read_run_record(folder / "run.json")
     spec = rerun_spec(record)
-    workdir = Path(workdir) if workdir else _new_workdir(folder)
-    code = folder / ((record.get("export") or {}).get("files") or {}).get("code", "code")
-    if not code.is_dir():
-        raise AssayError(f"{folder} has no code snapshot ({code} is missing).")
+    workdir = Path(workdir).absolute() if workdir else _new_workdir(folder)  # the re-run's cwd
+    code = _code_snapshot(folder)
     earlier = _check_workdir(workdir, folder, record["run"]["id"])
     _refuse_links_out(workdir, code)
     for name in earlier:  # the earlier attempt's copy of the code: the export's may differ
@@ -264,6 +266,7 @@ def reproduce(
         if isinstance(item, dict) and item.get("path"):
             result.left_out.append(f"{item['path']} ({item.get('reason') or 'left out'})")
     new_artifacts = _new_artifacts(workdir / "assay.db", result, earlier_runs)
+    result.packages = _package_changes(record, workdir / "assay.db", result.run_id)
     _compare(record, CacheStore(folder / "cache"), CacheStore(cache), new_artifacts, result)
     return result
 
@@ -418,6 +421,24 @@ def _run_ids(store_path: Path) -> set[str]:
         return {run.id for run in store.list_runs(limit=None)}
 
 
+def _package_changes(record: dict, store_path: Path, run_id: str | None) -> dict:
+    """The packages the exported run had that the reproduction has in another version, or
+    not at all (``{name: (run's, reproduction's or None)}``); ``{}`` if either run
+    recorded none. Packages only the reproduction has change nothing the run did."""
+    from assay.store import RunStore
+
+    before = (record.get("provenance") or {}).get("packages")
+    if run_id is None or not isinstance(before, dict):
+        return {}
+    with RunStore(store_path) as store:
+        after = (store.provenance(run_id) or {}).get("packages")
+    if not isinstance(after, dict):
+        return {}
+    return {
+        name: (v, after.get(name)) for name, v in sorted(before.items()) if after.get(name) != v
+    }
+
+
 def _new_artifacts(store_path: Path, result: Reproduction, earlier: set[str]) -> list:
     """The artifacts of the reproduction's run: the newest in the working folder's run
     store, unless it is one of ``earlier`` (an earlier attempt's: this one did not start)."""
@@ -434,6 +455,28 @@ def _new_artifacts(store_path: Path, result: Reproduction, earlier: set[str]) ->
 
 
 # -- the working folder -------------------------------------------------------------------
+
+
+def _code_snapshot(folder: Path) -> Path:
+    """The export's ``code/`` folder. It is always called that: a path ``run.json`` gives
+    is not followed (``/etc`` or ``../..`` would copy files from outside the export). A
+    link in it that leads out of it is refused: copied into the working folder, it would
+    have the re-run write there (``code/data`` → another folder: its cache)."""
+    code = folder / "code"
+    if code.is_symlink() or not code.is_dir():
+        raise AssayError(
+            f"{folder} has no code snapshot ({code} is missing, or is a link out of the "
+            "export): export the run again (`assay export full RUN`) and reproduce that."
+        )
+    inside = code.resolve()
+    for path in code.rglob("*"):
+        if path.is_symlink() and not path.resolve().is_relative_to(inside):
+            raise AssayError(
+                f"{path} in the export's code snapshot links out of it (to "
+                f"{path.resolve()}); assay never writes such links, and the re-run would "
+                "write through it. Remove the link, or export the run again."
+            )
+    return code
 
 
 def _refuse_links_out(workdir: Path, code: Path) -> None:

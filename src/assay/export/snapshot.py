@@ -145,6 +145,8 @@ def plan_snapshot(
     if listed is None:
         snapshot = Snapshot("folder")
         candidates = _walk(root, outputs + ("data/",))
+        if include:  # any file, also in data/, that a pattern asks for
+            candidates += [p for p in _walk(root, outputs, suffixes=None) if _matches(p, include)]
     else:
         snapshot = Snapshot("git")
         candidates = listed
@@ -515,7 +517,11 @@ def _git_ls(root: Path, *args: str) -> list[str] | None:
     return [p for p in proc.stdout.decode("utf-8", "replace").split("\0") if p]
 
 
-def _walk(root: Path, excluded: tuple[str, ...]) -> list[str]:
+def _walk(
+    root: Path, excluded: tuple[str, ...], suffixes: tuple[str, ...] | None = SOURCE_SUFFIXES
+) -> list[str]:
+    """The files under ``root`` (POSIX paths relative to it) ending in one of ``suffixes``
+    (``None``: any), outside hidden folders, virtual environments and ``excluded``."""
     found = []
     for folder, dirs, files in os.walk(root):
         relative = Path(folder).relative_to(root).as_posix()
@@ -529,7 +535,8 @@ def _walk(root: Path, excluded: tuple[str, ...]) -> list[str]:
             and not (prefix + d + "/").startswith(excluded)
         )
         for name in sorted(files):
-            if name.endswith(SOURCE_SUFFIXES) and not (prefix + name).startswith(excluded):
+            wanted = suffixes is None or name.endswith(suffixes)
+            if wanted and not (prefix + name).startswith(excluded):
                 found.append(prefix + name)
     return found
 
