@@ -75,9 +75,17 @@ _OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss",
 """Protocols whose uploads are atomic by themselves (and whose renames are copies)."""
 
 _ANSWER_WAIT_S = 60.0
-"""How long the check before a run waits for the store to take (and drop) a few bytes: a
-server that accepts connections but never answers would hold a write there forever, as
-aiohttp waits for a reply to an upload without the ``read_timeout`` of ``config_kwargs``."""
+"""How long a write of a few bytes to the store may take (the check before a run, sidecars,
+links, the read index): a server that accepts connections but never answers would hold a
+write there forever, as aiohttp waits for a reply to an upload without the ``read_timeout``
+of ``config_kwargs``. (Reads do end: the filesystem's ``read_timeout`` bounds them.)"""
+
+_SLOWEST_UPLOAD = 256 * 1024
+"""Bytes per second: an artifact's upload may take ``_ANSWER_WAIT_S`` plus its size at
+this rate before the store counts as stalled."""
+
+_BATCH = 100
+"""Small files per ``_ANSWER_WAIT_S`` that one batch of writes may take."""
 
 _ADVICE = (
     "Check the URL, the network and your credentials (the filesystem's usual settings, e.g. "
@@ -129,6 +137,8 @@ class FsspecCacheStore(CacheStore):
         # parts: for the small files read here that is one request more (two for a miss).
         accepts = inspect.signature(getattr(self.fs, "_cat_file", self.fs.cat_file)).parameters
         self._small = {"max_concurrency": 1} if "max_concurrency" in accepts else {}
+        # fsspec's async filesystems (s3, gcs, az, ...) end a call that takes longer.
+        self._timed = bool(getattr(self.fs, "async_impl", False))
         self._metas: dict[tuple[str, str], dict] = {}
         self._missing: set[tuple[str, str]] = set()
         self._damaged: dict[tuple[str, str], str] = {}  # sidecars there, but no record
@@ -166,8 +176,7 @@ class FsspecCacheStore(CacheStore):
 
     def check_usable(self, write: bool = True) -> None:
         probe = self._remote(f".assay-probe-{_unique()}")
-        # fsspec's async filesystems (s3, gcs, az, ...) end a call that takes longer.
-        bound = {"timeout": _ANSWER_WAIT_S} if getattr(self.fs, "async_impl", False) else {}
+        bound = self._bound(_ANSWER_WAIT_S)
         try:
             if write:
                 self._put_bytes(probe, b"assay checks that it can write here\n", **bound)
@@ -436,7 +445,7 @@ class FsspecCacheStore(CacheStore):
             raise UrlCacheError(
                 f"Could not write output {output!r} of stage {meta.get('stage')!r} (parameter "
                 f"set {meta.get('param_set')!r}) to the cache at {self.url} "
-                f"({type(exc).__name__}: {exc}). The entry is left out; its local copy stays in "
+                f"({_why(exc)}). The entry is left out; its local copy stays in "
                 f"{folder}. {_ADVICE}"
             ) from exc
         self._metas[(key, output)] = sidecar
@@ -627,10 +636,17 @@ class FsspecCacheStore(CacheStore):
     def _put_file(self, local: Path, remote: str) -> None:
         if not self._object_store:
             self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
-        self.fs.put_file(str(local), remote)
+        wait = _ANSWER_WAIT_S + local.stat().st_size / _SLOWEST_UPLOAD
+        self.fs.put_file(str(local), remote, **self._bound(wait))
+
+    def _bound(self, seconds: float) -> dict[str, float]:
+        """fsspec's ``timeout`` for one call, on filesystems that take one."""
+        return {"timeout": seconds} if self._timed else {}
 
     def _put_bytes(self, remote: str, data: bytes, **bound: float) -> None:
-        """Write a small file (``bound``: fsspec's ``timeout`` for each call)."""
+        """Write a small file (``bound``: fsspec's ``timeout`` for each call, by default
+        ``_ANSWER_WAIT_S``)."""
+        bound = bound or self._bound(_ANSWER_WAIT_S)
         if self._object_store:
             self.fs.pipe_file(remote, data, **bound)
             return
@@ -643,7 +659,8 @@ class FsspecCacheStore(CacheStore):
         if not files:
             return
         if self._object_store:  # one batch: concurrent requests on async filesystems
-            self._call(what, self.fs.pipe, files)
+            wait = _ANSWER_WAIT_S * (1 + len(files) // _BATCH)
+            self._call(what, self.fs.pipe, files, **self._bound(wait))
             return
         for path, data in files.items():
             self._call(what, self._put_bytes, path, data)
@@ -722,7 +739,7 @@ class FsspecCacheStore(CacheStore):
 
     def _error(self, what: str, exc: BaseException) -> UrlCacheError:
         return UrlCacheError(
-            f"The cache at {self.url} failed while {what} ({type(exc).__name__}: {exc}). {_ADVICE}"
+            f"The cache at {self.url} failed while {what} ({_why(exc)}). {_ADVICE}"
         )
 
     def __repr__(self) -> str:
@@ -752,6 +769,16 @@ def _filesystem(url: str, options: dict) -> tuple[Any, str]:
         ) from None
     except TypeError as exc:
         raise ConfigError(f"cache_options do not suit the filesystem of {url}: {exc}") from None
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong with a call to the store, for a message."""
+    if isinstance(exc, TimeoutError):
+        return (
+            f"it did not answer in time ({type(exc).__name__}): the server stalled, or a "
+            "proxy or the network holds the connection without replying"
+        )
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _json(data: bytes | None) -> dict:
