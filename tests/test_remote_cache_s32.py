@@ -140,3 +140,83 @@ def test_a_store_that_stalls_during_a_run_ends_the_run_with_a_message(project: P
     verified = run_cli("cache", "verify", cwd=project)
     assert verified.code == 0, verified
     assert "2 artifact(s) checked, 0 failed" in verified.text, verified
+
+
+SLOW_SECOND_OUTPUT = '''
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import assay
+from assay.caching import PickleCacher
+
+
+class WaitingCacher(PickleCacher):
+    """Saves once ``hold.flag`` is gone (writes ``holding.txt`` first)."""
+
+    def save(self, obj):
+        Path("holding.txt").write_text("saving the second output")
+        while Path("hold.flag").exists():
+            time.sleep(0.05)
+        return super().save(obj)
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 3
+
+
+@assay.stage(outputs=["first", "second"], cachers=[PickleCacher, WaitingCacher])
+def fit(record):
+    return list(range(record.params.n)), {"n": record.params.n}
+
+
+def get_params():
+    return [Params(name="small", n=3)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        fit(assay.Record(manager, params))
+'''
+
+
+def test_cache_gc_leaves_alone_a_stage_run_another_run_is_writing_at_the_url(project: Path):
+    """gc removed a stage run's first output while the run uploaded the second."""
+    (project / "experiments" / "slow.py").write_text(SLOW_SECOND_OUTPUT)
+    (project / "hold.flag").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(COLUMNS="400", NO_COLOR="1", TERM="dumb")
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "assay", "run", "slow"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        while not (project / "holding.txt").exists():
+            assert writer.poll() is None, writer.stdout.read()
+            time.sleep(0.05)
+
+        collected = run_cli("cache", "gc", cwd=project)
+
+        assert collected.code == 0, collected
+    finally:
+        (project / "hold.flag").unlink()
+        output = writer.communicate(timeout=120)[0]
+    assert writer.returncode == 0, output
+    again = run_cli("run", "slow", cwd=project)
+    assert again.code == 0, again
+    assert "1 cached" in again.text and "executed" not in again.text, again
+    verified = run_cli("cache", "verify", cwd=project)
+    assert "2 artifact(s) checked, 0 failed" in verified.text, verified
+    assert not list(project.glob("writing")), "markers belong at the URL"
+    s3fs_view = S3Server(_endpoint(project)).filesystem()
+    assert s3fs_view.find("lab/cache/writing") == [], "the run removed its marker"
+
+
+def _endpoint(root: Path) -> str:
+    text = (root / "assay.toml").read_text()
+    return text.split('endpoint_url = "', 1)[1].split('"', 1)[0]

@@ -56,6 +56,7 @@ from assay.cache import (
     CacheStore,
     StageFolder,
     _glob,
+    _host,
     _outputs,
     _param_set_globs,
     _reads_json,
@@ -143,6 +144,7 @@ class FsspecCacheStore(CacheStore):
         self._missing: set[tuple[str, str]] = set()
         self._damaged: dict[tuple[str, str], str] = {}  # sidecars there, but no record
         self._links: dict[str, str] = {}
+        self._writing: set[str] = set()  # stage runs this process marked at the URL
         self.uploaded: list[str] = []
         """The artifacts (``key.output``) this process wrote to the URL."""
         self.downloaded: list[str] = []
@@ -468,7 +470,54 @@ class FsspecCacheStore(CacheStore):
     def link(self, experiment: str, param_set: str, stage: str, key: str) -> None:
         self.link_many([(experiment, param_set, stage, key)])
 
+    # Markers of stage runs being written are at the URL, one small file ``writing/KEY``
+    # each, from a stage run's first saved output to its link: every process that runs
+    # ``assay cache gc`` on the URL, on any machine, sees them (a marker in the local
+    # copies would be seen by this machine alone), and leaves those stage runs alone.
+
+    def _mark_writing(self, key: str, lasting: bool = False) -> None:
+        if key in self._writing:
+            return
+        note = f"{_host()} {os.getpid()}\n".encode()
+        try:
+            self._put_bytes(self._marker(key), note)
+        except Exception:  # the save itself says why, naming the artifact
+            return
+        self._writing.add(key)
+
+    def made_for_the_run(self, key: str) -> None:
+        return  # the worker that wrote it marked it at the URL, and unmarks it as it links
+
+    def done_writing(self, key: str) -> None:
+        self._unmark([key])
+
+    def _unmark(self, keys: Iterable[str]) -> None:
+        done = sorted(self._writing.intersection(keys))
+        if done:
+            remove = _missing_ok(self.fs.rm)
+            self._call("noting stage runs written", remove, [self._marker(k) for k in done])
+            self._writing.difference_update(done)
+
+    def keys_being_written(self, max_age_s: float, remove_older: bool = False) -> set[str]:
+        now, keys, older = time.time(), set(), []
+        for path, info in self._find("writing", detail=True).items():
+            if now - _modified(info) <= max_age_s:
+                keys.add(path.rsplit("/", 1)[-1])
+            else:
+                older.append(path)  # left by a run that stopped
+        if remove_older and older:
+            self._call("removing old markers", _missing_ok(self.fs.rm), older)
+        return keys
+
+    def _marker(self, key: str) -> str:
+        return self._remote("writing", key)
+
     def link_many(self, links: Iterable[tuple[str, str, str, str]]) -> None:
+        links = list(links)
+        self._link_many(links)
+        self._unmark(link[3] for link in links)
+
+    def _link_many(self, links: list[tuple[str, str, str, str]]) -> None:
         links = [link for link in links if self._links.get(self._link_file(*link[:3])) != link[3]]
         if not links:
             return
