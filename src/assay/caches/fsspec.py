@@ -56,6 +56,7 @@ from assay.cache import (
     CacheStore,
     StageFolder,
     _glob,
+    _host,
     _outputs,
     _param_set_globs,
     _reads_json,
@@ -75,9 +76,17 @@ _OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss",
 """Protocols whose uploads are atomic by themselves (and whose renames are copies)."""
 
 _ANSWER_WAIT_S = 60.0
-"""How long the check before a run waits for the store to take (and drop) a few bytes: a
-server that accepts connections but never answers would hold a write there forever, as
-aiohttp waits for a reply to an upload without the ``read_timeout`` of ``config_kwargs``."""
+"""How long a write of a few bytes to the store may take (the check before a run, sidecars,
+links, the read index): a server that accepts connections but never answers would hold a
+write there forever, as aiohttp waits for a reply to an upload without the ``read_timeout``
+of ``config_kwargs``. (Reads do end: the filesystem's ``read_timeout`` bounds them.)"""
+
+_SLOWEST_UPLOAD = 256 * 1024
+"""Bytes per second: an artifact's upload may take ``_ANSWER_WAIT_S`` plus its size at
+this rate before the store counts as stalled."""
+
+_BATCH = 100
+"""Small files per ``_ANSWER_WAIT_S`` that one batch of writes may take."""
 
 _ADVICE = (
     "Check the URL, the network and your credentials (the filesystem's usual settings, e.g. "
@@ -129,10 +138,13 @@ class FsspecCacheStore(CacheStore):
         # parts: for the small files read here that is one request more (two for a miss).
         accepts = inspect.signature(getattr(self.fs, "_cat_file", self.fs.cat_file)).parameters
         self._small = {"max_concurrency": 1} if "max_concurrency" in accepts else {}
+        # fsspec's async filesystems (s3, gcs, az, ...) end a call that takes longer.
+        self._timed = bool(getattr(self.fs, "async_impl", False))
         self._metas: dict[tuple[str, str], dict] = {}
         self._missing: set[tuple[str, str]] = set()
         self._damaged: dict[tuple[str, str], str] = {}  # sidecars there, but no record
         self._links: dict[str, str] = {}
+        self._writing: set[str] = set()  # stage runs this process marked at the URL
         self.uploaded: list[str] = []
         """The artifacts (``key.output``) this process wrote to the URL."""
         self.downloaded: list[str] = []
@@ -166,8 +178,7 @@ class FsspecCacheStore(CacheStore):
 
     def check_usable(self, write: bool = True) -> None:
         probe = self._remote(f".assay-probe-{_unique()}")
-        # fsspec's async filesystems (s3, gcs, az, ...) end a call that takes longer.
-        bound = {"timeout": _ANSWER_WAIT_S} if getattr(self.fs, "async_impl", False) else {}
+        bound = self._bound(_ANSWER_WAIT_S)
         try:
             if write:
                 self._put_bytes(probe, b"assay checks that it can write here\n", **bound)
@@ -436,7 +447,7 @@ class FsspecCacheStore(CacheStore):
             raise UrlCacheError(
                 f"Could not write output {output!r} of stage {meta.get('stage')!r} (parameter "
                 f"set {meta.get('param_set')!r}) to the cache at {self.url} "
-                f"({type(exc).__name__}: {exc}). The entry is left out; its local copy stays in "
+                f"({_why(exc)}). The entry is left out; its local copy stays in "
                 f"{folder}. {_ADVICE}"
             ) from exc
         self._metas[(key, output)] = sidecar
@@ -459,7 +470,54 @@ class FsspecCacheStore(CacheStore):
     def link(self, experiment: str, param_set: str, stage: str, key: str) -> None:
         self.link_many([(experiment, param_set, stage, key)])
 
+    # Markers of stage runs being written are at the URL, one small file ``writing/KEY``
+    # each, from a stage run's first saved output to its link: every process that runs
+    # ``assay cache gc`` on the URL, on any machine, sees them (a marker in the local
+    # copies would be seen by this machine alone), and leaves those stage runs alone.
+
+    def _mark_writing(self, key: str, lasting: bool = False) -> None:
+        if key in self._writing:
+            return
+        note = f"{_host()} {os.getpid()}\n".encode()
+        try:
+            self._put_bytes(self._marker(key), note)
+        except Exception:  # the save itself says why, naming the artifact
+            return
+        self._writing.add(key)
+
+    def made_for_the_run(self, key: str) -> None:
+        return  # the worker that wrote it marked it at the URL, and unmarks it as it links
+
+    def done_writing(self, key: str) -> None:
+        self._unmark([key])
+
+    def _unmark(self, keys: Iterable[str]) -> None:
+        done = sorted(self._writing.intersection(keys))
+        if done:
+            remove = _missing_ok(self.fs.rm)
+            self._call("noting stage runs written", remove, [self._marker(k) for k in done])
+            self._writing.difference_update(done)
+
+    def keys_being_written(self, max_age_s: float, remove_older: bool = False) -> set[str]:
+        now, keys, older = time.time(), set(), []
+        for path, info in self._find("writing", detail=True).items():
+            if now - _modified(info) <= max_age_s:
+                keys.add(path.rsplit("/", 1)[-1])
+            else:
+                older.append(path)  # left by a run that stopped
+        if remove_older and older:
+            self._call("removing old markers", _missing_ok(self.fs.rm), older)
+        return keys
+
+    def _marker(self, key: str) -> str:
+        return self._remote("writing", key)
+
     def link_many(self, links: Iterable[tuple[str, str, str, str]]) -> None:
+        links = list(links)
+        self._link_many(links)
+        self._unmark(link[3] for link in links)
+
+    def _link_many(self, links: list[tuple[str, str, str, str]]) -> None:
         links = [link for link in links if self._links.get(self._link_file(*link[:3])) != link[3]]
         if not links:
             return
@@ -627,10 +685,17 @@ class FsspecCacheStore(CacheStore):
     def _put_file(self, local: Path, remote: str) -> None:
         if not self._object_store:
             self.fs.makedirs(remote.rsplit("/", 1)[0], exist_ok=True)
-        self.fs.put_file(str(local), remote)
+        wait = _ANSWER_WAIT_S + local.stat().st_size / _SLOWEST_UPLOAD
+        self.fs.put_file(str(local), remote, **self._bound(wait))
+
+    def _bound(self, seconds: float) -> dict[str, float]:
+        """fsspec's ``timeout`` for one call, on filesystems that take one."""
+        return {"timeout": seconds} if self._timed else {}
 
     def _put_bytes(self, remote: str, data: bytes, **bound: float) -> None:
-        """Write a small file (``bound``: fsspec's ``timeout`` for each call)."""
+        """Write a small file (``bound``: fsspec's ``timeout`` for each call, by default
+        ``_ANSWER_WAIT_S``)."""
+        bound = bound or self._bound(_ANSWER_WAIT_S)
         if self._object_store:
             self.fs.pipe_file(remote, data, **bound)
             return
@@ -643,7 +708,8 @@ class FsspecCacheStore(CacheStore):
         if not files:
             return
         if self._object_store:  # one batch: concurrent requests on async filesystems
-            self._call(what, self.fs.pipe, files)
+            wait = _ANSWER_WAIT_S * (1 + len(files) // _BATCH)
+            self._call(what, self.fs.pipe, files, **self._bound(wait))
             return
         for path, data in files.items():
             self._call(what, self._put_bytes, path, data)
@@ -722,7 +788,7 @@ class FsspecCacheStore(CacheStore):
 
     def _error(self, what: str, exc: BaseException) -> UrlCacheError:
         return UrlCacheError(
-            f"The cache at {self.url} failed while {what} ({type(exc).__name__}: {exc}). {_ADVICE}"
+            f"The cache at {self.url} failed while {what} ({_why(exc)}). {_ADVICE}"
         )
 
     def __repr__(self) -> str:
@@ -752,6 +818,16 @@ def _filesystem(url: str, options: dict) -> tuple[Any, str]:
         ) from None
     except TypeError as exc:
         raise ConfigError(f"cache_options do not suit the filesystem of {url}: {exc}") from None
+
+
+def _why(exc: BaseException) -> str:
+    """What went wrong with a call to the store, for a message."""
+    if isinstance(exc, TimeoutError):
+        return (
+            f"it did not answer in time ({type(exc).__name__}): the server stalled, or a "
+            "proxy or the network holds the connection without replying"
+        )
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _json(data: bytes | None) -> dict:
