@@ -1133,7 +1133,11 @@ def test_a_run_whose_store_stays_locked_at_its_end_says_so_and_keeps_its_artifac
         with pytest.raises(RunStoreError):
             assay.run_experiment("locker", project_root=tmp_project, overwrite=True)
     finally:
-        (locker,) = [m for m in list(sys.modules.values()) if hasattr(m, "HELD")]
+        # The experiment's module (by its file: a test module may have a HELD of its own).
+        experiment = str(tmp_project / "experiments" / "locker.py")
+        (locker,) = [
+            m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == experiment
+        ]
         for held in locker.HELD:
             held.close()  # rolls its transaction back
         locker.HELD.clear()  # as the module holds it in a new process (the stage reads it)
