@@ -38,6 +38,7 @@ from typing import Any
 
 import xxhash
 
+from assay.compat import names_curifactory_has
 from assay.staging import Lazy
 
 _TEMPLATE_FIELDS = ("params", "hash", "stage", "name", "experiment", "cache", "artifact_filename")
@@ -879,8 +880,4 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-def __getattr__(name: str) -> Any:
-    """A name of Curifactory's that this module does not have: says what to use instead."""
-    from assay.compat import missing_module_name
-
-    raise missing_module_name(__name__, name)
+__getattr__ = names_curifactory_has(__name__)  # says what to use instead

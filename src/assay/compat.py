@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from assay.errors import ParameterError
 
@@ -31,6 +31,7 @@ __all__ = [
     "NotInAssayError",
     "missing_attribute",
     "missing_module_name",
+    "names_curifactory_has",
     "parse_indices",
     "translate_run_arguments",
 ]
@@ -359,3 +360,14 @@ def missing_module_name(module: str, name: str) -> Exception:
         f"{curifactory}.{name} is Curifactory's; {module} has no such thing: {instead}.",
         name=module,
     )
+
+
+def names_curifactory_has(module: str) -> Callable[[str], NoReturn]:
+    """The ``__getattr__`` of assay's ``module``: a name it lacks raises
+    :func:`missing_module_name`'s error, which for a name of Curifactory's says what to
+    use instead."""
+
+    def __getattr__(name: str) -> NoReturn:
+        raise missing_module_name(module, name)
+
+    return __getattr__

@@ -31,6 +31,7 @@ from types import ModuleType
 from typing import Any
 
 from assay import cache_writing
+from assay.compat import names_curifactory_has
 from assay.config import ProjectConfig
 from assay.errors import (
     AssayError,
@@ -1111,8 +1112,4 @@ def elapsed(start: float) -> str:
     return f"{time.perf_counter() - start:.2f}s"
 
 
-def __getattr__(name: str) -> Any:
-    """A name of Curifactory's that this module does not have: says what to use instead."""
-    from assay.compat import missing_module_name
-
-    raise missing_module_name(__name__, name)
+__getattr__ = names_curifactory_has(__name__)  # says what to use instead

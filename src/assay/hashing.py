@@ -50,6 +50,7 @@ from typing import Any
 
 import xxhash
 
+from assay.compat import names_curifactory_has
 from assay.sourcetext import normalized_expression, normalized_source
 
 __all__ = [
@@ -899,8 +900,4 @@ def args_hash(
     return param_set.params_hash()
 
 
-def __getattr__(name: str) -> Any:
-    """A name of Curifactory's that this module does not have: says what to use instead."""
-    from assay.compat import missing_module_name
-
-    raise missing_module_name(__name__, name)
+__getattr__ = names_curifactory_has(__name__)  # says what to use instead

@@ -23,8 +23,8 @@ import sys
 import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
+from assay.compat import names_curifactory_has
 from assay.config import ProjectConfig, enclosing_project, setting_source
 from assay.errors import ParameterError, ProjectError
 
@@ -595,8 +595,4 @@ def _user_frames(exc: BaseException) -> list[traceback.FrameSummary]:
     return [f for f in frames if "importlib" not in f.filename and "/assay/" not in f.filename]
 
 
-def __getattr__(name: str) -> Any:
-    """A name of Curifactory's that this module does not have: says what to use instead."""
-    from assay.compat import missing_module_name
-
-    raise missing_module_name(__name__, name)
+__getattr__ = names_curifactory_has(__name__)  # says what to use instead

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from assay.compat import names_curifactory_has
 from assay.params import claim_folder
 from assay.plan import MISSING, Artifact, short_repr
 from assay.staging import Lazy
@@ -662,8 +663,4 @@ def _copied(value: Any, copying: Any) -> Any:
         return value
 
 
-def __getattr__(name: str) -> Any:
-    """A name of Curifactory's that this module does not have: says what to use instead."""
-    from assay.compat import missing_module_name
-
-    raise missing_module_name(__name__, name)
+__getattr__ = names_curifactory_has(__name__)  # says what to use instead

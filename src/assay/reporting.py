@@ -49,6 +49,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from assay.compat import names_curifactory_has
+
 __all__ = [
     "DFReporter",
     "FigureReporter",
@@ -528,8 +530,4 @@ class ImageReporter(Reportable):
         )
 
 
-def __getattr__(name: str) -> Any:
-    """A name of Curifactory's that this module does not have: says what to use instead."""
-    from assay.compat import missing_module_name
-
-    raise missing_module_name(__name__, name)
+__getattr__ = names_curifactory_has(__name__)  # says what to use instead

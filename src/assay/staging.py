@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from assay.compat import names_curifactory_has
 from assay.errors import (
     CachersMismatchError,
     EmptyCachersError,
@@ -685,8 +686,4 @@ def writes_record_state(func: Callable) -> bool:
     return False
 
 
-def __getattr__(name: str) -> Any:
-    """A name of Curifactory's that this module does not have: says what to use instead."""
-    from assay.compat import missing_module_name
-
-    raise missing_module_name(__name__, name)
+__getattr__ = names_curifactory_has(__name__)  # says what to use instead

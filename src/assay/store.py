@@ -56,6 +56,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from assay.compat import names_curifactory_has
 from assay.errors import RunStoreError
 from assay.humanize import format_size
 
@@ -1383,8 +1384,4 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
-def __getattr__(name: str) -> Any:
-    """A name of Curifactory's that this module does not have: says what to use instead."""
-    from assay.compat import missing_module_name
-
-    raise missing_module_name(__name__, name)
+__getattr__ = names_curifactory_has(__name__)  # says what to use instead

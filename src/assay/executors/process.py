@@ -78,8 +78,6 @@ class ProcessExecutor(Executor):
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         assert self._pool is not None, "start() the executor first"
-        if len(getattr(self._pool, "_processes", None) or ()) >= self.workers:
-            return self._pool.submit(_call, fn, *args)
         # The pool may start workers now, and a worker copies this process's environment as
         # it starts: a spawned one imports numpy (if the script it was started from does)
         # before it runs any code of ours.
