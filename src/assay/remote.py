@@ -561,6 +561,26 @@ def check_sendable(nodes: Iterable[StageNode]) -> None:
         )
 
 
+def check_shared_cache(cache: Any) -> None:
+    """Refuse a cache that only this process can see, before a remote run starts.
+
+    Workers write the artifacts of the stages they run into the cache themselves.
+    A ``memory://`` cache lives inside one Python process: what a worker saves
+    there stays in that worker, so the run would never see its stages' results.
+    """
+    fs = getattr(cache, "fs", None)
+    if fs is None:
+        return
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if "memory" in protocols:
+        raise AssayError(
+            f"The cache {cache.url} is kept in this process's memory, which worker "
+            "processes cannot reach: what they saved there would never come back, so "
+            "nothing was run. Use a cache folder or a URL that every worker reaches "
+            "(--cache DIR, file://..., s3://...), or run without --parallel / --executor."
+        )
+
+
 def check_picklable(task: StageTask) -> None:
     """Raise a clear error naming what in a task cannot travel to a worker."""
     try:

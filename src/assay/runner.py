@@ -820,8 +820,9 @@ class Runner:
         running: dict[str, list[StageNode]] = {}  # key in flight -> stage runs waiting for it
         remote = self.executor.remote
         if remote and pending:
-            from assay.remote import check_sendable
+            from assay.remote import check_sendable, check_shared_cache
 
+            check_shared_cache(self.manager.cache)
             check_sendable(pending)
         slots = Slots(self.executor, self.observer)
         try:
