@@ -87,3 +87,53 @@ def test_a_field_read_with_a_fallback_recomputes_once_the_class_has_it(tmp_path:
     assert load("dropout") == 0.2
     assert load("has_dropout") is True
 
+
+HANDED_ON = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+class Model:
+    def __init__(self, params):
+        self.params = params
+
+    def fit(self):
+        return self.params.lr * 10
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    lr: float = 0.1
+
+
+@assay.stage(outputs=["model"])
+def make_model(record):
+    return Model(record.params)
+
+
+@assay.stage(inputs=["model"], outputs=["score"], cachers=[JsonCacher])
+def train(record, model):
+    return model.fit()
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        train(make_model(assay.Record(manager, params)))
+"""
+
+
+def test_a_parameter_set_handed_on_in_an_output_keys_what_reads_it_later(tmp_path: Path):
+    """`make_model` returns an object holding `record.params` (no cacher), and `train`
+    reads `lr` through it: changing `lr` recomputes both, instead of reusing the score
+    computed with the old `lr`."""
+    write_project(tmp_path, {"experiments/inval33_handed.py": HANDED_ON})
+    run_ok(tmp_path, "inval33_handed")
+    run_ok(tmp_path, "inval33_handed", "--set", "lr=0.5")
+    score = assay.load("score", param_set="a", experiment="inval33_handed", project_root=tmp_path)
+    assert score == 5.0
