@@ -355,6 +355,8 @@ def describe_read(node: StageNode, name: str) -> str:
     if name in code_attributes(cls):
         return f"<code {node.plan.runner.attribute_code(cls, name)[:16]}>"
     record = node.record
+    if name not in record.field_hashes() and not hasattr(params, name):
+        return "<absent>"  # `getattr(params, "dropout", 0.5)` on a set without the field
     shown = record.field_hashes() and record._shown.get(name)
     value = getattr(params, name, None)
     text = short_repr(value)

@@ -1141,6 +1141,7 @@ class Runner:
             record._state_reads = reads  # undeclared record.state reads are keyed too
         elif record.params is not None:  # keyed on every field: still none may change
             record.params = tracking_copy(record.params)[0]
+        tracked = record.params if reads is not None else None
         manager.current_stage_name = spec.name
         record._node = node
         record.stage_cachers = [a.cacher for a in node.outputs]
@@ -1184,6 +1185,11 @@ class Runner:
             self._load_afresh(record, self.handed)
             self.handed = outer
         node.duration = time.perf_counter() - start
+        if tracked is not None and sys.getrefcount(tracked) > _UNSHARED:
+            # It handed its parameter set on (`return Model(record.params)`): what reads it
+            # later reads it for this stage's results, wholesale.
+            reads.add(EVERY_FIELD)
+        del tracked
         if reads:
             changed = _changed_in_place(record, reads)
             if changed:
@@ -1796,6 +1802,10 @@ def _read_fields(node: StageNode, reads: frozenset | str) -> list[tuple[str, str
             found.append((k, state_entry_part(node, k[len(STATE_READ) :])))
     return sorted(found)
 
+
+_UNSHARED = 2
+"""``sys.getrefcount`` of a stage's tracking copy that nothing but the runner holds (its
+own variable and the call's argument)."""
 
 _BOOKKEEPING = frozenset({"hash", "overwrite", "hash_representations"})
 

@@ -202,6 +202,7 @@ def _make_tracker(cls: type) -> type:
     # The class's own __getattribute__ sees every read (it may change what a field gives).
     hooked = "__getattribute__" in code_names
     get = cls.__getattribute__ if hooked else object.__getattribute__
+    computes = "__getattr__" in code_names
 
     def __getattribute__(self, name):  # noqa: N807 - the hook being defined
         if name == "__class__":
@@ -225,7 +226,15 @@ def _make_tracker(cls: type) -> type:
                 reads.add(name)
             if hooked and (name in names or name in state):
                 reads.add("__getattribute__")
-        return get(self, name)
+        try:
+            return get(self, name)
+        except AttributeError:
+            if reads is not None and not name.startswith("__") and not computes:
+                # `getattr(params, "dropout", 0.5)`, `hasattr(...)`: a field of that name
+                # added to the class later changes what the stage computes. (A class's own
+                # __getattr__ makes such attributes: its code counts instead.)
+                reads.add(name)
+            raise
 
     def __getattr__(self, name):  # noqa: N807
         """An attribute the class's own ``__getattr__`` computes: its code counts."""
