@@ -79,3 +79,58 @@ def test_a_failing_hash_function_of_a_nested_field_names_the_set_and_the_field(
     result = run_cli("params", "params33_nested_hash", cwd=project)
     assert "Params.model.depth: the hash function" in result.text, result
     assert "(ZeroDivisionError: division by zero)" in result.text, result
+
+
+def test_a_set_value_the_class_refuses_is_a_parameter_error_before_the_run(tmp_path: Path):
+    """``--set opt.lr=-1`` refused by the class's own ``__post_init__`` (an ``assert``, a
+    ``KeyError``) stopped the run as if a stage had failed: the user's traceback, then
+    "Stages that finished are cached. Fix the problem and run the same command again"."""
+    project = _project(
+        tmp_path,
+        "params33_checked",
+        """
+        from dataclasses import dataclass, field
+
+        import assay
+
+
+        @dataclass
+        class Optimizer:
+            lr: float = 0.1
+
+            def __post_init__(self):
+                assert self.lr > 0, "lr must be positive"
+
+
+        @dataclass
+        class Params(assay.ExperimentParameters):
+            optimizer: Optimizer = field(default_factory=Optimizer)
+            kind: str = "a"
+
+            def __post_init__(self):
+                if self.kind not in ("a", "b"):
+                    raise KeyError(self.kind)
+
+
+        def get_params():
+            return [Params(name="first"), Params(name="second", kind="b")]
+        """,
+    )
+    source = project / "experiments" / "params33_checked.py"
+    lines = source.read_text().splitlines()
+    for override, error, raising in [
+        ("optimizer.lr=-1", "AssertionError: lr must be positive", "assert self.lr > 0"),
+        ("kind=c", "KeyError: 'c'", "raise KeyError"),
+    ]:
+        line = next(i for i, text in enumerate(lines, 1) if raising in text)
+        for command in ("params", "run"):
+            result = run_cli(command, "params33_checked", "--set", override, cwd=project)
+            assert result.code not in (0, None), result
+            assert "Traceback" not in result.output, result
+            assert "Stages that finished" not in result.text, result
+            assert f"parameter set 'first' (Params) refuses {override}" in result.text, result
+            assert f"{error} (raised at {source}, line {line})" in result.text, result
+        assert not (project / "assay.db").exists()
+
+    result = run_cli("run", "params33_checked", "--set", "optimizer.lr=0.5", cwd=project)
+    assert result.code == 0, result

@@ -34,6 +34,7 @@ import itertools
 import math
 import pathlib
 import re
+import traceback
 import types
 import typing
 import weakref
@@ -332,18 +333,10 @@ def _replace_path(obj: Any, parts: Sequence[str], value: Any) -> Any:
         items = list(obj)
         index = int(head)
         items[index] = _replace_path(items[index], parts[1:], value) if len(parts) > 1 else value
-        try:
-            return obj._make(items) if hasattr(obj, "_make") else type(obj)(items)
-        except (TypeError, ValueError) as exc:
-            raise ParameterError(
-                f"Cannot set item {index} of a {type(obj).__qualname__}: {exc}"
-            ) from exc
+        return obj._make(items) if hasattr(obj, "_make") else type(obj)(items)
     if len(parts) > 1:
         value = _replace_path(getattr(obj, head), parts[1:], value)
-    try:
-        return dataclasses.replace(obj, **{head: value})
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"Cannot set '{head}' on {type(obj).__qualname__}: {exc}") from exc
+    return dataclasses.replace(obj, **{head: value})
 
 
 def _resolved_path(base: Any, dotted: str) -> str:
@@ -364,14 +357,33 @@ def _resolved_path(base: Any, dotted: str) -> str:
 def _with_values(params: Any, values: dict[str, Any]) -> Any:
     """Copy of ``params`` with the (possibly dotted) fields in ``values`` replaced.
 
-    A hand-set ``hash`` is dropped, since it no longer describes the new values.
+    A hand-set ``hash`` is dropped, since it no longer describes the new values. A value
+    the class itself refuses (its ``__post_init__`` raises) is a :class:`ParameterError`
+    that names the set, the values and where the class raised.
     """
     new = params
-    for dotted, value in values.items():
-        new = _replace_path(new, field_path(dotted), value)
+    try:
+        for dotted, value in values.items():
+            new = _replace_path(new, field_path(dotted), value)
+    except AssayError:
+        raise
+    except Exception as exc:  # the class's own checks, or init=False fields
+        raise ParameterError(_refused(params, values, exc)) from exc
     if isinstance(new, ExperimentParameters) and new.hash is not None and "hash" not in values:
         new = dataclasses.replace(new, hash=None)
     return new
+
+
+def _refused(params: Any, values: dict[str, Any], exc: Exception) -> str:
+    """Why parameter set ``params`` cannot take ``values``: the error its class raised
+    (in ``__post_init__``, most often), with the line that raised it."""
+    given = ", ".join(f"{field}={_short(value)}" for field, value in values.items())
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (raised at {frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    return (
+        f"parameter set {getattr(params, 'name', '?')!r} ({type(params).__qualname__}) "
+        f"refuses {given}: {type(exc).__name__}: {exc}{where}. Give a value it accepts"
+    )
 
 
 def _short(value: Any) -> str:
@@ -453,7 +465,10 @@ def grid(base: Any, **axes: Iterable[Any]) -> list[Any]:
     result = []
     for combo in itertools.product(*values.values()):
         chosen = dict(zip(values, combo))
-        new = _with_values(base, chosen)
+        try:
+            new = _with_values(base, chosen)
+        except ParameterError as exc:
+            raise ParameterError(f"grid() over {type(base).__qualname__}: {exc}.") from exc
         label = "-".join(f"{axis}={_short(v)}" for axis, v in chosen.items())
         if hasattr(new, "name"):
             new = dataclasses.replace(new, name=f"{base.name}-{label}" if label else base.name)
@@ -829,7 +844,10 @@ def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list
                 if message not in problems:
                     problems.append(message)
         if not problems:
-            result.append(_with_values(params, values))
+            try:
+                result.append(_with_values(params, values))
+            except ParameterError as exc:
+                problems.append(str(exc))
     if problems:
         raise ParameterError("Cannot apply overrides: " + "; ".join(problems))
     return result
