@@ -19,12 +19,12 @@ def run(param_sets, manager):
 """
 
 
-def _project(root: Path, experiment: str, source: str) -> Path:
+def _project(root: Path, experiment: str, source: str, tail: str = _STAGE_AND_RUN) -> Path:
     """A project at ``root`` with one experiment, ``experiments/EXPERIMENT.py``: ``source``
-    (its parameter classes and ``get_params``), then one stage and ``run``."""
+    (its parameter classes and ``get_params``), then ``tail`` (a stage and ``run``)."""
     (root / "experiments").mkdir(parents=True)
     (root / "params").mkdir()
-    text = textwrap.dedent(source) + _STAGE_AND_RUN
+    text = textwrap.dedent(source) + tail
     (root / "experiments" / f"{experiment}.py").write_text(text)
     return root
 
@@ -134,3 +134,58 @@ def test_a_set_value_the_class_refuses_is_a_parameter_error_before_the_run(tmp_p
 
     result = run_cli("run", "params33_checked", "--set", "optimizer.lr=0.5", cwd=project)
     assert result.code == 0, result
+
+
+def test_a_parameter_class_with_slots_reaches_its_stages(tmp_path: Path):
+    """``@dataclass(slots=True)`` keeps every field in a slot, and the copy of the set a
+    stage gets (which notes the fields read) copied only ``__dict__``: the stage failed
+    with "AttributeError: 'Params' object has no attribute 'lr'" for "parameter set ''"."""
+    project = _project(
+        tmp_path,
+        "params33_slots",
+        """
+        from dataclasses import dataclass
+        from pathlib import Path
+
+        import assay
+        from assay.caching import JsonCacher
+
+
+        @dataclass(slots=True, kw_only=True)
+        class Params(assay.ExperimentParameters):
+            lr: float = 0.5
+            steps: int
+
+
+        @assay.stage(inputs=None, outputs=["product"], cachers=[JsonCacher])
+        def multiply(record):
+            product = record.params.lr * record.params.steps
+            with Path("seen.txt").open("a") as seen:
+                seen.write(f"{record.name}={product}\\n")
+            return product
+
+
+        def get_params():
+            return [Params(name="two", steps=2), Params(name="four", steps=4)]
+
+
+        def run(param_sets, manager):
+            for params in param_sets:
+                multiply(assay.Record(manager, params))
+        """,
+        tail="",
+    )
+    seen = project / "seen.txt"
+
+    result = run_cli("run", "params33_slots", cwd=project)
+    assert result.code == 0, result
+    assert seen.read_text().splitlines() == ["two=1.0", "four=2.0"]
+
+    seen.unlink()
+    result = run_cli("run", "params33_slots", "--set", "lr=2", "--parallel", "2", cwd=project)
+    assert result.code == 0, result
+    assert sorted(seen.read_text().splitlines()) == ["four=8.0", "two=4.0"]
+
+    result = run_cli("run", "params33_slots", "--set", "lr=2", cwd=project)
+    assert result.code == 0, result
+    assert "2 cached" in result.text, result
