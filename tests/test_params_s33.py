@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -189,3 +192,35 @@ def test_a_parameter_class_with_slots_reaches_its_stages(tmp_path: Path):
     result = run_cli("run", "params33_slots", "--set", "lr=2", cwd=project)
     assert result.code == 0, result
     assert "2 cached" in result.text, result
+
+
+def test_assay_params_on_a_narrow_terminal_shows_every_field_and_name(tmp_path: Path):
+    """`assay params --all-fields` in an 80-column terminal squeezed a set of sixteen
+    fields into columns of no width: no name, no value, nothing but borders."""
+    fields = "".join(f"    field_{i}: int = {i}\n" for i in range(16))
+    project = _project(
+        tmp_path,
+        "params33_wide",
+        "from dataclasses import dataclass\n\n"
+        "import assay\n\n\n"
+        "@dataclass\n"
+        "class Params(assay.ExperimentParameters):\n"
+        f"{fields}\n\n"
+        "def get_params():\n"
+        "    return [Params(name='first'), Params(name='second', field_15=99)]\n",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(COLUMNS="80", NO_COLOR="1", TERM="dumb")
+    shown = subprocess.run(
+        [sys.executable, "-m", "assay", "params", "params33_wide", "--all-fields"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+    words = shown.stdout.split()
+    for word in ["first", "second", "Params", "99", *(f"field_{i}" for i in range(16))]:
+        assert word in words, shown.stdout
