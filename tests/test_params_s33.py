@@ -224,3 +224,66 @@ def test_assay_params_on_a_narrow_terminal_shows_every_field_and_name(tmp_path: 
     words = shown.stdout.split()
     for word in ["first", "second", "Params", "99", *(f"field_{i}" for i in range(16))]:
         assert word in words, shown.stdout
+
+
+def test_set_names_enum_members_in_lists_and_as_assay_params_shows_them(tmp_path: Path):
+    """``--set steps="['FLIP']"`` for ``steps: list[Augment]`` was refused ("expected
+    Augment items, got 'FLIP'") with no form it took, though a ``list[Path]`` takes text;
+    and ``--set optimizer=Optimizer.ADAM``, the value as `assay params` shows it, was
+    refused too ("expected one of SGD, ADAM")."""
+    project = _project(
+        tmp_path,
+        "params33_enums",
+        """
+        import enum
+        from dataclasses import dataclass, field
+        from pathlib import Path
+
+        import assay
+        from assay.caching import JsonCacher
+
+
+        class Optimizer(enum.Enum):
+            SGD = "sgd"
+            ADAM = "adam"
+
+
+        class Augment(enum.Enum):
+            FLIP = 1
+            CROP = 2
+
+
+        @dataclass
+        class Params(assay.ExperimentParameters):
+            optimizer: Optimizer = Optimizer.SGD
+            steps: list[Augment] = field(default_factory=list)
+
+
+        @assay.stage(inputs=None, outputs=["used"], cachers=[JsonCacher])
+        def train(record):
+            used = [record.params.optimizer.value, *(s.name for s in record.params.steps)]
+            Path("seen.txt").write_text(" ".join(used))
+            return used
+
+
+        def get_params():
+            return [Params(name="only")]
+
+
+        def run(param_sets, manager):
+            for params in param_sets:
+                train(assay.Record(manager, params))
+        """,
+        tail="",
+    )
+    shown = run_cli("params", "params33_enums", "--all-fields", cwd=project)
+    assert "Optimizer.SGD" in shown.text, shown
+
+    overrides = ["--set", "optimizer=Optimizer.ADAM", "--set", "steps=['CROP', 'FLIP']"]
+    result = run_cli("run", "params33_enums", *overrides, cwd=project)
+    assert result.code == 0, result
+    assert (project / "seen.txt").read_text() == "adam CROP FLIP"
+
+    result = run_cli("run", "params33_enums", "--set", "steps=['ZOOM']", cwd=project)
+    assert result.code not in (0, None), result
+    assert "Params.steps: expected Augment items, got 'ZOOM'" in result.text, result

@@ -536,10 +536,10 @@ def _coerce(raw: str, current: Any) -> Any:
             return raw.strip().lower() in _TRUE
         raise ValueError(f"expected a boolean (true/false, 1/0), got {raw!r}")
     if isinstance(current, enum.Enum):
-        members = type(current).__members__
-        if raw.strip() in members:
-            return members[raw.strip()]
-        raise ValueError(f"expected one of {', '.join(members)}, got {raw!r}")
+        member = _member(type(current), raw)
+        if member is not None:
+            return member
+        raise ValueError(f"expected one of {', '.join(type(current).__members__)}, got {raw!r}")
     if isinstance(current, int):
         if isinstance(parsed, float) and parsed.is_integer():
             parsed = int(parsed)
@@ -559,6 +559,16 @@ def _coerce(raw: str, current: Any) -> Any:
     if current is not None and not isinstance(current, _LITERALS + (type(parsed),)):
         raise ValueError(_not_writable(type(current), raw, parsed))
     return parsed
+
+
+def _member(kind: type[enum.Enum], text: str) -> enum.Enum | None:
+    """The member of enum ``kind`` that ``text`` names: ``ADAM``, or ``Optimizer.ADAM`` as
+    `assay params` shows it; ``None`` if none."""
+    name = text.strip()
+    prefix = f"{kind.__qualname__}."
+    if name.startswith(prefix):
+        name = name[len(prefix) :]
+    return kind.__members__.get(name)
 
 
 _LITERALS = (str, int, float, complex, bool, bytes, list, tuple, dict, set, frozenset)
@@ -750,6 +760,8 @@ def _element(item: Any, annotation: Any) -> Any:
         return _entries(item, args)
     if issubclass(kind, pathlib.PurePath) and isinstance(item, str):
         return kind(item)
+    if issubclass(kind, enum.Enum) and isinstance(item, str) and _member(kind, item) is not None:
+        return _member(kind, item)
     if kind is float and isinstance(item, int) and not isinstance(item, bool):
         return float(item)
     if kind is int and isinstance(item, bool) or not isinstance(item, kind):
