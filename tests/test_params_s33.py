@@ -287,3 +287,46 @@ def test_set_names_enum_members_in_lists_and_as_assay_params_shows_them(tmp_path
     result = run_cli("run", "params33_enums", "--set", "steps=['ZOOM']", cwd=project)
     assert result.code not in (0, None), result
     assert "Params.steps: expected Augment items, got 'ZOOM'" in result.text, result
+
+
+def test_set_reaches_a_field_of_a_named_tuple_by_its_name(tmp_path: Path):
+    """``--set point.x=3`` for a ``NamedTuple`` field was refused with a suggestion that
+    failed in turn: "pick an item by its position first, as in --set point.0.x=VALUE"."""
+    project = _project(
+        tmp_path,
+        "params33_namedtuple",
+        """
+        from dataclasses import dataclass
+        from typing import NamedTuple
+
+        import assay
+
+
+        class Point(NamedTuple):
+            x: int = 1
+            y: float = 2.0
+
+
+        @dataclass
+        class Params(assay.ExperimentParameters):
+            point: Point = Point()
+
+
+        def get_params():
+            return [Params(name="only")]
+        """,
+    )
+    result = run_cli(
+        "params", "params33_namedtuple", "--set", "point.x=3", "--all-fields", cwd=project
+    )
+    assert result.code == 0, result
+    assert "Point(x=3, y=2.0)" in result.text, result
+
+    result = run_cli(
+        "params", "params33_namedtuple", "--set", "point.y=4", "--all-fields", cwd=project
+    )
+    assert "Point(x=1, y=4.0)" in result.text, result
+
+    result = run_cli("params", "params33_namedtuple", "--set", "point.z=4", cwd=project)
+    assert result.code not in (0, None), result
+    assert "Params.point has no field 'z'. Valid fields: x, y" in result.text, result

@@ -266,6 +266,15 @@ def _is_sequence(obj: Any) -> bool:
     return isinstance(obj, (list, tuple))
 
 
+def _position(obj: Any, part: str) -> int | None:
+    """The position of the item of list or tuple ``obj`` that ``part`` of a field path
+    picks: a number, or the name of a field of a named tuple (``point.x``)."""
+    if _is_index(part):
+        return int(part)
+    names = getattr(obj, "_fields", ())
+    return names.index(part) if part in names else None
+
+
 def _check_path(base: Any, dotted: str) -> str | None:
     """Return a message if ``dotted`` does not name a field (or an item of a list of
     them) reachable from ``base``."""
@@ -274,13 +283,18 @@ def _check_path(base: Any, dotted: str) -> str | None:
         owner = ".".join([type(base).__qualname__, *walked])
         here = ".".join(walked)
         if _is_sequence(obj):
-            if not _is_index(part):
+            index = _position(obj, part)
+            if index is None and hasattr(obj, "_fields"):
+                return (
+                    f"{owner} has no field '{part}'.{_did_you_mean(part, obj._fields)} "
+                    f"Valid fields: {', '.join(obj._fields)}"
+                )
+            if index is None:
                 return (
                     f"'{owner}' is a {type(obj).__qualname__}: pick an item by its position "
                     f"first, as in --set {here}.0.{part}=VALUE"
                     + (f" (0 to {len(obj) - 1})" if obj else " (it is empty)")
                 )
-            index = int(part)
             if not -len(obj) <= index < len(obj):
                 there = (
                     f"has {len(obj)} item{'' if len(obj) == 1 else 's'} "
@@ -331,7 +345,7 @@ def _replace_path(obj: Any, parts: Sequence[str], value: Any) -> Any:
     head = parts[0]
     if _is_sequence(obj):
         items = list(obj)
-        index = int(head)
+        index = _position(obj, head)
         items[index] = _replace_path(items[index], parts[1:], value) if len(parts) > 1 else value
         return obj._make(items) if hasattr(obj, "_make") else type(obj)(items)
     if len(parts) > 1:
@@ -345,7 +359,7 @@ def _resolved_path(base: Any, dotted: str) -> str:
     obj, parts = base, []
     for part in field_path(dotted):
         if _is_sequence(obj):
-            index = int(part) % len(obj)
+            index = _position(obj, part) % len(obj)
             obj = obj[index]
             parts.append(str(index))
         else:
@@ -592,15 +606,25 @@ def _coerce_field(raw: str, params: Any, dotted: str) -> Any:
     obj, annotation = params, Any
     for part in field_path(dotted):
         if _is_sequence(obj):
-            annotation = _item_annotation(annotation, int(part), len(obj))
-            obj = obj[int(part)]
+            index = _position(obj, part)
+            if hasattr(obj, "_fields"):  # a named tuple: by its field's annotation
+                annotation = _hints(type(obj)).get(obj._fields[index], Any)
+            else:
+                annotation = _item_annotation(annotation, index, len(obj))
+            obj = obj[index]
             continue
-        try:
-            annotation = typing.get_type_hints(type(obj)).get(part, Any)
-        except Exception:  # an annotation that cannot be resolved here: go by the value
-            annotation = Any
+        annotation = _hints(type(obj)).get(part, Any)
         obj = getattr(obj, part)
     return _coerce_to(raw, annotation, obj, dotted)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """The annotations of ``cls``'s fields, resolved; none if one cannot be resolved here
+    (then values go by their current type)."""
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:
+        return {}
 
 
 def _item_annotation(annotation: Any, index: int, length: int) -> Any:
