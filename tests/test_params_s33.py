@@ -330,3 +330,63 @@ def test_set_reaches_a_field_of_a_named_tuple_by_its_name(tmp_path: Path):
     result = run_cli("params", "params33_namedtuple", "--set", "point.z=4", cwd=project)
     assert result.code not in (0, None), result
     assert "Params.point has no field 'z'. Valid fields: x, y" in result.text, result
+
+
+def test_two_sets_with_one_hand_set_hash_but_other_values_are_refused(tmp_path: Path):
+    """``replace(BASE, name="b", seed=2)`` of a ``BASE`` with a hand-set ``hash`` keeps
+    that hash: both sets ran under it, and "b" silently got the result of "a"."""
+    project = _project(
+        tmp_path,
+        "params33_pinned",
+        """
+        from dataclasses import dataclass, replace
+        from pathlib import Path
+
+        import assay
+        from assay.caching import JsonCacher
+
+
+        @dataclass
+        class Params(assay.ExperimentParameters):
+            seed: int = 1
+
+
+        BASE = Params(name="a", hash="pinned-by-hand")
+
+
+        @assay.stage(inputs=None, outputs=["tenfold"], cachers=[JsonCacher])
+        def tenfold(record):
+            return record.params.seed * 10
+
+
+        @assay.stage(inputs=["tenfold"], outputs=[])
+        def write(record, tenfold):
+            with Path("seen.txt").open("a") as seen:
+                seen.write(f"{record.name}={tenfold}\\n")
+
+
+        def get_params():
+            return [BASE, replace(BASE, name="b", seed=2)]
+
+
+        def run(param_sets, manager):
+            for params in param_sets:
+                write(tenfold(assay.Record(manager, params)))
+        """,
+        tail="",
+    )
+    for command in ("run", "params"):
+        result = run_cli(command, "params33_pinned", cwd=project)
+        assert result.code not in (0, None), result
+        assert "Traceback" not in result.output, result
+        assert (
+            "Parameter sets 'a' and 'b' have the same hand-set hash 'pinned-by-hand' but "
+            "differ (seed)" in result.text
+        ), result
+    assert not (project / "seen.txt").exists()
+    assert not (project / "assay.db").exists()
+
+    # The same values under one hash are one set's results: allowed, as are others' own.
+    result = run_cli("run", "params33_pinned", "-n", "a", cwd=project)
+    assert result.code == 0, result
+    assert (project / "seen.txt").read_text() == "a=10\n"

@@ -50,6 +50,7 @@ __all__ = [
     "ExperimentParameters",
     "Params",
     "apply_overrides",
+    "check_pinned_hashes",
     "check_unique_names",
     "describe",
     "diff_fields",
@@ -1123,6 +1124,28 @@ def check_unique_names(param_sets: Iterable[Any], origins: Sequence[str] | None 
     folders: dict[str, str] = {}
     for name in names:
         claim_folder(folders, name)
+
+
+def check_pinned_hashes(param_sets: Iterable[Any]) -> None:
+    """Raise :class:`ParameterError` if two parameter sets have the same hand-set ``hash``
+    but different values: the hash keys their cached results, so one would get the
+    other's. ``dataclasses.replace`` copies a hand-set hash with the fields it keeps, so
+    sets made from one pinned set share it unless given their own."""
+    first: dict[str, Any] = {}
+    for params in param_sets:
+        pinned = getattr(params, "hash", None)
+        if pinned is None or not isinstance(params, ExperimentParameters):
+            continue
+        other = first.setdefault(pinned, params)
+        if other is params or _same(other, params):
+            continue
+        differ = ", ".join(diff_fields([other, params])) or "their classes"
+        raise ParameterError(
+            f"Parameter sets {other.name!r} and {params.name!r} have the same hand-set hash "
+            f"{pinned!r} but differ ({differ}), and the hash keys their cached results: one "
+            "would get the other's. Give each its own hash=, or leave hash=None for assay to "
+            "compute it (dataclasses.replace copies a hand-set hash)."
+        )
 
 
 def _source(origin: str) -> str:
