@@ -40,6 +40,7 @@ import xxhash
 
 from assay.compat import names_curifactory_has
 from assay.staging import Lazy
+from assay.tracking import instance_state
 
 _TEMPLATE_FIELDS = ("params", "hash", "stage", "name", "experiment", "cache", "artifact_filename")
 _TEMPLATE_FIELDS_TEXT = ", ".join(f"{{{f}}}" for f in _TEMPLATE_FIELDS[1:]) + " and {params.FIELD}"
@@ -378,7 +379,7 @@ def _params_as_text(params: Any) -> dict[str, str] | None:
     read of the stage running (the file is beside the result, not part of it)."""
     if params is None or not hasattr(type(params), "__dataclass_fields__"):
         return None
-    values = object.__getattribute__(params, "__dict__")
+    values = instance_state(params)
     return {
         f.name: str(values[f.name])
         for f in dataclasses.fields(type(params))

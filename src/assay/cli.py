@@ -646,7 +646,7 @@ def params(experiment, param_files, names, indices, overrides, all_fields):
     from assay.cli_output import print_params
     from assay.config import ProjectConfig
     from assay.experiment import select
-    from assay.params import apply_overrides, check_unique_names
+    from assay.params import apply_overrides, check_pinned_hashes, check_unique_names
     from assay.project import load_experiment, load_param_sets, project_root_for
 
     _check_overrides(overrides)
@@ -661,6 +661,7 @@ def params(experiment, param_files, names, indices, overrides, all_fields):
         sets = apply_overrides(sets, list(overrides))
     print_params(_console(), sets, all_fields=all_fields, indices=in_file)
     check_unique_names(sets)
+    check_pinned_hashes(sets)
 
 
 @main.command(context_settings=_CONTEXT)

@@ -359,6 +359,8 @@ def print_params(
 
     ``indices``: each set's position among all the sets of the parameter files, as
     ``-i`` takes it (when ``-n`` / ``-i`` picked some of them); default 0, 1, 2 ...
+    More fields than the terminal is wide for are shown in several tables, each with
+    the sets' names, so that no column is squeezed to nothing.
     """
     from assay.params import describe, diff_fields
 
@@ -367,29 +369,56 @@ def print_params(
         fields = [k for k in values[0] if k != "name"] if values else []
     else:
         fields = diff_fields(param_sets)
-    table = Table(title=f"{len(param_sets)} parameter set(s)")
-    table.add_column("#", justify="right", no_wrap=True)
-    # Names are what --names takes: a narrow terminal folds them, never cuts them ("…"),
-    # or two sets that differ at the end would look the same. Values likewise.
-    table.add_column("name", overflow="fold")
-    table.add_column("class", overflow="fold")
-    table.add_column("hash", no_wrap=True, min_width=12)
-    for field in fields:
-        table.add_column(shown(field), overflow="fold")
-    positions = range(len(param_sets)) if indices is None else indices
-    for index, params, described in zip(positions, param_sets, values):
-        row = [
-            str(index),
-            shown(params.name),
-            type(params).__qualname__,
-            params.params_hash()[:12],
-        ]
-        row += [shown(str(described.get(f, ""))) for f in fields]
-        table.add_row(*row)
-    console.print(table)
+    positions = list(range(len(param_sets)) if indices is None else indices)
+    rows = [
+        [str(index), shown(params.name), type(params).__qualname__, params.params_hash()[:12]]
+        for index, params in zip(positions, param_sets)
+    ]
+    for number, group in enumerate(_field_groups(console.width, rows, fields, values)):
+        title = f"{len(param_sets)} parameter set(s)" if number == 0 else "(continued)"
+        table = Table(title=title)
+        table.add_column("#", justify="right", no_wrap=True)
+        # Names are what --names takes: a narrow terminal folds them, never cuts them
+        # ("…"), or two sets that differ at the end would look the same. Values likewise.
+        table.add_column("name", overflow="fold")
+        table.add_column("class", overflow="fold")
+        table.add_column("hash", no_wrap=True, min_width=12)
+        for field in group:
+            table.add_column(shown(field), overflow="fold")
+        for row, described in zip(rows, values):
+            table.add_row(*row, *(shown(str(described.get(f, ""))) for f in group))
+        console.print(table)
     if len(param_sets) > 1 and not all_fields:
         differ = ", ".join(fields) if fields else "none: the sets differ only in their names"
         console.print(f"Fields that differ: {shown(differ)}")
+
+
+_NARROWEST = 10
+"""The narrowest ``assay params`` lets a column of text be before it starts another table
+(rich folds longer values within it)."""
+
+
+def _field_groups(
+    width: int, rows: list[list[str]], fields: list[str], values: list[dict]
+) -> list[list[str]]:
+    """``fields`` in groups of as many as fit, each in a column at least
+    :data:`_NARROWEST` wide (or as wide as its values), beside the number, name, class
+    and hash of ``rows`` in a terminal ``width`` characters wide; one group at least."""
+
+    def narrowest(texts: list[str]) -> int:
+        return min(max(map(len, texts), default=0), _NARROWEST) + 3  # 3: borders, padding
+
+    fixed = 1 + sum(narrowest([row[i] for row in rows]) for i in range(3)) + 12 + 3
+    groups: list[list[str]] = [[]]
+    room = width - fixed
+    for field in fields:
+        needed = narrowest([field, *(str(v.get(field, "")) for v in values)])
+        if groups[-1] and needed > room:
+            groups.append([])
+            room = width - fixed
+        groups[-1].append(field)
+        room -= needed
+    return groups
 
 
 def print_runs(console: Console, runs: list) -> None:

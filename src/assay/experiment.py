@@ -45,7 +45,13 @@ from assay.errors import (
 )
 from assay.executor import get_executor
 from assay.manager import ArtifactManager
-from assay.params import apply_overrides, check_unique_names, describe, thaw_all
+from assay.params import (
+    apply_overrides,
+    check_pinned_hashes,
+    check_unique_names,
+    describe,
+    thaw_all,
+)
 from assay.project import (
     check_experiment,
     load_experiment,
@@ -328,6 +334,7 @@ def run_experiment(
         if overrides:
             selected = apply_overrides(selected, list(overrides))
         check_unique_names(selected)
+        check_pinned_hashes(selected)
 
         manager = ArtifactManager(
             experiment_name,

@@ -51,6 +51,7 @@ from typing import Any
 import xxhash
 
 from assay.compat import names_curifactory_has
+from assay.errors import AssayError
 from assay.sourcetext import normalized_expression, normalized_source
 
 __all__ = [
@@ -109,6 +110,10 @@ class _Unhashable(_WalkError, TypeError):
 
 
 class _Cyclic(_WalkError, ValueError):
+    pass
+
+
+class _FieldHashFailed(_WalkError, ValueError):
     pass
 
 
@@ -730,16 +735,35 @@ def _dataclass_hash_fields(obj: Any) -> list[tuple[str, Any]]:
         value = getattr(obj, f.name)
         if represent is not None and f.name in represent:
             how = represent[f.name]
-            value = how(obj, value) if how is not None else None
+            value = _represented(f.name, how, obj, value) if how is not None else None
         elif value is not None:
             how = f.metadata.get("hash", True)
             if how is False:
                 continue
             if callable(how):
-                value = how(value)
+                value = _represented(f.name, how, value)
         if value is not None:
             pairs.append((f.name, value))
     return pairs
+
+
+def _represented(name: str, function: Callable[..., Any], *args: Any) -> Any:
+    """What ``function`` (the hash function of field ``name``) makes of ``args``; its
+    failure (``file_checksum`` of a file that is not there) as an error that names the
+    field, the function and the value, so that the message says where it happened."""
+    try:
+        return function(*args)
+    except AssayError:
+        raise
+    except Exception as exc:
+        how = getattr(function, "__qualname__", None) or _short_repr(function)
+        error = _FieldHashFailed(
+            f"the hash function {how} of the field failed on {_short_repr(args[-1])} "
+            f"({type(exc).__name__}: {exc}). Correct the value, or how the field is hashed "
+            "(metadata={'hash': ...} or hash_representations)."
+        )
+        error.path.append(f".{name}")
+        raise error from exc
 
 
 def _hash_representations(obj: Any) -> dict[str, Any] | None:

@@ -34,6 +34,7 @@ import itertools
 import math
 import pathlib
 import re
+import traceback
 import types
 import typing
 import weakref
@@ -49,6 +50,7 @@ __all__ = [
     "ExperimentParameters",
     "Params",
     "apply_overrides",
+    "check_pinned_hashes",
     "check_unique_names",
     "describe",
     "diff_fields",
@@ -265,6 +267,15 @@ def _is_sequence(obj: Any) -> bool:
     return isinstance(obj, (list, tuple))
 
 
+def _position(obj: Any, part: str) -> int | None:
+    """The position of the item of list or tuple ``obj`` that ``part`` of a field path
+    picks: a number, or the name of a field of a named tuple (``point.x``)."""
+    if _is_index(part):
+        return int(part)
+    names = getattr(obj, "_fields", ())
+    return names.index(part) if part in names else None
+
+
 def _check_path(base: Any, dotted: str) -> str | None:
     """Return a message if ``dotted`` does not name a field (or an item of a list of
     them) reachable from ``base``."""
@@ -273,13 +284,18 @@ def _check_path(base: Any, dotted: str) -> str | None:
         owner = ".".join([type(base).__qualname__, *walked])
         here = ".".join(walked)
         if _is_sequence(obj):
-            if not _is_index(part):
+            index = _position(obj, part)
+            if index is None and hasattr(obj, "_fields"):
+                return (
+                    f"{owner} has no field '{part}'.{_did_you_mean(part, obj._fields)} "
+                    f"Valid fields: {', '.join(obj._fields)}"
+                )
+            if index is None:
                 return (
                     f"'{owner}' is a {type(obj).__qualname__}: pick an item by its position "
                     f"first, as in --set {here}.0.{part}=VALUE"
                     + (f" (0 to {len(obj) - 1})" if obj else " (it is empty)")
                 )
-            index = int(part)
             if not -len(obj) <= index < len(obj):
                 there = (
                     f"has {len(obj)} item{'' if len(obj) == 1 else 's'} "
@@ -330,20 +346,12 @@ def _replace_path(obj: Any, parts: Sequence[str], value: Any) -> Any:
     head = parts[0]
     if _is_sequence(obj):
         items = list(obj)
-        index = int(head)
+        index = _position(obj, head)
         items[index] = _replace_path(items[index], parts[1:], value) if len(parts) > 1 else value
-        try:
-            return obj._make(items) if hasattr(obj, "_make") else type(obj)(items)
-        except (TypeError, ValueError) as exc:
-            raise ParameterError(
-                f"Cannot set item {index} of a {type(obj).__qualname__}: {exc}"
-            ) from exc
+        return obj._make(items) if hasattr(obj, "_make") else type(obj)(items)
     if len(parts) > 1:
         value = _replace_path(getattr(obj, head), parts[1:], value)
-    try:
-        return dataclasses.replace(obj, **{head: value})
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"Cannot set '{head}' on {type(obj).__qualname__}: {exc}") from exc
+    return dataclasses.replace(obj, **{head: value})
 
 
 def _resolved_path(base: Any, dotted: str) -> str:
@@ -352,7 +360,7 @@ def _resolved_path(base: Any, dotted: str) -> str:
     obj, parts = base, []
     for part in field_path(dotted):
         if _is_sequence(obj):
-            index = int(part) % len(obj)
+            index = _position(obj, part) % len(obj)
             obj = obj[index]
             parts.append(str(index))
         else:
@@ -364,14 +372,33 @@ def _resolved_path(base: Any, dotted: str) -> str:
 def _with_values(params: Any, values: dict[str, Any]) -> Any:
     """Copy of ``params`` with the (possibly dotted) fields in ``values`` replaced.
 
-    A hand-set ``hash`` is dropped, since it no longer describes the new values.
+    A hand-set ``hash`` is dropped, since it no longer describes the new values. A value
+    the class itself refuses (its ``__post_init__`` raises) is a :class:`ParameterError`
+    that names the set, the values and where the class raised.
     """
     new = params
-    for dotted, value in values.items():
-        new = _replace_path(new, field_path(dotted), value)
+    try:
+        for dotted, value in values.items():
+            new = _replace_path(new, field_path(dotted), value)
+    except AssayError:
+        raise
+    except Exception as exc:  # the class's own checks, or init=False fields
+        raise ParameterError(_refused(params, values, exc)) from exc
     if isinstance(new, ExperimentParameters) and new.hash is not None and "hash" not in values:
         new = dataclasses.replace(new, hash=None)
     return new
+
+
+def _refused(params: Any, values: dict[str, Any], exc: Exception) -> str:
+    """Why parameter set ``params`` cannot take ``values``: the error its class raised
+    (in ``__post_init__``, most often), with the line that raised it."""
+    given = ", ".join(f"{field}={_short(value)}" for field, value in values.items())
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (raised at {frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    return (
+        f"parameter set {getattr(params, 'name', '?')!r} ({type(params).__qualname__}) "
+        f"refuses {given}: {type(exc).__name__}: {exc}{where}. Give a value it accepts"
+    )
 
 
 def _short(value: Any) -> str:
@@ -453,7 +480,10 @@ def grid(base: Any, **axes: Iterable[Any]) -> list[Any]:
     result = []
     for combo in itertools.product(*values.values()):
         chosen = dict(zip(values, combo))
-        new = _with_values(base, chosen)
+        try:
+            new = _with_values(base, chosen)
+        except ParameterError as exc:
+            raise ParameterError(f"grid() over {type(base).__qualname__}: {exc}.") from exc
         label = "-".join(f"{axis}={_short(v)}" for axis, v in chosen.items())
         if hasattr(new, "name"):
             new = dataclasses.replace(new, name=f"{base.name}-{label}" if label else base.name)
@@ -521,10 +551,10 @@ def _coerce(raw: str, current: Any) -> Any:
             return raw.strip().lower() in _TRUE
         raise ValueError(f"expected a boolean (true/false, 1/0), got {raw!r}")
     if isinstance(current, enum.Enum):
-        members = type(current).__members__
-        if raw.strip() in members:
-            return members[raw.strip()]
-        raise ValueError(f"expected one of {', '.join(members)}, got {raw!r}")
+        member = _member(type(current), raw)
+        if member is not None:
+            return member
+        raise ValueError(f"expected one of {', '.join(type(current).__members__)}, got {raw!r}")
     if isinstance(current, int):
         if isinstance(parsed, float) and parsed.is_integer():
             parsed = int(parsed)
@@ -544,6 +574,16 @@ def _coerce(raw: str, current: Any) -> Any:
     if current is not None and not isinstance(current, _LITERALS + (type(parsed),)):
         raise ValueError(_not_writable(type(current), raw, parsed))
     return parsed
+
+
+def _member(kind: type[enum.Enum], text: str) -> enum.Enum | None:
+    """The member of enum ``kind`` that ``text`` names: ``ADAM``, or ``Optimizer.ADAM`` as
+    `assay params` shows it; ``None`` if none."""
+    name = text.strip()
+    prefix = f"{kind.__qualname__}."
+    if name.startswith(prefix):
+        name = name[len(prefix) :]
+    return kind.__members__.get(name)
 
 
 _LITERALS = (str, int, float, complex, bool, bytes, list, tuple, dict, set, frozenset)
@@ -567,15 +607,25 @@ def _coerce_field(raw: str, params: Any, dotted: str) -> Any:
     obj, annotation = params, Any
     for part in field_path(dotted):
         if _is_sequence(obj):
-            annotation = _item_annotation(annotation, int(part), len(obj))
-            obj = obj[int(part)]
+            index = _position(obj, part)
+            if hasattr(obj, "_fields"):  # a named tuple: by its field's annotation
+                annotation = _hints(type(obj)).get(obj._fields[index], Any)
+            else:
+                annotation = _item_annotation(annotation, index, len(obj))
+            obj = obj[index]
             continue
-        try:
-            annotation = typing.get_type_hints(type(obj)).get(part, Any)
-        except Exception:  # an annotation that cannot be resolved here: go by the value
-            annotation = Any
+        annotation = _hints(type(obj)).get(part, Any)
         obj = getattr(obj, part)
     return _coerce_to(raw, annotation, obj, dotted)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """The annotations of ``cls``'s fields, resolved; none if one cannot be resolved here
+    (then values go by their current type)."""
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:
+        return {}
 
 
 def _item_annotation(annotation: Any, index: int, length: int) -> Any:
@@ -735,6 +785,8 @@ def _element(item: Any, annotation: Any) -> Any:
         return _entries(item, args)
     if issubclass(kind, pathlib.PurePath) and isinstance(item, str):
         return kind(item)
+    if issubclass(kind, enum.Enum) and isinstance(item, str) and _member(kind, item) is not None:
+        return _member(kind, item)
     if kind is float and isinstance(item, int) and not isinstance(item, bool):
         return float(item)
     if kind is int and isinstance(item, bool) or not isinstance(item, kind):
@@ -829,7 +881,10 @@ def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list
                 if message not in problems:
                     problems.append(message)
         if not problems:
-            result.append(_with_values(params, values))
+            try:
+                result.append(_with_values(params, values))
+            except ParameterError as exc:
+                problems.append(str(exc))
     if problems:
         raise ParameterError("Cannot apply overrides: " + "; ".join(problems))
     return result
@@ -1069,6 +1124,28 @@ def check_unique_names(param_sets: Iterable[Any], origins: Sequence[str] | None 
     folders: dict[str, str] = {}
     for name in names:
         claim_folder(folders, name)
+
+
+def check_pinned_hashes(param_sets: Iterable[Any]) -> None:
+    """Raise :class:`ParameterError` if two parameter sets have the same hand-set ``hash``
+    but different values: the hash keys their cached results, so one would get the
+    other's. ``dataclasses.replace`` copies a hand-set hash with the fields it keeps, so
+    sets made from one pinned set share it unless given their own."""
+    first: dict[str, Any] = {}
+    for params in param_sets:
+        pinned = getattr(params, "hash", None)
+        if pinned is None or not isinstance(params, ExperimentParameters):
+            continue
+        other = first.setdefault(pinned, params)
+        if other is params or _same(other, params):
+            continue
+        differ = ", ".join(diff_fields([other, params])) or "their classes"
+        raise ParameterError(
+            f"Parameter sets {other.name!r} and {params.name!r} have the same hand-set hash "
+            f"{pinned!r} but differ ({differ}), and the hash keys their cached results: one "
+            "would get the other's. Give each its own hash=, or leave hash=None for assay to "
+            "compute it (dataclasses.replace copies a hand-set hash)."
+        )
 
 
 def _source(origin: str) -> str:

@@ -355,7 +355,10 @@ class Record:
         count (so the result is not reused for another name).
         """
         if self.params is not None:
-            return object.__getattribute__(self.params, "__dict__").get("name", "")
+            try:  # not through a tracking copy's hook; a slots=True class has it in a slot
+                return object.__getattribute__(self.params, "name")
+            except AttributeError:
+                return ""
         return "aggregate" if self.is_aggregate else "none"
 
     def get_reference_name(self, map: bool = False) -> str:

@@ -39,10 +39,26 @@ def tracking_copy(params: Any) -> tuple[Any, set[str]]:
     if tracker is None:
         tracker = _TRACKERS[cls] = _make_tracker(cls)
     reads: set[str] = set()
-    tracked = object.__new__(tracker)
-    object.__getattribute__(tracked, "__dict__").update(params.__dict__)
+    tracked = _rebuild(tracker, instance_state(params))
     object.__setattr__(tracked, "_assay_reads", reads)
     return tracked, reads
+
+
+def instance_state(params: Any) -> dict[str, Any]:
+    """The attributes of ``params``: those of its ``__dict__``, and those a class made
+    with ``@dataclass(slots=True)`` keeps in its slots (every field, then). Read without
+    counting as reads of a tracking copy."""
+    state = dict(object.__getattribute__(params, "__dict__"))
+    for klass in type(params).__mro__:
+        slots = vars(klass).get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            try:
+                state[name] = object.__getattribute__(params, name)
+            except AttributeError:  # a slot not filled
+                continue
+    state.pop("__weakref__", None)
+    state.pop("__dict__", None)
+    return state
 
 
 def all_fields(params: Any) -> set[str]:
@@ -246,13 +262,13 @@ def _make_tracker(cls: type) -> type:
     def __reduce_ex__(self, protocol):  # noqa: N807
         """Pickling or copying gives an ordinary parameter set (and reads everything)."""
         object.__getattribute__(self, "_assay_reads").update(everything)
-        state = dict(object.__getattribute__(self, "__dict__"))
+        state = instance_state(self)
         state.pop("_assay_reads", None)
         return (_rebuild, (cls, state))
 
     def __deepcopy__(self, memo):  # noqa: N807
         object.__getattribute__(self, "_assay_reads").update(everything)
-        state = dict(object.__getattribute__(self, "__dict__"))
+        state = instance_state(self)
         state.pop("_assay_reads", None)
         return _rebuild(cls, copy.deepcopy(state, memo))
 
@@ -302,6 +318,9 @@ def _of(params: Any) -> str:
 
 
 def _rebuild(cls: type, state: dict) -> Any:
+    """An instance of ``cls`` with the attributes ``state`` (see :func:`_state`), made
+    without calling ``__init__``."""
     instance = object.__new__(cls)
-    instance.__dict__.update(state)
+    for name, value in state.items():
+        object.__setattr__(instance, name, value)
     return instance
