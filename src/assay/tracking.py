@@ -48,7 +48,10 @@ def instance_state(params: Any) -> dict[str, Any]:
     """The attributes of ``params``: those of its ``__dict__``, and those a class made
     with ``@dataclass(slots=True)`` keeps in its slots (every field, then). Read without
     counting as reads of a tracking copy."""
-    state = dict(object.__getattribute__(params, "__dict__"))
+    try:
+        state = dict(object.__getattribute__(params, "__dict__"))
+    except AttributeError:  # slots all the way down: no __dict__ at all
+        state = {}
     for klass in type(params).__mro__:
         slots = vars(klass).get("__slots__", ())
         for name in (slots,) if isinstance(slots, str) else slots:
