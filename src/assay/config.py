@@ -137,6 +137,12 @@ class ProjectConfig:
         (:func:`from_command_line`)."""
         if cache_dir is None:
             return self
+        if not str(cache_dir).strip():
+            raise ConfigError(
+                f"The cache folder is empty ({str(cache_dir)!r}), which would make the project "
+                f"folder, {self.root}, the cache. Give the cache folder (or its URL), or None "
+                "for the project's cache (cache_dir in assay.toml)."
+            )
         url = cache_url(cache_dir)
         if url is None:
             return replace(
@@ -268,6 +274,12 @@ def from_command_line(location: str | os.PathLike | None) -> str | None:
     settings of ``assay.toml`` are taken from the project root). A URL is left as it is."""
     if location is None or cache_url(location) is not None:
         return None if location is None else str(location)
+    if not str(location).strip():
+        raise ConfigError(
+            f"--cache was given an empty folder name ({str(location)!r}), which would make "
+            f"the current folder, {Path.cwd()}, the cache. Give the cache folder (or its "
+            "URL), or leave --cache out to use the project's cache (cache_dir in assay.toml)."
+        )
     path = Path(os.path.expanduser(_local_path(location)))
     return str(path if path.is_absolute() else Path.cwd() / path)
 

@@ -1,0 +1,60 @@
+"""The command line and the configuration given bad input, as a researcher meets it.
+
+Each test drives the real command line (``python -m assay`` in a subprocess) on a copy
+of a test project: an empty ``--cache``, ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def files_under(folder: Path) -> list:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "diamond", "--cache", ""],
+        ["why", "diamond", "--cache", ""],
+        ["cache", "ls", "--cache", ""],
+        ["cache", "gc", "--cache", "", "--older-than", "0"],
+        ["cache", "verify", "--remove", "--cache", " "],
+        ["lineage", "diamond/a/b/c", "--cache", ""],
+    ],
+    ids=["run", "why", "cache-ls", "cache-gc", "cache-verify", "lineage"],
+)
+def test_an_empty_cache_option_is_refused_not_taken_for_the_current_folder(
+    tmp_project: Path, command: list
+):
+    """`assay run X --cache ""` made the project folder the cache (objects/, by-name/,
+    code/ ... written among experiments/ and params/), and `cache gc --cache ""` or `cache
+    verify --remove --cache ""` went through the project folder as if it were a cache."""
+    assert run_cli("run", "diamond", cwd=tmp_project).code == 0
+    before = files_under(tmp_project)
+
+    result = run_cli(*command, cwd=tmp_project)
+
+    assert result.code == 1, result
+    assert "--cache was given an empty folder name" in result.text, result
+    assert "leave --cache out" in result.text, result
+    assert TRACEBACK not in result.output, result
+    assert files_under(tmp_project) == before
+
+
+def test_an_empty_cache_folder_given_to_a_manager_is_refused(tmp_project: Path):
+    """`ArtifactManager(cache_path="")` (or `run_experiment(cache_dir="")`) made the
+    project folder the cache, as `--cache ""` did."""
+    import assay
+    from assay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="The cache folder is empty"):
+        assay.ArtifactManager("cli_s33", cache_path="", project_root=tmp_project)
+    assert not (tmp_project / "objects").exists()
