@@ -58,3 +58,32 @@ def test_an_empty_cache_folder_given_to_a_manager_is_refused(tmp_project: Path):
     with pytest.raises(ConfigError, match="The cache folder is empty"):
         assay.ArtifactManager("cli_s33", cache_path="", project_root=tmp_project)
     assert not (tmp_project / "objects").exists()
+
+
+def test_a_run_store_setting_in_a_new_folder_is_made_as_the_other_folders_are(
+    tmp_project: Path,
+):
+    """`store_path = "db/assay.db"` stopped every run: "the folder db does not exist. Run
+    assay from the project root, or create the folder" (from the project root), while
+    logs_dir, reports_dir and cache_dir in new folders are made."""
+    (tmp_project / "assay.toml").write_text('store_path = "db/assay.db"\n')
+
+    result = run_cli("run", "diamond", cwd=tmp_project)
+
+    assert result.code == 0, result
+    assert (tmp_project / "db" / "assay.db").is_file()
+    assert not (tmp_project / "assay.db").exists()
+    listed = run_cli("ls", cwd=tmp_project)
+    assert listed.code == 0 and "diamond" in listed.text, listed
+
+
+def test_a_run_store_folder_that_cannot_be_made_names_its_setting(tmp_project: Path):
+    (tmp_project / "db").write_text("a file where the folder should be\n")
+
+    result = run_cli("run", "diamond", cwd=tmp_project, env={"ASSAY_STORE_PATH": "db/x.db"})
+
+    assert result.code == 1, result
+    assert "is a file, not a folder" in result.text, result
+    assert "ASSAY_STORE_PATH=db/x.db" in result.text, result
+    assert TRACEBACK not in result.output, result
+    assert (tmp_project / "db").is_file() and not list(tmp_project.rglob("*.db"))

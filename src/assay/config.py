@@ -152,7 +152,7 @@ class ProjectConfig:
 
     def make_folders(self, *settings: str) -> None:
         """Create the folders of these settings (``"logs_dir"``, ``"reports_dir"``...) if
-        they do not exist yet.
+        they do not exist yet; for ``"store_path"``, the folder the run store goes in.
 
         Raises:
             ConfigError: one cannot be created (a file in its place, no permission); the
@@ -160,6 +160,8 @@ class ProjectConfig:
         """
         for name in settings:
             folder = Path(getattr(self, name))
+            if name == "store_path":
+                folder = folder.parent
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -175,7 +177,7 @@ class ProjectConfig:
 
 def _unusable_folder(name: str, folder: Path, exc: OSError, root: Path) -> str:
     """The message for the folder of setting ``name`` that could not be created."""
-    label = name.removesuffix("_dir").replace("_", " ")
+    label = "run store's" if name == "store_path" else name.removesuffix("_dir").replace("_", " ")
     blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         reason, fix = f"{blocking} is a file, not a folder", "or move that file away"

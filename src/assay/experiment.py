@@ -348,8 +348,10 @@ def run_experiment(
             return manager
         manager.cache.check_usable(write=not dry_cache)  # before anything runs
         # The run's log and progress file go to logs/, its report to reports/, its exports
-        # to data/runs/: a folder that cannot be made is said now, before the run begins.
+        # to data/runs/, its record to the run store: a folder that cannot be made is said
+        # now, before the run begins.
         config.make_folders(
+            "store_path",
             "logs_dir",
             *(["reports_dir"] if report else []),
             *(["runs_dir"] if store_full or notebook else []),
