@@ -87,3 +87,24 @@ def test_a_run_store_folder_that_cannot_be_made_names_its_setting(tmp_project: P
     assert "ASSAY_STORE_PATH=db/x.db" in result.text, result
     assert TRACEBACK not in result.output, result
     assert (tmp_project / "db").is_file() and not list(tmp_project.rglob("*.db"))
+
+
+@pytest.mark.parametrize(
+    "args, meant",
+    [
+        (["run", "experiments/diamnd.py"], "Did you mean experiments/diamond.py?"),
+        (["why", "./experiments/daimond"], "Did you mean experiments/diamond.py?"),
+        (["run", "diamond", "-p", "params/tow.py"], "Did you mean params/two.py?"),
+    ],
+    ids=["run", "why-without-py", "param-file"],
+)
+def test_a_mistyped_path_suggests_the_file_it_probably_means(
+    tmp_project: Path, args: list, meant: str
+):
+    """A mistyped name got "Did you mean 'diamond'?", the same typo in a path (as the shell
+    completes them) only "does not exist"."""
+    result = run_cli(*args, cwd=tmp_project)
+
+    assert result.code == 1, result
+    assert "does not exist" in result.text and meant in result.text, result
+    assert not (tmp_project / "assay.db").exists()
