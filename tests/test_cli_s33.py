@@ -108,3 +108,23 @@ def test_a_mistyped_path_suggests_the_file_it_probably_means(
     assert result.code == 1, result
     assert "does not exist" in result.text and meant in result.text, result
     assert not (tmp_project / "assay.db").exists()
+
+
+@pytest.mark.parametrize("blocking", ["experiments", "logs", "data"])
+def test_init_where_a_file_stands_for_a_folder_says_so_and_makes_nothing(
+    tmp_path: Path, blocking: str
+):
+    """A file named `logs` (or `experiments`, `data`) in the folder: `assay init` said
+    "File exists: logs." and stopped with experiments/, params/, data/ and reports/ made
+    but no assay.toml and no example."""
+    folder = tmp_path / "my stüdy"
+    folder.mkdir()
+    (folder / blocking).write_text("my notes\n")
+
+    result = run_cli("init", cwd=folder)
+
+    assert result.code == 1, result
+    assert f"{blocking} is a file" in result.text and "Nothing was created" in result.text
+    assert TRACEBACK not in result.output, result
+    assert files_under(folder) == [blocking]
+    assert (folder / blocking).read_text() == "my notes\n"
