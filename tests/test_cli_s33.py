@@ -128,3 +128,17 @@ def test_init_where_a_file_stands_for_a_folder_says_so_and_makes_nothing(
     assert TRACEBACK not in result.output, result
     assert files_under(folder) == [blocking]
     assert (folder / blocking).read_text() == "my notes\n"
+
+
+def test_store_full_include_without_an_export_is_a_usage_error(tmp_project: Path):
+    """`assay run X --store-full-include 'data/*.csv'` without --store-full ran, exported
+    nothing and said nothing: the researcher believed the files were kept with the run."""
+    result = run_cli("run", "diamond", "--store-full-include", "*.csv", cwd=tmp_project)
+
+    assert result.code == 2, result
+    assert "add --store-full" in result.text, result
+    assert not (tmp_project / "assay.db").exists()
+
+    kept = run_cli("run", "diamond", "-s", "--store-full-include", "*.csv", cwd=tmp_project)
+    assert kept.code == 0, kept
+    assert list((tmp_project / "data" / "runs").iterdir())
