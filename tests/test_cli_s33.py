@@ -6,6 +6,8 @@ of a test project: an empty ``--cache``, ...
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,27 @@ def test_store_full_include_without_an_export_is_a_usage_error(tmp_project: Path
     kept = run_cli("run", "diamond", "-s", "--store-full-include", "*.csv", cwd=tmp_project)
     assert kept.code == 0, kept
     assert list((tmp_project / "data" / "runs").iterdir())
+
+
+def test_cache_gc_leaves_files_put_in_the_cache_by_hand_and_says_nothing_of_them(
+    tmp_project: Path,
+):
+    """A file or folder of one's own in data/cache/objects/ab/: `cache gc` said "Removed
+    .../objects/no/notes.txt" (a path that never existed: the name taken for a stage
+    run's key) and "Removed 1 entry", and left the file where it was."""
+    assert run_cli("run", "diamond", cwd=tmp_project).code == 0
+    objects = tmp_project / "data" / "cache" / "objects"
+    (objects / "ab").mkdir(exist_ok=True)
+    (objects / "ab" / "notes.txt").write_text("mine\n")
+    (objects / "cd" / "mine").mkdir(parents=True)
+    for path in (objects / "ab" / "notes.txt", objects / "cd" / "mine"):
+        os.utime(path, (time.time() - 7200, time.time() - 7200))  # not a write going on
+    before = files_under(objects)
+
+    result = run_cli("cache", "gc", cwd=tmp_project)
+
+    assert result.code == 0, result
+    assert "objects/no/" not in result.text and "objects/mi/" not in result.text, result
+    assert "Removed 0 entries" in result.text, result
+    assert files_under(objects) == before
+    assert run_cli("cache", "verify", cwd=tmp_project).code == 0
