@@ -6,6 +6,7 @@ of a test project: an empty ``--cache``, ...
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -168,3 +169,29 @@ def test_cache_gc_leaves_files_put_in_the_cache_by_hand_and_says_nothing_of_them
     assert "Removed 0 entries" in result.text, result
     assert files_under(objects) == before
     assert run_cli("cache", "verify", cwd=tmp_project).code == 0
+
+
+@pytest.mark.parametrize("how", ["setting", "option"])
+def test_a_cache_folder_given_with_dot_dot_keeps_its_files_as_its_own(tmp_project: Path, how):
+    """`cache_dir = "../shared-cache"` (or `--cache ../shared-cache`): every sidecar
+    recorded its files by absolute path, as a path_override's are, so `cache verify`
+    called each file "without a record" and `export full` copied none of them ("outside
+    the cache")."""
+    shared = tmp_project.parent / "shared cäche"
+    option = []
+    if how == "setting":
+        (tmp_project / "assay.toml").write_text('cache_dir = "../shared cäche"\n')
+    else:
+        option = ["--cache", "../shared cäche"]
+    assert run_cli("run", "diamond", *option, cwd=tmp_project).code == 0
+
+    sidecars = list((shared / "objects").rglob("*.meta.json"))
+    assert sidecars
+    for sidecar in sidecars:
+        for file in json.loads(sidecar.read_text())["files"]:
+            assert not Path(file["path"]).is_absolute(), file
+    verified = run_cli("cache", "verify", *option, cwd=tmp_project)
+    assert verified.code == 0 and "without a record" not in verified.text, verified
+    exported = run_cli("export", "full", "latest", "-o", "../out", cwd=tmp_project)
+    assert exported.code == 0 and "outside the cache" not in exported.text, exported
+    assert list((tmp_project.parent / "out" / "cache" / "objects").rglob("*.meta.json"))

@@ -282,8 +282,7 @@ def from_command_line(location: str | os.PathLike | None) -> str | None:
             f"the current folder, {Path.cwd()}, the cache. Give the cache folder (or its "
             "URL), or leave --cache out to use the project's cache (cache_dir in assay.toml)."
         )
-    path = Path(os.path.expanduser(_local_path(location)))
-    return str(path if path.is_absolute() else Path.cwd() / path)
+    return os.path.abspath(os.path.expanduser(_local_path(location)))
 
 
 def cache_url(
@@ -485,5 +484,7 @@ def _load_toml(path: Path) -> dict:
 
 
 def _absolute(root: Path, value: str | Path) -> Path:
-    path = Path(os.path.expanduser(str(value)))
-    return path if path.is_absolute() else root / path
+    """``value`` as an absolute path, taken from ``root`` if relative, without ``..``
+    (``../shared-cache``): the cache compares the paths of the files it writes with its
+    folder's, which Python writes without ``..``."""
+    return Path(os.path.abspath(root / os.path.expanduser(str(value))))
