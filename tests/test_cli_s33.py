@@ -195,3 +195,13 @@ def test_a_cache_folder_given_with_dot_dot_keeps_its_files_as_its_own(tmp_projec
     exported = run_cli("export", "full", "latest", "-o", "../out", cwd=tmp_project)
     assert exported.code == 0 and "outside the cache" not in exported.text, exported
     assert list((tmp_project.parent / "out" / "cache" / "objects").rglob("*.meta.json"))
+
+
+def test_a_blank_environment_variable_is_refused_as_a_blank_setting_is(tmp_project: Path):
+    """`ASSAY_CACHE_DIR=" "` made a cache folder named " " in the project (the same value
+    in assay.toml is refused)."""
+    result = run_cli("run", "diamond", cwd=tmp_project, env={"ASSAY_CACHE_DIR": " "})
+
+    assert result.code == 1, result
+    assert "ASSAY_CACHE_DIR holds only blanks" in result.text, result
+    assert not (tmp_project / " ").exists() and not (tmp_project / "assay.db").exists()

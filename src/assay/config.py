@@ -114,6 +114,12 @@ class ProjectConfig:
         settings.update({k: v for k, (v, _) in _file_settings(root_path).items()})
         for name in _DEFAULTS:
             env = os.environ.get(f"ASSAY_{name.upper()}")
+            if env and not env.strip():
+                raise ConfigError(
+                    f"The environment variable ASSAY_{name.upper()} holds only blanks "
+                    f"({env!r}), which would make a folder named so in the project. Give it "
+                    f"a path, or unset it (unset ASSAY_{name.upper()})."
+                )
             if env:
                 settings[name] = env
         for name, value in overrides.items():
