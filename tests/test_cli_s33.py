@@ -205,3 +205,19 @@ def test_a_blank_environment_variable_is_refused_as_a_blank_setting_is(tmp_proje
     assert result.code == 1, result
     assert "ASSAY_CACHE_DIR holds only blanks" in result.text, result
     assert not (tmp_project / " ").exists() and not (tmp_project / "assay.db").exists()
+
+
+@pytest.mark.parametrize("command", [["why", "diamond"], ["run", "diamond", "--dry"]])
+def test_a_plan_with_a_file_for_the_cache_folder_names_the_setting(tmp_project: Path, command):
+    """`cache_dir` naming a file: `assay run` said so, but `assay why` and `run --dry` ended
+    in "NotADirectoryError ... (raised in run(), experiments/diamond.py line N)", blaming
+    the experiment's code."""
+    (tmp_project / "notes.txt").write_text("mine\n")
+    (tmp_project / "assay.toml").write_text('cache_dir = "notes.txt"\n')
+
+    result = run_cli(*command, cwd=tmp_project)
+
+    assert result.code == 1, result
+    assert "is a file, not a folder" in result.text and "cache_dir" in result.text, result
+    assert "NotADirectoryError" not in result.text and "raised in run()" not in result.text
+    assert (tmp_project / "notes.txt").read_text() == "mine\n"

@@ -343,10 +343,12 @@ def run_experiment(
         )
         if observer is not None:
             manager.runner.observer = observer
+        # Before anything runs (or is planned: a plan reads the cache, which a file in its
+        # place would turn into an error in the experiment's run()).
+        manager.cache.check_usable(write=not (dry or dry_cache))
         if dry:
             _plan(manager, module, selected)  # nothing frozen: the plan is the caller's
             return manager
-        manager.cache.check_usable(write=not dry_cache)  # before anything runs
         # The run's log and progress file go to logs/, its report to reports/, its exports
         # to data/runs/, its record to the run store: a folder that cannot be made is said
         # now, before the run begins.
