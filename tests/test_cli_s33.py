@@ -1,7 +1,10 @@
 """The command line and the configuration given bad input, as a researcher meets it.
 
 Each test drives the real command line (``python -m assay`` in a subprocess) on a copy
-of a test project: an empty ``--cache``, ...
+of a test project: an empty ``--cache`` or blank ``ASSAY_*`` variable, a run store or
+cache folder given with a new folder or ``..``, mistyped paths, ``assay init`` where a
+file is in the way, ``--store-full-include`` alone, files put in the cache by hand, and
+a cache setting that names a file.
 """
 
 from __future__ import annotations
