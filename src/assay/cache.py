@@ -354,6 +354,8 @@ class CacheStore:
         found = []
         for shard in _scan(self._objects):
             for folder in _scan(shard.path):
+                if not _in_its_shard(folder, shard.name):
+                    continue  # a file put there by hand: no stage run, left alone
                 entries = list(_scan(folder.path))
                 times = [_mtime(e) for e in entries] or [_mtime(folder)]
                 leftovers = [(e.name, _mtime(e), _bytes(e)) for e in entries if e.name[0] == "."]
@@ -1378,6 +1380,12 @@ def corrupt(meta: dict, problem: str) -> CorruptArtifactError:
 def _outputs(names: Iterable[str]) -> list[str]:
     """The outputs whose sidecars are among ``names`` (temporary names left out)."""
     return [n[: -len(_META_SUFFIX)] for n in names if n.endswith(_META_SUFFIX) and n[0] != "."]
+
+
+def _in_its_shard(entry: os.DirEntry, shard: str) -> bool:
+    """Whether ``entry``, found in the folder ``objects/SHARD/``, can be a stage run's
+    folder: a folder whose name (its key) starts with ``SHARD``."""
+    return entry.name.startswith(shard) and entry.is_dir(follow_symlinks=False)
 
 
 def _scan(path: str) -> list[os.DirEntry]:

@@ -552,6 +552,11 @@ def _refuse_conflicting_flags(given: dict) -> None:
         )
     if given.get("dask_address") and executor != "dask":
         raise click.UsageError("--dask-address is the scheduler of --executor dask: add it.")
+    if given.get("store_full_include") and not (given.get("store_full") or given.get("docker")):
+        raise click.UsageError(
+            "--store-full-include adds files to the export that --store-full (or --docker) "
+            "writes, and neither is given: add --store-full, or leave --store-full-include out."
+        )
 
 
 def _check_overrides(overrides: tuple[str, ...]) -> None:

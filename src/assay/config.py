@@ -114,6 +114,12 @@ class ProjectConfig:
         settings.update({k: v for k, (v, _) in _file_settings(root_path).items()})
         for name in _DEFAULTS:
             env = os.environ.get(f"ASSAY_{name.upper()}")
+            if env and not env.strip():
+                raise ConfigError(
+                    f"The environment variable ASSAY_{name.upper()} holds only blanks "
+                    f"({env!r}), which would make a folder named so in the project. Give it "
+                    f"a path, or unset it (unset ASSAY_{name.upper()})."
+                )
             if env:
                 settings[name] = env
         for name, value in overrides.items():
@@ -137,6 +143,12 @@ class ProjectConfig:
         (:func:`from_command_line`)."""
         if cache_dir is None:
             return self
+        if not str(cache_dir).strip():
+            raise ConfigError(
+                f"The cache folder is empty ({str(cache_dir)!r}), which would make the project "
+                f"folder, {self.root}, the cache. Give the cache folder (or its URL), or None "
+                "for the project's cache (cache_dir in assay.toml)."
+            )
         url = cache_url(cache_dir)
         if url is None:
             return replace(
@@ -146,7 +158,7 @@ class ProjectConfig:
 
     def make_folders(self, *settings: str) -> None:
         """Create the folders of these settings (``"logs_dir"``, ``"reports_dir"``...) if
-        they do not exist yet.
+        they do not exist yet; for ``"store_path"``, the folder the run store goes in.
 
         Raises:
             ConfigError: one cannot be created (a file in its place, no permission); the
@@ -154,6 +166,8 @@ class ProjectConfig:
         """
         for name in settings:
             folder = Path(getattr(self, name))
+            if name == "store_path":
+                folder = folder.parent
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -169,7 +183,7 @@ class ProjectConfig:
 
 def _unusable_folder(name: str, folder: Path, exc: OSError, root: Path) -> str:
     """The message for the folder of setting ``name`` that could not be created."""
-    label = name.removesuffix("_dir").replace("_", " ")
+    label = "run store's" if name == "store_path" else name.removesuffix("_dir").replace("_", " ")
     blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         reason, fix = f"{blocking} is a file, not a folder", "or move that file away"
@@ -268,8 +282,13 @@ def from_command_line(location: str | os.PathLike | None) -> str | None:
     settings of ``assay.toml`` are taken from the project root). A URL is left as it is."""
     if location is None or cache_url(location) is not None:
         return None if location is None else str(location)
-    path = Path(os.path.expanduser(_local_path(location)))
-    return str(path if path.is_absolute() else Path.cwd() / path)
+    if not str(location).strip():
+        raise ConfigError(
+            f"--cache was given an empty folder name ({str(location)!r}), which would make "
+            f"the current folder, {Path.cwd()}, the cache. Give the cache folder (or its "
+            "URL), or leave --cache out to use the project's cache (cache_dir in assay.toml)."
+        )
+    return os.path.abspath(os.path.expanduser(_local_path(location)))
 
 
 def cache_url(
@@ -471,5 +490,7 @@ def _load_toml(path: Path) -> dict:
 
 
 def _absolute(root: Path, value: str | Path) -> Path:
-    path = Path(os.path.expanduser(str(value)))
-    return path if path.is_absolute() else root / path
+    """``value`` as an absolute path, taken from ``root`` if relative, without ``..``
+    (``../shared-cache``): the cache compares the paths of the files it writes with its
+    folder's, which Python writes without ``..``."""
+    return Path(os.path.abspath(root / os.path.expanduser(str(value))))

@@ -351,13 +351,17 @@ def run_experiment(
         )
         if observer is not None:
             manager.runner.observer = observer
+        # Before anything runs (or is planned: a plan reads the cache, which a file in its
+        # place would turn into an error in the experiment's run()).
+        manager.cache.check_usable(write=not (dry or dry_cache))
         if dry:
             _plan(manager, module, selected)  # nothing frozen: the plan is the caller's
             return manager
-        manager.cache.check_usable(write=not dry_cache)  # before anything runs
         # The run's log and progress file go to logs/, its report to reports/, its exports
-        # to data/runs/: a folder that cannot be made is said now, before the run begins.
+        # to data/runs/, its record to the run store: a folder that cannot be made is said
+        # now, before the run begins.
         config.make_folders(
+            "store_path",
             "logs_dir",
             *(["reports_dir"] if report else []),
             *(["runs_dir"] if store_full or notebook else []),

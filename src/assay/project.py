@@ -353,6 +353,8 @@ def _resolve(ref: str, folder: Path, kind: str, config: ProjectConfig) -> Path:
         near = folder / f"{candidate.stem}.py"
         if near.is_file():
             message += f" To use {near}, give its name: {candidate.stem!r}."
+        else:
+            message += _close_file(path)
         raise ProjectError(message)
     path = folder / f"{ref.replace('.', '/')}.py"
     if path.is_file():
@@ -376,6 +378,14 @@ def _resolve(ref: str, folder: Path, kind: str, config: ProjectConfig) -> Path:
     else:
         message += f" {folder} has no .py files; create one or give a path to a .py file."
     raise ProjectError(message)
+
+
+def _close_file(path: Path) -> str:
+    """`` Did you mean experiments/example.py?`` for a mistyped path to a .py file whose
+    folder has one of a close name; ``""`` if none is close."""
+    names = [p.name for p in path.parent.glob("*.py")] if path.parent.is_dir() else []
+    close = difflib.get_close_matches(path.name, names, n=1)
+    return f" Did you mean {path.with_name(close[0])}?" if close else ""
 
 
 def _no_folder(folder: Path, config: ProjectConfig) -> str:

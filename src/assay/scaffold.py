@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 
 from assay.config import enclosing_project
+from assay.errors import ProjectError
 
 __all__ = ["ProjectInit", "init_project"]
 
@@ -101,6 +102,7 @@ def init_project(folder: Path) -> ProjectInit:
     done = ProjectInit(folder, outer=enclosing_project(here.parent))
     if enclosing_project(here) == here:
         done.outer = None  # a project already: init only adds what it lacks
+    _check_no_file_in_the_way(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in FOLDERS:
         path = folder / name
@@ -125,6 +127,23 @@ def init_project(folder: Path) -> ProjectInit:
     if _is(folder, "experiments/example.py", files) or has_params:
         done.example = "assay run example" + (" -p example" if has_params else "")
     return done
+
+
+def _check_no_file_in_the_way(folder: Path) -> None:
+    """Refuse, before anything is made, a project folder ``folder`` where a file stands in
+    the place of the project or of one of its folders (a file named ``logs``): ``init``
+    would stop half-way with "File exists".
+
+    Raises:
+        ProjectError: naming the file, and saying nothing was created.
+    """
+    for target in (folder, *(folder / name for name in FOLDERS)):
+        blocking = next((p for p in (target, *target.parents) if p.is_file()), None)
+        if blocking is not None:
+            raise ProjectError(
+                f"assay init cannot make the folder {target}: {blocking} is a file. Nothing "
+                "was created. Rename or move that file away, then run assay init again."
+            )
 
 
 def _is(folder: Path, name: str, files: dict[str, str]) -> bool:
