@@ -118,6 +118,7 @@ class StageNode:
         "started",
         "duration",
         "reportables",
+        "reported_after",
         "volatile",
         "cacheable",
         "upstream",
@@ -184,6 +185,10 @@ class StageNode:
         self.started: float | None = None
         self.duration: float | None = None
         self.reportables: list = []
+        """What the stage reported while it ran (cached with its outputs)."""
+        self.reported_after: list = []
+        """What ``run()`` reported on the record outside any stage after calling this one:
+        shown with it, but never cached with it (the next run reports them again)."""
         self.cacheable = False
         self.volatile: list[str] = []
         """What could not be hashed; a volatile stage run always executes and is not cached."""

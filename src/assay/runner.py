@@ -1469,10 +1469,10 @@ class Runner:
             touched.add(id(node.record))
         if not touched and not self.executor.remote:
             return
-        manager.reportables = [r for n in self.plan.nodes for r in n.reportables]
+        manager.reportables = _in_stage_order(manager.reportables, self.plan.nodes)
         for record in manager.records:
             if id(record) in touched or self.executor.remote:
-                record.reportables = [r for n in record._nodes for r in n.reportables]
+                record.reportables = _in_stage_order(record.reportables, record._nodes)
 
     # -- values on demand -------------------------------------------------------------
 
@@ -1825,6 +1825,15 @@ def state_entry_part(node: StageNode, name: str) -> str | None:
         return hash_value(value, dict_order=True)
     except Exception:  # a value the hasher does not understand counts by its type
         return hash_value(("object", type(value).__module__, type(value).__qualname__))
+
+
+def _in_stage_order(reportables: list, nodes: list[StageNode]) -> list:
+    """The reportables of ``nodes`` in their order (each stage run's own, then what
+    ``run()`` reported after calling it), followed by those of ``reportables`` that are
+    on none of them (reported before a record's first stage), which are kept."""
+    ordered = [r for n in nodes for r in (*n.reportables, *n.reported_after)]
+    on_nodes = {id(r) for r in ordered}
+    return ordered + [r for r in reportables if id(r) not in on_nodes]
 
 
 def picklable_reportables(node: StageNode, why: str) -> list:

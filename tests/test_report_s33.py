@@ -1,0 +1,92 @@
+"""Reports as researchers use them (session 33): a real project whose experiment reports
+from its stages and from ``run()``, run twice through the command line."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from conftest import run_cli
+
+REPORTS_FROM_RUN = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import JsonReporter
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    a: int = 1
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def first(record):
+    record.report(JsonReporter({"in": "first"}, name="from first"))
+    record.log_metric("accuracy", 0.9)
+    return {"x": 1}
+
+
+@assay.stage(inputs=["x"], outputs=["y"], cachers=[JsonCacher])
+def second(record, x):
+    record.report(JsonReporter({"in": "second"}, name="from second"))
+    return {"y": 1}
+
+
+def get_params():
+    return [Params(name="p1")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        record = assay.Record(manager, params)
+        record.report(JsonReporter({"where": "run"}, name="before any stage"))
+        first(record)
+        record.report(JsonReporter({"where": "run"}, name="after first"))
+        second(record)
+"""
+
+
+def _project(tmp_path: Path, experiment: str, text: str) -> Path:
+    root = tmp_path / "project"
+    (root / "experiments").mkdir(parents=True)
+    (root / "assay.toml").write_text("")
+    (root / "experiments" / f"{experiment}.py").write_text(text)
+    return root
+
+
+def _reported(root: Path, run_number: int) -> list[tuple[str, str]]:
+    """(name, stage) of every reportable in the run's ``run.json``, in the page's order."""
+    (run_dir,) = (root / "reports").glob(f"*-{run_number:04d}-*")
+    record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    return [(r["name"], r["stage"]) for r in record["reportables"]]
+
+
+def test_a_reused_stage_keeps_its_reportables_and_metrics_when_run_reports_too(
+    tmp_path: Path,
+):
+    """Reporting from ``run()`` after a stage call attached the reportable to that stage
+    run before it ran: it was cached with the stage, and a run reusing the stage found its
+    reportables "already there" and restored none. The second run's report lost the
+    stage's own reportables and metrics (and the run store its metrics), and the one
+    reported before any stage."""
+    root = _project(tmp_path, "report_s33_from_run", REPORTS_FROM_RUN)
+    for _ in range(2):
+        result = run_cli("run", "report_s33_from_run", cwd=root)
+        assert result.code == 0, result.output
+
+    expected = [
+        ("from first", "first"),
+        ("metrics", "first"),
+        ("after first", "first"),
+        ("from second", "second"),
+        ("before any stage", ""),
+    ]
+    assert _reported(root, 1) == expected
+    assert _reported(root, 2) == expected  # every stage reused from the cache
+
+    with sqlite3.connect(root / "assay.db") as db:
+        rows = db.execute("SELECT run, stage, name, value, reused FROM metrics ORDER BY run")
+        assert list(rows) == [(1, "first", "accuracy", 0.9, 0), (2, "first", "accuracy", 0.9, 1)]
