@@ -90,3 +90,48 @@ def test_a_reused_stage_keeps_its_reportables_and_metrics_when_run_reports_too(
     with sqlite3.connect(root / "assay.db") as db:
         rows = db.execute("SELECT run, stage, name, value, reused FROM metrics ORDER BY run")
         assert list(rows) == [(1, "first", "accuracy", 0.9, 0), (2, "first", "accuracy", 0.9, 1)]
+
+
+WITHOUT_SUPER_INIT = '''
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import Reportable
+
+
+class Note(Reportable):
+    """A reportable of one's own whose __init__ forgets super().__init__()."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def html(self):
+        return f"<p>{self.text}</p>"
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def first(record):
+    record.report(Note("hello"))
+    return {"x": 1}
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="p1")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        first(assay.Record(manager, params))
+'''
+
+
+def test_a_reportable_whose_init_skips_reportables_says_to_call_super_init(tmp_path: Path):
+    """The stage failed with "'Note' object has no attribute 'name'", which does not say
+    that the reportable's __init__ must call Reportable's."""
+    root = _project(tmp_path, "report_s33_no_super", WITHOUT_SUPER_INIT)
+    result = run_cli("run", "report_s33_no_super", cwd=root)
+    assert result.code == 1
+    text = " ".join(result.output.split())
+    assert "Note is not set up as a reportable" in text
+    assert "must call super().__init__(name=name, group=group)" in text

@@ -401,10 +401,13 @@ class Record:
 
     def report(self, reportable: Reportable) -> None:
         """Add a reportable (a table, a figure, some JSON, ...) to the run's report."""
-        from assay.reporting import not_a_reportable, safe_name
+        from assay.reporting import not_a_reportable, not_set_up, safe_name
 
         if not callable(getattr(reportable, "html", None)):
             raise TypeError(not_a_reportable(reportable))
+        problem = not_set_up(reportable)
+        if problem:
+            raise TypeError(problem)
         running = self._node
         node = running or self._last_node()
         stage_name = node.spec.name if node is not None else ""

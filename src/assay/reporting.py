@@ -131,6 +131,20 @@ def safe_name(text: str) -> str:
     return _UNSAFE_IN_FILE_NAMES.sub("_", text)
 
 
+def not_set_up(reportable: Any) -> str | None:
+    """What ``record.report(reportable)`` says of a reportable whose ``__init__`` did not
+    call ``Reportable.__init__`` (so it has no name, group or path); ``None`` if it did."""
+    attributes = getattr(reportable, "__dict__", None)
+    if attributes is None or "name" in attributes and "group" in attributes:
+        return None
+    kind = type(reportable).__name__
+    return (
+        f"{kind} is not set up as a reportable: its __init__ must call "
+        f"super().__init__(name=name, group=group), which gives it the name, group and "
+        f"folder the report uses."
+    )
+
+
 def not_a_reportable(value: Any) -> str:
     """What ``record.report(value)`` says of a value that is no reportable, with the one
     that shows it: ``FigureReporter(figure)`` for a figure, and so on."""
