@@ -4,10 +4,14 @@ from its stages and from ``run()``, run twice through the command line."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
-from conftest import run_cli
+import pytest
+
+import assay
+from conftest import on_sys_path, run_cli
 
 REPORTS_FROM_RUN = """
 from dataclasses import dataclass
@@ -135,3 +139,32 @@ def test_a_reportable_whose_init_skips_reportables_says_to_call_super_init(tmp_p
     text = " ".join(result.output.split())
     assert "Note is not set up as a reportable" in text
     assert "must call super().__init__(name=name, group=group)" in text
+
+
+FAILS_IN_A_NOTEBOOK = """
+import assay
+from assay.caching import JsonCacher
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def explode(record):
+    raise ValueError("the <b>input</b> is empty")
+"""
+
+
+def test_a_notebook_sessions_report_says_why_its_stage_failed(tmp_path: Path, monkeypatch):
+    """A notebook's report of a failed stage said only "Stage 'explode' failed for
+    parameter set 'nb'.": a session has no log, and its report left out the error."""
+    root = _project(tmp_path, "report_s33_notebook", FAILS_IN_A_NOTEBOOK)
+    monkeypatch.chdir(root)
+    with on_sys_path(root, "experiments"):
+        from experiments.report_s33_notebook import explode
+
+        manager = assay.ArtifactManager("report_s33_nb", project_root=root)
+        with pytest.raises(ValueError):
+            explode(assay.Record(manager, assay.ExperimentParameters(name="nb")))
+        page = manager.generate_report().read_text(encoding="utf-8")
+
+    failure = re.search(r'<section class="failure".*?</section>', page, re.DOTALL).group(0)
+    assert "Stage &#39;explode&#39; failed for parameter set &#39;nb&#39;: ValueError: " in failure
+    assert "the &lt;b&gt;input&lt;/b&gt; is empty" in failure

@@ -114,6 +114,7 @@ class StageNode:
         "key",
         "ingredients",
         "status",
+        "error",
         "reason",
         "started",
         "duration",
@@ -181,6 +182,8 @@ class StageNode:
         self.ingredients: dict | None = None
         self.status = "planned"
         """``planned`` → ``cached`` / ``unneeded`` / ``executed`` / ``failed``."""
+        self.error: str | None = None
+        """Why it failed: the message of the error it raised (``None`` if it did not)."""
         self.reason = ""
         self.started: float | None = None
         self.duration: float | None = None

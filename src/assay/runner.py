@@ -1017,6 +1017,7 @@ class Runner:
             return True
         if error:
             node.status = "failed"
+            node.error = error["summary"]
             self._take_reportables(node, result)  # reported before it failed: kept, as serially
             self.observer.stage_finished(node)
             if error.get("signature"):
@@ -1166,8 +1167,11 @@ class Runner:
                 if isinstance(exc, SystemExit)
                 else f"{type(exc).__name__}: {exc}"
             )
+            node.error = (
+                f"Stage {spec.name!r} failed for parameter set {node.record_label!r}: {what}"
+            )
             raise StageFailed.of(
-                f"Stage {spec.name!r} failed for parameter set {node.record_label!r}: {what}",
+                node.error,
                 stage=spec.name,
                 record_name=node.record_label,
                 original=exc,
