@@ -168,3 +168,13 @@ def test_a_notebook_sessions_report_says_why_its_stage_failed(tmp_path: Path, mo
     failure = re.search(r'<section class="failure".*?</section>', page, re.DOTALL).group(0)
     assert "Stage &#39;explode&#39; failed for parameter set &#39;nb&#39;: ValueError: " in failure
     assert "the &lt;b&gt;input&lt;/b&gt; is empty" in failure
+
+
+def test_a_line_plot_whose_x_lacks_a_line_says_which():
+    """x given as a dict without one of y's lines failed the stage with "KeyError: 'test'"."""
+    from assay.reporting import LinePlotReporter
+
+    with pytest.raises(
+        ValueError, match=r"x has no values for the line 'test' \(its keys: 'train'\)"
+    ):
+        LinePlotReporter({"train": [3, 2], "test": [4, 3]}, x={"train": [1, 2]}, name="loss")

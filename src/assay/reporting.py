@@ -429,7 +429,7 @@ class LinePlotReporter(FigureReporter):
         axes = figure.subplots()
         if isinstance(y, dict):
             for label, values in y.items():
-                xs = x[label] if isinstance(x, dict) else x
+                xs = _x_of(x, label)
                 args = (values,) if xs is None else (xs, values)
                 axes.plot(*args, label=str(label), **self.plot_kwargs)
             if y:
@@ -444,6 +444,19 @@ class LinePlotReporter(FigureReporter):
             axes.set_ylabel(ylabel)
         super().__init__(figure, name=name, group=group, kwargs=self.savefig_kwargs)
         self.y = self.x = None  # drawn: keep only the image
+
+
+def _x_of(x: Any, label: Any) -> Any:
+    """The x values of the line ``label``: ``x`` itself, or its entry when ``x`` is a dict."""
+    if not isinstance(x, dict):
+        return x
+    if label not in x:
+        raise ValueError(
+            f"LinePlotReporter: x has no values for the line {label!r} (its keys: "
+            f"{', '.join(map(repr, x))}). Give x the same keys as y, or one sequence for "
+            "every line."
+        )
+    return x[label]
 
 
 def _not_a_figure(value: Any) -> str:
