@@ -178,3 +178,48 @@ def test_a_line_plot_whose_x_lacks_a_line_says_which():
         ValueError, match=r"x has no values for the line 'test' \(its keys: 'train'\)"
     ):
         LinePlotReporter({"train": [3, 2], "test": [4, 3]}, x={"train": [1, 2]}, name="loss")
+
+
+ONLY_REPORTS = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import JsonReporter
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    a: int = 1
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def first(record):
+    return {"x": 1}
+
+
+def get_params():
+    return [Params(name="fitted"), Params(name="summary", a=2)]
+
+
+def run(param_sets, manager):
+    first(assay.Record(manager, param_sets[0]))
+    summary = assay.Record(manager, param_sets[1])
+    summary.report(JsonReporter({"only": "reported"}, name="notes on the sweep"))
+"""
+
+
+def test_a_record_that_only_reports_is_named_in_the_report(tmp_path: Path):
+    """A record on which no stage ran had its reportables under "Not attached to a
+    record" instead of its parameter set's name."""
+    root = _project(tmp_path, "report_s33_only_reports", ONLY_REPORTS)
+    result = run_cli("run", "report_s33_only_reports", cwd=root)
+    assert result.code == 0, result.output
+    (page,) = (root / "reports").glob("*-0001-*/index.html")
+    html = page.read_text(encoding="utf-8")
+
+    section = re.search(r'<details class="record".*?</details>', html, re.DOTALL).group(0)
+    assert '<span class="record-name">summary</span>' in section
+    assert "notes on the sweep" in section
+    assert "Not attached to a record" not in html
+    assert "1 stage run, 1 record<" in html  # the DAG has one band: the stage's record

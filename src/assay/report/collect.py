@@ -218,6 +218,9 @@ def dag_of(manager: Any, run_status: str | None = None, run_error: str | None = 
                 "outputs": [_output(manager, node, a, root, loaded, status) for a in node.outputs],
             }
         )
+    for reportable in manager.reportables:  # a record that only reported: no stage ran on it
+        if reportable.record is not None:
+            record_id(reportable.record)
     return {"records": records, "nodes": nodes, "_record_ids": record_ids}
 
 
