@@ -1017,7 +1017,7 @@ class Runner:
             return True
         if error:
             node.status = "failed"
-            node.error = error["summary"]
+            node.error = error.get("summary") or error.get("message")
             self._take_reportables(node, result)  # reported before it failed: kept, as serially
             self.observer.stage_finished(node)
             if error.get("signature"):
