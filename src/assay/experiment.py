@@ -963,7 +963,8 @@ def record_session(manager: ArtifactManager) -> Path | None:
             if n.status == "failed" and later.get((n.spec.name, n.record_label), -1) < i
         ]
         error = (
-            f"Stage {failed[0].spec.name!r} failed for parameter set {failed[0].record_label!r}."
+            failed[0].error
+            or f"Stage {failed[0].spec.name!r} failed for parameter set {failed[0].record_label!r}."
             if failed
             else None
         )

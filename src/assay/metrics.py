@@ -199,8 +199,11 @@ def log_metric(record: Any, name: str, value: Any, step: int | None = None) -> N
                 "as 64-bit integers, from -2**63 to 2**63 - 1. Log a smaller step (an "
                 "epoch or iteration count)."
             )
-    node = record._node or record._last_node()
-    owner = node.reportables if node is not None else record.reportables
+    node = record._last_node()
+    if record._node is not None:
+        owner = record._node.reportables
+    else:  # outside any stage: beside the record's last stage run, or the record's own
+        owner = node.reported_after if node is not None else record.reportables
     metrics = next((r for r in owner if type(r) is Metrics), None)
     if metrics is None:
         metrics = Metrics()
@@ -258,10 +261,10 @@ def record_run_metrics(store: Any, manager: Any) -> int:
     run_number = manager.run_number
     seen: set[int] = set()
     for node in manager.plan.nodes:
-        for reportable in node.reportables:
+        for reportable in (*node.reportables, *node.reported_after):
             if type(reportable) is Metrics and id(reportable) not in seen:
                 seen.add(id(reportable))
-                reused = node.status == "cached"
+                reused = node.status == "cached" and reportable in node.reportables
                 for name, value, step in reportable.entries:
                     rows.append(
                         (run_number, node.record_label, node.spec.name, name,

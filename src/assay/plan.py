@@ -114,10 +114,12 @@ class StageNode:
         "key",
         "ingredients",
         "status",
+        "error",
         "reason",
         "started",
         "duration",
         "reportables",
+        "reported_after",
         "volatile",
         "cacheable",
         "upstream",
@@ -180,10 +182,16 @@ class StageNode:
         self.ingredients: dict | None = None
         self.status = "planned"
         """``planned`` → ``cached`` / ``unneeded`` / ``executed`` / ``failed``."""
+        self.error: str | None = None
+        """Why it failed: the message of the error it raised (``None`` if it did not)."""
         self.reason = ""
         self.started: float | None = None
         self.duration: float | None = None
         self.reportables: list = []
+        """What the stage reported while it ran (cached with its outputs)."""
+        self.reported_after: list = []
+        """What ``run()`` reported on the record outside any stage after calling this one:
+        shown with it, but never cached with it (the next run reports them again)."""
         self.cacheable = False
         self.volatile: list[str] = []
         """What could not be hashed; a volatile stage run always executes and is not cached."""

@@ -405,11 +405,15 @@ class Record:
 
     def report(self, reportable: Reportable) -> None:
         """Add a reportable (a table, a figure, some JSON, ...) to the run's report."""
-        from assay.reporting import not_a_reportable, safe_name
+        from assay.reporting import not_a_reportable, not_set_up, safe_name
 
         if not callable(getattr(reportable, "html", None)):
             raise TypeError(not_a_reportable(reportable))
-        node = self._node or self._last_node()
+        problem = not_set_up(reportable)
+        if problem:
+            raise TypeError(problem)
+        running = self._node
+        node = running or self._last_node()
         stage_name = node.spec.name if node is not None else ""
         reportable.record = self
         reportable.stage = stage_name
@@ -419,14 +423,16 @@ class Record:
         if reportable.name is not None:
             suffix = reportable.name
         elif node is not None:  # numbered within the stage run: the same wherever it ran
-            suffix = str(len(node.reportables))
+            suffix = str(len(node.reportables) + len(node.reported_after))
         else:
             suffix = str(len(self.manager.reportables))
         reportable.qualified_name = safe_name(f"{prefix}{stage_name}_{suffix}")
         self.reportables.append(reportable)
         self.manager.reportables.append(reportable)
-        if node is not None:
-            node.reportables.append(reportable)
+        if running is not None:
+            running.reportables.append(reportable)
+        elif node is not None:  # outside any stage: shown with the last one, not cached
+            node.reported_after.append(reportable)
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """Log a scalar metric (``record.log_metric("loss", 0.31, step=5)``).

@@ -133,6 +133,20 @@ def safe_name(text: str) -> str:
     return _UNSAFE_IN_FILE_NAMES.sub("_", text)
 
 
+def not_set_up(reportable: Any) -> str | None:
+    """What ``record.report(reportable)`` says of a reportable whose ``__init__`` did not
+    call ``Reportable.__init__`` (so it has no name, group or path); ``None`` if it did."""
+    attributes = getattr(reportable, "__dict__", None)
+    if attributes is None or "name" in attributes and "group" in attributes:
+        return None
+    kind = type(reportable).__name__
+    return (
+        f"{kind} is not set up as a reportable: its __init__ must call "
+        f"super().__init__(name=name, group=group), which gives it the name, group and "
+        f"folder the report uses."
+    )
+
+
 def not_a_reportable(value: Any) -> str:
     """What ``record.report(value)`` says of a value that is no reportable, with the one
     that shows it: ``FigureReporter(figure)`` for a figure, and so on."""
@@ -417,7 +431,7 @@ class LinePlotReporter(FigureReporter):
         axes = figure.subplots()
         if isinstance(y, dict):
             for label, values in y.items():
-                xs = x[label] if isinstance(x, dict) else x
+                xs = _x_of(x, label)
                 args = (values,) if xs is None else (xs, values)
                 axes.plot(*args, label=str(label), **self.plot_kwargs)
             if y:
@@ -432,6 +446,19 @@ class LinePlotReporter(FigureReporter):
             axes.set_ylabel(ylabel)
         super().__init__(figure, name=name, group=group, kwargs=self.savefig_kwargs)
         self.y = self.x = None  # drawn: keep only the image
+
+
+def _x_of(x: Any, label: Any) -> Any:
+    """The x values of the line ``label``: ``x`` itself, or its entry when ``x`` is a dict."""
+    if not isinstance(x, dict):
+        return x
+    if label not in x:
+        raise ValueError(
+            f"LinePlotReporter: x has no values for the line {label!r} (its keys: "
+            f"{', '.join(map(repr, x))}). Give x the same keys as y, or one sequence for "
+            "every line."
+        )
+    return x[label]
 
 
 def _not_a_figure(value: Any) -> str:

@@ -1018,6 +1018,7 @@ class Runner:
             return True
         if error:
             node.status = "failed"
+            node.error = error.get("summary") or error.get("message")
             self._take_reportables(node, result)  # reported before it failed: kept, as serially
             self.observer.stage_finished(node)
             if error.get("signature"):
@@ -1168,8 +1169,11 @@ class Runner:
                 if isinstance(exc, SystemExit)
                 else f"{type(exc).__name__}: {exc}"
             )
+            node.error = (
+                f"Stage {spec.name!r} failed for parameter set {node.record_label!r}: {what}"
+            )
             raise StageFailed.of(
-                f"Stage {spec.name!r} failed for parameter set {node.record_label!r}: {what}",
+                node.error,
                 stage=spec.name,
                 record_name=node.record_label,
                 original=exc,
@@ -1476,10 +1480,10 @@ class Runner:
             touched.add(id(node.record))
         if not touched and not self.executor.remote:
             return
-        manager.reportables = [r for n in self.plan.nodes for r in n.reportables]
+        manager.reportables = _in_stage_order(manager.reportables, self.plan.nodes)
         for record in manager.records:
             if id(record) in touched or self.executor.remote:
-                record.reportables = [r for n in record._nodes for r in n.reportables]
+                record.reportables = _in_stage_order(record.reportables, record._nodes)
 
     # -- values on demand -------------------------------------------------------------
 
@@ -1836,6 +1840,15 @@ def state_entry_part(node: StageNode, name: str) -> str | None:
         return hash_value(value, dict_order=True)
     except Exception:  # a value the hasher does not understand counts by its type
         return hash_value(("object", type(value).__module__, type(value).__qualname__))
+
+
+def _in_stage_order(reportables: list, nodes: list[StageNode]) -> list:
+    """The reportables of ``nodes`` in their order (each stage run's own, then what
+    ``run()`` reported after calling it), followed by those of ``reportables`` that are
+    on none of them (reported before a record's first stage), which are kept."""
+    ordered = [r for n in nodes for r in (*n.reportables, *n.reported_after)]
+    on_nodes = {id(r) for r in ordered}
+    return ordered + [r for r in reportables if id(r) not in on_nodes]
 
 
 def picklable_reportables(node: StageNode, why: str) -> list:

@@ -268,7 +268,7 @@ def run_context(record: dict, run_dir: Path) -> dict:
         "dag_svg": _markup(svg) if len(svg) <= INLINE_SVG_LIMIT else None,
         "dag_size": len(svg),
         "n_nodes": len(nodes),
-        "n_records": len(records),
+        "n_records": len({node["record"] for node in nodes}),  # the DAG's bands
         "artifacts": _artifacts(record, run_dir, label),
         "open_artifacts": OPEN_ARTIFACTS,
         "status_styles": STATUS_STYLES,

@@ -218,6 +218,9 @@ def dag_of(manager: Any, run_status: str | None = None, run_error: str | None = 
                 "outputs": [_output(manager, node, a, root, loaded, status) for a in node.outputs],
             }
         )
+    for reportable in manager.reportables:  # a record that only reported: no stage ran on it
+        if reportable.record is not None:
+            record_id(reportable.record)
     return {"records": records, "nodes": nodes, "_record_ids": record_ids}
 
 
@@ -302,12 +305,13 @@ def ordered_reportables(manager: Any) -> list[tuple[Any, Any]]:
     """Every reportable of the run as ``(reportable, record)``, in the order they were made.
 
     Stage runs come in plan order (reused stages with the reportables restored
-    from the cache); reportables added outside any stage follow.
+    from the cache), each followed by what ``run()`` reported after calling it;
+    reportables added before a record's first stage follow.
     """
     seen: set[int] = set()
     ordered = []
     for node in manager.plan.nodes:
-        for reportable in node.reportables:
+        for reportable in (*node.reportables, *node.reported_after):
             if id(reportable) not in seen:
                 seen.add(id(reportable))
                 ordered.append((reportable, node.record))
