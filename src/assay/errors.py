@@ -46,6 +46,25 @@ class Terminated(KeyboardInterrupt):
     """
 
 
+def stop_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """A fresh copy of the Ctrl-C or SIGTERM that ``exc`` came from, to raise from
+    ``exc``; None if it came from neither.
+
+    A signal raises its ``KeyboardInterrupt`` wherever the process is, and Python
+    wraps some places' exceptions in another: one raised while a class body's
+    ``__set_name__`` runs (as an import defines classes) arrives as a
+    ``RuntimeError`` caused by it. Such an error is the stop, not a failure.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return type(current)(*current.args)
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class ConfigError(AssayError):
     """The project's configuration (``assay.toml`` / ``[tool.assay]``) is invalid."""
 

@@ -42,6 +42,7 @@ from assay.errors import (
     RunStoreError,
     StageFailed,
     Terminated,
+    stop_behind,
 )
 from assay.executor import get_executor
 from assay.manager import ArtifactManager
@@ -449,24 +450,25 @@ def run_experiment(
                     "empty list."
                 )
             try:
-                # Hashes every set: one that cannot be hashed fails the run here, in its log.
-                store.record_param_sets(
-                    manager.run_id,
-                    [
-                        ParamSetInfo(
-                            p.name, manager.params_hash(p), _qualified(type(p)), describe(p)
-                        )
-                        for p in selected
-                    ],
-                )
-                _plan(manager, module, selected, set_aside, workers)
-                remaining = manager.runner.unsettled()
-                if any(n.status == "run" for n in remaining):
-                    manager.runner.executor = workers.take(manager.runner.executor)
-                else:
-                    workers.stop()  # everything is cached: no worker is needed
-                manager.runner.execute(remaining)
-                manager.runner.restore_reportables(manager.plan.nodes)
+                with _stops_unwrapped():
+                    # Hashes every set: one that cannot be hashed fails the run here, in its log.
+                    store.record_param_sets(
+                        manager.run_id,
+                        [
+                            ParamSetInfo(
+                                p.name, manager.params_hash(p), _qualified(type(p)), describe(p)
+                            )
+                            for p in selected
+                        ],
+                    )
+                    _plan(manager, module, selected, set_aside, workers)
+                    remaining = manager.runner.unsettled()
+                    if any(n.status == "run" for n in remaining):
+                        manager.runner.executor = workers.take(manager.runner.executor)
+                    else:
+                        workers.stop()  # everything is cached: no worker is needed
+                    manager.runner.execute(remaining)
+                    manager.runner.restore_reportables(manager.plan.nodes)
                 status = "completed"
             except KeyboardInterrupt as exc:
                 status, error = (
@@ -512,7 +514,8 @@ def run_experiment(
                 _name_run_files(failure, log_path, config, manager, report)
                 raise failure from exc
             finally:
-                manager.runner.do_while_waiting()  # if the run never waited for workers
+                with _stops_unwrapped():
+                    manager.runner.do_while_waiting()  # if the run never waited for workers
                 manager.runner.executor.shutdown()
                 manager.runner.observer = progress.inner
                 progress.close()
@@ -768,6 +771,19 @@ def _check_overwrite_stages(manager: ArtifactManager) -> None:
             f"--overwrite-stage {', '.join(hints)}: no stage called in this run has that "
             f"name. Its stages: {', '.join(sorted(functions)) or 'none'}."
         )
+
+
+@contextlib.contextmanager
+def _stops_unwrapped() -> Iterator[None]:
+    """A Ctrl-C or SIGTERM that Python wrapped in another error (one that lands in an
+    import's class body arrives as a ``RuntimeError``) stops the run as it should."""
+    try:
+        yield
+    except Exception as exc:
+        stop = stop_behind(exc)
+        if stop is None:
+            raise
+        raise stop from exc
 
 
 @contextlib.contextmanager

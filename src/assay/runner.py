@@ -49,6 +49,7 @@ from assay.errors import (
     PlanningError,
     StageError,
     StageFailed,
+    stop_behind,
 )
 from assay.executor import Executor, get_executor
 from assay.hashing import hash_value
@@ -1162,6 +1163,9 @@ class Runner:
             self.observer.stage_finished(node)
             if not isinstance(exc, (Exception, SystemExit)):  # Ctrl-C stops the run
                 raise
+            stop = stop_behind(exc)
+            if stop is not None:  # a Ctrl-C or SIGTERM that Python wrapped
+                raise stop from exc
             # A stage that calls sys.exit() fails like one that raises: the run records
             # it, with the stage and parameter set, and the other stages keep their results.
             what = (
