@@ -162,9 +162,10 @@ def rebuild_reports(
             if (run_dir / "run.json").exists():
                 try:
                     record = load_record(run_dir)
-                    record["run"] = _fresh_run(record["run"], run)
-                    record["project_root"] = str(config.root)  # the project may have moved
-                    page = build_run_page(run_dir, record)
+                    if record.get("source") != "store":  # else made afresh, as the store is now
+                        record["run"] = _fresh_run(record["run"], run)
+                        record["project_root"] = str(config.root)  # the project may have moved
+                        page = build_run_page(run_dir, record)
                 except DamagedRecord as exc:
                     _set_aside(run_dir, str(exc))
                 except damage_errors() as exc:
@@ -174,7 +175,8 @@ def rebuild_reports(
                         f"({type(exc).__name__}: {exc}).",
                     )
                 else:
-                    write_record(run_dir, record)
+                    if page is not None:
+                        write_record(run_dir, record)
             if page is None:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 record = record_from_store(store, run, run_dir, config)
@@ -195,8 +197,8 @@ def _set_aside(run_dir: Path, problem: str) -> None:
         kept = run_dir / f"run.json.damaged-{number}"
     damaged.replace(kept)
     log.warning(
-        "%s The report is made from the run store instead (without reportables); the "
-        "damaged file is kept as %s.",
+        "%s The report is made from the run store instead (its only reportables are the "
+        "metrics); the damaged file is kept as %s.",
         problem,
         kept,
     )

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -405,7 +406,7 @@ def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> 
     """A run record made from the run store (and the cache's sidecars, for the edges).
 
     For runs without a ``run.json`` (made with ``--no-report``, or by an older
-    assay). Reportables are not in the run store, so the record has none.
+    assay). Of the reportables, the run store keeps the metrics only.
     """
     run = run_info_dict(run_info)
     cache = open_cache_at(run.get("config", {}).get("cache_dir"), config)
@@ -471,9 +472,47 @@ def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> 
         "param_sets": [dataclasses.asdict(p) for p in store.param_sets(run_info.id)],
         "records": records,
         "nodes": nodes,
-        "reportables": [],
+        "reportables": store_metrics(store.path, run_info.number, run_dir, labels),
         "failure": failure_of(nodes, run),
     }
+
+
+def store_metrics(path: Path, run: int, run_dir: Path, labels: dict[str, int]) -> list[dict]:
+    """The metrics the run store keeps of ``run`` as reportables, one table per stage run
+    (as the run showed them), rendered into ``run_dir``: the only reportables a report
+    rebuilt from the run store can show."""
+    from assay.metrics import Metrics, read_metrics
+
+    tables: dict[tuple, Metrics] = {}
+    for row in read_metrics(path, [run]):
+        label = row.param_set if row.param_set is not None else "aggregate"
+        table = tables.get((label, row.stage))
+        if table is None:
+            table = tables[(label, row.stage)] = Metrics()
+        table.add(row.name, math.nan if row.value is None else row.value, row.step)
+    fragments = run_dir / "reportables"
+    shutil.rmtree(fragments, ignore_errors=True)
+    if tables:
+        fragments.mkdir(parents=True)
+    entries = []
+    for index, ((label, stage), table) in enumerate(tables.items()):
+        data = table.html().encode("utf-8")
+        (fragments / f"{index}.html").write_bytes(data)
+        entries.append(
+            {
+                "index": index,
+                "name": table.name,
+                "qualified_name": table.name,
+                "group": table.group,
+                "stage": stage,
+                "record": labels.get(label),
+                "type": "Metrics",
+                "fragment": f"reportables/{index}.html",
+                "size": len(data),
+                "error": None,
+            }
+        )
+    return entries
 
 
 def _edges_from_sidecars(nodes: list[dict], records: list[dict], by_key: dict, cache: Any):
