@@ -1,0 +1,91 @@
+"""The dashboard and notebook sessions as a researcher meets them (session 34).
+
+Projects here are made in a temporary folder and run with ``python -m assay run``
+(or in this process, as a notebook would); the dashboard is ``python -m assay ui``
+in a process of its own, asked over HTTP or driven by headless Chromium.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import edit, run_cli
+from ui_helpers import Server
+
+GROWING = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    lr: float = 0.1
+
+
+@assay.stage(outputs=["score"], cachers=[JsonCacher])
+def fit(record):
+    score = round(record.params.lr * 10 + len(vars(record.params)), 3)
+    record.log_metric("score", score)
+    return score
+
+
+def get_params():
+    return [Params(name=f"lr={lr}", lr=lr) for lr in (0.1, 0.2, 0.3)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        fit(assay.Record(manager, params))
+"""
+
+
+@pytest.fixture(scope="module")
+def grown(tmp_path_factory) -> Path:
+    """A project whose parameter class gained a field (``batch``) after its first run:
+    the first run's sets have no ``batch`` at all, the second's have one."""
+    root = tmp_path_factory.mktemp("ui-s34-grown")
+    (root / "experiments").mkdir()
+    module = root / "experiments" / "ui_grow34.py"
+    module.write_text(GROWING)
+    first = run_cli("run", "ui_grow34", cwd=root)
+    assert first.code == 0, first
+    edit(module, "    lr: float = 0.1\n", "    lr: float = 0.1\n    batch: int = 32\n")
+    edit(module, "(0.1, 0.2, 0.3)]", "(0.1, 0.2, 0.3)] + [Params(name='big', lr=0.1, batch=64)]")
+    second = run_cli("run", "ui_grow34", cwd=root)
+    assert second.code == 0, second
+    return root
+
+
+def drawn(page, selector: str, errors: list[str]) -> None:
+    """Wait until the plot at ``selector`` says it is drawn, or a script failed."""
+    deadline = time.monotonic() + 60
+    while page.get_attribute(selector, "data-drawn") is None and not errors:
+        assert time.monotonic() < deadline, f"{selector} was never drawn"
+        page.wait_for_timeout(100)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("query", ["x=lr", "x=lr&color=batch", "x=batch&color=lr"])
+def test_a_sweep_over_runs_before_and_after_a_new_parameter_field_is_drawn(grown, browser, query):
+    """Sets of the older run lack the field added since: the plots treat it as missing
+    (they stopped at JSON.parse(undefined) and drew nothing, or only the scatter)."""
+    with Server(grown) as server:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            page.goto(f"{server.base}/sweep?experiment=ui_grow34&all=1&{query}")
+            drawn(page, "#sweep-parallel", errors)
+            assert errors == []
+            assert page.get_attribute("#sweep-scatter", "data-drawn") == "7"
+            assert page.get_attribute("#sweep-parallel", "data-drawn") == "7"
+            ticks = page.locator("#sweep-parallel text.tick").all_inner_texts()
+            assert "undefined" not in ticks
+            assert errors == []
+        finally:
+            page.close()
