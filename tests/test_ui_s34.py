@@ -89,3 +89,69 @@ def test_a_sweep_over_runs_before_and_after_a_new_parameter_field_is_drawn(grown
             assert errors == []
         finally:
             page.close()
+
+
+# -- run_experiment from a notebook ------------------------------------------------------
+
+NOTEBOOK_CELL = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Square(assay.ExperimentParameters):
+    side: int = 2
+
+
+@assay.stage(outputs=["area"], cachers=[JsonCacher])
+def area(record):
+    return record.params.side ** 2
+
+
+def get_params():
+    return [Square(name="two"), Square(name="three", side=3)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        area(assay.Record(manager, params))
+"""
+
+
+@pytest.fixture
+def notebook_module(tmp_path, monkeypatch):
+    """The code of a notebook cell, in a module with no file (as a notebook's ``__main__``
+    and a ``types.ModuleType`` made in one are), in an empty project folder."""
+    import sys
+    import types
+
+    module = types.ModuleType("ui_cell34")
+    monkeypatch.setitem(sys.modules, "ui_cell34", module)  # a dataclass looks itself up
+    exec(compile(NOTEBOOK_CELL, "<cell>", "exec"), module.__dict__)
+    (tmp_path / "experiments").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return module
+
+
+def test_run_experiment_takes_a_module_without_a_file(notebook_module, tmp_path):
+    """``run_experiment(module)`` of a notebook's code stopped with AttributeError
+    ``__file__`` (naming the experiment, reading its get_params)."""
+    import assay
+    from assay.store import RunStore
+
+    manager = assay.run_experiment(notebook_module, project_root=tmp_path)
+    assert [r.state["area"] for r in manager.records] == [4, 9]
+    with RunStore(tmp_path / "assay.db") as store:
+        run = store.get_run("latest")
+    assert (run.experiment, run.status) == ("ui_cell34", "completed")
+
+
+def test_a_module_without_a_file_and_without_get_params_is_named(notebook_module, tmp_path):
+    import assay
+    from assay.errors import AssayError
+
+    del notebook_module.get_params
+    with pytest.raises(AssayError, match="module ui_cell34"):
+        assay.run_experiment(notebook_module, project_root=tmp_path)

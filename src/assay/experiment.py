@@ -1103,7 +1103,7 @@ def _experiment_name(ref: str | ModuleType, module: ModuleType, config: ProjectC
     """The experiment's name in runs, the store and the cache: its module's path under
     ``experiments/`` (``subexp.example`` for ``experiments/subexp/example.py``), as
     Curifactory names it; a file elsewhere by its stem."""
-    path = Path(module.__file__ or "").resolve()
+    path = Path(getattr(module, "__file__", None) or "").resolve()
     try:
         inside = path.relative_to(config.experiments_dir.resolve())
     except ValueError:
