@@ -155,3 +155,32 @@ def test_a_module_without_a_file_and_without_get_params_is_named(notebook_module
     del notebook_module.get_params
     with pytest.raises(AssayError, match="module ui_cell34"):
         assay.run_experiment(notebook_module, project_root=tmp_path)
+
+
+def test_workers_that_cannot_import_notebook_code_are_refused_before_anything_runs(
+    notebook_module, tmp_path, monkeypatch
+):
+    """Stages and parameter classes typed into a notebook pickle by name, so the check of
+    what travels passed them, and every stage failed on a spawned worker ("Can't get
+    attribute 'area' on <module '__main__'>") with advice about the project folder."""
+    import assay
+    from assay.errors import AssayError
+
+    monkeypatch.setenv("ASSAY_START_METHOD", "spawn")  # as in Jupyter, which runs threads
+    with pytest.raises(AssayError) as caught:
+        assay.run_experiment(notebook_module, project_root=tmp_path, parallel=2)
+    message = str(caught.value)
+    assert "nothing was run" in message
+    assert "stage function 'area'" in message and "Square" in message
+    assert "ui_cell34" in message and "notebook" in message
+    assert not list((tmp_path / "data" / "cache").rglob("*.json"))
+
+
+def test_forked_workers_still_run_notebook_code(notebook_module, tmp_path, monkeypatch):
+    """A forked worker is a copy of this process, notebook code included: not refused."""
+    import assay
+
+    monkeypatch.setenv("ASSAY_START_METHOD", "fork")
+    manager = assay.run_experiment(notebook_module, project_root=tmp_path, parallel=2)
+    assert [r.state["area"] for r in manager.records] == [4, 9]
+
