@@ -184,3 +184,30 @@ def test_forked_workers_still_run_notebook_code(notebook_module, tmp_path, monke
     manager = assay.run_experiment(notebook_module, project_root=tmp_path, parallel=2)
     assert [r.state["area"] for r in manager.records] == [4, 9]
 
+
+def test_a_session_that_reran_a_set_name_with_new_values_records_the_new_values(
+    notebook_module, tmp_path, caplog
+):
+    """In a notebook one edits a cell's values and runs it again under the same name: the
+    session's run kept the first values beside the metrics and results of the last, so
+    the dashboard showed side=2 with the area of side=5."""
+    import logging
+
+    import assay
+    from assay.store import RunStore
+
+    square = notebook_module.Square
+    manager = assay.ArtifactManager("ui_session34", project_root=tmp_path)
+    notebook_module.area(assay.Record(manager, square(name="mine", side=2)))
+    notebook_module.area(assay.Record(manager, square(name="other", side=3)))
+    latest = notebook_module.area(assay.Record(manager, square(name="mine", side=5)))
+    assert latest.state["area"] == 25
+    with caplog.at_level(logging.WARNING, logger="assay"):
+        manager.generate_report()
+    with RunStore(tmp_path / "assay.db") as store:
+        sets = {s.name: s for s in store.param_sets(manager.run_id)}
+        run = store.get_run(manager.run_id)
+    assert run.param_names == ["mine", "other"]
+    assert sets["mine"].hash == manager.params_hash(latest.params)
+    assert sets["mine"].values["side"] == 5
+    assert "'mine'" in caplog.text and "side" in caplog.text
