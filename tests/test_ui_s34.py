@@ -211,3 +211,61 @@ def test_a_session_that_reran_a_set_name_with_new_values_records_the_new_values(
     assert sets["mine"].hash == manager.params_hash(latest.params)
     assert sets["mine"].values["side"] == 5
     assert "'mine'" in caplog.text and "side" in caplog.text
+
+
+# -- a module edited after a notebook imported it -----------------------------------------
+
+EDITED = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    a: int = 1
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def make(record):
+    return record.params.a * 10
+"""
+
+
+def test_the_advice_for_a_module_edited_after_import_is_one_that_works(tmp_path, monkeypatch):
+    """The refusal said to reload the module, or that ``%autoreload 2`` does it: a reload
+    leaves the names a notebook imported with ``from ... import`` as they were (refused
+    again), and autoreload only follows edits made after it was turned on, so neither
+    helped. It names the import to run again, and when autoreload helps."""
+    import importlib
+    import sys
+
+    import assay
+    from assay.errors import ProjectError
+
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "ui_edit34.py").write_text(EDITED)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    namespace: dict = {}
+    exec("from experiments.ui_edit34 import Params, make", namespace)  # a notebook cell
+    manager = assay.ArtifactManager("ui_edit34", project_root=tmp_path)
+    namespace["make"](assay.Record(manager, namespace["Params"](name="one", a=2)))
+    imported = {n: m for n, m in sys.modules.items() if n.split(".")[0] == "experiments"}
+    edit(tmp_path / "experiments" / "ui_edit34.py", "* 10\n", "* 100\n")
+    sys.modules.update(imported)  # the session keeps what it imported
+
+    with pytest.raises(ProjectError) as caught:
+        namespace["make"](assay.Record(manager, namespace["Params"](name="one", a=2)))
+    message = " ".join(str(caught.value).split())
+    assert "importlib.reload(experiments.ui_edit34)" in message
+    assert "from experiments.ui_edit34 import make" in message
+    assert "edits made after" in message
+
+    importlib.reload(sys.modules["experiments.ui_edit34"])
+    with pytest.raises(ProjectError):  # the name the cell imported is the old function
+        namespace["make"](assay.Record(manager, namespace["Params"](name="one", a=2)))
+    exec("from experiments.ui_edit34 import Params, make", namespace)  # as the message says
+    record = namespace["make"](assay.Record(manager, namespace["Params"](name="one", a=2)))
+    assert record.state["x"] == 200
