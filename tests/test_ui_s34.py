@@ -213,6 +213,30 @@ def test_a_session_that_reran_a_set_name_with_new_values_records_the_new_values(
     assert "'mine'" in caplog.text and "side" in caplog.text
 
 
+# -- a project that has not run yet -------------------------------------------------------
+
+
+def test_the_sweep_page_of_a_project_without_runs_says_so(tmp_path):
+    """The Sweep link of the navigation answered 404 "Not found" before the first run,
+    where the runs page says that nothing has run yet."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    (tmp_path / "experiments").mkdir()
+    with Server(tmp_path) as server:
+        for path in ("/sweep", "/api/sweep"):
+            try:
+                with urllib.request.urlopen(server.base + path, timeout=30) as response:
+                    status, body = response.status, response.read().decode()
+            except urllib.error.HTTPError as exc:
+                status, body = exc.code, exc.read().decode()
+            assert status == 200, (path, body[:300])
+        assert json.loads(body)["experiments"] == []
+        with urllib.request.urlopen(server.base + "/sweep", timeout=30) as response:
+            assert "No runs yet" in response.read().decode()
+
+
 # -- a module edited after a notebook imported it -----------------------------------------
 
 EDITED = """
