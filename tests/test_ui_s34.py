@@ -293,3 +293,38 @@ def test_the_advice_for_a_module_edited_after_import_is_one_that_works(tmp_path,
     exec("from experiments.ui_edit34 import Params, make", namespace)  # as the message says
     record = namespace["make"](assay.Record(manager, namespace["Params"](name="one", a=2)))
     assert record.state["x"] == 200
+
+
+# -- lineage of what a notebook session made -----------------------------------------------
+
+
+def test_lineage_names_the_recorded_notebook_session_that_made_an_artifact(
+    notebook_module, tmp_path
+):
+    """A session's artifacts are saved before ``generate_report()`` gives it a run number,
+    so their sidecars name no run: the lineage page and ``assay lineage`` said "made
+    outside a recorded run" beside "Runs that used it: run 1 computed"."""
+    from starlette.testclient import TestClient
+
+    import assay
+    from assay.config import ProjectConfig
+    from assay.lineage import lineage
+    from assay.ui import LOCAL_HOSTS, create_app
+
+    manager = assay.ArtifactManager("ui_session34", project_root=tmp_path)
+    notebook_module.area(assay.Record(manager, notebook_module.Square(name="mine", side=4)))
+    manager.generate_report()
+    (node,) = [n for n in manager.plan.nodes if n.spec.name == "area"]
+    key = f"{node.key}.area"
+
+    config = ProjectConfig.load(tmp_path)
+    found = lineage(key, config=config)
+    assert found.run is not None and found.run["number"] == manager.run_info.number
+    assert found.params is not None and found.params["side"] == 4
+
+    app = create_app(config, allowed_hosts=list(LOCAL_HOSTS))
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        page = client.get("/lineage", params={"key": key})
+    assert page.status_code == 200
+    assert "made outside a recorded run" not in page.text
+    assert f"run {manager.run_info.number} · {manager.run_info.id}" in page.text
