@@ -576,12 +576,15 @@ def _check_not_stale(obj: Any, text: str) -> None:
     name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
     where = getattr(held, "co_filename", None) or inspect.getsourcefile(obj) or "its file"
     module = getattr(obj, "__module__", "THE_MODULE")
+    short = getattr(obj, "__qualname__", "?").split(".")[0]
     raise ProjectError(
         f"{where} changed since this Python session imported {name} from it: the code "
         "that would run is the one imported then, and its results would be cached as if "
         "they came from the file as it is now. Reload the module and those importing from "
-        f"it (importlib.reload({module}); in Jupyter, `%load_ext autoreload` and "
-        "`%autoreload 2` do it for you), or restart the kernel, then run again."
+        f"it (importlib.reload({module})), then import the names you use from it again "
+        f"(`from {module} import {short}`: a reload leaves them as they were), or restart "
+        "the kernel, then run again. In Jupyter, `%load_ext autoreload` and `%autoreload 2` "
+        "do this for you, for edits made after they ran."
     )
 
 

@@ -933,11 +933,7 @@ def record_session(manager: ArtifactManager) -> Path | None:
     from assay.report import write_report
 
     config = manager.config
-    sets = {}
-    for record in manager.records:
-        params = record.params
-        if params is not None and not record.is_aggregate:
-            sets.setdefault(params.name, params)
+    sets = session_param_sets(manager)
     with RunStore(config.store_path) as store:
         if manager.run_info is None:
             manager.run_info = store.begin_run(
@@ -993,6 +989,42 @@ def record_session(manager: ArtifactManager) -> Path | None:
         _record_outcome(store, manager, "failed" if failed else "completed", error, ended)
         write_run_record(store, config, manager.run_id)
     return write_report(manager, raise_errors=True)
+
+
+def session_param_sets(manager: ArtifactManager) -> dict[str, Any]:
+    """The parameter sets of a notebook session's records, by name, in the order first used.
+
+    A notebook's cell is often run again with new values under the same name: that name
+    then stands for the values used last, as the metrics it logged (their final values)
+    and the record a later cell reads do. The values it replaces are named in a warning.
+    """
+    sets: dict[str, Any] = {}
+    for record in manager.records:
+        params = record.params
+        if params is None or record.is_aggregate:
+            continue
+        earlier = sets.get(params.name)
+        if earlier is not None and manager.params_hash(earlier) != manager.params_hash(params):
+            log.warning(
+                "Parameter set %r was used with other values earlier in this session (%s): "
+                "the run records the last ones, and the stage runs of both under that name. "
+                "Give each variant a name of its own to keep them apart.",
+                params.name,
+                _changed_values(earlier, params),
+            )
+        sets[params.name] = params
+    return sets
+
+
+def _changed_values(before: Any, after: Any) -> str:
+    """``lr: 0.1 -> 0.2, depth: 3 -> absent``: the fields whose shown values differ."""
+    old, new = describe(before), describe(after)
+    changed = [
+        f"{key}: {old.get(key, 'absent')!r} -> {new.get(key, 'absent')!r}"
+        for key in dict.fromkeys([*old, *new])
+        if key != "name" and old.get(key, "absent") != new.get(key, "absent")
+    ]
+    return ", ".join(changed) or "values that hash differently"
 
 
 def _record_metrics(store: RunStore, manager: ArtifactManager) -> None:
@@ -1119,7 +1151,7 @@ def _experiment_name(ref: str | ModuleType, module: ModuleType, config: ProjectC
     """The experiment's name in runs, the store and the cache: its module's path under
     ``experiments/`` (``subexp.example`` for ``experiments/subexp/example.py``), as
     Curifactory names it; a file elsewhere by its stem."""
-    path = Path(module.__file__ or "").resolve()
+    path = Path(getattr(module, "__file__", None) or "").resolve()
     try:
         inside = path.relative_to(config.experiments_dir.resolve())
     except ValueError:

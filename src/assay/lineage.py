@@ -213,8 +213,11 @@ class _Walker:
         own_run = self.store.computed_in if self.store is not None else None
         node.project = made_elsewhere(meta, self.project, own_run)
         if node.project is None:
-            node.run = self._run(meta.get("run_id"), meta.get("run_number"))
-            node.params = self._params(meta.get("run_id"), node.param_set, node.params_hash)
+            run_id, number = meta.get("run_id"), meta.get("run_number")
+            if run_id is None:  # saved in a notebook session, before it was recorded
+                run_id, number = self._session_that_computed(key)
+            node.run = self._run(run_id, number)
+            node.params = self._params(run_id, node.param_set, node.params_hash)
         elif meta.get("run_id") is not None:  # another project's run store knows it
             node.run = {
                 "number": meta.get("run_number"),
@@ -248,6 +251,22 @@ class _Walker:
         else:
             found.value_hash = str(last)
         return found
+
+    def _session_that_computed(self, key: str) -> tuple[str | None, int | None]:
+        """The newest notebook session recorded (``generate_report()``) as having computed
+        ``key``: its id and number (``None`` for both if there is none). A session saves
+        its artifacts before it has a run number, so their sidecars name no run; the run
+        store knows which one."""
+        if self.store is None:
+            return None, None
+        try:
+            computed = [r for r in self.store.find_artifact_runs(key) if r.action == "computed"]
+            for found in reversed(computed):
+                if self.store.get_run(found.run_id).config.get("interactive"):
+                    return found.run_id, found.run_number
+        except AssayError:
+            pass
+        return None, None
 
     def _run(self, run_id: str | None, number: int | None) -> dict | None:
         if run_id is None:

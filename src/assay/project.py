@@ -133,7 +133,7 @@ def load_param_sets(refs: list[str], experiment: ModuleType, config: ProjectConf
     from assay.params import check_unique_names
 
     modules = [_param_file(r, config) for r in refs] if refs else [experiment]
-    files = [_shown_path(m.__file__, config) for m in modules]
+    files = [module_place(m, config) for m in modules]
     twice = [f for i, f in enumerate(files) if f in files[:i]]
     if twice:
         raise ParameterError(
@@ -148,6 +148,16 @@ def load_param_sets(refs: list[str], experiment: ModuleType, config: ProjectConf
         origins.extend(f"item {i} of get_params() in {shown}" for i in range(len(sets)))
     check_unique_names(param_sets, origins=origins)
     return param_sets
+
+
+def module_place(module: ModuleType, config: ProjectConfig | None = None) -> str:
+    """Where ``module`` comes from, as messages name it: its file (relative to the project
+    root, with ``config``), or ``module NAME`` for a module without a file (built in a
+    notebook, or a notebook's own ``__main__``)."""
+    file = getattr(module, "__file__", None)
+    if not file:
+        return f"module {module.__name__}"
+    return _shown_path(file, config) if config is not None else file
 
 
 def _shown_path(file: str | None, config: ProjectConfig) -> str:
@@ -168,7 +178,7 @@ def call_get_params(module: ModuleType, is_experiment: bool = False) -> list:
     """
     from assay.params import ExperimentParameters
 
-    where = module.__file__
+    where = module_place(module)
     get_params = getattr(module, "get_params", None)
     if not callable(get_params):
         raise ParameterError(_no_get_params(where, is_experiment))

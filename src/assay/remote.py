@@ -514,13 +514,16 @@ def is_worker_loss(exc: BaseException) -> bool:
     return type(exc).__name__ in ("KilledWorker", "CommClosedError")
 
 
-def check_sendable(nodes: Iterable[StageNode]) -> None:
+def check_sendable(nodes: Iterable[StageNode], forked: bool = False) -> None:
     """Before a remote run starts, name every value of ``nodes`` that cannot travel.
 
     Parameter sets, stage arguments and stage functions are pickled for the
     workers; one that cannot be would fail the run halfway, after other stages
     ran. This checks them all first and raises one :class:`AssayError` that
     lists every offender (parameter set and field, or stage and argument).
+    Functions and classes travel by name, so those typed into a notebook (a module
+    without a file) are offenders too, unless the workers are ``forked`` copies of
+    this process (see :func:`interactive_module`).
     """
     problems: list[str] = []
     seen: set[int] = set()
@@ -530,6 +533,13 @@ def check_sendable(nodes: Iterable[StageNode]) -> None:
             pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             problems.append(f"{what} ({type(value).__name__}): {exc}")
+            return
+        module = None if forked else interactive_module(value)
+        if module is not None:
+            problems.append(
+                f"{what} ({_defined_name(value)}): defined in {module}, which has no file "
+                "(a notebook's code), so worker processes cannot import it"
+            )
 
     for node in nodes:
         for record in [node.record, *(node.records or ())]:
@@ -537,6 +547,7 @@ def check_sendable(nodes: Iterable[StageNode]) -> None:
             if params is None or id(params) in seen:
                 continue
             seen.add(id(params))
+            check(f"parameter set {record.name!r}, class", type(params))
             fields = getattr(params, "__dataclass_fields__", None)
             if fields is None:
                 check(f"parameter set {record.name!r}", params)
@@ -556,9 +567,27 @@ def check_sendable(nodes: Iterable[StageNode]) -> None:
             f"{len(problems)} value(s) cannot be sent to worker processes, so nothing was run:\n"
             f"{listed}\nValues sent to workers must be picklable: use importable functions and "
             "classes (not lambdas, functions defined inside other functions, or objects defined "
-            "in a notebook), leave out locks, open files and connections, or run without "
-            "--parallel / --executor."
+            "in a notebook: move those into a module of experiments/), leave out locks, open "
+            "files and connections, or run without --parallel / --executor."
         )
+
+
+def interactive_module(value: Any) -> str | None:
+    """The module a function or class (or an instance of a class) was defined in, if that
+    module has neither a file nor an import spec: a notebook's ``__main__``, or a module
+    made with ``types.ModuleType`` in one. Pickle stores such values by name, and a worker
+    that did not fork from this process has nothing of that name to import."""
+    target = value if isinstance(value, (type, types.FunctionType)) else type(value)
+    name = getattr(target, "__module__", None)
+    module = sys.modules.get(name) if isinstance(name, str) else None
+    if module is None or getattr(module, "__file__", None) or module.__spec__ is not None:
+        return None
+    return f"module {name}"
+
+
+def _defined_name(value: Any) -> str:
+    target = value if isinstance(value, (type, types.FunctionType)) else type(value)
+    return getattr(target, "__qualname__", type(value).__name__)
 
 
 def check_shared_cache(cache: Any) -> None:

@@ -824,7 +824,7 @@ class Runner:
             from assay.remote import check_sendable, check_shared_cache
 
             check_shared_cache(self.manager.cache)
-            check_sendable(pending)
+            check_sendable(pending, forked=getattr(self.executor, "start_method", "") == "fork")
         slots = Slots(self.executor, self.observer)
         try:
             while ready or in_flight:

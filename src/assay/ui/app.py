@@ -485,6 +485,11 @@ class Dashboard:
 
     def _sweep(self, request: Request) -> dict[str, Any]:
         args = request.query_params
+        if not self.store_path.exists():  # nothing has run yet: the page says so
+            return {
+                "experiments": [], "experiment": None, "metrics": [], "metric": None,
+                "points": [], "fields": [], "x": None, "color": None, "all": False,
+            }  # fmt: skip
         db = self.db()
         try:
             experiments = queries.experiments(db)

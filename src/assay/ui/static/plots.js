@@ -12,7 +12,20 @@
   // A value on an axis: numbers as they are (a linear axis), anything else escaped (a
   // category axis shows its text, and plotly would read tags in it).
   function axisValue(value) {
-    return typeof value === "number" ? value : esc(value);
+    return typeof value === "number" ? value : esc(label(value));
+  }
+
+  // A parameter's value in a point; null where the set has no such field (runs made
+  // before a field was added to the parameter class), never undefined, which JSON
+  // cannot write or read back.
+  function param(point, name) {
+    var value = point.params[name];
+    return value === undefined ? null : value;
+  }
+
+  // A value as a tick or legend shows it ("none" for a missing or None value).
+  function label(value) {
+    return value === null ? "none" : String(value);
   }
 
   var CONFIG = { responsive: true, displaylogo: false };
@@ -92,14 +105,14 @@
     return {
       name: name,
       position: function (v) { return keys.length > 1 ? keys.indexOf(JSON.stringify(v)) * step : 0.5; },
-      ticks: keys.map(function (k, i) { return [keys.length > 1 ? i * step : 0.5, String(JSON.parse(k))]; })
+      ticks: keys.map(function (k, i) { return [keys.length > 1 ? i * step : 0.5, label(JSON.parse(k))]; })
     };
   }
 
   function parallelCoordinates(container, fields, points, metric) {
     var values = points.map(function (p) { return p.value; });
     var axes = fields.map(function (f) {
-      return axis(f.name, points.map(function (p) { return p.params[f.name]; }), f.numeric);
+      return axis(f.name, points.map(function (p) { return param(p, f.name); }), f.numeric);
     });
     axes.push(axis(metric, values, true));
     var width = Math.max(480, container.clientWidth || 900), height = 380;
@@ -112,7 +125,7 @@
     var colourScale = axes[axes.length - 1];
     points.forEach(function (p) {
       var coordinates = axes.map(function (a, i) {
-        var v = i < fields.length ? p.params[fields[i].name] : p.value;
+        var v = i < fields.length ? param(p, fields[i].name) : p.value;
         return x(i).toFixed(1) + "," + y(a.position(v)).toFixed(1);
       });
       var line = node("polyline", {
@@ -142,7 +155,7 @@
       var xField = data.fields.filter(function (f) { return f.name === data.x; })[0];
       var groups = {};
       points.forEach(function (p) {
-        var key = data.color ? JSON.stringify(p.params[data.color]) : "all";
+        var key = data.color ? JSON.stringify(param(p, data.color)) : "all";
         (groups[key] = groups[key] || []).push(p);
       });
       var traces = Object.keys(groups).map(function (key) {
@@ -150,8 +163,8 @@
         return {
           type: "scatter",
           mode: "markers",
-          name: data.color ? esc(data.color + " = " + JSON.parse(key)) : esc(metric),
-          x: group.map(function (p) { return axisValue(data.x ? p.params[data.x] : p.param_set); }),
+          name: data.color ? esc(data.color + " = " + label(JSON.parse(key))) : esc(metric),
+          x: group.map(function (p) { return axisValue(data.x ? param(p, data.x) : p.param_set); }),
           y: group.map(function (p) { return p.value; }),
           text: group.map(function (p) { return esc("run " + p.run + " · " + p.param_set); }),
           marker: { size: 11, opacity: 0.8 }
