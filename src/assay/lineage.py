@@ -148,7 +148,7 @@ def find_artifact(
     project sharing the cache made is the subject of a warning (not one a run that
     the project's run store at ``store_path`` recorded made: the project was moved).
     """
-    from assay.loading import _meta_by_name, _meta_for_path, cache_holding, warn_if_made_elsewhere
+    from assay.loading import _meta_for_path, cache_holding, warn_if_made_elsewhere
 
     text = str(ref).strip()
     if is_artifact_key(text):
@@ -162,9 +162,8 @@ def find_artifact(
         cache = cache_holding(path, cache)
         return cache, _meta_for_path(cache, path, None)
     parts = text.strip("/").split("/")
-    if len(parts) == 4:
-        experiment, param_set, stage, output = parts
-        meta = _meta_by_name(cache, output, param_set, stage, experiment)
+    if len(parts) >= 4:
+        meta = _meta_by_name_parts(cache, parts)
         if project is not None:
             warn_if_made_elsewhere(meta, project, cache, store_path)
         return cache, meta
@@ -174,6 +173,27 @@ def find_artifact(
         "file or stage folder, or an artifact key (<stage run key>.<output>, as in its "
         "sidecar's key and output)."
     )
+
+
+def _meta_by_name_parts(cache: CacheStore, parts: list[str]) -> dict:
+    """The sidecar ``EXPERIMENT/PARAMETER-SET/STAGE/OUTPUT`` (split on ``/``) names.
+
+    A parameter set's name, or a ``--prefix`` that stands for the experiment, may hold a
+    ``/`` (``model/small``, ``team/alice``: filed under ``model_small``, ``team_alice``),
+    so more than four parts are read as each way of splitting the ones before STAGE
+    between the two, until one names a cached artifact; if none does, the error of the
+    first way (a parameter set with a ``/``) is raised."""
+    from assay.loading import _meta_by_name
+
+    *names, stage, output = parts
+    errors: list[CacheError] = []
+    for cut in range(1, len(names)):  # four parts or more: one way at least
+        experiment, param_set = "/".join(names[:cut]), "/".join(names[cut:])
+        try:
+            return _meta_by_name(cache, output, param_set, stage, experiment)
+        except CacheError as exc:
+            errors.append(exc)
+    raise errors[0]
 
 
 class _Walker:

@@ -1,0 +1,206 @@
+"""The run store and its queries as a researcher meets them (session 34).
+
+- ``assay lineage EXPERIMENT/SET/STAGE/OUTPUT`` with a parameter set (or ``--prefix``)
+  whose name holds a ``/``, as ``assay cache ls`` lists it;
+- ``assay compare`` with a run still going on, or killed before it recorded its stages:
+  its artifacts and metrics are not in the run store yet, so they are not "only in A".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from assay import run_experiment
+from assay.compare import compare_runs
+from assay.lineage import lineage
+from assay.store import RunStore
+from conftest import run_cli
+
+TRACEBACK = "Traceback (most recent call last)"
+
+SLASHED = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["number"], cachers=[JsonCacher])
+def make(record):
+    return record.params.n
+
+
+@assay.stage(inputs=["number"], outputs=["double"], cachers=[JsonCacher])
+def twice(record, number):
+    return number * 2
+
+
+def get_params():
+    return [Params(name="model/small", n=1), Params(name="model/large", n=5)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        twice(make(assay.Record(manager, params)))
+"""
+
+
+@pytest.fixture
+def slashed(tmp_project: Path, monkeypatch) -> Path:
+    (tmp_project / "experiments" / "lineage_s34_slashed.py").write_text(SLASHED)
+    run_experiment("lineage_s34_slashed", project_root=tmp_project, command="assay run")
+    monkeypatch.chdir(tmp_project)
+    return tmp_project
+
+
+def test_lineage_by_name_takes_a_parameter_set_whose_name_has_a_slash(slashed: Path) -> None:
+    """`assay cache ls` lists the set as model/large; `assay lineage
+    lineage_s34_slashed/model/large/twice/double` said it could not tell which artifact
+    that is (five parts), though the set's by-name folder (model_large) was found."""
+    listed = run_cli("cache", "ls", "-e", "lineage_s34_slashed", cwd=slashed)
+    assert "model/large" in listed.text, listed
+
+    tree = lineage("lineage_s34_slashed/model/large/twice/double")
+    assert (tree.param_set, tree.stage, tree.output) == ("model/large", "twice", "double")
+    assert tree.params["n"] == 5
+    assert tree.inputs[0].node.stage == "make"
+    assert lineage("lineage_s34_slashed/model_large/twice/double").key == tree.key
+
+    result = run_cli("lineage", "lineage_s34_slashed/model/small/make/number", cwd=slashed)
+    assert result.code == 0, result
+    assert "parameter set model/small: n=1" in result.text, result
+
+
+def test_lineage_by_name_takes_a_prefix_with_a_slash(slashed: Path) -> None:
+    run_experiment(
+        "lineage_s34_slashed", project_root=slashed, command="assay run", prefix="team/alice"
+    )
+    tree = lineage("team/alice/model/small/make/number")
+    assert (tree.param_set, tree.stage, tree.output) == ("model/small", "make", "number")
+
+
+def test_lineage_by_name_with_too_many_parts_still_says_what_it_takes(slashed: Path) -> None:
+    result = run_cli("lineage", "lineage_s34_slashed/model/medium/twice/double", cwd=slashed)
+    assert result.code == 1, result
+    assert TRACEBACK not in result.output
+    assert "No cached artifact matches" in result.text, result
+
+
+# -- compare with a run that has not recorded its stages -----------------------------------
+
+HOLDING = """
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["held"], cachers=[JsonCacher])
+def hold(record):
+    root = Path(record.manager.config.root)
+    (root / f"holding-{record.name}.txt").touch()
+    deadline = time.monotonic() + 60
+    while not (root / "release.flag").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    record.log_metric("score", record.params.n / 2)
+    return record.params.n
+
+
+def get_params():
+    return [Params(name="a", n=1), Params(name="b", n=2)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        hold(assay.Record(manager, params))
+"""
+
+
+def start_run(root: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TERM="dumb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "assay", "run", *args],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(proc: subprocess.Popen, path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+
+
+def test_compare_with_a_running_then_killed_run_does_not_call_every_artifact_only_in_a(
+    tmp_project: Path,
+) -> None:
+    """A run records its stages, artifacts and metrics when it ends: `assay compare 1
+    latest` while run 2 went on (or after it was killed) listed every artifact and metric
+    of run 1 as "only in A", as if run 2 had made none."""
+    (tmp_project / "experiments" / "lineage_s34_holding.py").write_text(HOLDING)
+    (tmp_project / "release.flag").touch()
+    first = run_cli("run", "lineage_s34_holding", cwd=tmp_project)
+    assert first.code == 0, first
+    (tmp_project / "release.flag").unlink()
+    for held in tmp_project.glob("holding-*.txt"):
+        held.unlink()
+
+    proc = start_run(tmp_project, "lineage_s34_holding", "--overwrite")
+    try:
+        wait_for(proc, tmp_project / "holding-a.txt")
+        running = run_cli("compare", "1", "2", cwd=tmp_project)
+        with RunStore(tmp_project / "assay.db") as store:
+            diff = compare_runs(store, 1, 2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+    assert running.code == 0, running
+    assert "only in A" not in running.text, running
+    assert "Run B is still running" in running.text, running
+    assert diff.unrecorded == ["B"] and not diff.artifacts and not diff.identical
+
+    killed = run_cli("compare", "1", "2", cwd=tmp_project)
+    assert killed.code == 0, killed
+    assert "interrupted" in killed.text  # the status row: settled as killed
+    assert "only in A" not in killed.text, killed
+    assert "Run B recorded no stages" in killed.text, killed
+
+    reversed_ = run_cli("compare", "2", "1", cwd=tmp_project)
+    assert "only in B" not in reversed_.text and "Run A recorded no stages" in reversed_.text
+
+
+def test_compare_of_two_finished_runs_still_lists_one_sided_artifacts(tmp_project: Path) -> None:
+    (tmp_project / "experiments" / "lineage_s34_holding.py").write_text(HOLDING)
+    (tmp_project / "release.flag").touch()
+    assert run_cli("run", "lineage_s34_holding", cwd=tmp_project).code == 0
+    assert run_cli("run", "lineage_s34_holding", "--names", "a", cwd=tmp_project).code == 0
+    with RunStore(tmp_project / "assay.db") as store:
+        diff = compare_runs(store, 1, 2)
+    assert diff.unrecorded == []
+    assert [(c.param_set, c.what) for c in diff.artifacts] == [("b", "only in A")]
