@@ -204,3 +204,30 @@ def test_compare_of_two_finished_runs_still_lists_one_sided_artifacts(tmp_projec
         diff = compare_runs(store, 1, 2)
     assert diff.unrecorded == []
     assert [(c.param_set, c.what) for c in diff.artifacts] == [("b", "only in A")]
+
+
+# -- assay why after assay cache gc ---------------------------------------------------------
+
+
+def test_why_after_gc_names_the_run_that_computed_what_gc_removed(tmp_project: Path) -> None:
+    """`assay cache gc` removes an entry and its by-name link; `assay why` then said every
+    stage run of it was "never computed for this parameter set", though the run store
+    records the run that computed it."""
+    assert run_cli("run", "diamond", "-p", "two", cwd=tmp_project).code == 0
+    gc = run_cli("cache", "gc", "--older-than", "0", cwd=tmp_project)
+    assert gc.code == 0 and "Removed" in gc.text, gc
+
+    why = run_cli("why", "diamond", "-p", "two", cwd=tmp_project)
+
+    assert why.code == 0, why
+    assert "never computed" not in why.text, why
+    lines = [line for line in why.output.splitlines() if line.startswith("executes")]
+    assert lines and all("the one run 1 computed was removed from the cache" in line
+                         for line in lines), why  # fmt: skip
+
+
+def test_why_still_says_never_computed_for_new_parameter_values(tmp_project: Path) -> None:
+    assert run_cli("run", "diamond", "-p", "two", cwd=tmp_project).code == 0
+    why = run_cli("why", "diamond", "-p", "two", "--set", "scale=9", cwd=tmp_project)
+    assert why.code == 0, why
+    assert "removed from the cache" not in why.text, why
