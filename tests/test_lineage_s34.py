@@ -231,3 +231,22 @@ def test_why_still_says_never_computed_for_new_parameter_values(tmp_project: Pat
     why = run_cli("why", "diamond", "-p", "two", "--set", "scale=9", cwd=tmp_project)
     assert why.code == 0, why
     assert "removed from the cache" not in why.text, why
+
+
+# -- assay ls with a limit beyond SQLite's integers -----------------------------------------
+
+
+def test_ls_with_a_limit_beyond_sqlite_integers_lists_every_run(tmp_project: Path) -> None:
+    """`assay ls -n 99999999999999999999` ended in a traceback (OverflowError: Python int
+    too large to convert to SQLite INTEGER)."""
+    assert run_cli("run", "diamond", "-p", "two", cwd=tmp_project).code == 0
+    assert run_cli("run", "diamond", "-p", "two", cwd=tmp_project).code == 0
+
+    result = run_cli("ls", "-n", "9" * 25, cwd=tmp_project)
+
+    assert result.code == 0, result
+    assert TRACEBACK not in result.output
+    assert "runs shown" not in result.text  # both are
+    with RunStore(tmp_project / "assay.db") as store:
+        assert [r.number for r in store.list_runs(limit=10**30)] == [2, 1]
+        assert store.list_runs(limit=5, offset=2**70) == []

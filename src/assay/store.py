@@ -625,7 +625,8 @@ class RunStore:
         is ``store.list_runs(experiment="iris", status="failed", limit=20, offset=20)``.
         """
         where, args = _run_filter(experiment, status)
-        args += [-1 if limit is None else limit, offset]
+        # Beyond SQLite's integers (assay ls -n 99999999999999999999): as many as there are.
+        args += [-1 if limit is None else _within_int64(limit), _within_int64(offset)]
         with self._reading() as db:
             rows = db.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY number DESC LIMIT ? OFFSET ?",
@@ -1323,6 +1324,12 @@ def _as_int64(text: str) -> int | None:
         return None  # also keeps int() from refusing thousands of digits
     value = int(text)
     return value if value <= _INT64_MAX else None
+
+
+def _within_int64(value: int) -> int:
+    """``value`` brought into the integers SQLite binds (a larger one raises
+    OverflowError); as a limit or offset of runs, any beyond it means the same."""
+    return max(-_INT64_MAX, min(int(value), _INT64_MAX))
 
 
 def _platform() -> str:
