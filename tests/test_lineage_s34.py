@@ -250,3 +250,37 @@ def test_ls_with_a_limit_beyond_sqlite_integers_lists_every_run(tmp_project: Pat
     with RunStore(tmp_project / "assay.db") as store:
         assert [r.number for r in store.list_runs(limit=10**30)] == [2, 1]
         assert store.list_runs(limit=5, offset=2**70) == []
+
+
+# -- a moved project whose run store cannot be read ----------------------------------------
+
+
+def test_a_moved_project_with_an_unreadable_run_store_still_loads_and_traces_artifacts(
+    tmp_project: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The run store only says whether a moved project's artifacts are its own (to warn
+    about another project's); one written by a newer assay (or damaged) made
+    `assay.load(...)` by name and `assay lineage` fail with its error, though the cache
+    holds the artifact and its record."""
+    import shutil
+    import sqlite3
+
+    import assay
+
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="assay run diamond")
+    moved = tmp_path / "moved"
+    shutil.move(tmp_project, moved)
+    db = sqlite3.connect(moved / "assay.db")
+    db.execute("PRAGMA user_version = 99")  # as a newer assay would leave it
+    db.commit()
+    db.close()
+    monkeypatch.chdir(moved)
+
+    assert assay.load("combined", param_set="a", experiment="diamond") is not None
+    tree = lineage("diamond/a/combine/combined")
+    assert tree.stage == "combine" and [i.name for i in tree.inputs] == ["doubled", "squared"]
+    shown = run_cli("lineage", "diamond/a/combine/combined", cwd=moved)
+    assert shown.code == 0, shown
+    assert TRACEBACK not in shown.output
+    refused = run_cli("ls", cwd=moved)  # what needs the run store still says why it cannot
+    assert refused.code == 1 and "newer version of assay" in refused.text, refused

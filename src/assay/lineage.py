@@ -230,8 +230,7 @@ class _Walker:
         params = ingredients.get("params")
         if isinstance(params, list) and len(params) == 2 and isinstance(params[1], list):
             node.aggregated = len(params[1])
-        own_run = self.store.computed_in if self.store is not None else None
-        node.project = made_elsewhere(meta, self.project, own_run)
+        node.project = made_elsewhere(meta, self.project, self._computed_here)
         if node.project is None:
             node.run = self._run(meta.get("run_id"), meta.get("run_number"))
             node.params = self._params(meta.get("run_id"), node.param_set, node.params_hash)
@@ -251,6 +250,16 @@ class _Walker:
         for entry in ingredients.get("upstream") or []:
             node.inputs.append(self._input(entry, depth))
         return node
+
+    def _computed_here(self, run_id: str, key: str) -> bool:
+        """Whether this project's run ``run_id`` computed ``key`` (see
+        :func:`assay.cache.made_elsewhere`); ``False`` if the run store cannot tell."""
+        if self.store is None:
+            return False
+        try:
+            return self.store.computed_in(run_id, key)
+        except AssayError:  # damaged, or from a newer assay: the cache still tells the rest
+            return False
 
     def _input(self, entry: Any, depth: int) -> LineageInput:
         if not isinstance(entry, (list, tuple)) or not entry:

@@ -98,7 +98,7 @@ def _explain(
         elif (number := computed(node)) is not None:  # gc removed it, and its by-name link
             found.reasons.append(
                 f"no cached artifact: the one run {number} computed was removed from the "
-                "cache since (assay cache gc, or by hand)"
+                "cache since (by assay cache gc or verify --remove, or by hand)"
             )
         elif node.spec.is_aggregate:
             found.reasons.append(
