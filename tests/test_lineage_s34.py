@@ -284,3 +284,40 @@ def test_a_moved_project_with_an_unreadable_run_store_still_loads_and_traces_art
     assert TRACEBACK not in shown.output
     refused = run_cli("ls", cwd=moved)  # what needs the run store still says why it cannot
     assert refused.code == 1 and "newer version of assay" in refused.text, refused
+
+
+# -- lineage of what the cache no longer holds ---------------------------------------------
+
+
+def test_lineage_names_the_run_that_made_an_artifact_the_cache_no_longer_holds(
+    tmp_project: Path, monkeypatch
+) -> None:
+    """Lineage answers "which run made this artifact" from the run store too: an upstream
+    artifact removed from the cache (gc, by hand) was shown as "no longer in the cache"
+    alone, and `assay lineage KEY` of a removed artifact said only "No artifact with key",
+    though the run store records the run, stage and parameter set that made it."""
+    import shutil
+
+    run_experiment("diamond", ["two"], project_root=tmp_project, command="assay run diamond")
+    monkeypatch.chdir(tmp_project)
+    tree = lineage("diamond/a/double/doubled")
+    data = tree.inputs[0].node
+    shutil.rmtree(Path(data.path))
+
+    after = lineage("diamond/a/double/doubled").inputs[0].node
+    assert after.problem == "no longer in the cache"
+    assert (after.key, after.stage, after.param_set) == (data.key, "load", "a")
+    assert after.run["number"] == 1 and after.checksum == data.checksum
+    assert after.params["name"] == "a"
+
+    by_key = lineage(data.key)
+    assert (by_key.stage, by_key.run["number"], by_key.problem) == (
+        "load", 1, "no longer in the cache"
+    )  # fmt: skip
+    shown = run_cli("lineage", data.key, cwd=tmp_project)
+    assert shown.code == 0, shown
+    assert "no longer in the cache" in shown.text and "stage load" in shown.text, shown
+    assert "run 1 (diamond-0001-" in shown.text, shown
+
+    unknown = run_cli("lineage", "0123456789abcdef0123456789abcdef.model", cwd=tmp_project)
+    assert unknown.code == 1 and "No artifact with key" in unknown.text, unknown

@@ -14,9 +14,11 @@ it). Each node is read from the artifact's sidecar in the cache (key,
 checksum, size, stage, parameter set, the code fingerprint and the keys of
 its inputs); the producing run (its number, start, git commit) and the
 parameter values come from the run store. Inputs are followed back to the
-first stage. A stage run met twice (a diamond-shaped pipeline, or two outputs of
-one stage that both feed later ones) is expanded the first time only; later it
-is marked ``seen``.
+first stage; an artifact the cache no longer holds (``assay cache gc`` removed
+it) is shown as the run store recorded it, with the run that computed it. A
+stage run met twice (a diamond-shaped pipeline, or two outputs of one stage
+that both feed later ones) is expanded the first time only; later it is marked
+``seen``.
 
 In a cache several projects share, an artifact another project made says so
 (``project``); its run is that project's, so it is not looked up in this
@@ -121,15 +123,22 @@ def lineage(
 
     config = config or ProjectConfig.load()
     store_file = Path(store_path or config.store_path)
-    cache, meta = find_artifact(
-        ref, open_cache_at(cache_dir, config), project=config.root, store_path=store_file
-    )
+    cache = open_cache_at(cache_dir, config)
     store = None
     if store_file.exists():
         from assay.store import RunStore
 
         store = RunStore(store_file)
     try:
+        try:
+            cache, meta = find_artifact(ref, cache, project=config.root, store_path=store_file)
+        except CacheError:
+            # A key whose entry is gone: what the run store recorded of it, if it did.
+            text = str(ref).strip()
+            gone = _Walker(cache, store, config.root).removed(text)
+            if gone is None or not is_artifact_key(text):
+                raise
+            return gone
         return _Walker(cache, store, config.root).node(meta, depth=0)
     finally:
         if store is not None:
@@ -251,6 +260,32 @@ class _Walker:
             node.inputs.append(self._input(entry, depth))
         return node
 
+    def removed(self, key: str) -> LineageNode | None:
+        """An artifact the cache no longer holds (``assay cache gc`` removed it), as the run
+        store recorded it: the run that computed it, its stage, parameter set, checksum and
+        size (its code and inputs were in its record in the cache, gone with it). ``None``
+        if the key is not an artifact key or no run of the store recorded it."""
+        if self.store is None or not is_artifact_key(key):
+            return None
+        try:
+            found = self.store.last_recorded(key)
+        except AssayError:  # unreadable: nothing more to tell
+            return None
+        if found is None:
+            return None
+        run, artifact = found
+        return LineageNode(
+            key=key,
+            output=split_artifact_key(key)[1],
+            stage=artifact.stage,
+            param_set=artifact.param_set,
+            checksum=artifact.checksum,
+            size=artifact.size,
+            run=self._run(run.run_id, run.run_number),
+            params=self._params(run.run_id, artifact.param_set, None),
+            problem="no longer in the cache",
+        )
+
     def _computed_here(self, run_id: str, key: str) -> bool:
         """Whether this project's run ``run_id`` computed ``key`` (see
         :func:`assay.cache.made_elsewhere`); ``False`` if the run store cannot tell."""
@@ -271,7 +306,9 @@ class _Walker:
             stage_key, output = split_artifact_key(last)
             meta = self.cache.read_meta(stage_key, output)
             if meta is None:
-                found.node = LineageNode(key=last, output=output, problem="no longer in the cache")
+                found.node = self.removed(last) or LineageNode(
+                    key=last, output=output, problem="no longer in the cache"
+                )
             else:
                 found.node = self.node(meta, depth + 1)
         else:

@@ -839,6 +839,22 @@ class RunStore:
             ).fetchall()
         return [ArtifactRun(*row) for row in rows]
 
+    def last_recorded(self, key: str) -> tuple[ArtifactRun, ArtifactInfo] | None:
+        """The run that last computed the artifact with this cache key (or, if no run of
+        the store computed it, last reused it) and what it recorded of it; ``None`` if no
+        run did. What remains of an artifact removed from the cache since."""
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT runs.number, runs.id, artifacts.action, artifacts.key, artifacts.name,"
+                " artifacts.stage, artifacts.param_set, artifacts.path, artifacts.checksum,"
+                " artifacts.size, artifacts.action, artifacts.cacher"
+                " FROM artifacts JOIN runs ON runs.number = artifacts.run"
+                " WHERE artifacts.key = ?"
+                " ORDER BY artifacts.action = 'computed' DESC, runs.number DESC LIMIT 1",
+                (key,),
+            ).fetchone()
+        return None if row is None else (ArtifactRun(*row[:3]), ArtifactInfo(*row[3:]))
+
     def stopped_stage_runs(self, experiment: str) -> dict[tuple[str, str], tuple[int, str]]:
         """Stage runs of ``experiment`` whose last attempt failed or was interrupted:
         ``(parameter set, stage)`` -> ``(run number, status)`` (for ``assay why``: such a
