@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -321,3 +323,62 @@ def test_lineage_names_the_run_that_made_an_artifact_the_cache_no_longer_holds(
 
     unknown = run_cli("lineage", "0123456789abcdef0123456789abcdef.model", cwd=tmp_project)
     assert unknown.code == 1 and "No artifact with key" in unknown.text, unknown
+
+
+# -- a read-only run store whose latest runs are in its write-ahead log ---------------------
+
+
+@contextlib.contextmanager
+def unwritable(path: Path):
+    """``path`` made a file this process may not write: immutable for root (who may write
+    anything else), else without write permission."""
+    if os.geteuid() == 0:
+        if shutil.which("chattr") is None:
+            pytest.skip("root, without chattr to make a file unwritable")
+        made = subprocess.run(["chattr", "+i", str(path)], capture_output=True)
+        if made.returncode != 0:
+            pytest.skip(f"this filesystem has no immutable files: {made.stderr!r}")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        mode = path.stat().st_mode
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+
+
+def test_a_read_only_store_shows_the_runs_its_write_ahead_log_still_holds(
+    tmp_project: Path,
+) -> None:
+    """While a process has the run store open (a dashboard, a notebook) or after one was
+    killed, the latest runs are in assay.db-wal, not yet in assay.db. A store one may not
+    write was read as immutable, which reads assay.db alone: `assay ls` / `show` / `compare`
+    in a colleague's project left out those runs ("No run 2")."""
+    import sqlite3
+
+    assert run_cli("run", "diamond", "-p", "two", cwd=tmp_project).code == 0
+    holder = sqlite3.connect(tmp_project / "assay.db")  # keeps the log from being merged
+    try:
+        holder.execute("SELECT count(*) FROM runs").fetchall()
+        second = run_cli("run", "diamond", "-p", "two", "--set", "scale=5", cwd=tmp_project)
+        assert second.code == 0, second
+        assert (tmp_project / "assay.db-wal").stat().st_size > 0
+
+        with unwritable(tmp_project / "assay.db"):
+            listed = run_cli("ls", cwd=tmp_project)
+            shown = run_cli("show", "2", cwd=tmp_project)
+            compared = run_cli("compare", "1", "2", cwd=tmp_project)
+            with RunStore(tmp_project / "assay.db") as store:
+                newest = store.get_run("latest")
+                assert store.read_only
+    finally:
+        holder.close()
+
+    assert newest.number == 2 and "scale=5" in newest.config["overrides"]
+    assert listed.code == 0 and "scale=5" in listed.text, listed
+    assert shown.code == 0 and "Run 2" in shown.text, shown
+    assert compared.code == 0 and "scale" in compared.text, compared

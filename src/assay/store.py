@@ -1073,16 +1073,31 @@ class RunStore:
         return db
 
     def _read_only_connection(self) -> sqlite3.Connection:
-        """A store nobody may write while we read it (WAL mode would need to write its
-        shared-memory file beside it): opened as immutable."""
+        """A store we may not write (WAL mode would need to write its shared-memory file
+        beside it): opened as immutable, or, while a write-ahead log beside it holds runs
+        not yet copied into it, read-only (see :func:`read_only_modes`)."""
         from urllib.parse import quote
 
-        uri = f"file:{quote(str(self.path.resolve()))}?immutable=1"
-        try:
-            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            current = self._check_schema(db)
-        except sqlite3.DatabaseError as exc:
-            raise self._explain(exc) from exc
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        modes = read_only_modes(self.path)
+        for mode in modes:
+            db = sqlite3.connect(
+                f"{uri}?{mode}",
+                uri=True,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                current = self._check_schema(db)
+                break
+            except sqlite3.DatabaseError as exc:
+                db.close()
+                if mode == modes[-1]:
+                    raise self._explain(exc) from exc
+            except BaseException:
+                db.close()
+                raise
         if not current:
             db.close()
             raise RunStoreError(
@@ -1209,6 +1224,21 @@ def _free_space(folder: Path) -> int | None:
         return shutil.disk_usage(folder).free
     except OSError:
         return None
+
+
+def read_only_modes(path: Path) -> tuple[str, ...]:
+    """How to open the store at ``path`` that we may not write, best first (SQLite URI
+    parameters). ``immutable=1`` reads the file alone; while a write-ahead log beside it
+    (``assay.db-wal``) holds what is not yet in the file (the latest runs: a process that
+    has the store open, a dashboard or a notebook, or one that was killed, keeps them
+    there), ``mode=ro`` reads that too, building its index in memory where it cannot
+    write the shared-memory file. Immutable is the fallback when that fails (no
+    ``-shm`` file and none can be made)."""
+    try:
+        pending = path.with_name(f"{path.name}-wal").stat().st_size > 0
+    except OSError:
+        pending = False
+    return ("mode=ro", "immutable=1") if pending else ("immutable=1",)
 
 
 def _run_filter(experiment: str | None, status: str | None) -> tuple[str, list]:
