@@ -206,9 +206,13 @@ def compare_runs(
 
 
 def _stages_unrecorded(store: Any, run: Any) -> bool:
-    """Whether a run has not recorded its stages: it is going on, or was stopped (killed)
-    before it could; a run that ended recorded every stage it planned."""
-    return run.status in ("running", "interrupted") and not store.stages(run.id)
+    """Whether a run has not recorded what it did (its stages and artifacts, written
+    together as it ends): it is going on, or was stopped (killed) before it could."""
+    return (
+        run.status in ("running", "interrupted")
+        and not store.stages(run.id)
+        and not store.artifacts(run.id)
+    )
 
 
 def _compare_stage_code(
