@@ -264,14 +264,14 @@ class _Walker:
         """An artifact the cache no longer holds (``assay cache gc`` removed it), as the run
         store recorded it: the run that computed it, its stage, parameter set, checksum and
         size (its code and inputs were in its record in the cache, gone with it). ``None``
-        if the key is not an artifact key or no run of the store recorded it."""
+        if the key is not an artifact key or no run of the store computed it."""
         if self.store is None or not is_artifact_key(key):
             return None
         try:
             found = self.store.last_recorded(key)
         except AssayError:  # unreadable: nothing more to tell
             return None
-        if found is None:
+        if found is None or found[0].action != "computed":  # its maker is not in this store
             return None
         run, artifact = found
         return LineageNode(
