@@ -382,3 +382,57 @@ def test_a_read_only_store_shows_the_runs_its_write_ahead_log_still_holds(
     assert listed.code == 0 and "scale=5" in listed.text, listed
     assert shown.code == 0 and "Run 2" in shown.text, shown
     assert compared.code == 0 and "scale" in compared.text, compared
+
+
+# -- assay why after an aggregate failed ----------------------------------------------------
+
+FAILING_AGGREGATE = """
+from dataclasses import dataclass
+from pathlib import Path
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["number"], cachers=[JsonCacher])
+def make(record):
+    return record.params.n
+
+
+@assay.aggregate(inputs=["number"], outputs=["total"], cachers=[JsonCacher])
+def total(record, records, number):
+    if (Path(record.manager.config.root) / "fail.flag").exists():
+        raise ValueError("total refuses")
+    return sum(number.values())
+
+
+def get_params():
+    return [Params(name="one", n=1), Params(name="two", n=2)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        make(assay.Record(manager, params))
+    total(assay.Record(manager, None))
+"""
+
+
+def test_why_says_an_aggregate_s_last_attempt_failed(tmp_project: Path) -> None:
+    """A stage run whose last attempt failed is said to have failed there (run N); an
+    aggregate was said to be "never computed for these parameter sets together"."""
+    (tmp_project / "experiments" / "lineage_s34_aggfail.py").write_text(FAILING_AGGREGATE)
+    (tmp_project / "fail.flag").touch()
+    failed = run_cli("run", "lineage_s34_aggfail", cwd=tmp_project)
+    assert failed.code == 1 and "total refuses" in failed.text, failed
+
+    why = run_cli("why", "lineage_s34_aggfail", cwd=tmp_project)
+    assert why.code == 0, why
+    assert "total [aggregate]: no cached artifact: its last attempt, in run 1, failed" in why.text
+
+    other_sets = run_cli("why", "lineage_s34_aggfail", "--names", "one", cwd=tmp_project)
+    assert "never computed for these parameter sets together" in other_sets.text, other_sets

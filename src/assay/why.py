@@ -89,7 +89,7 @@ def _explain(
                 "no cached artifact: the one last made for this parameter set was removed "
                 "from the cache"
             )
-        elif not node.spec.is_aggregate and stopped(node):
+        elif stopped(node):
             run, status = stopped(node)
             found.reasons.append(
                 f"no cached artifact: its last attempt, in run {run}, "
@@ -160,12 +160,14 @@ def own_runs(manager: Any) -> Callable[[str, str], bool]:
 def stopped_runs(manager: Any) -> Callable[[Any], tuple[int, str] | None]:
     """``stopped(node)``: ``(run number, status)`` of the last run of the experiment in
     which that stage run (its stage, for its parameter set) was attempted, if it failed
-    or was interrupted there; else ``None``. The run store is read on the first question,
-    once per plan shown."""
+    or was interrupted there; else ``None``. An aggregate's stage row does not say which
+    parameter sets it combined: it counts when the run used the ones it combines. The run
+    store is read on the first question, once per plan shown."""
     from assay.errors import RunStoreError
     from assay.store import RunStore
 
     found: list[dict] = []
+    sets_of_run: dict[int, set[str]] = {}
 
     def stopped(node: Any) -> tuple[int, str] | None:
         if not found:
@@ -174,11 +176,17 @@ def stopped_runs(manager: Any) -> Callable[[Any], tuple[int, str] | None]:
                 if path.is_file():
                     with RunStore(path) as store:
                         found.append(store.stopped_stage_runs(manager.experiment_name))
+                        for run, _ in found[0].values():
+                            sets_of_run[run] = set(store.get_run(run).param_names)
                 else:
                     found.append({})
             except RunStoreError:  # unreadable: the other reasons stand
-                found.append({})
-        return found[0].get((node.record_label or "", node.spec.name))
+                found[:] = [{}]
+        done = found[0].get((node.record_label or "", node.spec.name))
+        if done is None or not node.spec.is_aggregate:
+            return done
+        combined = {record.name for record in node.records or []}
+        return done if sets_of_run.get(done[0]) == combined else None
 
     return stopped
 
