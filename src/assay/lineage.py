@@ -134,9 +134,8 @@ def lineage(
             cache, meta = find_artifact(ref, cache, project=config.root, store_path=store_file)
         except CacheError:
             # A key whose entry is gone: what the run store recorded of it, if it did.
-            text = str(ref).strip()
-            gone = _Walker(cache, store, config.root).removed(text)
-            if gone is None or not is_artifact_key(text):
+            gone = _Walker(cache, store, config.root).removed(str(ref).strip())
+            if gone is None:
                 raise
             return gone
         return _Walker(cache, store, config.root).node(meta, depth=0)
