@@ -436,3 +436,24 @@ def test_why_says_an_aggregate_s_last_attempt_failed(tmp_project: Path) -> None:
 
     other_sets = run_cli("why", "lineage_s34_aggfail", "--names", "one", cwd=tmp_project)
     assert "never computed for these parameter sets together" in other_sets.text, other_sets
+
+
+def test_compare_with_a_dry_cache_run_says_why_its_artifacts_are_missing(
+    tmp_project: Path,
+) -> None:
+    """A run with --dry-cache caches (and records) none of the artifacts it computes:
+    `assay compare` listed each as "only in A" with nothing to say why."""
+    assert run_cli("run", "diamond", "-p", "two", cwd=tmp_project).code == 0
+    dry = run_cli("run", "diamond", "-p", "two", "--dry-cache", "--overwrite", cwd=tmp_project)
+    assert dry.code == 0, dry
+
+    result = run_cli("compare", "1", "2", cwd=tmp_project)
+
+    assert result.code == 0, result
+    assert "dry_cache" in result.text and "only in A" in result.text, result
+    assert "Run B ran with --dry-cache: the artifacts it computed were not cached" in result.text
+    with RunStore(tmp_project / "assay.db") as store:
+        diff = compare_runs(store, 1, 2)
+    assert ("dry_cache", False, True) in diff.settings and diff.unrecorded == []
+    again = run_cli("compare", "1", "1", cwd=tmp_project)
+    assert "dry-cache" not in again.text

@@ -128,7 +128,7 @@ def print_comparison(console: Console, diff: Any) -> None:
         f"{len(packages.added) + len(packages.removed) + len(packages.changed)} in packages, "
         f"{_artifact_summary(diff)}."
     )
-    if diff.unrecorded:
+    if diff.unrecorded_text():
         console.print(diff.unrecorded_text(), soft_wrap=True)
 
 

@@ -149,9 +149,15 @@ class RunComparison:
         )  # fmt: skip
 
     def unrecorded_text(self) -> str:
-        """Why artifacts (and metrics) are not compared, one sentence per run concerned;
-        ``""`` when both runs recorded their stages."""
+        """Why artifacts (and metrics) are not compared, or some only, one sentence per run
+        concerned; ``""`` when both runs recorded every artifact they made."""
         sentences = []
+        for side, run in (("A", self.a), ("B", self.b)):
+            if side not in self.unrecorded and _dry_cache(run):
+                sentences.append(
+                    f"Run {side} ran with --dry-cache: the artifacts it computed were not "
+                    "cached, nor recorded, so they show as only in the other run."
+                )
         for side in self.unrecorded:
             run = self.a if side == "A" else self.b
             if run.status == "running":
@@ -203,6 +209,11 @@ def compare_runs(
     recorded = [prov.get("stage_code") or {} for prov in (prov_a, prov_b)]
     _compare_stage_code(result, cache, *recorded)
     return result
+
+
+def _dry_cache(run: Any) -> bool:
+    """Whether a run ran with ``--dry-cache`` (it read the cache, never wrote it)."""
+    return isinstance(run.config, dict) and bool(run.config.get("dry_cache"))
 
 
 def _stages_unrecorded(store: Any, run: Any) -> bool:
@@ -277,6 +288,7 @@ def _compare_settings(a: Any, b: Any, result: RunComparison) -> None:
     ]
     for name in ("overrides", "param_files", "names", "indices", "prefix", "lazy"):
         pairs.append((name, a.config.get(name), b.config.get(name)))
+    pairs.append(("dry_cache", _dry_cache(a), _dry_cache(b)))  # unset: runs before it was kept
     result.settings = [(name, x, y) for name, x, y in pairs if x != y]
 
 
