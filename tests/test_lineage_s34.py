@@ -457,3 +457,61 @@ def test_compare_with_a_dry_cache_run_says_why_its_artifacts_are_missing(
     assert ("dry_cache", False, True) in diff.settings and diff.unrecorded == []
     again = run_cli("compare", "1", "1", cwd=tmp_project)
     assert "dry-cache" not in again.text
+
+
+# -- assay cache gc after a --dry-cache run -------------------------------------------------
+
+BRANCHES = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def add_one(record):
+    return record.params.n + 1
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def add_ten(record):
+    return record.params.n + 10
+
+
+@assay.stage(inputs=["x"], outputs=["total"], cachers=[JsonCacher])
+def total(record, x):
+    return x * 2
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        record = assay.Record(manager, params)
+        copy = record.make_copy()
+        total(add_one(record))
+        total(add_ten(copy))
+"""
+
+
+def test_gc_after_a_dry_cache_run_keeps_what_the_run_before_it_used(tmp_project: Path) -> None:
+    """gc keeps, unlinked, what the latest completed run used (the branch of a record that
+    one by-name link cannot point at). A later run with --dry-cache (it writes nothing)
+    became that latest run: gc then removed the branch, and the next run recomputed it."""
+    (tmp_project / "experiments" / "lineage_s34_branches.py").write_text(BRANCHES)
+    assert run_cli("run", "lineage_s34_branches", cwd=tmp_project).code == 0
+    trial = run_cli("run", "lineage_s34_branches", "--set", "n=5", "--dry-cache", cwd=tmp_project)
+    assert trial.code == 0, trial
+
+    gc = run_cli("cache", "gc", cwd=tmp_project)
+
+    assert gc.code == 0 and "Removed 0 entries" in gc.text, gc
+    again = run_cli("run", "lineage_s34_branches", cwd=tmp_project)
+    assert again.code == 0 and "4 cached" in again.text, again
