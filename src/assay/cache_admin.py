@@ -575,7 +575,8 @@ def latest_runs_keys(store_path: Any) -> set[str]:
     interrupted since must not take that protection away, nor must a run going on), and
     what its newest run used if that one did not complete (its finished stages are what
     running the same command again continues from). And what every run still going on
-    used (recorded as it ends; a run killed on another machine stays "running").
+    used (recorded as it ends; a run killed on another machine stays "running"). Runs
+    made with ``--dry-cache`` wrote nothing, so they count for none of this.
     """
     from pathlib import Path
 
@@ -589,6 +590,8 @@ def latest_runs_keys(store_path: Any) -> set[str]:
         newest: set[str] = set()
         completed: set[str] = set()
         for run in store.list_runs(limit=None):  # newest first
+            if isinstance(run.config, dict) and run.config.get("dry_cache"):
+                continue  # it never wrote the cache: the run before it made what is there
             if run.experiment not in newest:
                 newest.add(run.experiment)
                 kept[run.number] = run

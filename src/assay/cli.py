@@ -859,7 +859,7 @@ def compare(run_a, run_b):
     with _store() as store:
         diff = compare_runs(store, run_a, run_b, cache=_project_cache())
         print_comparison(_console(), diff)
-        if diff.same_run:
+        if diff.same_run or diff.unrecorded:  # metrics are recorded as a run ends
             return
         changes = compare_metrics(store.path, diff.a.number, diff.b.number)
         print_metric_changes(_console(), changes)

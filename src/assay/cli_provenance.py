@@ -121,16 +121,21 @@ def print_comparison(console: Console, diff: Any) -> None:
             change.what, f"artifact {change.what}"
         )
         table.add_row(what, escape(where), change.a or "-", change.b or "-")
-    console.print(table)
+    if table.row_count:
+        console.print(table)
     console.print(
         f"{len(diff.params)} parameter difference(s), {_code_summary(diff)}, "
         f"{len(packages.added) + len(packages.removed) + len(packages.changed)} in packages, "
         f"{_artifact_summary(diff)}."
     )
+    if diff.unrecorded_text():
+        console.print(diff.unrecorded_text(), soft_wrap=True)
 
 
 def _artifact_summary(diff: Any) -> str:
     """``"2 artifact(s) changed, 3 only in A, 5 identical"``."""
+    if diff.unrecorded:
+        return f"artifacts not compared (run {' and '.join(diff.unrecorded)} recorded none)"
     only_a, only_b = diff.artifacts_only_in("A"), diff.artifacts_only_in("B")
     changed = len(diff.artifacts) - len(only_a) - len(only_b)
     parts = [f"{changed} artifact(s) changed"]

@@ -110,6 +110,11 @@ class RunComparison:
     """Artifacts whose key or checksum differ, or that only one run has."""
     same_artifacts: int = 0
     """Artifacts with the same key and checksum in both runs."""
+    unrecorded: list[str] = field(default_factory=list)
+    """``"A"`` and/or ``"B"``: a run whose stages the run store does not hold, because it
+    is still going on (a run records its stages, artifacts and metrics when it ends) or
+    its process was killed before. Artifacts are then not compared (``artifacts`` is
+    empty): every one of the other run would seem to be its alone."""
 
     @property
     def stage_code_summary(self) -> str:
@@ -140,7 +145,33 @@ class RunComparison:
         return not (
             self.settings or self.sets_only_a or self.sets_only_b or self.params
             or self.code or self.stage_code or self.packages or self.artifacts
+            or self.unrecorded
         )  # fmt: skip
+
+    def unrecorded_text(self) -> str:
+        """Why artifacts (and metrics) are not compared, or some only, one sentence per run
+        concerned; ``""`` when both runs recorded every artifact they made."""
+        sentences = []
+        for side, run in (("A", self.a), ("B", self.b)):
+            if side not in self.unrecorded and _dry_cache(run):
+                sentences.append(
+                    f"Run {side} ran with --dry-cache: the artifacts it computed were not "
+                    "cached, nor recorded, so they show as only in the other run."
+                )
+        for side in self.unrecorded:
+            run = self.a if side == "A" else self.b
+            if run.status == "running":
+                sentences.append(
+                    f"Run {side} is still running: the run store records its stages, "
+                    "artifacts and metrics when it ends, so they are not compared yet."
+                )
+            else:
+                sentences.append(
+                    f"Run {side} recorded no stages ({run.status}: its process ended before "
+                    "it recorded them, e.g. killed), so its artifacts and metrics are not "
+                    "compared."
+                )
+        return " ".join(sentences)
 
 
 def compare_runs(
@@ -170,10 +201,29 @@ def compare_runs(
     prov_a, prov_b = store.provenance(a.id) or {}, store.provenance(b.id) or {}
     _compare_code(prov_a.get("git"), prov_b.get("git"), result)
     result.packages = _compare_packages(prov_a.get("packages"), prov_b.get("packages"))
-    _compare_artifacts(store.artifacts(a.id), store.artifacts(b.id), result)
+    result.unrecorded = [
+        side for side, run in (("A", a), ("B", b)) if _stages_unrecorded(store, run)
+    ]
+    if not result.unrecorded:
+        _compare_artifacts(store.artifacts(a.id), store.artifacts(b.id), result)
     recorded = [prov.get("stage_code") or {} for prov in (prov_a, prov_b)]
     _compare_stage_code(result, cache, *recorded)
     return result
+
+
+def _dry_cache(run: Any) -> bool:
+    """Whether a run ran with ``--dry-cache`` (it read the cache, never wrote it)."""
+    return isinstance(run.config, dict) and bool(run.config.get("dry_cache"))
+
+
+def _stages_unrecorded(store: Any, run: Any) -> bool:
+    """Whether a run has not recorded what it did (its stages and artifacts, written
+    together as it ends): it is going on, or was stopped (killed) before it could."""
+    return (
+        run.status in ("running", "interrupted")
+        and not store.stages(run.id)
+        and not store.artifacts(run.id)
+    )
 
 
 def _compare_stage_code(
@@ -238,6 +288,7 @@ def _compare_settings(a: Any, b: Any, result: RunComparison) -> None:
     ]
     for name in ("overrides", "param_files", "names", "indices", "prefix", "lazy"):
         pairs.append((name, a.config.get(name), b.config.get(name)))
+    pairs.append(("dry_cache", _dry_cache(a), _dry_cache(b)))  # unset: runs before it was kept
     result.settings = [(name, x, y) for name, x, y in pairs if x != y]
 
 

@@ -14,9 +14,11 @@ it). Each node is read from the artifact's sidecar in the cache (key,
 checksum, size, stage, parameter set, the code fingerprint and the keys of
 its inputs); the producing run (its number, start, git commit) and the
 parameter values come from the run store. Inputs are followed back to the
-first stage. A stage run met twice (a diamond-shaped pipeline, or two outputs of
-one stage that both feed later ones) is expanded the first time only; later it
-is marked ``seen``.
+first stage; an artifact the cache no longer holds (``assay cache gc`` removed
+it) is shown as the run store recorded it, with the run that computed it. A
+stage run met twice (a diamond-shaped pipeline, or two outputs of one stage
+that both feed later ones) is expanded the first time only; later it is marked
+``seen``.
 
 In a cache several projects share, an artifact another project made says so
 (``project``); its run is that project's, so it is not looked up in this
@@ -121,15 +123,21 @@ def lineage(
 
     config = config or ProjectConfig.load()
     store_file = Path(store_path or config.store_path)
-    cache, meta = find_artifact(
-        ref, open_cache_at(cache_dir, config), project=config.root, store_path=store_file
-    )
+    cache = open_cache_at(cache_dir, config)
     store = None
     if store_file.exists():
         from assay.store import RunStore
 
         store = RunStore(store_file)
     try:
+        try:
+            cache, meta = find_artifact(ref, cache, project=config.root, store_path=store_file)
+        except CacheError:
+            # A key whose entry is gone: what the run store recorded of it, if it did.
+            gone = _Walker(cache, store, config.root).removed(str(ref).strip())
+            if gone is None:
+                raise
+            return gone
         return _Walker(cache, store, config.root).node(meta, depth=0)
     finally:
         if store is not None:
@@ -148,7 +156,7 @@ def find_artifact(
     project sharing the cache made is the subject of a warning (not one a run that
     the project's run store at ``store_path`` recorded made: the project was moved).
     """
-    from assay.loading import _meta_by_name, _meta_for_path, cache_holding, warn_if_made_elsewhere
+    from assay.loading import _meta_for_path, cache_holding, warn_if_made_elsewhere
 
     text = str(ref).strip()
     if is_artifact_key(text):
@@ -162,9 +170,8 @@ def find_artifact(
         cache = cache_holding(path, cache)
         return cache, _meta_for_path(cache, path, None)
     parts = text.strip("/").split("/")
-    if len(parts) == 4:
-        experiment, param_set, stage, output = parts
-        meta = _meta_by_name(cache, output, param_set, stage, experiment)
+    if len(parts) >= 4:
+        meta = _meta_by_name_parts(cache, parts)
         if project is not None:
             warn_if_made_elsewhere(meta, project, cache, store_path)
         return cache, meta
@@ -174,6 +181,27 @@ def find_artifact(
         "file or stage folder, or an artifact key (<stage run key>.<output>, as in its "
         "sidecar's key and output)."
     )
+
+
+def _meta_by_name_parts(cache: CacheStore, parts: list[str]) -> dict:
+    """The sidecar ``EXPERIMENT/PARAMETER-SET/STAGE/OUTPUT`` (split on ``/``) names.
+
+    A parameter set's name, or a ``--prefix`` that stands for the experiment, may hold a
+    ``/`` (``model/small``, ``team/alice``: filed under ``model_small``, ``team_alice``),
+    so more than four parts are read as each way of splitting the ones before STAGE
+    between the two, until one names a cached artifact; if none does, the error of the
+    first way (a parameter set with a ``/``) is raised."""
+    from assay.loading import _meta_by_name
+
+    *names, stage, output = parts
+    errors: list[CacheError] = []
+    for cut in range(1, len(names)):  # four parts or more: one way at least
+        experiment, param_set = "/".join(names[:cut]), "/".join(names[cut:])
+        try:
+            return _meta_by_name(cache, output, param_set, stage, experiment)
+        except CacheError as exc:
+            errors.append(exc)
+    raise errors[0]
 
 
 class _Walker:
@@ -210,8 +238,7 @@ class _Walker:
         params = ingredients.get("params")
         if isinstance(params, list) and len(params) == 2 and isinstance(params[1], list):
             node.aggregated = len(params[1])
-        own_run = self.store.computed_in if self.store is not None else None
-        node.project = made_elsewhere(meta, self.project, own_run)
+        node.project = made_elsewhere(meta, self.project, self._computed_here)
         if node.project is None:
             run_id, number = meta.get("run_id"), meta.get("run_number")
             if run_id is None:  # saved in a notebook session, before it was recorded
@@ -235,6 +262,42 @@ class _Walker:
             node.inputs.append(self._input(entry, depth))
         return node
 
+    def removed(self, key: str) -> LineageNode | None:
+        """An artifact the cache no longer holds (``assay cache gc`` removed it), as the run
+        store recorded it: the run that computed it, its stage, parameter set, checksum and
+        size (its code and inputs were in its record in the cache, gone with it). ``None``
+        if the key is not an artifact key or no run of the store computed it."""
+        if self.store is None or not is_artifact_key(key):
+            return None
+        try:
+            found = self.store.last_recorded(key)
+        except AssayError:  # unreadable: nothing more to tell
+            return None
+        if found is None or found[0].action != "computed":  # its maker is not in this store
+            return None
+        run, artifact = found
+        return LineageNode(
+            key=key,
+            output=split_artifact_key(key)[1],
+            stage=artifact.stage,
+            param_set=artifact.param_set,
+            checksum=artifact.checksum,
+            size=artifact.size,
+            run=self._run(run.run_id, run.run_number),
+            params=self._params(run.run_id, artifact.param_set, None),
+            problem="no longer in the cache",
+        )
+
+    def _computed_here(self, run_id: str, key: str) -> bool:
+        """Whether this project's run ``run_id`` computed ``key`` (see
+        :func:`assay.cache.made_elsewhere`); ``False`` if the run store cannot tell."""
+        if self.store is None:
+            return False
+        try:
+            return self.store.computed_in(run_id, key)
+        except AssayError:  # damaged, or from a newer assay: the cache still tells the rest
+            return False
+
     def _input(self, entry: Any, depth: int) -> LineageInput:
         if not isinstance(entry, (list, tuple)) or not entry:
             return LineageInput(name=str(entry))
@@ -245,7 +308,9 @@ class _Walker:
             stage_key, output = split_artifact_key(last)
             meta = self.cache.read_meta(stage_key, output)
             if meta is None:
-                found.node = LineageNode(key=last, output=output, problem="no longer in the cache")
+                found.node = self.removed(last) or LineageNode(
+                    key=last, output=output, problem="no longer in the cache"
+                )
             else:
                 found.node = self.node(meta, depth + 1)
         else:

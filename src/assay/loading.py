@@ -118,18 +118,27 @@ def warn_if_made_elsewhere(
 
 def own_run(store_path: str | os.PathLike) -> Callable[[str, str], bool]:
     """``own_run(run_id, key)``: whether that run of the project's run store at
-    ``store_path`` computed the artifact ``key`` (``False`` without a run store), for
-    :func:`~assay.cache.made_elsewhere`."""
+    ``store_path`` computed the artifact ``key`` (``False`` without a run store, or when
+    it cannot be read: damaged, or from a newer assay), for
+    :func:`~assay.cache.made_elsewhere`. Such an artifact is then taken for another
+    project's: warned about, kept by ``assay cache gc``; never a reason to fail a load."""
+    from assay.errors import RunStoreError
     from assay.store import RunStore
 
-    stores: list[RunStore] = []  # opened once, on the first question
+    stores: list[RunStore | None] = []  # opened once, on the first question
 
     def recorded(run_id: str, key: str) -> bool:
         if not stores:
-            if not Path(store_path).is_file():
-                return False
-            stores.append(RunStore(store_path))
-        return stores[0].computed_in(run_id, key)
+            stores.append(RunStore(store_path) if Path(store_path).is_file() else None)
+        if stores[0] is None:
+            return False
+        try:
+            return stores[0].computed_in(run_id, key)
+        except RunStoreError as exc:
+            log.debug("The run store cannot tell which project made %s: %s", key, exc)
+            stores[0].close()
+            stores[0] = None
+            return False
 
     return recorded
 

@@ -343,13 +343,33 @@ def has_table(db: sqlite3.Connection) -> bool:
 
 def connect_readonly(path: str | Path) -> sqlite3.Connection:
     """A read-only connection to the run store (it is never written through it)."""
+    from assay.store import read_only_modes
+
     path = Path(path).resolve()
     # mode=ro still writes WAL's shared-memory file beside the store: where nobody may
-    # write (a colleague's project), nobody writes the store either, so it is immutable.
+    # write (a colleague's project), it is opened as the run store opens it then.
     writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
-    uri = path.as_uri() + ("?mode=ro" if writable else "?immutable=1")
-    db = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_S, check_same_thread=False)
-    db.execute("PRAGMA query_only = ON")
+    *first, last = ("mode=ro",) if writable else read_only_modes(path)
+    for mode in first:
+        try:
+            return _opened(path, mode)
+        except sqlite3.Error:  # cannot read its write-ahead log: the file alone
+            continue
+    return _opened(path, last)
+
+
+def _opened(path: Path, mode: str) -> sqlite3.Connection:
+    """A query-only connection to the store at ``path`` opened with the URI parameter
+    ``mode``, checked by a first read."""
+    db = sqlite3.connect(
+        f"{path.as_uri()}?{mode}", uri=True, timeout=_BUSY_TIMEOUT_S, check_same_thread=False
+    )
+    try:
+        db.execute("PRAGMA query_only = ON")
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except BaseException:
+        db.close()
+        raise
     return db
 
 

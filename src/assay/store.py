@@ -625,7 +625,8 @@ class RunStore:
         is ``store.list_runs(experiment="iris", status="failed", limit=20, offset=20)``.
         """
         where, args = _run_filter(experiment, status)
-        args += [-1 if limit is None else limit, offset]
+        # Beyond SQLite's integers (assay ls -n 99999999999999999999): as many as there are.
+        args += [-1 if limit is None else _within_int64(limit), _within_int64(offset)]
         with self._reading() as db:
             rows = db.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY number DESC LIMIT ? OFFSET ?",
@@ -837,6 +838,22 @@ class RunStore:
                 (key,),
             ).fetchall()
         return [ArtifactRun(*row) for row in rows]
+
+    def last_recorded(self, key: str) -> tuple[ArtifactRun, ArtifactInfo] | None:
+        """The run that last computed the artifact with this cache key (or, if no run of
+        the store computed it, last reused it) and what it recorded of it; ``None`` if no
+        run did. What remains of an artifact removed from the cache since."""
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT runs.number, runs.id, artifacts.action, artifacts.key, artifacts.name,"
+                " artifacts.stage, artifacts.param_set, artifacts.path, artifacts.checksum,"
+                " artifacts.size, artifacts.action, artifacts.cacher"
+                " FROM artifacts JOIN runs ON runs.number = artifacts.run"
+                " WHERE artifacts.key = ?"
+                " ORDER BY artifacts.action = 'computed' DESC, runs.number DESC LIMIT 1",
+                (key,),
+            ).fetchone()
+        return None if row is None else (ArtifactRun(*row[:3]), ArtifactInfo(*row[3:]))
 
     def stopped_stage_runs(self, experiment: str) -> dict[tuple[str, str], tuple[int, str]]:
         """Stage runs of ``experiment`` whose last attempt failed or was interrupted:
@@ -1056,16 +1073,31 @@ class RunStore:
         return db
 
     def _read_only_connection(self) -> sqlite3.Connection:
-        """A store nobody may write while we read it (WAL mode would need to write its
-        shared-memory file beside it): opened as immutable."""
+        """A store we may not write (WAL mode would need to write its shared-memory file
+        beside it): opened as immutable, or, while a write-ahead log beside it holds runs
+        not yet copied into it, read-only (see :func:`read_only_modes`)."""
         from urllib.parse import quote
 
-        uri = f"file:{quote(str(self.path.resolve()))}?immutable=1"
-        try:
-            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            current = self._check_schema(db)
-        except sqlite3.DatabaseError as exc:
-            raise self._explain(exc) from exc
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        modes = read_only_modes(self.path)
+        for mode in modes:
+            db = sqlite3.connect(
+                f"{uri}?{mode}",
+                uri=True,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                current = self._check_schema(db)
+                break
+            except sqlite3.DatabaseError as exc:
+                db.close()
+                if mode == modes[-1]:
+                    raise self._explain(exc) from exc
+            except BaseException:
+                db.close()
+                raise
         if not current:
             db.close()
             raise RunStoreError(
@@ -1192,6 +1224,21 @@ def _free_space(folder: Path) -> int | None:
         return shutil.disk_usage(folder).free
     except OSError:
         return None
+
+
+def read_only_modes(path: Path) -> tuple[str, ...]:
+    """How to open the store at ``path`` that we may not write, best first (SQLite URI
+    parameters). ``immutable=1`` reads the file alone; while a write-ahead log beside it
+    (``assay.db-wal``) holds what is not yet in the file (the latest runs: a process that
+    has the store open, a dashboard or a notebook, or one that was killed, keeps them
+    there), ``mode=ro`` reads that too, building its index in memory where it cannot
+    write the shared-memory file. Immutable is the fallback when that fails (no
+    ``-shm`` file and none can be made)."""
+    try:
+        pending = path.with_name(f"{path.name}-wal").stat().st_size > 0
+    except OSError:
+        pending = False
+    return ("mode=ro", "immutable=1") if pending else ("immutable=1",)
 
 
 def _run_filter(experiment: str | None, status: str | None) -> tuple[str, list]:
@@ -1323,6 +1370,12 @@ def _as_int64(text: str) -> int | None:
         return None  # also keeps int() from refusing thousands of digits
     value = int(text)
     return value if value <= _INT64_MAX else None
+
+
+def _within_int64(value: int) -> int:
+    """``value`` brought into the integers SQLite binds (a larger one raises
+    OverflowError); as a limit or offset of runs, any beyond it means the same."""
+    return max(-_INT64_MAX, min(int(value), _INT64_MAX))
 
 
 def _platform() -> str:

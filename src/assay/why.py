@@ -42,7 +42,8 @@ class Explanation:
 def explain(manager: Any) -> list[Explanation]:
     """Explain every stage run of a manager whose plan has been decided (e.g. a dry run)."""
     own, stopped = own_runs(manager), stopped_runs(manager)
-    return [_explain(manager, node, own, stopped) for node in manager.plan.nodes]
+    with _ComputedBefore(manager.config.store_path) as computed:
+        return [_explain(manager, node, own, stopped, computed) for node in manager.plan.nodes]
 
 
 def _explain(
@@ -50,6 +51,7 @@ def _explain(
     node: Any,
     own: Callable[[str, str], bool],
     stopped: Callable[[Any], tuple[int, str] | None],
+    computed: Callable[[Any], int | None] = lambda node: None,
 ) -> Explanation:
     found = Explanation(node.spec.name, node.record_label, node.status)
     if node.status == "cached":
@@ -87,16 +89,21 @@ def _explain(
                 "no cached artifact: the one last made for this parameter set was removed "
                 "from the cache"
             )
-        elif node.spec.is_aggregate:
-            found.reasons.append(
-                "no cached artifact: it was never computed for these parameter sets together "
-                f"(its folder, {link_label(node)}, is named after them)"
-            )
         elif stopped(node):
             run, status = stopped(node)
             found.reasons.append(
                 f"no cached artifact: its last attempt, in run {run}, "
                 f"{'failed' if status == 'failed' else 'was interrupted'}"
+            )
+        elif (number := computed(node)) is not None:  # gc removed it, and its by-name link
+            found.reasons.append(
+                f"no cached artifact: the one run {number} computed was removed from the "
+                "cache since (by assay cache gc or verify --remove, or by hand)"
+            )
+        elif node.spec.is_aggregate:
+            found.reasons.append(
+                "no cached artifact: it was never computed for these parameter sets together "
+                f"(its folder, {link_label(node)}, is named after them)"
             )
         else:
             found.reasons.append("no cached artifact: it was never computed for this parameter set")
@@ -153,12 +160,14 @@ def own_runs(manager: Any) -> Callable[[str, str], bool]:
 def stopped_runs(manager: Any) -> Callable[[Any], tuple[int, str] | None]:
     """``stopped(node)``: ``(run number, status)`` of the last run of the experiment in
     which that stage run (its stage, for its parameter set) was attempted, if it failed
-    or was interrupted there; else ``None``. The run store is read on the first question,
-    once per plan shown."""
+    or was interrupted there; else ``None``. An aggregate's stage row does not say which
+    parameter sets it combined: it counts when the run used the ones it combines. The run
+    store is read on the first question, once per plan shown."""
     from assay.errors import RunStoreError
     from assay.store import RunStore
 
     found: list[dict] = []
+    sets_of_run: dict[int, set[str]] = {}
 
     def stopped(node: Any) -> tuple[int, str] | None:
         if not found:
@@ -167,13 +176,54 @@ def stopped_runs(manager: Any) -> Callable[[Any], tuple[int, str] | None]:
                 if path.is_file():
                     with RunStore(path) as store:
                         found.append(store.stopped_stage_runs(manager.experiment_name))
+                        for run, _ in found[0].values():
+                            sets_of_run[run] = set(store.get_run(run).param_names)
                 else:
                     found.append({})
             except RunStoreError:  # unreadable: the other reasons stand
-                found.append({})
-        return found[0].get((node.record_label or "", node.spec.name))
+                found[:] = [{}]
+        done = found[0].get((node.record_label or "", node.spec.name))
+        if done is None or not node.spec.is_aggregate:
+            return done
+        combined = {record.name for record in node.records or []}
+        return done if sets_of_run.get(done[0]) == combined else None
 
     return stopped
+
+
+class _ComputedBefore:
+    """``computed(node)``: the number of the last run of the run store at ``store_path``
+    that computed the artifacts of this stage run (the same key), or ``None`` (no run did,
+    its key waits for an upstream stage, or the run store cannot be read). Asked only of
+    stage runs the cache has nothing for: ``assay cache gc`` removes an entry and its
+    by-name link, and the run store is then what remembers it was made. The run store is
+    opened on the first question; use as a context manager to close it."""
+
+    def __init__(self, store_path: Any) -> None:
+        self._path = Path(store_path)
+        self._store: Any = None
+
+    def __enter__(self) -> _ComputedBefore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def __call__(self, node: Any) -> int | None:
+        from assay.errors import RunStoreError
+        from assay.store import RunStore
+
+        if not node.outputs or not node.key or not self._path.is_file():
+            return None
+        if self._store is None:
+            self._store = RunStore(self._path)
+        try:
+            runs = self._store.find_artifact_runs(f"{node.key}.{node.outputs[0].name}")
+        except RunStoreError:  # unreadable: the other reasons stand
+            return None
+        numbers = [run.run_number for run in runs if run.action == "computed"]
+        return numbers[-1] if numbers else None
 
 
 def made_in_project(manager: Any, meta: dict | None, own: Callable[[str, str], bool]) -> str | None:
