@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from assay.cache import open_cache
 from assay.config import ProjectConfig
+from assay.errors import ProjectError
 from assay.plan import ingredients_of
 from assay.runner import Runner
 
@@ -119,8 +120,8 @@ class ArtifactManager:
             self.config.store_path.parent.mkdir(parents=True, exist_ok=True)
         self.store_full = store_full
         """:meth:`generate_report` also exports the run to ``data/runs/RUN_ID/``."""
-        self.experiment_name = experiment_name or "interactive"
-        self.prefix = prefix or self.experiment_name
+        self.experiment_name = _named("experiment_name", experiment_name) or "interactive"
+        self.prefix = _named("prefix", prefix) or self.experiment_name
         self.dry = dry
         self.dry_cache = dry_cache
         self.lazy = lazy
@@ -504,3 +505,16 @@ class ArtifactManager:
             f"ArtifactManager({self.experiment_name!r}, records={len(self.records)}, "
             f"stages={len(self.plan.nodes)})"
         )
+
+
+def _named(argument: str, value: Any) -> str | None:
+    """``value`` of a name argument of :class:`ArtifactManager` (``None`` or ``""``: the
+    default), refused at once when it cannot name anything (the run would otherwise
+    compute and cache everything, then fail to be recorded)."""
+    if value is None or value == "" or (isinstance(value, str) and value.strip()):
+        return value or None
+    raise ProjectError(
+        f"ArtifactManager's {argument} must be a name (a string that is not blank), got "
+        f"{value!r}: it names the run in the run store and the folder of its artifacts in "
+        "the cache's by-name/."
+    )
