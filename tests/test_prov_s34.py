@@ -1,0 +1,110 @@
+"""Provenance and exports, session 34: tampered exports reused by `assay reproduce
+--reuse`, file names that are not UTF-8, damaged sidecars and run records."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from assay.cache import file_checksum
+from conftest import run_cli
+from git_helpers import GITIGNORE, init_repo
+from test_export import _no_outer_repository, exported, ok  # noqa: F401 (an autouse fixture)
+
+EXPERIMENT = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import PickleCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 3
+
+
+@assay.stage(outputs=["numbers"], cachers=[PickleCacher])
+def make(record):
+    return list(range(record.params.n))
+
+
+@assay.stage(inputs=["numbers"], outputs=["total"], cachers=[PickleCacher])
+def add(record, numbers):
+    return {"sum": sum(numbers)}
+
+
+def get_params():
+    return [Params(name="a", n=3), Params(name="b", n=5)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        add(make(assay.Record(manager, params)))
+"""
+
+
+class _Marker:
+    """Unpickling this writes a file: proof that a tampered pickle was loaded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.path), "unpickled"))
+
+
+@pytest.fixture
+def pickle_export(tmp_path: Path) -> Path:
+    """A --store-full export of a two-stage pickling experiment, in its git project."""
+    project = tmp_path / "prov_s34"
+    (project / "experiments").mkdir(parents=True)
+    (project / "experiments" / "prov_s34_pickles.py").write_text(EXPERIMENT)
+    init_repo(project, GITIGNORE)
+    ok(run_cli("run", "prov_s34_pickles", "--store-full", cwd=project))
+    return exported(project)
+
+
+def _entry(export: Path, stage: str, param_set: str, output: str) -> Path:
+    """The file of an artifact in an export's cache, from its run.json."""
+    record = json.loads((export / "run.json").read_text())
+    (artifact,) = [
+        a
+        for a in record["artifacts"]
+        if (a["stage"], a["param_set"], a["name"]) == (stage, param_set, output)
+    ]
+    return export / artifact["path"]
+
+
+def _tamper(file: Path, value: object) -> None:
+    """Replace an artifact's pickle and update its sidecar to match: only run.json still
+    holds the run's checksum."""
+    file.write_bytes(pickle.dumps(value))
+    sidecar = file.with_name(f"{file.stem}.meta.json")
+    meta = json.loads(sidecar.read_text())
+    meta["files"][0].update(checksum=file_checksum(file), size=file.stat().st_size)
+    meta["size"] = file.stat().st_size
+    sidecar.write_text(json.dumps(meta))
+
+
+def test_reproduce_reuse_never_unpickles_a_tampered_artifact(
+    pickle_export: Path, tmp_path: Path
+) -> None:
+    """--reuse copied the export's cache as it was: an artifact whose pickle and sidecar
+    were changed together (run.json still recording the run's checksum) was a cache hit,
+    and the re-run unpickled it (here: code that writes a file)."""
+    marker = tmp_path / "unpickled.txt"
+    _tamper(_entry(pickle_export, "make", "a", "numbers"), _Marker(marker))
+    total = _entry(pickle_export, "add", "a", "total")
+    total.unlink()  # so that the re-run needs `numbers` of set a
+    total.with_name("total.meta.json").unlink()
+
+    result = run_cli("reproduce", pickle_export, "--reuse", cwd=tmp_path)
+
+    assert not marker.exists(), result
+    assert "not reusing" in result.text and "does not match run.json" in result.text, result
+    assert "re-run failed" not in result.text, result
+    assert "│ damaged │ a │ make │ numbers │" in result.text, result
+    assert "│ identical │ b │ add │ total │" in result.text, result
