@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,70 @@ def test_reproduce_reuse_never_unpickles_a_tampered_artifact(
     assert "re-run failed" not in result.text, result
     assert "│ damaged │ a │ make │ numbers │" in result.text, result
     assert "│ identical │ b │ add │ total │" in result.text, result
+
+
+def test_reproduce_of_an_export_whose_sidecar_lists_no_file_says_it_is_damaged(
+    pickle_export: Path, tmp_path: Path
+) -> None:
+    """A sidecar with `"files": []` passed for a record, and reproduce stopped with an
+    IndexError traceback (as did `assay export full` and `assay.load` on such an entry)."""
+    sidecar = _entry(pickle_export, "make", "b", "numbers").with_name("numbers.meta.json")
+    meta = json.loads(sidecar.read_text())
+    meta["files"] = []
+    sidecar.write_text(json.dumps(meta))
+
+    result = run_cli("reproduce", pickle_export, cwd=tmp_path)
+
+    assert "Traceback" not in result.output, result
+    assert "│ damaged │ b │ make │ numbers │ the exported copy's sidecar" in result.text, result
+    assert "│ identical │ a │ make │ numbers │" in result.text, result
+
+
+def test_export_of_a_run_whose_cache_sidecar_lists_no_file_leaves_it_out(
+    pickle_export: Path, tmp_path: Path
+) -> None:
+    project = pickle_export.parent.parent.parent
+    record = json.loads((pickle_export / "run.json").read_text())
+    (artifact,) = [a for a in record["artifacts"] if (a["stage"], a["param_set"]) == ("add", "a")]
+    stage_key, output = artifact["key"].rsplit(".", 1)
+    sidecar = project / "data" / "cache" / "objects" / stage_key[:2] / stage_key
+    sidecar = sidecar / f"{output}.meta.json"
+    meta = json.loads(sidecar.read_text())
+    meta["files"] = []
+    sidecar.write_text(json.dumps(meta))
+    shutil.rmtree(pickle_export)  # else its copy of the artifact is exported
+
+    result = run_cli("export", "full", "1", "-o", tmp_path / "again", cwd=project)
+
+    assert result.code == 0 and "Traceback" not in result.output, result
+    again = json.loads((tmp_path / "again" / "run.json").read_text())
+    assert again["export"]["artifacts"]["missing"] == [artifact["key"]]
+
+
+@pytest.mark.parametrize(
+    ("section", "value"),
+    [
+        (("export",), "a string"),
+        (("export", "code"), ["a", "list"]),
+        (("export", "artifacts", "missing"), 5),
+        (("provenance", "git"), [1]),
+        (("stages",), {}),
+    ],
+)
+def test_reproduce_of_a_run_json_with_a_section_of_another_type_says_which(
+    pickle_export: Path, tmp_path: Path, section: tuple, value: object
+) -> None:
+    """run.json sections of the wrong type (hand-edited, damaged) gave tracebacks
+    (AttributeError: 'str' object has no attribute 'get', ...)."""
+    record = json.loads((pickle_export / "run.json").read_text())
+    holder = record
+    for name in section[:-1]:
+        holder = holder[name]
+    holder[section[-1]] = value
+    (pickle_export / "run.json").write_text(json.dumps(record))
+
+    result = run_cli("reproduce", pickle_export, cwd=tmp_path)
+
+    assert result.code == 1 and "Traceback" not in result.output, result
+    assert "is a damaged run record" in result.text, result
+    assert f"its {'.'.join(section)} is {type(value).__name__}" in result.text, result
