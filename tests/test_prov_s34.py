@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from assay.cache import file_checksum
 from conftest import run_cli
-from git_helpers import GITIGNORE, init_repo
+from git_helpers import GITIGNORE, git, init_repo
 from test_export import _no_outer_repository, exported, ok  # noqa: F401 (an autouse fixture)
 
 EXPERIMENT = """
@@ -176,3 +177,43 @@ def test_reproduce_of_a_run_json_with_a_section_of_another_type_says_which(
     assert result.code == 1 and "Traceback" not in result.output, result
     assert "is a damaged run record" in result.text, result
     assert f"its {'.'.join(section)} is {type(value).__name__}" in result.text, result
+
+
+def test_store_full_snapshots_files_whose_names_are_not_utf8(tmp_path: Path) -> None:
+    """git's file names were decoded with U+FFFD for bytes that are not UTF-8 (a Latin-1
+    name from an older system): such a name named no file, and the snapshot dropped the
+    file silently, tracked or not, also when the run's code was rebuilt from git."""
+    project = tmp_path / "prov_s34_names"
+    (project / "experiments").mkdir(parents=True)
+    (project / "experiments" / "prov_s34_latin.py").write_text(EXPERIMENT)
+    folder = os.fsencode(project)
+    tracked, untracked = folder + b"/r\xe9sum\xe9.txt", folder + b"/brouillon_\xfe.txt"
+    ignored = folder + b"/cl\xe9.env"
+    Path(os.fsdecode(tracked)).write_text("tracked\n")
+    init_repo(project, GITIGNORE)
+    Path(os.fsdecode(tracked)).write_text("tracked\nchanged before the run\n")
+    Path(os.fsdecode(untracked)).write_text("untracked\n")
+    Path(os.fsdecode(ignored)).write_text("TOKEN=1\n")  # .gitignore has `.env` only
+
+    ok(run_cli("run", "prov_s34_latin", "--store-full", cwd=project))
+
+    export = exported(project)
+    code = os.fsencode(export / "code")
+    assert Path(os.fsdecode(code + b"/r\xe9sum\xe9.txt")).read_text().endswith("the run\n")
+    assert Path(os.fsdecode(code + b"/brouillon_\xfe.txt")).read_text() == "untracked\n"
+    assert not Path(os.fsdecode(code + b"/cl\xe9.env")).exists()
+    left_out = json.loads((export / "run.json").read_text())["export"]["code"]["left_out"]
+    assert {"path": "cl\ufffd.env", "reason": "may hold secrets"} in left_out
+
+    # Committed and changed since: the run's code is rebuilt from git (with no earlier
+    # export, whose snapshot would be kept).
+    shutil.rmtree(export)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "later")
+    Path(os.fsdecode(tracked)).write_text("changed after the run\n")
+    again = tmp_path / "again"
+    ok(run_cli("export", "full", "1", "-o", again, cwd=project))
+    assert json.loads((again / "run.json").read_text())["export"]["code"]["rebuilt"]
+    code = os.fsencode(again / "code")
+    assert Path(os.fsdecode(code + b"/r\xe9sum\xe9.txt")).read_text().endswith("the run\n")
+    assert Path(os.fsdecode(code + b"/brouillon_\xfe.txt")).read_text() == "untracked\n"

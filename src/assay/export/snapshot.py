@@ -51,6 +51,7 @@ __all__ = [
     "plan_snapshot",
     "rebuild_run_code",
     "requirements_txt",
+    "shown",
     "write_snapshot",
 ]
 
@@ -153,7 +154,7 @@ def plan_snapshot(
         if run is not None:
             candidates = _run_files(root, run, listed, snapshot.origin)
             for path in run.submodules:
-                snapshot.left_out.append({"path": path, "reason": SUBMODULE})
+                snapshot.left_out.append({"path": shown(path), "reason": SUBMODULE})
         if include:
             ignored = _git_ls(root, "--others", "--ignored", "--exclude-standard") or []
             candidates += [p for p in ignored if _matches(p, include)]
@@ -161,7 +162,7 @@ def plan_snapshot(
             _git_ls(root, "--others", "--ignored", "--exclude-standard", "--directory") or []
         ):
             if not path.startswith(outputs) and not _never(path):
-                snapshot.left_out.append({"path": path, "reason": "ignored by git"})
+                snapshot.left_out.append({"path": shown(path), "reason": "ignored by git"})
     seen = set()
     venvs: dict[str, bool] = {}
     for path in candidates:
@@ -172,13 +173,13 @@ def plan_snapshot(
             continue
         full = snapshot.origin.get(path, root) / path
         if not full.is_file():  # deleted but still tracked, or a link to a folder
-            folder = {"path": path.rstrip("/") + "/", "reason": SUBMODULE}
+            folder = {"path": shown(path.rstrip("/") + "/"), "reason": SUBMODULE}
             if full.is_dir() and not full.is_symlink() and folder not in snapshot.left_out:
                 # git lists a submodule (or a repository inside this one) as one entry
                 snapshot.left_out.append(folder)
             continue
         if _secret(path) and not _matches(path, include):
-            snapshot.left_out.append({"path": path, "reason": "may hold secrets"})
+            snapshot.left_out.append({"path": shown(path), "reason": "may hold secrets"})
             continue
         snapshot.files.append(path)
     snapshot.files.sort()
@@ -468,8 +469,10 @@ def _run_files(root: Path, run: RunCode, listed: list[str], origin: dict[str, Pa
         files += [prefix + name for name in names]
     origin.update(dict.fromkeys(files, run.folder))
     folders = tuple(p for p in run.untracked if p.endswith("/"))
-    then = set(run.untracked)
-    return files + [p for p in listed if p not in origin and (p in then or p.startswith(folders))]
+    then = set(run.untracked)  # as recorded: a name that is not UTF-8 with U+FFFD (see shown)
+    return files + [
+        p for p in listed if p not in origin and (shown(p) in then or shown(p).startswith(folders))
+    ]
 
 
 def _git_run(
@@ -514,7 +517,9 @@ def _git_ls(root: Path, *args: str) -> list[str] | None:
         return None
     if proc.returncode != 0:
         return None
-    return [p for p in proc.stdout.decode("utf-8", "replace").split("\0") if p]
+    # The names as the file system has them (os.fsdecode): a name that is not UTF-8
+    # (Latin-1, from an older system) decoded with U+FFFD names no file, and was dropped.
+    return [os.fsdecode(p) for p in proc.stdout.split(b"\0") if p]
 
 
 def _walk(
@@ -552,6 +557,13 @@ def _in_virtualenv(root: Path, path: str, known: dict[str, bool]) -> bool:
         if known[folder]:
             return True
     return False
+
+
+def shown(path: str) -> str:
+    """``path`` as text that can be written anywhere (JSON, a README, the run store): a
+    file name that is not UTF-8, decoded from the file system with surrogate escapes,
+    gets U+FFFD for each byte that is not, as in the git state a run records."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _never(path: str) -> bool:
