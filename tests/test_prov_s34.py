@@ -217,3 +217,38 @@ def test_store_full_snapshots_files_whose_names_are_not_utf8(tmp_path: Path) -> 
     code = os.fsencode(again / "code")
     assert Path(os.fsdecode(code + b"/r\xe9sum\xe9.txt")).read_text().endswith("the run\n")
     assert Path(os.fsdecode(code + b"/brouillon_\xfe.txt")).read_text() == "untracked\n"
+
+
+def test_export_rebuilds_the_run_s_code_when_it_had_changed_a_binary_file(
+    tmp_path: Path,
+) -> None:
+    """git's diff of a changed binary file says only "Binary files ... differ", and `git
+    apply` refused the whole recorded diff for it: a run that had changed a tracked
+    figure or data file, exported after a commit, got today's code instead of its own,
+    though every change to its code was recorded."""
+    project = tmp_path / "prov_s34_binary"
+    (project / "experiments").mkdir(parents=True)
+    stage = project / "experiments" / "prov_s34_bin.py"
+    stage.write_text(EXPERIMENT)
+    (project / "logo.png").write_bytes(bytes(range(256)))
+    (project / "old.bin").write_bytes(bytes(range(256)) * 2)
+    init_repo(project, GITIGNORE)
+    stage.write_text(EXPERIMENT.replace("sum(numbers)", "sum(numbers) + 1"))
+    (project / "logo.png").write_bytes(bytes(range(256)) + b"\0 changed at the run")
+    (project / "old.bin").unlink()
+    ok(run_cli("run", "prov_s34_bin", cwd=project))
+    git(project, "checkout", "--", "old.bin")  # back, and committed with the rest
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "later")
+    stage.write_text(EXPERIMENT.replace("sum(numbers)", "sum(numbers) + 2"))
+    (project / "logo.png").write_bytes(b"changed after the run")
+
+    result = ok(run_cli("export", "full", "1", "-o", tmp_path / "export", cwd=project))
+
+    code = tmp_path / "export" / "code"
+    section = json.loads((tmp_path / "export" / "run.json").read_text())["export"]["code"]
+    assert section["rebuilt"] and section["same_as_run"] is False, section
+    assert "sum(numbers) + 1" in (code / "experiments" / "prov_s34_bin.py").read_text()
+    assert (code / "logo.png").read_bytes() == b"changed after the run"
+    assert not (code / "old.bin").exists()
+    assert "binary file(s) logo.png" in section["note"] and "logo.png" in result.text

@@ -425,12 +425,18 @@ def _snapshot_code(config: Any, record: dict, include: list[str], folder: Path, 
             f"{'' if run_code else ' or now'}, and the run recorded no content of such "
             f"files: they are {when}."
         )
+    if run_code is not None and run_code.binary:
+        same = False
+        note = (note + " " if note else "") + (
+            f"The run had changed the binary file(s) {', '.join(run_code.binary)}, whose "
+            f"content git's diff does not record: they are {when}."
+        )
     if modules:
         note = (note + " " if note else "") + (
             f"`code/` lacks the code of the git submodule(s) {', '.join(modules)}: assay "
             "does not snapshot submodules or repositories inside the project."
         )
-    if problem or modules:
+    if problem or modules or (run_code is not None and run_code.binary):
         log.warning("Export of run %s: %s", record["run"]["id"], note.replace("`", ""))
     return {
         "source": snapshot.source,

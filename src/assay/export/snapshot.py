@@ -128,6 +128,10 @@ class RunCode:
     submodules: list[str] = field(default_factory=list)
     """The git submodules in the project's folder at the run's commit, relative to the
     project: their code is not in the rebuilt tree."""
+    binary: list[str] = field(default_factory=list)
+    """Binary files the run had changed (or added), relative to the project: the
+    recorded diff says only that they differ, so they are taken from the project as it
+    is now."""
 
 
 def plan_snapshot(
@@ -280,6 +284,7 @@ def rebuild_run_code(root: str | os.PathLike, git: dict, scratch: Path) -> RunCo
     if (git.get("diff") or "").startswith("(the diff could not be recorded"):
         raise AssayError(f"its uncommitted changes were not recorded: {git['diff']}")
     diff = _diff_inside(git.get("diff") or "", inside)
+    diff, binary, deleted = _without_binary_changes(diff)
     if "\ufffd" in diff:
         raise AssayError(
             "its recorded diff of uncommitted changes held bytes that are not UTF-8 text, "
@@ -335,12 +340,37 @@ def rebuild_run_code(root: str | os.PathLike, git: dict, scratch: Path) -> RunCo
                 f"its recorded uncommitted changes do not apply to commit {commit}: "
                 f"{_first_line(applied.stderr)}"
             )
+    for path in binary + deleted:  # the commit's version is not the run's
+        with contextlib.suppress(OSError):
+            (tree / path).unlink()
     folder = tree / part if part != "." else tree
     if not folder.is_dir():
         raise AssayError(f"the project's folder {part} is not in commit {commit}")
     untracked = [p[len(inside) :] for p in git.get("untracked") or () if p.startswith(inside)]
     modules = [os.fsdecode(p)[len(inside) :] + "/" for p in submodules]
-    return RunCode(folder, untracked, modules)
+    changed = [p[len(inside) :] for p in binary if p.startswith(inside)]
+    return RunCode(folder, untracked, modules, changed)
+
+
+_NO_CONTENT = re.compile(r"(?m)^Binary files .* differ$")
+_DELETED = re.compile(r"(?m)^deleted file mode ")
+
+
+def _without_binary_changes(diff: str) -> tuple[str, list[str], list[str]]:
+    """``diff`` without the sections of binary files whose content it does not hold
+    (``Binary files a/X and b/X differ``: ``git apply`` refuses the whole diff for one),
+    and those files, repository-relative: ``(the rest, changed or added, deleted)``."""
+    from assay.provenance import _section_paths
+
+    kept, changed, deleted = [], [], []
+    for section in re.split(r"(?m)^(?=diff --git )", diff):
+        header = section.split("\n@@", 1)[0]
+        if not (section.startswith("diff --git ") and _NO_CONTENT.search(header)):
+            kept.append(section)
+            continue
+        paths = sorted(_section_paths(section) or ())
+        (deleted if _DELETED.search(header) else changed).extend(paths)
+    return "".join(kept), changed, deleted
 
 
 def _diff_inside(diff: str, inside: str) -> str:
@@ -470,8 +500,11 @@ def _run_files(root: Path, run: RunCode, listed: list[str], origin: dict[str, Pa
     origin.update(dict.fromkeys(files, run.folder))
     folders = tuple(p for p in run.untracked if p.endswith("/"))
     then = set(run.untracked)  # as recorded: a name that is not UTF-8 with U+FFFD (see shown)
+    binary = set(run.binary)  # changed at the run, in ways the record does not hold
     return files + [
-        p for p in listed if p not in origin and (shown(p) in then or shown(p).startswith(folders))
+        p
+        for p in listed
+        if p not in origin and (shown(p) in then or shown(p).startswith(folders) or p in binary)
     ]
 
 
