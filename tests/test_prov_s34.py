@@ -252,3 +252,34 @@ def test_export_rebuilds_the_run_s_code_when_it_had_changed_a_binary_file(
     assert (code / "logo.png").read_bytes() == b"changed after the run"
     assert not (code / "old.bin").exists()
     assert "binary file(s) logo.png" in section["note"] and "logo.png" in result.text
+
+
+def test_export_says_an_untracked_module_gone_since_the_run_is_not_in_it(
+    tmp_path: Path,
+) -> None:
+    """An untracked module the run imported, deleted before the export: the note said it
+    was in `code/` "as it was when this export was made", and no warning was given; the
+    reproduction then failed, and said it re-ran as "run None"."""
+    project = tmp_path / "prov_s34_gone"
+    (project / "experiments").mkdir(parents=True)
+    stage = project / "experiments" / "prov_s34_gone.py"
+    stage.write_text(EXPERIMENT)
+    init_repo(project, GITIGNORE)
+    (project / "prov_s34_helper.py").write_text("EXTRA = 0\n")
+    stage.write_text("import prov_s34_helper\n" + EXPERIMENT)
+    ok(run_cli("run", "prov_s34_gone", cwd=project))
+    (project / "prov_s34_helper.py").unlink()
+    stage.write_text(EXPERIMENT)
+
+    result = ok(run_cli("export", "full", "1", "-o", tmp_path / "export", cwd=project))
+
+    section = json.loads((tmp_path / "export" / "run.json").read_text())["export"]["code"]
+    assert section["rebuilt"] and section["same_as_run"] is False, section
+    assert not (tmp_path / "export" / "code" / "prov_s34_helper.py").exists()
+    assert "no longer in the project" in section["note"], section
+    assert "as they were when this export was made" not in section["note"], section
+    assert "prov_s34_helper.py" in result.text and "no longer in the project" in result.text
+
+    reproduced = run_cli("reproduce", tmp_path / "export", cwd=tmp_path)
+    assert reproduced.code == 1 and "run None" not in reproduced.text, reproduced
+    assert "stopped before its run was recorded" in reproduced.text, reproduced
