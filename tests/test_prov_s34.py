@@ -283,3 +283,37 @@ def test_export_says_an_untracked_module_gone_since_the_run_is_not_in_it(
     reproduced = run_cli("reproduce", tmp_path / "export", cwd=tmp_path)
     assert reproduced.code == 1 and "run None" not in reproduced.text, reproduced
     assert "stopped before its run was recorded" in reproduced.text, reproduced
+
+
+def test_the_code_snapshot_copies_no_file_a_link_leads_to_outside_the_project(
+    tmp_path: Path,
+) -> None:
+    """A symbolic link in the project (git holds only the link) was followed: the export
+    held the content of a file outside the project, or of one left out as a secret."""
+    outside = tmp_path / "home"
+    outside.mkdir()
+    (outside / "credentials").write_text("aws_secret_access_key = XYZ\n")
+    project = tmp_path / "prov_s34_links"
+    (project / "experiments").mkdir(parents=True)
+    (project / "experiments" / "prov_s34_links.py").write_text(EXPERIMENT)
+    (project / "settings.yaml").symlink_to(outside / "credentials")
+    (project / "notes.txt").write_text("mine\n")
+    (project / "notes_link.txt").symlink_to("notes.txt")  # inside, and copied itself
+    init_repo(project, GITIGNORE)  # .env is ignored, the links are tracked
+    (project / ".env").write_text("TOKEN=secret\n")
+    (project / "env.txt").symlink_to(".env")  # untracked, not ignored
+
+    ok(run_cli("run", "prov_s34_links", "--store-full", cwd=project))
+
+    export = exported(project)
+    held = [p.read_text() for p in (export / "code").rglob("*") if p.is_file()]
+    assert not any("XYZ" in text or "TOKEN" in text for text in held)
+    assert (export / "code" / "notes_link.txt").read_text() == "mine\n"
+    left_out = json.loads((export / "run.json").read_text())["export"]["code"]["left_out"]
+    reasons = {item["path"]: item["reason"] for item in left_out}
+    assert "outside the project" in reasons["settings.yaml"], reasons
+    assert "may hold secrets" in reasons["env.txt"], reasons
+
+    shutil.rmtree(export)
+    asked = ok(run_cli("export", "full", "1", "--include", "settings.yaml", cwd=project))
+    assert "XYZ" in (exported(project) / "code" / "settings.yaml").read_text(), asked

@@ -17,6 +17,8 @@ Always left out, so an export never carries secrets or results by accident:
   ``credentials.json``, ``secrets.*`` and the contents of ``.ssh/``,
   ``.aws/``, ``.gnupg/`` — even when they are tracked (``include`` them by
   name if you really mean to);
+- symbolic links to files outside the project (git holds only the link, so
+  a checkout has no copy of the file either), or to files of it left out;
 - assay's own outputs (the cache, exported runs, reports, logs, the run
   store), ``.git`` and virtual environments.
 
@@ -184,6 +186,10 @@ def plan_snapshot(
             continue
         if _secret(path) and not _matches(path, include):
             snapshot.left_out.append({"path": shown(path), "reason": "may hold secrets"})
+            continue
+        link = _link_problem(snapshot.origin.get(path, root), full, outputs)
+        if link and not _matches(path, include):
+            snapshot.left_out.append({"path": shown(path), "reason": link})
             continue
         snapshot.files.append(path)
     snapshot.files.sort()
@@ -597,6 +603,25 @@ def shown(path: str) -> str:
     file name that is not UTF-8, decoded from the file system with surrogate escapes,
     gets U+FFFD for each byte that is not, as in the git state a run records."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _link_problem(folder: Path, full: Path, outputs: tuple[str, ...]) -> str | None:
+    """Why the file ``full`` of the project ``folder``, a symbolic link, is not copied:
+    its copy would hold the file it leads to, which lies outside the project (git and a
+    colleague's checkout hold only the link: ``settings.yaml`` → ``~/.aws/credentials``),
+    looks like a secret, or is one of assay's outputs. ``None`` for a file that is no
+    link, or leads to a file of the project that is copied itself."""
+    if not full.is_symlink():
+        return None
+    try:
+        target = full.resolve().relative_to(folder.resolve()).as_posix()
+    except (ValueError, OSError, RuntimeError):
+        return "a link to a file outside the project (only the link is in git)"
+    if _secret(target):
+        return f"a link to {shown(target)}, which may hold secrets"
+    if target.startswith(outputs) or _never(target):
+        return f"a link to {shown(target)}, which the snapshot does not take"
+    return None
 
 
 def _never(path: str) -> bool:
