@@ -317,3 +317,24 @@ def test_the_code_snapshot_copies_no_file_a_link_leads_to_outside_the_project(
     shutil.rmtree(export)
     asked = ok(run_cli("export", "full", "1", "--include", "settings.yaml", cwd=project))
     assert "XYZ" in (exported(project) / "code" / "settings.yaml").read_text(), asked
+
+
+@pytest.mark.parametrize("where", ["no git on PATH", "a repository without commits"])
+def test_the_export_note_says_why_the_run_recorded_no_commit(tmp_path: Path, where: str) -> None:
+    """The note said "The run was not in a git repository with commits" also for a run
+    in a repository with commits, made where git was not installed."""
+    project = tmp_path / "prov_s34_nogit"
+    (project / "experiments").mkdir(parents=True)
+    (project / "experiments" / "prov_s34_nogit.py").write_text(EXPERIMENT)
+    init_repo(project, GITIGNORE, commit=where != "a repository without commits")
+    no_git = tmp_path / "bin"
+    no_git.mkdir()
+    env = {"PATH": str(no_git)} if where == "no git on PATH" else None
+
+    ok(run_cli("run", "prov_s34_nogit", "--store-full", cwd=project, env=env))
+
+    note = json.loads((exported(project) / "run.json").read_text())["export"]["code"]["note"]
+    if where == "no git on PATH":
+        assert "git is not installed" in note and "not in a git repository" not in note, note
+    else:
+        assert "no git commit (no commit yet)" in note, note

@@ -415,8 +415,9 @@ def _snapshot_code(config: Any, record: dict, include: list[str], folder: Path, 
     if not git.get("commit"):
         same = None
         note = (
-            "The run was not in a git repository with commits, so nothing recorded tells "
-            f"whether `code/` (the project's files {when}) is the run's code."
+            f"The run recorded no git commit ({git.get('error') or 'no commit yet'}), so "
+            f"nothing recorded tells whether `code/` (the project's files {when}) is the "
+            "run's code."
         )
     elif problem:
         same = False
