@@ -338,3 +338,26 @@ def test_the_export_note_says_why_the_run_recorded_no_commit(tmp_path: Path, whe
         assert "git is not installed" in note and "not in a git repository" not in note, note
     else:
         assert "no git commit (no commit yet)" in note, note
+
+
+def test_the_code_snapshot_leaves_out_exports_written_elsewhere_in_the_project(
+    pickle_export: Path, tmp_path: Path
+) -> None:
+    """An export written into the project with -o (not data/runs/), and a reproduction's
+    working folder there, were copied whole into the next export's code snapshot: their
+    cached artifacts, code copies and run stores, growing with every export."""
+    project = pickle_export.parent.parent.parent
+    ok(run_cli("export", "full", "1", "-o", "exports/first", cwd=project))
+    ok(run_cli("reproduce", "exports/first", "--workdir", "checks/again", cwd=project))
+    (project / "analysis.py").write_text("KEEP = 1\n")  # untracked, and code
+
+    ok(run_cli("run", "prov_s34_pickles", "--store-full", cwd=project))
+
+    (second,) = [p for p in (project / "data" / "runs").iterdir() if p != pickle_export]
+    code = second / "code"
+    assert (code / "analysis.py").is_file()
+    assert not (code / "exports").exists() and not (code / "checks").exists()
+    left_out = json.loads((second / "run.json").read_text())["export"]["code"]["left_out"]
+    reasons = {item["path"]: item["reason"] for item in left_out}
+    assert "an exported run" in reasons["exports/first/"], reasons
+    assert "assay reproduce" in reasons["checks/again/"], reasons

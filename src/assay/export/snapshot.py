@@ -20,7 +20,8 @@ Always left out, so an export never carries secrets or results by accident:
 - symbolic links to files outside the project (git holds only the link, so
   a checkout has no copy of the file either), or to files of it left out;
 - assay's own outputs (the cache, exported runs, reports, logs, the run
-  store), ``.git`` and virtual environments.
+  store; also exports, Docker contexts and reproductions written elsewhere in
+  the project), ``.git`` and virtual environments.
 
 Every file left out for being a secret or ignored is named in the export's
 ``run.json`` (``export.code.left_out``), so you can see what is missing.
@@ -171,11 +172,18 @@ def plan_snapshot(
                 snapshot.left_out.append({"path": shown(path), "reason": "ignored by git"})
     seen = set()
     venvs: dict[str, bool] = {}
+    written: dict[str, str | None] = {}
     for path in candidates:
         if path in seen or path.startswith(outputs) or _never(path):
             continue
         seen.add(path)
         if _in_virtualenv(root, path, venvs):  # one git does not ignore, named otherwise
+            continue
+        held = _in_assay_output(snapshot.origin.get(path, root), path, written)
+        if held is not None and not _matches(path, include):
+            entry = {"path": shown(held[0]), "reason": held[1]}
+            if entry not in snapshot.left_out:
+                snapshot.left_out.append(entry)
             continue
         full = snapshot.origin.get(path, root) / path
         if not full.is_file():  # deleted but still tracked, or a link to a folder
@@ -583,6 +591,36 @@ def _walk(
             if wanted and not (prefix + name).startswith(excluded):
                 found.append(prefix + name)
     return found
+
+
+def _in_assay_output(root: Path, path: str, known: dict[str, str | None]) -> tuple | None:
+    """``(folder/, what it is)`` for the folder on ``path`` that assay wrote outside its
+    usual places (``assay export full -o exports/run7``, ``export docker -o``, ``assay
+    reproduce --workdir``): its artifacts and copied code are no part of the project's
+    code. ``None`` if there is none; ``known`` remembers the folders looked at."""
+    parts = path.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        folder = "/".join(parts[:depth])
+        if folder not in known:
+            known[folder] = _written_by_assay(root / folder)
+        if known[folder]:
+            return folder + "/", known[folder]
+    return None
+
+
+def _written_by_assay(folder: Path) -> str | None:
+    """What ``folder`` is, if assay wrote it: an export, a Docker build context, or the
+    working folder of a reproduction; ``None`` otherwise."""
+    from assay.export.destination import is_build_context, is_full_export
+    from assay.export.reproduce import MARKER
+
+    if (folder / "run.json").is_file() and is_full_export(folder):
+        return "an exported run (assay export full, --store-full), not code"
+    if (folder / "Dockerfile").is_file() and is_build_context(folder):
+        return "a Docker build context (assay export docker), not code"
+    if (folder / MARKER).is_file():
+        return "the working folder of an assay reproduce, not code"
+    return None
 
 
 def _in_virtualenv(root: Path, path: str, known: dict[str, bool]) -> bool:
