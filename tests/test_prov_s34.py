@@ -361,3 +361,25 @@ def test_the_code_snapshot_leaves_out_exports_written_elsewhere_in_the_project(
     reasons = {item["path"]: item["reason"] for item in left_out}
     assert "an exported run" in reasons["exports/first/"], reasons
     assert "assay reproduce" in reasons["checks/again/"], reasons
+
+
+def test_a_link_to_a_file_of_the_project_s_repository_is_copied(tmp_path: Path) -> None:
+    """In a repository holding several projects, a link to shared code beside the project
+    is in every checkout of the repository: its file is part of the run's code."""
+    repository = tmp_path / "mono"
+    (repository / "shared").mkdir(parents=True)
+    (repository / "shared" / "prov_s34_common.py").write_text("EXTRA = 1\n")
+    project = repository / "prov_s34_mono"
+    (project / "experiments").mkdir(parents=True)
+    (project / "experiments" / "prov_s34_mono.py").write_text(
+        "import prov_s34_common  # noqa\n" + EXPERIMENT
+    )
+    (project / "prov_s34_common.py").symlink_to("../shared/prov_s34_common.py")
+    (project / "assay.toml").write_text("")
+    init_repo(repository, GITIGNORE)
+
+    ok(run_cli("run", "prov_s34_mono", "--store-full", cwd=project))
+
+    code = exported(project) / "code"
+    assert (code / "prov_s34_common.py").read_text() == "EXTRA = 1\n"
+    assert not (code / "prov_s34_common.py").is_symlink()

@@ -17,8 +17,9 @@ Always left out, so an export never carries secrets or results by accident:
   ``credentials.json``, ``secrets.*`` and the contents of ``.ssh/``,
   ``.aws/``, ``.gnupg/`` — even when they are tracked (``include`` them by
   name if you really mean to);
-- symbolic links to files outside the project (git holds only the link, so
-  a checkout has no copy of the file either), or to files of it left out;
+- symbolic links to files outside the project's git repository (outside
+  git: the project), of which a checkout holds only the link, or to files
+  left out;
 - assay's own outputs (the cache, exported runs, reports, logs, the run
   store; also exports, Docker contexts and reproductions written elsewhere in
   the project), ``.git`` and virtual environments.
@@ -173,6 +174,7 @@ def plan_snapshot(
     seen = set()
     venvs: dict[str, bool] = {}
     written: dict[str, str | None] = {}
+    repository = _repository_top(root) if listed is not None else root  # what git holds
     for path in candidates:
         if path in seen or path.startswith(outputs) or _never(path):
             continue
@@ -195,7 +197,9 @@ def plan_snapshot(
         if _secret(path) and not _matches(path, include):
             snapshot.left_out.append({"path": shown(path), "reason": "may hold secrets"})
             continue
-        link = _link_problem(snapshot.origin.get(path, root), full, outputs)
+        origin = snapshot.origin.get(path)  # a run's rebuilt code, or the project
+        within = origin if origin is not None else repository
+        link = _link_problem(full, within, origin or root, outputs)
         if link and not _matches(path, include):
             snapshot.left_out.append({"path": shown(path), "reason": link})
             continue
@@ -643,23 +647,34 @@ def shown(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _link_problem(folder: Path, full: Path, outputs: tuple[str, ...]) -> str | None:
-    """Why the file ``full`` of the project ``folder``, a symbolic link, is not copied:
-    its copy would hold the file it leads to, which lies outside the project (git and a
-    colleague's checkout hold only the link: ``settings.yaml`` → ``~/.aws/credentials``),
-    looks like a secret, or is one of assay's outputs. ``None`` for a file that is no
-    link, or leads to a file of the project that is copied itself."""
+def _link_problem(full: Path, within: Path, root: Path, outputs: tuple[str, ...]) -> str | None:
+    """Why ``full``, a symbolic link of the project ``root``, is not copied: its copy
+    would hold the file it leads to, which lies outside ``within`` (the git repository
+    holding the project, or the project outside git: a checkout holds only the link, as
+    for ``settings.yaml`` → ``~/.aws/credentials``), looks like a secret, or is one of
+    assay's outputs. ``None`` for a file that is no link, or leads to one that is code."""
     if not full.is_symlink():
         return None
     try:
-        target = full.resolve().relative_to(folder.resolve()).as_posix()
+        resolved = full.resolve()
+        target = resolved.relative_to(within.resolve()).as_posix()
     except (ValueError, OSError, RuntimeError):
-        return "a link to a file outside the project (only the link is in git)"
+        where = "the project's git repository" if within != root else "the project"
+        return f"a link to a file outside {where} (a checkout holds only the link)"
     if _secret(target):
         return f"a link to {shown(target)}, which may hold secrets"
-    if target.startswith(outputs) or _never(target):
+    mine = _relative(root, resolved) or ""
+    if (mine and mine.startswith(outputs)) or _never(target):
         return f"a link to {shown(target)}, which the snapshot does not take"
     return None
+
+
+def _repository_top(root: Path) -> Path:
+    """The top folder of the git repository holding ``root`` (``root`` if git cannot say)."""
+    found = _git_run(root, "rev-parse", "--show-toplevel")
+    if found.returncode != 0:
+        return root
+    return Path(os.fsdecode(found.stdout.strip()))
 
 
 def _never(path: str) -> bool:
