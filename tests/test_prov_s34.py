@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from assay.cache import file_checksum
+from assay.errors import CacheError
 from conftest import run_cli
 from git_helpers import GITIGNORE, git, init_repo
+from notebook_helpers import execute_notebook
 from test_export import _no_outer_repository, exported, ok  # noqa: F401 (an autouse fixture)
 
 EXPERIMENT = """
@@ -383,3 +385,49 @@ def test_a_link_to_a_file_of_the_project_s_repository_is_copied(tmp_path: Path) 
     code = exported(project) / "code"
     assert (code / "prov_s34_common.py").read_text() == "EXTRA = 1\n"
     assert not (code / "prov_s34_common.py").is_symlink()
+
+
+NOISY = EXPERIMENT.replace(
+    "return list(range(record.params.n))",
+    'return list(range(record.params.n)) + [int.from_bytes(os.urandom(4), "big")]',
+).replace("from dataclasses import dataclass", "import os\nfrom dataclasses import dataclass")
+
+
+def test_the_run_s_notebook_loads_no_bytes_a_later_run_put_under_its_keys(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A stage that is not deterministic, run again with --overwrite: the first run's
+    notebook loaded the later run's values under the first run's name, "with its checksum
+    verified" (against the later sidecar), though the notebook records the run's."""
+    nbformat = pytest.importorskip("nbformat")
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    project = tmp_path / "prov_s34_noisy"
+    (project / "experiments").mkdir(parents=True)
+    (project / "experiments" / "prov_s34_noisy.py").write_text(NOISY)
+    ok(run_cli("run", "prov_s34_noisy", "-q", cwd=project))
+    ok(run_cli("export", "notebook", "1", "-o", "first.ipynb", cwd=project))
+    ok(run_cli("run", "prov_s34_noisy", "-q", "--overwrite", cwd=project))
+
+    notebook = nbformat.read(str(project / "first.ipynb"), as_version=4)
+    rerun = next(i for i, c in enumerate(notebook.cells) if c.source == "## Re-run")
+    notebook.cells = notebook.cells[:rerun]
+    load_cell = next(
+        i
+        for i, cell in enumerate(notebook.cells)
+        if cell.source.startswith("numbers") and "assay.load(key=" in cell.source
+    )
+    notebook.cells = notebook.cells[: load_cell + 1]
+    nbclient = pytest.importorskip("nbclient")
+    with pytest.raises(nbclient.exceptions.CellExecutionError) as failed:
+        execute_notebook(notebook, project)
+    assert "is not the one recorded" in str(failed.value) and "Nothing was loaded" in str(
+        failed.value
+    )
+
+    from assay import load
+
+    (log,) = (project / "logs").glob("prov_s34_noisy-0001-*.json")
+    record = json.loads(log.read_text())
+    first = next(a for a in record["artifacts"] if a["name"] == "numbers")
+    with pytest.raises(CacheError, match="is not the one recorded"):
+        load(key=first["key"], project_root=project, checksum=first["checksum"])
