@@ -232,7 +232,8 @@ def print_reproduction(console: Console, result: Any) -> None:
     console.print(table)
     counts = result.counts()
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    console.print(f"Re-ran in {escape(str(result.workdir))} (run {escape(str(result.run_id))}).",
+    which = f"run {result.run_id}" if result.run_id else "it stopped before its run was recorded"
+    console.print(f"Re-ran in {escape(str(result.workdir))} ({escape(which)}).",
                   soft_wrap=True)  # fmt: skip
     if result.original_status != "completed":
         console.print(

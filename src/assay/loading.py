@@ -40,6 +40,7 @@ def load(
     key: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     project_root: str | os.PathLike | None = None,
+    checksum: str | None = None,
 ) -> Any:
     """Load a cached artifact by name, by path, or by key.
 
@@ -56,6 +57,10 @@ def load(
         key: the artifact's key, ``"<stage run key>.<output>"``.
         cache_dir: the cache folder or URL (default: the project's).
         project_root: the project folder (default: found from the cwd).
+        checksum: the checksum a run recorded for the artifact (``run.json``, ``assay
+            show``): an entry with another one (computed again by a later run, or
+            replaced) is refused before anything is loaded, instead of handing out
+            other bytes than that run's.
 
     Leave out what is unambiguous: ``assay.load("model", param_set="a")``
     works if only one stage of one experiment made a ``model`` for ``a``.
@@ -80,7 +85,25 @@ def load(
     else:
         meta = _meta_by_name(cache, output, param_set, stage, experiment)
         warn_if_made_elsewhere(meta, config.root, cache, config.store_path)
+    if checksum is not None:
+        refuse_other_bytes(meta, checksum, cache)
     return load_artifact(cache, meta)
+
+
+def refuse_other_bytes(meta: dict, checksum: str, cache: CacheStore) -> None:
+    """Raise :class:`CacheError` when the entry ``meta`` describes holds other bytes than
+    those a run recorded with ``checksum``: the value would not be that run's."""
+    found = meta["files"][0]["checksum"]
+    if found == checksum:
+        return
+    raise CacheError(
+        f"The artifact {meta['key']}.{meta['output']} of stage {meta.get('stage')!r} in "
+        f"{cache.location} is not the one recorded (checksum {checksum}): its entry has "
+        f"checksum {found}, made by run {meta.get('run_id') or '(unknown)'} (computed again "
+        "with other bytes, as a stage that is not deterministic does under --overwrite, "
+        "or replaced). Nothing was loaded. The run's export (--store-full) holds its own "
+        "copy; load it from there with cache_dir=EXPORT/cache."
+    )
 
 
 def warn_if_made_elsewhere(

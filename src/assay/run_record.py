@@ -130,6 +130,41 @@ def _record_problem(data: dict) -> str | None:
         named = isinstance(artifact, dict) and "param_set" in artifact
         if not named or not all(isinstance(artifact.get(f), str) for f in ("key", "stage", "name")):
             return f"an artifact lacks its key, parameter set, stage or name ({str(artifact)[:80]})"
+    return _section_problem(data)
+
+
+_SECTIONS = (
+    (("run", "config"), dict),
+    (("provenance",), dict),
+    (("provenance", "git"), dict),
+    (("provenance", "packages"), dict),
+    (("stages",), list),
+    (("param_sets",), list),
+    (("export",), dict),
+    (("export", "files"), dict),
+    (("export", "artifacts"), dict),
+    (("export", "artifacts", "missing"), list),
+    (("export", "artifacts", "changed"), list),
+    (("export", "artifacts", "external"), list),
+    (("export", "code"), dict),
+    (("export", "code", "left_out"), list),
+)
+"""The sections of a run record, and what each is when present (``null`` is as absent)."""
+
+
+def _section_problem(data: dict) -> str | None:
+    """Which section of a run record is not what a record holds there (``export`` a
+    string, ``stages`` a dict, a stage no dict ...), or ``None``."""
+    for path, kind in _SECTIONS:
+        value: Any = data
+        for name in path:
+            value = value.get(name) if isinstance(value, dict) else None
+        if value is not None and not isinstance(value, kind):
+            what = "an object" if kind is dict else "a list"
+            return f"its {'.'.join(path)} is {type(value).__name__}, not {what}"
+    for name in ("stages", "param_sets"):
+        if any(not isinstance(item, dict) for item in data.get(name) or ()):
+            return f"an item of its {name} is not an object"
     return None
 
 

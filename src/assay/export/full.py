@@ -403,34 +403,39 @@ def _snapshot_code(config: Any, record: dict, include: list[str], folder: Path, 
                 except AssayError as exc:
                     problem += f", and the run's code could not be rebuilt from git ({exc})"
         untracked = [p for p in untracked if _python(top / p)]
+        gone = [p for p in untracked if not os.path.lexists(top / p)]  # deleted since
+        untracked = [p for p in untracked if p not in gone]
         snapshot = plan_snapshot(config.root, config, include, run=run_code)
         size = write_snapshot(config.root, snapshot, folder / "code")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     when = f"as they were when this export was made ({taken})"
     modules = [item["path"] for item in snapshot.left_out if item["reason"] == SUBMODULE]
-    same, note = not untracked and not modules, None
+    same, note = not untracked and not gone and not modules, None
     if not git.get("commit"):
         same = None
         note = (
-            "The run was not in a git repository with commits, so nothing recorded tells "
-            f"whether `code/` (the project's files {when}) is the run's code."
+            f"The run recorded no git commit ({git.get('error') or 'no commit yet'}), so "
+            f"nothing recorded tells whether `code/` (the project's files {when}) is the "
+            "run's code."
         )
     elif problem:
         same = False
         note = f"`code/` holds the project's files {when}, NOT the run's code: {problem}."
-    elif untracked:
-        note = (
-            f"git did not track {', '.join(untracked)} at the run"
-            f"{'' if run_code else ' or now'}, and the run recorded no content of such "
-            f"files: they are {when}."
+    elif untracked or gone:
+        note = _untracked_note(untracked, gone, when, run_code is not None)
+    if run_code is not None and run_code.binary:
+        same = False
+        note = (note + " " if note else "") + (
+            f"The run had changed the binary file(s) {', '.join(run_code.binary)}, whose "
+            f"content git's diff does not record: they are {when}."
         )
     if modules:
         note = (note + " " if note else "") + (
             f"`code/` lacks the code of the git submodule(s) {', '.join(modules)}: assay "
             "does not snapshot submodules or repositories inside the project."
         )
-    if problem or modules:
+    if problem or modules or gone or (run_code is not None and run_code.binary):
         log.warning("Export of run %s: %s", record["run"]["id"], note.replace("`", ""))
     return {
         "source": snapshot.source,
@@ -443,6 +448,23 @@ def _snapshot_code(config: Any, record: dict, include: list[str], folder: Path, 
         "note": note,
         "taken": taken,
     }
+
+
+def _untracked_note(untracked: list[str], gone: list[str], when: str, rebuilt: bool) -> str:
+    """The note on the Python files git did not track at the run (their content is not
+    recorded): those taken as they are now, and those gone since, which ``code/`` lacks."""
+    said = []
+    if untracked:
+        said.append(
+            f"git did not track {', '.join(untracked)} at the run{'' if rebuilt else ' or now'}, "
+            f"and the run recorded no content of such files: they are {when}."
+        )
+    if gone:
+        said.append(
+            f"git did not track {', '.join(gone)} at the run, and the run recorded no content "
+            "of such files: they are no longer in the project, so `code/` lacks them."
+        )
+    return " ".join(said)
 
 
 def _python(path: Path) -> bool:

@@ -169,11 +169,13 @@ def notebook_cells(
     cells += [
         ("markdown", f"## Artifacts\n\n{_used(artifacts)} Each is loaded with its checksum "
                      "verified, by the cacher that saved it."),
-        ("code", f"ARTIFACTS = {_literal(table)}\nRECORDED = {_literal(recorded)}\n\n\n"
+        ("code", f"ARTIFACTS = {_literal(table)}\nRECORDED = {_literal(recorded)}\n"
+                 "CHECKSUMS = {a['key']: a['checksum'] for a in RECORDED}\n\n\n"
                  "def load(label):\n"
-                 "    \"\"\"Load an artifact by its label in ARTIFACTS.\"\"\"\n"
-                 "    return assay.load(key=ARTIFACTS[label], cache_dir=ARTIFACT_CACHE)\n\n\n"
-                 "list(ARTIFACTS)"),
+                 "    \"\"\"Load an artifact by its label in ARTIFACTS: the run's bytes only.\"\"\"\n"
+                 "    key = ARTIFACTS[label]\n"
+                 "    return assay.load(key=key, cache_dir=ARTIFACT_CACHE, checksum=CHECKSUMS.get(key))"
+                 "\n\n\nlist(ARTIFACTS)"),
     ]  # fmt: skip
     names = set(TAKEN_NAMES)
     for artifact, label in zip(artifacts[:SHOWN_ARTIFACTS], labels):
@@ -182,8 +184,8 @@ def notebook_cells(
         cells.append(
             (
                 "code",
-                f"{variable} = assay.load(key={artifact['key']!r}, cache_dir=ARTIFACT_CACHE)\n"
-                f"{variable}",
+                f"{variable} = assay.load(key={artifact['key']!r}, cache_dir=ARTIFACT_CACHE"
+                f"{_checksum_argument(artifact)})\n{variable}",
             )
         )
     if len(artifacts) > SHOWN_ARTIFACTS:
@@ -320,6 +322,13 @@ def _identifier(text: str) -> str:
     if keyword.iskeyword(name):
         return f"{name}_artifact"
     return name if name.isidentifier() else "artifact"
+
+
+def _checksum_argument(artifact: dict) -> str:
+    """``, checksum='...'`` for an artifact's load cell: the run's bytes, not those a
+    later run put under the same key; ``""`` when the run recorded no checksum."""
+    checksum = artifact.get("checksum")
+    return f", checksum={checksum!r}" if isinstance(checksum, str) and checksum else ""
 
 
 def _literal(value: Any) -> str:

@@ -19,7 +19,8 @@ What happens:
    same parameter files, ``--names``, ``--indices``, ``--set`` overrides and
    ``--prefix``, with ``--overwrite`` so every stage is recomputed (with
    ``reuse=True`` the exported cache is copied in first and nothing is forced,
-   so only stages whose code or parameters changed recompute).
+   so only stages whose code or parameters changed recompute; an entry that is
+   not the run's artifact as ``run.json`` records it is left out of that copy).
 3. Each artifact of the exported run is compared with the new one: identical
    (same checksum), different (with a description for tables, arrays and
    JSON; see :mod:`assay.export.differences`), missing, damaged (the exported
@@ -243,7 +244,7 @@ def reproduce(
         (workdir / "assay.toml").write_text("# Made by `assay reproduce`: the project root.\n")
     cache = workdir / "data" / "cache"
     if reuse:
-        shutil.copytree(folder / "cache", cache, symlinks=True, dirs_exist_ok=True)
+        _reuse_exported_cache(record, folder / "cache", cache)
     command = [python or sys.executable, "-m", "assay", *spec.cli_args()]
     command += ["--cache", str(cache), "--notes", f"reproduction of {record['run']['id']}"]
     if not reuse:
@@ -329,6 +330,41 @@ def _compare(record: dict, old: CacheStore, new: CacheStore, made: list, result:
     finally:
         sys.path[:] = saved_path
     result.new = list(dict.fromkeys(a.key for a in made if a.key not in used))
+
+
+def _reuse_exported_cache(record: dict, exported: Path, cache: Path) -> list[str]:
+    """Copy the export's cache to ``cache`` for ``--reuse``, keeping only the entries that
+    are the run's artifacts as ``run.json`` records them; return the keys left out.
+
+    A copied entry is loaded by the re-run as a cache hit, and its sidecar alone cannot
+    tell a tampered entry (a file and its sidecar changed together) from the run's: an
+    entry whose file fails its checksum, whose sidecar's checksum is not the one
+    ``run.json`` records, or that is no artifact of the run is removed from the copy, so
+    the re-run computes it again instead of unpickling it.
+    """
+    shutil.copytree(exported, cache, symlinks=True, dirs_exist_ok=True)
+    copy = CacheStore(cache)
+    artifacts = {a["key"]: a for a in record["artifacts"]}
+    left_out = []
+    for folder in copy.stage_folders():
+        for output in folder.outputs:
+            key = f"{folder.key}.{output}"
+            meta = copy.read_meta(folder.key, output)
+            if key not in artifacts:
+                problem = "it is no artifact of the exported run"
+            elif meta is None:
+                problem = "its sidecar cannot be read"
+            else:
+                problem = _damage(artifacts[key], copy, meta)
+            if problem:
+                copy.discard(folder.key, output)
+                left_out.append(key)
+                log.warning(
+                    "--reuse: not reusing %s from the export (%s): the re-run computes it.",
+                    key,
+                    problem,
+                )
+    return left_out
 
 
 def _changed(problem: Any) -> str:

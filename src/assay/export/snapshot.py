@@ -17,8 +17,12 @@ Always left out, so an export never carries secrets or results by accident:
   ``credentials.json``, ``secrets.*`` and the contents of ``.ssh/``,
   ``.aws/``, ``.gnupg/`` — even when they are tracked (``include`` them by
   name if you really mean to);
+- symbolic links to files outside the project's git repository (outside
+  git: the project), of which a checkout holds only the link, or to files
+  left out;
 - assay's own outputs (the cache, exported runs, reports, logs, the run
-  store), ``.git`` and virtual environments.
+  store; also exports, Docker contexts and reproductions written elsewhere in
+  the project), ``.git`` and virtual environments.
 
 Every file left out for being a secret or ignored is named in the export's
 ``run.json`` (``export.code.left_out``), so you can see what is missing.
@@ -51,6 +55,7 @@ __all__ = [
     "plan_snapshot",
     "rebuild_run_code",
     "requirements_txt",
+    "shown",
     "write_snapshot",
 ]
 
@@ -127,6 +132,10 @@ class RunCode:
     submodules: list[str] = field(default_factory=list)
     """The git submodules in the project's folder at the run's commit, relative to the
     project: their code is not in the rebuilt tree."""
+    binary: list[str] = field(default_factory=list)
+    """Binary files the run had changed (or added), relative to the project: the
+    recorded diff says only that they differ, so they are taken from the project as it
+    is now."""
 
 
 def plan_snapshot(
@@ -153,7 +162,7 @@ def plan_snapshot(
         if run is not None:
             candidates = _run_files(root, run, listed, snapshot.origin)
             for path in run.submodules:
-                snapshot.left_out.append({"path": path, "reason": SUBMODULE})
+                snapshot.left_out.append({"path": shown(path), "reason": SUBMODULE})
         if include:
             ignored = _git_ls(root, "--others", "--ignored", "--exclude-standard") or []
             candidates += [p for p in ignored if _matches(p, include)]
@@ -161,24 +170,38 @@ def plan_snapshot(
             _git_ls(root, "--others", "--ignored", "--exclude-standard", "--directory") or []
         ):
             if not path.startswith(outputs) and not _never(path):
-                snapshot.left_out.append({"path": path, "reason": "ignored by git"})
+                snapshot.left_out.append({"path": shown(path), "reason": "ignored by git"})
     seen = set()
     venvs: dict[str, bool] = {}
+    written: dict[str, str | None] = {}
+    repository = _repository_top(root) if listed is not None else root  # what git holds
     for path in candidates:
         if path in seen or path.startswith(outputs) or _never(path):
             continue
         seen.add(path)
         if _in_virtualenv(root, path, venvs):  # one git does not ignore, named otherwise
             continue
+        held = _in_assay_output(snapshot.origin.get(path, root), path, written)
+        if held is not None and not _matches(path, include):
+            entry = {"path": shown(held[0]), "reason": held[1]}
+            if entry not in snapshot.left_out:
+                snapshot.left_out.append(entry)
+            continue
         full = snapshot.origin.get(path, root) / path
         if not full.is_file():  # deleted but still tracked, or a link to a folder
-            folder = {"path": path.rstrip("/") + "/", "reason": SUBMODULE}
+            folder = {"path": shown(path.rstrip("/") + "/"), "reason": SUBMODULE}
             if full.is_dir() and not full.is_symlink() and folder not in snapshot.left_out:
                 # git lists a submodule (or a repository inside this one) as one entry
                 snapshot.left_out.append(folder)
             continue
         if _secret(path) and not _matches(path, include):
-            snapshot.left_out.append({"path": path, "reason": "may hold secrets"})
+            snapshot.left_out.append({"path": shown(path), "reason": "may hold secrets"})
+            continue
+        origin = snapshot.origin.get(path)  # a run's rebuilt code, or the project
+        within = origin if origin is not None else repository
+        link = _link_problem(full, within, origin or root, outputs)
+        if link and not _matches(path, include):
+            snapshot.left_out.append({"path": shown(path), "reason": link})
             continue
         snapshot.files.append(path)
     snapshot.files.sort()
@@ -279,6 +302,7 @@ def rebuild_run_code(root: str | os.PathLike, git: dict, scratch: Path) -> RunCo
     if (git.get("diff") or "").startswith("(the diff could not be recorded"):
         raise AssayError(f"its uncommitted changes were not recorded: {git['diff']}")
     diff = _diff_inside(git.get("diff") or "", inside)
+    diff, binary, deleted = _without_binary_changes(diff)
     if "\ufffd" in diff:
         raise AssayError(
             "its recorded diff of uncommitted changes held bytes that are not UTF-8 text, "
@@ -334,12 +358,37 @@ def rebuild_run_code(root: str | os.PathLike, git: dict, scratch: Path) -> RunCo
                 f"its recorded uncommitted changes do not apply to commit {commit}: "
                 f"{_first_line(applied.stderr)}"
             )
+    for path in binary + deleted:  # the commit's version is not the run's
+        with contextlib.suppress(OSError):
+            (tree / path).unlink()
     folder = tree / part if part != "." else tree
     if not folder.is_dir():
         raise AssayError(f"the project's folder {part} is not in commit {commit}")
     untracked = [p[len(inside) :] for p in git.get("untracked") or () if p.startswith(inside)]
     modules = [os.fsdecode(p)[len(inside) :] + "/" for p in submodules]
-    return RunCode(folder, untracked, modules)
+    changed = [p[len(inside) :] for p in binary if p.startswith(inside)]
+    return RunCode(folder, untracked, modules, changed)
+
+
+_NO_CONTENT = re.compile(r"(?m)^Binary files .* differ$")
+_DELETED = re.compile(r"(?m)^deleted file mode ")
+
+
+def _without_binary_changes(diff: str) -> tuple[str, list[str], list[str]]:
+    """``diff`` without the sections of binary files whose content it does not hold
+    (``Binary files a/X and b/X differ``: ``git apply`` refuses the whole diff for one),
+    and those files, repository-relative: ``(the rest, changed or added, deleted)``."""
+    from assay.provenance import _section_paths
+
+    kept, changed, deleted = [], [], []
+    for section in re.split(r"(?m)^(?=diff --git )", diff):
+        header = section.split("\n@@", 1)[0]
+        if not (section.startswith("diff --git ") and _NO_CONTENT.search(header)):
+            kept.append(section)
+            continue
+        paths = sorted(_section_paths(section) or ())
+        (deleted if _DELETED.search(header) else changed).extend(paths)
+    return "".join(kept), changed, deleted
 
 
 def _diff_inside(diff: str, inside: str) -> str:
@@ -468,8 +517,13 @@ def _run_files(root: Path, run: RunCode, listed: list[str], origin: dict[str, Pa
         files += [prefix + name for name in names]
     origin.update(dict.fromkeys(files, run.folder))
     folders = tuple(p for p in run.untracked if p.endswith("/"))
-    then = set(run.untracked)
-    return files + [p for p in listed if p not in origin and (p in then or p.startswith(folders))]
+    then = set(run.untracked)  # as recorded: a name that is not UTF-8 with U+FFFD (see shown)
+    binary = set(run.binary)  # changed at the run, in ways the record does not hold
+    return files + [
+        p
+        for p in listed
+        if p not in origin and (shown(p) in then or shown(p).startswith(folders) or p in binary)
+    ]
 
 
 def _git_run(
@@ -514,7 +568,9 @@ def _git_ls(root: Path, *args: str) -> list[str] | None:
         return None
     if proc.returncode != 0:
         return None
-    return [p for p in proc.stdout.decode("utf-8", "replace").split("\0") if p]
+    # The names as the file system has them (os.fsdecode): a name that is not UTF-8
+    # (Latin-1, from an older system) decoded with U+FFFD names no file, and was dropped.
+    return [os.fsdecode(p) for p in proc.stdout.split(b"\0") if p]
 
 
 def _walk(
@@ -541,6 +597,36 @@ def _walk(
     return found
 
 
+def _in_assay_output(root: Path, path: str, known: dict[str, str | None]) -> tuple | None:
+    """``(folder/, what it is)`` for the folder on ``path`` that assay wrote outside its
+    usual places (``assay export full -o exports/run7``, ``export docker -o``, ``assay
+    reproduce --workdir``): its artifacts and copied code are no part of the project's
+    code. ``None`` if there is none; ``known`` remembers the folders looked at."""
+    parts = path.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        folder = "/".join(parts[:depth])
+        if folder not in known:
+            known[folder] = _written_by_assay(root / folder)
+        if known[folder]:
+            return folder + "/", known[folder]
+    return None
+
+
+def _written_by_assay(folder: Path) -> str | None:
+    """What ``folder`` is, if assay wrote it: an export, a Docker build context, or the
+    working folder of a reproduction; ``None`` otherwise."""
+    from assay.export.destination import is_build_context, is_full_export
+    from assay.export.reproduce import MARKER
+
+    if (folder / "run.json").is_file() and is_full_export(folder):
+        return "an exported run (assay export full, --store-full), not code"
+    if (folder / "Dockerfile").is_file() and is_build_context(folder):
+        return "a Docker build context (assay export docker), not code"
+    if (folder / MARKER).is_file():
+        return "the working folder of an assay reproduce, not code"
+    return None
+
+
 def _in_virtualenv(root: Path, path: str, known: dict[str, bool]) -> bool:
     """Whether a folder on ``path`` holds a ``pyvenv.cfg`` (a virtual environment, whatever
     its name); ``known`` remembers the folders looked at."""
@@ -552,6 +638,43 @@ def _in_virtualenv(root: Path, path: str, known: dict[str, bool]) -> bool:
         if known[folder]:
             return True
     return False
+
+
+def shown(path: str) -> str:
+    """``path`` as text that can be written anywhere (JSON, a README, the run store): a
+    file name that is not UTF-8, decoded from the file system with surrogate escapes,
+    gets U+FFFD for each byte that is not, as in the git state a run records."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _link_problem(full: Path, within: Path, root: Path, outputs: tuple[str, ...]) -> str | None:
+    """Why ``full``, a symbolic link of the project ``root``, is not copied: its copy
+    would hold the file it leads to, which lies outside ``within`` (the git repository
+    holding the project, or the project outside git: a checkout holds only the link, as
+    for ``settings.yaml`` → ``~/.aws/credentials``), looks like a secret, or is one of
+    assay's outputs. ``None`` for a file that is no link, or leads to one that is code."""
+    if not full.is_symlink():
+        return None
+    try:
+        resolved = full.resolve()
+        target = resolved.relative_to(within.resolve()).as_posix()
+    except (ValueError, OSError, RuntimeError):
+        where = "the project's git repository" if within != root else "the project"
+        return f"a link to a file outside {where} (a checkout holds only the link)"
+    if _secret(target):
+        return f"a link to {shown(target)}, which may hold secrets"
+    mine = _relative(root, resolved) or ""
+    if (mine and mine.startswith(outputs)) or _never(target):
+        return f"a link to {shown(target)}, which the snapshot does not take"
+    return None
+
+
+def _repository_top(root: Path) -> Path:
+    """The top folder of the git repository holding ``root`` (``root`` if git cannot say)."""
+    found = _git_run(root, "rev-parse", "--show-toplevel")
+    if found.returncode != 0:
+        return root
+    return Path(os.fsdecode(found.stdout.strip()))
 
 
 def _never(path: str) -> bool:
