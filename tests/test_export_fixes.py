@@ -777,7 +777,7 @@ def test_reproduce_of_an_interrupted_run_says_it_compares_only_what_the_run_made
     result = run_cli("reproduce", exported(tmp_project), cwd=tmp_project)
 
     assert result.code == 0, result  # the flag is no part of the code: the re-run completes
-    assert "The exported run was interrupted (not completed)" in result.text, result
+    assert "The exported run was interrupted (it did not complete)" in result.text, result
     assert "only the 1 artifact(s) it made are compared" in result.text, result
 
 

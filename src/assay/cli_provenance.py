@@ -236,14 +236,20 @@ def print_reproduction(console: Console, result: Any) -> None:
     console.print(f"Re-ran in {escape(str(result.workdir))} ({escape(which)}).",
                   soft_wrap=True)  # fmt: skip
     if result.original_status != "completed":
+        ended = _ENDED.get(result.original_status, f"ended {result.original_status}")
         console.print(
-            f"[yellow]The exported run was {escape(result.original_status)}[/] (not completed): "
+            f"[yellow]The exported run {escape(ended)}[/] (it did not complete): "
             f"only the {len(result.checks)} artifact(s) it made are compared.",
             soft_wrap=True,
         )
     if result.new:
         console.print(f"{len(result.new)} artifact(s) the original run did not have.")
-    if result.returncode != 0:
+    if result.failed_alike:
+        console.print(
+            f"[yellow]The re-run failed as the exported run did:[/] {escape(result.rerun_error)}",
+            soft_wrap=True,
+        )
+    elif result.returncode != 0:
         console.print(f"[red]The re-run failed (exit status {result.returncode}).[/]")
         if result.left_out:
             console.print(
@@ -271,6 +277,9 @@ def print_reproduction(console: Console, result: Any) -> None:
     if result.exact and counts.get("equivalent"):
         verdict = "[green]exact in values[/] (some saved bytes differ)"
     console.print(f"{summary or 'no artifacts'}: the reproduction is {verdict}.")
+
+
+_ENDED = {"failed": "failed", "interrupted": "was interrupted", "running": "had not ended"}
 
 
 def _packages(changes: dict, shown: int = 10) -> str:

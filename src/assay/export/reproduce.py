@@ -118,13 +118,28 @@ class Reproduction:
     original_status: str = "completed"
     """How the exported run ended (``completed``, ``failed``, ``interrupted``): only the
     artifacts it made before it stopped are compared."""
+    original_error: str | None = None
+    """The exported run's error, if it failed."""
+    rerun_error: str | None = None
+    """The re-run's error as its run store recorded it, if it failed."""
+
+    @property
+    def failed_alike(self) -> bool:
+        """Whether the exported run failed and the re-run failed with the same error."""
+        return (
+            self.original_status == "failed"
+            and self.returncode != 0
+            and self.rerun_error is not None
+            and self.rerun_error == self.original_error
+        )
 
     @property
     def exact(self) -> bool:
-        """Whether the run completed and every artifact came out identical (or equivalent,
-        with ``equivalent_ok``)."""
+        """Whether the run completed (or failed as the exported run did) and every
+        artifact came out identical (or equivalent, with ``equivalent_ok``)."""
         accepted = ("identical", "equivalent") if self.equivalent_ok else ("identical",)
-        return self.returncode == 0 and all(c.status in accepted for c in self.checks)
+        ended_alike = self.returncode == 0 or self.failed_alike
+        return ended_alike and all(c.status in accepted for c in self.checks)
 
     def counts(self) -> dict[str, int]:
         """``{status: number of artifacts}``."""
@@ -262,6 +277,7 @@ def reproduce(
     result.equivalent_ok = equivalent_ok
     result.code_note = code_note((record.get("export") or {}).get("code") or {})
     result.original_status = str(record["run"].get("status") or "completed")
+    result.original_error = record["run"].get("error")
     result.original_run = str(record["run"].get("id") or "")
     for item in ((record.get("export") or {}).get("code") or {}).get("left_out") or []:
         if isinstance(item, dict) and item.get("path"):
@@ -486,7 +502,7 @@ def _new_artifacts(store_path: Path, result: Reproduction, earlier: set[str]) ->
         runs = store.list_runs(limit=1)
         if not runs or runs[0].id in earlier:
             return []
-        result.run_id = runs[0].id
+        result.run_id, result.rerun_error = runs[0].id, runs[0].error
         return store.artifacts(runs[0].id)
 
 
