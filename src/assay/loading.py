@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,10 @@ def own_run(store_path: str | os.PathLike) -> Callable[[str, str], bool]:
 
     def recorded(run_id: str, key: str) -> bool:
         if not stores:
-            stores.append(RunStore(store_path) if Path(store_path).is_file() else None)
+            store = RunStore(store_path) if Path(store_path).is_file() else None
+            if store is not None:  # closed with this function: an open connection warns
+                weakref.finalize(recorded, store.close)
+            stores.append(store)
         if stores[0] is None:
             return False
         try:
