@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import numbers
 import os
 import platform
@@ -59,6 +60,8 @@ from typing import Any, NamedTuple
 from assay.compat import names_curifactory_has
 from assay.errors import RunStoreError
 from assay.humanize import format_size
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ARTIFACT_ACTIONS",
@@ -757,7 +760,7 @@ class RunStore:
     @staticmethod
     def _provenance_in(db: sqlite3.Connection, number: int) -> dict[str, Any]:
         row = db.execute("SELECT data_json FROM provenance WHERE run = ?", (number,)).fetchone()
-        data = json.loads(row[0]) if row else {}
+        data = _loads(row[0], {}, f"provenance of run {number}") if row else {}
         return data if isinstance(data, dict) else {}
 
     def provenance(self, run: int | str) -> dict[str, Any] | None:
@@ -767,7 +770,7 @@ class RunStore:
         as are those of :meth:`param_sets`, :meth:`stages` and :meth:`artifacts`.
         """
         rows = self._rows_of(run, "SELECT data_json FROM provenance")
-        return json.loads(rows[0][0]) if rows else None
+        return _loads(rows[0][0], {}, f"provenance of run {run}") if rows else None
 
     def known_checksums(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]:
         """``{key: (checksum, size)}`` for the artifact keys any earlier run recorded."""
@@ -807,7 +810,10 @@ class RunStore:
     def param_sets(self, run: int | str) -> list[ParamSetInfo]:
         """The parameter sets recorded for a run (a number, id, ...), in the order recorded."""
         rows = self._rows_of(run, "SELECT name, hash, cls, values_json FROM param_sets")
-        return [ParamSetInfo(name, h, cls, json.loads(values)) for name, h, cls, values in rows]
+        return [
+            ParamSetInfo(name, h, cls, _loads(values, {}, f"values of parameter set {name!r}"))
+            for name, h, cls, values in rows
+        ]
 
     def stages(self, run: int | str) -> list[StageRunInfo]:
         """The stage records of a run (a number, id, ...), in the order recorded."""
@@ -1258,13 +1264,25 @@ def _run_filter(experiment: str | None, status: str | None) -> tuple[str, list]:
 
 def _run_from_row(row: tuple[Any, ...]) -> RunInfo:
     values = dict(zip(_RUN_COLUMN_NAMES, row))
-    values["param_names"] = json.loads(values.pop("param_names_json"))
-    values["config"] = json.loads(values.pop("config_json"))
+    what = f"run {values.get('number')}'s"
+    values["param_names"] = _loads(values.pop("param_names_json"), [], f"{what} set names")
+    values["config"] = _loads(values.pop("config_json"), {}, f"{what} settings")
     if isinstance(values["config"], dict):
         values["config"].pop("process_id", None)  # the store's own bookkeeping
     if values["git_dirty"] is not None:
         values["git_dirty"] = bool(values["git_dirty"])
     return RunInfo(**values)
+
+
+def _loads(text: Any, fallback: Any, what: str) -> Any:
+    """A JSON column's value, or ``fallback`` (with a warning naming ``what``) if it is
+    damaged (edited by hand, or by a failing disk): one bad entry must not stop ``assay
+    ls`` and the others from showing every run."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        log.warning("Part of the run store is damaged (not JSON), shown as empty: %s.", what)
+        return fallback
 
 
 def _set_wal(db: sqlite3.Connection) -> None:
