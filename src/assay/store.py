@@ -531,7 +531,8 @@ class RunStore:
 
     @contextmanager
     def _noting_unrecorded(self, run_id: str) -> Iterator[None]:
-        """If what a run did cannot be written (a full disk), leave an empty marker file
+        """If what a run did cannot be written (a full disk, a store another process kept
+        locked), leave an empty marker file
         beside the store, which fits where nothing else does: when the run is settled
         later (:meth:`settle_abandoned_runs`), it is said why it was not recorded
         instead of blaming a kill."""
@@ -539,11 +540,11 @@ class RunStore:
             yield
         except RunStoreError as exc:
             cause = exc.__cause__
-            full = self._unwritable is not None or (
-                isinstance(cause, sqlite3.Error) and _cannot_write(cause)
+            unwritable = self._unwritable is not None or (
+                isinstance(cause, sqlite3.Error) and (_cannot_write(cause) or _locked(cause))
             )
             number = _run_number_of(run_id)
-            if full and number is not None:
+            if unwritable and number is not None:
                 with suppress(OSError):
                     self._unrecorded_marker(number).touch()
             raise
@@ -1419,7 +1420,8 @@ _ABANDONED = (
 
 _UNRECORDED = (
     "The run ended, but what it did could not be recorded: the run store could not be "
-    "written (its disk was full, or failing), so its stages and artifacts are not listed "
+    "written (its disk was full or failing, or another process kept it locked), so its "
+    "stages and artifacts are not listed "
     "here; its log may say more. Stages that finished stay cached: run the same command "
     "again to record a run that reuses them."
 )
@@ -1428,6 +1430,11 @@ _UNRECORDED = (
 def _cannot_write(exc: sqlite3.Error) -> bool:
     """Whether SQLite failed because it cannot write beside the store (a full disk)."""
     return "disk I/O error" in str(exc) or "disk is full" in str(exc)
+
+
+def _locked(exc: sqlite3.Error) -> bool:
+    """Whether SQLite failed because another process kept the store locked past the wait."""
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _run_number_of(run_id: str) -> int | None:
