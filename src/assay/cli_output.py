@@ -469,6 +469,10 @@ def _summarised(names: list[str], shown_at_most: int = 3) -> str:
     return f"{listed} (+{more} more)" if more > 0 else listed
 
 
+SHOWN_ROWS = 200
+"""``assay show`` lists at most this many parameter sets and stage runs."""
+
+
 def print_run(console: Console, store: Any, run: Any, config: Any = None) -> None:
     """``assay show RUN`` (``config``: the project's settings, where a run still going on
     keeps its progress file; default: those of the project of the current folder)."""
@@ -505,7 +509,7 @@ def print_run(console: Console, store: Any, run: Any, config: Any = None) -> Non
         table.add_column("name", overflow="fold")  # folded, never cut: --names takes them
         table.add_column("hash", no_wrap=True, min_width=12)
         table.add_column("values", overflow="fold")
-        for p in sets:
+        for p in sets[:SHOWN_ROWS]:
             # Every field (the table wraps long lines); text quoted, so "[a]" is not a list.
             values = ", ".join(
                 f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
@@ -514,12 +518,14 @@ def print_run(console: Console, store: Any, run: Any, config: Any = None) -> Non
             )
             table.add_row(shown(p.name), p.hash[:12], shown(values))
         console.print(table)
+        if len(sets) > SHOWN_ROWS:
+            console.print(f"... and {len(sets) - SHOWN_ROWS} more parameter sets.")
     stages = store.stages(run.id)
     if stages:
         table = Table(title="stages")
         for column in ("parameter set", "stage", "status", "seconds"):
             table.add_column(column, overflow="fold")
-        for s in stages[:200]:
+        for s in stages[:SHOWN_ROWS]:
             table.add_row(
                 shown(s.param_set or ""),
                 shown(s.stage),
@@ -527,8 +533,8 @@ def print_run(console: Console, store: Any, run: Any, config: Any = None) -> Non
                 f"{s.duration_s:.3f}" if s.duration_s is not None else "",
             )
         console.print(table)
-        if len(stages) > 200:
-            console.print(f"... and {len(stages) - 200} more stage runs.")
+        if len(stages) > SHOWN_ROWS:
+            console.print(f"... and {len(stages) - SHOWN_ROWS} more stage runs.")
     elif run.status == "running":  # the run store learns its stages when it ends
         print_progress(console, store, run, config)
     artifacts = store.artifacts(run.id)
