@@ -222,6 +222,27 @@ def test_sweep_gives_each_parameter_set_once_with_its_values(client):
     assert page.status_code == 200 and 'id="sweep-table"' in page.text
 
 
+def sweep_ranking(client, query: str) -> list[float]:
+    """The metric's values in the sweep page's "Best first" table, top to bottom."""
+    html = client.get(f"/sweep?experiment=sweep&{query}").text
+    table = html.split('id="sweep-table"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td>.*?</tr>", table, re.DOTALL)
+    return [float(re.findall(r'<td class="num">([^<]+)</td>', row)[0]) for row in rows]
+
+
+def test_sweep_ranks_a_loss_lowest_first_and_can_be_told_otherwise(client):
+    """The "Best first" table put the highest value first for every metric: for a loss, the worst."""
+    assert client.get("/api/sweep?experiment=sweep&metric=loss").json()["best"] == "lowest"
+    assert client.get("/api/sweep?experiment=sweep&metric=accuracy").json()["best"] == "highest"
+    losses = sweep_ranking(client, "metric=loss")
+    assert len(losses) == 10 and losses == sorted(losses)
+    accuracies = sweep_ranking(client, "metric=accuracy")
+    assert accuracies == sorted(accuracies, reverse=True)
+    assert sweep_ranking(client, "metric=loss&best=highest") == sorted(losses, reverse=True)
+    assert sweep_ranking(client, "metric=loss&best=nonsense") == losses  # ignored, as x= is
+    assert "(lowest loss first)" in client.get("/sweep?experiment=sweep&metric=loss").text
+
+
 # -- lineage and previews -----------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ import hmac
 import json
 import logging
 import math
+import re
 import sqlite3
 from collections.abc import Iterator
 from functools import cached_property
@@ -489,6 +490,7 @@ class Dashboard:
             return {
                 "experiments": [], "experiment": None, "metrics": [], "metric": None,
                 "points": [], "fields": [], "x": None, "color": None, "all": False,
+                "best": "highest",
             }  # fmt: skip
         db = self.db()
         try:
@@ -509,17 +511,21 @@ class Dashboard:
         names = [f["name"] for f in fields]
         x = args.get("x") if args.get("x") in names else next(iter(names), None)
         color = args.get("color") if args.get("color") in names else None
+        best = args.get("best")
+        if best not in ("highest", "lowest"):
+            best = "lowest" if metric and lower_is_better(metric) else "highest"
         return {
             "experiments": experiments, "experiment": experiment, "metrics": metrics,
             "metric": metric, "points": points, "fields": fields, "x": x, "color": color,
-            "all": all_runs,
+            "all": all_runs, "best": best,
         }  # fmt: skip
 
     def sweep_page(self, request: Request) -> Response:
         data = self._sweep(request)
-        ranked = sorted(data["points"], key=lambda p: (p["value"] is None, -(p["value"] or 0)))[
-            :200
-        ]
+        sign = -1 if data["best"] == "highest" else 1
+        ranked = sorted(
+            data["points"], key=lambda p: (p["value"] is None, sign * (p["value"] or 0))
+        )[:200]
         return self.page(
             "sweep.html.j2",
             title="Sweep",
@@ -651,6 +657,17 @@ def _multi(request: Request) -> dict[str, list[str]]:
     for key, value in request.query_params.multi_items():
         found.setdefault(key, []).append(value)
     return found
+
+
+_LOWER_IS_BETTER = frozenset(
+    {"loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity", "cost", "regret"}
+)
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether ``metric``'s name says it is a loss or an error (``val_loss``, ``test_mse``),
+    which the sweep ranks lowest first unless told otherwise."""
+    return not _LOWER_IS_BETTER.isdisjoint(re.split(r"[^a-z0-9]+", metric.lower()))
 
 
 def _varying_fields(points: list[dict]) -> list[dict[str, Any]]:
