@@ -79,3 +79,28 @@ def test_a_rerun_that_fails_otherwise_is_not_exact(tmp_path: Path) -> None:
     assert result.code == 1, result
     assert "The re-run failed (exit status 1)" in text, text
     assert "the reproduction is not exact" in text, text
+
+
+GOOD = EXPERIMENT.replace("(len(numbers) - record.params.n)", "(len(numbers) + record.params.n)")
+
+
+def test_a_dry_cache_run_has_nothing_to_compare_and_is_not_exact(tmp_path: Path) -> None:
+    """``--store-full --dry-cache`` of stages that ran: the export had no artifacts, and
+    reproduce said "no artifacts: the reproduction is exact"."""
+    root = tmp_path / "proj"
+    (root / "experiments").mkdir(parents=True)
+    (root / "assay.toml").write_text("")
+    (root / "experiments" / "dry_s34.py").write_text(GOOD)
+    ran = run_cli("run", "dry_s34", "--dry-cache", "--store-full", "-q", cwd=root)
+    assert ran.code == 0, ran
+    (export,) = (root / "data" / "runs").iterdir()
+    readme = " ".join((export / "README.md").read_text().split())
+    assert "2 stage run(s) it executed with --dry-cache, which saved nothing" in readme, readme
+
+    result = run_cli("reproduce", export, cwd=root)
+    assert result.code == 1, result
+    assert (
+        "The exported run ran with --dry-cache: the 2 stage run(s) it executed saved nothing"
+        in result.text
+    )
+    assert "the reproduction is not exact" in result.text, result

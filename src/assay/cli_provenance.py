@@ -242,6 +242,12 @@ def print_reproduction(console: Console, result: Any) -> None:
             f"only the {len(result.checks)} artifact(s) it made are compared.",
             soft_wrap=True,
         )
+    if result.unsaved:
+        console.print(
+            f"[yellow]The exported run ran with --dry-cache:[/] the {result.unsaved} stage "
+            "run(s) it executed saved nothing, so there is nothing of theirs to compare.",
+            soft_wrap=True,
+        )
     if result.new:
         console.print(f"{len(result.new)} artifact(s) the original run did not have.")
     if result.failed_alike:

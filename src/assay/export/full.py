@@ -71,7 +71,14 @@ from assay.store import RunStore
 
 log = logging.getLogger("assay")
 
-__all__ = ["code_note", "export_cache_of", "export_run", "not_included", "portable"]
+__all__ = [
+    "code_note",
+    "export_cache_of",
+    "export_run",
+    "not_included",
+    "portable",
+    "unsaved_stage_runs",
+]
 
 EXPORT_ENTRIES = frozenset(
     {
@@ -208,9 +215,21 @@ def not_included(record: dict) -> str | None:
          "run, or damaged)"),
         (len(set(artifacts.get("external") or [])), "files outside the cache (path_override, "
          "file references)"),
+        (unsaved_stage_runs(record), "stage run(s) it executed with --dry-cache, which saved "
+         "nothing, so their artifacts were never cached or recorded"),
     ]  # fmt: skip
     said = [f"{number} {why}" for number, why in reasons if number]
     return "; ".join(said) if said else None
+
+
+def unsaved_stage_runs(record: dict) -> int:
+    """How many stage runs the run executed with ``--dry-cache``: they saved nothing, so
+    the run records none of their artifacts and an export has none to compare with."""
+    config = (record.get("run") or {}).get("config") or {}
+    if not (isinstance(config, dict) and config.get("dry_cache")):
+        return 0
+    stages = record.get("stages") or []
+    return sum(1 for s in stages if isinstance(s, dict) and s.get("status") == "executed")
 
 
 def _left_out(record: dict) -> str:

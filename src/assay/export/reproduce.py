@@ -47,7 +47,7 @@ from typing import Any
 from assay.cache import CacheStore
 from assay.errors import AssayError, CorruptArtifactError
 from assay.export.differences import describe_difference, values_equal
-from assay.export.full import code_note, require_export
+from assay.export.full import code_note, require_export, unsaved_stage_runs
 from assay.keys import split_artifact_key
 from assay.run_record import read_run_record
 
@@ -122,6 +122,9 @@ class Reproduction:
     """The exported run's error, if it failed."""
     rerun_error: str | None = None
     """The re-run's error as its run store recorded it, if it failed."""
+    unsaved: int = 0
+    """Stage runs the exported run executed with ``--dry-cache``: they saved nothing, so
+    there is nothing of theirs to compare, and the reproduction cannot be called exact."""
 
     @property
     def failed_alike(self) -> bool:
@@ -139,7 +142,8 @@ class Reproduction:
         artifact came out identical (or equivalent, with ``equivalent_ok``)."""
         accepted = ("identical", "equivalent") if self.equivalent_ok else ("identical",)
         ended_alike = self.returncode == 0 or self.failed_alike
-        return ended_alike and all(c.status in accepted for c in self.checks)
+        compared = all(c.status in accepted for c in self.checks)
+        return ended_alike and compared and not self.unsaved
 
     def counts(self) -> dict[str, int]:
         """``{status: number of artifacts}``."""
@@ -278,6 +282,7 @@ def reproduce(
     result.code_note = code_note((record.get("export") or {}).get("code") or {})
     result.original_status = str(record["run"].get("status") or "completed")
     result.original_error = record["run"].get("error")
+    result.unsaved = unsaved_stage_runs(record)
     result.original_run = str(record["run"].get("id") or "")
     for item in ((record.get("export") or {}).get("code") or {}).get("left_out") or []:
         if isinstance(item, dict) and item.get("path"):
