@@ -39,6 +39,7 @@ import dataclasses
 import enum
 import functools
 import inspect
+import io
 import linecache
 import os
 import pathlib
@@ -66,12 +67,14 @@ _FORMAT_VERSION = b"assay-hash-1\x00"
 """Written first into every hash; bump it only to invalidate every cache on purpose."""
 
 _HINT = (
-    "Tell assay how to hash it: in the parameter set, add an entry to "
-    "`hash_representations` (e.g. `hash_representations: dict = "
-    "set_hash_functions(my_field=lambda self, value: repr(value))`), or declare the "
-    "field as `field(default=..., metadata={'hash': repr})` (or `{'hash': False}` to "
-    "leave it out of the hash); or define `__assay_hash__(self)` on the class."
+    "Tell assay how to hash it: leave the field out of the hash (`field(default=..., "
+    "metadata={'hash': False})`, or `hash_representations: dict = "
+    "set_hash_functions(my_field=None)`), or give a function that returns what identifies "
+    "the value, the same in every run (`metadata={'hash': lambda f: f.name}` for an open "
+    "file); not `repr`, which for most such objects holds a memory address, so that no run "
+    "would reuse another's results. Or define `__assay_hash__(self)` on the class."
 )
+"""The advice that follows "cannot hash": ways that give the same hash in every run."""
 
 _BUILTIN_CALLABLES = (
     types.BuiltinFunctionType,
@@ -107,6 +110,13 @@ class _WalkError(Exception):
 
 class _Unhashable(_WalkError, TypeError):
     pass
+
+
+def _is_open_stream(obj: Any) -> bool:
+    """A file or stream object, whose attributes (``{'mode': 'r'}``) do not tell it from
+    another: hashed by them, every open file would be the same value. In-memory buffers
+    (``io.StringIO``, ``io.BytesIO``) hash by their content and are not among them."""
+    return isinstance(obj, io.IOBase) and not isinstance(obj, (io.StringIO, io.BytesIO))
 
 
 class _Cyclic(_WalkError, ValueError):
@@ -546,6 +556,11 @@ class _Walker:
 
     def _object_state(self, obj: Any) -> None:
         cls = type(obj)
+        if _is_open_stream(obj):
+            raise _Unhashable(
+                f"an open file or stream ('{_module_name(cls)}.{cls.__qualname__}') cannot be "
+                f"hashed: its attributes do not say which file it reads. {_HINT}"
+            )
         getstate = getattr(cls, "__getstate__", None)
         if getstate is not None and getstate is not _OBJECT_GETSTATE:
             state = obj.__getstate__()

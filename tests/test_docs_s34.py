@@ -1,0 +1,70 @@
+"""What the README and docs/ promise, checked as a new researcher follows them (session 34)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import assay
+from assay.errors import ParameterError
+
+
+@dataclass
+class _DocsHandleParams(assay.ExperimentParameters):
+    handle: Any = None
+
+
+@dataclass
+class _DocsHandleByName(assay.ExperimentParameters):
+    handle: Any = field(default=None, metadata={"hash": lambda f: f.name})
+
+
+def test_an_open_file_in_a_parameter_set_is_refused_not_hashed_by_its_mode(tmp_path: Path):
+    """The README: "A value assay cannot hash (a lock, an open file or connection) stops the
+    run before anything executes, with a ParameterError naming the parameter set and field".
+    An open file was hashed by its attributes, ``{'mode': 'r'}``: sets holding two different
+    files had one hash, so one's cached results were reused for the other."""
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    (tmp_path / "b.csv").write_text("x\n2\n")
+
+    for mode in ("r", "rb"):
+        with open(tmp_path / "a.csv", mode) as handle, pytest.raises(ParameterError) as refused:
+            _DocsHandleParams(name="files", handle=handle).params_hash()
+        message = str(refused.value)
+        assert "Parameter set 'files'" in message and "_DocsHandleParams.handle" in message
+        assert "an open file or stream" in message, message
+
+    with open(tmp_path / "a.csv") as a, open(tmp_path / "b.csv") as b:  # the README's way
+        by_a = _DocsHandleByName(name="files", handle=a).params_hash()
+        assert by_a != _DocsHandleByName(name="files", handle=b).params_hash()
+    in_memory = [_DocsHandleParams(handle=io.StringIO(text)).params_hash() for text in "12"]
+    assert in_memory[0] != in_memory[1]  # a buffer in memory is hashed by its content
+
+
+def test_the_advice_for_a_value_assay_cannot_hash_keeps_results_reusable(tmp_path: Path):
+    """A lock in a parameter set was refused with advice to hash it by ``repr``
+    (``set_hash_functions(my_field=lambda self, value: repr(value))`` or
+    ``metadata={'hash': repr}``), which holds the object's memory address: every run then
+    hashed the set differently and no run ever reused another's results. The README says
+    not to use ``repr``; the message now says the same and shows a stable way."""
+    import threading
+
+    with pytest.raises(ParameterError) as refused:
+        _DocsHandleParams(name="locked", handle=threading.Lock()).params_hash()
+
+    message = str(refused.value)
+    assert "repr(value)" not in message and "'hash': repr}" not in message, message
+    assert "not `repr`" in message, message
+    assert "the same in every run" in message, message
+    assert "metadata={'hash': lambda f: f.name}" in message, message
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    with open(data) as first, open(data) as second:  # the advice, followed as written
+        assert (
+            _DocsHandleByName(name="f", handle=first).params_hash()
+            == _DocsHandleByName(name="f", handle=second).params_hash()
+        )
