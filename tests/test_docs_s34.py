@@ -68,3 +68,49 @@ def test_the_advice_for_a_value_assay_cannot_hash_keeps_results_reusable(tmp_pat
             _DocsHandleByName(name="f", handle=first).params_hash()
             == _DocsHandleByName(name="f", handle=second).params_hash()
         )
+
+
+DOCS_FILE_EXPERIMENT = """
+import os
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+def get_params():
+    return [Params(name="p")]
+
+
+@assay.stage(outputs=["text"], cachers=[JsonCacher])
+def read_all(record, handle=None):
+    return handle.read()
+
+
+def run(param_sets, manager):
+    with open(os.environ["DOCS_S34_FILE"]) as handle:
+        record = read_all(assay.Record(manager, param_sets[0]), handle=handle)
+        return record.state["text"]  # read here: the stage runs while the file is open
+"""
+
+
+def test_a_stage_given_another_open_file_does_not_reuse_the_first_files_result(
+    tmp_project: Path, monkeypatch
+):
+    """``read_all(record, handle=open(path))``: the value passed in was keyed by the file's
+    mode, so a run given another file reused the first file's result."""
+    (tmp_project / "experiments" / "docs_s34_files.py").write_text(DOCS_FILE_EXPERIMENT)
+    (tmp_project / "a.csv").write_text("from a")
+    (tmp_project / "b.csv").write_text("from b")
+
+    monkeypatch.setenv("DOCS_S34_FILE", str(tmp_project / "a.csv"))
+    first = assay.run_experiment("docs_s34_files", project_root=tmp_project)
+    monkeypatch.setenv("DOCS_S34_FILE", str(tmp_project / "b.csv"))
+    second = assay.run_experiment("docs_s34_files", project_root=tmp_project)
+
+    assert (first.results, second.results) == ("from a", "from b")
