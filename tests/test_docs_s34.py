@@ -114,3 +114,67 @@ def test_a_stage_given_another_open_file_does_not_reuse_the_first_files_result(
     second = assay.run_experiment("docs_s34_files", project_root=tmp_project)
 
     assert (first.results, second.results) == ("from a", "from b")
+
+
+DOCS_RNG_EXPERIMENT = """
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import assay
+from assay.caching import JsonCacher
+
+RNG = np.random.default_rng(0)
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    rng: Any = field(default_factory=lambda: np.random.default_rng(1))
+
+
+def get_params():
+    return [Params(name="seed1"), Params(name="seed2", rng=np.random.default_rng(2))]
+
+
+@assay.stage(outputs=["draw"], cachers=[JsonCacher])
+def draw(record):
+    return float(record.params.rng.random())
+
+
+@assay.stage(inputs=["draw"], outputs=["shifted"], cachers=[JsonCacher])
+def shift(record, draw):
+    return draw + 0.0 * float(RNG.random())  # a module-level generator: keyed by its type
+
+
+def run(param_sets, manager):
+    results = {}
+    for params in param_sets:
+        results[params.name] = shift(draw(assay.Record(manager, params))).state["draw"]
+    return results
+"""
+
+
+def test_parameter_sets_holding_numpy_generators_of_other_seeds_do_not_share_results(
+    tmp_project: Path,
+):
+    """``rng: Any = field(default_factory=lambda: np.random.default_rng(1))``: a numpy
+    ``Generator`` was hashed by its ``__getstate__()``, which is ``None``, so generators of
+    every seed hashed alike and the set seeded 2 got the draws of the set seeded 1."""
+    np = pytest.importorskip("numpy")
+    from assay.hashing import hash_value
+
+    (tmp_project / "experiments" / "docs_s34_rng.py").write_text(DOCS_RNG_EXPERIMENT)
+
+    first = assay.run_experiment("docs_s34_rng", project_root=tmp_project)
+    again = assay.run_experiment("docs_s34_rng", project_root=tmp_project)
+
+    expected = {f"seed{s}": float(np.random.default_rng(s).random()) for s in (1, 2)}
+    assert first.results == expected
+    assert again.results == expected
+    statuses = {(s.spec.name, s.record_label): s.status for s in again.plan.nodes}
+    assert set(statuses.values()) == {"cached"}, statuses  # the module's RNG drew meanwhile
+    drawn = np.random.default_rng(1)
+    drawn.random()
+    assert hash_value(drawn) != hash_value(np.random.default_rng(1))
+    assert hash_value(np.random.PCG64(1)) != hash_value(np.random.PCG64(2))

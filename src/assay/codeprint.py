@@ -1014,4 +1014,11 @@ def _is_plain_data(value: Any) -> bool:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return True
     module = type(value).__module__.split(".")[0]
-    return module in ("numpy", "pandas")
+    return module in ("numpy", "pandas") and not _is_random_generator(value)
+
+
+def _is_random_generator(value: Any) -> bool:
+    """A numpy random generator (``RNG = np.random.default_rng(0)``): state that changes with
+    every draw, as ``random.Random``'s does, so it counts by its type, not by its state."""
+    random = sys.modules.get("numpy.random")
+    return random is not None and isinstance(value, (random.Generator, random.BitGenerator))

@@ -564,6 +564,12 @@ class _Walker:
         getstate = getattr(cls, "__getstate__", None)
         if getstate is not None and getstate is not _OBJECT_GETSTATE:
             state = obj.__getstate__()
+            if state is None and not hasattr(obj, "__dict__"):
+                raise _Unhashable(
+                    f"assay cannot see the state of an object of type "
+                    f"'{_module_name(cls)}.{cls.__qualname__}' (its __getstate__() gives "
+                    f"None), so it cannot tell one such object from another. {_HINT}"
+                )
         elif hasattr(obj, "__dict__"):
             state = vars(obj)
         else:
@@ -600,9 +606,20 @@ class _Walker:
         elif isinstance(obj, np.ufunc):
             self._w(b"U")
             self._text(obj.__name__)
+        elif isinstance(obj, (np.random.Generator, np.random.BitGenerator)):
+            self._random_generator(obj)
         else:
             return False
         return True
+
+    def _random_generator(self, obj: Any) -> None:
+        """A numpy random generator, by its bit generator's state: the numbers it will draw.
+        (``Generator.__getstate__()`` gives ``None``: hashed by it, every seed was alike.)"""
+        bits = getattr(obj, "bit_generator", obj)
+        self._w(b"R")
+        self._text(_type_name(type(obj)))
+        self._text(_type_name(type(bits)))
+        self._child(bits.state, ".bit_generator.state")
 
     def _dtype(self, dtype: Any) -> None:
         self._text(dtype.str)
