@@ -178,3 +178,28 @@ def test_parameter_sets_holding_numpy_generators_of_other_seeds_do_not_share_res
     drawn.random()
     assert hash_value(drawn) != hash_value(np.random.default_rng(1))
     assert hash_value(np.random.PCG64(1)) != hash_value(np.random.PCG64(2))
+
+
+class _DocsSlotsHandle:
+    """Keeps its data where assay cannot see it, as a compiled extension's type may."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value):
+        self._value = value
+
+    def __getstate__(self):
+        return None
+
+    def __reduce__(self):
+        return (_DocsSlotsHandle, (self._value,))
+
+
+def test_an_object_whose_state_assay_cannot_see_is_refused_not_hashed_as_none():
+    """An object whose ``__getstate__()`` gives ``None`` and that has no ``__dict__`` (numpy's
+    ``Generator`` was one) hashed as ``None``: every such object alike."""
+    with pytest.raises(ParameterError) as refused:
+        _DocsHandleParams(name="slots", handle=_DocsSlotsHandle(1)).params_hash()
+
+    assert "cannot see the state of an object of type" in str(refused.value)
+    assert "_DocsSlotsHandle" in str(refused.value)
