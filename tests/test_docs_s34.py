@@ -203,3 +203,19 @@ def test_an_object_whose_state_assay_cannot_see_is_refused_not_hashed_as_none():
 
     assert "cannot see the state of an object of type" in str(refused.value)
     assert "_DocsSlotsHandle" in str(refused.value)
+
+
+def test_parameter_sets_holding_other_pandas_periods_hash_differently():
+    """``period=pd.Period("2020-01")``: a pandas ``Period`` was hashed by its attributes,
+    which hold only a cache of its frequency, so every month hashed alike and a set for
+    February reused January's results."""
+    pd = pytest.importorskip("pandas")
+
+    hashes = {
+        _DocsHandleParams(name="p", handle=pd.Period(text, freq)).params_hash()
+        for text, freq in [("2020-01", "M"), ("2020-02", "M"), ("2020-01-01", "D")]
+    }
+
+    assert len(hashes) == 3
+    same = [_DocsHandleParams(handle=pd.Period("2020-01", "M")).params_hash() for _ in "ab"]
+    assert same[0] == same[1]

@@ -666,6 +666,11 @@ class _Walker:
             self._pd_values(obj, ".values")
         elif isinstance(obj, pd.Index):
             self._pd_index(obj)
+        elif isinstance(obj, pd.Period):
+            # Its attributes hold only a cache of its frequency; the period is the ordinal.
+            self._w(b"4")
+            self._text(obj.freqstr)
+            self._child(obj.ordinal, ".ordinal")
         else:
             return False
         return True
