@@ -219,3 +219,26 @@ def test_parameter_sets_holding_other_pandas_periods_hash_differently():
     assert len(hashes) == 3
     same = [_DocsHandleParams(handle=pd.Period("2020-01", "M")).params_hash() for _ in "ab"]
     assert same[0] == same[1]
+
+
+def test_parameter_sets_holding_other_pandas_arrays_hash_differently():
+    """``labels=pd.Categorical([...])``, a ``DatetimeArray`` or a ``PeriodArray`` keeps its
+    values in a slot of pandas' compiled base class; hashed by their attributes (none),
+    every such array of a type hashed alike."""
+    pd = pytest.importorskip("pandas")
+
+    pairs = [
+        (pd.Categorical(["a", "b"]), pd.Categorical(["b", "a"])),
+        (pd.Categorical(["a"], ordered=True), pd.Categorical(["a"])),
+        (pd.array(pd.to_datetime(["2020-01-01"])), pd.array(pd.to_datetime(["2021-01-01"]))),
+        (
+            pd.array(pd.period_range("2020-01", periods=2, freq="M")),
+            pd.array(pd.period_range("2020-02", periods=2, freq="M")),
+        ),
+        (pd.array(pd.to_timedelta(["1D"])), pd.array(pd.to_timedelta(["2D"]))),
+    ]
+
+    for first, second in pairs:
+        hashes = [_DocsHandleParams(handle=v).params_hash() for v in (first, second)]
+        assert hashes[0] != hashes[1], (first, second)
+        assert _DocsHandleParams(handle=first.copy()).params_hash() == hashes[0]

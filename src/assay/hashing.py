@@ -112,6 +112,16 @@ class _Unhashable(_WalkError, TypeError):
     pass
 
 
+def _is_ndarray_backed(obj: Any) -> bool:
+    """A pandas array kept in a numpy array of pandas' compiled ``NDArrayBacked`` class
+    (``pd.Categorical``, ``DatetimeArray``, ``PeriodArray``, ...), whose ``vars()`` is empty."""
+    try:
+        from pandas._libs.arrays import NDArrayBacked
+    except ImportError:  # a pandas without it: such arrays fall to the general rules
+        return False
+    return isinstance(obj, NDArrayBacked)
+
+
 def _is_open_stream(obj: Any) -> bool:
     """A file or stream object, whose attributes (``{'mode': 'r'}``) do not tell it from
     another: hashed by them, every open file would be the same value. In-memory buffers
@@ -666,6 +676,12 @@ class _Walker:
             self._pd_values(obj, ".values")
         elif isinstance(obj, pd.Index):
             self._pd_index(obj)
+        elif _is_ndarray_backed(obj):
+            # Categorical, DatetimeArray, PeriodArray, ...: their values live in a slot of
+            # pandas' compiled base class, out of reach of their attributes.
+            self._w(b"5")
+            self._text(_type_name(type(obj)))
+            self._pd_values(pd.Series(obj, copy=False), ".values")
         elif isinstance(obj, pd.Period):
             # Its attributes hold only a cache of its frequency; the period is the ordinal.
             self._w(b"4")
