@@ -242,3 +242,19 @@ def test_parameter_sets_holding_other_pandas_arrays_hash_differently():
         hashes = [_DocsHandleParams(handle=v).params_hash() for v in (first, second)]
         assert hashes[0] != hashes[1], (first, second)
         assert _DocsHandleParams(handle=first.copy()).params_hash() == hashes[0]
+
+
+def test_parameter_sets_holding_other_sympy_expressions_hash_differently():
+    """``model=x**2 + 1`` (sympy): an expression keeps its parts in slots and its
+    ``__getstate__()`` is ``None``, so every symbol and expression hashed alike."""
+    sympy = pytest.importorskip("sympy")
+    x, y = sympy.symbols("x y")
+
+    values = [x, y, x + 1, x + 2, sympy.Symbol("x", positive=True), sympy.Rational(1, 3)]
+    hashes = {_DocsHandleParams(handle=v).params_hash() for v in values}
+
+    assert len(hashes) == len(values)
+    assert (
+        _DocsHandleParams(handle=x + 1).params_hash()
+        == _DocsHandleParams(handle=1 + sympy.Symbol("x")).params_hash()
+    )

@@ -566,6 +566,13 @@ class _Walker:
 
     def _object_state(self, obj: Any) -> None:
         cls = type(obj)
+        sympy = sys.modules.get("sympy")
+        if sympy is not None and isinstance(obj, sympy.Basic):
+            # A symbolic expression keeps its parts in slots (its __getstate__() is None):
+            # hashed by its exact printed form, symbols' assumptions included.
+            self._w(b"Y")
+            self._text(sympy.srepr(obj))
+            return
         if _is_open_stream(obj):
             raise _Unhashable(
                 f"an open file or stream ('{_module_name(cls)}.{cls.__qualname__}') cannot be "
