@@ -126,6 +126,7 @@ import assay
 from assay.caching import JsonCacher
 
 RNG = np.random.default_rng(0)
+NOISE = {"rng": np.random.default_rng(3), "scale": 0.0}
 
 
 @dataclass
@@ -144,7 +145,8 @@ def draw(record):
 
 @assay.stage(inputs=["draw"], outputs=["shifted"], cachers=[JsonCacher])
 def shift(record, draw):
-    return draw + 0.0 * float(RNG.random())  # a module-level generator: keyed by its type
+    # module-level generators, alone or in a dict: keyed by their type, not their state
+    return draw + 0.0 * float(RNG.random()) + NOISE["scale"] * float(NOISE["rng"].random())
 
 
 def run(param_sets, manager):

@@ -984,6 +984,8 @@ def _hashable_form(value: Any, root: str) -> Any:
         return {key: _hashable_form(item, root) for key, item in value.items()}
     if isinstance(value, re.Pattern):
         return ("re.Pattern", value.pattern, value.flags)
+    if _is_random_generator(value):  # in a container: by its type, as on its own
+        return ("numpy random generator", type(value).__qualname__)
     if isinstance(value, types.MappingProxyType):
         return ("mappingproxy", dict(value))
     return value
