@@ -984,6 +984,8 @@ def _hashable_form(value: Any, root: str) -> Any:
         return {key: _hashable_form(item, root) for key, item in value.items()}
     if isinstance(value, re.Pattern):
         return ("re.Pattern", value.pattern, value.flags)
+    if _is_random_generator(value):  # in a container: by its type, as on its own
+        return ("numpy random generator", type(value).__qualname__)
     if isinstance(value, types.MappingProxyType):
         return ("mappingproxy", dict(value))
     return value
@@ -1014,4 +1016,11 @@ def _is_plain_data(value: Any) -> bool:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return True
     module = type(value).__module__.split(".")[0]
-    return module in ("numpy", "pandas")
+    return module in ("numpy", "pandas") and not _is_random_generator(value)
+
+
+def _is_random_generator(value: Any) -> bool:
+    """A numpy random generator (``RNG = np.random.default_rng(0)``): state that changes with
+    every draw, as ``random.Random``'s does, so it counts by its type, not by its state."""
+    random = sys.modules.get("numpy.random")
+    return random is not None and isinstance(value, (random.Generator, random.BitGenerator))

@@ -39,6 +39,7 @@ import dataclasses
 import enum
 import functools
 import inspect
+import io
 import linecache
 import os
 import pathlib
@@ -66,12 +67,14 @@ _FORMAT_VERSION = b"assay-hash-1\x00"
 """Written first into every hash; bump it only to invalidate every cache on purpose."""
 
 _HINT = (
-    "Tell assay how to hash it: in the parameter set, add an entry to "
-    "`hash_representations` (e.g. `hash_representations: dict = "
-    "set_hash_functions(my_field=lambda self, value: repr(value))`), or declare the "
-    "field as `field(default=..., metadata={'hash': repr})` (or `{'hash': False}` to "
-    "leave it out of the hash); or define `__assay_hash__(self)` on the class."
+    "Tell assay how to hash it: leave the field out of the hash (`field(default=..., "
+    "metadata={'hash': False})`, or `hash_representations: dict = "
+    "set_hash_functions(my_field=None)`), or give a function that returns what identifies "
+    "the value, the same in every run (`metadata={'hash': lambda f: f.name}` for an open "
+    "file); not `repr`, which for most such objects holds a memory address, so that no run "
+    "would reuse another's results. Or define `__assay_hash__(self)` on the class."
 )
+"""The advice that follows "cannot hash": ways that give the same hash in every run."""
 
 _BUILTIN_CALLABLES = (
     types.BuiltinFunctionType,
@@ -107,6 +110,23 @@ class _WalkError(Exception):
 
 class _Unhashable(_WalkError, TypeError):
     pass
+
+
+def _is_ndarray_backed(obj: Any) -> bool:
+    """A pandas array kept in a numpy array of pandas' compiled ``NDArrayBacked`` class
+    (``pd.Categorical``, ``DatetimeArray``, ``PeriodArray``, ...), whose ``vars()`` is empty."""
+    try:
+        from pandas._libs.arrays import NDArrayBacked
+    except ImportError:  # a pandas without it: such arrays fall to the general rules
+        return False
+    return isinstance(obj, NDArrayBacked)
+
+
+def _is_open_stream(obj: Any) -> bool:
+    """A file or stream object, whose attributes (``{'mode': 'r'}``) do not tell it from
+    another: hashed by them, every open file would be the same value. In-memory buffers
+    (``io.StringIO``, ``io.BytesIO``) hash by their content and are not among them."""
+    return isinstance(obj, io.IOBase) and not isinstance(obj, (io.StringIO, io.BytesIO))
 
 
 class _Cyclic(_WalkError, ValueError):
@@ -546,9 +566,27 @@ class _Walker:
 
     def _object_state(self, obj: Any) -> None:
         cls = type(obj)
+        sympy = sys.modules.get("sympy")
+        if sympy is not None and isinstance(obj, sympy.Basic):
+            # A symbolic expression keeps its parts in slots (its __getstate__() is None):
+            # hashed by its exact printed form, symbols' assumptions included.
+            self._w(b"Y")
+            self._text(sympy.srepr(obj))
+            return
+        if _is_open_stream(obj):
+            raise _Unhashable(
+                f"an open file or stream ('{_module_name(cls)}.{cls.__qualname__}') cannot be "
+                f"hashed: its attributes do not say which file it reads. {_HINT}"
+            )
         getstate = getattr(cls, "__getstate__", None)
         if getstate is not None and getstate is not _OBJECT_GETSTATE:
             state = obj.__getstate__()
+            if state is None and not hasattr(obj, "__dict__"):
+                raise _Unhashable(
+                    f"assay cannot see the state of an object of type "
+                    f"'{_module_name(cls)}.{cls.__qualname__}' (its __getstate__() gives "
+                    f"None), so it cannot tell one such object from another. {_HINT}"
+                )
         elif hasattr(obj, "__dict__"):
             state = vars(obj)
         else:
@@ -585,9 +623,20 @@ class _Walker:
         elif isinstance(obj, np.ufunc):
             self._w(b"U")
             self._text(obj.__name__)
+        elif isinstance(obj, (np.random.Generator, np.random.BitGenerator)):
+            self._random_generator(obj)
         else:
             return False
         return True
+
+    def _random_generator(self, obj: Any) -> None:
+        """A numpy random generator, by its bit generator's state: the numbers it will draw.
+        (``Generator.__getstate__()`` gives ``None``: hashed by it, every seed was alike.)"""
+        bits = getattr(obj, "bit_generator", obj)
+        self._w(b"R")
+        self._text(_type_name(type(obj)))
+        self._text(_type_name(type(bits)))
+        self._child(bits.state, ".bit_generator.state")
 
     def _dtype(self, dtype: Any) -> None:
         self._text(dtype.str)
@@ -634,6 +683,17 @@ class _Walker:
             self._pd_values(obj, ".values")
         elif isinstance(obj, pd.Index):
             self._pd_index(obj)
+        elif _is_ndarray_backed(obj):
+            # Categorical, DatetimeArray, PeriodArray, ...: their values live in a slot of
+            # pandas' compiled base class, out of reach of their attributes.
+            self._w(b"5")
+            self._text(_type_name(type(obj)))
+            self._pd_values(pd.Series(obj, copy=False), ".values")
+        elif isinstance(obj, pd.Period):
+            # Its attributes hold only a cache of its frequency; the period is the ordinal.
+            self._w(b"4")
+            self._text(obj.freqstr)
+            self._child(obj.ordinal, ".ordinal")
         else:
             return False
         return True
