@@ -985,7 +985,13 @@ def _display(value: Any) -> Any:
             text = repr(value)
         except Exception:  # a broken __repr__ must not break provenance
             text = f"<{type(value).__qualname__}>"
+        # A memory address differs in every run: shown, two runs of one set would seem to
+        # differ (`assay compare`). A digest of the value's content stands in for it.
+        text = _ADDRESS.sub(lambda _: f" #{_digest(value)}", text)
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def _digest(value: Any) -> str:
