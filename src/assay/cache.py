@@ -529,7 +529,7 @@ class CacheStore:
             raise CacheError(
                 f"Could not save output {output!r} of stage {meta.get('stage')!r} "
                 f"(parameter set {meta.get('param_set')!r}) with {type(cacher).__name__}: "
-                f"{type(exc).__name__}: {exc}{_full_disk_advice(exc) or _cacher_advice(exc)}"
+                f"{type(exc).__name__}: {_with_advice(exc)}"
             ) from exc
         except BaseException:  # Ctrl-C, SIGTERM: no half-written file is left behind
             _drop_written(final, tag)
@@ -1169,6 +1169,20 @@ def _full_disk_advice(exc: BaseException) -> str:
     return ""
 
 
+def _with_advice(exc: BaseException) -> str:
+    """The text of a cacher's failure, followed by what to do about it (if assay knows),
+    as one sentence after the other."""
+    text = str(exc)
+    advice = _full_disk_advice(exc) or _cacher_advice(exc)
+    if advice and text.endswith("."):
+        advice = advice[1:]  # the failure's own full stop ends it
+    return f"{text}{advice}"
+
+
+_PICKLE_REFUSALS = ("can't pickle", "cannot pickle", "could not pickle", "not picklable")
+"""How pickle (and libraries built on it) say that an object cannot be pickled."""
+
+
 def _cacher_advice(exc: BaseException) -> str:
     """What to do when a cacher could not store the value it was given, else ``""``."""
     text = str(exc)
@@ -1177,7 +1191,9 @@ def _cacher_advice(exc: BaseException) -> str:
             ". JSON holds dicts, lists, strings, numbers, booleans and None: convert the "
             "value to those, or give this output a cacher that takes any object (PickleCacher)."
         )
-    if "pickle" in text.lower() or type(exc).__name__ == "PicklingError":
+    # Not any mention of pickle: a cacher's own refusal may advise PickleCacher.
+    refused = any(words in text.lower() for words in _PICKLE_REFUSALS)
+    if refused or type(exc).__name__ == "PicklingError":
         return (
             ". pickle cannot store it (a lambda or a function defined inside another, an open "
             "file, a lock, a connection): return the data rather than such objects, or give "

@@ -359,6 +359,37 @@ class Cacheable:
             self.extra_metadata = self.metadata.get("extra", {})
         return self.metadata
 
+    def _refuse_if_damaged(self) -> None:
+        """Used by hand on a file of the cache (``PickleCacher(path).load()`` in a
+        notebook), refuse it as a run and ``assay.load`` do: raise
+        :class:`~assay.errors.CorruptArtifactError`, before it is loaded, if a file its
+        sidecar lists no longer matches the recorded size and checksum.
+
+        A file outside the cache (no sidecar lists it) is loaded as it is; while assay
+        itself drives the cacher (``self._dir`` set), the cache has checked the files.
+        """
+        if self._dir is not None:
+            return
+        path = self.get_path()
+        meta = _sidecar_of(path)
+        if meta is None:
+            return
+        from assay.cache import corrupt, file_problem
+
+        folder = Path(os.path.abspath(path)).parent
+        for entry in meta["files"]:
+            file = Path(str(entry.get("path"))) if isinstance(entry, dict) else None
+            if file is None or "size" not in entry or "checksum" not in entry:
+                raise corrupt(meta, f"its sidecar in {folder} is damaged; it was not loaded")
+            file = file if file.is_absolute() else folder / file
+            problem = file_problem(file, entry)
+            if problem:
+                raise corrupt(
+                    meta,
+                    f"{file} {problem}; it was not loaded (compute it again: assay run "
+                    f"EXPERIMENT --overwrite-stage {meta.get('stage')})",
+                )
+
     def identity(self) -> dict:
         """What makes two cachers write the same thing; part of the cache key."""
         config = {}
@@ -423,6 +454,7 @@ class PickleCacher(Cacheable):
         return path
 
     def load(self) -> Any:
+        self._refuse_if_damaged()
         with open(self.get_path(), "rb") as handle:
             return pickle.load(handle)
 
@@ -441,6 +473,7 @@ class JsonCacher(Cacheable):
         return path
 
     def load(self) -> Any:
+        self._refuse_if_damaged()
         with open(self.get_path()) as handle:
             return json.load(handle)
 
@@ -531,6 +564,7 @@ class PandasCacher(Cacheable):
     def load(self) -> Any:
         import pandas as pd
 
+        self._refuse_if_damaged()
         series = self.extra_metadata.get("kind") == "Series"
         reader = getattr(pd, _PANDAS_READERS.get(self.format, f"read_{self.format}"))
         args = dict(self.read_args)
@@ -631,6 +665,7 @@ class NumpyCacher(Cacheable):
         return path
 
     def load(self) -> Any:
+        self._refuse_if_damaged()
         path = self.get_path()
         array = _read_npy_hashing(path, self._checksums)
         if array is None:  # a layout the one-pass reader leaves to numpy
@@ -692,6 +727,7 @@ class FileReferenceCacher(Cacheable):
         return self.get_path()
 
     def load(self) -> str | list[str]:
+        self._refuse_if_damaged()
         with open(self.get_path()) as handle:
             paths = json.load(handle)
         folder = os.path.dirname(os.path.realpath(self.get_path()))
