@@ -12,7 +12,7 @@ import pytest
 
 import assay
 from assay.cache import CacheStore
-from assay.caching import JsonCacher, NumpyCacher, PandasParquetCacher, PickleCacher
+from assay.caching import JsonCacher, NumpyCacher, PandasParquetCacher, PathRef, PickleCacher
 from assay.errors import CacheError, CorruptArtifactError
 
 KEY_A = "a" * 32
@@ -132,3 +132,109 @@ def test_a_cacher_used_by_hand_still_loads_a_file_outside_the_cache(tmp_path: Pa
     PickleCacher(str(path)).save([1, 2, 3])
 
     assert PickleCacher(str(path)).load() == [1, 2, 3]
+
+
+# -- one path_override for every parameter set -------------------------------------------
+
+
+def _fixed_path_experiment(root: Path, calls: list[str]):
+    """Two parameter sets whose output ``summary`` is written to one fixed file."""
+
+    @assay.stage(outputs=["summary"], cachers=[JsonCacher(str(root / "results/summary.json"))])
+    def summarize(record):
+        calls.append(record.params.name)
+        return {"seed": record.params.seed}
+
+    def run_it():
+        manager = assay.ArtifactManager("cachers_s34_fixed", project_root=root)
+        for params in (Params(name="a", seed=1), Params(name="b", seed=2)):
+            summarize(assay.Record(manager, params))
+
+    return run_it
+
+
+def test_two_parameter_sets_writing_one_fixed_file_is_refused_and_keeps_the_first(tmp_path):
+    """Set b overwrote the file that set a's entry records: every later run "found" a's
+    file modified and computed it again (and b's, in turn), forever, and
+    assay.load(param_set="a") failed as corrupt. Now b is refused, with what to do."""
+    calls: list[str] = []
+    run_it = _fixed_path_experiment(tmp_path, calls)
+
+    with pytest.raises(assay.errors.StageError) as info:
+        run_it()
+
+    text = " ".join(str(info.value).split())
+    assert "'summary' of stage 'summarize'" in text, text
+    assert "parameter sets 'a' and 'b'" in text, text
+    assert "{params.name}" in text, text
+    loaded = assay.load("summary", param_set="a", project_root=tmp_path)
+    assert loaded == {"seed": 1}
+
+
+def test_one_parameter_set_rerun_in_a_session_still_replaces_its_fixed_file(tmp_path: Path):
+    """The same stage and set writing its fixed file again with a new key (its code or
+    parameters changed between calls in a notebook) replaces it, as before."""
+
+    def once(seed: int):
+        @assay.stage(outputs=["summary"], cachers=[JsonCacher(str(tmp_path / "summary.json"))])
+        def summarize(record):
+            return {"seed": record.params.seed}
+
+        return summarize(assay.Record(manager, Params(name="a", seed=seed)))
+
+    manager = assay.ArtifactManager("cachers_s34_rerun", project_root=tmp_path)
+    once(1)
+    once(2)
+
+    assert assay.load("summary", param_set="a", project_root=tmp_path) == {"seed": 2}
+
+
+# -- assay.load(path=...) of an artifact that is a folder, or lies in one ------------------
+
+
+def _folders_experiment(root: Path) -> Path:
+    """A stage whose outputs are a folder it writes (PathRef) and a pickle in a
+    ``subdir``; the stage's folder, as filed by name."""
+
+    @assay.stage(outputs=["checkpoint", "model"], cachers=[PathRef, PickleCacher(subdir="sub")])
+    def train(record):
+        folder = Path(record.get_path("checkpoint"))
+        folder.mkdir()
+        (folder / "weights.txt").write_text("0.5")
+        return str(folder), {"w": 0.5}
+
+    manager = assay.ArtifactManager("cachers_s34_folders", project_root=root)
+    train(assay.Record(manager, Params(name="p")))
+    return root / "data/cache/by-name/cachers_s34_folders/p/train"
+
+
+@pytest.mark.parametrize(
+    ("inner", "output"),
+    [
+        ("checkpoint", "checkpoint"),
+        ("checkpoint/weights.txt", "checkpoint"),
+        ("sub/model.pkl", "model"),
+    ],
+    ids=["folder artifact", "file in a folder artifact", "file in a subdir"],
+)
+def test_load_by_path_finds_artifacts_that_are_or_lie_in_folders(tmp_path, inner, output):
+    """assay.load(path=...) said "No cached artifact matches path" for the folder a PathRef
+    or get_dir() cacher wrote, a file in it, and a cacher's file in its subdir: it only
+    looked for sidecars beside the path."""
+    folder = _folders_experiment(tmp_path)
+
+    loaded = assay.load(path=folder / inner, project_root=tmp_path)
+
+    if output == "model":
+        assert loaded == {"w": 0.5}
+    else:
+        assert Path(loaded).name == "checkpoint"
+        assert (Path(loaded) / "weights.txt").read_text() == "0.5"
+
+
+def test_load_by_path_still_names_the_outputs_of_a_stage_folder(tmp_path: Path):
+    folder = _folders_experiment(tmp_path)
+
+    assert assay.load("model", path=folder, project_root=tmp_path) == {"w": 0.5}
+    with pytest.raises(CacheError, match="2 cached artifacts match"):
+        assay.load(path=folder, project_root=tmp_path)

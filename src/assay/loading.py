@@ -182,26 +182,52 @@ def cache_holding(path: Path, cache: CacheStore) -> CacheStore:
     else ``cache``: the file named is the one loaded, not one with the same key here."""
     if not path.exists():
         return cache
-    resolved = path.resolve()
-    folder = resolved if resolved.is_dir() else resolved.parent
+    folder, _ = _in_stage_folder(path.resolve())
     if folder.parent.parent.name == "objects":
         return CacheStore(folder.parent.parent.parent)
     return cache
 
 
+def _in_stage_folder(path: Path) -> tuple[Path, str]:
+    """The stage run's folder (``objects/SHARD/KEY``) that ``path`` is or lies in, at any
+    depth (a folder an artifact is, a file in a cacher's ``subdir``), and ``path``
+    relative to it (``""`` for the folder itself). Outside such a folder: ``path`` if it
+    is a folder, else the folder it is in, and its name."""
+    for folder in (path, *path.parents):
+        shard = folder.parent
+        if (
+            shard.parent.name == "objects"
+            and len(shard.name) == 2
+            and folder.name.startswith(shard.name)
+        ):
+            return folder, path.relative_to(folder).as_posix() if folder != path else ""
+    if path.is_dir():
+        return path, ""
+    return path.parent, path.name
+
+
+def _names_file(meta: dict, inner: str) -> bool:
+    """Whether the entry ``meta`` describes has the file ``inner`` (a path relative to its
+    stage folder), or has a folder that holds it."""
+    for entry in meta["files"]:
+        recorded = str(entry.get("path", "")) if isinstance(entry, dict) else ""
+        if recorded and (inner == recorded or inner.startswith(recorded + "/")):
+            return True
+    return False
+
+
 def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
     path = path.resolve()
-    folder, name = (path, output) if path.is_dir() else (path.parent, None)
+    folder, inner = _in_stage_folder(path)
     metas = []
     for sidecar in sorted(folder.glob("*.meta.json")):
         meta = cache.settled_meta(folder.name, sidecar.name[: -len(".meta.json")])
         if meta is None:
             continue
-        files = {f["path"] for f in meta["files"]}
-        if name is None and path.is_dir():
-            if not meta["output"].startswith("_"):  # a stage folder: its outputs, not its
-                metas.append(meta)  # reportables (kept beside them as "_reportables")
-        elif path.name in files or meta["output"] == name or path.name == sidecar.name:
+        if not inner:
+            if output is not None or not meta["output"].startswith("_"):  # a stage folder:
+                metas.append(meta)  # its outputs, not its reportables ("_reportables")
+        elif _names_file(meta, inner) or inner == sidecar.name:
             metas.append(meta)
     if output is not None:
         metas = [m for m in metas if m["output"] == output]
