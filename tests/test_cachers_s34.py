@@ -12,7 +12,14 @@ import pytest
 
 import assay
 from assay.cache import CacheStore
-from assay.caching import JsonCacher, NumpyCacher, PandasParquetCacher, PathRef, PickleCacher
+from assay.caching import (
+    Cacheable,
+    JsonCacher,
+    NumpyCacher,
+    PandasParquetCacher,
+    PathRef,
+    PickleCacher,
+)
 from assay.errors import CacheError, CorruptArtifactError
 
 KEY_A = "a" * 32
@@ -238,3 +245,39 @@ def test_load_by_path_still_names_the_outputs_of_a_stage_folder(tmp_path: Path):
     assert assay.load("model", path=folder, project_root=tmp_path) == {"w": 0.5}
     with pytest.raises(CacheError, match="2 cached artifacts match"):
         assay.load(path=folder, project_root=tmp_path)
+
+
+# -- extra_metadata keeps numpy numbers as numbers -----------------------------------------
+
+
+class _LabelsCacher(Cacheable):
+    """Keeps the number of classes (an ``np.int64``) in its metadata, and uses it to load."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, extension=".npy", **kwargs)
+
+    def save(self, obj):
+        self.extra_metadata["n_classes"] = obj.max() + 1
+        self.extra_metadata["counts"] = np.bincount(obj)
+        np.save(self.get_path(), obj)
+
+    def load(self):
+        labels = np.load(self.get_path())
+        assert labels.max() < self.extra_metadata["n_classes"]
+        return labels, self.extra_metadata
+
+
+def test_numpy_numbers_in_extra_metadata_come_back_as_numbers(tmp_path: Path):
+    """The sidecar wrote anything JSON lacks as its text: an np.int64 came back to load()
+    as "3", and the comparison above failed, on the very run that saved it."""
+
+    @assay.stage(outputs=["labels"], cachers=[_LabelsCacher])
+    def label(record):
+        return np.array([0, 2, 1, 2])
+
+    manager = assay.ArtifactManager("cachers_s34_extra", project_root=tmp_path)
+    labels, extra = label(assay.Record(manager, Params(name="p"))).state["labels"]
+
+    assert labels.tolist() == [0, 2, 1, 2]
+    assert extra["n_classes"] == 3 and isinstance(extra["n_classes"], int)
+    assert extra["counts"] == [1, 1, 2]

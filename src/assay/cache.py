@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay import cache_writing
+from assay.caching import metadata_default
 from assay.errors import CacheError, CorruptArtifactError
 from assay.hashing import file_checksum, hash_value
 
@@ -554,7 +555,7 @@ class CacheStore:
         temporary = f"{final}/.{output}{_META_SUFFIX}.{sidecar[_WRITE]}"
         try:
             with open(temporary, "wb", buffering=0) as handle:
-                handle.write(json.dumps(sidecar, default=str).encode())
+                handle.write(json.dumps(sidecar, default=metadata_default).encode())
         except OSError as exc:  # a full disk, a quota: the sidecar did not fit
             _drop_written(final, tag)
             raise self._not_recorded(temporary, output, meta, exc, _KEPT) from exc

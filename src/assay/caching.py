@@ -296,7 +296,7 @@ class Cacheable:
             return
         metadata = self._hand_metadata()
         with open(self.get_path("_metadata.json"), "w") as handle:
-            json.dump(metadata, handle, indent=2, default=str)
+            json.dump(metadata, handle, indent=2, default=metadata_default)
         self.metadata = metadata
 
     def _hand_metadata(self) -> dict:
@@ -904,6 +904,17 @@ def _read_npy_hashing(path: str, checksums: dict, chunk: int = 8 * 2**20) -> Any
             done += got
     checksums[os.path.abspath(path)] = (size, digest.hexdigest())
     return data.view(dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def metadata_default(obj: Any) -> Any:
+    """``json.dump``'s ``default`` for metadata (``extra_metadata``, sidecars): numpy
+    numbers and arrays, sets and paths as JSON values (as :class:`JsonCacher` writes
+    them), anything else as its text. A cacher's ``load()`` then reads the number it
+    stored (``labels.max()``, an ``np.int64``), not ``"4"``."""
+    try:
+        return _json_default(obj)
+    except TypeError:
+        return str(obj)
 
 
 def _json_default(obj: Any) -> Any:
