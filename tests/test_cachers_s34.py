@@ -16,6 +16,7 @@ from assay.caching import (
     Cacheable,
     JsonCacher,
     NumpyCacher,
+    PandasCsvCacher,
     PandasParquetCacher,
     PathRef,
     PickleCacher,
@@ -132,6 +133,18 @@ def test_other_cachers_used_by_hand_refuse_a_modified_file(tmp_path: Path, cache
 
     with pytest.raises(CorruptArtifactError, match="does not match its recorded checksum"):
         cacher(str(path)).load()
+
+
+@pytest.mark.parametrize("cacher", [PandasParquetCacher, PandasCsvCacher], ids=["parquet", "csv"])
+def test_a_cached_series_loaded_by_hand_is_a_series(tmp_path: Path, cacher):
+    """The cacher used by hand did not read the artifact's metadata, which says that it
+    is a Series: it gave a one-column DataFrame, where a run and assay.load a Series."""
+    series = pd.Series([3.0, 4.0], name="score")
+    path = _cached_file(tmp_path, cacher, series, cacher().extension)
+
+    loaded = cacher(str(path)).load()
+
+    pd.testing.assert_series_equal(loaded, series)
 
 
 def test_a_cacher_used_by_hand_still_loads_a_file_outside_the_cache(tmp_path: Path):

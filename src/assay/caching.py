@@ -359,14 +359,16 @@ class Cacheable:
             self.extra_metadata = self.metadata.get("extra", {})
         return self.metadata
 
-    def _refuse_if_damaged(self) -> None:
+    def _prepare_hand_load(self) -> None:
         """Used by hand on a file of the cache (``PickleCacher(path).load()`` in a
-        notebook), refuse it as a run and ``assay.load`` do: raise
+        notebook), load it as a run and ``assay.load`` do: raise
         :class:`~assay.errors.CorruptArtifactError`, before it is loaded, if a file its
-        sidecar lists no longer matches the recorded size and checksum.
+        sidecar lists no longer matches the recorded size and checksum; and restore its
+        metadata (``self.metadata``, ``self.extra_metadata``, unless already loaded),
+        which ``load()`` may need (a pandas Series is told from a DataFrame by it).
 
         A file outside the cache (no sidecar lists it) is loaded as it is; while assay
-        itself drives the cacher (``self._dir`` set), the cache has checked the files.
+        itself drives the cacher (``self._dir`` set), the cache has done both.
         """
         if self._dir is not None:
             return
@@ -374,6 +376,15 @@ class Cacheable:
         meta = _sidecar_of(path)
         if meta is None:
             return
+        self._refuse_if_damaged(path, meta)
+        if self.metadata is None:
+            self.metadata = meta
+            self.extra_metadata = meta.get("extra") or {}
+
+    @staticmethod
+    def _refuse_if_damaged(path: str, meta: dict) -> None:
+        """Raise :class:`~assay.errors.CorruptArtifactError` if a file the sidecar ``meta``
+        of ``path`` lists does not match its recorded size and checksum."""
         from assay.cache import corrupt, file_problem
 
         folder = Path(os.path.abspath(path)).parent
@@ -454,7 +465,7 @@ class PickleCacher(Cacheable):
         return path
 
     def load(self) -> Any:
-        self._refuse_if_damaged()
+        self._prepare_hand_load()
         with open(self.get_path(), "rb") as handle:
             return pickle.load(handle)
 
@@ -473,7 +484,7 @@ class JsonCacher(Cacheable):
         return path
 
     def load(self) -> Any:
-        self._refuse_if_damaged()
+        self._prepare_hand_load()
         with open(self.get_path()) as handle:
             return json.load(handle)
 
@@ -564,7 +575,7 @@ class PandasCacher(Cacheable):
     def load(self) -> Any:
         import pandas as pd
 
-        self._refuse_if_damaged()
+        self._prepare_hand_load()
         series = self.extra_metadata.get("kind") == "Series"
         reader = getattr(pd, _PANDAS_READERS.get(self.format, f"read_{self.format}"))
         args = dict(self.read_args)
@@ -665,7 +676,7 @@ class NumpyCacher(Cacheable):
         return path
 
     def load(self) -> Any:
-        self._refuse_if_damaged()
+        self._prepare_hand_load()
         path = self.get_path()
         array = _read_npy_hashing(path, self._checksums)
         if array is None:  # a layout the one-pass reader leaves to numpy
@@ -727,7 +738,7 @@ class FileReferenceCacher(Cacheable):
         return self.get_path()
 
     def load(self) -> str | list[str]:
-        self._refuse_if_damaged()
+        self._prepare_hand_load()
         with open(self.get_path()) as handle:
             paths = json.load(handle)
         folder = os.path.dirname(os.path.realpath(self.get_path()))
