@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,3 +295,26 @@ def test_numpy_numbers_in_extra_metadata_come_back_as_numbers(tmp_path: Path):
     assert labels.tolist() == [0, 2, 1, 2]
     assert extra["n_classes"] == 3 and isinstance(extra["n_classes"], int)
     assert extra["counts"] == [1, 1, 2]
+
+
+# -- a sidecar that lists no file ----------------------------------------------------------
+
+
+def test_a_sidecar_listing_no_file_is_damaged_and_its_pickle_never_loaded(tmp_path: Path):
+    """A sidecar whose "files" was emptied passed as sound: with nothing to check, the
+    pickle beside it was unpickled unchecked, by a run and by assay.load."""
+    cache = CacheStore(tmp_path / "cache")
+    save(cache, [1, 2], PickleCacher(name="obj"))
+    proof = tmp_path / "proof.txt"
+    (cache.stage_dir(KEY_A) / "obj.pkl").write_bytes(pickle.dumps(_Planted(proof)))
+    sidecar = Path(cache.meta_path(KEY_A, "obj"))
+    record = json.loads(sidecar.read_text())
+    record["files"] = []
+    sidecar.write_text(json.dumps(record))
+
+    with pytest.raises(CacheError, match="lists no file"):
+        cache.load(PickleCacher(name="obj"), KEY_A, "obj")
+    with pytest.raises(CacheError, match="lists no file"):
+        cache.entry(KEY_A, "obj")
+
+    assert not proof.exists()

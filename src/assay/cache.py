@@ -1274,7 +1274,7 @@ def sidecar_problem(meta: Any, key: str | None = None, output: str | None = None
     stage run ``key``, or ``None`` if it is one.
 
     Valid JSON that is no record (``{}``, ``null``, a record cut in the middle of its
-    files) is as damaged as a file cut short. So is a record that lists a file outside
+    files, or listing none) is as damaged as a file cut short. So is a record that lists a file outside
     its stage folder (``../``: a sidecar never makes assay read or delete other files;
     an absolute path is a file written in place outside the cache, ``path_override``,
     which is checked where it is and never removed), and the record of another entry,
@@ -1290,6 +1290,8 @@ def sidecar_problem(meta: Any, key: str | None = None, output: str | None = None
         and all(_is_file_entry(f) for f in files)
     ):
         return _NOT_A_RECORD
+    if not files:  # every save records at least one file: nothing here could be checked
+        return "it lists no file, so nothing of the artifact can be checked"
     outside = next((f["path"] for f in files if _leaves_folder(f["path"])), None)
     if outside is not None:
         return f"it names a file outside its stage folder ({outside!r})"
