@@ -318,3 +318,53 @@ def test_a_sidecar_listing_no_file_is_damaged_and_its_pickle_never_loaded(tmp_pa
         cache.entry(KEY_A, "obj")
 
     assert not proof.exists()
+
+
+# -- assay.load with a cacher class defined inside another class ----------------------------
+
+
+class Formats:
+    """Cachers grouped in a class, as some projects keep them."""
+
+    class Text(Cacheable):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, extension=".txt", **kwargs)
+
+        def save(self, obj):
+            Path(self.get_path()).write_text(str(obj))
+
+        def load(self):
+            return int(Path(self.get_path()).read_text())
+
+
+def test_load_by_name_re_creates_a_cacher_class_nested_in_another(tmp_path: Path):
+    """The sidecar names the class test_cachers_s34.Formats.Text; assay.load imported
+    "test_cachers_s34.Formats" as a module and said the class "cannot be imported here"
+    (run from the project folder), though it can."""
+
+    @assay.stage(outputs=["count"], cachers=[Formats.Text])
+    def count(record):
+        return 41
+
+    manager = assay.ArtifactManager("cachers_s34_nested", project_root=tmp_path)
+    count(assay.Record(manager, Params(name="p")))
+
+    assert assay.load("count", experiment="cachers_s34_nested", project_root=tmp_path) == 41
+
+
+def test_load_by_name_says_why_a_cacher_class_made_in_a_function_cannot_be_used(tmp_path):
+    def text_cacher():
+        class Local(Formats.Text):
+            pass
+
+        return Local
+
+    @assay.stage(outputs=["count"], cachers=[text_cacher()])
+    def count(record):
+        return 41
+
+    manager = assay.ArtifactManager("cachers_s34_local", project_root=tmp_path)
+    count(assay.Record(manager, Params(name="p")))
+
+    with pytest.raises(CacheError, match="defined inside a function"):
+        assay.load("count", experiment="cachers_s34_local", project_root=tmp_path)

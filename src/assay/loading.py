@@ -156,14 +156,7 @@ def load_artifact(cache: CacheStore, meta: dict) -> Any:
 
 def make_cacher(identity: dict) -> Any:
     """Re-create a cacher from the identity recorded in a sidecar."""
-    module_name, _, class_name = identity["class"].rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise CacheError(
-            f"The artifact was saved with {identity['class']}, which cannot be imported here "
-            f"({exc}). Run from the project folder, or install the package that defines it."
-        ) from exc
+    cls = _cacher_class(identity["class"])
     try:
         cacher = cls()
     except TypeError:
@@ -175,6 +168,40 @@ def make_cacher(identity: dict) -> Any:
         if attr != "class":
             setattr(cacher, attr, value)
     return cacher
+
+
+def _cacher_class(name: str) -> type:
+    """The class a sidecar names (``module.Class``, or ``module.Outer.Class`` for a class
+    defined in another), imported; :class:`CacheError` if it cannot be."""
+    if "<locals>" in name:
+        raise CacheError(
+            f"The artifact was saved with {name}, a cacher class defined inside a function, "
+            "which cannot be imported to load it: define the class at the top of a module, "
+            "or load the file with an instance of it yourself."
+        )
+    parts = name.split(".")
+    problem: Exception | None = None
+    for cut in range(len(parts) - 1, 0, -1):  # the longest module the name starts with
+        module_name = ".".join(parts[:cut])
+        try:
+            found: Any = importlib.import_module(module_name)
+        except ImportError as exc:
+            if exc.name is None or not module_name.startswith(exc.name):
+                problem = exc  # the module is there, but failed to import something itself
+                break
+            problem = problem or exc
+            continue
+        try:
+            for attribute in parts[cut:]:
+                found = getattr(found, attribute)
+        except AttributeError as exc:
+            problem = problem or exc  # "No module named m.sub" says more than "no sub in m"
+            break
+        return found
+    raise CacheError(
+        f"The artifact was saved with {name}, which cannot be imported here ({problem}). Run "
+        "from the project folder, or install the package that defines it."
+    ) from problem
 
 
 def cache_holding(path: Path, cache: CacheStore) -> CacheStore:
