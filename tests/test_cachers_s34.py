@@ -368,3 +368,18 @@ def test_load_by_name_says_why_a_cacher_class_made_in_a_function_cannot_be_used(
 
     with pytest.raises(CacheError, match="defined inside a function"):
         assay.load("count", experiment="cachers_s34_local", project_root=tmp_path)
+
+
+def test_a_file_in_a_subdir_tampered_in_the_cache_is_refused_by_hand(tmp_path: Path):
+    """The sidecar was looked for beside the file only, not in the stage folder above
+    a cacher's ``subdir``: such a file was loaded by hand unchecked."""
+    folder = _folders_experiment(tmp_path)
+    path = folder / "sub" / "model.pkl"
+    assert PickleCacher(str(path)).load() == {"w": 0.5}
+    proof = tmp_path / "proof.txt"
+    path.write_bytes(pickle.dumps(_Planted(proof)))
+
+    with pytest.raises(CorruptArtifactError, match="'model' of stage 'train'"):
+        PickleCacher(str(path)).load()
+
+    assert not proof.exists()

@@ -1269,6 +1269,24 @@ def sidecar_or_none(meta: Any, key: str | None = None, output: str | None = None
     return None if sidecar_problem(meta, key, output) else meta
 
 
+def in_stage_folder(path: Path) -> tuple[Path, str]:
+    """The stage run's folder (``objects/SHARD/KEY``) that ``path`` is or lies in, at any
+    depth (a folder an artifact is, a file in a cacher's ``subdir``), and ``path``
+    relative to it (``""`` for the folder itself). Outside such a folder: ``path`` if it
+    is a folder, else the folder it is in, and its name."""
+    for folder in (path, *path.parents):
+        shard = folder.parent
+        if (
+            shard.parent.name == "objects"
+            and len(shard.name) == 2
+            and folder.name.startswith(shard.name)
+        ):
+            return folder, path.relative_to(folder).as_posix() if folder != path else ""
+    if path.is_dir():
+        return path, ""
+    return path.parent, path.name
+
+
 def sidecar_problem(meta: Any, key: str | None = None, output: str | None = None) -> str | None:
     """What makes ``meta`` (a sidecar's JSON) no usable record of output ``output`` of
     stage run ``key``, or ``None`` if it is one.

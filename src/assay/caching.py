@@ -372,22 +372,21 @@ class Cacheable:
         """
         if self._dir is not None:
             return
-        path = self.get_path()
-        meta = _sidecar_of(path)
+        meta, folder = _sidecar_and_folder(self.get_path())
         if meta is None:
             return
-        self._refuse_if_damaged(path, meta)
+        self._refuse_if_damaged(folder, meta)
         if self.metadata is None:
             self.metadata = meta
             self.extra_metadata = meta.get("extra") or {}
 
     @staticmethod
-    def _refuse_if_damaged(path: str, meta: dict) -> None:
+    def _refuse_if_damaged(stage_folder: str, meta: dict) -> None:
         """Raise :class:`~assay.errors.CorruptArtifactError` if a file the sidecar ``meta``
-        of ``path`` lists does not match its recorded size and checksum."""
+        lists (relative to ``stage_folder``) does not match its recorded size and checksum."""
         from assay.cache import corrupt, file_problem
 
-        folder = Path(os.path.abspath(path)).parent
+        folder = Path(stage_folder)
         for entry in meta["files"]:
             file = Path(str(entry.get("path"))) if isinstance(entry, dict) else None
             if file is None or "size" not in entry or "checksum" not in entry:
@@ -430,9 +429,27 @@ def _params_as_text(params: Any) -> dict[str, str] | None:
 
 
 def _sidecar_of(path: str) -> dict | None:
-    """The sidecar (``NAME.meta.json``) in the folder of ``path`` that lists it among
-    its files, if any: the metadata of a cached file opened by its path."""
-    folder, name = os.path.split(os.path.abspath(path))
+    """The sidecar (``NAME.meta.json``) that lists ``path`` among its files, if any: the
+    metadata of a cached file opened by its path."""
+    return _sidecar_and_folder(path)[0]
+
+
+def _sidecar_and_folder(path: str) -> tuple[dict | None, str]:
+    """The sidecar that lists ``path`` among its files, if any, and the folder its file
+    paths are relative to: the stage run's folder that ``path`` lies in (at any depth, a
+    cacher's ``subdir`` too; through ``by-name`` links), else the folder of ``path``."""
+    from assay.cache import in_stage_folder
+
+    real = Path(os.path.realpath(path))
+    stage_folder, inner = in_stage_folder(real)
+    if not inner:  # a folder outside a stage run's, or a stage run's folder itself
+        stage_folder, inner = real.parent, real.name
+    return _listing(str(stage_folder), inner), str(stage_folder)
+
+
+def _listing(folder: str, name: str) -> dict | None:
+    """The sidecar in ``folder`` whose files include ``name`` (relative to ``folder``), or
+    a folder holding it (a cacher's ``subdir`` is recorded whole)."""
     try:
         entries = [e for e in os.scandir(folder) if e.name.endswith(".meta.json")]
     except OSError:
@@ -444,11 +461,15 @@ def _sidecar_of(path: str) -> dict | None:
         except (OSError, ValueError):
             continue
         files = meta.get("files") if isinstance(meta, dict) else None
-        if isinstance(files, list) and any(
-            isinstance(f, dict) and f.get("path") == name for f in files
-        ):
+        if isinstance(files, list) and any(_holds(f, name) for f in files):
             return meta
     return None
+
+
+def _holds(entry: Any, name: str) -> bool:
+    """Whether a sidecar's ``files`` item is the file ``name``, or a folder holding it."""
+    recorded = entry.get("path") if isinstance(entry, dict) else None
+    return isinstance(recorded, str) and (name == recorded or name.startswith(recorded + "/"))
 
 
 class PickleCacher(Cacheable):

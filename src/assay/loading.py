@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from assay.cache import CacheStore, made_elsewhere, maker_text, open_cache
+from assay.cache import CacheStore, in_stage_folder, made_elsewhere, maker_text, open_cache
 from assay.config import ProjectConfig, cache_url
 from assay.errors import CacheError
 from assay.keys import split_artifact_key
@@ -209,28 +209,10 @@ def cache_holding(path: Path, cache: CacheStore) -> CacheStore:
     else ``cache``: the file named is the one loaded, not one with the same key here."""
     if not path.exists():
         return cache
-    folder, _ = _in_stage_folder(path.resolve())
+    folder, _ = in_stage_folder(path.resolve())
     if folder.parent.parent.name == "objects":
         return CacheStore(folder.parent.parent.parent)
     return cache
-
-
-def _in_stage_folder(path: Path) -> tuple[Path, str]:
-    """The stage run's folder (``objects/SHARD/KEY``) that ``path`` is or lies in, at any
-    depth (a folder an artifact is, a file in a cacher's ``subdir``), and ``path``
-    relative to it (``""`` for the folder itself). Outside such a folder: ``path`` if it
-    is a folder, else the folder it is in, and its name."""
-    for folder in (path, *path.parents):
-        shard = folder.parent
-        if (
-            shard.parent.name == "objects"
-            and len(shard.name) == 2
-            and folder.name.startswith(shard.name)
-        ):
-            return folder, path.relative_to(folder).as_posix() if folder != path else ""
-    if path.is_dir():
-        return path, ""
-    return path.parent, path.name
 
 
 def _names_file(meta: dict, inner: str) -> bool:
@@ -245,7 +227,7 @@ def _names_file(meta: dict, inner: str) -> bool:
 
 def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
     path = path.resolve()
-    folder, inner = _in_stage_folder(path)
+    folder, inner = in_stage_folder(path)
     metas = []
     for sidecar in sorted(folder.glob("*.meta.json")):
         meta = cache.settled_meta(folder.name, sidecar.name[: -len(".meta.json")])
