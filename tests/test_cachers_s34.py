@@ -64,6 +64,14 @@ def test_what_pickle_cannot_store_still_gets_the_pickling_advice(tmp_path: Path,
     assert "pickle cannot store it (a lambda" in text, text
 
 
+def test_a_dict_keyed_by_tuples_gets_json_advice(tmp_path: Path):
+    """ "keys must be str, int, float, bool or None, not tuple" came with no word of what
+    to do, unlike every other value JsonCacher cannot store."""
+    text = failure(tmp_path, {(1, 2): 0.5}, JsonCacher(name="obj"))
+
+    assert "JSON keys are text" in text and "PickleCacher" in text, text
+
+
 def test_json_advice_still_follows_a_json_failure(tmp_path: Path):
     text = failure(tmp_path, {"cacher": object()}, JsonCacher(name="obj"))
 

@@ -1192,6 +1192,11 @@ def _cacher_advice(exc: BaseException) -> str:
             ". JSON holds dicts, lists, strings, numbers, booleans and None: convert the "
             "value to those, or give this output a cacher that takes any object (PickleCacher)."
         )
+    if "keys must be str" in text:  # json.dumps of a dict keyed by tuples, objects, ...
+        return (
+            ". JSON keys are text (numbers and booleans are written as text): key the dict "
+            "by strings, or give this output a cacher that takes any object (PickleCacher)."
+        )
     # Not any mention of pickle: a cacher's own refusal may advise PickleCacher.
     refused = any(words in text.lower() for words in _PICKLE_REFUSALS)
     if refused or type(exc).__name__ == "PicklingError":
