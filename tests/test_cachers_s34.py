@@ -391,3 +391,52 @@ def test_a_file_in_a_subdir_tampered_in_the_cache_is_refused_by_hand(tmp_path: P
         PickleCacher(str(path)).load()
 
     assert not proof.exists()
+
+
+# -- a cacher's own check() reads the entry's metadata -------------------------------------
+
+
+class _VersionedCacher(Cacheable):
+    """Reuses an entry only if its format version, kept in extra_metadata, is current: a
+    Curifactory-style check() that reads the metadata with load_metadata()."""
+
+    seen: list = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, extension=".json", **kwargs)
+
+    def save(self, obj):
+        self.extra_metadata["version"] = 2
+        Path(self.get_path()).write_text(json.dumps(obj))
+
+    def load(self):
+        return json.loads(Path(self.get_path()).read_text())
+
+    def check(self):
+        if not Path(self.get_path()).exists():
+            return False
+        self.load_metadata()
+        _VersionedCacher.seen.append(dict(self.extra_metadata))
+        return self.extra_metadata.get("version") == 2
+
+
+def test_a_check_reading_the_metadata_lets_the_entry_be_reused(tmp_path: Path):
+    """check() ran with no metadata (load_metadata() read nothing while assay drove the
+    cacher): the version was never found, and the stage executed on every run."""
+    calls: list[str] = []
+    _VersionedCacher.seen = []
+
+    def run_once():
+        @assay.stage(outputs=["table"], cachers=[_VersionedCacher])
+        def tabulate(record):
+            calls.append(record.params.name)
+            return {"rows": 3}
+
+        manager = assay.ArtifactManager("cachers_s34_check", project_root=tmp_path)
+        return tabulate(assay.Record(manager, Params(name="p"))).state["table"]
+
+    assert run_once() == {"rows": 3}
+    assert run_once() == {"rows": 3}
+
+    assert calls == ["p"]
+    assert _VersionedCacher.seen == [{"version": 2}]

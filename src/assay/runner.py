@@ -39,7 +39,7 @@ from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from assay import cache_writing
-from assay.cache import link_label
+from assay.cache import CacherMetadata, link_label
 from assay.caching import Cacheable, PickleCacher
 from assay.errors import (
     AssayError,
@@ -604,7 +604,7 @@ class Runner:
             if artifact.cached and type(cacher).check is not _BASE_CHECK:
                 cache.localize(node.key, artifact.name)
                 cacher._dir = cache.stage_dir(node.key)
-                artifact.cached = bool(cacher.check())
+                artifact.cached = _checked(cacher, meta)
             if not artifact.cached:
                 artifact.meta = None
                 return False
@@ -1778,6 +1778,21 @@ def _fields(node: StageNode, reads: frozenset | str) -> list[tuple[str, str | No
         )
     placed = _templated_paths(node)
     return sorted(found + placed) if placed else found
+
+
+def _checked(cacher: Cacheable, meta: dict) -> bool:
+    """What a cacher's own ``check()`` says of the cached entry ``meta``, the entry's
+    metadata in ``self.metadata`` and ``self.extra_metadata`` while it runs, as ``load()``
+    finds them: a check may read them (``load_metadata()``, as Curifactory's cachers do,
+    to compare a format version kept there). Put back after, so that a save of a new
+    entry starts from none of the old one's."""
+    before = cacher.metadata, cacher.extra_metadata
+    cacher.metadata = CacherMetadata(meta)
+    cacher.extra_metadata = dict(meta.get("extra") or {})
+    try:
+        return bool(cacher.check())
+    finally:
+        cacher.metadata, cacher.extra_metadata = before
 
 
 def _placed_twice(path: str, first: tuple, then: tuple) -> str:
