@@ -1292,6 +1292,14 @@ def in_stage_folder(path: Path) -> tuple[Path, str]:
     return path.parent, path.name
 
 
+def entry_holds(entry: Any, name: str) -> bool:
+    """Whether a sidecar's ``files`` item is the file ``name`` (a path relative to the
+    stage run's folder), or a folder holding it (a cacher's ``subdir``, a folder that
+    ``get_dir()`` or ``PathRef`` made, recorded whole)."""
+    recorded = entry.get("path") if isinstance(entry, dict) else None
+    return isinstance(recorded, str) and (name == recorded or name.startswith(recorded + "/"))
+
+
 def sidecar_problem(meta: Any, key: str | None = None, output: str | None = None) -> str | None:
     """What makes ``meta`` (a sidecar's JSON) no usable record of output ``output`` of
     stage run ``key``, or ``None`` if it is one.

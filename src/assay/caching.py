@@ -450,6 +450,8 @@ def _sidecar_and_folder(path: str) -> tuple[dict | None, str]:
 def _listing(folder: str, name: str) -> dict | None:
     """The sidecar in ``folder`` whose files include ``name`` (relative to ``folder``), or
     a folder holding it (a cacher's ``subdir`` is recorded whole)."""
+    from assay.cache import entry_holds
+
     try:
         entries = [e for e in os.scandir(folder) if e.name.endswith(".meta.json")]
     except OSError:
@@ -461,15 +463,9 @@ def _listing(folder: str, name: str) -> dict | None:
         except (OSError, ValueError):
             continue
         files = meta.get("files") if isinstance(meta, dict) else None
-        if isinstance(files, list) and any(_holds(f, name) for f in files):
+        if isinstance(files, list) and any(entry_holds(f, name) for f in files):
             return meta
     return None
-
-
-def _holds(entry: Any, name: str) -> bool:
-    """Whether a sidecar's ``files`` item is the file ``name``, or a folder holding it."""
-    recorded = entry.get("path") if isinstance(entry, dict) else None
-    return isinstance(recorded, str) and (name == recorded or name.startswith(recorded + "/"))
 
 
 class PickleCacher(Cacheable):

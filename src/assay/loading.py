@@ -22,7 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from assay.cache import CacheStore, in_stage_folder, made_elsewhere, maker_text, open_cache
+from assay.cache import (
+    CacheStore,
+    entry_holds,
+    in_stage_folder,
+    made_elsewhere,
+    maker_text,
+    open_cache,
+)
 from assay.config import ProjectConfig, cache_url
 from assay.errors import CacheError
 from assay.keys import split_artifact_key
@@ -215,16 +222,6 @@ def cache_holding(path: Path, cache: CacheStore) -> CacheStore:
     return cache
 
 
-def _names_file(meta: dict, inner: str) -> bool:
-    """Whether the entry ``meta`` describes has the file ``inner`` (a path relative to its
-    stage folder), or has a folder that holds it."""
-    for entry in meta["files"]:
-        recorded = str(entry.get("path", "")) if isinstance(entry, dict) else ""
-        if recorded and (inner == recorded or inner.startswith(recorded + "/")):
-            return True
-    return False
-
-
 def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
     path = path.resolve()
     folder, inner = in_stage_folder(path)
@@ -236,7 +233,7 @@ def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
         if not inner:
             if output is not None or not meta["output"].startswith("_"):  # a stage folder:
                 metas.append(meta)  # its outputs, not its reportables ("_reportables")
-        elif _names_file(meta, inner) or inner == sidecar.name:
+        elif any(entry_holds(f, inner) for f in meta["files"]) or inner == sidecar.name:
             metas.append(meta)
     if output is not None:
         metas = [m for m in metas if m["output"] == output]
