@@ -24,7 +24,9 @@ Write your own by subclassing :class:`Cacheable`::
             return torch.load(self.get_path())
 
 A cacher can also be used by hand in a notebook with a fixed path:
-``PickleCacher("results/model.pkl").save(model)``.
+``PickleCacher("results/model.pkl").save(model)``. Used by hand on a file of
+the cache, a built-in cacher checks it against its sidecar first, as a run
+does (a modified file is refused, never unpickled), and reads its metadata.
 """
 
 from __future__ import annotations
