@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay import cache_writing
+from assay.caching import metadata_default
 from assay.errors import CacheError, CorruptArtifactError
 from assay.hashing import file_checksum, hash_value
 
@@ -529,7 +530,7 @@ class CacheStore:
             raise CacheError(
                 f"Could not save output {output!r} of stage {meta.get('stage')!r} "
                 f"(parameter set {meta.get('param_set')!r}) with {type(cacher).__name__}: "
-                f"{type(exc).__name__}: {exc}{_full_disk_advice(exc) or _cacher_advice(exc)}"
+                f"{type(exc).__name__}: {_with_advice(exc)}"
             ) from exc
         except BaseException:  # Ctrl-C, SIGTERM: no half-written file is left behind
             _drop_written(final, tag)
@@ -554,7 +555,7 @@ class CacheStore:
         temporary = f"{final}/.{output}{_META_SUFFIX}.{sidecar[_WRITE]}"
         try:
             with open(temporary, "wb", buffering=0) as handle:
-                handle.write(json.dumps(sidecar, default=str).encode())
+                handle.write(json.dumps(sidecar, default=metadata_default).encode())
         except OSError as exc:  # a full disk, a quota: the sidecar did not fit
             _drop_written(final, tag)
             raise self._not_recorded(temporary, output, meta, exc, _KEPT) from exc
@@ -1169,6 +1170,20 @@ def _full_disk_advice(exc: BaseException) -> str:
     return ""
 
 
+def _with_advice(exc: BaseException) -> str:
+    """The text of a cacher's failure, followed by what to do about it (if assay knows),
+    as one sentence after the other."""
+    text = str(exc)
+    advice = _full_disk_advice(exc) or _cacher_advice(exc)
+    if advice and text.endswith("."):
+        advice = advice[1:]  # the failure's own full stop ends it
+    return f"{text}{advice}"
+
+
+_PICKLE_REFUSALS = ("can't pickle", "cannot pickle", "could not pickle", "not picklable")
+"""How pickle (and libraries built on it) say that an object cannot be pickled."""
+
+
 def _cacher_advice(exc: BaseException) -> str:
     """What to do when a cacher could not store the value it was given, else ``""``."""
     text = str(exc)
@@ -1177,7 +1192,14 @@ def _cacher_advice(exc: BaseException) -> str:
             ". JSON holds dicts, lists, strings, numbers, booleans and None: convert the "
             "value to those, or give this output a cacher that takes any object (PickleCacher)."
         )
-    if "pickle" in text.lower() or type(exc).__name__ == "PicklingError":
+    if "keys must be str" in text:  # json.dumps of a dict keyed by tuples, objects, ...
+        return (
+            ". JSON keys are text (numbers and booleans are written as text): key the dict "
+            "by strings, or give this output a cacher that takes any object (PickleCacher)."
+        )
+    # Not any mention of pickle: a cacher's own refusal may advise PickleCacher.
+    refused = any(words in text.lower() for words in _PICKLE_REFUSALS)
+    if refused or type(exc).__name__ == "PicklingError":
         return (
             ". pickle cannot store it (a lambda or a function defined inside another, an open "
             "file, a lock, a connection): return the data rather than such objects, or give "
@@ -1252,6 +1274,32 @@ def sidecar_or_none(meta: Any, key: str | None = None, output: str | None = None
     return None if sidecar_problem(meta, key, output) else meta
 
 
+def in_stage_folder(path: Path) -> tuple[Path, str]:
+    """The stage run's folder (``objects/SHARD/KEY``) that ``path`` is or lies in, at any
+    depth (a folder an artifact is, a file in a cacher's ``subdir``), and ``path``
+    relative to it (``""`` for the folder itself). Outside such a folder: ``path`` if it
+    is a folder, else the folder it is in, and its name."""
+    for folder in (path, *path.parents):
+        shard = folder.parent
+        if (
+            shard.parent.name == "objects"
+            and len(shard.name) == 2
+            and folder.name.startswith(shard.name)
+        ):
+            return folder, path.relative_to(folder).as_posix() if folder != path else ""
+    if path.is_dir():
+        return path, ""
+    return path.parent, path.name
+
+
+def entry_holds(entry: Any, name: str) -> bool:
+    """Whether a sidecar's ``files`` item is the file ``name`` (a path relative to the
+    stage run's folder), or a folder holding it (a cacher's ``subdir``, a folder that
+    ``get_dir()`` or ``PathRef`` made, recorded whole)."""
+    recorded = entry.get("path") if isinstance(entry, dict) else None
+    return isinstance(recorded, str) and (name == recorded or name.startswith(recorded + "/"))
+
+
 def sidecar_problem(meta: Any, key: str | None = None, output: str | None = None) -> str | None:
     """What makes ``meta`` (a sidecar's JSON) no usable record of output ``output`` of
     stage run ``key``, or ``None`` if it is one.
@@ -1274,6 +1322,8 @@ def sidecar_problem(meta: Any, key: str | None = None, output: str | None = None
         and all(_is_file_entry(f) for f in files)
     ):
         return _NOT_A_RECORD
+    if not files:  # every save records at least one file: nothing here could be checked
+        return "it lists no file, so nothing of the artifact can be checked"
     outside = next((f["path"] for f in files if _leaves_folder(f["path"])), None)
     if outside is not None:
         return f"it names a file outside its stage folder ({outside!r})"

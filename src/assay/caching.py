@@ -24,7 +24,9 @@ Write your own by subclassing :class:`Cacheable`::
             return torch.load(self.get_path())
 
 A cacher can also be used by hand in a notebook with a fixed path:
-``PickleCacher("results/model.pkl").save(model)``.
+``PickleCacher("results/model.pkl").save(model)``. Used by hand on a file of
+the cache, a built-in cacher checks it against its sidecar first, as a run
+does (a modified file is refused, never unpickled), and reads its metadata.
 """
 
 from __future__ import annotations
@@ -296,7 +298,7 @@ class Cacheable:
             return
         metadata = self._hand_metadata()
         with open(self.get_path("_metadata.json"), "w") as handle:
-            json.dump(metadata, handle, indent=2, default=str)
+            json.dump(metadata, handle, indent=2, default=metadata_default)
         self.metadata = metadata
 
     def _hand_metadata(self) -> dict:
@@ -359,6 +361,47 @@ class Cacheable:
             self.extra_metadata = self.metadata.get("extra", {})
         return self.metadata
 
+    def _prepare_hand_load(self) -> None:
+        """Used by hand on a file of the cache (``PickleCacher(path).load()`` in a
+        notebook), load it as a run and ``assay.load`` do: raise
+        :class:`~assay.errors.CorruptArtifactError`, before it is loaded, if a file its
+        sidecar lists no longer matches the recorded size and checksum; and restore its
+        metadata (``self.metadata``, ``self.extra_metadata``, unless already loaded),
+        which ``load()`` may need (a pandas Series is told from a DataFrame by it).
+
+        A file outside the cache (no sidecar lists it) is loaded as it is; while assay
+        itself drives the cacher (``self._dir`` set), the cache has done both.
+        """
+        if self._dir is not None:
+            return
+        meta, folder = _sidecar_and_folder(self.get_path())
+        if meta is None:
+            return
+        self._refuse_if_damaged(folder, meta)
+        if self.metadata is None:
+            self.metadata = meta
+            self.extra_metadata = meta.get("extra") or {}
+
+    @staticmethod
+    def _refuse_if_damaged(stage_folder: str, meta: dict) -> None:
+        """Raise :class:`~assay.errors.CorruptArtifactError` if a file the sidecar ``meta``
+        lists (relative to ``stage_folder``) does not match its recorded size and checksum."""
+        from assay.cache import corrupt, file_problem
+
+        folder = Path(stage_folder)
+        for entry in meta["files"]:
+            file = Path(str(entry.get("path"))) if isinstance(entry, dict) else None
+            if file is None or "size" not in entry or "checksum" not in entry:
+                raise corrupt(meta, f"its sidecar in {folder} is damaged; it was not loaded")
+            file = file if file.is_absolute() else folder / file
+            problem = file_problem(file, entry)
+            if problem:
+                raise corrupt(
+                    meta,
+                    f"{file} {problem}; it was not loaded (compute it again: assay run "
+                    f"EXPERIMENT --overwrite-stage {meta.get('stage')})",
+                )
+
     def identity(self) -> dict:
         """What makes two cachers write the same thing; part of the cache key."""
         config = {}
@@ -388,9 +431,29 @@ def _params_as_text(params: Any) -> dict[str, str] | None:
 
 
 def _sidecar_of(path: str) -> dict | None:
-    """The sidecar (``NAME.meta.json``) in the folder of ``path`` that lists it among
-    its files, if any: the metadata of a cached file opened by its path."""
-    folder, name = os.path.split(os.path.abspath(path))
+    """The sidecar (``NAME.meta.json``) that lists ``path`` among its files, if any: the
+    metadata of a cached file opened by its path."""
+    return _sidecar_and_folder(path)[0]
+
+
+def _sidecar_and_folder(path: str) -> tuple[dict | None, str]:
+    """The sidecar that lists ``path`` among its files, if any, and the folder its file
+    paths are relative to: the stage run's folder that ``path`` lies in (at any depth, a
+    cacher's ``subdir`` too; through ``by-name`` links), else the folder of ``path``."""
+    from assay.cache import in_stage_folder
+
+    real = Path(os.path.realpath(path))
+    stage_folder, inner = in_stage_folder(real)
+    if not inner:  # a folder outside a stage run's, or a stage run's folder itself
+        stage_folder, inner = real.parent, real.name
+    return _listing(str(stage_folder), inner), str(stage_folder)
+
+
+def _listing(folder: str, name: str) -> dict | None:
+    """The sidecar in ``folder`` whose files include ``name`` (relative to ``folder``), or
+    a folder holding it (a cacher's ``subdir`` is recorded whole)."""
+    from assay.cache import entry_holds
+
     try:
         entries = [e for e in os.scandir(folder) if e.name.endswith(".meta.json")]
     except OSError:
@@ -402,9 +465,7 @@ def _sidecar_of(path: str) -> dict | None:
         except (OSError, ValueError):
             continue
         files = meta.get("files") if isinstance(meta, dict) else None
-        if isinstance(files, list) and any(
-            isinstance(f, dict) and f.get("path") == name for f in files
-        ):
+        if isinstance(files, list) and any(entry_holds(f, name) for f in files):
             return meta
     return None
 
@@ -423,6 +484,7 @@ class PickleCacher(Cacheable):
         return path
 
     def load(self) -> Any:
+        self._prepare_hand_load()
         with open(self.get_path(), "rb") as handle:
             return pickle.load(handle)
 
@@ -441,6 +503,7 @@ class JsonCacher(Cacheable):
         return path
 
     def load(self) -> Any:
+        self._prepare_hand_load()
         with open(self.get_path()) as handle:
             return json.load(handle)
 
@@ -531,6 +594,7 @@ class PandasCacher(Cacheable):
     def load(self) -> Any:
         import pandas as pd
 
+        self._prepare_hand_load()
         series = self.extra_metadata.get("kind") == "Series"
         reader = getattr(pd, _PANDAS_READERS.get(self.format, f"read_{self.format}"))
         args = dict(self.read_args)
@@ -631,6 +695,7 @@ class NumpyCacher(Cacheable):
         return path
 
     def load(self) -> Any:
+        self._prepare_hand_load()
         path = self.get_path()
         array = _read_npy_hashing(path, self._checksums)
         if array is None:  # a layout the one-pass reader leaves to numpy
@@ -692,6 +757,7 @@ class FileReferenceCacher(Cacheable):
         return self.get_path()
 
     def load(self) -> str | list[str]:
+        self._prepare_hand_load()
         with open(self.get_path()) as handle:
             paths = json.load(handle)
         folder = os.path.dirname(os.path.realpath(self.get_path()))
@@ -868,6 +934,17 @@ def _read_npy_hashing(path: str, checksums: dict, chunk: int = 8 * 2**20) -> Any
             done += got
     checksums[os.path.abspath(path)] = (size, digest.hexdigest())
     return data.view(dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def metadata_default(obj: Any) -> Any:
+    """``json.dump``'s ``default`` for metadata (``extra_metadata``, sidecars): numpy
+    numbers and arrays, sets and paths as JSON values (as :class:`JsonCacher` writes
+    them), anything else as its text. A cacher's ``load()`` then reads the number it
+    stored (``labels.max()``, an ``np.int64``), not ``"4"``."""
+    try:
+        return _json_default(obj)
+    except TypeError:
+        return str(obj)
 
 
 def _json_default(obj: Any) -> Any:

@@ -23,7 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from assay.cache import CacheStore, made_elsewhere, maker_text, open_cache
+from assay.cache import (
+    CacheStore,
+    entry_holds,
+    in_stage_folder,
+    made_elsewhere,
+    maker_text,
+    open_cache,
+)
 from assay.config import ProjectConfig, cache_url
 from assay.errors import CacheError
 from assay.keys import split_artifact_key
@@ -183,14 +190,7 @@ def load_artifact(cache: CacheStore, meta: dict) -> Any:
 
 def make_cacher(identity: dict) -> Any:
     """Re-create a cacher from the identity recorded in a sidecar."""
-    module_name, _, class_name = identity["class"].rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise CacheError(
-            f"The artifact was saved with {identity['class']}, which cannot be imported here "
-            f"({exc}). Run from the project folder, or install the package that defines it."
-        ) from exc
+    cls = _cacher_class(identity["class"])
     try:
         cacher = cls()
     except TypeError:
@@ -204,13 +204,46 @@ def make_cacher(identity: dict) -> Any:
     return cacher
 
 
+def _cacher_class(name: str) -> type:
+    """The class a sidecar names (``module.Class``, or ``module.Outer.Class`` for a class
+    defined in another), imported; :class:`CacheError` if it cannot be."""
+    if "<locals>" in name:
+        raise CacheError(
+            f"The artifact was saved with {name}, a cacher class defined inside a function, "
+            "which cannot be imported to load it: define the class at the top of a module, "
+            "or load the file with an instance of it yourself."
+        )
+    parts = name.split(".")
+    problem: Exception | None = None
+    for cut in range(len(parts) - 1, 0, -1):  # the longest module the name starts with
+        module_name = ".".join(parts[:cut])
+        try:
+            found: Any = importlib.import_module(module_name)
+        except ImportError as exc:
+            if exc.name is None or not module_name.startswith(exc.name):
+                problem = exc  # the module is there, but failed to import something itself
+                break
+            problem = problem or exc
+            continue
+        try:
+            for attribute in parts[cut:]:
+                found = getattr(found, attribute)
+        except AttributeError as exc:
+            problem = problem or exc  # "No module named m.sub" says more than "no sub in m"
+            break
+        return found
+    raise CacheError(
+        f"The artifact was saved with {name}, which cannot be imported here ({problem}). Run "
+        "from the project folder, or install the package that defines it."
+    ) from problem
+
+
 def cache_holding(path: Path, cache: CacheStore) -> CacheStore:
     """The cache a path lies in (its ``objects/`` folder: another project's, an export's),
     else ``cache``: the file named is the one loaded, not one with the same key here."""
     if not path.exists():
         return cache
-    resolved = path.resolve()
-    folder = resolved if resolved.is_dir() else resolved.parent
+    folder, _ = in_stage_folder(path.resolve())
     if folder.parent.parent.name == "objects":
         return CacheStore(folder.parent.parent.parent)
     return cache
@@ -218,17 +251,16 @@ def cache_holding(path: Path, cache: CacheStore) -> CacheStore:
 
 def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
     path = path.resolve()
-    folder, name = (path, output) if path.is_dir() else (path.parent, None)
+    folder, inner = in_stage_folder(path)
     metas = []
     for sidecar in sorted(folder.glob("*.meta.json")):
         meta = cache.settled_meta(folder.name, sidecar.name[: -len(".meta.json")])
         if meta is None:
             continue
-        files = {f["path"] for f in meta["files"]}
-        if name is None and path.is_dir():
-            if not meta["output"].startswith("_"):  # a stage folder: its outputs, not its
-                metas.append(meta)  # reportables (kept beside them as "_reportables")
-        elif path.name in files or meta["output"] == name or path.name == sidecar.name:
+        if not inner:
+            if output is not None or not meta["output"].startswith("_"):  # a stage folder:
+                metas.append(meta)  # its outputs, not its reportables ("_reportables")
+        elif any(entry_holds(f, inner) for f in meta["files"]) or inner == sidecar.name:
             metas.append(meta)
     if output is not None:
         metas = [m for m in metas if m["output"] == output]

@@ -39,7 +39,7 @@ from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from assay import cache_writing
-from assay.cache import link_label
+from assay.cache import CacherMetadata, link_label
 from assay.caching import Cacheable, PickleCacher
 from assay.errors import (
     AssayError,
@@ -272,6 +272,9 @@ class Runner:
         self.upstream_seen: tuple[Any, set[int]] = (None, set())
         """The stage run that last reached another's folder, and what its key covers."""
         self.damaged: dict[tuple[str, str], str] = {}  # (key, output) -> what is wrong with it
+        self.placed: dict[str, tuple[str, str, str, str]] = {}
+        """Each file a ``path_override`` names that a stage run saved, by absolute path:
+        ``(key, output, stage, parameter set)`` of the last one (see :meth:`_check_placed`)."""
         self.handed: dict[int, Artifact] | None = None
         """While a stage runs in this process: the artifacts it was given (inputs, and
         entries of ``record.state`` it read). Once it has run, those a cache holds are
@@ -601,7 +604,7 @@ class Runner:
             if artifact.cached and type(cacher).check is not _BASE_CHECK:
                 cache.localize(node.key, artifact.name)
                 cacher._dir = cache.stage_dir(node.key)
-                artifact.cached = bool(cacher.check())
+                artifact.cached = _checked(cacher, meta)
             if not artifact.cached:
                 artifact.meta = None
                 return False
@@ -1312,6 +1315,28 @@ class Runner:
         )
         return inputs
 
+    def _check_placed(self, node: StageNode) -> None:
+        """Refuse, before anything of it is saved, a stage run whose ``path_override``
+        names a file that another stage run (another parameter set, stage or output, and
+        another key) saved in this session: it would replace that file, so the entry
+        recording it could never be loaded, and each run would compute both again.
+
+        The same output of the same stage and set saving its file again with a new key
+        (its code changed between calls in a notebook) replaces it, as any entry is.
+        """
+        claims = []
+        for artifact in node.outputs:
+            cacher = artifact.cacher
+            if cacher is None or cacher.path_override is None:
+                continue
+            path = os.path.abspath(cacher._resolve_override())
+            mine = (node.key, artifact.name, node.spec.name, node.record_label)
+            other = self.placed.get(path)
+            if other is not None and other[0] != node.key and other[1:] != mine[1:]:
+                raise StageError(_placed_twice(path, other, mine))
+            claims.append((path, mine))
+        self.placed.update(claims)
+
     def _save_outputs(self, node: StageNode) -> None:
         manager, cache = self.manager, self.manager.cache
         if all(artifact.cacher is None for artifact in node.outputs):
@@ -1322,6 +1347,7 @@ class Runner:
                 self._save_reportables(node, manager.provenance(node))
                 cache.link(manager.prefix, link_label(node), node.spec.name, node.key)  # gc
             return
+        self._check_placed(node)
         base = manager.provenance(node)
         # How many reportables are cached beside (those that could be): a reuse need not
         # look for none.
@@ -1752,6 +1778,46 @@ def _fields(node: StageNode, reads: frozenset | str) -> list[tuple[str, str | No
         )
     placed = _templated_paths(node)
     return sorted(found + placed) if placed else found
+
+
+def _checked(cacher: Cacheable, meta: dict) -> bool:
+    """What a cacher's own ``check()`` says of the cached entry ``meta``, the entry's
+    metadata in ``self.metadata`` and ``self.extra_metadata`` while it runs, as ``load()``
+    finds them: a check may read them (``load_metadata()``, as Curifactory's cachers do,
+    to compare a format version kept there). Put back after, so that a save of a new
+    entry starts from none of the old one's."""
+    before = cacher.metadata, cacher.extra_metadata
+    cacher.metadata = CacherMetadata(meta)
+    cacher.extra_metadata = dict(meta.get("extra") or {})
+    try:
+        return bool(cacher.check())
+    finally:
+        cacher.metadata, cacher.extra_metadata = before
+
+
+def _placed_twice(path: str, first: tuple, then: tuple) -> str:
+    """The message for two stage runs whose ``path_override`` names one file: ``first``
+    and ``then`` are ``(key, output, stage, parameter set)``."""
+    _, output, stage, label = then
+    if (first[2], first[3]) == (stage, label):
+        whose = f"outputs {first[1]!r} and {output!r} of stage {stage!r}"
+    elif first[2] == stage and first[1] == output:
+        whose = (
+            f"output {output!r} of stage {stage!r} for parameter sets {first[3]!r} and {label!r}"
+        )
+    else:
+        whose = (
+            f"output {first[1]!r} of stage {first[2]!r} (parameter set {first[3]!r}) and "
+            f"output {output!r} of stage {stage!r} (parameter set {label!r})"
+        )
+    return (
+        f"The path_override of {whose} names one file, {path}: the second would replace "
+        f"the first's, whose cached entry could then never be loaded (every run would "
+        f"compute both again). Nothing of stage {stage!r} for {label!r} was saved; what "
+        "the first saved is kept. "
+        "Give each its own file: put {params.name} or {hash} in the path_override "
+        '(e.g. "results/{params.name}/' + os.path.basename(path) + '").'
+    )
 
 
 def _templated_paths(node: StageNode) -> list[tuple[str, str]]:
