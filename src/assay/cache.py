@@ -1305,7 +1305,8 @@ def sidecar_problem(meta: Any, key: str | None = None, output: str | None = None
     stage run ``key``, or ``None`` if it is one.
 
     Valid JSON that is no record (``{}``, ``null``, a record cut in the middle of its
-    files, or listing none) is as damaged as a file cut short. So is a record that lists a file outside
+    files) is as damaged as a file cut short, and so is one that lists no file (every
+    save records one: nothing could be checked). So is a record that lists a file outside
     its stage folder (``../``: a sidecar never makes assay read or delete other files;
     an absolute path is a file written in place outside the cache, ``path_override``,
     which is checked where it is and never removed), and the record of another entry,
@@ -1318,7 +1319,6 @@ def sidecar_problem(meta: Any, key: str | None = None, output: str | None = None
         isinstance(meta.get("key"), str)
         and isinstance(meta.get("output"), str)
         and isinstance(files, list)
-        and files  # a cacher's save() that wrote no file fails: a record has one
         and all(_is_file_entry(f) for f in files)
     ):
         return _NOT_A_RECORD
