@@ -175,7 +175,9 @@ class JsonReporter(Reportable):
         self.data = dictionary
 
     def html(self) -> str:
-        text = json.dumps(_json_keys(self.data), indent=4, default=_json_value)
+        from assay.caching import metadata_default  # numpy numbers as numbers, not text
+
+        text = json.dumps(_json_keys(self.data), indent=4, default=metadata_default)
         return f"<pre>{_html.escape(text)}</pre>"
 
 
@@ -187,19 +189,6 @@ def _json_keys(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_keys(item) for item in value]
     return value
-
-
-def _json_value(value: Any) -> Any:
-    """What JSON shows for a value it cannot hold: a numpy number as the number
-    (``np.int64(3)`` -> ``3``, not ``"3"``), an array (or a pandas series) as a list
-    of them, anything else as ``str`` shows it."""
-    ndim = getattr(value, "ndim", None)
-    if isinstance(ndim, int):
-        try:
-            return value.item() if ndim == 0 else value.tolist()
-        except (AttributeError, TypeError, ValueError):
-            pass
-    return str(value)
 
 
 def _json_key(key: Any) -> Any:
