@@ -39,7 +39,7 @@ from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from assay import cache_writing
-from assay.cache import link_label
+from assay.cache import CacherMetadata, link_label
 from assay.caching import Cacheable, PickleCacher
 from assay.errors import (
     AssayError,
@@ -1309,16 +1309,75 @@ class Runner:
         return inputs
 
     def _save_outputs(self, node: StageNode) -> None:
+        """Save what ``node`` made under its key, and file it under its name: one process
+        at a time per key (see :meth:`CacheStore.saving`). If another process of the run
+        saved the same stage run meanwhile, its entry is taken as this one's."""
         manager, cache = self.manager, self.manager.cache
         if all(artifact.cacher is None for artifact in node.outputs):
             if node.reportables:
                 # No output is cached, but a later run that does not need to execute the
                 # stage (its consumers are cached) still reports what it reported, as
                 # Curifactory does.
-                self._save_reportables(node, manager.provenance(node))
-                cache.link(manager.prefix, link_label(node), node.spec.name, node.key)  # gc
+                with cache.saving(node.key):
+                    self._save_reportables(node, manager.provenance(node))
+                    cache.link(manager.prefix, link_label(node), node.spec.name, node.key)  # gc
             return
         base = manager.provenance(node)
+        with cache.saving(node.key):
+            found = self._saved_meanwhile(node)
+            run_id = base.get("run_id")
+            cached = [a for a in node.outputs if a.cacher is not None]
+            if (
+                run_id is not None
+                and len(found) == len(cached)
+                and all(meta.get("run_id") == run_id for meta in found.values())
+            ):
+                self._take_entry(node, found)
+            else:
+                self._save_entry(node, base, replace=bool(found))
+            cache.flush_reads()  # a cached stage run is found by what it read
+            cache.store_texts(node.code_parts)
+            cache.link(manager.prefix, link_label(node), node.spec.name, node.key)
+
+    def _saved_meanwhile(self, node: StageNode) -> dict[str, dict]:
+        """The sidecars of ``node``'s outputs that are in the cache now, by output (up to
+        the first that is not: usually the first is not, looked at with one system call).
+
+        All of them, written by this run: another worker of the run made the same stage
+        run, and saved it while this stage ran (a parameter set that differs from this
+        one only in fields the stage does not read; the run learns that only once the
+        stage has run).
+        """
+        cache, found = self.manager.cache, {}
+        for artifact in node.outputs:
+            if artifact.cacher is None:
+                continue
+            meta = cache.read_meta(node.key, artifact.name)
+            if meta is None:
+                break
+            found[artifact.name] = meta
+        return found
+
+    def _take_entry(self, node: StageNode, metas: dict[str, dict]) -> None:
+        """Take the entry another process of the run saved for the same stage run as
+        ``node``'s outputs: the stages after it load them from there, so that every
+        parameter set sharing the entry goes on from the same values."""
+        log.debug(
+            "%s [%s]: another worker saved this stage run first; its entry is used",
+            node.spec.name,
+            node.record_label,
+        )
+        for artifact in node.outputs:
+            meta = metas.get(artifact.name)
+            if meta is None:
+                continue
+            artifact.meta, artifact.cached, artifact.value = meta, True, MISSING
+            artifact.cacher.metadata = CacherMetadata(meta)
+
+    def _save_entry(self, node: StageNode, base: dict, replace: bool) -> None:
+        """Save ``node``'s outputs (and what comes with them) under its key (``replace``:
+        an entry is there, another run's)."""
+        cache = self.manager.cache
         # How many reportables are cached beside (those that could be): a reuse need not
         # look for none.
         base["reportables"] = self._save_reportables(node, base) if node.reportables else 0
@@ -1332,7 +1391,7 @@ class Runner:
                 key=node.key,
                 output=artifact.name,
                 meta=meta,
-                replace=artifact.cached or node.forced,
+                replace=replace or artifact.cached or node.forced,
             )
             artifact.cached = True
             # The stages after it (and run()) get the value as the cache holds it, loaded
@@ -1340,11 +1399,8 @@ class Runner:
             # give back exactly (a tuple saved as JSON, a frame's memory layout) is the
             # same for them wherever and whenever this stage ran.
             artifact.value = MISSING
-        cache.flush_reads()  # a cached stage run is found by what it read
-        cache.store_texts(node.code_parts)
         if node.hand_set:
             self._save_hand_set(node, base)
-        cache.link(manager.prefix, link_label(node), node.spec.name, node.key)
 
     def _save_hand_set(self, node: StageNode, meta: dict) -> None:
         """Keep what a stage put in ``record.state`` by hand beside its outputs, so that
