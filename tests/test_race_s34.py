@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli
 
 TWINS = """
@@ -186,3 +188,65 @@ def test_sigterm_while_a_worker_waits_to_save_an_entry_another_saves_stops_the_r
     cache = root / "data" / "cache"
     assert [p for p in cache.rglob("*") if ".tmp-" in p.name] == []
     assert list(cache.rglob("made.json")) == []  # nothing half-saved passes for saved
+
+
+POOLED = """
+import multiprocessing
+import signal
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+def square(value):
+    return value * value
+
+
+def sigterm_as_usual(queue):
+    queue.put(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 3
+
+
+@assay.stage(outputs=["seen"], cachers=[JsonCacher])
+def pooled(record):
+    forked = multiprocessing.get_context("fork")
+    with forked.Pool(2) as pool:
+        total = sum(pool.map(square, range(record.params.n)))
+    queue = forked.SimpleQueue()
+    child = forked.Process(target=sigterm_as_usual, args=(queue,))
+    child.start()
+    as_usual = queue.get()
+    child.join()
+    return {"total": total, "sigterm_as_usual": as_usual}
+
+
+def get_params():
+    return [Params(name=f"n{n}", n=n) for n in (2, 3, 4)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        pooled(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.parametrize("options", [[], ["--parallel", "2"]], ids=["serial", "parallel"])
+def test_processes_a_stage_forks_stop_on_sigterm_as_usual(tmp_path: Path, options: list[str]):
+    """``with multiprocessing.Pool() as pool`` in a stage ends with SIGTERM to the pool's
+    processes. They had the run's own SIGTERM handler (the main process's, or a worker's):
+    each printed a traceback ("assay.errors.Terminated"), and one that was sent SIGTERM
+    just before it waited for its next task never acted on it, so the run hung for ever."""
+    root = project(tmp_path / "p", POOLED, "race_pooled")
+
+    result = run_cli("run", "race_pooled", *options, cwd=root, timeout=60)
+
+    assert result.code == 0, result
+    assert "Traceback" not in result.output, result
+    seen = [json.loads(p.read_text()) for p in root.glob("data/cache/objects/*/*/seen.json")]
+    assert sorted(s["total"] for s in seen) == [1, 5, 14]
+    assert all(s["sigterm_as_usual"] for s in seen), seen

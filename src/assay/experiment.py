@@ -43,7 +43,7 @@ from assay.errors import (
     StageFailed,
     Terminated,
 )
-from assay.executor import get_executor
+from assay.executor import get_executor, sigterm_as_usual_in_children
 from assay.manager import ArtifactManager
 from assay.params import (
     apply_overrides,
@@ -790,6 +790,7 @@ def _sigterm_stops_the_run() -> Iterator[None]:
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, stop)
+    sigterm_as_usual_in_children(stop)  # a stage's multiprocessing.Pool: not the run's
     try:
         yield
     finally:
