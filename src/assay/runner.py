@@ -1324,7 +1324,9 @@ class Runner:
             return
         base = manager.provenance(node)
         with cache.saving(node.key):
-            found = self._saved_meanwhile(node)
+            # (A cache at a URL is not asked: a request per stage run; its workers on other
+            # machines do not wait for one another anyway.)
+            found = {} if cache.remote else self._saved_meanwhile(node)
             run_id = base.get("run_id")
             cached = [a for a in node.outputs if a.cacher is not None]
             if (
