@@ -250,3 +250,63 @@ def test_processes_a_stage_forks_stop_on_sigterm_as_usual(tmp_path: Path, option
     seen = [json.loads(p.read_text()) for p in root.glob("data/cache/objects/*/*/seen.json")]
     assert sorted(s["total"] for s in seen) == [1, 5, 14]
     assert all(s["sigterm_as_usual"] for s in seen), seen
+
+
+DYING = """
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import assay
+from assay.caching import JsonCacher
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    die: bool = False
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def work(record):
+    (ROOT / f"started-{record.params.name}").touch()
+    while len(list(ROOT.glob("started-*"))) < 2:  # both run at once
+        time.sleep(0.02)
+    if record.params.die and (ROOT / "die.flag").exists():
+        (ROOT / "die.flag").unlink()
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+    time.sleep(0.5)
+    return 1
+
+
+def get_params():
+    return [Params(name="fine"), Params(name="dying", die=True)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        work(assay.Record(manager, params))
+"""
+
+
+def test_a_worker_killed_mid_stage_is_not_blamed_on_the_set_another_worker_ran(tmp_path: Path):
+    """When one worker process dies, the process pool fails every stage run in flight
+    alike: the run named the first set submitted, whose worker was fine."""
+    root = project(tmp_path / "p", DYING, "race_dying")
+    (root / "die.flag").touch()
+
+    result = run_cli("run", "race_dying", "--parallel", "2", cwd=root)
+
+    assert result.code == 1, result
+    assert "Traceback" not in result.output
+    assert "worker process stopped" in result.text, result
+    assert "parameter set 'dying'" in result.text, result
+    for started in root.glob("started-*"):
+        started.unlink()
+
+    rerun = run_cli("run", "race_dying", "--parallel", "2", cwd=root)
+
+    assert rerun.code == 0, rerun

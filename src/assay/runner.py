@@ -855,7 +855,7 @@ class Runner:
                     if remote:
                         slots.back(node)
                         try:
-                            collected = self._collect(node, future)
+                            collected = self._collect(node, future, slots)
                         finally:  # a failure too frees a worker, which takes the next
                             slots.refill()
                         if not collected:
@@ -965,8 +965,9 @@ class Runner:
             self._setting = (project_sources(root, outside), os.getcwd())
         return self._setting
 
-    def _collect(self, node: StageNode, future: Any) -> bool:
-        """Apply a worker's result to ``node``; False if it must be submitted again."""
+    def _collect(self, node: StageNode, future: Any, slots: Slots) -> bool:
+        """Apply a worker's result to ``node``; False if it must be submitted again
+        (``slots``: the stage runs on workers, to name if a worker was lost)."""
         import pickle
 
         from assay import remote
@@ -990,10 +991,10 @@ class Runner:
                     "`assay --debug run ...` shows the traceback."
                 ) from exc
             raise WorkerLost(
-                f"A worker process stopped while stage {node.spec.name!r} for parameter set "
-                f"{node.record_label!r} was running or waiting for it ({type(exc).__name__}: "
-                f"{exc}). It may have been killed or run out of memory. Stages that finished "
-                "are cached: run the same command again to continue."
+                f"A worker process stopped while {self._lost_with(node, exc, slots)} "
+                f"({type(exc).__name__}: {exc}). It may have been killed or run out of "
+                "memory. Stages that finished are cached: run the same command again to "
+                "continue."
                 + (
                     ""
                     if any(n.status == "executed" for n in self.plan.nodes)
@@ -1052,6 +1053,25 @@ class Runner:
         node.status = "executed"
         self.observer.stage_finished(node)
         return True
+
+    def _lost_with(self, node: StageNode, exc: BaseException, slots: Slots) -> str:
+        """The stage runs a lost worker may have been running, for the message: ``node``'s,
+        or, where the executor cannot tell which worker ran what (a process pool fails
+        every stage run in flight alike when one of its processes dies), every one that
+        was running on a worker. Naming the first alone blamed a set whose worker was
+        fine."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        def named(n: StageNode) -> str:
+            return f"stage {n.spec.name!r} for parameter set {n.record_label!r}"
+
+        running = []
+        if isinstance(exc, BrokenProcessPool):
+            running = [n for n in self.plan.nodes if n is not node and id(n) in slots.running]
+        if not running:
+            return f"{named(node)} was running or waiting for it"
+        listed = ", ".join(named(n) for n in [node, *running])
+        return f"these stage runs were running or waiting for it: {listed}"
 
     def _take_reportables(self, node: StageNode, result: Any) -> None:
         """The reportables (metrics too) a stage run made in its worker."""
