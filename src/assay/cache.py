@@ -476,6 +476,44 @@ class CacheStore:
 
     # -- writing -----------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def saving(self, key: str) -> Iterator[None]:
+        """Hold stage run ``key`` for this process while it saves the stage run's outputs.
+
+        Two workers of a ``--parallel`` run (or two runs) may make the same stage run:
+        two parameter sets that differ only in fields a stage does not read share its
+        key, which a first run learns only once the stage has run. Each saved the entry
+        while the other did, so that one's files could end up beside the other's
+        sidecar, and a folder output of one was removed under the other. A process
+        saving an entry another is saving waits here until that one is done (then finds
+        its entry, see :meth:`assay.runner.Runner._saved_meanwhile`; a cache at a URL
+        is written over instead). The wait ends with Ctrl-C or
+        SIGTERM like any other; a process that dies lets go at once.
+
+        Held with an operating-system lock on one of 256 files in ``locks/`` (by the
+        key's first two characters): where the cache's filesystem offers no locks, or
+        the file cannot be made (a read-only cache, a full disk), the save goes on
+        without one and says what is wrong itself.
+        """
+        path = f"{self.root}/{LOCKS}/{key[:2]}"
+        try:
+            handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            try:
+                self._ensure(f"{self.root}/{LOCKS}", again=True)
+                handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except (OSError, CacheError):
+                handle = None
+        except OSError:
+            handle = None
+        try:
+            if handle is not None:
+                _lock_file(handle)
+            yield
+        finally:
+            if handle is not None:
+                os.close(handle)  # lets the lock go
+
     def save(
         self, cacher: Any, obj: Any, *, key: str, output: str, meta: dict, replace: bool = True
     ) -> dict:
@@ -1603,6 +1641,35 @@ def _size(path: Path) -> int:
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return path.stat().st_size
 
+
+def _lock_file(handle: int) -> None:
+    """Wait until this process holds the lock on the open file ``handle`` (released when
+    it is closed); go on without it where the filesystem offers none."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        _lock_file_windows(handle)
+        return
+    with contextlib.suppress(OSError):  # ENOLCK: a network filesystem without locks
+        fcntl.flock(handle, fcntl.LOCK_EX)
+
+
+def _lock_file_windows(handle: int) -> None:
+    """:func:`_lock_file` on Windows (its blocking mode gives up after ten seconds)."""
+    import msvcrt
+
+    while True:
+        try:
+            msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+            return
+        except PermissionError:  # held by another process
+            time.sleep(0.05)
+        except OSError:  # no locks here
+            return
+
+
+LOCKS = "locks"
+"""The folder, in the cache's root, of the files whose locks :meth:`CacheStore.saving` holds."""
 
 _COUNTER = itertools.count()
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import signal
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any
@@ -147,6 +150,62 @@ def stop_stage_pools_at_exit() -> None:
 
     # What Python's own exit calls first; it runs once however often it is called.
     multiprocessing.util.Finalize(None, threading._shutdown, exitpriority=100)  # type: ignore[attr-defined]
+
+
+def sigterm_as_usual_in_children(handler: Callable[..., Any]) -> None:
+    """Have the processes forked from this one while ``handler`` (assay's own, for this
+    process) answers SIGTERM start with SIGTERM's default action instead.
+
+    A forked process inherits its parent's signal handlers: the processes of a stage's
+    ``multiprocessing.Pool`` (forked from the run's process, or from a ``--parallel``
+    worker) raised the run's exception when the pool ended them with SIGTERM, each
+    printing a traceback, and one sent SIGTERM just before it waited for its next task,
+    or before it ran at all, never acted on it (Python runs a handler between two steps
+    of its code, and forgets at a fork the signals not handled yet), so the pool, the
+    stage and the run waited for ever. SIGTERM is held back while such a process is
+    forked, until it has the default action: one sent meanwhile then ends it.
+    """
+    global _registered
+    _ours.add(handler)
+    if not _registered and hasattr(os, "register_at_fork") and hasattr(signal, "pthread_sigmask"):
+        os.register_at_fork(
+            before=_hold_sigterm,
+            after_in_parent=_release_sigterm,
+            after_in_child=_sigterm_as_usual,
+        )
+        _registered = True
+
+
+def _hold_sigterm() -> None:
+    """Before a fork while assay's handler answers SIGTERM: hold SIGTERM back (in the
+    forking thread, whose mask the child inherits)."""
+    _held.mask = None
+    with contextlib.suppress(ValueError, OSError, TypeError):
+        if signal.getsignal(signal.SIGTERM) in _ours:
+            _held.mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def _release_sigterm() -> None:
+    """After a fork, in the parent: SIGTERM as before."""
+    mask, _held.mask = getattr(_held, "mask", None), None
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _sigterm_as_usual() -> None:
+    """After a fork, in the child: SIGTERM's default action, then no longer held back."""
+    if getattr(_held, "mask", None) is not None:
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _release_sigterm()
+
+
+_ours: weakref.WeakSet = weakref.WeakSet()
+"""The SIGTERM handlers of assay's that forked processes do not keep."""
+_held = threading.local()
+"""The forking thread's signal mask before :func:`_hold_sigterm` (``mask``), if it held
+SIGTERM back."""
+_registered = False
 
 
 def get_executor(name: str, **options: Any) -> Executor:

@@ -44,7 +44,7 @@ from assay.errors import (
     Terminated,
     stop_behind,
 )
-from assay.executor import get_executor
+from assay.executor import get_executor, sigterm_as_usual_in_children
 from assay.manager import ArtifactManager
 from assay.params import (
     apply_overrides,
@@ -806,6 +806,7 @@ def _sigterm_stops_the_run() -> Iterator[None]:
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, stop)
+    sigterm_as_usual_in_children(stop)  # a stage's multiprocessing.Pool: not the run's
     try:
         yield
     finally:

@@ -859,7 +859,7 @@ class Runner:
                     if remote:
                         slots.back(node)
                         try:
-                            collected = self._collect(node, future)
+                            collected = self._collect(node, future, slots)
                         finally:  # a failure too frees a worker, which takes the next
                             slots.refill()
                         if not collected:
@@ -969,8 +969,9 @@ class Runner:
             self._setting = (project_sources(root, outside), os.getcwd())
         return self._setting
 
-    def _collect(self, node: StageNode, future: Any) -> bool:
-        """Apply a worker's result to ``node``; False if it must be submitted again."""
+    def _collect(self, node: StageNode, future: Any, slots: Slots) -> bool:
+        """Apply a worker's result to ``node``; False if it must be submitted again
+        (``slots``: the stage runs on workers, to name if a worker was lost)."""
         import pickle
 
         from assay import remote
@@ -994,10 +995,10 @@ class Runner:
                     "`assay --debug run ...` shows the traceback."
                 ) from exc
             raise WorkerLost(
-                f"A worker process stopped while stage {node.spec.name!r} for parameter set "
-                f"{node.record_label!r} was running or waiting for it ({type(exc).__name__}: "
-                f"{exc}). It may have been killed or run out of memory. Stages that finished "
-                "are cached: run the same command again to continue."
+                f"A worker process stopped while {self._lost_with(node, exc, slots)} "
+                f"({type(exc).__name__}: {exc}). It may have been killed or run out of "
+                "memory. Stages that finished are cached: run the same command again to "
+                "continue."
                 + (
                     ""
                     if any(n.status == "executed" for n in self.plan.nodes)
@@ -1056,6 +1057,25 @@ class Runner:
         node.status = "executed"
         self.observer.stage_finished(node)
         return True
+
+    def _lost_with(self, node: StageNode, exc: BaseException, slots: Slots) -> str:
+        """The stage runs a lost worker may have been running, for the message: ``node``'s,
+        or, where the executor cannot tell which worker ran what (a process pool fails
+        every stage run in flight alike when one of its processes dies), every one that
+        was running on a worker. Naming the first alone blamed a set whose worker was
+        fine."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        def named(n: StageNode) -> str:
+            return f"stage {n.spec.name!r} for parameter set {n.record_label!r}"
+
+        running = []
+        if isinstance(exc, BrokenProcessPool):
+            running = [n for n in self.plan.nodes if n is not node and id(n) in slots.running]
+        if not running:
+            return f"{named(node)} was running or waiting for it"
+        listed = ", ".join(named(n) for n in [node, *running])
+        return f"these stage runs were running or waiting for it: {listed}"
 
     def _take_reportables(self, node: StageNode, result: Any) -> None:
         """The reportables (metrics too) a stage run made in its worker."""
@@ -1338,17 +1358,78 @@ class Runner:
         self.placed.update(claims)
 
     def _save_outputs(self, node: StageNode) -> None:
+        """Save what ``node`` made under its key, and file it under its name: one process
+        at a time per key (see :meth:`CacheStore.saving`). If another process of the run
+        saved the same stage run meanwhile, its entry is taken as this one's."""
         manager, cache = self.manager, self.manager.cache
         if all(artifact.cacher is None for artifact in node.outputs):
             if node.reportables:
                 # No output is cached, but a later run that does not need to execute the
                 # stage (its consumers are cached) still reports what it reported, as
                 # Curifactory does.
-                self._save_reportables(node, manager.provenance(node))
-                cache.link(manager.prefix, link_label(node), node.spec.name, node.key)  # gc
+                with cache.saving(node.key):
+                    self._save_reportables(node, manager.provenance(node))
+                    cache.link(manager.prefix, link_label(node), node.spec.name, node.key)  # gc
             return
         self._check_placed(node)
         base = manager.provenance(node)
+        with cache.saving(node.key):
+            # (A cache at a URL is not asked: a request per stage run; its workers on other
+            # machines do not wait for one another anyway.)
+            found = {} if cache.remote else self._saved_meanwhile(node)
+            run_id = base.get("run_id")
+            cached = [a for a in node.outputs if a.cacher is not None]
+            if (
+                run_id is not None
+                and len(found) == len(cached)
+                and all(meta.get("run_id") == run_id for meta in found.values())
+            ):
+                self._take_entry(node, found)
+            else:
+                self._save_entry(node, base, replace=bool(found))
+            cache.flush_reads()  # a cached stage run is found by what it read
+            cache.store_texts(node.code_parts)
+            cache.link(manager.prefix, link_label(node), node.spec.name, node.key)
+
+    def _saved_meanwhile(self, node: StageNode) -> dict[str, dict]:
+        """The sidecars of ``node``'s outputs that are in the cache now, by output (up to
+        the first that is not: usually the first is not, looked at with one system call).
+
+        All of them, written by this run: another worker of the run made the same stage
+        run, and saved it while this stage ran (a parameter set that differs from this
+        one only in fields the stage does not read; the run learns that only once the
+        stage has run).
+        """
+        cache, found = self.manager.cache, {}
+        for artifact in node.outputs:
+            if artifact.cacher is None:
+                continue
+            meta = cache.read_meta(node.key, artifact.name)
+            if meta is None:
+                break
+            found[artifact.name] = meta
+        return found
+
+    def _take_entry(self, node: StageNode, metas: dict[str, dict]) -> None:
+        """Take the entry another process of the run saved for the same stage run as
+        ``node``'s outputs: the stages after it load them from there, so that every
+        parameter set sharing the entry goes on from the same values."""
+        log.debug(
+            "%s [%s]: another worker saved this stage run first; its entry is used",
+            node.spec.name,
+            node.record_label,
+        )
+        for artifact in node.outputs:
+            meta = metas.get(artifact.name)
+            if meta is None:
+                continue
+            artifact.meta, artifact.cached, artifact.value = meta, True, MISSING
+            artifact.cacher.metadata = CacherMetadata(meta)
+
+    def _save_entry(self, node: StageNode, base: dict, replace: bool) -> None:
+        """Save ``node``'s outputs (and what comes with them) under its key (``replace``:
+        an entry is there, another run's)."""
+        cache = self.manager.cache
         # How many reportables are cached beside (those that could be): a reuse need not
         # look for none.
         base["reportables"] = self._save_reportables(node, base) if node.reportables else 0
@@ -1362,7 +1443,7 @@ class Runner:
                 key=node.key,
                 output=artifact.name,
                 meta=meta,
-                replace=artifact.cached or node.forced,
+                replace=replace or artifact.cached or node.forced,
             )
             artifact.cached = True
             # The stages after it (and run()) get the value as the cache holds it, loaded
@@ -1370,11 +1451,8 @@ class Runner:
             # give back exactly (a tuple saved as JSON, a frame's memory layout) is the
             # same for them wherever and whenever this stage ran.
             artifact.value = MISSING
-        cache.flush_reads()  # a cached stage run is found by what it read
-        cache.store_texts(node.code_parts)
         if node.hand_set:
             self._save_hand_set(node, base)
-        cache.link(manager.prefix, link_label(node), node.spec.name, node.key)
 
     def _save_hand_set(self, node: StageNode, meta: dict) -> None:
         """Keep what a stage put in ``record.state`` by hand beside its outputs, so that

@@ -18,6 +18,7 @@ from assay.errors import ConfigError
 from assay.executor import (
     Executor,
     environment,
+    sigterm_as_usual_in_children,
     stop_stage_pools_at_exit,
     usable_cores,
     worker_thread_limits,
@@ -160,6 +161,7 @@ def _start_worker(forked: bool, thread_limits: dict[str, str]) -> None:
     # programs a stage starts, which Ctrl-C stops as in a serial run.
     signal.signal(signal.SIGINT, _not_ours)
     signal.signal(signal.SIGTERM, _stop_worker)
+    sigterm_as_usual_in_children(_stop_worker)
     global _worker_pid
     _worker_pid = os.getpid()
     sys.unraisablehook = _stopped_where_it_cannot_unwind(sys.unraisablehook)
@@ -203,8 +205,9 @@ def _stop_worker(signum: int, frame: Any) -> None:
     A stage running here is unwound first, as Ctrl-C unwinds a serial run, so that a save
     under way removes what it wrote under temporary names; then the worker exits. The
     default, dying on the spot, left those files in the cache until ``assay cache gc``
-    removed them an hour later. A process a stage forked (it inherits this handler) dies
-    as before.
+    removed them an hour later. A process a stage forks starts with the default action
+    (see :func:`~assay.executor.sigterm_as_usual_in_children`); one forked otherwise
+    (a C library's own fork) dies here as before.
     """
     if os.getpid() != _worker_pid:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
