@@ -125,13 +125,22 @@ def write_notebook(
         "language": "python",
     }
     notebook.metadata["language_info"] = {"name": "python"}
-    cells = notebook_cells(record, root=config.root, default_cache=config.cache_location)
+    cells = notebook_cells(record, root=config.root, default_cache=project_cache(config))
     for kind, source in cells:
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
         notebook.cells.append(make(source))
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, str(path))
     return path
+
+
+def project_cache(config: Any) -> str:
+    """The cache a notebook's ``cache_dir=None`` means: the project's own, as configured,
+    and not the ``--cache DIR`` of the run ``config`` may be set up for (``assay run
+    --cache DIR --notebook`` writes the notebook with the run's configuration)."""
+    from assay.config import ProjectConfig
+
+    return ProjectConfig.load(config.root).cache_location
 
 
 def notebook_cells(

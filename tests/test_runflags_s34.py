@@ -1,0 +1,40 @@
+"""`assay run` flags as a researcher combines them (SPEC section 8), session 34.
+
+Each test drives the real command line (``python -m assay`` in a subprocess) on a copy
+of the ``basic`` test project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import run_cli
+
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def notebook_cache_lines(path: Path) -> list[str]:
+    """The lines of a notebook assay wrote that say which cache it reads and re-runs with."""
+    import nbformat
+
+    notebook = nbformat.read(str(path), as_version=4)
+    source = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    return [line.strip() for line in source.splitlines() if "CACHE" in line and "=" in line]
+
+
+def test_the_notebook_of_a_run_with_another_cache_loads_from_that_cache(tmp_project, tmp_path):
+    """`assay run --cache DIR --notebook`: the notebook loads the artifacts from DIR and
+    re-runs with it, as the one `assay export notebook RUN` writes for that run does (it
+    took DIR for the project's own cache and loaded from data/cache/ instead)."""
+    other = tmp_path / "other-cache"
+    result = run_cli("run", "diamond", "--cache", other, "--notebook", cwd=tmp_project)
+    assert result.code == 0, result
+    written = next((tmp_project / "data" / "runs").rglob("*.ipynb"))
+    lines = notebook_cache_lines(written)
+    assert f"CACHE = {str(other)!r}  # None: the project's cache; else the run's (--cache DIR)" in (
+        lines
+    ), lines
+    assert "cache_dir=CACHE," in lines, lines
+    exported = tmp_path / "exported.ipynb"
+    assert run_cli("export", "notebook", "1", "-o", exported, cwd=tmp_project).code == 0
+    assert notebook_cache_lines(exported) == lines
