@@ -6,6 +6,7 @@ of the ``basic`` test project.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from conftest import run_cli
@@ -38,3 +39,23 @@ def test_the_notebook_of_a_run_with_another_cache_loads_from_that_cache(tmp_proj
     exported = tmp_path / "exported.ipynb"
     assert run_cli("export", "notebook", "1", "-o", exported, cwd=tmp_project).code == 0
     assert notebook_cache_lines(exported) == lines
+
+
+def test_verbose_logs_every_stage_run_with_parallel_workers_too(tmp_project):
+    """`assay run --verbose --parallel 2`: one line per stage run, on the console and in
+    the log file, as a serial run writes (the workers' stage runs had none)."""
+    serial = run_cli("run", "diamond", "--verbose", cwd=tmp_project)
+    assert serial.code == 0, serial
+    parallel = run_cli(
+        "run", "diamond", "--verbose", "--parallel", "2", "--overwrite", cwd=tmp_project
+    )
+    assert parallel.code == 0, parallel
+
+    def stage_lines(text: str) -> set[str]:
+        return set(re.findall(r"DEBUG\b.*?(\w+ \[\w+\]) executed in ", text))
+
+    expected = {"load [a]", "double [a]", "square [a]", "combine [a]", "summarize [aggregate]"}
+    assert expected <= stage_lines(serial.output), serial
+    assert stage_lines(parallel.output) == stage_lines(serial.output), parallel
+    log_file = sorted((tmp_project / "logs").glob("diamond-0002-*.log"))[0]
+    assert stage_lines(log_file.read_text()) == stage_lines(serial.output)
