@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli
 
 TRACEBACK = "Traceback (most recent call last)"
@@ -59,3 +61,15 @@ def test_verbose_logs_every_stage_run_with_parallel_workers_too(tmp_project):
     assert stage_lines(parallel.output) == stage_lines(serial.output), parallel
     log_file = sorted((tmp_project / "logs").glob("diamond-0002-*.log"))[0]
     assert stage_lines(log_file.read_text()) == stage_lines(serial.output)
+
+
+@pytest.mark.parametrize("command", ["run", "why", "params"])
+@pytest.mark.parametrize("override", ["offset", "=3", " =3"])
+def test_a_set_that_is_not_field_equals_value_is_a_usage_error(tmp_project, command, override):
+    """`--set offset` (no value) is written wrong, as `--indices x` is: exit status 2, the
+    usage error's message, no run recorded (it was an error of a run, exit status 1)."""
+    result = run_cli(command, "diamond", "--set", override, cwd=tmp_project)
+    assert result.code == 2, result
+    assert "FIELD=VALUE" in result.text and TRACEBACK not in result.output, result
+    assert f"assay {command} --help" in result.output, result
+    assert not (tmp_project / "assay.db").exists()

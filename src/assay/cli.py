@@ -296,6 +296,20 @@ _INDICES_OPTION = click.option(
 )
 
 
+def _field_equals_value(ctx: click.Context, param: click.Parameter, values: tuple) -> tuple:
+    """``--set`` values, each ``FIELD=VALUE``: another form is a usage error (exit status 2),
+    as a malformed ``--indices`` is, said before anything is loaded."""
+    from assay.errors import AssayError
+    from assay.params import split_override
+
+    for value in values:
+        try:
+            split_override(value)
+        except AssayError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return values
+
+
 def _run_selection(command):
     """The options that choose what a run covers, shared by `run` and `why`."""
     options = [
@@ -316,6 +330,7 @@ def _run_selection(command):
             "overrides",
             multiple=True,
             metavar="FIELD=VALUE",
+            callback=_field_equals_value,
             help="Override a parameter for this run (e.g. --set n_trees=500).",
         ),
         click.option("--overwrite", is_flag=True, help="Recompute every stage."),
@@ -641,7 +656,12 @@ def _command_line() -> str:
 @_NAMES_OPTION
 @_INDICES_OPTION
 @click.option(
-    "--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Apply an override first."
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    callback=_field_equals_value,
+    help="Apply an override first.",
 )
 @click.option("--all-fields", is_flag=True, help="Show every field, not only those that differ.")
 def params(experiment, param_files, names, indices, overrides, all_fields):
