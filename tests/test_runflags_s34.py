@@ -73,3 +73,18 @@ def test_a_set_that_is_not_field_equals_value_is_a_usage_error(tmp_project, comm
     assert "FIELD=VALUE" in result.text and TRACEBACK not in result.output, result
     assert f"assay {command} --help" in result.output, result
     assert not (tmp_project / "assay.db").exists()
+
+
+def test_names_pick_sets_in_the_parameter_files_order_so_the_aggregate_is_reused(tmp_project):
+    """`-n c -n a` then `-n a -n c`: the same sets, in the parameter file's order as
+    Curifactory's --names keeps it, so the second run reuses the aggregate over them (it
+    ran them in the typed order, and computed the aggregate over the same sets again)."""
+    from assay.store import RunStore
+
+    first = run_cli("run", "diamond", "-p", "three", "-n", "c", "-n", "a", cwd=tmp_project)
+    assert first.code == 0, first
+    plan = run_cli("run", "diamond", "-p", "three", "-n", "a", "-n", "c", "--dry", cwd=tmp_project)
+    assert plan.code == 0, plan
+    assert "0 to execute" in plan.text, plan
+    with RunStore(tmp_project / "assay.db") as store:
+        assert store.get_run(1).param_names == ["a", "c"]

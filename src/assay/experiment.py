@@ -854,7 +854,8 @@ def _collector_paused(freeze: bool = False) -> Iterator[bool]:
 def select(
     param_sets: list, names: Sequence[str] | None = None, indices: Sequence[int] | None = None
 ) -> list:
-    """The parameter sets picked by ``--names`` and ``--indices`` (all if neither is given).
+    """The parameter sets picked by ``--names`` and ``--indices`` (all if neither is given):
+    those named, in the parameter files' order, then those at the positions given.
 
     The names of all the sets must be unique first (:func:`check_unique_names`): with
     two sets of one name, ``--names`` could pick only one of them, silently.
@@ -862,7 +863,6 @@ def select(
     check_unique_names(param_sets)
     if not names and not indices:
         return param_sets
-    chosen: list = []
     by_name = {p.name: p for p in param_sets}
     for name in names or ():
         if name not in by_name:
@@ -872,7 +872,9 @@ def select(
                 f"No parameter set named {name!r}.{hint} Available: {', '.join(list(by_name)[:20])}"
                 + (" ..." if len(by_name) > 20 else "")
             )
-        chosen.append(by_name[name])
+    # In the parameter files' order, as Curifactory's --names keeps it: `-n b -n a` and
+    # `-n a -n b` are one run (an aggregate over them is not computed again for the other).
+    chosen = [p for p in param_sets if p.name in set(names or ())]
     for index in indices or ():
         if not -len(param_sets) <= index < len(param_sets):
             count = len(param_sets)
