@@ -88,3 +88,30 @@ def test_names_pick_sets_in_the_parameter_files_order_so_the_aggregate_is_reused
     assert "0 to execute" in plan.text, plan
     with RunStore(tmp_project / "assay.db") as store:
         assert store.get_run(1).param_names == ["a", "c"]
+
+
+def test_paths_are_tab_separated_and_say_what_an_unknown_path_waits_for(tmp_project):
+    """`assay run --paths`: tab-separated columns (rich turned the tabs into spaces, so a
+    set or folder name with a space could not be told from the next column); before any
+    run, a first stage's path waits for its own first run (its key covers the parameters
+    it reads), not for an upstream stage it does not have."""
+    (tmp_project / "params" / "spaced.py").write_text(
+        "from experiments.diamond import Params\n\n\n"
+        "def get_params():\n    return [Params(name='big run', scale=3)]\n"
+    )
+    result = run_cli("run", "diamond", "-p", "spaced", "--paths", cwd=tmp_project)
+    assert result.code == 0, result
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert all(len(row) == 5 for row in rows), result
+    by_output = {tuple(row[:3]): row[3:] for row in rows}
+    assert by_output[("big run", "load", "data")] == ["missing", "(unknown-until-it-first-runs)"]
+    assert by_output[("big run", "double", "doubled")] == [
+        "missing",
+        "(unknown-until-upstream-runs)",
+    ]
+
+    assert run_cli("run", "diamond", "-p", "spaced", cwd=tmp_project).code == 0
+    again = run_cli("run", "diamond", "-p", "spaced", "--paths", cwd=tmp_project)
+    rows = [line.split("\t") for line in again.stdout.splitlines()]
+    assert len(rows) == 5 and all(len(row) == 5 and row[3] == "cached" for row in rows), again
+    assert all((tmp_project / row[4]).is_dir() for row in rows), again
