@@ -115,3 +115,24 @@ def test_paths_are_tab_separated_and_say_what_an_unknown_path_waits_for(tmp_proj
     rows = [line.split("\t") for line in again.stdout.splitlines()]
     assert len(rows) == 5 and all(len(row) == 5 and row[3] == "cached" for row in rows), again
     assert all((tmp_project / row[4]).is_dir() for row in rows), again
+
+
+def test_the_notebook_of_a_dry_cache_run_re_runs_without_writing_the_cache(tmp_project):
+    """`assay run --dry-cache --notebook`: the notebook's re-run keeps --dry-cache (it wrote
+    the cache the run was not to write), and it says why it has no artifacts to load."""
+    import nbformat
+
+    result = run_cli("run", "diamond", "--dry-cache", "--notebook", cwd=tmp_project)
+    assert result.code == 0, result
+    written = next((tmp_project / "data" / "runs").rglob("*.ipynb"))
+    notebook = nbformat.read(str(written), as_version=4)
+    (rerun,) = [c.source for c in notebook.cells if "assay.run_experiment(" in c.source]
+    assert "dry_cache=True," in rerun, rerun
+    (artifacts,) = [c.source for c in notebook.cells if c.source.startswith("## Artifacts")]
+    assert "the 9 stage runs it executed saved nothing" in artifacts, artifacts
+
+    first = run_cli("run", "diamond", "--notebook", cwd=tmp_project)
+    assert first.code == 0, first
+    plain = sorted((tmp_project / "data" / "runs").rglob("diamond-0002-*.ipynb"))[0]
+    notebook = nbformat.read(str(plain), as_version=4)
+    assert not any("dry_cache" in c.source or "dry-cache" in c.source for c in notebook.cells)
