@@ -136,3 +136,13 @@ def test_the_notebook_of_a_dry_cache_run_re_runs_without_writing_the_cache(tmp_p
     plain = sorted((tmp_project / "data" / "runs").rglob("diamond-0002-*.ipynb"))[0]
     notebook = nbformat.read(str(plain), as_version=4)
     assert not any("dry_cache" in c.source or "dry-cache" in c.source for c in notebook.cells)
+
+
+@pytest.mark.parametrize("command", ["run", "why"])
+def test_a_blank_prefix_is_a_usage_error_in_the_option_s_words(tmp_project, command):
+    """`--prefix " "`: exit status 2 and a message about --prefix (it was exit status 1
+    and a message about "ArtifactManager's prefix", which the command line never named)."""
+    result = run_cli(command, "diamond", "--prefix", "  ", cwd=tmp_project)
+    assert result.code == 2, result
+    assert "'--prefix'" in result.output and "ArtifactManager" not in result.output, result
+    assert TRACEBACK not in result.output, result

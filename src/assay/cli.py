@@ -310,6 +310,20 @@ def _field_equals_value(ctx: click.Context, param: click.Parameter, values: tupl
     return values
 
 
+def _a_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--prefix``: a name, or nothing (the experiment's name); only blanks are a usage
+    error (exit status 2), said in the option's words rather than ArtifactManager's."""
+    if value is not None and value and not value.strip():
+        raise click.BadParameter(
+            f"{value!r} is only blanks, which names no folder. Give a name (artifacts are "
+            "filed under by-name/PREFIX/ in the cache), or leave --prefix out to file them "
+            "under the experiment's name.",
+            ctx=ctx,
+            param=param,
+        )
+    return value
+
+
 def _run_selection(command):
     """The options that choose what a run covers, shared by `run` and `why`."""
     options = [
@@ -355,7 +369,11 @@ def _run_selection(command):
 @_run_selection
 @click.option("--dry", is_flag=True, help="Show the plan (what executes, what is cached) and stop.")
 @click.option("--dry-cache", is_flag=True, help="Read the cache but never write to it.")
-@click.option("--prefix", help="File artifacts under this name instead of the experiment's.")
+@click.option(
+    "--prefix",
+    callback=_a_name,
+    help="File artifacts under this name instead of the experiment's.",
+)
 @click.option(
     "--cache",
     "-c",
@@ -691,7 +709,11 @@ def params(experiment, param_files, names, indices, overrides, all_fields):
 
 @main.command(context_settings=_CONTEXT)
 @_run_selection
-@click.option("--prefix", help="The name artifacts are filed under (default: the experiment's).")
+@click.option(
+    "--prefix",
+    callback=_a_name,
+    help="The name artifacts are filed under (default: the experiment's).",
+)
 @click.option(
     "--cache",
     "-c",
