@@ -146,3 +146,18 @@ def test_a_blank_prefix_is_a_usage_error_in_the_option_s_words(tmp_project, comm
     assert result.code == 2, result
     assert "'--prefix'" in result.output and "ArtifactManager" not in result.output, result
     assert TRACEBACK not in result.output, result
+
+
+@pytest.mark.parametrize("typed", ["1-5", "-4", "3"])
+def test_an_index_out_of_range_says_the_positions_from_both_ends_and_how_a_range_reads(
+    tmp_project, typed
+):
+    """`-i 1-5` with three sets said "Index 3 is out of range" (an index never typed), and
+    `-i -4` was told of positions 0 to 2 only, although -3 to -1 are positions too."""
+    result = run_cli("run", "diamond", "-p", "three", "-i", typed, cwd=tmp_project)
+    assert result.code == 1, result
+    assert "there are 3 parameter sets (0 to 2), or -3 to -1 counting from the end" in (
+        result.text
+    ), result
+    assert "A range A-B picks A to B-1: 0-3 picks all of them." in result.text, result
+    assert TRACEBACK not in result.output and not (tmp_project / "calls.txt").exists(), result

@@ -877,16 +877,25 @@ def select(
     chosen = [p for p in param_sets if p.name in set(names or ())]
     for index in indices or ():
         if not -len(param_sets) <= index < len(param_sets):
-            count = len(param_sets)
-            there = f"{count} parameter sets (0 to {count - 1})" if count else "no parameter sets"
-            raise ParameterError(
-                f"Index {index} (--indices / --global-indices) is out of range: there are {there}."
-            )
+            raise ParameterError(_out_of_range(index, len(param_sets)))
         chosen.append(param_sets[index])
     unique: dict[int, Any] = {}
     for p in chosen:
         unique.setdefault(id(p), p)
     return list(unique.values())
+
+
+def _out_of_range(index: int, count: int) -> str:
+    """What ``--indices`` says of a position past the sets: which positions there are, from
+    either end, and how a range reads (``2-10`` asked for 2 to 9: the index said may be
+    one the user never typed)."""
+    if not count:
+        return f"Index {index} (--indices / --global-indices) is out of range: there are no parameter sets."
+    return (
+        f"Index {index} (--indices / --global-indices) is out of range: there are {count} "
+        f"parameter sets (0 to {count - 1}), or -{count} to -1 counting from the end. A "
+        f"range A-B picks A to B-1: 0-{count} picks all of them."
+    )
 
 
 def summarize(nodes: list, run_status: str | None = None) -> str:
