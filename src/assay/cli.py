@@ -296,6 +296,34 @@ _INDICES_OPTION = click.option(
 )
 
 
+def _field_equals_value(ctx: click.Context, param: click.Parameter, values: tuple) -> tuple:
+    """``--set`` values, each ``FIELD=VALUE``: another form is a usage error (exit status 2),
+    as a malformed ``--indices`` is, said before anything is loaded."""
+    from assay.errors import AssayError
+    from assay.params import split_override
+
+    for value in values:
+        try:
+            split_override(value)
+        except AssayError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return values
+
+
+def _a_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--prefix``: a name, or nothing (the experiment's name); only blanks are a usage
+    error (exit status 2), said in the option's words rather than ArtifactManager's."""
+    if value is not None and value and not value.strip():
+        raise click.BadParameter(
+            f"{value!r} is only blanks, which names no folder. Give a name (artifacts are "
+            "filed under by-name/PREFIX/ in the cache), or leave --prefix out to file them "
+            "under the experiment's name.",
+            ctx=ctx,
+            param=param,
+        )
+    return value
+
+
 def _run_selection(command):
     """The options that choose what a run covers, shared by `run` and `why`."""
     options = [
@@ -316,6 +344,7 @@ def _run_selection(command):
             "overrides",
             multiple=True,
             metavar="FIELD=VALUE",
+            callback=_field_equals_value,
             help="Override a parameter for this run (e.g. --set n_trees=500).",
         ),
         click.option("--overwrite", is_flag=True, help="Recompute every stage."),
@@ -340,7 +369,11 @@ def _run_selection(command):
 @_run_selection
 @click.option("--dry", is_flag=True, help="Show the plan (what executes, what is cached) and stop.")
 @click.option("--dry-cache", is_flag=True, help="Read the cache but never write to it.")
-@click.option("--prefix", help="File artifacts under this name instead of the experiment's.")
+@click.option(
+    "--prefix",
+    callback=_a_name,
+    help="File artifacts under this name instead of the experiment's.",
+)
 @click.option(
     "--cache",
     "-c",
@@ -641,7 +674,12 @@ def _command_line() -> str:
 @_NAMES_OPTION
 @_INDICES_OPTION
 @click.option(
-    "--set", "overrides", multiple=True, metavar="FIELD=VALUE", help="Apply an override first."
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    callback=_field_equals_value,
+    help="Apply an override first.",
 )
 @click.option("--all-fields", is_flag=True, help="Show every field, not only those that differ.")
 def params(experiment, param_files, names, indices, overrides, all_fields):
@@ -671,7 +709,11 @@ def params(experiment, param_files, names, indices, overrides, all_fields):
 
 @main.command(context_settings=_CONTEXT)
 @_run_selection
-@click.option("--prefix", help="The name artifacts are filed under (default: the experiment's).")
+@click.option(
+    "--prefix",
+    callback=_a_name,
+    help="The name artifacts are filed under (default: the experiment's).",
+)
 @click.option(
     "--cache",
     "-c",

@@ -334,7 +334,7 @@ def print_paths(console: Console, manager: Any) -> None:
 
     for node in manager.plan.nodes:
         if node.key is None:
-            where = "(unknown-until-upstream-runs)"
+            where = _unknown_path(node)
         else:
             where = manager.cache.where(node.key)
             where = where if manager.cache.remote else path_from_here(where)
@@ -342,11 +342,31 @@ def print_paths(console: Console, manager: Any) -> None:
             if artifact.cacher is None:
                 continue
             state = "cached" if artifact.cached else "missing"
-            console.print(
-                f"{shown(link_label(node))}\t{shown(node.spec.name)}\t{shown(artifact.name)}"
-                f"\t{state}\t{shown(where)}",
-                soft_wrap=True,
+            print_tab_separated(
+                console, [link_label(node), node.spec.name, artifact.name, state, where]
             )
+
+
+def print_tab_separated(console: Console, fields: list) -> None:
+    """One line of tab-separated fields (``cut -f5`` reads the fifth), written as they
+    are: rich's ``print`` turns tabs into spaces. A tab or newline inside a field is
+    written as ``\\t`` / ``\\n``, other control characters as :func:`printable` does."""
+    if console.quiet:  # silenced: the reader went away
+        return
+    cells = (printable(f).replace("\t", "\\t").replace("\n", "\\n") for f in fields)
+    try:
+        console.file.write("\t".join(cells) + "\n")
+    except BrokenPipeError:  # `assay run ... --paths | head -1`
+        console.on_broken_pipe()
+
+
+def _unknown_path(node: Any) -> str:
+    """What ``--paths`` prints for a stage run whose cache key is not known yet: it waits
+    for a stage upstream to run, or (a stage that never ran with this code) for its own
+    first run, which says the parameters it reads."""
+    if any(dep.key is None for dep in node.deps):
+        return "(unknown-until-upstream-runs)"
+    return "(unknown-until-it-first-runs)"
 
 
 def print_params(

@@ -855,7 +855,8 @@ def _collector_paused(freeze: bool = False) -> Iterator[bool]:
 def select(
     param_sets: list, names: Sequence[str] | None = None, indices: Sequence[int] | None = None
 ) -> list:
-    """The parameter sets picked by ``--names`` and ``--indices`` (all if neither is given).
+    """The parameter sets picked by ``--names`` and ``--indices`` (all if neither is given):
+    those named, in the parameter files' order, then those at the positions given.
 
     The names of all the sets must be unique first (:func:`check_unique_names`): with
     two sets of one name, ``--names`` could pick only one of them, silently.
@@ -863,7 +864,6 @@ def select(
     check_unique_names(param_sets)
     if not names and not indices:
         return param_sets
-    chosen: list = []
     by_name = {p.name: p for p in param_sets}
     for name in names or ():
         if name not in by_name:
@@ -873,19 +873,30 @@ def select(
                 f"No parameter set named {name!r}.{hint} Available: {', '.join(list(by_name)[:20])}"
                 + (" ..." if len(by_name) > 20 else "")
             )
-        chosen.append(by_name[name])
+    # In the parameter files' order, as Curifactory's --names keeps it: `-n b -n a` and
+    # `-n a -n b` are one run (an aggregate over them is not computed again for the other).
+    chosen = [p for p in param_sets if p.name in set(names or ())]
     for index in indices or ():
         if not -len(param_sets) <= index < len(param_sets):
-            count = len(param_sets)
-            there = f"{count} parameter sets (0 to {count - 1})" if count else "no parameter sets"
-            raise ParameterError(
-                f"Index {index} (--indices / --global-indices) is out of range: there are {there}."
-            )
+            raise ParameterError(_out_of_range(index, len(param_sets)))
         chosen.append(param_sets[index])
     unique: dict[int, Any] = {}
     for p in chosen:
         unique.setdefault(id(p), p)
     return list(unique.values())
+
+
+def _out_of_range(index: int, count: int) -> str:
+    """What ``--indices`` says of a position past the sets: which positions there are, from
+    either end, and how a range reads (``2-10`` asked for 2 to 9: the index said may be
+    one the user never typed)."""
+    if not count:
+        return f"Index {index} (--indices / --global-indices) is out of range: there are no parameter sets."
+    return (
+        f"Index {index} (--indices / --global-indices) is out of range: there are {count} "
+        f"parameter sets (0 to {count - 1}), or -{count} to -1 counting from the end. A "
+        f"range A-B picks A to B-1: 0-{count} picks all of them."
+    )
 
 
 def summarize(nodes: list, run_status: str | None = None) -> str:

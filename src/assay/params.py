@@ -822,7 +822,12 @@ def _type_name(annotation: Any) -> str:
     return str(annotation).replace("typing.", "").replace("pathlib.", "")
 
 
-def _split_override(text: str) -> tuple[str, str]:
+def split_override(text: str) -> tuple[str, str]:
+    """``FIELD=VALUE`` (one ``--set``) as its field and its value's text.
+
+    Raises:
+        ParameterError: text that is not ``FIELD=VALUE`` (the message shows how to write it).
+    """
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -856,7 +861,7 @@ def apply_overrides(param_sets: Iterable[Any], overrides: Sequence[str]) -> list
             are reported at once.
     """
     param_sets = list(param_sets)
-    parsed = [_split_override(text) for text in overrides]
+    parsed = [split_override(text) for text in overrides]
     problems: list[str] = []
     result = []
     for params in param_sets:

@@ -1055,6 +1055,7 @@ class Runner:
             node.record._set_by[name] = node.index
         self._take_reportables(node, result)
         node.status = "executed"
+        _log_executed(node)
         self.observer.stage_finished(node)
         return True
 
@@ -1269,14 +1270,7 @@ class Runner:
         if self.snapshot_wanted:
             self._keep_as_made(node)
         node.status = "executed"
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s [%s] executed in %.3fs (%s)",
-                spec.name,
-                node.record_label,
-                node.duration,
-                node.reason,
-            )
+        _log_executed(node)
         self.observer.stage_finished(node)
 
     def _load_afresh(self, record: Record, handed: dict[int, Artifact]) -> None:
@@ -1693,6 +1687,19 @@ class Runner:
 
 _BASE_CHECK: Callable = Cacheable.check
 _ATOMS = frozenset({int, float, complex, bool, str, bytes, type(None), range})
+
+
+def _log_executed(node: StageNode) -> None:
+    """The ``--verbose`` line (and log file line) of a stage run that executed, in this
+    process or on a worker (``--parallel``, ``--executor dask``) alike."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "%s [%s] executed in %.3fs (%s)",
+            node.spec.name,
+            node.record_label,
+            node.duration,
+            node.reason,
+        )
 
 
 def _as_seen_by(record: Record, value: Any) -> Any:

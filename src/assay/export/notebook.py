@@ -125,13 +125,22 @@ def write_notebook(
         "language": "python",
     }
     notebook.metadata["language_info"] = {"name": "python"}
-    cells = notebook_cells(record, root=config.root, default_cache=config.cache_location)
+    cells = notebook_cells(record, root=config.root, default_cache=project_cache(config))
     for kind, source in cells:
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
         notebook.cells.append(make(source))
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, str(path))
     return path
+
+
+def project_cache(config: Any) -> str:
+    """The cache a notebook's ``cache_dir=None`` means: the project's own, as configured,
+    and not the ``--cache DIR`` of the run ``config`` may be set up for (``assay run
+    --cache DIR --notebook`` writes the notebook with the run's configuration)."""
+    from assay.config import ProjectConfig
+
+    return ProjectConfig.load(config.root).cache_location
 
 
 def notebook_cells(
@@ -168,7 +177,7 @@ def notebook_cells(
     recorded = [{"key": a["key"], "checksum": a["checksum"]} for a in artifacts]
     cells += [
         ("markdown", f"## Artifacts\n\n{_used(artifacts)} Each is loaded with its checksum "
-                     "verified, by the cacher that saved it."),
+                     f"verified, by the cacher that saved it.{_unsaved(record)}"),
         ("code", f"ARTIFACTS = {_literal(table)}\nRECORDED = {_literal(recorded)}\n"
                  "CHECKSUMS = {a['key']: a['checksum'] for a in RECORDED}\n\n\n"
                  "def load(label):\n"
@@ -205,6 +214,8 @@ def notebook_cells(
         call.append(f"prefix={spec.prefix!r}")
     if spec.lazy:
         call.append("lazy=True")
+    if (run.get("config") or {}).get("dry_cache"):
+        call.append("dry_cache=True")  # as it ran: it was not to write the cache
     if _cache_dir(run, default_cache, root) != "None":
         call.append("cache_dir=CACHE")  # the cache it ran with, as its artifacts are loaded
     call += ["overwrite=False", f"notes={'re-run of ' + run['id'] + ' from its notebook'!r}",
@@ -243,6 +254,21 @@ def _cache_dir(run: dict, default: Any, root: Any = None) -> str:
         else:
             return f"str(PROJECT / {inside.as_posix()!r})"
     return repr(cache)
+
+
+def _unsaved(record: dict) -> str:
+    """For a run made with ``--dry-cache``: that the stage runs it executed saved nothing,
+    so the artifacts above are only those it found cached (``""`` for any other run)."""
+    from assay.export.full import unsaved_stage_runs
+
+    count = unsaved_stage_runs(record)
+    if not count:
+        return ""
+    return (
+        f" The run used `--dry-cache`: the {count} stage run{'s' if count != 1 else ''} it "
+        "executed saved nothing, so only the artifacts it found cached are here; the re-run "
+        "below runs with `dry_cache=True` too (leave it out to cache what it computes)."
+    )
 
 
 def _used(artifacts: list[dict]) -> str:
