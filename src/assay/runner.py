@@ -1504,9 +1504,8 @@ class Runner:
             except CacheError as exc:
                 log.warning("Cached reportables of stage %r not restored: %s", node.spec.name, exc)
                 continue
-            for reportable in node.reportables:
-                reportable.record = node.record
-                reportable.stage = node.spec.name
+            for number, reportable in enumerate(node.reportables):
+                node.record._take_reportable(reportable, node.spec.name, number)
             touched.add(id(node.record))
         if not touched and not self.executor.remote:
             return

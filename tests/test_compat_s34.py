@@ -1,0 +1,97 @@
+"""A Curifactory project moved to assay by renaming its imports (migration findings,
+session 34).
+
+Each test is a small Curifactory-style project (``import assay as cf``) run as its user
+would run it, checking what Curifactory 0.20 gives for the same code.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import assay
+
+
+def make_project(root: Path, experiment: str) -> Path:
+    """A project folder with ``experiments/compat_s34.py``."""
+    (root / "experiments").mkdir(parents=True)
+    (root / "experiments" / "__init__.py").write_text("")
+    (root / "experiments" / "compat_s34.py").write_text(textwrap.dedent(experiment))
+    return root
+
+
+# -- reportables of a stage reused from another parameter set -------------------------------
+
+SHARED_DATA = """
+    from dataclasses import dataclass
+
+    import assay as cf
+    from assay.caching import JsonCacher
+
+
+    @dataclass
+    class Params(cf.ExperimentParameters):
+        seed: int = 1
+        alpha: float = 1.0
+
+
+    @cf.stage(inputs=None, outputs=["data"], cachers=[JsonCacher])
+    def make_data(record):
+        data = list(range(record.params.seed, record.params.seed + 3))
+        record.report(cf.reporting.JsonReporter({"n": len(data)}))
+        record.report(cf.reporting.JsonReporter(data, name="sample"))
+        return data
+
+
+    def get_params():
+        # the three sets share make_data (alpha is not read there): it runs once
+        return [Params(name="base"), Params(name="low", alpha=0.1), Params(name="high", alpha=10)]
+
+
+    def run(param_sets, manager):
+        for params in param_sets:
+            make_data(cf.Record(manager, params))
+"""
+
+
+def qualified_names(manager) -> dict[str, list[str]]:
+    names: dict[str, list[str]] = {}
+    for reportable in manager.reportables:
+        names.setdefault(reportable.record.params.name, []).append(reportable.qualified_name)
+    return names
+
+
+def test_reportables_of_a_reused_stage_are_named_after_their_own_parameter_set(tmp_path: Path):
+    root = make_project(tmp_path, SHARED_DATA)
+    expected = {
+        name: [f"{name}_make_data_0", f"{name}_make_data_sample"]
+        for name in ("base", "low", "high")
+    }
+
+    first = assay.run_experiment("compat_s34", project_root=root, report=False)
+    assert qualified_names(first) == expected
+    # a later run takes the stage from the cache for every set
+    again = assay.run_experiment("compat_s34", project_root=root, names=["high", "low"])
+    assert qualified_names(again) == {name: expected[name] for name in ("low", "high")}
+    page = (Path(again.reports_path) / again.run_id / "index.html").read_text()
+    assert page.count("low_make_data_0") == 1 and page.count("high_make_data_0") == 1
+    assert "base_make_data_0" not in page
+
+
+# -- classes whose instances have code ------------------------------------------------------
+
+
+def test_a_parameter_holding_the_class_of_functions_hashes(tmp_path: Path):
+    """``types.FunctionType`` (and Cython's function class) has a ``__code__`` attribute
+    for its instances; hashing the class itself read it as its own code and crashed."""
+    import types
+    from dataclasses import dataclass
+
+    @dataclass
+    class Params(assay.ExperimentParameters):
+        accepts: type = types.FunctionType
+
+    functions, methods = Params(name="f"), Params(name="m", accepts=types.MethodType)
+    assert functions.params_hash() == Params(name="again").params_hash()
+    assert functions.params_hash() != methods.params_hash()
