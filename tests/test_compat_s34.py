@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import assay
+from conftest import run_cli
 
 
 def make_project(root: Path, experiment: str) -> Path:
@@ -95,3 +96,54 @@ def test_a_parameter_holding_the_class_of_functions_hashes(tmp_path: Path):
     functions, methods = Params(name="f"), Params(name="m", accepts=types.MethodType)
     assert functions.params_hash() == Params(name="again").params_hash()
     assert functions.params_hash() != methods.params_hash()
+
+
+# -- --lazy and outputs pickle cannot store -------------------------------------------------
+
+HOLDS_A_LOCK = """
+    import threading
+    from dataclasses import dataclass
+
+    import assay as cf
+    from assay.caching import JsonCacher
+
+
+    @dataclass
+    class Params(cf.ExperimentParameters):
+        a: int = 1
+
+
+    @cf.stage(inputs=None, outputs=["x", "lock"])
+    def make(record):
+        return record.params.a, threading.Lock()
+
+
+    @cf.stage(inputs=["x", "lock"], outputs=["y"], cachers=[JsonCacher])
+    def use(record, x, lock):
+        with lock:
+            return x * 2
+
+
+    def get_params():
+        return [Params(name="one")]
+
+
+    def run(param_sets, manager):
+        for params in param_sets:
+            use(make(cf.Record(manager, params)))
+"""
+
+
+def test_lazy_saying_an_output_cannot_be_pickled_says_lazy_gave_it_the_cacher(tmp_path: Path):
+    """Curifactory's --lazy gives the outputs of a stage without cachers a PickleCacher. When
+    pickle refuses one, "give this output no cacher (None)" alone is no help: it has none."""
+    root = make_project(tmp_path, HOLDS_A_LOCK)
+    assert run_cli("run", "compat_s34", cwd=root).code == 0
+
+    lazy = run_cli("run", "compat_s34", "--lazy", "--overwrite", cwd=root)
+    assert lazy.code != 0
+    message = " ".join(lazy.stderr.split())
+    assert "'lock' of stage 'make'" in message
+    assert "--lazy gave it a PickleCacher" in message, message
+    assert "cachers=[PickleCacher, None]" in message, message
+    assert "Traceback" not in lazy.stderr
