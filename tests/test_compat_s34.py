@@ -147,3 +147,70 @@ def test_lazy_saying_an_output_cannot_be_pickled_says_lazy_gave_it_the_cacher(tm
     assert "--lazy gave it a PickleCacher" in message, message
     assert "cachers=[PickleCacher, None]" in message, message
     assert "Traceback" not in lazy.stderr
+
+
+# -- stages called on an aggregate's record after it -----------------------------------------
+
+TWO_AGGREGATES = """
+    from dataclasses import dataclass
+
+    import assay as cf
+    from assay.caching import JsonCacher
+
+
+    @dataclass
+    class Params(cf.ExperimentParameters):
+        a: int = 1
+
+
+    @cf.stage(inputs=None, outputs=["x"], cachers=[JsonCacher])
+    def make(record):
+        return record.params.a
+
+
+    @cf.aggregate(inputs=["x"], outputs=["total"], cachers=[JsonCacher])
+    def add_up(record, records, x):
+        return sum(x.values())
+
+
+    @cf.stage(inputs=["total"], outputs=["shown"], cachers=[JsonCacher])
+    def show(record, total):
+        return {"total": total, "hash": record.get_hash()}
+
+
+    def get_params():
+        return [Params(name="one"), Params(name="two", a=2), Params(name="three", a=3)]
+
+
+    def run(param_sets, manager):
+        records = [make(cf.Record(manager, params)) for params in param_sets]
+        show(add_up(cf.Record(manager, None), records[:2]))
+        show(add_up(cf.Record(manager, None), records[1:]))
+"""
+
+
+def shown_by_name(root: Path) -> dict[str, dict]:
+    import json
+
+    by_name = root / "data" / "cache" / "by-name" / "compat_s34"
+    return {
+        folder.name: json.loads((folder / "show" / "shown.json").read_text())
+        for folder in sorted(by_name.iterdir())
+        if (folder / "show").exists()
+    }
+
+
+def test_a_stage_after_an_aggregate_is_filed_with_it_and_sees_its_hash(tmp_path: Path):
+    """Curifactory keys the stages called on an aggregate's record after it by the
+    aggregate's combo hash. Both were filed under ``by-name/.../no_parameters/show`` (the
+    second hid the first), and under --parallel the stage's record.get_hash() was "None"."""
+    root = make_project(tmp_path / "serial", TWO_AGGREGATES)
+    assert run_cli("run", "compat_s34", cwd=root).code == 0
+    serial = shown_by_name(root)
+    assert sorted(serial) == sorted(f for f in serial if f.startswith("aggregate-"))
+    assert sorted(v["total"] for v in serial.values()) == [3, 5]
+    assert len({v["hash"] for v in serial.values()} | {"None"}) == 3
+
+    root = make_project(tmp_path / "parallel", TWO_AGGREGATES)
+    assert run_cli("run", "compat_s34", "--parallel", "2", cwd=root).code == 0
+    assert shown_by_name(root) == serial
