@@ -235,7 +235,7 @@ def test_overwrite_true_recomputes_an_aggregate_over_the_set(tmp_path):
 
     assert value(root, "ow", "p", "draw", "o") == 3
     assert value(root, "ow", "aggregate", "collect", "g") == [2, 3]
-    assert value(root, "ow", "no_parameters", "total", "t") == 5
+    assert value(root, "ow", "aggregate", "total", "t") == 5
     assert (
         "executes collect [aggregate]: it uses what draw [p] recomputes (parameter set 'p' "
         "has overwrite=True)" in explained

@@ -1522,9 +1522,11 @@ def link_label(node: Any) -> str:
     each. ``node`` is the runner's stage run (its ``record_label`` and ``records``).
     """
     label = node.record_label
-    if label != AGGREGATE or not node.spec.is_aggregate:
+    if label != AGGREGATE:
         return label
-    return aggregate_label(record.name for record in node.records or [])
+    # a stage called on an aggregate's record after it: in the aggregate's folder
+    records = node.records if node.spec.is_aggregate else node.record.input_records
+    return aggregate_label(record.name for record in records or [])
 
 
 def aggregate_label(names: Iterable[str]) -> str:

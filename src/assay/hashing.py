@@ -172,7 +172,7 @@ def _normalized_source(obj: Any) -> str | None:
     """Source of a class or function without comments, docstrings or layout, as stage
     code is compared (:func:`assay.sourcetext.normalized_source`)."""
     code = getattr(obj, "__code__", None)
-    if code is not None:
+    if isinstance(code, types.CodeType):  # a class's `__code__` is its instances' (FunctionType)
         return _cached_source(code.co_filename, code)
     return _cached_source(None, obj)
 

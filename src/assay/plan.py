@@ -198,10 +198,13 @@ class StageNode:
 
     @property
     def record_label(self) -> str:
-        """The parameter set's name, or ``aggregate`` for an aggregate without one."""
+        """The parameter set's name, or ``aggregate`` for an aggregate without one and the
+        stages called on its record after it."""
         if self.record.params is not None:
             return self.record.name  # a label: reading it is no parameter read
-        return "aggregate" if self.spec.is_aggregate else "no parameters"
+        return (
+            "aggregate" if self.spec.is_aggregate or self.record.is_aggregate else "no parameters"
+        )
 
     def __repr__(self) -> str:
         return f"<stage {self.spec.name!r} for {self.record_label} ({self.status})>"

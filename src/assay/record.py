@@ -405,7 +405,7 @@ class Record:
 
     def report(self, reportable: Reportable) -> None:
         """Add a reportable (a table, a figure, some JSON, ...) to the run's report."""
-        from assay.reporting import not_a_reportable, not_set_up, safe_name
+        from assay.reporting import not_a_reportable, not_set_up
 
         if not callable(getattr(reportable, "html", None)):
             raise TypeError(not_a_reportable(reportable))
@@ -415,24 +415,34 @@ class Record:
         running = self._node
         node = running or self._last_node()
         stage_name = node.spec.name if node is not None else ""
-        reportable.record = self
-        reportable.stage = stage_name
-        prefix = "(Aggregate)_" if self.is_aggregate else ""
-        if self.params is not None:
-            prefix += f"{self.name}_"  # a label: not a parameter read
-        if reportable.name is not None:
-            suffix = reportable.name
-        elif node is not None:  # numbered within the stage run: the same wherever it ran
-            suffix = str(len(node.reportables) + len(node.reported_after))
+        if node is not None:  # numbered within the stage run: the same wherever it ran
+            number = len(node.reportables) + len(node.reported_after)
         else:
-            suffix = str(len(self.manager.reportables))
-        reportable.qualified_name = safe_name(f"{prefix}{stage_name}_{suffix}")
+            number = len(self.manager.reportables)
+        self._take_reportable(reportable, stage_name, number)
         self.reportables.append(reportable)
         self.manager.reportables.append(reportable)
         if running is not None:
             running.reportables.append(reportable)
         elif node is not None:  # outside any stage: shown with the last one, not cached
             node.reported_after.append(reportable)
+
+    def _take_reportable(self, reportable: Reportable, stage_name: str, number: int) -> None:
+        """Make ``reportable`` this record's, as reported by stage ``stage_name``: its
+        ``record``, ``stage`` and ``qualified_name`` (Curifactory's
+        ``"[(Aggregate)_][SET_]STAGE_NAME"``, ``number`` standing in for a missing name).
+
+        Also for the reportables of a stage run taken from the cache, which another
+        parameter set may have made: they are named after this record's set."""
+        from assay.reporting import safe_name
+
+        reportable.record = self
+        reportable.stage = stage_name
+        prefix = "(Aggregate)_" if self.is_aggregate else ""
+        if self.params is not None:
+            prefix += f"{self.name}_"  # a label: not a parameter read
+        suffix = reportable.name if reportable.name is not None else str(number)
+        reportable.qualified_name = safe_name(f"{prefix}{stage_name}_{suffix}")
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """Log a scalar metric (``record.log_metric("loss", 0.31, step=5)``).

@@ -129,6 +129,10 @@ class StageTask:
     """For an aggregate: ``stages`` of each of its records."""
     notes: str | None = None
     """The run's ``--notes`` (``manager.notes``)."""
+    aggregated: tuple | None = None
+    """For a stage called on an aggregate's record after the aggregate: that record's
+    combo hash and its input records (as :attr:`records`), so that the record is the
+    aggregate's there too (``record.get_hash()``, its ``by-name`` folder)."""
     run_line: str = ""
     """The command line that started the run (``manager.run_line``)."""
 
@@ -310,10 +314,11 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
     module = sys.modules[spec.func.__module__]
     records: list[tuple[Any, str | None, str | None]] = []
     if spec.is_aggregate:
-        records = [
-            (r.params, r._hash, r.combo_hash if r.is_aggregate else None) for r in node.records
-        ]
+        records = _identities(node.records)
         index = {id(r): i for i, r in enumerate(node.records)}
+    aggregated = None
+    if record.is_aggregate and not spec.is_aggregate:
+        aggregated = (record.combo_hash, _identities(record.input_records))
     plain, not_sent = _state_for(record, node)
     upstream = upstream_of(node)
     inputs: dict[str, Any] = {}
@@ -368,7 +373,25 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         records_stages=[list(r.stages) for r in node.records] if spec.is_aggregate else [],
         notes=manager.notes,
         run_line=manager.run_line,
+        aggregated=aggregated,
     )
+
+
+def _identities(records: list) -> list[tuple[Any, str | None, str | None]]:
+    """What a worker makes ``records`` again from (:func:`_identified`): each one's
+    parameters, hash and (an aggregate's record) combo hash."""
+    return [(r.params, r._hash, r.combo_hash if r.is_aggregate else None) for r in records]
+
+
+def _identified(manager: Any, params: Any, params_hash: Any, combo_hash: Any) -> Any:
+    """A record of the worker's made from one of :func:`_identities`' entries."""
+    from assay.record import Record
+
+    other = Record(manager, None, hide=True)
+    other.params, other._hash = params, params_hash
+    if combo_hash is not None:  # an earlier aggregate's record: hashed as in the main process
+        other.is_aggregate, other.combo_hash = True, combo_hash
+    return other
 
 
 def _earlier_runs(record: Any, node: StageNode, upstream: set[int]) -> tuple:
@@ -960,11 +983,12 @@ def _execute(task: StageTask, started: float) -> StageResult:
     for (params, params_hash, combo_hash), stages in zip(
         task.records, task.records_stages or [[]] * len(task.records)
     ):
-        other = Record(manager, None, hide=True)
-        other.params, other._hash, other._stages = params, params_hash, list(stages)
-        if combo_hash is not None:  # an earlier aggregate's record: hashed as in the main process
-            other.is_aggregate, other.combo_hash = True, combo_hash
+        other = _identified(manager, params, params_hash, combo_hash)
+        other._stages = list(stages)
         records.append(other)
+    if task.aggregated is not None:
+        record.is_aggregate, record.combo_hash = True, task.aggregated[0]
+        record.input_records = [_identified(manager, *entry) for entry in task.aggregated[1]]
     _give_state(record, task.state, task.not_sent)
     record._earlier = task.earlier
     for other, (plain, not_sent), earlier in zip(records, task.records_state, task.records_earlier):

@@ -1431,14 +1431,19 @@ class Runner:
             if artifact.cacher is None:
                 continue
             meta = dict(base, duration_s=round(node.duration or 0.0, 6))
-            artifact.meta = cache.save(
-                artifact.cacher,
-                artifact.value,
-                key=node.key,
-                output=artifact.name,
-                meta=meta,
-                replace=replace or artifact.cached or node.forced,
-            )
+            try:
+                artifact.meta = cache.save(
+                    artifact.cacher,
+                    artifact.value,
+                    key=node.key,
+                    output=artifact.name,
+                    meta=meta,
+                    replace=replace or artifact.cached or node.forced,
+                )
+            except CacheError as exc:
+                if node.spec.cachers is not None or not self.manager.lazy:
+                    raise
+                raise CacheError(f"{exc} {_given_by_lazy(node, artifact.name)}") from exc
             artifact.cached = True
             # The stages after it (and run()) get the value as the cache holds it, loaded
             # when first read, as on a re-run or on a worker: a value a cacher does not
@@ -1576,9 +1581,8 @@ class Runner:
             except CacheError as exc:
                 log.warning("Cached reportables of stage %r not restored: %s", node.spec.name, exc)
                 continue
-            for reportable in node.reportables:
-                reportable.record = node.record
-                reportable.stage = node.spec.name
+            for number, reportable in enumerate(node.reportables):
+                node.record._take_reportable(reportable, node.spec.name, number)
             touched.add(id(node.record))
         if not touched and not self.executor.remote:
             return
@@ -1995,6 +1999,19 @@ def state_entry_part(node: StageNode, name: str) -> str | None:
         return hash_value(value, dict_order=True)
     except Exception:  # a value the hasher does not understand counts by its type
         return hash_value(("object", type(value).__module__, type(value).__qualname__))
+
+
+def _given_by_lazy(node: StageNode, output: str) -> str:
+    """What to do about an output that ``--lazy`` gave a ``PickleCacher`` (its stage
+    declares no cachers, as Curifactory's ``--lazy`` does) and that the cacher refused."""
+    example = ", ".join(
+        "None" if name == output else "PickleCacher" for name in node.spec.output_names
+    )
+    return (
+        f"(--lazy gave it a PickleCacher: stage {node.spec.name!r} declares no cachers. To "
+        f"keep {output!r} out of the cache under --lazy, declare the stage's cachers with None "
+        f"for it: cachers=[{example}].)"
+    )
 
 
 def _in_stage_order(reportables: list, nodes: list[StageNode]) -> list:
