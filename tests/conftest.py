@@ -125,6 +125,16 @@ def copy_project(name: str, destination: Path) -> Path:
     return target
 
 
+def one_experiment_project(folder: Path, name: str, source: str) -> Path:
+    """A new project at ``folder / "proj"`` (an empty ``assay.toml``) whose only
+    experiment is ``experiments/NAME.py``, holding ``source``."""
+    root = folder / "proj"
+    (root / "experiments").mkdir(parents=True)
+    (root / "assay.toml").write_text("")
+    (root / "experiments" / f"{name}.py").write_text(source)
+    return root
+
+
 @pytest.fixture
 def tmp_project(tmp_path: Path) -> Path:
     """A copy of the ``basic`` project."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import one_experiment_project, run_cli
 
 EXPERIMENT = """
 import os
@@ -48,10 +48,7 @@ def run(param_sets, manager):
 
 
 def failed_export(tmp_path: Path) -> tuple[Path, Path]:
-    root = tmp_path / "proj"
-    (root / "experiments").mkdir(parents=True)
-    (root / "assay.toml").write_text("")
-    (root / "experiments" / "failing_s34.py").write_text(EXPERIMENT)
+    root = one_experiment_project(tmp_path, "failing_s34", EXPERIMENT)
     failed = run_cli("run", "failing_s34", "-q", cwd=root)
     assert failed.code == 1 and "ZeroDivisionError" in failed.stderr, failed
     exported = run_cli("export", "full", "latest", "-o", tmp_path / "export", cwd=root)
@@ -87,10 +84,7 @@ GOOD = EXPERIMENT.replace("(len(numbers) - record.params.n)", "(len(numbers) + r
 def test_a_dry_cache_run_has_nothing_to_compare_and_is_not_exact(tmp_path: Path) -> None:
     """``--store-full --dry-cache`` of stages that ran: the export had no artifacts, and
     reproduce said "no artifacts: the reproduction is exact"."""
-    root = tmp_path / "proj"
-    (root / "experiments").mkdir(parents=True)
-    (root / "assay.toml").write_text("")
-    (root / "experiments" / "dry_s34.py").write_text(GOOD)
+    root = one_experiment_project(tmp_path, "dry_s34", GOOD)
     ran = run_cli("run", "dry_s34", "--dry-cache", "--store-full", "-q", cwd=root)
     assert ran.code == 0, ran
     (export,) = (root / "data" / "runs").iterdir()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import one_experiment_project, run_cli
 
 EXPERIMENT = """
 from dataclasses import dataclass
@@ -37,10 +37,7 @@ def run(param_sets, manager):
 
 
 def test_show_cuts_parameter_sets_as_it_cuts_stage_runs(tmp_path: Path) -> None:
-    root = tmp_path / "proj"
-    (root / "experiments").mkdir(parents=True)
-    (root / "assay.toml").write_text("")
-    (root / "experiments" / "sweep_show_s34.py").write_text(EXPERIMENT)
+    root = one_experiment_project(tmp_path, "sweep_show_s34", EXPERIMENT)
     assert run_cli("run", "sweep_show_s34", "-q", "--no-report", cwd=root).code == 0
 
     shown = run_cli("show", "latest", cwd=root)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import one_experiment_project, run_cli
 
 EXPERIMENT = """
 from dataclasses import dataclass
@@ -39,10 +39,7 @@ def run(param_sets, manager):
 
 
 def test_damaged_json_in_the_store_is_shown_as_empty(tmp_path: Path) -> None:
-    root = tmp_path / "proj"
-    (root / "experiments").mkdir(parents=True)
-    (root / "assay.toml").write_text("")
-    (root / "experiments" / "damaged_s34.py").write_text(EXPERIMENT)
+    root = one_experiment_project(tmp_path, "damaged_s34", EXPERIMENT)
     for _ in range(2):
         assert run_cli("run", "damaged_s34", "-q", cwd=root).code == 0
     db = sqlite3.connect(root / "assay.db")

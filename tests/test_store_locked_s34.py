@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from assay.store import RunStore
-from conftest import run_cli
+from conftest import one_experiment_project, run_cli
 
 EXPERIMENT = """
 import subprocess
@@ -69,10 +69,7 @@ assay.run_experiment("locked_s34", report=False)
 def test_a_run_the_locked_store_could_not_record_is_settled_with_that_reason(
     tmp_path: Path,
 ) -> None:
-    root = tmp_path / "proj"
-    (root / "experiments").mkdir(parents=True)
-    (root / "assay.toml").write_text("")
-    (root / "experiments" / "locked_s34.py").write_text(EXPERIMENT)
+    root = one_experiment_project(tmp_path, "locked_s34", EXPERIMENT)
     proc = subprocess.run(
         [sys.executable, "-c", RUNNER], cwd=root, capture_output=True, text=True, timeout=120
     )

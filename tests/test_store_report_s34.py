@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import one_experiment_project, run_cli
 
 EXPERIMENT = """
 from dataclasses import dataclass
@@ -47,10 +47,7 @@ def page_text(root: Path) -> str:
 
 
 def test_report_rebuilt_from_the_store_shows_its_metrics(tmp_path: Path) -> None:
-    root = tmp_path / "proj"
-    (root / "experiments").mkdir(parents=True)
-    (root / "assay.toml").write_text("")
-    (root / "experiments" / "metrics_store_s34.py").write_text(EXPERIMENT)
+    root = one_experiment_project(tmp_path, "metrics_store_s34", EXPERIMENT)
     ran = run_cli("run", "metrics_store_s34", "--no-report", cwd=root)
     assert ran.code == 0, ran
 

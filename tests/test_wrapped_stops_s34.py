@@ -17,7 +17,7 @@ import pytest
 
 from assay.errors import Terminated, stop_behind
 from assay.store import RunStore
-from conftest import run_cli
+from conftest import one_experiment_project, run_cli
 
 EXPERIMENT = '''
 import os
@@ -64,10 +64,7 @@ def run(param_sets, manager):
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    (root / "experiments").mkdir(parents=True)
-    (root / "assay.toml").write_text("")
-    (root / "experiments" / "wrapped_stop_s34.py").write_text(EXPERIMENT)
+    root = one_experiment_project(tmp_path, "wrapped_stop_s34", EXPERIMENT)
     return root
 
 
