@@ -242,7 +242,9 @@ def run_experiment(
         dask_address: the scheduler of an existing Dask cluster (with
             ``executor="dask"``); without it a local cluster is started.
         report: write the run's HTML report in ``reports/`` and rebuild the
-            index of runs (also after a failure); ``False`` is ``--no-report``.
+            index of runs (also after a failure); ``False`` is ``--no-report`` (an
+            index already there is rebuilt all the same: it lists the run, marked as
+            having no report).
         store_full: after a completed run, export it to ``data/runs/RUN_ID/``
             (see :mod:`assay.export.full`); ``--store-full``.
         store_full_include: glob patterns of files to put in that export's code
@@ -387,6 +389,7 @@ def run_experiment(
                 "overwrite_stages": sorted(overwrite_stages or []),
                 "dry_cache": dry_cache,
                 "lazy": lazy,
+                "ignore_lazy": ignore_lazy,
                 "prefix": manager.prefix,
                 "cache_dir": config.cache_location,
                 "experiment_file": getattr(module, "__file__", None),
@@ -557,6 +560,10 @@ def run_experiment(
                     from assay.report import write_report
 
                     write_report(manager)
+                elif unrecorded is None:  # --no-report: the index still lists every run
+                    from assay.report import refresh_index
+
+                    refresh_index(config)
         if unrecorded is not None:
             _name_run_files(unrecorded, log_path, config, manager, report=False)
             raise unrecorded
@@ -960,6 +967,7 @@ def record_session(manager: ArtifactManager) -> Path | None:
                     "cache_dir": config.cache_location,
                     "dry_cache": manager.dry_cache,
                     "lazy": manager.lazy,
+                    "ignore_lazy": manager.ignore_lazy,
                 },
             )
             manager.run_info = record_provenance(store, manager.run_info, config)

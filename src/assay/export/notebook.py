@@ -60,7 +60,7 @@ os.chdir(PROJECT)
 if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))  # so your own classes (in pickles) can be imported
 CONFIG = ProjectConfig.load(PROJECT)
-CACHE = {cache}  # None: the project's cache; else the run's (--cache DIR)
+CACHE = {cache}  # the run's cache (--cache DIR, ASSAY_CACHE_DIR or the project's)
 ARTIFACT_CACHE = CACHE  # where the artifacts below load from
 try:  # in the run's export folder (--store-full), or a copy of it: its cache/ holds the run's
     with open(os.path.join(HERE, "run.json"), encoding="utf-8") as file:
@@ -125,7 +125,7 @@ def write_notebook(
         "language": "python",
     }
     notebook.metadata["language_info"] = {"name": "python"}
-    cells = notebook_cells(record, root=config.root, default_cache=project_cache(config))
+    cells = notebook_cells(record, root=config.root)
     for kind, source in cells:
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
         notebook.cells.append(make(source))
@@ -134,22 +134,13 @@ def write_notebook(
     return path
 
 
-def project_cache(config: Any) -> str:
-    """The cache a notebook's ``cache_dir=None`` means: the project's own, as configured,
-    and not the ``--cache DIR`` of the run ``config`` may be set up for (``assay run
-    --cache DIR --notebook`` writes the notebook with the run's configuration)."""
-    from assay.config import ProjectConfig
-
-    return ProjectConfig.load(config.root).cache_location
-
-
-def notebook_cells(
-    record: dict, root: Any = None, default_cache: Any = None
-) -> list[tuple[str, str]]:
+def notebook_cells(record: dict, root: Any = None) -> list[tuple[str, str]]:
     """The notebook's cells as ``("markdown" | "code", source)`` pairs.
 
-    ``root`` makes absolute project paths relative; a run that used a cache
-    other than ``default_cache`` (``--cache DIR``) loads its artifacts from there.
+    ``root`` makes absolute project paths relative (the run's cache among them, when it
+    is inside the project). The artifacts load from, and the re-run uses, the cache the
+    run used, however it was chosen: ``--cache DIR``, ``ASSAY_CACHE_DIR`` (which the
+    notebook's kernel may not have) or the project's configuration.
     """
     run = record["run"]
     git = (record.get("provenance") or {}).get("git") or {}
@@ -166,7 +157,7 @@ def notebook_cells(
                      "Run this notebook from the project folder or any folder inside it. In the run's "
                      "export folder (or a copy of it) it loads the artifacts from the export's "
                      "`cache/`."),
-        ("code", _SETUP.format(run_id=run["id"], cache=_cache_dir(run, default_cache, root))),
+        ("code", _SETUP.format(run_id=run["id"], cache=_cache_dir(run, root))),
         ("markdown", "## Parameter sets"),
         ("code", f"PARAM_SETS = {_literal(record['param_sets'])}\n"
                  "{p['name']: p['values'] for p in PARAM_SETS}"),
@@ -214,9 +205,11 @@ def notebook_cells(
         call.append(f"prefix={spec.prefix!r}")
     if spec.lazy:
         call.append("lazy=True")
-    if (run.get("config") or {}).get("dry_cache"):
+    if spec.ignore_lazy:
+        call.append("ignore_lazy=True")
+    if spec.dry_cache:
         call.append("dry_cache=True")  # as it ran: it was not to write the cache
-    if _cache_dir(run, default_cache, root) != "None":
+    if _cache_dir(run, root) != "None":
         call.append("cache_dir=CACHE")  # the cache it ran with, as its artifacts are loaded
     call += ["overwrite=False", f"notes={'re-run of ' + run['id'] + ' from its notebook'!r}",
              "project_root=PROJECT"]  # fmt: skip
@@ -235,17 +228,21 @@ def notebook_cells(
     return cells
 
 
-def _cache_dir(run: dict, default: Any, root: Any = None) -> str:
-    """Python source for the run's cache if it is not the project's (``--cache DIR``),
-    else ``"None"``: a folder inside the project relative to ``PROJECT`` (so that a copy
-    of the project uses its own copy), any other folder or a URL as recorded."""
+def _cache_dir(run: dict, root: Any = None) -> str:
+    """Python source for the cache the run used: a folder inside the project relative to
+    ``PROJECT`` (so that a copy of the project uses its own copy), any other folder or a
+    URL as recorded; ``"None"`` (the project's cache, as the notebook's kernel finds it)
+    for a run that recorded none.
+
+    Never ``"None"`` for a recorded cache, even the project's: the run may have had it
+    from ``ASSAY_CACHE_DIR``, which a notebook's kernel, started elsewhere, does not have."""
     cache = (run.get("config") or {}).get("cache_dir")
-    if not cache or default is None:
+    if not cache:
         return "None"
     if "://" in str(cache):
-        return "None" if str(cache).rstrip("/") == str(default).rstrip("/") else repr(cache)
-    if not Path(cache).is_absolute() or Path(cache).resolve() == Path(str(default)).resolve():
-        return "None"
+        return repr(str(cache))
+    if not Path(cache).is_absolute():  # as the project's configuration reads it
+        return f"str(PROJECT / {Path(cache).as_posix()!r})"
     if root is not None:
         try:
             inside = Path(cache).resolve().relative_to(Path(root).resolve())

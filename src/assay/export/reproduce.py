@@ -35,12 +35,13 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,9 +165,15 @@ class RerunSpec:
     overrides: list[str]
     prefix: str | None
     lazy: bool
+    ignore_lazy: bool = False
+    """The run treated ``Lazy`` outputs as ordinary ones (``--ignore-lazy``): a stage
+    given a ``Lazy("x", resolve=False)`` output got its value, not a handle."""
+    dry_cache: bool = False
+    """The run read the cache but wrote nothing to it (``--dry-cache``)."""
 
     def cli_args(self) -> list[str]:
-        """``["run", EXPERIMENT, "-p", ...]``: the arguments after ``assay``."""
+        """``["run", EXPERIMENT, "-p", ...]``: the arguments after ``assay`` that start the
+        run again as it was made (with every flag that changes what it computes or saves)."""
         args = ["run", self.experiment]
         for flag, values in (
             ("-p", self.param_files),
@@ -180,6 +187,10 @@ class RerunSpec:
             args += ["--prefix", self.prefix]
         if self.lazy:
             args.append("--lazy")
+        if self.ignore_lazy:
+            args.append("--ignore-lazy")
+        if self.dry_cache:
+            args.append("--dry-cache")
         return args
 
 
@@ -209,6 +220,7 @@ def rerun_spec(record: dict, root: str | os.PathLike | None = None) -> RerunSpec
     if not experiment or "/" in experiment or os.sep in experiment or experiment.endswith(".py"):
         experiment = _inside(config.get("experiment_file") or experiment, root, "experiment")
     prefix = config.get("prefix")
+    ignore_lazy = _ignored_lazy(run)
     if "param_files" not in config:  # recorded before assay kept them: read the command line
         config = {**config, **_from_command(run.get("command") or "")}
     return RerunSpec(
@@ -219,7 +231,22 @@ def rerun_spec(record: dict, root: str | os.PathLike | None = None) -> RerunSpec
         overrides=list(config.get("overrides") or []),
         prefix=prefix if prefix and prefix != run["experiment"] else None,
         lazy=bool(config.get("lazy")),
+        ignore_lazy=ignore_lazy,
+        dry_cache=bool(config.get("dry_cache")),
     )
+
+
+def _ignored_lazy(run: dict) -> bool:
+    """Whether the run was made with ``--ignore-lazy``: as recorded, or for a run recorded
+    before assay kept it, as its ``assay run`` command line says."""
+    config = run.get("config") or {}
+    if "ignore_lazy" in config:
+        return bool(config["ignore_lazy"])
+    try:
+        words = shlex.split(run.get("command") or "")
+    except ValueError:
+        return False
+    return words[:2] == ["assay", "run"] and "--ignore-lazy" in words
 
 
 def reproduce(
@@ -247,7 +274,8 @@ def reproduce(
     again = _again(folder, workdir, reuse, equivalent_ok)
     folder = require_export(folder).resolve()
     record = read_run_record(folder / "run.json")
-    spec = rerun_spec(record)
+    # Saving what it computes, even for a run made with --dry-cache: that is what is compared.
+    spec = replace(rerun_spec(record), dry_cache=False)
     workdir = Path(workdir).absolute() if workdir else _new_workdir(folder)  # the re-run's cwd
     code = _code_snapshot(folder)
     earlier = _check_workdir(workdir, folder, record["run"]["id"])

@@ -30,7 +30,7 @@ from typing import Any
 
 log = logging.getLogger("assay")
 
-__all__ = ["rebuild_reports", "report_dir", "write_report"]
+__all__ = ["rebuild_reports", "refresh_index", "report_dir", "write_report"]
 
 
 def report_dir(config: Any, run_id: str) -> Path:
@@ -92,6 +92,27 @@ def _restore_reportables(manager: Any) -> None:
         manager.runner.restore_reportables(manager.plan.nodes)
     except Exception as exc:  # the report shows what it can
         log.warning("Cached reportables could not be restored for the report: %s", exc)
+
+
+def refresh_index(config: Any) -> Path | None:
+    """Rebuild ``reports/index.html`` after a run made without a report (``--no-report``),
+    so that it lists that run too, marked as having none; ``None`` when the project has no
+    index yet (``--no-report`` makes no ``reports/`` folder). A problem is logged as a
+    warning and does not fail the run."""
+    if not (Path(config.reports_dir) / "index.html").is_file():
+        return None
+    try:
+        return _rebuild_index(config)
+    except Exception as exc:
+        log.warning(
+            "The index of runs, %s, could not be brought up to date: %s: %s. Rebuild it "
+            "with `assay report`.",
+            Path(config.reports_dir) / "index.html",
+            type(exc).__name__,
+            exc,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+        return None
 
 
 def _rebuild_index(config: Any) -> Path:
