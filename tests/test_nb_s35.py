@@ -160,3 +160,26 @@ def test_a_no_report_run_is_listed_in_the_index_at_once_marked_as_having_no_repo
     ok(run_cli("report", "3", cwd=tmp_project))
     rows = table_rows((tmp_project / "reports" / "index.html").read_text())
     assert not rows[0][1].endswith("(no report)"), rows
+
+
+def test_a_notebook_saved_outside_the_project_loads_and_re_runs_the_run(
+    tmp_project, tmp_path, monkeypatch
+):
+    """`assay export notebook 1 -o ~/notebooks/run1.ipynb`: outside any project the notebook
+    took its own folder for the project, so every artifact cell looked for data/cache/
+    there ("No cached artifact has key") and the re-run found no experiment."""
+    ok(run_cli("run", "diamond", cwd=tmp_project))
+    elsewhere = tmp_path / "notebooks" / "run1.ipynb"
+    ok(run_cli("export", "notebook", "1", "-o", elsewhere, cwd=tmp_project))
+    import nbformat
+
+    notebook = nbformat.read(str(elsewhere), as_version=4)
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    monkeypatch.delenv("ASSAY_CACHE_DIR", raising=False)
+
+    text = execute_notebook(notebook, elsewhere.parent)  # raises CellExecutionError if one fails
+
+    assert f"project: {tmp_project.resolve()}" in text, text
+    assert "{'a': 11, 'b': 32}" in text
+    assert "9 of 9 artifacts of diamond-0001-" in text and "came out with the same key" in text
+    assert list(elsewhere.parent.iterdir()) == [elsewhere]  # nothing written beside it

@@ -4,7 +4,8 @@ The notebook (default ``data/runs/RUN_ID/RUN_ID.ipynb``) has:
 
 1. the run's record: experiment, command, git commit, status;
 2. a setup cell that finds the project folder (from the notebook's folder
-   upwards) and makes it importable, so pickled objects of your own classes load;
+   upwards; for a notebook saved outside any project, the project it was written
+   in) and makes it importable, so pickled objects of your own classes load;
 3. the parameter sets, and one cell per artifact loading it with
    ``assay.load(key=...)`` (checksum verified) and showing it — up to
    :data:`SHOWN_ARTIFACTS`; every artifact is in the ``ARTIFACTS`` table;
@@ -52,22 +53,27 @@ from assay.store import RunStore
 
 RUN_ID = {run_id!r}
 HERE = os.getcwd()  # the notebook's folder
-# The folder with experiments/: this one or one above it (none: a copy of the run's export
-# on its own, which the re-run below reproduces from the export's code/).
-IN_PROJECT = enclosing_project(Path(HERE)) is not None
-PROJECT = enclosing_project(Path(HERE)) or Path(HERE).resolve()
-os.chdir(PROJECT)
-if str(PROJECT) not in sys.path:
-    sys.path.insert(0, str(PROJECT))  # so your own classes (in pickles) can be imported
-CONFIG = ProjectConfig.load(PROJECT)
-CACHE = {cache}  # the run's cache (--cache DIR, ASSAY_CACHE_DIR or the project's)
-ARTIFACT_CACHE = CACHE  # where the artifacts below load from
+WRITTEN_IN = {root}  # the project the notebook was written in
 try:  # in the run's export folder (--store-full), or a copy of it: its cache/ holds the run's
     with open(os.path.join(HERE, "run.json"), encoding="utf-8") as file:
         IN_EXPORT = json.load(file)["run"]["id"] == RUN_ID and os.path.isdir(
             os.path.join(HERE, "cache"))
 except (OSError, ValueError, KeyError, TypeError):
     IN_EXPORT = False
+# The folder with experiments/: this one or one above it; for a notebook saved outside any
+# project, the one it was written in (none: a copy of the run's export on its own, which
+# the re-run below reproduces from the export's code/).
+PROJECT = enclosing_project(Path(HERE))
+if PROJECT is None and not IN_EXPORT and WRITTEN_IN and os.path.isdir(WRITTEN_IN):
+    PROJECT = enclosing_project(Path(WRITTEN_IN))
+IN_PROJECT = PROJECT is not None
+PROJECT = PROJECT or Path(HERE).resolve()
+os.chdir(PROJECT)
+if str(PROJECT) not in sys.path:
+    sys.path.insert(0, str(PROJECT))  # so your own classes (in pickles) can be imported
+CONFIG = ProjectConfig.load(PROJECT)
+CACHE = {cache}  # the run's cache (--cache DIR, ASSAY_CACHE_DIR or the project's)
+ARTIFACT_CACHE = CACHE  # where the artifacts below load from
 if IN_EXPORT:
     ARTIFACT_CACHE = os.path.join(HERE, "cache")
     sys.path.append(os.path.join(HERE, "code"))  # the run's code, for its classes
@@ -154,10 +160,12 @@ def notebook_cells(record: dict, root: Any = None) -> list[tuple[str, str]]:
                      f"{text(run['status'])}, started {text(run['started'])} on "
                      f"{text(run['host'])} with {text(run['python'])}.\n\n"
                      f"- command: {markdown_code(run['command'])}\n- code: {text(commit)}\n\n"
-                     "Run this notebook from the project folder or any folder inside it. In the run's "
+                     "Run this notebook from the project folder or any folder inside it (saved "
+                     "outside any project, it uses the project it was written in). In the run's "
                      "export folder (or a copy of it) it loads the artifacts from the export's "
                      "`cache/`."),
-        ("code", _SETUP.format(run_id=run["id"], cache=_cache_dir(run, root))),
+        ("code", _SETUP.format(run_id=run["id"], root=_written_in(root),
+                               cache=_cache_dir(run, root))),
         ("markdown", "## Parameter sets"),
         ("code", f"PARAM_SETS = {_literal(record['param_sets'])}\n"
                  "{p['name']: p['values'] for p in PARAM_SETS}"),
@@ -226,6 +234,13 @@ def notebook_cells(record: dict, root: Any = None) -> list[tuple[str, str]]:
         ("code", _COMPARE.format()),
     ]  # fmt: skip
     return cells
+
+
+def _written_in(root: Any) -> str:
+    """Python source for the project folder the notebook is written in (``None`` when not
+    known): where a notebook saved outside any project (``-o ~/notebooks/run.ipynb``)
+    finds the experiment, its code and its cache."""
+    return repr(str(Path(root).resolve())) if root is not None else "None"
 
 
 def _cache_dir(run: dict, root: Any = None) -> str:
