@@ -183,3 +183,36 @@ def test_a_notebook_saved_outside_the_project_loads_and_re_runs_the_run(
     assert "{'a': 11, 'b': 32}" in text
     assert "9 of 9 artifacts of diamond-0001-" in text and "came out with the same key" in text
     assert list(elsewhere.parent.iterdir()) == [elsewhere]  # nothing written beside it
+
+
+# -- the Docker export ---------------------------------------------------------------------
+
+# Docker's grammar of an image name (distribution/reference): lower-case alphanumeric
+# parts, each joined to the next by one ".", one "_", "__" or any number of "-".
+DOCKER_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+
+
+@pytest.mark.parametrize("experiment", ["_nb35_scratch", "nb35___triple", "NB35_Upper"])
+def test_the_image_name_of_any_experiment_s_run_is_one_docker_takes(tmp_path, experiment):
+    """`assay run _scratch --docker` said to build with `docker build -t
+    assay-_scratch-0001-...`, which Docker refuses ("invalid reference format"), and so
+    did the README; three underscores in a row, likewise."""
+    from conftest import one_experiment_project
+
+    source = (
+        "from dataclasses import dataclass\nimport assay\nfrom assay.caching import JsonCacher\n"
+        "@dataclass\nclass Params(assay.ExperimentParameters):\n    k: int = 1\n"
+        "@assay.stage(outputs=['v'], cachers=[JsonCacher])\ndef make(record):\n"
+        "    return record.params.k\n"
+        "def get_params():\n    return [Params(name='a')]\n"
+        "def run(param_sets, manager):\n"
+        "    for p in param_sets:\n        make(assay.Record(manager, p))\n"
+    )
+    project = one_experiment_project(tmp_path, experiment, source)
+    result = ok(run_cli("run", experiment, "--docker", cwd=project))
+
+    tag = re.search(r"docker build -t (\S+) ", result.text).group(1)
+    assert DOCKER_NAME.fullmatch(tag), tag
+    (readme,) = (project / "data" / "runs").rglob("docker/README.md")
+    assert f"docker build -t {tag} " in readme.read_text()
+    assert f"docker run --rm {tag}\n" in readme.read_text()

@@ -226,8 +226,24 @@ def _folder_name(run_id: str) -> str:
     return safe_id_part(run_id)
 
 
+_SEPARATORS = re.compile(r"[._-]{2,}")
+
+
 def _tag(run_id: str) -> str:
-    return "assay-" + re.sub(r"[^a-z0-9_.-]+", "-", run_id.lower()).strip("-.")[:100]
+    """The image name for a run: ``assay-`` and its id, lower case, as Docker's reference
+    grammar has names (``[a-z0-9]+`` parts joined by one ``.``, ``_`` or ``__``, or by
+    dashes), so that ``docker build -t`` takes it for any experiment's name (``_scratch``,
+    ``a___b``: "invalid reference format")."""
+    text = re.sub(r"[^a-z0-9_.-]+", "-", run_id.lower())
+    text = _SEPARATORS.sub(_one_separator, text).strip("-._")[:100].rstrip("-._")
+    return f"assay-{text or 'run'}"
+
+
+def _one_separator(match: re.Match) -> str:
+    """A run of separators as Docker's grammar allows one: dashes, or ``__``, as they are;
+    any other run (``-_``, ``___``, ``._``) as one dash."""
+    run = match.group(0)
+    return run if run == "__" or set(run) == {"-"} else "-"
 
 
 def _what_comes_from_cache(record: dict) -> str:
