@@ -216,3 +216,54 @@ def test_the_image_name_of_any_experiment_s_run_is_one_docker_takes(tmp_path, ex
     (readme,) = (project / "data" / "runs").rglob("docker/README.md")
     assert f"docker build -t {tag} " in readme.read_text()
     assert f"docker run --rm {tag}\n" in readme.read_text()
+
+
+CELL = """
+from dataclasses import dataclass
+import assay
+from assay.caching import JsonCacher
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    k: int = 1
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def make(record):
+    return record.params.k
+
+def get_params():
+    return [Params(name="a")]
+
+def run(param_sets, manager):
+    for p in param_sets:
+        make(assay.Record(manager, p))
+"""
+
+
+def test_the_run_of_a_module_without_a_file_says_why_it_cannot_be_started_again(
+    tmp_path, monkeypatch
+):
+    """`run_experiment(module, docker=True)` of a notebook's code, and its notebook, said
+    "The run record does not say which experiment the run used": the record says it, and
+    the reason is that the module has no file."""
+    import sys
+    import types
+
+    import assay
+    from assay.errors import AssayError
+
+    module = types.ModuleType("nb35_cell")
+    monkeypatch.setitem(sys.modules, "nb35_cell", module)
+    exec(compile(CELL, "<cell>", "exec"), module.__dict__)
+    (tmp_path / "experiments").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    manager = assay.run_experiment(module, project_root=tmp_path, notebook=True)
+    import nbformat
+
+    notebook = nbformat.read(str(manager.exports["notebook"]), as_version=4)
+    said = [c.source.replace("\\", "") for c in notebook.cells if "cannot be re-run" in c.source]
+    assert len(said) == 1 and "'nb35_cell', which has no file" in said[0], said  # (unescaped)
+    assert "experiments/nb35_cell.py" in said[0], said
+    with pytest.raises(AssayError, match=r"'nb35_cell', which has no file .* experiments/"):
+        assay.run_experiment(module, project_root=tmp_path, docker=True)

@@ -198,8 +198,8 @@ def rerun_spec(record: dict, root: str | os.PathLike | None = None) -> RerunSpec
     """The :class:`RerunSpec` of a run record; ``root`` makes absolute project paths relative.
 
     Raises :class:`~assay.errors.AssayError` when the run cannot be started
-    from files (its parameter sets were passed in from Python, or a file lies
-    outside the project).
+    from files (its parameter sets were passed in from Python, its experiment
+    module has no file, or a file lies outside the project).
     """
     run = record["run"]
     config = run.get("config") or {}
@@ -217,6 +217,15 @@ def rerun_spec(record: dict, root: str | os.PathLike | None = None) -> RerunSpec
             "sets in a parameter file's get_params() and run it with -p."
         )
     experiment = config.get("experiment")
+    if not experiment and not config.get("experiment_file") and "param_files" in config:
+        name = run.get("experiment") or "experiment"
+        raise AssayError(
+            f"Run {run['id']} ran the experiment module {name!r}, which has no file (its code "
+            "was defined in a notebook, or made in Python), so it cannot be started again "
+            f"from files. Put the code in experiments/{name}.py and run it with `assay run "
+            f"{name}`. This run's artifacts can still be loaded and checked (assay.load, "
+            "assay lineage, assay cache verify)."
+        )
     if not experiment or "/" in experiment or os.sep in experiment or experiment.endswith(".py"):
         experiment = _inside(config.get("experiment_file") or experiment, root, "experiment")
     prefix = config.get("prefix")
