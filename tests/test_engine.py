@@ -481,6 +481,32 @@ def test_ignore_lazy_gives_the_value_of_a_resolve_false_output_from_the_cache_to
     assert record_of(manager, "small").state["blob"] == ["blob of", "small"]
 
 
+@pytest.mark.parametrize(
+    "first, parallel",
+    [({"ignore_lazy": True}, 0), ({}, 0), ({"ignore_lazy": True}, 2)],
+    ids=["ignore-first", "plain-first", "ignore-first-parallel"],
+)
+def test_a_stage_given_a_value_instead_of_a_handle_is_not_taken_from_the_other_runs_cache(
+    tmp_project: Path, calls: Calls, first: dict, parallel: int
+):
+    """``--ignore-lazy`` gives ``inspect_blob`` its input's value where it otherwise gets a
+    handle; what it computed one way was reused the other way ("9 cached"), so its
+    ``blob_info`` said ``list`` in a run that handed a ``Lazy``, and the other way round."""
+    second = ({} if first else {"ignore_lazy": True}) | {"parallel": parallel}
+    first = first | {"parallel": parallel}
+    run(tmp_project, "lazy", **first)
+    calls.take()
+
+    manager = run(tmp_project, "lazy", **second)
+
+    assert sorted(calls.take()) == ["inspect_blob:large", "inspect_blob:small"]
+    shown = "list" if second.get("ignore_lazy") else "Lazy"
+    assert record_of(manager, "small").state["blob_info"]["type"] == shown
+    calls.take()
+    run(tmp_project, "lazy", **first)  # each way keeps its own entry
+    assert calls.take() == []
+
+
 def test_ignore_lazy_keeps_lazy_values_in_memory(tmp_project: Path):
     manager = run(tmp_project, "lazy", ignore_lazy=True)
 

@@ -413,7 +413,14 @@ def _bind_inputs(node: StageNode, state_inputs: tuple[str, ...] = ()) -> list[tu
                 if dict.__contains__(other.state, name):  # everything planned so far
                     value = dict.__getitem__(other.state, name)
                     per_record[other] = value
-                    upstream.append((name, other.get_hash(), _ingredient(value, node, name, deps)))
+                    upstream.append(
+                        (
+                            name,
+                            other.get_hash(),
+                            *_as_value(value, node),
+                            _ingredient(value, node, name, deps),
+                        )
+                    )
             node.inputs[name] = per_record
             if not per_record and node.records:
                 _warn_no_record_holds(node, name)
@@ -429,7 +436,7 @@ def _bind_inputs(node: StageNode, state_inputs: tuple[str, ...] = ()) -> list[tu
             raise _missing_input(node, name)
         value = dict.__getitem__(record.state, name)
         node.inputs[name] = value
-        upstream.append((name, _ingredient(value, node, name, deps)))
+        upstream.append((name, *_as_value(value, node), _ingredient(value, node, name, deps)))
     for name in sorted(kwargs):
         upstream.append((name, _value_hash(kwargs[name], node, f"argument {name!r}")))
     node.deps = list(deps.values())
@@ -463,6 +470,20 @@ def _warn_no_record_holds(node: StageNode, name: str) -> None:
         name,
         f" Did you mean {close[0]!r}?" if close else f" They hold: {', '.join(held) or 'nothing'}.",
     )
+
+
+def _as_value(value: Any, node: StageNode) -> tuple[str, ...]:
+    """A mark for an input the stage gets as a value where it would get a handle: a
+    ``Lazy(..., resolve=False)`` output under ``--ignore-lazy``. The stage may well compute
+    something else from the value than from the handle, so the two runs share no key (runs
+    without the flag keep theirs)."""
+    if (
+        node.plan.ignore_lazy
+        and isinstance(value, Artifact)
+        and not value.node.spec.lazy_resolves(value.index)
+    ):
+        return ("its value, not a handle (--ignore-lazy)",)
+    return ()
 
 
 def _ingredient(value: Any, node: StageNode, name: str, deps: dict[int, StageNode]) -> Any:
