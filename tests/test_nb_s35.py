@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from assay.compare import compare_runs
+from assay.store import RunStore
 from conftest import run_cli
 from notebook_helpers import execute_notebook
 from test_report import table_rows
@@ -121,6 +123,20 @@ def test_the_docker_image_re_runs_a_dry_cache_run_with_every_flag_it_had(tmp_pro
     command = json.loads((workdir / ".assay-reproduction.json").read_text())
     assert command["run"] == export.name
     assert any((workdir / "data" / "cache").rglob("*.json")), result  # it saved, to compare
+
+
+def test_compare_names_ignore_lazy_where_one_run_had_it(tmp_project):
+    """`assay compare` of a run with --ignore-lazy and one without listed no setting that
+    differed, though a stage got a value in one and a handle in the other."""
+    ok(run_cli("run", "lazy", "--ignore-lazy", "--no-report", cwd=tmp_project))
+    ok(run_cli("run", "lazy", "--no-report", cwd=tmp_project))
+
+    result = ok(run_cli("compare", "1", "2", cwd=tmp_project))
+
+    assert "ignore_lazy" in result.text, result
+    with RunStore(tmp_project / "assay.db") as store:
+        assert ("ignore_lazy", True, False) in compare_runs(store, 1, 2).settings
+        assert not [s for s in compare_runs(store, 2, 2).settings if s[0] == "ignore_lazy"]
 
 
 def test_a_run_recorded_before_ignore_lazy_was_kept_is_read_from_its_command_line():

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from assay.params import item_by_item_as_in
+from assay.run_record import ignored_lazy
 
 __all__ = ["ArtifactChange", "PackageChanges", "ParamChange", "RunComparison", "compare_runs"]
 
@@ -216,6 +217,12 @@ def _dry_cache(run: Any) -> bool:
     return isinstance(run.config, dict) and bool(run.config.get("dry_cache"))
 
 
+def _ignored_lazy(run: Any) -> bool:
+    """Whether a run ran with ``--ignore-lazy``: as recorded, or for a run recorded before
+    assay kept it, as its ``assay run`` command line says."""
+    return ignored_lazy({"config": run.config, "command": run.command})
+
+
 def _stages_unrecorded(store: Any, run: Any) -> bool:
     """Whether a run has not recorded what it did (its stages and artifacts, written
     together as it ends): it is going on, or was stopped (killed) before it could."""
@@ -289,6 +296,7 @@ def _compare_settings(a: Any, b: Any, result: RunComparison) -> None:
     for name in ("overrides", "param_files", "names", "indices", "prefix", "lazy"):
         pairs.append((name, a.config.get(name), b.config.get(name)))
     pairs.append(("dry_cache", _dry_cache(a), _dry_cache(b)))  # unset: runs before it was kept
+    pairs.append(("ignore_lazy", _ignored_lazy(a), _ignored_lazy(b)))
     result.settings = [(name, x, y) for name, x, y in pairs if x != y]
 
 

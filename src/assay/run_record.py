@@ -34,6 +34,7 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,16 @@ def stages_ran(run_status: str | None, stage_statuses: Iterable[str | None]) -> 
     """
     ran = ("executed", "failed", "interrupted")
     return run_status != "completed" or any(status in ran for status in stage_statuses)
+
+
+def ignored_lazy(run: dict) -> bool:
+    """Whether the run was made with ``--ignore-lazy``: as recorded, or for a run recorded
+    before assay kept it, as its ``assay run`` command line says."""
+    config = run.get("config") or {}
+    if "ignore_lazy" in config:
+        return bool(config["ignore_lazy"])
+    try:
+        words = shlex.split(run.get("command") or "")
+    except ValueError:
+        return False
+    return words[:2] == ["assay", "run"] and "--ignore-lazy" in words

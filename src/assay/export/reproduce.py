@@ -35,7 +35,6 @@ import contextlib
 import json
 import logging
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -50,7 +49,7 @@ from assay.errors import AssayError, CorruptArtifactError
 from assay.export.differences import describe_difference, values_equal
 from assay.export.full import code_note, require_export, unsaved_stage_runs
 from assay.keys import split_artifact_key
-from assay.run_record import read_run_record
+from assay.run_record import ignored_lazy, read_run_record
 
 log = logging.getLogger("assay")
 
@@ -229,7 +228,7 @@ def rerun_spec(record: dict, root: str | os.PathLike | None = None) -> RerunSpec
     if not experiment or "/" in experiment or os.sep in experiment or experiment.endswith(".py"):
         experiment = _inside(config.get("experiment_file") or experiment, root, "experiment")
     prefix = config.get("prefix")
-    ignore_lazy = _ignored_lazy(run)
+    ignore_lazy = ignored_lazy(run)
     if "param_files" not in config:  # recorded before assay kept them: read the command line
         config = {**config, **_from_command(run.get("command") or "")}
     return RerunSpec(
@@ -243,19 +242,6 @@ def rerun_spec(record: dict, root: str | os.PathLike | None = None) -> RerunSpec
         ignore_lazy=ignore_lazy,
         dry_cache=bool(config.get("dry_cache")),
     )
-
-
-def _ignored_lazy(run: dict) -> bool:
-    """Whether the run was made with ``--ignore-lazy``: as recorded, or for a run recorded
-    before assay kept it, as its ``assay run`` command line says."""
-    config = run.get("config") or {}
-    if "ignore_lazy" in config:
-        return bool(config["ignore_lazy"])
-    try:
-        words = shlex.split(run.get("command") or "")
-    except ValueError:
-        return False
-    return words[:2] == ["assay", "run"] and "--ignore-lazy" in words
 
 
 def reproduce(
