@@ -15,7 +15,7 @@ import pytest
 
 from assay.compare import compare_runs
 from assay.store import RunStore
-from conftest import run_cli
+from conftest import one_experiment_project, run_cli
 from notebook_helpers import execute_notebook
 from test_report import table_rows
 
@@ -283,3 +283,28 @@ def test_the_run_of_a_module_without_a_file_says_why_it_cannot_be_started_again(
     assert "experiments/nb35_cell.py" in said[0], said
     with pytest.raises(AssayError, match=r"'nb35_cell', which has no file .* experiments/"):
         assay.run_experiment(module, project_root=tmp_path, docker=True)
+
+
+def test_the_notebook_of_a_failed_run_says_there_is_nothing_to_compare(tmp_path, monkeypatch):
+    """A failed run's notebook, run with errors allowed: its re-run fails again (as it
+    should), and the comparison cell after it stopped with `NameError: name 'manager' is
+    not defined`."""
+    source = (
+        "import assay\n\n\n@assay.stage(outputs=['x'])\ndef boom(record):\n"
+        "    raise ValueError('nb_s35 boom')\n\n\ndef get_params():\n"
+        "    return [assay.ExperimentParameters(name='one')]\n\n\n"
+        "def run(param_sets, manager):\n"
+        "    boom(assay.Record(manager, None))\n"
+    )
+    project = one_experiment_project(tmp_path, "nb_s35_fails", source)
+    assert run_cli("run", "nb_s35_fails", cwd=project).code == 1
+    ok(run_cli("export", "notebook", "1", cwd=project))
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    path, notebook = written_notebook(project)
+
+    text = execute_notebook(notebook, path.parent, allow_errors=True)
+
+    assert "nb_s35 boom" in text  # the re-run failed as the run did
+    assert "NameError" not in text, text
+    assert "did not finish, so there is nothing to compare" in text
+    assert "the recorded run's status: failed" in text

@@ -52,6 +52,7 @@ from assay.config import ProjectConfig, enclosing_project
 from assay.store import RunStore
 
 RUN_ID = {run_id!r}
+RECORDED_STATUS = {status!r}  # how the recorded run ended
 HERE = os.getcwd()  # the notebook's folder
 WRITTEN_IN = {root}  # the project the notebook was written in
 try:  # in the run's export folder (--store-full), or a copy of it: its cache/ holds the run's
@@ -81,7 +82,10 @@ print("project:", PROJECT)
 print("artifacts from:", ARTIFACT_CACHE or CONFIG.cache_location)"""
 
 _COMPARE = """\
-if manager is None:  # reproduced from the export's code/
+if "manager" not in globals():  # the re-run raised: a run that failed fails again
+    print(f"The re-run of {{RUN_ID}} above did not finish, so there is nothing to compare "
+          f"(the recorded run's status: {{RECORDED_STATUS}}).")
+elif manager is None:  # reproduced from the export's code/
     counts = reproduction.counts()
     print(f"{{counts['identical']}} of {{len(reproduction.checks)}} artifacts of {{RUN_ID}} came out identical "
           f"(re-run in {{reproduction.workdir}}): {{counts}}")
@@ -164,7 +168,7 @@ def notebook_cells(record: dict, root: Any = None) -> list[tuple[str, str]]:
                      "outside any project, it uses the project it was written in). In the run's "
                      "export folder (or a copy of it) it loads the artifacts from the export's "
                      "`cache/`."),
-        ("code", _SETUP.format(run_id=run["id"], root=_written_in(root),
+        ("code", _SETUP.format(run_id=run["id"], status=run["status"], root=_written_in(root),
                                cache=_cache_dir(run, root))),
         ("markdown", "## Parameter sets"),
         ("code", f"PARAM_SETS = {_literal(record['param_sets'])}\n"
