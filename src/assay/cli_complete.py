@@ -164,6 +164,8 @@ def complete_cached_experiments(ctx: click.Context, incomplete: str) -> list:
 def complete_artifacts(ctx: click.Context, incomplete: str) -> list:
     """``lineage``: EXPERIMENT/PARAMETER-SET/STAGE/OUTPUT as the cache's by-name folder
     holds them (the levels typed are matched, not listed), or a path once one is typed."""
+    from assay.keys import OWN_ENTRIES
+
     if incomplete.startswith(("/", ".", "~")):
         return [CompletionItem(incomplete, type="file")]
     typed = incomplete.split("/")
@@ -173,7 +175,7 @@ def complete_artifacts(ctx: click.Context, incomplete: str) -> list:
         depth = len(parts)
         if depth == 3:  # a stage's folder: its outputs are the names of its sidecars
             outputs = (p.name[: -len(".meta.json")] for p in folder.glob("*.meta.json"))
-            children = [name for name in outputs if not name.startswith("_")]  # assay's own
+            children = [name for name in outputs if name not in OWN_ENTRIES]
         else:
             children = [p.name for p in folder.iterdir() if p.is_dir()]
         for name in sorted(children):

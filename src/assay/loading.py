@@ -33,7 +33,7 @@ from assay.cache import (
 )
 from assay.config import ProjectConfig, cache_url
 from assay.errors import CacheError
-from assay.keys import split_artifact_key
+from assay.keys import OWN_ENTRIES, split_artifact_key
 
 log = logging.getLogger("assay")
 
@@ -258,8 +258,8 @@ def _meta_for_path(cache: CacheStore, path: Path, output: str | None) -> dict:
         if meta is None:
             continue
         if not inner:
-            if output is not None or not meta["output"].startswith("_"):  # a stage folder:
-                metas.append(meta)  # its outputs, not its reportables ("_reportables")
+            if output is not None or meta["output"] not in OWN_ENTRIES:  # a stage folder:
+                metas.append(meta)  # its outputs, not its reportables or state
         elif any(entry_holds(f, inner) for f in meta["files"]) or inner == sidecar.name:
             metas.append(meta)
     if output is not None:
@@ -299,7 +299,7 @@ def _meta_for_url(config: ProjectConfig, url: str, output: str | None) -> tuple[
     metas = []
     for found in cache.outputs_of(key):
         meta = cache.read_meta(key, found)
-        if meta is None or (not name and found.startswith("_")):  # (its reportables)
+        if meta is None or (not name and found in OWN_ENTRIES):  # (its reportables, state)
             continue
         first_parts = {f["path"].split("/", 1)[0] for f in meta["files"]}
         if not name or rest[0] in first_parts or found == name:
@@ -318,7 +318,7 @@ def _meta_by_name(cache: CacheStore, output, param_set, stage, experiment) -> di
     for *names, key in found:
         for name in [output] if output is not None else cache.outputs_of(key):
             meta = cache.settled_meta(key, name)  # (another run may be replacing it)
-            if meta is not None and (output is not None or not name.startswith("_")):
+            if meta is not None and (output is not None or name not in OWN_ENTRIES):
                 metas.append(meta)
                 # Described by the link that matched: the sidecar names whoever made it first.
                 filed.setdefault((key, meta["output"]), tuple(names))
