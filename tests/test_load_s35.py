@@ -1,8 +1,9 @@
-"""``assay.load`` of a stage whose only output's name starts with ``_`` (session 35).
+"""Loading artifacts and `--overwrite`, as a researcher meets them (session 35).
 
 Only ``_reportables`` and ``_state`` are assay's own entries beside a stage's outputs;
 any other name starting with ``_`` is a researcher's output, and loading the stage by
-name or by its folder without ``output=`` must find it.
+name or by its folder without ``output=`` must find it. And a run made with
+``--overwrite`` sets ``record.params.overwrite``, as Curifactory's command line does.
 """
 
 from __future__ import annotations
@@ -57,3 +58,48 @@ def test_a_stage_whose_output_starts_with_an_underscore_loads_by_its_folder(
     assert folder.is_dir(), sorted(p.name for p in folder.parent.iterdir())
 
     assert assay.load(path=folder, project_root=project) == {"kept": "one"}
+
+
+OVERWRITE_SOURCE = """\
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    seed: int = 0
+
+
+@assay.stage(outputs=["seen"], cachers=[JsonCacher])
+def look(record):
+    return {"overwrite": record.params.overwrite}
+
+
+def get_params():
+    return [Params(name="one")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        look(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.parametrize("parallel", [[], ["--parallel", "2"]], ids=["serial", "parallel"])
+def test_overwrite_sets_record_params_overwrite_as_curifactory_does(
+    tmp_path: Path, parallel: list
+) -> None:
+    """`--overwrite` recomputed every stage, but a stage reading `record.params.overwrite`
+    (as Curifactory's CLI sets it) saw False."""
+    root = one_experiment_project(tmp_path, "load_s35_overwrite", OVERWRITE_SOURCE)
+    seen = {}
+    for flags in ([], ["--overwrite"]):
+        result = run_cli("run", "load_s35_overwrite", "--no-report", *flags, *parallel, cwd=root)
+        assert result.code == 0, result
+        seen[bool(flags)] = assay.load(
+            "seen", param_set="one", experiment="load_s35_overwrite", project_root=root
+        )
+
+    assert seen == {False: {"overwrite": False}, True: {"overwrite": True}}

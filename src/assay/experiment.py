@@ -47,6 +47,7 @@ from assay.errors import (
 from assay.executor import get_executor, sigterm_as_usual_in_children
 from assay.manager import ArtifactManager
 from assay.params import (
+    ExperimentParameters,
     apply_overrides,
     check_pinned_hashes,
     check_unique_names,
@@ -338,6 +339,8 @@ def run_experiment(
             selected = apply_overrides(selected, list(overrides))
         check_unique_names(selected)
         check_pinned_hashes(selected)
+        if overwrite and not sets_given:
+            _mark_overwritten(selected)
 
         manager = ArtifactManager(
             experiment_name,
@@ -762,6 +765,16 @@ def _plan(
     _check_overwrite_stages(manager)
     runner.decide(runner.unsettled())
     runner.observer.planned(manager.plan)
+
+
+def _mark_overwritten(param_sets: Sequence[Any]) -> None:
+    """Set ``overwrite=True`` on the parameter sets of a run made with ``--overwrite``, as
+    Curifactory does: a stage that reads ``record.params.overwrite`` sees the flag. Only
+    for sets made for this run from parameter files; sets passed in from Python are yours
+    and stay as they are (``overwrite`` is not part of a set's hash)."""
+    for params in param_sets:
+        if isinstance(params, ExperimentParameters):
+            params.overwrite = True
 
 
 def _check_overwrite_stages(manager: ArtifactManager) -> None:
