@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import importlib
+import multiprocessing
 import re
 import sys
 import textwrap
@@ -16,8 +17,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pytest
 
 import assay
+from assay.errors import ParameterError
 from assay.hashing import hash_value
 from conftest import run_cli
 
@@ -37,7 +40,7 @@ def test_exceptions_hash_by_their_message_and_arguments():
     # OSError keeps its file name outside `args`; it is rebuilt (pickled) with it.
     assert hash_value(OSError(2, "missing", "a.csv")) != hash_value(OSError(2, "missing", "b.csv"))
     noted = ValueError("a")
-    noted.add_note("while loading")
+    noted.__notes__ = ["while loading"]  # what `add_note` (Python 3.11+) sets
     assert hash_value(noted) != hash_value(ValueError("a"))
     first = _Hash2Params(name="first", value=ValueError("too small"))
     second = _Hash2Params(name="second", value=ValueError("too large"))
@@ -304,3 +307,177 @@ def test_why_says_a_value_passed_to_a_stage_changed_not_its_input_upstream(tmp_p
         "(no stage made it)" in why.text
     ), str(why)
     assert "changed upstream" not in why.text, str(why)
+
+
+ZONED = """
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import assay
+from assay.caching import JsonCacher
+
+TZ = ZoneInfo("Europe/Paris")
+WINDOW = slice(0, 2)
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["hour"], cachers=[JsonCacher])
+def local_hour(record):
+    return dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone.utc).astimezone(TZ).hour
+
+
+@assay.stage(outputs=["window"], cachers=[JsonCacher])
+def window(record):
+    return [1, 2, 3, 4][WINDOW]
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    record = assay.Record(manager, param_sets[0])
+    local_hour(record)
+    window(record)
+"""
+
+
+def test_editing_a_time_zone_or_slice_constant_recomputes_the_stages_using_it(tmp_path: Path):
+    """``TZ = ZoneInfo("Europe/Paris")`` edited to New York (or ``WINDOW = slice(0, 2)`` to
+    ``slice(1, 3)``): the constant counted by its type only, and the stage's old result
+    (the hour in Paris) was reused."""
+    root = tmp_path / "proj"
+    (root / "experiments").mkdir(parents=True)
+    (root / "assay.toml").write_text("")
+    experiment = root / "experiments" / "hash2_zoned.py"
+    experiment.write_text(ZONED)
+    assert run_cli("run", "hash2_zoned", "--no-report", cwd=root).code == 0
+    edited = ZONED.replace("Europe/Paris", "America/New_York")
+    experiment.write_text(edited.replace("slice(0, 2)", "slice(1, 3)"))
+
+    why = run_cli("why", "hash2_zoned", cwd=root)
+
+    assert why.code == 0, str(why)
+    assert "executes local_hour [a]: constant experiments.hash2_zoned.TZ changed" in why.text
+    assert "executes window [a]: constant experiments.hash2_zoned.WINDOW changed" in why.text
+    assert run_cli("run", "hash2_zoned", "--no-report", cwd=root).code == 0
+    assert run_cli("why", "hash2_zoned", cwd=root).text.count("reused") == 2
+
+
+HELD_STATIC = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+def helper(x):
+    return x * 2
+
+
+def double(x):
+    return helper(x)
+
+
+TOOLS = {"double": staticmethod(double)}
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["out"], cachers=[JsonCacher])
+def work(record):
+    return TOOLS["double"](record.params.n)
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    work(assay.Record(manager, param_sets[0]))
+"""
+
+
+def test_editing_a_helper_of_a_static_method_held_in_a_constant_recomputes(tmp_path: Path):
+    """``TOOLS = {"double": staticmethod(double)}``: the function a static method object
+    wraps was not followed to the helpers it calls, so editing ``helper`` reused the
+    stage's old result."""
+    root = tmp_path / "proj"
+    (root / "experiments").mkdir(parents=True)
+    (root / "assay.toml").write_text("")
+    experiment = root / "experiments" / "hash2_held.py"
+    experiment.write_text(HELD_STATIC)
+    assert run_cli("run", "hash2_held", "--no-report", cwd=root).code == 0
+    experiment.write_text(HELD_STATIC.replace("x * 2", "x * 3"))
+
+    why = run_cli("why", "hash2_held", cwd=root)
+
+    assert why.code == 0, str(why)
+    assert "executes work [a]: its code changed: function experiments.hash2_held.helper" in (
+        why.text
+    ), str(why)
+
+
+def test_a_multiprocessing_lock_in_a_parameter_set_is_refused_with_a_parameter_error():
+    """``multiprocessing.Lock()`` refuses to be pickled (its ``__getstate__`` raises
+    RuntimeError): hashing a set holding one crashed ``assay run`` with a traceback, where
+    the README promises a ParameterError naming the parameter set and field."""
+    held = _Hash2Params(name="locked", value=multiprocessing.Lock())
+    with pytest.raises(ParameterError) as refused:
+        held.params_hash()
+    message = str(refused.value)
+    assert "Parameter set 'locked'" in message and "_Hash2Params.value" in message, message
+    assert "RuntimeError: Lock objects should only be shared" in message, message
+    assert "metadata={'hash': False}" in message, message
+
+
+QUEUE_ARGUMENT = """
+import multiprocessing
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+@assay.stage(outputs=["out"], cachers=[JsonCacher])
+def work(record, queue):
+    return record.params.n
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    work(assay.Record(manager, param_sets[0]), queue=multiprocessing.Queue())
+"""
+
+
+def test_a_stage_given_a_multiprocessing_queue_runs_uncached(tmp_path: Path):
+    """A ``multiprocessing.Queue`` passed to a stage failed the run ("Queue objects should
+    only be shared between processes through inheritance", from hashing it), where a
+    ``threading.Lock`` makes the stage run uncached; ``assay why`` says which argument."""
+    root = tmp_path / "proj"
+    (root / "experiments").mkdir(parents=True)
+    (root / "assay.toml").write_text("")
+    (root / "experiments" / "hash2_queue.py").write_text(QUEUE_ARGUMENT)
+
+    ran = run_cli("run", "hash2_queue", "--no-report", cwd=root)
+
+    assert ran.code == 0 and "1 executed" in ran.text, str(ran)
+    why = run_cli("why", "hash2_queue", cwd=root)
+    assert "executes work [a]: an input cannot be hashed: argument 'queue':" in why.text, str(why)
+    assert "its __getstate__() raised RuntimeError" in why.text, str(why)

@@ -652,7 +652,14 @@ class _Walker:
             )
         getstate = getattr(cls, "__getstate__", None)
         if getstate is not None and getstate is not _OBJECT_GETSTATE:
-            state = obj.__getstate__()
+            try:
+                state = obj.__getstate__()
+            except Exception as exc:  # a multiprocessing Queue or Lock: "only through inheritance"
+                raise _Unhashable(
+                    f"assay cannot see the state of an object of type "
+                    f"'{_module_name(cls)}.{cls.__qualname__}': its __getstate__() raised "
+                    f"{type(exc).__name__}: {exc}."
+                ) from exc
             if state is None and not hasattr(obj, "__dict__"):
                 raise _Unhashable(
                     f"assay cannot see the state of an object of type "
