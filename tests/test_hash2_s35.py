@@ -22,7 +22,7 @@ import pytest
 import assay
 from assay.errors import ParameterError
 from assay.hashing import hash_value
-from conftest import run_cli
+from conftest import one_experiment_project, run_cli
 
 
 @dataclass
@@ -290,11 +290,8 @@ def test_why_says_a_value_passed_to_a_stage_changed_not_its_input_upstream(tmp_p
     """``scale(record, k=2)`` where it was ``k=1``, or another value put in ``record.state``
     by ``run()``: why said "its input 'k' changed upstream", though no stage upstream
     changed (the user looks for one in vain)."""
-    root = tmp_path / "proj"
-    (root / "experiments").mkdir(parents=True)
-    (root / "assay.toml").write_text("")
+    root = one_experiment_project(tmp_path, "hash2_passed", PASSED_VALUES)
     experiment = root / "experiments" / "hash2_passed.py"
-    experiment.write_text(PASSED_VALUES)
     assert run_cli("run", "hash2_passed", "--no-report", cwd=root).code == 0
     experiment.write_text(PASSED_VALUES.replace("K = 1", "K = 2").replace("X = 1", "X = 2"))
 
@@ -351,11 +348,8 @@ def test_editing_a_time_zone_or_slice_constant_recomputes_the_stages_using_it(tm
     """``TZ = ZoneInfo("Europe/Paris")`` edited to New York (or ``WINDOW = slice(0, 2)`` to
     ``slice(1, 3)``): the constant counted by its type only, and the stage's old result
     (the hour in Paris) was reused."""
-    root = tmp_path / "proj"
-    (root / "experiments").mkdir(parents=True)
-    (root / "assay.toml").write_text("")
+    root = one_experiment_project(tmp_path, "hash2_zoned", ZONED)
     experiment = root / "experiments" / "hash2_zoned.py"
-    experiment.write_text(ZONED)
     assert run_cli("run", "hash2_zoned", "--no-report", cwd=root).code == 0
     edited = ZONED.replace("Europe/Paris", "America/New_York")
     experiment.write_text(edited.replace("slice(0, 2)", "slice(1, 3)"))
@@ -410,11 +404,8 @@ def test_editing_a_helper_of_a_static_method_held_in_a_constant_recomputes(tmp_p
     """``TOOLS = {"double": staticmethod(double)}``: the function a static method object
     wraps was not followed to the helpers it calls, so editing ``helper`` reused the
     stage's old result."""
-    root = tmp_path / "proj"
-    (root / "experiments").mkdir(parents=True)
-    (root / "assay.toml").write_text("")
+    root = one_experiment_project(tmp_path, "hash2_held", HELD_STATIC)
     experiment = root / "experiments" / "hash2_held.py"
-    experiment.write_text(HELD_STATIC)
     assert run_cli("run", "hash2_held", "--no-report", cwd=root).code == 0
     experiment.write_text(HELD_STATIC.replace("x * 2", "x * 3"))
 
@@ -470,10 +461,7 @@ def test_a_stage_given_a_multiprocessing_queue_runs_uncached(tmp_path: Path):
     """A ``multiprocessing.Queue`` passed to a stage failed the run ("Queue objects should
     only be shared between processes through inheritance", from hashing it), where a
     ``threading.Lock`` makes the stage run uncached; ``assay why`` says which argument."""
-    root = tmp_path / "proj"
-    (root / "experiments").mkdir(parents=True)
-    (root / "assay.toml").write_text("")
-    (root / "experiments" / "hash2_queue.py").write_text(QUEUE_ARGUMENT)
+    root = one_experiment_project(tmp_path, "hash2_queue", QUEUE_ARGUMENT)
 
     ran = run_cli("run", "hash2_queue", "--no-report", cwd=root)
 
