@@ -1005,8 +1005,8 @@ class Hasher:
         """Add ``obj`` to the hash and return the hasher (so calls can be chained).
 
         Raises:
-            TypeError: an object inside ``obj`` cannot be hashed; the message says
-                where it sits and how to tell assay to hash it.
+            UnhashableError: (a ``TypeError``) an object inside ``obj`` cannot be
+                hashed; the message says where it sits and how to tell assay to hash it.
             ValueError: ``obj`` contains itself (e.g. a list appended to itself).
         """
         try:
