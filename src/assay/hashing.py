@@ -142,6 +142,13 @@ def _is_ndarray_backed(obj: Any) -> bool:
     return isinstance(obj, NDArrayBacked)
 
 
+def _is_zone_info(obj: Any) -> bool:
+    """A ``zoneinfo.ZoneInfo``, whose state is out of reach of its attributes. Time zones
+    of other libraries (dateutil's, pytz's) are Python objects hashed by their state."""
+    zoneinfo = sys.modules.get("zoneinfo")
+    return zoneinfo is not None and isinstance(obj, zoneinfo.ZoneInfo)
+
+
 def _is_open_stream(obj: Any) -> bool:
     """A file or stream object, whose attributes (``{'mode': 'r'}``) do not tell it from
     another: hashed by them, every open file would be the same value. In-memory buffers
@@ -505,7 +512,7 @@ class _Walker:
             self._w(b"a")
         elif isinstance(obj, dt.time):
             self._w(b"h")
-        elif isinstance(obj, dt.tzinfo):
+        elif isinstance(obj, dt.timezone) or _is_zone_info(obj):
             self._time_zone(obj, dt)
             return True
         else:
@@ -520,9 +527,9 @@ class _Walker:
         return True
 
     def _time_zone(self, zone: Any, dt: types.ModuleType) -> None:
-        """A time zone (``ZoneInfo("Europe/Paris")``, ``timezone.utc``), by its name as a
-        zoned datetime's hash holds it and, for a fixed one, its offset (two fixed zones
-        may share a name: ``timezone(timedelta(hours=-5), "EST")``)."""
+        """A standard library time zone (``ZoneInfo("Europe/Paris")``, ``timezone.utc``),
+        by its name as a zoned datetime's hash holds it and, for a fixed one, its offset
+        (two fixed zones may share a name: ``timezone(timedelta(hours=-5), "EST")``)."""
         self._w(b"Z")
         self._text(_value_type_name(type(zone)))
         self._text(str(zone))
