@@ -959,11 +959,12 @@ def _code_names(code: types.CodeType) -> set[str]:
 
 
 _PLAIN = (
-    type(None), bool, int, float, complex, str, bytes, tuple, list, dict, set, frozenset,
-    range, Path, enum.Enum, datetime.date, datetime.time, datetime.timedelta,
-    functools.partial, types.SimpleNamespace, types.MappingProxyType, re.Pattern,
+    type(None), bool, int, float, complex, str, bytes, bytearray, tuple, list, dict, set,
+    frozenset, range, slice, Path, enum.Enum, datetime.date, datetime.time,
+    datetime.timedelta, datetime.tzinfo, functools.partial, types.SimpleNamespace,
+    types.MappingProxyType, re.Pattern,
 )  # fmt: skip
-_PLAIN_IF_LOADED = {"decimal": "Decimal", "fractions": "Fraction"}
+_PLAIN_IF_LOADED = {"decimal": "Decimal", "fractions": "Fraction", "uuid": "UUID"}
 """Plain types of modules imported only for them (a value can only be one once its
 module is loaded, so assay need not import them itself)."""
 

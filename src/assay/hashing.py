@@ -12,19 +12,21 @@ for cache keys (a stage iterating a dict sees its order); values without a
 dict of two items or more hash the same either way.
 
 What is understood out of the box: ``None``, booleans, numbers, strings, bytes,
-tuples, lists, dicts, sets, enums, paths, dates and times, ``Decimal``,
-``Fraction``, ``UUID``, ranges, slices, classes and functions (by qualified
-name and source code), ``functools.partial``, dataclasses (including assay
+tuples, lists, dicts, sets, enums, paths, dates, times and time zones,
+``Decimal``, ``Fraction``, ``UUID``, ranges, slices, compiled patterns,
+exceptions, classes and functions (by qualified name and source code), static
+and class methods, ``functools.partial``, dataclasses (including assay
 parameter sets), numpy arrays and scalars, and pandas frames, series and
-indexes. Anything else is hashed through its ``__getstate__`` or ``__dict__``,
-or can say how it wants to be hashed by defining ``__assay_hash__``::
+indexes. Anything else is hashed through its ``__getstate__`` or its
+``__dict__`` and ``__slots__``, or can say how it wants to be hashed by
+defining ``__assay_hash__``::
 
     class Tokenizer:
         def __assay_hash__(self):
             return (self.vocabulary_file, self.lowercase)
 
 numpy and pandas are never imported by this module, nor are ``datetime``,
-``decimal``, ``fractions`` and ``uuid``: an object can only be a numpy array
+``decimal``, ``fractions``, ``re`` and ``uuid``: an object can only be a numpy array
 (or a date) if numpy (or datetime) is already loaded, so the check costs
 nothing otherwise.
 
@@ -35,6 +37,7 @@ changes every hash and silently invalidates every user's cache. The test
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import functools
@@ -57,6 +60,7 @@ from assay.sourcetext import normalized_expression, normalized_source
 
 __all__ = [
     "Hasher",
+    "UnhashableError",
     "args_hash",
     "file_checksum",
     "hash_value",
@@ -112,6 +116,22 @@ class _Unhashable(_WalkError, TypeError):
     pass
 
 
+class UnhashableError(TypeError):
+    """A value holds an object assay cannot hash (a lock, an open file, ...).
+
+    The message says where the object sits and how to tell assay to hash it, as a
+    parameter set's field; ``path`` (where in the value hashed: ``"[0].lock"``, or
+    ``""`` for the value itself) and ``detail`` (what is wrong with the object,
+    without advice) let a caller give advice of its own, as for a value passed to a
+    stage.
+    """
+
+    def __init__(self, root: str, path: str, detail: str) -> None:
+        super().__init__(f"Cannot hash {root}{path}: {detail} {_HINT}")
+        self.path = path
+        self.detail = detail
+
+
 def _is_ndarray_backed(obj: Any) -> bool:
     """A pandas array kept in a numpy array of pandas' compiled ``NDArrayBacked`` class
     (``pd.Categorical``, ``DatetimeArray``, ``PeriodArray``, ...), whose ``vars()`` is empty."""
@@ -120,6 +140,13 @@ def _is_ndarray_backed(obj: Any) -> bool:
     except ImportError:  # a pandas without it: such arrays fall to the general rules
         return False
     return isinstance(obj, NDArrayBacked)
+
+
+def _is_zone_info(obj: Any) -> bool:
+    """A ``zoneinfo.ZoneInfo``, whose state is out of reach of its attributes. Time zones
+    of other libraries (dateutil's, pytz's) are Python objects hashed by their state."""
+    zoneinfo = sys.modules.get("zoneinfo")
+    return zoneinfo is not None and isinstance(obj, zoneinfo.ZoneInfo)
 
 
 def _is_open_stream(obj: Any) -> bool:
@@ -307,6 +334,9 @@ class _Walker:
         elif isinstance(obj, _BUILTIN_VALUE_TYPES):
             self._w(b"K")
             self._text(_value_type_name(cls))
+            if isinstance(obj, collections.OrderedDict):  # unequal in another order
+                self._mapping(obj, in_order=True)
+                return True
             base = next(b for b in cls.__mro__ if b in _EXACT)
             _EXACT[base](self, obj)
         else:
@@ -416,12 +446,35 @@ class _Walker:
         elif isinstance(obj, slice):
             self._w(b"L")
             self._child((obj.start, obj.stop, obj.step), "")
+        elif isinstance(obj, BaseException):
+            self._exception(obj)
         else:
             return self._imported_stdlib_value(obj)
         return True
 
+    def _exception(self, obj: BaseException) -> None:
+        """An exception, by its class, the arguments it is rebuilt from (``__reduce__``:
+        ``OSError``'s file name too) and its attributes. Its message is in none of its
+        attributes: hashed by them alone, ``ValueError("a")`` was ``ValueError("b")``."""
+        key = self._enter(obj, "exception")
+        self._w(b"!")
+        self._text(_value_type_name(type(obj)))
+        try:
+            reduced = obj.__reduce__()
+        except Exception:  # a class that cannot be pickled: its arguments, as they are
+            reduced = None
+        rebuilt = reduced[1] if isinstance(reduced, tuple) and len(reduced) > 1 else None
+        self._child(rebuilt if isinstance(rebuilt, tuple) else tuple(obj.args), ".args")
+        try:
+            self._mapping(getattr(obj, "__dict__", {}), in_order=False)
+        except _WalkError as exc:
+            exc.path.insert(0, ".__dict__")
+            raise
+        self._active.discard(key)
+
     def _imported_stdlib_value(self, obj: Any) -> bool:
-        """Dates, decimals, fractions and UUIDs, each checked only if its module is loaded."""
+        """Dates, decimals, fractions, UUIDs and compiled patterns, each checked only if its
+        module is loaded."""
         loaded = sys.modules
         if "datetime" in loaded and self._datetime(obj, loaded["datetime"]):
             return True
@@ -435,6 +488,10 @@ class _Walker:
         elif "uuid" in loaded and isinstance(obj, loaded["uuid"].UUID):
             self._w(b"u")
             self._text(obj.hex)
+        elif "re" in loaded and isinstance(obj, loaded["re"].Pattern):
+            self._w(b"G")  # (`re.compile("a", re.I)` matches what "a" alone does not)
+            self._child(obj.pattern, ".pattern")
+            self._int(obj.flags)
         else:
             return False
         return True
@@ -455,6 +512,9 @@ class _Walker:
             self._w(b"a")
         elif isinstance(obj, dt.time):
             self._w(b"h")
+        elif isinstance(obj, dt.timezone) or _is_zone_info(obj):
+            self._time_zone(obj, dt)
+            return True
         else:
             return False
         self._text(obj.isoformat())
@@ -465,6 +525,19 @@ class _Walker:
             self._text(str(zone))
             self._int(getattr(obj, "fold", 0))
         return True
+
+    def _time_zone(self, zone: Any, dt: types.ModuleType) -> None:
+        """A standard library time zone (``ZoneInfo("Europe/Paris")``, ``timezone.utc``),
+        by its name as a zoned datetime's hash holds it and, for a fixed one, its offset
+        (two fixed zones may share a name: ``timezone(timedelta(hours=-5), "EST")``)."""
+        self._w(b"Z")
+        self._text(_value_type_name(type(zone)))
+        self._text(str(zone))
+        try:
+            offset = zone.utcoffset(None)
+        except Exception:  # a zone that needs a datetime to tell its offset
+            offset = None
+        self._child(offset if isinstance(offset, dt.timedelta) else None, ".utcoffset(None)")
 
     # -- classes and callables --------------------------------------------------------
 
@@ -482,6 +555,12 @@ class _Walker:
             self._w(b"M")
             self._child(obj.__func__, ".__func__")
             self._child(obj.__self__, ".__self__")
+        elif isinstance(obj, (staticmethod, classmethod)):
+            # Its attributes are the name, module and docstring it copies from its function:
+            # hashed by them, a static method was the same value after an edit of its code.
+            self._w(b"W")
+            self._text(_type_name(type(obj)))
+            self._child(obj.__func__, ".__func__")
         elif isinstance(obj, functools.partial):
             self._w(b"P")
             self._child(obj.func, ".func")
@@ -576,23 +655,34 @@ class _Walker:
         if _is_open_stream(obj):
             raise _Unhashable(
                 f"an open file or stream ('{_module_name(cls)}.{cls.__qualname__}') cannot be "
-                f"hashed: its attributes do not say which file it reads. {_HINT}"
+                "hashed: its attributes do not say which file it reads."
             )
         getstate = getattr(cls, "__getstate__", None)
         if getstate is not None and getstate is not _OBJECT_GETSTATE:
-            state = obj.__getstate__()
+            try:
+                state = obj.__getstate__()
+            except Exception as exc:  # a multiprocessing Queue or Lock: "only through inheritance"
+                raise _Unhashable(
+                    f"assay cannot see the state of an object of type "
+                    f"'{_module_name(cls)}.{cls.__qualname__}': its __getstate__() raised "
+                    f"{type(exc).__name__}: {exc}."
+                ) from exc
             if state is None and not hasattr(obj, "__dict__"):
                 raise _Unhashable(
                     f"assay cannot see the state of an object of type "
                     f"'{_module_name(cls)}.{cls.__qualname__}' (its __getstate__() gives "
-                    f"None), so it cannot tell one such object from another. {_HINT}"
+                    "None), so it cannot tell one such object from another."
                 )
+        elif slots := _slot_values(obj):
+            # Attributes kept in slots (a subclass of a class with __slots__ has both):
+            # hashed by its __dict__ alone, `Point(1)` and `Point(2)` were one value.
+            state = {**getattr(obj, "__dict__", {}), **slots}
         elif hasattr(obj, "__dict__"):
             state = vars(obj)
         else:
             raise _Unhashable(
                 f"assay does not know how to hash an object of type "
-                f"'{_module_name(cls)}.{cls.__qualname__}'. {_HINT}"
+                f"'{_module_name(cls)}.{cls.__qualname__}'."
             )
         key = self._enter(obj, f"'{cls.__qualname__}' object")
         self._w(b"O")
@@ -616,7 +706,11 @@ class _Walker:
             if obj.dtype.hasobject:
                 self._child(obj.item(), ".item()")
             else:
-                self._blob(obj.tobytes())
+                data = obj.tobytes()
+                kept = _field_bytes(obj.dtype)
+                if kept is not None:  # a structured scalar's padding
+                    data = bytes(b if keep else 0 for b, keep in zip(data, kept))
+                self._blob(data)
         elif isinstance(obj, np.dtype):
             self._w(b"z")
             self._dtype(obj)
@@ -660,6 +754,9 @@ class _Walker:
             self._active.discard(key)
         else:
             flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+            kept = _field_bytes(arr.dtype)
+            if kept is not None:  # a structured array's padding: whatever memory held
+                flat = np.where(np.resize(kept, flat.size), flat, np.uint8(0))
             self._len(flat.size)
             self._w(flat)  # the array's memory itself: no copy when already contiguous
         if isinstance(arr, np.ma.MaskedArray):
@@ -742,6 +839,32 @@ class _Walker:
         self._ndarray(pd.util.hash_pandas_object(values, index=False).to_numpy())
 
 
+def _field_bytes(dtype: Any) -> Any:
+    """For a structured dtype with padding (``align=True``, the view ``table[["a", "c"]]``
+    keeps, with ``b``'s bytes between them), which bytes of an item belong to a field
+    (a numpy bool array of ``itemsize``); ``None`` when every byte does. Padding holds
+    what the memory held before (``np.empty``, a copy of such a view): hashed, equal
+    arrays got other hashes from one run to the next."""
+    import numpy as np
+
+    def kept(dt: Any) -> Any:
+        if dt.names is None:
+            if dt.subdtype is not None:
+                base, shape = dt.subdtype
+                return np.tile(kept(base), int(np.prod(shape)))
+            return np.ones(dt.itemsize, dtype=bool)
+        found = np.zeros(dt.itemsize, dtype=bool)
+        for name in dt.names:
+            field, offset = dt.fields[name][:2]
+            found[offset : offset + field.itemsize] |= kept(field)
+        return found
+
+    if dtype.names is None and (dtype.subdtype is None or dtype.base.names is None):
+        return None
+    mask = kept(dtype)
+    return None if mask.all() else mask
+
+
 def _pandas_2_name(dtype: Any) -> str:
     """A pandas dtype's name, ``object`` for pandas 3's text dtype ``str``."""
     name = str(dtype)
@@ -766,6 +889,24 @@ _EXACT: dict[type, Callable[[_Walker, Any], None]] = {
     set: _Walker._set,
     frozenset: _Walker._set,
 }
+
+
+def _slot_values(obj: Any) -> dict[str, Any]:
+    """The attributes ``obj`` keeps in the ``__slots__`` of its class and its bases (the
+    ones that are set), by name, as pickle finds them; empty for a class without slots."""
+    found = {}
+    for cls in type(obj).__mro__:
+        names = cls.__dict__.get("__slots__", ())
+        for name in (names,) if isinstance(names, str) else names:
+            if name in ("__dict__", "__weakref__"):
+                continue
+            if name.startswith("__") and not name.endswith("__"):
+                name = f"_{cls.__name__.lstrip('_')}{name}"  # a private name, mangled
+            try:
+                found.setdefault(name, getattr(obj, name))
+            except AttributeError:  # a slot not set
+                continue
+    return found
 
 
 def _short_repr(obj: Any, limit: int = 40) -> str:
@@ -871,16 +1012,17 @@ class Hasher:
         """Add ``obj`` to the hash and return the hasher (so calls can be chained).
 
         Raises:
-            TypeError: an object inside ``obj`` cannot be hashed; the message says
-                where it sits and how to tell assay to hash it.
+            UnhashableError: (a ``TypeError``) an object inside ``obj`` cannot be
+                hashed; the message says where it sits and how to tell assay to hash it.
             ValueError: ``obj`` contains itself (e.g. a list appended to itself).
         """
         try:
             self._walker.walk(obj)
         except _WalkError as exc:
-            where = _root_label(obj) + "".join(exc.path)
-            public = TypeError if isinstance(exc, TypeError) else ValueError
-            raise public(f"Cannot hash {where}: {exc.detail}") from None
+            root, path = _root_label(obj), "".join(exc.path)
+            if isinstance(exc, TypeError):
+                raise UnhashableError(root, path, exc.detail) from None
+            raise ValueError(f"Cannot hash {root}{path}: {exc.detail}") from None
         finally:
             self._walker._active.clear()
         return self

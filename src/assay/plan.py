@@ -17,7 +17,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import MissingInputError, PlanStops
-from assay.hashing import hash_value
+from assay.hashing import UnhashableError, hash_value
 from assay.keys import artifact_key, stage_base
 from assay.staging import Lazy, StageSpec, cycle_through, producers_of
 from assay.tracking import code_attributes, held_code
@@ -502,12 +502,27 @@ def _keyed_on_all(cacher: Any) -> bool:
     return "{params" in str(cacher.path_override or "")
 
 
+def _argument_hint(what: str) -> str:
+    """The advice that follows "cannot hash" for a value passed to a stage (``what``:
+    ``argument 'lock'``): a parameter set's ways (``metadata={'hash': ...}``) do not
+    apply to it."""
+    return (
+        "Without a hash this stage run is not cached: it executes on every run. To have it "
+        f"cached, pass as {what} what identifies the object instead (a file's path, not the "
+        "open file; a client's settings, not the client) and make the object inside the "
+        "stage, or define `__assay_hash__(self)` on its class to return what identifies it."
+    )
+
+
 def _value_hash(value: Any, node: StageNode, what: str) -> str:
     """Hash a value passed in directly, with the code of the functions it holds and what
     they call (``fn=fit``: editing a helper ``fit`` calls counts); if it cannot be hashed
     the run becomes volatile."""
     try:
         digest = hash_value(value, dict_order=True)
+    except UnhashableError as exc:
+        node.volatile.append(f"{what}{exc.path}: {exc.detail} {_argument_hint(what)}")
+        return "volatile"
     except (TypeError, ValueError) as exc:
         node.volatile.append(f"{what}: {exc}")
         return "volatile"

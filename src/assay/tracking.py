@@ -114,7 +114,8 @@ def code_of_attribute(value: Any) -> Any:
 def held_code(value: Any, depth: int = 0) -> list:
     """The functions and classes a parameter value holds: itself, the function of a
     ``functools.partial`` (and its arguments), a bound method's function (and its
-    object), the items of a list, tuple, set or dict, the methods of a dataclass
+    object), the function of a static or class method object, the items of a list,
+    tuple, set or dict, the methods of a dataclass
     instance, an enum member or a named tuple (see :func:`methods_of`), the
     attributes of a ``SimpleNamespace``, and for an instance of a class of the
     project (see :func:`is_own_object`) its class and what its attributes hold.
@@ -128,6 +129,8 @@ def held_code(value: Any, depth: int = 0) -> list:
         return [value]
     if isinstance(value, types.MethodType):
         return [value.__func__, *held_code(value.__self__, depth + 1)]
+    if isinstance(value, (staticmethod, classmethod)):  # `{"f": staticmethod(f)}`
+        return held_code(value.__func__, depth + 1)
     if isinstance(value, enum.Enum):
         return methods_of(type(value))  # `Optimizer.ADAM.learning_rate()`
     found: list = []

@@ -394,7 +394,19 @@ def _compare_upstream(node: Any, before: dict, running: list, found: Explanation
         key = last.key if hasattr(last, "node") else last
         label = item[0]
         if tuple(item[:-1]) in old and old[tuple(item[:-1])] != key:
-            found.reasons.append(f"its input {label!r} changed upstream")
+            found.reasons.append(_changed_input(node, label, made_upstream=hasattr(last, "node")))
+
+
+def _changed_input(node: Any, label: str, made_upstream: bool) -> str:
+    """The line for an input whose key or value changed: an upstream stage's output, or a
+    value the experiment passes to the stage itself (nothing upstream changed then)."""
+    if made_upstream:
+        return f"its input {label!r} changed upstream"
+    if label == "*args":
+        return "a value passed to it as a positional argument changed"
+    if label in node.kwargs:
+        return f"the value passed to it as argument {label!r} changed"
+    return f"the value of its input {label!r} in record.state changed (no stage made it)"
 
 
 def _upstream_line(running: list) -> str:
