@@ -469,3 +469,13 @@ def test_a_stage_given_a_multiprocessing_queue_runs_uncached(tmp_path: Path):
     why = run_cli("why", "hash2_queue", cwd=root)
     assert "executes work [a]: an input cannot be hashed: argument 'queue':" in why.text, str(why)
     assert "its __getstate__() raised RuntimeError" in why.text, str(why)
+
+
+def test_type_expressions_hash_by_their_parts() -> None:
+    """`list[int]` could not be hashed (the message named a `mappingproxy`), nor `int | str`;
+    `typing.List[int]` could. Each is now hashed by what it is made of."""
+    forms = [list[int], list[str], dict[str, int], int | str, str | int, int | None, list]
+    digests = [hash_value(form) for form in forms]
+
+    assert len(set(digests)) == len(forms)
+    assert hash_value(list[int]) == hash_value(list[int])

@@ -12,7 +12,8 @@ for cache keys (a stage iterating a dict sees its order); values without a
 dict of two items or more hash the same either way.
 
 What is understood out of the box: ``None``, booleans, numbers, strings, bytes,
-tuples, lists, dicts, sets, enums, paths, dates, times and time zones,
+tuples, lists, dicts, sets, enums, paths, dates, times and time zones, type
+expressions (``list[int]``, ``int | str``),
 ``Decimal``, ``Fraction``, ``UUID``, ranges, slices, compiled patterns,
 exceptions, classes and functions (by qualified name and source code), static
 and class methods, ``functools.partial``, dataclasses (including assay
@@ -252,6 +253,12 @@ def _code_fingerprint(code: types.CodeType) -> tuple:
     return (code.co_code, code.co_names, code.co_varnames, consts)
 
 
+_TYPE_FORMS = (types.GenericAlias, types.UnionType)
+"""Type expressions, ``list[int]`` and ``int | str``, hashed by their parts (their
+attributes are those of the class they stand for: ``mappingproxy``). The ``typing``
+module's forms (``typing.List[int]``) are objects whose state holds their parts."""
+
+
 class _Walker:
     """Feeds the type-tagged serialization of objects into one xxh3-128 stream."""
 
@@ -311,7 +318,12 @@ class _Walker:
     def _declared(self, obj: Any) -> bool:
         """Objects that say how to hash them, enum members and classes."""
         cls = type(obj)
-        if isinstance(obj, type):
+        if isinstance(obj, _TYPE_FORMS):  # before classes: `list[int]` is one in Python 3.10
+            self._w(b"Y")
+            self._text(_type_name(cls))
+            self._child(getattr(obj, "__origin__", None), ".__origin__")
+            self._child(obj.__args__, ".__args__")
+        elif isinstance(obj, type):
             self._type(obj)
         elif getattr(cls, "__assay_hash__", None) is not None:
             self._w(b"x")
