@@ -1,0 +1,273 @@
+"""``--parallel`` workers that die mid-stage, and how many workers a run starts. Every
+test runs ``assay run`` in a real process with real worker processes (Linux: the
+stages look at ``/proc``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from assay.store import RunStore
+from conftest import one_experiment_project, run_cli
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+DYING = """
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import assay
+from assay.caching import JsonCacher
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("killed_dying")
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    die: bool = False
+
+
+def die():
+    how = (ROOT / "die.how").read_text().strip()
+    (ROOT / "die.how").unlink()
+    if how == "itself":
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+    elif how == "another":
+        kill = f"import os, signal; os.kill({os.getpid()}, signal.SIGKILL)"
+        subprocess.run([sys.executable, "-c", kill])
+    else:
+        os._exit(3)  # a crash in C code
+    time.sleep(60)  # the kill takes its time to arrive
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def work(record):
+    name = record.params.name
+    print(f"printed by {name} before it could die")
+    log.warning("logged by %s before it could die", name)
+    (ROOT / f"started-{name}").touch()
+    while len(list(ROOT.glob("started-*"))) < 2:  # both run at once
+        time.sleep(0.02)
+    if record.params.die and (ROOT / "die.how").exists():
+        die()
+    while (ROOT / "die.how").exists() or not (ROOT / "rerun").exists():
+        time.sleep(0.05)  # until the run stops this worker (the first run)
+    return 1
+
+
+def get_params():
+    return [Params(name="fine"), Params(name="dying", die=True)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        work(assay.Record(manager, params))
+"""
+
+
+def dying_project(folder: Path, how: str) -> Path:
+    root = one_experiment_project(folder, "killed_dying", DYING)
+    (root / "die.how").write_text(how)
+    return root
+
+
+def stage_statuses(root: Path) -> tuple[dict[str, str], str | None]:
+    with RunStore(root / "assay.db") as store:
+        run = store.get_run("latest")
+        return {s.param_set: s.status for s in store.stages(run.id)}, run.error
+
+
+@pytest.mark.parametrize("how", ["itself", "another", "crash"])
+def test_what_a_stage_printed_and_logged_before_its_worker_died_reaches_the_runs_log(
+    tmp_path: Path, how: str
+):
+    """A worker sent what its stage printed and logged back with the stage's result: one
+    killed mid-stage (out of memory, kill -9, a crash) took it with it, so the run's log
+    said nothing of how far the stage got, nor of the other stage runs the run stopped."""
+    root = dying_project(tmp_path, how)
+
+    result = run_cli("run", "killed_dying", "--parallel", "2", cwd=root)
+
+    assert result.code == 1, result
+    assert "Traceback" not in result.output, result
+    (log_file,) = (root / "logs").glob("*.log")
+    logged = log_file.read_text()
+    for name in ("fine", "dying"):
+        assert f"printed by {name} before it could die" in logged, logged
+        assert f"logged by {name} before it could die" in logged, logged
+        assert f"printed by {name} before it could die" in result.stdout, result
+    assert logged.index("logged by dying") < logged.index("worker process stopped"), logged
+
+
+@pytest.mark.parametrize("how", ["itself", "another"])
+def test_the_set_whose_worker_died_is_the_one_marked_failed(tmp_path: Path, how: str):
+    """A process pool fails every stage run in flight alike when one of its workers dies:
+    the run marked failed the first set it collected ('fine', submitted first), whose
+    worker was fine, and the report and the message named it too."""
+    root = dying_project(tmp_path, how)
+
+    result = run_cli("run", "killed_dying", "--parallel", "2", cwd=root)
+
+    assert result.code == 1, result
+    statuses, error = stage_statuses(root)
+    assert statuses == {"fine": "interrupted", "dying": "failed"}, statuses
+    for said in (error, result.text):
+        assert "stage 'work' for parameter set 'dying'" in said, said
+        assert "parameter set 'fine'" not in said, said
+    (report,) = (root / "reports").glob("*/index.html")
+    assert "parameter set &#x27;fine&#x27;" not in report.read_text()
+
+    for started in root.glob("started-*"):
+        started.unlink()
+    (root / "rerun").touch()
+    rerun = run_cli("run", "killed_dying", "--parallel", "2", cwd=root)
+
+    assert rerun.code == 0, rerun
+    assert stage_statuses(root)[0] == {"fine": "executed", "dying": "executed"}
+
+
+COUNTED = """
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import assay
+from assay.caching import JsonCacher
+
+
+def workers_of_the_run():
+    \"\"\"The worker processes of the run's process: spawned, or forked from it (the
+    same command line), not the other programs it runs (git).\"\"\"
+    run, found = os.getppid(), 0
+    run_command = Path(f"/proc/{run}/cmdline").read_bytes()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():  # /proc/self is this process again
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == run and (b"spawn_main" in command or command == run_command):
+            found += 1
+    return found
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    x: int = 0
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def work(record):
+    return [record.params.x, workers_of_the_run()]
+
+
+def get_params():
+    return [Params(name="a", x=1), Params(name="b", x=2)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        work(assay.Record(manager, params))
+"""
+
+
+def test_parallel_50_for_two_parameter_sets_starts_two_workers(tmp_path: Path):
+    """`--parallel 50` for two parameter sets started 50 worker processes (with a warning
+    about the cores), 48 of which never ran a stage."""
+    root = one_experiment_project(tmp_path, "killed_counted", COUNTED)
+
+    result = run_cli("run", "killed_counted", "--parallel", "50", cwd=root)
+
+    assert result.code == 0, result
+    values = [
+        eval(p.read_text())  # JsonCacher: a list reads as Python
+        for p in (root / "data" / "cache").rglob("v.json")
+    ]
+    assert sorted(x for x, _ in values) == [1, 2], values
+    assert all(workers == 2 for _, workers in values), values
+    assert "starts 50 worker processes" not in result.text, result
+    (log_file,) = (root / "logs").glob("*.log")
+    assert "Starting 2 worker processes, not 50" in log_file.read_text()
+
+
+PRINTING = """
+import sys
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    how: str = ""
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def work(record):
+    print("text first")
+    if record.params.how == "bytes":
+        sys.stdout.buffer.write(b"bytes \\xe2\\x9c\\x93 and \\xff then\\n")  # a check mark, a bad byte
+        sys.stdout.buffer.flush()
+    else:
+        print("a lone surrogate \\udcff")
+    return 1
+
+
+def get_params():
+    return [Params(name=HOW, how=HOW)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        work(assay.Record(manager, params))
+"""
+
+
+def printing_project(folder: Path, how: str) -> Path:
+    return one_experiment_project(
+        folder, "killed_printing", PRINTING.replace("HOW", repr(how), 1).replace("HOW", repr(how))
+    )
+
+
+def test_a_stage_writing_bytes_to_sys_stdout_runs_on_a_worker_as_serially(tmp_path: Path):
+    """``sys.stdout.buffer.write(...)`` (what a stage passing on a program's raw output
+    does) works in a serial run; on a worker ``sys.stdout`` had no ``buffer``, and the
+    stage failed with an AttributeError."""
+    root = printing_project(tmp_path, "bytes")
+
+    result = run_cli("run", "killed_printing", "--parallel", "2", cwd=root)
+
+    assert result.code == 0, result
+    assert "bytes \u2713 and \ufffd then" in result.stdout, result
+    (log_file,) = (root / "logs").glob("*.log")
+    assert "bytes \u2713 and \ufffd then" in log_file.read_text(encoding="utf-8")
+
+
+def test_text_the_runs_log_cannot_hold_fails_the_stage_on_a_worker_as_serially(tmp_path: Path):
+    """A serial run fails the stage that prints a lone surrogate (its log file, UTF-8,
+    cannot hold it); on a worker the print went through, and the main process, printing
+    it, stopped the whole run with a traceback through assay's code (the run left
+    "running" in the run store)."""
+    root = printing_project(tmp_path, "surrogate")
+
+    for options in ([], ["--parallel", "2"]):
+        result = run_cli("run", "killed_printing", *options, cwd=root)
+
+        assert result.code == 1, result
+        said = "Stage 'work' failed for parameter set 'surrogate': UnicodeEncodeError"
+        assert said in result.text, result
+        assert "Traceback (most recent call last)" not in result.output, result
+        assert stage_statuses(root)[0] == {"surrogate": "failed"}, options
