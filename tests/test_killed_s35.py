@@ -4,7 +4,11 @@ stages look at ``/proc``)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,7 +84,7 @@ def dying_project(folder: Path, how: str) -> Path:
     return root
 
 
-def stage_statuses(root: Path) -> tuple[dict[str, str], str | None]:
+def statuses_and_error(root: Path) -> tuple[dict[str, str], str | None]:
     with RunStore(root / "assay.db") as store:
         run = store.get_run("latest")
         return {s.param_set: s.status for s in store.stages(run.id)}, run.error
@@ -118,7 +122,7 @@ def test_the_set_whose_worker_died_is_the_one_marked_failed(tmp_path: Path, how:
     result = run_cli("run", "killed_dying", "--parallel", "2", cwd=root)
 
     assert result.code == 1, result
-    statuses, error = stage_statuses(root)
+    statuses, error = statuses_and_error(root)
     assert statuses == {"fine": "interrupted", "dying": "failed"}, statuses
     for said in (error, result.text):
         assert "stage 'work' for parameter set 'dying'" in said, said
@@ -132,7 +136,7 @@ def test_the_set_whose_worker_died_is_the_one_marked_failed(tmp_path: Path, how:
     rerun = run_cli("run", "killed_dying", "--parallel", "2", cwd=root)
 
     assert rerun.code == 0, rerun
-    assert stage_statuses(root)[0] == {"fine": "executed", "dying": "executed"}
+    assert statuses_and_error(root)[0] == {"fine": "executed", "dying": "executed"}
 
 
 COUNTED = """
@@ -270,4 +274,138 @@ def test_text_the_runs_log_cannot_hold_fails_the_stage_on_a_worker_as_serially(t
         said = "Stage 'work' failed for parameter set 'surrogate': UnicodeEncodeError"
         assert said in result.text, result
         assert "Traceback (most recent call last)" not in result.output, result
-        assert stage_statuses(root)[0] == {"surrogate": "failed"}, options
+        assert statuses_and_error(root)[0] == {"surrogate": "failed"}, options
+
+
+STOPPED = """
+import logging
+import multiprocessing
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import assay
+from assay.caching import JsonCacher
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def square(x):
+    print(f"a forked process squares {x}")
+    return x * x
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    x: int = 0
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def work(record):
+    name = record.params.name
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        squares = pool.map(square, [record.params.x])
+    print(f"{name} got {squares}")
+    logging.getLogger("killed_stopped").warning("%s logged", name)
+    (ROOT / f"working-{name}").touch()
+    while not (ROOT / "go-on").exists():
+        time.sleep(0.05)
+    return squares
+
+
+def get_params():
+    return [Params(name="a", x=2), Params(name="b", x=3)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        work(assay.Record(manager, params))
+"""
+
+
+def start_run(root: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TERM="dumb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "assay", "run", *args],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_what_stages_printed_before_ctrl_c_stopped_their_workers_reaches_the_runs_log(
+    tmp_path: Path,
+):
+    """Ctrl-C stops the workers mid-stage: what their stages had printed and logged
+    (which a serial run shows as it goes) was lost with them."""
+    root = one_experiment_project(tmp_path, "killed_stopped", STOPPED)
+    proc = start_run(root, "killed_stopped", "--parallel", "2")
+    try:
+        deadline = time.monotonic() + 60
+        while not all((root / f"working-{name}").exists() for name in "ab"):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    assert proc.returncode == 130, stdout + stderr
+    (log_file,) = (root / "logs").glob("*.log")
+    logged = log_file.read_text()
+    for name, square in (("a", 4), ("b", 9)):
+        assert f"{name} got [{square}]" in stdout, stdout
+        assert f"{name} got [{square}]" in logged, logged
+        assert f"{name} logged" in logged, logged
+    assert statuses_and_error(root)[0] == {"a": "interrupted", "b": "interrupted"}
+
+
+def test_what_processes_a_stage_forks_print_reaches_the_runs_log_from_a_worker(
+    tmp_path: Path,
+):
+    """A serial run shows and logs what the processes of a stage's ``multiprocessing``
+    pool print; on a worker it went into their copy of the worker's output, and was
+    lost with them."""
+    root = one_experiment_project(tmp_path, "killed_stopped", STOPPED)
+    (root / "go-on").touch()
+
+    for options in ([], ["--parallel", "2"]):
+        result = run_cli("run", "killed_stopped", "--overwrite", *options, cwd=root)
+
+        assert result.code == 0, result
+        log_file = max((root / "logs").glob("*.log"))
+        for x in (2, 3):
+            assert f"a forked process squares {x}" in result.stdout, (options, result)
+            assert f"a forked process squares {x}" in log_file.read_text(), options
+
+
+def test_an_output_file_cut_mid_entry_reads_up_to_the_entry_cut(tmp_path: Path):
+    """A worker killed in the middle of a write leaves half an entry: what came before
+    it is replayed, line by line as written (text waits for its newline)."""
+    from assay.remote import LogLine
+    from assay.worker_output import OutputFile, read
+
+    path = tmp_path / "1.out"
+    output = OutputFile(str(path))
+    output.add("stdout", "epoch 1")
+    output.add("stdout", " done\n")
+    output.add("log", LogLine(30, "killed", "a warning"))
+    output.add("stderr", "half a line")  # written as the stream changes
+    output.add("stdout", "epoch 2 done\n")
+    output.close()
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-3])
+
+    written = read(str(path))
+
+    assert written is not None and written.lost
+    assert written.events[0] == ("stdout", "epoch 1 done\n")
+    assert written.events[1][1].message == "a warning"
+    assert written.events[2:] == [("stderr", "half a line")]
+    assert read(str(tmp_path / "missing.out")) is None

@@ -159,6 +159,9 @@ class StageResult:
     """What the stage logged and printed, in order: ``("log", LogLine)``, ``("stdout",
     text)``, ``("stderr", text)`` (:func:`replay` gives them to this process's logging
     and streams)."""
+    forked_output: bool = False
+    """Whether processes the stage forked printed or logged: their output is in the
+    stage run's output file only (see :mod:`assay.worker_output`)."""
     error: dict | None = None
     state: dict = field(default_factory=dict)
     """Plain values the stage put in its record's state by hand, for later stages (and a
@@ -855,6 +858,9 @@ def _run_task(
     task.checked_files = frozenset(sources or ())
     with worker_output.kept_in(task.output_file) as output:
         result = _run_captured(task, root, sources or {}, output)
+        if output is not None:
+            output.flush()
+            result.forked_output = output.others_wrote()
         try:
             sent = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # a value that travels back (an output without a cacher)
@@ -924,6 +930,7 @@ def _unsendable(result: StageResult, label: str, exc: Exception) -> StageResult:
         duration=result.duration,
         reportables=result.reportables,
         events=result.events,
+        forked_output=result.forked_output,
         error={
             "kind": "TypeError",
             "message": message,

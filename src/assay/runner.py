@@ -1001,10 +1001,10 @@ class Runner:
 
         try:
             outcome = future.result()
-            self._worker_output.came_back(node)
             if outcome is None:  # found cached when it was about to be submitted
                 return True
             result = pickle.loads(outcome)
+            written = self._worker_output.left(node, read_it=result.forked_output)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -1029,7 +1029,8 @@ class Runner:
                     else main_guard_advice()
                 )
             ) from exc
-        remote.replay(result)  # what the stage logged and printed there, as it did
+        # What the stage logged and printed there, as it did (and the processes it forked).
+        remote.replay_events(written.events if written and written.complete else result.events)
         error = result.error
         if error and error.get("corrupt"):
             self._repair_inputs(node)

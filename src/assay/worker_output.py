@@ -3,10 +3,11 @@
 A worker sends what its stage printed and logged back with the stage's result, for
 the run to show and log (:func:`assay.remote.replay`). A worker that dies mid-stage
 (killed, out of memory, a crash in C code) sends nothing back: the lines that would
-have told the researcher how far the stage got were lost with it. So a worker of this
-machine also appends each piece to a file of its own as it is written
-(:class:`OutputFile`); the run reads the files of the stage runs that never came back
-(:func:`read`) and replays them.
+have told the researcher how far the stage got were lost with it; and what the
+processes a stage forks printed (a ``multiprocessing`` pool's) never reached the
+worker's result. So a worker of this machine, and the processes its stage forks, also
+append each piece to a file of the stage run's as it is written (:class:`OutputFile`);
+the run reads it (:func:`read`) and replays it, instead of the result's.
 
 The same file tells which stage runs a lost worker was running: one whose file exists
 was started by a worker; one whose file ends with the :func:`stopped` mark was stopped
@@ -33,36 +34,77 @@ _KINDS = {"stdout": _STDOUT, "stderr": _STDERR, "log": _LOG}
 class OutputFile:
     """Worker side: the file one stage run's output is appended to, entry by entry.
 
-    Each entry is written with one ``write`` call on an unbuffered file, so it is in
-    the file (the operating system's, whatever happens to this process) once written.
+    Printed text goes in line by line (what follows the last newline, or carriage
+    return, waits for the next one, or for the stage's end), log lines one by one, each with one ``write``
+    call on an unbuffered file: once written, it is in the file (the operating
+    system's, whatever happens to this process).
     """
 
     def __init__(self, path: str):
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.size = 0
+        """The bytes this process wrote (beyond them: the processes the stage forked)."""
+        self.complete = True
+        """Whether every entry so far was written (a full disk: not)."""
+        self._pending: list[str] = []
+        self._pending_kind = ""
 
     def add(self, kind: str, item: Any) -> None:
         """Append ``item``: text for ``"stdout"`` and ``"stderr"``, a log line for ``"log"``."""
+        if kind != self._pending_kind:
+            self.flush()
+            self._pending_kind = kind
         if kind == "log":
-            payload = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
-        else:
-            payload = item.encode("utf-8", "surrogatepass")
-        self._write(_KINDS[kind], payload)
+            self._write(_LOG, pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+            return
+        self._pending.append(item)
+        if "\n" in item or "\r" in item:  # a progress bar's line, redrawn
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the text that waits for a newline."""
+        if self._pending:
+            text, self._pending = "".join(self._pending), []
+            self._write(_KINDS[self._pending_kind], text.encode("utf-8", "surrogatepass"))
 
     def mark_stopped(self) -> None:
         """Note that the run stopped this worker (SIGTERM), which did not die by itself."""
+        self.flush()
         self._write(_STOPPED, b"")
 
     def mark_done(self) -> None:
-        """Note that the stage run is over and its result ready to be sent back."""
-        self._write(_DONE, b"")
+        """Note that the stage run is over and its result ready to be sent back, and
+        whether the file holds all it printed and logged."""
+        self.flush()
+        self._write(_DONE, b"" if self.complete else b"incomplete")
+
+    def forked(self) -> None:
+        """In a process the stage forked, as it starts: the text the worker had not
+        written yet is the worker's to write."""
+        self._pending, self._pending_kind, self.size = [], "", 0
+
+    def others_wrote(self) -> bool:
+        """Whether processes the stage forked wrote to the file too (what they printed
+        is not in the worker's result)."""
+        try:
+            return os.fstat(self.fd).st_size != self.size
+        except OSError:
+            return False
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.fd)
 
     def _write(self, kind: bytes, payload: bytes) -> None:
-        with contextlib.suppress(OSError):  # a full disk must not fail the stage
-            os.write(self.fd, _HEADER.pack(kind, len(payload)) + payload)
+        try:
+            entry = _HEADER.pack(kind, len(payload)) + payload
+            written = os.write(self.fd, entry)
+            self.size += written
+            if written == len(entry):
+                return
+        except (OSError, struct.error):  # a full disk (or 4 GB at once) must not fail the stage
+            pass
+        self.complete = False
 
 
 _current: OutputFile | None = None
@@ -90,6 +132,15 @@ def kept_in(path: str | None):
         output.close()
 
 
+def _forked() -> None:
+    if _current is not None:
+        _current.forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
 def stopped() -> None:
     """Worker side, as the run's SIGTERM ends it: mark the stage run it was running as
     stopped by the run (see the module documentation)."""
@@ -108,6 +159,9 @@ class Written:
     """Whether the run stopped the worker (see :func:`stopped`)."""
     done: bool = False
     """Whether the stage run was over, its result ready to be sent back."""
+    complete: bool = False
+    """Whether the stage run was over and the file holds all it printed and logged,
+    the processes it forked included (their output is not in the worker's result)."""
 
     @property
     def lost(self) -> bool:
@@ -126,6 +180,7 @@ def read(path: str) -> Written | None:
     except OSError:
         return None
     written = Written()
+    pieces: list[list] = []  # [kind, [item, ...]]: a stream's pieces joined once, at the end
     at = 0
     while at + _HEADER.size <= len(data):
         kind, size = _HEADER.unpack_from(data, at)
@@ -136,19 +191,27 @@ def read(path: str) -> Written | None:
         if kind == _STOPPED:
             written.stopped = True
         elif kind == _DONE:
-            written.done = True
+            written.done, written.complete = True, not payload
         elif kind == _LOG:
             try:
-                written.events.append(("log", pickle.loads(payload)))
-            except Exception:
+                pieces.append(["log", [pickle.loads(payload)]])
+            except Exception:  # cut short by a write that failed: the rest is unreadable
                 break
-        else:
+        elif kind in (_STDOUT, _STDERR):
             stream = "stderr" if kind == _STDERR else "stdout"
-            text = payload.decode("utf-8", "surrogatepass")
-            if written.events and written.events[-1][0] == stream:
-                written.events[-1] = (stream, written.events[-1][1] + text)
+            try:
+                text = payload.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                break
+            if pieces and pieces[-1][0] == stream:
+                pieces[-1][1].append(text)
             else:
-                written.events.append((stream, text))
+                pieces.append([stream, [text]])
+        else:
+            break
+    written.events = [
+        (kind, items[0] if kind == "log" else "".join(items)) for kind, items in pieces
+    ]
     return written
 
 
@@ -162,26 +225,25 @@ class OutputFolder:
         self.paths: dict[int, str] = {}
         """The output file of each stage run sent and not back yet, by ``id()``."""
 
-    def path_for(self, node: Any) -> str:
-        """The path of stage run ``node``'s output file (its worker creates the file)."""
+    def path_for(self, node: Any) -> str | None:
+        """The path of stage run ``node``'s output file (its worker creates the file);
+        ``None`` if the temporary folder cannot be made (the result still brings back
+        what the stage printed and logged)."""
         if self.folder is None:
-            self.folder = tempfile.mkdtemp(prefix="assay-worker-output-")
+            try:
+                self.folder = tempfile.mkdtemp(prefix="assay-worker-output-")
+            except OSError:
+                return None
         self.count += 1
         path = self.paths[id(node)] = os.path.join(self.folder, f"{self.count}.out")
         return path
 
-    def came_back(self, node: Any) -> None:
-        """``node``'s result came back, with its output: its file is not needed."""
-        _discard(self.paths.pop(id(node), None))
-
-    def left(self, node: Any) -> Written | None:
-        """What ``node``'s worker wrote of its output, for a stage run that did not come
-        back; ``None`` if no worker started it (or it did not run on this machine).
-        Read once: the file is removed."""
+    def left(self, node: Any, read_it: bool = True) -> Written | None:
+        """What ``node``'s worker wrote of its output (its result came back, or never
+        will); ``None`` if no worker started it (or it did not run on this machine), or
+        not ``read_it``. The file is removed."""
         path = self.paths.pop(id(node), None)
-        if path is None:
-            return None
-        written = read(path)
+        written = read(path) if path is not None and read_it else None
         _discard(path)
         return written
 
