@@ -4,6 +4,7 @@ stages look at ``/proc``)."""
 
 from __future__ import annotations
 
+import html
 import os
 import signal
 import subprocess
@@ -128,7 +129,9 @@ def test_the_set_whose_worker_died_is_the_one_marked_failed(tmp_path: Path, how:
         assert "stage 'work' for parameter set 'dying'" in said, said
         assert "parameter set 'fine'" not in said, said
     (report,) = (root / "reports").glob("*/index.html")
-    assert "parameter set &#x27;fine&#x27;" not in report.read_text()
+    shown = html.unescape(report.read_text())
+    assert "The run failed in stage <code>work</code> for <code>dying</code>" in shown
+    assert "parameter set 'dying'" in shown and "parameter set 'fine'" not in shown
 
     for started in root.glob("started-*"):
         started.unlink()
@@ -409,3 +412,49 @@ def test_an_output_file_cut_mid_entry_reads_up_to_the_entry_cut(tmp_path: Path):
     assert written.events[1][1].message == "a warning"
     assert written.events[2:] == [("stderr", "half a line")]
     assert read(str(tmp_path / "missing.out")) is None
+
+
+PROGRAM = """
+import faulthandler
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    x: int = 0
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def work(record):
+    faulthandler.enable()  # writes to sys.stderr's file descriptor
+    program = "print('printed by a program')"
+    subprocess.run([sys.executable, "-c", program], stdout=sys.stdout, check=True)
+    return 1
+
+
+def get_params():
+    return [Params(name="a", x=1)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        work(assay.Record(manager, params))
+"""
+
+
+def test_a_stage_handing_sys_stdout_to_a_program_runs_on_a_worker_as_serially(tmp_path: Path):
+    """``subprocess.run(..., stdout=sys.stdout)`` and ``faulthandler.enable()`` take the
+    stream's file descriptor: a serial run's is the console's, a worker's stream had
+    none (``io.UnsupportedOperation: fileno``), and the stage failed."""
+    root = one_experiment_project(tmp_path, "killed_program", PROGRAM)
+
+    for options in ([], ["--parallel", "2"]):
+        result = run_cli("run", "killed_program", "--overwrite", *options, cwd=root)
+
+        assert result.code == 0, result
+        assert "printed by a program" in result.stdout, result
