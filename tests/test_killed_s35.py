@@ -458,3 +458,57 @@ def test_a_stage_handing_sys_stdout_to_a_program_runs_on_a_worker_as_serially(tm
 
         assert result.code == 0, result
         assert "printed by a program" in result.stdout, result
+
+
+TWO_ARGUMENTS = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+class FitFailed(Exception):
+    def __init__(self, epoch, loss):
+        super().__init__(f"the fit diverged at epoch {epoch} (loss {loss})")
+        self.epoch, self.loss = epoch, loss
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    x: int = 0
+
+
+@assay.stage(outputs=["v"], cachers=[JsonCacher])
+def fit(record):
+    raise FitFailed(7, float("inf"))
+
+
+def get_params():
+    return [Params(name="a", x=1)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        fit(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.parametrize("parallel", [None, 2], ids=["serial", "parallel"])
+def test_a_stage_exception_whose_init_takes_other_arguments_keeps_its_attributes(
+    tmp_path: Path, parallel: int | None
+):
+    """Python pickles an exception as its class called with its ``args``: one whose
+    ``__init__(self, epoch, loss)`` passes a message on could not be rebuilt from a
+    worker, and ``except FitFailed as e: e.epoch`` found no ``epoch`` (a serial run's
+    has it)."""
+    import assay
+
+    root = one_experiment_project(tmp_path, "killed_two_arguments", TWO_ARGUMENTS)
+
+    with pytest.raises(Exception) as raised:
+        assay.run_experiment("killed_two_arguments", [], project_root=root, parallel=parallel)
+
+    kinds = [kind.__name__ for kind in type(raised.value).__mro__]
+    assert "FitFailed" in kinds, kinds  # `except FitFailed` catches it
+    assert (raised.value.epoch, raised.value.loss) == (7, float("inf"))
+    assert "the fit diverged at epoch 7" in str(raised.value)

@@ -261,10 +261,39 @@ def _pickled_exception(exc: BaseException) -> bytes | None:
     }
     try:
         pickler.dump(exc)
-    except Exception:
-        return None
-    data = buffer.getvalue()
+        data = buffer.getvalue()
+        pickle.loads(data)
+    except Exception:  # one whose __init__ takes other arguments than its args: see below
+        try:
+            data = pickle.dumps(_AsItIs(exc), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            return None
     return data if len(data) <= 65536 else None
+
+
+class _AsItIs:
+    """Pickles ``exc`` as :func:`_exception_as_it_is` rebuilds it."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    def __reduce__(self) -> tuple:
+        return _exception_as_it_is, (type(self.exc), self.exc.args, vars(self.exc))
+
+
+def _exception_as_it_is(kind: type, args: tuple, attributes: dict) -> BaseException:
+    """An exception of ``kind`` with ``args`` and ``attributes``, made without calling
+    its ``__init__``.
+
+    Python pickles an exception as a call of its class with its ``args``, which fails for
+    a class whose ``__init__`` takes other arguments (``__init__(self, a, b)`` that
+    passes a message on): its attributes (``e.a``) were lost on the way back from a
+    worker, where a serial run keeps them.
+    """
+    exc = kind.__new__(kind, *args)
+    exc.args = args
+    exc.__dict__.update(attributes)
+    return exc
 
 
 def sent_exception(data: bytes | None) -> BaseException | None:
