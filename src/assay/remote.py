@@ -1496,6 +1496,12 @@ class _Stream(io.TextIOBase):
                 self.output.add(self.kind, text)
         return len(text)
 
+    def flush(self) -> None:
+        """Put what waits for a newline in the output file too (``print(..., end="",
+        flush=True)``; a forked process flushes as it exits)."""
+        if self.output is not None:
+            self.output.flush()
+
     def close(self) -> None:
         """A stage that closes ``sys.stdout`` closes nothing: what it writes later still
         reaches the run, as in a serial run."""

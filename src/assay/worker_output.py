@@ -48,6 +48,7 @@ class OutputFile:
         """Whether every entry so far was written (a full disk: not)."""
         self._pending: list[str] = []
         self._pending_kind = ""
+        self._by_line = True
 
     def add(self, kind: str, item: Any) -> None:
         """Append ``item``: text for ``"stdout"`` and ``"stderr"``, a log line for ``"log"``."""
@@ -58,7 +59,7 @@ class OutputFile:
             self._write(_LOG, pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
             return
         self._pending.append(item)
-        if "\n" in item or "\r" in item:  # a progress bar's line, redrawn
+        if not self._by_line or "\n" in item or "\r" in item:  # \r: a progress bar's line
             self.flush()
 
     def flush(self) -> None:
@@ -80,8 +81,11 @@ class OutputFile:
 
     def forked(self) -> None:
         """In a process the stage forked, as it starts: the text the worker had not
-        written yet is the worker's to write."""
+        written yet is the worker's to write; this one's is written as it comes (a
+        pool's process is ended by SIGTERM, which leaves no time to write what waits
+        for a newline)."""
         self._pending, self._pending_kind, self.size = [], "", 0
+        self._by_line = False
 
     def others_wrote(self) -> bool:
         """Whether processes the stage forked wrote to the file too (what they printed
