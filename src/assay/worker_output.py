@@ -35,9 +35,9 @@ class OutputFile:
     """Worker side: the file one stage run's output is appended to, entry by entry.
 
     Printed text goes in line by line (what follows the last newline, or carriage
-    return, waits for the next one, or for the stage's end), log lines one by one, each with one ``write``
-    call on an unbuffered file: once written, it is in the file (the operating
-    system's, whatever happens to this process).
+    return, waits for the next one, a ``flush()``, or the stage's end), log lines one
+    by one, each with one ``write`` call on an unbuffered file: once written, it is in
+    the file (the operating system's, whatever happens to this process).
     """
 
     def __init__(self, path: str):
@@ -96,6 +96,7 @@ class OutputFile:
             return False
 
     def close(self) -> None:
+        """Close the file (what waits for a newline is left out: see :meth:`mark_done`)."""
         with contextlib.suppress(OSError):
             os.close(self.fd)
 
@@ -117,8 +118,8 @@ _current: OutputFile | None = None
 
 @contextlib.contextmanager
 def kept_in(path: str | None):
-    """Worker side: while in the block, :func:`current` is the output file at ``path``
-    (``None``: no file, for workers of other machines)."""
+    """Worker side: the output file at ``path`` while in the block, where :func:`stopped`
+    marks it (``None``: no file, for workers of other machines)."""
     global _current
     if path is None:
         yield None
@@ -137,6 +138,7 @@ def kept_in(path: str | None):
 
 
 def _forked() -> None:
+    """In a process forked while a stage runs (see :meth:`OutputFile.forked`)."""
     if _current is not None:
         _current.forked()
 
