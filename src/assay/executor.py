@@ -43,6 +43,11 @@ class Executor:
     assay (:mod:`assay.worker_code`), which a worker that outlives runs (a Dask
     cluster's) may not."""
 
+    same_machine = False
+    """Whether the workers are processes of this machine, which share its temporary folder:
+    they then also keep what each stage prints and logs in a file as it goes
+    (:mod:`assay.worker_output`), which the run reads if a worker dies mid-stage."""
+
     def start(self) -> None:
         """Acquire workers (called before the first ``submit``)."""
 
@@ -50,6 +55,11 @@ class Executor:
         """What the researcher should know about these workers (the run logs each as a
         warning once its log is open), such as more workers than CPU cores."""
         return []
+
+    def fit(self, stage_runs: int) -> None:
+        """The run is planned: it has ``stage_runs`` stage runs to execute, so it never
+        needs more workers than that (an executor that has not started its workers yet
+        starts no more)."""
 
     def warm_up(self, fn: Callable[..., Any], *args: Any) -> None:
         """Start the workers now and run ``fn(*args)`` once on each, without waiting.

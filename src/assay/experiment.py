@@ -448,8 +448,6 @@ def run_experiment(
                 experiment_name,
                 len(selected),
             )
-            for note in workers.executor.notes() if workers.executor else ():
-                log.warning("%s", note)
             if not selected and not sets_given:
                 log.warning(
                     "get_params() returned no parameter sets: the experiment's run() gets an "
@@ -469,7 +467,9 @@ def run_experiment(
                     )
                     _plan(manager, module, selected, set_aside, workers)
                     remaining = manager.runner.unsettled()
-                    if any(n.status == "run" for n in remaining):
+                    to_run = sum(1 for n in remaining if n.status == "run")
+                    if to_run:
+                        workers.fit(to_run)
                         manager.runner.executor = workers.take(manager.runner.executor)
                     else:
                         workers.stop()  # everything is cached: no worker is needed
@@ -667,9 +667,29 @@ class _Workers:
                     remote.warm_up, module.__name__, module.__file__, self.root, sources, cwd
                 )
 
+    def fit(self, stage_runs: int) -> None:
+        """The run is planned, with ``stage_runs`` stage runs to execute: start no more
+        workers than that, if they have not started (see :meth:`Executor.fit`)."""
+        if self.executor is not None:
+            asked = getattr(self.executor, "asked", None)
+            self.executor.fit(stage_runs)
+            if asked is not None and self.executor.workers < asked:
+                log.info(
+                    "Starting %d worker process%s, not %d: the run has %d stage run%s to execute.",
+                    self.executor.workers,
+                    "" if self.executor.workers == 1 else "es",
+                    asked,
+                    stage_runs,
+                    "" if stage_runs == 1 else "s",
+                )
+
     def take(self, default: Any) -> Any:
-        """The executor, for the run to use (``default`` if there is none)."""
+        """The executor, for the run to use (``default`` if there is none); what the
+        researcher should know about its workers is logged as it is taken (the run's log
+        is open by then)."""
         executor, self.executor = self.executor, None
+        for note in executor.notes() if executor is not None else ():
+            log.warning("%s", note)
         return executor or default
 
     def stop(self) -> None:

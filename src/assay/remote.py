@@ -15,6 +15,7 @@ and the values of outputs that have no cacher.
 
 from __future__ import annotations
 
+import codecs
 import importlib
 import importlib.util
 import io
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assay import worker_output
 from assay.errors import (
     AssayError,
     CacheError,
@@ -114,6 +116,9 @@ class StageTask:
     """For an aggregate: the same, for each of its records."""
     lazy: bool = False
     ignore_lazy: bool = False
+    output_file: str | None = None
+    """Where the worker also keeps what the stage prints and logs as it goes, if it runs
+    on the run's machine (see :mod:`assay.worker_output`)."""
     scratch: str | None = None
     """Under ``--dry-cache``: the run's temporary folder for files stages write themselves
     (see :meth:`ArtifactManager.scratch_root`), which the main process removes."""
@@ -154,6 +159,9 @@ class StageResult:
     """What the stage logged and printed, in order: ``("log", LogLine)``, ``("stdout",
     text)``, ``("stderr", text)`` (:func:`replay` gives them to this process's logging
     and streams)."""
+    forked_output: bool = False
+    """Whether processes the stage forked printed or logged: their output is in the
+    stage run's output file only (see :mod:`assay.worker_output`)."""
     error: dict | None = None
     state: dict = field(default_factory=dict)
     """Plain values the stage put in its record's state by hand, for later stages (and a
@@ -184,7 +192,12 @@ def replay(result: StageResult) -> None:
     the console the line); printed text goes to this process's ``sys.stdout`` or
     ``sys.stderr``, the stream the stage wrote it to (``warnings.warn`` too).
     """
-    for kind, item in result.events:
+    replay_events(result.events)
+
+
+def replay_events(events: Iterable[tuple[str, Any]]) -> None:
+    """Main process: log and print ``events`` (see :func:`replay`)."""
+    for kind, item in events:
         if kind == "log":
             _log_again(item)
         elif kind == "stderr":
@@ -248,10 +261,39 @@ def _pickled_exception(exc: BaseException) -> bytes | None:
     }
     try:
         pickler.dump(exc)
-    except Exception:
-        return None
-    data = buffer.getvalue()
+        data = buffer.getvalue()
+        pickle.loads(data)
+    except Exception:  # one whose __init__ takes other arguments than its args: see below
+        try:
+            data = pickle.dumps(_AsItIs(exc), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            return None
     return data if len(data) <= 65536 else None
+
+
+class _AsItIs:
+    """Pickles ``exc`` as :func:`_exception_as_it_is` rebuilds it."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    def __reduce__(self) -> tuple:
+        return _exception_as_it_is, (type(self.exc), self.exc.args, vars(self.exc))
+
+
+def _exception_as_it_is(kind: type, args: tuple, attributes: dict) -> BaseException:
+    """An exception of ``kind`` with ``args`` and ``attributes``, made without calling
+    its ``__init__``.
+
+    Python pickles an exception as a call of its class with its ``args``, which fails for
+    a class whose ``__init__`` takes other arguments (``__init__(self, a, b)`` that
+    passes a message on): its attributes (``e.a``) were lost on the way back from a
+    worker, where a serial run keeps them.
+    """
+    exc = kind.__new__(kind, *args)
+    exc.args = args
+    exc.__dict__.update(attributes)
+    return exc
 
 
 def sent_exception(data: bytes | None) -> BaseException | None:
@@ -843,17 +885,40 @@ def _run_task(
     task: StageTask = pickle.loads(task_bytes)
     worker_code.check_sources(sources or {}, root)  # the task's own imports (parameters) too
     task.checked_files = frozenset(sources or ())
+    with worker_output.kept_in(task.output_file) as output:
+        result = _run_captured(task, root, sources or {}, output)
+        if output is not None:
+            output.flush()
+            result.forked_output = output.others_wrote()
+        try:
+            sent = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # a value that travels back (an output without a cacher)
+            label = f"{task.stage_wrapper.__assay_stage__.name!r} for parameter set {task.label!r}"
+            sent = pickle.dumps(_unsendable(result, label, exc))
+        if output is not None:
+            output.mark_done()
+    return sent
+
+
+def _run_captured(
+    task: StageTask, root: str, sources: dict[str, str], output: worker_output.OutputFile | None
+) -> StageResult:
+    """Run the task with what it prints and logs kept in its result's events (and, as it
+    goes, in ``output``)."""
+    from assay import worker_code
+
     started = time.time()
     events: list[list] = []
-    handler = _ListHandler(events)
+    handler = _ListHandler(events, output)
     root_logger = logging.getLogger()
     root_logger.addHandler(handler)
     previous_level = root_logger.level
     root_logger.setLevel(min(previous_level or logging.INFO, logging.INFO))
     stdout, stderr = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Stream(events, "stdout"), _Stream(events, "stderr")
+    sys.stdout = _Stream(events, "stdout", output, stdout)
+    sys.stderr = _Stream(events, "stderr", output, stderr)
     try:
-        with worker_code.running_stage(root, sources or {}):  # and what it imports
+        with worker_code.running_stage(root, sources):  # and what it imports
             result = _execute(task, started)
     except StageFailed as exc:
         result = _failed(exc, started)
@@ -876,11 +941,7 @@ def _run_task(
         root_logger.removeHandler(handler)
         root_logger.setLevel(previous_level)
     result.events = [(kind, "".join(item) if kind != "log" else item) for kind, item in events]
-    try:
-        return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:  # a value that travels back (an output without a cacher)
-        label = f"{task.stage_wrapper.__assay_stage__.name!r} for parameter set {task.label!r}"
-        return pickle.dumps(_unsendable(result, label, exc))
+    return result
 
 
 def _unsendable(result: StageResult, label: str, exc: Exception) -> StageResult:
@@ -898,6 +959,7 @@ def _unsendable(result: StageResult, label: str, exc: Exception) -> StageResult:
         duration=result.duration,
         reportables=result.reportables,
         events=result.events,
+        forked_output=result.forked_output,
         error={
             "kind": "TypeError",
             "message": message,
@@ -1341,9 +1403,9 @@ def _same_file(path: str | None, other: str) -> bool:
 class _ListHandler(logging.Handler):
     """Keeps a worker's log records as :class:`LogLine` events, for :func:`replay`."""
 
-    def __init__(self, events: list):
+    def __init__(self, events: list, output: worker_output.OutputFile | None = None):
         super().__init__(logging.DEBUG)
-        self.events = events
+        self.events, self.output = events, output
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -1361,6 +1423,8 @@ class _ListHandler(logging.Handler):
                 record.funcName,
             )
             self.events.append(["log", line])
+            if self.output is not None:
+                self.output.add("log", line)
         except Exception:  # a broken log call must not fail the stage
             pass
 
@@ -1371,28 +1435,97 @@ _FORMATTER = logging.Formatter()
 
 class _Stream(io.TextIOBase):
     """A worker's ``sys.stdout`` or ``sys.stderr`` while a stage runs: what is written
-    goes to the task's events, tagged with the stream (see :func:`replay`)."""
+    goes to the task's events, tagged with the stream (see :func:`replay`), and to
+    ``output`` (see :mod:`assay.worker_output`).
 
-    def __init__(self, events: list, kind: str):
+    It takes what the run's own streams take (text the run's log file, UTF-8, can
+    hold; bytes through ``buffer``), so that a stage prints the same on a worker as in
+    a serial run: ``sys.stdout.buffer`` was missing (an ``AttributeError`` that failed
+    the stage), and text a serial run refuses (``"\\udcff"``, half of a character)
+    failed the whole run, with a traceback, as the main process printed it.
+    """
+
+    def __init__(
+        self,
+        events: list,
+        kind: str,
+        output: worker_output.OutputFile | None = None,
+        original: Any = None,
+    ):
         super().__init__()
-        self.events, self.kind = events, kind
+        self.events, self.kind, self.output = events, kind, output
+        self.original = original
+        """The worker's own stream, which writes to the run's console."""
+        self._buffer: _BytesStream | None = None
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+    @property
+    def errors(self) -> str:
+        return "strict"
+
+    @property
+    def buffer(self) -> _BytesStream:
+        """Where a stage writes bytes (``sys.stdout.buffer.write(b"...")``)."""
+        if self._buffer is None:
+            self._buffer = _BytesStream(self)
+        return self._buffer
 
     def writable(self) -> bool:
         return True
+
+    def fileno(self) -> int:
+        """The worker's own stream's: a program a stage starts with ``stdout=sys.stdout``
+        writes to the run's console, as in a serial run."""
+        if self.original is None:
+            raise io.UnsupportedOperation("fileno")
+        return self.original.fileno()
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if text:
+            text.encode("utf-8")  # UnicodeEncodeError in the stage, as the run's log raises
             if self.events and self.events[-1][0] == self.kind:
                 self.events[-1][1].append(text)
             else:
                 self.events.append([self.kind, [text]])
+            if self.output is not None:
+                self.output.add(self.kind, text)
         return len(text)
+
+    def flush(self) -> None:
+        """Put what waits for a newline in the output file too (``print(..., end="",
+        flush=True)``; a forked process flushes as it exits)."""
+        if self.output is not None:
+            self.output.flush()
 
     def close(self) -> None:
         """A stage that closes ``sys.stdout`` closes nothing: what it writes later still
         reaches the run, as in a serial run."""
+
+
+class _BytesStream(io.RawIOBase):
+    """The ``buffer`` of a worker's :class:`_Stream`: bytes, decoded as UTF-8 (what is not
+    UTF-8 shows as U+FFFD, as a terminal shows it), go on with its text."""
+
+    def __init__(self, text: _Stream):
+        super().__init__()
+        self.text = text
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        self.text.write(self.decoder.decode(data))
+        return len(data)
+
+    def close(self) -> None:
+        """Closes nothing, as :meth:`_Stream.close`."""
 
 
 def worker_id() -> str:

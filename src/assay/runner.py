@@ -38,7 +38,7 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
-from assay import cache_writing
+from assay import cache_writing, worker_output
 from assay.cache import CacherMetadata, link_label
 from assay.caching import Cacheable, PickleCacher
 from assay.errors import (
@@ -264,6 +264,7 @@ class Runner:
         self._fingerprinter = None
         self._setting: tuple[dict[str, str], str] | None = None
         self._deferred: list[StageNode] = []
+        self._worker_output = worker_output.OutputFolder()
         self._redone: dict[int, str] = {}  # stage run -> why what it uses is recomputed
         self._restored: set[tuple[int, str]] = set()  # (stage run, key): hand-set state given
         self.warned_folders: set[tuple[str, str]] = set()
@@ -792,8 +793,11 @@ class Runner:
         front of the queue, so a serial run finishes one record's chain before
         it starts the next (depth first: fewer values held in memory).
         """
-        with self.manager.cache.reads_batched():
-            self._execute(nodes)
+        try:
+            with self.manager.cache.reads_batched():
+                self._execute(nodes)
+        finally:
+            self._worker_output.remove()
 
     def do_while_waiting(self) -> None:
         """Do :attr:`while_waiting`'s work now, if it is not done yet."""
@@ -880,11 +884,28 @@ class Runner:
                     # something is ready), so that submissions go out together.
         except BaseException:
             if remote and in_flight:
-                self.executor.abort()
-                stopped = getattr(self.executor, "stopped", ())
-                if stopped and self.manager.cache is not None:
-                    self.manager.cache.clear_after(stopped)
+                self._stop_workers()
+                for sent in [n for n in self.plan.nodes if n.status == "running"]:
+                    self._replay_left(sent)
             raise
+
+    def _stop_workers(self) -> None:
+        """Stop the workers at once (the run stops), and clear what they were saving."""
+        self.executor.abort()
+        stopped = getattr(self.executor, "stopped", ())
+        if stopped and self.manager.cache is not None:
+            self.manager.cache.clear_after(stopped)
+
+    def _replay_left(self, node: StageNode) -> worker_output.Written | None:
+        """Log and print what ``node`` printed and logged on a worker that never sent it
+        back (it died, or the run stopped it), as far as it got; what it wrote, if the
+        worker kept it (see :mod:`assay.worker_output`)."""
+        from assay import remote
+
+        written = self._worker_output.left(node)
+        if written is not None:
+            remote.replay_events(written.events)
+        return written
 
     def _next_finished(self, finished: SimpleQueue, block: bool, slots: Slots) -> Future:
         """The next finished future; with ``block``, wait for one.
@@ -925,6 +946,8 @@ class Runner:
             done.set_result(None)
             return done
         task = remote.make_task(node, self.manager)
+        if self.executor.same_machine:
+            task.output_file = self._worker_output.path_for(node)
         try:
             payload = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:
@@ -981,6 +1004,7 @@ class Runner:
             if outcome is None:  # found cached when it was about to be submitted
                 return True
             result = pickle.loads(outcome)
+            written = self._worker_output.left(node, read_it=result.forked_output)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -1005,7 +1029,8 @@ class Runner:
                     else main_guard_advice()
                 )
             ) from exc
-        remote.replay(result)  # what the stage logged and printed there, as it did
+        # What the stage logged and printed there, as it did (and the processes it forked).
+        remote.replay_events(written.events if written and written.complete else result.events)
         error = result.error
         if error and error.get("corrupt"):
             self._repair_inputs(node)
@@ -1060,19 +1085,37 @@ class Runner:
         return True
 
     def _lost_with(self, node: StageNode, exc: BaseException, slots: Slots) -> str:
-        """The stage runs a lost worker may have been running, for the message: ``node``'s,
-        or, where the executor cannot tell which worker ran what (a process pool fails
-        every stage run in flight alike when one of its processes dies), every one that
-        was running on a worker. Naming the first alone blamed a set whose worker was
-        fine."""
-        from concurrent.futures.process import BrokenProcessPool
+        """The stage run(s) a lost worker was running, for the message; the run's other
+        workers are stopped first, and what each stage run sent printed and logged there
+        is replayed as far as it got (:meth:`_replay_left`).
+
+        A process pool fails every stage run in flight alike when one of its processes
+        dies, so ``node``, the first collected, need not be the one: the lost one is the
+        stage run whose worker neither finished it nor was stopped by the run (it alone
+        is marked failed; the others were interrupted). Where that cannot be told (the
+        workers run on other machines, or every one was stopped), every stage run that
+        was running on a worker is named, ``node`` marked failed.
+        """
 
         def named(n: StageNode) -> str:
             return f"stage {n.spec.name!r} for parameter set {n.record_label!r}"
 
+        self._stop_workers()
+        sent = [node, *(n for n in self.plan.nodes if n is not node and n.status == "running")]
+        written = {id(n): self._replay_left(n) for n in sent}
+        lost = [n for n in sent if written[id(n)] is not None and written[id(n)].lost]
+        if lost:
+            node.status = "running"
+            for n in lost:
+                n.status = "failed"
+            if len(lost) == 1:
+                return f"it ran {named(lost[0])}"
+            return f"they ran these stage runs: {', '.join(named(n) for n in lost)}"
+        from concurrent.futures.process import BrokenProcessPool
+
         running = []
         if isinstance(exc, BrokenProcessPool):
-            running = [n for n in self.plan.nodes if n is not node and id(n) in slots.running]
+            running = [n for n in sent[1:] if id(n) in slots.running]
         if not running:
             return f"{named(node)} was running or waiting for it"
         listed = ", ".join(named(n) for n in [node, *running])

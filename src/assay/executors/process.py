@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, NoReturn
 
-from assay import cache_writing
+from assay import cache_writing, worker_output
 from assay.errors import ConfigError
 from assay.executor import (
     Executor,
@@ -34,19 +34,29 @@ class ProcessExecutor(Executor):
     Workers are forked where that is safe (see :func:`start_method`), and
     spawned (a clean interpreter that imports the project) everywhere else.
     Each starts with :attr:`thread_limits` in its environment.
+
+    Workers start with the executor, before the run is planned, unless there are more
+    than the CPU cores this process may use: they then start once the run knows how
+    many stage runs it has (:meth:`fit`), no more of them than that.
     """
 
     name = "process"
     remote = True
     own_workers = True
+    same_machine = True
 
     def __init__(self, workers: int = 2):
         self.workers = max(1, int(workers))
+        self.asked = self.workers
+        """The workers asked for (``--parallel N``); :attr:`workers` may be fewer."""
+        self.deferred = self.workers > usable_cores()
+        """Whether the workers wait for :meth:`fit` (or the first stage run) to start."""
         self.start_method = start_method()
         self.thread_limits = worker_thread_limits(self.workers)
         """The threads each worker's numerical libraries may start (BLAS, OpenMP, ...): the
         cores shared out among the workers, where you have not set them yourself."""
         self._pool: ProcessPoolExecutor | None = None
+        self._started = False
         self.stopped: list[int] = []
         """Workers that :meth:`abort` stopped. A save one could not unwind (it was deaf to
         SIGTERM for ``STOP_GRACE_S`` and was killed, or SIGTERM came where Python cannot
@@ -57,7 +67,7 @@ class ProcessExecutor(Executor):
         if self.workers <= cores:
             return []
         return [
-            f"--parallel {self.workers} starts {self.workers} worker processes, but this "
+            f"--parallel {self.asked} starts {self.workers} worker processes, but this "
             f"process may use {cores} CPU core{'' if cores == 1 else 's'}: stages that "
             f"compute take turns on {'it' if cores == 1 else 'them'}, and each worker holds "
             "its own copy of what the experiment imports. (Fine for stages that mostly wait "
@@ -65,6 +75,25 @@ class ProcessExecutor(Executor):
         ]
 
     def start(self) -> None:
+        if not self.deferred:
+            self._start_pool()
+
+    def fit(self, stage_runs: int) -> None:
+        """Start no more workers than ``stage_runs``, the stage runs the run has to
+        execute, if they have not started yet: ``--parallel 50`` for two parameter sets
+        started 50 processes, 48 of which never ran anything (each holding a copy of
+        what the experiment imports)."""
+        if self._pool is not None:
+            return
+        fewer = max(1, min(self.workers, stage_runs))
+        if fewer < self.workers:
+            self.workers = fewer
+            self.thread_limits = worker_thread_limits(fewer)
+        self._start_pool()
+
+    def _start_pool(self) -> None:
+        self._started = True
+        self.start_method = start_method()  # forking may have become unsafe since
         self._pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context(self.start_method),
@@ -73,12 +102,16 @@ class ProcessExecutor(Executor):
         )
 
     def warm_up(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._pool is None:  # the workers start later (they fork with the project)
+            return
         # Each submission finds no idle process yet, so each starts one.
         for _ in range(self.workers):
             self.submit(fn, *args)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        assert self._pool is not None, "start() the executor first"
+        if self._pool is None and not self._started:
+            self._start_pool()
+        assert self._pool is not None, "the executor was shut down"
         # The pool may start workers now, and a worker copies this process's environment as
         # it starts: a spawned one imports numpy (if the script it was started from does)
         # before it runs any code of ours.
@@ -202,7 +235,8 @@ def _stop_worker(signum: int, frame: Any) -> None:
     """SIGTERM in a worker: the run stops its workers (Ctrl-C, SIGTERM, a failed stage),
     or a batch system's time limit reached the whole job.
 
-    A stage running here is unwound first, as Ctrl-C unwinds a serial run, so that a save
+    A stage running here is marked as stopped by the run, not lost (see
+    :mod:`assay.worker_output`), and unwound, as Ctrl-C unwinds a serial run, so that a save
     under way removes what it wrote under temporary names; then the worker exits. The
     default, dying on the spot, left those files in the cache until ``assay cache gc``
     removed them an hour later. A process a stage forks starts with the default action
@@ -214,6 +248,7 @@ def _stop_worker(signum: int, frame: Any) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         return
     signal.signal(signal.SIGTERM, _not_ours)  # a second SIGTERM does not cut the unwinding
+    worker_output.stopped()  # before the unwinding closes the stage run's output file
     if _busy:
         raise _Stopped()
     _exit_stopped()
