@@ -1,0 +1,108 @@
+"""The command line as a new user meets it (SPEC sections 8 to 10), session 35.
+
+Each test drives the real command line (``python -m assay`` in a subprocess) on a small
+project of its own, as a researcher would type the commands.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from conftest import one_experiment_project, run_cli
+
+TRACEBACK = "Traceback (most recent call last)"
+
+CHAIN = """
+from dataclasses import dataclass
+import assay
+from assay.caching import JsonCacher
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+@assay.stage(outputs=["data"], cachers=[JsonCacher])
+def load(record):
+    return [record.params.n]
+
+@assay.stage(inputs=["data"], outputs=["model"], cachers=[JsonCacher])
+def train(record, data):
+    return sum(data)
+
+def get_params():
+    return [Params(name="a")]
+
+def run(param_sets, manager):
+    for p in param_sets:
+        train(load(assay.Record(manager, p)))
+"""
+
+# A stage made while run() plans (a factory of stages): known only once run() is called.
+MADE_IN_RUN = """
+from dataclasses import dataclass
+from pathlib import Path
+import assay
+from assay.caching import JsonCacher
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+def make_stage(name):
+    def body(record):
+        with open(Path(__file__).parent.parent / "made.txt", "a") as calls:
+            calls.write(name + "\\n")
+        return record.params.n
+    body.__name__ = name
+    return assay.stage(outputs=[name + "_out"], cachers=[JsonCacher])(body)
+
+def get_params():
+    return [Params(name="a")]
+
+def run(param_sets, manager):
+    made = make_stage("made_late")
+    for p in param_sets:
+        made(assay.Record(manager, p))
+"""
+
+
+def recorded_runs(root: Path) -> int:
+    """How many runs the project's run store holds (0 without one)."""
+    if not (root / "assay.db").exists():
+        return 0
+    with sqlite3.connect(root / "assay.db") as db:
+        return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+
+def test_a_mistyped_overwrite_stage_is_a_usage_error_and_records_no_run(tmp_path):
+    """`assay run cli2_chain --overwrite-stage trian`: exit status 2 with the stages named
+    and the closest suggested, before anything runs or is recorded (it recorded a failed
+    run, with a log and a report, after planning)."""
+    root = one_experiment_project(tmp_path, "cli2_chain", CHAIN)
+    result = run_cli("run", "cli2_chain", "--overwrite-stage", "trian", cwd=root)
+    assert result.code == 2, result
+    assert TRACEBACK not in result.output, result
+    assert "--overwrite-stage 'trian' (did you mean 'train'?)" in result.text, result
+    assert "Its stages: load, train" in result.text, result
+    assert recorded_runs(root) == 0
+    assert not (root / "logs").exists() or not list((root / "logs").glob("*.log"))
+    assert not (root / "data" / "cache" / "objects").exists()
+    ran = run_cli("run", "cli2_chain", "--overwrite-stage", "train", cwd=root)
+    assert ran.code == 0, ran
+    assert recorded_runs(root) == 1
+
+
+def test_overwrite_stage_names_a_stage_that_run_makes_while_it_plans(tmp_path):
+    """A stage defined inside run() is a stage of the run: --overwrite-stage takes its name
+    and recomputes it (the early check must not refuse it)."""
+    root = one_experiment_project(tmp_path, "cli2_made", MADE_IN_RUN)
+    assert run_cli("run", "cli2_made", cwd=root).code == 0
+    again = run_cli("run", "cli2_made", "--overwrite-stage", "made_late", cwd=root)
+    assert again.code == 0, again
+    assert (root / "made.txt").read_text().split() == ["made_late", "made_late"]
+    wrong = run_cli("run", "cli2_made", "--overwrite-stage", "made_lat", cwd=root)
+    assert wrong.code == 2, wrong
+    assert "(did you mean 'made_late'?)" in wrong.text, wrong
+    assert recorded_runs(root) == 2
+    assert (root / "made.txt").read_text().split() == ["made_late", "made_late"]
