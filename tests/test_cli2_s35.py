@@ -106,3 +106,42 @@ def test_overwrite_stage_names_a_stage_that_run_makes_while_it_plans(tmp_path):
     assert "(did you mean 'made_late'?)" in wrong.text, wrong
     assert recorded_runs(root) == 2
     assert (root / "made.txt").read_text().split() == ["made_late", "made_late"]
+
+
+def test_init_lays_out_the_folders_the_projects_settings_name(tmp_path):
+    """`assay init` in a project whose pyproject.toml sets experiments_dir, params_dir and
+    logs_dir under [tool.assay]: the example goes where `assay run` looks for it, so the
+    command init prints works (it wrote experiments/example.py, and `assay run example`
+    then said there is no experiments folder exps/)."""
+    root = tmp_path / "study"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "study"\n\n[tool.assay]\nexperiments_dir = "exps"\n'
+        'params_dir = "config/params"\nlogs_dir = "out/logs"\n'
+    )
+    made = run_cli("init", cwd=root)
+    assert made.code == 0, made
+    assert (root / "exps" / "example.py").is_file()
+    assert (root / "config" / "params" / "example.py").is_file()
+    assert (root / "out" / "logs").is_dir()
+    assert not (root / "experiments").exists() and not (root / "params").exists()
+    assert "Next: assay run example -p example" in made.stdout, made
+    ran = run_cli("run", "example", "-p", "example", "-q", cwd=root)
+    assert ran.code == 0, ran
+    assert list((root / "out" / "logs").glob("example-0001-*.log"))
+
+
+def test_init_again_keeps_an_own_example_where_the_settings_put_experiments(tmp_path):
+    """An `example.py` of the user's own in the configured experiments folder is kept,
+    and init says where it is (it named experiments/example.py, a file that was not
+    there, and installed the example's parameter file, which imports from it)."""
+    root = tmp_path / "study"
+    (root / "exps").mkdir(parents=True)
+    (root / "assay.toml").write_text('experiments_dir = "exps"\n')
+    (root / "exps" / "example.py").write_text("# mine\n")
+    made = run_cli("init", cwd=root)
+    assert made.code == 0, made
+    assert (root / "exps" / "example.py").read_text() == "# mine\n"
+    assert not (root / "params" / "example.py").exists()
+    assert not (root / "experiments").exists()
+    assert "exps/example.py was there already" in made.stdout, made
