@@ -145,3 +145,24 @@ def test_init_again_keeps_an_own_example_where_the_settings_put_experiments(tmp_
     assert not (root / "params" / "example.py").exists()
     assert not (root / "experiments").exists()
     assert "exps/example.py was there already" in made.stdout, made
+
+
+def test_a_wrong_setting_is_named_with_its_file_and_line(tmp_path):
+    """An unknown or mistyped setting in assay.toml, or in [tool.assay] of pyproject.toml:
+    the message names the file, the line and the setting (it named no line, and in a
+    long pyproject.toml the setting had to be searched for)."""
+    root = one_experiment_project(tmp_path, "cli2_chain", CHAIN)
+    (root / "assay.toml").write_text('# settings\n\nlogs_dir = "logs"\ncache_dri = "c"\n')
+    result = run_cli("ls", cwd=root)
+    assert result.code == 1 and TRACEBACK not in result.output, result
+    assert f"{root / 'assay.toml'}, line 4: unknown assay setting" in result.text, result
+    assert "cache_dri (did you mean cache_dir?)" in result.text, result
+    (root / "assay.toml").unlink()
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "lab"\nversion = "1"\n\n[tool.black]\nline-length = 99\n\n'
+        '[tool.assay]\nreports_dir = "reports"\n"cache_dir" = 3\n'
+    )
+    result = run_cli("ls", cwd=root)
+    assert result.code == 1 and TRACEBACK not in result.output, result
+    where = f"{root / 'pyproject.toml'} [tool.assay], line 10"
+    assert f"{where}: cache_dir must be a path in quotes" in result.text, result
