@@ -166,3 +166,14 @@ def test_a_wrong_setting_is_named_with_its_file_and_line(tmp_path):
     assert result.code == 1 and TRACEBACK not in result.output, result
     where = f"{root / 'pyproject.toml'} [tool.assay], line 10"
     assert f"{where}: cache_dir must be a path in quotes" in result.text, result
+
+
+def test_a_settings_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """assay.toml saved by a Windows editor as "UTF-8 with BOM": its settings apply (it
+    was "not valid TOML: Invalid statement (at line 1, column 1)", with nothing to see
+    there)."""
+    root = one_experiment_project(tmp_path, "cli2_chain", CHAIN)
+    (root / "assay.toml").write_bytes(b'\xef\xbb\xbflogs_dir = "run-logs"\r\n')
+    result = run_cli("run", "cli2_chain", "-q", cwd=root)
+    assert result.code == 0, result
+    assert list((root / "run-logs").glob("cli2_chain-0001-*.log"))

@@ -29,6 +29,7 @@ the experiment (see :mod:`assay.caches.fsspec`)::
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import hashlib
 import logging
@@ -509,11 +510,13 @@ def _check_settings(
 
 
 def _load_toml(path: Path) -> dict:
-    """The settings file at ``path``, read; a :class:`ConfigError` naming it if that fails."""
+    """The settings file at ``path``, read; a :class:`ConfigError` naming it if that fails.
+
+    A byte order mark at its start (Windows editors' "UTF-8 with BOM") is skipped."""
     fix = "Fix the file or remove it."
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        data = path.read_bytes()
+        return tomllib.loads(data.removeprefix(codecs.BOM_UTF8).decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}. {fix}") from exc
     except UnicodeDecodeError as exc:
