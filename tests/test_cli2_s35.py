@@ -177,3 +177,20 @@ def test_a_settings_file_saved_with_a_byte_order_mark_is_read(tmp_path):
     result = run_cli("run", "cli2_chain", "-q", cwd=root)
     assert result.code == 0, result
     assert list((root / "run-logs").glob("cli2_chain-0001-*.log"))
+
+
+def test_ls_in_a_new_project_says_there_are_no_runs_yet(tmp_path):
+    """`assay init` then `assay ls`: no runs yet, which is no error (exit status 0; it
+    was "Error: No run store ... (or you are in another folder)", exit status 1). In a
+    folder of no project, ls still says it is in no project, as an error."""
+    made = run_cli("init", "lab", cwd=tmp_path)
+    assert made.code == 0, made
+    for args in (["ls"], ["ls", "-e", "example"], ["ls", "-s", "failed"]):
+        listed = run_cli(*args, cwd=tmp_path / "lab" / "experiments")
+        assert listed.code == 0, listed
+        assert "No runs yet" in listed.text and "Error" not in listed.output, listed
+    assert not (tmp_path / "lab" / "assay.db").exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    outside = run_cli("ls", cwd=elsewhere)
+    assert outside.code == 1 and "No run store" in outside.text, outside

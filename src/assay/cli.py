@@ -794,6 +794,15 @@ def ls_runs(experiment, status, limit):
     from assay.cli_output import print_runs
 
     console = _console()
+    unrun = _project_without_runs()
+    if unrun is not None:
+        console.print(
+            f"No runs yet in the project {unrun}: run an experiment with "
+            "`assay run EXPERIMENT`, and it is listed here.",
+            soft_wrap=True,
+            markup=False,
+        )
+        return
     with _store() as store:
         shown = store.list_runs(experiment=experiment, status=status, limit=limit or None)
         if not shown and experiment is not None:
@@ -867,6 +876,18 @@ def report(run_refs, all_runs):
     console = _console()
     for page in pages:
         console.print(path_from_here(page), soft_wrap=True, markup=False)
+
+
+def _project_without_runs() -> Path | None:
+    """The project folder the current folder is in, if no run has been recorded there yet
+    (no run store); ``None`` otherwise, or outside any project (where :func:`_store` says
+    that there is no run store, as the folder may be the wrong one)."""
+    from assay.config import ProjectConfig, enclosing_project
+
+    root = enclosing_project(Path.cwd())
+    if root is None or ProjectConfig.load(root).store_path.exists():
+        return None
+    return root
 
 
 def _store():
