@@ -194,3 +194,26 @@ def test_ls_in_a_new_project_says_there_are_no_runs_yet(tmp_path):
     elsewhere.mkdir()
     outside = run_cli("ls", cwd=elsewhere)
     assert outside.code == 1 and "No run store" in outside.text, outside
+
+
+def test_init_keeps_the_configured_results_folders_out_of_git(tmp_path):
+    """`assay init` where the settings put the cache, logs and run store elsewhere than
+    data/, logs/ and assay.db: its .gitignore names those (it named only the default
+    ones, so `git add .` took in the whole cache)."""
+    root = tmp_path / "study"
+    root.mkdir()
+    (root / "assay.toml").write_text(
+        'cache_dir = "cache"\nlogs_dir = "out/logs"\nstore_path = "db/runs.db"\n'
+        'reports_dir = "data/html"\n'
+    )
+    made = run_cli("init", cwd=root)
+    assert made.code == 0, made
+    ignored = (root / ".gitignore").read_text().splitlines()
+    assert {"cache/", "out/logs/", "db/runs.db*", "data/"} <= set(ignored), ignored
+    assert "data/html/" not in ignored  # data/ has it already
+    (root / ".gitignore").write_text("data/\n")
+    again = run_cli("init", cwd=root)
+    assert again.code == 0, again
+    assert {"cache/", "out/logs/", "db/runs.db*"} <= set(
+        (root / ".gitignore").read_text().splitlines()
+    )

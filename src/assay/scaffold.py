@@ -30,6 +30,7 @@ cache, a cache at a URL) is left for the runs to create.
 
 from __future__ import annotations
 
+import contextlib
 import keyword
 import os
 from dataclasses import dataclass, field
@@ -126,7 +127,8 @@ def init_project(folder: Path) -> ProjectInit:
     done = ProjectInit(folder, outer=enclosing_project(here.parent))
     if enclosing_project(here) == here:
         done.outer = None  # a project already: init only adds what it lacks
-    layout = project_layout(folder)
+    config = ProjectConfig.load(folder)
+    layout = project_layout(config)
     folders = [name for name in layout.values() if name is not None]
     _check_no_file_in_the_way(folder, folders)
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,7 +137,7 @@ def init_project(folder: Path) -> ProjectInit:
         if not path.is_dir():
             path.mkdir(parents=True, exist_ok=True)
             done.created.append(path)
-    files = {"assay.toml": ASSAY_TOML, ".gitignore": GITIGNORE}
+    files = {"assay.toml": ASSAY_TOML, ".gitignore": _gitignore(config, layout)}
     experiment = parameters = None
     if layout["experiments_dir"] is not None:  # in a folder outside the project: none
         experiment = _in_folder(layout["experiments_dir"], "example.py")
@@ -163,16 +165,12 @@ def init_project(folder: Path) -> ProjectInit:
     return done
 
 
-def project_layout(folder: Path) -> dict[str, str | None]:
-    """The folder of each of :data:`FOLDER_SETTINGS` of the project at ``folder``, as its
-    settings files and ``ASSAY_*`` variables set them: a path relative to ``folder``
-    (``"experiments"``, ``"src/exps"``), or ``None`` for one outside it (a shared
-    cache, a cache at a URL), which ``assay init`` does not create.
-
-    Raises:
-        ConfigError: the project's settings are invalid (the message names the file).
+def project_layout(config: ProjectConfig) -> dict[str, str | None]:
+    """The folder of each of :data:`FOLDER_SETTINGS` of the project of ``config`` (as its
+    settings files and ``ASSAY_*`` variables set them, :meth:`ProjectConfig.load`): a
+    path relative to its root (``"experiments"``, ``"src/exps"``), or ``None`` for one
+    outside it (a shared cache, a cache at a URL), which ``assay init`` does not create.
     """
-    config = ProjectConfig.load(folder)
     layout: dict[str, str | None] = {}
     for setting in FOLDER_SETTINGS:
         path = Path(getattr(config, setting))
@@ -184,6 +182,27 @@ def project_layout(folder: Path) -> dict[str, str | None]:
         except ValueError:
             layout[setting] = None
     return layout
+
+
+_RESULTS = ("cache_dir", "runs_dir", "reports_dir", "logs_dir")
+"""The settings of the folders that runs fill, which git should not track."""
+
+
+def _gitignore(config: ProjectConfig, layout: dict[str, str | None]) -> str:
+    """The ``.gitignore`` of the project of ``config``: :data:`GITIGNORE`, and a line for
+    each folder of results (and the run store) that its settings put elsewhere than
+    that names, inside the project."""
+    lines = GITIGNORE.splitlines()
+    covered = [line.rstrip("*/") for line in lines[1:]]
+    wanted = [f"{layout[s]}/" for s in _RESULTS if layout.get(s) not in (None, ".")]
+    with contextlib.suppress(ValueError):  # a run store outside the project: not in git
+        wanted.append(f"{config.store_path.relative_to(config.root).as_posix()}*")
+    for line in wanted:
+        path = line.rstrip("*/")
+        if not any(path == c or path.startswith(f"{c}/") for c in covered):
+            lines.append(line)
+            covered.append(path)
+    return "\n".join(lines) + "\n"
 
 
 def _example_params(experiments: str) -> str | None:
