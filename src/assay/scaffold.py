@@ -24,8 +24,9 @@ parameter file is not written either (it imports the example's ``Params``).
 A folder whose settings move those folders (``experiments_dir = "src/exps"`` in
 ``[tool.assay]`` of its ``pyproject.toml``, in ``assay.toml``, or an ``ASSAY_*``
 variable) gets them where its settings put them, so that the example runs with
-the command ``assay init`` prints. A folder set outside the project (a shared
-cache, a cache at a URL) is left for the runs to create.
+the command ``assay init`` prints, and its ``.gitignore`` names the folders of
+results there. A folder set outside the project (a shared cache, a cache at a
+URL) is left for the runs to create.
 """
 
 from __future__ import annotations
