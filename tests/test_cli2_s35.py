@@ -217,3 +217,23 @@ def test_init_keeps_the_configured_results_folders_out_of_git(tmp_path):
     assert {"cache/", "out/logs/", "db/runs.db*"} <= set(
         (root / ".gitignore").read_text().splitlines()
     )
+
+
+def test_an_experiment_in_a_subfolder_is_suggested_by_its_dotted_name(tmp_path):
+    """experiments/grp/linefit.py runs as `assay run grp.linefit`. Asked for `linefit`,
+    `grp.linefi` or `grp/linefit`, the message points at that name (it listed only the
+    experiments at the top of experiments/, and for grp/linefit said no more than that
+    the path does not exist)."""
+    root = one_experiment_project(tmp_path, "cli2_chain", CHAIN)
+    (root / "experiments" / "grp").mkdir()
+    (root / "experiments" / "grp" / "linefit.py").write_text(CHAIN)
+    for typed in ("linefit", "grp.linefi"):
+        result = run_cli("run", typed, cwd=root)
+        assert result.code == 1 and TRACEBACK not in result.output, result
+        assert "Did you mean 'grp.linefit'?" in result.text, result
+    as_path = run_cli("run", "grp/linefit", cwd=root)
+    assert as_path.code == 1 and TRACEBACK not in as_path.output, as_path
+    assert "give its name: 'grp.linefit'" in as_path.text, as_path
+    unknown = run_cli("run", "zzz", cwd=root)
+    assert "cli2_chain, grp.linefit" in unknown.text, unknown
+    assert run_cli("run", "grp.linefit", "-q", cwd=root).code == 0
