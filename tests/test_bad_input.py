@@ -758,7 +758,7 @@ def test_a_path_setting_that_is_not_a_path_is_named(bad_project, value):
     (bad_project / "assay.toml").write_text(f"cache_dir = {value}\n")
     fails(
         run_cli("run", "good", cwd=bad_project),
-        "assay.toml: cache_dir must be a path in quotes",
+        "assay.toml, line 1: cache_dir must be a path in quotes",
         'cache_dir = "data/cache"',
     )
     assert not (bad_project / "objects").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -478,7 +479,7 @@ def run(
         print_plan_stops,
         print_run_result,
     )
-    from assay.errors import StageFailed
+    from assay.errors import StageFailed, UnknownStageError
     from assay.experiment import run_experiment
 
     given = click.get_current_context().params
@@ -533,6 +534,8 @@ def run(
         print_stage_failure(_console(stderr=True), exc, _again_command(), unwritten)
         _print_run_files(exc)
         sys.exit(1)
+    except UnknownStageError as exc:
+        _unknown_stage(exc)
     finally:
         observer.close()
     if paths:
@@ -552,6 +555,15 @@ def run(
             from assay.cli_provenance import print_exports
 
             print_exports(console, manager)
+
+
+def _unknown_stage(exc: AssayError) -> NoReturn:
+    """``--overwrite-stage`` naming no stage of the run: a usage error (exit status 2), as
+    a mistyped option is, when it is said before the run begins. A run already recorded
+    (the name was known to be wrong only once the run planned) fails as runs do."""
+    if getattr(exc, "assay_run_files", None):
+        raise exc
+    raise click.UsageError(str(exc)) from None
 
 
 # Pairs of `assay run` options that ask for opposite things.
@@ -737,6 +749,7 @@ def why(
     Nothing is executed or written: this is `assay run --dry --explain`.
     """
     from assay.cli_output import print_explanations, print_plan_stops
+    from assay.errors import UnknownStageError
     from assay.experiment import run_experiment
     from assay.why import explain
 
@@ -744,7 +757,10 @@ def why(
     selection = _selection(
         names, indices, overrides, overwrite, overwrite_stages, prefix, cache_dir
     )
-    manager = run_experiment(experiment, list(param_files), dry=True, **selection)
+    try:
+        manager = run_experiment(experiment, list(param_files), dry=True, **selection)
+    except UnknownStageError as exc:
+        _unknown_stage(exc)
     print_explanations(_console(), explain(manager))
     print_plan_stops(_console(), manager)
 
@@ -778,6 +794,15 @@ def ls_runs(experiment, status, limit):
     from assay.cli_output import print_runs
 
     console = _console()
+    unrun = _project_without_runs()
+    if unrun is not None:
+        console.print(
+            f"No runs yet in the project {unrun}: run an experiment with "
+            "`assay run EXPERIMENT`, and it is listed here.",
+            soft_wrap=True,
+            markup=False,
+        )
+        return
     with _store() as store:
         shown = store.list_runs(experiment=experiment, status=status, limit=limit or None)
         if not shown and experiment is not None:
@@ -851,6 +876,18 @@ def report(run_refs, all_runs):
     console = _console()
     for page in pages:
         console.print(path_from_here(page), soft_wrap=True, markup=False)
+
+
+def _project_without_runs() -> Path | None:
+    """The project folder the current folder is in, if no run has been recorded there yet
+    (no run store); ``None`` otherwise, or outside any project (where :func:`_store` says
+    that there is no run store, as the folder may be the wrong one)."""
+    from assay.config import ProjectConfig, enclosing_project
+
+    root = enclosing_project(Path.cwd())
+    if root is None or ProjectConfig.load(root).store_path.exists():
+        return None
+    return root
 
 
 def _store():

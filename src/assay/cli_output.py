@@ -756,10 +756,16 @@ def print_init(console: Console, done: Any, folder: str) -> None:
             soft_wrap=True,
         )
     if done.example is None:
+        where = done.example_file
+        why = (
+            f"{shown(where.as_posix())} was there already"
+            if where is not None
+            else "the experiments folder (setting experiments_dir) is outside the project"
+        )
         console.print(
-            "The example was not installed: experiments/example.py was there already. "
-            "Run an experiment of yours with: [bold]assay run NAME[/] (NAME: a file in "
-            "experiments/).",
+            f"The example was not installed: {why}. Run an experiment of yours with: "
+            f"[bold]assay run NAME[/] (NAME: a file in "
+            f"{shown(where.parent.as_posix()) + '/' if where is not None else 'that folder'}).",
             soft_wrap=True,
         )
         return

@@ -29,6 +29,7 @@ the experiment (see :mod:`assay.caches.fsspec`)::
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import hashlib
 import logging
@@ -400,12 +401,47 @@ def _file_settings(root: Path) -> dict[str, tuple[Any, str]]:
     if pyproject.exists():  # a folder of that name, too, is refused with a message
         table = _tool_assay(_load_toml(pyproject), pyproject)
         where = f"{pyproject} [tool.assay]"
-        settings.update({k: (v, where) for k, v in _check_settings(table or {}, where).items()})
+        lines = _setting_lines(pyproject, "tool.assay")
+        checked = _check_settings(table or {}, where, lines)
+        settings.update({k: (v, where) for k, v in checked.items()})
     assay_toml = root / "assay.toml"
     if assay_toml.exists():
         table, where = _assay_toml_table(_load_toml(assay_toml), assay_toml)
-        settings.update({k: (v, where) for k, v in _check_settings(table, where).items()})
+        lines = _setting_lines(assay_toml, "tool.assay" if where.endswith("]") else "")
+        settings.update({k: (v, where) for k, v in _check_settings(table, where, lines).items()})
     return settings
+
+
+_KEY_LINE = re.compile(r"""^\s*(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*=""")
+_TABLE_LINE = re.compile(r"^\s*\[{1,2}\s*([^\[\]]*?)\s*\]")
+
+
+def _setting_lines(path: Path, table: str) -> dict[str, int]:
+    """The line (from 1) of each key of the TOML file ``path`` in ``table`` (``""``: the
+    top level; ``"tool.assay"``), for messages that point at a setting. Keys written
+    otherwise (dotted, inline tables) are not found: the message then names no line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    lines: dict[str, int] = {}
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _TABLE_LINE.match(line)
+        if header is not None:
+            current = header.group(1).replace(" ", "").replace('"', "")
+            continue
+        key = _KEY_LINE.match(line)
+        if key is not None and current == table:
+            name = next(group for group in key.groups() if group is not None)
+            lines.setdefault(name, number)
+    return lines
+
+
+def _at_line(source: str, lines: dict[str, int], *names: str) -> str:
+    """``source`` with the line of the first of ``names`` that has one: ``FILE, line 3``."""
+    found = [lines[name] for name in names if name in lines]
+    return f"{source}, line {found[0]}" if found else source
 
 
 def _tool_assay(data: dict, path: Path) -> dict | None:
@@ -439,9 +475,15 @@ def _assay_toml_table(data: dict, path: Path) -> tuple[dict, str]:
     return table, f"{path} [tool.assay]"
 
 
-def _check_settings(table: dict, source: str) -> dict[str, Any]:
+def _check_settings(
+    table: dict, source: str, lines: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """The settings of ``table`` (read from ``source``), checked: a :class:`ConfigError`
+    names an unknown or ill-typed one, with its line in ``lines`` (see
+    :func:`_setting_lines`)."""
+    lines = lines or {}
     known = set(_DEFAULTS) | set(_TABLES)
-    unknown = sorted(set(table) - known)
+    unknown = sorted(set(table) - known, key=lambda name: (lines.get(name, 0), name))
     if unknown:
         guesses = [
             f"{name} (did you mean {close[0]}?)" if close else name
@@ -449,30 +491,32 @@ def _check_settings(table: dict, source: str) -> dict[str, Any]:
             for close in [difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)]
         ]
         raise ConfigError(
-            f"{source}: unknown assay setting(s) {', '.join(guesses)}. "
-            f"Known settings: {', '.join(sorted(known))}."
+            f"{_at_line(source, lines, *unknown)}: unknown assay setting(s) "
+            f"{', '.join(guesses)}. Known settings: {', '.join(sorted(known))}."
         )
     for name, kind in _TABLES.items():
         if name in table and not isinstance(table[name], kind):
             raise ConfigError(
-                f"{source}: {name} must be a table, e.g. {name} = {{ endpoint_url = "
-                f'"https://..." }}, not {table[name]!r}.'
+                f"{_at_line(source, lines, name)}: {name} must be a table, e.g. {name} = "
+                f'{{ endpoint_url = "https://..." }}, not {table[name]!r}.'
             )
     for name, value in table.items():
         if name in _DEFAULTS and (not isinstance(value, str) or not value.strip()):
             raise ConfigError(
-                f"{source}: {name} must be a path in quotes, e.g. {name} = "
-                f'"{_DEFAULTS[name]}", not {value!r}.'
+                f"{_at_line(source, lines, name)}: {name} must be a path in quotes, e.g. "
+                f'{name} = "{_DEFAULTS[name]}", not {value!r}.'
             )
     return {k: v if k in _TABLES else str(v) for k, v in table.items()}
 
 
 def _load_toml(path: Path) -> dict:
-    """The settings file at ``path``, read; a :class:`ConfigError` naming it if that fails."""
+    """The settings file at ``path``, read; a :class:`ConfigError` naming it if that fails.
+
+    A byte order mark at its start (Windows editors' "UTF-8 with BOM") is skipped."""
     fix = "Fix the file or remove it."
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        data = path.read_bytes()
+        return tomllib.loads(data.removeprefix(codecs.BOM_UTF8).decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}. {fix}") from exc
     except UnicodeDecodeError as exc:

@@ -9,7 +9,8 @@ paragraph without a traceback (unless ``--debug`` is given)::
     ├── ConfigError               bad project configuration or layout
     ├── ProjectError              an experiment or parameter file cannot be used
     ├── ParameterError            bad parameter sets, overrides or grids (also a
-    │                             RuntimeError, as Curifactory raises there)
+    │   │                         RuntimeError, as Curifactory raises there)
+    │   └── UnknownStageError     --overwrite-stage names no stage of the run
     ├── NoArtifactManagerError    a Procedure run without a manager (also a ValueError)
     ├── StageError                a stage is declared or called wrongly
     │   ├── InputSignatureError   a stage's function does not fit its declared inputs
@@ -80,6 +81,11 @@ class ParameterError(AssayError, RuntimeError):
     set name that no parameter file has, so ``except RuntimeError`` written for
     Curifactory keeps working.
     """
+
+
+class UnknownStageError(ParameterError):
+    """``--overwrite-stage`` (``overwrite_stages=``) names a stage that the run does not
+    call: it would recompute nothing. The command line says it as a usage error."""
 
 
 class NoArtifactManagerError(AssayError, ValueError):

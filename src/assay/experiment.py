@@ -42,6 +42,7 @@ from assay.errors import (
     RunStoreError,
     StageFailed,
     Terminated,
+    UnknownStageError,
     stop_behind,
 )
 from assay.executor import get_executor, sigterm_as_usual_in_children
@@ -63,6 +64,7 @@ from assay.project import (
 from assay.run_record import record_provenance, write_run_record
 from assay.runlog import run_log
 from assay.runner import Observer, ProgressFile
+from assay.staging import defined_stage_names
 from assay.store import ArtifactInfo, ParamSetInfo, RunStore, StageRunInfo
 
 log = logging.getLogger("assay")
@@ -363,6 +365,7 @@ def run_experiment(
         if dry:
             _plan(manager, module, selected)  # nothing frozen: the plan is the caller's
             return manager
+        _check_overwrite_stages_before_the_run(manager, module, selected)
         # The run's log and progress file go to logs/, its report to reports/, its exports
         # to data/runs/, its record to the run store: a folder that cannot be made is said
         # now, before the run begins.
@@ -797,6 +800,35 @@ def _mark_overwritten(param_sets: Sequence[Any]) -> None:
             params.overwrite = True
 
 
+def _check_overwrite_stages_before_the_run(
+    manager: ArtifactManager, module: ModuleType, param_sets: list
+) -> None:
+    """Refuse ``--overwrite-stage NAME`` before the run begins (nothing executed, no run
+    recorded) when no stage of the run has that name.
+
+    Every name a stage defined so far has (the experiment's module and what it imports)
+    passes at once. Another name is either mistyped or a stage that ``run()`` makes as it
+    plans: a plan made as ``--dry`` makes it (executing nothing, writing nothing) tells
+    which. A plan that stops short, or fails (the run meets that again and records it),
+    leaves the question to the check after the run's own plan.
+    """
+    if set(manager.overwrite_stages) <= defined_stage_names():
+        return
+    trial = ArtifactManager(
+        manager.experiment_name,
+        dry=True,
+        prefix=manager.prefix,
+        overwrite_stages=sorted(manager.overwrite_stages),
+        config=manager.config,
+    )
+    try:
+        _plan(trial, module, param_sets)
+    except UnknownStageError:
+        raise
+    except Exception:  # the run's own plan meets it again, and records it
+        pass
+
+
 def _check_overwrite_stages(manager: ArtifactManager) -> None:
     """Stop once the run is planned if ``--overwrite-stage`` names no stage of it (it
     would be ignored: nothing recomputed). A plan that stopped short cannot tell."""
@@ -807,7 +839,7 @@ def _check_overwrite_stages(manager: ArtifactManager) -> None:
         hints = [
             f"{n!r} (did you mean {c[0]!r}?)" if c else repr(n) for n, c in zip(unknown, close)
         ]
-        raise ParameterError(
+        raise UnknownStageError(
             f"--overwrite-stage {', '.join(hints)}: no stage called in this run has that "
             f"name. Its stages: {', '.join(sorted(functions)) or 'none'}."
         )

@@ -360,8 +360,11 @@ def _resolve(ref: str, folder: Path, kind: str, config: ProjectConfig) -> Path:
             raise ProjectError(_not_a_file(path, kind))
         shown = candidate if candidate.suffix else path  # params/grid.txt as typed
         message = f"The {kind} {shown} does not exist (a path is taken from {Path.cwd()})."
+        named = _name_under(candidate, folder)
         near = folder / f"{candidate.stem}.py"
-        if near.is_file():
+        if named is not None:
+            message += f" To use {folder / _python_file(candidate)}, give its name: {named!r}."
+        elif near.is_file():
             message += f" To use {near}, give its name: {candidate.stem!r}."
         else:
             message += _close_file(path)
@@ -374,8 +377,8 @@ def _resolve(ref: str, folder: Path, kind: str, config: ProjectConfig) -> Path:
             raise ProjectError(_a_folder(ref, found, folder, kind))
     if os.path.lexists(path):
         raise ProjectError(_not_a_file(path, kind))
-    available = _names_in(folder)
-    hint = difflib.get_close_matches(ref, [n for n in available if n != ref], n=1)
+    available = _names_below(folder)
+    hint = _closest(ref, [n for n in available if n != ref])
     message = f"No {kind} named {ref!r}: {path} does not exist."
     if ref in available:  # a dotted name: its dots were taken as folders
         message += f" To use {folder / ref}.py, give its path instead of its name."
@@ -388,6 +391,49 @@ def _resolve(ref: str, folder: Path, kind: str, config: ProjectConfig) -> Path:
     else:
         message += f" {folder} has no .py files; create one or give a path to a .py file."
     raise ProjectError(message)
+
+
+def _name_under(candidate: Path, folder: Path) -> str | None:
+    """The name (``grp.linefit``) of the module that the relative path ``candidate``
+    (``grp/linefit``) reaches from ``folder``, if one is there; else ``None``."""
+    parts = candidate.with_suffix("").parts if candidate.suffix == ".py" else candidate.parts
+    if candidate.is_absolute() or not parts or any(p in ("..", ".") or "." in p for p in parts):
+        return None
+    return ".".join(parts) if (folder / _python_file(candidate)).is_file() else None
+
+
+def _closest(ref: str, names: list[str]) -> list[str]:
+    """The name of ``names`` that ``ref`` most likely means: one whose last part is ``ref``
+    (``grp.linefit`` for ``linefit``), else the closest in spelling; ``[]`` if none is."""
+    same = [name for name in names if name.rsplit(".", 1)[-1] == ref]
+    return same[:1] or difflib.get_close_matches(ref, names, n=1)
+
+
+def _names_below(folder: Path, depth: int = 4) -> list[str]:
+    """The names of the modules in ``folder`` and its subfolders (``depth`` levels), as
+    they are given by name: ``grp.linefit`` for ``grp/linefit.py``. Private ones (``_x``)
+    are left out, and so are folders whose names no module name can hold (``__pycache__``,
+    ``.git``, ``v1.2``) and what is below a subfolder with no ``.py`` file (``data/``, a
+    virtual environment's folders): a search that stays in the code."""
+    names: list[str] = []
+    stack: list[tuple[Path, tuple[str, ...]]] = [(folder, ())]
+    while stack:
+        current, prefix = stack.pop()
+        try:
+            entries = sorted(os.scandir(current), key=lambda entry: entry.name)
+        except OSError:
+            continue
+        code = [e.name for e in entries if e.name.endswith(".py") and e.is_file()]
+        if prefix and not code:
+            continue
+        names += [".".join([*prefix, name[:-3]]) for name in code if not name.startswith("_")]
+        if len(prefix) < depth:
+            stack += [
+                (Path(e.path), (*prefix, e.name))
+                for e in entries
+                if e.is_dir() and not e.name.startswith(("_", ".")) and "." not in e.name
+            ]
+    return sorted(names)
 
 
 def _close_file(path: Path) -> str:
