@@ -7,6 +7,7 @@ a server on a port of 127.0.0.1 that is not a Dask scheduler.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -15,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, one_experiment_project, run_cli
+import assay
+from conftest import (
+    forget_project_modules,
+    free_port,
+    local_cluster,
+    one_experiment_project,
+    run_cli,
+)
 
 DASK_S35 = """
 import assay
@@ -86,7 +94,9 @@ def test_an_address_where_another_program_listens_stops_the_run_with_advice(
     with not_a_scheduler(ANSWERS[answer]) as address:
         result = run_cli(
             "run", f"dask_s35_{answer}", "--executor", "dask", "--dask-address", address,
-            cwd=root, timeout=120, env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"},
+            cwd=root, timeout=120,
+            # Dask's default (read as the run starts) for the two that answer at once.
+            env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"} if answer == "silent" else {},
         )  # fmt: skip
 
     assert result.code == 1 and "Traceback" not in result.text, result
@@ -130,3 +140,51 @@ def test_a_host_name_that_is_not_known_stops_the_run_at_once(tmp_path: Path):
         in result.text
     ), result
     assert "--dask-address" in result.text, result
+
+
+class Heard(logging.Handler):
+    """Sets :attr:`event` when a record whose message holds ``words`` is logged."""
+
+    def __init__(self, words: str):
+        super().__init__(logging.WARNING)
+        self.words = words
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.words in record.getMessage():
+            self.event.set()
+
+
+@pytest.mark.slow
+def test_a_run_on_a_scheduler_without_workers_says_it_waits_for_them(tmp_path: Path):
+    """A scheduler started alone, or dask-jobqueue's jobs still queued: the run waits for
+    workers, as it should, but said nothing of it, and looked hung."""
+    root = one_experiment_project(tmp_path, "dask_s35_idle", DASK_S35)
+    heard = Heard("has no workers yet")
+    logging.getLogger("assay").addHandler(heard)
+    outcome: list = []
+
+    with local_cluster(workers=0) as cluster:
+        address = cluster.scheduler_address
+
+        def run() -> None:
+            try:
+                manager = assay.run_experiment(
+                    "dask_s35_idle", [], project_root=root, executor="dask", dask_address=address
+                )
+                outcome.append(manager.records[0].state["y"])
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run)
+        try:
+            thread.start()
+            warned = heard.event.wait(60)
+        finally:
+            logging.getLogger("assay").removeHandler(heard)
+            cluster.scale(1)  # the worker comes: the run goes on
+            thread.join(120)
+            forget_project_modules()
+
+    assert warned, "no word of the missing workers"
+    assert outcome == [1]

@@ -37,6 +37,8 @@ from assay.executor import (
     worker_thread_limits,
 )
 
+log = logging.getLogger("assay")
+
 LOCAL_CLUSTER_CONFIG = {
     # Without a dashboard nobody sees the workers' statistical profiles, and taking
     # them interrupts the stage's thread 100 times a second.
@@ -76,6 +78,7 @@ def connect_timeout() -> float:
     """How long Dask tries to reach a scheduler, in seconds
     (``distributed.comm.timeouts.connect``, 30 s by default)."""
     import dask
+    import distributed  # noqa: F401  (sets Dask's defaults of its settings)
     from dask.utils import parse_timedelta
 
     return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s"))
@@ -312,6 +315,7 @@ class DaskExecutor(Executor):
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         self._ready()
         if self._collector is None:
+            self._say_if_no_workers()
             self._collector = threading.Thread(
                 target=self._collect, name="assay-dask-results", daemon=True
             )
@@ -333,6 +337,21 @@ class DaskExecutor(Executor):
         # scheduler cancels every task, then tries to connect again for a while.
         task.add_done_callback(lambda done: self._done.put((done, result, self._connected())))
         return result
+
+    def _say_if_no_workers(self) -> None:
+        """Before the run's first task: warn if the existing cluster has no worker yet (a
+        scheduler started alone, dask-jobqueue's jobs still queued). The tasks wait for one,
+        which is right, but a run that only waits looked hung, with or without a progress
+        display to say "queued"."""
+        if not self.address or self.slots() != 0:
+            return
+        log.warning(
+            "The Dask scheduler at %s has no workers yet: the stages wait until one joins "
+            "(start them with `dask worker %s`, or with dask-jobqueue's `cluster.scale(...)`; "
+            "jobs still queued join when they start). Ctrl-C stops the run.",
+            self.address,
+            self.address,
+        )
 
     def slots(self) -> int | None:
         # The cluster's threads, as the client last heard from the scheduler (Dask asks
