@@ -188,3 +188,73 @@ def test_a_run_on_a_scheduler_without_workers_says_it_waits_for_them(tmp_path: P
 
     assert warned, "no word of the missing workers"
     assert outcome == [1]
+
+
+WAITS_FOR_GO = """
+import time
+from pathlib import Path
+
+import assay
+from assay.caching import JsonCacher
+
+FLAGS = Path(__file__).resolve().parent.parent
+
+
+@assay.stage(outputs=["y"], cachers=[JsonCacher])
+def compute(record):
+    (FLAGS / "started").write_text("yes")
+    deadline = time.monotonic() + 120
+    while not (FLAGS / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return 1
+
+
+def get_params():
+    return [assay.ExperimentParameters(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        compute(assay.Record(manager, params))
+"""
+
+
+@pytest.mark.slow
+def test_a_run_whose_workers_all_left_says_it_waits_for_more(tmp_path: Path):
+    """dask-jobqueue's jobs reach their walltime while a stage runs: the scheduler keeps its
+    task until a worker joins, and the run waited without a word, looking hung."""
+    root = one_experiment_project(tmp_path, "dask_s35_left", WAITS_FOR_GO)
+    heard = Heard("has no workers left")
+    logging.getLogger("assay").addHandler(heard)
+    outcome: list = []
+
+    with local_cluster(workers=1) as cluster:
+        address = cluster.scheduler_address
+
+        def run() -> None:
+            try:
+                manager = assay.run_experiment(
+                    "dask_s35_left", [], project_root=root, executor="dask", dask_address=address
+                )
+                outcome.append(manager.records[0].state["y"])
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run)
+        try:
+            thread.start()
+            for _ in range(1200):  # the stage runs on the worker
+                if (root / "started").exists() or not thread.is_alive():
+                    break
+                thread.join(0.05)
+            cluster.scale(0)  # its job ended
+            warned = heard.event.wait(60)
+        finally:
+            logging.getLogger("assay").removeHandler(heard)
+            (root / "go").write_text("yes")
+            cluster.scale(1)  # a new job started: the run goes on
+            thread.join(120)
+            forget_project_modules()
+
+    assert warned, "no word of the workers that left"
+    assert outcome == [1]

@@ -39,6 +39,10 @@ from assay.executor import (
 
 log = logging.getLogger("assay")
 
+WORKERS_RECHECK_S = 2.0
+"""How often the run looks whether an existing cluster has workers: as often as Dask's
+client hears of them (``distributed.client.scheduler-info-interval``)."""
+
 LOCAL_CLUSTER_CONFIG = {
     # Without a dashboard nobody sees the workers' statistical profiles, and taking
     # them interrupts the stage's thread 100 times a second.
@@ -171,6 +175,11 @@ class DaskExecutor(Executor):
         self._warm_futures: list[Any] = []  # held, or Dask forgets the tasks
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._collector: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self._watching = threading.Event()
+        """Set when the run is over: the watcher of an existing cluster's workers stops."""
+        self._outstanding = 0
+        """Tasks submitted whose results have not come back."""
         self._lock = threading.Lock()
         self._environment: dict[str, str | None] = {}
         """This process's environment variables that the local cluster's nannies set (each
@@ -315,12 +324,18 @@ class DaskExecutor(Executor):
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         self._ready()
         if self._collector is None:
-            self._say_if_no_workers()
             self._collector = threading.Thread(
                 target=self._collect, name="assay-dask-results", daemon=True
             )
             self._collector.start()
+            if self.address:
+                self._watcher = threading.Thread(
+                    target=self._watch_workers, name="assay-dask-workers", daemon=True
+                )
+                self._watcher.start()
         result: Future = Future()
+        self._count_out(1)
+        result.add_done_callback(lambda _: self._count_out(-1))
         # First submitted, first run, as on a process pool. Dask ranks tasks submitted
         # within `fifo_timeout` (100 ms) of each other as equal, and then runs them in
         # any order (a run's last parameter set first, a failure found last). A timeout
@@ -338,20 +353,42 @@ class DaskExecutor(Executor):
         task.add_done_callback(lambda done: self._done.put((done, result, self._connected())))
         return result
 
-    def _say_if_no_workers(self) -> None:
-        """Before the run's first task: warn if the existing cluster has no worker yet (a
-        scheduler started alone, dask-jobqueue's jobs still queued). The tasks wait for one,
-        which is right, but a run that only waits looked hung, with or without a progress
-        display to say "queued"."""
-        if not self.address or self.slots() != 0:
-            return
-        log.warning(
-            "The Dask scheduler at %s has no workers yet: the stages wait until one joins "
-            "(start them with `dask worker %s`, or with dask-jobqueue's `cluster.scale(...)`; "
-            "jobs still queued join when they start). Ctrl-C stops the run.",
-            self.address,
-            self.address,
+    def _watch_workers(self) -> None:
+        """While the run's tasks are out on an existing cluster, warn when it has no worker:
+        none yet (a scheduler started alone, dask-jobqueue's jobs still queued), or none left
+        (their batch jobs reached their walltime). The tasks wait for one, which is right,
+        but a run that only waits looked hung, with or without a progress display to say
+        "queued". Once more after workers came and went again."""
+        had_workers = told = False
+        while True:
+            threads = self.slots()
+            if threads:
+                had_workers, told = True, False
+            elif threads == 0 and self._outstanding and not told:
+                told = True
+                log.warning(self._no_workers(had_workers))
+            if self._watching.wait(WORKERS_RECHECK_S):
+                return
+
+    def _no_workers(self, had_workers: bool) -> str:
+        """What to tell of the existing cluster having no worker (``had_workers``: it had
+        some since the run began)."""
+        start = f"`dask worker {self.address}`, or with dask-jobqueue's `cluster.scale(...)`"
+        if had_workers:
+            return (
+                f"The Dask scheduler at {self.address} has no workers left (they stopped, or "
+                "their batch jobs ended): the stages wait until one joins. Start more with "
+                f"{start}. Ctrl-C stops the run; stages that finished are cached."
+            )
+        return (
+            f"The Dask scheduler at {self.address} has no workers yet: the stages wait until "
+            f"one joins (start them with {start}; jobs still queued join when they start). "
+            "Ctrl-C stops the run."
         )
+
+    def _count_out(self, change: int) -> None:
+        with self._lock:
+            self._outstanding += change
 
     def slots(self) -> int | None:
         # The cluster's threads, as the client last heard from the scheduler (Dask asks
@@ -416,6 +453,10 @@ class DaskExecutor(Executor):
         if self._starting is not None:
             self._starting.join()
             self._starting = None
+        if self._watcher is not None:
+            self._watching.set()
+            self._watcher.join()
+            self._watcher = None
         if self._collector is not None:
             self._done.put(None)
             self._collector.join(timeout=30)
