@@ -20,8 +20,11 @@ import importlib.util
 import logging
 import os
 import queue
+import re
 import signal
+import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -33,6 +36,12 @@ from assay.executor import (
     usable_cores,
     worker_thread_limits,
 )
+
+log = logging.getLogger("assay")
+
+WORKERS_RECHECK_S = 2.0
+"""How often the run looks whether an existing cluster has workers: as often as Dask's
+client hears of them (``distributed.client.scheduler-info-interval``)."""
 
 LOCAL_CLUSTER_CONFIG = {
     # Without a dashboard nobody sees the workers' statistical profiles, and taking
@@ -67,6 +76,60 @@ def _worker_environment(workers: int) -> dict[str, Any]:
         **dask.config.get("distributed.nanny.pre-spawn-environ"),
         **worker_thread_limits(workers),
     }
+
+
+def connect_timeout() -> float:
+    """How long Dask tries to reach a scheduler, in seconds
+    (``distributed.comm.timeouts.connect``, 30 s by default)."""
+    import dask
+    import distributed  # noqa: F401  (sets Dask's defaults of its settings)
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s"))
+
+
+def check_host_known(address: str) -> None:
+    """Raise :class:`ConfigError` if the host name of the scheduler address ``address`` is
+    known to no name server: Dask would try it again and again for its whole connect
+    timeout, then say only that it timed out. A name server that does not answer, or an
+    address Dask cannot parse, is left to Dask."""
+    from distributed.comm import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in ("tcp", "tls", "ws", "wss"):
+            return
+        host, port = parse_host_port(location)
+    except Exception:  # Dask's own message says what is wrong with it
+        return
+    unknown = {
+        getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
+    }
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        if exc.errno in unknown:
+            raise ConfigError(
+                f"The host name {host!r} of --dask-address {address} is not known on this "
+                f"machine ({exc.strerror}). Check its spelling, or give the scheduler's "
+                "address as `dask scheduler` prints it ('Scheduler at tcp://IP:PORT')."
+            ) from exc
+
+
+def last_attempt(failure: BaseException) -> str:
+    """Why Dask's last attempt to connect failed, for a message: its "Timed out trying to
+    connect" keeps it (connection refused: nothing listens on that port; a timeout: a
+    firewall may drop the packets) to itself, as the exception's cause."""
+    cause = failure.__cause__
+    if cause is None:
+        return ""
+    # Dask's own wrapper names its connector object first: "in <...TCPConnector ...>: ".
+    reason = re.sub(r"^in <[^>]*>: ", "", str(cause)).strip().rstrip(".")
+    if not reason:
+        reason = type(cause).__name__
+    elif ": " not in reason[:40] and not isinstance(cause, OSError):
+        reason = f"{type(cause).__name__}: {reason}"
+    return f" (the last attempt: {reason})"
 
 
 class SchedulerLost(AssayError):
@@ -112,6 +175,11 @@ class DaskExecutor(Executor):
         self._warm_futures: list[Any] = []  # held, or Dask forgets the tasks
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._collector: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self._watching = threading.Event()
+        """Set when the run is over: the watcher of an existing cluster's workers stops."""
+        self._outstanding = 0
+        """Tasks submitted whose results have not come back."""
         self._lock = threading.Lock()
         self._environment: dict[str, str | None] = {}
         """This process's environment variables that the local cluster's nannies set (each
@@ -119,6 +187,7 @@ class DaskExecutor(Executor):
         self._abandoned = False
         """Stopped while still connecting to an existing cluster: the connecting thread
         closes its client itself."""
+        self._connect_began = 0.0
 
     def start(self) -> None:
         if importlib.util.find_spec("distributed") is None:
@@ -126,6 +195,7 @@ class DaskExecutor(Executor):
         self._starting = threading.Thread(
             target=self._connect, name="assay-dask-start", daemon=True
         )
+        self._connect_began = time.monotonic()
         self._starting.start()
 
     def _connect(self) -> None:
@@ -133,9 +203,10 @@ class DaskExecutor(Executor):
             from distributed import Client
 
             if self.address:
+                check_host_known(self.address)
                 client = Client(self.address)  # up to Dask's connect timeout (30 s)
                 with self._lock:
-                    if self._abandoned:  # the run needed no worker and has gone on
+                    if self._abandoned:  # the run has gone on without it
                         client.close()
                         return
                     self.client = client
@@ -181,12 +252,19 @@ class DaskExecutor(Executor):
     def _ready(self) -> None:
         """Wait for the cluster; raise what stopped it from starting."""
         if self._starting is not None:
-            self._starting.join()
+            if self.address:
+                self._wait_for_answer()
+            else:
+                self._starting.join()
             self._starting = None
         if self._failure is not None:
             failure, self._failure = self._failure, None
             if isinstance(failure, ConfigError):
                 raise failure
+            if self.address and isinstance(failure, MemoryError):
+                # Dask read what the program said first as the length of a message: the
+                # bytes of "HTTP/1.1 400" or "SSH-2.0-" make one of exbibytes.
+                raise self._not_a_scheduler("what it sent back is not Dask's protocol") from failure
             if self.address:
                 where, advice = (
                     self.address,
@@ -198,8 +276,36 @@ class DaskExecutor(Executor):
                 where, advice = "a local cluster", main_guard_advice()
             raise ConfigError(
                 f"Could not start or reach the Dask cluster ({where}): "
-                f"{type(failure).__name__}: {str(failure).rstrip('.')}.{advice}"
+                f"{type(failure).__name__}: {str(failure).rstrip('.')}{last_attempt(failure)}."
+                f"{advice}"
             ) from failure
+
+    def _wait_for_answer(self) -> None:
+        """Wait for the connection to the scheduler at ``self.address``, at most twice
+        Dask's connect timeout: Dask gives up on an address where nothing listens after one,
+        but one where a server that is no Dask scheduler listens (the dashboard's port, a web
+        server) accepts the connection, and Dask then waits for its greeting for ever."""
+        patience = 2 * connect_timeout()
+        starting = self._starting
+        assert starting is not None
+        starting.join(max(0.0, self._connect_began + patience - time.monotonic()))
+        with self._lock:
+            if not starting.is_alive():
+                return
+            self._abandoned = True  # the connecting thread closes a client it gets late
+            self._starting = None
+        raise self._not_a_scheduler(f"nothing came back within {patience:g} s")
+
+    def _not_a_scheduler(self, what: str) -> ConfigError:
+        """The error for an address where a program listens that is no Dask scheduler
+        (``what``: what it did instead of greeting the client)."""
+        return ConfigError(
+            f"No Dask scheduler answered at {self.address}: a program there accepted the "
+            f"connection, but {what}, as a Dask scheduler does not. Is it the scheduler's port "
+            "(8786 by default, the address `dask scheduler` prints as 'Scheduler at'), not its "
+            "dashboard's (8787) or another program's? Check --dask-address, or run without "
+            "--executor dask."
+        )
 
     def warm_up(self, fn: Callable[..., Any], *args: Any) -> None:
         if self._starting is not None and self._starting.is_alive():
@@ -222,7 +328,14 @@ class DaskExecutor(Executor):
                 target=self._collect, name="assay-dask-results", daemon=True
             )
             self._collector.start()
+            if self.address:
+                self._watcher = threading.Thread(
+                    target=self._watch_workers, name="assay-dask-workers", daemon=True
+                )
+                self._watcher.start()
         result: Future = Future()
+        self._count_out(1)
+        result.add_done_callback(lambda _: self._count_out(-1))
         # First submitted, first run, as on a process pool. Dask ranks tasks submitted
         # within `fifo_timeout` (100 ms) of each other as equal, and then runs them in
         # any order (a run's last parameter set first, a failure found last). A timeout
@@ -239,6 +352,43 @@ class DaskExecutor(Executor):
         # scheduler cancels every task, then tries to connect again for a while.
         task.add_done_callback(lambda done: self._done.put((done, result, self._connected())))
         return result
+
+    def _watch_workers(self) -> None:
+        """While the run's tasks are out on an existing cluster, warn when it has no worker:
+        none yet (a scheduler started alone, dask-jobqueue's jobs still queued), or none left
+        (their batch jobs reached their walltime). The tasks wait for one, which is right,
+        but a run that only waits looked hung, with or without a progress display to say
+        "queued". Once more after workers came and went again."""
+        had_workers = told = False
+        while True:
+            threads = self.slots()
+            if threads:
+                had_workers, told = True, False
+            elif threads == 0 and self._outstanding and not told:
+                told = True
+                log.warning(self._no_workers(had_workers))
+            if self._watching.wait(WORKERS_RECHECK_S):
+                return
+
+    def _no_workers(self, had_workers: bool) -> str:
+        """What to tell of the existing cluster having no worker (``had_workers``: it had
+        some since the run began)."""
+        start = f"`dask worker {self.address}`, or with dask-jobqueue's `cluster.scale(...)`"
+        if had_workers:
+            return (
+                f"The Dask scheduler at {self.address} has no workers left (they stopped, or "
+                "their batch jobs ended): the stages wait until one joins. Start more with "
+                f"{start}. Ctrl-C stops the run; stages that finished are cached."
+            )
+        return (
+            f"The Dask scheduler at {self.address} has no workers yet: the stages wait until "
+            f"one joins (start them with {start}; jobs still queued join when they start). "
+            "Ctrl-C stops the run."
+        )
+
+    def _count_out(self, change: int) -> None:
+        with self._lock:
+            self._outstanding += change
 
     def slots(self) -> int | None:
         # The cluster's threads, as the client last heard from the scheduler (Dask asks
@@ -303,6 +453,10 @@ class DaskExecutor(Executor):
         if self._starting is not None:
             self._starting.join()
             self._starting = None
+        if self._watcher is not None:
+            self._watching.set()
+            self._watcher.join()
+            self._watcher = None
         if self._collector is not None:
             self._done.put(None)
             self._collector.join(timeout=30)
