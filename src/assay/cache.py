@@ -690,6 +690,69 @@ class CacheStore:
             "cache (--cache DIR), then run the same command again."
         )
 
+    def saved_now(self, key: str, outputs: Iterable[str]) -> dict[str, dict]:
+        """The sidecars of ``outputs`` of stage run ``key`` that are in the cache now, by
+        output, up to the first that is not (usually the first is not: one look-up).
+
+        Asked just before a process saves a stage run it computed, with the entry held
+        (:meth:`saving`): another process may have saved the same stage run meanwhile.
+        """
+        found = {}
+        for output in outputs:
+            meta = self.read_meta(key, output)
+            if meta is None:
+                break
+            found[output] = meta
+        return found
+
+    def claim_file(self, scope: str, path: str, owner: list) -> list:
+        """Claim ``path``, a file outside the cache that a cacher's ``path_override``
+        names, for ``owner`` (``[key, output, stage, parameter set]``) within ``scope``
+        (a run): the first claim of the file in the scope, ``owner`` itself or the owner
+        another process claimed it for.
+
+        Worker processes (``--parallel``, Dask) learn a stage run's key only once it has
+        run, so only they can tell that two stage runs would write one file: the claim is
+        one file in ``claims/SCOPE/`` named after the path, made with ``O_EXCL``, so that
+        of two processes claiming at once exactly one makes it. Where claims cannot be
+        made (a read-only cache), ``owner`` is returned: the save says what is wrong.
+        """
+        folder = f"{self.root}/{CLAIMS}/{_safe(scope)}"
+        claim = f"{folder}/{hash_value(path)}"
+        data = json.dumps({"path": path, "owner": owner}).encode()
+        for attempt in (1, 2):
+            try:
+                handle = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return _claim_in(claim) or owner
+            except FileNotFoundError:
+                if attempt == 2:
+                    return owner
+                with contextlib.suppress(OSError):
+                    os.makedirs(folder, exist_ok=True)
+                continue
+            except OSError:
+                return owner
+            try:
+                os.write(handle, data)
+            except OSError:
+                pass
+            finally:
+                os.close(handle)
+            return owner
+        return owner
+
+    def drop_claims(self, scope: str) -> None:
+        """Remove the claims of ``scope`` (a run that ended, see :meth:`claim_file`), and
+        those of runs stopped without removing theirs a day ago or more."""
+        folder = f"{self.root}/{CLAIMS}"
+        shutil.rmtree(f"{folder}/{_safe(scope)}", ignore_errors=True)
+        for entry in _scan(folder):
+            if time.time() - _mtime(entry) > _CLAIMS_KEPT_S:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # if it holds nothing else
+
     def prepare_in_place(self, key: str) -> Path:
         """Before a stage writes files straight into its folder: the folder, made (and
         marked as being written until :meth:`done_writing`, see :meth:`_mark_writing`).
@@ -1668,6 +1731,33 @@ def _lock_file_windows(handle: int) -> None:
             time.sleep(0.05)
         except OSError:  # no locks here
             return
+
+
+CLAIMS = "claims"
+"""The folder, in the cache's root, of the runs' claims of files outside the cache
+(see :meth:`CacheStore.claim_file`)."""
+_CLAIMS_KEPT_S = 86400.0
+"""How long the claims a stopped run left are kept (a run may last that long)."""
+_CLAIM_WAIT_S = 2.0
+"""How long a claim another process is writing (made, still empty) is waited for."""
+
+
+def _claim_in(path: str) -> list | None:
+    """The owner a claim file names (waiting a moment for one being written), or ``None``."""
+    deadline = time.monotonic() + _CLAIM_WAIT_S
+    while True:
+        try:
+            with open(path, "rb") as handle:
+                owner = json.loads(handle.read())["owner"]
+            if isinstance(owner, list):
+                return owner
+            return None
+        except FileNotFoundError:
+            return None  # its run ended meanwhile
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                return None  # left empty by a process killed as it claimed
+        time.sleep(0.01)
 
 
 LOCKS = "locks"

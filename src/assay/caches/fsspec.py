@@ -300,6 +300,20 @@ class FsspecCacheStore(CacheStore):
             else:
                 self._missing.add(entry)
 
+    def saved_now(self, key: str, outputs: Iterable[str]) -> dict[str, dict]:
+        """The sidecars at the URL now (read afresh, not as remembered): another worker of
+        the run, on this machine or another, may have saved the same stage run while this
+        one computed it. One request when the first output has none (the usual case)."""
+        outputs = list(outputs)
+        for output in outputs:
+            self._metas.pop((key, output), None)
+            self._missing.discard((key, output))
+            self._damaged.pop((key, output), None)
+        if not outputs or self.read_meta(key, outputs[0]) is None:
+            return {}
+        self.prefetch([(key, output) for output in outputs[1:]])
+        return super().saved_now(key, outputs)
+
     def forget_missing(self) -> None:
         self._missing.clear()
 
