@@ -8,6 +8,9 @@ for the other to start (a rendezvous through files), so that one worker cannot r
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -264,3 +267,67 @@ def test_two_workers_saving_one_stage_run_in_s3_share_one_entry(tmp_path: Path, 
     assert len(made) == 1 and len(used) == 2
     assert len((root / "saves.log").read_text().split()) == 1  # the second took the entry
     assert [u["made"] for u in used] == made * 2
+
+
+# -- what an upload stopped halfway leaves at a URL -----------------------------------------
+
+SIMPLE = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import PickleCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 3
+
+
+@assay.stage(outputs=["data"], cachers=[PickleCacher])
+def make(record):
+    return list(range(record.params.n))
+
+
+def get_params():
+    return [Params(name="a")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        make(assay.Record(manager, params))
+"""
+
+
+def test_an_upload_stopped_before_its_rename_is_an_unfinished_write_at_a_url(tmp_path: Path):
+    """At a URL with renames (a mounted folder, sftp) each file is uploaded to a temporary
+    name, ``NAME.tmp-PID-N-RANDOM``, then renamed. What a run stopped in between left was
+    listed as a stage (a link's), called "written by the stage" by verify, and never
+    removed by gc."""
+    cache = tmp_path / "url-cache"
+    root = one_experiment_project(tmp_path, "override_simple", SIMPLE)
+    (root / "assay.toml").write_text(f'cache_dir = "local://{cache}"\n')
+    assert run_cli("run", "override_simple", cwd=root).code == 0
+    (folder,) = (cache / "objects").glob("*/*")
+    link = cache / "by-name" / "override_simple" / "a" / "make"
+    left = {
+        folder / "data.pkl.tmp-4242-0-abcdef": folder / "data.pkl",
+        folder / "data.meta.json.tmp-4242-1-abcdef": folder / "data.meta.json",
+        link.with_name("make.tmp-4242-2-abcdef"): link,
+    }
+    hours_ago = time.time() - 7200
+    for leftover, source in left.items():
+        shutil.copyfile(source, leftover)
+        os.utime(leftover, (hours_ago, hours_ago))
+
+    listed = run_cli("cache", "ls", cwd=root)
+    verified = run_cli("cache", "verify", cwd=root)
+    collected = run_cli("cache", "gc", cwd=root)
+
+    assert listed.code == 0 and "tmp-4242" not in listed.text, listed
+    assert verified.code == 0, verified
+    assert "2 unfinished write(s)" in verified.text, verified
+    assert "File without a record" not in verified.text, verified
+    assert collected.code == 0, collected
+    assert sorted(p.name for p in folder.iterdir()) == ["data.meta.json", "data.pkl"]
+    rerun = run_cli("run", "override_simple", cwd=root)
+    assert rerun.code == 0 and "1 cached" in rerun.text, rerun

@@ -42,6 +42,7 @@ import functools
 import itertools
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -1527,6 +1528,18 @@ def corrupt(meta: dict, problem: str) -> CorruptArtifactError:
         f"Cached artifact {meta['output']!r} of stage {meta.get('stage')!r} "
         f"(parameter set {meta.get('param_set')!r}): {problem}."
     )
+
+
+_UPLOADING = re.compile(r"\.tmp-\d+-\d+-[0-9a-f]{6}$")
+"""The end of the temporary name a file or sidecar is uploaded to at a URL with renames
+(``model.pkl.tmp-PID-N-RANDOM``, see :func:`_unique`) before it is renamed into place."""
+
+
+def unfinished_write(name: str) -> bool:
+    """Whether a name in a stage run's folder (or ``by-name/``) is a write that did not end:
+    a temporary file (``.tmp-...``, or an upload to a URL, ``model.pkl.tmp-...``) that a
+    run stopped in the middle of a save left."""
+    return name.startswith(".") or _UPLOADING.search(name) is not None
 
 
 def _outputs(names: Iterable[str]) -> list[str]:

@@ -68,6 +68,7 @@ from assay.cache import (
     key_of_target,
     link_target,
     sidecar_problem,
+    unfinished_write,
     unreadable_record,
 )
 from assay.errors import CacheError, ConfigError
@@ -348,7 +349,7 @@ class FsspecCacheStore(CacheStore):
             size, modified = int(info.get("size") or 0), _modified(info)
             folder.size += size
             folder.modified = max(folder.modified, modified)
-            if name.startswith("."):
+            if unfinished_write(name):  # an upload stopped before its rename, too
                 folder.leftovers.append((name, modified, size))
             elif len(parts) == 3:
                 folder.outputs += _outputs([name])
@@ -395,7 +396,7 @@ class FsspecCacheStore(CacheStore):
             matches = len(parts) == 3 and any(
                 all(map(fnmatch.fnmatchcase, parts, pattern)) for pattern in patterns
             )
-            if matches and not parts[2].startswith("."):
+            if matches and not unfinished_write(parts[2]):
                 paths.append(path)
         found = []
         for path, data in sorted(self._cat_many(paths).items()):
