@@ -487,9 +487,10 @@ class CacheStore:
         while the other did, so that one's files could end up beside the other's
         sidecar, and a folder output of one was removed under the other. A process
         saving an entry another is saving waits here until that one is done (then finds
-        its entry, see :meth:`assay.runner.Runner._saved_meanwhile`; a cache at a URL
-        is written over instead). The wait ends with Ctrl-C or
-        SIGTERM like any other; a process that dies lets go at once.
+        its entry, see :meth:`assay.runner.Runner._saved_meanwhile`; at a URL, the
+        workers of other machines do not wait, but one that saves after another finds
+        its entry too). The wait ends with Ctrl-C or SIGTERM like any other; a process
+        that dies lets go at once.
 
         Held with an operating-system lock on one of 256 files in ``locks/`` (by the
         key's first two characters): where the cache's filesystem offers no locks, or

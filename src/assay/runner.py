@@ -1373,9 +1373,11 @@ class Runner:
         ``path_override``'s): a stage run that writes one of them after is refused."""
         claims = []
         for node in nodes:
-            if node.status != "cached" or not any(_placed_file(a) for a in node.outputs):
+            if node.status != "cached":
                 continue
-            for artifact in filter(_placed_file, node.outputs):
+            for artifact in node.outputs:
+                if getattr(artifact.cacher, "path_override", None) is None:
+                    continue
                 meta = artifact.meta or self.manager.cache.read_meta(node.key, artifact.name)
                 for entry in (meta or {}).get("files", ()):
                     if os.path.isabs(entry["path"]):
@@ -1931,11 +1933,6 @@ def _checked(cacher: Cacheable, meta: dict) -> bool:
         return bool(cacher.check())
     finally:
         cacher.metadata, cacher.extra_metadata = before
-
-
-def _placed_file(artifact: Artifact) -> bool:
-    """Whether an output is written to a file its cacher's ``path_override`` names."""
-    return getattr(artifact.cacher, "path_override", None) is not None
 
 
 def _placed_twice(path: str, first: tuple, then: tuple) -> str:
