@@ -1400,7 +1400,7 @@ class Runner:
             import weakref
 
             scope = f"{self.manager.run_id or 'session'}-{uuid.uuid4().hex[:12]}"
-            weakref.finalize(self, self.manager.cache.drop_claims, scope)
+            weakref.finalize(self, _drop_claims, self.manager.cache, scope, os.getpid())
         self.claims_scope = scope
         placed, self.placed = self.placed, {}
         self._place(list(placed.items()), refuse=False)
@@ -1933,6 +1933,13 @@ def _checked(cacher: Cacheable, meta: dict) -> bool:
         return bool(cacher.check())
     finally:
         cacher.metadata, cacher.extra_metadata = before
+
+
+def _drop_claims(cache: Any, scope: str, owner: int) -> None:
+    """Remove the claims of ``scope`` when the runner that made them is gone, in the
+    process that made them (not in a worker forked with a copy of it)."""
+    if os.getpid() == owner:
+        cache.drop_claims(scope)
 
 
 def _placed_twice(path: str, first: tuple, then: tuple) -> str:
