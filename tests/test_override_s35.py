@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 import assay
-from conftest import forget_project_modules, local_cluster, one_experiment_project, run_cli
+from assay.caches.fsspec import FsspecCacheStore
+from assay.caching import JsonCacher
+from conftest import (
+    forget_project_modules,
+    local_cluster,
+    one_experiment_project,
+    run_cli,
+    use_s3_cache,
+)
 
 RENDEZVOUS = """
 import os
@@ -252,8 +260,6 @@ def test_two_workers_saving_one_stage_run_at_a_local_url_share_one_entry(tmp_pat
 
 
 def test_two_workers_saving_one_stage_run_in_s3_share_one_entry(tmp_path: Path, s3):
-    from conftest import use_s3_cache
-
     root = one_experiment_project(tmp_path, "override_twins_s3", TWINS)
     bucket = s3.new_bucket()
     use_s3_cache(root, s3, bucket)
@@ -331,3 +337,21 @@ def test_an_upload_stopped_before_its_rename_is_an_unfinished_write_at_a_url(tmp
     assert sorted(p.name for p in folder.iterdir()) == ["data.meta.json", "data.pkl"]
     rerun = run_cli("run", "override_simple", cwd=root)
     assert rerun.code == 0 and "1 cached" in rerun.text, rerun
+
+
+def test_a_url_store_looks_afresh_for_an_entry_another_store_saved_meanwhile(tmp_path: Path):
+    """Two workers' stores on one URL (memory://, in one process): the second had looked
+    the entry up and found none; just before it saves, it must see the first's."""
+    url, key = f"memory://override-s35/{tmp_path.name}/cache", "ab" + "0" * 30
+    first = FsspecCacheStore(url, tmp_path / "first")
+    second = FsspecCacheStore(url, tmp_path / "second")
+    second.prefetch([(key, "made"), (key, "also")])  # as planned: nothing cached yet
+    assert second.saved_now(key, ["made", "also"]) == {}
+    meta = {"stage": "slow", "param_set": "a", "run_id": "r-1"}
+    for output in ("made", "also"):
+        first.save(JsonCacher(name=output), [1], key=key, output=output, meta=dict(meta))
+
+    found = second.saved_now(key, ["made", "also"])
+
+    assert sorted(found) == ["also", "made"]
+    assert {m["run_id"] for m in found.values()} == {"r-1"}
