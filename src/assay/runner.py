@@ -274,7 +274,7 @@ class Runner:
         self.damaged: dict[tuple[str, str], str] = {}  # (key, output) -> what is wrong with it
         self.placed: dict[str, tuple[str, str, str, str]] = {}
         """Each file a ``path_override`` names that a stage run saved or reused, by absolute
-        path: ``(key, output, stage, parameter set)`` of the first (see :meth:`_check_placed`)."""
+        path: ``(key, output, stage, parameter set)`` of the last (see :meth:`_check_placed`)."""
         self.claims_scope: str | None = None
         """While stage runs of this session are executed by other processes too (workers):
         the name under which the files in :attr:`placed` are claimed in the cache, for every
