@@ -42,6 +42,7 @@ import functools
 import itertools
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -486,9 +487,10 @@ class CacheStore:
         while the other did, so that one's files could end up beside the other's
         sidecar, and a folder output of one was removed under the other. A process
         saving an entry another is saving waits here until that one is done (then finds
-        its entry, see :meth:`assay.runner.Runner._saved_meanwhile`; a cache at a URL
-        is written over instead). The wait ends with Ctrl-C or
-        SIGTERM like any other; a process that dies lets go at once.
+        its entry, see :meth:`assay.runner.Runner._saved_meanwhile`; at a URL, the
+        workers of other machines do not wait, but one that saves after another finds
+        its entry too). The wait ends with Ctrl-C or SIGTERM like any other; a process
+        that dies lets go at once.
 
         Held with an operating-system lock on one of 256 files in ``locks/`` (by the
         key's first two characters): where the cache's filesystem offers no locks, or
@@ -689,6 +691,69 @@ class CacheStore:
             f"{kept + ' ' if kept else ''}Free some space (assay cache gc) or use another "
             "cache (--cache DIR), then run the same command again."
         )
+
+    def saved_now(self, key: str, outputs: Iterable[str]) -> dict[str, dict]:
+        """The sidecars of ``outputs`` of stage run ``key`` that are in the cache now, by
+        output, up to the first that is not (usually the first is not: one look-up).
+
+        Asked just before a process saves a stage run it computed, with the entry held
+        (:meth:`saving`): another process may have saved the same stage run meanwhile.
+        """
+        found = {}
+        for output in outputs:
+            meta = self.read_meta(key, output)
+            if meta is None:
+                break
+            found[output] = meta
+        return found
+
+    def claim_file(self, scope: str, path: str, owner: list) -> list:
+        """Claim ``path``, a file outside the cache that a cacher's ``path_override``
+        names, for ``owner`` (``[key, output, stage, parameter set]``) within ``scope``
+        (a run): the first claim of the file in the scope, ``owner`` itself or the owner
+        another process claimed it for.
+
+        Worker processes (``--parallel``, Dask) learn a stage run's key only once it has
+        run, so only they can tell that two stage runs would write one file: the claim is
+        one file in ``claims/SCOPE/`` named after the path, made with ``O_EXCL``, so that
+        of two processes claiming at once exactly one makes it. Where claims cannot be
+        made (a read-only cache), ``owner`` is returned: the save says what is wrong.
+        """
+        folder = f"{self.root}/{CLAIMS}/{_safe(scope)}"
+        claim = f"{folder}/{hash_value(path)}"
+        data = json.dumps({"path": path, "owner": owner}).encode()
+        for attempt in (1, 2):
+            try:
+                handle = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return _claim_in(claim) or owner
+            except FileNotFoundError:
+                if attempt == 2:
+                    return owner
+                with contextlib.suppress(OSError):
+                    os.makedirs(folder, exist_ok=True)
+                continue
+            except OSError:
+                return owner
+            try:
+                os.write(handle, data)
+            except OSError:
+                pass
+            finally:
+                os.close(handle)
+            return owner
+        return owner
+
+    def drop_claims(self, scope: str) -> None:
+        """Remove the claims of ``scope`` (a run that ended, see :meth:`claim_file`), and
+        those of runs stopped without removing theirs a day ago or more."""
+        folder = f"{self.root}/{CLAIMS}"
+        shutil.rmtree(f"{folder}/{_safe(scope)}", ignore_errors=True)
+        for entry in _scan(folder):
+            if time.time() - _mtime(entry) > _CLAIMS_KEPT_S:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # if it holds nothing else
 
     def prepare_in_place(self, key: str) -> Path:
         """Before a stage writes files straight into its folder: the folder, made (and
@@ -1466,6 +1531,18 @@ def corrupt(meta: dict, problem: str) -> CorruptArtifactError:
     )
 
 
+_UPLOADING = re.compile(r"\.tmp-\d+-\d+-[0-9a-f]{6}$")
+"""The end of the temporary name a file or sidecar is uploaded to at a URL with renames
+(``model.pkl.tmp-PID-N-RANDOM``, see :func:`_unique`) before it is renamed into place."""
+
+
+def unfinished_write(name: str) -> bool:
+    """Whether a name in a stage run's folder (or ``by-name/``) is a write that did not end:
+    a temporary file (``.tmp-...``, or an upload to a URL, ``model.pkl.tmp-...``) that a
+    run stopped in the middle of a save left."""
+    return name.startswith(".") or _UPLOADING.search(name) is not None
+
+
 def _outputs(names: Iterable[str]) -> list[str]:
     """The outputs whose sidecars are among ``names`` (temporary names left out)."""
     return [n[: -len(_META_SUFFIX)] for n in names if n.endswith(_META_SUFFIX) and n[0] != "."]
@@ -1668,6 +1745,33 @@ def _lock_file_windows(handle: int) -> None:
             time.sleep(0.05)
         except OSError:  # no locks here
             return
+
+
+CLAIMS = "claims"
+"""The folder, in the cache's root, of the runs' claims of files outside the cache
+(see :meth:`CacheStore.claim_file`)."""
+_CLAIMS_KEPT_S = 86400.0
+"""How long the claims a stopped run left are kept (a run may last that long)."""
+_CLAIM_WAIT_S = 2.0
+"""How long a claim another process is writing (made, still empty) is waited for."""
+
+
+def _claim_in(path: str) -> list | None:
+    """The owner a claim file names (waiting a moment for one being written), or ``None``."""
+    deadline = time.monotonic() + _CLAIM_WAIT_S
+    while True:
+        try:
+            with open(path, "rb") as handle:
+                owner = json.loads(handle.read())["owner"]
+            if isinstance(owner, list):
+                return owner
+            return None
+        except FileNotFoundError:
+            return None  # its run ended meanwhile
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                return None  # left empty by a process killed as it claimed
+        time.sleep(0.01)
 
 
 LOCKS = "locks"

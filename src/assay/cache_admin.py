@@ -28,6 +28,7 @@ from assay.cache import (
     _safe,
     corrupt,
     made_elsewhere,
+    unfinished_write,
     unreadable_record,
 )
 from assay.errors import CorruptArtifactError
@@ -205,8 +206,8 @@ def verify_all(
         names = _names_in(cache, folder.key)
         unlisted = [
             name
-            for name in names  # (dot: an unfinished write)
-            if name not in listed and not name.startswith(".") and not name.endswith(_META_SUFFIX)
+            for name in names
+            if name not in listed and not unfinished_write(name) and not name.endswith(_META_SUFFIX)
         ]
         if unlisted and folder.key not in writing:
             loose.append((folder.key, unlisted, names, metas, damaged))

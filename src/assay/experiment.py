@@ -526,6 +526,7 @@ def run_experiment(
                 with _stops_unwrapped():
                     manager.runner.do_while_waiting()  # if the run never waited for workers
                 manager.runner.executor.shutdown()
+                manager.runner.drop_claims()
                 manager.runner.observer = progress.inner
                 progress.close()
                 incomplete = written_log.incomplete() if written_log else None

@@ -132,6 +132,9 @@ class StageTask:
     """``record.stages`` in the main process while this stage runs."""
     records_stages: list = field(default_factory=list)
     """For an aggregate: ``stages`` of each of its records."""
+    claims: str | None = None
+    """The name under which the run's processes claim the files ``path_override`` names
+    (:attr:`assay.runner.Runner.claims_scope`)."""
     notes: str | None = None
     """The run's ``--notes`` (``manager.notes``)."""
     aggregated: tuple | None = None
@@ -416,6 +419,7 @@ def make_task(node: StageNode, manager: Any) -> StageTask:
         notes=manager.notes,
         run_line=manager.run_line,
         aggregated=aggregated,
+        claims=manager.runner.claims_scope,
     )
 
 
@@ -1063,6 +1067,8 @@ def _execute(task: StageTask, started: float) -> StageResult:
         else:
             _place(manager, record, name, ref)
     runner = manager.runner
+    if task.claims is not None:
+        runner.share_claims(task.claims)
     if spec.is_aggregate:
         from assay.hashing import hash_value
 

@@ -274,8 +274,12 @@ class Runner:
         """The stage run that last reached another's folder, and what its key covers."""
         self.damaged: dict[tuple[str, str], str] = {}  # (key, output) -> what is wrong with it
         self.placed: dict[str, tuple[str, str, str, str]] = {}
-        """Each file a ``path_override`` names that a stage run saved, by absolute path:
-        ``(key, output, stage, parameter set)`` of the last one (see :meth:`_check_placed`)."""
+        """Each file a ``path_override`` names that a stage run saved or reused, by absolute
+        path: ``(key, output, stage, parameter set)`` of the last (see :meth:`_check_placed`)."""
+        self.claims_scope: str | None = None
+        """While stage runs of this session are executed by other processes too (workers):
+        the name under which the files in :attr:`placed` are claimed in the cache, for every
+        process of the run to see (see :meth:`CacheStore.claim_file`)."""
         self.handed: dict[int, Artifact] | None = None
         """While a stage runs in this process: the artifacts it was given (inputs, and
         entries of ``record.state`` it read). Once it has run, those a cache holds are
@@ -945,6 +949,7 @@ class Runner:
             done: Future = Future()
             done.set_result(None)
             return done
+        self.share_claims()  # the workers' files written by path_override, claimed in the cache
         task = remote.make_task(node, self.manager)
         if self.executor.same_machine:
             task.output_file = self._worker_output.path_for(node)
@@ -1152,6 +1157,7 @@ class Runner:
     def _link_cached(self, nodes: list[StageNode]) -> None:
         """File reused stage runs under this experiment's name too (``by-name/``)."""
         prefix = self.manager.prefix
+        self._place_reused(nodes)
         self.manager.cache.link_many(
             (prefix, link_label(node), node.spec.name, node.key)
             for node in nodes
@@ -1375,8 +1381,8 @@ class Runner:
     def _check_placed(self, node: StageNode) -> None:
         """Refuse, before anything of it is saved, a stage run whose ``path_override``
         names a file that another stage run (another parameter set, stage or output, and
-        another key) saved in this session: it would replace that file, so the entry
-        recording it could never be loaded, and each run would compute both again.
+        another key) saved or reused in this session: it would replace that file, so the
+        entry recording it could never be loaded, and each run would compute both again.
 
         The same output of the same stage and set saving its file again with a new key
         (its code changed between calls in a notebook) replaces it, as any entry is.
@@ -1387,12 +1393,66 @@ class Runner:
             if cacher is None or cacher.path_override is None:
                 continue
             path = os.path.abspath(cacher._resolve_override())
-            mine = (node.key, artifact.name, node.spec.name, node.record_label)
+            claims.append((path, (node.key, artifact.name, node.spec.name, node.record_label)))
+        self._place(claims)
+
+    def _place(self, claims: list[tuple[str, tuple]], refuse: bool = True) -> None:
+        """Note that the stage runs ``claims`` names (``(path, (key, output, stage,
+        parameter set))``) write those files, or (``refuse``) raise :class:`StageError`
+        for one that another stage run of the session wrote (in this process, or in any
+        process of the run: see :attr:`claims_scope`)."""
+        for path, mine in claims:
             other = self.placed.get(path)
-            if other is not None and other[0] != node.key and other[1:] != mine[1:]:
-                raise StageError(_placed_twice(path, other, mine))
-            claims.append((path, mine))
-        self.placed.update(claims)
+            if other is None and self.claims_scope is not None:
+                other = tuple(self.manager.cache.claim_file(self.claims_scope, path, list(mine)))
+            if other is not None and other[0] != mine[0] and other[1:] != mine[1:]:
+                if refuse:
+                    raise StageError(_placed_twice(path, other, mine))
+                continue  # entries cached before that record one file: one is damaged
+            self.placed[path] = mine
+
+    def _place_reused(self, nodes: list[StageNode]) -> None:
+        """Note the files outside the cache that reused stage runs' entries record (a
+        ``path_override``'s): a stage run that writes one of them after is refused."""
+        claims = []
+        for node in nodes:
+            if node.status != "cached":
+                continue
+            for artifact in node.outputs:
+                if getattr(artifact.cacher, "path_override", None) is None:
+                    continue
+                meta = artifact.meta or self.manager.cache.read_meta(node.key, artifact.name)
+                for entry in (meta or {}).get("files", ()):
+                    if os.path.isabs(entry["path"]):
+                        owner = (node.key, artifact.name, node.spec.name, node.record_label)
+                        claims.append((entry["path"], owner))
+        self._place(claims, refuse=False)
+
+    def share_claims(self, scope: str | None = None) -> None:
+        """From now on, claim each file a ``path_override`` names in the cache too, under
+        ``scope`` (a worker's: the main process's; else a new one, from the run's id):
+        each process of the run refuses a file another claimed for another stage run, as
+        a serial run does (see :meth:`_check_placed`). The claims are removed when the
+        run ends (:meth:`drop_claims`), or when this runner is gone."""
+        if self.manager.dry_cache or (self.claims_scope is not None and scope is None):
+            return
+        if scope is not None and scope == self.claims_scope:
+            return
+        if scope is None:  # unique: projects sharing a cache may have runs of one id
+            import uuid
+            import weakref
+
+            scope = f"{self.manager.run_id or 'session'}-{uuid.uuid4().hex[:12]}"
+            weakref.finalize(self, _drop_claims, self.manager.cache, scope, os.getpid())
+        self.claims_scope = scope
+        placed, self.placed = self.placed, {}
+        self._place(list(placed.items()), refuse=False)
+
+    def drop_claims(self) -> None:
+        """Remove this run's claims of files (see :meth:`share_claims`): the run ended."""
+        if self.claims_scope is not None:
+            self.manager.cache.drop_claims(self.claims_scope)
+            self.claims_scope = None
 
     def _save_outputs(self, node: StageNode) -> None:
         """Save what ``node`` made under its key, and file it under its name: one process
@@ -1411,9 +1471,7 @@ class Runner:
         self._check_placed(node)
         base = manager.provenance(node)
         with cache.saving(node.key):
-            # (A cache at a URL is not asked: a request per stage run; its workers on other
-            # machines do not wait for one another anyway.)
-            found = {} if cache.remote else self._saved_meanwhile(node)
+            found = self._saved_meanwhile(node)
             run_id = base.get("run_id")
             cached = [a for a in node.outputs if a.cacher is not None]
             if (
@@ -1437,15 +1495,8 @@ class Runner:
         one only in fields the stage does not read; the run learns that only once the
         stage has run).
         """
-        cache, found = self.manager.cache, {}
-        for artifact in node.outputs:
-            if artifact.cacher is None:
-                continue
-            meta = cache.read_meta(node.key, artifact.name)
-            if meta is None:
-                break
-            found[artifact.name] = meta
-        return found
+        outputs = [artifact.name for artifact in node.outputs if artifact.cacher is not None]
+        return self.manager.cache.saved_now(node.key, outputs)
 
     def _take_entry(self, node: StageNode, metas: dict[str, dict]) -> None:
         """Take the entry another process of the run saved for the same stage run as
@@ -1925,6 +1976,13 @@ def _checked(cacher: Cacheable, meta: dict) -> bool:
         return bool(cacher.check())
     finally:
         cacher.metadata, cacher.extra_metadata = before
+
+
+def _drop_claims(cache: Any, scope: str, owner: int) -> None:
+    """Remove the claims of ``scope`` when the runner that made them is gone, in the
+    process that made them (not in a worker forked with a copy of it)."""
+    if os.getpid() == owner:
+        cache.drop_claims(scope)
 
 
 def _placed_twice(path: str, first: tuple, then: tuple) -> str:

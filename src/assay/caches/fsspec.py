@@ -68,6 +68,7 @@ from assay.cache import (
     key_of_target,
     link_target,
     sidecar_problem,
+    unfinished_write,
     unreadable_record,
 )
 from assay.errors import CacheError, ConfigError
@@ -300,6 +301,20 @@ class FsspecCacheStore(CacheStore):
             else:
                 self._missing.add(entry)
 
+    def saved_now(self, key: str, outputs: Iterable[str]) -> dict[str, dict]:
+        """The sidecars at the URL now (read afresh, not as remembered): another worker of
+        the run, on this machine or another, may have saved the same stage run while this
+        one computed it. One request when the first output has none (the usual case)."""
+        outputs = list(outputs)
+        for output in outputs:
+            self._metas.pop((key, output), None)
+            self._missing.discard((key, output))
+            self._damaged.pop((key, output), None)
+        if not outputs or self.read_meta(key, outputs[0]) is None:
+            return {}
+        self.prefetch([(key, output) for output in outputs[1:]])
+        return super().saved_now(key, outputs)
+
     def forget_missing(self) -> None:
         self._missing.clear()
 
@@ -334,7 +349,7 @@ class FsspecCacheStore(CacheStore):
             size, modified = int(info.get("size") or 0), _modified(info)
             folder.size += size
             folder.modified = max(folder.modified, modified)
-            if name.startswith("."):
+            if unfinished_write(name):  # an upload stopped before its rename, too
                 folder.leftovers.append((name, modified, size))
             elif len(parts) == 3:
                 folder.outputs += _outputs([name])
@@ -381,7 +396,7 @@ class FsspecCacheStore(CacheStore):
             matches = len(parts) == 3 and any(
                 all(map(fnmatch.fnmatchcase, parts, pattern)) for pattern in patterns
             )
-            if matches and not parts[2].startswith("."):
+            if matches and not unfinished_write(parts[2]):
                 paths.append(path)
         found = []
         for path, data in sorted(self._cat_many(paths).items()):
