@@ -155,6 +155,25 @@ class Heard(logging.Handler):
             self.event.set()
 
 
+def run_in_thread(name: str, root: Path, address: str) -> tuple[threading.Thread, list]:
+    """``assay.run_experiment(name)`` on the cluster at ``address``, started in a thread; the
+    list gets the first set's ``y``, or what the run raised."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            manager = assay.run_experiment(
+                name, [], project_root=root, executor="dask", dask_address=address
+            )
+            outcome.append(manager.records[0].state["y"])
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
 @pytest.mark.slow
 def test_a_run_on_a_scheduler_without_workers_says_it_waits_for_them(tmp_path: Path):
     """A scheduler started alone, or dask-jobqueue's jobs still queued: the run waits for
@@ -162,23 +181,10 @@ def test_a_run_on_a_scheduler_without_workers_says_it_waits_for_them(tmp_path: P
     root = one_experiment_project(tmp_path, "dask_s35_idle", DASK_S35)
     heard = Heard("has no workers yet")
     logging.getLogger("assay").addHandler(heard)
-    outcome: list = []
 
     with local_cluster(workers=0) as cluster:
-        address = cluster.scheduler_address
-
-        def run() -> None:
-            try:
-                manager = assay.run_experiment(
-                    "dask_s35_idle", [], project_root=root, executor="dask", dask_address=address
-                )
-                outcome.append(manager.records[0].state["y"])
-            except BaseException as exc:
-                outcome.append(exc)
-
-        thread = threading.Thread(target=run)
+        thread, outcome = run_in_thread("dask_s35_idle", root, cluster.scheduler_address)
         try:
-            thread.start()
             warned = heard.event.wait(60)
         finally:
             logging.getLogger("assay").removeHandler(heard)
@@ -226,23 +232,10 @@ def test_a_run_whose_workers_all_left_says_it_waits_for_more(tmp_path: Path):
     root = one_experiment_project(tmp_path, "dask_s35_left", WAITS_FOR_GO)
     heard = Heard("has no workers left")
     logging.getLogger("assay").addHandler(heard)
-    outcome: list = []
 
     with local_cluster(workers=1) as cluster:
-        address = cluster.scheduler_address
-
-        def run() -> None:
-            try:
-                manager = assay.run_experiment(
-                    "dask_s35_left", [], project_root=root, executor="dask", dask_address=address
-                )
-                outcome.append(manager.records[0].state["y"])
-            except BaseException as exc:
-                outcome.append(exc)
-
-        thread = threading.Thread(target=run)
+        thread, outcome = run_in_thread("dask_s35_left", root, cluster.scheduler_address)
         try:
-            thread.start()
             for _ in range(1200):  # the stage runs on the worker
                 if (root / "started").exists() or not thread.is_alive():
                     break
