@@ -230,7 +230,7 @@ class DFReporter(Reportable):
         float_format: instead of ``float_prec``, a format spec (``".2e"``), a
             format string (``"{:.1%}"``) or a function of one float.
         max_rows: show at most this many rows (the first ones) and say how many
-            there are; the report stays small for big tables.
+            there are; the report stays small for big tables. ``None`` shows them all.
 
     Cell values, column and index labels are escaped. Only the rows shown are
     kept once the stage ends (a reused stage reports the same table).
@@ -243,7 +243,7 @@ class DFReporter(Reportable):
         group: str | None = None,
         float_prec: int | None = 4,
         float_format: Any = None,
-        max_rows: int = 200,
+        max_rows: int | None = 200,
     ):
         super().__init__(name=name, group=group)
         self.df = _table(df)
@@ -265,7 +265,7 @@ class DFReporter(Reportable):
 
     def html(self) -> str:
         frame = self.df.to_frame() if hasattr(self.df, "to_frame") else self.df
-        shown = frame.head(self.max_rows)
+        shown = frame if self.max_rows is None else frame.head(self.max_rows)
         table = shown.to_html(
             escape=True, float_format=self._formatter(), border=0, classes="assay-table"
         )
@@ -279,7 +279,11 @@ class DFReporter(Reportable):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        if state.get("df") is not None and len(state["df"]) > self.max_rows:
+        if (
+            state.get("df") is not None
+            and self.max_rows is not None
+            and len(state["df"]) > self.max_rows
+        ):
             state["df"] = state["df"].head(self.max_rows)
         return state
 

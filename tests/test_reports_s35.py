@@ -1,0 +1,83 @@
+"""Reportables as researchers use them (session 35): real projects run through the
+command line, and the reportables' own contracts."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pandas as pd
+
+from assay.reporting import DFReporter
+from conftest import one_experiment_project, run_cli
+
+
+def _run_record(root: Path, run_number: int) -> dict:
+    """The ``run.json`` of run ``run_number`` of the project at ``root``."""
+    (run_dir,) = (root / "reports").glob(f"*-{run_number:04d}-*")
+    return json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+
+
+def _fragment(root: Path, run_number: int, name: str) -> str:
+    """The HTML the run's page shows for the reportable called ``name`` (one only)."""
+    (run_dir,) = (root / "reports").glob(f"*-{run_number:04d}-*")
+    record = _run_record(root, run_number)
+    (entry,) = [r for r in record["reportables"] if r["name"] == name]
+    assert entry["error"] is None, entry
+    return (run_dir / entry["fragment"]).read_text(encoding="utf-8")
+
+
+# -- DFReporter(max_rows=None) ----------------------------------------------------------
+
+ALL_ROWS = """
+from dataclasses import dataclass
+
+import pandas as pd
+
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import DFReporter
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    a: int = 1
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def scores(record):
+    table = pd.DataFrame({"fold": range(300), "score": [0.5] * 300})
+    record.report(DFReporter(table, name="every fold", max_rows=None))
+    return {"x": 1}
+
+
+def get_params():
+    return [Params(name="p1")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        scores(assay.Record(manager, params))
+"""
+
+
+def test_a_table_reported_with_max_rows_none_is_cached_and_shown_again(tmp_path: Path):
+    """``max_rows=None`` (pandas' "no limit") showed the table, but the reportable could
+    not be pickled (``len(df) > None``): it was not cached, so the next run reusing the
+    stage lost it, and a --parallel or Dask worker could not send it back at all."""
+    root = one_experiment_project(tmp_path, "reports_s35_all_rows", ALL_ROWS)
+    for run_number in (1, 2):
+        result = run_cli("run", "reports_s35_all_rows", cwd=root)
+        assert result.code == 0, result
+        assert "cannot be cached" not in result.output, result
+        html = _fragment(root, run_number, "every fold")
+        assert html.count("<tr") == 300 + 1  # the header's row and every fold's
+        assert "The first" not in html
+
+
+def test_max_rows_none_keeps_every_row_through_pickling():
+    table = pd.DataFrame({"a": range(500)})
+    reporter = pickle.loads(pickle.dumps(DFReporter(table, max_rows=None)))
+    assert len(reporter.df) == 500
+    assert reporter.html().count("<tr") == 500 + 1
