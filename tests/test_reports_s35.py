@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import pandas as pd
 
+from assay.metrics import Metrics
 from assay.reporting import DFReporter
 from conftest import one_experiment_project, run_cli
 
@@ -37,6 +39,7 @@ import pandas as pd
 
 import assay
 from assay.caching import JsonCacher
+from assay.metrics import Metrics
 from assay.reporting import DFReporter
 
 
@@ -81,3 +84,68 @@ def test_max_rows_none_keeps_every_row_through_pickling():
     reporter = pickle.loads(pickle.dumps(DFReporter(table, max_rows=None)))
     assert len(reporter.df) == 500
     assert reporter.html().count("<tr") == 500 + 1
+
+
+# -- a metric logged at every step ------------------------------------------------------
+
+EVERY_STEP = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    a: int = 1
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def train(record):
+    for step in range(120_000):
+        record.log_metric("loss", 1.0 / (step + 1), step=step)
+    record.log_metric("accuracy", 0.9)
+    return {"x": 1}
+
+
+def get_params():
+    return [Params(name="p1")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        train(assay.Record(manager, params))
+"""
+
+
+def _polyline(html: str) -> list[tuple[float, float]]:
+    (points,) = re.findall(r'<polyline[^>]* points="([^"]*)"', html)
+    return [tuple(map(float, pair.split(","))) for pair in points.split()]
+
+
+def test_a_metric_logged_at_every_step_keeps_the_metrics_table_in_the_page(tmp_path: Path):
+    """The curve of a metric drew a point per step: a loss logged at each of 120,000
+    steps made the metrics table 1.2 MB, and the run's page showed only "Too large to
+    show inline" with a link, instead of the table. The 100-pixel curve needs a few
+    hundred points."""
+    root = one_experiment_project(tmp_path, "reports_s35_every_step", EVERY_STEP)
+    result = run_cli("run", "reports_s35_every_step", cwd=root)
+    assert result.code == 0, result
+    (run_dir,) = (root / "reports").glob("*-0001-*")
+    page = (run_dir / "index.html").read_text(encoding="utf-8")
+    assert "Too large to show inline" not in page
+    assert page.count('class="metrics"') == 1
+    points = _polyline(_fragment(root, 1, "metrics"))
+    assert 100 <= len(points) <= 400
+    assert points[0] == (2.0, 2.0) and points[-1] == (98.0, 26.0)  # 1.0 at first, ~0 at last
+
+
+def test_a_thinned_curve_keeps_a_spike_and_the_ends():
+    metrics = Metrics()
+    for step in range(50_000):
+        metrics.add("loss", 100.0 if step == 31_337 else 1.0 + (step % 2), step)
+    points = _polyline(metrics.html())
+    assert len(points) <= 400
+    assert min(y for _, y in points) == 2.0  # the spike reaches the top
+    assert max(y for _, y in points) == 26.0  # the lowest values, the bottom
+    assert points[0][0] == 2.0 and points[-1][0] == 98.0
