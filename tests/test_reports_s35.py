@@ -8,10 +8,13 @@ import pickle
 import re
 from pathlib import Path
 
+import matplotlib
+import numpy as np
 import pandas as pd
+import pytest
 
 from assay.metrics import Metrics
-from assay.reporting import DFReporter
+from assay.reporting import DFReporter, LinePlotReporter
 from conftest import one_experiment_project, run_cli
 
 
@@ -35,12 +38,15 @@ def _fragment(root: Path, run_number: int, name: str) -> str:
 ALL_ROWS = """
 from dataclasses import dataclass
 
+import matplotlib
+import numpy as np
 import pandas as pd
+import pytest
 
 import assay
 from assay.caching import JsonCacher
 from assay.metrics import Metrics
-from assay.reporting import DFReporter
+from assay.reporting import DFReporter, LinePlotReporter
 
 
 @dataclass
@@ -149,3 +155,63 @@ def test_a_thinned_curve_keeps_a_spike_and_the_ends():
     assert min(y for _, y in points) == 2.0  # the spike reaches the top
     assert max(y for _, y in points) == 26.0  # the lowest values, the bottom
     assert points[0][0] == 2.0 and points[-1][0] == 98.0
+
+
+# -- LinePlotReporter ------------------------------------------------------------------
+
+
+def _svg_text(reporter: LinePlotReporter) -> str:
+    return reporter.data.decode("utf-8")
+
+
+def test_a_line_whose_label_starts_with_an_underscore_is_in_the_legend():
+    """matplotlib leaves a label starting with "_" out of a legend made from the axes:
+    ``LinePlotReporter({"_baseline": ..., "model": ...})`` showed a legend without the
+    baseline (and warned of no labelled artists when it was the only line)."""
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # legend text kept as text
+        reporter = LinePlotReporter(
+            {"_baseline": [1, 1, 1], "model": [3, 2, 1]},
+            name="loss",
+            savefig_kwargs={"format": "svg"},
+        )
+    svg = _svg_text(reporter)
+    assert ">_baseline<" in svg and ">model<" in svg
+
+
+def test_a_dict_entry_of_several_columns_keeps_its_label_on_its_first_line_only():
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        reporter = LinePlotReporter(
+            {"folds": np.zeros((4, 2)), "mean": [1, 2, 3, 4]},
+            name="curves",
+            savefig_kwargs={"format": "svg"},
+        )
+    svg = _svg_text(reporter)
+    assert svg.count(">folds<") == 1 and svg.count(">mean<") == 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"y": [1, 2, 3], "x": [0, 1]}, "LinePlotReporter 'acc': 3 y values but 2 x values"),
+        (
+            {"y": {"train": [1, 2], "test": [1, 2, 3]}, "x": [0, 1]},
+            "LinePlotReporter 'acc', line 'test': 3 y values but 2 x values",
+        ),
+        (
+            {"y": {"train": [1, 2, 3]}, "x": {"train": [0, 1]}},
+            "LinePlotReporter 'acc', line 'train': 3 y values but 2 x values",
+        ),
+    ],
+)
+def test_x_and_y_of_different_lengths_name_the_reportable_and_the_line(arguments, says):
+    """matplotlib's "x and y must have same first dimension" named neither the reportable
+    nor which of a dict's lines was short."""
+    with pytest.raises(ValueError, match=re.escape(says)):
+        LinePlotReporter(**arguments, name="acc")
+
+
+def test_nan_values_and_an_x_per_line_still_draw():
+    reporter = LinePlotReporter(
+        {"a": [1.0, np.nan, 3.0], "b": [2.0, 2.0]}, x={"a": [0, 1, 2], "b": [0, 2]}, name="n"
+    )
+    assert reporter.data.startswith(b"\x89PNG")

@@ -436,14 +436,15 @@ class LinePlotReporter(FigureReporter):
         figure = _new_figure()
         axes = figure.subplots()
         if isinstance(y, dict):
+            handles, labels = [], []
             for label, values in y.items():
-                xs = _x_of(x, label)
-                args = (values,) if xs is None else (xs, values)
-                axes.plot(*args, label=str(label), **self.plot_kwargs)
-            if y:
-                axes.legend()
+                drawn = _plot(axes, _x_of(x, label), values, self.plot_kwargs, name, label)
+                handles += drawn[:1]
+                labels += [str(label)] if drawn else []
+            if handles:  # labels given as they are: "_val" is no hidden line here
+                axes.legend(handles, labels)
         else:
-            axes.plot(*((y,) if x is None else (x, y)), **self.plot_kwargs)
+            _plot(axes, x, y, self.plot_kwargs, name)
         axes.grid(True, alpha=0.3)
         for setter, text in ((axes.set_title, title), (axes.set_xlabel, xlabel)):
             if text:
@@ -452,6 +453,34 @@ class LinePlotReporter(FigureReporter):
             axes.set_ylabel(ylabel)
         super().__init__(figure, name=name, group=group, kwargs=self.savefig_kwargs)
         self.y = self.x = None  # drawn: keep only the image
+
+
+def _plot(
+    axes: Any, x: Any, y: Any, plot_kwargs: dict, name: str | None, label: Any = None
+) -> list:
+    """Draw one line of a :class:`LinePlotReporter` (``x`` ``None``: 0, 1, 2, ...) and
+    return the artists ``Axes.plot`` made; x and y of different lengths get a message
+    naming the reportable and the line."""
+    sizes = [_length(x), _length(y)]
+    if x is not None and None not in sizes and sizes[0] != sizes[1]:
+        who = "LinePlotReporter" + ("" if name is None else f" {name!r}")
+        line = "" if label is None else f", line {label!r}"
+        raise ValueError(
+            f"{who}{line}: {sizes[1]} y values but {sizes[0]} x values. "
+            "Give x as many values as y (or no x, to plot y over 0, 1, 2, ...)."
+        )
+    args = (y,) if x is None else (x, y)
+    if label is not None:
+        plot_kwargs = {**plot_kwargs, "label": str(label)}
+    return axes.plot(*args, **plot_kwargs)
+
+
+def _length(values: Any) -> int | None:
+    """How many points ``values`` holds along its first axis, if it says."""
+    try:
+        return len(values)
+    except TypeError:
+        return None
 
 
 def _x_of(x: Any, label: Any) -> Any:
