@@ -215,3 +215,38 @@ def test_nan_values_and_an_x_per_line_still_draw():
         {"a": [1.0, np.nan, 3.0], "b": [2.0, 2.0]}, x={"a": [0, 1, 2], "b": [0, 2]}, name="n"
     )
     assert reporter.data.startswith(b"\x89PNG")
+
+
+# -- DFReporter of a wide frame ---------------------------------------------------------
+
+
+def test_a_wide_table_shows_its_first_columns_and_says_how_many_there_are():
+    """Only rows were capped: a confusion matrix of 1,000 classes made a 5 MB table, too
+    large to show in the page, and the whole of it was pickled with the stage."""
+    wide = pd.DataFrame(
+        np.arange(5 * 1000).reshape(5, 1000), columns=[f"c{i}" for i in range(1000)]
+    )
+    reporter = DFReporter(wide, name="confusion")
+    for shown in (reporter, pickle.loads(pickle.dumps(reporter))):
+        html = shown.html()
+        assert "<th>c99</th>" in html and "<th>c100</th>" not in html
+        assert "The first 100 of 1,000 columns." in html
+        assert len(html) < 20_000
+    assert pickle.loads(pickle.dumps(reporter)).df.shape == (5, 100)
+    every = DFReporter(wide, name="all", max_cols=None).html()
+    assert "<th>c999</th>" in every and "columns." not in every
+
+
+def test_a_table_cut_both_ways_says_both():
+    big = pd.DataFrame(np.zeros((300, 150)))
+    restored = pickle.loads(pickle.dumps(DFReporter(big, name="big")))
+    html = restored.html()
+    assert "The first 200 of 300 rows (150 columns)." in html
+    assert "The first 100 of 150 columns." in html
+
+
+def test_a_table_cached_before_max_cols_existed_is_still_shown():
+    reporter = DFReporter(pd.DataFrame(np.zeros((3, 120))), name="old")
+    del reporter.__dict__["max_cols"], reporter.__dict__["total_columns"]  # an older pickle
+    html = pickle.loads(pickle.dumps(reporter)).html()
+    assert html.count("<th>") == 3 + 120 + 1  # every column it kept, as before

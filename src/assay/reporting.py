@@ -231,9 +231,11 @@ class DFReporter(Reportable):
             format string (``"{:.1%}"``) or a function of one float.
         max_rows: show at most this many rows (the first ones) and say how many
             there are; the report stays small for big tables. ``None`` shows them all.
+        max_cols: the same for columns (a wide frame: a confusion matrix of 1,000
+            classes, a matrix of features); ``None`` shows them all.
 
-    Cell values, column and index labels are escaped. Only the rows shown are
-    kept once the stage ends (a reused stage reports the same table).
+    Cell values, column and index labels are escaped. Only the rows and columns
+    shown are kept once the stage ends (a reused stage reports the same table).
     """
 
     def __init__(
@@ -244,13 +246,16 @@ class DFReporter(Reportable):
         float_prec: int | None = 4,
         float_format: Any = None,
         max_rows: int | None = 200,
+        max_cols: int | None = 100,
     ):
         super().__init__(name=name, group=group)
         self.df = _table(df)
         self.float_prec = float_prec
         self.float_format = float_format
         self.max_rows = max_rows
+        self.max_cols = max_cols
         self.total_rows = len(df)
+        self.total_columns = len(getattr(df, "columns", [None]))
 
     def _formatter(self) -> Any:
         spec = self.float_format
@@ -265,26 +270,35 @@ class DFReporter(Reportable):
 
     def html(self) -> str:
         frame = self.df.to_frame() if hasattr(self.df, "to_frame") else self.df
-        shown = frame if self.max_rows is None else frame.head(self.max_rows)
+        shown = self._shown(frame)
         table = shown.to_html(
             escape=True, float_format=self._formatter(), border=0, classes="assay-table"
         )
+        # one cached by an assay without max_cols holds every column
+        columns = self.__dict__.get("total_columns", len(frame.columns))
         if self.total_rows > len(shown):
-            columns = len(frame.columns)
             table += (
                 f'<p class="note">The first {len(shown):,} of {self.total_rows:,} rows '
                 f"({columns:,} column{'' if columns == 1 else 's'}).</p>"
             )
+        if columns > len(shown.columns):
+            table += f'<p class="note">The first {len(shown.columns):,} of {columns:,} columns.</p>'
         return f'<div class="table-wrap">{table}</div>'
+
+    def _shown(self, frame: Any) -> Any:
+        """The part of ``frame`` the report shows: the first ``max_rows`` rows and
+        ``max_cols`` columns (all of them for ``None``)."""
+        rows, columns = self.max_rows, self.__dict__.get("max_cols")
+        if rows is not None and len(frame) > rows:
+            frame = frame.head(rows)
+        if columns is not None and getattr(frame, "ndim", 1) == 2 and frame.shape[1] > columns:
+            frame = frame.iloc[:, :columns]
+        return frame
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        if (
-            state.get("df") is not None
-            and self.max_rows is not None
-            and len(state["df"]) > self.max_rows
-        ):
-            state["df"] = state["df"].head(self.max_rows)
+        if state.get("df") is not None:
+            state["df"] = self._shown(state["df"])
         return state
 
 
