@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from assay.metrics import Metrics
-from assay.reporting import DFReporter, LinePlotReporter
+from assay.reporting import DFReporter, LinePlotReporter, Reportable, ReportableCopy
 from conftest import one_experiment_project, run_cli
 
 
@@ -46,7 +46,7 @@ import pytest
 import assay
 from assay.caching import JsonCacher
 from assay.metrics import Metrics
-from assay.reporting import DFReporter, LinePlotReporter
+from assay.reporting import DFReporter, LinePlotReporter, Reportable, ReportableCopy
 
 
 @dataclass
@@ -250,3 +250,100 @@ def test_a_table_cached_before_max_cols_existed_is_still_shown():
     del reporter.__dict__["max_cols"], reporter.__dict__["total_columns"]  # an older pickle
     html = pickle.loads(pickle.dumps(reporter)).html()
     assert html.count("<th>") == 3 + 120 + 1  # every column it kept, as before
+
+
+# -- a reportable that cannot be pickled ------------------------------------------------
+
+UNPICKLABLE = """
+from dataclasses import dataclass
+from pathlib import Path
+
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import Reportable
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    n: int = 1
+
+
+class Formula(Reportable):
+    def __init__(self, function, name=None):
+        super().__init__(name=name)
+        self.function = function
+
+    def render(self):
+        Path(self.path, "values.txt").write_text(f"f(2) = {self.function(2)}")
+
+    def html(self):
+        return (
+            f"<p>f(2) = {self.function(2)} for n={self.record.params.n}</p>"
+            f'<a href="{self.path}/values.txt">values</a>'
+        )
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def make(record):
+    n = record.params.n
+    record.report(Formula(lambda x: x * 21 * n, name="formula"))
+    return {"x": n}
+
+
+def get_params():
+    return [Params(name="one"), Params(name="two", n=2)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        make(assay.Record(manager, params))
+"""
+
+
+def _formulas(root: Path, run_number: int) -> list[tuple[str, str, str]]:
+    """(type, HTML, the file it links) of each "formula" reportable of the run."""
+    (run_dir,) = (root / "reports").glob(f"*-{run_number:04d}-*")
+    found = []
+    for entry in _run_record(root, run_number)["reportables"]:
+        assert entry["error"] is None, entry
+        html = (run_dir / entry["fragment"]).read_text(encoding="utf-8")
+        (link,) = re.findall(r'href="([^"]+)"', html)
+        found.append((entry["type"], html, (run_dir / link).read_text(encoding="utf-8")))
+    return found
+
+
+def test_a_reportable_that_cannot_be_pickled_is_shown_by_workers_and_on_reuse(tmp_path: Path):
+    """A custom reportable holding a lambda could be neither sent back from a --parallel
+    worker nor cached: the parallel run's report lacked it (a serial run showed it), and
+    so did the report of every later run reusing the stage. What it shows is now kept."""
+    root = one_experiment_project(tmp_path, "reports_s35_formula", UNPICKLABLE)
+    first = run_cli("run", "reports_s35_formula", "--parallel", "2", cwd=root)
+    assert first.code == 0, first
+    assert "cannot be sent back from the worker as it is" in first.text
+    again = run_cli("run", "reports_s35_formula", cwd=root)
+    assert again.code == 0 and "2 cached" in again.text, again
+    assert "WARNING" not in again.output, again
+    expected = [
+        ("Formula", "<p>f(2) = 42 for n=1</p>", "f(2) = 42"),
+        ("Formula", "<p>f(2) = 84 for n=2</p>", "f(2) = 84"),
+    ]
+    for run_number in (1, 2):
+        shown = [
+            (kind, html.split("<a")[0], text) for kind, html, text in _formulas(root, run_number)
+        ]
+        assert shown == expected, run_number
+
+
+def test_a_copy_raises_the_error_the_reportable_raised():
+    class Broken(Reportable):
+        def __init__(self):
+            super().__init__(name="broken")
+            self.function = lambda: 1
+
+        def html(self):
+            raise KeyError("no such column")
+
+    copy = ReportableCopy(Broken())
+    assert pickle.loads(pickle.dumps(copy)).kind == "Broken"
+    with pytest.raises(RuntimeError, match="KeyError: 'no such column'"):
+        copy.html()

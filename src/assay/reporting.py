@@ -60,6 +60,7 @@ __all__ = [
     "LatexTableReporter",
     "LinePlotReporter",
     "Reportable",
+    "ReportableCopy",
 ]
 
 
@@ -121,6 +122,71 @@ class Reportable:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, stage={self.stage!r})"
+
+
+class ReportableCopy(Reportable):
+    """What a reportable that cannot be pickled shows, in a form that can: its HTML and
+    the files its ``render()`` wrote, made at once.
+
+    A reportable holding a lambda, a lock or an open file cannot be cached with its stage
+    or sent back from a ``--parallel``/Dask worker; this copy of it can, so a reuse of
+    the stage, and the report of a parallel run, still show it. ``kind`` is the type of
+    the reportable copied (the report shows that type); an error its ``render()`` or
+    ``html()`` raised is raised again by the copy's ``html()``, so the report names it.
+    """
+
+    def __init__(self, original: Reportable):
+        import tempfile
+        import uuid
+
+        super().__init__(name=original.name, group=original.group)
+        self.qualified_name = original.qualified_name
+        self.stage = original.stage
+        self.kind = type(original).__name__
+        self.marker = f"assay-copy-{uuid.uuid4().hex}"  # stands for the path in the HTML
+        self.files: dict[str, bytes] = {}
+        self.body = ""
+        self.error: str | None = None
+        saved = original.path
+        with tempfile.TemporaryDirectory(prefix="assay-") as folder:
+            try:
+                original.path = folder
+                original.render()
+                self.files = {
+                    file.relative_to(folder).as_posix(): file.read_bytes()
+                    for file in sorted(Path(folder).rglob("*"))
+                    if file.is_file()
+                }
+                original.path = self.marker
+                html = original.html()
+                self.body = (
+                    "\n".join(map(str, html))
+                    if isinstance(html, (list, tuple))
+                    else str(html or "")
+                )
+            except Exception as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+            finally:
+                original.path = saved
+
+    def render(self) -> None:
+        for name, data in self.files.items():
+            target = Path(self.path, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+
+    def html(self) -> str:
+        if self.error is not None:
+            raise RuntimeError(self.error)
+        return self.body.replace(self.marker, str(self.path))
+
+
+def reportable_kind(reportable: Any) -> str:
+    """The type a reportable is shown as: its own, or for a :class:`ReportableCopy` the
+    type of the reportable copied."""
+    if isinstance(reportable, ReportableCopy):
+        return reportable.kind
+    return type(reportable).__name__
 
 
 _UNSAFE_IN_FILE_NAMES = re.compile(r"""[/\\#?%'"<>&:*|\x00-\x1f\x7f]""")

@@ -333,7 +333,7 @@ def render_reportables(manager: Any, run_dir: Path, record_ids: dict[int, int]) 
     for folder in (fragments, files):
         shutil.rmtree(folder, ignore_errors=True)
     fragments.mkdir(parents=True, exist_ok=True)
-    from assay.reporting import Reportable
+    from assay.reporting import Reportable, reportable_kind
 
     entries = []
     for index, (reportable, record) in enumerate(ordered_reportables(manager)):
@@ -377,7 +377,7 @@ def render_reportables(manager: Any, run_dir: Path, record_ids: dict[int, int]) 
                 "group": _text(reportable.group),
                 "stage": _text(reportable.stage),
                 "record": rid,
-                "type": type(reportable).__name__,
+                "type": reportable_kind(reportable),
                 "fragment": f"reportables/{index}.html",
                 "size": len(data),
                 "error": error,
