@@ -347,3 +347,53 @@ def test_a_copy_raises_the_error_the_reportable_raised():
     assert pickle.loads(pickle.dumps(copy)).kind == "Broken"
     with pytest.raises(RuntimeError, match="KeyError: 'no such column'"):
         copy.html()
+
+
+# -- html() returning bytes -------------------------------------------------------------
+
+SVG_BYTES = """
+from dataclasses import dataclass
+import io
+
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import Reportable
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    a: int = 1
+
+
+class Drawing(Reportable):
+    def html(self):
+        buffer = io.BytesIO()
+        buffer.write('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'.encode())
+        buffer.write('<title>\u00e9t\u00e9</title></svg>'.encode())
+        return buffer.getvalue()
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def draw(record):
+    record.report(Drawing(name="drawing"))
+    return {"x": 1}
+
+
+def get_params():
+    return [Params(name="p1")]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        draw(assay.Record(manager, params))
+"""
+
+
+def test_html_given_as_bytes_is_shown_as_html(tmp_path: Path):
+    """A custom html() returning the bytes of an SVG buffer showed ``b'<svg ...'`` as text
+    in the report (and the accents as ``\\xc3\\xa9``)."""
+    root = one_experiment_project(tmp_path, "reports_s35_svg_bytes", SVG_BYTES)
+    result = run_cli("run", "reports_s35_svg_bytes", cwd=root)
+    assert result.code == 0, result
+    html = _fragment(root, 1, "drawing")
+    assert html.startswith("<svg ") and "<title>\u00e9t\u00e9</title>" in html

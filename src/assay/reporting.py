@@ -139,6 +139,8 @@ class ReportableCopy(Reportable):
         import tempfile
         import uuid
 
+        from assay.report.collect import as_text
+
         super().__init__(name=original.name, group=original.group)
         self.qualified_name = original.qualified_name
         self.stage = original.stage
@@ -158,12 +160,7 @@ class ReportableCopy(Reportable):
                     if file.is_file()
                 }
                 original.path = self.marker
-                html = original.html()
-                self.body = (
-                    "\n".join(map(str, html))
-                    if isinstance(html, (list, tuple))
-                    else str(html or "")
-                )
+                self.body = as_text(original.html())
             except Exception as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
             finally:

@@ -387,12 +387,19 @@ def render_reportables(manager: Any, run_dir: Path, record_ids: dict[int, int]) 
 
 
 def as_text(html: Any) -> str:
-    """``html()``'s result (a string, a list of lines, or ``None``) as one string."""
+    """``html()``'s result (a string, a list of lines, or ``None``) as one string; bytes
+    (an SVG read from a buffer, say) are read as UTF-8, not shown as ``b'...'``."""
     if html is None:
         return ""
     if isinstance(html, (list, tuple)):
-        return "\n".join(str(line) for line in html)
-    return str(html)
+        return "\n".join(_line(line) for line in html)
+    return _line(html)
+
+
+def _line(text: Any) -> str:
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text).decode("utf-8", "replace")
+    return str(text)
 
 
 def _text(value: Any) -> str | None:
