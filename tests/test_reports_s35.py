@@ -397,3 +397,60 @@ def test_html_given_as_bytes_is_shown_as_html(tmp_path: Path):
     assert result.code == 0, result
     html = _fragment(root, 1, "drawing")
     assert html.startswith("<svg ") and "<title>\u00e9t\u00e9</title>" in html
+
+
+# -- a reportable whose html() raises ---------------------------------------------------
+
+BROKEN = """
+from dataclasses import dataclass
+
+import assay
+from assay.caching import JsonCacher
+from assay.reporting import JsonReporter, Reportable
+
+
+@dataclass
+class Params(assay.ExperimentParameters):
+    a: int = 1
+
+
+class Broken(Reportable):
+    def html(self):
+        raise KeyError(f"column {self.record.params.a}")
+
+
+@assay.stage(outputs=["x"], cachers=[JsonCacher])
+def evaluate(record):
+    record.report(Broken(name="confusion"))
+    record.report(JsonReporter({"fine": True}, name="fine"))
+    return {"x": record.params.a}
+
+
+def get_params():
+    return [Params(name="small"), Params(name="large", a=2)]
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        evaluate(assay.Record(manager, params))
+"""
+
+
+def test_a_reportable_that_cannot_be_rendered_is_named_with_its_parameter_set(tmp_path: Path):
+    """The warning said "Reportable 'confusion' of stage 'evaluate' could not be rendered"
+    once per parameter set, the same each time: which set's was it?"""
+    root = one_experiment_project(tmp_path, "reports_s35_broken", BROKEN)
+    result = run_cli("run", "reports_s35_broken", cwd=root)
+    assert result.code == 0, result
+    for name, value in (("small", 1), ("large", 2)):
+        assert (
+            f"Reportable 'confusion' of stage 'evaluate' ({name}) could not be rendered: "
+            f"KeyError: 'column {value}'"
+        ) in result.text, result
+    record = _run_record(root, 1)
+    errors = [r["error"] for r in record["reportables"] if r["name"] == "confusion"]
+    assert errors == ["KeyError: 'column 1'", "KeyError: 'column 2'"]
+    (run_dir,) = (root / "reports").glob("*-0001-*")
+    page = (run_dir / "index.html").read_text(encoding="utf-8")
+    assert page.count("This reportable could not be shown: KeyError") == 2
+    assert page.count("&#34;fine&#34;: true") + page.count("&quot;fine&quot;: true") == 2

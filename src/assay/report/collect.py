@@ -352,9 +352,10 @@ def render_reportables(manager: Any, run_dir: Path, record_ids: dict[int, int]) 
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning(
-                "Reportable %r of stage %r could not be rendered: %s",
+                "Reportable %r of stage %r%s could not be rendered: %s",
                 reportable.name,
                 reportable.stage,
+                f" ({_record_label(record)})" if record is not None else "",
                 error,
             )
         finally:
@@ -384,6 +385,14 @@ def render_reportables(manager: Any, run_dir: Path, record_ids: dict[int, int]) 
             }
         )
     return entries
+
+
+def _record_label(record: Any) -> str:
+    """How a warning names a record, as a stage run's ``record_label`` does: its parameter
+    set's name, "aggregate", or "no parameters"."""
+    if getattr(record, "params", None) is not None:
+        return str(record.name)
+    return "aggregate" if getattr(record, "is_aggregate", False) else "no parameters"
 
 
 def as_text(html: Any) -> str:
