@@ -462,6 +462,32 @@ def _number(value: float) -> str:
     return html.escape(f"{value:.6g}")
 
 
+def _thinned(drawn: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points of a polyline worth drawing at one pixel's width: of consecutive points
+    that fall in the same pixel column, the first, the lowest, the highest and the last.
+
+    A metric logged at every one of 100,000 steps draws the same line from a few hundred
+    points, instead of making the metrics table too large to show in the page."""
+    thinned: list[tuple[float, float]] = []
+    column: list[tuple[float, float]] = []
+    for point in drawn:
+        if column and round(point[0]) != round(column[0][0]):
+            thinned += _column_extremes(column)
+            column = []
+        column.append(point)
+    return thinned + _column_extremes(column)
+
+
+def _column_extremes(column: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The first, lowest, highest and last of ``column``'s points, in their order."""
+    if len(column) <= 4:
+        return column
+    indices = range(len(column))
+    lowest = min(indices, key=lambda i: column[i][1])
+    highest = max(indices, key=lambda i: column[i][1])
+    return [column[i] for i in sorted({0, lowest, highest, len(column) - 1})]
+
+
 def _sparkline(points: list[tuple[int | None, float]], width: int = 100, height: int = 28) -> str:
     """A small SVG line of a metric over its steps (or over the order logged)."""
     data = [
@@ -473,7 +499,8 @@ def _sparkline(points: list[tuple[int | None, float]], width: int = 100, height:
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     sx = (width - 4) / ((x1 - x0) or 1)
     sy = (height - 4) / ((y1 - y0) or 1)
-    path = " ".join(f"{2 + (x - x0) * sx:.1f},{height - 2 - (y - y0) * sy:.1f}" for x, y in data)
+    drawn = [(2 + (x - x0) * sx, height - 2 - (y - y0) * sy) for x, y in data]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in _thinned(drawn))
     return (
         f'<svg class="sparkline" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
         ' role="img"><polyline fill="none" stroke="#1f5fbf" stroke-width="1.5" '

@@ -1157,7 +1157,7 @@ def _sent_reportables(node: StageNode) -> bytes:
     except Exception:  # as in a serial run, one that cannot be pickled costs a warning
         from assay.runner import picklable_reportables
 
-        sendable = picklable_reportables(node, "sent back from the worker, so the report")
+        sendable = picklable_reportables(node, "sent back from the worker")
         return pickle.dumps(sendable) if sendable else b""
 
 

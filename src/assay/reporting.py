@@ -60,6 +60,7 @@ __all__ = [
     "LatexTableReporter",
     "LinePlotReporter",
     "Reportable",
+    "ReportableCopy",
 ]
 
 
@@ -121,6 +122,68 @@ class Reportable:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, stage={self.stage!r})"
+
+
+class ReportableCopy(Reportable):
+    """What a reportable that cannot be pickled shows, in a form that can: its HTML and
+    the files its ``render()`` wrote, made at once.
+
+    A reportable holding a lambda, a lock or an open file cannot be cached with its stage
+    or sent back from a ``--parallel``/Dask worker; this copy of it can, so a reuse of
+    the stage, and the report of a parallel run, still show it. ``kind`` is the type of
+    the reportable copied (the report shows that type); an error its ``render()`` or
+    ``html()`` raised is raised again by the copy's ``html()``, so the report names it.
+    """
+
+    def __init__(self, original: Reportable):
+        import tempfile
+        import uuid
+
+        from assay.report.collect import as_text
+
+        super().__init__(name=original.name, group=original.group)
+        self.qualified_name = original.qualified_name
+        self.stage = original.stage
+        self.kind = type(original).__name__
+        self.marker = f"assay-copy-{uuid.uuid4().hex}"  # stands for the path in the HTML
+        self.files: dict[str, bytes] = {}
+        self.body = ""
+        self.error: str | None = None
+        saved = original.path
+        with tempfile.TemporaryDirectory(prefix="assay-") as folder:
+            try:
+                original.path = folder
+                original.render()
+                self.files = {
+                    file.relative_to(folder).as_posix(): file.read_bytes()
+                    for file in sorted(Path(folder).rglob("*"))
+                    if file.is_file()
+                }
+                original.path = self.marker
+                self.body = as_text(original.html())
+            except Exception as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+            finally:
+                original.path = saved
+
+    def render(self) -> None:
+        for name, data in self.files.items():
+            target = Path(self.path, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+
+    def html(self) -> str:
+        if self.error is not None:
+            raise RuntimeError(self.error)
+        return self.body.replace(self.marker, str(self.path))
+
+
+def reportable_kind(reportable: Any) -> str:
+    """The type a reportable is shown as: its own, or for a :class:`ReportableCopy` the
+    type of the reportable copied."""
+    if isinstance(reportable, ReportableCopy):
+        return reportable.kind
+    return type(reportable).__name__
 
 
 _UNSAFE_IN_FILE_NAMES = re.compile(r"""[/\\#?%'"<>&:*|\x00-\x1f\x7f]""")
@@ -230,10 +293,12 @@ class DFReporter(Reportable):
         float_format: instead of ``float_prec``, a format spec (``".2e"``), a
             format string (``"{:.1%}"``) or a function of one float.
         max_rows: show at most this many rows (the first ones) and say how many
-            there are; the report stays small for big tables.
+            there are; the report stays small for big tables. ``None`` shows them all.
+        max_cols: the same for columns (a wide frame: a confusion matrix of 1,000
+            classes, a matrix of features); ``None`` shows them all.
 
-    Cell values, column and index labels are escaped. Only the rows shown are
-    kept once the stage ends (a reused stage reports the same table).
+    Cell values, column and index labels are escaped. Only the rows and columns
+    shown are kept once the stage ends (a reused stage reports the same table).
     """
 
     def __init__(
@@ -243,14 +308,17 @@ class DFReporter(Reportable):
         group: str | None = None,
         float_prec: int | None = 4,
         float_format: Any = None,
-        max_rows: int = 200,
+        max_rows: int | None = 200,
+        max_cols: int | None = 100,
     ):
         super().__init__(name=name, group=group)
         self.df = _table(df)
         self.float_prec = float_prec
         self.float_format = float_format
         self.max_rows = max_rows
+        self.max_cols = max_cols
         self.total_rows = len(df)
+        self.total_columns = len(getattr(df, "columns", [None]))
 
     def _formatter(self) -> Any:
         spec = self.float_format
@@ -265,22 +333,35 @@ class DFReporter(Reportable):
 
     def html(self) -> str:
         frame = self.df.to_frame() if hasattr(self.df, "to_frame") else self.df
-        shown = frame.head(self.max_rows)
+        shown = self._shown(frame)
         table = shown.to_html(
             escape=True, float_format=self._formatter(), border=0, classes="assay-table"
         )
+        # one cached by an assay without max_cols holds every column
+        columns = self.__dict__.get("total_columns", len(frame.columns))
         if self.total_rows > len(shown):
-            columns = len(frame.columns)
             table += (
                 f'<p class="note">The first {len(shown):,} of {self.total_rows:,} rows '
                 f"({columns:,} column{'' if columns == 1 else 's'}).</p>"
             )
+        if columns > len(shown.columns):
+            table += f'<p class="note">The first {len(shown.columns):,} of {columns:,} columns.</p>'
         return f'<div class="table-wrap">{table}</div>'
+
+    def _shown(self, frame: Any) -> Any:
+        """The part of ``frame`` the report shows: the first ``max_rows`` rows and
+        ``max_cols`` columns (all of them for ``None``)."""
+        rows, columns = self.max_rows, self.__dict__.get("max_cols")
+        if rows is not None and len(frame) > rows:
+            frame = frame.head(rows)
+        if columns is not None and getattr(frame, "ndim", 1) == 2 and frame.shape[1] > columns:
+            frame = frame.iloc[:, :columns]
+        return frame
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        if state.get("df") is not None and len(state["df"]) > self.max_rows:
-            state["df"] = state["df"].head(self.max_rows)
+        if state.get("df") is not None:
+            state["df"] = self._shown(state["df"])
         return state
 
 
@@ -432,14 +513,15 @@ class LinePlotReporter(FigureReporter):
         figure = _new_figure()
         axes = figure.subplots()
         if isinstance(y, dict):
+            handles, labels = [], []
             for label, values in y.items():
-                xs = _x_of(x, label)
-                args = (values,) if xs is None else (xs, values)
-                axes.plot(*args, label=str(label), **self.plot_kwargs)
-            if y:
-                axes.legend()
+                drawn = _plot(axes, _x_of(x, label), values, self.plot_kwargs, name, label)
+                handles += drawn[:1]
+                labels += [str(label)] if drawn else []
+            if handles:  # labels given as they are: "_val" is no hidden line here
+                axes.legend(handles, labels)
         else:
-            axes.plot(*((y,) if x is None else (x, y)), **self.plot_kwargs)
+            _plot(axes, x, y, self.plot_kwargs, name)
         axes.grid(True, alpha=0.3)
         for setter, text in ((axes.set_title, title), (axes.set_xlabel, xlabel)):
             if text:
@@ -448,6 +530,34 @@ class LinePlotReporter(FigureReporter):
             axes.set_ylabel(ylabel)
         super().__init__(figure, name=name, group=group, kwargs=self.savefig_kwargs)
         self.y = self.x = None  # drawn: keep only the image
+
+
+def _plot(
+    axes: Any, x: Any, y: Any, plot_kwargs: dict, name: str | None, label: Any = None
+) -> list:
+    """Draw one line of a :class:`LinePlotReporter` (``x`` ``None``: 0, 1, 2, ...) and
+    return the artists ``Axes.plot`` made; x and y of different lengths get a message
+    naming the reportable and the line."""
+    sizes = [_length(x), _length(y)]
+    if x is not None and None not in sizes and sizes[0] != sizes[1]:
+        who = "LinePlotReporter" + ("" if name is None else f" {name!r}")
+        line = "" if label is None else f", line {label!r}"
+        raise ValueError(
+            f"{who}{line}: {sizes[1]} y values but {sizes[0]} x values. "
+            "Give x as many values as y (or no x, to plot y over 0, 1, 2, ...)."
+        )
+    args = (y,) if x is None else (x, y)
+    if label is not None:
+        plot_kwargs = {**plot_kwargs, "label": str(label)}
+    return axes.plot(*args, **plot_kwargs)
+
+
+def _length(values: Any) -> int | None:
+    """How many points ``values`` holds along its first axis, if it says."""
+    try:
+        return len(values)
+    except TypeError:
+        return None
 
 
 def _x_of(x: Any, label: Any) -> Any:

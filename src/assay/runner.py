@@ -1620,8 +1620,10 @@ class Runner:
             try:
                 return save(node.reportables)
             except CacheError:
-                kept = picklable_reportables(node, "cached, so a later run that reuses it")
-                if len(kept) == len(node.reportables):
+                kept = picklable_reportables(node, "cached")
+                if len(kept) == len(node.reportables) and all(
+                    k is r for k, r in zip(kept, node.reportables)
+                ):
                     raise  # not a reportable's fault
                 return save(kept)
         except CacheError as exc:  # the disk, say: costs a warning too
@@ -2125,26 +2127,43 @@ def _in_stage_order(reportables: list, nodes: list[StageNode]) -> list:
 
 
 def picklable_reportables(node: StageNode, why: str) -> list:
-    """``node``'s reportables that can be pickled (to cache them, or to send them from a
-    worker, once pickling them all failed); each one that cannot (it holds a lock, a
-    lambda) costs a warning, not the others. ``why`` completes "Reportable R of stage S
-    cannot be ..."."""
+    """``node``'s reportables in a form that can be pickled (to cache them, or to send
+    them from a worker, once pickling them all failed): one that cannot (it holds a
+    lock, a lambda) is replaced by a :class:`~assay.reporting.ReportableCopy` of what it
+    shows, with a warning; one whose copy cannot be pickled either is left out. ``why``
+    completes "Reportable R of stage S cannot be ..." (e.g. "cached")."""
     import pickle
+
+    from assay.reporting import ReportableCopy
 
     kept = []
     for reportable in node.reportables:
         try:
             pickle.dumps(reportable, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
-            log.warning(
-                "Reportable %r of stage %r (%s) cannot be %s will not show it: %s: %s",
-                reportable.name,
-                node.spec.name,
-                node.record_label,
-                why,
-                type(exc).__name__,
-                exc,
-            )
+            problem = f"{type(exc).__name__}: {exc}"
         else:
             kept.append(reportable)
+            continue
+        held, reportable.record = reportable.record, node.record  # its html() may read it
+        try:
+            copy = ReportableCopy(reportable)
+        finally:
+            reportable.record = held
+        try:
+            pickle.dumps(copy, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            outcome = "it is left out"
+        else:
+            kept.append(copy)
+            outcome = "a copy of the HTML and files it shows now is kept instead"
+        log.warning(
+            "Reportable %r of stage %r (%s) cannot be %s as it is (%s): %s.",
+            reportable.name,
+            node.spec.name,
+            node.record_label,
+            why,
+            problem,
+            outcome,
+        )
     return kept

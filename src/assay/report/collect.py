@@ -333,7 +333,7 @@ def render_reportables(manager: Any, run_dir: Path, record_ids: dict[int, int]) 
     for folder in (fragments, files):
         shutil.rmtree(folder, ignore_errors=True)
     fragments.mkdir(parents=True, exist_ok=True)
-    from assay.reporting import Reportable
+    from assay.reporting import Reportable, reportable_kind
 
     entries = []
     for index, (reportable, record) in enumerate(ordered_reportables(manager)):
@@ -352,9 +352,10 @@ def render_reportables(manager: Any, run_dir: Path, record_ids: dict[int, int]) 
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning(
-                "Reportable %r of stage %r could not be rendered: %s",
+                "Reportable %r of stage %r%s could not be rendered: %s",
                 reportable.name,
                 reportable.stage,
+                f" ({_record_label(record)})" if record is not None else "",
                 error,
             )
         finally:
@@ -377,7 +378,7 @@ def render_reportables(manager: Any, run_dir: Path, record_ids: dict[int, int]) 
                 "group": _text(reportable.group),
                 "stage": _text(reportable.stage),
                 "record": rid,
-                "type": type(reportable).__name__,
+                "type": reportable_kind(reportable),
                 "fragment": f"reportables/{index}.html",
                 "size": len(data),
                 "error": error,
@@ -386,13 +387,28 @@ def render_reportables(manager: Any, run_dir: Path, record_ids: dict[int, int]) 
     return entries
 
 
+def _record_label(record: Any) -> str:
+    """How a warning names a record, as a stage run's ``record_label`` does: its parameter
+    set's name, "aggregate", or "no parameters"."""
+    if getattr(record, "params", None) is not None:
+        return str(record.name)
+    return "aggregate" if getattr(record, "is_aggregate", False) else "no parameters"
+
+
 def as_text(html: Any) -> str:
-    """``html()``'s result (a string, a list of lines, or ``None``) as one string."""
+    """``html()``'s result (a string, a list of lines, or ``None``) as one string; bytes
+    (an SVG read from a buffer, say) are read as UTF-8, not shown as ``b'...'``."""
     if html is None:
         return ""
     if isinstance(html, (list, tuple)):
-        return "\n".join(str(line) for line in html)
-    return str(html)
+        return "\n".join(_line(line) for line in html)
+    return _line(html)
+
+
+def _line(text: Any) -> str:
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text).decode("utf-8", "replace")
+    return str(text)
 
 
 def _text(value: Any) -> str | None:
