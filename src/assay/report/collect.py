@@ -38,7 +38,7 @@ from typing import Any
 
 from assay.cache import open_cache_at
 from assay.errors import AssayError
-from assay.run_record import stage_status
+from assay.run_record import run_log_path, stage_status
 
 log = logging.getLogger("assay")
 
@@ -461,7 +461,7 @@ def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> 
             }
         )
     _edges_from_sidecars(nodes, records, by_key, cache)
-    log_file = Path(config.logs_dir) / f"{run['id']}.log"
+    log_file = run_log_path(config, run)
     return {
         "format": FORMAT,
         "source": "store",
