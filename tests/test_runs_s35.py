@@ -167,3 +167,23 @@ def test_overwrite_stage_of_a_stage_this_run_does_not_call_is_a_usage_error(tmp_
     ran = run_cli("run", "runs_waiting", "-n", "a", "--overwrite-stage", "wait", cwd=root)
     assert ran.code == 0, ran
     assert recorded_runs(root) == 1
+
+
+def test_export_of_a_run_made_before_the_project_moved_ships_its_artifacts(tmp_path):
+    """A project moved to another folder (its cache with it): `assay export full` of a run
+    made before the move copies the run's artifacts from the project's cache (it looked in
+    the run's old cache folder, gone, and exported none: "2 no longer in the cache"), and
+    `assay export notebook` loads them from the project's cache, not the old folder."""
+    root = one_experiment_project(tmp_path, "runs_waiting", WAITING)
+    assert run_cli("run", "runs_waiting", "-n", "b", cwd=root).code == 0
+    moved = root.rename(tmp_path / "moved")
+    exported = run_cli("export", "full", "latest", cwd=moved)
+    assert exported.code == 0, exported
+    assert "no longer in the cache" not in exported.text, exported
+    (folder,) = (moved / "data" / "runs").iterdir()
+    assert len(list((folder / "cache" / "objects").iterdir())) == 2
+    notebook = run_cli("export", "notebook", "latest", cwd=moved)
+    assert notebook.code == 0, notebook
+    (written,) = folder.glob("*.ipynb")
+    assert str(root) not in written.read_text().replace(str(moved), "")
+    assert "PROJECT / 'data/cache'" in written.read_text()

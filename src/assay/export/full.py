@@ -46,7 +46,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from assay.cache import AGGREGATE, CacheStore, aggregate_label, aggregate_label_of, open_cache_at
+from assay.cache import (
+    AGGREGATE,
+    CacheStore,
+    aggregate_label,
+    aggregate_label_of,
+    open_cache_at,
+    recorded_cache,
+)
 from assay.errors import AssayError, CorruptArtifactError
 from assay.export.destination import (
     EXPORT_FORMAT,
@@ -559,7 +566,8 @@ def _copy_artifacts(
     recomputed) is copied from there, so exporting the run again (in place, or
     elsewhere) loses nothing the earlier export held.
     """
-    source = open_cache_at(record["run"]["config"].get("cache_dir"), config)  # --cache, a URL
+    recorded = recorded_cache(record["run"]["config"].get("cache_dir"), config)
+    source = open_cache_at(recorded, config)  # --cache, a URL
     target = CacheStore(cache_folder)
     from_kept: set[str] = set()  # stage runs copied from the earlier export
     copied, missing, changed, external = 0, [], [], []

@@ -36,7 +36,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from assay.cache import open_cache_at
+from assay.cache import open_cache_at, recorded_cache
 from assay.errors import AssayError
 from assay.run_record import run_log_path, stage_status
 
@@ -409,7 +409,7 @@ def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> 
     assay). Of the reportables, the run store keeps the metrics only.
     """
     run = run_info_dict(run_info)
-    cache = open_cache_at(run.get("config", {}).get("cache_dir"), config)
+    cache = open_cache_at(recorded_cache(run.get("config", {}).get("cache_dir"), config), config)
     stages = store.stages(run_info.id)
     artifacts = store.artifacts(run_info.id)
     labels: dict[str, int] = {}
