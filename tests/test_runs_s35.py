@@ -187,3 +187,21 @@ def test_export_of_a_run_made_before_the_project_moved_ships_its_artifacts(tmp_p
     (written,) = folder.glob("*.ipynb")
     assert str(root) not in written.read_text().replace(str(moved), "")
     assert "PROJECT / 'data/cache'" in written.read_text()
+
+
+def test_ls_shows_the_start_of_long_notes_and_show_all_of_them(tmp_path):
+    """`assay run ... --notes` with a page of text: `assay ls` shows its first line, cut
+    with "…" (the row took hundreds of lines, one run filled the screen); `assay show`
+    still shows every word."""
+    root = one_experiment_project(tmp_path, "runs_waiting", WAITING)
+    long_note = "start " + " ".join(f"word{i}" for i in range(800)) + " theend"
+    assert run_cli("run", "runs_waiting", "-n", "b", "--notes", long_note, cwd=root).code == 0
+    notes = "first line\nsecond line"
+    assert run_cli("run", "runs_waiting", "-n", "b", "--notes", notes, cwd=root).code == 0
+    listed = run_cli("ls", cwd=root)
+    assert listed.code == 0, listed
+    assert len(listed.stdout.splitlines()) < 15, listed
+    assert "start word0" in listed.text and "theend" not in listed.text, listed
+    assert "…" in listed.text and "second line" not in listed.text, listed
+    shown = run_cli("show", "1", cwd=root)
+    assert "theend" in shown.text and "word799" in shown.text, shown
