@@ -6,6 +6,8 @@ project of its own.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -68,11 +70,13 @@ def recorded_runs(root: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
 
 
-def start_run(root: Path, *args: str) -> subprocess.Popen:
-    """``assay run runs_waiting ARGS`` in the background; returns once its stage ``wait``
-    has begun (the file ``started`` exists), or fails the test if the run ended first."""
+def start_run(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``assay run runs_waiting ARGS`` in the background (``env``: extra environment
+    variables); returns once its stage ``wait`` has begun (the file ``started`` exists),
+    or fails the test if the run ended first."""
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
-    env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
+    env.update(COLUMNS="400", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", **extra)
     proc = subprocess.Popen(
         [sys.executable, "-m", "assay", "run", "runs_waiting", *args],
         cwd=root,
@@ -86,6 +90,17 @@ def start_run(root: Path, *args: str) -> subprocess.Popen:
             raise AssertionError(f"the run ended before its stage began: {proc.stdout.read()}")
         time.sleep(0.02)
     return proc
+
+
+def wait_for_running_stage(logs: Path, proc: subprocess.Popen) -> None:
+    """Return once the run's progress file (in ``logs``) names a stage running."""
+    while True:
+        assert proc.poll() is None, "the run ended before its progress file said so"
+        for path in logs.glob("*.progress.json"):
+            with contextlib.suppress(ValueError, OSError):  # written by a rename: whole
+                if json.loads(path.read_text()).get("current"):
+                    return
+        time.sleep(0.02)
 
 
 def finish(root: Path, proc: subprocess.Popen) -> str:
@@ -205,3 +220,21 @@ def test_ls_shows_the_start_of_long_notes_and_show_all_of_them(tmp_path):
     assert "…" in listed.text and "second line" not in listed.text, listed
     shown = run_cli("show", "1", cwd=root)
     assert "theend" in shown.text and "word799" in shown.text, shown
+
+
+def test_show_of_a_running_run_reads_its_progress_in_the_logs_folder_it_uses(tmp_path):
+    """A run going on with ASSAY_LOGS_DIR=mylogs: `assay show` in another shell (without
+    the variable) lists the stage running now from the run's progress file and names its
+    log (it looked in logs/ and showed no stage and no log)."""
+    root = one_experiment_project(tmp_path, "runs_waiting", WAITING)
+    proc = start_run(root, "-n", "a", env={"ASSAY_LOGS_DIR": "mylogs"})
+    try:
+        wait_for_running_stage(root / "mylogs", proc)
+        shown = run_cli("show", "latest", cwd=root)
+    finally:
+        finish(root, proc)
+    assert shown.code == 0, shown
+    assert "stages so far" in shown.text, shown
+    so_far = shown.text.split("stages so far", 1)[1]
+    assert "wait" in so_far and "1 running" in so_far, shown
+    assert f"Log: {Path('mylogs')}" in shown.text, shown
