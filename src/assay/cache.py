@@ -91,6 +91,20 @@ def open_cache(config: ProjectConfig) -> CacheStore:
     return store
 
 
+def recorded_cache(location: str | os.PathLike | None, config: ProjectConfig) -> str | None:
+    """The cache a run recorded (``location``: its folder or URL), as it is found now: a
+    recorded folder that is gone while the project has its own cache folder (the project
+    was moved or copied to another folder, its cache with it) is the project's cache.
+    Artifacts read from it are checked against the checksums the run recorded."""
+    if not location or "://" in str(location):
+        return str(location) if location else None
+    folder = Path(location)
+    gone = folder.is_absolute() and not folder.exists()
+    if gone and config.cache_url is None and Path(config.cache_dir).is_dir():
+        return config.cache_location
+    return str(location)
+
+
 def open_cache_at(location: str | os.PathLike | None, config: ProjectConfig) -> CacheStore:
     """The cache at ``location`` (a folder or URL, as a run recorded it), else the project's."""
     return open_cache(config.with_cache_dir(location) if location else config)

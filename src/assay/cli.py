@@ -836,6 +836,7 @@ def show(run_ref):
     (default: latest)."""
     from assay.cli_output import print_run
     from assay.config import ProjectConfig
+    from assay.run_record import run_log_path
 
     console = _console()
     with _store() as store:
@@ -845,7 +846,7 @@ def show(run_ref):
     _print_files(
         console,
         [
-            ("Log", config.logs_dir / f"{run.id}.log"),
+            ("Log", run_log_path(config, run)),
             ("Report", config.reports_dir / run.id / "index.html"),
         ],
     )

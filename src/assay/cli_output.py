@@ -466,9 +466,24 @@ def print_runs(console: Console, runs: list) -> None:
             run.started[:19].replace("T", " "),
             f"{run.duration_s:.1f}s" if run.duration_s is not None else "",
             _sets_and_overrides(run),
-            shown(run.notes or ""),
+            shown(_note_in_list(run.notes)),
         )
     console.print(table)
+
+
+NOTE_IN_LIST = 80
+"""How many characters of a run's notes ``assay ls`` shows (``assay show RUN``: all)."""
+
+
+def _note_in_list(notes: str | None) -> str:
+    """A run's notes as ``assay ls`` shows them: the first line, at most
+    :data:`NOTE_IN_LIST` characters, ``…`` where more follows (a note of a page or many
+    lines made one run fill the screen)."""
+    lines = (notes or "").strip().splitlines() or [""]
+    first = " ".join(lines[0].split())
+    if len(first) > NOTE_IN_LIST:
+        return first[: NOTE_IN_LIST - 1].rstrip() + "…"
+    return first + (" …" if len(lines) > 1 else "")
 
 
 def _sets_and_overrides(run: Any) -> Any:

@@ -61,10 +61,9 @@ from assay.project import (
     load_param_sets,
     project_root_for,
 )
-from assay.run_record import record_provenance, write_run_record
+from assay.run_record import logs_dir_setting, record_provenance, write_run_record
 from assay.runlog import run_log
 from assay.runner import Observer, ProgressFile
-from assay.staging import defined_stage_names
 from assay.store import ArtifactInfo, ParamSetInfo, RunStore, StageRunInfo
 
 log = logging.getLogger("assay")
@@ -398,6 +397,7 @@ def run_experiment(
                 "ignore_lazy": ignore_lazy,
                 "prefix": manager.prefix,
                 "cache_dir": config.cache_location,
+                "logs_dir": logs_dir_setting(config),  # where its log is, set as it was
                 "experiment_file": getattr(module, "__file__", None),
                 "experiment": experiment if isinstance(experiment, str) else None,
                 "param_files": [_from_root(p, config.root) for p in param_files or []],
@@ -805,15 +805,15 @@ def _check_overwrite_stages_before_the_run(
     manager: ArtifactManager, module: ModuleType, param_sets: list
 ) -> None:
     """Refuse ``--overwrite-stage NAME`` before the run begins (nothing executed, no run
-    recorded) when no stage of the run has that name.
+    recorded) when no stage called in the run has that name: a mistyped name, or a stage
+    the run does not call (only for parameter sets left out with ``-n``/``-i``, or never).
 
-    Every name a stage defined so far has (the experiment's module and what it imports)
-    passes at once. Another name is either mistyped or a stage that ``run()`` makes as it
-    plans: a plan made as ``--dry`` makes it (executing nothing, writing nothing) tells
-    which. A plan that stops short, or fails (the run meets that again and records it),
-    leaves the question to the check after the run's own plan.
+    A plan made as ``--dry`` of the same parameter sets (executing nothing, writing
+    nothing) tells, stages that ``run()`` makes as it plans included. A plan that stops
+    short, or fails (the run meets that again and records it), leaves the question to the
+    check after the run's own plan.
     """
-    if set(manager.overwrite_stages) <= defined_stage_names():
+    if not manager.overwrite_stages:
         return
     trial = ArtifactManager(
         manager.experiment_name,

@@ -49,6 +49,9 @@ __all__ = [
     "read_run_record",
     "record_path",
     "record_provenance",
+    "refuse_unfinished",
+    "logs_dir_setting",
+    "run_log_path",
     "stage_status",
     "write_run_record",
 ]
@@ -60,6 +63,33 @@ FORMAT = "assay-run/1"
 def record_path(config: Any, run_id: str) -> Path:
     """Where a run's record is kept: ``logs/RUN_ID.json``."""
     return Path(config.logs_dir) / f"{run_id}.json"
+
+
+def logs_dir_setting(config: Any) -> str:
+    """The run's logs folder as a run keeps it in its settings (``config["logs_dir"]``):
+    relative to the project's folder when inside it (so it holds when the project moves),
+    absolute otherwise."""
+    folder = Path(config.logs_dir)
+    try:
+        return folder.relative_to(Path(config.root)).as_posix()
+    except ValueError:
+        return str(folder)
+
+
+def run_log_path(config: Any, run: Any) -> Path:
+    """Where the log of ``run`` (a :class:`~assay.store.RunInfo` or a record's ``run``
+    dict) was written: ``RUN_ID.log`` in the logs folder the run recorded, which may not
+    be the project's logs folder now (``ASSAY_LOGS_DIR`` or ``logs_dir`` set for that run
+    only, or changed since). A run recorded before assay kept its logs folder, or whose
+    log is not there any more, has it in the project's logs folder."""
+    settings = (run.get("config") if isinstance(run, dict) else run.config) or {}
+    run_id = run["id"] if isinstance(run, dict) else run.id
+    current = Path(config.logs_dir) / f"{run_id}.log"
+    recorded = settings.get("logs_dir")
+    if not isinstance(recorded, str) or not recorded:
+        return current
+    kept = Path(config.root) / recorded / f"{run_id}.log"  # an absolute one stays as it is
+    return kept if kept.exists() or not current.exists() else current
 
 
 def stage_status(status: str, run_status: str | None = None) -> str:
@@ -81,6 +111,34 @@ def build_run_record(store: Any, run_ref: int | str) -> dict[str, Any]:
         "stages": [dict(vars(s)) for s in store.stages(run.id)],
         "artifacts": [dict(vars(a)) for a in store.artifacts(run.id)],
     }
+
+
+def refuse_unfinished(run: dict[str, Any], what: str) -> None:
+    """Refuse to export a run that is still running (``what``: ``"full"``, ``"notebook"``
+    or ``"docker"``, the ``assay export`` command): its artifacts, stage timings and
+    outcome are only recorded as it ends, so an export made now would have none of them.
+
+    The run store settles a run of this machine whose process is gone before the export
+    reads it, so a run refused here is going on (or was left running on another machine).
+    """
+    if run.get("status") != "running":
+        return
+    import socket
+
+    elsewhere = run.get("host") and run.get("host") != socket.gethostname()
+    killed = (
+        f" If it was stopped on {run['host']} without ending (killed), any assay command "
+        "run there records it as interrupted."
+        if elsewhere
+        else ""
+    )
+    raise AssayError(
+        f"Run {run['number']} ({run['id']}) is still running (started {run['started']} on "
+        f"{run.get('host') or 'an unknown host'}): its artifacts, stage timings and outcome "
+        f"are recorded as it ends, so an export made now would have none of them. Export it "
+        f"once it has ended (`assay export {what} {run['number']}`; `assay ls` shows its "
+        f"status).{killed}"
+    )
 
 
 def write_run_record(store: Any, config: Any, run_id: str) -> Path | None:

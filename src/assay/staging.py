@@ -203,11 +203,6 @@ _PRODUCERS: dict[str, list[str]] = {}
 _INPUTS: dict[str, list[str]] = {}  # stage name -> the inputs it declares
 
 
-def defined_stage_names() -> set[str]:
-    """The names of every stage (and aggregate) defined so far in this process."""
-    return set(_INPUTS)
-
-
 def producers_of(name: str) -> list[str]:
     """Names of the stages defined so far that declare an output called ``name``."""
     return list(_PRODUCERS.get(name, []))

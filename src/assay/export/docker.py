@@ -44,7 +44,7 @@ from assay.export.full import export_run, not_included, portable
 from assay.export.markdown import markdown_code
 from assay.export.reproduce import rerun_spec
 from assay.export.wheel import build_wheel
-from assay.run_record import build_run_record, read_run_record
+from assay.run_record import build_run_record, read_run_record, refuse_unfinished
 from assay.store import RunStore, safe_id_part
 
 __all__ = ["DockerContext", "build_image", "export_docker_context"]
@@ -86,6 +86,7 @@ def export_docker_context(
     with RunStore(config.store_path) as store:
         run = store.get_run(run_ref)
         record = build_run_record(store, run.id)
+    refuse_unfinished(record["run"], "docker")
     full = Path(config.runs_dir) / run.id
     folder = Path(destination) if destination else full / "docker"
     # Before anything is removed or written: a run the image could not re-run (a parameter

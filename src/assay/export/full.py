@@ -46,7 +46,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from assay.cache import AGGREGATE, CacheStore, aggregate_label, aggregate_label_of, open_cache_at
+from assay.cache import (
+    AGGREGATE,
+    CacheStore,
+    aggregate_label,
+    aggregate_label_of,
+    open_cache_at,
+    recorded_cache,
+)
 from assay.errors import AssayError, CorruptArtifactError
 from assay.export.destination import (
     EXPORT_FORMAT,
@@ -66,7 +73,13 @@ from assay.export.snapshot import (
 )
 from assay.keys import split_artifact_key
 from assay.provenance import without_secrets
-from assay.run_record import build_run_record, read_run_record, write_json
+from assay.run_record import (
+    build_run_record,
+    read_run_record,
+    refuse_unfinished,
+    run_log_path,
+    write_json,
+)
 from assay.store import RunStore
 
 log = logging.getLogger("assay")
@@ -155,6 +168,7 @@ def export_run(
     """
     with RunStore(config.store_path) as store:
         record = build_run_record(store, run_ref)
+    refuse_unfinished(record["run"], "full")
     run = record["run"]
     target = Path(destination) if destination else Path(config.runs_dir) / run["id"]
     # The run's own folder of data/runs/ may hold what its stages wrote there for it
@@ -307,7 +321,7 @@ def _put_in_place(work: Path, target: Path) -> None:
     shutil.rmtree(old)
 
 
-def _relink_report(page: Path, report: Path, config: Any, run_id: str) -> None:
+def _relink_report(page: Path, report: Path, config: Any, run: dict) -> None:
     """Point the copied report's links at the export's own files: its links were made
     from ``reports/RUN_ID/`` to the project's log, cache and index of runs."""
     from assay.report.build import format_url
@@ -315,7 +329,7 @@ def _relink_report(page: Path, report: Path, config: Any, run_id: str) -> None:
     if not page.is_file():
         return
     moves = {
-        os.path.relpath(Path(config.logs_dir) / f"{run_id}.log", report): "../run.log",
+        os.path.relpath(run_log_path(config, run), report): "../run.log",
         os.path.relpath(Path(config.cache_dir) / "objects", report): "../cache/objects",
         "../index.html": "../README.md",
     }
@@ -361,14 +375,14 @@ def _fill(
     }
     kept_cache = CacheStore(earlier[0] / "cache") if earlier is not None else None
     contents["artifacts"] = _copy_artifacts(config, record, folder / "cache", kept_cache)
-    log_file = Path(config.logs_dir) / f"{run['id']}.log"
+    log_file = run_log_path(config, run)
     if log_file.is_file():
         shutil.copy2(log_file, folder / "run.log")
         contents["files"]["log"] = "run.log"
     report = Path(config.reports_dir) / run["id"]
     if report.is_dir():
         shutil.copytree(report, folder / "report", symlinks=True)
-        _relink_report(folder / "report" / "index.html", report, config, run["id"])
+        _relink_report(folder / "report" / "index.html", report, config, run)
         contents["files"]["report"] = "report"
     provenance = record.get("provenance")
     title = f"Python packages of assay run {run['id']} ({run['python']})"
@@ -552,7 +566,8 @@ def _copy_artifacts(
     recomputed) is copied from there, so exporting the run again (in place, or
     elsewhere) loses nothing the earlier export held.
     """
-    source = open_cache_at(record["run"]["config"].get("cache_dir"), config)  # --cache, a URL
+    recorded = recorded_cache(record["run"]["config"].get("cache_dir"), config)
+    source = open_cache_at(recorded, config)  # --cache, a URL
     target = CacheStore(cache_folder)
     from_kept: set[str] = set()  # stage runs copied from the earlier export
     copied, missing, changed, external = 0, [], [], []

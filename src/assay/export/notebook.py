@@ -29,11 +29,12 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from assay.cache import recorded_cache
 from assay.errors import AssayError
 from assay.export.destination import NOTEBOOK_FORMAT, check_file, is_notebook
 from assay.export.markdown import markdown_code, markdown_text
 from assay.export.reproduce import rerun_spec
-from assay.run_record import build_run_record
+from assay.run_record import build_run_record, refuse_unfinished
 from assay.store import RunStore
 
 __all__ = ["SHOWN_ARTIFACTS", "notebook_cells", "write_notebook"]
@@ -124,6 +125,10 @@ def write_notebook(
         ) from exc
     with RunStore(config.store_path) as store:
         record = build_run_record(store, run_ref)
+    refuse_unfinished(record["run"], "notebook")
+    settings = record["run"].get("config") or {}
+    if settings.get("cache_dir"):  # a project moved since the run: its cache moved with it
+        settings["cache_dir"] = recorded_cache(settings["cache_dir"], config)
     run_id = record["run"]["id"]
     path = Path(destination) if destination else Path(config.runs_dir) / run_id / f"{run_id}.ipynb"
     check_file(path, what="a notebook", replaceable=is_notebook)

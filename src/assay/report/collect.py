@@ -36,9 +36,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from assay.cache import open_cache_at
+from assay.cache import open_cache_at, recorded_cache
 from assay.errors import AssayError
-from assay.run_record import stage_status
+from assay.run_record import run_log_path, stage_status
 
 log = logging.getLogger("assay")
 
@@ -425,7 +425,7 @@ def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> 
     assay). Of the reportables, the run store keeps the metrics only.
     """
     run = run_info_dict(run_info)
-    cache = open_cache_at(run.get("config", {}).get("cache_dir"), config)
+    cache = open_cache_at(recorded_cache(run.get("config", {}).get("cache_dir"), config), config)
     stages = store.stages(run_info.id)
     artifacts = store.artifacts(run_info.id)
     labels: dict[str, int] = {}
@@ -477,7 +477,7 @@ def record_from_store(store: Any, run_info: Any, run_dir: Path, config: Any) -> 
             }
         )
     _edges_from_sidecars(nodes, records, by_key, cache)
-    log_file = Path(config.logs_dir) / f"{run['id']}.log"
+    log_file = run_log_path(config, run)
     return {
         "format": FORMAT,
         "source": "store",

@@ -51,6 +51,7 @@ from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import Route
 
 from assay.errors import AssayError, RunStoreError
+from assay.run_record import run_log_path
 from assay.ui import comparison, graph, live, queries
 from assay.ui.files import Folders, Refused, preview, served_type
 
@@ -381,7 +382,7 @@ class Dashboard:
             if ref != run.id:
                 return RedirectResponse(f"/runs/{quote(run.id)}/", status_code=302)
             run_dir = self.folders.resolve("reports", run.id)
-            log_path = self.folders.inside("logs", f"{run.id}.log")
+            log_path = self.folders.inside(run_log_path(self.config, run).parent, f"{run.id}.log")
             log_href = f"/log/{run.id}" if log_path and log_path.is_file() else None
             record = None
             run_json = self.folders.inside("reports", f"{run.id}/run.json")
@@ -451,7 +452,7 @@ class Dashboard:
     def log_file(self, request: Request) -> Response:
         with self.store() as store:
             run = self.run_of(store, request.path_params["ref"])
-        path = self.folders.resolve("logs", f"{run.id}.log")
+        path = self.folders.resolve(run_log_path(self.config, run).parent, f"{run.id}.log")
         if not path.is_file():
             raise HTTPException(404, f"Run {run.number} has no log (it ran with --no-log).")
         return _growing_file(path, "text/plain; charset=utf-8", _NO_STORE)

@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from assay.run_record import run_log_path
 from assay.ui.files import Folders
 
 LOG_LINES = 40
@@ -61,6 +62,7 @@ DONE_NOTES = {
 def progress(run: Any, config: Any, store: Any) -> dict[str, Any]:
     """What the run page's live panel shows (JSON-able)."""
     folders = Folders.of(config)
+    logs = run_log_path(config, run).parent  # where the run writes (ASSAY_LOGS_DIR ...)
     info: dict[str, Any] = {
         "id": run.id,
         "number": run.number,
@@ -75,7 +77,7 @@ def progress(run: Any, config: Any, store: Any) -> dict[str, Any]:
         "current": [],
         "queued": 0,
         "finished": [],
-        "log_tail": log_tail(folders.inside("logs", f"{run.id}.log")),
+        "log_tail": log_tail(folders.inside(logs, f"{run.id}.log")),
         "source": [],
         "done_note": None,
     }
@@ -84,7 +86,7 @@ def progress(run: Any, config: Any, store: Any) -> dict[str, Any]:
         info.update(done=len(stages), total=len(stages), total_source="the run store")
         info["done_note"] = DONE_NOTES["run store"]
         return info
-    engine = _progress_file(folders.inside("logs", f"{run.id}.progress.json"))
+    engine = _progress_file(folders.inside(logs, f"{run.id}.progress.json"))
     if engine:
         info["source"].append("progress file")
         for name in ("done", "total", "current", "queued"):
